@@ -1,0 +1,543 @@
+"""Events and the journal.
+
+Every state change of the engine is an immutable, typed event with a timestamp (``ts_ns``, int64
+nanoseconds) and a sequence number (``seq``), appended to a :class:`Journal`. Events are facts:
+replaying a journal applies their effects without re-deciding anything, so a fresh engine reaches
+the same state, array for array (:meth:`deleverage.exchange.Exchange.replay`).
+
+Two families share one journal:
+
+- *effects* change balances or positions: accounts opened, markets listed, deposits and
+  withdrawals, fills (trades, liquidation and ADL fills), mark prices, transfers between
+  accounts (fees, penalties, insurance payments, socialized losses), margin moves;
+- *notices* record decisions and alerts: a liquidation's summary, a margin call, a circuit
+  breaker, a risk-parameter change, an ADL round.
+
+The journal is columnar: all events share one wide schema (:data:`JOURNAL_SCHEMA`) with
+unused columns left at their defaults, so a million fills cost a few arrays, and it is written
+to and read from Parquet with pyarrow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deleverage.errors import DataError
+
+
+class EventKind(IntEnum):
+    """Kind of an event; the journal's ``kind`` column."""
+
+    ACCOUNT_OPENED = 1
+    MARKET_LISTED = 2
+    DEPOSIT = 3
+    WITHDRAWAL = 4
+    FILL = 5
+    MARK_PRICE = 6
+    MARGIN_MOVED = 7
+    TRANSFER = 8
+    POSITION_SETTINGS = 9
+    RISK_PARAMS = 10
+    LIQUIDATION = 20
+    ADL_ROUND = 21
+    MARGIN_CALL = 22
+    CIRCUIT_BREAKER = 23
+    BAD_DEBT = 24
+    INSURANCE = 25
+    FUNDING = 26
+
+
+class FillReason(IntEnum):
+    """Why a fill happened."""
+
+    TRADE = 0
+    LIQUIDATION = 1
+    LIQUIDATOR_TAKEOVER = 2
+    ADL = 3
+    BACKSTOP = 4
+
+
+class TransferReason(IntEnum):
+    """Why cash moved between two accounts."""
+
+    TRADING_FEE = 0
+    LIQUIDATION_FEE = 1
+    INSURANCE_COVER = 2
+    SOCIALIZED_LOSS = 3
+    STAKE = 4
+    UNSTAKE = 5
+    FUNDING = 6
+    BACKSTOP_MARGIN = 7
+    PROTOCOL_REVENUE = 8
+    BAD_DEBT_WRITE_OFF = 9
+
+
+JOURNAL_SCHEMA = pa.schema(
+    [
+        pa.field("seq", pa.int64(), nullable=False),
+        pa.field("ts_ns", pa.int64(), nullable=False),
+        pa.field("kind", pa.int16(), nullable=False),
+        pa.field("account", pa.int64(), nullable=False),  # -1 where none
+        pa.field("counterparty", pa.int64(), nullable=False),  # -1 where none
+        pa.field("market", pa.int32(), nullable=False),  # -1 where none
+        pa.field("size", pa.float64(), nullable=False),  # base units
+        pa.field("price", pa.float64(), nullable=False),  # quote per base
+        pa.field("amount", pa.float64(), nullable=False),  # quote
+        pa.field("fee", pa.float64(), nullable=False),  # quote
+        pa.field("counterparty_fee", pa.float64(), nullable=False),  # quote
+        pa.field("code", pa.int32(), nullable=False),  # reason / sub-kind
+        pa.field("text", pa.string(), nullable=False),  # JSON or a name
+    ]
+)
+_COLUMNS = tuple(JOURNAL_SCHEMA.names)
+_DEFAULTS: dict[str, Any] = {
+    "account": -1,
+    "counterparty": -1,
+    "market": -1,
+    "size": 0.0,
+    "price": 0.0,
+    "amount": 0.0,
+    "fee": 0.0,
+    "counterparty_fee": 0.0,
+    "code": 0,
+    "text": "",
+}
+_NUMPY_DTYPES = {
+    "seq": np.int64,
+    "ts_ns": np.int64,
+    "kind": np.int16,
+    "account": np.int64,
+    "counterparty": np.int64,
+    "market": np.int32,
+    "size": np.float64,
+    "price": np.float64,
+    "amount": np.float64,
+    "fee": np.float64,
+    "counterparty_fee": np.float64,
+    "code": np.int32,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of all events: a sequence number and a timestamp (int64 ns)."""
+
+    kind: ClassVar[EventKind]
+    # Event field -> journal column, for fields whose names differ from the column's.
+    _columns: ClassVar[dict[str, str]] = {}
+
+    seq: int = -1
+    ts_ns: int = 0
+
+    def to_row(self) -> dict[str, Any]:
+        """This event as one journal row (every column present)."""
+        row = dict(_DEFAULTS)
+        row["kind"] = int(self.kind)
+        for f in dataclasses.fields(self):
+            row[self._columns.get(f.name, f.name)] = getattr(self, f.name)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Event:
+        """Rebuild the typed event from a journal row."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = {name: row[cls._columns.get(name, name)] for name in names}
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountOpened(Event):
+    """An account was opened; ``account_kind`` is an ``AccountKind``, ``margin_mode`` the
+    default ``MarginMode`` of its positions."""
+
+    kind: ClassVar[EventKind] = EventKind.ACCOUNT_OPENED
+    _columns: ClassVar[dict[str, str]] = {
+        "account_kind": "code",
+        "margin_mode": "market",
+        "label": "text",
+    }
+    account: int
+    account_kind: int
+    margin_mode: int = 0
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketListed(Event):
+    """A market was listed; ``spec_json`` is its canonical :class:`MarketSpec` JSON."""
+
+    kind: ClassVar[EventKind] = EventKind.MARKET_LISTED
+    _columns: ClassVar[dict[str, str]] = {"spec_json": "text"}
+    market: int
+    spec_json: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskParamsChanged(Event):
+    """A market's spec was replaced (dynamic margin); ``spec_json`` is the new spec."""
+
+    kind: ClassVar[EventKind] = EventKind.RISK_PARAMS
+    _columns: ClassVar[dict[str, str]] = {"spec_json": "text"}
+    market: int
+    spec_json: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deposit(Event):
+    """Quote cash deposited into an account from outside the venue."""
+
+    kind: ClassVar[EventKind] = EventKind.DEPOSIT
+    account: int
+    amount: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Withdrawal(Event):
+    """Quote cash withdrawn from an account to outside the venue."""
+
+    kind: ClassVar[EventKind] = EventKind.WITHDRAWAL
+    account: int
+    amount: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fill(Event):
+    """``size`` base units (> 0) bought by ``buyer`` from ``seller`` at ``price``.
+
+    Fees are charged to each side in quote (negative for a maker rebate) and paid to the
+    venue's fee account (``code`` carries the :class:`FillReason`, ``text`` the ADL policy).
+    """
+
+    kind: ClassVar[EventKind] = EventKind.FILL
+    _columns: ClassVar[dict[str, str]] = {
+        "buyer": "account",
+        "seller": "counterparty",
+        "buyer_fee": "fee",
+        "seller_fee": "counterparty_fee",
+        "reason": "code",
+        "note": "text",
+    }
+    market: int
+    buyer: int
+    seller: int
+    size: float
+    price: float
+    buyer_fee: float = 0.0
+    seller_fee: float = 0.0
+    reason: int = FillReason.TRADE
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarkPrice(Event):
+    """The oracle set a market's mark price (quote per base)."""
+
+    kind: ClassVar[EventKind] = EventKind.MARK_PRICE
+    market: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarginMoved(Event):
+    """Cash moved between an account's cross balance and an isolated position (+ = into it)."""
+
+    kind: ClassVar[EventKind] = EventKind.MARGIN_MOVED
+    account: int
+    market: int
+    amount: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transfer(Event):
+    """Cash moved from ``source`` to ``destination`` (``reason``: a :class:`TransferReason`).
+
+    ``market`` >= 0 takes (or pays) the cash from the source's (destination's) isolated margin
+    in that market when that position is isolated.
+    """
+
+    kind: ClassVar[EventKind] = EventKind.TRANSFER
+    _columns: ClassVar[dict[str, str]] = {
+        "source": "account",
+        "destination": "counterparty",
+        "reason": "code",
+    }
+    source: int
+    destination: int
+    amount: float
+    reason: int
+    market: int = -1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionSettings(Event):
+    """A position's margin mode (``code``) and chosen leverage (``price`` column) were set."""
+
+    kind: ClassVar[EventKind] = EventKind.POSITION_SETTINGS
+    _columns: ClassVar[dict[str, str]] = {"margin_mode": "code", "leverage": "price"}
+    account: int
+    market: int
+    margin_mode: int
+    leverage: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Liquidation(Event):
+    """Summary of one account's liquidation in a market (a notice; the fills carry the effect).
+
+    ``size`` is the signed size closed (a long's liquidation has size < 0), ``price`` the
+    average fill price, ``amount`` the shortfall the account could not pay (quote, >= 0),
+    ``fee`` the penalty charged; ``code`` the policy; ``text`` JSON details.
+    """
+
+    kind: ClassVar[EventKind] = EventKind.LIQUIDATION
+    _columns: ClassVar[dict[str, str]] = {"shortfall": "amount", "penalty": "fee", "policy": "code"}
+    account: int
+    market: int
+    size: float
+    price: float
+    shortfall: float = 0.0
+    penalty: float = 0.0
+    policy: int = 0
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdlRound(Event):
+    """Summary of one ADL round against a bankrupt account (a notice; fills carry the effect).
+
+    ``size`` is the bankrupt account's signed size closed, ``price`` the ADL price, ``amount``
+    the loss covered, ``text`` JSON metrics (notional closed, overshoot, policy).
+    """
+
+    kind: ClassVar[EventKind] = EventKind.ADL_ROUND
+    account: int
+    market: int
+    size: float
+    price: float
+    amount: float
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarginCall(Event):
+    """An account's margin ratio crossed the warning level (``amount``: the ratio)."""
+
+    kind: ClassVar[EventKind] = EventKind.MARGIN_CALL
+    _columns: ClassVar[dict[str, str]] = {"ratio": "amount"}
+    account: int
+    market: int
+    ratio: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitBreaker(Event):
+    """A market was halted (``code`` 1) or resumed (``code`` 0); ``amount`` is the move."""
+
+    kind: ClassVar[EventKind] = EventKind.CIRCUIT_BREAKER
+    _columns: ClassVar[dict[str, str]] = {"halted": "code", "move": "amount"}
+    market: int
+    halted: int
+    move: float = 0.0
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadDebt(Event):
+    """Loss left after fund, backstop and ADL: recorded, never silent (``amount`` quote)."""
+
+    kind: ClassVar[EventKind] = EventKind.BAD_DEBT
+    account: int
+    market: int
+    amount: float
+    text: str = ""
+
+
+EVENT_TYPES: dict[EventKind, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        AccountOpened,
+        MarketListed,
+        RiskParamsChanged,
+        Deposit,
+        Withdrawal,
+        Fill,
+        MarkPrice,
+        MarginMoved,
+        Transfer,
+        PositionSettings,
+        Liquidation,
+        AdlRound,
+        MarginCall,
+        CircuitBreaker,
+        BadDebt,
+    )
+}
+
+
+class Journal:
+    """Append-only, columnar log of events.
+
+    Single events are kept as rows; :meth:`append_columns` takes a batch of one event kind as
+    arrays (a million fills at once) without creating Python objects.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
+        self._segments: list[pa.Table] = []
+        self._count = 0
+        self._last_ts = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def next_seq(self) -> int:
+        """Sequence number the next event gets."""
+        return self._count
+
+    @property
+    def last_ts_ns(self) -> int:
+        """Timestamp of the newest event (0 for an empty journal)."""
+        return self._last_ts
+
+    def append(self, event: Event) -> Event:
+        """Append one event, stamping its sequence number; return the stamped event."""
+        stamped = dataclasses.replace(event, seq=self._count)
+        self._rows.append(stamped.to_row())
+        self._count += 1
+        self._last_ts = max(self._last_ts, stamped.ts_ns)
+        return stamped
+
+    def append_columns(self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike) -> None:
+        """Append a batch of events of one kind given as equal-length columns."""
+        n = len(np.asarray(next(iter(columns.values()))))
+        data: dict[str, Any] = {}
+        for name in _COLUMNS:
+            if name == "seq":
+                data[name] = np.arange(self._count, self._count + n, dtype=np.int64)
+            elif name == "ts_ns":
+                data[name] = np.full(n, ts_ns, dtype=np.int64)
+            elif name == "kind":
+                data[name] = np.full(n, int(kind), dtype=np.int16)
+            elif name in columns:
+                value = np.asarray(columns[name])
+                if name == "text":
+                    data[name] = value.astype(str)
+                else:
+                    data[name] = np.broadcast_to(value, (n,)).astype(_NUMPY_DTYPES[name])
+            elif name == "text":
+                data[name] = np.full(n, "", dtype=object)
+            else:
+                data[name] = np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])
+        self._flush_rows()
+        self._segments.append(pa.table(data, schema=JOURNAL_SCHEMA))
+        self._count += n
+        self._last_ts = max(self._last_ts, ts_ns)
+
+    def _flush_rows(self) -> None:
+        if self._rows:
+            self._segments.append(pa.Table.from_pylist(self._rows, schema=JOURNAL_SCHEMA))
+            self._rows = []
+
+    def to_arrow(self) -> pa.Table:
+        """All events as one Arrow table with :data:`JOURNAL_SCHEMA`."""
+        self._flush_rows()
+        if not self._segments:
+            return JOURNAL_SCHEMA.empty_table()
+        table = pa.concat_tables(self._segments).combine_chunks()
+        self._segments = [table]
+        return table
+
+    def to_frame(self) -> Any:
+        """All events as a pandas DataFrame, with the kind's name in ``kind_name``."""
+        frame = self.to_arrow().to_pandas()
+        frame["kind_name"] = [EventKind(k).name for k in frame["kind"]]
+        return frame
+
+    def __iter__(self) -> Iterator[Event]:
+        for row in self.to_arrow().to_pylist():
+            yield event_from_row(row)
+
+    def events(self, kind: type[Event] | None = None) -> list[Event]:
+        """The typed events, optionally only those of one class."""
+        table = self.to_arrow()
+        if kind is not None:
+            mask = np.asarray(table["kind"]) == int(kind.kind)
+            table = table.filter(pa.array(mask))
+        return [event_from_row(row) for row in table.to_pylist()]
+
+    def write_parquet(self, path: str | Path) -> Path:
+        """Write the journal to a Parquet file and return its path."""
+        out = Path(path)
+        pq.write_table(self.to_arrow(), out)
+        return out
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> Journal:
+        """Read a journal written by :meth:`write_parquet`, checking its schema and order."""
+        p = Path(path)
+        if not p.exists():
+            raise DataError("path", str(p), "must name an existing Parquet journal")
+        try:
+            table = pq.read_table(p)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError("path", str(p), f"must be a readable Parquet file ({exc})") from None
+        return cls.from_arrow(table, source=str(p))
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table, *, source: str = "table") -> Journal:
+        """Build a journal from an Arrow table, checking schema, sequence and time order."""
+        missing = [n for n in _COLUMNS if n not in table.column_names]
+        if missing:
+            raise DataError(f"{source}.columns", missing, "must include every journal column")
+        extra = [n for n in table.column_names if n not in _COLUMNS]
+        if extra:
+            raise DataError(f"{source}.columns", extra, "must not include unknown columns")
+        try:
+            table = table.select(list(_COLUMNS)).cast(JOURNAL_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA") from None
+        seq = np.asarray(table["seq"])
+        if len(seq) and not np.array_equal(seq, np.arange(len(seq))):
+            bad = int(np.flatnonzero(seq != np.arange(len(seq)))[0])
+            raise DataError(f"{source}.seq[{bad}]", int(seq[bad]), f"must be {bad} (0, 1, 2, ...)")
+        ts = np.asarray(table["ts_ns"])
+        if len(ts) > 1 and np.any(np.diff(ts) < 0):
+            bad = int(np.flatnonzero(np.diff(ts) < 0)[0]) + 1
+            raise DataError(f"{source}.ts_ns[{bad}]", int(ts[bad]), "must not go backwards")
+        kinds = np.asarray(table["kind"])
+        known = np.array([int(k) for k in EventKind])
+        unknown = ~np.isin(kinds, known)
+        if unknown.any():
+            bad = int(np.flatnonzero(unknown)[0])
+            raise DataError(f"{source}.kind[{bad}]", int(kinds[bad]), "must be an EventKind")
+        journal = cls()
+        journal._segments = [table]
+        journal._count = table.num_rows
+        journal._last_ts = int(ts[-1]) if len(ts) else 0
+        return journal
+
+
+def event_from_row(row: dict[str, Any]) -> Event:
+    """The typed event for one journal row."""
+    kind = EventKind(row["kind"])
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise DataError("kind", int(kind), "has no event type in this version")
+    return cls.from_row(row)
+
+
+def rows_of_kind(table: pa.Table, kinds: Sequence[EventKind]) -> pa.Table:
+    """The rows of ``table`` whose kind is one of ``kinds``."""
+    mask = np.isin(np.asarray(table["kind"]), [int(k) for k in kinds])
+    return table.filter(pa.array(mask))

@@ -1,0 +1,1024 @@
+"""The engine: columnar state of accounts and positions, and the one place it changes.
+
+State is struct-of-arrays (DESIGN.md "One engine, arrays inside"): one float64 array per field,
+per market, indexed by account id, so a mark update re-values a million positions with a few
+array operations. Public operations validate their input completely, then emit events; only
+:meth:`Exchange._apply` mutates state, and replaying the journal through it on a fresh engine
+rebuilds the same arrays (:meth:`Exchange.replay`, :meth:`Exchange.state_hash`).
+
+Accounts hold quote cash. A position is isolated (its own margin, ``isolated_margin``) or cross
+(backed by the account's cash). Money is conserved (DESIGN.md "Money must add up")::
+
+    sum(cash) + sum(isolated margin) + sum(unrealized PnL) == net deposits
+
+over every account, the venue's own accounts (fees, insurance, the outside liquidity) included,
+since every fill has two sides. :meth:`Exchange.conservation` reports each line of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage import margin as mm
+from deleverage.errors import (
+    InsufficientFundsError,
+    InsufficientMarginError,
+    InvariantError,
+    StateError,
+    UnknownEntityError,
+    ValidationError,
+)
+from deleverage.events import (
+    AccountOpened,
+    Deposit,
+    Event,
+    EventKind,
+    Fill,
+    FillReason,
+    Journal,
+    MarginMoved,
+    MarketListed,
+    MarkPrice,
+    PositionSettings,
+    RiskParamsChanged,
+    Transfer,
+    TransferReason,
+    Withdrawal,
+    event_from_row,
+)
+from deleverage.spec import MarginMode, MarketSpec, TierArrays, check_finite, check_finite_positive
+from deleverage.tolerance import CONSERVATION_RTOL, GRID_RTOL, MARGIN_ATOL, SIZE_RTOL
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+MarketRef = int | str
+Side = Literal["buyer", "seller"]
+
+
+class AccountKind(IntEnum):
+    """Role of an account. Only traders are margin-checked and liquidated."""
+
+    TRADER = 0
+    LIQUIDITY = 1  # the order book's makers: the other side of market fills
+    INSURANCE = 2  # an insurance fund
+    FEE = 3  # the venue's fee collector
+    BACKSTOP = 4  # a backstop / liquidator vault that takes over positions
+    LIQUIDATOR = 5  # a third-party liquidator (margin-checked like a trader if funded)
+
+
+SYSTEM_KINDS = frozenset({AccountKind.LIQUIDITY, AccountKind.INSURANCE, AccountKind.FEE})
+
+
+@dataclass
+class MarketState:
+    """A listed market: its spec, tier arrays and current mark price (0 until first set)."""
+
+    id: int
+    spec: MarketSpec
+    tiers: TierArrays
+    mark: float = 0.0
+
+
+class PositionColumns:
+    """Columns of every account's position in one market, indexed by account id."""
+
+    __slots__ = ("entry", "isolated_margin", "leverage", "mode", "realized_pnl", "size")
+
+    def __init__(self, capacity: int) -> None:
+        self.size = np.zeros(capacity)  # signed base units, long > 0
+        self.entry = np.zeros(capacity)  # average entry price, quote per base; 0 when flat
+        self.isolated_margin = np.zeros(capacity)  # quote held by an isolated position
+        self.mode = np.zeros(capacity, dtype=np.int8)  # MarginMode
+        self.leverage = np.zeros(capacity)  # leverage chosen by the trader; 0 = tier maximum
+        self.realized_pnl = np.zeros(capacity)  # cumulative realized PnL, quote (reporting)
+
+    def grow(self, capacity: int) -> None:
+        for name in self.__slots__:
+            old = getattr(self, name)
+            new = np.zeros(capacity, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+
+    def arrays(self, n: int) -> dict[str, npt.NDArray[np.generic]]:
+        return {name: getattr(self, name)[:n] for name in self.__slots__}
+
+
+@dataclass(frozen=True)
+class Conservation:
+    """The lines of the money-conservation equation, in quote."""
+
+    cash: float  # sum of every account's cash
+    isolated_margin: float  # sum of isolated margin
+    unrealized_pnl: float  # sum of unrealized PnL at the marks (0 when all marks agree)
+    net_deposits: float  # deposits minus withdrawals
+    negative_equity: float  # trader equity below zero: bad debt not yet covered (>= 0)
+
+    @property
+    def error(self) -> float:
+        """``cash + isolated margin + unrealized PnL - net deposits`` (0 up to rounding)."""
+        return self.cash + self.isolated_margin + self.unrealized_pnl - self.net_deposits
+
+    @property
+    def scale(self) -> float:
+        return max(
+            abs(self.cash) + abs(self.isolated_margin) + abs(self.net_deposits),
+            abs(self.unrealized_pnl),
+            1.0,
+        )
+
+    @property
+    def holds(self) -> bool:
+        """Whether the equation holds to :data:`CONSERVATION_RTOL` relative to its scale."""
+        return abs(self.error) <= CONSERVATION_RTOL * self.scale
+
+
+@dataclass(frozen=True)
+class AccountMargins:
+    """Margin figures of one account (quote), at current marks."""
+
+    cash: float  # cross wallet balance
+    cross_equity: float  # cash + unrealized PnL of cross positions
+    cross_initial: float  # initial margin of cross positions
+    cross_maintenance: float  # maintenance margin of cross positions
+    isolated_margin: float  # margin held by isolated positions
+    total_equity: float  # cash + isolated margin + all unrealized PnL
+
+    @property
+    def free_collateral(self) -> float:
+        """Cross equity above cross initial margin."""
+        return self.cross_equity - self.cross_initial
+
+    @property
+    def withdrawable(self) -> float:
+        """Cash that can leave: ``min(cash, free collateral)``, never below 0."""
+        return max(0.0, min(self.cash, self.free_collateral))
+
+
+class Exchange:
+    """A perpetual-futures venue: markets, accounts, positions, margin and the event journal.
+
+    Parameters
+    ----------
+    check_invariants
+        Verify money conservation after every public operation (slower; for tests).
+
+    Examples
+    --------
+    >>> from deleverage import Exchange, MarketSpec
+    >>> ex = Exchange()
+    >>> btc = ex.list_market(MarketSpec.simple("BTCUSDT", max_leverage=20))
+    >>> alice = ex.open_account()
+    >>> ex.deposit(alice, 1_000.0)
+    >>> ex.set_mark("BTCUSDT", 60_000.0)
+    >>> ex.trade("BTCUSDT", buyer=alice, seller=ex.liquidity_account, size=0.1, price=60_000.0)
+    >>> round(ex.account_margins(alice).cross_initial, 2)
+    300.0
+    """
+
+    def __init__(self, *, check_invariants: bool = False) -> None:
+        self._init_state(check_invariants=check_invariants)
+        self.fee_account = self.open_account(kind=AccountKind.FEE, label="fees")
+        self.liquidity_account = self.open_account(kind=AccountKind.LIQUIDITY, label="book")
+        self.insurance_account = self.open_account(kind=AccountKind.INSURANCE, label="insurance")
+
+    def _init_state(self, *, check_invariants: bool) -> None:
+        self.journal = Journal()
+        self.check_invariants = check_invariants
+        self.markets: list[MarketState] = []
+        self._market_ids: dict[str, int] = {}
+        self._capacity = 16
+        self._n = 0
+        self._cash = np.zeros(self._capacity)
+        self._net_deposit = np.zeros(self._capacity)
+        self._kind = np.zeros(self._capacity, dtype=np.int8)
+        self._default_mode = np.zeros(self._capacity, dtype=np.int8)
+        self._labels: list[str] = []
+        self._positions: list[PositionColumns] = []
+        self.net_deposits = 0.0
+        self.clock_ns = 0
+        self.fee_account = 0
+        self.liquidity_account = 1
+        self.insurance_account = 2
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def n_accounts(self) -> int:
+        """Number of accounts, the venue's own included."""
+        return self._n
+
+    def market_id(self, market: MarketRef) -> int:
+        """The integer id of a market given by id or symbol."""
+        if isinstance(market, str):
+            if market not in self._market_ids:
+                known = ", ".join(sorted(self._market_ids)) or "none listed"
+                raise UnknownEntityError("market", market, known)
+            return self._market_ids[market]
+        if isinstance(market, bool) or not isinstance(market, int | np.integer):
+            raise ValidationError("market", market, "must be a market id (int) or symbol (str)")
+        if not 0 <= int(market) < len(self.markets):
+            raise UnknownEntityError("market", market, f"ids 0..{len(self.markets) - 1}")
+        return int(market)
+
+    def market(self, market: MarketRef) -> MarketState:
+        """The :class:`MarketState` of a market."""
+        return self.markets[self.market_id(market)]
+
+    def _check_account(self, account: int, field: str = "account") -> int:
+        if isinstance(account, bool) or not isinstance(account, int | np.integer):
+            raise ValidationError(field, account, "must be an account id (int)")
+        if not 0 <= int(account) < self._n:
+            raise UnknownEntityError(field, account, f"ids 0..{self._n - 1}")
+        return int(account)
+
+    def account_kind(self, account: int) -> AccountKind:
+        """The :class:`AccountKind` of an account."""
+        return AccountKind(int(self._kind[self._check_account(account)]))
+
+    def columns(self, market: MarketRef) -> PositionColumns:
+        """The position columns of a market (read-only by convention; arrays have capacity)."""
+        return self._positions[self.market_id(market)]
+
+    def _ts(self, ts_ns: int | None) -> int:
+        if ts_ns is None:
+            return self.clock_ns
+        if isinstance(ts_ns, bool) or not isinstance(ts_ns, int | np.integer):
+            raise ValidationError("ts_ns", ts_ns, "must be an int (nanoseconds)")
+        if ts_ns < self.clock_ns:
+            raise ValidationError(
+                "ts_ns", ts_ns, f"must not go backwards (engine clock is {self.clock_ns})"
+            )
+        return int(ts_ns)
+
+    # ------------------------------------------------------------------ emitting
+    def _emit(self, event: Event) -> Event:
+        stamped = self.journal.append(event)
+        self._apply(stamped)
+        return stamped
+
+    def _emit_all(self, events: Iterable[Event]) -> list[Event]:
+        done = [self._emit(e) for e in events]
+        if self.check_invariants:
+            self.assert_conserved()
+        return done
+
+    def _apply(self, event: Event) -> None:
+        """Apply one event's effect to the state. The only place state changes."""
+        self.clock_ns = max(self.clock_ns, event.ts_ns)
+        kind = event.kind
+        if kind is EventKind.FILL:
+            assert isinstance(event, Fill)
+            self._apply_fill(event)
+        elif kind is EventKind.MARK_PRICE:
+            assert isinstance(event, MarkPrice)
+            self.markets[event.market].mark = event.price
+        elif kind is EventKind.TRANSFER:
+            assert isinstance(event, Transfer)
+            self._apply_transfer(event)
+        elif kind is EventKind.DEPOSIT:
+            assert isinstance(event, Deposit)
+            self._cash[event.account] += event.amount
+            self._net_deposit[event.account] += event.amount
+            self.net_deposits += event.amount
+        elif kind is EventKind.WITHDRAWAL:
+            assert isinstance(event, Withdrawal)
+            self._cash[event.account] -= event.amount
+            self._net_deposit[event.account] -= event.amount
+            self.net_deposits -= event.amount
+        elif kind is EventKind.MARGIN_MOVED:
+            assert isinstance(event, MarginMoved)
+            self._cash[event.account] -= event.amount
+            self._positions[event.market].isolated_margin[event.account] += event.amount
+        elif kind is EventKind.POSITION_SETTINGS:
+            assert isinstance(event, PositionSettings)
+            cols = self._positions[event.market]
+            cols.mode[event.account] = event.margin_mode
+            cols.leverage[event.account] = event.leverage
+        elif kind is EventKind.ACCOUNT_OPENED:
+            assert isinstance(event, AccountOpened)
+            self._apply_account_opened(event)
+        elif kind is EventKind.MARKET_LISTED:
+            assert isinstance(event, MarketListed)
+            self._apply_market_listed(event)
+        elif kind is EventKind.RISK_PARAMS:
+            assert isinstance(event, RiskParamsChanged)
+            spec = MarketSpec.from_json(event.spec_json)
+            state = self.markets[event.market]
+            state.spec, state.tiers = spec, spec.tier_arrays
+        # Notices (liquidation summaries, margin calls, ...) change nothing.
+
+    def _apply_account_opened(self, event: AccountOpened) -> None:
+        a = event.account
+        if a != self._n:
+            raise InvariantError(f"account ids must be opened in order: expected {self._n}, got {a}")
+        if self._n == self._capacity:
+            self._grow(self._capacity * 2)
+        self._kind[a] = event.account_kind
+        self._default_mode[a] = event.margin_mode
+        for cols in self._positions:
+            cols.mode[a] = event.margin_mode
+        self._labels.append(event.label)
+        self._n += 1
+
+    def _grow(self, capacity: int) -> None:
+        for name in ("_cash", "_net_deposit", "_kind", "_default_mode"):
+            old = getattr(self, name)
+            new = np.zeros(capacity, dtype=old.dtype)
+            new[: len(old)] = old
+            setattr(self, name, new)
+        for cols in self._positions:
+            cols.grow(capacity)
+        self._capacity = capacity
+
+    def _apply_market_listed(self, event: MarketListed) -> None:
+        spec = MarketSpec.from_json(event.spec_json)
+        if event.market != len(self.markets):
+            raise InvariantError(f"market ids must be listed in order, got {event.market}")
+        self.markets.append(MarketState(id=event.market, spec=spec, tiers=spec.tier_arrays))
+        self._market_ids[spec.symbol] = event.market
+        cols = PositionColumns(self._capacity)
+        cols.mode[: self._n] = self._default_mode[: self._n]
+        self._positions.append(cols)
+
+    def _apply_fill(self, fill: Fill) -> None:
+        cols = self._positions[fill.market]
+        for account, delta, fee in (
+            (fill.buyer, fill.size, fill.buyer_fee),
+            (fill.seller, -fill.size, fill.seller_fee),
+        ):
+            old = float(cols.size[account])
+            new_size, new_entry, realized = _fill_one(
+                old, float(cols.entry[account]), delta, fill.price
+            )
+            cols.size[account] = new_size
+            cols.entry[account] = new_entry
+            cols.realized_pnl[account] += realized
+            self._cash[self.fee_account] += fee
+            if cols.mode[account] == MarginMode.ISOLATED:
+                cols.isolated_margin[account] += realized - fee
+                if new_size == 0.0:
+                    self._cash[account] += cols.isolated_margin[account]
+                    cols.isolated_margin[account] = 0.0
+            else:
+                self._cash[account] += realized - fee
+
+    def _apply_transfer(self, transfer: Transfer) -> None:
+        amount = transfer.amount
+        m = transfer.market
+        for account, sign in ((transfer.source, -1.0), (transfer.destination, 1.0)):
+            if m >= 0 and self._positions[m].mode[account] == MarginMode.ISOLATED:
+                self._positions[m].isolated_margin[account] += sign * amount
+            else:
+                self._cash[account] += sign * amount
+
+    # ------------------------------------------------------------------ setup
+    def open_account(
+        self,
+        *,
+        kind: AccountKind = AccountKind.TRADER,
+        label: str = "",
+        margin_mode: MarginMode = MarginMode.CROSS,
+        ts_ns: int | None = None,
+    ) -> int:
+        """Open an account and return its id.
+
+        ``margin_mode`` is the default mode of its positions (changeable per market while flat
+        with :meth:`set_margin_mode`).
+        """
+        ts = self._ts(ts_ns)
+        if not isinstance(kind, AccountKind):
+            raise ValidationError("kind", kind, "must be an AccountKind")
+        if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
+            raise ValidationError("margin_mode", margin_mode, "must be a MarginMode")
+        event = AccountOpened(
+            ts_ns=ts, account=self._n, account_kind=int(kind), margin_mode=int(margin_mode),
+            label=label,
+        )  # fmt: skip
+        self._emit_all([event])
+        return self._n - 1
+
+    def open_accounts(
+        self,
+        count: int,
+        *,
+        kind: AccountKind = AccountKind.TRADER,
+        margin_mode: MarginMode = MarginMode.CROSS,
+        ts_ns: int | None = None,
+    ) -> IntArray:
+        """Open ``count`` accounts at once (columnar journal batch); return their ids."""
+        ts = self._ts(ts_ns)
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise ValidationError("count", count, "must be an int >= 1")
+        first = self._n
+        ids = np.arange(first, first + count, dtype=np.int64)
+        self.journal.append_columns(
+            EventKind.ACCOUNT_OPENED, ts, account=ids, code=int(kind), market=int(margin_mode)
+        )
+        capacity = self._capacity
+        while capacity < first + count:
+            capacity *= 2
+        if capacity != self._capacity:
+            self._grow(capacity)
+        self._kind[first : first + count] = int(kind)
+        self._default_mode[first : first + count] = int(margin_mode)
+        for cols in self._positions:
+            cols.mode[first : first + count] = int(margin_mode)
+        self._labels.extend([""] * count)
+        self._n += count
+        self.clock_ns = max(self.clock_ns, ts)
+        return ids
+
+    def list_market(self, spec: MarketSpec, *, ts_ns: int | None = None) -> int:
+        """List a market and return its id; its mark must be set before trading."""
+        ts = self._ts(ts_ns)
+        if not isinstance(spec, MarketSpec):
+            raise ValidationError("spec", type(spec).__name__, "must be a MarketSpec")
+        if spec.symbol in self._market_ids:
+            raise ValidationError("spec.symbol", spec.symbol, "must not be listed already")
+        self._emit_all([MarketListed(ts_ns=ts, market=len(self.markets), spec_json=spec.to_json())])
+        return len(self.markets) - 1
+
+    def update_market_spec(self, market: MarketRef, spec: MarketSpec, *, ts_ns: int | None = None) -> None:
+        """Replace a market's risk parameters (dynamic margin); the symbol must not change."""
+        m = self.market_id(market)
+        ts = self._ts(ts_ns)
+        if spec.symbol != self.markets[m].spec.symbol:
+            raise ValidationError("spec.symbol", spec.symbol, "must keep the market's symbol")
+        self._emit_all([RiskParamsChanged(ts_ns=ts, market=m, spec_json=spec.to_json())])
+
+    # ------------------------------------------------------------------ cash
+    def deposit(self, account: int, amount: float, *, ts_ns: int | None = None) -> None:
+        """Deposit quote cash into an account."""
+        a = self._check_account(account)
+        value = check_finite_positive("amount", amount)
+        ts = self._ts(ts_ns)
+        self._emit_all([Deposit(ts_ns=ts, account=a, amount=value)])
+
+    def withdraw(self, account: int, amount: float, *, ts_ns: int | None = None) -> None:
+        """Withdraw quote cash; refused beyond :attr:`AccountMargins.withdrawable`."""
+        a = self._check_account(account)
+        value = check_finite_positive("amount", amount)
+        ts = self._ts(ts_ns)
+        allowed = self.account_margins(a).withdrawable
+        if value > allowed + MARGIN_ATOL:
+            raise InsufficientFundsError(
+                f"`amount` must not exceed the withdrawable {allowed:.8f} "
+                f"(cash and free collateral above initial margin) of account {a}, was {value}"
+            )
+        self._emit_all([Withdrawal(ts_ns=ts, account=a, amount=value)])
+
+    def set_mark(self, market: MarketRef, price: float, *, ts_ns: int | None = None) -> None:
+        """Set a market's mark price (the oracle update)."""
+        m = self.market_id(market)
+        value = check_finite_positive("price", price)
+        ts = self._ts(ts_ns)
+        self._emit_all([MarkPrice(ts_ns=ts, market=m, price=value)])
+
+    # ------------------------------------------------------------------ position settings
+    def set_margin_mode(
+        self, account: int, market: MarketRef, mode: MarginMode, *, ts_ns: int | None = None
+    ) -> None:
+        """Set a position's margin mode; only while the position is flat."""
+        a = self._check_account(account)
+        m = self.market_id(market)
+        ts = self._ts(ts_ns)
+        if mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
+            raise ValidationError("mode", mode, "must be a MarginMode")
+        cols = self._positions[m]
+        if cols.size[a] != 0.0:
+            raise StateError(
+                f"`mode` can change only while the position is flat; account {a} holds "
+                f"{cols.size[a]} in {self.markets[m].spec.symbol}"
+            )
+        event = PositionSettings(
+            ts_ns=ts, account=a, market=m, margin_mode=int(mode), leverage=float(cols.leverage[a])
+        )
+        self._emit_all([event])
+
+    def set_leverage(
+        self, account: int, market: MarketRef, leverage: float, *, ts_ns: int | None = None
+    ) -> None:
+        """Choose a position's leverage (initial margin rate ``1 / leverage``).
+
+        Must be at least 1 and at most the tier maximum for the position's notional; lowering
+        leverage on an open position requires the margin to cover the new initial margin.
+        """
+        a = self._check_account(account)
+        m = self.market_id(market)
+        lev = check_finite_positive("leverage", leverage)
+        ts = self._ts(ts_ns)
+        state = self.markets[m]
+        cols = self._positions[m]
+        notional = abs(float(cols.size[a])) * state.mark
+        tier_max = 1.0 / float(state.tiers.imr[mm.tier_index(notional, state.tiers)])
+        if not 1.0 <= lev <= tier_max * (1 + GRID_RTOL):
+            raise ValidationError(
+                "leverage", leverage, f"must be in [1, {tier_max:g}] (tier maximum for notional)"
+            )
+        event = PositionSettings(
+            ts_ns=ts, account=a, market=m, margin_mode=int(cols.mode[a]), leverage=lev
+        )
+        old = float(cols.leverage[a])
+        cols.leverage[a] = lev
+        try:
+            self._check_position_margin(a, m, field="leverage")
+        finally:
+            cols.leverage[a] = old
+        self._emit_all([event])
+
+    def add_isolated_margin(
+        self, account: int, market: MarketRef, amount: float, *, ts_ns: int | None = None
+    ) -> None:
+        """Move cash into an isolated position's margin."""
+        a = self._check_account(account)
+        m = self.market_id(market)
+        value = check_finite_positive("amount", amount)
+        ts = self._ts(ts_ns)
+        cols = self._positions[m]
+        if cols.mode[a] != MarginMode.ISOLATED or cols.size[a] == 0.0:
+            raise StateError(f"account {a} has no open isolated position in market {m}")
+        allowed = self.account_margins(a).withdrawable
+        if value > allowed + MARGIN_ATOL:
+            raise InsufficientFundsError(
+                f"`amount` must not exceed the account's available cash {allowed:.8f}, was {value}"
+            )
+        self._emit_all([MarginMoved(ts_ns=ts, account=a, market=m, amount=value)])
+
+    def remove_isolated_margin(
+        self, account: int, market: MarketRef, amount: float, *, ts_ns: int | None = None
+    ) -> None:
+        """Move margin out of an isolated position; it must stay at or above initial margin."""
+        a = self._check_account(account)
+        m = self.market_id(market)
+        value = check_finite_positive("amount", amount)
+        ts = self._ts(ts_ns)
+        cols = self._positions[m]
+        if cols.mode[a] != MarginMode.ISOLATED or cols.size[a] == 0.0:
+            raise StateError(f"account {a} has no open isolated position in market {m}")
+        state = self.markets[m]
+        equity = cols.isolated_margin[a] + cols.size[a] * (state.mark - cols.entry[a])
+        initial = float(
+            mm.initial_margin(abs(cols.size[a]) * state.mark, state.tiers, leverage=cols.leverage[a])
+        )
+        allowed = max(0.0, min(float(cols.isolated_margin[a]), float(equity) - initial))
+        if value > allowed + MARGIN_ATOL:
+            raise InsufficientMarginError(
+                f"`amount` must not exceed {allowed:.8f}, the isolated margin above initial "
+                f"margin {initial:.8f}, was {value}"
+            )
+        self._emit_all([MarginMoved(ts_ns=ts, account=a, market=m, amount=-value)])
+
+    # ------------------------------------------------------------------ trading
+    def trade(
+        self,
+        market: MarketRef,
+        *,
+        buyer: int,
+        seller: int,
+        size: float,
+        price: float,
+        taker: Side | None = "buyer",
+        ts_ns: int | None = None,
+    ) -> Fill:
+        """Trade ``size`` base units at ``price`` between two accounts, charging fees.
+
+        The taker pays ``taker_fee_rate`` and the maker ``maker_fee_rate`` of the notional
+        (``taker=None``: both pay the maker rate). Opening or increasing a position requires
+        initial margin afterwards; reducing never does. An isolated position is topped up to its
+        initial margin from the account's cash. Either side failing a check rejects the trade
+        whole, with the state unchanged.
+        """
+        m = self.market_id(market)
+        b = self._check_account(buyer, "buyer")
+        s = self._check_account(seller, "seller")
+        if b == s:
+            raise ValidationError("seller", seller, "must differ from the buyer")
+        qty = check_finite_positive("size", size)
+        px = check_finite_positive("price", price)
+        if taker not in ("buyer", "seller", None):
+            raise ValidationError("taker", taker, "must be 'buyer', 'seller' or None")
+        ts = self._ts(ts_ns)
+        state = self.markets[m]
+        if state.mark <= 0:
+            raise StateError(f"market {state.spec.symbol} has no mark price yet: set_mark first")
+        _check_grid("size", qty, state.spec.lot_size)
+        _check_grid("price", px, state.spec.tick_size)
+        notional = qty * px
+        maker_fee = notional * state.spec.maker_fee_rate
+        taker_fee = notional * state.spec.taker_fee_rate
+        buyer_fee = taker_fee if taker == "buyer" else maker_fee
+        seller_fee = taker_fee if taker == "seller" else maker_fee
+        events: list[Event] = []
+        for account, delta, fee, field in ((b, qty, buyer_fee, "buyer"), (s, -qty, seller_fee, "seller")):
+            events.extend(self._plan_side(account, m, delta, px, fee, ts, field))
+        fill = Fill(
+            ts_ns=ts, market=m, buyer=b, seller=s, size=qty, price=px,
+            buyer_fee=buyer_fee, seller_fee=seller_fee, reason=FillReason.TRADE,
+        )  # fmt: skip
+        events.append(fill)
+        done = self._emit_all(events)
+        result = done[-1]
+        assert isinstance(result, Fill)
+        return result
+
+    def _plan_side(
+        self, a: int, m: int, delta: float, price: float, fee: float, ts: int, field: str
+    ) -> list[Event]:
+        """Check one side of a fill; return the margin top-up it needs (maybe none)."""
+        if AccountKind(int(self._kind[a])) in SYSTEM_KINDS:
+            return []
+        state = self.markets[m]
+        cols = self._positions[m]
+        old = float(cols.size[a])
+        new_size, new_entry, realized = _fill_one(old, float(cols.entry[a]), delta, price)
+        if abs(new_size) <= abs(old) and new_size * old >= 0:
+            return []  # reducing never needs margin
+        mark = state.mark
+        notional = abs(new_size) * mark
+        initial = float(mm.initial_margin(notional, state.tiers, leverage=cols.leverage[a]))
+        upnl_new = new_size * (mark - new_entry)
+        margins = self.account_margins(a)
+        if cols.mode[a] == MarginMode.ISOLATED:
+            iso_after = float(cols.isolated_margin[a]) + realized - fee
+            topup = max(0.0, initial - (iso_after + upnl_new))
+            available = margins.withdrawable
+            if topup > available + MARGIN_ATOL:
+                raise InsufficientMarginError(
+                    f"`{field}` account {a} needs {topup:.8f} quote of isolated initial margin "
+                    f"for a position of {new_size:g} but has {available:.8f} available"
+                )
+            return [MarginMoved(ts_ns=ts, account=a, market=m, amount=topup)] if topup > 0 else []
+        upnl_old = old * (mark - float(cols.entry[a]))
+        old_initial = float(
+            mm.initial_margin(abs(old) * mark, state.tiers, leverage=cols.leverage[a])
+        )
+        equity_after = margins.cross_equity + realized - fee + upnl_new - upnl_old
+        initial_after = margins.cross_initial - old_initial + initial
+        if equity_after < initial_after - MARGIN_ATOL:
+            raise InsufficientMarginError(
+                f"`{field}` account {a} would have cross equity {equity_after:.8f} below its "
+                f"initial margin {initial_after:.8f} after the trade"
+            )
+        return []
+
+    def _check_position_margin(self, a: int, m: int, *, field: str) -> None:
+        if AccountKind(int(self._kind[a])) in SYSTEM_KINDS:
+            return
+        cols = self._positions[m]
+        if cols.size[a] == 0.0:
+            return
+        state = self.markets[m]
+        if cols.mode[a] == MarginMode.ISOLATED:
+            equity = float(cols.isolated_margin[a] + cols.size[a] * (state.mark - cols.entry[a]))
+            initial = float(
+                mm.initial_margin(abs(cols.size[a]) * state.mark, state.tiers, leverage=cols.leverage[a])
+            )
+            if equity < initial - MARGIN_ATOL:
+                raise InsufficientMarginError(
+                    f"`{field}` would leave account {a}'s isolated equity {equity:.8f} below "
+                    f"initial margin {initial:.8f}"
+                )
+            return
+        margins = self.account_margins(a)
+        if margins.free_collateral < -MARGIN_ATOL:
+            raise InsufficientMarginError(
+                f"`{field}` would leave account {a}'s cross equity {margins.cross_equity:.8f} "
+                f"below initial margin {margins.cross_initial:.8f}"
+            )
+
+    def transfer(
+        self,
+        source: int,
+        destination: int,
+        amount: float,
+        *,
+        reason: TransferReason,
+        market: int = -1,
+        ts_ns: int | None = None,
+    ) -> Event:
+        """Move cash between accounts (engine-internal flows: penalties, insurance, ADL)."""
+        ts = self._ts(ts_ns)
+        event = Transfer(
+            ts_ns=ts, source=source, destination=destination, amount=amount, reason=int(reason),
+            market=market,
+        )  # fmt: skip
+        return self._emit_all([event])[0]
+
+    # ------------------------------------------------------------------ valuation
+    def mark_prices(self) -> FloatArray:
+        """Current mark of every market, by market id."""
+        return np.array([s.mark for s in self.markets], dtype=np.float64)
+
+    def account_margins(self, account: int) -> AccountMargins:
+        """Margin figures of one account at current marks."""
+        a = self._check_account(account)
+        cash = float(self._cash[a])
+        cross_upnl = cross_initial = cross_maint = iso = iso_upnl = 0.0
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            size = float(cols.size[a])
+            if size == 0.0 and cols.isolated_margin[a] == 0.0:
+                continue
+            upnl = size * (state.mark - float(cols.entry[a]))
+            notional = abs(size) * state.mark
+            if cols.mode[a] == MarginMode.ISOLATED:
+                iso += float(cols.isolated_margin[a])
+                iso_upnl += upnl
+                continue
+            cross_upnl += upnl
+            cross_initial += float(
+                mm.initial_margin(notional, state.tiers, leverage=cols.leverage[a])
+            )
+            cross_maint += float(mm.maintenance_margin(notional, state.tiers))
+        return AccountMargins(
+            cash=cash,
+            cross_equity=cash + cross_upnl,
+            cross_initial=cross_initial,
+            cross_maintenance=cross_maint,
+            isolated_margin=iso,
+            total_equity=cash + iso + cross_upnl + iso_upnl,
+        )
+
+    def valuation(self, market: MarketRef) -> dict[str, FloatArray]:
+        """Per-account figures in one market at its mark, as arrays over all accounts.
+
+        Keys: ``upnl``, ``notional``, ``maintenance``, ``initial`` (quote).
+        """
+        m = self.market_id(market)
+        state = self.markets[m]
+        cols = self._positions[m]
+        n = self._n
+        size = cols.size[:n]
+        notional = np.abs(size) * state.mark
+        return {
+            "upnl": size * (state.mark - cols.entry[:n]),
+            "notional": notional,
+            "maintenance": mm.maintenance_margin(notional, state.tiers),
+            "initial": mm.initial_margin(notional, state.tiers, leverage=cols.leverage[:n]),
+        }
+
+    def margin_state(self) -> dict[str, FloatArray]:
+        """Vectorized margin state of every account at current marks.
+
+        Keys (arrays over account ids): ``cross_equity``, ``cross_maintenance``,
+        ``cross_initial``, ``total_equity``, ``cross_margin_ratio`` (maintenance / equity).
+        Isolated positions are reported per market by :meth:`isolated_state`.
+        """
+        n = self._n
+        cash = self._cash[:n]
+        cross_equity = cash.copy()
+        cross_maint = np.zeros(n)
+        cross_initial = np.zeros(n)
+        total = cash.copy()
+        for m, cols in enumerate(self._positions):
+            v = self.valuation(m)
+            cross = cols.mode[:n] == MarginMode.CROSS
+            cross_equity += np.where(cross, v["upnl"], 0.0)
+            cross_maint += np.where(cross, v["maintenance"], 0.0)
+            cross_initial += np.where(cross, v["initial"], 0.0)
+            total += v["upnl"] + cols.isolated_margin[:n]
+        return {
+            "cross_equity": cross_equity,
+            "cross_maintenance": cross_maint,
+            "cross_initial": cross_initial,
+            "total_equity": total,
+            "cross_margin_ratio": mm.margin_ratio(cross_equity, cross_maint),
+        }
+
+    def isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
+        """Equity, maintenance and margin ratio of isolated positions in one market."""
+        m = self.market_id(market)
+        cols = self._positions[m]
+        n = self._n
+        v = self.valuation(m)
+        iso = cols.mode[:n] == MarginMode.ISOLATED
+        equity = np.where(iso, cols.isolated_margin[:n] + v["upnl"], 0.0)
+        maint = np.where(iso, v["maintenance"], 0.0)
+        return {"equity": equity, "maintenance": maint, "margin_ratio": mm.margin_ratio(equity, maint)}
+
+    def conservation(self) -> Conservation:
+        """The money-conservation equation's lines (see module docstring)."""
+        n = self._n
+        upnl = 0.0
+        iso = 0.0
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            upnl += float(np.sum(cols.size[:n] * (state.mark - cols.entry[:n])))
+            iso += float(np.sum(cols.isolated_margin[:n]))
+        traders = self._kind[:n] == AccountKind.TRADER
+        total = self.margin_state()["total_equity"]
+        negative = float(-np.sum(np.minimum(total[traders], 0.0))) + 0.0
+        return Conservation(
+            cash=float(np.sum(self._cash[:n])),
+            isolated_margin=iso,
+            unrealized_pnl=upnl,
+            net_deposits=self.net_deposits,
+            negative_equity=negative,
+        )
+
+    def assert_conserved(self) -> None:
+        """Raise :class:`InvariantError` if money is not conserved."""
+        c = self.conservation()
+        if not c.holds:
+            raise InvariantError(
+                f"money not conserved: cash {c.cash} + isolated {c.isolated_margin} + upnl "
+                f"{c.unrealized_pnl} - net deposits {c.net_deposits} = {c.error}"
+            )
+
+    # ------------------------------------------------------------------ tables and views
+    def margin_table(self, *, include_system: bool = False) -> pd.DataFrame:
+        """One row per open position: size, entry, mark, PnL, margins, margin ratio."""
+        n = self._n
+        frames = []
+        ms = self.margin_state()
+        for m, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
+            size = cols.size[:n]
+            keep = size != 0
+            if not include_system:
+                keep &= self._kind[:n] == AccountKind.TRADER
+            idx = np.flatnonzero(keep)
+            if len(idx) == 0:
+                continue
+            v = self.valuation(m)
+            iso = cols.mode[idx] == MarginMode.ISOLATED
+            equity = np.where(
+                iso, cols.isolated_margin[idx] + v["upnl"][idx], ms["cross_equity"][idx]
+            )
+            maint = np.where(iso, v["maintenance"][idx], ms["cross_maintenance"][idx])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "account": idx,
+                        "market": state.spec.symbol,
+                        "mode": np.where(iso, "isolated", "cross"),
+                        "size": size[idx],
+                        "entry_price": cols.entry[idx],
+                        "mark_price": state.mark,
+                        "notional": v["notional"][idx],
+                        "unrealized_pnl": v["upnl"][idx],
+                        "initial_margin": v["initial"][idx],
+                        "maintenance_margin": v["maintenance"][idx],
+                        "equity": equity,
+                        "margin_ratio": mm.margin_ratio(equity, maint),
+                    }
+                )
+            )
+        if not frames:
+            return pd.DataFrame(
+                columns=[
+                    "account", "market", "mode", "size", "entry_price", "mark_price", "notional",
+                    "unrealized_pnl", "initial_margin", "maintenance_margin", "equity",
+                    "margin_ratio",
+                ]
+            )  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+    def position(self, account: int, market: MarketRef) -> PositionView:
+        """A read-only view of one position."""
+        return PositionView(self, self._check_account(account), self.market_id(market))
+
+    def cash(self, account: int) -> float:
+        """An account's cross cash balance (quote)."""
+        return float(self._cash[self._check_account(account)])
+
+    # ------------------------------------------------------------------ state and replay
+    def state_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Every state array, trimmed to the open accounts (for equality checks)."""
+        n = self._n
+        out: dict[str, npt.NDArray[np.generic]] = {
+            "cash": self._cash[:n],
+            "net_deposit": self._net_deposit[:n],
+            "kind": self._kind[:n],
+            "default_mode": self._default_mode[:n],
+            "marks": self.mark_prices(),
+        }
+        for m, cols in enumerate(self._positions):
+            for name, arr in cols.arrays(n).items():
+                out[f"{m}.{name}"] = arr
+        return out
+
+    def state_hash(self) -> str:
+        """SHA-256 of every state array and market spec: equal states, equal hashes."""
+        h = hashlib.sha256()
+        for name, arr in sorted(self.state_arrays().items()):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for state in self.markets:
+            h.update(state.spec.to_json().encode())
+        h.update(repr((self.net_deposits, self.clock_ns)).encode())
+        return h.hexdigest()
+
+    @classmethod
+    def replay(cls, journal: Journal, *, check_invariants: bool = False) -> Exchange:
+        """Rebuild an engine by applying every event of a journal to a fresh state."""
+        ex = cls.__new__(cls)
+        ex._init_state(check_invariants=check_invariants)
+        table = journal.to_arrow()
+        for row in table.to_pylist():
+            event = event_from_row(row)
+            ex.journal.append(event)
+            ex._apply(event)
+        if check_invariants:
+            ex.assert_conserved()
+        return ex
+
+    def events(self) -> Iterator[Event]:
+        """Iterate over the journal's typed events."""
+        return iter(self.journal)
+
+
+class PositionView:
+    """Read-only view of one account's position in one market."""
+
+    __slots__ = ("_account", "_ex", "_market")
+
+    def __init__(self, exchange: Exchange, account: int, market: int) -> None:
+        self._ex = exchange
+        self._account = account
+        self._market = market
+
+    @property
+    def size(self) -> float:
+        """Signed size in base units (long > 0)."""
+        return float(self._ex._positions[self._market].size[self._account])
+
+    @property
+    def entry_price(self) -> float:
+        """Average entry price (quote per base); 0 when flat."""
+        return float(self._ex._positions[self._market].entry[self._account])
+
+    @property
+    def isolated_margin(self) -> float:
+        """Margin held by the position if isolated (quote)."""
+        return float(self._ex._positions[self._market].isolated_margin[self._account])
+
+    @property
+    def margin_mode(self) -> MarginMode:
+        """Isolated or cross."""
+        return MarginMode(int(self._ex._positions[self._market].mode[self._account]))
+
+    @property
+    def leverage(self) -> float:
+        """Chosen leverage; 0 means the tier maximum."""
+        return float(self._ex._positions[self._market].leverage[self._account])
+
+    @property
+    def realized_pnl(self) -> float:
+        """Cumulative realized PnL (quote)."""
+        return float(self._ex._positions[self._market].realized_pnl[self._account])
+
+    @property
+    def unrealized_pnl(self) -> float:
+        """``size x (mark - entry)`` in quote."""
+        mark = self._ex.markets[self._market].mark
+        return self.size * (mark - self.entry_price)
+
+    def __repr__(self) -> str:
+        symbol = self._ex.markets[self._market].spec.symbol
+        return (
+            f"Position(account={self._account}, market={symbol!r}, size={self.size}, "
+            f"entry_price={self.entry_price}, mode={self.margin_mode.name.lower()})"
+        )
+
+
+def _fill_one(size: float, entry: float, delta: float, price: float) -> tuple[float, float, float]:
+    """Scalar :func:`deleverage.margin.apply_fill`, snapping float dust to a flat position."""
+    new_size = size + delta
+    if abs(new_size) <= SIZE_RTOL * max(abs(size), abs(delta)):
+        new_size = 0.0
+    if size == 0.0 or size * delta > 0:
+        total = abs(size) + abs(delta)
+        return new_size, (abs(size) * entry + abs(delta) * price) / total, 0.0
+    closed = min(abs(delta), abs(size))
+    realized = closed * (price - entry) * (1.0 if size > 0 else -1.0)
+    if new_size == 0.0:
+        return 0.0, 0.0, realized
+    if new_size * size > 0:
+        return new_size, entry, realized
+    return new_size, price, realized
+
+
+def _check_grid(field: str, value: float, step: float) -> None:
+    ratio = value / step
+    if abs(ratio - round(ratio)) > GRID_RTOL * max(1.0, abs(ratio)) and not math.isclose(
+        ratio, round(ratio), rel_tol=GRID_RTOL
+    ):
+        raise ValidationError(field, value, f"must be a multiple of {step:g}")
+
+
+__all__ = [
+    "AccountKind",
+    "AccountMargins",
+    "Conservation",
+    "Exchange",
+    "MarketState",
+    "PositionColumns",
+    "PositionView",
+    "check_finite",
+]

@@ -1,0 +1,364 @@
+"""Validated configuration of markets: margin tiers, fees and policy names.
+
+A market is described by a frozen, keyword-only :class:`MarketSpec` that rejects unknown fields.
+It loads from Python, a mapping, JSON or TOML, and round-trips to JSON with a stable hash
+(:attr:`MarketSpec.spec_id`) used to key results.
+
+Margin tiers follow the venues' tables (Binance "leverage and margin brackets", Hyperliquid
+"margin tiers", OKX "position tiers"): a tier applies to a position whose notional is at or above
+the tier's ``notional_floor`` and below the next tier's floor. Each tier gives a maximum leverage
+(so an initial margin rate ``1 / max_leverage``) and a maintenance margin rate. The maintenance
+deduction (Binance ``cum``, Hyperliquid ``deduction``) that keeps maintenance margin continuous
+across tier boundaries is computed from the table, never typed in (docs/formulas.md, "Tiered
+maintenance margin").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+import numpy.typing as npt
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from deleverage.errors import ConfigError, ValidationError
+
+FloatArray = npt.NDArray[np.float64]
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+
+
+class MarginMode(IntEnum):
+    """How a position is margined: from the account's shared cash or from its own margin."""
+
+    CROSS = 0
+    ISOLATED = 1
+
+
+class ContractType(IntEnum):
+    """Settlement type. Linear: quote-margined, PnL = size x (exit - entry) in quote."""
+
+    LINEAR = 0
+    INVERSE = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Self:
+        """Validate a mapping, turning pydantic's error into a :class:`ConfigError`."""
+        try:
+            return cls.model_validate(dict(data))
+        except pydantic.ValidationError as exc:
+            raise _config_error(exc, cls.__name__) from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Validate a JSON document."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError("json", text[:60], f"must be valid JSON ({exc.msg})") from None
+        if not isinstance(data, dict):
+            raise ConfigError("json", type(data).__name__, "must be a JSON object")
+        return cls.from_mapping(data)
+
+    @classmethod
+    def from_toml(cls, source: str | Path) -> Self:
+        """Validate a TOML document, given as a path or as TOML text."""
+        if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".toml")):
+            path = Path(source)
+            if not path.exists():
+                raise ConfigError("path", str(path), "must name an existing TOML file")
+            text = path.read_text()
+        else:
+            text = source
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("toml", str(source)[:60], f"must be valid TOML ({exc})") from None
+        return cls.from_mapping(data)
+
+    def to_json(self) -> str:
+        """Serialize to canonical JSON (sorted keys), the input of :attr:`spec_id`."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def spec_id(self) -> str:
+        """Stable 16-hex-digit hash of the canonical JSON, used to key results."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def _config_error(exc: pydantic.ValidationError, model: str) -> ConfigError:
+    first = exc.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"]) or model
+    value = first.get("input")
+    rule = first["msg"]
+    if first["type"] == "value_error":
+        # Our own validators write "field must ..., was value": keep their sentence whole.
+        text = rule.removeprefix("Value error, ")
+        field = text.split(" ", 1)[0]
+        where = f"{model}.{loc}" if loc != model else model
+        return ConfigError(field, value, text, message=f"{where}: {text}")
+    if first["type"] == "extra_forbidden":
+        rule = f"is not a field of {model} (unknown fields are rejected)"
+    elif first["type"] == "missing":
+        rule = "is required"
+        value = None
+    else:
+        rule = f"must be valid: {rule.lower()}"
+    if isinstance(value, dict):
+        value = "{...}"
+    return ConfigError(f"{model}.{loc}", value, rule)
+
+
+class MarginTier(_Frozen):
+    """One row of a margin-tier table.
+
+    Parameters
+    ----------
+    notional_floor
+        Position notional (quote) at which the tier starts; the first tier starts at 0.
+    max_leverage
+        Highest leverage allowed in the tier; the initial margin rate is ``1 / max_leverage``.
+    maintenance_rate
+        Maintenance margin rate (fraction of notional), strictly below the initial rate.
+    """
+
+    notional_floor: NonNegativeFloat
+    max_leverage: Annotated[float, Field(ge=1, allow_inf_nan=False)]
+    maintenance_rate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+
+    @property
+    def initial_rate(self) -> float:
+        """Initial margin rate, ``1 / max_leverage``."""
+        return 1.0 / self.max_leverage
+
+
+@dataclass(frozen=True, slots=True)
+class TierArrays:
+    """A tier table as arrays, the form the margin math takes.
+
+    ``cum[i] = cum[i-1] + floor[i] * (mmr[i] - mmr[i-1])`` with ``cum[0] = 0`` (Binance's
+    maintenance amount), so that ``notional * mmr[i] - cum[i]`` is continuous at each floor.
+    """
+
+    floor: FloatArray  # notional floor of each tier, quote, increasing from 0
+    imr: FloatArray  # initial margin rate of each tier, 1 / max leverage
+    mmr: FloatArray  # maintenance margin rate of each tier
+    cum: FloatArray  # maintenance deduction of each tier, quote
+
+    @classmethod
+    def from_tiers(cls, tiers: list[MarginTier] | tuple[MarginTier, ...]) -> TierArrays:
+        floor = np.array([t.notional_floor for t in tiers], dtype=np.float64)
+        imr = np.array([t.initial_rate for t in tiers], dtype=np.float64)
+        mmr = np.array([t.maintenance_rate for t in tiers], dtype=np.float64)
+        return cls(floor=floor, imr=imr, mmr=mmr, cum=maintenance_deductions(floor, mmr))
+
+
+def maintenance_deductions(floor: FloatArray, mmr: FloatArray) -> FloatArray:
+    """Compute each tier's maintenance deduction (Binance ``cum``, Hyperliquid ``deduction``).
+
+    ``cum[0] = 0``, ``cum[i] = cum[i-1] + floor[i] * (mmr[i] - mmr[i-1])``.
+    """
+    cum = np.zeros_like(mmr)
+    if len(mmr) > 1:
+        cum[1:] = np.cumsum(floor[1:] * np.diff(mmr))
+    return cum
+
+
+class OpenInterestScaling(_Frozen):
+    """dYdX v4 liquidity-tier scaling of the initial margin fraction by open interest.
+
+    The initial margin fraction rises linearly from the tier's base rate at ``lower_cap`` of
+    open-interest notional (quote) to 1 at ``upper_cap``:
+    ``imf = base + (1 - base) * clip((oi - lower) / (upper - lower), 0, 1)``.
+    """
+
+    lower_cap: NonNegativeFloat
+    upper_cap: PositiveFloat
+
+    @model_validator(mode="after")
+    def _caps_ordered(self) -> Self:
+        if self.upper_cap <= self.lower_cap:
+            raise ValueError(
+                f"upper_cap must be above lower_cap ({self.lower_cap}), was {self.upper_cap}"
+            )
+        return self
+
+
+LiquidationKind = Literal["full", "partial", "fixed_fraction", "tier_down"]
+LiquidationExecution = Literal["market", "liquidator"]
+PartialTarget = Literal["maintenance", "initial"]
+AdlRanking = Literal[
+    "pnl_leverage", "binance", "hyperliquid", "risk_score", "random_start", "pro_rata",
+    "socialized_loss",
+]  # fmt: skip
+
+
+class LiquidationPolicy(_Frozen):
+    """How an account below maintenance margin is liquidated (behaviour in ``liquidation``).
+
+    Parameters
+    ----------
+    kind
+        ``full`` closes everything; ``partial`` closes just enough to restore ``target`` plus
+        ``buffer``; ``fixed_fraction`` closes ``fraction`` of positions above
+        ``fraction_min_notional`` then waits ``cooldown_s``; ``tier_down`` reduces to the next
+        lower margin tier.
+    execution
+        ``market`` fills against the market's liquidity model; ``liquidator`` transfers the
+        position to a liquidator account at the fillable price.
+    """
+
+    kind: LiquidationKind = "full"
+    execution: LiquidationExecution = "market"
+    target: PartialTarget = "maintenance"
+    buffer: Annotated[float, Field(ge=0, le=0.5, allow_inf_nan=False)] = 0.0
+    fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.2
+    fraction_min_notional: NonNegativeFloat = 0.0
+    cooldown_s: NonNegativeFloat = 0.0
+    max_notional_per_account_step: PositiveFloat | None = None
+    max_notional_per_market_step: PositiveFloat | None = None
+    margin_call_ratio: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
+    backstop_equity_fraction: Fraction = 0.0
+
+
+class RiskScoreWeights(_Frozen):
+    """Weights of the ``risk_score`` ADL ranking; they must sum to a positive number."""
+
+    leverage: NonNegativeFloat = 1.0
+    margin_ratio: NonNegativeFloat = 1.0
+    size: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _positive_sum(self) -> Self:
+        if self.leverage + self.margin_ratio + self.size <= 0:
+            raise ValueError("weights must sum to a positive number, sum was 0")
+        return self
+
+
+class AdlPolicy(_Frozen):
+    """How a loss the insurance fund cannot cover is taken from opposing traders."""
+
+    ranking: AdlRanking = "pnl_leverage"
+    price: Literal["bankruptcy", "mark"] = "bankruptcy"
+    weights: RiskScoreWeights = RiskScoreWeights()
+    socialize_over: Literal["profit", "open_interest"] = "profit"
+
+
+class MarketSpec(_Frozen):
+    """A perpetual futures market.
+
+    Parameters
+    ----------
+    symbol
+        Market name, e.g. ``"BTCUSDT"``.
+    tick_size, lot_size
+        Price increment (quote) and size increment (base) accepted by :meth:`Exchange.trade`.
+    tiers
+        Margin tiers, floors strictly increasing from 0 (see module docstring).
+    maker_fee_rate, taker_fee_rate
+        Trading fees as fractions of notional; a negative maker rate is a rebate.
+    liquidation_fee_rate
+        Penalty charged on liquidated notional, paid to the insurance fund.
+    """
+
+    symbol: Annotated[str, Field(min_length=1, max_length=64)]
+    contract_type: Literal["linear", "inverse"] = "linear"
+    tick_size: PositiveFloat = 0.01
+    lot_size: PositiveFloat = 0.001
+    tiers: Annotated[tuple[MarginTier, ...], Field(min_length=1)]
+    maker_fee_rate: Annotated[float, Field(ge=-0.01, le=0.05, allow_inf_nan=False)] = 0.0002
+    taker_fee_rate: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.0005
+    liquidation_fee_rate: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False)] = 0.005
+    open_interest_scaling: OpenInterestScaling | None = None
+    liquidation: LiquidationPolicy = LiquidationPolicy()
+    adl: AdlPolicy = AdlPolicy()
+
+    @model_validator(mode="after")
+    def _check_tiers(self) -> Self:
+        if self.contract_type == "inverse":
+            raise ValueError("contract_type 'inverse' is reserved and not supported yet")
+        tiers = self.tiers
+        if tiers[0].notional_floor != 0:
+            raise ValueError(
+                f"tiers[0].notional_floor must be 0, was {tiers[0].notional_floor}"
+            )
+        for i, tier in enumerate(tiers):
+            if tier.maintenance_rate >= tier.initial_rate:
+                raise ValueError(
+                    f"tiers[{i}].maintenance_rate must be below the initial rate "
+                    f"1/max_leverage = {tier.initial_rate:g}, was {tier.maintenance_rate:g}"
+                )
+            if i == 0:
+                continue
+            prev = tiers[i - 1]
+            if tier.notional_floor <= prev.notional_floor:
+                raise ValueError(
+                    f"tiers[{i}].notional_floor must be above tiers[{i - 1}].notional_floor "
+                    f"({prev.notional_floor:g}), was {tier.notional_floor:g}"
+                )
+            if tier.maintenance_rate < prev.maintenance_rate:
+                raise ValueError(
+                    f"tiers[{i}].maintenance_rate must not fall below tiers[{i - 1}]'s "
+                    f"({prev.maintenance_rate:g}), was {tier.maintenance_rate:g}"
+                )
+            if tier.max_leverage > prev.max_leverage:
+                raise ValueError(
+                    f"tiers[{i}].max_leverage must not rise above tiers[{i - 1}]'s "
+                    f"({prev.max_leverage:g}), was {tier.max_leverage:g}"
+                )
+        return self
+
+    @property
+    def tier_arrays(self) -> TierArrays:
+        """The tier table as arrays with computed maintenance deductions."""
+        return TierArrays.from_tiers(self.tiers)
+
+    @property
+    def max_leverage(self) -> float:
+        """Leverage allowed for the smallest positions."""
+        return self.tiers[0].max_leverage
+
+    @classmethod
+    def simple(
+        cls,
+        symbol: str,
+        *,
+        max_leverage: float = 20.0,
+        maintenance_rate: float = 0.025,
+        **fields: Any,
+    ) -> MarketSpec:
+        """Build a one-tier market, handy for examples and tests."""
+        tier = MarginTier(
+            notional_floor=0.0, max_leverage=max_leverage, maintenance_rate=maintenance_rate
+        )
+        return cls.from_mapping({"symbol": symbol, "tiers": (tier,), **fields})
+
+
+def check_finite_positive(field: str, value: float) -> float:
+    """Return ``value`` as float, or raise naming the field if it is not finite and > 0."""
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValidationError(field, value, "must be a finite number > 0")
+    return v
+
+
+def check_finite(field: str, value: float) -> float:
+    """Return ``value`` as float, or raise naming the field if it is NaN or infinite."""
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValidationError(field, value, "must be a finite number")
+    return v
