@@ -420,7 +420,10 @@ class Journal:
 
     def append_columns(self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike) -> None:
         """Append a batch of events of one kind given as equal-length columns."""
-        n = len(np.asarray(next(iter(columns.values()))))
+        lengths = {np.asarray(v).size for v in columns.values() if np.ndim(v) > 0}
+        if len(lengths) != 1:
+            raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
+        n = lengths.pop()
         data: dict[str, Any] = {}
         for name in _COLUMNS:
             if name == "seq":
@@ -506,7 +509,9 @@ class Journal:
         try:
             table = table.select(list(_COLUMNS)).cast(JOURNAL_SCHEMA)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise DataError(f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA") from None
+            raise DataError(
+                f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA"
+            ) from None
         seq = np.asarray(table["seq"])
         if len(seq) and not np.array_equal(seq, np.arange(len(seq))):
             bad = int(np.flatnonzero(seq != np.arange(len(seq)))[0])

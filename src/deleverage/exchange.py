@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
 
 from deleverage import margin as mm
 from deleverage.errors import (
@@ -55,8 +56,15 @@ from deleverage.events import (
     Withdrawal,
     event_from_row,
 )
+from deleverage.kernels import (
+    accumulate_market_nb,
+    apply_fills_nb,
+    fill_one_nb,
+    isolated_market_nb,
+    margin_ratio_nb,
+)
 from deleverage.spec import MarginMode, MarketSpec, TierArrays, check_finite, check_finite_positive
-from deleverage.tolerance import CONSERVATION_RTOL, GRID_RTOL, MARGIN_ATOL, SIZE_RTOL
+from deleverage.tolerance import CONSERVATION_RTOL, GRID_RTOL, MARGIN_ATOL
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -318,7 +326,9 @@ class Exchange:
     def _apply_account_opened(self, event: AccountOpened) -> None:
         a = event.account
         if a != self._n:
-            raise InvariantError(f"account ids must be opened in order: expected {self._n}, got {a}")
+            raise InvariantError(
+                f"account ids must be opened in order: expected {self._n}, got {a}"
+            )
         if self._n == self._capacity:
             self._grow(self._capacity * 2)
         self._kind[a] = event.account_kind
@@ -349,26 +359,31 @@ class Exchange:
         self._positions.append(cols)
 
     def _apply_fill(self, fill: Fill) -> None:
-        cols = self._positions[fill.market]
-        for account, delta, fee in (
-            (fill.buyer, fill.size, fill.buyer_fee),
-            (fill.seller, -fill.size, fill.seller_fee),
-        ):
-            old = float(cols.size[account])
-            new_size, new_entry, realized = _fill_one(
-                old, float(cols.entry[account]), delta, fill.price
-            )
-            cols.size[account] = new_size
-            cols.entry[account] = new_entry
-            cols.realized_pnl[account] += realized
-            self._cash[self.fee_account] += fee
-            if cols.mode[account] == MarginMode.ISOLATED:
-                cols.isolated_margin[account] += realized - fee
-                if new_size == 0.0:
-                    self._cash[account] += cols.isolated_margin[account]
-                    cols.isolated_margin[account] = 0.0
-            else:
-                self._cash[account] += realized - fee
+        self._apply_fill_columns(
+            fill.market,
+            np.array([fill.buyer], dtype=np.int64),
+            np.array([fill.seller], dtype=np.int64),
+            np.array([fill.size]),
+            np.array([fill.price]),
+            np.array([fill.buyer_fee]),
+            np.array([fill.seller_fee]),
+        )
+
+    def _apply_fill_columns(
+        self,
+        market: int,
+        buyers: IntArray,
+        sellers: IntArray,
+        sizes: FloatArray,
+        prices: FloatArray,
+        buyer_fees: FloatArray,
+        seller_fees: FloatArray,
+    ) -> None:
+        cols = self._positions[market]
+        apply_fills_nb(
+            cols.size, cols.entry, cols.isolated_margin, cols.mode, cols.realized_pnl,
+            self._cash, self.fee_account, buyers, sellers, sizes, prices, buyer_fees, seller_fees,
+        )  # fmt: skip
 
     def _apply_transfer(self, transfer: Transfer) -> None:
         amount = transfer.amount
@@ -446,7 +461,9 @@ class Exchange:
         self._emit_all([MarketListed(ts_ns=ts, market=len(self.markets), spec_json=spec.to_json())])
         return len(self.markets) - 1
 
-    def update_market_spec(self, market: MarketRef, spec: MarketSpec, *, ts_ns: int | None = None) -> None:
+    def update_market_spec(
+        self, market: MarketRef, spec: MarketSpec, *, ts_ns: int | None = None
+    ) -> None:
         """Replace a market's risk parameters (dynamic margin); the symbol must not change."""
         m = self.market_id(market)
         ts = self._ts(ts_ns)
@@ -461,6 +478,30 @@ class Exchange:
         value = check_finite_positive("amount", amount)
         ts = self._ts(ts_ns)
         self._emit_all([Deposit(ts_ns=ts, account=a, amount=value)])
+
+    def deposit_many(
+        self, accounts: npt.ArrayLike, amounts: npt.ArrayLike, *, ts_ns: int | None = None
+    ) -> None:
+        """Deposit into many accounts at once (columnar journal batch); all or nothing."""
+        acc = np.asarray(accounts, dtype=np.int64)
+        amt = np.broadcast_to(np.asarray(amounts, dtype=np.float64), acc.shape).copy()
+        ts = self._ts(ts_ns)
+        if len(acc) == 0:
+            return
+        if acc.min() < 0 or acc.max() >= self._n:
+            raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= self._n)][0]))
+        _check_array("amounts", amt, positive=True)
+        self.journal.append_columns(EventKind.DEPOSIT, ts, account=acc, amount=amt)
+        self._apply_deposits(acc, amt)
+        self.clock_ns = max(self.clock_ns, ts)
+        if self.check_invariants:
+            self.assert_conserved()
+
+    def _apply_deposits(self, accounts: IntArray, amounts: FloatArray) -> None:
+        np.add.at(self._cash, accounts, amounts)
+        np.add.at(self._net_deposit, accounts, amounts)
+        for value in amounts.tolist():  # same order of float additions as one by one
+            self.net_deposits += value
 
     def withdraw(self, account: int, amount: float, *, ts_ns: int | None = None) -> None:
         """Withdraw quote cash; refused beyond :attr:`AccountMargins.withdrawable`."""
@@ -566,7 +607,9 @@ class Exchange:
         state = self.markets[m]
         equity = cols.isolated_margin[a] + cols.size[a] * (state.mark - cols.entry[a])
         initial = float(
-            mm.initial_margin(abs(cols.size[a]) * state.mark, state.tiers, leverage=cols.leverage[a])
+            mm.initial_margin(
+                abs(cols.size[a]) * state.mark, state.tiers, leverage=cols.leverage[a]
+            )
         )
         allowed = max(0.0, min(float(cols.isolated_margin[a]), float(equity) - initial))
         if value > allowed + MARGIN_ATOL:
@@ -617,7 +660,10 @@ class Exchange:
         buyer_fee = taker_fee if taker == "buyer" else maker_fee
         seller_fee = taker_fee if taker == "seller" else maker_fee
         events: list[Event] = []
-        for account, delta, fee, field in ((b, qty, buyer_fee, "buyer"), (s, -qty, seller_fee, "seller")):
+        for account, delta, fee, field in (
+            (b, qty, buyer_fee, "buyer"),
+            (s, -qty, seller_fee, "seller"),
+        ):
             events.extend(self._plan_side(account, m, delta, px, fee, ts, field))
         fill = Fill(
             ts_ns=ts, market=m, buyer=b, seller=s, size=qty, price=px,
@@ -629,6 +675,97 @@ class Exchange:
         assert isinstance(result, Fill)
         return result
 
+    def open_positions(
+        self,
+        market: MarketRef,
+        accounts: npt.ArrayLike,
+        sizes: npt.ArrayLike,
+        prices: npt.ArrayLike,
+        *,
+        counterparty: int | None = None,
+        ts_ns: int | None = None,
+    ) -> None:
+        """Open many positions at once against one counterparty (the book by default).
+
+        The columnar fast path for loading a population: each account must be distinct and flat
+        in the market; each pays the taker fee and must meet initial margin afterwards (isolated
+        positions are topped up from cash). Either every position opens or none does.
+        """
+        m = self.market_id(market)
+        ts = self._ts(ts_ns)
+        acc = np.asarray(accounts, dtype=np.int64)
+        qty = np.asarray(sizes, dtype=np.float64)
+        px = np.asarray(prices, dtype=np.float64)
+        cp = self.liquidity_account if counterparty is None else self._check_account(counterparty)
+        n = len(acc)
+        if qty.shape != (n,) or px.shape != (n,):
+            raise ValidationError("sizes", qty.shape, f"and prices must have shape ({n},)")
+        if n == 0:
+            return
+        _check_array("sizes", qty, nonzero=True)
+        _check_array("prices", px, positive=True)
+        if acc.min() < 0 or acc.max() >= self._n:
+            raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= self._n)][0]))
+        if len(np.unique(acc)) != n:
+            raise ValidationError("accounts", "duplicates", "must be distinct")
+        if np.any(acc == cp):
+            raise ValidationError("accounts", cp, "must not include the counterparty")
+        state = self.markets[m]
+        if state.mark <= 0:
+            raise StateError(f"market {state.spec.symbol} has no mark price yet: set_mark first")
+        cols = self._positions[m]
+        if np.any(cols.size[acc] != 0.0):
+            bad = int(acc[cols.size[acc] != 0.0][0])
+            raise StateError(f"open_positions needs flat accounts; account {bad} holds a position")
+        fee = np.abs(qty) * px * state.spec.taker_fee_rate
+        cp_fee = np.abs(qty) * px * state.spec.maker_fee_rate
+        notional = np.abs(qty) * state.mark
+        initial = mm.initial_margin(notional, state.tiers, leverage=cols.leverage[acc])
+        upnl = qty * (state.mark - px)
+        margins = self.margin_state()
+        trader = np.isin(self._kind[acc], [int(k) for k in SYSTEM_KINDS], invert=True)
+        iso = cols.mode[acc] == MarginMode.ISOLATED
+        available = np.maximum(
+            0.0,
+            np.minimum(
+                self._cash[acc], margins["cross_equity"][acc] - margins["cross_initial"][acc]
+            ),
+        )
+        topup = np.where(iso & trader, np.maximum(0.0, initial - (upnl - fee)), 0.0)
+        short_iso = iso & trader & (topup > available + MARGIN_ATOL)
+        equity_after = margins["cross_equity"][acc] - fee + upnl
+        short_cross = (
+            (~iso) & trader & (equity_after < margins["cross_initial"][acc] + initial - MARGIN_ATOL)
+        )
+        bad_mask = short_iso | short_cross
+        if bad_mask.any():
+            k = int(np.flatnonzero(bad_mask)[0])
+            raise InsufficientMarginError(
+                f"`accounts` account {int(acc[k])} lacks initial margin for size {qty[k]:g} at "
+                f"{px[k]:g} ({int(bad_mask.sum())} of {n} accounts short)"
+            )
+        moved = topup > 0
+        if moved.any():
+            self.journal.append_columns(
+                EventKind.MARGIN_MOVED, ts, account=acc[moved], market=m, amount=topup[moved]
+            )
+            self._cash[acc[moved]] -= topup[moved]
+            cols.isolated_margin[acc[moved]] += topup[moved]
+        buy = qty > 0
+        buyers = np.where(buy, acc, cp)
+        sellers = np.where(buy, cp, acc)
+        abs_qty = np.abs(qty)
+        buyer_fees = np.where(buy, fee, cp_fee)
+        seller_fees = np.where(buy, cp_fee, fee)
+        self.journal.append_columns(
+            EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers, size=abs_qty,
+            price=px, fee=buyer_fees, counterparty_fee=seller_fees, code=int(FillReason.TRADE),
+        )  # fmt: skip
+        self._apply_fill_columns(m, buyers, sellers, abs_qty, px, buyer_fees, seller_fees)
+        self.clock_ns = max(self.clock_ns, ts)
+        if self.check_invariants:
+            self.assert_conserved()
+
     def _plan_side(
         self, a: int, m: int, delta: float, price: float, fee: float, ts: int, field: str
     ) -> list[Event]:
@@ -638,7 +775,7 @@ class Exchange:
         state = self.markets[m]
         cols = self._positions[m]
         old = float(cols.size[a])
-        new_size, new_entry, realized = _fill_one(old, float(cols.entry[a]), delta, price)
+        new_size, new_entry, realized = fill_one_nb(old, float(cols.entry[a]), delta, price)
         if abs(new_size) <= abs(old) and new_size * old >= 0:
             return []  # reducing never needs margin
         mark = state.mark
@@ -679,7 +816,9 @@ class Exchange:
         if cols.mode[a] == MarginMode.ISOLATED:
             equity = float(cols.isolated_margin[a] + cols.size[a] * (state.mark - cols.entry[a]))
             initial = float(
-                mm.initial_margin(abs(cols.size[a]) * state.mark, state.tiers, leverage=cols.leverage[a])
+                mm.initial_margin(
+                    abs(cols.size[a]) * state.mark, state.tiers, leverage=cols.leverage[a]
+                )
             )
             if equity < initial - MARGIN_ATOL:
                 raise InsufficientMarginError(
@@ -777,31 +916,39 @@ class Exchange:
         cross_maint = np.zeros(n)
         cross_initial = np.zeros(n)
         total = cash.copy()
-        for m, cols in enumerate(self._positions):
-            v = self.valuation(m)
-            cross = cols.mode[:n] == MarginMode.CROSS
-            cross_equity += np.where(cross, v["upnl"], 0.0)
-            cross_maint += np.where(cross, v["maintenance"], 0.0)
-            cross_initial += np.where(cross, v["initial"], 0.0)
-            total += v["upnl"] + cols.isolated_margin[:n]
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            t = state.tiers
+            accumulate_market_nb(
+                cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+                cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum,
+                cross_equity, cross_maint, cross_initial, total,
+            )  # fmt: skip
         return {
             "cross_equity": cross_equity,
             "cross_maintenance": cross_maint,
             "cross_initial": cross_initial,
             "total_equity": total,
-            "cross_margin_ratio": mm.margin_ratio(cross_equity, cross_maint),
+            "cross_margin_ratio": _ratio(cross_equity, cross_maint),
         }
 
     def isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
         """Equity, maintenance and margin ratio of isolated positions in one market."""
         m = self.market_id(market)
+        state = self.markets[m]
         cols = self._positions[m]
         n = self._n
-        v = self.valuation(m)
-        iso = cols.mode[:n] == MarginMode.ISOLATED
-        equity = np.where(iso, cols.isolated_margin[:n] + v["upnl"], 0.0)
-        maint = np.where(iso, v["maintenance"], 0.0)
-        return {"equity": equity, "maintenance": maint, "margin_ratio": mm.margin_ratio(equity, maint)}
+        equity = np.zeros(n)
+        maint = np.zeros(n)
+        t = state.tiers
+        isolated_market_nb(
+            cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n], state.mark,
+            t.floor, t.mmr, t.cum, equity, maint,
+        )  # fmt: skip
+        return {
+            "equity": equity,
+            "maintenance": maint,
+            "margin_ratio": mm.margin_ratio(equity, maint),
+        }
 
     def conservation(self) -> Conservation:
         """The money-conservation equation's lines (see module docstring)."""
@@ -916,17 +1063,85 @@ class Exchange:
 
     @classmethod
     def replay(cls, journal: Journal, *, check_invariants: bool = False) -> Exchange:
-        """Rebuild an engine by applying every event of a journal to a fresh state."""
+        """Rebuild an engine by applying every event of a journal to a fresh state.
+
+        Runs of fills in one market are applied by the same compiled kernel that applied them
+        live, in the same order, so the rebuilt arrays are bit-identical.
+        """
         ex = cls.__new__(cls)
-        ex._init_state(check_invariants=check_invariants)
+        ex._init_state(check_invariants=False)
         table = journal.to_arrow()
-        for row in table.to_pylist():
-            event = event_from_row(row)
-            ex.journal.append(event)
-            ex._apply(event)
+        kinds = np.asarray(table["kind"])
+        markets = np.asarray(table["market"])
+        n = len(kinds)
+        # Runs of consecutive rows of one batchable kind (fills: in one market) apply at once.
+        batchable = np.isin(
+            kinds,
+            [
+                int(EventKind.FILL),
+                int(EventKind.ACCOUNT_OPENED),
+                int(EventKind.MARGIN_MOVED),
+                int(EventKind.DEPOSIT),
+            ],
+        )
+        boundary = np.ones(n, dtype=bool)
+        if n > 1:
+            boundary[1:] = ~(
+                batchable[1:] & (kinds[1:] == kinds[:-1]) & (markets[1:] == markets[:-1])
+                | (kinds[1:] == kinds[:-1]) & (kinds[1:] == int(EventKind.ACCOUNT_OPENED))
+            )
+        starts = np.flatnonzero(boundary)
+        ends = np.append(starts[1:], n)
+        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+            if hi - lo > 1 and batchable[lo]:
+                ex._apply_batch(table.slice(lo, hi - lo))
+                continue
+            for row in table.slice(lo, hi - lo).to_pylist():
+                ex._apply(event_from_row(row))
+        ex.journal = Journal.from_arrow(table)
+        ex.check_invariants = check_invariants
         if check_invariants:
             ex.assert_conserved()
         return ex
+
+    def _apply_batch(self, part: pa.Table) -> None:
+        """Apply a run of same-kind rows with array operations (replay's fast path)."""
+        kind = EventKind(int(part["kind"][0].as_py()))
+        account = np.asarray(part["account"], dtype=np.int64)
+        self.clock_ns = max(self.clock_ns, int(np.asarray(part["ts_ns"]).max()))
+        if kind is EventKind.FILL:
+            self._apply_fill_columns(
+                int(part["market"][0].as_py()),
+                account,
+                np.asarray(part["counterparty"], dtype=np.int64),
+                np.asarray(part["size"], dtype=np.float64),
+                np.asarray(part["price"], dtype=np.float64),
+                np.asarray(part["fee"], dtype=np.float64),
+                np.asarray(part["counterparty_fee"], dtype=np.float64),
+            )
+        elif kind is EventKind.DEPOSIT:
+            self._apply_deposits(account, np.asarray(part["amount"], dtype=np.float64))
+        elif kind is EventKind.MARGIN_MOVED:
+            amount = np.asarray(part["amount"], dtype=np.float64)
+            cols = self._positions[int(part["market"][0].as_py())]
+            np.subtract.at(self._cash, account, amount)
+            np.add.at(cols.isolated_margin, account, amount)
+        else:
+            first, count = int(account[0]), len(account)
+            if not np.array_equal(account, np.arange(first, first + count)) or first != self._n:
+                raise InvariantError(f"account ids must be opened in order from {self._n}")
+            capacity = self._capacity
+            while capacity < first + count:
+                capacity *= 2
+            if capacity != self._capacity:
+                self._grow(capacity)
+            modes = np.asarray(part["market"], dtype=np.int8)
+            self._kind[first : first + count] = np.asarray(part["code"], dtype=np.int8)
+            self._default_mode[first : first + count] = modes
+            for cols in self._positions:
+                cols.mode[first : first + count] = modes
+            self._labels.extend(part["text"].to_pylist())
+            self._n += count
 
     def events(self) -> Iterator[Event]:
         """Iterate over the journal's typed events."""
@@ -987,21 +1202,24 @@ class PositionView:
         )
 
 
-def _fill_one(size: float, entry: float, delta: float, price: float) -> tuple[float, float, float]:
-    """Scalar :func:`deleverage.margin.apply_fill`, snapping float dust to a flat position."""
-    new_size = size + delta
-    if abs(new_size) <= SIZE_RTOL * max(abs(size), abs(delta)):
-        new_size = 0.0
-    if size == 0.0 or size * delta > 0:
-        total = abs(size) + abs(delta)
-        return new_size, (abs(size) * entry + abs(delta) * price) / total, 0.0
-    closed = min(abs(delta), abs(size))
-    realized = closed * (price - entry) * (1.0 if size > 0 else -1.0)
-    if new_size == 0.0:
-        return 0.0, 0.0, realized
-    if new_size * size > 0:
-        return new_size, entry, realized
-    return new_size, price, realized
+def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:
+    out = np.empty_like(equity)
+    margin_ratio_nb(equity, maintenance, out)
+    return out
+
+
+def _check_array(
+    field: str, values: FloatArray, *, positive: bool = False, nonzero: bool = False
+) -> None:
+    bad = ~np.isfinite(values)
+    if positive:
+        bad |= values <= 0
+    if nonzero:
+        bad |= values == 0
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        rule = "must be finite and > 0" if positive else "must be finite and non-zero"
+        raise ValidationError(f"{field}[{k}]", float(values[k]), rule)
 
 
 def _check_grid(field: str, value: float, step: float) -> None:

@@ -1,0 +1,176 @@
+"""Compiled kernels of the engine's hot paths (numba), named ``*_nb``.
+
+Each kernel computes what the pure functions of :mod:`deleverage.margin` compute, fused into
+one pass over the arrays; tests check kernel and pure functions agree (a differential test).
+Kernels take only arrays and scalars and never allocate per element.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@njit(cache=True)
+def tier_of_nb(notional: float, floor: FloatArray) -> int:
+    """Index of the last tier whose floor is at or below ``notional`` (tiers are few)."""
+    t = len(floor) - 1
+    while t > 0 and notional < floor[t]:
+        t -= 1
+    return t
+
+
+@njit(cache=True)
+def accumulate_market_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    leverage: FloatArray,
+    mark: float,
+    floor: FloatArray,
+    imr: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    cross_equity: FloatArray,
+    cross_maintenance: FloatArray,
+    cross_initial: FloatArray,
+    total_equity: FloatArray,
+) -> None:
+    """Add one market's positions to the per-account margin accumulators, in place.
+
+    For each position: ``upnl = size x (mark - entry)``, ``notional = |size| x mark``,
+    maintenance ``notional x mmr[t] - cum[t]`` and initial ``notional x max(imr[t], 1/leverage)``
+    in its tier ``t``. Cross positions add to the cross accumulators; every position adds its
+    unrealized PnL (and isolated margin) to ``total_equity``.
+    """
+    for i in range(len(size)):
+        s = size[i]
+        if s == 0.0:
+            total_equity[i] += isolated_margin[i]
+            continue
+        upnl = s * (mark - entry[i])
+        total_equity[i] += upnl + isolated_margin[i]
+        if mode[i] != 0:
+            continue
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        rate = imr[t]
+        if leverage[i] > 0.0 and 1.0 / leverage[i] > rate:
+            rate = 1.0 / leverage[i]
+        cross_equity[i] += upnl
+        cross_maintenance[i] += notional * mmr[t] - cum[t]
+        cross_initial[i] += notional * rate
+
+
+@njit(cache=True)
+def isolated_market_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    equity_out: FloatArray,
+    maintenance_out: FloatArray,
+) -> None:
+    """Equity (``isolated margin + upnl``) and maintenance of isolated positions; 0 elsewhere."""
+    for i in range(len(size)):
+        s = size[i]
+        if mode[i] == 0 or s == 0.0:
+            equity_out[i] = 0.0
+            maintenance_out[i] = 0.0
+            continue
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        equity_out[i] = isolated_margin[i] + s * (mark - entry[i])
+        maintenance_out[i] = notional * mmr[t] - cum[t]
+
+
+@njit(cache=True)
+def fill_one_nb(
+    size: float, entry: float, delta: float, price: float
+) -> tuple[float, float, float]:
+    """Apply a fill of ``delta`` base units at ``price`` to one position.
+
+    Returns ``(new_size, new_entry, realized_pnl)``: increasing averages the entry by size,
+    reducing realizes ``closed x (price - entry)`` signed by the side, crossing zero opens the
+    rest at ``price``. A size within 1e-9 (relative) of zero is snapped to flat.
+    """
+    new_size = size + delta
+    if abs(new_size) <= 1e-9 * max(abs(size), abs(delta)):
+        new_size = 0.0
+    if size == 0.0 or size * delta > 0.0:
+        total = abs(size) + abs(delta)
+        return new_size, (abs(size) * entry + abs(delta) * price) / total, 0.0
+    closed = min(abs(delta), abs(size))
+    sign = 1.0 if size > 0.0 else -1.0
+    realized = closed * (price - entry) * sign
+    if new_size == 0.0:
+        return 0.0, 0.0, realized
+    if new_size * size > 0.0:
+        return new_size, entry, realized
+    return new_size, price, realized
+
+
+@njit(cache=True)
+def apply_fills_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    realized_pnl: FloatArray,
+    cash: FloatArray,
+    fee_account: int,
+    buyers: npt.NDArray[np.int64],
+    sellers: npt.NDArray[np.int64],
+    sizes: FloatArray,
+    prices: FloatArray,
+    buyer_fees: FloatArray,
+    seller_fees: FloatArray,
+) -> None:
+    """Apply fills in order to one market's position columns and the cash array, in place.
+
+    Each side's realized PnL minus its fee goes to its isolated margin (isolated position) or
+    cash (cross); a closed isolated position returns its remaining margin to cash; fees go to
+    the fee account.
+    """
+    for k in range(len(sizes)):
+        for side in range(2):
+            if side == 0:
+                a = buyers[k]
+                delta = sizes[k]
+                fee = buyer_fees[k]
+            else:
+                a = sellers[k]
+                delta = -sizes[k]
+                fee = seller_fees[k]
+            new_size, new_entry, realized = fill_one_nb(size[a], entry[a], delta, prices[k])
+            size[a] = new_size
+            entry[a] = new_entry
+            realized_pnl[a] += realized
+            cash[fee_account] += fee
+            if mode[a] != 0:
+                isolated_margin[a] += realized - fee
+                if new_size == 0.0:
+                    cash[a] += isolated_margin[a]
+                    isolated_margin[a] = 0.0
+            else:
+                cash[a] += realized - fee
+
+
+@njit(cache=True)
+def margin_ratio_nb(equity: FloatArray, maintenance: FloatArray, out: FloatArray) -> None:
+    """``maintenance / equity`` (Binance convention): inf where equity <= 0, 0 without risk."""
+    for i in range(len(equity)):
+        e = equity[i]
+        m = maintenance[i]
+        if e > 0.0:
+            out[i] = m / e
+        else:
+            out[i] = np.inf
