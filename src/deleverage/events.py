@@ -362,6 +362,30 @@ class BadDebt(Event):
     text: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InsuranceAction(Event):
+    """A staker asked to unstake ``shares`` (``code`` 1) or cancelled the request (``code`` 2).
+
+    Cash moves only with the later :class:`Transfer` (reason ``UNSTAKE``).
+    """
+
+    kind: ClassVar[EventKind] = EventKind.INSURANCE
+    _columns: ClassVar[dict[str, str]] = {
+        "staker": "account",
+        "fund_account": "counterparty",
+        "action": "code",
+        "shares": "size",
+    }
+    staker: int
+    fund_account: int
+    action: int
+    shares: float = 0.0
+
+
+UNSTAKE_REQUEST = 1
+UNSTAKE_CANCEL = 2
+
+
 EVENT_TYPES: dict[EventKind, type[Event]] = {
     cls.kind: cls
     for cls in (
@@ -380,6 +404,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         MarginCall,
         CircuitBreaker,
         BadDebt,
+        InsuranceAction,
     )
 }
 

@@ -17,12 +17,13 @@ since every fill has two sides. :meth:`Exchange.conservation` reports each line 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ import pyarrow as pa
 
 from deleverage import margin as mm
 from deleverage.errors import (
+    HaltedError,
     InsufficientFundsError,
     InsufficientMarginError,
     InvariantError,
@@ -39,12 +41,15 @@ from deleverage.errors import (
     ValidationError,
 )
 from deleverage.events import (
+    UNSTAKE_CANCEL,
+    UNSTAKE_REQUEST,
     AccountOpened,
     Deposit,
     Event,
     EventKind,
     Fill,
     FillReason,
+    InsuranceAction,
     Journal,
     MarginMoved,
     MarketListed,
@@ -56,6 +61,7 @@ from deleverage.events import (
     Withdrawal,
     event_from_row,
 )
+from deleverage.insurance import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
 from deleverage.kernels import (
     accumulate_market_nb,
     apply_fills_nb,
@@ -65,6 +71,9 @@ from deleverage.kernels import (
 )
 from deleverage.spec import MarginMode, MarketSpec, TierArrays, check_finite, check_finite_positive
 from deleverage.tolerance import CONSERVATION_RTOL, GRID_RTOL, MARGIN_ATOL
+
+if TYPE_CHECKING:
+    from deleverage.risk import Book
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -83,7 +92,15 @@ class AccountKind(IntEnum):
     LIQUIDATOR = 5  # a third-party liquidator (margin-checked like a trader if funded)
 
 
-SYSTEM_KINDS = frozenset({AccountKind.LIQUIDITY, AccountKind.INSURANCE, AccountKind.FEE})
+SYSTEM_KINDS = frozenset(
+    {
+        AccountKind.LIQUIDITY,
+        AccountKind.INSURANCE,
+        AccountKind.FEE,
+        AccountKind.BACKSTOP,
+        AccountKind.LIQUIDATOR,
+    }
+)
 
 
 @dataclass
@@ -192,13 +209,43 @@ class Exchange:
     300.0
     """
 
-    def __init__(self, *, check_invariants: bool = False) -> None:
-        self._init_state(check_invariants=check_invariants)
+    def __init__(
+        self,
+        *,
+        check_invariants: bool = False,
+        insurance: Literal["shared", "per_market"] = "shared",
+        insurance_protocol_share: float = 0.0,
+        unstake_cooldown_s: float = DRIFT_UNSTAKE_COOLDOWN_S,
+        seed: int = 0,
+    ) -> None:
+        if insurance not in ("shared", "per_market"):
+            raise ValidationError("insurance", insurance, "must be 'shared' or 'per_market'")
+        self._init_state(
+            check_invariants=check_invariants,
+            seed=seed,
+            fund_settings=(insurance_protocol_share, unstake_cooldown_s),
+        )
+        self.insurance_mode = insurance
         self.fee_account = self.open_account(kind=AccountKind.FEE, label="fees")
         self.liquidity_account = self.open_account(kind=AccountKind.LIQUIDITY, label="book")
         self.insurance_account = self.open_account(kind=AccountKind.INSURANCE, label="insurance")
+        self.backstop_account = self.open_account(kind=AccountKind.BACKSTOP, label="backstop")
+        self.liquidator_account = self.open_account(kind=AccountKind.LIQUIDATOR, label="liquidator")
 
-    def _init_state(self, *, check_invariants: bool) -> None:
+    def _init_state(
+        self,
+        *,
+        check_invariants: bool,
+        seed: int = 0,
+        fund_settings: tuple[float, float] = (0.0, DRIFT_UNSTAKE_COOLDOWN_S),
+    ) -> None:
+        from deleverage.risk import RiskEngine
+
+        self.risk = RiskEngine(self, seed=seed)
+        self.funds: dict[int, InsuranceFund] = {}
+        self._fund_settings = fund_settings
+        self._market_fund: list[int] = []
+        self.insurance_mode = "shared"
         self.journal = Journal()
         self.check_invariants = check_invariants
         self.markets: list[MarketState] = []
@@ -216,6 +263,8 @@ class Exchange:
         self.fee_account = 0
         self.liquidity_account = 1
         self.insurance_account = 2
+        self.backstop_account = 3
+        self.liquidator_account = 4
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -291,8 +340,20 @@ class Exchange:
         elif kind is EventKind.TRANSFER:
             assert isinstance(event, Transfer)
             self._apply_transfer(event)
+            self._fund_ledger(event)
+        elif kind is EventKind.INSURANCE:
+            assert isinstance(event, InsuranceAction)
+            fund = self.funds[event.fund_account]
+            if event.action == UNSTAKE_REQUEST:
+                fund.request_unstake(event.staker, event.shares, event.ts_ns)
+            else:
+                fund.cancel_unstake(event.staker, event.ts_ns)
         elif kind is EventKind.DEPOSIT:
             assert isinstance(event, Deposit)
+            if event.account in self.funds:
+                self.funds[event.account].receive(
+                    event.amount, event.ts_ns, kind=FlowKind.PROTOCOL_REVENUE, ref=event.account
+                )
             self._cash[event.account] += event.amount
             self._net_deposit[event.account] += event.amount
             self.net_deposits += event.amount
@@ -337,6 +398,14 @@ class Exchange:
             cols.mode[a] = event.margin_mode
         self._labels.append(event.label)
         self._n += 1
+        if event.account_kind == AccountKind.INSURANCE:
+            share, cooldown = self._fund_settings
+            self.funds[a] = InsuranceFund(
+                event.label or f"insurance-{a}", protocol_share=share, unstake_cooldown_s=cooldown
+            )
+            if event.label.startswith("insurance:"):
+                symbol = event.label.removeprefix("insurance:")
+                self._market_fund[self._market_ids[symbol]] = a
 
     def _grow(self, capacity: int) -> None:
         for name in ("_cash", "_net_deposit", "_kind", "_default_mode"):
@@ -354,6 +423,8 @@ class Exchange:
             raise InvariantError(f"market ids must be listed in order, got {event.market}")
         self.markets.append(MarketState(id=event.market, spec=spec, tiers=spec.tier_arrays))
         self._market_ids[spec.symbol] = event.market
+        self._market_fund.append(self.insurance_account)
+        self.risk.add_market()
         cols = PositionColumns(self._capacity)
         cols.mode[: self._n] = self._default_mode[: self._n]
         self._positions.append(cols)
@@ -384,6 +455,123 @@ class Exchange:
             cols.size, cols.entry, cols.isolated_margin, cols.mode, cols.realized_pnl,
             self._cash, self.fee_account, buyers, sellers, sizes, prices, buyer_fees, seller_fees,
         )  # fmt: skip
+
+    def _fund_ledger(self, transfer: Transfer) -> None:
+        """Mirror a transfer into or out of an insurance account in its fund's ledger."""
+        reason = TransferReason(transfer.reason)
+        ts = transfer.ts_ns
+        if transfer.destination in self.funds:
+            fund = self.funds[transfer.destination]
+            if reason is TransferReason.STAKE:
+                fund.stake(transfer.source, transfer.amount, ts, available_cash=math.inf)
+            elif reason is TransferReason.TRADING_FEE:
+                fund.receive(transfer.amount, ts, kind=FlowKind.FEE_INFLOW, ref=transfer.source)
+            elif reason is TransferReason.LIQUIDATION_FEE:
+                fund.receive(
+                    transfer.amount, ts, kind=FlowKind.LIQUIDATION_PENALTY, ref=transfer.source
+                )
+            else:
+                fund.receive(
+                    transfer.amount, ts, kind=FlowKind.PROTOCOL_REVENUE, ref=transfer.source
+                )
+        if transfer.source in self.funds:
+            fund = self.funds[transfer.source]
+            if reason is TransferReason.UNSTAKE:
+                paid = fund.unstake(transfer.destination, ts)
+                if not math.isclose(paid, transfer.amount, rel_tol=1e-12, abs_tol=1e-9):
+                    raise InvariantError(f"unstake paid {paid}, transfer says {transfer.amount}")
+            elif reason is TransferReason.INSURANCE_COVER:
+                fund.cover(transfer.amount, ts, ref=transfer.destination)
+            else:
+                fund.cover(transfer.amount, ts, ref=transfer.destination, kind=FlowKind.LOSS)
+
+    # ------------------------------------------------------------------ insurance staking
+    def stake(
+        self, account: int, amount: float, *, market: MarketRef | None = None,
+        ts_ns: int | None = None,
+    ) -> float:  # fmt: skip
+        """Stake cash from an account into an insurance fund; return the shares minted.
+
+        The stake must not exceed the account's withdrawable cash. Stakers earn the fund's
+        penalty and fee inflows (less the protocol's share) and bear its losses pro rata.
+        """
+        a = self._check_account(account)
+        value = check_finite_positive("amount", amount)
+        ts = self._ts(ts_ns)
+        fund_account = (
+            self.insurance_account if market is None else self.insurance_account_for(market)
+        )
+        fund = self.funds[fund_account]
+        available = self.account_margins(a).withdrawable
+        preview = copy.deepcopy(fund)
+        shares = preview.stake(a, value, ts, available_cash=available)  # raises, nothing applied
+        self._emit_all(
+            [
+                Transfer(
+                    ts_ns=ts, source=a, destination=fund_account, amount=value,
+                    reason=int(TransferReason.STAKE),
+                )
+            ]
+        )  # fmt: skip
+        return shares
+
+    def request_unstake(
+        self, account: int, shares: float, *, market: MarketRef | None = None,
+        ts_ns: int | None = None,
+    ) -> float:  # fmt: skip
+        """Ask to unstake shares, starting the cooldown; return their value now (quote)."""
+        a = self._check_account(account)
+        ts = self._ts(ts_ns)
+        fund_account = (
+            self.insurance_account if market is None else self.insurance_account_for(market)
+        )
+        value = copy.deepcopy(self.funds[fund_account]).request_unstake(a, shares, ts)
+        self._emit_all(
+            [
+                InsuranceAction(
+                    ts_ns=ts,
+                    staker=a,
+                    fund_account=fund_account,
+                    action=UNSTAKE_REQUEST,
+                    shares=float(shares),
+                )
+            ]
+        )
+        return value
+
+    def cancel_unstake(
+        self, account: int, *, market: MarketRef | None = None, ts_ns: int | None = None
+    ) -> None:
+        """Cancel a pending unstake request (a gain since the request is forfeited)."""
+        a = self._check_account(account)
+        ts = self._ts(ts_ns)
+        fund_account = (
+            self.insurance_account if market is None else self.insurance_account_for(market)
+        )
+        copy.deepcopy(self.funds[fund_account]).cancel_unstake(a, ts)
+        self._emit_all(
+            [InsuranceAction(ts_ns=ts, staker=a, fund_account=fund_account, action=UNSTAKE_CANCEL)]
+        )
+
+    def unstake(
+        self, account: int, *, market: MarketRef | None = None, ts_ns: int | None = None
+    ) -> float:
+        """Withdraw requested shares after the cooldown into the account's cash; return it."""
+        a = self._check_account(account)
+        ts = self._ts(ts_ns)
+        fund_account = (
+            self.insurance_account if market is None else self.insurance_account_for(market)
+        )
+        paid = copy.deepcopy(self.funds[fund_account]).unstake(a, ts)  # raises CooldownError
+        self._emit_all(
+            [
+                Transfer(
+                    ts_ns=ts, source=fund_account, destination=a, amount=paid,
+                    reason=int(TransferReason.UNSTAKE),
+                )
+            ]
+        )  # fmt: skip
+        return paid
 
     def _apply_transfer(self, transfer: Transfer) -> None:
         amount = transfer.amount
@@ -458,8 +646,33 @@ class Exchange:
             raise ValidationError("spec", type(spec).__name__, "must be a MarketSpec")
         if spec.symbol in self._market_ids:
             raise ValidationError("spec.symbol", spec.symbol, "must not be listed already")
-        self._emit_all([MarketListed(ts_ns=ts, market=len(self.markets), spec_json=spec.to_json())])
-        return len(self.markets) - 1
+        m = len(self.markets)
+        events: list[Event] = [MarketListed(ts_ns=ts, market=m, spec_json=spec.to_json())]
+        if self.insurance_mode == "per_market":
+            events.append(
+                AccountOpened(
+                    ts_ns=ts, account=self._n, account_kind=int(AccountKind.INSURANCE),
+                    label=f"insurance:{spec.symbol}",
+                )
+            )  # fmt: skip
+        self._emit_all(events)
+        return m
+
+    def insurance_account_for(self, market: MarketRef) -> int:
+        """The insurance account that backs a market (the shared one unless per-market)."""
+        return self._market_fund[self.market_id(market)]
+
+    def insurance_fund(self, market: MarketRef | None = None) -> InsuranceFund:
+        """The :class:`InsuranceFund` ledger backing a market (default: the shared fund)."""
+        account = self.insurance_account if market is None else self.insurance_account_for(market)
+        return self.funds[account]
+
+    def set_liquidity(self, market: MarketRef, model: Book | None) -> None:
+        """Set the liquidity model that liquidation orders in a market execute against.
+
+        ``None`` fills liquidations at the mark (infinite depth).
+        """
+        self.risk.markets[self.market_id(market)].liquidity = model
 
     def update_market_spec(
         self, market: MarketRef, spec: MarketSpec, *, ts_ns: int | None = None
@@ -508,6 +721,8 @@ class Exchange:
         a = self._check_account(account)
         value = check_finite_positive("amount", amount)
         ts = self._ts(ts_ns)
+        if a in self.funds:
+            raise StateError(f"account {a} is an insurance fund: its cash leaves by unstaking")
         allowed = self.account_margins(a).withdrawable
         if value > allowed + MARGIN_ATOL:
             raise InsufficientFundsError(
@@ -521,7 +736,10 @@ class Exchange:
         m = self.market_id(market)
         value = check_finite_positive("price", price)
         ts = self._ts(ts_ns)
-        self._emit_all([MarkPrice(ts_ns=ts, market=m, price=value)])
+        self._emit(MarkPrice(ts_ns=ts, market=m, price=value))
+        self.last_step = self.risk.on_mark(m, ts)
+        if self.check_invariants:
+            self.assert_conserved()
 
     # ------------------------------------------------------------------ position settings
     def set_margin_mode(
@@ -652,6 +870,9 @@ class Exchange:
         state = self.markets[m]
         if state.mark <= 0:
             raise StateError(f"market {state.spec.symbol} has no mark price yet: set_mark first")
+        breaker = state.spec.circuit_breaker
+        if breaker is not None and breaker.halt_trading and self.risk.halted(m):
+            raise HaltedError(f"market {state.spec.symbol} is halted by its circuit breaker")
         _check_grid("size", qty, state.spec.lot_size)
         _check_grid("price", px, state.spec.tick_size)
         notional = qty * px

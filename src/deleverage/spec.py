@@ -219,7 +219,15 @@ class LiquidationPolicy(_Frozen):
         lower margin tier.
     execution
         ``market`` fills against the market's liquidity model; ``liquidator`` transfers the
-        position to a liquidator account at the fillable price.
+        position to a liquidator account at the fillable price (dYdX v4), whose adjustment is
+        ``spread_to_maintenance_ratio x maintenance rate``.
+    buffer
+        Added to the maintenance rate as the partial-liquidation target (Drift: 0.02).
+    margin_call_ratio
+        Margin ratio (maintenance / equity) at which a margin-call notice is sent.
+    backstop_equity_fraction
+        When > 0, an account whose equity falls below this fraction of maintenance margin is
+        taken over by the backstop vault with its margin (Hyperliquid: 2/3).
     """
 
     kind: LiquidationKind = "full"
@@ -233,6 +241,28 @@ class LiquidationPolicy(_Frozen):
     max_notional_per_market_step: PositiveFloat | None = None
     margin_call_ratio: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
     backstop_equity_fraction: Fraction = 0.0
+    spread_to_maintenance_ratio: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 1.5
+
+    @model_validator(mode="after")
+    def _check_fraction_needs(self) -> Self:
+        if self.kind == "fixed_fraction" and self.fraction >= 1.0:
+            raise ValueError(
+                f"fraction must be below 1 for kind 'fixed_fraction', was {self.fraction}"
+            )
+        return self
+
+
+class CircuitBreakerPolicy(_Frozen):
+    """Halt liquidations (and optionally trading) after a fast mark move.
+
+    The market halts when the mark moves more than ``threshold`` (fraction) away from any mark
+    of the last ``window_s`` seconds, and resumes ``cooldown_s`` seconds later.
+    """
+
+    threshold: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    window_s: PositiveFloat = 60.0
+    cooldown_s: NonNegativeFloat = 300.0
+    halt_trading: bool = False
 
 
 class RiskScoreWeights(_Frozen):
@@ -286,6 +316,7 @@ class MarketSpec(_Frozen):
     open_interest_scaling: OpenInterestScaling | None = None
     liquidation: LiquidationPolicy = LiquidationPolicy()
     adl: AdlPolicy = AdlPolicy()
+    circuit_breaker: CircuitBreakerPolicy | None = None
 
     @model_validator(mode="after")
     def _check_tiers(self) -> Self:
@@ -293,9 +324,7 @@ class MarketSpec(_Frozen):
             raise ValueError("contract_type 'inverse' is reserved and not supported yet")
         tiers = self.tiers
         if tiers[0].notional_floor != 0:
-            raise ValueError(
-                f"tiers[0].notional_floor must be 0, was {tiers[0].notional_floor}"
-            )
+            raise ValueError(f"tiers[0].notional_floor must be 0, was {tiers[0].notional_floor}")
         for i, tier in enumerate(tiers):
             if tier.maintenance_rate >= tier.initial_rate:
                 raise ValueError(
