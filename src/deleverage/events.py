@@ -34,6 +34,18 @@ import pyarrow.parquet as pq
 
 from deleverage.errors import DataError
 
+_FIELD_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {}
+
+
+def _field_columns(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field name, journal column) pairs of an event class (cached per class)."""
+    pairs = _FIELD_COLUMNS.get(cls)
+    if pairs is None:
+        columns: dict[str, str] = getattr(cls, "_columns", {})
+        pairs = tuple((f.name, columns.get(f.name, f.name)) for f in dataclasses.fields(cls))
+        _FIELD_COLUMNS[cls] = pairs
+    return pairs
+
 
 class EventKind(IntEnum):
     """Kind of an event; the journal's ``kind`` column."""
@@ -143,16 +155,14 @@ class Event:
         """This event as one journal row (every column present)."""
         row = dict(_DEFAULTS)
         row["kind"] = int(self.kind)
-        for f in dataclasses.fields(self):
-            row[self._columns.get(f.name, f.name)] = getattr(self, f.name)
+        for name, column in _field_columns(type(self)):
+            row[column] = getattr(self, name)
         return row
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Event:
         """Rebuild the typed event from a journal row."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        values = {name: row[cls._columns.get(name, name)] for name in names}
-        return cls(**values)
+        return cls(**{name: row[column] for name, column in _field_columns(cls)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -382,6 +392,17 @@ class InsuranceAction(Event):
     shares: float = 0.0
 
 
+#: Kinds that record decisions and alerts but change no balance (replay skips them).
+NOTICE_KINDS = frozenset(
+    {
+        EventKind.LIQUIDATION,
+        EventKind.ADL_ROUND,
+        EventKind.MARGIN_CALL,
+        EventKind.CIRCUIT_BREAKER,
+        EventKind.BAD_DEBT,
+    }
+)
+
 UNSTAKE_REQUEST = 1
 UNSTAKE_CANCEL = 2
 
@@ -438,10 +459,17 @@ class Journal:
     def append(self, event: Event) -> Event:
         """Append one event, stamping its sequence number; return the stamped event."""
         stamped = dataclasses.replace(event, seq=self._count)
-        self._rows.append(stamped.to_row())
-        self._count += 1
-        self._last_ts = max(self._last_ts, stamped.ts_ns)
+        self.append_unstamped(event)
         return stamped
+
+    def append_unstamped(self, event: Event) -> None:
+        """Append one event (its row gets the next sequence number); the engine's hot path."""
+        row = event.to_row()
+        row["seq"] = self._count
+        self._rows.append(row)
+        self._count += 1
+        if event.ts_ns > self._last_ts:
+            self._last_ts = event.ts_ns
 
     def append_columns(self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike) -> None:
         """Append a batch of events of one kind given as equal-length columns."""

@@ -41,6 +41,7 @@ from deleverage.errors import (
     ValidationError,
 )
 from deleverage.events import (
+    NOTICE_KINDS,
     UNSTAKE_CANCEL,
     UNSTAKE_REQUEST,
     AccountOpened,
@@ -65,6 +66,7 @@ from deleverage.insurance import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFu
 from deleverage.kernels import (
     accumulate_market_nb,
     apply_fills_nb,
+    apply_transfers_nb,
     fill_one_nb,
     isolated_market_nb,
     margin_ratio_nb,
@@ -317,12 +319,15 @@ class Exchange:
 
     # ------------------------------------------------------------------ emitting
     def _emit(self, event: Event) -> Event:
-        stamped = self.journal.append(event)
-        self._apply(stamped)
-        return stamped
+        self.journal.append_unstamped(event)
+        self._apply(event)
+        return event
 
     def _emit_all(self, events: Iterable[Event]) -> list[Event]:
-        done = [self._emit(e) for e in events]
+        done = []
+        for event in events:
+            done.append(self.journal.append(event))
+            self._apply(event)
         if self.check_invariants:
             self.assert_conserved()
         return done
@@ -340,7 +345,6 @@ class Exchange:
         elif kind is EventKind.TRANSFER:
             assert isinstance(event, Transfer)
             self._apply_transfer(event)
-            self._fund_ledger(event)
         elif kind is EventKind.INSURANCE:
             assert isinstance(event, InsuranceAction)
             fund = self.funds[event.fund_account]
@@ -574,13 +578,48 @@ class Exchange:
         return paid
 
     def _apply_transfer(self, transfer: Transfer) -> None:
-        amount = transfer.amount
-        m = transfer.market
-        for account, sign in ((transfer.source, -1.0), (transfer.destination, 1.0)):
-            if m >= 0 and self._positions[m].mode[account] == MarginMode.ISOLATED:
-                self._positions[m].isolated_margin[account] += sign * amount
-            else:
-                self._cash[account] += sign * amount
+        self._apply_transfer_columns(
+            transfer.market,
+            np.array([transfer.source], dtype=np.int64),
+            np.array([transfer.destination], dtype=np.int64),
+            np.array([transfer.amount]),
+            np.array([transfer.reason], dtype=np.int64),
+            transfer.ts_ns,
+        )
+
+    def _apply_transfer_columns(
+        self,
+        market: int,
+        sources: IntArray,
+        destinations: IntArray,
+        amounts: FloatArray,
+        reasons: IntArray,
+        ts_ns: int | IntArray,
+    ) -> None:
+        """Apply transfers in order (one market, or -1 for cash only) and mirror fund flows."""
+        if market >= 0:
+            cols = self._positions[market]
+            apply_transfers_nb(
+                self._cash, cols.isolated_margin, cols.mode, True, sources, destinations, amounts
+            )
+        else:
+            dummy = np.zeros(0)
+            apply_transfers_nb(
+                self._cash, dummy, np.zeros(0, dtype=np.int8), False, sources, destinations,
+                amounts,
+            )  # fmt: skip
+        if not self.funds:
+            return
+        touches = np.isin(sources, list(self.funds)) | np.isin(destinations, list(self.funds))
+        ts_all = np.broadcast_to(np.asarray(ts_ns, dtype=np.int64), amounts.shape)
+        for k in np.flatnonzero(touches).tolist():
+            self._fund_ledger(
+                Transfer(
+                    ts_ns=int(ts_all[k]), source=int(sources[k]),
+                    destination=int(destinations[k]), amount=float(amounts[k]),
+                    reason=int(reasons[k]), market=market,
+                )
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ setup
     def open_account(
@@ -903,6 +942,7 @@ class Exchange:
         sizes: npt.ArrayLike,
         prices: npt.ArrayLike,
         *,
+        leverage: npt.ArrayLike | None = None,
         counterparty: int | None = None,
         ts_ns: int | None = None,
     ) -> None:
@@ -910,7 +950,9 @@ class Exchange:
 
         The columnar fast path for loading a population: each account must be distinct and flat
         in the market; each pays the taker fee and must meet initial margin afterwards (isolated
-        positions are topped up from cash). Either every position opens or none does.
+        positions are topped up from cash to ``notional / leverage``). ``leverage`` (chosen per
+        position, at most the tier maximum) defaults to the tier maximum. Either every position
+        opens or none does.
         """
         m = self.market_id(market)
         ts = self._ts(ts_ns)
@@ -938,10 +980,23 @@ class Exchange:
         if np.any(cols.size[acc] != 0.0):
             bad = int(acc[cols.size[acc] != 0.0][0])
             raise StateError(f"open_positions needs flat accounts; account {bad} holds a position")
+        lev = cols.leverage[acc]
+        if leverage is not None:
+            lev = np.broadcast_to(np.asarray(leverage, dtype=np.float64), (n,)).copy()
+            _check_array("leverage", lev, positive=True)
+            tier_max = 1.0 / state.tiers.imr[mm.tier_index(np.abs(qty) * state.mark, state.tiers)]
+            over = (lev > tier_max * (1 + GRID_RTOL)) | (lev < 1.0)
+            if over.any():
+                k = int(np.flatnonzero(over)[0])
+                raise ValidationError(
+                    f"leverage[{k}]",
+                    float(lev[k]),
+                    f"must be in [1, {tier_max[k]:g}] (tier maximum)",
+                )
         fee = np.abs(qty) * px * state.spec.taker_fee_rate
         cp_fee = np.abs(qty) * px * state.spec.maker_fee_rate
         notional = np.abs(qty) * state.mark
-        initial = mm.initial_margin(notional, state.tiers, leverage=cols.leverage[acc])
+        initial = mm.initial_margin(notional, state.tiers, leverage=lev)
         upnl = qty * (state.mark - px)
         margins = self.margin_state()
         trader = np.isin(self._kind[acc], [int(k) for k in SYSTEM_KINDS], invert=True)
@@ -965,6 +1020,12 @@ class Exchange:
                 f"`accounts` account {int(acc[k])} lacks initial margin for size {qty[k]:g} at "
                 f"{px[k]:g} ({int(bad_mask.sum())} of {n} accounts short)"
             )
+        if leverage is not None:
+            self.journal.append_columns(
+                EventKind.POSITION_SETTINGS, ts, account=acc, market=m, code=cols.mode[acc],
+                price=lev,
+            )  # fmt: skip
+            cols.leverage[acc] = lev
         moved = topup > 0
         if moved.any():
             self.journal.append_columns(
@@ -1303,6 +1364,8 @@ class Exchange:
                 int(EventKind.ACCOUNT_OPENED),
                 int(EventKind.MARGIN_MOVED),
                 int(EventKind.DEPOSIT),
+                int(EventKind.TRANSFER),
+                int(EventKind.POSITION_SETTINGS),
             ],
         )
         boundary = np.ones(n, dtype=bool)
@@ -1313,9 +1376,13 @@ class Exchange:
             )
         starts = np.flatnonzero(boundary)
         ends = np.append(starts[1:], n)
+        notices = np.isin(kinds, [int(k) for k in NOTICE_KINDS])
         for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
             if hi - lo > 1 and batchable[lo]:
                 ex._apply_batch(table.slice(lo, hi - lo))
+                continue
+            if notices[lo:hi].all():
+                ex.clock_ns = max(ex.clock_ns, int(np.asarray(table["ts_ns"][hi - 1].as_py())))
                 continue
             for row in table.slice(lo, hi - lo).to_pylist():
                 ex._apply(event_from_row(row))
@@ -1342,6 +1409,19 @@ class Exchange:
             )
         elif kind is EventKind.DEPOSIT:
             self._apply_deposits(account, np.asarray(part["amount"], dtype=np.float64))
+        elif kind is EventKind.TRANSFER:
+            self._apply_transfer_columns(
+                int(part["market"][0].as_py()),
+                account,
+                np.asarray(part["counterparty"], dtype=np.int64),
+                np.asarray(part["amount"], dtype=np.float64),
+                np.asarray(part["code"], dtype=np.int64),
+                np.asarray(part["ts_ns"], dtype=np.int64),
+            )
+        elif kind is EventKind.POSITION_SETTINGS:
+            cols = self._positions[int(part["market"][0].as_py())]
+            cols.mode[account] = np.asarray(part["code"], dtype=np.int8)
+            cols.leverage[account] = np.asarray(part["price"], dtype=np.float64)
         elif kind is EventKind.MARGIN_MOVED:
             amount = np.asarray(part["amount"], dtype=np.float64)
             cols = self._positions[int(part["market"][0].as_py())]

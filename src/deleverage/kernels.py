@@ -174,3 +174,119 @@ def margin_ratio_nb(equity: FloatArray, maintenance: FloatArray, out: FloatArray
             out[i] = m / e
         else:
             out[i] = np.inf
+
+
+@njit(cache=True)
+def plan_isolated_liquidations_nb(
+    size: FloatArray,
+    equity: FloatArray,
+    close: FloatArray,
+    mark: float,
+    fee_rate: float,
+    fund_balance: float,
+    book_depth: float,
+    book_consumed: float,
+    book_max_move: float,
+    adl_enabled: bool,
+    filled_out: FloatArray,
+    price_out: FloatArray,
+    penalty_out: FloatArray,
+    shortfall_out: FloatArray,
+    cover_out: FloatArray,
+    adl_out: npt.NDArray[np.bool_],
+) -> tuple[float, float]:
+    """Plan the liquidation of isolated positions, in order, against a constant-depth book.
+
+    For candidate ``i`` (position ``size[i]``, pool equity ``equity[i]``, closing
+    ``close[i]`` base units) a market order of side ``-sign(size)`` walks the book
+    (``book_depth`` = D base units per unit relative move, net consumed ``book_consumed``;
+    ``book_depth = inf`` fills at the mark): ``vwap = mark (1 + s (y0 + y1) / (2 D))``. Then
+
+    - equity after the fill ``E' = E + side x filled x (vwap - mark)``;
+    - penalty ``max(0, min(fee_rate x filled x vwap, E'))`` goes to the fund (dYdX cap);
+    - a full close with ``E' < 0`` leaves the shortfall ``-E'``, the fund covers what it can.
+
+    If a full close would leave a shortfall larger than the fund (or the book cannot absorb the
+    order) and ``adl_enabled``, the candidate is flagged for ADL instead and takes no depth.
+    Returns the fund balance and the book's consumed depth afterwards.
+    """
+    consumed = book_consumed
+    fund = fund_balance
+    for i in range(len(size)):
+        s = size[i]
+        side = 1.0 if s > 0.0 else -1.0
+        q = close[i]
+        full = q >= abs(s) * (1.0 - 1e-12)
+        if full:
+            q = abs(s)
+        order_side = -side
+        if np.isinf(book_depth):
+            filled = q
+            vwap = mark
+            y1 = consumed
+        else:
+            y0 = order_side * consumed
+            room = book_max_move * book_depth - y0
+            if room <= 0.0:
+                filled = 0.0
+            elif q < room:
+                filled = q
+            else:
+                filled = room
+            y1s = y0 + filled
+            vwap = mark * (1.0 + order_side * (y0 + y1s) / (2.0 * book_depth))
+            y1 = order_side * y1s
+        equity_after = equity[i] + side * filled * (vwap - mark)
+        exhausted = filled < q * (1.0 - 1e-12)
+        if adl_enabled and full and (exhausted or (equity_after < 0.0 and fund < -equity_after)):
+            adl_out[i] = True
+            filled_out[i] = 0.0
+            continue
+        adl_out[i] = False
+        consumed = y1
+        filled_out[i] = filled
+        price_out[i] = vwap
+        fee = fee_rate * filled * vwap
+        penalty = fee if fee < equity_after else equity_after
+        if penalty < 0.0:
+            penalty = 0.0
+        penalty_out[i] = penalty
+        fund += penalty
+        shortfall = 0.0
+        if full and not exhausted and equity_after < 0.0:
+            shortfall = -equity_after
+        shortfall_out[i] = shortfall
+        cover = shortfall if shortfall < fund else fund
+        if cover < 0.0:
+            cover = 0.0
+        cover_out[i] = cover
+        fund -= cover
+    return fund, consumed
+
+
+@njit(cache=True)
+def apply_transfers_nb(
+    cash: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    in_market: bool,
+    sources: npt.NDArray[np.int64],
+    destinations: npt.NDArray[np.int64],
+    amounts: FloatArray,
+) -> None:
+    """Apply cash transfers in order, in place.
+
+    With ``in_market`` (the transfers name one market, whose isolated-margin and mode columns
+    are given) an isolated position's side moves its isolated margin; otherwise cash moves.
+    """
+    for k in range(len(amounts)):
+        a = sources[k]
+        if in_market and mode[a] != 0:
+            isolated_margin[a] -= amounts[k]
+        else:
+            cash[a] -= amounts[k]
+        b = destinations[k]
+        if in_market and mode[b] != 0:
+            isolated_margin[b] += amounts[k]
+        else:
+            cash[b] += amounts[k]

@@ -75,7 +75,7 @@ def tier_down_size(size: float, mark: float, tiers: TierArrays) -> float:
     t = int(np.searchsorted(tiers.floor, notional, side="right") - 1)
     if t <= 0:
         return abs(size)
-    target_notional = tiers.floor[t] * (1.0 - 1e-9)
+    target_notional = float(tiers.floor[t]) * (1.0 - 1e-9)
     return max(0.0, abs(size) - target_notional / mark)
 
 

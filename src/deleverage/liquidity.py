@@ -69,7 +69,7 @@ from typing import (
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd  # type: ignore[import-untyped]
+import pandas as pd
 from numba import njit
 
 from deleverage.errors import DataError, ValidationError

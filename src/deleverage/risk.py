@@ -24,7 +24,7 @@ import json
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ from deleverage.events import (
     AdlRound,
     BadDebt,
     CircuitBreaker,
+    EventKind,
     Fill,
     FillReason,
     Liquidation,
@@ -43,7 +44,8 @@ from deleverage.events import (
     Transfer,
     TransferReason,
 )
-from deleverage.spec import MarginMode, MarketSpec
+from deleverage.liquidity import ConstantDepthBook, LiquidityModel
+from deleverage.spec import MarginMode, MarketSpec, TierArrays
 
 if TYPE_CHECKING:
     from deleverage.exchange import Exchange
@@ -55,12 +57,7 @@ _NS = 1_000_000_000
 _MAX_ROUNDS = 8  # liquidation passes per step over accounts still below maintenance
 
 
-class Book(Protocol):
-    """What the risk step needs of a liquidity model (see :mod:`deleverage.liquidity`)."""
-
-    def quote(self, side: int, size: float, mid: float, ts_ns: int) -> Any: ...
-
-    def execute(self, side: int, size: float, mid: float, ts_ns: int) -> Any: ...
+Book = LiquidityModel
 
 
 @dataclass
@@ -103,6 +100,7 @@ class RiskEngine:
         self.markets: list[MarketRisk] = []
         self.rng = np.random.default_rng(seed)
         self.reports: list[StepReport] = []
+        self._queues: dict[tuple[int, int], _Queue] = {}
 
     def add_market(self) -> None:
         self.markets.append(MarketRisk())
@@ -111,6 +109,7 @@ class RiskEngine:
     def on_mark(self, m: int, ts: int) -> StepReport:
         """Run the risk step of market ``m`` after its mark was set at ``ts``."""
         report = StepReport(market=m, ts_ns=ts)
+        self._queues.clear()
         ex = self.ex
         state = ex.markets[m]
         risk = self.markets[m]
@@ -118,10 +117,12 @@ class RiskEngine:
             report.halted = True
             self.reports.append(report)
             return report
-        if risk.liquidity is not None and hasattr(risk.liquidity, "recover"):
+        if risk.liquidity is not None:
             risk.liquidity.recover(ts)
         report.margin_calls = self._margin_calls(m, ts)
         caps = _Caps(state.spec)
+        if self._batchable(m):
+            self._batch_isolated(m, ts, report, caps)
         for _ in range(_MAX_ROUNDS):
             candidates = self._candidates(m)
             if len(candidates) == 0:
@@ -136,6 +137,171 @@ class RiskEngine:
                 break
         self.reports.append(report)
         return report
+
+    # ------------------------------------------------------------------ batch fast path
+    def _batchable(self, m: int) -> bool:
+        """Whether isolated liquidations in ``m`` can take the compiled batch path.
+
+        It covers market execution on no book (fills at the mark) or a constant-depth book,
+        without backstop or per-step caps; everything else takes the per-account path.
+        """
+        spec = self.ex.markets[m].spec
+        policy = spec.liquidation
+        book = self.markets[m].liquidity
+        return (
+            policy.execution == "market"
+            and policy.backstop_equity_fraction == 0.0
+            and policy.max_notional_per_account_step is None
+            and policy.max_notional_per_market_step is None
+            and (book is None or type(book) is ConstantDepthBook)
+        )
+
+    def _batch_isolated(self, m: int, ts: int, report: StepReport, caps: _Caps) -> None:
+        """Liquidate every isolated position below maintenance in ``m`` with array operations.
+
+        The same rules as :meth:`_close`, planned by a compiled kernel in the same order
+        (most distressed first); positions the fund cannot carry are left to the per-account
+        path, which sends them to ADL.
+        """
+        from deleverage.kernels import plan_isolated_liquidations_nb
+
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        policy = spec.liquidation
+        cols = ex._positions[m]
+        n = ex.n_accounts
+        iso = (ex._kind[:n] == 0) & (cols.size[:n] != 0.0) & (cols.mode[:n] == MarginMode.ISOLATED)
+        if not iso.any():
+            return
+        st = ex.isolated_state(m)
+        below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
+        risk = self.markets[m]
+        if risk.cooldown_until_ns:
+            below = np.array(
+                [a for a in below.tolist() if risk.cooldown_until_ns.get(a, -1) <= ts],
+                dtype=np.int64,
+            )
+        if len(below) == 0:
+            return
+        equity = st["equity"][below]
+        maint = st["maintenance"][below]
+        health = (equity - maint) / np.maximum(maint, 1e-12)
+        order = np.lexsort((below, health))
+        idx = below[order].astype(np.int64)
+        equity, maint = equity[order], maint[order]
+        size = cols.size[idx].copy()
+        close = _sizes_to_close(size, equity, maint, state.mark, spec)
+        book = risk.liquidity
+        if book is None:
+            depth, consumed, max_move = math.inf, 0.0, 1.0
+        else:
+            book.recover(ts)
+            assert isinstance(book, ConstantDepthBook)
+            depth = book.depth
+            consumed = float(book.snapshot()["consumed_depth"])
+            max_move = book.max_move
+        k = len(idx)
+        filled, price, penalty = np.zeros(k), np.zeros(k), np.zeros(k)
+        shortfall, cover = np.zeros(k), np.zeros(k)
+        to_adl = np.zeros(k, dtype=np.bool_)
+        fund = ex.insurance_account_for(m)
+        adl_enabled = spec.adl.ranking != "socialized_loss"
+        _, consumed_after = plan_isolated_liquidations_nb(
+            size, equity, close, state.mark, spec.liquidation_fee_rate, float(ex._cash[fund]),
+            depth, consumed, max_move, adl_enabled, filled, price, penalty, shortfall, cover,
+            to_adl,
+        )  # fmt: skip
+        if book is not None:
+            book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
+        done = filled > 0.0
+        accounts = idx[done]
+        qty, px = filled[done], price[done]
+        side = np.sign(size[done])
+        buyers = np.where(side > 0, ex.liquidity_account, accounts).astype(np.int64)
+        sellers = np.where(side > 0, accounts, ex.liquidity_account).astype(np.int64)
+        zeros = np.zeros(len(accounts))
+        if len(accounts):
+            ex.journal.append_columns(
+                EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers, size=qty,
+                price=px, fee=zeros, counterparty_fee=zeros, code=int(FillReason.LIQUIDATION),
+            )  # fmt: skip
+            ex._apply_fill_columns(m, buyers, sellers, qty, px, zeros, zeros)
+        pen, short, cov = penalty[done], shortfall[done], cover[done]
+        still_open = cols.size[accounts] != 0.0
+        reason_fee = int(TransferReason.LIQUIDATION_FEE)
+        # Penalties of positions still open come out of their isolated margin (market m) ...
+        sel = still_open & (pen > 0.0)
+        self._batch_transfers(m, accounts[sel], fund, pen[sel], reason_fee, ts, outgoing=True)
+        # ... those of closed positions out of cash, each followed by its insurance cover.
+        closed = np.flatnonzero(~still_open & ((pen > 0.0) | (cov > 0.0)))
+        src: list[int] = []
+        dst: list[int] = []
+        amt: list[float] = []
+        why: list[int] = []
+        for j in closed.tolist():
+            a = int(accounts[j])
+            if pen[j] > 0.0:
+                src.append(a)
+                dst.append(fund)
+                amt.append(float(pen[j]))
+                why.append(reason_fee)
+            if cov[j] > 0.0:
+                src.append(fund)
+                dst.append(a)
+                amt.append(float(cov[j]))
+                why.append(int(TransferReason.INSURANCE_COVER))
+        if src:
+            s_arr = np.array(src, dtype=np.int64)
+            d_arr = np.array(dst, dtype=np.int64)
+            a_arr = np.array(amt, dtype=np.float64)
+            r_arr = np.array(why, dtype=np.int64)
+            ex.journal.append_columns(
+                EventKind.TRANSFER, ts, account=s_arr, counterparty=d_arr, amount=a_arr, code=r_arr,
+                market=-1,
+            )  # fmt: skip
+            ex._apply_transfer_columns(-1, s_arr, d_arr, a_arr, r_arr, ts)
+        if len(accounts):
+            ex.journal.append_columns(
+                EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
+                amount=short, fee=pen, code=_POLICY_CODES[policy.kind],
+            )  # fmt: skip
+        report.liquidations += len(accounts)
+        report.liquidated_notional += float(np.sum(qty * px))
+        report.penalties += float(pen.sum())
+        report.shortfall += float(short.sum())
+        report.insurance_paid += float(cov.sum())
+        if policy.kind == "fixed_fraction":
+            partial = still_open & (qty < np.abs(size[done]))
+            until = ts + int(policy.cooldown_s * _NS)
+            for a in accounts[partial].tolist():
+                risk.cooldown_until_ns[a] = until
+        rest = short - cov
+        for j in np.flatnonzero(rest > 1e-12 * np.maximum(1.0, short)).tolist():
+            a, amount = int(accounts[j]), float(rest[j])
+            if spec.adl.ranking == "socialized_loss":
+                amount -= self._socialize(a, m, amount, ts, report)
+            if amount > 1e-12 * max(1.0, float(short[j])):
+                report.bad_debt += amount
+                ex._emit(BadDebt(ts_ns=ts, account=a, market=m, amount=amount, text="uncovered"))
+        for a in idx[to_adl].tolist():
+            self._liquidate(a, m, True, ts, report, caps)
+
+    def _batch_transfers(
+        self, m: int, accounts: npt.NDArray[np.int64], fund: int, amounts: FloatArray,
+        reason: int, ts: int, *, outgoing: bool,
+    ) -> None:  # fmt: skip
+        if len(accounts) == 0:
+            return
+        ex = self.ex
+        funds = np.full(len(accounts), fund, dtype=np.int64)
+        src, dst = (accounts, funds) if outgoing else (funds, accounts)
+        reasons = np.full(len(accounts), reason, dtype=np.int64)
+        ex.journal.append_columns(
+            EventKind.TRANSFER, ts, account=src, counterparty=dst, amount=amounts, code=reasons,
+            market=m,
+        )  # fmt: skip
+        ex._apply_transfer_columns(m, src, dst, amounts, reasons, ts)
 
     # ------------------------------------------------------------------ breaker & calls
     def _circuit_breaker(self, m: int, ts: int, mark: float, spec: MarketSpec) -> bool:
@@ -234,8 +400,7 @@ class RiskEngine:
             state = ex.markets[m]
             size = float(cols.size[a])
             equity = float(cols.isolated_margin[a]) + size * (state.mark - float(cols.entry[a]))
-            maint = float(mm.maintenance_margin(abs(size) * state.mark, state.tiers))
-            return equity, maint
+            return equity, _maintenance(abs(size) * state.mark, state.tiers)
         margins = ex.account_margins(a)
         return margins.cross_equity, margins.cross_maintenance
 
@@ -495,37 +660,32 @@ class RiskEngine:
         state = ex.markets[m]
         spec = state.spec
         cols = ex._positions[m]
-        n = ex.n_accounts
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
         equity, _ = self._pool(a, m, isolated)
         bankrupt = liq.bankruptcy_price(size, state.mark, equity)
         price = bankrupt if spec.adl.price == "bankruptcy" else state.mark
-        sizes = cols.size[:n]
-        upnl = sizes * (state.mark - cols.entry[:n])
-        eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == -side)
-        eligible[a] = False
         policy = spec.adl.ranking
-        if policy != "random_start":
-            eligible &= upnl > 0.0
-        idx = np.flatnonzero(eligible)
-        if len(idx) == 0:
-            return False
-        available = np.abs(sizes[idx])
+        queue = self._queue(m, -side)
         need = abs(size)
-        if available.sum() < need * (1 - 1e-12):
-            return False
-        sizes_before = sizes[idx].copy()
-        entry_before = cols.entry[idx].copy()
-        order = np.arange(len(idx))
         if policy == "pro_rata":
+            idx = queue.accounts[np.abs(cols.size[queue.accounts]) > 0]
+            available = np.abs(cols.size[idx])
+            if available.sum() < need * (1 - 1e-12):
+                return False
             take = adl_math.allocate_pro_rata(available, need, spec.lot_size)
+            order = np.flatnonzero(take > 0)
         else:
-            order = self.queue_order(m, idx)
-            take = adl_math.allocate_ranked(order, available, need)
+            idx, take = queue.walk(cols.size, need)
+            if len(idx) == 0:
+                return False
+            available = np.abs(cols.size[idx])
+            order = np.arange(len(idx))
         closed = float(take.sum())
         if closed < need * (1 - 1e-9):
             return False
+        sizes_before = cols.size[idx].copy()
+        entry_before = cols.entry[idx].copy()
         for k in np.flatnonzero(take > 0).tolist():
             b = int(idx[k])
             q = float(take[k])
@@ -544,17 +704,11 @@ class RiskEngine:
         book_shortfall = max(0.0, -(equity + side * need * (book_price - state.mark)))
         fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
         minimum = max(0.0, book_shortfall - fund_cash)
-        order_taken = np.flatnonzero(take > 0) if policy == "pro_rata" else order
-        stats = adl_math.adl_round_metrics(
-            sizes_before[order_taken],
-            entry_before[order_taken],
-            take[order_taken],
-            mark_price=state.mark,
-            execution_price=price,
-            shortfall=minimum,
+        stats = _round_metrics(
+            sizes_before[order], entry_before[order], take[order], state.mark, price, minimum
         )
         metrics = {"policy": policy, "counterparties": int((take > 0).sum())}
-        metrics.update({k: float(v) for k, v in stats._asdict().items()})
+        metrics.update(stats._asdict())
         ex._emit(
             AdlRound(
                 ts_ns=ts, account=a, market=m, size=-size, price=price, amount=stats.profit_taken,
@@ -568,6 +722,28 @@ class RiskEngine:
         elif cols.size[a] == 0.0 and ex._cash[a] < -1e-9:
             self._cover(a, m, -float(ex._cash[a]), ts, report)
         return True
+
+    def _queue(self, m: int, side: int) -> _Queue:
+        """The ADL queue of one market side, ranked once per step (venues rank periodically)."""
+        key = (m, side)
+        queue = self._queues.get(key)
+        if queue is None:
+            ex = self.ex
+            state = ex.markets[m]
+            cols = ex._positions[m]
+            n = ex.n_accounts
+            sizes = cols.size[:n]
+            eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == side)
+            if state.spec.adl.ranking not in ("random_start",):
+                eligible &= sizes * (state.mark - cols.entry[:n]) > 0.0
+            idx = np.flatnonzero(eligible)
+            if state.spec.adl.ranking == "pro_rata":
+                order = np.arange(len(idx))
+            else:
+                order = self.queue_order(m, idx)
+            queue = _Queue(accounts=idx[order].astype(np.int64))
+            self._queues[key] = queue
+        return queue
 
     def queue_order(self, m: int, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
         """Order (positions into ``idx``) in which the ADL policy deleverages candidates."""
@@ -644,6 +820,40 @@ class RiskEngine:
         return charged
 
 
+class _Queue:
+    """Accounts in deleveraging order, consumed from the head as ADL rounds take them."""
+
+    def __init__(self, accounts: npt.NDArray[np.int64]) -> None:
+        self.accounts = accounts
+        self.head = 0
+
+    def walk(self, size: FloatArray, need: float) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Accounts and sizes to close, in order, to cover ``need``; empty if not enough."""
+        taken: list[int] = []
+        amounts: list[float] = []
+        left = need
+        k = self.head
+        while left > 0.0 and k < len(self.accounts):
+            a = int(self.accounts[k])
+            available = abs(float(size[a]))
+            if available > 0.0:
+                q = min(available, left)
+                taken.append(a)
+                amounts.append(q)
+                left -= q
+                if q < available:
+                    break
+            k += 1
+        if left > need * 1e-12:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        # Positions wholly taken are done; the head moves past them.
+        while self.head < len(self.accounts) and (
+            int(self.accounts[self.head]) in taken[:-1] or size[self.accounts[self.head]] == 0.0
+        ):
+            self.head += 1
+        return np.array(taken, dtype=np.int64), np.array(amounts)
+
+
 class _Caps:
     """Per-step liquidation caps (dYdX block limits, Synthetix window cap), in notional."""
 
@@ -668,6 +878,95 @@ class _Caps:
         self.used_market += notional
         self.used_account[a] = self.used_account.get(a, 0.0) + notional
         return qty
+
+
+def _sizes_to_close(
+    size: FloatArray, equity: FloatArray, maintenance: FloatArray, mark: float, spec: MarketSpec
+) -> FloatArray:
+    """Vectorized :meth:`RiskEngine._size_to_close` for isolated positions (base units)."""
+    policy = spec.liquidation
+    tiers = spec.tier_arrays
+    abs_size = np.abs(size)
+    notional = abs_size * mark
+    if policy.kind == "full":
+        close = abs_size.copy()
+    elif policy.kind == "fixed_fraction":
+        close = np.where(
+            notional > policy.fraction_min_notional, abs_size * policy.fraction, abs_size
+        )
+    elif policy.kind == "tier_down":
+        t = mm.tier_index(notional, tiers)
+        target = tiers.floor[t] * (1.0 - 1e-9) / mark
+        close = np.where(t <= 0, abs_size, np.maximum(abs_size - target, spec.lot_size))
+    else:
+        t = mm.tier_index(notional, tiers)
+        if policy.target == "initial":
+            rate = tiers.imr[t]
+            requirement = notional * rate
+        else:
+            rate = tiers.mmr[t] + policy.buffer
+            requirement = maintenance + notional * policy.buffer
+        shortage = requirement - equity
+        release = mark * (rate - spec.liquidation_fee_rate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.where(release > 0, shortage / release, abs_size)
+        lots = np.ceil(raw / spec.lot_size - 1e-9) * spec.lot_size
+        close = np.where(shortage <= 0, 0.0, np.minimum(abs_size, lots))
+    return np.where(equity <= 0.0, abs_size, np.minimum(close, abs_size))
+
+
+def _maintenance(notional: float, tiers: TierArrays) -> float:
+    """Scalar :func:`deleverage.margin.maintenance_margin` (the per-account path's hot spot)."""
+    floor = tiers.floor
+    t = len(floor) - 1
+    while t > 0 and notional < floor[t]:
+        t -= 1
+    return float(notional * tiers.mmr[t] - tiers.cum[t])
+
+
+def _round_metrics(
+    size: FloatArray,
+    entry: FloatArray,
+    closed: FloatArray,
+    mark: float,
+    price: float,
+    shortfall: float,
+) -> adl_math.AdlRoundMetrics:
+    """Scalar-loop :func:`deleverage.adl.adl_round_metrics` for the few positions of a round.
+
+    Same definitions, in queue order; a differential test checks both agree.
+    """
+    sides = [1.0 if v > 0 else -1.0 if v < 0 else 0.0 for v in size.tolist()]
+    q = closed.tolist()
+    unit = [max(sd * (mark - e), 0.0) for sd, e in zip(sides, entry.tolist(), strict=True)]
+    profits = [qi * u for qi, u in zip(q, unit, strict=True)]
+    notionals = [qi * price for qi in q]
+    profit = math.fsum(profits)
+    notional = math.fsum(notionals)
+    haircut = math.fsum(qi * sd * (mark - price) for qi, sd in zip(q, sides, strict=True))
+    if shortfall == 0:
+        ratio = math.inf if profit > 0 else 1.0
+        required = 0.0
+    else:
+        ratio = profit / shortfall
+        required = notional
+        running = 0.0
+        for k, p in enumerate(profits):
+            before = running
+            running += p  # np.cumsum adds left to right, as here
+            if running >= shortfall:
+                part = min((shortfall - before) / unit[k], q[k])
+                required = math.fsum(notionals[:k]) + part * price
+                break
+    return adl_math.AdlRoundMetrics(
+        notional_closed=notional,
+        profit_taken=profit,
+        shortfall=shortfall,
+        excess_profit=profit - shortfall,
+        profit_ratio=ratio,
+        notional_required=required,
+        haircut_vs_mark=haircut,
+    )
 
 
 def fund_of(ex: Exchange, m: int) -> int:
