@@ -75,6 +75,7 @@ from deleverage.spec import MarginMode, MarketSpec, TierArrays, check_finite, ch
 from deleverage.tolerance import CONSERVATION_RTOL, GRID_RTOL, MARGIN_ATOL
 
 if TYPE_CHECKING:
+    from deleverage.dynamic import RiskParameterPolicy
     from deleverage.risk import Book
 
 FloatArray = npt.NDArray[np.float64]
@@ -705,6 +706,44 @@ class Exchange:
         """The :class:`InsuranceFund` ledger backing a market (default: the shared fund)."""
         account = self.insurance_account if market is None else self.insurance_account_for(market)
         return self.funds[account]
+
+    def set_dynamic_margin(self, market: MarketRef, policy: RiskParameterPolicy | None) -> None:
+        """Scale a market's margin rates on every mark by ``policy`` (None switches it off).
+
+        The market's current spec is the base that the multiplier scales; each change of the
+        multiplier is a ``RiskParamsChanged`` event.
+        """
+        m = self.market_id(market)
+        risk = self.risk.markets[m]
+        if policy is None:
+            risk.dynamic, risk.base_spec = None, None
+            return
+        if not callable(getattr(policy, "multiplier", None)):
+            raise ValidationError("policy", type(policy).__name__, "must have a multiplier()")
+        risk.dynamic, risk.base_spec = policy, self.markets[m].spec
+        risk.multiplier = 1.0
+        risk.history.clear()
+
+    def adl_queue(self, market: MarketRef, side: int) -> pd.DataFrame:
+        """The ADL queue of one market side: account, rank (1 = first), score, indicator (1-5).
+
+        ``side`` is +1 for longs, -1 for shorts. Every open trader position on that side is
+        ranked by the market's ADL score (``random_start`` and ``pro_rata`` markets show the
+        ``pnl_leverage`` order, their queue being random or simultaneous); 5 lights mark the top
+        fifth of the queue, as venues display it.
+        """
+        from deleverage import adl as adl_math
+
+        m = self.market_id(market)
+        if side not in (1, -1):
+            raise ValidationError("side", side, "must be +1 (longs) or -1 (shorts)")
+        cols = self._positions[m]
+        n = self._n
+        idx = np.flatnonzero(
+            (self._kind[:n] == AccountKind.TRADER) & (np.sign(cols.size[:n]) == side)
+        )
+        scores = self.risk.scores(m, idx) if len(idx) else np.zeros(0)
+        return adl_math.queue_frame(idx, scores, sizes=cols.size[idx])
 
     def set_liquidity(self, market: MarketRef, model: Book | None) -> None:
         """Set the liquidity model that liquidation orders in a market execute against.

@@ -32,6 +32,7 @@ import numpy.typing as npt
 from deleverage import adl as adl_math
 from deleverage import liquidation as liq
 from deleverage import margin as mm
+from deleverage.dynamic import RiskParameterPolicy, scale_spec
 from deleverage.events import (
     AdlRound,
     BadDebt,
@@ -41,6 +42,7 @@ from deleverage.events import (
     FillReason,
     Liquidation,
     MarginCall,
+    RiskParamsChanged,
     Transfer,
     TransferReason,
 )
@@ -70,6 +72,10 @@ class MarketRisk:
     marks: deque[tuple[int, float]] = field(default_factory=deque)
     cooldown_until_ns: dict[int, int] = field(default_factory=dict)
     margin_called: set[int] = field(default_factory=set)
+    dynamic: RiskParameterPolicy | None = None
+    base_spec: MarketSpec | None = None
+    multiplier: float = 1.0
+    history: deque[tuple[int, float]] = field(default_factory=deque)
 
 
 @dataclass
@@ -119,6 +125,7 @@ class RiskEngine:
             return report
         if risk.liquidity is not None:
             risk.liquidity.recover(ts)
+        self._dynamic_margin(m, ts, state.mark)
         report.margin_calls = self._margin_calls(m, ts)
         caps = _Caps(state.spec)
         if self._batchable(m):
@@ -329,6 +336,28 @@ class RiskEngine:
             self.ex._emit(CircuitBreaker(ts_ns=ts, market=m, halted=1, move=move, text=note))
             return True
         return False
+
+    def _dynamic_margin(self, m: int, ts: int, mark: float) -> None:
+        risk = self.markets[m]
+        if risk.dynamic is None or risk.base_spec is None:
+            return
+        risk.history.append((ts, mark))
+        horizon = ts - int(risk.dynamic.window_s * _NS)
+        while risk.history and risk.history[0][0] < horizon:
+            risk.history.popleft()
+        ex = self.ex
+        cols = ex._positions[m]
+        n = ex.n_accounts
+        traders = ex._kind[:n] == 0
+        open_interest = float(np.sum(np.maximum(cols.size[:n][traders], 0.0))) * mark
+        k = risk.dynamic.multiplier(ts, list(risk.history), open_interest)
+        if not math.isclose(k, risk.multiplier, rel_tol=1e-12):
+            risk.multiplier = k
+            ex._emit(
+                RiskParamsChanged(
+                    ts_ns=ts, market=m, spec_json=scale_spec(risk.base_spec, k).to_json()
+                )
+            )
 
     def halted(self, m: int) -> bool:
         """Whether market ``m`` is halted by its circuit breaker."""
