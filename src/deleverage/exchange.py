@@ -95,6 +95,12 @@ class AccountKind(IntEnum):
     LIQUIDATOR = 5  # a third-party liquidator (margin-checked like a trader if funded)
 
 
+_PROTOCOL = FlowKind.PROTOCOL_REVENUE
+_INFLOW_KINDS = {
+    int(TransferReason.TRADING_FEE): FlowKind.FEE_INFLOW,
+    int(TransferReason.LIQUIDATION_FEE): FlowKind.LIQUIDATION_PENALTY,
+}
+
 SYSTEM_KINDS = frozenset(
     {
         AccountKind.LIQUIDITY,
@@ -259,7 +265,7 @@ class Exchange:
         self._net_deposit = np.zeros(self._capacity)
         self._kind = np.zeros(self._capacity, dtype=np.int8)
         self._default_mode = np.zeros(self._capacity, dtype=np.int8)
-        self._labels: list[str] = []
+        self._labels: dict[int, str] = {}  # only non-empty labels: no million-entry list
         self._positions: list[PositionColumns] = []
         self.net_deposits = 0.0
         self.clock_ns = 0
@@ -401,7 +407,8 @@ class Exchange:
         self._default_mode[a] = event.margin_mode
         for cols in self._positions:
             cols.mode[a] = event.margin_mode
-        self._labels.append(event.label)
+        if event.label:
+            self._labels[a] = event.label
         self._n += 1
         if event.account_kind == AccountKind.INSURANCE:
             share, cooldown = self._fund_settings
@@ -461,34 +468,26 @@ class Exchange:
             self._cash, self.fee_account, buyers, sellers, sizes, prices, buyer_fees, seller_fees,
         )  # fmt: skip
 
-    def _fund_ledger(self, transfer: Transfer) -> None:
+    def _fund_ledger(
+        self, source: int, destination: int, amount: float, reason: int, ts: int
+    ) -> None:
         """Mirror a transfer into or out of an insurance account in its fund's ledger."""
-        reason = TransferReason(transfer.reason)
-        ts = transfer.ts_ns
-        if transfer.destination in self.funds:
-            fund = self.funds[transfer.destination]
-            if reason is TransferReason.STAKE:
-                fund.stake(transfer.source, transfer.amount, ts, available_cash=math.inf)
-            elif reason is TransferReason.TRADING_FEE:
-                fund.receive(transfer.amount, ts, kind=FlowKind.FEE_INFLOW, ref=transfer.source)
-            elif reason is TransferReason.LIQUIDATION_FEE:
-                fund.receive(
-                    transfer.amount, ts, kind=FlowKind.LIQUIDATION_PENALTY, ref=transfer.source
-                )
+        fund = self.funds.get(destination)
+        if fund is not None:
+            if reason == TransferReason.STAKE:
+                fund.stake(source, amount, ts, available_cash=math.inf)
             else:
-                fund.receive(
-                    transfer.amount, ts, kind=FlowKind.PROTOCOL_REVENUE, ref=transfer.source
-                )
-        if transfer.source in self.funds:
-            fund = self.funds[transfer.source]
-            if reason is TransferReason.UNSTAKE:
-                paid = fund.unstake(transfer.destination, ts)
-                if not math.isclose(paid, transfer.amount, rel_tol=1e-12, abs_tol=1e-9):
-                    raise InvariantError(f"unstake paid {paid}, transfer says {transfer.amount}")
-            elif reason is TransferReason.INSURANCE_COVER:
-                fund.cover(transfer.amount, ts, ref=transfer.destination)
+                fund.receive(amount, ts, kind=_INFLOW_KINDS.get(reason, _PROTOCOL), ref=source)
+        fund = self.funds.get(source)
+        if fund is not None:
+            if reason == TransferReason.UNSTAKE:
+                paid = fund.unstake(destination, ts)
+                if not math.isclose(paid, amount, rel_tol=1e-12, abs_tol=1e-9):
+                    raise InvariantError(f"unstake paid {paid}, transfer says {amount}")
+            elif reason == TransferReason.INSURANCE_COVER:
+                fund.cover(amount, ts, ref=destination)
             else:
-                fund.cover(transfer.amount, ts, ref=transfer.destination, kind=FlowKind.LOSS)
+                fund.cover(amount, ts, ref=destination, kind=FlowKind.LOSS)
 
     # ------------------------------------------------------------------ insurance staking
     def stake(
@@ -612,15 +611,21 @@ class Exchange:
         if not self.funds:
             return
         touches = np.isin(sources, list(self.funds)) | np.isin(destinations, list(self.funds))
-        ts_all = np.broadcast_to(np.asarray(ts_ns, dtype=np.int64), amounts.shape)
-        for k in np.flatnonzero(touches).tolist():
-            self._fund_ledger(
-                Transfer(
-                    ts_ns=int(ts_all[k]), source=int(sources[k]),
-                    destination=int(destinations[k]), amount=float(amounts[k]),
-                    reason=int(reasons[k]), market=market,
-                )
-            )  # fmt: skip
+        rows = np.flatnonzero(touches)
+        if len(rows) > 1 and np.ndim(ts_ns) == 0:
+            # Many covers paid by one fund at one time: the fund's batch entry point.
+            src = sources[rows]
+            if np.all(reasons[rows] == TransferReason.INSURANCE_COVER) and np.all(src == src[0]):
+                fund = self.funds.get(int(src[0]))
+                if fund is not None and not np.isin(destinations[rows], list(self.funds)).any():
+                    fund.cover_many(amounts[rows].tolist(), int(ts_ns), destinations[rows].tolist())
+                    return
+        ts_all = np.broadcast_to(np.asarray(ts_ns, dtype=np.int64), amounts.shape)[rows].tolist()
+        for src, dst, amount, reason, ts in zip(
+            sources[rows].tolist(), destinations[rows].tolist(), amounts[rows].tolist(),
+            reasons[rows].tolist(), ts_all, strict=True,
+        ):  # fmt: skip
+            self._fund_ledger(src, dst, amount, reason, ts)
 
     # ------------------------------------------------------------------ setup
     def open_account(
@@ -660,6 +665,10 @@ class Exchange:
         ts = self._ts(ts_ns)
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
             raise ValidationError("count", count, "must be an int >= 1")
+        if not isinstance(kind, AccountKind):
+            raise ValidationError("kind", kind, "must be an AccountKind")
+        if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
+            raise ValidationError("margin_mode", margin_mode, "must be a MarginMode")
         first = self._n
         ids = np.arange(first, first + count, dtype=np.int64)
         self.journal.append_columns(
@@ -674,7 +683,6 @@ class Exchange:
         self._default_mode[first : first + count] = int(margin_mode)
         for cols in self._positions:
             cols.mode[first : first + count] = int(margin_mode)
-        self._labels.extend([""] * count)
         self._n += count
         self.clock_ns = max(self.clock_ns, ts)
         return ids
@@ -1351,6 +1359,10 @@ class Exchange:
         """A read-only view of one position."""
         return PositionView(self, self._check_account(account), self.market_id(market))
 
+    def label(self, account: int) -> str:
+        """The label an account was opened with ("" if none)."""
+        return self._labels.get(self._check_account(account), "")
+
     def cash(self, account: int) -> float:
         """An account's cross cash balance (quote)."""
         return float(self._cash[self._check_account(account)])
@@ -1480,7 +1492,9 @@ class Exchange:
             self._default_mode[first : first + count] = modes
             for cols in self._positions:
                 cols.mode[first : first + count] = modes
-            self._labels.extend(part["text"].to_pylist())
+            for k, label in enumerate(part["text"].to_pylist()):
+                if label:
+                    self._labels[first + k] = label
             self._n += count
 
     def events(self) -> Iterator[Event]:
@@ -1563,10 +1577,10 @@ def _check_array(
 
 
 def _check_grid(field: str, value: float, step: float) -> None:
+    # Within GRID_RTOL of a whole number of steps, measured in steps (not relative to the
+    # count, which would let a large price stray by many ticks).
     ratio = value / step
-    if abs(ratio - round(ratio)) > GRID_RTOL * max(1.0, abs(ratio)) and not math.isclose(
-        ratio, round(ratio), rel_tol=GRID_RTOL
-    ):
+    if abs(ratio - round(ratio)) > GRID_RTOL:
         raise ValidationError(field, value, f"must be a multiple of {step:g}")
 
 

@@ -20,9 +20,12 @@ position, the account's cross equity for a cross position.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -107,13 +110,24 @@ class RiskEngine:
         self.rng = np.random.default_rng(seed)
         self.reports: list[StepReport] = []
         self._queues: dict[tuple[int, int], _Queue] = {}
+        #: Deficit per account already declared as bad debt (quote), so it is declared once.
+        self.declared_bad_debt: dict[int, float] = {}
 
     def add_market(self) -> None:
         self.markets.append(MarketRisk())
 
     # ------------------------------------------------------------------ entry point
     def on_mark(self, m: int, ts: int) -> StepReport:
-        """Run the risk step of market ``m`` after its mark was set at ``ts``."""
+        """Run the risk step of market ``m`` after its mark was set at ``ts``.
+
+        The cyclic garbage collector is paused for the step: the step allocates many small
+        records and no cycles, and a full collection over a large process would otherwise
+        cost more than the step (measured in benchmarks/liquidation_step.py).
+        """
+        with _gc_paused():
+            return self._on_mark(m, ts)
+
+    def _on_mark(self, m: int, ts: int) -> StepReport:
         report = StepReport(market=m, ts_ns=ts)
         self._queues.clear()
         ex = self.ex
@@ -126,10 +140,11 @@ class RiskEngine:
         if risk.liquidity is not None:
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
-        report.margin_calls = self._margin_calls(m, ts)
+        iso_state = self.ex.isolated_state(m)  # shared by margin calls and the batch path
+        report.margin_calls = self._margin_calls(m, ts, iso_state)
         caps = _Caps(state.spec)
         if self._batchable(m):
-            self._batch_isolated(m, ts, report, caps)
+            self._batch_isolated(m, ts, report, caps, iso_state)
         for _ in range(_MAX_ROUNDS):
             candidates = self._candidates(m)
             if len(candidates) == 0:
@@ -163,7 +178,9 @@ class RiskEngine:
             and (book is None or type(book) is ConstantDepthBook)
         )
 
-    def _batch_isolated(self, m: int, ts: int, report: StepReport, caps: _Caps) -> None:
+    def _batch_isolated(
+        self, m: int, ts: int, report: StepReport, caps: _Caps, st: dict[str, FloatArray]
+    ) -> None:
         """Liquidate every isolated position below maintenance in ``m`` with array operations.
 
         The same rules as :meth:`_close`, planned by a compiled kernel in the same order
@@ -181,7 +198,6 @@ class RiskEngine:
         iso = (ex._kind[:n] == 0) & (cols.size[:n] != 0.0) & (cols.mode[:n] == MarginMode.ISOLATED)
         if not iso.any():
             return
-        st = ex.isolated_state(m)
         below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
         risk = self.markets[m]
         if risk.cooldown_until_ns:
@@ -240,34 +256,17 @@ class RiskEngine:
         # Penalties of positions still open come out of their isolated margin (market m) ...
         sel = still_open & (pen > 0.0)
         self._batch_transfers(m, accounts[sel], fund, pen[sel], reason_fee, ts, outgoing=True)
-        # ... those of closed positions out of cash, each followed by its insurance cover.
-        closed = np.flatnonzero(~still_open & ((pen > 0.0) | (cov > 0.0)))
-        src: list[int] = []
-        dst: list[int] = []
-        amt: list[float] = []
-        why: list[int] = []
-        for j in closed.tolist():
-            a = int(accounts[j])
-            if pen[j] > 0.0:
-                src.append(a)
-                dst.append(fund)
-                amt.append(float(pen[j]))
-                why.append(reason_fee)
-            if cov[j] > 0.0:
-                src.append(fund)
-                dst.append(a)
-                amt.append(float(cov[j]))
-                why.append(int(TransferReason.INSURANCE_COVER))
-        if src:
-            s_arr = np.array(src, dtype=np.int64)
-            d_arr = np.array(dst, dtype=np.int64)
-            a_arr = np.array(amt, dtype=np.float64)
-            r_arr = np.array(why, dtype=np.int64)
-            ex.journal.append_columns(
-                EventKind.TRANSFER, ts, account=s_arr, counterparty=d_arr, amount=a_arr, code=r_arr,
-                market=-1,
-            )  # fmt: skip
-            ex._apply_transfer_columns(-1, s_arr, d_arr, a_arr, r_arr, ts)
+        # ... those of closed positions out of cash; then the insurance covers of the closed
+        # positions that went beyond bankruptcy (a closed position pays a penalty or is
+        # covered, never both: the penalty is capped by the equity left).
+        closed_pen = ~still_open & (pen > 0.0)
+        self._batch_transfers(-1, accounts[closed_pen], fund, pen[closed_pen], reason_fee, ts,
+                              outgoing=True)  # fmt: skip
+        covered = ~still_open & (cov > 0.0)
+        self._batch_transfers(
+            -1, accounts[covered], fund, cov[covered], int(TransferReason.INSURANCE_COVER), ts,
+            outgoing=False,
+        )  # fmt: skip
         if len(accounts):
             ex.journal.append_columns(
                 EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
@@ -289,10 +288,113 @@ class RiskEngine:
             if spec.adl.ranking == "socialized_loss":
                 amount -= self._socialize(a, m, amount, ts, report)
             if amount > 1e-12 * max(1.0, float(short[j])):
-                report.bad_debt += amount
-                ex._emit(BadDebt(ts_ns=ts, account=a, market=m, amount=amount, text="uncovered"))
-        for a in idx[to_adl].tolist():
+                self._declare_bad_debt(a, m, amount, ts, report)
+        pending = idx[to_adl]
+        if len(pending) and spec.adl.ranking not in ("pro_rata", "socialized_loss"):
+            pending = self._batch_adl(m, pending, ts, report)
+        for a in pending.tolist():
             self._liquidate(a, m, True, ts, report, caps)
+
+    def _batch_adl(
+        self, m: int, accounts: npt.NDArray[np.int64], ts: int, report: StepReport
+    ) -> npt.NDArray[np.int64]:
+        """ADL of many isolated bankrupt positions at once, against the ranked queues.
+
+        Walking the queue account after account takes, for each bankrupt position, the next
+        stretch of the queue's cumulative size; merging the cumulative needs with the queue's
+        cumulative sizes gives every (bankrupt, counterparty, size) fill at once. Returns the
+        accounts the queue could not serve (left to the per-account path).
+        """
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        cols = ex._positions[m]
+        mark = state.mark
+        leftover: list[npt.NDArray[np.int64]] = []
+        policy = spec.adl.ranking
+        for side in (1.0, -1.0):
+            group = accounts[np.sign(cols.size[accounts]) == side]
+            if len(group) == 0:
+                continue
+            size = cols.size[group].copy()
+            equity = cols.isolated_margin[group] + size * (mark - cols.entry[group])
+            bankrupt = np.maximum(0.0, mark - equity / size)
+            price = bankrupt if spec.adl.price == "bankruptcy" else np.full(len(group), mark)
+            queue = self._queue(m, -int(side))
+            q_acc = queue.covering(cols.size, float(np.abs(cols.size[group]).sum()))
+            q_avail = np.abs(cols.size[q_acc])
+            q_acc, q_avail = q_acc[q_avail > 0], q_avail[q_avail > 0]
+            need = np.abs(size)
+            cum_need = np.cumsum(need)
+            cum_av = np.cumsum(q_avail)
+            total = float(cum_av[-1]) if len(cum_av) else 0.0
+            served = cum_need <= total * (1 + 1e-12)
+            leftover.append(group[~served])
+            if not served.any():
+                continue
+            group, size, equity, price, need = (
+                group[served],
+                size[served],
+                equity[served],
+                price[served],
+                need[served],
+            )
+            cum_need = cum_need[served]
+            end = float(cum_need[-1])
+            breaks = np.union1d(cum_need, cum_av[cum_av < end])
+            starts = np.concatenate(([0.0], breaks[:-1]))
+            lengths = breaks - starts
+            keep = lengths > 0
+            mids = (starts + lengths / 2)[keep]
+            lengths = lengths[keep]
+            i = np.searchsorted(cum_need, mids, side="right")
+            j = np.searchsorted(cum_av, mids, side="right")
+            bankrupts, counterparties = group[i], q_acc[j]
+            fill_price = price[i]
+            entry_before = cols.entry[counterparties].copy()
+            size_before = cols.size[counterparties].copy()
+            buyers = np.where(side > 0, counterparties, bankrupts).astype(np.int64)
+            sellers = np.where(side > 0, bankrupts, counterparties).astype(np.int64)
+            zeros = np.zeros(len(lengths))
+            ex.journal.append_columns(
+                EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers,
+                size=lengths, price=fill_price, fee=zeros, counterparty_fee=zeros,
+                code=int(FillReason.ADL), text=np.full(len(lengths), policy),
+            )  # fmt: skip
+            ex._apply_fill_columns(m, buyers, sellers, lengths, fill_price, zeros, zeros)
+            while queue.head < len(queue.accounts) and cols.size[queue.accounts[queue.head]] == 0:
+                queue.head += 1
+            # One notice per bankrupt position, with the round's metrics.
+            fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
+            bounds = np.searchsorted(i, np.arange(len(group) + 1))
+            texts: list[str] = []
+            profits = np.zeros(len(group))
+            notionals = np.zeros(len(group))
+            for r in range(len(group)):
+                lo, hi = int(bounds[r]), int(bounds[r + 1])
+                book_price, _ = self._quote(self.markets[m], -int(side), float(need[r]), mark, ts)
+                book_short = max(0.0, -(equity[r] + side * need[r] * (book_price - mark)))
+                stats = _round_metrics(
+                    size_before[lo:hi], entry_before[lo:hi], lengths[lo:hi], mark,
+                    float(price[r]), max(0.0, book_short - fund_cash),
+                )  # fmt: skip
+                metrics: dict[str, object] = {"policy": policy, "counterparties": hi - lo}
+                metrics.update(stats._asdict())
+                texts.append(json.dumps(metrics))
+                profits[r] = stats.profit_taken
+                notionals[r] = stats.notional_closed
+            ex.journal.append_columns(
+                EventKind.ADL_ROUND, ts, account=group, market=m, size=-size, price=price,
+                amount=profits, text=np.array(texts, dtype=object),
+            )  # fmt: skip
+            report.adl_rounds += len(group)
+            report.adl_notional += float(notionals.sum())
+            dust = np.flatnonzero(ex._cash[group] < -1e-9)
+            for a in group[dust].tolist():
+                self._cover(a, m, -float(ex._cash[a]), ts, report)
+        if not leftover:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(leftover)
 
     def _batch_transfers(
         self, m: int, accounts: npt.NDArray[np.int64], fund: int, amounts: FloatArray,
@@ -363,7 +465,7 @@ class RiskEngine:
         """Whether market ``m`` is halted by its circuit breaker."""
         return self.markets[m].breaker_halted
 
-    def _margin_calls(self, m: int, ts: int) -> int:
+    def _margin_calls(self, m: int, ts: int, iso_state: dict[str, FloatArray]) -> int:
         ex = self.ex
         ratio_level = ex.markets[m].spec.liquidation.margin_call_ratio
         n = ex.n_accounts
@@ -374,7 +476,7 @@ class RiskEngine:
         cross = exposed & ~iso
         ratio = np.full(n, 0.0)
         if iso.any():
-            ratio = np.where(iso, ex.isolated_state(m)["margin_ratio"], ratio)
+            ratio = np.where(iso, iso_state["margin_ratio"], ratio)
         if cross.any():
             ratio = np.where(cross, ex.margin_state()["cross_margin_ratio"], ratio)
         warn = np.flatnonzero((ratio >= ratio_level) & (ratio < 1.0))
@@ -472,6 +574,27 @@ class RiskEngine:
             self._settle_flat_cross(a, m, ts, report)
         return acted
 
+    def _position_equity(self, a: int, m: int, isolated: bool, pool: float) -> float:
+        """Equity backing one position: the isolated pool, or the position's share of the
+        cross pool in proportion to its maintenance margin (so several positions of a
+        bankrupt cross account each take their part of the deficit to their bankruptcy price).
+        """
+        if isolated:
+            return pool
+        ex = self.ex
+        own = total = 0.0
+        for state, cols in zip(ex.markets, ex._positions, strict=True):
+            size = float(cols.size[a])
+            if size == 0.0 or cols.mode[a] != MarginMode.CROSS:
+                continue
+            maint = _maintenance(abs(size) * state.mark, state.tiers)
+            total += maint
+            if state.id == m:
+                own = maint
+        if total <= 0.0:
+            return pool
+        return pool * own / total
+
     def _cross_order(self, a: int) -> list[int]:
         ex = self.ex
         ids, maint = [], []
@@ -533,7 +656,8 @@ class RiskEngine:
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
         mark = state.mark
-        equity, _ = self._pool(a, m, isolated)
+        pool, _ = self._pool(a, m, isolated)
+        equity = self._position_equity(a, m, isolated, pool)
         full = qty >= abs(size) * (1 - 1e-12)
         qty = abs(size) if full else qty
         bankrupt = liq.bankruptcy_price(size, mark, equity)
@@ -577,7 +701,8 @@ class RiskEngine:
         )
         still_open = cols.size[a] != 0.0
         fee = spec.liquidation_fee_rate * qty * price
-        penalty = liq.capped_penalty(fee=fee, equity_after_fill=equity_after)
+        pool_after = pool + side * qty * (price - mark)
+        penalty = liq.capped_penalty(fee=fee, equity_after_fill=min(equity_after, pool_after))
         if penalty > 0.0:
             ex._emit(
                 Transfer(
@@ -605,8 +730,8 @@ class RiskEngine:
         ex = self.ex
         if any(cols.size[a] != 0.0 and cols.mode[a] == MarginMode.CROSS for cols in ex._positions):
             return
-        shortfall = -float(ex._cash[a])
-        if shortfall > 0.0:
+        shortfall = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+        if shortfall > 1e-9:
             self._cover(a, m, shortfall, ts, report)
 
     def _cover(self, a: int, m: int, shortfall: float, ts: int, report: StepReport) -> None:
@@ -629,8 +754,13 @@ class RiskEngine:
         if ex.markets[m].spec.adl.ranking == "socialized_loss":
             rest -= self._socialize(a, m, rest, ts, report)
         if rest > 1e-12 * max(1.0, shortfall):
-            report.bad_debt += rest
-            ex._emit(BadDebt(ts_ns=ts, account=a, market=m, amount=rest, text="uncovered"))
+            self._declare_bad_debt(a, m, rest, ts, report)
+
+    def _declare_bad_debt(self, a: int, m: int, amount: float, ts: int, report: StepReport) -> None:
+        """Record a loss nobody covered; it stays as the account's negative balance, once."""
+        self.declared_bad_debt[a] = self.declared_bad_debt.get(a, 0.0) + amount
+        report.bad_debt += amount
+        self.ex._emit(BadDebt(ts_ns=ts, account=a, market=m, amount=amount, text="uncovered"))
 
     def _quote(
         self, risk: MarketRisk, side: int, qty: float, mark: float, ts: int
@@ -691,13 +821,15 @@ class RiskEngine:
         cols = ex._positions[m]
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
-        equity, _ = self._pool(a, m, isolated)
+        pool, _ = self._pool(a, m, isolated)
+        equity = self._position_equity(a, m, isolated, pool)
         bankrupt = liq.bankruptcy_price(size, state.mark, equity)
         price = bankrupt if spec.adl.price == "bankruptcy" else state.mark
         policy = spec.adl.ranking
         queue = self._queue(m, -side)
         need = abs(size)
         if policy == "pro_rata":
+            queue.ensure(len(queue.accounts))
             idx = queue.accounts[np.abs(cols.size[queue.accounts]) > 0]
             available = np.abs(cols.size[idx])
             if available.sum() < need * (1 - 1e-12):
@@ -753,7 +885,10 @@ class RiskEngine:
         return True
 
     def _queue(self, m: int, side: int) -> _Queue:
-        """The ADL queue of one market side, ranked once per step (venues rank periodically)."""
+        """The ADL queue of one market side, ranked once per step (venues rank periodically).
+
+        Ranked lazily: only as much of the queue as the step's ADL rounds reach is sorted.
+        """
         key = (m, side)
         queue = self._queues.get(key)
         if queue is None:
@@ -762,15 +897,17 @@ class RiskEngine:
             cols = ex._positions[m]
             n = ex.n_accounts
             sizes = cols.size[:n]
+            policy = state.spec.adl.ranking
             eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == side)
-            if state.spec.adl.ranking not in ("random_start",):
+            if policy != "random_start":
                 eligible &= sizes * (state.mark - cols.entry[:n]) > 0.0
-            idx = np.flatnonzero(eligible)
-            if state.spec.adl.ranking == "pro_rata":
-                order = np.arange(len(idx))
+            idx = np.flatnonzero(eligible).astype(np.int64)
+            if policy == "pro_rata":
+                queue = _Queue(idx, order=np.arange(len(idx)))
+            elif policy == "random_start":
+                queue = _Queue(idx, order=adl_math.random_start_order(len(idx), self.rng))
             else:
-                order = self.queue_order(m, idx)
-            queue = _Queue(accounts=idx[order].astype(np.int64))
+                queue = _Queue(idx, scores=self.scores(m, idx))
             self._queues[key] = queue
         return queue
 
@@ -801,12 +938,13 @@ class RiskEngine:
         notional = np.abs(sizes) * mark
         upnl = sizes * (mark - entry)
         iso = cols.mode[idx] == MarginMode.ISOLATED
-        ms = ex.margin_state()
         wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
-        equity = np.where(iso, cols.isolated_margin[idx] + upnl, ms["cross_equity"][idx])
-        maint = np.where(
-            iso, mm.maintenance_margin(notional, state.tiers), ms["cross_maintenance"][idx]
-        )
+        equity = cols.isolated_margin[idx] + upnl
+        maint = mm.maintenance_margin(notional, state.tiers)
+        if not iso.all():  # cross positions rank by their account's figures
+            ms = ex.margin_state()
+            equity = np.where(iso, equity, ms["cross_equity"][idx])
+            maint = np.where(iso, maint, ms["cross_maintenance"][idx])
         policy = spec.adl.ranking
         if policy == "binance":
             return adl_math.score_binance(
@@ -850,34 +988,73 @@ class RiskEngine:
 
 
 class _Queue:
-    """Accounts in deleveraging order, consumed from the head as ADL rounds take them."""
+    """Accounts in deleveraging order, consumed from the head as ADL rounds take them.
 
-    def __init__(self, accounts: npt.NDArray[np.int64]) -> None:
-        self.accounts = accounts
+    With scores, the order is built lazily: :meth:`ensure` sorts the top of the queue (all
+    accounts scoring at or above the k-th best, so ties are never split) and grows it on
+    demand; the prefix equals that of a full :func:`deleverage.adl.rank`.
+    """
+
+    def __init__(
+        self,
+        idx: npt.NDArray[np.int64],
+        *,
+        scores: FloatArray | None = None,
+        order: npt.NDArray[np.intp] | None = None,
+    ) -> None:
+        self._idx = idx
+        self._scores = scores
+        self.complete = order is not None or len(idx) == 0
+        self.accounts = idx[order] if order is not None else np.zeros(0, dtype=np.int64)
         self.head = 0
+
+    def ensure(self, count: int) -> None:
+        """Rank at least ``count`` accounts (or all of them)."""
+        if self.complete or count <= len(self.accounts):
+            return
+        assert self._scores is not None
+        n = len(self._idx)
+        k = min(n, max(count, 2 * len(self.accounts), 1024))
+        if k >= n:
+            sel = np.arange(n)
+        else:
+            threshold = np.partition(-self._scores, k - 1)[k - 1]
+            sel = np.flatnonzero(-self._scores <= threshold)
+        order = adl_math.rank(self._scores[sel], self._idx[sel])
+        self.accounts = self._idx[sel][order]
+        self.complete = len(sel) == n
+
+    def covering(self, size: FloatArray, need: float) -> npt.NDArray[np.int64]:
+        """Ranked accounts from the head whose sizes add up to at least ``need`` (or all)."""
+        count = 64
+        while True:
+            self.ensure(self.head + count)
+            tail = self.accounts[self.head :]
+            if self.complete or np.abs(size[tail]).sum() >= need:
+                return tail
+            count *= 4
 
     def walk(self, size: FloatArray, need: float) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Accounts and sizes to close, in order, to cover ``need``; empty if not enough."""
+        candidates = self.covering(size, need)
         taken: list[int] = []
         amounts: list[float] = []
         left = need
-        k = self.head
-        while left > 0.0 and k < len(self.accounts):
-            a = int(self.accounts[k])
+        for a in candidates.tolist():
+            if left <= 0.0:
+                break
             available = abs(float(size[a]))
             if available > 0.0:
                 q = min(available, left)
                 taken.append(a)
                 amounts.append(q)
                 left -= q
-                if q < available:
-                    break
-            k += 1
         if left > need * 1e-12:
             return np.zeros(0, dtype=np.int64), np.zeros(0)
         # Positions wholly taken are done; the head moves past them.
+        done = set(taken[:-1])
         while self.head < len(self.accounts) and (
-            int(self.accounts[self.head]) in taken[:-1] or size[self.accounts[self.head]] == 0.0
+            int(self.accounts[self.head]) in done or size[self.accounts[self.head]] == 0.0
         ):
             self.head += 1
         return np.array(taken, dtype=np.int64), np.array(amounts)
@@ -942,6 +1119,17 @@ def _sizes_to_close(
         lots = np.ceil(raw / spec.lot_size - 1e-9) * spec.lot_size
         close = np.where(shortage <= 0, 0.0, np.minimum(abs_size, lots))
     return np.where(equity <= 0.0, abs_size, np.minimum(close, abs_size))
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _maintenance(notional: float, tiers: TierArrays) -> float:

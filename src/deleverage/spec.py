@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ class ContractType(IntEnum):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as exc:
+            raise _config_error(exc, type(self).__name__) from None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Self:
@@ -377,17 +384,23 @@ class MarketSpec(_Frozen):
         return cls.from_mapping({"symbol": symbol, "tiers": (tier,), **fields})
 
 
+def _as_number(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValidationError(field, value, "must be a number (int or float)")
+    return float(value)
+
+
 def check_finite_positive(field: str, value: float) -> float:
     """Return ``value`` as float, or raise naming the field if it is not finite and > 0."""
-    v = float(value)
-    if not np.isfinite(v) or v <= 0:
+    v = _as_number(field, value)
+    if not math.isfinite(v) or v <= 0:
         raise ValidationError(field, value, "must be a finite number > 0")
     return v
 
 
 def check_finite(field: str, value: float) -> float:
     """Return ``value`` as float, or raise naming the field if it is NaN or infinite."""
-    v = float(value)
-    if not np.isfinite(v):
+    v = _as_number(field, value)
+    if not math.isfinite(v):
         raise ValidationError(field, value, "must be a finite number")
     return v
