@@ -112,6 +112,17 @@ def _config_error(exc: pydantic.ValidationError, model: str) -> ConfigError:
     loc = ".".join(str(part) for part in first["loc"]) or model
     value = first.get("input")
     rule = first["msg"]
+    inner = first.get("ctx", {}).get("error")
+    if isinstance(inner, ConfigError) and not first["loc"]:
+        return inner  # raised by this model's own __init__: already complete
+    if isinstance(inner, ConfigError):
+        # A nested model (constructed through our __init__) already named its field: put the
+        # outer location in front of it.
+        sub = inner.field.split(".", 1)[1] if "." in inner.field else inner.field
+        field = f"{model}.{loc}.{sub}"
+        if inner.rule == str(inner).split(": ", 1)[-1]:
+            return ConfigError(field, inner.value, inner.rule, message=f"{field}: {inner.rule}")
+        return ConfigError(field, inner.value, inner.rule)
     if first["type"] == "value_error":
         # Our own validators write "field must ..., was value": keep their sentence whole.
         text = rule.removeprefix("Value error, ")

@@ -246,22 +246,12 @@ def test_unknown_market_message_lists_known_symbols(venue: Venue) -> None:
     assert isinstance(info.value, KeyError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: spec.check_finite_positive calls float(value) unguarded, so a non-numeric "
-    "amount raises a bare ValueError/TypeError instead of ValidationError naming `amount`",
-)
 @pytest.mark.parametrize("amount", ["abc", None])
 def test_non_numeric_amount_raises_validation_error(venue: Venue, amount: object) -> None:
     with pytest.raises(ValidationError, match="amount"):
         venue.ex.deposit(venue.alice, amount)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Exchange.open_accounts does not validate margin_mode (open_account does), so "
-    "margin_mode=7 is written to the journal and the mode columns",
-)
 def test_open_accounts_with_invalid_margin_mode_is_rejected(venue: Venue) -> None:
     before = venue.ex.state_hash()
 

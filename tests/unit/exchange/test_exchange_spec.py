@@ -280,11 +280,6 @@ def test_missing_required_field_is_reported() -> None:
         MarketSpec.from_mapping({"tiers": [_tier(0, 20, 0.01)]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: constructing MarketSpec(...) directly raises pydantic.ValidationError, not a "
-    "DeleverageError; only from_mapping/from_json/from_toml translate it (spec.py _Frozen)",
-)
 def test_direct_constructor_rejects_unknown_field_with_config_error() -> None:
     with pytest.raises(ConfigError):
         MarketSpec(symbol="BTCUSDT", tiers=(MarginTier(**_tier(0, 20, 0.01)),), bogus=1)  # type: ignore[call-arg]

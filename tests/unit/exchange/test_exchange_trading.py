@@ -531,11 +531,6 @@ def test_on_grid_size_and_price_are_accepted_despite_float_noise(size: float, pr
     assert ex.position(a, m).size == pytest.approx(size)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: exchange._check_grid scales its tolerance with value/step, so at 60,000 with "
-    "tick 0.01 (6e6 ticks) a price half a tick off the grid passes",
-)
 def test_half_tick_price_is_rejected_at_large_tick_counts() -> None:
     ex, m = _venue(tick_size=0.01, lot_size=0.001)
     ex.set_mark(m, 60_000.0)
