@@ -1,0 +1,142 @@
+"""Command line: ``deleverage demo``, ``deleverage presets``.
+
+A thin layer over the public API (typer + rich). Exit codes: 0 success, 2 bad input (with the
+message), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.exceptions import TyperException
+
+from deleverage.errors import DeleverageError
+
+app = typer.Typer(
+    name="deleverage",
+    help="Risk engine and laboratory for liquidation cascades and automated deleveraging.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+@app.command()
+def demo() -> None:
+    """Replay the 2025-10-10 BTC crash over eight traders and show margins, liquidations, ADL.
+
+    Example: deleverage demo
+    """
+    from deleverage.demo import event_log, run_demo
+
+    with console.status("Replaying BTCUSDT 2025-10-10 19:13-23:34 UTC, one mark a minute..."):
+        result = run_demo()
+    ex = result.exchange
+    console.rule("[bold]deleverage demo: BTCUSDT through the 2025-10-10 crash")
+    console.print(
+        f"mark {result.start_price:,.1f} -> low {result.low_price:,.1f} -> "
+        f"{result.end_price:,.1f} over {len(result.reports)} one-minute marks "
+        f"(Binance-preset tiers, constant-depth book, shared insurance fund)"
+    )
+    console.print(_margin_table("Positions before the crash", result.before))
+    log = event_log(result)
+    events = Table(title="What the risk engine did", show_lines=False)
+    for col in ("time", "event", "trader", "size", "price", "amount"):
+        events.add_column(col, justify="right" if col in ("size", "price", "amount") else "left")
+    for row in log.itertuples():
+        amount = (
+            f"{row.amount:,.2f}" if row.kind_name != "MARGIN_CALL" else f"ratio {row.amount:.2f}"
+        )
+        price = f"{row.price:,.1f}" if row.price else ""
+        size = f"{row.size:,.3f}" if row.size else ""
+        events.add_row(row.time, row.kind_name.lower(), row.trader, size, price, amount)
+    console.print(events)
+    console.print(_margin_table("Positions after the crash", result.after))
+    totals = {
+        "liquidations": sum(r.liquidations for r in result.reports),
+        "liquidated notional": sum(r.liquidated_notional for r in result.reports),
+        "penalties to the fund": sum(r.penalties for r in result.reports),
+        "fund paid for shortfalls": sum(r.insurance_paid for r in result.reports),
+        "ADL rounds": sum(r.adl_rounds for r in result.reports),
+        "ADL notional": sum(r.adl_notional for r in result.reports),
+        "bad debt": sum(r.bad_debt for r in result.reports),
+    }
+    summary = Table(title="Summary")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key, value in totals.items():
+        summary.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    fund = ex.insurance_fund()
+    summary.add_row("insurance fund balance", f"{fund.balance:,.2f}")
+    staker = next(a for a, name in result.names.items() if name == "insurance-staker")
+    summary.add_row("staker's stake (1,000 in)", f"{fund.staker_value(staker):,.2f}")
+    conservation = ex.conservation()
+    summary.add_row(
+        "money conserved",
+        f"{conservation.holds} (error {conservation.error:.2e} on {conservation.scale:,.0f})",
+    )
+    summary.add_row("events in the journal", f"{len(ex.journal):,}")
+    console.print(summary)
+
+
+@app.command()
+def presets() -> None:
+    """List the venue presets (margin tiers, liquidation and ADL rules of real venues).
+
+    Example: deleverage presets
+    """
+    from deleverage.presets import list_presets, preset
+
+    table = Table(title="Venue presets (deleverage.presets.preset(venue))")
+    for col in ("venue", "market", "max lev", "maint.", "tiers", "liquidation", "ADL"):
+        table.add_column(col)
+    for venue in list_presets():
+        spec = preset(venue)
+        table.add_row(
+            venue, spec.symbol, f"{spec.max_leverage:g}x", f"{spec.tiers[0].maintenance_rate:.2%}",
+            str(len(spec.tiers)), f"{spec.liquidation.kind}/{spec.liquidation.execution}",
+            f"{spec.adl.ranking}@{spec.adl.price}",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _margin_table(title: str, frame: object) -> Table:
+    import pandas as pd
+
+    assert isinstance(frame, pd.DataFrame)
+    table = Table(title=title)
+    columns = [
+        ("trader", "trader", "{}"),
+        ("mode", "mode", "{}"),
+        ("size", "size", "{:,.3f}"),
+        ("entry", "entry_price", "{:,.1f}"),
+        ("mark", "mark_price", "{:,.1f}"),
+        ("uPnL", "unrealized_pnl", "{:,.2f}"),
+        ("equity", "equity", "{:,.2f}"),
+        ("maint.", "maintenance_margin", "{:,.2f}"),
+        ("margin ratio", "margin_ratio", "{:.1%}"),
+    ]
+    for name, _, _ in columns:
+        table.add_column(name, justify="left" if name in ("trader", "mode") else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*(fmt.format(row[key]) for _, key, fmt in columns))
+    return table
+
+
+def main() -> None:
+    """Entry point: run the app, mapping bad input to exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except DeleverageError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", 1))
+    except TyperException as exc:  # usage errors (exit 2) and other command-line errors
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        sys.exit(int(getattr(exc, "exit_code", 2)))
