@@ -1273,11 +1273,7 @@ class Exchange:
             cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n], state.mark,
             t.floor, t.mmr, t.cum, equity, maint,
         )  # fmt: skip
-        return {
-            "equity": equity,
-            "maintenance": maint,
-            "margin_ratio": mm.margin_ratio(equity, maint),
-        }
+        return {"equity": equity, "maintenance": maint, "margin_ratio": _ratio(equity, maint)}
 
     def conservation(self) -> Conservation:
         """The money-conservation equation's lines (see module docstring)."""

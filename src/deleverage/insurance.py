@@ -527,19 +527,29 @@ class InsuranceFund:
         return self._cover_one(float(shortfall), ts, ref, flow)
 
     def cover_many(self, shortfalls: list[float], ts_ns: int, refs: list[Ref]) -> list[float]:
-        """:meth:`cover` each shortfall in order at one time; return what each was paid.
+        """Cover many shortfalls at one time, in order; return what each was paid.
 
-        Validates once, then applies exactly what the one-by-one calls would (the engine's
-        batch path for thousands of liquidations in one step).
+        Each is paid ``min(shortfall, what is left)`` as one-by-one :meth:`cover` calls would,
+        but the ledger gets one ``cover_shortfall`` record for the batch (its ``ref`` names how
+        many accounts; the engine's journal keeps each account's transfer). This is the
+        engine's batch path for thousands of liquidations in one step.
         """
         for value in shortfalls:
             _check_nonnegative("shortfall", value)
+        if len(shortfalls) != len(refs):
+            raise ValidationError("refs", len(refs), f"must have {len(shortfalls)} entries")
         ts = self._check_ts(ts_ns)
-        flow = FlowKind.COVER_SHORTFALL
-        return [
-            self._cover_one(float(v), ts, ref, flow)
-            for v, ref in zip(shortfalls, refs, strict=True)
-        ]
+        paid: list[float] = []
+        left = self._balance
+        for value in shortfalls:
+            p = min(float(value), left) if left > 0.0 else 0.0
+            paid.append(p)
+            left -= p
+        total = math.fsum(paid)
+        if total > 0.0:
+            ref: Ref = refs[0] if len(refs) == 1 else f"{len(refs)} accounts"
+            self._cover_one(total, ts, ref, FlowKind.COVER_SHORTFALL)
+        return paid
 
     def _cover_one(self, shortfall: float, ts: int, ref: Ref, flow: FlowKind) -> float:
         paid = min(shortfall, self._balance)

@@ -367,22 +367,13 @@ class RiskEngine:
             # One notice per bankrupt position, with the round's metrics.
             fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
             bounds = np.searchsorted(i, np.arange(len(group) + 1))
-            texts: list[str] = []
-            profits = np.zeros(len(group))
-            notionals = np.zeros(len(group))
-            for r in range(len(group)):
-                lo, hi = int(bounds[r]), int(bounds[r + 1])
-                book_price, _ = self._quote(self.markets[m], -int(side), float(need[r]), mark, ts)
-                book_short = max(0.0, -(equity[r] + side * need[r] * (book_price - mark)))
-                stats = _round_metrics(
-                    size_before[lo:hi], entry_before[lo:hi], lengths[lo:hi], mark,
-                    float(price[r]), max(0.0, book_short - fund_cash),
-                )  # fmt: skip
-                metrics: dict[str, object] = {"policy": policy, "counterparties": hi - lo}
-                metrics.update(stats._asdict())
-                texts.append(json.dumps(metrics))
-                profits[r] = stats.profit_taken
-                notionals[r] = stats.notional_closed
+            book = self.markets[m].liquidity
+            book_price = _linear_quotes(book, -side, need, mark)
+            book_short = np.maximum(0.0, -(equity + side * need * (book_price - mark)))
+            minimum = np.maximum(0.0, book_short - fund_cash)
+            profits, notionals, texts = _round_metrics_many(
+                size_before, entry_before, lengths, bounds, mark, price, minimum, policy
+            )
             ex.journal.append_columns(
                 EventKind.ADL_ROUND, ts, account=group, market=m, size=-size, price=price,
                 amount=profits, text=np.array(texts, dtype=object),
@@ -467,29 +458,37 @@ class RiskEngine:
 
     def _margin_calls(self, m: int, ts: int, iso_state: dict[str, FloatArray]) -> int:
         ex = self.ex
-        ratio_level = ex.markets[m].spec.liquidation.margin_call_ratio
+        level = ex.markets[m].spec.liquidation.margin_call_ratio
         n = ex.n_accounts
-        traders = ex._kind[:n] == 0
         cols = ex._positions[m]
-        exposed = traders & (cols.size[:n] != 0.0)
-        iso = exposed & (cols.mode[:n] == MarginMode.ISOLATED)
+        exposed = (cols.size[:n] != 0.0) & (ex._kind[:n] == 0)
+        iso = cols.mode[:n] == MarginMode.ISOLATED
+        r_iso = iso_state["margin_ratio"]
+        ratios: dict[int, float] = {}
+        hits = np.flatnonzero(exposed & iso & (r_iso >= level) & (r_iso < 1.0))
+        ratios.update(zip(hits.tolist(), r_iso[hits].tolist(), strict=True))
         cross = exposed & ~iso
-        ratio = np.full(n, 0.0)
-        if iso.any():
-            ratio = np.where(iso, iso_state["margin_ratio"], ratio)
+        r_cross = None
         if cross.any():
-            ratio = np.where(cross, ex.margin_state()["cross_margin_ratio"], ratio)
-        warn = np.flatnonzero((ratio >= ratio_level) & (ratio < 1.0))
+            r_cross = ex.margin_state()["cross_margin_ratio"]
+            hits = np.flatnonzero(cross & (r_cross >= level) & (r_cross < 1.0))
+            ratios.update(zip(hits.tolist(), r_cross[hits].tolist(), strict=True))
+        warn = sorted(ratios)
         called = self.markets[m].margin_called
         count = 0
-        for a in warn.tolist():
+        for a in warn:
             if a not in called:
                 called.add(a)
-                ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=float(ratio[a])))
+                ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=ratios[a]))
                 count += 1
         if called:
-            calm = {a for a in called if ratio[a] < ratio_level}
-            called -= calm
+            # An account leaves the called set once its ratio falls back below the level.
+            def ratio_of(a: int) -> float:
+                if cols.mode[a] == MarginMode.ISOLATED or r_cross is None:
+                    return float(r_iso[a]) if cols.size[a] != 0.0 else 0.0
+                return float(r_cross[a])
+
+            called -= {a for a in called if a not in ratios and ratio_of(a) < level}
         return count
 
     # ------------------------------------------------------------------ candidates
@@ -935,27 +934,26 @@ class RiskEngine:
         sizes = cols.size[idx]
         entry = cols.entry[idx]
         mark = state.mark
-        notional = np.abs(sizes) * mark
-        upnl = sizes * (mark - entry)
-        iso = cols.mode[idx] == MarginMode.ISOLATED
-        wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
-        equity = cols.isolated_margin[idx] + upnl
-        maint = mm.maintenance_margin(notional, state.tiers)
-        if not iso.all():  # cross positions rank by their account's figures
-            ms = ex.margin_state()
-            equity = np.where(iso, equity, ms["cross_equity"][idx])
-            maint = np.where(iso, maint, ms["cross_maintenance"][idx])
         policy = spec.adl.ranking
-        if policy == "binance":
-            return adl_math.score_binance(
-                sizes, entry, mark, wallet_balance=wallet, maintenance=maint
-            )
-        if policy == "hyperliquid":
-            return adl_math.score_hyperliquid(sizes, entry, mark, account_value=equity)
-        if policy == "risk_score":
+        iso = cols.mode[idx] == MarginMode.ISOLATED
+        equity = cols.isolated_margin[idx] + sizes * (mark - entry)
+        cross = None if iso.all() else ex.margin_state()  # cross ranks by account figures
+        if cross is not None:
+            equity = np.where(iso, equity, cross["cross_equity"][idx])
+        if policy in ("binance", "risk_score"):
+            maint = mm.maintenance_margin(np.abs(sizes) * mark, state.tiers)
+            if cross is not None:
+                maint = np.where(iso, maint, cross["cross_maintenance"][idx])
+            if policy == "binance":
+                wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
+                return adl_math.score_binance(
+                    sizes, entry, mark, wallet_balance=wallet, maintenance=maint
+                )
             return adl_math.score_risk_score(
                 sizes, mark, equity=equity, maintenance=maint, weights=spec.adl.weights
             )
+        if policy == "hyperliquid":
+            return adl_math.score_hyperliquid(sizes, entry, mark, account_value=equity)
         return adl_math.score_pnl_leverage(sizes, entry, mark, equity=equity)
 
     def _socialize(self, a: int, m: int, loss: float, ts: int, report: StepReport) -> float:
@@ -1139,6 +1137,89 @@ def _maintenance(notional: float, tiers: TierArrays) -> float:
     while t > 0 and notional < floor[t]:
         t -= 1
     return float(notional * tiers.mmr[t] - tiers.cum[t])
+
+
+def _linear_quotes(
+    book: LiquidityModel | None, order_side: float, sizes: FloatArray, mark: float
+) -> FloatArray:
+    """VWAP of a market order of each size on the book's current state, without filling.
+
+    The constant-depth book's closed form (:func:`deleverage.liquidity.linear_fill`) applied to
+    every size at once; no book fills at the mark.
+    """
+    if book is None:
+        return np.full(len(sizes), mark)
+    assert isinstance(book, ConstantDepthBook)
+    depth = book.depth
+    y0 = order_side * float(book.snapshot()["consumed_depth"])
+    room = max(book.max_move * depth - y0, 0.0)
+    filled = np.minimum(sizes, room)
+    y1 = y0 + filled
+    return mark * (1.0 + order_side * (y0 + y1) / (2.0 * depth))
+
+
+def _round_metrics_many(
+    size: FloatArray,
+    entry: FloatArray,
+    closed: FloatArray,
+    bounds: npt.NDArray[np.intp],
+    mark: float,
+    price: FloatArray,
+    shortfall: FloatArray,
+    policy: str,
+) -> tuple[FloatArray, FloatArray, list[str]]:
+    """:func:`_round_metrics` for many rounds at once; fills of round ``r`` are
+    ``bounds[r]:bounds[r + 1]`` (queue order). Returns profit, notional and the JSON texts."""
+    rounds = len(bounds) - 1
+    starts = bounds[:-1]
+    fill_round = np.repeat(np.arange(rounds), np.diff(bounds))
+    side = np.sign(size)
+    unit = np.maximum(side * (mark - entry), 0.0)
+    profit_f = closed * unit
+    notional_f = closed * price[fill_round]
+    haircut_f = closed * side * (mark - price[fill_round])
+    profit = np.add.reduceat(profit_f, starts)
+    notional = np.add.reduceat(notional_f, starts)
+    haircut = np.add.reduceat(haircut_f, starts)
+    cum_profit = np.cumsum(profit_f)
+    cum_notional = np.cumsum(notional_f)
+    base_profit = np.where(starts > 0, cum_profit[np.maximum(starts - 1, 0)], 0.0)
+    base_notional = np.where(starts > 0, cum_notional[np.maximum(starts - 1, 0)], 0.0)
+    k = np.searchsorted(cum_profit, base_profit + shortfall, side="left")
+    covered = (k < bounds[1:]) & (shortfall > 0)
+    kk = np.minimum(k, len(profit_f) - 1)
+    before = np.where(k > starts, cum_profit[np.maximum(kk - 1, 0)] - base_profit, 0.0)
+    before_notional = np.where(k > starts, cum_notional[np.maximum(kk - 1, 0)] - base_notional, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        part = np.minimum((shortfall - before) / unit[kk], closed[kk])
+        ratio = np.where(shortfall > 0, profit / shortfall, np.where(profit > 0, np.inf, 1.0))
+    required = np.where(
+        shortfall <= 0, 0.0, np.where(covered, before_notional + part * price, notional)
+    )
+    columns = zip(
+        np.diff(bounds).tolist(), notional.tolist(), profit.tolist(), shortfall.tolist(),
+        ratio.tolist(), required.tolist(), haircut.tolist(), strict=True,
+    )  # fmt: skip
+    template = (
+        '{{"policy": "{}", "counterparties": {}, "notional_closed": {}, "profit_taken": {}, '
+        '"shortfall": {}, "excess_profit": {}, "profit_ratio": {}, "notional_required": {}, '
+        '"haircut_vs_mark": {}}}'
+    )
+    name = json.dumps(policy)[1:-1]
+    texts = [
+        template.format(name, c, _js(n), _js(p), _js(sh), _js(p - sh), _js(r), _js(q), _js(h))
+        for c, n, p, sh, r, q, h in columns
+    ]
+    return profit, notional, texts
+
+
+def _js(x: float) -> str:
+    """A float as JSON writes it (``json.dumps``): repr, with Infinity and NaN tokens."""
+    if x != x:
+        return "NaN"
+    if x in (math.inf, -math.inf):
+        return "Infinity" if x > 0 else "-Infinity"
+    return repr(x)
 
 
 def _round_metrics(
