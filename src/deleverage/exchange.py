@@ -114,12 +114,17 @@ SYSTEM_KINDS = frozenset(
 
 @dataclass
 class MarketState:
-    """A listed market: its spec, tier arrays and current mark price (0 until first set)."""
+    """A listed market: its spec, tier arrays and current mark price (0 until first set).
+
+    ``tiers`` are the rates in force: the spec's table, with the initial rates scaled by open
+    interest when the spec has ``open_interest_scaling`` (dYdX v4).
+    """
 
     id: int
     spec: MarketSpec
     tiers: TierArrays
     mark: float = 0.0
+    open_interest: float = 0.0  # long open interest in base units (all accounts)
 
 
 class PositionColumns:
@@ -349,6 +354,7 @@ class Exchange:
         elif kind is EventKind.MARK_PRICE:
             assert isinstance(event, MarkPrice)
             self.markets[event.market].mark = event.price
+            self._refresh_rates(event.market)
         elif kind is EventKind.TRANSFER:
             assert isinstance(event, Transfer)
             self._apply_transfer(event)
@@ -393,6 +399,7 @@ class Exchange:
             spec = MarketSpec.from_json(event.spec_json)
             state = self.markets[event.market]
             state.spec, state.tiers = spec, spec.tier_arrays
+            self._refresh_rates(event.market)
         # Notices (liquidation summaries, margin calls, ...) change nothing.
 
     def _apply_account_opened(self, event: AccountOpened) -> None:
@@ -467,6 +474,24 @@ class Exchange:
             cols.size, cols.entry, cols.isolated_margin, cols.mode, cols.realized_pnl,
             self._cash, self.fee_account, buyers, sellers, sizes, prices, buyer_fees, seller_fees,
         )  # fmt: skip
+        self._refresh_rates(market)
+
+    def _refresh_rates(self, m: int) -> None:
+        """Re-derive the rates in force of an OI-scaled market (after fills, marks, specs)."""
+        state = self.markets[m]
+        scaling = state.spec.open_interest_scaling
+        if scaling is None:
+            return
+        size = self._positions[m].size[: self._n]
+        state.open_interest = float(np.sum(np.maximum(size, 0.0)))
+        base = state.spec.tier_arrays
+        imr = mm.oi_scaled_initial_rate(
+            base.imr,
+            state.open_interest * state.mark,
+            lower_cap=scaling.lower_cap,
+            upper_cap=scaling.upper_cap,
+        )
+        state.tiers = TierArrays(floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum)
 
     def _fund_ledger(
         self, source: int, destination: int, amount: float, reason: int, ts: int

@@ -6,7 +6,8 @@ DESIGN.md's flow, per market and mark price::
          -> accounts below maintenance (isolated positions in the market; cross accounts
             exposed to it), most distressed first, within per-step caps
          -> how much to close (full, partial to a target, fixed fraction, tier down)
-         -> backstop takeover (equity below a fraction of maintenance), or
+         -> backstop takeover (equity below a fraction of maintenance and the book cannot
+            absorb the position above its bankruptcy price), or
             execution on the liquidity model / to the liquidator at the fillable price
          -> penalty to the insurance fund, capped so it never makes the account bankrupt
          -> fill beyond the bankruptcy price: the fund covers the shortfall; if it cannot,
@@ -553,6 +554,7 @@ class RiskEngine:
             if (
                 policy.backstop_equity_fraction > 0
                 and equity < policy.backstop_equity_fraction * maint
+                and not self._book_absorbs(a, j, equity)
             ):
                 self._backstop(a, j, isolated, ts, report)
                 return True
@@ -593,6 +595,17 @@ class RiskEngine:
         if total <= 0.0:
             return pool
         return pool * own / total
+
+    def _book_absorbs(self, a: int, m: int, pool: float) -> bool:
+        """Whether the book fills the whole position at or better than its bankruptcy price."""
+        ex = self.ex
+        size = float(ex._positions[m].size[a])
+        if size == 0.0:
+            return True
+        side = 1 if size > 0 else -1
+        mark = ex.markets[m].mark
+        price, filled = self._quote(self.markets[m], -side, abs(size), mark, ex.clock_ns)
+        return filled >= abs(size) * (1 - 1e-12) and pool + side * abs(size) * (price - mark) >= 0
 
     def _cross_order(self, a: int) -> list[int]:
         ex = self.ex
