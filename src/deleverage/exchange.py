@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -274,6 +274,9 @@ class Exchange:
         self._positions: list[PositionColumns] = []
         self.net_deposits = 0.0
         self.clock_ns = 0
+        # State version, bumped by every change; keys the per-version caches of valuations.
+        self._version = 0
+        self._cache: dict[tuple[str, int], tuple[int, Any]] = {}
         self.fee_account = 0
         self.liquidity_account = 1
         self.insurance_account = 2
@@ -346,6 +349,7 @@ class Exchange:
 
     def _apply(self, event: Event) -> None:
         """Apply one event's effect to the state. The only place state changes."""
+        self._version += 1
         self.clock_ns = max(self.clock_ns, event.ts_ns)
         kind = event.kind
         if kind is EventKind.FILL:
@@ -469,6 +473,7 @@ class Exchange:
         buyer_fees: FloatArray,
         seller_fees: FloatArray,
     ) -> None:
+        self._version += 1
         cols = self._positions[market]
         apply_fills_nb(
             cols.size, cols.entry, cols.isolated_margin, cols.mode, cols.realized_pnl,
@@ -622,6 +627,7 @@ class Exchange:
         ts_ns: int | IntArray,
     ) -> None:
         """Apply transfers in order (one market, or -1 for cash only) and mirror fund flows."""
+        self._version += 1
         if market >= 0:
             cols = self._positions[market]
             apply_transfers_nb(
@@ -694,6 +700,7 @@ class Exchange:
             raise ValidationError("kind", kind, "must be an AccountKind")
         if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
             raise ValidationError("margin_mode", margin_mode, "must be a MarginMode")
+        self._version += 1
         first = self._n
         ids = np.arange(first, first + count, dtype=np.int64)
         self.journal.append_columns(
@@ -822,6 +829,7 @@ class Exchange:
             self.assert_conserved()
 
     def _apply_deposits(self, accounts: IntArray, amounts: FloatArray) -> None:
+        self._version += 1
         np.add.at(self._cash, accounts, amounts)
         np.add.at(self._net_deposit, accounts, amounts)
         for value in amounts.tolist():  # same order of float additions as one by one
@@ -1092,6 +1100,7 @@ class Exchange:
                 f"`accounts` account {int(acc[k])} lacks initial margin for size {qty[k]:g} at "
                 f"{px[k]:g} ({int(bad_mask.sum())} of {n} accounts short)"
             )
+        self._version += 1
         if leverage is not None:
             self.journal.append_columns(
                 EventKind.POSITION_SETTINGS, ts, account=acc, market=m, code=cols.mode[acc],
@@ -1285,6 +1294,48 @@ class Exchange:
             "cross_margin_ratio": _ratio(cross_equity, cross_maint),
         }
 
+    def cached_margin_state(self) -> dict[str, FloatArray]:
+        """:meth:`margin_state`, computed once per state version (read-only arrays)."""
+        key = ("margin", -1)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            cached: dict[str, FloatArray] = hit[1]
+            return cached
+        value = self.margin_state()
+        for arr in value.values():
+            arr.flags.writeable = False
+        self._cache[key] = (self._version, value)
+        return value
+
+    def cached_exposure(self, market: MarketRef) -> dict[str, npt.NDArray[np.bool_]]:
+        """Masks over accounts of traders with an isolated / cross position in ``market``."""
+        m = self.market_id(market)
+        key = ("exposure", m)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            masks: dict[str, npt.NDArray[np.bool_]] = hit[1]
+            return masks
+        n = self._n
+        cols = self._positions[m]
+        exposed = (cols.size[:n] != 0.0) & (self._kind[:n] == AccountKind.TRADER)
+        iso = cols.mode[:n] == MarginMode.ISOLATED
+        value = {"isolated": exposed & iso, "cross": exposed & ~iso}
+        self._cache[key] = (self._version, value)
+        return value
+
+    def cached_isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
+        """:meth:`isolated_state`, computed once per state version (read-only arrays)."""
+        key = ("isolated", self.market_id(market))
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            state: dict[str, FloatArray] = hit[1]
+            return state
+        value = self.isolated_state(market)
+        for arr in value.values():
+            arr.flags.writeable = False
+        self._cache[key] = (self._version, value)
+        return value
+
     def isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
         """Equity, maintenance and margin ratio of isolated positions in one market."""
         m = self.market_id(market)
@@ -1466,6 +1517,7 @@ class Exchange:
 
     def _apply_batch(self, part: pa.Table) -> None:
         """Apply a run of same-kind rows with array operations (replay's fast path)."""
+        self._version += 1
         kind = EventKind(int(part["kind"][0].as_py()))
         account = np.asarray(part["account"], dtype=np.int64)
         self.clock_ns = max(self.clock_ns, int(np.asarray(part["ts_ns"]).max()))

@@ -141,11 +141,10 @@ class RiskEngine:
         if risk.liquidity is not None:
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
-        iso_state = self.ex.isolated_state(m)  # shared by margin calls and the batch path
-        report.margin_calls = self._margin_calls(m, ts, iso_state)
+        report.margin_calls = self._margin_calls(m, ts)
         caps = _Caps(state.spec)
         if self._batchable(m):
-            self._batch_isolated(m, ts, report, caps, iso_state)
+            self._batch_isolated(m, ts, report, caps)
         for _ in range(_MAX_ROUNDS):
             candidates = self._candidates(m)
             if len(candidates) == 0:
@@ -179,9 +178,7 @@ class RiskEngine:
             and (book is None or type(book) is ConstantDepthBook)
         )
 
-    def _batch_isolated(
-        self, m: int, ts: int, report: StepReport, caps: _Caps, st: dict[str, FloatArray]
-    ) -> None:
+    def _batch_isolated(self, m: int, ts: int, report: StepReport, caps: _Caps) -> None:
         """Liquidate every isolated position below maintenance in ``m`` with array operations.
 
         The same rules as :meth:`_close`, planned by a compiled kernel in the same order
@@ -195,10 +192,10 @@ class RiskEngine:
         spec = state.spec
         policy = spec.liquidation
         cols = ex._positions[m]
-        n = ex.n_accounts
-        iso = (ex._kind[:n] == 0) & (cols.size[:n] != 0.0) & (cols.mode[:n] == MarginMode.ISOLATED)
+        iso = ex.cached_exposure(m)["isolated"]
         if not iso.any():
             return
+        st = ex.cached_isolated_state(m)
         below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
         risk = self.markets[m]
         if risk.cooldown_until_ns:
@@ -457,23 +454,22 @@ class RiskEngine:
         """Whether market ``m`` is halted by its circuit breaker."""
         return self.markets[m].breaker_halted
 
-    def _margin_calls(self, m: int, ts: int, iso_state: dict[str, FloatArray]) -> int:
+    def _margin_calls(self, m: int, ts: int) -> int:
         ex = self.ex
         level = ex.markets[m].spec.liquidation.margin_call_ratio
-        n = ex.n_accounts
-        cols = ex._positions[m]
-        exposed = (cols.size[:n] != 0.0) & (ex._kind[:n] == 0)
-        iso = cols.mode[:n] == MarginMode.ISOLATED
-        r_iso = iso_state["margin_ratio"]
+        exposure = ex.cached_exposure(m)
         ratios: dict[int, float] = {}
-        hits = np.flatnonzero(exposed & iso & (r_iso >= level) & (r_iso < 1.0))
-        ratios.update(zip(hits.tolist(), r_iso[hits].tolist(), strict=True))
-        cross = exposed & ~iso
-        r_cross = None
-        if cross.any():
-            r_cross = ex.margin_state()["cross_margin_ratio"]
-            hits = np.flatnonzero(cross & (r_cross >= level) & (r_cross < 1.0))
+        r_iso: FloatArray | None = None
+        r_cross: FloatArray | None = None
+        if exposure["isolated"].any():
+            r_iso = ex.cached_isolated_state(m)["margin_ratio"]
+            hits = np.flatnonzero(exposure["isolated"] & (r_iso >= level) & (r_iso < 1.0))
+            ratios.update(zip(hits.tolist(), r_iso[hits].tolist(), strict=True))
+        if exposure["cross"].any():
+            r_cross = ex.cached_margin_state()["cross_margin_ratio"]
+            hits = np.flatnonzero(exposure["cross"] & (r_cross >= level) & (r_cross < 1.0))
             ratios.update(zip(hits.tolist(), r_cross[hits].tolist(), strict=True))
+        cols = ex._positions[m]
         warn = sorted(ratios)
         called = self.markets[m].margin_called
         count = 0
@@ -485,9 +481,11 @@ class RiskEngine:
         if called:
             # An account leaves the called set once its ratio falls back below the level.
             def ratio_of(a: int) -> float:
-                if cols.mode[a] == MarginMode.ISOLATED or r_cross is None:
-                    return float(r_iso[a]) if cols.size[a] != 0.0 else 0.0
-                return float(r_cross[a])
+                if cols.size[a] == 0.0:
+                    return 0.0
+                if cols.mode[a] == MarginMode.ISOLATED:
+                    return float(r_iso[a]) if r_iso is not None else 0.0
+                return float(r_cross[a]) if r_cross is not None else 0.0
 
             called -= {a for a in called if a not in ratios and ratio_of(a) < level}
         return count
@@ -496,22 +494,18 @@ class RiskEngine:
     def _candidates(self, m: int) -> list[tuple[int, bool]]:
         """Accounts below maintenance exposed to market ``m``, most distressed first."""
         ex = self.ex
-        n = ex.n_accounts
-        cols = ex._positions[m]
-        traders = ex._kind[:n] == 0
-        exposed = traders & (cols.size[:n] != 0.0)
-        iso = exposed & (cols.mode[:n] == MarginMode.ISOLATED)
-        cross = exposed & ~iso
+        exposure = ex.cached_exposure(m)
+        iso, cross = exposure["isolated"], exposure["cross"]
         out: list[tuple[float, int, bool]] = []
         risk = self.markets[m]
         if iso.any():
-            st = ex.isolated_state(m)
+            st = ex.cached_isolated_state(m)
             below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
             out += [
                 (_health(st["equity"][a], st["maintenance"][a]), a, True) for a in below.tolist()
             ]
         if cross.any():
-            ms = ex.margin_state()
+            ms = ex.cached_margin_state()
             below = np.flatnonzero(cross & (ms["cross_equity"] < ms["cross_maintenance"]))
             out += [
                 (_health(ms["cross_equity"][a], ms["cross_maintenance"][a]), a, False)
@@ -950,7 +944,7 @@ class RiskEngine:
         policy = spec.adl.ranking
         iso = cols.mode[idx] == MarginMode.ISOLATED
         equity = cols.isolated_margin[idx] + sizes * (mark - entry)
-        cross = None if iso.all() else ex.margin_state()  # cross ranks by account figures
+        cross = None if iso.all() else ex.cached_margin_state()  # cross: account figures
         if cross is not None:
             equity = np.where(iso, equity, cross["cross_equity"][idx])
         if policy in ("binance", "risk_score"):

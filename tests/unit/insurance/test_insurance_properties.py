@@ -57,6 +57,8 @@ class Oracle:
             self.values.clear()
             self.requests.clear()
             return balance
+        if paid <= 0.0:
+            return 0.0  # nothing to pay (or an empty fund): no holder's value changes
         for holder in self.values:
             self.values[holder] *= 1.0 - paid / balance
         return paid
