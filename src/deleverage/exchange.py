@@ -95,6 +95,13 @@ class AccountKind(IntEnum):
     LIQUIDATOR = 5  # a third-party liquidator (margin-checked like a trader if funded)
 
 
+_MARGIN_STATE_KEYS = (
+    "cross_equity",
+    "cross_maintenance",
+    "cross_initial",
+    "total_equity",
+    "cross_margin_ratio",
+)
 _PROTOCOL = FlowKind.PROTOCOL_REVENUE
 _INFLOW_KINDS = {
     int(TransferReason.TRADING_FEE): FlowKind.FEE_INFLOW,
@@ -277,6 +284,7 @@ class Exchange:
         # State version, bumped by every change; keys the per-version caches of valuations.
         self._version = 0
         self._cache: dict[tuple[str, int], tuple[int, Any]] = {}
+        self._buffers: dict[str, FloatArray] = {}
         self.fee_account = 0
         self.liquidity_account = 1
         self.insurance_account = 2
@@ -1273,35 +1281,43 @@ class Exchange:
         ``cross_initial``, ``total_equity``, ``cross_margin_ratio`` (maintenance / equity).
         Isolated positions are reported per market by :meth:`isolated_state`.
         """
+        out = {name: np.empty(self._n) for name in _MARGIN_STATE_KEYS}
+        self._margin_state_into(out)
+        return out
+
+    def _margin_state_into(self, out: dict[str, FloatArray]) -> None:
         n = self._n
         cash = self._cash[:n]
-        cross_equity = cash.copy()
-        cross_maint = np.zeros(n)
-        cross_initial = np.zeros(n)
-        total = cash.copy()
-        for state, cols in zip(self.markets, self._positions, strict=True):
+        ce, cm = out["cross_equity"][:n], out["cross_maintenance"][:n]
+        ci, te = out["cross_initial"][:n], out["total_equity"][:n]
+        if not self.markets:
+            ce[:], cm[:], ci[:], te[:] = cash, 0.0, 0.0, cash
+        for k, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
             t = state.tiers
             accumulate_market_nb(
                 cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
-                cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum,
-                cross_equity, cross_maint, cross_initial, total,
+                cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum, ce, cm, ci, te,
+                cash, k == 0,
             )  # fmt: skip
-        return {
-            "cross_equity": cross_equity,
-            "cross_maintenance": cross_maint,
-            "cross_initial": cross_initial,
-            "total_equity": total,
-            "cross_margin_ratio": _ratio(cross_equity, cross_maint),
-        }
+        margin_ratio_nb(ce, cm, out["cross_margin_ratio"][:n])
 
     def cached_margin_state(self) -> dict[str, FloatArray]:
-        """:meth:`margin_state`, computed once per state version (read-only arrays)."""
+        """:meth:`margin_state`, computed once per state version into reused buffers.
+
+        The arrays are read-only views that the next state change overwrites: read them, do
+        not keep them (:meth:`margin_state` returns fresh arrays).
+        """
         key = ("margin", -1)
         hit = self._cache.get(key)
         if hit is not None and hit[0] == self._version:
             cached: dict[str, FloatArray] = hit[1]
             return cached
-        value = self.margin_state()
+        buffers = self._buffers
+        if len(buffers.get("cross_equity", ())) < self._n:
+            buffers = {name: np.empty(self._capacity) for name in _MARGIN_STATE_KEYS}
+            self._buffers = buffers
+        self._margin_state_into(buffers)
+        value = {name: arr[: self._n].view() for name, arr in buffers.items()}
         for arr in value.values():
             arr.flags.writeable = False
         self._cache[key] = (self._version, value)

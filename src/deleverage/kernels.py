@@ -39,15 +39,24 @@ def accumulate_market_nb(
     cross_maintenance: FloatArray,
     cross_initial: FloatArray,
     total_equity: FloatArray,
+    cash: FloatArray,
+    first: bool,
 ) -> None:
     """Add one market's positions to the per-account margin accumulators, in place.
 
     For each position: ``upnl = size x (mark - entry)``, ``notional = |size| x mark``,
     maintenance ``notional x mmr[t] - cum[t]`` and initial ``notional x max(imr[t], 1/leverage)``
     in its tier ``t``. Cross positions add to the cross accumulators; every position adds its
-    unrealized PnL (and isolated margin) to ``total_equity``.
+    unrealized PnL (and isolated margin) to ``total_equity``. With ``first`` the accumulators
+    are (re)started from the cash (equities) and zero (margins) instead of added to: one pass,
+    no separate initialization.
     """
     for i in range(len(size)):
+        if first:
+            cross_equity[i] = cash[i]
+            cross_maintenance[i] = 0.0
+            cross_initial[i] = 0.0
+            total_equity[i] = cash[i]
         s = size[i]
         if s == 0.0:
             total_equity[i] += isolated_margin[i]
