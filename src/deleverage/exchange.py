@@ -67,6 +67,8 @@ from deleverage.kernels import (
     accumulate_market_nb,
     apply_fills_nb,
     apply_transfers_nb,
+    cross_partial_nb,
+    cross_scan_nb,
     fill_one_nb,
     isolated_market_nb,
     margin_ratio_nb,
@@ -164,7 +166,7 @@ class Conservation:
 
     cash: float  # sum of every account's cash
     isolated_margin: float  # sum of isolated margin
-    unrealized_pnl: float  # sum of unrealized PnL at the marks (0 when all marks agree)
+    unrealized_pnl: float  # sum of unrealized PnL at the marks (= -sum(size x entry))
     net_deposits: float  # deposits minus withdrawals
     negative_equity: float  # trader equity below zero: bad debt not yet covered (>= 0)
 
@@ -285,6 +287,7 @@ class Exchange:
         self._version = 0
         self._cache: dict[tuple[str, int], tuple[int, Any]] = {}
         self._buffers: dict[str, FloatArray] = {}
+        self._scan_buffers: dict[str, npt.NDArray[Any]] = {}
         self.fee_account = 0
         self.liquidity_account = 1
         self.insurance_account = 2
@@ -1322,6 +1325,61 @@ class Exchange:
             arr.flags.writeable = False
         self._cache[key] = (self._version, value)
         return value
+
+    def cross_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
+        """The risk step's scan of cross accounts after ``market``'s mark moved.
+
+        Returns ``ratio`` (maintenance / cross equity of every account, a read-only view
+        valid until the next change), ``below`` with ``below_equity`` and
+        ``below_maintenance`` (traders with a cross position in the market under
+        maintenance) and ``warn`` (those at or above ``call_level``). Cached per version.
+        """
+        m = self.market_id(market)
+        key = ("scan", m)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version and hit[1]["level"] == call_level:
+            result: dict[str, Any] = hit[1]
+            return result
+        n = self._n
+        buffers = self._scan_buffers
+        if len(buffers.get("ratio", ())) < n:
+            buffers = {name: np.empty(self._capacity) for name in ("ratio", "equity", "maint")}
+            buffers["below"] = np.empty(self._capacity, dtype=np.int64)
+            buffers["below_e"] = np.empty(self._capacity)
+            buffers["below_m"] = np.empty(self._capacity)
+            buffers["warn"] = np.empty(self._capacity, dtype=np.int64)
+            self._scan_buffers = buffers
+        cash = self._cash[:n]
+        equity, maint = buffers["equity"][:n], buffers["maint"][:n]
+        first = True
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            if state.id == m:
+                continue
+            t = state.tiers
+            cross_partial_nb(
+                cols.size[:n], cols.entry[:n], cols.mode[:n], state.mark, t.floor, t.mmr,
+                t.cum, cash, equity, maint, first,
+            )  # fmt: skip
+            first = False
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        ratio = buffers["ratio"][:n]
+        n_below, n_warn = cross_scan_nb(
+            cols.size[:n], cols.entry[:n], cols.mode[:n], self._kind[:n], state.mark, t.floor,
+            t.mmr, t.cum, cash, equity, maint, first, call_level, ratio, buffers["below"],
+            buffers["below_e"], buffers["below_m"], buffers["warn"],
+        )  # fmt: skip
+        view = ratio.view()
+        view.flags.writeable = False
+        result = {
+            "level": call_level,
+            "ratio": view,
+            "below": buffers["below"][:n_below].copy(),
+            "below_equity": buffers["below_e"][:n_below].copy(),
+            "below_maintenance": buffers["below_m"][:n_below].copy(),
+            "warn": buffers["warn"][:n_warn].copy(),
+        }
+        self._cache[key] = (self._version, result)
+        return result
 
     def cached_exposure(self, market: MarketRef) -> dict[str, npt.NDArray[np.bool_]]:
         """Masks over accounts of traders with an isolated / cross position in ``market``."""

@@ -299,3 +299,90 @@ def apply_transfers_nb(
             isolated_margin[b] += amounts[k]
         else:
             cash[b] += amounts[k]
+
+
+@njit(cache=True)
+def cross_scan_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    cash: FloatArray,
+    partial_equity: FloatArray,
+    partial_maintenance: FloatArray,
+    first: bool,
+    call_level: float,
+    ratio_out: FloatArray,
+    below_out: npt.NDArray[np.int64],
+    below_equity: FloatArray,
+    below_maintenance: FloatArray,
+    warn_out: npt.NDArray[np.int64],
+) -> tuple[int, int]:
+    """The risk step's scan of cross accounts, fused into the pass over the market that moved.
+
+    For every account: cross equity ``E = cash + sum upnl`` and maintenance ``MM = sum mm`` of
+    its cross positions (``partial_*`` hold the other markets' sums unless ``first``), then
+    ``ratio = MM / E`` (inf when ``E <= 0``) into ``ratio_out``. Traders (``kind == 0``) with a
+    cross position in this market go to ``below_out`` (with their ``E`` and ``MM``) when
+    ``E < MM`` and to ``warn_out`` when ``call_level <= ratio < 1``. Returns the two counts.
+    One read of the columns, one write.
+    """
+    n_below = 0
+    n_warn = 0
+    for i in range(len(size)):
+        if first:
+            e = cash[i]
+            m = 0.0
+        else:
+            e = partial_equity[i]
+            m = partial_maintenance[i]
+        s = size[i]
+        cross = s != 0.0 and mode[i] == 0
+        if cross:
+            notional = abs(s) * mark
+            t = tier_of_nb(notional, floor)
+            e += s * (mark - entry[i])
+            m += notional * mmr[t] - cum[t]
+        r = m / e if e > 0.0 else np.inf
+        ratio_out[i] = r
+        if cross and kind[i] == 0:
+            if e < m:
+                below_out[n_below] = i
+                below_equity[n_below] = e
+                below_maintenance[n_below] = m
+                n_below += 1
+            elif r >= call_level and r < 1.0:
+                warn_out[n_warn] = i
+                n_warn += 1
+    return n_below, n_warn
+
+
+@njit(cache=True)
+def cross_partial_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    mode: npt.NDArray[np.int8],
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    cash: FloatArray,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    first: bool,
+) -> None:
+    """Accumulate one market's cross equity and maintenance (``first``: start from cash)."""
+    for i in range(len(size)):
+        if first:
+            equity[i] = cash[i]
+            maintenance[i] = 0.0
+        s = size[i]
+        if s != 0.0 and mode[i] == 0:
+            notional = abs(s) * mark
+            t = tier_of_nb(notional, floor)
+            equity[i] += s * (mark - entry[i])
+            maintenance[i] += notional * mmr[t] - cum[t]

@@ -79,6 +79,11 @@ def tier_down_size(size: float, mark: float, tiers: TierArrays) -> float:
     return max(0.0, abs(size) - target_notional / mark)
 
 
+def round_up_to_lot(size: float, lot: float) -> float:
+    """``size`` rounded up to a whole number of lots (a close never falls short of its aim)."""
+    return math.ceil(size / lot - 1e-9) * lot
+
+
 def fixed_fraction_size(size: float, mark: float, *, fraction: float, min_notional: float) -> float:
     """Hyperliquid: close ``fraction`` of a position whose notional exceeds ``min_notional``.
 

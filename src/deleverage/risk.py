@@ -266,9 +266,16 @@ class RiskEngine:
             outgoing=False,
         )  # fmt: skip
         if len(accounts):
+            bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
+            texts = [
+                f'{{"bankruptcy_price": {_js(b)}, "mark": {_js(state.mark)}, '
+                f'"policy": "{policy.kind}"}}'
+                for b in bankrupt.tolist()
+            ]
             ex.journal.append_columns(
                 EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
                 amount=short, fee=pen, code=_POLICY_CODES[policy.kind],
+                text=np.array(texts, dtype=object),
             )  # fmt: skip
         report.liquidations += len(accounts)
         report.liquidated_notional += float(np.sum(qty * px))
@@ -454,20 +461,27 @@ class RiskEngine:
         """Whether market ``m`` is halted by its circuit breaker."""
         return self.markets[m].breaker_halted
 
+    def _modes_present(self, m: int) -> tuple[bool, bool]:
+        """Whether any account is isolated / cross in market ``m`` (a cheap int8 scan)."""
+        mode = self.ex._positions[m].mode[: self.ex.n_accounts]
+        return bool(mode.any()), not bool(mode.all())
+
     def _margin_calls(self, m: int, ts: int) -> int:
         ex = self.ex
         level = ex.markets[m].spec.liquidation.margin_call_ratio
-        exposure = ex.cached_exposure(m)
+        any_isolated, any_cross = self._modes_present(m)
         ratios: dict[int, float] = {}
         r_iso: FloatArray | None = None
         r_cross: FloatArray | None = None
-        if exposure["isolated"].any():
+        if any_isolated:
+            exposed = ex.cached_exposure(m)["isolated"]
             r_iso = ex.cached_isolated_state(m)["margin_ratio"]
-            hits = np.flatnonzero(exposure["isolated"] & (r_iso >= level) & (r_iso < 1.0))
+            hits = np.flatnonzero(exposed & (r_iso >= level) & (r_iso < 1.0))
             ratios.update(zip(hits.tolist(), r_iso[hits].tolist(), strict=True))
-        if exposure["cross"].any():
-            r_cross = ex.cached_margin_state()["cross_margin_ratio"]
-            hits = np.flatnonzero(exposure["cross"] & (r_cross >= level) & (r_cross < 1.0))
+        if any_cross:
+            scan = ex.cross_scan(m, level)
+            r_cross = scan["ratio"]
+            hits = scan["warn"]
             ratios.update(zip(hits.tolist(), r_cross[hits].tolist(), strict=True))
         cols = ex._positions[m]
         warn = sorted(ratios)
@@ -494,23 +508,25 @@ class RiskEngine:
     def _candidates(self, m: int) -> list[tuple[int, bool]]:
         """Accounts below maintenance exposed to market ``m``, most distressed first."""
         ex = self.ex
-        exposure = ex.cached_exposure(m)
-        iso, cross = exposure["isolated"], exposure["cross"]
+        any_isolated, any_cross = self._modes_present(m)
         out: list[tuple[float, int, bool]] = []
         risk = self.markets[m]
-        if iso.any():
+        if any_isolated:
+            iso = ex.cached_exposure(m)["isolated"]
             st = ex.cached_isolated_state(m)
             below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
             out += [
                 (_health(st["equity"][a], st["maintenance"][a]), a, True) for a in below.tolist()
             ]
-        if cross.any():
-            ms = ex.cached_margin_state()
-            below = np.flatnonzero(cross & (ms["cross_equity"] < ms["cross_maintenance"]))
+        if any_cross:
+            scan = ex.cross_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
             out += [
-                (_health(ms["cross_equity"][a], ms["cross_maintenance"][a]), a, False)
-                for a in below.tolist()
-            ]
+                (_health(e, mt), a, False)
+                for a, e, mt in zip(
+                    scan["below"].tolist(), scan["below_equity"].tolist(),
+                    scan["below_maintenance"].tolist(), strict=True,
+                )
+            ]  # fmt: skip
         now = ex.clock_ns
         out = [c for c in out if risk.cooldown_until_ns.get(c[1], -1) <= now]
         out.sort()
@@ -628,7 +644,8 @@ class RiskEngine:
                 size, mark, fraction=policy.fraction, min_notional=policy.fraction_min_notional
             )
         if policy.kind == "tier_down":
-            return max(liq.tier_down_size(size, mark, state.tiers), spec.lot_size)
+            down = liq.round_up_to_lot(liq.tier_down_size(size, mark, state.tiers), spec.lot_size)
+            return min(abs(size), max(down, spec.lot_size))
         # partial: restore target (maintenance + buffer, or initial) over the whole pool
         notional = abs(size) * mark
         t = int(mm.tier_index(notional, state.tiers))
@@ -1108,7 +1125,8 @@ def _sizes_to_close(
     elif policy.kind == "tier_down":
         t = mm.tier_index(notional, tiers)
         target = tiers.floor[t] * (1.0 - 1e-9) / mark
-        close = np.where(t <= 0, abs_size, np.maximum(abs_size - target, spec.lot_size))
+        down = np.ceil((abs_size - target) / spec.lot_size - 1e-9) * spec.lot_size
+        close = np.where(t <= 0, abs_size, np.maximum(down, spec.lot_size))
     else:
         t = mm.tier_index(notional, tiers)
         if policy.target == "initial":

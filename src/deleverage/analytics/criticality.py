@@ -339,5 +339,15 @@ def critical_shock(
     suffix_max = np.maximum.accumulate(bound[::-1])[::-1]
     candidate = np.maximum(np.maximum(suffix_max, lower), 0.0)
     fits = candidate < upper
-    best = float(candidate[fits].min()) if fits.any() else target
-    return min(best, target)
+    best = min(float(candidate[fits].min()) if fits.any() else target, target)
+    # ``x - C / depth`` and the cascade's ``s + C / depth`` round independently: nudge the
+    # shock up by ulps until the cascade it starts really reaches the target (a tie otherwise
+    # stops one level short).
+    for _ in range(64):
+        reached = simulate_cascade_rounds(
+            liquidation_prices, sizes, start_price, best, depth, direction=direction
+        ).total_drop
+        if reached >= target or best >= target:
+            break
+        best = float(np.nextafter(best, np.inf))
+    return best

@@ -233,7 +233,7 @@ def validate_correlation(correlation: npt.ArrayLike, *, n_assets: int | None = N
                     float(c[i, j]),
                     f"must equal correlation[{j}][{i}] = {float(c[j, i])!r} (symmetric matrix)",
                 )
-            if abs(c[i, j]) > 1.0:
+            if abs(c[i, j]) > 1.0 + CORRELATION_ATOL:  # rounding of a normalized matrix
                 raise ValidationError(
                     f"correlation[{i}][{j}]", float(c[i, j]), "must be in [-1, 1]"
                 )
