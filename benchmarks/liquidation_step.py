@@ -39,7 +39,7 @@ def population(n: int, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     leverage = rng.uniform(1.5, 20, n)
     hot = rng.random(n) < 0.0102
-    leverage[hot] = rng.uniform(52, 100, hot.sum())
+    leverage[hot] = rng.uniform(40, 100, hot.sum())
     size = np.where(rng.random(n) < 0.5, 1.0, -1.0) * rng.uniform(0.1, 10, n).round(3)
     size[hot] = np.abs(size[hot])
     cash = np.abs(size) * START / leverage + np.abs(size) * START * 0.0006
@@ -59,7 +59,7 @@ def build(n: int, fund: float, seed: int) -> Exchange:
     ex = Exchange()
     ex.list_market(spec)
     ex.set_mark(0, START)
-    ex.set_liquidity(0, ConstantDepthBook(depth_per_pct=n * 0.05, half_life_s=60))
+    ex.set_liquidity(0, ConstantDepthBook(depth_per_pct=n * 0.5, half_life_s=60))
     ids = ex.open_accounts(n, margin_mode=MarginMode.ISOLATED)
     ex.deposit_many(ids, pop["cash"])
     ex.deposit(ex.insurance_account, fund)
@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 positions")
     args = parser.parse_args()
     n = 100_000 if args.quick else 1_000_000
-    fund = 53.0 * n / 1000.0
+    fund = 27.5 * n / 1000.0
     print(f"machine: {machine_description()}")
     ex = build(n, fund, seed=11)
     warm = build(1000, fund / 1000, seed=12)  # compile the kernels outside the timing

@@ -530,6 +530,38 @@ class Exchange:
             else:
                 fund.cover(amount, ts, ref=destination, kind=FlowKind.LOSS)
 
+    def _fund_batch(
+        self,
+        sources: IntArray,
+        destinations: IntArray,
+        amounts: FloatArray,
+        reasons: IntArray,
+        ts: int,
+    ) -> bool:
+        """Mirror a batch of same-reason transfers with one fund as one ledger record.
+
+        Many covers paid by one fund, or many penalties (or fees) into one fund, at one time:
+        the fund's batch entry points. Returns False when the batch is not of that shape.
+        """
+        funds = list(self.funds)
+        reason = int(reasons[0])
+        if not np.all(reasons == reason):
+            return False
+        if reason == TransferReason.INSURANCE_COVER and np.all(sources == sources[0]):
+            fund = self.funds.get(int(sources[0]))
+            if fund is None or np.isin(destinations, funds).any():
+                return False
+            fund.cover_many(amounts.tolist(), ts, destinations.tolist())
+            return True
+        if reason in _INFLOW_KINDS and np.all(destinations == destinations[0]):
+            fund = self.funds.get(int(destinations[0]))
+            if fund is None or np.isin(sources, funds).any():
+                return False
+            kind = _INFLOW_KINDS[reason]
+            fund.receive_many(amounts.tolist(), ts, kind=kind, refs=sources.tolist())
+            return True
+        return False
+
     # ------------------------------------------------------------------ insurance staking
     def stake(
         self, account: int, amount: float, *, market: MarketRef | None = None,
@@ -654,14 +686,14 @@ class Exchange:
             return
         touches = np.isin(sources, list(self.funds)) | np.isin(destinations, list(self.funds))
         rows = np.flatnonzero(touches)
-        if len(rows) > 1 and np.ndim(ts_ns) == 0:
-            # Many covers paid by one fund at one time: the fund's batch entry point.
-            src = sources[rows]
-            if np.all(reasons[rows] == TransferReason.INSURANCE_COVER) and np.all(src == src[0]):
-                fund = self.funds.get(int(src[0]))
-                if fund is not None and not np.isin(destinations[rows], list(self.funds)).any():
-                    fund.cover_many(amounts[rows].tolist(), int(ts_ns), destinations[rows].tolist())
-                    return
+        if (
+            len(rows) > 1
+            and np.ndim(ts_ns) == 0
+            and self._fund_batch(
+                sources[rows], destinations[rows], amounts[rows], reasons[rows], int(ts_ns)
+            )
+        ):
+            return
         ts_all = np.broadcast_to(np.asarray(ts_ns, dtype=np.int64), amounts.shape)[rows].tolist()
         for src, dst, amount, reason, ts in zip(
             sources[rows].tolist(), destinations[rows].tolist(), amounts[rows].tolist(),

@@ -499,6 +499,25 @@ class InsuranceFund:
             self._balance += protocol_cut
             self._append(ts, FlowKind.PROTOCOL_REVENUE, protocol_cut, ref, minted)
 
+    def receive_many(
+        self, amounts: list[float], ts_ns: int, *, kind: FlowKind | str, refs: list[Ref]
+    ) -> None:
+        """:meth:`receive` many inflows of one kind at one time, as one inflow of their sum.
+
+        The ledger gets one record (its ``ref`` names how many accounts paid; the engine's
+        journal keeps each transfer): the engine's batch path for thousands of liquidation
+        penalties in one step. The protocol's cut applies to the sum.
+        """
+        for value in amounts:
+            _check_nonnegative("amount", value)
+        if len(amounts) != len(refs):
+            raise ValidationError("refs", len(refs), f"must have {len(amounts)} entries")
+        total = math.fsum(amounts)
+        if total == 0.0:
+            return
+        ref: Ref = refs[0] if len(refs) == 1 else f"{len(refs)} accounts"
+        self.receive(total, ts_ns, kind=kind, ref=ref)
+
     def cover(
         self,
         shortfall: float,

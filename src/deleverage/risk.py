@@ -192,6 +192,8 @@ class RiskEngine:
         spec = state.spec
         policy = spec.liquidation
         cols = ex._positions[m]
+        if not self._modes_present(m)[0]:
+            return  # no isolated position in this market: skip the masks
         iso = ex.cached_exposure(m)["isolated"]
         if not iso.any():
             return
