@@ -143,10 +143,12 @@ class RiskEngine:
         self._dynamic_margin(m, ts, state.mark)
         report.margin_calls = self._margin_calls(m, ts)
         caps = _Caps(state.spec)
+        touched: npt.NDArray[np.int64] | None = None
         if self._batchable(m):
-            self._batch_isolated(m, ts, report, caps)
+            touched = self._batch_isolated(m, ts, report, caps)
         for _ in range(_MAX_ROUNDS):
-            candidates = self._candidates(m)
+            candidates = self._candidates(m, among=touched)
+            touched = None
             if len(candidates) == 0:
                 break
             progressed = False
@@ -178,7 +180,9 @@ class RiskEngine:
             and (book is None or type(book) is ConstantDepthBook)
         )
 
-    def _batch_isolated(self, m: int, ts: int, report: StepReport, caps: _Caps) -> None:
+    def _batch_isolated(
+        self, m: int, ts: int, report: StepReport, caps: _Caps
+    ) -> npt.NDArray[np.int64] | None:
         """Liquidate every isolated position below maintenance in ``m`` with array operations.
 
         The same rules as :meth:`_close`, planned by a compiled kernel in the same order
@@ -193,10 +197,10 @@ class RiskEngine:
         policy = spec.liquidation
         cols = ex._positions[m]
         if not self._modes_present(m)[0]:
-            return  # no isolated position in this market: skip the masks
+            return None  # no isolated position in this market: skip the masks
         iso = ex.cached_exposure(m)["isolated"]
         if not iso.any():
-            return
+            return None
         st = ex.cached_isolated_state(m)
         below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
         risk = self.markets[m]
@@ -206,7 +210,7 @@ class RiskEngine:
                 dtype=np.int64,
             )
         if len(below) == 0:
-            return
+            return np.zeros(0, dtype=np.int64)
         equity = st["equity"][below]
         maint = st["maintenance"][below]
         health = (equity - maint) / np.maximum(maint, 1e-12)
@@ -297,20 +301,26 @@ class RiskEngine:
             if amount > 1e-12 * max(1.0, float(short[j])):
                 self._declare_bad_debt(a, m, amount, ts, report)
         pending = idx[to_adl]
+        touched = [idx]
         if len(pending) and spec.adl.ranking not in ("pro_rata", "socialized_loss"):
-            pending = self._batch_adl(m, pending, ts, report)
+            pending, counterparties = self._batch_adl(m, pending, ts, report)
+            touched.append(counterparties)
         for a in pending.tolist():
             self._liquidate(a, m, True, ts, report, caps)
+        if len(pending) or spec.adl.ranking == "socialized_loss":
+            return None  # the per-account path or a socialized loss touched others: rescan
+        return np.concatenate(touched)
 
     def _batch_adl(
         self, m: int, accounts: npt.NDArray[np.int64], ts: int, report: StepReport
-    ) -> npt.NDArray[np.int64]:
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """ADL of many isolated bankrupt positions at once, against the ranked queues.
 
         Walking the queue account after account takes, for each bankrupt position, the next
         stretch of the queue's cumulative size; merging the cumulative needs with the queue's
         cumulative sizes gives every (bankrupt, counterparty, size) fill at once. Returns the
-        accounts the queue could not serve (left to the per-account path).
+        accounts the queue could not serve (left to the per-account path) and the
+        counterparties it deleveraged.
         """
         ex = self.ex
         state = ex.markets[m]
@@ -318,6 +328,7 @@ class RiskEngine:
         cols = ex._positions[m]
         mark = state.mark
         leftover: list[npt.NDArray[np.int64]] = []
+        touched: list[npt.NDArray[np.int64]] = []
         policy = spec.adl.ranking
         for side in (1.0, -1.0):
             group = accounts[np.sign(cols.size[accounts]) == side]
@@ -357,6 +368,7 @@ class RiskEngine:
             i = np.searchsorted(cum_need, mids, side="right")
             j = np.searchsorted(cum_av, mids, side="right")
             bankrupts, counterparties = group[i], q_acc[j]
+            touched.append(counterparties)
             fill_price = price[i]
             entry_before = cols.entry[counterparties].copy()
             size_before = cols.size[counterparties].copy()
@@ -390,9 +402,11 @@ class RiskEngine:
             dust = np.flatnonzero(ex._cash[group] < -1e-9)
             for a in group[dust].tolist():
                 self._cover(a, m, -float(ex._cash[a]), ts, report)
-        if not leftover:
-            return np.zeros(0, dtype=np.int64)
-        return np.concatenate(leftover)
+        empty = np.zeros(0, dtype=np.int64)
+        return (
+            np.concatenate(leftover) if leftover else empty,
+            np.concatenate(touched) if touched else empty,
+        )
 
     def _batch_transfers(
         self, m: int, accounts: npt.NDArray[np.int64], fund: int, amounts: FloatArray,
@@ -464,9 +478,11 @@ class RiskEngine:
         return self.markets[m].breaker_halted
 
     def _modes_present(self, m: int) -> tuple[bool, bool]:
-        """Whether any account is isolated / cross in market ``m`` (a cheap int8 scan)."""
-        mode = self.ex._positions[m].mode[: self.ex.n_accounts]
-        return bool(mode.any()), not bool(mode.all())
+        """Whether any trader is isolated / cross in market ``m`` (cheap int8 scans)."""
+        n = self.ex.n_accounts
+        mode = self.ex._positions[m].mode[:n]
+        trader = self.ex._kind[:n] == 0
+        return bool((mode != 0).any()), bool(((mode == 0) & trader).any())
 
     def _margin_calls(self, m: int, ts: int) -> int:
         ex = self.ex
@@ -507,10 +523,18 @@ class RiskEngine:
         return count
 
     # ------------------------------------------------------------------ candidates
-    def _candidates(self, m: int) -> list[tuple[int, bool]]:
-        """Accounts below maintenance exposed to market ``m``, most distressed first."""
+    def _candidates(
+        self, m: int, *, among: npt.NDArray[np.int64] | None = None
+    ) -> list[tuple[int, bool]]:
+        """Accounts below maintenance exposed to market ``m``, most distressed first.
+
+        ``among``: the accounts the batch path just changed, when nothing else can have moved
+        (no cross trader in the market): only they are checked, not the whole book.
+        """
         ex = self.ex
         any_isolated, any_cross = self._modes_present(m)
+        if among is not None and not any_cross:
+            return self._isolated_candidates_among(m, among)
         out: list[tuple[float, int, bool]] = []
         risk = self.markets[m]
         if any_isolated:
@@ -533,6 +557,29 @@ class RiskEngine:
         out = [c for c in out if risk.cooldown_until_ns.get(c[1], -1) <= now]
         out.sort()
         return [(a, isolated) for _, a, isolated in out]
+
+    def _isolated_candidates_among(
+        self, m: int, accounts: npt.NDArray[np.int64]
+    ) -> list[tuple[int, bool]]:
+        ex = self.ex
+        state = ex.markets[m]
+        cols = ex._positions[m]
+        a = np.unique(accounts)
+        size = cols.size[a]
+        equity = cols.isolated_margin[a] + size * (state.mark - cols.entry[a])
+        maint = mm.maintenance_margin(np.abs(size) * state.mark, state.tiers)
+        below = (size != 0.0) & (cols.mode[a] != 0) & (ex._kind[a] == 0) & (equity < maint)
+        risk = self.markets[m]
+        now = ex.clock_ns
+        out = [
+            (_health(e, mt), acc, True)
+            for acc, e, mt in zip(
+                a[below].tolist(), equity[below].tolist(), maint[below].tolist(), strict=True
+            )
+            if risk.cooldown_until_ns.get(acc, -1) <= now
+        ]
+        out.sort()
+        return [(acc, True) for _, acc, _ in out]
 
     # ------------------------------------------------------------------ one account
     def _pool(self, a: int, m: int, isolated: bool) -> tuple[float, float]:
