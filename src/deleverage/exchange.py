@@ -104,6 +104,9 @@ _MARGIN_STATE_KEYS = (
     "total_equity",
     "cross_margin_ratio",
 )
+_LAYOUT_KINDS = frozenset(
+    {EventKind.ACCOUNT_OPENED, EventKind.MARKET_LISTED, EventKind.POSITION_SETTINGS}
+)
 _PROTOCOL = FlowKind.PROTOCOL_REVENUE
 _INFLOW_KINDS = {
     int(TransferReason.TRADING_FEE): FlowKind.FEE_INFLOW,
@@ -285,6 +288,8 @@ class Exchange:
         self.clock_ns = 0
         # State version, bumped by every change; keys the per-version caches of valuations.
         self._version = 0
+        # Bumped when accounts, markets or margin modes change (not by trading or marks).
+        self.layout_version = 0
         self._cache: dict[tuple[str, int], tuple[int, Any]] = {}
         self._buffers: dict[str, FloatArray] = {}
         self._scan_buffers: dict[str, npt.NDArray[Any]] = {}
@@ -360,9 +365,12 @@ class Exchange:
 
     def _apply(self, event: Event) -> None:
         """Apply one event's effect to the state. The only place state changes."""
-        self._version += 1
-        self.clock_ns = max(self.clock_ns, event.ts_ns)
         kind = event.kind
+        if kind not in NOTICE_KINDS:  # notices change nothing: cached valuations stay valid
+            self._version += 1
+        if kind in _LAYOUT_KINDS:
+            self.layout_version += 1
+        self.clock_ns = max(self.clock_ns, event.ts_ns)
         if kind is EventKind.FILL:
             assert isinstance(event, Fill)
             self._apply_fill(event)
@@ -744,6 +752,7 @@ class Exchange:
         if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
             raise ValidationError("margin_mode", margin_mode, "must be a MarginMode")
         self._version += 1
+        self.layout_version += 1
         first = self._n
         ids = np.arange(first, first + count, dtype=np.int64)
         self.journal.append_columns(
@@ -1624,6 +1633,7 @@ class Exchange:
     def _apply_batch(self, part: pa.Table) -> None:
         """Apply a run of same-kind rows with array operations (replay's fast path)."""
         self._version += 1
+        self.layout_version += 1
         kind = EventKind(int(part["kind"][0].as_py()))
         account = np.asarray(part["account"], dtype=np.int64)
         self.clock_ns = max(self.clock_ns, int(np.asarray(part["ts_ns"]).max()))

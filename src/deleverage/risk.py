@@ -111,6 +111,7 @@ class RiskEngine:
         self.rng = np.random.default_rng(seed)
         self.reports: list[StepReport] = []
         self._queues: dict[tuple[int, int], _Queue] = {}
+        self._modes_cache: dict[int, tuple[tuple[int, int], tuple[bool, bool]]] = {}
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
 
@@ -478,11 +479,17 @@ class RiskEngine:
         return self.markets[m].breaker_halted
 
     def _modes_present(self, m: int) -> tuple[bool, bool]:
-        """Whether any trader is isolated / cross in market ``m`` (cheap int8 scans)."""
+        """Whether any trader is isolated / cross in market ``m`` (cached per account layout)."""
+        key = (m, self.ex.layout_version)
+        hit = self._modes_cache.get(m)
+        if hit is not None and hit[0] == key:
+            return hit[1]
         n = self.ex.n_accounts
         mode = self.ex._positions[m].mode[:n]
         trader = self.ex._kind[:n] == 0
-        return bool((mode != 0).any()), bool(((mode == 0) & trader).any())
+        present = (bool((mode != 0).any()), bool(((mode == 0) & trader).any()))
+        self._modes_cache[m] = (key, present)
+        return present
 
     def _margin_calls(self, m: int, ts: int) -> int:
         ex = self.ex
