@@ -71,6 +71,7 @@ from deleverage.kernels import (
     cross_scan_nb,
     fill_one_nb,
     isolated_market_nb,
+    isolated_scan_nb,
     margin_ratio_nb,
 )
 from deleverage.spec import MarginMode, MarketSpec, TierArrays, check_finite, check_finite_positive
@@ -1418,6 +1419,44 @@ class Exchange:
             "below_equity": buffers["below_e"][:n_below].copy(),
             "below_maintenance": buffers["below_m"][:n_below].copy(),
             "warn": buffers["warn"][:n_warn].copy(),
+        }
+        self._cache[key] = (self._version, result)
+        return result
+
+    def isolated_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
+        """The risk step's scan of isolated trader positions in ``market``.
+
+        Returns ``below`` with ``below_equity`` and ``below_maintenance`` (positions under
+        maintenance) and ``warn`` with ``warn_ratio`` (maintenance / equity at or above
+        ``call_level``). One pass over the columns, cached per state version.
+        """
+        m = self.market_id(market)
+        key = ("iscan", m)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version and hit[1]["level"] == call_level:
+            result: dict[str, Any] = hit[1]
+            return result
+        n = self._n
+        buffers = self._scan_buffers
+        if len(buffers.get("i_below", ())) < n:
+            for name in ("i_below", "i_warn"):
+                buffers[name] = np.empty(self._capacity, dtype=np.int64)
+            for name in ("i_below_e", "i_below_m", "i_warn_r"):
+                buffers[name] = np.empty(self._capacity)
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        n_below, n_warn = isolated_scan_nb(
+            cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+            self._kind[:n], state.mark, t.floor, t.mmr, t.cum, call_level,
+            buffers["i_below"], buffers["i_below_e"], buffers["i_below_m"], buffers["i_warn"],
+            buffers["i_warn_r"],
+        )  # fmt: skip
+        result = {
+            "level": call_level,
+            "below": buffers["i_below"][:n_below].copy(),
+            "below_equity": buffers["i_below_e"][:n_below].copy(),
+            "below_maintenance": buffers["i_below_m"][:n_below].copy(),
+            "warn": buffers["i_warn"][:n_warn].copy(),
+            "warn_ratio": buffers["i_warn_r"][:n_warn].copy(),
         }
         self._cache[key] = (self._version, result)
         return result

@@ -386,3 +386,49 @@ def cross_partial_nb(
             t = tier_of_nb(notional, floor)
             equity[i] += s * (mark - entry[i])
             maintenance[i] += notional * mmr[t] - cum[t]
+
+
+@njit(cache=True)
+def isolated_scan_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    call_level: float,
+    below_out: npt.NDArray[np.int64],
+    below_equity: FloatArray,
+    below_maintenance: FloatArray,
+    warn_out: npt.NDArray[np.int64],
+    warn_ratio: FloatArray,
+) -> tuple[int, int]:
+    """The risk step's scan of isolated trader positions in one market, in one pass.
+
+    ``E = isolated margin + size x (mark - entry)``, ``MM`` tiered; positions with ``E < MM``
+    go to ``below_out`` (with ``E`` and ``MM``), those with ``call_level <= MM / E < 1`` to
+    ``warn_out`` (with the ratio). Returns the two counts; nothing is written per account.
+    """
+    n_below = 0
+    n_warn = 0
+    for i in range(len(size)):
+        s = size[i]
+        if s == 0.0 or mode[i] == 0 or kind[i] != 0:
+            continue
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        m = notional * mmr[t] - cum[t]
+        e = isolated_margin[i] + s * (mark - entry[i])
+        if e < m:
+            below_out[n_below] = i
+            below_equity[n_below] = e
+            below_maintenance[n_below] = m
+            n_below += 1
+        elif e > 0.0 and m / e >= call_level:
+            warn_out[n_warn] = i
+            warn_ratio[n_warn] = m / e
+            n_warn += 1
+    return n_below, n_warn

@@ -198,22 +198,18 @@ class RiskEngine:
         policy = spec.liquidation
         cols = ex._positions[m]
         if not self._modes_present(m)[0]:
-            return None  # no isolated position in this market: skip the masks
-        iso = ex.cached_exposure(m)["isolated"]
-        if not iso.any():
-            return None
-        st = ex.cached_isolated_state(m)
-        below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
+            return None  # no isolated position in this market
+        iscan = ex.isolated_scan(m, policy.margin_call_ratio)
+        below = iscan["below"]
+        equity = iscan["below_equity"]
+        maint = iscan["below_maintenance"]
         risk = self.markets[m]
         if risk.cooldown_until_ns:
-            below = np.array(
-                [a for a in below.tolist() if risk.cooldown_until_ns.get(a, -1) <= ts],
-                dtype=np.int64,
-            )
+            free = np.array([risk.cooldown_until_ns.get(a, -1) <= ts for a in below.tolist()])
+            if len(free):
+                below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
             return np.zeros(0, dtype=np.int64)
-        equity = st["equity"][below]
-        maint = st["maintenance"][below]
         health = (equity - maint) / np.maximum(maint, 1e-12)
         order = np.lexsort((below, health))
         idx = below[order].astype(np.int64)
@@ -496,13 +492,10 @@ class RiskEngine:
         level = ex.markets[m].spec.liquidation.margin_call_ratio
         any_isolated, any_cross = self._modes_present(m)
         ratios: dict[int, float] = {}
-        r_iso: FloatArray | None = None
         r_cross: FloatArray | None = None
         if any_isolated:
-            exposed = ex.cached_exposure(m)["isolated"]
-            r_iso = ex.cached_isolated_state(m)["margin_ratio"]
-            hits = np.flatnonzero(exposed & (r_iso >= level) & (r_iso < 1.0))
-            ratios.update(zip(hits.tolist(), r_iso[hits].tolist(), strict=True))
+            iscan = ex.isolated_scan(m, level)
+            ratios.update(zip(iscan["warn"].tolist(), iscan["warn_ratio"].tolist(), strict=True))
         if any_cross:
             scan = ex.cross_scan(m, level)
             r_cross = scan["ratio"]
@@ -523,7 +516,8 @@ class RiskEngine:
                 if cols.size[a] == 0.0:
                     return 0.0
                 if cols.mode[a] == MarginMode.ISOLATED:
-                    return float(r_iso[a]) if r_iso is not None else 0.0
+                    equity, maint = self._pool(a, m, True)
+                    return maint / equity if equity > 0.0 else math.inf
                 return float(r_cross[a]) if r_cross is not None else 0.0
 
             called -= {a for a in called if a not in ratios and ratio_of(a) < level}
@@ -545,12 +539,14 @@ class RiskEngine:
         out: list[tuple[float, int, bool]] = []
         risk = self.markets[m]
         if any_isolated:
-            iso = ex.cached_exposure(m)["isolated"]
-            st = ex.cached_isolated_state(m)
-            below = np.flatnonzero(iso & (st["equity"] < st["maintenance"]))
+            iscan = ex.isolated_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
             out += [
-                (_health(st["equity"][a], st["maintenance"][a]), a, True) for a in below.tolist()
-            ]
+                (_health(e, mt), a, True)
+                for a, e, mt in zip(
+                    iscan["below"].tolist(), iscan["below_equity"].tolist(),
+                    iscan["below_maintenance"].tolist(), strict=True,
+                )
+            ]  # fmt: skip
         if any_cross:
             scan = ex.cross_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
             out += [
