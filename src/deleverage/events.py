@@ -439,7 +439,7 @@ class Journal:
 
     def __init__(self) -> None:
         self._rows: list[dict[str, Any]] = []
-        self._segments: list[pa.Table] = []
+        self._segments: list[pa.Table | dict[str, Any]] = []
         self._count = 0
         self._last_ts = 0
 
@@ -472,33 +472,49 @@ class Journal:
             self._last_ts = event.ts_ns
 
     def append_columns(self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike) -> None:
-        """Append a batch of events of one kind given as equal-length columns."""
+        """Append a batch of events of one kind given as equal-length columns.
+
+        The columns are kept as given (copied) and become an Arrow table only when the
+        journal is read, so the engine's hot path pays for a copy, not a conversion.
+        """
         lengths = {np.asarray(v).size for v in columns.values() if np.ndim(v) > 0}
         if len(lengths) != 1:
             raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
         n = lengths.pop()
+        unknown = set(columns) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown journal columns {sorted(unknown)}")
+        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": kind}
+        for name, value in columns.items():
+            arr = np.asarray(value)
+            batch[name] = arr.copy() if arr.ndim else arr[()]
+        self._flush_rows()
+        self._segments.append(batch)
+        self._count += n
+        self._last_ts = max(self._last_ts, ts_ns)
+
+    @staticmethod
+    def _batch_table(batch: dict[str, Any]) -> pa.Table:
+        n = batch["__n"]
         data: dict[str, Any] = {}
         for name in _COLUMNS:
             if name == "seq":
-                data[name] = np.arange(self._count, self._count + n, dtype=np.int64)
+                data[name] = np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
             elif name == "ts_ns":
-                data[name] = np.full(n, ts_ns, dtype=np.int64)
+                data[name] = np.full(n, batch["__ts"], dtype=np.int64)
             elif name == "kind":
-                data[name] = np.full(n, int(kind), dtype=np.int16)
-            elif name in columns:
-                value = np.asarray(columns[name])
+                data[name] = np.full(n, int(batch["__kind"]), dtype=np.int16)
+            elif name in batch:
+                value = np.asarray(batch[name])
                 if name == "text":
-                    data[name] = value.astype(str)
+                    data[name] = np.broadcast_to(value, (n,)).astype(str)
                 else:
                     data[name] = np.broadcast_to(value, (n,)).astype(_NUMPY_DTYPES[name])
             elif name == "text":
                 data[name] = np.full(n, "", dtype=object)
             else:
                 data[name] = np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])
-        self._flush_rows()
-        self._segments.append(pa.table(data, schema=JOURNAL_SCHEMA))
-        self._count += n
-        self._last_ts = max(self._last_ts, ts_ns)
+        return pa.table(data, schema=JOURNAL_SCHEMA)
 
     def _flush_rows(self) -> None:
         if self._rows:
@@ -510,7 +526,10 @@ class Journal:
         self._flush_rows()
         if not self._segments:
             return JOURNAL_SCHEMA.empty_table()
-        table = pa.concat_tables(self._segments).combine_chunks()
+        tables = [
+            seg if isinstance(seg, pa.Table) else self._batch_table(seg) for seg in self._segments
+        ]
+        table = pa.concat_tables(tables).combine_chunks()
         self._segments = [table]
         return table
 

@@ -432,3 +432,38 @@ def isolated_scan_nb(
             warn_ratio[n_warn] = m / e
             n_warn += 1
     return n_below, n_warn
+
+
+@njit(cache=True)
+def pnl_leverage_queue_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    kind: npt.NDArray[np.int8],
+    mark: float,
+    side: float,
+    idx_out: npt.NDArray[np.int64],
+    score_out: FloatArray,
+) -> int:
+    """The ADL candidates of one side of a market of isolated positions, with their scores.
+
+    Traders on ``side`` (+1 long, -1 short) in profit, scored as
+    :func:`deleverage.adl.score_pnl_leverage` (BitMEX): ``pnl% x effective leverage`` with
+    ``pnl% = side x (mark - entry) / entry`` and ``leverage = |size| x mark / equity``
+    (infinite for non-positive equity). Returns the count written to the outputs.
+    """
+    k = 0
+    for i in range(len(size)):
+        s = size[i]
+        if kind[i] != 0 or s == 0.0 or (s > 0.0) != (side > 0.0):
+            continue
+        upnl = s * (mark - entry[i])
+        if upnl <= 0.0:
+            continue
+        equity = isolated_margin[i] + upnl
+        pnl_pct = side * (mark - entry[i]) / entry[i]
+        leverage = abs(s) * mark / equity if equity > 0.0 else np.inf
+        idx_out[k] = i
+        score_out[k] = pnl_pct * leverage
+        k += 1
+    return k

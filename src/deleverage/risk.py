@@ -50,6 +50,7 @@ from deleverage.events import (
     Transfer,
     TransferReason,
 )
+from deleverage.kernels import pnl_leverage_queue_nb
 from deleverage.liquidity import ConstantDepthBook, LiquidityModel
 from deleverage.spec import MarginMode, MarketSpec, TierArrays
 
@@ -973,6 +974,17 @@ class RiskEngine:
             n = ex.n_accounts
             sizes = cols.size[:n]
             policy = state.spec.adl.ranking
+            if policy == "pnl_leverage" and not self._modes_present(m)[1]:
+                # Only isolated traders: candidates and scores in one compiled pass.
+                idx_buf = np.empty(n, dtype=np.int64)
+                score_buf = np.empty(n)
+                k = pnl_leverage_queue_nb(
+                    sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n], state.mark,
+                    float(side), idx_buf, score_buf,
+                )  # fmt: skip
+                queue = _Queue(idx_buf[:k].copy(), scores=score_buf[:k].copy())
+                self._queues[key] = queue
+                return queue
             eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == side)
             if policy != "random_start":
                 eligible &= sizes * (state.mark - cols.entry[:n]) > 0.0
