@@ -305,18 +305,26 @@ class Liquidation(Event):
     """Summary of one account's liquidation in a market (a notice; the fills carry the effect).
 
     ``size`` is the signed size closed (a long's liquidation has size < 0), ``price`` the
-    average fill price, ``amount`` the shortfall the account could not pay (quote, >= 0),
-    ``fee`` the penalty charged; ``code`` the policy; ``text`` JSON details.
+    average fill price, ``shortfall`` what the account could not pay (quote, >= 0),
+    ``penalty`` the fee charged, ``bankruptcy_price`` the position's bankruptcy price when it
+    was closed; ``policy`` the liquidation kind (0 full, 1 partial, 2 fixed fraction, 3 tier
+    down).
     """
 
     kind: ClassVar[EventKind] = EventKind.LIQUIDATION
-    _columns: ClassVar[dict[str, str]] = {"shortfall": "amount", "penalty": "fee", "policy": "code"}
+    _columns: ClassVar[dict[str, str]] = {
+        "shortfall": "amount",
+        "penalty": "fee",
+        "policy": "code",
+        "bankruptcy_price": "counterparty_fee",
+    }
     account: int
     market: int
     size: float
     price: float
     shortfall: float = 0.0
     penalty: float = 0.0
+    bankruptcy_price: float = 0.0
     policy: int = 0
     text: str = ""
 

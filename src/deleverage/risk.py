@@ -113,6 +113,10 @@ class RiskEngine:
         self.reports: list[StepReport] = []
         self._queues: dict[tuple[int, int], _Queue] = {}
         self._modes_cache: dict[int, tuple[tuple[int, int], tuple[bool, bool]]] = {}
+        self._queue_buffers: tuple[npt.NDArray[np.int64], FloatArray] = (
+            np.empty(0, dtype=np.int64),
+            np.empty(0),
+        )
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
 
@@ -271,15 +275,10 @@ class RiskEngine:
         )  # fmt: skip
         if len(accounts):
             bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
-            texts = [
-                f'{{"bankruptcy_price": {_js(b)}, "mark": {_js(state.mark)}, '
-                f'"policy": "{policy.kind}"}}'
-                for b in bankrupt.tolist()
-            ]
             ex.journal.append_columns(
                 EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
-                amount=short, fee=pen, code=_POLICY_CODES[policy.kind],
-                text=np.array(texts, dtype=object),
+                amount=short, fee=pen, counterparty_fee=bankrupt,
+                code=_POLICY_CODES[policy.kind],
             )  # fmt: skip
         report.liquidations += len(accounts)
         report.liquidated_notional += float(np.sum(qty * px))
@@ -790,12 +789,11 @@ class RiskEngine:
         report.liquidations += 1
         report.liquidated_notional += qty * price
         report.penalties += penalty
-        detail = {"bankruptcy_price": bankrupt, "mark": mark, "policy": spec.liquidation.kind}
         ex._emit(
             Liquidation(
                 ts_ns=ts, account=a, market=m, size=-side * qty, price=price, shortfall=shortfall,
-                penalty=penalty, policy=_POLICY_CODES[spec.liquidation.kind],
-                text=json.dumps(detail),
+                penalty=penalty, bankruptcy_price=bankrupt,
+                policy=_POLICY_CODES[spec.liquidation.kind],
             )
         )  # fmt: skip
         if isolated and shortfall > 0.0:
@@ -976,8 +974,9 @@ class RiskEngine:
             policy = state.spec.adl.ranking
             if policy == "pnl_leverage" and not self._modes_present(m)[1]:
                 # Only isolated traders: candidates and scores in one compiled pass.
-                idx_buf = np.empty(n, dtype=np.int64)
-                score_buf = np.empty(n)
+                if len(self._queue_buffers[0]) < n:  # reused: no fresh pages per step
+                    self._queue_buffers = (np.empty(n, dtype=np.int64), np.empty(n))
+                idx_buf, score_buf = self._queue_buffers
                 k = pnl_leverage_queue_nb(
                     sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n], state.mark,
                     float(side), idx_buf, score_buf,
