@@ -272,7 +272,7 @@ class Transfer(Event):
     """Cash moved from ``source`` to ``destination`` (``reason``: a :class:`TransferReason`).
 
     ``market`` >= 0 takes (or pays) the cash from the source's (destination's) isolated margin
-    in that market when that position is isolated.
+    in that market when that position is isolated and open; otherwise cash moves.
     """
 
     kind: ClassVar[EventKind] = EventKind.TRANSFER

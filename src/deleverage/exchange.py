@@ -683,13 +683,14 @@ class Exchange:
         if market >= 0:
             cols = self._positions[market]
             apply_transfers_nb(
-                self._cash, cols.isolated_margin, cols.mode, True, sources, destinations, amounts
-            )
+                self._cash, cols.isolated_margin, cols.mode, cols.size, True, sources,
+                destinations, amounts,
+            )  # fmt: skip
         else:
             dummy = np.zeros(0)
             apply_transfers_nb(
-                self._cash, dummy, np.zeros(0, dtype=np.int8), False, sources, destinations,
-                amounts,
+                self._cash, dummy, np.zeros(0, dtype=np.int8), dummy, False, sources,
+                destinations, amounts,
             )  # fmt: skip
         if not self.funds:
             return

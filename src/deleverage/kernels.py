@@ -278,6 +278,7 @@ def apply_transfers_nb(
     cash: FloatArray,
     isolated_margin: FloatArray,
     mode: npt.NDArray[np.int8],
+    size: FloatArray,
     in_market: bool,
     sources: npt.NDArray[np.int64],
     destinations: npt.NDArray[np.int64],
@@ -285,17 +286,18 @@ def apply_transfers_nb(
 ) -> None:
     """Apply cash transfers in order, in place.
 
-    With ``in_market`` (the transfers name one market, whose isolated-margin and mode columns
-    are given) an isolated position's side moves its isolated margin; otherwise cash moves.
+    With ``in_market`` (the transfers name one market, whose columns are given) a side with an
+    open isolated position there moves its isolated margin; any other side (cross, or flat)
+    moves cash.
     """
     for k in range(len(amounts)):
         a = sources[k]
-        if in_market and mode[a] != 0:
+        if in_market and mode[a] != 0 and size[a] != 0.0:
             isolated_margin[a] -= amounts[k]
         else:
             cash[a] -= amounts[k]
         b = destinations[k]
-        if in_market and mode[b] != 0:
+        if in_market and mode[b] != 0 and size[b] != 0.0:
             isolated_margin[b] += amounts[k]
         else:
             cash[b] += amounts[k]
@@ -434,7 +436,7 @@ def isolated_scan_nb(
     return n_below, n_warn
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")  # rows of flat positions divide by 0: masked out
 def pnl_leverage_queue_nb(
     size: FloatArray,
     entry: FloatArray,
@@ -454,16 +456,15 @@ def pnl_leverage_queue_nb(
     """
     k = 0
     for i in range(len(size)):
+        # Branch-free compaction: write every row, advance only past eligible ones (the signs
+        # and profits of a book are random, so branches would mispredict half the time).
         s = size[i]
-        if kind[i] != 0 or s == 0.0 or (s > 0.0) != (side > 0.0):
-            continue
-        upnl = s * (mark - entry[i])
-        if upnl <= 0.0:
-            continue
+        move = mark - entry[i]
+        upnl = s * move
+        eligible = (kind[i] == 0) & (s * side > 0.0) & (upnl > 0.0)
         equity = isolated_margin[i] + upnl
-        pnl_pct = side * (mark - entry[i]) / entry[i]
         leverage = abs(s) * mark / equity if equity > 0.0 else np.inf
         idx_out[k] = i
-        score_out[k] = pnl_pct * leverage
-        k += 1
+        score_out[k] = side * move / entry[i] * leverage
+        k += eligible
     return k

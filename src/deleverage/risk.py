@@ -710,7 +710,20 @@ class RiskEngine:
             rate = float(state.tiers.mmr[t]) + policy.buffer
             requirement = maint + notional * policy.buffer
         shortage = requirement - equity
-        release = mark * (rate - spec.liquidation_fee_rate)
+        # Each unit closed releases its requirement, less the penalty and the loss of filling
+        # away from the mark: known in advance for a liquidator's fillable price; a book's
+        # slippage is left to the next round (market fills at the mark here, as Drift sizes).
+        price = mark
+        if policy.execution == "liquidator":
+            side = 1 if size > 0 else -1
+            pool_share = self._position_equity(a, m, isolated, equity)
+            price = liq.fillable_price(
+                side=side, oracle_price=mark,
+                bankruptcy=liq.bankruptcy_price(size, mark, pool_share),
+                maintenance_fraction=float(state.tiers.mmr[t]),
+                spread_to_maintenance_ratio=policy.spread_to_maintenance_ratio,
+            )  # fmt: skip
+        release = mark * rate - spec.liquidation_fee_rate * price - abs(mark - price)
         if shortage <= 0.0:
             return 0.0
         if release <= 0.0:
