@@ -16,10 +16,14 @@ FloatArray = npt.NDArray[np.float64]
 
 @njit(cache=True)
 def tier_of_nb(notional: float, floor: FloatArray) -> int:
-    """Index of the last tier whose floor is at or below ``notional`` (tiers are few)."""
-    t = len(floor) - 1
-    while t > 0 and notional < floor[t]:
-        t -= 1
+    """Index of the last tier whose floor is at or below ``notional`` (floors increasing).
+
+    Counts the floors passed instead of searching: no data-dependent branch, which matters
+    when a million random notionals go through it.
+    """
+    t = 0
+    for j in range(1, len(floor)):
+        t += notional >= floor[j]
     return t
 
 
@@ -333,33 +337,41 @@ def cross_scan_nb(
     ``E < MM`` and to ``warn_out`` when ``call_level <= ratio < 1``. Returns the two counts.
     One read of the columns, one write.
     """
+    # Pass 1, branch-free so it vectorizes: every account's ratio.
+    for i in range(len(size)):
+        s = size[i]
+        cross = (s != 0.0) & (mode[i] == 0)
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        base_e = cash[i] if first else partial_equity[i]
+        base_m = 0.0 if first else partial_maintenance[i]
+        e = base_e + cross * (s * (mark - entry[i]))
+        m = base_m + cross * (notional * mmr[t] - cum[t])
+        ratio_out[i] = m / e if e > 0.0 else np.inf
+    # Pass 2: the few at or above the call level, classified (same arithmetic as pass 1).
     n_below = 0
     n_warn = 0
     for i in range(len(size)):
-        if first:
-            e = cash[i]
-            m = 0.0
-        else:
-            e = partial_equity[i]
-            m = partial_maintenance[i]
+        r = ratio_out[i]
+        if r < call_level:
+            continue
         s = size[i]
-        cross = s != 0.0 and mode[i] == 0
-        if cross:
-            notional = abs(s) * mark
-            t = tier_of_nb(notional, floor)
-            e += s * (mark - entry[i])
-            m += notional * mmr[t] - cum[t]
-        r = m / e if e > 0.0 else np.inf
-        ratio_out[i] = r
-        if cross and kind[i] == 0:
-            if e < m:
-                below_out[n_below] = i
-                below_equity[n_below] = e
-                below_maintenance[n_below] = m
-                n_below += 1
-            elif r >= call_level and r < 1.0:
-                warn_out[n_warn] = i
-                n_warn += 1
+        if s == 0.0 or mode[i] != 0 or kind[i] != 0:
+            continue
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        base_e = cash[i] if first else partial_equity[i]
+        base_m = 0.0 if first else partial_maintenance[i]
+        e = base_e + 1.0 * (s * (mark - entry[i]))
+        m = base_m + 1.0 * (notional * mmr[t] - cum[t])
+        if e < m:
+            below_out[n_below] = i
+            below_equity[n_below] = e
+            below_maintenance[n_below] = m
+            n_below += 1
+        elif r < 1.0:
+            warn_out[n_warn] = i
+            n_warn += 1
     return n_below, n_warn
 
 
