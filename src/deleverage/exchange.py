@@ -459,6 +459,7 @@ class Exchange:
         for cols in self._positions:
             cols.grow(capacity)
         self._capacity = capacity
+        self.risk.reserve(capacity)
 
     def _apply_market_listed(self, event: MarketListed) -> None:
         spec = MarketSpec.from_json(event.spec_json)

@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, NamedTuple, Self
 
+import numpy as np
+
 from deleverage.errors import (
     CooldownError,
     InsufficientFundsError,
@@ -508,8 +510,11 @@ class InsuranceFund:
         journal keeps each transfer): the engine's batch path for thousands of liquidation
         penalties in one step. The protocol's cut applies to the sum.
         """
-        for value in amounts:
-            _check_nonnegative("amount", value)
+        values = np.asarray(amounts, dtype=np.float64)
+        bad = ~np.isfinite(values) | (values < 0.0)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValidationError(f"amounts[{k}]", float(values[k]), "must be finite and >= 0")
         if len(amounts) != len(refs):
             raise ValidationError("refs", len(refs), f"must have {len(amounts)} entries")
         total = math.fsum(amounts)
@@ -553,22 +558,23 @@ class InsuranceFund:
         many accounts; the engine's journal keeps each account's transfer). This is the
         engine's batch path for thousands of liquidations in one step.
         """
-        for value in shortfalls:
-            _check_nonnegative("shortfall", value)
+        values = np.asarray(shortfalls, dtype=np.float64)
+        bad = ~np.isfinite(values) | (values < 0.0)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValidationError(f"shortfalls[{k}]", float(values[k]), "must be finite and >= 0")
         if len(shortfalls) != len(refs):
             raise ValidationError("refs", len(refs), f"must have {len(shortfalls)} entries")
         ts = self._check_ts(ts_ns)
-        paid: list[float] = []
-        left = self._balance
-        for value in shortfalls:
-            p = min(float(value), left) if left > 0.0 else 0.0
-            paid.append(p)
-            left -= p
-        total = math.fsum(paid)
+        # Paid in order until the balance runs out: the running total capped at the balance.
+        capped = np.minimum(np.cumsum(values), max(self._balance, 0.0))
+        paid = np.diff(capped, prepend=0.0)
+        total = math.fsum(paid.tolist())
         if total > 0.0:
             ref: Ref = refs[0] if len(refs) == 1 else f"{len(refs)} accounts"
             self._cover_one(total, ts, ref, FlowKind.COVER_SHORTFALL)
-        return paid
+        result: list[float] = paid.tolist()
+        return result
 
     def _cover_one(self, shortfall: float, ts: int, ref: Ref, flow: FlowKind) -> float:
         paid = min(shortfall, self._balance)

@@ -120,6 +120,17 @@ class RiskEngine:
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
 
+    def reserve(self, capacity: int) -> None:
+        """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
+
+        Called as the engine grows, so a step never pays for fresh memory pages.
+        """
+        if len(self._queue_buffers[0]) < capacity:
+            idx, score = np.empty(capacity, dtype=np.int64), np.empty(capacity)
+            idx.fill(0)  # touch the pages now (np.zeros would map them lazily)
+            score.fill(0.0)
+            self._queue_buffers = (idx, score)
+
     def add_market(self) -> None:
         self.markets.append(MarketRisk())
 
@@ -987,8 +998,7 @@ class RiskEngine:
             policy = state.spec.adl.ranking
             if policy == "pnl_leverage" and not self._modes_present(m)[1]:
                 # Only isolated traders: candidates and scores in one compiled pass.
-                if len(self._queue_buffers[0]) < n:  # reused: no fresh pages per step
-                    self._queue_buffers = (np.empty(n, dtype=np.int64), np.empty(n))
+                self.reserve(n)  # reused across steps: no fresh pages
                 idx_buf, score_buf = self._queue_buffers
                 k = pnl_leverage_queue_nb(
                     sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n], state.mark,
@@ -1125,6 +1135,10 @@ class _Queue:
     def covering(self, size: FloatArray, need: float) -> npt.NDArray[np.int64]:
         """Ranked accounts from the head whose sizes add up to at least ``need`` (or all)."""
         count = 64
+        if not self.complete and len(self._idx):
+            # First guess from the average candidate size: one partial sort, rarely two.
+            mean = float(np.abs(size[self._idx]).mean())
+            count = max(count, int(1.5 * need / mean) + 64) if mean > 0 else count
         while True:
             self.ensure(self.head + count)
             tail = self.accounts[self.head :]
@@ -1301,16 +1315,26 @@ def _round_metrics_many(
         np.diff(bounds).tolist(), notional.tolist(), profit.tolist(), shortfall.tolist(),
         ratio.tolist(), required.tolist(), haircut.tolist(), strict=True,
     )  # fmt: skip
-    template = (
-        '{{"policy": "{}", "counterparties": {}, "notional_closed": {}, "profit_taken": {}, '
-        '"shortfall": {}, "excess_profit": {}, "profit_ratio": {}, "notional_required": {}, '
-        '"haircut_vs_mark": {}}}'
-    )
     name = json.dumps(policy)[1:-1]
-    texts = [
-        template.format(name, c, _js(n), _js(p), _js(sh), _js(p - sh), _js(r), _js(q), _js(h))
-        for c, n, p, sh, r, q, h in columns
-    ]
+    rows = list(columns)
+    if np.isfinite(ratio).all() and np.isfinite(required).all():
+        # All finite (the usual case): floats print as JSON does, via repr, without a call each.
+        texts = [
+            f'{{"policy": "{name}", "counterparties": {c}, "notional_closed": {n!r}, '
+            f'"profit_taken": {p!r}, "shortfall": {sh!r}, "excess_profit": {p - sh!r}, '
+            f'"profit_ratio": {r!r}, "notional_required": {q!r}, "haircut_vs_mark": {h!r}}}'
+            for c, n, p, sh, r, q, h in rows
+        ]
+    else:
+        template = (
+            '{{"policy": "{}", "counterparties": {}, "notional_closed": {}, "profit_taken": {}, '
+            '"shortfall": {}, "excess_profit": {}, "profit_ratio": {}, "notional_required": {}, '
+            '"haircut_vs_mark": {}}}'
+        )
+        texts = [
+            template.format(name, c, _js(n), _js(p), _js(sh), _js(p - sh), _js(r), _js(q), _js(h))
+            for c, n, p, sh, r, q, h in rows
+        ]
     return profit, notional, texts
 
 
