@@ -106,3 +106,39 @@ def test_cross_scan_matches_the_pure_margin_math(seed: int, mark: float, level: 
     np.testing.assert_array_equal(below[:n_below], np.flatnonzero(traders & (equity < maint)))
     ok = traders & (equity >= maint) & (want_ratio >= level) & (want_ratio < 1)
     np.testing.assert_array_equal(warn[:n_warn], np.flatnonzero(ok))
+
+
+@given(seed=st.integers(0, 10_000))
+def test_vectorized_adl_round_metrics_match_the_pure_function(seed: int) -> None:
+    # Arrange: a few ADL rounds, each closing 1-3 counterparties, some with no shortfall
+    import json
+    import math
+
+    from deleverage.risk import _round_metrics_many
+
+    rng = np.random.default_rng(seed)
+    rounds = int(rng.integers(1, 6))
+    bounds = np.concatenate([[0], np.cumsum(rng.integers(1, 4, rounds))])
+    fills = int(bounds[-1])
+    size = rng.normal(0, 3, fills)
+    size[size == 0] = 1.0
+    entry = rng.uniform(80, 120, fills)
+    closed = np.abs(size) * rng.uniform(0, 1, fills)
+    price = rng.uniform(90, 110, rounds)
+    shortfall = np.where(rng.random(rounds) < 0.3, 0.0, rng.uniform(0, 30, rounds))
+
+    # Act
+    _, _, texts = _round_metrics_many(
+        size, entry, closed, bounds, 100.0, price, shortfall, "pnl_leverage"
+    )
+
+    # Assert: every round's JSON equals adl.adl_round_metrics on that round's fills
+    for r in range(rounds):
+        lo, hi = bounds[r], bounds[r + 1]
+        want = adl.adl_round_metrics(
+            size[lo:hi], entry[lo:hi], closed[lo:hi], mark_price=100.0,
+            execution_price=float(price[r]), shortfall=float(shortfall[r]),
+        )  # fmt: skip
+        got = json.loads(texts[r])
+        for key, value in want._asdict().items():
+            assert got[key] == value or math.isclose(got[key], value, rel_tol=1e-9, abs_tol=1e-9)
