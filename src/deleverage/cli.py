@@ -22,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 80 columns
+    console = Console(width=130)
 
 
 @app.command()
