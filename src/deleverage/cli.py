@@ -46,12 +46,17 @@ def demo() -> None:
     console.print(_margin_table("Positions before the crash", result.before))
     log = event_log(result)
     events = Table(title="What the risk engine did", show_lines=False)
-    for col in ("time", "event", "trader", "size", "price", "amount"):
-        events.add_column(col, justify="right" if col in ("size", "price", "amount") else "left")
+    labels = {
+        "MARGIN_CALL": "margin ratio",
+        "LIQUIDATION": "shortfall",
+        "ADL_ROUND": "profit taken",
+        "BAD_DEBT": "bad debt",
+    }
+    for col in ("time", "event", "trader", "size closed", "price", "amount"):
+        right = col in ("size closed", "price", "amount")
+        events.add_column(col, justify="right" if right else "left")
     for row in log.itertuples():
-        amount = (
-            f"{row.amount:,.2f}" if row.kind_name != "MARGIN_CALL" else f"ratio {row.amount:.2f}"
-        )
+        amount = f"{labels[row.kind_name]} {row.amount:,.2f}"
         price = f"{row.price:,.1f}" if row.price else ""
         size = f"{row.size:,.3f}" if row.size else ""
         events.add_row(row.time, row.kind_name.lower(), row.trader, size, price, amount)
