@@ -163,7 +163,8 @@ class RiskEngine:
         touched: npt.NDArray[np.int64] | None = None
         if self._batchable(m):
             touched = self._batch_isolated(m, ts, report, caps)
-        for _ in range(_MAX_ROUNDS):
+        rounds = _MAX_ROUNDS - 1 if touched is not None else _MAX_ROUNDS  # batch = a round
+        for _ in range(rounds):
             candidates = self._candidates(m, among=touched)
             touched = None
             if len(candidates) == 0:
@@ -366,17 +367,32 @@ class RiskEngine:
                 need[served],
             )
             cum_need = cum_need[served]
-            end = float(cum_need[-1])
+            # A need may exceed what the queue holds by float dust (0.1 + 0.2 vs 0.3): end
+            # where the queue ends, and let the position's size snap the dust to flat.
+            end = min(float(cum_need[-1]), total)
+            cum_need = np.minimum(cum_need, end)
             breaks = np.union1d(cum_need, cum_av[cum_av < end])
             starts = np.concatenate(([0.0], breaks[:-1]))
             lengths = breaks - starts
             keep = lengths > 0
             mids = (starts + lengths / 2)[keep]
             lengths = lengths[keep]
-            i = np.searchsorted(cum_need, mids, side="right")
-            j = np.searchsorted(cum_av, mids, side="right")
+            i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(group) - 1)
+            j = np.minimum(np.searchsorted(cum_av, mids, side="right"), len(q_acc) - 1)
             bankrupts, counterparties = group[i], q_acc[j]
             touched.append(counterparties)
+            # No counterparty pays more against the mark than its own equity (see
+            # _solvent_adl_price): cap each round's adverse move by its weakest fill.
+            adverse = side * (price - mark)
+            if (adverse > 0.0).any():
+                cp_equity = np.maximum(
+                    cols.isolated_margin[counterparties]
+                    + cols.size[counterparties] * (mark - cols.entry[counterparties]),
+                    0.0,
+                )
+                bounds_f = np.searchsorted(i, np.arange(len(group)))
+                room = np.minimum.reduceat(cp_equity / lengths, bounds_f) * (1.0 - 1e-9)
+                price = np.where(adverse > 0.0, mark + side * np.minimum(adverse, room), price)
             fill_price = price[i]
             entry_before = cols.entry[counterparties].copy()
             size_before = cols.size[counterparties].copy()
@@ -945,6 +961,7 @@ class RiskEngine:
             return False
         sizes_before = cols.size[idx].copy()
         entry_before = cols.entry[idx].copy()
+        price = self._solvent_adl_price(m, side, price, idx[take > 0], take[take > 0])
         for k in np.flatnonzero(take > 0).tolist():
             b = int(idx[k])
             q = float(take[k])
@@ -981,6 +998,28 @@ class RiskEngine:
         elif cols.size[a] == 0.0 and ex._cash[a] < -1e-9:
             self._cover(a, m, -float(ex._cash[a]), ts, report)
         return True
+
+    def _solvent_adl_price(
+        self, m: int, side: int, price: float, accounts: npt.NDArray[np.int64], sizes: FloatArray
+    ) -> float:
+        """The ADL price, moved toward the mark just enough that no counterparty goes bankrupt.
+
+        At the bankruptcy price of a position already beyond bankruptcy (a gap through it)
+        the counterparties pay the deficit: ``|price - mark|`` per unit against the mark. That
+        is the rule, but never beyond what the weakest of them can pay from its own equity
+        ``E_j / q_j``; the rest of the deficit is left to the fund and bad debt.
+        """
+        mark = self.ex.markets[m].mark
+        adverse = side * (price - mark)  # > 0: counterparties pay against the mark
+        if adverse <= 0.0 or len(accounts) == 0:
+            return price
+        equity = np.array([self._pool(int(b), m, self._isolated(int(b), m))[0] for b in accounts])
+        # (1 - 1e-9): rounding must not tip the weakest counterparty below zero.
+        room = float(np.min(np.maximum(equity, 0.0) / sizes)) * (1.0 - 1e-9)
+        return mark + side * min(adverse, room)
+
+    def _isolated(self, a: int, m: int) -> bool:
+        return bool(self.ex._positions[m].mode[a] != MarginMode.CROSS)
 
     def _queue(self, m: int, side: int) -> _Queue:
         """The ADL queue of one market side, ranked once per step (venues rank periodically).
@@ -1178,6 +1217,7 @@ class _Caps:
     def __init__(self, spec: MarketSpec) -> None:
         self.per_account = spec.liquidation.max_notional_per_account_step
         self.per_market = spec.liquidation.max_notional_per_market_step
+        self.lot_size = spec.lot_size
         self.used_market = 0.0
         self.used_account: dict[int, float] = {}
 
@@ -1192,6 +1232,8 @@ class _Caps:
         if self.per_market is not None:
             room = min(room, self.per_market - self.used_market)
         qty = max(0.0, min(qty, room / price))
+        if qty <= 1e-9 * max(room / price, 1.0) and qty < self.lot_size:
+            qty = 0.0  # float remainder of a used-up cap, not a fill
         notional = qty * price
         self.used_market += notional
         self.used_account[a] = self.used_account.get(a, 0.0) + notional
