@@ -185,18 +185,28 @@ class RiskEngine:
         """Whether isolated liquidations in ``m`` can take the compiled batch path.
 
         It covers market execution on no book (fills at the mark) or a constant-depth book,
-        without backstop or per-step caps; everything else takes the per-account path.
+        without backstop, per-step caps or socialized loss, in steps where no cross account
+        of the market is under maintenance; everything else takes the per-account path.
         """
         spec = self.ex.markets[m].spec
         policy = spec.liquidation
         book = self.markets[m].liquidity
-        return (
+        if not (
             policy.execution == "market"
             and policy.backstop_equity_fraction == 0.0
             and policy.max_notional_per_account_step is None
             and policy.max_notional_per_market_step is None
+            and spec.adl.ranking != "socialized_loss"  # charges others between fills
             and (book is None or type(book) is ConstantDepthBook)
-        )
+        ):
+            return False
+        # Cross accounts under maintenance in this market too: the per-account path orders
+        # everyone by distress (the batch would serve every isolated position first).
+        if self._modes_present(m)[1]:
+            scan = self.ex.cross_scan(m, policy.margin_call_ratio)
+            if len(scan["below"]):
+                return False
+        return True
 
     def _batch_isolated(
         self, m: int, ts: int, report: StepReport, caps: _Caps
