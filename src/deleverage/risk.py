@@ -161,9 +161,10 @@ class RiskEngine:
         report.margin_calls = self._margin_calls(m, ts)
         caps = _Caps(state.spec)
         touched: npt.NDArray[np.int64] | None = None
-        if self._batchable(m):
+        rounds = _MAX_ROUNDS
+        if self._batchable(m) and self._modes_present(m)[0]:
             touched = self._batch_isolated(m, ts, report, caps)
-        rounds = _MAX_ROUNDS - 1 if touched is not None else _MAX_ROUNDS  # batch = a round
+            rounds -= 1  # the batch pass is a round of its own
         for _ in range(rounds):
             candidates = self._candidates(m, among=touched)
             touched = None
