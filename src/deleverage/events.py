@@ -21,7 +21,7 @@ to and read from Parquet with pyarrow.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -479,13 +479,18 @@ class Journal:
         if event.ts_ns > self._last_ts:
             self._last_ts = event.ts_ns
 
-    def append_columns(self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike) -> None:
+    def append_columns(
+        self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike | Callable[[], Any]
+    ) -> None:
         """Append a batch of events of one kind given as equal-length columns.
 
         The columns are kept as given (copied) and become an Arrow table only when the
-        journal is read, so the engine's hot path pays for a copy, not a conversion.
+        journal is read, so the engine's hot path pays for a copy, not a conversion. A column
+        may be a callable returning the values (texts formatted only if they are read).
         """
-        lengths = {np.asarray(v).size for v in columns.values() if np.ndim(v) > 0}
+        lengths = {
+            np.asarray(v).size for v in columns.values() if not callable(v) and np.ndim(v) > 0
+        }
         if len(lengths) != 1:
             raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
         n = lengths.pop()
@@ -494,6 +499,9 @@ class Journal:
             raise ValueError(f"unknown journal columns {sorted(unknown)}")
         batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": kind}
         for name, value in columns.items():
+            if callable(value):  # a column computed only if the journal is read (texts)
+                batch[name] = value
+                continue
             arr = np.asarray(value)
             batch[name] = arr.copy() if arr.ndim else arr[()]
         self._flush_rows()
@@ -513,7 +521,10 @@ class Journal:
             elif name == "kind":
                 data[name] = np.full(n, int(batch["__kind"]), dtype=np.int16)
             elif name in batch:
-                value = np.asarray(batch[name])
+                raw = batch[name]
+                value = np.asarray(
+                    raw() if callable(raw) else raw, dtype=object if callable(raw) else None
+                )
                 if name == "text":
                     data[name] = np.broadcast_to(value, (n,)).astype(str)
                 else:

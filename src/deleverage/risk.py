@@ -26,9 +26,9 @@ import gc
 import json
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -430,7 +430,7 @@ class RiskEngine:
             )
             ex.journal.append_columns(
                 EventKind.ADL_ROUND, ts, account=group, market=m, size=-size, price=price,
-                amount=profits, text=np.array(texts, dtype=object),
+                amount=profits, text=texts,
             )  # fmt: skip
             report.adl_rounds += len(group)
             report.adl_notional += float(notionals.sum())
@@ -1186,8 +1186,10 @@ class _Queue:
         """Ranked accounts from the head whose sizes add up to at least ``need`` (or all)."""
         count = 64
         if not self.complete and len(self._idx):
-            # First guess from the average candidate size: one partial sort, rarely two.
-            mean = float(np.abs(size[self._idx]).mean())
+            # First guess from the average candidate size (a strided sample): one partial
+            # sort, rarely two.
+            stride = max(1, len(self._idx) // 4096)
+            mean = float(np.abs(size[self._idx[::stride]]).mean())
             count = max(count, int(1.5 * need / mean) + 64) if mean > 0 else count
         while True:
             self.ensure(self.head + count)
@@ -1335,9 +1337,10 @@ def _round_metrics_many(
     price: FloatArray,
     shortfall: FloatArray,
     policy: str,
-) -> tuple[FloatArray, FloatArray, list[str]]:
+) -> tuple[FloatArray, FloatArray, Callable[[], list[str]]]:
     """:func:`_round_metrics` for many rounds at once; fills of round ``r`` are
-    ``bounds[r]:bounds[r + 1]`` (queue order). Returns profit, notional and the JSON texts."""
+    ``bounds[r]:bounds[r + 1]`` (queue order). Returns profit, notional and a function
+    formatting the JSON texts (called when the journal is read)."""
     rounds = len(bounds) - 1
     starts = bounds[:-1]
     fill_round = np.repeat(np.arange(rounds), np.diff(bounds))
@@ -1364,13 +1367,21 @@ def _round_metrics_many(
     required = np.where(
         shortfall <= 0, 0.0, np.where(covered, before_notional + part * price, notional)
     )
-    columns = zip(
-        np.diff(bounds).tolist(), notional.tolist(), profit.tolist(), shortfall.tolist(),
-        ratio.tolist(), required.tolist(), haircut.tolist(), strict=True,
+    columns = list(
+        zip(
+            np.diff(bounds).tolist(), notional.tolist(), profit.tolist(), shortfall.tolist(),
+            ratio.tolist(), required.tolist(), haircut.tolist(), strict=True,
+        )
     )  # fmt: skip
     name = json.dumps(policy)[1:-1]
+    finite = bool(np.isfinite(ratio).all() and np.isfinite(required).all())
+    return profit, notional, lambda: _metric_texts(columns, name, finite)
+
+
+def _metric_texts(columns: list[tuple[Any, ...]], name: str, finite: bool) -> list[str]:
+    """The ADL round metrics as JSON texts (formatted only when the journal is read)."""
     rows = list(columns)
-    if np.isfinite(ratio).all() and np.isfinite(required).all():
+    if finite:
         # All finite (the usual case): floats print as JSON does, via repr, without a call each.
         texts = [
             f'{{"policy": "{name}", "counterparties": {c}, "notional_closed": {n!r}, '
@@ -1388,7 +1399,7 @@ def _round_metrics_many(
             template.format(name, c, _js(n), _js(p), _js(sh), _js(p - sh), _js(r), _js(q), _js(h))
             for c, n, p, sh, r, q, h in rows
         ]
-    return profit, notional, texts
+    return texts
 
 
 def _js(x: float) -> str:

@@ -128,9 +128,10 @@ def test_vectorized_adl_round_metrics_match_the_pure_function(seed: int) -> None
     shortfall = np.where(rng.random(rounds) < 0.3, 0.0, rng.uniform(0, 30, rounds))
 
     # Act
-    _, _, texts = _round_metrics_many(
+    _, _, format_texts = _round_metrics_many(
         size, entry, closed, bounds, 100.0, price, shortfall, "pnl_leverage"
     )
+    texts = format_texts()
 
     # Assert: every round's JSON equals adl.adl_round_metrics on that round's fills
     for r in range(rounds):
