@@ -194,6 +194,7 @@ def plan_isolated_liquidations_nb(
     size: FloatArray,
     equity: FloatArray,
     close: FloatArray,
+    cash: FloatArray,
     mark: float,
     fee_rate: float,
     fund_balance: float,
@@ -217,10 +218,13 @@ def plan_isolated_liquidations_nb(
 
     - equity after the fill ``E' = E + side x filled x (vwap - mark)``;
     - penalty ``max(0, min(fee_rate x filled x vwap, E'))`` goes to the fund (dYdX cap);
-    - a full close with ``E' < 0`` leaves the shortfall ``-E'``, the fund covers what it can.
+    - a full close with ``E' < 0`` leaves the shortfall ``-E'``; the closed position's
+      negative margin lands in the account's ``cash`` (the other cash of the account, net of
+      bad debt already declared), and the fund covers what is still negative.
 
-    If a full close would leave a shortfall larger than the fund (or the book cannot absorb the
-    order) and ``adl_enabled``, the candidate is flagged for ADL instead and takes no depth.
+    If a full close would leave the fund more to cover than it holds (or the book cannot
+    absorb the order) and ``adl_enabled``, the candidate is flagged for ADL instead and takes
+    no depth.
     Returns the fund balance and the book's consumed depth afterwards.
     """
     consumed = book_consumed
@@ -251,7 +255,10 @@ def plan_isolated_liquidations_nb(
             y1 = order_side * y1s
         equity_after = equity[i] + side * filled * (vwap - mark)
         exhausted = filled < q * (1.0 - 1e-12)
-        if adl_enabled and full and (exhausted or (equity_after < 0.0 and fund < -equity_after)):
+        owed = -(cash[i] + equity_after)  # what the account's cash cannot take
+        if owed < 0.0 or equity_after >= 0.0:
+            owed = 0.0
+        if adl_enabled and full and (exhausted or owed > fund):
             adl_out[i] = True
             filled_out[i] = 0.0
             continue
@@ -269,7 +276,8 @@ def plan_isolated_liquidations_nb(
         if full and not exhausted and equity_after < 0.0:
             shortfall = -equity_after
         shortfall_out[i] = shortfall
-        cover = shortfall if shortfall < fund else fund
+        due = owed if owed < shortfall else shortfall
+        cover = due if due < fund else fund
         if cover < 0.0:
             cover = 0.0
         cover_out[i] = cover

@@ -259,10 +259,14 @@ class RiskEngine:
         to_adl = np.zeros(k, dtype=np.bool_)
         fund = ex.insurance_account_for(m)
         adl_enabled = spec.adl.ranking != "socialized_loss"
+        declared = self.declared_bad_debt
+        cash_before = ex._cash[idx] + (
+            np.array([declared.get(a, 0.0) for a in idx.tolist()]) if declared else 0.0
+        )
         _, consumed_after = plan_isolated_liquidations_nb(
-            size, equity, close, state.mark, spec.liquidation_fee_rate, float(ex._cash[fund]),
-            depth, consumed, max_move, adl_enabled, filled, price, penalty, shortfall, cover,
-            to_adl,
+            size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
+            float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
+            penalty, shortfall, cover, to_adl,
         )  # fmt: skip
         if book is not None:
             book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
@@ -306,15 +310,21 @@ class RiskEngine:
         report.liquidations += len(accounts)
         report.liquidated_notional += float(np.sum(qty * px))
         report.penalties += float(pen.sum())
-        report.shortfall += float(short.sum())
         report.insurance_paid += float(cov.sum())
         if policy.kind == "fixed_fraction":
             partial = still_open & (qty < np.abs(size[done]))
             until = ts + int(policy.cooldown_s * _NS)
             for a in accounts[partial].tolist():
                 risk.cooldown_until_ns[a] = until
-        rest = short - cov
-        for j in np.flatnonzero(rest > 1e-12 * np.maximum(1.0, short)).tolist():
+        # What is still owed after the account's own cash and the fund: its negative cash.
+        closed_now = ~still_open
+        owed_now = np.zeros(len(accounts))
+        if closed_now.any():
+            debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else 0.0
+            owed_now = np.where(closed_now, np.maximum(0.0, -ex._cash[accounts] - debt), 0.0)
+        rest = np.minimum(owed_now, short)
+        report.shortfall += float(np.sum(cov + rest))
+        for j in np.flatnonzero(rest > 1e-9).tolist():
             a, amount = int(accounts[j]), float(rest[j])
             if spec.adl.ranking == "socialized_loss":
                 amount -= self._socialize(a, m, amount, ts, report)
@@ -696,6 +706,16 @@ class RiskEngine:
             return pool
         return pool * own / total
 
+    def _recourse(self, a: int, isolated: bool, equity_after: float) -> float:
+        """The loss a full close leaves for the fund: for an isolated position, what its
+        account's cash cannot take (its negative margin lands in that cash)."""
+        if equity_after >= 0.0:
+            return 0.0
+        if not isolated:
+            return -equity_after
+        cash = float(self.ex._cash[a]) + self.declared_bad_debt.get(a, 0.0)
+        return max(0.0, -(cash + equity_after))
+
     def _book_absorbs(self, a: int, m: int, pool: float) -> bool:
         """Whether the book fills the whole position at or better than its bankruptcy price."""
         ex = self.ex
@@ -806,7 +826,7 @@ class RiskEngine:
         equity_after = equity + side * qty * (price - mark)
         fund = ex.insurance_account_for(m)
         exhausted = book and filled < qty * (1 - 1e-12)
-        beyond = full and equity_after < 0.0 and ex._cash[fund] < -equity_after
+        beyond = full and self._recourse(a, isolated, equity_after) > ex._cash[fund]
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
         adl_first = (beyond or exhausted) and spec.adl.ranking != "socialized_loss"
@@ -848,7 +868,11 @@ class RiskEngine:
             )
         )  # fmt: skip
         if isolated and shortfall > 0.0:
-            self._cover(a, m, shortfall, ts, report)
+            # The account's own cash took the loss first (the closed position's negative
+            # margin went to it); what is still negative goes to the fund, then bad debt.
+            owed = max(0.0, -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0))
+            if owed > 1e-9:
+                self._cover(a, m, min(shortfall, owed), ts, report)
 
     def _settle_flat_cross(self, a: int, m: int, ts: int, report: StepReport) -> None:
         """A cross account with no cross positions left and negative cash is bankrupt."""

@@ -60,14 +60,6 @@ def test_uncovered_shortfall_is_declared_and_left_as_the_accounts_negative_balan
     assert _bad_debt(ex) == {a: pytest.approx(200.0)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: risk.py RiskEngine._cover / _batch_isolated declare an isolated position's whole "
-        "shortfall as BadDebt after apply_fills_nb has already netted it against the "
-        "account's cross cash: BadDebt 200 while no balance is negative"
-    ),
-)
 def test_bad_debt_of_an_isolated_position_equals_the_negative_balance_left() -> None:
     # Same position, plus 500 of cross cash outside it. Either the cross cash is untouched
     # (Hyperliquid: for an isolated position "the user's cross margin and positions are
