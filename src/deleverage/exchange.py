@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Literal
@@ -291,7 +291,7 @@ class Exchange:
         self._version = 0
         # Bumped when accounts, markets or margin modes change (not by trading or marks).
         self.layout_version = 0
-        self._cache: dict[tuple[str, int], tuple[int, Any]] = {}
+        self._cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._buffers: dict[str, FloatArray] = {}
         self._scan_buffers: dict[str, npt.NDArray[Any]] = {}
         self.fee_account = 0
@@ -1348,27 +1348,35 @@ class Exchange:
             )  # fmt: skip
         margin_ratio_nb(ce, cm, out["cross_margin_ratio"][:n])
 
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered until the state version changes."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (self._version, value)
+        return value
+
     def cached_margin_state(self) -> dict[str, FloatArray]:
         """:meth:`margin_state`, computed once per state version into reused buffers.
 
         The arrays are read-only views that the next state change overwrites: read them, do
         not keep them (:meth:`margin_state` returns fresh arrays).
         """
-        key = ("margin", -1)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == self._version:
-            cached: dict[str, FloatArray] = hit[1]
-            return cached
-        buffers = self._buffers
-        if len(buffers.get("cross_equity", ())) < self._n:
-            buffers = {name: np.empty(self._capacity) for name in _MARGIN_STATE_KEYS}
-            self._buffers = buffers
-        self._margin_state_into(buffers)
-        value = {name: arr[: self._n].view() for name, arr in buffers.items()}
-        for arr in value.values():
-            arr.flags.writeable = False
-        self._cache[key] = (self._version, value)
-        return value
+
+        def compute() -> dict[str, FloatArray]:
+            buffers = self._buffers
+            if len(buffers.get("cross_equity", ())) < self._n:
+                buffers = {name: np.empty(self._capacity) for name in _MARGIN_STATE_KEYS}
+                self._buffers = buffers
+            self._margin_state_into(buffers)
+            value = {name: arr[: self._n].view() for name, arr in buffers.items()}
+            for arr in value.values():
+                arr.flags.writeable = False
+            return value
+
+        cached: dict[str, FloatArray] = self._cached(("margin",), compute)
+        return cached
 
     def cross_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
         """The risk step's scan of cross accounts after ``market``'s mark moved.
@@ -1379,11 +1387,12 @@ class Exchange:
         maintenance) and ``warn`` (those at or above ``call_level``). Cached per version.
         """
         m = self.market_id(market)
-        key = ("scan", m)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == self._version and hit[1]["level"] == call_level:
-            result: dict[str, Any] = hit[1]
-            return result
+        scan: dict[str, Any] = self._cached(
+            ("scan", m, call_level), lambda: self._cross_scan(m, call_level)
+        )
+        return scan
+
+    def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
         n = self._n
         buffers = self._scan_buffers
         if len(buffers.get("ratio", ())) < n:
@@ -1414,16 +1423,13 @@ class Exchange:
         )  # fmt: skip
         view = ratio.view()
         view.flags.writeable = False
-        result = {
-            "level": call_level,
+        return {
             "ratio": view,
             "below": buffers["below"][:n_below].copy(),
             "below_equity": buffers["below_e"][:n_below].copy(),
             "below_maintenance": buffers["below_m"][:n_below].copy(),
             "warn": buffers["warn"][:n_warn].copy(),
         }
-        self._cache[key] = (self._version, result)
-        return result
 
     def isolated_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
         """The risk step's scan of isolated trader positions in ``market``.
@@ -1433,11 +1439,12 @@ class Exchange:
         ``call_level``). One pass over the columns, cached per state version.
         """
         m = self.market_id(market)
-        key = ("iscan", m)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == self._version and hit[1]["level"] == call_level:
-            result: dict[str, Any] = hit[1]
-            return result
+        scan: dict[str, Any] = self._cached(
+            ("iscan", m, call_level), lambda: self._isolated_scan(m, call_level)
+        )
+        return scan
+
+    def _isolated_scan(self, m: int, call_level: float) -> dict[str, Any]:
         n = self._n
         buffers = self._scan_buffers
         if len(buffers.get("i_below", ())) < n:
@@ -1452,45 +1459,13 @@ class Exchange:
             buffers["i_below"], buffers["i_below_e"], buffers["i_below_m"], buffers["i_warn"],
             buffers["i_warn_r"],
         )  # fmt: skip
-        result = {
-            "level": call_level,
+        return {
             "below": buffers["i_below"][:n_below].copy(),
             "below_equity": buffers["i_below_e"][:n_below].copy(),
             "below_maintenance": buffers["i_below_m"][:n_below].copy(),
             "warn": buffers["i_warn"][:n_warn].copy(),
             "warn_ratio": buffers["i_warn_r"][:n_warn].copy(),
         }
-        self._cache[key] = (self._version, result)
-        return result
-
-    def cached_exposure(self, market: MarketRef) -> dict[str, npt.NDArray[np.bool_]]:
-        """Masks over accounts of traders with an isolated / cross position in ``market``."""
-        m = self.market_id(market)
-        key = ("exposure", m)
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == self._version:
-            masks: dict[str, npt.NDArray[np.bool_]] = hit[1]
-            return masks
-        n = self._n
-        cols = self._positions[m]
-        exposed = (cols.size[:n] != 0.0) & (self._kind[:n] == AccountKind.TRADER)
-        iso = cols.mode[:n] == MarginMode.ISOLATED
-        value = {"isolated": exposed & iso, "cross": exposed & ~iso}
-        self._cache[key] = (self._version, value)
-        return value
-
-    def cached_isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
-        """:meth:`isolated_state`, computed once per state version (read-only arrays)."""
-        key = ("isolated", self.market_id(market))
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] == self._version:
-            state: dict[str, FloatArray] = hit[1]
-            return state
-        value = self.isolated_state(market)
-        for arr in value.values():
-            arr.flags.writeable = False
-        self._cache[key] = (self._version, value)
-        return value
 
     def isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
         """Equity, maintenance and margin ratio of isolated positions in one market."""

@@ -586,24 +586,11 @@ class RiskEngine:
             return self._isolated_candidates_among(m, among)
         out: list[tuple[float, int, bool]] = []
         risk = self.markets[m]
+        level = ex.markets[m].spec.liquidation.margin_call_ratio
         if any_isolated:
-            iscan = ex.isolated_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
-            out += [
-                (_health(e, mt), a, True)
-                for a, e, mt in zip(
-                    iscan["below"].tolist(), iscan["below_equity"].tolist(),
-                    iscan["below_maintenance"].tolist(), strict=True,
-                )
-            ]  # fmt: skip
+            out += _below(ex.isolated_scan(m, level), isolated=True)
         if any_cross:
-            scan = ex.cross_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
-            out += [
-                (_health(e, mt), a, False)
-                for a, e, mt in zip(
-                    scan["below"].tolist(), scan["below_equity"].tolist(),
-                    scan["below_maintenance"].tolist(), strict=True,
-                )
-            ]  # fmt: skip
+            out += _below(ex.cross_scan(m, level), isolated=False)
         now = ex.clock_ns
         out = [c for c in out if risk.cooldown_until_ns.get(c[1], -1) <= now]
         out.sort()
@@ -1482,6 +1469,17 @@ def _round_metrics(
 
 def fund_of(ex: Exchange, m: int) -> int:
     return ex.insurance_account_for(m)
+
+
+def _below(scan: dict[str, Any], *, isolated: bool) -> list[tuple[float, int, bool]]:
+    """(health, account, isolated) of a scan's accounts under maintenance."""
+    return [
+        (_health(e, mt), a, isolated)
+        for a, e, mt in zip(
+            scan["below"].tolist(), scan["below_equity"].tolist(),
+            scan["below_maintenance"].tolist(), strict=True,
+        )
+    ]  # fmt: skip
 
 
 def _health(equity: float, maintenance: float) -> float:
