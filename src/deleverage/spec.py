@@ -119,7 +119,8 @@ def _config_error(exc: pydantic.ValidationError, model: str) -> ConfigError:
         # A nested model (constructed through our __init__) already named its field: put the
         # outer location in front of it.
         sub = inner.field.split(".", 1)[1] if "." in inner.field else inner.field
-        field = f"{model}.{loc}.{sub}"
+        # A model-level rule names the model itself ("weights must ..."): do not repeat it.
+        field = f"{model}.{loc}" if loc.split(".")[-1] == sub else f"{model}.{loc}.{sub}"
         if inner.rule == str(inner).split(": ", 1)[-1]:
             return ConfigError(field, inner.value, inner.rule, message=f"{field}: {inner.rule}")
         return ConfigError(field, inner.value, inner.rule)
