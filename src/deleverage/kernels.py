@@ -207,6 +207,7 @@ def plan_isolated_liquidations_nb(
     penalty_out: FloatArray,
     shortfall_out: FloatArray,
     cover_out: FloatArray,
+    own_out: FloatArray,
     adl_out: npt.NDArray[np.bool_],
 ) -> tuple[float, float]:
     """Plan the liquidation of isolated positions, in order, against a constant-depth book.
@@ -220,7 +221,9 @@ def plan_isolated_liquidations_nb(
     - penalty ``max(0, min(fee_rate x filled x vwap, E'))`` goes to the fund (dYdX cap);
     - a full close with ``E' < 0`` leaves the shortfall ``-E'``; the closed position's
       negative margin lands in the account's ``cash`` (the other cash of the account, net of
-      bad debt already declared), and the fund covers what is still negative.
+      bad debt already declared), and the fund covers what is still negative;
+    - a partial close that leaves the open position at ``E' < 0``: the account's cash moves
+      into its margin first (``own_out``), the fund covers the rest.
 
     If a full close would leave the fund more to cover than it holds (or the book cannot
     absorb the order) and ``adl_enabled``, the candidate is flagged for ADL instead and takes
@@ -272,11 +275,18 @@ def plan_isolated_liquidations_nb(
             penalty = 0.0
         penalty_out[i] = penalty
         fund += penalty
-        shortfall = 0.0
-        if full and not exhausted and equity_after < 0.0:
-            shortfall = -equity_after
+        shortfall = -equity_after if equity_after < 0.0 else 0.0
         shortfall_out[i] = shortfall
-        due = owed if owed < shortfall else shortfall
+        if full and not exhausted:
+            own = 0.0  # the closed position's margin lands in cash: owed is what is left
+            due = owed if owed < shortfall else shortfall
+        else:
+            # still open beyond bankruptcy: the account's cash moves into its margin first
+            own = cash[i] if cash[i] > 0.0 else 0.0
+            if own > shortfall:
+                own = shortfall
+            due = shortfall - own
+        own_out[i] = own
         cover = due if due < fund else fund
         if cover < 0.0:
             cover = 0.0

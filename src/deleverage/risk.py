@@ -46,6 +46,7 @@ from deleverage.events import (
     FillReason,
     Liquidation,
     MarginCall,
+    MarginMoved,
     RiskParamsChanged,
     Transfer,
     TransferReason,
@@ -119,6 +120,8 @@ class RiskEngine:
         )
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
+        #: Deficit of open isolated positions left by a partial close, already reported.
+        self.carried_deficit: dict[int, float] = {}
 
     def reserve(self, capacity: int) -> None:
         """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
@@ -255,7 +258,7 @@ class RiskEngine:
             max_move = book.max_move
         k = len(idx)
         filled, price, penalty = np.zeros(k), np.zeros(k), np.zeros(k)
-        shortfall, cover = np.zeros(k), np.zeros(k)
+        shortfall, cover, own = np.zeros(k), np.zeros(k), np.zeros(k)
         to_adl = np.zeros(k, dtype=np.bool_)
         fund = ex.insurance_account_for(m)
         adl_enabled = spec.adl.ranking != "socialized_loss"
@@ -266,7 +269,7 @@ class RiskEngine:
         _, consumed_after = plan_isolated_liquidations_nb(
             size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
             float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
-            penalty, shortfall, cover, to_adl,
+            penalty, shortfall, cover, own, to_adl,
         )  # fmt: skip
         if book is not None:
             book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
@@ -283,7 +286,7 @@ class RiskEngine:
                 price=px, fee=zeros, counterparty_fee=zeros, code=int(FillReason.LIQUIDATION),
             )  # fmt: skip
             ex._apply_fill_columns(m, buyers, sellers, qty, px, zeros, zeros)
-        pen, short, cov = penalty[done], shortfall[done], cover[done]
+        pen, short, cov, mine = penalty[done], shortfall[done], cover[done], own[done]
         still_open = cols.size[accounts] != 0.0
         reason_fee = int(TransferReason.LIQUIDATION_FEE)
         # Penalties of positions still open come out of their isolated margin (market m) ...
@@ -299,6 +302,21 @@ class RiskEngine:
         self._batch_transfers(
             -1, accounts[covered], fund, cov[covered], int(TransferReason.INSURANCE_COVER), ts,
             outgoing=False,
+        )  # fmt: skip
+        # Open positions left beyond bankruptcy: the account's cash into the margin, then the
+        # fund into the position (as the per-account path does).
+        moved = still_open & (mine > 0.0)
+        if moved.any():
+            ex.journal.append_columns(
+                EventKind.MARGIN_MOVED, ts, account=accounts[moved], market=m, amount=mine[moved]
+            )
+            ex._cash[accounts[moved]] -= mine[moved]
+            cols.isolated_margin[accounts[moved]] += mine[moved]
+            ex._version += 1
+        open_cover = still_open & (cov > 0.0)
+        self._batch_transfers(
+            m, accounts[open_cover], fund, cov[open_cover],
+            int(TransferReason.INSURANCE_COVER), ts, outgoing=False,
         )  # fmt: skip
         if len(accounts):
             bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
@@ -322,8 +340,22 @@ class RiskEngine:
         if closed_now.any():
             debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else 0.0
             owed_now = np.where(closed_now, np.maximum(0.0, -ex._cash[accounts] - debt), 0.0)
-        rest = np.minimum(owed_now, short)
-        report.shortfall += float(np.sum(cov + rest))
+        rest = np.where(still_open, 0.0, np.minimum(owed_now, short))
+        carried = self.carried_deficit
+        counted = (
+            np.array([carried.pop(a, 0.0) for a in accounts.tolist()])
+            if carried
+            else np.zeros(len(accounts))
+        )
+        closed_due = np.maximum(cov + rest - counted, 0.0)
+        report.shortfall += float(np.sum(np.where(still_open, short - mine, closed_due)))
+        # Open positions: what neither their account's cash nor the fund paid is carried to
+        # their full close (ADL, or bad debt then), reported now.
+        left = np.where(still_open, short - mine - cov, 0.0)
+        for a, amount in zip(
+            accounts[left > 1e-9].tolist(), left[left > 1e-9].tolist(), strict=True
+        ):
+            carried[a] = carried.get(a, 0.0) + amount
         for j in np.flatnonzero(rest > 1e-9).tolist():
             a, amount = int(accounts[j]), float(rest[j])
             if spec.adl.ranking == "socialized_loss":
@@ -843,7 +875,7 @@ class RiskEngine:
                     reason=int(TransferReason.LIQUIDATION_FEE), market=m if still_open else -1,
                 )
             )  # fmt: skip
-        shortfall = max(0.0, -equity_after) if full else 0.0
+        shortfall = max(0.0, -equity_after) if (full or isolated) else 0.0
         report.liquidations += 1
         report.liquidated_notional += qty * price
         report.penalties += penalty
@@ -854,12 +886,27 @@ class RiskEngine:
                 policy=_POLICY_CODES[spec.liquidation.kind],
             )
         )  # fmt: skip
-        if isolated and shortfall > 0.0:
+        if isolated and shortfall > 0.0 and not still_open:
             # The account's own cash took the loss first (the closed position's negative
             # margin went to it); what is still negative goes to the fund, then bad debt.
             owed = max(0.0, -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0))
+            carried = self.carried_deficit.pop(a, 0.0)
             if owed > 1e-9:
-                self._cover(a, m, min(shortfall, owed), ts, report)
+                self._cover(a, m, min(shortfall, owed), ts, report, counted=carried)
+        elif isolated and shortfall > 0.0:
+            # A partial close (a cap, or slippage) left the open position beyond bankruptcy:
+            # the account's cash moves into its margin, the fund pays what it can into it;
+            # what is left waits for the position's full close (ADL, or bad debt) and is
+            # reported now, once.
+            own = min(max(0.0, float(ex._cash[a])), shortfall)
+            if own > 0.0:
+                ex._emit(MarginMoved(ts_ns=ts, account=a, market=m, amount=own))
+            due = shortfall - own
+            if due > 1e-9:
+                report.shortfall += due
+                paid = self._fund_pays(a, m, due, ts, report, into_position=True)
+                if due - paid > 1e-9:
+                    self.carried_deficit[a] = self.carried_deficit.get(a, 0.0) + due - paid
 
     def _settle_flat_cross(self, a: int, m: int, ts: int, report: StepReport) -> None:
         """A cross account with no cross positions left and negative cash is bankrupt."""
@@ -870,20 +917,37 @@ class RiskEngine:
         if shortfall > 1e-9:
             self._cover(a, m, shortfall, ts, report)
 
-    def _cover(self, a: int, m: int, shortfall: float, ts: int, report: StepReport) -> None:
-        """The fund pays what it can; socialized loss or bad debt takes the rest."""
+    def _fund_pays(
+        self, a: int, m: int, amount: float, ts: int, report: StepReport,
+        *, into_position: bool = False,
+    ) -> float:  # fmt: skip
+        """The fund pays up to ``amount`` to account ``a`` (into its open isolated position with
+        ``into_position``); returns what it paid."""
         ex = self.ex
         fund = ex.insurance_account_for(m)
-        report.shortfall += shortfall
-        paid = min(shortfall, max(0.0, float(ex._cash[fund])))
+        paid = min(amount, max(0.0, float(ex._cash[fund])))
         if paid > 0.0:
             ex._emit(
                 Transfer(
                     ts_ns=ts, source=fund, destination=a, amount=paid,
                     reason=int(TransferReason.INSURANCE_COVER),
+                    market=m if into_position else -1,
                 )
             )  # fmt: skip
             report.insurance_paid += paid
+        return paid
+
+    def _cover(
+        self, a: int, m: int, shortfall: float, ts: int, report: StepReport,
+        *, counted: float = 0.0,
+    ) -> None:  # fmt: skip
+        """The fund pays what it can; socialized loss or bad debt takes the rest.
+
+        ``counted``: part of the shortfall already reported (carried from a partial close).
+        """
+        ex = self.ex
+        report.shortfall += max(0.0, shortfall - counted)
+        paid = self._fund_pays(a, m, shortfall, ts, report)
         rest = shortfall - paid
         if rest <= 1e-12 * max(1.0, shortfall):
             return
@@ -1015,6 +1079,7 @@ class RiskEngine:
         )  # fmt: skip
         report.adl_rounds += 1
         report.adl_notional += stats.notional_closed
+        self.carried_deficit.pop(a, None)
         if not isolated:
             self._settle_flat_cross(a, m, ts, report)
         elif cols.size[a] == 0.0 and ex._cash[a] < -1e-9:

@@ -97,14 +97,6 @@ def _capped_crash() -> tuple[Exchange, int, int, int]:
     return ex, m, short, long_
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: risk.py RiskEngine._close records a shortfall only for a full close; a capped "
-        "(partial) close of a bankrupt isolated position realizes the loss into its isolated "
-        "margin, leaving an open position on negative margin with no shortfall reported"
-    ),
-)
 def test_capped_liquidation_of_a_bankrupt_position_reports_the_loss_it_realizes() -> None:
     # At 1,200 the short's equity is 1,775 - 17.75 x 200 = -1,775. The cap closes
     # 20,000 / 1,200 = 16.667, realizing 16.667 x -200 = -3,333 against 1,775 of margin.
