@@ -342,11 +342,14 @@ class RiskEngine:
             owed_now = np.where(closed_now, np.maximum(0.0, -ex._cash[accounts] - debt), 0.0)
         rest = np.where(still_open, 0.0, np.minimum(owed_now, short))
         carried = self.carried_deficit
-        counted = (
-            np.array([carried.pop(a, 0.0) for a in accounts.tolist()])
-            if carried
-            else np.zeros(len(accounts))
-        )
+        counted = np.zeros(len(accounts))
+        if carried:  # closed positions settle what earlier partial closes carried
+            counted = np.array(
+                [
+                    0.0 if is_open else carried.pop(a, 0.0)
+                    for a, is_open in zip(accounts.tolist(), still_open.tolist(), strict=True)
+                ]
+            )
         closed_due = np.maximum(cov + rest - counted, 0.0)
         report.shortfall += float(np.sum(np.where(still_open, short - mine, closed_due)))
         # Open positions: what neither their account's cash nor the fund paid is carried to
