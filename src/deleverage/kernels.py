@@ -209,6 +209,8 @@ def plan_isolated_liquidations_nb(
     cover_out: FloatArray,
     own_out: FloatArray,
     adl_out: npt.NDArray[np.bool_],
+    adl_capacity_long: float,
+    adl_capacity_short: float,
 ) -> tuple[float, float]:
     """Plan the liquidation of isolated positions, in order, against a constant-depth book.
 
@@ -226,8 +228,10 @@ def plan_isolated_liquidations_nb(
       into its margin first (``own_out``), the fund covers the rest.
 
     If a full close would leave the fund more to cover than it holds (or the book cannot
-    absorb the order) and ``adl_enabled``, the candidate is flagged for ADL instead and takes
-    no depth.
+    absorb the order), ``adl_enabled`` and the opposing ADL queue still holds the position's
+    size (``adl_capacity_long`` for a bankrupt short, ``adl_capacity_short`` for a bankrupt
+    long), the candidate is flagged for ADL instead and takes no depth; otherwise it fills on
+    the book like the per-account path does when ADL cannot serve it.
     Returns the fund balance and the book's consumed depth afterwards.
     """
     consumed = book_consumed
@@ -261,7 +265,12 @@ def plan_isolated_liquidations_nb(
         owed = -(cash[i] + equity_after)  # what the account's cash cannot take
         if owed < 0.0 or equity_after >= 0.0:
             owed = 0.0
-        if adl_enabled and full and (exhausted or owed > fund):
+        capacity = adl_capacity_short if side > 0.0 else adl_capacity_long
+        if adl_enabled and full and (exhausted or owed > fund) and capacity >= q * (1.0 - 1e-12):
+            if side > 0.0:
+                adl_capacity_short -= q
+            else:
+                adl_capacity_long -= q
             adl_out[i] = True
             filled_out[i] = 0.0
             continue

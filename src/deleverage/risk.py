@@ -266,11 +266,25 @@ class RiskEngine:
         cash_before = ex._cash[idx] + (
             np.array([declared.get(a, 0.0) for a in idx.tolist()]) if declared else 0.0
         )
-        _, consumed_after = plan_isolated_liquidations_nb(
-            size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
-            float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
-            penalty, shortfall, cover, own, to_adl,
-        )  # fmt: skip
+
+        def plan(capacity_long: float, capacity_short: float) -> float:
+            _, consumed_after = plan_isolated_liquidations_nb(
+                size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
+                float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
+                penalty, shortfall, cover, own, to_adl, capacity_long, capacity_short,
+            )  # fmt: skip
+            return float(consumed_after)
+
+        consumed_after = plan(math.inf, math.inf)
+        if to_adl.any():
+            # Some positions need ADL: plan again knowing how much each queue can take, so a
+            # position the queue cannot serve fills on the book in its turn (per-account order).
+            flagged_sides = set(np.sign(size[to_adl]).tolist())
+            capacity = {
+                s: (self._queue_capacity(m, -int(s)) if s in flagged_sides else math.inf)
+                for s in (1.0, -1.0)
+            }
+            consumed_after = plan(capacity[-1.0], capacity[1.0])
         if book is not None:
             book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
         done = filled > 0.0
@@ -1111,6 +1125,12 @@ class RiskEngine:
     def _isolated(self, a: int, m: int) -> bool:
         return bool(self.ex._positions[m].mode[a] != MarginMode.CROSS)
 
+    def _queue_capacity(self, m: int, side: int) -> float:
+        """Total size the ADL queue of one market side holds (base units)."""
+        queue = self._queue(m, side)
+        cols = self.ex._positions[m]
+        return float(np.abs(cols.size[queue.candidates]).sum())
+
     def _queue(self, m: int, side: int) -> _Queue:
         """The ADL queue of one market side, ranked once per step (venues rank periodically).
 
@@ -1240,6 +1260,7 @@ class _Queue:
         order: npt.NDArray[np.intp] | None = None,
     ) -> None:
         self._idx = idx
+        self.candidates = idx  # every queued account, ranked or not yet
         self._scores = scores
         self.complete = order is not None or len(idx) == 0
         self.accounts = idx[order] if order is not None else np.zeros(0, dtype=np.int64)

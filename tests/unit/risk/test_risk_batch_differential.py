@@ -181,15 +181,6 @@ def _two_bankrupt_shorts() -> tuple[Exchange, int]:
     return ex, m
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: risk.py RiskEngine._batch_isolated leaves candidates flagged for ADL to the "
-        "per-account path after the rest of the batch, so a less distressed position is "
-        "covered by the fund first (reference: A gets the fund's 150, B's 30 is bad debt; "
-        "batch: B gets 30, A 120)"
-    ),
-)
 def test_batch_path_covers_shortfalls_in_the_same_order_as_the_reference() -> None:
     results = []
     for batch in (True, False):
