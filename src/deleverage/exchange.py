@@ -127,7 +127,10 @@ class Exchange:
     >>> alice = ex.open_account()
     >>> ex.deposit(alice, 1_000.0)
     >>> ex.set_mark("BTCUSDT", 60_000.0)
-    >>> ex.trade("BTCUSDT", buyer=alice, seller=ex.liquidity_account, size=0.1, price=60_000.0)
+    >>> book = ex.liquidity_account
+    >>> fill = ex.trade("BTCUSDT", buyer=alice, seller=book, size=0.1, price=60_000.0)
+    >>> fill.buyer_fee  # taker: 0.05% of 6,000
+    3.0
     >>> round(ex.account_margins(alice).cross_initial, 2)
     300.0
     """

@@ -35,31 +35,37 @@ def bankruptcy_price(size: float, mark: float, equity: float) -> float:
 def size_to_restore(
     *,
     size: float,
+    shortage: float,
     mark: float,
-    equity: float,
     requirement_rate: float,
-    deduction: float,
     fee_rate: float,
-    slippage_rate: float = 0.0,
+    fill_price: float | None = None,
 ) -> float:
     """Base units to close so that equity meets the requirement afterwards (partial liquidation).
 
-    Closing ``q`` of ``|size|`` at the mark costs the penalty ``fee_rate`` and the expected
-    slippage on ``q x mark``; the requirement falls with the notional:
+    Closing ``q`` at the price ``x`` (the mark by default) costs the penalty ``f q x`` and the
+    loss ``q |P - x|`` against the mark, and lowers the requirement by ``r q P``:
 
-    ``equity - q P (f + sl) >= r (|size| - q) P - d``
-    => ``q >= (r |size| P - d - equity) / (P (r - f - sl))``
+    ``equity - q (f x + |P - x|) >= requirement - r q P``
+    => ``q >= shortage / (r P - f x - |P - x|)``,  ``shortage = requirement - equity``
 
-    the margin shortage divided by the requirement each unit closed releases net of fees: Drift's
-    ``calculate_base_asset_amount_to_cover_margin_shortage``. ``requirement_rate`` is the target
-    rate (maintenance plus buffer, or initial). Returns the whole ``|size|`` when closing cannot
-    restore the requirement (the rate does not exceed the costs) and 0 when nothing is short.
+    the margin shortage divided by what each unit closed releases net of costs: Drift's
+    ``calculate_base_asset_amount_to_cover_margin_shortage``. ``requirement_rate`` is the
+    target rate (maintenance plus buffer, or initial). Returns 0 when nothing is short and the
+    whole ``|size|`` when closing cannot restore the requirement (nothing is released).
+
+    Examples
+    --------
+    Drift's unit test: a $10 shortage, a 10% margin ratio, no fees, price $100: close 1 unit.
+
+    >>> size_to_restore(size=5.0, shortage=10.0, mark=100.0, requirement_rate=0.1, fee_rate=0.0)
+    1.0
     """
     abs_size = abs(size)
-    shortage = requirement_rate * abs_size * mark - deduction - equity
     if shortage <= 0.0:
         return 0.0
-    release = mark * (requirement_rate - fee_rate - slippage_rate)
+    x = mark if fill_price is None else fill_price
+    release = mark * requirement_rate - fee_rate * x - abs(mark - x)
     if release <= 0.0:
         return abs_size
     return min(abs_size, shortage / release)

@@ -817,14 +817,11 @@ class RiskEngine:
                 maintenance_fraction=float(state.tiers.mmr[t]),
                 spread_to_maintenance_ratio=policy.spread_to_maintenance_ratio,
             )  # fmt: skip
-        release = mark * rate - spec.liquidation_fee_rate * price - abs(mark - price)
-        if shortage <= 0.0:
-            return 0.0
-        if release <= 0.0:
-            return abs(size)
-        qty = min(abs(size), shortage / release)
-        lots = math.ceil(qty / spec.lot_size - 1e-9) * spec.lot_size
-        return min(abs(size), lots)
+        qty = liq.size_to_restore(
+            size=size, shortage=shortage, mark=mark, requirement_rate=rate,
+            fee_rate=spec.liquidation_fee_rate, fill_price=price,
+        )  # fmt: skip
+        return min(abs(size), liq.round_up_to_lot(qty, spec.lot_size)) if qty > 0 else 0.0
 
     # ------------------------------------------------------------------ execution
     def _close(
@@ -1168,17 +1165,6 @@ class RiskEngine:
                 queue = _Queue(idx, scores=self.scores(m, idx))
             self._queues[key] = queue
         return queue
-
-    def queue_order(self, m: int, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-        """Order (positions into ``idx``) in which the ADL policy deleverages candidates."""
-        ex = self.ex
-        state = ex.markets[m]
-        spec = state.spec
-        policy = spec.adl.ranking
-        if policy == "random_start":
-            return adl_math.random_start_order(len(idx), self.rng)
-        scores = self.scores(m, idx)
-        return adl_math.rank(scores, idx)
 
     def scores(self, m: int, idx: npt.NDArray[np.intp]) -> FloatArray:
         """ADL scores of accounts ``idx`` in market ``m`` (higher: deleveraged first).
@@ -1554,10 +1540,6 @@ def _round_metrics(
         notional_required=required,
         haircut_vs_mark=haircut,
     )
-
-
-def fund_of(ex: Exchange, m: int) -> int:
-    return ex.insurance_account_for(m)
 
 
 def _below(scan: dict[str, Any], *, isolated: bool) -> list[tuple[float, int, bool]]:
