@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 
+from deleverage import bulk
 from deleverage import margin as mm
 from deleverage.errors import (
     HaltedError,
@@ -645,33 +646,8 @@ class Exchange:
         margin_mode: MarginMode = MarginMode.CROSS,
         ts_ns: int | None = None,
     ) -> IntArray:
-        """Open ``count`` accounts at once (columnar journal batch); return their ids."""
-        ts = self._ts(ts_ns)
-        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
-            raise ValidationError("count", count, "must be an int >= 1")
-        if not isinstance(kind, AccountKind):
-            raise ValidationError("kind", kind, "must be an AccountKind")
-        if margin_mode not in (MarginMode.CROSS, MarginMode.ISOLATED):
-            raise ValidationError("margin_mode", margin_mode, "must be a MarginMode")
-        self._version += 1
-        self.layout_version += 1
-        first = self._n
-        ids = np.arange(first, first + count, dtype=np.int64)
-        self.journal.append_columns(
-            EventKind.ACCOUNT_OPENED, ts, account=ids, code=int(kind), market=int(margin_mode)
-        )
-        capacity = self._capacity
-        while capacity < first + count:
-            capacity *= 2
-        if capacity != self._capacity:
-            self._grow(capacity)
-        self._kind[first : first + count] = int(kind)
-        self._default_mode[first : first + count] = int(margin_mode)
-        for cols in self._positions:
-            cols.mode[first : first + count] = int(margin_mode)
-        self._n += count
-        self.clock_ns = max(self.clock_ns, ts)
-        return ids
+        """Open ``count`` accounts at once; return their ids (see :mod:`deleverage.bulk`)."""
+        return bulk.open_accounts(self, count, kind=kind, margin_mode=margin_mode, ts_ns=ts_ns)
 
     def list_market(self, spec: MarketSpec, *, ts_ns: int | None = None) -> int:
         """List a market and return its id; its mark must be set before trading."""
@@ -767,20 +743,8 @@ class Exchange:
     def deposit_many(
         self, accounts: npt.ArrayLike, amounts: npt.ArrayLike, *, ts_ns: int | None = None
     ) -> None:
-        """Deposit into many accounts at once (columnar journal batch); all or nothing."""
-        acc = np.asarray(accounts, dtype=np.int64)
-        amt = np.broadcast_to(np.asarray(amounts, dtype=np.float64), acc.shape).copy()
-        ts = self._ts(ts_ns)
-        if len(acc) == 0:
-            return
-        if acc.min() < 0 or acc.max() >= self._n:
-            raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= self._n)][0]))
-        _check_array("amounts", amt, positive=True)
-        self.journal.append_columns(EventKind.DEPOSIT, ts, account=acc, amount=amt)
-        self._apply_deposits(acc, amt)
-        self.clock_ns = max(self.clock_ns, ts)
-        if self.check_invariants:
-            self.assert_conserved()
+        """Deposit into many accounts at once, all or nothing (see :mod:`deleverage.bulk`)."""
+        bulk.deposit_many(self, accounts, amounts, ts_ns=ts_ns)
 
     def _apply_deposits(self, accounts: IntArray, amounts: FloatArray) -> None:
         self._version += 1
@@ -980,108 +944,11 @@ class Exchange:
         counterparty: int | None = None,
         ts_ns: int | None = None,
     ) -> None:
-        """Open many positions at once against one counterparty (the book by default).
-
-        The columnar fast path for loading a population: each account must be distinct and flat
-        in the market; each pays the taker fee and must meet initial margin afterwards (isolated
-        positions are topped up from cash to ``notional / leverage``). ``leverage`` (chosen per
-        position, at most the tier maximum) defaults to the tier maximum. Either every position
-        opens or none does.
-        """
-        m = self.market_id(market)
-        ts = self._ts(ts_ns)
-        acc = np.asarray(accounts, dtype=np.int64)
-        qty = np.asarray(sizes, dtype=np.float64)
-        px = np.asarray(prices, dtype=np.float64)
-        cp = self.liquidity_account if counterparty is None else self._check_account(counterparty)
-        n = len(acc)
-        if qty.shape != (n,) or px.shape != (n,):
-            raise ValidationError("sizes", qty.shape, f"and prices must have shape ({n},)")
-        if n == 0:
-            return
-        _check_array("sizes", qty, nonzero=True)
-        _check_array("prices", px, positive=True)
-        if acc.min() < 0 or acc.max() >= self._n:
-            raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= self._n)][0]))
-        if len(np.unique(acc)) != n:
-            raise ValidationError("accounts", "duplicates", "must be distinct")
-        if np.any(acc == cp):
-            raise ValidationError("accounts", cp, "must not include the counterparty")
-        state = self.markets[m]
-        if state.mark <= 0:
-            raise StateError(f"market {state.spec.symbol} has no mark price yet: set_mark first")
-        cols = self._positions[m]
-        if np.any(cols.size[acc] != 0.0):
-            bad = int(acc[cols.size[acc] != 0.0][0])
-            raise StateError(f"open_positions needs flat accounts; account {bad} holds a position")
-        lev = cols.leverage[acc]
-        if leverage is not None:
-            lev = np.broadcast_to(np.asarray(leverage, dtype=np.float64), (n,)).copy()
-            _check_array("leverage", lev, positive=True)
-            tier_max = 1.0 / state.tiers.imr[mm.tier_index(np.abs(qty) * state.mark, state.tiers)]
-            over = (lev > tier_max * (1 + GRID_RTOL)) | (lev < 1.0)
-            if over.any():
-                k = int(np.flatnonzero(over)[0])
-                raise ValidationError(
-                    f"leverage[{k}]",
-                    float(lev[k]),
-                    f"must be in [1, {tier_max[k]:g}] (tier maximum)",
-                )
-        fee = np.abs(qty) * px * state.spec.taker_fee_rate
-        cp_fee = np.abs(qty) * px * state.spec.maker_fee_rate
-        notional = np.abs(qty) * state.mark
-        initial = mm.initial_margin(notional, state.tiers, leverage=lev)
-        upnl = qty * (state.mark - px)
-        margins = self.margin_state()
-        trader = np.isin(self._kind[acc], [int(k) for k in SYSTEM_KINDS], invert=True)
-        iso = cols.mode[acc] == MarginMode.ISOLATED
-        available = np.maximum(
-            0.0,
-            np.minimum(
-                self._cash[acc], margins["cross_equity"][acc] - margins["cross_initial"][acc]
-            ),
-        )
-        topup = np.where(iso & trader, np.maximum(0.0, initial - (upnl - fee)), 0.0)
-        short_iso = iso & trader & (topup > available + MARGIN_ATOL)
-        equity_after = margins["cross_equity"][acc] - fee + upnl
-        short_cross = (
-            (~iso) & trader & (equity_after < margins["cross_initial"][acc] + initial - MARGIN_ATOL)
-        )
-        bad_mask = short_iso | short_cross
-        if bad_mask.any():
-            k = int(np.flatnonzero(bad_mask)[0])
-            raise InsufficientMarginError(
-                f"`accounts` account {int(acc[k])} lacks initial margin for size {qty[k]:g} at "
-                f"{px[k]:g} ({int(bad_mask.sum())} of {n} accounts short)"
-            )
-        self._version += 1
-        if leverage is not None:
-            self.journal.append_columns(
-                EventKind.POSITION_SETTINGS, ts, account=acc, market=m, code=cols.mode[acc],
-                price=lev,
-            )  # fmt: skip
-            cols.leverage[acc] = lev
-        moved = topup > 0
-        if moved.any():
-            self.journal.append_columns(
-                EventKind.MARGIN_MOVED, ts, account=acc[moved], market=m, amount=topup[moved]
-            )
-            self._cash[acc[moved]] -= topup[moved]
-            cols.isolated_margin[acc[moved]] += topup[moved]
-        buy = qty > 0
-        buyers = np.where(buy, acc, cp)
-        sellers = np.where(buy, cp, acc)
-        abs_qty = np.abs(qty)
-        buyer_fees = np.where(buy, fee, cp_fee)
-        seller_fees = np.where(buy, cp_fee, fee)
-        self.journal.append_columns(
-            EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers, size=abs_qty,
-            price=px, fee=buyer_fees, counterparty_fee=seller_fees, code=int(FillReason.TRADE),
+        """Open many positions at once, all or nothing (:func:`deleverage.bulk.open_positions`)."""
+        bulk.open_positions(
+            self, market, accounts, sizes, prices, leverage=leverage, counterparty=counterparty,
+            ts_ns=ts_ns,
         )  # fmt: skip
-        self._apply_fill_columns(m, buyers, sellers, abs_qty, px, buyer_fees, seller_fees)
-        self.clock_ns = max(self.clock_ns, ts)
-        if self.check_invariants:
-            self.assert_conserved()
 
     def _plan_side(
         self, a: int, m: int, delta: float, price: float, fee: float, ts: int, field: str
@@ -1610,20 +1477,6 @@ def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:
     out = np.empty_like(equity)
     margin_ratio_nb(equity, maintenance, out)
     return out
-
-
-def _check_array(
-    field: str, values: FloatArray, *, positive: bool = False, nonzero: bool = False
-) -> None:
-    bad = ~np.isfinite(values)
-    if positive:
-        bad |= values <= 0
-    if nonzero:
-        bad |= values == 0
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        rule = "must be finite and > 0" if positive else "must be finite and non-zero"
-        raise ValidationError(f"{field}[{k}]", float(values[k]), rule)
 
 
 def _check_grid(field: str, value: float, step: float) -> None:
