@@ -473,6 +473,9 @@ class Exchange:
         return False
 
     # ------------------------------------------------------------------ insurance staking
+    def _fund_account(self, market: MarketRef | None) -> int:
+        return self.insurance_account if market is None else self.insurance_account_for(market)
+
     def stake(
         self, account: int, amount: float, *, market: MarketRef | None = None,
         ts_ns: int | None = None,
@@ -485,9 +488,7 @@ class Exchange:
         a = self._check_account(account)
         value = check_finite_positive("amount", amount)
         ts = self._ts(ts_ns)
-        fund_account = (
-            self.insurance_account if market is None else self.insurance_account_for(market)
-        )
+        fund_account = self._fund_account(market)
         fund = self.funds[fund_account]
         available = self.account_margins(a).withdrawable
         preview = copy.deepcopy(fund)
@@ -509,9 +510,7 @@ class Exchange:
         """Ask to unstake shares, starting the cooldown; return their value now (quote)."""
         a = self._check_account(account)
         ts = self._ts(ts_ns)
-        fund_account = (
-            self.insurance_account if market is None else self.insurance_account_for(market)
-        )
+        fund_account = self._fund_account(market)
         value = copy.deepcopy(self.funds[fund_account]).request_unstake(a, shares, ts)
         self._emit_all(
             [
@@ -532,9 +531,7 @@ class Exchange:
         """Cancel a pending unstake request (a gain since the request is forfeited)."""
         a = self._check_account(account)
         ts = self._ts(ts_ns)
-        fund_account = (
-            self.insurance_account if market is None else self.insurance_account_for(market)
-        )
+        fund_account = self._fund_account(market)
         copy.deepcopy(self.funds[fund_account]).cancel_unstake(a, ts)
         self._emit_all(
             [InsuranceAction(ts_ns=ts, staker=a, fund_account=fund_account, action=UNSTAKE_CANCEL)]
@@ -546,9 +543,7 @@ class Exchange:
         """Withdraw requested shares after the cooldown into the account's cash; return it."""
         a = self._check_account(account)
         ts = self._ts(ts_ns)
-        fund_account = (
-            self.insurance_account if market is None else self.insurance_account_for(market)
-        )
+        fund_account = self._fund_account(market)
         paid = copy.deepcopy(self.funds[fund_account]).unstake(a, ts)  # raises CooldownError
         self._emit_all(
             [
