@@ -37,7 +37,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from deleverage import margin as mm
-from deleverage.errors import DataError, ValidationError
+from deleverage.errors import DataError, StateError, ValidationError
 from deleverage.spec import (
     MarginMode,
     MarketSpec,
@@ -234,7 +234,7 @@ class Population:
                 f"leverage[{k}]",
                 float(leverage[k]),
                 f"must not exceed the tier maximum {tier_max[k]:g} of {market.symbol} for the "
-                f"row's notional {abs(size[k]) * entry[k]:g}",
+                f"row's notional {abs(size[k]) * entry[k]:g} (row {k})",
             )
         side = np.sign(size).astype(np.int8)
         if "side" in frame.columns:
@@ -290,8 +290,6 @@ class Population:
         StateError
             If the market has no mark price yet.
         """
-        from deleverage.errors import StateError
-
         symbol = market.symbol if isinstance(market, MarketSpec) else market
         m = exchange.market_id(symbol)
         state = exchange.market(m)
