@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from deleverage.cli_position import heatmap, position
 from deleverage.errors import DeleverageError
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.command("position")(position)
+app.command("heatmap")(heatmap)
 console = Console()
 if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 80 columns
     console = Console(width=130)

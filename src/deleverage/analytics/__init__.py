@@ -36,6 +36,7 @@ from deleverage.analytics.greeks import (
     knockout_forward_greeks,
     mc_knockout_forward_greeks,
 )
+from deleverage.analytics.heatmap import largest_clusters, liquidation_heatmap
 
 __all__ = [
     "BGK_BETA",
@@ -55,7 +56,9 @@ __all__ = [
     "gbm_paths",
     "hit_probability_sensitivities",
     "knockout_forward_greeks",
+    "largest_clusters",
     "linear_cascade_total_drop",
+    "liquidation_heatmap",
     "mc_hit_probability",
     "mc_knockout_forward_greeks",
     "merton_jump_paths",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import deleverage.analytics as analytics
-from deleverage.analytics import criticality, first_passage, greeks
+from deleverage.analytics import criticality, first_passage, greeks, heatmap
 
 EXPECTED = [
     "BGK_BETA",
@@ -23,7 +23,9 @@ EXPECTED = [
     "gbm_paths",
     "hit_probability_sensitivities",
     "knockout_forward_greeks",
+    "largest_clusters",
     "linear_cascade_total_drop",
+    "liquidation_heatmap",
     "mc_hit_probability",
     "mc_knockout_forward_greeks",
     "merton_jump_paths",
@@ -36,7 +38,7 @@ def test_analytics_exports_exactly_the_pinned_names() -> None:
 
 
 def test_every_exported_name_resolves_to_its_module_object() -> None:
-    modules = (first_passage, greeks, criticality)
+    modules = (first_passage, greeks, criticality, heatmap)
     for name in EXPECTED:
         owners = [m for m in modules if name in m.__all__]
         assert len(owners) == 1, name

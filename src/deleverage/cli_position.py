@@ -1,0 +1,440 @@
+"""Commands ``deleverage position`` and ``deleverage heatmap``.
+
+Thin layers over the public API (registered on the typer app of :mod:`deleverage.cli`):
+
+- ``position`` values one isolated position on a venue preset: liquidation and bankruptcy
+  prices (:mod:`deleverage.margin`), probability of liquidation within a horizon
+  (:func:`~deleverage.analytics.first_passage.gbm_hit_probability`), delta and gamma of the
+  liquidatable position (:func:`~deleverage.analytics.greeks.knockout_forward_greeks`) and the
+  sensitivities of that probability (:func:`~deleverage.analytics.greeks.
+  hit_probability_sensitivities`);
+- ``heatmap`` bins the liquidation prices of a population file
+  (:func:`~deleverage.analytics.heatmap.liquidation_heatmap`) and names the largest clusters.
+
+Bad input raises :class:`~deleverage.errors.ValidationError` or
+:class:`~deleverage.errors.UnknownEntityError`; :func:`deleverage.cli.main` turns them into exit
+code 2 with the message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deleverage.errors import ValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["PositionMetrics", "heatmap", "position", "position_metrics"]
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:  # logs, pipes and tests: wide enough for the tables
+        console = Console(width=130)
+    return console
+
+
+def _finite(option: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ValidationError(option, value, "must be a finite number")
+    return float(value)
+
+
+def _positive(option: str, value: float) -> float:
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValidationError(option, value, "must be a finite number > 0")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PositionMetrics:
+    """Risk figures of one isolated position (quote per base, base units, quote, fractions)."""
+
+    venue: str
+    symbol: str
+    side: str
+    size: float  # signed, base units (long > 0)
+    entry_price: float
+    margin: float  # isolated margin, quote
+    mark_price: float
+    notional: float  # |size| x mark, quote
+    leverage: float  # |size| x entry / margin
+    initial_margin: float  # at the tier's maximum leverage, quote
+    maintenance_margin: float  # at the mark, quote
+    unrealized_pnl: float  # size x (mark - entry), quote
+    liquidation_price: float
+    bankruptcy_price: float
+    distance_to_liquidation: float  # liquidation / mark - 1
+    volatility: float  # annualized
+    drift: float  # annualized
+    horizon_s: float
+    liquidation_probability: float
+    value: float  # of the knock-out forward, quote
+    delta: float  # d value / d mark, base units
+    gamma: float  # d2 value / d mark2, base per quote
+    probability_d_price: float  # dP / d mark, per quote
+    probability_d_volatility: float  # dP / d sigma
+
+
+def position_metrics(
+    *,
+    side: str,
+    size: float,
+    entry_price: float,
+    margin: float,
+    venue: str = "binance",
+    symbol: str = "BTC",
+    volatility: float = 0.8,
+    horizon_hours: float = 24.0,
+    drift: float = 0.0,
+    mark_price: float | None = None,
+) -> PositionMetrics:
+    """Compute the risk figures of one isolated position on a venue preset.
+
+    - liquidation price: :func:`~deleverage.margin.liquidation_price_isolated` with the preset's
+      tiers (maintenance on the mark notional, tier at the liquidation price: Binance);
+    - bankruptcy price: :func:`~deleverage.margin.bankruptcy_price`, ``EP - side x margin /
+      |size|`` (no closing fee);
+    - probability of liquidation within ``horizon_hours``:
+      :func:`~deleverage.analytics.first_passage.gbm_hit_probability` from the mark;
+    - value, delta, gamma: :func:`~deleverage.analytics.greeks.knockout_forward_greeks` with
+      knock-out value ``R = -margin`` (liquidated, the trader loses the isolated margin);
+    - ``dP/dS``, ``dP/dsigma``: :func:`~deleverage.analytics.greeks.
+      hit_probability_sensitivities`.
+
+    Parameters
+    ----------
+    side
+        ``"long"`` or ``"short"``.
+    size
+        Absolute size in base units, ``> 0``.
+    entry_price
+        Entry price, quote per base, ``> 0``.
+    margin
+        Isolated margin in quote, at least the initial margin at the tier's maximum leverage.
+    venue, symbol
+        Venue preset and market (:func:`deleverage.presets.preset`).
+    volatility, drift
+        Annualized volatility (``> 0``) and drift of the mark price.
+    horizon_hours
+        Horizon in hours, ``> 0``.
+    mark_price
+        Current mark price (default: the entry price).
+
+    Returns
+    -------
+    PositionMetrics
+        The figures, one float each.
+
+    Raises
+    ------
+    ValidationError
+        Naming the option (``--size``, ``--margin``...), the value and the rule broken.
+    UnknownEntityError
+        For an unknown venue or symbol.
+    """
+    import numpy as np
+
+    from deleverage import margin as mm
+    from deleverage.analytics.first_passage import gbm_hit_probability
+    from deleverage.analytics.greeks import hit_probability_sensitivities, knockout_forward_greeks
+    from deleverage.spec import MarketSpec
+
+    if side not in ("long", "short"):
+        raise ValidationError("--side", side, "must be 'long' or 'short'")
+    absolute = _positive("--size", size)
+    entry = _positive("--entry", entry_price)
+    collateral = _positive("--margin", margin)
+    sigma = _positive("--volatility", volatility)
+    hours = _positive("--horizon-hours", horizon_hours)
+    mu = _finite("--drift", drift)
+    mark = entry if mark_price is None else _positive("--mark", mark_price)
+    market = MarketSpec.preset(venue, symbol)
+    tiers = market.tier_arrays
+    entry_notional = absolute * entry
+    initial = float(mm.initial_margin(entry_notional, tiers))
+    if collateral < initial:
+        max_leverage = entry_notional / initial
+        raise ValidationError(
+            "--margin",
+            collateral,
+            f"must be at least the initial margin {initial:,.2f} "
+            f"(notional {entry_notional:,.2f} at the tier's max leverage {max_leverage:g}x "
+            f"on {market.symbol})",
+        )
+    q = absolute if side == "long" else -absolute
+    direction = "down" if side == "long" else "up"
+    horizon_s = hours * SECONDS_PER_HOUR
+    liquidation = float(mm.liquidation_price_isolated(q, entry, collateral, tiers))
+    bankruptcy = float(mm.bankruptcy_price(q, entry, collateral))
+    probability = float(
+        gbm_hit_probability(mark, liquidation, mu, sigma, horizon_s, direction=direction)
+    )
+    sens = hit_probability_sensitivities(
+        mark, liquidation, mu, sigma, horizon_s, direction=direction
+    )
+    greeks = knockout_forward_greeks(
+        mark,
+        size=q,
+        entry_price=entry,
+        liquidation_price=liquidation,
+        sigma=sigma,
+        horizon_s=horizon_s,
+        mu=mu,
+        knockout_value=-collateral,
+    )
+    notional = absolute * mark
+    return PositionMetrics(
+        venue=venue,
+        symbol=market.symbol,
+        side=side,
+        size=q,
+        entry_price=entry,
+        margin=collateral,
+        mark_price=mark,
+        notional=notional,
+        leverage=entry_notional / collateral,
+        initial_margin=initial,
+        maintenance_margin=float(mm.maintenance_margin(notional, tiers)),
+        unrealized_pnl=q * (mark - entry),
+        liquidation_price=liquidation,
+        bankruptcy_price=bankruptcy,
+        distance_to_liquidation=liquidation / mark - 1.0,
+        volatility=sigma,
+        drift=mu,
+        horizon_s=horizon_s,
+        liquidation_probability=probability,
+        value=float(np.asarray(greeks.value)),
+        delta=float(np.asarray(greeks.delta)),
+        gamma=float(np.asarray(greeks.gamma)),
+        probability_d_price=float(np.asarray(sens.d_price)),
+        probability_d_volatility=float(np.asarray(sens.d_sigma)),
+    )
+
+
+def position(
+    side: Annotated[str, typer.Option(help="long or short.")],
+    size: Annotated[float, typer.Option(help="Absolute size in base units (BTC).")],
+    entry: Annotated[float, typer.Option(help="Entry price, quote per base.")],
+    margin: Annotated[float, typer.Option(help="Isolated margin, quote.")],
+    venue: Annotated[str, typer.Option(help="Venue preset (deleverage presets).")] = "binance",
+    symbol: Annotated[str, typer.Option(help="Market of the venue.")] = "BTC",
+    volatility: Annotated[float, typer.Option(help="Annualized volatility.")] = 0.8,
+    horizon_hours: Annotated[float, typer.Option(help="Horizon in hours.")] = 24.0,
+    drift: Annotated[float, typer.Option(help="Annualized drift.")] = 0.0,
+    mark: Annotated[float | None, typer.Option(help="Mark price (default: entry).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Liquidation and bankruptcy prices, liquidation probability and greeks of a position.
+
+    Example: deleverage position --side long --size 1 --entry 60000 --margin 3000
+    """
+    metrics = position_metrics(
+        side=side,
+        size=size,
+        entry_price=entry,
+        margin=margin,
+        venue=venue,
+        symbol=symbol,
+        volatility=volatility,
+        horizon_hours=horizon_hours,
+        drift=drift,
+        mark_price=mark,
+    )
+    if as_json:
+        typer.echo(json.dumps(asdict(metrics)))
+        return
+    m = metrics
+    table = Table(title=f"{m.side} {abs(m.size):g} {m.symbol} on {m.venue} (isolated)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("entry price", f"{m.entry_price:,.2f}"),
+        ("mark price", f"{m.mark_price:,.2f}"),
+        ("notional at mark", f"{m.notional:,.2f}"),
+        ("isolated margin", f"{m.margin:,.2f}"),
+        ("leverage", f"{m.leverage:.2f}x"),
+        ("initial margin (tier max leverage)", f"{m.initial_margin:,.2f}"),
+        ("maintenance margin at mark", f"{m.maintenance_margin:,.2f}"),
+        ("unrealized PnL", f"{m.unrealized_pnl:,.2f}"),
+        ("liquidation price", f"{m.liquidation_price:,.2f}"),
+        ("bankruptcy price", f"{m.bankruptcy_price:,.2f}"),
+        ("distance to liquidation", f"{m.distance_to_liquidation:+.2%}"),
+        (
+            f"P(liquidated within {m.horizon_s / SECONDS_PER_HOUR:g} h)",
+            f"{m.liquidation_probability:.4f}",
+        ),
+        ("delta (base)", f"{m.delta:.6f}"),
+        ("gamma (base per quote)", f"{m.gamma:.3e}"),
+        ("dP / d price (per quote)", f"{m.probability_d_price:.3e}"),
+        ("dP / d volatility", f"{m.probability_d_volatility:.6f}"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console = _console()
+    console.print(table)
+    console.print(
+        f"GBM, volatility {m.volatility:g}, drift {m.drift:g} (annualized, 365-day year); "
+        "liquidated, the position is worth -margin."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _HeatmapResult:
+    buckets: pd.DataFrame
+    clusters: pd.DataFrame
+    mark: float
+    positions: int
+    mapped: int
+
+
+def _heatmap_result(
+    path: Path, *, venue: str, symbol: str, mark: float | None, bucket: float, clusters: int
+) -> _HeatmapResult:
+    import numpy as np
+
+    from deleverage.analytics.heatmap import largest_clusters, liquidation_heatmap
+    from deleverage.sim.population import Population
+    from deleverage.spec import MarketSpec
+
+    width = _positive("--bucket", bucket)
+    if clusters < 1:
+        raise ValidationError("--clusters", clusters, "must be >= 1")
+    market = MarketSpec.preset(venue, symbol)
+    population = Population.from_parquet(path, market=market)
+    frame = population.frame
+    if mark is None:
+        mark_price = float(np.median(frame["entry_price"].to_numpy()))
+    else:
+        mark_price = _positive("--mark", mark)
+    liquidation = frame["liquidation_price"].to_numpy(dtype=np.float64)
+    buckets = liquidation_heatmap(
+        liquidation,
+        frame["size"].to_numpy(dtype=np.float64),
+        frame["side"].to_numpy(dtype=np.float64),
+        mark_price,
+        bucket_width=width,
+    )
+    mapped = int(np.count_nonzero(np.isfinite(liquidation) & (liquidation > 0.0)))
+    return _HeatmapResult(
+        buckets=buckets,
+        clusters=largest_clusters(buckets, clusters),
+        mark=mark_price,
+        positions=len(frame),
+        mapped=mapped,
+    )
+
+
+def _bucket_table(title: str, frame: pd.DataFrame, *, first: str) -> Table:
+    table = Table(title=title)
+    table.add_column(first)
+    for col in ("bucket", "positions", "size", "notional", "distance"):
+        table.add_column(col, justify="right")
+    for row in frame.itertuples(index=False):
+        label = str(row.zone if first == "zone" else f"{row.kind} #{row.rank}")
+        table.add_row(
+            label,
+            f"{row.bucket_low:,.2f} - {row.bucket_high:,.2f}",
+            f"{row.count:,}",
+            f"{row.size:,.3f}",
+            f"{row.notional:,.0f}",
+            f"{row.distance:+.2%}",
+        )
+    return table
+
+
+def _write_html(result: _HeatmapResult, out: Path, *, title: str) -> None:
+    import plotly.graph_objects as go
+
+    if not out.parent.exists():
+        raise ValidationError("--html", str(out), "must be in an existing folder")
+    frame = result.buckets
+    figure = go.Figure()
+    for side, color in (("long", "#d62728"), ("short", "#2ca02c")):
+        part = frame[frame["side"] == side]
+        mid = (part["bucket_low"] + part["bucket_high"]) / 2.0
+        figure.add_trace(
+            go.Bar(
+                x=mid.tolist(),
+                y=part["notional"].tolist(),
+                name=f"{side} liquidations",
+                marker_color=color,
+                customdata=part[["bucket_low", "bucket_high", "count"]].to_numpy().tolist(),
+                hovertemplate="%{customdata[0]:,.2f} - %{customdata[1]:,.2f}<br>"
+                "notional %{y:,.0f}<br>%{customdata[2]} positions<extra></extra>",
+            )
+        )
+    figure.add_vline(x=result.mark, line_dash="dash", annotation_text=f"mark {result.mark:,.2f}")
+    figure.update_layout(
+        title=title,
+        barmode="stack",
+        xaxis_title="liquidation price (quote per base)",
+        yaxis_title="liquidation notional (quote)",
+    )
+    figure.write_html(str(out), include_plotlyjs=True, full_html=True)
+
+
+def heatmap(
+    population: Annotated[Path, typer.Argument(help="Population Parquet file.")],
+    venue: Annotated[str, typer.Option(help="Venue preset (deleverage presets).")] = "binance",
+    symbol: Annotated[str, typer.Option(help="Market of the venue.")] = "BTC",
+    mark: Annotated[
+        float | None, typer.Option(help="Mark price (default: median entry price).")
+    ] = None,
+    bucket: Annotated[float, typer.Option(help="Bucket width, quote per base.")] = 500.0,
+    top: Annotated[int, typer.Option(help="Buckets shown per side.")] = 10,
+    clusters: Annotated[int, typer.Option(help="Clusters named per kind.")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    html: Annotated[
+        Path | None, typer.Option(help="Write a self-contained plotly bar chart here.")
+    ] = None,
+) -> None:
+    """Liquidation heatmap of a population: notional by price bucket and side, and clusters.
+
+    Example: deleverage heatmap population.parquet --bucket 500 --html heatmap.html
+    """
+    if top < 1:
+        raise ValidationError("--top", top, "must be >= 1")
+    result = _heatmap_result(
+        population, venue=venue, symbol=symbol, mark=mark, bucket=bucket, clusters=clusters
+    )
+    title = f"Liquidation heatmap: {population.name}, mark {result.mark:,.2f}, bucket {bucket:g}"
+    if html is not None:
+        _write_html(result, html, title=title)
+    if as_json:
+        payload = {
+            "mark_price": result.mark,
+            "bucket_width": float(bucket),
+            "positions": result.positions,
+            "mapped": result.mapped,
+            "buckets": result.buckets.to_dict(orient="records"),
+            "clusters": result.clusters.to_dict(orient="records"),
+        }
+        typer.echo(json.dumps(payload))
+        return
+    console = _console()
+    console.print(
+        f"{result.positions:,} positions, {result.mapped:,} with a liquidation price "
+        f"(isolated); mark {result.mark:,.2f}; bucket width {bucket:g}"
+    )
+    frame = result.buckets
+    for side in ("long", "short"):
+        part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")
+        console.print(_bucket_table(f"Largest {side} liquidation buckets", part, first="zone"))
+    console.print(
+        _bucket_table("Clusters (support: longs below the mark; resistance: shorts above)",
+                      result.clusters, first="kind")
+    )  # fmt: skip
+    if html is not None:
+        console.print(f"wrote {html}")
