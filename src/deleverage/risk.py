@@ -493,9 +493,10 @@ class RiskEngine:
             )  # fmt: skip
             report.adl_rounds += len(group)
             report.adl_notional += float(notionals.sum())
-            dust = np.flatnonzero(ex._cash[group] < -1e-9)
-            for a in group[dust].tolist():
-                self._cover(a, m, -float(ex._cash[a]), ts, report)
+            for a in group[ex._cash[group] < -1e-9].tolist():
+                owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+                if owed > 1e-9:  # not what was declared bad debt before
+                    self._cover(a, m, owed, ts, report)
         empty = np.zeros(0, dtype=np.int64)
         return (
             np.concatenate(leftover) if leftover else empty,
@@ -862,7 +863,7 @@ class RiskEngine:
         beyond = full and self._recourse(a, isolated, equity_after) > ex._cash[fund]
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
-        adl_first = (beyond or exhausted) and spec.adl.ranking != "socialized_loss"
+        adl_first = full and (beyond or exhausted) and spec.adl.ranking != "socialized_loss"
         if adl_first and self._adl(a, m, isolated, ts, report):
             return
         if book:
@@ -1096,8 +1097,10 @@ class RiskEngine:
         self.carried_deficit.pop(a, None)
         if not isolated:
             self._settle_flat_cross(a, m, ts, report)
-        elif cols.size[a] == 0.0 and ex._cash[a] < -1e-9:
-            self._cover(a, m, -float(ex._cash[a]), ts, report)
+        elif cols.size[a] == 0.0:
+            owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+            if owed > 1e-9:  # float dust of the ADL price, or a mark-price ADL's deficit
+                self._cover(a, m, owed, ts, report)
         return True
 
     def _solvent_adl_price(
