@@ -452,7 +452,9 @@ class RiskEngine:
             bankrupts, counterparties = group[i], q_acc[j]
             touched.append(counterparties)
             # No counterparty pays more against the mark than its own equity (see
-            # _solvent_adl_price): cap each round's adverse move by its weakest fill.
+            # _solvent_adl_price): a counterparty serving several rounds spreads its equity
+            # over all it takes (E_j / total taken), and each round's adverse move is capped
+            # by its weakest counterparty.
             adverse = side * (price - mark)
             if (adverse > 0.0).any():
                 cp_equity = np.maximum(
@@ -460,8 +462,10 @@ class RiskEngine:
                     + cols.size[counterparties] * (mark - cols.entry[counterparties]),
                     0.0,
                 )
+                _, slot = np.unique(counterparties, return_inverse=True)
+                taken = np.bincount(slot, weights=lengths)[slot]
                 bounds_f = np.searchsorted(i, np.arange(len(group)))
-                room = np.minimum.reduceat(cp_equity / lengths, bounds_f) * (1.0 - 1e-9)
+                room = np.minimum.reduceat(cp_equity / taken, bounds_f) * (1.0 - 1e-9)
                 price = np.where(adverse > 0.0, mark + side * np.minimum(adverse, room), price)
             fill_price = price[i]
             entry_before = cols.entry[counterparties].copy()
