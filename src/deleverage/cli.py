@@ -7,6 +7,8 @@ message), 1 internal error.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -30,16 +32,23 @@ if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 8
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    journal: Annotated[
+        Path | None, typer.Option(help="Also write the engine's journal to this Parquet file.")
+    ] = None,
+) -> None:
     """Replay the 2025-10-10 BTC crash over eight traders and show margins, liquidations, ADL.
 
-    Example: deleverage demo
+    Example: deleverage demo --journal demo.parquet
     """
     from deleverage.demo import event_log, run_demo
 
     with console.status("Replaying BTCUSDT 2025-10-10 19:13-23:34 UTC, one mark a minute..."):
         result = run_demo()
     ex = result.exchange
+    if journal is not None:
+        ex.journal.write_parquet(journal)
+        console.print(f"journal written to {journal} ({len(ex.journal):,} events)")
     console.rule("[bold]deleverage demo: BTCUSDT through the 2025-10-10 crash")
     console.print(
         f"mark {result.start_price:,.1f} -> low {result.low_price:,.1f} -> "
@@ -90,6 +99,41 @@ def demo() -> None:
     )
     summary.add_row("events in the journal", f"{len(ex.journal):,}")
     console.print(summary)
+
+
+@app.command()
+def queue(
+    journal: Annotated[Path, typer.Argument(help="A journal written by the engine (Parquet).")],
+    market: Annotated[str, typer.Option(help="Market symbol.")],
+    side: Annotated[str, typer.Option(help="long or short.")] = "long",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """The ADL queue of a saved engine state: rank, score and 1-5 indicator per account.
+
+    The state is rebuilt by replaying the journal. Example:
+    deleverage queue demo.parquet --market BTCUSDT --side short
+    """
+    from deleverage.errors import ValidationError
+    from deleverage.events import Journal
+    from deleverage.exchange import Exchange
+
+    sides = {"long": 1, "short": -1}
+    if side not in sides:
+        raise ValidationError("--side", side, "must be 'long' or 'short'")
+    ex = Exchange.replay(Journal.read_parquet(journal))
+    frame = ex.adl_queue(market, sides[side])
+    if as_json:
+        typer.echo(frame.to_json(orient="records"))
+        return
+    table = Table(title=f"ADL queue, {market} {side}s ({len(frame)} positions)")
+    for col in ("rank", "account", "score", "size", "indicator"):
+        table.add_column(col, justify="right")
+    for row in frame.itertuples():
+        lights = "●" * int(row.indicator) + "○" * (5 - int(row.indicator))
+        table.add_row(
+            str(row.rank), str(row.account), f"{row.score:.6g}", f"{row.size:,.4f}", lights
+        )
+    console.print(table)
 
 
 @app.command()
