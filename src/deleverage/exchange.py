@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
 
 from deleverage import bulk
 from deleverage import margin as mm
@@ -59,7 +58,6 @@ from deleverage.events import (
     Transfer,
     TransferReason,
     Withdrawal,
-    event_from_row,
 )
 from deleverage.insurance import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
 from deleverage.kernels import (
@@ -1362,106 +1360,11 @@ class Exchange:
     def replay(cls, journal: Journal, *, check_invariants: bool = False) -> Exchange:
         """Rebuild an engine by applying every event of a journal to a fresh state.
 
-        Runs of fills in one market are applied by the same compiled kernel that applied them
-        live, in the same order, so the rebuilt arrays are bit-identical.
+        See :mod:`deleverage.replay`: the rebuilt arrays are bit-identical.
         """
-        ex = cls.__new__(cls)
-        ex._init_state(check_invariants=False)
-        table = journal.to_arrow()
-        kinds = np.asarray(table["kind"])
-        markets = np.asarray(table["market"])
-        n = len(kinds)
-        # Runs of consecutive rows of one batchable kind (fills: in one market) apply at once.
-        batchable = np.isin(
-            kinds,
-            [
-                int(EventKind.FILL),
-                int(EventKind.ACCOUNT_OPENED),
-                int(EventKind.MARGIN_MOVED),
-                int(EventKind.DEPOSIT),
-                int(EventKind.TRANSFER),
-                int(EventKind.POSITION_SETTINGS),
-            ],
-        )
-        boundary = np.ones(n, dtype=bool)
-        if n > 1:
-            boundary[1:] = ~(
-                batchable[1:] & (kinds[1:] == kinds[:-1]) & (markets[1:] == markets[:-1])
-                | (kinds[1:] == kinds[:-1]) & (kinds[1:] == int(EventKind.ACCOUNT_OPENED))
-            )
-        starts = np.flatnonzero(boundary)
-        ends = np.append(starts[1:], n)
-        notices = np.isin(kinds, [int(k) for k in NOTICE_KINDS])
-        for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-            if hi - lo > 1 and batchable[lo]:
-                ex._apply_batch(table.slice(lo, hi - lo))
-                continue
-            if notices[lo:hi].all():
-                ex.clock_ns = max(ex.clock_ns, int(np.asarray(table["ts_ns"][hi - 1].as_py())))
-                continue
-            for row in table.slice(lo, hi - lo).to_pylist():
-                ex._apply(event_from_row(row))
-        ex.journal = Journal.from_arrow(table)
-        ex.check_invariants = check_invariants
-        if check_invariants:
-            ex.assert_conserved()
-        return ex
+        from deleverage.replay import replay
 
-    def _apply_batch(self, part: pa.Table) -> None:
-        """Apply a run of same-kind rows with array operations (replay's fast path)."""
-        self._version += 1
-        self.layout_version += 1
-        kind = EventKind(int(part["kind"][0].as_py()))
-        account = np.asarray(part["account"], dtype=np.int64)
-        self.clock_ns = max(self.clock_ns, int(np.asarray(part["ts_ns"]).max()))
-        if kind is EventKind.FILL:
-            self._apply_fill_columns(
-                int(part["market"][0].as_py()),
-                account,
-                np.asarray(part["counterparty"], dtype=np.int64),
-                np.asarray(part["size"], dtype=np.float64),
-                np.asarray(part["price"], dtype=np.float64),
-                np.asarray(part["fee"], dtype=np.float64),
-                np.asarray(part["counterparty_fee"], dtype=np.float64),
-            )
-        elif kind is EventKind.DEPOSIT:
-            self._apply_deposits(account, np.asarray(part["amount"], dtype=np.float64))
-        elif kind is EventKind.TRANSFER:
-            self._apply_transfer_columns(
-                int(part["market"][0].as_py()),
-                account,
-                np.asarray(part["counterparty"], dtype=np.int64),
-                np.asarray(part["amount"], dtype=np.float64),
-                np.asarray(part["code"], dtype=np.int64),
-                np.asarray(part["ts_ns"], dtype=np.int64),
-            )
-        elif kind is EventKind.POSITION_SETTINGS:
-            cols = self._positions[int(part["market"][0].as_py())]
-            cols.mode[account] = np.asarray(part["code"], dtype=np.int8)
-            cols.leverage[account] = np.asarray(part["price"], dtype=np.float64)
-        elif kind is EventKind.MARGIN_MOVED:
-            amount = np.asarray(part["amount"], dtype=np.float64)
-            cols = self._positions[int(part["market"][0].as_py())]
-            np.subtract.at(self._cash, account, amount)
-            np.add.at(cols.isolated_margin, account, amount)
-        else:
-            first, count = int(account[0]), len(account)
-            if not np.array_equal(account, np.arange(first, first + count)) or first != self._n:
-                raise InvariantError(f"account ids must be opened in order from {self._n}")
-            capacity = self._capacity
-            while capacity < first + count:
-                capacity *= 2
-            if capacity != self._capacity:
-                self._grow(capacity)
-            modes = np.asarray(part["market"], dtype=np.int8)
-            self._kind[first : first + count] = np.asarray(part["code"], dtype=np.int8)
-            self._default_mode[first : first + count] = modes
-            for cols in self._positions:
-                cols.mode[first : first + count] = modes
-            for k, label in enumerate(part["text"].to_pylist()):
-                if label:
-                    self._labels[first + k] = label
-            self._n += count
+        return replay(cls, journal, check_invariants=check_invariants)
 
     def events(self) -> Iterator[Event]:
         """Iterate over the journal's typed events."""
