@@ -381,6 +381,24 @@ class BadDebt(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FundingPayment(Event):
+    """A perpetual funding payment received by one position (``amount`` quote, < 0 when paid).
+
+    ``rate`` (the ``price`` column) is the period's funding rate and ``mark`` (``size``) the mark
+    it was applied at: ``amount = -size x mark x rate``, longs paying shorts when the rate is
+    positive. An isolated position's payment moves its margin, a cross one the account's cash.
+    """
+
+    kind: ClassVar[EventKind] = EventKind.FUNDING
+    _columns: ClassVar[dict[str, str]] = {"rate": "price", "mark": "size"}
+    account: int
+    market: int
+    amount: float
+    rate: float
+    mark: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InsuranceAction(Event):
     """A staker asked to unstake ``shares`` (``code`` 1) or cancelled the request (``code`` 2).
 
@@ -434,6 +452,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         CircuitBreaker,
         BadDebt,
         InsuranceAction,
+        FundingPayment,
     )
 }
 

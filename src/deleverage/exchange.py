@@ -48,6 +48,7 @@ from deleverage.events import (
     EventKind,
     Fill,
     FillReason,
+    FundingPayment,
     InsuranceAction,
     Journal,
     MarginMoved,
@@ -305,6 +306,11 @@ class Exchange:
             assert isinstance(event, MarginMoved)
             self._cash[event.account] -= event.amount
             self._positions[event.market].isolated_margin[event.account] += event.amount
+        elif kind is EventKind.FUNDING:
+            assert isinstance(event, FundingPayment)
+            self._apply_funding(
+                event.market, np.array([event.account], dtype=np.int64), np.array([event.amount])
+            )
         elif kind is EventKind.POSITION_SETTINGS:
             assert isinstance(event, PositionSettings)
             cols = self._positions[event.market]
@@ -772,6 +778,50 @@ class Exchange:
             self.assert_conserved()
 
     # ------------------------------------------------------------------ position settings
+    def settle_funding(
+        self, market: MarketRef, rate: float, *, ts_ns: int | None = None
+    ) -> FloatArray:
+        """Settle one funding period at the current mark; return each account's payment.
+
+        Every open position receives ``-size x mark x rate`` (quote): with a positive rate longs
+        pay shorts. The payments sum to zero across accounts (every position has a counterparty,
+        the book's makers included). An isolated position's payment moves its margin, a cross
+        one its account's cash. The risk step then runs at the same mark, so an account that
+        funding pushes under maintenance is liquidated at once.
+        """
+        m = self.market_id(market)
+        value = check_finite("rate", rate)
+        if abs(value) >= 1.0:
+            raise ValidationError("rate", rate, "must be a fraction with |rate| < 1")
+        ts = self._ts(ts_ns)
+        state = self.markets[m]
+        if state.mark <= 0:
+            raise StateError(f"market {state.spec.symbol} has no mark price yet: set_mark first")
+        n = self._n
+        size = self._positions[m].size[:n]
+        accounts = np.flatnonzero(size != 0.0).astype(np.int64)
+        payments = -size[accounts] * state.mark * value
+        if len(accounts):
+            self.journal.append_columns(
+                EventKind.FUNDING, ts, account=accounts, market=m, amount=payments, price=value,
+                size=state.mark,
+            )  # fmt: skip
+            self._apply_funding(m, accounts, payments)
+        self.clock_ns = max(self.clock_ns, ts)
+        self.last_step = self.risk.on_mark(m, ts)
+        if self.check_invariants:
+            self.assert_conserved()
+        out = np.zeros(n)
+        out[accounts] = payments
+        return out
+
+    def _apply_funding(self, market: int, accounts: IntArray, amounts: FloatArray) -> None:
+        self._version += 1
+        cols = self._positions[market]
+        iso = cols.mode[accounts] != MarginMode.CROSS
+        np.add.at(cols.isolated_margin, accounts[iso], amounts[iso])
+        np.add.at(self._cash, accounts[~iso], amounts[~iso])
+
     def set_margin_mode(
         self, account: int, market: MarketRef, mode: MarginMode, *, ts_ns: int | None = None
     ) -> None:

@@ -44,6 +44,7 @@ def replay(cls: type[Exchange], journal: Journal, *, check_invariants: bool = Fa
             int(EventKind.DEPOSIT),
             int(EventKind.TRANSFER),
             int(EventKind.POSITION_SETTINGS),
+            int(EventKind.FUNDING),
         ],
     )
     boundary = np.ones(n, dtype=bool)
@@ -98,6 +99,10 @@ def apply_batch(ex: Exchange, part: pa.Table) -> None:
             np.asarray(part["amount"], dtype=np.float64),
             np.asarray(part["code"], dtype=np.int64),
             np.asarray(part["ts_ns"], dtype=np.int64),
+        )
+    elif kind is EventKind.FUNDING:
+        ex._apply_funding(
+            int(part["market"][0].as_py()), account, np.asarray(part["amount"], dtype=np.float64)
         )
     elif kind is EventKind.POSITION_SETTINGS:
         cols = ex._positions[int(part["market"][0].as_py())]
