@@ -11,6 +11,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from deleverage.liquidity import linear_fill_nb
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -243,23 +245,14 @@ def plan_isolated_liquidations_nb(
         full = q >= abs(s) * (1.0 - 1e-12)
         if full:
             q = abs(s)
-        order_side = -side
         if np.isinf(book_depth):
             filled = q
             vwap = mark
             y1 = consumed
-        else:
-            y0 = order_side * consumed
-            room = book_max_move * book_depth - y0
-            if room <= 0.0:
-                filled = 0.0
-            elif q < room:
-                filled = q
-            else:
-                filled = room
-            y1s = y0 + filled
-            vwap = mark * (1.0 + order_side * (y0 + y1s) / (2.0 * book_depth))
-            y1 = order_side * y1s
+        else:  # the constant-depth book's own fill (liquidity.linear_fill)
+            filled, vwap, _, y1 = linear_fill_nb(
+                -1 if s > 0.0 else 1, q, mark, book_depth, consumed, book_max_move
+            )
         equity_after = equity[i] + side * filled * (vwap - mark)
         exhausted = filled < q * (1.0 - 1e-12)
         owed = -(cash[i] + equity_after)  # what the account's cash cannot take
