@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from deleverage import margin as mm
 from deleverage.errors import (
+    InsufficientFundsError,
     InsufficientMarginError,
     StateError,
     UnknownEntityError,
@@ -185,6 +186,7 @@ def open_positions(
         )
         ex._cash[acc[moved]] -= topup[moved]
         cols.isolated_margin[acc[moved]] += topup[moved]
+        ex._touch(m, acc[moved])
     buy = qty > 0
     buyers = np.where(buy, acc, cp)
     sellers = np.where(buy, cp, acc)
@@ -213,3 +215,46 @@ def _check_array(
         k = int(np.flatnonzero(bad)[0])
         rule = "must be finite and > 0" if positive else "must be finite and non-zero"
         raise ValidationError(f"{field}[{k}]", float(values[k]), rule)
+
+
+def add_isolated_margin_many(
+    ex: Exchange,
+    market: MarketRef,
+    accounts: npt.ArrayLike,
+    amounts: npt.ArrayLike,
+    *,
+    ts_ns: int | None = None,
+) -> None:
+    """Move cash into many isolated positions' margin at once (columnar); all or nothing.
+
+    Each account must hold an isolated position in ``market`` and the cash to move.
+    """
+    m = ex.market_id(market)
+    acc = np.asarray(accounts, dtype=np.int64)
+    amt = np.broadcast_to(np.asarray(amounts, dtype=np.float64), acc.shape).copy()
+    ts = ex._ts(ts_ns)
+    if len(acc) == 0:
+        return
+    if acc.min() < 0 or acc.max() >= ex._n:
+        raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= ex._n)][0]))
+    if len(np.unique(acc)) != len(acc):
+        raise ValidationError("accounts", "duplicates", "must be distinct")
+    _check_array("amounts", amt, positive=True)
+    cols = ex._positions[m]
+    bad = (cols.mode[acc] != MarginMode.ISOLATED) | (cols.size[acc] == 0.0)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise StateError(f"account {int(acc[k])} has no isolated position in market {m}")
+    short = amt > ex._cash[acc] + MARGIN_ATOL
+    if short.any():
+        k = int(np.flatnonzero(short)[0])
+        raise InsufficientFundsError(
+            f"`amounts[{k}]` {amt[k]} exceeds the cash {float(ex._cash[acc[k]])} of account "
+            f"{int(acc[k])}"
+        )
+    ex.journal.append_columns(EventKind.MARGIN_MOVED, ts, account=acc, market=m, amount=amt)
+    ex._version += 1
+    ex._cash[acc] -= amt
+    cols.isolated_margin[acc] += amt
+    ex._touch(m, acc)
+    ex.clock_ns = max(ex.clock_ns, ts)

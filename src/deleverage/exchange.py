@@ -72,6 +72,7 @@ from deleverage.kernels import (
     isolated_scan_nb,
     margin_ratio_nb,
 )
+from deleverage.level_index import LevelIndex
 from deleverage.spec import MarginMode, MarketSpec, TierArrays, check_finite, check_finite_positive
 from deleverage.state import (
     SYSTEM_KINDS,
@@ -193,6 +194,12 @@ class Exchange:
         self._cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._buffers: dict[str, FloatArray] = {}
         self._scan_buffers: dict[str, npt.NDArray[Any]] = {}
+        # Per market: bumped by every change to its positions or isolated margins (not marks).
+        self._pos_version: list[int] = []
+        # Sorted zone-price indexes of isolated positions, per (market, level).
+        self._level_index: dict[tuple[int, float], LevelIndex] = {}
+        #: Use the sorted zone-price index for the isolated scan (the full pass otherwise).
+        self.use_level_index = True
         self.fee_account = 0
         self.liquidity_account = 1
         self.insurance_account = 2
@@ -263,6 +270,29 @@ class Exchange:
             self.assert_conserved()
         return done
 
+    def positions_version(self, market: MarketRef) -> int:
+        """Counter bumped by every change to ``market``'s positions or isolated margins."""
+        return self._pos_version[self.market_id(market)]
+
+    def _touch(self, m: int, accounts: IntArray | int) -> None:
+        """Positions of ``accounts`` in market ``m`` changed (size, entry, margin, mode)."""
+        self._pos_version[m] += 1
+        if not self._level_index:
+            return
+        acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
+        for (market, _), index in self._level_index.items():
+            if market == m:
+                index.touch(acc)
+
+    def _touch_all(self, m: int | None = None) -> None:
+        """Every position of market ``m`` (all markets: None) may have changed."""
+        for k in range(len(self._pos_version)):
+            if m is None or k == m:
+                self._pos_version[k] += 1
+        for (market, _), index in self._level_index.items():
+            if m is None or market == m:
+                index.invalidate()
+
     def _apply(self, event: Event) -> None:
         """Apply one event's effect to the state. The only place state changes."""
         kind = event.kind
@@ -306,6 +336,7 @@ class Exchange:
             assert isinstance(event, MarginMoved)
             self._cash[event.account] -= event.amount
             self._positions[event.market].isolated_margin[event.account] += event.amount
+            self._touch(event.market, event.account)
         elif kind is EventKind.FUNDING:
             assert isinstance(event, FundingPayment)
             self._apply_funding(
@@ -316,6 +347,7 @@ class Exchange:
             cols = self._positions[event.market]
             cols.mode[event.account] = event.margin_mode
             cols.leverage[event.account] = event.leverage
+            self._touch(event.market, event.account)
         elif kind is EventKind.ACCOUNT_OPENED:
             assert isinstance(event, AccountOpened)
             self._apply_account_opened(event)
@@ -328,6 +360,7 @@ class Exchange:
             state = self.markets[event.market]
             state.spec, state.tiers = spec, spec.tier_arrays
             self._refresh_rates(event.market)
+            self._touch_all(event.market)
         # Notices (liquidation summaries, margin calls, ...) change nothing.
 
     def _apply_account_opened(self, event: AccountOpened) -> None:
@@ -376,6 +409,7 @@ class Exchange:
         cols = PositionColumns(self._capacity)
         cols.mode[: self._n] = self._default_mode[: self._n]
         self._positions.append(cols)
+        self._pos_version.append(0)
 
     def _apply_fill(self, fill: Fill) -> None:
         self._apply_fill_columns(
@@ -404,6 +438,7 @@ class Exchange:
             cols.size, cols.entry, cols.isolated_margin, cols.mode, cols.realized_pnl,
             self._cash, self.fee_account, buyers, sellers, sizes, prices, buyer_fees, seller_fees,
         )  # fmt: skip
+        self._touch(market, np.concatenate([buyers, sellers]))
         self._refresh_rates(market)
 
     def _refresh_rates(self, m: int) -> None:
@@ -586,6 +621,7 @@ class Exchange:
                 self._cash, cols.isolated_margin, cols.mode, cols.size, True, sources,
                 destinations, amounts,
             )  # fmt: skip
+            self._touch(market, np.concatenate([sources, destinations]))
         else:
             dummy = np.zeros(0)
             apply_transfers_nb(
@@ -821,6 +857,10 @@ class Exchange:
         iso = cols.mode[accounts] != MarginMode.CROSS
         np.add.at(cols.isolated_margin, accounts[iso], amounts[iso])
         np.add.at(self._cash, accounts[~iso], amounts[~iso])
+        if len(accounts) > 64:
+            self._touch_all(market)
+        else:
+            self._touch(market, accounts)
 
     def set_margin_mode(
         self, account: int, market: MarketRef, mode: MarginMode, *, ts_ns: int | None = None
@@ -1262,6 +1302,11 @@ class Exchange:
             for name in ("i_below_e", "i_below_m", "i_warn_r"):
                 buffers[name] = np.empty(self._capacity)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        if self.use_level_index:
+            result = self._indexed_isolated_scan(m, call_level)
+            if self.check_invariants:
+                self._check_indexed_scan(m, call_level, result)
+            return result
         n_below, n_warn = isolated_scan_nb(
             cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
             self._kind[:n], state.mark, t.floor, t.mmr, t.cum, call_level,
@@ -1275,6 +1320,49 @@ class Exchange:
             "warn": buffers["i_warn"][:n_warn].copy(),
             "warn_ratio": buffers["i_warn_r"][:n_warn].copy(),
         }
+
+    def _indexed_isolated_scan(self, m: int, call_level: float) -> dict[str, Any]:
+        """:meth:`_isolated_scan` over the candidates of the zone-price index only."""
+        n = self._n
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        key = (m, min(float(call_level), 1.0))
+        index = self._level_index.get(key)
+        if index is None:
+            index = self._level_index[key] = LevelIndex(call_level)
+        if not index.valid:
+            index.rebuild(
+                cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+                self._kind[:n], t,
+            )  # fmt: skip
+        cand = index.candidates(state.mark, cols.size, cols.entry, cols.isolated_margin, t)
+        k = len(cand)
+        below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
+        warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
+        n_below, n_warn = isolated_scan_nb(
+            cols.size[cand], cols.entry[cand], cols.isolated_margin[cand], cols.mode[cand],
+            self._kind[cand], state.mark, t.floor, t.mmr, t.cum, call_level, below, below_e,
+            below_m, warn, warn_r,
+        )  # fmt: skip
+        return {
+            "below": cand[below[:n_below]],
+            "below_equity": below_e[:n_below],
+            "below_maintenance": below_m[:n_below],
+            "warn": cand[warn[:n_warn]],
+            "warn_ratio": warn_r[:n_warn],
+        }
+
+    def _check_indexed_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
+        """The indexed scan must equal the full pass (``check_invariants`` mode)."""
+        self.use_level_index = False
+        try:
+            full = self._isolated_scan(m, call_level)
+        finally:
+            self.use_level_index = True
+        for name, value in full.items():
+            if not np.array_equal(value, result[name]):
+                raise InvariantError(
+                    f"indexed isolated scan of market {m} differs from the full pass in `{name}`"
+                )
 
     def isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
         """Equity, maintenance and margin ratio of isolated positions in one market."""

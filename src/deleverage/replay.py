@@ -108,11 +108,13 @@ def apply_batch(ex: Exchange, part: pa.Table) -> None:
         cols = ex._positions[int(part["market"][0].as_py())]
         cols.mode[account] = np.asarray(part["code"], dtype=np.int8)
         cols.leverage[account] = np.asarray(part["price"], dtype=np.float64)
+        ex._touch(int(part["market"][0].as_py()), account)
     elif kind is EventKind.MARGIN_MOVED:
         amount = np.asarray(part["amount"], dtype=np.float64)
         cols = ex._positions[int(part["market"][0].as_py())]
         np.subtract.at(ex._cash, account, amount)
         np.add.at(cols.isolated_margin, account, amount)
+        ex._touch(int(part["market"][0].as_py()), account)
     else:
         first, count = int(account[0]), len(account)
         if not np.array_equal(account, np.arange(first, first + count)) or first != ex._n:

@@ -37,6 +37,7 @@ from deleverage import adl as adl_math
 from deleverage import liquidation as liq
 from deleverage import margin as mm
 from deleverage.dynamic import RiskParameterPolicy, scale_spec
+from deleverage.errors import ValidationError
 from deleverage.events import (
     AdlRound,
     BadDebt,
@@ -82,6 +83,11 @@ class MarketRisk:
     base_spec: MarketSpec | None = None
     multiplier: float = 1.0
     history: deque[tuple[int, float]] = field(default_factory=deque)
+    #: Liquidator response time (ns) and the notional they can take per step (quote).
+    latency_ns: int = 0
+    capital_per_step: float = math.inf
+    #: Positions found under maintenance and waiting for a liquidator: account -> first seen.
+    pending: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,6 +128,8 @@ class RiskEngine:
         self.declared_bad_debt: dict[int, float] = {}
         #: Deficit of open isolated positions left by a partial close, already reported.
         self.carried_deficit: dict[int, float] = {}
+        #: Seconds positions spent under maintenance waiting for a liquidator (summed).
+        self.under_collateralized_s = 0.0
 
     def reserve(self, capacity: int) -> None:
         """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
@@ -136,6 +144,56 @@ class RiskEngine:
 
     def add_market(self) -> None:
         self.markets.append(MarketRisk())
+
+    def set_liquidators(
+        self, market: int, *, latency_s: float = 0.0, capital_per_step: float = math.inf
+    ) -> None:
+        """Model the liquidators of ``market``: response time and capital per step.
+
+        A position found under maintenance waits ``latency_s`` seconds (a matcher's
+        milliseconds, a chain's block times) before it is liquidated, even beyond
+        bankruptcy; liquidators take at most ``capital_per_step`` notional (quote) a step.
+        Time spent waiting is summed in :attr:`under_collateralized_s`.
+        """
+        if not (math.isfinite(latency_s) and latency_s >= 0):
+            raise ValidationError("latency_s", latency_s, "must be a finite number >= 0")
+        if not capital_per_step > 0:
+            raise ValidationError("capital_per_step", capital_per_step, "must be > 0")
+        risk = self.markets[market]
+        risk.latency_ns = round(latency_s * _NS)
+        risk.capital_per_step = float(capital_per_step)
+
+    def pending_count(self, market: int) -> int:
+        """Positions of ``market`` under maintenance still waiting for a liquidator."""
+        return len(self.markets[market].pending)
+
+    def _ready(self, m: int, accounts: list[int], ts: int) -> list[bool]:
+        """Which accounts a liquidator has reached (cooldowns and latency) at ``ts``."""
+        risk = self.markets[m]
+        cooldown, latency, pending = risk.cooldown_until_ns, risk.latency_ns, risk.pending
+        out = []
+        for a in accounts:
+            ok = cooldown.get(a, -1) <= ts if cooldown else True
+            if latency and ok:
+                first = pending.setdefault(a, ts)
+                ok = ts - first >= latency
+            out.append(ok)
+        return out
+
+    def _settle_pending(self, m: int, ts: int) -> None:
+        """Drop waiting positions that were liquidated or recovered; add up their wait."""
+        risk = self.markets[m]
+        if not risk.pending:
+            return
+        done = []
+        for a, first in risk.pending.items():
+            isolated = self._isolated(a, m)
+            equity, maint = self._pool(a, m, isolated)
+            if self.ex._positions[m].size[a] == 0.0 or equity >= maint:
+                done.append(a)
+                self.under_collateralized_s += (ts - first) / _NS
+        for a in done:
+            del risk.pending[a]
 
     # ------------------------------------------------------------------ entry point
     def on_mark(self, m: int, ts: int) -> StepReport:
@@ -162,7 +220,7 @@ class RiskEngine:
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
         report.margin_calls = self._margin_calls(m, ts)
-        caps = _Caps(state.spec)
+        caps = _Caps(state.spec, risk.capital_per_step)
         touched: npt.NDArray[np.int64] | None = None
         rounds = _MAX_ROUNDS
         if self._batchable(m) and self._modes_present(m)[0]:
@@ -181,6 +239,7 @@ class RiskEngine:
                     progressed = True
             if not progressed or caps.market_exhausted:
                 break
+        self._settle_pending(m, ts)
         self.reports.append(report)
         return report
 
@@ -195,6 +254,8 @@ class RiskEngine:
         spec = self.ex.markets[m].spec
         policy = spec.liquidation
         book = self.markets[m].liquidity
+        if math.isfinite(self.markets[m].capital_per_step):
+            return False  # liquidator capital caps the step: the per-account path clips
         if not (
             policy.execution == "market"
             and policy.backstop_equity_fraction == 0.0
@@ -235,8 +296,8 @@ class RiskEngine:
         equity = iscan["below_equity"]
         maint = iscan["below_maintenance"]
         risk = self.markets[m]
-        if risk.cooldown_until_ns:
-            free = np.array([risk.cooldown_until_ns.get(a, -1) <= ts for a in below.tolist()])
+        if risk.cooldown_until_ns or risk.latency_ns:
+            free = np.array(self._ready(m, below.tolist(), ts), dtype=np.bool_)
             if len(free):
                 below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
@@ -326,6 +387,7 @@ class RiskEngine:
             )
             ex._cash[accounts[moved]] -= mine[moved]
             cols.isolated_margin[accounts[moved]] += mine[moved]
+            ex._touch(m, accounts[moved])
             ex._version += 1
         open_cover = still_open & (cov > 0.0)
         self._batch_transfers(
@@ -646,7 +708,9 @@ class RiskEngine:
         if any_cross:
             out += _below(ex.cross_scan(m, level), isolated=False)
         now = ex.clock_ns
-        out = [c for c in out if risk.cooldown_until_ns.get(c[1], -1) <= now]
+        if risk.cooldown_until_ns or risk.latency_ns:
+            ready = self._ready(m, [c[1] for c in out], now)
+            out = [c for c, ok in zip(out, ready, strict=True) if ok]
         out.sort()
         return [(a, isolated) for _, a, isolated in out]
 
@@ -661,14 +725,15 @@ class RiskEngine:
         equity = cols.isolated_margin[a] + size * (state.mark - cols.entry[a])
         maint = mm.maintenance_margin(np.abs(size) * state.mark, state.tiers)
         below = (size != 0.0) & (cols.mode[a] != 0) & (ex._kind[a] == 0) & (equity < maint)
-        risk = self.markets[m]
         now = ex.clock_ns
+        accs = a[below].tolist()
+        ready = self._ready(m, accs, now)
         out = [
             (_health(e, mt), acc, True)
-            for acc, e, mt in zip(
-                a[below].tolist(), equity[below].tolist(), maint[below].tolist(), strict=True
+            for acc, e, mt, ok in zip(
+                accs, equity[below].tolist(), maint[below].tolist(), ready, strict=True
             )
-            if risk.cooldown_until_ns.get(acc, -1) <= now
+            if ok
         ]
         out.sort()
         return [(acc, True) for _, acc, _ in out]
@@ -1320,9 +1385,11 @@ class _Queue:
 class _Caps:
     """Per-step liquidation caps (dYdX block limits, Synthetix window cap), in notional."""
 
-    def __init__(self, spec: MarketSpec) -> None:
+    def __init__(self, spec: MarketSpec, capital: float = math.inf) -> None:
         self.per_account = spec.liquidation.max_notional_per_account_step
         self.per_market = spec.liquidation.max_notional_per_market_step
+        if math.isfinite(capital):
+            self.per_market = min(capital, self.per_market or math.inf)
         self.lot_size = spec.lot_size
         self.used_market = 0.0
         self.used_account: dict[int, float] = {}

@@ -37,6 +37,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from deleverage import margin as mm
+from deleverage.bulk import add_isolated_margin_many
 from deleverage.errors import DataError, StateError, ValidationError
 from deleverage.spec import (
     MarginMode,
@@ -263,7 +264,14 @@ class Population:
         return cls(frame=out, symbol=market.symbol)
 
     # ------------------------------------------------------------------ engine
-    def load_into(self, exchange: Exchange, market: MarketSpec | int | str) -> IntArray:
+    def load_into(
+        self,
+        exchange: Exchange,
+        market: MarketSpec | int | str,
+        *,
+        cross_accounts: IntArray | None = None,
+        ts_ns: int | None = None,
+    ) -> IntArray:
         """Open one account per row in ``exchange`` and its position; return the account ids.
 
         Isolated and cross rows get accounts opened with that default margin mode; each account
@@ -277,6 +285,10 @@ class Population:
         liquidates at ``liquidation_price``); a position in loss at the mark gets the extra
         deposit the engine needs to open it (it is then safer than its row says). Leverage above
         the tier maximum of the notional at the mark is lowered to that maximum.
+
+        ``cross_accounts``: existing cross accounts to hold this population's cross rows (row
+        ``i`` of the cross rows goes to ``cross_accounts[i]`` while there are any), so one
+        account holds positions in several markets; the rest get new accounts.
 
         Returns
         -------
@@ -319,19 +331,34 @@ class Population:
         extra = np.where(short > 0, short * (1 + 1e-12) + MARGIN_ATOL, 0.0)
         ids = np.empty(n, dtype=np.int64)
         if iso.any():
-            ids[iso] = exchange.open_accounts(int(iso.sum()), margin_mode=MarginMode.ISOLATED)
-        if (~iso).any():
-            ids[~iso] = exchange.open_accounts(int((~iso).sum()), margin_mode=MarginMode.CROSS)
-        exchange.deposit_many(ids, collateral + extra)
-        exchange.open_positions(m, ids, size, entry, leverage=leverage)
+            ids[iso] = exchange.open_accounts(
+                int(iso.sum()), margin_mode=MarginMode.ISOLATED, ts_ns=ts_ns
+            )
+        n_cross = int((~iso).sum())
+        if n_cross:
+            reuse = np.zeros(0, dtype=np.int64) if cross_accounts is None else cross_accounts
+            reuse = np.asarray(reuse, dtype=np.int64)[:n_cross]
+            fresh = n_cross - len(reuse)
+            new = (
+                exchange.open_accounts(fresh, margin_mode=MarginMode.CROSS, ts_ns=ts_ns)
+                if fresh
+                else np.zeros(0, dtype=np.int64)
+            )
+            ids[~iso] = np.concatenate([reuse, new])
+            if len(reuse):
+                modes = exchange.columns(m).mode[reuse]
+                if np.any(modes != MarginMode.CROSS):
+                    raise StateError("cross_accounts must default to cross margin in the market")
+        exchange.deposit_many(ids, collateral + extra, ts_ns=ts_ns)
+        exchange.open_positions(m, ids, size, entry, leverage=leverage, ts_ns=ts_ns)
         # Move the rest of an isolated account's collateral into its position's margin.
         cols = exchange.columns(m)
         target = collateral - fee
         gap = np.where(iso, target - cols.isolated_margin[ids], 0.0)
-        for k in np.flatnonzero(gap > MARGIN_ATOL).tolist():
-            amount = min(float(gap[k]), exchange.cash(int(ids[k])))
-            if amount > 0:
-                exchange.add_isolated_margin(int(ids[k]), m, amount)
+        amount = np.minimum(gap, exchange._cash[ids])
+        moved = amount > MARGIN_ATOL
+        if moved.any():
+            add_isolated_margin_many(exchange, m, ids[moved], amount[moved], ts_ns=ts_ns)
         return ids
 
 

@@ -1,0 +1,417 @@
+"""The scenario runner: one engine stepped over time, with endogenous price impact.
+
+Each step ``k`` (time ``t_k = k dt_s``) and each market:
+
+1. the displacement ``I`` left by earlier forced flow decays: ``I <- I x 2^(-dt / half_life)
+   x exp(-speed dt)`` (the book refills; arbitrageurs pull the mark back at ``speed``);
+2. the mark is the exogenous price moved by it, ``mark = X_k (1 + I)`` (``X_k`` alone with
+   ``feedback=False``), and the engine runs its risk step on it (margin calls, liquidations
+   against the book, insurance, ADL);
+3. the liquidation fills of that step consumed depth ``x`` on the book: the displacement grows
+   by the book's impact of ``x`` (``x / D`` on a constant-depth book), the book is re-centred,
+   and the engine is re-marked at the moved price, which may liquidate the next layer: one
+   *cascade round*; rounds repeat until a round liquidates nothing (or ``max_cascade_rounds``);
+4. funding settles at each funding interval; rebalancers top up positions near liquidation.
+
+The engine is the same :class:`deleverage.exchange.Exchange` used everywhere (no second
+engine); the runner only chooses marks and calls its public operations. Results: the journal
+and a per-step frame (:data:`STEP_COLUMNS`), with :attr:`RunResult.result_hash` over both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage.errors import ConfigError
+from deleverage.events import Journal
+from deleverage.exchange import Exchange
+from deleverage.liquidity import ConstantDepthBook
+from deleverage.sim import agents as agent_mod
+from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
+from deleverage.sim.paths import scenario_paths
+from deleverage.sim.population import Population, generate_population
+from deleverage.sim.scenario import Scenario
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+_NS = 1_000_000_000
+#: Floor of the displacement: the mark never falls below 1% of the exogenous price.
+_MIN_IMPACT = -0.99
+
+#: Columns of :attr:`RunResult.steps`, one row per (step, market).
+STEP_COLUMNS = (
+    "step",  # step index k
+    "t_s",  # seconds since the start
+    "ts_ns",  # engine time, ns since the epoch
+    "market",  # symbol
+    "exogenous",  # exogenous (index) price, quote/base
+    "mark",  # mark price after the step's cascade, quote/base
+    "impact",  # relative displacement of the mark, mark / exogenous - 1
+    "liquidations",  # liquidation closes in the step
+    "liquidated_notional",  # quote
+    "adl_notional",  # quote
+    "adl_rounds",  # ADL rounds
+    "insurance_fund",  # fund balance after the step, quote
+    "bad_debt",  # cumulative bad debt declared, quote
+    "socialized_loss",  # cumulative socialized loss, quote
+    "open_interest",  # sum of traders' long sizes, base units
+    "cascade_rounds",  # re-marks caused by forced flow in the step
+    "margin_calls",  # margin calls issued in the step
+    "under_collateralized",  # positions below maintenance left open after the step
+    "funding_rate",  # rate settled in the step (NaN when none)
+    "top_ups",  # rebalancer top-ups in the step
+)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: the per-step frame, the journal and a few totals."""
+
+    scenario: Scenario
+    steps: pd.DataFrame
+    journal: Journal
+    summary: dict[str, float]
+    populations: dict[str, Population] = field(default_factory=dict)
+    exchange: Exchange | None = None
+    wall_s: float = 0.0
+
+    @property
+    def result_hash(self) -> str:
+        """SHA-256 over the per-step frame's values and the journal's events (not wall time)."""
+        h = hashlib.sha256()
+        h.update(pd.util.hash_pandas_object(self.steps, index=False).to_numpy().tobytes())
+        table = self.journal.to_arrow()
+        for column in table.columns:
+            h.update(pd.util.hash_array(column.to_numpy(zero_copy_only=False)).tobytes())
+        return h.hexdigest()
+
+    def save(self, folder: str | Path) -> dict[str, Path]:
+        """Write ``steps.parquet``, ``journal.parquet``, ``scenario.json``, ``summary.json``."""
+        out = Path(folder)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "steps": out / "steps.parquet",
+            "journal": out / "journal.parquet",
+            "scenario": out / "scenario.json",
+            "summary": out / "summary.json",
+        }
+        self.steps.to_parquet(paths["steps"], index=False)
+        self.journal.write_parquet(paths["journal"])
+        paths["scenario"].write_text(json.dumps(self.scenario.to_toml_dict(), indent=2))
+        summary = {**self.summary, "result_hash": self.result_hash}
+        paths["summary"].write_text(json.dumps(summary, indent=2, default=float))
+        return paths
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def run(
+    scenario: Scenario,
+    *,
+    feedback: bool | None = None,
+    progress: ProgressCallback | None = None,
+    keep_exchange: bool = False,
+) -> RunResult:
+    """Run ``scenario``; ``feedback`` overrides the scenario's switch (for comparisons).
+
+    ``progress(done, total)`` is called every few hundred steps. Same scenario, same result
+    (:attr:`RunResult.result_hash`).
+    """
+    sim = Simulation(scenario, feedback=feedback)
+    return sim.run(progress=progress, keep_exchange=keep_exchange)
+
+
+class Simulation:
+    """A scenario set up on a fresh engine, ready to step (see the module docstring)."""
+
+    def __init__(self, scenario: Scenario, *, feedback: bool | None = None) -> None:
+        self.scenario = scenario
+        self.feedback = scenario.feedback if feedback is None else feedback
+        seeds = np.random.SeedSequence(scenario.seed).spawn(4)
+        price_rng, pop_seq, agent_rng, engine_seed = (
+            np.random.default_rng(seeds[0]),
+            seeds[1],
+            np.random.default_rng(seeds[2]),
+            int(seeds[3].generate_state(1)[0]),
+        )
+        self.paths, self.start_ns = scenario_paths(scenario, price_rng)
+        self.n_steps = len(self.paths) - 1
+        self.ex = Exchange(seed=engine_seed)
+        ex = self.ex
+        self.specs = scenario.market_specs()
+        self.books: list[ConstantDepthBook | None] = []
+        for m, (market, spec) in enumerate(zip(scenario.markets, self.specs, strict=True)):
+            ex.list_market(spec, ts_ns=self.start_ns)
+            ex.set_mark(m, float(self.paths[0, m]), ts_ns=self.start_ns)
+            book = None
+            if market.liquidity.model == "constant_depth":
+                book = ConstantDepthBook(
+                    depth_per_pct=market.liquidity.depth_per_pct,
+                    half_life_s=market.liquidity.half_life_s,
+                    max_move=market.liquidity.max_move,
+                    ts_ns=self.start_ns,
+                )
+            ex.set_liquidity(m, book)
+            self.books.append(book)
+            liq = scenario.agents.liquidators
+            ex.risk.set_liquidators(
+                m,
+                latency_s=liq.latency_s,
+                capital_per_step=liq.capital * scenario.dt_s if math.isfinite(liq.capital)
+                else math.inf,
+            )  # fmt: skip
+        if scenario.insurance.fund > 0:
+            ex.deposit(ex.insurance_account, scenario.insurance.fund, ts_ns=self.start_ns)
+        self.populations: dict[str, Population] = {}
+        self.accounts: list[IntArray] = []
+        pop_seeds = pop_seq.spawn(len(scenario.markets))
+        shared_cross: IntArray | None = None
+        for m, (market, spec) in enumerate(zip(scenario.markets, self.specs, strict=True)):
+            if market.population is None:
+                self.accounts.append(np.zeros(0, dtype=np.int64))
+                continue
+            pop = generate_population(
+                market.population,
+                spec,
+                reference_price=float(self.paths[0, m]),
+                rng=np.random.default_rng(pop_seeds[m]),
+            )
+            self.populations[spec.symbol] = pop
+            reuse = shared_cross if scenario.multi_market_accounts else None
+            ids = pop.load_into(ex, m, cross_accounts=reuse, ts_ns=self.start_ns)
+            if scenario.multi_market_accounts:
+                cross_ids = ids[~pop.isolated]
+                if shared_cross is None or len(cross_ids) > len(shared_cross):
+                    shared_cross = cross_ids
+            self.accounts.append(ids)
+        self.agents = agent_mod.Agents.build(scenario, self, agent_rng)
+        self.impact = np.zeros(len(scenario.markets))
+        self._funding = self._funding_schedule()
+
+    # ---------------------------------------------------------------- funding
+    def _funding_schedule(self) -> list[tuple[float, FloatArray | None]]:
+        """Per market: interval in seconds and the historical rates (None otherwise)."""
+        out: list[tuple[float, FloatArray | None]] = []
+        total_s = self.n_steps * self.scenario.dt_s
+        for market in self.scenario.markets:
+            f = market.funding
+            rates = None
+            if f.kind == "historical":
+                history = load_funding_history(bundled=f.bundled, file=f.file)
+                start = self.start_ns if f.start is None else int(pd.Timestamp(f.start).value)
+                count = int(total_s // f.interval_s)
+                try:
+                    rates = funding_rates_from(history, start, max(count, 0))
+                except Exception as exc:
+                    raise ConfigError("funding.start", f.start, str(exc)) from None
+            out.append((f.interval_s, rates))
+        return out
+
+    def _funding_rate(self, m: int, k_settle: int, mark: float, index: float) -> float | None:
+        f = self.scenario.markets[m].funding
+        if f.kind == "none":
+            return None
+        if f.kind == "constant":
+            return f.rate
+        if f.kind == "premium":
+            return premium_funding_rate(mark, index, cap=f.cap)
+        rates = self._funding[m][1]
+        assert rates is not None
+        return float(rates[k_settle]) if k_settle < len(rates) else None
+
+    # ---------------------------------------------------------------- the loop
+    def run(
+        self, *, progress: ProgressCallback | None = None, keep_exchange: bool = False
+    ) -> RunResult:
+        started = time.perf_counter()
+        scenario = self.scenario
+        ex = self.ex
+        n_m = len(scenario.markets)
+        n = self.n_steps + 1
+        cols = {name: np.zeros((n, n_m)) for name in STEP_COLUMNS if name not in ("market",)}
+        cols["funding_rate"][:] = np.nan
+        dt = scenario.dt_s
+        decay = np.ones(n_m)
+        for m, book in enumerate(self.books):
+            arb = math.exp(-scenario.agents.arbitrageurs.speed_per_s * dt)
+            decay[m] = arb * (0.5 ** (dt / book.half_life_s) if book is not None else 1.0)
+        bad_debt = np.zeros(n_m)
+        socialized = np.zeros(n_m)
+        next_funding = [interval for interval, _ in self._funding]
+        settled = [0] * n_m
+        oi = np.array([self._open_interest(m) for m in range(n_m)])
+        report_every = max(1, self.n_steps // 200)
+        for k in range(n):
+            ts = self.start_ns + round(k * dt * _NS)
+            t_s = k * dt
+            for m in range(n_m):
+                x = float(self.paths[k, m])
+                if k > 0:
+                    self.impact[m] *= decay[m]
+                row = self._step_market(m, k, ts, x)
+                rate = None
+                if t_s + 1e-9 >= next_funding[m] and k > 0:
+                    rate = self._funding_rate(m, settled[m], ex.markets[m].mark, x)
+                    next_funding[m] += self._funding[m][0]
+                    settled[m] += 1
+                    if rate is not None:
+                        ex.settle_funding(m, rate, ts_ns=ts)
+                        self._add_report(row, ex.last_step)
+                row["top_ups"] = self.agents.after_step(m, ts)
+                bad_debt[m] += row["bad_debt"]
+                socialized[m] += row["socialized_loss"]
+                if row["liquidations"] or row["adl_notional"] or row["top_ups"] or rate:
+                    oi[m] = self._open_interest(m)
+                cols["step"][k, m] = k
+                cols["t_s"][k, m] = t_s
+                cols["ts_ns"][k, m] = ts
+                cols["exogenous"][k, m] = x
+                mark = ex.markets[m].mark
+                cols["mark"][k, m] = mark
+                cols["impact"][k, m] = mark / x - 1.0
+                for name in ("liquidations", "liquidated_notional", "adl_notional",
+                             "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
+                    cols[name][k, m] = row[name]
+                cols["bad_debt"][k, m] = bad_debt[m]
+                cols["socialized_loss"][k, m] = socialized[m]
+                cols["insurance_fund"][k, m] = ex.cash(ex.insurance_account_for(m))
+                cols["open_interest"][k, m] = oi[m]
+                cols["under_collateralized"][k, m] = ex.risk.pending_count(m)
+                cols["funding_rate"][k, m] = np.nan if rate is None else rate
+                cols["top_ups"][k, m] = row["top_ups"]
+            if progress is not None and (k % report_every == 0 or k == n - 1):
+                progress(k, self.n_steps)
+        steps = self._frame(cols)
+        wall = time.perf_counter() - started
+        result = RunResult(
+            scenario=scenario,
+            steps=steps,
+            journal=ex.journal,
+            summary=self._summary(steps),
+            populations=self.populations,
+            exchange=ex if keep_exchange else None,
+            wall_s=wall,
+        )
+        return result
+
+    def _step_market(self, m: int, k: int, ts: int, x: float) -> dict[str, float]:
+        """Mark market ``m`` at step ``k`` and run the cascade rounds; return the tallies."""
+        ex = self.ex
+        book = self.books[m]
+        row = dict.fromkeys(
+            ("liquidations", "liquidated_notional", "adl_notional", "adl_rounds", "bad_debt",
+             "socialized_loss", "cascade_rounds", "margin_calls", "top_ups"), 0.0,
+        )  # fmt: skip
+        if book is not None:
+            book.recover(ts)
+        mark = max(x * (1.0 + self.impact[m]), 1e-12) if self.feedback else x
+        if k == 0 and mark == ex.markets[m].mark:
+            return row
+        ex.set_mark(m, mark, ts_ns=ts)
+        self._add_report(row, ex.last_step)
+        rounds = 0
+        while self.feedback and book is not None and rounds < self.scenario.max_cascade_rounds:
+            moved = self._absorb_impact(m, ts)
+            if moved == 0.0 or self.impact[m] <= _MIN_IMPACT:
+                break
+            rounds += 1
+            mark = max(x * (1.0 + self.impact[m]), 1e-12)
+            ex.set_mark(m, mark, ts_ns=ts)
+            self._add_report(row, ex.last_step)
+            if ex.last_step.liquidations == 0 and ex.last_step.adl_rounds == 0:
+                moved = self._absorb_impact(m, ts)  # fills of that round still count
+                if moved != 0.0:
+                    ex.set_mark(m, max(x * (1.0 + self.impact[m]), 1e-12), ts_ns=ts)
+                    self._add_report(row, ex.last_step)
+                break
+        row["cascade_rounds"] = rounds
+        return row
+
+    def _absorb_impact(self, m: int, ts: int) -> float:
+        """Move the book's consumed depth into the mark's displacement; return the move."""
+        book = self.books[m]
+        assert book is not None
+        moved = float(book.price_impact(ts))
+        if moved != 0.0:
+            self.impact[m] = max(self.impact[m] + moved, _MIN_IMPACT)
+            book.restore({"consumed_depth": 0.0, "ts_ns": ts})
+        return moved
+
+    @staticmethod
+    def _add_report(row: dict[str, float], report: Any) -> None:
+        if report is None:
+            return
+        row["liquidations"] += report.liquidations
+        row["liquidated_notional"] += report.liquidated_notional
+        row["adl_notional"] += report.adl_notional
+        row["adl_rounds"] += report.adl_rounds
+        row["bad_debt"] += report.bad_debt
+        row["socialized_loss"] += report.socialized_loss
+        row["margin_calls"] += report.margin_calls
+
+    def _open_interest(self, m: int) -> float:
+        n = self.ex.n_accounts
+        size = self.ex.columns(m).size[:n]
+        trader = self.ex._kind[:n] == 0
+        return float(np.sum(size, where=trader & (size > 0)))
+
+    def _frame(self, cols: dict[str, FloatArray]) -> pd.DataFrame:
+        n, _n_m = cols["step"].shape
+        symbols = np.array([s.symbol for s in self.specs])
+        data: dict[str, Any] = {}
+        for name in STEP_COLUMNS:
+            if name == "market":
+                data[name] = pd.Categorical(np.tile(symbols, n), categories=list(symbols))
+            else:
+                data[name] = cols[name].reshape(-1)
+        frame = pd.DataFrame(data)
+        for name in ("step", "ts_ns", "liquidations", "adl_rounds", "cascade_rounds",
+                     "margin_calls", "under_collateralized", "top_ups"):  # fmt: skip
+            frame[name] = frame[name].astype(np.int64)
+        return frame
+
+    def _summary(self, steps: pd.DataFrame) -> dict[str, float]:
+        ex = self.ex
+        last = steps.groupby("market", observed=True).tail(1)
+        fund = steps.groupby("step")["insurance_fund"].first()
+        return {
+            "steps": float(self.n_steps),
+            "liquidations": float(steps["liquidations"].sum()),
+            "liquidated_notional": float(steps["liquidated_notional"].sum()),
+            "adl_notional": float(steps["adl_notional"].sum()),
+            "adl_rounds": float(steps["adl_rounds"].sum()),
+            "bad_debt": float(last["bad_debt"].sum()),
+            "socialized_loss": float(last["socialized_loss"].sum()),
+            "insurance_fund_start": float(self.scenario.insurance.fund),
+            "insurance_fund_min": float(fund.min()),
+            "insurance_fund_end": float(fund.iloc[-1]),
+            "cascade_rounds": float(steps["cascade_rounds"].sum()),
+            "max_drawdown_mark": float(_max_drop(steps, "mark")),
+            "max_drawdown_exogenous": float(_max_drop(steps, "exogenous")),
+            "under_collateralized_s": float(ex.risk.under_collateralized_s),
+            "top_ups": float(steps["top_ups"].sum()),
+            "hedgers_liquidated": float(self.agents.hedgers_liquidated()),
+            "positions": float(sum(len(a) for a in self.accounts)),
+        }
+
+
+def _max_drop(steps: pd.DataFrame, column: str) -> float:
+    """Largest peak-to-trough fall of ``column`` over the run, as a fraction, any market."""
+    worst = 0.0
+    for _, group in steps.groupby("market", observed=True):
+        v = group[column].to_numpy()
+        peak = np.maximum.accumulate(v)
+        worst = max(worst, float(np.max(1.0 - v / peak)))
+    return worst

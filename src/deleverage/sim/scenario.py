@@ -1,0 +1,428 @@
+"""Scenario files: markets, population, price process, funding, agents, seed (TOML).
+
+A scenario is everything the runner needs to reproduce a run: the same scenario gives the
+same journal and the same per-step frame (``RunResult.result_hash``). Every table rejects
+unknown keys; :func:`scenario_problems` lists every problem of a document at once (the
+``deleverage validate`` command), :meth:`Scenario.from_toml` raises on the first.
+
+A minimal scenario::
+
+    name = "gbm-stress"
+    seed = 7
+    duration_s = 3600
+
+    [[markets]]
+    symbol = "BTCUSDT"
+    preset = "binance"
+    price = { process = "gbm", s0 = 60000, sigma = 1.2 }
+    population = { n_positions = 20000 }
+
+Parameters can be overridden by dotted path (``Scenario.with_overrides``), the way parameter
+sweeps vary them: ``{"markets.0.liquidity.depth_per_pct": 5.0, "insurance.fund": 1e6}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+import pydantic
+from pydantic import Field, model_validator
+
+from deleverage.errors import ConfigError
+from deleverage.sim.population import PopulationSpec
+from deleverage.spec import MarketSpec, _Frozen
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+#: Longest run the runner accepts, in steps (one week at one second).
+MAX_STEPS = 7 * 86_400
+
+
+# ---------------------------------------------------------------------------- prices
+class GbmPrice(_Frozen):
+    """Geometric Brownian motion: ``s0`` (quote/base), annual drift ``mu`` and volatility."""
+
+    process: Literal["gbm"] = "gbm"
+    s0: PositiveFloat
+    mu: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+    sigma: NonNegFloat = 0.8
+
+
+class MertonPrice(_Frozen):
+    """Merton jump diffusion: GBM plus ``jump_intensity`` jumps a year of log size
+    ``N(jump_mean, jump_std^2)``."""
+
+    process: Literal["merton"] = "merton"
+    s0: PositiveFloat
+    mu: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+    sigma: NonNegFloat = 0.8
+    jump_intensity: NonNegFloat = 50.0
+    jump_mean: Annotated[float, Field(allow_inf_nan=False)] = -0.05
+    jump_std: NonNegFloat = 0.03
+
+
+class GarchPrice(_Frozen):
+    """GARCH(1,1) returns with unconditional annual volatility ``sigma``."""
+
+    process: Literal["garch"] = "garch"
+    s0: PositiveFloat
+    mu: Annotated[float, Field(allow_inf_nan=False)] = 0.0
+    sigma: PositiveFloat = 0.8
+    alpha: Fraction = 0.08
+    beta: Fraction = 0.9
+
+
+class RegimePrice(_Frozen):
+    """Regime-switching GBM: ``regimes`` as ``[mu, sigma]`` pairs (annual), a transition
+    matrix per step."""
+
+    process: Literal["regime"] = "regime"
+    s0: PositiveFloat
+    regimes: tuple[tuple[float, float], ...] = ((0.0, 0.5), (-2.0, 3.0))
+    transition: tuple[tuple[float, ...], ...] = ((0.9995, 0.0005), (0.002, 0.998))
+
+
+class ShockPrice(_Frozen):
+    """A deterministic crash ramp: flat at ``s0``, a fall of ``drop_fraction`` over
+    ``duration_s`` seconds from ``start_s``, then flat."""
+
+    process: Literal["shock"] = "shock"
+    s0: PositiveFloat
+    drop_fraction: Annotated[float, Field(gt=-10, lt=1, allow_inf_nan=False)] = 0.1
+    start_s: NonNegFloat = 60.0
+    duration_s: NonNegFloat = 300.0
+    shape: Literal["linear", "log"] = "linear"
+
+
+class HistoricalPrice(_Frozen):
+    """Replay OHLCV bars: a bundled crash window (``bundled``) or a CSV/Parquet ``file``.
+
+    ``method`` is how bars become a path (``"ohlc"`` visits each bar's extremes); ``scale_to``
+    rescales the path so it starts at that price (to replay a crash's shape on another market).
+    """
+
+    process: Literal["historical"] = "historical"
+    bundled: str | None = None
+    file: str | None = None
+    method: Literal["ohlc", "close"] = "ohlc"
+    scale_to: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.bundled is None) == (self.file is None):
+            raise ValueError("give exactly one of `bundled` (a bundled window name) or `file`")
+        return self
+
+
+PriceSpec = Annotated[
+    GbmPrice | MertonPrice | GarchPrice | RegimePrice | ShockPrice | HistoricalPrice,
+    Field(discriminator="process"),
+]
+
+
+# ---------------------------------------------------------------------------- market parts
+class LiquiditySpec(_Frozen):
+    """The market's outside liquidity: a constant-depth book (``depth_per_pct`` base units move
+    the price 1%) refilling with half-life ``half_life_s``; ``"none"`` fills at the mark."""
+
+    model: Literal["constant_depth", "none"] = "constant_depth"
+    depth_per_pct: PositiveFloat = 100.0
+    half_life_s: PositiveFloat = 60.0
+    max_move: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+
+
+class FundingSpec(_Frozen):
+    """Perpetual funding at every ``interval_s``.
+
+    ``kind``: ``"none"``; ``"constant"`` (``rate`` per interval); ``"premium"`` (Binance's rule on
+    mark vs index, the index being the exogenous price); ``"historical"`` (rates from a CSV with
+    ``calc_time`` in ms and ``last_funding_rate``, or a bundled series; the run's first
+    settlement takes the first rate at or after ``start``, an ISO date, and so on in order).
+    """
+
+    kind: Literal["none", "constant", "premium", "historical"] = "none"
+    interval_s: PositiveFloat = 28_800.0
+    rate: Annotated[float, Field(gt=-1, lt=1, allow_inf_nan=False)] = 0.0001
+    bundled: str | None = None
+    file: str | None = None
+    start: str | None = None
+    cap: PositiveFloat | None = 0.03
+
+    @model_validator(mode="after")
+    def _source(self) -> Self:
+        if self.kind == "historical" and (self.bundled is None) == (self.file is None):
+            raise ValueError("historical funding needs exactly one of `bundled` or `file`")
+        return self
+
+
+class MarketScenario(_Frozen):
+    """One market of a scenario.
+
+    ``preset`` names a venue (its documented tiers, fees and rules, ``symbol`` choosing the
+    asset) or ``spec`` gives a full :class:`MarketSpec` table; ``spec_overrides`` replaces
+    fields of either (nested tables merge), e.g. ``{ liquidation = { policy = "partial" } }``.
+    """
+
+    symbol: str = "BTCUSDT"
+    preset: str | None = "binance"
+    spec: dict[str, Any] | None = None
+    spec_overrides: dict[str, Any] = Field(default_factory=dict)
+    price: PriceSpec
+    liquidity: LiquiditySpec = LiquiditySpec()
+    funding: FundingSpec = FundingSpec()
+    population: PopulationSpec | None = None
+
+    @model_validator(mode="after")
+    def _market(self) -> Self:
+        if self.spec is not None and self.preset is not None and "preset" in self.model_fields_set:
+            raise ValueError("give `preset` or `spec`, not both")
+        self.market_spec()  # raises with the spec's own field named
+        return self
+
+    def market_spec(self) -> MarketSpec:
+        """The validated market (preset or spec, overrides applied)."""
+        if self.spec is not None:
+            base = dict(self.spec)
+            base.setdefault("symbol", self.symbol)
+        elif self.preset is not None:
+            base = MarketSpec.preset(self.preset, self.symbol).model_dump(mode="json")
+        else:
+            raise ValueError("give `preset` (a venue name) or `spec` (a market table)")
+        merged = _merge(base, self.spec_overrides)
+        return MarketSpec.from_mapping(merged)
+
+
+# ---------------------------------------------------------------------------- agents
+class LiquidatorAgents(_Frozen):
+    """Who executes liquidations, and how fast.
+
+    ``latency_s``: seconds between a position falling under maintenance and a liquidator
+    acting (0.001 for an off-chain matcher, 2-12 for on-chain keepers); until then it stays
+    open, even beyond bankruptcy. ``capital``: quote notional liquidators can take per second
+    (``inf``: unlimited).
+    """
+
+    latency_s: NonNegFloat = 0.0
+    capital: Annotated[float, Field(gt=0)] = math.inf
+
+
+class RebalancerAgents(_Frozen):
+    """Accounts that top up collateral from an outside reserve.
+
+    A share ``fraction`` of isolated positions hold a reserve of ``reserve_fraction`` x their
+    initial collateral; when a position's margin ratio (maintenance / equity) reaches
+    ``trigger_ratio`` it adds ``top_up_fraction`` of the position's current maintenance margin
+    from the reserve, once per ``cooldown_s``, while the reserve lasts.
+    """
+
+    fraction: Fraction = 0.0
+    reserve_fraction: NonNegFloat = 1.0
+    trigger_ratio: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.8
+    top_up_fraction: PositiveFloat = 1.0
+    cooldown_s: NonNegFloat = 60.0
+
+
+class HedgerAgents(_Frozen):
+    """Delta-neutral hedgers: a share ``fraction`` of short positions hold the same size of
+    spot; the perp leg can still be liquidated on a squeeze, leaving the spot leg naked."""
+
+    fraction: Fraction = 0.0
+
+
+class ArbitrageAgents(_Frozen):
+    """Arbitrageurs pull the mark back toward the exogenous price: the displacement decays as
+    ``exp(-speed_per_s dt)`` on top of the book's own resilience (0: no arbitrage)."""
+
+    speed_per_s: NonNegFloat = 0.0
+
+
+class AgentsSpec(_Frozen):
+    liquidators: LiquidatorAgents = LiquidatorAgents()
+    rebalancers: RebalancerAgents = RebalancerAgents()
+    hedgers: HedgerAgents = HedgerAgents()
+    arbitrageurs: ArbitrageAgents = ArbitrageAgents()
+
+
+class InsuranceSpec(_Frozen):
+    """Initial insurance fund, quote (shared by the markets unless the market spec says
+    per-market)."""
+
+    fund: NonNegFloat = 1_000_000.0
+
+
+class CommonJumps(_Frozen):
+    """Jumps that hit every Merton market together (intensity per year, log size per market)."""
+
+    intensity: NonNegFloat = 0.0
+    mean: Annotated[float, Field(allow_inf_nan=False)] = -0.08
+    std: NonNegFloat = 0.03
+
+
+# ---------------------------------------------------------------------------- scenario
+class Scenario(_Frozen):
+    """A validated scenario (see the module docstring).
+
+    ``duration_s`` bounds the run (a historical path sets its own length; ``None`` uses all of
+    it, a stochastic one needs it). ``dt_s`` is the mark interval. ``feedback=False`` runs the
+    same population on the exogenous path alone. ``max_cascade_rounds`` bounds the re-marks in
+    one step. ``multi_market_accounts``: cross rows of every market's population share accounts
+    (row ``i`` of each market's cross rows is one account), so accounts hold several markets.
+    """
+
+    name: str = "scenario"
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    dt_s: PositiveFloat = 1.0
+    duration_s: PositiveFloat | None = None
+    feedback: bool = True
+    max_cascade_rounds: Annotated[int, Field(ge=1, le=1000)] = 50
+    multi_market_accounts: bool = False
+    correlation: tuple[tuple[float, ...], ...] | None = None
+    common_jumps: CommonJumps = CommonJumps()
+    markets: Annotated[tuple[MarketScenario, ...], Field(min_length=1, max_length=64)]
+    insurance: InsuranceSpec = InsuranceSpec()
+    agents: AgentsSpec = AgentsSpec()
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        symbols = [m.symbol for m in self.markets]
+        if len(set(symbols)) != len(symbols):
+            raise ValueError(f"market symbols must be distinct, were {symbols}")
+        historical = all(isinstance(m.price, HistoricalPrice) for m in self.markets)
+        if self.duration_s is None and not historical:
+            raise ValueError("duration_s is required unless every market replays history")
+        if self.duration_s is not None and self.duration_s / self.dt_s > MAX_STEPS:
+            raise ValueError(f"duration_s / dt_s must be at most {MAX_STEPS} steps")
+        if self.correlation is not None:
+            from deleverage.prices import validate_correlation
+
+            validate_correlation(np.asarray(self.correlation), n_assets=len(self.markets))
+        return self
+
+    # ---------------------------------------------------------------- conveniences
+    def with_overrides(self, overrides: dict[str, Any]) -> Scenario:
+        """A copy with values replaced by dotted path (``"markets.0.price.sigma"``).
+
+        Raises
+        ------
+        ConfigError
+            If a path names no field of the scenario, or the result is invalid.
+        """
+        data = self.model_dump(mode="python", exclude_unset=False)
+        for path, value in overrides.items():
+            _set_path(data, path, value)
+        return Scenario.from_mapping(data)
+
+    def market_specs(self) -> list[MarketSpec]:
+        return [m.market_spec() for m in self.markets]
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The scenario as plain data (JSON-compatible), for saving next to results."""
+        data: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
+        return data
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list | tuple):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(path, value, f"`{where}` must index an existing list entry")
+            if last:
+                raise ConfigError(path, value, "must name a field, not a whole list entry")
+            node = node[int(part)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(path, value, f"`{where}` goes below a plain value")
+        free_form = _free_form(parts[:i])
+        if part not in node and not free_form:
+            raise ConfigError(path, value, "must name a field of the scenario")
+        if last:
+            node[part] = value
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+
+
+def _free_form(parents: list[str]) -> bool:
+    """Tables whose keys are not fixed fields (market spec overrides)."""
+    return any(p in ("spec_overrides", "spec") for p in parents)
+
+
+# ---------------------------------------------------------------------------- checking
+def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
+    """Every problem of a scenario document, one line each (empty when it is valid).
+
+    ``source`` is a path to a TOML file, TOML text, or the parsed mapping.
+    """
+    if isinstance(source, dict):
+        data = source
+    else:
+        path = Path(source) if not isinstance(source, str) or source.endswith(".toml") else None
+        if path is not None and not path.exists():
+            return [f"path: {path} must name an existing TOML file"]
+        text = path.read_text() if path is not None else str(source)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            return [f"toml: must be valid TOML ({exc})"]
+    try:
+        Scenario.model_validate(data)
+    except pydantic.ValidationError as exc:
+        out = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "scenario"
+            inner = err.get("ctx", {}).get("error")
+            msg = str(inner) if isinstance(inner, ConfigError) else err["msg"]
+            shown = repr(err.get("input"))
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            out.append(f"{loc}: {msg} (was {shown})")
+        return out
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def load_scenario(source: str | Path) -> Scenario:
+    """Load a scenario from a TOML path, TOML text, or a built-in name (see
+    :func:`deleverage.sim.builtin.builtin_names`)."""
+    from deleverage.sim.builtin import builtin_names, builtin_path
+
+    if isinstance(source, str) and source in builtin_names():
+        return Scenario.from_toml(builtin_path(source))
+    if (
+        isinstance(source, str)
+        and not source.endswith(".toml")
+        and "\n" not in source
+        and not Path(source).exists()
+    ):
+        raise ConfigError(
+            "scenario",
+            source,
+            f"must be a TOML file or a built-in scenario ({', '.join(builtin_names())})",
+        )
+    if isinstance(source, str) and "\n" not in source:
+        return Scenario.from_toml(Path(source))
+    return Scenario.from_toml(source)
