@@ -123,7 +123,7 @@ def open_positions(
     _check_array("prices", px, positive=True)
     if acc.min() < 0 or acc.max() >= ex._n:
         raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= ex._n)][0]))
-    if len(np.unique(acc)) != n:
+    if not _distinct(acc, ex._n):
         raise ValidationError("accounts", "duplicates", "must be distinct")
     if np.any(acc == cp):
         raise ValidationError("accounts", cp, "must not include the counterparty")
@@ -237,7 +237,7 @@ def add_isolated_margin_many(
         return
     if acc.min() < 0 or acc.max() >= ex._n:
         raise UnknownEntityError("accounts", int(acc[(acc < 0) | (acc >= ex._n)][0]))
-    if len(np.unique(acc)) != len(acc):
+    if not _distinct(acc, ex._n):
         raise ValidationError("accounts", "duplicates", "must be distinct")
     _check_array("amounts", amt, positive=True)
     cols = ex._positions[m]
@@ -258,3 +258,10 @@ def add_isolated_margin_many(
     cols.isolated_margin[acc] += amt
     ex._touch(m, acc)
     ex.clock_ns = max(ex.clock_ns, ts)
+
+
+def _distinct(accounts: IntArray, n: int) -> bool:
+    """Whether the account ids (all in ``[0, n)``) are distinct: O(n), no sort."""
+    seen = np.zeros(n, dtype=np.bool_)
+    seen[accounts] = True
+    return int(np.count_nonzero(seen)) == len(accounts)

@@ -29,6 +29,7 @@ import pandas as pd
 
 from deleverage import bulk
 from deleverage import margin as mm
+from deleverage.cross_index import CrossIndex
 from deleverage.errors import (
     HaltedError,
     InsufficientFundsError,
@@ -196,8 +197,13 @@ class Exchange:
         self._scan_buffers: dict[str, npt.NDArray[Any]] = {}
         # Per market: bumped by every change to its positions or isolated margins (not marks).
         self._pos_version: list[int] = []
+        # Per market: open interest, the traders' long sizes summed (base units).
+        self._long_oi: list[float] = []
         # Sorted zone-price indexes of isolated positions, per (market, level).
         self._level_index: dict[tuple[int, float], LevelIndex] = {}
+        # Distance-to-zone bounds of cross accounts, per level; marks applied so far.
+        self._cross_index: dict[float, CrossIndex] = {}
+        self._marks_applied = 0
         #: Use the sorted zone-price index for the isolated scan (the full pass otherwise).
         self.use_level_index = True
         self.fee_account = 0
@@ -270,6 +276,13 @@ class Exchange:
             self.assert_conserved()
         return done
 
+    def open_interest(self, market: MarketRef) -> float:
+        """Open interest of ``market``: traders' long positions summed (base units).
+
+        Kept up to date by every fill (the venue's own accounts are not traders).
+        """
+        return max(self._long_oi[self.market_id(market)], 0.0)
+
     def positions_version(self, market: MarketRef) -> int:
         """Counter bumped by every change to ``market``'s positions or isolated margins."""
         return self._pos_version[self.market_id(market)]
@@ -306,6 +319,7 @@ class Exchange:
             self._apply_fill(event)
         elif kind is EventKind.MARK_PRICE:
             assert isinstance(event, MarkPrice)
+            self._marks_applied += 1
             self.markets[event.market].mark = event.price
             self._refresh_rates(event.market)
         elif kind is EventKind.TRANSFER:
@@ -410,6 +424,7 @@ class Exchange:
         cols.mode[: self._n] = self._default_mode[: self._n]
         self._positions.append(cols)
         self._pos_version.append(0)
+        self._long_oi.append(0.0)
 
     def _apply_fill(self, fill: Fill) -> None:
         self._apply_fill_columns(
@@ -434,10 +449,14 @@ class Exchange:
     ) -> None:
         self._version += 1
         cols = self._positions[market]
+        involved = _unique_accounts(np.concatenate([buyers, sellers]), self._n)
+        involved = involved[self._kind[involved] == 0]
+        long_before = float(np.sum(np.maximum(cols.size[involved], 0.0)))
         apply_fills_nb(
             cols.size, cols.entry, cols.isolated_margin, cols.mode, cols.realized_pnl,
             self._cash, self.fee_account, buyers, sellers, sizes, prices, buyer_fees, seller_fees,
         )  # fmt: skip
+        self._long_oi[market] += float(np.sum(np.maximum(cols.size[involved], 0.0))) - long_before
         self._touch(market, np.concatenate([buyers, sellers]))
         self._refresh_rates(market)
 
@@ -1230,10 +1249,12 @@ class Exchange:
     def cross_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
         """The risk step's scan of cross accounts after ``market``'s mark moved.
 
-        Returns ``ratio`` (maintenance / cross equity of every account, a read-only view
-        valid until the next change), ``below`` with ``below_equity`` and
-        ``below_maintenance`` (traders with a cross position in the market under
-        maintenance) and ``warn`` (those at or above ``call_level``). Cached per version.
+        Returns ``below`` with ``below_equity`` and ``below_maintenance`` (traders with a
+        cross position in the market under maintenance) and ``warn`` with ``warn_ratio``
+        (those at or above ``call_level``). Cached per version. A full pass also returns
+        ``ratio`` (maintenance / cross equity of every account, a read-only view valid until
+        the next change); while only marks change, a bounded pass re-checks just the accounts
+        the moves can have reached (:mod:`deleverage.cross_index`) and has no ``ratio``.
         """
         m = self.market_id(market)
         scan: dict[str, Any] = self._cached(
@@ -1242,6 +1263,86 @@ class Exchange:
         return scan
 
     def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
+        if not self.use_level_index:
+            return self._cross_scan_full(m, call_level)
+        key = min(float(call_level), 1.0)
+        index = self._cross_index.get(key)
+        if index is None:
+            index = self._cross_index[key] = CrossIndex(call_level)
+        effects = self._version - self._marks_applied
+        index.observe(effects)
+        if index.valid_for(effects):
+            cand = index.candidates(self.mark_prices())
+            if cand is not None:
+                result = self._cross_scan_subset(m, call_level, cand)
+                if self.check_invariants:
+                    self._check_cross_scan(m, call_level, result)
+                return result
+        result = self._cross_scan_full(m, call_level)
+        if index.quiet_marks >= 2:  # marks alone for a while: the bound will pay
+            n = self._n
+            equity, maint = np.empty(n), np.empty(n)
+            for k, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
+                t = state.tiers
+                cross_partial_nb(
+                    cols.size[:n], cols.entry[:n], cols.mode[:n], state.mark, t.floor, t.mmr,
+                    t.cum, self._cash[:n], equity, maint, k == 0,
+                )  # fmt: skip
+            index.build(
+                effects, self.mark_prices(), [c.size[:n] for c in self._positions],
+                [c.mode[:n] for c in self._positions], [st.tiers for st in self.markets],
+                equity, maint, self._kind[:n] == 0,
+            )  # fmt: skip
+        return result
+
+    def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:
+        """:meth:`_cross_scan_full` over the accounts ``acc`` only (same kernels, same result)."""
+        k = len(acc)
+        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if k == 0:
+            return {
+                "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
+                "warn": empty_i, "warn_ratio": empty_f,
+            }  # fmt: skip
+        cash = self._cash[acc]
+        equity, maint = np.empty(k), np.empty(k)
+        first = True
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            if state.id == m:
+                continue
+            t = state.tiers
+            cross_partial_nb(
+                cols.size[acc], cols.entry[acc], cols.mode[acc], state.mark, t.floor, t.mmr,
+                t.cum, cash, equity, maint, first,
+            )  # fmt: skip
+            first = False
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        ratio = np.empty(k)
+        below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
+        warn = np.empty(k, dtype=np.int64)
+        n_below, n_warn = cross_scan_nb(
+            cols.size[acc], cols.entry[acc], cols.mode[acc], self._kind[acc], state.mark,
+            t.floor, t.mmr, t.cum, cash, equity, maint, first, call_level, ratio, below, below_e,
+            below_m, warn,
+        )  # fmt: skip
+        return {
+            "below": acc[below[:n_below]],
+            "below_equity": below_e[:n_below],
+            "below_maintenance": below_m[:n_below],
+            "warn": acc[warn[:n_warn]],
+            "warn_ratio": ratio[warn[:n_warn]],
+        }
+
+    def _check_cross_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
+        """The bounded scan must equal the full pass (``check_invariants`` mode)."""
+        full = self._cross_scan_full(m, call_level)
+        for name, value in result.items():
+            if not np.array_equal(value, full[name]):
+                raise InvariantError(
+                    f"bounded cross scan of market {m} differs from the full pass in `{name}`"
+                )
+
+    def _cross_scan_full(self, m: int, call_level: float) -> dict[str, Any]:
         n = self._n
         buffers = self._scan_buffers
         if len(buffers.get("ratio", ())) < n:
@@ -1278,6 +1379,7 @@ class Exchange:
             "below_equity": buffers["below_e"][:n_below].copy(),
             "below_maintenance": buffers["below_m"][:n_below].copy(),
             "warn": buffers["warn"][:n_warn].copy(),
+            "warn_ratio": ratio[buffers["warn"][:n_warn]].copy(),
         }
 
     def isolated_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
@@ -1336,6 +1438,12 @@ class Exchange:
             )  # fmt: skip
         cand = index.candidates(state.mark, cols.size, cols.entry, cols.isolated_margin, t)
         k = len(cand)
+        if k == 0:
+            empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+            return {
+                "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
+                "warn": empty_i, "warn_ratio": empty_f,
+            }  # fmt: skip
         below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
         warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
         n_below, n_warn = isolated_scan_nb(
@@ -1507,6 +1615,15 @@ class Exchange:
     def events(self) -> Iterator[Event]:
         """Iterate over the journal's typed events."""
         return iter(self.journal)
+
+
+def _unique_accounts(accounts: IntArray, n: int) -> IntArray:
+    """Distinct account ids, ascending (a flag pass for large batches, a sort for small)."""
+    if len(accounts) < 4096:
+        return np.unique(accounts)
+    seen = np.zeros(n, dtype=np.bool_)
+    seen[accounts] = True
+    return np.flatnonzero(seen).astype(np.int64)
 
 
 def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:

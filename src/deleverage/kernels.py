@@ -500,3 +500,35 @@ def pnl_leverage_queue_nb(
         score_out[k] = side * move / entry[i] * leverage
         k += eligible
     return k
+
+
+@njit(cache=True)
+def zone_prices_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    level: float,
+    mmr: FloatArray,
+    cum: FloatArray,
+    out: FloatArray,
+) -> None:
+    """:func:`deleverage.levels.zone_prices` in one compiled pass (same formula and result).
+
+    ``p_t = -(level (M - s e) + cum_t) / (s (level - sign(s) mmr_t))``; longs take the max over
+    tiers, shorts the min; a tier with ``mmr_t >= level`` puts every price in the zone.
+    """
+    for i in range(len(size)):
+        s = size[i]
+        if s == 0.0:
+            out[i] = np.nan
+            continue
+        sign = 1.0 if s > 0.0 else -1.0
+        base = level * (margin[i] - s * entry[i])
+        best = -np.inf if s > 0.0 else np.inf
+        for t in range(len(mmr)):
+            if level - mmr[t] <= 0.0:
+                best = sign * np.inf
+                break
+            p = -(base + cum[t]) / (s * (level - sign * mmr[t]))
+            best = max(best, p) if s > 0.0 else min(best, p)
+        out[i] = best

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.levels import zone_prices
+from deleverage.levels import zone_prices_compiled as _zone
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -44,13 +44,17 @@ class LevelIndex:
         self.long_acc = np.zeros(0, dtype=np.int64)
         self.short_price = np.zeros(0)  # zone price of shorts, ascending
         self.short_acc = np.zeros(0, dtype=np.int64)
+        # Entries before a head are all dirty (skipped for good until the next compaction).
+        self.long_head = 0
+        self.short_head = 0
         self.dirty_flag = np.zeros(0, dtype=np.bool_)
-        self._dirty: list[IntArray] = []
-        self._dirty_count = 0
-        self._dirty_acc = np.zeros(0, dtype=np.int64)
+        self._touched: list[IntArray] = []
+        self._pending = 0
+        self._n_flagged = 0
+        self._dirty_acc = np.zeros(0, dtype=np.int64)  # live dirty positions, ascending
         self._dirty_price = np.zeros(0)
-        self._dirty_stale = False
         self.rebuilds = 0
+        self.compactions = 0
 
     # ---------------------------------------------------------------- changes
     def invalidate(self) -> None:
@@ -58,15 +62,13 @@ class LevelIndex:
         self.valid = False
 
     def touch(self, accounts: IntArray) -> None:
-        """Positions of ``accounts`` changed: check them by live state until the rebuild."""
+        """Positions of ``accounts`` changed: check them by live state until compaction."""
         if not self.valid:
             return
-        self._dirty.append(np.asarray(accounts, dtype=np.int64))
-        self._dirty_count += len(accounts)
-        self._dirty_stale = True
-        n_indexed = len(self.long_acc) + len(self.short_acc)
-        if self._dirty_count > max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)):
-            self.valid = False
+        self._touched.append(np.asarray(accounts, dtype=np.int64))
+        self._pending += len(accounts)
+        if self._pending > max(DIRTY_FLOOR, len(self.long_acc) + len(self.short_acc)) // 2:
+            self.valid = False  # most of the book moved: a fresh sort is cheaper
 
     # ---------------------------------------------------------------- build
     def rebuild(
@@ -82,22 +84,51 @@ class LevelIndex:
         n = len(size)
         live = (size != 0.0) & (mode != 0) & (kind == 0)
         acc = np.flatnonzero(live).astype(np.int64)
-        price = zone_prices(size[acc], entry[acc], margin[acc], self.level, tiers)
-        long = size[acc] > 0
+        price = _zone(size[acc], entry[acc], margin[acc], self.level, tiers)
+        self._install(acc, price, size[acc] > 0, n)
+        self.rebuilds += 1
+
+    def _install(
+        self, acc: IntArray, price: FloatArray, long: npt.NDArray[np.bool_], n: int
+    ) -> None:
         neg = -price[long]
         order = np.argsort(neg, kind="stable")
         self.long_neg_price, self.long_acc = neg[order], acc[long][order]
         sp = price[~long]
         order = np.argsort(sp, kind="stable")
         self.short_price, self.short_acc = sp[order], acc[~long][order]
+        self.long_head = self.short_head = 0
         self.dirty_flag = np.zeros(n, dtype=np.bool_)
-        self._dirty = []
-        self._dirty_count = 0
+        self._touched = []
+        self._pending = 0
+        self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)
         self._dirty_price = np.zeros(0)
-        self._dirty_stale = False
         self.valid = True
-        self.rebuilds += 1
+
+    def _compact(self, size: FloatArray, n: int) -> None:
+        """Merge the live dirty positions back into the sorted orders; drop stale entries.
+
+        Both parts are sorted already, so the stable sort merges two runs in linear time.
+        """
+        keep_l = ~self.dirty_flag[self.long_acc]
+        keep_s = ~self.dirty_flag[self.short_acc]
+        d_acc, d_price = self._dirty_acc, self._dirty_price
+        d_long = size[d_acc] > 0
+        neg = np.concatenate([self.long_neg_price[keep_l], np.sort(-d_price[d_long])])
+        acc = np.concatenate([self.long_acc[keep_l], d_acc[d_long][np.argsort(-d_price[d_long])]])
+        order = np.argsort(neg, kind="stable")
+        self.long_neg_price, self.long_acc = neg[order], acc[order]
+        sp = np.concatenate([self.short_price[keep_s], np.sort(d_price[~d_long])])
+        acc = np.concatenate([self.short_acc[keep_s], d_acc[~d_long][np.argsort(d_price[~d_long])]])
+        order = np.argsort(sp, kind="stable")
+        self.short_price, self.short_acc = sp[order], acc[order]
+        self.long_head = self.short_head = 0
+        self.dirty_flag = np.zeros(n, dtype=np.bool_)
+        self._n_flagged = 0
+        self._dirty_acc = np.zeros(0, dtype=np.int64)
+        self._dirty_price = np.zeros(0)
+        self.compactions += 1
 
     # ---------------------------------------------------------------- query
     def candidates(
@@ -109,37 +140,69 @@ class LevelIndex:
         tiers: TierArrays,
     ) -> IntArray:
         """Accounts whose position can be in the zone at ``mark``, ascending (a superset)."""
+        if self._touched:
+            self._refresh_dirty(size, entry, margin, tiers)
         hi = mark * (1.0 + ZONE_RTOL)
         lo = mark * (1.0 - ZONE_RTOL)
         k_long = int(np.searchsorted(self.long_neg_price, -lo, side="right"))
         k_short = int(np.searchsorted(self.short_price, hi, side="right"))
-        parts = [self.long_acc[:k_long], self.short_acc[:k_short]]
-        if self._dirty_count:
-            self._refresh_dirty(size, entry, margin, tiers)
-            d_acc, d_price = self._dirty_acc, self._dirty_price
+        longs = self.long_acc[self.long_head : k_long]
+        shorts = self.short_acc[self.short_head : k_short]
+        if self._n_flagged == 0:
+            if len(longs) == 0:
+                return np.sort(shorts)
+            if len(shorts) == 0:
+                return np.sort(longs)
+            out = np.concatenate([longs, shorts])
+            out.sort()
+            return out
+        flag = self.dirty_flag
+        fl, fs = flag[longs], flag[shorts]
+        self.long_head += _leading_true(fl)
+        self.short_head += _leading_true(fs)
+        parts = [longs[~fl], shorts[~fs]]
+        d_acc, d_price = self._dirty_acc, self._dirty_price
+        if len(d_acc):
             d_size = size[d_acc]
             hit = ((d_size > 0) & (d_price >= lo)) | ((d_size < 0) & (d_price <= hi))
-            hit |= (d_size != 0.0) & ~np.isfinite(d_price)
-            parts = [p[~self.dirty_flag[p]] for p in parts]
+            hit |= ~np.isfinite(d_price)
             parts.append(d_acc[hit])
-        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        out = np.concatenate(parts)
         out.sort()
         return out
 
     def _refresh_dirty(
         self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
     ) -> None:
-        if not self._dirty_stale:
-            return
-        new = np.concatenate(self._dirty)
-        self._dirty = [np.union1d(self._dirty_acc, new)]
-        acc = self._dirty[0]
-        if len(self.dirty_flag) <= (acc.max() if len(acc) else -1):
-            flags = np.zeros(int(acc.max()) + 1, dtype=np.bool_)
+        """Take in the positions touched since last time: flag them, price the live ones."""
+        new = np.unique(np.concatenate(self._touched))
+        self._touched = []
+        self._pending = 0
+        top = int(new.max()) if len(new) else -1
+        if len(self.dirty_flag) <= top:
+            flags = np.zeros(top + 1, dtype=np.bool_)
             flags[: len(self.dirty_flag)] = self.dirty_flag
             self.dirty_flag = flags
-        self.dirty_flag[acc] = True
-        self._dirty_count = len(acc)
-        self._dirty_acc = acc
-        self._dirty_price = zone_prices(size[acc], entry[acc], margin[acc], self.level, tiers)
-        self._dirty_stale = False
+        self._n_flagged += int(np.count_nonzero(~self.dirty_flag[new]))
+        self.dirty_flag[new] = True
+        live = new[size[new] != 0.0]  # a closed position leaves until a fill touches it again
+        new_price = _zone(size[live], entry[live], margin[live], self.level, tiers)
+        old_acc, old_price = self._dirty_acc, self._dirty_price
+        keep = ~np.isin(old_acc, new, assume_unique=True)
+        acc = np.concatenate([old_acc[keep], live])
+        price = np.concatenate([old_price[keep], new_price])
+        order = np.argsort(acc, kind="stable")
+        self._dirty_acc, self._dirty_price = acc[order], price[order]
+        n_indexed = len(self.long_acc) + len(self.short_acc)
+        if len(acc) > max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)) or (
+            self._n_flagged > n_indexed // 4 + DIRTY_FLOOR
+        ):
+            self._compact(size, len(self.dirty_flag))
+
+
+def _leading_true(values: npt.NDArray[np.bool_]) -> int:
+    """Number of leading True values."""
+    if len(values) == 0 or not values[0]:
+        return 0
+    first_false = int(np.argmin(values))
+    return len(values) if values[first_false] else first_false

@@ -77,3 +77,18 @@ def zone_prices(
     out[long] = best_long[long]
     out[short] = best_short[short]
     return out
+
+
+def zone_prices_compiled(
+    size: FloatArray, entry: FloatArray, margin: FloatArray, level: float, tiers: TierArrays
+) -> FloatArray:
+    """:func:`zone_prices` by the compiled kernel (same formula, one pass; float64 arrays)."""
+    from deleverage.kernels import zone_prices_nb
+
+    s = np.ascontiguousarray(size, dtype=np.float64)
+    out = np.empty(s.shape)
+    zone_prices_nb(
+        s, np.ascontiguousarray(entry, dtype=np.float64),
+        np.ascontiguousarray(margin, dtype=np.float64), float(level), tiers.mmr, tiers.cum, out,
+    )  # fmt: skip
+    return out

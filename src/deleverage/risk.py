@@ -78,7 +78,12 @@ class MarketRisk:
     breaker_since_ns: int = 0
     marks: deque[tuple[int, float]] = field(default_factory=deque)
     cooldown_until_ns: dict[int, int] = field(default_factory=dict)
-    margin_called: set[int] = field(default_factory=set)
+    #: Accounts margin-called and still in the warning zone (isolated: any order; cross:
+    #: ascending).
+    called_isolated: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros(0, dtype=np.int64)
+    )
+    called_cross: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     dynamic: RiskParameterPolicy | None = None
     base_spec: MarketSpec | None = None
     multiplier: float = 1.0
@@ -86,6 +91,10 @@ class MarketRisk:
     #: Liquidator response time (ns) and the notional they can take per step (quote).
     latency_ns: int = 0
     capital_per_step: float = math.inf
+    #: Notional the liquidators used at time ``capital_ts`` (every re-mark at one time shares
+    #: the step's capital).
+    capital_used: float = 0.0
+    capital_ts: int = -1
     #: Positions found under maintenance and waiting for a liquidator: account -> first seen.
     pending: dict[int, int] = field(default_factory=dict)
 
@@ -130,6 +139,7 @@ class RiskEngine:
         self.carried_deficit: dict[int, float] = {}
         #: Seconds positions spent under maintenance waiting for a liquidator (summed).
         self.under_collateralized_s = 0.0
+        self._scratch_flags = np.zeros(0, dtype=np.bool_)
 
     def reserve(self, capacity: int) -> None:
         """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
@@ -152,7 +162,8 @@ class RiskEngine:
 
         A position found under maintenance waits ``latency_s`` seconds (a matcher's
         milliseconds, a chain's block times) before it is liquidated, even beyond
-        bankruptcy; liquidators take at most ``capital_per_step`` notional (quote) a step.
+        bankruptcy; liquidators take at most ``capital_per_step`` notional (quote) per mark
+        time (the re-marks of a cascade at one time share it).
         Time spent waiting is summed in :attr:`under_collateralized_s`.
         """
         if not (math.isfinite(latency_s) and latency_s >= 0):
@@ -220,7 +231,9 @@ class RiskEngine:
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
         report.margin_calls = self._margin_calls(m, ts)
-        caps = _Caps(state.spec, risk.capital_per_step)
+        if risk.capital_ts != ts:
+            risk.capital_ts, risk.capital_used = ts, 0.0
+        caps = _Caps(state.spec, risk.capital_per_step - risk.capital_used)
         touched: npt.NDArray[np.int64] | None = None
         rounds = _MAX_ROUNDS
         if self._batchable(m) and self._modes_present(m)[0]:
@@ -239,6 +252,7 @@ class RiskEngine:
                     progressed = True
             if not progressed or caps.market_exhausted:
                 break
+        risk.capital_used += caps.used_market
         self._settle_pending(m, ts)
         self.reports.append(report)
         return report
@@ -652,40 +666,89 @@ class RiskEngine:
         return present
 
     def _margin_calls(self, m: int, ts: int) -> int:
+        """Warn accounts whose ratio ``MM / E`` reached the call level, once per episode.
+
+        An account is called when it enters the warning zone and leaves the called set when
+        its ratio falls back below the level (an isolated position: when it is neither in the
+        warning zone nor under maintenance). The isolated side works on the scan's sets
+        (array operations), so a step costs the accounts in the zone, not the called history.
+        """
         ex = self.ex
+        risk = self.markets[m]
         level = ex.markets[m].spec.liquidation.margin_call_ratio
         any_isolated, any_cross = self._modes_present(m)
-        ratios: dict[int, float] = {}
-        r_cross: FloatArray | None = None
+        new_acc: list[npt.NDArray[np.int64]] = []
+        new_ratio: list[FloatArray] = []
         if any_isolated:
             iscan = ex.isolated_scan(m, level)
-            ratios.update(zip(iscan["warn"].tolist(), iscan["warn_ratio"].tolist(), strict=True))
+            if len(iscan["warn"]) == 0 and len(risk.called_isolated) == 0:
+                pass  # nobody in the zone, nobody to release: the common quiet step
+            else:
+                self._isolated_calls(m, iscan, new_acc, new_ratio)
+        elif len(risk.called_isolated):
+            risk.called_isolated = np.zeros(0, dtype=np.int64)
         if any_cross:
             scan = ex.cross_scan(m, level)
-            r_cross = scan["ratio"]
-            hits = scan["warn"]
-            ratios.update(zip(hits.tolist(), r_cross[hits].tolist(), strict=True))
-        cols = ex._positions[m]
-        warn = sorted(ratios)
-        called = self.markets[m].margin_called
-        count = 0
-        for a in warn:
-            if a not in called:
-                called.add(a)
-                ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=ratios[a]))
-                count += 1
-        if called:
-            # An account leaves the called set once its ratio falls back below the level.
-            def ratio_of(a: int) -> float:
-                if cols.size[a] == 0.0:
-                    return 0.0
-                if cols.mode[a] == MarginMode.ISOLATED:
-                    equity, maint = self._pool(a, m, True)
-                    return maint / equity if equity > 0.0 else math.inf
-                return float(r_cross[a]) if r_cross is not None else 0.0
+            hits, hit_ratio = scan["warn"], scan["warn_ratio"]
+            called = risk.called_cross
+            if len(called):
+                # A cross account leaves the called set once it is neither in the warning
+                # zone nor under maintenance (its ratio fell back below the level).
+                keep = np.isin(called, hits, assume_unique=True) | np.isin(
+                    called, scan["below"], assume_unique=True
+                )
+                called = called[keep]
+            fresh = ~np.isin(hits, called, assume_unique=True)
+            acc = hits[fresh].astype(np.int64)
+            risk.called_cross = np.union1d(called, acc) if len(acc) else called
+            new_acc.append(acc)
+            new_ratio.append(np.asarray(hit_ratio[fresh], dtype=np.float64))
+        elif len(risk.called_cross):
+            risk.called_cross = np.zeros(0, dtype=np.int64)
+        if not new_acc:
+            return 0
+        accounts = np.concatenate(new_acc) if len(new_acc) > 1 else new_acc[0]
+        ratios = np.concatenate(new_ratio)
+        order = np.argsort(accounts, kind="stable")
+        if len(accounts) == 1:
+            a, r = int(accounts[0]), float(ratios[0])
+            ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
+        elif len(accounts):
+            ex.journal.append_columns(
+                EventKind.MARGIN_CALL, ts, account=accounts[order], market=m, amount=ratios[order]
+            )
+        return len(accounts)
 
-            called -= {a for a in called if a not in ratios and ratio_of(a) < level}
-        return count
+    def _isolated_calls(
+        self,
+        m: int,
+        iscan: dict[str, Any],
+        new_acc: list[npt.NDArray[np.int64]],
+        new_ratio: list[FloatArray],
+    ) -> None:
+        """New isolated margin calls of a step; release positions that left the zone."""
+        risk = self.markets[m]
+        warn, warn_ratio, below = iscan["warn"], iscan["warn_ratio"], iscan["below"]
+        flag = self._flags(self.ex.n_accounts)
+        called = risk.called_isolated
+        if len(called):
+            flag[warn] = True
+            flag[below] = True
+            called = called[flag[called]]
+            flag[warn] = False
+            flag[below] = False
+            flag[called] = True
+        fresh = ~flag[warn]
+        flag[called] = False
+        new_acc.append(warn[fresh])
+        new_ratio.append(warn_ratio[fresh])
+        risk.called_isolated = np.concatenate([called, warn[fresh]]) if fresh.any() else called
+
+    def _flags(self, n: int) -> npt.NDArray[np.bool_]:
+        """A scratch boolean array of at least ``n`` entries, all False (callers reset it)."""
+        if len(self._scratch_flags) < n:
+            self._scratch_flags = np.zeros(max(n, 2 * len(self._scratch_flags)), dtype=np.bool_)
+        return self._scratch_flags
 
     # ------------------------------------------------------------------ candidates
     def _candidates(
@@ -717,6 +780,8 @@ class RiskEngine:
     def _isolated_candidates_among(
         self, m: int, accounts: npt.NDArray[np.int64]
     ) -> list[tuple[int, bool]]:
+        if len(accounts) == 0:
+            return []
         ex = self.ex
         state = ex.markets[m]
         cols = ex._positions[m]
@@ -1132,12 +1197,25 @@ class RiskEngine:
         sizes_before = cols.size[idx].copy()
         entry_before = cols.entry[idx].copy()
         price = self._solvent_adl_price(m, side, price, idx[take > 0], take[take > 0])
-        for k in np.flatnonzero(take > 0).tolist():
+        # The fills close exactly ``need``: float dust (or a lot's overshoot) comes off the
+        # last counterparties; a fill left empty is skipped.
+        fills = take.astype(np.float64).copy()
+        positive = np.flatnonzero(fills > 0).tolist()
+        excess = closed - need
+        for k in reversed(positive):
+            if excess <= 0.0:
+                break
+            cut = min(excess, float(fills[k]))
+            fills[k] -= cut
+            excess -= cut
+        if excess < 0.0 and positive:
+            last = positive[-1]
+            fills[last] = min(float(fills[last]) - excess, float(available[last]))
+        for k in positive:
             b = int(idx[k])
-            q = float(take[k])
-            if k == int(np.flatnonzero(take > 0)[-1]):
-                q += need - closed  # absorb float dust so the bankrupt position closes exactly
-                q = min(q, float(available[k]))
+            q = float(fills[k])
+            if q <= 0.0:
+                continue
             buyer, seller = (b, a) if side > 0 else (a, b)
             ex._emit(
                 Fill(
@@ -1389,7 +1467,7 @@ class _Caps:
         self.per_account = spec.liquidation.max_notional_per_account_step
         self.per_market = spec.liquidation.max_notional_per_market_step
         if math.isfinite(capital):
-            self.per_market = min(capital, self.per_market or math.inf)
+            self.per_market = max(0.0, min(capital, self.per_market or math.inf))
         self.lot_size = spec.lot_size
         self.used_market = 0.0
         self.used_account: dict[int, float] = {}

@@ -15,11 +15,13 @@ maintenance margin").
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
@@ -53,6 +55,22 @@ class ContractType(IntEnum):
     INVERSE = 1
 
 
+#: While set, models raise pydantic's own error (every problem) instead of the first one as
+#: a ConfigError: see :func:`collect_problems`.
+_RAW_ERRORS: contextvars.ContextVar[bool] = contextvars.ContextVar("raw_errors", default=False)
+
+
+@contextlib.contextmanager
+def collect_problems() -> Iterator[None]:
+    """Within the block, validation errors of nested models propagate whole (every problem),
+    so a caller can list them all (``deleverage validate``)."""
+    token = _RAW_ERRORS.set(True)
+    try:
+        yield
+    finally:
+        _RAW_ERRORS.reset(token)
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
@@ -60,6 +78,8 @@ class _Frozen(BaseModel):
         try:
             super().__init__(**data)
         except pydantic.ValidationError as exc:
+            if _RAW_ERRORS.get():
+                raise
             raise _config_error(exc, type(self).__name__) from None
 
     @classmethod

@@ -738,7 +738,8 @@ def shock_path(
     - ``shape="linear"``: ``S(t) = s0 (1 - drop_fraction f(t))`` (constant dollar speed);
     - ``shape="log"``: ``S(t) = s0 (1 - drop_fraction)^{f(t)}`` (constant log-return speed).
 
-    Both start at ``s0`` and end at ``s0 (1 - drop_fraction)``.
+    Both start at ``s0`` and end at ``s0 (1 - drop_fraction)``; a negative ``drop_fraction``
+    is a rise (a squeeze).
 
     Examples
     --------
@@ -746,7 +747,7 @@ def shock_path(
     [100.0, 100.0, 100.0, 95.0, 90.0, 85.0, 80.0, 80.0]
     """
     start = _positive("s0", s0)
-    drop = _non_negative("drop_fraction", drop_fraction)
+    drop = _real("drop_fraction", drop_fraction)
     if drop >= 1.0:
         raise ValidationError("drop_fraction", drop_fraction, "must be < 1 (prices stay > 0)")
     begin = _non_negative("start_s", start_s)

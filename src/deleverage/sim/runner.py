@@ -123,20 +123,25 @@ def run(
     feedback: bool | None = None,
     progress: ProgressCallback | None = None,
     keep_exchange: bool = False,
+    check_invariants: bool = False,
 ) -> RunResult:
     """Run ``scenario``; ``feedback`` overrides the scenario's switch (for comparisons).
 
     ``progress(done, total)`` is called every few hundred steps. Same scenario, same result
-    (:attr:`RunResult.result_hash`).
+    (:attr:`RunResult.result_hash`). ``check_invariants`` makes the engine check money
+    conservation after every operation and compare its indexed scans with full passes (slow;
+    for tests).
     """
-    sim = Simulation(scenario, feedback=feedback)
+    sim = Simulation(scenario, feedback=feedback, check_invariants=check_invariants)
     return sim.run(progress=progress, keep_exchange=keep_exchange)
 
 
 class Simulation:
     """A scenario set up on a fresh engine, ready to step (see the module docstring)."""
 
-    def __init__(self, scenario: Scenario, *, feedback: bool | None = None) -> None:
+    def __init__(
+        self, scenario: Scenario, *, feedback: bool | None = None, check_invariants: bool = False
+    ) -> None:
         self.scenario = scenario
         self.feedback = scenario.feedback if feedback is None else feedback
         seeds = np.random.SeedSequence(scenario.seed).spawn(4)
@@ -148,7 +153,7 @@ class Simulation:
         )
         self.paths, self.start_ns = scenario_paths(scenario, price_rng)
         self.n_steps = len(self.paths) - 1
-        self.ex = Exchange(seed=engine_seed)
+        self.ex = Exchange(seed=engine_seed, check_invariants=check_invariants)
         ex = self.ex
         self.specs = scenario.market_specs()
         self.books: list[ConstantDepthBook | None] = []
@@ -272,8 +277,7 @@ class Simulation:
                 row["top_ups"] = self.agents.after_step(m, ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
-                if row["liquidations"] or row["adl_notional"] or row["top_ups"] or rate:
-                    oi[m] = self._open_interest(m)
+                oi[m] = self._open_interest(m)
                 cols["step"][k, m] = k
                 cols["t_s"][k, m] = t_s
                 cols["ts_ns"][k, m] = ts
@@ -362,10 +366,7 @@ class Simulation:
         row["margin_calls"] += report.margin_calls
 
     def _open_interest(self, m: int) -> float:
-        n = self.ex.n_accounts
-        size = self.ex.columns(m).size[:n]
-        trader = self.ex._kind[:n] == 0
-        return float(np.sum(size, where=trader & (size > 0)))
+        return self.ex.open_interest(m)
 
     def _frame(self, cols: dict[str, FloatArray]) -> pd.DataFrame:
         n, _n_m = cols["step"].shape

@@ -33,9 +33,9 @@ import numpy as np
 import pydantic
 from pydantic import Field, model_validator
 
-from deleverage.errors import ConfigError
+from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.sim.population import PopulationSpec
-from deleverage.spec import MarketSpec, _Frozen
+from deleverage.spec import MarketSpec, _Frozen, collect_problems
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -166,12 +166,14 @@ class MarketScenario(_Frozen):
     """One market of a scenario.
 
     ``preset`` names a venue (its documented tiers, fees and rules, ``symbol`` choosing the
-    asset) or ``spec`` gives a full :class:`MarketSpec` table; ``spec_overrides`` replaces
-    fields of either (nested tables merge), e.g. ``{ liquidation = { policy = "partial" } }``.
+    asset; ``preset_symbol`` borrows another listed market's table under this symbol) or
+    ``spec`` gives a full :class:`MarketSpec` table; ``spec_overrides`` replaces fields of
+    either (nested tables merge), e.g. ``{ liquidation = { kind = "partial" } }``.
     """
 
     symbol: str = "BTCUSDT"
     preset: str | None = "binance"
+    preset_symbol: str | None = None
     spec: dict[str, Any] | None = None
     spec_overrides: dict[str, Any] = Field(default_factory=dict)
     price: PriceSpec
@@ -183,7 +185,10 @@ class MarketScenario(_Frozen):
     def _market(self) -> Self:
         if self.spec is not None and self.preset is not None and "preset" in self.model_fields_set:
             raise ValueError("give `preset` or `spec`, not both")
-        self.market_spec()  # raises with the spec's own field named
+        try:
+            self.market_spec()  # raises with the spec's own field named
+        except UnknownEntityError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def market_spec(self) -> MarketSpec:
@@ -192,7 +197,9 @@ class MarketScenario(_Frozen):
             base = dict(self.spec)
             base.setdefault("symbol", self.symbol)
         elif self.preset is not None:
-            base = MarketSpec.preset(self.preset, self.symbol).model_dump(mode="json")
+            source = self.preset_symbol or self.symbol
+            base = MarketSpec.preset(self.preset, source).model_dump(mode="json")
+            base["symbol"] = self.symbol
         else:
             raise ValueError("give `preset` (a venue name) or `spec` (a market table)")
         merged = _merge(base, self.spec_overrides)
@@ -324,8 +331,9 @@ class Scenario(_Frozen):
         return [m.market_spec() for m in self.markets]
 
     def to_toml_dict(self) -> dict[str, Any]:
-        """The scenario as plain data (JSON-compatible), for saving next to results."""
-        data: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
+        """The scenario as plain data (JSON-compatible; ``None`` kept), for saving next to
+        results: ``Scenario.from_mapping`` of it gives the same scenario."""
+        data: dict[str, Any] = self.model_dump(mode="json")
         return data
 
 
@@ -388,10 +396,19 @@ def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
         except tomllib.TOMLDecodeError as exc:
             return [f"toml: must be valid TOML ({exc})"]
     try:
-        Scenario.model_validate(data)
+        with collect_problems():
+            Scenario.model_validate(data)
     except pydantic.ValidationError as exc:
         out = []
-        for err in exc.errors():
+        errors = exc.errors()
+        for err in errors:
+            # A list whose entries failed also reports itself too short: a consequence.
+            loc_t = tuple(err["loc"])
+            if err["type"] == "too_short" and any(
+                tuple(o["loc"])[: len(loc_t)] == loc_t and len(o["loc"]) > len(loc_t)
+                for o in errors
+            ):
+                continue
             loc = ".".join(str(p) for p in err["loc"]) or "scenario"
             inner = err.get("ctx", {}).get("error")
             msg = str(inner) if isinstance(inner, ConfigError) else err["msg"]
