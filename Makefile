@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 
 ## make run: set everything up and run the main job on the built-in default scenario
 run: $(STAMP)
-	$(BIN)/deleverage demo
+	$(BIN)/deleverage run
 
 ## make test: set everything up, then lint, type-check and run every test (slow ones too)
 test: $(STAMP) lint typecheck pytest
@@ -30,6 +30,8 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/mark_update.py
+	$(BIN)/python benchmarks/liquidation_step.py
+	$(BIN)/python benchmarks/cascade_day.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis

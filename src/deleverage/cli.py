@@ -16,6 +16,9 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from deleverage.cli_position import heatmap, position
+from deleverage.cli_run import run, scenarios, validate
+from deleverage.cli_serve import serve
+from deleverage.cli_sweep import sweep, sweep_report_command
 from deleverage.errors import DeleverageError
 
 app = typer.Typer(
@@ -26,6 +29,12 @@ app = typer.Typer(
 )
 app.command("position")(position)
 app.command("heatmap")(heatmap)
+app.command("run")(run)
+app.command("scenarios")(scenarios)
+app.command("validate")(validate)
+app.command("sweep")(sweep)
+app.command("sweep-report")(sweep_report_command)
+app.command("serve")(serve)
 console = Console()
 if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 80 columns
     console = Console(width=130)
@@ -183,7 +192,7 @@ def _margin_table(title: str, frame: object) -> Table:
 def main() -> None:
     """Entry point: run the app, mapping bad input to exit code 2."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns a typer.Exit's code instead of raising
     except DeleverageError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
@@ -194,3 +203,11 @@ def main() -> None:
         if callable(show):
             show()
         sys.exit(int(getattr(exc, "exit_code", 2)))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]")
+        sys.exit(130)
+    except Exception as exc:  # an internal error: exit 1 with the message, not a traceback
+        console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}")
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)

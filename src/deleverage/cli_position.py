@@ -8,8 +8,9 @@ Thin layers over the public API (registered on the typer app of :mod:`deleverage
   liquidatable position (:func:`~deleverage.analytics.greeks.knockout_forward_greeks`) and the
   sensitivities of that probability (:func:`~deleverage.analytics.greeks.
   hit_probability_sensitivities`);
-- ``heatmap`` bins the liquidation prices of a population file
-  (:func:`~deleverage.analytics.heatmap.liquidation_heatmap`) and names the largest clusters.
+- ``heatmap`` bins the liquidation prices of a population file or of a scenario's population
+  (:func:`~deleverage.analytics.heatmap.liquidation_heatmap`) and names the largest clusters;
+  with several ``--venue`` it recomputes the same positions' levels with each venue's tiers.
 
 Bad input raises :class:`~deleverage.errors.ValidationError` or
 :class:`~deleverage.errors.UnknownEntityError`; :func:`deleverage.cli.main` turns them into exit
@@ -22,7 +23,7 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,7 +32,11 @@ from rich.table import Table
 from deleverage.errors import ValidationError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
     import pandas as pd
+
+    from deleverage.spec import MarketSpec
 
 __all__ = ["PositionMetrics", "heatmap", "position", "position_metrics"]
 
@@ -292,6 +297,8 @@ def position(
 
 @dataclass(frozen=True, slots=True)
 class _HeatmapResult:
+    venue: str
+    symbol: str
     buckets: pd.DataFrame
     clusters: pd.DataFrame
     mark: float
@@ -299,41 +306,149 @@ class _HeatmapResult:
     mapped: int
 
 
-def _heatmap_result(
-    path: Path, *, venue: str, symbol: str, mark: float | None, bucket: float, clusters: int
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """A population frame and where it came from (a file, or a scenario's market)."""
+
+    frame: pd.DataFrame
+    label: str
+    mark: float | None  # the scenario's first mark; None for a file
+    venue: str  # the scenario market's venue, or the first --venue
+
+
+def _venue_levels(frame: pd.DataFrame, market: MarketSpec) -> npt.NDArray[np.float64]:
+    """Isolated liquidation prices of the rows with ``market``'s tiers and taker fee (NaN for
+    cross rows): :func:`deleverage.margin.liquidation_price_isolated` on the isolated margin
+    ``collateral - |size| x entry x taker_fee_rate``, as the population generator does."""
+    import numpy as np
+
+    from deleverage import margin as mm
+
+    size = frame["size"].to_numpy(dtype=np.float64)
+    entry = frame["entry_price"].to_numpy(dtype=np.float64)
+    collateral = frame["collateral"].to_numpy(dtype=np.float64)
+    isolated = frame["margin_mode"].astype(str).to_numpy() == "isolated"
+    held = collateral - np.abs(size) * entry * market.taker_fee_rate
+    levels = mm.liquidation_price_isolated(size, entry, held, market.tier_arrays)
+    return np.asarray(np.where(isolated, levels, np.nan), dtype=np.float64)
+
+
+def _heatmap_of(
+    frame: pd.DataFrame,
+    liquidation: npt.NDArray[np.float64],
+    *,
+    venue: str,
+    symbol: str,
+    mark: float,
+    width: float,
+    clusters: int,
 ) -> _HeatmapResult:
     import numpy as np
 
     from deleverage.analytics.heatmap import largest_clusters, liquidation_heatmap
+
+    buckets = liquidation_heatmap(
+        liquidation,
+        frame["size"].to_numpy(dtype=np.float64),
+        frame["side"].to_numpy(dtype=np.float64),
+        mark,
+        bucket_width=width,
+    )
+    mapped = int(np.count_nonzero(np.isfinite(liquidation) & (liquidation > 0.0)))
+    return _HeatmapResult(
+        venue=venue,
+        symbol=symbol,
+        buckets=buckets,
+        clusters=largest_clusters(buckets, clusters),
+        mark=mark,
+        positions=len(frame),
+        mapped=mapped,
+    )
+
+
+def _scenario_source(name_or_path: str, market: str | None) -> _Source:
+    """The population of one market of a scenario, drawn exactly as the runner draws it (the
+    runner's own set-up, :class:`deleverage.sim.runner.Simulation`: same seed, same rows)."""
+    from deleverage.sim.runner import Simulation
+    from deleverage.sim.scenario import load_scenario
+
+    scenario = load_scenario(name_or_path)
+    with_population = [m for m in scenario.markets if m.population is not None]
+    if not with_population:
+        raise ValidationError("--scenario", name_or_path, "must have a market with a population")
+    symbols = [m.symbol for m in with_population]
+    if market is None:
+        chosen = with_population[0]
+    else:
+        matches = [m for m in with_population if m.symbol.upper() == market.upper()]
+        if not matches:
+            raise ValidationError("--market", market, f"must be one of the scenario's {symbols}")
+        chosen = matches[0]
+    sim = Simulation(scenario)
+    index = [m.symbol for m in scenario.markets].index(chosen.symbol)
+    population = sim.populations[chosen.symbol]
+    return _Source(
+        frame=population.frame,
+        label=f"{scenario.name} {chosen.symbol}",
+        mark=float(sim.paths[0, index]),
+        venue=chosen.preset or chosen.symbol,
+    )
+
+
+def _heatmap_results(
+    population: Path | None,
+    *,
+    scenario: str | None,
+    venues: list[str] | None,
+    symbol: str | None,
+    market: str | None,
+    mark: float | None,
+    bucket: float,
+    clusters: int,
+) -> list[_HeatmapResult]:
+    import numpy as np
+
     from deleverage.sim.population import Population
     from deleverage.spec import MarketSpec
 
     width = _positive("--bucket", bucket)
     if clusters < 1:
         raise ValidationError("--clusters", clusters, "must be >= 1")
-    market = MarketSpec.preset(venue, symbol)
-    population = Population.from_parquet(path, market=market)
-    frame = population.frame
-    if mark is None:
-        mark_price = float(np.median(frame["entry_price"].to_numpy()))
+    if (population is None) == (scenario is None):
+        raise ValidationError(
+            "population", population, "must be given, or --scenario instead (exactly one of them)"
+        )
+    if venues is not None and len(set(venues)) != len(venues):
+        raise ValidationError("--venue", venues, "must name each venue once")
+    asset = "BTC" if symbol is None else symbol
+    if scenario is not None:
+        source = _scenario_source(scenario, market)
+        specs = [] if venues is None else [MarketSpec.preset(v, asset) for v in venues]
     else:
+        assert population is not None
+        names = ["binance"] if venues is None else venues
+        specs = [MarketSpec.preset(v, asset) for v in names]
+        base = Population.from_parquet(population, market=specs[0])
+        source = _Source(frame=base.frame, label=population.name, mark=None, venue=names[0])
+    frame = source.frame
+    if mark is not None:
         mark_price = _positive("--mark", mark)
-    liquidation = frame["liquidation_price"].to_numpy(dtype=np.float64)
-    buckets = liquidation_heatmap(
-        liquidation,
-        frame["size"].to_numpy(dtype=np.float64),
-        frame["side"].to_numpy(dtype=np.float64),
-        mark_price,
-        bucket_width=width,
-    )
-    mapped = int(np.count_nonzero(np.isfinite(liquidation) & (liquidation > 0.0)))
-    return _HeatmapResult(
-        buckets=buckets,
-        clusters=largest_clusters(buckets, clusters),
-        mark=mark_price,
-        positions=len(frame),
-        mapped=mapped,
-    )
+    elif source.mark is not None:
+        mark_price = source.mark
+    else:
+        mark_price = float(np.median(frame["entry_price"].to_numpy()))
+    common: dict[str, Any] = {"mark": mark_price, "width": width, "clusters": clusters}
+    if not specs:  # a scenario on its own market: the levels the runner will liquidate
+        levels = frame["liquidation_price"].to_numpy(dtype=np.float64)
+        return [_heatmap_of(frame, levels, venue=source.venue, symbol=asset, **common)]
+    if len(specs) == 1 and scenario is None:  # one venue: the file's own levels if it has them
+        levels = frame["liquidation_price"].to_numpy(dtype=np.float64)
+        return [_heatmap_of(frame, levels, venue=source.venue, symbol=specs[0].symbol, **common)]
+    names = [source.venue] if venues is None else venues
+    return [
+        _heatmap_of(frame, _venue_levels(frame, spec), venue=v, symbol=spec.symbol, **common)
+        for v, spec in zip(names, specs, strict=True)
+    ]
 
 
 def _bucket_table(title: str, frame: pd.DataFrame, *, first: str) -> Table:
@@ -354,43 +469,91 @@ def _bucket_table(title: str, frame: pd.DataFrame, *, first: str) -> Table:
     return table
 
 
-def _write_html(result: _HeatmapResult, out: Path, *, title: str) -> None:
+def _write_html(results: list[_HeatmapResult], out: Path, *, title: str) -> None:
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     if not out.parent.exists():
         raise ValidationError("--html", str(out), "must be in an existing folder")
-    frame = result.buckets
-    figure = go.Figure()
-    for side, color in (("long", "#d62728"), ("short", "#2ca02c")):
-        part = frame[frame["side"] == side]
-        mid = (part["bucket_low"] + part["bucket_high"]) / 2.0
-        figure.add_trace(
-            go.Bar(
-                x=mid.tolist(),
-                y=part["notional"].tolist(),
-                name=f"{side} liquidations",
-                marker_color=color,
-                customdata=part[["bucket_low", "bucket_high", "count"]].to_numpy().tolist(),
-                hovertemplate="%{customdata[0]:,.2f} - %{customdata[1]:,.2f}<br>"
-                "notional %{y:,.0f}<br>%{customdata[2]} positions<extra></extra>",
-            )
-        )
-    figure.add_vline(x=result.mark, line_dash="dash", annotation_text=f"mark {result.mark:,.2f}")
-    figure.update_layout(
-        title=title,
-        barmode="stack",
-        xaxis_title="liquidation price (quote per base)",
-        yaxis_title="liquidation notional (quote)",
+    several = len(results) > 1
+    figure = make_subplots(
+        rows=len(results),
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.08 if several else 0.02,
+        subplot_titles=[f"{r.venue} ({r.symbol})" for r in results] if several else None,
     )
+    for row, result in enumerate(results, start=1):
+        frame = result.buckets
+        for side, color in (("long", "#d62728"), ("short", "#2ca02c")):
+            part = frame[frame["side"] == side]
+            mid = (part["bucket_low"] + part["bucket_high"]) / 2.0
+            name = f"{side} liquidations" + (f", {result.venue}" if several else "")
+            figure.add_trace(
+                go.Bar(
+                    x=mid.tolist(),
+                    y=part["notional"].tolist(),
+                    name=name,
+                    marker_color=color,
+                    customdata=part[["bucket_low", "bucket_high", "count"]].to_numpy().tolist(),
+                    hovertemplate="%{customdata[0]:,.2f} - %{customdata[1]:,.2f}<br>"
+                    "notional %{y:,.0f}<br>%{customdata[2]} positions<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
+        figure.add_vline(
+            x=result.mark,
+            line_dash="dash",
+            annotation_text=f"mark {result.mark:,.2f}",
+            row=row,
+            col=1,
+        )
+        figure.update_yaxes(title_text="liquidation notional (quote)", row=row, col=1)
+    figure.update_xaxes(title_text="liquidation price (quote per base)", row=len(results), col=1)
+    figure.update_layout(title=title, barmode="stack", height=max(450, 320 * len(results)))
     figure.write_html(str(out), include_plotlyjs=True, full_html=True)
 
 
+def _payload(result: _HeatmapResult) -> dict[str, object]:
+    return {
+        "venue": result.venue,
+        "symbol": result.symbol,
+        "mapped": result.mapped,
+        "buckets": result.buckets.to_dict(orient="records"),
+        "clusters": result.clusters.to_dict(orient="records"),
+    }
+
+
 def heatmap(
-    population: Annotated[Path, typer.Argument(help="Population Parquet file.")],
-    venue: Annotated[str, typer.Option(help="Venue preset (deleverage presets).")] = "binance",
-    symbol: Annotated[str, typer.Option(help="Market of the venue.")] = "BTC",
+    population: Annotated[
+        Path | None, typer.Argument(help="Population Parquet file (or use --scenario).")
+    ] = None,
+    venue: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Venue preset (deleverage presets); repeat to compare venues side by side "
+            "(the same positions' levels with each venue's tiers). Default: binance for a "
+            "file, the scenario's own market for --scenario."
+        ),
+    ] = None,
+    symbol: Annotated[
+        str | None, typer.Option(help="Market of the venue presets (default: BTC).")
+    ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            help="A scenario TOML file or built-in name: map its population, drawn with the "
+            "scenario's seed as the runner draws it, at its first mark."
+        ),
+    ] = None,
+    market: Annotated[
+        str | None,
+        typer.Option(help="With --scenario: the market's symbol (default: its first market)."),
+    ] = None,
     mark: Annotated[
-        float | None, typer.Option(help="Mark price (default: median entry price).")
+        float | None,
+        typer.Option(help="Mark price (default: median entry, or the scenario's first mark)."),
     ] = None,
     bucket: Annotated[float, typer.Option(help="Bucket width, quote per base.")] = 500.0,
     top: Annotated[int, typer.Option(help="Buckets shown per side.")] = 10,
@@ -402,39 +565,63 @@ def heatmap(
 ) -> None:
     """Liquidation heatmap of a population: notional by price bucket and side, and clusters.
 
-    Example: deleverage heatmap population.parquet --bucket 500 --html heatmap.html
+    Examples:
+
+      deleverage heatmap population.parquet --bucket 500 --html heatmap.html
+
+      deleverage heatmap population.parquet --venue binance --venue bybit --venue hyperliquid
+
+      deleverage heatmap --scenario btc-2025-10-10 --bucket 250 --json
     """
     if top < 1:
         raise ValidationError("--top", top, "must be >= 1")
-    result = _heatmap_result(
-        population, venue=venue, symbol=symbol, mark=mark, bucket=bucket, clusters=clusters
+    results = _heatmap_results(
+        population,
+        scenario=scenario,
+        venues=venue,
+        symbol=symbol,
+        market=market,
+        mark=mark,
+        bucket=bucket,
+        clusters=clusters,
     )
-    title = f"Liquidation heatmap: {population.name}, mark {result.mark:,.2f}, bucket {bucket:g}"
+    first = results[0]
+    label = population.name if population is not None else str(scenario)
+    venues = ", ".join(r.venue for r in results)
+    title = f"Liquidation heatmap: {label} ({venues}), mark {first.mark:,.2f}, bucket {bucket:g}"
     if html is not None:
-        _write_html(result, html, title=title)
+        _write_html(results, html, title=title)
     if as_json:
         payload = {
-            "mark_price": result.mark,
+            "mark_price": first.mark,
             "bucket_width": float(bucket),
-            "positions": result.positions,
-            "mapped": result.mapped,
-            "buckets": result.buckets.to_dict(orient="records"),
-            "clusters": result.clusters.to_dict(orient="records"),
+            "positions": first.positions,
+            **_payload(first),
+            "venues": [_payload(r) for r in results],
         }
+        if scenario is not None:
+            payload["scenario"] = scenario
         typer.echo(json.dumps(payload))
         return
     console = _console()
     console.print(
-        f"{result.positions:,} positions, {result.mapped:,} with a liquidation price "
-        f"(isolated); mark {result.mark:,.2f}; bucket width {bucket:g}"
+        f"{first.positions:,} positions of {label}; mark {first.mark:,.2f}; bucket width {bucket:g}"
     )
-    frame = result.buckets
-    for side in ("long", "short"):
-        part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")
-        console.print(_bucket_table(f"Largest {side} liquidation buckets", part, first="zone"))
-    console.print(
-        _bucket_table("Clusters (support: longs below the mark; resistance: shorts above)",
-                      result.clusters, first="kind")
-    )  # fmt: skip
+    for result in results:
+        prefix = f"{result.venue} ({result.symbol}): " if len(results) > 1 else ""
+        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price (isolated)")
+        frame = result.buckets
+        for side in ("long", "short"):
+            part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")
+            console.print(
+                _bucket_table(f"{prefix}Largest {side} liquidation buckets", part, first="zone")
+            )
+        console.print(
+            _bucket_table(
+                f"{prefix}Clusters (support: longs below the mark; resistance: shorts above)",
+                result.clusters,
+                first="kind",
+            )
+        )
     if html is not None:
         console.print(f"wrote {html}")

@@ -12,9 +12,11 @@ to +100%). So
     K = sum_j |s_j| p0_j (level + mmr_j),
 
 and an account with ``q = B / K`` above ``max_j |d_j|`` cannot be in the zone: sorted by ``q``,
-the accounts a set of marks can reach are a prefix (docs/formulas.md §14). The bound holds only
-while nothing but marks changed (no fill, transfer, deposit, funding or setting); the engine
-drops the index at any other change and builds it again once marks alone follow.
+the accounts a set of marks can reach are a prefix (docs/formulas.md §14). An account's bound
+holds while nothing but marks changed it: the engine reports every account a fill, transfer,
+deposit, withdrawal, margin move or setting touched (:meth:`CrossIndex.touch`), and those are
+checked exactly on every scan until the next build. Funding, tier changes and new markets drop
+the index; it is built again from a full pass.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ IntArray = npt.NDArray[np.int64]
 
 #: The largest relative move the bound is built for (mmr of the tier of twice the notional).
 MAX_MOVE = 1.0
-#: Rebuild when the reachable prefix exceeds this share of the indexed accounts.
+#: Rebuild when the reachable prefix exceeds this share of the indexed accounts ...
 PREFIX_SHARE = 1 / 8
+#: ... or the touched accounts (checked on every scan) exceed this share (and the floor).
+DIRTY_SHARE = 1 / 64
+DIRTY_FLOOR = 256
 
 
 class CrossIndex:
@@ -38,28 +43,25 @@ class CrossIndex:
 
     def __init__(self, level: float) -> None:
         self.level = min(float(level), 1.0)
-        self.effects_version = -1
+        self.valid = False
         self.p0 = np.zeros(0)
         self.q = np.zeros(0)
         self.acc = np.zeros(0, dtype=np.int64)
         self.builds = 0
-        self.last_effects = -1
-        self.quiet_marks = 0
+        self._touched: list[IntArray] = []
+        self._dirty = np.zeros(0, dtype=np.int64)  # touched since the build, ascending
+        self.full_passes_since_build = 0
 
-    def observe(self, effects_version: int) -> None:
-        """Count consecutive scans that saw no change but marks (the index is built after two)."""
-        if effects_version == self.last_effects:
-            self.quiet_marks += 1
-        else:
-            self.quiet_marks = 0
-            self.last_effects = effects_version
+    def invalidate(self) -> None:
+        self.valid = False
 
-    def valid_for(self, effects_version: int) -> bool:
-        return self.effects_version == effects_version and len(self.p0) > 0
+    def touch(self, accounts: IntArray) -> None:
+        """These accounts changed (cash or positions): check them exactly until the next build."""
+        if self.valid:
+            self._touched.append(np.asarray(accounts, dtype=np.int64))
 
     def build(
         self,
-        effects_version: int,
         marks: FloatArray,
         sizes: list[FloatArray],
         modes: list[npt.NDArray[np.int8]],
@@ -81,18 +83,42 @@ class CrossIndex:
         order = np.argsort(q, kind="stable")
         self.q, self.acc = q[order], acc[order]
         self.p0 = np.array(marks, dtype=np.float64)
-        self.effects_version = effects_version
+        self._touched = []
+        self._dirty = np.zeros(0, dtype=np.int64)
+        self.valid = True
+        self.full_passes_since_build = 0
         self.builds += 1
 
     def candidates(self, marks: FloatArray) -> IntArray | None:
-        """Accounts the marks can have moved into the zone, ascending; ``None`` when the bound
-        no longer pays (a move beyond :data:`MAX_MOVE` or a prefix past :data:`PREFIX_SHARE`)."""
-        move = float(np.max(np.abs(np.asarray(marks) / self.p0 - 1.0)))
+        """Accounts the marks can have moved into the zone and those touched, ascending;
+        ``None`` when the bound no longer pays (a move beyond :data:`MAX_MOVE`, or more than
+        :data:`PREFIX_SHARE` of the accounts to check)."""
+        if not self.valid or len(marks) != len(self.p0):
+            return None
+        if self._touched:
+            self._dirty = np.unique(np.concatenate([self._dirty, *self._touched]))
+            self._touched = []
+        marks = np.asarray(marks, dtype=np.float64)
+        unpriced = self.p0 <= 0.0  # a market without a mark at the build: no bound
+        if unpriced.any():
+            if np.any(marks[unpriced] != self.p0[unpriced]):
+                return None
+            marks = np.where(unpriced, 1.0, marks)
+        move = float(np.max(np.abs(marks / np.where(unpriced, 1.0, self.p0) - 1.0)))
         if move >= MAX_MOVE:
             return None
         k = int(np.searchsorted(self.q, move * (1.0 + 1e-9) + 1e-12, side="right"))
-        if k > max(64, int(len(self.acc) * PREFIX_SHARE)):
+        limit = max(64, int(len(self.acc) * PREFIX_SHARE))
+        if k + len(self._dirty) > limit or len(self._dirty) > max(
+            DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)
+        ):
             return None
-        out = self.acc[:k].copy()
+        if len(self._dirty) == 0:
+            out = self.acc[:k].copy()
+            out.sort()
+            return out
+        prefix = self.acc[:k]
+        extra = self._dirty[~np.isin(self._dirty, prefix, kind="table")] if k else self._dirty
+        out = np.concatenate([prefix, extra])
         out.sort()
         return out

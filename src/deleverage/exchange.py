@@ -201,9 +201,8 @@ class Exchange:
         self._long_oi: list[float] = []
         # Sorted zone-price indexes of isolated positions, per (market, level).
         self._level_index: dict[tuple[int, float], LevelIndex] = {}
-        # Distance-to-zone bounds of cross accounts, per level; marks applied so far.
+        # Distance-to-zone bounds of cross accounts, per level.
         self._cross_index: dict[float, CrossIndex] = {}
-        self._marks_applied = 0
         #: Use the sorted zone-price index for the isolated scan (the full pass otherwise).
         self.use_level_index = True
         self.fee_account = 0
@@ -290,12 +289,21 @@ class Exchange:
     def _touch(self, m: int, accounts: IntArray | int) -> None:
         """Positions of ``accounts`` in market ``m`` changed (size, entry, margin, mode)."""
         self._pos_version[m] += 1
-        if not self._level_index:
+        if not (self._level_index or self._cross_index):
             return
         acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
         for (market, _), index in self._level_index.items():
             if market == m:
                 index.touch(acc)
+        for cross in self._cross_index.values():
+            cross.touch(acc)
+
+    def _touch_cash(self, accounts: IntArray | int) -> None:
+        """The cash of ``accounts`` changed (cross equity moved)."""
+        if self._cross_index:
+            acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
+            for cross in self._cross_index.values():
+                cross.touch(acc)
 
     def _touch_all(self, m: int | None = None) -> None:
         """Every position of market ``m`` (all markets: None) may have changed."""
@@ -305,6 +313,8 @@ class Exchange:
         for (market, _), index in self._level_index.items():
             if m is None or market == m:
                 index.invalidate()
+        for cross in self._cross_index.values():
+            cross.invalidate()
 
     def _apply(self, event: Event) -> None:
         """Apply one event's effect to the state. The only place state changes."""
@@ -319,7 +329,6 @@ class Exchange:
             self._apply_fill(event)
         elif kind is EventKind.MARK_PRICE:
             assert isinstance(event, MarkPrice)
-            self._marks_applied += 1
             self.markets[event.market].mark = event.price
             self._refresh_rates(event.market)
         elif kind is EventKind.TRANSFER:
@@ -339,11 +348,13 @@ class Exchange:
                     event.amount, event.ts_ns, kind=FlowKind.PROTOCOL_REVENUE, ref=event.account
                 )
             self._cash[event.account] += event.amount
+            self._touch_cash(event.account)
             self._net_deposit[event.account] += event.amount
             self.net_deposits += event.amount
         elif kind is EventKind.WITHDRAWAL:
             assert isinstance(event, Withdrawal)
             self._cash[event.account] -= event.amount
+            self._touch_cash(event.account)
             self._net_deposit[event.account] -= event.amount
             self.net_deposits -= event.amount
         elif kind is EventKind.MARGIN_MOVED:
@@ -393,13 +404,17 @@ class Exchange:
             self._labels[a] = event.label
         self._n += 1
         if event.account_kind == AccountKind.INSURANCE:
-            share, cooldown = self._fund_settings
-            self.funds[a] = InsuranceFund(
-                event.label or f"insurance-{a}", protocol_share=share, unstake_cooldown_s=cooldown
-            )
-            if event.label.startswith("insurance:"):
-                symbol = event.label.removeprefix("insurance:")
-                self._market_fund[self._market_ids[symbol]] = a
+            self._register_fund(a, event.label)
+
+    def _register_fund(self, a: int, label: str) -> None:
+        """Give insurance account ``a`` its fund ledger (and its market, for per-market funds)."""
+        share, cooldown = self._fund_settings
+        self.funds[a] = InsuranceFund(
+            label or f"insurance-{a}", protocol_share=share, unstake_cooldown_s=cooldown
+        )
+        if label.startswith("insurance:"):
+            symbol = label.removeprefix("insurance:")
+            self._market_fund[self._market_ids[symbol]] = a
 
     def _grow(self, capacity: int) -> None:
         for name in ("_cash", "_net_deposit", "_kind", "_default_mode"):
@@ -424,6 +439,8 @@ class Exchange:
         cols.mode[: self._n] = self._default_mode[: self._n]
         self._positions.append(cols)
         self._pos_version.append(0)
+        for cross in self._cross_index.values():
+            cross.invalidate()
         self._long_oi.append(0.0)
 
     def _apply_fill(self, fill: Fill) -> None:
@@ -647,6 +664,7 @@ class Exchange:
                 self._cash, dummy, np.zeros(0, dtype=np.int8), dummy, False, sources,
                 destinations, amounts,
             )  # fmt: skip
+            self._touch_cash(np.concatenate([sources, destinations]))
         if not self.funds:
             return
         touches = np.isin(sources, list(self.funds)) | np.isin(destinations, list(self.funds))
@@ -803,6 +821,7 @@ class Exchange:
     def _apply_deposits(self, accounts: IntArray, amounts: FloatArray) -> None:
         self._version += 1
         np.add.at(self._cash, accounts, amounts)
+        self._touch_cash(accounts)
         np.add.at(self._net_deposit, accounts, amounts)
         for value in amounts.tolist():  # same order of float additions as one by one
             self.net_deposits += value
@@ -1269,30 +1288,27 @@ class Exchange:
         index = self._cross_index.get(key)
         if index is None:
             index = self._cross_index[key] = CrossIndex(call_level)
-        effects = self._version - self._marks_applied
-        index.observe(effects)
-        if index.valid_for(effects):
-            cand = index.candidates(self.mark_prices())
-            if cand is not None:
-                result = self._cross_scan_subset(m, call_level, cand)
-                if self.check_invariants:
-                    self._check_cross_scan(m, call_level, result)
-                return result
+        cand = index.candidates(self.mark_prices())
+        if cand is not None:
+            result = self._cross_scan_subset(m, call_level, cand)
+            if self.check_invariants:
+                self._check_cross_scan(m, call_level, result)
+            return result
         result = self._cross_scan_full(m, call_level)
-        if index.quiet_marks >= 2:  # marks alone for a while: the bound will pay
-            n = self._n
-            equity, maint = np.empty(n), np.empty(n)
-            for k, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
-                t = state.tiers
-                cross_partial_nb(
-                    cols.size[:n], cols.entry[:n], cols.mode[:n], state.mark, t.floor, t.mmr,
-                    t.cum, self._cash[:n], equity, maint, k == 0,
-                )  # fmt: skip
-            index.build(
-                effects, self.mark_prices(), [c.size[:n] for c in self._positions],
-                [c.mode[:n] for c in self._positions], [st.tiers for st in self.markets],
-                equity, maint, self._kind[:n] == 0,
+        index.full_passes_since_build += 1
+        n = self._n
+        equity, maint = np.empty(n), np.empty(n)
+        for k, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
+            t = state.tiers
+            cross_partial_nb(
+                cols.size[:n], cols.entry[:n], cols.mode[:n], state.mark, t.floor, t.mmr,
+                t.cum, self._cash[:n], equity, maint, k == 0,
             )  # fmt: skip
+        index.build(
+            self.mark_prices(), [c.size[:n] for c in self._positions],
+            [c.mode[:n] for c in self._positions], [st.tiers for st in self.markets],
+            equity, maint, self._kind[:n] == 0,
+        )  # fmt: skip
         return result
 
     def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from deleverage.errors import InvariantError
 from deleverage.events import NOTICE_KINDS, EventKind, Journal, event_from_row
+from deleverage.state import AccountKind
 
 if TYPE_CHECKING:
     from deleverage.exchange import Exchange
@@ -129,7 +130,11 @@ def apply_batch(ex: Exchange, part: pa.Table) -> None:
         ex._default_mode[first : first + count] = modes
         for cols in ex._positions:
             cols.mode[first : first + count] = modes
-        for k, label in enumerate(part["text"].to_pylist()):
+        labels = part["text"].to_pylist()
+        for k, label in enumerate(labels):
             if label:
                 ex._labels[first + k] = label
         ex._n += count
+        kinds = np.asarray(part["code"], dtype=np.int8)
+        for k in np.flatnonzero(kinds == int(AccountKind.INSURANCE)).tolist():
+            ex._register_fund(first + k, labels[k] or "")

@@ -78,8 +78,7 @@ class MarketRisk:
     breaker_since_ns: int = 0
     marks: deque[tuple[int, float]] = field(default_factory=deque)
     cooldown_until_ns: dict[int, int] = field(default_factory=dict)
-    #: Accounts margin-called and still in the warning zone (isolated: any order; cross:
-    #: ascending).
+    #: Accounts margin-called and still in the warning zone (any order).
     called_isolated: npt.NDArray[np.int64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.int64)
     )
@@ -690,17 +689,22 @@ class RiskEngine:
         if any_cross:
             scan = ex.cross_scan(m, level)
             hits, hit_ratio = scan["warn"], scan["warn_ratio"]
+            below = scan["below"]
+            flag = self._flags(ex.n_accounts)
             called = risk.called_cross
             if len(called):
                 # A cross account leaves the called set once it is neither in the warning
                 # zone nor under maintenance (its ratio fell back below the level).
-                keep = np.isin(called, hits, assume_unique=True) | np.isin(
-                    called, scan["below"], assume_unique=True
-                )
-                called = called[keep]
-            fresh = ~np.isin(hits, called, assume_unique=True)
+                flag[hits] = True
+                flag[below] = True
+                called = called[flag[called]]
+                flag[hits] = False
+                flag[below] = False
+                flag[called] = True
+            fresh = ~flag[hits]
+            flag[called] = False
             acc = hits[fresh].astype(np.int64)
-            risk.called_cross = np.union1d(called, acc) if len(acc) else called
+            risk.called_cross = np.concatenate([called, acc]) if len(acc) else called
             new_acc.append(acc)
             new_ratio.append(np.asarray(hit_ratio[fresh], dtype=np.float64))
         elif len(risk.called_cross):

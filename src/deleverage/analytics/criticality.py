@@ -40,7 +40,9 @@ CascadeDirection = Literal["down", "up"]
 
 __all__ = [
     "CascadeRounds",
+    "ShockResponse",
     "branching_ratio",
+    "branching_ratio_vs_shock",
     "critical_shock",
     "linear_cascade_total_drop",
     "simulate_cascade_rounds",
@@ -351,3 +353,95 @@ def critical_shock(
             break
         best = float(np.nextafter(best, np.inf))
     return best
+
+
+class ShockResponse(NamedTuple):
+    """How a book answers shocks of several sizes (one entry per shock)."""
+
+    #: The exogenous shocks, quote per base.
+    shock: FloatArray
+    #: Final move of each cascade, quote per base.
+    total_drop: FloatArray
+    #: ``total_drop / shock``.
+    amplification: FloatArray
+    #: ``1 - shock / total_drop``: the constant branching ratio with the same amplification.
+    branching_ratio: FloatArray
+    #: Positions liquidated by each cascade.
+    n_liquidated: npt.NDArray[np.int64]
+    #: False where ``max_rounds`` stopped a cascade early.
+    converged: npt.NDArray[np.bool_]
+
+
+def branching_ratio_vs_shock(
+    liquidation_prices: ArrayLike,
+    sizes: ArrayLike,
+    start_price: float,
+    shocks: ArrayLike,
+    depth: float,
+    *,
+    direction: CascadeDirection = "down",
+    max_rounds: int | None = None,
+) -> ShockResponse:
+    """Effective branching ratio and amplification of a real book as functions of the shock.
+
+    Each shock ``s`` is played through :func:`simulate_cascade_rounds`; its final move ``D(s)``
+    gives the amplification ``A(s) = D(s) / s`` and, inverting the linear-book law
+    ``D = s / (1 - k)``, the effective branching ratio
+
+    ``k_eff(s) = 1 - s / D(s)``,
+
+    the constant ``k`` that would amplify this shock as much. On a uniform book ``k_eff = rho /
+    depth`` for every shock; on a real book it varies with the shock (a small shock may stop
+    short of the first cluster, a larger one runs through it), and ``k_eff`` close to 1 marks
+    shocks near the critical one (:func:`critical_shock`).
+
+    Parameters
+    ----------
+    liquidation_prices, sizes, start_price, depth, direction, max_rounds
+        As in :func:`simulate_cascade_rounds`.
+    shocks
+        Exogenous moves to try, each ``> 0`` (quote per base), 1-D or scalar.
+
+    Returns
+    -------
+    ShockResponse
+        Per shock: total drop, amplification, effective branching ratio, positions liquidated.
+
+    Raises
+    ------
+    ValidationError
+        On bad input, or a shock that is not a finite number ``> 0``.
+
+    Examples
+    --------
+    The ten levels of :func:`simulate_cascade_rounds` (2 BTC per dollar of depth, one level per
+    dollar: ``k = 0.5``): a 1-dollar shock drops 2 dollars, ``k_eff = 0.5``.
+
+    >>> r = branching_ratio_vs_shock(99.5 - np.arange(10.0), np.ones(10), 100.0, [1.0, 3.0], 2.0)
+    >>> r.total_drop.tolist(), r.branching_ratio.tolist()
+    ([2.0, 6.0], [0.5, 0.5])
+    """
+    s = np.atleast_1d(_checked("shocks", shocks, lower=0.0, strict=True))
+    if s.ndim != 1:
+        raise ValidationError("shocks", s.shape, "must be a scalar or a 1-D array")
+    drops = np.empty(s.size)
+    counts = np.empty(s.size, dtype=np.int64)
+    converged = np.empty(s.size, dtype=np.bool_)
+    for i, shock in enumerate(s.tolist()):
+        rounds = simulate_cascade_rounds(
+            liquidation_prices, sizes, start_price, shock, depth,
+            direction=direction, max_rounds=max_rounds,
+        )  # fmt: skip
+        drops[i] = rounds.total_drop
+        counts[i] = rounds.n_liquidated
+        converged[i] = rounds.converged
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amplification = drops / s
+    return ShockResponse(
+        shock=s,
+        total_drop=drops,
+        amplification=amplification,
+        branching_ratio=1.0 - 1.0 / amplification,
+        n_liquidated=counts,
+        converged=converged,
+    )

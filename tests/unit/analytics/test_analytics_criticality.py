@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from deleverage.analytics.criticality import (
     branching_ratio,
+    branching_ratio_vs_shock,
     critical_shock,
     linear_cascade_total_drop,
     simulate_cascade_rounds,
@@ -220,3 +221,46 @@ def test_cascade_rejects_bad_input(args: tuple[object, ...], kwargs: dict[str, o
 def test_critical_shock_needs_a_finite_level_without_a_target() -> None:
     with pytest.raises(ValidationError):
         critical_shock([-np.inf], [1.0], START, 1.0)
+
+
+@pytest.mark.parametrize("k", [0.2, 0.5, 0.8])
+def test_branching_ratio_vs_shock_recovers_k_of_a_uniform_book_for_every_shock(k: float) -> None:
+    # Arrange: D = s / (1 - k) on a uniform book, so 1 - s / D = k for any shock inside the band.
+    levels, sizes = _uniform_book(k)
+    shocks = np.array([0.5, 1.0, 2.0, 5.0])
+
+    # Act
+    response = branching_ratio_vs_shock(levels, sizes, START, shocks, DEPTH)
+
+    # Assert: within the discretization of one level spacing on the drop.
+    expected_drop = shocks / (1.0 - k)
+    np.testing.assert_allclose(response.total_drop, expected_drop, atol=SPACING / (1.0 - k))
+    np.testing.assert_allclose(response.amplification, 1.0 / (1.0 - k), rtol=0.05)
+    np.testing.assert_allclose(response.branching_ratio, k, atol=0.02)
+    assert response.converged.all()
+
+
+def test_branching_ratio_vs_shock_rises_to_one_past_the_critical_shock() -> None:
+    # Arrange: a small cluster right below the price, then a big cluster 2 dollars down that
+    # only a shock bringing the cascade within reach sets off (k of the cluster > 1).
+    levels = np.concatenate([99.9 - 0.1 * np.arange(5), 97.9 - 0.01 * np.arange(100)])
+    sizes = np.concatenate([np.full(5, 0.1), np.full(100, 1.0)])
+    depth = 10.0
+    s_c = critical_shock(levels, sizes, 100.0, depth)
+
+    # Act
+    below = branching_ratio_vs_shock(levels, sizes, 100.0, s_c * 0.9, depth)
+    above = branching_ratio_vs_shock(levels, sizes, 100.0, s_c, depth)
+
+    # Assert: below the critical shock the cascade stops near the shock (k_eff small); from it
+    # the whole book goes, so the drop reaches the last level and k_eff = 1 - s_c / D.
+    assert below.n_liquidated[0] < 105
+    assert above.n_liquidated[0] == 105
+    assert above.total_drop[0] >= 100.0 - levels.min()
+    assert above.branching_ratio[0] > below.branching_ratio[0]
+    assert above.branching_ratio[0] == pytest.approx(1.0 - s_c / above.total_drop[0])
+
+
+def test_branching_ratio_vs_shock_rejects_a_zero_shock() -> None:
+    with pytest.raises(ValidationError, match="`shocks`"):
+        branching_ratio_vs_shock([99.0], [1.0], 100.0, [1.0, 0.0], 1.0)

@@ -1,0 +1,404 @@
+"""The HTML report of a run: one self-contained page a risk desk can open offline.
+
+:func:`build_report` lays out, for a run and (optionally) its ``feedback=False`` twin:
+
+1. a verdict, "does this venue survive?", from the stress metrics (bad debt against the fund,
+   ADL used or not: :func:`deleverage.analytics.stress.verdict`);
+2. the price path: exogenous price, mark with feedback, mark without feedback;
+3. liquidated and ADL notional over time (bucketed, so a day fits on one chart);
+4. the insurance fund and the cumulative bad debt and socialized loss;
+5. the liquidation heatmap of the population before the shock
+   (:func:`deleverage.analytics.heatmap.liquidation_heatmap`, at the first mark);
+6. the distribution of losses across accounts (net deposits minus final equity);
+7. the metrics table and the scenario's parameters.
+
+The page embeds plotly.js once (in the first figure) and the other figures reuse it, so the
+file opens without a network. Long runs are thinned for drawing (every few steps, the extremes
+kept); the metrics are computed on the full run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from deleverage.analytics.heatmap import liquidation_heatmap
+from deleverage.analytics.stress import (
+    StressMetrics,
+    metrics_table,
+    run_account_losses,
+    stress_metrics,
+    verdict,
+)
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from deleverage.sim.runner import RunResult
+
+__all__ = ["build_report", "report_figures", "write_report"]
+
+#: Most points drawn per line (longer series are thinned, extremes kept).
+MAX_LINE_POINTS = 3_000
+#: Candidate bucket widths for the flow chart, seconds.
+_BUCKETS_S = (1, 5, 10, 15, 30, 60, 300, 900, 3600, 14_400, 86_400)
+_MAX_BUCKETS = 400
+_COLORS = {
+    "exogenous": "#7f7f7f",
+    "mark": "#d62728",
+    "baseline": "#1f77b4",
+    "liquidations": "#ff7f0e",
+    "adl": "#9467bd",
+    "fund": "#2ca02c",
+    "bad_debt": "#d62728",
+    "socialized": "#8c564b",
+    "long": "#d62728",
+    "short": "#2ca02c",
+    "loss": "#1f77b4",
+}
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
+       color: #222; background: #f6f7f9; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 1.7em; margin: 0 0 4px; }
+h2 { font-size: 1.2em; margin: 32px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+p.sub { color: #666; margin: 0 0 16px; }
+.verdict { padding: 14px 18px; border-radius: 6px; border-left: 6px solid; background: #fff;
+           line-height: 1.5; }
+.verdict.ok { border-color: #2ca02c; } .verdict.adl { border-color: #ff9f1c; }
+.verdict.bad { border-color: #d62728; }
+.card { background: #fff; border-radius: 6px; padding: 8px; margin: 12px 0;
+        box-shadow: 0 1px 2px rgba(0,0,0,.06); }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }
+table { border-collapse: collapse; width: 100%; background: #fff; font-size: .92em; }
+td, th { padding: 5px 10px; border-bottom: 1px solid #eee; text-align: left; }
+td.v { text-align: right; font-variant-numeric: tabular-nums; }
+code { font-size: .9em; }
+footer { color: #888; font-size: .85em; margin-top: 32px; }
+"""
+
+
+def _thin(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """At most about :data:`MAX_LINE_POINTS` rows: every k-th row plus each chunk's extremes."""
+    n = len(frame)
+    if n <= MAX_LINE_POINTS:
+        return frame
+    stride = math.ceil(n / (MAX_LINE_POINTS / 3))
+    values = frame[column].to_numpy(dtype=np.float64)
+    chunk = np.arange(n) // stride
+    lows = pd.Series(values).groupby(chunk).idxmin().to_numpy()
+    highs = pd.Series(values).groupby(chunk).idxmax().to_numpy()
+    keep = np.unique(np.concatenate([np.arange(0, n, stride), lows, highs, [n - 1]]))
+    return frame.iloc[keep]
+
+
+def _times(frame: pd.DataFrame) -> list[str]:
+    stamps = pd.to_datetime(frame["ts_ns"].to_numpy(dtype=np.int64), unit="ns", utc=True)
+    return [t.strftime("%Y-%m-%d %H:%M:%S") for t in stamps]
+
+
+def _bucket_s(duration_s: float, dt_s: float) -> float:
+    for width in _BUCKETS_S:
+        if width >= dt_s and duration_s / width <= _MAX_BUCKETS:
+            return float(width)
+    return float(_BUCKETS_S[-1])
+
+
+def _nice_width(price: float) -> float:
+    """A round bucket width near 0.25% of the price (1, 2 or 5 times a power of ten)."""
+    raw = max(price * 0.0025, 1e-12)
+    power = 10.0 ** math.floor(math.log10(raw))
+    return min((m * power for m in (1.0, 2.0, 5.0, 10.0)), key=lambda w: abs(w - raw))
+
+
+def _layout(
+    figure: go.Figure, title: str, *, y: str | None, x: str | None = "time (UTC)"
+) -> go.Figure:
+    if x is not None:
+        figure.update_layout(xaxis_title=x)
+    if y is not None:
+        figure.update_layout(yaxis_title=y)
+    figure.update_layout(
+        title=title,
+        template="plotly_white",
+        height=420,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        legend={"orientation": "h", "y": -0.18},
+    )
+    return figure
+
+
+def report_figures(
+    result: RunResult,
+    baseline: RunResult | None = None,
+    *,
+    losses: pd.DataFrame | None = None,
+) -> dict[str, go.Figure]:
+    """The report's plotly figures, by section name (``prices``, ``flows``, ``fund``,
+    ``heatmap``, ``losses``)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    steps = result.steps
+    markets = list(dict.fromkeys(steps["market"].astype(str)))
+    figures: dict[str, go.Figure] = {}
+
+    several = len(markets) > 1
+    prices = make_subplots(
+        rows=len(markets), cols=1, shared_xaxes=True, vertical_spacing=0.06,
+        subplot_titles=markets if several else None,
+    )  # fmt: skip
+    for row, symbol in enumerate(markets, start=1):
+        part = _thin(steps[steps["market"].astype(str) == symbol], "mark")
+        first = row == 1
+        t = _times(part)
+        prices.add_trace(go.Scatter(
+            x=t, y=part["exogenous"].tolist(), name="exogenous", legendgroup="exogenous",
+            showlegend=first, line={"color": _COLORS["exogenous"], "dash": "dot"},
+        ), row=row, col=1)  # fmt: skip
+        if baseline is not None:
+            base = baseline.steps
+            bpart = _thin(base[base["market"].astype(str) == symbol], "mark")
+            prices.add_trace(go.Scatter(
+                x=_times(bpart), y=bpart["mark"].tolist(), name="mark without feedback",
+                legendgroup="baseline", showlegend=first, line={"color": _COLORS["baseline"]},
+            ), row=row, col=1)  # fmt: skip
+        prices.add_trace(go.Scatter(
+            x=t, y=part["mark"].tolist(), name="mark with feedback", legendgroup="mark",
+            showlegend=first, line={"color": _COLORS["mark"]},
+        ), row=row, col=1)  # fmt: skip
+        prices.update_yaxes(title_text="quote per base" if several else "price (quote per base)",
+                            row=row, col=1)  # fmt: skip
+    prices.update_xaxes(title_text="time (UTC)", row=len(markets), col=1)
+    figures["prices"] = _layout(prices, "Price path", y=None, x=None)
+    prices.update_layout(height=max(420, 300 * len(markets)))
+
+    dt = float(result.scenario.dt_s)
+    duration = float(steps["t_s"].max()) if len(steps) else 0.0
+    width = _bucket_s(duration, dt)
+    bucket = np.floor(steps["t_s"].to_numpy(dtype=np.float64) / width)
+    flows = steps.groupby(bucket).agg(
+        ts_ns=("ts_ns", "first"),
+        liquidated=("liquidated_notional", "sum"),
+        adl=("adl_notional", "sum"),
+        count=("liquidations", "sum"),
+    )
+    flow = go.Figure()
+    t = _times(flows)
+    flow.add_trace(go.Bar(
+        x=t, y=flows["liquidated"].tolist(), name="liquidated notional",
+        marker_color=_COLORS["liquidations"], customdata=flows["count"].tolist(),
+        hovertemplate="%{x}<br>%{y:,.0f} quote<br>%{customdata} liquidations<extra></extra>",
+    ))  # fmt: skip
+    flow.add_trace(go.Bar(
+        x=t, y=flows["adl"].tolist(), name="ADL notional", marker_color=_COLORS["adl"],
+    ))  # fmt: skip
+    if baseline is not None:
+        b = baseline.steps
+        bflows = b.groupby(np.floor(b["t_s"].to_numpy(dtype=np.float64) / width)).agg(
+            ts_ns=("ts_ns", "first"), liquidated=("liquidated_notional", "sum")
+        )
+        flow.add_trace(go.Scatter(
+            x=_times(bflows), y=bflows["liquidated"].tolist(),
+            name="liquidated without feedback", mode="lines",
+            line={"color": _COLORS["baseline"], "width": 1.5, "dash": "dot"},
+        ))  # fmt: skip
+    flow.update_layout(barmode="stack")
+    label = f"{width:g} s" if width < 60 else f"{width / 60:g} min"
+    figures["flows"] = _layout(
+        flow, f"Liquidations and ADL per {label}", y="notional per bucket (quote)"
+    )
+
+    per_step = steps.groupby("step").agg(
+        ts_ns=("ts_ns", "first"),
+        fund=("insurance_fund", "first"),
+        bad_debt=("bad_debt", "sum"),
+        socialized=("socialized_loss", "sum"),
+    )
+    per_step = _thin(per_step.reset_index(drop=True), "fund")
+    fund = go.Figure()
+    t = _times(per_step)
+    for key, name in (("fund", "insurance fund"), ("bad_debt", "bad debt (cumulative)"),
+                      ("socialized", "socialized loss (cumulative)")):  # fmt: skip
+        fund.add_trace(go.Scatter(
+            x=t, y=per_step[key].tolist(), name=name, line={"color": _COLORS[key]},
+        ))  # fmt: skip
+    figures["fund"] = _layout(fund, "Insurance fund and bad debt", y="quote")
+
+    marks = steps.groupby("market", observed=True)["mark"].first()
+    symbols = list(result.populations)
+    heat = make_subplots(
+        rows=max(len(symbols), 1), cols=1, vertical_spacing=0.1,
+        subplot_titles=symbols if len(symbols) > 1 else None,
+    )  # fmt: skip
+    for row, symbol in enumerate(symbols, start=1):
+        frame = result.populations[symbol].frame
+        mark = float(marks.get(symbol, np.median(frame["entry_price"])))
+        buckets = liquidation_heatmap(
+            frame["liquidation_price"].to_numpy(dtype=np.float64),
+            frame["size"].to_numpy(dtype=np.float64),
+            frame["side"].to_numpy(dtype=np.float64),
+            mark,
+            bucket_width=_nice_width(mark),
+        )
+        for side in ("long", "short"):
+            part = buckets[buckets["side"] == side]
+            mid = (part["bucket_low"] + part["bucket_high"]) / 2.0
+            heat.add_trace(go.Bar(
+                x=mid.tolist(), y=part["notional"].tolist(), name=f"{side} liquidations",
+                legendgroup=side, showlegend=row == 1, marker_color=_COLORS[side],
+                customdata=part["count"].tolist(),
+                hovertemplate="%{x:,.2f}<br>%{y:,.0f} quote<br>%{customdata} positions"
+                "<extra></extra>",
+            ), row=row, col=1)  # fmt: skip
+        heat.add_vline(
+            x=mark, line_dash="dash", annotation_text=f"mark {mark:,.2f}", row=row, col=1
+        )
+        # the levels within 40% of the first mark; farther ones are off-screen (zoom out)
+        heat.update_xaxes(range=[0.6 * mark, 1.4 * mark], row=row, col=1)
+        heat.update_yaxes(title_text="notional (quote)", row=row, col=1)
+    heat.update_layout(barmode="stack", height=max(420, 320 * len(symbols)))
+    heat.update_xaxes(title_text="liquidation price (quote per base)", row=max(len(symbols), 1))
+    figures["heatmap"] = _layout(
+        heat, "Liquidation heatmap before the shock (isolated positions)", y=None, x=None
+    )
+    heat.update_layout(height=max(420, 320 * len(symbols)))
+
+    if losses is None:
+        losses = run_account_losses(result)
+    loss = go.Figure()
+    values = losses["loss"].to_numpy(dtype=np.float64)
+    loss.add_trace(go.Histogram(
+        x=values.tolist(), nbinsx=80, name="accounts", marker_color=_COLORS["loss"],
+    ))  # fmt: skip
+    loss.update_yaxes(type="log")
+    figures["losses"] = _layout(
+        loss,
+        f"Losses across {len(values):,} accounts (net deposits - final equity; < 0 a gain)",
+        y="accounts (log scale)",
+        x="loss per account (quote)",
+    )
+    return figures
+
+
+def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(data, dict):
+        rows: list[tuple[str, str]] = []
+        for key, value in data.items():
+            rows += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return rows
+    if isinstance(data, list) and any(isinstance(v, dict) for v in data):
+        rows = []
+        for i, value in enumerate(data):
+            rows += _flatten(value, f"{prefix}.{i}")
+        return rows
+    return [] if data is None else [(prefix, json.dumps(data))]
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(
+        f"<tr><td>{html.escape(k)}</td><td class='v'>{html.escape(v)}</td></tr>" for k, v in rows
+    )
+    return f"<table>{body}</table>"
+
+
+def build_report(
+    result: RunResult,
+    baseline: RunResult | None = None,
+    *,
+    metrics: StressMetrics | None = None,
+    losses: pd.DataFrame | None = None,
+) -> str:
+    """The report of ``result`` as one self-contained HTML page (see the module docstring).
+
+    Parameters
+    ----------
+    result
+        The run (normally with feedback).
+    baseline
+        Its ``feedback=False`` twin, drawn next to it and used for the amplification.
+    metrics, losses
+        Precomputed :func:`~deleverage.analytics.stress.stress_metrics` and per-account losses
+        (computed here when omitted).
+
+    Returns
+    -------
+    str
+        The HTML document, plotly.js embedded once.
+    """
+    if losses is None:
+        losses = run_account_losses(result)
+    if metrics is None:
+        metrics = stress_metrics(result, baseline, losses=losses)
+    figures = report_figures(result, baseline, losses=losses)
+    divs = {}
+    for i, (name, figure) in enumerate(figures.items()):
+        divs[name] = figure.to_html(
+            full_html=False,
+            include_plotlyjs=i == 0,  # plotly.js inlined once, in the first figure
+            config={"displaylogo": False, "responsive": True},
+        )
+    survives, text = verdict(metrics)
+    css_class = "ok" if survives else ("adl" if metrics.bad_debt + metrics.socialized_loss <= 0
+                                       else "bad")  # fmt: skip
+    scenario = result.scenario
+    title = f"deleverage report: {scenario.name}"
+    params = _flatten(scenario.to_toml_dict())
+    twin = "with its feedback=False twin" if baseline is not None else "without a baseline run"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<h1>{html.escape(title)}</h1>
+<p class="sub">{html.escape(scenario.description or "")}<br>
+seed {scenario.seed}, {metrics.steps:,} steps of {scenario.dt_s:g} s,
+{metrics.positions:,} positions, {twin}; result hash
+<code>{result.result_hash[:16]}</code></p>
+<h2>Does this venue survive?</h2>
+<div class="verdict {css_class}">{html.escape(text)}</div>
+<h2>Price path</h2>
+<div class="card">{divs["prices"]}</div>
+<h2>Liquidations and ADL</h2>
+<div class="card">{divs["flows"]}</div>
+<h2>Insurance fund and bad debt</h2>
+<div class="card">{divs["fund"]}</div>
+<h2>Where the liquidations were waiting</h2>
+<div class="card">{divs["heatmap"]}</div>
+<h2>Who lost</h2>
+<div class="card">{divs["losses"]}</div>
+<div class="grid">
+<div><h2>Metrics</h2>{_table(metrics_table(metrics))}</div>
+<div><h2>Scenario parameters</h2>{_table(params)}</div>
+</div>
+<footer>Generated by deleverage. Metric definitions: deleverage.analytics.stress.</footer>
+</main>
+</body>
+</html>
+"""
+
+
+def write_report(
+    path: str | Path,
+    result: RunResult,
+    baseline: RunResult | None = None,
+    *,
+    metrics: StressMetrics | None = None,
+    losses: pd.DataFrame | None = None,
+) -> Path:
+    """Write :func:`build_report` to ``path`` (UTF-8) and return the path."""
+    out = Path(path)
+    out.write_text(build_report(result, baseline, metrics=metrics, losses=losses), encoding="utf-8")
+    return out

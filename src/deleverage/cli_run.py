@@ -1,0 +1,268 @@
+"""Commands ``deleverage run``, ``deleverage scenarios`` and ``deleverage validate``.
+
+Thin layers over the public API (registered on the typer app of :mod:`deleverage.cli`):
+
+- ``run`` loads a scenario (:func:`deleverage.sim.scenario.load_scenario`), runs it with a
+  progress bar (:func:`deleverage.sim.runner.run`), runs its ``feedback=False`` twin for the
+  cascade amplification, computes the stress metrics
+  (:func:`deleverage.analytics.stress.stress_metrics`) and writes the results (Parquet and
+  JSON, :meth:`~deleverage.sim.runner.RunResult.save`) and the HTML report
+  (:func:`deleverage.analytics.report.write_report`) into one folder;
+- ``scenarios`` lists the built-in scenarios;
+- ``validate`` lists every problem of a scenario file at once
+  (:func:`deleverage.sim.scenario.scenario_problems`).
+
+Bad input raises :class:`~deleverage.errors.ValidationError` (a
+:class:`~deleverage.errors.ConfigError` for scenarios); :func:`deleverage.cli.main` turns it into
+exit code 2 with the message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from deleverage.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:
+    from deleverage.sim.runner import RunResult
+    from deleverage.sim.scenario import Scenario
+
+__all__ = ["RESULTS_FOLDER", "run", "scenarios", "validate"]
+
+#: Default parent folder of ``deleverage run``'s outputs (``results/<scenario name>/``).
+RESULTS_FOLDER = Path("results")
+
+
+def _console(*, stderr: bool = False) -> Console:
+    console = Console(stderr=stderr)
+    if not console.is_terminal:  # logs, pipes and tests: wide enough for the tables
+        console = Console(width=130, stderr=stderr)
+    return console
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats as ``None`` (JSON has no NaN), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _run_with_progress(
+    scenario: Scenario, progress: Progress, label: str, *, feedback: bool, keep: bool
+) -> RunResult:
+    from deleverage.sim import runner
+
+    task = progress.add_task(label, total=None)
+
+    def update(done: int, total: int) -> None:
+        progress.update(task, completed=done, total=total)
+
+    return runner.run(scenario, feedback=feedback, progress=update, keep_exchange=keep)
+
+
+def _out_folder(out: Path | None, name: str) -> Path:
+    folder = RESULTS_FOLDER / name if out is None else out
+    if folder.exists() and not folder.is_dir():
+        raise ValidationError("--out", str(folder), "must be a folder, not a file")
+    return folder
+
+
+def run(
+    scenario: Annotated[
+        str | None,
+        typer.Argument(
+            help="A scenario TOML file or a built-in name (deleverage scenarios); "
+            "default: the built-in btc-2025-10-10."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default: results/<scenario name>/)."),
+    ] = None,
+    no_baseline: Annotated[
+        bool,
+        typer.Option(
+            "--no-baseline",
+            help="Skip the feedback=False twin run (no cascade amplification against it).",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary and metrics as one JSON object.")
+    ] = False,
+) -> None:
+    """Run a scenario: progress bar, summary table, results (Parquet) and an HTML report.
+
+    Writes into the output folder: steps.parquet, journal.parquet,
+    scenario.json and summary.json (the run); baseline/ (its feedback=False
+    twin); metrics.json, losses.parquet and report.html.
+
+    Examples:
+
+      deleverage run                      # the default scenario, btc-2025-10-10
+
+      deleverage run adl-exhaustion --out /tmp/adl
+
+      deleverage run my-scenario.toml --no-baseline --json
+    """
+    from deleverage.analytics.report import write_report
+    from deleverage.analytics.stress import (
+        metrics_table,
+        run_account_losses,
+        stress_metrics,
+        verdict,
+    )
+    from deleverage.sim.builtin import DEFAULT_SCENARIO
+    from deleverage.sim.scenario import load_scenario
+
+    chosen = load_scenario(DEFAULT_SCENARIO if scenario is None else scenario)
+    folder = _out_folder(out, chosen.name)
+    progress_console = _console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=progress_console, transient=as_json) as progress:
+        result = _run_with_progress(
+            chosen, progress, f"{chosen.name} (feedback)", feedback=True, keep=True
+        )
+        baseline = None
+        if not no_baseline:
+            baseline = _run_with_progress(
+                chosen, progress, f"{chosen.name} (no feedback)", feedback=False, keep=False
+            )
+    losses = run_account_losses(result)
+    metrics = stress_metrics(result, baseline, losses=losses)
+    survives, text = verdict(metrics)
+    files = {name: str(path) for name, path in result.save(folder).items()}
+    if baseline is not None:
+        for name, path in baseline.save(folder / "baseline").items():
+            files[f"baseline_{name}"] = str(path)
+    metrics_path = folder / "metrics.json"
+    metrics_path.write_text(json.dumps(metrics.to_dict(), indent=2))
+    files["metrics"] = str(metrics_path)
+    losses_path = folder / "losses.parquet"
+    losses.to_parquet(losses_path, index=False)
+    files["losses"] = str(losses_path)
+    report = write_report(folder / "report.html", result, baseline, metrics=metrics, losses=losses)
+    files["report"] = str(report)
+    if as_json:
+        payload = {
+            "scenario": chosen.name,
+            "out": str(folder),
+            "result_hash": result.result_hash,
+            "wall_s": result.wall_s,
+            "survives": survives,
+            "verdict": text,
+            "summary": result.summary,
+            "baseline_summary": None if baseline is None else baseline.summary,
+            "metrics": metrics.to_dict(),
+            "files": files,
+        }
+        typer.echo(json.dumps(_json_safe(payload)))
+        return
+    console = _console()
+    table = Table(title=f"{chosen.name}: stress metrics")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for label, value in metrics_table(metrics):
+        table.add_row(label, value)
+    console.print(table)
+    color = "green" if survives else "yellow" if metrics.bad_debt <= 0 else "red"
+    console.print(f"[{color}]{text}[/{color}]")
+    twin = "" if baseline is None else f", baseline {baseline.wall_s:.1f} s"
+    console.print(
+        f"run {result.wall_s:.1f} s{twin}; result hash {result.result_hash[:16]}; "
+        f"results and report in {folder}/ (open {report})"
+    )
+
+
+def scenarios(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of {name, description}.")
+    ] = False,
+) -> None:
+    """List the built-in scenarios with their one-line description.
+
+    Examples:
+
+      deleverage scenarios
+
+      deleverage scenarios --json
+    """
+    from deleverage.sim.builtin import DEFAULT_SCENARIO, builtin_descriptions
+
+    described = builtin_descriptions()
+    if as_json:
+        rows = [{"name": name, "description": text} for name, text in described.items()]
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title="Built-in scenarios (deleverage run NAME)")
+    table.add_column("name", no_wrap=True)
+    table.add_column("description")
+    for name, text in described.items():
+        shown = f"{name} (default)" if name == DEFAULT_SCENARIO else name
+        table.add_row(shown, text)
+    _console().print(table)
+
+
+def validate(
+    scenario: Annotated[str, typer.Argument(help="A scenario TOML file or a built-in name.")],
+) -> None:
+    """Check a scenario file and print every problem at once (exit 2 if any, else "ok").
+
+    Each problem is one line: field, rule and the value it had.
+
+    Examples:
+
+      deleverage validate my-scenario.toml
+
+      deleverage validate gbm-stress
+    """
+    from deleverage.sim.builtin import builtin_names, builtin_path
+    from deleverage.sim.scenario import scenario_problems
+
+    path = Path(scenario)
+    if not path.exists() and scenario in builtin_names():
+        path = builtin_path(scenario)
+    if not path.exists():
+        names = ", ".join(builtin_names())
+        raise ConfigError(
+            "scenario", scenario, f"must be an existing TOML file or a built-in scenario ({names})"
+        )
+    if path.is_dir():
+        raise ConfigError("scenario", scenario, "must be a TOML file, not a folder")
+    try:
+        path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("scenario", scenario, f"must be a readable UTF-8 file ({exc})") from None
+    problems = scenario_problems(path)
+    if problems:
+        console = _console()
+        console.print(f"[red]{len(problems)} problem(s) in {path}:[/red]")
+        for problem in problems:
+            console.print(f"  {problem}", markup=False, highlight=False)
+        raise ConfigError("scenario", str(path), f"has {len(problems)} problem(s), listed above")
+    typer.echo("ok")

@@ -1,0 +1,113 @@
+"""Commands ``deleverage sweep`` and ``deleverage sweep-report``.
+
+Thin layers over :mod:`deleverage.sweep` (registered on the typer app of
+:mod:`deleverage.cli`). Bad input (an invalid experiment, an unknown parameter path, an
+unreachable Ray address) raises a :class:`~deleverage.errors.DeleverageError` before any run
+starts; :func:`deleverage.cli.main` turns it into exit code 2 with the message. Ctrl-C stops
+the sweep after writing the finished rows (exit 130); running the same command again resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+__all__ = ["sweep", "sweep_report_command"]
+
+
+def _console() -> Console:
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=130)
+    return console
+
+
+def sweep(
+    experiment: Annotated[Path, typer.Argument(help="Experiment TOML file.")],
+    backend: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (host:port, ray://host:port, auto)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (local; 0 runs in this process) or Ray CPUs."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Results folder (default: sweep-<experiment name>).")
+    ] = None,
+) -> None:
+    """Run a parameter sweep / Monte Carlo experiment; rows go to Parquet as runs finish.
+
+    Re-running the same command skips the (cell, seed) rows already in the folder.
+    Example: deleverage sweep experiments/vol.toml --workers 2 --out results/vol
+    """
+    from deleverage.sweep import load_experiment, make_executor, run_sweep
+    from deleverage.sweep.executors import SweepProgress
+
+    console = _console()
+    exp = load_experiment(experiment)
+    exp.check()
+    folder = out if out is not None else Path(f"sweep-{exp.name}")
+    executor = make_executor(backend, workers=workers, address=address)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("cells, {task.fields[runs]} runs, {task.fields[errors]} failed"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task_id = bar.add_task(exp.name, total=None, runs="0/0", errors=0)
+
+        def on_progress(p: SweepProgress) -> None:
+            bar.update(
+                task_id,
+                total=p.cells_total,
+                completed=p.cells_done,
+                runs=f"{p.runs_done}/{p.runs_total}",
+                errors=p.errors,
+            )
+
+        try:
+            summary = run_sweep(exp, folder, executor=executor, progress=on_progress)
+        except KeyboardInterrupt:
+            console.print(
+                f"[yellow]interrupted[/yellow]: finished rows are in {folder}; run the same "
+                f"command again to resume"
+            )
+            raise SystemExit(130) from None
+    console.print(
+        f"{summary.runs_done} runs done, {summary.runs_skipped} already in {folder}, "
+        f"{summary.errors} failed, {summary.wall_s:.1f} s ({executor.workers} workers, "
+        f"{backend})"
+    )
+
+
+def sweep_report_command(
+    results: Annotated[Path, typer.Argument(help="A results folder written by sweep.")],
+    out: Annotated[
+        Path | None, typer.Option(help="HTML file to write (default: RESULTS/report.html).")
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page: bad debt vs volatility per policy, ADL frequency vs
+    insurance fund, a bad-debt heatmap, with 95% intervals across seeds.
+
+    Example: deleverage sweep-report results/vol
+    """
+    from deleverage.sweep import sweep_report
+
+    path = sweep_report(results, out)
+    _console().print(f"report written to {path}")

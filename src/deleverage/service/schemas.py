@@ -1,0 +1,142 @@
+"""Request and response bodies of the risk service (pydantic; unknown fields rejected).
+
+Every number is checked where it enters: finite, with the sign its unit needs; a bad field
+is answered with 422 and a body naming it (``{"detail": [{"field": "body.price", ...}]}``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "AccountBatchCreate",
+    "AccountBatchCreated",
+    "AccountCreate",
+    "AccountCreated",
+    "Amount",
+    "KeyCreate",
+    "KeyCreated",
+    "MarkPost",
+    "MarketCreate",
+    "OperationResult",
+    "TradeBatch",
+    "TradePost",
+]
+
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False, description="quote per base")]
+Size = Annotated[float, Field(gt=0, allow_inf_nan=False, description="base units, > 0")]
+Quote = Annotated[float, Field(gt=0, allow_inf_nan=False, description="quote currency")]
+AccountId = Annotated[int, Field(ge=0, description="account id")]
+TimestampNs = Annotated[int, Field(ge=0, description="ns since the epoch; default: now")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarketCreate(_Body):
+    """A market: a venue preset (``venue`` + ``symbol``) or a full ``spec`` (MarketSpec)."""
+
+    venue: str | None = Field(default=None, description="preset venue, e.g. 'binance'")
+    symbol: str | None = Field(default=None, max_length=64, description="preset symbol")
+    spec: dict[str, Any] | None = Field(default=None, description="a MarketSpec as JSON")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MarketCreate:
+        if (self.spec is None) == (self.venue is None):
+            raise ValueError("give either `spec` or `venue` (with `symbol`), not both or neither")
+        return self
+
+
+class AccountCreate(_Body):
+    """A trader account, optionally funded at once."""
+
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    label: str = Field(default="", max_length=64)
+    deposit: Quote | None = None
+
+
+class AccountCreated(_Body):
+    """The new account and its API key (shown once)."""
+
+    account: int
+    api_key: str
+
+
+class AccountBatchCreate(_Body):
+    """Many trader accounts at once, each funded with ``deposit`` (all or nothing)."""
+
+    count: Annotated[int, Field(ge=1, le=10_000)]
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    deposit: Quote | None = None
+
+
+class AccountBatchCreated(_Body):
+    """The new accounts and their API keys, in the same order."""
+
+    accounts: list[int]
+    api_keys: list[str]
+
+
+class Amount(_Body):
+    """A deposit or withdrawal in quote."""
+
+    amount: Quote
+
+
+class TradePost(_Body):
+    """A fill between two accounts (``taker`` pays the taker fee; null: both maker)."""
+
+    market: str = Field(min_length=1, max_length=64)
+    buyer: AccountId
+    seller: AccountId
+    size: Size
+    price: Price
+    taker: Literal["buyer", "seller"] | None = "buyer"
+    ts_ns: TimestampNs | None = None
+
+
+class TradeBatch(_Body):
+    """Up to 10,000 fills applied in order, all or nothing."""
+
+    trades: Annotated[list[TradePost], Field(min_length=1, max_length=10_000)]
+
+
+class MarkPost(_Body):
+    """An oracle mark price; runs the risk step (margin calls, liquidations, ADL)."""
+
+    market: str = Field(min_length=1, max_length=64)
+    price: Price
+    ts_ns: TimestampNs | None = None
+
+
+class KeyCreate(_Body):
+    """A new API key: ``account`` is required for (and only for) the ``account`` role."""
+
+    role: Literal["admin", "oracle", "feed", "account"]
+    account: AccountId | None = None
+
+    @model_validator(mode="after")
+    def _account_role(self) -> KeyCreate:
+        if (self.role == "account") != (self.account is not None):
+            raise ValueError("`account` is required for role 'account' and only for it")
+        return self
+
+
+class KeyCreated(_Body):
+    """The key (shown once; only its digest is stored)."""
+
+    role: str
+    account: int | None
+    api_key: str
+
+
+class OperationResult(_Body):
+    """What a write did: journal rows appended and notifications sent."""
+
+    events: int
+    notifications: int
+    first_notification_seq: int | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)

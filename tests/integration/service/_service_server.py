@@ -1,0 +1,94 @@
+"""The real server for the service's integration tests (used by ``conftest.py``).
+
+:class:`Server` runs ``deleverage serve`` in a subprocess on a free loopback port with a SQLite
+file in ``tmp_path`` (or a PostgreSQL URL), waits until it answers, and can stop it gently or
+kill it with SIGKILL (``kill -9``) and start it again on the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ADMIN_KEY = "admin-key-for-tests-0123456789"
+STARTUP_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """``deleverage serve`` in a subprocess, on 127.0.0.1."""
+
+    def __init__(self, db_url: str, log: Path, *extra: str) -> None:
+        self.db_url = db_url
+        self.log = log
+        self.extra = extra
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.db_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        self.port = free_port()
+        command = [
+            sys.executable, "-c", "from deleverage.cli import main; main()", "serve",
+            "--db", self.db_url, "--port", str(self.port), "--admin-key", ADMIN_KEY,
+            "--log-level", "warning", *self.extra,
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=out, env=env)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                response = httpx.get(
+                    f"{self.url}/v1/info", headers={"X-API-Key": ADMIN_KEY}, timeout=1.0
+                )
+                if response.status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-2000:]}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def client(self, key: str | None = ADMIN_KEY) -> httpx.Client:
+        headers = {"X-API-Key": key} if key is not None else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)

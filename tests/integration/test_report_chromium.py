@@ -1,0 +1,87 @@
+"""The HTML report opens in a real browser: every figure draws, the console stays clean.
+
+Runs headless Chromium (Debian's ``chromium`` package, driven by Playwright with
+``executable_path``: ``playwright install`` cannot download browsers here). Skipped only when no
+``chromium`` is on the PATH; CI installs it first (.ci/run). The screenshot is kept under
+``tests/artifacts/`` (git-ignored) and its path printed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from deleverage.analytics.report import write_report
+from deleverage.sim.runner import run
+from deleverage.sim.scenario import Scenario
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+SMALL = """
+name = "small-crash"
+description = "A 20% crash over two minutes on a thin book, 600 positions"
+seed = 11
+duration_s = 300
+
+[[markets]]
+symbol = "BTCUSDT"
+preset = "binance"
+price = { process = "shock", s0 = 60000.0, drop_fraction = 0.2, start_s = 30.0, duration_s = 120.0 }
+liquidity = { depth_per_pct = 2.0, half_life_s = 120.0 }
+population = { n_positions = 600, long_fraction = 0.8, leverage_median = 25.0, size_min = 0.01 }
+
+[insurance]
+fund = 200.0
+"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (apt-get install chromium)")
+def test_report_renders_every_plot_in_headless_chromium_without_console_errors(
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    # Arrange
+    scenario = Scenario.from_toml(SMALL)
+    report = write_report(
+        tmp_path / "report.html", run(scenario, keep_exchange=True), run(scenario, feedback=False)
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "report_small_crash.png"
+    errors: list[str] = []
+
+    # Act
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(report.as_uri(), wait_until="load")
+            page.wait_for_function(
+                "[...document.querySelectorAll('.plotly-graph-div')]"
+                ".every(d => d.querySelector('.main-svg'))",
+                timeout=30_000,
+            )
+            plots = page.eval_on_selector_all(
+                ".plotly-graph-div",
+                "divs => divs.map(d => [d.querySelectorAll('.main-svg').length,"
+                " d.querySelectorAll('.trace').length])",
+            )
+            title = page.title()
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+
+    # Assert
+    print(f"screenshot: {screenshot}")
+    assert title == "deleverage report: small-crash"
+    assert len(plots) == 5
+    assert all(svgs >= 1 and traces >= 1 for svgs, traces in plots), plots
+    assert errors == []
+    assert screenshot.stat().st_size > 10_000
