@@ -90,6 +90,7 @@ class MarketRisk:
     #: Liquidator response time (ns) and the notional they can take per step (quote).
     latency_ns: int = 0
     capital_per_step: float = math.inf
+    mark_interval_ns: int = 0
     #: Notional the liquidators used at time ``capital_ts`` (every re-mark at one time shares
     #: the step's capital).
     capital_used: float = 0.0
@@ -155,7 +156,12 @@ class RiskEngine:
         self.markets.append(MarketRisk())
 
     def set_liquidators(
-        self, market: int, *, latency_s: float = 0.0, capital_per_step: float = math.inf
+        self,
+        market: int,
+        *,
+        latency_s: float = 0.0,
+        capital_per_step: float = math.inf,
+        mark_interval_s: float = 0.0,
     ) -> None:
         """Model the liquidators of ``market``: response time and capital per step.
 
@@ -163,15 +169,23 @@ class RiskEngine:
         milliseconds, a chain's block times) before it is liquidated, even beyond
         bankruptcy; liquidators take at most ``capital_per_step`` notional (quote) per mark
         time (the re-marks of a cascade at one time share it).
-        Time spent waiting is summed in :attr:`under_collateralized_s`.
+        Time spent waiting is summed in :attr:`under_collateralized_s`. A latency shorter
+        than ``mark_interval_s`` (the oracle's interval: a matcher's milliseconds against
+        one-second marks) acts before the next mark: the position is liquidated at the mark
+        that found it and the latency is counted as its time under water.
         """
         if not (math.isfinite(latency_s) and latency_s >= 0):
             raise ValidationError("latency_s", latency_s, "must be a finite number >= 0")
         if not capital_per_step > 0:
             raise ValidationError("capital_per_step", capital_per_step, "must be > 0")
         risk = self.markets[market]
+        if not (math.isfinite(mark_interval_s) and mark_interval_s >= 0):
+            raise ValidationError(
+                "mark_interval_s", mark_interval_s, "must be a finite number >= 0"
+            )
         risk.latency_ns = round(latency_s * _NS)
         risk.capital_per_step = float(capital_per_step)
+        risk.mark_interval_ns = round(mark_interval_s * _NS)
 
     def pending_count(self, market: int) -> int:
         """Positions of ``market`` under maintenance still waiting for a liquidator."""
@@ -181,11 +195,14 @@ class RiskEngine:
         """Which accounts a liquidator has reached (cooldowns and latency) at ``ts``."""
         risk = self.markets[m]
         cooldown, latency, pending = risk.cooldown_until_ns, risk.latency_ns, risk.pending
+        # A liquidator faster than the marks acts before the next one: it was found ``latency``
+        # ago, within the interval the marks do not see.
+        seen = latency if latency < risk.mark_interval_ns else 0
         out = []
         for a in accounts:
             ok = cooldown.get(a, -1) <= ts if cooldown else True
             if latency and ok:
-                first = pending.setdefault(a, ts)
+                first = pending.setdefault(a, ts - seen)
                 ok = ts - first >= latency
             out.append(ok)
         return out

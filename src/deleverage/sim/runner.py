@@ -176,6 +176,7 @@ class Simulation:
                 latency_s=liq.latency_s,
                 capital_per_step=liq.capital * scenario.dt_s if math.isfinite(liq.capital)
                 else math.inf,
+                mark_interval_s=scenario.dt_s,
             )  # fmt: skip
         if scenario.insurance.fund > 0:
             ex.deposit(ex.insurance_account, scenario.insurance.fund, ts_ns=self.start_ns)
