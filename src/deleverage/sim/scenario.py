@@ -327,6 +327,11 @@ class Scenario(_Frozen):
             _set_path(data, path, value)
         return Scenario.from_mapping(data)
 
+    def check_override_path(self, path: str) -> None:
+        """Raise :class:`ConfigError` unless ``path`` names a field :meth:`with_overrides` can set
+        (the value itself is not checked)."""
+        _set_path(self.model_dump(mode="python"), path, None)
+
     def market_specs(self) -> list[MarketSpec]:
         return [m.market_spec() for m in self.markets]
 

@@ -36,7 +36,6 @@ worker or after the grid grew gives the same numbers.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import itertools
 import json
@@ -52,7 +51,7 @@ import numpy as np
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from deleverage.errors import ConfigError
-from deleverage.sim.scenario import Scenario, _set_path, load_scenario
+from deleverage.sim.scenario import Scenario, load_scenario
 from deleverage.spec import _Frozen
 
 __all__ = [
@@ -303,11 +302,9 @@ class Experiment(_Frozen):
             Naming the parameter, its path and the rule.
         """
         base = self.base_scenario()
-        dump = base.model_dump(mode="python")
         for name, spec in self.parameters.items():
-            sample = spec.values[0] if spec.values is not None else spec.low
             try:
-                _set_path(copy.deepcopy(dump), spec.path, sample)
+                base.check_override_path(spec.path)
             except ConfigError as exc:
                 raise ConfigError(
                     f"parameters.{name}.path",
