@@ -66,6 +66,9 @@ def open_accounts(
     for cols in ex._positions:
         cols.mode[first : first + count] = int(margin_mode)
     ex._n += count
+    if kind == AccountKind.INSURANCE:
+        for a in ids.tolist():
+            ex._register_fund(a, "")
     ex.clock_ns = max(ex.clock_ns, ts)
     return ids
 

@@ -37,9 +37,10 @@ def zone_prices(
 ) -> FloatArray:
     """Price at which each isolated position's ratio ``MM / E`` reaches ``level`` (quote/base).
 
-    Longs are in the zone at and below the returned price, shorts at and above it. A position
-    whose zone is every price (a tier with ``mmr >= level``) gets ``+inf`` (long) or ``-inf``
-    (short); a flat position gets NaN.
+    Longs are in the zone at and below the returned price, shorts at and above it. When a tier
+    has ``mmr >= level`` the zone is no longer one half-line (a long is also in it at prices
+    high enough to reach that tier), so the position gets ``+inf`` (long) or ``-inf`` (short):
+    "always check"; a flat position gets NaN.
 
     Examples
     --------
@@ -65,9 +66,11 @@ def zone_prices(
     best_short = np.full(s.shape, np.inf)
     for t in range(len(tiers.mmr)):
         slope = s * (level - sign * tiers.mmr[t])
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             p = -(base + tiers.cum[t]) / slope
-        always = (level - tiers.mmr[t]) <= 0.0  # a flat or inverted line: zone everywhere
+        # A flat or inverted line (mmr >= level): the zone is not one half-line any more (it
+        # also holds prices far on the other side), so no single bound: always a candidate.
+        always = (level - tiers.mmr[t]) <= 0.0
         if always:
             best_long = np.where(long, np.inf, best_long)
             best_short = np.where(short, -np.inf, best_short)

@@ -174,6 +174,14 @@ class RiskEngine:
         one-second marks) acts before the next mark: the position is liquidated at the mark
         that found it and the latency is counted as its time under water.
         """
+        if (
+            isinstance(market, bool)
+            or not isinstance(market, int)
+            or not (0 <= market < len(self.markets))
+        ):
+            raise ValidationError(
+                "market", market, f"must be a listed market id in [0, {len(self.markets)})"
+            )
         if not (math.isfinite(latency_s) and latency_s >= 0):
             raise ValidationError("latency_s", latency_s, "must be a finite number >= 0")
         if not capital_per_step > 0:

@@ -15,6 +15,7 @@ of :meth:`LevelIndex.candidates` and the bound of :class:`CrossIndex`.
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage import Exchange, MarginMode, MarketSpec, bulk
 from deleverage import cross_index as cross_mod
 from deleverage import level_index as level_mod
 from deleverage import margin as mm
@@ -45,11 +46,17 @@ _MARKS = (2_000.0, 60_000.0, 30_000.0)
 # ---------------------------------------------------------------------------- the driver
 
 
+def _open(ex: Exchange, *, mode: MarginMode) -> int:
+    return ex.open_account(margin_mode=mode)
+
+
 class Twin:
     """The same operations on an indexed engine and a full-pass engine."""
 
     def __init__(self, n_markets: int, n_traders: int, rng: np.random.Generator, *, check: bool):
         self.rng = rng
+        self.refused: collections.Counter[str] = collections.Counter()
+        self.seen: collections.Counter[str] = collections.Counter()  # accounts the scans found
         self.engines = [Exchange(check_invariants=check), Exchange(check_invariants=check)]
         self.engines[1].use_level_index = False
         self.specs = [_SPECS[k]() for k in range(n_markets)]
@@ -63,9 +70,9 @@ class Twin:
         for i in range(n_traders):
             mode = MarginMode(int(modes[i]))
             deposit = float(rng.choice([200.0, 1_000.0, 5_000.0, 50_000.0]))
-            a = self.both(lambda ex, mode=mode: ex.open_account(margin_mode=mode))
+            a = self.both(functools.partial(_open, mode=mode))
             self.traders.append(a)
-            self.both(lambda ex, a=a, d=deposit: ex.deposit(a, d))
+            self.both(functools.partial(Exchange.deposit, account=a, amount=deposit))
         # A columnar batch of isolated accounts too (the bulk path).
         batch = self.both(lambda ex: ex.open_accounts(4, margin_mode=MarginMode.ISOLATED))
         self.traders += [int(a) for a in batch]
@@ -75,16 +82,20 @@ class Twin:
                 if rng.random() < 0.5:
                     lev = float(rng.choice([2.0, 5.0, 10.0, 20.0, 25.0, 50.0]))
                     lev = min(lev, spec.max_leverage)
-                    self.both(lambda ex, a=a, m=m, lev=lev: ex.set_leverage(a, m, lev))
+                    self.both(
+                        functools.partial(Exchange.set_leverage, account=a, market=m, leverage=lev)
+                    )
 
     def both(self, op: Callable[[Exchange], Any]) -> Any:
         """Run ``op`` on both engines; both succeed or both refuse with the same error."""
-        results, errors = [], []
+        results: list[Any] = []
+        errors: list[str | None] = []
         for ex in self.engines:
             try:
                 results.append(op(ex))
                 errors.append(None)
             except DeleverageError as exc:
+                self.refused[type(exc).__name__] += 1
                 results.append(None)
                 errors.append(type(exc).__name__)
         assert errors[0] == errors[1], errors
@@ -106,7 +117,9 @@ class Twin:
         a = int(rng.choice(self.traders))
         book = self.engines[0].liquidity_account
         kind = rng.choice(
-            ["open", "open", "pair", "mark", "mark", "quiet", "quiet", "margin", "cash", "funding"]
+            ["open"] * 4
+            + ["pair", "mark", "mark", "quiet", "quiet", "margin", "cash", "funding"]
+            + ["stake", "settings", "bulk", "spec"]
         )
         if kind == "open":
             # Most of the free collateral at the position's leverage: close to the zone.
@@ -125,15 +138,17 @@ class Twin:
         elif kind in ("mark", "quiet"):
             mark = self.engines[0].markets[m].mark
             if kind == "mark":
-                move = float(rng.normal(0.0, 0.01)) if rng.random() < 0.8 else float(
-                    rng.choice([-0.06, 0.06])
+                move = (
+                    float(rng.normal(0.0, 0.01))
+                    if rng.random() < 0.8
+                    else float(rng.choice([-0.06, 0.06]))
                 )
                 marks = [mark * np.exp(move)]
             else:  # the same mark again, or a tick away, a few times
                 marks = [mark * (1.0 + float(rng.choice([0.0, 1e-4, -1e-4]))) for _ in range(3)]
             for px in marks:
                 self.ts += 1_000_000_000
-                self.both(lambda ex, px=px: ex.set_mark(m, px, ts_ns=self.ts))
+                self.both(functools.partial(Exchange.set_mark, market=m, price=px, ts_ns=self.ts))
         elif kind == "margin":
             amount = float(rng.uniform(1.0, 300.0))
             if rng.random() < 0.5:
@@ -149,6 +164,41 @@ class Twin:
                 amount = free * float(rng.uniform(0.2, 1.0))
                 if amount > 0:
                     self.both(lambda ex: ex.withdraw(a, amount))
+        elif kind == "stake":  # cash into the insurance fund (a transfer of cross cash)
+            amount = float(rng.uniform(1.0, 500.0))
+            self.both(lambda ex: ex.stake(a, amount))
+        elif kind == "settings":  # mode while flat (refused otherwise), leverage
+            if rng.random() < 0.5:
+                mode = MarginMode(int(rng.integers(2)))
+                self.both(lambda ex: ex.set_margin_mode(a, m, mode))
+            else:
+                lev = float(rng.choice([2.0, 10.0, 20.0]))
+                self.both(lambda ex: ex.set_leverage(a, m, lev))
+        elif kind == "bulk":  # the columnar paths: margin into many positions, many opens
+            ex = self.engines[0]
+            cols = ex.columns(m)
+            acc = np.array(self.traders, dtype=np.int64)
+            iso = acc[(cols.mode[acc] == MarginMode.ISOLATED) & (cols.size[acc] != 0.0)]
+            if len(iso) and rng.random() < 0.5:
+                amt = np.full(len(iso), 5.0)
+                self.both(lambda ex: bulk.add_isolated_margin_many(ex, m, iso, amt))
+            else:
+                flat = acc[cols.size[acc] == 0.0][:3]
+                if len(flat):
+                    sizes = np.array([self.size(m, 300.0)] * len(flat))
+                    sizes *= rng.choice([-1.0, 1.0], len(flat))
+                    prices = np.full(len(flat), self.price(m))
+                    self.both(lambda ex: ex.open_positions(m, flat, sizes, prices, leverage=5.0))
+        elif kind == "spec":  # a tier change moves every zone price of the market
+            spec = self.specs[m]
+            rate = float(spec.tiers[0].maintenance_rate)
+            if len(spec.tiers) == 1:
+                new = MarketSpec.simple(
+                    spec.symbol, max_leverage=spec.max_leverage,
+                    maintenance_rate=0.015 if rate == 0.01 else 0.01,
+                )  # fmt: skip
+                self.specs[m] = new
+                self.both(lambda ex: ex.update_market_spec(m, new))
         else:
             rate = float(rng.choice([-0.003, -0.0005, 0.0005, 0.003]))
             self.ts += 1_000_000_000
@@ -163,6 +213,7 @@ class Twin:
                 for name in ("isolated_scan", "cross_scan"):
                     got = getattr(a, name)(m, level)
                     want = getattr(b, name)(m, level)
+                    self.seen[name] += len(want["warn"]) + len(want["below"])
                     for f in SCAN_FIELDS:
                         assert np.array_equal(got[f], want[f]), (name, m, level, f, got, want)
 
@@ -202,7 +253,11 @@ def _run(seed: int, n_markets: int, n_ops: int, *, check: bool = False) -> Twin:
 @settings(max_examples=12)
 @given(seed=st.integers(0, 2**32 - 1), n_markets=st.integers(1, 3))
 def test_indexed_scans_equal_full_pass(seed: int, n_markets: int) -> None:
-    _run(seed, n_markets, 60)
+    twin = _run(seed, n_markets, 60)
+    # A replayed engine's indexes start empty and must agree with the full pass too.
+    twin.engines[0] = Exchange.replay(twin.engines[0].journal)
+    twin.assert_scans_equal()
+    assert twin.engines[0].state_hash() == twin.engines[1].state_hash()
 
 
 @settings(max_examples=8)
@@ -218,7 +273,7 @@ def test_indexed_scans_equal_full_pass_with_compaction(
         _run(seed, n_markets, 60)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 10])
 def test_check_invariants_mode_accepts_the_indexed_scans(seed: int) -> None:
     with _small_floors(2, 2):
         twin = _run(seed, 3, 50, check=True)
@@ -227,11 +282,31 @@ def test_check_invariants_mode_accepts_the_indexed_scans(seed: int) -> None:
 
 
 def test_quiet_marks_build_and_use_the_cross_index() -> None:
-    twin = _run(11, 2, 80)
+    """The sequences do take the indexed paths: bounded cross scans, dirty isolated entries."""
+    used: collections.Counter[str] = collections.Counter()
+    cross_candidates, level_candidates = CrossIndex.candidates, LevelIndex.candidates
+
+    def cross_spy(self: CrossIndex, marks: np.ndarray) -> np.ndarray | None:
+        out = cross_candidates(self, marks)
+        used["cross bounded" if out is not None else "cross full"] += 1
+        return out
+
+    def level_spy(self: LevelIndex, *args: Any) -> np.ndarray:
+        used["level dirty" if self._touched or self._n_flagged else "level clean"] += 1
+        return level_candidates(self, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CrossIndex, "candidates", cross_spy)
+        mp.setattr(LevelIndex, "candidates", level_spy)
+        twin = _run(1, 2, 80)
     ex = twin.engines[0]
-    cross = ex._cross_index[0.8]
-    level = ex._level_index[(0, 0.8)]
-    assert cross.builds >= 1 and level.rebuilds >= 1
+    assert ex._cross_index[0.8].builds >= 1
+    assert ex._level_index[(0, 0.8)].rebuilds >= 1
+    assert len(used) == 4, used
+    # The comparison had accounts in the zone to compare, on both sides.
+    assert twin.seen["isolated_scan"] > 0
+    assert twin.seen["cross_scan"] > 0
+    assert any(r.liquidations for r in ex.risk.reports)
 
 
 # ---------------------------------------------------------------------------- LevelIndex
@@ -276,10 +351,12 @@ def test_level_index_candidates_are_a_superset(seed: int, level: float, dirty_fl
             hit = rng.choice(n, int(rng.integers(1, 6)), replace=False)
             b["size"][hit] = rng.uniform(-50.0, 50.0, len(hit)) * (rng.random(len(hit)) > 0.2)
             b["entry"][hit] = rng.uniform(50.0, 150.0, len(hit))
-            b["margin"][hit] = np.abs(b["size"][hit]) * b["entry"][hit] / rng.uniform(
-                1.0, 40.0, len(hit)
+            b["margin"][hit] = (
+                np.abs(b["size"][hit]) * b["entry"][hit] / rng.uniform(1.0, 40.0, len(hit))
             )
             index.touch(hit.astype(np.int64))
+            if rng.random() < 0.1:
+                index.invalidate()  # funding or a tier change: rebuilt from live state
             if not index.valid:
                 index.rebuild(b["size"], b["entry"], b["margin"], b["mode"], b["kind"], tiers)
             for mark in rng.uniform(40.0, 170.0, 4):
@@ -378,10 +455,13 @@ def test_cross_index_touched_accounts_are_always_candidates() -> None:
     # q = (E - MM) / (|s| p0 (1 + mmr)): 49/101, 49/101, 58/202, 89/101; account 3 is flat.
     np.testing.assert_allclose(np.sort(index.q), np.sort([49 / 101, 49 / 101, 58 / 202, 89 / 101]))
     cand = index.candidates(np.array([100.0]))
-    assert cand is not None and len(cand) == 0
+    assert cand is not None
+    assert len(cand) == 0
     cand = index.candidates(np.array([130.0]))  # a 30 % move reaches q = 0.287
-    assert cand is not None and list(cand) == [2]
+    assert cand is not None
+    assert list(cand) == [2]
     index.touch(np.array([4, 3]))
     cand = index.candidates(np.array([100.0]))
-    assert cand is not None and list(cand) == [3, 4]
+    assert cand is not None
+    assert list(cand) == [3, 4]
     assert index.candidates(np.array([250.0])) is None  # beyond MAX_MOVE: full pass
