@@ -1314,12 +1314,8 @@ class Exchange:
     def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:
         """:meth:`_cross_scan_full` over the accounts ``acc`` only (same kernels, same result)."""
         k = len(acc)
-        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
         if k == 0:
-            return {
-                "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
-                "warn": empty_i, "warn_ratio": empty_f,
-            }  # fmt: skip
+            return _empty_scan()
         cash = self._cash[acc]
         equity, maint = np.empty(k), np.empty(k)
         first = True
@@ -1455,11 +1451,7 @@ class Exchange:
         cand = index.candidates(state.mark, cols.size, cols.entry, cols.isolated_margin, t)
         k = len(cand)
         if k == 0:
-            empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
-            return {
-                "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
-                "warn": empty_i, "warn_ratio": empty_f,
-            }  # fmt: skip
+            return _empty_scan()
         below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
         warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
         n_below, n_warn = isolated_scan_nb(
@@ -1631,6 +1623,15 @@ class Exchange:
     def events(self) -> Iterator[Event]:
         """Iterate over the journal's typed events."""
         return iter(self.journal)
+
+
+def _empty_scan() -> dict[str, Any]:
+    """A scan that found nobody under maintenance or at the call level."""
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return {
+        "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
+        "warn": empty_i, "warn_ratio": empty_f,
+    }  # fmt: skip
 
 
 def _unique_accounts(accounts: IntArray, n: int) -> IntArray:

@@ -705,33 +705,17 @@ class RiskEngine:
         new_ratio: list[FloatArray] = []
         if any_isolated:
             iscan = ex.isolated_scan(m, level)
-            if len(iscan["warn"]) == 0 and len(risk.called_isolated) == 0:
-                pass  # nobody in the zone, nobody to release: the common quiet step
-            else:
-                self._isolated_calls(m, iscan, new_acc, new_ratio)
+            if len(iscan["warn"]) or len(risk.called_isolated):  # else: the quiet step
+                risk.called_isolated, fresh = self._calls(risk.called_isolated, iscan)
+                new_acc.append(iscan["warn"][fresh])
+                new_ratio.append(iscan["warn_ratio"][fresh])
         elif len(risk.called_isolated):
             risk.called_isolated = np.zeros(0, dtype=np.int64)
         if any_cross:
             scan = ex.cross_scan(m, level)
-            hits, hit_ratio = scan["warn"], scan["warn_ratio"]
-            below = scan["below"]
-            flag = self._flags(ex.n_accounts)
-            called = risk.called_cross
-            if len(called):
-                # A cross account leaves the called set once it is neither in the warning
-                # zone nor under maintenance (its ratio fell back below the level).
-                flag[hits] = True
-                flag[below] = True
-                called = called[flag[called]]
-                flag[hits] = False
-                flag[below] = False
-                flag[called] = True
-            fresh = ~flag[hits]
-            flag[called] = False
-            acc = hits[fresh].astype(np.int64)
-            risk.called_cross = np.concatenate([called, acc]) if len(acc) else called
-            new_acc.append(acc)
-            new_ratio.append(np.asarray(hit_ratio[fresh], dtype=np.float64))
+            risk.called_cross, fresh = self._calls(risk.called_cross, scan)
+            new_acc.append(scan["warn"][fresh].astype(np.int64))
+            new_ratio.append(np.asarray(scan["warn_ratio"][fresh], dtype=np.float64))
         elif len(risk.called_cross):
             risk.called_cross = np.zeros(0, dtype=np.int64)
         if not new_acc:
@@ -748,18 +732,17 @@ class RiskEngine:
             )
         return len(accounts)
 
-    def _isolated_calls(
-        self,
-        m: int,
-        iscan: dict[str, Any],
-        new_acc: list[npt.NDArray[np.int64]],
-        new_ratio: list[FloatArray],
-    ) -> None:
-        """New isolated margin calls of a step; release positions that left the zone."""
-        risk = self.markets[m]
-        warn, warn_ratio, below = iscan["warn"], iscan["warn_ratio"], iscan["below"]
+    def _calls(
+        self, called: npt.NDArray[np.int64], scan: dict[str, Any]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Update a called set from a scan; return it and which ``scan["warn"]`` are new.
+
+        An account leaves the called set once it is neither in the warning zone nor under
+        maintenance (its ratio fell back below the level); one in the zone and not called is
+        new. Flag arrays keep the step's cost to the accounts in the zone.
+        """
+        warn, below = scan["warn"], scan["below"]
         flag = self._flags(self.ex.n_accounts)
-        called = risk.called_isolated
         if len(called):
             flag[warn] = True
             flag[below] = True
@@ -767,11 +750,11 @@ class RiskEngine:
             flag[warn] = False
             flag[below] = False
             flag[called] = True
-        fresh = ~flag[warn]
+        fresh: npt.NDArray[np.bool_] = ~flag[warn]
         flag[called] = False
-        new_acc.append(warn[fresh])
-        new_ratio.append(warn_ratio[fresh])
-        risk.called_isolated = np.concatenate([called, warn[fresh]]) if fresh.any() else called
+        if fresh.any():
+            called = np.concatenate([called, warn[fresh].astype(np.int64)])
+        return called, fresh
 
     def _flags(self, n: int) -> npt.NDArray[np.bool_]:
         """A scratch boolean array of at least ``n`` entries, all False (callers reset it)."""
