@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -194,7 +195,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # returns a typer.Exit's code instead of raising
     except DeleverageError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
@@ -207,7 +208,7 @@ def main() -> None:
         console.print("[red]interrupted[/red]")
         sys.exit(130)
     except Exception as exc:  # an internal error: exit 1 with the message, not a traceback
-        console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc}")
+        console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))}")
         sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)

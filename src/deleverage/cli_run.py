@@ -83,6 +83,12 @@ def _out_folder(out: Path | None, name: str) -> Path:
     folder = RESULTS_FOLDER / name if out is None else out
     if folder.exists() and not folder.is_dir():
         raise ValidationError("--out", str(folder), "must be a folder, not a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValidationError(
+            "--out", str(folder), f"must be a folder we can create ({exc.strerror})"
+        ) from None
     return folder
 
 

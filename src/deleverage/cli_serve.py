@@ -7,6 +7,7 @@ runs, so the rest of the command line starts fast.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -32,12 +33,32 @@ def database_url(db: str) -> str:
     --------
     >>> database_url("risk.db")
     'sqlite:///risk.db'
-    >>> database_url("postgresql+psycopg://risk@localhost/risk")
-    'postgresql+psycopg://risk@localhost/risk'
+    >>> database_url("sqlite:///:memory:")
+    'sqlite:///:memory:'
+
+    A PostgreSQL URL (``postgresql+psycopg://risk@localhost/risk``) passes when its driver is
+    installed; otherwise the error names the missing module.
     """
     if not db.strip():
         raise ConfigError("--db", db, "must be a database URL or a SQLite file path")
-    return db if "://" in db else f"sqlite:///{db}"
+    url = db if "://" in db else f"sqlite:///{db}"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            "--db", db, f"must be a SQLAlchemy URL whose database driver is installed ({exc})"
+        ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).expanduser().resolve().parent
+        if not folder.is_dir():
+            raise ConfigError(
+                "--db", db, f"must name a SQLite file in an existing folder ({folder})"
+            )
+    return url
 
 
 def serve(

@@ -94,6 +94,9 @@ def sweep(
         f"{summary.errors} failed, {summary.wall_s:.1f} s ({executor.workers} workers, "
         f"{backend})"
     )
+    if summary.runs_done and summary.errors == summary.runs_done:
+        console.print("[red]error:[/red] every run failed: see the `error` column of the results")
+        raise SystemExit(1)
 
 
 def sweep_report_command(

@@ -310,7 +310,15 @@ class Scenario(_Frozen):
         if self.correlation is not None:
             from deleverage.prices import validate_correlation
 
-            validate_correlation(np.asarray(self.correlation), n_assets=len(self.markets))
+            corr = validate_correlation(np.asarray(self.correlation), n_assets=len(self.markets))
+            joint = [isinstance(m.price, GbmPrice | MertonPrice) for m in self.markets]
+            for i in range(len(self.markets)):
+                for j in range(len(self.markets)):
+                    if i != j and corr[i, j] != 0.0 and not (joint[i] and joint[j]):
+                        raise ValueError(
+                            f"correlation[{i}][{j}] = {corr[i, j]} must be 0: only gbm and merton "
+                            "markets are drawn together (the others have their own paths)"
+                        )
         return self
 
     # ---------------------------------------------------------------- conveniences
@@ -331,6 +339,20 @@ class Scenario(_Frozen):
         """Raise :class:`ConfigError` unless ``path`` names a field :meth:`with_overrides` can set
         (the value itself is not checked)."""
         _set_path(self.model_dump(mode="python"), path, None)
+        parts = path.split(".")
+        if len(parts) > 3 and parts[0] == "markets" and parts[2] == "spec_overrides":
+            # Free-form table: the rest must name a field of the market's spec.
+            node: Any = self.markets[int(parts[1])].market_spec().model_dump(mode="python")
+            for i, part in enumerate(parts[3:], start=3):
+                if isinstance(node, list | tuple) and part.isdigit() and int(part) < len(node):
+                    node = node[int(part)]
+                elif isinstance(node, dict) and part in node:
+                    node = node[part]
+                else:
+                    where = ".".join(parts[: i + 1])
+                    raise ConfigError(
+                        "path", path, f"must name a field of the market spec (`{where}` is not one)"
+                    )
 
     def market_specs(self) -> list[MarketSpec]:
         return [m.market_spec() for m in self.markets]
@@ -424,7 +446,31 @@ def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
         return out
     except ConfigError as exc:
         return [str(exc)]
-    return []
+    return _data_problems(Scenario.from_mapping(data))
+
+
+def _data_problems(scenario: Scenario) -> list[str]:
+    """Problems only building the run finds: price files, bundled names, process parameters,
+    funding histories; each market tried on its own so that every one is reported."""
+    from deleverage.errors import DeleverageError
+    from deleverage.sim.funding import load_funding_history
+    from deleverage.sim.paths import scenario_paths
+
+    out: list[str] = []
+    for i, market in enumerate(scenario.markets):
+        one = scenario.model_copy(update={"markets": (market,), "correlation": None})
+        short = one.model_copy(update={"duration_s": 10 * one.dt_s})
+        try:
+            scenario_paths(short, np.random.default_rng(0))
+        except (DeleverageError, ValueError, OSError) as exc:
+            out.append(f"markets.{i}.price: {exc}")
+        f = market.funding
+        if f.kind == "historical":
+            try:
+                load_funding_history(bundled=f.bundled, file=f.file)
+            except (DeleverageError, ValueError, OSError) as exc:
+                out.append(f"markets.{i}.funding: {exc}")
+    return out
 
 
 def load_scenario(source: str | Path) -> Scenario:
@@ -445,6 +491,8 @@ def load_scenario(source: str | Path) -> Scenario:
             source,
             f"must be a TOML file or a built-in scenario ({', '.join(builtin_names())})",
         )
+    if isinstance(source, str | Path) and "\n" not in str(source) and Path(source).is_dir():
+        raise ConfigError("scenario", str(source), "must be a TOML file, not a folder")
     if isinstance(source, str) and "\n" not in source:
         return Scenario.from_toml(Path(source))
     return Scenario.from_toml(source)

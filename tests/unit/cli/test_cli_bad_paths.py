@@ -1,0 +1,52 @@
+"""Bad paths and URLs on the command line: exit 2 with the option named, nothing run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deleverage.cli import main
+from deleverage.cli_serve import database_url
+from deleverage.errors import ConfigError
+
+
+def _exit_code(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    monkeypatch.setattr("sys.argv", ["deleverage", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return int(info.value.code or 0)
+
+
+def test_run_on_a_folder_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _exit_code(monkeypatch, "run", str(tmp_path)) == 2
+    assert "must be a TOML file, not a folder" in capsys.readouterr().out
+
+
+def test_run_into_an_impossible_output_folder_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = _exit_code(monkeypatch, "run", "gbm-stress", "--out", str(blocker / "sub"))
+    assert code == 2
+    assert "--out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("sqlite:////no/such/folder/risk.db", "existing folder"),
+        ("mysql://user@localhost/risk", "driver is installed"),
+        ("bogus://", "driver is installed"),
+    ],
+)
+def test_database_urls_are_checked_before_serving(url: str, rule: str) -> None:
+    with pytest.raises(ConfigError, match=rule):
+        database_url(url)
+
+
+def test_a_sqlite_path_becomes_a_url(tmp_path: Path) -> None:
+    assert database_url(str(tmp_path / "risk.db")) == f"sqlite:///{tmp_path / 'risk.db'}"

@@ -1,0 +1,93 @@
+"""What ``scenario_problems`` finds beyond the schema, and override paths into market specs."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deleverage.errors import ConfigError
+from deleverage.sim.scenario import Scenario, scenario_problems
+
+
+def test_a_missing_price_file_is_a_problem(scenario_data: dict[str, Any], tmp_path: Path) -> None:
+    data = scenario_data
+    data["markets"][0]["price"] = {"process": "historical", "file": str(tmp_path / "no.csv")}
+
+    problems = scenario_problems(data)
+
+    assert len(problems) == 1
+    assert problems[0].startswith("markets.0.price:")
+    assert "no.csv" in problems[0]
+
+
+def test_a_non_stationary_garch_is_a_problem(scenario_data: dict[str, Any]) -> None:
+    data = scenario_data
+    data["markets"][0]["price"] = {"process": "garch", "s0": 100.0, "alpha": 0.5, "beta": 0.6}
+
+    problems = scenario_problems(data)
+
+    assert problems == [
+        "markets.0.price: `alpha + beta` must be < 1 (covariance-stationary GARCH(1,1)), was 1.1"
+    ]
+
+
+def test_every_market_with_a_data_problem_is_listed(scenario_data: dict[str, Any]) -> None:
+    data = scenario_data
+    second = copy.deepcopy(data["markets"][0])
+    second["symbol"] = "ETHUSDT"
+    second["funding"] = {"kind": "historical", "bundled": "DOGEUSDT"}
+    data["markets"][0]["price"] = {"process": "garch", "s0": 100.0, "alpha": 0.5, "beta": 0.6}
+    data["markets"].append(second)
+
+    problems = scenario_problems(data)
+
+    assert [p.split(":")[0] for p in problems] == ["markets.0.price", "markets.1.funding"]
+    assert "DOGEUSDT" in problems[1]
+
+
+def test_correlation_with_a_market_that_has_its_own_path_is_refused(
+    scenario_data: dict[str, Any],
+) -> None:
+    data = scenario_data
+    second = copy.deepcopy(data["markets"][0])
+    second["symbol"] = "ETHUSDT"
+    second["price"] = {"process": "gbm", "s0": 3000.0}
+    data["markets"].append(second)  # market 0 is a shock ramp: not drawn jointly
+    data["correlation"] = [[1.0, 0.5], [0.5, 1.0]]
+
+    with pytest.raises(ConfigError, match=r"correlation\[0\]\[1\]"):
+        Scenario.from_mapping(data)
+
+
+def test_correlation_zero_with_such_a_market_is_fine(scenario_data: dict[str, Any]) -> None:
+    data = scenario_data
+    second = copy.deepcopy(data["markets"][0])
+    second["symbol"] = "ETHUSDT"
+    data["markets"].append(second)
+    data["correlation"] = [[1.0, 0.0], [0.0, 1.0]]
+
+    assert len(Scenario.from_mapping(data).markets) == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "ok"),
+    [
+        ("markets.0.spec_overrides.liquidation.kind", True),
+        ("markets.0.spec_overrides.liquidation_fee_rate", True),
+        ("markets.0.spec_overrides.liquidation.kindd", False),
+        ("markets.0.spec_overrides.tiers.5.maintenance_rate", False),
+        ("markets.0.spec_overrides.tiers.0.maintenance_rate", True),
+    ],
+)
+def test_override_paths_into_the_spec_must_name_spec_fields(
+    scenario_data: dict[str, Any], path: str, ok: bool
+) -> None:
+    scenario = Scenario.from_mapping(scenario_data)
+    if ok:
+        scenario.check_override_path(path)
+    else:
+        with pytest.raises(ConfigError, match="must name a field of the market spec"):
+            scenario.check_override_path(path)
