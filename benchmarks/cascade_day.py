@@ -2,7 +2,8 @@
 
 The runner (``deleverage.sim.runner``) steps the one engine through 86,400 marks of a Binance
 BTCUSDT market holding 1,000,000 isolated positions (seeded population, median leverage 12);
-at 10:00 the exogenous price falls 5% over 30 minutes, the liquidations push the mark through a
+the exogenous price moves all day with 30% annual volatility (every mark differs) and at 10:00
+falls 5% over 30 minutes, the liquidations push the mark through a
 constant-depth book (feedback on) and cascade. Reported: the end-to-end seconds (population,
 loading and the run), the share of positions liquidated (at least 10%), peak resident memory.
 
@@ -57,6 +58,7 @@ def isolated_scenario(n: int, duration_s: float, drop: float) -> Scenario:
                         "drop_fraction": drop,
                         "start_s": min(CRASH_START_S, duration_s * 0.4),
                         "duration_s": CRASH_LENGTH_S,
+                        "sigma": 0.3,
                     },
                     "liquidity": {"depth_per_pct": n * 0.0005, "half_life_s": 300.0},
                     "population": {
@@ -85,6 +87,7 @@ def cross_scenario(n: int, duration_s: float) -> Scenario:
                 "drop_fraction": 0.07,
                 "start_s": min(CRASH_START_S, duration_s * 0.4),
                 "duration_s": CRASH_LENGTH_S,
+                "sigma": 0.3,
             },
             "liquidity": {"depth_per_pct": depth, "half_life_s": 300.0},
             "population": {

@@ -185,11 +185,14 @@ def run(
             "summary": result.summary,
             "baseline_summary": None if baseline is None else baseline.summary,
             "metrics": metrics.to_dict(),
+            "warnings": result.warnings,
             "files": files,
         }
         typer.echo(json.dumps(_json_safe(payload)))
         return
     console = _console()
+    for warning in result.warnings:
+        _console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", markup=True)
     table = Table(title=f"{chosen.name}: stress metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -40,6 +40,27 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_START_NS = 1_767_225_600_000_000_000
 
 
+#: What building the paths noticed about the data (gaps in price files), one line each; the
+#: runner copies them into :attr:`deleverage.sim.runner.RunResult.warnings`.
+def data_warnings(scenario: Scenario) -> list[str]:
+    """Gaps in the scenario's price files, one line per gap (file line, missing bars)."""
+    out = []
+    for i, market in enumerate(scenario.markets):
+        price = market.price
+        if not isinstance(price, HistoricalPrice):
+            continue
+        bars = bundled_crash(price.bundled) if price.bundled is not None else None
+        if bars is None:
+            assert price.file is not None
+            bars = load_ohlcv(price.file)
+        for gap in bars.gaps:
+            out.append(
+                f"markets.{i}.price: {bars.source} line {gap.line}: {gap.missing_bars} bar(s) "
+                "missing before it (the path interpolates across the gap)"
+            )
+    return out
+
+
 def historical_path(price: HistoricalPrice, dt_s: float) -> tuple[FloatArray, int]:
     """The replayed path and its start time (ns since the epoch)."""
     if price.bundled is not None:
@@ -136,8 +157,11 @@ def _single(
     if isinstance(price, RegimePrice):
         return regime_switching(price.s0, price.regimes, price.transition, dt, n_steps, rng)
     if isinstance(price, ShockPrice):
-        return shock_path(
+        ramp = shock_path(
             price.s0, price.drop_fraction, price.start_s, price.duration_s, dt, n_steps,
             shape=price.shape,
         )  # fmt: skip
+        if price.sigma > 0.0:
+            ramp = ramp * gbm(1.0, 0.0, price.sigma, dt, n_steps, rng)
+        return ramp
     raise AssertionError(f"unexpected price spec {price!r}")

@@ -39,7 +39,7 @@ from deleverage.exchange import Exchange
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.sim import agents as agent_mod
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
-from deleverage.sim.paths import scenario_paths
+from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
 from deleverage.sim.scenario import Scenario
 
@@ -85,6 +85,8 @@ class RunResult:
     populations: dict[str, Population] = field(default_factory=dict)
     exchange: Exchange | None = None
     wall_s: float = 0.0
+    #: What the run noticed about its inputs (gaps in price files), one line each.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def result_hash(self) -> str:
@@ -109,7 +111,7 @@ class RunResult:
         self.steps.to_parquet(paths["steps"], index=False)
         self.journal.write_parquet(paths["journal"])
         paths["scenario"].write_text(json.dumps(self.scenario.to_toml_dict(), indent=2))
-        summary = {**self.summary, "result_hash": self.result_hash}
+        summary = {**self.summary, "result_hash": self.result_hash, "warnings": self.warnings}
         paths["summary"].write_text(json.dumps(summary, indent=2, default=float))
         return paths
 
@@ -152,6 +154,7 @@ class Simulation:
             int(seeds[3].generate_state(1)[0]),
         )
         self.paths, self.start_ns = scenario_paths(scenario, price_rng)
+        self.warnings = data_warnings(scenario)
         self.n_steps = len(self.paths) - 1
         self.ex = Exchange(seed=engine_seed, check_invariants=check_invariants)
         ex = self.ex
@@ -185,15 +188,18 @@ class Simulation:
         pop_seeds = pop_seq.spawn(len(scenario.markets))
         shared_cross: IntArray | None = None
         for m, (market, spec) in enumerate(zip(scenario.markets, self.specs, strict=True)):
-            if market.population is None:
+            if market.population_file is not None:
+                pop = Population.from_parquet(market.population_file, market=spec)
+            elif market.population is not None:
+                pop = generate_population(
+                    market.population,
+                    spec,
+                    reference_price=float(self.paths[0, m]),
+                    rng=np.random.default_rng(pop_seeds[m]),
+                )
+            else:
                 self.accounts.append(np.zeros(0, dtype=np.int64))
                 continue
-            pop = generate_population(
-                market.population,
-                spec,
-                reference_price=float(self.paths[0, m]),
-                rng=np.random.default_rng(pop_seeds[m]),
-            )
             self.populations[spec.symbol] = pop
             reuse = shared_cross if scenario.multi_market_accounts else None
             ids = pop.load_into(ex, m, cross_accounts=reuse, ts_ns=self.start_ns)
@@ -308,6 +314,7 @@ class Simulation:
             populations=self.populations,
             exchange=ex if keep_exchange else None,
             wall_s=wall,
+            warnings=list(self.warnings),
         )
         return result
 

@@ -90,10 +90,12 @@ class RegimePrice(_Frozen):
 
 
 class ShockPrice(_Frozen):
-    """A deterministic crash ramp: flat at ``s0``, a fall of ``drop_fraction`` over
-    ``duration_s`` seconds from ``start_s``, then flat."""
+    """A crash ramp: flat at ``s0``, a fall of ``drop_fraction`` over ``duration_s`` seconds
+    from ``start_s``, then flat (a negative fraction is a rise); ``sigma`` > 0 multiplies it by
+    driftless GBM noise of that annual volatility (``exp(sigma W_t - sigma^2 t / 2)``)."""
 
     process: Literal["shock"] = "shock"
+    sigma: NonNegFloat = 0.0
     s0: PositiveFloat
     drop_fraction: Annotated[float, Field(gt=-10, lt=1, allow_inf_nan=False)] = 0.1
     start_s: NonNegFloat = 60.0
@@ -169,6 +171,8 @@ class MarketScenario(_Frozen):
     asset; ``preset_symbol`` borrows another listed market's table under this symbol) or
     ``spec`` gives a full :class:`MarketSpec` table; ``spec_overrides`` replaces fields of
     either (nested tables merge), e.g. ``{ liquidation = { kind = "partial" } }``.
+    ``population`` draws a seeded book; ``population_file`` loads one from Parquet instead (a
+    venue's own positions: columns of :data:`deleverage.sim.population.REQUIRED_COLUMNS`).
     """
 
     symbol: str = "BTCUSDT"
@@ -180,6 +184,13 @@ class MarketScenario(_Frozen):
     liquidity: LiquiditySpec = LiquiditySpec()
     funding: FundingSpec = FundingSpec()
     population: PopulationSpec | None = None
+    population_file: str | None = None
+
+    @model_validator(mode="after")
+    def _one_population(self) -> Self:
+        if self.population is not None and self.population_file is not None:
+            raise ValueError("give `population` (to draw one) or `population_file`, not both")
+        return self
 
     @model_validator(mode="after")
     def _market(self) -> Self:

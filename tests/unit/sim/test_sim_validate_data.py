@@ -91,3 +91,82 @@ def test_override_paths_into_the_spec_must_name_spec_fields(
     else:
         with pytest.raises(ConfigError, match="must name a field of the market spec"):
             scenario.check_override_path(path)
+
+
+def test_a_population_file_is_loaded_instead_of_drawn(
+    scenario_data: dict[str, Any], tmp_path: Path
+) -> None:
+    # Arrange: draw the book once through a run, save it, then run from the file.
+    from deleverage.sim.runner import run
+
+    drawn = run(Scenario.from_mapping(scenario_data))
+    population = drawn.populations["BTCUSDT"]
+    path = tmp_path / "book.parquet"
+    population.to_parquet(path)
+    data = copy.deepcopy(scenario_data)
+    data["markets"][0].pop("population")
+    data["markets"][0]["population_file"] = str(path)
+
+    # Act
+    loaded = run(Scenario.from_mapping(data))
+
+    # Assert: the same positions, so the same run.
+    assert loaded.populations["BTCUSDT"].frame.equals(population.frame)
+    assert loaded.summary["liquidations"] == drawn.summary["liquidations"]
+    assert loaded.steps["mark"].equals(drawn.steps["mark"])
+
+
+def test_population_and_population_file_together_are_refused(
+    scenario_data: dict[str, Any],
+) -> None:
+    scenario_data["markets"][0]["population_file"] = "book.parquet"
+
+    problems = scenario_problems(scenario_data)
+
+    assert any("not both" in p for p in problems), problems
+
+
+def test_shock_noise_is_driftless_gbm_around_the_ramp(scenario_data: dict[str, Any]) -> None:
+    # A 0% ramp with noise: the path's log returns have the GBM variance sigma^2 dt.
+    import numpy as np
+
+    from deleverage.prices import SECONDS_PER_YEAR
+    from deleverage.sim.paths import scenario_paths
+
+    price = {"process": "shock", "s0": 100.0, "drop_fraction": 0.0, "sigma": 2.0}
+    data = {**scenario_data, "duration_s": 20_000.0}
+    data["markets"][0]["price"] = price
+    path, _ = scenario_paths(Scenario.from_mapping(data), np.random.default_rng(3))
+    r = np.diff(np.log(path[:, 0]))
+    expected = 2.0**2 / SECONDS_PER_YEAR
+    assert np.var(r) == pytest.approx(expected, rel=0.05)  # 20,000 draws: ~1% sampling error
+
+
+def test_a_gap_in_a_price_file_is_reported_with_its_line(tmp_path: Path) -> None:
+    from deleverage.sim.runner import run
+
+    csv = tmp_path / "gap.csv"
+    csv.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2025-01-01 00:00:00,100,101,99,100,1\n"
+        "2025-01-01 00:01:00,100,101,99,100,1\n"
+        "2025-01-01 00:04:00,100,101,90,92,1\n"  # 00:02 and 00:03 missing
+        "2025-01-01 00:05:00,92,93,91,92,1\n"
+    )
+    scenario = Scenario.from_mapping(
+        {
+            "markets": [
+                {
+                    "price": {"process": "historical", "file": str(csv)},
+                    "population": {"n_positions": 50},
+                }
+            ]
+        }
+    )
+
+    result = run(scenario)
+
+    assert result.warnings == [
+        f"markets.0.price: {csv} line 4: 2 bar(s) missing before it (the path interpolates "
+        "across the gap)"
+    ]
