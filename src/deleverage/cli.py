@@ -147,13 +147,31 @@ def queue(
 
 
 @app.command()
-def presets() -> None:
+def presets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
     """List the venue presets (margin tiers, liquidation and ADL rules of real venues).
 
-    Example: deleverage presets
+    Example: deleverage presets --json
     """
+    import json
+
     from deleverage.presets import list_presets, preset
 
+    if as_json:
+        rows = []
+        for venue in list_presets():
+            spec = preset(venue)
+            rows.append(
+                {
+                    "venue": venue, "market": spec.symbol, "max_leverage": spec.max_leverage,
+                    "maintenance_rate": spec.tiers[0].maintenance_rate, "tiers": len(spec.tiers),
+                    "liquidation": spec.liquidation.kind, "execution": spec.liquidation.execution,
+                    "adl_ranking": spec.adl.ranking, "adl_price": spec.adl.price,
+                }
+            )  # fmt: skip
+        typer.echo(json.dumps(rows))
+        return
     table = Table(title="Venue presets (deleverage.presets.preset(venue))")
     for col in ("venue", "market", "max lev", "maint.", "tiers", "liquidation", "ADL"):
         table.add_column(col)

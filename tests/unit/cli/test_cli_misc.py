@@ -1,4 +1,4 @@
-"""Bad paths and URLs on the command line: exit 2 with the option named, nothing run."""
+"""Bad paths and URLs on the command line (exit 2 naming the option, nothing run); presets --json."""
 
 from __future__ import annotations
 
@@ -50,3 +50,21 @@ def test_database_urls_are_checked_before_serving(url: str, rule: str) -> None:
 
 def test_a_sqlite_path_becomes_a_url(tmp_path: Path) -> None:
     assert database_url(str(tmp_path / "risk.db")) == f"sqlite:///{tmp_path / 'risk.db'}"
+
+
+def test_presets_json_lists_every_venue_with_its_rules(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from deleverage.presets import list_presets, preset
+
+    monkeypatch.setattr("sys.argv", ["deleverage", "presets", "--json"])
+    main()
+    rows = json.loads(capsys.readouterr().out)
+
+    assert [r["venue"] for r in rows] == list(list_presets())
+    binance = next(r for r in rows if r["venue"] == "binance")
+    spec = preset("binance")
+    assert binance["max_leverage"] == spec.max_leverage
+    assert binance["tiers"] == len(spec.tiers)
