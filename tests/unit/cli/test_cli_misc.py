@@ -1,4 +1,4 @@
-"""Bad paths and URLs on the command line (exit 2 naming the option, nothing run); presets --json."""
+"""Bad paths and URLs on the command line (exit 2, nothing run); presets --json."""
 
 from __future__ import annotations
 
