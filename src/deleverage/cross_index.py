@@ -50,7 +50,6 @@ class CrossIndex:
         self.builds = 0
         self._touched: list[IntArray] = []
         self._dirty = np.zeros(0, dtype=np.int64)  # touched since the build, ascending
-        self.full_passes_since_build = 0
 
     def invalidate(self) -> None:
         self.valid = False
@@ -86,7 +85,6 @@ class CrossIndex:
         self._touched = []
         self._dirty = np.zeros(0, dtype=np.int64)
         self.valid = True
-        self.full_passes_since_build = 0
         self.builds += 1
 
     def candidates(self, marks: FloatArray) -> IntArray | None:

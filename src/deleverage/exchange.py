@@ -1295,21 +1295,32 @@ class Exchange:
                 self._check_cross_scan(m, call_level, result)
             return result
         result = self._cross_scan_full(m, call_level)
-        index.full_passes_since_build += 1
         n = self._n
-        equity, maint = np.empty(n), np.empty(n)
-        for k, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
-            t = state.tiers
-            cross_partial_nb(
-                cols.size[:n], cols.entry[:n], cols.mode[:n], state.mark, t.floor, t.mmr,
-                t.cum, self._cash[:n], equity, maint, k == 0,
-            )  # fmt: skip
+        margins = self.cached_margin_state()
         index.build(
             self.mark_prices(), [c.size[:n] for c in self._positions],
             [c.mode[:n] for c in self._positions], [st.tiers for st in self.markets],
-            equity, maint, self._kind[:n] == 0,
+            margins["cross_equity"], margins["cross_maintenance"], self._kind[:n] == 0,
         )  # fmt: skip
         return result
+
+    def _sum_other_markets(
+        self, m: int, sel: IntArray | slice, cash: FloatArray, equity: FloatArray,
+        maint: FloatArray,
+    ) -> bool:  # fmt: skip
+        """Cross equity and maintenance of the rows ``sel`` over every market but ``m`` (the
+        scan kernel adds ``m`` last); return whether nothing was summed (``first``)."""
+        first = True
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            if state.id == m:
+                continue
+            t = state.tiers
+            cross_partial_nb(
+                cols.size[sel], cols.entry[sel], cols.mode[sel], state.mark, t.floor, t.mmr,
+                t.cum, cash, equity, maint, first,
+            )  # fmt: skip
+            first = False
+        return first
 
     def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:
         """:meth:`_cross_scan_full` over the accounts ``acc`` only (same kernels, same result)."""
@@ -1318,16 +1329,7 @@ class Exchange:
             return _empty_scan()
         cash = self._cash[acc]
         equity, maint = np.empty(k), np.empty(k)
-        first = True
-        for state, cols in zip(self.markets, self._positions, strict=True):
-            if state.id == m:
-                continue
-            t = state.tiers
-            cross_partial_nb(
-                cols.size[acc], cols.entry[acc], cols.mode[acc], state.mark, t.floor, t.mmr,
-                t.cum, cash, equity, maint, first,
-            )  # fmt: skip
-            first = False
+        first = self._sum_other_markets(m, acc, cash, equity, maint)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
         ratio = np.empty(k)
         below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
@@ -1366,16 +1368,7 @@ class Exchange:
             self._scan_buffers = buffers
         cash = self._cash[:n]
         equity, maint = buffers["equity"][:n], buffers["maint"][:n]
-        first = True
-        for state, cols in zip(self.markets, self._positions, strict=True):
-            if state.id == m:
-                continue
-            t = state.tiers
-            cross_partial_nb(
-                cols.size[:n], cols.entry[:n], cols.mode[:n], state.mark, t.floor, t.mmr,
-                t.cum, cash, equity, maint, first,
-            )  # fmt: skip
-            first = False
+        first = self._sum_other_markets(m, slice(0, n), cash, equity, maint)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
         ratio = buffers["ratio"][:n]
         n_below, n_warn = cross_scan_nb(
