@@ -22,6 +22,7 @@ import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -140,16 +141,10 @@ def _figure_html(fig: object) -> str:
     return str(to_html(full_html=False, include_plotlyjs=False))
 
 
-def _volatility_figure(frame: pd.DataFrame, roles: dict[str, str | None]) -> str:
+def _ci_lines(agg: pd.DataFrame, x: str, policy: str | None) -> Any:
+    """One line per policy (or one for all runs): means with their 95% intervals."""
     import plotly.graph_objects as go
 
-    title = "Bad debt vs volatility, per policy"
-    x = roles["volatility"]
-    if x is None or "bad_debt" not in frame:
-        return _note(title, "needs a numeric parameter and the bad_debt metric")
-    policy = roles["policy"]
-    by = [policy, x] if policy else [x]
-    agg = aggregate(frame, by, "bad_debt")
     fig = go.Figure()
     groups = agg.groupby(policy, sort=True) if policy else [("all runs", agg)]
     for name, group in groups:
@@ -163,12 +158,24 @@ def _volatility_figure(frame: pd.DataFrame, roles: dict[str, str | None]) -> str
                 name=f"{policy} = {label}" if policy else str(label),
             )
         )
+    return fig
+
+
+def _volatility_figure(frame: pd.DataFrame, roles: dict[str, str | None]) -> str:
+
+    title = "Bad debt vs volatility, per policy"
+    x = roles["volatility"]
+    if x is None or "bad_debt" not in frame:
+        return _note(title, "needs a numeric parameter and the bad_debt metric")
+    policy = roles["policy"]
+    by = [policy, x] if policy else [x]
+    agg = aggregate(frame, by, "bad_debt")
+    fig = _ci_lines(agg, x, policy)
     fig.update_layout(title=title, xaxis_title=x, yaxis_title="bad debt (quote), mean ± 95% CI")
     return f"<h2>{title}</h2>" + _figure_html(fig)
 
 
 def _adl_figure(frame: pd.DataFrame, experiment: Experiment, roles: dict[str, str | None]) -> str:
-    import plotly.graph_objects as go
 
     title = "ADL frequency vs insurance fund"
     x = roles["fund"]
@@ -180,19 +187,7 @@ def _adl_figure(frame: pd.DataFrame, experiment: Experiment, roles: dict[str, st
     policy = roles["policy"]
     by = [policy, x] if policy else [x]
     agg = aggregate(data, by, "adl_frequency")
-    fig = go.Figure()
-    groups = agg.groupby(policy, sort=True) if policy else [("all runs", agg)]
-    for name, group in groups:
-        label = name[0] if isinstance(name, tuple) else name
-        fig.add_trace(
-            go.Scatter(
-                x=group[x],
-                y=group["mean"],
-                error_y={"type": "data", "array": group["half_width"].fillna(0.0)},
-                mode="lines+markers",
-                name=f"{policy} = {label}" if policy else str(label),
-            )
-        )
+    fig = _ci_lines(agg, x, policy)
     log = experiment.parameters[x].scale == "log"
     fig.update_layout(
         title=title,
