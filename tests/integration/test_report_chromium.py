@@ -16,26 +16,12 @@ import pytest
 from deleverage.analytics.report import write_report
 from deleverage.sim.runner import run
 from deleverage.sim.scenario import Scenario
+from scenarios import SMALL_CRASH
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
-SMALL = """
-name = "small-crash"
-description = "A 20% crash over two minutes on a thin book, 600 positions"
-seed = 11
-duration_s = 300
-
-[[markets]]
-symbol = "BTCUSDT"
-preset = "binance"
-price = { process = "shock", s0 = 60000.0, drop_fraction = 0.2, start_s = 30.0, duration_s = 120.0 }
-liquidity = { depth_per_pct = 2.0, half_life_s = 120.0 }
-population = { n_positions = 600, long_fraction = 0.8, leverage_median = 25.0, size_min = 0.01 }
-
-[insurance]
-fund = 200.0
-"""
+SMALL = SMALL_CRASH
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (apt-get install chromium)")
