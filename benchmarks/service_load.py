@@ -70,7 +70,7 @@ def _free_port() -> int:
 def start_server(db: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     levels = [arg for level in LEVELS for arg in ("--margin-level", level)]
     command = [
-        sys.executable, "-c", "from deleverage.cli import main; main()", "serve",
+        sys.executable, "-c", "from deleverage.cli.app import main; main()", "serve",
         "--db", str(db), "--port", str(port), "--admin-key", ADMIN,
         "--rate-limit", "1000000", "--rate-burst", "1000000", *levels,
     ]  # fmt: skip

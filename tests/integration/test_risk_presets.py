@@ -13,7 +13,7 @@ import pytest
 
 from deleverage import Exchange, MarginMode
 from deleverage.liquidity import ConstantDepthBook
-from deleverage.presets import list_presets, preset
+from deleverage.venues import list_presets, preset
 
 S = 1_000_000_000
 OPEN = 100_000.0

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from deleverage.cli import app, main
+from deleverage.cli.app import app, main
 from deleverage.sweep import read_results
 from deleverage.sweep.results import TIMING_COLUMNS
 
@@ -134,7 +134,7 @@ def test_sweep_killed_midway_resumes_to_the_clean_result(tmp_path: Path) -> None
     # Arrange: 12 cells x 6 seeds = 72 runs, written every 32 rows (or 5 s)
     experiment = _write(tmp_path, seeds=6, num=3)
     clean, killed = tmp_path / "clean", tmp_path / "killed"
-    command = [sys.executable, "-c", "from deleverage.cli import main; main()", "sweep",
+    command = [sys.executable, "-c", "from deleverage.cli.app import main; main()", "sweep",
                str(experiment), "--workers", "0"]  # fmt: skip
     subprocess.run([*command, "--out", str(clean)], check=True, capture_output=True)
 

@@ -100,7 +100,7 @@ def liquidation_heatmap(
 
     Positions without a positive, finite liquidation price are left out: cross-margin rows
     (NaN in a population frame), and prices clipped to 0 by
-    :func:`~deleverage.margin.liquidation_price_isolated` (a long that cannot be liquidated).
+    :func:`~deleverage.rules.margin.liquidation_price_isolated` (a long that cannot be liquidated).
 
     Parameters
     ----------

@@ -38,9 +38,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage.engine.events import EventKind
+from deleverage.engine.state import AccountKind
 from deleverage.errors import ValidationError
-from deleverage.events import EventKind
-from deleverage.state import AccountKind
 
 if TYPE_CHECKING:
     from deleverage.sim.runner import RunResult
@@ -215,12 +215,12 @@ def adl_overshoot(journal: pd.DataFrame) -> AdlOvershoot:
 
     ``notional_overshoot = sum(notional_closed - notional_required)`` and
     ``excess_profit = sum(profit_taken - shortfall)`` over the rounds; per-round definitions in
-    :func:`deleverage.adl.adl_round_metrics`.
+    :func:`deleverage.rules.adl.adl_round_metrics`.
 
     Parameters
     ----------
     journal
-        A journal frame (:meth:`deleverage.events.Journal.to_frame`, or its Arrow table as
+        A journal frame (:meth:`deleverage.engine.events.Journal.to_frame`, or its Arrow table as
         pandas) with the ``kind`` and ``text`` columns.
 
     Raises
@@ -371,8 +371,8 @@ def loss_distribution(losses: npt.ArrayLike) -> LossDistribution:
 
 def run_account_losses(result: RunResult) -> pd.DataFrame:
     """:func:`account_losses` of a run: final equity from the kept exchange, else a replay of
-    the journal (:meth:`deleverage.exchange.Exchange.replay`)."""
-    from deleverage.exchange import Exchange
+    the journal (:meth:`deleverage.engine.exchange.Exchange.replay`)."""
+    from deleverage.engine.exchange import Exchange
 
     ex = result.exchange if result.exchange is not None else Exchange.replay(result.journal)
     equity = ex.margin_state()["total_equity"]

@@ -1,6 +1,6 @@
 """The real-time risk service: HTTP + WebSocket API over the engine, backed by a database.
 
-Start it with ``deleverage serve`` (:mod:`deleverage.cli_serve`) or build the FastAPI app with
+Start it with ``deleverage serve`` (:mod:`deleverage.cli.serve`) or build the FastAPI app with
 :func:`create_app`. Modules: :mod:`~deleverage.service.settings` (configuration),
 :mod:`~deleverage.service.storage` (SQLAlchemy tables), :mod:`~deleverage.service.auth` (keys,
 roles, rate limits), :mod:`~deleverage.service.runtime` (engine, lock, commit-then-answer),

@@ -4,8 +4,8 @@ After every request that changed the engine, :meth:`Alerts.derive` reads the new
 and the state they left, and returns the notifications, in this order:
 
 1. the engine's notices, in journal order: ``margin_call`` (the market's own call level,
-   :class:`~deleverage.events.MarginCall`), ``liquidation``
-   (:class:`~deleverage.events.Liquidation`), ``adl_fill`` (each trader side of an ADL fill,
+   :class:`~deleverage.engine.events.MarginCall`), ``liquidation``
+   (:class:`~deleverage.engine.events.Liquidation`), ``adl_fill`` (each trader side of an ADL fill,
    the deleveraged counterparty included), ``adl_round`` (to the bankrupt account),
    ``bad_debt`` and ``circuit_breaker`` (market-wide);
 2. ``margin_warning``: a position's margin ratio (maintenance / equity, 1 = liquidation) rose
@@ -13,10 +13,10 @@ and the state they left, and returns the notifications, in this order:
    ratio must fall back below a level before that level warns again). Checked after the risk
    step, so a position liquidated in the same step gets its ``liquidation`` instead;
 3. ``adl_indicator``: an account's ADL indicator (1-5 lights, 0 = no position) in a market
-   changed (:meth:`deleverage.exchange.Exchange.adl_queue`);
+   changed (:meth:`deleverage.engine.exchange.Exchange.adl_queue`);
 4. ``insurance_drawdown`` (market-wide): the fund backing a market started or stopped
    meeting Bybit's drawdown rule (loss over the last 8 hours at least the alert share of the
-   fund, :meth:`deleverage.insurance.InsuranceFund.drawdown_alert`); ``data.active`` says which.
+   fund, :meth:`deleverage.engine.insurance_fund.InsuranceFund.drawdown_alert`); ``data.active`` says which.
 
 The warning levels, indicators and alert states are kept per market in arrays over accounts;
 :meth:`Alerts.prime` sets them from the current state without notifying (at start-up).
@@ -31,11 +31,11 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from deleverage import margin as mm
-from deleverage.events import EventKind, FillReason, rows_of_kind
-from deleverage.exchange import Exchange
+from deleverage.engine.events import EventKind, FillReason, rows_of_kind
+from deleverage.engine.exchange import Exchange
+from deleverage.engine.state import AccountKind
+from deleverage.rules import margin as mm
 from deleverage.spec import MarginMode
-from deleverage.state import AccountKind
 
 __all__ = ["Alerts"]
 

@@ -43,6 +43,7 @@ from fastapi.security import APIKeyHeader
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from deleverage.engine.exchange import Exchange
 from deleverage.errors import (
     DeleverageError,
     MarginError,
@@ -50,7 +51,6 @@ from deleverage.errors import (
     UnknownEntityError,
     ValidationError,
 )
-from deleverage.exchange import Exchange
 from deleverage.service import views
 from deleverage.service.auth import Principal, Role, hash_key, new_key
 from deleverage.service.runtime import RiskService

@@ -7,7 +7,7 @@ the notifications (:class:`~deleverage.service.alerts.Alerts`), commits the new 
 and the notifications in one database transaction (in a worker thread, the lock still held),
 publishes the notifications, and only then answers. If the operation fails after emitting
 events, or the commit fails, the engine is rebuilt from the journal as it was before the
-request (:meth:`deleverage.exchange.Exchange.replay`): nothing is half-applied.
+request (:meth:`deleverage.engine.exchange.Exchange.replay`): nothing is half-applied.
 
 At start-up the engine is rebuilt from the stored journal, so a restart (or ``kill -9``)
 loses nothing that was acknowledged.
@@ -24,15 +24,15 @@ from typing import Any, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from deleverage.events import EventKind, Journal
-from deleverage.exchange import Exchange
-from deleverage.insurance import FlowKind, InsuranceFund
+from deleverage.engine.events import EventKind, Journal
+from deleverage.engine.exchange import Exchange
+from deleverage.engine.insurance_fund import FlowKind, InsuranceFund
+from deleverage.engine.state import AccountKind
 from deleverage.service.alerts import Alerts
 from deleverage.service.auth import KeyRing, RateLimiter, Role, hash_key, new_key
 from deleverage.service.notifications import Hub
 from deleverage.service.settings import ServiceSettings
 from deleverage.service.storage import Storage
-from deleverage.state import AccountKind
 
 __all__ = ["RiskService", "replay"]
 

@@ -1,6 +1,6 @@
 """Settings of the risk service (``deleverage serve``): storage, keys, alerts and limits.
 
-One frozen pydantic model, built from the command line (:mod:`deleverage.cli_serve`) or in
+One frozen pydantic model, built from the command line (:mod:`deleverage.cli.serve`) or in
 tests; every field is validated and unknown fields are rejected.
 """
 

@@ -3,7 +3,7 @@
 Three tables:
 
 - ``journal``: the engine's events, one row per event, the columns of
-  :data:`deleverage.events.JOURNAL_SCHEMA` (floats stored as 8-byte doubles, so a replay of the
+  :data:`deleverage.engine.events.JOURNAL_SCHEMA` (floats stored as 8-byte doubles, so a replay of the
   stored journal rebuilds the engine bit for bit);
 - ``notifications``: every notification sent, with its global sequence number (clients resume
   from it after a reconnect);
@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from deleverage.events import JOURNAL_SCHEMA, EventKind, Journal
+from deleverage.engine.events import JOURNAL_SCHEMA, EventKind, Journal
 
 __all__ = ["Storage", "metadata"]
 

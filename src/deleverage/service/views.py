@@ -3,13 +3,13 @@
 Pure functions of the engine's state (no I/O, no mutation); the HTTP layer calls them under
 the service's lock.
 
-- Liquidation price of an isolated position: :func:`deleverage.margin.liquidation_price_isolated`
+- Liquidation price of an isolated position: :func:`deleverage.rules.margin.liquidation_price_isolated`
   (Binance USD-M: ``LP = (WB + cum - side |q| EP) / (|q| mmr - side |q|)``, maintenance on the
   notional at the liquidation price); of a cross position:
-  :func:`deleverage.margin.liquidation_price_cross` with the account's other cross positions
+  :func:`deleverage.rules.margin.liquidation_price_cross` with the account's other cross positions
   held at their marks (``WB - TMM1 + UPNL1`` as the margin).
-- Bankruptcy price: :func:`deleverage.margin.bankruptcy_price` (``EP - side x margin / |q|``)
-  and :func:`deleverage.margin.bankruptcy_price_cross`.
+- Bankruptcy price: :func:`deleverage.rules.margin.bankruptcy_price` (``EP - side x margin / |q|``)
+  and :func:`deleverage.rules.margin.bankruptcy_price_cross`.
 - Probability of liquidation within a horizon: the mark as geometric Brownian motion hitting
   the liquidation price, :func:`deleverage.analytics.first_passage.gbm_hit_probability`.
 """
@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from deleverage import margin as mm
 from deleverage.analytics.first_passage import gbm_hit_probability
 from deleverage.analytics.heatmap import liquidation_heatmap
-from deleverage.exchange import Exchange
+from deleverage.engine.exchange import Exchange
+from deleverage.engine.state import AccountKind
+from deleverage.rules import margin as mm
 from deleverage.spec import MarginMode
-from deleverage.state import AccountKind
 
 __all__ = [
     "account_view",

@@ -1,7 +1,7 @@
 """Agents of the cascade simulator besides the forced flow itself.
 
 - **Liquidators** (latency and capital) live in the engine's risk step:
-  :meth:`deleverage.risk.RiskEngine.set_liquidators`; the runner configures them.
+  :meth:`deleverage.engine.risk.RiskEngine.set_liquidators`; the runner configures them.
 - **Arbitrageurs** pull the mark toward the exogenous price: the runner's decay of the
   displacement (``exp(-speed dt)``).
 - **Rebalancers** (here): isolated positions that top up margin from an outside reserve when
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from deleverage import margin as mm
-from deleverage.bulk import add_isolated_margin_many
-from deleverage.levels import zone_prices
+from deleverage.engine.bulk import add_isolated_margin_many
+from deleverage.engine.levels import zone_prices
+from deleverage.rules import margin as mm
 from deleverage.sim.scenario import Scenario
 
 if TYPE_CHECKING:

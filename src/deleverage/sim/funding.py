@@ -2,7 +2,7 @@
 
 A perpetual has no expiry; funding payments between longs and shorts keep its price near the
 index. Each period every position receives ``-size x mark x rate`` (the engine's
-:meth:`deleverage.exchange.Exchange.settle_funding`). The rate comes from a constant, this
+:meth:`deleverage.engine.exchange.Exchange.settle_funding`). The rate comes from a constant, this
 premium rule, or a venue's published history.
 
 Binance USD-M ("Introduction to Binance Futures Funding Rates"):

@@ -21,7 +21,7 @@ holds exactly ``|size| x entry / leverage`` (docs/formulas.md, "Seeded populatio
 
 Populations round-trip through Parquet (:meth:`Population.to_parquet`,
 :meth:`Population.from_parquet`, which validates a user's own venue export) and load into an
-:class:`~deleverage.exchange.Exchange` with :meth:`Population.load_into`.
+:class:`~deleverage.engine.exchange.Exchange` with :meth:`Population.load_into`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field, model_validator
 
-from deleverage import margin as mm
-from deleverage.bulk import add_isolated_margin_many
+from deleverage.engine.bulk import add_isolated_margin_many
+from deleverage.engine.levels import zone_prices_compiled
 from deleverage.errors import DataError, StateError, ValidationError
-from deleverage.levels import zone_prices_compiled
+from deleverage.rules import margin as mm
 from deleverage.spec import (
     MarginMode,
     MarketSpec,
@@ -51,7 +51,7 @@ from deleverage.spec import (
 from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 
 if TYPE_CHECKING:
-    from deleverage.exchange import Exchange
+    from deleverage.engine.exchange import Exchange
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -386,7 +386,7 @@ def generate_population(
     - leverage: ``clip(leverage_median x exp(leverage_sigma x Z), 1, 1 / imr[t])`` with ``t``
       the tier of the entry notional ``|S| x entry``;
     - collateral ``= |S| x entry / L + |S| x entry x taker_fee_rate``;
-    - isolated liquidation price from :func:`deleverage.margin.liquidation_price_isolated` with
+    - isolated liquidation price from :func:`deleverage.rules.margin.liquidation_price_isolated` with
       the isolated margin ``|S| x entry / L`` (the collateral after the opening fee).
 
     Parameters

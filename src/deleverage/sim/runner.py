@@ -13,7 +13,7 @@ Each step ``k`` (time ``t_k = k dt_s``) and each market:
    *cascade round*; rounds repeat until a round liquidates nothing (or ``max_cascade_rounds``);
 4. funding settles at each funding interval; rebalancers top up positions near liquidation.
 
-The engine is the same :class:`deleverage.exchange.Exchange` used everywhere (no second
+The engine is the same :class:`deleverage.engine.exchange.Exchange` used everywhere (no second
 engine); the runner only chooses marks and calls its public operations. Results: the journal
 and a per-step frame (:data:`STEP_COLUMNS`), with :attr:`RunResult.result_hash` over both.
 """
@@ -33,9 +33,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage.engine.events import Journal
+from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError
-from deleverage.events import Journal
-from deleverage.exchange import Exchange
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.sim import agents as agent_mod
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate

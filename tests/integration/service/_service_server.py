@@ -49,7 +49,7 @@ class Server:
     def start(self) -> Server:
         self.port = free_port()
         command = [
-            sys.executable, "-c", "from deleverage.cli import main; main()", "serve",
+            sys.executable, "-c", "from deleverage.cli.app import main; main()", "serve",
             "--db", self.db_url, "--port", str(self.port), "--admin-key", ADMIN_KEY,
             "--log-level", "warning", *self.extra,
         ]  # fmt: skip

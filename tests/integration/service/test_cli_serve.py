@@ -19,7 +19,7 @@ import pytest
 def test_serve_rejects_bad_options_naming_them(args: list[str], option: str) -> None:
     # Act
     result = subprocess.run(
-        [sys.executable, "-c", "from deleverage.cli import main; main()", "serve", *args],
+        [sys.executable, "-c", "from deleverage.cli.app import main; main()", "serve", *args],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     # Assert

@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from deleverage.adl import (
+from deleverage.errors import UnknownEntityError, ValidationError
+from deleverage.rules.adl import (
     allocate_pro_rata,
     allocate_ranked,
     allocate_socialized_loss,
     eligible_candidates,
 )
-from deleverage.errors import UnknownEntityError, ValidationError
 
 # --------------------------------------------------------------------------- ranked
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from deleverage.adl import adl_round_metrics
 from deleverage.errors import ValidationError
+from deleverage.rules.adl import adl_round_metrics
 
 
 def test_dydx_example_takes_500_of_profit_for_a_400_shortfall() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deleverage.adl import (
+from deleverage.rules.adl import (
     PROFIT_ONLY,
     allocate_pro_rata,
     allocate_ranked,

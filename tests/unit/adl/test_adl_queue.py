@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deleverage.adl import (
+from deleverage.errors import ValidationError
+from deleverage.rules.adl import (
     queue_frame,
     queue_indicator,
     queue_indicator_by_size,
     queue_positions,
     rank,
 )
-from deleverage.errors import ValidationError
 
 
 def test_rank_orders_by_score_descending_and_breaks_ties_by_account_id() -> None:

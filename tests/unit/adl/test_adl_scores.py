@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deleverage.adl import (
+from deleverage.errors import ValidationError
+from deleverage.rules.adl import (
     allocate_ranked,
     queue_indicator_by_size,
     queue_order,
@@ -18,7 +19,6 @@ from deleverage.adl import (
     score_pnl_leverage,
     score_risk_score,
 )
-from deleverage.errors import ValidationError
 from deleverage.spec import AdlPolicy, AdlRanking, RiskScoreWeights
 
 # --------------------------------------------------------------------------- BitMEX

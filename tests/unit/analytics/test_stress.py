@@ -25,11 +25,18 @@ from deleverage.analytics.stress import (
     stress_metrics,
     verdict,
 )
+from deleverage.engine.events import (
+    AccountOpened,
+    AdlRound,
+    Deposit,
+    EventKind,
+    Journal,
+    Withdrawal,
+)
+from deleverage.engine.state import AccountKind
 from deleverage.errors import ValidationError
-from deleverage.events import AccountOpened, AdlRound, Deposit, EventKind, Journal, Withdrawal
 from deleverage.sim.runner import STEP_COLUMNS, RunResult
 from deleverage.sim.scenario import Scenario
-from deleverage.state import AccountKind
 
 # ------------------------------------------------------------------------------ drawdowns
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deleverage.cli import main
-from deleverage.cli_serve import database_url
+from deleverage.cli.app import main
+from deleverage.cli.serve import database_url
 from deleverage.errors import ConfigError
 
 
@@ -57,7 +57,7 @@ def test_presets_json_lists_every_venue_with_its_rules(
 ) -> None:
     import json
 
-    from deleverage.presets import list_presets, preset
+    from deleverage.venues import list_presets, preset
 
     monkeypatch.setattr("sys.argv", ["deleverage", "presets", "--json"])
     main()

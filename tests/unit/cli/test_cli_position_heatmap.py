@@ -31,7 +31,7 @@ from deleverage.analytics.heatmap import (
     largest_clusters,
     liquidation_heatmap,
 )
-from deleverage.cli import app, main
+from deleverage.cli.app import app, main
 from deleverage.errors import ValidationError
 from deleverage.sim.population import PopulationSpec, generate_population
 from deleverage.spec import MarketSpec

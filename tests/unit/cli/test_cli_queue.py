@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.cli import app, main
+from deleverage.cli.app import app, main
 
 
 def _saved_state(path: Path) -> Exchange:
@@ -84,8 +84,8 @@ def test_queue_of_a_missing_journal_exits_2_naming_the_path(
 
 @pytest.mark.slow
 def test_demo_writes_a_journal_that_replays_to_the_same_state(tmp_path: Path) -> None:
-    from deleverage.demo import run_demo
-    from deleverage.events import Journal
+    from deleverage.cli.demo import run_demo
+    from deleverage.engine.events import Journal
 
     result = CliRunner().invoke(app, ["demo", "--journal", str(tmp_path / "demo.parquet")])
 

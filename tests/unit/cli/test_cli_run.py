@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from deleverage.cli import app, main
+from deleverage.cli.app import app, main
 from deleverage.sim.builtin import DEFAULT_SCENARIO, builtin_descriptions, builtin_path
 from deleverage.sim.runner import run
 from deleverage.sim.scenario import Scenario

@@ -10,8 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from deleverage import Exchange, Journal, MarginMode, MarketSpec
-from deleverage.errors import DataError, DeleverageError
-from deleverage.events import (
+from deleverage.engine.events import (
     JOURNAL_SCHEMA,
     AccountOpened,
     Deposit,
@@ -22,6 +21,7 @@ from deleverage.events import (
     PositionSettings,
     Withdrawal,
 )
+from deleverage.errors import DataError, DeleverageError
 
 
 def _scenario() -> Exchange:

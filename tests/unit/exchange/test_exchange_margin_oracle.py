@@ -4,7 +4,7 @@ The oracle reads positions one by one through the public views and values them w
 loops: maintenance margin slice by slice over the tier table (each slice of notional between two
 floors pays its own tier's rate, which is what the ``cum`` deduction encodes), initial margin at
 ``max(1 / max_leverage of the tier, 1 / chosen leverage)``. It shares no code with
-:mod:`deleverage.margin` or the compiled kernels.
+:mod:`deleverage.rules.margin` or the compiled kernels.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage import AccountKind, Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import EventKind
 from deleverage.errors import DeleverageError, UnknownEntityError
-from deleverage.events import EventKind
 
 
 def _oracle(ex: Exchange, m: int) -> float:

@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 from hypothesis import event, given, settings
 
 from deleverage import Exchange, MarginMode
+from deleverage.engine.events import EventKind
 from deleverage.errors import DeleverageError, InvariantError
-from deleverage.events import EventKind
 from strategies import (
     LIQUIDITY,
     AddMarginOp,

@@ -1,4 +1,4 @@
-"""The indexed scans (:mod:`deleverage.level_index`, :mod:`deleverage.cross_index`) equal the
+"""The indexed scans (:mod:`deleverage.engine.level_index`, :mod:`deleverage.engine.cross_index`) equal the
 full passes.
 
 Random operation sequences (isolated and cross positions at various leverages in 1-3 markets,
@@ -25,13 +25,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deleverage import Exchange, MarginMode, MarketSpec, bulk
-from deleverage import cross_index as cross_mod
-from deleverage import level_index as level_mod
-from deleverage import margin as mm
-from deleverage.cross_index import CrossIndex
+from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine import bulk
+from deleverage.engine import cross_index as cross_mod
+from deleverage.engine import level_index as level_mod
+from deleverage.engine.cross_index import CrossIndex
+from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
-from deleverage.level_index import LevelIndex
+from deleverage.rules import margin as mm
 
 SCAN_FIELDS = ("below", "below_equity", "below_maintenance", "warn", "warn_ratio")
 LEVELS = (0.3, 0.8, 1.0)

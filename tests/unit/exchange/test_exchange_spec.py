@@ -16,7 +16,7 @@ from hypothesis import given
 
 from deleverage import MarginTier, MarketSpec
 from deleverage.errors import ConfigError, DeleverageError
-from deleverage.margin import maintenance_margin
+from deleverage.rules.margin import maintenance_margin
 from deleverage.spec import TierArrays
 from strategies import tier_tables
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import Liquidation, MarginCall
 from deleverage.errors import DeleverageError, ValidationError
-from deleverage.events import Liquidation, MarginCall
 
 S = 1_000_000_000  # ns per second
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from deleverage.insurance import InsuranceFund
+from deleverage.engine.insurance_fund import InsuranceFund
 
 HOUR_NS = 3_600 * 10**9
 

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
+from deleverage.engine.insurance_fund import FlowKind, FundRecord, InsuranceFund
 from deleverage.errors import ValidationError
-from deleverage.insurance import FlowKind, FundRecord, InsuranceFund
 
 S_NS = 10**9
 

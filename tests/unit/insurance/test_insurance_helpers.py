@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from deleverage.errors import ValidationError
-from deleverage.insurance import (
+from deleverage.engine.insurance_fund import (
     shares_for_deposit,
     shares_forfeited_on_cancel,
     unstake_payout,
     value_of_shares,
 )
+from deleverage.errors import ValidationError
 
 
 def test_first_deposit_into_an_empty_fund_mints_one_share_per_quote() -> None:

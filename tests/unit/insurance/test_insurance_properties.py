@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deleverage.engine.insurance_fund import FlowKind, InsuranceFund, StakerId
 from deleverage.errors import DeleverageError
-from deleverage.insurance import FlowKind, InsuranceFund, StakerId
 
 COOLDOWN_S = 30.0
 S_NS = 10**9

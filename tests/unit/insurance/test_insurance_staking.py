@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from deleverage.engine.insurance_fund import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
 from deleverage.errors import (
     CooldownError,
     InsufficientFundsError,
@@ -19,7 +20,6 @@ from deleverage.errors import (
     UnknownEntityError,
     ValidationError,
 )
-from deleverage.insurance import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
 
 HOUR_NS = 3_600 * 10**9
 DAY_NS = 24 * HOUR_NS

@@ -6,12 +6,12 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deleverage import adl, margin
-from deleverage.kernels import (
+from deleverage.engine.kernels import (
     cross_scan_nb,
     isolated_scan_nb,
     pnl_leverage_queue_nb,
 )
+from deleverage.rules import adl, margin
 from deleverage.spec import MarginTier, TierArrays
 
 TIERS = TierArrays.from_tiers(
@@ -114,7 +114,7 @@ def test_vectorized_adl_round_metrics_match_the_pure_function(seed: int) -> None
     import json
     import math
 
-    from deleverage.risk import _round_metrics_many
+    from deleverage.engine.risk import _round_metrics_many
 
     rng = np.random.default_rng(seed)
     rounds = int(rng.integers(1, 6))

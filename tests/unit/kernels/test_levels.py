@@ -1,6 +1,6 @@
-"""Zone prices of isolated positions (:mod:`deleverage.levels`) against independent oracles.
+"""Zone prices of isolated positions (:mod:`deleverage.engine.levels`) against independent oracles.
 
-(a) A bisection on ``level x E(p) - MM(|s| p)`` with :func:`deleverage.margin.maintenance_margin`
+(a) A bisection on ``level x E(p) - MM(|s| p)`` with :func:`deleverage.rules.margin.maintenance_margin`
 (the tier lookup, not the upper envelope the closed form relies on) over random positions and
 the venues' documented tier tables; (b) at ``level = 1`` the engine's isolated liquidation price
 and Binance's documented one-tier formula
@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deleverage import MarketSpec
-from deleverage import margin as mm
-from deleverage.levels import zone_prices, zone_prices_compiled
+from deleverage.engine.levels import zone_prices, zone_prices_compiled
+from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
 from strategies import tier_tables
 

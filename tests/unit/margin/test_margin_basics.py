@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from deleverage.errors import ValidationError
-from deleverage.margin import (
+from deleverage.rules.margin import (
     apply_fill,
     bankruptcy_price,
     hyperliquid_tiers,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from deleverage.margin import (
+from deleverage.rules.margin import (
     account_liquidation_prices,
     bankruptcy_price,
     hyperliquid_tiers,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from deleverage.margin import (
+from deleverage.rules.margin import (
     account_liquidation_prices,
     apply_fill,
     bankruptcy_price,

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deleverage.errors import UnknownEntityError, ValidationError
-from deleverage.presets import PresetInfo, list_presets, preset, preset_info
 from deleverage.spec import MarketSpec
+from deleverage.venues import PresetInfo, list_presets, preset, preset_info
 
 VENUES = ["binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx"]
 ALL_MARKETS = [(v, s) for v in VENUES for s in preset_info(v).symbols]

@@ -8,7 +8,7 @@ Expected numbers are worked by hand in the comments. Sources:
 - dYdX v4 deleveraging walks offsetting subaccounts from a random start:
   https://github.com/dydxprotocol/v4-chain/blob/main/protocol/x/clob/keeper/deleveraging.go
 - BitMEX ADL ranking (profit percentage x effective leverage), as in
-  :func:`deleverage.adl.score_pnl_leverage`: https://www.bitmex.com/app/autoDeleveraging
+  :func:`deleverage.rules.adl.score_pnl_leverage`: https://www.bitmex.com/app/autoDeleveraging
 - Drift socializes a bankrupt perp's loss over open interest through the funding rate:
   https://github.com/drift-labs/protocol-v2/blob/master/programs/drift/src/controller/liquidation.rs
 """
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.events import AdlRound, BadDebt, Fill, FillReason, Transfer, TransferReason
+from deleverage.engine.events import AdlRound, BadDebt, Fill, FillReason, Transfer, TransferReason
 
 S = 1_000_000_000
 QUEUE_RANKINGS = ["pnl_leverage", "binance", "hyperliquid", "risk_score", "random_start"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.events import BadDebt, Fill, FillReason
+from deleverage.engine.events import BadDebt, Fill, FillReason
 
 S = 1_000_000_000
 

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.risk import StepReport
 from deleverage.liquidity import ConstantDepthBook
-from deleverage.risk import StepReport
 
 S = 1_000_000_000
 OPEN = 1_000.0

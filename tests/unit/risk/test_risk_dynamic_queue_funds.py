@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.adl import score_pnl_leverage
-from deleverage.dynamic import VolatilityScaledMargin, realized_volatility, scale_spec
+from deleverage.engine.events import RiskParamsChanged, Transfer, TransferReason
 from deleverage.errors import ConfigError, ValidationError
-from deleverage.events import RiskParamsChanged, Transfer, TransferReason
+from deleverage.rules.adl import score_pnl_leverage
+from deleverage.rules.dynamic import VolatilityScaledMargin, realized_volatility, scale_spec
 
 S = 1_000_000_000
 YEAR_S = 365 * 24 * 3600

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.events import (
+from deleverage.engine.events import (
     EventKind,
     Fill,
     FillReason,

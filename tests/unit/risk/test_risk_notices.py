@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import CircuitBreaker, Fill, FillReason, MarginCall
 from deleverage.errors import HaltedError
-from deleverage.events import CircuitBreaker, Fill, FillReason, MarginCall
 
 S = 1_000_000_000
 

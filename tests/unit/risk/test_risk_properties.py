@@ -34,9 +34,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deleverage import AccountKind, Exchange, MarginMode, MarketSpec
-from deleverage.events import EventKind, FillReason, TransferReason
+from deleverage.engine.events import EventKind, FillReason, TransferReason
+from deleverage.engine.risk import StepReport
 from deleverage.liquidity import ConstantDepthBook
-from deleverage.risk import StepReport
 from strategies import tier_tables
 
 S = 1_000_000_000

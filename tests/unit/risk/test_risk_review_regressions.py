@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.events import BadDebt
+from deleverage.engine.events import BadDebt
 from deleverage.liquidity import ConstantDepthBook
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import Transfer, TransferReason
 from deleverage.errors import CooldownError, InsufficientFundsError, StateError
-from deleverage.events import Transfer, TransferReason
 from deleverage.liquidity import ConstantDepthBook
 
 S = 1_000_000_000

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deleverage.events import EventKind
+from deleverage.engine.events import EventKind
 from deleverage.sim.runner import RunResult, Simulation, run
 from deleverage.sim.scenario import Scenario
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import FundingPayment
 from deleverage.errors import StateError, ValidationError
-from deleverage.events import FundingPayment
 from deleverage.sim.funding import premium_funding_rate
 
 S = 1_000_000_000

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deleverage.events import EventKind, Journal
-from deleverage.exchange import Exchange
+from deleverage.engine.events import EventKind, Journal
+from deleverage.engine.exchange import Exchange
 from deleverage.sim.runner import STEP_COLUMNS, RunResult, Simulation, run
 from deleverage.sim.scenario import Scenario
 

@@ -404,10 +404,10 @@ class MarketSpec(_Frozen):
     def preset(cls, venue: str, symbol: str = "BTC") -> MarketSpec:
         """A venue's documented market (tiers, fees, liquidation and ADL rules).
 
-        Same as :func:`deleverage.presets.preset`; e.g. ``MarketSpec.preset("binance",
+        Same as :func:`deleverage.venues.preset`; e.g. ``MarketSpec.preset("binance",
         "BTCUSDT")``. Venues: hyperliquid, dydx_v4, drift, binance, bitmex, bybit, okx.
         """
-        from deleverage.presets import preset
+        from deleverage.venues import preset
 
         return preset(venue, symbol)
 

@@ -3,7 +3,7 @@
 Every state change of the engine is an immutable, typed event with a timestamp (``ts_ns``, int64
 nanoseconds) and a sequence number (``seq``), appended to a :class:`Journal`. Events are facts:
 replaying a journal applies their effects without re-deciding anything, so a fresh engine reaches
-the same state, array for array (:meth:`deleverage.exchange.Exchange.replay`).
+the same state, array for array (:meth:`deleverage.engine.exchange.Exchange.replay`).
 
 Two families share one journal:
 

@@ -2,7 +2,7 @@
 views and summaries it hands out (conservation lines, an account's margins, a position).
 
 The state itself is struct-of-arrays (DESIGN.md "One engine, arrays inside"): one array per
-field, per market, indexed by account id; :class:`deleverage.exchange.Exchange` owns it and
+field, per market, indexed by account id; :class:`deleverage.engine.exchange.Exchange` owns it and
 changes it only by applying events.
 """
 
@@ -19,7 +19,7 @@ from deleverage.spec import MarginMode, MarketSpec, TierArrays
 from deleverage.tolerance import CONSERVATION_RTOL
 
 if TYPE_CHECKING:
-    from deleverage.exchange import Exchange
+    from deleverage.engine.scans import MarginScans
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -141,7 +141,7 @@ class PositionView:
 
     __slots__ = ("_account", "_ex", "_market")
 
-    def __init__(self, exchange: Exchange, account: int, market: int) -> None:
+    def __init__(self, exchange: MarginScans, account: int, market: int) -> None:
         self._ex = exchange
         self._account = account
         self._market = market

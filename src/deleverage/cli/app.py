@@ -16,10 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from deleverage.cli_position import heatmap, position
-from deleverage.cli_run import run, scenarios, validate
-from deleverage.cli_serve import serve
-from deleverage.cli_sweep import sweep, sweep_report_command
+from deleverage.cli.position import heatmap, position
+from deleverage.cli.run import run, scenarios, validate
+from deleverage.cli.serve import serve
+from deleverage.cli.sweep import sweep, sweep_report_command
 from deleverage.errors import DeleverageError
 
 app = typer.Typer(
@@ -51,7 +51,7 @@ def demo(
 
     Example: deleverage demo --journal demo.parquet
     """
-    from deleverage.demo import event_log, run_demo
+    from deleverage.cli.demo import event_log, run_demo
 
     with console.status("Replaying BTCUSDT 2025-10-10 19:13-23:34 UTC, one mark a minute..."):
         result = run_demo()
@@ -123,9 +123,9 @@ def queue(
     The state is rebuilt by replaying the journal. Example:
     deleverage queue demo.parquet --market BTCUSDT --side short
     """
+    from deleverage.engine.events import Journal
+    from deleverage.engine.exchange import Exchange
     from deleverage.errors import ValidationError
-    from deleverage.events import Journal
-    from deleverage.exchange import Exchange
 
     sides = {"long": 1, "short": -1}
     if side not in sides:
@@ -156,7 +156,7 @@ def presets(
     """
     import json
 
-    from deleverage.presets import list_presets, preset
+    from deleverage.venues import list_presets, preset
 
     if as_json:
         rows = []
@@ -172,7 +172,7 @@ def presets(
             )  # fmt: skip
         typer.echo(json.dumps(rows))
         return
-    table = Table(title="Venue presets (deleverage.presets.preset(venue))")
+    table = Table(title="Venue presets (deleverage.venues.preset(venue))")
     for col in ("venue", "market", "max lev", "maint.", "tiers", "liquidation", "ADL"):
         table.add_column(col)
     for venue in list_presets():

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from deleverage.exchange import Exchange
+from deleverage.engine.exchange import Exchange
+from deleverage.engine.risk import StepReport
 from deleverage.liquidity import ConstantDepthBook
-from deleverage.presets import preset
 from deleverage.prices import bundled_crash
-from deleverage.risk import StepReport
 from deleverage.spec import MarginMode, MarketSpec
+from deleverage.venues import preset
 
 CRASH = "btcusdt-1m-2025-10-10"
 

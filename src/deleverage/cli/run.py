@@ -1,6 +1,6 @@
 """Commands ``deleverage run``, ``deleverage scenarios`` and ``deleverage validate``.
 
-Thin layers over the public API (registered on the typer app of :mod:`deleverage.cli`):
+Thin layers over the public API (registered on the typer app of :mod:`deleverage.cli.app`):
 
 - ``run`` loads a scenario (:func:`deleverage.sim.scenario.load_scenario`), runs it with a
   progress bar (:func:`deleverage.sim.runner.run`), runs its ``feedback=False`` twin for the
@@ -13,7 +13,7 @@ Thin layers over the public API (registered on the typer app of :mod:`deleverage
   (:func:`deleverage.sim.scenario.scenario_problems`).
 
 Bad input raises :class:`~deleverage.errors.ValidationError` (a
-:class:`~deleverage.errors.ConfigError` for scenarios); :func:`deleverage.cli.main` turns it into
+:class:`~deleverage.errors.ConfigError` for scenarios); :func:`deleverage.cli.app.main` turns it into
 exit code 2 with the message.
 """
 

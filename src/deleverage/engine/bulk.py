@@ -3,7 +3,7 @@
 The columnar fast paths an engine uses to load a population (a venue's book, a simulation's
 traders): one journal batch per operation instead of one event per account, the same checks
 as the one-by-one operations (all or nothing), and the same effects, so replay rebuilds the
-same arrays. :class:`deleverage.exchange.Exchange` exposes them as methods.
+same arrays. :class:`deleverage.engine.exchange.Exchange` exposes them as methods.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from deleverage import margin as mm
+from deleverage.engine.events import EventKind, FillReason
+from deleverage.engine.state import SYSTEM_KINDS, AccountKind
 from deleverage.errors import (
     InsufficientFundsError,
     InsufficientMarginError,
@@ -21,13 +22,13 @@ from deleverage.errors import (
     UnknownEntityError,
     ValidationError,
 )
-from deleverage.events import EventKind, FillReason
+from deleverage.rules import margin as mm
 from deleverage.spec import MarginMode
-from deleverage.state import SYSTEM_KINDS, AccountKind
 from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 
 if TYPE_CHECKING:
-    from deleverage.exchange import Exchange, MarketRef
+    from deleverage.engine.exchange import Exchange
+    from deleverage.engine.ledger import MarketRef
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -86,7 +86,7 @@ def zone_prices_compiled(
     size: FloatArray, entry: FloatArray, margin: FloatArray, level: float, tiers: TierArrays
 ) -> FloatArray:
     """:func:`zone_prices` by the compiled kernel (same formula, one pass; float64 arrays)."""
-    from deleverage.kernels import zone_prices_nb
+    from deleverage.engine.kernels import zone_prices_nb
 
     s = np.ascontiguousarray(size, dtype=np.float64)
     out = np.empty(s.shape)

@@ -1,6 +1,6 @@
 """Compiled kernels of the engine's hot paths (numba), named ``*_nb``.
 
-Each kernel computes what the pure functions of :mod:`deleverage.margin` compute, fused into
+Each kernel computes what the pure functions of :mod:`deleverage.rules.margin` compute, fused into
 one pass over the arrays; tests check kernel and pure functions agree (a differential test).
 Kernels take only arrays and scalars and never allocate per element.
 """
@@ -482,7 +482,7 @@ def pnl_leverage_queue_nb(
     """The ADL candidates of one side of a market of isolated positions, with their scores.
 
     Traders on ``side`` (+1 long, -1 short) in profit, scored as
-    :func:`deleverage.adl.score_pnl_leverage` (BitMEX): ``pnl% x effective leverage`` with
+    :func:`deleverage.rules.adl.score_pnl_leverage` (BitMEX): ``pnl% x effective leverage`` with
     ``pnl% = side x (mark - entry) / entry`` and ``leverage = |size| x mark / equity``
     (infinite for non-positive equity). Returns the count written to the outputs.
     """
@@ -512,7 +512,7 @@ def zone_prices_nb(
     cum: FloatArray,
     out: FloatArray,
 ) -> None:
-    """:func:`deleverage.levels.zone_prices` in one compiled pass (same formula and result).
+    """:func:`deleverage.engine.levels.zone_prices` in one compiled pass (same formula and result).
 
     ``p_t = -(level (M - s e) + cum_t) / (s (level - sign(s) mmr_t))``; longs take the max over
     tiers, shorts the min; a tier with ``mmr_t >= level`` puts every price in the zone.

@@ -33,12 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from deleverage import adl as adl_math
-from deleverage import liquidation as liq
-from deleverage import margin as mm
-from deleverage.dynamic import RiskParameterPolicy, scale_spec
-from deleverage.errors import ValidationError
-from deleverage.events import (
+from deleverage.engine.events import (
     AdlRound,
     BadDebt,
     CircuitBreaker,
@@ -52,12 +47,17 @@ from deleverage.events import (
     Transfer,
     TransferReason,
 )
-from deleverage.kernels import pnl_leverage_queue_nb
+from deleverage.engine.kernels import pnl_leverage_queue_nb
+from deleverage.errors import ValidationError
 from deleverage.liquidity import ConstantDepthBook, LiquidityModel
+from deleverage.rules import adl as adl_math
+from deleverage.rules import liquidation as liq
+from deleverage.rules import margin as mm
+from deleverage.rules.dynamic import RiskParameterPolicy, scale_spec
 from deleverage.spec import MarginMode, MarketSpec, TierArrays
 
 if TYPE_CHECKING:
-    from deleverage.exchange import Exchange
+    from deleverage.engine.exchange import Exchange
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -320,7 +320,7 @@ class RiskEngine:
         (most distressed first); positions the fund cannot carry are left to the per-account
         path, which sends them to ADL.
         """
-        from deleverage.kernels import plan_isolated_liquidations_nb
+        from deleverage.engine.kernels import plan_isolated_liquidations_nb
 
         ex = self.ex
         state = ex.markets[m]
@@ -1397,7 +1397,7 @@ class _Queue:
 
     With scores, the order is built lazily: :meth:`ensure` sorts the top of the queue (all
     accounts scoring at or above the k-th best, so ties are never split) and grows it on
-    demand; the prefix equals that of a full :func:`deleverage.adl.rank`.
+    demand; the prefix equals that of a full :func:`deleverage.rules.adl.rank`.
     """
 
     def __init__(
@@ -1551,7 +1551,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _maintenance(notional: float, tiers: TierArrays) -> float:
-    """Scalar :func:`deleverage.margin.maintenance_margin` (the per-account path's hot spot)."""
+    """Scalar :func:`deleverage.rules.margin.maintenance_margin` (the per-account path's hot spot)."""
     floor = tiers.floor
     t = len(floor) - 1
     while t > 0 and notional < floor[t]:
@@ -1669,7 +1669,7 @@ def _round_metrics(
     price: float,
     shortfall: float,
 ) -> adl_math.AdlRoundMetrics:
-    """Scalar-loop :func:`deleverage.adl.adl_round_metrics` for the few positions of a round.
+    """Scalar-loop :func:`deleverage.rules.adl.adl_round_metrics` for the few positions of a round.
 
     Same definitions, in queue order; a differential test checks both agree.
     """

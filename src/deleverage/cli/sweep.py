@@ -1,9 +1,9 @@
 """Commands ``deleverage sweep`` and ``deleverage sweep-report``.
 
 Thin layers over :mod:`deleverage.sweep` (registered on the typer app of
-:mod:`deleverage.cli`). Bad input (an invalid experiment, an unknown parameter path, an
+:mod:`deleverage.cli.app`). Bad input (an invalid experiment, an unknown parameter path, an
 unreachable Ray address) raises a :class:`~deleverage.errors.DeleverageError` before any run
-starts; :func:`deleverage.cli.main` turns it into exit code 2 with the message. Ctrl-C stops
+starts; :func:`deleverage.cli.app.main` turns it into exit code 2 with the message. Ctrl-C stops
 the sweep after writing the finished rows (exit 130); running the same command again resumes.
 """
 

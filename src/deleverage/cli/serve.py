@@ -1,7 +1,7 @@
 """Command ``deleverage serve``: run the real-time risk service (FastAPI + uvicorn).
 
 A thin layer over :func:`deleverage.service.create_app` (registered on the typer app of
-:mod:`deleverage.cli`). FastAPI, uvicorn and SQLAlchemy are imported only when the command
+:mod:`deleverage.cli.app`). FastAPI, uvicorn and SQLAlchemy are imported only when the command
 runs, so the rest of the command line starts fast.
 """
 

@@ -1,9 +1,9 @@
 """Commands ``deleverage position`` and ``deleverage heatmap``.
 
-Thin layers over the public API (registered on the typer app of :mod:`deleverage.cli`):
+Thin layers over the public API (registered on the typer app of :mod:`deleverage.cli.app`):
 
 - ``position`` values one isolated position on a venue preset: liquidation and bankruptcy
-  prices (:mod:`deleverage.margin`), probability of liquidation within a horizon
+  prices (:mod:`deleverage.rules.margin`), probability of liquidation within a horizon
   (:func:`~deleverage.analytics.first_passage.gbm_hit_probability`), delta and gamma of the
   liquidatable position (:func:`~deleverage.analytics.greeks.knockout_forward_greeks`) and the
   sensitivities of that probability (:func:`~deleverage.analytics.greeks.
@@ -13,7 +13,7 @@ Thin layers over the public API (registered on the typer app of :mod:`deleverage
   with several ``--venue`` it recomputes the same positions' levels with each venue's tiers.
 
 Bad input raises :class:`~deleverage.errors.ValidationError` or
-:class:`~deleverage.errors.UnknownEntityError`; :func:`deleverage.cli.main` turns them into exit
+:class:`~deleverage.errors.UnknownEntityError`; :func:`deleverage.cli.app.main` turns them into exit
 code 2 with the message.
 """
 
@@ -107,9 +107,9 @@ def position_metrics(
 ) -> PositionMetrics:
     """Compute the risk figures of one isolated position on a venue preset.
 
-    - liquidation price: :func:`~deleverage.margin.liquidation_price_isolated` with the preset's
+    - liquidation price: :func:`~deleverage.rules.margin.liquidation_price_isolated` with the preset's
       tiers (maintenance on the mark notional, tier at the liquidation price: Binance);
-    - bankruptcy price: :func:`~deleverage.margin.bankruptcy_price`, ``EP - side x margin /
+    - bankruptcy price: :func:`~deleverage.rules.margin.bankruptcy_price`, ``EP - side x margin /
       |size|`` (no closing fee);
     - probability of liquidation within ``horizon_hours``:
       :func:`~deleverage.analytics.first_passage.gbm_hit_probability` from the mark;
@@ -129,7 +129,7 @@ def position_metrics(
     margin
         Isolated margin in quote, at least the initial margin at the tier's maximum leverage.
     venue, symbol
-        Venue preset and market (:func:`deleverage.presets.preset`).
+        Venue preset and market (:func:`deleverage.venues.preset`).
     volatility, drift
         Annualized volatility (``> 0``) and drift of the mark price.
     horizon_hours
@@ -151,9 +151,9 @@ def position_metrics(
     """
     import numpy as np
 
-    from deleverage import margin as mm
     from deleverage.analytics.first_passage import gbm_hit_probability
     from deleverage.analytics.greeks import hit_probability_sensitivities, knockout_forward_greeks
+    from deleverage.rules import margin as mm
     from deleverage.spec import MarketSpec
 
     if side not in ("long", "short"):
@@ -318,11 +318,11 @@ class _Source:
 
 def _venue_levels(frame: pd.DataFrame, market: MarketSpec) -> npt.NDArray[np.float64]:
     """Isolated liquidation prices of the rows with ``market``'s tiers and taker fee (NaN for
-    cross rows): :func:`deleverage.margin.liquidation_price_isolated` on the isolated margin
+    cross rows): :func:`deleverage.rules.margin.liquidation_price_isolated` on the isolated margin
     ``collateral - |size| x entry x taker_fee_rate``, as the population generator does."""
     import numpy as np
 
-    from deleverage import margin as mm
+    from deleverage.rules import margin as mm
 
     size = frame["size"].to_numpy(dtype=np.float64)
     entry = frame["entry_price"].to_numpy(dtype=np.float64)

@@ -4,7 +4,7 @@ Events are facts: replay applies their effects (fills, transfers, deposits, marg
 marks, settings, risk parameters) to a fresh engine without re-deciding anything, and skips
 notices. Runs of consecutive rows of one kind are applied with the same compiled kernels that
 applied them live, in the same order, so the rebuilt arrays are identical
-(:meth:`deleverage.exchange.Exchange.state_hash`). The risk engine's own bookkeeping (cooldowns,
+(:meth:`deleverage.engine.exchange.Exchange.state_hash`). The risk engine's own bookkeeping (cooldowns,
 circuit-breaker windows, bad debt already declared) is not part of the ledger and starts empty.
 """
 
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from deleverage.engine.events import NOTICE_KINDS, EventKind, Journal, event_from_row
+from deleverage.engine.state import AccountKind
 from deleverage.errors import InvariantError
-from deleverage.events import NOTICE_KINDS, EventKind, Journal, event_from_row
-from deleverage.state import AccountKind
 
 if TYPE_CHECKING:
-    from deleverage.exchange import Exchange
+    from deleverage.engine.exchange import Exchange
 
 
 def replay(cls: type[Exchange], journal: Journal, *, check_invariants: bool = False) -> Exchange:

@@ -1,0 +1,516 @@
+"""Valuation and margin scans: who is under maintenance, or at the margin-call level.
+
+The middle layer of :class:`~deleverage.engine.exchange.Exchange`. Account margins, the
+per-version cached margin state, the cross scan (cross accounts' equity and maintenance summed
+over every market, narrowed by the distance-to-zone bound of :mod:`.cross_index`) and the
+isolated scan (narrowed by the sorted zone-price index of :mod:`.level_index`); both evaluate
+their candidates with the same compiled kernels as the full pass, so results are equal
+(``check_invariants`` compares them on every scan). Also the conservation report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage.engine.cross_index import CrossIndex
+from deleverage.engine.kernels import (
+    accumulate_market_nb,
+    cross_partial_nb,
+    cross_scan_nb,
+    isolated_market_nb,
+    isolated_scan_nb,
+    margin_ratio_nb,
+)
+from deleverage.engine.ledger import FloatArray, IntArray, Ledger, MarketRef
+from deleverage.engine.level_index import LevelIndex
+from deleverage.engine.state import (
+    AccountKind,
+    AccountMargins,
+    Conservation,
+    PositionView,
+)
+from deleverage.errors import (
+    InvariantError,
+)
+from deleverage.rules import margin as mm
+from deleverage.spec import MarginMode
+
+_MARGIN_STATE_KEYS = (
+    "cross_equity",
+    "cross_maintenance",
+    "cross_initial",
+    "total_equity",
+    "cross_margin_ratio",
+)
+
+
+class MarginScans(Ledger):
+    """Valuation and the margin scans (see the module docstring)."""
+
+    # ------------------------------------------------------------------ valuation
+    def mark_prices(self) -> FloatArray:
+        """Current mark of every market, by market id."""
+        return np.array([s.mark for s in self.markets], dtype=np.float64)
+
+    def valuation(self, market: MarketRef) -> dict[str, FloatArray]:
+        """Per-account figures in one market at its mark, as arrays over all accounts.
+
+        Keys: ``upnl``, ``notional``, ``maintenance``, ``initial`` (quote).
+        """
+        m = self.market_id(market)
+        state = self.markets[m]
+        cols = self._positions[m]
+        n = self._n
+        size = cols.size[:n]
+        notional = np.abs(size) * state.mark
+        return {
+            "upnl": size * (state.mark - cols.entry[:n]),
+            "notional": notional,
+            "maintenance": mm.maintenance_margin(notional, state.tiers),
+            "initial": mm.initial_margin(notional, state.tiers, leverage=cols.leverage[:n]),
+        }
+
+    def margin_state(self) -> dict[str, FloatArray]:
+        """Vectorized margin state of every account at current marks.
+
+        Keys (arrays over account ids): ``cross_equity``, ``cross_maintenance``,
+        ``cross_initial``, ``total_equity``, ``cross_margin_ratio`` (maintenance / equity).
+        Isolated positions are reported per market by :meth:`isolated_state`.
+        """
+        out = {name: np.empty(self._n) for name in _MARGIN_STATE_KEYS}
+        self._margin_state_into(out)
+        return out
+
+    def _margin_state_into(self, out: dict[str, FloatArray]) -> None:
+        n = self._n
+        cash = self._cash[:n]
+        ce, cm = out["cross_equity"][:n], out["cross_maintenance"][:n]
+        ci, te = out["cross_initial"][:n], out["total_equity"][:n]
+        if not self.markets:
+            ce[:], cm[:], ci[:], te[:] = cash, 0.0, 0.0, cash
+        for k, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
+            t = state.tiers
+            accumulate_market_nb(
+                cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+                cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum, ce, cm, ci, te,
+                cash, k == 0,
+            )  # fmt: skip
+        margin_ratio_nb(ce, cm, out["cross_margin_ratio"][:n])
+
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered until the state version changes."""
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (self._version, value)
+        return value
+
+    def cached_margin_state(self) -> dict[str, FloatArray]:
+        """:meth:`margin_state`, computed once per state version into reused buffers.
+
+        The arrays are read-only views that the next state change overwrites: read them, do
+        not keep them (:meth:`margin_state` returns fresh arrays).
+        """
+
+        def compute() -> dict[str, FloatArray]:
+            buffers = self._buffers
+            if len(buffers.get("cross_equity", ())) < self._n:
+                buffers = {name: np.empty(self._capacity) for name in _MARGIN_STATE_KEYS}
+                self._buffers = buffers
+            self._margin_state_into(buffers)
+            value = {name: arr[: self._n].view() for name, arr in buffers.items()}
+            for arr in value.values():
+                arr.flags.writeable = False
+            return value
+
+        cached: dict[str, FloatArray] = self._cached(("margin",), compute)
+        return cached
+
+    def cross_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
+        """The risk step's scan of cross accounts after ``market``'s mark moved.
+
+        Returns ``below`` with ``below_equity`` and ``below_maintenance`` (traders with a
+        cross position in the market under maintenance) and ``warn`` with ``warn_ratio``
+        (those at or above ``call_level``). Cached per version. A full pass also returns
+        ``ratio`` (maintenance / cross equity of every account, a read-only view valid until
+        the next change); while only marks change, a bounded pass re-checks just the accounts
+        the moves can have reached (:mod:`deleverage.engine.cross_index`) and has no ``ratio``.
+        """
+        m = self.market_id(market)
+        scan: dict[str, Any] = self._cached(
+            ("scan", m, call_level), lambda: self._cross_scan(m, call_level)
+        )
+        return scan
+
+    def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
+        if not self.use_level_index:
+            return self._cross_scan_full(m, call_level)
+        key = min(float(call_level), 1.0)
+        index = self._cross_index.get(key)
+        if index is None:
+            index = self._cross_index[key] = CrossIndex(call_level)
+        cand = index.candidates(self.mark_prices())
+        if cand is not None:
+            result = self._cross_scan_subset(m, call_level, cand)
+            if self.check_invariants:
+                self._check_cross_scan(m, call_level, result)
+            return result
+        result = self._cross_scan_full(m, call_level)
+        n = self._n
+        margins = self.cached_margin_state()
+        index.build(
+            self.mark_prices(), [c.size[:n] for c in self._positions],
+            [c.mode[:n] for c in self._positions], [st.tiers for st in self.markets],
+            margins["cross_equity"], margins["cross_maintenance"], self._kind[:n] == 0,
+        )  # fmt: skip
+        return result
+
+    def _sum_other_markets(
+        self, m: int, sel: IntArray | slice, cash: FloatArray, equity: FloatArray,
+        maint: FloatArray,
+    ) -> bool:  # fmt: skip
+        """Cross equity and maintenance of the rows ``sel`` over every market but ``m`` (the
+        scan kernel adds ``m`` last); return whether nothing was summed (``first``)."""
+        first = True
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            if state.id == m:
+                continue
+            t = state.tiers
+            cross_partial_nb(
+                cols.size[sel], cols.entry[sel], cols.mode[sel], state.mark, t.floor, t.mmr,
+                t.cum, cash, equity, maint, first,
+            )  # fmt: skip
+            first = False
+        return first
+
+    def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:
+        """:meth:`_cross_scan_full` over the accounts ``acc`` only (same kernels, same result)."""
+        k = len(acc)
+        if k == 0:
+            return _empty_scan()
+        cash = self._cash[acc]
+        equity, maint = np.empty(k), np.empty(k)
+        first = self._sum_other_markets(m, acc, cash, equity, maint)
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        ratio = np.empty(k)
+        below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
+        warn = np.empty(k, dtype=np.int64)
+        n_below, n_warn = cross_scan_nb(
+            cols.size[acc], cols.entry[acc], cols.mode[acc], self._kind[acc], state.mark,
+            t.floor, t.mmr, t.cum, cash, equity, maint, first, call_level, ratio, below, below_e,
+            below_m, warn,
+        )  # fmt: skip
+        return {
+            "below": acc[below[:n_below]],
+            "below_equity": below_e[:n_below],
+            "below_maintenance": below_m[:n_below],
+            "warn": acc[warn[:n_warn]],
+            "warn_ratio": ratio[warn[:n_warn]],
+        }
+
+    def _check_cross_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
+        """The bounded scan must equal the full pass (``check_invariants`` mode)."""
+        full = self._cross_scan_full(m, call_level)
+        for name, value in result.items():
+            if not np.array_equal(value, full[name]):
+                raise InvariantError(
+                    f"bounded cross scan of market {m} differs from the full pass in `{name}`"
+                )
+
+    def _cross_scan_full(self, m: int, call_level: float) -> dict[str, Any]:
+        n = self._n
+        buffers = self._scan_buffers
+        if len(buffers.get("ratio", ())) < n:
+            buffers = {name: np.empty(self._capacity) for name in ("ratio", "equity", "maint")}
+            buffers["below"] = np.empty(self._capacity, dtype=np.int64)
+            buffers["below_e"] = np.empty(self._capacity)
+            buffers["below_m"] = np.empty(self._capacity)
+            buffers["warn"] = np.empty(self._capacity, dtype=np.int64)
+            self._scan_buffers = buffers
+        cash = self._cash[:n]
+        equity, maint = buffers["equity"][:n], buffers["maint"][:n]
+        first = self._sum_other_markets(m, slice(0, n), cash, equity, maint)
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        ratio = buffers["ratio"][:n]
+        n_below, n_warn = cross_scan_nb(
+            cols.size[:n], cols.entry[:n], cols.mode[:n], self._kind[:n], state.mark, t.floor,
+            t.mmr, t.cum, cash, equity, maint, first, call_level, ratio, buffers["below"],
+            buffers["below_e"], buffers["below_m"], buffers["warn"],
+        )  # fmt: skip
+        view = ratio.view()
+        view.flags.writeable = False
+        return {
+            "ratio": view,
+            "below": buffers["below"][:n_below].copy(),
+            "below_equity": buffers["below_e"][:n_below].copy(),
+            "below_maintenance": buffers["below_m"][:n_below].copy(),
+            "warn": buffers["warn"][:n_warn].copy(),
+            "warn_ratio": ratio[buffers["warn"][:n_warn]].copy(),
+        }
+
+    def isolated_scan(self, market: MarketRef, call_level: float) -> dict[str, Any]:
+        """The risk step's scan of isolated trader positions in ``market``.
+
+        Returns ``below`` with ``below_equity`` and ``below_maintenance`` (positions under
+        maintenance) and ``warn`` with ``warn_ratio`` (maintenance / equity at or above
+        ``call_level``). One pass over the columns, cached per state version.
+        """
+        m = self.market_id(market)
+        scan: dict[str, Any] = self._cached(
+            ("iscan", m, call_level), lambda: self._isolated_scan(m, call_level)
+        )
+        return scan
+
+    def _isolated_scan(self, m: int, call_level: float) -> dict[str, Any]:
+        n = self._n
+        buffers = self._scan_buffers
+        if len(buffers.get("i_below", ())) < n:
+            for name in ("i_below", "i_warn"):
+                buffers[name] = np.empty(self._capacity, dtype=np.int64)
+            for name in ("i_below_e", "i_below_m", "i_warn_r"):
+                buffers[name] = np.empty(self._capacity)
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        if self.use_level_index:
+            result = self._indexed_isolated_scan(m, call_level)
+            if self.check_invariants:
+                self._check_indexed_scan(m, call_level, result)
+            return result
+        n_below, n_warn = isolated_scan_nb(
+            cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+            self._kind[:n], state.mark, t.floor, t.mmr, t.cum, call_level,
+            buffers["i_below"], buffers["i_below_e"], buffers["i_below_m"], buffers["i_warn"],
+            buffers["i_warn_r"],
+        )  # fmt: skip
+        return {
+            "below": buffers["i_below"][:n_below].copy(),
+            "below_equity": buffers["i_below_e"][:n_below].copy(),
+            "below_maintenance": buffers["i_below_m"][:n_below].copy(),
+            "warn": buffers["i_warn"][:n_warn].copy(),
+            "warn_ratio": buffers["i_warn_r"][:n_warn].copy(),
+        }
+
+    def _indexed_isolated_scan(self, m: int, call_level: float) -> dict[str, Any]:
+        """:meth:`_isolated_scan` over the candidates of the zone-price index only."""
+        n = self._n
+        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
+        key = (m, min(float(call_level), 1.0))
+        index = self._level_index.get(key)
+        if index is None:
+            index = self._level_index[key] = LevelIndex(call_level)
+        if not index.valid:
+            index.rebuild(
+                cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+                self._kind[:n], t,
+            )  # fmt: skip
+        cand = index.candidates(state.mark, cols.size, cols.entry, cols.isolated_margin, t)
+        k = len(cand)
+        if k == 0:
+            return _empty_scan()
+        below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
+        warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
+        n_below, n_warn = isolated_scan_nb(
+            cols.size[cand], cols.entry[cand], cols.isolated_margin[cand], cols.mode[cand],
+            self._kind[cand], state.mark, t.floor, t.mmr, t.cum, call_level, below, below_e,
+            below_m, warn, warn_r,
+        )  # fmt: skip
+        return {
+            "below": cand[below[:n_below]],
+            "below_equity": below_e[:n_below],
+            "below_maintenance": below_m[:n_below],
+            "warn": cand[warn[:n_warn]],
+            "warn_ratio": warn_r[:n_warn],
+        }
+
+    def _check_indexed_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
+        """The indexed scan must equal the full pass (``check_invariants`` mode)."""
+        self.use_level_index = False
+        try:
+            full = self._isolated_scan(m, call_level)
+        finally:
+            self.use_level_index = True
+        for name, value in full.items():
+            if not np.array_equal(value, result[name]):
+                raise InvariantError(
+                    f"indexed isolated scan of market {m} differs from the full pass in `{name}`"
+                )
+
+    def isolated_state(self, market: MarketRef) -> dict[str, FloatArray]:
+        """Equity, maintenance and margin ratio of isolated positions in one market."""
+        m = self.market_id(market)
+        state = self.markets[m]
+        cols = self._positions[m]
+        n = self._n
+        equity = np.zeros(n)
+        maint = np.zeros(n)
+        t = state.tiers
+        isolated_market_nb(
+            cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n], state.mark,
+            t.floor, t.mmr, t.cum, equity, maint,
+        )  # fmt: skip
+        return {"equity": equity, "maintenance": maint, "margin_ratio": _ratio(equity, maint)}
+
+    def account_margins(self, account: int) -> AccountMargins:
+        """Margin figures of one account at current marks."""
+        a = self._check_account(account)
+        cash = float(self._cash[a])
+        cross_upnl = cross_initial = cross_maint = iso = iso_upnl = 0.0
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            size = float(cols.size[a])
+            if size == 0.0 and cols.isolated_margin[a] == 0.0:
+                continue
+            upnl = size * (state.mark - float(cols.entry[a]))
+            notional = abs(size) * state.mark
+            if cols.mode[a] == MarginMode.ISOLATED:
+                iso += float(cols.isolated_margin[a])
+                iso_upnl += upnl
+                continue
+            cross_upnl += upnl
+            cross_initial += float(
+                mm.initial_margin(notional, state.tiers, leverage=cols.leverage[a])
+            )
+            cross_maint += float(mm.maintenance_margin(notional, state.tiers))
+        return AccountMargins(
+            cash=cash,
+            cross_equity=cash + cross_upnl,
+            cross_initial=cross_initial,
+            cross_maintenance=cross_maint,
+            isolated_margin=iso,
+            total_equity=cash + iso + cross_upnl + iso_upnl,
+        )
+
+    def conservation(self) -> Conservation:
+        """The money-conservation equation's lines (see module docstring)."""
+        n = self._n
+        upnl = 0.0
+        iso = 0.0
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            upnl += float(np.sum(cols.size[:n] * (state.mark - cols.entry[:n])))
+            iso += float(np.sum(cols.isolated_margin[:n]))
+        traders = self._kind[:n] == AccountKind.TRADER
+        total = self.margin_state()["total_equity"]
+        negative = float(-np.sum(np.minimum(total[traders], 0.0))) + 0.0
+        return Conservation(
+            cash=float(np.sum(self._cash[:n])),
+            isolated_margin=iso,
+            unrealized_pnl=upnl,
+            net_deposits=self.net_deposits,
+            negative_equity=negative,
+        )
+
+    def assert_conserved(self) -> None:
+        """Raise :class:`InvariantError` if money is not conserved."""
+        c = self.conservation()
+        if not c.holds:
+            raise InvariantError(
+                f"money not conserved: cash {c.cash} + isolated {c.isolated_margin} + upnl "
+                f"{c.unrealized_pnl} - net deposits {c.net_deposits} = {c.error}"
+            )
+
+    # ------------------------------------------------------------------ tables and views
+    def margin_table(self, *, include_system: bool = False) -> pd.DataFrame:
+        """One row per open position: size, entry, mark, PnL, margins, margin ratio."""
+        n = self._n
+        frames = []
+        ms = self.margin_state()
+        for m, (state, cols) in enumerate(zip(self.markets, self._positions, strict=True)):
+            size = cols.size[:n]
+            keep = size != 0
+            if not include_system:
+                keep &= self._kind[:n] == AccountKind.TRADER
+            idx = np.flatnonzero(keep)
+            if len(idx) == 0:
+                continue
+            v = self.valuation(m)
+            iso = cols.mode[idx] == MarginMode.ISOLATED
+            equity = np.where(
+                iso, cols.isolated_margin[idx] + v["upnl"][idx], ms["cross_equity"][idx]
+            )
+            maint = np.where(iso, v["maintenance"][idx], ms["cross_maintenance"][idx])
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "account": idx,
+                        "market": state.spec.symbol,
+                        "mode": np.where(iso, "isolated", "cross"),
+                        "size": size[idx],
+                        "entry_price": cols.entry[idx],
+                        "mark_price": state.mark,
+                        "notional": v["notional"][idx],
+                        "unrealized_pnl": v["upnl"][idx],
+                        "initial_margin": v["initial"][idx],
+                        "maintenance_margin": v["maintenance"][idx],
+                        "equity": equity,
+                        "margin_ratio": mm.margin_ratio(equity, maint),
+                    }
+                )
+            )
+        if not frames:
+            return pd.DataFrame(
+                columns=[
+                    "account", "market", "mode", "size", "entry_price", "mark_price", "notional",
+                    "unrealized_pnl", "initial_margin", "maintenance_margin", "equity",
+                    "margin_ratio",
+                ]
+            )  # fmt: skip
+        return pd.concat(frames, ignore_index=True)
+
+    def position(self, account: int, market: MarketRef) -> PositionView:
+        """A read-only view of one position."""
+        return PositionView(self, self._check_account(account), self.market_id(market))
+
+    def label(self, account: int) -> str:
+        """The label an account was opened with ("" if none)."""
+        return self._labels.get(self._check_account(account), "")
+
+    def cash(self, account: int) -> float:
+        """An account's cross cash balance (quote)."""
+        return float(self._cash[self._check_account(account)])
+
+    # ------------------------------------------------------------------ state and replay
+    def state_arrays(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Every state array, trimmed to the open accounts (for equality checks)."""
+        n = self._n
+        out: dict[str, npt.NDArray[np.generic]] = {
+            "cash": self._cash[:n],
+            "net_deposit": self._net_deposit[:n],
+            "kind": self._kind[:n],
+            "default_mode": self._default_mode[:n],
+            "marks": self.mark_prices(),
+        }
+        for m, cols in enumerate(self._positions):
+            for name, arr in cols.arrays(n).items():
+                out[f"{m}.{name}"] = arr
+        return out
+
+    def state_hash(self) -> str:
+        """SHA-256 of every state array and market spec: equal states, equal hashes."""
+        h = hashlib.sha256()
+        for name, arr in sorted(self.state_arrays().items()):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for state in self.markets:
+            h.update(state.spec.to_json().encode())
+        h.update(repr((self.net_deposits, self.clock_ns)).encode())
+        return h.hexdigest()
+
+
+def _empty_scan() -> dict[str, Any]:
+    """A scan that found nobody under maintenance or at the call level."""
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return {
+        "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
+        "warn": empty_i, "warn_ratio": empty_f,
+    }  # fmt: skip
+
+
+def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:
+    out = np.empty_like(equity)
+    margin_ratio_nb(equity, maintenance, out)
+    return out

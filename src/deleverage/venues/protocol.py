@@ -1,0 +1,166 @@
+"""The :class:`Venue` protocol: what every leveraged venue or protocol offers the world.
+
+A venue is anything that holds leveraged positions and liquidates them: an order-book
+perpetual exchange (:class:`deleverage.engine.venue.PerpVenue`, the first implementation), an
+oracle-pool perpetual, a lending market or a CDP system. A multi-venue world steps each venue
+on the prices of the assets it watches and routes what the venue forces into the market to the
+shared liquidity of each asset; it never reaches inside a venue. So a venue promises five
+things (the contract tests in ``tests/contract/`` hold every implementation to them):
+
+1. **It steps on prices.** :meth:`Venue.step` takes, per asset it watches, a
+   :class:`PriceInputs` (the index price of the rest of the market, and optionally the oracle
+   price the venue reads and its own book price) at a time ``ts_ns`` that never goes backwards,
+   runs its risk step (liquidations, auctions, deleveraging) and returns a :class:`VenueStep`.
+   Bad input (an unknown asset, a price that is not finite and positive, time going backwards)
+   raises a :class:`~deleverage.errors.ValidationError` before anything changes.
+2. **It reports its forced flow.** ``VenueStep.forced_flow`` is, per asset, the signed base
+   quantity the venue's liquidations pushed into that asset's market in the step (buys > 0,
+   sells < 0): the input of the shared liquidity layer.
+3. **It exposes its liquidation prices.** :meth:`Venue.liquidation_levels` lists, per open
+   position, the asset price at which it becomes liquidatable under the current state (NaN
+   where no such price exists), so heatmaps and criticality work on any venue.
+4. **It keeps its solvency lines.** :meth:`Venue.solvency` returns :class:`SolvencyLines`:
+   cumulative quote amounts, each loss beyond a position's collateral on exactly one named
+   line (insurance paid, backstop loss, ADL, socialized loss, bad debt), and the fund's balance.
+5. **It journals its events.** :meth:`Venue.journal` is the venue's append-only event log;
+   its length never shrinks, and a step that changes state appends to it.
+
+All amounts are in the venue's quote currency; sizes in base units of the asset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol, runtime_checkable
+
+import pandas as pd
+
+from deleverage.engine.events import Journal
+from deleverage.errors import ValidationError
+
+__all__ = [
+    "LIQUIDATION_LEVEL_COLUMNS",
+    "PriceInputs",
+    "SolvencyLines",
+    "Venue",
+    "VenueStep",
+    "check_price_inputs",
+]
+
+#: Columns of :meth:`Venue.liquidation_levels`: the asset, the account, the signed size (base,
+#: long > 0), the notional at the current price (quote) and the liquidation price (quote per
+#: base; NaN where the position cannot be liquidated by a price move of this asset alone).
+LIQUIDATION_LEVEL_COLUMNS = ("asset", "account", "size", "notional", "liquidation_price")
+
+
+class PriceInputs(NamedTuple):
+    """The prices a venue may read for one asset at one time (quote per base).
+
+    ``index_price`` is the exogenous price of the rest of the market; ``oracle_price`` the
+    price the venue's oracle publishes (None: the index); ``book_price`` the venue's own book
+    price (None: the index). Each venue's rule decides which it marks to.
+    """
+
+    index_price: float
+    oracle_price: float | None = None
+    book_price: float | None = None
+
+    @property
+    def oracle(self) -> float:
+        """The oracle's price, or the index when no oracle price is given."""
+        return self.index_price if self.oracle_price is None else self.oracle_price
+
+
+class SolvencyLines(NamedTuple):
+    """Where losses went, cumulative since the venue started (quote).
+
+    ``insurance_paid`` (the fund covered a shortfall), ``backstop_loss`` (a backstop vault's
+    realized loss on positions it took over), ``adl_loss`` (profit taken from opposing
+    traders by deleveraging, beyond what their positions were worth at the bankruptcy price),
+    ``socialized_loss`` (spread over traders pro rata) and ``bad_debt`` (declared, uncovered).
+    ``fund_balance`` is the insurance fund's balance now.
+    """
+
+    fund_balance: float
+    insurance_paid: float
+    backstop_loss: float
+    adl_loss: float
+    socialized_loss: float
+    bad_debt: float
+
+    @property
+    def uncovered(self) -> float:
+        """Losses no fund paid: ADL, socialized and bad debt."""
+        return self.adl_loss + self.socialized_loss + self.bad_debt
+
+
+class VenueStep(NamedTuple):
+    """What one :meth:`Venue.step` did."""
+
+    ts_ns: int
+    liquidations: int
+    liquidated_notional: float
+    forced_flow: Mapping[str, float]
+    solvency: SolvencyLines
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """A leveraged venue or protocol stepping on prices (see the module docstring)."""
+
+    @property
+    def name(self) -> str:
+        """A short name, unique within a world."""
+        ...
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The assets whose prices the venue reads, in a fixed order."""
+        ...
+
+    def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
+        """Read the prices of every watched asset at ``ts_ns`` and run the risk step."""
+        ...
+
+    def liquidation_levels(self) -> pd.DataFrame:
+        """Open positions and their liquidation prices (:data:`LIQUIDATION_LEVEL_COLUMNS`)."""
+        ...
+
+    def solvency(self) -> SolvencyLines:
+        """The venue's solvency lines now."""
+        ...
+
+    def journal(self) -> Journal:
+        """The venue's event journal."""
+        ...
+
+
+def check_price_inputs(
+    prices: Mapping[str, PriceInputs], assets: tuple[str, ...], *, ts_ns: int, last_ts_ns: int
+) -> None:
+    """Raise :class:`ValidationError` unless ``prices`` covers exactly ``assets`` with finite,
+    positive prices and ``ts_ns`` does not go backwards; a helper for implementations."""
+    if isinstance(ts_ns, bool) or not isinstance(ts_ns, int):
+        raise ValidationError("ts_ns", ts_ns, "must be an integer (nanoseconds)")
+    if ts_ns < last_ts_ns:
+        raise ValidationError("ts_ns", ts_ns, f"must not go backwards (last step {last_ts_ns})")
+    unknown = sorted(set(prices) - set(assets))
+    if unknown:
+        raise ValidationError("prices", unknown[0], f"must name a watched asset {list(assets)}")
+    missing = [a for a in assets if a not in prices]
+    if missing:
+        raise ValidationError("prices", missing[0], "is missing: every watched asset needs one")
+    for asset, inputs in prices.items():
+        if not isinstance(inputs, PriceInputs):
+            raise ValidationError(f"prices[{asset}]", inputs, "must be a PriceInputs")
+        for field in ("index_price", "oracle_price", "book_price"):
+            value = getattr(inputs, field)
+            if value is None and field != "index_price":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValidationError(f"prices[{asset}].{field}", value, "must be a number")
+            if not math.isfinite(value) or value <= 0:
+                raise ValidationError(
+                    f"prices[{asset}].{field}", value, "must be a finite number > 0"
+                )
