@@ -114,7 +114,7 @@ def test_vectorized_adl_round_metrics_match_the_pure_function(seed: int) -> None
     import json
     import math
 
-    from deleverage.engine.risk import _round_metrics_many
+    from deleverage.engine.risk.support import _round_metrics_many
 
     rng = np.random.default_rng(seed)
     rounds = int(rng.integers(1, 6))

@@ -1,0 +1,381 @@
+"""Stage 3 of the risk step: the compiled batch path for isolated positions.
+
+The same rules as :mod:`.liquidate`, planned for every isolated position under maintenance by
+one kernel in distress order; the fills and transfers are written as columnar journal batches
+and flagged positions are deleveraged together.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from deleverage.engine.events import (
+    EventKind,
+    FillReason,
+    TransferReason,
+)
+from deleverage.engine.risk.liquidate import LiquidationStage
+from deleverage.engine.risk.support import (
+    _NS,
+    _POLICY_CODES,
+    FloatArray,
+    StepReport,
+    _Caps,
+    _linear_quotes,
+    _round_metrics_many,
+    _sizes_to_close,
+)
+from deleverage.liquidity import ConstantDepthBook
+
+if TYPE_CHECKING:
+    pass
+
+
+class BatchStage(LiquidationStage):
+    """Stage 3: the batch path for isolated positions."""
+
+    # ------------------------------------------------------------------ batch fast path
+    def _batchable(self, m: int) -> bool:
+        """Whether isolated liquidations in ``m`` can take the compiled batch path.
+
+        It covers market execution on no book (fills at the mark) or a constant-depth book,
+        without backstop, per-step caps or socialized loss, in steps where no cross account
+        of the market is under maintenance; everything else takes the per-account path.
+        """
+        spec = self.ex.markets[m].spec
+        policy = spec.liquidation
+        book = self.markets[m].liquidity
+        if math.isfinite(self.markets[m].capital_per_step):
+            return False  # liquidator capital caps the step: the per-account path clips
+        if not (
+            policy.execution == "market"
+            and policy.backstop_equity_fraction == 0.0
+            and policy.max_notional_per_account_step is None
+            and policy.max_notional_per_market_step is None
+            and spec.adl.ranking != "socialized_loss"  # charges others between fills
+            and (book is None or type(book) is ConstantDepthBook)
+        ):
+            return False
+        # Cross accounts under maintenance in this market too: the per-account path orders
+        # everyone by distress (the batch would serve every isolated position first).
+        if self._modes_present(m)[1]:
+            scan = self.ex.cross_scan(m, policy.margin_call_ratio)
+            if len(scan["below"]):
+                return False
+        return True
+
+    def _batch_isolated(
+        self, m: int, ts: int, report: StepReport, caps: _Caps
+    ) -> npt.NDArray[np.int64] | None:
+        """Liquidate every isolated position below maintenance in ``m`` with array operations.
+
+        The same rules as :meth:`_close`, planned by a compiled kernel in the same order
+        (most distressed first); positions the fund cannot carry are left to the per-account
+        path, which sends them to ADL.
+        """
+        from deleverage.engine.kernels import plan_isolated_liquidations_nb
+
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        policy = spec.liquidation
+        cols = ex._positions[m]
+        if not self._modes_present(m)[0]:
+            return None  # no isolated position in this market
+        iscan = ex.isolated_scan(m, policy.margin_call_ratio)
+        below = iscan["below"]
+        equity = iscan["below_equity"]
+        maint = iscan["below_maintenance"]
+        risk = self.markets[m]
+        if risk.cooldown_until_ns or risk.latency_ns:
+            free = np.array(self._ready(m, below.tolist(), ts), dtype=np.bool_)
+            if len(free):
+                below, equity, maint = below[free], equity[free], maint[free]
+        if len(below) == 0:
+            return np.zeros(0, dtype=np.int64)
+        health = (equity - maint) / np.maximum(maint, 1e-12)
+        order = np.lexsort((below, health))
+        idx = below[order].astype(np.int64)
+        equity, maint = equity[order], maint[order]
+        size = cols.size[idx].copy()
+        close = _sizes_to_close(size, equity, maint, state.mark, spec)
+        book = risk.liquidity
+        if book is None:
+            depth, consumed, max_move = math.inf, 0.0, 1.0
+        else:
+            book.recover(ts)
+            assert isinstance(book, ConstantDepthBook)
+            depth = book.depth
+            consumed = float(book.snapshot()["consumed_depth"])
+            max_move = book.max_move
+        k = len(idx)
+        filled, price, penalty = np.zeros(k), np.zeros(k), np.zeros(k)
+        shortfall, cover, own = np.zeros(k), np.zeros(k), np.zeros(k)
+        to_adl = np.zeros(k, dtype=np.bool_)
+        fund = ex.insurance_account_for(m)
+        adl_enabled = spec.adl.ranking != "socialized_loss"
+        declared = self.declared_bad_debt
+        cash_before = ex._cash[idx] + (
+            np.array([declared.get(a, 0.0) for a in idx.tolist()]) if declared else 0.0
+        )
+
+        def plan(capacity_long: float, capacity_short: float) -> float:
+            _, consumed_after = plan_isolated_liquidations_nb(
+                size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
+                float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
+                penalty, shortfall, cover, own, to_adl, capacity_long, capacity_short,
+            )  # fmt: skip
+            return float(consumed_after)
+
+        consumed_after = plan(math.inf, math.inf)
+        if to_adl.any():
+            # Some positions need ADL: plan again knowing how much each queue can take, so a
+            # position the queue cannot serve fills on the book in its turn (per-account order).
+            flagged_sides = set(np.sign(size[to_adl]).tolist())
+            capacity = {
+                s: (self._queue_capacity(m, -int(s)) if s in flagged_sides else math.inf)
+                for s in (1.0, -1.0)
+            }
+            consumed_after = plan(capacity[-1.0], capacity[1.0])
+        if book is not None:
+            book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
+        done = filled > 0.0
+        accounts = idx[done]
+        qty, px = filled[done], price[done]
+        side = np.sign(size[done])
+        buyers = np.where(side > 0, ex.liquidity_account, accounts).astype(np.int64)
+        sellers = np.where(side > 0, accounts, ex.liquidity_account).astype(np.int64)
+        zeros = np.zeros(len(accounts))
+        if len(accounts):
+            ex.journal.append_columns(
+                EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers, size=qty,
+                price=px, fee=zeros, counterparty_fee=zeros, code=int(FillReason.LIQUIDATION),
+            )  # fmt: skip
+            ex._apply_fill_columns(m, buyers, sellers, qty, px, zeros, zeros)
+        pen, short, cov, mine = penalty[done], shortfall[done], cover[done], own[done]
+        still_open = cols.size[accounts] != 0.0
+        reason_fee = int(TransferReason.LIQUIDATION_FEE)
+        # Penalties of positions still open come out of their isolated margin (market m) ...
+        sel = still_open & (pen > 0.0)
+        self._batch_transfers(m, accounts[sel], fund, pen[sel], reason_fee, ts, outgoing=True)
+        # ... those of closed positions out of cash; then the insurance covers of the closed
+        # positions that went beyond bankruptcy (a closed position pays a penalty or is
+        # covered, never both: the penalty is capped by the equity left).
+        closed_pen = ~still_open & (pen > 0.0)
+        self._batch_transfers(-1, accounts[closed_pen], fund, pen[closed_pen], reason_fee, ts,
+                              outgoing=True)  # fmt: skip
+        covered = ~still_open & (cov > 0.0)
+        self._batch_transfers(
+            -1, accounts[covered], fund, cov[covered], int(TransferReason.INSURANCE_COVER), ts,
+            outgoing=False,
+        )  # fmt: skip
+        # Open positions left beyond bankruptcy: the account's cash into the margin, then the
+        # fund into the position (as the per-account path does).
+        moved = still_open & (mine > 0.0)
+        if moved.any():
+            ex.journal.append_columns(
+                EventKind.MARGIN_MOVED, ts, account=accounts[moved], market=m, amount=mine[moved]
+            )
+            ex._cash[accounts[moved]] -= mine[moved]
+            cols.isolated_margin[accounts[moved]] += mine[moved]
+            ex._touch(m, accounts[moved])
+            ex._version += 1
+        open_cover = still_open & (cov > 0.0)
+        self._batch_transfers(
+            m, accounts[open_cover], fund, cov[open_cover],
+            int(TransferReason.INSURANCE_COVER), ts, outgoing=False,
+        )  # fmt: skip
+        if len(accounts):
+            bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
+            ex.journal.append_columns(
+                EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
+                amount=short, fee=pen, counterparty_fee=bankrupt,
+                code=_POLICY_CODES[policy.kind],
+            )  # fmt: skip
+        report.liquidations += len(accounts)
+        report.liquidated_notional += float(np.sum(qty * px))
+        report.penalties += float(pen.sum())
+        report.insurance_paid += float(cov.sum())
+        if policy.kind == "fixed_fraction":
+            partial = still_open & (qty < np.abs(size[done]))
+            until = ts + int(policy.cooldown_s * _NS)
+            for a in accounts[partial].tolist():
+                risk.cooldown_until_ns[a] = until
+        # What is still owed after the account's own cash and the fund: its negative cash.
+        closed_now = ~still_open
+        owed_now = np.zeros(len(accounts))
+        if closed_now.any():
+            debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else 0.0
+            owed_now = np.where(closed_now, np.maximum(0.0, -ex._cash[accounts] - debt), 0.0)
+        rest = np.where(still_open, 0.0, np.minimum(owed_now, short))
+        carried = self.carried_deficit
+        counted = np.zeros(len(accounts))
+        if carried:  # closed positions settle what earlier partial closes carried
+            counted = np.array(
+                [
+                    0.0 if is_open else carried.pop(a, 0.0)
+                    for a, is_open in zip(accounts.tolist(), still_open.tolist(), strict=True)
+                ]
+            )
+        closed_due = np.maximum(cov + rest - counted, 0.0)
+        report.shortfall += float(np.sum(np.where(still_open, short - mine, closed_due)))
+        # Open positions: what neither their account's cash nor the fund paid is carried to
+        # their full close (ADL, or bad debt then), reported now.
+        left = np.where(still_open, short - mine - cov, 0.0)
+        for a, amount in zip(
+            accounts[left > 1e-9].tolist(), left[left > 1e-9].tolist(), strict=True
+        ):
+            carried[a] = carried.get(a, 0.0) + amount
+        for j in np.flatnonzero(rest > 1e-9).tolist():
+            a, amount = int(accounts[j]), float(rest[j])
+            if spec.adl.ranking == "socialized_loss":
+                amount -= self._socialize(a, m, amount, ts, report)
+            if amount > 1e-12 * max(1.0, float(short[j])):
+                self._declare_bad_debt(a, m, amount, ts, report)
+        pending = idx[to_adl]
+        touched = [idx]
+        if len(pending) and spec.adl.ranking not in ("pro_rata", "socialized_loss"):
+            pending, counterparties = self._batch_adl(m, pending, ts, report)
+            touched.append(counterparties)
+        for a in pending.tolist():
+            self._liquidate(a, m, True, ts, report, caps)
+        if len(pending) or spec.adl.ranking == "socialized_loss":
+            return None  # the per-account path or a socialized loss touched others: rescan
+        return np.concatenate(touched)
+
+    def _batch_adl(
+        self, m: int, accounts: npt.NDArray[np.int64], ts: int, report: StepReport
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """ADL of many isolated bankrupt positions at once, against the ranked queues.
+
+        Walking the queue account after account takes, for each bankrupt position, the next
+        stretch of the queue's cumulative size; merging the cumulative needs with the queue's
+        cumulative sizes gives every (bankrupt, counterparty, size) fill at once. Returns the
+        accounts the queue could not serve (left to the per-account path) and the
+        counterparties it deleveraged.
+        """
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        cols = ex._positions[m]
+        mark = state.mark
+        leftover: list[npt.NDArray[np.int64]] = []
+        touched: list[npt.NDArray[np.int64]] = []
+        policy = spec.adl.ranking
+        for side in (1.0, -1.0):
+            group = accounts[np.sign(cols.size[accounts]) == side]
+            if len(group) == 0:
+                continue
+            size = cols.size[group].copy()
+            equity = cols.isolated_margin[group] + size * (mark - cols.entry[group])
+            bankrupt = np.maximum(0.0, mark - equity / size)
+            price = bankrupt if spec.adl.price == "bankruptcy" else np.full(len(group), mark)
+            queue = self._queue(m, -int(side))
+            q_acc = queue.covering(cols.size, float(np.abs(cols.size[group]).sum()))
+            q_avail = np.abs(cols.size[q_acc])
+            q_acc, q_avail = q_acc[q_avail > 0], q_avail[q_avail > 0]
+            need = np.abs(size)
+            cum_need = np.cumsum(need)
+            cum_av = np.cumsum(q_avail)
+            total = float(cum_av[-1]) if len(cum_av) else 0.0
+            served = cum_need <= total * (1 + 1e-12)
+            leftover.append(group[~served])
+            if not served.any():
+                continue
+            group, size, equity, price, need = (
+                group[served],
+                size[served],
+                equity[served],
+                price[served],
+                need[served],
+            )
+            cum_need = cum_need[served]
+            # A need may exceed what the queue holds by float dust (0.1 + 0.2 vs 0.3): end
+            # where the queue ends, and let the position's size snap the dust to flat.
+            end = min(float(cum_need[-1]), total)
+            cum_need = np.minimum(cum_need, end)
+            breaks = np.union1d(cum_need, cum_av[cum_av < end])
+            starts = np.concatenate(([0.0], breaks[:-1]))
+            lengths = breaks - starts
+            keep = lengths > 0
+            mids = (starts + lengths / 2)[keep]
+            lengths = lengths[keep]
+            i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(group) - 1)
+            j = np.minimum(np.searchsorted(cum_av, mids, side="right"), len(q_acc) - 1)
+            bankrupts, counterparties = group[i], q_acc[j]
+            touched.append(counterparties)
+            # No counterparty pays more against the mark than its own equity (see
+            # _solvent_adl_price): a counterparty serving several rounds spreads its equity
+            # over all it takes (E_j / total taken), and each round's adverse move is capped
+            # by its weakest counterparty.
+            adverse = side * (price - mark)
+            if (adverse > 0.0).any():
+                cp_equity = np.maximum(
+                    cols.isolated_margin[counterparties]
+                    + cols.size[counterparties] * (mark - cols.entry[counterparties]),
+                    0.0,
+                )
+                _, slot = np.unique(counterparties, return_inverse=True)
+                taken = np.bincount(slot, weights=lengths)[slot]
+                bounds_f = np.searchsorted(i, np.arange(len(group)))
+                room = np.minimum.reduceat(cp_equity / taken, bounds_f) * (1.0 - 1e-9)
+                price = np.where(adverse > 0.0, mark + side * np.minimum(adverse, room), price)
+            fill_price = price[i]
+            entry_before = cols.entry[counterparties].copy()
+            size_before = cols.size[counterparties].copy()
+            buyers = np.where(side > 0, counterparties, bankrupts).astype(np.int64)
+            sellers = np.where(side > 0, bankrupts, counterparties).astype(np.int64)
+            zeros = np.zeros(len(lengths))
+            ex.journal.append_columns(
+                EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers,
+                size=lengths, price=fill_price, fee=zeros, counterparty_fee=zeros,
+                code=int(FillReason.ADL), text=np.full(len(lengths), policy),
+            )  # fmt: skip
+            ex._apply_fill_columns(m, buyers, sellers, lengths, fill_price, zeros, zeros)
+            while queue.head < len(queue.accounts) and cols.size[queue.accounts[queue.head]] == 0:
+                queue.head += 1
+            # One notice per bankrupt position, with the round's metrics.
+            fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
+            bounds = np.searchsorted(i, np.arange(len(group) + 1))
+            book = self.markets[m].liquidity
+            book_price = _linear_quotes(book, -side, need, mark)
+            book_short = np.maximum(0.0, -(equity + side * need * (book_price - mark)))
+            minimum = np.maximum(0.0, book_short - fund_cash)
+            profits, notionals, texts = _round_metrics_many(
+                size_before, entry_before, lengths, bounds, mark, price, minimum, policy
+            )
+            ex.journal.append_columns(
+                EventKind.ADL_ROUND, ts, account=group, market=m, size=-size, price=price,
+                amount=profits, text=texts,
+            )  # fmt: skip
+            report.adl_rounds += len(group)
+            report.adl_notional += float(notionals.sum())
+            for a in group[ex._cash[group] < -1e-9].tolist():
+                owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+                if owed > 1e-9:  # not what was declared bad debt before
+                    self._cover(a, m, owed, ts, report)
+        empty = np.zeros(0, dtype=np.int64)
+        return (
+            np.concatenate(leftover) if leftover else empty,
+            np.concatenate(touched) if touched else empty,
+        )
+
+    def _batch_transfers(
+        self, m: int, accounts: npt.NDArray[np.int64], fund: int, amounts: FloatArray,
+        reason: int, ts: int, *, outgoing: bool,
+    ) -> None:  # fmt: skip
+        if len(accounts) == 0:
+            return
+        ex = self.ex
+        funds = np.full(len(accounts), fund, dtype=np.int64)
+        src, dst = (accounts, funds) if outgoing else (funds, accounts)
+        reasons = np.full(len(accounts), reason, dtype=np.int64)
+        ex.journal.append_columns(
+            EventKind.TRANSFER, ts, account=src, counterparty=dst, amount=amounts, code=reasons,
+            market=m,
+        )  # fmt: skip
+        ex._apply_transfer_columns(m, src, dst, amounts, reasons, ts)

@@ -1,0 +1,275 @@
+"""Stage 2 of the risk step: liquidating one account.
+
+How much to close (the market's liquidation policy), at what price (the book, or a
+liquidator at the fillable price), the penalty, the backstop takeover, and handing a
+shortfall to stage 1 (:mod:`.shortfall`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deleverage.engine.events import (
+    Fill,
+    FillReason,
+    Liquidation,
+    MarginMoved,
+    Transfer,
+    TransferReason,
+)
+from deleverage.engine.risk.shortfall import ShortfallStage
+from deleverage.engine.risk.support import (
+    _NS,
+    _POLICY_CODES,
+    StepReport,
+    _Caps,
+)
+from deleverage.rules import liquidation as liq
+from deleverage.rules import margin as mm
+
+if TYPE_CHECKING:
+    pass
+
+
+class LiquidationStage(ShortfallStage):
+    """Stage 2: liquidating one account."""
+
+    def _liquidate(
+        self, a: int, m: int, isolated: bool, ts: int, report: StepReport, caps: _Caps
+    ) -> bool:
+        """Liquidate one account (one isolated position, or a cross account). True if acted."""
+        ex = self.ex
+        equity, maint = self._pool(a, m, isolated)
+        if equity >= maint:
+            return False
+        markets = [m] if isolated else self._cross_order(a)
+        acted = False
+        for j in markets:
+            equity, maint = self._pool(a, j if isolated else m, isolated)
+            if equity >= maint or caps.market_exhausted:
+                break
+            spec = ex.markets[j].spec
+            policy = spec.liquidation
+            if (
+                policy.backstop_equity_fraction > 0
+                and equity < policy.backstop_equity_fraction * maint
+                and not self._book_absorbs(a, j, equity)
+            ):
+                self._backstop(a, j, isolated, ts, report)
+                return True
+            size = float(ex._positions[j].size[a])
+            if size == 0.0:
+                continue
+            qty = self._size_to_close(a, j, size, equity, maint, isolated)
+            qty = caps.clip(a, qty, ex.markets[j].mark)
+            if qty <= 0.0:
+                continue
+            self._close(a, j, qty, isolated, ts, report)
+            acted = True
+            if policy.kind == "fixed_fraction" and qty < abs(size):
+                cooldown = int(policy.cooldown_s * _NS)
+                self.markets[j].cooldown_until_ns[a] = ts + cooldown
+                break
+        if not isolated:
+            self._settle_flat_cross(a, m, ts, report)
+        return acted
+
+    def _recourse(self, a: int, isolated: bool, equity_after: float) -> float:
+        """The loss a full close leaves for the fund: for an isolated position, what its
+        account's cash cannot take (its negative margin lands in that cash)."""
+        if equity_after >= 0.0:
+            return 0.0
+        if not isolated:
+            return -equity_after
+        cash = float(self.ex._cash[a]) + self.declared_bad_debt.get(a, 0.0)
+        return max(0.0, -(cash + equity_after))
+
+    def _book_absorbs(self, a: int, m: int, pool: float) -> bool:
+        """Whether the book fills the whole position at or better than its bankruptcy price."""
+        ex = self.ex
+        size = float(ex._positions[m].size[a])
+        if size == 0.0:
+            return True
+        side = 1 if size > 0 else -1
+        mark = ex.markets[m].mark
+        price, filled = self._quote(self.markets[m], -side, abs(size), mark, ex.clock_ns)
+        return filled >= abs(size) * (1 - 1e-12) and pool + side * abs(size) * (price - mark) >= 0
+
+    def _size_to_close(
+        self, a: int, m: int, size: float, equity: float, maint: float, isolated: bool
+    ) -> float:
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        policy = spec.liquidation
+        mark = state.mark
+        if equity <= 0.0 or policy.kind == "full":
+            return abs(size)
+        if policy.kind == "fixed_fraction":
+            return liq.fixed_fraction_size(
+                size, mark, fraction=policy.fraction, min_notional=policy.fraction_min_notional
+            )
+        if policy.kind == "tier_down":
+            down = liq.round_up_to_lot(liq.tier_down_size(size, mark, state.tiers), spec.lot_size)
+            return min(abs(size), max(down, spec.lot_size))
+        # partial: restore target (maintenance + buffer, or initial) over the whole pool
+        notional = abs(size) * mark
+        t = int(mm.tier_index(notional, state.tiers))
+        if policy.target == "initial":
+            rate = float(state.tiers.imr[t])
+            requirement = (
+                maint - float(mm.maintenance_margin(notional, state.tiers)) + notional * rate
+            )
+        else:
+            rate = float(state.tiers.mmr[t]) + policy.buffer
+            requirement = maint + notional * policy.buffer
+        shortage = requirement - equity
+        # Each unit closed releases its requirement, less the penalty and the loss of filling
+        # away from the mark: known in advance for a liquidator's fillable price; a book's
+        # slippage is left to the next round (market fills at the mark here, as Drift sizes).
+        price = mark
+        if policy.execution == "liquidator":
+            side = 1 if size > 0 else -1
+            pool_share = self._position_equity(a, m, isolated, equity)
+            price = liq.fillable_price(
+                side=side, oracle_price=mark,
+                bankruptcy=liq.bankruptcy_price(size, mark, pool_share),
+                maintenance_fraction=float(state.tiers.mmr[t]),
+                spread_to_maintenance_ratio=policy.spread_to_maintenance_ratio,
+            )  # fmt: skip
+        qty = liq.size_to_restore(
+            size=size, shortage=shortage, mark=mark, requirement_rate=rate,
+            fee_rate=spec.liquidation_fee_rate, fill_price=price,
+        )  # fmt: skip
+        return min(abs(size), liq.round_up_to_lot(qty, spec.lot_size)) if qty > 0 else 0.0
+
+    # ------------------------------------------------------------------ execution
+    def _close(
+        self, a: int, m: int, qty: float, isolated: bool, ts: int, report: StepReport
+    ) -> None:
+        """Close ``qty`` of account ``a``'s position in market ``m`` (the heart of the step)."""
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        cols = ex._positions[m]
+        size = float(cols.size[a])
+        side = 1 if size > 0 else -1
+        mark = state.mark
+        pool, _ = self._pool(a, m, isolated)
+        equity = self._position_equity(a, m, isolated, pool)
+        full = qty >= abs(size) * (1 - 1e-12)
+        qty = abs(size) if full else qty
+        bankrupt = liq.bankruptcy_price(size, mark, equity)
+        risk = self.markets[m]
+        if spec.liquidation.execution == "liquidator":
+            t = int(mm.tier_index(abs(size) * mark, state.tiers))
+            price = liq.fillable_price(
+                side=side, oracle_price=mark, bankruptcy=bankrupt,
+                maintenance_fraction=float(state.tiers.mmr[t]),
+                spread_to_maintenance_ratio=spec.liquidation.spread_to_maintenance_ratio,
+            )  # fmt: skip
+            counterparty, reason, book = (
+                ex.liquidator_account,
+                FillReason.LIQUIDATOR_TAKEOVER,
+                False,
+            )
+        else:
+            price, filled = self._quote(risk, -side, qty, mark, ts)
+            counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
+        equity_after = equity + side * qty * (price - mark)
+        fund = ex.insurance_account_for(m)
+        exhausted = book and filled < qty * (1 - 1e-12)
+        beyond = full and self._recourse(a, isolated, equity_after) > ex._cash[fund]
+        # The fund cannot cover the shortfall (or the book cannot absorb the order): close
+        # against opposing traders instead. Socialized loss fills on the book.
+        adl_first = full and (beyond or exhausted) and spec.adl.ranking != "socialized_loss"
+        if adl_first and self._adl(a, m, isolated, ts, report):
+            return
+        if book:
+            price, filled = self._execute(risk, -side, qty, mark, ts)
+            if filled <= 0.0:
+                return
+            full = full and filled >= qty * (1 - 1e-12)
+            qty = abs(size) if full else filled
+            equity_after = equity + side * qty * (price - mark)
+        buyer, seller = (counterparty, a) if side > 0 else (a, counterparty)
+        ex._emit(
+            Fill(
+                ts_ns=ts, market=m, buyer=buyer, seller=seller, size=qty, price=price, reason=reason
+            )
+        )
+        still_open = cols.size[a] != 0.0
+        fee = spec.liquidation_fee_rate * qty * price
+        pool_after = pool + side * qty * (price - mark)
+        penalty = liq.capped_penalty(fee=fee, equity_after_fill=min(equity_after, pool_after))
+        if penalty > 0.0:
+            ex._emit(
+                Transfer(
+                    ts_ns=ts, source=a, destination=fund, amount=penalty,
+                    reason=int(TransferReason.LIQUIDATION_FEE), market=m if still_open else -1,
+                )
+            )  # fmt: skip
+        shortfall = max(0.0, -equity_after) if (full or isolated) else 0.0
+        report.liquidations += 1
+        report.liquidated_notional += qty * price
+        report.penalties += penalty
+        ex._emit(
+            Liquidation(
+                ts_ns=ts, account=a, market=m, size=-side * qty, price=price, shortfall=shortfall,
+                penalty=penalty, bankruptcy_price=bankrupt,
+                policy=_POLICY_CODES[spec.liquidation.kind],
+            )
+        )  # fmt: skip
+        if isolated and shortfall > 0.0 and not still_open:
+            # The account's own cash took the loss first (the closed position's negative
+            # margin went to it); what is still negative goes to the fund, then bad debt.
+            owed = max(0.0, -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0))
+            carried = self.carried_deficit.pop(a, 0.0)
+            if owed > 1e-9:
+                self._cover(a, m, min(shortfall, owed), ts, report, counted=carried)
+        elif isolated and shortfall > 0.0:
+            # A partial close (a cap, or slippage) left the open position beyond bankruptcy:
+            # the account's cash moves into its margin, the fund pays what it can into it;
+            # what is left waits for the position's full close (ADL, or bad debt) and is
+            # reported now, once.
+            own = min(max(0.0, float(ex._cash[a])), shortfall)
+            if own > 0.0:
+                ex._emit(MarginMoved(ts_ns=ts, account=a, market=m, amount=own))
+            due = shortfall - own
+            if due > 1e-9:
+                report.shortfall += due
+                paid = self._fund_pays(a, m, due, ts, report, into_position=True)
+                if due - paid > 1e-9:
+                    self.carried_deficit[a] = self.carried_deficit.get(a, 0.0) + due - paid
+
+    # ------------------------------------------------------------------ backstop
+    def _backstop(self, a: int, m: int, isolated: bool, ts: int, report: StepReport) -> None:
+        """Hand the position(s) and their margin to the backstop vault at the mark."""
+        ex = self.ex
+        vault = ex.backstop_account
+        markets = [m] if isolated else self._cross_order(a)
+        equity, _ = self._pool(a, m, isolated)
+        for j in markets:
+            cols = ex._positions[j]
+            size = float(cols.size[a])
+            if size == 0.0:
+                continue
+            mark = ex.markets[j].mark
+            buyer, seller = (vault, a) if size > 0 else (a, vault)
+            ex._emit(
+                Fill(
+                    ts_ns=ts, market=j, buyer=buyer, seller=seller, size=abs(size), price=mark,
+                    reason=FillReason.BACKSTOP,
+                )
+            )  # fmt: skip
+            report.liquidated_notional += abs(size) * mark
+        if equity != 0.0:
+            src, dst = (a, vault) if equity > 0 else (vault, a)
+            ex._emit(
+                Transfer(
+                    ts_ns=ts, source=src, destination=dst, amount=abs(equity),
+                    reason=int(TransferReason.BACKSTOP_MARGIN),
+                )
+            )  # fmt: skip
+        report.backstop_takeovers += 1
+        report.liquidations += 1

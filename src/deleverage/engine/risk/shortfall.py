@@ -1,0 +1,441 @@
+"""Stage 1 of the risk step: who pays a shortfall, and in what order.
+
+The equity backing a position (its pool), the insurance fund's cover, socialized loss,
+declared bad debt, and automated deleveraging against the ranked queue of opposing traders.
+The later stages (:mod:`.liquidate`, :mod:`.batch`, :mod:`.step`) build on it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from deleverage.engine.events import (
+    AdlRound,
+    BadDebt,
+    Fill,
+    FillReason,
+    Transfer,
+    TransferReason,
+)
+from deleverage.engine.kernels import pnl_leverage_queue_nb
+from deleverage.engine.risk.support import (
+    FloatArray,
+    MarketRisk,
+    StepReport,
+    _maintenance,
+    _Queue,
+    _round_metrics,
+)
+from deleverage.rules import adl as adl_math
+from deleverage.rules import liquidation as liq
+from deleverage.rules import margin as mm
+from deleverage.spec import MarginMode
+
+if TYPE_CHECKING:
+    from deleverage.engine.exchange import Exchange
+
+
+class ShortfallStage:
+    """Stage 1: fund, socialized loss, bad debt and ADL."""
+
+    def __init__(self, exchange: Exchange, *, seed: int = 0) -> None:
+        self.ex = exchange
+        self.markets: list[MarketRisk] = []
+        self.rng = np.random.default_rng(seed)
+        self.reports: list[StepReport] = []
+        self._queues: dict[tuple[int, int], _Queue] = {}
+        self._modes_cache: dict[int, tuple[tuple[int, int], tuple[bool, bool]]] = {}
+        self._queue_buffers: tuple[npt.NDArray[np.int64], FloatArray] = (
+            np.empty(0, dtype=np.int64),
+            np.empty(0),
+        )
+        #: Deficit per account already declared as bad debt (quote), so it is declared once.
+        self.declared_bad_debt: dict[int, float] = {}
+        #: Deficit of open isolated positions left by a partial close, already reported.
+        self.carried_deficit: dict[int, float] = {}
+        #: Seconds positions spent under maintenance waiting for a liquidator (summed).
+        self.under_collateralized_s = 0.0
+        self._scratch_flags = np.zeros(0, dtype=np.bool_)
+
+    def reserve(self, capacity: int) -> None:
+        """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
+
+        Called as the engine grows, so a step never pays for fresh memory pages.
+        """
+        if len(self._queue_buffers[0]) < capacity:
+            idx, score = np.empty(capacity, dtype=np.int64), np.empty(capacity)
+            idx.fill(0)  # touch the pages now (np.zeros would map them lazily)
+            score.fill(0.0)
+            self._queue_buffers = (idx, score)
+
+    def add_market(self) -> None:
+        self.markets.append(MarketRisk())
+
+    # ------------------------------------------------------------------ one account
+    def _pool(self, a: int, m: int, isolated: bool) -> tuple[float, float]:
+        """Equity backing the position and the maintenance it must cover (quote)."""
+        ex = self.ex
+        if isolated:
+            cols = ex._positions[m]
+            state = ex.markets[m]
+            size = float(cols.size[a])
+            equity = float(cols.isolated_margin[a]) + size * (state.mark - float(cols.entry[a]))
+            return equity, _maintenance(abs(size) * state.mark, state.tiers)
+        margins = ex.account_margins(a)
+        return margins.cross_equity, margins.cross_maintenance
+
+    def _position_equity(self, a: int, m: int, isolated: bool, pool: float) -> float:
+        """Equity backing one position: the isolated pool, or the position's share of the
+        cross pool in proportion to its maintenance margin (so several positions of a
+        bankrupt cross account each take their part of the deficit to their bankruptcy price).
+        """
+        if isolated:
+            return pool
+        ex = self.ex
+        own = total = 0.0
+        for state, cols in zip(ex.markets, ex._positions, strict=True):
+            size = float(cols.size[a])
+            if size == 0.0 or cols.mode[a] != MarginMode.CROSS:
+                continue
+            maint = _maintenance(abs(size) * state.mark, state.tiers)
+            total += maint
+            if state.id == m:
+                own = maint
+        if total <= 0.0:
+            return pool
+        return pool * own / total
+
+    def _isolated(self, a: int, m: int) -> bool:
+        return bool(self.ex._positions[m].mode[a] != MarginMode.CROSS)
+
+    def _modes_present(self, m: int) -> tuple[bool, bool]:
+        """Whether any trader is isolated / cross in market ``m`` (cached per account layout)."""
+        key = (m, self.ex.layout_version)
+        hit = self._modes_cache.get(m)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        n = self.ex.n_accounts
+        mode = self.ex._positions[m].mode[:n]
+        trader = self.ex._kind[:n] == 0
+        present = (bool((mode != 0).any()), bool(((mode == 0) & trader).any()))
+        self._modes_cache[m] = (key, present)
+        return present
+
+    def _cross_order(self, a: int) -> list[int]:
+        ex = self.ex
+        ids, maint = [], []
+        for state, cols in zip(ex.markets, ex._positions, strict=True):
+            if cols.size[a] != 0.0 and cols.mode[a] == MarginMode.CROSS:
+                ids.append(state.id)
+                maint.append(
+                    float(mm.maintenance_margin(abs(cols.size[a]) * state.mark, state.tiers))
+                )
+        order = liq.close_order(np.array(maint))
+        return [ids[k] for k in order.tolist()]
+
+    def _quote(
+        self, risk: MarketRisk, side: int, qty: float, mark: float, ts: int
+    ) -> tuple[float, float]:
+        """VWAP and size a market order would fill, without consuming depth."""
+        if risk.liquidity is None:
+            return mark, qty
+        fill = risk.liquidity.quote(side, qty, mark, ts)
+        return float(fill.vwap), float(fill.size)
+
+    def _execute(
+        self, risk: MarketRisk, side: int, qty: float, mark: float, ts: int
+    ) -> tuple[float, float]:
+        """VWAP and size filled by a market order, consuming depth."""
+        if risk.liquidity is None:
+            return mark, qty
+        fill = risk.liquidity.execute(side, qty, mark, ts)
+        return float(fill.vwap), float(fill.size)
+
+    def _fund_pays(
+        self, a: int, m: int, amount: float, ts: int, report: StepReport,
+        *, into_position: bool = False,
+    ) -> float:  # fmt: skip
+        """The fund pays up to ``amount`` to account ``a`` (into its open isolated position with
+        ``into_position``); returns what it paid."""
+        ex = self.ex
+        fund = ex.insurance_account_for(m)
+        paid = min(amount, max(0.0, float(ex._cash[fund])))
+        if paid > 0.0:
+            ex._emit(
+                Transfer(
+                    ts_ns=ts, source=fund, destination=a, amount=paid,
+                    reason=int(TransferReason.INSURANCE_COVER),
+                    market=m if into_position else -1,
+                )
+            )  # fmt: skip
+            report.insurance_paid += paid
+        return paid
+
+    def _cover(
+        self, a: int, m: int, shortfall: float, ts: int, report: StepReport,
+        *, counted: float = 0.0,
+    ) -> None:  # fmt: skip
+        """The fund pays what it can; socialized loss or bad debt takes the rest.
+
+        ``counted``: part of the shortfall already reported (carried from a partial close).
+        """
+        ex = self.ex
+        report.shortfall += max(0.0, shortfall - counted)
+        paid = self._fund_pays(a, m, shortfall, ts, report)
+        rest = shortfall - paid
+        if rest <= 1e-12 * max(1.0, shortfall):
+            return
+        if ex.markets[m].spec.adl.ranking == "socialized_loss":
+            rest -= self._socialize(a, m, rest, ts, report)
+        if rest > 1e-12 * max(1.0, shortfall):
+            self._declare_bad_debt(a, m, rest, ts, report)
+
+    def _declare_bad_debt(self, a: int, m: int, amount: float, ts: int, report: StepReport) -> None:
+        """Record a loss nobody covered; it stays as the account's negative balance, once."""
+        self.declared_bad_debt[a] = self.declared_bad_debt.get(a, 0.0) + amount
+        report.bad_debt += amount
+        self.ex._emit(BadDebt(ts_ns=ts, account=a, market=m, amount=amount, text="uncovered"))
+
+    def _settle_flat_cross(self, a: int, m: int, ts: int, report: StepReport) -> None:
+        """A cross account with no cross positions left and negative cash is bankrupt."""
+        ex = self.ex
+        if any(cols.size[a] != 0.0 and cols.mode[a] == MarginMode.CROSS for cols in ex._positions):
+            return
+        shortfall = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+        if shortfall > 1e-9:
+            self._cover(a, m, shortfall, ts, report)
+
+    # ------------------------------------------------------------------ ADL
+    def _adl(self, a: int, m: int, isolated: bool, ts: int, report: StepReport) -> bool:
+        """Close the bankrupt position against opposing traders. True if fully closed."""
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        cols = ex._positions[m]
+        size = float(cols.size[a])
+        side = 1 if size > 0 else -1
+        pool, _ = self._pool(a, m, isolated)
+        equity = self._position_equity(a, m, isolated, pool)
+        bankrupt = liq.bankruptcy_price(size, state.mark, equity)
+        price = bankrupt if spec.adl.price == "bankruptcy" else state.mark
+        policy = spec.adl.ranking
+        queue = self._queue(m, -side)
+        need = abs(size)
+        if policy == "pro_rata":
+            queue.ensure(len(queue.accounts))
+            idx = queue.accounts[np.abs(cols.size[queue.accounts]) > 0]
+            available = np.abs(cols.size[idx])
+            if available.sum() < need * (1 - 1e-12):
+                return False
+            take = adl_math.allocate_pro_rata(available, need, spec.lot_size)
+            order = np.flatnonzero(take > 0)
+        else:
+            idx, take = queue.walk(cols.size, need)
+            if len(idx) == 0:
+                return False
+            available = np.abs(cols.size[idx])
+            order = np.arange(len(idx))
+        closed = float(take.sum())
+        if closed < need * (1 - 1e-9):
+            return False
+        sizes_before = cols.size[idx].copy()
+        entry_before = cols.entry[idx].copy()
+        price = self._solvent_adl_price(m, side, price, idx[take > 0], take[take > 0])
+        # The fills close exactly ``need``: float dust (or a lot's overshoot) comes off the
+        # last counterparties; a fill left empty is skipped.
+        fills = take.astype(np.float64).copy()
+        positive = np.flatnonzero(fills > 0).tolist()
+        excess = closed - need
+        for k in reversed(positive):
+            if excess <= 0.0:
+                break
+            cut = min(excess, float(fills[k]))
+            fills[k] -= cut
+            excess -= cut
+        if excess < 0.0 and positive:
+            last = positive[-1]
+            fills[last] = min(float(fills[last]) - excess, float(available[last]))
+        for k in positive:
+            b = int(idx[k])
+            q = float(fills[k])
+            if q <= 0.0:
+                continue
+            buyer, seller = (b, a) if side > 0 else (a, b)
+            ex._emit(
+                Fill(
+                    ts_ns=ts, market=m, buyer=buyer, seller=seller, size=q, price=price,
+                    reason=FillReason.ADL, note=policy,
+                )
+            )  # fmt: skip
+        # What solvency required: the shortfall a book fill would have left, net of the fund.
+        book_price, _ = self._quote(self.markets[m], -side, need, state.mark, ts)
+        book_shortfall = max(0.0, -(equity + side * need * (book_price - state.mark)))
+        fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
+        minimum = max(0.0, book_shortfall - fund_cash)
+        stats = _round_metrics(
+            sizes_before[order], entry_before[order], take[order], state.mark, price, minimum
+        )
+        metrics = {"policy": policy, "counterparties": int((take > 0).sum())}
+        metrics.update(stats._asdict())
+        ex._emit(
+            AdlRound(
+                ts_ns=ts, account=a, market=m, size=-size, price=price, amount=stats.profit_taken,
+                text=json.dumps(metrics),
+            )
+        )  # fmt: skip
+        report.adl_rounds += 1
+        report.adl_notional += stats.notional_closed
+        self.carried_deficit.pop(a, None)
+        if not isolated:
+            self._settle_flat_cross(a, m, ts, report)
+        elif cols.size[a] == 0.0:
+            owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+            if owed > 1e-9:  # float dust of the ADL price, or a mark-price ADL's deficit
+                self._cover(a, m, owed, ts, report)
+        return True
+
+    def _solvent_adl_price(
+        self, m: int, side: int, price: float, accounts: npt.NDArray[np.int64], sizes: FloatArray
+    ) -> float:
+        """The ADL price, moved toward the mark just enough that no counterparty goes bankrupt.
+
+        At the bankruptcy price of a position already beyond bankruptcy (a gap through it)
+        the counterparties pay the deficit: ``|price - mark|`` per unit against the mark. That
+        is the rule, but never beyond what the weakest of them can pay from its own equity
+        ``E_j / q_j``; the rest of the deficit is left to the fund and bad debt.
+        """
+        mark = self.ex.markets[m].mark
+        adverse = side * (price - mark)  # > 0: counterparties pay against the mark
+        if adverse <= 0.0 or len(accounts) == 0:
+            return price
+        equity = np.array([self._pool(int(b), m, self._isolated(int(b), m))[0] for b in accounts])
+        # (1 - 1e-9): rounding must not tip the weakest counterparty below zero.
+        room = float(np.min(np.maximum(equity, 0.0) / sizes)) * (1.0 - 1e-9)
+        return mark + side * min(adverse, room)
+
+    def _queue_capacity(self, m: int, side: int) -> float:
+        """Total size the ADL queue of one market side holds (base units)."""
+        queue = self._queue(m, side)
+        cols = self.ex._positions[m]
+        return float(np.abs(cols.size[queue.candidates]).sum())
+
+    def _queue(self, m: int, side: int) -> _Queue:
+        """The ADL queue of one market side, ranked once per step (venues rank periodically).
+
+        Ranked lazily: only as much of the queue as the step's ADL rounds reach is sorted.
+        """
+        key = (m, side)
+        queue = self._queues.get(key)
+        if queue is None:
+            ex = self.ex
+            state = ex.markets[m]
+            cols = ex._positions[m]
+            n = ex.n_accounts
+            sizes = cols.size[:n]
+            policy = state.spec.adl.ranking
+            if policy == "pnl_leverage" and not self._modes_present(m)[1]:
+                # Only isolated traders: candidates and scores in one compiled pass.
+                self.reserve(n)  # reused across steps: no fresh pages
+                idx_buf, score_buf = self._queue_buffers
+                k = pnl_leverage_queue_nb(
+                    sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n], state.mark,
+                    float(side), idx_buf, score_buf,
+                )  # fmt: skip
+                queue = _Queue(idx_buf[:k].copy(), scores=score_buf[:k].copy())
+                self._queues[key] = queue
+                return queue
+            eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == side)
+            if policy != "random_start":
+                eligible &= sizes * (state.mark - cols.entry[:n]) > 0.0
+            idx = np.flatnonzero(eligible).astype(np.int64)
+            if policy == "pro_rata":
+                queue = _Queue(idx, order=np.arange(len(idx)))
+            elif policy == "random_start":
+                queue = _Queue(idx, order=adl_math.random_start_order(len(idx), self.rng))
+            else:
+                queue = _Queue(idx, scores=self.scores(m, idx))
+            self._queues[key] = queue
+        return queue
+
+    def scores(self, m: int, idx: npt.NDArray[np.intp]) -> FloatArray:
+        """ADL scores of accounts ``idx`` in market ``m`` (higher: deleveraged first).
+
+        ``random_start`` and ``pro_rata`` have no score of their own; the queue view ranks
+        them by the market's default (``pnl_leverage``).
+        """
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        cols = ex._positions[m]
+        sizes = cols.size[idx]
+        entry = cols.entry[idx]
+        mark = state.mark
+        policy = spec.adl.ranking
+        iso = cols.mode[idx] == MarginMode.ISOLATED
+        equity = cols.isolated_margin[idx] + sizes * (mark - entry)
+        cross = None if iso.all() else ex.cached_margin_state()  # cross: account figures
+        if cross is not None:
+            equity = np.where(iso, equity, cross["cross_equity"][idx])
+        if policy in ("binance", "risk_score"):
+            maint = mm.maintenance_margin(np.abs(sizes) * mark, state.tiers)
+            if cross is not None:
+                maint = np.where(iso, maint, cross["cross_maintenance"][idx])
+            if policy == "binance":
+                wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
+                return adl_math.score_binance(
+                    sizes, entry, mark, wallet_balance=wallet, maintenance=maint
+                )
+            return adl_math.score_risk_score(
+                sizes, mark, equity=equity, maintenance=maint, weights=spec.adl.weights
+            )
+        if policy == "hyperliquid":
+            return adl_math.score_hyperliquid(sizes, entry, mark, account_value=equity)
+        return adl_math.score_pnl_leverage(sizes, entry, mark, equity=equity)
+
+    def _socialize(self, a: int, m: int, loss: float, ts: int, report: StepReport) -> float:
+        """Charge ``loss`` across profitable positions (or open interest); return charged."""
+        ex = self.ex
+        state = ex.markets[m]
+        cols = ex._positions[m]
+        n = ex.n_accounts
+        sizes = cols.size[:n]
+        traders = ex._kind[:n] == 0
+        traders[a] = False
+        basis = state.spec.adl.socialize_over
+        if basis == "profit":
+            weight = np.where(traders, np.maximum(sizes * (state.mark - cols.entry[:n]), 0.0), 0.0)
+        else:
+            weight = np.where(traders, np.abs(sizes) * state.mark, 0.0)
+        if weight.sum() <= 0.0:
+            return 0.0
+        charges = adl_math.allocate_socialized_loss(loss, weight, basis)
+        for b in np.flatnonzero(charges > 0).tolist():
+            ex._emit(
+                Transfer(
+                    ts_ns=ts, source=b, destination=a, amount=float(charges[b]),
+                    reason=int(TransferReason.SOCIALIZED_LOSS), market=m,
+                )
+            )  # fmt: skip
+        charged = float(charges.sum())
+        report.socialized_loss += charged
+        return charged
+
+    def _ready(self, m: int, accounts: list[int], ts: int) -> list[bool]:
+        """Which accounts a liquidator has reached (cooldowns and latency) at ``ts``."""
+        risk = self.markets[m]
+        cooldown, latency, pending = risk.cooldown_until_ns, risk.latency_ns, risk.pending
+        # A liquidator faster than the marks acts before the next one: it was found ``latency``
+        # ago, within the interval the marks do not see.
+        seen = latency if latency < risk.mark_interval_ns else 0
+        out = []
+        for a in accounts:
+            ok = cooldown.get(a, -1) <= ts if cooldown else True
+            if latency and ok:
+                first = pending.setdefault(a, ts - seen)
+                ok = ts - first >= latency
+            out.append(ok)
+        return out

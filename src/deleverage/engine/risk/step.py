@@ -1,0 +1,346 @@
+"""The risk step: what happens on each mark update.
+
+DESIGN.md's flow, per market and mark price::
+
+    mark -> circuit breaker -> dynamic margin -> margin calls
+         -> accounts below maintenance (isolated positions in the market; cross accounts
+            exposed to it), most distressed first, within per-step caps
+         -> how much to close (full, partial to a target, fixed fraction, tier down)
+         -> backstop takeover (equity below a fraction of maintenance and the book cannot
+            absorb the position above its bankruptcy price), or
+            execution on the liquidity model / to the liquidator at the fillable price
+         -> penalty to the insurance fund, capped so it never makes the account bankrupt
+         -> fill beyond the bankruptcy price: the fund covers the shortfall; if it cannot,
+            the position goes to ADL at the bankruptcy price instead (ranked queue,
+            pro-rata), or the loss is socialized; what is left is recorded as bad debt.
+
+Every effect is an event emitted through the engine, so replay reproduces it. The pool of a
+position is the equity that backs it: the isolated margin plus unrealized PnL for an isolated
+position, the account's cross equity for a cross position.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from deleverage.engine.events import (
+    CircuitBreaker,
+    EventKind,
+    MarginCall,
+    RiskParamsChanged,
+)
+from deleverage.engine.risk.batch import BatchStage
+from deleverage.engine.risk.support import (
+    _MAX_ROUNDS,
+    _NS,
+    FloatArray,
+    StepReport,
+    _below,
+    _Caps,
+    _gc_paused,
+    _health,
+)
+from deleverage.errors import ValidationError
+from deleverage.rules import margin as mm
+from deleverage.rules.dynamic import scale_spec
+from deleverage.spec import MarketSpec
+
+if TYPE_CHECKING:
+    pass
+
+
+class RiskEngine(BatchStage):
+    """Runs the liquidation / insurance / ADL step of an :class:`Exchange` on mark updates."""
+
+    def set_liquidators(
+        self,
+        market: int,
+        *,
+        latency_s: float = 0.0,
+        capital_per_step: float = math.inf,
+        mark_interval_s: float = 0.0,
+    ) -> None:
+        """Model the liquidators of ``market``: response time and capital per step.
+
+        A position found under maintenance waits ``latency_s`` seconds (a matcher's
+        milliseconds, a chain's block times) before it is liquidated, even beyond
+        bankruptcy; liquidators take at most ``capital_per_step`` notional (quote) per mark
+        time (the re-marks of a cascade at one time share it).
+        Time spent waiting is summed in :attr:`under_collateralized_s`. A latency shorter
+        than ``mark_interval_s`` (the oracle's interval: a matcher's milliseconds against
+        one-second marks) acts before the next mark: the position is liquidated at the mark
+        that found it and the latency is counted as its time under water.
+        """
+        if (
+            isinstance(market, bool)
+            or not isinstance(market, int)
+            or not (0 <= market < len(self.markets))
+        ):
+            raise ValidationError(
+                "market", market, f"must be a listed market id in [0, {len(self.markets)})"
+            )
+        if not (math.isfinite(latency_s) and latency_s >= 0):
+            raise ValidationError("latency_s", latency_s, "must be a finite number >= 0")
+        if not capital_per_step > 0:
+            raise ValidationError("capital_per_step", capital_per_step, "must be > 0")
+        risk = self.markets[market]
+        if not (math.isfinite(mark_interval_s) and mark_interval_s >= 0):
+            raise ValidationError(
+                "mark_interval_s", mark_interval_s, "must be a finite number >= 0"
+            )
+        risk.latency_ns = round(latency_s * _NS)
+        risk.capital_per_step = float(capital_per_step)
+        risk.mark_interval_ns = round(mark_interval_s * _NS)
+
+    def pending_count(self, market: int) -> int:
+        """Positions of ``market`` under maintenance still waiting for a liquidator."""
+        return len(self.markets[market].pending)
+
+    def _settle_pending(self, m: int, ts: int) -> None:
+        """Drop waiting positions that were liquidated or recovered; add up their wait."""
+        risk = self.markets[m]
+        if not risk.pending:
+            return
+        done = []
+        for a, first in risk.pending.items():
+            isolated = self._isolated(a, m)
+            equity, maint = self._pool(a, m, isolated)
+            if self.ex._positions[m].size[a] == 0.0 or equity >= maint:
+                done.append(a)
+                self.under_collateralized_s += (ts - first) / _NS
+        for a in done:
+            del risk.pending[a]
+
+    # ------------------------------------------------------------------ entry point
+    def on_mark(self, m: int, ts: int) -> StepReport:
+        """Run the risk step of market ``m`` after its mark was set at ``ts``.
+
+        The cyclic garbage collector is paused for the step: the step allocates many small
+        records and no cycles, and a full collection over a large process would otherwise
+        cost more than the step (measured in benchmarks/liquidation_step.py).
+        """
+        with _gc_paused():
+            return self._on_mark(m, ts)
+
+    def _on_mark(self, m: int, ts: int) -> StepReport:
+        report = StepReport(market=m, ts_ns=ts)
+        self._queues.clear()
+        ex = self.ex
+        state = ex.markets[m]
+        risk = self.markets[m]
+        if self._circuit_breaker(m, ts, state.mark, state.spec):
+            report.halted = True
+            self.reports.append(report)
+            return report
+        if risk.liquidity is not None:
+            risk.liquidity.recover(ts)
+        self._dynamic_margin(m, ts, state.mark)
+        report.margin_calls = self._margin_calls(m, ts)
+        if risk.capital_ts != ts:
+            risk.capital_ts, risk.capital_used = ts, 0.0
+        caps = _Caps(state.spec, risk.capital_per_step - risk.capital_used)
+        touched: npt.NDArray[np.int64] | None = None
+        rounds = _MAX_ROUNDS
+        if self._batchable(m) and self._modes_present(m)[0]:
+            touched = self._batch_isolated(m, ts, report, caps)
+            rounds -= 1  # the batch pass is a round of its own
+        for _ in range(rounds):
+            candidates = self._candidates(m, among=touched)
+            touched = None
+            if len(candidates) == 0:
+                break
+            progressed = False
+            for a, isolated in candidates:
+                if caps.market_exhausted:
+                    break
+                if self._liquidate(a, m, isolated, ts, report, caps):
+                    progressed = True
+            if not progressed or caps.market_exhausted:
+                break
+        risk.capital_used += caps.used_market
+        self._settle_pending(m, ts)
+        self.reports.append(report)
+        return report
+
+    # ------------------------------------------------------------------ breaker & calls
+    def _circuit_breaker(self, m: int, ts: int, mark: float, spec: MarketSpec) -> bool:
+        policy = spec.circuit_breaker
+        risk = self.markets[m]
+        if policy is None:
+            return False
+        window_ns = int(policy.window_s * _NS)
+        if risk.breaker_halted:
+            if ts - risk.breaker_since_ns >= int(policy.cooldown_s * _NS):
+                risk.breaker_halted = False
+                risk.marks.clear()
+                risk.marks.append((ts, mark))
+                self.ex._emit(CircuitBreaker(ts_ns=ts, market=m, halted=0, text="cooldown over"))
+                return False
+            return True
+        while risk.marks and risk.marks[0][0] < ts - window_ns:
+            risk.marks.popleft()
+        move = max((abs(mark / p - 1.0) for _, p in risk.marks), default=0.0)
+        risk.marks.append((ts, mark))
+        if move > policy.threshold:
+            risk.breaker_halted = True
+            risk.breaker_since_ns = ts
+            note = f"mark moved {move:.4%} within {policy.window_s:g}s"
+            self.ex._emit(CircuitBreaker(ts_ns=ts, market=m, halted=1, move=move, text=note))
+            return True
+        return False
+
+    def _dynamic_margin(self, m: int, ts: int, mark: float) -> None:
+        risk = self.markets[m]
+        if risk.dynamic is None or risk.base_spec is None:
+            return
+        risk.history.append((ts, mark))
+        horizon = ts - int(risk.dynamic.window_s * _NS)
+        while risk.history and risk.history[0][0] < horizon:
+            risk.history.popleft()
+        ex = self.ex
+        cols = ex._positions[m]
+        n = ex.n_accounts
+        traders = ex._kind[:n] == 0
+        open_interest = float(np.sum(np.maximum(cols.size[:n][traders], 0.0))) * mark
+        k = risk.dynamic.multiplier(ts, list(risk.history), open_interest)
+        if not math.isclose(k, risk.multiplier, rel_tol=1e-12):
+            risk.multiplier = k
+            ex._emit(
+                RiskParamsChanged(
+                    ts_ns=ts, market=m, spec_json=scale_spec(risk.base_spec, k).to_json()
+                )
+            )
+
+    def halted(self, m: int) -> bool:
+        """Whether market ``m`` is halted by its circuit breaker."""
+        return self.markets[m].breaker_halted
+
+    def _margin_calls(self, m: int, ts: int) -> int:
+        """Warn accounts whose ratio ``MM / E`` reached the call level, once per episode.
+
+        An account is called when it enters the warning zone and leaves the called set when
+        its ratio falls back below the level (an isolated position: when it is neither in the
+        warning zone nor under maintenance). The isolated side works on the scan's sets
+        (array operations), so a step costs the accounts in the zone, not the called history.
+        """
+        ex = self.ex
+        risk = self.markets[m]
+        level = ex.markets[m].spec.liquidation.margin_call_ratio
+        any_isolated, any_cross = self._modes_present(m)
+        new_acc: list[npt.NDArray[np.int64]] = []
+        new_ratio: list[FloatArray] = []
+        if any_isolated:
+            iscan = ex.isolated_scan(m, level)
+            if len(iscan["warn"]) or len(risk.called_isolated):  # else: the quiet step
+                risk.called_isolated, fresh = self._calls(risk.called_isolated, iscan)
+                new_acc.append(iscan["warn"][fresh])
+                new_ratio.append(iscan["warn_ratio"][fresh])
+        elif len(risk.called_isolated):
+            risk.called_isolated = np.zeros(0, dtype=np.int64)
+        if any_cross:
+            scan = ex.cross_scan(m, level)
+            risk.called_cross, fresh = self._calls(risk.called_cross, scan)
+            new_acc.append(scan["warn"][fresh].astype(np.int64))
+            new_ratio.append(np.asarray(scan["warn_ratio"][fresh], dtype=np.float64))
+        elif len(risk.called_cross):
+            risk.called_cross = np.zeros(0, dtype=np.int64)
+        if not new_acc:
+            return 0
+        accounts = np.concatenate(new_acc) if len(new_acc) > 1 else new_acc[0]
+        ratios = np.concatenate(new_ratio)
+        order = np.argsort(accounts, kind="stable")
+        if len(accounts) == 1:
+            a, r = int(accounts[0]), float(ratios[0])
+            ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
+        elif len(accounts):
+            ex.journal.append_columns(
+                EventKind.MARGIN_CALL, ts, account=accounts[order], market=m, amount=ratios[order]
+            )
+        return len(accounts)
+
+    def _calls(
+        self, called: npt.NDArray[np.int64], scan: dict[str, Any]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Update a called set from a scan; return it and which ``scan["warn"]`` are new.
+
+        An account leaves the called set once it is neither in the warning zone nor under
+        maintenance (its ratio fell back below the level); one in the zone and not called is
+        new. Flag arrays keep the step's cost to the accounts in the zone.
+        """
+        warn, below = scan["warn"], scan["below"]
+        flag = self._flags(self.ex.n_accounts)
+        if len(called):
+            flag[warn] = True
+            flag[below] = True
+            called = called[flag[called]]
+            flag[warn] = False
+            flag[below] = False
+            flag[called] = True
+        fresh: npt.NDArray[np.bool_] = ~flag[warn]
+        flag[called] = False
+        if fresh.any():
+            called = np.concatenate([called, warn[fresh].astype(np.int64)])
+        return called, fresh
+
+    def _flags(self, n: int) -> npt.NDArray[np.bool_]:
+        """A scratch boolean array of at least ``n`` entries, all False (callers reset it)."""
+        if len(self._scratch_flags) < n:
+            self._scratch_flags = np.zeros(max(n, 2 * len(self._scratch_flags)), dtype=np.bool_)
+        return self._scratch_flags
+
+    # ------------------------------------------------------------------ candidates
+    def _candidates(
+        self, m: int, *, among: npt.NDArray[np.int64] | None = None
+    ) -> list[tuple[int, bool]]:
+        """Accounts below maintenance exposed to market ``m``, most distressed first.
+
+        ``among``: the accounts the batch path just changed, when nothing else can have moved
+        (no cross trader in the market): only they are checked, not the whole book.
+        """
+        ex = self.ex
+        any_isolated, any_cross = self._modes_present(m)
+        if among is not None and not any_cross:
+            return self._isolated_candidates_among(m, among)
+        out: list[tuple[float, int, bool]] = []
+        risk = self.markets[m]
+        level = ex.markets[m].spec.liquidation.margin_call_ratio
+        if any_isolated:
+            out += _below(ex.isolated_scan(m, level), isolated=True)
+        if any_cross:
+            out += _below(ex.cross_scan(m, level), isolated=False)
+        now = ex.clock_ns
+        if risk.cooldown_until_ns or risk.latency_ns:
+            ready = self._ready(m, [c[1] for c in out], now)
+            out = [c for c, ok in zip(out, ready, strict=True) if ok]
+        out.sort()
+        return [(a, isolated) for _, a, isolated in out]
+
+    def _isolated_candidates_among(
+        self, m: int, accounts: npt.NDArray[np.int64]
+    ) -> list[tuple[int, bool]]:
+        if len(accounts) == 0:
+            return []
+        ex = self.ex
+        state = ex.markets[m]
+        cols = ex._positions[m]
+        a = np.unique(accounts)
+        size = cols.size[a]
+        equity = cols.isolated_margin[a] + size * (state.mark - cols.entry[a])
+        maint = mm.maintenance_margin(np.abs(size) * state.mark, state.tiers)
+        below = (size != 0.0) & (cols.mode[a] != 0) & (ex._kind[a] == 0) & (equity < maint)
+        now = ex.clock_ns
+        accs = a[below].tolist()
+        ready = self._ready(m, accs, now)
+        out = [
+            (_health(e, mt), acc, True)
+            for acc, e, mt, ok in zip(
+                accs, equity[below].tolist(), maint[below].tolist(), ready, strict=True
+            )
+            if ok
+        ]
+        out.sort()
+        return [(acc, True) for _, acc, _ in out]
