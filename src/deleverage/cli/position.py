@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deleverage.errors import ValidationError
+from deleverage.venues import preset
 
 if TYPE_CHECKING:
     import numpy as np
@@ -107,7 +108,8 @@ def position_metrics(
 ) -> PositionMetrics:
     """Compute the risk figures of one isolated position on a venue preset.
 
-    - liquidation price: :func:`~deleverage.rules.margin.liquidation_price_isolated` with the preset's
+    - liquidation price: :func:`~deleverage.rules.margin.liquidation_price_isolated` with the
+    preset's
       tiers (maintenance on the mark notional, tier at the liquidation price: Binance);
     - bankruptcy price: :func:`~deleverage.rules.margin.bankruptcy_price`, ``EP - side x margin /
       |size|`` (no closing fee);
@@ -154,7 +156,6 @@ def position_metrics(
     from deleverage.analytics.first_passage import gbm_hit_probability
     from deleverage.analytics.greeks import hit_probability_sensitivities, knockout_forward_greeks
     from deleverage.rules import margin as mm
-    from deleverage.spec import MarketSpec
 
     if side not in ("long", "short"):
         raise ValidationError("--side", side, "must be 'long' or 'short'")
@@ -165,7 +166,7 @@ def position_metrics(
     hours = _positive("--horizon-hours", horizon_hours)
     mu = _finite("--drift", drift)
     mark = entry if mark_price is None else _positive("--mark", mark_price)
-    market = MarketSpec.preset(venue, symbol)
+    market = preset(venue, symbol)
     tiers = market.tier_arrays
     entry_notional = absolute * entry
     initial = float(mm.initial_margin(entry_notional, tiers))
@@ -409,7 +410,6 @@ def _heatmap_results(
     import numpy as np
 
     from deleverage.sim.population import Population
-    from deleverage.spec import MarketSpec
 
     width = _positive("--bucket", bucket)
     if clusters < 1:
@@ -423,11 +423,11 @@ def _heatmap_results(
     asset = "BTC" if symbol is None else symbol
     if scenario is not None:
         source = _scenario_source(scenario, market)
-        specs = [] if venues is None else [MarketSpec.preset(v, asset) for v in venues]
+        specs = [] if venues is None else [preset(v, asset) for v in venues]
     else:
         assert population is not None
         names = ["binance"] if venues is None else venues
-        specs = [MarketSpec.preset(v, asset) for v in names]
+        specs = [preset(v, asset) for v in names]
         base = Population.from_parquet(population, market=specs[0])
         source = _Source(frame=base.frame, label=population.name, mark=None, venue=names[0])
     frame = source.frame

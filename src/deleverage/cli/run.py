@@ -13,7 +13,8 @@ Thin layers over the public API (registered on the typer app of :mod:`deleverage
   (:func:`deleverage.sim.scenario.scenario_problems`).
 
 Bad input raises :class:`~deleverage.errors.ValidationError` (a
-:class:`~deleverage.errors.ConfigError` for scenarios); :func:`deleverage.cli.app.main` turns it into
+:class:`~deleverage.errors.ConfigError` for scenarios); :func:`deleverage.cli.app.main` turns it
+into
 exit code 2 with the message.
 """
 
@@ -251,7 +252,7 @@ def validate(
       deleverage validate gbm-stress
     """
     from deleverage.sim.builtin import builtin_names, builtin_path
-    from deleverage.sim.scenario import scenario_problems
+    from deleverage.sim.checks import scenario_problems
 
     path = Path(scenario)
     if not path.exists() and scenario in builtin_names():

@@ -4,7 +4,8 @@ Events are facts: replay applies their effects (fills, transfers, deposits, marg
 marks, settings, risk parameters) to a fresh engine without re-deciding anything, and skips
 notices. Runs of consecutive rows of one kind are applied with the same compiled kernels that
 applied them live, in the same order, so the rebuilt arrays are identical
-(:meth:`deleverage.engine.exchange.Exchange.state_hash`). The risk engine's own bookkeeping (cooldowns,
+(:meth:`deleverage.engine.exchange.Exchange.state_hash`). The risk engine's own bookkeeping
+(cooldowns,
 circuit-breaker windows, bad debt already declared) is not part of the ledger and starts empty.
 """
 

@@ -70,6 +70,7 @@ from deleverage.service.schemas import (
 )
 from deleverage.service.settings import ServiceSettings
 from deleverage.spec import MarginMode, MarketSpec
+from deleverage.venues import preset
 
 __all__ = ["create_app"]
 
@@ -261,7 +262,7 @@ def _routes_markets(app: FastAPI) -> None:
         if body.spec is not None:
             spec = MarketSpec.from_mapping(body.spec)
         else:
-            spec = MarketSpec.preset(str(body.venue), body.symbol or "BTC")
+            spec = preset(str(body.venue), body.symbol or "BTC")
         market, _notes = await _service(request).write(
             lambda ex, ts: ex.list_market(spec, ts_ns=ts)
         )

@@ -386,7 +386,8 @@ def generate_population(
     - leverage: ``clip(leverage_median x exp(leverage_sigma x Z), 1, 1 / imr[t])`` with ``t``
       the tier of the entry notional ``|S| x entry``;
     - collateral ``= |S| x entry / L + |S| x entry x taker_fee_rate``;
-    - isolated liquidation price from :func:`deleverage.rules.margin.liquidation_price_isolated` with
+    - isolated liquidation price from :func:`deleverage.rules.margin.liquidation_price_isolated`
+    with
       the isolated margin ``|S| x entry / L`` (the collateral after the opening fee).
 
     Parameters

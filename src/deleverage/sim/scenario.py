@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import copy
 import math
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
-import pydantic
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
+from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.population import PopulationSpec
-from deleverage.spec import MarketSpec, _Frozen, collect_problems
+from deleverage.spec import MarketSpec, _Frozen
+from deleverage.venues import preset
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -209,7 +209,7 @@ class MarketScenario(_Frozen):
             base.setdefault("symbol", self.symbol)
         elif self.preset is not None:
             source = self.preset_symbol or self.symbol
-            base = MarketSpec.preset(self.preset, source).model_dump(mode="json")
+            base = preset(self.preset, source).model_dump(mode="json")
             base["symbol"] = self.symbol
         else:
             raise ValueError("give `preset` (a venue name) or `spec` (a market table)")
@@ -416,79 +416,9 @@ def _free_form(parents: list[str]) -> bool:
     return any(p in ("spec_overrides", "spec") for p in parents)
 
 
-# ---------------------------------------------------------------------------- checking
-def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
-    """Every problem of a scenario document, one line each (empty when it is valid).
-
-    ``source`` is a path to a TOML file, TOML text, or the parsed mapping.
-    """
-    if isinstance(source, dict):
-        data = source
-    else:
-        path = Path(source) if not isinstance(source, str) or source.endswith(".toml") else None
-        if path is not None and not path.exists():
-            return [f"path: {path} must name an existing TOML file"]
-        text = path.read_text() if path is not None else str(source)
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            return [f"toml: must be valid TOML ({exc})"]
-    try:
-        with collect_problems():
-            Scenario.model_validate(data)
-    except pydantic.ValidationError as exc:
-        out = []
-        errors = exc.errors()
-        for err in errors:
-            # A list whose entries failed also reports itself too short: a consequence.
-            loc_t = tuple(err["loc"])
-            if err["type"] == "too_short" and any(
-                tuple(o["loc"])[: len(loc_t)] == loc_t and len(o["loc"]) > len(loc_t)
-                for o in errors
-            ):
-                continue
-            loc = ".".join(str(p) for p in err["loc"]) or "scenario"
-            inner = err.get("ctx", {}).get("error")
-            msg = str(inner) if isinstance(inner, ConfigError) else err["msg"]
-            shown = repr(err.get("input"))
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            out.append(f"{loc}: {msg} (was {shown})")
-        return out
-    except ConfigError as exc:
-        return [str(exc)]
-    return _data_problems(Scenario.from_mapping(data))
-
-
-def _data_problems(scenario: Scenario) -> list[str]:
-    """Problems only building the run finds: price files, bundled names, process parameters,
-    funding histories; each market tried on its own so that every one is reported."""
-    from deleverage.errors import DeleverageError
-    from deleverage.sim.funding import load_funding_history
-    from deleverage.sim.paths import scenario_paths
-
-    out: list[str] = []
-    for i, market in enumerate(scenario.markets):
-        one = scenario.model_copy(update={"markets": (market,), "correlation": None})
-        short = one.model_copy(update={"duration_s": 10 * one.dt_s})
-        try:
-            scenario_paths(short, np.random.default_rng(0))
-        except (DeleverageError, ValueError, OSError) as exc:
-            out.append(f"markets.{i}.price: {exc}")
-        f = market.funding
-        if f.kind == "historical":
-            try:
-                load_funding_history(bundled=f.bundled, file=f.file)
-            except (DeleverageError, ValueError, OSError) as exc:
-                out.append(f"markets.{i}.funding: {exc}")
-    return out
-
-
 def load_scenario(source: str | Path) -> Scenario:
     """Load a scenario from a TOML path, TOML text, or a built-in name (see
     :func:`deleverage.sim.builtin.builtin_names`)."""
-    from deleverage.sim.builtin import builtin_names, builtin_path
-
     if isinstance(source, str) and source in builtin_names():
         return Scenario.from_toml(builtin_path(source))
     if (

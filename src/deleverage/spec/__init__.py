@@ -401,17 +401,6 @@ class MarketSpec(_Frozen):
         return self.tiers[0].max_leverage
 
     @classmethod
-    def preset(cls, venue: str, symbol: str = "BTC") -> MarketSpec:
-        """A venue's documented market (tiers, fees, liquidation and ADL rules).
-
-        Same as :func:`deleverage.venues.preset`; e.g. ``MarketSpec.preset("binance",
-        "BTCUSDT")``. Venues: hyperliquid, dydx_v4, drift, binance, bitmex, bybit, okx.
-        """
-        from deleverage.venues import preset
-
-        return preset(venue, symbol)
-
-    @classmethod
     def simple(
         cls,
         symbol: str,

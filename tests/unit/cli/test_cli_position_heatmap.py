@@ -34,7 +34,7 @@ from deleverage.analytics.heatmap import (
 from deleverage.cli.app import app, main
 from deleverage.errors import ValidationError
 from deleverage.sim.population import PopulationSpec, generate_population
-from deleverage.spec import MarketSpec
+from deleverage.venues import preset
 
 runner = CliRunner()
 DAY_S = 86_400.0
@@ -405,7 +405,7 @@ def test_heatmap_preserves_total_notional_and_count_per_side(
 
 @pytest.fixture(scope="module")
 def population_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    market = MarketSpec.preset("binance", "BTC")
+    market = preset("binance", "BTC")
     spec = PopulationSpec(n_positions=400, seed=7, isolated_fraction=0.7)
     path = tmp_path_factory.mktemp("heatmap") / "population.parquet"
     generate_population(spec, market, reference_price=60_000.0).to_parquet(path)

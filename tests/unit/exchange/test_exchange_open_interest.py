@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from deleverage import AccountKind, Exchange, MarginMode, MarketSpec
 from deleverage.engine.events import EventKind
 from deleverage.errors import DeleverageError, UnknownEntityError
+from deleverage.venues import preset
 
 
 def _oracle(ex: Exchange, m: int) -> float:
@@ -42,8 +43,8 @@ def _scenario(seed: int, n_markets: int) -> tuple[Exchange, dict[str, int]]:
     ex = Exchange(seed=seed)
     specs = [
         MarketSpec.simple("AUSDT", max_leverage=50, maintenance_rate=0.01, tick_size=0.01),
-        MarketSpec.preset("binance", "BTCUSDT"),
-        MarketSpec.preset("okx", "BTC"),
+        preset("binance", "BTCUSDT"),
+        preset("okx", "BTC"),
     ][:n_markets]
     marks = [100.0, 60_000.0, 30_000.0]
     for m, spec in enumerate(specs):

@@ -16,6 +16,7 @@ import pytest
 
 from deleverage import AccountKind, Exchange, MarginMode, MarketSpec
 from deleverage.errors import DeleverageError
+from deleverage.venues import preset
 
 
 def _liquidating_engine(
@@ -25,7 +26,7 @@ def _liquidating_engine(
     ex = Exchange(insurance=insurance)
     specs = [
         MarketSpec.simple("AUSDT", max_leverage=50, maintenance_rate=0.01),
-        MarketSpec.preset("binance", "BTCUSDT"),
+        preset("binance", "BTCUSDT"),
     ]
     marks = [100.0, 60_000.0]
     for m, spec in enumerate(specs):

@@ -1,4 +1,5 @@
-"""The indexed scans (:mod:`deleverage.engine.level_index`, :mod:`deleverage.engine.cross_index`) equal the
+"""The indexed scans (:mod:`deleverage.engine.level_index`, :mod:`deleverage.engine.cross_index`)
+equal the
 full passes.
 
 Random operation sequences (isolated and cross positions at various leverages in 1-3 markets,
@@ -33,13 +34,14 @@ from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
 from deleverage.rules import margin as mm
+from deleverage.venues import preset
 
 SCAN_FIELDS = ("below", "below_equity", "below_maintenance", "warn", "warn_ratio")
 LEVELS = (0.3, 0.8, 1.0)
 _SPECS = (
     lambda: MarketSpec.simple("SIMPLE", max_leverage=50, maintenance_rate=0.01),
-    lambda: MarketSpec.preset("binance", "BTCUSDT"),
-    lambda: MarketSpec.preset("okx", "BTC"),
+    lambda: preset("binance", "BTCUSDT"),
+    lambda: preset("okx", "BTC"),
 )
 _MARKS = (2_000.0, 60_000.0, 30_000.0)
 
@@ -340,7 +342,7 @@ def _in_zone(b: dict[str, np.ndarray], mark: float, level: float, tiers: Any) ->
 )
 def test_level_index_candidates_are_a_superset(seed: int, level: float, dirty_floor: int) -> None:
     rng = np.random.default_rng(seed)
-    tiers = MarketSpec.preset("binance", "BTCUSDT").tier_arrays
+    tiers = preset("binance", "BTCUSDT").tier_arrays
     n = 60
     b = _book(rng, n, tiers)
     index = LevelIndex(level)
@@ -401,7 +403,7 @@ def test_level_index_compaction_keeps_every_zone_position() -> None:
 def test_cross_index_bound_is_safe(seed: int, level: float) -> None:
     """An account the bound leaves out is really out of the zone after moves below ``q``."""
     rng = np.random.default_rng(seed)
-    specs = [MarketSpec.preset("binance", "BTCUSDT"), MarketSpec.preset("okx", "BTC")]
+    specs = [preset("binance", "BTCUSDT"), preset("okx", "BTC")]
     tiers = [s.tier_arrays for s in specs]
     n = 80
     p0 = np.array([60_000.0, 3_000.0])

@@ -1,6 +1,7 @@
 """Zone prices of isolated positions (:mod:`deleverage.engine.levels`) against independent oracles.
 
-(a) A bisection on ``level x E(p) - MM(|s| p)`` with :func:`deleverage.rules.margin.maintenance_margin`
+(a) A bisection on ``level x E(p) - MM(|s| p)`` with
+:func:`deleverage.rules.margin.maintenance_margin`
 (the tier lookup, not the upper envelope the closed form relies on) over random positions and
 the venues' documented tier tables; (b) at ``level = 1`` the engine's isolated liquidation price
 and Binance's documented one-tier formula
@@ -21,6 +22,7 @@ from deleverage import MarketSpec
 from deleverage.engine.levels import zone_prices, zone_prices_compiled
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
+from deleverage.venues import preset
 from strategies import tier_tables
 
 VENUES = [
@@ -64,7 +66,7 @@ def _bisect_zone(s: float, e: float, m: float, level: float, tiers: TierArrays) 
 @pytest.mark.parametrize(("venue", "symbol"), VENUES)
 @pytest.mark.parametrize("level", [1.0, 0.8, 0.5])
 def test_zone_price_matches_bisection_on_venue_tiers(venue: str, symbol: str, level: float) -> None:
-    spec = MarketSpec.preset(venue, symbol)
+    spec = preset(venue, symbol)
     tiers = spec.tier_arrays
     if tiers.mmr.max() >= level:
         # A tier at or above the level: the zone is no longer one half-line and the function
@@ -101,7 +103,7 @@ def test_zone_price_matches_bisection_on_venue_tiers(venue: str, symbol: str, le
 
 @pytest.mark.parametrize(("venue", "symbol"), VENUES)
 def test_level_one_is_the_isolated_liquidation_price(venue: str, symbol: str) -> None:
-    spec = MarketSpec.preset(venue, symbol)
+    spec = preset(venue, symbol)
     tiers = spec.tier_arrays
     rng = np.random.default_rng(7)
     n = 200
@@ -119,7 +121,7 @@ def test_binance_documented_one_tier_formula() -> None:
     # Binance USD-M isolated: LP = (WB + cum - side |s| EP) / (|s| mmr - side |s|).
     # Tier 1 of BTCUSDT: mmr 0.4 %, cum 0. Long 0.5 BTC at 60,000 with 3,000 of margin:
     # (3000 - 30000) / (0.002 - 0.5) = 54216.867469...
-    tiers = MarketSpec.preset("binance", "BTCUSDT").tier_arrays
+    tiers = preset("binance", "BTCUSDT").tier_arrays
     assert tiers.mmr[0] == 0.004
     assert tiers.cum[0] == 0.0
     long = zone_prices([0.5], [60_000.0], [3_000.0], 1.0, tiers)[0]

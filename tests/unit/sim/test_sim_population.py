@@ -20,13 +20,14 @@ from deleverage import Exchange, MarginMode, MarginTier, MarketSpec
 from deleverage.errors import ConfigError, DataError, StateError, ValidationError
 from deleverage.sim import Population, PopulationSpec, generate_population
 from deleverage.sim.population import COLUMNS
+from deleverage.venues import preset
 
 REF = 60_000.0
 SIMPLE = MarketSpec.simple(
     "BTCUSDT", max_leverage=100.0, maintenance_rate=0.005, tick_size=0.1, lot_size=0.001
 )
 # Binance USD-M BTCUSDT brackets (preset): the max leverage falls as the notional grows.
-BINANCE = MarketSpec.preset("binance", "BTCUSDT")
+BINANCE = preset("binance", "BTCUSDT")
 
 
 def _tier_max_oracle(notional: float, tiers: tuple[MarginTier, ...]) -> float:

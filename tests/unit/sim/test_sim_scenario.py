@@ -13,9 +13,10 @@ import pytest
 
 from deleverage.errors import ConfigError, DataError
 from deleverage.sim.builtin import builtin_names, builtin_path
+from deleverage.sim.checks import scenario_problems
 from deleverage.sim.population import Population, PopulationSpec, generate_population
 from deleverage.sim.runner import run
-from deleverage.sim.scenario import Scenario, load_scenario, scenario_problems
+from deleverage.sim.scenario import Scenario, load_scenario
 
 ScenarioFactory = Callable[..., Scenario]
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from deleverage.errors import ConfigError
-from deleverage.sim.scenario import Scenario, scenario_problems
+from deleverage.sim.checks import scenario_problems
+from deleverage.sim.scenario import Scenario
 
 
 def test_a_missing_price_file_is_a_problem(scenario_data: dict[str, Any], tmp_path: Path) -> None:

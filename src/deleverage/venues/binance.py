@@ -1,0 +1,104 @@
+"""Binance USDⓈ-M futures: bracket tiers with a maintenance amount (cum), tier-down
+liquidation, the clearance fee to the insurance fund, ADL ranked by leverage-PnL.
+
+The numbers and their sources are in :data:`VENUE` (``VENUE.info``); what the engine does not
+reproduce yet is listed in ``VENUE.info.spec_gaps``.
+"""
+
+from __future__ import annotations
+
+from deleverage.spec import MarketSpec
+from deleverage.venues.base import PresetInfo, VenuePreset, spec, tiers
+
+__all__ = ["VENUE"]
+
+# ------------------------------------------------------------------------------------ Binance
+
+# BTCUSDT 125x brackets effective 2021-03-18 (USDT notional floor, max leverage, MMR).
+_BN_BTCUSDT = (
+    (0.0, 125.0, 0.004),
+    (50_000.0, 100.0, 0.005),
+    (250_000.0, 50.0, 0.01),
+    (1_000_000.0, 20.0, 0.025),
+    (10_000_000.0, 10.0, 0.05),
+    (20_000_000.0, 5.0, 0.10),
+    (50_000_000.0, 4.0, 0.125),
+    (100_000_000.0, 3.0, 0.15),
+    (200_000_000.0, 2.0, 0.25),
+    (300_000_000.0, 1.0, 0.50),
+)
+
+
+def _binance() -> MarketSpec:
+    return spec(
+        symbol="BTCUSDT",
+        tick_size=0.1,
+        lot_size=0.001,
+        tiers=tiers(_BN_BTCUSDT),
+        maker_fee_rate=0.0002,
+        taker_fee_rate=0.0005,
+        liquidation_fee_rate=0.003,
+        liquidation={"kind": "tier_down", "execution": "market"},
+        adl={"ranking": "binance", "price": "bankruptcy"},
+    )
+
+
+VENUE = VenuePreset(
+    info=PresetInfo(
+        venue="binance",
+        symbols=("BTCUSDT",),
+        sources=(
+            "https://www.binance.com/tr/support/announcement/86cf9aa472574b8cb2e05bb751c2a9a6",
+            "https://gist.github.com/highfestiva/b71e76f51eed84d56c1be8ebbcc286b5",
+            "https://www.binance.com/en/support/faq/leverage-and-margin-of-usd%E2%93%A2-m-futures-360033162192",
+            "https://binance.zendesk.com/hc/en-us/articles/360033525271-Liquidation",
+            "https://www.binance.com/en/support/articles/360033525371-Insurance-Fund",
+            "https://www.binance.com/zh-CN/support/announcement/360033525471",
+            "https://babianfox.com/en/kb/binance-futures-fee/",
+        ),
+        insurance=(
+            "BTCUSDT (and ETHUSDT) have their own insurance fund; all other USDT perpetuals "
+            "share one (Insurance Fund FAQ). The fund takes over bankrupt positions up to a "
+            "maximum net notional (by default 100% of the fund)."
+        ),
+        backstop=(
+            "The insurance fund takes over bankrupt positions and unwinds them; beyond its "
+            "notional limit, ADL ('counterparty liquidation')."
+        ),
+        execution=(
+            "IOC liquidation orders to the book; the engine first tries one large IOC order "
+            "that reduces the position without fully liquidating it (mapped to 'tier_down'); "
+            "if still deficient, the position is closed at the bankruptcy price."
+        ),
+        adl=(
+            "Ranked by 'LeveragePnl' = unrealized PnL / collateral x margin ratio, closed at "
+            "the bankruptcy price of the liquidated order: ranking 'binance', price "
+            "'bankruptcy'."
+        ),
+        notes=(
+            "Brackets are the BTCUSDT 125x table effective 2021-03-18 (announcement); the "
+            "maintenance amounts cum = 0, 50, 1,300, 16,300, 266,300, 1,266,300, 2,516,300, "
+            "5,016,300, 25,016,300, 100,016,300 (gist of Binance's front-end constants, "
+            "2021-03-26) equal the ones the spec computes. Binance has revised BTCUSDT "
+            "brackets since; the live table is on the Leverage & Margin page.",
+            "The announcement lists the 3x bracket's initial margin as 33.30%; the spec uses "
+            "1 / 3.",
+            "Liquidation fee 0.3% on BTCUSDT, 0.5% on other perpetuals (Liquidation FAQ, "
+            "older text). Binance now publishes a per-bracket 'liquidation clearance fee'; "
+            "those values were not found in stored sources, so one flat rate is used.",
+            "Fees: regular tier USD-M maker 0.02%, taker 0.05%.",
+            "Tick 0.1 and lot 0.001 assumed from the BTCUSDT exchangeInfo filters, not "
+            "verified against a stored source.",
+        ),
+        spec_gaps=(
+            "MarginTier.liquidation_fee_rate: float | None = per-bracket clearance fee for "
+            "binance (values not found; flat 0.003 used).",
+            "MarketSpec.insurance_pool: str | None = 'BTCUSDT' for binance (own fund; other "
+            "symbols 'shared').",
+            "LiquidationPolicy.insurance_takeover_max_notional: float | None (binance: the "
+            "fund takes over bankrupt positions up to its own size, then ADL).",
+        ),
+    ),
+    aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT"},
+    builders={"BTCUSDT": _binance},
+)

@@ -1,0 +1,93 @@
+"""Bybit: risk-limit levels, liquidation by levels, remaining margin to the insurance fund, ADL
+ranked by PnL and leverage.
+
+The numbers and their sources are in :data:`VENUE` (``VENUE.info``); what the engine does not
+reproduce yet is listed in ``VENUE.info.spec_gaps``.
+"""
+
+from __future__ import annotations
+
+from deleverage.spec import MarketSpec
+from deleverage.venues.base import PresetInfo, VenuePreset, spec, tiers
+
+__all__ = ["VENUE"]
+
+# -------------------------------------------------------------------------------------- Bybit
+
+_BY_LEVELS = 10  # risk-limit levels modelled (assumed)
+
+
+def _bybit() -> MarketSpec:
+    # Level k (1-based): max value 2M x k, MMR 0.5% x k, IMR 1% + 0.75% x (k - 1).
+    rows = [
+        ((k - 1) * 2_000_000.0, 1.0 / (0.01 + 0.0075 * (k - 1)), 0.005 * k)
+        for k in range(1, _BY_LEVELS + 1)
+    ]
+    return spec(
+        symbol="BTCUSDT",
+        tick_size=0.1,
+        lot_size=0.001,
+        tiers=tiers(rows),
+        maker_fee_rate=0.0002,
+        taker_fee_rate=0.00055,
+        liquidation_fee_rate=0.005,
+        liquidation={"kind": "tier_down", "execution": "market"},
+        adl={"ranking": "pnl_leverage", "price": "bankruptcy"},
+    )
+
+
+VENUE = VenuePreset(
+    info=PresetInfo(
+        venue="bybit",
+        symbols=("BTCUSDT",),
+        sources=(
+            "https://mobie.io/details-of-risk-limit-adjustment-by-bybit",
+            "https://bybit-tr.com/ar-SA/help-center/article/?id=000001095&language=en_US",
+            "https://help.bybit.com/hc/en-us/articles/900000167723-Liquidation-Process-USDT-Contract-",
+            "https://help.bybit.com/hc/en-us/articles/900000031623-What-is-Auto-Deleveraging-ADL-",
+            "https://bybit.nl/nl-NL/help-center/article/Auto-Deleveraging-ADL",
+            "https://www.bybit.com/en/help-center/article/Insurance-Fund",
+            "https://www.bybitgum.org/en-US/help-center/bybitHC_Article?id=000001634",
+        ),
+        insurance=(
+            "Insurance fund pools: some pairs share a pool, others have an isolated pool "
+            "(ADL page); which one backs BTCUSDT is not stated in stored sources."
+        ),
+        backstop=(
+            "The liquidation engine takes over the position at the bankruptcy price; margin "
+            "left after a better fill goes to the insurance fund."
+        ),
+        execution=(
+            "Laddered liquidation: above the lowest risk limit, cancel orders and send a "
+            "FillOrKill order for the difference to the lower risk-limit value ('tier_down'); "
+            "at the lowest risk limit, or if still liquidatable, take over at bankruptcy."
+        ),
+        adl=(
+            "Ranked by profit and effective leverage (PNL% x leverage, as BitMEX), closed at "
+            "the bankruptcy price of the liquidated order: ranking 'pnl_leverage', price "
+            "'bankruptcy'."
+        ),
+        notes=(
+            "BTCUSDT risk limit: level 1 up to 2,000,000 USDT at MMR 0.5% and IMR 1% (100x); "
+            "each level adds 2,000,000 USDT, +0.5% MMR and +0.75% IMR (level 2 = 4,000,000 "
+            "USDT at MMR 1%, IMR 1.75%, 57.14x; Bybit's adjustment notice as reported by "
+            "mobie.io). 10 levels modelled (assumed). Bybit has since moved BTCUSDT to other "
+            "tables; the live table is on its Margin Parameters page.",
+            "Liquidation penalty: the margin left at the bankruptcy-price takeover goes to "
+            "the insurance fund; approximated by liquidation_fee_rate = base MMR 0.5%.",
+            "ADL trigger (2025 docs): a pair's 8-hour insurance drawdown crossing a "
+            "threshold; not modelled (ADL when the fund is empty).",
+            "Fees: VIP 0 perpetual maker 0.02%, taker 0.055%.",
+            "Tick 0.1 and lot 0.001 assumed, not verified against a stored source.",
+        ),
+        spec_gaps=(
+            "LiquidationPolicy.penalty: Literal['fee_rate', 'remaining_margin'] = "
+            "'remaining_margin' for bybit.",
+            "AdlPolicy.trigger_fund_drawdown: float | None (bybit: drawdown of the pair's "
+            "insurance pool over 8 h; okx: 0.30 from the 8 h peak).",
+            "MarketSpec.insurance_pool: str | None (bybit: shared or isolated per pair).",
+        ),
+    ),
+    aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT"},
+    builders={"BTCUSDT": _bybit},
+)

@@ -1,0 +1,103 @@
+"""Hyperliquid: perpetuals on its own L1, liquidation on the book, the HLP liquidator vault as
+backstop, ADL ranked by price ratio times leverage.
+
+The numbers and their sources are in :data:`VENUE` (``VENUE.info``); what the engine does not
+reproduce yet is listed in ``VENUE.info.spec_gaps``.
+"""
+
+from __future__ import annotations
+
+from deleverage.spec import MarketSpec
+from deleverage.venues.base import PresetInfo, VenuePreset, spec, tiers
+
+__all__ = ["VENUE"]
+
+# --------------------------------------------------------------------------------- Hyperliquid
+
+
+def _hyperliquid(
+    symbol: str, bounds: tuple[float, float], leverages: tuple[float, float]
+) -> MarketSpec:
+    # Maintenance rate = half the initial rate at the tier's max leverage (margin-tiers page).
+    rows = [(bound, lev, 0.5 / lev) for bound, lev in zip(bounds, leverages, strict=True)]
+    return spec(
+        symbol=symbol,
+        tick_size=1.0,
+        lot_size=1e-5 if symbol == "BTC" else 1e-4,
+        tiers=tiers(rows),
+        maker_fee_rate=0.00015,
+        taker_fee_rate=0.00045,
+        liquidation_fee_rate=0.0,
+        liquidation={
+            "kind": "fixed_fraction",
+            "execution": "market",
+            "fraction": 0.2,
+            "fraction_min_notional": 100_000.0,
+            "cooldown_s": 30.0,
+            "backstop_equity_fraction": 2.0 / 3.0,
+        },
+        adl={"ranking": "hyperliquid", "price": "mark"},
+    )
+
+
+VENUE = VenuePreset(
+    info=PresetInfo(
+        venue="hyperliquid",
+        symbols=("BTC", "ETH"),
+        sources=(
+            "https://hyperliquid.gitbook.io/hyperliquid-docs/trading/margin-tiers",
+            "https://hyperliquid.gitbook.io/hyperliquid-docs/trading/liquidations",
+            "https://hyperliquid.gitbook.io/hyperliquid-docs/trading/auto-deleveraging",
+            "https://hyperliquid.gitbook.io/hyperliquid-docs/trading/fees",
+            "https://hypernode-docs.polynode.dev/research/fees",
+            "https://tginsight.xyz/channel/hyperliquid_announcements/post/307",
+            "https://docs.tings.xyz/core-mechanics/liquidations",
+        ),
+        insurance=(
+            "No per-market insurance fund: losses beyond the book go to the liquidator vault "
+            "(part of HLP, shared by all markets), then to ADL. Fees go to HLP and the "
+            "assistance fund."
+        ),
+        backstop=(
+            "HLP liquidator vault: when account equity falls below 2/3 of maintenance margin "
+            "without a successful book liquidation, the cross positions and cross margin (or "
+            "the isolated position and its margin) are transferred to the vault; the "
+            "maintenance margin is not returned (backstop_equity_fraction = 2/3)."
+        ),
+        execution=(
+            "Market orders to the book; no clearance fee. Positions above 100,000 USDC are "
+            "liquidated 20% at a time; after a partial liquidation a 30 s cooldown applies, "
+            "during which liquidation orders are for the whole position."
+        ),
+        adl=(
+            "When an account or isolated position value turns negative, opposing users are "
+            "ranked by unrealized PnL and leverage and closed at the previous oracle (mark) "
+            "price: ranking 'hyperliquid', price 'mark'."
+        ),
+        notes=(
+            "BTC margin tiers (mainnet): 0-150M USDC 40x, >150M 20x; ETH: 0-100M 25x, >100M "
+            "15x (margin-tiers page). Maintenance rate = half the initial rate at max "
+            "leverage: BTC 1.25% / 2.5%, ETH 2% / 3.33%.",
+            "Fees: base tier (14-day volume <= 5M) taker 0.045%, maker 0.015% (positive: the "
+            "maker pays; some third-party tables print -0.015%, the official page lists "
+            "rebates only for the maker-share programme).",
+            "The ADL page says positions are closed 'at the previous oracle price'; later "
+            "HIP-3 copies say 'previous mark price'; mapped to AdlPolicy.price = 'mark'.",
+            "Tick and lot: prices have at most 5 significant figures (tick 1 USD at BTC "
+            "~100k, assumed fixed); lot from szDecimals 5 (BTC) and 4 (ETH), not verified "
+            "against a stored source.",
+        ),
+        spec_gaps=(
+            "LiquidationPolicy.cooldown_mode: Literal['full_position'] = 'full_position' for "
+            "hyperliquid (during the 30 s cooldown, liquidation orders are for the entire "
+            "position; the engine's fixed_fraction cooldown already implies this).",
+            "MarketSpec.insurance_pool: str | None = 'hlp' for hyperliquid (no market fund; "
+            "the backstop vault is shared by all markets).",
+        ),
+    ),
+    aliases={"BTC": "BTC", "ETH": "ETH", "BTC-PERP": "BTC", "ETH-PERP": "ETH"},
+    builders={
+        "BTC": lambda: _hyperliquid("BTC", (0.0, 150e6), (40.0, 20.0)),
+        "ETH": lambda: _hyperliquid("ETH", (0.0, 100e6), (25.0, 15.0)),
+    },
+)
