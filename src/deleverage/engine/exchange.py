@@ -46,7 +46,7 @@ from deleverage.engine.events import (
     TransferReason,
     Withdrawal,
 )
-from deleverage.engine.insurance_fund import DRIFT_UNSTAKE_COOLDOWN_S, InsuranceFund
+from deleverage.engine.insurance_fund import DEFAULT_UNSTAKE_COOLDOWN_S, InsuranceFund
 from deleverage.engine.kernels import (
     fill_one_nb,
 )
@@ -109,7 +109,7 @@ class Exchange(MarginScans):
         check_invariants: bool = False,
         insurance: Literal["shared", "per_market"] = "shared",
         insurance_protocol_share: float = 0.0,
-        unstake_cooldown_s: float = DRIFT_UNSTAKE_COOLDOWN_S,
+        unstake_cooldown_s: float = DEFAULT_UNSTAKE_COOLDOWN_S,
         seed: int = 0,
     ) -> None:
         if insurance not in ("shared", "per_market"):

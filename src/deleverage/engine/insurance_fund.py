@@ -67,9 +67,9 @@ from deleverage.rules.insurance import (
 from deleverage.tolerance import CONSERVATION_RTOL
 
 __all__ = [
-    "BYBIT_DRAWDOWN_ALERT_FRACTION",
-    "BYBIT_DRAWDOWN_WINDOW_S",
-    "DRIFT_UNSTAKE_COOLDOWN_S",
+    "DEFAULT_DRAWDOWN_ALERT_FRACTION",
+    "DEFAULT_DRAWDOWN_WINDOW_S",
+    "DEFAULT_UNSTAKE_COOLDOWN_S",
     "FlowKind",
     "FundRecord",
     "InsuranceFund",
@@ -82,14 +82,16 @@ __all__ = [
     "value_of_shares",
 ]
 
-#: Drift's unstaking cooldown: "a cooldown period of 13 days for unstaking".
-DRIFT_UNSTAKE_COOLDOWN_S = 13 * 24 * 3600
+#: Default unstaking cooldown, seconds: 13 days, Drift's (see :mod:`deleverage.venues.drift`).
+DEFAULT_UNSTAKE_COOLDOWN_S = 13 * 24 * 3600
 
-#: Bybit's drawdown window: the PnL drawdown "in the last 8 hours".
-BYBIT_DRAWDOWN_WINDOW_S = 8 * 3600
+#: Default drawdown window of the alert, seconds: 8 hours, Bybit's
+#: (:data:`deleverage.venues.bybit.DRAWDOWN_WINDOW_S`).
+DEFAULT_DRAWDOWN_WINDOW_S = 8 * 3600
 
-#: Bybit's ``insurancePnlRatio`` of -0.3, as a positive fraction of the 8-hour max balance.
-BYBIT_DRAWDOWN_ALERT_FRACTION = 0.3
+#: Default drawdown alert level, a fraction of the window's maximum balance: 0.3, Bybit's
+#: (:data:`deleverage.venues.bybit.DRAWDOWN_ALERT_FRACTION`).
+DEFAULT_DRAWDOWN_ALERT_FRACTION = 0.3
 
 StakerId = str | int
 Ref = str | int | None
@@ -162,7 +164,7 @@ class InsuranceFund:
         portion", half in their example).
     unstake_cooldown_s
         Seconds between an unstake request and the withdrawal (Drift: 13 days,
-        :data:`DRIFT_UNSTAKE_COOLDOWN_S`).
+        :data:`DEFAULT_UNSTAKE_COOLDOWN_S`).
     drawdown_window_s
         Window of the drawdown alert (Bybit: 8 hours).
     drawdown_alert_fraction
@@ -204,8 +206,8 @@ class InsuranceFund:
         *,
         protocol_share: float,
         unstake_cooldown_s: float,
-        drawdown_window_s: float = BYBIT_DRAWDOWN_WINDOW_S,
-        drawdown_alert_fraction: float = BYBIT_DRAWDOWN_ALERT_FRACTION,
+        drawdown_window_s: float = DEFAULT_DRAWDOWN_WINDOW_S,
+        drawdown_alert_fraction: float = DEFAULT_DRAWDOWN_ALERT_FRACTION,
         drawdown_min_balance: float = 0.0,
     ) -> None:
         if not isinstance(name, str) or not name:

@@ -40,7 +40,7 @@ from deleverage.engine.events import (
     TransferReason,
     Withdrawal,
 )
-from deleverage.engine.insurance_fund import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
+from deleverage.engine.insurance_fund import DEFAULT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
 from deleverage.engine.kernels import (
     apply_fills_nb,
     apply_transfers_nb,
@@ -86,7 +86,7 @@ class Ledger:
         *,
         check_invariants: bool,
         seed: int = 0,
-        fund_settings: tuple[float, float] = (0.0, DRIFT_UNSTAKE_COOLDOWN_S),
+        fund_settings: tuple[float, float] = (0.0, DEFAULT_UNSTAKE_COOLDOWN_S),
     ) -> None:
         # The ledger is always the base of an Exchange, the type the risk engine drives.
         self.risk = RiskEngine(cast("Exchange", self), seed=seed)

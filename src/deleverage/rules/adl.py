@@ -29,29 +29,26 @@ deleveraging").
 from __future__ import annotations
 
 import math
-from typing import Literal, NamedTuple, get_args
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
 from deleverage.errors import InvariantError, UnknownEntityError, ValidationError
-from deleverage.spec import AdlPolicy, AdlRanking, RiskScoreWeights, check_finite_positive
+from deleverage.spec import RiskScoreWeights, check_finite_positive
 from deleverage.tolerance import GRID_RTOL
 
 __all__ = [
-    "PROFIT_ONLY",
     "AdlRoundMetrics",
     "SocializeBasis",
     "adl_round_metrics",
     "allocate_pro_rata",
     "allocate_ranked",
     "allocate_socialized_loss",
-    "eligible_candidates",
     "queue_frame",
     "queue_indicator",
     "queue_indicator_by_size",
-    "queue_order",
     "queue_positions",
     "random_start_order",
     "rank",
@@ -68,19 +65,6 @@ ArrayLike = npt.ArrayLike
 
 SocializeBasis = Literal["profit", "open_interest"]
 
-#: Whether a ranking policy deleverages only positions in profit (unrealized PnL > 0). BitMEX
-#: and Binance rank every opposing position (losers last); dYdX v4 walks all offsetting
-#: positions; Hyperliquid ranks "the affected users in profit"; pro rata and profit-based
-#: socialized loss share among winners; our risk score orders winners only.
-PROFIT_ONLY: dict[AdlRanking, bool] = {
-    "pnl_leverage": False,
-    "binance": False,
-    "hyperliquid": True,
-    "risk_score": True,
-    "random_start": False,
-    "pro_rata": True,
-    "socialized_loss": True,
-}
 
 _LIGHTS = 5  # queue indicator lights (quintiles)
 
@@ -484,64 +468,6 @@ def queue_indicator_by_size(sizes_in_order: ArrayLike) -> IntArray:
     return (_LIGHTS + 1 - quintile).astype(np.intp)
 
 
-def queue_order(
-    policy: AdlPolicy,
-    *,
-    account_ids: ArrayLike,
-    size: ArrayLike,
-    entry_price: ArrayLike,
-    mark_price: float,
-    margin: ArrayLike,
-    maintenance: ArrayLike,
-    rng: np.random.Generator | None = None,
-) -> IntArray:
-    """Deleveraging order of the candidates under a ranked policy.
-
-    Dispatches on ``policy.ranking``: ``pnl_leverage`` (BitMEX), ``binance``, ``hyperliquid``,
-    ``risk_score`` (scores, then :func:`rank`) or ``random_start`` (dYdX v4: candidates sorted by
-    account id, walked from a random offset drawn from ``rng``). ``margin`` is the collateral
-    without unrealized PnL (wallet balance or isolated margin); equity = margin + size x (mark -
-    entry). Pass only the eligible candidates (:func:`eligible_candidates`); the returned order
-    indexes those arrays.
-
-    Raises
-    ------
-    ValidationError
-        For ``pro_rata`` and ``socialized_loss`` (no queue), or ``random_start`` without ``rng``.
-    UnknownEntityError
-        For a ranking name this module does not know.
-    """
-    s, e, m = _positions(size, entry_price, mark_price)
-    ids = np.atleast_1d(np.asarray(account_ids))
-    if ids.shape != s.shape:
-        raise ValidationError(
-            "account_ids", len(ids), f"must have one entry per position ({len(s)})"
-        )
-    wallet = _float_array("margin", margin, len(s))
-    equity = wallet + s * (m - e)
-    ranking = policy.ranking
-    if ranking == "pnl_leverage":
-        scores = score_pnl_leverage(s, e, m, equity=equity)
-    elif ranking == "binance":
-        scores = score_binance(s, e, m, wallet_balance=wallet, maintenance=maintenance)
-    elif ranking == "hyperliquid":
-        scores = score_hyperliquid(s, e, m, account_value=equity)
-    elif ranking == "risk_score":
-        scores = score_risk_score(
-            s, m, equity=equity, maintenance=maintenance, weights=policy.weights
-        )
-    elif ranking == "random_start":
-        if rng is None:
-            raise ValidationError("rng", None, "is required by the random_start ranking")
-        by_id = np.argsort(ids, kind="stable").astype(np.intp)
-        return by_id[random_start_order(len(s), rng)]
-    elif ranking in ("pro_rata", "socialized_loss"):
-        raise ValidationError("ranking", ranking, "has no queue (use the allocation functions)")
-    else:
-        raise UnknownEntityError("ranking", ranking, ", ".join(get_args(AdlRanking)))
-    return rank(scores, ids)
-
-
 def queue_frame(
     account_ids: ArrayLike, scores: ArrayLike, *, sizes: ArrayLike | None = None
 ) -> pd.DataFrame:
@@ -573,44 +499,6 @@ def queue_frame(
         indicator = queue_indicator_by_size(sz[order])
     columns["indicator"] = indicator.astype(np.int64)
     return pd.DataFrame(columns)
-
-
-def eligible_candidates(
-    size: ArrayLike,
-    entry_price: ArrayLike,
-    mark_price: float,
-    *,
-    bankrupt_size: float,
-    ranking: AdlRanking,
-    socialize_over: SocializeBasis = "profit",
-) -> BoolArray:
-    """Mask of the positions that may be deleveraged (or charged) for a bankrupt position.
-
-    A candidate is open (``size != 0``) and on the opposite side of ``bankrupt_size``; where
-    :data:`PROFIT_ONLY` says so for the ranking, it is also in profit (``size x (mark - entry)
-    > 0``). Socialized loss over open interest (Drift's cumulative-funding style) is the
-    exception: it charges every open position on both sides, profitable or not.
-
-    Examples
-    --------
-    >>> eligible_candidates([1.0, -1.0, -2.0, 0.0], [90.0, 90.0, 110.0, 0.0], 100.0,
-    ...                     bankrupt_size=3.0, ranking="hyperliquid").tolist()
-    [False, False, True, False]
-    """
-    s, e, m = _positions(size, entry_price, mark_price)
-    b = float(bankrupt_size)
-    if not math.isfinite(b) or b == 0:
-        raise ValidationError("bankrupt_size", bankrupt_size, "must be a finite non-zero size")
-    if ranking not in PROFIT_ONLY:
-        raise UnknownEntityError("ranking", ranking, ", ".join(PROFIT_ONLY))
-    if socialize_over not in get_args(SocializeBasis):
-        raise UnknownEntityError("socialize_over", socialize_over, "profit, open_interest")
-    if ranking == "socialized_loss" and socialize_over == "open_interest":
-        return np.asarray(s != 0)
-    mask = np.sign(s) == -math.copysign(1.0, b)
-    if PROFIT_ONLY[ranking]:
-        mask &= s * (m - e) > 0
-    return np.asarray(mask)
 
 
 def allocate_ranked(order: ArrayLike, available_sizes: ArrayLike, need: float) -> FloatArray:
@@ -890,3 +778,22 @@ def adl_round_metrics(
         notional_required=required,
         haircut_vs_mark=haircut,
     )
+
+
+_MOVED = {"PROFIT_ONLY", "eligible_candidates", "queue_order"}
+
+
+def __getattr__(name: str) -> object:
+    # Moved to deleverage.rules.adl_ranking in 0.2 (imported lazily: that module imports this).
+    if name in _MOVED:
+        import warnings
+
+        from deleverage.rules import adl_ranking
+
+        warnings.warn(
+            f"deleverage.rules.adl.{name} moved to deleverage.rules.adl_ranking",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return getattr(adl_ranking, name)
+    raise AttributeError(f"module 'deleverage.rules.adl' has no attribute {name!r}")

@@ -10,7 +10,15 @@ from __future__ import annotations
 from deleverage.spec import MarketSpec
 from deleverage.venues.base import PresetInfo, VenuePreset, spec, tiers
 
-__all__ = ["VENUE"]
+__all__ = ["DRAWDOWN_ALERT_FRACTION", "DRAWDOWN_WINDOW_S", "VENUE"]
+
+#: ADL alert window, seconds: the insurance pool's PnL drawdown "in the last 8 hours"
+#: (https://bybit-exchange.github.io/docs/v5/market/adl-alert).
+DRAWDOWN_WINDOW_S = 8 * 3600
+
+#: ADL alert level: ``insurancePnlRatio`` of -0.3, as a positive fraction of the window's
+#: maximum balance (same page).
+DRAWDOWN_ALERT_FRACTION = 0.3
 
 # -------------------------------------------------------------------------------------- Bybit
 

@@ -11,7 +11,11 @@ from __future__ import annotations
 from deleverage.spec import MarketSpec
 from deleverage.venues.base import PresetInfo, VenuePreset, spec, tiers
 
-__all__ = ["VENUE"]
+__all__ = ["UNSTAKE_COOLDOWN_S", "VENUE"]
+
+#: Insurance-fund unstaking cooldown, seconds: "a cooldown period of 13 days for unstaking"
+#: (https://docs.drift.trade/insurance-fund/insurance-fund-staking).
+UNSTAKE_COOLDOWN_S = 13 * 24 * 3600
 
 # -------------------------------------------------------------------------------------- Drift
 

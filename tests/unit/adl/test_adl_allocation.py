@@ -12,8 +12,8 @@ from deleverage.rules.adl import (
     allocate_pro_rata,
     allocate_ranked,
     allocate_socialized_loss,
-    eligible_candidates,
 )
+from deleverage.rules.adl_ranking import eligible_candidates
 
 # --------------------------------------------------------------------------- ranked
 

@@ -11,7 +11,6 @@ from deleverage.errors import ValidationError
 from deleverage.rules.adl import (
     allocate_ranked,
     queue_indicator_by_size,
-    queue_order,
     random_start_order,
     rank,
     score_binance,
@@ -19,6 +18,7 @@ from deleverage.rules.adl import (
     score_pnl_leverage,
     score_risk_score,
 )
+from deleverage.rules.adl_ranking import queue_order
 from deleverage.spec import AdlPolicy, AdlRanking, RiskScoreWeights
 
 # --------------------------------------------------------------------------- BitMEX

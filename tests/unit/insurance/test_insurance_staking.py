@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from deleverage.engine.insurance_fund import DRIFT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
+from deleverage.engine.insurance_fund import FlowKind, InsuranceFund
 from deleverage.errors import (
     CooldownError,
     InsufficientFundsError,
@@ -20,6 +20,7 @@ from deleverage.errors import (
     UnknownEntityError,
     ValidationError,
 )
+from deleverage.venues.drift import UNSTAKE_COOLDOWN_S as DRIFT_UNSTAKE_COOLDOWN_S
 
 HOUR_NS = 3_600 * 10**9
 DAY_NS = 24 * HOUR_NS

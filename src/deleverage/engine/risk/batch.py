@@ -30,6 +30,7 @@ from deleverage.engine.risk.support import (
     _sizes_to_close,
 )
 from deleverage.liquidity import ConstantDepthBook
+from deleverage.rules.adl_ranking import ranking_for
 
 if TYPE_CHECKING:
     pass
@@ -56,7 +57,7 @@ class BatchStage(LiquidationStage):
             and policy.backstop_equity_fraction == 0.0
             and policy.max_notional_per_account_step is None
             and policy.max_notional_per_market_step is None
-            and spec.adl.ranking != "socialized_loss"  # charges others between fills
+            and ranking_for(spec.adl).allocation != "socialized"  # charges others between fills
             and (book is None or type(book) is ConstantDepthBook)
         ):
             return False
@@ -117,7 +118,7 @@ class BatchStage(LiquidationStage):
         shortfall, cover, own = np.zeros(k), np.zeros(k), np.zeros(k)
         to_adl = np.zeros(k, dtype=np.bool_)
         fund = ex.insurance_account_for(m)
-        adl_enabled = spec.adl.ranking != "socialized_loss"
+        adl_enabled = ranking_for(spec.adl).allocation != "socialized"
         declared = self.declared_bad_debt
         cash_before = ex._cash[idx] + (
             np.array([declared.get(a, 0.0) for a in idx.tolist()]) if declared else 0.0
@@ -232,18 +233,18 @@ class BatchStage(LiquidationStage):
             carried[a] = carried.get(a, 0.0) + amount
         for j in np.flatnonzero(rest > 1e-9).tolist():
             a, amount = int(accounts[j]), float(rest[j])
-            if spec.adl.ranking == "socialized_loss":
+            if ranking_for(spec.adl).allocation == "socialized":
                 amount -= self._socialize(a, m, amount, ts, report)
             if amount > 1e-12 * max(1.0, float(short[j])):
                 self._declare_bad_debt(a, m, amount, ts, report)
         pending = idx[to_adl]
         touched = [idx]
-        if len(pending) and spec.adl.ranking not in ("pro_rata", "socialized_loss"):
+        if len(pending) and ranking_for(spec.adl).allocation == "ranked":
             pending, counterparties = self._batch_adl(m, pending, ts, report)
             touched.append(counterparties)
         for a in pending.tolist():
             self._liquidate(a, m, True, ts, report, caps)
-        if len(pending) or spec.adl.ranking == "socialized_loss":
+        if len(pending) or ranking_for(spec.adl).allocation == "socialized":
             return None  # the per-account path or a socialized loss touched others: rescan
         return np.concatenate(touched)
 

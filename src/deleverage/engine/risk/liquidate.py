@@ -26,6 +26,7 @@ from deleverage.engine.risk.support import (
 )
 from deleverage.rules import liquidation as liq
 from deleverage.rules import margin as mm
+from deleverage.rules.adl_ranking import ranking_for
 
 if TYPE_CHECKING:
     pass
@@ -182,7 +183,9 @@ class LiquidationStage(ShortfallStage):
         beyond = full and self._recourse(a, isolated, equity_after) > ex._cash[fund]
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
-        adl_first = full and (beyond or exhausted) and spec.adl.ranking != "socialized_loss"
+        adl_first = (
+            full and (beyond or exhausted) and ranking_for(spec.adl).allocation != "socialized"
+        )
         if adl_first and self._adl(a, m, isolated, ts, report):
             return
         if book:

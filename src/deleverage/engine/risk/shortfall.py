@@ -33,6 +33,7 @@ from deleverage.engine.risk.support import (
 from deleverage.rules import adl as adl_math
 from deleverage.rules import liquidation as liq
 from deleverage.rules import margin as mm
+from deleverage.rules.adl_ranking import PnlLeverageRanking, RankingInputs, ranking_for
 from deleverage.spec import MarginMode
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class ShortfallStage:
         rest = shortfall - paid
         if rest <= 1e-12 * max(1.0, shortfall):
             return
-        if ex.markets[m].spec.adl.ranking == "socialized_loss":
+        if ranking_for(ex.markets[m].spec.adl).allocation == "socialized":
             rest -= self._socialize(a, m, rest, ts, report)
         if rest > 1e-12 * max(1.0, shortfall):
             self._declare_bad_debt(a, m, rest, ts, report)
@@ -222,10 +223,11 @@ class ShortfallStage:
         equity = self._position_equity(a, m, isolated, pool)
         bankrupt = liq.bankruptcy_price(size, state.mark, equity)
         price = bankrupt if spec.adl.price == "bankruptcy" else state.mark
-        policy = spec.adl.ranking
+        ranking = ranking_for(spec.adl)
+        policy = ranking.name
         queue = self._queue(m, -side)
         need = abs(size)
-        if policy == "pro_rata":
+        if ranking.allocation == "pro_rata":
             queue.ensure(len(queue.accounts))
             idx = queue.accounts[np.abs(cols.size[queue.accounts]) > 0]
             available = np.abs(cols.size[idx])
@@ -336,8 +338,8 @@ class ShortfallStage:
             cols = ex._positions[m]
             n = ex.n_accounts
             sizes = cols.size[:n]
-            policy = state.spec.adl.ranking
-            if policy == "pnl_leverage" and not self._modes_present(m)[1]:
+            ranking = ranking_for(state.spec.adl)
+            if isinstance(ranking, PnlLeverageRanking) and not self._modes_present(m)[1]:
                 # Only isolated traders: candidates and scores in one compiled pass.
                 self.reserve(n)  # reused across steps: no fresh pages
                 idx_buf, score_buf = self._queue_buffers
@@ -349,13 +351,12 @@ class ShortfallStage:
                 self._queues[key] = queue
                 return queue
             eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == side)
-            if policy != "random_start":
+            if not ranking.takes_losers:
                 eligible &= sizes * (state.mark - cols.entry[:n]) > 0.0
             idx = np.flatnonzero(eligible).astype(np.int64)
-            if policy == "pro_rata":
-                queue = _Queue(idx, order=np.arange(len(idx)))
-            elif policy == "random_start":
-                queue = _Queue(idx, order=adl_math.random_start_order(len(idx), self.rng))
+            walk = ranking.order(len(idx), self.rng)
+            if walk is not None:
+                queue = _Queue(idx, order=walk)
             else:
                 queue = _Queue(idx, scores=self.scores(m, idx))
             self._queues[key] = queue
@@ -374,27 +375,22 @@ class ShortfallStage:
         sizes = cols.size[idx]
         entry = cols.entry[idx]
         mark = state.mark
-        policy = spec.adl.ranking
+        ranking = ranking_for(spec.adl)
         iso = cols.mode[idx] == MarginMode.ISOLATED
         equity = cols.isolated_margin[idx] + sizes * (mark - entry)
         cross = None if iso.all() else ex.cached_margin_state()  # cross: account figures
         if cross is not None:
             equity = np.where(iso, equity, cross["cross_equity"][idx])
-        if policy in ("binance", "risk_score"):
+        maint = np.zeros(len(idx))
+        if ranking.needs_maintenance:
             maint = mm.maintenance_margin(np.abs(sizes) * mark, state.tiers)
             if cross is not None:
                 maint = np.where(iso, maint, cross["cross_maintenance"][idx])
-            if policy == "binance":
-                wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
-                return adl_math.score_binance(
-                    sizes, entry, mark, wallet_balance=wallet, maintenance=maint
-                )
-            return adl_math.score_risk_score(
-                sizes, mark, equity=equity, maintenance=maint, weights=spec.adl.weights
-            )
-        if policy == "hyperliquid":
-            return adl_math.score_hyperliquid(sizes, entry, mark, account_value=equity)
-        return adl_math.score_pnl_leverage(sizes, entry, mark, equity=equity)
+        wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
+        scores = ranking.scores(RankingInputs(sizes, entry, mark, equity, wallet, maint))
+        if scores is None:  # rankings without a score are shown by the default one
+            return adl_math.score_pnl_leverage(sizes, entry, mark, equity=equity)
+        return scores
 
     def _socialize(self, a: int, m: int, loss: float, ts: int, report: StepReport) -> float:
         """Charge ``loss`` across profitable positions (or open interest); return charged."""
