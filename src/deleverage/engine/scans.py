@@ -500,6 +500,47 @@ class MarginScans(Ledger):
         h.update(repr((self.net_deposits, self.clock_ns)).encode())
         return h.hexdigest()
 
+    def liquidation_prices(
+        self, market: MarketRef, accounts: IntArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Liquidation and bankruptcy prices (quote per base) of ``accounts``' positions.
+
+        Isolated: :func:`~deleverage.rules.margin.liquidation_price_isolated` and
+        :func:`~deleverage.rules.margin.bankruptcy_price`; cross: the account's other cross
+        positions held at their marks (:func:`~deleverage.rules.margin.liquidation_price_cross`,
+        :func:`~deleverage.rules.margin.bankruptcy_price_cross`). NaN for a flat position; 0 where
+        a long cannot be liquidated (or go bankrupt).
+        """
+        m = self.market_id(market)
+        state = self.markets[m]
+        cols = self.columns(m)
+        size = cols.size[accounts]
+        entry = cols.entry[accounts]
+        liq = np.full(len(accounts), np.nan)
+        bankrupt = np.full(len(accounts), np.nan)
+        iso = cols.mode[accounts] == MarginMode.ISOLATED
+        if iso.any():
+            margin = cols.isolated_margin[accounts][iso]
+            liq[iso] = mm.liquidation_price_isolated(size[iso], entry[iso], margin, state.tiers)
+            bankrupt[iso] = mm.bankruptcy_price(size[iso], entry[iso], margin)
+        cross = ~iso
+        if cross.any():
+            ids = accounts[cross]
+            value = self.valuation(m)
+            ms = self.cached_margin_state()
+            cash = self._cash[ids].astype(np.float64)
+            own_upnl = value["upnl"][ids]
+            other_upnl = ms["cross_equity"][ids] - cash - own_upnl
+            other_mm = ms["cross_maintenance"][ids] - value["maintenance"][ids]
+            liq[cross] = mm.liquidation_price_cross(
+                size[cross], entry[cross], wallet_balance=cash, tiers=state.tiers,
+                other_maintenance=other_mm, other_unrealized_pnl=other_upnl,
+            )  # fmt: skip
+            bankrupt[cross] = mm.bankruptcy_price_cross(
+                size[cross], entry[cross], wallet_balance=cash, other_unrealized_pnl=other_upnl
+            )
+        return liq, bankrupt
+
 
 def _empty_scan() -> dict[str, Any]:
     """A scan that found nobody under maintenance or at the call level."""

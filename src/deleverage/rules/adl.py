@@ -778,22 +778,3 @@ def adl_round_metrics(
         notional_required=required,
         haircut_vs_mark=haircut,
     )
-
-
-_MOVED = {"PROFIT_ONLY", "eligible_candidates", "queue_order"}
-
-
-def __getattr__(name: str) -> object:
-    # Moved to deleverage.rules.adl_ranking in 0.2 (imported lazily: that module imports this).
-    if name in _MOVED:
-        import warnings
-
-        from deleverage.rules import adl_ranking
-
-        warnings.warn(
-            f"deleverage.rules.adl.{name} moved to deleverage.rules.adl_ranking",
-            FutureWarning,
-            stacklevel=2,
-        )
-        return getattr(adl_ranking, name)
-    raise AttributeError(f"module 'deleverage.rules.adl' has no attribute {name!r}")

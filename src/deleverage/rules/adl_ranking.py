@@ -46,6 +46,7 @@ __all__ = [
     "eligible_candidates",
     "queue_order",
     "ranking_for",
+    "ranking_named",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -252,6 +253,13 @@ _SIMPLE: dict[str, AdlRanking] = {
 }
 
 
+def ranking_named(name: str) -> AdlRanking:
+    """The ranking object of a ranking name (``risk_score`` with default weights)."""
+    if name not in get_args(RankingName):
+        raise UnknownEntityError("ranking", name, ", ".join(get_args(RankingName)))
+    return ranking_for(AdlPolicy(ranking=name))
+
+
 def ranking_for(policy: AdlPolicy) -> AdlRanking:
     """The ranking object named by a market's ADL policy.
 
@@ -353,7 +361,7 @@ def eligible_candidates(
     b = float(bankrupt_size)
     if not math.isfinite(b) or b == 0:
         raise ValidationError("bankrupt_size", bankrupt_size, "must be a finite non-zero size")
-    policy = ranking_for(AdlPolicy(ranking=ranking))
+    policy = ranking_named(ranking)
     if socialize_over not in get_args(SocializeBasis):
         raise UnknownEntityError("socialize_over", socialize_over, "profit, open_interest")
     if ranking == "socialized_loss" and socialize_over == "open_interest":

@@ -49,38 +49,9 @@ def _num(value: float) -> float | None:
 def liquidation_prices(
     ex: Exchange, market: int, accounts: npt.NDArray[np.int64]
 ) -> tuple[FloatArray, FloatArray]:
-    """Liquidation and bankruptcy prices (quote per base) of ``accounts``' positions.
-
-    NaN for a flat position; 0 where a long cannot be liquidated (or go bankrupt).
-    """
-    state = ex.markets[market]
-    cols = ex.columns(market)
-    size = cols.size[accounts]
-    entry = cols.entry[accounts]
-    liq = np.full(len(accounts), np.nan)
-    bankrupt = np.full(len(accounts), np.nan)
-    iso = cols.mode[accounts] == MarginMode.ISOLATED
-    if iso.any():
-        margin = cols.isolated_margin[accounts][iso]
-        liq[iso] = mm.liquidation_price_isolated(size[iso], entry[iso], margin, state.tiers)
-        bankrupt[iso] = mm.bankruptcy_price(size[iso], entry[iso], margin)
-    cross = ~iso
-    if cross.any():
-        ids = accounts[cross]
-        value = ex.valuation(market)
-        ms = ex.cached_margin_state()
-        cash = np.asarray(ex.state_arrays()["cash"][ids], dtype=np.float64)
-        own_upnl = value["upnl"][ids]
-        other_upnl = ms["cross_equity"][ids] - cash - own_upnl
-        other_mm = ms["cross_maintenance"][ids] - value["maintenance"][ids]
-        liq[cross] = mm.liquidation_price_cross(
-            size[cross], entry[cross], wallet_balance=cash, tiers=state.tiers,
-            other_maintenance=other_mm, other_unrealized_pnl=other_upnl,
-        )  # fmt: skip
-        bankrupt[cross] = mm.bankruptcy_price_cross(
-            size[cross], entry[cross], wallet_balance=cash, other_unrealized_pnl=other_upnl
-        )
-    return liq, bankrupt
+    """Liquidation and bankruptcy prices of ``accounts``' positions
+    (:meth:`deleverage.engine.scans.MarginScans.liquidation_prices`)."""
+    return ex.liquidation_prices(market, accounts)
 
 
 def liquidation_probability(

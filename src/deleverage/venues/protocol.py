@@ -32,12 +32,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 import pandas as pd
 
-from deleverage.engine.events import Journal
 from deleverage.errors import ValidationError
+
+if TYPE_CHECKING:
+    from deleverage.engine.events import Journal
 
 __all__ = [
     "LIQUIDATION_LEVEL_COLUMNS",
@@ -75,9 +77,10 @@ class PriceInputs(NamedTuple):
 class SolvencyLines(NamedTuple):
     """Where losses went, cumulative since the venue started (quote).
 
-    ``insurance_paid`` (the fund covered a shortfall), ``backstop_loss`` (a backstop vault's
-    realized loss on positions it took over), ``adl_loss`` (profit taken from opposing
-    traders by deleveraging, beyond what their positions were worth at the bankruptcy price),
+    ``insurance_paid`` (the fund covered a shortfall), ``backstop_loss`` (the largest loss of
+    equity a backstop vault has shown on positions it took over), ``adl_loss`` (profit taken
+    from opposing traders by deleveraging, beyond what their positions were worth at the
+    bankruptcy price),
     ``socialized_loss`` (spread over traders pro rata) and ``bad_debt`` (declared, uncovered).
     ``fund_balance`` is the insurance fund's balance now.
     """

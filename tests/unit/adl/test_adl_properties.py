@@ -9,16 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage.rules.adl import (
-    PROFIT_ONLY,
     allocate_pro_rata,
     allocate_ranked,
     allocate_socialized_loss,
-    eligible_candidates,
     queue_indicator,
     queue_indicator_by_size,
     rank,
     score_pnl_leverage,
 )
+from deleverage.rules.adl_ranking import PROFIT_ONLY, eligible_candidates
 
 LOT = 0.001
 MARK = 100.0

@@ -1,0 +1,242 @@
+"""The perpetuals engine as a :class:`~deleverage.venues.protocol.Venue`.
+
+:class:`PerpVenue` wraps an :class:`~deleverage.engine.exchange.Exchange` for a multi-venue
+world: each listed market is an asset (named by its symbol unless an alias map is given), a step
+sets every market's mark from the prices it is handed (the oracle price by default, the venue's
+own book price or the index on request) and runs the risk step, and what the step forced into
+the market is read back from the journal: the signed base size of every fill that closed a
+liquidated position against the book, a liquidator or the backstop (buys > 0, sells < 0).
+
+Solvency lines are cumulative since the adapter was built, read from the engine's step reports
+and journal: insurance paid, socialized loss and bad debt from the reports, ADL loss as the
+profit taken from counterparties in ADL rounds, and backstop loss as the largest fall of the
+backstop vault's equity (cash plus unrealized PnL) since the adapter was built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from deleverage.engine.events import EventKind, FillReason, Journal
+from deleverage.engine.exchange import Exchange
+from deleverage.engine.ledger import MarketRef
+from deleverage.errors import ValidationError
+from deleverage.venues.protocol import (
+    LIQUIDATION_LEVEL_COLUMNS,
+    PriceInputs,
+    SolvencyLines,
+    VenueStep,
+    check_price_inputs,
+)
+
+__all__ = ["PerpVenue"]
+
+_FORCED_REASONS = (
+    int(FillReason.LIQUIDATION),
+    int(FillReason.LIQUIDATOR_TAKEOVER),
+    int(FillReason.BACKSTOP),
+)
+_FORCED_CODES = pa.array(_FORCED_REASONS, type=pa.int32())
+MarkSource = Literal["oracle", "index", "book"]
+
+
+class PerpVenue:
+    """An order-book perpetuals venue (one :class:`Exchange`) behind the Venue protocol.
+
+    Parameters
+    ----------
+    exchange
+        The engine; the adapter only calls its public operations and reads its journal.
+    name
+        The venue's name in a world.
+    assets
+        Asset name -> market (id or symbol); default: every listed market by its symbol.
+    mark_from
+        Which price sets the mark: ``oracle`` (dYdX, Drift, Hyperliquid's oracle-led marks),
+        ``index`` or ``book`` (the venue's own book price).
+
+    Examples
+    --------
+    >>> from deleverage import Exchange, MarketSpec
+    >>> ex = Exchange()
+    >>> _ = ex.list_market(MarketSpec.simple("BTC"))
+    >>> venue = PerpVenue(ex, name="cex")
+    >>> venue.assets
+    ('BTC',)
+    >>> venue.step({"BTC": PriceInputs(60_000.0)}, ts_ns=10**9).liquidations
+    0
+    """
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        *,
+        name: str = "perp",
+        assets: Mapping[str, MarketRef] | None = None,
+        mark_from: MarkSource = "oracle",
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValidationError("name", name, "must be a non-empty string")
+        if mark_from not in ("oracle", "index", "book"):
+            raise ValidationError("mark_from", mark_from, "must be 'oracle', 'index' or 'book'")
+        if assets is None:
+            assets = {state.spec.symbol: state.id for state in exchange.markets}
+        self._markets = {asset: exchange.market_id(ref) for asset, ref in assets.items()}
+        if not self._markets:
+            raise ValidationError("assets", dict(assets), "must name at least one market")
+        self._ex = exchange
+        self._name = name
+        self._mark_from = mark_from
+        self._last_ts = exchange.clock_ns
+        self._insurance_paid = 0.0
+        self._socialized = 0.0
+        self._bad_debt = 0.0
+        self._adl_loss = 0.0
+        self._backstop_start = self._backstop_equity()
+        self._backstop_worst = 0.0
+
+    @property
+    def name(self) -> str:
+        """The venue's name."""
+        return self._name
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The assets (markets) the venue marks, in listing order."""
+        return tuple(self._markets)
+
+    @property
+    def exchange(self) -> Exchange:
+        """The wrapped engine."""
+        return self._ex
+
+    def _price(self, inputs: PriceInputs) -> float:
+        if self._mark_from == "oracle":
+            return inputs.oracle
+        if self._mark_from == "book" and inputs.book_price is not None:
+            return inputs.book_price
+        return inputs.index_price
+
+    def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
+        """Mark every market at ``ts_ns`` and run its risk step (all prices checked first)."""
+        check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        ex = self._ex
+        first_seq = len(ex.journal)
+        liquidations, notional = 0, 0.0
+        for asset, market in self._markets.items():
+            ex.set_mark(market, self._price(prices[asset]), ts_ns=ts_ns)
+            report = ex.last_step
+            liquidations += report.liquidations
+            notional += report.liquidated_notional
+            self._insurance_paid += report.insurance_paid
+            self._socialized += report.socialized_loss
+            self._bad_debt += report.bad_debt
+        self._last_ts = ts_ns
+        flow, adl_loss = self._journal_since(first_seq)
+        self._adl_loss += adl_loss
+        return VenueStep(ts_ns, liquidations, notional, flow, self.solvency())
+
+    def _journal_since(self, first_seq: int) -> tuple[dict[str, float], float]:
+        """Forced flow per asset and ADL profit taken in the journal rows from ``first_seq``."""
+        flow = dict.fromkeys(self._markets, 0.0)
+        journal = self._ex.journal
+        if len(journal) == first_seq:
+            return flow, 0.0
+        table = journal.to_arrow().slice(first_seq)
+        kind = table.column("kind")
+        adl = table.filter(pc.equal(kind, int(EventKind.ADL_ROUND)))
+        adl_loss = float(np.nansum(adl.column("amount").to_numpy())) if adl.num_rows else 0.0
+        fills = table.filter(
+            pc.and_(
+                pc.equal(kind, int(EventKind.FILL)),
+                pc.is_in(table.column("code"), value_set=_FORCED_CODES),
+            )
+        )
+        if fills.num_rows == 0:
+            return flow, adl_loss
+        market = fills.column("market").to_numpy()
+        buyer = fills.column("account").to_numpy()
+        size = fills.column("size").to_numpy()
+        system = self._system_accounts()
+        # The liquidated trader is the side that is not the venue's own account: it sold when
+        # the venue's account bought.
+        signed = np.where(np.isin(buyer, system), -size, size)
+        asset_of = {m: a for a, m in self._markets.items()}
+        for m, amount in zip(market.tolist(), signed.tolist(), strict=True):
+            asset = asset_of.get(int(m))
+            if asset is not None:
+                flow[asset] += float(amount)
+        return flow, adl_loss
+
+    def _system_accounts(self) -> npt.NDArray[np.int64]:
+        ex = self._ex
+        return np.array(
+            [ex.liquidity_account, ex.liquidator_account, ex.backstop_account], dtype=np.int64
+        )
+
+    def liquidation_levels(self) -> pd.DataFrame:
+        """Open traders' positions and their liquidation prices, market by market."""
+        ex = self._ex
+        traders = np.flatnonzero(ex.state_arrays()["kind"] == 0).astype(np.int64)
+        frames = []
+        for asset, m in self._markets.items():
+            size = ex.columns(m).size[traders]
+            open_ = traders[size != 0.0]
+            liq, _ = ex.liquidation_prices(m, open_)
+            sizes = ex.columns(m).size[open_]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "asset": asset,
+                        "account": open_,
+                        "size": sizes,
+                        "notional": np.abs(sizes) * ex.markets[m].mark,
+                        "liquidation_price": np.where(liq > 0.0, liq, np.nan),
+                    }
+                )
+            )
+        out = pd.concat(frames, ignore_index=True)
+        return out.loc[:, list(LIQUIDATION_LEVEL_COLUMNS)]
+
+    def solvency(self) -> SolvencyLines:
+        """Cumulative loss lines since the adapter was built, and the funds' balance now."""
+        ex = self._ex
+        cash = ex.state_arrays()["cash"]
+        fund_balance = float(sum(float(cash[a]) for a in ex.funds))
+        return SolvencyLines(
+            fund_balance=fund_balance,
+            insurance_paid=self._insurance_paid,
+            backstop_loss=self._backstop_worst_loss(),
+            adl_loss=self._adl_loss,
+            socialized_loss=self._socialized,
+            bad_debt=self._bad_debt,
+        )
+
+    def _backstop_worst_loss(self) -> float:
+        """The backstop vault's largest loss of equity since the adapter was built (quote):
+        a running maximum, so the line is cumulative like the others even while the vault's
+        positions recover."""
+        loss = self._backstop_start - self._backstop_equity()
+        self._backstop_worst = max(self._backstop_worst, loss)
+        return self._backstop_worst
+
+    def _backstop_equity(self) -> float:
+        """The backstop vault's equity (cash plus unrealized PnL, quote)."""
+        ex = self._ex
+        vault = ex.backstop_account
+        equity = ex.cash(vault)
+        for m, state in enumerate(ex.markets):
+            cols = ex.columns(m)
+            equity += float(cols.size[vault]) * (state.mark - float(cols.entry[vault]))
+        return equity
+
+    def journal(self) -> Journal:
+        """The engine's journal."""
+        return self._ex.journal
