@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +40,7 @@ import pandas as pd
 
 from deleverage.engine.events import EventKind
 from deleverage.engine.state import AccountKind
-from deleverage.errors import ValidationError
+from deleverage.errors import DataError, ValidationError
 
 if TYPE_CHECKING:
     from deleverage.sim.runner import RunResult
@@ -369,14 +369,39 @@ def loss_distribution(losses: npt.ArrayLike) -> LossDistribution:
     )
 
 
-def run_account_losses(result: RunResult) -> pd.DataFrame:
-    """:func:`account_losses` of a run: final equity from the kept exchange, else a replay of
-    the journal (:meth:`deleverage.engine.exchange.Exchange.replay`)."""
-    from deleverage.engine.exchange import Exchange
+def run_account_losses(result: RunResult, *, replay: bool = False) -> pd.DataFrame:
+    """:func:`account_losses` of a run, from the run's own journal and final equity.
 
-    ex = result.exchange if result.exchange is not None else Exchange.replay(result.journal)
-    equity = ex.margin_state()["total_equity"]
-    return account_losses(result.journal.to_frame(), equity)
+    The final equity is the run's (:attr:`RunResult.final_equity`, or the kept exchange's); a
+    result without either (built by hand) is rebuilt by replaying the journal only when asked
+    with ``replay=True`` (:meth:`deleverage.engine.exchange.Exchange.replay`). The frame is
+    computed once per result and reused.
+
+    Raises
+    ------
+    DataError
+        If the result carries no final equity and ``replay`` is False.
+    """
+    cached = result.derived.get("account_losses")
+    if cached is not None:
+        return cast(pd.DataFrame, cached)
+    if result.exchange is not None:
+        equity = result.exchange.margin_state()["total_equity"]
+    elif result.final_equity is not None:
+        equity = result.final_equity
+    elif replay:
+        from deleverage.engine.exchange import Exchange
+
+        equity = Exchange.replay(result.journal).margin_state()["total_equity"]
+    else:
+        raise DataError(
+            "result.final_equity",
+            None,
+            "is missing: pass replay=True to rebuild the final equity from the journal",
+        )
+    losses = account_losses(result.journal.to_frame(), equity)
+    result.derived["account_losses"] = losses
+    return losses
 
 
 # ---------------------------------------------------------------------------- all of them

@@ -87,6 +87,11 @@ class RunResult:
     wall_s: float = 0.0
     #: What the run noticed about its inputs (gaps in price files), one line each.
     warnings: list[str] = field(default_factory=list)
+    #: Every account's total equity at the end of the run (quote, indexed by account id), read
+    #: from the live engine, so losses need no replay of the journal.
+    final_equity: npt.NDArray[np.float64] | None = None
+    #: Figures derived from the result once and reused (the analytics' cache).
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def result_hash(self) -> str:
@@ -315,6 +320,7 @@ class Simulation:
             exchange=ex if keep_exchange else None,
             wall_s=wall,
             warnings=list(self.warnings),
+            final_equity=ex.margin_state()["total_equity"].copy(),
         )
         return result
 

@@ -22,6 +22,7 @@ from deleverage.analytics.stress import (
     loss_distribution,
     max_drawdown,
     max_drawdown_amount,
+    run_account_losses,
     stress_metrics,
     verdict,
 )
@@ -34,9 +35,10 @@ from deleverage.engine.events import (
     Withdrawal,
 )
 from deleverage.engine.state import AccountKind
-from deleverage.errors import ValidationError
-from deleverage.sim.runner import STEP_COLUMNS, RunResult
+from deleverage.errors import DataError, ValidationError
+from deleverage.sim.runner import STEP_COLUMNS, RunResult, run
 from deleverage.sim.scenario import Scenario
+from scenarios import SMALL_CRASH
 
 # ------------------------------------------------------------------------------ drawdowns
 
@@ -359,3 +361,27 @@ def test_verdict_reads_bad_debt_and_adl(
     assert ok is survives
     assert text.startswith(head)
     assert ("ADL was not needed." in text) is (changes.get("adl_rounds", 0) == 0)
+
+
+def test_run_losses_come_from_the_run_and_equal_a_replay_of_its_journal() -> None:
+    # Arrange: a real run (no exchange kept) of the shared small crash.
+    result = run(Scenario.from_toml(SMALL_CRASH))
+    assert result.exchange is None
+    assert result.final_equity is not None
+
+    # Act
+    from_run = run_account_losses(result)
+    result.derived.clear()
+    result.final_equity = None
+    replayed = run_account_losses(result, replay=True)
+
+    # Assert: the run's own final equity gives what a full replay gives, to the cent.
+    pd.testing.assert_frame_equal(from_run, replayed, rtol=1e-12, atol=1e-6)
+    assert (from_run["loss"] > 0).any()
+
+
+def test_run_losses_without_final_equity_ask_for_a_replay_instead_of_doing_one() -> None:
+    result = _result([100.0, 90.0], [100.0, 90.0])
+
+    with pytest.raises(DataError, match="replay=True"):
+        run_account_losses(result)
