@@ -143,13 +143,23 @@ def report_figures(
 ) -> dict[str, go.Figure]:
     """The report's plotly figures, by section name (``prices``, ``flows``, ``fund``,
     ``heatmap``, ``losses``)."""
+    steps = result.steps
+    if losses is None:
+        losses = run_account_losses(result)
+    return {
+        "prices": _price_figure(steps, baseline),
+        "flows": _flow_figure(result, baseline),
+        "fund": _fund_figure(steps),
+        "heatmap": _heatmap_figure(result),
+        "losses": _loss_figure(losses),
+    }
+
+
+def _price_figure(steps: pd.DataFrame, baseline: RunResult | None) -> go.Figure:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    steps = result.steps
     markets = list(dict.fromkeys(steps["market"].astype(str)))
-    figures: dict[str, go.Figure] = {}
-
     several = len(markets) > 1
     prices = make_subplots(
         rows=len(markets), cols=1, shared_xaxes=True, vertical_spacing=0.06,
@@ -177,9 +187,15 @@ def report_figures(
         prices.update_yaxes(title_text="quote per base" if several else "price (quote per base)",
                             row=row, col=1)  # fmt: skip
     prices.update_xaxes(title_text="time (UTC)", row=len(markets), col=1)
-    figures["prices"] = _layout(prices, "Price path", y=None, x=None)
-    prices.update_layout(height=max(420, 300 * len(markets)))
+    figure = _layout(prices, "Price path", y=None, x=None)
+    figure.update_layout(height=max(420, 300 * len(markets)))
+    return figure
 
+
+def _flow_figure(result: RunResult, baseline: RunResult | None) -> go.Figure:
+    import plotly.graph_objects as go
+
+    steps = result.steps
     dt = float(result.scenario.dt_s)
     duration = float(steps["t_s"].max()) if len(steps) else 0.0
     width = _bucket_s(duration, dt)
@@ -212,9 +228,11 @@ def report_figures(
         ))  # fmt: skip
     flow.update_layout(barmode="stack")
     label = f"{width:g} s" if width < 60 else f"{width / 60:g} min"
-    figures["flows"] = _layout(
-        flow, f"Liquidations and ADL per {label}", y="notional per bucket (quote)"
-    )
+    return _layout(flow, f"Liquidations and ADL per {label}", y="notional per bucket (quote)")
+
+
+def _fund_figure(steps: pd.DataFrame) -> go.Figure:
+    import plotly.graph_objects as go
 
     per_step = steps.groupby("step").agg(
         ts_ns=("ts_ns", "first"),
@@ -230,8 +248,14 @@ def report_figures(
         fund.add_trace(go.Scatter(
             x=t, y=per_step[key].tolist(), name=name, line={"color": _COLORS[key]},
         ))  # fmt: skip
-    figures["fund"] = _layout(fund, "Insurance fund and bad debt", y="quote")
+    return _layout(fund, "Insurance fund and bad debt", y="quote")
 
+
+def _heatmap_figure(result: RunResult) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    steps = result.steps
     marks = steps.groupby("market", observed=True)["mark"].first()
     symbols = list(result.populations)
     heat = make_subplots(
@@ -266,26 +290,28 @@ def report_figures(
         heat.update_yaxes(title_text="notional (quote)", row=row, col=1)
     heat.update_layout(barmode="stack", height=max(420, 320 * len(symbols)))
     heat.update_xaxes(title_text="liquidation price (quote per base)", row=max(len(symbols), 1))
-    figures["heatmap"] = _layout(
+    figure = _layout(
         heat, "Liquidation heatmap before the shock (isolated positions)", y=None, x=None
     )
-    heat.update_layout(height=max(420, 320 * len(symbols)))
+    figure.update_layout(height=max(420, 320 * len(symbols)))
+    return figure
 
-    if losses is None:
-        losses = run_account_losses(result)
+
+def _loss_figure(losses: pd.DataFrame) -> go.Figure:
+    import plotly.graph_objects as go
+
     loss = go.Figure()
     values = losses["loss"].to_numpy(dtype=np.float64)
     loss.add_trace(go.Histogram(
         x=values.tolist(), nbinsx=80, name="accounts", marker_color=_COLORS["loss"],
     ))  # fmt: skip
     loss.update_yaxes(type="log")
-    figures["losses"] = _layout(
+    return _layout(
         loss,
         f"Losses across {len(values):,} accounts (net deposits - final equity; < 0 a gain)",
         y="accounts (log scale)",
         x="loss per account (quote)",
     )
-    return figures
 
 
 def _flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:

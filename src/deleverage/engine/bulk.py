@@ -29,6 +29,7 @@ from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
     from deleverage.engine.ledger import MarketRef
+    from deleverage.engine.state import MarketState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -138,44 +139,10 @@ def open_positions(
     if np.any(cols.size[acc] != 0.0):
         bad = int(acc[cols.size[acc] != 0.0][0])
         raise StateError(f"open_positions needs flat accounts; account {bad} holds a position")
-    lev = cols.leverage[acc]
-    if leverage is not None:
-        lev = np.broadcast_to(np.asarray(leverage, dtype=np.float64), (n,)).copy()
-        _check_array("leverage", lev, positive=True)
-        tier_max = 1.0 / state.tiers.imr[mm.tier_index(np.abs(qty) * state.mark, state.tiers)]
-        over = (lev > tier_max * (1 + GRID_RTOL)) | (lev < 1.0)
-        if over.any():
-            k = int(np.flatnonzero(over)[0])
-            raise ValidationError(
-                f"leverage[{k}]",
-                float(lev[k]),
-                f"must be in [1, {tier_max[k]:g}] (tier maximum)",
-            )
+    lev = cols.leverage[acc] if leverage is None else _checked_leverage(leverage, qty, state)
     fee = np.abs(qty) * px * state.spec.taker_fee_rate
     cp_fee = np.abs(qty) * px * state.spec.maker_fee_rate
-    notional = np.abs(qty) * state.mark
-    initial = mm.initial_margin(notional, state.tiers, leverage=lev)
-    upnl = qty * (state.mark - px)
-    margins = ex.margin_state()
-    trader = np.isin(ex._kind[acc], [int(k) for k in SYSTEM_KINDS], invert=True)
-    iso = cols.mode[acc] == MarginMode.ISOLATED
-    available = np.maximum(
-        0.0,
-        np.minimum(ex._cash[acc], margins["cross_equity"][acc] - margins["cross_initial"][acc]),
-    )
-    topup = np.where(iso & trader, np.maximum(0.0, initial - (upnl - fee)), 0.0)
-    short_iso = iso & trader & (topup > available + MARGIN_ATOL)
-    equity_after = margins["cross_equity"][acc] - fee + upnl
-    short_cross = (
-        (~iso) & trader & (equity_after < margins["cross_initial"][acc] + initial - MARGIN_ATOL)
-    )
-    bad_mask = short_iso | short_cross
-    if bad_mask.any():
-        k = int(np.flatnonzero(bad_mask)[0])
-        raise InsufficientMarginError(
-            f"`accounts` account {int(acc[k])} lacks initial margin for size {qty[k]:g} at "
-            f"{px[k]:g} ({int(bad_mask.sum())} of {n} accounts short)"
-        )
+    topup = _isolated_topups(ex, m, acc, qty, px, lev, fee)
     ex._version += 1
     if leverage is not None:
         ex.journal.append_columns(
@@ -205,6 +172,62 @@ def open_positions(
     ex.clock_ns = max(ex.clock_ns, ts)
     if ex.check_invariants:
         ex.assert_conserved()
+
+
+def _checked_leverage(leverage: npt.ArrayLike, qty: FloatArray, state: MarketState) -> FloatArray:
+    """Per-position leverage, each in [1, the tier maximum at its notional]."""
+    n = len(qty)
+    lev = np.broadcast_to(np.asarray(leverage, dtype=np.float64), (n,)).copy()
+    _check_array("leverage", lev, positive=True)
+    tier_max = 1.0 / state.tiers.imr[mm.tier_index(np.abs(qty) * state.mark, state.tiers)]
+    over = (lev > tier_max * (1 + GRID_RTOL)) | (lev < 1.0)
+    if over.any():
+        k = int(np.flatnonzero(over)[0])
+        raise ValidationError(
+            f"leverage[{k}]",
+            float(lev[k]),
+            f"must be in [1, {tier_max[k]:g}] (tier maximum)",
+        )
+    return lev
+
+
+def _isolated_topups(
+    ex: Exchange,
+    m: int,
+    acc: IntArray,
+    qty: FloatArray,
+    px: FloatArray,
+    lev: FloatArray,
+    fee: FloatArray,
+) -> FloatArray:
+    """Cash each isolated trader moves into its new position's margin (0 for cross and the
+    venue's accounts); raise when any account cannot meet initial margin afterwards."""
+    state = ex.markets[m]
+    cols = ex._positions[m]
+    notional = np.abs(qty) * state.mark
+    initial = mm.initial_margin(notional, state.tiers, leverage=lev)
+    upnl = qty * (state.mark - px)
+    margins = ex.margin_state()
+    trader = np.isin(ex._kind[acc], [int(k) for k in SYSTEM_KINDS], invert=True)
+    iso = cols.mode[acc] == MarginMode.ISOLATED
+    available = np.maximum(
+        0.0,
+        np.minimum(ex._cash[acc], margins["cross_equity"][acc] - margins["cross_initial"][acc]),
+    )
+    topup = np.where(iso & trader, np.maximum(0.0, initial - (upnl - fee)), 0.0)
+    short_iso = iso & trader & (topup > available + MARGIN_ATOL)
+    equity_after = margins["cross_equity"][acc] - fee + upnl
+    short_cross = (
+        (~iso) & trader & (equity_after < margins["cross_initial"][acc] + initial - MARGIN_ATOL)
+    )
+    bad_mask = short_iso | short_cross
+    if bad_mask.any():
+        k = int(np.flatnonzero(bad_mask)[0])
+        raise InsufficientMarginError(
+            f"`accounts` account {int(acc[k])} lacks initial margin for size {qty[k]:g} at "
+            f"{px[k]:g} ({int(bad_mask.sum())} of {len(acc)} accounts short)"
+        )
+    return np.asarray(topup, dtype=np.float64)
 
 
 def _check_array(

@@ -416,6 +416,69 @@ def _bars_from_table(
     if unit not in ("auto", *_UNIT_NS):
         raise ValidationError("timestamp_unit", unit, "must be one of auto, s, ms, us, ns")
     columns = {_column_key(c): c for c in raw.columns}
+    ts_column, price_columns = _required_columns(raw, columns, source)
+    volume_column = _find_column(columns, _VOLUME_ALIASES)
+
+    lines = np.arange(len(raw), dtype=np.int64) + first_line
+    blank = raw.isna().all(axis=1).to_numpy()
+    if blank.any():
+        raw = raw.loc[~blank].reset_index(drop=True)
+        lines = lines[~blank]
+    if len(raw) == 0:
+        raise DataError(source, "no rows", "must contain at least one bar")
+
+    ts_name = str(ts_column)
+    stamps = _parse_timestamps(raw[ts_column], ts_name, unit)
+    prices = {
+        field: pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        for field, col in price_columns.items()
+    }
+    checks = _timestamp_checks(stamps, ts_name, raw[ts_column])
+    checks += _price_checks(raw, price_columns, prices)
+    if volume_column is not None:
+        volume = pd.to_numeric(raw[volume_column], errors="coerce").to_numpy(
+            dtype=np.float64, na_value=np.nan
+        )
+        shown = raw[volume_column]
+        name = str(volume_column)
+        checks.append(_Check(~np.isfinite(volume), name, shown, "must be a finite number"))
+        checks.append(_Check(volume < 0, name, shown, "must be >= 0"))
+    else:
+        volume = np.full(len(raw), np.nan)
+    checks.append(_order_check(stamps, ts_name, raw[ts_column]))
+    _raise_first_bad(checks, lines, source, line_word)
+
+    ts = stamps.ns
+    bar_ns = _bar_length(ts, raw, columns, stamps.unit, bar_s, lines, source, line_word)
+    steps = np.diff(ts)
+    gaps = tuple(
+        Gap(
+            line=int(lines[i + 1]),
+            ts_before_ns=int(ts[i]),
+            ts_after_ns=int(ts[i + 1]),
+            missing_bars=int(-(-int(steps[i]) // bar_ns)) - 1,
+        )
+        for i in np.flatnonzero(steps > bar_ns)
+    )
+    frame = pd.DataFrame(
+        {
+            "ts_ns": ts,
+            "open": prices["open"],
+            "high": prices["high"],
+            "low": prices["low"],
+            "close": prices["close"],
+            "volume": volume,
+        }
+    )
+    return OhlcvBars(
+        frame=frame, bar_ns=bar_ns, timestamp_unit=stamps.unit, gaps=gaps, source=source
+    )
+
+
+def _required_columns(
+    raw: pd.DataFrame, columns: dict[str, Any], source: str
+) -> tuple[Any, dict[str, Any]]:
+    """The timestamp column and the open / high / low / close columns, or a DataError."""
     ts_column = _find_column(columns, _TIMESTAMP_ALIASES)
     if ts_column is None:
         raise DataError(
@@ -437,26 +500,11 @@ def _bars_from_table(
                 f"was {list(raw.columns)!r}",
             )
         price_columns[field] = found
-    volume_column = _find_column(columns, _VOLUME_ALIASES)
+    return ts_column, price_columns
 
-    lines = np.arange(len(raw), dtype=np.int64) + first_line
-    blank = raw.isna().all(axis=1).to_numpy()
-    if blank.any():
-        raw = raw.loc[~blank].reset_index(drop=True)
-        lines = lines[~blank]
-    if len(raw) == 0:
-        raise DataError(source, "no rows", "must contain at least one bar")
 
-    ts_name = str(ts_column)
-    stamps = _parse_timestamps(raw[ts_column], ts_name, unit)
-    prices = {
-        field: pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        for field, col in price_columns.items()
-    }
-    o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
-
-    ts_shown = raw[ts_column]
-    checks = [
+def _timestamp_checks(stamps: Any, ts_name: str, ts_shown: pd.Series) -> list[_Check]:
+    return [
         _Check(
             stamps.invalid,
             ts_name,
@@ -474,6 +522,13 @@ def _bars_from_table(
             ),
         ),
     ]
+
+
+def _price_checks(
+    raw: pd.DataFrame, price_columns: dict[str, Any], prices: dict[str, FloatArray]
+) -> list[_Check]:
+    o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
+    checks = []
     for field, column in price_columns.items():
         shown = raw[column]
         checks.append(_Check(~np.isfinite(prices[field]), field, shown, "must be a finite number"))
@@ -495,21 +550,15 @@ def _bars_from_table(
                 lambda i: f"must lie within [low, high] = [{float(lo[i])!r}, {float(h[i])!r}]",
             )
         )
-    if volume_column is not None:
-        volume = pd.to_numeric(raw[volume_column], errors="coerce").to_numpy(
-            dtype=np.float64, na_value=np.nan
-        )
-        shown = raw[volume_column]
-        name = str(volume_column)
-        checks.append(_Check(~np.isfinite(volume), name, shown, "must be a finite number"))
-        checks.append(_Check(volume < 0, name, shown, "must be >= 0"))
-    else:
-        volume = np.full(len(raw), np.nan)
+    return checks
 
+
+def _order_check(stamps: Any, ts_name: str, ts_shown: pd.Series) -> _Check:
+    """Times must increase from row to row (rows with unusable times are skipped)."""
     ts = stamps.ns
     usable = np.flatnonzero(~stamps.invalid & ~stamps.non_positive & ~stamps.other_unit)
-    order_bad = np.zeros(len(raw), dtype=bool)
-    previous = np.zeros(len(raw), dtype=np.int64)
+    order_bad = np.zeros(len(ts), dtype=bool)
+    previous = np.zeros(len(ts), dtype=np.int64)
     if usable.size > 1:
         later = usable[1:]
         previous[later] = ts[usable[:-1]]
@@ -519,40 +568,25 @@ def _bars_from_table(
         what = "duplicates" if ts[i] == previous[i] else "goes back before"
         return f"must increase from row to row, but {what} the previous bar's time"
 
-    checks.append(_Check(order_bad, ts_name, ts_shown, order_rule))
+    return _Check(order_bad, ts_name, ts_shown, order_rule)
 
-    any_bad = np.zeros(len(raw), dtype=bool)
+
+def _raise_first_bad(checks: list[_Check], lines: IntArray, source: str, line_word: str) -> None:
+    """Raise a DataError naming the first bad line's column, value and rule (and the count)."""
+    any_bad = np.zeros(len(lines), dtype=bool)
     for check in checks:
         any_bad |= check.mask
-    if any_bad.any():
-        first = int(np.argmax(any_bad))
-        column, value, rule = next(ch.describe(first) for ch in checks if ch.mask[first])
-        others = int(any_bad.sum()) - 1
-        more = f" ({others} more bad {line_word}s)" if others else ""
-        raise DataError(
-            column,
-            value,
-            rule,
-            message=f"{source} {line_word} {int(lines[first])}: `{column}` {rule}, "
-            f"was {value!r}{more}",
-        )
-
-    bar_ns = _bar_length(ts, raw, columns, stamps.unit, bar_s, lines, source, line_word)
-    steps = np.diff(ts)
-    gaps = tuple(
-        Gap(
-            line=int(lines[i + 1]),
-            ts_before_ns=int(ts[i]),
-            ts_after_ns=int(ts[i + 1]),
-            missing_bars=int(-(-int(steps[i]) // bar_ns)) - 1,
-        )
-        for i in np.flatnonzero(steps > bar_ns)
-    )
-    frame = pd.DataFrame(
-        {"ts_ns": ts, "open": o, "high": h, "low": lo, "close": c, "volume": volume}
-    )
-    return OhlcvBars(
-        frame=frame, bar_ns=bar_ns, timestamp_unit=stamps.unit, gaps=gaps, source=source
+    if not any_bad.any():
+        return
+    first = int(np.argmax(any_bad))
+    column, value, rule = next(ch.describe(first) for ch in checks if ch.mask[first])
+    others = int(any_bad.sum()) - 1
+    more = f" ({others} more bad {line_word}s)" if others else ""
+    raise DataError(
+        column,
+        value,
+        rule,
+        message=f"{source} {line_word} {int(lines[first])}: `{column}` {rule}, was {value!r}{more}",
     )
 
 
