@@ -1659,11 +1659,11 @@ def _check_grid(field: str, value: float, step: float) -> None:
 
 
 __all__ = [
+    "MAX_TS_NS",
     "AccountKind",
     "AccountMargins",
     "Conservation",
     "Exchange",
-    "MAX_TS_NS",
     "MarketState",
     "PositionColumns",
     "PositionView",
