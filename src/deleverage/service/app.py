@@ -62,7 +62,7 @@ from deleverage.service import (
     routes_ops,
     routes_streams,
 )
-from deleverage.service.deps import FieldError, client_of, jsonable
+from deleverage.service.deps import FieldError, client_of, jsonable, safe_text
 from deleverage.service.logs import logger
 from deleverage.service.routes_feeds import BatchItemError
 from deleverage.service.runtime import IdempotencyConflictError, RiskService
@@ -113,8 +113,8 @@ class _TooLargeError(Exception):
 
 
 def _error_body(field: str, value: object, message: str, kind: str = "") -> dict[str, Any]:
-    return {"detail": [{"field": field, "value": jsonable(value), "message": message,
-                        "type": kind}]}  # fmt: skip
+    return {"detail": [{"field": safe_text(field), "value": jsonable(value),
+                        "message": safe_text(message), "type": kind}]}  # fmt: skip
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -124,7 +124,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             {
                 "field": ".".join(str(part) for part in err.get("loc", ())),
                 "value": jsonable(err.get("input")),
-                "message": str(err.get("msg", "")),
+                "message": safe_text(str(err.get("msg", ""))),
                 "type": str(err.get("type", "")),
             }
             for err in exc.errors()

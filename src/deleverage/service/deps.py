@@ -49,6 +49,11 @@ class FieldError(Exception):
         super().__init__(f"`{field}` {rule}, was {jsonable(value)!r}")
 
 
+def safe_text(text: str) -> str:
+    """Text that encodes as UTF-8 (lone surrogates escaped)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def jsonable(value: object) -> object:
     """A JSON-safe echo of an input value (non-finite floats and long text as strings)."""
     if value is None or isinstance(value, bool):
@@ -58,6 +63,7 @@ def jsonable(value: object) -> object:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     text = value if isinstance(value, str) else repr(value)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= 120 else text[:117] + "..."
 
 

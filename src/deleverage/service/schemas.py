@@ -19,9 +19,10 @@ key expiry     (0, 10 years] seconds
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "MAX_ACCOUNT",
@@ -43,6 +44,16 @@ __all__ = [
     "TradePost",
 ]
 
+
+def _utf8(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid UTF-8 text (no lone surrogates)") from None
+    return value
+
+
+Utf8 = AfterValidator(_utf8)
 MAX_INT64 = 2**63 - 1
 MAX_ACCOUNT = 2**31 - 1
 MAX_SIZE = 1e9
@@ -70,16 +81,20 @@ class _Body(BaseModel):
 class MarketCreate(_Body):
     """A market: a venue preset (``venue`` + ``symbol``) or a full ``spec`` (MarketSpec)."""
 
-    venue: str | None = Field(
+    venue: Annotated[str, Utf8] | None = Field(
         default=None, max_length=64, description="preset venue, e.g. 'binance'"
     )
-    symbol: str | None = Field(default=None, max_length=64, description="preset symbol")
+    symbol: Annotated[str, Utf8] | None = Field(
+        default=None, max_length=64, description="preset symbol"
+    )
     spec: dict[str, Any] | None = Field(default=None, description="a MarketSpec as JSON")
 
     @model_validator(mode="after")
     def _one_source(self) -> MarketCreate:
         if (self.spec is None) == (self.venue is None):
             raise ValueError("give either `spec` or `venue` (with `symbol`), not both or neither")
+        if self.spec is not None:
+            _utf8(json.dumps(self.spec, ensure_ascii=False))
         return self
 
 
@@ -87,7 +102,7 @@ class AccountCreate(_Body):
     """A trader account, optionally funded at once."""
 
     margin_mode: Literal["cross", "isolated"] = "cross"
-    label: str = Field(default="", max_length=64)
+    label: Annotated[str, Utf8] = Field(default="", max_length=64)
     deposit: Quote | None = None
 
 
@@ -124,7 +139,7 @@ class Amount(_Body):
 class TradePost(_Body):
     """A fill between two accounts (``taker`` pays the taker fee; null: both maker)."""
 
-    market: str = Field(min_length=1, max_length=64)
+    market: Annotated[str, Utf8] = Field(min_length=1, max_length=64)
     buyer: AccountId
     seller: AccountId
     size: Size
@@ -142,7 +157,7 @@ class TradeBatch(_Body):
 class MarkPost(_Body):
     """An oracle mark price; runs the risk step (margin calls, liquidations, ADL)."""
 
-    market: str = Field(min_length=1, max_length=64)
+    market: Annotated[str, Utf8] = Field(min_length=1, max_length=64)
     price: Price
     ts_ns: TimestampNs | None = None
 
