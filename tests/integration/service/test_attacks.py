@@ -181,7 +181,8 @@ def test_malformed_bodies_are_4xx(venue: dict[str, Any], raw: bytes) -> None:
     "query",
     ["/v1/notifications?since=9223372036854775808", "/v1/notifications?since=-1",
      "/v1/notifications?account=99999999999999999999", "/v1/accounts/99999999999999999999999",
-     "/v1/markets/BTCUSDT/heatmap?bucket_width=5e-324", "/v1/markets/BTCUSDT/heatmap?bucket_width=1e308",
+     "/v1/markets/BTCUSDT/heatmap?bucket_width=5e-324",
+     "/v1/markets/BTCUSDT/heatmap?bucket_width=1e308",
      "/v1/accounts/5/liquidation-risk?market=BTCUSDT&horizon_s=1e308",
      "/v1/markets/BTCUSDT/liquidations?limit=99999999999999999999"],
 )  # fmt: skip
