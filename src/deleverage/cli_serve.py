@@ -155,7 +155,7 @@ def serve(
         )
     fields: dict[str, object] = {
         "db_url": database_url(db),
-        "admin_key": admin_key,
+        "admin_key": admin_key or None,
         "rate_limit_per_s": rate_limit,
         "rate_burst": rate_burst,
         "anonymous_rate_limit_per_s": anonymous_rate_limit,
@@ -167,7 +167,7 @@ def serve(
         "max_clock_skew_s": max_clock_skew,
         "snapshot_every": snapshot_every,
         "webhook_urls": tuple(webhook_url or ()),
-        "webhook_secret": webhook_secret,
+        "webhook_secret": webhook_secret or None,
         "webhook_max_attempts": webhook_max_attempts,
         "webhook_backoff_s": webhook_backoff,
     }

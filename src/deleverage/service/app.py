@@ -46,6 +46,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deleverage.errors import (
@@ -154,6 +155,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         value = getattr(cause, "value", None)
         return JSONResponse(_error_body(field.rstrip("."), value, str(exc)), status)
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        logger.error(
+            "database unavailable", extra={"path": request.url.path, "error": str(exc)[:300]}
+        )
+        message = f"database unavailable, nothing was changed: {type(exc).__name__}"
+        return JSONResponse(_error_body("database", None, message), 503)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception(
             "unexpected error", extra={"path": request.url.path, "error": type(exc).__name__}
@@ -164,6 +172,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FieldError, field_error)
     app.add_exception_handler(IdempotencyConflictError, conflict)
     app.add_exception_handler(DeleverageError, engine_error)
+    app.add_exception_handler(SQLAlchemyError, database_error)
     app.add_exception_handler(Exception, unexpected)
 
 

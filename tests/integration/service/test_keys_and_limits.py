@@ -13,8 +13,10 @@ from _service_server import ADMIN_KEY, Server, snapshot_state
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-SPEC = {"symbol": "ETHUSDT",
-        "tiers": [{"notional_floor": 0, "max_leverage": 20, "maintenance_rate": 0.025}]}  # fmt: skip
+SPEC = {
+    "symbol": "ETHUSDT",
+    "tiers": [{"notional_floor": 0, "max_leverage": 20, "maintenance_rate": 0.025}],
+}
 
 
 async def _open(server: Server, key: str) -> Any:

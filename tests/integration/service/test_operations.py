@@ -9,15 +9,17 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from _service_server import Server, snapshot_state
 
 from deleverage.service.webhooks import sign
 
-SPEC = {"symbol": "BTCUSDT",
-        "tiers": [{"notional_floor": 0, "max_leverage": 10, "maintenance_rate": 0.05}]}  # fmt: skip
+SPEC = {
+    "symbol": "BTCUSDT",
+    "tiers": [{"notional_floor": 0, "max_leverage": 10, "maintenance_rate": 0.05}],
+}
 SECRET = "webhook-secret-for-tests"
 
 
@@ -117,10 +119,10 @@ def test_snapshots_restore_the_same_state_and_logs_are_json(make_server: Any) ->
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[dict[str, str], bytes]] = []
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     failures = 2
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if type(self).failures > 0:
             type(self).failures -= 1
@@ -160,5 +162,6 @@ def test_webhooks_are_signed_and_retried(make_server: Any) -> None:
     stamp = int(headers["X-Deleverage-Timestamp"])
     assert headers["X-Deleverage-Signature"] == sign(SECRET, stamp, body)
     notes = json.loads(body)["notifications"]
-    assert notes and all("seq" in n and "kind" in n for n in notes)
+    assert notes
+    assert all("seq" in n and "kind" in n for n in notes)
     assert 'deleverage_webhook_deliveries_total{outcome="retried"} 2.0' in metrics
