@@ -94,7 +94,6 @@ async def setup(http: httpx.AsyncClient, accounts: int) -> tuple[list[int], list
     r = await http.post("/v1/markets", json={"spec": SPEC})
     r.raise_for_status()
     (await http.post("/v1/marks", json={"market": "BTCUSDT", "price": 100.0})).raise_for_status()
-    info = (await http.get("/v1/info")).json()
     ids: list[int] = []
     keys: list[str] = []
     for start in range(0, accounts, 10_000):
@@ -106,7 +105,10 @@ async def setup(http: httpx.AsyncClient, accounts: int) -> tuple[list[int], list
     rng = np.random.default_rng(7)
     sizes = rng.uniform(1.0, 9.0, len(ids)).round(3)
     sides = np.where(rng.random(len(ids)) < 0.7, 1, -1)  # 70% longs, 30% shorts
-    book = info["liquidity_account"]
+    # a funded trader makes the market: the venue's system accounts never trade through the API
+    maker = await http.post("/v1/accounts", json={"deposit": 1e9})
+    maker.raise_for_status()
+    book = maker.json()["account"]
     groups = np.array_split(np.arange(len(ids)), len(ENTRY_PRICES))
     for price, group in zip(ENTRY_PRICES, groups, strict=True):
         mark = {"market": "BTCUSDT", "price": price}

@@ -23,6 +23,17 @@ _OPTIONS = {
     "rate_limit_per_s": "--rate-limit",
     "rate_burst": "--rate-burst",
     "max_body_bytes": "--max-body-bytes",
+    "anonymous_rate_limit_per_s": "--anonymous-rate-limit",
+    "anonymous_rate_burst": "--anonymous-rate-burst",
+    "max_streams_per_key": "--max-streams-per-key",
+    "max_amount": "--max-amount",
+    "trade_price_band": "--trade-price-band",
+    "max_clock_skew_s": "--max-clock-skew",
+    "snapshot_every": "--snapshot-every",
+    "webhook_urls": "--webhook-url",
+    "webhook_secret": "--webhook-secret",
+    "webhook_max_attempts": "--webhook-max-attempts",
+    "webhook_backoff_s": "--webhook-backoff",
 }
 
 
@@ -70,8 +81,12 @@ def serve(
             help="Database URL (sqlite:///file.db, postgresql+psycopg://...) or a SQLite path.",
         ),
     ] = "deleverage.db",
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    host: Annotated[
+        str, typer.Option(envvar="DELEVERAGE_HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(envvar="DELEVERAGE_PORT", min=0, max=65535, help="TCP port.")
+    ] = 8000,
     admin_key: Annotated[
         str | None,
         typer.Option(
@@ -85,8 +100,42 @@ def serve(
     ] = None,
     rate_limit: Annotated[float, typer.Option(help="Requests per second per key.")] = 100.0,
     rate_burst: Annotated[int, typer.Option(help="Burst size of the per-key limit.")] = 200,
+    anonymous_rate_limit: Annotated[
+        float, typer.Option(help="Requests per second per address without a valid key.")
+    ] = 5.0,
+    anonymous_rate_burst: Annotated[
+        int, typer.Option(help="Burst size of the per-address limit.")
+    ] = 20,
+    max_streams_per_key: Annotated[int, typer.Option(help="Open WebSocket streams per key.")] = 10,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_048_576,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    max_amount: Annotated[
+        float, typer.Option(help="Largest deposit or withdrawal per request (quote).")
+    ] = 1e9,
+    trade_price_band: Annotated[
+        float, typer.Option(help="A trade's price must be within this fraction of the mark.")
+    ] = 0.1,
+    max_clock_skew: Annotated[
+        float, typer.Option(help="Seconds a client ts_ns may differ from the server clock.")
+    ] = 300.0,
+    snapshot_every: Annotated[
+        int, typer.Option(help="Journal rows between engine snapshots.")
+    ] = 50_000,
+    webhook_url: Annotated[
+        list[str] | None,
+        typer.Option(help="POST notifications here (signed); repeat for more."),
+    ] = None,
+    webhook_secret: Annotated[
+        str | None,
+        typer.Option(envvar="DELEVERAGE_WEBHOOK_SECRET", help="HMAC-SHA256 key of webhooks."),
+    ] = None,
+    webhook_max_attempts: Annotated[
+        int, typer.Option(help="Delivery attempts per webhook batch.")
+    ] = 5,
+    webhook_backoff: Annotated[
+        float, typer.Option(help="Seconds before the first webhook retry (then doubling).")
+    ] = 0.5,
+    log_level: Annotated[str, typer.Option(help="Log level (debug, info, warning).")] = "info",
+    log_format: Annotated[str, typer.Option(help="json (one object per line) or text.")] = "json",
 ) -> None:
     """Run the risk service: HTTP API, WebSocket alerts, state rebuilt from the database.
 
@@ -96,13 +145,31 @@ def serve(
     import uvicorn
 
     from deleverage.service import ServiceSettings, create_app
+    from deleverage.service.logs import configure_logging
 
+    if log_format not in ("json", "text"):
+        raise ConfigError("--log-format", log_format, "must be 'json' or 'text'")
+    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        raise ConfigError(
+            "--log-level", log_level, "must be debug, info, warning, error or critical"
+        )
     fields: dict[str, object] = {
         "db_url": database_url(db),
-        "admin_key": admin_key,
+        "admin_key": admin_key or None,
         "rate_limit_per_s": rate_limit,
         "rate_burst": rate_burst,
+        "anonymous_rate_limit_per_s": anonymous_rate_limit,
+        "anonymous_rate_burst": anonymous_rate_burst,
+        "max_streams_per_key": max_streams_per_key,
         "max_body_bytes": max_body_bytes,
+        "max_amount": max_amount,
+        "trade_price_band": trade_price_band,
+        "max_clock_skew_s": max_clock_skew,
+        "snapshot_every": snapshot_every,
+        "webhook_urls": tuple(webhook_url or ()),
+        "webhook_secret": webhook_secret or None,
+        "webhook_max_attempts": webhook_max_attempts,
+        "webhook_backoff_s": webhook_backoff,
     }
     if margin_level:
         fields["margin_levels"] = tuple(margin_level)
@@ -110,9 +177,11 @@ def serve(
         settings = ServiceSettings.model_validate(fields)
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else ""
+        field = str(err["loc"][0]) if err["loc"] else "webhook_secret"
         option = _OPTIONS.get(field, "--" + field.replace("_", "-"))
         raise ConfigError(option, err.get("input"), str(err["msg"])) from None
+    configure_logging(log_level, log_format)
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level=log_level, ws="websockets-sansio"
-    )
+        create_app(settings), host=host, port=port, log_level=log_level.lower(),
+        ws="websockets-sansio", access_log=False, log_config=None,
+    )  # fmt: skip

@@ -50,7 +50,7 @@ from deleverage.engine.insurance_fund import DEFAULT_UNSTAKE_COOLDOWN_S, Insuran
 from deleverage.engine.kernels import (
     fill_one_nb,
 )
-from deleverage.engine.ledger import FloatArray, IntArray, MarketRef
+from deleverage.engine.ledger import MAX_TS_NS, FloatArray, IntArray, MarketRef
 from deleverage.engine.scans import MarginScans
 from deleverage.engine.state import (
     SYSTEM_KINDS,
@@ -696,6 +696,7 @@ def _check_grid(field: str, value: float, step: float) -> None:
 
 
 __all__ = [
+    "MAX_TS_NS",
     "AccountKind",
     "AccountMargins",
     "Conservation",

@@ -63,6 +63,11 @@ from deleverage.spec import MarginMode, MarketSpec, TierArrays
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
 
+#: Latest event time the engine accepts: 2100-01-01T00:00:00Z in ns since the epoch, far
+#: below int64's limit, so a clock set from outside can neither overflow the journal's int64
+#: column nor freeze the engine at the end of time.
+MAX_TS_NS = 4_102_444_800 * 10**9
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 MarketRef = int | str
@@ -177,6 +182,10 @@ class Ledger:
         if ts_ns < self.clock_ns:
             raise ValidationError(
                 "ts_ns", ts_ns, f"must not go backwards (engine clock is {self.clock_ns})"
+            )
+        if ts_ns > MAX_TS_NS:
+            raise ValidationError(
+                "ts_ns", ts_ns, f"must be at most {MAX_TS_NS} (2100-01-01T00:00:00Z in ns)"
             )
         return int(ts_ns)
 

@@ -1,4 +1,4 @@
-"""API keys, roles and per-key rate limits of the risk service.
+"""API keys, roles, expiry, revocation and rate limits of the risk service.
 
 A key is a random token (``dlv_`` + 32 random bytes, URL-safe base64) shown once when it is
 created; the service stores only its SHA-256 digest. A presented key is hashed and looked up
@@ -8,25 +8,36 @@ passwords: there is nothing to guess.
 
 Roles:
 
-- ``admin``: everything (markets, accounts, keys, trades, marks, every account and stream);
+- ``admin``: everything (markets, accounts, keys, trades, marks, deposits, every account and
+  stream);
 - ``oracle``: post mark prices; read market data;
-- ``feed``: submit trades (a venue's fill feed); read market data;
-- ``account``: its own account only (reads, deposit, withdraw, its notification stream) and
-  market data.
+- ``feed``: submit trades between trader accounts (a venue's fill feed); read market data;
+- ``depositor``: deposit into accounts (a venue's treasury or payment gateway); read market
+  data;
+- ``account``: its own account only (reads, withdraw, its notification stream) and market
+  data. An account key cannot deposit: money comes in through a depositor.
 
-Rate limits are token buckets per key (:class:`RateLimiter`).
+A key may expire (``expires_ns``) and may be revoked (``revoked_ns``); either makes it unknown
+at once, open WebSocket streams included. Rate limits are moving windows per key, and per
+client address for requests without a valid key (:class:`RateLimiter`, the ``limits``
+library).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["KeyRing", "Principal", "RateLimiter", "Role", "hash_key", "new_key"]
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+__all__ = ["KeyRecord", "KeyRing", "Principal", "RateLimiter", "Role", "hash_key", "new_key"]
 
 KEY_PREFIX = "dlv_"
 
@@ -37,20 +48,51 @@ class Role(StrEnum):
     ADMIN = "admin"
     ORACLE = "oracle"
     FEED = "feed"
+    DEPOSITOR = "depositor"
     ACCOUNT = "account"
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The holder of a key: its role, its account (``account`` keys) and its digest."""
+    """The holder of a key: its role, its account (``account`` keys), digest and id."""
 
     role: Role
     account: int | None
     key_hash: str
+    key_id: int = 0
 
     def may_read_account(self, account: int) -> bool:
         """Whether this key may read (and subscribe to) ``account``."""
         return self.role is Role.ADMIN or (self.role is Role.ACCOUNT and self.account == account)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A stored key: id, digest, role, account, creation, expiry and revocation (ns)."""
+
+    key_id: int
+    key_hash: str
+    role: Role
+    account: int | None
+    created_ns: int
+    expires_ns: int | None
+    revoked_ns: int | None
+
+    def state(self, now_ns: int) -> str:
+        """``active``, ``revoked`` or ``expired`` at ``now_ns``."""
+        if self.revoked_ns is not None:
+            return "revoked"
+        if self.expires_ns is not None and now_ns >= self.expires_ns:
+            return "expired"
+        return "active"
+
+    def public(self, now_ns: int) -> dict[str, object]:
+        """What ``GET /v1/keys`` shows (never the digest)."""
+        return {
+            "key_id": self.key_id, "role": self.role.value, "account": self.account,
+            "created_ns": self.created_ns, "expires_ns": self.expires_ns,
+            "revoked_ns": self.revoked_ns, "state": self.state(now_ns),
+        }  # fmt: skip
 
 
 def new_key() -> str:
@@ -60,70 +102,84 @@ def new_key() -> str:
 
 def hash_key(key: str) -> str:
     """Hex SHA-256 digest of a key (what the database stores)."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class KeyRing:
-    """The known keys' digests, in memory (loaded from and written to the storage)."""
+    """The known keys, in memory (loaded from and written to the storage)."""
 
-    def __init__(self, entries: list[tuple[str, str, int | None]]) -> None:
-        self._by_hash: dict[str, Principal] = {}
-        for digest, role, account in entries:
-            self.add(digest, Role(role), account)
+    def __init__(self, records: list[KeyRecord]) -> None:
+        self._by_hash: dict[str, KeyRecord] = {}
+        self._by_id: dict[int, KeyRecord] = {}
+        for record in records:
+            self.put(record)
 
-    def add(self, digest: str, role: Role, account: int | None) -> Principal:
-        """Remember a key digest."""
-        principal = Principal(role=role, account=account, key_hash=digest)
-        self._by_hash[digest] = principal
-        return principal
+    def put(self, record: KeyRecord) -> None:
+        """Remember (or replace) a key record."""
+        self._by_hash[record.key_hash] = record
+        self._by_id[record.key_id] = record
 
     def __contains__(self, digest: str) -> bool:
         return digest in self._by_hash
 
-    def has_role(self, role: Role) -> bool:
-        """Whether any key has ``role``."""
-        return any(p.role is role for p in self._by_hash.values())
+    def get(self, key_id: int) -> KeyRecord | None:
+        """The record of a key id, or None."""
+        return self._by_id.get(key_id)
 
-    def authenticate(self, key: str | None) -> Principal | None:
-        """The principal of a presented key, or None for a missing or unknown key."""
-        if not key:
+    def by_hash(self, digest: str) -> KeyRecord | None:
+        """The record of a digest, or None."""
+        return self._by_hash.get(digest)
+
+    def records(self) -> list[KeyRecord]:
+        """Every key, by id."""
+        return [self._by_id[k] for k in sorted(self._by_id)]
+
+    def has_active(self, role: Role, now_ns: int) -> bool:
+        """Whether any active key has ``role``."""
+        return any(r.role is role and r.state(now_ns) == "active" for r in self._by_id.values())
+
+    def authenticate(self, key: str | None, now_ns: int) -> Principal | None:
+        """The principal of a presented active key; None for a missing, unknown, revoked or
+        expired key."""
+        if not key or len(key) > 512:
             return None
         digest = hash_key(key)
         found = self._by_hash.get(digest)
         if found is None or not hmac.compare_digest(found.key_hash, digest):
             return None
-        return found
+        if found.state(now_ns) != "active":
+            return None
+        return Principal(found.role, found.account, found.key_hash, found.key_id)
 
 
 class RateLimiter:
-    """Token buckets per key: ``rate`` tokens a second, at most ``burst`` saved up.
+    """At most ``burst`` hits per identity in any ``burst / rate`` seconds (moving window).
+
+    A thin wrapper of the ``limits`` library's moving-window strategy (in memory): the window
+    is ``max(1, ceil(burst / rate))`` seconds, so the sustained rate is at most ``rate`` and
+    a quiet client may burst ``burst`` requests at once.
 
     Examples
     --------
     >>> limiter = RateLimiter(rate=1.0, burst=2)
-    >>> [limiter.allow("k", now=0.0) for _ in range(3)]
+    >>> [limiter.allow("k") for _ in range(3)]
     [True, True, False]
-    >>> limiter.allow("k", now=1.0)
+    >>> limiter.allow("other")
     True
     """
 
     def __init__(self, *, rate: float, burst: int) -> None:
         self.rate = float(rate)
-        self.burst = float(burst)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self.burst = int(burst)
+        seconds = max(1, math.ceil(self.burst / self.rate))
+        self.item = RateLimitItemPerSecond(self.burst, seconds)
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def allow(self, key: str, *, now: float | None = None) -> bool:
-        """Take one token from ``key``'s bucket; False when it is empty."""
-        t = time.monotonic() if now is None else now
-        tokens, last = self._buckets.get(key, (self.burst, t))
-        tokens = min(self.burst, tokens + (t - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, t)
-            return False
-        self._buckets[key] = (tokens - 1.0, t)
-        return True
+    def allow(self, key: str) -> bool:
+        """Count one hit for ``key``; False when it is over its limit."""
+        return bool(self._limiter.hit(self.item, key))
 
     def retry_after(self, key: str) -> float:
-        """Seconds until ``key``'s bucket holds a token again."""
-        tokens, _ = self._buckets.get(key, (self.burst, 0.0))
-        return max(0.0, (1.0 - tokens) / self.rate)
+        """Seconds until ``key`` may send again."""
+        stats = self._limiter.get_window_stats(self.item, key)
+        return max(0.0, float(stats.reset_time) - time.time())

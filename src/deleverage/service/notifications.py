@@ -42,6 +42,15 @@ class Subscriber:
         self.everything = everything and account is None
         self.queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
+        self.closed: str | None = None
+
+    def close(self, reason: str) -> None:
+        """Ask the stream to close (its key was revoked): wakes a waiting reader."""
+        self.closed = reason
+        try:
+            self.queue.put_nowait((-1, ""))
+        except asyncio.QueueFull:
+            self.overflowed = True
 
     def offer(self, seq: int, text: str) -> bool:
         """Queue one message; False (and ``overflowed``) when the queue is full."""

@@ -150,13 +150,24 @@ def heatmap_view(ex: Exchange, market: int, bucket_width: float) -> list[dict[st
 
 
 def insurance_view(ex: Exchange, market: int, ts_ns: int) -> dict[str, Any]:
-    """Balance and Bybit drawdown figures of the fund backing a market."""
+    """Balance and Bybit drawdown figures of the fund backing a market.
+
+    ``balance`` and ``equity`` are the engine's own figures for the fund's account (its cash,
+    and its cash plus any position's value), the numbers liquidations draw on; ``ledger_balance``
+    is the fund ledger the drawdown rule reads, and ``consistent`` says whether the two agree.
+    """
     fund = ex.insurance_fund(market)
+    account = ex.insurance_account_for(market)
     loss, fraction = fund.drawdown_over_window(ts_ns)
+    cash = ex.cash(account)
+    margins = ex.account_margins(account)
     return {
         "market": ex.markets[market].spec.symbol,
-        "fund_account": ex.insurance_account_for(market),
-        "balance": fund.balance,
+        "fund_account": account,
+        "balance": cash,
+        "equity": margins.total_equity,
+        "ledger_balance": fund.balance,
+        "consistent": bool(abs(cash - fund.balance) <= 1e-9 * max(1.0, abs(cash))),
         "cumulative_pnl": fund.cumulative_pnl,
         "drawdown_window_s": fund.drawdown_window_s,
         "drawdown_loss": loss,

@@ -92,3 +92,26 @@ class Server:
     def client(self, key: str | None = ADMIN_KEY) -> httpx.Client:
         headers = {"X-API-Key": key} if key is not None else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+
+
+def db_digest(path: Path) -> str:
+    """SHA-256 over the rows of every table of a SQLite service database (its whole content)."""
+    import hashlib
+    import sqlite3
+
+    h = hashlib.sha256()
+    with sqlite3.connect(path) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in sorted(tables):
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1"):
+                h.update(repr((table, row)).encode())
+    return h.hexdigest()
+
+
+def snapshot_state(server: Server) -> tuple[object, ...]:
+    """Engine state hash, journal length, last seq and the database digest, as one tuple."""
+    with server.client() as admin:
+        state = admin.get("/v1/state").json()
+    assert server.db_path is not None
+    return (state["state_hash"], state["events"], state["last_notification_seq"],
+            db_digest(server.db_path))  # fmt: skip

@@ -26,7 +26,10 @@ def make_server(tmp_path: Path) -> Iterator[type[Server] | object]:
 
     def make(*extra: str, db_url: str | None = None) -> Server:
         url = db_url or f"sqlite:///{tmp_path / 'service.db'}"
-        server = Server(url, tmp_path / "server.log", *extra).start()
+        server = Server(url, tmp_path / "server.log", *extra)
+        if db_url is None:
+            server.db_path = tmp_path / "service.db"
+        server.start()
         started.append(server)
         return server
 

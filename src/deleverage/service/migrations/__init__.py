@@ -1,0 +1,1 @@
+"""Alembic migrations of the risk service's database (run at start-up by ``Storage``)."""
