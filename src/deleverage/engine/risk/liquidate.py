@@ -308,7 +308,7 @@ class LiquidationStage(ShortfallStage):
         report.backstop_takeovers += 1
         report.liquidations += 1
 
-    def _backstop_pnl(self) -> float:
+    def backstop_pnl(self) -> float:
         """The backstop vault's PnL: its equity at the marks less the capital put in (quote)."""
         ex = self.ex
         vault = ex.backstop_account

@@ -185,7 +185,7 @@ class RiskEngine(BatchStage):
                 break
         risk.capital_used += caps.used_market
         self._settle_pending(m, ts)
-        report.backstop_pnl = self._backstop_pnl()
+        report.backstop_pnl = self.backstop_pnl()
         self.reports.append(report)
         return report
 
