@@ -418,6 +418,11 @@ class StressMetrics:
     peak_liquidated_notional_minute: float
     bad_debt: float
     socialized_loss: float
+    shortfall: float  # loss beyond the collateral of closed positions, all lines together
+    backstop_takeovers: int
+    backstop_loss: float  # the vault's loss beyond the margin it took over
+    backstop_pnl_end: float  # the vault's PnL at the end (equity - capital in)
+    backstop_pnl_min: float  # its worst PnL over the run (marked to market)
     insurance_fund_start: float
     insurance_fund_min: float
     insurance_fund_end: float
@@ -512,6 +517,15 @@ def stress_metrics(
         peak_liquidated_notional_minute=peak_minute,
         bad_debt=float(last["bad_debt"].sum()),
         socialized_loss=float(last["socialized_loss"].sum()),
+        shortfall=float(steps["shortfall"].sum()) if "shortfall" in steps else math.nan,
+        backstop_takeovers=int(steps["backstop_takeovers"].sum())
+        if "backstop_takeovers" in steps
+        else 0,
+        backstop_loss=float(last["backstop_loss"].sum()) if "backstop_loss" in steps else math.nan,
+        backstop_pnl_end=_series_end(steps, "backstop_pnl"),
+        backstop_pnl_min=min(0.0, float(steps["backstop_pnl"].min()))
+        if "backstop_pnl" in steps and len(steps)
+        else math.nan,
         insurance_fund_start=fund_start,
         insurance_fund_min=float(fund_path.min()),
         insurance_fund_end=float(fund_path[-1]),
@@ -540,6 +554,13 @@ def stress_metrics(
         max_account_loss=dist.max,
         top_1pct_loss_share=dist.top_1pct_share,
     )
+
+
+def _series_end(steps: pd.DataFrame, column: str) -> float:
+    """The last value of ``column`` (NaN when the frame has no such column or no row)."""
+    if column not in steps or len(steps) == 0:
+        return math.nan
+    return float(steps[column].iloc[-1])
 
 
 def _max_drop(steps: pd.DataFrame, column: str) -> float:
@@ -572,6 +593,9 @@ def metrics_table(metrics: StressMetrics) -> list[tuple[str, str]]:
         ("peak liquidated notional, one minute", money(m.peak_liquidated_notional_minute)),
         ("bad debt", money(m.bad_debt)),
         ("socialized loss", money(m.socialized_loss)),
+        ("shortfall (loss beyond collateral)", money(m.shortfall)),
+        ("backstop takeovers / loss", f"{m.backstop_takeovers:,} / {money(m.backstop_loss)}"),
+        ("backstop PnL min / end", f"{money(m.backstop_pnl_min)} / {money(m.backstop_pnl_end)}"),
         ("insurance fund start / min / end",
          f"{money(m.insurance_fund_start)} / {money(m.insurance_fund_min)} / "
          f"{money(m.insurance_fund_end)}"),

@@ -107,6 +107,9 @@ def demo(
         "money conserved",
         f"{conservation.holds} (error {conservation.error:.2e} on {conservation.scale:,.0f})",
     )
+    for kind_name, below in conservation.negative_equity_lines.items():
+        if below > 0.0:
+            summary.add_row(f"negative equity: {kind_name}", f"{below:,.2f}")
     summary.add_row("events in the journal", f"{len(ex.journal):,}")
     console.print(summary)
 

@@ -472,7 +472,9 @@ class InsuranceFund:
         paid = min(shortfall, self._balance)
         if paid <= 0.0:
             return 0.0
-        depleted = paid >= self._balance
+        # Paying all but float dust of the balance depletes the fund: a batch of covers summed
+        # and the same covers one by one (a replay) must agree on it.
+        depleted = paid >= self._balance * (1.0 - 1e-12)
         if depleted:
             paid = self._balance
         self._balance = 0.0 if depleted else self._balance - paid

@@ -213,6 +213,7 @@ def plan_isolated_liquidations_nb(
     adl_out: npt.NDArray[np.bool_],
     adl_capacity_long: float,
     adl_capacity_short: float,
+    recourse: bool,
 ) -> tuple[float, float]:
     """Plan the liquidation of isolated positions, in order, against a constant-depth book.
 
@@ -223,11 +224,13 @@ def plan_isolated_liquidations_nb(
 
     - equity after the fill ``E' = E + side x filled x (vwap - mark)``;
     - penalty ``max(0, min(fee_rate x filled x vwap, E'))`` goes to the fund (dYdX cap);
-    - a full close with ``E' < 0`` leaves the shortfall ``-E'``; the closed position's
-      negative margin lands in the account's ``cash`` (the other cash of the account, net of
-      bad debt already declared), and the fund covers what is still negative;
-    - a partial close that leaves the open position at ``E' < 0``: the account's cash moves
-      into its margin first (``own_out``), the fund covers the rest.
+    - a full close with ``E' < 0`` leaves the shortfall ``-E'`` (the loss beyond the
+      position's isolated margin), which the fund covers as far as it can; with
+      ``recourse`` the account's ``cash`` (its other cash, net of bad debt already declared)
+      is collateral too: the closed position's negative margin lands in it and the fund
+      covers what is still negative;
+    - a partial close that leaves the open position at ``E' < 0``: with ``recourse`` the
+      account's cash moves into its margin first (``own_out``); the fund covers the rest.
 
     If a full close would leave the fund more to cover than it holds (or the book cannot
     absorb the order), ``adl_enabled`` and the opposing ADL queue still holds the position's
@@ -255,7 +258,8 @@ def plan_isolated_liquidations_nb(
             )
         equity_after = equity[i] + side * filled * (vwap - mark)
         exhausted = filled < q * (1.0 - 1e-12)
-        owed = -(cash[i] + equity_after)  # what the account's cash cannot take
+        # What the position's collateral cannot take (with recourse, the account's cash too).
+        owed = -(cash[i] + equity_after) if recourse else -equity_after
         if owed < 0.0 or equity_after >= 0.0:
             owed = 0.0
         capacity = adl_capacity_short if side > 0.0 else adl_capacity_long
@@ -284,7 +288,7 @@ def plan_isolated_liquidations_nb(
             due = owed if owed < shortfall else shortfall
         else:
             # still open beyond bankruptcy: the account's cash moves into its margin first
-            own = cash[i] if cash[i] > 0.0 else 0.0
+            own = cash[i] if cash[i] > 0.0 and recourse else 0.0
             if own > shortfall:
                 own = shortfall
             due = shortfall - own

@@ -393,15 +393,24 @@ class MarginScans(Ledger):
         for state, cols in zip(self.markets, self._positions, strict=True):
             upnl += float(np.sum(cols.size[:n] * (state.mark - cols.entry[:n])))
             iso += float(np.sum(cols.isolated_margin[:n]))
-        traders = self._kind[:n] == AccountKind.TRADER
         total = self.margin_state()["total_equity"]
-        negative = float(-np.sum(np.minimum(total[traders], 0.0))) + 0.0
+        kinds = self._kind[:n]
+
+        def below(kind: AccountKind) -> float:
+            return float(-np.sum(np.minimum(total[kinds == kind], 0.0))) + 0.0
+
         return Conservation(
             cash=float(np.sum(self._cash[:n])),
             isolated_margin=iso,
             unrealized_pnl=upnl,
             net_deposits=self.net_deposits,
-            negative_equity=negative,
+            negative_equity=below(AccountKind.TRADER),
+            negative_equity_liquidity=below(AccountKind.LIQUIDITY),
+            negative_equity_insurance=below(AccountKind.INSURANCE),
+            negative_equity_fees=below(AccountKind.FEE),
+            negative_equity_backstop=below(AccountKind.BACKSTOP),
+            negative_equity_liquidator=below(AccountKind.LIQUIDATOR),
+            negative_equity_bad_debt=below(AccountKind.BAD_DEBT),
         )
 
     def assert_conserved(self) -> None:

@@ -33,6 +33,7 @@ class AccountKind(IntEnum):
     FEE = 3  # the venue's fee collector
     BACKSTOP = 4  # a backstop / liquidator vault that takes over positions
     LIQUIDATOR = 5  # a third-party liquidator (margin-checked like a trader if funded)
+    BAD_DEBT = 6  # the venue's uncovered losses of isolated positions (opened when first needed)
 
 
 SYSTEM_KINDS = frozenset(
@@ -42,6 +43,7 @@ SYSTEM_KINDS = frozenset(
         AccountKind.FEE,
         AccountKind.BACKSTOP,
         AccountKind.LIQUIDATOR,
+        AccountKind.BAD_DEBT,
     }
 )
 
@@ -94,6 +96,28 @@ class Conservation:
     unrealized_pnl: float  # sum of unrealized PnL at the marks (= -sum(size x entry))
     net_deposits: float  # deposits minus withdrawals
     negative_equity: float  # trader equity below zero: bad debt not yet covered (>= 0)
+    # The venue's own accounts below zero, one line per kind (>= 0): a loss hiding in a
+    # system account shows here (the book's is its market PnL against the traders; the
+    # bad-debt account's is the declared bad debt of isolated positions).
+    negative_equity_liquidity: float = 0.0
+    negative_equity_insurance: float = 0.0
+    negative_equity_fees: float = 0.0
+    negative_equity_backstop: float = 0.0
+    negative_equity_liquidator: float = 0.0
+    negative_equity_bad_debt: float = 0.0
+
+    @property
+    def negative_equity_lines(self) -> dict[str, float]:
+        """Negative equity per account kind (quote, >= 0): traders, then each system kind."""
+        return {
+            "traders": self.negative_equity,
+            "liquidity": self.negative_equity_liquidity,
+            "insurance": self.negative_equity_insurance,
+            "fees": self.negative_equity_fees,
+            "backstop": self.negative_equity_backstop,
+            "liquidator": self.negative_equity_liquidator,
+            "bad_debt": self.negative_equity_bad_debt,
+        }
 
     @property
     def error(self) -> float:

@@ -71,6 +71,11 @@ STEP_COLUMNS = (
     "under_collateralized",  # positions below maintenance left open after the step
     "funding_rate",  # rate settled in the step (NaN when none)
     "top_ups",  # rebalancer top-ups in the step
+    "shortfall",  # loss beyond the collateral of positions closed in the step, quote
+    "adl_loss",  # part of it taken from ADL counterparties in the step, quote
+    "backstop_takeovers",  # positions the backstop vault took over in the step
+    "backstop_loss",  # cumulative loss of the vault beyond the margin it took over, quote
+    "backstop_pnl",  # the backstop vault's PnL after the step (equity - capital in), quote
 )
 
 
@@ -188,6 +193,9 @@ class Simulation:
             )  # fmt: skip
         if scenario.insurance.fund > 0:
             ex.deposit(ex.insurance_account, scenario.insurance.fund, ts_ns=self.start_ns)
+        if scenario.insurance.backstop > 0:
+            ex.deposit(ex.backstop_account, scenario.insurance.backstop, ts_ns=self.start_ns)
+        ex.risk.set_backstop(max_loss=scenario.insurance.backstop_max_loss)
         self.populations: dict[str, Population] = {}
         self.accounts: list[IntArray] = []
         pop_seeds = pop_seq.spawn(len(scenario.markets))
@@ -266,6 +274,7 @@ class Simulation:
             decay[m] = arb * (0.5 ** (dt / book.half_life_s) if book is not None else 1.0)
         bad_debt = np.zeros(n_m)
         socialized = np.zeros(n_m)
+        backstop_loss = np.zeros(n_m)
         next_funding = [interval for interval, _ in self._funding]
         settled = [0] * n_m
         oi = np.array([self._open_interest(m) for m in range(n_m)])
@@ -289,6 +298,7 @@ class Simulation:
                 row["top_ups"] = self.agents.after_step(m, ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
+                backstop_loss[m] += row["backstop_loss"]
                 oi[m] = self._open_interest(m)
                 cols["step"][k, m] = k
                 cols["t_s"][k, m] = t_s
@@ -307,6 +317,10 @@ class Simulation:
                 cols["under_collateralized"][k, m] = ex.risk.pending_count(m)
                 cols["funding_rate"][k, m] = np.nan if rate is None else rate
                 cols["top_ups"][k, m] = row["top_ups"]
+                for name in ("shortfall", "adl_loss", "backstop_takeovers"):
+                    cols[name][k, m] = row[name]
+                cols["backstop_loss"][k, m] = backstop_loss[m]
+                cols["backstop_pnl"][k, m] = ex.risk.backstop_pnl()
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)
@@ -330,7 +344,8 @@ class Simulation:
         book = self.books[m]
         row = dict.fromkeys(
             ("liquidations", "liquidated_notional", "adl_notional", "adl_rounds", "bad_debt",
-             "socialized_loss", "cascade_rounds", "margin_calls", "top_ups"), 0.0,
+             "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall",
+             "adl_loss", "backstop_takeovers", "backstop_loss"), 0.0,
         )  # fmt: skip
         if book is not None:
             book.recover(ts)
@@ -378,6 +393,10 @@ class Simulation:
         row["bad_debt"] += report.bad_debt
         row["socialized_loss"] += report.socialized_loss
         row["margin_calls"] += report.margin_calls
+        row["shortfall"] += report.shortfall
+        row["adl_loss"] += report.adl_loss
+        row["backstop_takeovers"] += report.backstop_takeovers
+        row["backstop_loss"] += report.backstop_loss
 
     def _open_interest(self, m: int) -> float:
         return self.ex.open_interest(m)
@@ -393,7 +412,8 @@ class Simulation:
                 data[name] = cols[name].reshape(-1)
         frame = pd.DataFrame(data)
         for name in ("step", "ts_ns", "liquidations", "adl_rounds", "cascade_rounds",
-                     "margin_calls", "under_collateralized", "top_ups"):  # fmt: skip
+                     "margin_calls", "under_collateralized", "top_ups",
+                     "backstop_takeovers"):  # fmt: skip
             frame[name] = frame[name].astype(np.int64)
         return frame
 
@@ -409,6 +429,10 @@ class Simulation:
             "adl_rounds": float(steps["adl_rounds"].sum()),
             "bad_debt": float(last["bad_debt"].sum()),
             "socialized_loss": float(last["socialized_loss"].sum()),
+            "shortfall": float(steps["shortfall"].sum()),
+            "backstop_takeovers": float(steps["backstop_takeovers"].sum()),
+            "backstop_loss": float(last["backstop_loss"].sum()),
+            "backstop_pnl_end": float(steps["backstop_pnl"].iloc[-1]) if len(steps) else 0.0,
             "insurance_fund_start": float(self.scenario.insurance.fund),
             "insurance_fund_min": float(fund.min()),
             "insurance_fund_end": float(fund.iloc[-1]),

@@ -270,9 +270,13 @@ class AgentsSpec(_Frozen):
 
 class InsuranceSpec(_Frozen):
     """Initial insurance fund, quote (shared by the markets unless the market spec says
-    per-market)."""
+    per-market); the backstop vault's capital (quote, for markets whose liquidation policy
+    has a backstop) and its loss limit (quote; None: its whole capital), past which ADL
+    takes over (:meth:`deleverage.engine.risk.RiskEngine.set_backstop`)."""
 
     fund: NonNegFloat = 1_000_000.0
+    backstop: NonNegFloat = 0.0
+    backstop_max_loss: PositiveFloat | None = None
 
 
 class CommonJumps(_Frozen):

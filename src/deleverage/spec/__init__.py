@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal, Self
 import numpy as np
 import numpy.typing as npt
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from deleverage.errors import ConfigError, ValidationError
 
@@ -267,6 +267,12 @@ class LiquidationPolicy(_Frozen):
     backstop_equity_fraction
         When > 0, an account whose equity falls below this fraction of maintenance margin is
         taken over by the backstop vault with its margin (Hyperliquid: 2/3).
+    isolated_recourse
+        Whether an isolated position's loss beyond its isolated margin may be taken from the
+        account's other cash before the insurance fund. ``False`` (every venue's rule, the
+        default): the loss is capped at the isolated margin and the rest goes to the fund,
+        then ADL, socialized loss or declared bad debt. ``True``: the account's other cash
+        is part of the position's collateral (docs/formulas.md, "Shortfall").
     """
 
     kind: LiquidationKind = "full"
@@ -281,6 +287,7 @@ class LiquidationPolicy(_Frozen):
     margin_call_ratio: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
     backstop_equity_fraction: Fraction = 0.0
     spread_to_maintenance_ratio: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 1.5
+    isolated_recourse: StrictBool = False
 
     @model_validator(mode="after")
     def _check_fraction_needs(self) -> Self:

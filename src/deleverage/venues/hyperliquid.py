@@ -52,6 +52,8 @@ VENUE = VenuePreset(
             "https://hypernode-docs.polynode.dev/research/fees",
             "https://tginsight.xyz/channel/hyperliquid_announcements/post/307",
             "https://docs.tings.xyz/core-mechanics/liquidations",
+            "https://tglist.com/ru/channel/vIeNxn (mirror of the March 2025 post-JELLY "
+            "announcement: the liquidator vault gets a tight cap; ADL past a loss threshold)",
         ),
         insurance=(
             "No per-market insurance fund: losses beyond the book go to the liquidator vault "
@@ -62,7 +64,12 @@ VENUE = VenuePreset(
             "HLP liquidator vault: when account equity falls below 2/3 of maintenance margin "
             "without a successful book liquidation, the cross positions and cross margin (or "
             "the isolated position and its margin) are transferred to the vault; the "
-            "maintenance margin is not returned (backstop_equity_fraction = 2/3)."
+            "maintenance margin is not returned (backstop_equity_fraction = 2/3). The vault "
+            "has capital (deposit into Exchange.backstop_account; scenarios "
+            "insurance.backstop) and takes nothing over without it; past a loss limit "
+            "(RiskEngine.set_backstop(max_loss=...), default its whole capital; scenarios "
+            "insurance.backstop_max_loss) it takes no more positions and its own positions "
+            "are deleveraged at the mark (Hyperliquid after JELLY, March 2025)."
         ),
         execution=(
             "Market orders to the book; no clearance fee. Positions above 100,000 USDC are "
@@ -72,7 +79,8 @@ VENUE = VenuePreset(
         adl=(
             "When an account or isolated position value turns negative, opposing users are "
             "ranked by unrealized PnL and leverage and closed at the previous oracle (mark) "
-            "price: ranking 'hyperliquid', price 'mark'."
+            "price: ranking 'hyperliquid', price 'mark'. Also when the liquidator vault's "
+            "loss passes its threshold (the vault's positions are deleveraged at the mark)."
         ),
         notes=(
             "BTC margin tiers (mainnet): 0-150M USDC 40x, >150M 20x; ETH: 0-100M 25x, >100M "
@@ -86,6 +94,8 @@ VENUE = VenuePreset(
             "Tick and lot: prices have at most 5 significant figures (tick 1 USD at BTC "
             "~100k, assumed fixed); lot from szDecimals 5 (BTC) and 4 (ETH), not verified "
             "against a stored source.",
+            "The backstop vault unwinds nothing on its own (Hyperliquid's vault trades its "
+            "positions out over time); it holds them until its loss limit deleverages them.",
         ),
         spec_gaps=(
             "LiquidationPolicy.cooldown_mode: Literal['full_position'] = 'full_position' for "
@@ -93,6 +103,9 @@ VENUE = VenuePreset(
             "position; the engine's fixed_fraction cooldown already implies this).",
             "MarketSpec.insurance_pool: str | None = 'hlp' for hyperliquid (no market fund; "
             "the backstop vault is shared by all markets).",
+            "The liquidator vault's loss threshold and capital share of HLP are not "
+            "published: max_loss and the vault capital are user parameters, not preset "
+            "values.",
         ),
     ),
     aliases={"BTC": "BTC", "ETH": "ETH", "BTC-PERP": "BTC", "ETH-PERP": "ETH"},

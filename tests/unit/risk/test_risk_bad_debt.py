@@ -50,9 +50,14 @@ def test_uncovered_shortfall_is_declared_and_left_as_the_accounts_negative_balan
 
     assert ex.last_step.bad_debt == pytest.approx(200.0)
     assert _bad_debt(ex) == {a: pytest.approx(200.0)}
-    assert ex.cash(a) == pytest.approx(-200.0)
-    assert ex.conservation().negative_equity == pytest.approx(200.0)
-    assert ex.conservation().holds
+    conservation = ex.conservation()
+    if mode == MarginMode.CROSS:  # the account's wallet was its collateral: it keeps the hole
+        assert ex.cash(a) == pytest.approx(-200.0)
+        assert conservation.negative_equity == pytest.approx(200.0)
+    else:  # isolated: the loss stops at the margin; the venue's bad-debt account holds it
+        assert ex.cash(a) == pytest.approx(0.0, abs=1e-9)
+        assert conservation.negative_equity_bad_debt == pytest.approx(200.0)
+    assert conservation.holds
 
     # Declared once: later steps do not declare it again.
     ex.set_mark(m, 94_000.0, ts_ns=2 * S)
@@ -61,10 +66,10 @@ def test_uncovered_shortfall_is_declared_and_left_as_the_accounts_negative_balan
 
 
 def test_bad_debt_of_an_isolated_position_equals_the_negative_balance_left() -> None:
-    # Same position, plus 500 of cross cash outside it. Either the cross cash is untouched
+    # Same position, plus 500 of cross cash outside it. The cross cash is untouched
     # (Hyperliquid: for an isolated position "the user's cross margin and positions are
-    # untouched") and -200 is left somewhere, or the cash pays and no bad debt remains; the
-    # notice must equal the negative balance either way.
+    # untouched") and -200 is left on the venue's bad-debt account; the notice equals the
+    # negative balance.
     ex, m = _venue()
     a = ex.open_account(margin_mode=MarginMode.ISOLATED)
     ex.deposit(a, 1_500.0)
@@ -73,7 +78,25 @@ def test_bad_debt_of_an_isolated_position_equals_the_negative_balance_left() -> 
     ex.set_mark(m, 94_000.0, ts_ns=1 * S)
 
     declared = sum(_bad_debt(ex).values())
-    assert declared == pytest.approx(ex.conservation().negative_equity, abs=1e-9)
+    conservation = ex.conservation()
+    assert declared == pytest.approx(200.0)
+    assert ex.cash(a) == pytest.approx(500.0)
+    assert conservation.negative_equity == 0.0
+    assert declared == pytest.approx(conservation.negative_equity_bad_debt, abs=1e-9)
+
+
+def test_bad_debt_with_isolated_recourse_is_taken_from_the_accounts_other_cash_first() -> None:
+    # The explicit policy: the 500 of cross cash pays first, 200 - 500 < 0: no bad debt.
+    ex, m = _venue(liquidation={"isolated_recourse": True})
+    a = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    ex.deposit(a, 1_500.0)
+    ex.trade(m, buyer=a, seller=ex.liquidity_account, size=0.2, price=100_000.0)
+
+    ex.set_mark(m, 94_000.0, ts_ns=1 * S)
+
+    assert _bad_debt(ex) == {}
+    assert ex.cash(a) == pytest.approx(300.0)
+    assert ex.last_step.shortfall == 0.0  # within the collateral (margin plus other cash)
 
 
 def _capped_crash() -> tuple[Exchange, int, int, int]:

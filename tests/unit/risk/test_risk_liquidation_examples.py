@@ -391,6 +391,7 @@ def test_backstop_takes_over_an_account_below_two_thirds_of_maintenance(mode: Ma
     a = _long(ex, m, size=0.2, price=100_000.0, cash=1_000.0, mode=mode)
     ex.set_liquidity(m, ConstantDepthBook(depth_per_pct=0.05, half_life_s=60.0))
     vault = ex.backstop_account
+    ex.deposit(vault, 10_000.0)  # the vault's capital
     start = len(ex.journal)
 
     ex.set_mark(m, 96_000.0, ts_ns=1 * S)
@@ -403,7 +404,7 @@ def test_backstop_takes_over_an_account_below_two_thirds_of_maintenance(mode: Ma
     assert margin.reason == TransferReason.BACKSTOP_MARGIN
     assert margin.amount == pytest.approx(200.0)
     assert ex.position(vault, m).size == pytest.approx(0.2)
-    assert ex.cash(vault) == pytest.approx(200.0)
+    assert ex.cash(vault) == pytest.approx(10_200.0)
     assert _equity(ex, a) == pytest.approx(0.0, abs=1e-9)
     assert ex.last_step.backstop_takeovers == 1
     assert ex.cash(ex.insurance_account) == 0.0  # no penalty on a takeover
@@ -416,6 +417,7 @@ def test_backstop_leaves_the_traders_cross_cash_alone_for_an_isolated_takeover()
     ex, m = _venue(liquidation_fee_rate=0.005, liquidation={"backstop_equity_fraction": 2 / 3})
     a = _long(ex, m, size=0.2, price=100_000.0, cash=1_500.0, mode=MarginMode.ISOLATED)
     ex.set_liquidity(m, ConstantDepthBook(depth_per_pct=0.05, half_life_s=60.0))
+    ex.deposit(ex.backstop_account, 10_000.0)
 
     ex.set_mark(m, 96_000.0, ts_ns=1 * S)
 

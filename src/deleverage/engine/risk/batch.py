@@ -119,6 +119,7 @@ class BatchStage(LiquidationStage):
         to_adl = np.zeros(k, dtype=np.bool_)
         fund = ex.insurance_account_for(m)
         adl_enabled = ranking_for(spec.adl).allocation != "socialized"
+        recourse = policy.isolated_recourse
         declared = self.declared_bad_debt
         cash_before = ex._cash[idx] + (
             np.array([declared.get(a, 0.0) for a in idx.tolist()]) if declared else 0.0
@@ -129,6 +130,7 @@ class BatchStage(LiquidationStage):
                 size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
                 float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
                 penalty, shortfall, cover, own, to_adl, capacity_long, capacity_short,
+                recourse,
             )  # fmt: skip
             return float(consumed_after)
 
@@ -190,13 +192,6 @@ class BatchStage(LiquidationStage):
             m, accounts[open_cover], fund, cov[open_cover],
             int(TransferReason.INSURANCE_COVER), ts, outgoing=False,
         )  # fmt: skip
-        if len(accounts):
-            bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
-            ex.journal.append_columns(
-                EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
-                amount=short, fee=pen, counterparty_fee=bankrupt,
-                code=_POLICY_CODES[policy.kind],
-            )  # fmt: skip
         report.liquidations += len(accounts)
         report.liquidated_notional += float(np.sum(qty * px))
         report.penalties += float(pen.sum())
@@ -206,12 +201,15 @@ class BatchStage(LiquidationStage):
             until = ts + int(policy.cooldown_s * _NS)
             for a in accounts[partial].tolist():
                 risk.cooldown_until_ns[a] = until
-        # What is still owed after the account's own cash and the fund: its negative cash.
+        # What is still owed after the fund: beyond the isolated margin and the cover, or
+        # with recourse the account's negative cash.
         closed_now = ~still_open
         owed_now = np.zeros(len(accounts))
-        if closed_now.any():
+        if closed_now.any() and recourse:
             debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else 0.0
             owed_now = np.where(closed_now, np.maximum(0.0, -ex._cash[accounts] - debt), 0.0)
+        elif closed_now.any():
+            owed_now = np.where(closed_now, np.maximum(0.0, short - cov), 0.0)
         rest = np.where(still_open, 0.0, np.minimum(owed_now, short))
         carried = self.carried_deficit
         counted = np.zeros(len(accounts))
@@ -223,7 +221,17 @@ class BatchStage(LiquidationStage):
                 ]
             )
         closed_due = np.maximum(cov + rest - counted, 0.0)
-        report.shortfall += float(np.sum(np.where(still_open, short - mine, closed_due)))
+        # One definition (docs/formulas.md, "Shortfall"): what each fill newly leaves beyond
+        # the position's collateral, in the record and in the report alike.
+        due = np.where(still_open, short - mine, closed_due)
+        report.shortfall += float(np.sum(due))
+        if len(accounts):
+            bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
+            ex.journal.append_columns(
+                EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
+                amount=due, fee=pen, counterparty_fee=bankrupt,
+                code=_POLICY_CODES[policy.kind],
+            )  # fmt: skip
         # Open positions: what neither their account's cash nor the fund paid is carried to
         # their full close (ADL, or bad debt then), reported now.
         left = np.where(still_open, short - mine - cov, 0.0)
@@ -236,7 +244,7 @@ class BatchStage(LiquidationStage):
             if ranking_for(spec.adl).allocation == "socialized":
                 amount -= self._socialize(a, m, amount, ts, report)
             if amount > 1e-12 * max(1.0, float(short[j])):
-                self._declare_bad_debt(a, m, amount, ts, report)
+                self._declare_bad_debt(a, m, amount, ts, report, fenced=not recourse)
         pending = idx[to_adl]
         touched = [idx]
         if len(pending) and ranking_for(spec.adl).allocation == "ranked":
@@ -355,10 +363,20 @@ class BatchStage(LiquidationStage):
             )  # fmt: skip
             report.adl_rounds += len(group)
             report.adl_notional += float(notionals.sum())
-            for a in group[ex._cash[group] < -1e-9].tolist():
-                owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
-                if owed > 1e-9:  # not what was declared bad debt before
-                    self._cover(a, m, owed, ts, report)
+            # The deficit the counterparties took (fills away from the mark), and what is
+            # left for the fund (float dust, or a mark-price or price-capped ADL's deficit).
+            lost = np.maximum(0.0, np.minimum(side * need * (price - mark), -equity))
+            report.adl_loss += float(lost.sum())
+            report.shortfall += float(lost.sum())
+            if spec.liquidation.isolated_recourse:
+                for a in group[ex._cash[group] < -1e-9].tolist():
+                    owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+                    if owed > 1e-9:  # not what was declared bad debt before
+                        self._cover(a, m, owed, ts, report)
+            else:
+                after = equity + side * need * (price - mark)
+                for k in np.flatnonzero(after < -1e-9).tolist():
+                    self._cover(int(group[k]), m, -float(after[k]), ts, report, fenced=True)
         empty = np.zeros(0, dtype=np.int64)
         return (
             np.concatenate(leftover) if leftover else empty,

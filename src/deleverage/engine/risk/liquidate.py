@@ -27,6 +27,7 @@ from deleverage.engine.risk.support import (
 from deleverage.rules import liquidation as liq
 from deleverage.rules import margin as mm
 from deleverage.rules.adl_ranking import ranking_for
+from deleverage.spec import MarginMode
 
 if TYPE_CHECKING:
     pass
@@ -54,6 +55,7 @@ class LiquidationStage(ShortfallStage):
             if (
                 policy.backstop_equity_fraction > 0
                 and equity < policy.backstop_equity_fraction * maint
+                and self._backstop_open()
                 and not self._book_absorbs(a, j, equity)
             ):
                 self._backstop(a, j, isolated, ts, report)
@@ -75,12 +77,13 @@ class LiquidationStage(ShortfallStage):
             self._settle_flat_cross(a, m, ts, report)
         return acted
 
-    def _recourse(self, a: int, isolated: bool, equity_after: float) -> float:
-        """The loss a full close leaves for the fund: for an isolated position, what its
-        account's cash cannot take (its negative margin lands in that cash)."""
+    def _recourse(self, a: int, m: int, isolated: bool, equity_after: float) -> float:
+        """The loss a full close leaves for the fund: the loss beyond the position's collateral
+        (with ``isolated_recourse``, an isolated position's collateral includes its account's
+        other cash, into which its negative margin lands)."""
         if equity_after >= 0.0:
             return 0.0
-        if not isolated:
+        if not (isolated and self._recourse_allowed(m)):
             return -equity_after
         cash = float(self.ex._cash[a]) + self.declared_bad_debt.get(a, 0.0)
         return max(0.0, -(cash + equity_after))
@@ -180,7 +183,7 @@ class LiquidationStage(ShortfallStage):
         equity_after = equity + side * qty * (price - mark)
         fund = ex.insurance_account_for(m)
         exhausted = book and filled < qty * (1 - 1e-12)
-        beyond = full and self._recourse(a, isolated, equity_after) > ex._cash[fund]
+        beyond = full and self._recourse(a, m, isolated, equity_after) > ex._cash[fund]
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
         adl_first = (
@@ -212,42 +215,69 @@ class LiquidationStage(ShortfallStage):
                     reason=int(TransferReason.LIQUIDATION_FEE), market=m if still_open else -1,
                 )
             )  # fmt: skip
-        shortfall = max(0.0, -equity_after) if (full or isolated) else 0.0
+        due, own, carried = self._due(a, m, isolated, still_open, max(0.0, -equity_after), full)
         report.liquidations += 1
         report.liquidated_notional += qty * price
         report.penalties += penalty
         ex._emit(
             Liquidation(
-                ts_ns=ts, account=a, market=m, size=-side * qty, price=price, shortfall=shortfall,
-                penalty=penalty, bankruptcy_price=bankrupt,
+                ts_ns=ts, account=a, market=m, size=-side * qty, price=price,
+                shortfall=max(0.0, due - carried), penalty=penalty, bankruptcy_price=bankrupt,
                 policy=_POLICY_CODES[spec.liquidation.kind],
             )
         )  # fmt: skip
-        if isolated and shortfall > 0.0 and not still_open:
-            # The account's own cash took the loss first (the closed position's negative
-            # margin went to it); what is still negative goes to the fund, then bad debt.
-            owed = max(0.0, -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0))
-            carried = self.carried_deficit.pop(a, 0.0)
-            if owed > 1e-9:
-                self._cover(a, m, min(shortfall, owed), ts, report, counted=carried)
-        elif isolated and shortfall > 0.0:
+        if isolated and not still_open and due > 1e-9:
+            # Closed: the fund, then socialized loss or bad debt, take what the position's
+            # collateral did not (without recourse, never the account's other cash).
+            fenced = not self._recourse_allowed(m)
+            self._cover(a, m, due, ts, report, counted=carried, fenced=fenced)
+        elif isolated and still_open:
             # A partial close (a cap, or slippage) left the open position beyond bankruptcy:
-            # the account's cash moves into its margin, the fund pays what it can into it;
-            # what is left waits for the position's full close (ADL, or bad debt) and is
-            # reported now, once.
-            own = min(max(0.0, float(ex._cash[a])), shortfall)
+            # with recourse the account's cash moves into its margin; the fund pays what it
+            # can into it; what is left waits for the position's full close (ADL, or bad
+            # debt) and is reported now, once.
             if own > 0.0:
                 ex._emit(MarginMoved(ts_ns=ts, account=a, market=m, amount=own))
-            due = shortfall - own
             if due > 1e-9:
                 report.shortfall += due
                 paid = self._fund_pays(a, m, due, ts, report, into_position=True)
                 if due - paid > 1e-9:
                     self.carried_deficit[a] = self.carried_deficit.get(a, 0.0) + due - paid
 
+    def _due(
+        self, a: int, m: int, isolated: bool, still_open: bool, beyond: float, full: bool
+    ) -> tuple[float, float, float]:
+        """After a liquidation fill: the shortfall due (the loss beyond the position's
+        collateral at the fill, quote), the account's cash moved into a still-open isolated
+        position (recourse) and the part already reported by earlier fills (carried).
+
+        ``beyond`` is the loss beyond the position's own margin (``-E'`` when negative). A
+        cross position's shortfall is its account's deficit once no cross position is left.
+        """
+        ex = self.ex
+        declared = self.declared_bad_debt.get(a, 0.0)
+        recourse = self._recourse_allowed(m)
+        if not isolated:
+            flat = not any(
+                cols.size[a] != 0.0 and cols.mode[a] == MarginMode.CROSS for cols in ex._positions
+            )
+            return (max(0.0, -float(ex._cash[a]) - declared) if flat and full else 0.0), 0.0, 0.0
+        if not still_open:
+            carried = self.carried_deficit.pop(a, 0.0) if beyond > 0.0 else 0.0
+            if recourse:  # the negative margin landed in the account's cash: what is left
+                beyond = min(beyond, max(0.0, -float(ex._cash[a]) - declared))
+            return beyond, 0.0, carried
+        own = min(max(0.0, float(ex._cash[a])), beyond) if recourse else 0.0
+        return beyond - own, own, 0.0
+
     # ------------------------------------------------------------------ backstop
     def _backstop(self, a: int, m: int, isolated: bool, ts: int, report: StepReport) -> None:
-        """Hand the position(s) and their margin to the backstop vault at the mark."""
+        """Hand the position(s) and their margin to the backstop vault at the mark.
+
+        A deficit taken over (equity below zero, a gap) is the vault's loss beyond the margin
+        at once: shortfall on the ``backstop_loss`` line. The margin taken over is the basis
+        against which the vault's later realized loss in each market is measured.
+        """
         ex = self.ex
         vault = ex.backstop_account
         markets = [m] if isolated else self._cross_order(a)
@@ -257,6 +287,8 @@ class LiquidationStage(ShortfallStage):
             size = float(cols.size[a])
             if size == 0.0:
                 continue
+            share = self._position_equity(a, j, isolated, equity)
+            self.backstop_basis[j] = self.backstop_basis.get(j, 0.0) + max(share, 0.0)
             mark = ex.markets[j].mark
             buyer, seller = (vault, a) if size > 0 else (a, vault)
             ex._emit(
@@ -274,5 +306,40 @@ class LiquidationStage(ShortfallStage):
                     reason=int(TransferReason.BACKSTOP_MARGIN),
                 )
             )  # fmt: skip
+        report.shortfall += max(0.0, -equity)
+        report.backstop_loss += max(0.0, -equity)
         report.backstop_takeovers += 1
         report.liquidations += 1
+
+    def backstop_pnl(self) -> float:
+        """The backstop vault's PnL: its equity at the marks less the capital put in (quote)."""
+        ex = self.ex
+        vault = ex.backstop_account
+        if ex._cash[vault] == 0.0 and not any(cols.size[vault] for cols in ex._positions):
+            return 0.0 - float(ex._net_deposit[vault]) + 0.0
+        return ex.account_margins(vault).total_equity - float(ex._net_deposit[vault])
+
+    def _backstop_open(self) -> bool:
+        """Whether the vault takes positions: it has equity, and has lost less than its limit
+        (Hyperliquid after JELLY: beyond a loss threshold, ADL instead of the vault)."""
+        vault = self.ex.backstop_account
+        capital = float(self.ex._net_deposit[vault])
+        equity = self.ex.account_margins(vault).total_equity
+        limit = capital if self.backstop_max_loss is None else self.backstop_max_loss
+        return equity > 0.0 and equity - capital > -limit
+
+    def _backstop_deleverage(self, m: int, ts: int, report: StepReport) -> None:
+        """Past its loss limit, the vault's position in ``m`` is deleveraged at the mark."""
+        ex = self.ex
+        vault = ex.backstop_account
+        cols = ex._positions[m]
+        if cols.size[vault] == 0.0 or self._backstop_open():
+            return
+        cash, realized = float(ex._cash[vault]), float(cols.realized_pnl[vault])
+        if not self._adl(vault, m, False, ts, report, at_mark=True):
+            return
+        pnl = float(cols.realized_pnl[vault]) - realized
+        loss = max(0.0, -(self.backstop_basis.pop(m, 0.0) + pnl))
+        loss -= min(loss, max(0.0, -(cash + pnl)))  # a vault deficit went to the fund's lines
+        report.shortfall += loss
+        report.backstop_loss += loss

@@ -30,6 +30,7 @@ from deleverage.engine.risk.support import (
     _Queue,
     _round_metrics,
 )
+from deleverage.engine.state import AccountKind
 from deleverage.rules import adl as adl_math
 from deleverage.rules import liquidation as liq
 from deleverage.rules import margin as mm
@@ -58,6 +59,10 @@ class ShortfallStage:
         self.declared_bad_debt: dict[int, float] = {}
         #: Deficit of open isolated positions left by a partial close, already reported.
         self.carried_deficit: dict[int, float] = {}
+        #: The backstop vault's loss limit (quote; None: its whole net capital).
+        self.backstop_max_loss: float | None = None
+        #: Margin the vault took over with its open position, per market (quote).
+        self.backstop_basis: dict[int, float] = {}
         #: Seconds positions spent under maintenance waiting for a liquidator (summed).
         self.under_collateralized_s = 0.0
         self._scratch_flags = np.zeros(0, dtype=np.bool_)
@@ -178,11 +183,13 @@ class ShortfallStage:
 
     def _cover(
         self, a: int, m: int, shortfall: float, ts: int, report: StepReport,
-        *, counted: float = 0.0,
+        *, counted: float = 0.0, fenced: bool = False,
     ) -> None:  # fmt: skip
         """The fund pays what it can; socialized loss or bad debt takes the rest.
 
         ``counted``: part of the shortfall already reported (carried from a partial close).
+        ``fenced``: the deficit of a closed isolated position without recourse, so declared
+        bad debt must not stay on the account's other cash (see :meth:`_declare_bad_debt`).
         """
         ex = self.ex
         report.shortfall += max(0.0, shortfall - counted)
@@ -193,13 +200,41 @@ class ShortfallStage:
         if ranking_for(ex.markets[m].spec.adl).allocation == "socialized":
             rest -= self._socialize(a, m, rest, ts, report)
         if rest > 1e-12 * max(1.0, shortfall):
-            self._declare_bad_debt(a, m, rest, ts, report)
+            self._declare_bad_debt(a, m, rest, ts, report, fenced=fenced)
 
-    def _declare_bad_debt(self, a: int, m: int, amount: float, ts: int, report: StepReport) -> None:
-        """Record a loss nobody covered; it stays as the account's negative balance, once."""
-        self.declared_bad_debt[a] = self.declared_bad_debt.get(a, 0.0) + amount
+    def _declare_bad_debt(
+        self, a: int, m: int, amount: float, ts: int, report: StepReport, *, fenced: bool = False
+    ) -> None:
+        """Record a loss nobody covered, once.
+
+        A cross account keeps it as its negative balance. A closed isolated position without
+        recourse (``fenced``) must not take it from the account's other cash: the venue's
+        bad-debt account writes it off to the account, so the hole shows there, as that
+        account's negative equity (one line of :meth:`Exchange.conservation`).
+        """
         report.bad_debt += amount
+        if fenced:
+            self.ex._emit(
+                Transfer(
+                    ts_ns=ts, source=self._bad_debt_account(), destination=a, amount=amount,
+                    reason=int(TransferReason.BAD_DEBT_WRITE_OFF),
+                )
+            )  # fmt: skip
+        else:
+            self.declared_bad_debt[a] = self.declared_bad_debt.get(a, 0.0) + amount
         self.ex._emit(BadDebt(ts_ns=ts, account=a, market=m, amount=amount, text="uncovered"))
+
+    def _bad_debt_account(self) -> int:
+        """The venue's bad-debt account, opened the first time a fenced loss needs it."""
+        ex = self.ex
+        found = np.flatnonzero(ex._kind[: ex.n_accounts] == AccountKind.BAD_DEBT)
+        if len(found):
+            return int(found[0])
+        return ex.open_account(kind=AccountKind.BAD_DEBT, label="bad-debt", ts_ns=ex.clock_ns)
+
+    def _recourse_allowed(self, m: int) -> bool:
+        """Whether isolated positions of market ``m`` may draw on their account's other cash."""
+        return self.ex.markets[m].spec.liquidation.isolated_recourse
 
     def _settle_flat_cross(self, a: int, m: int, ts: int, report: StepReport) -> None:
         """A cross account with no cross positions left and negative cash is bankrupt."""
@@ -211,8 +246,13 @@ class ShortfallStage:
             self._cover(a, m, shortfall, ts, report)
 
     # ------------------------------------------------------------------ ADL
-    def _adl(self, a: int, m: int, isolated: bool, ts: int, report: StepReport) -> bool:
-        """Close the bankrupt position against opposing traders. True if fully closed."""
+    def _adl(
+        self, a: int, m: int, isolated: bool, ts: int, report: StepReport, *, at_mark: bool = False
+    ) -> bool:
+        """Close the bankrupt position against opposing traders. True if fully closed.
+
+        ``at_mark``: at the mark whatever the market's ADL price (the backstop vault's).
+        """
         ex = self.ex
         state = ex.markets[m]
         spec = state.spec
@@ -222,7 +262,7 @@ class ShortfallStage:
         pool, _ = self._pool(a, m, isolated)
         equity = self._position_equity(a, m, isolated, pool)
         bankrupt = liq.bankruptcy_price(size, state.mark, equity)
-        price = bankrupt if spec.adl.price == "bankruptcy" else state.mark
+        price = bankrupt if spec.adl.price == "bankruptcy" and not at_mark else state.mark
         ranking = ranking_for(spec.adl)
         policy = ranking.name
         queue = self._queue(m, -side)
@@ -291,14 +331,32 @@ class ShortfallStage:
         )  # fmt: skip
         report.adl_rounds += 1
         report.adl_notional += stats.notional_closed
-        self.carried_deficit.pop(a, None)
+        # The deficit the counterparties took: the bankrupt side's fills away from the mark.
+        adl_loss = max(0.0, min(side * need * (price - state.mark), max(0.0, -equity)))
+        carried = self.carried_deficit.pop(a, 0.0)
+        report.adl_loss += adl_loss
+        report.shortfall += adl_loss - min(carried, adl_loss)
+        carried = max(0.0, carried - adl_loss)
         if not isolated:
             self._settle_flat_cross(a, m, ts, report)
         elif cols.size[a] == 0.0:
-            owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
-            if owed > 1e-9:  # float dust of the ADL price, or a mark-price ADL's deficit
-                self._cover(a, m, owed, ts, report)
+            equity_after = equity + side * need * (price - state.mark)
+            self._settle_closed_isolated(a, m, equity_after, ts, report, counted=carried)
         return True
+
+    def _settle_closed_isolated(
+        self, a: int, m: int, equity_after: float, ts: int, report: StepReport,
+        *, counted: float = 0.0,
+    ) -> None:  # fmt: skip
+        """Cover the deficit a closed isolated position left (float dust of an ADL price, a
+        mark-price ADL's deficit): from its margin alone, or with recourse what the account's
+        cash could not take."""
+        if self._recourse_allowed(m):
+            owed = -float(self.ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+            if owed > 1e-9:
+                self._cover(a, m, owed, ts, report, counted=counted)
+        elif -equity_after > 1e-9:
+            self._cover(a, m, -equity_after, ts, report, counted=counted, fenced=True)
 
     def _solvent_adl_price(
         self, m: int, side: int, price: float, accounts: npt.NDArray[np.int64], sizes: FloatArray

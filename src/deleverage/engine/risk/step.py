@@ -96,6 +96,27 @@ class RiskEngine(BatchStage):
         risk.capital_per_step = float(capital_per_step)
         risk.mark_interval_ns = round(mark_interval_s * _NS)
 
+    def set_backstop(self, *, max_loss: float | None = None) -> None:
+        """Limit the backstop vault's loss (quote): once the vault has lost ``max_loss``
+        (None: its whole net capital, what was deposited into ``Exchange.backstop_account``),
+        it takes over no more positions and its own positions are deleveraged at the mark
+        against the ranked queue; liquidations go to the book, the fund and ADL instead.
+
+        Hyperliquid after the JELLY incident (26 March 2025): the liquidator vault got a
+        capped capital and "ADL will be triggered if the Liquidator loses above a certain
+        threshold" (docs/formulas.md, "Backstop takeover"). The vault's capital is its cash:
+        deposit it with ``ex.deposit(ex.backstop_account, amount)``; without capital it takes
+        nothing over.
+        """
+        if max_loss is not None and not (
+            isinstance(max_loss, int | float)
+            and not isinstance(max_loss, bool)
+            and math.isfinite(max_loss)
+            and max_loss > 0
+        ):
+            raise ValidationError("max_loss", max_loss, "must be a finite number > 0, or None")
+        self.backstop_max_loss = None if max_loss is None else float(max_loss)
+
     def pending_count(self, market: int) -> int:
         """Positions of ``market`` under maintenance still waiting for a liquidator."""
         return len(self.markets[market].pending)
@@ -143,6 +164,7 @@ class RiskEngine(BatchStage):
         if risk.capital_ts != ts:
             risk.capital_ts, risk.capital_used = ts, 0.0
         caps = _Caps(state.spec, risk.capital_per_step - risk.capital_used)
+        self._backstop_deleverage(m, ts, report)
         touched: npt.NDArray[np.int64] | None = None
         rounds = _MAX_ROUNDS
         if self._batchable(m) and self._modes_present(m)[0]:
@@ -163,6 +185,7 @@ class RiskEngine(BatchStage):
                 break
         risk.capital_used += caps.used_market
         self._settle_pending(m, ts)
+        report.backstop_pnl = self.backstop_pnl()
         self.reports.append(report)
         return report
 

@@ -67,7 +67,17 @@ class MarketRisk:
 
 @dataclass
 class StepReport:
-    """What one risk step did (quote amounts, base sizes)."""
+    """What one risk step did (quote amounts, base sizes).
+
+    ``shortfall`` is the loss beyond the collateral of the positions closed in the step
+    (docs/formulas.md, "Shortfall"), each on one line: ``insurance_paid`` (the fund),
+    ``backstop_loss`` (the backstop vault: a taken-over deficit, or a realized loss beyond the
+    margin it took over), ``adl_loss`` (taken from ADL counterparties: their fills away from
+    the mark), ``socialized_loss`` and ``bad_debt``. A deficit a partial close left on a
+    still-open position is counted when it arises and lands on its line at the full close.
+    ``backstop_pnl`` is the backstop vault's PnL after the step (equity minus net capital in,
+    marked to market; 0 when it never held anything).
+    """
 
     market: int
     ts_ns: int
@@ -83,6 +93,9 @@ class StepReport:
     bad_debt: float = 0.0
     margin_calls: int = 0
     halted: bool = False
+    adl_loss: float = 0.0
+    backstop_loss: float = 0.0
+    backstop_pnl: float = 0.0
 
 
 class _Queue:
