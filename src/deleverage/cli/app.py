@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -151,41 +151,71 @@ def queue(
 
 @app.command()
 def presets(
+    venue: Annotated[
+        str | None,
+        typer.Argument(help="A venue: show its sources, rules and what the engine lacks."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List the venue presets (margin tiers, liquidation and ADL rules of real venues).
+    """List the venue presets (margin tiers, liquidation and ADL rules of real venues) and the
+    rules each does not reproduce yet (gaps).
 
-    Example: deleverage presets --json
+    Example: deleverage presets dydx_v4
     """
     import json
 
-    from deleverage.venues import list_presets, preset
+    from deleverage.venues import list_presets, preset, preset_info
 
+    venues = list_presets() if venue is None else [preset_info(venue).venue]
+    rows: list[dict[str, Any]] = []
+    for name in venues:
+        spec, info = preset(name), preset_info(name)
+        rows.append(
+            {
+                "venue": name, "market": spec.symbol, "max_leverage": spec.max_leverage,
+                "maintenance_rate": spec.tiers[0].maintenance_rate, "tiers": len(spec.tiers),
+                "liquidation": spec.liquidation.kind, "execution": spec.liquidation.execution,
+                "adl_ranking": spec.adl.ranking, "adl_price": spec.adl.price,
+                "gaps": list(info.spec_gaps),
+            }
+        )  # fmt: skip
     if as_json:
-        rows = []
-        for venue in list_presets():
-            spec = preset(venue)
-            rows.append(
-                {
-                    "venue": venue, "market": spec.symbol, "max_leverage": spec.max_leverage,
-                    "maintenance_rate": spec.tiers[0].maintenance_rate, "tiers": len(spec.tiers),
-                    "liquidation": spec.liquidation.kind, "execution": spec.liquidation.execution,
-                    "adl_ranking": spec.adl.ranking, "adl_price": spec.adl.price,
-                }
-            )  # fmt: skip
         typer.echo(json.dumps(rows))
         return
-    table = Table(title="Venue presets (deleverage.venues.preset(venue))")
-    for col in ("venue", "market", "max lev", "maint.", "tiers", "liquidation", "ADL"):
+    if venue is not None:
+        _preset_detail(rows[0]["venue"])
+        return
+    table = Table(title="Venue presets (deleverage.preset(venue)); details: presets VENUE")
+    for col in ("venue", "market", "max lev", "maint.", "tiers", "liquidation", "ADL", "gaps"):
         table.add_column(col)
-    for venue in list_presets():
-        spec = preset(venue)
+    for row in rows:
         table.add_row(
-            venue, spec.symbol, f"{spec.max_leverage:g}x", f"{spec.tiers[0].maintenance_rate:.2%}",
-            str(len(spec.tiers)), f"{spec.liquidation.kind}/{spec.liquidation.execution}",
-            f"{spec.adl.ranking}@{spec.adl.price}",
+            row["venue"], row["market"], f"{row['max_leverage']:g}x",
+            f"{row['maintenance_rate']:.2%}", str(row["tiers"]),
+            f"{row['liquidation']}/{row['execution']}",
+            f"{row['adl_ranking']}@{row['adl_price']}", str(len(row["gaps"])),
         )  # fmt: skip
     console.print(table)
+
+
+def _preset_detail(venue: str) -> None:
+    from deleverage.venues import preset_info
+
+    info = preset_info(venue)
+    console.print(f"[bold]{escape(info.venue)}[/bold]: {escape(', '.join(info.symbols))}")
+    for label, text in (
+        ("insurance", info.insurance),
+        ("backstop", info.backstop),
+        ("execution", info.execution),
+        ("ADL", info.adl),
+    ):
+        console.print(f"[bold]{label}[/bold]: {escape(text)}")
+    console.print(f"[bold]not reproduced yet ({len(info.spec_gaps)})[/bold]:")
+    for gap in info.spec_gaps:
+        console.print(f"  - {escape(gap)}")
+    console.print("[bold]sources[/bold]:")
+    for source in info.sources:
+        console.print(f"  - {escape(source)}")
 
 
 def _margin_table(title: str, frame: object) -> Table:

@@ -9,6 +9,7 @@ import pytest
 from deleverage.cli.app import main
 from deleverage.cli.serve import database_url
 from deleverage.errors import ConfigError
+from deleverage.venues import preset_info
 
 
 def _exit_code(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
@@ -68,3 +69,30 @@ def test_presets_json_lists_every_venue_with_its_rules(
     spec = preset("binance")
     assert binance["max_leverage"] == spec.max_leverage
     assert binance["tiers"] == len(spec.tiers)
+    assert binance["gaps"] == list(preset_info("binance").spec_gaps)
+
+
+def test_presets_of_one_venue_prints_its_gaps_and_sources(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    info = preset_info("dydx_v4")
+    monkeypatch.setattr("sys.argv", ["deleverage", "presets", "dydx_v4"])
+    monkeypatch.setenv("COLUMNS", "400")
+    main()
+    out = capsys.readouterr().out
+
+    assert f"not reproduced yet ({len(info.spec_gaps)})" in out
+    for gap in info.spec_gaps:
+        assert gap[:60] in out
+    assert info.sources[0] in out
+
+
+def test_presets_of_an_unknown_venue_exits_2_naming_the_known_ones(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["deleverage", "presets", "nasdaq"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+
+    assert exit_info.value.code == 2
+    assert "dydx_v4" in capsys.readouterr().out
