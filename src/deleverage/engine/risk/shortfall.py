@@ -66,6 +66,8 @@ class ShortfallStage:
         #: Seconds positions spent under maintenance waiting for a liquidator (summed).
         self.under_collateralized_s = 0.0
         self._scratch_flags = np.zeros(0, dtype=np.bool_)
+        #: The venue's bad-debt account once found or opened (a scan of account kinds, once).
+        self._bad_debt_id: int | None = None
 
     def reserve(self, capacity: int) -> None:
         """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
@@ -227,10 +229,17 @@ class ShortfallStage:
     def _bad_debt_account(self) -> int:
         """The venue's bad-debt account, opened the first time a fenced loss needs it."""
         ex = self.ex
+        cached = self._bad_debt_id
+        if cached is not None and ex._kind[cached] == AccountKind.BAD_DEBT:
+            return cached
         found = np.flatnonzero(ex._kind[: ex.n_accounts] == AccountKind.BAD_DEBT)
         if len(found):
-            return int(found[0])
-        return ex.open_account(kind=AccountKind.BAD_DEBT, label="bad-debt", ts_ns=ex.clock_ns)
+            self._bad_debt_id = int(found[0])
+        else:
+            self._bad_debt_id = ex.open_account(
+                kind=AccountKind.BAD_DEBT, label="bad-debt", ts_ns=ex.clock_ns
+            )
+        return self._bad_debt_id
 
     def _recourse_allowed(self, m: int) -> bool:
         """Whether isolated positions of market ``m`` may draw on their account's other cash."""
