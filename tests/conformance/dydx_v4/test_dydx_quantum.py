@@ -246,8 +246,7 @@ def test_insurance_fund_sufficiency(v: dict[str, Any]) -> None:
     "v",
     cases(
         lambda v: (
-            (v["id"].startswith("block_limit_0")
-            and "previous_notional_liquidated" in v["inputs"])
+            (v["id"].startswith("block_limit_0") and "previous_notional_liquidated" in v["inputs"])
             or v["id"] == "block_limit_04_same_perpetual"
         )
     ),
