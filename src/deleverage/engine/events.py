@@ -308,7 +308,7 @@ class Liquidation(Event):
     average fill price, ``shortfall`` what the account could not pay (quote, >= 0),
     ``penalty`` the fee charged, ``bankruptcy_price`` the position's bankruptcy price when it
     was closed; ``policy`` the liquidation kind (0 full, 1 partial, 2 fixed fraction, 3 tier
-    down).
+    down, 4 portion).
     """
 
     kind: ClassVar[EventKind] = EventKind.LIQUIDATION

@@ -51,7 +51,7 @@ from deleverage.engine.kernels import (
     fill_one_nb,
 )
 from deleverage.engine.ledger import MAX_TS_NS, FloatArray, IntArray, MarketRef
-from deleverage.engine.scans import MarginScans
+from deleverage.engine.operations import RiskOperations
 from deleverage.engine.state import (
     SYSTEM_KINDS,
     AccountKind,
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
 Side = Literal["buyer", "seller"]
 
 
-class Exchange(MarginScans):
+class Exchange(RiskOperations):
     """A perpetual-futures venue: markets, accounts, positions, margin and the event journal.
 
     Parameters

@@ -111,25 +111,112 @@ def capped_penalty(*, fee: float, equity_after_fill: float) -> float:
     return max(0.0, min(fee, equity_after_fill))
 
 
+def adjusted_bankruptcy_rating(
+    *, account_equity: float, account_maintenance: float, bankruptcy_adjustment: float = 1.0
+) -> float:
+    """dYdX v4's ABR: how far toward the full spread a liquidation is priced, in [0, 1].
+
+    ``ABR = clip(BA x (1 - TNC / TMMR), 0, 1)``: 0 while the account's net collateral covers
+    its maintenance (no discount), 1 from ``TNC <= (1 - 1/BA) x TMMR`` on (with BA = 1: at
+    zero or negative equity). ``GetFillablePrice``, protocol/x/clob/keeper/liquidations.go
+    (dydxprotocol/v4-chain@84d4664).
+    """
+    if account_maintenance <= 0.0:
+        return 0.0
+    rating = bankruptcy_adjustment * (1.0 - account_equity / account_maintenance)
+    return min(1.0, max(0.0, rating))
+
+
 def fillable_price(
     *,
     side: int,
     oracle_price: float,
-    bankruptcy: float,
-    maintenance_fraction: float,
+    size: float,
+    position_maintenance: float,
+    account_equity: float,
+    account_maintenance: float,
+    bankruptcy_adjustment: float = 1.0,
     spread_to_maintenance_ratio: float = 1.5,
 ) -> float:
-    """dYdX v4 fillable price of a liquidation: between the oracle and the bankruptcy price.
+    """dYdX v4 fillable price of a liquidation: the worst price its order accepts.
 
-    ``adjustment = SMMR x MMF`` (spread to maintenance margin ratio times maintenance margin
-    fraction); a long (``side`` = +1) is closed at ``oracle x (1 - adjustment)`` and a short at
-    ``oracle x (1 + adjustment)``, never beyond its bankruptcy price.
+    ``price = oracle - side x ABR x SMMR x PMMR / |size|`` with PMMR the position's
+    maintenance margin (quote), SMMR ``spread_to_maintenance_ratio`` and ABR
+    :func:`adjusted_bankruptcy_rating` of the account (``account_equity`` TNC over
+    ``account_maintenance`` TMMR). A long (``side`` = +1) is sold below the oracle, a short
+    bought back above it. The price is **not** clamped to the bankruptcy price: a fill
+    beyond it is paid by the insurance fund (:func:`insurance_fund_delta`). Never negative.
+
+    Examples
+    --------
+    dYdX's test "one long position slightly below maintenance" (TNC 499, TMMR 500, PMMR
+    500, 0.1 BTC at 50,000, SMMR 0.1): 49,999.
+
+    >>> fillable_price(side=1, oracle_price=50_000.0, size=0.1, position_maintenance=500.0,
+    ...     account_equity=499.0, account_maintenance=500.0, spread_to_maintenance_ratio=0.1)
+    49999.0
     """
-    adjustment = spread_to_maintenance_ratio * maintenance_fraction
-    price = oracle_price * (1.0 - side * adjustment)
-    if side > 0:
-        return max(price, bankruptcy)
-    return min(price, bankruptcy)
+    if size == 0.0:
+        return math.nan
+    rating = adjusted_bankruptcy_rating(
+        account_equity=account_equity,
+        account_maintenance=account_maintenance,
+        bankruptcy_adjustment=bankruptcy_adjustment,
+    )
+    spread = rating * spread_to_maintenance_ratio * position_maintenance / abs(size)
+    return max(0.0, oracle_price - side * spread)
+
+
+def insurance_fund_delta(
+    *, side: int, qty: float, price: float, bankruptcy: float, fee_rate: float
+) -> float:
+    """What a liquidation fill pays the insurance fund (quote; negative: the fund pays).
+
+    Selling ``qty`` of a long (``side`` +1) at ``price`` against its bankruptcy price
+    leaves ``raw = side x qty x (price - bankruptcy)`` above bankruptcy. A fill at or beyond
+    bankruptcy (``raw <= 0``) costs the fund ``-raw``; otherwise the account pays the fee
+    ``fee_rate x qty x price``, capped at ``raw`` so it never makes the account bankrupt
+    (``GetLiquidationInsuranceFundDelta``, protocol/x/clob/keeper/liquidations.go,
+    dydxprotocol/v4-chain@84d4664).
+
+    >>> insurance_fund_delta(side=-1, qty=1.0, price=50_000.0, bankruptcy=54_999.0,
+    ...     fee_rate=0.005)
+    250.0
+    """
+    raw = side * qty * (price - bankruptcy)
+    if raw <= 0.0:
+        return raw
+    return min(fee_rate * qty * price, raw)
+
+
+def portion_size(
+    size: float,
+    mark: float,
+    *,
+    max_portion: float,
+    min_notional: float,
+    headroom: float = math.inf,
+    lot: float = 0.0,
+) -> float:
+    """dYdX v4's partial liquidation size: base units to close this step (>= 0).
+
+    ``cap = min(max(min(min_notional, N), max_portion x N), headroom)`` of the position's
+    notional ``N``; the whole position when ``N <= cap`` or it is at most one lot, else the
+    cap in base units rounded down to a lot and kept in ``[lot, |size|]``
+    (``GetLiquidatablePositionSizeDelta``, protocol/x/clob/keeper/liquidations.go).
+    ``headroom`` is what the account's per-step notional limit still allows.
+    """
+    abs_size = abs(size)
+    notional = abs_size * mark
+    least = min(min_notional, notional)
+    cap = min(max(least, max_portion * notional), max(headroom, 0.0))
+    if notional <= cap or abs_size <= lot:
+        return abs_size
+    qty = cap / mark
+    if lot > 0.0:
+        qty = math.floor(qty / lot + 1e-9) * lot
+        qty = max(qty, lot)
+    return min(qty, abs_size)
 
 
 def close_order(maintenance: FloatArray) -> npt.NDArray[np.intp]:

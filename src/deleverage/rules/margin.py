@@ -762,5 +762,10 @@ def liquidation_price_hyperliquid(
     required = other + absolute * p * rate - tiers.cum[tier]
     available = m - required
     flat = absolute == 0
-    liq = p - side * available / np.where(flat, 1.0, absolute) / (1.0 - rate * side)
+    # A long at a 100% maintenance rate (dYdX's IMF = MMF = 1 tier) has equity minus
+    # maintenance independent of the price: liquidated now if short of it, else never (0).
+    denom = 1.0 - rate * side
+    fixed = denom == 0.0
+    liq = p - side * available / np.where(flat, 1.0, absolute) / np.where(fixed, 1.0, denom)
+    liq = np.where(fixed, np.where(available < 0.0, p, 0.0), liq)
     return np.where(flat, np.nan, np.maximum(liq, 0.0))

@@ -172,12 +172,13 @@ class MarginTier(_Frozen):
     max_leverage
         Highest leverage allowed in the tier; the initial margin rate is ``1 / max_leverage``.
     maintenance_rate
-        Maintenance margin rate (fraction of notional), strictly below the initial rate.
+        Maintenance margin rate (fraction of notional), at most the initial rate: in (0, 1],
+        1 for a tier that margins 100% (dYdX v4's liquidity tier 0, IMF = MMF = 1).
     """
 
     notional_floor: NonNegativeFloat
     max_leverage: Annotated[float, Field(ge=1, allow_inf_nan=False)]
-    maintenance_rate: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+    maintenance_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 
     @property
     def initial_rate(self) -> float:
@@ -237,7 +238,7 @@ class OpenInterestScaling(_Frozen):
         return self
 
 
-LiquidationKind = Literal["full", "partial", "fixed_fraction", "tier_down"]
+LiquidationKind = Literal["full", "partial", "fixed_fraction", "tier_down", "portion"]
 LiquidationExecution = Literal["market", "liquidator"]
 PartialTarget = Literal["maintenance", "initial"]
 AdlRanking = Literal[
@@ -255,11 +256,22 @@ class LiquidationPolicy(_Frozen):
         ``full`` closes everything; ``partial`` closes just enough to restore ``target`` plus
         ``buffer``; ``fixed_fraction`` closes ``fraction`` of positions above
         ``fraction_min_notional`` then waits ``cooldown_s``; ``tier_down`` reduces to the next
-        lower margin tier.
+        lower margin tier; ``portion`` closes, per step, at most ``max_position_portion`` of a
+        position's notional but at least ``min_position_notional`` (dYdX v4's position block
+        limits), the whole position when it is smaller.
     execution
-        ``market`` fills against the market's liquidity model; ``liquidator`` transfers the
-        position to a liquidator account at the fillable price (dYdX v4), whose adjustment is
-        ``spread_to_maintenance_ratio x maintenance rate``.
+        ``market`` fills against the market's liquidity model; ``liquidator`` sells the
+        position to a liquidator account at dYdX v4's fillable price
+        ``oracle - side x ABR x SMMR x PMMR / |size|``, ``ABR = clip(BA x (1 - TNC / TMMR),
+        0, 1)`` (``bankruptcy_adjustment`` BA, ``spread_to_maintenance_ratio`` SMMR): the fill
+        may lie beyond the bankruptcy price, the insurance fund then pays the difference; a
+        fill the fund cannot pay is not made and an account with negative equity is
+        deleveraged instead (docs/formulas.md, "dYdX v4 liquidation").
+    max_notional_per_account_step
+        Notional one account may have liquidated per step (dYdX ``max_notional_liquidated``).
+    max_insurance_loss_per_account_step
+        What the insurance fund may lose per account per step (dYdX
+        ``max_quantums_insurance_lost``, in quote); a fill needing more is not made.
     buffer
         Added to the maintenance rate as the partial-liquidation target (Drift: 0.02).
     margin_call_ratio
@@ -288,6 +300,10 @@ class LiquidationPolicy(_Frozen):
     backstop_equity_fraction: Fraction = 0.0
     spread_to_maintenance_ratio: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 1.5
     isolated_recourse: StrictBool = False
+    bankruptcy_adjustment: Annotated[float, Field(ge=1, le=1000, allow_inf_nan=False)] = 1.0
+    max_position_portion: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    min_position_notional: NonNegativeFloat = 0.0
+    max_insurance_loss_per_account_step: PositiveFloat | None = None
 
     @model_validator(mode="after")
     def _check_fraction_needs(self) -> Self:
@@ -326,10 +342,19 @@ class RiskScoreWeights(_Frozen):
 
 
 class AdlPolicy(_Frozen):
-    """How a loss the insurance fund cannot cover is taken from opposing traders."""
+    """How a loss the insurance fund cannot cover is taken from opposing traders.
+
+    ``counterparty``: what protects a counterparty whom the bankruptcy price would make
+    insolvent. ``move_price`` moves the ADL price toward the mark just enough (and the fund
+    or bad debt takes the rest); ``refuse`` (dYdX v4) skips that counterparty and tries the
+    next, at an unchanged price, closing only what willing counterparties take: a match is
+    made only if each side ends at or above its initial margin or no riskier than before
+    (``NC/MMR`` not lower, maintenance not higher).
+    """
 
     ranking: AdlRanking = "pnl_leverage"
     price: Literal["bankruptcy", "mark"] = "bankruptcy"
+    counterparty: Literal["move_price", "refuse"] = "move_price"
     weights: RiskScoreWeights = RiskScoreWeights()
     socialize_over: Literal["profit", "open_interest"] = "profit"
 
@@ -372,9 +397,9 @@ class MarketSpec(_Frozen):
         if tiers[0].notional_floor != 0:
             raise ValueError(f"tiers[0].notional_floor must be 0, was {tiers[0].notional_floor}")
         for i, tier in enumerate(tiers):
-            if tier.maintenance_rate >= tier.initial_rate:
+            if tier.maintenance_rate > tier.initial_rate:
                 raise ValueError(
-                    f"tiers[{i}].maintenance_rate must be below the initial rate "
+                    f"tiers[{i}].maintenance_rate must not exceed the initial rate "
                     f"1/max_leverage = {tier.initial_rate:g}, was {tier.maintenance_rate:g}"
                 )
             if i == 0:

@@ -27,14 +27,23 @@ def _dydx(symbol: str) -> MarketSpec:
         taker_fee_rate=0.0005,
         liquidation_fee_rate=0.015,
         open_interest_scaling=None,
+        # Network genesis liquidations config (v4-chain 84d4664, protocol/testing/genesis.sh,
+        # scripts/genesis/sample_pregenesis.json): SMMR 1,500,000 ppm, BA 1,000,000 ppm,
+        # position portion 100,000 ppm, min notional 1,000 USDC, per subaccount and block
+        # 100,000 USDC notional and 1,000,000 USDC insurance lost.
         liquidation={
-            "kind": "partial",
+            "kind": "portion",
             "execution": "liquidator",
-            "target": "maintenance",
             "spread_to_maintenance_ratio": 1.5,
+            "bankruptcy_adjustment": 1.0,
+            "max_position_portion": 0.10,
+            "min_position_notional": 1_000.0,
             "max_notional_per_account_step": 100_000.0,
+            "max_insurance_loss_per_account_step": 1_000_000.0,
         },
-        adl={"ranking": "random_start", "price": "bankruptcy"},
+        # Deleveraging at the bankruptcy price; counterparties the match would leave below
+        # initial margin and riskier are skipped (ProcessDeleveraging's collateral check).
+        adl={"ranking": "random_start", "price": "bankruptcy", "counterparty": "refuse"},
     )
 
 
@@ -43,6 +52,9 @@ VENUE = VenuePreset(
         venue="dydx_v4",
         symbols=("BTC-USD", "ETH-USD"),
         sources=(
+            "https://github.com/dydxprotocol/v4-chain/blob/84d4664bae71e3a077adaac67fb77ad19cd28d30/protocol/x/clob/keeper/liquidations.go",
+            "https://github.com/dydxprotocol/v4-chain/blob/84d4664bae71e3a077adaac67fb77ad19cd28d30/protocol/x/clob/types/liquidations_config.go",
+            "https://github.com/dydxprotocol/v4-chain/blob/84d4664bae71e3a077adaac67fb77ad19cd28d30/protocol/testing/genesis.sh",
             "https://github.com/dydxprotocol/v4-chain/blob/main/protocol/x/clob/keeper/deleveraging.go",
             "https://github.com/dydxprotocol/v4-chain/blob/main/protocol/scripts/genesis/sample_pregenesis.json",
             "https://github.com/dydxprotocol/v4-chain/pull/2431",
@@ -64,19 +76,26 @@ VENUE = VenuePreset(
             "of liquidation fills up to the fillable price."
         ),
         execution=(
-            "Protocol liquidation orders with the fillable price as limit, matched against "
-            "the book: Fillable = P x (1 - SMMR x MMF x BA x (1 - Q)), SMMR = 1.5, BA = 1, "
-            "Q = TNC / TMMR; per-block limits: 10% of a position (at least 1,000 USDC "
-            "notional) and 100,000 USDC notional per subaccount. Mapped to "
-            "execution 'liquidator' with spread_to_maintenance_ratio 1.5."
+            "Liquidation at the fillable price P - ABR x SMMR x PMMR / |S|, ABR = clip(BA x "
+            "(1 - TNC / TMMR), 0, 1), SMMR 1.5, BA 1, no clamp to the bankruptcy price; the "
+            "insurance fund pays a fill beyond bankruptcy, else the account pays min(1.5% fee, "
+            "surplus); per block 10% of a position (at least 1,000 USDC), 100,000 USDC "
+            "notional and 1,000,000 USDC insurance loss per subaccount (kind 'portion', "
+            "execution 'liquidator')."
         ),
         adl=(
             "Deleveraging against offsetting positions at the bankruptcy price, walking the "
             "subaccounts with an opposite position from a pseudo-random start "
             "(OffsetSubaccountPerpetualPosition: 'Start from a random subaccount'): ranking "
-            "'random_start', price 'bankruptcy'."
+            "'random_start', price 'bankruptcy'. Counterparties the match would leave below "
+            "initial margin and riskier are skipped (adl.counterparty 'refuse'); partial "
+            "deleveraging leaves the rest open; only accounts with negative net collateral are "
+            "deleveraged."
         ),
         notes=(
+            "Integer-exact dYdX arithmetic: deleverage.rules.quantum (quantum mode); "
+            "conformance suite tests/conformance/dydx_v4 (186 vectors from the v4-chain Go "
+            "tests at 84d4664).",
             "Docs vs code: the help-center page says deleveraging prioritizes 'accounts with a "
             "combination of high profit and high leverage'; the v4 code (deleveraging.go) and "
             "the newer docs walk offsetting subaccounts from a random start. Following the "
@@ -97,16 +116,15 @@ VENUE = VenuePreset(
             "step_base_quantums 1e6); ETH tick and step assumed.",
         ),
         spec_gaps=(
-            "LiquidationPolicy.bankruptcy_adjustment: float (>= 1) = 1.0 for dydx_v4 (BA in the "
-            "fillable price; the engine also omits the (1 - Q) factor, Q = TNC / TMMR, so its "
-            "fillable price is further from the oracle than dYdX's).",
-            "LiquidationPolicy.max_position_fraction_per_step: float = 0.10 for dydx_v4 "
-            "(max_position_portion_liquidated_ppm 100,000 per block).",
-            "LiquidationPolicy.min_notional_per_step: float = 1000.0 for dydx_v4 "
-            "(min_position_notional_liquidated, USDC).",
-            "LiquidationPolicy.max_insurance_loss_per_account_step: float = 1_000_000.0 for "
-            "dydx_v4 (max_quantums_insurance_lost per subaccount per block, USDC).",
-            "MarketSpec.insurance_pool: str | None = 'global' for dydx_v4 cross markets.",
+            "Liquidation orders fill at the fillable price against the liquidator account, not "
+            "at resting makers' prices on the book (the engine's fund payments are an upper "
+            "bound of dYdX's).",
+            "Liquidation ordering: dYdX sorts by distance of the fillable price from the "
+            "oracle, then notional, then order hash (SortLiquidationOrders); the engine orders "
+            "by health then account id.",
+            "Per-block attempt caps (50 liquidations, 10 deleveragings per block, flags.go) and "
+            "the pseudo-random choice of the position to liquidate are not modelled.",
+            "Withdrawal gating after a negative-TNC account (50 blocks) is not modelled.",
         ),
     ),
     aliases={"BTC": "BTC-USD", "BTC-USD": "BTC-USD", "ETH": "ETH-USD", "ETH-USD": "ETH-USD"},

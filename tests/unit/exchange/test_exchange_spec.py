@@ -180,7 +180,6 @@ INVALID_TABLES = [
         "20000",
         id="floors-decreasing",
     ),
-    pytest.param([_tier(0, 20, 0.05)], "tiers[0].maintenance_rate", "0.05", id="mmr-equals-imr"),
     pytest.param([_tier(0, 20, 0.08)], "tiers[0].maintenance_rate", "0.08", id="mmr-above-imr"),
     pytest.param(
         [_tier(0, 20, 0.02), _tier(10_000, 10, 0.01)],

@@ -467,9 +467,10 @@ def test_account_between_two_thirds_and_full_maintenance_is_liquidated_on_the_bo
 def test_liquidator_fills_at_the_dydx_fillable_price_between_oracle_and_bankruptcy(
     mode: MarginMode,
 ) -> None:
-    # dYdX fillable price P x (1 - SMMR x MMF) for a long, never beyond bankruptcy.
-    # 0.2 BTC long, margin 1,000, mark 97,000: equity 400, bankruptcy 97,000 - 400 / 0.2
-    # = 95,000. SMMR 0.5, MMF 2.5%: 97,000 x (1 - 0.0125) = 95,787.5, inside (95,000, 97,000).
+    # dYdX fillable price P - ABR x SMMR x PMMR / size for a long, ABR = 1 - TNC / TMMR
+    # (GetFillablePrice, dydxprotocol/v4-chain@84d4664 protocol/x/clob/keeper/liquidations.go).
+    # 0.2 BTC long, margin 1,000, mark 97,000: equity 400, maintenance 485, bankruptcy
+    # 95,000; ABR = 85/485, SMMR 0.5: spread 85/485 x 0.5 x 485 / 0.2 = 212.5 -> 96,787.5.
     ex, m = _venue(
         liquidation_fee_rate=0.005,
         liquidation={"execution": "liquidator", "spread_to_maintenance_ratio": 0.5},
@@ -483,36 +484,39 @@ def test_liquidator_fills_at_the_dydx_fillable_price_between_oracle_and_bankrupt
     assert fill.reason == FillReason.LIQUIDATOR_TAKEOVER
     assert (fill.seller, fill.buyer) == (a, ex.liquidator_account)
     assert 95_000.0 < fill.price < 97_000.0
-    assert fill.price == pytest.approx(95_787.5)
-    # equity after = 400 - 0.2 x 1,212.5 = 157.5; penalty 0.5% x 0.2 x 95,787.5 = 95.7875.
-    assert ex.last_step.penalties == pytest.approx(95.7875)
-    assert _equity(ex, a) == pytest.approx(157.5 - 95.7875)
+    assert fill.price == pytest.approx(96_787.5)
+    # equity after = 400 - 0.2 x 212.5 = 357.5; penalty 0.5% x 0.2 x 96,787.5 = 96.7875.
+    assert ex.last_step.penalties == pytest.approx(96.7875)
+    assert _equity(ex, a) == pytest.approx(357.5 - 96.7875)
     assert ex.position(ex.liquidator_account, m).size == pytest.approx(0.2)
 
 
-def test_liquidator_fill_is_clamped_at_the_bankruptcy_price() -> None:
-    # SMMR 1.5 (dYdX default): 97,000 x (1 - 0.0375) = 93,362.5 is beyond the bankruptcy price
-    # 95,000, so the fill is at 95,000 and the trader keeps nothing (no penalty either).
+def test_liquidator_fill_beyond_bankruptcy_is_paid_by_the_fund() -> None:
+    # No clamp to the bankruptcy price (dYdX): mark 94,000, equity -200 so ABR = 1; PMMR
+    # 470, SMMR 1.5: fillable 94,000 - 1.5 x 470 / 0.2 = 90,475, beyond the bankruptcy
+    # price 95,000: the fund pays 0.2 x (95,000 - 90,475) = 905, the trader ends at 0.
     ex, m = _venue(liquidation_fee_rate=0.005, liquidation={"execution": "liquidator"})
+    ex.deposit(ex.insurance_account, 10_000.0)
     a = _long(ex, m, size=0.2, price=100_000.0, cash=1_000.0, mode=MarginMode.ISOLATED)
     start = len(ex.journal)
 
-    ex.set_mark(m, 97_000.0, ts_ns=1 * S)
+    ex.set_mark(m, 94_000.0, ts_ns=1 * S)
 
     (fill,) = _new_events(ex, start, Fill)
-    assert fill.price == pytest.approx(95_000.0)
+    assert fill.price == pytest.approx(90_475.0)
     (notice,) = _new_events(ex, start, Liquidation)
     assert notice.bankruptcy_price == pytest.approx(95_000.0)
+    assert notice.shortfall == pytest.approx(905.0)
+    assert ex.last_step.insurance_paid == pytest.approx(905.0)
     assert ex.last_step.penalties == pytest.approx(0.0, abs=1e-9)
     assert _equity(ex, a) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_partial_liquidation_by_a_liquidator_restores_maintenance_or_closes() -> None:
     # 0.1 long at 1,000 (10x, margin 10, MMR 5%); mark 939.4: equity 3.94 < maintenance 4.697.
-    # Bankruptcy 939.4 - 3.94 / 0.1 = 900; fillable 939.4 x (1 - 1.5 x 5%) = 868.9 -> 900.
-    # Closing q at the bankruptcy price leaves equity / size = 39.4 per unit, below the
-    # maintenance 46.97 per unit, for every q < 0.1: only a full close gets out of it. (A
-    # partial size computed as if filled at the mark, 0.015, never restored it: fixed.)
+    # Bankruptcy 939.4 - 3.94 / 0.1 = 900; the fillable price (dYdX, ABR = 1 - 3.94 / 4.697)
+    # lies between them. Either the partial close restores maintenance or the position is
+    # closed.
     ex, m = _venue(
         max_leverage=10.0, maintenance_rate=0.05, mark=1_000.0, liquidation_fee_rate=0.0,
         liquidation={"kind": "partial", "execution": "liquidator"},

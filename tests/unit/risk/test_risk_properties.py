@@ -241,6 +241,7 @@ def _check_step(
         acted = {
             r["account"] for r in rows if r["kind"] in (EventKind.LIQUIDATION, EventKind.ADL_ROUND)
         }
+        deleveraged = {r["account"] for r in rows if r["kind"] == EventKind.ADL_ROUND}
         isolated = ex.isolated_state(m)
         cooldown = ex.risk.markets[m].cooldown_until_ns
         for a in sorted(acted):
@@ -250,6 +251,8 @@ def _check_step(
                 continue
             if policy.kind == "fixed_fraction" and cooldown.get(a, -1) == ts:
                 continue  # cut by a fraction in this step, no cooldown: the next step goes on
+            if policy.execution == "liquidator" and a in deleveraged:
+                continue  # dYdX: partial deleveraging (refused counterparties) leaves the rest
             if cols.mode[a] == MarginMode.ISOLATED:
                 equity, maint = isolated["equity"][a], isolated["maintenance"][a]
             else:

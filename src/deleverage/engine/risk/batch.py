@@ -54,6 +54,8 @@ class BatchStage(LiquidationStage):
             return False  # liquidator capital caps the step: the per-account path clips
         if not (
             policy.execution == "market"
+            and policy.kind != "portion"
+            and policy.max_insurance_loss_per_account_step is None
             and policy.backstop_equity_fraction == 0.0
             and policy.max_notional_per_account_step is None
             and policy.max_notional_per_market_step is None

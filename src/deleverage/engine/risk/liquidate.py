@@ -17,6 +17,7 @@ from deleverage.engine.events import (
     Transfer,
     TransferReason,
 )
+from deleverage.engine.risk import dydx
 from deleverage.engine.risk.shortfall import ShortfallStage
 from deleverage.engine.risk.support import (
     _NS,
@@ -61,13 +62,18 @@ class LiquidationStage(ShortfallStage):
                 self._backstop(a, j, isolated, ts, report)
                 return True
             size = float(ex._positions[j].size[a])
-            if size == 0.0:
+            if size == 0.0 or (policy.kind == "portion" and (a, j) in caps.liquidated):
                 continue
             qty = self._size_to_close(a, j, size, equity, maint, isolated)
             qty = caps.clip(a, qty, ex.markets[j].mark)
             if qty <= 0.0:
                 continue
-            self._close(a, j, qty, isolated, ts, report)
+            caps.liquidated.add((a, j))
+            if policy.execution == "liquidator":
+                if dydx.close_to_liquidator(self, a, j, qty, ts, report, caps=caps) <= 0.0:
+                    continue
+            else:
+                self._close(a, j, qty, isolated, ts, report)
             acted = True
             if policy.kind == "fixed_fraction" and qty < abs(size):
                 cooldown = int(policy.cooldown_s * _NS)
@@ -107,6 +113,11 @@ class LiquidationStage(ShortfallStage):
         spec = state.spec
         policy = spec.liquidation
         mark = state.mark
+        if policy.kind == "portion":  # dYdX: the size does not depend on the equity
+            return liq.portion_size(
+                size, mark, max_portion=policy.max_position_portion,
+                min_notional=policy.min_position_notional, lot=spec.lot_size,
+            )  # fmt: skip
         if equity <= 0.0 or policy.kind == "full":
             return abs(size)
         if policy.kind == "fixed_fraction":
@@ -131,16 +142,7 @@ class LiquidationStage(ShortfallStage):
         # Each unit closed releases its requirement, less the penalty and the loss of filling
         # away from the mark: known in advance for a liquidator's fillable price; a book's
         # slippage is left to the next round (market fills at the mark here, as Drift sizes).
-        price = mark
-        if policy.execution == "liquidator":
-            side = 1 if size > 0 else -1
-            pool_share = self._position_equity(a, m, isolated, equity)
-            price = liq.fillable_price(
-                side=side, oracle_price=mark,
-                bankruptcy=liq.bankruptcy_price(size, mark, pool_share),
-                maintenance_fraction=float(state.tiers.mmr[t]),
-                spread_to_maintenance_ratio=policy.spread_to_maintenance_ratio,
-            )  # fmt: skip
+        price = dydx.fillable_price(self, a, m) if policy.execution == "liquidator" else mark
         qty = liq.size_to_restore(
             size=size, shortage=shortage, mark=mark, requirement_rate=rate,
             fee_rate=spec.liquidation_fee_rate, fill_price=price,
@@ -165,21 +167,9 @@ class LiquidationStage(ShortfallStage):
         qty = abs(size) if full else qty
         bankrupt = liq.bankruptcy_price(size, mark, equity)
         risk = self.markets[m]
-        if spec.liquidation.execution == "liquidator":
-            t = int(mm.tier_index(abs(size) * mark, state.tiers))
-            price = liq.fillable_price(
-                side=side, oracle_price=mark, bankruptcy=bankrupt,
-                maintenance_fraction=float(state.tiers.mmr[t]),
-                spread_to_maintenance_ratio=spec.liquidation.spread_to_maintenance_ratio,
-            )  # fmt: skip
-            counterparty, reason, book = (
-                ex.liquidator_account,
-                FillReason.LIQUIDATOR_TAKEOVER,
-                False,
-            )
-        else:
-            price, filled = self._quote(risk, -side, qty, mark, ts)
-            counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
+        # Market execution (a liquidator's takes dydx.close_to_liquidator).
+        price, filled = self._quote(risk, -side, qty, mark, ts)
+        counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
         equity_after = equity + side * qty * (price - mark)
         fund = ex.insurance_account_for(m)
         exhausted = book and filled < qty * (1 - 1e-12)

@@ -268,6 +268,11 @@ class ShortfallStage:
         cols = ex._positions[m]
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
+        if spec.adl.counterparty == "refuse":  # dYdX: skip, never move the price
+            from deleverage.engine.risk import dydx
+
+            dydx.deleverage_position(self, a, m, abs(size), ts, report)  # type: ignore[arg-type]
+            return bool(cols.size[a] == 0.0)
         pool, _ = self._pool(a, m, isolated)
         equity = self._position_equity(a, m, isolated, pool)
         bankrupt = liq.bankruptcy_price(size, state.mark, equity)

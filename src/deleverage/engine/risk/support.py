@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 
-_POLICY_CODES = {"full": 0, "partial": 1, "fixed_fraction": 2, "tier_down": 3}
+_POLICY_CODES = {"full": 0, "partial": 1, "fixed_fraction": 2, "tier_down": 3, "portion": 4}
 _NS = 1_000_000_000
 _MAX_ROUNDS = 8  # liquidation passes per step over accounts still below maintenance
 
@@ -189,6 +189,19 @@ class _Caps:
         self.lot_size = spec.lot_size
         self.used_market = 0.0
         self.used_account: dict[int, float] = {}
+        self.per_account_insurance = spec.liquidation.max_insurance_loss_per_account_step
+        self.insurance_lost: dict[int, float] = {}
+        #: (account, market) pairs liquidated this step: dYdX liquidates each once per block.
+        self.liquidated: set[tuple[int, int]] = set()
+
+    def insurance_room(self, a: int) -> float:
+        """What the fund may still lose on account ``a`` this step (dYdX block limit)."""
+        if self.per_account_insurance is None:
+            return math.inf
+        return self.per_account_insurance - self.insurance_lost.get(a, 0.0)
+
+    def use_insurance(self, a: int, amount: float) -> None:
+        self.insurance_lost[a] = self.insurance_lost.get(a, 0.0) + amount
 
     @property
     def market_exhausted(self) -> bool:
