@@ -372,8 +372,10 @@ def build_study_report(result: StudyResult, *, title: str = "ADL study") -> str:
         f.to_html(full_html=False, include_plotlyjs=i == 0, config={"displaylogo": False})
         for i, f in enumerate(figures)
     ]
-    cols = ["policy", "rounds", "deficit", "haircut", "overshoot", "haircut_to_deficit", "uncovered",
-            "largest_haircut_pct", "gini", "jain", "participation"]  # fmt: skip
+    cols = [
+        "policy", "rounds", "deficit", "haircut", "overshoot", "haircut_to_deficit", "uncovered",
+        "largest_haircut_pct", "gini", "jain", "participation",
+    ]  # fmt: skip
     table = result.totals[cols].to_html(index=False, float_format=lambda x: f"{x:,.4g}")
     cards = "".join(f'<div class="card">{d}</div>' for d in divs)
     n = int(result.rounds["round"].nunique()) if len(result.rounds) else 0

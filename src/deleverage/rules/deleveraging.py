@@ -289,6 +289,15 @@ def _budget(bankrupt: BankruptSide, budget: float | None) -> float:
 
 
 # ---------------------------------------------------------------------------- closing policies
+def _take(cps: Counterparties, idx: npt.NDArray[np.intp]) -> Counterparties:
+    """The counterparties at ``idx``."""
+    return Counterparties(
+        cps.account[idx], cps.size[idx], cps.entry[idx], cps.mark[idx], cps.equity[idx],
+        cps.upnl[idx], cps.leverage[idx], cps.margin_ratio[idx], cps.lot_size[idx],
+        cps.cross[idx],
+    )  # fmt: skip
+
+
 def _ranking_inputs(cps: Counterparties) -> RankingInputs:
     mark = float(cps.mark[0]) if len(cps.mark) else 1.0
     wallet = cps.equity - cps.upnl
@@ -320,7 +329,7 @@ class QueuePolicy:
     ) -> IntArray:
         """Indices of the eligible counterparties, first deleveraged first."""
         idx = np.flatnonzero(ok)
-        sub = Counterparties(*(np.asarray(col)[idx] for col in cps))
+        sub = _take(cps, idx)
         scores = self.ranking.scores(_ranking_inputs(sub))
         if scores is not None:
             return idx[adl_math.rank(scores, sub.account)].astype(np.int64)
@@ -359,7 +368,7 @@ class OkxQueue(QueuePolicy):
         self, cps: Counterparties, ok: BoolArray, rng: np.random.Generator | None
     ) -> IntArray:
         idx = np.flatnonzero(ok)
-        sub = Counterparties(*(np.asarray(col)[idx] for col in cps))
+        sub = _take(cps, idx)
         pnl_lev = self.ranking.scores(_ranking_inputs(sub))
         assert pnl_lev is not None
         score = np.where(sub.cross, sub.margin_ratio, pnl_lev)
@@ -476,7 +485,7 @@ def water_fill(weights: ArrayLike, caps: ArrayLike, target: float) -> FloatArray
     if rest != 0.0:
         j = int(np.argmax(room)) if rest > 0 else int(np.argmax(x))
         x[j] = min(max(x[j] + rest, 0.0), c[j])
-    return x
+    return np.asarray(x, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,13 +318,32 @@ class RiskScoreWeights(_Frozen):
         return self
 
 
+#: Names of the ADL laboratory's policies (:func:`deleverage.rules.deleveraging.policy_named`).
+DeleveragingName = Literal[
+    "bitmex", "bybit", "binance", "hyperliquid", "dydx", "risk_score", "okx", "size_pro_rata",
+    "whole_lots", "profit_pro_rata", "equity_pro_rata", "notional_pro_rata", "socialized_profit",
+    "socialized_open_interest", "min_max",
+]  # fmt: skip
+
+
 class AdlPolicy(_Frozen):
-    """How a loss the insurance fund cannot cover is taken from opposing traders."""
+    """How a loss the insurance fund cannot cover is taken from opposing traders.
+
+    ``deleveraging`` (optional) names an ADL-laboratory policy
+    (:mod:`deleverage.rules.deleveraging`) that then decides who pays, instead of ``ranking``;
+    ``cap_fraction`` is the share of a winner's profit its haircuts may take, and
+    ``fund_drawdown_limit`` (optional) makes it a hybrid: the insurance fund pays first, up to
+    that share of its balance, and the policy covers the rest (partially closing the
+    bankrupt position when that is all that is needed).
+    """
 
     ranking: AdlRanking = "pnl_leverage"
     price: Literal["bankruptcy", "mark"] = "bankruptcy"
     weights: RiskScoreWeights = RiskScoreWeights()
     socialize_over: Literal["profit", "open_interest"] = "profit"
+    deleveraging: DeleveragingName | None = None
+    cap_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    fund_drawdown_limit: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
 
 
 class MarketSpec(_Frozen):

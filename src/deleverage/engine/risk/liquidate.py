@@ -188,6 +188,12 @@ class LiquidationStage(ShortfallStage):
         )
         if adl_first and self._adl(a, m, isolated, ts, report):
             return
+        if adl_first and cols.size[a] != size:  # a budget-driven ADL closed part of it
+            size = float(cols.size[a])
+            qty = abs(size)
+            pool, _ = self._pool(a, m, isolated)
+            equity = self._position_equity(a, m, isolated, pool)
+            equity_after = equity
         if book:
             price, filled = self._execute(risk, -side, qty, mark, ts)
             if filled <= 0.0:
