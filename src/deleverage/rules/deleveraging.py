@@ -239,7 +239,8 @@ def counterparties(
     cr = np.zeros(n, dtype=np.bool_) if cross is None else np.asarray(cross, dtype=np.bool_)
     upnl = s * (m - e)
     lev = np.full(n, np.inf)
-    np.divide(np.abs(s) * m, eq, out=lev, where=eq > 0)
+    with np.errstate(over="ignore"):  # a tiny equity: leverage inf
+        np.divide(np.abs(s) * m, eq, out=lev, where=eq > 0)
     lev[s == 0] = 0.0
     return Counterparties(acc.astype(np.int64), s, e, m, eq, upnl, lev, mr, lots, cr)
 
@@ -330,7 +331,8 @@ class QueuePolicy:
         """Indices of the eligible counterparties, first deleveraged first."""
         idx = np.flatnonzero(ok)
         sub = _take(cps, idx)
-        scores = self.ranking.scores(_ranking_inputs(sub))
+        with np.errstate(over="ignore"):  # a tiny equity: an infinite score
+            scores = self.ranking.scores(_ranking_inputs(sub))
         if scores is not None:
             return idx[adl_math.rank(scores, sub.account)].astype(np.int64)
         by_id = np.argsort(sub.account, kind="stable")
@@ -369,7 +371,8 @@ class OkxQueue(QueuePolicy):
     ) -> IntArray:
         idx = np.flatnonzero(ok)
         sub = _take(cps, idx)
-        pnl_lev = self.ranking.scores(_ranking_inputs(sub))
+        with np.errstate(over="ignore"):
+            pnl_lev = self.ranking.scores(_ranking_inputs(sub))
         assert pnl_lev is not None
         score = np.where(sub.cross, sub.margin_ratio, pnl_lev)
         percentile = np.zeros(len(idx))
@@ -520,9 +523,12 @@ class CappedProRata:
     ) -> Deleveraging:  # fmt: skip
         n = len(cps.account)
         caps = self.caps(bankrupt, cps)
-        haircut = water_fill(
-            np.where(caps > 0, self.weights(cps), 0.0), caps, _budget(bankrupt, budget)
-        )
+        target = _budget(bankrupt, budget)
+        haircut = water_fill(np.where(caps > 0, self.weights(cps), 0.0), caps, target)
+        rest = target - math.fsum(haircut.tolist())
+        if rest > 1e-12 * target:  # winners of zero weight (equity <= 0) take the rest by room
+            room = np.maximum(caps - haircut, 0.0)
+            haircut = haircut + water_fill(room, room, rest)
         return Deleveraging(np.zeros(n), haircut, bankrupt.mark, 0.0, 0.0)
 
 
@@ -569,8 +575,11 @@ class MinMaxHaircut:
             return Deleveraging(np.zeros(n), haircut, bankrupt.mark, 0.0, 0.0)
         if target >= math.fsum(caps.tolist()):
             return Deleveraging(np.zeros(n), caps, bankrupt.mark, 0.0, 0.0)
+        if target < 1e-9 * float(caps.max()):  # below the solver's tolerance: its optimum
+            haircut = water_fill(profit, caps, target)  # in closed form (equal percentages)
+            return Deleveraging(np.zeros(n), haircut, bankrupt.mark, 0.0, 0.0)
         k = len(live)
-        scale = target  # solve in units of the deficit: well conditioned
+        scale = float(caps.max())  # solve in units of the largest cap: well conditioned
         cost = np.zeros(k + 1)
         cost[-1] = 1.0
         a_ub = np.hstack([np.eye(k), -profit[live, None] / scale])
