@@ -474,12 +474,14 @@ def water_fill(weights: ArrayLike, caps: ArrayLike, target: float) -> FloatArray
     if t >= math.fsum(c.tolist()):
         return c.copy()
     live = np.flatnonzero(c > 0)
-    ratio = c[live] / w[live]  # lam at which each share hits its cap
+    with np.errstate(over="ignore"):  # a subnormal weight: its cap is never reached
+        ratio = c[live] / w[live]  # lam at which each share hits its cap
     order = np.argsort(ratio, kind="stable")
     r, cs, ws = ratio[order], c[live][order], w[live][order]
     capped_before = np.concatenate(([0.0], np.cumsum(cs)[:-1]))
     weight_from = np.cumsum(ws[::-1])[::-1]
-    reach = capped_before + r * weight_from  # sum(x) at lam = r_k
+    with np.errstate(over="ignore", invalid="ignore"):
+        reach = capped_before + r * weight_from  # sum(x) at lam = r_k
     k = int(np.searchsorted(reach, t, side="left"))
     lam = (t - capped_before[k]) / weight_from[k]
     x = np.minimum(c, lam * w)

@@ -33,7 +33,8 @@ DATA = Path(__file__).parents[2] / "data" / "hyperliquid_adl_2025-10-10"
 def test_python_study_returns_one_row_per_round_and_policy() -> None:
     frame = adl_study(example_rounds(n_rounds=6, n_counterparties=10), ["bitmex", "min_max"])
     assert isinstance(frame, pd.DataFrame)
-    assert len(frame) == 12 and set(frame["policy"]) == {"bitmex", "min_max"}
+    assert len(frame) == 12
+    assert set(frame["policy"]) == {"bitmex", "min_max"}
     assert {"deficit", "haircut", "overshoot", "uncovered", "gini", "jain"} <= set(frame.columns)
 
 
@@ -46,7 +47,8 @@ def test_cli_runs_the_readme_example(tmp_path: Path) -> None:
     totals = pd.read_csv(out / "adl_study.csv")
     assert len(totals) == 12
     page = (out / "adl_study.html").read_text(encoding="utf-8")
-    assert page.count("plotly.js v") <= 2 and page.count("<script") >= 3  # inlined once
+    assert page.count("plotly.js v") <= 2
+    assert page.count("<script") >= 3
     assert "Haircut vs deficit per wave" in page
 
 
@@ -61,7 +63,8 @@ def test_bad_rounds_exit_2_naming_the_field(tmp_path: Path) -> None:
         [sys.executable, "-m", "deleverage", "adl-study", str(path), "--out", str(tmp_path)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert run.returncode == 2 and "deficit" in run.stdout + run.stderr
+    assert run.returncode == 2
+    assert "deficit" in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(
@@ -101,15 +104,20 @@ def test_hyperliquid_fills_become_rounds(tmp_path: Path) -> None:
     plain = json.loads(_fill("0xc", "BTC", 1.0, 1.0, "B", 0.0, 0.0, "0xbad"))
     plain[1]["dir"] = "Open Long"
     del plain[1]["liquidation"]
-    lines = [_fill("0xa", "ETH", 100.0, 2.0, "B", -5.0, 40.0, "0xbad"),
-             _fill("0xb", "ETH", 100.0, 1.0, "B", -1.0, 5.0, "0xbad"), json.dumps(plain)]  # fmt: skip
+    lines = [
+        _fill("0xa", "ETH", 100.0, 2.0, "B", -5.0, 40.0, "0xbad"),
+        _fill("0xb", "ETH", 100.0, 1.0, "B", -1.0, 5.0, "0xbad"),
+        json.dumps(plain),
+    ]
     path = tmp_path / "node_fills"
     path.write_text("\n".join(lines) + "\n")
     fills = read_fills(path)
-    rounds = adl_rounds_from_fills(fills, deficits={"0xbad": 30.0}, equity={"0xa": 200.0,
-                                                                           "0xb": 50.0})  # fmt: skip
+    equity = {"0xa": 200.0, "0xb": 50.0}
+    rounds = adl_rounds_from_fills(fills, deficits={"0xbad": 30.0}, equity=equity)
     bk = rounds[rounds["role"] == "bankrupt"].iloc[0]
-    assert bk["size"] == 3.0 and bk["deficit"] == 30.0 and bk["bankruptcy_price"] == 110.0
+    assert bk["size"] == 3.0
+    assert bk["deficit"] == 30.0
+    assert bk["bankruptcy_price"] == 110.0
     cps = rounds[rounds["role"] == "counterparty"].set_index("address")
     assert cps.loc["0xa", "entry_price"] == pytest.approx(120.0)
     assert cps.loc["0xb", "entry_price"] == pytest.approx(105.0)
@@ -119,8 +127,10 @@ def test_hyperliquid_fills_become_rounds(tmp_path: Path) -> None:
     assert study.loc["profit_pro_rata", "haircut"] == pytest.approx(30.0)
     assert study.loc["hyperliquid", "haircut"] > 30.0
     totals = adl_totals_by_coin(fills).set_index("coin")
-    assert totals.loc["ETH", "adl_notional"] == 300.0 and totals.loc["ETH", "closed_pnl"] == 45.0
-    assert totals.loc["ETH", "num_events"] == 2 and totals.loc["ETH", "num_users"] == 2
+    assert totals.loc["ETH", "adl_notional"] == 300.0
+    assert totals.loc["ETH", "closed_pnl"] == 45.0
+    assert totals.loc["ETH", "num_events"] == 2
+    assert totals.loc["ETH", "num_users"] == 2
 
 
 def test_block_layout_and_bad_lines(tmp_path: Path) -> None:

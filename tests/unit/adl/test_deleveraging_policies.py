@@ -74,9 +74,11 @@ def test_policy_properties(name: str, case: tuple[BankruptSide, Counterparties])
     assert result.price == again.price
     # Never a non-eligible account.
     ok = policy.eligible(bankrupt, cps)
-    assert not result.closed[~ok].any() and not result.haircut[~ok].any()
+    assert not result.closed[~ok].any()
+    assert not result.haircut[~ok].any()
     # Never beyond a winner's cap: its size, and (haircuts) its profit.
-    assert np.all(result.closed >= 0) and np.all(result.closed <= np.abs(cps.size) * (1 + 1e-12))
+    assert np.all(result.closed >= 0)
+    assert np.all(result.closed <= np.abs(cps.size) * (1 + 1e-12))
     assert np.all(result.haircut >= 0)
     assert np.all(result.haircut <= np.maximum(cps.upnl, 0.0) * (1 + 1e-12))
     assert result.bankrupt_closed <= abs(bankrupt.size) * (1 + 1e-12)
@@ -129,7 +131,8 @@ def test_worked_example_profit_pro_rata_and_the_queue() -> None:
     q = policy_named("bitmex").allocate(b, c)
     m = round_metrics(b, c, q)
     assert (m.covered, m.haircut, m.overshoot) == pytest.approx((100.0, 155.0, 55.0))
-    assert m.participation == 1.0 and m.largest_haircut_pct == 1.0
+    assert m.participation == 1.0
+    assert m.largest_haircut_pct == 1.0
     # Capped at half the profit: caps 20, 45, 12.5 = 77.5 < 100, so all caps, 22.5 uncovered.
     half = policy_named("profit_pro_rata", cap_fraction=0.5).allocate(b, c)
     assert round_metrics(b, c, half).uncovered == pytest.approx(22.5)
@@ -139,9 +142,11 @@ def test_budget_driven_hybrid_closes_part_of_the_bankrupt_position() -> None:
     b, c = _example()
     # The fund pays 40 of the 100; 60 at 10 per unit needs 6 of the 10 units.
     r = policy_named("fund_first+bitmex", fund=40.0).allocate(b, c)
-    assert r.fund_paid == 40.0 and r.bankrupt_closed == pytest.approx(6.0)
+    assert r.fund_paid == 40.0
+    assert r.bankrupt_closed == pytest.approx(6.0)
     m = round_metrics(b, c, r)
-    assert m.covered == pytest.approx(100.0) and m.uncovered == 0.0
+    assert m.covered == pytest.approx(100.0)
+    assert m.uncovered == 0.0
 
 
 def test_min_max_equals_capped_profit_pro_rata() -> None:
@@ -161,7 +166,8 @@ def test_whole_lots_close_whole_lots_and_move_the_price_to_cover_exactly() -> No
     assert r.price == pytest.approx(110.0)
     b2 = bankrupt_side(3.3, 110.0, 25.0, 100.0)  # 2.5 units -> 3 lots at 100 + 25 / 3
     r2 = policy_named("whole_lots").allocate(b2, c)
-    assert r2.closed.sum() == 3.0 and r2.price == pytest.approx(100.0 + 25.0 / 3.0)
+    assert r2.closed.sum() == 3.0
+    assert r2.price == pytest.approx(100.0 + 25.0 / 3.0)
 
 
 def test_okx_ranks_cross_accounts_by_margin_ratio() -> None:

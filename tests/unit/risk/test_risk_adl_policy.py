@@ -76,7 +76,8 @@ def test_engine_round_metrics_equal_the_study(policy: str) -> None:
     study = run_study(_study_round(bankrupt, shorts, same), [policy]).rounds.iloc[0]
     for key in KEYS:
         assert engine[key] == pytest.approx(study[key], rel=1e-9, abs=1e-9), key
-    assert engine["deficit"] == pytest.approx(200.0) and engine["covered"] == pytest.approx(200.0)
+    assert engine["deficit"] == pytest.approx(200.0)
+    assert engine["covered"] == pytest.approx(200.0)
     assert ex.position(same, m).size == pytest.approx(0.05)  # the bankrupt's side: untouched
     assert ex.last_step.bad_debt == pytest.approx(0.0, abs=1e-6)
 

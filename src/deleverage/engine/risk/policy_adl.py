@@ -128,7 +128,15 @@ def adl_with_policy(
         )  # fmt: skip
     report.socialized_loss += float(result.haircut.sum())
     touched = int(np.count_nonzero((result.closed > 0) | (result.haircut > 0)))
+    budget = metrics.deficit - metrics.fund_paid
+    share = min(1.0, budget / metrics.haircut) if metrics.haircut > 0 else 0.0
     text = {"policy": policy.name, "counterparties": touched} | metrics._asdict()
+    # The stress metrics' keys (analytics.stress.adl_overshoot), same definitions: profit
+    # taken = haircut, shortfall = what winners had to cover, so excess_profit = overshoot;
+    # the notional required scales the closed notional to the profit the budget needed.
+    text |= {"profit_taken": metrics.haircut, "shortfall": budget,
+             "excess_profit": metrics.overshoot,
+             "notional_required": metrics.notional_closed * share}  # fmt: skip
     ex._emit(
         AdlRound(
             ts_ns=ts, account=a, market=m,
