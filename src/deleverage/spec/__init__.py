@@ -341,6 +341,14 @@ class RiskScoreWeights(_Frozen):
         return self
 
 
+#: Names of the ADL laboratory's policies (:func:`deleverage.rules.deleveraging.policy_named`).
+DeleveragingName = Literal[
+    "bitmex", "bybit", "binance", "hyperliquid", "dydx", "risk_score", "okx", "size_pro_rata",
+    "whole_lots", "profit_pro_rata", "equity_pro_rata", "notional_pro_rata", "socialized_profit",
+    "socialized_open_interest", "min_max",
+]  # fmt: skip
+
+
 class AdlPolicy(_Frozen):
     """How a loss the insurance fund cannot cover is taken from opposing traders.
 
@@ -350,6 +358,12 @@ class AdlPolicy(_Frozen):
     next, at an unchanged price, closing only what willing counterparties take: a match is
     made only if each side ends at or above its initial margin or no riskier than before
     (``NC/MMR`` not lower, maintenance not higher).
+    ``deleveraging`` (optional) names an ADL-laboratory policy
+    (:mod:`deleverage.rules.deleveraging`) that then decides who pays, instead of ``ranking``;
+    ``cap_fraction`` is the share of a winner's profit its haircuts may take, and
+    ``fund_drawdown_limit`` (optional) makes it a hybrid: the insurance fund pays first, up to
+    that share of its balance, and the policy covers the rest (partially closing the
+    bankrupt position when that is all that is needed).
     """
 
     ranking: AdlRanking = "pnl_leverage"
@@ -357,6 +371,9 @@ class AdlPolicy(_Frozen):
     counterparty: Literal["move_price", "refuse"] = "move_price"
     weights: RiskScoreWeights = RiskScoreWeights()
     socialize_over: Literal["profit", "open_interest"] = "profit"
+    deleveraging: DeleveragingName | None = None
+    cap_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    fund_drawdown_limit: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
 
 
 class MarketSpec(_Frozen):

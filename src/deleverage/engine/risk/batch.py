@@ -25,7 +25,6 @@ from deleverage.engine.risk.support import (
     FloatArray,
     StepReport,
     _Caps,
-    _linear_quotes,
     _round_metrics_many,
     _sizes_to_close,
 )
@@ -249,7 +248,11 @@ class BatchStage(LiquidationStage):
                 self._declare_bad_debt(a, m, amount, ts, report, fenced=not recourse)
         pending = idx[to_adl]
         touched = [idx]
-        if len(pending) and ranking_for(spec.adl).allocation == "ranked":
+        if (
+            len(pending)
+            and ranking_for(spec.adl).allocation == "ranked"
+            and spec.adl.deleveraging is None
+        ):
             pending, counterparties = self._batch_adl(m, pending, ts, report)
             touched.append(counterparties)
         for a in pending.tolist():
@@ -350,12 +353,8 @@ class BatchStage(LiquidationStage):
             while queue.head < len(queue.accounts) and cols.size[queue.accounts[queue.head]] == 0:
                 queue.head += 1
             # One notice per bankrupt position, with the round's metrics.
-            fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
             bounds = np.searchsorted(i, np.arange(len(group) + 1))
-            book = self.markets[m].liquidity
-            book_price = _linear_quotes(book, -side, need, mark)
-            book_short = np.maximum(0.0, -(equity + side * need * (book_price - mark)))
-            minimum = np.maximum(0.0, book_short - fund_cash)
+            minimum = np.maximum(0.0, -equity)  # the deficit at the mark, as the per-account path
             profits, notionals, texts = _round_metrics_many(
                 size_before, entry_before, lengths, bounds, mark, price, minimum, policy
             )

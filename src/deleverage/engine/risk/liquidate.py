@@ -181,6 +181,15 @@ class LiquidationStage(ShortfallStage):
         )
         if adl_first and self._adl(a, m, isolated, ts, report):
             return
+        if adl_first:
+            # A budget-driven ADL may have closed part of it, or haircuts paid into its margin.
+            size = float(cols.size[a])
+            if size == 0.0:
+                return
+            qty = abs(size)
+            pool, _ = self._pool(a, m, isolated)
+            equity = self._position_equity(a, m, isolated, pool)
+            equity_after = equity
         if book:
             price, filled = self._execute(risk, -side, qty, mark, ts)
             if filled <= 0.0:

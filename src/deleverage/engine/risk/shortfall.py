@@ -22,6 +22,7 @@ from deleverage.engine.events import (
     TransferReason,
 )
 from deleverage.engine.kernels import pnl_leverage_queue_nb
+from deleverage.engine.risk.policy_adl import adl_with_policy
 from deleverage.engine.risk.support import (
     FloatArray,
     MarketRisk,
@@ -265,6 +266,8 @@ class ShortfallStage:
         ex = self.ex
         state = ex.markets[m]
         spec = state.spec
+        if spec.adl.deleveraging is not None:  # an ADL-laboratory policy decides
+            return adl_with_policy(self, a, m, isolated, ts, report)
         cols = ex._positions[m]
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
@@ -327,11 +330,9 @@ class ShortfallStage:
                     reason=FillReason.ADL, note=policy,
                 )
             )  # fmt: skip
-        # What solvency required: the shortfall a book fill would have left, net of the fund.
-        book_price, _ = self._quote(self.markets[m], -side, need, state.mark, ts)
-        book_shortfall = max(0.0, -(equity + side * need * (book_price - state.mark)))
-        fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
-        minimum = max(0.0, book_shortfall - fund_cash)
+        # What the round had to cover: the position's deficit at the mark (not the slippage
+        # of a book fill that did not happen; see rules.deleveraging_metrics).
+        minimum = max(0.0, -equity)
         stats = _round_metrics(
             sizes_before[order], entry_before[order], take[order], state.mark, price, minimum
         )
