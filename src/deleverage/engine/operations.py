@@ -4,7 +4,7 @@ a delisted market.
 A layer between :class:`~deleverage.engine.scans.MarginScans` and
 :class:`~deleverage.engine.exchange.Exchange`: users and the ADL laboratory call
 these directly instead of waiting for a mark to trigger the risk step. They use dYdX v4's
-rules (:mod:`deleverage.engine.risk.dydx`): the fillable price and insurance fund delta for a
+rules (:mod:`deleverage.engine.risk.liquidator`): the fillable price and insurance fund delta for a
 liquidation, the bankruptcy price (or the oracle, in final settlement) and the collateral
 check that refuses a match for deleveraging. Each emits the same events as the risk step, so
 :meth:`Exchange.replay` reproduces it; each returns the size it closed.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deleverage.engine.risk import dydx
+from deleverage.engine.risk import liquidator
 from deleverage.engine.risk.support import StepReport
 from deleverage.engine.scans import MarginScans
 from deleverage.errors import ValidationError
@@ -71,7 +71,7 @@ class RiskOperations(MarginScans):
         ts = self._ts(ts_ns)
         stage._queues.clear()
         report = StepReport(market=m, ts_ns=ts)
-        done = dydx.close_to_liquidator(stage, a, m, qty, ts, report, limit_price=limit_price)
+        done = liquidator.close_to_liquidator(stage, a, m, qty, ts, report, limit_price=limit_price)
         self.last_step = report
         return done
 
@@ -103,7 +103,7 @@ class RiskOperations(MarginScans):
             raise ValidationError("size", size, f"must not exceed the offsetting {abs(other):g}")
         ts = self._ts(ts_ns)
         report = StepReport(market=m, ts_ns=ts)
-        done = dydx.deleverage_position(
+        done = liquidator.deleverage_position(
             self.risk, int(account), m, min(qty, abs(other)), ts, report,
             counterparties=[int(offsetting)], at_oracle=at_oracle,
         )  # fmt: skip
@@ -123,6 +123,6 @@ class RiskOperations(MarginScans):
         ts = self._ts(ts_ns)
         self.risk._queues.clear()
         report = StepReport(market=m, ts_ns=ts)
-        done = dydx.final_settlement(self.risk, m, ts, report)
+        done = liquidator.final_settlement(self.risk, m, ts, report)
         self.last_step = report
         return done

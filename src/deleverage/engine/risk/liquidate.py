@@ -17,7 +17,7 @@ from deleverage.engine.events import (
     Transfer,
     TransferReason,
 )
-from deleverage.engine.risk import dydx
+from deleverage.engine.risk import liquidator
 from deleverage.engine.risk.shortfall import ShortfallStage
 from deleverage.engine.risk.support import (
     _NS,
@@ -70,7 +70,7 @@ class LiquidationStage(ShortfallStage):
                 continue
             caps.liquidated.add((a, j))
             if policy.execution == "liquidator":
-                if dydx.close_to_liquidator(self, a, j, qty, ts, report, caps=caps) <= 0.0:
+                if liquidator.close_to_liquidator(self, a, j, qty, ts, report, caps=caps) <= 0.0:
                     continue
             else:
                 self._close(a, j, qty, isolated, ts, report)
@@ -142,7 +142,7 @@ class LiquidationStage(ShortfallStage):
         # Each unit closed releases its requirement, less the penalty and the loss of filling
         # away from the mark: known in advance for a liquidator's fillable price; a book's
         # slippage is left to the next round (market fills at the mark here, as Drift sizes).
-        price = dydx.fillable_price(self, a, m) if policy.execution == "liquidator" else mark
+        price = liquidator.fillable_price(self, a, m) if policy.execution == "liquidator" else mark
         qty = liq.size_to_restore(
             size=size, shortage=shortage, mark=mark, requirement_rate=rate,
             fee_rate=spec.liquidation_fee_rate, fill_price=price,
@@ -167,7 +167,7 @@ class LiquidationStage(ShortfallStage):
         qty = abs(size) if full else qty
         bankrupt = liq.bankruptcy_price(size, mark, equity)
         risk = self.markets[m]
-        # Market execution (a liquidator's takes dydx.close_to_liquidator).
+        # Market execution (a liquidator's takes liquidator.close_to_liquidator).
         price, filled = self._quote(risk, -side, qty, mark, ts)
         counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
         equity_after = equity + side * qty * (price - mark)

@@ -22,6 +22,7 @@ from deleverage.engine.events import (
     TransferReason,
 )
 from deleverage.engine.kernels import pnl_leverage_queue_nb
+from deleverage.engine.risk import liquidator
 from deleverage.engine.risk.policy_adl import adl_with_policy
 from deleverage.engine.risk.support import (
     FloatArray,
@@ -272,9 +273,7 @@ class ShortfallStage:
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
         if spec.adl.counterparty == "refuse":  # dYdX: skip, never move the price
-            from deleverage.engine.risk import dydx
-
-            dydx.deleverage_position(self, a, m, abs(size), ts, report)  # type: ignore[arg-type]
+            liquidator.deleverage_position(self, a, m, abs(size), ts, report)
             return bool(cols.size[a] == 0.0)
         pool, _ = self._pool(a, m, isolated)
         equity = self._position_equity(a, m, isolated, pool)

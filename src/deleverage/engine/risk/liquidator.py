@@ -1,7 +1,9 @@
-"""dYdX v4 execution in the risk step: liquidation at the fillable price, the insurance fund
-delta per fill, and deleveraging that refuses rather than moves the price.
+"""Liquidator execution in the risk step: liquidation at a fillable price between the oracle
+and the bankruptcy price, the insurance fund delta per fill, and deleveraging that refuses a
+counterparty rather than moves the price. The rules are dYdX v4's (the venue that defines
+them); any market whose spec names them gets them.
 
-Functions over a risk stage (:class:`~deleverage.engine.risk.liquidate.LiquidationStage`),
+Functions over a risk stage (:class:`~deleverage.engine.risk.shortfall.ShortfallStage` and above),
 called by it for markets whose ``liquidation.execution`` is ``"liquidator"`` or whose
 ``adl.counterparty`` is ``"refuse"``, and by the exchange's primitives
 (:meth:`Exchange.liquidate`, :meth:`Exchange.deleverage`, :meth:`Exchange.final_settlement`).
@@ -29,7 +31,7 @@ from deleverage.rules import liquidation as liq
 from deleverage.rules import margin as mm
 
 if TYPE_CHECKING:
-    from deleverage.engine.risk.liquidate import LiquidationStage
+    from deleverage.engine.risk.shortfall import ShortfallStage
     from deleverage.engine.risk.support import _Caps
 
 #: Offsetting accounts visited per deleveraging (``MaxDeleveragingSubaccountsToIterate``,
@@ -49,7 +51,7 @@ class Margins(NamedTuple):
     own_mmr: float
 
 
-def margins(stage: LiquidationStage, a: int, m: int) -> Margins:
+def margins(stage: ShortfallStage, a: int, m: int) -> Margins:
     """The figures dYdX's collateral check compares: the isolated position's own, or the
     account's cross totals."""
     ex = stage.ex
@@ -85,7 +87,7 @@ def update_allowed(before: Margins, after_nc: float, after_imr: float, after_mmr
     return after_nc * before.mmr >= before.nc * after_mmr - _EPS * scale * scale
 
 
-def _after_close(stage: LiquidationStage, a: int, m: int, qty: float, price: float) -> bool:
+def _after_close(stage: ShortfallStage, a: int, m: int, qty: float, price: float) -> bool:
     """Whether account ``a`` may close ``qty`` of its position in ``m`` at ``price``."""
     ex = stage.ex
     state = ex.markets[m]
@@ -104,7 +106,7 @@ def _after_close(stage: LiquidationStage, a: int, m: int, qty: float, price: flo
     )
 
 
-def bankruptcy_price(stage: LiquidationStage, a: int, m: int) -> float:
+def bankruptcy_price(stage: ShortfallStage, a: int, m: int) -> float:
     """The position's bankruptcy price: its share of the account's net collateral (by
     maintenance) used up at the fill, as dYdX's ``-DNNV - TNC x |DMMR| / TMMR``."""
     isolated = stage._isolated(a, m)
@@ -114,7 +116,7 @@ def bankruptcy_price(stage: LiquidationStage, a: int, m: int) -> float:
     return liq.bankruptcy_price(float(stage.ex._positions[m].size[a]), state.mark, equity)
 
 
-def fillable_price(stage: LiquidationStage, a: int, m: int) -> float:
+def fillable_price(stage: ShortfallStage, a: int, m: int) -> float:
     """dYdX's fillable price of account ``a``'s position in ``m`` (the spec's BA and SMMR)."""
     ex = stage.ex
     state = ex.markets[m]
@@ -135,7 +137,7 @@ def fillable_price(stage: LiquidationStage, a: int, m: int) -> float:
 
 
 def close_to_liquidator(
-    stage: LiquidationStage,
+    stage: ShortfallStage,
     a: int,
     m: int,
     qty: float,
@@ -221,7 +223,7 @@ def close_to_liquidator(
 
 
 def deleverage_position(
-    stage: LiquidationStage,
+    stage: ShortfallStage,
     a: int,
     m: int,
     qty: float,
@@ -275,7 +277,7 @@ def deleverage_position(
             AdlRound(
                 ts_ns=ts, account=a, market=m, size=-side * q, price=price,
                 amount=max(0.0, side * q * (price - state.mark)),
-                text=json.dumps({"policy": "dydx_refuse", "counterparty": b}),
+                text=json.dumps({"policy": "refuse", "counterparty": b}),
             )
         )  # fmt: skip
         report.adl_rounds += 1
@@ -285,7 +287,7 @@ def deleverage_position(
     return closed
 
 
-def final_settlement(stage: LiquidationStage, m: int, ts: int, report: StepReport) -> float:
+def final_settlement(stage: ShortfallStage, m: int, ts: int, report: StepReport) -> float:
     """Close every trader position of a delisted market ``m`` against opposite positions.
 
     A solvent account (net collateral >= 0) closes at the oracle price, a bankrupt one at its
