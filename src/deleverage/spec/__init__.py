@@ -267,6 +267,25 @@ class LiquidationPolicy(_Frozen):
     backstop_equity_fraction
         When > 0, an account whose equity falls below this fraction of maintenance margin is
         taken over by the backstop vault with its margin (Hyperliquid: 2/3).
+    liquidator_fee_rate
+        With execution ``liquidator``: when > 0 the liquidator takes the position at the oracle
+        less this fee, ``mark x (1 - side x fee)`` (Drift ``liquidator_fee``), instead of the
+        fillable price, and the partial size subtracts it (docs/formulas.md 4.4, 4.14).
+    liquidator_fee_max_rate, liquidator_fee_grace_s, liquidator_fee_ramp_per_s
+        The liquidator fee grows by ``ramp_per_s`` per second the account has spent in
+        liquidation once ``grace_s`` has passed, up to ``max_rate`` (Drift: 1,500 slots of
+        grace, +0.0001% per slot, cap ``min(3 x fee, MMR)``). ``None``: no ramp.
+    fee_basis
+        Price the liquidation fee (``MarketSpec.liquidation_fee_rate``) is charged on: the fill
+        price, or the oracle (mark) price (Drift's insurance-fund fee).
+    insurance_fee
+        ``flat``: ``liquidation_fee_rate``; ``shrink_with_shortage``: Drift's insurance-fund fee
+        ``min(rate, 0.95 x max(0, mmr + buffer - liquidator fee - shortage / notional))``.
+    ramp_duration_s, ramp_initial_fraction, ramp_full_below
+        Liquidation time ramp (Drift ``liquidation_duration``, ``initial_pct_to_liquidate``):
+        a partial liquidation may cover ``initial_fraction`` of the shortage at entry and all of
+        it after ``duration_s``; a shortage below ``full_below`` (quote) is covered at once.
+        ``ramp_duration_s = 0``: no ramp.
     """
 
     kind: LiquidationKind = "full"
@@ -281,12 +300,37 @@ class LiquidationPolicy(_Frozen):
     margin_call_ratio: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
     backstop_equity_fraction: Fraction = 0.0
     spread_to_maintenance_ratio: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 1.5
+    liquidator_fee_rate: Fraction = 0.0
+    liquidator_fee_max_rate: Fraction | None = None
+    liquidator_fee_grace_s: NonNegativeFloat = 0.0
+    liquidator_fee_ramp_per_s: NonNegativeFloat = 0.0
+    fee_basis: Literal["fill", "oracle"] = "fill"
+    insurance_fee: Literal["flat", "shrink_with_shortage"] = "flat"
+    ramp_duration_s: NonNegativeFloat = 0.0
+    ramp_initial_fraction: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    ramp_full_below: NonNegativeFloat = 0.0
 
     @model_validator(mode="after")
     def _check_fraction_needs(self) -> Self:
         if self.kind == "fixed_fraction" and self.fraction >= 1.0:
             raise ValueError(
                 f"fraction must be below 1 for kind 'fixed_fraction', was {self.fraction}"
+            )
+        if self.liquidator_fee_rate > 0.0 and self.execution != "liquidator":
+            raise ValueError(
+                "liquidator_fee_rate must be 0 unless execution is 'liquidator', was "
+                f"{self.liquidator_fee_rate} with execution {self.execution!r}"
+            )
+        top = self.liquidator_fee_max_rate
+        if top is not None and top < self.liquidator_fee_rate:
+            raise ValueError(
+                f"liquidator_fee_max_rate must be at least liquidator_fee_rate "
+                f"({self.liquidator_fee_rate}), was {top}"
+            )
+        if self.liquidator_fee_ramp_per_s > 0.0 and top is None:
+            raise ValueError(
+                "liquidator_fee_ramp_per_s must be 0 without a liquidator_fee_max_rate, was "
+                f"{self.liquidator_fee_ramp_per_s}"
             )
         return self
 
@@ -325,6 +369,9 @@ class AdlPolicy(_Frozen):
     price: Literal["bankruptcy", "mark"] = "bankruptcy"
     weights: RiskScoreWeights = RiskScoreWeights()
     socialize_over: Literal["profit", "open_interest"] = "profit"
+    #: After the insurance fund, the venue's fee pool (the exchange's fee account) pays before
+    #: any loss is socialized (Drift ``resolve_perp_bankruptcy``: fund, fee pool, funding).
+    fee_pool_pays: bool = False
 
 
 class MarketSpec(_Frozen):
@@ -341,7 +388,11 @@ class MarketSpec(_Frozen):
     maker_fee_rate, taker_fee_rate
         Trading fees as fractions of notional; a negative maker rate is a rebate.
     liquidation_fee_rate
-        Penalty charged on liquidated notional, paid to the insurance fund.
+        Penalty charged on liquidated notional, paid to the insurance fund; up to 1 (100%),
+        always capped at the equity left after the fill (docs/formulas.md 4.8).
+    insurance_cap
+        Most the insurance fund pays, in total, for losses in this market (quote; Drift
+        ``quote_max_insurance``); ``None``: no cap.
     """
 
     symbol: Annotated[str, Field(min_length=1, max_length=64)]
@@ -351,7 +402,8 @@ class MarketSpec(_Frozen):
     tiers: Annotated[tuple[MarginTier, ...], Field(min_length=1)]
     maker_fee_rate: Annotated[float, Field(ge=-0.01, le=0.05, allow_inf_nan=False)] = 0.0002
     taker_fee_rate: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.0005
-    liquidation_fee_rate: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False)] = 0.005
+    liquidation_fee_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.005
+    insurance_cap: NonNegativeFloat | None = None
     open_interest_scaling: OpenInterestScaling | None = None
     liquidation: LiquidationPolicy = LiquidationPolicy()
     adl: AdlPolicy = AdlPolicy()

@@ -57,6 +57,8 @@ class BatchStage(LiquidationStage):
             and policy.max_notional_per_account_step is None
             and policy.max_notional_per_market_step is None
             and spec.adl.ranking != "socialized_loss"  # charges others between fills
+            and spec.insurance_cap is None  # the per-account path holds the cap
+            and policy.fee_basis == "fill"
             and (book is None or type(book) is ConstantDepthBook)
         ):
             return False
