@@ -14,6 +14,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.errors import ValidationError
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -156,17 +157,33 @@ def fraction_to_liquidate(
     return max(0.0, (shortage + margin_freed) * freeable - margin_freed) / shortage
 
 
-def tier_down_size(size: float, mark: float, tiers: TierArrays) -> float:
-    """Base units to close to bring a position below its current tier's floor (Binance, OKX).
+def tier_down_size(size: float, mark: float, tiers: TierArrays, *, steps: int = 1) -> float:
+    """Base units to close to bring a position ``steps`` tiers down (Binance, Bybit, OKX).
 
-    The position is reduced to the largest notional of the next lower tier; in the first tier
+    The position is reduced to just below the floor of tier ``t - steps + 1`` (``t`` its
+    tier), the largest notional of tier ``t - steps``; ``steps >= t`` reduces it into the first
+    tier (OKX's older rule: "reduced to the maximum of tier 1" in one go). In the first tier
     the whole position is closed.
+
+    Examples
+    --------
+    OKX: 15,000 contracts in tier 3 (tier 2 from 2,001, tier 3 from 12,001), reduced to tier
+    1: close 13,000 in whole contracts (mark 1, so notional = contracts).
+
+    >>> from deleverage.spec import TierArrays, maintenance_deductions
+    >>> import numpy as np
+    >>> f, r = np.array([0.0, 2001.0, 12001.0]), np.array([0.01, 0.015, 0.02])
+    >>> t = TierArrays(floor=f, imr=2 * r, mmr=r, cum=maintenance_deductions(f, r))
+    >>> round_up_to_lot(tier_down_size(15_000.0, 1.0, t, steps=2), 1.0)
+    13000.0
     """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValidationError("steps", steps, "must be an int >= 1")
     notional = abs(size) * mark
     t = int(np.searchsorted(tiers.floor, notional, side="right") - 1)
     if t <= 0:
         return abs(size)
-    target_notional = float(tiers.floor[t]) * (1.0 - 1e-9)
+    target_notional = float(tiers.floor[max(1, t - steps + 1)]) * (1.0 - 1e-9)
     return max(0.0, abs(size) - target_notional / mark)
 
 

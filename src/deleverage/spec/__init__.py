@@ -286,6 +286,9 @@ class LiquidationPolicy(_Frozen):
         a partial liquidation may cover ``initial_fraction`` of the shortage at entry and all of
         it after ``duration_s``; a shortage below ``full_below`` (quote) is covered at once.
         ``ramp_duration_s = 0``: no ramp.
+    tier_down_target
+        With ``kind = "tier_down"``: reduce one tier per round (``next``: Binance, Bybit) or
+        straight into the first tier (``first``: OKX, "reduced to the maximum of tier 1").
     """
 
     kind: LiquidationKind = "full"
@@ -309,6 +312,7 @@ class LiquidationPolicy(_Frozen):
     ramp_duration_s: NonNegativeFloat = 0.0
     ramp_initial_fraction: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     ramp_full_below: NonNegativeFloat = 0.0
+    tier_down_target: Literal["next", "first"] = "next"
 
     @model_validator(mode="after")
     def _check_fraction_needs(self) -> Self:

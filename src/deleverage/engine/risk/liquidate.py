@@ -119,7 +119,9 @@ class LiquidationStage(ShortfallStage):
                 size, mark, fraction=policy.fraction, min_notional=policy.fraction_min_notional
             )
         if policy.kind == "tier_down":
-            down = liq.round_up_to_lot(liq.tier_down_size(size, mark, state.tiers), spec.lot_size)
+            steps = 1 if policy.tier_down_target == "next" else len(state.tiers.floor)
+            down = liq.tier_down_size(size, mark, state.tiers, steps=steps)
+            down = liq.round_up_to_lot(down, spec.lot_size)
             return min(abs(size), max(down, spec.lot_size))
         # partial: restore target (maintenance + buffer, or initial) over the whole pool
         shortage, rate = self._target(m, size, equity, maint)
