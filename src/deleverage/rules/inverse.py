@@ -83,9 +83,14 @@ def bankruptcy_price(
     side = np.sign(q)
     n = np.abs(q) * contract_size
     denominator = m + side * n / e
+    return np.where(q == 0, np.nan, _positive_or_inf((side + close_fee_rate) * n, denominator))
+
+
+def _positive_or_inf(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
+    """``numerator / denominator`` where it is a positive price, ``inf`` where there is none."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        bp = np.where(denominator > 0, (side + close_fee_rate) * n / denominator, np.inf)
-    return np.where(q == 0, np.nan, bp)
+        ratio = numerator / denominator
+    return np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.inf)
 
 
 def liquidation_price(
@@ -117,16 +122,14 @@ def liquidation_price(
         raise ValidationError("mm_basis", mm_basis, "must be 'mark' or 'entry'")
     side = np.sign(q)
     n = np.abs(q) * contract_size
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if mm_basis == "mark":
-            numerator = n * (rate + side)
-            denominator = m + cum + side * n / e
-        else:
-            maintenance = n * rate / e - cum
-            numerator = n
-            denominator = n / e + side * (m - maintenance)
-        lp = np.where(denominator > 0, numerator / denominator, np.inf)
-    return np.where(q == 0, np.nan, np.maximum(lp, 0.0))
+    if mm_basis == "mark":
+        numerator = n * (rate + side)
+        denominator = m + cum + side * n / e
+    else:
+        maintenance = n * rate / e - cum
+        numerator = n
+        denominator = n / e + side * (m - maintenance)
+    return np.where(q == 0, np.nan, _positive_or_inf(numerator, denominator))
 
 
 def cross_liquidation_price_with_close_fee(

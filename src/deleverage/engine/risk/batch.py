@@ -59,6 +59,7 @@ class BatchStage(LiquidationStage):
             and spec.adl.ranking != "socialized_loss"  # charges others between fills
             and spec.insurance_cap is None  # the per-account path holds the cap
             and policy.fee_basis == "fill"
+            and policy.tier_down_target == "next"
             and (book is None or type(book) is ConstantDepthBook)
         ):
             return False
