@@ -197,13 +197,17 @@ class TierArrays:
     imr: FloatArray  # initial margin rate of each tier, 1 / max leverage
     mmr: FloatArray  # maintenance margin rate of each tier
     cum: FloatArray  # maintenance deduction of each tier, quote
+    min_margin: float = 0.0  # least maintenance of an open position, quote
 
     @classmethod
-    def from_tiers(cls, tiers: list[MarginTier] | tuple[MarginTier, ...]) -> TierArrays:
+    def from_tiers(
+        cls, tiers: list[MarginTier] | tuple[MarginTier, ...], *, min_margin: float = 0.0
+    ) -> TierArrays:
         floor = np.array([t.notional_floor for t in tiers], dtype=np.float64)
         imr = np.array([t.initial_rate for t in tiers], dtype=np.float64)
         mmr = np.array([t.maintenance_rate for t in tiers], dtype=np.float64)
-        return cls(floor=floor, imr=imr, mmr=mmr, cum=maintenance_deductions(floor, mmr))
+        cum = maintenance_deductions(floor, mmr)
+        return cls(floor=floor, imr=imr, mmr=mmr, cum=cum, min_margin=min_margin)
 
 
 def maintenance_deductions(floor: FloatArray, mmr: FloatArray) -> FloatArray:
@@ -397,6 +401,9 @@ class MarketSpec(_Frozen):
     insurance_cap
         Most the insurance fund pays, in total, for losses in this market (quote; Drift
         ``quote_max_insurance``); ``None``: no cap.
+    min_maintenance_margin
+        Least maintenance margin of an open position (quote): ``max(floor, tiered)``. The
+        closed-form liquidation prices of :mod:`deleverage.rules.margin` ignore it.
     """
 
     symbol: Annotated[str, Field(min_length=1, max_length=64)]
@@ -408,6 +415,7 @@ class MarketSpec(_Frozen):
     taker_fee_rate: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.0005
     liquidation_fee_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.005
     insurance_cap: NonNegativeFloat | None = None
+    min_maintenance_margin: NonNegativeFloat = 0.0
     open_interest_scaling: OpenInterestScaling | None = None
     liquidation: LiquidationPolicy = LiquidationPolicy()
     adl: AdlPolicy = AdlPolicy()
@@ -449,7 +457,7 @@ class MarketSpec(_Frozen):
     @property
     def tier_arrays(self) -> TierArrays:
         """The tier table as arrays with computed maintenance deductions."""
-        return TierArrays.from_tiers(self.tiers)
+        return TierArrays.from_tiers(self.tiers, min_margin=self.min_maintenance_margin)
 
     @property
     def max_leverage(self) -> float:

@@ -60,6 +60,7 @@ class BatchStage(LiquidationStage):
             and spec.insurance_cap is None  # the per-account path holds the cap
             and policy.fee_basis == "fill"
             and policy.tier_down_target == "next"
+            and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin
             and (book is None or type(book) is ConstantDepthBook)
         ):
             return False

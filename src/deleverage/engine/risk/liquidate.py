@@ -123,9 +123,15 @@ class LiquidationStage(ShortfallStage):
             down = liq.tier_down_size(size, mark, state.tiers, steps=steps)
             down = liq.round_up_to_lot(down, spec.lot_size)
             return min(abs(size), max(down, spec.lot_size))
+        notional = abs(size) * mark
+        t = int(mm.tier_index(notional, state.tiers))
+        if (
+            notional * float(state.tiers.mmr[t]) - float(state.tiers.cum[t])
+            < state.tiers.min_margin
+        ):
+            return abs(size)  # on the maintenance floor: closing part of it frees nothing
         # partial: restore target (maintenance + buffer, or initial) over the whole pool
         shortage, rate = self._target(m, size, equity, maint)
-        t = int(mm.tier_index(abs(size) * mark, state.tiers))
         # Each unit closed releases its requirement, less the penalty and the loss of filling
         # away from the mark: known in advance for a liquidator's fillable price; a book's
         # slippage is left to the next round (market fills at the mark here, as Drift sizes).
