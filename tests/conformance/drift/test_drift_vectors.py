@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from deleverage import MarketSpec
 from deleverage.rules import fixed_point as fp
 from deleverage.rules import liquidation as liq
+from deleverage.rules import margin as mm
 
 VECTORS: list[dict[str, Any]] = json.loads((Path(__file__).parent / "vectors.json").read_text())
 COMMIT = "0ae3e3b1db782a6765c3525b3dec38ad4d9d3a62"
@@ -31,6 +33,18 @@ def _of(quantity: str) -> list[Any]:
 def _raw(section: dict[str, Any], key: str) -> Any:
     value = section[key]
     return value["raw"] if isinstance(value, dict) and "raw" in value else value
+
+
+def test_every_vector_is_used_by_a_test_of_this_folder() -> None:
+    here = Path(__file__).parent
+    text = "".join(p.read_text() for p in here.glob("test_*.py"))
+    quantities = {v["quantity"] for v in VECTORS if v["quantity"] != "other"}
+    assert all(f'_of("{q}")' in text for q in quantities)
+    others = {v["id"] for v in VECTORS if v["quantity"] == "other"}
+    assert others == {
+        "ctrl_cover_shortage_end_state", "ctrl_multi_slot_end_state", "ctrl_oracle_down_20",
+        "docs_sol_perp_example", "transfer_price_long", "transfer_price_short",
+    }  # fmt: skip
 
 
 def test_every_vector_cites_drift_at_the_pinned_commit() -> None:
@@ -325,3 +339,96 @@ def test_liquidator_transfer_price(vector: dict[str, Any]) -> None:
         side=side, oracle_price=_raw(i, "oracle_price"), liquidator_fee=_raw(i, "liquidator_fee")
     )
     assert got == _raw(vector["expected"], "transfer_price")
+
+
+# --------------------------------------------------------------------------- controller chain
+
+
+def _shortage(
+    deposit: int, base: int, quote: int, oracle: int, ratio: int, buffer: int, *,
+    open_bids: int = 0, open_orders: int = 0,
+) -> int:  # fmt: skip
+    """Drift's liquidation-mode margin shortage of one long perp position (quote price 1):
+    requirement on the worst-case size (position plus open bids) plus $0.01 per open order,
+    the buffer on the liability, and the buffer on negative pnl."""
+    pnl = fp.quote_value(base, oracle) + quote  # base >= 0 here: value + quote amount
+    worst = base + open_bids
+    requirement = fp.margin_requirement(
+        base=worst, oracle_price=oracle, margin_ratio=ratio, open_orders=open_orders
+    )
+    plus_buffer = requirement + fp.quote_value(worst, oracle) * buffer // fp.MARGIN
+    collateral = deposit + pnl + fp.collateral_buffer(pnl, buffer)
+    return max(0, plus_buffer - collateral)
+
+
+@pytest.mark.parametrize("vector", [p for p in _of("other") if p.id.startswith("ctrl_")])
+def test_liquidate_perp_end_states(vector: dict[str, Any]) -> None:
+    # liquidate_perp's tests, the pieces chained as the controller chains them, call by call:
+    # open orders are cancelled at the first call (their margin counts as freed); the cover
+    # size is scaled by the time ramp and rounded up to the step; the transfer is at the
+    # oracle, both fees floored on its value.
+    i, e = vector["inputs"], vector["expected"]
+    user, market = i["user_start"], i["market"]
+    deposit, base, quote = user["deposit"], user["base"], user["quote"]
+    oracle, step, mmr = market["oracle"], market["step"], market["mmr"]
+    buffer = _raw(i, "liquidation_margin_buffer_ratio")
+    ratio = mmr + buffer
+    with_orders = _shortage(
+        deposit, base, quote, oracle, mmr, buffer, open_bids=user["open_bids"],
+        open_orders=user["open_orders"],
+    )  # fmt: skip
+    freed = with_orders - _shortage(deposit, base, quote, oracle, mmr, buffer)  # the cancel
+    entered = i["calls_(slot,liquidator_max_base)"][0][0]
+    liquidator_quote = insurance_fees = 0
+    for slot, liquidator_max in i["calls_(slot,liquidator_max_base)"]:
+        shortage = _shortage(deposit, base, quote, oracle, mmr, buffer)
+        pct = fp.max_pct_to_liquidate(
+            shortage=shortage, margin_freed=freed, slot=slot, entered_slot=entered,
+            initial_pct=i["initial_pct_to_liquidate"], duration_slots=i["liquidation_duration"],
+        )  # fmt: skip
+        top = fp.max_liquidator_fee(liquidator_fee=market["liquidator_fee"], maintenance_ratio=mmr)
+        fee_l = fp.ramped_liquidator_fee(
+            base_fee=market["liquidator_fee"], max_fee=top, entered_slot=entered, slot=slot
+        )
+        fee_i = fp.insurance_fee_for_shortage(
+            shortage=shortage, base=base, margin_ratio=ratio, liquidator_fee=fee_l,
+            oracle_price=oracle, max_insurance_fee=market["if_fee"],
+        )  # fmt: skip
+        cover = fp.base_to_cover_shortage(
+            shortage=shortage, margin_ratio=ratio, liquidator_fee=fee_l, insurance_fee=fee_i,
+            oracle_price=oracle,
+        )  # fmt: skip
+        allowed = cover * pct // fp.PCT
+        if allowed == 0:
+            continue
+        allowed = -(-allowed // step) * step  # up to the step
+        amount = min(base, liquidator_max // step * step, allowed)
+        value = fp.quote_value(amount, oracle)
+        base -= amount
+        quote += value - value * fee_l // fp.FEE - value * fee_i // fp.FEE
+        liquidator_quote += -value + value * fee_l // fp.FEE
+        insurance_fees += value * fee_i // fp.FEE
+        freed += shortage - _shortage(deposit, base, quote, oracle, mmr, buffer)
+    got = {
+        "base": base, "margin_freed": freed, "quote": quote,
+        "liquidator_quote_delta": liquidator_quote, "if_fee_quote": insurance_fees,
+    }  # fmt: skip
+    assert {key: got[key] for key in e} == e
+
+
+def test_docs_sol_perp_example_collateral_below_maintenance() -> None:
+    # drift-docs-v2 liquidations.mdx: 500 USDC, long 200 SOL-PERP at $25, MMR 5%, at $23.6825.
+    (vector,) = [v for v in VECTORS if v["id"] == "docs_sol_perp_example"]
+    i, e = vector["inputs"], vector["expected"]
+    base = i["long_base_units"] * fp.BASE
+    pnl = fp.quote_value(base, i["price"]) - fp.quote_value(base, i["entry_price"])
+    collateral = i["deposit"] + pnl
+    requirement = fp.margin_requirement(base=base, oracle_price=i["price"], margin_ratio=i["mmr"])
+    assert (collateral, requirement) == (e["total_collateral"], e["maintenance_requirement"])
+    assert (collateral < requirement) is e["liquidatable"]
+    # The float path: the boundary 4,500 / 190 solves 500 + 200 (P - 25) = 5% x 200 P.
+    boundary = mm.liquidation_price_cross(
+        200.0, 25.0, wallet_balance=500.0,
+        tiers=MarketSpec.simple("SOL-PERP", max_leverage=10, maintenance_rate=0.05).tier_arrays,
+    )  # fmt: skip
+    assert float(boundary) == pytest.approx(4_500 / 190)
