@@ -420,11 +420,12 @@ def test_docs_sol_perp_example_collateral_below_maintenance() -> None:
     # drift-docs-v2 liquidations.mdx: 500 USDC, long 200 SOL-PERP at $25, MMR 5%, at $23.6825.
     (vector,) = [v for v in VECTORS if v["id"] == "docs_sol_perp_example"]
     i, e = vector["inputs"], vector["expected"]
-    base = i["long_base_units"] * fp.BASE
-    pnl = fp.quote_value(base, i["price"]) - fp.quote_value(base, i["entry_price"])
-    collateral = i["deposit"] + pnl
-    requirement = fp.margin_requirement(base=base, oracle_price=i["price"], margin_ratio=i["mmr"])
-    assert (collateral, requirement) == (e["total_collateral"], e["maintenance_requirement"])
+    base, price = i["long_base_units"] * fp.BASE, _raw(i, "price")
+    pnl = fp.quote_value(base, price) - fp.quote_value(base, _raw(i, "entry_price"))
+    collateral = _raw(i, "deposit") + pnl
+    requirement = fp.margin_requirement(base=base, oracle_price=price, margin_ratio=_raw(i, "mmr"))
+    assert collateral == _raw(e, "total_collateral")
+    assert requirement == _raw(e, "maintenance_requirement")
     assert (collateral < requirement) is e["liquidatable"]
     # The float path: the boundary 4,500 / 190 solves 500 + 200 (P - 25) = 5% x 200 P.
     boundary = mm.liquidation_price_cross(
