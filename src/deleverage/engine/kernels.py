@@ -30,6 +30,16 @@ def tier_of_nb(notional: float, floor: FloatArray) -> int:
 
 
 @njit(cache=True)
+def maintenance_nb(notional: float, mmr_t: float, cum_t: float, min_margin: float) -> float:
+    """Tiered maintenance ``notional x mmr[t] - cum[t]``, at least ``min_margin`` for an open
+    position (``MarketSpec.min_maintenance_margin``)."""
+    m = notional * mmr_t - cum_t
+    if notional > 0.0 and m < min_margin:
+        return min_margin
+    return m
+
+
+@njit(cache=True)
 def accumulate_market_nb(
     size: FloatArray,
     entry: FloatArray,
@@ -41,6 +51,7 @@ def accumulate_market_nb(
     imr: FloatArray,
     mmr: FloatArray,
     cum: FloatArray,
+    min_margin: float,
     cross_equity: FloatArray,
     cross_maintenance: FloatArray,
     cross_initial: FloatArray,
@@ -77,7 +88,7 @@ def accumulate_market_nb(
         if leverage[i] > 0.0 and 1.0 / leverage[i] > rate:
             rate = 1.0 / leverage[i]
         cross_equity[i] += upnl
-        cross_maintenance[i] += notional * mmr[t] - cum[t]
+        cross_maintenance[i] += maintenance_nb(notional, mmr[t], cum[t], min_margin)
         cross_initial[i] += notional * rate
 
 
@@ -91,6 +102,7 @@ def isolated_market_nb(
     floor: FloatArray,
     mmr: FloatArray,
     cum: FloatArray,
+    min_margin: float,
     equity_out: FloatArray,
     maintenance_out: FloatArray,
 ) -> None:
@@ -104,7 +116,7 @@ def isolated_market_nb(
         notional = abs(s) * mark
         t = tier_of_nb(notional, floor)
         equity_out[i] = isolated_margin[i] + s * (mark - entry[i])
-        maintenance_out[i] = notional * mmr[t] - cum[t]
+        maintenance_out[i] = maintenance_nb(notional, mmr[t], cum[t], min_margin)
 
 
 @njit(cache=True)
@@ -341,6 +353,7 @@ def cross_scan_nb(
     floor: FloatArray,
     mmr: FloatArray,
     cum: FloatArray,
+    min_margin: float,
     cash: FloatArray,
     partial_equity: FloatArray,
     partial_maintenance: FloatArray,
@@ -370,7 +383,7 @@ def cross_scan_nb(
         base_e = cash[i] if first else partial_equity[i]
         base_m = 0.0 if first else partial_maintenance[i]
         e = base_e + cross * (s * (mark - entry[i]))
-        m = base_m + cross * (notional * mmr[t] - cum[t])
+        m = base_m + cross * maintenance_nb(notional, mmr[t], cum[t], min_margin)
         ratio_out[i] = m / e if e > 0.0 else np.inf
     # Pass 2: the few at or above the call level, classified (same arithmetic as pass 1).
     n_below = 0
@@ -387,7 +400,7 @@ def cross_scan_nb(
         base_e = cash[i] if first else partial_equity[i]
         base_m = 0.0 if first else partial_maintenance[i]
         e = base_e + 1.0 * (s * (mark - entry[i]))
-        m = base_m + 1.0 * (notional * mmr[t] - cum[t])
+        m = base_m + maintenance_nb(notional, mmr[t], cum[t], min_margin)
         if e < m:
             below_out[n_below] = i
             below_equity[n_below] = e
@@ -408,6 +421,7 @@ def cross_partial_nb(
     floor: FloatArray,
     mmr: FloatArray,
     cum: FloatArray,
+    min_margin: float,
     cash: FloatArray,
     equity: FloatArray,
     maintenance: FloatArray,
@@ -423,7 +437,7 @@ def cross_partial_nb(
             notional = abs(s) * mark
             t = tier_of_nb(notional, floor)
             equity[i] += s * (mark - entry[i])
-            maintenance[i] += notional * mmr[t] - cum[t]
+            maintenance[i] += maintenance_nb(notional, mmr[t], cum[t], min_margin)
 
 
 @njit(cache=True)
@@ -437,6 +451,7 @@ def isolated_scan_nb(
     floor: FloatArray,
     mmr: FloatArray,
     cum: FloatArray,
+    min_margin: float,
     call_level: float,
     below_out: npt.NDArray[np.int64],
     below_equity: FloatArray,
@@ -458,7 +473,7 @@ def isolated_scan_nb(
             continue
         notional = abs(s) * mark
         t = tier_of_nb(notional, floor)
-        m = notional * mmr[t] - cum[t]
+        m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
         e = isolated_margin[i] + s * (mark - entry[i])
         if e < m:
             below_out[n_below] = i

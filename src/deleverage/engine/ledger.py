@@ -412,7 +412,9 @@ class Ledger:
             lower_cap=scaling.lower_cap,
             upper_cap=scaling.upper_cap,
         )
-        state.tiers = TierArrays(floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum)
+        state.tiers = TierArrays(
+            floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum, min_margin=base.min_margin
+        )
 
     def _fund_ledger(
         self, source: int, destination: int, amount: float, reason: int, ts: int

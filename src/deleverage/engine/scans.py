@@ -98,8 +98,8 @@ class MarginScans(Ledger):
             t = state.tiers
             accumulate_market_nb(
                 cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
-                cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum, ce, cm, ci, te,
-                cash, k == 0,
+                cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum, t.min_margin, ce, cm,
+                ci, te, cash, k == 0,
             )  # fmt: skip
         margin_ratio_nb(ce, cm, out["cross_margin_ratio"][:n])
 
@@ -150,7 +150,7 @@ class MarginScans(Ledger):
         return scan
 
     def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        if not self.use_level_index:
+        if not self.use_level_index or any(st.tiers.min_margin > 0.0 for st in self.markets):
             return self._cross_scan_full(m, call_level)
         key = min(float(call_level), 1.0)
         index = self._cross_index.get(key)
@@ -185,7 +185,7 @@ class MarginScans(Ledger):
             t = state.tiers
             cross_partial_nb(
                 cols.size[sel], cols.entry[sel], cols.mode[sel], state.mark, t.floor, t.mmr,
-                t.cum, cash, equity, maint, first,
+                t.cum, t.min_margin, cash, equity, maint, first,
             )  # fmt: skip
             first = False
         return first
@@ -204,8 +204,8 @@ class MarginScans(Ledger):
         warn = np.empty(k, dtype=np.int64)
         n_below, n_warn = cross_scan_nb(
             cols.size[acc], cols.entry[acc], cols.mode[acc], self._kind[acc], state.mark,
-            t.floor, t.mmr, t.cum, cash, equity, maint, first, call_level, ratio, below, below_e,
-            below_m, warn,
+            t.floor, t.mmr, t.cum, t.min_margin, cash, equity, maint, first, call_level, ratio,
+            below, below_e, below_m, warn,
         )  # fmt: skip
         return {
             "below": acc[below[:n_below]],
@@ -241,8 +241,8 @@ class MarginScans(Ledger):
         ratio = buffers["ratio"][:n]
         n_below, n_warn = cross_scan_nb(
             cols.size[:n], cols.entry[:n], cols.mode[:n], self._kind[:n], state.mark, t.floor,
-            t.mmr, t.cum, cash, equity, maint, first, call_level, ratio, buffers["below"],
-            buffers["below_e"], buffers["below_m"], buffers["warn"],
+            t.mmr, t.cum, t.min_margin, cash, equity, maint, first, call_level, ratio,
+            buffers["below"], buffers["below_e"], buffers["below_m"], buffers["warn"],
         )  # fmt: skip
         view = ratio.view()
         view.flags.writeable = False
@@ -277,14 +277,14 @@ class MarginScans(Ledger):
             for name in ("i_below_e", "i_below_m", "i_warn_r"):
                 buffers[name] = np.empty(self._capacity)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        if self.use_level_index:
+        if self.use_level_index and t.min_margin == 0.0:  # zone prices ignore a floor
             result = self._indexed_isolated_scan(m, call_level)
             if self.check_invariants:
                 self._check_indexed_scan(m, call_level, result)
             return result
         n_below, n_warn = isolated_scan_nb(
             cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
-            self._kind[:n], state.mark, t.floor, t.mmr, t.cum, call_level,
+            self._kind[:n], state.mark, t.floor, t.mmr, t.cum, t.min_margin, call_level,
             buffers["i_below"], buffers["i_below_e"], buffers["i_below_m"], buffers["i_warn"],
             buffers["i_warn_r"],
         )  # fmt: skip
@@ -317,8 +317,8 @@ class MarginScans(Ledger):
         warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
         n_below, n_warn = isolated_scan_nb(
             cols.size[cand], cols.entry[cand], cols.isolated_margin[cand], cols.mode[cand],
-            self._kind[cand], state.mark, t.floor, t.mmr, t.cum, call_level, below, below_e,
-            below_m, warn, warn_r,
+            self._kind[cand], state.mark, t.floor, t.mmr, t.cum, t.min_margin, call_level, below,
+            below_e, below_m, warn, warn_r,
         )  # fmt: skip
         return {
             "below": cand[below[:n_below]],
@@ -352,7 +352,7 @@ class MarginScans(Ledger):
         t = state.tiers
         isolated_market_nb(
             cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n], state.mark,
-            t.floor, t.mmr, t.cum, equity, maint,
+            t.floor, t.mmr, t.cum, t.min_margin, equity, maint,
         )  # fmt: skip
         return {"equity": equity, "maintenance": maint, "margin_ratio": _ratio(equity, maint)}
 

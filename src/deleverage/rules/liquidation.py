@@ -1,8 +1,7 @@
 """Liquidation math: who is liquidated, how much is closed, and at what price.
 
-Pure functions over scalars and arrays; the risk step (:mod:`deleverage.engine.risk`) applies them
-to
-the engine's state. Each formula is in docs/formulas.md with its source.
+Pure functions over scalars and arrays; the risk step (:mod:`deleverage.engine.risk`) applies
+them to the engine's state. Each formula is in docs/formulas.md with its source.
 
 Sizes are base units, prices quote per base, money quote. ``side`` is +1 for a long position
 and -1 for a short; closing a position trades ``-side`` (a long is liquidated by selling).
@@ -15,6 +14,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.errors import ValidationError
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -41,19 +41,24 @@ def size_to_restore(
     requirement_rate: float,
     fee_rate: float,
     fill_price: float | None = None,
+    fee_price: float | None = None,
 ) -> float:
     """Base units to close so that equity meets the requirement afterwards (partial liquidation).
 
-    Closing ``q`` at the price ``x`` (the mark by default) costs the penalty ``f q x`` and the
-    loss ``q |P - x|`` against the mark, and lowers the requirement by ``r q P``:
+    Closing ``q`` at the price ``x`` (the mark by default) costs the penalty ``f q y`` (``y``
+    the price the fee is charged on: ``x`` by default, the oracle ``P`` where the venue
+    charges the oracle value) and the loss ``q |P - x|`` against the mark, and lowers the
+    requirement by ``r q P``:
 
-    ``equity - q (f x + |P - x|) >= requirement - r q P``
-    => ``q >= shortage / (r P - f x - |P - x|)``,  ``shortage = requirement - equity``
+    ``equity - q (f y + |P - x|) >= requirement - r q P``
+    => ``q >= shortage / (r P - f y - |P - x|)``,  ``shortage = requirement - equity``
 
     the margin shortage divided by what each unit closed releases net of costs: Drift's
-    ``calculate_base_asset_amount_to_cover_margin_shortage``. ``requirement_rate`` is the
-    target rate (maintenance plus buffer, or initial). Returns 0 when nothing is short and the
-    whole ``|size|`` when closing cannot restore the requirement (nothing is released).
+    ``calculate_base_asset_amount_to_cover_margin_shortage``. A transfer to a liquidator at
+    ``x = P (1 - L)`` with the insurance fee on the oracle value (``y = P``) gives Drift's
+    ``q = shortage / (P (r - L - I))``. ``requirement_rate`` is the target rate (maintenance
+    plus buffer, or initial). Returns 0 when nothing is short and the whole ``|size|`` when
+    closing cannot restore the requirement (nothing is released).
 
     Examples
     --------
@@ -61,28 +66,124 @@ def size_to_restore(
 
     >>> size_to_restore(size=5.0, shortage=10.0, mark=100.0, requirement_rate=0.1, fee_rate=0.0)
     1.0
+
+    Drift's test with a 1% liquidator fee and a 1% insurance fee: 1.25 units.
+
+    >>> size_to_restore(size=5.0, shortage=10.0, mark=100.0, requirement_rate=0.1,
+    ...                 fee_rate=0.01, fill_price=99.0, fee_price=100.0)
+    1.25
     """
     abs_size = abs(size)
     if shortage <= 0.0:
         return 0.0
     x = mark if fill_price is None else fill_price
-    release = mark * requirement_rate - fee_rate * x - abs(mark - x)
+    y = x if fee_price is None else fee_price
+    release = mark * requirement_rate - fee_rate * y - abs(mark - x)
     if release <= 0.0:
         return abs_size
     return min(abs_size, shortage / release)
 
 
-def tier_down_size(size: float, mark: float, tiers: TierArrays) -> float:
-    """Base units to close to bring a position below its current tier's floor (Binance, OKX).
+def insurance_fee_rate(
+    *,
+    shortage: float,
+    notional: float,
+    requirement_rate: float,
+    liquidator_fee_rate: float,
+    max_rate: float,
+) -> float:
+    """Insurance-fund fee rate that shrinks as the margin shortage grows (Drift).
 
-    The position is reduced to the largest notional of the next lower tier; in the first tier
-    the whole position is closed.
+    ``min(max_rate, 0.95 x max(0, r - L - shortage / notional))``: what the requirement rate
+    ``r`` (maintenance plus buffer) leaves after the liquidator fee ``L`` and the shortage's
+    share of the position's notional, less 5% so the fee cannot itself cause bankruptcy.
+    0 for no notional or ``r <= L``. Drift ``calculate_perp_if_fee``; the exact integer form is
+    :func:`deleverage.rules.fixed_point.insurance_fee_for_shortage`.
+
+    Examples
+    --------
+    Drift's test: $20 short on $1,000, 5% ratio, 1% liquidator fee, 5% cap: 1.9%.
+
+    >>> round(insurance_fee_rate(shortage=20.0, notional=1000.0, requirement_rate=0.05,
+    ...                          liquidator_fee_rate=0.01, max_rate=0.05), 12)
+    0.019
     """
+    if notional <= 0.0 or requirement_rate <= liquidator_fee_rate:
+        return 0.0
+    implied = 0.95 * max(
+        0.0, requirement_rate - liquidator_fee_rate - max(shortage, 0.0) / notional
+    )
+    return min(max_rate, implied)
+
+
+def ramped_fee_rate(
+    *, base_rate: float, max_rate: float, elapsed_s: float, grace_s: float, ramp_per_s: float
+) -> float:
+    """A liquidator fee that grows with the time the account has spent in liquidation (Drift).
+
+    ``base_rate`` while ``elapsed_s < grace_s``; then ``base_rate + elapsed_s x ramp_per_s``
+    (counted from entry), capped at ``max_rate``. Drift ``get_liquidation_fee`` counts slots:
+    1,500 slots of grace, +0.0001% per slot, cap ``min(3 x fee, MMR)``.
+    """
+    if elapsed_s < grace_s or ramp_per_s <= 0.0:
+        return base_rate
+    return max(base_rate, min(max_rate, base_rate + elapsed_s * ramp_per_s))
+
+
+def fraction_to_liquidate(
+    *,
+    shortage: float,
+    margin_freed: float,
+    elapsed_s: float,
+    duration_s: float,
+    initial_fraction: float,
+    full_below: float = 0.0,
+) -> float:
+    """Fraction of the cover size a liquidation may close now (Drift's liquidation time ramp).
+
+    The share of the account's total shortage that may have been freed grows linearly from
+    ``initial_fraction`` at entry to 1 after ``duration_s``::
+
+        freeable  = min(elapsed / duration + initial_fraction, 1)
+        fraction  = max(0, (shortage + freed) x freeable - freed) / shortage
+
+    1 when ``duration_s`` is 0 or the shortage is below ``full_below``. Drift
+    ``calculate_max_pct_to_liquidate`` (exact form:
+    :func:`deleverage.rules.fixed_point.max_pct_to_liquidate`).
+    """
+    if duration_s <= 0.0 or shortage <= 0.0 or shortage < full_below:
+        return 1.0
+    freeable = min(max(elapsed_s, 0.0) / duration_s + initial_fraction, 1.0)
+    return max(0.0, (shortage + margin_freed) * freeable - margin_freed) / shortage
+
+
+def tier_down_size(size: float, mark: float, tiers: TierArrays, *, steps: int = 1) -> float:
+    """Base units to close to bring a position ``steps`` tiers down (Binance, Bybit, OKX).
+
+    The position is reduced to just below the floor of tier ``t - steps + 1`` (``t`` its
+    tier), the largest notional of tier ``t - steps``; ``steps >= t`` reduces it into the first
+    tier (OKX's older rule: "reduced to the maximum of tier 1" in one go). In the first tier
+    the whole position is closed.
+
+    Examples
+    --------
+    OKX: 15,000 contracts in tier 3 (tier 2 from 2,001, tier 3 from 12,001), reduced to tier
+    1: close 13,000 in whole contracts (mark 1, so notional = contracts).
+
+    >>> from deleverage.spec import TierArrays, maintenance_deductions
+    >>> import numpy as np
+    >>> f, r = np.array([0.0, 2001.0, 12001.0]), np.array([0.01, 0.015, 0.02])
+    >>> t = TierArrays(floor=f, imr=2 * r, mmr=r, cum=maintenance_deductions(f, r))
+    >>> round_up_to_lot(tier_down_size(15_000.0, 1.0, t, steps=2), 1.0)
+    13000.0
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValidationError("steps", steps, "must be an int >= 1")
     notional = abs(size) * mark
     t = int(np.searchsorted(tiers.floor, notional, side="right") - 1)
     if t <= 0:
         return abs(size)
-    target_notional = float(tiers.floor[t]) * (1.0 - 1e-9)
+    target_notional = float(tiers.floor[max(1, t - steps + 1)]) * (1.0 - 1e-9)
     return max(0.0, abs(size) - target_notional / mark)
 
 
@@ -225,3 +326,32 @@ def close_order(maintenance: FloatArray) -> npt.NDArray[np.intp]:
     Ties keep the market order (stable sort), so the choice is deterministic.
     """
     return np.argsort(-np.asarray(maintenance, dtype=np.float64), kind="stable")
+
+
+def bankruptcy_waterfall(
+    *, loss: float, fund_available: float, fee_pool: float, open_interest: float
+) -> tuple[float, float, float, float]:
+    """Split a bankrupt position's loss: insurance fund, then fee pool, then open interest.
+
+    Returns ``(insurance, fee_pool_paid, socialized, per_unit)``: the fund pays
+    ``min(loss, fund_available)`` (its cash, within the market's remaining cap), the fee pool
+    ``min(rest, fee_pool)``, and the rest is charged to the open interest (base units, longs
+    and shorts) at ``per_unit = socialized / open_interest`` per unit of size; ``per_unit`` is
+    0 and the rest stays unpaid (bad debt) when there is no open interest. Drift's order in
+    ``resolve_perp_bankruptcy``; the exact integer form is
+    :func:`deleverage.rules.fixed_point.resolve_bankruptcy`.
+
+    Examples
+    --------
+    Drift's ``successful_resolve_perp_bankruptcy_with_fee_pool``: $100 loss, empty fund, $50
+    fee pool, 5 long and 5 short: $25 per side, $5 per unit.
+
+    >>> bankruptcy_waterfall(loss=100.0, fund_available=0.0, fee_pool=50.0, open_interest=10.0)
+    (0.0, 50.0, 50.0, 5.0)
+    """
+    need = max(0.0, loss)
+    insurance = min(need, max(0.0, fund_available))
+    from_pool = min(need - insurance, max(0.0, fee_pool))
+    rest = need - insurance - from_pool
+    per_unit = rest / open_interest if open_interest > 0.0 else 0.0
+    return insurance, from_pool, rest, per_unit

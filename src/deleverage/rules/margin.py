@@ -70,11 +70,15 @@ def maintenance_margin(notional_quote: ArrayLike, tiers: TierArrays) -> FloatArr
 
     ``t`` is the tier of the notional and ``cum`` the tier's maintenance deduction (Binance
     "maintenance amount", Hyperliquid "maintenance deduction"); the result is continuous in the
-    notional and equals ``notional x mmr[0]`` in the first tier.
+    notional and equals ``notional x mmr[0]`` in the first tier. An open position (notional
+    > 0) needs at least ``tiers.min_margin`` (``MarketSpec.min_maintenance_margin``).
     """
     n = np.asarray(notional_quote, dtype=np.float64)
     t = tier_index(n, tiers)
-    return n * tiers.mmr[t] - tiers.cum[t]
+    tiered = n * tiers.mmr[t] - tiers.cum[t]
+    if tiers.min_margin > 0.0:
+        return np.where(n > 0.0, np.maximum(tiered, tiers.min_margin), tiered)
+    return tiered
 
 
 def maintenance_rate(notional_quote: ArrayLike, tiers: TierArrays) -> FloatArray:

@@ -198,13 +198,17 @@ class TierArrays:
     imr: FloatArray  # initial margin rate of each tier, 1 / max leverage
     mmr: FloatArray  # maintenance margin rate of each tier
     cum: FloatArray  # maintenance deduction of each tier, quote
+    min_margin: float = 0.0  # least maintenance of an open position, quote
 
     @classmethod
-    def from_tiers(cls, tiers: list[MarginTier] | tuple[MarginTier, ...]) -> TierArrays:
+    def from_tiers(
+        cls, tiers: list[MarginTier] | tuple[MarginTier, ...], *, min_margin: float = 0.0
+    ) -> TierArrays:
         floor = np.array([t.notional_floor for t in tiers], dtype=np.float64)
         imr = np.array([t.initial_rate for t in tiers], dtype=np.float64)
         mmr = np.array([t.maintenance_rate for t in tiers], dtype=np.float64)
-        return cls(floor=floor, imr=imr, mmr=mmr, cum=maintenance_deductions(floor, mmr))
+        cum = maintenance_deductions(floor, mmr)
+        return cls(floor=floor, imr=imr, mmr=mmr, cum=cum, min_margin=min_margin)
 
 
 def maintenance_deductions(floor: FloatArray, mmr: FloatArray) -> FloatArray:
@@ -285,6 +289,28 @@ class LiquidationPolicy(_Frozen):
         default): the loss is capped at the isolated margin and the rest goes to the fund,
         then ADL, socialized loss or declared bad debt. ``True``: the account's other cash
         is part of the position's collateral (docs/formulas.md, "Shortfall").
+    liquidator_fee_rate
+        With execution ``liquidator``: when > 0 the liquidator takes the position at the oracle
+        less this fee, ``mark x (1 - side x fee)`` (Drift ``liquidator_fee``), instead of the
+        fillable price, and the partial size subtracts it (docs/formulas.md 4.4, 4.16).
+    liquidator_fee_max_rate, liquidator_fee_grace_s, liquidator_fee_ramp_per_s
+        The liquidator fee grows by ``ramp_per_s`` per second the account has spent in
+        liquidation once ``grace_s`` has passed, up to ``max_rate`` (Drift: 1,500 slots of
+        grace, +0.0001% per slot, cap ``min(3 x fee, MMR)``). ``None``: no ramp.
+    fee_basis
+        Price the liquidation fee (``MarketSpec.liquidation_fee_rate``) is charged on: the fill
+        price, or the oracle (mark) price (Drift's insurance-fund fee).
+    insurance_fee
+        ``flat``: ``liquidation_fee_rate``; ``shrink_with_shortage``: Drift's insurance-fund fee
+        ``min(rate, 0.95 x max(0, mmr + buffer - liquidator fee - shortage / notional))``.
+    ramp_duration_s, ramp_initial_fraction, ramp_full_below
+        Liquidation time ramp (Drift ``liquidation_duration``, ``initial_pct_to_liquidate``):
+        a partial liquidation may cover ``initial_fraction`` of the shortage at entry and all of
+        it after ``duration_s``; a shortage below ``full_below`` (quote) is covered at once.
+        ``ramp_duration_s = 0``: no ramp.
+    tier_down_target
+        With ``kind = "tier_down"``: reduce one tier per round (``next``: Binance, Bybit) or
+        straight into the first tier (``first``: OKX, "reduced to the maximum of tier 1").
     """
 
     kind: LiquidationKind = "full"
@@ -304,12 +330,38 @@ class LiquidationPolicy(_Frozen):
     max_position_portion: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
     min_position_notional: NonNegativeFloat = 0.0
     max_insurance_loss_per_account_step: PositiveFloat | None = None
+    liquidator_fee_rate: Fraction = 0.0
+    liquidator_fee_max_rate: Fraction | None = None
+    liquidator_fee_grace_s: NonNegativeFloat = 0.0
+    liquidator_fee_ramp_per_s: NonNegativeFloat = 0.0
+    fee_basis: Literal["fill", "oracle"] = "fill"
+    insurance_fee: Literal["flat", "shrink_with_shortage"] = "flat"
+    ramp_duration_s: NonNegativeFloat = 0.0
+    ramp_initial_fraction: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    ramp_full_below: NonNegativeFloat = 0.0
+    tier_down_target: Literal["next", "first"] = "next"
 
     @model_validator(mode="after")
     def _check_fraction_needs(self) -> Self:
         if self.kind == "fixed_fraction" and self.fraction >= 1.0:
             raise ValueError(
                 f"fraction must be below 1 for kind 'fixed_fraction', was {self.fraction}"
+            )
+        if self.liquidator_fee_rate > 0.0 and self.execution != "liquidator":
+            raise ValueError(
+                "liquidator_fee_rate must be 0 unless execution is 'liquidator', was "
+                f"{self.liquidator_fee_rate} with execution {self.execution!r}"
+            )
+        top = self.liquidator_fee_max_rate
+        if top is not None and top < self.liquidator_fee_rate:
+            raise ValueError(
+                f"liquidator_fee_max_rate must be at least liquidator_fee_rate "
+                f"({self.liquidator_fee_rate}), was {top}"
+            )
+        if self.liquidator_fee_ramp_per_s > 0.0 and top is None:
+            raise ValueError(
+                "liquidator_fee_ramp_per_s must be 0 without a liquidator_fee_max_rate, was "
+                f"{self.liquidator_fee_ramp_per_s}"
             )
         return self
 
@@ -374,6 +426,9 @@ class AdlPolicy(_Frozen):
     deleveraging: DeleveragingName | None = None
     cap_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
     fund_drawdown_limit: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] | None = None
+    #: After the insurance fund, the venue's fee pool (the exchange's fee account) pays before
+    #: any loss is socialized (Drift ``resolve_perp_bankruptcy``: fund, fee pool, funding).
+    fee_pool_pays: bool = False
 
 
 class MarketSpec(_Frozen):
@@ -390,7 +445,14 @@ class MarketSpec(_Frozen):
     maker_fee_rate, taker_fee_rate
         Trading fees as fractions of notional; a negative maker rate is a rebate.
     liquidation_fee_rate
-        Penalty charged on liquidated notional, paid to the insurance fund.
+        Penalty charged on liquidated notional, paid to the insurance fund; up to 1 (100%),
+        always capped at the equity left after the fill (docs/formulas.md 4.8).
+    insurance_cap
+        Most the insurance fund pays, in total, for losses in this market (quote; Drift
+        ``quote_max_insurance``); ``None``: no cap.
+    min_maintenance_margin
+        Least maintenance margin of an open position (quote): ``max(floor, tiered)``. The
+        closed-form liquidation prices of :mod:`deleverage.rules.margin` ignore it.
     """
 
     symbol: Annotated[str, Field(min_length=1, max_length=64)]
@@ -400,7 +462,9 @@ class MarketSpec(_Frozen):
     tiers: Annotated[tuple[MarginTier, ...], Field(min_length=1)]
     maker_fee_rate: Annotated[float, Field(ge=-0.01, le=0.05, allow_inf_nan=False)] = 0.0002
     taker_fee_rate: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.0005
-    liquidation_fee_rate: Annotated[float, Field(ge=0, le=0.1, allow_inf_nan=False)] = 0.005
+    liquidation_fee_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.005
+    insurance_cap: NonNegativeFloat | None = None
+    min_maintenance_margin: NonNegativeFloat = 0.0
     open_interest_scaling: OpenInterestScaling | None = None
     liquidation: LiquidationPolicy = LiquidationPolicy()
     adl: AdlPolicy = AdlPolicy()
@@ -442,7 +506,7 @@ class MarketSpec(_Frozen):
     @property
     def tier_arrays(self) -> TierArrays:
         """The tier table as arrays with computed maintenance deductions."""
-        return TierArrays.from_tiers(self.tiers)
+        return TierArrays.from_tiers(self.tiers, min_margin=self.min_maintenance_margin)
 
     @property
     def max_leverage(self) -> float:

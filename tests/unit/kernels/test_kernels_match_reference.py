@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +23,9 @@ TIERS = TierArrays.from_tiers(
         MarginTier(notional_floor=5_000, max_leverage=20, maintenance_rate=0.025),
     ]
 )
+#: The same table with a maintenance floor (MarketSpec.min_maintenance_margin) that binds for
+#: notionals under 6,000.
+FLOORED = dataclasses.replace(TIERS, min_margin=60.0)
 
 
 def _book(seed: int, n: int = 400) -> dict[str, np.ndarray]:
@@ -56,21 +62,24 @@ def test_pnl_leverage_queue_matches_the_pure_score(seed: int, mark: float, side:
     np.testing.assert_allclose(score[:k], ref, rtol=1e-12)
 
 
+@pytest.mark.parametrize("tiers", [TIERS, FLOORED], ids=["tiered", "floored"])
 @given(seed=st.integers(0, 10_000), mark=st.floats(50, 150), level=st.floats(0.3, 0.95))
-def test_isolated_scan_matches_the_pure_margin_math(seed: int, mark: float, level: float) -> None:
+def test_isolated_scan_matches_the_pure_margin_math(
+    tiers: TierArrays, seed: int, mark: float, level: float
+) -> None:
     b = _book(seed)
     n = len(b["size"])
     out = [np.empty(n, dtype=np.int64), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)]
     ratio = np.empty(n)
 
     n_below, n_warn = isolated_scan_nb(
-        b["size"], b["entry"], b["margin"], b["mode"], b["kind"], mark, TIERS.floor, TIERS.mmr,
-        TIERS.cum, level, out[0], out[1], out[2], out[3], ratio,
+        b["size"], b["entry"], b["margin"], b["mode"], b["kind"], mark, tiers.floor, tiers.mmr,
+        tiers.cum, tiers.min_margin, level, out[0], out[1], out[2], out[3], ratio,
     )  # fmt: skip
 
     live = (b["size"] != 0) & (b["mode"] != 0) & (b["kind"] == 0)
     equity = b["margin"] + margin.unrealized_pnl(b["size"], b["entry"], mark)
-    maint = margin.maintenance_margin(margin.notional(b["size"], mark), TIERS)
+    maint = margin.maintenance_margin(margin.notional(b["size"], mark), tiers)
     below = np.flatnonzero(live & (equity < maint))
     np.testing.assert_array_equal(out[0][:n_below], below)
     np.testing.assert_allclose(out[1][:n_below], equity[below], rtol=1e-12)
@@ -81,8 +90,11 @@ def test_isolated_scan_matches_the_pure_margin_math(seed: int, mark: float, leve
     np.testing.assert_array_equal(out[3][:n_warn], warn)
 
 
+@pytest.mark.parametrize("tiers", [TIERS, FLOORED], ids=["tiered", "floored"])
 @given(seed=st.integers(0, 10_000), mark=st.floats(50, 150), level=st.floats(0.3, 0.95))
-def test_cross_scan_matches_the_pure_margin_math(seed: int, mark: float, level: float) -> None:
+def test_cross_scan_matches_the_pure_margin_math(
+    tiers: TierArrays, seed: int, mark: float, level: float
+) -> None:
     b = _book(seed)
     n = len(b["size"])
     ratio, below, be, bm, warn = (
@@ -91,13 +103,14 @@ def test_cross_scan_matches_the_pure_margin_math(seed: int, mark: float, level: 
     )  # fmt: skip
 
     n_below, n_warn = cross_scan_nb(
-        b["size"], b["entry"], b["mode"], b["kind"], mark, TIERS.floor, TIERS.mmr, TIERS.cum,
-        b["cash"], np.zeros(n), np.zeros(n), True, level, ratio, below, be, bm, warn,
+        b["size"], b["entry"], b["mode"], b["kind"], mark, tiers.floor, tiers.mmr, tiers.cum,
+        tiers.min_margin, b["cash"], np.zeros(n), np.zeros(n), True, level, ratio, below, be, bm,
+        warn,
     )  # fmt: skip
 
     cross = (b["size"] != 0) & (b["mode"] == 0)
     upnl = margin.unrealized_pnl(b["size"], b["entry"], mark)
-    mm_ = margin.maintenance_margin(margin.notional(b["size"], mark), TIERS)
+    mm_ = margin.maintenance_margin(margin.notional(b["size"], mark), tiers)
     equity = b["cash"] + np.where(cross, upnl, 0.0)
     maint = np.where(cross, mm_, 0.0)
     want_ratio = margin.margin_ratio(equity, maint)

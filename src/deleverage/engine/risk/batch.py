@@ -59,6 +59,10 @@ class BatchStage(LiquidationStage):
             and policy.max_notional_per_account_step is None
             and policy.max_notional_per_market_step is None
             and ranking_for(spec.adl).allocation != "socialized"  # charges others between fills
+            and spec.insurance_cap is None  # the per-account path holds the cap
+            and policy.fee_basis == "fill"
+            and policy.tier_down_target == "next"
+            and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin
             and (book is None or type(book) is ConstantDepthBook)
         ):
             return False

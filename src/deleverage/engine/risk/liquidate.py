@@ -47,6 +47,8 @@ class LiquidationStage(ShortfallStage):
             return False
         markets = [m] if isolated else self._cross_order(a)
         acted = False
+        if self._ramps(m):
+            self.liquidation_entered_ns.setdefault((m if isolated else -1, a), ts)
         for j in markets:
             equity, maint = self._pool(a, j if isolated else m, isolated)
             if equity >= maint or caps.market_exhausted:
@@ -69,12 +71,19 @@ class LiquidationStage(ShortfallStage):
             if qty <= 0.0:
                 continue
             caps.liquidated.add((a, j))
-            if policy.execution == "liquidator":
+            before = self._target(j, size, equity, maint)[0]
+            if policy.execution == "liquidator" and policy.liquidator_fee_rate == 0.0:
+                # A fillable price between the oracle and bankruptcy (dYdX v4's rules).
                 if liquidator.close_to_liquidator(self, a, j, qty, ts, report, caps=caps) <= 0.0:
                     continue
             else:
                 self._close(a, j, qty, isolated, ts, report)
             acted = True
+            if policy.ramp_duration_s > 0.0:
+                key = (m if isolated else -1, a)
+                left, maint_left = self._pool(a, j if isolated else m, isolated)
+                after = self._target(j, float(ex._positions[j].size[a]), left, maint_left)[0]
+                self.margin_freed[key] = self.margin_freed.get(key, 0.0) + max(0.0, before - after)
             if policy.kind == "fixed_fraction" and qty < abs(size):
                 cooldown = int(policy.cooldown_s * _NS)
                 self.markets[j].cooldown_until_ns[a] = ts + cooldown
@@ -125,29 +134,123 @@ class LiquidationStage(ShortfallStage):
                 size, mark, fraction=policy.fraction, min_notional=policy.fraction_min_notional
             )
         if policy.kind == "tier_down":
-            down = liq.round_up_to_lot(liq.tier_down_size(size, mark, state.tiers), spec.lot_size)
+            steps = 1 if policy.tier_down_target == "next" else len(state.tiers.floor)
+            down = liq.tier_down_size(size, mark, state.tiers, steps=steps)
+            down = liq.round_up_to_lot(down, spec.lot_size)
             return min(abs(size), max(down, spec.lot_size))
-        # partial: restore target (maintenance + buffer, or initial) over the whole pool
         notional = abs(size) * mark
         t = int(mm.tier_index(notional, state.tiers))
-        if policy.target == "initial":
-            rate = float(state.tiers.imr[t])
-            requirement = (
-                maint - float(mm.maintenance_margin(notional, state.tiers)) + notional * rate
-            )
-        else:
-            rate = float(state.tiers.mmr[t]) + policy.buffer
-            requirement = maint + notional * policy.buffer
-        shortage = requirement - equity
+        if (
+            notional * float(state.tiers.mmr[t]) - float(state.tiers.cum[t])
+            < state.tiers.min_margin
+        ):
+            return abs(size)  # on the maintenance floor: closing part of it frees nothing
+        # partial: restore target (maintenance + buffer, or initial) over the whole pool
+        shortage, rate = self._target(m, size, equity, maint)
         # Each unit closed releases its requirement, less the penalty and the loss of filling
         # away from the mark: known in advance for a liquidator's fillable price; a book's
         # slippage is left to the next round (market fills at the mark here, as Drift sizes).
-        price = liquidator.fillable_price(self, a, m) if policy.execution == "liquidator" else mark
+        price = mark
+        fee_rate = spec.liquidation_fee_rate
+        if policy.execution == "liquidator" and policy.liquidator_fee_rate > 0.0:
+            # Drift: the liquidator takes the position at the oracle less its (ramped) fee.
+            side = 1 if size > 0 else -1
+            liquidator_fee = self._liquidator_fee(a, m, isolated)
+            price = mark * (1.0 - side * liquidator_fee)
+            fee_rate = self._insurance_fee_rate(a, m, isolated, size, shortage, rate)
+        elif policy.execution == "liquidator":
+            price = liquidator.fillable_price(self, a, m)
         qty = liq.size_to_restore(
-            size=size, shortage=shortage, mark=mark, requirement_rate=rate,
-            fee_rate=spec.liquidation_fee_rate, fill_price=price,
+            size=size, shortage=shortage, mark=mark, requirement_rate=rate, fee_rate=fee_rate,
+            fill_price=price, fee_price=mark if policy.fee_basis == "oracle" else None,
         )  # fmt: skip
+        qty *= self._ramp_fraction(a, m, isolated, shortage)
         return min(abs(size), liq.round_up_to_lot(qty, spec.lot_size)) if qty > 0 else 0.0
+
+    # ------------------------------------------------------------------ Drift-style terms
+    def _target(self, m: int, size: float, equity: float, maint: float) -> tuple[float, float]:
+        """The partial target's shortage (quote) and requirement rate for a position of
+        ``size`` in a pool with ``equity`` and maintenance ``maint``."""
+        state = self.ex.markets[m]
+        policy = state.spec.liquidation
+        notional = abs(size) * state.mark
+        t = int(mm.tier_index(notional, state.tiers))
+        if policy.target == "initial":
+            rate = float(state.tiers.imr[t])
+            own = float(mm.maintenance_margin(notional, state.tiers))
+            return maint - own + notional * rate - equity, rate
+        rate = float(state.tiers.mmr[t]) + policy.buffer
+        return maint + notional * policy.buffer - equity, rate
+
+    def _ramps(self, m: int) -> bool:
+        policy = self.ex.markets[m].spec.liquidation
+        return policy.ramp_duration_s > 0.0 or policy.liquidator_fee_max_rate is not None
+
+    def _elapsed_s(self, a: int, m: int, isolated: bool) -> float:
+        """Seconds the pool has spent in liquidation (0 when not tracked)."""
+        entered = self.liquidation_entered_ns.get((m if isolated else -1, a))
+        return 0.0 if entered is None else (self.ex.clock_ns - entered) / _NS
+
+    def _liquidator_fee(self, a: int, m: int, isolated: bool) -> float:
+        """The liquidator's fee rate now, ramped by the time in liquidation (Drift)."""
+        policy = self.ex.markets[m].spec.liquidation
+        top = policy.liquidator_fee_max_rate
+        if top is None:
+            return policy.liquidator_fee_rate
+        return liq.ramped_fee_rate(
+            base_rate=policy.liquidator_fee_rate, max_rate=top,
+            elapsed_s=self._elapsed_s(a, m, isolated), grace_s=policy.liquidator_fee_grace_s,
+            ramp_per_s=policy.liquidator_fee_ramp_per_s,
+        )  # fmt: skip
+
+    def _insurance_fee_rate(
+        self, a: int, m: int, isolated: bool, size: float, shortage: float, rate: float
+    ) -> float:
+        """The liquidation (insurance-fund) fee rate: flat, or Drift's, shrinking with the
+        shortage attributed to this position (its share of the pool's maintenance)."""
+        spec = self.ex.markets[m].spec
+        if spec.liquidation.insurance_fee == "flat":
+            return spec.liquidation_fee_rate
+        share = self._position_equity(a, m, isolated, 1.0)
+        return liq.insurance_fee_rate(
+            shortage=shortage * share, notional=abs(size) * self.ex.markets[m].mark,
+            requirement_rate=rate, liquidator_fee_rate=self._liquidator_fee(a, m, isolated),
+            max_rate=spec.liquidation_fee_rate,
+        )  # fmt: skip
+
+    def _ramp_fraction(self, a: int, m: int, isolated: bool, shortage: float) -> float:
+        """Share of the cover size allowed now by the liquidation time ramp (Drift)."""
+        policy = self.ex.markets[m].spec.liquidation
+        if policy.ramp_duration_s <= 0.0:
+            return 1.0
+        return liq.fraction_to_liquidate(
+            shortage=shortage,
+            margin_freed=self.margin_freed.get((m if isolated else -1, a), 0.0),
+            elapsed_s=self._elapsed_s(a, m, isolated), duration_s=policy.ramp_duration_s,
+            initial_fraction=policy.ramp_initial_fraction, full_below=policy.ramp_full_below,
+        )  # fmt: skip
+
+    def _leave_liquidation(self, m: int) -> None:
+        """Forget the ramps of pools of ``m`` back at their target (maintenance + buffer)."""
+        ex = self.ex
+        for key in [k for k in self.liquidation_entered_ns if k[0] in (m, -1)]:
+            j, a = key
+            isolated = j >= 0
+            sizes = [
+                (i, float(c.size[a]))
+                for i, c in enumerate(ex._positions)
+                if c.size[a] != 0.0 and (i == j if isolated else c.mode[a] == MarginMode.CROSS)
+            ]
+            if sizes:
+                equity, maint = self._pool(a, sizes[0][0], isolated)
+                buffer = sum(
+                    abs(q) * ex.markets[i].mark * ex.markets[i].spec.liquidation.buffer
+                    for i, q in sizes
+                )
+                if equity < maint + buffer:
+                    continue
+            self.liquidation_entered_ns.pop(key, None)
+            self.margin_freed.pop(key, None)
 
     # ------------------------------------------------------------------ execution
     def _close(
@@ -161,19 +264,34 @@ class LiquidationStage(ShortfallStage):
         size = float(cols.size[a])
         side = 1 if size > 0 else -1
         mark = state.mark
-        pool, _ = self._pool(a, m, isolated)
+        pool, pool_maint = self._pool(a, m, isolated)
         equity = self._position_equity(a, m, isolated, pool)
         full = qty >= abs(size) * (1 - 1e-12)
         qty = abs(size) if full else qty
         bankrupt = liq.bankruptcy_price(size, mark, equity)
         risk = self.markets[m]
-        # Market execution (a liquidator's takes liquidator.close_to_liquidator).
-        price, filled = self._quote(risk, -side, qty, mark, ts)
-        counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
+        fee_rate = spec.liquidation_fee_rate
+        if spec.liquidation.execution == "liquidator":
+            # Drift (a liquidator fee is set; the fillable-price rules go through
+            # liquidator.close_to_liquidator): transferred at the oracle less the liquidator's
+            # fee, not clamped to the bankruptcy price (a loss beyond it is the shortfall).
+            price = mark * (1.0 - side * self._liquidator_fee(a, m, isolated))
+            fee_rate = self._insurance_fee_rate(
+                a, m, isolated, size, *self._target(m, size, pool, pool_maint)
+            )
+            filled = qty
+            counterparty, reason, book = (
+                ex.liquidator_account,
+                FillReason.LIQUIDATOR_TAKEOVER,
+                False,
+            )
+        else:
+            price, filled = self._quote(risk, -side, qty, mark, ts)
+            counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
         equity_after = equity + side * qty * (price - mark)
         fund = ex.insurance_account_for(m)
         exhausted = book and filled < qty * (1 - 1e-12)
-        beyond = full and self._recourse(a, m, isolated, equity_after) > ex._cash[fund]
+        beyond = full and self._recourse(a, m, isolated, equity_after) > self._fund_available(m)
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
         adl_first = (
@@ -204,7 +322,7 @@ class LiquidationStage(ShortfallStage):
             )
         )
         still_open = cols.size[a] != 0.0
-        fee = spec.liquidation_fee_rate * qty * price
+        fee = fee_rate * qty * (mark if spec.liquidation.fee_basis == "oracle" else price)
         pool_after = pool + side * qty * (price - mark)
         penalty = liq.capped_penalty(fee=fee, equity_after_fill=min(equity_after, pool_after))
         if penalty > 0.0:

@@ -70,6 +70,13 @@ class ShortfallStage:
         self._scratch_flags = np.zeros(0, dtype=np.bool_)
         #: The venue's bad-debt account once found or opened (a scan of account kinds, once).
         self._bad_debt_id: int | None = None
+        #: Time ramps (Drift): when each pool entered liquidation (ns) and the margin shortage
+        #: freed since (quote), keyed by (market, account) for an isolated position and
+        #: (-1, account) for a cross account; dropped when the pool leaves liquidation.
+        self.liquidation_entered_ns: dict[tuple[int, int], int] = {}
+        self.margin_freed: dict[tuple[int, int], float] = {}
+        #: Insurance paid so far per market (quote), held against ``MarketSpec.insurance_cap``.
+        self.insurance_paid_by_market: dict[int, float] = {}
 
     def reserve(self, capacity: int) -> None:
         """Allocate (and touch) the step's working buffers for ``capacity`` accounts.
@@ -173,13 +180,38 @@ class ShortfallStage:
         ``into_position``); returns what it paid."""
         ex = self.ex
         fund = ex.insurance_account_for(m)
-        paid = min(amount, max(0.0, float(ex._cash[fund])))
+        paid = min(amount, self._fund_available(m))
         if paid > 0.0:
             ex._emit(
                 Transfer(
                     ts_ns=ts, source=fund, destination=a, amount=paid,
                     reason=int(TransferReason.INSURANCE_COVER),
                     market=m if into_position else -1,
+                )
+            )  # fmt: skip
+            report.insurance_paid += paid
+            self.insurance_paid_by_market[m] = self.insurance_paid_by_market.get(m, 0.0) + paid
+        return paid
+
+    def _fund_available(self, m: int) -> float:
+        """What the fund can still pay for market ``m``: its cash, within the market's cap."""
+        ex = self.ex
+        cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
+        cap = ex.markets[m].spec.insurance_cap
+        if cap is None:
+            return cash
+        return min(cash, max(0.0, cap - self.insurance_paid_by_market.get(m, 0.0)))
+
+    def _fee_pool_pays(self, a: int, m: int, amount: float, ts: int, report: StepReport) -> float:
+        """The venue's fee pool (the fee account) pays up to ``amount`` after the fund (Drift's
+        internal insurance); reported as insurance paid. Returns what it paid."""
+        ex = self.ex
+        paid = min(amount, max(0.0, float(ex._cash[ex.fee_account])))
+        if paid > 0.0:
+            ex._emit(
+                Transfer(
+                    ts_ns=ts, source=ex.fee_account, destination=a, amount=paid,
+                    reason=int(TransferReason.INSURANCE_COVER),
                 )
             )  # fmt: skip
             report.insurance_paid += paid
@@ -201,6 +233,10 @@ class ShortfallStage:
         rest = shortfall - paid
         if rest <= 1e-12 * max(1.0, shortfall):
             return
+        if ex.markets[m].spec.adl.fee_pool_pays:
+            rest -= self._fee_pool_pays(a, m, rest, ts, report)
+            if rest <= 1e-12 * max(1.0, shortfall):
+                return
         if ranking_for(ex.markets[m].spec.adl).allocation == "socialized":
             rest -= self._socialize(a, m, rest, ts, report)
         if rest > 1e-12 * max(1.0, shortfall):

@@ -161,6 +161,8 @@ class RiskEngine(BatchStage):
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
         report.margin_calls = self._margin_calls(m, ts)
+        if self.liquidation_entered_ns:
+            self._leave_liquidation(m)
         if risk.capital_ts != ts:
             risk.capital_ts, risk.capital_used = ts, 0.0
         caps = _Caps(state.spec, risk.capital_per_step - risk.capital_used)

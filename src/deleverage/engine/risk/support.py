@@ -276,7 +276,8 @@ def _maintenance(notional: float, tiers: TierArrays) -> float:
     t = len(floor) - 1
     while t > 0 and notional < floor[t]:
         t -= 1
-    return float(notional * tiers.mmr[t] - tiers.cum[t])
+    tiered = float(notional * tiers.mmr[t] - tiers.cum[t])
+    return max(tiered, tiers.min_margin) if notional > 0.0 else tiered
 
 
 def _linear_quotes(
