@@ -8,7 +8,7 @@ and flagged positions are deleveraged together.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -31,8 +31,23 @@ from deleverage.engine.risk.support import (
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
 
-if TYPE_CHECKING:
-    pass
+
+class _BatchPlan(NamedTuple):
+    """The compiled planner's output for the positions it saw (arrays of one length, in
+    distress order): account, size and equity before, and per position the size filled, its
+    price, the penalty, the shortfall, the fund's cover, the account's cash moved into the
+    position, and whether it waits for ADL."""
+
+    idx: npt.NDArray[np.int64]
+    size: FloatArray
+    equity: FloatArray
+    filled: FloatArray
+    price: FloatArray
+    penalty: FloatArray
+    shortfall: FloatArray
+    cover: FloatArray
+    own: FloatArray
+    to_adl: npt.NDArray[np.bool_]
 
 
 class BatchStage(LiquidationStage):
@@ -83,16 +98,49 @@ class BatchStage(LiquidationStage):
         (most distressed first); positions the fund cannot carry are left to the per-account
         path, which sends them to ADL.
         """
-        from deleverage.engine.kernels import plan_isolated_liquidations_nb
-
-        ex = self.ex
-        state = ex.markets[m]
-        spec = state.spec
-        policy = spec.liquidation
-        cols = ex._positions[m]
         if not self._modes_present(m)[0]:
             return None  # no isolated position in this market
-        iscan = ex.isolated_scan(m, policy.margin_call_ratio)
+        found = self._batch_candidates(m, ts)
+        if found is None:
+            return np.zeros(0, dtype=np.int64)
+        plan = self._batch_plan(m, ts, *found)
+        done = plan.filled > 0.0
+        accounts = plan.idx[done]
+        still_open = self._batch_fills(m, ts, accounts, plan.filled[done], plan.price[done],
+                                       np.sign(plan.size[done]))  # fmt: skip
+        self._batch_money(m, ts, report, plan, done, still_open)
+        rest = self._batch_records(m, ts, report, plan, done, still_open)
+        spec = self.ex.markets[m].spec
+        for j in np.flatnonzero(rest > 1e-9).tolist():
+            a, amount = int(accounts[j]), float(rest[j])
+            if ranking_for(spec.adl).allocation == "socialized":
+                amount -= self._socialize(a, m, amount, ts, report)
+            if amount > 1e-12 * max(1.0, float(plan.shortfall[done][j])):
+                self._declare_bad_debt(
+                    a, m, amount, ts, report, fenced=not spec.liquidation.isolated_recourse
+                )
+        pending = plan.idx[plan.to_adl]
+        touched = [plan.idx]
+        if (
+            len(pending)
+            and ranking_for(spec.adl).allocation == "ranked"
+            and spec.adl.deleveraging is None
+        ):
+            pending, counterparties = self._batch_adl(m, pending, ts, report)
+            touched.append(counterparties)
+        for a in pending.tolist():
+            self._liquidate(a, m, True, ts, report, caps)
+        if len(pending) or ranking_for(spec.adl).allocation == "socialized":
+            return None  # the per-account path or a socialized loss touched others: rescan
+        return np.concatenate(touched)
+
+    def _batch_candidates(
+        self, m: int, ts: int
+    ) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray] | None:
+        """Isolated positions under maintenance that a liquidator has reached, most
+        distressed first (health, then account id), with their equity and maintenance."""
+        ex = self.ex
+        iscan = ex.isolated_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
         below = iscan["below"]
         equity = iscan["below_equity"]
         maint = iscan["below_maintenance"]
@@ -102,14 +150,29 @@ class BatchStage(LiquidationStage):
             if len(free):
                 below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
-            return np.zeros(0, dtype=np.int64)
+            return None
         health = (equity - maint) / np.maximum(maint, 1e-12)
         order = np.lexsort((below, health))
-        idx = below[order].astype(np.int64)
-        equity, maint = equity[order], maint[order]
-        size = cols.size[idx].copy()
+        return below[order].astype(np.int64), equity[order], maint[order]
+
+    def _batch_plan(
+        self,
+        m: int,
+        ts: int,
+        idx: npt.NDArray[np.int64],
+        equity: FloatArray,
+        maint: FloatArray,
+    ) -> _BatchPlan:
+        """Plan every liquidation with the compiled kernel (again with the ADL queues'
+        capacity when some position needs ADL) and consume the book's depth."""
+        from deleverage.engine.kernels import plan_isolated_liquidations_nb
+
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        size = ex._positions[m].size[idx].copy()
         close = _sizes_to_close(size, equity, maint, state.mark, spec)
-        book = risk.liquidity
+        book = self.markets[m].liquidity
         if book is None:
             depth, consumed, max_move = math.inf, 0.0, 1.0
         else:
@@ -119,42 +182,52 @@ class BatchStage(LiquidationStage):
             consumed = float(book.snapshot()["consumed_depth"])
             max_move = book.max_move
         k = len(idx)
-        filled, price, penalty = np.zeros(k), np.zeros(k), np.zeros(k)
-        shortfall, cover, own = np.zeros(k), np.zeros(k), np.zeros(k)
-        to_adl = np.zeros(k, dtype=np.bool_)
+        plan = _BatchPlan(
+            idx, size, equity, np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k),
+            np.zeros(k), np.zeros(k, dtype=np.bool_),
+        )  # fmt: skip
         fund = ex.insurance_account_for(m)
         adl_enabled = ranking_for(spec.adl).allocation != "socialized"
-        recourse = policy.isolated_recourse
         declared = self.declared_bad_debt
         cash_before = ex._cash[idx] + (
             np.array([declared.get(a, 0.0) for a in idx.tolist()]) if declared else 0.0
         )
 
-        def plan(capacity_long: float, capacity_short: float) -> float:
+        def run(capacity_long: float, capacity_short: float) -> float:
             _, consumed_after = plan_isolated_liquidations_nb(
                 size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
-                float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
-                penalty, shortfall, cover, own, to_adl, capacity_long, capacity_short,
-                recourse,
+                float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, plan.filled,
+                plan.price, plan.penalty, plan.shortfall, plan.cover, plan.own, plan.to_adl,
+                capacity_long, capacity_short, spec.liquidation.isolated_recourse,
             )  # fmt: skip
             return float(consumed_after)
 
-        consumed_after = plan(math.inf, math.inf)
-        if to_adl.any():
+        consumed_after = run(math.inf, math.inf)
+        if plan.to_adl.any():
             # Some positions need ADL: plan again knowing how much each queue can take, so a
             # position the queue cannot serve fills on the book in its turn (per-account order).
-            flagged_sides = set(np.sign(size[to_adl]).tolist())
+            flagged_sides = set(np.sign(size[plan.to_adl]).tolist())
             capacity = {
                 s: (self._queue_capacity(m, -int(s)) if s in flagged_sides else math.inf)
                 for s in (1.0, -1.0)
             }
-            consumed_after = plan(capacity[-1.0], capacity[1.0])
+            consumed_after = run(capacity[-1.0], capacity[1.0])
         if book is not None:
             book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
-        done = filled > 0.0
-        accounts = idx[done]
-        qty, px = filled[done], price[done]
-        side = np.sign(size[done])
+        return plan
+
+    def _batch_fills(
+        self,
+        m: int,
+        ts: int,
+        accounts: npt.NDArray[np.int64],
+        qty: FloatArray,
+        px: FloatArray,
+        side: FloatArray,
+    ) -> npt.NDArray[np.bool_]:
+        """Write the planned fills against the book as one journal batch; return which
+        positions are still open after them."""
+        ex = self.ex
         buyers = np.where(side > 0, ex.liquidity_account, accounts).astype(np.int64)
         sellers = np.where(side > 0, accounts, ex.liquidity_account).astype(np.int64)
         zeros = np.zeros(len(accounts))
@@ -164,8 +237,24 @@ class BatchStage(LiquidationStage):
                 price=px, fee=zeros, counterparty_fee=zeros, code=int(FillReason.LIQUIDATION),
             )  # fmt: skip
             ex._apply_fill_columns(m, buyers, sellers, qty, px, zeros, zeros)
-        pen, short, cov, mine = penalty[done], shortfall[done], cover[done], own[done]
-        still_open = cols.size[accounts] != 0.0
+        return np.asarray(ex._positions[m].size[accounts] != 0.0)
+
+    def _batch_money(
+        self,
+        m: int,
+        ts: int,
+        report: StepReport,
+        plan: _BatchPlan,
+        done: npt.NDArray[np.bool_],
+        still_open: npt.NDArray[np.bool_],
+    ) -> None:
+        """Penalties to the fund, the fund's covers, the account's cash moved into a position
+        left open beyond bankruptcy; the report's totals and the partial-close cooldowns."""
+        ex = self.ex
+        spec = ex.markets[m].spec
+        fund = ex.insurance_account_for(m)
+        accounts = plan.idx[done]
+        pen, cov, mine = plan.penalty[done], plan.cover[done], plan.own[done]
         reason_fee = int(TransferReason.LIQUIDATION_FEE)
         # Penalties of positions still open come out of their isolated margin (market m) ...
         sel = still_open & (pen > 0.0)
@@ -185,6 +274,7 @@ class BatchStage(LiquidationStage):
         # fund into the position (as the per-account path does).
         moved = still_open & (mine > 0.0)
         if moved.any():
+            cols = ex._positions[m]
             ex.journal.append_columns(
                 EventKind.MARGIN_MOVED, ts, account=accounts[moved], market=m, amount=mine[moved]
             )
@@ -197,15 +287,36 @@ class BatchStage(LiquidationStage):
             m, accounts[open_cover], fund, cov[open_cover],
             int(TransferReason.INSURANCE_COVER), ts, outgoing=False,
         )  # fmt: skip
+        qty, px = plan.filled[done], plan.price[done]
         report.liquidations += len(accounts)
         report.liquidated_notional += float(np.sum(qty * px))
         report.penalties += float(pen.sum())
         report.insurance_paid += float(cov.sum())
-        if policy.kind == "fixed_fraction":
-            partial = still_open & (qty < np.abs(size[done]))
-            until = ts + int(policy.cooldown_s * _NS)
+        if spec.liquidation.kind == "fixed_fraction":
+            partial = still_open & (qty < np.abs(plan.size[done]))
+            until = ts + int(spec.liquidation.cooldown_s * _NS)
+            risk = self.markets[m]
             for a in accounts[partial].tolist():
                 risk.cooldown_until_ns[a] = until
+
+    def _batch_records(
+        self,
+        m: int,
+        ts: int,
+        report: StepReport,
+        plan: _BatchPlan,
+        done: npt.NDArray[np.bool_],
+        still_open: npt.NDArray[np.bool_],
+    ) -> FloatArray:
+        """The liquidation records with each fill's shortfall (one definition, docs/formulas.md
+        "Shortfall"), deficits carried by positions left open; return what closed positions
+        still owe after the fund (for socialized loss or bad debt)."""
+        ex = self.ex
+        state = ex.markets[m]
+        recourse = state.spec.liquidation.isolated_recourse
+        accounts = plan.idx[done]
+        short, cov, mine = plan.shortfall[done], plan.cover[done], plan.own[done]
+        declared = self.declared_bad_debt
         # What is still owed after the fund: beyond the isolated margin and the cover, or
         # with recourse the account's negative cash.
         closed_now = ~still_open
@@ -226,16 +337,16 @@ class BatchStage(LiquidationStage):
                 ]
             )
         closed_due = np.maximum(cov + rest - counted, 0.0)
-        # One definition (docs/formulas.md, "Shortfall"): what each fill newly leaves beyond
-        # the position's collateral, in the record and in the report alike.
         due = np.where(still_open, short - mine, closed_due)
         report.shortfall += float(np.sum(due))
         if len(accounts):
-            bankrupt = np.maximum(0.0, state.mark - equity[done] / size[done])
+            side = np.sign(plan.size[done])
+            bankrupt = np.maximum(0.0, state.mark - plan.equity[done] / plan.size[done])
             ex.journal.append_columns(
-                EventKind.LIQUIDATION, ts, account=accounts, market=m, size=-side * qty, price=px,
-                amount=due, fee=pen, counterparty_fee=bankrupt,
-                code=_POLICY_CODES[policy.kind],
+                EventKind.LIQUIDATION, ts, account=accounts, market=m,
+                size=-side * plan.filled[done], price=plan.price[done], amount=due,
+                fee=plan.penalty[done], counterparty_fee=bankrupt,
+                code=_POLICY_CODES[state.spec.liquidation.kind],
             )  # fmt: skip
         # Open positions: what neither their account's cash nor the fund paid is carried to
         # their full close (ADL, or bad debt then), reported now.
@@ -244,26 +355,7 @@ class BatchStage(LiquidationStage):
             accounts[left > 1e-9].tolist(), left[left > 1e-9].tolist(), strict=True
         ):
             carried[a] = carried.get(a, 0.0) + amount
-        for j in np.flatnonzero(rest > 1e-9).tolist():
-            a, amount = int(accounts[j]), float(rest[j])
-            if ranking_for(spec.adl).allocation == "socialized":
-                amount -= self._socialize(a, m, amount, ts, report)
-            if amount > 1e-12 * max(1.0, float(short[j])):
-                self._declare_bad_debt(a, m, amount, ts, report, fenced=not recourse)
-        pending = idx[to_adl]
-        touched = [idx]
-        if (
-            len(pending)
-            and ranking_for(spec.adl).allocation == "ranked"
-            and spec.adl.deleveraging is None
-        ):
-            pending, counterparties = self._batch_adl(m, pending, ts, report)
-            touched.append(counterparties)
-        for a in pending.tolist():
-            self._liquidate(a, m, True, ts, report, caps)
-        if len(pending) or ranking_for(spec.adl).allocation == "socialized":
-            return None  # the per-account path or a socialized loss touched others: rescan
-        return np.concatenate(touched)
+        return np.asarray(rest, dtype=np.float64)
 
     def _batch_adl(
         self, m: int, accounts: npt.NDArray[np.int64], ts: int, report: StepReport
