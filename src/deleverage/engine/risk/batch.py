@@ -368,117 +368,140 @@ class BatchStage(LiquidationStage):
         accounts the queue could not serve (left to the per-account path) and the
         counterparties it deleveraged.
         """
-        ex = self.ex
-        state = ex.markets[m]
-        spec = state.spec
-        cols = ex._positions[m]
-        mark = state.mark
+        cols = self.ex._positions[m]
         leftover: list[npt.NDArray[np.int64]] = []
         touched: list[npt.NDArray[np.int64]] = []
-        policy = spec.adl.ranking
         for side in (1.0, -1.0):
             group = accounts[np.sign(cols.size[accounts]) == side]
             if len(group) == 0:
                 continue
-            size = cols.size[group].copy()
-            equity = cols.isolated_margin[group] + size * (mark - cols.entry[group])
-            bankrupt = np.maximum(0.0, mark - equity / size)
-            price = bankrupt if spec.adl.price == "bankruptcy" else np.full(len(group), mark)
-            queue = self._queue(m, -int(side))
-            q_acc = queue.covering(cols.size, float(np.abs(cols.size[group]).sum()))
-            q_avail = np.abs(cols.size[q_acc])
-            q_acc, q_avail = q_acc[q_avail > 0], q_avail[q_avail > 0]
-            need = np.abs(size)
-            cum_need = np.cumsum(need)
-            cum_av = np.cumsum(q_avail)
-            total = float(cum_av[-1]) if len(cum_av) else 0.0
-            served = cum_need <= total * (1 + 1e-12)
-            leftover.append(group[~served])
-            if not served.any():
-                continue
-            group, size, equity, price, need = (
-                group[served],
-                size[served],
-                equity[served],
-                price[served],
-                need[served],
-            )
-            cum_need = cum_need[served]
-            # A need may exceed what the queue holds by float dust (0.1 + 0.2 vs 0.3): end
-            # where the queue ends, and let the position's size snap the dust to flat.
-            end = min(float(cum_need[-1]), total)
-            cum_need = np.minimum(cum_need, end)
-            breaks = np.union1d(cum_need, cum_av[cum_av < end])
-            starts = np.concatenate(([0.0], breaks[:-1]))
-            lengths = breaks - starts
-            keep = lengths > 0
-            mids = (starts + lengths / 2)[keep]
-            lengths = lengths[keep]
-            i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(group) - 1)
-            j = np.minimum(np.searchsorted(cum_av, mids, side="right"), len(q_acc) - 1)
-            bankrupts, counterparties = group[i], q_acc[j]
+            unserved, counterparties = self._batch_adl_side(m, side, group, ts, report)
+            leftover.append(unserved)
             touched.append(counterparties)
-            # No counterparty pays more against the mark than its own equity (see
-            # _solvent_adl_price): a counterparty serving several rounds spreads its equity
-            # over all it takes (E_j / total taken), and each round's adverse move is capped
-            # by its weakest counterparty.
-            adverse = side * (price - mark)
-            if (adverse > 0.0).any():
-                cp_equity = np.maximum(
-                    cols.isolated_margin[counterparties]
-                    + cols.size[counterparties] * (mark - cols.entry[counterparties]),
-                    0.0,
-                )
-                _, slot = np.unique(counterparties, return_inverse=True)
-                taken = np.bincount(slot, weights=lengths)[slot]
-                bounds_f = np.searchsorted(i, np.arange(len(group)))
-                room = np.minimum.reduceat(cp_equity / taken, bounds_f) * (1.0 - 1e-9)
-                price = np.where(adverse > 0.0, mark + side * np.minimum(adverse, room), price)
-            fill_price = price[i]
-            entry_before = cols.entry[counterparties].copy()
-            size_before = cols.size[counterparties].copy()
-            buyers = np.where(side > 0, counterparties, bankrupts).astype(np.int64)
-            sellers = np.where(side > 0, bankrupts, counterparties).astype(np.int64)
-            zeros = np.zeros(len(lengths))
-            ex.journal.append_columns(
-                EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers,
-                size=lengths, price=fill_price, fee=zeros, counterparty_fee=zeros,
-                code=int(FillReason.ADL), text=np.full(len(lengths), policy),
-            )  # fmt: skip
-            ex._apply_fill_columns(m, buyers, sellers, lengths, fill_price, zeros, zeros)
-            while queue.head < len(queue.accounts) and cols.size[queue.accounts[queue.head]] == 0:
-                queue.head += 1
-            # One notice per bankrupt position, with the round's metrics.
-            bounds = np.searchsorted(i, np.arange(len(group) + 1))
-            minimum = np.maximum(0.0, -equity)  # the deficit at the mark, as the per-account path
-            profits, notionals, texts = _round_metrics_many(
-                size_before, entry_before, lengths, bounds, mark, price, minimum, policy
-            )
-            ex.journal.append_columns(
-                EventKind.ADL_ROUND, ts, account=group, market=m, size=-size, price=price,
-                amount=profits, text=texts,
-            )  # fmt: skip
-            report.adl_rounds += len(group)
-            report.adl_notional += float(notionals.sum())
-            # The deficit the counterparties took (fills away from the mark), and what is
-            # left for the fund (float dust, or a mark-price or price-capped ADL's deficit).
-            lost = np.maximum(0.0, np.minimum(side * need * (price - mark), -equity))
-            report.adl_loss += float(lost.sum())
-            report.shortfall += float(lost.sum())
-            if spec.liquidation.isolated_recourse:
-                for a in group[ex._cash[group] < -1e-9].tolist():
-                    owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
-                    if owed > 1e-9:  # not what was declared bad debt before
-                        self._cover(a, m, owed, ts, report)
-            else:
-                after = equity + side * need * (price - mark)
-                for k in np.flatnonzero(after < -1e-9).tolist():
-                    self._cover(int(group[k]), m, -float(after[k]), ts, report, fenced=True)
         empty = np.zeros(0, dtype=np.int64)
         return (
             np.concatenate(leftover) if leftover else empty,
             np.concatenate(touched) if touched else empty,
         )
+
+    def _batch_adl_side(
+        self, m: int, side: float, group: npt.NDArray[np.int64], ts: int, report: StepReport
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """ADL of the bankrupt positions of one side; return the unserved and the
+        counterparties."""
+        ex = self.ex
+        state = ex.markets[m]
+        spec = state.spec
+        cols = ex._positions[m]
+        mark = state.mark
+        size = cols.size[group].copy()
+        equity = cols.isolated_margin[group] + size * (mark - cols.entry[group])
+        bankrupt = np.maximum(0.0, mark - equity / size)
+        price = bankrupt if spec.adl.price == "bankruptcy" else np.full(len(group), mark)
+        queue = self._queue(m, -int(side))
+        q_acc = queue.covering(cols.size, float(np.abs(cols.size[group]).sum()))
+        q_avail = np.abs(cols.size[q_acc])
+        q_acc, q_avail = q_acc[q_avail > 0], q_avail[q_avail > 0]
+        cum_av = np.cumsum(q_avail)
+        total = float(cum_av[-1]) if len(cum_av) else 0.0
+        cum_need = np.cumsum(np.abs(size))
+        served = cum_need <= total * (1 + 1e-12)
+        if not served.any():
+            return group[~served], np.zeros(0, dtype=np.int64)
+        unserved = group[~served]
+        group, size, equity, price = group[served], size[served], equity[served], price[served]
+        i, j, lengths = _match_needs(cum_need[served], cum_av, total, len(q_acc))
+        bankrupts, counterparties = group[i], q_acc[j]
+        price = self._capped_adl_prices(m, side, price, i, counterparties, lengths, len(group))
+        entry_before = cols.entry[counterparties].copy()
+        size_before = cols.size[counterparties].copy()
+        buyers = np.where(side > 0, counterparties, bankrupts).astype(np.int64)
+        sellers = np.where(side > 0, bankrupts, counterparties).astype(np.int64)
+        zeros = np.zeros(len(lengths))
+        fill_price = price[i]
+        ex.journal.append_columns(
+            EventKind.FILL, ts, market=m, account=buyers, counterparty=sellers,
+            size=lengths, price=fill_price, fee=zeros, counterparty_fee=zeros,
+            code=int(FillReason.ADL), text=np.full(len(lengths), spec.adl.ranking),
+        )  # fmt: skip
+        ex._apply_fill_columns(m, buyers, sellers, lengths, fill_price, zeros, zeros)
+        while queue.head < len(queue.accounts) and cols.size[queue.accounts[queue.head]] == 0:
+            queue.head += 1
+        # One notice per bankrupt position, with the round's metrics.
+        bounds = np.searchsorted(i, np.arange(len(group) + 1))
+        minimum = np.maximum(0.0, -equity)  # the deficit at the mark, as the per-account path
+        profits, notionals, texts = _round_metrics_many(
+            size_before, entry_before, lengths, bounds, mark, price, minimum, spec.adl.ranking
+        )
+        ex.journal.append_columns(
+            EventKind.ADL_ROUND, ts, account=group, market=m, size=-size, price=price,
+            amount=profits, text=texts,
+        )  # fmt: skip
+        report.adl_rounds += len(group)
+        report.adl_notional += float(notionals.sum())
+        self._settle_adl_deficits(m, side, group, equity, np.abs(size), price, ts, report)
+        return unserved, counterparties
+
+    def _capped_adl_prices(
+        self,
+        m: int,
+        side: float,
+        price: FloatArray,
+        i: npt.NDArray[np.intp],
+        counterparties: npt.NDArray[np.int64],
+        lengths: FloatArray,
+        n_rounds: int,
+    ) -> FloatArray:
+        """No counterparty pays more against the mark than its own equity (see
+        :meth:`_solvent_adl_price`): a counterparty serving several rounds spreads its equity
+        over all it takes (E_j / total taken), and each round's adverse move is capped by its
+        weakest counterparty."""
+        cols = self.ex._positions[m]
+        mark = self.ex.markets[m].mark
+        adverse = side * (price - mark)
+        if not (adverse > 0.0).any():
+            return price
+        cp_equity = np.maximum(
+            cols.isolated_margin[counterparties]
+            + cols.size[counterparties] * (mark - cols.entry[counterparties]),
+            0.0,
+        )
+        _, slot = np.unique(counterparties, return_inverse=True)
+        taken = np.bincount(slot, weights=lengths)[slot]
+        bounds = np.searchsorted(i, np.arange(n_rounds))
+        room = np.minimum.reduceat(cp_equity / taken, bounds) * (1.0 - 1e-9)
+        return np.asarray(
+            np.where(adverse > 0.0, mark + side * np.minimum(adverse, room), price),
+            dtype=np.float64,
+        )
+
+    def _settle_adl_deficits(
+        self,
+        m: int,
+        side: float,
+        group: npt.NDArray[np.int64],
+        equity: FloatArray,
+        need: FloatArray,
+        price: FloatArray,
+        ts: int,
+        report: StepReport,
+    ) -> None:
+        """The deficit the counterparties took (fills away from the mark), and what is left
+        for the fund (float dust, or a mark-price or price-capped ADL's deficit)."""
+        ex = self.ex
+        mark = ex.markets[m].mark
+        lost = np.maximum(0.0, np.minimum(side * need * (price - mark), -equity))
+        report.adl_loss += float(lost.sum())
+        report.shortfall += float(lost.sum())
+        if ex.markets[m].spec.liquidation.isolated_recourse:
+            for a in group[ex._cash[group] < -1e-9].tolist():
+                owed = -float(ex._cash[a]) - self.declared_bad_debt.get(a, 0.0)
+                if owed > 1e-9:  # not what was declared bad debt before
+                    self._cover(a, m, owed, ts, report)
+        else:
+            after = equity + side * need * (price - mark)
+            for k in np.flatnonzero(after < -1e-9).tolist():
+                self._cover(int(group[k]), m, -float(after[k]), ts, report, fenced=True)
 
     def _batch_transfers(
         self, m: int, accounts: npt.NDArray[np.int64], fund: int, amounts: FloatArray,
@@ -495,3 +518,25 @@ class BatchStage(LiquidationStage):
             market=m,
         )  # fmt: skip
         ex._apply_transfer_columns(m, src, dst, amounts, reasons, ts)
+
+
+def _match_needs(
+    cum_need: FloatArray, cum_av: FloatArray, total: float, n_queue: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
+    """Merge the bankrupt positions' cumulative needs with the queue's cumulative sizes: for
+    every fill, the bankrupt position ``i``, the queue slot ``j`` and the size (base units).
+
+    A need may exceed what the queue holds by float dust (0.1 + 0.2 vs 0.3): end where the
+    queue ends, and let the position's size snap the dust to flat.
+    """
+    end = min(float(cum_need[-1]), total)
+    cum_need = np.minimum(cum_need, end)
+    breaks = np.union1d(cum_need, cum_av[cum_av < end])
+    starts = np.concatenate(([0.0], breaks[:-1]))
+    lengths = breaks - starts
+    keep = lengths > 0
+    mids = (starts + lengths / 2)[keep]
+    lengths = lengths[keep]
+    i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(cum_need) - 1)
+    j = np.minimum(np.searchsorted(cum_av, mids, side="right"), n_queue - 1)
+    return i, j, np.asarray(lengths, dtype=np.float64)
