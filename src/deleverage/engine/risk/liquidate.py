@@ -7,7 +7,7 @@ shortfall to stage 1 (:mod:`.shortfall`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from deleverage.engine.events import (
     Fill,
@@ -32,6 +32,19 @@ from deleverage.spec import MarginMode
 
 if TYPE_CHECKING:
     pass
+
+
+class _Filled(NamedTuple):
+    """A liquidation fill as :meth:`LiquidationStage._settle_fill` needs it (base, quote)."""
+
+    qty: float
+    price: float
+    side: int
+    fee_rate: float
+    pool: float
+    equity_after: float
+    bankrupt: float
+    full: bool
 
 
 class LiquidationStage(ShortfallStage):
@@ -289,7 +302,6 @@ class LiquidationStage(ShortfallStage):
             price, filled = self._quote(risk, -side, qty, mark, ts)
             counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
         equity_after = equity + side * qty * (price - mark)
-        fund = ex.insurance_account_for(m)
         exhausted = book and filled < qty * (1 - 1e-12)
         beyond = full and self._recourse(a, m, isolated, equity_after) > self._fund_available(m)
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
@@ -321,9 +333,26 @@ class LiquidationStage(ShortfallStage):
                 ts_ns=ts, market=m, buyer=buyer, seller=seller, size=qty, price=price, reason=reason
             )
         )
-        still_open = cols.size[a] != 0.0
-        fee = fee_rate * qty * (mark if spec.liquidation.fee_basis == "oracle" else price)
-        pool_after = pool + side * qty * (price - mark)
+        self._settle_fill(
+            a, m, isolated, _Filled(qty, price, side, fee_rate, pool, equity_after, bankrupt, full),
+            ts, report,
+        )  # fmt: skip
+
+    def _settle_fill(
+        self, a: int, m: int, isolated: bool, fill: _Filled, ts: int, report: StepReport
+    ) -> None:
+        """After a liquidation fill: the penalty to the fund (capped so it never makes the
+        position bankrupt), the liquidation record with the fill's shortfall, and who pays it
+        (the fund, then socialized loss or bad debt; a position left open carries it)."""
+        ex = self.ex
+        spec = ex.markets[m].spec
+        mark = ex.markets[m].mark
+        qty, price, side = fill.qty, fill.price, fill.side
+        equity_after = fill.equity_after
+        fund = ex.insurance_account_for(m)
+        still_open = ex._positions[m].size[a] != 0.0
+        fee = fill.fee_rate * qty * (mark if spec.liquidation.fee_basis == "oracle" else price)
+        pool_after = fill.pool + side * qty * (price - mark)
         penalty = liq.capped_penalty(fee=fee, equity_after_fill=min(equity_after, pool_after))
         if penalty > 0.0:
             ex._emit(
@@ -332,14 +361,16 @@ class LiquidationStage(ShortfallStage):
                     reason=int(TransferReason.LIQUIDATION_FEE), market=m if still_open else -1,
                 )
             )  # fmt: skip
-        due, own, carried = self._due(a, m, isolated, still_open, max(0.0, -equity_after), full)
+        due, own, carried = self._due(
+            a, m, isolated, still_open, max(0.0, -equity_after), fill.full
+        )
         report.liquidations += 1
         report.liquidated_notional += qty * price
         report.penalties += penalty
         ex._emit(
             Liquidation(
                 ts_ns=ts, account=a, market=m, size=-side * qty, price=price,
-                shortfall=max(0.0, due - carried), penalty=penalty, bankruptcy_price=bankrupt,
+                shortfall=max(0.0, due - carried), penalty=penalty, bankruptcy_price=fill.bankrupt,
                 policy=_POLICY_CODES[spec.liquidation.kind],
             )
         )  # fmt: skip

@@ -317,47 +317,18 @@ class ShortfallStage:
         price = bankrupt if spec.adl.price == "bankruptcy" and not at_mark else state.mark
         ranking = ranking_for(spec.adl)
         policy = ranking.name
-        queue = self._queue(m, -side)
         need = abs(size)
-        if ranking.allocation == "pro_rata":
-            queue.ensure(len(queue.accounts))
-            idx = queue.accounts[np.abs(cols.size[queue.accounts]) > 0]
-            available = np.abs(cols.size[idx])
-            if available.sum() < need * (1 - 1e-12):
-                return False
-            take = adl_math.allocate_pro_rata(available, need, spec.lot_size)
-            order = np.flatnonzero(take > 0)
-        else:
-            idx, take = queue.walk(cols.size, need)
-            if len(idx) == 0:
-                return False
-            available = np.abs(cols.size[idx])
-            order = np.arange(len(idx))
-        closed = float(take.sum())
-        if closed < need * (1 - 1e-9):
+        found = self._adl_allocation(m, -side, need)
+        if found is None:
             return False
+        idx, take, available, order = found
         sizes_before = cols.size[idx].copy()
         entry_before = cols.entry[idx].copy()
         price = self._solvent_adl_price(m, side, price, idx[take > 0], take[take > 0])
-        # The fills close exactly ``need``: float dust (or a lot's overshoot) comes off the
-        # last counterparties; a fill left empty is skipped.
-        fills = take.astype(np.float64).copy()
-        positive = np.flatnonzero(fills > 0).tolist()
-        excess = closed - need
-        for k in reversed(positive):
-            if excess <= 0.0:
-                break
-            cut = min(excess, float(fills[k]))
-            fills[k] -= cut
-            excess -= cut
-        if excess < 0.0 and positive:
-            last = positive[-1]
-            fills[last] = min(float(fills[last]) - excess, float(available[last]))
-        for k in positive:
+        fills = _fills_closing_exactly(take, available, need)
+        for k in np.flatnonzero(fills > 0).tolist():
             b = int(idx[k])
             q = float(fills[k])
-            if q <= 0.0:
-                continue
             buyer, seller = (b, a) if side > 0 else (a, b)
             ex._emit(
                 Fill(
@@ -393,6 +364,33 @@ class ShortfallStage:
             equity_after = equity + side * need * (price - state.mark)
             self._settle_closed_isolated(a, m, equity_after, ts, report, counted=carried)
         return True
+
+    def _adl_allocation(
+        self, m: int, side: int, need: float
+    ) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray, npt.NDArray[np.intp]] | None:
+        """Who the queue of ``side`` deleverages for a bankrupt size ``need`` (base) and how
+        much each takes (pro rata, or ranked); None when the queue cannot take it all."""
+        ex = self.ex
+        spec = ex.markets[m].spec
+        cols = ex._positions[m]
+        queue = self._queue(m, side)
+        if ranking_for(spec.adl).allocation == "pro_rata":
+            queue.ensure(len(queue.accounts))
+            idx = queue.accounts[np.abs(cols.size[queue.accounts]) > 0]
+            available = np.abs(cols.size[idx])
+            if available.sum() < need * (1 - 1e-12):
+                return None
+            take = adl_math.allocate_pro_rata(available, need, spec.lot_size)
+            order = np.flatnonzero(take > 0)
+        else:
+            idx, take = queue.walk(cols.size, need)
+            if len(idx) == 0:
+                return None
+            available = np.abs(cols.size[idx])
+            order = np.arange(len(idx))
+        if float(take.sum()) < need * (1 - 1e-9):
+            return None
+        return idx, np.asarray(take, dtype=np.float64), available, order
 
     def _settle_closed_isolated(
         self, a: int, m: int, equity_after: float, ts: int, report: StepReport,
@@ -543,3 +541,22 @@ class ShortfallStage:
                 ok = ts - first >= latency
             out.append(ok)
         return out
+
+
+def _fills_closing_exactly(take: FloatArray, available: FloatArray, need: float) -> FloatArray:
+    """The fills close exactly ``need`` (base): float dust (or a lot's overshoot) comes off the
+    last counterparties, a shortfall of dust is added to the last one within its size; a fill
+    left at zero is skipped by the caller."""
+    fills = take.astype(np.float64).copy()
+    positive = np.flatnonzero(fills > 0).tolist()
+    excess = float(take.sum()) - need
+    for k in reversed(positive):
+        if excess <= 0.0:
+            break
+        cut = min(excess, float(fills[k]))
+        fills[k] -= cut
+        excess -= cut
+    if excess < 0.0 and positive:
+        last = positive[-1]
+        fills[last] = min(float(fills[last]) - excess, float(available[last]))
+    return fills
