@@ -97,6 +97,11 @@ VENUE = VenuePreset(
             "symbols 'shared').",
             "LiquidationPolicy.insurance_takeover_max_notional: float | None (binance: the "
             "fund takes over bankrupt positions up to its own size, then ADL).",
+            "MarketSpec.contract_type = 'inverse' for binance COIN-M (pure math in "
+            "rules.inverse; the calculator's 33,599.4 is reproduced).",
+            "LiquidationPolicy.takeover_remaining_to_fund: float | None for binance ('a "
+            "portion of the remaining collateral' goes to the fund on a bankruptcy takeover; "
+            "portion not stated).",
         ),
     ),
     aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT"},

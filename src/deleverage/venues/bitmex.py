@@ -38,7 +38,13 @@ def _bitmex() -> MarketSpec:
         tiers=tiers(rows),
         maker_fee_rate=-0.00025,
         taker_fee_rate=0.00075,
-        liquidation_fee_rate=_BM_BASE_MM,
+        # "The trader always loses the maintenance margin": everything between the fill and
+        # the bankruptcy price goes to the insurance fund (Liquidation Examples,
+        # https://testnet.bitmex.com/app/liquidationExamples: BP 99.00, fill 99.25 -> +0.25
+        # to the fund). With kind "full" the engine's capped penalty is exactly that (test
+        # tests/conformance/bitmex/test_bitmex_examples.py::
+        # test_fill_better_than_bankruptcy_goes_to_the_insurance_fund).
+        liquidation_fee_rate=1.0,
         liquidation={"kind": "full", "execution": "market"},
         adl={"ranking": "pnl_leverage", "price": "bankruptcy"},
     )
@@ -81,22 +87,28 @@ VENUE = VenuePreset(
             "Base initial margin 1.00%, base maintenance margin 0.40% (XBTUSD from 5 May "
             "2020; 0.45% from 17 April 2020, 0.50% before). A 0.35% figure was not found in "
             "stored sources.",
+            "Risk Limits Examples pages print base maintenance 0.50% (older revisions); the "
+            "preset keeps 0.40% (5 May 2020 announcement).",
             "Base risk limit 200 XBT; risk step 150 XBT (from 31 August 2021, 100 before). At "
             "each step both margins rise by the base maintenance margin (risk limits "
             "examples page). 10 steps modelled (assumed; up to 1,550 XBT).",
-            "Liquidation penalty: BitMEX closes at the bankruptcy price and keeps the "
-            "remaining maintenance margin; approximated by liquidation_fee_rate = base MMR "
-            "0.40% (capped at the remaining equity by the engine).",
+            "Liquidation penalty: BitMEX takes the position with its remaining maintenance "
+            "margin; a fill better than bankruptcy credits the insurance fund (Liquidation "
+            "Examples: BP 99.00, fill 99.25 -> +0.25): liquidation_fee_rate = 1 (the capped "
+            "penalty keeps all equity down to bankruptcy).",
             "Fees: XBT perpetual maker -0.025% (rebate), taker 0.075% (fees page, dated).",
             "Tick 0.5 USD assumed; lot 0.0001 XBT is a stand-in for 1 USD contracts.",
         ),
         spec_gaps=(
-            "MarketSpec.contract_type = 'inverse' (reserved, unsupported): bitmex XBTUSD "
-            "risk limits are in XBT and PnL in XBT.",
-            "LiquidationPolicy.penalty: Literal['fee_rate', 'remaining_margin'] = "
-            "'remaining_margin' for bitmex and bybit (close at the bankruptcy price; "
-            "everything better goes to the insurance fund).",
+            "MarketSpec.contract_type = 'inverse' (reserved, unsupported by the engine; pure "
+            "inverse math in rules.inverse): bitmex XBTUSD risk limits are in XBT and PnL in "
+            "XBT.",
             "MarketSpec.insurance_pool: str | None = 'XBTUSD' for bitmex (per contract).",
+            "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
+            "for bitmex (a risk-limit step's rate applies to the whole position: 230 XBT at "
+            "1% needs 2.3 XBT; the engine's tiers deduct the lower steps, 1.3 XBT).",
+            "MarketSpec.margin_includes_fees: bool = True for bitmex (IM = value / leverage + "
+            "2 x taker x value; MM = base MM + taker x value).",
         ),
     ),
     aliases={"BTC": "XBTUSD", "XBT": "XBTUSD", "XBTUSD": "XBTUSD", "BTCUSD": "XBTUSD"},

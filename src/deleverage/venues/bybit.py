@@ -89,11 +89,18 @@ VENUE = VenuePreset(
             "Tick 0.1 and lot 0.001 assumed, not verified against a stored source.",
         ),
         spec_gaps=(
-            "LiquidationPolicy.penalty: Literal['fee_rate', 'remaining_margin'] = "
-            "'remaining_margin' for bybit.",
+            "LiquidationPolicy.takeover_penalty: Literal['fee_rate', 'remaining_margin'] = "
+            "'remaining_margin' for bybit (the final takeover at the bankruptcy price keeps "
+            "all margin left for the fund; partial reductions pay no penalty; kind 'full' "
+            "presets use liquidation_fee_rate = 1 for this).",
             "AdlPolicy.trigger_fund_drawdown: float | None (bybit: drawdown of the pair's "
             "insurance pool over 8 h; okx: 0.30 from the 8 h peak).",
             "MarketSpec.insurance_pool: str | None (bybit: shared or isolated per pair).",
+            "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
+            "for bybit (risk-limit rates apply to the whole position value).",
+            "MarketSpec.contract_type = 'inverse' for bybit BTCUSD (pure math in "
+            "rules.inverse; prices rounded to 0.5 away from the trader: "
+            "rules.inverse.round_price_conservatively).",
         ),
     ),
     aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT"},

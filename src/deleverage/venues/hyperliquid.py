@@ -98,9 +98,10 @@ VENUE = VenuePreset(
             "positions out over time); it holds them until its loss limit deleverages them.",
         ),
         spec_gaps=(
-            "LiquidationPolicy.cooldown_mode: Literal['full_position'] = 'full_position' for "
-            "hyperliquid (during the 30 s cooldown, liquidation orders are for the entire "
-            "position; the engine's fixed_fraction cooldown already implies this).",
+            "LiquidationPolicy.cooldown_mode: Literal['skip', 'full_position'] = "
+            "'full_position' for hyperliquid (during the 30 s cooldown liquidation orders are "
+            "for the entire position; the engine skips the account until the cooldown ends; "
+            "strict xfail in tests/conformance/hyperliquid).",
             "MarketSpec.insurance_pool: str | None = 'hlp' for hyperliquid (no market fund; "
             "the backstop vault is shared by all markets).",
             "The liquidator vault's loss threshold and capital share of HLP are not "

@@ -38,7 +38,12 @@ def _okx() -> MarketSpec:
         maker_fee_rate=0.0002,
         taker_fee_rate=0.0005,
         liquidation_fee_rate=0.0005,
-        liquidation={"kind": "tier_down", "execution": "market"},
+        # "Positions ... will be reduced to the maximum of tier 1" in one go (Forced Partial
+        # or Full Liquidation, https://supdljgzdhc.okx.com/hc/en-us/articles/
+        # 360020411711-V-Forced-Partial-or-Full-Liquidation: 15,000 -> close 13,000; test
+        # tests/conformance/okx/test_okx_examples.py). Newer third-party copies say "two
+        # tiers per round" (unverified).
+        liquidation={"kind": "tier_down", "execution": "market", "tier_down_target": "first"},
         adl={"ranking": "pnl_leverage", "price": "mark"},
     )
 
@@ -64,7 +69,7 @@ VENUE = VenuePreset(
         execution=(
             "Forced partial liquidation for positions above the low tiers: reduce by IOC "
             "orders until the position is back in tier 1 (old help page), then full "
-            "liquidation; mapped to 'tier_down' (one tier at a time)."
+            "liquidation; mapped to 'tier_down' with tier_down_target 'first'."
         ),
         adl=(
             "Ranked by leverage PnL% = PnL% x effective leverage, normally closed at the mark "
@@ -78,19 +83,23 @@ VENUE = VenuePreset(
             "column: 0.50% MMR / 75x, 0.75% / 50x, 1.00% / 40x, then +0.5% MMR and +0.5% IMR "
             "per tier) with assumed BTC-scale bounds 0, 5M, 10M, then +20M USDT per tier; 10 "
             "tiers.",
-            "Docs: partial liquidation reduces the position to tier 1 in one go; the spec's "
-            "'tier_down' goes one tier down per round.",
+            "Docs: partial liquidation reduces the position to tier 1 in one go "
+            "(tier_down_target 'first'); newer third-party copies describe two tiers per "
+            "round (unverified).",
             "Liquidation fee: charged at the taker fee rate, min(taker fee, 12.5% of notional) "
             "(secondary source); liquidation_fee_rate 0.05% assumed.",
             "Fees: regular tier swap maker 0.02%, taker 0.05% (secondary source).",
             "Tick 0.1 and lot 0.0001 BTC (0.01 contracts of 0.01 BTC) assumed.",
         ),
         spec_gaps=(
-            "LiquidationPolicy.tier_down_target: Literal['next', 'first'] = 'first' for okx "
-            "(reduce to tier 1), 'next' for binance and bybit.",
             "AdlPolicy.trigger_fund_drawdown: float | None = 0.30 for okx (8-hour peak).",
             "AdlPolicy.price fallback: 'bankruptcy' when the fund is nearly depleted (okx).",
             "MarketSpec.insurance_pool: str | None = 'USDT:BTC' for okx.",
+            "MarketSpec.fee_in_maintenance: bool = True for okx (margin ratio = equity / (MM "
+            "+ liquidation fee); test okx-isolated-liq-freqtrade computes it with maintenance "
+            "rate MMR + taker).",
+            "AdlPolicy.ranking 'okx_margin_ratio': cross accounts ranked by ROI / account "
+            "margin ratio (third-party renditions only; no worked example).",
         ),
     ),
     aliases={"BTC": "BTC-USDT-SWAP", "BTC-USDT-SWAP": "BTC-USDT-SWAP", "BTCUSDT": "BTC-USDT-SWAP"},

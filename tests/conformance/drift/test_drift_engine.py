@@ -1,7 +1,7 @@
 """Drift's liquidate_perp and resolve_perp_bankruptcy end states, reproduced by the engine.
 
-Markets are built with Drift's semantics switched on (the fields the ``drift`` preset gets in
-VENUE_CHANGES.md): the liquidator takes the position at the oracle less its fee, the
+Markets are built with Drift's semantics switched on (the fields the ``drift`` preset carries,
+src/deleverage/venues/drift.py): the liquidator takes the position at the oracle less its fee, the
 insurance-fund fee is charged on the oracle value and shrinks with the shortage, the partial
 size covers the shortage with both fees, the liquidation time ramp, and the bankruptcy order
 insurance fund (capped per market) -> fee pool -> socialized over open interest.
@@ -236,20 +236,17 @@ def test_docs_sol_perp_example_liquidates_just_past_23_684(mark: float, liquidat
 
 
 def test_formulas_example_drift_close_size_with_both_fees() -> None:
-    # docs/formulas.md 4.4 (c): the drift preset's market (MMR 3%, buffer 2%, IF fee 1%) with
-    # the liquidator fee 1% (VENUE_CHANGES.md), no trading fees. Isolated long 2 BTC at 50,000
-    # with 5,000, mark 48,750: equity 2,500, requirement 2,925 + 97,500 x 2% = 4,875,
+    # docs/formulas.md 4.4 (c): the drift preset's market as shipped (MMR 3%, buffer 2%, IF fee
+    # 1% on the oracle value shrinking with the shortage, liquidator fee 1%; protocol-v2
+    # @ 0ae3e3b1, liquidate_perp, calculate_perp_if_fee), no trading fees. Isolated long 2 BTC
+    # at 50,000 with 5,000, mark 48,750: equity 2,500, requirement 2,925 + 97,500 x 2% = 4,875,
     # shortage 2,375; IF fee min(1%, 0.95 x (5% - 1% - 2,375 / 97,500)) = 1%;
     # q = 2,375 / (48,750 x (5% - 1% - 1%)) = 1.62393 -> 1.6240 in steps of 0.0001.
     from deleverage.venues import preset
 
     base = preset("drift")
-    policy = base.liquidation.model_dump() | {
-        "liquidator_fee_rate": 0.01, "fee_basis": "oracle",
-        "insurance_fee": "shrink_with_shortage",
-    }  # fmt: skip
     spec = MarketSpec.from_mapping(
-        base.model_dump() | {"liquidation": policy, "maker_fee_rate": 0.0, "taker_fee_rate": 0.0}
+        base.model_dump() | {"maker_fee_rate": 0.0, "taker_fee_rate": 0.0}
     )
     ex = Exchange(check_invariants=True)
     m = ex.list_market(spec)

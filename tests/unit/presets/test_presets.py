@@ -255,6 +255,29 @@ def test_drift_partial_to_maintenance_plus_2_percent_buffer_then_socialized_loss
     assert spec.max_leverage == pytest.approx(20.0)
 
 
+def test_drift_liquidator_fee_ramp_oracle_fee_basis_insurance_cap_and_fee_pool() -> None:
+    # drift-labs/protocol-v2 @ 0ae3e3b1db782a6765c3525b3dec38ad4d9d3a62, programs/drift/src/:
+    # get_max_liquidation_fee caps at min(MAX_LIQUIDATION_MULTIPLIER 3 x fee, MMR) = 3%;
+    # LIQUIDATION_FEE_ADJUST_GRACE_PERIOD_SLOTS 1500 x 0.4 s = 600 s;
+    # LIQUIDATION_FEE_INCREASE_PER_SLOT 1e-6 / 0.4 s = 2.5e-6 per s; liquidate_perp charges
+    # the IF fee on the oracle value and calculate_perp_if_fee shrinks it;
+    # calculate_max_pct_to_liquidate covers a shortage under $50 at once; INSURANCE_A_MAX =
+    # $100M (BTC-PERP assumed tier A); resolve_perp_bankruptcy: insurance fund, then
+    # amm.fee_pool, then the cumulative funding rates.
+    spec = preset("drift")
+    policy = spec.liquidation
+    assert policy.execution == "liquidator"
+    assert policy.liquidator_fee_rate == pytest.approx(0.01)  # assumed for BTC-PERP (notes)
+    assert policy.liquidator_fee_max_rate == pytest.approx(0.03)
+    assert policy.liquidator_fee_grace_s == pytest.approx(600.0)
+    assert policy.liquidator_fee_ramp_per_s == pytest.approx(2.5e-6)
+    assert (policy.fee_basis, policy.insurance_fee) == ("oracle", "shrink_with_shortage")
+    assert (policy.ramp_duration_s, policy.ramp_initial_fraction) == (0.0, 0.0)
+    assert policy.ramp_full_below == pytest.approx(50.0)
+    assert spec.insurance_cap == pytest.approx(100_000_000.0)
+    assert spec.adl.fee_pool_pays is True
+
+
 def test_bybit_level_two_matches_published_rates() -> None:
     # Bybit risk limit notice (via mobie.io): "for the same 4,000,000 position value ... 1% and
     # 1.75%, respectively ... maximum allowable leverage ... 57.14 times".
@@ -276,6 +299,9 @@ def test_bitmex_base_margins_and_full_liquidation_with_pnl_leverage_adl() -> Non
     assert spec.tiers[1].initial_rate == pytest.approx(0.014)
     assert spec.liquidation.kind == "full"
     assert (spec.adl.ranking, spec.adl.price) == ("pnl_leverage", "bankruptcy")
+    # Liquidation Examples (https://testnet.bitmex.com/app/liquidationExamples): BP 99.00,
+    # fill 99.25 -> +0.25 to the insurance fund; the trader keeps nothing above bankruptcy.
+    assert spec.liquidation_fee_rate == pytest.approx(1.0)
 
 
 def test_okx_tier_down_and_adl_at_mark() -> None:
@@ -283,6 +309,9 @@ def test_okx_tier_down_and_adl_at_mark() -> None:
     # closed at the mark price".
     spec = preset("okx")
     assert spec.liquidation.kind == "tier_down"
+    # Forced Partial or Full Liquidation: positions "will be reduced to the maximum of tier 1"
+    # (https://supdljgzdhc.okx.com/hc/en-us/articles/360020411711).
+    assert spec.liquidation.tier_down_target == "first"
     assert (spec.adl.ranking, spec.adl.price) == ("pnl_leverage", "mark")
 
 
