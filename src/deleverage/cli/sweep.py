@@ -9,6 +9,7 @@ the sweep after writing the finished rows (exit 130); running the same command a
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from deleverage._files import check_output_folder
 
 __all__ = ["sweep", "sweep_report_command"]
 
@@ -60,6 +63,8 @@ def sweep(
     exp = load_experiment(experiment)
     exp.check()
     folder = out if out is not None else Path(f"sweep-{exp.name}")
+    check_output_folder(folder, field="--out")
+    fresh = not folder.exists()
     executor = make_executor(backend, workers=workers, address=address)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -84,11 +89,18 @@ def sweep(
         try:
             summary = run_sweep(exp, folder, executor=executor, progress=on_progress)
         except KeyboardInterrupt:
-            console.print(
-                f"[yellow]interrupted[/yellow]: finished rows are in {folder}; run the same "
-                f"command again to resume"
-            )
+            if fresh and _discard_if_empty(folder):
+                console.print("[yellow]interrupted[/yellow] before any run finished")
+            else:
+                console.print(
+                    f"[yellow]interrupted[/yellow]: finished rows are in {folder}; run the "
+                    f"same command again to resume"
+                )
             raise SystemExit(130) from None
+        except BaseException:
+            if fresh:
+                _discard_if_empty(folder)
+            raise
     console.print(
         f"{summary.runs_done} runs done, {summary.runs_skipped} already in {folder}, "
         f"{summary.errors} failed, {summary.wall_s:.1f} s ({executor.workers} workers, "
@@ -97,6 +109,14 @@ def sweep(
     if summary.runs_done and summary.errors == summary.runs_done:
         console.print("[red]error:[/red] every run failed: see the `error` column of the results")
         raise SystemExit(1)
+
+
+def _discard_if_empty(folder: Path) -> bool:
+    """Remove a folder this command created if no row reached it; return whether it did."""
+    if folder.is_dir() and not any(folder.glob("part-*.parquet")):
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    return False
 
 
 def sweep_report_command(

@@ -599,8 +599,9 @@ class Journal:
     def read_parquet(cls, path: str | Path) -> Journal:
         """Read a journal written by :meth:`write_parquet`, checking its schema and order."""
         p = Path(path)
-        if not p.exists():
-            raise DataError("path", str(p), "must name an existing Parquet journal")
+        if not p.is_file():
+            what = "a folder" if p.is_dir() else "missing" if not p.exists() else "a special file"
+            raise DataError("path", str(p), f"must name an existing Parquet journal (is {what})")
         try:
             table = pq.read_table(p)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -622,6 +623,16 @@ class Journal:
             raise DataError(
                 f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA"
             ) from None
+        for name in table.column_names:
+            column = table[name]
+            if column.null_count:
+                bad = int(np.flatnonzero(np.asarray(column.is_null()))[0])
+                raise DataError(f"{source}.{name}[{bad}]", None, "must not be null")
+            if pa.types.is_floating(column.type):
+                values = np.asarray(column)
+                if not np.isfinite(values).all():
+                    bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                    raise DataError(f"{source}.{name}[{bad}]", float(values[bad]), "must be finite")
         seq = np.asarray(table["seq"])
         if len(seq) and not np.array_equal(seq, np.arange(len(seq))):
             bad = int(np.flatnonzero(seq != np.arange(len(seq)))[0])

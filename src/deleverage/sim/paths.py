@@ -25,6 +25,8 @@ from deleverage.prices import (
     to_path,
 )
 from deleverage.sim.scenario import (
+    MAX_PRICE,
+    MIN_PRICE,
     GarchPrice,
     GbmPrice,
     HistoricalPrice,
@@ -106,7 +108,23 @@ def scenario_paths(scenario: Scenario, rng: np.random.Generator) -> tuple[FloatA
         price = market.price
         assert not isinstance(price, GbmPrice | MertonPrice | HistoricalPrice)
         out[:, i] = _single(price, dt, n_steps, rng)
+    _check_range(out)
     return out, start_ns
+
+
+def _check_range(out: FloatArray) -> None:
+    """Every price finite and in ``[MIN_PRICE, MAX_PRICE]``: a drift or volatility that sends
+    the path outside (overflow, underflow) is a bad scenario, not a crash of the run."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(out) & (out >= MIN_PRICE) & (out <= MAX_PRICE))
+    if bad.any():
+        step, market = (int(k) for k in np.argwhere(bad)[0])
+        raise ConfigError(
+            f"markets.{market}.price",
+            float(out[step, market]),
+            f"must keep the price finite and within [{MIN_PRICE:g}, {MAX_PRICE:g}] over the "
+            f"run (it leaves at step {step}): lower sigma, mu or the jumps, or shorten the run",
+        )
 
 
 def _joint(scenario: Scenario, rng: np.random.Generator, n_steps: int, out: FloatArray) -> None:
