@@ -22,7 +22,7 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from deleverage.errors import ConfigError
@@ -208,22 +208,37 @@ def _swap_in(tmp: Path, final: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_folder(folder: str | Path, *, field: str) -> Iterator[Path]:
+def atomic_folder(
+    folder: str | Path, *, field: str, replaceable: Collection[str] = ()
+) -> Iterator[Path]:
     """Yield a temporary sibling of ``folder`` to write into; rename it to ``folder`` when the
-    block ends without error (replacing an older ``folder``), else remove it.
+    block ends without error, else remove it.
 
-    The parents of ``folder`` are created if missing and removed again on failure, so a failed
-    or interrupted run leaves the file system as it found it.
+    An existing ``folder`` is replaced only if it is empty or holds nothing but the names in
+    ``replaceable`` (an earlier run's outputs): never a folder with other files in it. The
+    parents of ``folder`` are created if missing and removed again on failure, so a failed or
+    interrupted run leaves the file system as it found it.
 
     Raises
     ------
     ConfigError
-        If ``folder`` (or a parent) is a file, or its parent is not writable.
+        If ``folder`` (or a parent) is a file, its parent is not writable, or it holds files
+        that are not in ``replaceable``.
     """
     final = Path(folder)
-    if final.name in ("", ".", ".."):
-        final = final.resolve()
+    if str(folder).strip() == "" or final.name in ("", ".", ".."):
+        raise ConfigError(field, str(folder), "must name a folder of its own (not '', '.' or '..')")
     check_output_folder(final, field=field)
+    if final.is_dir():
+        others = sorted(p.name for p in final.iterdir() if p.name not in replaceable)
+        if others:
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ConfigError(
+                field,
+                str(final),
+                f"must be a new or empty folder, or an earlier output of this command (it holds "
+                f"{shown})",
+            )
     created = _missing_parents(final.parent)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

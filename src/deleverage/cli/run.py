@@ -45,10 +45,17 @@ if TYPE_CHECKING:
     from deleverage.sim.runner import RunResult
     from deleverage.sim.scenario import Scenario
 
-__all__ = ["RESULTS_FOLDER", "run", "scenarios", "validate"]
+__all__ = ["RESULTS_FOLDER", "RUN_FILES", "run", "scenarios", "validate"]
 
 #: Default parent folder of ``deleverage run``'s outputs (``results/<scenario name>/``).
 RESULTS_FOLDER = Path("results")
+#: What ``run`` writes into its folder: an existing folder holding only these is replaced.
+RUN_FILES = frozenset(
+    {
+        "steps.parquet", "journal.parquet", "scenario.json", "summary.json", "baseline",
+        "metrics.json", "losses.parquet", "report.html",
+    }
+)  # fmt: skip
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -150,7 +157,7 @@ def run(
     chosen = load_scenario(DEFAULT_SCENARIO if scenario is None else scenario)
     check_resources(chosen)
     final = RESULTS_FOLDER / chosen.name if out is None else out
-    with atomic_folder(final, field="--out") as folder:
+    with atomic_folder(final, field="--out", replaceable=RUN_FILES) as folder:
         result, baseline = _run_pair(chosen, baseline=not no_baseline, quiet=as_json)
         losses = run_account_losses(result)
         metrics = stress_metrics(result, baseline, losses=losses)

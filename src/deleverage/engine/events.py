@@ -617,13 +617,7 @@ class Journal:
         extra = [n for n in table.column_names if n not in _COLUMNS]
         if extra:
             raise DataError(f"{source}.columns", extra, "must not include unknown columns")
-        try:
-            table = table.select(list(_COLUMNS)).cast(JOURNAL_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise DataError(
-                f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA"
-            ) from None
-        for name in table.column_names:
+        for name in _COLUMNS:
             column = table[name]
             if column.null_count:
                 bad = int(np.flatnonzero(np.asarray(column.is_null()))[0])
@@ -633,6 +627,12 @@ class Journal:
                 if not np.isfinite(values).all():
                     bad = int(np.flatnonzero(~np.isfinite(values))[0])
                     raise DataError(f"{source}.{name}[{bad}]", float(values[bad]), "must be finite")
+        try:
+            table = table.select(list(_COLUMNS)).cast(JOURNAL_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise DataError(
+                f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA"
+            ) from None
         seq = np.asarray(table["seq"])
         if len(seq) and not np.array_equal(seq, np.arange(len(seq))):
             bad = int(np.flatnonzero(seq != np.arange(len(seq)))[0])

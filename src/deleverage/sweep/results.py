@@ -26,6 +26,7 @@ The folder is plain Parquet, so DuckDB reads it directly (docs/sweeps.md)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping
@@ -129,7 +130,8 @@ class ResultStore:
         parts = sorted(self.folder.glob(_PART_GLOB))
         if not parts:
             return pd.DataFrame({c: [] for c in columns})
-        return pq.read_table(parts, columns=columns).to_pandas()
+        tables = [_read_part(part, self.schema, self.experiment) for part in parts]
+        return pa.concat_tables(tables).select(columns).to_pandas()
 
 
 def read_results(folder: str | Path) -> pd.DataFrame:
@@ -182,6 +184,13 @@ def _read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def _cell_count(experiment: Experiment) -> int:
+    if experiment.design == "random":
+        assert experiment.samples is not None
+        return experiment.samples
+    return math.prod(len(p.grid_values(n)) for n, p in experiment.parameters.items())
+
+
 def _read_part(part: Path, schema: pa.Schema, experiment: Experiment) -> pa.Table:
     field = f"RESULTS_DIR/{part.name}"
     try:
@@ -200,7 +209,8 @@ def _read_part(part: Path, schema: pa.Schema, experiment: Experiment) -> pa.Tabl
         if nulls:
             bad = int(np.flatnonzero(np.asarray(table[name].is_null()))[0])
             raise DataError(f"{field}.{name}[{bad}]", None, "must not be null")
-    for name, high in (("cell", None), ("replicate", experiment.seeds_per_cell), ("seed", None)):
+    cells = _cell_count(experiment)
+    for name, high in (("cell", cells), ("replicate", experiment.seeds_per_cell), ("seed", None)):
         values = np.asarray(table[name])
         low_bad = values < 0
         high_bad = values >= high if high is not None else np.zeros_like(low_bad)
