@@ -57,12 +57,10 @@ def _positive(option: str, value: float) -> float:
     return float(value)
 
 
-def _within(option: str, value: float, low: float, high: float) -> float:
-    """``value`` if it is finite and in ``(low, high]`` (``[low, high]`` when ``low`` < 0)."""
-    inside = low < value <= high if low >= 0.0 else low <= value <= high
-    if not (math.isfinite(value) and inside):
-        bracket = "(" if low >= 0.0 else "["
-        raise ValidationError(option, value, f"must be a number in {bracket}{low:g}, {high:g}]")
+def _within(option: str, value: float, high: float) -> float:
+    """``value`` if it is finite and in ``(0, high]``."""
+    if not (math.isfinite(value) and 0.0 < value <= high):
+        raise ValidationError(option, value, f"must be a finite number > 0 and at most {high:g}")
     return float(value)
 
 
@@ -82,6 +80,8 @@ def _json_safe(value: Any) -> Any:
 MAX_SIZE = 1e9  # base units
 MAX_MARGIN = 1e15  # quote
 MAX_HORIZON_HOURS = 10 * 365 * 24.0
+HOURS_PER_YEAR = 365 * 24.0
+MAX_LOG_DRIFT = 50.0  # |drift| x horizon in years: exp(50) ~ 5e21, far from float overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,15 +180,24 @@ def position_metrics(
 
     if side not in ("long", "short"):
         raise ValidationError("--side", side, "must be 'long' or 'short'")
-    from deleverage.sim.scenario import MAX_DRIFT, MAX_PRICE, MAX_VOLATILITY, MIN_PRICE
+    from deleverage.sim.scenario import MAX_PRICE, MAX_VOLATILITY
 
-    absolute = _within("--size", size, 0.0, MAX_SIZE)
-    entry = _within("--entry", entry_price, MIN_PRICE, MAX_PRICE)
-    collateral = _within("--margin", margin, 0.0, MAX_MARGIN)
-    sigma = _within("--volatility", volatility, 0.0, MAX_VOLATILITY)
-    hours = _within("--horizon-hours", horizon_hours, 0.0, MAX_HORIZON_HOURS)
-    mu = _within("--drift", drift, -MAX_DRIFT, MAX_DRIFT)
-    mark = entry if mark_price is None else _within("--mark", mark_price, MIN_PRICE, MAX_PRICE)
+    absolute = _within("--size", size, MAX_SIZE)
+    entry = _within("--entry", entry_price, MAX_PRICE)
+    collateral = _within("--margin", margin, MAX_MARGIN)
+    sigma = _within("--volatility", volatility, MAX_VOLATILITY)
+    hours = _within("--horizon-hours", horizon_hours, MAX_HORIZON_HOURS)
+    if not math.isfinite(drift):
+        raise ValidationError("--drift", drift, "must be a finite number")
+    mu = float(drift)
+    if abs(mu) * hours / HOURS_PER_YEAR > MAX_LOG_DRIFT:
+        raise ValidationError(
+            "--drift",
+            mu,
+            f"must keep |drift| x horizon within {MAX_LOG_DRIFT:g} (log-price units; the "
+            f"horizon is {hours / HOURS_PER_YEAR:g} years)",
+        )
+    mark = entry if mark_price is None else _within("--mark", mark_price, MAX_PRICE)
     market = MarketSpec.preset(venue, symbol)
     tiers = market.tier_arrays
     entry_notional = absolute * entry
