@@ -68,7 +68,10 @@ def database_url(db: str) -> str:
             f"must be a SQLAlchemy URL whose database driver is installed ({_shown(str(exc))})",
         ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        _check_sqlite_file(Path(parsed.database).expanduser(), db)
+        name = str(parsed.database)
+        if name.startswith("file:"):  # a SQLite URI (uri=true): the path up to its query
+            name = name.removeprefix("file:").split("?", 1)[0]
+        _check_sqlite_file(Path(name).expanduser(), db)
     return url
 
 

@@ -69,8 +69,12 @@ def replay(cls: type[Exchange], journal: Journal, *, check_invariants: bool = Fa
                 batch=bool(hi - lo > 1 and batchable[lo]),
                 notice=bool(notices[lo:hi].all()),
             )
-        except DeleverageError:
-            raise
+        except DeleverageError as exc:
+            if not isinstance(exc, InvariantError):
+                raise
+            raise DataError(
+                f"journal[{lo}:{hi}]", str(exc), "must hold events the engine can apply"
+            ) from None
         except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
             # A journal is a data file: an event the engine cannot hold is bad data.
             raise DataError(

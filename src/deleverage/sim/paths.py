@@ -101,13 +101,15 @@ def scenario_paths(scenario: Scenario, rng: np.random.Generator) -> tuple[FloatA
         k = min(len(path), n_steps + 1)
         out[:k, i] = path[:k]
         out[k:, i] = path[k - 1]
-    _joint(scenario, rng, n_steps, out)
-    for i, market in enumerate(scenario.markets):
-        if i in historical or isinstance(market.price, GbmPrice | MertonPrice):
-            continue
-        price = market.price
-        assert not isinstance(price, GbmPrice | MertonPrice | HistoricalPrice)
-        out[:, i] = _single(price, dt, n_steps, rng)
+    # An overflow makes inf, which the range check reports with the market and the step.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _joint(scenario, rng, n_steps, out)
+        for i, market in enumerate(scenario.markets):
+            if i in historical or isinstance(market.price, GbmPrice | MertonPrice):
+                continue
+            price = market.price
+            assert not isinstance(price, GbmPrice | MertonPrice | HistoricalPrice)
+            out[:, i] = _single(price, dt, n_steps, rng)
     _check_range(out)
     return out, start_ns
 

@@ -48,7 +48,7 @@ def _slug(value: str) -> str:
     if not _SLUG.fullmatch(value):
         raise ValueError(
             "must be a slug of 1-128 letters, digits, '.', '_' or '-' starting with a letter or "
-            "digit (it names the output folder, so no '/', '..' or spaces)"
+            f"digit (it names the output folder, so no '/', '..' or spaces), was {value!r}"
         )
     return value
 
