@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +25,10 @@ from rich.progress import (
 )
 
 from deleverage._files import check_output_folder
+
+if TYPE_CHECKING:
+    from deleverage.sim.scenario import Scenario
+    from deleverage.sweep import Experiment
 
 __all__ = ["sweep", "sweep_report_command"]
 
@@ -61,7 +65,7 @@ def sweep(
 
     console = _console()
     exp = load_experiment(experiment)
-    exp.check()
+    _check_cells(exp, exp.check())
     folder = out if out is not None else Path(f"sweep-{exp.name}")
     check_output_folder(folder, field="--out")
     fresh = not folder.exists()
@@ -109,6 +113,34 @@ def sweep(
     if summary.runs_done and summary.errors == summary.runs_done:
         console.print("[red]error:[/red] every run failed: see the `error` column of the results")
         raise SystemExit(1)
+
+
+#: Designs up to this many cells have every cell's scenario built before the first run.
+CELLS_CHECKED = 5_000
+
+
+def _check_cells(exp: Experiment, base: Scenario) -> None:
+    """Exit 2 before any run if no cell gives a valid scenario (each run would fail on its
+    input); a design where only some cells are invalid runs, those cells failing alone."""
+    from deleverage.errors import ConfigError, DeleverageError
+
+    cells = exp.cells()
+    if len(cells) > CELLS_CHECKED:
+        return
+    first: DeleverageError | None = None
+    for cell in cells:
+        try:
+            base.with_overrides(dict(cell.overrides))
+        except DeleverageError as exc:
+            first = first or exc
+        else:
+            return
+    if first is not None:
+        raise ConfigError(
+            "parameters",
+            dict(cells[0].values),
+            f"must give at least one cell a valid scenario (every cell fails; the first: {first})",
+        )
 
 
 def _discard_if_empty(folder: Path) -> bool:

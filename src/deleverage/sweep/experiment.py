@@ -142,6 +142,8 @@ class ParameterSpec(_Frozen):
                 )
             if any(isinstance(v, float) and not math.isfinite(v) for v in self.values):
                 raise ValueError(f"values must be finite numbers, were {self.values}")
+            if any(type(v) is int and not -(2**63) <= v < 2**63 for v in self.values):
+                raise ValueError(f"values must fit in 64-bit integers, were {self.values}")
             if self.num is not None:
                 raise ValueError("num goes with a range (`low`, `high`), not with `values`")
             return self
