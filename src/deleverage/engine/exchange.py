@@ -253,7 +253,7 @@ class Exchange(MarginScans):
     def deposit_many(
         self, accounts: npt.ArrayLike, amounts: npt.ArrayLike, *, ts_ns: int | None = None
     ) -> None:
-        """Deposit into many accounts at once, all or nothing (see :mod:`deleverage.engine.bulk`)."""
+        """Deposit into many accounts at once, all or nothing (:mod:`deleverage.engine.bulk`)."""
         bulk.deposit_many(self, accounts, amounts, ts_ns=ts_ns)
 
     def _apply_deposits(self, accounts: IntArray, amounts: FloatArray) -> None:
@@ -492,7 +492,10 @@ class Exchange(MarginScans):
         counterparty: int | None = None,
         ts_ns: int | None = None,
     ) -> None:
-        """Open many positions at once, all or nothing (:func:`deleverage.engine.bulk.open_positions`)."""
+        """Open many positions at once, all or nothing.
+
+        See :func:`deleverage.engine.bulk.open_positions`.
+        """
         bulk.open_positions(
             self, market, accounts, sizes, prices, leverage=leverage, counterparty=counterparty,
             ts_ns=ts_ns,

@@ -1,7 +1,7 @@
 """Liquidation math: who is liquidated, how much is closed, and at what price.
 
-Pure functions over scalars and arrays; the risk step (:mod:`deleverage.engine.risk`) applies them to
-the engine's state. Each formula is in docs/formulas.md with its source.
+Pure functions over scalars and arrays; the risk step (:mod:`deleverage.engine.risk`) applies
+them to the engine's state. Each formula is in docs/formulas.md with its source.
 
 Sizes are base units, prices quote per base, money quote. ``side`` is +1 for a long position
 and -1 for a short; closing a position trades ``-side`` (a long is liquidated by selling).

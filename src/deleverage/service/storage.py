@@ -3,8 +3,8 @@
 Three tables:
 
 - ``journal``: the engine's events, one row per event, the columns of
-  :data:`deleverage.engine.events.JOURNAL_SCHEMA` (floats stored as 8-byte doubles, so a replay of the
-  stored journal rebuilds the engine bit for bit);
+  :data:`deleverage.engine.events.JOURNAL_SCHEMA` (floats stored as 8-byte doubles, so a replay of
+  the stored journal rebuilds the engine bit for bit);
 - ``notifications``: every notification sent, with its global sequence number (clients resume
   from it after a reconnect);
 - ``api_keys``: SHA-256 digests of the keys, never the keys themselves, with role and account.

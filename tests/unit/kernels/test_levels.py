@@ -1,6 +1,7 @@
 """Zone prices of isolated positions (:mod:`deleverage.engine.levels`) against independent oracles.
 
-(a) A bisection on ``level x E(p) - MM(|s| p)`` with :func:`deleverage.rules.margin.maintenance_margin`
+(a) A bisection on ``level x E(p) - MM(|s| p)`` with
+:func:`deleverage.rules.margin.maintenance_margin`
 (the tier lookup, not the upper envelope the closed form relies on) over random positions and
 the venues' documented tier tables; (b) at ``level = 1`` the engine's isolated liquidation price
 and Binance's documented one-tier formula
