@@ -99,7 +99,7 @@ def test_bad_experiment_exits_2_before_any_run(
     code = _exit_code(monkeypatch, "sweep", str(experiment), "--workers", "0", "--out", str(out))
 
     assert code == 2
-    assert words in capsys.readouterr().out.replace("\n", "")
+    assert words in capsys.readouterr().err.replace("\n", "")
     assert not out.exists()
 
 
@@ -115,7 +115,7 @@ def test_unreachable_ray_address_exits_2(
     )  # fmt: skip
 
     assert code == 2
-    assert "reachable Ray cluster" in capsys.readouterr().out.replace("\n", "")
+    assert "reachable Ray cluster" in capsys.readouterr().err.replace("\n", "")
 
 
 def test_report_of_a_folder_that_is_not_a_sweep_exits_2(

@@ -6,6 +6,7 @@ message), 1 internal error.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,9 +17,11 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from deleverage._files import atomic_write, check_input_file, check_output_file
 from deleverage.cli.adl_study import adl_study_command
 from deleverage.cli.position import heatmap, position
 from deleverage.cli.run import run, scenarios, validate
+from deleverage.cli.scaffold import init, population
 from deleverage.cli.serve import serve
 from deleverage.cli.sweep import sweep, sweep_report_command
 from deleverage.errors import DeleverageError
@@ -38,9 +41,36 @@ app.command("sweep")(sweep)
 app.command("sweep-report")(sweep_report_command)
 app.command("serve")(serve)
 app.command("adl-study")(adl_study_command)
+app.command("init")(init)
+app.command("population")(population)
 console = Console()
 if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 80 columns
     console = Console(width=130)
+
+
+def _stderr() -> Console:
+    err = Console(stderr=True)
+    return err if err.is_terminal else Console(stderr=True, width=130)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from deleverage import __version__
+
+        typer.echo(f"deleverage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Risk engine and laboratory for liquidation cascades and automated deleveraging."""
 
 
 @app.command()
@@ -55,11 +85,13 @@ def demo(
     """
     from deleverage.cli.demo import event_log, run_demo
 
+    if journal is not None:
+        check_output_file(journal, field="--journal")
     with console.status("Replaying BTCUSDT 2025-10-10 19:13-23:34 UTC, one mark a minute..."):
         result = run_demo()
     ex = result.exchange
     if journal is not None:
-        ex.journal.write_parquet(journal)
+        atomic_write(journal, ex.journal.write_parquet, field="--journal")
         console.print(f"journal written to {journal} ({len(ex.journal):,} events)")
     console.rule("[bold]deleverage demo: BTCUSDT through the 2025-10-10 crash")
     console.print(
@@ -121,12 +153,15 @@ def queue(
     journal: Annotated[Path, typer.Argument(help="A journal written by the engine (Parquet).")],
     market: Annotated[str, typer.Option(help="Market symbol.")],
     side: Annotated[str, typer.Option(help="long or short.")] = "long",
+    limit: Annotated[
+        int | None, typer.Option(help="Show only the first N positions of the queue.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """The ADL queue of a saved engine state: rank, score and 1-5 indicator per account.
 
     The state is rebuilt by replaying the journal. Example:
-    deleverage queue demo.parquet --market BTCUSDT --side short
+    deleverage queue demo.parquet --market BTCUSDT --side short --limit 10
     """
     from deleverage.engine.events import Journal
     from deleverage.engine.exchange import Exchange
@@ -135,12 +170,19 @@ def queue(
     sides = {"long": 1, "short": -1}
     if side not in sides:
         raise ValidationError("--side", side, "must be 'long' or 'short'")
+    if limit is not None and limit < 1:
+        raise ValidationError("--limit", limit, "must be >= 1")
+    check_input_file(journal, field="journal", what="Parquet journal")
     ex = Exchange.replay(Journal.read_parquet(journal))
     frame = ex.adl_queue(market, sides[side])
+    total = len(frame)
+    if limit is not None:
+        frame = frame.head(limit)
     if as_json:
         typer.echo(frame.to_json(orient="records"))
         return
-    table = Table(title=f"ADL queue, {market} {side}s ({len(frame)} positions)")
+    shown = f"first {len(frame)} of {total}" if len(frame) < total else str(total)
+    table = Table(title=f"ADL queue, {market} {side}s ({shown} positions)")
     for col in ("rank", "account", "score", "size", "indicator"):
         table.add_column(col, justify="right")
     for row in frame.itertuples():
@@ -243,12 +285,30 @@ def _margin_table(title: str, frame: object) -> Table:
     return table
 
 
+_SECRET_IN_URL = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it (``scheme://user:password@host``) masked.
+
+    Examples
+    --------
+    >>> redact("`--db` must be reachable, was 'postgresql://risk:hunter2@db/risk'")
+    "`--db` must be reachable, was 'postgresql://risk:***@db/risk'"
+    """
+    return _SECRET_IN_URL.sub(r"\g<head>***@", text)
+
+
+def _error(message: str) -> None:
+    _stderr().print(f"[red]error:[/red] {escape(redact(message))}", highlight=False)
+
+
 def main() -> None:
-    """Entry point: run the app, mapping bad input to exit code 2."""
+    """Entry point: run the app, mapping bad input to exit code 2 (message on stderr)."""
     try:
         code = app(standalone_mode=False)  # returns a typer.Exit's code instead of raising
     except DeleverageError as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        _error(str(exc))
         sys.exit(2)
     except (typer.Exit, typer.Abort) as exc:
         sys.exit(getattr(exc, "exit_code", 1))
@@ -258,10 +318,17 @@ def main() -> None:
             show()
         sys.exit(int(getattr(exc, "exit_code", 2)))
     except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]")
+        _stderr().print("[red]interrupted[/red]")
         sys.exit(130)
-    except Exception as exc:  # an internal error: exit 1 with the message, not a traceback
-        console.print(f"[red]internal error:[/red] {type(exc).__name__}: {escape(str(exc))}")
+    except BrokenPipeError:  # `deleverage ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        sys.exit(0)
+    except MemoryError:
+        _error("out of memory: make the scenario smaller (deleverage validate estimates it)")
+        sys.exit(1)
+    except Exception as exc:  # a bug: exit 1 with the message, not a traceback
+        text = f"{type(exc).__name__}: {exc}"
+        _stderr().print(f"[red]internal error:[/red] {escape(redact(text))}", highlight=False)
         sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)

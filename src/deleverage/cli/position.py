@@ -29,6 +29,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deleverage._files import atomic_write, check_input_file, check_output_file
 from deleverage.errors import ValidationError
 from deleverage.venues import preset
 
@@ -51,16 +52,37 @@ def _console() -> Console:
     return console
 
 
-def _finite(option: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise ValidationError(option, value, "must be a finite number")
-    return float(value)
-
-
 def _positive(option: str, value: float) -> float:
     if not math.isfinite(value) or value <= 0.0:
         raise ValidationError(option, value, "must be a finite number > 0")
     return float(value)
+
+
+def _within(option: str, value: float, high: float) -> float:
+    """``value`` if it is finite and in ``(0, high]``."""
+    if not (math.isfinite(value) and 0.0 < value <= high):
+        raise ValidationError(option, value, f"must be a finite number > 0 and at most {high:g}")
+    return float(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats as ``None``: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+#: Ranges of ``position``'s inputs: beyond them the figures are meaningless (a price beyond
+#: any market, a volatility of more than 2,000% a year) or overflow float64.
+MAX_SIZE = 1e9  # base units
+MAX_MARGIN = 1e15  # quote
+MAX_HORIZON_HOURS = 10 * 365 * 24.0
+HOURS_PER_YEAR = 365 * 24.0
+MAX_LOG_DRIFT = 50.0  # |drift| x horizon in years: exp(50) ~ 5e21, far from float overflow
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +131,7 @@ def position_metrics(
     """Compute the risk figures of one isolated position on a venue preset.
 
     - liquidation price: :func:`~deleverage.rules.margin.liquidation_price_isolated` with the
-    preset's
-      tiers (maintenance on the mark notional, tier at the liquidation price: Binance);
+      preset's tiers (maintenance on the mark notional, tier at the liquidation price: Binance);
     - bankruptcy price: :func:`~deleverage.rules.margin.bankruptcy_price`, ``EP - side x margin /
       |size|`` (no closing fee);
     - probability of liquidation within ``horizon_hours``:
@@ -159,13 +180,24 @@ def position_metrics(
 
     if side not in ("long", "short"):
         raise ValidationError("--side", side, "must be 'long' or 'short'")
-    absolute = _positive("--size", size)
-    entry = _positive("--entry", entry_price)
-    collateral = _positive("--margin", margin)
-    sigma = _positive("--volatility", volatility)
-    hours = _positive("--horizon-hours", horizon_hours)
-    mu = _finite("--drift", drift)
-    mark = entry if mark_price is None else _positive("--mark", mark_price)
+    from deleverage.sim.scenario import MAX_PRICE, MAX_VOLATILITY
+
+    absolute = _within("--size", size, MAX_SIZE)
+    entry = _within("--entry", entry_price, MAX_PRICE)
+    collateral = _within("--margin", margin, MAX_MARGIN)
+    sigma = _within("--volatility", volatility, MAX_VOLATILITY)
+    hours = _within("--horizon-hours", horizon_hours, MAX_HORIZON_HOURS)
+    if not math.isfinite(drift):
+        raise ValidationError("--drift", drift, "must be a finite number")
+    mu = float(drift)
+    if abs(mu) * hours / HOURS_PER_YEAR > MAX_LOG_DRIFT:
+        raise ValidationError(
+            "--drift",
+            mu,
+            f"must keep |drift| x horizon within {MAX_LOG_DRIFT:g} (log-price units; the "
+            f"horizon is {hours / HOURS_PER_YEAR:g} years)",
+        )
+    mark = entry if mark_price is None else _within("--mark", mark_price, MAX_PRICE)
     market = preset(venue, symbol)
     tiers = market.tier_arrays
     entry_notional = absolute * entry
@@ -259,7 +291,7 @@ def position(
         mark_price=mark,
     )
     if as_json:
-        typer.echo(json.dumps(asdict(metrics)))
+        typer.echo(json.dumps(_json_safe(asdict(metrics)), allow_nan=False))
         return
     m = metrics
     table = Table(title=f"{m.side} {abs(m.size):g} {m.symbol} on {m.venue} (isolated)")
@@ -367,16 +399,17 @@ def _heatmap_of(
     )
 
 
-def _scenario_source(name_or_path: str, market: str | None) -> _Source:
+def scenario_population(name_or_path: str, market: str | None, *, field: str) -> _Source:
     """The population of one market of a scenario, drawn exactly as the runner draws it (the
     runner's own set-up, :class:`deleverage.sim.runner.Simulation`: same seed, same rows)."""
     from deleverage.sim.runner import Simulation
-    from deleverage.sim.scenario import load_scenario
+    from deleverage.sim.scenario import check_resources, load_scenario
 
     scenario = load_scenario(name_or_path)
+    check_resources(scenario)
     with_population = [m for m in scenario.markets if m.population is not None]
     if not with_population:
-        raise ValidationError("--scenario", name_or_path, "must have a market with a population")
+        raise ValidationError(field, name_or_path, "must have a market with a population")
     symbols = [m.symbol for m in with_population]
     if market is None:
         chosen = with_population[0]
@@ -422,12 +455,13 @@ def _heatmap_results(
         raise ValidationError("--venue", venues, "must name each venue once")
     asset = "BTC" if symbol is None else symbol
     if scenario is not None:
-        source = _scenario_source(scenario, market)
+        source = scenario_population(scenario, market, field="--scenario")
         specs = [] if venues is None else [preset(v, asset) for v in venues]
     else:
         assert population is not None
         names = ["binance"] if venues is None else venues
         specs = [preset(v, asset) for v in names]
+        check_input_file(population, field="population", what="Parquet file")
         base = Population.from_parquet(population, market=specs[0])
         source = _Source(frame=base.frame, label=population.name, mark=None, venue=names[0])
     frame = source.frame
@@ -473,8 +507,7 @@ def _write_html(results: list[_HeatmapResult], out: Path, *, title: str) -> None
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    if not out.parent.exists():
-        raise ValidationError("--html", str(out), "must be in an existing folder")
+    check_output_file(out, field="--html")
     several = len(results) > 1
     figure = make_subplots(
         rows=len(results),
@@ -512,7 +545,11 @@ def _write_html(results: list[_HeatmapResult], out: Path, *, title: str) -> None
         figure.update_yaxes(title_text="liquidation notional (quote)", row=row, col=1)
     figure.update_xaxes(title_text="liquidation price (quote per base)", row=len(results), col=1)
     figure.update_layout(title=title, barmode="stack", height=max(450, 320 * len(results)))
-    figure.write_html(str(out), include_plotlyjs=True, full_html=True)
+    atomic_write(
+        out,
+        lambda tmp: figure.write_html(str(tmp), include_plotlyjs=True, full_html=True),
+        field="--html",
+    )
 
 
 def _payload(result: _HeatmapResult) -> dict[str, object]:
@@ -575,6 +612,8 @@ def heatmap(
     """
     if top < 1:
         raise ValidationError("--top", top, "must be >= 1")
+    if html is not None:
+        check_output_file(html, field="--html")
     results = _heatmap_results(
         population,
         scenario=scenario,
@@ -601,7 +640,7 @@ def heatmap(
         }
         if scenario is not None:
             payload["scenario"] = scenario
-        typer.echo(json.dumps(payload))
+        typer.echo(json.dumps(_json_safe(payload), allow_nan=False))
         return
     console = _console()
     console.print(

@@ -10,12 +10,12 @@ Thin layers over the public API (registered on the typer app of :mod:`deleverage
   (:func:`deleverage.analytics.report.write_report`) into one folder;
 - ``scenarios`` lists the built-in scenarios;
 - ``validate`` lists every problem of a scenario file at once
-  (:func:`deleverage.sim.scenario.scenario_problems`).
+  (:func:`deleverage.sim.checks.scenario_problems`).
 
 Bad input raises :class:`~deleverage.errors.ValidationError` (a
 :class:`~deleverage.errors.ConfigError` for scenarios); :func:`deleverage.cli.app.main` turns it
-into
-exit code 2 with the message.
+into exit code 2 with the message. ``run`` writes its folder atomically
+(:func:`deleverage._files.atomic_folder`): after a failure or Ctrl-C nothing is left.
 """
 
 from __future__ import annotations
@@ -37,16 +37,25 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from deleverage.errors import ConfigError, ValidationError
+from deleverage._files import atomic_folder, read_text
+from deleverage.errors import ConfigError
 
 if TYPE_CHECKING:
+    from deleverage.analytics.stress import StressMetrics
     from deleverage.sim.runner import RunResult
     from deleverage.sim.scenario import Scenario
 
-__all__ = ["RESULTS_FOLDER", "run", "scenarios", "validate"]
+__all__ = ["RESULTS_FOLDER", "RUN_FILES", "run", "scenarios", "validate"]
 
 #: Default parent folder of ``deleverage run``'s outputs (``results/<scenario name>/``).
 RESULTS_FOLDER = Path("results")
+#: What ``run`` writes into its folder: an existing folder holding only these is replaced.
+RUN_FILES = frozenset(
+    {
+        "steps.parquet", "journal.parquet", "scenario.json", "summary.json", "baseline",
+        "metrics.json", "losses.parquet", "report.html",
+    }
+)  # fmt: skip
 
 
 def _console(*, stderr: bool = False) -> Console:
@@ -80,17 +89,27 @@ def _run_with_progress(
     return runner.run(scenario, feedback=feedback, progress=update, keep_exchange=keep)
 
 
-def _out_folder(out: Path | None, name: str) -> Path:
-    folder = RESULTS_FOLDER / name if out is None else out
-    if folder.exists() and not folder.is_dir():
-        raise ValidationError("--out", str(folder), "must be a folder, not a file")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValidationError(
-            "--out", str(folder), f"must be a folder we can create ({exc.strerror})"
-        ) from None
-    return folder
+def _run_pair(
+    scenario: Scenario, *, baseline: bool, quiet: bool
+) -> tuple[RunResult, RunResult | None]:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=_console(stderr=True), transient=quiet) as progress:
+        result = _run_with_progress(
+            scenario, progress, f"{scenario.name} (feedback)", feedback=True, keep=True
+        )
+        twin = None
+        if baseline:
+            twin = _run_with_progress(
+                scenario, progress, f"{scenario.name} (no feedback)", feedback=False, keep=False
+            )
+    return result, twin
 
 
 def run(
@@ -131,54 +150,34 @@ def run(
       deleverage run my-scenario.toml --no-baseline --json
     """
     from deleverage.analytics.report import write_report
-    from deleverage.analytics.stress import (
-        metrics_table,
-        run_account_losses,
-        stress_metrics,
-        verdict,
-    )
+    from deleverage.analytics.stress import run_account_losses, stress_metrics, verdict
     from deleverage.sim.builtin import DEFAULT_SCENARIO
-    from deleverage.sim.scenario import load_scenario
+    from deleverage.sim.scenario import check_resources, load_scenario
 
     chosen = load_scenario(DEFAULT_SCENARIO if scenario is None else scenario)
-    folder = _out_folder(out, chosen.name)
-    progress_console = _console(stderr=True)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=progress_console, transient=as_json) as progress:
-        result = _run_with_progress(
-            chosen, progress, f"{chosen.name} (feedback)", feedback=True, keep=True
+    check_resources(chosen)
+    final = RESULTS_FOLDER / chosen.name if out is None else out
+    with atomic_folder(final, field="--out", replaceable=RUN_FILES) as folder:
+        result, baseline = _run_pair(chosen, baseline=not no_baseline, quiet=as_json)
+        losses = run_account_losses(result)
+        metrics = stress_metrics(result, baseline, losses=losses)
+        survives, text = verdict(metrics)
+        written = dict(result.save(folder))
+        if baseline is not None:
+            for name, path in baseline.save(folder / "baseline").items():
+                written[f"baseline_{name}"] = path
+        written["metrics"] = folder / "metrics.json"
+        written["metrics"].write_text(json.dumps(_json_safe(metrics.to_dict()), indent=2))
+        written["losses"] = folder / "losses.parquet"
+        losses.to_parquet(written["losses"], index=False)
+        written["report"] = write_report(
+            folder / "report.html", result, baseline, metrics=metrics, losses=losses
         )
-        baseline = None
-        if not no_baseline:
-            baseline = _run_with_progress(
-                chosen, progress, f"{chosen.name} (no feedback)", feedback=False, keep=False
-            )
-    losses = run_account_losses(result)
-    metrics = stress_metrics(result, baseline, losses=losses)
-    survives, text = verdict(metrics)
-    files = {name: str(path) for name, path in result.save(folder).items()}
-    if baseline is not None:
-        for name, path in baseline.save(folder / "baseline").items():
-            files[f"baseline_{name}"] = str(path)
-    metrics_path = folder / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics.to_dict(), indent=2))
-    files["metrics"] = str(metrics_path)
-    losses_path = folder / "losses.parquet"
-    losses.to_parquet(losses_path, index=False)
-    files["losses"] = str(losses_path)
-    report = write_report(folder / "report.html", result, baseline, metrics=metrics, losses=losses)
-    files["report"] = str(report)
+    files = {name: str(final / Path(path).relative_to(folder)) for name, path in written.items()}
     if as_json:
         payload = {
             "scenario": chosen.name,
-            "out": str(folder),
+            "out": str(final),
             "result_hash": result.result_hash,
             "wall_s": result.wall_s,
             "survives": survives,
@@ -189,12 +188,27 @@ def run(
             "warnings": result.warnings,
             "files": files,
         }
-        typer.echo(json.dumps(_json_safe(payload)))
+        typer.echo(json.dumps(_json_safe(payload), allow_nan=False))
         return
+    _print_run(chosen.name, result, baseline, metrics, final=final, report=files["report"])
+
+
+def _print_run(
+    name: str,
+    result: RunResult,
+    baseline: RunResult | None,
+    metrics: StressMetrics,
+    *,
+    final: Path,
+    report: str,
+) -> None:
+    from deleverage.analytics.stress import metrics_table, verdict
+
+    survives, text = verdict(metrics)
     console = _console()
     for warning in result.warnings:
         _console(stderr=True).print(f"[yellow]warning:[/yellow] {warning}", markup=True)
-    table = Table(title=f"{chosen.name}: stress metrics")
+    table = Table(title=f"{name}: stress metrics")
     table.add_column("metric")
     table.add_column("value", justify="right")
     for label, value in metrics_table(metrics):
@@ -205,7 +219,7 @@ def run(
     twin = "" if baseline is None else f", baseline {baseline.wall_s:.1f} s"
     console.print(
         f"run {result.wall_s:.1f} s{twin}; result hash {result.result_hash[:16]}; "
-        f"results and report in {folder}/ (open {report})"
+        f"results and report in {final}/ (open {report})"
     )
 
 
@@ -257,17 +271,12 @@ def validate(
     path = Path(scenario)
     if not path.exists() and scenario in builtin_names():
         path = builtin_path(scenario)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         names = ", ".join(builtin_names())
         raise ConfigError(
             "scenario", scenario, f"must be an existing TOML file or a built-in scenario ({names})"
         )
-    if path.is_dir():
-        raise ConfigError("scenario", scenario, "must be a TOML file, not a folder")
-    try:
-        path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("scenario", scenario, f"must be a readable UTF-8 file ({exc})") from None
+    read_text(path, field="scenario", what="TOML file")  # a FIFO, binary or non-UTF-8 file
     problems = scenario_problems(path)
     if problems:
         console = _console()

@@ -7,6 +7,8 @@ runs, so the rest of the command line starts fast.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +16,10 @@ import typer
 
 from deleverage.errors import ConfigError
 
-__all__ = ["database_url", "serve"]
+__all__ = ["check_database", "database_url", "serve"]
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 _OPTIONS = {
     "db_url": "--db",
     "admin_key": "--admin-key",
@@ -37,8 +41,17 @@ _OPTIONS = {
 }
 
 
+def _shown(db: str) -> str:
+    """``db`` as it may be printed: a URL's password masked."""
+    from deleverage.cli.app import redact
+
+    return redact(db)
+
+
 def database_url(db: str) -> str:
     """A SQLAlchemy URL for ``--db``: URLs pass through, a plain path means a SQLite file.
+
+    Errors name the URL with its password masked.
 
     Examples
     --------
@@ -61,15 +74,83 @@ def database_url(db: str) -> str:
         parsed.get_dialect().import_dbapi()
     except (ArgumentError, NoSuchModuleError, ImportError, ValueError, KeyError) as exc:
         raise ConfigError(
-            "--db", db, f"must be a SQLAlchemy URL whose database driver is installed ({exc})"
+            "--db",
+            _shown(db),
+            f"must be a SQLAlchemy URL whose database driver is installed ({_shown(str(exc))})",
         ) from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        folder = Path(parsed.database).expanduser().resolve().parent
-        if not folder.is_dir():
-            raise ConfigError(
-                "--db", db, f"must name a SQLite file in an existing folder ({folder})"
-            )
+        name = str(parsed.database)
+        if name.startswith("file:"):  # a SQLite URI (uri=true): the path up to its query
+            name = name.removeprefix("file:").split("?", 1)[0]
+        _check_sqlite_file(Path(name).expanduser(), db)
     return url
+
+
+def _check_sqlite_file(file: Path, db: str) -> None:
+    folder = file.resolve().parent
+    if not folder.is_dir():
+        raise ConfigError("--db", db, f"must name a SQLite file in an existing folder ({folder})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(
+            "--db", db, f"must be in a writable folder (SQLite writes its journal next to it: "
+            f"{folder} is read-only)"
+        )  # fmt: skip
+    if not file.exists():
+        return
+    if not file.is_file():
+        raise ConfigError("--db", db, "must name a SQLite file, not a folder or special file")
+    if not os.access(file, os.R_OK | os.W_OK):
+        raise ConfigError("--db", db, "must be a SQLite file we can read and write (read-only)")
+    with file.open("rb") as handle:
+        head = handle.read(len(_SQLITE_HEADER))
+    if head and head != _SQLITE_HEADER:
+        raise ConfigError("--db", db, "must be a SQLite database (the file is something else)")
+
+
+def check_database(url: str, db: str) -> None:
+    """Open the database as the service will, check that it can write there and that the
+    stored journal is valid; raise :class:`ConfigError` naming ``--db`` (password masked)."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from deleverage.errors import DeleverageError
+    from deleverage.service.storage import Storage
+
+    storage = None
+    try:
+        storage = Storage(url)
+        with storage.engine.begin() as conn:  # a write: read-only databases fail here
+            conn.execute(text("CREATE TABLE IF NOT EXISTS deleverage_probe (x INTEGER)"))
+            conn.execute(text("DROP TABLE deleverage_probe"))
+        storage.load_journal()
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise ConfigError(
+            "--db", _shown(db), f"must be a database we can open and write ({_shown(reason)})"
+        ) from None
+    except DeleverageError as exc:
+        raise ConfigError(
+            "--db", _shown(db), f"must hold a valid journal ({_shown(str(exc))})"
+        ) from None
+    finally:
+        if storage is not None:
+            storage.close()
+
+
+def _check_listen(host: str, port: int) -> None:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError("--host", host, f"must be an interface name or address ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(
+                "--port", port, f"must be free to listen on {host} ({exc.strerror})"
+            ) from None
 
 
 def serve(
@@ -149,12 +230,11 @@ def serve(
 
     if log_format not in ("json", "text"):
         raise ConfigError("--log-format", log_format, "must be 'json' or 'text'")
-    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
-        raise ConfigError(
-            "--log-level", log_level, "must be debug, info, warning, error or critical"
-        )
+    if log_level.lower() not in _LOG_LEVELS:
+        raise ConfigError("--log-level", log_level, f"must be one of {', '.join(_LOG_LEVELS)}")
+    url = database_url(db)
     fields: dict[str, object] = {
-        "db_url": database_url(db),
+        "db_url": url,
         "admin_key": admin_key or None,
         "rate_limit_per_s": rate_limit,
         "rate_burst": rate_burst,
@@ -179,7 +259,14 @@ def serve(
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else "webhook_secret"
         option = _OPTIONS.get(field, "--" + field.replace("_", "-"))
-        raise ConfigError(option, err.get("input"), str(err["msg"])) from None
+        shown = err.get("input")
+        if field == "admin_key":  # a secret: its length, never its text
+            shown = f"<{len(str(shown))} characters>"
+        elif field == "db_url":
+            shown = _shown(str(shown))
+        raise ConfigError(option, shown, str(err["msg"])) from None
+    _check_listen(host, port)
+    check_database(url, db)
     configure_logging(log_level, log_format)
     uvicorn.run(
         create_app(settings), host=host, port=port, log_level=log_level.lower(),

@@ -9,8 +9,9 @@ the sweep after writing the finished rows (exit 130); running the same command a
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +23,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from deleverage._files import check_output_folder
+
+if TYPE_CHECKING:
+    from deleverage.sim.scenario import Scenario
+    from deleverage.sweep import Experiment
 
 __all__ = ["sweep", "sweep_report_command"]
 
@@ -58,8 +65,10 @@ def sweep(
 
     console = _console()
     exp = load_experiment(experiment)
-    exp.check()
+    _check_cells(exp, exp.check())
     folder = out if out is not None else Path(f"sweep-{exp.name}")
+    check_output_folder(folder, field="--out")
+    fresh = not folder.exists()
     executor = make_executor(backend, workers=workers, address=address)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -84,11 +93,18 @@ def sweep(
         try:
             summary = run_sweep(exp, folder, executor=executor, progress=on_progress)
         except KeyboardInterrupt:
-            console.print(
-                f"[yellow]interrupted[/yellow]: finished rows are in {folder}; run the same "
-                f"command again to resume"
-            )
+            if fresh and _discard_if_empty(folder):
+                console.print("[yellow]interrupted[/yellow] before any run finished")
+            else:
+                console.print(
+                    f"[yellow]interrupted[/yellow]: finished rows are in {folder}; run the "
+                    f"same command again to resume"
+                )
             raise SystemExit(130) from None
+        except BaseException:
+            if fresh:
+                _discard_if_empty(folder)
+            raise
     console.print(
         f"{summary.runs_done} runs done, {summary.runs_skipped} already in {folder}, "
         f"{summary.errors} failed, {summary.wall_s:.1f} s ({executor.workers} workers, "
@@ -97,6 +113,42 @@ def sweep(
     if summary.runs_done and summary.errors == summary.runs_done:
         console.print("[red]error:[/red] every run failed: see the `error` column of the results")
         raise SystemExit(1)
+
+
+#: Designs up to this many cells have every cell's scenario built before the first run.
+CELLS_CHECKED = 5_000
+
+
+def _check_cells(exp: Experiment, base: Scenario) -> None:
+    """Exit 2 before any run if no cell gives a valid scenario (each run would fail on its
+    input); a design where only some cells are invalid runs, those cells failing alone."""
+    from deleverage.errors import ConfigError, DeleverageError
+
+    cells = exp.cells()
+    if len(cells) > CELLS_CHECKED:
+        return
+    first: DeleverageError | None = None
+    for cell in cells:
+        try:
+            base.with_overrides(dict(cell.overrides))
+        except DeleverageError as exc:
+            first = first or exc
+        else:
+            return
+    if first is not None:
+        raise ConfigError(
+            "parameters",
+            dict(cells[0].values),
+            f"must give at least one cell a valid scenario (every cell fails; the first: {first})",
+        )
+
+
+def _discard_if_empty(folder: Path) -> bool:
+    """Remove a folder this command created if no row reached it; return whether it did."""
+    if folder.is_dir() and not any(folder.glob("part-*.parquet")):
+        shutil.rmtree(folder, ignore_errors=True)
+        return True
+    return False
 
 
 def sweep_report_command(

@@ -599,8 +599,9 @@ class Journal:
     def read_parquet(cls, path: str | Path) -> Journal:
         """Read a journal written by :meth:`write_parquet`, checking its schema and order."""
         p = Path(path)
-        if not p.exists():
-            raise DataError("path", str(p), "must name an existing Parquet journal")
+        if not p.is_file():
+            what = "a folder" if p.is_dir() else "missing" if not p.exists() else "a special file"
+            raise DataError("path", str(p), f"must name an existing Parquet journal (is {what})")
         try:
             table = pq.read_table(p)
         except (pa.ArrowInvalid, OSError) as exc:
@@ -616,6 +617,16 @@ class Journal:
         extra = [n for n in table.column_names if n not in _COLUMNS]
         if extra:
             raise DataError(f"{source}.columns", extra, "must not include unknown columns")
+        for name in _COLUMNS:
+            column = table[name]
+            if column.null_count:
+                bad = int(np.flatnonzero(np.asarray(column.is_null()))[0])
+                raise DataError(f"{source}.{name}[{bad}]", None, "must not be null")
+            if pa.types.is_floating(column.type):
+                values = np.asarray(column)
+                if not np.isfinite(values).all():
+                    bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                    raise DataError(f"{source}.{name}[{bad}]", float(values[bad]), "must be finite")
         try:
             table = table.select(list(_COLUMNS)).cast(JOURNAL_SCHEMA)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -5,8 +5,9 @@ marks, settings, risk parameters) to a fresh engine without re-deciding anything
 notices. Runs of consecutive rows of one kind are applied with the same compiled kernels that
 applied them live, in the same order, so the rebuilt arrays are identical
 (:meth:`deleverage.engine.exchange.Exchange.state_hash`). The risk engine's own bookkeeping
-(cooldowns,
-circuit-breaker windows, bad debt already declared) is not part of the ledger and starts empty.
+(cooldowns, circuit-breaker windows, bad debt already declared) is not part of the ledger and
+starts empty. An event the engine cannot hold (a corrupt journal) raises
+:class:`~deleverage.errors.DataError` naming its rows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from deleverage.engine.events import NOTICE_KINDS, EventKind, Journal, event_from_row
 from deleverage.engine.state import AccountKind
-from deleverage.errors import InvariantError
+from deleverage.errors import DataError, DeleverageError, InvariantError
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -56,22 +57,48 @@ def replay(cls: type[Exchange], journal: Journal, *, check_invariants: bool = Fa
             | (kinds[1:] == kinds[:-1]) & (kinds[1:] == int(EventKind.ACCOUNT_OPENED))
         )
     starts = np.flatnonzero(boundary)
-    ends = np.append(starts[1:], n)
+    ends = np.append(starts[1:], n) if n else starts
     notices = np.isin(kinds, [int(k) for k in NOTICE_KINDS])
     for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-        if hi - lo > 1 and batchable[lo]:
-            apply_batch(ex, table.slice(lo, hi - lo))
-            continue
-        if notices[lo:hi].all():
-            ex.clock_ns = max(ex.clock_ns, int(np.asarray(table["ts_ns"][hi - 1].as_py())))
-            continue
-        for row in table.slice(lo, hi - lo).to_pylist():
-            ex._apply(event_from_row(row))
+        try:
+            _apply_run(
+                ex,
+                table,
+                lo,
+                hi,
+                batch=bool(hi - lo > 1 and batchable[lo]),
+                notice=bool(notices[lo:hi].all()),
+            )
+        except DeleverageError as exc:
+            if not isinstance(exc, InvariantError):
+                raise
+            raise DataError(
+                f"journal[{lo}:{hi}]", str(exc), "must hold events the engine can apply"
+            ) from None
+        except (ValueError, OverflowError, IndexError, KeyError, TypeError) as exc:
+            # A journal is a data file: an event the engine cannot hold is bad data.
+            raise DataError(
+                f"journal[{lo}:{hi}]",
+                f"{type(exc).__name__}: {exc}",
+                "must hold events the engine can apply",
+            ) from None
     ex.journal = Journal.from_arrow(table)
     ex.check_invariants = check_invariants
     if check_invariants:
         ex.assert_conserved()
     return ex
+
+
+def _apply_run(
+    ex: Exchange, table: pa.Table, lo: int, hi: int, *, batch: bool, notice: bool
+) -> None:
+    if batch:
+        apply_batch(ex, table.slice(lo, hi - lo))
+    elif notice:
+        ex.clock_ns = max(ex.clock_ns, int(np.asarray(table["ts_ns"][hi - 1].as_py())))
+    else:
+        for row in table.slice(lo, hi - lo).to_pylist():
+            ex._apply(event_from_row(row))
 
 
 def apply_batch(ex: Exchange, part: pa.Table) -> None:

@@ -16,8 +16,8 @@ and the state they left, and returns the notifications, in this order:
    changed (:meth:`deleverage.engine.exchange.Exchange.adl_queue`);
 4. ``insurance_drawdown`` (market-wide): the fund backing a market started or stopped
    meeting Bybit's drawdown rule (loss over the last 8 hours at least the alert share of the
-   fund, :meth:`deleverage.engine.insurance_fund.InsuranceFund.drawdown_alert`); ``data.active``
-   says which.
+   fund, :meth:`deleverage.engine.insurance_fund.InsuranceFund.drawdown_alert`);
+   ``data.active`` says which.
 
 The warning levels, indicators and alert states are kept per market in arrays over accounts;
 :meth:`Alerts.prime` sets them from the current state without notifying (at start-up).

@@ -4,7 +4,7 @@ Pure functions of the engine's state (no I/O, no mutation); the HTTP layer calls
 the service's lock.
 
 - Liquidation price of an isolated position:
-:func:`deleverage.rules.margin.liquidation_price_isolated`
+  :func:`deleverage.rules.margin.liquidation_price_isolated`
   (Binance USD-M: ``LP = (WB + cum - side |q| EP) / (|q| mmr - side |q|)``, maintenance on the
   notional at the liquidation price); of a cross position:
   :func:`deleverage.rules.margin.liquidation_price_cross` with the account's other cross positions

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import pydantic
 
+from deleverage._files import read_text
 from deleverage.errors import ConfigError, DeleverageError
 from deleverage.sim.funding import load_funding_history
 from deleverage.sim.paths import scenario_paths
-from deleverage.sim.scenario import Scenario
+from deleverage.sim.scenario import MAX_STEPS, Scenario, resource_problems
 from deleverage.spec import collect_problems
 
 __all__ = ["scenario_problems"]
@@ -33,9 +34,12 @@ def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
         data = source
     else:
         path = Path(source) if not isinstance(source, str) or source.endswith(".toml") else None
-        if path is not None and not path.exists():
-            return [f"path: {path} must name an existing TOML file"]
-        text = path.read_text() if path is not None else str(source)
+        try:
+            text = (
+                read_text(path, field="path", what="TOML file") if path is not None else str(source)
+            )
+        except ConfigError as exc:
+            return [str(exc)]
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
@@ -64,7 +68,8 @@ def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
         return out
     except ConfigError as exc:
         return [str(exc)]
-    return _data_problems(Scenario.from_mapping(data))
+    scenario = Scenario.from_mapping(data)
+    return resource_problems(scenario) or _data_problems(scenario)
 
 
 def _data_problems(scenario: Scenario) -> list[str]:
@@ -73,7 +78,9 @@ def _data_problems(scenario: Scenario) -> list[str]:
     out: list[str] = []
     for i, market in enumerate(scenario.markets):
         one = scenario.model_copy(update={"markets": (market,), "correlation": None})
-        short = one.model_copy(update={"duration_s": 10 * one.dt_s})
+        steps = MAX_STEPS if one.duration_s is None else one.duration_s / one.dt_s
+        # The whole path when it is cheap (it must stay in range), else its first steps.
+        short = one if steps <= 1_000_000 else one.model_copy(update={"duration_s": 10 * one.dt_s})
         try:
             scenario_paths(short, np.random.default_rng(0))
         except (DeleverageError, ValueError, OSError) as exc:

@@ -107,9 +107,12 @@ def load_funding_history(*, bundled: str | None = None, file: str | None = None)
         where = f"bundled {bundled}"
     else:
         path = Path(str(file))
-        if not path.exists():
+        if not path.is_file():  # also refuses folders and FIFOs (reading one would block)
             raise DataError("funding.file", str(path), "must name an existing CSV file")
-        frame = pd.read_csv(path, dtype=str)
+        try:
+            frame = pd.read_csv(path, dtype=str)
+        except (ValueError, OSError) as exc:  # pandas' parser and decoding errors
+            raise DataError("funding.file", str(path), f"must be a readable CSV ({exc})") from None
         where = str(path)
     for column in FUNDING_COLUMNS:
         if column not in frame.columns:

@@ -25,6 +25,8 @@ from deleverage.prices import (
     to_path,
 )
 from deleverage.sim.scenario import (
+    MAX_PRICE,
+    MIN_PRICE,
     GarchPrice,
     GbmPrice,
     HistoricalPrice,
@@ -99,14 +101,32 @@ def scenario_paths(scenario: Scenario, rng: np.random.Generator) -> tuple[FloatA
         k = min(len(path), n_steps + 1)
         out[:k, i] = path[:k]
         out[k:, i] = path[k - 1]
-    _joint(scenario, rng, n_steps, out)
-    for i, market in enumerate(scenario.markets):
-        if i in historical or isinstance(market.price, GbmPrice | MertonPrice):
-            continue
-        price = market.price
-        assert not isinstance(price, GbmPrice | MertonPrice | HistoricalPrice)
-        out[:, i] = _single(price, dt, n_steps, rng)
+    # An overflow makes inf, which the range check reports with the market and the step.
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        _joint(scenario, rng, n_steps, out)
+        for i, market in enumerate(scenario.markets):
+            if i in historical or isinstance(market.price, GbmPrice | MertonPrice):
+                continue
+            price = market.price
+            assert not isinstance(price, GbmPrice | MertonPrice | HistoricalPrice)
+            out[:, i] = _single(price, dt, n_steps, rng)
+    _check_range(out)
     return out, start_ns
+
+
+def _check_range(out: FloatArray) -> None:
+    """Every price finite and in ``[MIN_PRICE, MAX_PRICE]``: a drift or volatility that sends
+    the path outside (overflow, underflow) is a bad scenario, not a crash of the run."""
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(out) & (out >= MIN_PRICE) & (out <= MAX_PRICE))
+    if bad.any():
+        step, market = (int(k) for k in np.argwhere(bad)[0])
+        raise ConfigError(
+            f"markets.{market}.price",
+            float(out[step, market]),
+            f"must keep the price finite and within [{MIN_PRICE:g}, {MAX_PRICE:g}] over the "
+            f"run (it leaves at step {step}): lower sigma, mu or the jumps, or shorten the run",
+        )
 
 
 def _joint(scenario: Scenario, rng: np.random.Generator, n_steps: int, out: FloatArray) -> None:

@@ -170,7 +170,7 @@ class Population:
             rule (see :meth:`from_frame`); the message names the column, the row and the rule.
         """
         file = Path(path)
-        if not file.exists():
+        if not file.is_file():  # also refuses folders and FIFOs (reading one would block)
             raise DataError("path", str(file), "must name an existing Parquet file")
         try:
             frame = pd.read_parquet(file)
@@ -386,9 +386,9 @@ def generate_population(
     - leverage: ``clip(leverage_median x exp(leverage_sigma x Z), 1, 1 / imr[t])`` with ``t``
       the tier of the entry notional ``|S| x entry``;
     - collateral ``= |S| x entry / L + |S| x entry x taker_fee_rate``;
-    - isolated liquidation price from :func:`deleverage.rules.margin.liquidation_price_isolated`
-    with
-      the isolated margin ``|S| x entry / L`` (the collateral after the opening fee).
+    - isolated liquidation price from
+      :func:`deleverage.rules.margin.liquidation_price_isolated` with the isolated margin
+      ``|S| x entry / L`` (the collateral after the opening fee).
 
     Parameters
     ----------

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -34,7 +35,7 @@ from pydantic import Field, model_validator
 from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.population import PopulationSpec
-from deleverage.spec import MarketSpec, _Frozen
+from deleverage.spec import MarketSpec, Slug, _Frozen
 from deleverage.venues import preset
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -43,6 +44,25 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 #: Longest run the runner accepts, in steps (one week at one second).
 MAX_STEPS = 7 * 86_400
+#: Price range of a path, quote per base: far outside any listed market, and small enough that
+#: notional x population sums stay exact-ish in float64.
+MIN_PRICE = 1e-9
+MAX_PRICE = 1e9
+#: Largest annualized volatility a price process accepts (2,000% a year: beyond any market's
+#: crash). The drift is not bounded on its own (a short squeeze is a huge drift over minutes):
+#: the path it makes must stay within [MIN_PRICE, MAX_PRICE] (checked when it is drawn).
+MAX_VOLATILITY = 20.0
+#: Memory a run needs, measured with ``resource.getrusage`` on the built-in scenarios:
+#: about 400 MB of code and compiled kernels, 0.5 KB per position (engine columns, population
+#: frame, journal) and 1 KB per step and market (paths, per-step frame); doubled for the margin.
+BASE_MEMORY_BYTES = 400 * 2**20
+BYTES_PER_POSITION = 1024
+BYTES_PER_MARKET_STEP = 2048
+
+Price = Annotated[float, Field(ge=MIN_PRICE, le=MAX_PRICE, allow_inf_nan=False)]
+Volatility = Annotated[float, Field(ge=0, le=MAX_VOLATILITY, allow_inf_nan=False)]
+Drift = Annotated[float, Field(allow_inf_nan=False)]
+JumpSize = Annotated[float, Field(ge=-5, le=5, allow_inf_nan=False)]
 
 
 # ---------------------------------------------------------------------------- prices
@@ -50,9 +70,9 @@ class GbmPrice(_Frozen):
     """Geometric Brownian motion: ``s0`` (quote/base), annual drift ``mu`` and volatility."""
 
     process: Literal["gbm"] = "gbm"
-    s0: PositiveFloat
-    mu: Annotated[float, Field(allow_inf_nan=False)] = 0.0
-    sigma: NonNegFloat = 0.8
+    s0: Price
+    mu: Drift = 0.0
+    sigma: Volatility = 0.8
 
 
 class MertonPrice(_Frozen):
@@ -60,21 +80,21 @@ class MertonPrice(_Frozen):
     ``N(jump_mean, jump_std^2)``."""
 
     process: Literal["merton"] = "merton"
-    s0: PositiveFloat
-    mu: Annotated[float, Field(allow_inf_nan=False)] = 0.0
-    sigma: NonNegFloat = 0.8
-    jump_intensity: NonNegFloat = 50.0
-    jump_mean: Annotated[float, Field(allow_inf_nan=False)] = -0.05
-    jump_std: NonNegFloat = 0.03
+    s0: Price
+    mu: Drift = 0.0
+    sigma: Volatility = 0.8
+    jump_intensity: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 50.0
+    jump_mean: JumpSize = -0.05
+    jump_std: Annotated[JumpSize, Field(ge=0)] = 0.03
 
 
 class GarchPrice(_Frozen):
     """GARCH(1,1) returns with unconditional annual volatility ``sigma``."""
 
     process: Literal["garch"] = "garch"
-    s0: PositiveFloat
-    mu: Annotated[float, Field(allow_inf_nan=False)] = 0.0
-    sigma: PositiveFloat = 0.8
+    s0: Price
+    mu: Drift = 0.0
+    sigma: Annotated[Volatility, Field(gt=0)] = 0.8
     alpha: Fraction = 0.08
     beta: Fraction = 0.9
 
@@ -84,9 +104,20 @@ class RegimePrice(_Frozen):
     matrix per step."""
 
     process: Literal["regime"] = "regime"
-    s0: PositiveFloat
+    s0: Price
     regimes: tuple[tuple[float, float], ...] = ((0.0, 0.5), (-2.0, 3.0))
     transition: tuple[tuple[float, ...], ...] = ((0.9995, 0.0005), (0.002, 0.998))
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        for k, (mu, sigma) in enumerate(self.regimes):
+            if not math.isfinite(mu):
+                raise ValueError(f"regimes[{k}] mu must be finite, was {mu}")
+            if not (math.isfinite(sigma) and 0.0 <= sigma <= MAX_VOLATILITY):
+                raise ValueError(
+                    f"regimes[{k}] sigma must be in [0, {MAX_VOLATILITY:g}], was {sigma}"
+                )
+        return self
 
 
 class ShockPrice(_Frozen):
@@ -95,8 +126,8 @@ class ShockPrice(_Frozen):
     driftless GBM noise of that annual volatility (``exp(sigma W_t - sigma^2 t / 2)``)."""
 
     process: Literal["shock"] = "shock"
-    sigma: NonNegFloat = 0.0
-    s0: PositiveFloat
+    sigma: Volatility = 0.0
+    s0: Price
     drop_fraction: Annotated[float, Field(gt=-10, lt=1, allow_inf_nan=False)] = 0.1
     start_s: NonNegFloat = 60.0
     duration_s: NonNegFloat = 300.0
@@ -114,7 +145,7 @@ class HistoricalPrice(_Frozen):
     bundled: str | None = None
     file: str | None = None
     method: Literal["ohlc", "close"] = "ohlc"
-    scale_to: PositiveFloat | None = None
+    scale_to: Price | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
@@ -282,9 +313,9 @@ class InsuranceSpec(_Frozen):
 class CommonJumps(_Frozen):
     """Jumps that hit every Merton market together (intensity per year, log size per market)."""
 
-    intensity: NonNegFloat = 0.0
-    mean: Annotated[float, Field(allow_inf_nan=False)] = -0.08
-    std: NonNegFloat = 0.03
+    intensity: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
+    mean: JumpSize = -0.08
+    std: Annotated[JumpSize, Field(ge=0)] = 0.03
 
 
 # ---------------------------------------------------------------------------- scenario
@@ -298,7 +329,7 @@ class Scenario(_Frozen):
     (row ``i`` of each market's cross rows is one account), so accounts hold several markets.
     """
 
-    name: str = "scenario"
+    name: Slug = "scenario"
     description: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     dt_s: PositiveFloat = 1.0
@@ -418,6 +449,60 @@ def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
 def _free_form(parents: list[str]) -> bool:
     """Tables whose keys are not fixed fields (market spec overrides)."""
     return any(p in ("spec_overrides", "spec") for p in parents)
+
+
+def estimated_memory_bytes(scenario: Scenario) -> int:
+    """Memory a run of ``scenario`` needs, in bytes (an upper estimate: see
+    :data:`BYTES_PER_POSITION` and :data:`BYTES_PER_MARKET_STEP`; a historical market without
+    ``duration_s`` counts as :data:`MAX_STEPS`)."""
+    steps = MAX_STEPS if scenario.duration_s is None else scenario.duration_s / scenario.dt_s
+    market_steps = (steps + 1) * len(scenario.markets)
+    return int(
+        BASE_MEMORY_BYTES
+        + _positions(scenario) * BYTES_PER_POSITION
+        + market_steps * BYTES_PER_MARKET_STEP
+    )
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory of this machine, in bytes (``sysconf``; 8 GiB where it is unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 8 * 2**30
+
+
+def _memory_rule(scenario: Scenario, memory_bytes: int | None) -> str | None:
+    limit = machine_memory_bytes() if memory_bytes is None else memory_bytes
+    need = estimated_memory_bytes(scenario)
+    if need <= limit:
+        return None
+    steps = MAX_STEPS if scenario.duration_s is None else scenario.duration_s / scenario.dt_s
+    return (
+        f"must fit in this machine's {limit / 2**30:,.1f} GiB of memory (the run needs about "
+        f"{need / 2**30:,.1f} GiB for these positions and {steps:,.0f} steps x "
+        f"{len(scenario.markets)} markets): lower n_positions or duration_s"
+    )
+
+
+def _positions(scenario: Scenario) -> int:
+    return sum(m.population.n_positions for m in scenario.markets if m.population)
+
+
+def resource_problems(scenario: Scenario, *, memory_bytes: int | None = None) -> list[str]:
+    """The scenario's estimated memory against ``memory_bytes`` (default: this machine's),
+    as problem lines like :func:`scenario_problems` (empty when it fits)."""
+    rule = _memory_rule(scenario, memory_bytes)
+    if rule is None:
+        return []
+    return [f"markets.*.population.n_positions: {rule} (was {_positions(scenario):,})"]
+
+
+def check_resources(scenario: Scenario, *, memory_bytes: int | None = None) -> None:
+    """Raise :class:`ConfigError` if a run of ``scenario`` would not fit in memory."""
+    rule = _memory_rule(scenario, memory_bytes)
+    if rule is not None:
+        raise ConfigError("markets.*.population.n_positions", _positions(scenario), rule)
 
 
 def load_scenario(source: str | Path) -> Scenario:

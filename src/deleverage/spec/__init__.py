@@ -20,6 +20,7 @@ import contextvars
 import hashlib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,21 @@ FloatArray = npt.NDArray[np.float64]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError(
+            "must be a slug of 1-128 letters, digits, '.', '_' or '-' starting with a letter or "
+            f"digit (it names the output folder, so no '/', '..' or spaces), was {value!r}"
+        )
+    return value
+
+
+#: A name that is also a folder name: it can never point outside the folder it is joined to.
+Slug = Annotated[str, pydantic.AfterValidator(_slug)]
 
 
 class MarginMode(IntEnum):
@@ -105,10 +121,9 @@ class _Frozen(BaseModel):
     def from_toml(cls, source: str | Path) -> Self:
         """Validate a TOML document, given as a path or as TOML text."""
         if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".toml")):
-            path = Path(source)
-            if not path.exists():
-                raise ConfigError("path", str(path), "must name an existing TOML file")
-            text = path.read_text()
+            from deleverage._files import read_text
+
+            text = read_text(source, field="path", what="TOML file")
         else:
             text = source
         try:

@@ -50,9 +50,10 @@ from typing import Annotated, Any, Literal, Self
 import numpy as np
 from pydantic import Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
+from deleverage._files import read_text
 from deleverage.errors import ConfigError
 from deleverage.sim.scenario import Scenario, load_scenario
-from deleverage.spec import _Frozen
+from deleverage.spec import Slug, _Frozen
 
 __all__ = [
     "DERIVED_METRICS",
@@ -141,6 +142,8 @@ class ParameterSpec(_Frozen):
                 )
             if any(isinstance(v, float) and not math.isfinite(v) for v in self.values):
                 raise ValueError(f"values must be finite numbers, were {self.values}")
+            if any(type(v) is int and not -(2**63) <= v < 2**63 for v in self.values):
+                raise ValueError(f"values must fit in 64-bit integers, were {self.values}")
             if self.num is not None:
                 raise ValueError("num goes with a range (`low`, `high`), not with `values`")
             return self
@@ -205,7 +208,7 @@ class ReportSpec(_Frozen):
 class Experiment(_Frozen):
     """A validated experiment (see the module docstring)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=128)] = "experiment"
+    name: Slug = "experiment"
     description: str = ""
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
     base: str | dict[str, Any]
@@ -459,9 +462,8 @@ def load_experiment(source: str | Path) -> Experiment:
         text, root = str(source), Path.cwd()
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ConfigError("experiment", str(path), "must name an existing TOML file")
-        text, root = path.read_text(), path.resolve().parent
+        text = read_text(path, field="experiment", what="TOML file")
+        root = path.resolve().parent
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

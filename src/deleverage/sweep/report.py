@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deleverage._files import atomic_write, check_output_file
 from deleverage.sweep.experiment import Experiment
 from deleverage.sweep.results import read_experiment, read_results
 
@@ -81,6 +82,8 @@ def sweep_report(results: str | Path, out: str | Path | None = None) -> Path:
 
     folder = Path(results)
     experiment = read_experiment(folder)
+    target = Path(out) if out is not None else folder / "report.html"
+    check_output_file(target, field="--out")
     frame = read_results(folder)
     roles = _roles(experiment)
     sections = [
@@ -106,9 +109,7 @@ table{{border-collapse:collapse;font-size:12px}}td,th{{border:1px solid #ccc;pad
 {"".join(sections)}
 </body></html>
 """
-    target = Path(out) if out is not None else folder / "report.html"
-    target.write_text(page, encoding="utf-8")
-    return target
+    return atomic_write(target, lambda tmp: tmp.write_text(page, encoding="utf-8"), field="--out")
 
 
 # ---------------------------------------------------------------------------- roles

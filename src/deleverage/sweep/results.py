@@ -26,17 +26,20 @@ The folder is plain Parquet, so DuckDB reads it directly (docs/sweeps.md)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deleverage.errors import ConfigError
+from deleverage._files import check_input_file, read_text
+from deleverage.errors import ConfigError, DataError
 from deleverage.sweep.experiment import Experiment
 
 __all__ = ["KEY_COLUMNS", "TIMING_COLUMNS", "ResultStore", "read_results"]
@@ -82,7 +85,7 @@ class ResultStore:
         meta = self.folder / "experiment.json"
         ident = experiment.experiment_id
         if meta.exists():
-            stored = json.loads(meta.read_text())
+            stored = _read_meta(self.folder)
             if stored.get("experiment_id") != ident:
                 raise ConfigError(
                     "--out",
@@ -127,7 +130,8 @@ class ResultStore:
         parts = sorted(self.folder.glob(_PART_GLOB))
         if not parts:
             return pd.DataFrame({c: [] for c in columns})
-        return pq.read_table(parts, columns=columns).to_pandas()
+        tables = [_read_part(part, self.schema, self.experiment) for part in parts]
+        return pa.concat_tables(tables).select(columns).to_pandas()
 
 
 def read_results(folder: str | Path) -> pd.DataFrame:
@@ -136,32 +140,85 @@ def read_results(folder: str | Path) -> pd.DataFrame:
     Raises
     ------
     ConfigError
-        If the folder holds no ``experiment.json`` (it is not a sweep's results folder).
+        If the folder holds no valid ``experiment.json`` (it is not a sweep's results folder).
+    DataError
+        If a part file is unreadable, lacks the experiment's columns, or holds a null or
+        out-of-range key (``cell``, ``cell_id``, ``replicate``, ``seed``, a parameter).
     """
     path = Path(folder)
-    if not (path / "experiment.json").is_file():
-        raise ConfigError(
-            "RESULTS_DIR", str(path), "must be a sweep's results folder (with experiment.json)"
-        )
+    experiment = Experiment.from_mapping(_read_meta(path)["experiment"])
+    schema = results_schema(experiment)
     parts = sorted(path.glob(_PART_GLOB))
     if not parts:
-        meta = json.loads((path / "experiment.json").read_text())
-        experiment = Experiment.from_mapping(meta["experiment"])
-        return results_schema(experiment).empty_table().to_pandas()
-    frame = pq.read_table(parts).to_pandas()
+        return schema.empty_table().to_pandas()
+    table = pa.concat_tables([_read_part(part, schema, experiment) for part in parts])
+    frame = table.to_pandas()
     frame = frame.drop_duplicates(list(KEY_COLUMNS), keep="first")
     return frame.sort_values(["cell", "replicate"], kind="stable").reset_index(drop=True)
 
 
 def read_experiment(folder: str | Path) -> Experiment:
     """The experiment stored in a results folder."""
-    path = Path(folder) / "experiment.json"
-    if not path.is_file():
+    return Experiment.from_mapping(_read_meta(Path(folder))["experiment"])
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    meta_path = folder / "experiment.json"
+    if not folder.is_dir() or not meta_path.exists():
         raise ConfigError(
             "RESULTS_DIR", str(folder), "must be a sweep's results folder (with experiment.json)"
         )
-    meta = json.loads(path.read_text())
-    return Experiment.from_mapping(meta["experiment"])
+    text = read_text(meta_path, field="RESULTS_DIR/experiment.json", what="JSON file")
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            "RESULTS_DIR/experiment.json", str(meta_path), f"must be valid JSON ({exc.msg})"
+        ) from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("experiment"), dict):
+        raise ConfigError(
+            "RESULTS_DIR/experiment.json",
+            str(meta_path),
+            "must be a JSON object whose `experiment` is the experiment's table",
+        )
+    return meta
+
+
+def _cell_count(experiment: Experiment) -> int:
+    if experiment.design == "random":
+        assert experiment.samples is not None
+        return experiment.samples
+    return math.prod(len(p.grid_values(n)) for n, p in experiment.parameters.items())
+
+
+def _read_part(part: Path, schema: pa.Schema, experiment: Experiment) -> pa.Table:
+    field = f"RESULTS_DIR/{part.name}"
+    try:
+        table = pq.read_table(check_input_file(part, field=field, what="Parquet file"))
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(field, str(part), f"must be a readable Parquet file ({exc})") from None
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise DataError(field, missing, "must have every column of the experiment's results")
+    try:
+        table = table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise DataError(field, str(exc)[:80], "must have the experiment's column types") from None
+    for name in ("cell", "cell_id", "replicate", "seed", *experiment.parameters):
+        nulls = table[name].null_count
+        if nulls:
+            bad = int(np.flatnonzero(np.asarray(table[name].is_null()))[0])
+            raise DataError(f"{field}.{name}[{bad}]", None, "must not be null")
+    cells = _cell_count(experiment)
+    for name, high in (("cell", cells), ("replicate", experiment.seeds_per_cell), ("seed", None)):
+        values = np.asarray(table[name])
+        low_bad = values < 0
+        high_bad = values >= high if high is not None else np.zeros_like(low_bad)
+        if (low_bad | high_bad).any():
+            bad = int(np.flatnonzero(low_bad | high_bad)[0])
+            rule = "must be >= 0" if high is None else f"must be in [0, {high})"
+            raise DataError(f"{field}.{name}[{bad}]", int(values[bad]), rule)
+    return table
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

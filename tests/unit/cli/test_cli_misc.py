@@ -23,7 +23,7 @@ def test_run_on_a_folder_exits_2(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert _exit_code(monkeypatch, "run", str(tmp_path)) == 2
-    assert "must be a TOML file, not a folder" in capsys.readouterr().out
+    assert "must be a TOML file, not a folder" in capsys.readouterr().err
 
 
 def test_run_into_an_impossible_output_folder_exits_2(
@@ -33,7 +33,7 @@ def test_run_into_an_impossible_output_folder_exits_2(
     blocker.write_text("x")
     code = _exit_code(monkeypatch, "run", "gbm-stress", "--out", str(blocker / "sub"))
     assert code == 2
-    assert "--out" in capsys.readouterr().out
+    assert "--out" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ def test_queue_bad_input_exits_2_naming_the_problem(
         main()
 
     assert exit_info.value.code == 2
-    assert needle in capsys.readouterr().out
+    assert needle in capsys.readouterr().err
 
 
 def test_queue_of_a_missing_journal_exits_2_naming_the_path(
@@ -79,7 +79,7 @@ def test_queue_of_a_missing_journal_exits_2_naming_the_path(
         main()
 
     assert exit_info.value.code == 2
-    assert "none.parquet" in capsys.readouterr().out
+    assert "none.parquet" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -1,6 +1,5 @@
-"""The indexed scans (:mod:`deleverage.engine.level_index`, :mod:`deleverage.engine.cross_index`)
-equal the
-full passes.
+"""The indexed scans (:mod:`deleverage.engine.level_index`,
+:mod:`deleverage.engine.cross_index`) equal the full passes.
 
 Random operation sequences (isolated and cross positions at various leverages in 1-3 markets,
 marks up and down with repeated quiet marks, trades, margin moves, deposits, withdrawals,

@@ -270,8 +270,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _maintenance(notional: float, tiers: TierArrays) -> float:
-    """Scalar :func:`deleverage.rules.margin.maintenance_margin` (the per-account path's hot
-    spot)."""
+    """Scalar :func:`deleverage.rules.margin.maintenance_margin` (per-account path's hot spot)."""
     floor = tiers.floor
     t = len(floor) - 1
     while t > 0 and notional < floor[t]:
