@@ -115,6 +115,41 @@ class PositionMetrics:
     probability_d_volatility: float  # dP / d sigma
 
 
+def _checked_position_inputs(
+    side: str,
+    size: float,
+    entry_price: float,
+    margin: float,
+    volatility: float,
+    horizon_hours: float,
+    drift: float,
+    mark_price: float | None,
+) -> tuple[float, float, float, float, float, float, float]:
+    """The position's inputs, each within its documented bounds, or a ValidationError naming
+    the option: size, entry, margin, volatility, horizon (hours), drift and mark."""
+    from deleverage.sim.scenario import MAX_PRICE, MAX_VOLATILITY
+
+    if side not in ("long", "short"):
+        raise ValidationError("--side", side, "must be 'long' or 'short'")
+    absolute = _within("--size", size, MAX_SIZE)
+    entry = _within("--entry", entry_price, MAX_PRICE)
+    collateral = _within("--margin", margin, MAX_MARGIN)
+    sigma = _within("--volatility", volatility, MAX_VOLATILITY)
+    hours = _within("--horizon-hours", horizon_hours, MAX_HORIZON_HOURS)
+    if not math.isfinite(drift):
+        raise ValidationError("--drift", drift, "must be a finite number")
+    mu = float(drift)
+    if abs(mu) * hours / HOURS_PER_YEAR > MAX_LOG_DRIFT:
+        raise ValidationError(
+            "--drift",
+            mu,
+            f"must keep |drift| x horizon within {MAX_LOG_DRIFT:g} (log-price units; the "
+            f"horizon is {hours / HOURS_PER_YEAR:g} years)",
+        )
+    mark = entry if mark_price is None else _within("--mark", mark_price, MAX_PRICE)
+    return absolute, entry, collateral, sigma, hours, mu, mark
+
+
 def position_metrics(
     *,
     side: str,
@@ -178,26 +213,9 @@ def position_metrics(
     from deleverage.analytics.greeks import hit_probability_sensitivities, knockout_forward_greeks
     from deleverage.rules import margin as mm
 
-    if side not in ("long", "short"):
-        raise ValidationError("--side", side, "must be 'long' or 'short'")
-    from deleverage.sim.scenario import MAX_PRICE, MAX_VOLATILITY
-
-    absolute = _within("--size", size, MAX_SIZE)
-    entry = _within("--entry", entry_price, MAX_PRICE)
-    collateral = _within("--margin", margin, MAX_MARGIN)
-    sigma = _within("--volatility", volatility, MAX_VOLATILITY)
-    hours = _within("--horizon-hours", horizon_hours, MAX_HORIZON_HOURS)
-    if not math.isfinite(drift):
-        raise ValidationError("--drift", drift, "must be a finite number")
-    mu = float(drift)
-    if abs(mu) * hours / HOURS_PER_YEAR > MAX_LOG_DRIFT:
-        raise ValidationError(
-            "--drift",
-            mu,
-            f"must keep |drift| x horizon within {MAX_LOG_DRIFT:g} (log-price units; the "
-            f"horizon is {hours / HOURS_PER_YEAR:g} years)",
-        )
-    mark = entry if mark_price is None else _within("--mark", mark_price, MAX_PRICE)
+    absolute, entry, collateral, sigma, hours, mu, mark = _checked_position_inputs(
+        side, size, entry_price, margin, volatility, horizon_hours, drift, mark_price
+    )
     market = preset(venue, symbol)
     tiers = market.tier_arrays
     entry_notional = absolute * entry
@@ -562,6 +580,31 @@ def _payload(result: _HeatmapResult) -> dict[str, object]:
     }
 
 
+def _print_heatmaps(
+    console: Console, results: list[Any], *, label: str, bucket: float, top: int
+) -> None:
+    first = results[0]
+    console.print(
+        f"{first.positions:,} positions of {label}; mark {first.mark:,.2f}; bucket width {bucket:g}"
+    )
+    for result in results:
+        prefix = f"{result.venue} ({result.symbol}): " if len(results) > 1 else ""
+        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price (isolated)")
+        frame = result.buckets
+        for side in ("long", "short"):
+            part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")
+            console.print(
+                _bucket_table(f"{prefix}Largest {side} liquidation buckets", part, first="zone")
+            )
+        console.print(
+            _bucket_table(
+                f"{prefix}Clusters (support: longs below the mark; resistance: shorts above)",
+                result.clusters,
+                first="kind",
+            )
+        )
+
+
 def heatmap(
     population: Annotated[
         Path | None, typer.Argument(help="Population Parquet file (or use --scenario).")
@@ -643,24 +686,6 @@ def heatmap(
         typer.echo(json.dumps(_json_safe(payload), allow_nan=False))
         return
     console = _console()
-    console.print(
-        f"{first.positions:,} positions of {label}; mark {first.mark:,.2f}; bucket width {bucket:g}"
-    )
-    for result in results:
-        prefix = f"{result.venue} ({result.symbol}): " if len(results) > 1 else ""
-        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price (isolated)")
-        frame = result.buckets
-        for side in ("long", "short"):
-            part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")
-            console.print(
-                _bucket_table(f"{prefix}Largest {side} liquidation buckets", part, first="zone")
-            )
-        console.print(
-            _bucket_table(
-                f"{prefix}Clusters (support: longs below the mark; resistance: shorts above)",
-                result.clusters,
-                first="kind",
-            )
-        )
+    _print_heatmaps(console, results, label=label, bucket=bucket, top=top)
     if html is not None:
         console.print(f"wrote {html}")
