@@ -37,7 +37,7 @@ LAYERS = (
     ("spec",),
 )
 #: Foundations importable from anywhere.
-BASE = {"errors", "tolerance", "_moved"}
+BASE = {"errors", "tolerance", "_moved", "_files"}
 
 
 def _module_name(path: Path) -> str:

@@ -6,7 +6,6 @@ message), 1 internal error.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +19,7 @@ from typer.exceptions import TyperException
 from deleverage._files import atomic_write, check_input_file, check_output_file
 from deleverage.cli.adl_study import adl_study_command
 from deleverage.cli.position import heatmap, position
+from deleverage.cli.redact import redact
 from deleverage.cli.run import run, scenarios, validate
 from deleverage.cli.scaffold import init, population
 from deleverage.cli.serve import serve
@@ -283,20 +283,6 @@ def _margin_table(title: str, frame: object) -> Table:
     for _, row in frame.iterrows():
         table.add_row(*(fmt.format(row[key]) for _, key, fmt in columns))
     return table
-
-
-_SECRET_IN_URL = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@")
-
-
-def redact(text: str) -> str:
-    """``text`` with the password of every URL in it (``scheme://user:password@host``) masked.
-
-    Examples
-    --------
-    >>> redact("`--db` must be reachable, was 'postgresql://risk:hunter2@db/risk'")
-    "`--db` must be reachable, was 'postgresql://risk:***@db/risk'"
-    """
-    return _SECRET_IN_URL.sub(r"\g<head>***@", text)
 
 
 def _error(message: str) -> None:

@@ -43,7 +43,7 @@ _OPTIONS = {
 
 def _shown(db: str) -> str:
     """``db`` as it may be printed: a URL's password masked."""
-    from deleverage.cli.app import redact
+    from deleverage.cli.redact import redact
 
     return redact(db)
 

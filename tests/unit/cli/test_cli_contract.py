@@ -28,7 +28,7 @@ from cli_contract import (
     snapshot,
     toml_document,
 )
-from deleverage.cli.app import redact
+from deleverage.cli.redact import redact
 
 
 def _scenario(folder: Path, **changes: Any) -> Path:
