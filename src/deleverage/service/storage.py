@@ -58,6 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 
 from deleverage.engine.events import JOURNAL_SCHEMA, EventKind, Journal
+from deleverage.errors import DataError
 from deleverage.service.auth import KeyRecord, Role
 
 __all__ = ["IdempotencyRecord", "NewKey", "Snapshot", "Storage", "metadata"]
@@ -189,6 +190,15 @@ class Storage:
             config.attributes["connection"] = conn
             tables = set(inspect(conn).get_table_names())
             if "journal" in tables and "alembic_version" not in tables:
+                # A database from before migrations: ours only if its journal has our columns.
+                have = {c["name"] for c in inspect(conn).get_columns("journal")}
+                missing = [name for name in JOURNAL_SCHEMA.names if name not in have]
+                if missing:
+                    raise DataError(
+                        f"journal.{missing[0]}",
+                        "missing",
+                        "must be a column of the journal table (this is not a deleverage database)",
+                    )
                 command.stamp(config, "0001")
             command.upgrade(config, "head")
 

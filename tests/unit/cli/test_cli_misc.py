@@ -95,4 +95,4 @@ def test_presets_of_an_unknown_venue_exits_2_naming_the_known_ones(
         main()
 
     assert exit_info.value.code == 2
-    assert "dydx_v4" in capsys.readouterr().out
+    assert "dydx_v4" in capsys.readouterr().err
