@@ -34,6 +34,7 @@ from pydantic import Field, model_validator
 from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.population import PopulationSpec
+from deleverage.sim.pricing import PricingSpec
 from deleverage.spec import MarketSpec, _Frozen
 from deleverage.venues import preset
 
@@ -173,6 +174,8 @@ class MarketScenario(_Frozen):
     either (nested tables merge), e.g. ``{ liquidation = { kind = "partial" } }``.
     ``population`` draws a seeded book; ``population_file`` loads one from Parquet instead (a
     venue's own positions: columns of :data:`deleverage.sim.population.REQUIRED_COLUMNS`).
+    ``pricing`` is how the venue prices the market: its mark rule and the arbitrageurs who tie
+    its book to the index (:class:`deleverage.sim.pricing.PricingSpec`).
     """
 
     symbol: str = "BTCUSDT"
@@ -185,6 +188,7 @@ class MarketScenario(_Frozen):
     funding: FundingSpec = FundingSpec()
     population: PopulationSpec | None = None
     population_file: str | None = None
+    pricing: PricingSpec = PricingSpec()
 
     @model_validator(mode="after")
     def _one_population(self) -> Self:

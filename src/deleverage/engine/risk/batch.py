@@ -127,7 +127,8 @@ class BatchStage(LiquidationStage):
 
         def plan(capacity_long: float, capacity_short: float) -> float:
             _, consumed_after = plan_isolated_liquidations_nb(
-                size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
+                size, equity, close, cash_before, state.mark, risk.book_price(state.mark),
+                spec.liquidation_fee_rate,
                 float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, filled, price,
                 penalty, shortfall, cover, own, to_adl, capacity_long, capacity_short,
                 recourse,
@@ -351,7 +352,7 @@ class BatchStage(LiquidationStage):
             fund_cash = max(0.0, float(ex._cash[ex.insurance_account_for(m)]))
             bounds = np.searchsorted(i, np.arange(len(group) + 1))
             book = self.markets[m].liquidity
-            book_price = _linear_quotes(book, -side, need, mark)
+            book_price = _linear_quotes(book, -side, need, self.markets[m].book_price(mark))
             book_short = np.maximum(0.0, -(equity + side * need * (book_price - mark)))
             minimum = np.maximum(0.0, book_short - fund_cash)
             profits, notionals, texts = _round_metrics_many(
