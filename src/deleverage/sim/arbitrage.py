@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from collections import deque
 
+from scipy.optimize import brentq
+
 from deleverage.liquidity import LiquidityModel
 from deleverage.sim.pricing import ArbitrageSpec
 
@@ -91,8 +93,11 @@ class Arbitrageurs:
             return dislocation
         fill = book.quote(side, size, mid, ts_ns)
         if fill.notional > self.capital:
-            # capital-bound: the notional of a walk grows faster than its size
-            fill = book.quote(side, size * self.capital / fill.notional, mid, ts_ns)
+            # capital-bound: the largest order whose notional the capital pays
+            def over(q: float) -> float:
+                return book.quote(side, q, mid, ts_ns).notional - self.capital
+
+            fill = book.quote(side, brentq(over, 0.0, size, xtol=1e-12 * size), mid, ts_ns)
         if fill.size <= 0.0:
             return dislocation
         self.capital = max(self.capital - fill.notional, 0.0)

@@ -259,8 +259,9 @@ class HedgerAgents(_Frozen):
 
 
 class ArbitrageAgents(_Frozen):
-    """Arbitrageurs pull the mark back toward the exogenous price: the displacement decays as
-    ``exp(-speed_per_s dt)`` on top of the book's own resilience (0: no arbitrage)."""
+    """A plain pull of every market's book back toward its index: the dislocation decays as
+    ``exp(-speed_per_s dt)`` on top of the book's own resilience (0: none). Arbitrageurs with
+    finite capital, latency and cost are per market: ``[markets.pricing.arbitrage]``."""
 
     speed_per_s: NonNegFloat = 0.0
 

@@ -91,7 +91,13 @@ SUMMARY_METRICS = (
 #: Metrics derived from one run's summary (see :func:`derived_metrics`).
 DERIVED_METRICS = ("adl_occurred", "bad_debt_occurred", "fund_drawdown", "price_amplification")
 #: Metrics that need the ``feedback=False`` twin run (``feedback_twin = true``).
-TWIN_METRICS = ("cascade_amplification", "twin_liquidated_notional", "twin_bad_debt")
+TWIN_METRICS = (
+    "cascade_amplification",
+    "twin_liquidated_notional",
+    "twin_bad_debt",
+    "adl_amplification",
+    "twin_adl_notional",
+)
 DEFAULT_METRICS = (
     "bad_debt",
     "adl_notional",
@@ -411,7 +417,8 @@ def derived_metrics(
       cascade added, a fraction of the price);
     - with a twin: ``cascade_amplification = liquidated_notional / twin liquidated_notional``
       (1.0 when both are 0, ``inf`` when only the twin's is 0), ``twin_liquidated_notional``,
-      ``twin_bad_debt``.
+      ``twin_bad_debt``; ``adl_amplification = adl_notional / twin adl_notional`` (same
+      conventions) and ``twin_adl_notional``.
 
     >>> d = derived_metrics({"adl_rounds": 2.0, "bad_debt": 0.0, "insurance_fund_start": 100.0,
     ...     "insurance_fund_min": 25.0, "max_drawdown_mark": 0.3, "max_drawdown_exogenous": 0.2,
@@ -440,6 +447,12 @@ def derived_metrics(
             out["cascade_amplification"] = 1.0 if with_feedback == 0 else math.inf
         out["twin_liquidated_notional"] = without
         out["twin_bad_debt"] = float(twin["bad_debt"])
+        adl = float(summary.get("adl_notional", 0.0))
+        twin_adl = float(twin.get("adl_notional", 0.0))
+        out["adl_amplification"] = (
+            adl / twin_adl if twin_adl > 0 else (1.0 if adl == 0 else math.inf)
+        )
+        out["twin_adl_notional"] = twin_adl
     return out
 
 
