@@ -4,7 +4,8 @@
 
 1. a verdict, "does this venue survive?", from the stress metrics (bad debt against the fund,
    ADL used or not: :func:`deleverage.analytics.stress.verdict`);
-2. the price path: exogenous price, mark with feedback, mark without feedback;
+2. the price path: the index (exogenous price), the venue's book, mark with feedback, mark
+   without feedback;
 3. liquidated and ADL notional over time (bucketed, so a day fits on one chart);
 4. the insurance fund and the cumulative bad debt and socialized loss;
 5. the liquidation heatmap of the population before the shock
@@ -51,6 +52,7 @@ _BUCKETS_S = (1, 5, 10, 15, 30, 60, 300, 900, 3600, 14_400, 86_400)
 _MAX_BUCKETS = 400
 _COLORS = {
     "exogenous": "#7f7f7f",
+    "book": "#e377c2",
     "mark": "#d62728",
     "baseline": "#1f77b4",
     "liquidations": "#ff7f0e",
@@ -170,9 +172,14 @@ def _price_figure(steps: pd.DataFrame, baseline: RunResult | None) -> go.Figure:
         first = row == 1
         t = _times(part)
         prices.add_trace(go.Scatter(
-            x=t, y=part["exogenous"].tolist(), name="exogenous", legendgroup="exogenous",
+            x=t, y=part["exogenous"].tolist(), name="index", legendgroup="exogenous",
             showlegend=first, line={"color": _COLORS["exogenous"], "dash": "dot"},
         ), row=row, col=1)  # fmt: skip
+        if "book" in part:
+            prices.add_trace(go.Scatter(
+                x=t, y=part["book"].tolist(), name="venue's book", legendgroup="book",
+                showlegend=first, line={"color": _COLORS["book"], "width": 1},
+            ), row=row, col=1)  # fmt: skip
         if baseline is not None:
             base = baseline.steps
             bpart = _thin(base[base["market"].astype(str) == symbol], "mark")
