@@ -285,11 +285,15 @@ class InsuranceSpec(_Frozen):
 
 
 class CommonJumps(_Frozen):
-    """Jumps that hit every Merton market together (intensity per year, log size per market)."""
+    """Jumps that hit every GBM and Merton market together (intensity per year, log size
+    ``N(mean, std^2)``), scaled per market by ``beta``: market ``i``'s log jump is ``beta[i]``
+    times the common one (one entry per market, in order; entries of markets not drawn jointly
+    are ignored; ``None``: 1 for every market), so correlated crashes need not be equal."""
 
     intensity: NonNegFloat = 0.0
     mean: Annotated[float, Field(allow_inf_nan=False)] = -0.08
     std: NonNegFloat = 0.03
+    beta: tuple[NonNegFloat, ...] | None = None
 
 
 # ---------------------------------------------------------------------------- scenario
@@ -327,6 +331,12 @@ class Scenario(_Frozen):
             raise ValueError("duration_s is required unless every market replays history")
         if self.duration_s is not None and self.duration_s / self.dt_s > MAX_STEPS:
             raise ValueError(f"duration_s / dt_s must be at most {MAX_STEPS} steps")
+        beta = self.common_jumps.beta
+        if beta is not None and len(beta) != len(self.markets):
+            raise ValueError(
+                f"common_jumps.beta must have one entry per market ({len(self.markets)}), "
+                f"had {len(beta)}"
+            )
         if self.correlation is not None:
             from deleverage.prices import validate_correlation
 
