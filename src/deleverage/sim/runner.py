@@ -48,6 +48,7 @@ from deleverage.errors import ConfigError
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.sim import agents as agent_mod
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
+from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
 from deleverage.sim.scenario import Scenario
@@ -64,11 +65,13 @@ STEP_COLUMNS = (
     "ts_ns",  # engine time, ns since the epoch
     "market",  # symbol
     "exogenous",  # exogenous price of the rest of the market, quote/base
-    "index",  # the venue's index price, quote/base (the exogenous price)
+    "index",  # the venue's index: weighted median of its sources (the exogenous price if none)
+    "oracle",  # the venue's oracle as published (heartbeat, deviation, latency, OSM delay)
+    "oracle_stale",  # 1 when the oracle's value in force is older than its stale_after_s
     "book",  # the venue's own book mid after the step's cascade, quote/base
     "mark",  # mark price after the step's cascade (the venue's rule), quote/base
     "impact",  # relative displacement of the mark, mark / exogenous - 1
-    "dislocation",  # the book's relative displacement from the index, book / index - 1
+    "dislocation",  # the book's displacement from the rest of the market, book / exogenous - 1
     "arbitrage_capital",  # capital the market's arbitrageurs have left, quote
     "liquidations",  # liquidation closes in the step
     "liquidated_notional",  # quote
@@ -234,6 +237,10 @@ class Simulation:
                     shared_cross = cross_ids
             self.accounts.append(ids)
         self.agents = agent_mod.Agents.build(scenario, self, agent_rng)
+        self.oracles = [
+            oracle_paths(market.pricing.oracle, self.paths[:, m], scenario.dt_s)
+            for m, market in enumerate(scenario.markets)
+        ]
         self.venue = [
             VenuePrice(market.pricing, market.pricing.rule(market.preset), dt_s=scenario.dt_s)
             for market in scenario.markets
@@ -300,17 +307,20 @@ class Simulation:
             t_s = k * dt
             for m in range(n_m):
                 x = float(self.paths[k, m])
+                index = float(self.oracles[m].index_price[k])
+                oracle = float(self.oracles[m].oracle_price[k])
                 venue = self.venue[m]
                 if self.books[m] is not None:
                     self.books[m].recover(ts)  # type: ignore[union-attr]
                 venue.start_step(
-                    index=x, t_s=t_s, decay=decay[m], book=self.books[m], ts_ns=ts, first=k == 0
-                )
+                    exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decay[m],
+                    book=self.books[m], ts_ns=ts, first=k == 0,
+                )  # fmt: skip
                 left = (next_funding[m] - t_s) / self._funding[m][0]
                 row = self._step_market(m, k, ts, x, left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
-                    rate = self._funding_rate(m, settled[m], ex.markets[m].mark, x)
+                    rate = self._funding_rate(m, settled[m], ex.markets[m].mark, index)
                     next_funding[m] += self._funding[m][0]
                     settled[m] += 1
                     if rate is not None:
@@ -327,7 +337,9 @@ class Simulation:
                 cols["t_s"][k, m] = t_s
                 cols["ts_ns"][k, m] = ts
                 cols["exogenous"][k, m] = x
-                cols["index"][k, m] = x
+                cols["index"][k, m] = index
+                cols["oracle"][k, m] = self.oracles[m].oracle_price[k]
+                cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
                 cols["book"][k, m] = venue.book_mid(x)
                 mark = ex.markets[m].mark
                 cols["mark"][k, m] = mark
@@ -379,7 +391,7 @@ class Simulation:
         )  # fmt: skip
         if not self.feedback and book is not None:
             book.restore({"consumed_depth": 0.0, "ts_ns": ts})  # the twin's book stays at rest
-        mark = self._mark(m, x, left)
+        mark = self._mark(m, k, x, left)
         if k == 0 and mark == ex.markets[m].mark:
             return row
         self._set_mark(m, x, mark, ts)
@@ -390,20 +402,24 @@ class Simulation:
             if moved == 0.0 or self.venue[m].dislocation <= MIN_DISLOCATION:
                 break
             rounds += 1
-            self._set_mark(m, x, self._mark(m, x, left), ts)
+            self._set_mark(m, x, self._mark(m, k, x, left), ts)
             self._add_report(row, ex.last_step)
             if ex.last_step.liquidations == 0 and ex.last_step.adl_rounds == 0:
                 moved = self._absorb_impact(m, ts)  # fills of that round still count
                 if moved != 0.0:
-                    self._set_mark(m, x, self._mark(m, x, left), ts)
+                    self._set_mark(m, x, self._mark(m, k, x, left), ts)
                     self._add_report(row, ex.last_step)
                 break
         row["cascade_rounds"] = rounds
         return row
 
-    def _mark(self, m: int, x: float, left: float) -> float:
+    def _mark(self, m: int, k: int, x: float, left: float) -> float:
         return self.venue[m].mark(
-            x, oracle=x, funding_rate=float(self.last_funding_rate[m]), time_left_fraction=left
+            x,
+            index=float(self.oracles[m].index_price[k]),
+            oracle=float(self.oracles[m].oracle_price[k]),
+            funding_rate=float(self.last_funding_rate[m]),
+            time_left_fraction=left,
         )
 
     def _set_mark(self, m: int, x: float, mark: float, ts: int) -> None:
@@ -452,7 +468,7 @@ class Simulation:
         frame = pd.DataFrame(data)
         for name in ("step", "ts_ns", "liquidations", "adl_rounds", "cascade_rounds",
                      "margin_calls", "under_collateralized", "top_ups",
-                     "backstop_takeovers"):  # fmt: skip
+                     "backstop_takeovers", "oracle_stale"):  # fmt: skip
             frame[name] = frame[name].astype(np.int64)
         return frame
 
@@ -480,6 +496,7 @@ class Simulation:
             "max_drawdown_exogenous": float(_max_drop(steps, "exogenous")),
             "under_collateralized_s": float(ex.risk.under_collateralized_s),
             "top_ups": float(steps["top_ups"].sum()),
+            "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
             "hedgers_liquidated": float(self.agents.hedgers_liquidated()),
             "positions": float(sum(len(a) for a in self.accounts)),
         }

@@ -3,11 +3,13 @@
 The runner keeps one :class:`VenuePrice` per market. Each step (docs/formulas.md, "Index, book
 and mark"):
 
-1. the dislocation ``d`` (book over index, minus one) decays with the book's resilience;
+1. the dislocation ``d`` (book over the exogenous price ``X`` of the rest of the market, minus
+   one) decays with the book's resilience;
 2. arbitrageurs (:class:`~deleverage.sim.arbitrage.Arbitrageurs`) trade it back toward zero as
    far as their capital, latency and cost allow;
 3. the book mid is ``B = X (1 + d)`` and the mark follows the venue's rule
-   (:mod:`deleverage.prices.marks`) from ``B``, the index ``X`` and the rule's averages;
+   (:mod:`deleverage.prices.marks`) from ``B``, the venue's index and oracle
+   (:mod:`deleverage.sim.oracle_feed`; both ``X`` by default) and the rule's averages;
 4. forced flow that walks the book moves ``d``: ``B <- B (1 + G)``, ``G`` the book's impact.
 
 The averages a rule needs (Binance's basis moving average, Hyperliquid's EMA of mid minus
@@ -42,14 +44,16 @@ class VenuePrice:
         self._next_sample_s = 0.0
         self.basis_ema = 0.0
 
-    def book_mid(self, index: float) -> float:
-        """``B = X (1 + d)``, quote/base."""
-        return max(index * (1.0 + self.dislocation), 1e-12)
+    def book_mid(self, exogenous: float) -> float:
+        """``B = X (1 + d)``, quote/base (``X`` the exogenous price of the rest of the market)."""
+        return max(exogenous * (1.0 + self.dislocation), 1e-12)
 
     def start_step(
         self,
         *,
+        exogenous: float,
         index: float,
+        oracle: float,
         t_s: float,
         decay: float,
         book: LiquidityModel | None,
@@ -60,16 +64,18 @@ class VenuePrice:
         if not first:
             self.dislocation *= decay
             if self.arbitrageurs.active and self.dislocation != 0.0:
-                self.dislocation = max(
-                    self.arbitrageurs.step(self.dislocation, index=index, book=book, ts_ns=ts_ns),
-                    MIN_DISLOCATION,
+                moved = self.arbitrageurs.step(
+                    self.dislocation, index=exogenous, book=book, ts_ns=ts_ns
                 )
-        basis = self.book_mid(index) - index
+                self.dislocation = max(moved, MIN_DISLOCATION)
+        mid = self.book_mid(exogenous)
         if self.rule == "binance" and t_s + 1e-9 >= self._next_sample_s:
-            self._basis.append(basis)
+            self._basis.append(mid - index)
             self._next_sample_s += self.pricing.basis_sample_s
         if self.rule == "hyperliquid" and not first:
-            self.basis_ema = marks.ema_step(self.basis_ema, basis, self.dt_s, self.pricing.ema_s)
+            self.basis_ema = marks.ema_step(
+                self.basis_ema, mid - oracle, self.dt_s, self.pricing.ema_s
+            )
 
     def end_step(self) -> None:
         """Let the arbitrageurs remember the step's final dislocation."""
@@ -81,17 +87,27 @@ class VenuePrice:
         self.dislocation = max(moved, MIN_DISLOCATION)
 
     def mark(
-        self, index: float, *, oracle: float, funding_rate: float, time_left_fraction: float
+        self,
+        exogenous: float,
+        *,
+        index: float,
+        oracle: float,
+        funding_rate: float,
+        time_left_fraction: float,
     ) -> float:
-        """The venue's mark now (quote/base)."""
-        book = self.book_mid(index)
+        """The venue's mark now (quote/base): from its book, index, oracle and the rest of the
+        market (``exogenous``, the other venues' perps for Hyperliquid)."""
+        book = self.book_mid(exogenous)
         if self.rule == "book":
             return book
         if self.rule == "oracle":
             return marks.oracle_mark(oracle_price=oracle)
         if self.rule == "hyperliquid":
             return marks.hyperliquid_mark(
-                oracle_price=oracle, basis_ema=self.basis_ema, book_mid=book, external_perp=index
+                oracle_price=oracle,
+                basis_ema=self.basis_ema,
+                book_mid=book,
+                external_perp=exogenous,
             )
         average = math.fsum(self._basis) / len(self._basis) if self._basis else 0.0
         return marks.binance_mark(
