@@ -3,9 +3,9 @@
 - Weighted median of sources (Hyperliquid's oracle: a weighted median of spot venues,
   hyperliquid.gitbook.io/hyperliquid-docs/trading/oracle): a source moves it only with half the
   weight or more.
-- Push feeds (Chainlink Data Feeds, docs.chain.link/architecture-overview/architecture-decentralized-model,
-  "deviation threshold" and "heartbeat"): a new answer when the price moves by the threshold or
-  the heartbeat expires.
+- Push feeds (Chainlink Data Feeds, docs.chain.link, "Decentralized Data Model": "deviation
+  threshold" and "heartbeat"): a new answer when the price moves by the threshold or the
+  heartbeat expires.
 - Maker's OSM (makerdao/osm src/osm.sol, ``hop = 3600``; ``poke`` moves ``nxt`` to ``cur`` and
   reads a new ``nxt``): the price in force during an hour was read at the start of the hour before.
 """
