@@ -45,8 +45,9 @@ import pandas as pd
 from deleverage.engine.events import Journal
 from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError
-from deleverage.liquidity import ConstantDepthBook
+from deleverage.liquidity import LiquidityModel
 from deleverage.sim import agents as agent_mod
+from deleverage.sim.depth import MarketDepth
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
 from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
@@ -73,6 +74,7 @@ STEP_COLUMNS = (
     "impact",  # relative displacement of the mark, mark / exogenous - 1
     "dislocation",  # the book's displacement from the rest of the market, book / exogenous - 1
     "arbitrage_capital",  # capital the market's arbitrageurs have left, quote
+    "depth_multiplier",  # the book's depth over its base depth (thinning and refill)
     "liquidations",  # liquidation closes in the step
     "liquidated_notional",  # quote
     "adl_notional",  # quote
@@ -184,18 +186,17 @@ class Simulation:
         self.ex = Exchange(seed=engine_seed, check_invariants=check_invariants)
         ex = self.ex
         self.specs = scenario.market_specs()
-        self.books: list[ConstantDepthBook | None] = []
+        self.books: list[LiquidityModel | None] = []
+        self.depth: list[MarketDepth] = []
         for m, (market, spec) in enumerate(zip(scenario.markets, self.specs, strict=True)):
             ex.list_market(spec, ts_ns=self.start_ns)
             ex.set_mark(m, float(self.paths[0, m]), ts_ns=self.start_ns)
-            book = None
-            if market.liquidity.model == "constant_depth":
-                book = ConstantDepthBook(
-                    depth_per_pct=market.liquidity.depth_per_pct,
-                    half_life_s=market.liquidity.half_life_s,
-                    max_move=market.liquidity.max_move,
-                    ts_ns=self.start_ns,
-                )
+            depth = MarketDepth(
+                market.liquidity, exogenous=self.paths[:, m], start_ns=self.start_ns,
+                dt_s=scenario.dt_s,
+            )  # fmt: skip
+            self.depth.append(depth)
+            book = depth.book
             ex.set_liquidity(m, book)
             self.books.append(book)
             liq = scenario.agents.liquidators
@@ -310,8 +311,12 @@ class Simulation:
                 index = float(self.oracles[m].index_price[k])
                 oracle = float(self.oracles[m].oracle_price[k])
                 venue = self.venue[m]
-                if self.books[m] is not None:
-                    self.books[m].recover(ts)  # type: ignore[union-attr]
+                book = self.depth[m].start_step(k, ts)
+                if book is not self.books[m]:
+                    self.books[m] = book
+                    ex.set_liquidity(m, book)
+                if book is not None:
+                    book.recover(ts)
                 venue.start_step(
                     exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decay[m],
                     book=self.books[m], ts_ns=ts, first=k == 0,
@@ -328,6 +333,8 @@ class Simulation:
                         ex.settle_funding(m, rate, ts_ns=ts)
                         self._add_report(row, ex.last_step)
                 venue.end_step()
+                flow = row["liquidated_notional"] / x if self.feedback else 0.0
+                self.depth[m].end_step(flow)
                 row["top_ups"] = self.agents.after_step(m, ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
@@ -346,6 +353,7 @@ class Simulation:
                 cols["impact"][k, m] = mark / x - 1.0
                 cols["dislocation"][k, m] = venue.dislocation
                 cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
+                cols["depth_multiplier"][k, m] = self.depth[m].multiplier
                 for name in ("liquidations", "liquidated_notional", "adl_notional",
                              "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
                     cols[name][k, m] = row[name]

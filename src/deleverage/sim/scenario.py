@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.sim.builtin import builtin_names, builtin_path
+from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
 from deleverage.sim.population import PopulationSpec
 from deleverage.sim.pricing import PricingSpec
 from deleverage.spec import MarketSpec, _Frozen
@@ -133,12 +134,24 @@ PriceSpec = Annotated[
 # ---------------------------------------------------------------------------- market parts
 class LiquiditySpec(_Frozen):
     """The market's outside liquidity: a constant-depth book (``depth_per_pct`` base units move
-    the price 1%) refilling with half-life ``half_life_s``; ``"none"`` fills at the mark."""
+    the price 1%) refilling with half-life ``half_life_s``; a power-law book (``power_law``), an
+    L2 book from ``bookDepth`` snapshots, fixed or following them over time (``l2``); ``"none"``
+    fills at the mark. ``dynamics``: depth that thins with realized volatility and liquidation
+    flow and refills (:class:`deleverage.sim.depth_spec.DepthDynamicsSpec`)."""
 
-    model: Literal["constant_depth", "none"] = "constant_depth"
+    model: Literal["constant_depth", "power_law", "l2", "none"] = "constant_depth"
     depth_per_pct: PositiveFloat = 100.0
     half_life_s: PositiveFloat = 60.0
     max_move: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+    power_law: PowerLawBookSpec = PowerLawBookSpec()
+    l2: L2BookSpec | None = None
+    dynamics: DepthDynamicsSpec = DepthDynamicsSpec()
+
+    @model_validator(mode="after")
+    def _l2_source(self) -> Self:
+        if self.model == "l2" and self.l2 is None:
+            raise ValueError('model = "l2" needs an `l2` table (bundled = true, or a file)')
+        return self
 
 
 class FundingSpec(_Frozen):
