@@ -63,7 +63,8 @@ def test_l2_series_follows_the_bundled_snapshots() -> None:
 
     # Assert: snapshots in force (12:00:07, then 20:50:06, then 21:30:06), and the book within
     # 1% on the bid side is thinner during the crash than at noon (the file's depths)
-    assert "12:00:07" in noon.source and "20:50:06" in before.source
+    assert "12:00:07" in noon.source
+    assert "20:50:06" in before.source
     assert "21:30:06" in crash.source
     assert crash.depth_within(-1, 0.01) < noon.depth_within(-1, 0.01)
 
