@@ -41,6 +41,7 @@ from deleverage.analytics.stress import (
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from deleverage.analytics.uncertainty import SeedSummary
     from deleverage.sim.runner import RunResult
 
 __all__ = ["build_report", "report_figures", "write_report"]
@@ -348,6 +349,7 @@ def build_report(
     *,
     metrics: StressMetrics | None = None,
     losses: pd.DataFrame | None = None,
+    seeds: SeedSummary | None = None,
 ) -> str:
     """The report of ``result`` as one self-contained HTML page (see the module docstring).
 
@@ -360,6 +362,9 @@ def build_report(
     metrics, losses
         Precomputed :func:`~deleverage.analytics.stress.stress_metrics` and per-account losses
         (computed here when omitted).
+    seeds
+        The scenario over several seeds (:func:`deleverage.sweep.seeds.run_seeds`): a section
+        with 5-95% bands and the fund-loss VaR and expected shortfall.
 
     Returns
     -------
@@ -371,6 +376,8 @@ def build_report(
     if metrics is None:
         metrics = stress_metrics(result, baseline, losses=losses)
     figures = report_figures(result, baseline, losses=losses)
+    if seeds is not None:
+        figures["seeds"] = _seeds_figure(result, seeds)
     divs = {}
     for i, (name, figure) in enumerate(figures.items()):
         divs[name] = figure.to_html(
@@ -412,6 +419,7 @@ seed {scenario.seed}, {metrics.steps:,} steps of {scenario.dt_s:g} s,
 <div class="card">{divs["heatmap"]}</div>
 <h2>Who lost</h2>
 <div class="card">{divs["losses"]}</div>
+{_seeds_section(seeds, divs.get("seeds", ""))}
 <div class="grid">
 <div><h2>Metrics</h2>{_table(metrics_table(metrics))}</div>
 <div><h2>Scenario parameters</h2>{_table(params)}</div>
@@ -430,8 +438,56 @@ def write_report(
     *,
     metrics: StressMetrics | None = None,
     losses: pd.DataFrame | None = None,
+    seeds: SeedSummary | None = None,
 ) -> Path:
     """Write :func:`build_report` to ``path`` (UTF-8) and return the path."""
     out = Path(path)
-    out.write_text(build_report(result, baseline, metrics=metrics, losses=losses), encoding="utf-8")
+    page = build_report(result, baseline, metrics=metrics, losses=losses, seeds=seeds)
+    out.write_text(page, encoding="utf-8")
     return out
+
+
+def _seeds_figure(result: RunResult, seeds: SeedSummary) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    first = result.steps.groupby("step", sort=True).first()
+    t = pd.to_datetime(first["ts_ns"].to_numpy()).astype(str).tolist()
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                           subplot_titles=("mark", "insurance fund"))  # fmt: skip
+    for row, name in enumerate(("mark", "insurance_fund"), start=1):
+        band = seeds.bands[name]
+        n = min(len(t), len(band))
+        idx = np.unique(np.linspace(0, n - 1, min(n, MAX_LINE_POINTS)).astype(int))
+        x = [t[i] for i in idx]
+        for column, fill in (("p95", None), ("p5", "tonexty")):
+            figure.add_trace(go.Scatter(
+                x=x, y=band[column].to_numpy()[idx].tolist(), name=f"{column} across seeds",
+                line={"color": _COLORS["baseline"], "width": 0.5}, fill=fill,
+                showlegend=row == 1, legendgroup=column,
+            ), row=row, col=1)  # fmt: skip
+        figure.add_trace(go.Scatter(
+            x=x, y=band["p50"].to_numpy()[idx].tolist(), name="median across seeds",
+            line={"color": _COLORS["mark"]}, showlegend=row == 1, legendgroup="p50",
+        ), row=row, col=1)  # fmt: skip
+    figure = _layout(figure, f"Across {len(seeds.seeds)} seeds: 5-95% bands", y=None)
+    figure.update_layout(height=600)
+    return figure
+
+
+def _seeds_section(seeds: SeedSummary | None, div: str) -> str:
+    if seeds is None:
+        return ""
+    spread = seeds.spread()
+    rows = [
+        (f"fund loss VaR {seeds.level:.0%}", f"{seeds.fund_loss_var:,.0f}"),
+        (f"fund loss expected shortfall {seeds.level:.0%}", f"{seeds.fund_loss_es:,.0f}"),
+    ]
+    for name, row in spread.iterrows():
+        rows.append((f"{name} (p5 / median / p95)",
+                     f"{row[0.05]:,.4g} / {row[0.5]:,.4g} / {row[0.95]:,.4g}"))  # fmt: skip
+    failed = f"<p>{len(seeds.errors)} seeds failed.</p>" if seeds.errors else ""
+    return (
+        f'<h2>Across {len(seeds.seeds)} seeds</h2><div class="card">{div}</div>'
+        f"{_table(rows)}{failed}"
+    )

@@ -115,6 +115,19 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary and metrics as one JSON object.")
     ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Also run the scenario with this many seeds (its own first) in parallel: "
+            "5-95% bands and the fund-loss VaR / expected shortfall in the report.",
+        ),
+    ] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Processes for --seeds (default: one per CPU; 0: this one)."),
+    ] = None,
 ) -> None:
     """Run a scenario: progress bar, summary table, results (Parquet) and an HTML report.
 
@@ -129,6 +142,8 @@ def run(
       deleverage run adl-exhaustion --out /tmp/adl
 
       deleverage run my-scenario.toml --no-baseline --json
+
+      deleverage run --seeds 20 --workers 2   # bands and fund-loss VaR / ES across seeds
     """
     from deleverage.analytics.report import write_report
     from deleverage.analytics.stress import (
@@ -160,6 +175,11 @@ def run(
             baseline = _run_with_progress(
                 chosen, progress, f"{chosen.name} (no feedback)", feedback=False, keep=False
             )
+    spread = None
+    if seeds > 1:
+        from deleverage.sweep.seeds import run_seeds
+
+        spread = run_seeds(chosen, seeds, workers=workers)
     losses = run_account_losses(result)
     metrics = stress_metrics(result, baseline, losses=losses)
     survives, text = verdict(metrics)
@@ -168,12 +188,17 @@ def run(
         for name, path in baseline.save(folder / "baseline").items():
             files[f"baseline_{name}"] = str(path)
     metrics_path = folder / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics.to_dict(), indent=2))
+    saved_metrics = metrics.to_dict()
+    if spread is not None:
+        saved_metrics["seeds"] = _json_safe(spread.to_dict())
+    metrics_path.write_text(json.dumps(saved_metrics, indent=2))
     files["metrics"] = str(metrics_path)
     losses_path = folder / "losses.parquet"
     losses.to_parquet(losses_path, index=False)
     files["losses"] = str(losses_path)
-    report = write_report(folder / "report.html", result, baseline, metrics=metrics, losses=losses)
+    report = write_report(
+        folder / "report.html", result, baseline, metrics=metrics, losses=losses, seeds=spread
+    )
     files["report"] = str(report)
     if as_json:
         payload = {
@@ -185,7 +210,7 @@ def run(
             "verdict": text,
             "summary": result.summary,
             "baseline_summary": None if baseline is None else baseline.summary,
-            "metrics": metrics.to_dict(),
+            "metrics": saved_metrics,
             "warnings": result.warnings,
             "files": files,
         }
@@ -202,6 +227,12 @@ def run(
     console.print(table)
     color = "green" if survives else "yellow" if metrics.bad_debt <= 0 else "red"
     console.print(f"[{color}]{text}[/{color}]")
+    if spread is not None:
+        console.print(
+            f"across {len(spread.seeds)} seeds: fund loss VaR {spread.level:.0%} "
+            f"{spread.fund_loss_var:,.0f}, expected shortfall {spread.fund_loss_es:,.0f}; "
+            f"bad debt p95 {spread.spread().loc['bad_debt', 0.95]:,.0f}"
+        )
     twin = "" if baseline is None else f", baseline {baseline.wall_s:.1f} s"
     console.print(
         f"run {result.wall_s:.1f} s{twin}; result hash {result.result_hash[:16]}; "
