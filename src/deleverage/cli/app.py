@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from deleverage.cli.calibrate import calibrate
 from deleverage.cli.position import heatmap, position
 from deleverage.cli.run import run, scenarios, validate
 from deleverage.cli.serve import serve
@@ -36,6 +37,7 @@ app.command("validate")(validate)
 app.command("sweep")(sweep)
 app.command("sweep-report")(sweep_report_command)
 app.command("serve")(serve)
+app.command("calibrate")(calibrate)
 console = Console()
 if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 80 columns
     console = Console(width=130)
