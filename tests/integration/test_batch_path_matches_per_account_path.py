@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import EventKind, FillReason
 from deleverage.liquidity import ConstantDepthBook
 
 MARKS = (99.0, 97.5, 96.0, 94.0, 91.0, 88.0)
 
 
-def _run(*, batch: bool, ranking: str, kind: str) -> Exchange:
+def _run(*, batch: bool, ranking: str, kind: str, book_below: float = 0.0) -> Exchange:
     spec = MarketSpec.from_mapping(
         {
             "symbol": "BTCUSDT",
@@ -48,6 +49,8 @@ def _run(*, batch: bool, ranking: str, kind: str) -> Exchange:
     ex.deposit_many(ids, np.abs(size) * 100 / leverage + 0.1 * np.abs(size))
     ex.open_positions(0, ids, size, np.full(n, 100.0), leverage=leverage)
     for k, price in enumerate(MARKS):
+        if book_below:
+            ex.set_book_mid(0, price * (1.0 - book_below))  # the venue's book under its mark
         ex.set_mark(0, price, ts_ns=(k + 1) * 10**9)
     return ex
 
@@ -74,6 +77,33 @@ def test_batch_path_ends_in_the_per_account_paths_state(ranking: str, kind: str)
     for name in want:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-9, err_msg=name)
     assert batch.conservation().holds
+
+
+@pytest.mark.parametrize("kind", ["full", "partial"])
+def test_batch_path_walks_the_book_from_its_own_mid_like_the_per_account_path(kind: str) -> None:
+    # Arrange / Act: the book's mid 2% under the mark (an oracle-marked venue whose book fell)
+    batch = _run(batch=True, ranking="pnl_leverage", kind=kind, book_below=0.02)
+    oracle = _run(batch=False, ranking="pnl_leverage", kind=kind, book_below=0.02)
+    at_mark = _run(batch=True, ranking="pnl_leverage", kind=kind)
+
+    # Assert: both paths agree
+    got, want = batch.state_arrays(), oracle.state_arrays()
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-12, atol=1e-9, err_msg=name)
+    assert batch.conservation().holds
+    # every liquidation sells (the marks only fall) from the book's mid, 2% under the mark
+    fills = batch.journal.to_frame()
+    fills = fills[(fills["kind"] == int(EventKind.FILL))
+                  & (fills["code"] == int(FillReason.LIQUIDATION))]  # fmt: skip
+    mark_at = dict(zip([(k + 1) * 10**9 for k in range(len(MARKS))], MARKS, strict=True))
+    marks = fills["ts_ns"].map(mark_at).to_numpy()
+    assert len(fills) > 0
+    assert np.all(fills["price"].to_numpy() <= 0.98 * marks * (1 + 1e-12))
+    plain = at_mark.journal.to_frame()
+    plain = plain[(plain["kind"] == int(EventKind.FILL))
+                  & (plain["code"] == int(FillReason.LIQUIDATION))]  # fmt: skip
+    plain_marks = plain["ts_ns"].map(mark_at).to_numpy()
+    assert np.any(plain["price"].to_numpy() > 0.98 * plain_marks)  # at the mark: not all below
 
 
 def test_batch_path_replays_to_the_same_hash() -> None:

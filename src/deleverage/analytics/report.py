@@ -4,7 +4,8 @@
 
 1. a verdict, "does this venue survive?", from the stress metrics (bad debt against the fund,
    ADL used or not: :func:`deleverage.analytics.stress.verdict`);
-2. the price path: exogenous price, mark with feedback, mark without feedback;
+2. the price path: the index (exogenous price), the venue's book, mark with feedback, mark
+   without feedback;
 3. liquidated and ADL notional over time (bucketed, so a day fits on one chart);
 4. the insurance fund and the cumulative bad debt and socialized loss;
 5. the liquidation heatmap of the population before the shock
@@ -40,6 +41,7 @@ from deleverage.analytics.stress import (
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+    from deleverage.analytics.uncertainty import SeedSummary
     from deleverage.sim.runner import RunResult
 
 __all__ = ["build_report", "report_figures", "write_report"]
@@ -51,6 +53,7 @@ _BUCKETS_S = (1, 5, 10, 15, 30, 60, 300, 900, 3600, 14_400, 86_400)
 _MAX_BUCKETS = 400
 _COLORS = {
     "exogenous": "#7f7f7f",
+    "book": "#e377c2",
     "mark": "#d62728",
     "baseline": "#1f77b4",
     "liquidations": "#ff7f0e",
@@ -170,9 +173,14 @@ def _price_figure(steps: pd.DataFrame, baseline: RunResult | None) -> go.Figure:
         first = row == 1
         t = _times(part)
         prices.add_trace(go.Scatter(
-            x=t, y=part["exogenous"].tolist(), name="exogenous", legendgroup="exogenous",
+            x=t, y=part["exogenous"].tolist(), name="index", legendgroup="exogenous",
             showlegend=first, line={"color": _COLORS["exogenous"], "dash": "dot"},
         ), row=row, col=1)  # fmt: skip
+        if "book" in part:
+            prices.add_trace(go.Scatter(
+                x=t, y=part["book"].tolist(), name="venue's book", legendgroup="book",
+                showlegend=first, line={"color": _COLORS["book"], "width": 1},
+            ), row=row, col=1)  # fmt: skip
         if baseline is not None:
             base = baseline.steps
             bpart = _thin(base[base["market"].astype(str) == symbol], "mark")
@@ -341,6 +349,7 @@ def build_report(
     *,
     metrics: StressMetrics | None = None,
     losses: pd.DataFrame | None = None,
+    seeds: SeedSummary | None = None,
 ) -> str:
     """The report of ``result`` as one self-contained HTML page (see the module docstring).
 
@@ -353,6 +362,9 @@ def build_report(
     metrics, losses
         Precomputed :func:`~deleverage.analytics.stress.stress_metrics` and per-account losses
         (computed here when omitted).
+    seeds
+        The scenario over several seeds (:func:`deleverage.sweep.seeds.run_seeds`): a section
+        with 5-95% bands and the fund-loss VaR and expected shortfall.
 
     Returns
     -------
@@ -364,6 +376,8 @@ def build_report(
     if metrics is None:
         metrics = stress_metrics(result, baseline, losses=losses)
     figures = report_figures(result, baseline, losses=losses)
+    if seeds is not None:
+        figures["seeds"] = _seeds_figure(result, seeds)
     divs = {}
     for i, (name, figure) in enumerate(figures.items()):
         divs[name] = figure.to_html(
@@ -405,6 +419,7 @@ seed {scenario.seed}, {metrics.steps:,} steps of {scenario.dt_s:g} s,
 <div class="card">{divs["heatmap"]}</div>
 <h2>Who lost</h2>
 <div class="card">{divs["losses"]}</div>
+{_seeds_section(seeds, divs.get("seeds", ""))}
 <div class="grid">
 <div><h2>Metrics</h2>{_table(metrics_table(metrics))}</div>
 <div><h2>Scenario parameters</h2>{_table(params)}</div>
@@ -423,8 +438,56 @@ def write_report(
     *,
     metrics: StressMetrics | None = None,
     losses: pd.DataFrame | None = None,
+    seeds: SeedSummary | None = None,
 ) -> Path:
     """Write :func:`build_report` to ``path`` (UTF-8) and return the path."""
     out = Path(path)
-    out.write_text(build_report(result, baseline, metrics=metrics, losses=losses), encoding="utf-8")
+    page = build_report(result, baseline, metrics=metrics, losses=losses, seeds=seeds)
+    out.write_text(page, encoding="utf-8")
     return out
+
+
+def _seeds_figure(result: RunResult, seeds: SeedSummary) -> go.Figure:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    first = result.steps.groupby("step", sort=True).first()
+    t = pd.to_datetime(first["ts_ns"].to_numpy()).astype(str).tolist()
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                           subplot_titles=("mark", "insurance fund"))  # fmt: skip
+    for row, name in enumerate(("mark", "insurance_fund"), start=1):
+        band = seeds.bands[name]
+        n = min(len(t), len(band))
+        idx = np.unique(np.linspace(0, n - 1, min(n, MAX_LINE_POINTS)).astype(int))
+        x = [t[i] for i in idx]
+        for column, fill in (("p95", None), ("p5", "tonexty")):
+            figure.add_trace(go.Scatter(
+                x=x, y=band[column].to_numpy()[idx].tolist(), name=f"{column} across seeds",
+                line={"color": _COLORS["baseline"], "width": 0.5}, fill=fill,
+                showlegend=row == 1, legendgroup=column,
+            ), row=row, col=1)  # fmt: skip
+        figure.add_trace(go.Scatter(
+            x=x, y=band["p50"].to_numpy()[idx].tolist(), name="median across seeds",
+            line={"color": _COLORS["mark"]}, showlegend=row == 1, legendgroup="p50",
+        ), row=row, col=1)  # fmt: skip
+    figure = _layout(figure, f"Across {len(seeds.seeds)} seeds: 5-95% bands", y=None)
+    figure.update_layout(height=600)
+    return figure
+
+
+def _seeds_section(seeds: SeedSummary | None, div: str) -> str:
+    if seeds is None:
+        return ""
+    spread = seeds.spread()
+    rows = [
+        (f"fund loss VaR {seeds.level:.0%}", f"{seeds.fund_loss_var:,.0f}"),
+        (f"fund loss expected shortfall {seeds.level:.0%}", f"{seeds.fund_loss_es:,.0f}"),
+    ]
+    for name, row in spread.iterrows():
+        rows.append((f"{name} (p5 / median / p95)",
+                     f"{row[0.05]:,.4g} / {row[0.5]:,.4g} / {row[0.95]:,.4g}"))  # fmt: skip
+    failed = f"<p>{len(seeds.errors)} seeds failed.</p>" if seeds.errors else ""
+    return (
+        f'<h2>Across {len(seeds.seeds)} seeds</h2><div class="card">{div}</div>'
+        f"{_table(rows)}{failed}"
+    )

@@ -18,6 +18,10 @@ here turn them into the figures a risk desk asks about after a crash:
   of the same population on the exogenous path alone (the run's ``feedback=False`` twin):
   ``A = DD(mark | feedback) / DD(mark | no feedback)``; 1 when forced flow did not deepen the
   fall (the linear-book value is ``1 / (1 - k)``, :mod:`deleverage.analytics.criticality`);
+  with the twin also the liquidation and ADL amplifications (notional over the twin's) and the
+  twin's shortfall; the twin is the same world in which forced flow neither moves prices nor
+  depletes the book;
+- **dislocation**: the largest fall of the venue's book below its index;
 - **time under-collateralized**: position-seconds spent under maintenance waiting for a
   liquidator (the run's ``under_collateralized_s``), and the most positions waiting at once;
 - **losses across accounts**: per trader account, net deposits minus final equity
@@ -439,6 +443,10 @@ class StressMetrics:
     liquidation_amplification: float  # liquidated notional / the baseline's; NaN without one
     baseline_liquidated_notional: float
     baseline_bad_debt: float
+    adl_amplification: float  # ADL notional / the baseline's; NaN without one
+    baseline_adl_notional: float
+    baseline_shortfall: float  # the baseline's loss beyond collateral; NaN without one
+    max_dislocation: float  # largest fall of the venue's book below its index, fraction
     cascade_rounds: int
     max_cascade_rounds_step: int
     under_collateralized_s: float  # position-seconds under maintenance, waiting
@@ -499,9 +507,15 @@ def stress_metrics(
         base_bad_debt = float(
             baseline.steps.groupby("market", observed=True).tail(1)["bad_debt"].sum()
         )
-        liq_amp = total / base_notional if base_notional > 0 else (1.0 if total == 0 else math.inf)
+        liq_amp = _ratio(total, base_notional)
+        base_adl = float(baseline.steps["adl_notional"].sum())
+        adl_amp = _ratio(float(steps["adl_notional"].sum()), base_adl)
+        base_shortfall = (
+            float(baseline.steps["shortfall"].sum()) if "shortfall" in baseline.steps else math.nan
+        )
     else:
         dd_base = base_notional = base_bad_debt = liq_amp = math.nan
+        adl_amp = base_adl = base_shortfall = math.nan
     amplification = cascade_amplification(dd_mark, dd_exo if baseline is None else dd_base)
     if losses is None:
         losses = run_account_losses(result)
@@ -542,6 +556,12 @@ def stress_metrics(
         liquidation_amplification=liq_amp,
         baseline_liquidated_notional=base_notional,
         baseline_bad_debt=base_bad_debt,
+        adl_amplification=adl_amp,
+        baseline_adl_notional=base_adl,
+        baseline_shortfall=base_shortfall,
+        max_dislocation=max(0.0, -float(steps["dislocation"].min()))
+        if "dislocation" in steps and len(steps)
+        else 0.0,
         cascade_rounds=int(steps["cascade_rounds"].sum()),
         max_cascade_rounds_step=int(per_step_rounds.max()) if len(per_step_rounds) else 0,
         under_collateralized_s=float(summary.get("under_collateralized_s", 0.0)),
@@ -554,6 +574,13 @@ def stress_metrics(
         max_account_loss=dist.max,
         top_1pct_loss_share=dist.top_1pct_share,
     )
+
+
+def _ratio(value: float, baseline: float) -> float:
+    """``value / baseline``; 1 when both are 0, ``inf`` when only the baseline is."""
+    if baseline > 0:
+        return value / baseline
+    return 1.0 if value == 0 else math.inf
 
 
 def _series_end(steps: pd.DataFrame, column: str) -> float:
@@ -609,6 +636,9 @@ def metrics_table(metrics: StressMetrics) -> list[tuple[str, str]]:
         ("max drawdown of the exogenous price", pct(m.max_drawdown_exogenous)),
         ("cascade amplification (drawdown)", ratio(m.cascade_amplification)),
         ("liquidation amplification (notional)", ratio(m.liquidation_amplification)),
+        ("ADL amplification (notional)", ratio(m.adl_amplification)),
+        ("shortfall without feedback", money(m.baseline_shortfall)),
+        ("largest dislocation of the book below the index", pct(m.max_dislocation)),
         ("cascade rounds (total / max in a step)",
          f"{m.cascade_rounds:,} / {m.max_cascade_rounds_step:,}"),
         ("under-collateralized position-seconds", f"{m.under_collateralized_s:,.1f}"),

@@ -42,6 +42,7 @@ from deleverage.errors import ConfigError
 
 if TYPE_CHECKING:
     from deleverage.analytics.stress import StressMetrics
+    from deleverage.analytics.uncertainty import SeedSummary
     from deleverage.sim.runner import RunResult
     from deleverage.sim.scenario import Scenario
 
@@ -134,6 +135,19 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary and metrics as one JSON object.")
     ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            help="Also run the scenario with this many seeds (its own first) in parallel: "
+            "5-95% bands and the fund-loss VaR / expected shortfall in the report.",
+        ),
+    ] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Processes for --seeds (default: one per CPU; 0: this one)."),
+    ] = None,
 ) -> None:
     """Run a scenario: progress bar, summary table, results (Parquet) and an HTML report.
 
@@ -148,6 +162,8 @@ def run(
       deleverage run adl-exhaustion --out /tmp/adl
 
       deleverage run my-scenario.toml --no-baseline --json
+
+      deleverage run --seeds 20 --workers 2   # bands and fund-loss VaR / ES across seeds
     """
     from deleverage.analytics.report import write_report
     from deleverage.analytics.stress import run_account_losses, stress_metrics, verdict
@@ -159,6 +175,11 @@ def run(
     final = RESULTS_FOLDER / chosen.name if out is None else out
     with atomic_folder(final, field="--out", replaceable=RUN_FILES) as folder:
         result, baseline = _run_pair(chosen, baseline=not no_baseline, quiet=as_json)
+        spread = None
+        if seeds > 1:
+            from deleverage.sweep.seeds import run_seeds
+
+            spread = run_seeds(chosen, seeds, workers=workers)
         losses = run_account_losses(result)
         metrics = stress_metrics(result, baseline, losses=losses)
         survives, text = verdict(metrics)
@@ -166,12 +187,15 @@ def run(
         if baseline is not None:
             for name, path in baseline.save(folder / "baseline").items():
                 written[f"baseline_{name}"] = path
+        saved_metrics = metrics.to_dict()
+        if spread is not None:
+            saved_metrics["seeds"] = spread.to_dict()
         written["metrics"] = folder / "metrics.json"
-        written["metrics"].write_text(json.dumps(_json_safe(metrics.to_dict()), indent=2))
+        written["metrics"].write_text(json.dumps(_json_safe(saved_metrics), indent=2))
         written["losses"] = folder / "losses.parquet"
         losses.to_parquet(written["losses"], index=False)
         written["report"] = write_report(
-            folder / "report.html", result, baseline, metrics=metrics, losses=losses
+            folder / "report.html", result, baseline, metrics=metrics, losses=losses, seeds=spread
         )
     files = {name: str(final / Path(path).relative_to(folder)) for name, path in written.items()}
     if as_json:
@@ -184,13 +208,15 @@ def run(
             "verdict": text,
             "summary": result.summary,
             "baseline_summary": None if baseline is None else baseline.summary,
-            "metrics": metrics.to_dict(),
+            "metrics": saved_metrics,
             "warnings": result.warnings,
             "files": files,
         }
         typer.echo(json.dumps(_json_safe(payload), allow_nan=False))
         return
-    _print_run(chosen.name, result, baseline, metrics, final=final, report=files["report"])
+    _print_run(
+        chosen.name, result, baseline, metrics, final=final, report=files["report"], spread=spread
+    )
 
 
 def _print_run(
@@ -201,6 +227,7 @@ def _print_run(
     *,
     final: Path,
     report: str,
+    spread: SeedSummary | None = None,
 ) -> None:
     from deleverage.analytics.stress import metrics_table, verdict
 
@@ -216,6 +243,12 @@ def _print_run(
     console.print(table)
     color = "green" if survives else "yellow" if metrics.bad_debt <= 0 else "red"
     console.print(f"[{color}]{text}[/{color}]")
+    if spread is not None:
+        console.print(
+            f"across {len(spread.seeds)} seeds: fund loss VaR {spread.level:.0%} "
+            f"{spread.fund_loss_var:,.0f}, expected shortfall {spread.fund_loss_es:,.0f}; "
+            f"bad debt p95 {spread.spread().loc['bad_debt', 0.95]:,.0f}"
+        )
     twin = "" if baseline is None else f", baseline {baseline.wall_s:.1f} s"
     console.print(
         f"run {result.wall_s:.1f} s{twin}; result hash {result.result_hash[:16]}; "

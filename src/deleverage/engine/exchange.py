@@ -232,6 +232,20 @@ class Exchange(RiskOperations):
         """
         self.risk.markets[self.market_id(market)].liquidity = model
 
+    def set_book_mid(self, market: MarketRef, price: float | None) -> None:
+        """Set the mid of the venue's own book, where liquidation orders walk from.
+
+        The mark (:meth:`set_mark`) decides who is liquidated; the book's mid decides the
+        fills. ``None`` (the default) puts the book's mid at the mark.
+
+        Raises
+        ------
+        ValidationError
+            If ``price`` is not a finite number > 0.
+        """
+        mid = None if price is None else check_finite_positive("price", price)
+        self.risk.markets[self.market_id(market)].book_mid = mid
+
     def update_market_spec(
         self, market: MarketRef, spec: MarketSpec, *, ts_ns: int | None = None
     ) -> None:

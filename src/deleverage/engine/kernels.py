@@ -210,6 +210,7 @@ def plan_isolated_liquidations_nb(
     close: FloatArray,
     cash: FloatArray,
     mark: float,
+    book_mid: float,
     fee_rate: float,
     fund_balance: float,
     book_depth: float,
@@ -230,9 +231,10 @@ def plan_isolated_liquidations_nb(
     """Plan the liquidation of isolated positions, in order, against a constant-depth book.
 
     For candidate ``i`` (position ``size[i]``, pool equity ``equity[i]``, closing
-    ``close[i]`` base units) a market order of side ``-sign(size)`` walks the book
-    (``book_depth`` = D base units per unit relative move, net consumed ``book_consumed``;
-    ``book_depth = inf`` fills at the mark): ``vwap = mark (1 + s (y0 + y1) / (2 D))``. Then
+    ``close[i]`` base units) a market order of side ``-sign(size)`` walks the book around its
+    mid ``book_mid`` (``book_depth`` = D base units per unit relative move, net consumed
+    ``book_consumed``; ``book_depth = inf`` fills at the mark):
+    ``vwap = book_mid (1 + s (y0 + y1) / (2 D))``. Then
 
     - equity after the fill ``E' = E + side x filled x (vwap - mark)``;
     - penalty ``max(0, min(fee_rate x filled x vwap, E'))`` goes to the fund (dYdX cap);
@@ -266,7 +268,7 @@ def plan_isolated_liquidations_nb(
             y1 = consumed
         else:  # the constant-depth book's own fill (liquidity.linear_fill)
             filled, vwap, _, y1 = linear_fill_nb(
-                -1 if s > 0.0 else 1, q, mark, book_depth, consumed, book_max_move
+                -1 if s > 0.0 else 1, q, book_mid, book_depth, consumed, book_max_move
             )
         equity_after = equity[i] + side * filled * (vwap - mark)
         exhausted = filled < q * (1.0 - 1e-12)

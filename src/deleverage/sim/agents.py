@@ -2,8 +2,9 @@
 
 - **Liquidators** (latency and capital) live in the engine's risk step:
   :meth:`deleverage.engine.risk.RiskEngine.set_liquidators`; the runner configures them.
-- **Arbitrageurs** pull the mark toward the exogenous price: the runner's decay of the
-  displacement (``exp(-speed dt)``).
+- **Arbitrageurs** pull the venue's book back toward the index: each market's, with finite
+  capital, latency and cost, in :mod:`deleverage.sim.arbitrage` (``[markets.pricing.arbitrage]``);
+  the scenario-wide ``speed_per_s`` adds a plain decay ``exp(-speed dt)`` of the dislocation.
 - **Rebalancers** (here): isolated positions that top up margin from an outside reserve when
   their ratio ``MM / E`` reaches a trigger; each top-up is an engine margin move (an event).
 - **Hedgers** (here): short perps hedged by spot of the same size. The engine sees only the

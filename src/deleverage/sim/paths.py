@@ -147,6 +147,7 @@ def _joint(scenario: Scenario, rng: np.random.Generator, n_steps: int, out: Floa
     sigma = np.array([p.sigma for p in prices])
     jumps = [p for p in prices if isinstance(p, MertonPrice)]
     common = scenario.common_jumps
+    beta = np.ones(len(idx)) if common.beta is None else np.asarray(common.beta)[idx]
     if not jumps and common.intensity == 0.0:
         path = gbm(s0, mu, sigma, scenario.dt_s, n_steps, rng, correlation=corr)
     else:
@@ -159,8 +160,8 @@ def _joint(scenario: Scenario, rng: np.random.Generator, n_steps: int, out: Floa
         path = merton_jump_diffusion(
             s0, mu, sigma, field("jump_intensity"), field("jump_mean"), field("jump_std"),
             scenario.dt_s, n_steps, rng, correlation=corr,
-            common_jump_intensity=common.intensity, common_jump_mean=common.mean,
-            common_jump_std=common.std,
+            common_jump_intensity=common.intensity, common_jump_mean=common.mean * beta,
+            common_jump_std=common.std * beta,
         )  # fmt: skip
     out[:, idx] = np.asarray(path).reshape(n_steps + 1, len(idx))
 

@@ -1,21 +1,30 @@
-"""The scenario runner: one engine stepped over time, with endogenous price impact.
+"""The scenario runner: one engine stepped over time, with the venue's prices.
 
-Each step ``k`` (time ``t_k = k dt_s``) and each market:
+Each market has three prices (docs/formulas.md, "Index, book and mark"): the **index** ``X_k``
+(the exogenous path; a replayed history is the index), the venue's own **book** mid
+``B = X (1 + d)`` that its forced flow moves, and its **mark**, which follows the venue's rule
+(:mod:`deleverage.prices.marks`). Each step ``k`` (time ``t_k = k dt_s``) and each market:
 
-1. the displacement ``I`` left by earlier forced flow decays: ``I <- I x 2^(-dt / half_life)
-   x exp(-speed dt)`` (the book refills; arbitrageurs pull the mark back at ``speed``);
-2. the mark is the exogenous price moved by it, ``mark = X_k (1 + I)`` (``X_k`` alone with
-   ``feedback=False``), and the engine runs its risk step on it (margin calls, liquidations
-   against the book, insurance, ADL);
-3. the liquidation fills of that step consumed depth ``x`` on the book: the displacement grows
-   by the book's impact of ``x`` (``x / D`` on a constant-depth book), the book is re-centred,
-   and the engine is re-marked at the moved price, which may liquidate the next layer: one
-   *cascade round*; rounds repeat until a round liquidates nothing (or ``max_cascade_rounds``);
+1. the dislocation ``d`` left by earlier forced flow decays with the book's resilience
+   (``2^(-dt / half_life)``, and ``exp(-speed dt)`` for the scenario-wide arbitrage speed),
+   then arbitrageurs with finite capital, latency and cost trade it back toward the index
+   (:mod:`deleverage.sim.arbitrage`);
+2. the engine is marked at the venue's mark and runs its risk step on it (margin calls,
+   liquidations, insurance, ADL): liquidations trigger on the mark and fill on the book, which
+   walks from its own mid ``B``;
+3. the liquidation fills of that step consumed depth ``x`` on the book: the book moves by its
+   impact, ``B <- B (1 + G(x))``, the book is re-centred, and the engine is re-marked, which may
+   liquidate the next layer: one *cascade round*; rounds repeat until a round liquidates nothing
+   (or ``max_cascade_rounds``);
 4. funding settles at each funding interval; rebalancers top up positions near liquidation.
 
+With ``feedback=False`` (the counterfactual twin) the world is the same but forced flow neither
+moves prices nor depletes the book: ``d = 0`` and the book is back at rest before every mark.
+
 The engine is the same :class:`deleverage.engine.exchange.Exchange` used everywhere (no second
-engine); the runner only chooses marks and calls its public operations. Results: the journal
-and a per-step frame (:data:`STEP_COLUMNS`), with :attr:`RunResult.result_hash` over both.
+engine); the runner only chooses marks and book mids and calls its public operations. Results:
+the journal and a per-step frame (:data:`STEP_COLUMNS`), with :attr:`RunResult.result_hash`
+over both.
 """
 
 from __future__ import annotations
@@ -36,18 +45,19 @@ import pandas as pd
 from deleverage.engine.events import Journal
 from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError
-from deleverage.liquidity import ConstantDepthBook
+from deleverage.liquidity import LiquidityModel
 from deleverage.sim import agents as agent_mod
+from deleverage.sim.depth import MarketDepth
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
+from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
 from deleverage.sim.scenario import Scenario
+from deleverage.sim.venue_price import MIN_DISLOCATION, VenuePrice
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 _NS = 1_000_000_000
-#: Floor of the displacement: the mark never falls below 1% of the exogenous price.
-_MIN_IMPACT = -0.99
 
 #: Columns of :attr:`RunResult.steps`, one row per (step, market).
 STEP_COLUMNS = (
@@ -55,9 +65,16 @@ STEP_COLUMNS = (
     "t_s",  # seconds since the start
     "ts_ns",  # engine time, ns since the epoch
     "market",  # symbol
-    "exogenous",  # exogenous (index) price, quote/base
-    "mark",  # mark price after the step's cascade, quote/base
+    "exogenous",  # exogenous price of the rest of the market, quote/base
+    "index",  # the venue's index: weighted median of its sources (the exogenous price if none)
+    "oracle",  # the venue's oracle as published (heartbeat, deviation, latency, OSM delay)
+    "oracle_stale",  # 1 when the oracle's value in force is older than its stale_after_s
+    "book",  # the venue's own book mid after the step's cascade, quote/base
+    "mark",  # mark price after the step's cascade (the venue's rule), quote/base
     "impact",  # relative displacement of the mark, mark / exogenous - 1
+    "dislocation",  # the book's displacement from the rest of the market, book / exogenous - 1
+    "arbitrage_capital",  # capital the market's arbitrageurs have left, quote
+    "depth_multiplier",  # the book's depth over its base depth (thinning and refill)
     "liquidations",  # liquidation closes in the step
     "liquidated_notional",  # quote
     "adl_notional",  # quote
@@ -169,18 +186,17 @@ class Simulation:
         self.ex = Exchange(seed=engine_seed, check_invariants=check_invariants)
         ex = self.ex
         self.specs = scenario.market_specs()
-        self.books: list[ConstantDepthBook | None] = []
+        self.books: list[LiquidityModel | None] = []
+        self.depth: list[MarketDepth] = []
         for m, (market, spec) in enumerate(zip(scenario.markets, self.specs, strict=True)):
             ex.list_market(spec, ts_ns=self.start_ns)
             ex.set_mark(m, float(self.paths[0, m]), ts_ns=self.start_ns)
-            book = None
-            if market.liquidity.model == "constant_depth":
-                book = ConstantDepthBook(
-                    depth_per_pct=market.liquidity.depth_per_pct,
-                    half_life_s=market.liquidity.half_life_s,
-                    max_move=market.liquidity.max_move,
-                    ts_ns=self.start_ns,
-                )
+            depth = MarketDepth(
+                market.liquidity, exogenous=self.paths[:, m], start_ns=self.start_ns,
+                dt_s=scenario.dt_s,
+            )  # fmt: skip
+            self.depth.append(depth)
+            book = depth.book
             ex.set_liquidity(m, book)
             self.books.append(book)
             liq = scenario.agents.liquidators
@@ -222,7 +238,15 @@ class Simulation:
                     shared_cross = cross_ids
             self.accounts.append(ids)
         self.agents = agent_mod.Agents.build(scenario, self, agent_rng)
-        self.impact = np.zeros(len(scenario.markets))
+        self.oracles = [
+            oracle_paths(market.pricing.oracle, self.paths[:, m], scenario.dt_s)
+            for m, market in enumerate(scenario.markets)
+        ]
+        self.venue = [
+            VenuePrice(market.pricing, market.pricing.rule(market.preset), dt_s=scenario.dt_s)
+            for market in scenario.markets
+        ]
+        self.last_funding_rate = np.zeros(len(scenario.markets))
         self._funding = self._funding_schedule()
 
     # ---------------------------------------------------------------- funding
@@ -284,17 +308,33 @@ class Simulation:
             t_s = k * dt
             for m in range(n_m):
                 x = float(self.paths[k, m])
-                if k > 0:
-                    self.impact[m] *= decay[m]
-                row = self._step_market(m, k, ts, x)
+                index = float(self.oracles[m].index_price[k])
+                oracle = float(self.oracles[m].oracle_price[k])
+                venue = self.venue[m]
+                book = self.depth[m].start_step(k, ts)
+                if book is not self.books[m]:
+                    self.books[m] = book
+                    ex.set_liquidity(m, book)
+                if book is not None:
+                    book.recover(ts)
+                venue.start_step(
+                    exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decay[m],
+                    book=self.books[m], ts_ns=ts, first=k == 0,
+                )  # fmt: skip
+                left = (next_funding[m] - t_s) / self._funding[m][0]
+                row = self._step_market(m, k, ts, x, left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
-                    rate = self._funding_rate(m, settled[m], ex.markets[m].mark, x)
+                    rate = self._funding_rate(m, settled[m], ex.markets[m].mark, index)
                     next_funding[m] += self._funding[m][0]
                     settled[m] += 1
                     if rate is not None:
+                        self.last_funding_rate[m] = rate
                         ex.settle_funding(m, rate, ts_ns=ts)
                         self._add_report(row, ex.last_step)
+                venue.end_step()
+                flow = row["liquidated_notional"] / x if self.feedback else 0.0
+                self.depth[m].end_step(flow)
                 row["top_ups"] = self.agents.after_step(m, ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
@@ -304,9 +344,16 @@ class Simulation:
                 cols["t_s"][k, m] = t_s
                 cols["ts_ns"][k, m] = ts
                 cols["exogenous"][k, m] = x
+                cols["index"][k, m] = index
+                cols["oracle"][k, m] = self.oracles[m].oracle_price[k]
+                cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
+                cols["book"][k, m] = venue.book_mid(x)
                 mark = ex.markets[m].mark
                 cols["mark"][k, m] = mark
                 cols["impact"][k, m] = mark / x - 1.0
+                cols["dislocation"][k, m] = venue.dislocation
+                cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
+                cols["depth_multiplier"][k, m] = self.depth[m].multiplier
                 for name in ("liquidations", "liquidated_notional", "adl_notional",
                              "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
                     cols[name][k, m] = row[name]
@@ -338,8 +385,11 @@ class Simulation:
         )
         return result
 
-    def _step_market(self, m: int, k: int, ts: int, x: float) -> dict[str, float]:
-        """Mark market ``m`` at step ``k`` and run the cascade rounds; return the tallies."""
+    def _step_market(self, m: int, k: int, ts: int, x: float, left: float) -> dict[str, float]:
+        """Mark market ``m`` at step ``k`` and run the cascade rounds; return the tallies.
+
+        ``left`` is the fraction of the funding interval still to run (Binance's funding basis).
+        """
         ex = self.ex
         book = self.books[m]
         row = dict.fromkeys(
@@ -347,38 +397,51 @@ class Simulation:
              "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall",
              "adl_loss", "backstop_takeovers", "backstop_loss"), 0.0,
         )  # fmt: skip
-        if book is not None:
-            book.recover(ts)
-        mark = max(x * (1.0 + self.impact[m]), 1e-12) if self.feedback else x
+        if not self.feedback and book is not None:
+            book.restore({"consumed_depth": 0.0, "ts_ns": ts})  # the twin's book stays at rest
+        mark = self._mark(m, k, x, left)
         if k == 0 and mark == ex.markets[m].mark:
             return row
-        ex.set_mark(m, mark, ts_ns=ts)
+        self._set_mark(m, x, mark, ts)
         self._add_report(row, ex.last_step)
         rounds = 0
         while self.feedback and book is not None and rounds < self.scenario.max_cascade_rounds:
             moved = self._absorb_impact(m, ts)
-            if moved == 0.0 or self.impact[m] <= _MIN_IMPACT:
+            if moved == 0.0 or self.venue[m].dislocation <= MIN_DISLOCATION:
                 break
             rounds += 1
-            mark = max(x * (1.0 + self.impact[m]), 1e-12)
-            ex.set_mark(m, mark, ts_ns=ts)
+            self._set_mark(m, x, self._mark(m, k, x, left), ts)
             self._add_report(row, ex.last_step)
             if ex.last_step.liquidations == 0 and ex.last_step.adl_rounds == 0:
                 moved = self._absorb_impact(m, ts)  # fills of that round still count
                 if moved != 0.0:
-                    ex.set_mark(m, max(x * (1.0 + self.impact[m]), 1e-12), ts_ns=ts)
+                    self._set_mark(m, x, self._mark(m, k, x, left), ts)
                     self._add_report(row, ex.last_step)
                 break
         row["cascade_rounds"] = rounds
         return row
 
+    def _mark(self, m: int, k: int, x: float, left: float) -> float:
+        return self.venue[m].mark(
+            x,
+            index=float(self.oracles[m].index_price[k]),
+            oracle=float(self.oracles[m].oracle_price[k]),
+            funding_rate=float(self.last_funding_rate[m]),
+            time_left_fraction=left,
+        )
+
+    def _set_mark(self, m: int, x: float, mark: float, ts: int) -> None:
+        if self.books[m] is not None:
+            self.ex.set_book_mid(m, self.venue[m].book_mid(x))
+        self.ex.set_mark(m, mark, ts_ns=ts)
+
     def _absorb_impact(self, m: int, ts: int) -> float:
-        """Move the book's consumed depth into the mark's displacement; return the move."""
+        """Move the book's consumed depth into the book's dislocation; return the move."""
         book = self.books[m]
         assert book is not None
         moved = float(book.price_impact(ts))
         if moved != 0.0:
-            self.impact[m] = max(self.impact[m] + moved, _MIN_IMPACT)
+            self.venue[m].absorb(moved)
             book.restore({"consumed_depth": 0.0, "ts_ns": ts})
         return moved
 
@@ -413,7 +476,7 @@ class Simulation:
         frame = pd.DataFrame(data)
         for name in ("step", "ts_ns", "liquidations", "adl_rounds", "cascade_rounds",
                      "margin_calls", "under_collateralized", "top_ups",
-                     "backstop_takeovers"):  # fmt: skip
+                     "backstop_takeovers", "oracle_stale"):  # fmt: skip
             frame[name] = frame[name].astype(np.int64)
         return frame
 
@@ -441,6 +504,7 @@ class Simulation:
             "max_drawdown_exogenous": float(_max_drop(steps, "exogenous")),
             "under_collateralized_s": float(ex.risk.under_collateralized_s),
             "top_ups": float(steps["top_ups"].sum()),
+            "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
             "hedgers_liquidated": float(self.agents.hedgers_liquidated()),
             "positions": float(sum(len(a) for a in self.accounts)),
         }

@@ -34,7 +34,9 @@ from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.sim.builtin import builtin_names, builtin_path
+from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
 from deleverage.sim.population import PopulationSpec
+from deleverage.sim.pricing import PricingSpec
 from deleverage.spec import MarketSpec, Slug, _Frozen
 from deleverage.venues import preset
 
@@ -163,12 +165,24 @@ PriceSpec = Annotated[
 # ---------------------------------------------------------------------------- market parts
 class LiquiditySpec(_Frozen):
     """The market's outside liquidity: a constant-depth book (``depth_per_pct`` base units move
-    the price 1%) refilling with half-life ``half_life_s``; ``"none"`` fills at the mark."""
+    the price 1%) refilling with half-life ``half_life_s``; a power-law book (``power_law``), an
+    L2 book from ``bookDepth`` snapshots, fixed or following them over time (``l2``); ``"none"``
+    fills at the mark. ``dynamics``: depth that thins with realized volatility and liquidation
+    flow and refills (:class:`deleverage.sim.depth_spec.DepthDynamicsSpec`)."""
 
-    model: Literal["constant_depth", "none"] = "constant_depth"
+    model: Literal["constant_depth", "power_law", "l2", "none"] = "constant_depth"
     depth_per_pct: PositiveFloat = 100.0
     half_life_s: PositiveFloat = 60.0
     max_move: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+    power_law: PowerLawBookSpec = PowerLawBookSpec()
+    l2: L2BookSpec | None = None
+    dynamics: DepthDynamicsSpec = DepthDynamicsSpec()
+
+    @model_validator(mode="after")
+    def _l2_source(self) -> Self:
+        if self.model == "l2" and self.l2 is None:
+            raise ValueError('model = "l2" needs an `l2` table (bundled = true, or a file)')
+        return self
 
 
 class FundingSpec(_Frozen):
@@ -204,6 +218,8 @@ class MarketScenario(_Frozen):
     either (nested tables merge), e.g. ``{ liquidation = { kind = "partial" } }``.
     ``population`` draws a seeded book; ``population_file`` loads one from Parquet instead (a
     venue's own positions: columns of :data:`deleverage.sim.population.REQUIRED_COLUMNS`).
+    ``pricing`` is how the venue prices the market: its mark rule and the arbitrageurs who tie
+    its book to the index (:class:`deleverage.sim.pricing.PricingSpec`).
     """
 
     symbol: str = "BTCUSDT"
@@ -216,6 +232,7 @@ class MarketScenario(_Frozen):
     funding: FundingSpec = FundingSpec()
     population: PopulationSpec | None = None
     population_file: str | None = None
+    pricing: PricingSpec = PricingSpec()
 
     @model_validator(mode="after")
     def _one_population(self) -> Self:
@@ -286,8 +303,9 @@ class HedgerAgents(_Frozen):
 
 
 class ArbitrageAgents(_Frozen):
-    """Arbitrageurs pull the mark back toward the exogenous price: the displacement decays as
-    ``exp(-speed_per_s dt)`` on top of the book's own resilience (0: no arbitrage)."""
+    """A plain pull of every market's book back toward its index: the dislocation decays as
+    ``exp(-speed_per_s dt)`` on top of the book's own resilience (0: none). Arbitrageurs with
+    finite capital, latency and cost are per market: ``[markets.pricing.arbitrage]``."""
 
     speed_per_s: NonNegFloat = 0.0
 
@@ -311,11 +329,15 @@ class InsuranceSpec(_Frozen):
 
 
 class CommonJumps(_Frozen):
-    """Jumps that hit every Merton market together (intensity per year, log size per market)."""
+    """Jumps that hit every GBM and Merton market together (intensity per year, log size
+    ``N(mean, std^2)``), scaled per market by ``beta``: market ``i``'s log jump is ``beta[i]``
+    times the common one (one entry per market, in order; entries of markets not drawn jointly
+    are ignored; ``None``: 1 for every market), so correlated crashes need not be equal."""
 
     intensity: Annotated[float, Field(ge=0, le=1e6, allow_inf_nan=False)] = 0.0
     mean: JumpSize = -0.08
     std: Annotated[JumpSize, Field(ge=0)] = 0.03
+    beta: tuple[NonNegFloat, ...] | None = None
 
 
 # ---------------------------------------------------------------------------- scenario
@@ -353,6 +375,12 @@ class Scenario(_Frozen):
             raise ValueError("duration_s is required unless every market replays history")
         if self.duration_s is not None and self.duration_s / self.dt_s > MAX_STEPS:
             raise ValueError(f"duration_s / dt_s must be at most {MAX_STEPS} steps")
+        beta = self.common_jumps.beta
+        if beta is not None and len(beta) != len(self.markets):
+            raise ValueError(
+                f"common_jumps.beta must have one entry per market ({len(self.markets)}), "
+                f"had {len(beta)}"
+            )
         if self.correlation is not None:
             from deleverage.prices import validate_correlation
 

@@ -65,6 +65,9 @@ class EvalSpec:
     metrics: tuple[str, ...]
     feedback_twin: bool
     hook: TaskHook | None = None
+    #: Per-step columns to return as ``row["series"]`` (``{column: array per step}``, the first
+    #: market's; ``deleverage run --seeds`` draws its bands from them). Empty for sweeps.
+    series: tuple[str, ...] = ()
 
 
 def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
@@ -96,6 +99,9 @@ def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
             summary.update(derived_metrics(summary, twin))
         for metric in spec.metrics:
             row[metric] = float(summary[metric])
+        if spec.series:
+            first = result.steps.groupby("step", sort=True).first()
+            row["series"] = {name: first[name].to_numpy() for name in spec.series}
     except Exception as exc:
         row["error"] = f"{type(exc).__name__}: {exc}"
         for metric in spec.metrics:

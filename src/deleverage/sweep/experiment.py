@@ -21,7 +21,10 @@ executed is the backend's business. A small one::
 ``design = "grid"`` (the default) crosses every parameter's values (``values``, or ``num`` points
 from ``low`` to ``high``, evenly spaced or, with ``scale = "log"``, geometrically);
 ``design = "random"`` draws ``samples`` cells, each parameter uniformly from its ``values`` or
-from ``[low, high]`` (log-uniformly with ``scale = "log"``).
+from ``[low, high]`` (log-uniformly with ``scale = "log"``); ``design = "sobol"`` or
+``"latin_hypercube"`` takes ``samples`` points of a scrambled Sobol sequence or a Latin
+hypercube (``scipy.stats.qmc``) over the unit cube and maps each coordinate through the
+parameter's quantile, which covers the space more evenly than independent draws.
 
 Seeds. Everything random derives from ``numpy.random.SeedSequence(seed)`` by spawn key, never by
 position in a queue: replicate ``r`` of the cell with parameter values ``p`` runs with the
@@ -42,6 +45,7 @@ import json
 import math
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +96,13 @@ SUMMARY_METRICS = (
 #: Metrics derived from one run's summary (see :func:`derived_metrics`).
 DERIVED_METRICS = ("adl_occurred", "bad_debt_occurred", "fund_drawdown", "price_amplification")
 #: Metrics that need the ``feedback=False`` twin run (``feedback_twin = true``).
-TWIN_METRICS = ("cascade_amplification", "twin_liquidated_notional", "twin_bad_debt")
+TWIN_METRICS = (
+    "cascade_amplification",
+    "twin_liquidated_notional",
+    "twin_bad_debt",
+    "adl_amplification",
+    "twin_adl_notional",
+)
 DEFAULT_METRICS = (
     "bad_debt",
     "adl_notional",
@@ -188,9 +198,16 @@ class ParameterSpec(_Frozen):
         ``scale = "log"``)."""
         if self.values is not None:
             return _cast(self.values[int(rng.integers(len(self.values)))], self.kind)
+        return self.from_unit(float(rng.random()))
+
+    def from_unit(self, u: float) -> Any:
+        """The value at quantile ``u`` in ``[0, 1)``: ``values[floor(u n)]``, or ``low + u (high
+        - low)`` (geometric with ``scale = "log"``); quasi-random designs map their points so."""
+        if self.values is not None:
+            k = min(int(u * len(self.values)), len(self.values) - 1)
+            return _cast(self.values[k], self.kind)
         assert self.low is not None
         assert self.high is not None
-        u = float(rng.random())
         if self.scale == "log":
             return float(math.exp(math.log(self.low) + u * (math.log(self.high / self.low))))
         return float(self.low + u * (self.high - self.low))
@@ -213,7 +230,7 @@ class Experiment(_Frozen):
     seed: Annotated[int, Field(ge=0, strict=True)] = 0
     base: str | dict[str, Any]
     overrides: dict[str, Any] = Field(default_factory=dict)
-    design: Literal["grid", "random"] = "grid"
+    design: Literal["grid", "random", "sobol", "latin_hypercube"] = "grid"
     samples: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] | None = None
     parameters: dict[str, ParameterSpec]
     seeds_per_cell: Annotated[int, Field(ge=1, le=100_000, strict=True)] = 1
@@ -241,10 +258,10 @@ class Experiment(_Frozen):
                 raise ValueError(f"parameters.{name}.path must not be `seed`, which the sweep sets")
             if self.design == "grid" and spec.values is None and spec.num is None:
                 raise ValueError(f"parameters.{name}.num is required for a range in a grid")
-        if self.design == "random" and self.samples is None:
-            raise ValueError("samples is required with design = 'random', was None")
+        if self.design != "grid" and self.samples is None:
+            raise ValueError(f"samples is required with design = {self.design!r}, was None")
         if self.design == "grid" and self.samples is not None:
-            raise ValueError("samples goes with design = 'random', was given with a grid")
+            raise ValueError("samples goes with a random design, was given with a grid")
         known = set(SUMMARY_METRICS) | set(DERIVED_METRICS) | set(TWIN_METRICS)
         for metric in self.metrics:
             if metric not in known:
@@ -323,15 +340,17 @@ class Experiment(_Frozen):
         if self.design == "grid":
             axes = [self.parameters[n].grid_values(n) for n in names]
             combos = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
-        else:
+        elif self.design == "random":
             assert self.samples is not None
             combos = []
             for i in range(self.samples):
                 seq = np.random.SeedSequence(self.seed, spawn_key=(_DOMAIN_SAMPLE, i))
                 rng = np.random.default_rng(seq)
                 combos.append({n: self.parameters[n].draw(rng) for n in names})
+        else:
+            combos = self._quasi_random(names)
         # a random design may draw the same values twice: the sample number keeps them apart
-        keyed = self.design == "random"
+        keyed = self.design != "grid"
         return [
             Cell(
                 index=i,
@@ -340,6 +359,25 @@ class Experiment(_Frozen):
                 overrides={self.parameters[n].path: v for n, v in values.items()},
             )
             for i, values in enumerate(combos)
+        ]
+
+    def _quasi_random(self, names: list[str]) -> list[dict[str, Any]]:
+        """Scrambled Sobol or Latin hypercube points (``scipy.stats.qmc``), one per sample,
+        mapped through each parameter's quantile (:meth:`ParameterSpec.from_unit`)."""
+        from scipy.stats import qmc
+
+        assert self.samples is not None
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_DOMAIN_SAMPLE,)))
+        d = len(names)
+        sampler = (
+            qmc.Sobol(d, rng=rng) if self.design == "sobol" else qmc.LatinHypercube(d, rng=rng)
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Sobol: n not a power of two
+            points = sampler.random(self.samples)
+        return [
+            {n: self.parameters[n].from_unit(float(points[i, j])) for j, n in enumerate(names)}
+            for i in range(self.samples)
         ]
 
     def tasks(self) -> list[RunTask]:
@@ -414,7 +452,8 @@ def derived_metrics(
       cascade added, a fraction of the price);
     - with a twin: ``cascade_amplification = liquidated_notional / twin liquidated_notional``
       (1.0 when both are 0, ``inf`` when only the twin's is 0), ``twin_liquidated_notional``,
-      ``twin_bad_debt``.
+      ``twin_bad_debt``; ``adl_amplification = adl_notional / twin adl_notional`` (same
+      conventions) and ``twin_adl_notional``.
 
     >>> d = derived_metrics({"adl_rounds": 2.0, "bad_debt": 0.0, "insurance_fund_start": 100.0,
     ...     "insurance_fund_min": 25.0, "max_drawdown_mark": 0.3, "max_drawdown_exogenous": 0.2,
@@ -443,6 +482,12 @@ def derived_metrics(
             out["cascade_amplification"] = 1.0 if with_feedback == 0 else math.inf
         out["twin_liquidated_notional"] = without
         out["twin_bad_debt"] = float(twin["bad_debt"])
+        adl = float(summary.get("adl_notional", 0.0))
+        twin_adl = float(twin.get("adl_notional", 0.0))
+        out["adl_amplification"] = (
+            adl / twin_adl if twin_adl > 0 else (1.0 if adl == 0 else math.inf)
+        )
+        out["twin_adl_notional"] = twin_adl
     return out
 
 

@@ -62,7 +62,9 @@ def test_report_figures_show_the_run_and_add_up_to_its_totals(
 
     # Assert: price traces are the frame's columns (301 points, not thinned).
     prices = {trace.name: trace for trace in figures["prices"].data}
-    assert set(prices) == {"exogenous", "mark with feedback", "mark without feedback"}
+    assert set(prices) == {"index", "venue's book", "mark with feedback", "mark without feedback"}
+    np.testing.assert_array_equal(prices["index"].y, result.steps["index"])
+    np.testing.assert_array_equal(prices["venue's book"].y, result.steps["book"])
     np.testing.assert_array_equal(prices["mark with feedback"].y, result.steps["mark"])
     np.testing.assert_array_equal(prices["mark without feedback"].y, baseline.steps["mark"])
     # Flow bars add up to the summary's totals.

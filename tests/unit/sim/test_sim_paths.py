@@ -208,3 +208,43 @@ def test_a_shock_the_scenario_accepts_is_one_the_runner_can_run(
 
     # Assert
     assert steps["exogenous"].iloc[-1] == pytest.approx(60_000.0 * 1.06)
+
+
+# ---------------------------------------------------------------------------- common jump beta
+def _beta_scenario(beta: Any) -> Scenario:
+    def market(symbol: str) -> dict[str, Any]:
+        return {
+            "symbol": symbol, "preset": "binance", "preset_symbol": "BTCUSDT",
+            "price": {"process": "merton", "s0": 100.0, "sigma": 0.0, "jump_intensity": 0.0},
+        }  # fmt: skip
+
+    return Scenario.from_mapping(
+        {
+            "duration_s": 3_600.0,
+            "markets": [market("BTCUSDT"), market("SOLUSDT")],
+            "common_jumps": {"intensity": 50_000.0, "mean": -0.02, "std": 0.01, "beta": beta},
+        }
+    )
+
+
+def test_common_jumps_scale_by_each_markets_beta() -> None:
+    # Arrange: no diffusion, no own jumps: each log return is the compensator plus the common
+    # jump times beta, so r_2 - 2.5 r_1 is the same every step (the compensators' difference).
+    path, _ = _paths(_beta_scenario([1.0, 2.5]), seed=4)
+    r = np.diff(np.log(path), axis=0)
+    dt = 1.0 / YEAR_S
+    lam, m, s = 50_000.0, -0.02, 0.01
+    kappa = [np.expm1(b * m + 0.5 * (b * s) ** 2) for b in (1.0, 2.5)]
+
+    # Act
+    residual = r[:, 1] - 2.5 * r[:, 0]
+
+    # Assert
+    assert np.count_nonzero(r[:, 0] < 0.0) > 3  # jumps happened (about 5.7 expected)
+    expected = -lam * dt * (kappa[1] - 2.5 * kappa[0])
+    np.testing.assert_allclose(residual, expected, rtol=0, atol=1e-12)
+
+
+def test_common_jump_beta_needs_one_entry_per_market() -> None:
+    with pytest.raises(ConfigError, match=r"common_jumps\.beta"):
+        _beta_scenario([1.0])

@@ -260,3 +260,25 @@ def test_random_design_keeps_equal_draws_apart() -> None:
     # Assert
     assert len({t.key for t in tasks}) == 24
     assert len({t.seed for t in tasks}) == 24
+
+
+@pytest.mark.parametrize("design", ["sobol", "latin_hypercube"])
+def test_quasi_random_designs_put_one_point_in_each_stratum(design: str) -> None:
+    # A Latin hypercube of n points has one point in each [i/n, (i+1)/n) of every coordinate;
+    # the first 2^m points of a scrambled Sobol sequence too (a (0, m, 1)-net in each
+    # coordinate, Owen 1998). Here n = 8: "drop" has 4 values (each drawn twice), "fund" maps
+    # log-uniformly from [10, 1000], so u = log(fund / 10) / log(100).
+    data = _data(design=design, samples=8)
+    data["parameters"] = {
+        "drop": {"path": "markets.0.price.drop_fraction", "values": [0.1, 0.2, 0.3, 0.4]},
+        "fund": {"path": "insurance.fund", "low": 10.0, "high": 1000.0, "scale": "log"},
+    }
+    cells = Experiment.from_mapping(data).cells()
+
+    drops = sorted(c.values["drop"] for c in cells)
+    u = np.array([math.log(c.values["fund"] / 10.0) / math.log(100.0) for c in cells])
+
+    assert drops == [0.1, 0.1, 0.2, 0.2, 0.3, 0.3, 0.4, 0.4]
+    assert sorted(np.floor(u * 8).astype(int).tolist()) == list(range(8))
+    again = Experiment.from_mapping(data).cells()
+    assert [c.cell_id for c in again] == [c.cell_id for c in cells]

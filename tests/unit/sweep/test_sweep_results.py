@@ -124,12 +124,14 @@ def test_documented_duckdb_query_gives_the_mean_per_policy_and_sigma(tmp_path: P
     assert out.iloc[3]["bad_debt"] == pytest.approx(10.0)
 
 
-def test_confidence_interval_matches_the_normal_approximation() -> None:
-    # 2, 4, 4, 4, 5, 5, 7, 9: mean 5, sample variance 32/7
+def test_confidence_interval_uses_students_t() -> None:
+    # 2, 4, 4, 4, 5, 5, 7, 9: mean 5, sample variance 32/7; t(0.975, 7) = 2.364624 (t tables)
     mean, half, n = confidence_interval([2, 4, 4, 4, 5, 5, 7, 9, math.nan])
 
     assert (mean, n) == (5.0, 8)
-    assert half == pytest.approx(1.959963984540054 * math.sqrt(32 / 7) / math.sqrt(8))
+    assert half == pytest.approx(2.364624 * math.sqrt(32 / 7) / math.sqrt(8), rel=1e-6)
+    # two seeds: t(0.975, 1) = 12.706205, six and a half times the normal's 1.96
+    assert confidence_interval([4.0, 6.0])[1] == pytest.approx(12.706205, rel=1e-6)
     assert math.isnan(confidence_interval([1.0])[1])
     assert math.isnan(confidence_interval([])[0])
 
@@ -163,5 +165,5 @@ def test_report_without_policy_or_fund_parameters_explains_the_missing_figures(
     assert "Bad debt vs volatility, per policy" in page
     assert "needs a parameter at insurance.fund" in page
     assert "needs two numeric parameters" in page
-    # cell 1 ran 4 and 6: mean 5, s = sqrt(2), half-width 1.96 sqrt(2) / sqrt(2) = 1.96 ~ 2
-    assert "<td>5 ± 2</td>" in page
+    # cell 1 ran 4 and 6: mean 5, s = sqrt(2), half-width t(0.975, 1) sqrt(2) / sqrt(2) = 12.7
+    assert "<td>5 ± 13</td>" in page  # two significant digits

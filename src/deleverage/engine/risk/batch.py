@@ -195,7 +195,8 @@ class BatchStage(LiquidationStage):
 
         def run(capacity_long: float, capacity_short: float) -> float:
             _, consumed_after = plan_isolated_liquidations_nb(
-                size, equity, close, cash_before, state.mark, spec.liquidation_fee_rate,
+                size, equity, close, cash_before, state.mark,
+                self.markets[m].book_price(state.mark), spec.liquidation_fee_rate,
                 float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, plan.filled,
                 plan.price, plan.penalty, plan.shortfall, plan.cover, plan.own, plan.to_adl,
                 capacity_long, capacity_short, spec.liquidation.isolated_recourse,

@@ -160,7 +160,7 @@ class ShortfallStage:
         """VWAP and size a market order would fill, without consuming depth."""
         if risk.liquidity is None:
             return mark, qty
-        fill = risk.liquidity.quote(side, qty, mark, ts)
+        fill = risk.liquidity.quote(side, qty, risk.book_price(mark), ts)
         return float(fill.vwap), float(fill.size)
 
     def _execute(
@@ -169,7 +169,7 @@ class ShortfallStage:
         """VWAP and size filled by a market order, consuming depth."""
         if risk.liquidity is None:
             return mark, qty
-        fill = risk.liquidity.execute(side, qty, mark, ts)
+        fill = risk.liquidity.execute(side, qty, risk.book_price(mark), ts)
         return float(fill.vwap), float(fill.size)
 
     def _fund_pays(

@@ -40,6 +40,10 @@ class MarketRisk:
     """Runtime risk state of one market (not part of the ledger)."""
 
     liquidity: Book | None = None
+    #: Mid of the venue's own book when it differs from the mark (the simulator's venue price
+    #: model: marks follow a venue rule, fills walk the book around its own mid); None: the
+    #: book trades around the mark.
+    book_mid: float | None = None
     breaker_halted: bool = False
     breaker_since_ns: int = 0
     marks: deque[tuple[int, float]] = field(default_factory=deque)
@@ -63,6 +67,10 @@ class MarketRisk:
     capital_ts: int = -1
     #: Positions found under maintenance and waiting for a liquidator: account -> first seen.
     pending: dict[int, int] = field(default_factory=dict)
+
+    def book_price(self, mark: float) -> float:
+        """Mid the book's fills walk from: :attr:`book_mid` when set (and a book), else the mark."""
+        return mark if self.liquidity is None or self.book_mid is None else self.book_mid
 
 
 @dataclass

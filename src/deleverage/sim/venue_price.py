@@ -1,0 +1,119 @@
+"""One market's prices as its venue sees them: index, the venue's book and its mark.
+
+The runner keeps one :class:`VenuePrice` per market. Each step (docs/formulas.md, "Index, book
+and mark"):
+
+1. the dislocation ``d`` (book over the exogenous price ``X`` of the rest of the market, minus
+   one) decays with the book's resilience;
+2. arbitrageurs (:class:`~deleverage.sim.arbitrage.Arbitrageurs`) trade it back toward zero as
+   far as their capital, latency and cost allow;
+3. the book mid is ``B = X (1 + d)`` and the mark follows the venue's rule
+   (:mod:`deleverage.prices.marks`) from ``B``, the venue's index and oracle
+   (:mod:`deleverage.sim.oracle_feed`; both ``X`` by default) and the rule's averages;
+4. forced flow that walks the book moves ``d``: ``B <- B (1 + G)``, ``G`` the book's impact.
+
+The averages a rule needs (Binance's basis moving average, Hyperliquid's EMA of mid minus
+oracle) are updated once per step from the book mid the step started with.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from deleverage.liquidity import LiquidityModel
+from deleverage.prices import marks
+from deleverage.sim.arbitrage import Arbitrageurs
+from deleverage.sim.pricing import PricingSpec
+
+#: Floor of the dislocation: the book never falls below 1% of the index.
+MIN_DISLOCATION = -0.99
+
+
+class VenuePrice:
+    """Dislocation, arbitrageurs and mark-rule state of one market (see the module docstring)."""
+
+    def __init__(self, pricing: PricingSpec, rule: marks.MarkRule, *, dt_s: float) -> None:
+        self.pricing = pricing
+        self.rule = rule
+        self.dt_s = dt_s
+        self.dislocation = 0.0
+        self.arbitrageurs = Arbitrageurs(pricing.arbitrage, dt_s)
+        n = max(1, round(pricing.basis_window_s / pricing.basis_sample_s))
+        self._basis: deque[float] = deque(maxlen=n)
+        self._next_sample_s = 0.0
+        self.basis_ema = 0.0
+
+    def book_mid(self, exogenous: float) -> float:
+        """``B = X (1 + d)``, quote/base (``X`` the exogenous price of the rest of the market)."""
+        return max(exogenous * (1.0 + self.dislocation), 1e-12)
+
+    def start_step(
+        self,
+        *,
+        exogenous: float,
+        index: float,
+        oracle: float,
+        t_s: float,
+        decay: float,
+        book: LiquidityModel | None,
+        ts_ns: int,
+        first: bool,
+    ) -> None:
+        """Decay, arbitrage, then sample the rule's averages (once per step)."""
+        if not first:
+            self.dislocation *= decay
+            if self.arbitrageurs.active and self.dislocation != 0.0:
+                moved = self.arbitrageurs.step(
+                    self.dislocation, index=exogenous, book=book, ts_ns=ts_ns
+                )
+                self.dislocation = max(moved, MIN_DISLOCATION)
+        mid = self.book_mid(exogenous)
+        if self.rule == "binance" and t_s + 1e-9 >= self._next_sample_s:
+            self._basis.append(mid - index)
+            self._next_sample_s += self.pricing.basis_sample_s
+        if self.rule == "hyperliquid" and not first:
+            self.basis_ema = marks.ema_step(
+                self.basis_ema, mid - oracle, self.dt_s, self.pricing.ema_s
+            )
+
+    def end_step(self) -> None:
+        """Let the arbitrageurs remember the step's final dislocation."""
+        self.arbitrageurs.record(self.dislocation)
+
+    def absorb(self, impact: float) -> None:
+        """Forced flow moved the book by ``impact`` (relative): ``B <- B (1 + impact)``."""
+        moved = (1.0 + self.dislocation) * (1.0 + impact) - 1.0
+        self.dislocation = max(moved, MIN_DISLOCATION)
+
+    def mark(
+        self,
+        exogenous: float,
+        *,
+        index: float,
+        oracle: float,
+        funding_rate: float,
+        time_left_fraction: float,
+    ) -> float:
+        """The venue's mark now (quote/base): from its book, index, oracle and the rest of the
+        market (``exogenous``, the other venues' perps for Hyperliquid)."""
+        book = self.book_mid(exogenous)
+        if self.rule == "book":
+            return book
+        if self.rule == "oracle":
+            return marks.oracle_mark(oracle_price=oracle)
+        if self.rule == "hyperliquid":
+            return marks.hyperliquid_mark(
+                oracle_price=oracle,
+                basis_ema=self.basis_ema,
+                book_mid=book,
+                external_perp=exogenous,
+            )
+        average = math.fsum(self._basis) / len(self._basis) if self._basis else 0.0
+        return marks.binance_mark(
+            last_price=book,
+            index_price=index,
+            basis_average=average,
+            funding_rate=funding_rate,
+            time_left_fraction=min(max(time_left_fraction, 0.0), 1.0),
+        )
