@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from deleverage.analytics.breakdown import crash_window, liquidation_breakdown
 from deleverage.analytics.heatmap import liquidation_heatmap
 from deleverage.analytics.stress import (
     StressMetrics,
@@ -144,13 +145,16 @@ def report_figures(
     *,
     losses: pd.DataFrame | None = None,
 ) -> dict[str, go.Figure]:
-    """The report's plotly figures, by section name (``prices``, ``flows``, ``fund``,
+    """The report's plotly figures, by section name (``prices``, ``crash`` (the crash window),
+    ``breakdown`` (liquidations by leverage, side and margin mode), ``flows``, ``fund``,
     ``heatmap``, ``losses``)."""
     steps = result.steps
     if losses is None:
         losses = run_account_losses(result)
     return {
         "prices": _price_figure(steps, baseline),
+        "crash": _crash_figure(steps),
+        "breakdown": _breakdown_figure(result),
         "flows": _flow_figure(result, baseline),
         "fund": _fund_figure(steps),
         "heatmap": _heatmap_figure(result),
@@ -198,6 +202,60 @@ def _price_figure(steps: pd.DataFrame, baseline: RunResult | None) -> go.Figure:
     figure = _layout(prices, "Price path", y=None, x=None)
     figure.update_layout(height=max(420, 300 * len(markets)))
     return figure
+
+
+def _crash_figure(steps: pd.DataFrame) -> go.Figure:
+    """Mark, index and liquidated notional per step over the crash window of the first
+    market (:func:`~deleverage.analytics.breakdown.crash_window`)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    first = (
+        steps[steps["market"].astype(str) == str(steps["market"].iloc[0])] if len(steps) else steps
+    )
+    t0, t1 = crash_window(first["t_s"], first["mark"]) if len(first) else (0.0, 0.0)
+    part = first[(first["t_s"] >= t0) & (first["t_s"] <= t1)]
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    t = _times(part)
+    index = part["index"] if "index" in part else part["exogenous"]
+    figure.add_trace(go.Scatter(
+        x=t, y=index.tolist(), name="index", line={"color": _COLORS["exogenous"], "dash": "dot"},
+    ), row=1, col=1)  # fmt: skip
+    figure.add_trace(go.Scatter(
+        x=t, y=part["mark"].tolist(), name="mark", line={"color": _COLORS["mark"]},
+    ), row=1, col=1)  # fmt: skip
+    figure.add_trace(go.Bar(
+        x=t, y=part["liquidated_notional"].tolist(), name="liquidated notional",
+        marker_color=_COLORS["liquidations"],
+    ), row=2, col=1)  # fmt: skip
+    figure.update_yaxes(title_text="price", row=1, col=1)
+    figure.update_yaxes(title_text="quote per step", row=2, col=1)
+    return _layout(figure, f"The crash window ({t0:,.0f}-{t1:,.0f} s of the run)", y=None, x=None)
+
+
+def _breakdown_figure(result: RunResult) -> go.Figure:
+    """Liquidated notional by entry-leverage bucket, stacked by side and margin mode."""
+    import plotly.graph_objects as go
+
+    table = liquidation_breakdown(
+        result.journal.to_frame(),
+        {
+            m: (ids, result.populations[symbol].frame)
+            for symbol, (m, ids) in result.population_accounts.items()
+        },
+    )
+    figure = go.Figure()
+    for (side, mode), part in table.groupby(["side", "margin_mode"], sort=True):
+        figure.add_trace(go.Bar(
+            x=part["leverage"].tolist(), y=part["notional"].tolist(), name=f"{side}, {mode}",
+            customdata=part["liquidations"].tolist(),
+            hovertemplate="%{x}<br>%{y:,.0f} quote<br>%{customdata} liquidations<extra></extra>",
+        ))  # fmt: skip
+    figure.update_layout(barmode="stack")
+    return _layout(
+        figure, "Liquidations by entry leverage, side and margin mode",
+        y="liquidated notional (quote)", x="entry leverage",
+    )  # fmt: skip
 
 
 def _flow_figure(result: RunResult, baseline: RunResult | None) -> go.Figure:
@@ -411,6 +469,10 @@ seed {scenario.seed}, {metrics.steps:,} steps of {scenario.dt_s:g} s,
 <div class="verdict {css_class}">{html.escape(text)}</div>
 <h2>Price path</h2>
 <div class="card">{divs["prices"]}</div>
+<h2>The crash window</h2>
+<div class="card">{divs["crash"]}</div>
+<h2>Who was liquidated</h2>
+<div class="card">{divs["breakdown"]}</div>
 <h2>Liquidations and ADL</h2>
 <div class="card">{divs["flows"]}</div>
 <h2>Insurance fund and bad debt</h2>

@@ -112,6 +112,9 @@ class RunResult:
     #: Every account's total equity at the end of the run (quote, indexed by account id), read
     #: from the live engine, so losses need no replay of the journal.
     final_equity: npt.NDArray[np.float64] | None = None
+    #: Per population (by symbol, as :attr:`populations`): its market id and the engine
+    #: account id of each row, in row order.
+    population_accounts: dict[str, tuple[int, npt.NDArray[np.int64]]] = field(default_factory=dict)
     #: Figures derived from the result once and reused (the analytics' cache).
     derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -214,6 +217,7 @@ class Simulation:
         ex.risk.set_backstop(max_loss=scenario.insurance.backstop_max_loss)
         self.populations: dict[str, Population] = {}
         self.accounts: list[IntArray] = []
+        self.market_symbols: dict[int, str] = {}
         pop_seeds = pop_seq.spawn(len(scenario.markets))
         shared_cross: IntArray | None = None
         for m, (market, spec) in enumerate(zip(scenario.markets, self.specs, strict=True)):
@@ -230,6 +234,7 @@ class Simulation:
                 self.accounts.append(np.zeros(0, dtype=np.int64))
                 continue
             self.populations[spec.symbol] = pop
+            self.market_symbols[m] = spec.symbol
             reuse = shared_cross if scenario.multi_market_accounts else None
             ids = pop.load_into(ex, m, cross_accounts=reuse, ts_ns=self.start_ns)
             if scenario.multi_market_accounts:
@@ -382,6 +387,11 @@ class Simulation:
             wall_s=wall,
             warnings=list(self.warnings),
             final_equity=ex.margin_state()["total_equity"].copy(),
+            population_accounts={
+                symbol: (m, self.accounts[m])
+                for m, symbol in self.market_symbols.items()
+                if symbol in self.populations
+            },
         )
         return result
 

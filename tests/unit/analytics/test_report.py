@@ -34,7 +34,10 @@ def test_report_is_one_self_contained_page_with_plotly_inlined_once(page: str) -
     assert page.startswith("<!DOCTYPE html>")
     assert re.search(r"<script[^>]*\bsrc=", page) is None  # nothing fetched
     assert sum(len(s) > 1_000_000 for s in scripts) == 1  # the plotly.js bundle, once
-    assert page.count('class="plotly-graph-div"') == 5
+    # prices, crash, breakdown, flows, fund, heatmap, losses
+    assert page.count('class="plotly-graph-div"') == 7
+        page.count('class="plotly-graph-div"') == 7
+    )  # prices, crash, breakdown, flows, fund, heatmap, losses
 
 
 def test_report_has_every_section_the_verdict_and_the_parameters(
