@@ -36,8 +36,6 @@ def test_report_is_one_self_contained_page_with_plotly_inlined_once(page: str) -
     assert sum(len(s) > 1_000_000 for s in scripts) == 1  # the plotly.js bundle, once
     # prices, crash, breakdown, flows, fund, heatmap, losses
     assert page.count('class="plotly-graph-div"') == 7
-        page.count('class="plotly-graph-div"') == 7
-    )  # prices, crash, breakdown, flows, fund, heatmap, losses
 
 
 def test_report_has_every_section_the_verdict_and_the_parameters(
