@@ -330,13 +330,9 @@ class Simulation:
                 row = self._step_market(m, k, ts, x, left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
-                    rate = self._funding_rate(m, settled[m], ex.markets[m].mark, index)
                     next_funding[m] += self._funding[m][0]
+                    rate = self._settle_funding(m, settled[m], index, ts, row)
                     settled[m] += 1
-                    if rate is not None:
-                        self.last_funding_rate[m] = rate
-                        ex.settle_funding(m, rate, ts_ns=ts)
-                        self._add_report(row, ex.last_step)
                 venue.end_step()
                 flow = row["liquidated_notional"] / x if self.feedback else 0.0
                 self.depth[m].end_step(flow)
@@ -345,34 +341,10 @@ class Simulation:
                 socialized[m] += row["socialized_loss"]
                 backstop_loss[m] += row["backstop_loss"]
                 oi[m] = self._open_interest(m)
-                cols["step"][k, m] = k
-                cols["t_s"][k, m] = t_s
-                cols["ts_ns"][k, m] = ts
-                cols["exogenous"][k, m] = x
-                cols["index"][k, m] = index
-                cols["oracle"][k, m] = self.oracles[m].oracle_price[k]
-                cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
-                cols["book"][k, m] = venue.book_mid(x)
-                mark = ex.markets[m].mark
-                cols["mark"][k, m] = mark
-                cols["impact"][k, m] = mark / x - 1.0
-                cols["dislocation"][k, m] = venue.dislocation
-                cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
-                cols["depth_multiplier"][k, m] = self.depth[m].multiplier
-                for name in ("liquidations", "liquidated_notional", "adl_notional",
-                             "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
-                    cols[name][k, m] = row[name]
-                cols["bad_debt"][k, m] = bad_debt[m]
-                cols["socialized_loss"][k, m] = socialized[m]
-                cols["insurance_fund"][k, m] = ex.cash(ex.insurance_account_for(m))
-                cols["open_interest"][k, m] = oi[m]
-                cols["under_collateralized"][k, m] = ex.risk.pending_count(m)
-                cols["funding_rate"][k, m] = np.nan if rate is None else rate
-                cols["top_ups"][k, m] = row["top_ups"]
-                for name in ("shortfall", "adl_loss", "backstop_takeovers"):
-                    cols[name][k, m] = row[name]
-                cols["backstop_loss"][k, m] = backstop_loss[m]
-                cols["backstop_pnl"][k, m] = ex.risk.backstop_pnl()
+                self._record(
+                    cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
+                    totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
+                )  # fmt: skip
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)
@@ -394,6 +366,67 @@ class Simulation:
             },
         )
         return result
+
+    def _settle_funding(
+        self, m: int, settled: int, index: float, ts: int, row: dict[str, float]
+    ) -> float | None:
+        """Settle market ``m``'s funding due at ``ts`` (its ``settled``-th payment); return the
+        rate (None when the market has none) and add the risk step it ran to ``row``."""
+        ex = self.ex
+        rate = self._funding_rate(m, settled, ex.markets[m].mark, index)
+        if rate is not None:
+            self.last_funding_rate[m] = rate
+            ex.settle_funding(m, rate, ts_ns=ts)
+            self._add_report(row, ex.last_step)
+        return rate
+
+    def _record(
+        self,
+        cols: dict[str, FloatArray],
+        k: int,
+        m: int,
+        *,
+        ts: int,
+        x: float,
+        index: float,
+        row: dict[str, float],
+        rate: float | None,
+        totals: tuple[float, float, float, float],
+    ) -> None:
+        """Write step ``k`` of market ``m`` into the per-step columns (:data:`STEP_COLUMNS`);
+        ``totals`` are the cumulative bad debt, socialized loss, backstop loss and the open
+        interest."""
+        ex = self.ex
+        venue = self.venue[m]
+        bad_debt, socialized, backstop_loss, open_interest = totals
+        cols["step"][k, m] = k
+        cols["t_s"][k, m] = k * self.scenario.dt_s
+        cols["ts_ns"][k, m] = ts
+        cols["exogenous"][k, m] = x
+        cols["index"][k, m] = index
+        cols["oracle"][k, m] = self.oracles[m].oracle_price[k]
+        cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
+        cols["book"][k, m] = venue.book_mid(x)
+        mark = ex.markets[m].mark
+        cols["mark"][k, m] = mark
+        cols["impact"][k, m] = mark / x - 1.0
+        cols["dislocation"][k, m] = venue.dislocation
+        cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
+        cols["depth_multiplier"][k, m] = self.depth[m].multiplier
+        for name in ("liquidations", "liquidated_notional", "adl_notional",
+                     "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
+            cols[name][k, m] = row[name]
+        cols["bad_debt"][k, m] = bad_debt
+        cols["socialized_loss"][k, m] = socialized
+        cols["insurance_fund"][k, m] = ex.cash(ex.insurance_account_for(m))
+        cols["open_interest"][k, m] = open_interest
+        cols["under_collateralized"][k, m] = ex.risk.pending_count(m)
+        cols["funding_rate"][k, m] = np.nan if rate is None else rate
+        cols["top_ups"][k, m] = row["top_ups"]
+        for name in ("shortfall", "adl_loss", "backstop_takeovers"):
+            cols[name][k, m] = row[name]
+        cols["backstop_loss"][k, m] = backstop_loss
+        cols["backstop_pnl"][k, m] = ex.risk.backstop_pnl()
 
     def _step_market(self, m: int, k: int, ts: int, x: float, left: float) -> dict[str, float]:
         """Mark market ``m`` at step ``k`` and run the cascade rounds; return the tallies.
