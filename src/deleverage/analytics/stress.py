@@ -501,21 +501,11 @@ def stress_metrics(
     overshoot = adl_overshoot(result.journal.to_frame())
     dd_mark = _max_drop(steps, "mark")
     dd_exo = _max_drop(steps, "exogenous")
+    dd_base, base_notional, base_bad_debt, base_adl, base_shortfall = _baseline_figures(baseline)
+    liq_amp = adl_amp = math.nan
     if baseline is not None:
-        dd_base = _max_drop(baseline.steps, "mark")
-        base_notional = float(baseline.steps["liquidated_notional"].sum())
-        base_bad_debt = float(
-            baseline.steps.groupby("market", observed=True).tail(1)["bad_debt"].sum()
-        )
         liq_amp = _ratio(total, base_notional)
-        base_adl = float(baseline.steps["adl_notional"].sum())
         adl_amp = _ratio(float(steps["adl_notional"].sum()), base_adl)
-        base_shortfall = (
-            float(baseline.steps["shortfall"].sum()) if "shortfall" in baseline.steps else math.nan
-        )
-    else:
-        dd_base = base_notional = base_bad_debt = liq_amp = math.nan
-        adl_amp = base_adl = base_shortfall = math.nan
     amplification = cascade_amplification(dd_mark, dd_exo if baseline is None else dd_base)
     if losses is None:
         losses = run_account_losses(result)
@@ -573,6 +563,21 @@ def stress_metrics(
         p99_account_loss=dist.p99,
         max_account_loss=dist.max,
         top_1pct_loss_share=dist.top_1pct_share,
+    )
+
+
+def _baseline_figures(baseline: RunResult | None) -> tuple[float, float, float, float, float]:
+    """The twin's max drawdown of the mark, liquidated notional, bad debt, ADL notional and
+    shortfall (NaN without a twin)."""
+    if baseline is None:
+        return math.nan, math.nan, math.nan, math.nan, math.nan
+    steps = baseline.steps
+    return (
+        _max_drop(steps, "mark"),
+        float(steps["liquidated_notional"].sum()),
+        float(steps.groupby("market", observed=True).tail(1)["bad_debt"].sum()),
+        float(steps["adl_notional"].sum()),
+        float(steps["shortfall"].sum()) if "shortfall" in steps else math.nan,
     )
 
 
