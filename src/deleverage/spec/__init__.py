@@ -444,6 +444,26 @@ class AdlPolicy(_Frozen):
     #: After the insurance fund, the venue's fee pool (the exchange's fee account) pays before
     #: any loss is socialized (Drift ``resolve_perp_bankruptcy``: fund, fee pool, funding).
     fee_pool_pays: bool = False
+    #: ADL takes over a shortfall the fund could still pay while the fund's PnL drawdown over
+    #: its window (8 h by default) is at or above this fraction of the window's highest balance
+    #: (Bybit's ADL trigger: -30%; OKX: 30% within 8 h); ``None``: only an exhausted fund
+    #: starts ADL.
+    trigger_fund_drawdown: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = None
+    #: The trigger stops once the drawdown is back below this fraction (Bybit: -25%);
+    #: ``None``: the trigger's own level.
+    trigger_fund_drawdown_stop: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = (
+        None
+    )
+
+    @model_validator(mode="after")
+    def _check_trigger(self) -> Self:
+        stop, start = self.trigger_fund_drawdown_stop, self.trigger_fund_drawdown
+        if stop is not None and (start is None or stop > start):
+            raise ValueError(
+                "trigger_fund_drawdown_stop must be at most trigger_fund_drawdown "
+                f"({start}), was {stop}"
+            )
+        return self
 
 
 class MarketSpec(_Frozen):

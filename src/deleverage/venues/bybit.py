@@ -40,7 +40,14 @@ def _bybit() -> MarketSpec:
         taker_fee_rate=0.00055,
         liquidation_fee_rate=0.005,
         liquidation={"kind": "tier_down", "execution": "market"},
-        adl={"ranking": "pnl_leverage", "price": "bankruptcy"},
+        # ADL alert (bybit-exchange/docs@072c197d, docs/v5/market/adl-alert): ADL also while
+        # the pool's 8-hour PnL drawdown is at or past -30%, until it recovers past -25%.
+        adl={
+            "ranking": "pnl_leverage",
+            "price": "bankruptcy",
+            "trigger_fund_drawdown": 0.30,
+            "trigger_fund_drawdown_stop": 0.25,
+        },
     )
 
 
@@ -83,8 +90,10 @@ VENUE = VenuePreset(
             "tables; the live table is on its Margin Parameters page.",
             "Liquidation penalty: the margin left at the bankruptcy-price takeover goes to "
             "the insurance fund; approximated by liquidation_fee_rate = base MMR 0.5%.",
-            "ADL trigger (2025 docs): a pair's 8-hour insurance drawdown crossing a "
-            "threshold; not modelled (ADL when the fund is empty).",
+            "ADL trigger (2025 docs, adl-alert): the pool's 8-hour PnL drawdown at or past "
+            "-30% starts ADL while the fund could still pay, until it recovers past -25% "
+            "(AdlPolicy.trigger_fund_drawdown 0.30, trigger_fund_drawdown_stop 0.25), as well "
+            "as an empty fund; the drawdown is the fund's own (one pool per exchange fund).",
             "Fees: VIP 0 perpetual maker 0.02%, taker 0.055%.",
             "Tick 0.1 and lot 0.001 assumed, not verified against a stored source.",
         ),
@@ -93,8 +102,6 @@ VENUE = VenuePreset(
             "'remaining_margin' for bybit (the final takeover at the bankruptcy price keeps "
             "all margin left for the fund; partial reductions pay no penalty; kind 'full' "
             "presets use liquidation_fee_rate = 1 for this).",
-            "AdlPolicy.trigger_fund_drawdown: float | None (bybit: drawdown of the pair's "
-            "insurance pool over 8 h; okx: 0.30 from the 8 h peak).",
             "MarketSpec.insurance_pool: str | None (bybit: shared or isolated per pair).",
             "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
             "for bybit (risk-limit rates apply to the whole position value).",

@@ -44,7 +44,9 @@ def _okx() -> MarketSpec:
         # tests/conformance/okx/test_okx_examples.py). Newer third-party copies say "two
         # tiers per round" (unverified).
         liquidation={"kind": "tier_down", "execution": "market", "tier_down_target": "first"},
-        adl={"ranking": "pnl_leverage", "price": "mark"},
+        # ADL when the fund falls 30% from its 8-hour peak (third-party renditions of OKX's
+        # rule; see the notes).
+        adl={"ranking": "pnl_leverage", "price": "mark", "trigger_fund_drawdown": 0.30},
     )
 
 
@@ -92,7 +94,6 @@ VENUE = VenuePreset(
             "Tick 0.1 and lot 0.0001 BTC (0.01 contracts of 0.01 BTC) assumed.",
         ),
         spec_gaps=(
-            "AdlPolicy.trigger_fund_drawdown: float | None = 0.30 for okx (8-hour peak).",
             "AdlPolicy.price fallback: 'bankruptcy' when the fund is nearly depleted (okx).",
             "MarketSpec.insurance_pool: str | None = 'USDT:BTC' for okx.",
             "MarketSpec.fee_in_maintenance: bool = True for okx (margin ratio = equity / (MM "

@@ -303,10 +303,60 @@ def test_adl_alert_example_3_an_empty_pool_triggers() -> None:
     assert VECTORS["by-adl-alert-example-3"]["expected"]["insurance_pool_equity_adl_triggered"]
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ConfigError,
-    reason="the risk step starts ADL only when the fund cannot cover a loss; a drawdown "
-    "trigger (AdlPolicy.trigger_fund_drawdown) is not a spec field yet",
-)  # fmt: skip
-def test_drawdown_trigger_as_a_market_policy() -> None:
-    MarketSpec.simple("BTCUSDT", adl={"ranking": "pnl_leverage", "trigger_fund_drawdown": 0.3})
+def _drawdown_book(trigger: float | None) -> tuple[Exchange, int, int]:
+    # A fund of 1,000; two isolated longs of 10 at 100 (10x and 2x) against a cross short W.
+    # At 55 the 10x long is 350 beyond bankruptcy: the fund pays it (a 35% drawdown). At 40
+    # the 2x long is 100 beyond: the fund could pay it.
+    adl = {"ranking": "pnl_leverage"}
+    if trigger is not None:
+        adl |= {"trigger_fund_drawdown": trigger, "trigger_fund_drawdown_stop": 0.25}
+    spec = MarketSpec.simple(
+        "BTCUSDT", max_leverage=10.0, maintenance_rate=0.05, maker_fee_rate=0.0,
+        taker_fee_rate=0.0, liquidation_fee_rate=0.0, adl=adl,
+    )  # fmt: skip
+    ex = Exchange()
+    m = ex.list_market(spec)
+    ex.set_mark(m, 100.0)
+    ex.deposit(ex.insurance_account, 1_000.0)
+    winner = ex.open_account()
+    ex.deposit(winner, 10_000.0)
+    longs = []
+    for leverage in (10.0, 2.0):
+        a = ex.open_account(margin_mode=MarginMode.ISOLATED)
+        ex.deposit(a, 1_000.0 / leverage)
+        ex.set_leverage(a, m, leverage)
+        ex.trade(m, buyer=a, seller=winner, size=10.0, price=100.0)
+        longs.append(a)
+    ex.set_mark(m, 55.0, ts_ns=1 * 10**9)
+    assert ex.last_step.insurance_paid == pytest.approx(350.0)
+    ex.set_mark(m, 40.0, ts_ns=2 * 10**9)
+    return ex, winner, longs[1]
+
+
+def test_fund_drawdown_trigger_sends_a_payable_shortfall_to_adl() -> None:
+    # Bybit ADL alert: ADL while the fund's 8-hour PnL drawdown is at or past -30% (stops at
+    # -25%) even though the fund could still pay (bybit-exchange/docs@072c197d, adl-alert).
+    ex, winner, bankrupt = _drawdown_book(0.30)
+    step = ex.last_step
+    assert step.adl_rounds == 1
+    assert step.insurance_paid == 0.0
+    assert ex.position(bankrupt, 0).size == 0.0
+    assert ex.position(winner, 0).size == pytest.approx(-10.0)
+    assert ex.cash(ex.insurance_account) == pytest.approx(650.0)
+    assert ex.conservation().holds
+
+
+def test_without_the_trigger_the_fund_pays_what_it_can() -> None:
+    ex, _, _ = _drawdown_book(None)
+    step = ex.last_step
+    assert step.adl_rounds == 0
+    assert step.insurance_paid == pytest.approx(100.0)
+    assert ex.cash(ex.insurance_account) == pytest.approx(550.0)
+
+
+def test_the_trigger_stops_below_its_stop_level() -> None:
+    with pytest.raises(ConfigError, match="trigger_fund_drawdown_stop"):
+        MarketSpec.simple(
+            "BTCUSDT",
+            adl={"trigger_fund_drawdown": 0.25, "trigger_fund_drawdown_stop": 0.3},
+        )

@@ -75,6 +75,7 @@ class BatchStage(LiquidationStage):
             and policy.max_notional_per_market_step is None
             and ranking_for(spec.adl).allocation != "socialized"  # charges others between fills
             and spec.insurance_cap is None  # the per-account path holds the cap
+            and spec.adl.trigger_fund_drawdown is None  # and the fund's drawdown trigger
             and policy.fee_basis == "fill"
             and policy.tier_down_target == "next"
             and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin

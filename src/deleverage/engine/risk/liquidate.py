@@ -303,7 +303,10 @@ class LiquidationStage(ShortfallStage):
             counterparty, reason, book = ex.liquidity_account, FillReason.LIQUIDATION, True
         equity_after = equity + side * qty * (price - mark)
         exhausted = book and filled < qty * (1 - 1e-12)
-        beyond = full and self._recourse(a, m, isolated, equity_after) > self._fund_available(m)
+        need = self._recourse(a, m, isolated, equity_after)
+        beyond = full and (
+            need > self._fund_available(m) or (need > 0.0 and self._fund_trigger(m, ts))
+        )
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
         adl_first = (

@@ -202,6 +202,22 @@ class ShortfallStage:
             return cash
         return min(cash, max(0.0, cap - self.insurance_paid_by_market.get(m, 0.0)))
 
+    def _fund_trigger(self, m: int, ts: int) -> bool:
+        """Whether ADL takes over shortfalls of ``m`` the fund could still pay: the fund's
+        drawdown over its window reached ``adl.trigger_fund_drawdown`` and has not recovered
+        below ``adl.trigger_fund_drawdown_stop`` since (Bybit's ADL trigger, with its stop)."""
+        policy = self.ex.markets[m].spec.adl
+        if policy.trigger_fund_drawdown is None:
+            return False
+        _, fraction = self.ex.insurance_fund(m).drawdown_over_window(ts)
+        risk = self.markets[m]
+        stop = policy.trigger_fund_drawdown_stop or policy.trigger_fund_drawdown
+        if risk.fund_trigger_on:
+            risk.fund_trigger_on = fraction >= stop
+        else:
+            risk.fund_trigger_on = fraction >= policy.trigger_fund_drawdown
+        return risk.fund_trigger_on
+
     def _fee_pool_pays(self, a: int, m: int, amount: float, ts: int, report: StepReport) -> float:
         """The venue's fee pool (the fee account) pays up to ``amount`` after the fund (Drift's
         internal insurance); reported as insurance paid. Returns what it paid."""

@@ -67,6 +67,8 @@ class MarketRisk:
     capital_ts: int = -1
     #: Positions found under maintenance and waiting for a liquidator: account -> first seen.
     pending: dict[int, int] = field(default_factory=dict)
+    #: Whether the fund-drawdown ADL trigger (AdlPolicy.trigger_fund_drawdown) is on.
+    fund_trigger_on: bool = False
 
     def book_price(self, mark: float) -> float:
         """Mid the book's fills walk from: :attr:`book_mid` when set (and a book), else the mark."""
