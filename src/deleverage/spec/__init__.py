@@ -335,6 +335,10 @@ class LiquidationPolicy(_Frozen):
     fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.2
     fraction_min_notional: NonNegativeFloat = 0.0
     cooldown_s: NonNegativeFloat = 0.0
+    #: During a ``fixed_fraction`` cooldown: ``skip`` the account until it ends, or send the
+    #: ``full_position`` if it is still below maintenance (Hyperliquid: "liquidation orders are
+    #: for the entire position" during the 30 s cooldown).
+    cooldown_mode: Literal["skip", "full_position"] = "skip"
     max_notional_per_account_step: PositiveFloat | None = None
     max_notional_per_market_step: PositiveFloat | None = None
     margin_call_ratio: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8

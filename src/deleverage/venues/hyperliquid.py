@@ -34,6 +34,7 @@ def _hyperliquid(
             "fraction": 0.2,
             "fraction_min_notional": 100_000.0,
             "cooldown_s": 30.0,
+            "cooldown_mode": "full_position",  # orders for the entire position meanwhile
             "backstop_equity_fraction": 2.0 / 3.0,
         },
         adl={"ranking": "hyperliquid", "price": "mark"},
@@ -98,10 +99,6 @@ VENUE = VenuePreset(
             "positions out over time); it holds them until its loss limit deleverages them.",
         ),
         spec_gaps=(
-            "LiquidationPolicy.cooldown_mode: Literal['skip', 'full_position'] = "
-            "'full_position' for hyperliquid (during the 30 s cooldown liquidation orders are "
-            "for the entire position; the engine skips the account until the cooldown ends; "
-            "strict xfail in tests/conformance/hyperliquid).",
             "MarketSpec.insurance_pool: str | None = 'hlp' for hyperliquid (no market fund; "
             "the backstop vault is shared by all markets).",
             "The liquidator vault's loss threshold and capital share of HLP are not "

@@ -112,11 +112,6 @@ def test_partial_liquidation_sends_20_percent_above_100k(
     assert _value(VECTORS[vid]["expected"]["first_order_notional"]) == expected_notional
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="during the 30 s cooldown Hyperliquid sends the whole position; the engine skips "
-    "the account until the cooldown ends (docs/formulas.md 4.5)",
-)
 def test_during_the_cooldown_the_whole_position_is_liquidated() -> None:
     # hl-partial-liquidation-large, "during_cooldown": whole position. The preset without fees;
     # 7,500 of cash, long 3 BTC at 100,000 (300,000 > 100,000: 20% first).
@@ -133,6 +128,25 @@ def test_during_the_cooldown_the_whole_position_is_liquidated() -> None:
     ex.set_mark(m, 98_400.0, ts_ns=11 * S)  # below maintenance again, in the cooldown
 
     assert ex.position(a, m).size == 0.0
+
+
+def test_after_the_cooldown_orders_are_partial_again() -> None:
+    # The same account above maintenance through the cooldown: the next breach, 31 s after the
+    # first liquidation, is again a 20% order (0.48 of the 2.4 BTC left).
+    spec = preset("hyperliquid").model_copy(update={"maker_fee_rate": 0.0, "taker_fee_rate": 0.0})
+    ex = Exchange()
+    m = ex.list_market(spec)
+    ex.set_mark(m, 100_000.0)
+    a = ex.open_account(margin_mode=MarginMode.CROSS)
+    ex.deposit(a, 7_500.0)
+    ex.trade(m, buyer=a, seller=ex.liquidity_account, size=3.0, price=100_000.0)
+    ex.set_mark(m, 98_500.0, ts_ns=1 * S)
+    assert ex.position(a, m).size == pytest.approx(2.4)
+    ex.set_mark(m, 99_500.0, ts_ns=20 * S)  # back above maintenance in the cooldown
+
+    ex.set_mark(m, 98_400.0, ts_ns=32 * S)  # the cooldown (30 s from 1 s) is over
+
+    assert ex.position(a, m).size == pytest.approx(2.4 - 0.48)
 
 
 def test_backstop_below_two_thirds_of_maintenance() -> None:

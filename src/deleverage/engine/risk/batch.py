@@ -76,6 +76,7 @@ class BatchStage(LiquidationStage):
             and ranking_for(spec.adl).allocation != "socialized"  # charges others between fills
             and spec.insurance_cap is None  # the per-account path holds the cap
             and spec.adl.trigger_fund_drawdown is None  # and the fund's drawdown trigger
+            and policy.cooldown_mode == "skip"
             and policy.fee_basis == "fill"
             and policy.tier_down_target == "next"
             and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin

@@ -143,6 +143,9 @@ class LiquidationStage(ShortfallStage):
         if equity <= 0.0 or policy.kind == "full":
             return abs(size)
         if policy.kind == "fixed_fraction":
+            in_cooldown = self.markets[m].cooldown_until_ns.get(a, -1) > ex.clock_ns
+            if in_cooldown and policy.cooldown_mode == "full_position":
+                return abs(size)
             return liq.fixed_fraction_size(
                 size, mark, fraction=policy.fraction, min_notional=policy.fraction_min_notional
             )

@@ -546,6 +546,8 @@ class ShortfallStage:
         """Which accounts a liquidator has reached (cooldowns and latency) at ``ts``."""
         risk = self.markets[m]
         cooldown, latency, pending = risk.cooldown_until_ns, risk.latency_ns, risk.pending
+        if self.ex.markets[m].spec.liquidation.cooldown_mode == "full_position":
+            cooldown = {}  # a cooldown changes how much is closed, not whether (see _size_to_close)
         # A liquidator faster than the marks acts before the next one: it was found ``latency``
         # ago, within the interval the marks do not see.
         seen = latency if latency < risk.mark_interval_ns else 0
