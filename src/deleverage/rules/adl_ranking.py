@@ -36,6 +36,7 @@ from deleverage.spec import AdlRanking as RankingName
 __all__ = [
     "AdlRanking",
     "LeveragePnlRanking",
+    "MarginModeRanking",
     "PnlLeverageRanking",
     "PriceRatioLeverageRanking",
     "ProRata",
@@ -60,7 +61,8 @@ class RankingInputs(NamedTuple):
     """The candidates' positions and collateral (arrays of equal length, quote and base units).
 
     ``wallet`` is the collateral without unrealized PnL (isolated margin, or the account's cash
-    for cross), ``equity`` with it; ``maintenance`` the maintenance margin backing each.
+    for cross), ``equity`` with it; ``maintenance`` the maintenance margin backing each;
+    ``cross`` whether each is a cross-margined account (None: all isolated).
     """
 
     sizes: FloatArray
@@ -69,6 +71,7 @@ class RankingInputs(NamedTuple):
     equity: FloatArray
     wallet: FloatArray
     maintenance: FloatArray
+    cross: npt.NDArray[np.bool_] | None = None
 
 
 class AdlRanking(Protocol):
@@ -169,6 +172,40 @@ class PriceRatioLeverageRanking(_Scored):
 
 
 @dataclass(frozen=True, slots=True)
+class MarginModeRanking(_Scored):
+    """OKX: isolated positions by profit percentage times leverage (as BitMEX), cross accounts
+    by margin ratio (maintenance over equity); each mode ranked on its own and the two merged
+    by percentile within their mode (OKX publishes a per-mode ranking percentile)."""
+
+    name: RankingName = "okx"
+    ranks_losers: bool = True
+    takes_losers: bool = False
+    allocation: Allocation = "ranked"
+    needs_maintenance: bool = True
+
+    def scores(self, inputs: RankingInputs) -> FloatArray | None:
+        pnl_lev = adl_math.score_pnl_leverage(
+            inputs.sizes, inputs.entry, inputs.mark, equity=inputs.equity
+        )
+        cross = (
+            np.zeros(len(inputs.sizes), dtype=np.bool_) if inputs.cross is None else inputs.cross
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(inputs.equity > 0, inputs.maintenance / inputs.equity, np.inf)
+        raw = np.where(cross, ratio, pnl_lev)
+        percentile = np.zeros(len(raw))
+        for mode in (False, True):
+            members = np.flatnonzero(cross == mode)
+            if len(members):
+                # Rank within the mode (ties by position in the list), 1 for the first.
+                order = np.argsort(-raw[members], kind="stable")
+                place = np.empty(len(members))
+                place[order] = np.arange(len(members))
+                percentile[members] = 1.0 - place / len(members)
+        return np.asarray(percentile, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
 class RiskScoreRanking(_Scored):
     """A weighted risk score of leverage, margin ratio and size (:func:`~.adl.score_risk_score`)."""
 
@@ -247,6 +284,7 @@ _SIMPLE: dict[str, AdlRanking] = {
     "pnl_leverage": PnlLeverageRanking(),
     "binance": LeveragePnlRanking(),
     "hyperliquid": PriceRatioLeverageRanking(),
+    "okx": MarginModeRanking(),
     "random_start": RandomStartRanking(),
     "pro_rata": ProRata(),
     "socialized_loss": SocializedLoss(),

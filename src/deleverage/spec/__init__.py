@@ -261,7 +261,7 @@ LiquidationKind = Literal["full", "partial", "fixed_fraction", "tier_down", "por
 LiquidationExecution = Literal["market", "liquidator"]
 PartialTarget = Literal["maintenance", "initial"]
 AdlRanking = Literal[
-    "pnl_leverage", "binance", "hyperliquid", "risk_score", "random_start", "pro_rata",
+    "pnl_leverage", "binance", "hyperliquid", "okx", "risk_score", "random_start", "pro_rata",
     "socialized_loss",
 ]  # fmt: skip
 

@@ -46,7 +46,9 @@ def _okx() -> MarketSpec:
         liquidation={"kind": "tier_down", "execution": "market", "tier_down_target": "first"},
         # ADL when the fund falls 30% from its 8-hour peak (third-party renditions of OKX's
         # rule; see the notes).
-        adl={"ranking": "pnl_leverage", "price": "mark", "trigger_fund_drawdown": 0.30},
+        # Isolated positions by PnL% x leverage, cross accounts by margin ratio, merged by
+        # per-mode percentile (third-party renditions; no worked example: see spec_gaps).
+        adl={"ranking": "okx", "price": "mark", "trigger_fund_drawdown": 0.30},
     )
 
 
@@ -99,8 +101,9 @@ VENUE = VenuePreset(
             "MarketSpec.fee_in_maintenance: bool = True for okx (margin ratio = equity / (MM "
             "+ liquidation fee); test okx-isolated-liq-freqtrade computes it with maintenance "
             "rate MMR + taker).",
-            "AdlPolicy.ranking 'okx_margin_ratio': cross accounts ranked by ROI / account "
-            "margin ratio (third-party renditions only; no worked example).",
+            "AdlPolicy.ranking 'okx' (margin ratio for cross accounts, PnL% x leverage for "
+            "isolated, merged by per-mode percentile) follows third-party renditions of OKX's "
+            "rule; OKX publishes no worked example and how the two modes merge is assumed.",
         ),
     ),
     aliases={"BTC": "BTC-USDT-SWAP", "BTC-USDT-SWAP": "BTC-USDT-SWAP", "BTCUSDT": "BTC-USDT-SWAP"},

@@ -354,3 +354,47 @@ def test_queue_order_random_start_walks_candidates_sorted_by_account() -> None:
         queue_order(AdlPolicy(ranking="random_start"), **kwargs)
     with pytest.raises(ValidationError, match="ranking"):
         queue_order(AdlPolicy(ranking="pro_rata"), **kwargs)
+
+
+def test_margin_mode_ranking_ranks_each_mode_on_its_own_then_merges_by_percentile() -> None:
+    from deleverage.rules.adl_ranking import MarginModeRanking, RankingInputs
+
+    # Two isolated shorts (profit% x leverage: 0.2 x 2 = 0.4 and 0.1 x 5 = 0.5) and two cross
+    # accounts (margin ratio 30 / 100 = 0.3 and 10 / 100 = 0.1) at mark 90.
+    sizes = np.array([-1.0, -1.0, -1.0, -1.0])
+    entry = np.array([100.0, 100.0, 100.0, 100.0])
+    equity = np.array([50.0, 20.0, 100.0, 100.0])  # isolated: pnl 10 each
+    inputs = RankingInputs(
+        sizes, entry, 90.0, equity, equity - 10.0, np.array([0.0, 0.0, 30.0, 10.0]),
+        np.array([False, False, True, True]),
+    )  # fmt: skip
+    scores = MarginModeRanking().scores(inputs)
+    assert scores is not None
+    # Isolated: 0.5 (index 1) first, then 0.4 (index 0); cross: 0.3 (index 2) first.
+    # Percentiles: first of two -> 1.0, second -> 0.5, in each mode.
+    assert scores.tolist() == [0.5, 1.0, 1.0, 0.5]
+
+
+def test_the_engine_ranks_an_okx_market_by_margin_mode() -> None:
+    from deleverage import Exchange, MarginMode
+    from deleverage.venues import preset
+
+    ex = Exchange()
+    spec = preset("okx")
+    assert spec.adl.ranking == "okx"
+    m = ex.list_market(spec)
+    ex.set_mark(m, 100_000.0)
+    iso = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    cross = ex.open_account(margin_mode=MarginMode.CROSS)
+    for a in (iso, cross):
+        ex.deposit(a, 20_000.0)
+        ex.set_leverage(a, m, 10.0)
+        ex.trade(m, buyer=ex.liquidity_account, seller=a, size=0.1, price=100_000.0)
+    ex.set_mark(m, 95_000.0, ts_ns=10**9)
+
+    queue = ex.adl_queue(m, side=-1)
+
+    # One account per mode: each is first of its mode, so both have the top percentile and
+    # the tie goes to the lower account id.
+    assert queue["account"].tolist() == [iso, cross]
+    assert queue["score"].tolist() == [1.0, 1.0]

@@ -312,7 +312,10 @@ def test_okx_tier_down_and_adl_at_mark() -> None:
     # Forced Partial or Full Liquidation: positions "will be reduced to the maximum of tier 1"
     # (https://supdljgzdhc.okx.com/hc/en-us/articles/360020411711).
     assert spec.liquidation.tier_down_target == "first"
-    assert (spec.adl.ranking, spec.adl.price) == ("pnl_leverage", "mark")
+    # Isolated positions by leverage PnL%, cross accounts by margin ratio (ranking 'okx'),
+    # ADL when the fund falls 30% within 8 hours.
+    assert (spec.adl.ranking, spec.adl.price) == ("okx", "mark")
+    assert spec.adl.trigger_fund_drawdown == pytest.approx(0.30)
 
 
 def test_every_spec_gap_and_assumption_is_recorded() -> None:

@@ -509,7 +509,7 @@ class ShortfallStage:
             if cross is not None:
                 maint = np.where(iso, maint, cross["cross_maintenance"][idx])
         wallet = np.where(iso, cols.isolated_margin[idx], ex._cash[idx])
-        scores = ranking.scores(RankingInputs(sizes, entry, mark, equity, wallet, maint))
+        scores = ranking.scores(RankingInputs(sizes, entry, mark, equity, wallet, maint, ~iso))
         if scores is None:  # rankings without a score are shown by the default one
             return adl_math.score_pnl_leverage(sizes, entry, mark, equity=equity)
         return scores
