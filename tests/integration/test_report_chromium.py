@@ -67,7 +67,7 @@ def test_report_renders_every_plot_in_headless_chromium_without_console_errors(
     # Assert
     print(f"screenshot: {screenshot}")
     assert title == "deleverage report: small-crash"
-    assert len(plots) == 5
+    assert len(plots) == 7  # prices, crash window, breakdown, flows, fund, heatmap, losses
     assert all(svgs >= 1 and traces >= 1 for svgs, traces in plots), plots
     assert errors == []
     assert screenshot.stat().st_size > 10_000
