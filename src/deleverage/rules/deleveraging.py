@@ -49,6 +49,7 @@ from deleverage.rules import adl as adl_math
 from deleverage.rules.adl_ranking import (
     AdlRanking,
     LeveragePnlRanking,
+    MarginModeRanking,
     PnlLeverageRanking,
     PriceRatioLeverageRanking,
     RandomStartRanking,
@@ -359,11 +360,11 @@ class QueuePolicy:
 
 @dataclass(frozen=True, slots=True)
 class OkxQueue(QueuePolicy):
-    """OKX: isolated positions ranked by profit percent x leverage, cross accounts by margin
-    ratio (maintenance / equity); the two rankings are merged by their percentile within
-    each margin mode (OKX shows a per-mode ranking percentile)."""
+    """OKX: the engine's ranking by margin mode
+    (:class:`~deleverage.rules.adl_ranking.MarginModeRanking`: isolated positions by profit
+    percent x leverage, cross accounts by margin ratio, merged by per-mode percentile)."""
 
-    ranking: AdlRanking = field(default_factory=PnlLeverageRanking)
+    ranking: AdlRanking = field(default_factory=MarginModeRanking)
     name: str = "okx"
 
     def order(
@@ -371,18 +372,9 @@ class OkxQueue(QueuePolicy):
     ) -> IntArray:
         idx = np.flatnonzero(ok)
         sub = _take(cps, idx)
-        with np.errstate(over="ignore"):
-            pnl_lev = self.ranking.scores(_ranking_inputs(sub))
-        assert pnl_lev is not None
-        score = np.where(sub.cross, sub.margin_ratio, pnl_lev)
-        percentile = np.zeros(len(idx))
-        for mode in (False, True):
-            members = np.flatnonzero(sub.cross == mode)
-            if len(members):
-                place = adl_math.queue_positions(
-                    adl_math.rank(score[members], sub.account[members])
-                )
-                percentile[members] = 1.0 - (place + 1) / len(members)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            percentile = self.ranking.scores(_ranking_inputs(sub)._replace(cross=sub.cross))
+        assert percentile is not None
         return idx[adl_math.rank(percentile, sub.account)].astype(np.int64)
 
 
