@@ -1,0 +1,1 @@
+"""DeFi protocols as implementations of the Venue protocol (lending, CDP, oracle-pool perps)."""
