@@ -63,3 +63,46 @@ FACTORIES: dict[str, Callable[[], VenueCase]] = {
     f"perp-{name}": _factory(name)
     for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
 }
+
+
+def _maker_case(design: str) -> VenueCase:
+    import numpy as np
+
+    from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
+    from deleverage.protocols.maker import (
+        ClipperConfig,
+        MakerConfig,
+        MakerPopulation,
+        build_maker,
+    )
+
+    # Four vaults at 2,000 with collateral ratios 1.6, 2, 3 and 5 (mat 1.5): liquidation
+    # prices 1,875, 1,500, 1,000 and 600. An immediate oracle and keepers without latency;
+    # the Dutch case starts its sales 10% under the oracle (buf 0.9) so that the crash's own
+    # step sells collateral.
+    ink = np.array([10.0, 20.0, 5.0, 40.0])
+    ratio = np.array([1.6, 2.0, 3.0, 5.0])
+    population = MakerPopulation(ink=ink, art=ink * 2_000.0 / ratio)
+    config = MakerConfig(
+        name=f"maker-{design}",
+        design=design,
+        osm_delay_s=0.0,
+        clipper=ClipperConfig(buf=0.9),
+        keepers=KeepersConfig(
+            keepers=(KeeperSpec(capital=1e6, latency_blocks=0, gas_units=300_000.0),),
+            sale_delay_blocks=0,
+        ),
+    )
+    return VenueCase(
+        venue=build_maker(config, population), asset="ETH", calm=1_990.0, crash=1_400.0
+    )
+
+
+def maker_case(design: str) -> VenueCase:
+    """The Maker case for ``design``; only ``dutch`` is under contract: an English auction
+    sells its collateral ``ttl`` after the crash's step (at ``deal``), never in it, so the
+    same-step forced-flow clause cannot hold (tests/unit/protocols/maker covers the rest)."""
+    return _maker_case(design)
+
+
+FACTORIES["maker-dutch"] = lambda: _maker_case("dutch")

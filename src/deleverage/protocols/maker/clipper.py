@@ -1,0 +1,205 @@
+"""Liquidations 2.0: the Clipper's Dutch auctions, bought by competing keepers.
+
+A sale starts at ``top = feed x buf`` and its price falls along the Abacus curve
+(:mod:`deleverage.protocols.maker.math`). Each step, for each running sale:
+
+1. if it needs a reset (older than ``tail`` or cheaper than ``cusp x top``) a keeper may
+   ``redo`` it (new ``top`` from the current oracle price) when the redo incentive beats its gas
+   (:meth:`deleverage.protocols.keepers.Keepers.act`); until then nobody can buy;
+2. otherwise keepers, fastest first (the keepers' priority order), ``take`` as much as their
+   capital pays for (``amt = (capital - gas) / price``, the dust rule of
+   :func:`~deleverage.protocols.maker.math.take_amounts` applied) when selling it at the market
+   price, less the expected slippage and the gas, beats their minimum profit. The DAI paid
+   leaves their capital at once; the collateral is sold into the market at once (the venue's
+   forced flow) and its proceeds return to their capital ``sale_delay_blocks`` later.
+
+A sale ends when its lot is gone (any tab left is a deficit of the Vow) or its tab is paid
+(the rest of the lot goes back to the vault's owner); the Vow then books its proceeds against
+its ``due``. ``Dirt`` (DAI being raised) falls by each ``owe`` and by the tab left at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deleverage.engine.events import Journal
+from deleverage.protocols.keepers import Keepers, sale_slippage_quote
+from deleverage.protocols.maker import math as mk
+from deleverage.protocols.maker.actions import MakerAction, SaleLog, StepContext, record
+from deleverage.protocols.maker.config import ClipperConfig
+from deleverage.protocols.maker.vow import Vow
+
+__all__ = ["Clipper", "Sale"]
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass
+class Sale:
+    """One running Dutch auction (DAI and collateral units)."""
+
+    id: int
+    vault: int
+    tab: float
+    lot: float
+    due: float
+    top: float
+    tic_ns: int
+    seen_block: int
+    raised: float = 0.0
+
+
+class Clipper:
+    """The Dutch auctions of one collateral type (see the module docstring)."""
+
+    def __init__(self, config: ClipperConfig, *, dust: float, chop: float) -> None:
+        self.config = config
+        self.chost = mk.chost(dust, chop)
+        self.sales: list[Sale] = []
+        self.kicks = 0
+        #: DAI still to raise over all running sales (the Dog's ``Dirt``).
+        self.dirt = 0.0
+        self.redos = 0
+        #: Collateral given back to vault owners after their tab was paid (units).
+        self.returned = 0.0
+
+    def price(self, sale: Sale, ts_ns: int) -> float:
+        """The sale's price now (DAI per unit) on the configured curve."""
+        cfg = self.config
+        dur = (ts_ns - sale.tic_ns) / NS_PER_S
+        if cfg.curve == "linear":
+            return mk.linear_decrease(sale.top, dur, cfg.tau_s)
+        if cfg.curve == "stairstep":
+            return mk.stairstep_exponential_decrease(sale.top, dur, cfg.cut, cfg.step_s)
+        return mk.exponential_decrease(sale.top, dur, cfg.cut)
+
+    def kick(self, *, vault: int, tab: float, lot: float, due: float, ctx: StepContext) -> Sale:
+        """Start a sale of ``lot`` for ``tab`` (``top = feed x buf``)."""
+        self.kicks += 1
+        sale = Sale(
+            id=self.kicks,
+            vault=vault,
+            tab=tab,
+            lot=lot,
+            due=due,
+            top=ctx.feed_price * self.config.buf,
+            tic_ns=ctx.ts_ns,
+            seen_block=ctx.block,
+        )
+        self.sales.append(sale)
+        self.dirt += tab
+        return sale
+
+    def incentive(self, tab: float) -> float:
+        """The kick incentive ``tip + chip x tab`` (DAI)."""
+        return mk.keeper_incentive(tab, self.config.tip, self.config.chip)
+
+    def run(
+        self, ctx: StepContext, keepers: Keepers, vow: Vow, journal: Journal, sales: SaleLog
+    ) -> float:
+        """Run every sale for one step; return the collateral keepers sold (units, >= 0)."""
+        sold = 0.0
+        for sale in list(self.sales):
+            price = self.price(sale, ctx.ts_ns)
+            elapsed = (ctx.ts_ns - sale.tic_ns) / NS_PER_S
+            if mk.needs_redo(
+                price, sale.top, elapsed, tail_s=self.config.tail_s, cusp=self.config.cusp
+            ):
+                if not self._redo(sale, ctx, keepers, vow, journal):
+                    continue
+                price = sale.top
+            sold += self._takes(sale, price, ctx, keepers, vow, journal, sales)
+        return sold
+
+    def _redo(
+        self, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, journal: Journal
+    ) -> bool:
+        cfg = self.config
+        coin = mk.redo_incentive(
+            sale.tab, sale.lot, ctx.feed_price, tip=cfg.tip, chip=cfg.chip, chost_dai=self.chost
+        )
+        # A keeper resets a stuck sale for the incentive, or to buy from it: the sale's
+        # discount at the new top is what it expects to earn (0 when top >= market).
+        gain = max(0.0, sale.lot * (ctx.market_price - ctx.feed_price * cfg.buf))
+        acts = keepers.act(
+            block=ctx.block,
+            seen_block=[min(sale.seen_block, ctx.block)],
+            incentive=[coin + gain],
+            need=[0.0],
+            slippage=[0.0],
+            gas_price_gwei=ctx.gas_price_gwei,
+            native_price=ctx.market_price,
+        )
+        winner = int(acts.winner[0])
+        if winner < 0:
+            return False
+        keepers.capital[winner] += coin
+        vow.pay_incentive(coin)
+        sale.top = ctx.feed_price * cfg.buf
+        sale.tic_ns = ctx.ts_ns
+        self.redos += 1
+        record(
+            journal, MakerAction.REDO, ts_ns=ctx.ts_ns, vault=sale.vault, price=sale.top,
+            auction=sale.id, keeper=winner, coin=coin,
+        )  # fmt: skip
+        return True
+
+    def _takes(
+        self,
+        sale: Sale,
+        price: float,
+        ctx: StepContext,
+        keepers: Keepers,
+        vow: Vow,
+        journal: Journal,
+        sales: SaleLog,
+    ) -> float:
+        if price <= 0.0:
+            return 0.0
+        sold = 0.0
+        for k in keepers.order:
+            if ctx.block - sale.seen_block < keepers.latency_blocks[k]:
+                continue
+            gas = float(ctx.gas_cost[k])
+            budget = keepers.capital[k] - gas
+            if budget <= 0.0:
+                continue
+            taken = mk.take_amounts(
+                tab=sale.tab, lot=sale.lot, price=price, amt=budget / price, max_price=price,
+                chost_dai=self.chost,
+            )  # fmt: skip
+            if taken.refusal or taken.slice <= 0.0:
+                continue
+            slip = float(sale_slippage_quote(taken.slice, ctx.market_price, ctx.depth))
+            proceeds = taken.slice * ctx.market_price - slip
+            if proceeds - taken.owe - gas <= keepers.min_profit[k]:
+                continue  # every keeper sees the same price: wait for a cheaper one
+            keepers.capital[k] -= taken.owe + gas
+            keepers.gas_paid[k] += gas
+            keepers.receive([k], [proceeds], block=ctx.block)
+            sold += taken.slice
+            sale.raised += taken.owe
+            self.dirt -= taken.owe
+            sale.tab, sale.lot = taken.tab_left, taken.lot_left
+            sales.add(
+                ts_ns=ctx.ts_ns, auction=sale.id, vault=sale.vault, keeper=int(k),
+                collateral=taken.slice, dai=taken.owe, market_price=ctx.market_price,
+            )  # fmt: skip
+            record(
+                journal, MakerAction.TAKE, ts_ns=ctx.ts_ns, vault=sale.vault, size=-taken.slice,
+                price=price, auction=sale.id, keeper=int(k), owe=taken.owe,
+            )  # fmt: skip
+            if sale.lot <= 0.0 or sale.tab <= 0.0:
+                self._end(sale, vow)
+                break
+        return sold
+
+    def _end(self, sale: Sale, vow: Vow) -> None:
+        if sale.tab > 0.0:  # lot gone, tab left: the Dog forgets it, the Vow books a deficit
+            self.dirt -= sale.tab
+        else:
+            self.returned += sale.lot
+        self.sales.remove(sale)
+        if not self.sales:
+            self.dirt = 0.0  # no float residue once nothing is being raised
+        vow.settle_auction(sale.due, sale.raised)

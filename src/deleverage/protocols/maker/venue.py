@@ -1,0 +1,342 @@
+"""The Maker venue: one collateral type's vaults, liquidated by keepers through auctions.
+
+:class:`MakerVenue` implements :class:`deleverage.venues.protocol.Venue`. State is a struct of
+arrays, one index per vault (``ink`` collateral, ``art`` normalized debt), with one ``rate``,
+``mat``, ``dust`` and ``chop`` for the collateral type. Each :meth:`MakerVenue.step`:
+
+1. advances the chain (gas price from volatility and congestion) and credits keepers' due
+   sale proceeds;
+2. reads the OSM (:class:`~deleverage.protocols.maker.osm.Osm`): the price the system uses is
+   the oracle price published an hour earlier;
+3. **quiet path**: when no auction or debt auction runs and the highest liquidation price of an
+   open vault (``art x rate x mat / ink``; sorted once, unchanged by partial liquidations since
+   they scale ``ink`` and ``art`` alike) is at or below both the OSM price and the market
+   price, nothing can happen: it returns at once;
+4. otherwise, vaults below the OSM price are barked (``design = "dutch"``: Dog.bark, a Clipper
+   sale, the ``tip + chip x tab`` incentive) or bitten (``"english"``: Cat.bite, a Flipper
+   auction), most distressed first, each by a keeper for whom it pays
+   (:meth:`deleverage.protocols.keepers.Keepers.act`), within ``Hole``/``hole`` (or ``box``);
+5. runs the auctions (:mod:`.clipper` or :mod:`.flipper`) and the Vow (:mod:`.vow`): the
+   collateral keepers receive is sold into the market at once, the **forced flow**.
+
+Vaults that are unsafe at the market price but not yet liquidated (the oracle's delay, keepers'
+latency, limits) count as under-collateralized time (vault-seconds and DAI-seconds of debt).
+The solvency lines: ``fund_balance`` is the Vow's surplus, ``insurance_paid`` what the surplus
+absorbed, ``socialized_loss`` what debt auctions raised (MKR dilution), ``bad_debt`` what is
+still uncovered when :meth:`MakerVenue.close` is called (backstop and ADL lines stay 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage.engine.events import Journal
+from deleverage.errors import ValidationError
+from deleverage.protocols.chain import Chain, gas_cost_quote
+from deleverage.protocols.keepers import Keepers
+from deleverage.protocols.maker import math as mk
+from deleverage.protocols.maker.actions import (
+    MakerAction,
+    SaleLog,
+    StepContext,
+    record,
+    record_bad_debt,
+)
+from deleverage.protocols.maker.clipper import Clipper
+from deleverage.protocols.maker.config import MakerConfig, MakerPopulation
+from deleverage.protocols.maker.flipper import Flipper
+from deleverage.protocols.maker.osm import Osm
+from deleverage.protocols.maker.vow import Vow
+from deleverage.venues.protocol import (
+    LIQUIDATION_LEVEL_COLUMNS,
+    PriceInputs,
+    SolvencyLines,
+    VenueStep,
+    check_price_inputs,
+)
+
+__all__ = ["MakerVenue"]
+
+FloatArray = npt.NDArray[np.float64]
+NS_PER_S = 1_000_000_000
+
+
+class MakerVenue:
+    """A Maker collateral type as a :class:`~deleverage.venues.protocol.Venue` (module doc)."""
+
+    def __init__(
+        self, config: MakerConfig, population: MakerPopulation, *, chain: Chain | None = None
+    ) -> None:
+        ink = np.array(population.ink, dtype=np.float64)
+        art = np.array(population.art, dtype=np.float64)
+        if ink.ndim != 1 or ink.shape != art.shape:
+            raise ValidationError(
+                "population", (ink.shape, art.shape), "must be two equal 1-d arrays"
+            )
+        for field, values in (("population.ink", ink), ("population.art", art)):
+            bad = ~np.isfinite(values) | (values < 0.0)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValidationError(f"{field}[{i}]", float(values[i]), "must be finite and >= 0")
+        self.config = config
+        self.ink, self.art = ink, art
+        self.rate = config.rate
+        self.chain = chain if chain is not None else Chain(config.chain)
+        self.keepers = Keepers(config.keepers)
+        self.osm = Osm(delay_s=config.osm_delay_s)
+        self.vow = Vow(config.vow)
+        self.clipper = Clipper(config.clipper, dust=config.dust, chop=config.chop)
+        self.flipper = Flipper(config.flipper)
+        self.sales = SaleLog()
+        self._journal = Journal()
+        self._name, self._assets = config.name, (config.asset,)
+        p_liq = mk.liquidation_price(ink, art, self.rate, config.mat)
+        p_liq = np.where(np.isnan(p_liq), 0.0, p_liq)
+        #: Vault indices by liquidation price, highest first; a pointer skips closed vaults.
+        self._by_trigger = np.argsort(-p_liq, kind="stable")
+        self._trigger_sorted = p_liq[self._by_trigger]
+        self._first_open = 0
+        self._unsafe_block = np.full(ink.shape, -1, dtype=np.int64)
+        self._last_ts = 0
+        self._zero_flow = {config.asset: 0.0}
+        self.osm_price = math.nan
+        self.market_price = math.nan
+        #: Cumulative vault-seconds and DAI-seconds of debt of vaults unsafe at the market
+        #: price but not (yet) liquidated.
+        self.undercollateralized_vault_s = 0.0
+        self.undercollateralized_debt_s = 0.0
+        self.barks = 0
+        self.collateral_sold = 0.0
+        self.closed = False
+
+    # -- the Venue protocol ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The venue's name."""
+        return self._name
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The collateral asset, the one price the venue reads."""
+        return self._assets
+
+    def journal(self) -> Journal:
+        """The venue's journal (Maker actions as notices, :mod:`.actions`)."""
+        return self._journal
+
+    def solvency(self) -> SolvencyLines:
+        """The Vow's lines (module docstring)."""
+        vow = self.vow
+        return SolvencyLines(
+            fund_balance=vow.joy,
+            insurance_paid=vow.insurance_paid,
+            backstop_loss=0.0,
+            adl_loss=0.0,
+            socialized_loss=vow.socialized_loss,
+            bad_debt=vow.bad_debt,
+        )
+
+    def liquidation_levels(self) -> pd.DataFrame:
+        """Open vaults (``art > 0``) and the oracle price below which each is unsafe."""
+        open_ = np.flatnonzero(self.art > 0.0)
+        price = self.market_price if math.isfinite(self.market_price) else np.nan
+        return pd.DataFrame(
+            {
+                "asset": self.config.asset,
+                "account": open_.astype(np.int64),
+                "size": self.ink[open_],
+                "notional": self.ink[open_] * price if math.isfinite(price) else 0.0,
+                "liquidation_price": mk.liquidation_price(
+                    self.ink[open_], self.art[open_], self.rate, self.config.mat
+                ),
+            },
+            columns=list(LIQUIDATION_LEVEL_COLUMNS),
+        )
+
+    def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
+        """Read the collateral's prices at ``ts_ns`` and run the liquidation machinery."""
+        check_price_inputs(prices, self._assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        if self.closed:
+            raise ValidationError("step", self._name, "must not be called after close()")
+        inputs = prices[self.config.asset]
+        market = inputs.index_price
+        dt_s = (ts_ns - self._last_ts) / NS_PER_S if math.isfinite(self.market_price) else 0.0
+        self._last_ts = ts_ns
+        self.chain.advance(ts_ns, market)
+        block = self.chain.block_at(ts_ns)
+        self.keepers.settle(block)
+        osm = self.osm.read(ts_ns, inputs.oracle)
+        self.osm_price, self.market_price = osm, market
+        top = self._highest_trigger()
+        busy = self.clipper.sales or self.flipper.flips or self.vow.flops
+        if not busy and top <= min(osm, market):
+            return VenueStep(ts_ns, 0, 0.0, dict(self._zero_flow), self.solvency())
+        if top > market and dt_s > 0.0:
+            self._count_undercollateralized(market, dt_s)
+        gas_price = self.chain.gas_price_gwei
+        ctx = StepContext(
+            ts_ns=ts_ns,
+            block=block,
+            feed_price=osm,
+            market_price=market,
+            gas_price_gwei=gas_price,
+            gas_cost=gas_cost_quote(self.keepers.gas_units, gas_price, market),
+            depth=self.config.market_depth,
+        )
+        count, notional = self._liquidate(ctx) if top > osm else (0, 0.0)
+        auctions = self.clipper if self.config.design == "dutch" else self.flipper
+        sold = auctions.run(ctx, self.keepers, self.vow, self._journal, self.sales)
+        for action, dai, mkr in self.vow.step(ts_ns):
+            code = {
+                "flop_kick": MakerAction.FLOP_KICK,
+                "flop_tick": MakerAction.FLOP_TICK,
+                "flop_deal": MakerAction.FLOP_DEAL,
+            }[action]
+            record(self._journal, code, ts_ns=ts_ns, dai=dai, mkr=mkr)
+        self.collateral_sold += sold
+        flow = {self.config.asset: -sold if sold > 0.0 else 0.0}
+        return VenueStep(ts_ns, count, notional, flow, self.solvency())
+
+    # -- beyond the protocol ---------------------------------------------------------------
+
+    def close(self, *, ts_ns: int | None = None) -> float:
+        """End the run: declare the Vow's uncovered system debt as bad debt; return it."""
+        if self.closed:
+            return 0.0
+        amount = self.vow.close()
+        if amount > 0.0:
+            record_bad_debt(
+                self._journal, ts_ns=self._last_ts if ts_ns is None else ts_ns, amount=amount
+            )
+        self.closed = True
+        return amount
+
+    def summary(self) -> dict[str, Any]:
+        """Totals of the run so far (DAI unless named otherwise)."""
+        vow, lines = self.vow, self.solvency()
+        frame = self.sales.frame()
+        auctions = self.clipper.kicks if self.config.design == "dutch" else self.flipper.kicks
+        return {
+            "design": self.config.design,
+            "vaults": int(self.ink.size),
+            "open_vaults": int(np.count_nonzero(self.art > 0.0)),
+            "auctions": auctions,
+            "running_auctions": len(self.clipper.sales) + len(self.flipper.flips),
+            "redos": self.clipper.redos,
+            "ticks": self.flipper.ticks,
+            "sales": len(frame),
+            "near_zero_sales": int((frame["price_ratio"] < 0.05).sum()) if len(frame) else 0,
+            "collateral_sold": self.collateral_sold,
+            "dai_raised": float(frame["dai"].sum()) if len(frame) else 0.0,
+            "auction_deficits": vow.auction_deficits,
+            "penalty_income": vow.penalty_income,
+            "keeper_incentives": vow.incentives_paid,
+            "surplus": vow.joy,
+            "pending_system_debt": vow.pending,
+            "insurance_paid": lines.insurance_paid,
+            "debt_auctions_kicked": vow.flops_kicked,
+            "debt_auctions_settled": vow.flops_settled,
+            "mkr_minted": vow.mkr_minted,
+            "socialized_loss": lines.socialized_loss,
+            "bad_debt": lines.bad_debt,
+            "undercollateralized_vault_s": self.undercollateralized_vault_s,
+            "undercollateralized_debt_s": self.undercollateralized_debt_s,
+            "keeper_capital": float(self.keepers.capital.sum()),
+            "keeper_gas_paid": float(self.keepers.gas_paid.sum()),
+        }
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _highest_trigger(self) -> float:
+        order, art = self._by_trigger, self.art
+        i = self._first_open
+        while i < order.size and art[order[i]] <= 0.0:
+            i += 1
+        self._first_open = i
+        return float(self._trigger_sorted[i]) if i < order.size else 0.0
+
+    def _unsafe_prefix(self, price: float) -> npt.NDArray[np.int64]:
+        # Sorted descending: the vaults whose trigger is above ``price`` form a prefix.
+        end = int(np.searchsorted(-self._trigger_sorted, -price, side="left"))
+        idx = self._by_trigger[self._first_open : end]
+        return idx[self.art[idx] > 0.0]
+
+    def _count_undercollateralized(self, market: float, dt_s: float) -> None:
+        idx = self._unsafe_prefix(market)
+        self.undercollateralized_vault_s += idx.size * dt_s
+        self.undercollateralized_debt_s += float(self.art[idx].sum()) * self.rate * dt_s
+
+    def _liquidate(self, ctx: StepContext) -> tuple[int, float]:
+        cfg = self.config
+        idx = self._unsafe_prefix(ctx.feed_price)
+        fresh = self._unsafe_block[idx] < 0
+        self._unsafe_block[idx[fresh]] = ctx.block
+        spot = ctx.feed_price / cfg.mat
+        count, notional = 0, 0.0
+        dutch = cfg.design == "dutch"
+        for i in idx:
+            if dutch:
+                dirt = self.clipper.dirt
+                bark = mk.bark_amounts(
+                    ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, dust=cfg.dust,
+                    chop=cfg.chop, global_room=cfg.dog.hole_global - dirt,
+                    ilk_room=cfg.dog.hole - dirt,
+                )  # fmt: skip
+                incentive = self.clipper.incentive(bark.tab)
+            else:
+                room = cfg.flipper.box - self.flipper.litter
+                bark = mk.bite_amounts(
+                    ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, dust=cfg.dust,
+                    chop=cfg.chop, dunk=cfg.flipper.dunk, room=room,
+                )  # fmt: skip
+                # 1.2 pays no incentive: a keeper bites to bid, for the margin an auction whose
+                # bids reach tab leaves (the penalty part of tab).
+                incentive = bark.tab - bark.due
+            if bark.refusal == mk.BarkRefusal.LIMIT_HIT:
+                break
+            if bark.refusal:
+                continue
+            acts = self.keepers.act(
+                block=ctx.block,
+                seen_block=[int(self._unsafe_block[i])],
+                incentive=[incentive],
+                need=[0.0],
+                slippage=[0.0],
+                gas_price_gwei=ctx.gas_price_gwei,
+                native_price=ctx.market_price,
+            )
+            keeper = int(acts.winner[0])
+            if keeper < 0:
+                continue
+            self.ink[i] -= bark.dink
+            self.art[i] -= bark.dart
+            if self.art[i] <= 0.0 or self.ink[i] <= 0.0:
+                self.ink[i] = self.art[i] = 0.0
+            if dutch:
+                sale = self.clipper.kick(
+                    vault=int(i), tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
+                )
+                self.keepers.capital[keeper] += incentive
+                self.vow.pay_incentive(incentive)
+                auction, action = sale.id, MakerAction.BARK
+            else:
+                flip = self.flipper.kick(
+                    vault=int(i), tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
+                )
+                auction, action = flip.id, MakerAction.BITE
+            record(
+                self._journal, action, ts_ns=ctx.ts_ns, vault=int(i), size=-bark.dink,
+                price=ctx.feed_price, penalty=bark.tab - bark.due, auction=auction,
+                keeper=keeper, due=bark.due, tab=bark.tab,
+            )  # fmt: skip
+            self.barks += 1
+            count += 1
+            notional += bark.dink * ctx.market_price
+        return count, notional
