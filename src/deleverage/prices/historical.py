@@ -736,6 +736,12 @@ _BUNDLED: Final[dict[str, _BundledFile]] = {
         "Binance USDⓈ-M BTCUSDT perpetual, 1-minute trade klines, 2020-03-12 09:45-12:07 UTC "
         "(Black Thursday, first leg: 7 365.87 open, 5 199.17 low)",
     ),
+    "ethusdt-1h-2020-03-11": _BundledFile(
+        "ETHUSDT-1h-2020-03-11_to_2020-03-14.csv",
+        "Binance USDⓈ-M ETHUSDT perpetual, 1-hour trade klines, 2020-03-11 00:00 to 2020-03-14 "
+        "23:00 UTC (Black Thursday: 200.90 open, 84.23 low; the 2020-03-13 02:00 high of 323.00 "
+        "is a bad tick)",
+    ),
     "btcusdt-1m-2025-10-10": _BundledFile(
         "BTCUSDT-1m-2025-10-10_1913-2334UTC.csv",
         "Binance USDⓈ-M BTCUSDT perpetual, 1-minute trade klines, 2025-10-10 19:13-23:34 UTC "

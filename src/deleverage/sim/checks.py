@@ -44,6 +44,10 @@ def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             return [f"toml: must be valid TOML ({exc})"]
+    if data.get("kind") == "cdp":  # a CDP scenario (sim/cdp_runner.py)
+        from deleverage.sim.cdp_runner import cdp_scenario_problems
+
+        return cdp_scenario_problems(data)
     try:
         with collect_problems():
             Scenario.model_validate(data)

@@ -535,7 +535,19 @@ def check_resources(scenario: Scenario, *, memory_bytes: int | None = None) -> N
 
 def load_scenario(source: str | Path) -> Scenario:
     """Load a scenario from a TOML path, TOML text, or a built-in name (see
-    :func:`deleverage.sim.builtin.builtin_names`)."""
+    :func:`deleverage.sim.builtin.builtin_names`).
+
+    A CDP scenario (``kind = "cdp"``) is refused with a pointer to
+    :func:`deleverage.sim.cdp_runner.load_cdp_scenario` (``deleverage run`` runs both kinds)."""
+    from deleverage.sim.cdp_runner import is_cdp_scenario
+
+    if isinstance(source, str | Path) and "\n" not in str(source) and is_cdp_scenario(source):
+        raise ConfigError(
+            "scenario",
+            str(source),
+            'is a CDP scenario (kind = "cdp"): load it with '
+            "deleverage.sim.cdp_runner.load_cdp_scenario (deleverage run runs either kind)",
+        )
     if isinstance(source, str) and source in builtin_names():
         return Scenario.from_toml(builtin_path(source))
     if (

@@ -382,7 +382,11 @@ def test_path_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_bundled_names_are_listed() -> None:
-    assert list_bundled() == ("btcusdt-1m-2020-03-12", "btcusdt-1m-2025-10-10")
+    assert list_bundled() == (
+        "btcusdt-1m-2020-03-12",
+        "btcusdt-1m-2025-10-10",
+        "ethusdt-1h-2020-03-11",
+    )
 
 
 def test_bundled_2025_10_10_crash_shows_the_real_drop() -> None:

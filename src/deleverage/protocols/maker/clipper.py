@@ -174,7 +174,7 @@ class Clipper:
             proceeds = taken.slice * ctx.market_price - slip
             if proceeds - taken.owe - gas <= keepers.min_profit[k]:
                 continue  # every keeper sees the same price: wait for a cheaper one
-            keepers.capital[k] -= taken.owe + gas
+            keepers.capital[k] = max(0.0, keepers.capital[k] - taken.owe - gas)  # float residue
             keepers.gas_paid[k] += gas
             keepers.receive([k], [proceeds], block=ctx.block)
             sold += taken.slice

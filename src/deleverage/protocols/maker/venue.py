@@ -223,7 +223,7 @@ class MakerVenue:
         vow, lines = self.vow, self.solvency()
         frame = self.sales.frame()
         auctions = self.clipper.kicks if self.config.design == "dutch" else self.flipper.kicks
-        return {
+        totals: dict[str, Any] = {
             "design": self.config.design,
             "vaults": int(self.ink.size),
             "open_vaults": int(np.count_nonzero(self.art > 0.0)),
@@ -251,6 +251,7 @@ class MakerVenue:
             "keeper_capital": float(self.keepers.capital.sum()),
             "keeper_gas_paid": float(self.keepers.gas_paid.sum()),
         }
+        return {k: float(v) if isinstance(v, np.floating) else v for k, v in totals.items()}
 
     # -- internals -------------------------------------------------------------------------
 
