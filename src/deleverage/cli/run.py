@@ -165,6 +165,15 @@ def run(
 
       deleverage run --seeds 20 --workers 2   # bands and fund-loss VaR / ES across seeds
     """
+    from deleverage.sim.cdp_runner import is_cdp_scenario
+
+    if scenario is not None and is_cdp_scenario(scenario):  # kind = "cdp": cli/cdp.py
+        from deleverage.cli.cdp import run_cdp_command
+
+        if seeds > 1:
+            raise ConfigError("--seeds", seeds, 'must be 1 for a CDP scenario (kind = "cdp")')
+        run_cdp_command(scenario, out=out, as_json=as_json, results_folder=RESULTS_FOLDER)
+        return
     from deleverage.analytics.report import write_report
     from deleverage.analytics.stress import run_account_losses, stress_metrics, verdict
     from deleverage.sim.builtin import DEFAULT_SCENARIO

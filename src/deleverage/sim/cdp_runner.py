@@ -204,7 +204,9 @@ def cdp_scenario_problems(data: dict[str, Any]) -> list[str]:
 
 def _path(prices: CdpPrices) -> tuple[np.ndarray[Any, np.dtype[np.float64]], int]:
     bars: OhlcvBars = (
-        bundled_crash(prices.bundled) if prices.bundled is not None else load_ohlcv(str(prices.file))
+        bundled_crash(prices.bundled)
+        if prices.bundled is not None
+        else load_ohlcv(str(prices.file))
     )
     frame = bars.frame.copy()
     cap = prices.high_cap * np.maximum(frame["open"], frame["close"])
@@ -270,7 +272,9 @@ def run_cdp(
     start = time.perf_counter()
     path, ts0 = _path(scenario.prices)
     dt_ns = round(scenario.prices.step_s * NS_PER_S)
-    frames, sales, summaries, journals = [], [], {}, {}
+    frames, sales = [], []
+    summaries: dict[str, dict[str, Any]] = {}
+    journals: dict[str, Journal] = {}
     total = len(path) * len(scenario.designs)
     for d, design in enumerate(scenario.designs):
         venue = _venue(scenario, design, float(path[0]))
@@ -313,7 +317,7 @@ def _venue(scenario: CdpScenario, design: Design, price: float) -> MakerVenue:
     return build_maker(config, population, chain=Chain(config.chain, seed=scenario.seed))
 
 
-def _run_design(  # noqa: PLR0913
+def _run_design(
     venue: MakerVenue,
     path: np.ndarray[Any, np.dtype[np.float64]],
     ts0: int,
