@@ -27,7 +27,8 @@ S = 10**9
 
 def _fall(hours_down: float = 2.0, hours_total: float = 12.0, step_s: int = 30) -> np.ndarray:
     t = np.arange(0, hours_total * 3600 + 1, step_s)
-    return np.interp(t, [0, 1800, 1800 + hours_down * 3600, t[-1]], [200, 200, 110, 110])
+    knots = [0.0, 1800.0, 1800.0 + hours_down * 3600.0, float(t[-1])]
+    return np.asarray(np.interp(t, knots, [200.0, 200.0, 110.0, 110.0]), dtype=np.float64)
 
 
 def _run_english(keepers: KeepersConfig, chain: ChainConfig, *, collateral: float) -> MakerVenue:
