@@ -1,8 +1,9 @@
 """What the Maker venue records: action codes, the journal rows and the per-sale log.
 
-Every liquidation action is one journal row (:class:`deleverage.engine.events.Liquidation`, a
-notice: replay of the perp engine skips it) whose ``policy`` column holds a
-:class:`MakerAction` code and whose ``text`` is a short JSON object (keeper, DAI amounts). The
+Every liquidation action is one journal row (a :class:`deleverage.engine.events.Liquidation`
+notice, written in one batch per step by :class:`ActionLog`; replay of the perp engine skips
+it) whose ``policy`` column holds a :class:`MakerAction` code and whose ``text`` is a short
+JSON object (keeper, DAI amounts). The
 journal's ``account`` is the vault index, ``size`` the signed collateral moved (a sale < 0),
 ``price`` the DAI per unit, ``shortfall`` a deficit and ``penalty`` the chop's part of a tab.
 
@@ -21,9 +22,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from deleverage.engine.events import BadDebt, Journal, Liquidation
+from deleverage.engine.events import BadDebt, EventKind, Journal
 
-__all__ = ["SALE_COLUMNS", "MakerAction", "SaleLog", "StepContext", "record", "record_bad_debt"]
+__all__ = [
+    "SALE_COLUMNS",
+    "ActionLog",
+    "MakerAction",
+    "SaleLog",
+    "StepContext",
+    "record_bad_debt",
+    "sale_slippage",
+]
 
 
 class StepContext(NamedTuple):
@@ -59,32 +68,57 @@ class MakerAction(IntEnum):
     FLOP_DEAL = 20
 
 
-def record(
-    journal: Journal,
-    action: MakerAction,
-    *,
-    ts_ns: int,
-    vault: int = -1,
-    size: float = 0.0,
-    price: float = 0.0,
-    shortfall: float = 0.0,
-    penalty: float = 0.0,
-    **details: float | int | str,
-) -> None:
-    """Append one Maker action to ``journal`` (a :class:`Liquidation` notice)."""
-    journal.append_unstamped(
-        Liquidation(
-            ts_ns=ts_ns,
-            account=vault,
-            market=0,
-            size=size,
-            price=price,
-            shortfall=shortfall,
-            penalty=penalty,
-            policy=int(action),
-            text=json.dumps({"action": action.name.lower(), **details}, sort_keys=True),
+class ActionLog:
+    """The actions of one step, buffered and written to the journal in one columnar batch.
+
+    :meth:`add` keeps plain Python values; :meth:`flush` appends them as one
+    :meth:`~deleverage.engine.events.Journal.append_columns` batch of
+    :class:`~deleverage.engine.events.Liquidation` notices (the JSON texts are formatted only if
+    the journal is read).
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[int, float, float, float, float, int]] = []
+        self._details: list[dict[str, float | int | str]] = []
+
+    def add(
+        self,
+        action: MakerAction,
+        *,
+        vault: int = -1,
+        size: float = 0.0,
+        price: float = 0.0,
+        shortfall: float = 0.0,
+        penalty: float = 0.0,
+        **details: float | int | str,
+    ) -> None:
+        """Buffer one action (columns as in the module docstring, ``details`` in the text)."""
+        self._rows.append((vault, size, price, shortfall, penalty, int(action)))
+        self._details.append({"action": action.name.lower(), **details})
+
+    def flush(self, journal: Journal, ts_ns: int) -> None:
+        """Append the buffered actions to ``journal`` at ``ts_ns`` and empty the buffer."""
+        if not self._rows:
+            return
+        rows = np.array(self._rows, dtype=np.float64)
+        details = self._details
+
+        def texts() -> list[str]:
+            return [json.dumps(d, sort_keys=True) for d in details]
+
+        journal.append_columns(
+            EventKind.LIQUIDATION,
+            ts_ns,
+            account=rows[:, 0].astype(np.int64),
+            market=np.zeros(len(rows), dtype=np.int32),
+            size=rows[:, 1],
+            price=rows[:, 2],
+            amount=rows[:, 3],
+            fee=rows[:, 4],
+            code=rows[:, 5].astype(np.int32),
+            text=texts,
         )
-    )
+        self._rows, self._details = [], []
 
 
 def record_bad_debt(journal: Journal, *, ts_ns: int, amount: float) -> None:
@@ -145,3 +179,11 @@ class SaleLog:
                 "price_ratio": price / market,
             }
         )
+
+
+def sale_slippage(size: float, price: float, depth: float) -> float:
+    """Expected cost (quote) of selling ``size`` units on a constant-depth book, for one scalar:
+    ``size^2 x price / (2 depth)``, the closed form of
+    :func:`deleverage.protocols.keepers.sale_slippage_quote` (docs/formulas.md §D3) without
+    its array overhead (a test holds the two equal)."""
+    return size * size * price / (2.0 * depth)

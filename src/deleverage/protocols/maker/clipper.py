@@ -22,10 +22,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deleverage.engine.events import Journal
-from deleverage.protocols.keepers import Keepers, sale_slippage_quote
+from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
-from deleverage.protocols.maker.actions import MakerAction, SaleLog, StepContext, record
+from deleverage.protocols.maker.actions import (
+    ActionLog,
+    MakerAction,
+    SaleLog,
+    StepContext,
+    sale_slippage,
+)
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.vow import Vow
 
@@ -95,7 +100,7 @@ class Clipper:
         return mk.keeper_incentive(tab, self.config.tip, self.config.chip)
 
     def run(
-        self, ctx: StepContext, keepers: Keepers, vow: Vow, journal: Journal, sales: SaleLog
+        self, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog, sales: SaleLog
     ) -> float:
         """Run every sale for one step; return the collateral keepers sold (units, >= 0)."""
         sold = 0.0
@@ -105,14 +110,14 @@ class Clipper:
             if mk.needs_redo(
                 price, sale.top, elapsed, tail_s=self.config.tail_s, cusp=self.config.cusp
             ):
-                if not self._redo(sale, ctx, keepers, vow, journal):
+                if not self._redo(sale, ctx, keepers, vow, log):
                     continue
                 price = sale.top
-            sold += self._takes(sale, price, ctx, keepers, vow, journal, sales)
+            sold += self._takes(sale, price, ctx, keepers, vow, log, sales)
         return sold
 
     def _redo(
-        self, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, journal: Journal
+        self, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog
     ) -> bool:
         cfg = self.config
         coin = mk.redo_incentive(
@@ -138,8 +143,8 @@ class Clipper:
         sale.top = ctx.feed_price * cfg.buf
         sale.tic_ns = ctx.ts_ns
         self.redos += 1
-        record(
-            journal, MakerAction.REDO, ts_ns=ctx.ts_ns, vault=sale.vault, price=sale.top,
+        log.add(
+            MakerAction.REDO, vault=sale.vault, price=sale.top,
             auction=sale.id, keeper=winner, coin=coin,
         )  # fmt: skip
         return True
@@ -151,7 +156,7 @@ class Clipper:
         ctx: StepContext,
         keepers: Keepers,
         vow: Vow,
-        journal: Journal,
+        log: ActionLog,
         sales: SaleLog,
     ) -> float:
         if price <= 0.0:
@@ -170,7 +175,7 @@ class Clipper:
             )  # fmt: skip
             if taken.refusal or taken.slice <= 0.0:
                 continue
-            slip = float(sale_slippage_quote(taken.slice, ctx.market_price, ctx.depth))
+            slip = sale_slippage(taken.slice, ctx.market_price, ctx.depth)
             proceeds = taken.slice * ctx.market_price - slip
             if proceeds - taken.owe - gas <= keepers.min_profit[k]:
                 continue  # every keeper sees the same price: wait for a cheaper one
@@ -185,8 +190,8 @@ class Clipper:
                 ts_ns=ctx.ts_ns, auction=sale.id, vault=sale.vault, keeper=int(k),
                 collateral=taken.slice, dai=taken.owe, market_price=ctx.market_price,
             )  # fmt: skip
-            record(
-                journal, MakerAction.TAKE, ts_ns=ctx.ts_ns, vault=sale.vault, size=-taken.slice,
+            log.add(
+            MakerAction.TAKE, vault=sale.vault, size=-taken.slice,
                 price=price, auction=sale.id, keeper=int(k), owe=taken.owe,
             )  # fmt: skip
             if sale.lot <= 0.0 or sale.tab <= 0.0:

@@ -25,10 +25,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from deleverage.engine.events import Journal
-from deleverage.protocols.keepers import Keepers, sale_slippage_quote
+from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
-from deleverage.protocols.maker.actions import MakerAction, SaleLog, StepContext, record
+from deleverage.protocols.maker.actions import (
+    ActionLog,
+    MakerAction,
+    SaleLog,
+    StepContext,
+    sale_slippage,
+)
 from deleverage.protocols.maker.config import FlipperConfig
 from deleverage.protocols.maker.vow import Vow
 
@@ -83,33 +88,31 @@ class Flipper:
         return flip
 
     def run(
-        self, ctx: StepContext, keepers: Keepers, vow: Vow, journal: Journal, sales: SaleLog
+        self, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog, sales: SaleLog
     ) -> float:
         """Run every auction for one step; return the collateral keepers sold (units, >= 0)."""
         sold = 0.0
         for flip in list(self.flips):
             if flip.tic_ns and (flip.tic_ns < ctx.ts_ns or flip.end_ns < ctx.ts_ns):
-                sold += self._deal(flip, ctx, keepers, vow, journal, sales)
+                sold += self._deal(flip, ctx, keepers, vow, log, sales)
                 continue
             if not flip.tic_ns and flip.end_ns < ctx.ts_ns:
                 flip.end_ns = ctx.ts_ns + int(self.config.tau_s * NS_PER_S)
                 self.ticks += 1
-                record(
-                    journal, MakerAction.TICK, ts_ns=ctx.ts_ns, vault=flip.vault, auction=flip.id
-                )
+                log.add(MakerAction.TICK, vault=flip.vault, auction=flip.id)
             if flip.bid < flip.tab:
-                self._tend_round(flip, ctx, keepers, journal)
+                self._tend_round(flip, ctx, keepers, log)
             else:
-                self._dent_round(flip, ctx, keepers, journal)
+                self._dent_round(flip, ctx, keepers, log)
         return sold
 
     def _eligible(self, flip: Flip, ctx: StepContext, keepers: Keepers) -> list[int]:
         waited = ctx.block - flip.seen_block
         return [int(k) for k in keepers.order if keepers.latency_blocks[k] <= waited]
 
-    def _tend_round(self, flip: Flip, ctx: StepContext, keepers: Keepers, journal: Journal) -> None:
+    def _tend_round(self, flip: Flip, ctx: StepContext, keepers: Keepers, log: ActionLog) -> None:
         cfg = self.config
-        slip = float(sale_slippage_quote(flip.lot, ctx.market_price, ctx.depth))
+        slip = sale_slippage(flip.lot, ctx.market_price, ctx.depth)
         worth = flip.lot * ctx.market_price - slip
         limits: list[tuple[float, int]] = []
         for k in self._eligible(flip, ctx, keepers):
@@ -147,12 +150,12 @@ class Flipper:
         keepers.gas_paid[leader] += gas
         flip.bid, flip.guy = bid, leader
         flip.tic_ns = ctx.ts_ns + int(cfg.ttl_s * NS_PER_S)
-        record(
-            journal, MakerAction.TEND, ts_ns=ctx.ts_ns, vault=flip.vault, price=bid / flip.lot,
+        log.add(
+            MakerAction.TEND, vault=flip.vault, price=bid / flip.lot,
             auction=flip.id, keeper=leader, bid=bid, rivals=len(rivals),
         )  # fmt: skip
 
-    def _dent_round(self, flip: Flip, ctx: StepContext, keepers: Keepers, journal: Journal) -> None:
+    def _dent_round(self, flip: Flip, ctx: StepContext, keepers: Keepers, log: ActionLog) -> None:
         cfg = self.config
         ceiling = mk.min_dent_lot(flip.lot, cfg.beg)
         needs: list[tuple[float, int]] = []
@@ -163,7 +166,7 @@ class Flipper:
             # The least collateral that pays the tab, gas and profit at the market price
             # (slippage of that lot included, solved by one fixed-point pass).
             need = (flip.tab + gas + float(keepers.min_profit[k])) / ctx.market_price
-            need += float(sale_slippage_quote(need, ctx.market_price, ctx.depth)) / ctx.market_price
+            need += sale_slippage(need, ctx.market_price, ctx.depth) / ctx.market_price
             needs.append((need, k))
         challengers = [(n, k) for n, k in needs if k != flip.guy and n <= ceiling]
         if not challengers:
@@ -182,8 +185,8 @@ class Flipper:
         self.returned += flip.lot - lot
         flip.lot, flip.guy = lot, leader
         flip.tic_ns = ctx.ts_ns + int(cfg.ttl_s * NS_PER_S)
-        record(
-            journal, MakerAction.DENT, ts_ns=ctx.ts_ns, vault=flip.vault, price=flip.bid / lot,
+        log.add(
+            MakerAction.DENT, vault=flip.vault, price=flip.bid / lot,
             auction=flip.id, keeper=leader, lot=lot,
         )  # fmt: skip
 
@@ -193,18 +196,18 @@ class Flipper:
         ctx: StepContext,
         keepers: Keepers,
         vow: Vow,
-        journal: Journal,
+        log: ActionLog,
         sales: SaleLog,
     ) -> float:
-        slip = float(sale_slippage_quote(flip.lot, ctx.market_price, ctx.depth))
+        slip = sale_slippage(flip.lot, ctx.market_price, ctx.depth)
         keepers.receive([flip.guy], [max(0.0, flip.lot * ctx.market_price - slip)], block=ctx.block)
         sales.add(
             ts_ns=ctx.ts_ns, auction=flip.id, vault=flip.vault, keeper=flip.guy,
             collateral=flip.lot, dai=flip.bid, market_price=ctx.market_price,
         )  # fmt: skip
         deficit = vow.settle_auction(flip.due, flip.bid)
-        record(
-            journal, MakerAction.DEAL, ts_ns=ctx.ts_ns, vault=flip.vault, size=-flip.lot,
+        log.add(
+            MakerAction.DEAL, vault=flip.vault, size=-flip.lot,
             price=flip.bid / flip.lot, shortfall=deficit, auction=flip.id, keeper=flip.guy,
             bid=flip.bid,
         )  # fmt: skip

@@ -42,10 +42,10 @@ from deleverage.protocols.chain import Chain, gas_cost_quote
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
 from deleverage.protocols.maker.actions import (
+    ActionLog,
     MakerAction,
     SaleLog,
     StepContext,
-    record,
     record_bad_debt,
 )
 from deleverage.protocols.maker.clipper import Clipper
@@ -95,6 +95,7 @@ class MakerVenue:
         self.flipper = Flipper(config.flipper)
         self.sales = SaleLog()
         self._journal = Journal()
+        self._log = ActionLog()
         self._name, self._assets = config.name, (config.asset,)
         p_liq = mk.liquidation_price(ink, art, self.rate, config.mat)
         p_liq = np.where(np.isnan(p_liq), 0.0, p_liq)
@@ -192,14 +193,15 @@ class MakerVenue:
         )
         count, notional = self._liquidate(ctx) if top > osm else (0, 0.0)
         auctions = self.clipper if self.config.design == "dutch" else self.flipper
-        sold = auctions.run(ctx, self.keepers, self.vow, self._journal, self.sales)
+        sold = auctions.run(ctx, self.keepers, self.vow, self._log, self.sales)
         for action, dai, mkr in self.vow.step(ts_ns):
             code = {
                 "flop_kick": MakerAction.FLOP_KICK,
                 "flop_tick": MakerAction.FLOP_TICK,
                 "flop_deal": MakerAction.FLOP_DEAL,
             }[action]
-            record(self._journal, code, ts_ns=ts_ns, dai=dai, mkr=mkr)
+            self._log.add(code, dai=dai, mkr=mkr)
+        self._log.flush(self._journal, ts_ns)
         self.collateral_sold += sold
         flow = {self.config.asset: -sold if sold > 0.0 else 0.0}
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
@@ -275,24 +277,35 @@ class MakerVenue:
         self.undercollateralized_debt_s += float(self.art[idx].sum()) * self.rate * dt_s
 
     def _liquidate(self, ctx: StepContext) -> tuple[int, float]:
+        """Bark (or bite) the vaults unsafe at the OSM price, most distressed first.
+
+        The amounts are planned in order within the limits (``Hole``/``hole`` or ``box``),
+        keepers then compete for all of them at once (one compiled pass,
+        :meth:`~deleverage.protocols.keepers.Keepers.act`); a vault no keeper liquidates keeps
+        its collateral and debt and is tried again next step (the room planned for it is
+        released).
+        """
         cfg = self.config
         idx = self._unsafe_prefix(ctx.feed_price)
         fresh = self._unsafe_block[idx] < 0
         self._unsafe_block[idx[fresh]] = ctx.block
         spot = ctx.feed_price / cfg.mat
-        count, notional = 0, 0.0
         dutch = cfg.design == "dutch"
+        if dutch:
+            room = min(cfg.dog.hole_global, cfg.dog.hole) - self.clipper.dirt
+        else:
+            room = cfg.flipper.box - self.flipper.litter
+        # Only an incentive above the cheapest keeper's gas can find a keeper: skip the rest.
+        floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
+        plans: list[tuple[int, mk.BarkResult, float]] = []
         for i in idx:
             if dutch:
-                dirt = self.clipper.dirt
                 bark = mk.bark_amounts(
                     ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, dust=cfg.dust,
-                    chop=cfg.chop, global_room=cfg.dog.hole_global - dirt,
-                    ilk_room=cfg.dog.hole - dirt,
+                    chop=cfg.chop, global_room=room, ilk_room=room,
                 )  # fmt: skip
                 incentive = self.clipper.incentive(bark.tab)
             else:
-                room = cfg.flipper.box - self.flipper.litter
                 bark = mk.bite_amounts(
                     ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, dust=cfg.dust,
                     chop=cfg.chop, dunk=cfg.flipper.dunk, room=room,
@@ -302,18 +315,24 @@ class MakerVenue:
                 incentive = bark.tab - bark.due
             if bark.refusal == mk.BarkRefusal.LIMIT_HIT:
                 break
-            if bark.refusal:
+            if bark.refusal or incentive <= floor:
                 continue
-            acts = self.keepers.act(
-                block=ctx.block,
-                seen_block=[int(self._unsafe_block[i])],
-                incentive=[incentive],
-                need=[0.0],
-                slippage=[0.0],
-                gas_price_gwei=ctx.gas_price_gwei,
-                native_price=ctx.market_price,
-            )
-            keeper = int(acts.winner[0])
+            plans.append((int(i), bark, incentive))
+            room -= bark.tab
+        if not plans:
+            return 0, 0.0
+        vaults = np.array([p[0] for p in plans], dtype=np.int64)
+        acts = self.keepers.act(
+            block=ctx.block,
+            seen_block=self._unsafe_block[vaults],
+            incentive=[p[2] for p in plans],
+            need=np.zeros(len(plans)),
+            slippage=np.zeros(len(plans)),
+            gas_price_gwei=ctx.gas_price_gwei,
+            native_price=ctx.market_price,
+        )
+        count, notional = 0, 0.0
+        for (i, bark, incentive), keeper in zip(plans, acts.winner.tolist(), strict=True):
             if keeper < 0:
                 continue
             self.ink[i] -= bark.dink
@@ -322,20 +341,20 @@ class MakerVenue:
                 self.ink[i] = self.art[i] = 0.0
             if dutch:
                 sale = self.clipper.kick(
-                    vault=int(i), tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
+                    vault=i, tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
                 )
                 self.keepers.capital[keeper] += incentive
                 self.vow.pay_incentive(incentive)
                 auction, action = sale.id, MakerAction.BARK
             else:
                 flip = self.flipper.kick(
-                    vault=int(i), tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
+                    vault=i, tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
                 )
                 auction, action = flip.id, MakerAction.BITE
-            record(
-                self._journal, action, ts_ns=ctx.ts_ns, vault=int(i), size=-bark.dink,
-                price=ctx.feed_price, penalty=bark.tab - bark.due, auction=auction,
-                keeper=keeper, due=bark.due, tab=bark.tab,
+            self._log.add(
+                action, vault=i, size=-bark.dink, price=ctx.feed_price,
+                penalty=bark.tab - bark.due, auction=auction, keeper=keeper, due=bark.due,
+                tab=bark.tab,
             )  # fmt: skip
             self.barks += 1
             count += 1

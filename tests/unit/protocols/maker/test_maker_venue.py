@@ -3,6 +3,7 @@ the OSM delay and bad input."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from deleverage.errors import ConfigError, ValidationError
 from deleverage.protocols.chain import ChainConfig
-from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
+from deleverage.protocols.keepers import KeepersConfig, KeeperSpec, sale_slippage_quote
 from deleverage.protocols.maker import (
     ClipperConfig,
     MakerConfig,
@@ -21,6 +22,7 @@ from deleverage.protocols.maker import (
     build_maker,
     maker_population,
 )
+from deleverage.protocols.maker.actions import MakerAction, sale_slippage
 from deleverage.protocols.maker.osm import Osm
 from deleverage.venues.protocol import PriceInputs
 
@@ -189,3 +191,29 @@ def test_population_is_safe_seeded_and_not_dusty() -> None:
 def test_a_bad_population_is_refused_naming_the_vault() -> None:
     with pytest.raises(ValidationError, match=r"population.art\[1\]"):
         build_maker(MakerConfig(), MakerPopulation(np.ones(2), np.array([1.0, np.nan])))
+
+
+@given(
+    size=st.floats(min_value=0.0, max_value=1e6),
+    price=st.floats(min_value=1e-3, max_value=1e6),
+    depth=st.floats(min_value=1.0, max_value=1e12),
+)
+def test_scalar_sale_slippage_equals_the_keepers_array_form(
+    size: float, price: float, depth: float
+) -> None:
+    expected = float(sale_slippage_quote(size, price, depth))
+    assert math.isclose(sale_slippage(size, price, depth), expected, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_the_journal_holds_one_row_per_action_with_its_code() -> None:
+    venue = _venue("dutch", clipper=ClipperConfig(buf=1.0), chain=ChainConfig(max_gas_gwei=50.0))
+    _step(venue, 1_990.0, 10)
+    for t in range(710, 2_000, 30):
+        _step(venue, 1_450.0, t)
+    frame = venue.journal().to_frame()
+    codes = frame["code"].tolist()
+    assert codes.count(int(MakerAction.BARK)) == venue.barks == 2
+    assert codes.count(int(MakerAction.TAKE)) == len(venue.sales)
+    assert all(json.loads(t)["action"] in {"bark", "take"} for t in frame["text"])
+    takes = frame[frame["code"] == int(MakerAction.TAKE)]
+    assert takes["size"].sum() == pytest.approx(-venue.collateral_sold)
