@@ -5,8 +5,8 @@ at ETH 2,000, Liquidations 2.0 (Dog and Clipper), an immediate oracle so the cra
 once. The *quiet* step moves ETH by +-0.05% (no auction running and the highest liquidation
 price below the price: a comparison and a return); the *liquidating* step drops ETH 10% at once
 (every vault above the new price barked within ``Hole``, keepers assigned, Dutch sales kicked,
-journal written); *the step after*, an hour later, runs the sales (keepers' takes). The world issue's budget
-is ~100 us per venue per quiet step.
+journal written); *the step after*, an hour later, runs the sales (keepers' takes). The world
+issue's budget is ~100 us per venue per quiet step.
 
 Run: ``.venv/bin/python benchmarks/maker_step.py`` (``--vaults N``). The last line printed is
 a JSON object with the figures.
