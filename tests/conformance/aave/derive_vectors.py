@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+Res = dict[str, dict[str, int]]
+Amounts = dict[str, int]
 
 PCT = 10_000
 WAD = 10**18
@@ -43,7 +47,7 @@ def calc_price(price: int, percent: int) -> int:  # TestnetProcedures._calcPrice
     return r - price if r > price else price - r
 
 
-def account_data(res, coll, debt):
+def account_data(res: Res, coll: Amounts, debt: Amounts) -> tuple[int, int, int, int]:
     total_c = total_d = avg_lt = 0
     for name, amount in coll.items():
         r = res[name]
@@ -59,7 +63,7 @@ def account_data(res, coll, debt):
     return total_c, total_d, avg_lt, hf
 
 
-def borrow_to_hf(res, coll, debt, asset, desired_hf):
+def borrow_to_hf(res: Res, coll: Amounts, debt: Amounts, asset: str, desired_hf: int) -> Amounts:
     # PoolLiquidationCloseFactorTests._borrowToBeBelowHf / _getRequiredBorrowsForHfBelow
     total_c, total_d, avg_lt, _ = account_data(res, coll, debt)
     required = (pmul(total_c, avg_lt + 1) * WAD) // desired_hf - total_d
@@ -69,7 +73,9 @@ def borrow_to_hf(res, coll, debt, asset, desired_hf):
     return debt
 
 
-def collateral_for(res, c, d, debt_to_cover, balance):
+def collateral_for(
+    res: Res, c: str, d: str, debt_to_cover: int, balance: int
+) -> tuple[int, int, int, int]:
     rc, rd = res[c], res[d]
     cu, du = 10 ** rc["decimals"], 10 ** rd["decimals"]
     base = rd["price"] * debt_to_cover * cu // (rc["price"] * du)
@@ -87,7 +93,9 @@ def collateral_for(res, c, d, debt_to_cover, balance):
     return amount, needed, fee, in_base
 
 
-def provider_adjust(res, c, d, amount, needed, fee, balance, user_debt):
+def provider_adjust(
+    res: Res, c: str, d: str, amount: int, needed: int, fee: int, balance: int, user_debt: int
+) -> tuple[int, int, int]:
     # LiquidationDataProvider._adjustAmountsForGoodLeftovers (v3.3.0)
     rc, rd = res[c], res[d]
     cu, du = 10 ** rc["decimals"], 10 ** rd["decimals"]
@@ -109,9 +117,17 @@ def provider_adjust(res, c, d, amount, needed, fee, balance, user_debt):
     return amount, needed, fee
 
 
-def liquidate(res, coll, debt, c, d, debt_to_cover, use_provider=False):
+def liquidate(
+    res: Res,
+    coll: Amounts,
+    debt: Amounts,
+    c: str,
+    d: str,
+    debt_to_cover: int,
+    use_provider: bool = False,
+) -> dict[str, Any]:
     total_c, total_d, _, hf = account_data(res, coll, debt)
-    out = {"health_factor_wad": hf}
+    out: dict[str, Any] = {"health_factor_wad": hf}
     if hf >= WAD:
         return {**out, "reverts": "HEALTH_FACTOR_NOT_BELOW_THRESHOLD"}
     rc, rd = res[c], res[d]
@@ -138,7 +154,7 @@ def liquidate(res, coll, debt, c, d, debt_to_cover, use_provider=False):
         if not (d_ok and c_ok):
             return {**out, "reverts": "MUST_NOT_LEAVE_DUST"}
     out.update(debt_repaid=needed, collateral_to_liquidator=amount, protocol_fee=fee)
-    deficit = {}
+    deficit: Amounts = {}
     if total_c == in_base:  # hasNoCollateralLeft
         for name, owed in debt.items():
             left = owed - (needed if name == d else 0)
@@ -151,11 +167,21 @@ def liquidate(res, coll, debt, c, d, debt_to_cover, use_provider=False):
 MAX = 2**256 - 1
 
 
-def scenarios():
+def scenarios() -> list[dict[str, Any]]:
     r = RESERVES
-    out = []
+    out: list[dict[str, Any]] = []
 
-    def add(name, source, reserves, coll, debt, c, d, cover, provider=False):
+    def add(
+        name: str,
+        source: str,
+        reserves: Res,
+        coll: Amounts,
+        debt: Amounts,
+        c: str,
+        d: str,
+        cover: int,
+        provider: bool = False,
+    ) -> None:
         expected = liquidate(reserves, coll, debt, c, d, cover, provider)
         out.append(
             {
@@ -181,7 +207,7 @@ def scenarios():
             }
         )
 
-    def priced(asset, drop):
+    def priced(asset: str, drop: int) -> Res:
         res = {k: dict(v) for k, v in r.items()}
         res[asset]["price"] = calc_price(r[asset]["price"], drop)
         return res

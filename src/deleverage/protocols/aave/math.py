@@ -39,11 +39,11 @@ import numpy.typing as npt
 __all__ = [
     "CLOSE_FACTOR_HF_THRESHOLD",
     "DEFAULT_LIQUIDATION_CLOSE_FACTOR",
+    "LEAVES_DUST",
+    "LIQUIDATABLE",
     "MIN_BASE_MAX_CLOSE_FACTOR_THRESHOLD",
     "MIN_LEFTOVER_BASE",
-    "LIQUIDATABLE",
     "NOT_BELOW_THRESHOLD",
-    "LEAVES_DUST",
     "LiquidationAmounts",
     "LiquidationPlan",
     "adjust_for_leftovers",
@@ -86,7 +86,7 @@ def health_factor(
         return np.where(debt > 0.0, weighted / np.where(debt > 0.0, debt, 1.0), np.inf)
 
 
-def max_debt_to_liquidate(  # noqa: PLR0913 - the contract's inputs, one per rule
+def max_debt_to_liquidate(
     health: npt.ArrayLike,
     reserve_collateral_value: npt.ArrayLike,
     reserve_debt_value: npt.ArrayLike,
@@ -140,7 +140,7 @@ def _fee(seized: FloatArray, bonus: FloatArray, fee: FloatArray) -> FloatArray:
     return (seized - seized / bonus) * fee
 
 
-def collateral_to_liquidate(  # noqa: PLR0913 - the contract's inputs
+def collateral_to_liquidate(
     debt_to_cover: npt.ArrayLike,
     collateral_balance: npt.ArrayLike,
     collateral_price: npt.ArrayLike,
@@ -188,7 +188,7 @@ def _leftovers(
     return partial, collateral_left, debt_left
 
 
-def leaves_dust(  # noqa: PLR0913 - the contract's inputs
+def leaves_dust(
     amounts: LiquidationAmounts,
     collateral_balance: npt.ArrayLike,
     debt_balance: npt.ArrayLike,
@@ -213,7 +213,7 @@ def leaves_dust(  # noqa: PLR0913 - the contract's inputs
     )
 
 
-def adjust_for_leftovers(  # noqa: PLR0913 - the contract's inputs
+def adjust_for_leftovers(
     amounts: LiquidationAmounts,
     collateral_balance: npt.ArrayLike,
     debt_balance: npt.ArrayLike,
@@ -277,7 +277,7 @@ class LiquidationPlan(NamedTuple):
     deficit: FloatArray
 
 
-def liquidation_plan(  # noqa: PLR0913 - the pool's state and the call's arguments
+def liquidation_plan(
     collateral: npt.ArrayLike,
     debt: npt.ArrayLike,
     prices: npt.ArrayLike,
