@@ -167,9 +167,12 @@ def test_the_quiet_step_index_finds_what_a_full_pass_finds(seed: int, moves: lis
     rows = fast.journal().to_frame()
     liq = rows[rows["kind"] == EventKind.LIQUIDATION]
     seized = np.bincount(liq["market"], weights=-liq["size"], minlength=2)
-    np.testing.assert_allclose(collateral0.sum(0) - fast.collateral.sum(0), seized, rtol=1e-9)
+    scale = 1e-12 * collateral0.sum()  # sums in another order differ by rounding
+    np.testing.assert_allclose(
+        collateral0.sum(0) - fast.collateral.sum(0), seized, rtol=1e-9, atol=scale
+    )
     repaid_plus_deficit = debt0.sum(0) - fast.debt.sum(0)
-    assert (repaid_plus_deficit >= fast.deficit - 1e-9).all()
+    assert (repaid_plus_deficit >= fast.deficit - 1e-12 * debt0.sum()).all()
     assert fast.solvency().bad_debt == pytest.approx(
         rows.loc[rows["kind"] == EventKind.BAD_DEBT, "amount"].sum()
     )

@@ -98,8 +98,9 @@ class AaveVenue:
         self.config = config
         reserves = config.reserves
         r_count = len(reserves)
-        collateral = np.array(population.collateral, dtype=np.float64, copy=True)
-        debt = np.array(population.debt, dtype=np.float64, copy=True)
+        # Column-major: one contiguous array per reserve.
+        collateral = np.array(population.collateral, dtype=np.float64, copy=True, order="F")
+        debt = np.array(population.debt, dtype=np.float64, copy=True, order="F")
         for field, values in (("collateral", collateral), ("debt", debt)):
             if values.ndim != 2 or values.shape[1] != r_count:
                 raise ValidationError(
@@ -184,7 +185,7 @@ class AaveVenue:
 
     def health_factors(self) -> FloatArray:
         """Every account's health factor at the last oracle prices (``inf`` without debt)."""
-        return self._health(np.arange(self._c.shape[0]), self._price)
+        return self._health(None, self._price)
 
     def journal(self) -> Journal:
         """The venue's journal."""
@@ -270,29 +271,29 @@ class AaveVenue:
 
     # -- the risk step ------------------------------------------------------------------
 
-    def _health(self, idx: IntArray, p: FloatArray) -> FloatArray:
+    def _health(self, idx: IntArray | None, p: FloatArray) -> FloatArray:
         weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
-        # Row sums, not a matrix product: a row's value must not depend on how many rows
-        # are evaluated with it (the quiet-step path and the full pass agree to the bit).
-        weighted = (self._c[idx] * weights).sum(axis=1)
-        owed = (self._d[idx] * p).sum(axis=1)
+        c = self._c if idx is None else self._c[idx]
+        d = self._d if idx is None else self._d[idx]
+        weighted, owed = _dot_rows(c, weights), _dot_rows(d, p)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
 
     def _full_pass(self, p: FloatArray) -> IntArray:
-        everyone = np.arange(self._c.shape[0])
-        hf = self._health(everyone, p)
+        hf = self._health(None, p)
         self._ref = p.copy()
-        self._hf_order = np.argsort(hf, kind="stable")
+        self._hf_order = np.argsort(hf)
         self._hf_sorted = hf[self._hf_order]
         self._touched = np.empty(0, dtype=np.int64)
         self._touched_hf = np.empty(0)
         below = int(np.searchsorted(self._hf_sorted, 1.0, side="left"))
-        return self._hf_order[:below]
+        under = self._hf_order[:below]
+        # Most distressed first, ties by account.
+        return under[np.lexsort((under, hf[under]))]
 
     def _liquidatable(self, p: FloatArray) -> IntArray:
         # Accounts under HF 1 now, most distressed first (§A6's bound, then exact values).
-        if self._ref is None:
+        if self._ref is None or self._touched.size > _TOUCHED_LIMIT:
             return self._full_pass(p)
         ratio = p / self._ref
         bound = float(ratio.max() / ratio.min())
@@ -400,8 +401,6 @@ class AaveVenue:
         assert self._ref is not None
         self._touched = np.concatenate([self._touched, acc])
         self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
-        if self._touched.size > _TOUCHED_LIMIT:
-            self._full_pass(p)
         self._record(
             ts_ns, acc, keeper, ci, di, seized, repaid, fee, p, deficit, cleared, acts.gas_cost[won]
         )
@@ -453,6 +452,15 @@ class AaveVenue:
                 amount=deficit[who, reserve] * p[reserve],
                 text="aave v3.3 reserve deficit",
             )
+
+
+def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
+    # Column by column: a row's value never depends on which other rows are evaluated with it
+    # (the quiet path and the full pass agree to the bit), and it is fast for few columns.
+    out = matrix[:, 0] * weights[0]
+    for r in range(1, matrix.shape[1]):
+        out = out + matrix[:, r] * weights[r]
+    return out
 
 
 def build_aave(
