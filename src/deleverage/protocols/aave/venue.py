@@ -67,6 +67,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 #: At most this many changed accounts are kept aside before a full pass re-sorts.
 _TOUCHED_LIMIT: Final = 4096
+_NONE: Final = np.empty(0, dtype=np.int64)
 
 
 class AaveVenue:
@@ -134,6 +135,8 @@ class AaveVenue:
         self._since = np.full(n, -1, dtype=np.int64)
         self._flagged = np.empty(0, dtype=np.int64)
         self._ref: FloatArray | None = None
+        self._ref_list: list[float] = []
+        self._hf_floor = -math.inf
         self._hf_sorted = np.empty(0)
         self._hf_order = np.empty(0, dtype=np.int64)
         self._touched = np.empty(0, dtype=np.int64)
@@ -142,6 +145,9 @@ class AaveVenue:
         self.treasury = np.zeros(r_count)
         self.deficit = np.zeros(r_count)
         self._bad_debt = 0.0
+        self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        self._asset_of_list: list[int] = self._asset_of.tolist()
+        self._native_index = self._assets.index(config.native_asset)
         #: Sum over steps of (accounts with HF < 1) x step length: time under water (s).
         self.liquidatable_account_seconds = 0.0
         #: Liquidations keepers did not take (unprofitable, no capital, too slow), cumulative.
@@ -193,39 +199,37 @@ class AaveVenue:
 
     def solvency(self) -> SolvencyLines:
         """Deficits (valued when created) on the bad-debt line; no fund, no ADL."""
-        return SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, self._bad_debt)
+        return self._lines
 
     def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
         """Read the prices at ``ts_ns``, find the liquidatable accounts, let keepers act."""
         check_price_inputs(prices, self._assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
-        oracle = np.array([prices[a].oracle for a in self._assets])
-        market = np.array(
-            [
-                prices[a].index_price if prices[a].book_price is None else prices[a].book_price
-                for a in self._assets
-            ]
-        )
-        native = float(market[self._assets.index(self._native)])
+        # Plain floats on the quiet path: a handful of reserves, no array overhead.
+        inputs = [prices[a] for a in self._assets]
+        oracle = [x.oracle for x in inputs]
+        market = [x.index_price if x.book_price is None else x.book_price for x in inputs]
+        native = float(market[self._native_index])
         self._chain.advance(ts_ns, native)
-        if self._last_ts >= 0:
+        if self._last_ts >= 0 and self._flagged.size:
             dt_s = (ts_ns - self._last_ts) / NS_PER_S
             self.liquidatable_account_seconds += dt_s * self._flagged.size
         self._last_ts = ts_ns
-        p = np.where(self._asset_of >= 0, oracle[np.maximum(self._asset_of, 0)], 1.0)
-        pm = np.where(self._asset_of >= 0, market[np.maximum(self._asset_of, 0)], 1.0)
-        self._price = p
-        flow = np.zeros(len(self._assets))
-        liquidatable = self._liquidatable(p)
-        self._flag(liquidatable)
+        p_list = [1.0 if j < 0 else oracle[j] for j in self._asset_of_list]
+        liquidatable = self._liquidatable(p_list)
+        p = self._price = np.array(p_list)
         count, notional = 0, 0.0
+        flow = np.zeros(len(self._assets))
+        if liquidatable.size or self._flagged.size:
+            self._flag(liquidatable)
         if liquidatable.size:
+            pm = np.array([1.0 if j < 0 else market[j] for j in self._asset_of_list])
             count, notional = self._liquidate(liquidatable, p, pm, native, flow, ts_ns)
         return VenueStep(
             ts_ns=ts_ns,
             liquidations=count,
             liquidated_notional=notional,
-            forced_flow={a: float(flow[k]) for k, a in enumerate(self._assets)},
-            solvency=self.solvency(),
+            forced_flow=dict(zip(self._assets, flow.tolist(), strict=True)),
+            solvency=self._lines,
         )
 
     def liquidation_levels(self) -> pd.DataFrame:
@@ -282,24 +286,29 @@ class AaveVenue:
     def _full_pass(self, p: FloatArray) -> IntArray:
         hf = self._health(None, p)
         self._ref = p.copy()
+        self._ref_list = p.tolist()
         self._hf_order = np.argsort(hf)
         self._hf_sorted = hf[self._hf_order]
         self._touched = np.empty(0, dtype=np.int64)
         self._touched_hf = np.empty(0)
+        self._update_floor()
         below = int(np.searchsorted(self._hf_sorted, 1.0, side="left"))
         under = self._hf_order[:below]
         # Most distressed first, ties by account.
         return under[np.lexsort((under, hf[under]))]
 
-    def _liquidatable(self, p: FloatArray) -> IntArray:
+    def _liquidatable(self, p_list: list[float]) -> IntArray:
         # Accounts under HF 1 now, most distressed first (§A6's bound, then exact values).
         if self._ref is None or self._touched.size > _TOUCHED_LIMIT:
-            return self._full_pass(p)
-        ratio = p / self._ref
-        bound = float(ratio.max() / ratio.min())
+            return self._full_pass(np.array(p_list))
+        ratio = [x / r for x, r in zip(p_list, self._ref_list, strict=True)]
+        bound = max(ratio) / min(ratio)
+        if bound <= self._hf_floor:
+            return _NONE
+        p = np.array(p_list)
         k = int(np.searchsorted(self._hf_sorted, bound, side="left"))
         if k == 0 and self._touched.size == 0:
-            return self._flagged[:0]
+            return _NONE
         extra = self._touched[self._touched_hf < bound]
         if k + extra.size > self._full_pass_limit:
             return self._full_pass(p)
@@ -308,6 +317,13 @@ class AaveVenue:
         below = hf < 1.0
         # Most distressed first, ties by account (the full pass's order).
         return candidates[below][np.lexsort((candidates[below], hf[below]))]
+
+    def _update_floor(self) -> None:
+        # The least reference health factor of anyone: no price ratio below it can matter.
+        floor = float(self._hf_sorted[0]) if self._hf_sorted.size else math.inf
+        if self._touched_hf.size:
+            floor = min(floor, float(self._touched_hf.min()))
+        self._hf_floor = floor
 
     def _flag(self, liquidatable: IntArray) -> None:
         block = self._chain.block
@@ -401,6 +417,9 @@ class AaveVenue:
         assert self._ref is not None
         self._touched = np.concatenate([self._touched, acc])
         self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
+        self._update_floor()
+        if burned.any():
+            self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, self._bad_debt)
         self._record(
             ts_ns, acc, keeper, ci, di, seized, repaid, fee, p, deficit, cleared, acts.gas_cost[won]
         )
@@ -457,7 +476,7 @@ class AaveVenue:
 def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
     # Column by column: a row's value never depends on which other rows are evaluated with it
     # (the quiet path and the full pass agree to the bit), and it is fast for few columns.
-    out = matrix[:, 0] * weights[0]
+    out: FloatArray = matrix[:, 0] * weights[0]
     for r in range(1, matrix.shape[1]):
         out = out + matrix[:, r] * weights[r]
     return out
