@@ -237,3 +237,30 @@ def test_a_config_round_trips_through_toml_mapping() -> None:
     assert config.assets == ("ETH",)
     assert config.keepers.keepers[0].latency_blocks == 3
     assert AaveConfig.from_json(config.to_json()) == config
+
+
+def test_liquidations_read_the_oracle_not_the_index() -> None:
+    # The index has crashed, the oracle still reads 2,100: HF = 10 x 2,100 x 0.83 / 17,000 > 1.
+    venue = _venue([[10.0, 0.0]], [[0.0, 17_000.0]])
+    stale = {"ETH": PriceInputs(1_500.0, oracle_price=2_100.0)}
+    assert venue.step(stale, ts_ns=12 * S).liquidations == 0
+    assert venue.step(_eth(2_000.0), ts_ns=24 * S).liquidations == 1
+
+
+def test_keepers_sell_at_the_market_price_and_their_slippage_counts() -> None:
+    # Oracle 2,000 but the book sells at 1,900: 4.44125 x 1,900 - 8,500 = -61.6 < 0, no action.
+    venue = _venue([[10.0, 0.0]], [[0.0, 17_000.0]])
+    book = {"ETH": PriceInputs(2_000.0, book_price=1_900.0)}
+    assert venue.step(book, ts_ns=12 * S).liquidations == 0
+    assert venue.missed_opportunities == 1
+
+
+def test_liquidations_queue_gas_that_raises_the_next_blocks_fee() -> None:
+    # 300 accounts liquidated at once submit 300 x 400,000 = 120M gas: 8 full blocks.
+    n = 300
+    venue = _venue([[10.0, 0.0]] * n, [[0.0, 17_000.0]] * n, volatility_demand=0.0)
+    before = venue.chain.base_fee_gwei
+    assert venue.step(_eth(2_000.0), ts_ns=0).liquidations == n
+    assert venue.chain.pending_gas == pytest.approx(n * 400_000.0)
+    venue.step(_eth(2_000.0), ts_ns=12 * S)
+    assert venue.chain.base_fee_gwei == pytest.approx(before * 1.125)
