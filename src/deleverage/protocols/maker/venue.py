@@ -231,6 +231,12 @@ class MakerVenue:
             "open_vaults": int(np.count_nonzero(self.art > 0.0)),
             "auctions": auctions,
             "running_auctions": len(self.clipper.sales) + len(self.flipper.flips),
+            # Debt of running auctions not raised yet, backed by the lots still on sale: not a
+            # loss until an auction ends short (then it lands on a solvency line).
+            "running_auction_debt": sum(max(0.0, a.due - a.raised) for a in self.clipper.sales)
+            + sum(max(0.0, f.due - f.bid) for f in self.flipper.flips),
+            "running_auction_collateral": sum(a.lot for a in self.clipper.sales)
+            + sum(f.lot for f in self.flipper.flips),
             "redos": self.clipper.redos,
             "ticks": self.flipper.ticks,
             "sales": len(frame),
