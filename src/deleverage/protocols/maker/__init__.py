@@ -13,10 +13,9 @@ from deleverage.protocols.maker.config import (
     MakerConfig,
     MakerPopulation,
     VowConfig,
-    build_maker,
     maker_population,
 )
-from deleverage.protocols.maker.venue import MakerVenue
+from deleverage.protocols.maker.venue import MakerVenue, build_maker
 
 __all__ = [
     "ClipperConfig",

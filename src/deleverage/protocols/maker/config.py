@@ -6,7 +6,8 @@ liquidation design (``"dutch"``: Dog and Clipper, Liquidations 2.0; ``"english"`
 Flipper, Liquidations 1.2) with both designs' parameters, the Vow (surplus buffer, debt
 auctions), the keepers and the chain (:mod:`deleverage.protocols.keepers`,
 :mod:`deleverage.protocols.chain`). :func:`maker_population` draws a vault book as arrays and
-:func:`build_maker` assembles a :class:`~deleverage.protocols.maker.venue.MakerVenue`, so a
+:func:`~deleverage.protocols.maker.venue.build_maker` assembles a
+:class:`~deleverage.protocols.maker.venue.MakerVenue`, so a
 scenario's ``[[venues]] kind = "maker"`` block maps onto ``build_maker(MakerConfig(...),
 maker_population(...))``. Bad values raise :class:`~deleverage.errors.ConfigError` naming the
 field, the value and the rule.
@@ -14,7 +15,7 @@ field, the value and the rule.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, Self
+from typing import Annotated, Literal, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -25,10 +26,6 @@ from deleverage.protocols.chain import ChainConfig
 from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
 from deleverage.spec import _Frozen
 
-if TYPE_CHECKING:
-    from deleverage.protocols.chain import Chain
-    from deleverage.protocols.maker.venue import MakerVenue
-
 __all__ = [
     "ClipperConfig",
     "DogConfig",
@@ -36,7 +33,6 @@ __all__ = [
     "MakerConfig",
     "MakerPopulation",
     "VowConfig",
-    "build_maker",
     "maker_population",
 ]
 
@@ -225,16 +221,3 @@ def maker_population(
         ink[small] *= dust / debt[small]
         debt[small] = dust
     return MakerPopulation(ink=ink, art=debt / rate)
-
-
-def build_maker(
-    config: MakerConfig, population: MakerPopulation, *, chain: Chain | None = None
-) -> MakerVenue:
-    """Build a :class:`~deleverage.protocols.maker.venue.MakerVenue` over ``population``.
-
-    ``chain`` is a shared :class:`~deleverage.protocols.chain.Chain` (a world steps several
-    venues on one chain); by default the venue builds its own from ``config.chain``.
-    """
-    from deleverage.protocols.maker.venue import MakerVenue
-
-    return MakerVenue(config, population, chain=chain)

@@ -61,7 +61,7 @@ from deleverage.venues.protocol import (
     check_price_inputs,
 )
 
-__all__ = ["MakerVenue"]
+__all__ = ["MakerVenue", "build_maker"]
 
 FloatArray = npt.NDArray[np.float64]
 NS_PER_S = 1_000_000_000
@@ -366,3 +366,14 @@ class MakerVenue:
             count += 1
             notional += bark.dink * ctx.market_price
         return count, notional
+
+
+def build_maker(
+    config: MakerConfig, population: MakerPopulation, *, chain: Chain | None = None
+) -> MakerVenue:
+    """Build a :class:`MakerVenue` over ``population``.
+
+    ``chain`` is a shared :class:`~deleverage.protocols.chain.Chain` (a world steps several
+    venues on one chain); by default the venue builds its own from ``config.chain``.
+    """
+    return MakerVenue(config, population, chain=chain)
