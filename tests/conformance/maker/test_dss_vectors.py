@@ -312,3 +312,22 @@ def test_flop_dent_and_tick() -> None:
     assert mk.flop_dent_allowed(80.0, 100.0, 1.05)
     assert not mk.flop_dent_allowed(99.0, 100.0, 1.05)
     assert mk.flop_tick_lot(200.0, 1.5) == 300.0
+
+
+# ---- the launch Cat (dss @ 44330065999621834b08de1edf3b962f6bbd74c6, src/test/vat.t.sol) --------
+
+
+def test_launch_cat_bites_everything_under_lump() -> None:
+    # vat.t.sol::test_bite_under_lump: 40 gold, 100 DAI, spot 2, lump 50, chop 1.1.
+    r = mk.bite_amounts_lump(ink=40.0, art=100.0, rate=1.0, spot=2.0, chop=1.1, lump=50.0)
+    assert (r.dink, r.dart, r.due) == (40.0, 100.0, 100.0)
+    assert _close(r.tab, 110.0)
+
+
+def test_launch_cat_bites_lump_over_lump() -> None:
+    # vat.t.sol::test_bite_over_lump: lump 30 -> lot 30, 75 DAI to the Vow, tab 82.5; the vault
+    # keeps 10 gold and 25 DAI.
+    r = mk.bite_amounts_lump(ink=40.0, art=100.0, rate=1.0, spot=2.0, chop=1.1, lump=30.0)
+    assert (r.dink, r.dart, r.due) == (30.0, 75.0, 75.0)
+    assert _close(r.tab, 82.5)
+    assert (40.0 - r.dink, 100.0 - r.dart) == (10.0, 25.0)

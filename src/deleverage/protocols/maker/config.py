@@ -88,6 +88,12 @@ class FlipperConfig(_Frozen):
     raising ``ttl`` to 3 hours); ``flip.sol``'s own defaults are 5%, 3 hours and 2 days.
     """
 
+    #: Which Cat bites: ``"box"`` (Liquidations 1.2, August 2020: ``dunk`` and ``box`` in DAI,
+    #: the dust rule) or ``"lump"`` (the launch Cat live on 12 March 2020: at most ``lump``
+    #: units of collateral per auction, no global limit).
+    cat: Literal["box", "lump"] = "box"
+    #: Most collateral (units) one auction may take under ``cat = "lump"``.
+    lump: Annotated[float, Field(gt=0.0, le=1e12)] = 50.0
     #: Most tab (DAI) one auction may take (``dunk``).
     dunk: _Dai = 50_000.0
     #: Most tab (DAI) all auctions may hold at once (``box``).
@@ -159,7 +165,8 @@ class MakerConfig(_Frozen):
 
     @model_validator(mode="after")
     def _dust_fits(self) -> Self:
-        if self.design == "english" and self.flipper.dunk < self.dust * self.chop:
+        box = self.flipper.cat == "box"
+        if self.design == "english" and box and self.flipper.dunk < self.dust * self.chop:
             raise ValueError(
                 f"flipper.dunk must be >= dust x chop ({self.dust * self.chop}), "
                 f"was {self.flipper.dunk}"

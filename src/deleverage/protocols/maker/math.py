@@ -21,7 +21,8 @@ Formulas (docs/formulas.md, section "MakerDAO"):
   ``chost = dust x chop`` of tab unless it takes the whole lot;
 - Abacus: linear ``top x (tau - dur) / tau`` (0 from ``tau``), stairstep exponential
   ``top x cut^floor(dur / step)``, exponential ``top x cut^dur``;
-- Cat (Liquidations 1.2): ``dart = min(art, min(dunk, box - litter) / rate / chop)``;
+- Cat (Liquidations 1.2): ``dart = min(art, min(dunk, box - litter) / rate / chop)``; the launch
+  Cat (live on Black Thursday): ``lot = min(ink, lump)``, ``dart = art x lot / ink``;
 - Flipper: a ``tend`` must raise the bid by ``beg`` (or reach ``tab``) and never exceed
   ``tab``; a ``dent`` (at ``bid == tab``) must lower the lot by the factor ``beg``.
 """
@@ -42,6 +43,7 @@ __all__ = [
     "TakeResult",
     "bark_amounts",
     "bite_amounts",
+    "bite_amounts_lump",
     "chost",
     "dent_allowed",
     "exponential_decrease",
@@ -177,6 +179,22 @@ def bite_amounts(
         return _REFUSED[BarkRefusal.LIMIT_HIT]
     dart = min(art, min(dunk, room) / rate / chop)
     dink = min(ink, ink * dart / art) if art > 0.0 else 0.0
+    if dart <= 0.0 or dink <= 0.0:
+        return _REFUSED[BarkRefusal.NULL_AUCTION]
+    due = dart * rate
+    return BarkResult(dart, dink, due, due * chop)
+
+
+def bite_amounts_lump(
+    *, ink: float, art: float, rate: float, spot: float, chop: float, lump: float
+) -> BarkResult:
+    """Return the amounts of the launch ``Cat.bite`` (dss of January 2020, live on 12 March
+    2020): ``lot = min(ink, lump)`` collateral, ``dart = min(art, art x lot / ink)``,
+    ``tab = dart x rate x chop``; no global limit, no dust rule."""
+    if not (spot > 0.0 and ink * spot < art * rate):
+        return _REFUSED[BarkRefusal.NOT_UNSAFE]
+    dink = min(ink, lump)
+    dart = min(art, dink * art / ink) if ink > 0.0 else 0.0
     if dart <= 0.0 or dink <= 0.0:
         return _REFUSED[BarkRefusal.NULL_AUCTION]
     due = dart * rate

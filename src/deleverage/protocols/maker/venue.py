@@ -301,6 +301,9 @@ class MakerVenue:
             room = min(cfg.dog.hole_global, cfg.dog.hole) - self.clipper.dirt
         else:
             room = cfg.flipper.box - self.flipper.litter
+        lump = not dutch and cfg.flipper.cat == "lump"
+        if lump:
+            room = math.inf  # the launch Cat had no global limit
         # Only an incentive above the cheapest keeper's gas can find a keeper: skip the rest.
         floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
         plans: list[tuple[int, mk.BarkResult, float]] = []
@@ -311,12 +314,18 @@ class MakerVenue:
                     chop=cfg.chop, global_room=room, ilk_room=room,
                 )  # fmt: skip
                 incentive = self.clipper.incentive(bark.tab)
+            elif lump:
+                bark = mk.bite_amounts_lump(
+                    ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, chop=cfg.chop,
+                    lump=cfg.flipper.lump,
+                )  # fmt: skip
             else:
                 bark = mk.bite_amounts(
                     ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, dust=cfg.dust,
                     chop=cfg.chop, dunk=cfg.flipper.dunk, room=room,
                 )  # fmt: skip
-                # 1.2 pays no incentive: a keeper bites to bid, for the margin an auction whose
+            if not dutch:
+                # The Cat pays no incentive: a keeper bites to bid, for the margin an auction whose
                 # bids reach tab leaves (the penalty part of tab).
                 incentive = bark.tab - bark.due
             if bark.refusal == mk.BarkRefusal.LIMIT_HIT:
