@@ -5,7 +5,8 @@ arrays, one index per vault (``ink`` collateral, ``art`` normalized debt), with 
 ``mat``, ``dust`` and ``chop`` for the collateral type. Each :meth:`MakerVenue.step`:
 
 1. advances the chain (gas price from volatility and congestion) and credits keepers' due
-   sale proceeds;
+   sale proceeds; the gas of the keepers' transactions of the step is queued on the chain
+   (:meth:`~deleverage.protocols.chain.Chain.submit`), so liquidations congest later blocks;
 2. reads the OSM (:class:`~deleverage.protocols.maker.osm.Osm`): the price the system uses is
    the oracle price published an hour earlier;
 3. **quiet path**: when no auction or debt auction runs and the highest liquidation price of an
@@ -191,6 +192,7 @@ class MakerVenue:
             gas_cost=gas_cost_quote(self.keepers.gas_units, gas_price, market),
             depth=self.config.market_depth,
         )
+        paid_before = float(self.keepers.gas_paid.sum())
         count, notional = self._liquidate(ctx) if top > osm else (0, 0.0)
         auctions = self.clipper if self.config.design == "dutch" else self.flipper
         sold = auctions.run(ctx, self.keepers, self.vow, self._log, self.sales)
@@ -202,6 +204,10 @@ class MakerVenue:
             }[action]
             self._log.add(code, dai=dai, mkr=mkr)
         self._log.flush(self._journal, ts_ns)
+        # The keepers' transactions queue for block space (congestion raises the next fees).
+        paid = float(self.keepers.gas_paid.sum()) - paid_before
+        if paid > 0.0 and gas_price > 0.0:
+            self.chain.submit(paid / (gas_price * 1e-9 * market))
         self.collateral_sold += sold
         flow = {self.config.asset: -sold if sold > 0.0 else 0.0}
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
