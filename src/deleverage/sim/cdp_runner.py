@@ -152,15 +152,15 @@ class CdpScenario(_Frozen):
 def _toml_data(source: str | Path | dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(source, dict):
         return source
-    path = Path(source)
-    if not path.exists() and isinstance(source, str) and source in builtin_names():
-        path = builtin_path(source)
-    if not path.is_file():
-        return None
     try:
+        path = Path(source)
+        if not path.exists() and isinstance(source, str) and source in builtin_names():
+            path = builtin_path(source)
+        if not path.is_file():
+            return None
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError):
-        return None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError, ValueError):
+        return None  # not a readable TOML file: the perp loader reports why
 
 
 def is_cdp_scenario(source: str | Path | dict[str, Any]) -> bool:

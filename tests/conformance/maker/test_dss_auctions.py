@@ -24,7 +24,7 @@ DSS = FlipperConfig(beg=1.05, ttl_s=3 * H, tau_s=2 * 24 * H)
 
 def _ctx(t_s: int, keepers: Keepers) -> StepContext:
     gas = np.zeros(len(keepers))
-    return StepContext(t_s * S, t_s // 12, 4.0, 4.0, 0.0, gas, 1e12)
+    return StepContext(t_s * S, t_s // 12, 4.0, 4.0, 0.0, gas, 1e12, 1.0)
 
 
 def _world(latency_blocks: int = 0, count: int = 1) -> tuple[Flipper, Keepers, Vow]:

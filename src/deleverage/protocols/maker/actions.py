@@ -40,7 +40,8 @@ class StepContext(NamedTuple):
 
     ``feed_price`` is the OSM's published price (DAI per unit), ``market_price`` the price
     keepers sell collateral at (the index), ``gas_cost`` each keeper's cost of one action now
-    (DAI), ``depth`` the market's depth for their expected slippage.
+    (DAI), ``depth`` the market's depth for their expected slippage, ``native_price`` the
+    chain's native token price (DAI) gas is paid in.
     """
 
     ts_ns: int
@@ -50,6 +51,7 @@ class StepContext(NamedTuple):
     gas_price_gwei: float
     gas_cost: npt.NDArray[np.float64]
     depth: float
+    native_price: float
 
 
 class MakerAction(IntEnum):

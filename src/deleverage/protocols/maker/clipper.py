@@ -133,7 +133,7 @@ class Clipper:
             need=[0.0],
             slippage=[0.0],
             gas_price_gwei=ctx.gas_price_gwei,
-            native_price=ctx.market_price,
+            native_price=ctx.native_price,
         )
         winner = int(acts.winner[0])
         if winner < 0:

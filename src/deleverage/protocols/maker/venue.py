@@ -4,7 +4,9 @@
 arrays, one index per vault (``ink`` collateral, ``art`` normalized debt), with one ``rate``,
 ``mat``, ``dust`` and ``chop`` for the collateral type. Each :meth:`MakerVenue.step`:
 
-1. advances the chain (gas price from volatility and congestion) and credits keepers' due
+1. advances the chain with the collateral's price (a no-op when a world has already advanced a
+   shared chain with the native token's price at this time; gas is paid at the chain's native
+   price) and credits keepers' due
    sale proceeds; the gas of the keepers' transactions of the step is queued on the chain
    (:meth:`~deleverage.protocols.chain.Chain.submit`), so liquidations congest later blocks;
 2. reads the OSM (:class:`~deleverage.protocols.maker.osm.Osm`): the price the system uses is
@@ -171,7 +173,7 @@ class MakerVenue:
         market = inputs.index_price
         dt_s = (ts_ns - self._last_ts) / NS_PER_S if math.isfinite(self.market_price) else 0.0
         self._last_ts = ts_ns
-        self.chain.advance(ts_ns, market)
+        self.chain.advance(ts_ns, market)  # a no-op if a world advanced the shared chain
         block = self.chain.block_at(ts_ns)
         self.keepers.settle(block)
         osm = self.osm.read(ts_ns, inputs.oracle)
@@ -182,15 +184,16 @@ class MakerVenue:
             return VenueStep(ts_ns, 0, 0.0, dict(self._zero_flow), self.solvency())
         if top > market and dt_s > 0.0:
             self._count_undercollateralized(market, dt_s)
-        gas_price = self.chain.gas_price_gwei
+        gas_price, native = self.chain.gas_price_gwei, self.chain.native_price
         ctx = StepContext(
             ts_ns=ts_ns,
             block=block,
             feed_price=osm,
             market_price=market,
             gas_price_gwei=gas_price,
-            gas_cost=gas_cost_quote(self.keepers.gas_units, gas_price, market),
+            gas_cost=gas_cost_quote(self.keepers.gas_units, gas_price, native),
             depth=self.config.market_depth,
+            native_price=native,
         )
         paid_before = float(self.keepers.gas_paid.sum())
         count, notional = self._liquidate(ctx) if top > osm else (0, 0.0)
@@ -207,7 +210,7 @@ class MakerVenue:
         # The keepers' transactions queue for block space (congestion raises the next fees).
         paid = float(self.keepers.gas_paid.sum()) - paid_before
         if paid > 0.0 and gas_price > 0.0:
-            self.chain.submit(paid / (gas_price * 1e-9 * market))
+            self.chain.submit(paid / (gas_price * 1e-9 * native))
         self.collateral_sold += sold
         flow = {self.config.asset: -sold if sold > 0.0 else 0.0}
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
@@ -350,7 +353,7 @@ class MakerVenue:
             need=np.zeros(len(plans)),
             slippage=np.zeros(len(plans)),
             gas_price_gwei=ctx.gas_price_gwei,
-            native_price=ctx.market_price,
+            native_price=ctx.native_price,
         )
         count, notional = 0, 0.0
         for (i, bark, incentive), keeper in zip(plans, acts.winner.tolist(), strict=True):
