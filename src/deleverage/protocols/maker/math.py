@@ -233,7 +233,7 @@ def linear_decrease(top: float, dur_s: float, tau_s: float) -> float:
     """Return ``top x (tau - dur) / tau`` for ``dur < tau``, else 0 (``LinearDecrease``)."""
     if dur_s >= tau_s:
         return 0.0
-    return top * (tau_s - dur_s) / tau_s
+    return top * ((tau_s - dur_s) / tau_s)  # the fraction first, as rmul(top, (tau - dur) / tau)
 
 
 def stairstep_exponential_decrease(top: float, dur_s: float, cut: float, step_s: float) -> float:
