@@ -57,14 +57,16 @@ def test_take_never_collects_more_than_tab_nor_leaves_a_dusty_tab(
 def test_curves_start_at_top_and_never_rise(
     top: float, dur: float, cut: float, step: float, tau: float
 ) -> None:
-    later = dur + step
-    for price in (
-        lambda d: mk.linear_decrease(top, d, tau),
-        lambda d: mk.stairstep_exponential_decrease(top, d, cut, step),
-        lambda d: mk.exponential_decrease(top, d, cut),
-    ):
-        assert price(0.0) == top
-        assert 0.0 <= price(later) <= price(dur) <= top
+    def prices(d: float) -> tuple[float, float, float]:
+        return (
+            mk.linear_decrease(top, d, tau),
+            mk.stairstep_exponential_decrease(top, d, cut, step),
+            mk.exponential_decrease(top, d, cut),
+        )
+
+    assert prices(0.0) == (top, top, top)
+    for now, later in zip(prices(dur), prices(dur + step), strict=True):
+        assert 0.0 <= later <= now <= top
 
 
 @given(current=st.floats(0.0, 1e6), tab=amounts, beg=st.floats(1.001, 1.5))
