@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deleverage.protocols.chain import Chain, ChainConfig
 from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
@@ -130,3 +132,26 @@ def test_a_delayed_oracle_liquidates_later_than_an_immediate_one(design: str) ->
         late.summaries[design]["undercollateralized_vault_s"]
         > now.summaries[design]["undercollateralized_vault_s"]
     )
+
+
+@settings(max_examples=15)
+@given(
+    drops=st.lists(st.floats(min_value=0.02, max_value=0.08), min_size=8, max_size=30),
+    seed=st.integers(min_value=0, max_value=1000),
+)
+def test_competing_unconstrained_keepers_never_sell_near_zero(
+    drops: list[float], seed: int
+) -> None:
+    # Any falling path (a step of up to -8% every 5 minutes), any vault book: two keepers with
+    # ample capital at a low, fixed gas price bid each other up to the lot's worth or the tab.
+    keepers = _three(1e9)
+    config = MakerConfig(design="english", keepers=keepers, chain=_fixed_gas(5.0), market_depth=1e9)
+    population = maker_population(40, seed, price=200.0, collateral_sigma=0.5, ratio_median=2.0)
+    venue = build_maker(config, population, chain=Chain(config.chain, seed=seed))
+    price = 200.0
+    for k, drop in enumerate([*drops, *[0.0] * 40]):
+        price *= 1.0 - drop
+        venue.step({"ETH": PriceInputs(price)}, ts_ns=(k * 300 + 1) * S)
+    sales = venue.sales.frame()
+    assert len(sales) == venue.flipper.kicks - len(venue.flipper.flips)  # every dealt auction
+    assert (sales["price_ratio"] >= 0.05).all()  # (one keeper alone: ratios near 1e-10)
