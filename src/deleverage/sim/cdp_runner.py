@@ -37,7 +37,7 @@ from deleverage.engine.events import Journal
 from deleverage.errors import ConfigError, DeleverageError
 from deleverage.prices.historical import OhlcvBars, bundled_crash, list_bundled, load_ohlcv, to_path
 from deleverage.protocols.chain import Chain
-from deleverage.protocols.maker import MakerConfig, build_maker, maker_population
+from deleverage.protocols.maker import MakerConfig, MakerPopulationSpec, build_maker
 from deleverage.protocols.maker.venue import MakerVenue
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.spec import Slug, _Frozen, collect_problems
@@ -104,14 +104,8 @@ class CdpPrices(_Frozen):
         return self
 
 
-class CdpPopulation(_Frozen):
-    """The vault book (:func:`deleverage.protocols.maker.maker_population`)."""
-
-    n_vaults: Annotated[int, Field(ge=1, le=1_000_000)] = 2000
-    collateral_median: Annotated[float, Field(gt=0.0, le=1e9)] = 50.0
-    collateral_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 1.2
-    ratio_median: Annotated[float, Field(gt=1.0, le=100.0)] = 2.5
-    ratio_sigma: Annotated[float, Field(ge=0.0, le=3.0)] = 0.35
+#: The vault book of a CDP scenario (the protocol's own population spec).
+CdpPopulation = MakerPopulationSpec
 
 
 class CdpScenario(_Frozen):
@@ -122,7 +116,7 @@ class CdpScenario(_Frozen):
     description: str = ""
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
     prices: CdpPrices
-    population: CdpPopulation = CdpPopulation()
+    population: MakerPopulationSpec = MakerPopulationSpec()
     maker: MakerConfig = MakerConfig()
     #: The designs to run on the same path and keepers, in order.
     designs: Annotated[tuple[Design, ...], Field(min_length=1, max_length=2)] = ("english", "dutch")
@@ -301,19 +295,7 @@ def run_cdp(
 
 def _venue(scenario: CdpScenario, design: Design, price: float) -> MakerVenue:
     config = scenario.maker.model_copy(update={"design": design, "name": f"maker-{design}"})
-    pop = scenario.population
-    population = maker_population(
-        pop.n_vaults,
-        scenario.seed,
-        price=price,
-        mat=config.mat,
-        rate=config.rate,
-        ratio_median=pop.ratio_median,
-        ratio_sigma=pop.ratio_sigma,
-        collateral_median=pop.collateral_median,
-        collateral_sigma=pop.collateral_sigma,
-        dust=config.dust,
-    )
+    population = scenario.population.draw(config, seed=scenario.seed, price=price)
     return build_maker(config, population, chain=Chain(config.chain, seed=scenario.seed))
 
 

@@ -12,6 +12,7 @@ from deleverage.protocols.maker.config import (
     FlipperConfig,
     MakerConfig,
     MakerPopulation,
+    MakerPopulationSpec,
     VowConfig,
     maker_population,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "FlipperConfig",
     "MakerConfig",
     "MakerPopulation",
+    "MakerPopulationSpec",
     "MakerVenue",
     "VowConfig",
     "build_maker",

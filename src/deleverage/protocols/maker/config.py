@@ -32,6 +32,7 @@ __all__ = [
     "FlipperConfig",
     "MakerConfig",
     "MakerPopulation",
+    "MakerPopulationSpec",
     "VowConfig",
     "maker_population",
 ]
@@ -228,3 +229,29 @@ def maker_population(
         ink[small] *= dust / debt[small]
         debt[small] = dust
     return MakerPopulation(ink=ink, art=debt / rate)
+
+
+class MakerPopulationSpec(_Frozen):
+    """How to draw a vault book (:func:`maker_population`'s distributions), as a scenario
+    states it (``[population]`` of a CDP scenario, a world's ``[[venues]] kind = "maker"``)."""
+
+    n_vaults: Annotated[int, Field(ge=1, le=10_000_000)] = 2000
+    collateral_median: Annotated[float, Field(gt=0.0, le=1e9)] = 50.0
+    collateral_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 1.2
+    ratio_median: Annotated[float, Field(gt=1.0, le=100.0)] = 2.5
+    ratio_sigma: Annotated[float, Field(ge=0.0, le=3.0)] = 0.35
+
+    def draw(self, config: MakerConfig, *, seed: int, price: float) -> MakerPopulation:
+        """Draw the book for ``config`` (its ``mat``, ``rate`` and ``dust``) at ``price``."""
+        return maker_population(
+            self.n_vaults,
+            seed,
+            price=price,
+            mat=config.mat,
+            rate=config.rate,
+            ratio_median=self.ratio_median,
+            ratio_sigma=self.ratio_sigma,
+            collateral_median=self.collateral_median,
+            collateral_sigma=self.collateral_sigma,
+            dust=config.dust,
+        )
