@@ -264,3 +264,16 @@ def test_liquidations_queue_gas_that_raises_the_next_blocks_fee() -> None:
     assert venue.chain.pending_gas == pytest.approx(n * 400_000.0)
     venue.step(_eth(2_000.0), ts_ns=12 * S)
     assert venue.chain.base_fee_gwei == pytest.approx(before * 1.125)
+
+
+def test_a_scenario_block_builds_the_venue_with_its_population() -> None:
+    config = AaveConfig.from_mapping(
+        {"population": {"accounts": 500, "min_health": 1.2}, "seed": 4}
+    )
+    venue = build_aave(config, prices={"ETH": 2_000.0}, seed=9)
+    again = build_aave(config, prices={"ETH": 2_000.0}, seed=9)
+    assert venue.collateral.shape == (500, 2)
+    np.testing.assert_array_equal(venue.debt, again.debt)
+    assert venue.health_factors().min() >= 1.2 - 1e-12
+    with pytest.raises(ConfigError, match="min_health"):
+        AaveConfig.from_mapping({"population": {"min_health": 1.0}})

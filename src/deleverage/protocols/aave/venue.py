@@ -27,6 +27,8 @@ plus per reserve the treasury's fees and the deficit. Each :meth:`AaveVenue.step
    the keepers sell what they received (``forced_flow`` < 0 for the collateral asset) and buy
    the debt they repay (``forced_flow`` > 0 when the debt is a priced asset).
 
+``VenueStep.liquidated_notional`` is the collateral seized, at the oracle price (quote).
+
 Journal rows (the engine's :class:`~deleverage.engine.events.Journal` schema): one
 ``LIQUIDATION`` per liquidation (``account`` the borrower, ``counterparty`` the keeper,
 ``market`` the collateral reserve, ``size`` minus the collateral seized (tokens), ``price`` its
@@ -49,7 +51,12 @@ import pandas as pd
 
 from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
-from deleverage.protocols.aave.config import AaveConfig, AavePopulation, reserve_prices
+from deleverage.protocols.aave.config import (
+    AaveConfig,
+    AavePopulation,
+    aave_population,
+    reserve_prices,
+)
 from deleverage.protocols.aave.math import LIQUIDATABLE, liquidation_plan
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
@@ -484,11 +491,16 @@ def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
 
 def build_aave(
     config: AaveConfig,
-    population: AavePopulation,
+    population: AavePopulation | None = None,
     *,
     prices: Mapping[str, float],
+    seed: int = 0,
     chain: Chain | None = None,
     keepers: Keepers | None = None,
 ) -> AaveVenue:
-    """Build an :class:`AaveVenue` from its config and population (the world's entry)."""
+    """Build an :class:`AaveVenue` (the world's entry): with ``population`` None, its accounts
+    are drawn by :func:`aave_population` from ``config.population`` at ``prices`` with
+    ``seed``."""
+    if population is None:
+        population = aave_population(config, seed=seed, prices=prices)
     return AaveVenue(config, population, prices=prices, chain=chain, keepers=keepers)
