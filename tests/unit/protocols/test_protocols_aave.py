@@ -277,3 +277,28 @@ def test_a_scenario_block_builds_the_venue_with_its_population() -> None:
     assert venue.health_factors().min() >= 1.2 - 1e-12
     with pytest.raises(ConfigError, match="min_health"):
         AaveConfig.from_mapping({"population": {"min_health": 1.0}})
+
+
+def _crash(keepers: KeepersConfig) -> AaveVenue:
+    # ETH falls 45% over two hours in 12 s steps; the same population and chain each time.
+    config = AaveConfig(
+        keepers=keepers,
+        population={"accounts": 2_000, "min_health": 1.02, "health_scale": 0.3},
+    )
+    venue = build_aave(config, prices={"ETH": 2_000.0}, seed=5)
+    for k, price in enumerate(2_000.0 * np.exp(np.linspace(0.0, np.log(0.55), 600))):
+        venue.step(_eth(float(price)), ts_ns=k * 12 * S)
+    return venue
+
+
+def test_constrained_keepers_leave_accounts_under_water_longer_and_a_deficit() -> None:
+    # The deficit and the time under water come out of the keepers' capital and latency,
+    # not out of a parameter: the same crash with rich, fast keepers ends with none.
+    rich = _crash(KeepersConfig(keepers=(KeeperSpec(capital=1e9, latency_blocks=0),)))
+    poor = _crash(
+        KeepersConfig(keepers=(KeeperSpec(capital=2e4, latency_blocks=3),), sale_delay_blocks=50)
+    )
+    assert rich.solvency().bad_debt == 0.0
+    assert poor.solvency().bad_debt > 0.0
+    assert poor.liquidatable_account_seconds > 10 * rich.liquidatable_account_seconds
+    assert poor.keepers.capital.min() >= 0.0
