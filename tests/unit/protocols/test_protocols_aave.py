@@ -302,3 +302,30 @@ def test_constrained_keepers_leave_accounts_under_water_longer_and_a_deficit() -
     assert poor.solvency().bad_debt > 0.0
     assert poor.liquidatable_account_seconds > 10 * rich.liquidatable_account_seconds
     assert poor.keepers.capital.min() >= 0.0
+
+
+@given(
+    seed=st.integers(0, 1000),
+    path=st.lists(
+        st.tuples(st.sampled_from([2_000.0, 1_850.0, 1_700.0]), st.floats(0.9, 1.1)),
+        min_size=3,
+        max_size=15,
+    ),
+)
+def test_reusing_plans_under_an_unchanged_oracle_changes_nothing(
+    seed: int, path: list[tuple[float, float]]
+) -> None:
+    # The oracle holds for several steps while the market moves (gas and the keepers'
+    # economics change); a venue that never reuses its plans must do exactly the same.
+    config = AaveConfig(
+        keepers=KeepersConfig(keepers=(KeeperSpec(capital=3e5, latency_blocks=1),)),
+        population={"accounts": 300, "min_health": 1.01, "health_scale": 0.2},
+    )
+    memo = build_aave(config, prices={"ETH": 2_000.0}, seed=seed)
+    fresh = build_aave(config, prices={"ETH": 2_000.0}, seed=seed)
+    for k, (oracle, market) in enumerate(path, start=1):
+        prices = {"ETH": PriceInputs(oracle * market, oracle_price=oracle)}
+        fresh._memo_key = None
+        assert memo.step(prices, ts_ns=k * 6 * S) == fresh.step(prices, ts_ns=k * 6 * S)
+    np.testing.assert_array_equal(memo.debt, fresh.debt)
+    assert memo.missed_opportunities == fresh.missed_opportunities

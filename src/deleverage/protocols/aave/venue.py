@@ -57,7 +57,7 @@ from deleverage.protocols.aave.config import (
     aave_population,
     reserve_prices,
 )
-from deleverage.protocols.aave.math import LIQUIDATABLE, liquidation_plan
+from deleverage.protocols.aave.math import LIQUIDATABLE, LiquidationPlan, liquidation_plan
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -144,6 +144,9 @@ class AaveVenue:
         self._ref: FloatArray | None = None
         self._ref_list: list[float] = []
         self._hf_floor = -math.inf
+        self._version = 0
+        self._memo_key: tuple[tuple[float, ...], int] | None = None
+        self._memo_plan: tuple[LiquidationPlan, IntArray, IntArray] | None = None
         self._hf_sorted = np.empty(0)
         self._hf_order = np.empty(0, dtype=np.int64)
         self._touched = np.empty(0, dtype=np.int64)
@@ -222,7 +225,14 @@ class AaveVenue:
             self.liquidatable_account_seconds += dt_s * self._flagged.size
         self._last_ts = ts_ns
         p_list = [1.0 if j < 0 else oracle[j] for j in self._asset_of_list]
-        liquidatable = self._liquidatable(p_list)
+        # The same oracle prices on the same state give the same accounts and plans (oracles
+        # move on heartbeats and deviations, not every step): reuse them.
+        key = (tuple(p_list), self._version)
+        if key == self._memo_key:
+            liquidatable = self._flagged
+        else:
+            liquidatable = self._liquidatable(p_list)
+            self._memo_key, self._memo_plan = key, None
         p = self._price = np.array(p_list)
         count, notional = 0, 0.0
         flow = np.zeros(len(self._assets))
@@ -351,24 +361,27 @@ class AaveVenue:
         ts_ns: int,
     ) -> tuple[int, float]:
         cfg = self.config
-        c, d = self._c[accounts], self._d[accounts]
-        coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
-        debt_reserve = (d * p).argmax(axis=1)
-        plan = liquidation_plan(
-            c,
-            d,
-            p,
-            self._lt,
-            self._bonus,
-            self._fee,
-            coll_reserve,
-            debt_reserve,
-            np.full(accounts.size, np.inf),
-            use_data_provider=True,
-            close_factor_hf_threshold=cfg.close_factor_hf_threshold,
-            min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
-            min_leftover=cfg.min_leftover_base,
-        )
+        if self._memo_plan is None:
+            c, d = self._c[accounts], self._d[accounts]
+            coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
+            debt_reserve = (d * p).argmax(axis=1)
+            plan = liquidation_plan(
+                c,
+                d,
+                p,
+                self._lt,
+                self._bonus,
+                self._fee,
+                coll_reserve,
+                debt_reserve,
+                np.full(accounts.size, np.inf),
+                use_data_provider=True,
+                close_factor_hf_threshold=cfg.close_factor_hf_threshold,
+                min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
+                min_leftover=cfg.min_leftover_base,
+            )
+            self._memo_plan = (plan, coll_reserve, debt_reserve)
+        plan, coll_reserve, debt_reserve = self._memo_plan
         ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
         if ok.size == 0:
             return 0, 0.0
@@ -395,6 +408,7 @@ class AaveVenue:
         if won.size == 0:
             return 0, 0.0
         rows = ok[won]
+        self._version += 1  # the state changes: no reuse of this step's plans
         acc, ci, di = accounts[rows], ci[won], di[won]
         repaid, seized, fee, received = repaid[won], seized[won], fee[won], received[won]
         keeper = acts.winner[won]
