@@ -123,9 +123,9 @@ class ChainConfig(_Frozen):
     #: reference volatility).
     volatility_demand: Annotated[float, Field(ge=0.0, le=10.0)] = 0.25
     #: How background demand falls as the base fee rises: ``demand x (initial / fee)^e``
-    #: (0: demand ignores the fee, pure EIP-1559 compounding; 1: the fee settles where demand
-    #: is half a block, ``initial x demand / 0.5``).
-    demand_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 1.0
+    #: (0, the default: demand ignores the fee, pure EIP-1559 compounding; 1: the fee settles
+    #: where demand is half a block, ``initial x demand / 0.5``).
+    demand_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
     #: Annualized reference volatility of the native token (e.g. 0.8 for ETH).
     reference_volatility: Annotated[float, Field(gt=0.0, le=100.0)] = 0.8
     #: Half-life of the realized variance's exponential weights (s).

@@ -155,7 +155,8 @@ class AaveConfig(_Frozen):
     )
     #: Least value (quote) a partial liquidation may leave of the debt and of the collateral.
     min_leftover_base: Annotated[float, Field(ge=0.0, le=1e12)] = MIN_LEFTOVER_BASE
-    chain: ChainConfig = Field(default_factory=ChainConfig)
+    #: The chain (by default with price-elastic demand, so gas settles between spikes).
+    chain: ChainConfig = Field(default_factory=lambda: ChainConfig(demand_elasticity=1.0))
     keepers: KeepersConfig = Field(default_factory=_default_keepers)
     #: The accounts a scenario draws for this venue (:func:`aave_population`).
     population: AavePopulationConfig = Field(default_factory=AavePopulationConfig)
