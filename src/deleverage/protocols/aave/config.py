@@ -134,6 +134,9 @@ class AavePopulationConfig(_Frozen):
     health_scale: Annotated[float, Field(ge=0.0, le=100.0)] = 0.6
     #: Probability that an account holds a second collateral reserve (30% of its value).
     second_collateral_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    #: Relative weight of each collateral reserve (by name) as an account's main collateral;
+    #: None: equal weights over the reserves with ``ltv > 0``.
+    collateral_weights: dict[_Name, Annotated[float, Field(ge=0.0, le=1e6)]] | None = None
 
 
 class AaveConfig(_Frozen):
@@ -174,6 +177,19 @@ class AaveConfig(_Frozen):
                 f"native_asset must be the asset of a reserve {list(self.assets)}, "
                 f"was {self.native_asset!r}"
             )
+        weights = self.population.collateral_weights
+        if weights is not None:
+            usable = [r.name for r in self.reserves if r.ltv > 0.0 and r.liquidation_threshold > 0]
+            for name in weights:
+                if name not in usable:
+                    raise ValueError(
+                        f"population.collateral_weights must name collateral reserves "
+                        f"{usable}, was {name!r}"
+                    )
+            if sum(weights.values()) <= 0.0:
+                raise ValueError(
+                    f"population.collateral_weights must have a positive sum, was {weights}"
+                )
         return self
 
     @property
@@ -269,7 +285,12 @@ def aave_population(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAAFE]))
     r_count = len(reserves)
     value = np.zeros((n, r_count))
-    first = rng.choice(collaterals, size=n)
+    weights = config.population.collateral_weights
+    if weights is None:  # equal weights (the draws of earlier versions, unchanged)
+        first = rng.choice(collaterals, size=n)
+    else:
+        raw = np.array([weights.get(reserves[k].name, 0.0) for k in collaterals])
+        first = rng.choice(collaterals, size=n, p=raw / raw.sum())
     second = rng.choice(collaterals, size=n)
     total = collateral_median * np.exp(collateral_sigma * rng.standard_normal(n))
     split = np.where(rng.random(n) < second_collateral_share, 0.3, 0.0)
