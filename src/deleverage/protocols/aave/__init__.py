@@ -4,6 +4,7 @@ population (:mod:`.config`) and the venue (:mod:`.venue`)."""
 from deleverage.protocols.aave.config import (
     AaveConfig,
     AavePopulation,
+    AavePopulationConfig,
     AaveReserve,
     aave_population,
 )
@@ -12,6 +13,7 @@ from deleverage.protocols.aave.venue import AaveVenue, build_aave
 __all__ = [
     "AaveConfig",
     "AavePopulation",
+    "AavePopulationConfig",
     "AaveReserve",
     "AaveVenue",
     "aave_population",

@@ -32,7 +32,14 @@ from deleverage.protocols.chain import ChainConfig
 from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
 from deleverage.spec import _Frozen
 
-__all__ = ["AaveConfig", "AavePopulation", "AaveReserve", "aave_population", "reserve_prices"]
+__all__ = [
+    "AaveConfig",
+    "AavePopulation",
+    "AavePopulationConfig",
+    "AaveReserve",
+    "aave_population",
+    "reserve_prices",
+]
 
 FloatArray = npt.NDArray[np.float64]
 _Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
@@ -112,6 +119,26 @@ def _default_reserves() -> tuple[AaveReserve, ...]:
     )
 
 
+class AavePopulationConfig(_Frozen):
+    """How :func:`aave_population` draws the accounts of a scenario's venue (§A8)."""
+
+    #: Number of accounts.
+    accounts: Annotated[int, Field(ge=0, le=50_000_000)] = 10_000
+    #: Median collateral value of an account (quote).
+    collateral_median: Annotated[float, Field(gt=0.0, le=1e12)] = 20_000.0
+    #: Log standard deviation of the collateral value.
+    collateral_sigma: Annotated[float, Field(ge=0.0, le=5.0)] = 1.2
+    #: Least health factor drawn (> 1: nobody starts liquidatable).
+    min_health: Annotated[float, Field(gt=1.0, le=100.0)] = 1.03
+    #: Mean of the exponential excess of the health factor over ``min_health``.
+    health_scale: Annotated[float, Field(ge=0.0, le=100.0)] = 0.6
+    #: Probability that an account holds a second collateral reserve (30% of its value).
+    second_collateral_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.3
+    #: Relative weight of each collateral reserve (by name) as an account's main collateral;
+    #: None: equal weights over the reserves with ``ltv > 0``.
+    collateral_weights: dict[_Name, Annotated[float, Field(ge=0.0, le=1e6)]] | None = None
+
+
 class AaveConfig(_Frozen):
     """An Aave v3.3 market: reserves, liquidation constants, chain and keepers."""
 
@@ -131,8 +158,11 @@ class AaveConfig(_Frozen):
     )
     #: Least value (quote) a partial liquidation may leave of the debt and of the collateral.
     min_leftover_base: Annotated[float, Field(ge=0.0, le=1e12)] = MIN_LEFTOVER_BASE
-    chain: ChainConfig = Field(default_factory=ChainConfig)
+    #: The chain (by default with price-elastic demand, so gas settles between spikes).
+    chain: ChainConfig = Field(default_factory=lambda: ChainConfig(demand_elasticity=1.0))
     keepers: KeepersConfig = Field(default_factory=_default_keepers)
+    #: The accounts a scenario draws for this venue (:func:`aave_population`).
+    population: AavePopulationConfig = Field(default_factory=AavePopulationConfig)
     #: Seed of the chain's gas noise.
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
 
@@ -147,6 +177,19 @@ class AaveConfig(_Frozen):
                 f"native_asset must be the asset of a reserve {list(self.assets)}, "
                 f"was {self.native_asset!r}"
             )
+        weights = self.population.collateral_weights
+        if weights is not None:
+            usable = [r.name for r in self.reserves if r.ltv > 0.0 and r.liquidation_threshold > 0]
+            for name in weights:
+                if name not in usable:
+                    raise ValueError(
+                        f"population.collateral_weights must name collateral reserves "
+                        f"{usable}, was {name!r}"
+                    )
+            if sum(weights.values()) <= 0.0:
+                raise ValueError(
+                    f"population.collateral_weights must have a positive sum, was {weights}"
+                )
         return self
 
     @property
@@ -190,17 +233,19 @@ def reserve_prices(config: AaveConfig, prices: Mapping[str, float]) -> FloatArra
 
 def aave_population(
     config: AaveConfig,
-    n: int,
+    n: int | None = None,
     *,
     seed: int,
     prices: Mapping[str, float],
-    collateral_median: float = 20_000.0,
-    collateral_sigma: float = 1.2,
-    min_health: float = 1.03,
-    health_scale: float = 0.6,
-    second_collateral_share: float = 0.3,
+    collateral_median: float | None = None,
+    collateral_sigma: float | None = None,
+    min_health: float | None = None,
+    health_scale: float | None = None,
+    second_collateral_share: float | None = None,
 ) -> AavePopulation:
     """Draw ``n`` accounts at ``prices`` (deterministic given ``seed``; docs/formulas.md §A8).
+
+    Arguments left out come from ``config.population``.
 
     Each account supplies one collateral reserve (``LT > 0``), a second one with probability
     ``second_collateral_share`` (30% of its value), and borrows one reserve of another asset.
@@ -208,6 +253,14 @@ def aave_population(
     ``collateral_sigma``); the health factor is ``min_health + Exp(health_scale)``, raised where
     needed so the debt stays within the loan-to-value; debt value = ``sum C LT / HF``.
     """
+    spec = config.population
+    n = spec.accounts if n is None else n
+    collateral_median = spec.collateral_median if collateral_median is None else collateral_median
+    collateral_sigma = spec.collateral_sigma if collateral_sigma is None else collateral_sigma
+    min_health = spec.min_health if min_health is None else min_health
+    health_scale = spec.health_scale if health_scale is None else health_scale
+    if second_collateral_share is None:
+        second_collateral_share = spec.second_collateral_share
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValidationError("n", n, "must be an integer >= 0")
     if not (math.isfinite(collateral_median) and collateral_median > 0.0):
@@ -232,7 +285,12 @@ def aave_population(
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xAAFE]))
     r_count = len(reserves)
     value = np.zeros((n, r_count))
-    first = rng.choice(collaterals, size=n)
+    weights = config.population.collateral_weights
+    if weights is None:  # equal weights (the draws of earlier versions, unchanged)
+        first = rng.choice(collaterals, size=n)
+    else:
+        raw = np.array([weights.get(reserves[k].name, 0.0) for k in collaterals])
+        first = rng.choice(collaterals, size=n, p=raw / raw.sum())
     second = rng.choice(collaterals, size=n)
     total = collateral_median * np.exp(collateral_sigma * rng.standard_normal(n))
     split = np.where(rng.random(n) < second_collateral_share, 0.3, 0.0)

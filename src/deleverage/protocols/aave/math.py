@@ -335,7 +335,10 @@ def liquidation_plan(
     ok = status == LIQUIDATABLE
     amounts = LiquidationAmounts(*(np.where(ok, a, 0.0) for a in amounts))
     # hasNoCollateralLeft: the seized reserve held all of the account's collateral value.
-    other = collateral_value.sum(axis=1) - collateral_value[rows, ci]
+    # Summed without the seized reserve (not total minus it: a small other collateral must
+    # not vanish in the rounding of a large total).
+    others = np.arange(c.shape[1])[None, :] != ci[:, None]
+    other = (collateral_value * others).sum(axis=1)
     emptied = ok & (amounts.collateral_seized >= balance) & (other <= 0.0)
     left = d.copy()
     left[rows, di] = np.maximum(owed - amounts.debt_repaid, 0.0)

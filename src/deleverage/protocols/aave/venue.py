@@ -27,6 +27,8 @@ plus per reserve the treasury's fees and the deficit. Each :meth:`AaveVenue.step
    the keepers sell what they received (``forced_flow`` < 0 for the collateral asset) and buy
    the debt they repay (``forced_flow`` > 0 when the debt is a priced asset).
 
+``VenueStep.liquidated_notional`` is the collateral seized, at the oracle price (quote).
+
 Journal rows (the engine's :class:`~deleverage.engine.events.Journal` schema): one
 ``LIQUIDATION`` per liquidation (``account`` the borrower, ``counterparty`` the keeper,
 ``market`` the collateral reserve, ``size`` minus the collateral seized (tokens), ``price`` its
@@ -49,8 +51,13 @@ import pandas as pd
 
 from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
-from deleverage.protocols.aave.config import AaveConfig, AavePopulation, reserve_prices
-from deleverage.protocols.aave.math import LIQUIDATABLE, liquidation_plan
+from deleverage.protocols.aave.config import (
+    AaveConfig,
+    AavePopulation,
+    aave_population,
+    reserve_prices,
+)
+from deleverage.protocols.aave.math import LIQUIDATABLE, LiquidationPlan, liquidation_plan
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -137,6 +144,9 @@ class AaveVenue:
         self._ref: FloatArray | None = None
         self._ref_list: list[float] = []
         self._hf_floor = -math.inf
+        self._version = 0
+        self._memo_key: tuple[tuple[float, ...], int] | None = None
+        self._memo_plan: tuple[LiquidationPlan, IntArray, IntArray] | None = None
         self._hf_sorted = np.empty(0)
         self._hf_order = np.empty(0, dtype=np.int64)
         self._touched = np.empty(0, dtype=np.int64)
@@ -215,7 +225,14 @@ class AaveVenue:
             self.liquidatable_account_seconds += dt_s * self._flagged.size
         self._last_ts = ts_ns
         p_list = [1.0 if j < 0 else oracle[j] for j in self._asset_of_list]
-        liquidatable = self._liquidatable(p_list)
+        # The same oracle prices on the same state give the same accounts and plans (oracles
+        # move on heartbeats and deviations, not every step): reuse them.
+        key = (tuple(p_list), self._version)
+        if key == self._memo_key:
+            liquidatable = self._flagged
+        else:
+            liquidatable = self._liquidatable(p_list)
+            self._memo_key, self._memo_plan = key, None
         p = self._price = np.array(p_list)
         count, notional = 0, 0.0
         flow = np.zeros(len(self._assets))
@@ -344,24 +361,27 @@ class AaveVenue:
         ts_ns: int,
     ) -> tuple[int, float]:
         cfg = self.config
-        c, d = self._c[accounts], self._d[accounts]
-        coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
-        debt_reserve = (d * p).argmax(axis=1)
-        plan = liquidation_plan(
-            c,
-            d,
-            p,
-            self._lt,
-            self._bonus,
-            self._fee,
-            coll_reserve,
-            debt_reserve,
-            np.full(accounts.size, np.inf),
-            use_data_provider=True,
-            close_factor_hf_threshold=cfg.close_factor_hf_threshold,
-            min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
-            min_leftover=cfg.min_leftover_base,
-        )
+        if self._memo_plan is None:
+            c, d = self._c[accounts], self._d[accounts]
+            coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
+            debt_reserve = (d * p).argmax(axis=1)
+            plan = liquidation_plan(
+                c,
+                d,
+                p,
+                self._lt,
+                self._bonus,
+                self._fee,
+                coll_reserve,
+                debt_reserve,
+                np.full(accounts.size, np.inf),
+                use_data_provider=True,
+                close_factor_hf_threshold=cfg.close_factor_hf_threshold,
+                min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
+                min_leftover=cfg.min_leftover_base,
+            )
+            self._memo_plan = (plan, coll_reserve, debt_reserve)
+        plan, coll_reserve, debt_reserve = self._memo_plan
         ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
         if ok.size == 0:
             return 0, 0.0
@@ -388,6 +408,7 @@ class AaveVenue:
         if won.size == 0:
             return 0, 0.0
         rows = ok[won]
+        self._version += 1  # the state changes: no reuse of this step's plans
         acc, ci, di = accounts[rows], ci[won], di[won]
         repaid, seized, fee, received = repaid[won], seized[won], fee[won], received[won]
         keeper = acts.winner[won]
@@ -484,11 +505,16 @@ def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
 
 def build_aave(
     config: AaveConfig,
-    population: AavePopulation,
+    population: AavePopulation | None = None,
     *,
     prices: Mapping[str, float],
+    seed: int = 0,
     chain: Chain | None = None,
     keepers: Keepers | None = None,
 ) -> AaveVenue:
-    """Build an :class:`AaveVenue` from its config and population (the world's entry)."""
+    """Build an :class:`AaveVenue` (the world's entry): with ``population`` None, its accounts
+    are drawn by :func:`aave_population` from ``config.population`` at ``prices`` with
+    ``seed``."""
+    if population is None:
+        population = aave_population(config, seed=seed, prices=prices)
     return AaveVenue(config, population, prices=prices, chain=chain, keepers=keepers)
