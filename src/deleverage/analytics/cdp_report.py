@@ -136,7 +136,12 @@ def cdp_figures(result: CdpResult) -> dict[str, go.Figure]:
             )
         )  # fmt: skip
     keepers.add_trace(
-        go.Scatter(x=t, y=first["gas_price_gwei"], name="gas price (gwei)", line={"dash": "dot"}),
+        go.Scatter(
+            x=t,
+            y=first["gas_price_gwei"],
+            name=f"gas price (gwei, {designs[0]} run)",
+            line={"dash": "dot"},
+        ),
         secondary_y=True,
     )
     keepers.update_layout(title="Keepers' capital (DAI) and gas price")
