@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from deleverage._files import atomic_write
+from deleverage.protocols.maker.actions import NEAR_ZERO_RATIO
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["build_cdp_report", "cdp_figures", "cdp_outcome_rows", "write_cdp_report"]
 
 COLORS = {"english": "#d62728", "dutch": "#1f77b4"}
-NEAR_ZERO = 0.05
+NEAR_ZERO = NEAR_ZERO_RATIO
 
 
 def _times(ts_ns: pd.Series) -> pd.Series:

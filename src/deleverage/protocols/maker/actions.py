@@ -130,6 +130,9 @@ def record_bad_debt(journal: Journal, *, ts_ns: int, amount: float) -> None:
     )
 
 
+#: A sale below this share of the market price is "near zero" (summaries, reports, tests).
+NEAR_ZERO_RATIO = 0.05
+
 #: Columns of :meth:`SaleLog.frame`: time, auction id, vault, keeper, collateral sold (units),
 #: DAI paid, price paid (DAI per unit), market price then, and their ratio.
 SALE_COLUMNS = (

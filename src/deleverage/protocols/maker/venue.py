@@ -45,6 +45,7 @@ from deleverage.protocols.chain import Chain, gas_cost_quote
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
 from deleverage.protocols.maker.actions import (
+    NEAR_ZERO_RATIO,
     ActionLog,
     MakerAction,
     SaleLog,
@@ -249,7 +250,7 @@ class MakerVenue:
             "redos": self.clipper.redos,
             "ticks": self.flipper.ticks,
             "sales": len(frame),
-            "near_zero_sales": int((frame["price_ratio"] < 0.05).sum()) if len(frame) else 0,
+            "near_zero_sales": int((frame["price_ratio"] < NEAR_ZERO_RATIO).sum()),
             "collateral_sold": self.collateral_sold,
             "dai_raised": float(frame["dai"].sum()) if len(frame) else 0.0,
             "auction_deficits": vow.auction_deficits,
