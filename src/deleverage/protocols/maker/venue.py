@@ -172,10 +172,10 @@ class MakerVenue:
             raise ValidationError("step", self._name, "must not be called after close()")
         inputs = prices[self.config.asset]
         market = inputs.index_price
+        self.chain.advance(ts_ns, market)  # a no-op if a world advanced the shared chain
+        block = self.chain.block_at(ts_ns)  # (both refuse a time before the chain's, unchanged)
         dt_s = (ts_ns - self._last_ts) / NS_PER_S if math.isfinite(self.market_price) else 0.0
         self._last_ts = ts_ns
-        self.chain.advance(ts_ns, market)  # a no-op if a world advanced the shared chain
-        block = self.chain.block_at(ts_ns)
         self.keepers.settle(block)
         osm = self.osm.read(ts_ns, inputs.oracle)
         self.osm_price, self.market_price = osm, market
