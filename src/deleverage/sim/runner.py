@@ -48,6 +48,7 @@ from deleverage.errors import ConfigError
 from deleverage.liquidity import LiquidityModel
 from deleverage.sim import agents as agent_mod
 from deleverage.sim.depth import MarketDepth
+from deleverage.sim.levers import MarketLevers
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
 from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
@@ -202,6 +203,11 @@ class Simulation:
             book = depth.book
             ex.set_liquidity(m, book)
             self.books.append(book)
+            if market.dynamic is not None:
+                ex.set_dynamic_margin(m, MarketLevers(
+                    market.dynamic, start_ns=self.start_ns,
+                    depth_ratio=lambda depth=depth: depth.multiplier,
+                ))  # fmt: skip
             liq = scenario.agents.liquidators
             ex.risk.set_liquidators(
                 m,

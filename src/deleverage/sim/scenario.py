@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
+from deleverage.rules.dynamic import DynamicLevers
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
 from deleverage.sim.population import PopulationSpec
@@ -219,7 +220,10 @@ class MarketScenario(_Frozen):
     ``population`` draws a seeded book; ``population_file`` loads one from Parquet instead (a
     venue's own positions: columns of :data:`deleverage.sim.population.REQUIRED_COLUMNS`).
     ``pricing`` is how the venue prices the market: its mark rule and the arbitrageurs who tie
-    its book to the index (:class:`deleverage.sim.pricing.PricingSpec`).
+    its book to the index (:class:`deleverage.sim.pricing.PricingSpec`). ``dynamic`` turns on
+    the venue's dynamic levers (margin, leverage, position limits and liquidation fee scaled by
+    volatility, open interest and book depth: :class:`deleverage.rules.dynamic.DynamicLevers`),
+    each change journaled as a ``RiskParamsChanged`` event.
     """
 
     symbol: str = "BTCUSDT"
@@ -233,6 +237,7 @@ class MarketScenario(_Frozen):
     population: PopulationSpec | None = None
     population_file: str | None = None
     pricing: PricingSpec = PricingSpec()
+    dynamic: DynamicLevers | None = None
 
     @model_validator(mode="after")
     def _one_population(self) -> Self:
