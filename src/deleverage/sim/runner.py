@@ -116,6 +116,9 @@ class RunResult:
     #: Per population (by symbol, as :attr:`populations`): its market id and the engine
     #: account id of each row, in row order.
     population_accounts: dict[str, tuple[int, npt.NDArray[np.int64]]] = field(default_factory=dict)
+    #: The hedgers' spot trades per step (:data:`deleverage.sim.hedgers.FLOW_COLUMNS`): the
+    #: second-order flow of perp legs liquidated or deleveraged; empty without hedgers.
+    hedger_flow: pd.DataFrame | None = None
     #: Figures derived from the result once and reused (the analytics' cache).
     derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -258,6 +261,7 @@ class Simulation:
             for market in scenario.markets
         ]
         self.last_funding_rate = np.zeros(len(scenario.markets))
+        self._index_factor = np.ones(len(scenario.markets))
         self._funding = self._funding_schedule()
 
     # ---------------------------------------------------------------- funding
@@ -321,6 +325,11 @@ class Simulation:
                 x = float(self.paths[k, m])
                 index = float(self.oracles[m].index_price[k])
                 oracle = float(self.oracles[m].oracle_price[k])
+                # The hedgers' spot sales move the index the venue watches (formulas §Hedgers).
+                factor = self.agents.index_factor(m, ts) if self.feedback else 1.0
+                self._index_factor[m] = factor
+                if factor != 1.0:
+                    x, index, oracle = x * factor, index * factor, oracle * factor
                 venue = self.venue[m]
                 book = self.depth[m].start_step(k, ts)
                 if book is not self.books[m]:
@@ -342,7 +351,7 @@ class Simulation:
                 venue.end_step()
                 flow = row["liquidated_notional"] / x if self.feedback else 0.0
                 self.depth[m].end_step(flow)
-                row["top_ups"] = self.agents.after_step(m, ts)
+                row["top_ups"] = self.agents.after_step(m, ts, index=index)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
                 backstop_loss[m] += row["backstop_loss"]
@@ -365,6 +374,7 @@ class Simulation:
             wall_s=wall,
             warnings=list(self.warnings),
             final_equity=ex.margin_state()["total_equity"].copy(),
+            hedger_flow=self.agents.hedger_flow(),
             population_accounts={
                 symbol: (m, self.accounts[m])
                 for m, symbol in self.market_symbols.items()
@@ -408,14 +418,15 @@ class Simulation:
         cols["step"][k, m] = k
         cols["t_s"][k, m] = k * self.scenario.dt_s
         cols["ts_ns"][k, m] = ts
-        cols["exogenous"][k, m] = x
+        factor = float(self._index_factor[m])
+        cols["exogenous"][k, m] = self.paths[k, m]  # the rest of the market, unmoved
         cols["index"][k, m] = index
-        cols["oracle"][k, m] = self.oracles[m].oracle_price[k]
+        cols["oracle"][k, m] = self.oracles[m].oracle_price[k] * factor
         cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
         cols["book"][k, m] = venue.book_mid(x)
         mark = ex.markets[m].mark
         cols["mark"][k, m] = mark
-        cols["impact"][k, m] = mark / x - 1.0
+        cols["impact"][k, m] = mark / cols["exogenous"][k, m] - 1.0
         cols["dislocation"][k, m] = venue.dislocation
         cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
         cols["depth_multiplier"][k, m] = self.depth[m].multiplier
@@ -471,10 +482,11 @@ class Simulation:
         return row
 
     def _mark(self, m: int, k: int, x: float, left: float) -> float:
+        factor = float(self._index_factor[m])
         return self.venue[m].mark(
             x,
-            index=float(self.oracles[m].index_price[k]),
-            oracle=float(self.oracles[m].oracle_price[k]),
+            index=float(self.oracles[m].index_price[k]) * factor,
+            oracle=float(self.oracles[m].oracle_price[k]) * factor,
             funding_rate=float(self.last_funding_rate[m]),
             time_left_fraction=left,
         )
@@ -555,6 +567,7 @@ class Simulation:
             "top_ups": float(steps["top_ups"].sum()),
             "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
             "hedgers_liquidated": float(self.agents.hedgers_liquidated()),
+            **self.agents.hedger_summary(),
             "positions": float(sum(len(a) for a in self.accounts)),
         }
 

@@ -300,11 +300,43 @@ class RebalancerAgents(_Frozen):
     cooldown_s: NonNegFloat = 60.0
 
 
+class SpotMarketSpec(_Frozen):
+    """The spot market the hedgers trade their spot leg in: a constant-depth book
+    (``depth_per_pct`` base units move the price 1%, refilling with half-life ``half_life_s``,
+    absorbing at most ``max_move``). With ``moves_index`` its impact moves the index (and the
+    oracle) that the perp venue watches, ``X' = X (1 + impact)``."""
+
+    depth_per_pct: PositiveFloat = 100.0
+    half_life_s: PositiveFloat = 60.0
+    max_move: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+    moves_index: bool = True
+
+
 class HedgerAgents(_Frozen):
-    """Delta-neutral hedgers: a share ``fraction`` of short positions hold the same size of
-    spot; the perp leg can still be liquidated on a squeeze, leaving the spot leg naked."""
+    """Delta-neutral hedgers with a real spot leg (:mod:`deleverage.sim.hedgers`).
+
+    A share ``fraction`` of short perp positions are hedgers: they hold ``hedge_ratio`` x
+    ``|short|`` base units of spot, bought at the index at the start. After each risk step a
+    hedger whose spot leg is off its target ``hedge_ratio x |short now|`` by more than ``band``
+    (a fraction of the target; any excess when the short is gone) trades back to the target in
+    the spot market (``spot``; None: fills at the index without impact), paying ``cost`` of the
+    notional. A liquidated or deleveraged short leaves spot unhedged: a share ``sell_naked`` of
+    hedgers sell it (the second-order flow), the others hold it naked. The perp leg pays or
+    earns funding and the basis (mark against index) in the engine. With ``margin_from_spot``
+    a hedger whose perp margin ratio ``MM / E`` reaches ``trigger_ratio`` posts the spot leg's
+    gain (quote, ``spot x (index - entry)`` not yet posted) as margin, up to ``top_up_fraction``
+    of its maintenance margin per step (a deposit and, for isolated positions, a margin move).
+    """
 
     fraction: Fraction = 0.0
+    hedge_ratio: Annotated[float, Field(gt=0, le=2, allow_inf_nan=False)] = 1.0
+    band: Fraction = 0.05
+    cost: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.0005
+    sell_naked: Fraction = 1.0
+    margin_from_spot: bool = False
+    trigger_ratio: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.8
+    top_up_fraction: PositiveFloat = 1.0
+    spot: SpotMarketSpec | None = None
 
 
 class ArbitrageAgents(_Frozen):
