@@ -20,6 +20,7 @@ margin").
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Annotated, Literal, Protocol, Self
@@ -212,7 +213,7 @@ class DynamicLevers(_Frozen):
                 "was empty"
             )
         times = [t for t, _ in self.implied_volatility]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError(f"implied_volatility times must increase, were {times}")
         return self
 
@@ -277,6 +278,7 @@ def levered_spec(base: MarketSpec, k: float, levers: DynamicLevers) -> MarketSpe
     data["tiers"] = [t.model_dump() for t in tiers]
     if levers.liquidation_fee_exponent > 0:
         scaled = base.liquidation_fee_rate * k**levers.liquidation_fee_exponent
-        data["liquidation_fee_rate"] = min(scaled, max(levers.liquidation_fee_cap,
-                                                       base.liquidation_fee_rate))
+        data["liquidation_fee_rate"] = min(
+            scaled, max(levers.liquidation_fee_cap, base.liquidation_fee_rate)
+        )
     return MarketSpec.from_mapping(data)

@@ -105,14 +105,12 @@ class SpotLegs:
         self.bought = np.zeros(len(accounts))
         self.costs = 0.0
         spot = config.spot
-        self.book = (
-            ConstantDepthBook(
+        self.book: ConstantDepthBook | None = None
+        if spot is not None:
+            self.book = ConstantDepthBook(
                 depth_per_pct=spot.depth_per_pct, half_life_s=spot.half_life_s,
                 max_move=spot.max_move, ts_ns=start_ns,
             )  # fmt: skip
-            if spot is not None
-            else None
-        )
         self.flow: list[dict[str, float]] = []
 
     # ---------------------------------------------------------------- the spot market
@@ -237,9 +235,7 @@ def hedger_summary(legs: list[SpotLegs | None]) -> dict[str, float]:
     live = [leg for leg in legs if leg is not None]
     sold = sum(float(leg.sold.sum()) for leg in live)
     frame = flow_frame(legs)
-    sold_notional = float(
-        (frame["spot_sold"] * frame["vwap"]).sum() if len(frame) else 0.0
-    )
+    sold_notional = float((frame["spot_sold"] * frame["vwap"]).sum() if len(frame) else 0.0)
     return {
         "hedgers": float(sum(len(leg.accounts) for leg in live)),
         "hedger_spot_sold": sold,

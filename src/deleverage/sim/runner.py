@@ -48,8 +48,8 @@ from deleverage.errors import ConfigError
 from deleverage.liquidity import LiquidityModel
 from deleverage.sim import agents as agent_mod
 from deleverage.sim.depth import MarketDepth
-from deleverage.sim.levers import MarketLevers
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
+from deleverage.sim.levers import MarketLevers
 from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
@@ -209,7 +209,7 @@ class Simulation:
             if market.dynamic is not None:
                 ex.set_dynamic_margin(m, MarketLevers(
                     market.dynamic, start_ns=self.start_ns,
-                    depth_ratio=lambda depth=depth: depth.multiplier,
+                    depth_ratio=_depth_ratio(depth),
                 ))  # fmt: skip
             liq = scenario.agents.liquidators
             ex.risk.set_liquidators(
@@ -570,6 +570,11 @@ class Simulation:
             **self.agents.hedger_summary(),
             "positions": float(sum(len(a) for a in self.accounts)),
         }
+
+
+def _depth_ratio(depth: MarketDepth) -> Callable[[], float]:
+    """The market's depth over its base depth, read when the levers ask."""
+    return lambda: depth.multiplier
 
 
 def _max_drop(steps: pd.DataFrame, column: str) -> float:

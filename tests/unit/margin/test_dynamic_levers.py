@@ -58,7 +58,7 @@ NO_ROUNDING = {"step": 0.0, "min_multiplier": 0.01, "max_multiplier": 100.0}
 def test_the_multiplier_is_the_product_of_its_factors(
     levers: dict[str, object], state: dict[str, float], expected: float
 ) -> None:
-    k = lever_multiplier(DynamicLevers(**{**NO_ROUNDING, **levers}), **state)  # type: ignore[arg-type]
+    k = lever_multiplier(DynamicLevers(**{**NO_ROUNDING, **levers}), **state)
     assert k == pytest.approx(expected, rel=1e-12)
 
 
@@ -108,7 +108,8 @@ def test_levers_tighten_every_parameter_as_k_grows(
         assert new.notional_floor == pytest.approx(old.notional_floor / k**position, rel=1e-12)
         assert new.maintenance_rate < 1.0 / new.max_leverage
     expected_fee = min(
-        spec.liquidation_fee_rate * k**fee, max(levers.liquidation_fee_cap, spec.liquidation_fee_rate)
+        spec.liquidation_fee_rate * k**fee,
+        max(levers.liquidation_fee_cap, spec.liquidation_fee_rate),
     )
     if fee == 0.0:
         expected_fee = spec.liquidation_fee_rate
@@ -146,4 +147,4 @@ def test_binance_btc_at_k_2_has_half_the_leverage_and_twice_the_maintenance() ->
 )
 def test_bad_levers_are_refused_naming_the_field(fields: dict[str, object], named: str) -> None:
     with pytest.raises((PydanticValidationError, ValueError), match=named):
-        DynamicLevers(**fields)  # type: ignore[arg-type]
+        DynamicLevers(**fields)

@@ -133,7 +133,8 @@ def test_an_adl_of_hedged_shorts_leaves_them_unhedged_and_their_spot_sale_shows_
     assert cut <= sellers
     # ... and the sale is the flow: per step in the frame, in total in the summary.
     flow = result.hedger_flow
-    assert flow is not None and len(flow) > 0
+    assert flow is not None
+    assert len(flow) > 0
     assert float(flow["spot_sold"].sum()) == pytest.approx(float(legs.sold.sum()), rel=1e-12)
     assert result.summary["hedger_spot_sold"] == pytest.approx(float(legs.sold.sum()), rel=1e-12)
     assert (flow["spot_impact"] < 0).all()
@@ -173,7 +174,8 @@ def test_hedgers_without_a_spot_book_only_observe(make_scenario: ScenarioFactory
     assert observed.result_hash == plain.result_hash
     assert observed.summary["hedgers"] > 0
     assert plain.summary["hedgers"] == 0
-    assert plain.hedger_flow is not None and plain.hedger_flow.empty
+    assert plain.hedger_flow is not None
+    assert plain.hedger_flow.empty
 
 
 def test_in_the_twin_the_spot_sale_does_not_move_the_index(
@@ -194,7 +196,8 @@ def test_hedgers_who_hold_keep_naked_spot(make_scenario: ScenarioFactory) -> Non
     # Assert
     assert result.summary["hedger_spot_sold"] == 0.0
     assert result.summary["hedger_naked_spot"] > 0.0
-    assert isinstance(result.hedger_flow, pd.DataFrame) and result.hedger_flow.empty
+    assert isinstance(result.hedger_flow, pd.DataFrame)
+    assert result.hedger_flow.empty
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ def test_rising_implied_volatility_moves_every_lever_as_replayable_events(
     # ... the spec in force is the listed one with every lever moved by k ...
     assert result.exchange is not None
     listed = result.scenario.markets[0].market_spec()
-    expected = levered_spec(listed, 3.0, DynamicLevers(**IMPLIED))  # type: ignore[arg-type]
+    expected = levered_spec(listed, 3.0, DynamicLevers(**IMPLIED))
     assert result.exchange.market(0).spec == expected
     assert float(changes["liquidation_fee_rate"].iloc[-1]) == pytest.approx(0.006)
     # ... and a replay of the journal rebuilds the same state.
@@ -106,7 +106,8 @@ def test_sweeps_address_the_levers_by_path(make_scenario: ScenarioFactory) -> No
     base.check_override_path("markets.0.dynamic.max_multiplier")
     varied = base.with_overrides({"markets.0.dynamic.max_multiplier": 2.0})
     dynamic = varied.markets[0].dynamic
-    assert dynamic is not None and dynamic.max_multiplier == 2.0
+    assert dynamic is not None
+    assert dynamic.max_multiplier == 2.0
     with pytest.raises(ConfigError, match="max_multiplier"):
         base.with_overrides({"markets.0.dynamic.max_multiplier": 0.5})
     with pytest.raises(ConfigError, match="must name a field"):
@@ -121,7 +122,8 @@ def test_the_report_draws_the_levers_beside_the_price(make_scenario: ScenarioFac
 
     # Assert: a section with the mark and the levers' step path (the journal's values, the
     # last one held to the end of the run); none when nothing moved.
-    assert "levers" in figures and "levers" not in report_figures(plain)
+    assert "levers" in figures
+    assert "levers" not in report_figures(plain)
     traces = {trace.name: trace for trace in figures["levers"].data}
     assert set(traces) == {"mark", "maintenance rate / listed", "liquidation fee (% of notional)"}
     multiplier = list(traces["maintenance rate / listed"].y)
