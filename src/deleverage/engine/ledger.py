@@ -19,11 +19,15 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.collateral import apply_collateral_event
 from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.events import (
     NOTICE_KINDS,
     UNSTAKE_REQUEST,
     AccountOpened,
+    CollateralListed,
+    CollateralMoved,
+    CollateralPriced,
     Deposit,
     Event,
     EventKind,
@@ -73,6 +77,9 @@ IntArray = npt.NDArray[np.int64]
 MarketRef = int | str
 
 
+_COLLATERAL_KINDS = frozenset(
+    (EventKind.COLLATERAL_LISTED, EventKind.COLLATERAL_PRICE, EventKind.COLLATERAL_MOVED)
+)
 _LAYOUT_KINDS = frozenset(
     {EventKind.ACCOUNT_OPENED, EventKind.MARKET_LISTED, EventKind.POSITION_SETTINGS}
 )
@@ -306,6 +313,9 @@ class Ledger:
             state.spec, state.tiers = spec, spec.tier_arrays
             self._refresh_rates(event.market)
             self._touch_all(event.market)
+        elif kind in _COLLATERAL_KINDS:
+            assert isinstance(event, CollateralListed | CollateralPriced | CollateralMoved)
+            apply_collateral_event(self, event)
         # Notices (liquidation summaries, margin calls, ...) change nothing.
 
     def _apply_account_opened(self, event: AccountOpened) -> None:
