@@ -147,6 +147,33 @@ def quantity_for_value(
     return float(quantity - x / unit)
 
 
+def quantity_with_value(asset: CollateralAsset, price: float, value: float) -> float:
+    """Coins whose collateral value, from an empty holding, is ``value`` (quote): the inverse
+    of :func:`collateral_value`, tier by tier from the bottom.
+
+    Raises
+    ------
+    ValueError
+        If the tiers cap the collateral value below ``value``.
+    """
+    if value <= 0.0:
+        return 0.0
+    floors, rates = _floors_rates(asset)
+    unit = price if asset.basis == "value" else 1.0
+    per_measure = 1.0 if asset.basis == "value" else price
+    upper = np.append(floors[1:], np.inf)
+    left = value
+    for floor, top, rate in zip(floors, upper, rates, strict=True):
+        worth = (top - floor) * rate * per_measure
+        if worth >= left and rate > 0.0:
+            return float((floor + left / (rate * per_measure)) / unit)
+        left -= worth
+    raise ValueError(
+        f"value must be at most the collateral value the tiers of {asset.symbol} allow "
+        f"({value - left:.6g}), was {value}"
+    )
+
+
 def sale_quantities(
     assets: Sequence[CollateralAsset],
     quantities: npt.ArrayLike,

@@ -47,6 +47,7 @@ from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError
 from deleverage.liquidity import LiquidityModel
 from deleverage.sim import agents as agent_mod
+from deleverage.sim.collateral import CollateralCoins
 from deleverage.sim.depth import MarketDepth
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
 from deleverage.sim.levers import MarketLevers
@@ -119,6 +120,8 @@ class RunResult:
     #: The hedgers' spot trades per step (:data:`deleverage.sim.hedgers.FLOW_COLUMNS`): the
     #: second-order flow of perp legs liquidated or deleveraged; empty without hedgers.
     hedger_flow: pd.DataFrame | None = None
+    #: The venue's sales of posted collateral (:data:`deleverage.sim.collateral.SALE_COLUMNS`).
+    collateral_sales: pd.DataFrame | None = None
     #: Figures derived from the result once and reused (the analytics' cache).
     derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -252,6 +255,7 @@ class Simulation:
                     shared_cross = cross_ids
             self.accounts.append(ids)
         self.agents = agent_mod.Agents.build(scenario, self, agent_rng)
+        self.collateral = CollateralCoins(self, agent_rng)
         self.oracles = [
             oracle_paths(market.pricing.oracle, self.paths[:, m], scenario.dt_s)
             for m, market in enumerate(scenario.markets)
@@ -326,7 +330,11 @@ class Simulation:
                 index = float(self.oracles[m].index_price[k])
                 oracle = float(self.oracles[m].oracle_price[k])
                 # The hedgers' spot sales move the index the venue watches (formulas §Hedgers).
-                factor = self.agents.index_factor(m, ts) if self.feedback else 1.0
+                factor = (
+                    self.agents.index_factor(m, ts) * self.collateral.index_factor(m, ts)
+                    if self.feedback
+                    else 1.0
+                )
                 self._index_factor[m] = factor
                 if factor != 1.0:
                     x, index, oracle = x * factor, index * factor, oracle * factor
@@ -342,6 +350,7 @@ class Simulation:
                     book=self.books[m], ts_ns=ts, first=k == 0,
                 )  # fmt: skip
                 left = (next_funding[m] - t_s) / self._funding[m][0]
+                self.collateral.before_mark(m, index, ts)
                 row = self._step_market(m, k, ts, x, left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
@@ -352,6 +361,7 @@ class Simulation:
                 flow = row["liquidated_notional"] / x if self.feedback else 0.0
                 self.depth[m].end_step(flow)
                 row["top_ups"] = self.agents.after_step(m, ts, index=index)
+                self.collateral.after_step(ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
                 backstop_loss[m] += row["backstop_loss"]
@@ -375,6 +385,7 @@ class Simulation:
             warnings=list(self.warnings),
             final_equity=ex.margin_state()["total_equity"].copy(),
             hedger_flow=self.agents.hedger_flow(),
+            collateral_sales=self.collateral.sales_frame(),
             population_accounts={
                 symbol: (m, self.accounts[m])
                 for m, symbol in self.market_symbols.items()
@@ -568,6 +579,7 @@ class Simulation:
             "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
             "hedgers_liquidated": float(self.agents.hedgers_liquidated()),
             **self.agents.hedger_summary(),
+            **self.collateral.summary(),
             "positions": float(sum(len(a) for a in self.accounts)),
         }
 

@@ -33,6 +33,11 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
+from deleverage.rules.collateral import (
+    CollateralAsset,
+    CollateralPolicy,
+    CollateralTier,
+)
 from deleverage.rules.dynamic import DynamicLevers
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
@@ -339,6 +344,34 @@ class HedgerAgents(_Frozen):
     spot: SpotMarketSpec | None = None
 
 
+class CollateralScenario(_Frozen):
+    """A coin that cross accounts post as margin (:mod:`deleverage.sim.collateral`).
+
+    Priced at ``ratio`` x the index of the scenario market ``market`` (a staked token: a ratio
+    below 1), valued with the venue's haircut ``tiers`` (``basis``: tiers in quote value or in
+    coins; :class:`deleverage.rules.collateral.CollateralAsset`). A share ``share`` of that
+    market's cross accounts hold ``margin_fraction`` of their starting quote margin in this coin
+    instead (the same collateral value, so the same margin at the start). ``book``: the coin's
+    own spot book that the venue's sales walk (None: sales fill at the index); with its
+    ``moves_index`` the sales' impact moves the market's index too.
+    """
+
+    symbol: Annotated[str, Field(min_length=1, max_length=32)]
+    market: str
+    ratio: PositiveFloat = 1.0
+    tiers: Annotated[tuple[CollateralTier, ...], Field(min_length=1)] = (
+        CollateralTier(floor=0.0, rate=0.95),
+    )
+    basis: Literal["value", "quantity"] = "value"
+    share: Fraction = 0.5
+    margin_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    book: SpotMarketSpec | None = None
+
+    def asset(self) -> CollateralAsset:
+        """The engine's :class:`CollateralAsset` of this coin."""
+        return CollateralAsset(symbol=self.symbol, tiers=self.tiers, basis=self.basis)
+
+
 class ArbitrageAgents(_Frozen):
     """A plain pull of every market's book back toward its index: the dislocation decays as
     ``exp(-speed_per_s dt)`` on top of the book's own resilience (0: none). Arbitrageurs with
@@ -386,6 +419,8 @@ class Scenario(_Frozen):
     same population on the exogenous path alone. ``max_cascade_rounds`` bounds the re-marks in
     one step. ``multi_market_accounts``: cross rows of every market's population share accounts
     (row ``i`` of each market's cross rows is one account), so accounts hold several markets.
+    ``collateral``: coins cross accounts post as margin (``[[collateral]]``), sold by the venue in
+    ``collateral_policy``'s order when an account is short.
     """
 
     name: Slug = "scenario"
@@ -401,12 +436,24 @@ class Scenario(_Frozen):
     markets: Annotated[tuple[MarketScenario, ...], Field(min_length=1, max_length=64)]
     insurance: InsuranceSpec = InsuranceSpec()
     agents: AgentsSpec = AgentsSpec()
+    collateral: tuple[CollateralScenario, ...] = ()
+    collateral_policy: CollateralPolicy = CollateralPolicy()
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         symbols = [m.symbol for m in self.markets]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"market symbols must be distinct, were {symbols}")
+        coins = [c.symbol for c in self.collateral]
+        if len(set(coins)) != len(coins):
+            raise ValueError(f"collateral symbols must be distinct, were {coins}")
+        for k, coin in enumerate(self.collateral):
+            if coin.market not in symbols:
+                raise ValueError(
+                    f"collateral[{k}].market must name a market of the scenario ({symbols}), "
+                    f"was {coin.market!r}"
+                )
+            coin.asset()  # raises with the tiers' own rule
         historical = all(isinstance(m.price, HistoricalPrice) for m in self.markets)
         if self.duration_s is None and not historical:
             raise ValueError("duration_s is required unless every market replays history")
