@@ -33,7 +33,8 @@ def check(vector: dict[str, Any]) -> None:
     """Assert one vector (``kind``: ``value``, ``sale_value`` or ``order``)."""
     inputs, expected = vector["inputs"], vector["expected"]
     if vector["kind"] == "value":
-        got = float(collateral_value(asset(vector["asset"]), [inputs["quantity"]], inputs["price"])[0])
+        coin = asset(vector["asset"])
+        got = float(collateral_value(coin, [inputs["quantity"]], inputs["price"])[0])
         assert got == pytest.approx(expected["value"], rel=1e-12, abs=1e-9)
     elif vector["kind"] == "sale_value":
         coins = quantity_for_value(

@@ -69,7 +69,7 @@ class CollateralLedger:
     prices: list[float] = field(default_factory=list)
     quantity: list[FloatArray] = field(default_factory=list)
     credit: list[FloatArray] = field(default_factory=list)
-    policy: CollateralPolicy = CollateralPolicy()
+    policy: CollateralPolicy = field(default_factory=CollateralPolicy)
     books: dict[int, LiquidityModel] = field(default_factory=dict)
     #: Every sale as (ts_ns, asset, coins, average price, impact after), for the caller.
     sales: list[tuple[int, int, float, float, float]] = field(default_factory=list)
@@ -92,9 +92,7 @@ class CollateralLedger:
         return out
 
     def holds(self, account: int) -> bool:
-        return any(
-            account < len(q) and q[account] > 0.0 for q in self.quantity
-        )
+        return any(account < len(q) and q[account] > 0.0 for q in self.quantity)
 
     def state_arrays(self, n: int) -> dict[str, npt.NDArray[np.generic]]:
         """The arrays (trimmed to ``n`` accounts) and prices, for ``Exchange.state_hash``."""
@@ -132,7 +130,9 @@ def _credit_to(ex: Any, accounts: IntArray, delta: FloatArray) -> None:
     ex._touch_cash(accounts)
 
 
-def apply_collateral_event(ex: Any, event: CollateralListed | CollateralPriced | CollateralMoved) -> None:
+def apply_collateral_event(
+    ex: Any, event: CollateralListed | CollateralPriced | CollateralMoved
+) -> None:
     """Apply one collateral event to the engine's state (called by the ledger's ``_apply``)."""
     ledger = ledger_of(ex)
     n = ex._n
@@ -209,7 +209,9 @@ def deposit_collateral(
     price = ledger_of(ex).prices[k]
     if price <= 0.0:
         raise ValidationError("asset", asset, "must have an index price (set_collateral_price)")
-    ex._emit_all([CollateralMoved(ts_ns=ex._ts(ts_ns), account=a, asset=k, quantity=q, price=price)])
+    ex._emit_all(
+        [CollateralMoved(ts_ns=ex._ts(ts_ns), account=a, asset=k, quantity=q, price=price)]
+    )
 
 
 def set_collateral_liquidity(ex: Exchange, asset: int | str, book: LiquidityModel | None) -> None:
@@ -257,9 +259,14 @@ def cover_deficit(ex: Exchange, account: int, ts_ns: int) -> float:
         ledger.sales.append((ts_ns, k, q, price, impact))
         events.append(
             CollateralMoved(
-                ts_ns=ts_ns, account=account, asset=k, quantity=-q, price=price,
-                proceeds=q * price, reason="sale",
-            )  # fmt: skip
+                ts_ns=ts_ns,
+                account=account,
+                asset=k,
+                quantity=-q,
+                price=price,
+                proceeds=q * price,
+                reason="sale",
+            )
         )
     if events:
         ex._emit_all(events)

@@ -86,9 +86,7 @@ def _floors_rates(asset: CollateralAsset) -> tuple[FloatArray, FloatArray]:
     return floors, rates
 
 
-def collateral_value(
-    asset: CollateralAsset, quantity: npt.ArrayLike, price: float
-) -> FloatArray:
+def collateral_value(asset: CollateralAsset, quantity: npt.ArrayLike, price: float) -> FloatArray:
     """Collateral value (quote) of ``quantity`` coins (>= 0, array) at index ``price``.
 
     Examples

@@ -49,9 +49,7 @@ class CollateralCoins:
         scenario = sim.scenario
         ex = sim.ex
         self.coins = scenario.collateral
-        self.market_of = [
-            [s.symbol for s in sim.specs].index(coin.market) for coin in self.coins
-        ]
+        self.market_of = [[s.symbol for s in sim.specs].index(coin.market) for coin in self.coins]
         self.holders: list[IntArray] = []
         if not self.coins:
             return
@@ -117,9 +115,14 @@ class CollateralCoins:
         ledger = coll.ledger_of(self.sim.ex)
         for k, coin in enumerate(self.coins):
             book = ledger.books.get(k)
-            if self.market_of[k] == m and book is not None and coin.book is not None:
-                if coin.book.moves_index:
-                    factor *= 1.0 + float(book.price_impact(ts_ns))
+            spec = coin.book
+            if (
+                self.market_of[k] == m
+                and book is not None
+                and spec is not None
+                and spec.moves_index
+            ):
+                factor *= 1.0 + float(book.price_impact(ts_ns))
         return factor
 
     # ---------------------------------------------------------------- results
@@ -128,10 +131,13 @@ class CollateralCoins:
         if not self.coins:
             return pd.DataFrame(columns=list(SALE_COLUMNS))
         rows = [
-            {
-                "ts_ns": ts, "coin": self.coins[k].symbol, "quantity": q, "price": price,
-                "notional": q * price, "impact": impact,
-            }  # fmt: skip
+            dict(
+                zip(
+                    SALE_COLUMNS,
+                    (ts, self.coins[k].symbol, q, price, q * price, impact),
+                    strict=True,
+                )
+            )
             for ts, k, q, price, impact in coll.ledger_of(self.sim.ex).sales
         ]
         return pd.DataFrame(rows, columns=list(SALE_COLUMNS))

@@ -140,7 +140,8 @@ def test_a_negative_quote_balance_converts_coins_worth_the_deficit_over_the_rate
     ex = _venue()
     a = ex.open_account(margin_mode=MarginMode.CROSS, ts_ns=0)
     deposit_collateral(ex, a, "BTC", 1.0, ts_ns=0)
-    ex.transfer(a, ex.fee_account, 20_000.0, reason=TransferReason.TRADING_FEE, ts_ns=0)  # the loss, in quote
+    # the loss, in quote
+    ex.transfer(a, ex.fee_account, 20_000.0, reason=TransferReason.TRADING_FEE, ts_ns=0)
     assert quote_balance(ex, a) == pytest.approx(-20_000.0)
 
     # Act
@@ -167,7 +168,7 @@ def test_coins_are_sold_in_the_venues_order(order: str, btc_sold: float, sol_sol
     ex = _venue()
     list_collateral(ex, SOL, ts_ns=0)
     set_collateral_price(ex, "SOL", 100.0, ts_ns=0)
-    set_collateral_policy(ex, CollateralPolicy(order=order))  # type: ignore[arg-type]
+    set_collateral_policy(ex, CollateralPolicy(order=order))
     a = ex.open_account(margin_mode=MarginMode.CROSS, ts_ns=0)
     deposit_collateral(ex, a, "BTC", 1.0, ts_ns=0)
     deposit_collateral(ex, a, "SOL", 500.0, ts_ns=0)
