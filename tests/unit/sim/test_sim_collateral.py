@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from deleverage.analytics.stress import metrics_table, stress_metrics
 from deleverage.engine.events import CollateralMoved, EventKind
 from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError
@@ -104,3 +105,11 @@ def test_bad_collateral_tables_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(named)):
         make_scenario({"collateral": coins})
+
+
+def test_the_metrics_table_reports_the_collateral_sold(make_scenario: ScenarioFactory) -> None:
+    result = run(make_scenario({**CRASH, "collateral": [COIN]}))
+    rows = dict(metrics_table(stress_metrics(result)))
+    line = rows["collateral sold by the venue (sales / quote)"]
+    sales = int(result.summary["collateral_sales"])
+    assert line == f"{sales:,} / {result.summary['collateral_sold_notional']:,.0f}"

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from deleverage.analytics.stress import metrics_table, stress_metrics
 from deleverage.engine.events import EventKind, FillReason
 from deleverage.errors import ConfigError
 from deleverage.sim.runner import RunResult, Simulation, run
@@ -214,3 +215,16 @@ def test_bad_hedger_settings_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ConfigError, match=path.rsplit(".", 1)[1]):
         make_scenario({path: value})
+
+
+def test_the_metrics_table_reports_the_second_order_flow(make_scenario: ScenarioFactory) -> None:
+    # Act
+    hedged = run(make_scenario(ADL_CRASH))
+    plain = run(make_scenario())
+
+    # Assert: a line with the spot sold (quote) and the hedgers left unhedged, only with hedgers.
+    rows = dict(metrics_table(stress_metrics(hedged)))
+    line = rows["hedgers' spot sold after their short closed (second-order flow)"]
+    assert line.startswith(f"{hedged.summary['hedger_spot_sold_notional']:,.0f} (")
+    assert f"of {int(hedged.summary['hedgers']):,} left unhedged" in line
+    assert not any("second-order" in label for label, _ in metrics_table(stress_metrics(plain)))
