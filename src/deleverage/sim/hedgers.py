@@ -112,6 +112,8 @@ class SpotLegs:
                 max_move=spot.max_move, ts_ns=start_ns,
             )  # fmt: skip
         self.flow: list[dict[str, float]] = []
+        #: The index at the last step (the spot leg's mark).
+        self.last_index = float(index0)
 
     # ---------------------------------------------------------------- the spot market
     def index_factor(self, ts_ns: int) -> float:
@@ -139,6 +141,7 @@ class SpotLegs:
         """Post margin from spot gains (if configured), then rebalance to the target."""
         if len(self.accounts) == 0:
             return
+        self.last_index = index
         if self.config.margin_from_spot:
             self._post_margin(ts_ns, index)
         self._rebalance(ts_ns, index)
@@ -216,6 +219,12 @@ class SpotLegs:
         short = np.minimum(self.sim.ex.columns(self.m).size[self.accounts], 0.0)
         return int(np.sum((short == 0.0) & (self.spot > 0.0)))
 
+    def spot_pnl(self) -> float:
+        """The spot legs' profit (quote): cash outside the venue (purchase, sales, costs) plus
+        the spot held at the last index. With the perp legs' equity in the engine (which pays
+        or earns funding and the basis) it is the hedgers' whole result."""
+        return float((self.cash + self.spot * self.last_index).sum())
+
     def naked_spot(self) -> float:
         """Base units of spot held beyond the hedge ratio of the shorts now."""
         short = np.abs(np.minimum(self.sim.ex.columns(self.m).size[self.accounts], 0.0))
@@ -245,5 +254,6 @@ def hedger_summary(legs: list[SpotLegs | None]) -> dict[str, float]:
         "hedger_naked_spot": sum(leg.naked_spot() for leg in live),
         "hedger_margin_posted": sum(float(leg.posted.sum()) for leg in live),
         "hedger_costs": sum(leg.costs for leg in live),
+        "hedger_spot_pnl": sum(leg.spot_pnl() for leg in live),
         "hedger_max_spot_impact": float(frame["spot_impact"].abs().max()) if len(frame) else 0.0,
     }

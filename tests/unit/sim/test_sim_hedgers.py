@@ -228,3 +228,38 @@ def test_the_metrics_table_reports_the_second_order_flow(make_scenario: Scenario
     assert line.startswith(f"{hedged.summary['hedger_spot_sold_notional']:,.0f} (")
     assert f"of {int(hedged.summary['hedgers']):,} left unhedged" in line
     assert not any("second-order" in label for label, _ in metrics_table(stress_metrics(plain)))
+
+
+def test_hedgers_earn_funding_on_the_perp_leg_and_the_index_move_on_the_spot_leg(
+    make_scenario: ScenarioFactory,
+) -> None:
+    # Arrange: a constant positive funding rate every 60 s (shorts receive) on the 4% crash,
+    # every short a hedger, no liquidation of shorts (the crash helps them).
+    scenario = make_scenario(
+        {
+            "agents.hedgers.fraction": 1.0,
+            "markets.0.funding": {"kind": "constant", "rate": 0.001, "interval_s": 60.0},
+        }
+    )
+    sim = Simulation(scenario)
+    legs = sim.agents.spot_legs[0]
+    assert legs is not None
+    spot = legs.spot.copy()
+
+    # Act
+    result = sim.run()
+
+    # Assert: each hedger receives |short| x mark x rate per settlement (the mark is in the
+    # row's size column) ...
+    frame = result.journal.to_frame()
+    paid = frame[(frame["kind"] == int(EventKind.FUNDING)) & frame["account"].isin(legs.accounts)]
+    assert len(paid) >= len(legs.accounts)
+    short = dict(zip(legs.accounts.tolist(), legs.start_short.tolist(), strict=True))
+    expected = paid["account"].map(short) * paid["size"] * 0.001
+    np.testing.assert_allclose(paid["amount"], expected, rtol=1e-9)
+    # ... and the spot legs lost what the index fell: S (X_end - X_0), nothing traded.
+    end = float(result.steps["index"].iloc[-1])
+    assert result.summary["hedger_spot_sold"] == 0.0
+    assert result.summary["hedger_spot_pnl"] == pytest.approx(
+        float(spot.sum()) * (end - legs.entry), rel=1e-9
+    )
