@@ -8,7 +8,7 @@ The venue values each coin at its index price less a haircut: the **collateral v
 where ``x`` is the holding measured the way the venue's tiers are (``basis``): in quote value
 ``x = q P`` (OKX discount-rate tiers, Binance portfolio-margin collateral-rate tiers) or in coins
 ``x = q`` (Bybit's tiered collateral value ratio), and ``band_i = [floor_i, floor_{i+1})``. One
-tier is a flat haircut (Binance Multi-Assets Mode: BTC at 95 %). docs/formulas.md §18.
+tier is a flat haircut (Binance Multi-Assets Mode: BTC at 95 %). docs/formulas.md §2.4.
 
 When an account's quote balance is short, the venue converts collateral to cover it
 (:func:`sale_quantities`): the coins whose collateral value equals the deficit (Binance: "20,000

@@ -9,7 +9,7 @@ coin cuts margin as it moves the positions; after the market's risk step the ven
 coins of accounts whose quote balance went short (``settle_collateral``; the sales inside a
 bankruptcy happen in the risk step itself, before the fund pays). Sales walk the coin's own
 book; with ``moves_index`` its impact moves the market's index from the next mark
-(docs/formulas.md §18).
+(docs/formulas.md §2.4).
 """
 
 from __future__ import annotations
