@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.collateral import apply_collateral_event
 from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.events import (
     NOTICE_KINDS,
@@ -314,6 +313,9 @@ class Ledger:
             self._refresh_rates(event.market)
             self._touch_all(event.market)
         elif kind in _COLLATERAL_KINDS:
+            # Imported here: posted coins are rare, and the ledger's imports stay as they were.
+            from deleverage.engine.collateral import apply_collateral_event
+
             assert isinstance(event, CollateralListed | CollateralPriced | CollateralMoved)
             apply_collateral_event(self, event)
         # Notices (liquidation summaries, margin calls, ...) change nothing.
