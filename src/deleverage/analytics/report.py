@@ -7,7 +7,8 @@
 2. the price path: the index (exogenous price), the venue's book, mark with feedback, mark
    without feedback;
 3. liquidated and ADL notional over time (bucketed, so a day fits on one chart);
-4. the insurance fund and the cumulative bad debt and socialized loss;
+4. the insurance fund and the cumulative bad debt and socialized loss; when the venue's
+   dynamic levers moved, their path beside the price (:mod:`deleverage.analytics.levers`);
 5. the liquidation heatmap of the population before the shock
    (:func:`deleverage.analytics.heatmap.liquidation_heatmap`, at the first mark);
 6. the distribution of losses across accounts (net deposits minus final equity);
@@ -31,6 +32,7 @@ import pandas as pd
 
 from deleverage.analytics.breakdown import crash_window, liquidation_breakdown
 from deleverage.analytics.heatmap import liquidation_heatmap
+from deleverage.analytics.levers import has_dynamic_parameters, risk_parameter_path
 from deleverage.analytics.stress import (
     StressMetrics,
     metrics_table,
@@ -147,11 +149,11 @@ def report_figures(
 ) -> dict[str, go.Figure]:
     """The report's plotly figures, by section name (``prices``, ``crash`` (the crash window),
     ``breakdown`` (liquidations by leverage, side and margin mode), ``flows``, ``fund``,
-    ``heatmap``, ``losses``)."""
+    ``heatmap``, ``losses``, and ``levers`` when risk parameters changed during the run)."""
     steps = result.steps
     if losses is None:
         losses = run_account_losses(result)
-    return {
+    figures = {
         "prices": _price_figure(steps, baseline),
         "crash": _crash_figure(steps),
         "breakdown": _breakdown_figure(result),
@@ -160,6 +162,53 @@ def report_figures(
         "heatmap": _heatmap_figure(result),
         "losses": _loss_figure(losses),
     }
+    if has_dynamic_parameters(result.journal):
+        figures["levers"] = _levers_figure(result)
+    return figures
+
+
+def _levers_figure(result: RunResult) -> go.Figure:
+    """The mark and the dynamic risk parameters' path (margin multiplier, liquidation fee) of
+    each market, one row per market, the parameters on the right axis."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    steps = result.steps
+    path = risk_parameter_path(result.journal)
+    markets = list(dict.fromkeys(steps["market"].astype(str)))
+    figure = make_subplots(
+        rows=len(markets), cols=1, shared_xaxes=True, vertical_spacing=0.08,
+        subplot_titles=markets if len(markets) > 1 else None,
+        specs=[[{"secondary_y": True}] for _ in markets],
+    )  # fmt: skip
+    end_ns = int(steps["ts_ns"].iloc[-1])
+    for row, symbol in enumerate(markets, start=1):
+        first = row == 1
+        part = _thin(steps[steps["market"].astype(str) == symbol], "mark")
+        figure.add_trace(go.Scatter(
+            x=_times(part), y=part["mark"].tolist(), name="mark", legendgroup="mark",
+            showlegend=first, line={"color": _COLORS["mark"]},
+        ), row=row, col=1, secondary_y=False)  # fmt: skip
+        own = path[path["market"] == row - 1]
+        ts = [*own["ts_ns"].tolist(), end_ns]
+        times = _times(pd.DataFrame({"ts_ns": np.asarray(ts, dtype=np.int64)}))
+        for column, name, color in (
+            ("margin_multiplier", "maintenance rate / listed", _COLORS["adl"]),
+            ("liquidation_fee_rate", "liquidation fee (% of notional)", _COLORS["liquidations"]),
+        ):
+            values = own[column].to_numpy(dtype=np.float64)
+            if column == "liquidation_fee_rate":
+                values = values * 100.0
+            y = [*values.tolist(), float(values[-1])] if len(values) else []
+            figure.add_trace(go.Scatter(
+                x=times, y=y, name=name, legendgroup=column, showlegend=first,
+                line={"color": color, "shape": "hv"},
+            ), row=row, col=1, secondary_y=True)  # fmt: skip
+        figure.update_yaxes(title_text="mark", row=row, col=1, secondary_y=False)
+        figure.update_yaxes(title_text="lever", row=row, col=1, secondary_y=True)
+    figure = _layout(figure, "Dynamic risk parameters beside the price", y=None)
+    figure.update_layout(height=max(420, 300 * len(markets)))
+    return figure
 
 
 def _price_figure(steps: pd.DataFrame, baseline: RunResult | None) -> go.Figure:
@@ -475,6 +524,7 @@ seed {scenario.seed}, {metrics.steps:,} steps of {scenario.dt_s:g} s,
 <div class="card">{divs["breakdown"]}</div>
 <h2>Liquidations and ADL</h2>
 <div class="card">{divs["flows"]}</div>
+{_levers_section(divs.get("levers", ""))}
 <h2>Insurance fund and bad debt</h2>
 <div class="card">{divs["fund"]}</div>
 <h2>Where the liquidations were waiting</h2>
@@ -535,6 +585,13 @@ def _seeds_figure(result: RunResult, seeds: SeedSummary) -> go.Figure:
     figure = _layout(figure, f"Across {len(seeds.seeds)} seeds: 5-95% bands", y=None)
     figure.update_layout(height=600)
     return figure
+
+
+def _levers_section(div: str) -> str:
+    if not div:
+        return ""
+    return f"""<h2>The venue's dynamic levers</h2>
+<div class="card">{div}</div>"""
 
 
 def _seeds_section(seeds: SeedSummary | None, div: str) -> str:

@@ -458,6 +458,15 @@ class StressMetrics:
     p99_account_loss: float
     max_account_loss: float
     top_1pct_loss_share: float
+    #: Hedgers' spot legs (sim/hedgers.py): how many, the spot they sold when their short was
+    #: liquidated or deleveraged (the second-order flow, quote), and those left unhedged.
+    hedgers: int = 0
+    hedger_spot_sold_notional: float = 0.0
+    hedgers_unhedged: int = 0
+    #: Posted collateral (sim/collateral.py): the venue's sales and their quote proceeds.
+    collateral_accounts: int = 0
+    collateral_sales: int = 0
+    collateral_sold_notional: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics as a dict; non-finite floats become ``None`` (JSON has no NaN)."""
@@ -563,6 +572,12 @@ def stress_metrics(
         p99_account_loss=dist.p99,
         max_account_loss=dist.max,
         top_1pct_loss_share=dist.top_1pct_share,
+        hedgers=int(summary.get("hedgers", 0)),
+        hedger_spot_sold_notional=float(summary.get("hedger_spot_sold_notional", 0.0)),
+        hedgers_unhedged=int(summary.get("hedgers_unhedged", 0)),
+        collateral_accounts=int(summary.get("collateral_accounts", 0)),
+        collateral_sales=int(summary.get("collateral_sales", 0)),
+        collateral_sold_notional=float(summary.get("collateral_sold_notional", 0.0)),
     )
 
 
@@ -616,7 +631,7 @@ def metrics_table(metrics: StressMetrics) -> list[tuple[str, str]]:
     def ratio(x: float) -> str:
         return "n/a" if math.isnan(x) else ("inf" if math.isinf(x) else f"{x:.3f}x")
 
-    return [
+    rows = [
         ("positions", f"{m.positions:,}"),
         ("steps", f"{m.steps:,}"),
         ("liquidations", f"{m.liquidations:,}"),
@@ -654,6 +669,14 @@ def metrics_table(metrics: StressMetrics) -> list[tuple[str, str]]:
          f"{money(m.max_account_loss)}"),
         ("loss share of the largest 1% of accounts", pct(m.top_1pct_loss_share)),
     ]  # fmt: skip
+    if m.hedgers:  # only runs with hedgers or posted collateral show their lines
+        rows.append(("hedgers' spot sold after their short closed (second-order flow)",
+                     f"{money(m.hedger_spot_sold_notional)} ({m.hedgers_unhedged:,} of "
+                     f"{m.hedgers:,} left unhedged)"))  # fmt: skip
+    if m.collateral_accounts:
+        rows.append(("collateral sold by the venue (sales / quote)",
+                     f"{m.collateral_sales:,} / {money(m.collateral_sold_notional)}"))  # fmt: skip
+    return rows
 
 
 def verdict(metrics: StressMetrics) -> tuple[bool, str]:

@@ -60,6 +60,9 @@ class EventKind(IntEnum):
     TRANSFER = 8
     POSITION_SETTINGS = 9
     RISK_PARAMS = 10
+    COLLATERAL_LISTED = 11
+    COLLATERAL_PRICE = 12
+    COLLATERAL_MOVED = 13
     LIQUIDATION = 20
     ADL_ROUND = 21
     MARGIN_CALL = 22
@@ -190,6 +193,49 @@ class MarketListed(Event):
     _columns: ClassVar[dict[str, str]] = {"spec_json": "text"}
     market: int
     spec_json: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollateralListed(Event):
+    """A coin became eligible collateral (``asset`` its id, in listing order); ``asset_json`` is
+    its :class:`deleverage.rules.collateral.CollateralAsset` (tiers, basis) as JSON."""
+
+    kind: ClassVar[EventKind] = EventKind.COLLATERAL_LISTED
+    _columns: ClassVar[dict[str, str]] = {"asset": "code", "asset_json": "text"}
+    asset: int
+    asset_json: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollateralPriced(Event):
+    """A collateral coin's index ``price`` (quote per coin): every holding is revalued, the
+    change of its collateral value credited to (or taken from) its account's cash."""
+
+    kind: ClassVar[EventKind] = EventKind.COLLATERAL_PRICE
+    _columns: ClassVar[dict[str, str]] = {"asset": "code"}
+    asset: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CollateralMoved(Event):
+    """``quantity`` coins of collateral ``asset`` added to (> 0: a deposit) or sold from (< 0)
+    ``account``; a sale credits ``proceeds`` (quote, at the average ``price``) to its cash.
+    ``reason``: ``"deposit"`` or ``"sale"``."""
+
+    kind: ClassVar[EventKind] = EventKind.COLLATERAL_MOVED
+    _columns: ClassVar[dict[str, str]] = {
+        "asset": "code",
+        "quantity": "size",
+        "proceeds": "amount",
+        "reason": "text",
+    }
+    account: int
+    asset: int
+    quantity: float
+    price: float
+    proceeds: float = 0.0
+    reason: str = "deposit"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -439,6 +485,9 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         AccountOpened,
         MarketListed,
         RiskParamsChanged,
+        CollateralListed,
+        CollateralPriced,
+        CollateralMoved,
         Deposit,
         Withdrawal,
         Fill,

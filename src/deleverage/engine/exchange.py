@@ -26,6 +26,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from deleverage.engine import bulk
+from deleverage.engine.collateral import ex_has_collateral, quote_balance
 from deleverage.engine.events import (
     UNSTAKE_CANCEL,
     UNSTAKE_REQUEST,
@@ -287,6 +288,8 @@ class Exchange(RiskOperations):
         if a in self.funds:
             raise StateError(f"account {a} is an insurance fund: its cash leaves by unstaking")
         allowed = self.account_margins(a).withdrawable
+        if ex_has_collateral(self):  # collateral credit is margin, not cash to withdraw
+            allowed = min(allowed, quote_balance(self, a))
         if value > allowed + MARGIN_ATOL:
             raise InsufficientFundsError(
                 f"`amount` must not exceed the withdrawable {allowed:.8f} "
@@ -405,6 +408,8 @@ class Exchange(RiskOperations):
         if cols.mode[a] != MarginMode.ISOLATED or cols.size[a] == 0.0:
             raise StateError(f"account {a} has no open isolated position in market {m}")
         allowed = self.account_margins(a).withdrawable
+        if ex_has_collateral(self):  # collateral credit is margin, not cash to withdraw
+            allowed = min(allowed, quote_balance(self, a))
         if value > allowed + MARGIN_ATOL:
             raise InsufficientFundsError(
                 f"`amount` must not exceed the account's available cash {allowed:.8f}, was {value}"

@@ -24,6 +24,9 @@ from deleverage.engine.events import (
     NOTICE_KINDS,
     UNSTAKE_REQUEST,
     AccountOpened,
+    CollateralListed,
+    CollateralMoved,
+    CollateralPriced,
     Deposit,
     Event,
     EventKind,
@@ -73,6 +76,9 @@ IntArray = npt.NDArray[np.int64]
 MarketRef = int | str
 
 
+_COLLATERAL_KINDS = frozenset(
+    (EventKind.COLLATERAL_LISTED, EventKind.COLLATERAL_PRICE, EventKind.COLLATERAL_MOVED)
+)
 _LAYOUT_KINDS = frozenset(
     {EventKind.ACCOUNT_OPENED, EventKind.MARKET_LISTED, EventKind.POSITION_SETTINGS}
 )
@@ -306,6 +312,12 @@ class Ledger:
             state.spec, state.tiers = spec, spec.tier_arrays
             self._refresh_rates(event.market)
             self._touch_all(event.market)
+        elif kind in _COLLATERAL_KINDS:
+            # Imported here: posted coins are rare, and the ledger's imports stay as they were.
+            from deleverage.engine.collateral import apply_collateral_event
+
+            assert isinstance(event, CollateralListed | CollateralPriced | CollateralMoved)
+            apply_collateral_event(self, event)
         # Notices (liquidation summaries, margin calls, ...) change nothing.
 
     def _apply_account_opened(self, event: AccountOpened) -> None:

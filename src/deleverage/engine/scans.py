@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage.engine.collateral import ex_has_collateral, ledger_of
 from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.kernels import (
     accumulate_market_nb,
@@ -496,6 +497,8 @@ class MarginScans(Ledger):
         for m, cols in enumerate(self._positions):
             for name, arr in cols.arrays(n).items():
                 out[f"{m}.{name}"] = arr
+        if ex_has_collateral(self):
+            out.update(ledger_of(self).state_arrays(n))
         return out
 
     def state_hash(self) -> str:

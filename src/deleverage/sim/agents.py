@@ -7,8 +7,9 @@
   the scenario-wide ``speed_per_s`` adds a plain decay ``exp(-speed dt)`` of the dislocation.
 - **Rebalancers** (here): isolated positions that top up margin from an outside reserve when
   their ratio ``MM / E`` reaches a trigger; each top-up is an engine margin move (an event).
-- **Hedgers** (here): short perps hedged by spot of the same size. The engine sees only the
-  perp leg; a squeeze can liquidate it and leave the spot leg naked, which the summary counts.
+- **Hedgers**: short perps hedged by a real spot leg, rebalanced to a target ratio in a spot
+  market whose impact moves the index (:mod:`deleverage.sim.hedgers`); a squeeze or ADL can
+  close the perp leg and leave the spot leg naked, and its sale is the second-order flow.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from deleverage.engine.bulk import add_isolated_margin_many
 from deleverage.engine.levels import zone_prices
 from deleverage.rules import margin as mm
+from deleverage.sim.hedgers import SpotLegs, flow_frame, hedger_summary
 from deleverage.sim.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -99,6 +102,8 @@ class Agents:
     def __init__(self, rebalancers: list[Rebalancers | None], hedgers: list[IntArray]) -> None:
         self.rebalancers = rebalancers
         self.hedgers = hedgers
+        #: Per market, the hedgers' spot legs (None: no hedgers).
+        self.spot_legs: list[SpotLegs | None] = [None] * len(hedgers)
         self._sim: Simulation | None = None
 
     @classmethod
@@ -128,12 +133,44 @@ class Agents:
             hedgers.append(ids[hedged])
         agents = cls(rebalancers, hedgers)
         agents._sim = sim
+        for m, ids in enumerate(hedgers):
+            if len(ids) == 0:
+                continue
+            # Drawn after every other choice, so adding spot legs changes no earlier draw.
+            sell_naked = cfg.hedgers.sell_naked
+            sells = (
+                np.ones(len(ids), dtype=np.bool_)
+                if sell_naked >= 1.0
+                else rng.random(len(ids)) < sell_naked
+            )
+            agents.spot_legs[m] = SpotLegs(
+                sim, m, ids, cfg.hedgers, sells=sells, index0=float(sim.paths[0, m]),
+                start_ns=sim.start_ns,
+            )  # fmt: skip
         return agents
 
-    def after_step(self, m: int, ts: int) -> int:
-        """Run market ``m``'s agents after its risk step; return the number of top-ups."""
+    def index_factor(self, m: int, ts: int) -> float:
+        """How the hedgers' spot flow moves market ``m``'s index now (1: not at all)."""
+        legs = self.spot_legs[m]
+        return legs.index_factor(ts) if legs is not None else 1.0
+
+    def after_step(self, m: int, ts: int, *, index: float | None = None) -> int:
+        """Run market ``m``'s agents after its risk step (hedgers trade spot at ``index``);
+        return the number of rebalancer top-ups."""
         reb = self.rebalancers[m]
-        return reb.step(ts) if reb is not None else 0
+        done = reb.step(ts) if reb is not None else 0
+        legs = self.spot_legs[m]
+        if legs is not None and index is not None:
+            legs.step(ts, index)
+        return done
+
+    def hedger_flow(self) -> pd.DataFrame:
+        """The hedgers' spot trades per step (:data:`deleverage.sim.hedgers.FLOW_COLUMNS`)."""
+        return flow_frame(self.spot_legs)
+
+    def hedger_summary(self) -> dict[str, float]:
+        """Totals of the hedgers' spot legs (``hedger_*`` keys of the run's summary)."""
+        return hedger_summary(self.spot_legs)
 
     def hedgers_liquidated(self) -> int:
         """Hedged shorts whose perp leg was closed (fully or partly) by the engine."""

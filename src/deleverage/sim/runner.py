@@ -47,8 +47,10 @@ from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError
 from deleverage.liquidity import LiquidityModel
 from deleverage.sim import agents as agent_mod
+from deleverage.sim.collateral import CollateralCoins
 from deleverage.sim.depth import MarketDepth
 from deleverage.sim.funding import funding_rates_from, load_funding_history, premium_funding_rate
+from deleverage.sim.levers import MarketLevers
 from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
@@ -115,6 +117,11 @@ class RunResult:
     #: Per population (by symbol, as :attr:`populations`): its market id and the engine
     #: account id of each row, in row order.
     population_accounts: dict[str, tuple[int, npt.NDArray[np.int64]]] = field(default_factory=dict)
+    #: The hedgers' spot trades per step (:data:`deleverage.sim.hedgers.FLOW_COLUMNS`): the
+    #: second-order flow of perp legs liquidated or deleveraged; empty without hedgers.
+    hedger_flow: pd.DataFrame | None = None
+    #: The venue's sales of posted collateral (:data:`deleverage.sim.collateral.SALE_COLUMNS`).
+    collateral_sales: pd.DataFrame | None = None
     #: Figures derived from the result once and reused (the analytics' cache).
     derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -202,6 +209,11 @@ class Simulation:
             book = depth.book
             ex.set_liquidity(m, book)
             self.books.append(book)
+            if market.dynamic is not None:
+                ex.set_dynamic_margin(m, MarketLevers(
+                    market.dynamic, start_ns=self.start_ns,
+                    depth_ratio=_depth_ratio(depth),
+                ))  # fmt: skip
             liq = scenario.agents.liquidators
             ex.risk.set_liquidators(
                 m,
@@ -243,6 +255,7 @@ class Simulation:
                     shared_cross = cross_ids
             self.accounts.append(ids)
         self.agents = agent_mod.Agents.build(scenario, self, agent_rng)
+        self.collateral = CollateralCoins(self, agent_rng)
         self.oracles = [
             oracle_paths(market.pricing.oracle, self.paths[:, m], scenario.dt_s)
             for m, market in enumerate(scenario.markets)
@@ -252,6 +265,7 @@ class Simulation:
             for market in scenario.markets
         ]
         self.last_funding_rate = np.zeros(len(scenario.markets))
+        self._index_factor = np.ones(len(scenario.markets))
         self._funding = self._funding_schedule()
 
     # ---------------------------------------------------------------- funding
@@ -315,6 +329,15 @@ class Simulation:
                 x = float(self.paths[k, m])
                 index = float(self.oracles[m].index_price[k])
                 oracle = float(self.oracles[m].oracle_price[k])
+                # The hedgers' spot sales move the index the venue watches (formulas §Hedgers).
+                factor = (
+                    self.agents.index_factor(m, ts) * self.collateral.index_factor(m, ts)
+                    if self.feedback
+                    else 1.0
+                )
+                self._index_factor[m] = factor
+                if factor != 1.0:
+                    x, index, oracle = x * factor, index * factor, oracle * factor
                 venue = self.venue[m]
                 book = self.depth[m].start_step(k, ts)
                 if book is not self.books[m]:
@@ -327,6 +350,7 @@ class Simulation:
                     book=self.books[m], ts_ns=ts, first=k == 0,
                 )  # fmt: skip
                 left = (next_funding[m] - t_s) / self._funding[m][0]
+                self.collateral.before_mark(m, index, ts)
                 row = self._step_market(m, k, ts, x, left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
@@ -336,7 +360,8 @@ class Simulation:
                 venue.end_step()
                 flow = row["liquidated_notional"] / x if self.feedback else 0.0
                 self.depth[m].end_step(flow)
-                row["top_ups"] = self.agents.after_step(m, ts)
+                row["top_ups"] = self.agents.after_step(m, ts, index=index)
+                self.collateral.after_step(ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
                 backstop_loss[m] += row["backstop_loss"]
@@ -359,6 +384,8 @@ class Simulation:
             wall_s=wall,
             warnings=list(self.warnings),
             final_equity=ex.margin_state()["total_equity"].copy(),
+            hedger_flow=self.agents.hedger_flow(),
+            collateral_sales=self.collateral.sales_frame(),
             population_accounts={
                 symbol: (m, self.accounts[m])
                 for m, symbol in self.market_symbols.items()
@@ -402,14 +429,15 @@ class Simulation:
         cols["step"][k, m] = k
         cols["t_s"][k, m] = k * self.scenario.dt_s
         cols["ts_ns"][k, m] = ts
-        cols["exogenous"][k, m] = x
+        factor = float(self._index_factor[m])
+        cols["exogenous"][k, m] = self.paths[k, m]  # the rest of the market, unmoved
         cols["index"][k, m] = index
-        cols["oracle"][k, m] = self.oracles[m].oracle_price[k]
+        cols["oracle"][k, m] = self.oracles[m].oracle_price[k] * factor
         cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
         cols["book"][k, m] = venue.book_mid(x)
         mark = ex.markets[m].mark
         cols["mark"][k, m] = mark
-        cols["impact"][k, m] = mark / x - 1.0
+        cols["impact"][k, m] = mark / cols["exogenous"][k, m] - 1.0
         cols["dislocation"][k, m] = venue.dislocation
         cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
         cols["depth_multiplier"][k, m] = self.depth[m].multiplier
@@ -465,10 +493,11 @@ class Simulation:
         return row
 
     def _mark(self, m: int, k: int, x: float, left: float) -> float:
+        factor = float(self._index_factor[m])
         return self.venue[m].mark(
             x,
-            index=float(self.oracles[m].index_price[k]),
-            oracle=float(self.oracles[m].oracle_price[k]),
+            index=float(self.oracles[m].index_price[k]) * factor,
+            oracle=float(self.oracles[m].oracle_price[k]) * factor,
             funding_rate=float(self.last_funding_rate[m]),
             time_left_fraction=left,
         )
@@ -549,8 +578,15 @@ class Simulation:
             "top_ups": float(steps["top_ups"].sum()),
             "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
             "hedgers_liquidated": float(self.agents.hedgers_liquidated()),
+            **self.agents.hedger_summary(),
+            **self.collateral.summary(),
             "positions": float(sum(len(a) for a in self.accounts)),
         }
+
+
+def _depth_ratio(depth: MarketDepth) -> Callable[[], float]:
+    """The market's depth over its base depth, read when the levers ask."""
+    return lambda: depth.multiplier
 
 
 def _max_drop(steps: pd.DataFrame, column: str) -> float:

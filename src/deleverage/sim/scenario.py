@@ -33,6 +33,12 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
+from deleverage.rules.collateral import (
+    CollateralAsset,
+    CollateralPolicy,
+    CollateralTier,
+)
+from deleverage.rules.dynamic import DynamicLevers
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
 from deleverage.sim.population import PopulationSpec
@@ -219,7 +225,10 @@ class MarketScenario(_Frozen):
     ``population`` draws a seeded book; ``population_file`` loads one from Parquet instead (a
     venue's own positions: columns of :data:`deleverage.sim.population.REQUIRED_COLUMNS`).
     ``pricing`` is how the venue prices the market: its mark rule and the arbitrageurs who tie
-    its book to the index (:class:`deleverage.sim.pricing.PricingSpec`).
+    its book to the index (:class:`deleverage.sim.pricing.PricingSpec`). ``dynamic`` turns on
+    the venue's dynamic levers (margin, leverage, position limits and liquidation fee scaled by
+    volatility, open interest and book depth: :class:`deleverage.rules.dynamic.DynamicLevers`),
+    each change journaled as a ``RiskParamsChanged`` event.
     """
 
     symbol: str = "BTCUSDT"
@@ -233,6 +242,7 @@ class MarketScenario(_Frozen):
     population: PopulationSpec | None = None
     population_file: str | None = None
     pricing: PricingSpec = PricingSpec()
+    dynamic: DynamicLevers | None = None
 
     @model_validator(mode="after")
     def _one_population(self) -> Self:
@@ -295,11 +305,71 @@ class RebalancerAgents(_Frozen):
     cooldown_s: NonNegFloat = 60.0
 
 
+class SpotMarketSpec(_Frozen):
+    """The spot market the hedgers trade their spot leg in: a constant-depth book
+    (``depth_per_pct`` base units move the price 1%, refilling with half-life ``half_life_s``,
+    absorbing at most ``max_move``). With ``moves_index`` its impact moves the index (and the
+    oracle) that the perp venue watches, ``X' = X (1 + impact)``."""
+
+    depth_per_pct: PositiveFloat = 100.0
+    half_life_s: PositiveFloat = 60.0
+    max_move: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.5
+    moves_index: bool = True
+
+
 class HedgerAgents(_Frozen):
-    """Delta-neutral hedgers: a share ``fraction`` of short positions hold the same size of
-    spot; the perp leg can still be liquidated on a squeeze, leaving the spot leg naked."""
+    """Delta-neutral hedgers with a real spot leg (:mod:`deleverage.sim.hedgers`).
+
+    A share ``fraction`` of short perp positions are hedgers: they hold ``hedge_ratio`` x
+    ``|short|`` base units of spot, bought at the index at the start. After each risk step a
+    hedger whose spot leg is off its target ``hedge_ratio x |short now|`` by more than ``band``
+    (a fraction of the target; any excess when the short is gone) trades back to the target in
+    the spot market (``spot``; None: fills at the index without impact), paying ``cost`` of the
+    notional. A liquidated or deleveraged short leaves spot unhedged: a share ``sell_naked`` of
+    hedgers sell it (the second-order flow), the others hold it naked. The perp leg pays or
+    earns funding and the basis (mark against index) in the engine. With ``margin_from_spot``
+    a hedger whose perp margin ratio ``MM / E`` reaches ``trigger_ratio`` posts the spot leg's
+    gain (quote, ``spot x (index - entry)`` not yet posted) as margin, up to ``top_up_fraction``
+    of its maintenance margin per step (a deposit and, for isolated positions, a margin move).
+    """
 
     fraction: Fraction = 0.0
+    hedge_ratio: Annotated[float, Field(gt=0, le=2, allow_inf_nan=False)] = 1.0
+    band: Fraction = 0.05
+    cost: Annotated[float, Field(ge=0, le=0.05, allow_inf_nan=False)] = 0.0005
+    sell_naked: Fraction = 1.0
+    margin_from_spot: bool = False
+    trigger_ratio: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.8
+    top_up_fraction: PositiveFloat = 1.0
+    spot: SpotMarketSpec | None = None
+
+
+class CollateralScenario(_Frozen):
+    """A coin that cross accounts post as margin (:mod:`deleverage.sim.collateral`).
+
+    Priced at ``ratio`` x the index of the scenario market ``market`` (a staked token: a ratio
+    below 1), valued with the venue's haircut ``tiers`` (``basis``: tiers in quote value or in
+    coins; :class:`deleverage.rules.collateral.CollateralAsset`). A share ``share`` of that
+    market's cross accounts hold ``margin_fraction`` of their starting quote margin in this coin
+    instead (the same collateral value, so the same margin at the start). ``book``: the coin's
+    own spot book that the venue's sales walk (None: sales fill at the index); with its
+    ``moves_index`` the sales' impact moves the market's index too.
+    """
+
+    symbol: Annotated[str, Field(min_length=1, max_length=32)]
+    market: str
+    ratio: PositiveFloat = 1.0
+    tiers: Annotated[tuple[CollateralTier, ...], Field(min_length=1)] = (
+        CollateralTier(floor=0.0, rate=0.95),
+    )
+    basis: Literal["value", "quantity"] = "value"
+    share: Fraction = 0.5
+    margin_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    book: SpotMarketSpec | None = None
+
+    def asset(self) -> CollateralAsset:
+        """The engine's :class:`CollateralAsset` of this coin."""
+        return CollateralAsset(symbol=self.symbol, tiers=self.tiers, basis=self.basis)
 
 
 class ArbitrageAgents(_Frozen):
@@ -349,6 +419,8 @@ class Scenario(_Frozen):
     same population on the exogenous path alone. ``max_cascade_rounds`` bounds the re-marks in
     one step. ``multi_market_accounts``: cross rows of every market's population share accounts
     (row ``i`` of each market's cross rows is one account), so accounts hold several markets.
+    ``collateral``: coins cross accounts post as margin (``[[collateral]]``), sold by the venue in
+    ``collateral_policy``'s order when an account is short.
     """
 
     name: Slug = "scenario"
@@ -364,12 +436,24 @@ class Scenario(_Frozen):
     markets: Annotated[tuple[MarketScenario, ...], Field(min_length=1, max_length=64)]
     insurance: InsuranceSpec = InsuranceSpec()
     agents: AgentsSpec = AgentsSpec()
+    collateral: tuple[CollateralScenario, ...] = ()
+    collateral_policy: CollateralPolicy = CollateralPolicy()
 
     @model_validator(mode="after")
     def _check(self) -> Self:
         symbols = [m.symbol for m in self.markets]
         if len(set(symbols)) != len(symbols):
             raise ValueError(f"market symbols must be distinct, were {symbols}")
+        coins = [c.symbol for c in self.collateral]
+        if len(set(coins)) != len(coins):
+            raise ValueError(f"collateral symbols must be distinct, were {coins}")
+        for k, coin in enumerate(self.collateral):
+            if coin.market not in symbols:
+                raise ValueError(
+                    f"collateral[{k}].market must name a market of the scenario ({symbols}), "
+                    f"was {coin.market!r}"
+                )
+            coin.asset()  # raises with the tiers' own rule
         historical = all(isinstance(m.price, HistoricalPrice) for m in self.markets)
         if self.duration_s is None and not historical:
             raise ValueError("duration_s is required unless every market replays history")

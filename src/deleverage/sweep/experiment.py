@@ -90,6 +90,10 @@ SUMMARY_METRICS = (
     "under_collateralized_s",
     "top_ups",
     "hedgers_liquidated",
+    "shortfall",
+    "hedger_spot_sold",
+    "hedger_spot_sold_notional",
+    "hedgers_unhedged",
     "positions",
     "steps",
 )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.collateral import cover_deficit, ex_has_collateral
 from deleverage.engine.events import (
     AdlRound,
     BadDebt,
@@ -237,13 +238,19 @@ class ShortfallStage:
         self, a: int, m: int, shortfall: float, ts: int, report: StepReport,
         *, counted: float = 0.0, fenced: bool = False,
     ) -> None:  # fmt: skip
-        """The fund pays what it can; socialized loss or bad debt takes the rest.
+        """The account's collateral is sold first; then the fund pays what it can; socialized
+        loss or bad debt takes the rest.
 
         ``counted``: part of the shortfall already reported (carried from a partial close).
         ``fenced``: the deficit of a closed isolated position without recourse, so declared
         bad debt must not stay on the account's other cash (see :meth:`_declare_bad_debt`).
         """
         ex = self.ex
+        if not fenced and ex_has_collateral(ex):
+            # The venue converts the account's collateral first (engine/collateral.py).
+            shortfall -= cover_deficit(ex, a, ts)
+            if shortfall <= 1e-12:
+                return
         report.shortfall += max(0.0, shortfall - counted)
         paid = self._fund_pays(a, m, shortfall, ts, report)
         rest = shortfall - paid

@@ -234,11 +234,12 @@ class RiskEngine(BatchStage):
         k = risk.dynamic.multiplier(ts, list(risk.history), open_interest)
         if not math.isclose(k, risk.multiplier, rel_tol=1e-12):
             risk.multiplier = k
-            ex._emit(
-                RiskParamsChanged(
-                    ts_ns=ts, market=m, spec_json=scale_spec(risk.base_spec, k).to_json()
-                )
-            )
+            # A policy that moves more than the margin rates says how (``spec_for``).
+            spec_for = getattr(risk.dynamic, "spec_for", None)
+            spec = spec_for(risk.base_spec, k) if spec_for is not None else None
+            if spec is None:
+                spec = scale_spec(risk.base_spec, k)
+            ex._emit(RiskParamsChanged(ts_ns=ts, market=m, spec_json=spec.to_json()))
 
     def halted(self, m: int) -> bool:
         """Whether market ``m`` is halted by its circuit breaker."""
