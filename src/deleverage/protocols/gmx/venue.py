@@ -1,0 +1,490 @@
+"""A GMX v2 market as a :class:`~deleverage.venues.protocol.Venue`.
+
+State is struct-of-arrays, one entry per position (``is_long``, collateral amount and token,
+``size_usd``, ``size_tokens``, the borrowing factor at open), plus the pool's two token amounts
+and each side's open interest in USD and tokens. A step:
+
+1. reads the oracle's min / max prices (``oracle_band``) and accrues borrowing;
+2. returns at once when the price stays inside the trigger band (the highest price at which a
+   position that loses on a fall becomes liquidatable, the lowest at which one that loses on a
+   rise does), nothing waits for a keeper, neither side's PnL is capped and ADL is not due:
+   remaining collateral is linear in the price while open interest is unchanged, so the band
+   is exact (borrowing accrued up to a look-ahead is included);
+3. otherwise evaluates every open position (``math.remaining_collateral_usd`` against
+   ``math.liquidation_threshold_usd``); keepers liquidate positions that have been
+   liquidatable for ``keeper_latency_s`` when the execution fee beats gas; the pool receives
+   the collateral and pays out what is left (the profit part from the PnL token's pool);
+   a loss beyond collateral is the LP pool's: ``backstop_loss``;
+4. runs ADL per side while its PnL-to-pool factor exceeds ``max_pnl_factor_for_adl``: keepers
+   close the most profitable positions, the last one partly, until the factor is at
+   ``min_pnl_factor_after_adl`` (not below: GMX reverts an over-correcting ADL); profit cut by
+   the MAX_PNL_FACTOR_FOR_TRADERS cap on those closes is ``adl_loss``.
+
+Funding fees between longs and shorts are not modelled (docs/architecture.md lists the gaps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage.engine.events import EventKind, Journal
+from deleverage.protocols.gmx import math as gm
+from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation
+from deleverage.protocols.oracle_pool import PoolAction, append_actions, oracle_band
+from deleverage.venues.protocol import (
+    LIQUIDATION_LEVEL_COLUMNS,
+    PriceInputs,
+    SolvencyLines,
+    VenueStep,
+    check_price_inputs,
+)
+
+__all__ = ["GmxVenue", "build_gmx"]
+
+F64 = npt.NDArray[np.float64]
+_NS = 1e-9
+#: Look-ahead of borrowing included in the trigger band (seconds of accrual).
+_BORROW_LOOKAHEAD_S = 3_600.0
+#: Relative slack on the band so float noise never skips a position on the boundary.
+_BAND_RTOL = 1e-9
+
+
+class GmxVenue:
+    """One GMX v2 market behind the Venue protocol (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> cfg = GmxConfig(asset="ETH", long_pool_tokens=1_000.0, short_pool_usd=5e6)
+    >>> pop = GmxPopulation(
+    ...     is_long=np.array([True]), collateral_amount=np.array([10.0]),
+    ...     collateral_is_long_token=np.array([True]), size_usd=np.array([200_000.0]),
+    ...     size_tokens=np.array([40.0]))
+    >>> venue = build_gmx(cfg, pop)
+    >>> venue.step({"ETH": PriceInputs(4_200.0)}, ts_ns=1).liquidations
+    0
+    >>> venue.step({"ETH": PriceInputs(4_000.0)}, ts_ns=2).liquidations
+    1
+    """
+
+    def __init__(self, config: GmxConfig, population: GmxPopulation) -> None:
+        pop = population.check()
+        self._cfg = config
+        self._is_long = pop.is_long.astype(np.bool_).copy()
+        self._coll = pop.collateral_amount.astype(np.float64).copy()
+        self._coll_long = pop.collateral_is_long_token.astype(np.bool_).copy()
+        self._size_usd = pop.size_usd.astype(np.float64).copy()
+        self._size_tok = pop.size_tokens.astype(np.float64).copy()
+        n = self._size_usd.shape[0]
+        self._borrow_entry = np.zeros(n)
+        self._liq_since = np.full(n, np.nan)
+        self._pool_long = float(config.long_pool_tokens)
+        self._pool_short = float(config.short_pool_usd)
+        self._cum_borrow = 0.0
+        self._last_ts = 0
+        self._mid = float("nan")
+        self._journal = Journal()
+        self._backstop_loss = 0.0
+        self._adl_loss = 0.0
+        self._bad_debt = 0.0
+        self._fees_to_pool = 0.0
+        self._lo = np.inf  # a position that loses on a fall is liquidatable below this price
+        self._hi = -np.inf  # one that loses on a rise, above this price
+        self._band_cum = -1.0  # borrowing factor the band assumed (look-ahead included)
+        self._dirty = True
+        self._pending = False
+        self._long_asset = config.long_token_asset or config.asset
+        self._separate = self._long_asset != config.asset
+        self._q_min = self._q_max = float("nan")  # the long token's min / max price
+        self._refresh_open_interest()
+
+    # -- the Venue protocol ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The venue's name."""
+        return self._cfg.name
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The index asset, then the long token when it is another asset."""
+        return (self._cfg.asset, self._long_asset) if self._separate else (self._cfg.asset,)
+
+    def journal(self) -> Journal:
+        """Liquidations (``LIQUIDATION`` rows) and ADL closes (``ADL_ROUND``), append-only."""
+        return self._journal
+
+    def solvency(self) -> SolvencyLines:
+        """Cumulative losses: the LP pool's loss beyond collateral is ``backstop_loss``, profit
+        cut on ADL closes ``adl_loss``, profit the pool could not pay ``bad_debt``; GMX has no
+        insurance fund (``fund_balance`` 0)."""
+        return SolvencyLines(0.0, 0.0, self._backstop_loss, self._adl_loss, 0.0, self._bad_debt)
+
+    def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
+        """Read the oracle at ``ts_ns``; liquidate and deleverage (module docstring)."""
+        check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        cfg = self._cfg
+        p_min, mid, p_max = oracle_band(prices[cfg.asset], cfg.oracle_half_spread)
+        if self._separate:
+            q_min, _, q_max = oracle_band(prices[self._long_asset], cfg.oracle_half_spread)
+        else:
+            q_min, q_max = p_min, p_max
+        if (q_min, q_max) != (self._q_min, self._q_max):
+            self._dirty = self._dirty or self._separate
+            self._q_min, self._q_max = q_min, q_max
+        if self._last_ts:
+            self._cum_borrow += cfg.borrowing_rate_per_s * (ts_ns - self._last_ts) * _NS
+        self._last_ts = ts_ns
+        self._mid = mid
+        flow = dict.fromkeys(self.assets, 0.0)
+        quiet = (
+            not self._dirty
+            and not self._pending
+            and self._cum_borrow <= self._band_cum
+            and self._lo * (1.0 + _BAND_RTOL) < mid < self._hi * (1.0 - _BAND_RTOL)
+            and not self._adl_due(p_min, p_max)
+            and not self._cap_binds(p_min, p_max)
+        )
+        if quiet:
+            return VenueStep(ts_ns, 0, 0.0, flow, self.solvency())
+        count, notional, moved = self._liquidate(ts_ns, p_min, mid, p_max)
+        if cfg.adl_enabled:
+            for is_long in (True, False):
+                moved += self._adl(ts_ns, is_long, p_min, mid, p_max)
+        if count or moved:
+            self._dirty = True
+        if self._dirty or self._cum_borrow > self._band_cum:
+            self._rebuild_band(p_min, p_max)
+        flow[cfg.asset] = moved * cfg.hedge_ratio
+        return VenueStep(ts_ns, count, notional, flow, self.solvency())
+
+    def liquidation_levels(self) -> pd.DataFrame:
+        """Open positions and the oracle price at which each becomes liquidatable."""
+        open_ = np.flatnonzero(self._size_usd > 0.0)
+        A, Bc, thr = self._linear_terms(open_, self._cum_borrow)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = (thr - A) / Bc
+        level = np.where((Bc != 0.0) & (level > 0.0), level, np.nan)
+        sign = np.where(self._is_long[open_], 1.0, -1.0)
+        mid = self._mid if np.isfinite(self._mid) else np.nan
+        frame = pd.DataFrame(
+            {
+                "asset": self._cfg.asset,
+                "account": open_.astype(np.int64),
+                "size": sign * self._size_tok[open_],
+                "notional": self._size_tok[open_] * mid
+                if np.isfinite(mid)
+                else self._size_usd[open_],
+                "liquidation_price": level,
+            }
+        )
+        return frame.loc[:, list(LIQUIDATION_LEVEL_COLUMNS)]
+
+    # -- views ---------------------------------------------------------------------------
+    def pool_amounts(self) -> tuple[float, float]:
+        """The pool's long-token amount (asset units) and short-token amount (USD)."""
+        return self._pool_long, self._pool_short
+
+    def pnl_to_pool_factor(
+        self, *, is_long: bool, price: float, long_token_price: float | None = None
+    ) -> float:
+        """A side's PnL-to-pool factor at the index ``price`` and the long token's price
+        (default: the index price), without spread (``getPnlToPoolFactor``)."""
+        q = price if long_token_price is None else long_token_price
+        return gm.pnl_to_pool_factor(self._side_pnl(is_long, price), self._pool_usd(is_long, q))
+
+    def open_positions(self) -> pd.DataFrame:
+        """Open positions' arrays (for people and tests)."""
+        open_ = np.flatnonzero(self._size_usd > 0.0)
+        return pd.DataFrame(
+            {
+                "position": open_,
+                "is_long": self._is_long[open_],
+                "collateral_amount": self._coll[open_],
+                "collateral_is_long_token": self._coll_long[open_],
+                "size_usd": self._size_usd[open_],
+                "size_tokens": self._size_tok[open_],
+            }
+        )
+
+    # -- internals -----------------------------------------------------------------------
+    def _refresh_open_interest(self) -> None:
+        live = self._size_usd > 0.0
+        longs, shorts = live & self._is_long, live & ~self._is_long
+        self._oi_long_usd = float(self._size_usd[longs].sum())
+        self._oi_long_tok = float(self._size_tok[longs].sum())
+        self._oi_short_usd = float(self._size_usd[shorts].sum())
+        self._oi_short_tok = float(self._size_tok[shorts].sum())
+
+    def _side_pnl(self, is_long: bool, price: float) -> float:
+        if is_long:
+            return gm.side_pnl_usd(
+                is_long=True,
+                open_interest_usd=self._oi_long_usd,
+                open_interest_tokens=self._oi_long_tok,
+                price=price,
+            )
+        return gm.side_pnl_usd(
+            is_long=False,
+            open_interest_usd=self._oi_short_usd,
+            open_interest_tokens=self._oi_short_tok,
+            price=price,
+        )
+
+    def _pool_usd(self, is_long: bool, long_token_price: float) -> float:
+        return self._pool_long * long_token_price if is_long else self._pool_short
+
+    def _adl_due(self, p_min: float, p_max: float) -> bool:
+        if not self._cfg.adl_enabled:
+            return False
+        limit = self._cfg.max_pnl_factor_for_adl
+        q = self._q_min
+        long_f = gm.pnl_to_pool_factor(self._side_pnl(True, p_max), self._pool_usd(True, q))
+        short_f = gm.pnl_to_pool_factor(self._side_pnl(False, p_min), self._pool_usd(False, q))
+        return long_f > limit or short_f > limit
+
+    def _cap_scales(self, p_min: float, p_max: float) -> tuple[float, float]:
+        cap = self._cfg.max_pnl_factor_for_traders
+        return (
+            gm.capped_pnl_scale(self._side_pnl(True, p_max), self._pool_usd(True, self._q_min), cap),
+            gm.capped_pnl_scale(self._side_pnl(False, p_min), self._pool_usd(False, 1.0), cap),
+        )
+
+    def _cap_binds(self, p_min: float, p_max: float) -> bool:
+        long_s, short_s = self._cap_scales(p_min, p_max)
+        return long_s < 1.0 or short_s < 1.0
+
+    def _close_costs(self, idx: npt.NDArray[np.intp], cum: float) -> tuple[F64, F64]:
+        """Capped price impact (<= 0) and fees (position fee + borrowing) of closing whole."""
+        cfg = self._cfg
+        is_long, size = self._is_long[idx], self._size_usd[idx]
+        impact = gm.close_price_impact_usd(
+            is_long=is_long,
+            size_usd=size,
+            long_open_interest_usd=self._oi_long_usd,
+            short_open_interest_usd=self._oi_short_usd,
+            positive_factor=cfg.positive_impact_factor,
+            negative_factor=cfg.negative_impact_factor,
+            exponent=cfg.impact_exponent,
+        )
+        capped = np.where(
+            impact >= 0.0, 0.0, np.maximum(impact, -size * cfg.max_impact_factor_for_liquidations)
+        )
+        fee_factor = np.where(
+            impact > 0.0, cfg.position_fee_factor_positive, cfg.position_fee_factor_negative
+        )
+        fees = size * fee_factor + size * (cum - self._borrow_entry[idx])
+        return capped, fees
+
+    def _linear_terms(self, idx: npt.NDArray[np.intp], cum: float) -> tuple[F64, F64, F64]:
+        """Remaining collateral as ``A + B x mid`` (the band's algebra) and the threshold."""
+        h = self._cfg.oracle_half_spread
+        is_long, coll_long = self._is_long[idx], self._coll_long[idx]
+        coll, size, tok = self._coll[idx], self._size_usd[idx], self._size_tok[idx]
+        impact, fees = self._close_costs(idx, cum)
+        if self._separate:  # the long token's price is held fixed while the band stands
+            coll_b = np.zeros(idx.size)
+            coll_a = np.where(coll_long, coll * self._q_min, coll)
+        else:
+            coll_b = np.where(coll_long, coll * (1.0 - h), 0.0)
+            coll_a = np.where(coll_long, 0.0, coll)
+        A = coll_a + np.where(is_long, -size, size) + impact - fees
+        Bc = coll_b + np.where(is_long, tok * (1.0 - h), -tok * (1.0 + h))
+        thr = gm.liquidation_threshold_usd(
+            size,
+            min_collateral_usd=self._cfg.min_collateral_usd,
+            min_collateral_factor=self._cfg.min_collateral_factor,
+        )
+        return A, Bc, thr
+
+    def _rebuild_band(self, p_min: float, p_max: float) -> None:
+        self._refresh_open_interest()
+        cum = self._cum_borrow + self._cfg.borrowing_rate_per_s * _BORROW_LOOKAHEAD_S
+        open_ = np.flatnonzero(self._size_usd > 0.0)
+        A, Bc, thr = self._linear_terms(open_, cum)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = (thr - A) / Bc
+        falls, rises = Bc > 0.0, Bc < 0.0
+        self._lo = float(level[falls].max()) if falls.any() else -np.inf
+        self._hi = float(level[rises].min()) if rises.any() else np.inf
+        constant = (Bc == 0.0) & (A < thr)
+        if constant.any():  # liquidatable at any price: never quiet
+            self._lo, self._hi = np.inf, -np.inf
+        self._band_cum = cum
+        self._dirty = False
+
+    def _remaining(self, idx: npt.NDArray[np.intp], p_min: float, p_max: float) -> F64:
+        is_long = self._is_long[idx]
+        pnl = gm.position_pnl_usd(is_long, self._size_usd[idx], self._size_tok[idx], p_min, p_max)
+        long_s, short_s = self._cap_scales(p_min, p_max)
+        pnl = np.where(pnl > 0.0, pnl * np.where(is_long, long_s, short_s), pnl)
+        impact, fees = self._close_costs(idx, self._cum_borrow)
+        coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
+        return coll_usd + pnl + impact - fees
+
+    def _liquidate(
+        self, ts_ns: int, p_min: float, mid: float, p_max: float
+    ) -> tuple[int, float, float]:
+        cfg = self._cfg
+        open_ = np.flatnonzero(self._size_usd > 0.0)
+        remaining = self._remaining(open_, p_min, p_max)
+        thr = gm.liquidation_threshold_usd(
+            self._size_usd[open_],
+            min_collateral_usd=cfg.min_collateral_usd,
+            min_collateral_factor=cfg.min_collateral_factor,
+        )
+        bad = (remaining < thr) | (remaining <= 0.0)
+        since = self._liq_since[open_]
+        self._liq_since[open_] = np.where(bad, np.where(np.isnan(since), ts_ns * _NS, since), np.nan)
+        keepers_act = cfg.execution_fee_usd >= cfg.keeper_gas_cost_usd
+        waited = ts_ns * _NS - self._liq_since[open_] >= cfg.keeper_latency_s - 1e-12
+        go = bad & waited & keepers_act
+        self._pending = bool((bad & ~go).any())
+        idx = open_[go]
+        if idx.size == 0:
+            return 0, 0.0, 0.0
+        net = remaining[go] - self._size_usd[idx] * cfg.liquidation_fee_factor
+        coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
+        payout = np.maximum(net, 0.0)
+        shortfall = np.maximum(-net, 0.0)
+        from_collateral = np.minimum(payout, coll_usd)
+        profit_part = payout - from_collateral
+        is_long, coll_long = self._is_long[idx], self._coll_long[idx]
+        # The collateral enters its token's pool; the payout leaves it (collateral part) and
+        # the PnL token's pool (profit part: the long token for longs, at the max price).
+        long_in = float(self._coll[idx][coll_long].sum())
+        long_out = float(from_collateral[coll_long].sum()) / self._q_min
+        long_profit = float(profit_part[is_long].sum()) / self._q_max
+        short_in = float(self._coll[idx][~coll_long].sum())
+        short_out = float(from_collateral[~coll_long].sum())
+        short_profit = float(profit_part[~is_long].sum())
+        self._pool_long += long_in - long_out
+        self._pool_short += short_in - short_out
+        self._pay_profit(long_profit, short_profit)
+        self._backstop_loss += float(shortfall.sum())
+        closed_tok = self._size_tok[idx]
+        signed = np.where(is_long, -closed_tok, closed_tok)
+        notional = float((closed_tok * mid).sum())
+        append_actions(
+            self._journal,
+            kind=EventKind.LIQUIDATION,
+            ts_ns=ts_ns,
+            code=PoolAction.GMX_LIQUIDATION,
+            account=idx,
+            market=0,
+            size=signed,
+            price=mid,
+            amount=shortfall,
+            fee=np.full(idx.size, cfg.execution_fee_usd),
+        )
+        self._size_usd[idx] = 0.0
+        self._size_tok[idx] = 0.0
+        self._coll[idx] = 0.0
+        self._liq_since[idx] = np.nan
+        self._refresh_open_interest()
+        return int(idx.size), notional, float(signed.sum())
+
+    def _pay_profit(self, long_tokens: float, short_usd: float) -> None:
+        """Pay profit from the pools; what a pool cannot pay is bad debt (USD)."""
+        if long_tokens > self._pool_long:
+            self._bad_debt += (long_tokens - self._pool_long) * self._q_max
+            long_tokens = self._pool_long
+        if short_usd > self._pool_short:
+            self._bad_debt += short_usd - self._pool_short
+            short_usd = self._pool_short
+        self._pool_long -= long_tokens
+        self._pool_short -= short_usd
+
+    def _adl(self, ts_ns: int, is_long: bool, p_min: float, mid: float, p_max: float) -> float:
+        """Deleverage one side down to MIN_PNL_FACTOR_AFTER_ADL; return the signed flow."""
+        cfg = self._cfg
+        side_price = p_max if is_long else p_min
+        side_pnl = self._side_pnl(is_long, side_price)
+        pool = self._pool_usd(is_long, self._q_min)
+        if gm.pnl_to_pool_factor(side_pnl, pool) <= cfg.max_pnl_factor_for_adl:
+            return 0.0
+        target = cfg.min_pnl_factor_after_adl
+        cands = np.flatnonzero((self._size_usd > 0.0) & (self._is_long == is_long))
+        pnl_pay = gm.position_pnl_usd(
+            self._is_long[cands], self._size_usd[cands], self._size_tok[cands], p_min, p_max
+        )
+        pnl_side = gm.position_pnl_usd(
+            self._is_long[cands],
+            self._size_usd[cands],
+            self._size_tok[cands],
+            side_price,
+            side_price,
+        )
+        keep = (pnl_pay > 0.0) & (pnl_side > 0.0)
+        cands, pnl_pay, pnl_side = cands[keep], pnl_pay[keep], pnl_side[keep]
+        order = np.argsort(-pnl_side, kind="stable")
+        cands, pnl_pay, pnl_side = cands[order], pnl_pay[order], pnl_side[order]
+        scale = gm.capped_pnl_scale(side_pnl, pool, cfg.max_pnl_factor_for_traders)
+        fee = self._size_usd[cands] * cfg.position_fee_factor_negative + self._size_usd[cands] * (
+            self._cum_borrow - self._borrow_entry[cands]
+        )
+        same_pool = self._coll_long[cands] == is_long
+        # What leaves this side's pool per unit of side PnL realized.
+        paid = (scale * pnl_pay - np.where(same_pool, fee, 0.0)) / pnl_side
+        closed = np.zeros(cands.size)
+        P, Pool = side_pnl, pool
+        for k in range(cands.size):
+            need = gm.adl_profit_to_target(
+                side_pnl=P, pool_usd=Pool, target_factor=target, paid_per_unit=float(paid[k])
+            )
+            if need <= 0.0:
+                break
+            frac = min(1.0, need / float(pnl_side[k]))
+            closed[k] = frac
+            P -= frac * float(pnl_side[k])
+            Pool -= frac * float(pnl_side[k]) * float(paid[k])
+            if frac < 1.0:
+                break
+        hit = closed > 0.0
+        idx, frac = cands[hit], closed[hit]
+        if idx.size == 0:
+            return 0.0
+        fee_paid = frac * fee[hit]
+        profit_paid = frac * scale * pnl_pay[hit]
+        cut = frac * (1.0 - scale) * pnl_pay[hit]
+        self._adl_loss += float(cut.sum())
+        coll_long = self._coll_long[idx]
+        fee_tokens = np.minimum(fee_paid / np.where(coll_long, self._q_min, 1.0), self._coll[idx])
+        self._coll[idx] -= fee_tokens
+        self._pool_long += float(fee_tokens[coll_long].sum())
+        self._pool_short += float(fee_tokens[~coll_long].sum())
+        if is_long:
+            self._pay_profit(float(profit_paid.sum()) / self._q_max, 0.0)
+        else:
+            self._pay_profit(0.0, float(profit_paid.sum()))
+        closed_tok = frac * self._size_tok[idx]
+        self._size_usd[idx] *= 1.0 - frac
+        self._size_tok[idx] *= 1.0 - frac
+        whole = frac >= 1.0
+        self._coll[idx[whole]] = 0.0  # a whole close returns the rest of the collateral
+        self._size_usd[idx[whole]] = 0.0
+        self._size_tok[idx[whole]] = 0.0
+        signed = -closed_tok if is_long else closed_tok
+        append_actions(
+            self._journal,
+            kind=EventKind.ADL_ROUND,
+            ts_ns=ts_ns,
+            code=PoolAction.GMX_ADL,
+            account=idx,
+            market=0,
+            size=signed,
+            price=mid,
+            amount=cut,
+            fee=fee_paid,
+        )
+        self._refresh_open_interest()
+        self._dirty = True
+        return float(signed.sum())
+
+
+def build_gmx(config: GmxConfig, population: GmxPopulation) -> GmxVenue:
+    """Build a GMX v2 market venue from its configuration and positions."""
+    return GmxVenue(config, population)
