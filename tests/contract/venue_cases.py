@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from deleverage import ConstantDepthBook, Exchange, MarginMode, preset
 from deleverage.engine.venue import PerpVenue
+from deleverage.protocols.gmx import GmxConfig, GmxPopulation, build_gmx
 from deleverage.venues.protocol import Venue
 
 
@@ -58,8 +61,29 @@ def _factory(name: str) -> Callable[[], VenueCase]:
     return build
 
 
+def _gmx_case() -> VenueCase:
+    # Longs at 3x, 5x, 10x and 20x (collateral half in BTC, half in USD) and a 2x short, all
+    # opened at 100,000; GMX's default parameters.
+    leverage = np.array([3.0, 5.0, 10.0, 20.0, 2.0])
+    size_usd = np.array([20_000.0, 30_000.0, 40_000.0, 50_000.0, 30_000.0])
+    in_btc = np.array([True, False, True, False, False])
+    collateral_usd = size_usd / leverage
+    population = GmxPopulation(
+        is_long=np.array([True, True, True, True, False]),
+        collateral_amount=np.where(in_btc, collateral_usd / 100_000.0, collateral_usd),
+        collateral_is_long_token=in_btc,
+        size_usd=size_usd,
+        size_tokens=size_usd / 100_000.0,
+    )
+    config = GmxConfig(name="gmx", asset="BTC", long_pool_tokens=100.0, short_pool_usd=10_000_000.0)
+    return VenueCase(build_gmx(config, population), asset="BTC", calm=99_500.0, crash=80_000.0)
+
+
 #: Every implementation under contract, by id.
 FACTORIES: dict[str, Callable[[], VenueCase]] = {
-    f"perp-{name}": _factory(name)
-    for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
+    **{
+        f"perp-{name}": _factory(name)
+        for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
+    },
+    "gmx-v2": _gmx_case,
 }

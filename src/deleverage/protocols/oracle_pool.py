@@ -8,24 +8,26 @@ its hedgers (or the arbitrageurs who rebalance it) trade in the market in the sa
 models an unhedged pool (no forced flow), 1 a fully hedged one. This is a modelling choice of
 deleverage, not a rule of either protocol (docs/architecture.md, "Oracle-pool perpetuals").
 
-Keepers act on chain: :class:`KeeperTerms` says how long a position must have been actionable
-before a keeper's transaction lands (``latency_s``: blocks and competition) and what a
-transaction costs (``gas_cost_usd``); a keeper acts only when its reward covers the cost.
+Keepers act on chain (:class:`PoolKeepers` over :mod:`deleverage.protocols.keepers` and
+:mod:`deleverage.protocols.chain`): they see an opportunity, act after their latency in
+blocks, and only when the protocol's reward beats the gas it costs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
+from deleverage.protocols.chain import Chain
+from deleverage.protocols.keepers import Keepers
 from deleverage.venues.protocol import PriceInputs
 
-__all__ = ["KeeperTerms", "PoolAction", "append_actions", "oracle_band"]
+__all__ = ["PoolAction", "PoolKeepers", "append_actions", "oracle_band"]
 
 
 class PoolAction(IntEnum):
@@ -37,20 +39,64 @@ class PoolAction(IntEnum):
     SYNTHETIX_LIQUIDATION = 201
 
 
-class KeeperTerms(NamedTuple):
-    """When keepers act: ``latency_s`` after a position became actionable (seconds), and only
-    when the reward beats ``gas_cost_usd`` per transaction (USD)."""
+class PoolKeepers:
+    """The keepers of an oracle-pool venue and the chain they act on.
 
-    latency_s: float = 0.0
-    gas_cost_usd: float = 0.0
+    With ``keepers`` and ``chain`` (:mod:`deleverage.protocols.keepers`,
+    :mod:`deleverage.protocols.chain`), each step advances the chain to ``ts_ns`` at the
+    native token's price (the oracle price of ``native_asset``, one of the venue's assets),
+    lets the keepers compete for the step's opportunities (they act only when the incentive
+    beats gas, after their latency in blocks, with capital for gas) and queues the winners'
+    gas on the chain. With neither, keepers are perfect: every opportunity is taken in the
+    step it appears, at no cost.
+    """
 
-    def check(self) -> KeeperTerms:
-        """Return self, or raise :class:`ValidationError` naming the bad field."""
-        for field in ("latency_s", "gas_cost_usd"):
-            value = getattr(self, field)
-            if not np.isfinite(value) or value < 0.0:
-                raise ValidationError(f"keepers.{field}", value, "must be a finite number >= 0")
-        return self
+    def __init__(
+        self, keepers: Keepers | None, chain: Chain | None, native_asset: str | None
+    ) -> None:
+        if (keepers is None) != (chain is None):
+            raise ValidationError("keepers", keepers, "must come with a chain (both or neither)")
+        if keepers is not None and native_asset is None:
+            raise ValidationError("native_asset", native_asset, "must name the gas token's asset")
+        self.keepers = keepers
+        self.chain = chain
+        self.native_asset = native_asset
+
+    @property
+    def perfect(self) -> bool:
+        """True when every opportunity is taken at once (no keepers or chain given)."""
+        return self.keepers is None
+
+    def advance(self, ts_ns: int, prices: Mapping[str, PriceInputs]) -> int:
+        """Advance the chain to ``ts_ns``; return the block (0 with perfect keepers)."""
+        if self.chain is None or self.native_asset is None:
+            return 0
+        self.chain.advance(ts_ns, prices[self.native_asset].oracle)
+        return self.chain.block_at(ts_ns)
+
+    def act(
+        self, *, block: int, seen_block: npt.NDArray[np.int64], incentive: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Which opportunities (in priority order) a keeper takes, and the gas each paid
+        (quote); nobody ties up capital beyond gas and nothing is sold (``need`` and
+        ``slippage`` 0): these protocols pay keepers in quote."""
+        n = seen_block.shape[0]
+        if self.keepers is None or self.chain is None:
+            return np.ones(n, dtype=np.bool_), np.zeros(n)
+        zeros = np.zeros(n)
+        acts = self.keepers.act(
+            block=block,
+            seen_block=seen_block,
+            incentive=np.broadcast_to(np.asarray(incentive, dtype=np.float64), (n,)),
+            need=zeros,
+            slippage=zeros,
+            gas_price_gwei=self.chain.gas_price_gwei,
+            native_price=self.chain.native_price,
+        )
+        acted = acts.acted
+        if acted.any():
+            self.chain.submit(float(self.keepers.gas_units[acts.winner[acted]].sum()))
+        return acted, acts.gas_cost
 
 
 def oracle_band(inputs: PriceInputs, half_spread: float) -> tuple[float, float, float]:

@@ -169,7 +169,9 @@ def test_adl_is_enabled_above_ten_percent_and_stops_at_the_two_percent_target() 
         is_long=True, collateral=100.0, in_long_token=True, size_usd=2_000_000.0, entry=5_000.0
     )
     venue = _eth_market(
-        pop, max_pnl_factor_for_traders=0.5, max_pnl_factor_for_adl=0.10,
+        pop,
+        max_pnl_factor_for_traders=0.5,
+        max_pnl_factor_for_adl=0.10,
         min_pnl_factor_after_adl=0.02,
     )
     assert venue.pnl_to_pool_factor(is_long=True, price=10_000.0) == pytest.approx(0.2)

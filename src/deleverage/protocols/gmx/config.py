@@ -63,10 +63,7 @@ class GmxConfig(_Frozen):
     max_pnl_factor_for_adl: Annotated[float, Field(gt=0.0, le=10.0)] = 0.85
     min_pnl_factor_after_adl: Annotated[float, Field(ge=0.0, lt=10.0)] = 0.77
     adl_enabled: bool = True
-    #: Keepers: seconds from liquidatable to executed, gas per transaction (USD) and the
-    #: execution fee the keeper is paid (USD); a keeper acts only when fee >= gas.
-    keeper_latency_s: Annotated[float, Field(ge=0.0, le=86_400.0)] = 0.0
-    keeper_gas_cost_usd: NonNegative = 0.0
+    #: The execution fee a liquidation or ADL keeper is paid (USD): its incentive.
     execution_fee_usd: NonNegative = 1.0
     #: Fraction of the exposure the pool takes over that its hedgers trade in the market.
     hedge_ratio: Fraction = 1.0

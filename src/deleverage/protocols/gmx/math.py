@@ -32,7 +32,9 @@ F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
 
 
-def position_pnl_usd(is_long: B, size_usd: F64, size_tokens: F64, price_min: float, price_max: float) -> F64:
+def position_pnl_usd(
+    is_long: B, size_usd: F64, size_tokens: F64, price_min: float, price_max: float
+) -> F64:
     """Uncapped PnL of positions at the price that is worse for the trader (USD).
 
     Long: ``size_tokens x price_min - size_usd``; short: ``size_usd - size_tokens x price_max``
@@ -100,7 +102,7 @@ def close_price_impact_usd(
     same = np.abs(factor * d0**exponent - factor * d1**exponent)
     same = np.where(improved, same, -same)
     cross = positive_factor * d0**exponent - negative_factor * d1**exponent
-    return np.where(same_side, same, cross)
+    return np.asarray(np.where(same_side, same, cross), dtype=np.float64)
 
 
 def liquidation_threshold_usd(
@@ -145,4 +147,5 @@ def adl_profit_to_target(
     excess = side_pnl - target_factor * pool_usd
     if excess <= 0.0:
         return 0.0
-    return excess / (1.0 - target_factor * paid_per_unit)
+    slope = 1.0 - target_factor * paid_per_unit
+    return excess / slope if slope > 0.0 else float("inf")

@@ -11,8 +11,8 @@ and each side's open interest in USD and tokens. A step:
    remaining collateral is linear in the price while open interest is unchanged, so the band
    is exact (borrowing accrued up to a look-ahead is included);
 3. otherwise evaluates every open position (``math.remaining_collateral_usd`` against
-   ``math.liquidation_threshold_usd``); keepers liquidate positions that have been
-   liquidatable for ``keeper_latency_s`` when the execution fee beats gas; the pool receives
+   ``math.liquidation_threshold_usd``); keepers (``oracle_pool.PoolKeepers``) liquidate the
+   most distressed first when the execution fee beats gas, after their latency; the pool receives
    the collateral and pays out what is left (the profit part from the PnL token's pool);
    a loss beyond collateral is the LP pool's: ``backstop_loss``;
 4. runs ADL per side while its PnL-to-pool factor exceeds ``max_pnl_factor_for_adl``: keepers
@@ -32,9 +32,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from deleverage.engine.events import EventKind, Journal
+from deleverage.errors import ValidationError
+from deleverage.protocols.chain import Chain
 from deleverage.protocols.gmx import math as gm
 from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation
-from deleverage.protocols.oracle_pool import PoolAction, append_actions, oracle_band
+from deleverage.protocols.keepers import Keepers
+from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_actions, oracle_band
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
@@ -51,6 +54,8 @@ _NS = 1e-9
 _BORROW_LOOKAHEAD_S = 3_600.0
 #: Relative slack on the band so float noise never skips a position on the boundary.
 _BAND_RTOL = 1e-9
+#: Liquidation rounds per step (each round's closes change the others' price impact).
+_MAX_ROUNDS = 64
 
 
 class GmxVenue:
@@ -71,7 +76,15 @@ class GmxVenue:
     1
     """
 
-    def __init__(self, config: GmxConfig, population: GmxPopulation) -> None:
+    def __init__(
+        self,
+        config: GmxConfig,
+        population: GmxPopulation,
+        *,
+        keepers: Keepers | None = None,
+        chain: Chain | None = None,
+        native_asset: str | None = None,
+    ) -> None:
         pop = population.check()
         self._cfg = config
         self._is_long = pop.is_long.astype(np.bool_).copy()
@@ -81,7 +94,7 @@ class GmxVenue:
         self._size_tok = pop.size_tokens.astype(np.float64).copy()
         n = self._size_usd.shape[0]
         self._borrow_entry = np.zeros(n)
-        self._liq_since = np.full(n, np.nan)
+        self._seen = np.full(n, -1, dtype=np.int64)  # block a liquidation was first seen
         self._pool_long = float(config.long_pool_tokens)
         self._pool_short = float(config.short_pool_usd)
         self._cum_borrow = 0.0
@@ -100,6 +113,9 @@ class GmxVenue:
         self._long_asset = config.long_token_asset or config.asset
         self._separate = self._long_asset != config.asset
         self._q_min = self._q_max = float("nan")  # the long token's min / max price
+        if native_asset is not None and native_asset not in self.assets:
+            raise ValidationError("native_asset", native_asset, f"must be one of {self.assets}")
+        self._keepers = PoolKeepers(keepers, chain, native_asset)
         self._refresh_open_interest()
 
     # -- the Venue protocol ------------------------------------------------------------
@@ -139,6 +155,7 @@ class GmxVenue:
             self._cum_borrow += cfg.borrowing_rate_per_s * (ts_ns - self._last_ts) * _NS
         self._last_ts = ts_ns
         self._mid = mid
+        block = self._keepers.advance(ts_ns, prices)
         flow = dict.fromkeys(self.assets, 0.0)
         quiet = (
             not self._dirty
@@ -150,7 +167,12 @@ class GmxVenue:
         )
         if quiet:
             return VenueStep(ts_ns, 0, 0.0, flow, self.solvency())
-        count, notional, moved = self._liquidate(ts_ns, p_min, mid, p_max)
+        count, notional, moved = 0, 0.0, 0.0
+        for _ in range(_MAX_ROUNDS):  # a close moves open interest, so price impact: re-check
+            n, value, signed = self._liquidate(ts_ns, block, p_min, mid)
+            count, notional, moved = count + n, notional + value, moved + signed
+            if n == 0:
+                break
         if cfg.adl_enabled:
             for is_long in (True, False):
                 moved += self._adl(ts_ns, is_long, p_min, mid, p_max)
@@ -249,7 +271,9 @@ class GmxVenue:
     def _cap_scales(self, p_min: float, p_max: float) -> tuple[float, float]:
         cap = self._cfg.max_pnl_factor_for_traders
         return (
-            gm.capped_pnl_scale(self._side_pnl(True, p_max), self._pool_usd(True, self._q_min), cap),
+            gm.capped_pnl_scale(
+                self._side_pnl(True, p_max), self._pool_usd(True, self._q_min), cap
+            ),
             gm.capped_pnl_scale(self._side_pnl(False, p_min), self._pool_usd(False, 1.0), cap),
         )
 
@@ -310,7 +334,7 @@ class GmxVenue:
         falls, rises = Bc > 0.0, Bc < 0.0
         self._lo = float(level[falls].max()) if falls.any() else -np.inf
         self._hi = float(level[rises].min()) if rises.any() else np.inf
-        constant = (Bc == 0.0) & (A < thr)
+        constant = (Bc == 0.0) & (thr > A)
         if constant.any():  # liquidatable at any price: never quiet
             self._lo, self._hi = np.inf, -np.inf
         self._band_cum = cum
@@ -326,10 +350,11 @@ class GmxVenue:
         return coll_usd + pnl + impact - fees
 
     def _liquidate(
-        self, ts_ns: int, p_min: float, mid: float, p_max: float
+        self, ts_ns: int, block: int, p_min: float, mid: float
     ) -> tuple[int, float, float]:
         cfg = self._cfg
         open_ = np.flatnonzero(self._size_usd > 0.0)
+        p_max = mid + (mid - p_min)
         remaining = self._remaining(open_, p_min, p_max)
         thr = gm.liquidation_threshold_usd(
             self._size_usd[open_],
@@ -337,12 +362,16 @@ class GmxVenue:
             min_collateral_factor=cfg.min_collateral_factor,
         )
         bad = (remaining < thr) | (remaining <= 0.0)
-        since = self._liq_since[open_]
-        self._liq_since[open_] = np.where(bad, np.where(np.isnan(since), ts_ns * _NS, since), np.nan)
-        keepers_act = cfg.execution_fee_usd >= cfg.keeper_gas_cost_usd
-        waited = ts_ns * _NS - self._liq_since[open_] >= cfg.keeper_latency_s - 1e-12
-        go = bad & waited & keepers_act
-        self._pending = bool((bad & ~go).any())
+        seen = self._seen[open_]
+        self._seen[open_] = np.where(bad, np.where(seen < 0, block, seen), -1)
+        # Most distressed first: remaining collateral over size, lowest first.
+        cand = np.flatnonzero(bad)
+        cand = cand[np.argsort(remaining[cand] / self._size_usd[open_[cand]], kind="stable")]
+        acted, _ = self._keepers.act(
+            block=block, seen_block=self._seen[open_[cand]], incentive=cfg.execution_fee_usd
+        )
+        self._pending = bool((~acted).any())
+        go = cand[acted]
         idx = open_[go]
         if idx.size == 0:
             return 0, 0.0, 0.0
@@ -383,7 +412,7 @@ class GmxVenue:
         self._size_usd[idx] = 0.0
         self._size_tok[idx] = 0.0
         self._coll[idx] = 0.0
-        self._liq_since[idx] = np.nan
+        self._seen[idx] = -1
         self._refresh_open_interest()
         return int(idx.size), notional, float(signed.sum())
 
@@ -437,11 +466,11 @@ class GmxVenue:
             )
             if need <= 0.0:
                 break
-            frac = min(1.0, need / float(pnl_side[k]))
-            closed[k] = frac
-            P -= frac * float(pnl_side[k])
-            Pool -= frac * float(pnl_side[k]) * float(paid[k])
-            if frac < 1.0:
+            part = min(1.0, need / float(pnl_side[k]))
+            closed[k] = part
+            P -= part * float(pnl_side[k])
+            Pool -= part * float(pnl_side[k]) * float(paid[k])
+            if part < 1.0:
                 break
         hit = closed > 0.0
         idx, frac = cands[hit], closed[hit]
@@ -485,6 +514,14 @@ class GmxVenue:
         return float(signed.sum())
 
 
-def build_gmx(config: GmxConfig, population: GmxPopulation) -> GmxVenue:
-    """Build a GMX v2 market venue from its configuration and positions."""
-    return GmxVenue(config, population)
+def build_gmx(
+    config: GmxConfig,
+    population: GmxPopulation,
+    *,
+    keepers: Keepers | None = None,
+    chain: Chain | None = None,
+    native_asset: str | None = None,
+) -> GmxVenue:
+    """Build a GMX v2 market venue from its configuration and positions (perfect keepers
+    unless ``keepers`` and ``chain`` are given; ``native_asset`` prices gas)."""
+    return GmxVenue(config, population, keepers=keepers, chain=chain, native_asset=native_asset)

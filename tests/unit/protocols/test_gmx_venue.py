@@ -1,0 +1,226 @@
+"""GmxVenue: the trigger band never skips a liquidatable position, liquidation prices are
+where liquidation starts, ADL lands on its target, keepers on a chain wait and weigh gas, and
+bad configuration is refused with the field named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deleverage.errors import ConfigError, ValidationError
+from deleverage.protocols.chain import Chain, ChainConfig
+from deleverage.protocols.gmx import GmxConfig, GmxPopulation, GmxVenue, gmx_population
+from deleverage.protocols.gmx import math as gm
+from deleverage.protocols.keepers import Keepers, KeepersConfig, KeeperSpec
+from deleverage.venues.protocol import PriceInputs
+
+S = 10**9
+
+
+def _venue(pop: GmxPopulation, **cfg: float | str | bool) -> GmxVenue:
+    base: dict[str, float | str | bool] = {
+        "asset": "ETH",
+        "long_pool_tokens": 10_000.0,
+        "short_pool_usd": 50_000_000.0,
+        "oracle_half_spread": 0.0005,
+        "positive_impact_factor": 2.5e-10,
+        "negative_impact_factor": 5e-10,
+        "borrowing_rate_per_s": 1e-8,
+    }
+    return GmxVenue(GmxConfig(**{**base, **cfg}), pop)
+
+
+def _unliquidated(venue: GmxVenue, price: float) -> int:
+    """Open positions still liquidatable at ``price`` (a brute-force pass of the formulas)."""
+    h = venue._cfg.oracle_half_spread
+    open_ = np.flatnonzero(venue._size_usd > 0.0)
+    rem = venue._remaining(open_, price * (1 - h), price * (1 + h))
+    thr = gm.liquidation_threshold_usd(
+        venue._size_usd[open_],
+        min_collateral_usd=venue._cfg.min_collateral_usd,
+        min_collateral_factor=venue._cfg.min_collateral_factor,
+    )
+    return int(((rem < thr) | (rem <= 0.0)).sum())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    moves=st.lists(st.floats(-0.04, 0.04), min_size=3, max_size=25),
+)
+def test_no_liquidatable_position_survives_a_step_quiet_or_not(
+    seed: int, moves: list[float]
+) -> None:
+    # Arrange
+    pop = gmx_population(300, seed=seed, price=2_000.0, leverage=(2.0, 80.0))
+    venue = _venue(pop)
+    price = 2_000.0
+    # Act / Assert: with perfect keepers, after every step nothing open is liquidatable,
+    # whether the band let the step return early or not
+    for k, move in enumerate(moves, start=1):
+        price *= np.exp(move)
+        venue.step({"ETH": PriceInputs(price)}, ts_ns=k * 60 * S)
+        assert _unliquidated(venue, price) == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), lev=st.floats(2.0, 90.0), is_long=st.booleans())
+def test_a_position_is_liquidated_just_past_its_liquidation_price_and_not_before(
+    seed: int, lev: float, is_long: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    in_token = bool(rng.random() < 0.5)
+    size = float(rng.uniform(1e3, 1e6))
+    entry = float(2_000.0 * np.exp(rng.normal(0, 0.03)))
+    coll_usd = size / lev
+    pop = GmxPopulation(
+        is_long=np.array([is_long]),
+        collateral_amount=np.array([coll_usd / 2_000.0 if in_token else coll_usd]),
+        collateral_is_long_token=np.array([in_token]),
+        size_usd=np.array([size]),
+        size_tokens=np.array([size / entry]),
+    )
+    level = _venue(pop, borrowing_rate_per_s=0.0).liquidation_levels()["liquidation_price"][0]
+    if not np.isfinite(level):
+        return
+    falls = is_long or (in_token and coll_usd / 2_000.0 > size / entry * 1.001)
+    safe, past = (level * 1.0001, level * 0.9999) if falls else (level * 0.9999, level * 1.0001)
+    assert (
+        _venue(pop, borrowing_rate_per_s=0.0).step({"ETH": PriceInputs(safe)}, ts_ns=S).liquidations
+        == 0
+    )
+    assert (
+        _venue(pop, borrowing_rate_per_s=0.0).step({"ETH": PriceInputs(past)}, ts_ns=S).liquidations
+        == 1
+    )
+
+
+def test_borrowing_fees_liquidate_a_position_at_a_constant_price() -> None:
+    # 10x long with USD collateral: 10% margin, 1% threshold, 0.06% close fee; borrowing of
+    # 1e-7 of size per second eats the remaining 8.94% in about 894,000 s.
+    pop = GmxPopulation(
+        is_long=np.array([True]),
+        collateral_amount=np.array([1_000.0]),
+        collateral_is_long_token=np.array([False]),
+        size_usd=np.array([10_000.0]),
+        size_tokens=np.array([5.0]),
+    )
+    venue = _venue(
+        pop,
+        borrowing_rate_per_s=1e-7,
+        oracle_half_spread=0.0,
+        negative_impact_factor=0.0,
+        positive_impact_factor=0.0,
+    )
+    venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=S)
+    assert venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=800_000 * S).liquidations == 0
+    assert venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=900_000 * S).liquidations == 1
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), rise=st.floats(1.5, 4.0))
+def test_adl_brings_each_side_to_the_target_and_never_below(seed: int, rise: float) -> None:
+    pop = gmx_population(200, seed=seed, price=2_000.0, leverage=(2.0, 5.0), long_fraction=1.0)
+    venue = _venue(
+        pop,
+        long_pool_tokens=60.0,
+        max_pnl_factor_for_adl=0.3,
+        min_pnl_factor_after_adl=0.2,
+        max_pnl_factor_for_traders=0.5,
+        oracle_half_spread=0.0,
+    )
+    price = 2_000.0 * rise
+    before = venue.pnl_to_pool_factor(is_long=True, price=price)
+    venue.step({"ETH": PriceInputs(price)}, ts_ns=S)
+    after = venue.pnl_to_pool_factor(is_long=True, price=price)
+    if before > 0.3:
+        assert after == pytest.approx(0.2, abs=1e-9)
+        assert len(venue.journal()) > 0
+    else:
+        assert after == pytest.approx(before)
+
+
+def test_the_price_impact_of_a_close_follows_the_same_side_and_crossover_formulas() -> None:
+    # long OI 3,000, short 1,000; closing a 1,000 long improves balance on the same side:
+    # +2.5e-10 x (2,000^2 - 1,000^2); closing a 3,000 long crosses to 1,000 short-heavy:
+    # f+(2,000) - f-(1,000)
+    impact = gm.close_price_impact_usd(
+        is_long=np.array([True, True, False]),
+        size_usd=np.array([1_000.0, 3_000.0, 500.0]),
+        long_open_interest_usd=3_000.0,
+        short_open_interest_usd=1_000.0,
+        positive_factor=2.5e-10,
+        negative_factor=5e-10,
+        exponent=2.0,
+    )
+    assert impact[0] == pytest.approx(2.5e-10 * (2_000.0**2 - 1_000.0**2))
+    assert impact[1] == pytest.approx(2.5e-10 * 2_000.0**2 - 5e-10 * 1_000.0**2)
+    # closing a 500 short widens the imbalance: -5e-10 x (2,500^2 - 2,000^2)
+    assert impact[2] == pytest.approx(-5e-10 * (2_500.0**2 - 2_000.0**2))
+
+
+def _one_liquidatable() -> GmxPopulation:
+    return GmxPopulation(
+        is_long=np.array([True]),
+        collateral_amount=np.array([1_000.0]),
+        collateral_is_long_token=np.array([False]),
+        size_usd=np.array([20_000.0]),
+        size_tokens=np.array([10.0]),
+    )
+
+
+def _keepers(latency: int, gas_units: float = 500_000.0) -> Keepers:
+    spec = KeeperSpec(capital=1_000.0, latency_blocks=latency, gas_units=gas_units)
+    return Keepers(KeepersConfig(keepers=(spec,)))
+
+
+def test_keepers_on_chain_liquidate_after_their_latency_in_blocks() -> None:
+    chain = Chain(ChainConfig(block_time_s=12.0, priority_noise_sigma=0.0), seed=3)
+    venue = GmxVenue(
+        GmxConfig(asset="ETH", execution_fee_usd=50.0),
+        _one_liquidatable(),
+        keepers=_keepers(latency=2),
+        chain=chain,
+        native_asset="ETH",
+    )
+    # 20x long from 2,000: liquidatable below ~1,921; seen in block 1, taken from block 3
+    assert venue.step({"ETH": PriceInputs(1_900.0)}, ts_ns=12 * S).liquidations == 0
+    assert venue.step({"ETH": PriceInputs(1_900.0)}, ts_ns=24 * S).liquidations == 0
+    assert venue.step({"ETH": PriceInputs(1_900.0)}, ts_ns=36 * S).liquidations == 1
+
+
+def test_keepers_do_not_liquidate_when_gas_costs_more_than_the_execution_fee() -> None:
+    chain = Chain(ChainConfig(initial_base_fee_gwei=200.0, priority_noise_sigma=0.0), seed=3)
+    # 500,000 gas x ~202 gwei x 1,900 = ~192 USD of gas against a 50 USD fee
+    venue = GmxVenue(
+        GmxConfig(asset="ETH", execution_fee_usd=50.0),
+        _one_liquidatable(),
+        keepers=_keepers(latency=0),
+        chain=chain,
+        native_asset="ETH",
+    )
+    for k in range(1, 6):
+        assert venue.step({"ETH": PriceInputs(1_900.0)}, ts_ns=k * 12 * S).liquidations == 0
+    assert len(venue.liquidation_levels()) == 1
+
+
+def test_a_config_with_the_adl_target_above_its_trigger_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="min_pnl_factor_after_adl"):
+        GmxConfig(max_pnl_factor_for_adl=0.3, min_pnl_factor_after_adl=0.4)
+    with pytest.raises(ConfigError, match="min_collateral_factor"):
+        GmxConfig(min_collateral_factor=1.5)
+
+
+def test_a_population_with_a_negative_collateral_is_refused_by_name() -> None:
+    pop = _one_liquidatable()._replace(collateral_amount=np.array([-1.0]))
+    with pytest.raises(ValidationError, match=r"collateral_amount\[0\]"):
+        GmxVenue(GmxConfig(), pop)
+
+
+def test_keepers_need_a_chain_and_a_gas_asset() -> None:
+    with pytest.raises(ValidationError, match="keepers"):
+        GmxVenue(GmxConfig(), _one_liquidatable(), keepers=_keepers(0))
+    with pytest.raises(ValidationError, match="native_asset"):
+        GmxVenue(GmxConfig(), _one_liquidatable(), native_asset="BTC")
