@@ -16,6 +16,12 @@ import numpy as np
 from deleverage import ConstantDepthBook, Exchange, MarginMode, preset
 from deleverage.engine.venue import PerpVenue
 from deleverage.protocols.gmx import GmxConfig, GmxPopulation, build_gmx
+from deleverage.protocols.synthetix import (
+    SynthetixConfig,
+    SynthetixMarketConfig,
+    SynthetixPopulation,
+    build_synthetix,
+)
 from deleverage.venues.protocol import Venue
 
 
@@ -79,6 +85,24 @@ def _gmx_case() -> VenueCase:
     return VenueCase(build_gmx(config, population), asset="BTC", calm=99_500.0, crash=80_000.0)
 
 
+def _synthetix_case() -> VenueCase:
+    # One BTC market; longs at 3x, 5x, 10x and 20x and a 2x short, opened at 100,000.
+    leverage = np.array([3.0, 5.0, 10.0, 20.0, 2.0])
+    size = np.array([0.2, 0.3, 0.4, 0.5, -0.3])
+    config = SynthetixConfig(
+        name="synthetix",
+        markets=(SynthetixMarketConfig(asset="BTC", skew_scale=1_000.0),),
+    )
+    population = SynthetixPopulation(
+        collateral_usd=np.abs(size) * 100_000.0 / leverage,
+        size=size[:, None],
+        entry_price=np.full((5, 1), 100_000.0),
+    )
+    return VenueCase(
+        build_synthetix(config, population), asset="BTC", calm=99_500.0, crash=80_000.0
+    )
+
+
 #: Every implementation under contract, by id.
 FACTORIES: dict[str, Callable[[], VenueCase]] = {
     **{
@@ -86,4 +110,5 @@ FACTORIES: dict[str, Callable[[], VenueCase]] = {
         for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
     },
     "gmx-v2": _gmx_case,
+    "synthetix-v3": _synthetix_case,
 }

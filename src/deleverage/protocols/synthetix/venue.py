@@ -1,0 +1,475 @@
+"""Synthetix perps v3 as a :class:`~deleverage.venues.protocol.Venue`.
+
+Accounts are cross-margined over the deployment's markets: USD collateral ``(n,)`` and, per
+market, a signed size and the last interaction price ``(n, markets)``. A step:
+
+1. returns at once while no flagged account still holds size and no price (or the keepers'
+   cost of gas) has moved enough to bring any account to its liquidation line: each account's
+   slack ``available margin - maintenance margin - liquidation reward`` falls by at most
+   ``|size| x (1 + MMR + flag reward ratio)`` per unit of each price and by the reward's gas
+   cost per unit of gas cost, so ``sum_m K_m |p_m - p_ref,m| + K_c |c - c_ref| < 1`` with
+   ``K_m = max_a k_am / slack_a`` proves nobody crossed;
+2. continues the liquidation of flagged accounts: keepers call ``liquidate`` (paid
+   ``keeperReward(0, liquidate cost, 0)`` when something was liquidated), each market closing
+   what its window's capacity allows (``maxLiquidationAmountInWindow`` per
+   ``maxSecondsInLiquidationWindow``, or one more window while the skew's premium is below
+   ``maxLiquidationPd``);
+3. flags the accounts whose ``maintenance margin + liquidation reward > available margin``
+   (``PerpsAccount.isEligibleForLiquidation``), largest reward first (the protocol sets no
+   priority; ties by account), when a keeper takes them: their collateral goes to the LP pool, which pays the flag reward; the same call
+   liquidates the first window.
+
+Losses beyond collateral are the LP pool's: at a flag, ``max(0, reward - available margin)``
+(the trader's loss beyond collateral plus the reward the collateral could not cover); each
+later window's keeper reward, paid by the pool with no collateral left, also goes on
+``backstop_loss``. A flagged position's PnL is no one's (the account was wiped at the flag), so
+its slow close costs the pool nothing beyond the rewards; it is the pool's hedge that trades
+it (forced flow). Funding and order fees are not modelled (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage.engine.events import EventKind, Journal
+from deleverage.errors import ValidationError
+from deleverage.protocols.chain import Chain
+from deleverage.protocols.keepers import Keepers
+from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_actions
+from deleverage.protocols.synthetix import math as sm
+from deleverage.protocols.synthetix.config import SynthetixConfig, SynthetixPopulation
+from deleverage.venues.protocol import (
+    LIQUIDATION_LEVEL_COLUMNS,
+    PriceInputs,
+    SolvencyLines,
+    VenueStep,
+    check_price_inputs,
+)
+
+__all__ = ["SynthetixVenue", "build_synthetix"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.intp]
+_NS = 1e-9
+_QUIET = 1.0 - 1e-9
+
+
+class _Margins:
+    """An account set's margin terms at one set of prices (arrays over the accounts)."""
+
+    def __init__(self, venue: SynthetixVenue, idx: I64, prices: F64, cost_unit: float) -> None:
+        cfg = venue.config
+        s = venue._size[idx]
+        absolute = np.abs(s)
+        self.available = venue._coll[idx] + (s * (prices - venue._entry[idx])).sum(axis=1)
+        mm = np.zeros(idx.size)
+        flag_rewards = np.zeros(idx.size)
+        windows = np.zeros(idx.size)
+        self.slope = np.zeros((idx.size, len(cfg.markets)))
+        for m, market in enumerate(cfg.markets):
+            _, mm_m = sm.required_margins(
+                absolute[:, m],
+                prices[m],
+                skew_scale=market.skew_scale,
+                initial_margin_ratio=market.initial_margin_ratio,
+                minimum_initial_margin_ratio=market.minimum_initial_margin_ratio,
+                maintenance_margin_scalar=market.maintenance_margin_scalar,
+                minimum_position_margin=market.minimum_position_margin,
+            )
+            mm += mm_m
+            flag_rewards += absolute[:, m] * prices[m] * market.flag_reward_ratio
+            windows = np.maximum(
+                windows, sm.number_of_windows(absolute[:, m], market.max_liquidation_in_window)
+            )
+            imr = (
+                absolute[:, m] / market.skew_scale * market.initial_margin_ratio
+                + market.minimum_initial_margin_ratio
+            )
+            mmr = imr * market.maintenance_margin_scalar
+            self.slope[:, m] = absolute[:, m] * (1.0 + mmr + market.flag_reward_ratio)
+        feeds = (s != 0.0).sum(axis=1).astype(np.float64)
+        self.flag_cost, self.liquidate_cost = venue._costs(feeds, cost_unit)
+        self.collateral = venue._coll[idx]
+        self.flag_rewards = np.maximum(
+            flag_rewards, self.collateral * cfg.collateral_liquidate_reward_ratio
+        )
+        reward = sm.possible_liquidation_reward(
+            flag_rewards=flag_rewards,
+            collateral_reward=self.collateral * cfg.collateral_liquidate_reward_ratio,
+            flag_cost=self.flag_cost,
+            liquidate_cost=self.liquidate_cost,
+            collateral_value=self.collateral,
+            windows=windows,
+            guards=cfg.guards,
+        )
+        self.maintenance = mm
+        self.reward = reward
+        self.slack = self.available - mm - reward
+        units = cfg.flag_gas_units_per_feed * feeds + cfg.liquidate_gas_units * windows
+        self.cost_slope = (1.0 + cfg.min_keeper_profit_ratio) * units
+
+
+class SynthetixVenue:
+    """A Synthetix perps v3 deployment behind the Venue protocol (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deleverage.protocols.synthetix import SynthetixMarketConfig
+    >>> cfg = SynthetixConfig(markets=(SynthetixMarketConfig(asset="ETH", skew_scale=1e6),))
+    >>> pop = SynthetixPopulation(np.array([1_000.0]), np.array([[5.0]]), np.array([[2_000.0]]))
+    >>> venue = SynthetixVenue(cfg, pop)
+    >>> venue.step({"ETH": PriceInputs(1_950.0)}, ts_ns=1).liquidations
+    0
+    >>> venue.step({"ETH": PriceInputs(1_800.0)}, ts_ns=2).liquidations
+    1
+    """
+
+    def __init__(
+        self,
+        config: SynthetixConfig,
+        population: SynthetixPopulation,
+        *,
+        keepers: Keepers | None = None,
+        chain: Chain | None = None,
+        native_asset: str | None = None,
+    ) -> None:
+        m = len(config.markets)
+        pop = population.check(m)
+        self.config = config
+        self._coll = pop.collateral_usd.astype(np.float64).copy()
+        self._size = pop.size.astype(np.float64).copy()
+        self._entry = np.where(pop.size != 0.0, pop.entry_price, 0.0).astype(np.float64)
+        n = self._coll.shape[0]
+        self._flagged = np.zeros(n, dtype=np.bool_)
+        self._seen = np.full(n, -1, dtype=np.int64)
+        self._skew = self._size.sum(axis=0)
+        self._win_ts: list[list[float]] = [[] for _ in range(m)]
+        self._win_amount: list[list[float]] = [[] for _ in range(m)]
+        if native_asset is not None and native_asset not in config.assets:
+            raise ValidationError("native_asset", native_asset, f"must be one of {config.assets}")
+        self._keepers = PoolKeepers(keepers, chain, native_asset)
+        self._journal = Journal()
+        self._last_ts = 0
+        # Until the first step, levels are read at each market's size-weighted mean entry.
+        weight = np.abs(self._size).sum(axis=0)
+        mean_entry = (np.abs(self._size) * self._entry).sum(axis=0) / np.where(
+            weight > 0, weight, 1
+        )
+        self._prices = np.where(weight > 0.0, mean_entry, 0.0)
+        self._backstop_loss = 0.0
+        self._rewards_paid = 0.0
+        self._seized = 0.0
+        self._dirty = True
+        self._pending = False
+        self._p_ref = np.full(m, np.nan)
+        self._k = np.zeros(m)
+        self._k_cost = 0.0
+        self._c_ref = 0.0
+
+    # -- the Venue protocol ------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The deployment's name."""
+        return self.config.name
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The markets' assets."""
+        return self.config.assets
+
+    def journal(self) -> Journal:
+        """Flags and window liquidations (``LIQUIDATION`` rows), append-only."""
+        return self._journal
+
+    def solvency(self) -> SolvencyLines:
+        """The LP pool's losses beyond collateral on ``backstop_loss``; no insurance fund."""
+        return SolvencyLines(0.0, 0.0, self._backstop_loss, 0.0, 0.0, 0.0)
+
+    def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
+        """Read every market's oracle price at ``ts_ns``; liquidate (module docstring)."""
+        check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        self._last_ts = ts_ns
+        block = self._keepers.advance(ts_ns, prices)
+        p = np.array([prices[a].oracle for a in self.assets])
+        self._prices = p
+        c = self._cost_unit()
+        zero = dict.fromkeys(self.assets, 0.0)
+        if not self._dirty and not self._pending:
+            moved = float(self._k @ np.abs(p - self._p_ref)) + self._k_cost * abs(c - self._c_ref)
+            if moved < _QUIET:
+                return VenueStep(ts_ns, 0, 0.0, zero, self.solvency())
+        now_s = ts_ns * _NS
+        flow = np.zeros(len(self.assets))
+        count, notional = self._continue_flagged(ts_ns, now_s, block, p, flow)
+        flagged, value = self._flag(ts_ns, now_s, block, p, c, flow)
+        self._rebuild(p, c)
+        forced = {
+            a: float(f) * self.config.hedge_ratio for a, f in zip(self.assets, flow, strict=True)
+        }
+        return VenueStep(ts_ns, count + flagged, notional + value, forced, self.solvency())
+
+    def liquidation_levels(self) -> pd.DataFrame:
+        """Each open position of an unflagged account and the price of its asset at which the
+        account becomes liquidatable, other prices and the liquidation reward held at their
+        current values (NaN for flagged accounts; before the first step, prices are each
+        market's size-weighted mean entry)."""
+        rows, cols = np.nonzero(self._size)
+        frames = []
+        p = self._prices
+        level = np.full(rows.size, np.nan)
+        if np.isfinite(p).all() and rows.size:
+            idx = np.unique(rows)
+            terms = _Margins(self, idx, p, self._cost_unit())
+            where = np.searchsorted(idx, rows)
+            for m, market in enumerate(self.config.markets):
+                here = cols == m
+                a = rows[here]
+                s = self._size[a, m]
+                absolute = np.abs(s)
+                imr = (
+                    absolute / market.skew_scale * market.initial_margin_ratio
+                    + market.minimum_initial_margin_ratio
+                )
+                mmr = imr * market.maintenance_margin_scalar
+                own_mm = absolute * p[m] * mmr + market.minimum_position_margin
+                own_pnl = s * (p[m] - self._entry[a, m])
+                k = where[here]
+                rest = (
+                    terms.available[k] - own_pnl - (terms.maintenance[k] - own_mm) - terms.reward[k]
+                )
+                # rest + s (x - entry) - |s| x mmr - min margin = 0
+                denom = s - absolute * mmr
+                x = (self._entry[a, m] * s + market.minimum_position_margin - rest) / denom
+                level[here] = np.where((x > 0.0) & ~self._flagged[a], x, np.nan)
+        sizes = self._size[rows, cols]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "asset": np.array(self.assets, dtype=object)[cols],
+                    "account": rows.astype(np.int64),
+                    "size": sizes,
+                    "notional": np.abs(sizes) * np.where(np.isfinite(p), p, np.nan)[cols],
+                    "liquidation_price": level,
+                }
+            )
+        )
+        return frames[0].loc[:, list(LIQUIDATION_LEVEL_COLUMNS)]
+
+    # -- views ---------------------------------------------------------------------------
+    def pool_flows(self) -> dict[str, float]:
+        """What the LP pool received (collateral seized) and paid (keeper rewards), USD."""
+        return {"collateral_seized": self._seized, "keeper_rewards_paid": self._rewards_paid}
+
+    def positions(self, account: int) -> dict[str, float]:
+        """One account's signed sizes by asset."""
+        return {a: float(self._size[account, m]) for m, a in enumerate(self.assets)}
+
+    def account_margins(self, account: int, prices: Mapping[str, float]) -> dict[str, float]:
+        """One account's PnL per asset, available margin, maintenance margin and possible
+        liquidation reward at ``prices`` (USD), and whether it is eligible (1.0) or not."""
+        p = np.array([float(prices[a]) for a in self.assets])
+        terms = _Margins(self, np.array([account]), p, self._cost_unit())
+        pnl = self._size[account] * (p - self._entry[account])
+        out = {f"pnl_{a}": float(x) for a, x in zip(self.assets, pnl, strict=True)}
+        out.update(
+            available=float(terms.available[0]),
+            maintenance=float(terms.maintenance[0]),
+            reward=float(terms.reward[0]),
+            eligible=float(terms.slack[0] < 0.0),
+        )
+        return out
+
+    def is_flagged(self, account: int) -> bool:
+        """Whether the account has been flagged for liquidation."""
+        return bool(self._flagged[account])
+
+    # -- internals -----------------------------------------------------------------------
+    def _cost_unit(self) -> float:
+        chain = self._keepers.chain
+        if chain is None or not np.isfinite(chain.native_price):
+            return 0.0
+        return float(chain.gas_cost_quote(1.0))
+
+    def _costs(self, feeds: F64, cost_unit: float) -> tuple[F64, float]:
+        cfg = self.config
+        if self._keepers.chain is None:
+            return feeds * cfg.flag_cost_usd_per_feed, cfg.liquidate_cost_usd
+        return feeds * cfg.flag_gas_units_per_feed * cost_unit, cfg.liquidate_gas_units * cost_unit
+
+    def _capacity_take(self, m: int, want: float, now_s: float) -> float:
+        """``PerpsMarket.maxLiquidatableAmount``: what market ``m`` lets go now (base)."""
+        market = self.config.markets[m]
+        max_in_window = market.max_liquidation_in_window
+        if max_in_window <= 0.0:
+            return want
+        ts, amounts = self._win_ts[m], self._win_amount[m]
+        capacity = sm.liquidation_capacity(
+            ts,
+            amounts,
+            now_s=now_s,
+            window_s=market.max_seconds_in_liquidation_window,
+            max_in_window=max_in_window,
+        )
+        take = 0.0
+        if capacity > 0.0:
+            take = min(capacity, want)
+        elif (
+            market.max_liquidation_pd > 0.0
+            and (not ts or ts[-1] != now_s)
+            and abs(self._skew[m]) / market.skew_scale < market.max_liquidation_pd
+        ):
+            take = min(max_in_window, want)
+        if take > 0.0:
+            if ts and ts[-1] == now_s:
+                amounts[-1] += take
+            else:
+                ts.append(now_s)
+                amounts.append(take)
+                cutoff = now_s - market.max_seconds_in_liquidation_window
+                while ts and ts[0] <= cutoff:  # entries outside every future window
+                    del ts[0], amounts[0]
+        return take
+
+    def _close_windows(
+        self, ts_ns: int, now_s: float, account: int, p: F64, flow: F64, fee: float
+    ) -> float:
+        """Liquidate what each market's window allows of one flagged account (notional)."""
+        notional = 0.0
+        first = True
+        for m in np.flatnonzero(self._size[account] != 0.0):
+            s = float(self._size[account, m])
+            take = self._capacity_take(int(m), abs(s), now_s)
+            if take <= 0.0:
+                continue
+            closed = np.sign(s) * take
+            self._size[account, m] = 0.0 if take >= abs(s) else s - closed
+            self._skew[m] -= closed
+            flow[m] -= closed
+            notional += take * p[m]
+            append_actions(
+                self._journal,
+                kind=EventKind.LIQUIDATION,
+                ts_ns=ts_ns,
+                code=PoolAction.SYNTHETIX_LIQUIDATION,
+                account=[account],
+                market=int(m),
+                size=[-closed],
+                price=float(p[m]),
+                amount=[0.0],
+                fee=[fee if first else 0.0],
+            )
+            first = False
+        return notional
+
+    def _continue_flagged(
+        self, ts_ns: int, now_s: float, block: int, p: F64, flow: F64
+    ) -> tuple[int, float]:
+        open_flagged = np.flatnonzero(self._flagged & (self._size != 0.0).any(axis=1))
+        if open_flagged.size == 0:
+            return 0, 0.0
+        cfg = self.config
+        _, liq_cost = self._costs(np.zeros(1), self._cost_unit())
+        reward = float(sm.keeper_reward(0.0, liq_cost, 0.0, **cfg.guards))
+        acted, _ = self._keepers.act(
+            block=block, seen_block=self._seen[open_flagged], incentive=reward
+        )
+        count, notional = 0, 0.0
+        for account in open_flagged[acted].tolist():
+            value = self._close_windows(ts_ns, now_s, account, p, flow, reward)
+            if value > 0.0:  # the reward is paid only when something was liquidated
+                count += 1
+                notional += value
+                self._rewards_paid += reward
+                self._backstop_loss += reward
+        return count, notional
+
+    def _flag(
+        self, ts_ns: int, now_s: float, block: int, p: F64, c: float, flow: F64
+    ) -> tuple[int, float]:
+        active = np.flatnonzero(~self._flagged & (self._size != 0.0).any(axis=1))
+        if active.size == 0:
+            self._seen[~self._flagged] = -1
+            return 0, 0.0
+        terms = _Margins(self, active, p, c)
+        eligible = terms.slack < 0.0
+        seen = self._seen[active]
+        self._seen[active] = np.where(eligible, np.where(seen < 0, block, seen), -1)
+        cand = np.flatnonzero(eligible)
+        if cand.size == 0:
+            return 0, 0.0
+        cfg = self.config
+        paid = sm.keeper_reward(
+            terms.flag_rewards[cand],
+            terms.flag_cost[cand] + terms.liquidate_cost,
+            terms.collateral[cand],
+            **cfg.guards,
+        )
+        # No protocol priority: keepers take the largest rewards first (ties by account).
+        order = np.argsort(-paid, kind="stable")
+        cand, paid = cand[order], paid[order]
+        acted, _ = self._keepers.act(
+            block=block, seen_block=self._seen[active[cand]], incentive=paid
+        )
+        go, reward = cand[acted], paid[acted]
+        accounts = active[go]
+        if accounts.size == 0:
+            return 0, 0.0
+        loss = np.maximum(reward - terms.available[go], 0.0)
+        self._backstop_loss += float(loss.sum())
+        self._rewards_paid += float(reward.sum())
+        self._seized += float(self._coll[accounts].sum())
+        self._coll[accounts] = 0.0
+        self._flagged[accounts] = True
+        append_actions(
+            self._journal,
+            kind=EventKind.LIQUIDATION,
+            ts_ns=ts_ns,
+            code=PoolAction.SYNTHETIX_FLAG,
+            account=accounts,
+            market=-1,
+            size=np.zeros(accounts.size),
+            price=0.0,
+            amount=loss,
+            fee=reward,
+        )
+        notional = 0.0
+        for account in accounts.tolist():
+            notional += self._close_windows(ts_ns, now_s, account, p, flow, 0.0)
+        return int(accounts.size), notional
+
+    def _rebuild(self, p: F64, c: float) -> None:
+        """Recompute the quiet-step bound (module docstring, step 1)."""
+        self._p_ref, self._c_ref = p.copy(), c
+        self._pending = bool((self._flagged & (self._size != 0.0).any(axis=1)).any())
+        active = np.flatnonzero(~self._flagged & (self._size != 0.0).any(axis=1))
+        self._dirty = False
+        if active.size == 0:
+            self._k = np.zeros(p.size)
+            self._k_cost = 0.0
+            return
+        terms = _Margins(self, active, p, c)
+        if (terms.slack <= 0.0).any():  # eligible but not taken: look again next step
+            self._pending = True
+            return
+        self._k = (terms.slope / terms.slack[:, None]).max(axis=0)
+        self._k_cost = float((terms.cost_slope / terms.slack).max())
+
+
+def build_synthetix(
+    config: SynthetixConfig,
+    population: SynthetixPopulation,
+    *,
+    keepers: Keepers | None = None,
+    chain: Chain | None = None,
+    native_asset: str | None = None,
+) -> SynthetixVenue:
+    """Build a Synthetix perps v3 venue from its configuration and accounts (perfect keepers
+    unless ``keepers`` and ``chain`` are given; ``native_asset`` prices gas)."""
+    return SynthetixVenue(
+        config, population, keepers=keepers, chain=chain, native_asset=native_asset
+    )
