@@ -16,8 +16,8 @@ market, a signed size and the last interaction price ``(n, markets)``. A step:
    ``maxLiquidationPd``);
 3. flags the accounts whose ``maintenance margin + liquidation reward > available margin``
    (``PerpsAccount.isEligibleForLiquidation``), largest reward first (the protocol sets no
-   priority; ties by account), when a keeper takes them: their collateral goes to the LP pool, which pays the flag reward; the same call
-   liquidates the first window.
+   priority; ties by account), when a keeper takes them: their collateral goes to the LP
+   pool, which pays the flag reward; the same call liquidates the first window.
 
 Losses beyond collateral are the LP pool's: at a flag, ``max(0, reward - available margin)``
 (the trader's loss beyond collateral plus the reward the collateral could not cover); each
