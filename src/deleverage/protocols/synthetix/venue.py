@@ -165,7 +165,10 @@ class SynthetixVenue:
         self._rewards_paid = 0.0
         self._seized = 0.0
         self._dirty = True
-        self._pending = False
+        self._waiting = False  # eligible accounts no keeper took: look again next step
+        self._evaluated: tuple[I64, _Margins] | None = None
+        #: Flagged accounts with size left, in flag order.
+        self._queue = np.empty(0, dtype=np.intp)
         self._p_ref = np.full(m, np.nan)
         self._k = np.zeros(m)
         self._k_cost = 0.0
@@ -198,20 +201,22 @@ class SynthetixVenue:
         p = np.array([prices[a].oracle for a in self.assets])
         self._prices = p
         c = self._cost_unit()
-        zero = dict.fromkeys(self.assets, 0.0)
-        if not self._dirty and not self._pending:
-            moved = float(self._k @ np.abs(p - self._p_ref)) + self._k_cost * abs(c - self._c_ref)
-            if moved < _QUIET:
-                return VenueStep(ts_ns, 0, 0.0, zero, self.solvency())
         now_s = ts_ns * _NS
         flow = np.zeros(len(self.assets))
-        count, notional = self._continue_flagged(ts_ns, now_s, block, p, flow)
-        flagged, value = self._flag(ts_ns, now_s, block, p, c, flow)
-        self._rebuild(p, c)
-        forced = {
-            a: float(f) * self.config.hedge_ratio for a, f in zip(self.assets, flow, strict=True)
-        }
-        return VenueStep(ts_ns, count + flagged, notional + value, forced, self.solvency())
+        count, notional = 0, 0.0
+        if self._queue.size:
+            count, notional = self._continue_flagged(ts_ns, now_s, block, p, flow)
+        crossed = self._dirty or self._waiting
+        if not crossed:
+            moved = float(self._k @ np.abs(p - self._p_ref)) + self._k_cost * abs(c - self._c_ref)
+            crossed = moved >= _QUIET
+        if crossed:
+            flagged, value = self._flag(ts_ns, now_s, block, p, c, flow)
+            count, notional = count + flagged, notional + value
+            self._rebuild(p, c)
+        hedge = self.config.hedge_ratio
+        forced = {a: float(f) * hedge for a, f in zip(self.assets, flow, strict=True)}
+        return VenueStep(ts_ns, count, notional, forced, self.solvency())
 
     def liquidation_levels(self) -> pd.DataFrame:
         """Each open position of an unflagged account and the price of its asset at which the
@@ -301,101 +306,137 @@ class SynthetixVenue:
             return feeds * cfg.flag_cost_usd_per_feed, cfg.liquidate_cost_usd
         return feeds * cfg.flag_gas_units_per_feed * cost_unit, cfg.liquidate_gas_units * cost_unit
 
-    def _capacity_take(self, m: int, want: float, now_s: float) -> float:
-        """``PerpsMarket.maxLiquidatableAmount``: what market ``m`` lets go now (base)."""
+    def _capacity(self, m: int, now_s: float) -> tuple[float, bool]:
+        """Market ``m``'s capacity now (base) and whether the premium/discount escape
+        (``maxLiquidationPd``) opens one more window for the first liquidation of the block
+        (``PerpsMarket.maxLiquidatableAmount``); ``inf`` when windows are not limited."""
         market = self.config.markets[m]
         max_in_window = market.max_liquidation_in_window
         if max_in_window <= 0.0:
-            return want
-        ts, amounts = self._win_ts[m], self._win_amount[m]
+            return np.inf, False
+        ts = self._win_ts[m]
         capacity = sm.liquidation_capacity(
             ts,
-            amounts,
+            self._win_amount[m],
             now_s=now_s,
             window_s=market.max_seconds_in_liquidation_window,
             max_in_window=max_in_window,
         )
-        take = 0.0
-        if capacity > 0.0:
-            take = min(capacity, want)
-        elif (
-            market.max_liquidation_pd > 0.0
+        escape = (
+            capacity == 0.0
+            and market.max_liquidation_pd > 0.0
             and (not ts or ts[-1] != now_s)
             and abs(self._skew[m]) / market.skew_scale < market.max_liquidation_pd
-        ):
-            take = min(max_in_window, want)
-        if take > 0.0:
-            if ts and ts[-1] == now_s:
-                amounts[-1] += take
-            else:
-                ts.append(now_s)
-                amounts.append(take)
-                cutoff = now_s - market.max_seconds_in_liquidation_window
-                while ts and ts[0] <= cutoff:  # entries outside every future window
-                    del ts[0], amounts[0]
-        return take
+        )
+        return capacity, escape
 
-    def _close_windows(
-        self, ts_ns: int, now_s: float, account: int, p: F64, flow: F64, fee: float
-    ) -> float:
-        """Liquidate what each market's window allows of one flagged account (notional)."""
-        notional = 0.0
-        first = True
-        for m in np.flatnonzero(self._size[account] != 0.0):
-            s = float(self._size[account, m])
-            take = self._capacity_take(int(m), abs(s), now_s)
-            if take <= 0.0:
+    def _record(self, m: int, amount: float, now_s: float) -> None:
+        market = self.config.markets[m]
+        ts, amounts = self._win_ts[m], self._win_amount[m]
+        if ts and ts[-1] == now_s:
+            amounts[-1] += amount
+        else:
+            ts.append(now_s)
+            amounts.append(amount)
+        cutoff = now_s - market.max_seconds_in_liquidation_window
+        while ts and ts[0] <= cutoff:  # outside every future window
+            del ts[0], amounts[0]
+
+    def _close_batch(self, ts_ns: int, now_s: float, accounts: I64, p: F64, flow: F64) -> F64:
+        """Liquidate what each market's window allows of ``accounts``, in order (one
+        ``liquidate`` call each); return each account's notional liquidated (USD)."""
+        notional = np.zeros(accounts.size)
+        for m in range(len(self.config.markets)):
+            sizes = self._size[accounts, m]
+            want = np.abs(sizes)
+            if not (want > 0.0).any():
                 continue
-            closed = np.sign(s) * take
-            self._size[account, m] = 0.0 if take >= abs(s) else s - closed
-            self._skew[m] -= closed
-            flow[m] -= closed
-            notional += take * p[m]
+            max_in_window = self.config.markets[m].max_liquidation_in_window
+            capacity, escape = self._capacity(m, now_s)
+            if capacity > 0.0:
+                before = np.cumsum(want) - want
+                take = np.clip(capacity - before, 0.0, want)
+            elif escape:
+                take = np.zeros(accounts.size)
+                first = int(np.flatnonzero(want > 0.0)[0])
+                take[first] = min(max_in_window, float(want[first]))
+            else:
+                continue
+            hit = take > 0.0
+            if not hit.any():
+                continue
+            closed = np.sign(sizes[hit]) * take[hit]
+            rows = accounts[hit]
+            whole = take[hit] >= want[hit]
+            self._size[rows, m] = np.where(whole, 0.0, sizes[hit] - closed)
+            total = float(closed.sum())
+            self._skew[m] -= total
+            flow[m] -= total
+            if np.isfinite(capacity) or escape:
+                self._record(m, float(take.sum()), now_s)
+            notional[hit] += take[hit] * p[m]
             append_actions(
                 self._journal,
                 kind=EventKind.LIQUIDATION,
                 ts_ns=ts_ns,
                 code=PoolAction.SYNTHETIX_LIQUIDATION,
-                account=[account],
-                market=int(m),
-                size=[-closed],
+                account=rows,
+                market=m,
+                size=-closed,
                 price=float(p[m]),
-                amount=[0.0],
-                fee=[fee if first else 0.0],
+                amount=np.zeros(rows.size),
+                fee=np.zeros(rows.size),
             )
-            first = False
+        left = (self._size[self._queue] != 0.0).any(axis=1) if self._queue.size else None
+        if left is not None:
+            self._queue = self._queue[left]
         return notional
 
     def _continue_flagged(
         self, ts_ns: int, now_s: float, block: int, p: F64, flow: F64
     ) -> tuple[int, float]:
-        open_flagged = np.flatnonzero(self._flagged & (self._size != 0.0).any(axis=1))
-        if open_flagged.size == 0:
-            return 0, 0.0
+        markets = [m for m in range(len(self.assets)) if (self._size[self._queue, m] != 0).any()]
+        if not any(
+            capacity > 0.0 or escape
+            for capacity, escape in (self._capacity(m, now_s) for m in markets)
+        ):
+            return 0, 0.0  # every window is used up: no liquidate call can do anything
         cfg = self.config
         _, liq_cost = self._costs(np.zeros(1), self._cost_unit())
         reward = float(sm.keeper_reward(0.0, liq_cost, 0.0, **cfg.guards))
         acted, _ = self._keepers.act(
-            block=block, seen_block=self._seen[open_flagged], incentive=reward
+            block=block, seen_block=self._seen[self._queue], incentive=reward
         )
-        count, notional = 0, 0.0
-        for account in open_flagged[acted].tolist():
-            value = self._close_windows(ts_ns, now_s, account, p, flow, reward)
-            if value > 0.0:  # the reward is paid only when something was liquidated
-                count += 1
-                notional += value
-                self._rewards_paid += reward
-                self._backstop_loss += reward
-        return count, notional
+        accounts = self._queue[acted]
+        value = self._close_batch(ts_ns, now_s, accounts, p, flow)
+        paid = accounts[value > 0.0]  # the reward is paid only when something was liquidated
+        if paid.size:
+            self._rewards_paid += reward * paid.size
+            self._backstop_loss += reward * paid.size
+            append_actions(
+                self._journal,
+                kind=EventKind.LIQUIDATION,
+                ts_ns=ts_ns,
+                code=PoolAction.SYNTHETIX_LIQUIDATION,
+                account=paid,
+                market=-1,
+                size=np.zeros(paid.size),
+                price=0.0,
+                amount=np.full(paid.size, reward),
+                fee=np.full(paid.size, reward),
+            )
+        return int(paid.size), float(value.sum())
 
     def _flag(
         self, ts_ns: int, now_s: float, block: int, p: F64, c: float, flow: F64
     ) -> tuple[int, float]:
         active = np.flatnonzero(~self._flagged & (self._size != 0.0).any(axis=1))
+        self._evaluated = None
         if active.size == 0:
             self._seen[~self._flagged] = -1
             return 0, 0.0
         terms = _Margins(self, active, p, c)
+        self._evaluated = (active, terms)
         eligible = terms.slack < 0.0
         seen = self._seen[active]
         self._seen[active] = np.where(eligible, np.where(seen < 0, block, seen), -1)
@@ -437,27 +478,30 @@ class SynthetixVenue:
             amount=loss,
             fee=reward,
         )
-        notional = 0.0
-        for account in accounts.tolist():
-            notional += self._close_windows(ts_ns, now_s, account, p, flow, 0.0)
+        self._queue = np.concatenate([self._queue, accounts])
+        notional = float(self._close_batch(ts_ns, now_s, accounts, p, flow).sum())
         return int(accounts.size), notional
 
     def _rebuild(self, p: F64, c: float) -> None:
         """Recompute the quiet-step bound (module docstring, step 1)."""
         self._p_ref, self._c_ref = p.copy(), c
-        self._pending = bool((self._flagged & (self._size != 0.0).any(axis=1)).any())
-        active = np.flatnonzero(~self._flagged & (self._size != 0.0).any(axis=1))
+        self._waiting = False
         self._dirty = False
-        if active.size == 0:
-            self._k = np.zeros(p.size)
-            self._k_cost = 0.0
+        self._k = np.zeros(p.size)
+        self._k_cost = 0.0
+        if self._evaluated is None:
             return
-        terms = _Margins(self, active, p, c)
-        if (terms.slack <= 0.0).any():  # eligible but not taken: look again next step
-            self._pending = True
+        # The accounts _flag evaluated at these prices, less those it flagged.
+        active, terms = self._evaluated
+        keep = ~self._flagged[active]
+        if not keep.any():
             return
-        self._k = (terms.slope / terms.slack[:, None]).max(axis=0)
-        self._k_cost = float((terms.cost_slope / terms.slack).max())
+        slack = terms.slack[keep]
+        if (slack <= 0.0).any():  # eligible but not taken: look again next step
+            self._waiting = True
+            return
+        self._k = (terms.slope[keep] / slack[:, None]).max(axis=0)
+        self._k_cost = float((terms.cost_slope[keep] / slack).max())
 
 
 def build_synthetix(
