@@ -4,9 +4,12 @@ GMX v2 (one ETH market, 200,000 positions) and Synthetix perps v3 (three markets
 accounts with one position each), perfect keepers. A *quiet* step moves the price by 0.01%
 after a +-0.5% swing has cleared the positions sitting at the price (nothing can be
 liquidated: the trigger band / slack bound answers without touching the arrays; Synthetix
-accounts flagged in the swing are still being closed window by window); a *liquidating* step drops the price 3% (GMX: every position is evaluated, ~1% are
-liquidated; Synthetix: every account is evaluated, the eligible ones flagged and their first
-window closed). The world issue needs about 100 us per venue per quiet step.
+accounts flagged in the swing are still being closed window by window); a *liquidating*
+step drops the price 3% (GMX: every position is evaluated, ~5% are liquidated, in rounds
+while the closes move price impact; Synthetix: every account is evaluated, the eligible ones
+flagged and their first window closed). The world issue needs about 100 us per venue per
+quiet step. The baseline is the same quiet step with the band / bound invalidated, so that
+every position is evaluated.
 
 Run: ``.venv/bin/python benchmarks/pool_perp_step.py`` (``--quick``: 20,000 positions).
 The last line printed is a JSON object with the figures.
@@ -41,10 +44,15 @@ def _warm(venue: Venue, prices: dict[str, float], *, t0: int) -> None:
         venue.step({a: PriceInputs(p * factor) for a, p in prices.items()}, ts_ns=(t0 + k) * S)
 
 
-def _quiet(venue: Venue, prices: dict[str, float], *, steps: int, t0: int) -> float:
-    """Median seconds of a quiet step (prices wiggling by 0.01%)."""
+def _quiet(
+    venue: Venue, prices: dict[str, float], *, steps: int, t0: int, full: bool = False
+) -> float:
+    """Median seconds of a quiet step (prices wiggling by 0.01%); ``full``: the baseline, the
+    same step with the band / bound invalidated first, so every position is evaluated."""
     times = []
     for k in range(steps):
+        if full:
+            venue._dirty = True  # type: ignore[attr-defined]
         wiggle = 1.0 + (1e-4 if k % 2 else -1e-4)
         inputs = {a: PriceInputs(p * wiggle) for a, p in prices.items()}
         start = time.perf_counter()
@@ -79,6 +87,7 @@ def main() -> None:
     eth = {"ETH": 2_000.0}
     _warm(gmx, eth, t0=1)
     gmx_quiet = _quiet(gmx, eth, steps=2_001, t0=10)
+    gmx_full = _quiet(gmx, eth, steps=21, t0=2_100, full=True)
     gmx_crash, gmx_liq = _crash(gmx, eth, t=3_000)
 
     syn_cfg = SynthetixConfig(
@@ -93,21 +102,24 @@ def main() -> None:
     )
     _warm(syn, PRICES, t0=1)
     syn_quiet = _quiet(syn, PRICES, steps=2_001, t0=10)
+    syn_full = _quiet(syn, PRICES, steps=21, t0=2_100, full=True)
     syn_crash, syn_liq = _crash(syn, PRICES, t=3_000)
 
     print(f"positions          : {n:,}")
-    print(f"gmx quiet step     : {gmx_quiet * 1e6:9.1f} us")
+    print(f"gmx quiet step     : {gmx_quiet * 1e6:9.1f} us  (full pass {gmx_full * 1e3:.1f} ms)")
     print(f"gmx 3% crash step  : {gmx_crash * 1e3:9.1f} ms  ({gmx_liq:,} liquidated)")
-    print(f"synthetix quiet    : {syn_quiet * 1e6:9.1f} us")
+    print(f"synthetix quiet    : {syn_quiet * 1e6:9.1f} us  (full pass {syn_full * 1e3:.1f} ms)")
     print(f"synthetix 3% crash : {syn_crash * 1e3:9.1f} ms  ({syn_liq:,} flagged or liquidated)")
     print(
         json.dumps(
             {
                 "positions": n,
                 "gmx_quiet_us": round(gmx_quiet * 1e6, 1),
+                "gmx_full_pass_ms": round(gmx_full * 1e3, 2),
                 "gmx_crash_ms": round(gmx_crash * 1e3, 2),
                 "gmx_liquidated": gmx_liq,
                 "synthetix_quiet_us": round(syn_quiet * 1e6, 1),
+                "synthetix_full_pass_ms": round(syn_full * 1e3, 2),
                 "synthetix_crash_ms": round(syn_crash * 1e3, 2),
                 "synthetix_liquidations": syn_liq,
             }
