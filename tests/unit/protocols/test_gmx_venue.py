@@ -28,6 +28,7 @@ def _venue(pop: GmxPopulation, **cfg: float | str | bool) -> GmxVenue:
         "positive_impact_factor": 2.5e-10,
         "negative_impact_factor": 5e-10,
         "borrowing_rate_per_s": 1e-8,
+        "funding_factor": 5e-8,
     }
     return GmxVenue(GmxConfig(**{**base, **cfg}), pop)
 
@@ -109,6 +110,7 @@ def test_borrowing_fees_liquidate_a_position_at_a_constant_price() -> None:
     )
     venue = _venue(
         pop,
+        funding_factor=0.0,
         borrowing_rate_per_s=1e-7,
         oracle_half_spread=0.0,
         negative_impact_factor=0.0,
@@ -117,6 +119,36 @@ def test_borrowing_fees_liquidate_a_position_at_a_constant_price() -> None:
     venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=S)
     assert venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=800_000 * S).liquidations == 0
     assert venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=900_000 * S).liquidations == 1
+
+
+def test_the_larger_side_pays_funding_until_it_is_liquidated() -> None:
+    # longs 30,000 and shorts 10,000 of open interest: longs pay
+    # fundingFactor x diff / total = 2e-6 x 20,000 / 40,000 = 1e-6 per second on their size;
+    # the 10x long (3,000 over a 300 threshold) lasts 2,700 / 0.03 = 90,000 s
+    pop = GmxPopulation(
+        is_long=np.array([True, False]),
+        collateral_amount=np.array([3_000.0, 5_000.0]),
+        collateral_is_long_token=np.array([False, False]),
+        size_usd=np.array([30_000.0, 10_000.0]),
+        size_tokens=np.array([15.0, 5.0]),
+    )
+    venue = _venue(
+        pop,
+        oracle_half_spread=0.0,
+        borrowing_rate_per_s=0.0,
+        funding_factor=2e-6,
+        max_funding_factor_per_s=1e-5,
+        position_fee_factor_positive=0.0,
+        position_fee_factor_negative=0.0,
+        positive_impact_factor=0.0,
+        negative_impact_factor=0.0,
+    )
+    venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=S)
+    assert venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=89_000 * S).liquidations == 0
+    assert venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=91_001 * S).liquidations == 1
+    assert venue.open_positions()["is_long"].tolist() == [False]  # the short pays nothing
+    # the long owed 30,000 x 1e-6 x 91,000 = 2,730, paid from its collateral to the shorts
+    assert venue.funding_claimable_usd() == pytest.approx(2_730.0, rel=1e-9)
 
 
 @settings(max_examples=20, deadline=None)

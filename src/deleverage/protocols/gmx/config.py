@@ -58,6 +58,10 @@ class GmxConfig(_Frozen):
     liquidation_fee_factor: Annotated[float, Field(ge=0.0, le=0.05)] = 0.0
     #: Borrowing fee accrued on size (fraction of size per second).
     borrowing_rate_per_s: Annotated[float, Field(ge=0.0, le=1e-5, allow_inf_nan=False)] = 0.0
+    #: Static funding: fundingFactor, fundingExponentFactor, maxFundingFactorPerSecond.
+    funding_factor: Annotated[float, Field(ge=0.0, le=1e-3, allow_inf_nan=False)] = 0.0
+    funding_exponent: Annotated[float, Field(ge=1.0, le=3.0, allow_inf_nan=False)] = 1.0
+    max_funding_factor_per_s: Annotated[float, Field(ge=0.0, le=1e-5, allow_inf_nan=False)] = 1e-7
     #: MAX_PNL_FACTOR_FOR_TRADERS, MAX_PNL_FACTOR_FOR_ADL, MIN_PNL_FACTOR_AFTER_ADL.
     max_pnl_factor_for_traders: Annotated[float, Field(gt=0.0, le=10.0)] = 0.9
     max_pnl_factor_for_adl: Annotated[float, Field(gt=0.0, le=10.0)] = 0.85

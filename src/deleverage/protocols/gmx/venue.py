@@ -20,7 +20,9 @@ and each side's open interest in USD and tokens. A step:
    ``min_pnl_factor_after_adl`` (not below: GMX reverts an over-correcting ADL); profit cut by
    the MAX_PNL_FACTOR_FOR_TRADERS cap on those closes is ``adl_loss``.
 
-Funding fees between longs and shorts are not modelled (docs/architecture.md lists the gaps).
+Funding is GMX's static funding: the larger side pays ``fundingFactor x diff ** exponent /
+total open interest`` per second on its size, accrued like borrowing; what a closing position
+owes becomes the other side's claimable funding (``funding_claimable_usd``), outside the pool.
 """
 
 from __future__ import annotations
@@ -94,10 +96,15 @@ class GmxVenue:
         self._size_tok = pop.size_tokens.astype(np.float64).copy()
         n = self._size_usd.shape[0]
         self._borrow_entry = np.zeros(n)
+        self._fund_entry = np.zeros(n)  # the side's cumulative funding factor at open
         self._seen = np.full(n, -1, dtype=np.int64)  # block a liquidation was first seen
         self._pool_long = float(config.long_pool_tokens)
         self._pool_short = float(config.short_pool_usd)
         self._cum_borrow = 0.0
+        #: Funding paid per USD of size since the start, longs and shorts (the paying side's
+        #: factor grows; what it pays becomes the other side's claimable funding).
+        self._cum_fund = np.zeros(2)
+        self._funding_claimable = 0.0
         self._last_ts = 0
         self._mid = float("nan")
         self._journal = Journal()
@@ -108,6 +115,7 @@ class GmxVenue:
         self._lo = np.inf  # a position that loses on a fall is liquidatable below this price
         self._hi = -np.inf  # one that loses on a rise, above this price
         self._band_cum = -1.0  # borrowing factor the band assumed (look-ahead included)
+        self._band_fund = np.full(2, -1.0)  # funding factors it assumed
         self._dirty = True
         self._pending = False
         self._long_asset = config.long_token_asset or config.asset
@@ -152,7 +160,9 @@ class GmxVenue:
             self._dirty = self._dirty or self._separate
             self._q_min, self._q_max = q_min, q_max
         if self._last_ts:
-            self._cum_borrow += cfg.borrowing_rate_per_s * (ts_ns - self._last_ts) * _NS
+            dt = (ts_ns - self._last_ts) * _NS
+            self._cum_borrow += cfg.borrowing_rate_per_s * dt
+            self._cum_fund += self._funding_rates() * dt
         self._last_ts = ts_ns
         self._mid = mid
         block = self._keepers.advance(ts_ns, prices)
@@ -161,6 +171,7 @@ class GmxVenue:
             not self._dirty
             and not self._pending
             and self._cum_borrow <= self._band_cum
+            and bool((self._cum_fund <= self._band_fund).all())
             and self._lo * (1.0 + _BAND_RTOL) < mid < self._hi * (1.0 - _BAND_RTOL)
             and not self._adl_due(p_min, p_max)
             and not self._cap_binds(p_min, p_max)
@@ -178,7 +189,11 @@ class GmxVenue:
                 moved += self._adl(ts_ns, is_long, p_min, mid, p_max)
         if count or moved:
             self._dirty = True
-        if self._dirty or self._cum_borrow > self._band_cum:
+        if (
+            self._dirty
+            or self._cum_borrow > self._band_cum
+            or bool((self._cum_fund > self._band_fund).any())
+        ):
             self._rebuild_band(p_min, p_max)
         flow[cfg.asset] = moved * cfg.hedge_ratio
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
@@ -186,7 +201,7 @@ class GmxVenue:
     def liquidation_levels(self) -> pd.DataFrame:
         """Open positions and the oracle price at which each becomes liquidatable."""
         open_ = np.flatnonzero(self._size_usd > 0.0)
-        A, Bc, thr = self._linear_terms(open_, self._cum_borrow)
+        A, Bc, thr = self._linear_terms(open_, self._cum_borrow, self._cum_fund)
         with np.errstate(divide="ignore", invalid="ignore"):
             level = (thr - A) / Bc
         level = np.where((Bc != 0.0) & (level > 0.0), level, np.nan)
@@ -206,6 +221,10 @@ class GmxVenue:
         return frame.loc[:, list(LIQUIDATION_LEVEL_COLUMNS)]
 
     # -- views ---------------------------------------------------------------------------
+    def funding_claimable_usd(self) -> float:
+        """Funding paid by closed positions to the other side (claimable, USD; cumulative)."""
+        return self._funding_claimable
+
     def pool_amounts(self) -> tuple[float, float]:
         """The pool's long-token amount (asset units) and short-token amount (USD)."""
         return self._pool_long, self._pool_short
@@ -281,8 +300,32 @@ class GmxVenue:
         long_s, short_s = self._cap_scales(p_min, p_max)
         return long_s < 1.0 or short_s < 1.0
 
-    def _close_costs(self, idx: npt.NDArray[np.intp], cum: float) -> tuple[F64, F64]:
-        """Capped price impact (<= 0) and fees (position fee + borrowing) of closing whole."""
+    def _funding_rates(self) -> F64:
+        """Funding factor per second paid by longs and by shorts (the larger side pays):
+        ``min(fundingFactor x diff ** exponent / total OI, maxFundingFactorPerSecond)``
+        (``MarketUtils.getNextFundingFactorPerSecond``, static funding)."""
+        cfg = self._cfg
+        total = self._oi_long_usd + self._oi_short_usd
+        diff = abs(self._oi_long_usd - self._oi_short_usd)
+        if cfg.funding_factor == 0.0 or total <= 0.0 or diff == 0.0:
+            return np.zeros(2)
+        rate = min(
+            cfg.funding_factor * diff**cfg.funding_exponent / total, cfg.max_funding_factor_per_s
+        )
+        return (
+            np.array([rate, 0.0])
+            if self._oi_long_usd > self._oi_short_usd
+            else np.array([0.0, rate])
+        )
+
+    def _funding_owed(self, idx: npt.NDArray[np.intp]) -> F64:
+        side_fund = np.where(self._is_long[idx], self._cum_fund[0], self._cum_fund[1])
+        owed: F64 = self._size_usd[idx] * (side_fund - self._fund_entry[idx])
+        return owed
+
+    def _close_costs(self, idx: npt.NDArray[np.intp], cum: float, fund: F64) -> tuple[F64, F64]:
+        """Capped price impact (<= 0) and fees (position fee, borrowing, funding owed) of
+        closing whole."""
         cfg = self._cfg
         is_long, size = self._is_long[idx], self._size_usd[idx]
         impact = gm.close_price_impact_usd(
@@ -300,15 +343,19 @@ class GmxVenue:
         fee_factor = np.where(
             impact > 0.0, cfg.position_fee_factor_positive, cfg.position_fee_factor_negative
         )
+        side_fund = np.where(is_long, fund[0], fund[1])
         fees = size * fee_factor + size * (cum - self._borrow_entry[idx])
+        fees += size * (side_fund - self._fund_entry[idx])
         return capped, fees
 
-    def _linear_terms(self, idx: npt.NDArray[np.intp], cum: float) -> tuple[F64, F64, F64]:
+    def _linear_terms(
+        self, idx: npt.NDArray[np.intp], cum: float, fund: F64
+    ) -> tuple[F64, F64, F64]:
         """Remaining collateral as ``A + B x mid`` (the band's algebra) and the threshold."""
         h = self._cfg.oracle_half_spread
         is_long, coll_long = self._is_long[idx], self._coll_long[idx]
         coll, size, tok = self._coll[idx], self._size_usd[idx], self._size_tok[idx]
-        impact, fees = self._close_costs(idx, cum)
+        impact, fees = self._close_costs(idx, cum, fund)
         if self._separate:  # the long token's price is held fixed while the band stands
             coll_b = np.zeros(idx.size)
             coll_a = np.where(coll_long, coll * self._q_min, coll)
@@ -327,8 +374,9 @@ class GmxVenue:
     def _rebuild_band(self, p_min: float, p_max: float) -> None:
         self._refresh_open_interest()
         cum = self._cum_borrow + self._cfg.borrowing_rate_per_s * _BORROW_LOOKAHEAD_S
+        fund = self._cum_fund + self._funding_rates() * _BORROW_LOOKAHEAD_S
         open_ = np.flatnonzero(self._size_usd > 0.0)
-        A, Bc, thr = self._linear_terms(open_, cum)
+        A, Bc, thr = self._linear_terms(open_, cum, fund)
         with np.errstate(divide="ignore", invalid="ignore"):
             level = (thr - A) / Bc
         falls, rises = Bc > 0.0, Bc < 0.0
@@ -338,6 +386,7 @@ class GmxVenue:
         if constant.any():  # liquidatable at any price: never quiet
             self._lo, self._hi = np.inf, -np.inf
         self._band_cum = cum
+        self._band_fund = fund
         self._dirty = False
 
     def _remaining(self, idx: npt.NDArray[np.intp], p_min: float, p_max: float) -> F64:
@@ -345,7 +394,7 @@ class GmxVenue:
         pnl = gm.position_pnl_usd(is_long, self._size_usd[idx], self._size_tok[idx], p_min, p_max)
         long_s, short_s = self._cap_scales(p_min, p_max)
         pnl = np.where(pnl > 0.0, pnl * np.where(is_long, long_s, short_s), pnl)
-        impact, fees = self._close_costs(idx, self._cum_borrow)
+        impact, fees = self._close_costs(idx, self._cum_borrow, self._cum_fund)
         coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
         return coll_usd + pnl + impact - fees
 
@@ -393,6 +442,11 @@ class GmxVenue:
         self._pool_long += long_in - long_out
         self._pool_short += short_in - short_out
         self._pay_profit(long_profit, short_profit)
+        # Funding owed leaves the pool for the other side's claimable funding.
+        funding = np.minimum(self._funding_owed(idx), coll_usd)
+        self._pool_long -= float(funding[coll_long].sum()) / self._q_min
+        self._pool_short -= float(funding[~coll_long].sum())
+        self._funding_claimable += float(funding.sum())
         self._backstop_loss += float(shortfall.sum())
         closed_tok = self._size_tok[idx]
         signed = np.where(is_long, -closed_tok, closed_tok)
@@ -477,6 +531,13 @@ class GmxVenue:
         if idx.size == 0:
             return 0.0
         fee_paid = frac * fee[hit]
+        # The closed part's funding is paid from the collateral to the other side.
+        funding = frac * self._funding_owed(idx)
+        funding_tokens = np.minimum(
+            funding / np.where(self._coll_long[idx], self._q_min, 1.0), self._coll[idx]
+        )
+        self._coll[idx] -= funding_tokens
+        self._funding_claimable += float(funding.sum())
         profit_paid = frac * scale * pnl_pay[hit]
         cut = frac * (1.0 - scale) * pnl_pay[hit]
         self._adl_loss += float(cut.sum())
