@@ -248,3 +248,47 @@ def test_the_keeper_reward_is_capped_by_the_guards() -> None:
     assert float(sm.keeper_reward(80.0, 0.0, 10_000.0, **guards)) == pytest.approx(50.0)
     # a flagged account (available 0) is capped by maxKeeperRewardUsd alone
     assert float(sm.keeper_reward(180.0, 0.0, 0.0, **guards)) == pytest.approx(100.0)
+
+
+# Position/Funding.test.ts: a 20 ETH long at 2,000, skewScale 10,000, maxFundingVelocity 3;
+# another trader moves the skew after each interval. The test's table (accrued funding of
+# the 20 ETH long, as a cost) and its own formula:
+FUNDING_TABLE = (
+    # days elapsed, skew change after the interval, accrued funding (cost) at its end
+    (1.0, -60.0, 120.0),
+    (1.0, 15.0, 120.0),
+    (0.25, 37.0, 50.625),
+    (2.0, -17.0, -291.375),
+    (0.2, 155.0, -297.975),
+    (0.1, -150.0, -292.875),
+    (0.1, -15.0, -278.775),
+    (0.03, -4.0, -274.626),
+    (3.0, 19.0, -893.826),
+)
+
+
+def test_funding_accrues_as_in_the_repository_table() -> None:
+    skew, rate, value = 20.0, 0.0, 0.0
+    for days, change, accrued in FUNDING_TABLE:
+        new_rate = sm.funding_rate(
+            last_rate=rate, skew=skew, skew_scale=10_000.0, max_velocity=3.0, elapsed_days=days
+        )
+        value += sm.unrecorded_funding(
+            last_rate=rate, rate=new_rate, elapsed_days=days, price=2_000.0
+        )
+        rate, skew = new_rate, skew + change
+        # the position's accrued funding is size x the change of the value: a cost of `accrued`
+        assert -20.0 * value == pytest.approx(accrued, abs=1e-9)
+
+
+def test_a_day_of_funding_costs_the_20_eth_long_120() -> None:
+    # the table's first row through the venue: skew 20 all day, the rate rises 0 -> 0.006
+    market = SynthetixMarketConfig(
+        asset="ETH", skew_scale=10_000.0, max_funding_velocity=3.0, maker_fee=0.0, taker_fee=0.0
+    )
+    config = SynthetixConfig(markets=(market,))
+    pop = SynthetixPopulation(np.array([50_000.0]), np.array([[20.0]]), np.array([[2_000.0]]))
+    venue = SynthetixVenue(config, pop)
+    venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=1_000 * S)
+    venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=(1_000 + 86_400) * S)
+    assert venue.account_margins(0, {"ETH": 2_000.0})["pnl_ETH"] == pytest.approx(-120.0)

@@ -29,8 +29,12 @@ PRICES = {"ETH": 2_000.0, "BTC": 60_000.0, "SOL": 100.0}
 
 def _config(**extra: float) -> SynthetixConfig:
     markets = (
-        SynthetixMarketConfig(asset="ETH", skew_scale=50_000.0, flag_reward_ratio=0.001),
-        SynthetixMarketConfig(asset="BTC", skew_scale=2_000.0, flag_reward_ratio=0.001),
+        SynthetixMarketConfig(
+            asset="ETH", skew_scale=50_000.0, flag_reward_ratio=0.001, max_funding_velocity=36.0
+        ),
+        SynthetixMarketConfig(
+            asset="BTC", skew_scale=2_000.0, flag_reward_ratio=0.001, max_funding_velocity=36.0
+        ),
         SynthetixMarketConfig(asset="SOL", skew_scale=1_000_000.0, flag_reward_ratio=0.001),
     )
     return SynthetixConfig(markets=markets, **extra)
@@ -50,7 +54,7 @@ def _eligible_unflagged(venue: SynthetixVenue, prices: dict[str, float]) -> int:
     seed=st.integers(0, 2**16),
     moves=st.lists(st.tuples(*[st.floats(-0.05, 0.05)] * 3), min_size=2, max_size=15),
 )
-def test_no_eligible_account_stays_unflagged_after_a_step(
+def test_no_eligible_account_stays_unflagged_after_a_step_with_funding(
     seed: int, moves: list[tuple[float, float, float]]
 ) -> None:
     config = _config()
@@ -61,7 +65,7 @@ def test_no_eligible_account_stays_unflagged_after_a_step(
     prices = dict(PRICES)
     for k, move in enumerate(moves, start=1):
         prices = {a: p * float(np.exp(r)) for (a, p), r in zip(prices.items(), move, strict=True)}
-        venue.step({a: PriceInputs(p) for a, p in prices.items()}, ts_ns=k * 5 * S)
+        venue.step({a: PriceInputs(p) for a, p in prices.items()}, ts_ns=k * 600 * S)
         assert _eligible_unflagged(venue, prices) == 0
 
 
@@ -208,3 +212,22 @@ def test_bad_configuration_and_populations_are_refused_by_name() -> None:
         SynthetixVenue(
             config, SynthetixPopulation(np.array([1.0]), np.array([[1.0, 2.0]]), np.ones((1, 2)))
         )
+
+
+def test_funding_alone_brings_an_account_to_its_flag_at_a_constant_price() -> None:
+    # A 100 long on a 1,000 skew scale pays funding rising at 10 per day (velocity
+    # 0.1 x 100): the cost grows like 1e6 x days^2 while the price never moves; the quiet
+    # bound must still see it coming, step by step.
+    market = SynthetixMarketConfig(asset="ETH", skew_scale=1_000.0, max_funding_velocity=100.0)
+    config = SynthetixConfig(markets=(market,))
+    pop = SynthetixPopulation(np.array([40_000.0]), np.array([[100.0]]), np.array([[2_000.0]]))
+    venue = SynthetixVenue(config, pop)
+    flagged_at = None
+    for k in range(400):
+        venue.step({"ETH": PriceInputs(2_000.0)}, ts_ns=(1 + 60 * k) * S)
+        if venue.is_flagged(0):
+            flagged_at = k
+            break
+        assert venue.account_margins(0, {"ETH": 2_000.0})["eligible"] == 0.0
+    assert flagged_at is not None
+    assert 0 < flagged_at < 400

@@ -35,6 +35,8 @@ class SynthetixMarketConfig(_Frozen):
     asset: str = Field(min_length=1, max_length=32)
     #: Funding parameters: skewScale (base units).
     skew_scale: Annotated[float, Field(gt=0.0, le=1e15, allow_inf_nan=False)]
+    #: maxFundingVelocity (funding rate per day, per day at full skew); 0: no funding.
+    max_funding_velocity: Annotated[float, Field(ge=0.0, le=1_000.0, allow_inf_nan=False)] = 0.0
     #: Order fees (fractions of notional).
     maker_fee: Annotated[float, Field(ge=0.0, le=0.1)] = 0.0002
     taker_fee: Annotated[float, Field(ge=0.0, le=0.1)] = 0.0005

@@ -17,12 +17,14 @@ import numpy.typing as npt
 
 __all__ = [
     "fill_price",
+    "funding_rate",
     "keeper_reward",
     "liquidation_capacity",
     "max_liquidation_amount_in_window",
     "number_of_windows",
     "possible_liquidation_reward",
     "required_margins",
+    "unrecorded_funding",
 ]
 
 F64 = npt.NDArray[np.float64]
@@ -35,6 +37,25 @@ def fill_price(*, skew: float, size_delta: float, price: float, skew_scale: floa
     before = price * (1.0 + skew / skew_scale)
     after = price * (1.0 + (skew + size_delta) / skew_scale)
     return 0.5 * (before + after)
+
+
+def funding_rate(
+    *, last_rate: float, skew: float, skew_scale: float, max_velocity: float, elapsed_days: float
+) -> float:
+    """The funding rate now (per day): ``last rate + velocity x elapsed days`` with
+    ``velocity = clamp(skew / skewScale, -1, 1) x maxFundingVelocity``
+    (``PerpsMarket.currentFundingRate``, ``currentFundingVelocity``)."""
+    velocity = min(max(skew / skew_scale, -1.0), 1.0) * max_velocity
+    return last_rate + velocity * elapsed_days
+
+
+def unrecorded_funding(
+    *, last_rate: float, rate: float, elapsed_days: float, price: float
+) -> float:
+    """Funding per unit of size since the last record (quote per base):
+    ``-(last rate + rate) / 2 x elapsed days x price`` (``PerpsMarket.unrecordedFunding``;
+    it flows against the skew). A position accrues ``size x`` the change of this value."""
+    return -0.5 * (last_rate + rate) * elapsed_days * price
 
 
 def required_margins(

@@ -24,7 +24,10 @@ Losses beyond collateral are the LP pool's: at a flag, ``max(0, reward - availab
 later window's keeper reward, paid by the pool with no collateral left, also goes on
 ``backstop_loss``. A flagged position's PnL is no one's (the account was wiped at the flag), so
 its slow close costs the pool nothing beyond the rewards; it is the pool's hedge that trades
-it (forced flow). Funding and order fees are not modelled (docs/architecture.md).
+it (forced flow). Funding follows the skew (velocity ``clamp(skew / skewScale) x
+maxFundingVelocity``), recomputed whenever a liquidation moves the skew; order fees are not
+modelled (docs/architecture.md). A market's funding value enters the quiet bound like its
+price (a position's PnL moves by ``size x`` either).
 """
 
 from __future__ import annotations
@@ -61,11 +64,14 @@ _QUIET = 1.0 - 1e-9
 class _Margins:
     """An account set's margin terms at one set of prices (arrays over the accounts)."""
 
-    def __init__(self, venue: SynthetixVenue, idx: I64, prices: F64, cost_unit: float) -> None:
+    def __init__(
+        self, venue: SynthetixVenue, idx: I64, prices: F64, cost_unit: float, funding: F64
+    ) -> None:
         cfg = venue.config
         s = venue._size[idx]
         absolute = np.abs(s)
-        self.available = venue._coll[idx] + (s * (prices - venue._entry[idx])).sum(axis=1)
+        pnl = s * (prices - venue._entry[idx]) + s * (funding - venue._entry_funding[idx])
+        self.available = venue._coll[idx] + pnl.sum(axis=1)
         mm = np.zeros(idx.size)
         flag_rewards = np.zeros(idx.size)
         windows = np.zeros(idx.size)
@@ -144,6 +150,13 @@ class SynthetixVenue:
         self._coll = pop.collateral_usd.astype(np.float64).copy()
         self._size = pop.size.astype(np.float64).copy()
         self._entry = np.where(pop.size != 0.0, pop.entry_price, 0.0).astype(np.float64)
+        #: Each position's funding value (quote per base) at its last interaction.
+        self._entry_funding = np.zeros_like(self._size)
+        self._f_rate = np.zeros(m)  # funding rate per day at the last record
+        self._f_value = np.zeros(m)  # funding value (quote per base) at the last record
+        self._f_time = np.full(m, np.nan)  # time of the last record (s); set by the first step
+        self._f_ref = np.zeros(m)
+        self._funding = np.zeros(m)  # funding value now (quote per base), per market
         n = self._coll.shape[0]
         self._flagged = np.zeros(n, dtype=np.bool_)
         self._seen = np.full(n, -1, dtype=np.int64)
@@ -202,13 +215,17 @@ class SynthetixVenue:
         self._prices = p
         c = self._cost_unit()
         now_s = ts_ns * _NS
+        self._f_time = np.where(np.isnan(self._f_time), now_s, self._f_time)
+        f = self._funding_now(p, now_s)
+        self._funding = f
         flow = np.zeros(len(self.assets))
         count, notional = 0, 0.0
         if self._queue.size:
             count, notional = self._continue_flagged(ts_ns, now_s, block, p, flow)
         crossed = self._dirty or self._waiting
         if not crossed:
-            moved = float(self._k @ np.abs(p - self._p_ref)) + self._k_cost * abs(c - self._c_ref)
+            shift = np.abs(p - self._p_ref) + np.abs(f - self._f_ref)
+            moved = float(self._k @ shift) + self._k_cost * abs(c - self._c_ref)
             crossed = moved >= _QUIET
         if crossed:
             flagged, value = self._flag(ts_ns, now_s, block, p, c, flow)
@@ -229,7 +246,7 @@ class SynthetixVenue:
         level = np.full(rows.size, np.nan)
         if np.isfinite(p).all() and rows.size:
             idx = np.unique(rows)
-            terms = _Margins(self, idx, p, self._cost_unit())
+            terms = _Margins(self, idx, p, self._cost_unit(), self._funding)
             where = np.searchsorted(idx, rows)
             for m, market in enumerate(self.config.markets):
                 here = cols == m
@@ -242,7 +259,7 @@ class SynthetixVenue:
                 )
                 mmr = imr * market.maintenance_margin_scalar
                 own_mm = absolute * p[m] * mmr + market.minimum_position_margin
-                own_pnl = s * (p[m] - self._entry[a, m])
+                own_pnl = s * (p[m] - self._entry[a, m])  # its funding stays in ``rest``
                 k = where[here]
                 rest = (
                     terms.available[k] - own_pnl - (terms.maintenance[k] - own_mm) - terms.reward[k]
@@ -278,8 +295,10 @@ class SynthetixVenue:
         """One account's PnL per asset, available margin, maintenance margin and possible
         liquidation reward at ``prices`` (USD), and whether it is eligible (1.0) or not."""
         p = np.array([float(prices[a]) for a in self.assets])
-        terms = _Margins(self, np.array([account]), p, self._cost_unit())
+        funding = self._funding_now(p, self._last_ts * _NS) if self._last_ts else self._funding
+        terms = _Margins(self, np.array([account]), p, self._cost_unit(), funding)
         pnl = self._size[account] * (p - self._entry[account])
+        pnl += self._size[account] * (funding - self._entry_funding[account])
         out = {f"pnl_{a}": float(x) for a, x in zip(self.assets, pnl, strict=True)}
         out.update(
             available=float(terms.available[0]),
@@ -330,6 +349,42 @@ class SynthetixVenue:
         )
         return capacity, escape
 
+    def _funding_now(self, p: F64, now_s: float) -> F64:
+        """Each market's funding value now (``calculateNextFunding``, quote per base)."""
+        out = self._f_value.copy()
+        for m, market in enumerate(self.config.markets):
+            if market.max_funding_velocity == 0.0 and self._f_rate[m] == 0.0:
+                continue
+            days = (now_s - self._f_time[m]) / 86_400.0
+            rate = sm.funding_rate(
+                last_rate=float(self._f_rate[m]),
+                skew=float(self._skew[m]),
+                skew_scale=market.skew_scale,
+                max_velocity=market.max_funding_velocity,
+                elapsed_days=days,
+            )
+            out[m] += sm.unrecorded_funding(
+                last_rate=float(self._f_rate[m]), rate=rate, elapsed_days=days, price=float(p[m])
+            )
+        return out
+
+    def _recompute_funding(self, m: int, p: F64, now_s: float) -> None:
+        """``PerpsMarket.recomputeFunding`` before the skew of market ``m`` changes."""
+        market = self.config.markets[m]
+        days = (now_s - self._f_time[m]) / 86_400.0
+        rate = sm.funding_rate(
+            last_rate=float(self._f_rate[m]),
+            skew=float(self._skew[m]),
+            skew_scale=market.skew_scale,
+            max_velocity=market.max_funding_velocity,
+            elapsed_days=days,
+        )
+        self._f_value[m] += sm.unrecorded_funding(
+            last_rate=float(self._f_rate[m]), rate=rate, elapsed_days=days, price=float(p[m])
+        )
+        self._f_rate[m] = rate
+        self._f_time[m] = now_s
+
     def _record(self, m: int, amount: float, now_s: float) -> None:
         market = self.config.markets[m]
         ts, amounts = self._win_ts[m], self._win_amount[m]
@@ -370,6 +425,7 @@ class SynthetixVenue:
             whole = take[hit] >= want[hit]
             self._size[rows, m] = np.where(whole, 0.0, sizes[hit] - closed)
             total = float(closed.sum())
+            self._recompute_funding(m, p, now_s)
             self._skew[m] -= total
             flow[m] -= total
             if np.isfinite(capacity) or escape:
@@ -435,7 +491,7 @@ class SynthetixVenue:
         if active.size == 0:
             self._seen[~self._flagged] = -1
             return 0, 0.0
-        terms = _Margins(self, active, p, c)
+        terms = _Margins(self, active, p, c, self._funding)
         self._evaluated = (active, terms)
         eligible = terms.slack < 0.0
         seen = self._seen[active]
@@ -485,6 +541,7 @@ class SynthetixVenue:
     def _rebuild(self, p: F64, c: float) -> None:
         """Recompute the quiet-step bound (module docstring, step 1)."""
         self._p_ref, self._c_ref = p.copy(), c
+        self._f_ref = self._funding.copy()
         self._waiting = False
         self._dirty = False
         self._k = np.zeros(p.size)
