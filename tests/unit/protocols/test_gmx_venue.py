@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from deleverage.errors import ConfigError, ValidationError
 from deleverage.protocols.chain import Chain, ChainConfig
-from deleverage.protocols.gmx import GmxConfig, GmxPopulation, GmxVenue, gmx_population
+from deleverage.protocols.gmx import (
+    GmxConfig,
+    GmxPopulation,
+    GmxVenue,
+    build_gmx,
+    gmx_population,
+)
 from deleverage.protocols.gmx import math as gm
 from deleverage.protocols.keepers import Keepers, KeepersConfig, KeeperSpec
 from deleverage.venues.protocol import PriceInputs
@@ -256,3 +262,36 @@ def test_keepers_need_a_chain_and_a_gas_asset() -> None:
         GmxVenue(GmxConfig(), _one_liquidatable(), keepers=_keepers(0))
     with pytest.raises(ValidationError, match="native_asset"):
         GmxVenue(GmxConfig(), _one_liquidatable(), native_asset="BTC")
+
+
+def test_a_scenario_table_builds_a_venue_with_drawn_positions_and_chain_keepers() -> None:
+    # what a world's `[[venues]] kind = "gmx"` config table would hold
+    config = GmxConfig.from_toml(
+        """
+        asset = "ETH"
+        long_pool_tokens = 50000.0
+        short_pool_usd = 100000000.0
+        [population]
+        positions = 500
+        leverage_high = 20.0
+        [keepers]
+        keepers = [{capital = 1000.0, latency_blocks = 2}]
+        [chain]
+        block_time_s = 2.0
+        """
+    )
+    venue = build_gmx(config, prices={"ETH": 2_000.0}, seed=5)
+    assert len(venue.open_positions()) == 500
+    assert venue._keepers.chain is not None
+    assert venue._keepers.native_asset == "ETH"
+    again = build_gmx(config, prices={"ETH": 2_000.0}, seed=5)
+    assert again.open_positions().equals(venue.open_positions())
+
+
+def test_building_without_a_population_needs_the_price_and_a_bad_gas_asset_is_named() -> None:
+    with pytest.raises(ValidationError, match="prices"):
+        build_gmx(GmxConfig())
+    with pytest.raises(ConfigError, match="native_asset"):
+        GmxConfig(asset="ETH", native_asset="BTC")
+    with pytest.raises(ConfigError, match="leverage_high"):
+        GmxConfig.from_mapping({"population": {"leverage_low": 10.0, "leverage_high": 5.0}})

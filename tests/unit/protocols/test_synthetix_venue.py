@@ -19,6 +19,7 @@ from deleverage.protocols.synthetix import (
     SynthetixMarketConfig,
     SynthetixPopulation,
     SynthetixVenue,
+    build_synthetix,
     synthetix_population,
 )
 from deleverage.venues.protocol import PriceInputs
@@ -231,3 +232,29 @@ def test_funding_alone_brings_an_account_to_its_flag_at_a_constant_price() -> No
         assert venue.account_margins(0, {"ETH": 2_000.0})["eligible"] == 0.0
     assert flagged_at is not None
     assert 0 < flagged_at < 400
+
+
+def test_a_scenario_table_builds_a_venue_with_drawn_accounts_and_chain_keepers() -> None:
+    config = SynthetixConfig.from_mapping(
+        {
+            "markets": [
+                {"asset": "ETH", "skew_scale": 1e6, "max_funding_velocity": 9.0},
+                {"asset": "BTC", "skew_scale": 3e4},
+            ],
+            "population": {"accounts": 300, "markets_per_account": 2},
+            "keepers": {"keepers": [{"capital": 1_000.0, "latency_blocks": 1}]},
+        }
+    )
+    venue = build_synthetix(config, prices={"ETH": 2_000.0, "BTC": 60_000.0}, seed=3)
+    assert venue._size.shape == (300, 2)
+    assert ((venue._size != 0.0).sum(axis=1) == 2).all()
+    assert venue._keepers.native_asset == "ETH"
+    with pytest.raises(ConfigError, match="markets_per_account"):
+        SynthetixConfig.from_mapping(
+            {
+                "markets": [{"asset": "ETH", "skew_scale": 1e6}],
+                "population": {"markets_per_account": 2},
+            }
+        )
+    with pytest.raises(ConfigError, match="native_asset"):
+        SynthetixConfig(markets=config.markets, native_asset="SOL")

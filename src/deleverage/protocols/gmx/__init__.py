@@ -4,7 +4,19 @@
 and the population generator, ``venue`` the :class:`GmxVenue`.
 """
 
-from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation, gmx_population
+from deleverage.protocols.gmx.config import (
+    GmxConfig,
+    GmxPopulation,
+    GmxPopulationConfig,
+    gmx_population,
+)
 from deleverage.protocols.gmx.venue import GmxVenue, build_gmx
 
-__all__ = ["GmxConfig", "GmxPopulation", "GmxVenue", "build_gmx", "gmx_population"]
+__all__ = [
+    "GmxConfig",
+    "GmxPopulation",
+    "GmxPopulationConfig",
+    "GmxVenue",
+    "build_gmx",
+    "gmx_population",
+]

@@ -14,13 +14,37 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, ValidationError
+from deleverage.protocols.chain import ChainConfig
+from deleverage.protocols.keepers import KeepersConfig
 from deleverage.spec import _Frozen
 
-__all__ = ["GmxConfig", "GmxPopulation", "gmx_population"]
+__all__ = ["GmxConfig", "GmxPopulation", "GmxPopulationConfig", "gmx_population"]
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, le=1e15, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, le=1e15, allow_inf_nan=False)]
+
+
+class GmxPopulationConfig(_Frozen):
+    """How :func:`gmx_population` draws a scenario's positions (see its docstring)."""
+
+    positions: Annotated[int, Field(ge=0, le=50_000_000)] = 10_000
+    mean_size_usd: Annotated[float, Field(gt=0.0, le=1e12, allow_inf_nan=False)] = 20_000.0
+    leverage_low: Annotated[float, Field(ge=1.0, le=1_000.0)] = 2.0
+    leverage_high: Annotated[float, Field(ge=1.0, le=1_000.0)] = 50.0
+    long_fraction: Fraction = 0.6
+    long_token_collateral_fraction: Fraction = 0.5
+    entry_dispersion: Annotated[float, Field(ge=0.0, le=2.0)] = 0.05
+
+    @model_validator(mode="after")
+    def _leverage_in_order(self) -> Self:
+        if self.leverage_high < self.leverage_low:
+            raise ConfigError(
+                "GmxPopulationConfig.leverage_high",
+                self.leverage_high,
+                f"must be >= leverage_low ({self.leverage_low})",
+            )
+        return self
 
 
 class GmxConfig(_Frozen):
@@ -71,12 +95,27 @@ class GmxConfig(_Frozen):
     execution_fee_usd: NonNegative = 1.0
     #: Fraction of the exposure the pool takes over that its hedgers trade in the market.
     hedge_ratio: Fraction = 1.0
+    #: Keepers on a chain (None: perfect keepers, every liquidation at once and free); gas is
+    #: paid in ``native_asset`` (default: the long token's asset); ``seed`` seeds the chain.
+    keepers: KeepersConfig | None = None
+    chain: ChainConfig = Field(default_factory=ChainConfig)
+    native_asset: str | None = Field(default=None, min_length=1, max_length=32)
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    #: The positions a scenario draws for this market (:func:`gmx_population`).
+    population: GmxPopulationConfig = Field(default_factory=GmxPopulationConfig)
 
     @model_validator(mode="after")
     def _adl_factors(self) -> Self:
         if self.long_token_asset == self.asset:
             raise ConfigError(
                 "GmxConfig.long_token_asset", self.long_token_asset, "must differ from asset"
+            )
+        watched = {self.asset, self.long_token_asset or self.asset}
+        if self.native_asset is not None and self.native_asset not in watched:
+            raise ConfigError(
+                "GmxConfig.native_asset",
+                self.native_asset,
+                f"must be an asset the market watches {sorted(watched)}",
             )
         if self.min_pnl_factor_after_adl >= self.max_pnl_factor_for_adl:
             raise ConfigError(

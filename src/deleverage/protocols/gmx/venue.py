@@ -37,7 +37,7 @@ from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
 from deleverage.protocols.chain import Chain
 from deleverage.protocols.gmx import math as gm
-from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation
+from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation, gmx_population
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_actions, oracle_band
 from deleverage.venues.protocol import (
@@ -577,12 +577,40 @@ class GmxVenue:
 
 def build_gmx(
     config: GmxConfig,
-    population: GmxPopulation,
+    population: GmxPopulation | None = None,
     *,
+    prices: Mapping[str, float] | None = None,
+    seed: int = 0,
     keepers: Keepers | None = None,
     chain: Chain | None = None,
     native_asset: str | None = None,
 ) -> GmxVenue:
-    """Build a GMX v2 market venue from its configuration and positions (perfect keepers
-    unless ``keepers`` and ``chain`` are given; ``native_asset`` prices gas)."""
+    """Build a GMX v2 market venue (a world's entry).
+
+    With ``population`` None the positions are drawn by :func:`gmx_population` from
+    ``config.population`` at ``prices[config.asset]`` with ``seed``. Keepers: the given ones,
+    else ``config.keepers`` (None: perfect keepers); they act on ``chain`` (a world's shared
+    chain), else on a chain built from ``config.chain`` and ``config.seed``. Gas is priced in
+    ``native_asset``, else ``config.native_asset``, else the long token's asset.
+    """
+    if population is None:
+        if prices is None or config.asset not in prices:
+            raise ValidationError("prices", prices, f"must give {config.asset!r} to draw positions")
+        draw = config.population
+        population = gmx_population(
+            draw.positions,
+            seed=seed,
+            price=float(prices[config.asset]),
+            mean_size_usd=draw.mean_size_usd,
+            leverage=(draw.leverage_low, draw.leverage_high),
+            long_fraction=draw.long_fraction,
+            long_token_collateral_fraction=draw.long_token_collateral_fraction,
+            entry_dispersion=draw.entry_dispersion,
+        )
+    if keepers is None and config.keepers is not None:
+        keepers = Keepers(config.keepers)
+    if keepers is not None and chain is None:
+        chain = Chain(config.chain, seed=config.seed)
+    if keepers is not None and native_asset is None:
+        native_asset = config.native_asset or config.long_token_asset or config.asset
     return GmxVenue(config, population, keepers=keepers, chain=chain, native_asset=native_asset)

@@ -9,6 +9,7 @@ from deleverage.protocols.synthetix.config import (
     SynthetixConfig,
     SynthetixMarketConfig,
     SynthetixPopulation,
+    SynthetixPopulationConfig,
     synthetix_population,
 )
 from deleverage.protocols.synthetix.venue import SynthetixVenue, build_synthetix
@@ -17,6 +18,7 @@ __all__ = [
     "SynthetixConfig",
     "SynthetixMarketConfig",
     "SynthetixPopulation",
+    "SynthetixPopulationConfig",
     "SynthetixVenue",
     "build_synthetix",
     "synthetix_population",

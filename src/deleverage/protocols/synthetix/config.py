@@ -15,6 +15,8 @@ import numpy.typing as npt
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, ValidationError
+from deleverage.protocols.chain import ChainConfig
+from deleverage.protocols.keepers import KeepersConfig
 from deleverage.protocols.synthetix import math as sm
 from deleverage.spec import _Frozen
 
@@ -22,6 +24,7 @@ __all__ = [
     "SynthetixConfig",
     "SynthetixMarketConfig",
     "SynthetixPopulation",
+    "SynthetixPopulationConfig",
     "synthetix_population",
 ]
 
@@ -65,6 +68,28 @@ class SynthetixMarketConfig(_Frozen):
         )
 
 
+class SynthetixPopulationConfig(_Frozen):
+    """How :func:`synthetix_population` draws a scenario's accounts (see its docstring)."""
+
+    accounts: Annotated[int, Field(ge=0, le=50_000_000)] = 10_000
+    mean_notional_usd: Annotated[float, Field(gt=0.0, le=1e12, allow_inf_nan=False)] = 20_000.0
+    leverage_low: Annotated[float, Field(ge=1.0, le=1_000.0)] = 1.5
+    leverage_high: Annotated[float, Field(ge=1.0, le=1_000.0)] = 25.0
+    markets_per_account: Annotated[int, Field(ge=1, le=256)] = 1
+    long_fraction: Fraction = 0.6
+    entry_dispersion: Annotated[float, Field(ge=0.0, le=2.0)] = 0.05
+
+    @model_validator(mode="after")
+    def _leverage_in_order(self) -> Self:
+        if self.leverage_high < self.leverage_low:
+            raise ConfigError(
+                "SynthetixPopulationConfig.leverage_high",
+                self.leverage_high,
+                f"must be >= leverage_low ({self.leverage_low})",
+            )
+        return self
+
+
 class SynthetixConfig(_Frozen):
     """A Synthetix perps v3 deployment: its markets, keeper reward guards and keeper costs.
 
@@ -93,12 +118,32 @@ class SynthetixConfig(_Frozen):
     liquidate_gas_units: Annotated[float, Field(ge=0.0, le=1e8)] = 400_000.0
     #: Fraction of the exposure the pool takes over that its hedgers trade in the market.
     hedge_ratio: Fraction = 1.0
+    #: Keepers on a chain (None: perfect keepers, every action at once and free); gas is paid
+    #: in ``native_asset`` (default: the first market's asset); ``seed`` seeds the chain.
+    keepers: KeepersConfig | None = None
+    chain: ChainConfig = Field(default_factory=ChainConfig)
+    native_asset: str | None = Field(default=None, min_length=1, max_length=32)
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    #: The accounts a scenario draws (:func:`synthetix_population`).
+    population: SynthetixPopulationConfig = Field(default_factory=SynthetixPopulationConfig)
 
     @model_validator(mode="after")
     def _distinct_assets(self) -> Self:
         assets = [m.asset for m in self.markets]
         if len(set(assets)) != len(assets):
             raise ConfigError("SynthetixConfig.markets", assets, "must name each asset once")
+        if self.native_asset is not None and self.native_asset not in assets:
+            raise ConfigError(
+                "SynthetixConfig.native_asset",
+                self.native_asset,
+                f"must be a market's asset {assets}",
+            )
+        if self.population.markets_per_account > len(assets):
+            raise ConfigError(
+                "SynthetixConfig.population.markets_per_account",
+                self.population.markets_per_account,
+                f"must be <= the number of markets ({len(assets)})",
+            )
         if self.max_keeper_reward_usd < self.min_keeper_reward_usd:
             raise ConfigError(
                 "SynthetixConfig.max_keeper_reward_usd",

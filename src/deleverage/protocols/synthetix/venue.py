@@ -44,7 +44,11 @@ from deleverage.protocols.chain import Chain
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_actions
 from deleverage.protocols.synthetix import math as sm
-from deleverage.protocols.synthetix.config import SynthetixConfig, SynthetixPopulation
+from deleverage.protocols.synthetix.config import (
+    SynthetixConfig,
+    SynthetixPopulation,
+    synthetix_population,
+)
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
@@ -563,14 +567,45 @@ class SynthetixVenue:
 
 def build_synthetix(
     config: SynthetixConfig,
-    population: SynthetixPopulation,
+    population: SynthetixPopulation | None = None,
     *,
+    prices: Mapping[str, float] | None = None,
+    seed: int = 0,
     keepers: Keepers | None = None,
     chain: Chain | None = None,
     native_asset: str | None = None,
 ) -> SynthetixVenue:
-    """Build a Synthetix perps v3 venue from its configuration and accounts (perfect keepers
-    unless ``keepers`` and ``chain`` are given; ``native_asset`` prices gas)."""
+    """Build a Synthetix perps v3 venue (a world's entry).
+
+    With ``population`` None the accounts are drawn by :func:`synthetix_population` from
+    ``config.population`` at ``prices`` with ``seed``. Keepers: the given ones, else
+    ``config.keepers`` (None: perfect keepers); they act on ``chain`` (a world's shared chain),
+    else on a chain built from ``config.chain`` and ``config.seed``. Gas is priced in
+    ``native_asset``, else ``config.native_asset``, else the first market's asset.
+    """
+    if population is None:
+        if prices is None:
+            raise ValidationError(
+                "prices", prices, "must give every market's price to draw accounts"
+            )
+        draw = config.population
+        population = synthetix_population(
+            draw.accounts,
+            seed=seed,
+            config=config,
+            prices=prices,
+            mean_notional_usd=draw.mean_notional_usd,
+            leverage=(draw.leverage_low, draw.leverage_high),
+            markets_per_account=draw.markets_per_account,
+            long_fraction=draw.long_fraction,
+            entry_dispersion=draw.entry_dispersion,
+        )
+    if keepers is None and config.keepers is not None:
+        keepers = Keepers(config.keepers)
+    if keepers is not None and chain is None:
+        chain = Chain(config.chain, seed=config.seed)
+    if keepers is not None and native_asset is None:
+        native_asset = config.native_asset or config.assets[0]
     return SynthetixVenue(
         config, population, keepers=keepers, chain=chain, native_asset=native_asset
     )
