@@ -92,16 +92,21 @@ def close_price_impact_usd(
     negative one when it grows; when the close crosses balance: ``f+(d0) - f-(d1)``
     (``getPriceImpactUsdForSameSideRebalance``, ``...CrossoverRebalance``).
     """
-    next_long = np.where(is_long, long_open_interest_usd - size_usd, long_open_interest_usd)
-    next_short = np.where(is_long, short_open_interest_usd, short_open_interest_usd - size_usd)
-    d0 = abs(long_open_interest_usd - short_open_interest_usd)
-    d1 = np.abs(next_long - next_short)
-    same_side = (long_open_interest_usd <= short_open_interest_usd) == (next_long <= next_short)
+    if positive_factor == 0.0 and negative_factor == 0.0:
+        return np.zeros(np.shape(size_usd))
+    # next imbalance, signed (long - short): a long's close lowers it, a short's raises it
+    diff = long_open_interest_usd - short_open_interest_usd
+    next_diff = np.where(is_long, diff - size_usd, diff + size_usd)
+    d0 = abs(diff)
+    d1 = np.abs(next_diff)
+    same_side = (diff <= 0.0) == (next_diff <= 0.0)
     improved = d1 < d0
+    p0 = d0**exponent
+    p1 = d1 * d1 if exponent == 2.0 else np.power(d1, exponent)
     factor = np.where(improved, positive_factor, negative_factor)
-    same = np.abs(factor * d0**exponent - factor * d1**exponent)
+    same = factor * np.abs(p0 - p1)
     same = np.where(improved, same, -same)
-    cross = positive_factor * d0**exponent - negative_factor * d1**exponent
+    cross = positive_factor * p0 - negative_factor * p1
     return np.asarray(np.where(same_side, same, cross), dtype=np.float64)
 
 

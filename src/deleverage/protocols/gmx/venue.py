@@ -90,6 +90,7 @@ class GmxVenue:
         pop = population.check()
         self._cfg = config
         self._is_long = pop.is_long.astype(np.bool_).copy()
+        self._long_weight = self._is_long.astype(np.float64)
         self._coll = pop.collateral_amount.astype(np.float64).copy()
         self._coll_long = pop.collateral_is_long_token.astype(np.bool_).copy()
         self._size_usd = pop.size_usd.astype(np.float64).copy()
@@ -253,12 +254,13 @@ class GmxVenue:
 
     # -- internals -----------------------------------------------------------------------
     def _refresh_open_interest(self) -> None:
-        live = self._size_usd > 0.0
-        longs, shorts = live & self._is_long, live & ~self._is_long
-        self._oi_long_usd = float(self._size_usd[longs].sum())
-        self._oi_long_tok = float(self._size_tok[longs].sum())
-        self._oi_short_usd = float(self._size_usd[shorts].sum())
-        self._oi_short_tok = float(self._size_tok[shorts].sum())
+        # closed positions hold size 0, so sums weighted by the side indicator suffice (no
+        # BLAS dot: its threads contend on a busy machine)
+        longs = self._long_weight
+        self._oi_long_usd = float((self._size_usd * longs).sum())
+        self._oi_long_tok = float((self._size_tok * longs).sum())
+        self._oi_short_usd = float(self._size_usd.sum()) - self._oi_long_usd
+        self._oi_short_tok = float(self._size_tok.sum()) - self._oi_long_tok
 
     def _side_pnl(self, is_long: bool, price: float) -> float:
         if is_long:

@@ -229,7 +229,7 @@ class SynthetixVenue:
         crossed = self._dirty or self._waiting
         if not crossed:
             shift = np.abs(p - self._p_ref) + np.abs(f - self._f_ref)
-            moved = float(self._k @ shift) + self._k_cost * abs(c - self._c_ref)
+            moved = float((self._k * shift).sum()) + self._k_cost * abs(c - self._c_ref)
             crossed = moved >= _QUIET
         if crossed:
             flagged, value = self._flag(ts_ns, now_s, block, p, c, flow)
