@@ -258,3 +258,35 @@ def test_a_scenario_table_builds_a_venue_with_drawn_accounts_and_chain_keepers()
         )
     with pytest.raises(ConfigError, match="native_asset"):
         SynthetixConfig(markets=config.markets, native_asset="SOL")
+
+
+def test_keepers_spend_no_gas_while_every_window_is_used_up() -> None:
+    # 100 OP per 10 s window (Liquidation.maxLiquidationAmount's market) and a 250 OP long:
+    # flagged and 100 closed at t = 100 s; no call pays until the window reopens at 110 s
+    # (entries count while their time is > now - 10 s: currentLiquidationCapacity)
+    market = SynthetixMarketConfig(
+        asset="OP", skew_scale=1_000.0, maker_fee=0.007, taker_fee=0.003,
+        max_seconds_in_liquidation_window=10.0, initial_margin_ratio=3.0,
+        minimum_initial_margin_ratio=0.0, flag_reward_ratio=0.05,
+    )  # fmt: skip
+    config = SynthetixConfig(
+        markets=(market,), flag_gas_units_per_feed=10_000.0, liquidate_gas_units=10_000.0
+    )
+    pop = SynthetixPopulation(np.array([2_000.0]), np.array([[250.0]]), np.array([[10.0]]))
+    keepers = Keepers(
+        KeepersConfig(keepers=(KeeperSpec(capital=1e4, latency_blocks=0, gas_units=20_000.0),))
+    )
+    chain = Chain(
+        ChainConfig(block_time_s=1.0, initial_base_fee_gwei=1.0, priority_fee_gwei=0.0), seed=2
+    )
+    venue = SynthetixVenue(config, pop, keepers=keepers, chain=chain, native_asset="OP")
+    venue.step({"OP": PriceInputs(1.0)}, ts_ns=100 * S)
+    assert venue.positions(0)["OP"] == pytest.approx(150.0)
+    spent = keepers.gas_paid.sum()
+    for t in range(101, 110):
+        venue.step({"OP": PriceInputs(1.0)}, ts_ns=t * S)
+    assert keepers.gas_paid.sum() == spent
+    assert venue.positions(0)["OP"] == pytest.approx(150.0)
+    venue.step({"OP": PriceInputs(1.0)}, ts_ns=110 * S)
+    assert venue.positions(0)["OP"] == pytest.approx(50.0)
+    assert keepers.gas_paid.sum() > spent

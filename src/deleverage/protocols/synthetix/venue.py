@@ -401,40 +401,41 @@ class SynthetixVenue:
         while ts and ts[0] <= cutoff:  # outside every future window
             del ts[0], amounts[0]
 
+    def _plan(self, accounts: I64, now_s: float) -> F64:
+        """What each market's window lets go of each of ``accounts`` (base, ``(k, markets)``)
+        when their ``liquidate`` calls run in order now (``maxLiquidatableAmount``); nothing
+        changes."""
+        take = np.zeros((accounts.size, len(self.config.markets)))
+        for m, market in enumerate(self.config.markets):
+            want = np.abs(self._size[accounts, m])
+            if not (want > 0.0).any():
+                continue
+            capacity, escape = self._capacity(m, now_s)
+            if capacity > 0.0:
+                take[:, m] = np.clip(capacity - (np.cumsum(want) - want), 0.0, want)
+            elif escape:  # the first call of the block gets one more window
+                first = int(np.flatnonzero(want > 0.0)[0])
+                take[first, m] = min(market.max_liquidation_in_window, float(want[first]))
+        return take
+
     def _close_batch(self, ts_ns: int, now_s: float, accounts: I64, p: F64, flow: F64) -> F64:
         """Liquidate what each market's window allows of ``accounts``, in order (one
         ``liquidate`` call each); return each account's notional liquidated (USD)."""
-        notional = np.zeros(accounts.size)
-        for m in range(len(self.config.markets)):
-            sizes = self._size[accounts, m]
-            want = np.abs(sizes)
-            if not (want > 0.0).any():
-                continue
-            max_in_window = self.config.markets[m].max_liquidation_in_window
-            capacity, escape = self._capacity(m, now_s)
-            if capacity > 0.0:
-                before = np.cumsum(want) - want
-                take = np.clip(capacity - before, 0.0, want)
-            elif escape:
-                take = np.zeros(accounts.size)
-                first = int(np.flatnonzero(want > 0.0)[0])
-                take[first] = min(max_in_window, float(want[first]))
-            else:
-                continue
-            hit = take > 0.0
-            if not hit.any():
-                continue
-            closed = np.sign(sizes[hit]) * take[hit]
+        take = self._plan(accounts, now_s)
+        for m in np.flatnonzero(take.sum(axis=0) > 0.0).tolist():
+            hit = take[:, m] > 0.0
             rows = accounts[hit]
-            whole = take[hit] >= want[hit]
-            self._size[rows, m] = np.where(whole, 0.0, sizes[hit] - closed)
+            sizes = self._size[rows, m]
+            closed = np.sign(sizes) * take[hit, m]
+            self._size[rows, m] = np.where(take[hit, m] >= np.abs(sizes), 0.0, sizes - closed)
             total = float(closed.sum())
             self._recompute_funding(m, p, now_s)
             self._skew[m] -= total
             flow[m] -= total
-            if np.isfinite(capacity) or escape:
-                self._record(m, float(take.sum()), now_s)
-            notional[hit] += take[hit] * p[m]
+            if np.isfinite(self.config.markets[m].max_liquidation_in_window) and (
+                self.config.markets[m].max_liquidation_in_window > 0.0
+            ):
+                self._record(m, float(take[hit, m].sum()), now_s)
             append_actions(
                 self._journal,
                 kind=EventKind.LIQUIDATION,
@@ -447,10 +448,9 @@ class SynthetixVenue:
                 amount=np.zeros(rows.size),
                 fee=np.zeros(rows.size),
             )
-        left = (self._size[self._queue] != 0.0).any(axis=1) if self._queue.size else None
-        if left is not None:
-            self._queue = self._queue[left]
-        return notional
+        if self._queue.size:
+            self._queue = self._queue[(self._size[self._queue] != 0.0).any(axis=1)]
+        return np.asarray((take * p).sum(axis=1), dtype=np.float64)
 
     def _continue_flagged(
         self, ts_ns: int, now_s: float, block: int, p: F64, flow: F64
@@ -461,13 +461,13 @@ class SynthetixVenue:
             for capacity, escape in (self._capacity(m, now_s) for m in markets)
         ):
             return 0, 0.0  # every window is used up: no liquidate call can do anything
+        # Keepers call only where a call would liquidate something (it pays only then).
+        hopeful = self._queue[self._plan(self._queue, now_s).sum(axis=1) > 0.0]
         cfg = self.config
         _, liq_cost = self._costs(np.zeros(1), self._cost_unit())
         reward = float(sm.keeper_reward(0.0, liq_cost, 0.0, **cfg.guards))
-        acted, _ = self._keepers.act(
-            block=block, seen_block=self._seen[self._queue], incentive=reward
-        )
-        accounts = self._queue[acted]
+        acted, _ = self._keepers.act(block=block, seen_block=self._seen[hopeful], incentive=reward)
+        accounts = hopeful[acted]
         value = self._close_batch(ts_ns, now_s, accounts, p, flow)
         paid = accounts[value > 0.0]  # the reward is paid only when something was liquidated
         if paid.size:
