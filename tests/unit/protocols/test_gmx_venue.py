@@ -295,3 +295,33 @@ def test_building_without_a_population_needs_the_price_and_a_bad_gas_asset_is_na
         GmxConfig(asset="ETH", native_asset="BTC")
     with pytest.raises(ConfigError, match="leverage_high"):
         GmxConfig.from_mapping({"population": {"leverage_low": 10.0, "leverage_high": 5.0}})
+
+
+def test_adl_waits_for_keepers_who_find_it_worth_their_gas() -> None:
+    # the AdlOrder.ts position (2,000,000 long at 5,000, 1,000 WETH pool) at 10,000: factor
+    # 0.2 > 0.1; a 50 USD fee against ~200 USD of gas leaves it; 5 USD of gas takes it to 0.02
+    pop = GmxPopulation(
+        is_long=np.array([True]),
+        collateral_amount=np.array([100.0]),
+        collateral_is_long_token=np.array([True]),
+        size_usd=np.array([2_000_000.0]),
+        size_tokens=np.array([400.0]),
+    )
+    config = GmxConfig(
+        asset="ETH", long_pool_tokens=1_000.0, max_pnl_factor_for_adl=0.1,
+        min_pnl_factor_after_adl=0.02, execution_fee_usd=50.0,
+    )  # fmt: skip
+    for base_fee, expected in ((10.0, 0.2), (0.25, 0.02)):
+        chain = Chain(
+            ChainConfig(
+                initial_base_fee_gwei=base_fee, min_base_fee_gwei=0.1, priority_fee_gwei=0.0
+            ),
+            seed=1,
+        )
+        venue = GmxVenue(
+            config, pop, keepers=_keepers(latency=0, gas_units=2_000_000.0), chain=chain,
+            native_asset="ETH",
+        )  # fmt: skip
+        venue.step({"ETH": PriceInputs(10_000.0)}, ts_ns=12 * S)
+        factor = venue.pnl_to_pool_factor(is_long=True, price=10_000.0)
+        assert factor == pytest.approx(expected, rel=1e-6)

@@ -20,6 +20,7 @@ and each side's open interest in USD and tokens. A step:
    ``min_pnl_factor_after_adl`` (not below: GMX reverts an over-correcting ADL); profit cut by
    the MAX_PNL_FACTOR_FOR_TRADERS cap on those closes is ``adl_loss``.
 
+ADL keepers (``PoolKeepers``, paid the execution fee) execute the planned closes.
 Funding is GMX's static funding: the larger side pays ``fundingFactor x diff ** exponent /
 total open interest`` per second on its size, accrued like borrowing; what a closing position
 owes becomes the other side's claimable funding (``funding_claimable_usd``), outside the pool.
@@ -99,6 +100,7 @@ class GmxVenue:
         self._borrow_entry = np.zeros(n)
         self._fund_entry = np.zeros(n)  # the side's cumulative funding factor at open
         self._seen = np.full(n, -1, dtype=np.int64)  # block a liquidation was first seen
+        self._adl_seen = [-1, -1]  # block ADL became due, longs and shorts
         self._pool_long = float(config.long_pool_tokens)
         self._pool_short = float(config.short_pool_usd)
         self._cum_borrow = 0.0
@@ -187,7 +189,7 @@ class GmxVenue:
                 break
         if cfg.adl_enabled:
             for is_long in (True, False):
-                moved += self._adl(ts_ns, is_long, p_min, mid, p_max)
+                moved += self._adl(ts_ns, block, is_long, p_min, mid, p_max)
         if count or moved:
             self._dirty = True
         if (
@@ -483,14 +485,20 @@ class GmxVenue:
         self._pool_long -= long_tokens
         self._pool_short -= short_usd
 
-    def _adl(self, ts_ns: int, is_long: bool, p_min: float, mid: float, p_max: float) -> float:
+    def _adl(
+        self, ts_ns: int, block: int, is_long: bool, p_min: float, mid: float, p_max: float
+    ) -> float:
         """Deleverage one side down to MIN_PNL_FACTOR_AFTER_ADL; return the signed flow."""
         cfg = self._cfg
+        side = 0 if is_long else 1
         side_price = p_max if is_long else p_min
         side_pnl = self._side_pnl(is_long, side_price)
         pool = self._pool_usd(is_long, self._q_min)
         if gm.pnl_to_pool_factor(side_pnl, pool) <= cfg.max_pnl_factor_for_adl:
+            self._adl_seen[side] = -1
             return 0.0
+        if self._adl_seen[side] < 0:
+            self._adl_seen[side] = block
         target = cfg.min_pnl_factor_after_adl
         cands = np.flatnonzero((self._size_usd > 0.0) & (self._is_long == is_long))
         pnl_pay = gm.position_pnl_usd(
@@ -528,7 +536,16 @@ class GmxVenue:
             Pool -= part * float(pnl_side[k]) * float(paid[k])
             if part < 1.0:
                 break
-        hit = closed > 0.0
+        hit = np.flatnonzero(closed > 0.0)
+        # ADL keepers execute the planned closes (in order) when the fee beats their gas; a
+        # skipped one leaves the factor above target (never below): ADL stays due
+        acted, _ = self._keepers.act(
+            block=block,
+            seen_block=np.full(hit.size, self._adl_seen[side], dtype=np.int64),
+            incentive=cfg.execution_fee_usd,
+        )
+        self._pending = self._pending or bool((~acted).any())
+        hit = hit[acted]
         idx, frac = cands[hit], closed[hit]
         if idx.size == 0:
             return 0.0
