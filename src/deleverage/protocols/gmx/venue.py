@@ -202,7 +202,9 @@ class GmxVenue:
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
 
     def liquidation_levels(self) -> pd.DataFrame:
-        """Open positions and the oracle price at which each becomes liquidatable."""
+        """Open positions and the oracle price at which each becomes liquidatable (the long
+        token's price held where it is another asset: NaN for its collateral before the first
+        step)."""
         open_ = np.flatnonzero(self._size_usd > 0.0)
         A, Bc, thr = self._linear_terms(open_, self._cum_borrow, self._cum_fund)
         with np.errstate(divide="ignore", invalid="ignore"):
