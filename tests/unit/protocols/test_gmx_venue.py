@@ -325,3 +325,42 @@ def test_adl_waits_for_keepers_who_find_it_worth_their_gas() -> None:
         venue.step({"ETH": PriceInputs(10_000.0)}, ts_ns=12 * S)
         factor = venue.pnl_to_pool_factor(is_long=True, price=10_000.0)
         assert factor == pytest.approx(expected, rel=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    is_long=st.booleans(),
+    in_token=st.booleans(),
+    lev=st.floats(2.0, 100.0),
+    move=st.floats(-0.6, 0.6),
+    liq_fee=st.floats(0.0, 0.01),
+)
+def test_the_pool_gains_the_traders_loss_and_fees_less_the_loss_beyond_collateral(
+    is_long: bool, in_token: bool, lev: float, move: float, liq_fee: float
+) -> None:
+    # one position opened at 2,000; the price jumps; with no spread, impact (a lone position's
+    # close restores balance: positive, counted as 0) or borrowing, a liquidation must leave
+    # pool gain (USD) = -PnL + position fee + liquidation fee - loss beyond collateral
+    size, entry, price = 100_000.0, 2_000.0, 2_000.0 * (1.0 + move)
+    coll_usd = size / lev
+    pop = GmxPopulation(
+        is_long=np.array([is_long]),
+        collateral_amount=np.array([coll_usd / entry if in_token else coll_usd]),
+        collateral_is_long_token=np.array([in_token]),
+        size_usd=np.array([size]),
+        size_tokens=np.array([size / entry]),
+    )
+    venue = _venue(
+        pop, oracle_half_spread=0.0, borrowing_rate_per_s=0.0, funding_factor=0.0,
+        liquidation_fee_factor=liq_fee, long_pool_tokens=1e6, short_pool_usd=1e9,
+    )  # fmt: skip
+    long_before, short_before = venue.pool_amounts()
+    step = venue.step({"ETH": PriceInputs(price)}, ts_ns=S)
+    if step.liquidations == 0:
+        return
+    long_after, short_after = venue.pool_amounts()
+    gain = (long_after - long_before) * price + (short_after - short_before)
+    pnl = size / entry * price - size if is_long else size - size / entry * price
+    fees = size * (0.0004 + liq_fee)  # the close improves balance: the positive fee factor
+    expected = -pnl + fees - step.solvency.backstop_loss
+    assert gain == pytest.approx(expected, rel=1e-9, abs=1e-6)
