@@ -236,7 +236,7 @@ class SynthetixVenue:
             count, notional = count + flagged, notional + value
             self._rebuild(p, c)
         hedge = self.config.hedge_ratio
-        forced = {a: float(f) * hedge for a, f in zip(self.assets, flow, strict=True)}
+        forced = {a: float(x) * hedge for a, x in zip(self.assets, flow, strict=True)}
         return VenueStep(ts_ns, count, notional, forced, self.solvency())
 
     def liquidation_levels(self) -> pd.DataFrame:
