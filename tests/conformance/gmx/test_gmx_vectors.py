@@ -209,3 +209,30 @@ def test_a_100k_adl_order_gives_the_factor_of_the_repository_test() -> None:
         paid_per_unit=1.0,
     )
     assert y == pytest.approx(100_000.0, rel=1e-12)
+
+
+# test/exchange/PositionPriceImpact/PairMarket.ts "price impact pair market": positive
+# factor 5e-9, negative 1e-8, exponent 2; each order's pendingPriceImpactUsd
+@pytest.mark.parametrize(
+    ("long_oi", "short_oi", "next_long", "next_short", "impact"),
+    [
+        (0.0, 0.0, 200_000.0, 0.0, -400.0),  # first 200k long: crosses from balance
+        (200_000.0, 0.0, 400_000.0, 0.0, -1_200.0),  # second 200k long: worsens
+        (400_000.0, 0.0, 400_000.0, 10_000.0, 39.5),  # 10k short: improves
+        (400_000.0, 0.0, 400_000.0, 500_000.0, 700.0),  # 500k short: crosses over
+    ],
+    ids=["first-long", "second-long", "small-short", "crossing-short"],
+)
+def test_price_impact_matches_the_pair_market_test(
+    long_oi: float, short_oi: float, next_long: float, next_short: float, impact: float
+) -> None:
+    got = gm.price_impact_usd(
+        long_open_interest_usd=long_oi,
+        short_open_interest_usd=short_oi,
+        next_long_usd=np.array([next_long]),
+        next_short_usd=np.array([next_short]),
+        positive_factor=5e-9,
+        negative_factor=1e-8,
+        exponent=2.0,
+    )
+    assert float(got[0]) == pytest.approx(impact, rel=1e-12)

@@ -24,6 +24,7 @@ __all__ = [
     "liquidation_threshold_usd",
     "pnl_to_pool_factor",
     "position_pnl_usd",
+    "price_impact_usd",
     "remaining_collateral_usd",
     "side_pnl_usd",
 ]
@@ -74,29 +75,30 @@ def apply_impact_factor(diff_usd: F64 | float, factor: float, exponent: float) -
     return factor * np.power(np.asarray(diff_usd, dtype=np.float64), exponent)
 
 
-def close_price_impact_usd(
+def price_impact_usd(
     *,
-    is_long: B,
-    size_usd: F64,
     long_open_interest_usd: float,
     short_open_interest_usd: float,
+    next_long_usd: F64,
+    next_short_usd: F64,
     positive_factor: float,
     negative_factor: float,
     exponent: float,
 ) -> F64:
-    """Price impact of closing each position whole against the current open interest (USD;
-    > 0 helps the trader).
+    """Price impact of moving open interest to ``(next_long_usd, next_short_usd)`` (USD per
+    entry; > 0 helps the trader), ``PositionPricingUtils._getPriceImpactUsd``.
 
-    The imbalance is ``|long OI - short OI|`` before and after the close. On the same side of
-    balance: ``±|f(d0) - f(d1)|`` with the positive factor when the imbalance falls and the
-    negative one when it grows; when the close crosses balance: ``f+(d0) - f-(d1)``
-    (``getPriceImpactUsdForSameSideRebalance``, ``...CrossoverRebalance``).
+    The imbalance is ``d = |long OI - short OI|`` before (``d0``) and after (``d1``). On the
+    same side of balance: ``±|f(d0) - f(d1)|`` with ``f(d) = factor x d ** exponent``, the
+    positive factor and ``+`` when the imbalance falls, the negative factor and ``-`` when it
+    grows (``getPriceImpactUsdForSameSideRebalance``); when it crosses balance:
+    ``f+(d0) - f-(d1)`` (``getPriceImpactUsdForCrossoverRebalance``).
     """
+    next_long = np.asarray(next_long_usd, dtype=np.float64)
     if positive_factor == 0.0 and negative_factor == 0.0:
-        return np.zeros(np.shape(size_usd))
-    # next imbalance, signed (long - short): a long's close lowers it, a short's raises it
+        return np.zeros(next_long.shape)
     diff = long_open_interest_usd - short_open_interest_usd
-    next_diff = np.where(is_long, diff - size_usd, diff + size_usd)
+    next_diff = next_long - np.asarray(next_short_usd, dtype=np.float64)
     d0 = abs(diff)
     d1 = np.abs(next_diff)
     same_side = (diff <= 0.0) == (next_diff <= 0.0)
@@ -108,6 +110,34 @@ def close_price_impact_usd(
     same = np.where(improved, same, -same)
     cross = positive_factor * p0 - negative_factor * p1
     return np.asarray(np.where(same_side, same, cross), dtype=np.float64)
+
+
+def close_price_impact_usd(
+    *,
+    is_long: B,
+    size_usd: F64,
+    long_open_interest_usd: float,
+    short_open_interest_usd: float,
+    positive_factor: float,
+    negative_factor: float,
+    exponent: float,
+) -> F64:
+    """Price impact of closing each position whole against the current open interest (USD;
+    > 0 helps the trader): :func:`price_impact_usd` with the position's side reduced by its
+    size, as ``isPositionLiquidatable`` evaluates it."""
+    if positive_factor == 0.0 and negative_factor == 0.0:
+        return np.zeros(np.shape(size_usd))
+    return price_impact_usd(
+        long_open_interest_usd=long_open_interest_usd,
+        short_open_interest_usd=short_open_interest_usd,
+        next_long_usd=np.where(is_long, long_open_interest_usd - size_usd, long_open_interest_usd),
+        next_short_usd=np.where(
+            is_long, short_open_interest_usd, short_open_interest_usd - size_usd
+        ),
+        positive_factor=positive_factor,
+        negative_factor=negative_factor,
+        exponent=exponent,
+    )
 
 
 def liquidation_threshold_usd(
