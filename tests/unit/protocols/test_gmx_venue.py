@@ -364,3 +364,35 @@ def test_the_pool_gains_the_traders_loss_and_fees_less_the_loss_beyond_collatera
     fees = size * (0.0004 + liq_fee)  # the close improves balance: the positive fee factor
     expected = -pnl + fees - step.solvency.backstop_loss
     assert gain == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    moves=st.lists(
+        st.tuples(st.floats(-0.04, 0.04), st.floats(-0.04, 0.04)), min_size=3, max_size=25
+    ),
+)
+def test_with_a_separate_long_token_no_liquidatable_position_survives_a_step(
+    seed: int, moves: list[tuple[float, float]]
+) -> None:
+    # a SOL market backed by WETH: half the collateral in WETH, priced apart from the index
+    pop = gmx_population(300, seed=seed, price=100.0, leverage=(2.0, 60.0))
+    pop = pop._replace(
+        collateral_amount=np.where(
+            pop.collateral_is_long_token, pop.collateral_amount * 100.0 / 2_000.0,
+            pop.collateral_amount,
+        )
+    )  # fmt: skip
+    venue = _venue(pop, asset="SOL", long_token_asset="WETH", long_pool_tokens=1e6)
+    sol, weth = 100.0, 2_000.0
+    for k, (a, b) in enumerate(moves, start=1):
+        sol, weth = sol * float(np.exp(a)), weth * float(np.exp(b))
+        venue.step({"SOL": PriceInputs(sol), "WETH": PriceInputs(weth)}, ts_ns=k * 60 * S)
+        h = venue._cfg.oracle_half_spread
+        open_ = np.flatnonzero(venue._size_usd > 0.0)
+        rem = venue._remaining(open_, sol * (1 - h), sol * (1 + h))
+        thr = gm.liquidation_threshold_usd(
+            venue._size_usd[open_], min_collateral_usd=1.0, min_collateral_factor=0.01
+        )
+        assert not ((rem < thr) | (rem <= 0.0)).any()

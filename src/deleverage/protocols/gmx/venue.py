@@ -9,7 +9,9 @@ and each side's open interest in USD and tokens. A step:
    position that loses on a fall becomes liquidatable, the lowest at which one that loses on a
    rise does), nothing waits for a keeper, neither side's PnL is capped and ADL is not due:
    remaining collateral is linear in the price while open interest is unchanged, so the band
-   is exact (borrowing accrued up to a look-ahead is included);
+   is exact (borrowing and funding accrued up to a look-ahead are included; where the long
+   token is another asset, the band narrows by how far its price moved times the largest
+   ``collateral / |d remaining / d price|``);
 3. otherwise evaluates every open position (``math.remaining_collateral_usd`` against
    ``math.liquidation_threshold_usd``); keepers (``oracle_pool.PoolKeepers``) liquidate the
    most distressed first when the execution fee beats gas, after their latency; the pool receives
@@ -123,6 +125,8 @@ class GmxVenue:
         self._pending = False
         self._long_asset = config.long_token_asset or config.asset
         self._separate = self._long_asset != config.asset
+        self._band_q = float("nan")  # the long token's min price the band assumed
+        self._q_shift = 0.0  # how far the band's edges move per unit of that price
         self._q_min = self._q_max = float("nan")  # the long token's min / max price
         if native_asset is not None and native_asset not in self.assets:
             raise ValidationError("native_asset", native_asset, f"must be one of {self.assets}")
@@ -159,9 +163,7 @@ class GmxVenue:
             q_min, _, q_max = oracle_band(prices[self._long_asset], cfg.oracle_half_spread)
         else:
             q_min, q_max = p_min, p_max
-        if (q_min, q_max) != (self._q_min, self._q_max):
-            self._dirty = self._dirty or self._separate
-            self._q_min, self._q_max = q_min, q_max
+        self._q_min, self._q_max = q_min, q_max
         if self._last_ts:
             dt = (ts_ns - self._last_ts) * _NS
             self._cum_borrow += cfg.borrowing_rate_per_s * dt
@@ -170,12 +172,15 @@ class GmxVenue:
         self._mid = mid
         block = self._keepers.advance(ts_ns, prices)
         flow = dict.fromkeys(self.assets, 0.0)
+        # a long token priced apart moves long-token collateral: the band widens by its bound
+        dq = abs(q_min - self._band_q) if self._separate else 0.0
+        slack = 0.0 if dq == 0.0 else self._q_shift * dq
         quiet = (
             not self._dirty
             and not self._pending
             and self._cum_borrow <= self._band_cum
             and bool((self._cum_fund <= self._band_fund).all())
-            and self._lo * (1.0 + _BAND_RTOL) < mid < self._hi * (1.0 - _BAND_RTOL)
+            and self._lo * (1.0 + _BAND_RTOL) + slack < mid < self._hi * (1.0 - _BAND_RTOL) - slack
             and not self._adl_due(p_min, p_max)
             and not self._cap_binds(p_min, p_max)
         )
@@ -391,6 +396,17 @@ class GmxVenue:
         constant = (Bc == 0.0) & (thr > A)
         if constant.any():  # liquidatable at any price: never quiet
             self._lo, self._hi = np.inf, -np.inf
+        if self._separate:
+            # an edge p* = (thr - A) / B moves by c / |B| per unit of the long token's min
+            # price, c the position's long-token collateral
+            c = np.where(self._coll_long[open_], self._coll[open_], 0.0)
+            held = c > 0.0
+            if (held & (Bc == 0.0)).any():
+                self._q_shift = np.inf
+            else:
+                ratio = c[held] / np.abs(Bc[held])
+                self._q_shift = float(ratio.max()) if ratio.size else 0.0
+            self._band_q = self._q_min
         self._band_cum = cum
         self._band_fund = fund
         self._dirty = False
