@@ -15,6 +15,8 @@ import numpy as np
 
 from deleverage import ConstantDepthBook, Exchange, MarginMode, preset
 from deleverage.engine.venue import PerpVenue
+from deleverage.protocols.aave.config import AaveConfig, AavePopulation
+from deleverage.protocols.aave.venue import build_aave
 from deleverage.protocols.chain import Chain, ChainConfig
 from deleverage.protocols.gmx import GmxConfig, GmxPopulation, build_gmx
 from deleverage.protocols.keepers import Keepers, KeepersConfig, KeeperSpec
@@ -126,6 +128,21 @@ def _synthetix_case(*, on_chain: bool = False) -> VenueCase:
     return VenueCase(venue, asset="BTC", calm=99_500.0, crash=80_000.0)
 
 
+def _aave_case() -> VenueCase:
+    # WETH collateral borrowing USDC at health factors 1.05 to 2 at ETH 2,000 (a long's
+    # liquidation price is 2,000 x HF^-1 with one collateral and stable debt), one USDC
+    # supplier borrowing WETH (a short), and a fast, rich keeper.
+    config = AaveConfig(
+        keepers=KeepersConfig(keepers=(KeeperSpec(capital=1e7, latency_blocks=0),)),
+    )
+    health = [1.05, 1.2, 1.5, 2.0]
+    collateral = [[10.0, 0.0] for _ in health] + [[0.0, 30_000.0]]
+    debt = [[0.0, 20_000.0 * 0.83 / h] for h in health] + [[5.0, 0.0]]
+    population = AavePopulation(collateral=np.array(collateral), debt=np.array(debt))
+    venue = build_aave(config, population, prices={"ETH": 2_000.0})
+    return VenueCase(venue=venue, asset="ETH", calm=1_990.0, crash=1_600.0)
+
+
 #: Every implementation under contract, by id.
 FACTORIES: dict[str, Callable[[], VenueCase]] = {
     **{
@@ -136,4 +153,5 @@ FACTORIES: dict[str, Callable[[], VenueCase]] = {
     "gmx-v2-keepers": lambda: _gmx_case(on_chain=True),
     "synthetix-v3": _synthetix_case,
     "synthetix-v3-keepers": lambda: _synthetix_case(on_chain=True),
+    "aave-v3": _aave_case,
 }

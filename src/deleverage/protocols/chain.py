@@ -16,10 +16,11 @@ deterministic given a seed:
   half the limit; at most +-12.5% a block, EIP-1559's ``BASE_FEE_MAX_CHANGE_DENOMINATOR = 8``
   and ``ELASTICITY_MULTIPLIER = 2``). The utilization is a background level, plus a demand
   term that grows with the **realized volatility** of the native token (an exponentially
-  weighted variance of its log returns per second, against a reference volatility), plus the
-  **congestion** of pending transactions (liquidations and bids the venues submit, queued for
-  the block space the background leaves; a full queue fills blocks and pushes the fee up
-  12.5% a block).
+  weighted variance of its log returns per second, against a reference volatility), scaled
+  down as the fee rises above its initial level (price-elastic demand: the fee settles where
+  the background fills half a block), plus the **congestion** of pending transactions
+  (liquidations and bids the venues submit, queued for the block space the background leaves;
+  a full queue fills blocks and pushes the fee up 12.5% a block whatever it costs).
 - **Priority fee.** A tip on top that also scales with volatility, times a log-normal noise
   factor read from a table drawn once from the seed and indexed by block number.
 
@@ -57,6 +58,8 @@ BASE_FEE_MAX_CHANGE_DENOMINATOR: Final = 8.0
 ELASTICITY_MULTIPLIER: Final = 2.0
 SECONDS_PER_YEAR: Final = 365.0 * 86_400.0
 _NOISE_TABLE: Final = 4096
+#: Blocks mined one by one in one advance; a longer gap jumps to the demand equilibrium.
+_MAX_BLOCK_LOOP: Final = 4096
 
 
 def gas_cost_quote(
@@ -119,6 +122,10 @@ class ChainConfig(_Frozen):
     #: Utilization added per unit of volatility ratio above 1 (the ratio of realized to
     #: reference volatility).
     volatility_demand: Annotated[float, Field(ge=0.0, le=10.0)] = 0.25
+    #: How background demand falls as the base fee rises: ``demand x (initial / fee)^e``
+    #: (0, the default: demand ignores the fee, pure EIP-1559 compounding; 1: the fee settles
+    #: where demand is half a block, ``initial x demand / 0.5``).
+    demand_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
     #: Annualized reference volatility of the native token (e.g. 0.8 for ETH).
     reference_volatility: Annotated[float, Field(gt=0.0, le=100.0)] = 0.8
     #: Half-life of the realized variance's exponential weights (s).
@@ -239,15 +246,50 @@ class Chain:
         tip *= self._noise[block % _NOISE_TABLE]
         self.gas_price_gwei = min(cfg.max_gas_gwei, self.base_fee_gwei + tip)
 
+    def _demand(self, fee: float) -> float:
+        # Background demand for block space (a utilization), falling with the fee (§D2).
+        cfg = self.config
+        excess = max(0.0, self.volatility_ratio - 1.0)
+        demand = cfg.background_utilization + cfg.volatility_demand * excess
+        if cfg.demand_elasticity > 0.0:
+            demand *= (cfg.initial_base_fee_gwei / fee) ** cfg.demand_elasticity
+        return min(1.0, demand)
+
     def _mine(self, blocks: int) -> None:
+        if blocks <= 0:
+            return
+        if self.config.demand_elasticity == 0.0:
+            self._mine_inelastic(blocks)
+            return
+        cfg = self.config
+        limit = cfg.block_gas_limit
+        fee = self.base_fee_gwei
+        for _ in range(min(blocks, _MAX_BLOCK_LOOP)):
+            background = self._demand(fee)
+            take = min(self.pending_gas, limit * (1.0 - background))
+            self.pending_gas -= take
+            fee = base_fee_after(fee, background + take / limit, 1)
+            fee = min(cfg.max_gas_gwei, max(cfg.min_base_fee_gwei, fee))
+        left = blocks - _MAX_BLOCK_LOOP
+        if left > 0:
+            # A long gap: the fee has reached the level where demand is the target (half the
+            # block), the queue drains at the spare half of each block.
+            excess = max(0.0, self.volatility_ratio - 1.0)
+            demand = cfg.background_utilization + cfg.volatility_demand * excess
+            target = 1.0 / ELASTICITY_MULTIPLIER
+            equilibrium = cfg.initial_base_fee_gwei * (demand / target) ** (
+                1.0 / cfg.demand_elasticity
+            )
+            fee = min(cfg.max_gas_gwei, max(cfg.min_base_fee_gwei, equilibrium))
+            self.pending_gas = max(0.0, self.pending_gas - left * limit * (1.0 - target))
+        self.base_fee_gwei = fee
+
+    def _mine_inelastic(self, blocks: int) -> None:
         # Blocks fully filled by the queue (u = 1), one partly filled, the rest at the
         # background utilization; the fee is monotone within each run, so one clamp per run
         # equals a clamp per block.
-        if blocks <= 0:
-            return
         cfg = self.config
-        excess = max(0.0, self.volatility_ratio - 1.0)
-        background = min(1.0, cfg.background_utilization + cfg.volatility_demand * excess)
+        background = self._demand(self.base_fee_gwei)
         spare = cfg.block_gas_limit * (1.0 - background)
         runs: list[tuple[float, int]]
         if spare <= 0.0:  # the background alone fills every block: the queue waits

@@ -61,7 +61,9 @@ def _njit(function: _F) -> _F:
     return cast(_F, njit(cache=True)(function))
 
 
-def sale_slippage_quote(size: npt.ArrayLike, price: npt.ArrayLike, depth: float) -> FloatArray:
+def sale_slippage_quote(
+    size: npt.ArrayLike, price: npt.ArrayLike, depth: npt.ArrayLike
+) -> FloatArray:
     """Expected cost (quote) of selling ``size`` base units on a constant-depth book (§D3).
 
     ``size x (price - vwap) = size^2 price / (2 D)`` with ``D`` the base units per unit of

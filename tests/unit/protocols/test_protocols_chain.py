@@ -21,8 +21,10 @@ S = NS_PER_S
 
 
 def _quiet(**overrides: float) -> ChainConfig:
-    # No tip and no noise: the gas price is the base fee.
-    return ChainConfig(priority_fee_gwei=0.0, priority_noise_sigma=0.0, **overrides)
+    # No tip and no noise: the gas price is the base fee; by default pure EIP-1559 (demand
+    # that ignores the fee).
+    settings = {"demand_elasticity": 0.0, **overrides}
+    return ChainConfig(priority_fee_gwei=0.0, priority_noise_sigma=0.0, **settings)
 
 
 def test_blocks_are_numbered_from_genesis_by_block_time() -> None:
@@ -87,7 +89,7 @@ def test_a_crash_raises_gas_and_a_calm_path_does_not() -> None:
         calm.advance(k * 12 * S, 2_000.0)
     assert crash.volatility_ratio > 3.0
     assert calm.volatility_ratio < 1.0
-    assert crash.gas_price_gwei > 10 * calm.gas_price_gwei
+    assert crash.gas_price_gwei > 3 * calm.gas_price_gwei
 
 
 def test_advancing_twice_at_the_same_time_changes_nothing() -> None:
@@ -145,3 +147,26 @@ def test_different_seeds_draw_different_tips() -> None:
     a.advance(12 * S, 2_000.0)
     b.advance(12 * S, 2_000.0)
     assert a.gas_price_gwei != b.gas_price_gwei
+
+
+def test_elastic_demand_settles_the_fee_where_demand_fills_half_a_block() -> None:
+    # Demand 0.75 of a block at the initial 20 gwei, elasticity 1: the fee settles at
+    # 20 x 0.75 / 0.5 = 30 gwei, block by block or by the long-gap jump.
+    config = _quiet(background_utilization=0.75, volatility_demand=0.0, demand_elasticity=1.0)
+    stepped, jumped = Chain(config), Chain(config)
+    stepped.advance(0, 2_000.0)
+    jumped.advance(0, 2_000.0)
+    for k in range(1, 400):
+        stepped.advance(k * 12 * S, 2_000.0)
+    jumped.advance(10_000 * 12 * S, 2_000.0)
+    assert stepped.base_fee_gwei == pytest.approx(30.0, rel=1e-6)
+    assert jumped.base_fee_gwei == pytest.approx(30.0)
+
+
+def test_elastic_demand_still_lets_a_liquidation_queue_push_the_fee() -> None:
+    config = _quiet(demand_elasticity=1.0, volatility_demand=0.0)
+    chain = Chain(config)
+    chain.advance(0, 2_000.0)
+    chain.submit(30e6)  # two blocks' spare room at the target
+    chain.advance(12 * S, 2_000.0)
+    assert chain.base_fee_gwei == pytest.approx(22.5)  # one full block: +12.5%

@@ -1,0 +1,21 @@
+"""Aave v3.3 lending as a venue: the liquidation math (:mod:`.math`), the configuration and
+population (:mod:`.config`) and the venue (:mod:`.venue`)."""
+
+from deleverage.protocols.aave.config import (
+    AaveConfig,
+    AavePopulation,
+    AavePopulationConfig,
+    AaveReserve,
+    aave_population,
+)
+from deleverage.protocols.aave.venue import AaveVenue, build_aave
+
+__all__ = [
+    "AaveConfig",
+    "AavePopulation",
+    "AavePopulationConfig",
+    "AaveReserve",
+    "AaveVenue",
+    "aave_population",
+    "build_aave",
+]
