@@ -20,6 +20,7 @@ __all__ = [
     "adl_profit_to_target",
     "apply_impact_factor",
     "capped_pnl_scale",
+    "close_improves_balance",
     "close_price_impact_usd",
     "liquidation_threshold_usd",
     "pnl_to_pool_factor",
@@ -110,6 +111,16 @@ def price_impact_usd(
     same = np.where(improved, same, -same)
     cross = positive_factor * p0 - negative_factor * p1
     return np.asarray(np.where(same_side, same, cross), dtype=np.float64)
+
+
+def close_improves_balance(
+    *, is_long: B, size_usd: F64, long_open_interest_usd: float, short_open_interest_usd: float
+) -> B:
+    """Whether closing each position whole lowers ``|long OI - short OI|``
+    (``balanceWasImproved``, which picks the position fee factor)."""
+    diff = long_open_interest_usd - short_open_interest_usd
+    next_diff = np.where(is_long, diff - size_usd, diff + size_usd)
+    return np.asarray(np.abs(next_diff) < abs(diff), dtype=np.bool_)
 
 
 def close_price_impact_usd(

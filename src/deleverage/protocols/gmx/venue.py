@@ -4,19 +4,24 @@ State is struct-of-arrays, one entry per position (``is_long``, collateral amoun
 ``size_usd``, ``size_tokens``, the borrowing factor at open), plus the pool's two token amounts
 and each side's open interest in USD and tokens. A step:
 
-1. reads the oracle's min / max prices (``oracle_band``) and accrues borrowing;
-2. returns at once when the price stays inside the trigger band (the highest price at which a
-   position that loses on a fall becomes liquidatable, the lowest at which one that loses on a
-   rise does), nothing waits for a keeper, neither side's PnL is capped and ADL is not due:
-   remaining collateral is linear in the price while open interest is unchanged, so the band
-   is exact (borrowing and funding accrued up to a look-ahead are included; where the long
-   token is another asset, the band narrows by how far its price moved times the largest
-   ``collateral / |d remaining / d price|``);
-3. otherwise evaluates every open position (``math.remaining_collateral_usd`` against
+1. reads the oracle's min / max prices (``oracle_band``) and accrues borrowing and funding;
+2. returns at once when the price stays inside the quiet band, neither side's PnL is capped
+   and ADL is not due. Remaining collateral is linear in the price, ``A + B p``, so each
+   position has a trigger price ``(threshold - A) / B``. A **trigger index** (rebuilt when
+   sizes change other than by liquidation, or when the borrowing / funding look-ahead runs
+   out) keeps *conservative* triggers sorted: with the worst price impact and close fee any
+   open interest could give, so no one else's close can move a position past it. The band
+   set at the end of each step uses exact triggers (the open interest now) for positions
+   whose conservative trigger lies within 2% of the price and the index's next trigger
+   beyond. Where the long token is another asset, the band narrows by how far its price
+   moved times the largest ``collateral / |B|``;
+3. otherwise evaluates exactly only the positions whose conservative trigger the price has
+   crossed (two binary searches; every open position when the index is stale), in rounds
+   while closes move the open interest (``math.remaining_collateral_usd`` against
    ``math.liquidation_threshold_usd``); keepers (``oracle_pool.PoolKeepers``) liquidate the
-   most distressed first when the execution fee beats gas, after their latency; the pool receives
-   the collateral and pays out what is left (the profit part from the PnL token's pool);
-   a loss beyond collateral is the LP pool's: ``backstop_loss``;
+   most distressed first when the execution fee beats gas, after their latency; the pool
+   receives the collateral and pays out what is left (the profit part from the PnL token's
+   pool); a loss beyond collateral is the LP pool's: ``backstop_loss``;
 4. runs ADL per side while its PnL-to-pool factor exceeds ``max_pnl_factor_for_adl``: keepers
    close the most profitable positions, the last one partly, until the factor is at
    ``min_pnl_factor_after_adl`` (not below: GMX reverts an over-correcting ADL); profit cut by
@@ -59,6 +64,8 @@ _NS = 1e-9
 _BORROW_LOOKAHEAD_S = 3_600.0
 #: Relative slack on the band so float noise never skips a position on the boundary.
 _BAND_RTOL = 1e-9
+#: Around the price, the quiet band uses exact triggers within this relative distance.
+_BAND_WINDOW = 0.02
 #: Liquidation rounds per step (each round's closes change the others' price impact).
 _MAX_ROUNDS = 64
 
@@ -117,12 +124,22 @@ class GmxVenue:
         self._adl_loss = 0.0
         self._bad_debt = 0.0
         self._fees_to_pool = 0.0
-        self._lo = np.inf  # a position that loses on a fall is liquidatable below this price
-        self._hi = -np.inf  # one that loses on a rise, above this price
+        # The trigger index: conservative trigger prices (worst-case impact and fee), positions
+        # that lose on a fall sorted by trigger descending, those that lose on a rise
+        # ascending, and those liquidatable at any price.
+        self._fall_level = np.empty(0)
+        self._fall_idx = np.empty(0, dtype=np.intp)
+        self._rise_level = np.empty(0)
+        self._rise_idx = np.empty(0, dtype=np.intp)
+        self._always_idx = np.empty(0, dtype=np.intp)
+        self._bad_idx = np.empty(0, dtype=np.intp)  # liquidatable after the last evaluation
+        # The quiet band: no position can be liquidatable while lo < price < hi (exact
+        # triggers near the price, conservative ones beyond), set at the end of each step.
+        self._lo, self._hi = np.inf, -np.inf
+        self._edge_q = float("nan")  # the long token's min price when the band was set
         self._band_cum = -1.0  # borrowing factor the band assumed (look-ahead included)
         self._band_fund = np.full(2, -1.0)  # funding factors it assumed
         self._dirty = True
-        self._pending = False
         self._long_asset = config.long_token_asset or config.asset
         self._separate = self._long_asset != config.asset
         self._band_q = float("nan")  # the long token's min price the band assumed
@@ -172,37 +189,41 @@ class GmxVenue:
         self._mid = mid
         block = self._keepers.advance(ts_ns, prices)
         flow = dict.fromkeys(self.assets, 0.0)
-        # a long token priced apart moves long-token collateral: the band widens by its bound
-        dq = abs(q_min - self._band_q) if self._separate else 0.0
-        slack = 0.0 if dq == 0.0 else self._q_shift * dq
-        quiet = (
+        # a long token priced apart moves long-token collateral: triggers move by its bound
+        slack = self._q_slack(q_min, self._band_q)
+        indexed = (
             not self._dirty
-            and not self._pending
             and self._cum_borrow <= self._band_cum
             and bool((self._cum_fund <= self._band_fund).all())
-            and self._lo * (1.0 + _BAND_RTOL) + slack < mid < self._hi * (1.0 - _BAND_RTOL) - slack
-            and not self._adl_due(p_min, p_max)
             and not self._cap_binds(p_min, p_max)
         )
-        if quiet:
-            return VenueStep(ts_ns, 0, 0.0, flow, self.solvency())
+        if indexed:
+            edge = slack + self._q_slack(q_min, self._edge_q)
+            inside = (
+                self._lo * (1.0 + _BAND_RTOL) + edge < mid < self._hi * (1.0 - _BAND_RTOL) - edge
+            )
+            if inside and not self._adl_due(p_min, p_max):
+                return VenueStep(ts_ns, 0, 0.0, flow, self.solvency())
+            cand = self._candidates(mid, slack)
+        else:
+            cand = np.flatnonzero(self._size_usd > 0.0)
         count, notional, moved = 0, 0.0, 0.0
         for _ in range(_MAX_ROUNDS):  # a close moves open interest, so price impact: re-check
-            n, value, signed = self._liquidate(ts_ns, block, p_min, mid)
+            n, value, signed = self._liquidate(ts_ns, block, p_min, mid, cand)
             count, notional, moved = count + n, notional + value, moved + signed
             if n == 0:
                 break
+            cand = cand[self._size_usd[cand] > 0.0]
         if cfg.adl_enabled:
             for is_long in (True, False):
                 moved += self._adl(ts_ns, block, is_long, p_min, mid, p_max)
-        if count or moved:
-            self._dirty = True
         if (
             self._dirty
             or self._cum_borrow > self._band_cum
             or bool((self._cum_fund > self._band_fund).any())
         ):
             self._rebuild_band(p_min, p_max)
+        self._set_band(mid, self._q_slack(q_min, self._band_q))
         flow[cfg.asset] = moved * cfg.hedge_ratio
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
 
@@ -334,9 +355,19 @@ class GmxVenue:
         owed: F64 = self._size_usd[idx] * (side_fund - self._fund_entry[idx])
         return owed
 
+    def _accrued(self, idx: npt.NDArray[np.intp], cum: float, fund: F64) -> F64:
+        """Borrowing and funding a position owes at cumulative factors ``cum`` / ``fund``."""
+        size = self._size_usd[idx]
+        side_fund = np.where(self._is_long[idx], fund[0], fund[1])
+        owed: F64 = size * (cum - self._borrow_entry[idx]) + size * (
+            side_fund - self._fund_entry[idx]
+        )
+        return owed
+
     def _close_costs(self, idx: npt.NDArray[np.intp], cum: float, fund: F64) -> tuple[F64, F64]:
         """Capped price impact (<= 0) and fees (position fee, borrowing, funding owed) of
-        closing whole."""
+        closing whole; the position fee factor is the positive-impact one when the close
+        improves balance (``balanceWasImproved``)."""
         cfg = self._cfg
         is_long, size = self._is_long[idx], self._size_usd[idx]
         impact = gm.close_price_impact_usd(
@@ -351,22 +382,34 @@ class GmxVenue:
         capped = np.where(
             impact >= 0.0, 0.0, np.maximum(impact, -size * cfg.max_impact_factor_for_liquidations)
         )
-        fee_factor = np.where(
-            impact > 0.0, cfg.position_fee_factor_positive, cfg.position_fee_factor_negative
+        improved = gm.close_improves_balance(
+            is_long=is_long,
+            size_usd=size,
+            long_open_interest_usd=self._oi_long_usd,
+            short_open_interest_usd=self._oi_short_usd,
         )
-        side_fund = np.where(is_long, fund[0], fund[1])
-        fees = size * fee_factor + size * (cum - self._borrow_entry[idx])
-        fees += size * (side_fund - self._fund_entry[idx])
-        return capped, fees
+        fee_factor = np.where(
+            improved, cfg.position_fee_factor_positive, cfg.position_fee_factor_negative
+        )
+        return capped, size * fee_factor + self._accrued(idx, cum, fund)
 
     def _linear_terms(
-        self, idx: npt.NDArray[np.intp], cum: float, fund: F64
+        self, idx: npt.NDArray[np.intp], cum: float, fund: F64, *, conservative: bool = False
     ) -> tuple[F64, F64, F64]:
-        """Remaining collateral as ``A + B x mid`` (the band's algebra) and the threshold."""
-        h = self._cfg.oracle_half_spread
+        """Remaining collateral as ``A + B x mid`` (the band's algebra) and the threshold;
+        ``conservative``: with the worst impact and close fee the open interest could give
+        (``-size x maxPositionImpactFactorForLiquidations``, the larger fee factor), so that
+        no later close by anyone can move a position past its trigger."""
+        cfg = self._cfg
+        h = cfg.oracle_half_spread
         is_long, coll_long = self._is_long[idx], self._coll_long[idx]
         coll, size, tok = self._coll[idx], self._size_usd[idx], self._size_tok[idx]
-        impact, fees = self._close_costs(idx, cum, fund)
+        if conservative:
+            impact = -size * cfg.max_impact_factor_for_liquidations
+            fee_max = max(cfg.position_fee_factor_positive, cfg.position_fee_factor_negative)
+            fees = size * fee_max + self._accrued(idx, cum, fund)
+        else:
+            impact, fees = self._close_costs(idx, cum, fund)
         if self._separate:  # the long token's price is held fixed while the band stands
             coll_b = np.zeros(idx.size)
             coll_a = np.where(coll_long, coll * self._q_min, coll)
@@ -387,15 +430,17 @@ class GmxVenue:
         cum = self._cum_borrow + self._cfg.borrowing_rate_per_s * _BORROW_LOOKAHEAD_S
         fund = self._cum_fund + self._funding_rates() * _BORROW_LOOKAHEAD_S
         open_ = np.flatnonzero(self._size_usd > 0.0)
-        A, Bc, thr = self._linear_terms(open_, cum, fund)
+        A, Bc, thr = self._linear_terms(open_, cum, fund, conservative=True)
         with np.errstate(divide="ignore", invalid="ignore"):
             level = (thr - A) / Bc
         falls, rises = Bc > 0.0, Bc < 0.0
-        self._lo = float(level[falls].max()) if falls.any() else -np.inf
-        self._hi = float(level[rises].min()) if rises.any() else np.inf
-        constant = (Bc == 0.0) & (thr > A)
-        if constant.any():  # liquidatable at any price: never quiet
-            self._lo, self._hi = np.inf, -np.inf
+        order = np.argsort(-level[falls], kind="stable")
+        self._fall_level = level[falls][order]
+        self._fall_idx = open_[falls][order]
+        order = np.argsort(level[rises], kind="stable")
+        self._rise_level = level[rises][order]
+        self._rise_idx = open_[rises][order]
+        self._always_idx = open_[(Bc == 0.0) & (thr > A)]
         if self._separate:
             # an edge p* = (thr - A) / B moves by c / |B| per unit of the long token's min
             # price, c the position's long-token collateral
@@ -420,11 +465,57 @@ class GmxVenue:
         coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
         return coll_usd + pnl + impact - fees
 
+    def _q_slack(self, q_min: float, reference: float) -> float:
+        """How far triggers may have moved since the long token's min price was
+        ``reference`` (0 where the long token is the index asset)."""
+        if not self._separate:
+            return 0.0
+        dq = abs(q_min - reference)
+        return 0.0 if dq == 0.0 else self._q_shift * dq
+
+    def _set_band(self, mid: float, slack: float) -> None:
+        """The quiet band at the end of a step: exact triggers (with the open interest now)
+        for the positions whose conservative trigger lies within ``_BAND_WINDOW`` of ``mid``,
+        the index's next conservative trigger beyond; valid until the open interest or the
+        index changes."""
+        low = (mid - slack) * (1.0 - _BAND_WINDOW)
+        high = (mid + slack) * (1.0 + _BAND_WINDOW)
+        falls = int(np.searchsorted(-self._fall_level, -low, side="left"))
+        rises = int(np.searchsorted(self._rise_level, high, side="right"))
+        lo = float(self._fall_level[falls]) if falls < self._fall_level.size else -np.inf
+        hi = float(self._rise_level[rises]) if rises < self._rise_level.size else np.inf
+        near = np.concatenate([self._fall_idx[:falls], self._rise_idx[:rises], self._always_idx])
+        near = near[self._size_usd[near] > 0.0]
+        if near.size:
+            A, Bc, thr = self._linear_terms(near, self._band_cum, self._band_fund)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                level = (thr - A) / Bc
+            if ((Bc == 0.0) & (thr > A)).any():
+                lo, hi = np.inf, -np.inf
+            if (Bc > 0.0).any():
+                lo = max(lo, float(level[Bc > 0.0].max()))
+            if (Bc < 0.0).any():
+                hi = min(hi, float(level[Bc < 0.0].min()))
+        self._lo, self._hi = lo, hi
+        self._edge_q = self._q_min
+
+    def _candidates(self, mid: float, slack: float) -> npt.NDArray[np.intp]:
+        """Open positions whose conservative trigger the price has crossed (the only ones
+        that can be liquidatable), with those liquidatable at any price."""
+        low = (mid - slack) * (1.0 - _BAND_RTOL)  # float slack: err towards evaluating
+        high = (mid + slack) * (1.0 + _BAND_RTOL)
+        falls = int(np.searchsorted(-self._fall_level, -low, side="left"))  # trigger > low
+        rises = int(np.searchsorted(self._rise_level, high, side="right"))  # trigger <= high
+        if falls == 0 and rises == 0 and self._always_idx.size == 0:
+            return self._always_idx
+        cand = np.concatenate([self._fall_idx[:falls], self._rise_idx[:rises], self._always_idx])
+        return np.asarray(cand[self._size_usd[cand] > 0.0], dtype=np.intp)
+
     def _liquidate(
-        self, ts_ns: int, block: int, p_min: float, mid: float
+        self, ts_ns: int, block: int, p_min: float, mid: float, open_: npt.NDArray[np.intp]
     ) -> tuple[int, float, float]:
+        """Evaluate the positions ``open_`` exactly; keepers liquidate the liquidatable ones."""
         cfg = self._cfg
-        open_ = np.flatnonzero(self._size_usd > 0.0)
         p_max = mid + (mid - p_min)
         remaining = self._remaining(open_, p_min, p_max)
         thr = gm.liquidation_threshold_usd(
@@ -433,15 +524,17 @@ class GmxVenue:
             min_collateral_factor=cfg.min_collateral_factor,
         )
         bad = (remaining < thr) | (remaining <= 0.0)
+        # positions liquidatable before and not now (or not evaluated: safe) are seen afresh
+        self._seen[np.setdiff1d(self._bad_idx, open_[bad], assume_unique=True)] = -1
         seen = self._seen[open_]
         self._seen[open_] = np.where(bad, np.where(seen < 0, block, seen), -1)
+        self._bad_idx = open_[bad]
         # Most distressed first: remaining collateral over size, lowest first.
         cand = np.flatnonzero(bad)
         cand = cand[np.argsort(remaining[cand] / self._size_usd[open_[cand]], kind="stable")]
         acted, _ = self._keepers.act(
             block=block, seen_block=self._seen[open_[cand]], incentive=cfg.execution_fee_usd
         )
-        self._pending = bool((~acted).any())
         go = cand[acted]
         idx = open_[go]
         if idx.size == 0:
@@ -485,11 +578,15 @@ class GmxVenue:
             amount=shortfall,
             fee=np.full(idx.size, cfg.execution_fee_usd),
         )
+        self._oi_long_usd -= float(self._size_usd[idx][is_long].sum())
+        self._oi_long_tok -= float(closed_tok[is_long].sum())
+        self._oi_short_usd -= float(self._size_usd[idx][~is_long].sum())
+        self._oi_short_tok -= float(closed_tok[~is_long].sum())
         self._size_usd[idx] = 0.0
         self._size_tok[idx] = 0.0
         self._coll[idx] = 0.0
         self._seen[idx] = -1
-        self._refresh_open_interest()
+        self._bad_idx = self._bad_idx[self._size_usd[self._bad_idx] > 0.0]
         return int(idx.size), notional, float(signed.sum())
 
     def _pay_profit(self, long_tokens: float, short_usd: float) -> None:
@@ -562,7 +659,6 @@ class GmxVenue:
             seen_block=np.full(hit.size, self._adl_seen[side], dtype=np.int64),
             incentive=cfg.execution_fee_usd,
         )
-        self._pending = self._pending or bool((~acted).any())
         hit = hit[acted]
         idx, frac = cands[hit], closed[hit]
         if idx.size == 0:
