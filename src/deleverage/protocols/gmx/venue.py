@@ -631,9 +631,17 @@ class GmxVenue:
         order = np.argsort(-pnl_side, kind="stable")
         cands, pnl_pay, pnl_side = cands[order], pnl_pay[order], pnl_side[order]
         scale = gm.capped_pnl_scale(side_pnl, pool, cfg.max_pnl_factor_for_traders)
-        fee = self._size_usd[cands] * cfg.position_fee_factor_negative + self._size_usd[cands] * (
-            self._cum_borrow - self._borrow_entry[cands]
+        # position fee (by balanceWasImproved) and borrowing; funding owed is paid apart
+        improved = gm.close_improves_balance(
+            is_long=self._is_long[cands],
+            size_usd=self._size_usd[cands],
+            long_open_interest_usd=self._oi_long_usd,
+            short_open_interest_usd=self._oi_short_usd,
         )
+        fee_factor = np.where(
+            improved, cfg.position_fee_factor_positive, cfg.position_fee_factor_negative
+        )
+        fee = self._size_usd[cands] * (fee_factor + self._cum_borrow - self._borrow_entry[cands])
         same_pool = self._coll_long[cands] == is_long
         # What leaves this side's pool per unit of side PnL realized.
         paid = (scale * pnl_pay - np.where(same_pool, fee, 0.0)) / pnl_side
