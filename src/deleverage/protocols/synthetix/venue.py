@@ -3,12 +3,15 @@
 Accounts are cross-margined over the deployment's markets: USD collateral ``(n,)`` and, per
 market, a signed size and the last interaction price ``(n, markets)``. A step:
 
-1. returns at once while no flagged account still holds size and no price (or the keepers'
-   cost of gas) has moved enough to bring any account to its liquidation line: each account's
-   slack ``available margin - maintenance margin - liquidation reward`` falls by at most
-   ``|size| x (1 + MMR + flag reward ratio)`` per unit of each price and by the reward's gas
-   cost per unit of gas cost, so ``sum_m K_m |p_m - p_ref,m| + K_c |c - c_ref| < 1`` with
-   ``K_m = max_a k_am / slack_a`` proves nobody crossed;
+1. does no margin work while no price, funding value or the keepers' cost of gas has moved
+   enough to bring any account to its liquidation line: each account's slack ``available
+   margin - maintenance margin - liquidation reward`` falls by at most
+   ``k_am = |size| x (1 + MMR + flag reward ratio)`` per unit of price (or funding value) of
+   market ``m`` and by the reward's gas cost per unit of gas cost, so
+   ``sum_m K_m (|p_m - p_ref,m| + |F_m - F_ref,m|) + K_c |c - c_ref| < 1`` with
+   ``K_m = max_a k_am / slack_a`` proves nobody crossed. Past that, only the accounts whose
+   own bound (slack and slopes kept from their last exact evaluation) no longer proves them
+   safe are evaluated;
 2. continues the liquidation of flagged accounts: keepers call ``liquidate`` (paid
    ``keeperReward(0, liquidate cost, 0)`` when something was liquidated), each market closing
    what its window's capacity allows (``maxLiquidationAmountInWindow`` per
@@ -183,7 +186,14 @@ class SynthetixVenue:
         self._seized = 0.0
         self._dirty = True
         self._waiting = False  # eligible accounts no keeper took: look again next step
-        self._evaluated: tuple[I64, _Margins] | None = None
+        # Per account, at its last exact evaluation: the prices, funding values and gas cost
+        # it was evaluated at, its slack and the slack's slopes (inf slack: nothing to watch)
+        self._acc_slack = np.full(n, np.inf)
+        self._acc_slope = np.zeros((m, n))  # market-major: one contiguous row per market
+        self._acc_cost_slope = np.zeros(n)
+        self._acc_p = np.zeros((m, n))
+        self._acc_f = np.zeros((m, n))
+        self._acc_c = np.zeros(n)
         #: Flagged accounts with size left, in flag order.
         self._queue = np.empty(0, dtype=np.intp)
         self._p_ref = np.full(m, np.nan)
@@ -226,15 +236,25 @@ class SynthetixVenue:
         count, notional = 0, 0.0
         if self._queue.size:
             count, notional = self._continue_flagged(ts_ns, now_s, block, p, flow)
-        crossed = self._dirty or self._waiting
-        if not crossed:
+        cand: I64 | None = None
+        slack: F64 | None = None
+        if self._dirty:
+            cand = np.flatnonzero(~self._flagged & (self._size != 0.0).any(axis=1))
+        else:
             shift = np.abs(p - self._p_ref) + np.abs(f - self._f_ref)
             moved = float((self._k * shift).sum()) + self._k_cost * abs(c - self._c_ref)
-            crossed = moved >= _QUIET
-        if crossed:
-            flagged, value = self._flag(ts_ns, now_s, block, p, c, flow)
+            if moved >= _QUIET or self._waiting:
+                # only accounts whose own bound no longer proves them safe
+                slack = self._effective_slack(p, f, c)
+                cand = np.flatnonzero(slack <= 0.0)
+        if cand is not None:
+            flagged, value, evaluated = self._flag(ts_ns, now_s, block, p, c, flow, cand)
             count, notional = count + flagged, notional + value
-            self._rebuild(p, c)
+            if slack is None:
+                slack = self._effective_slack(p, f, c)
+            else:  # the evaluated accounts' slack is exact now (inf where flagged)
+                slack[evaluated] = self._acc_slack[evaluated]
+            self._rebuild(p, c, slack)
         hedge = self.config.hedge_ratio
         forced = {a: float(x) * hedge for a, x in zip(self.assets, flow, strict=True)}
         return VenueStep(ts_ns, count, notional, forced, self.solvency())
@@ -487,22 +507,36 @@ class SynthetixVenue:
             )
         return int(paid.size), float(value.sum())
 
+    def _effective_slack(self, p: F64, f: F64, c: float) -> F64:
+        """Each account's slack now, bounded below from its last exact evaluation (inf for
+        accounts with nothing to watch)."""
+        bound: F64 = self._acc_slack - self._acc_cost_slope * np.abs(c - self._acc_c)
+        for m in range(p.size):
+            shift = np.abs(p[m] - self._acc_p[m]) + np.abs(f[m] - self._acc_f[m])
+            bound -= self._acc_slope[m] * shift
+        return bound
+
     def _flag(
-        self, ts_ns: int, now_s: float, block: int, p: F64, c: float, flow: F64
-    ) -> tuple[int, float]:
-        active = np.flatnonzero(~self._flagged & (self._size != 0.0).any(axis=1))
-        self._evaluated = None
+        self, ts_ns: int, now_s: float, block: int, p: F64, c: float, flow: F64, active: I64
+    ) -> tuple[int, float, I64]:
+        """Evaluate ``active`` exactly, remember each one's slack and slopes, and flag the
+        eligible ones keepers take; return the flags, their notional and who was evaluated."""
+        active = active[~self._flagged[active] & (self._size[active] != 0.0).any(axis=1)]
         if active.size == 0:
-            self._seen[~self._flagged] = -1
-            return 0, 0.0
+            return 0, 0.0, active
         terms = _Margins(self, active, p, c, self._funding)
-        self._evaluated = (active, terms)
+        self._acc_slack[active] = terms.slack
+        self._acc_slope[:, active] = terms.slope.T
+        self._acc_cost_slope[active] = terms.cost_slope
+        self._acc_p[:, active] = p[:, None]
+        self._acc_f[:, active] = self._funding[:, None]
+        self._acc_c[active] = c
         eligible = terms.slack < 0.0
         seen = self._seen[active]
         self._seen[active] = np.where(eligible, np.where(seen < 0, block, seen), -1)
         cand = np.flatnonzero(eligible)
         if cand.size == 0:
-            return 0, 0.0
+            return 0, 0.0, active
         cfg = self.config
         paid = sm.keeper_reward(
             terms.flag_rewards[cand],
@@ -519,13 +553,16 @@ class SynthetixVenue:
         go, reward = cand[acted], paid[acted]
         accounts = active[go]
         if accounts.size == 0:
-            return 0, 0.0
+            return 0, 0.0, active
         loss = np.maximum(reward - terms.available[go], 0.0)
         self._backstop_loss += float(loss.sum())
         self._rewards_paid += float(reward.sum())
         self._seized += float(self._coll[accounts].sum())
         self._coll[accounts] = 0.0
         self._flagged[accounts] = True
+        self._acc_slack[accounts] = np.inf
+        self._acc_slope[:, accounts] = 0.0
+        self._acc_cost_slope[accounts] = 0.0
         append_actions(
             self._journal,
             kind=EventKind.LIQUIDATION,
@@ -540,29 +577,24 @@ class SynthetixVenue:
         )
         self._queue = np.concatenate([self._queue, accounts])
         notional = float(self._close_batch(ts_ns, now_s, accounts, p, flow).sum())
-        return int(accounts.size), notional
+        return int(accounts.size), notional, active
 
-    def _rebuild(self, p: F64, c: float) -> None:
-        """Recompute the quiet-step bound (module docstring, step 1)."""
+    def _rebuild(self, p: F64, c: float, slack: F64) -> None:
+        """Recompute the quiet-step bound from each account's ``slack`` bound at ``p``
+        (module docstring, step 1)."""
         self._p_ref, self._c_ref = p.copy(), c
         self._f_ref = self._funding.copy()
-        self._waiting = False
         self._dirty = False
-        self._k = np.zeros(p.size)
-        self._k_cost = 0.0
-        if self._evaluated is None:
+        watched = np.isfinite(slack)
+        self._waiting = bool((slack[watched] <= 0.0).any())  # eligible, not taken: look again
+        safe = watched & (slack > 0.0)
+        if not safe.any():
+            self._k = np.zeros(p.size)
+            self._k_cost = 0.0
             return
-        # The accounts _flag evaluated at these prices, less those it flagged.
-        active, terms = self._evaluated
-        keep = ~self._flagged[active]
-        if not keep.any():
-            return
-        slack = terms.slack[keep]
-        if (slack <= 0.0).any():  # eligible but not taken: look again next step
-            self._waiting = True
-            return
-        self._k = (terms.slope[keep] / slack[:, None]).max(axis=0)
-        self._k_cost = float((terms.cost_slope[keep] / slack).max())
+        inverse = 1.0 / slack[safe]
+        self._k = np.array([float((row[safe] * inverse).max()) for row in self._acc_slope])
+        self._k_cost = float((self._acc_cost_slope[safe] * inverse).max())
 
 
 def build_synthetix(
