@@ -123,7 +123,6 @@ class GmxVenue:
         self._backstop_loss = 0.0
         self._adl_loss = 0.0
         self._bad_debt = 0.0
-        self._fees_to_pool = 0.0
         # The trigger index: conservative trigger prices (worst-case impact and fee), positions
         # that lose on a fall sorted by trigger descending, those that lose on a rise
         # ascending, and those liquidatable at any price.
