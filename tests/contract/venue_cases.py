@@ -17,7 +17,15 @@ from deleverage import ConstantDepthBook, Exchange, MarginMode, preset
 from deleverage.engine.venue import PerpVenue
 from deleverage.protocols.aave.config import AaveConfig, AavePopulation
 from deleverage.protocols.aave.venue import build_aave
-from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
+from deleverage.protocols.chain import Chain, ChainConfig
+from deleverage.protocols.gmx import GmxConfig, GmxPopulation, build_gmx
+from deleverage.protocols.keepers import Keepers, KeepersConfig, KeeperSpec
+from deleverage.protocols.synthetix import (
+    SynthetixConfig,
+    SynthetixMarketConfig,
+    SynthetixPopulation,
+    build_synthetix,
+)
 from deleverage.venues.protocol import Venue
 
 
@@ -63,6 +71,63 @@ def _factory(name: str) -> Callable[[], VenueCase]:
     return build
 
 
+def _keepers_on_chain() -> tuple[Keepers, Chain]:
+    # Two keepers on a 1-gwei chain whose gas token is the venue's asset (BTC at 100,000):
+    # 20,000 gas cost ~2 USD; the faster one acts in the block it sees a liquidation.
+    spec_fast = KeeperSpec(capital=10_000.0, latency_blocks=0, gas_units=20_000.0)
+    spec_slow = KeeperSpec(capital=10_000.0, latency_blocks=3, gas_units=20_000.0)
+    keepers = Keepers(KeepersConfig(keepers=(spec_fast, spec_slow)))
+    chain = Chain(
+        ChainConfig(initial_base_fee_gwei=1.0, min_base_fee_gwei=0.5, priority_fee_gwei=0.0),
+        seed=11,
+    )
+    return keepers, chain
+
+
+def _gmx_case(*, on_chain: bool = False) -> VenueCase:
+    # Longs at 3x, 5x, 10x and 20x (collateral half in BTC, half in USD) and a 2x short, all
+    # opened at 100,000; GMX's default parameters. On chain: keepers paid a 5 USD fee.
+    leverage = np.array([3.0, 5.0, 10.0, 20.0, 2.0])
+    size_usd = np.array([20_000.0, 30_000.0, 40_000.0, 50_000.0, 30_000.0])
+    in_btc = np.array([True, False, True, False, False])
+    collateral_usd = size_usd / leverage
+    population = GmxPopulation(
+        is_long=np.array([True, True, True, True, False]),
+        collateral_amount=np.where(in_btc, collateral_usd / 100_000.0, collateral_usd),
+        collateral_is_long_token=in_btc,
+        size_usd=size_usd,
+        size_tokens=size_usd / 100_000.0,
+    )
+    config = GmxConfig(
+        name="gmx", asset="BTC", long_pool_tokens=100.0, short_pool_usd=10_000_000.0,
+        execution_fee_usd=5.0,
+    )  # fmt: skip
+    keepers, chain = _keepers_on_chain() if on_chain else (None, None)
+    venue = build_gmx(config, population, keepers=keepers, chain=chain, native_asset="BTC")
+    return VenueCase(venue, asset="BTC", calm=99_500.0, crash=80_000.0)
+
+
+def _synthetix_case(*, on_chain: bool = False) -> VenueCase:
+    # One BTC market; longs at 3x, 5x, 10x and 20x and a 2x short, opened at 100,000. On
+    # chain, the keeper-cost oracle prices 10,000 gas per feed and per liquidation.
+    leverage = np.array([3.0, 5.0, 10.0, 20.0, 2.0])
+    size = np.array([0.2, 0.3, 0.4, 0.5, -0.3])
+    config = SynthetixConfig(
+        name="synthetix",
+        markets=(SynthetixMarketConfig(asset="BTC", skew_scale=1_000.0),),
+        flag_gas_units_per_feed=10_000.0,
+        liquidate_gas_units=10_000.0,
+    )
+    population = SynthetixPopulation(
+        collateral_usd=np.abs(size) * 100_000.0 / leverage,
+        size=size[:, None],
+        entry_price=np.full((5, 1), 100_000.0),
+    )
+    keepers, chain = _keepers_on_chain() if on_chain else (None, None)
+    venue = build_synthetix(config, population, keepers=keepers, chain=chain, native_asset="BTC")
+    return VenueCase(venue, asset="BTC", calm=99_500.0, crash=80_000.0)
+
+
 def _aave_case() -> VenueCase:
     # WETH collateral borrowing USDC at health factors 1.05 to 2 at ETH 2,000 (a long's
     # liquidation price is 2,000 x HF^-1 with one collateral and stable debt), one USDC
@@ -84,6 +149,10 @@ FACTORIES: dict[str, Callable[[], VenueCase]] = {
         f"perp-{name}": _factory(name)
         for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
     },
+    "gmx-v2": _gmx_case,
+    "gmx-v2-keepers": lambda: _gmx_case(on_chain=True),
+    "synthetix-v3": _synthetix_case,
+    "synthetix-v3-keepers": lambda: _synthetix_case(on_chain=True),
     "aave-v3": _aave_case,
 }
 
