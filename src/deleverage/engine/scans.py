@@ -448,9 +448,9 @@ class MarginScans(Ledger):
                         "account": idx,
                         "market": state.spec.symbol,
                         "mode": np.where(iso, "isolated", "cross"),
-                        "size": size[idx],
-                        "entry_price": cols.entry[idx],
-                        "mark_price": state.mark,
+                        "size": state.units.venue_size(size[idx]),
+                        "entry_price": state.units.venue_price(cols.entry[idx]),
+                        "mark_price": state.mark_price,
                         "notional": v["notional"][idx],
                         "unrealized_pnl": v["upnl"][idx],
                         "initial_margin": v["initial"][idx],
@@ -514,6 +514,10 @@ class MarginScans(Ledger):
     ) -> tuple[FloatArray, FloatArray]:
         """Liquidation and bankruptcy prices (quote per base) of ``accounts``' positions.
 
+        For an inverse market the engine's prices on ``1 / price`` are returned as the
+        venue's (``rules.inverse.liquidation_price`` with ``mm_basis="mark"`` and
+        ``rules.inverse.bankruptcy_price``); ``inf`` where a short cannot be liquidated.
+
         Isolated: :func:`~deleverage.rules.margin.liquidation_price_isolated` and
         :func:`~deleverage.rules.margin.bankruptcy_price`; cross: the account's other cross
         positions held at their marks (:func:`~deleverage.rules.margin.liquidation_price_cross`,
@@ -548,7 +552,7 @@ class MarginScans(Ledger):
             bankrupt[cross] = mm.bankruptcy_price_cross(
                 size[cross], entry[cross], wallet_balance=cash, other_unrealized_pnl=other_upnl
             )
-        return liq, bankrupt
+        return state.units.venue_price(liq), state.units.venue_price(bankrupt)
 
 
 def _empty_scan() -> dict[str, Any]:

@@ -183,7 +183,8 @@ class MarginTier(_Frozen):
     Parameters
     ----------
     notional_floor
-        Position notional (quote) at which the tier starts; the first tier starts at 0.
+        Position notional (in the settlement currency: quote, or the coin of an inverse
+        market) at which the tier starts; the first tier starts at 0.
     max_leverage
         Highest leverage allowed in the tier; the initial margin rate is ``1 / max_leverage``.
     maintenance_rate
@@ -492,6 +493,22 @@ class MarketSpec(_Frozen):
     min_maintenance_margin
         Least maintenance margin of an open position (quote): ``max(floor, tiered)``. The
         closed-form liquidation prices of :mod:`deleverage.rules.margin` ignore it.
+    contract_type
+        ``linear``: sizes in base units, prices, cash, PnL, fees and margins in quote.
+        ``inverse`` (coin-margined: BitMEX XBTUSD, Bybit BTCUSD, Binance COIN-M): sizes in
+        contracts worth ``contract_value`` quote (USD) each, prices in quote per base, and
+        cash, PnL (``contracts x contract_value x (1/entry - 1/exit)``), fees, margins, tier
+        floors and the insurance fund in ``settlement_asset`` (the base coin). The engine
+        holds such a market as a linear one on the reciprocal price
+        (:mod:`deleverage.engine.contracts`; docs/formulas.md 1.13).
+    contract_value
+        Quote (USD) value of one inverse contract (XBTUSD: 1, Binance BTCUSD_PERP: 100);
+        required for inverse markets, ``None`` for linear ones.
+    settlement_asset
+        The coin an inverse market is margined and settled in (``"XBT"``, ``"BTC"``);
+        required for inverse markets, ``None`` for linear ones (settled in quote). An
+        :class:`~deleverage.engine.exchange.Exchange` holds cash in one currency, so all its
+        markets settle in the same asset.
     """
 
     symbol: Annotated[str, Field(min_length=1, max_length=64)]
@@ -508,11 +525,42 @@ class MarketSpec(_Frozen):
     liquidation: LiquidationPolicy = LiquidationPolicy()
     adl: AdlPolicy = AdlPolicy()
     circuit_breaker: CircuitBreakerPolicy | None = None
+    contract_value: PositiveFloat | None = None
+    settlement_asset: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")] | None = None
+
+    @model_validator(mode="after")
+    def _check_contract(self) -> Self:
+        inverse = self.contract_type == "inverse"
+        for name in ("contract_value", "settlement_asset"):
+            value = getattr(self, name)
+            if inverse and value is None:
+                raise ValueError(
+                    f"{name} is required for contract_type 'inverse' (the contract's USD "
+                    "value and the coin it settles in), was None"
+                )
+            if not inverse and value is not None:
+                raise ValueError(
+                    f"{name} must be None for contract_type 'linear' (linear markets settle "
+                    f"in quote, sizes in base units), was {value!r}"
+                )
+        return self
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys); the inverse-only fields are left out while ``None``,
+        so a linear market's JSON and :attr:`spec_id` do not depend on them."""
+        data = self.model_dump(mode="json")
+        for name in ("contract_value", "settlement_asset"):
+            if data[name] is None:
+                del data[name]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def is_inverse(self) -> bool:
+        """Whether the market is coin-margined (``contract_type == "inverse"``)."""
+        return self.contract_type == "inverse"
 
     @model_validator(mode="after")
     def _check_tiers(self) -> Self:
-        if self.contract_type == "inverse":
-            raise ValueError("contract_type 'inverse' is reserved and not supported yet")
         tiers = self.tiers
         if tiers[0].notional_floor != 0:
             raise ValueError(f"tiers[0].notional_floor must be 0, was {tiers[0].notional_floor}")
