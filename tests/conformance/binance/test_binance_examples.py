@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.errors import ConfigError
 from deleverage.rules import adl, inverse
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays, maintenance_deductions
@@ -151,11 +150,66 @@ def test_coinm_cross_liquidation_price_of_the_web_calculator() -> None:
     assert round(float(price), 1) == _value(v["expected"]["liquidation_price"])
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason="the engine has no inverse contracts")
-def test_coinm_market_in_the_engine() -> None:
-    MarketSpec.simple(
-        "BTCUSD_PERP", max_leverage=125, maintenance_rate=0.004, contract_type="inverse"
+# ------------------------------------------------------------ BTCUSD_PERP (COIN-M) in the engine
+
+
+def _coinm(mark: float, **fields: Any) -> Exchange:
+    spec = MarketSpec.from_mapping({**preset("binance", "BTCUSD_PERP").model_dump(), **fields})
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.deposit(ex.liquidity_account, 10_000.0)
+    ex.set_mark("BTCUSD_PERP", mark)
+    return ex
+
+
+def test_coinm_preset_is_inverse_with_100_usd_contracts() -> None:
+    spec = preset("binance", "BTCUSD_PERP")
+    assert (spec.contract_type, spec.contract_value, spec.settlement_asset) == (
+        "inverse", 100.0, "BTC",
+    )  # fmt: skip
+    # The 4x bracket's maintenance amount, computed from the table (BTC).
+    assert spec.tier_arrays.cum[6] == pytest.approx(11.605)
+
+
+def test_coinm_engine_maintenance_margin_in_coin() -> None:
+    # 100 contracts of 100 USD at 25,000: 0.4 BTC, maintenance 0.4% -> 0.0016 BTC.
+    i, e = (
+        VECTORS["bn-coinm-maintenance-margin"]["inputs"],
+        VECTORS["bn-coinm-maintenance-margin"]["expected"],
     )
+    ex = _coinm(float(i["mark_price"]))
+    trader = ex.open_account()
+    ex.deposit(trader, 1.0)
+    ex.trade(
+        "BTCUSD_PERP", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=float(i["mark_price"]),
+    )  # fmt: skip
+    row = ex.margin_table().iloc[0]
+    assert row["size"] == i["contracts"]
+    assert row["notional"] == pytest.approx(_value(e["notional"]))
+    assert row["maintenance_margin"] == pytest.approx(_value(e["maintenance_margin"]))
+
+
+def test_coinm_engine_cross_liquidation_price_of_the_web_calculator() -> None:
+    # Wallet 101 BTC, long 100,000 contracts at 45,000 (the calculator ignores fees): the
+    # engine's cross price, with the bracket of the notional at that price (12.5%, cum
+    # 11.605 BTC from the preset's table), is the calculator's 33,599.4.
+    v = VECTORS["bn-coinm-cross-liq-calculator"]
+    i = v["inputs"]
+    ex = _coinm(float(i["entry_price"]), taker_fee_rate=0.0)
+    trader = ex.open_account()
+    ex.deposit(trader, _value(i["wallet_balance"]))
+    ex.trade(
+        "BTCUSD_PERP", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=float(i["entry_price"]),
+    )  # fmt: skip
+    liq, _ = ex.liquidation_prices("BTCUSD_PERP", np.array([trader]))
+    assert round(float(liq[0]), 1) == _value(v["expected"]["liquidation_price"])
+    # And the risk step liquidates there, not above.
+    ex.set_mark("BTCUSD_PERP", 33_600.0)
+    assert ex.last_step.liquidations == 0
+    ex.set_mark("BTCUSD_PERP", 33_599.0)
+    assert ex.last_step.liquidations == 1
 
 
 def test_adl_leverage_pnl() -> None:

@@ -21,6 +21,7 @@ from deleverage.errors import ConfigError
 from deleverage.rules import adl, inverse
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
+from deleverage.venues import preset
 
 VECTORS = {v["id"]: v for v in json.loads((Path(__file__).parent / "vectors.json").read_text())}
 S = 1_000_000_000
@@ -175,9 +176,100 @@ def test_inverse_bankruptcy_prices() -> None:
     assert (long, short) == (pytest.approx(e["long"]), pytest.approx(e["short"]))
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason="the engine has no inverse contracts")
-def test_xbtusd_as_an_inverse_market() -> None:
-    MarketSpec.simple("XBTUSD", max_leverage=100, maintenance_rate=0.004, contract_type="inverse")
+# ------------------------------------------------------------------ XBTUSD, inverse, in the engine
+
+
+def _xbtusd(*, fees: bool = True) -> MarketSpec:
+    spec = preset("bitmex", "XBTUSD")
+    if fees:
+        return spec
+    return MarketSpec.from_mapping(
+        {**spec.model_dump(), "maker_fee_rate": 0.0, "taker_fee_rate": 0.0}
+    )
+
+
+def _xbtusd_exchange(spec: MarketSpec, mark: float) -> Exchange:
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.deposit(ex.liquidity_account, 10_000.0)
+    ex.set_mark("XBTUSD", mark)
+    return ex
+
+
+def test_xbtusd_preset_is_inverse_in_xbt() -> None:
+    spec = preset("bitmex")
+    assert (spec.contract_type, spec.contract_value, spec.settlement_asset) == (
+        "inverse", 1.0, "XBT",
+    )  # fmt: skip
+    # Risk limits in XBT: the base limit of 200 XBT is the first step.
+    assert spec.tiers[1].notional_floor == 200.0
+
+
+def test_xbtusd_engine_pnl_and_initial_margin_of_the_inverse_futures_guide() -> None:
+    # 10 XBT of exposure at 10,000 is 100,000 contracts; at 100x the initial margin is
+    # 0.1 XBT; from 10,000 to 10,500 the long gains 0.47619 XBT.
+    v = VECTORS["bm-inverse-futures-pnl"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(), float(i["entry_price"]))
+    trader = ex.open_account()
+    ex.deposit(trader, 1.0)
+    ex.trade(
+        "XBTUSD", buyer=trader, seller=ex.liquidity_account, size=e["contracts"],
+        price=float(i["entry_price"]),
+    )  # fmt: skip
+    assert ex.account_margins(trader).cross_initial == pytest.approx(_value(e["initial_margin"]))
+    ex.set_mark("XBTUSD", float(i["exit_price"]))
+    assert ex.position(trader, "XBTUSD").unrealized_pnl == pytest.approx(_value(e["pnl"]))
+
+
+def test_xbtusd_engine_pnl_of_the_blogs_25x_example() -> None:
+    v = VECTORS["bm-inverse-25x-blog-inconsistent"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(), float(i["entry_price"]))
+    trader = ex.open_account()
+    ex.deposit(trader, float(i["equity_xbt"]))
+    ex.trade(
+        "XBTUSD", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=float(i["entry_price"]), taker=None,
+    )  # fmt: skip
+    ex.set_mark("XBTUSD", float(i["exit_price"]))
+    pnl = ex.position(trader, "XBTUSD").unrealized_pnl
+    assert pnl == pytest.approx(e["by_inverse_formula"]["profit_xbt"])
+
+
+@pytest.mark.parametrize(("side", "key"), [(1, "long"), (-1, "short")])
+def test_xbtusd_engine_bankruptcy_prices(side: int, key: str) -> None:
+    # Isolated 10x, fees ignored: long BP = entry / (1 + IM), short entry / (1 - IM).
+    v = VECTORS["bm-inverse-bankruptcy-derived"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(fees=False), float(i["entry_price"]))
+    trader = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    ex.deposit(trader, 1.0)
+    ex.set_leverage(trader, "XBTUSD", float(i["leverage"]))
+    book = ex.liquidity_account
+    buyer, seller = (trader, book) if side > 0 else (book, trader)
+    ex.trade("XBTUSD", buyer=buyer, seller=seller, size=i["contracts"], price=i["entry_price"])
+    _, bankrupt = ex.liquidation_prices("XBTUSD", np.array([trader]))
+    assert float(bankrupt[0]) == pytest.approx(e[key], rel=1e-12)
+
+
+def test_xbtusd_engine_adl_score_of_an_inverse_long() -> None:
+    # PNL% x EffLev on XBT values: long 10,000 from 10,000 at 10x, mark 11,000 -> 0.4329.
+    v = VECTORS["bm-adl-ranking-inverse-derived"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(fees=False), float(i["entry_price"]))
+    trader = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    ex.deposit(trader, 1.0)
+    ex.set_leverage(trader, "XBTUSD", 10.0)
+    ex.trade(
+        "XBTUSD", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=i["entry_price"],
+    )  # fmt: skip
+    ex.set_mark("XBTUSD", float(i["mark_price"]))
+    _, bankrupt = ex.liquidation_prices("XBTUSD", np.array([trader]))
+    assert float(bankrupt[0]) == pytest.approx(i["bankruptcy_price"])
+    queue = ex.adl_queue("XBTUSD", 1)
+    assert float(queue.loc[0, "score"]) == pytest.approx(e["ranking"], rel=1e-9)
 
 
 @pytest.mark.xfail(
