@@ -58,13 +58,15 @@ def accumulate_market_nb(
     total_equity: FloatArray,
     cash: FloatArray,
     first: bool,
+    initial_fee: float,
 ) -> None:
     """Add one market's positions to the per-account margin accumulators, in place.
 
     For each position: ``upnl = size x (mark - entry)``, ``notional = |size| x mark``,
-    maintenance ``notional x mmr[t] - cum[t]`` and initial ``notional x max(imr[t], 1/leverage)``
-    in its tier ``t``. Cross positions add to the cross accumulators; every position adds its
-    unrealized PnL (and isolated margin) to ``total_equity``. With ``first`` the accumulators
+    maintenance ``notional x mmr[t] - cum[t]`` and initial ``notional x (max(imr[t],
+    1/leverage) + initial_fee)`` in its tier ``t``. Cross positions add to the cross
+    accumulators; every position adds its unrealized PnL (and isolated margin) to
+    ``total_equity``. With ``first`` the accumulators
     are (re)started from the cash (equities) and zero (margins) instead of added to: one pass,
     no separate initialization.
     """
@@ -87,6 +89,7 @@ def accumulate_market_nb(
         rate = imr[t]
         if leverage[i] > 0.0 and 1.0 / leverage[i] > rate:
             rate = 1.0 / leverage[i]
+        rate += initial_fee
         cross_equity[i] += upnl
         cross_maintenance[i] += maintenance_nb(notional, mmr[t], cum[t], min_margin)
         cross_initial[i] += notional * rate

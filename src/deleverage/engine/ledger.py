@@ -425,8 +425,9 @@ class Ledger:
             upper_cap=scaling.upper_cap,
         )
         state.tiers = TierArrays(
-            floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum, min_margin=base.min_margin
-        )
+            floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum, min_margin=base.min_margin,
+            initial_fee=base.initial_fee, whole_position=base.whole_position,
+        )  # fmt: skip
 
     def _fund_ledger(
         self, source: int, destination: int, amount: float, reason: int, ts: int

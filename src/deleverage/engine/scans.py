@@ -99,7 +99,7 @@ class MarginScans(Ledger):
             accumulate_market_nb(
                 cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
                 cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum, t.min_margin, ce, cm,
-                ci, te, cash, k == 0,
+                ci, te, cash, k == 0, t.initial_fee,
             )  # fmt: skip
         margin_ratio_nb(ce, cm, out["cross_margin_ratio"][:n])
 
@@ -150,7 +150,7 @@ class MarginScans(Ledger):
         return scan
 
     def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        if not self.use_level_index or any(st.tiers.min_margin > 0.0 for st in self.markets):
+        if not self.use_level_index or not all(st.tiers.continuous for st in self.markets):
             return self._cross_scan_full(m, call_level)
         key = min(float(call_level), 1.0)
         index = self._cross_index.get(key)
@@ -277,7 +277,7 @@ class MarginScans(Ledger):
             for name in ("i_below_e", "i_below_m", "i_warn_r"):
                 buffers[name] = np.empty(self._capacity)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        if self.use_level_index and t.min_margin == 0.0:  # zone prices ignore a floor
+        if self.use_level_index and t.continuous:  # zone prices need continuous maintenance
             result = self._indexed_isolated_scan(m, call_level)
             if self.check_invariants:
                 self._check_indexed_scan(m, call_level, result)

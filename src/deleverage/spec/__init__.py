@@ -215,16 +215,42 @@ class TierArrays:
     mmr: FloatArray  # maintenance margin rate of each tier
     cum: FloatArray  # maintenance deduction of each tier, quote
     min_margin: float = 0.0  # least maintenance of an open position, quote
+    initial_fee: float = 0.0  # rate added to the initial rate after the leverage choice
+    whole_position: bool = False  # cum = 0: maintenance jumps at the floors
+
+    @property
+    def continuous(self) -> bool:
+        """Whether maintenance is continuous and piecewise linear in the notional (the
+        upper envelope of the tiers' lines), which the engine's zone-price and cross indexes
+        rely on; not with a maintenance floor or whole-position tiers."""
+        return self.min_margin == 0.0 and not self.whole_position
 
     @classmethod
     def from_tiers(
-        cls, tiers: list[MarginTier] | tuple[MarginTier, ...], *, min_margin: float = 0.0
+        cls,
+        tiers: list[MarginTier] | tuple[MarginTier, ...],
+        *,
+        min_margin: float = 0.0,
+        whole_position: bool = False,
+        maintenance_fee: float = 0.0,
+        initial_fee: float = 0.0,
     ) -> TierArrays:
+        """Arrays of a tier table.
+
+        ``whole_position``: no deductions (``cum = 0``), the tier's rate applies to the whole
+        notional (BitMEX risk limits). ``maintenance_fee`` is added to every maintenance rate
+        and ``initial_fee`` to the initial rate (the taker fee in the margins: BitMEX, OKX).
+        """
         floor = np.array([t.notional_floor for t in tiers], dtype=np.float64)
         imr = np.array([t.initial_rate for t in tiers], dtype=np.float64)
         mmr = np.array([t.maintenance_rate for t in tiers], dtype=np.float64)
-        cum = maintenance_deductions(floor, mmr)
-        return cls(floor=floor, imr=imr, mmr=mmr, cum=cum, min_margin=min_margin)
+        cum = np.zeros_like(mmr) if whole_position else maintenance_deductions(floor, mmr)
+        if maintenance_fee:
+            mmr = mmr + maintenance_fee  # a constant shift: the deductions are unchanged
+        return cls(
+            floor=floor, imr=imr, mmr=mmr, cum=cum, min_margin=min_margin,
+            initial_fee=initial_fee, whole_position=whole_position,
+        )  # fmt: skip
 
 
 def maintenance_deductions(floor: FloatArray, mmr: FloatArray) -> FloatArray:
@@ -509,6 +535,15 @@ class MarketSpec(_Frozen):
         required for inverse markets, ``None`` for linear ones (settled in quote). An
         :class:`~deleverage.engine.exchange.Exchange` holds cash in one currency, so all its
         markets settle in the same asset.
+    tier_margin
+        ``deduction`` (Binance, Hyperliquid, OKX): maintenance ``notional x mmr[t] - cum[t]``,
+        continuous across floors. ``whole_position`` (BitMEX risk limits): the tier's rate on
+        the whole notional, ``notional x mmr[t]`` (230 XBT at the 1% step needs 2.3 XBT).
+    taker_fee_in_margin
+        ``maintenance``: maintenance adds ``taker_fee_rate x notional`` (the fee to close;
+        OKX's requirement ``value x (MMR + fee rate)``, BitMEX). ``initial_and_maintenance``:
+        also the initial margin adds ``2 x taker_fee_rate x notional`` (BitMEX: "IM =
+        value / leverage + 2 x taker fee x value", open and close).
     """
 
     symbol: Annotated[str, Field(min_length=1, max_length=64)]
@@ -527,6 +562,8 @@ class MarketSpec(_Frozen):
     circuit_breaker: CircuitBreakerPolicy | None = None
     contract_value: PositiveFloat | None = None
     settlement_asset: Annotated[str, Field(pattern=r"^[A-Z0-9]{1,16}$")] | None = None
+    tier_margin: Literal["deduction", "whole_position"] = "deduction"
+    taker_fee_in_margin: Literal["none", "maintenance", "initial_and_maintenance"] = "none"
 
     @model_validator(mode="after")
     def _check_contract(self) -> Self:
@@ -546,11 +583,13 @@ class MarketSpec(_Frozen):
         return self
 
     def to_json(self) -> str:
-        """Canonical JSON (sorted keys); the inverse-only fields are left out while ``None``,
-        so a linear market's JSON and :attr:`spec_id` do not depend on them."""
+        """Canonical JSON (sorted keys). Fields added since 0.2 are left out while at their
+        defaults (:data:`_OMITTED_AT_DEFAULT`), so the JSON and :attr:`spec_id` of a market
+        that does not use them (and the journals and result hashes built on it) stay as they
+        were."""
         data = self.model_dump(mode="json")
-        for name in ("contract_value", "settlement_asset"):
-            if data[name] is None:
+        for name, default in _OMITTED_AT_DEFAULT.items():
+            if data[name] == default:
                 del data[name]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
@@ -592,8 +631,17 @@ class MarketSpec(_Frozen):
 
     @property
     def tier_arrays(self) -> TierArrays:
-        """The tier table as arrays with computed maintenance deductions."""
-        return TierArrays.from_tiers(self.tiers, min_margin=self.min_maintenance_margin)
+        """The tier table as arrays with computed maintenance deductions (none with
+        ``tier_margin = "whole_position"``), the taker fee added where
+        ``taker_fee_in_margin`` says so."""
+        fees = self.taker_fee_in_margin
+        return TierArrays.from_tiers(
+            self.tiers,
+            min_margin=self.min_maintenance_margin,
+            whole_position=self.tier_margin == "whole_position",
+            maintenance_fee=self.taker_fee_rate if fees != "none" else 0.0,
+            initial_fee=2.0 * self.taker_fee_rate if fees == "initial_and_maintenance" else 0.0,
+        )
 
     @property
     def max_leverage(self) -> float:
@@ -614,6 +662,16 @@ class MarketSpec(_Frozen):
             notional_floor=0.0, max_leverage=max_leverage, maintenance_rate=maintenance_rate
         )
         return cls.from_mapping({"symbol": symbol, "tiers": (tier,), **fields})
+
+
+#: MarketSpec fields left out of the canonical JSON while at these defaults (added after the
+#: built-in scenarios' hashes were fixed; see :meth:`MarketSpec.to_json`).
+_OMITTED_AT_DEFAULT: dict[str, object] = {
+    "contract_value": None,
+    "settlement_asset": None,
+    "tier_margin": "deduction",
+    "taker_fee_in_margin": "none",
+}
 
 
 def _as_number(field: str, value: object) -> float:

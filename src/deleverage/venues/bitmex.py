@@ -38,6 +38,12 @@ def _bitmex() -> MarketSpec:
         tick_size=0.5,
         lot_size=1.0,
         tiers=tiers(rows),
+        # A risk-limit step's rates apply to the whole position (Risk Limits Examples: 230 XBT
+        # at the 1% step needs 2.3 XBT), and both margins hold the fees: "IM = value /
+        # leverage + 2 x taker fee x value" (Margin Terms Definitions), MM = base + taker
+        # (BitMEX staff).
+        tier_margin="whole_position",
+        taker_fee_in_margin="initial_and_maintenance",
         maker_fee_rate=-0.00025,
         taker_fee_rate=0.00075,
         # "The trader always loses the maintenance margin": everything between the fill and
@@ -100,6 +106,11 @@ VENUE = VenuePreset(
             "Examples: BP 99.00, fill 99.25 -> +0.25): liquidation_fee_rate = 1 (the capped "
             "penalty keeps all equity down to bankruptcy).",
             "Fees: XBT perpetual maker -0.025% (rebate), taker 0.075% (fees page, dated).",
+            "Risk-limit steps charge their rates on the whole position (tier_margin "
+            "'whole_position': 230 XBT at the 1% step needs 2.3 XBT), and the margins hold "
+            "the fees (taker_fee_in_margin 'initial_and_maintenance': IM = value / leverage + "
+            "2 x taker x value, Margin Terms Definitions; MM = base MM + taker x value, "
+            "BitMEX staff comment).",
             "Tick 0.5 USD and lot 1 contract assumed (BitMEX has since raised the XBTUSD lot "
             "to 100 contracts).",
         ),
@@ -107,11 +118,8 @@ VENUE = VenuePreset(
             "rules.inverse.round_price_conservatively is not applied by the engine: "
             "liquidation and bankruptcy prices are exact, not rounded to the 0.5 tick.",
             "MarketSpec.insurance_pool: str | None = 'XBTUSD' for bitmex (per contract).",
-            "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
-            "for bitmex (a risk-limit step's rate applies to the whole position: 230 XBT at "
-            "1% needs 2.3 XBT; the engine's tiers deduct the lower steps, 1.3 XBT).",
-            "MarketSpec.margin_includes_fees: bool = True for bitmex (IM = value / leverage + "
-            "2 x taker x value; MM = base MM + taker x value).",
+            "Funding in the maintenance margin when it is due (BitMEX staff: MM = base + taker "
+            "+ funding rate when paid): not modelled.",
         ),
     ),
     aliases={"BTC": "XBTUSD", "XBT": "XBTUSD", "XBTUSD": "XBTUSD", "BTCUSD": "XBTUSD"},

@@ -198,8 +198,9 @@ def test_position_uses_the_tier_at_the_liquidation_price_for_large_positions() -
 
 
 # Inverse (BitMEX XBTUSD): long 10,000 contracts of 1 USD at 10,000 with 0.1 XBT (10x); value
-# 1 XBT, first risk-limit step (MM 0.4 %). rules.inverse closed forms (Binance COIN-M's
-# mark-basis form): LP = N (mmr + 1) / (m + N / EP) = 10,040 / 1.1, BP = EP / (1 + 0.1).
+# 1 XBT, first risk-limit step (MM 0.4 % + the 0.075 % taker fee the preset keeps in the
+# margins). rules.inverse closed forms (Binance COIN-M's mark-basis form):
+# LP = N (mmr + 1) / (m + N / EP) = 10,047.5 / 1.1, BP = EP / (1 + 0.1).
 INVERSE = ["--venue", "bitmex", "--symbol", "XBTUSD", "--side", "long", "--size", "10000",
            "--entry", "10000", "--margin", "0.1"]  # fmt: skip
 
@@ -209,15 +210,15 @@ def test_position_inverse_prices_are_the_coin_margined_closed_forms() -> None:
 
     assert out["symbol"] == "XBTUSD"
     assert out["size"] == 10_000.0
-    assert out["liquidation_price"] == pytest.approx(10_040.0 / 1.1, rel=1e-12)
+    assert out["liquidation_price"] == pytest.approx(10_047.5 / 1.1, rel=1e-12)
     assert out["bankruptcy_price"] == pytest.approx(10_000.0 / 1.1, rel=1e-12)
     assert out["notional"] == pytest.approx(1.0)  # XBT
-    assert out["initial_margin"] == pytest.approx(0.01)  # 100x on 1 XBT
-    assert out["maintenance_margin"] == pytest.approx(0.004)
+    assert out["initial_margin"] == pytest.approx(0.01 + 2 * 0.00075)  # 100x + fees, 1 XBT
+    assert out["maintenance_margin"] == pytest.approx(0.004 + 0.00075)
     assert out["leverage"] == pytest.approx(10.0)
     short = _position_json(*INVERSE[:4], "--side", "short", *INVERSE[6:])
-    # Short: LP = N (mmr - 1) / (m - N / EP) = 9,960 / 0.9.
-    assert short["liquidation_price"] == pytest.approx(9_960.0 / 0.9, rel=1e-12)
+    # Short: LP = N (mmr - 1) / (m - N / EP) = 9,952.5 / 0.9.
+    assert short["liquidation_price"] == pytest.approx(9_952.5 / 0.9, rel=1e-12)
 
 
 def test_position_inverse_probability_and_greeks_in_usd_prices() -> None:

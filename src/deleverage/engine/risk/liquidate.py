@@ -192,7 +192,7 @@ class LiquidationStage(ShortfallStage):
         notional = abs(size) * state.mark
         t = int(mm.tier_index(notional, state.tiers))
         if policy.target == "initial":
-            rate = float(state.tiers.imr[t])
+            rate = float(state.tiers.imr[t]) + state.tiers.initial_fee
             own = float(mm.maintenance_margin(notional, state.tiers))
             return maint - own + notional * rate - equity, rate
         rate = float(state.tiers.mmr[t]) + policy.buffer

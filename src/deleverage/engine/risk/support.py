@@ -254,7 +254,7 @@ def _sizes_to_close(
     else:
         t = mm.tier_index(notional, tiers)
         if policy.target == "initial":
-            rate = tiers.imr[t]
+            rate = tiers.imr[t] + tiers.initial_fee
             requirement = notional * rate
         else:
             rate = tiers.mmr[t] + policy.buffer
