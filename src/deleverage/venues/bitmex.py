@@ -117,7 +117,9 @@ VENUE = VenuePreset(
         spec_gaps=(
             "rules.inverse.round_price_conservatively is not applied by the engine: "
             "liquidation and bankruptcy prices are exact, not rounded to the 0.5 tick.",
-            "MarketSpec.insurance_pool: str | None = 'XBTUSD' for bitmex (per contract).",
+            "MarketSpec.insurance_pool: str | None = 'XBTUSD' for bitmex (a fund per "
+            "contract): the spec cannot name a pool; Exchange(insurance='per_market') gives "
+            "each listed market its own fund, which is BitMEX's rule.",
             "Funding in the maintenance margin when it is due (BitMEX staff: MM = base + taker "
             "+ funding rate when paid): not modelled.",
         ),

@@ -134,8 +134,10 @@ VENUE = VenuePreset(
             "all margin left for the fund; partial reductions pay no penalty; kind 'full' "
             "presets use liquidation_fee_rate = 1 for this).",
             "MarketSpec.insurance_pool: str | None (bybit: shared or isolated per pair).",
-            "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
-            "for bybit (risk-limit rates apply to the whole position value).",
+            "Risk-limit rates on the whole position (MarketSpec.tier_margin = "
+            "'whole_position', as bitmex) are not set for bybit: the inverse maintenance page "
+            "prices each slice at its own tier's rate (the deduction form, 0.45 XYZ), and the "
+            "USDT risk-limit pages in stored sources do not say which form applies.",
             "MarketSpec.maintenance_basis: Literal['mark', 'entry'] = 'entry' for bybit "
             "(maintenance on the position value at entry, a constant: rules.inverse "
             "mm_basis='entry'; the engine values maintenance at the mark, so BTCUSD's "
