@@ -386,6 +386,18 @@ class LiquidationPolicy(_Frozen):
     ramp_initial_fraction: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
     ramp_full_below: NonNegativeFloat = 0.0
     tier_down_target: Literal["next", "first"] = "next"
+    #: Order of the accounts liquidated in a step: ``health`` (most distressed first, then
+    #: account id) or ``fillable_price`` (dYdX v4 ``SortLiquidationOrders``: the relative
+    #: distance of the fillable price from the oracle, descending, then the oracle notional,
+    #: descending, then account id where dYdX uses the order hash).
+    order: Literal["health", "fillable_price"] = "health"
+    #: Accounts attempted per step (dYdX ``MaxLiquidationAttemptsPerBlock``, 50): a window of
+    #: the accounts below maintenance, in account order from a pseudo-random start (the
+    #: engine's seeded generator), wrapping; one pass per step. ``None``: every account.
+    max_liquidations_per_step: Annotated[int, Field(gt=0)] | None = None
+    #: Accounts deleveraged per step after a liquidation that could not fill (dYdX
+    #: ``MaxDeleveragingAttemptsPerBlock``, 10). ``None``: no cap.
+    max_deleveragings_per_step: Annotated[int, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
     def _check_fraction_needs(self) -> Self:
@@ -588,9 +600,13 @@ class MarketSpec(_Frozen):
         that does not use them (and the journals and result hashes built on it) stay as they
         were."""
         data = self.model_dump(mode="json")
-        for name, default in _OMITTED_AT_DEFAULT.items():
-            if data[name] == default:
-                del data[name]
+        for path, default in _OMITTED_AT_DEFAULT.items():
+            *parents, name = path.split(".")
+            node = data
+            for part in parents:
+                node = node[part]
+            if node[name] == default:
+                del node[name]
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -671,6 +687,9 @@ _OMITTED_AT_DEFAULT: dict[str, object] = {
     "settlement_asset": None,
     "tier_margin": "deduction",
     "taker_fee_in_margin": "none",
+    "liquidation.order": "health",
+    "liquidation.max_liquidations_per_step": None,
+    "liquidation.max_deleveragings_per_step": None,
 }
 
 
