@@ -497,6 +497,12 @@ class AdlPolicy(_Frozen):
     trigger_fund_drawdown_stop: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] | None = (
         None
     )
+    #: The fund takes over a bankrupt position only up to this multiple of its balance in
+    #: notional at the mark; a larger one goes to ADL even if the fund could pay its deficit
+    #: (Binance Insurance Fund: "maximum net notional position ... by default, this is 100%
+    #: the size of the insurance fund. Any positions that would increase beyond the max
+    #: notional will be subject to counterparty-liquidation"). ``None``: no limit.
+    fund_takeover_max_notional: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _check_trigger(self) -> Self:
@@ -687,6 +693,7 @@ _OMITTED_AT_DEFAULT: dict[str, object] = {
     "settlement_asset": None,
     "tier_margin": "deduction",
     "taker_fee_in_margin": "none",
+    "adl.fund_takeover_max_notional": None,
     "liquidation.order": "health",
     "liquidation.max_liquidations_per_step": None,
     "liquidation.max_deleveragings_per_step": None,

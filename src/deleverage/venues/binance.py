@@ -74,7 +74,9 @@ def _binance() -> MarketSpec:
         taker_fee_rate=0.0005,
         liquidation_fee_rate=0.003,
         liquidation={"kind": "tier_down", "execution": "market"},
-        adl={"ranking": "binance", "price": "bankruptcy"},
+        # The fund takes over bankrupt positions up to a net notional of 100% of its size;
+        # beyond, counterparty liquidation (Insurance Fund page).
+        adl={"ranking": "binance", "price": "bankruptcy", "fund_takeover_max_notional": 1.0},
     )
 
 
@@ -124,6 +126,11 @@ VENUE = VenuePreset(
             "older text). Binance now publishes a per-bracket 'liquidation clearance fee'; "
             "those values were not found in stored sources, so one flat rate is used.",
             "Fees: regular tier USD-M maker 0.02%, taker 0.05%.",
+            "Insurance fund takeover limit: 'The fund will not be allowed to exceed a "
+            "predefined position notional on the market; by default, this is 100% the size "
+            "of the insurance fund' (Insurance Fund page): a bankrupt position whose notional "
+            "at the mark exceeds the fund goes to ADL (AdlPolicy.fund_takeover_max_notional "
+            "= 1.0).",
             "Tick 0.1 and lot 0.001 assumed from the BTCUSDT exchangeInfo filters, not "
             "verified against a stored source.",
             "BTCUSD_PERP (COIN-M): 100 USD contracts margined and settled in BTC (COIN-M "
@@ -140,8 +147,11 @@ VENUE = VenuePreset(
             "binance (values not found; flat 0.003 used).",
             "MarketSpec.insurance_pool: str | None = 'BTCUSDT' for binance (own fund; other "
             "symbols 'shared').",
-            "LiquidationPolicy.insurance_takeover_max_notional: float | None (binance: the "
-            "fund takes over bankrupt positions up to its own size, then ADL).",
+            "The fund's takeover is its payment of the deficit at the fill (the engine's fund "
+            "holds no positions): Binance's fund holds the bankrupt position and offloads it "
+            "'according to a preset algorithm' (not published), and its net notional limit "
+            "(AdlPolicy.fund_takeover_max_notional = 1.0, 100% of the fund) is checked per "
+            "position, not against positions it still holds.",
             "LiquidationPolicy.takeover_remaining_to_fund: float | None for binance ('a "
             "portion of the remaining collateral' goes to the fund on a bankruptcy takeover; "
             "portion not stated).",

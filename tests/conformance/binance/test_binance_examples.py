@@ -246,3 +246,58 @@ def test_liquidation_fee_on_the_amount_liquidated() -> None:
 
     assert ex.position(a, m).size == 0.0
     assert ex.last_step.penalties == pytest.approx(_value(v["expected"]["liquidation_fee"]))
+
+
+# ------------------------------------------------------------ the fund's takeover limit
+
+
+def _takeover(cap: float | None, fund: float, *, isolated: bool) -> tuple[Exchange, int, int]:
+    """A long of 10 at 100 (10x, margin 100) against a cross short; the mark gaps to 85: the
+    long ends 50 below bankruptcy, notional 850 at the mark."""
+    spec = MarketSpec.simple(
+        "BTCUSDT", max_leverage=10.0, maintenance_rate=0.05, maker_fee_rate=0.0,
+        taker_fee_rate=0.0, liquidation_fee_rate=0.0, lot_size=1.0, tick_size=1.0,
+        adl={"ranking": "binance", "price": "bankruptcy", "fund_takeover_max_notional": cap},
+    )  # fmt: skip
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.set_mark("BTCUSDT", 100.0)
+    ex.deposit(ex.insurance_account, fund)
+    loser = ex.open_account(margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS)
+    winner = ex.open_account()
+    ex.deposit(loser, 100.0)
+    ex.deposit(winner, 10_000.0)
+    if isolated:
+        ex.set_leverage(loser, "BTCUSDT", 10.0)
+    ex.trade("BTCUSDT", buyer=loser, seller=winner, size=10.0, price=100.0)
+    ex.set_mark("BTCUSDT", 85.0, ts_ns=1)
+    return ex, loser, winner
+
+
+@pytest.mark.parametrize("isolated", [True, False])  # the batch path and the per-account path
+def test_fund_takes_over_only_up_to_its_size_then_adl(isolated: bool) -> None:
+    # Binance Insurance Fund (https://www.binance.com/en/support/articles/360033525371): "The
+    # fund will not be allowed to exceed a predefined position notional on the market; by
+    # default, this is 100% the size of the insurance fund. Any positions that would increase
+    # beyond the max notional will be subject to counterparty-liquidation."
+    ex, loser, winner = _takeover(1.0, 500.0, isolated=isolated)  # 850 > 100% of 500
+    step = ex.last_step
+    assert step.insurance_paid == 0.0
+    assert step.adl_rounds >= 1
+    assert ex.position(loser, "BTCUSDT").size == 0.0
+    assert ex.position(winner, "BTCUSDT").size == 0.0  # closed against the bankrupt long
+    assert ex.cash(ex.insurance_account) == pytest.approx(500.0)
+    assert preset("binance").adl.fund_takeover_max_notional == 1.0
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+@pytest.mark.parametrize(("cap", "fund"), [(1.0, 1_000.0), (None, 500.0)])
+def test_fund_within_its_takeover_limit_pays_the_deficit(
+    cap: float | None, fund: float, isolated: bool
+) -> None:
+    ex, loser, winner = _takeover(cap, fund, isolated=isolated)  # 850 <= 1,000, or no limit
+    assert ex.position(loser, "BTCUSDT").size == 0.0
+    step = ex.last_step
+    assert step.insurance_paid == pytest.approx(50.0)
+    assert step.adl_rounds == 0
+    assert ex.position(winner, "BTCUSDT").size == -10.0

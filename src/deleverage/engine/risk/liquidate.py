@@ -308,7 +308,9 @@ class LiquidationStage(ShortfallStage):
         exhausted = book and filled < qty * (1 - 1e-12)
         need = self._recourse(a, m, isolated, equity_after)
         beyond = full and (
-            need > self._fund_available(m) or (need > 0.0 and self._fund_trigger(m, ts))
+            need > self._fund_available(m)
+            or (need > 0.0 and self._fund_trigger(m, ts))
+            or (need > 0.0 and self._over_takeover_cap(m, qty))
         )
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.
