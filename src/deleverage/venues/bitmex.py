@@ -70,6 +70,10 @@ VENUE = VenuePreset(
             "https://www.bitmex.com/app/autoDeleveraging",
             "https://support.bitmex.com/hc/en-gb/articles/18589621443357-What-is-Auto-Deleveraging",
             "https://www.bitmex.com/app/fees",
+            "https://www.bitmex.com/app/inversePerpetualsGuide",
+            "https://bitmex.com/app/inverseFuturesGuide",
+            "https://support.bitmex.com/hc/en-gb/articles/6131434043421-Margin-Terms-Definitions",
+            "https://testnet.bitmex.com/app/liquidationExamples",
         ),
         insurance=(
             "Insurance fund used per contract: 'if it is depleted for a given contract, ADL "
