@@ -182,7 +182,8 @@ class PerpVenue:
         )
 
     def liquidation_levels(self) -> pd.DataFrame:
-        """Open traders' positions and their liquidation prices, market by market."""
+        """Open traders' positions and their liquidation prices, market by market (an
+        inverse market's sizes in contracts, its notional in the coin)."""
         ex = self._ex
         traders = np.flatnonzero(ex.state_arrays()["kind"] == 0).astype(np.int64)
         frames = []
