@@ -43,6 +43,16 @@ class ContractUnits:
 
     ``inverse`` markets: engine size ``-contracts x contract_value`` (USD), engine price
     ``1 / price`` (coin per USD). Linear markets: the identity.
+
+    Examples
+    --------
+    BitMEX Inverse Futures Guide: 100,000 contracts of 1 USD long from 10,000 to 10,500 gain
+    0.47619 XBT, the engine's linear PnL on the reciprocal price:
+
+    >>> units = ContractUnits(inverse=True, contract_value=1.0)
+    >>> size = units.engine_size(100_000.0)
+    >>> round(size * (units.engine_price(10_500.0) - units.engine_price(10_000.0)), 6)
+    0.47619
     """
 
     inverse: bool = False
