@@ -127,7 +127,8 @@ VENUE = VenuePreset(
             "at resting makers' prices on the book (the engine's fund payments are an upper "
             "bound of dYdX's).",
             "Liquidation ordering: the last tie-break is the account id where dYdX uses the "
-            "order hash (it needs the accounts' addresses; vector ordering_07); the pseudo-"
+            "order hash (engine accounts have no addresses; the hash itself is "
+            "rules.quantum_deleverage.liquidation_order_hash, vector ordering_07); the pseudo-"
             "random offset of the 50-subaccount window comes from the engine's seeded "
             "generator, not dYdX's block-hash seed, and the daemon's subaccount list is taken "
             "in account order.",
