@@ -41,24 +41,37 @@ def _perp_case(venue_name: str) -> VenueCase:
     ex = Exchange(seed=7)
     spec = preset(venue_name, "BTC")
     market = ex.list_market(spec)
-    ex.set_liquidity(market, ConstantDepthBook(depth_per_pct=50.0, half_life_s=30.0))
-    ex.set_mark(market, 100_000.0, ts_ns=10**9)
-    ex.deposit(ex.insurance_account, 50_000.0)
+    price = 100_000.0
+    # An inverse market (BitMEX XBTUSD) trades USD contracts and holds cash in the coin: the
+    # same positions, in its units (its book's depth is in USD of contract value).
+    usd = spec.contract_value  # USD per contract; None for a linear market
+
+    def cash(amount: float) -> float:
+        return amount / price if usd is not None else amount
+
+    depth = 50.0 * price if usd is not None else 50.0
+    ex.set_liquidity(market, ConstantDepthBook(depth_per_pct=depth, half_life_s=30.0))
+    ex.set_mark(market, price, ts_ns=10**9)
+    ex.deposit(ex.insurance_account, cash(50_000.0))
     maker = ex.open_account()
-    ex.deposit(maker, 5_000_000.0)
+    ex.deposit(maker, cash(5_000_000.0))
     lot = spec.lot_size
+
+    def size_of(base: float) -> float:
+        amount = base * price / usd if usd is not None else base
+        return round(amount / lot) * lot
+
     for k, leverage in enumerate((3.0, 5.0, 10.0, 20.0)):
         if leverage > spec.max_leverage:
             continue
         trader = ex.open_account(margin_mode=MarginMode.ISOLATED)
-        ex.deposit(trader, 50_000.0)
+        ex.deposit(trader, cash(50_000.0))
         ex.set_leverage(trader, market, leverage)
-        size = round((0.2 + 0.1 * k) / lot) * lot
-        ex.trade(market, buyer=trader, seller=maker, size=size, price=100_000.0)
+        ex.trade(market, buyer=trader, seller=maker, size=size_of(0.2 + 0.1 * k), price=price)
     short = ex.open_account(margin_mode=MarginMode.ISOLATED)
-    ex.deposit(short, 50_000.0)
+    ex.deposit(short, cash(50_000.0))
     ex.set_leverage(short, market, 2.0)
-    ex.trade(market, buyer=maker, seller=short, size=round(0.3 / lot) * lot, price=100_000.0)
+    ex.trade(market, buyer=maker, seller=short, size=size_of(0.3), price=price)
     venue = PerpVenue(ex, name=venue_name, assets={"BTC": market})
     return VenueCase(venue=venue, asset="BTC", calm=99_500.0, crash=80_000.0)
 

@@ -171,8 +171,8 @@ class PerpVenue:
         asset_of = {m: a for a, m in self._markets.items()}
         for m, amount in zip(market.tolist(), signed.tolist(), strict=True):
             asset = asset_of.get(int(m))
-            if asset is not None:
-                flow[asset] += float(amount)
+            if asset is not None:  # in the market's units (contracts for an inverse market)
+                flow[asset] += float(self._ex.markets[int(m)].units.venue_size(float(amount)))
         return flow, adl_loss
 
     def _system_accounts(self) -> npt.NDArray[np.int64]:
@@ -182,7 +182,8 @@ class PerpVenue:
         )
 
     def liquidation_levels(self) -> pd.DataFrame:
-        """Open traders' positions and their liquidation prices, market by market."""
+        """Open traders' positions and their liquidation prices, market by market (an
+        inverse market's sizes in contracts, its notional in the coin)."""
         ex = self._ex
         traders = np.flatnonzero(ex.state_arrays()["kind"] == 0).astype(np.int64)
         frames = []
@@ -191,12 +192,15 @@ class PerpVenue:
             open_ = traders[size != 0.0]
             liq, _ = ex.liquidation_prices(m, open_)
             sizes = ex.columns(m).size[open_]
+            units = ex.markets[m].units
+            if units.inverse:
+                liq = np.where(np.isfinite(liq), liq, np.nan)
             frames.append(
                 pd.DataFrame(
                     {
                         "asset": asset,
                         "account": open_,
-                        "size": sizes,
+                        "size": units.venue_size(sizes),
                         "notional": np.abs(sizes) * ex.markets[m].mark,
                         "liquidation_price": np.where(liq > 0.0, liq, np.nan),
                     }

@@ -255,9 +255,15 @@ class MarketScenario(_Frozen):
         if self.spec is not None and self.preset is not None and "preset" in self.model_fields_set:
             raise ValueError("give `preset` or `spec`, not both")
         try:
-            self.market_spec()  # raises with the spec's own field named
+            spec = self.market_spec()  # raises with the spec's own field named
         except UnknownEntityError as exc:
             raise ValueError(str(exc)) from None
+        if spec.contract_type == "inverse":
+            raise ValueError(
+                f"contract_type must be 'linear' in a scenario, was 'inverse' ({spec.symbol}): "
+                "the simulator's populations, depth and agents are in base units and quote; "
+                "run an inverse market on an Exchange directly"
+            )
         return self
 
     def market_spec(self) -> MarketSpec:

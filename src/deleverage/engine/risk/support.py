@@ -203,6 +203,16 @@ class _Caps:
         self.insurance_lost: dict[int, float] = {}
         #: (account, market) pairs liquidated this step: dYdX liquidates each once per block.
         self.liquidated: set[tuple[int, int]] = set()
+        #: Deleveragings still allowed this step (dYdX MaxDeleveragingAttemptsPerBlock).
+        cap = spec.liquidation.max_deleveragings_per_step
+        self.deleveragings_left = math.inf if cap is None else float(cap)
+
+    def take_deleveraging(self) -> bool:
+        """Use one of the step's deleveraging attempts; False when none is left."""
+        if self.deleveragings_left <= 0:
+            return False
+        self.deleveragings_left -= 1
+        return True
 
     def insurance_room(self, a: int) -> float:
         """What the fund may still lose on account ``a`` this step (dYdX block limit)."""
@@ -254,7 +264,7 @@ def _sizes_to_close(
     else:
         t = mm.tier_index(notional, tiers)
         if policy.target == "initial":
-            rate = tiers.imr[t]
+            rate = tiers.imr[t] + tiers.initial_fee
             requirement = notional * rate
         else:
             rate = tiers.mmr[t] + policy.buffer
