@@ -147,6 +147,11 @@ class RunResult:
 
 
 ProgressCallback = Callable[[int, int], None]
+#: Called after step ``k`` of market ``m`` is recorded: ``observer(k, m, record)`` with the
+#: step's row of :data:`STEP_COLUMNS` (numbers only). An observer sees the engine as it is at the
+#: end of the step (``Simulation.ex``), nothing later; it may call the engine's public
+#: operations (a proactive policy reports its prediction there).
+StepObserver = Callable[[int, int, dict[str, float]], None]
 
 
 def run(
@@ -156,16 +161,17 @@ def run(
     progress: ProgressCallback | None = None,
     keep_exchange: bool = False,
     check_invariants: bool = False,
+    observer: StepObserver | None = None,
 ) -> RunResult:
     """Run ``scenario``; ``feedback`` overrides the scenario's switch (for comparisons).
 
     ``progress(done, total)`` is called every few hundred steps. Same scenario, same result
     (:attr:`RunResult.result_hash`). ``check_invariants`` makes the engine check money
     conservation after every operation and compare its indexed scans with full passes (slow;
-    for tests).
+    for tests). ``observer`` is called after every step of every market (:data:`StepObserver`).
     """
     sim = Simulation(scenario, feedback=feedback, check_invariants=check_invariants)
-    return sim.run(progress=progress, keep_exchange=keep_exchange)
+    return sim.run(progress=progress, keep_exchange=keep_exchange, observer=observer)
 
 
 class Simulation:
@@ -287,7 +293,11 @@ class Simulation:
 
     # ---------------------------------------------------------------- the loop
     def run(
-        self, *, progress: ProgressCallback | None = None, keep_exchange: bool = False
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        keep_exchange: bool = False,
+        observer: StepObserver | None = None,
     ) -> RunResult:
         started = time.perf_counter()
         scenario = self.scenario
@@ -345,6 +355,8 @@ class Simulation:
                     cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
                     totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
                 )  # fmt: skip
+                if observer is not None:
+                    observer(k, m, {name: float(cols[name][k, m]) for name in cols})
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)

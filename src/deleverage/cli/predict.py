@@ -1,0 +1,258 @@
+"""Commands ``deleverage predict train`` and ``deleverage predict evaluate``.
+
+Thin layers over :mod:`deleverage.predict` (a typer group registered on the app of
+:mod:`deleverage.cli.app`). ``train`` simulates a scenario over seeds, writes the dataset
+(Parquet, docs/predict.md) and fits every model on the training seeds; ``evaluate`` scores the
+saved models on the held-out seeds (or on a dataset built from another scenario, such as a
+bundled crash window replayed), prints the scores and the verdict against the analytic
+baseline and writes the model card. Bad input raises a
+:class:`~deleverage.errors.DeleverageError` before any run starts (exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deleverage._files import atomic_folder, atomic_write
+from deleverage.errors import ValidationError
+
+if TYPE_CHECKING:
+    from deleverage.predict.dataset import Dataset
+    from deleverage.sim.scenario import Scenario
+
+__all__ = ["predict_app"]
+
+predict_app = typer.Typer(
+    name="predict",
+    help="Predictive liquidation: datasets from simulations, models, evaluation.",
+    no_args_is_help=True,
+)
+
+#: The training world: Merton jumps and a thin book, so liquidations cluster (docs/predict.md).
+DEFAULT_SCENARIO = "predict-jumps"
+_MODELS_DIR = "models"
+_DATA_DIR = "dataset"
+#: What `predict train` and `predict evaluate` write into their folder (a rerun replaces them).
+OUTPUT_NAMES = (_MODELS_DIR, _DATA_DIR, "model_card.html", "scores.json")
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=130)
+
+
+def _scenario(name: str, positions: int | None) -> Scenario:
+    from importlib import resources
+
+    from deleverage.sim.scenario import load_scenario
+
+    if name == DEFAULT_SCENARIO:
+        path = resources.files("deleverage") / "data" / "predict" / f"{DEFAULT_SCENARIO}.toml"
+        scenario = load_scenario(str(path))
+    else:
+        scenario = load_scenario(name)
+    if positions is not None:
+        if positions < 1:
+            raise ValidationError("--positions", positions, "must be >= 1")
+        overrides = {
+            f"markets.{m}.population.n_positions": positions
+            for m, market in enumerate(scenario.markets)
+            if market.population is not None
+        }
+        scenario = scenario.with_overrides(overrides)
+    return scenario
+
+
+def _seed_list(first: int, count: int, field: str) -> list[int]:
+    if count < 1:
+        raise ValidationError(field, count, "must be >= 1")
+    return list(range(first, first + count))
+
+
+@predict_app.command("train")
+def train(
+    scenario: Annotated[
+        str, typer.Option(help="Scenario: a built-in name, a TOML file or predict-jumps.")
+    ] = DEFAULT_SCENARIO,
+    seeds: Annotated[int, typer.Option(help="Training seeds (runs), from --first-seed.")] = 8,
+    test_seeds: Annotated[int, typer.Option(help="Held-out seeds after the training ones.")] = 4,
+    first_seed: Annotated[int, typer.Option(help="First seed.")] = 1,
+    horizon: Annotated[float, typer.Option(help="Label horizon H, seconds.")] = 300.0,
+    window: Annotated[float, typer.Option(help="Feature window, seconds.")] = 300.0,
+    sample_every: Annotated[float, typer.Option(help="Seconds between samples.")] = 60.0,
+    cascade_level: Annotated[
+        float, typer.Option(help="Market label: share of open interest liquidated within H.")
+    ] = 0.01,
+    positions: Annotated[
+        int | None, typer.Option(help="Override every population's number of positions.")
+    ] = None,
+    random_seed: Annotated[int, typer.Option(help="Seed of the models' randomness.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/predict"),
+) -> None:
+    """Simulate, write the dataset and fit baseline, logistic and gradient-boosted models.
+
+    Example: deleverage predict train --seeds 8 --test-seeds 4 --out results/predict
+    """
+    from deleverage.predict.dataset import build_dataset, split_by_seed
+    from deleverage.predict.features import FeatureConfig
+    from deleverage.predict.models import MODEL_FEATURES, MODEL_KINDS, save_model, train_model
+
+    console = _console()
+    world = _scenario(scenario, positions)
+    config = FeatureConfig(horizon_s=horizon, window_s=window, sample_every_s=sample_every)
+    train_ids = _seed_list(first_seed, seeds, "--seeds")
+    test_ids = _seed_list(first_seed + seeds, test_seeds, "--test-seeds")
+    started = time.perf_counter()
+    with atomic_folder(out, field="--out", replaceable=OUTPUT_NAMES) as folder:
+        with console.status("simulating") as status:
+
+            def progress(seed: int) -> None:
+                status.update(f"simulated seed {seed}")
+
+            data = build_dataset(
+                world, [*train_ids, *test_ids], config=config, cascade_level=cascade_level,
+                progress=progress,
+            )  # fmt: skip
+        data.meta["test_seeds"] = test_ids
+        data.write(folder / _DATA_DIR)
+        (folder / _MODELS_DIR).mkdir()
+        train_rows, _ = split_by_seed(data.accounts, test_ids)
+        table = Table(title=f"predict train: {world.name}, H = {horizon:g} s")
+        for column in ("model", "rows", "positives", "fit s"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        for kind in MODEL_KINDS:
+            t0 = time.perf_counter()
+            model = train_model(
+                kind, train_rows, features=MODEL_FEATURES, label="liquidated",
+                horizon_s=horizon, random_seed=random_seed, dataset_hash=data.content_hash,
+            )  # fmt: skip
+            save_model(model, folder / _MODELS_DIR / f"{kind}.joblib")
+            table.add_row(
+                kind, f"{len(train_rows):,}", f"{int(train_rows['liquidated'].sum()):,}",
+                f"{time.perf_counter() - t0:.1f}",
+            )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"dataset {data.content_hash[:16]}: {len(data.accounts):,} account rows, "
+        f"{len(data.markets):,} market rows, seeds {train_ids[0]}-{train_ids[-1]} train, "
+        f"{test_ids[0]}-{test_ids[-1]} held out; {time.perf_counter() - started:.0f} s; "
+        f"written to {out}"
+    )
+
+
+@predict_app.command("evaluate")
+def evaluate(
+    models: Annotated[
+        Path, typer.Option("--from", help="Folder written by `predict train`.")
+    ] = Path("results/predict"),
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Score on a new dataset from this scenario (default: held-out seeds)."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds of the new dataset (with --scenario).")] = 2,
+    first_seed: Annotated[int, typer.Option(help="First seed of the new dataset.")] = 1001,
+    positions: Annotated[
+        int | None, typer.Option(help="Override populations' sizes (with --scenario).")
+    ] = None,
+    level: Annotated[float, typer.Option(help="Probability level for the lead time.")] = 0.5,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score the saved models on held-out seeds: Brier, log loss, precision-recall, lead time.
+
+    Writes scores.json and model_card.html next to the models.
+    Example: deleverage predict evaluate --from results/predict
+    """
+    from deleverage.predict.card import build_model_card
+    from deleverage.predict.dataset import build_dataset, read_dataset, split_by_seed
+    from deleverage.predict.evaluate import compare_to_baseline, score
+    from deleverage.predict.features import ACCOUNT_FEATURES, FeatureConfig
+    from deleverage.predict.models import MODEL_KINDS, check_compatible, load_model
+
+    if not 0 < level < 1:
+        raise ValidationError("--level", level, "must be a probability in (0, 1)")
+    fitted = {kind: load_model(models / _MODELS_DIR / f"{kind}.joblib") for kind in MODEL_KINDS}
+    data: Dataset = read_dataset(models / _DATA_DIR)
+    meta = dict(data.meta)
+    if scenario is None:
+        _, rows = split_by_seed(data.accounts, meta.get("test_seeds", []))
+        source = f"held-out seeds {meta.get('test_seeds')} of {meta.get('scenario')}"
+    else:
+        config = FeatureConfig(
+            horizon_s=float(meta["horizon_s"]), window_s=float(meta["window_s"]),
+            sample_every_s=float(meta["sample_every_s"]),
+        )  # fmt: skip
+        fresh = build_dataset(
+            _scenario(scenario, positions), _seed_list(first_seed, seeds, "--seeds"),
+            config=config,
+        )  # fmt: skip
+        rows, meta = fresh.accounts, {**fresh.meta, "content_hash": fresh.content_hash}
+        source = f"seeds {meta['seeds']} of {scenario}"
+    horizon = float(meta["horizon_s"])
+    for model in fitted.values():
+        check_compatible(model, label="liquidated", horizon_s=horizon)
+    if rows.empty:
+        raise ValidationError("--from", str(models), "holds no held-out rows to score")
+    probabilities = {kind: model.predict_proba(rows) for kind, model in fitted.items()}
+    scores = [
+        score(kind, rows, p, label="liquidated", level=level, horizon_s=horizon)
+        for kind, p in probabilities.items()
+    ]
+    comparisons = [
+        compare_to_baseline(
+            rows, probabilities[kind], probabilities["baseline"], label="liquidated", model=kind
+        )
+        for kind in MODEL_KINDS
+        if kind != "baseline"
+    ]
+    card = build_model_card(
+        title=f"deleverage model card: liquidation within {horizon:g} s",
+        scores=scores, comparisons=comparisons,
+        data={**meta, "scored_on": source, "trained_on_seeds": fitted["gbt"].meta.training_seeds},
+        features={k: v for k, v in ACCOUNT_FEATURES.items() if k in fitted["gbt"].meta.features},
+        level=level,
+    )  # fmt: skip
+    atomic_write(models / "model_card.html", lambda p: p.write_text(card), field="--from")
+    report: dict[str, Any] = {
+        "scored_on": source,
+        "scores": [s.row() for s in scores],
+        "verdicts": [c.verdict for c in comparisons],
+        "gbt_beats_baseline": next(c.beats_baseline for c in comparisons if c.model == "gbt"),
+    }
+    text = json.dumps(_finite(report), indent=2, allow_nan=False)
+    atomic_write(models / "scores.json", lambda p: p.write_text(text), field="--from")
+    console = _console()
+    if json_out:
+        typer.echo(text)
+        return
+    table = Table(title=f"predict evaluate: {source}")
+    for column in ("model", "rows", "positives", "Brier", "log loss", "avg precision",
+                   "warned", "median lead s"):  # fmt: skip
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for s in scores:
+        table.add_row(
+            s.model, f"{s.rows:,}", f"{s.positives:,}", f"{s.brier:.5f}", f"{s.log_loss:.5f}",
+            f"{s.average_precision:.4f}", f"{s.warned_share:.1%}", f"{s.median_lead_s:.0f}",
+        )  # fmt: skip
+    console.print(table)
+    for c in comparisons:
+        console.print(c.verdict, highlight=False)
+    console.print(f"model card: {models / 'model_card.html'}")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
