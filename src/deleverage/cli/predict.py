@@ -107,7 +107,10 @@ def train(
 
     console = _console()
     world = _scenario(scenario, positions)
-    config = FeatureConfig(horizon_s=horizon, window_s=window, sample_every_s=sample_every)
+    config = FeatureConfig(
+        horizon_s=horizon, window_s=window, sample_every_s=sample_every,
+        cascade_level=cascade_level,
+    )  # fmt: skip
     train_ids = _seed_list(first_seed, seeds, "--seeds")
     test_ids = _seed_list(first_seed + seeds, test_seeds, "--test-seeds")
     started = time.perf_counter()
@@ -118,8 +121,7 @@ def train(
                 status.update(f"simulated seed {seed}")
 
             data = build_dataset(
-                world, [*train_ids, *test_ids], config=config, cascade_level=cascade_level,
-                progress=progress,
+                world, [*train_ids, *test_ids], config=config, progress=progress,
             )  # fmt: skip
         data.meta["test_seeds"] = test_ids
         data.write(folder / _DATA_DIR)
@@ -188,6 +190,7 @@ def evaluate(
         config = FeatureConfig(
             horizon_s=float(meta["horizon_s"]), window_s=float(meta["window_s"]),
             sample_every_s=float(meta["sample_every_s"]),
+            cascade_level=float(meta["cascade_level"]),
         )  # fmt: skip
         fresh = build_dataset(
             _scenario(scenario, positions), _seed_list(first_seed, seeds, "--seeds"),

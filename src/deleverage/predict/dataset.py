@@ -51,8 +51,6 @@ from deleverage.sim.scenario import Scenario
 #: Version of the dataset schema (columns, units, label rules); bumped on any change.
 SCHEMA_VERSION: Final = 1
 _META_KEY: Final = b"deleverage.predict"
-#: Default share of open interest liquidated within H that makes a market row a cascade.
-DEFAULT_CASCADE_LEVEL: Final = 0.01
 
 ACCOUNT_COLUMNS: Final = (*KEY_COLUMNS, *ACCOUNT_FEATURES, *ACCOUNT_LABELS)
 MARKET_COLUMNS: Final = (
@@ -105,7 +103,6 @@ def build_dataset(
     seeds: Sequence[int],
     *,
     config: FeatureConfig | None = None,
-    cascade_level: float = DEFAULT_CASCADE_LEVEL,
     progress: Callable[[int], None] | None = None,
 ) -> Dataset:
     """Run ``scenario`` once per seed and return the labelled rows of every run.
@@ -135,7 +132,7 @@ def build_dataset(
             recorder.market_frame(),
             result.steps,
             horizon_s=config.horizon_s,
-            level=cascade_level,
+            level=config.cascade_level,
         )
         accounts.append(drop_censored(acc, end_ns=end_ns, horizon_s=config.horizon_s))
         markets.append(drop_censored(mkt, end_ns=end_ns, horizon_s=config.horizon_s))
@@ -148,7 +145,7 @@ def build_dataset(
         "horizon_s": config.horizon_s,
         "window_s": config.window_s,
         "sample_every_s": config.sample_every_s,
-        "cascade_level": cascade_level,
+        "cascade_level": config.cascade_level,
     }
     return Dataset(
         accounts=_typed(pd.concat(accounts, ignore_index=True), ACCOUNT_COLUMNS),

@@ -94,6 +94,11 @@ MARKET_FEATURES: Final[dict[str, tuple[str, str]]] = {
         "1",
         "sum of first-passage probabilities x notional over open notional",
     ),
+    "cascade_first_passage": (
+        "1",
+        "analytic cascade baseline: P(mark reaches the level where cascade_level of open "
+        "notional is liquidatable, within H), the larger side",
+    ),
 }
 
 
@@ -110,17 +115,24 @@ class FeatureConfig:
         intensity; sampling starts once one window has passed.
     sample_every_s
         Seconds between two samples.
+    cascade_level
+        Share of open notional whose liquidation makes a market cascade (the market label and
+        ``cascade_first_passage``).
     """
 
     horizon_s: float = 300.0
     window_s: float = 300.0
     sample_every_s: float = 30.0
+    cascade_level: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ("horizon_s", "window_s", "sample_every_s"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValidationError(name, value, "must be a finite number > 0 (seconds)")
+        level = self.cascade_level
+        if not (isinstance(level, int | float) and 0 < level < 1):
+            raise ValidationError("cascade_level", level, "must be a share in (0, 1)")
 
 
 @dataclass(slots=True)
@@ -150,6 +162,10 @@ class FeatureRecorder:
         self._history: dict[int, _MarketHistory] = {}
         self._accounts: list[dict[str, npt.NDArray[np.generic]]] = []
         self._markets: list[dict[str, float | int | str]] = []
+        #: The latest sample: market, accounts, their feature columns, the market row.
+        self.last_sample: (
+            tuple[int, IntArray, dict[str, FloatArray], dict[str, float | int | str]] | None
+        ) = None
 
     def __call__(self, k: int, m: int, record: dict[str, float]) -> None:
         ts = int(record["ts_ns"])
@@ -239,7 +255,42 @@ class FeatureRecorder:
         market_row["expected_liquidated_share"] = (
             float(np.sum(p * notional) / total) if total else 0.0
         )
+        market_row["cascade_first_passage"] = self._cascade_probability(
+            mark, sigma, rows["side"], rows["log_distance"], notional, total
+        )
         self._markets.append(market_row)
+        self.last_sample = (m, accounts, rows, market_row)
+
+    def _cascade_probability(
+        self,
+        mark: float,
+        sigma: float,
+        side: FloatArray,
+        log_distance: FloatArray,
+        notional: FloatArray,
+        total: float,
+    ) -> float:
+        """The larger side's probability of reaching the price at which positions worth
+        ``cascade_level`` of the open notional are liquidatable (docs/formulas.md)."""
+        if total <= 0:
+            return 0.0
+        need = self.config.cascade_level * total
+        best = 0.0
+        for s in (1.0, -1.0):
+            mine = side == s
+            order = np.argsort(log_distance[mine], kind="stable")  # nearest first
+            reach = np.cumsum(notional[mine][order])
+            k = int(np.searchsorted(reach, need))
+            if k >= len(reach):
+                continue
+            distance = max(float(log_distance[mine][order][k]), 0.0)
+            barrier = mark * math.exp(-s * distance)
+            p = discrete_hit_probability(
+                mark, barrier, 0.0, sigma, self.config.horizon_s, dt_s=self._dt_s,
+                direction="down" if s > 0 else "up",
+            )  # fmt: skip
+            best = max(best, float(p))
+        return best
 
     def _account_rows(
         self,

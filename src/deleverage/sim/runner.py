@@ -259,6 +259,13 @@ class Simulation:
         ]
         self.last_funding_rate = np.zeros(len(scenario.markets))
         self._funding = self._funding_schedule()
+        if scenario.proactive is not None:
+            for m in range(len(scenario.markets)):
+                ex.set_proactive_policy(
+                    m,
+                    margin=scenario.proactive.margin,
+                    deleveraging=scenario.proactive.deleveraging,
+                )
 
     # ---------------------------------------------------------------- funding
     def _funding_schedule(self) -> list[tuple[float, FloatArray | None]]:
@@ -298,9 +305,22 @@ class Simulation:
         progress: ProgressCallback | None = None,
         keep_exchange: bool = False,
         observer: StepObserver | None = None,
+        predictor: StepObserver | None = None,
     ) -> RunResult:
+        """Step the scenario to its end (module docstring).
+
+        ``observer`` and then ``predictor`` are called after every step of every market
+        (:data:`StepObserver`); a scenario with a ``proactive`` block needs a ``predictor``
+        that reports its predictions to the engine
+        (``deleverage.predict.proactive.run_proactive`` supplies one).
+        """
         started = time.perf_counter()
         scenario = self.scenario
+        if scenario.proactive is not None and predictor is None:
+            raise ConfigError(
+                "proactive", "set", "needs a predictor: run the scenario with "
+                "deleverage.predict.proactive.run_proactive or `deleverage predict policy`",
+            )  # fmt: skip
         ex = self.ex
         n_m = len(scenario.markets)
         n = self.n_steps + 1
@@ -355,8 +375,12 @@ class Simulation:
                     cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
                     totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
                 )  # fmt: skip
-                if observer is not None:
-                    observer(k, m, {name: float(cols[name][k, m]) for name in cols})
+                if observer is not None or predictor is not None:
+                    record = {name: float(cols[name][k, m]) for name in cols}
+                    if observer is not None:
+                        observer(k, m, record)
+                    if predictor is not None:
+                        predictor(k, m, record)
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)

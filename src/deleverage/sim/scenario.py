@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
+from deleverage.rules.proactive import PredictiveDeleveraging, ProactiveMargin
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
 from deleverage.sim.population import PopulationSpec
@@ -340,6 +341,33 @@ class CommonJumps(_Frozen):
     beta: tuple[NonNegFloat, ...] | None = None
 
 
+class ProactiveSpec(_Frozen):
+    """Proactive margin and predictive deleveraging in every market (issue #19).
+
+    The engine acts on a prediction that the run's *predictor* reports every ``every_s``
+    seconds (``deleverage.predict.proactive`` computes it from what the venue sees at that
+    step, over horizon ``horizon_s`` with a volatility window of ``window_s``): ``model`` is a
+    model file written by ``deleverage predict train`` for the accounts' probabilities, or
+    ``None`` for the analytic first-passage baseline. ``cascade_level``: the share of open
+    interest whose liquidation makes a cascade. At least one of ``margin`` and
+    ``deleveraging`` must be set. docs/predict.md.
+    """
+
+    margin: ProactiveMargin | None = None
+    deleveraging: PredictiveDeleveraging | None = None
+    model: str | None = None
+    horizon_s: PositiveFloat = 300.0
+    window_s: PositiveFloat = 300.0
+    every_s: PositiveFloat = 10.0
+    cascade_level: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.01
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.margin is None and self.deleveraging is None:
+            raise ValueError("proactive needs margin or deleveraging (or both)")
+        return self
+
+
 # ---------------------------------------------------------------------------- scenario
 class Scenario(_Frozen):
     """A validated scenario (see the module docstring).
@@ -364,6 +392,7 @@ class Scenario(_Frozen):
     markets: Annotated[tuple[MarketScenario, ...], Field(min_length=1, max_length=64)]
     insurance: InsuranceSpec = InsuranceSpec()
     agents: AgentsSpec = AgentsSpec()
+    proactive: ProactiveSpec | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
