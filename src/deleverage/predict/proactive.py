@@ -247,7 +247,9 @@ def _effects(frame: pd.DataFrame, confidence: float) -> list[PolicyEffect]:
             low, high = (float(v) for v in stats.t.interval(confidence, len(d) - 1, mean, sem))
         else:
             low = high = mean
-        if metric in ("needless_reduction", "policy_liquidations", "reduced_notional", "notices"):
+        if not np.any(d):
+            verdict = "no change on any seed"
+        elif metric in ("needless_reduction", "policy_liquidations", "reduced_notional", "notices"):
             verdict = "cost to traders" if high > 0 else "no cost"
         elif high < 0:
             verdict = "improves"
