@@ -64,7 +64,7 @@ ACCOUNT_FEATURES: Final[dict[str, tuple[str, str]]] = {
     "tier": ("index", "margin tier of the position's notional (0 = first)"),
     "position_age_s": ("s", "seconds since the position was opened (or flipped side)"),
     "notional": ("quote", "|size| x mark"),
-    "liquidation_density": ("1", "share of open notional liquidated within one sigma sqrt(H)"),
+    "liquidation_density": ("1", "share of open notional whose |log distance| <= sigma sqrt(H)"),
     "open_interest_notional": ("quote", "traders' long size x mark"),
     "open_interest_change": ("1", "relative change of open interest over the window"),
     "funding_rate": ("1 per interval", "last funding rate settled"),
