@@ -1,0 +1,124 @@
+"""``deleverage predict train | evaluate | policy`` end to end on a small world, and bad input.
+
+Numbers checked against outside sources: the scores file against scikit-learn's Brier score
+recomputed here from the saved models and dataset; seeds as the options name them.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import brier_score_loss
+
+from cli_contract import assert_contract, call
+from deleverage.predict.dataset import read_dataset, split_by_seed
+from deleverage.predict.models import load_model
+
+SMALL = ("--positions", "300", "--sample-every", "20", "--horizon", "60", "--window", "60")
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = resources.files("deleverage") / "data" / "predict" / "predict-jumps.toml"
+    text = source.read_text().replace("duration_s = 1800", "duration_s = 400")
+    text = text.replace("leverage_median = 20.0", "leverage_median = 40.0")
+    path = tmp_path_factory.mktemp("world") / "small.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(small_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("predict") / "out"
+    outcome = call(
+        "predict", "train", "--scenario", str(small_world), "--seeds", "3", "--test-seeds", "2",
+        "--first-seed", "1", *SMALL, "--out", str(out),
+    )  # fmt: skip
+    assert outcome.code == 0, outcome.text[-800:]
+    return out
+
+
+def test_train_writes_the_dataset_and_three_models_on_the_named_seeds(trained: Path) -> None:
+    data = read_dataset(trained / "dataset")
+
+    assert data.meta["seeds"] == [1, 2, 3, 4, 5]
+    assert data.meta["test_seeds"] == [4, 5]
+    for kind in ("baseline", "logistic", "gbt"):
+        model = load_model(trained / "models" / f"{kind}.joblib")
+        assert model.meta.training_seeds == (1, 2, 3)
+        assert model.meta.dataset_hash == data.meta["content_hash"]
+
+
+def test_evaluate_scores_the_held_out_seeds_and_writes_the_model_card(trained: Path) -> None:
+    outcome = call("predict", "evaluate", "--from", str(trained), "--json")
+
+    assert_contract(outcome)
+    assert outcome.code == 0
+    report = json.loads(outcome.out)
+    data = read_dataset(trained / "dataset")
+    _, test = split_by_seed(data.accounts, [4, 5])
+    gbt = load_model(trained / "models" / "gbt.joblib")
+    expected = brier_score_loss(test["liquidated"], gbt.predict_proba(test))
+    scores = {row["model"]: row for row in report["scores"]}
+    assert scores["gbt"]["brier"] == pytest.approx(expected)
+    assert scores["gbt"]["rows"] == len(test)
+    assert isinstance(report["gbt_beats_baseline"], bool)
+    assert any("analytic baseline" in v for v in report["verdicts"])
+    card = (trained / "model_card.html").read_text()
+    assert "Reliability diagram" in card
+    assert "Limitations" in card
+
+
+def test_evaluate_on_another_scenario_builds_its_dataset(trained: Path, small_world: Path) -> None:
+    outcome = call(
+        "predict", "evaluate", "--from", str(trained), "--scenario", str(small_world),
+        "--seeds", "2", "--first-seed", "7", "--positions", "300",
+    )  # fmt: skip
+
+    assert outcome.code == 0, outcome.text[-600:]
+    assert "seeds [7, 8]" in outcome.text
+
+
+def test_policy_prints_each_metric_with_an_interval_and_a_verdict(
+    small_world: Path, tmp_path: Path
+) -> None:
+    outcome = call(
+        "predict", "policy", "--scenario", str(small_world), "--policy", "deleveraging",
+        "--seeds", "2", "--first-seed", "3", "--positions", "300", "--out", str(tmp_path / "p"),
+    )  # fmt: skip
+
+    assert outcome.code == 0, outcome.text[-600:]
+    assert "sudden_events" in outcome.text
+    assert "the policy" in outcome.text
+    report = json.loads((tmp_path / "p" / "policy.json").read_text())
+    assert {e["metric"] for e in report["effects"]} >= {"sudden_events", "bad_debt"}
+    assert np.isfinite(report["effects"][0]["mean_off"])
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("predict", "train", "--seeds", "0"), "--seeds"),
+        (("predict", "train", "--horizon", "-5"), "horizon_s"),
+        (("predict", "train", "--positions", "0"), "--positions"),
+        (("predict", "evaluate", "--level", "1.5"), "--level"),
+        (("predict", "policy", "--policy", "everything"), "--policy"),
+        (("predict", "policy", "--seeds", "1"), "seeds"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_option(args: tuple[str, ...], name: str) -> None:
+    outcome = call(*args)
+
+    assert_contract(outcome, names=(name,))
+    assert outcome.code == 2
+
+
+def test_evaluate_refuses_a_folder_without_models(tmp_path: Path) -> None:
+    outcome = call("predict", "evaluate", "--from", str(tmp_path))
+
+    assert_contract(outcome)
+    assert outcome.code == 2
