@@ -265,6 +265,8 @@ _POLICIES: dict[str, dict[str, dict[str, Any]]] = {
     "margin": {"margin": {}},
     "deleveraging": {"deleveraging": {}},
     "both": {"margin": {}, "deleveraging": {}},
+    "alerts-margin": {"alerts": {"action": "add_margin"}},
+    "alerts-reduce": {"alerts": {"action": "reduce", "fraction": 0.5}},
 }
 
 
@@ -275,7 +277,11 @@ def policy(
     ] = DEFAULT_SCENARIO,
     kind: Annotated[
         str,
-        typer.Option("--policy", help="margin, deleveraging or both (default parameters)."),
+        typer.Option(
+            "--policy",
+            help="margin, deleveraging, both, alerts-margin or alerts-reduce (traders react "
+            "to alerts on their predicted probability); default parameters.",
+        ),
     ] = "both",
     seeds: Annotated[int, typer.Option(help="Seeds, each run with and without.")] = 6,
     first_seed: Annotated[int, typer.Option(help="First seed.")] = 1,

@@ -34,15 +34,20 @@ from pathlib import Path
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from deleverage.engine.bulk import add_isolated_margin_many
 from deleverage.engine.events import EventKind, FillReason
 from deleverage.errors import ValidationError
 from deleverage.predict.features import FeatureConfig, FeatureRecorder
 from deleverage.predict.models import TrainedModel, check_compatible, load_model
 from deleverage.sim.runner import RunResult, Simulation
 from deleverage.sim.scenario import Scenario
+from deleverage.spec import MarginMode
+
+FloatArray = npt.NDArray[np.float64]
 
 #: Metrics of one run, ``on - off`` lower is better for all but ``notices``.
 POLICY_METRICS: Final = (
@@ -54,7 +59,12 @@ POLICY_METRICS: Final = (
     "policy_liquidations",
     "reduced_notional",
     "notices",
+    "alerts",
+    "alert_margin_added",
+    "alert_reduced_notional",
 )
+#: Metrics that measure what the policy costs traders (or what they did on alerts).
+_COSTS: Final = frozenset(POLICY_METRICS[4:])
 #: Default share of open interest liquidated in one step that makes a sudden event.
 DEFAULT_SUDDEN_SHARE: Final = 0.005
 
@@ -77,6 +87,8 @@ class PolicyPredictor:
         self.recorder = FeatureRecorder(sim, config, seed=sim.scenario.seed)
         #: Every report: step, market, cascade probability, accounts reported.
         self.reports: list[tuple[int, int, float, int]] = []
+        self.engine_policy = spec.margin is not None or spec.deleveraging is not None
+        self.alerts = AlertTraders(sim) if spec.alerts is not None else None
 
     def __call__(self, k: int, m: int, record: dict[str, float]) -> None:
         self.recorder.last_sample = None
@@ -91,11 +103,105 @@ class PolicyPredictor:
         else:
             probability = self.model.predict_proba(pd.DataFrame(rows))
         cascade = float(market_row["cascade_first_passage"])
-        self.sim.ex.report_risk(
-            m, cascade, accounts=accounts, probabilities=probability,
-            ts_ns=int(record["ts_ns"]),
-        )  # fmt: skip
+        ts = int(record["ts_ns"])
+        if self.alerts is not None:
+            self.alerts.react(m, accounts, probability, ts)
+        if self.engine_policy:
+            self.sim.ex.report_risk(
+                m, cascade, accounts=accounts, probabilities=probability, ts_ns=ts
+            )
         self.reports.append((k, m, cascade, len(accounts)))
+
+
+class AlertTraders:
+    """Traders who set an alert on their own predicted probability of liquidation, and react
+    when it rises through their level (:class:`deleverage.sim.scenario.AlertReactions`).
+
+    Which accounts set an alert is a draw from the scenario's seed (``share`` of the trader
+    accounts open at the start), so runs with and without reactions differ only in them. A
+    reaction goes through the engine's public operations: ``deposit`` and
+    ``add_isolated_margin`` (isolated) for ``add_margin``, a ``trade`` against the book's
+    makers at the book's price for ``reduce``.
+    """
+
+    def __init__(self, sim: Simulation) -> None:
+        spec = sim.scenario.proactive
+        assert spec is not None
+        assert spec.alerts is not None
+        self.sim = sim
+        self.rule = spec.alerts
+        rng = np.random.default_rng(np.random.SeedSequence(sim.scenario.seed, spawn_key=(19,)))
+        n = sim.ex.n_accounts
+        self.subscribed = rng.random(n) < self.rule.share
+        self.above = np.zeros(n, dtype=bool)
+        self.next_ok_ns = np.zeros(n, dtype=np.int64)
+        self.alerts = 0
+        self.reactions = 0
+        self.added_margin = 0.0
+        self.reduced_notional = 0.0
+
+    def react(self, m: int, accounts: npt.NDArray[np.int64], p: FloatArray, ts: int) -> None:
+        """Alert the subscribed accounts whose probability rose through the level; react."""
+        known = accounts < len(self.subscribed)
+        accounts, p = accounts[known], p[known]
+        over = p >= self.rule.level
+        crossed = over & ~self.above[accounts] & self.subscribed[accounts]
+        self.above[accounts] = over
+        chosen = accounts[crossed & (self.next_ok_ns[accounts] <= ts)]
+        self.alerts += int(crossed.sum())
+        if len(chosen) == 0:
+            return
+        self.next_ok_ns[chosen] = ts + int(self.rule.cooldown_s * 1e9)
+        if self.rule.action == "add_margin":
+            self._add_margin(m, chosen, ts)
+        else:
+            for a in chosen:
+                self._reduce(m, int(a), ts)
+        self.reactions += len(chosen)
+
+    def _add_margin(self, m: int, accounts: npt.NDArray[np.int64], ts: int) -> None:
+        ex = self.sim.ex
+        value = ex.valuation(m)
+        amount = self.rule.fraction * value["maintenance"][accounts]
+        ok = amount > 0
+        accounts, amount = accounts[ok], amount[ok]
+        if len(accounts) == 0:
+            return
+        ex.deposit_many(accounts, amount, ts_ns=ts)
+        isolated = ex.columns(m).mode[accounts] == MarginMode.ISOLATED
+        if isolated.any():
+            add_isolated_margin_many(ex, m, accounts[isolated], amount[isolated], ts_ns=ts)
+        self.added_margin += float(amount.sum())
+
+    def _reduce(self, m: int, a: int, ts: int) -> None:
+        ex = self.sim.ex
+        spec = ex.markets[m].spec
+        held = float(ex.columns(m).size[a])
+        qty = math.floor(abs(held) * self.rule.fraction / spec.lot_size + 1e-9) * spec.lot_size
+        if qty <= 0.0 or ex.risk.halted(m):
+            return
+        side = 1 if held > 0 else -1
+        book = self.sim.books[m]
+        mark = ex.markets[m].mark
+        # A market order on the venue's book: it consumes depth like any other order.
+        mid = ex.risk.markets[m].book_price(mark)
+        price = mark
+        if book is not None:
+            fill = book.execute(-side, qty, mid, ts)
+            price = float(fill.vwap)
+            qty = math.floor(float(fill.size) / spec.lot_size + 1e-9) * spec.lot_size
+            if qty <= 0.0:
+                return
+        price = round(price / spec.tick_size) * spec.tick_size
+        if price <= 0.0:
+            return
+        maker = ex.liquidity_account
+        buyer, seller = (maker, a) if side > 0 else (a, maker)
+        ex.trade(
+            m, buyer=buyer, seller=seller, size=qty, price=price,
+            taker="seller" if side > 0 else "buyer", ts_ns=ts,
+        )  # fmt: skip
+        self.reduced_notional += qty * price
 
 
 def run_proactive(scenario: Scenario, *, model: TrainedModel | None = None) -> RunResult:
@@ -109,7 +215,15 @@ def run_proactive(scenario: Scenario, *, model: TrainedModel | None = None) -> R
     if model is None and spec.model is not None:
         model = load_model(Path(spec.model))
     sim = Simulation(scenario)
-    return sim.run(predictor=PolicyPredictor(sim, model), keep_exchange=True)
+    predictor = PolicyPredictor(sim, model)
+    result = sim.run(predictor=predictor, keep_exchange=True)
+    alerts = predictor.alerts
+    if alerts is not None:
+        result.summary["alerts"] = float(alerts.alerts)
+        result.summary["alert_reactions"] = float(alerts.reactions)
+        result.summary["alert_margin_added"] = alerts.added_margin
+        result.summary["alert_reduced_notional"] = alerts.reduced_notional
+    return result
 
 
 def run_metrics(
@@ -172,6 +286,9 @@ def run_metrics(
         "policy_liquidations": policy_liq,
         "reduced_notional": float(notional.sum()),
         "notices": float(np.sum(kind == int(EventKind.MARGIN_NOTICE))),
+        "alerts": float(summary.get("alerts", 0.0)),
+        "alert_margin_added": float(summary.get("alert_margin_added", 0.0)),
+        "alert_reduced_notional": float(summary.get("alert_reduced_notional", 0.0)),
     }
 
 
@@ -249,7 +366,7 @@ def _effects(frame: pd.DataFrame, confidence: float) -> list[PolicyEffect]:
             low = high = mean
         if not np.any(d):
             verdict = "no change on any seed"
-        elif metric in ("needless_reduction", "policy_liquidations", "reduced_notional", "notices"):
+        elif metric in _COSTS:
             verdict = "cost to traders" if high > 0 else "no cost"
         elif high < 0:
             verdict = "improves"

@@ -259,12 +259,13 @@ class Simulation:
         ]
         self.last_funding_rate = np.zeros(len(scenario.markets))
         self._funding = self._funding_schedule()
-        if scenario.proactive is not None:
+        proactive = scenario.proactive
+        if proactive is not None and (proactive.margin or proactive.deleveraging) is not None:
             for m in range(len(scenario.markets)):
                 ex.set_proactive_policy(
                     m,
-                    margin=scenario.proactive.margin,
-                    deleveraging=scenario.proactive.deleveraging,
+                    margin=proactive.margin,
+                    deleveraging=proactive.deleveraging,
                 )
 
     # ---------------------------------------------------------------- funding

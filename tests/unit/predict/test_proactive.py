@@ -100,3 +100,41 @@ def test_evaluating_without_a_policy_or_with_one_seed_is_refused() -> None:
         evaluate_policy(tiny_world(), [1, 2])
     with pytest.raises(ValidationError, match="seeds"):
         evaluate_policy(tiny_world().with_overrides({"proactive": POLICY}), [1])
+
+
+@pytest.mark.parametrize("action", ["add_margin", "reduce"])
+def test_traders_react_to_alerts_on_their_own_probability(action: str) -> None:
+    # Arrange: every account set an alert at 20%; reactions add 1x maintenance or close half.
+    alerts = {"level": 0.2, "action": action, "fraction": 0.5}
+    scenario = tiny_world().with_overrides(
+        {"seed": 3, "proactive": {"every_s": 5.0, "horizon_s": 60.0, "window_s": 60.0,
+                                  "alerts": alerts}}
+    )  # fmt: skip
+
+    # Act
+    result = run_proactive(scenario)
+
+    # Assert: alerts went out, each reaction is in the journal (deposits or trades), and the
+    # engine ran no proactive policy of its own.
+    summary = result.summary
+    table = result.journal.to_arrow()
+    kind = table.column("kind").to_numpy()
+    assert summary["alerts"] > 0
+    assert summary["alert_reactions"] > 0
+    if action == "add_margin":
+        assert summary["alert_margin_added"] > 0
+        assert summary["alert_reduced_notional"] == 0
+    else:
+        assert summary["alert_reduced_notional"] > 0
+        assert summary["alert_margin_added"] == 0
+    assert (kind == int(EventKind.MARGIN_NOTICE)).sum() == 0
+    assert result.exchange is not None
+    assert result.exchange.risk.markets[0].proactive is None
+    result.exchange.assert_conserved()
+
+
+def test_reducing_more_than_the_position_on_alert_is_refused() -> None:
+    with pytest.raises(ValidationError, match="fraction"):
+        tiny_world().with_overrides(
+            {"proactive": {"alerts": {"action": "reduce", "fraction": 1.5}}}
+        )
