@@ -43,7 +43,7 @@ from deleverage.engine.events import EventKind, FillReason
 from deleverage.errors import ValidationError
 from deleverage.predict.features import FeatureConfig, FeatureRecorder
 from deleverage.predict.models import TrainedModel, check_compatible, load_model
-from deleverage.sim.runner import RunResult, Simulation
+from deleverage.sim.runner import ProgressCallback, RunResult, Simulation, run
 from deleverage.sim.scenario import Scenario
 from deleverage.spec import MarginMode
 
@@ -204,19 +204,27 @@ class AlertTraders:
         self.reduced_notional += qty * price
 
 
-def run_proactive(scenario: Scenario, *, model: TrainedModel | None = None) -> RunResult:
-    """Run a scenario whose ``proactive`` block is set, with its predictor.
+def run_scenario(
+    scenario: Scenario,
+    *,
+    feedback: bool | None = None,
+    progress: ProgressCallback | None = None,
+    keep_exchange: bool = False,
+    model: TrainedModel | None = None,
+) -> RunResult:
+    """:func:`deleverage.sim.runner.run`, with the policies' predictor when the scenario has
+    a ``proactive`` block (what ``deleverage run`` and the sweeps call).
 
     ``model`` overrides the scenario's ``proactive.model`` file (``None`` there: the baseline).
     """
     spec = scenario.proactive
     if spec is None:
-        raise ValidationError("proactive", None, "must be set to run with the policies")
+        return run(scenario, feedback=feedback, progress=progress, keep_exchange=keep_exchange)
     if model is None and spec.model is not None:
         model = load_model(Path(spec.model))
-    sim = Simulation(scenario)
+    sim = Simulation(scenario, feedback=feedback)
     predictor = PolicyPredictor(sim, model)
-    result = sim.run(predictor=predictor, keep_exchange=True)
+    result = sim.run(progress=progress, keep_exchange=keep_exchange, predictor=predictor)
     alerts = predictor.alerts
     if alerts is not None:
         result.summary["alerts"] = float(alerts.alerts)
@@ -224,6 +232,16 @@ def run_proactive(scenario: Scenario, *, model: TrainedModel | None = None) -> R
         result.summary["alert_margin_added"] = alerts.added_margin
         result.summary["alert_reduced_notional"] = alerts.reduced_notional
     return result
+
+
+def run_proactive(scenario: Scenario, *, model: TrainedModel | None = None) -> RunResult:
+    """Run a scenario whose ``proactive`` block is set, with its predictor (engine kept).
+
+    ``model`` overrides the scenario's ``proactive.model`` file (``None`` there: the baseline).
+    """
+    if scenario.proactive is None:
+        raise ValidationError("proactive", None, "must be set to run with the policies")
+    return run_scenario(scenario, model=model, keep_exchange=True)
 
 
 def run_metrics(

@@ -313,14 +313,14 @@ class Simulation:
         ``observer`` and then ``predictor`` are called after every step of every market
         (:data:`StepObserver`); a scenario with a ``proactive`` block needs a ``predictor``
         that reports its predictions to the engine
-        (``deleverage.predict.proactive.run_proactive`` supplies one).
+        (``deleverage.predict.proactive.run_scenario`` supplies one).
         """
         started = time.perf_counter()
         scenario = self.scenario
         if scenario.proactive is not None and predictor is None:
             raise ConfigError(
-                "proactive", "set", "needs a predictor: run the scenario with "
-                "deleverage.predict.proactive.run_proactive or `deleverage predict policy`",
+                "proactive", "set", "needs a predictor: run the scenario with `deleverage run`, "
+                "a sweep or deleverage.predict.proactive.run_scenario",
             )  # fmt: skip
         ex = self.ex
         n_m = len(scenario.markets)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from cli_contract import call, toml_value
 from conftest import tiny_world
 from deleverage.engine.events import EventKind, FillReason
 from deleverage.engine.exchange import Exchange
@@ -17,8 +22,11 @@ from deleverage.predict.proactive import (
     evaluate_policy,
     policy_verdict,
     run_proactive,
+    run_scenario,
 )
 from deleverage.sim.runner import run
+from deleverage.sweep.executors import EvalSpec, evaluate
+from deleverage.sweep.experiment import Cell, RunTask
 
 POLICY = {
     "every_s": 5.0,
@@ -138,3 +146,40 @@ def test_reducing_more_than_the_position_on_alert_is_refused() -> None:
         tiny_world().with_overrides(
             {"proactive": {"alerts": {"action": "reduce", "fraction": 1.5}}}
         )
+
+
+def test_run_scenario_is_the_plain_runner_without_a_proactive_block() -> None:
+    scenario = tiny_world(duration_s=100.0)
+
+    assert run_scenario(scenario).result_hash == run(scenario).result_hash
+
+
+def test_deleverage_run_and_a_sweep_task_run_a_proactive_scenario_with_its_predictor(
+    tmp_path: Path,
+) -> None:
+    # Arrange: the tiny world with the policies, as a TOML file and as a sweep's base.
+    scenario = tiny_world().with_overrides({"proactive": POLICY, "seed": 3})
+    path = tmp_path / "proactive.toml"
+    data = _without_none(scenario.to_toml_dict())
+    path.write_text("\n".join(f"{key} = {toml_value(value)}" for key, value in data.items()))
+    expected = run_proactive(scenario)
+
+    # Act
+    outcome = call("run", str(path), "--out", str(tmp_path / "out"), "--no-baseline", "--json")
+    task = RunTask(cell=Cell(index=0, cell_id="c", values={}, overrides={}), replicate=1, seed=3)
+    row = evaluate(scenario, task, EvalSpec(metrics=("liquidated_notional",), feedback_twin=False))
+
+    # Assert: the same run as run_proactive, from both front doors.
+    assert outcome.code == 0, outcome.text[-600:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["result_hash"] == expected.result_hash
+    assert row["error"] is None
+    assert row["liquidated_notional"] == pytest.approx(expected.summary["liquidated_notional"])
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_without_none(v) for v in value]
+    return value
