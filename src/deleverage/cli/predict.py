@@ -176,7 +176,7 @@ def evaluate(
     from deleverage.predict.dataset import build_dataset, read_dataset, split_by_seed
     from deleverage.predict.evaluate import compare_to_baseline, score
     from deleverage.predict.features import ACCOUNT_FEATURES, FeatureConfig
-    from deleverage.predict.models import MODEL_KINDS, check_compatible, load_model
+    from deleverage.predict.models import EPS, MODEL_KINDS, check_compatible, load_model
 
     if not 0 < level < 1:
         raise ValidationError("--level", level, "must be a probability in (0, 1)")
@@ -185,6 +185,7 @@ def evaluate(
     meta = dict(data.meta)
     if scenario is None:
         _, rows = split_by_seed(data.accounts, meta.get("test_seeds", []))
+        _, market_rows = split_by_seed(data.markets, meta.get("test_seeds", []))
         source = f"held-out seeds {meta.get('test_seeds')} of {meta.get('scenario')}"
     else:
         config = FeatureConfig(
@@ -197,6 +198,7 @@ def evaluate(
             config=config,
         )  # fmt: skip
         rows, meta = fresh.accounts, {**fresh.meta, "content_hash": fresh.content_hash}
+        market_rows = fresh.markets
         source = f"seeds {meta['seeds']} of {scenario}"
     horizon = float(meta["horizon_s"])
     for model in fitted.values():
@@ -223,8 +225,17 @@ def evaluate(
         level=level,
     )  # fmt: skip
     atomic_write(models / "model_card.html", lambda p: p.write_text(card), field="--from")
+    cascade = (
+        score(
+            "cascade_first_passage", market_rows,
+            market_rows["cascade_first_passage"].to_numpy().clip(EPS, 1 - EPS), label="cascade",
+        )
+        if len(market_rows)
+        else None
+    )  # fmt: skip
     report: dict[str, Any] = {
         "scored_on": source,
+        "market_cascade_baseline": cascade.row() if cascade is not None else None,
         "scores": [s.row() for s in scores],
         "verdicts": [c.verdict for c in comparisons],
         "gbt_beats_baseline": next(c.beats_baseline for c in comparisons if c.model == "gbt"),
@@ -247,6 +258,13 @@ def evaluate(
     console.print(table)
     for c in comparisons:
         console.print(c.verdict, highlight=False)
+    if cascade is not None:
+        console.print(
+            f"market cascades (>= {meta.get('cascade_level')} of open interest within H): "
+            f"{cascade.positives} of {cascade.rows} samples; analytic cascade baseline Brier "
+            f"{cascade.brier:.4f}, average precision {cascade.average_precision:.3f}",
+            highlight=False,
+        )
     console.print(f"model card: {models / 'model_card.html'}")
 
 

@@ -68,6 +68,11 @@ def test_evaluate_scores_the_held_out_seeds_and_writes_the_model_card(trained: P
     assert scores["gbt"]["rows"] == len(test)
     assert isinstance(report["gbt_beats_baseline"], bool)
     assert any("analytic baseline" in v for v in report["verdicts"])
+    _, markets = split_by_seed(data.markets, [4, 5])
+    cascade_p = np.clip(markets["cascade_first_passage"], 1e-6, 1 - 1e-6)
+    assert report["market_cascade_baseline"]["brier"] == pytest.approx(
+        brier_score_loss(markets["cascade"], cascade_p)
+    )
     card = (trained / "model_card.html").read_text()
     assert "Reliability diagram" in card
     assert "Limitations" in card
