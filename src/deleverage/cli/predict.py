@@ -212,7 +212,12 @@ def evaluate(
     ]
     comparisons = [
         compare_to_baseline(
-            rows, probabilities[kind], probabilities["baseline"], label="liquidated", model=kind
+            rows,
+            probabilities[kind],
+            probabilities["baseline"],
+            label="liquidated",
+            model=kind,
+            where=source,
         )
         for kind in MODEL_KINDS
         if kind != "baseline"

@@ -156,13 +156,14 @@ def compare_to_baseline(
     label: str,
     model: str,
     confidence: float = 0.95,
+    where: str = "held-out seeds",
 ) -> Comparison:
     """Compare ``model``'s Brier score with the baseline's on the rows of ``frame``.
 
     The per-seed differences ``Brier(model) - Brier(baseline)`` get a Student-t interval over
     seeds (``scipy.stats.t.interval``; NaN with fewer than two seeds). The model *beats* the
     baseline when its Brier score over all rows is lower and the interval's upper end (when
-    there is one) is below zero.
+    there is one) is below zero. ``where`` names the rows in the verdict.
     """
     y = frame[label].to_numpy(np.int64)
     seeds = frame["seed"].to_numpy(np.int64)
@@ -193,18 +194,18 @@ def compare_to_baseline(
     )
     if beats:
         verdict = (
-            f"{model} BEATS the analytic baseline on held-out seeds by Brier score "
+            f"{model} BEATS the analytic baseline on {where} by Brier score "
             f"({overall_m:.5f} < {overall_b:.5f}; {interval})"
         )
     elif overall_m < overall_b:
         verdict = (
-            f"{model} does NOT beat the analytic baseline on held-out seeds by Brier score: "
+            f"{model} does NOT beat the analytic baseline on {where} by Brier score: "
             f"lower ({overall_m:.5f} vs {overall_b:.5f}) but the per-seed interval reaches "
-            f"zero ({interval}); more held-out seeds may settle it"
+            f"zero ({interval}); more seeds may settle it"
         )
     else:
         verdict = (
-            f"{model} does NOT beat the analytic baseline on held-out seeds by Brier score "
+            f"{model} does NOT beat the analytic baseline on {where} by Brier score "
             f"({overall_m:.5f} vs {overall_b:.5f}; {interval})"
         )
     return Comparison(
