@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from predict_worlds import CONFIG, HORIZON_S, tiny_world
 
-from conftest import CONFIG, HORIZON_S, tiny_world
 from deleverage.errors import DataError, ValidationError
 from deleverage.predict.dataset import (
     Dataset,

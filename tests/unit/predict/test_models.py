@@ -7,8 +7,8 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from predict_worlds import HORIZON_S
 
-from conftest import HORIZON_S
 from deleverage.analytics.first_passage import discrete_hit_probability
 from deleverage.errors import DataError, ValidationError
 from deleverage.predict.dataset import Dataset, split_by_seed

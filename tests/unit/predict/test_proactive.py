@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from predict_worlds import tiny_world
 
 from cli_contract import call, toml_value
-from conftest import tiny_world
 from deleverage.engine.events import EventKind, FillReason
 from deleverage.engine.exchange import Exchange
 from deleverage.errors import ConfigError, ValidationError
