@@ -95,13 +95,20 @@ def train(
         int | None, typer.Option(help="Override every population's number of positions.")
     ] = None,
     random_seed: Annotated[int, typer.Option(help="Seed of the models' randomness.")] = 0,
+    cut: Annotated[
+        float | None,
+        typer.Option(
+            help="Split by time instead of by seed: train on t + H <= CUT seconds of every "
+            "seed, score on t >= CUT (--test-seeds 0)."
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("results/predict"),
 ) -> None:
     """Simulate, write the dataset and fit baseline, logistic and gradient-boosted models.
 
     Example: deleverage predict train --seeds 8 --test-seeds 4 --out results/predict
     """
-    from deleverage.predict.dataset import build_dataset, split_by_seed
+    from deleverage.predict.dataset import build_dataset, split_by_seed, split_by_time
     from deleverage.predict.features import FeatureConfig
     from deleverage.predict.models import MODEL_FEATURES, MODEL_KINDS, save_model, train_model
 
@@ -112,7 +119,14 @@ def train(
         cascade_level=cascade_level,
     )  # fmt: skip
     train_ids = _seed_list(first_seed, seeds, "--seeds")
-    test_ids = _seed_list(first_seed + seeds, test_seeds, "--test-seeds")
+    if cut is not None:
+        if not (math.isfinite(cut) and cut > 0):
+            raise ValidationError("--cut", cut, "must be a finite number of seconds > 0")
+        if test_seeds != 0:
+            raise ValidationError("--test-seeds", test_seeds, "must be 0 with --cut (by time)")
+        test_ids: list[int] = []
+    else:
+        test_ids = _seed_list(first_seed + seeds, test_seeds, "--test-seeds")
     started = time.perf_counter()
     with atomic_folder(out, field="--out", replaceable=OUTPUT_NAMES) as folder:
         with console.status("simulating") as status:
@@ -124,9 +138,15 @@ def train(
                 world, [*train_ids, *test_ids], config=config, progress=progress,
             )  # fmt: skip
         data.meta["test_seeds"] = test_ids
+        data.meta["cut_s"] = cut
         data.write(folder / _DATA_DIR)
         (folder / _MODELS_DIR).mkdir()
-        train_rows, _ = split_by_seed(data.accounts, test_ids)
+        if cut is None:
+            train_rows, _ = split_by_seed(data.accounts, test_ids)
+        else:
+            train_rows, test_rows = split_by_time(data.accounts, cut_s=cut, horizon_s=horizon)
+            if train_rows.empty or test_rows.empty:
+                raise ValidationError("--cut", cut, "must leave rows on both sides of the cut")
         table = Table(title=f"predict train: {world.name}, H = {horizon:g} s")
         for column in ("model", "rows", "positives", "fit s"):
             table.add_column(column, justify="left" if column == "model" else "right")
@@ -144,8 +164,13 @@ def train(
     console.print(table)
     console.print(
         f"dataset {data.content_hash[:16]}: {len(data.accounts):,} account rows, "
-        f"{len(data.markets):,} market rows, seeds {train_ids[0]}-{train_ids[-1]} train, "
-        f"{test_ids[0]}-{test_ids[-1]} held out; {time.perf_counter() - started:.0f} s; "
+        f"{len(data.markets):,} market rows, seeds {train_ids[0]}-{train_ids[-1]} "
+        + (
+            f"train, {test_ids[0]}-{test_ids[-1]} held out; "
+            if test_ids
+            else f"split at {cut:g} s (train t + H <= cut, score t >= cut); "
+        )
+        + f"{time.perf_counter() - started:.0f} s; "
         f"written to {out}"
     )
 
@@ -173,7 +198,12 @@ def evaluate(
     Example: deleverage predict evaluate --from results/predict
     """
     from deleverage.predict.card import build_model_card
-    from deleverage.predict.dataset import build_dataset, read_dataset, split_by_seed
+    from deleverage.predict.dataset import (
+        build_dataset,
+        read_dataset,
+        split_by_seed,
+        split_by_time,
+    )
     from deleverage.predict.evaluate import compare_to_baseline, score
     from deleverage.predict.features import ACCOUNT_FEATURES, FeatureConfig
     from deleverage.predict.models import EPS, MODEL_KINDS, check_compatible, load_model
@@ -183,7 +213,12 @@ def evaluate(
     fitted = {kind: load_model(models / _MODELS_DIR / f"{kind}.joblib") for kind in MODEL_KINDS}
     data: Dataset = read_dataset(models / _DATA_DIR)
     meta = dict(data.meta)
-    if scenario is None:
+    if scenario is None and meta.get("cut_s") is not None:
+        cut_s, h = float(meta["cut_s"]), float(meta["horizon_s"])
+        _, rows = split_by_time(data.accounts, cut_s=cut_s, horizon_s=h)
+        _, market_rows = split_by_time(data.markets, cut_s=cut_s, horizon_s=h)
+        source = f"t >= {cut_s:g} s of seeds {meta.get('seeds')} of {meta.get('scenario')}"
+    elif scenario is None:
         _, rows = split_by_seed(data.accounts, meta.get("test_seeds", []))
         _, market_rows = split_by_seed(data.markets, meta.get("test_seeds", []))
         source = f"held-out seeds {meta.get('test_seeds')} of {meta.get('scenario')}"

@@ -104,6 +104,30 @@ def test_policy_prints_each_metric_with_an_interval_and_a_verdict(
     assert np.isfinite(report["effects"][0]["mean_off"])
 
 
+def test_a_split_by_time_trains_before_the_cut_and_scores_after_it(
+    small_world: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "by-time"
+    trained = call(
+        "predict", "train", "--scenario", str(small_world), "--seeds", "3", "--test-seeds", "0",
+        "--cut", "250", *SMALL, "--out", str(out),
+    )  # fmt: skip
+    assert trained.code == 0, trained.text[-600:]
+
+    outcome = call("predict", "evaluate", "--from", str(out), "--json")
+
+    assert outcome.code == 0, outcome.text[-600:]
+    report = json.loads(outcome.out)
+    data = read_dataset(out / "dataset")
+    late = data.accounts[data.accounts["t_s"] >= 250]
+    assert report["scores"][0]["rows"] == len(late)
+    assert report["scored_on"].startswith("t >= 250 s")
+    # The models learned only from rows whose label window ends by the cut.
+    model = load_model(out / "models" / "gbt.joblib")
+    early = data.accounts[data.accounts["t_s"] + 60 <= 250]
+    assert model.meta.rows == len(early)
+
+
 @pytest.mark.parametrize(
     ("args", "name"),
     [
@@ -113,6 +137,7 @@ def test_policy_prints_each_metric_with_an_interval_and_a_verdict(
         (("predict", "evaluate", "--level", "1.5"), "--level"),
         (("predict", "policy", "--policy", "everything"), "--policy"),
         (("predict", "policy", "--seeds", "1"), "seeds"),
+        (("predict", "train", "--cut", "100"), "--test-seeds"),
     ],
 )
 def test_bad_input_exits_2_naming_the_option(args: tuple[str, ...], name: str) -> None:
