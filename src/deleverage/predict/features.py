@@ -357,6 +357,10 @@ class FeatureRecorder:
         return out
 
     # ---------------------------------------------------------------- results
+    def forget_account_rows(self) -> None:
+        """Drop the account rows recorded so far (a live predictor needs only the latest)."""
+        self._accounts.clear()
+
     def account_frame(self) -> pd.DataFrame:
         """Every account row recorded so far (:data:`KEY_COLUMNS` + :data:`ACCOUNT_FEATURES`)."""
         if not self._accounts:

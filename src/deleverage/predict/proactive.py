@@ -96,7 +96,7 @@ class PolicyPredictor:
         sample = self.recorder.last_sample
         if sample is None:
             return
-        self.recorder._accounts.clear()  # keep only what the next sample needs
+        self.recorder.forget_account_rows()  # keep only what the next sample needs
         _, accounts, rows, market_row = sample
         if self.model is None:
             probability = rows["first_passage_probability"]
