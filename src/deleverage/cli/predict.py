@@ -26,6 +26,7 @@ from deleverage.errors import ValidationError
 
 if TYPE_CHECKING:
     from deleverage.predict.dataset import Dataset
+    from deleverage.predict.features import FeatureConfig
     from deleverage.sim.scenario import Scenario
 
 __all__ = ["predict_app"]
@@ -190,6 +191,14 @@ def evaluate(
         int | None, typer.Option(help="Override populations' sizes (with --scenario).")
     ] = None,
     level: Annotated[float, typer.Option(help="Probability level for the lead time.")] = 0.5,
+    crash_windows: Annotated[
+        bool,
+        typer.Option(
+            "--crash-windows",
+            help="Score on every bundled real crash window replayed (btc-2025-10-10's book, "
+            "one seed each from --first-seed; --positions applies).",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
     """Score the saved models on held-out seeds: Brier, log loss, precision-recall, lead time.
@@ -210,15 +219,17 @@ def evaluate(
 
     if not 0 < level < 1:
         raise ValidationError("--level", level, "must be a probability in (0, 1)")
+    if scenario is not None and crash_windows:
+        raise ValidationError("--crash-windows", True, "cannot be combined with --scenario")
     fitted = {kind: load_model(models / _MODELS_DIR / f"{kind}.joblib") for kind in MODEL_KINDS}
     data: Dataset = read_dataset(models / _DATA_DIR)
     meta = dict(data.meta)
-    if scenario is None and meta.get("cut_s") is not None:
+    if scenario is None and not crash_windows and meta.get("cut_s") is not None:
         cut_s, h = float(meta["cut_s"]), float(meta["horizon_s"])
         _, rows = split_by_time(data.accounts, cut_s=cut_s, horizon_s=h)
         _, market_rows = split_by_time(data.markets, cut_s=cut_s, horizon_s=h)
         source = f"t >= {cut_s:g} s of seeds {meta.get('seeds')} of {meta.get('scenario')}"
-    elif scenario is None:
+    elif scenario is None and not crash_windows:
         _, rows = split_by_seed(data.accounts, meta.get("test_seeds", []))
         _, market_rows = split_by_seed(data.markets, meta.get("test_seeds", []))
         source = f"held-out seeds {meta.get('test_seeds')} of {meta.get('scenario')}"
@@ -228,13 +239,17 @@ def evaluate(
             sample_every_s=float(meta["sample_every_s"]),
             cascade_level=float(meta["cascade_level"]),
         )  # fmt: skip
-        fresh = build_dataset(
-            _scenario(scenario, positions), _seed_list(first_seed, seeds, "--seeds"),
-            config=config,
-        )  # fmt: skip
+        if crash_windows:
+            fresh, source = _crash_windows(config, first_seed, positions)
+        else:
+            assert scenario is not None
+            fresh = build_dataset(
+                _scenario(scenario, positions), _seed_list(first_seed, seeds, "--seeds"),
+                config=config,
+            )  # fmt: skip
+            source = f"seeds {fresh.meta['seeds']} of {scenario}"
         rows, meta = fresh.accounts, {**fresh.meta, "content_hash": fresh.content_hash}
         market_rows = fresh.markets
-        source = f"seeds {meta['seeds']} of {scenario}"
     horizon = float(meta["horizon_s"])
     for model in fitted.values():
         check_compatible(model, label="liquidated", horizon_s=horizon)
@@ -306,6 +321,31 @@ def evaluate(
             highlight=False,
         )
     console.print(f"model card: {models / 'model_card.html'}")
+
+
+def _crash_windows(
+    config: FeatureConfig, first_seed: int, positions: int | None
+) -> tuple[Dataset, str]:
+    """One dataset over every bundled crash window replayed through btc-2025-10-10's book and
+    population, each window its own seed (so the per-seed interval is over windows)."""
+    import pandas as pd
+
+    from deleverage.predict.dataset import Dataset, build_dataset
+    from deleverage.prices.historical import list_bundled
+
+    template = _scenario("btc-2025-10-10", positions)
+    parts = []
+    for k, name in enumerate(list_bundled()):
+        world = template.with_overrides({"name": f"replay-{name}", "markets.0.price.bundled": name})
+        parts.append(build_dataset(world, [first_seed + k], config=config))
+    data = Dataset(
+        accounts=pd.concat([d.accounts for d in parts], ignore_index=True),
+        markets=pd.concat([d.markets for d in parts], ignore_index=True),
+        meta={**parts[0].meta, "scenario": "bundled crash windows",
+              "seeds": [s for d in parts for s in d.meta["seeds"]]},
+    )  # fmt: skip
+    names = ", ".join(f"{name} (seed {first_seed + k})" for k, name in enumerate(list_bundled()))
+    return data, f"bundled crash windows replayed: {names}"
 
 
 def _finite(value: Any) -> Any:

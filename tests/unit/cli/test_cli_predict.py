@@ -88,6 +88,23 @@ def test_evaluate_on_another_scenario_builds_its_dataset(trained: Path, small_wo
     assert "seeds [7, 8]" in outcome.text
 
 
+@pytest.mark.slow
+def test_evaluate_on_the_bundled_crash_windows_scores_each_window_as_a_seed(
+    trained: Path,
+) -> None:
+    # The models were trained for H = 60 s; the replays run with the dataset's own settings.
+    outcome = call(
+        "predict", "evaluate", "--from", str(trained), "--crash-windows", "--positions", "200",
+        "--first-seed", "11", "--json",
+    )  # fmt: skip
+
+    assert outcome.code == 0, outcome.text[-600:]
+    report = json.loads(outcome.out)
+    assert "btcusdt-1m-2020-03-12 (seed 11)" in report["scored_on"]
+    assert "btcusdt-1m-2025-10-10 (seed 12)" in report["scored_on"]
+    assert "over 2 seeds" in " ".join(report["verdicts"])
+
+
 def test_policy_prints_each_metric_with_an_interval_and_a_verdict(
     small_world: Path, tmp_path: Path
 ) -> None:
@@ -138,6 +155,7 @@ def test_a_split_by_time_trains_before_the_cut_and_scores_after_it(
         (("predict", "policy", "--policy", "everything"), "--policy"),
         (("predict", "policy", "--seeds", "1"), "seeds"),
         (("predict", "train", "--cut", "100"), "--test-seeds"),
+        (("predict", "evaluate", "--crash-windows", "--scenario", "x"), "--crash-windows"),
     ],
 )
 def test_bad_input_exits_2_naming_the_option(args: tuple[str, ...], name: str) -> None:
