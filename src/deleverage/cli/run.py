@@ -80,12 +80,16 @@ def _json_safe(value: Any) -> Any:
 def _run_with_progress(
     scenario: Scenario, progress: Progress, label: str, *, feedback: bool, keep: bool
 ) -> RunResult:
-    from deleverage.sim import runner
-
     task = progress.add_task(label, total=None)
 
     def update(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
+
+    if scenario.proactive is not None:  # with its policies' predictor (loads scikit-learn)
+        from deleverage.predict.proactive import run_scenario
+
+        return run_scenario(scenario, feedback=feedback, progress=update, keep_exchange=keep)
+    from deleverage.sim import runner
 
     return runner.run(scenario, feedback=feedback, progress=update, keep_exchange=keep)
 

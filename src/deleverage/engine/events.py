@@ -70,6 +70,7 @@ class EventKind(IntEnum):
     BAD_DEBT = 24
     INSURANCE = 25
     FUNDING = 26
+    MARGIN_NOTICE = 27
 
 
 class FillReason(IntEnum):
@@ -80,6 +81,7 @@ class FillReason(IntEnum):
     LIQUIDATOR_TAKEOVER = 2
     ADL = 3
     BACKSTOP = 4
+    PREDICTIVE = 5  # predictive deleveraging: a partial close before liquidation
 
 
 class TransferReason(IntEnum):
@@ -416,6 +418,27 @@ class CircuitBreaker(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MarginNotice(Event):
+    """Proactive margin: a raise announced to an account (``action`` 1: the maintenance rate
+    times ``multiplier`` after ``grace_s`` seconds) or cancelled (2); ``probability`` is the
+    predicted cascade probability that prompted it."""
+
+    kind: ClassVar[EventKind] = EventKind.MARGIN_NOTICE
+    _columns: ClassVar[dict[str, str]] = {
+        "action": "code",
+        "probability": "amount",
+        "multiplier": "price",
+        "grace_s": "size",
+    }
+    account: int
+    market: int
+    action: int
+    probability: float
+    multiplier: float
+    grace_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BadDebt(Event):
     """Loss left after fund, backstop and ADL: recorded, never silent (``amount`` quote)."""
 
@@ -472,6 +495,7 @@ NOTICE_KINDS = frozenset(
         EventKind.MARGIN_CALL,
         EventKind.CIRCUIT_BREAKER,
         EventKind.BAD_DEBT,
+        EventKind.MARGIN_NOTICE,
     }
 )
 
@@ -502,6 +526,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         BadDebt,
         InsuranceAction,
         FundingPayment,
+        MarginNotice,
     )
 }
 

@@ -80,6 +80,7 @@ from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 if TYPE_CHECKING:
     from deleverage.engine.risk import Book
     from deleverage.rules.dynamic import RiskParameterPolicy
+    from deleverage.rules.proactive import PredictiveDeleveraging, ProactiveMargin
 
 Side = Literal["buyer", "seller"]
 
@@ -229,6 +230,66 @@ class Exchange(RiskOperations):
         risk.dynamic, risk.base_spec = policy, self.markets[m].spec
         risk.multiplier = 1.0
         risk.history.clear()
+
+    def set_proactive_policy(
+        self,
+        market: MarketRef,
+        *,
+        margin: ProactiveMargin | None = None,
+        deleveraging: PredictiveDeleveraging | None = None,
+    ) -> None:
+        """Act on reported predictions (:meth:`report_risk`) in a market: raise margin after a
+        notice and grace period, reduce the positions most likely to be liquidated
+        (:mod:`deleverage.rules.proactive`). Both None switch it off; the market's current
+        spec is the base the raise scales. Not with dynamic margin on the same market.
+        """
+        from deleverage.engine.risk.proactive import ProactiveState
+
+        m = self.market_id(market)
+        risk = self.risk.markets[m]
+        if margin is not None and risk.dynamic is not None:
+            raise ValidationError("margin", "proactive", "cannot be combined with dynamic margin")
+        if margin is None and deleveraging is None:
+            risk.proactive = None
+            return
+        risk.proactive = ProactiveState(self, m, margin=margin, deleveraging=deleveraging)
+
+    def report_risk(
+        self,
+        market: MarketRef,
+        cascade_probability: float,
+        *,
+        accounts: npt.ArrayLike = (),
+        probabilities: npt.ArrayLike = (),
+        ts_ns: int | None = None,
+    ) -> None:
+        """Report a prediction to the market's proactive policy (:meth:`set_proactive_policy`).
+
+        ``cascade_probability`` drives proactive margin; ``accounts`` and their predicted
+        probabilities of liquidation pick whom predictive deleveraging reduces.
+
+        Raises
+        ------
+        ValidationError
+            If a probability is outside ``[0, 1]``, the arrays differ in length, an account is
+            unknown, or the market has no proactive policy.
+        """
+        m = self.market_id(market)
+        state = self.risk.markets[m].proactive
+        if state is None:
+            raise ValidationError("market", market, "has no proactive policy (set one first)")
+        p = float(cascade_probability)
+        if not 0.0 <= p <= 1.0:
+            raise ValidationError("cascade_probability", cascade_probability, "must be in [0, 1]")
+        ids = np.asarray(accounts, dtype=np.int64).reshape(-1)
+        probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        if len(ids) != len(probs):
+            raise ValidationError("probabilities", len(probs), f"must match accounts ({len(ids)})")
+        if len(probs) and not np.all((probs >= 0.0) & (probs <= 1.0)):
+            raise ValidationError("probabilities", float(probs.min()), "must be in [0, 1]")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self._n):
+            raise ValidationError("accounts", int(ids.max()), f"must be < {self._n}")
+        state.report(self._ts(ts_ns), p, ids, probs)
 
     def adl_queue(self, market: MarketRef, side: int) -> pd.DataFrame:
         """The ADL queue of one market side: account, rank (1 = first), score, indicator (1-5).
@@ -494,6 +555,7 @@ class Exchange(RiskOperations):
         price: float,
         taker: Side | None = "buyer",
         ts_ns: int | None = None,
+        reason: FillReason = FillReason.TRADE,
     ) -> Fill:
         """Trade ``size`` base units at ``price`` between two accounts, charging fees.
 
@@ -503,7 +565,8 @@ class Exchange(RiskOperations):
         initial margin from the account's cash. Either side failing a check rejects the trade
         whole, with the state unchanged. In an inverse market ``size`` is in contracts, fees
         and margins in the coin; the returned fill is in the venue's units (the journal holds
-        the engine's, :mod:`deleverage.engine.contracts`).
+        the engine's, :mod:`deleverage.engine.contracts`). ``reason`` labels the fill in the
+        journal (the engine's predictive deleveraging trades with ``FillReason.PREDICTIVE``).
         """
         m = self.market_id(market)
         b = self._check_account(buyer, "buyer")
@@ -542,7 +605,7 @@ class Exchange(RiskOperations):
             events.extend(self._plan_side(account, m, delta, px, fee, ts, field))
         fill = Fill(
             ts_ns=ts, market=m, buyer=b, seller=s, size=qty, price=px,
-            buyer_fee=buyer_fee, seller_fee=seller_fee, reason=FillReason.TRADE,
+            buyer_fee=buyer_fee, seller_fee=seller_fee, reason=reason,
         )  # fmt: skip
         events.append(fill)
         done = self._emit_all(events)

@@ -154,6 +154,11 @@ class RunResult:
 
 
 ProgressCallback = Callable[[int, int], None]
+#: Called after step ``k`` of market ``m`` is recorded: ``observer(k, m, record)`` with the
+#: step's row of :data:`STEP_COLUMNS` (numbers only). An observer sees the engine as it is at the
+#: end of the step (``Simulation.ex``), nothing later; it may call the engine's public
+#: operations (a proactive policy reports its prediction there).
+StepObserver = Callable[[int, int, dict[str, float]], None]
 
 
 def run(
@@ -163,16 +168,17 @@ def run(
     progress: ProgressCallback | None = None,
     keep_exchange: bool = False,
     check_invariants: bool = False,
+    observer: StepObserver | None = None,
 ) -> RunResult:
     """Run ``scenario``; ``feedback`` overrides the scenario's switch (for comparisons).
 
     ``progress(done, total)`` is called every few hundred steps. Same scenario, same result
     (:attr:`RunResult.result_hash`). ``check_invariants`` makes the engine check money
     conservation after every operation and compare its indexed scans with full passes (slow;
-    for tests).
+    for tests). ``observer`` is called after every step of every market (:data:`StepObserver`).
     """
     sim = Simulation(scenario, feedback=feedback, check_invariants=check_invariants)
-    return sim.run(progress=progress, keep_exchange=keep_exchange)
+    return sim.run(progress=progress, keep_exchange=keep_exchange, observer=observer)
 
 
 class Simulation:
@@ -267,6 +273,14 @@ class Simulation:
         self.last_funding_rate = np.zeros(len(scenario.markets))
         self._index_factor = np.ones(len(scenario.markets))
         self._funding = self._funding_schedule()
+        proactive = scenario.proactive
+        if proactive is not None and (proactive.margin or proactive.deleveraging) is not None:
+            for m in range(len(scenario.markets)):
+                ex.set_proactive_policy(
+                    m,
+                    margin=proactive.margin,
+                    deleveraging=proactive.deleveraging,
+                )
 
     # ---------------------------------------------------------------- funding
     def _funding_schedule(self) -> list[tuple[float, FloatArray | None]]:
@@ -301,10 +315,27 @@ class Simulation:
 
     # ---------------------------------------------------------------- the loop
     def run(
-        self, *, progress: ProgressCallback | None = None, keep_exchange: bool = False
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        keep_exchange: bool = False,
+        observer: StepObserver | None = None,
+        predictor: StepObserver | None = None,
     ) -> RunResult:
+        """Step the scenario to its end (module docstring).
+
+        ``observer`` and then ``predictor`` are called after every step of every market
+        (:data:`StepObserver`); a scenario with a ``proactive`` block needs a ``predictor``
+        that reports its predictions to the engine
+        (``deleverage.predict.proactive.run_scenario`` supplies one).
+        """
         started = time.perf_counter()
         scenario = self.scenario
+        if scenario.proactive is not None and predictor is None:
+            raise ConfigError(
+                "proactive", "set", "needs a predictor: run the scenario with `deleverage run`, "
+                "a sweep or deleverage.predict.proactive.run_scenario",
+            )  # fmt: skip
         ex = self.ex
         n_m = len(scenario.markets)
         n = self.n_steps + 1
@@ -370,6 +401,12 @@ class Simulation:
                     cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
                     totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
                 )  # fmt: skip
+                if observer is not None or predictor is not None:
+                    record = {name: float(cols[name][k, m]) for name in cols}
+                    if observer is not None:
+                        observer(k, m, record)
+                    if predictor is not None:
+                        predictor(k, m, record)
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)

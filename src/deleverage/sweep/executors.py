@@ -70,14 +70,24 @@ class EvalSpec:
     series: tuple[str, ...] = ()
 
 
+def _runner(scenario: Scenario) -> Callable[..., Any]:
+    """The runner of a scenario: with a ``[proactive]`` block, the one that runs its policies'
+    predictor (imported only then: it loads scikit-learn)."""
+    if scenario.proactive is None:
+        from deleverage.sim.runner import run
+
+        return run
+    from deleverage.predict.proactive import run_scenario
+
+    return run_scenario
+
+
 def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
     """Run one (cell, replicate) and return its row (parameters, metrics, error, timings).
 
     Any exception in building or running the scenario is recorded in ``error`` (``Type:
     message``) with NaN metrics; ``KeyboardInterrupt`` and ``SystemExit`` propagate.
     """
-    from deleverage.sim.runner import run
-
     started, cpu_started = time.perf_counter(), time.process_time()
     row: Row = {
         "cell": task.cell.index,
@@ -91,6 +101,7 @@ def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
         if spec.hook is not None:
             spec.hook(task)
         scenario = base.with_overrides({**task.cell.overrides, "seed": task.seed})
+        run = _runner(scenario)
         result = run(scenario)
         summary = dict(result.summary)
         twin = run(scenario, feedback=False).summary if spec.feedback_twin else None

@@ -161,6 +161,8 @@ class RiskEngine(BatchStage):
         if risk.liquidity is not None:
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
+        if risk.proactive is not None:
+            risk.proactive.on_mark(ts)
         report.margin_calls = self._margin_calls(m, ts)
         if self.liquidation_entered_ns:
             self._leave_liquidation(m)

@@ -22,7 +22,7 @@ from deleverage.rules.dynamic import RiskParameterPolicy
 from deleverage.spec import MarketSpec, TierArrays
 
 if TYPE_CHECKING:
-    pass
+    from deleverage.engine.risk.proactive import ProactiveState
 
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +57,8 @@ class MarketRisk:
     base_spec: MarketSpec | None = None
     multiplier: float = 1.0
     history: deque[tuple[int, float]] = field(default_factory=deque)
+    #: Proactive margin and predictive deleveraging (engine/risk/proactive.py), if set.
+    proactive: ProactiveState | None = None
     #: Liquidator response time (ns) and the notional they can take per step (quote).
     latency_ns: int = 0
     capital_per_step: float = math.inf
