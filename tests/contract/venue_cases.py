@@ -35,6 +35,10 @@ class VenueCase:
     asset: str
     calm: float
     crash: float
+    #: Seconds after the crash's step within which its forced flow reaches the market: 0 where
+    #: the venue sells in the same step; an English auction sells at ``deal``, ``ttl`` after
+    #: the last bid.
+    settle_s: int = 0
 
 
 def _perp_case(venue_name: str) -> VenueCase:
@@ -198,16 +202,17 @@ def _maker_case(design: str) -> VenueCase:
             sale_delay_blocks=0,
         ),
     )
+    # An English auction bites in the crash's step and sells at deal: ttl after the last bid
+    # (tau bounds the whole auction).
+    settle = 0 if design == "dutch" else int(config.flipper.tau_s)
     return VenueCase(
-        venue=build_maker(config, population), asset="ETH", calm=1_990.0, crash=1_400.0
+        venue=build_maker(config, population),
+        asset="ETH",
+        calm=1_990.0,
+        crash=1_400.0,
+        settle_s=settle,
     )
 
 
-def maker_case(design: str) -> VenueCase:
-    """The Maker case for ``design``; only ``dutch`` is under contract: an English auction
-    sells its collateral ``ttl`` after the crash's step (at ``deal``), never in it, so the
-    same-step forced-flow clause cannot hold (tests/unit/protocols/maker covers the rest)."""
-    return _maker_case(design)
-
-
 FACTORIES["maker-dutch"] = lambda: _maker_case("dutch")
+FACTORIES["maker-english"] = lambda: _maker_case("english")
