@@ -39,6 +39,11 @@ class CollateralAccess(Protocol):
         """Gross open notional of each account at current prices (quote)."""
         ...
 
+    def gross_size(self, accounts: IntArray) -> FloatArray:
+        """Sum of the absolute sizes of each account's positions (base units): it falls only
+        when positions are closed, whatever prices do."""
+        ...
+
     def withdrawable(self, account: int) -> float:
         """What the account may withdraw now without breaching its initial margin (quote)."""
         ...
@@ -87,6 +92,14 @@ class PerpCollateral:
         out = np.zeros(len(accounts))
         for m, state in enumerate(ex.markets):
             out += np.abs(ex.columns(m).size[accounts]) * state.mark
+        return out
+
+    def gross_size(self, accounts: IntArray) -> FloatArray:
+        """``sum_m |size_m|`` over the engine's markets."""
+        ex = self._ex
+        out = np.zeros(len(accounts))
+        for m in range(len(ex.markets)):
+            out += np.abs(ex.columns(m).size[accounts])
         return out
 
     def withdrawable(self, account: int) -> float:

@@ -40,6 +40,7 @@ oracle) is :class:`deleverage.world.hooks.RiskLayer`.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -64,6 +65,8 @@ _NS = 1_000_000_000
 #: The attribution source of exogenous moves (the path and the rest of the market).
 MARKET_SOURCE = "market"
 ProgressCallback = Callable[[int, int], None]
+_Watched = tuple[IntArray, FloatArray, FloatArray]  # donors, gross size, exposure
+_Key = tuple[str, str]  # (owner: "" for the shared market or the venue of a private copy, asset)
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,16 @@ class World:
         self._last_lines = {n: e.venue.solvency() for n, e in self.entries.items()}
         self.sources = (MARKET_SOURCE, *self.entries)
         self._source_index = {s: i for i, s in enumerate(self.sources)}
-        self._pending: dict[str, dict[str, float]] = {a: {} for a in self.markets}
+        # With the price channel cut, each venue trades on a private copy of each shared
+        # market (its own flow moves only the price it sees); the public market then takes
+        # nobody's flow.
+        self._books: dict[_Key, SharedMarket] = {("", a): m for a, m in self.markets.items()}
+        if not channels.prices:
+            for name, entry in self.entries.items():
+                for asset in {*entry.venue.assets, *entry.links}:
+                    self._books[(name, asset)] = copy.deepcopy(self.markets[asset])
+        self._owner = {name: "" if channels.prices else name for name in self.entries}
+        self._pending: dict[_Key, dict[str, float]] = {key: {} for key in self._books}
         self._pending_link: dict[tuple[str, str], float] = {}
         self._link_gross: dict[tuple[str, str], float] = {}
         self.recorder = WorldRecorder(self)
@@ -192,7 +204,7 @@ class World:
         entry = self.entries[name]
         out = {}
         for asset in entry.venue.assets:
-            p = self.markets[asset].price
+            p = self._books[(self._owner[name], asset)].price
             link = entry.links.get(asset)
             out[asset] = PriceInputs(p, p, link.price if link is not None else p)
         return out
@@ -218,18 +230,20 @@ class World:
         """Run step ``k`` (begin, rounds, traders, layers)."""
         ts = self.start_ns + round(k * self.dt_s * _NS)
         self.step_index, self.ts_ns = k, ts
-        gross = dict.fromkeys(self.markets, 0.0)
-        for asset, market in self.markets.items():
-            self._credit(asset, MARKET_SOURCE, market.begin(k, ts))
-        to_shared: dict[str, dict[str, float]] = {}
+        gross = dict.fromkeys(self._books, 0.0)
+        for key, market in self._books.items():
+            self._credit(key, MARKET_SOURCE, market.begin(k, ts))
+        to_shared: dict[_Key, dict[str, float]] = {}
         for name, entry in self.entries.items():
+            owner = self._owner[name]
             for asset, link in entry.links.items():
-                own, transfer = link.begin(k, ts, self.markets[asset].price)
+                own, transfer = link.begin(k, ts, self._books[(owner, asset)].price)
                 if own:
-                    key = (name, asset)
-                    self._pending_link[key] = self._pending_link.get(key, 0.0) + own
+                    self._pending_link[(name, asset)] = (
+                        self._pending_link.get((name, asset), 0.0) + own
+                    )
                 if transfer:
-                    to_shared.setdefault(asset, {})[name] = transfer
+                    to_shared.setdefault((owner, asset), {})[name] = transfer
         self._land(to_shared, ts, gross)
         for r in range(self.max_rounds):
             if not self._round(k, r, ts, gross):
@@ -238,8 +252,8 @@ class World:
             for asset, link in entry.links.items():
                 link.end(self._link_gross.get((name, asset), 0.0))
         self._link_gross = {}
-        for asset, market in self.markets.items():
-            market.end(gross[asset])
+        for key, market in self._books.items():
+            market.end(gross[key])
         wallets = self.wallets
         if wallets is not None and self.channels.traders and wallets.due(k * self.dt_s):
             wallets.rebalance(ts)
@@ -247,7 +261,7 @@ class World:
             layer.on_step_end(self, k, ts)
         self.recorder.end_step(k, ts)
 
-    def _round(self, k: int, r: int, ts: int, gross: dict[str, float]) -> bool:
+    def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures()
@@ -255,12 +269,12 @@ class World:
             steps[name] = entry.venue.step(self.venue_prices(name), ts_ns=ts)
         view = RoundView(k, self.round_index, r, ts, steps, self.prices)
         self._attribute(view, watched)
-        self._pending = {a: {} for a in self.markets}
+        self._pending = {key: {} for key in self._books}
         self._pending_link = {}
         for layer in self.layers:
             layer.on_round(self, view)
         self._route_deficits(steps, ts)
-        to_shared: dict[str, dict[str, float]] = {}
+        to_shared: dict[_Key, dict[str, float]] = {}
         moved = False
         for name, step in steps.items():
             links = self.entries[name].links
@@ -277,46 +291,45 @@ class World:
                     key = (name, asset)
                     self._pending_link[key] = self._pending_link.get(key, 0.0) + own
                 else:
-                    to_shared.setdefault(asset, {})[name] = (
-                        to_shared.get(asset, {}).get(name, 0.0) + flow
-                    )
+                    flows = to_shared.setdefault((self._owner[name], asset), {})
+                    flows[name] = flows.get(name, 0.0) + flow
         self._land(to_shared, ts, gross)
         self.recorder.end_round(view)
         self.round_index += 1
         return moved
 
     def _land(
-        self, to_shared: dict[str, dict[str, float]], ts: int, gross: dict[str, float]
+        self, to_shared: dict[_Key, dict[str, float]], ts: int, gross: dict[_Key, float]
     ) -> None:
         """Route each asset's flow through the layers into its shared book; credit the moves."""
-        for asset, flows in to_shared.items():
+        for key, routed in to_shared.items():
+            owner, asset = key
+            flows = routed
             for layer in self.layers:
                 flows = layer.route_flow(self, asset, flows, ts_ns=ts)
             self.recorder.add_flow(asset, flows)
-            if not self.channels.prices:
-                continue
             total = math.fsum(flows.values())
             if total == 0.0:
                 continue
-            market = self.markets[asset]
+            market = self._books[key]
             move = market.absorb(total, ts)
-            gross[asset] += abs(total)
+            gross[key] += abs(total)
             for name, flow in flows.items():
                 if flow:
-                    self._credit(asset, name, move * flow / total)
-            for entry in self.entries.values():
+                    self._credit(key, name, move * flow / total)
+            for name, entry in self.entries.items():
                 link = entry.links.get(asset)
-                if link is not None:
+                if link is not None and self._owner[name] == owner:
                     link.follow(market.price)
 
-    def _credit(self, asset: str, source: str, move: float) -> None:
+    def _credit(self, key: _Key, source: str, move: float) -> None:
         if move:
-            pending = self._pending[asset]
+            pending = self._pending[key]
             pending[source] = pending.get(source, 0.0) + move
 
     # ---------------------------------------------------------------- attribution
-    def _watched_exposures(self) -> dict[str, tuple[IntArray, FloatArray]]:
-        """Exposure of donor accounts before the round (trader-channel attribution)."""
+    def _watched_exposures(self) -> dict[str, _Watched]:
+        """Gross size and exposure of donor accounts before the round (trader channel)."""
         wallets = self.wallets
         if wallets is None:
             return {}
@@ -325,10 +338,10 @@ class World:
             access = self.entries[name].collateral
             if given and access is not None:
                 accounts = np.fromiter(given, dtype=np.int64, count=len(given))
-                out[name] = (accounts, access.exposure(accounts))
+                out[name] = (accounts, access.gross_size(accounts), access.exposure(accounts))
         return out
 
-    def _attribute(self, view: RoundView, watched: dict[str, tuple[IntArray, FloatArray]]) -> None:
+    def _attribute(self, view: RoundView, watched: dict[str, _Watched]) -> None:
         for name, step in view.steps.items():
             if step.liquidations == 0:
                 continue
@@ -341,14 +354,16 @@ class World:
             self.recorder.add_attribution("prices", name, weights, count, notional)
 
     def _attribute_traders(
-        self, name: str, before: tuple[IntArray, FloatArray], count: float, notional: float
+        self, name: str, before: _Watched, count: float, notional: float
     ) -> tuple[float, float]:
-        accounts, exposure_before = before
+        accounts, size_before, exposure_before = before
         access = self.entries[name].collateral
         assert access is not None
         assert self.wallets is not None
-        cut = exposure_before - access.exposure(accounts)
-        hit = np.flatnonzero(cut > 1e-9 * np.maximum(exposure_before, 1.0))
+        closed = size_before - access.gross_size(accounts)
+        hit = np.flatnonzero(closed > 1e-12 * np.maximum(size_before, 1.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cut = np.where(size_before > 0.0, closed * exposure_before / size_before, 0.0)
         if not len(hit):
             return count, notional
         given = self.wallets.donors[name]
@@ -368,7 +383,7 @@ class World:
         entry = self.entries[name]
         weights = np.zeros(len(self.sources))
         for asset in entry.venue.assets:
-            parts = dict(self._pending[asset])
+            parts = dict(self._pending[(self._owner[name], asset)])
             own = self._pending_link.get((name, asset), 0.0)
             if own:
                 parts[name] = parts.get(name, 0.0) + own
