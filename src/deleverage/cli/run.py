@@ -176,7 +176,10 @@ def run(
 
         if seeds > 1:
             raise ConfigError("--seeds", seeds, "must be 1 for a world scenario (not supported)")
-        run_world_command(scenario, out=out, baseline=not no_baseline, as_json=as_json)
+        run_world_command(
+            scenario, out=out, results_folder=RESULTS_FOLDER, baseline=not no_baseline,
+            as_json=as_json,
+        )  # fmt: skip
         return
     chosen = load_scenario(DEFAULT_SCENARIO if scenario is None else scenario)
     check_resources(chosen)

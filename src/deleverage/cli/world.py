@@ -13,6 +13,7 @@ when a scenario file says ``kind = "world"`` (or names a built-in world).
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,19 @@ WORLD_FILES = frozenset(
 )  # fmt: skip
 
 
-def run_world_command(source: str, *, out: Path | None, baseline: bool, as_json: bool) -> None:
+def run_world_command(
+    source: str, *, out: Path | None, results_folder: Path, baseline: bool, as_json: bool
+) -> None:
     """Run a world scenario and write its folder (see the module docstring)."""
     import pandas as pd
 
     from deleverage.analytics.world_report import world_panels, write_world_report
-    from deleverage.cli.run import RESULTS_FOLDER, _json_safe
     from deleverage.world import Channels
     from deleverage.world.build import run_world
     from deleverage.world.config import load_world
 
     scenario = load_world(source)
-    final = RESULTS_FOLDER / scenario.name if out is None else out
+    final = results_folder / scenario.name if out is None else out
     with atomic_folder(final, field="--out", replaceable=WORLD_FILES) as folder:
         result = run_world(scenario, progress=None)
         twin = None
@@ -83,7 +85,7 @@ def run_world_command(source: str, *, out: Path | None, baseline: bool, as_json:
             "venues": result.venue_summary().reset_index().to_dict(orient="records"),
             "files": files,
         }
-        typer.echo(json.dumps(_json_safe(payload), allow_nan=False, default=str))
+        typer.echo(json.dumps(_finite(payload), allow_nan=False, default=str))
         return
     console = Console()
     table = Table(title=f"{scenario.name}: venues")
@@ -109,6 +111,17 @@ def run_world_command(source: str, *, out: Path | None, baseline: bool, as_json:
         f"run {result.wall_s:.1f} s; result hash {result.result_hash[:16]}; results and report "
         f"in {final}/ (open {files['report']})"
     )
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with non-finite floats as None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def world_problems(path: Path) -> list[str]:
@@ -145,7 +158,6 @@ def world_problems(path: Path) -> list[str]:
 
 def world_heatmap(source: str, *, bucket: float, as_json: bool, html: Path | None) -> None:
     """Print (or write) the liquidation heatmaps of every venue of a world at its start."""
-    import math
 
     from deleverage.analytics.world_views import world_heatmaps
     from deleverage.errors import ValidationError

@@ -17,8 +17,9 @@ from deleverage.sim.scenario import MarketScenario, Scenario
 from deleverage.spec import MarketSpec
 from deleverage.world.config import WorldScenario
 from deleverage.world.core import Channels, ProgressCallback, World, WorldVenue
+from deleverage.world.kinds import venue_kind
 from deleverage.world.market import SharedMarket, VenueLink
-from deleverage.world.registry import BuildContext, venue_kind
+from deleverage.world.registry import BuildContext
 from deleverage.world.result import WorldResult
 from deleverage.world.traders import SharedWallets, TraderMap
 

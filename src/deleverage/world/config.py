@@ -52,7 +52,7 @@ from deleverage.sim.scenario import (
     PriceSpec,
 )
 from deleverage.spec import PositiveFloat, Slug, _Frozen
-from deleverage.world.registry import venue_kind
+from deleverage.world.kinds import venue_kind
 
 __all__ = [
     "AssetConfig",
@@ -231,7 +231,7 @@ class WorldScenario(_Frozen):
         if len(parts) > 3 and parts[0] == "venues" and parts[2] == "config":
             node: Any = self.venue_config(int(parts[1])).model_dump(mode="python")
             for i, part in enumerate(parts[3:], start=3):
-                if node is None or _free(parts[:i]):
+                if node is None or parts[i - 1] in ("spec_overrides", "symbols"):
                     return  # an unset table, or a free-form one: the kind's model checks it
                 if not (isinstance(node, dict) and part in node):
                     where = ".".join(parts[: i + 1])
@@ -241,10 +241,6 @@ class WorldScenario(_Frozen):
                         f"must name a field of the venue's config (`{where}` is not one)",
                     )
                 node = node[part]
-
-
-def _free(parents: list[str]) -> bool:
-    return bool(parents) and parents[-1] in ("spec_overrides", "symbols", "config")
 
 
 def _set_path(data: dict[str, Any], parts: list[str], value: Any, path: str) -> None:

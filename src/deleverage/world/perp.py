@@ -25,9 +25,9 @@ from deleverage.sim.population import PopulationSpec, generate_population
 from deleverage.spec import MarketSpec, _Frozen
 from deleverage.venues import preset
 from deleverage.world.collateral import PerpCollateral
-from deleverage.world.registry import BuildContext, BuiltVenue, VenueKind, register_venue_kind
+from deleverage.world.registry import BuildContext, BuiltVenue, VenueKind
 
-__all__ = ["PerpConfig", "build_perp"]
+__all__ = ["PERP_KIND", "PerpConfig", "build_perp"]
 
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -123,11 +123,8 @@ def build_perp(config: PerpConfig, context: BuildContext) -> BuiltVenue:
     return BuiltVenue(venue, PerpCollateral(ex), shareable)
 
 
-register_venue_kind(
-    VenueKind(
-        "perp",
-        PerpConfig,
-        build_perp,
-        "an order-book perpetuals venue from a preset (binance, hyperliquid, ...)",
-    )
-)
+#: The ``perp`` kind (registered in :mod:`deleverage.world.kinds`).
+PERP_KIND = VenueKind(
+    "perp", PerpConfig, build_perp,
+    "an order-book perpetuals venue from a preset (binance, hyperliquid, ...)",
+)  # fmt: skip

@@ -1,10 +1,12 @@
-"""Venue kinds a world scenario can name: ``kind`` -> (config model, builder).
+"""What a venue kind is: a config model and a builder (the registry is
+:mod:`deleverage.world.kinds`).
 
 A world scenario's ``[[venues]]`` entry names a ``kind`` and gives its ``config`` table; the
 registry validates the table against the kind's pydantic model (errors name
 ``venues.<i>.config.<field>``) and calls the kind's builder with a :class:`BuildContext` (the
 venue's name and assets, the grid's start, reference prices, a seeded generator). Adding a
-kind is one :func:`register_venue_kind` call (or one entry in :data:`VENUE_KINDS`) with:
+kind is one entry in :data:`deleverage.world.kinds.VENUE_KINDS` (or one
+:func:`~deleverage.world.kinds.register_venue_kind` call) with:
 
 - ``config``: a frozen pydantic model (``extra = "forbid"``, bounds in the types);
 - ``build(config, context) -> BuiltVenue``: the venue (a
@@ -30,14 +32,7 @@ from deleverage.errors import ConfigError
 from deleverage.venues.protocol import Venue
 from deleverage.world.collateral import CollateralAccess
 
-__all__ = [
-    "VENUE_KINDS",
-    "BuildContext",
-    "BuiltVenue",
-    "VenueKind",
-    "register_venue_kind",
-    "venue_kind",
-]
+__all__ = ["BuildContext", "BuiltVenue", "VenueKind"]
 
 IntArray = npt.NDArray[np.int64]
 
@@ -86,25 +81,3 @@ class VenueKind:
             raise ConfigError(
                 f"{where}.{loc}" if loc else where, first.get("input"), first["msg"]
             ) from None
-
-
-#: The registry (kind name -> :class:`VenueKind`); :mod:`deleverage.world.perp` adds ``perp``.
-VENUE_KINDS: dict[str, VenueKind] = {}
-
-
-def register_venue_kind(kind: VenueKind) -> None:
-    """Add (or replace) a venue kind."""
-    VENUE_KINDS[kind.name] = kind
-
-
-def venue_kind(name: str) -> VenueKind:
-    """The registered kind ``name``; a :class:`ConfigError` lists the known ones."""
-    _load_builtin_kinds()
-    found = VENUE_KINDS.get(name)
-    if found is None:
-        raise ConfigError("kind", name, f"must be a registered venue kind ({sorted(VENUE_KINDS)})")
-    return found
-
-
-def _load_builtin_kinds() -> None:
-    from deleverage.world import perp  # noqa: F401  (registers "perp")
