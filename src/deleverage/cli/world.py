@@ -15,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from deleverage._files import atomic_folder, atomic_write, read_text
@@ -53,10 +55,18 @@ def run_world_command(
     scenario = load_world(source)
     final = results_folder / scenario.name if out is None else out
     with atomic_folder(final, field="--out", replaceable=WORLD_FILES) as folder:
-        result = run_world(scenario, progress=None)
-        twin = None
-        if baseline:
-            twin = run_world(scenario, channels=Channels(prices=False, traders=False))
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("steps"), TimeElapsedColumn(), console=Console(stderr=True),
+            transient=as_json,
+        ) as bar:  # fmt: skip
+            result = run_world(scenario, progress=_advance(bar, f"{scenario.name} (world)"))
+            twin = None
+            if baseline:
+                twin = run_world(
+                    scenario, channels=Channels(prices=False, traders=False),
+                    progress=_advance(bar, f"{scenario.name} (no contagion)"),
+                )  # fmt: skip
         written = dict(result.save(folder))
         if twin is not None:
             for name, path in twin.save(folder / "baseline").items():
@@ -111,6 +121,15 @@ def run_world_command(
         f"run {result.wall_s:.1f} s; result hash {result.result_hash[:16]}; results and report "
         f"in {final}/ (open {files['report']})"
     )
+
+
+def _advance(bar: Progress, description: str) -> Callable[[int, int], None]:
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update
 
 
 def _finite(value: Any) -> Any:
