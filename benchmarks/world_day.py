@@ -134,7 +134,7 @@ def world_scenario(n: int, duration_s: float) -> WorldScenario:
                     },
                 },
             ],
-            "shared_traders": [{"venues": ["binance", "bybit"], "count": min(2_000, big // 100)}],
+            "shared_traders": [{"venues": ["binance", "bybit"], "count": min(2_000, big // 200)}],
             "wallets": {"interval_s": 60.0},
         }
     )

@@ -529,10 +529,10 @@ class Journal:
         self._last_ts = max(self._last_ts, ts_ns)
 
     @staticmethod
-    def _batch_table(batch: dict[str, Any]) -> pa.Table:
+    def _batch_table(batch: dict[str, Any], names: tuple[str, ...] = _COLUMNS) -> pa.Table:
         n = batch["__n"]
         data: dict[str, Any] = {}
-        for name in _COLUMNS:
+        for name in names:
             if name == "seq":
                 data[name] = np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
             elif name == "ts_ns":
@@ -552,28 +552,35 @@ class Journal:
                 data[name] = np.full(n, "", dtype=object)
             else:
                 data[name] = np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])
-        return pa.table(data, schema=JOURNAL_SCHEMA)
+        if names is _COLUMNS:
+            return pa.table(data, schema=JOURNAL_SCHEMA)
+        return pa.table(data, schema=pa.schema([JOURNAL_SCHEMA.field(c) for c in names]))
 
     def _flush_rows(self) -> None:
         if self._rows:
             self._segments.append(pa.Table.from_pylist(self._rows, schema=JOURNAL_SCHEMA))
             self._rows = []
 
-    def since(self, seq: int) -> pa.Table:
+    def since(self, seq: int, columns: tuple[str, ...] | None = None) -> pa.Table:
         """The events numbered ``seq`` and later as one Arrow table (equal to
-        ``to_arrow().slice(seq)``), reading only the newest segments: a cheap way to look at
-        what one step appended to a long journal."""
+        ``to_arrow().slice(seq)``, or its ``columns`` only), reading only the newest segments:
+        a cheap way to look at what one step appended to a long journal (batches build only
+        the columns asked for, so texts are not formatted unless asked)."""
         self._flush_rows()
+        names = _COLUMNS if columns is None else tuple(columns)
+        unknown = [c for c in names if c not in _COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown journal columns {unknown}")
         parts: list[pa.Table] = []
         for segment in reversed(self._segments):
             if isinstance(segment, pa.Table):
                 if segment.num_rows == 0:
                     continue
                 first = int(segment.column("seq")[0].as_py())
-                table = segment
+                table = segment if columns is None else segment.select(list(names))
             else:
                 first = int(segment["__seq0"])
-                table = self._batch_table(segment)
+                table = self._batch_table(segment, names)
             end = first + table.num_rows
             if end <= seq:
                 break
@@ -581,7 +588,8 @@ class Journal:
             if first <= seq:
                 break
         if not parts:
-            return JOURNAL_SCHEMA.empty_table()
+            empty = JOURNAL_SCHEMA.empty_table()
+            return empty if columns is None else empty.select(list(names))
         return pa.concat_tables(parts[::-1])
 
     def to_arrow(self) -> pa.Table:

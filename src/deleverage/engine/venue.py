@@ -45,6 +45,8 @@ _FORCED_REASONS = (
 )
 _FORCED_CODES = pa.array(_FORCED_REASONS, type=pa.int32())
 MarkSource = Literal["oracle", "index", "book"]
+#: The journal columns a step's forced flow and ADL loss are read from.
+_READ_COLUMNS = ("kind", "code", "market", "account", "size", "amount")
 
 
 class PerpVenue:
@@ -154,7 +156,7 @@ class PerpVenue:
         journal = self._ex.journal
         if len(journal) == first_seq:
             return flow, 0.0
-        table = journal.since(first_seq)
+        table = journal.since(first_seq, _READ_COLUMNS)
         kind = table.column("kind")
         adl = table.filter(pc.equal(kind, int(EventKind.ADL_ROUND)))
         adl_loss = float(np.nansum(adl.column("amount").to_numpy())) if adl.num_rows else 0.0

@@ -300,6 +300,8 @@ def test_journal_since_equals_the_slice_of_the_whole_table() -> None:
     # Act: every starting point (past the end too), before the segments are ever combined
     parts = [journal.since(seq) for seq in range(len(journal) + 2)]
     # Assert
+    some = [journal.since(seq, ("kind", "account", "amount")) for seq in range(len(journal) + 2)]
     whole = journal.to_arrow()
-    for seq, part in enumerate(parts):
+    for seq, (part, columns) in enumerate(zip(parts, some, strict=True)):
         assert part.equals(whole.slice(seq))
+        assert columns.equals(whole.slice(seq).select(["kind", "account", "amount"]))
