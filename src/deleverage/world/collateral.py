@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deleverage.engine.exchange import Exchange
+from deleverage.spec import MarginMode
 
 __all__ = ["CollateralAccess", "PerpCollateral"]
 
@@ -82,8 +83,13 @@ class PerpCollateral:
         equity = np.asarray(state["total_equity"][accounts], dtype=np.float64)
         maintenance = np.asarray(state["cross_maintenance"][accounts], dtype=np.float64)
         for m in range(len(ex.markets)):
-            iso = ex.isolated_state(m)
-            maintenance = maintenance + np.nan_to_num(iso["maintenance"][accounts])
+            cols = ex.columns(m)
+            isolated = (cols.mode[accounts] == int(MarginMode.ISOLATED)) & (
+                cols.size[accounts] != 0.0
+            )
+            if isolated.any():  # a full pass over the market only when one is isolated
+                iso = ex.isolated_state(m)
+                maintenance = maintenance + np.nan_to_num(iso["maintenance"][accounts])
         return equity, maintenance
 
     def exposure(self, accounts: IntArray) -> FloatArray:

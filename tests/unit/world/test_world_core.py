@@ -130,3 +130,19 @@ def test_bad_worlds_are_refused_naming_the_field(make_perp) -> None:
     )  # fmt: skip
     with pytest.raises(ValidationError, match=r"venues\.a\.assets"):
         World([eth], [a], dt_s=1.0, start_ns=START_NS, channels=Channels())
+
+
+def test_perp_collateral_margins_match_the_engines_margin_table(make_perp) -> None:
+    # Arrange: isolated and cross accounts mixed, one position each
+    entry, ids = make_perp("a", n=300, isolated_fraction=0.5, seed=9)
+    access = entry.collateral
+    assert access is not None
+    ex = entry.venue.exchange  # type: ignore[attr-defined]
+    # Act
+    equity, maintenance = access.margins(ids)
+    # Assert: against the engine's own per-account and per-position figures
+    table = ex.margin_table().set_index("account")
+    for i, account in enumerate(ids.tolist()):
+        assert equity[i] == pytest.approx(ex.account_margins(account).total_equity, abs=1e-9)
+        expected = table.loc[account, "maintenance_margin"] if account in table.index else 0.0
+        assert maintenance[i] == pytest.approx(float(expected), rel=1e-9, abs=1e-9)
