@@ -3,20 +3,23 @@
 Two assets (BTC, and ETH for the lending market's second collateral and its gas token) move
 all day with 30% annual volatility; at 10:00 both fall 5% over 30 minutes. Five venues share
 their markets (``deleverage.world``): two order-book perp venues with their own books linked to
-the shared market by arbitrageurs (Binance and Bybit presets, 300,000 positions each), two
-more perp venues marked to the oracle (dYdX v4 and OKX presets, 150,000 each) and an Aave v3.3
-lending market (100,000 borrowers, WBTC and WETH collateral, keepers on a chain). 2,000
-traders hold accounts on both Binance and Bybit and move collateral between them. Every round
-every venue steps on the shared prices and its forced flow moves them.
+the shared market by arbitrageurs (Binance and BitMEX presets, 300,000 isolated positions
+each), two more perp venues marked to the oracle (Binance and BitMEX tables, 150,000 each) and
+an Aave v3.3 lending market (100,000 borrowers, WBTC and WETH collateral, keepers on a chain).
+Every round every venue steps on the shared prices and its forced flow moves them.
 
 The issue asks for an oracle-pool perp (GMX v2 / Synthetix) and a CDP (Maker) among the five:
 their builders live on branches this one does not merge (defi-pools, defi-maker), so the two
 oracle-marked perp venues stand in for them; registering their kinds is one entry each in
-``deleverage.world.kinds``.
+``deleverage.world.kinds``. Binance and BitMEX are the presets whose liquidations the engine
+runs on its compiled batch path; ``--mixed`` takes Bybit, dYdX v4 and OKX instead (their
+fund-drawdown triggers, caps and liquidator execution take the engine's per-account path) and
+maps 2,000 traders with cross accounts on both order-book venues (the trader channel).
 
-Reported: setup (paths, populations, loading) and run seconds, liquidations per venue, peak
-resident memory. Run: ``.venv/bin/python benchmarks/world_day.py`` (``--quick``: 10^5 positions,
-a 2-hour day). The last line printed is one JSON object.
+Reported: setup (paths, populations, loading) and run seconds, CPU seconds (the machine is
+shared), liquidations per venue, peak resident memory. Run:
+``.venv/bin/python benchmarks/world_day.py`` (``--quick``: 10^5 positions, a 2-hour day). The
+last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -73,8 +76,36 @@ def _perp(
     return venue
 
 
-def world_scenario(n: int, duration_s: float) -> WorldScenario:
+#: The four perp venues: name, preset, own book linked to the shared market (else oracle-marked).
+DEFAULT_PERPS = (
+    ("binance", "binance", True),
+    ("bitmex", "bitmex", True),
+    ("oracle-perp", "binance", False),
+    ("cdp-standin", "bitmex", False),
+)
+#: ``--mixed``: presets whose liquidations take the engine's per-account path (Bybit and OKX
+#: with their fund-drawdown triggers and caps, dYdX v4's liquidator execution), and traders
+#: on both order-book venues (cross accounts: the trader channel).
+MIXED_PERPS = (
+    ("binance", "binance", True),
+    ("bybit", "bybit", True),
+    ("dydx", "dydx_v4", False),
+    ("okx", "okx", False),
+)
+
+
+def world_scenario(n: int, duration_s: float, *, mixed: bool = False) -> WorldScenario:
     big, mid, lend = int(n * 0.3), int(n * 0.15), n - 2 * int(n * 0.3) - 2 * int(n * 0.15)
+    perps = MIXED_PERPS if mixed else DEFAULT_PERPS
+    cross = 0.01 if mixed else 0.0
+    sizes = (big, big, mid, mid)
+    venues = [
+        _perp(name, preset, size, book=book, seed_fund=size * 20.0, cross=cross if book else 0.0)
+        for (name, preset, book), size in zip(perps, sizes, strict=True)
+    ]
+    shared = (
+        [{"venues": [perps[0][0], perps[1][0]], "count": min(2_000, big // 200)}] if mixed else []
+    )
     return WorldScenario.from_mapping(
         {
             "kind": "world",
@@ -86,11 +117,7 @@ def world_scenario(n: int, duration_s: float) -> WorldScenario:
                 _asset("ETH", 3_000.0, n * 0.04, duration_s),
             ],
             "venues": [
-                # cross accounts on binance and bybit: the traders on both venues
-                _perp("binance", "binance", big, book=True, seed_fund=big * 20.0, cross=0.01),
-                _perp("bybit", "bybit", big, book=True, seed_fund=big * 20.0, cross=0.01),
-                _perp("dydx", "dydx_v4", mid, book=False, seed_fund=mid * 20.0, cross=0.0),
-                _perp("okx", "okx", mid, book=False, seed_fund=mid * 20.0, cross=0.0),
+                *venues,
                 {
                     "name": "aave",
                     "kind": "aave",
@@ -134,7 +161,7 @@ def world_scenario(n: int, duration_s: float) -> WorldScenario:
                     },
                 },
             ],
-            "shared_traders": [{"venues": ["binance", "bybit"], "count": min(2_000, big // 200)}],
+            "shared_traders": shared,
             "wallets": {"interval_s": 60.0},
         }
     )
@@ -143,11 +170,15 @@ def world_scenario(n: int, duration_s: float) -> WorldScenario:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10^5 positions, a 2-hour day")
+    parser.add_argument(
+        "--mixed", action="store_true",
+        help="Bybit, dYdX v4 and OKX presets (the engine's per-account path) and shared traders",
+    )  # fmt: skip
     args = parser.parse_args()
     n, duration = (100_000, 7_200.0) if args.quick else (1_000_000, 86_400.0)
     print(f"machine: {machine_description()}")
     started = time.perf_counter()
-    world = build_world(world_scenario(n, duration))
+    world = build_world(world_scenario(n, duration, mixed=args.mixed))
     setup = time.perf_counter() - started
     result = world.run()
     total = time.perf_counter() - started
@@ -182,6 +213,7 @@ def main() -> None:
                 "rounds": world.round_index,
                 "liquidations": int(summary["liquidations"].sum()),
                 "peak_rss_mb": round(peak_mb, 1),
+                "mixed": args.mixed,
                 "missing_kinds": ["oracle-pool perp (gmx/synthetix)", "cdp (maker)"],
             }
         )
