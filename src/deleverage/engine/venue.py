@@ -21,8 +21,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from deleverage.engine.events import EventKind, FillReason, Journal
 from deleverage.engine.exchange import Exchange
@@ -43,7 +41,6 @@ _FORCED_REASONS = (
     int(FillReason.LIQUIDATOR_TAKEOVER),
     int(FillReason.BACKSTOP),
 )
-_FORCED_CODES = pa.array(_FORCED_REASONS, type=pa.int32())
 MarkSource = Literal["oracle", "index", "book"]
 #: The journal columns a step's forced flow and ADL loss are read from.
 _READ_COLUMNS = ("kind", "code", "market", "account", "size", "amount")
@@ -156,30 +153,26 @@ class PerpVenue:
         journal = self._ex.journal
         if len(journal) == first_seq:
             return flow, 0.0
-        table = journal.since(first_seq, _READ_COLUMNS)
-        kind = table.column("kind")
-        adl = table.filter(pc.equal(kind, int(EventKind.ADL_ROUND)))
-        adl_loss = float(np.nansum(adl.column("amount").to_numpy())) if adl.num_rows else 0.0
-        fills = table.filter(
-            pc.and_(
-                pc.equal(kind, int(EventKind.FILL)),
-                pc.is_in(table.column("code"), value_set=_FORCED_CODES),
-            )
-        )
-        if fills.num_rows == 0:
+        rows = journal.arrays_since(first_seq, _READ_COLUMNS)
+        kind = rows["kind"]
+        adl = kind == int(EventKind.ADL_ROUND)
+        adl_loss = float(np.nansum(rows["amount"][adl])) if adl.any() else 0.0
+        forced = (kind == int(EventKind.FILL)) & np.isin(rows["code"], _FORCED_REASONS)
+        if not forced.any():
             return flow, adl_loss
-        market = fills.column("market").to_numpy()
-        buyer = fills.column("account").to_numpy()
-        size = fills.column("size").to_numpy()
+        market = rows["market"][forced]
+        buyer = rows["account"][forced]
+        size = rows["size"][forced]
         system = self._system_accounts()
         # The liquidated trader is the side that is not the venue's own account: it sold when
         # the venue's account bought.
         signed = np.where(np.isin(buyer, system), -size, size)
-        asset_of = {m: a for a, m in self._markets.items()}
-        for m, amount in zip(market.tolist(), signed.tolist(), strict=True):
-            asset = asset_of.get(int(m))
-            if asset is not None:
-                flow[asset] += float(amount)
+        market = market.astype(np.int64)
+        valid = market >= 0
+        per_market = np.bincount(market[valid], weights=signed[valid])  # no per-fill Python
+        for asset, m in self._markets.items():
+            if m < len(per_market):
+                flow[asset] += float(per_market[m])
         return flow, adl_loss
 
     def _system_accounts(self) -> npt.NDArray[np.int64]:

@@ -301,7 +301,11 @@ def test_journal_since_equals_the_slice_of_the_whole_table() -> None:
     parts = [journal.since(seq) for seq in range(len(journal) + 2)]
     # Assert
     some = [journal.since(seq, ("kind", "account", "amount")) for seq in range(len(journal) + 2)]
+    arrays = [journal.arrays_since(seq, ("seq", "kind", "account", "amount"))
+              for seq in range(len(journal) + 2)]  # fmt: skip
     whole = journal.to_arrow()
     for seq, (part, columns) in enumerate(zip(parts, some, strict=True)):
         assert part.equals(whole.slice(seq))
         assert columns.equals(whole.slice(seq).select(["kind", "account", "amount"]))
+        for name, values in arrays[seq].items():
+            np.testing.assert_array_equal(values, whole.slice(seq).column(name).to_numpy())
