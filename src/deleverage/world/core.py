@@ -194,6 +194,8 @@ class World:
         ]
         self._pending_link: dict[tuple[str, str], float] = {}
         self._link_gross: dict[tuple[str, str], float] = {}
+        self._last_inputs: dict[str, dict[str, PriceInputs]] = {}
+        self._last_steps: dict[str, VenueStep] = {}
         self.recorder = WorldRecorder(self)
 
     # ---------------------------------------------------------------- read access
@@ -273,8 +275,18 @@ class World:
         """One round; return whether forced flow moved anything (another round is due)."""
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures() if self.wallets is not None else {}
+        last = self._last_inputs
         for name, entry in self.entries.items():
-            steps[name] = entry.venue.step(self.venue_prices(name), ts_ns=ts)
+            inputs = self.venue_prices(name)
+            if r > 0 and last.get(name) == inputs:
+                # Nothing this venue reads moved since it stepped at this time: no new step.
+                before = self._last_steps[name]
+                steps[name] = VenueStep(
+                    ts, 0, 0.0, dict.fromkeys(before.forced_flow, 0.0), before.solvency
+                )
+                continue
+            last[name] = inputs
+            steps[name] = self._last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
         view = RoundView(k, self.round_index, r, ts, steps, self.prices)
         self._attribute(view, watched)
         for pending in self._pending.values():
