@@ -4,9 +4,11 @@ The kind's config holds the market (reserves, liquidation constants, chain, keep
 :class:`~deleverage.protocols.aave.AaveConfig`; its name is the world's venue name and its
 chain's genesis the world's start) and how to draw its borrowers
 (:func:`~deleverage.protocols.aave.aave_population`). The venue watches the assets of its
-priced reserves, which must be the ``assets`` of its world entry. Aave offers no
-:class:`~deleverage.world.collateral.CollateralAccess` here: its borrowers take part in prices
-only (the trader channel skips it).
+priced reserves, which must be the ``assets`` of its world entry. Its borrowers can be shared
+traders (``[[shared_traders]]``: a long borrowed against ETH on Aave and a short perp on a CEX;
+the trader map is what a cross-venue risk layer reads), but Aave offers no
+:class:`~deleverage.world.collateral.CollateralAccess` here, so the trader channel moves no
+collateral in or out of it.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ def build_aave_venue(config: AaveKindConfig, context: BuildContext) -> BuiltVenu
         second_collateral_share=config.second_collateral_share,
     )  # fmt: skip
     venue = build_aave(market, population, prices=context.reference_prices)
-    return BuiltVenue(venue, None, np.zeros(0, dtype=np.int64))
+    # Every borrower may be one of the world's shared traders (the map is what risk layers
+    # read); without collateral access the trader channel moves nothing in or out of Aave.
+    return BuiltVenue(venue, None, np.arange(config.accounts, dtype=np.int64))
 
 
 #: The ``aave`` kind (registered in :mod:`deleverage.world.kinds`).

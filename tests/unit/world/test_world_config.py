@@ -135,3 +135,19 @@ def test_a_perp_asset_without_a_preset_market_names_the_symbols_field() -> None:
     text = text.replace("BTC = {", "DOGE = {")
     with pytest.raises(ConfigError, match=r"venues\.cex\.config\.symbols\.DOGE"):
         build_world(WorldScenario.from_toml(text))
+
+
+def test_aave_borrowers_can_be_shared_traders_with_a_perp_venue() -> None:
+    # Arrange: borrowers on Aave (long ETH through their collateral) who also trade the perp
+    text = (
+        SMALL_WORLD.replace("[[venues]]", ETH_ASSET + "\n[[venues]]", 1)
+        + AAVE_VENUE
+        + '\n[[shared_traders]]\nvenues = ["lend", "dex"]\ncount = 50\n'
+    )
+    # Act
+    world = build_world(WorldScenario.from_toml(text))
+    # Assert: 100 traders on cex and dex, 50 of them also borrowers on Aave (distinct traders)
+    frame = world.traders.frame
+    assert set(frame[frame["venue"] == "lend"]["account"]) == set(range(50))
+    assert len(world.traders.shared()) == 150
+    assert "lend" not in world.collateral
