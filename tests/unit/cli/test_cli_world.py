@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,7 +17,7 @@ from scenarios import SMALL_WORLD
 runner = CliRunner()
 
 
-def test_run_a_world_writes_its_folder_and_prints_json(tmp_path) -> None:
+def test_run_a_world_writes_its_folder_and_prints_json(tmp_path: Path) -> None:
     # Arrange
     source = tmp_path / "small.toml"
     source.write_text(SMALL_WORLD)
@@ -37,7 +38,7 @@ def test_run_a_world_writes_its_folder_and_prints_json(tmp_path) -> None:
     assert "world report" in (out / "report.html").read_text()
 
 
-def test_validate_a_world_file(tmp_path) -> None:
+def test_validate_a_world_file(tmp_path: Path) -> None:
     # Arrange: one good file, one with a bad field, one with a bad venue config
     good = tmp_path / "good.toml"
     good.write_text(SMALL_WORLD)
@@ -58,7 +59,7 @@ def test_validate_a_world_file(tmp_path) -> None:
         assert name in outcome.out
 
 
-def test_a_world_cannot_run_with_seeds(tmp_path) -> None:
+def test_a_world_cannot_run_with_seeds(tmp_path: Path) -> None:
     source = tmp_path / "small.toml"
     source.write_text(SMALL_WORLD)
     outcome = call("run", str(source), "--seeds", "3", "--out", str(tmp_path / "o"))
@@ -66,7 +67,7 @@ def test_a_world_cannot_run_with_seeds(tmp_path) -> None:
     assert_contract(outcome, names=("--seeds",))
 
 
-def test_heatmap_of_a_world_lists_every_venue_and_the_world(tmp_path) -> None:
+def test_heatmap_of_a_world_lists_every_venue_and_the_world(tmp_path: Path) -> None:
     source = tmp_path / "small.toml"
     source.write_text(SMALL_WORLD)
     result = runner.invoke(app, ["heatmap", "--scenario", str(source), "--json", "--bucket", "500"])

@@ -4,6 +4,7 @@ venue's; single-venue-only settings are refused naming the field."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,7 @@ def _experiment(**fields: object) -> Experiment:
     return Experiment.from_mapping(data)
 
 
-def test_a_world_sweep_sets_a_venue_parameter_by_name(tmp_path) -> None:
+def test_a_world_sweep_sets_a_venue_parameter_by_name(tmp_path: Path) -> None:
     # Act
     summary = run_sweep(_experiment(), tmp_path / "out", executor=LocalExecutor(0))
     rows = read_results(tmp_path / "out").sort_values("fund")
@@ -56,6 +57,8 @@ def test_a_world_sweep_sets_a_venue_parameter_by_name(tmp_path) -> None:
         ),
     ],
 )
-def test_bad_world_experiments_are_refused_naming_the_field(fields, field) -> None:
+def test_bad_world_experiments_are_refused_naming_the_field(
+    fields: dict[str, object], field: str
+) -> None:
     with pytest.raises(ConfigError, match=field):
         _experiment(**fields).check()

@@ -3,6 +3,8 @@ override paths address venues by name, and a scenario runs to the same hash twic
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from deleverage.errors import ConfigError
@@ -72,7 +74,7 @@ def test_overrides_address_a_venue_by_name_and_are_checked() -> None:
         scenario.with_overrides({"venues.cex.config.insurance_fund": -1.0})
 
 
-def test_the_kind_of_a_file_and_of_a_builtin(tmp_path) -> None:
+def test_the_kind_of_a_file_and_of_a_builtin(tmp_path: Path) -> None:
     path = tmp_path / "w.toml"
     path.write_text(SMALL_WORLD)
     assert scenario_kind(path) == "world"

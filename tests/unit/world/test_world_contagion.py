@@ -3,6 +3,8 @@ when both channels are cut (same venues, same seeds, runs compared)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,9 @@ from deleverage.prices import shock_path
 from deleverage.sim.pricing import ArbitrageSpec
 from deleverage.sim.scenario import LiquiditySpec
 from deleverage.world import Channels, SharedMarket, SharedWallets, TraderMap, World, WorldResult
+
+if TYPE_CHECKING:
+    from conftest import PerpFactory
 
 START_NS = 1_767_225_600_000_000_000
 
@@ -22,7 +27,9 @@ def _market(path: np.ndarray) -> SharedMarket:
     )  # fmt: skip
 
 
-def _price_world(make_perp, path: np.ndarray, channels: Channels, *, with_a: bool = True):
+def _price_world(
+    make_perp: PerpFactory, path: np.ndarray, channels: Channels, *, with_a: bool = True
+) -> WorldResult:
     venues = []
     if with_a:
         venues.append(make_perp("a", n=3000, leverage=30.0, long_fraction=0.9, seed=11)[0])
@@ -41,7 +48,9 @@ def _cross(result: WorldResult, channel: str, source: str, target: str) -> float
     return float(row["liquidations"].sum())
 
 
-def test_forced_flow_of_one_venue_liquidates_on_another_through_the_shared_price(make_perp):
+def test_forced_flow_of_one_venue_liquidates_on_another_through_the_shared_price(
+    make_perp: PerpFactory,
+) -> None:
     # Arrange: a 4% slide; venue a (30x longs) dumps into the shared book b also watches
     path = shock_path(100_000.0, 0.04, 30, 300, 1.0, 600)
     # Act
@@ -56,7 +65,7 @@ def test_forced_flow_of_one_venue_liquidates_on_another_through_the_shared_price
     pd.testing.assert_series_equal(_liquidations(cut, "b"), _liquidations(alone, "b"))
 
 
-def _trader_world(make_perp, path: np.ndarray, channels: Channels) -> WorldResult:
+def _trader_world(make_perp: PerpFactory, path: np.ndarray, channels: Channels) -> WorldResult:
     # The same traders long on both venues: 25x on a, 10x on b with spare cash on b (half as
     # much again as b's initial margin), which a trader in trouble on a moves over.
     n = 1500
@@ -94,7 +103,7 @@ def _slide() -> np.ndarray:
     return shock_path(100_000.0, 0.12, 30, 600, 1.0, 700)
 
 
-def test_traders_who_rescue_one_venue_are_liquidated_on_the_other(make_perp):
+def test_traders_who_rescue_one_venue_are_liquidated_on_the_other(make_perp: PerpFactory) -> None:
     # Arrange: a 12% slide; alone, b's 10x longs with spare cash survive it; a's 25x longs
     # do not, and their owners move b's spare cash to a
     path = _slide()
@@ -108,7 +117,7 @@ def test_traders_who_rescue_one_venue_are_liquidated_on_the_other(make_perp):
     assert without.summary()["cross_venue_liquidations"] == 0.0
 
 
-def test_the_attribution_accounts_for_every_liquidation_once(make_perp):
+def test_the_attribution_accounts_for_every_liquidation_once(make_perp: PerpFactory) -> None:
     result = _trader_world(make_perp, _slide(), Channels())
     caused = result.contagion.groupby("target")["liquidations"].sum()
     happened = result.venues.groupby("venue", observed=True)["liquidations"].sum()

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
+from deleverage.engine.venue import PerpVenue
 from deleverage.errors import ValidationError
 from deleverage.prices import shock_path
 from deleverage.sim.pricing import ArbitrageSpec
 from deleverage.sim.scenario import LiquiditySpec
 from deleverage.world import Channels, Deficit, RiskLayer, SharedMarket, World
+
+if TYPE_CHECKING:
+    from conftest import PerpFactory
 
 START_NS = 1_767_225_600_000_000_000
 
@@ -64,7 +69,9 @@ class _TakeAll(RiskLayer):
         return deficit.total
 
 
-def test_a_layer_that_takes_all_flow_leaves_the_shared_price_on_the_path(make_perp) -> None:
+def test_a_layer_that_takes_all_flow_leaves_the_shared_price_on_the_path(
+    make_perp: PerpFactory,
+) -> None:
     # Arrange: a gap of 8% in one second takes 30x longs past bankruptcy
     path = shock_path(100_000.0, 0.08, 20, 1, 1.0, 200)
     a, _ = make_perp("a", leverage=30.0, long_fraction=0.9, fund=1_000.0)
@@ -82,7 +89,9 @@ def test_a_layer_that_takes_all_flow_leaves_the_shared_price_on_the_path(make_pe
     assert layer.rounds == world.round_index
 
 
-def test_without_a_layer_forced_flow_moves_the_shared_price_below_the_path(make_perp) -> None:
+def test_without_a_layer_forced_flow_moves_the_shared_price_below_the_path(
+    make_perp: PerpFactory,
+) -> None:
     path = shock_path(100_000.0, 0.08, 20, 100, 1.0, 200)
     a, _ = make_perp("a", leverage=30.0, long_fraction=0.9)
     result = World([_market(path)], [a], dt_s=1.0, start_ns=START_NS).run()
@@ -92,7 +101,7 @@ def test_without_a_layer_forced_flow_moves_the_shared_price_below_the_path(make_
     assert result.assets["forced_flow"].sum() < 0
 
 
-def test_a_layer_that_absorbs_more_than_the_deficit_is_refused(make_perp) -> None:
+def test_a_layer_that_absorbs_more_than_the_deficit_is_refused(make_perp: PerpFactory) -> None:
     class Greedy(RiskLayer):
         name = "greedy"
 
@@ -106,7 +115,7 @@ def test_a_layer_that_absorbs_more_than_the_deficit_is_refused(make_perp) -> Non
         world.run()
 
 
-def test_same_inputs_give_the_same_result_hash(make_perp) -> None:
+def test_same_inputs_give_the_same_result_hash(make_perp: PerpFactory) -> None:
     path = shock_path(100_000.0, 0.06, 20, 100, 1.0, 150)
     hashes = []
     for _ in range(2):
@@ -116,7 +125,7 @@ def test_same_inputs_give_the_same_result_hash(make_perp) -> None:
     assert hashes[0] == hashes[1]
 
 
-def test_bad_worlds_are_refused_naming_the_field(make_perp) -> None:
+def test_bad_worlds_are_refused_naming_the_field(make_perp: PerpFactory) -> None:
     a, _ = make_perp("a")
     a2, _ = make_perp("a")
     path = np.full(5, 100_000.0)
@@ -132,12 +141,13 @@ def test_bad_worlds_are_refused_naming_the_field(make_perp) -> None:
         World([eth], [a], dt_s=1.0, start_ns=START_NS, channels=Channels())
 
 
-def test_perp_collateral_margins_match_the_engines_margin_table(make_perp) -> None:
+def test_perp_collateral_margins_match_the_engines_margin_table(make_perp: PerpFactory) -> None:
     # Arrange: isolated and cross accounts mixed, one position each
     entry, ids = make_perp("a", n=300, isolated_fraction=0.5, seed=9)
     access = entry.collateral
     assert access is not None
-    ex = entry.venue.exchange  # type: ignore[attr-defined]
+    assert isinstance(entry.venue, PerpVenue)
+    ex = entry.venue.exchange
     # Act
     equity, maintenance = access.margins(ids)
     # Assert: against the engine's own per-account and per-position figures
