@@ -50,6 +50,7 @@ from deleverage.service.storage import (
     Storage,
 )
 from deleverage.service.webhooks import WebhookSender
+from deleverage.service.world_view import WorldView
 
 __all__ = ["IdempotencyConflictError", "RiskService", "StartupError", "WriteOutcome", "replay"]
 
@@ -133,6 +134,11 @@ class RiskService:
                 key = (symbols[alert.market], alert.account)
                 self.alerts.predictions[key] = (alert.level, alert.horizon_s)
         self.alerts.prime()
+        self.world = WorldView(
+            levels_file=settings.world_levels, venue=settings.world_venue,
+            depth_per_pct=dict(settings.world_depth_per_pct),
+            alert_ratio=settings.world_alert_ratio, alert_shock=settings.world_alert_shock,
+        )  # fmt: skip
         self.next_seq = self.storage.last_notification_seq() + 1
         self.hub = Hub()
         self.streams: dict[str, set[Subscriber]] = {}
@@ -276,6 +282,8 @@ class RiskService:
                     for i, (k, (role, account, expires)) in enumerate(zip(made, specs, strict=True))
                 ]
                 notes = self.alerts.derive(rows, ts) if rows is not None else []
+                if rows is not None and self.world.depth_per_pct:
+                    notes += self.world.derive(ex, rows, ts)
                 for note in notes:
                     note["seq"] = self.next_seq
                     self.next_seq += 1
