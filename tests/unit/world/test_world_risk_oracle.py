@@ -1,0 +1,197 @@
+"""Unified cross-venue risk: the per-trader table, the holistic maintenance, and the cross-venue
+oracle against platform-local triggers on a two-venue scenario with one shared book.
+
+Outside numbers: the tier table below is Binance-style (maintenance ``N x mmr - cum`` with the
+deduction making it continuous); a trader long 400 ETH at 100 on each of two venues, 10x, has
+local maintenance 2.5 % x 40,000 = 1,000 per venue, and holistic maintenance on 80,000 gross
+``80,000 x 5 % - 1,250 = 2,750`` (tier 2). Its local trigger is where
+``4,000 + 400 (P - 100) = 0.025 x 400 P``, ``P = 36,000 / 390 = 92.31``; the holistic one where
+``8,000 + 800 (P - 100) = 0.05 x 800 P - 1,250``, ``P = 70,750 / 760 = 93.09``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from deleverage import ConstantDepthBook, Exchange, MarginMode, MarketSpec
+from deleverage.engine.venue import PerpVenue
+from deleverage.errors import ValidationError
+from deleverage.spec import MarginTier
+from deleverage.venues.protocol import PriceInputs
+from deleverage.world.exposure import (
+    aggregate_health,
+    stressed_deficits,
+    trader_equity,
+    trader_table,
+    venue_tiers,
+)
+from deleverage.world.risk_oracle import HolisticRiskOracle, RiskOracleConfig, plan_reductions
+
+S = 1_000_000_000
+TIERS = (
+    MarginTier(notional_floor=0.0, max_leverage=20.0, maintenance_rate=0.025),
+    MarginTier(notional_floor=50_000.0, max_leverage=10.0, maintenance_rate=0.05),
+    MarginTier(notional_floor=250_000.0, max_leverage=5.0, maintenance_rate=0.10),
+)
+
+
+def _spec() -> MarketSpec:
+    return MarketSpec.from_mapping(
+        {
+            "symbol": "ETH",
+            "tiers": TIERS,
+            "maker_fee_rate": 0.0,
+            "taker_fee_rate": 0.0,
+            "liquidation_fee_rate": 0.0,
+        }
+    )
+
+
+def _world(
+    sizes: list[float], *, book: ConstantDepthBook | None = None
+) -> tuple[dict[str, PerpVenue], dict[str, dict[str, int]]]:
+    venues: dict[str, PerpVenue] = {}
+    accounts: dict[str, dict[str, int]] = {f"t{k}": {} for k in range(len(sizes))}
+    for name in ("cex", "dex"):
+        ex = Exchange(seed=1)
+        m = ex.list_market(_spec())
+        if book is not None:
+            ex.set_liquidity(m, book)
+        ex.set_mark(m, 100.0, ts_ns=0)
+        for k, size in enumerate(sizes):
+            a = ex.open_account(margin_mode=MarginMode.ISOLATED)
+            ex.deposit(a, size * 100.0 / 10.0)
+            ex.set_leverage(a, m, 10.0)
+            ex.trade(m, buyer=a, seller=ex.liquidity_account, size=size, price=100.0, ts_ns=0)
+            accounts[f"t{k}"][name] = a
+        venues[name] = PerpVenue(ex, name=name)
+    return venues, accounts
+
+
+def test_the_trader_table_and_the_holistic_maintenance_match_the_tier_arithmetic() -> None:
+    venues, accounts = _world([400.0])
+    table = trader_table(venues, accounts)
+    assert table[["venue", "asset", "size", "notional", "maintenance"]].values.tolist() == [
+        ["cex", "ETH", 400.0, 40_000.0, 1_000.0],
+        ["dex", "ETH", 400.0, 40_000.0, 1_000.0],
+    ]
+    aggregate = aggregate_health(table, trader_equity(venues, accounts), venue_tiers(venues))
+    row = aggregate.iloc[0]
+    assert (row["equity"], row["local_maintenance"]) == pytest.approx((8_000.0, 2_000.0))
+    assert row["holistic_maintenance"] == pytest.approx(2_750.0)
+    assert row["holistic_health"] == pytest.approx(8_000.0 / 2_750.0)
+
+
+@pytest.mark.parametrize(
+    ("price", "local_fires", "holistic_fires"),
+    [(93.5, False, False), (92.8, False, True), (92.0, True, True)],
+)
+def test_the_holistic_trigger_fires_between_93_09_and_the_local_92_31(
+    price: float, local_fires: bool, holistic_fires: bool
+) -> None:
+    venues, accounts = _world([400.0])
+    oracle = HolisticRiskOracle(venues, accounts)
+    _, before = oracle.profile()
+    # Where the holistic health would be at `price` (equity falls 800 per unit of price).
+    holistic = (8_000.0 + 800.0 * (price - 100.0)) / (0.05 * 800.0 * price - 1_250.0)
+    assert (holistic < 1.0) == holistic_fires
+    liquidated = sum(
+        v.step({"ETH": PriceInputs(price)}, ts_ns=S).liquidations for v in venues.values()
+    )
+    assert (liquidated > 0) == local_fires
+    if not local_fires:
+        _, after = oracle.profile()
+        assert after["holistic_health"].iloc[0] == pytest.approx(holistic)
+        assert bool(oracle.plan()) == holistic_fires
+    assert before["holistic_health"].iloc[0] == pytest.approx(8_000.0 / 2_750.0)
+
+
+def test_the_rule_reduces_the_weakest_venue_first_and_stops_at_the_target() -> None:
+    venues, accounts = _world([400.0])
+    table = trader_table(venues, accounts)
+    table.loc[table["venue"] == "dex", "equity"] = 3_000.0  # dex is the weaker piece
+    table["health"] = table["equity"] / table["maintenance"]
+    tiers = venue_tiers(venues)
+    config = RiskOracleConfig(level=3.0, target=3.2, step_fraction=0.25)
+    orders = plan_reductions(
+        "t0", table, 7_000.0, tiers, {(v, "ETH"): tiers["ETH"] for v in venues}, config
+    )
+    assert [o.venue for o in orders][:1] == ["dex"]
+    assert all(o.size < 0 for o in orders)
+    # 7,000 / M_h >= 3.2 needs M_h <= 2,187.5: gross <= (2,187.5 + 1,250) / 0.05 = 68,750, so
+    # 11,250 of notional goes: two orders of 100 ETH (10,000 each) on the weaker venue.
+    assert [(o.venue, o.size) for o in orders] == [("dex", -100.0), ("dex", -100.0)]
+
+
+def test_stressed_deficits_are_the_losses_beyond_each_positions_margin() -> None:
+    venues, accounts = _world([400.0, 200.0])
+    table = trader_table(venues, accounts)
+    # -15 %: each 10x position loses 15 % of its notional, 5 % beyond its margin.
+    assert stressed_deficits(table, {"ETH": -0.15}) == pytest.approx(
+        {"cex": 0.05 * 60_000.0, "dex": 0.05 * 60_000.0}
+    )
+    assert stressed_deficits(table, {"ETH": -0.05}) == {"cex": 0.0, "dex": 0.0}
+
+
+def _fill(book: ConstantDepthBook, mid: float, ts: int, _asset: str, side: int, q: float) -> float:
+    return book.execute(side, q, mid, ts).vwap
+
+
+def _run(*, holistic: bool) -> tuple[float, int | None, float]:
+    """The same falling index and one book shared by both venues (their liquidations and the
+    oracle's orders consume the same depth), with local triggers only or the oracle too.
+
+    Returns the venues' bad debt, the first time anything was deleveraged and the lowest mark.
+    """
+    book = ConstantDepthBook(depth_per_pct=500.0, half_life_s=60.0)
+    sizes = [300.0 + 20.0 * k for k in range(10)]
+    venues, accounts = _world(sizes, book=book)
+    oracle = HolisticRiskOracle(venues, accounts, RiskOracleConfig()) if holistic else None
+    first: int | None = None
+    low = 100.0
+    for t in range(1, 131):  # the index falls 0.1 % a second, to 87
+        ts = t * S
+        index = 100.0 * (1.0 - 0.001 * t)
+        for _ in range(50):  # cascade rounds at one time, until nothing more is liquidated
+            mark = index * (1.0 + book.price_impact(ts))
+            low = min(low, mark)
+            liquidated = 0
+            for venue in venues.values():
+                venue.exchange.set_book_mid(0, index)
+                liquidated += venue.step({"ETH": PriceInputs(mark)}, ts_ns=ts).liquidations
+            if liquidated and first is None:
+                first = ts
+            if not liquidated:
+                break
+        if oracle is not None:
+            orders = oracle.plan()
+            oracle.execute(orders, functools.partial(_fill, book, index, ts), ts_ns=ts)
+            if oracle.first_order_ns is not None and (
+                first is None or oracle.first_order_ns < first
+            ):
+                first = oracle.first_order_ns
+    bad_debt = sum(v.solvency().bad_debt for v in venues.values())
+    return bad_debt, first, low
+
+
+def test_the_holistic_trigger_deleverages_earlier_and_leaves_less_bad_debt_than_local_ones() -> (
+    None
+):
+    local_debt, local_first, local_low = _run(holistic=False)
+    holistic_debt, holistic_first, holistic_low = _run(holistic=True)
+    assert local_first is not None
+    assert holistic_first is not None
+    assert holistic_first < local_first
+    assert local_debt > 0.0
+    assert holistic_debt < local_debt
+    # The oracle's earlier, partial orders leave the shared book less displaced at the worst.
+    assert holistic_low > local_low
+
+
+def test_bad_oracle_settings_are_refused_naming_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"risk_oracle\.target"):
+        RiskOracleConfig(level=1.2, target=1.1)
+    with pytest.raises(ValidationError, match=r"risk_oracle\.step_fraction"):
+        RiskOracleConfig(step_fraction=1.5)
