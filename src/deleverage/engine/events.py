@@ -559,6 +559,31 @@ class Journal:
             self._segments.append(pa.Table.from_pylist(self._rows, schema=JOURNAL_SCHEMA))
             self._rows = []
 
+    def since(self, seq: int) -> pa.Table:
+        """The events numbered ``seq`` and later as one Arrow table (equal to
+        ``to_arrow().slice(seq)``), reading only the newest segments: a cheap way to look at
+        what one step appended to a long journal."""
+        self._flush_rows()
+        parts: list[pa.Table] = []
+        for segment in reversed(self._segments):
+            if isinstance(segment, pa.Table):
+                if segment.num_rows == 0:
+                    continue
+                first = int(segment.column("seq")[0].as_py())
+                table = segment
+            else:
+                first = int(segment["__seq0"])
+                table = self._batch_table(segment)
+            end = first + table.num_rows
+            if end <= seq:
+                break
+            parts.append(table.slice(max(seq - first, 0)) if first < seq else table)
+            if first <= seq:
+                break
+        if not parts:
+            return JOURNAL_SCHEMA.empty_table()
+        return pa.concat_tables(parts[::-1])
+
     def to_arrow(self) -> pa.Table:
         """All events as one Arrow table with :data:`JOURNAL_SCHEMA`."""
         self._flush_rows()

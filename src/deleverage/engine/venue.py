@@ -134,16 +134,21 @@ class PerpVenue:
         check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
         ex = self._ex
         first_seq = len(ex.journal)
-        liquidations, notional = 0, 0.0
+        liquidations, notional, forced = 0, 0.0, False
         for asset, market in self._markets.items():
             ex.set_mark(market, self._price(prices[asset]), ts_ns=ts_ns)
             report = ex.last_step
+            forced = forced or bool(
+                report.liquidations or report.adl_rounds or report.backstop_takeovers
+            )
             liquidations += report.liquidations
             notional += report.liquidated_notional
             self._insurance_paid += report.insurance_paid
             self._socialized += report.socialized_loss
             self._bad_debt += report.bad_debt
         self._last_ts = ts_ns
+        if not forced:  # a quiet step forced nothing: no journal rows to read
+            return VenueStep(ts_ns, 0, 0.0, dict.fromkeys(self._markets, 0.0), self.solvency())
         flow, adl_loss = self._journal_since(first_seq)
         self._adl_loss += adl_loss
         return VenueStep(ts_ns, liquidations, notional, flow, self.solvency())
@@ -154,7 +159,7 @@ class PerpVenue:
         journal = self._ex.journal
         if len(journal) == first_seq:
             return flow, 0.0
-        table = journal.to_arrow().slice(first_seq)
+        table = journal.since(first_seq)
         kind = table.column("kind")
         adl = table.filter(pc.equal(kind, int(EventKind.ADL_ROUND)))
         adl_loss = float(np.nansum(adl.column("amount").to_numpy())) if adl.num_rows else 0.0
