@@ -25,9 +25,9 @@ latency grows and vanishes once the latency outlasts the flow.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -35,9 +35,14 @@ import pandas as pd
 
 from deleverage.errors import ValidationError
 from deleverage.liquidity.model import LiquidityModel
+from deleverage.world.hooks import Deficit, RiskLayer
+
+if TYPE_CHECKING:
+    from deleverage.world.core import World
 
 __all__ = [
     "ROUTING_COLUMNS",
+    "BackstopLayer",
     "BackstopLines",
     "BackstopNetwork",
     "BackstopPool",
@@ -141,8 +146,9 @@ class BackstopNetwork:
             raise ValidationError("backstops", chains, "must name each chain once")
         self._pools = tuple(pools)
         self._left = np.array([p.capacity for p in pools], dtype=np.float64)
-        self._inventory = np.zeros(len(pools))
-        self._cost = np.zeros(len(pools))
+        # Per asset: each pool's position (base) and what it paid for it (quote).
+        self._inventory: dict[str, npt.NDArray[np.float64]] = {}
+        self._cost: dict[str, npt.NDArray[np.float64]] = {}
         self._called_ns: int | None = None
         self._lines = np.zeros(len(BackstopLines._fields))
         # Cheapest concession first, ties in the order given (a stable sort).
@@ -179,7 +185,9 @@ class BackstopNetwork:
                 "ts_ns", ts_ns, f"must not precede the first call {self._called_ns}"
             )
 
-    def absorb_flow(self, flow: float, index_price: float, *, ts_ns: int) -> list[PoolTake]:
+    def absorb_flow(
+        self, flow: float, index_price: float, *, ts_ns: int, asset: str = "asset"
+    ) -> list[PoolTake]:
         """Take the other side of ``flow`` (base, signed: a forced sell < 0) at ``ts_ns``.
 
         Each available pool, cheapest first, takes what its capital allows at
@@ -195,6 +203,9 @@ class BackstopNetwork:
             return takes
         side = 1.0 if flow > 0 else -1.0
         need = abs(flow)
+        n = len(self._pools)
+        inventory = self._inventory.setdefault(asset, np.zeros(n))
+        cost = self._cost.setdefault(asset, np.zeros(n))
         arrived = self.available(ts_ns)
         for i in self._order.tolist():
             if need <= 0.0:
@@ -207,8 +218,8 @@ class BackstopNetwork:
             capital = size * price
             self._left[i] -= capital
             # The pool's position is the flow's opposite: it buys a forced sell.
-            self._inventory[i] -= side * size
-            self._cost[i] -= side * capital
+            inventory[i] -= side * size
+            cost[i] -= side * capital
             self._lines[0] += capital
             self._lines[1] += size * index_price * pool.concession
             need -= size
@@ -243,21 +254,66 @@ class BackstopNetwork:
         self._lines[5] += need
         return takes
 
-    def inventory(self, prices: float) -> pd.DataFrame:
-        """Per pool: position (base), what it paid for it (quote), its value at ``prices`` and
-        its profit (negative: the loss the backstop bears)."""
-        _number("prices", prices, low=0.0, strict=True)
-        value = self._inventory * prices
-        return pd.DataFrame(
-            {
-                "chain": [p.chain for p in self._pools],
-                "position": self._inventory,
-                "cost": self._cost,
-                "value": value,
-                "profit": value - self._cost,
-                "capital_left": self._left,
-            }
-        )
+    def inventory(self, prices: Mapping[str, float]) -> pd.DataFrame:
+        """Per pool and asset taken: position (base), what it paid (quote), its value at
+        ``prices`` and its profit (negative: the loss the backstop bears)."""
+        frames = []
+        for asset, position in self._inventory.items():
+            if asset not in prices:
+                raise ValidationError("prices", asset, "must price every asset the pools hold")
+            price = float(prices[asset])
+            _number(f"prices.{asset}", price, low=0.0, strict=True)
+            value = position * price
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "chain": [p.chain for p in self._pools],
+                        "asset": asset,
+                        "position": position,
+                        "cost": self._cost[asset],
+                        "value": value,
+                        "profit": value - self._cost[asset],
+                    }
+                )
+            )
+        if not frames:
+            return pd.DataFrame(columns=["chain", "asset", "position", "cost", "value", "profit"])
+        return pd.concat(frames, ignore_index=True)
+
+
+class BackstopLayer(RiskLayer):
+    """The pools as a world's risk layer: they take forced flow before the shared book does
+    (every venue's flow in an asset scaled by the share left) and, with ``cover_deficits``,
+    pay the bad debt venues declare (absorbed on the venue's line in the world)."""
+
+    name = "backstop"
+
+    def __init__(
+        self, network: BackstopNetwork, *, absorb_flow: bool = True, cover_deficits: bool = False
+    ) -> None:
+        self.network = network
+        self.absorb_flow = bool(absorb_flow)
+        self.cover_deficits = bool(cover_deficits)
+
+    def route_flow(
+        self, world: World, asset: str, flows: Mapping[str, float], *, ts_ns: int
+    ) -> dict[str, float]:
+        """Let the pools take the asset's net flow; return each venue's flow scaled by the share
+        left for the shared book."""
+        total = math.fsum(flows.values())
+        if not self.absorb_flow or total == 0.0:
+            return dict(flows)
+        takes = self.network.absorb_flow(total, world.prices[asset], ts_ns=ts_ns, asset=asset)
+        absorbed = -math.fsum(t.size for t in takes)
+        left = (total - absorbed) / total
+        return {venue: flow * left for venue, flow in flows.items()}
+
+    def route_deficit(self, world: World, deficit: Deficit) -> float:
+        """Pay the venue's new bad debt from the pools that have arrived (when enabled)."""
+        if not self.cover_deficits or deficit.bad_debt <= 0.0:
+            return 0.0
+        takes = self.network.cover_deficit(deficit.bad_debt, ts_ns=deficit.ts_ns)
+        return float(math.fsum(t.capital - t.fee for t in takes))
 
 
 def route_forced_flow(

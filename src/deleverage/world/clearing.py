@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -42,10 +42,15 @@ import pandas as pd
 from deleverage.errors import ValidationError
 from deleverage.rules import clearing as cl
 from deleverage.venues.protocol import SolvencyLines
+from deleverage.world.hooks import Deficit, RiskLayer
+
+if TYPE_CHECKING:
+    from deleverage.world.core import World
 
 __all__ = [
     "LINE_NAMES",
     "ClearingHouse",
+    "ClearingLayer",
     "ClearingLines",
     "ClearingSettlement",
     "SkinPosition",
@@ -188,28 +193,35 @@ class ClearingHouse:
         cls,
         *,
         member_funds: Mapping[str, float],
-        stressed_losses: Mapping[str, float],
+        stressed_losses: Mapping[str, Mapping[str, float]],
         skin_in_game: float,
         cover: int = 2,
         skin_position: SkinPosition = "before_mutual",
         vm_haircut: bool = True,
     ) -> ClearingHouse:
-        """Size the default fund by cover-``n`` and split it pro rata to stressed exposures.
+        """Size the default fund by cover-``n`` over named stress scenarios.
 
-        ``E_i = max(L_i - F_i, 0)`` (``L_i`` the member's stressed loss beyond its traders'
-        margin, ``F_i`` its insurance fund), fund ``= sum of the n largest E_i``,
-        contribution ``d_i = fund x E_i / sum(E)``.
+        ``stressed_losses``: scenario name -> member -> its loss beyond its traders' margin
+        under that scenario (:func:`deleverage.world.exposure.stressed_deficits`). Per scenario
+        ``s``: ``E_is = max(L_is - F_i, 0)`` (``F_i`` the member's insurance fund); the fund is
+        ``max over s of the sum of the n largest E_is``; member ``i`` contributes in proportion
+        to its largest exposure over the scenarios, ``max_s E_is``.
         """
         names = tuple(member_funds)
-        if set(stressed_losses) != set(names):
-            raise ValidationError(
-                "stressed_losses", sorted(stressed_losses), f"must name exactly {names}"
-            )
-        exposures = cl.stressed_exposures(
-            [stressed_losses[n] for n in names], [member_funds[n] for n in names]
-        )
-        fund = cl.cover_n_default_fund(exposures, cover=cover)
-        shares = cl.pro_rata_contributions(exposures, fund)
+        if not stressed_losses:
+            raise ValidationError("stressed_losses", {}, "must hold at least one scenario")
+        funds = [member_funds[n] for n in names]
+        sized, peak = 0.0, np.zeros(len(names))
+        for scenario, losses in stressed_losses.items():
+            unknown = sorted(set(losses) - set(names))
+            if unknown:
+                raise ValidationError(
+                    f"stressed_losses.{scenario}", unknown[0], f"must name a member {names}"
+                )
+            exposures = cl.stressed_exposures([losses.get(n, 0.0) for n in names], funds)
+            sized = max(sized, cl.cover_n_default_fund(exposures, cover=cover))
+            peak = np.maximum(peak, exposures)
+        shares = cl.pro_rata_contributions(peak, sized)
         return cls(
             member_funds=member_funds,
             contributions=dict(zip(names, shares.tolist(), strict=True)),
@@ -402,3 +414,59 @@ def variation_margin(
         raise ValidationError("prices", missing[0], "must be given before and after the cycle")
     move = np.array([after[a] - before[a] for a in assets], dtype=np.float64)
     return float(np.sum(levels["size"].to_numpy(dtype=np.float64) * move))
+
+
+class ClearingLayer(RiskLayer):
+    """The clearinghouse as a world's risk layer.
+
+    A member venue's new bad debt in a round is its default: the layer settles it through the
+    waterfall and returns what the clearinghouse absorbed (everything but the residual bad
+    debt), which the world books on the venue's ``absorbed`` line. The gains haircut reaches
+    the other members' variation margin since the start of the step: their open positions now
+    times the move of the shared price since the step began (positions closed during the step
+    are left out), less what earlier settlements of the step already took. Member venues
+    should run with an empty insurance fund and no ADL (:func:`member_deficits`).
+    """
+
+    name = "clearinghouse"
+
+    def __init__(self, house: ClearingHouse) -> None:
+        self.house = house
+        self.settlements: list[ClearingSettlement] = []
+        self._start_prices: dict[str, float] = {}
+        self._taken = dict.fromkeys(house.members, 0.0)
+
+    def on_start(self, world: World) -> None:
+        """Check every member is a venue of the world; remember the prices."""
+        missing = [m for m in self.house.members if m not in world.venues]
+        if missing:
+            raise ValidationError(
+                "clearinghouse.members", missing[0], f"must name a venue {sorted(world.venues)}"
+            )
+        self._start_prices = dict(world.prices)
+
+    def on_step_end(self, world: World, step: int, ts_ns: int) -> None:
+        """The next step's variation margin starts from these prices."""
+        self._start_prices = dict(world.prices)
+        self._taken = dict.fromkeys(self.house.members, 0.0)
+
+    def route_deficit(self, world: World, deficit: Deficit) -> float:
+        """Settle a member's new bad debt; return what the waterfall absorbed."""
+        if deficit.venue not in self._taken or deficit.bad_debt <= 0.0:
+            return 0.0
+        gains = {}
+        for member in self.house.members:
+            if member == deficit.venue:
+                continue
+            levels = world.venues[member].liquidation_levels()
+            vm = variation_margin(levels, self._start_prices, world.prices)
+            gains[member] = max(vm - self._taken[member], 0.0)
+        settlement = self.house.settle(
+            {deficit.venue: deficit.bad_debt}, vm_gains=gains, ts_ns=deficit.ts_ns
+        )
+        self.settlements.append(settlement)
+        for member, taken in zip(
+            settlement.by_member["member"], settlement.by_member["haircut_taken"], strict=True
+        ):
+            self._taken[str(member)] += float(taken)
+        return settlement.lines.total - settlement.lines.bad_debt

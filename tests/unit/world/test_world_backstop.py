@@ -107,7 +107,7 @@ def test_the_cheapest_arrived_pool_serves_first_and_the_forced_seller_gets_its_p
     assert [t.chain for t in takes] == ["arbitrum", "base"]
     np.testing.assert_allclose([(t.size, t.price) for t in takes], [(10.0, 99.0), (5.0, 97.0)])
     assert network.lines().concession == pytest.approx(10 * 1.0 + 5 * 3.0)
-    assert network.inventory(90.0)["profit"].tolist()[:2] == pytest.approx(
+    assert network.inventory({"asset": 90.0})["profit"].tolist()[:2] == pytest.approx(
         [5 * 90 - 485.0, 10 * 90 - 990.0]  # in the order given: base, arbitrum
     )
 

@@ -66,7 +66,7 @@ def test_cover2_keeps_the_two_largest_exposures_net_of_each_members_fund() -> No
     # 0; cover-2 = 300 + 200 = 500, split 80:300:200:0 of 580.
     house = ClearingHouse.cover2(
         member_funds=dict(zip(MEMBERS, (20.0, 100.0, 50.0, 80.0), strict=True)),
-        stressed_losses=dict(zip(MEMBERS, (100.0, 400.0, 250.0, 50.0), strict=True)),
+        stressed_losses={"crash": dict(zip(MEMBERS, (100.0, 400.0, 250.0, 50.0), strict=True))},
         skin_in_game=10.0,
     )
     assert house.default_fund == pytest.approx(500.0)
@@ -75,6 +75,24 @@ def test_cover2_keeps_the_two_largest_exposures_net_of_each_members_fund() -> No
     )
     assert house.total_resources == pytest.approx(250.0 + 500.0 + 10.0)
     assert cl.cover_n_default_fund([80.0, 300.0, 200.0, 0.0], cover=1) == 300.0
+
+
+def test_cover2_over_scenarios_keeps_the_worst_and_shares_by_peak_exposure() -> None:
+    # crash: exposures 80, 300, 0, 0 (cover-2 380); rally: 0, 0, 200, 120 (320). Fund 380,
+    # shared by peak exposures 80 : 300 : 200 : 120 (sum 700).
+    funds = dict.fromkeys(MEMBERS, 0.0)
+    house = ClearingHouse.cover2(
+        member_funds=funds,
+        stressed_losses={
+            "crash": {"cex": 80.0, "dex": 300.0},
+            "rally": {"lend": 200.0, "cdp": 120.0},
+        },
+        skin_in_game=0.0,
+    )
+    assert house.default_fund == pytest.approx(380.0)
+    np.testing.assert_allclose(
+        house.balances()["contribution"], np.array([80.0, 300.0, 200.0, 120.0]) * 380.0 / 700.0
+    )
 
 
 def _house(
