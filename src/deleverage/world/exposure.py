@@ -36,6 +36,7 @@ __all__ = [
     "AGGREGATE_COLUMNS",
     "POSITION_COLUMNS",
     "TraderAccounts",
+    "accounts_from_map",
     "aggregate_health",
     "holistic_maintenance",
     "perp_positions",
@@ -75,6 +76,14 @@ AGGREGATE_COLUMNS = (
     "weakest_venue",
     "weakest_health",
 )
+
+
+def accounts_from_map(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """:data:`TraderAccounts` from a trader map's frame (columns trader, venue, account)."""
+    out: dict[str, dict[str, int]] = {}
+    for trader, venue, account in frame[["trader", "venue", "account"]].itertuples(index=False):
+        out.setdefault(str(trader), {})[str(venue)] = int(account)
+    return out
 
 
 def perp_positions(venue: PerpVenue, accounts: list[int] | None = None) -> pd.DataFrame:

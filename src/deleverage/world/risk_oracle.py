@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -34,14 +34,25 @@ from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
 from deleverage.world.exposure import (
     TraderAccounts,
+    accounts_from_map,
     aggregate_health,
     holistic_maintenance,
     trader_equity,
     trader_table,
     venue_tiers,
 )
+from deleverage.world.hooks import RiskLayer, RoundView
 
-__all__ = ["HolisticRiskOracle", "Reduction", "RiskOracleConfig", "plan_reductions"]
+if TYPE_CHECKING:
+    from deleverage.world.core import World
+
+__all__ = [
+    "HolisticRiskOracle",
+    "Reduction",
+    "RiskOracleConfig",
+    "RiskOracleLayer",
+    "plan_reductions",
+]
 
 #: ``(asset, side, size) -> fill price``: what the caller's liquidity pays for an order.
 FillPrice = Callable[[str, int, float], float]
@@ -218,6 +229,20 @@ class HolisticRiskOracle:
             )
         return orders
 
+    def rounded(self, orders: list[Reduction]) -> list[Reduction]:
+        """The orders with sizes rounded down to each market's lot and capped at the position
+        held; orders that round to nothing are dropped."""
+        out = []
+        for order in orders:
+            venue = self._venues[order.venue]
+            m = venue.asset_markets[order.asset]
+            lot = venue.exchange.markets[m].spec.lot_size
+            held = abs(float(venue.exchange.columns(m).size[order.account]))
+            qty = math.floor(min(abs(order.size), held) / lot + 1e-9) * lot
+            if qty > 0.0:
+                out.append(order._replace(size=math.copysign(qty, order.size)))
+        return out
+
     def execute(
         self, orders: list[Reduction], fill_price: FillPrice, *, ts_ns: int
     ) -> dict[str, float]:
@@ -225,16 +250,12 @@ class HolisticRiskOracle:
         per asset (base, signed). Sizes are rounded down to the market's lot, prices to its
         tick; an order that rounds to nothing is skipped."""
         flow: dict[str, float] = {}
-        for order in orders:
+        for order in self.rounded(orders):
             venue = self._venues[order.venue]
             ex = venue.exchange
             m = venue.asset_markets[order.asset]
             spec = ex.markets[m].spec
-            held = abs(float(ex.columns(m).size[order.account]))
-            qty = min(abs(order.size), held)
-            qty = math.floor(qty / spec.lot_size + 1e-9) * spec.lot_size
-            if qty <= 0.0:
-                continue
+            qty = abs(order.size)
             side = 1 if order.size > 0 else -1
             price = round(fill_price(order.asset, side, qty) / spec.tick_size) * spec.tick_size
             buyer, seller = (order.account, ex.liquidity_account)
@@ -247,3 +268,71 @@ class HolisticRiskOracle:
             if self.first_order_ns is None:
                 self.first_order_ns = ts_ns
         return flow
+
+
+class RiskOracleLayer(RiskLayer):
+    """The oracle as a world's risk layer: after every round it plans the rule's orders on the
+    traders of ``accounts`` (default: the world's :class:`~deleverage.world.traders.TraderMap`)
+    and trades them; their net flow per asset walks the shared market first, and the orders
+    fill at the middle of that walk, ``P exp(m / 2)`` (``m`` the log move: a linear book's
+    average price). The oracle's flow moves the shared price the next round sees; the world's
+    attribution does not credit it to a venue (it is no venue's liquidation)."""
+
+    name = "risk_oracle"
+
+    def __init__(
+        self,
+        accounts: TraderAccounts | None = None,
+        config: RiskOracleConfig | None = None,
+        *,
+        every: Literal["step", "round"] = "step",
+    ) -> None:
+        if every not in ("step", "round"):
+            raise ValidationError("risk_oracle.every", every, "must be 'step' or 'round'")
+        self.every = every
+        self._accounts = accounts
+        self.config = config or RiskOracleConfig()
+        self.oracle: HolisticRiskOracle | None = None
+
+    def on_start(self, world: World) -> None:
+        """Build the oracle over the world's order-book venues."""
+        accounts = self._accounts
+        if accounts is None:
+            accounts = accounts_from_map(world.traders.frame)
+        venues = {}
+        for by_venue in accounts.values():
+            for name in by_venue:
+                venue = world.venues.get(name)
+                if not isinstance(venue, PerpVenue):
+                    raise ValidationError(
+                        "risk_oracle.venues", name, "must be an order-book venue of the world"
+                    )
+                venues[name] = venue
+        self.oracle = HolisticRiskOracle(venues, accounts, self.config)
+
+    def on_round(self, world: World, view: RoundView) -> None:
+        """With ``every="round"``: act after every round."""
+        if self.every == "round":
+            self._act(world, view.ts_ns)
+
+    def on_step_end(self, world: World, step: int, ts_ns: int) -> None:
+        """With ``every="step"`` (the default): act once at the end of every step."""
+        if self.every == "step":
+            self._act(world, ts_ns)
+
+    def _act(self, world: World, ts_ns: int) -> None:
+        oracle = self.oracle
+        if oracle is None:
+            return
+        orders = oracle.rounded(oracle.plan())
+        if not orders:
+            return
+        flow: dict[str, float] = {}
+        for order in orders:
+            flow[order.asset] = flow.get(order.asset, 0.0) + order.size
+        fill: dict[str, float] = {}
+        for asset, total in flow.items():
+            before = world.markets[asset].price
+            move = world.markets[asset].absorb(total, ts_ns) if total else 0.0
+            fill[asset] = before * math.exp(move / 2.0)
+        oracle.execute(orders, lambda asset, _side, _q: fill[asset], ts_ns=ts_ns)

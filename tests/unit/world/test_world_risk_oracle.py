@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 
 from deleverage import ConstantDepthBook, Exchange, MarginMode, MarketSpec
 from deleverage.engine.venue import PerpVenue
 from deleverage.errors import ValidationError
+from deleverage.sim.pricing import ArbitrageSpec
+from deleverage.sim.scenario import LiquiditySpec
 from deleverage.spec import MarginTier
 from deleverage.venues.protocol import PriceInputs
+from deleverage.world import RiskLayer, RoundView, SharedMarket, World, WorldVenue
 from deleverage.world.exposure import (
     aggregate_health,
     stressed_deficits,
@@ -27,7 +31,12 @@ from deleverage.world.exposure import (
     trader_table,
     venue_tiers,
 )
-from deleverage.world.risk_oracle import HolisticRiskOracle, RiskOracleConfig, plan_reductions
+from deleverage.world.risk_oracle import (
+    HolisticRiskOracle,
+    RiskOracleConfig,
+    RiskOracleLayer,
+    plan_reductions,
+)
 
 S = 1_000_000_000
 TIERS = (
@@ -195,3 +204,58 @@ def test_bad_oracle_settings_are_refused_naming_the_field() -> None:
         RiskOracleConfig(level=1.2, target=1.1)
     with pytest.raises(ValidationError, match=r"risk_oracle\.step_fraction"):
         RiskOracleConfig(step_fraction=1.5)
+
+
+class _FirstLiquidation(RiskLayer):
+    name = "watch"
+
+    def __init__(self) -> None:
+        self.ts_ns: int | None = None
+
+    def on_round(self, world: World, view: RoundView) -> None:
+        if self.ts_ns is None and any(s.liquidations for s in view.steps.values()):
+            self.ts_ns = view.ts_ns
+
+
+def _world_run(*, holistic: bool, leverages: tuple[float, ...]) -> tuple[float, int]:
+    """Two order-book venues (each with its own book) and one shared ETH market in a World;
+    the index falls 0.1 % a second. Returns the bad debt and the first time anything was
+    deleveraged (a liquidation or an oracle order)."""
+    start = 1_767_225_600_000_000_000
+    accounts: dict[str, dict[str, int]] = {}
+    entries = []
+    for name in ("cex", "dex"):
+        ex = Exchange(seed=1)
+        m = ex.list_market(_spec(), ts_ns=start)
+        ex.set_mark(m, 100.0, ts_ns=start)
+        ex.set_liquidity(m, ConstantDepthBook(depth_per_pct=500.0, half_life_s=60.0, ts_ns=start))
+        for k in range(10):
+            leverage, size = leverages[k % len(leverages)], 300.0 + 20.0 * k
+            a = ex.open_account(margin_mode=MarginMode.ISOLATED)
+            ex.deposit(a, size * 100.0 / leverage, ts_ns=start)
+            ex.set_leverage(a, m, leverage)
+            ex.trade(m, buyer=a, seller=ex.liquidity_account, size=size, price=100.0, ts_ns=start)
+            accounts.setdefault(f"t{k}", {})[name] = a
+        entries.append(WorldVenue(PerpVenue(ex, name=name, assets={"ETH": m}), kind="perp"))
+    market = SharedMarket(
+        "ETH", exogenous=np.asarray(100.0 * (1.0 - 0.001 * np.arange(131)), dtype=np.float64),
+        liquidity=LiquiditySpec(depth_per_pct=500.0, half_life_s=60.0),
+        arbitrage=ArbitrageSpec(), start_ns=start, dt_s=1.0,
+    )  # fmt: skip
+    watch, oracle = _FirstLiquidation(), RiskOracleLayer(accounts)
+    layers: list[RiskLayer] = [watch, oracle] if holistic else [watch]
+    world = World([market], entries, dt_s=1.0, start_ns=start, layers=layers)
+    world.run()
+    bad_debt = sum(v.solvency().bad_debt for v in world.venues.values())
+    times = [t for t in (watch.ts_ns, oracle.oracle and oracle.oracle.first_order_ns) if t]
+    return bad_debt, min(times)
+
+
+def test_in_a_world_the_oracle_layer_acts_first_and_leaves_less_bad_debt() -> None:
+    # Leverage spread over 8x-15x: the traders cross the line at different prices.
+    leverages = (8.0, 10.0, 12.0, 15.0)
+    local, local_first = _world_run(holistic=False, leverages=leverages)
+    holistic, holistic_first = _world_run(holistic=True, leverages=leverages)
+    assert holistic_first < local_first
+    assert local > 0.0
+    assert holistic < local
