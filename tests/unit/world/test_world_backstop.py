@@ -17,9 +17,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deleverage import ConstantDepthBook
+from deleverage import ConstantDepthBook, Exchange, MarginMode, MarketSpec
+from deleverage.engine.venue import PerpVenue
 from deleverage.errors import ValidationError
-from deleverage.world.backstop import BackstopNetwork, BackstopPool, route_forced_flow
+from deleverage.sim.pricing import ArbitrageSpec
+from deleverage.sim.scenario import LiquiditySpec
+from deleverage.world import SharedMarket, World, WorldVenue
+from deleverage.world.backstop import (
+    BackstopLayer,
+    BackstopNetwork,
+    BackstopPool,
+    route_forced_flow,
+)
 
 S = 1_000_000_000
 STEPS = 20
@@ -156,3 +165,42 @@ def test_bad_pools_are_refused_naming_the_field() -> None:
         BackstopPool("eth", 1.0, fee_rate=0.5, discount=0.5)
     with pytest.raises(ValidationError, match="each chain once"):
         BackstopNetwork([BackstopPool("eth", 1.0), BackstopPool("eth", 2.0)])
+
+
+def _gap_world(capacity: float | None) -> float:
+    """One perp venue of 10 isolated 10x longs of 400 ETH gapped from 100 to 82 in a world
+    whose shared book (D = 100 x 50 base) does not recover; returns the shared market's
+    dislocation after the gap."""
+    start = 1_767_225_600_000_000_000
+    ex = Exchange(seed=3)
+    spec = MarketSpec.simple("ETH", maker_fee_rate=0.0, taker_fee_rate=0.0)
+    m = ex.list_market(spec, ts_ns=start)
+    ex.set_mark(m, 100.0, ts_ns=start)
+    for _ in range(10):
+        a = ex.open_account(margin_mode=MarginMode.ISOLATED)
+        ex.deposit(a, 4_000.0, ts_ns=start)
+        ex.set_leverage(a, m, 10.0)
+        ex.trade(m, buyer=a, seller=ex.liquidity_account, size=400.0, price=100.0, ts_ns=start)
+    venue = PerpVenue(ex, name="cex", assets={"ETH": m})
+    market = SharedMarket(
+        "ETH", exogenous=np.array([100.0, 82.0]),
+        liquidity=LiquiditySpec(depth_per_pct=50.0, half_life_s=1e12, max_move=1.0),
+        arbitrage=ArbitrageSpec(), start_ns=start, dt_s=1.0,
+    )  # fmt: skip
+    layers: list[BackstopLayer] = []
+    if capacity is not None:
+        pool = BackstopPool("arbitrum", capacity, fee_rate=0.004, discount=0.006)
+        layers.append(BackstopLayer(BackstopNetwork([pool])))
+    world = World([market], [WorldVenue(venue)], dt_s=1.0, start_ns=start, layers=layers)
+    world.run()
+    return market.dislocation
+
+
+def test_in_a_world_the_backstop_layer_cuts_the_shared_dislocation_by_capacity() -> None:
+    single = _gap_world(None)
+    one = _gap_world(8_118.0)  # 82 x 0.99 = 81.18 per ETH: 100 ETH
+    two = _gap_world(16_236.0)  # 200 ETH
+    # 4,000 ETH sold into D = 5,000 base per unit move: -0.8; each 100 ETH taken: +0.02.
+    assert single == pytest.approx(-0.8, rel=1e-9)
+    assert one - single == pytest.approx(0.02, rel=1e-6)
+    assert two - single == pytest.approx(0.04, rel=1e-6)
