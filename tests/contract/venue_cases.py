@@ -11,8 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from deleverage import ConstantDepthBook, Exchange, MarginMode, preset
 from deleverage.engine.venue import PerpVenue
+from deleverage.protocols.aave.config import AaveConfig, AavePopulation
+from deleverage.protocols.aave.venue import build_aave
+from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
 from deleverage.venues.protocol import Venue
 
 
@@ -58,8 +63,26 @@ def _factory(name: str) -> Callable[[], VenueCase]:
     return build
 
 
+def _aave_case() -> VenueCase:
+    # WETH collateral borrowing USDC at health factors 1.05 to 2 at ETH 2,000 (a long's
+    # liquidation price is 2,000 x HF^-1 with one collateral and stable debt), one USDC
+    # supplier borrowing WETH (a short), and a fast, rich keeper.
+    config = AaveConfig(
+        keepers=KeepersConfig(keepers=(KeeperSpec(capital=1e7, latency_blocks=0),)),
+    )
+    health = [1.05, 1.2, 1.5, 2.0]
+    collateral = [[10.0, 0.0] for _ in health] + [[0.0, 30_000.0]]
+    debt = [[0.0, 20_000.0 * 0.83 / h] for h in health] + [[5.0, 0.0]]
+    population = AavePopulation(collateral=np.array(collateral), debt=np.array(debt))
+    venue = build_aave(config, population, prices={"ETH": 2_000.0})
+    return VenueCase(venue=venue, asset="ETH", calm=1_990.0, crash=1_600.0)
+
+
 #: Every implementation under contract, by id.
 FACTORIES: dict[str, Callable[[], VenueCase]] = {
-    f"perp-{name}": _factory(name)
-    for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
+    **{
+        f"perp-{name}": _factory(name)
+        for name in ("binance", "bitmex", "bybit", "drift", "dydx_v4", "hyperliquid", "okx")
+    },
+    "aave-v3": _aave_case,
 }

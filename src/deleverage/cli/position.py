@@ -657,6 +657,17 @@ def heatmap(
         raise ValidationError("--top", top, "must be >= 1")
     if html is not None:
         check_output_file(html, field="--html")
+    from deleverage.world.config import scenario_kind
+
+    if scenario is not None and scenario_kind(scenario) == "world":  # every venue of a world
+        from deleverage.cli.world import world_heatmap
+
+        if population is not None or venue:
+            raise ValidationError(
+                "--scenario", scenario, "is a world: give no population file and no --venue"
+            )
+        world_heatmap(scenario, bucket=bucket, as_json=as_json, html=html)
+        return
     results = _heatmap_results(
         population,
         scenario=scenario,

@@ -57,7 +57,7 @@ from deleverage.world.market import SharedMarket, VenueLink
 from deleverage.world.result import WorldRecorder, WorldResult
 from deleverage.world.traders import SharedWallets, TraderMap
 
-__all__ = ["MARKET_SOURCE", "Channels", "World", "WorldVenue"]
+__all__ = ["MARKET_SOURCE", "Channels", "ProgressCallback", "World", "WorldVenue"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

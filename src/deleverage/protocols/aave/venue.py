@@ -1,0 +1,494 @@
+"""An Aave v3.3 lending market as a :class:`~deleverage.venues.protocol.Venue`.
+
+State is two arrays, ``collateral[account, reserve]`` and ``debt[account, reserve]`` (tokens),
+plus per reserve the treasury's fees and the deficit. Each :meth:`AaveVenue.step`:
+
+1. reads each reserve's **oracle** price (``PriceInputs.oracle``; the quote currency's
+   reserves are priced 1) and advances the shared :class:`~deleverage.protocols.chain.Chain`
+   with the native token's market price (gas price for the block);
+2. finds the accounts with ``HF < 1`` without scanning everyone on a quiet step: at the last
+   full pass it kept every account's health factor sorted, at reference prices ``p0``. A
+   health factor moves at most by ``min_r(p/p0) / max_r(p/p0)`` (collateral value can fall no
+   faster, debt value rise no faster, than the extreme price ratio), so only accounts with
+   ``HF0 < max/min`` can be under 1 now: two binary searches find them, plus those changed by a
+   liquidation since the pass (kept aside with their ``HF0``). A quiet step stops there; when
+   too many are candidates a full pass re-sorts (docs/formulas.md §A6);
+3. for each liquidatable account, most distressed first, plans ``liquidationCall`` on its
+   largest collateral and largest debt reserve (by value), with the amount
+   ``LiquidationDataProvider`` gives (the close factor, no dust; :mod:`.math`), values it for a
+   keeper at the **market** price (the collateral it receives less the debt it repays, the
+   expected slippage of selling the collateral, gas), and lets the keepers compete
+   (:class:`~deleverage.protocols.keepers.Keepers`: latency from the block the account became
+   liquidatable, capital, profitability);
+4. applies what the keepers did: collateral seized, debt repaid, the protocol fee to the
+   treasury, and when an account's last collateral is gone, its remaining debt into the
+   reserves' **deficit** (v3.3), valued at the oracle price on the **bad debt** solvency line
+   (Aave has no insurance fund in this model; the Umbrella cover of deficits is not modelled);
+   the keepers sell what they received (``forced_flow`` < 0 for the collateral asset) and buy
+   the debt they repay (``forced_flow`` > 0 when the debt is a priced asset).
+
+Journal rows (the engine's :class:`~deleverage.engine.events.Journal` schema): one
+``LIQUIDATION`` per liquidation (``account`` the borrower, ``counterparty`` the keeper,
+``market`` the collateral reserve, ``size`` minus the collateral seized (tokens), ``price`` its
+oracle price, ``amount`` the deficit it created (quote), ``fee`` the protocol fee (quote),
+``code`` 0 when the debt reserve was cleared, 1 for a partial liquidation, ``text`` JSON with
+the debt reserve, debt repaid and gas) and one ``BAD_DEBT`` per reserve deficit (``market``
+the debt reserve, ``amount`` quote).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from deleverage.engine.events import EventKind, Journal
+from deleverage.errors import ValidationError
+from deleverage.protocols.aave.config import AaveConfig, AavePopulation, reserve_prices
+from deleverage.protocols.aave.math import LIQUIDATABLE, liquidation_plan
+from deleverage.protocols.chain import NS_PER_S, Chain
+from deleverage.protocols.keepers import Keepers, sale_slippage_quote
+from deleverage.venues.protocol import (
+    LIQUIDATION_LEVEL_COLUMNS,
+    PriceInputs,
+    SolvencyLines,
+    VenueStep,
+    check_price_inputs,
+)
+
+__all__ = ["AaveVenue", "build_aave"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+#: At most this many changed accounts are kept aside before a full pass re-sorts.
+_TOUCHED_LIMIT: Final = 4096
+_NONE: Final = np.empty(0, dtype=np.int64)
+
+
+class AaveVenue:
+    """An Aave v3.3 market stepping on prices (see the module docstring).
+
+    Parameters
+    ----------
+    config
+        Reserves, constants, chain and keepers.
+    population
+        Collateral and debt per (account, reserve), tokens.
+    prices
+        The assets' prices now (quote per token): the reference of the liquidation levels
+        before the first step.
+    chain, keepers
+        Shared with other venues of a world; by default the venue makes its own from the
+        config.
+    """
+
+    def __init__(
+        self,
+        config: AaveConfig,
+        population: AavePopulation,
+        *,
+        prices: Mapping[str, float],
+        chain: Chain | None = None,
+        keepers: Keepers | None = None,
+    ) -> None:
+        self.config = config
+        reserves = config.reserves
+        r_count = len(reserves)
+        # Column-major: one contiguous array per reserve.
+        collateral = np.array(population.collateral, dtype=np.float64, copy=True, order="F")
+        debt = np.array(population.debt, dtype=np.float64, copy=True, order="F")
+        for field, values in (("collateral", collateral), ("debt", debt)):
+            if values.ndim != 2 or values.shape[1] != r_count:
+                raise ValidationError(
+                    f"population.{field}", values.shape, f"must be (accounts, {r_count})"
+                )
+            if not np.isfinite(values).all() or (values < 0).any():
+                raise ValidationError(f"population.{field}", "values", "must be finite and >= 0")
+        if collateral.shape != debt.shape:
+            raise ValidationError("population.debt", debt.shape, f"must be {collateral.shape}")
+        self._c, self._d = collateral, debt
+        self._assets = config.assets
+        self._asset_of = np.array(
+            [-1 if r.asset is None else self._assets.index(r.asset) for r in reserves],
+            dtype=np.int64,
+        )
+        self._lt = np.array([r.liquidation_threshold for r in reserves])
+        self._bonus = np.array([r.liquidation_bonus for r in reserves])
+        self._fee = np.array([r.protocol_fee for r in reserves])
+        depth = [
+            math.inf if r.sale_depth_per_pct is None else 100.0 * r.sale_depth_per_pct
+            for r in reserves
+        ]
+        self._depth = np.array(depth)
+        self._chain = chain if chain is not None else Chain(config.chain, seed=config.seed)
+        self._keepers = keepers if keepers is not None else Keepers(config.keepers)
+        self._native = config.native_asset
+        self._price = reserve_prices(config, prices)
+        self._journal = Journal()
+        self._last_ts = -1
+        n = collateral.shape[0]
+        self._since = np.full(n, -1, dtype=np.int64)
+        self._flagged = np.empty(0, dtype=np.int64)
+        self._ref: FloatArray | None = None
+        self._ref_list: list[float] = []
+        self._hf_floor = -math.inf
+        self._hf_sorted = np.empty(0)
+        self._hf_order = np.empty(0, dtype=np.int64)
+        self._touched = np.empty(0, dtype=np.int64)
+        self._touched_hf = np.empty(0)
+        self._full_pass_limit = 256 + n // 16
+        self.treasury = np.zeros(r_count)
+        self.deficit = np.zeros(r_count)
+        self._bad_debt = 0.0
+        self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        self._asset_of_list: list[int] = self._asset_of.tolist()
+        self._native_index = self._assets.index(config.native_asset)
+        #: Sum over steps of (accounts with HF < 1) x step length: time under water (s).
+        self.liquidatable_account_seconds = 0.0
+        #: Liquidations keepers did not take (unprofitable, no capital, too slow), cumulative.
+        self.missed_opportunities = 0
+
+    # -- the Venue protocol ---------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The venue's name (``config.name``)."""
+        return self.config.name
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        """The priced assets of the reserves."""
+        return self._assets
+
+    @property
+    def chain(self) -> Chain:
+        """The chain the venue's keepers transact on."""
+        return self._chain
+
+    @property
+    def keepers(self) -> Keepers:
+        """The keepers liquidating on this venue."""
+        return self._keepers
+
+    @property
+    def collateral(self) -> FloatArray:
+        """Collateral tokens per (account, reserve) (a read-only view)."""
+        view = self._c.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def debt(self) -> FloatArray:
+        """Debt tokens per (account, reserve) (a read-only view)."""
+        view = self._d.view()
+        view.flags.writeable = False
+        return view
+
+    def health_factors(self) -> FloatArray:
+        """Every account's health factor at the last oracle prices (``inf`` without debt)."""
+        return self._health(None, self._price)
+
+    def journal(self) -> Journal:
+        """The venue's journal."""
+        return self._journal
+
+    def solvency(self) -> SolvencyLines:
+        """Deficits (valued when created) on the bad-debt line; no fund, no ADL."""
+        return self._lines
+
+    def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
+        """Read the prices at ``ts_ns``, find the liquidatable accounts, let keepers act."""
+        check_price_inputs(prices, self._assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        # Plain floats on the quiet path: a handful of reserves, no array overhead.
+        inputs = [prices[a] for a in self._assets]
+        oracle = [x.oracle for x in inputs]
+        market = [x.index_price if x.book_price is None else x.book_price for x in inputs]
+        native = float(market[self._native_index])
+        self._chain.advance(ts_ns, native)
+        if self._last_ts >= 0 and self._flagged.size:
+            dt_s = (ts_ns - self._last_ts) / NS_PER_S
+            self.liquidatable_account_seconds += dt_s * self._flagged.size
+        self._last_ts = ts_ns
+        p_list = [1.0 if j < 0 else oracle[j] for j in self._asset_of_list]
+        liquidatable = self._liquidatable(p_list)
+        p = self._price = np.array(p_list)
+        count, notional = 0, 0.0
+        flow = np.zeros(len(self._assets))
+        if liquidatable.size or self._flagged.size:
+            self._flag(liquidatable)
+        if liquidatable.size:
+            pm = np.array([1.0 if j < 0 else market[j] for j in self._asset_of_list])
+            count, notional = self._liquidate(liquidatable, p, pm, native, flow, ts_ns)
+        return VenueStep(
+            ts_ns=ts_ns,
+            liquidations=count,
+            liquidated_notional=notional,
+            forced_flow=dict(zip(self._assets, flow.tolist(), strict=True)),
+            solvency=self._lines,
+        )
+
+    def liquidation_levels(self) -> pd.DataFrame:
+        """Per borrowing account, the price of its largest priced collateral asset (or, with
+        only quote collateral, of its largest priced debt asset) at which ``HF = 1``, the
+        other prices fixed (§A6); NaN where no such positive price exists."""
+        a_count = len(self._assets)
+        owing = np.flatnonzero(self._d.sum(axis=1) > 0.0)
+        if a_count == 0 or owing.size == 0:
+            return pd.DataFrame({c: [] for c in LIQUIDATION_LEVEL_COLUMNS})
+        c, d, p = self._c[owing], self._d[owing], self._price
+        member = np.zeros((len(p), a_count))
+        priced = np.flatnonzero(self._asset_of >= 0)
+        member[priced, self._asset_of[priced]] = 1.0
+        asset_price = np.zeros(a_count)
+        asset_price[self._asset_of[priced]] = p[priced]
+        lt_eff = np.where(self._lt > 0.0, self._lt, 0.0)
+        coll_value = (c * p) @ member
+        debt_value = (d * p) @ member
+        has_coll = coll_value.max(axis=1) > 0.0
+        driver = np.where(has_coll, coll_value.argmax(axis=1), debt_value.argmax(axis=1))
+        rows = np.arange(owing.size)
+        weighted_tokens = ((c * lt_eff) @ member)[rows, driver]
+        debt_tokens = (d @ member)[rows, driver]
+        pa = asset_price[driver]
+        other_coll = (c * p * lt_eff).sum(axis=1) - weighted_tokens * pa
+        other_debt = (d * p).sum(axis=1) - debt_tokens * pa
+        denominator = weighted_tokens - debt_tokens
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = (other_debt - other_coll) / denominator
+        level = np.where((denominator != 0.0) & (level > 0.0) & np.isfinite(level), level, np.nan)
+        size = ((c - d) @ member)[rows, driver]
+        return pd.DataFrame(
+            {
+                "asset": np.array(self._assets, dtype=object)[driver],
+                "account": owing,
+                "size": size,
+                "notional": np.abs(size) * pa,
+                "liquidation_price": level,
+            },
+            columns=list(LIQUIDATION_LEVEL_COLUMNS),
+        )
+
+    # -- the risk step ------------------------------------------------------------------
+
+    def _health(self, idx: IntArray | None, p: FloatArray) -> FloatArray:
+        weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
+        c = self._c if idx is None else self._c[idx]
+        d = self._d if idx is None else self._d[idx]
+        weighted, owed = _dot_rows(c, weights), _dot_rows(d, p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
+
+    def _full_pass(self, p: FloatArray) -> IntArray:
+        hf = self._health(None, p)
+        self._ref = p.copy()
+        self._ref_list = p.tolist()
+        self._hf_order = np.argsort(hf)
+        self._hf_sorted = hf[self._hf_order]
+        self._touched = np.empty(0, dtype=np.int64)
+        self._touched_hf = np.empty(0)
+        self._update_floor()
+        below = int(np.searchsorted(self._hf_sorted, 1.0, side="left"))
+        under = self._hf_order[:below]
+        # Most distressed first, ties by account.
+        return under[np.lexsort((under, hf[under]))]
+
+    def _liquidatable(self, p_list: list[float]) -> IntArray:
+        # Accounts under HF 1 now, most distressed first (§A6's bound, then exact values).
+        if self._ref is None or self._touched.size > _TOUCHED_LIMIT:
+            return self._full_pass(np.array(p_list))
+        ratio = [x / r for x, r in zip(p_list, self._ref_list, strict=True)]
+        bound = max(ratio) / min(ratio)
+        if bound <= self._hf_floor:
+            return _NONE
+        p = np.array(p_list)
+        k = int(np.searchsorted(self._hf_sorted, bound, side="left"))
+        if k == 0 and self._touched.size == 0:
+            return _NONE
+        extra = self._touched[self._touched_hf < bound]
+        if k + extra.size > self._full_pass_limit:
+            return self._full_pass(p)
+        candidates = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
+        hf = self._health(candidates, p)
+        below = hf < 1.0
+        # Most distressed first, ties by account (the full pass's order).
+        return candidates[below][np.lexsort((candidates[below], hf[below]))]
+
+    def _update_floor(self) -> None:
+        # The least reference health factor of anyone: no price ratio below it can matter.
+        floor = float(self._hf_sorted[0]) if self._hf_sorted.size else math.inf
+        if self._touched_hf.size:
+            floor = min(floor, float(self._touched_hf.min()))
+        self._hf_floor = floor
+
+    def _flag(self, liquidatable: IntArray) -> None:
+        block = self._chain.block
+        if self._flagged.size:
+            cleared = np.setdiff1d(self._flagged, liquidatable, assume_unique=True)
+            self._since[cleared] = -1
+        fresh = liquidatable[self._since[liquidatable] < 0]
+        self._since[fresh] = block
+        self._flagged = liquidatable
+
+    def _liquidate(
+        self,
+        accounts: IntArray,
+        p: FloatArray,
+        pm: FloatArray,
+        native: float,
+        flow: FloatArray,
+        ts_ns: int,
+    ) -> tuple[int, float]:
+        cfg = self.config
+        c, d = self._c[accounts], self._d[accounts]
+        coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
+        debt_reserve = (d * p).argmax(axis=1)
+        plan = liquidation_plan(
+            c,
+            d,
+            p,
+            self._lt,
+            self._bonus,
+            self._fee,
+            coll_reserve,
+            debt_reserve,
+            np.full(accounts.size, np.inf),
+            use_data_provider=True,
+            close_factor_hf_threshold=cfg.close_factor_hf_threshold,
+            min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
+            min_leftover=cfg.min_leftover_base,
+        )
+        ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
+        if ok.size == 0:
+            return 0, 0.0
+        ci, di = coll_reserve[ok], debt_reserve[ok]
+        repaid = plan.amounts.debt_repaid[ok]
+        seized = plan.amounts.collateral_seized[ok]
+        fee = plan.amounts.protocol_fee[ok]
+        received = seized - fee
+        slippage = sale_slippage_quote(received, pm[ci], self._depth[ci])
+        slippage = np.where(np.isfinite(self._depth[ci]), slippage, 0.0)
+        need = repaid * pm[di]
+        block = self._chain.block
+        acts = self._keepers.act(
+            block=block,
+            seen_block=self._since[accounts[ok]],
+            incentive=received * pm[ci] - need,
+            need=need,
+            slippage=slippage,
+            gas_price_gwei=self._chain.gas_price_gwei,
+            native_price=native,
+        )
+        won = np.flatnonzero(acts.acted)
+        self.missed_opportunities += int(ok.size - won.size)
+        if won.size == 0:
+            return 0, 0.0
+        rows = ok[won]
+        acc, ci, di = accounts[rows], ci[won], di[won]
+        repaid, seized, fee, received = repaid[won], seized[won], fee[won], received[won]
+        keeper = acts.winner[won]
+        # Effects: collateral, debt, treasury, deficit.
+        balance = self._c[acc, ci]
+        self._c[acc, ci] = np.where(seized >= balance, 0.0, balance - seized)
+        owed = self._d[acc, di]
+        cleared = repaid >= owed
+        self._d[acc, di] = np.where(cleared, 0.0, owed - repaid)
+        np.add.at(self.treasury, ci, fee)
+        deficit = plan.deficit[rows]
+        burned = deficit.sum(axis=1) > 0.0
+        deficit_quote = deficit @ p
+        if burned.any():
+            self._d[acc[burned]] = 0.0
+            self.deficit += deficit.sum(axis=0)
+            self._bad_debt += float(deficit_quote.sum())
+        # The keepers sell the collateral they received and buy the debt they repaid.
+        sold = self._asset_of[ci]
+        np.add.at(flow, sold[sold >= 0], -received[sold >= 0])
+        bought = self._asset_of[di]
+        np.add.at(flow, bought[bought >= 0], repaid[bought >= 0])
+        proceeds = np.maximum(received * pm[ci] - slippage[won], 0.0)
+        self._keepers.receive(keeper, proceeds, block=block)
+        self._chain.submit(float(self._keepers.gas_units[keeper].sum()))
+        # Changed accounts: their health at the reference prices, kept aside from the sort.
+        assert self._ref is not None
+        self._touched = np.concatenate([self._touched, acc])
+        self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
+        self._update_floor()
+        if burned.any():
+            self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, self._bad_debt)
+        self._record(
+            ts_ns, acc, keeper, ci, di, seized, repaid, fee, p, deficit, cleared, acts.gas_cost[won]
+        )
+        return int(acc.size), float((seized * p[ci]).sum())
+
+    def _record(
+        self,
+        ts_ns: int,
+        acc: IntArray,
+        keeper: IntArray,
+        ci: IntArray,
+        di: IntArray,
+        seized: FloatArray,
+        repaid: FloatArray,
+        fee: FloatArray,
+        p: FloatArray,
+        deficit: FloatArray,
+        cleared: npt.NDArray[np.bool_],
+        gas: FloatArray,
+    ) -> None:
+        names = [r.name for r in self.config.reserves]
+
+        def texts() -> list[str]:
+            return [
+                json.dumps({"debt_reserve": names[j], "debt_repaid": float(r), "gas": float(g)})
+                for j, r, g in zip(di, repaid, gas, strict=True)
+            ]
+
+        self._journal.append_columns(
+            EventKind.LIQUIDATION,
+            ts_ns,
+            account=acc,
+            counterparty=keeper,
+            market=ci.astype(np.int32),
+            size=-seized,
+            price=p[ci],
+            amount=deficit @ p,
+            fee=fee * p[ci],
+            code=np.where(cleared, 0, 1).astype(np.int32),
+            text=texts,
+        )
+        who, reserve = np.nonzero(deficit > 0.0)
+        if who.size:
+            self._journal.append_columns(
+                EventKind.BAD_DEBT,
+                ts_ns,
+                account=acc[who],
+                market=reserve.astype(np.int32),
+                amount=deficit[who, reserve] * p[reserve],
+                text="aave v3.3 reserve deficit",
+            )
+
+
+def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
+    # Column by column: a row's value never depends on which other rows are evaluated with it
+    # (the quiet path and the full pass agree to the bit), and it is fast for few columns.
+    out: FloatArray = matrix[:, 0] * weights[0]
+    for r in range(1, matrix.shape[1]):
+        out = out + matrix[:, r] * weights[r]
+    return out
+
+
+def build_aave(
+    config: AaveConfig,
+    population: AavePopulation,
+    *,
+    prices: Mapping[str, float],
+    chain: Chain | None = None,
+    keepers: Keepers | None = None,
+) -> AaveVenue:
+    """Build an :class:`AaveVenue` from its config and population (the world's entry)."""
+    return AaveVenue(config, population, prices=prices, chain=chain, keepers=keepers)

@@ -1,0 +1,90 @@
+"""World scenarios: validation names the field, the registry checks each venue's config,
+override paths address venues by name, and a scenario runs to the same hash twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from deleverage.errors import ConfigError
+from deleverage.world import Channels
+from deleverage.world.build import build_world, run_world
+from deleverage.world.config import WorldScenario, load_world, scenario_kind
+from deleverage.world.kinds import VENUE_KINDS
+from scenarios import SMALL_WORLD
+
+
+def _with(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_the_small_world_loads_and_maps_its_shared_traders() -> None:
+    scenario = WorldScenario.from_toml(SMALL_WORLD)
+    world = build_world(scenario)
+    assert set(world.venues) == {"cex", "dex"}
+    assert len(world.traders.shared()) == 100
+    assert world.entries["cex"].links["BTC"].venue == "cex"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        (
+            'kind = "perp"\nassets = ["BTC"]\nlinks',
+            'kind = "pool"\nassets = ["BTC"]\nlinks',
+            "kind",
+        ),
+        ('preset = "binance"', 'preset = "nowhere"', "venues.0.config"),
+        ("leverage_median = 20.0", "leverage_median = 0.5", "leverage_median"),
+        (
+            'assets = ["BTC"]\n\n[venues.config]\npreset = "hyper',
+            'assets = ["ETH"]\n\n[venues.config]\npreset = "hyper',
+            "venues.1.assets",
+        ),
+        ('venues = ["cex", "dex"]', 'venues = ["cex", "nope"]', "shared_traders.0.venues"),
+        ("interval_s = 10.0", "interval_s = 10.0\ntarget_ratio = 0.9", "target_ratio"),
+        ('name = "dex"', 'name = "cex"', "venue names must be distinct"),
+        ("count = 100", "count = 100\nextra = 1", "extra"),
+    ],
+)
+def test_bad_world_files_name_the_field(old: str, new: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        WorldScenario.from_toml(_with(SMALL_WORLD, old, new))
+
+
+def test_shared_traders_beyond_the_cross_accounts_are_refused() -> None:
+    scenario = WorldScenario.from_toml(_with(SMALL_WORLD, "count = 100", "count = 100000"))
+    with pytest.raises(ConfigError, match=r"shared_traders\.0\.count"):
+        build_world(scenario)
+
+
+def test_overrides_address_a_venue_by_name_and_are_checked() -> None:
+    scenario = WorldScenario.from_toml(SMALL_WORLD)
+    changed = scenario.with_overrides({"venues.dex.config.insurance_fund": 123.0})
+    assert changed.venue_config(1).insurance_fund == 123.0
+    scenario.check_override_path("venues.cex.config.population.leverage_median")
+    scenario.check_override_path("venues.cex.config.spec_overrides.liquidation.kind")
+    with pytest.raises(ConfigError, match="venues"):
+        scenario.check_override_path("venues.nowhere.config.insurance_fund")
+    with pytest.raises(ConfigError, match="config"):
+        scenario.check_override_path("venues.cex.config.no_such_field")
+    with pytest.raises(ConfigError, match="insurance_fund"):
+        scenario.with_overrides({"venues.cex.config.insurance_fund": -1.0})
+
+
+def test_the_kind_of_a_file_and_of_a_builtin(tmp_path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(SMALL_WORLD)
+    assert scenario_kind(path) == "world"
+    assert scenario_kind("world-2025-10-10") == "world"
+    assert scenario_kind("btc-2025-10-10") is None
+    assert load_world("world-2025-10-10").venues[0].kind in VENUE_KINDS
+
+
+def test_same_world_scenario_same_hash_and_the_cut_twin_has_no_contagion() -> None:
+    scenario = WorldScenario.from_toml(SMALL_WORLD)
+    first, second = run_world(scenario), run_world(scenario)
+    assert first.result_hash == second.result_hash
+    cut = run_world(scenario, channels=Channels(prices=False, traders=False))
+    assert cut.summary()["cross_venue_liquidations"] == 0.0
+    assert first.summary()["liquidations"] > 0
