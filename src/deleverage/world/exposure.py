@@ -38,6 +38,7 @@ __all__ = [
     "TraderAccounts",
     "accounts_from_map",
     "aggregate_health",
+    "holistic_health",
     "holistic_maintenance",
     "perp_positions",
     "stressed_deficits",
@@ -138,21 +139,25 @@ def venue_tiers(venues: Mapping[str, PerpVenue]) -> dict[str, TierArrays]:
 
 
 def trader_table(venues: Mapping[str, PerpVenue], accounts: TraderAccounts) -> pd.DataFrame:
-    """Every trader's positions on every venue, with a ``trader`` column first."""
-    frames = []
-    for trader, by_venue in accounts.items():
-        for venue_name, account in by_venue.items():
+    """Every trader's positions on every venue, with a ``trader`` column first (one margin
+    table per venue)."""
+    by_venue: dict[str, dict[int, str]] = {}
+    for trader, held in accounts.items():
+        for venue_name, account in held.items():
             if venue_name not in venues:
                 raise ValidationError(
                     f"accounts.{trader}", venue_name, f"must name a venue {sorted(venues)}"
                 )
-            rows = perp_positions(venues[venue_name], [int(account)])
-            if not rows.empty:
-                rows.insert(0, "trader", trader)
-                frames.append(rows)
+            by_venue.setdefault(venue_name, {})[int(account)] = trader
+    frames = []
+    for venue_name, owner in by_venue.items():
+        rows = perp_positions(venues[venue_name], list(owner))
+        if not rows.empty:
+            rows.insert(0, "trader", [owner[int(a)] for a in rows["account"]])
+            frames.append(rows)
     if not frames:
         return pd.DataFrame(columns=["trader", *POSITION_COLUMNS])
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).sort_values(["trader", "venue"], kind="stable")
 
 
 def holistic_maintenance(
@@ -176,6 +181,24 @@ def holistic_maintenance(
             raise ValidationError("tiers", asset, "must hold a tier table for every asset held")
         total += float(mm.maintenance_margin(abs(float(notional)), tiers[asset]))
     return total
+
+
+def holistic_health(
+    positions: pd.DataFrame, equity: Mapping[str, float], tiers: Mapping[str, TierArrays]
+) -> pd.Series:
+    """Each trader's holistic health ``E / M_h`` (index: trader), vectorized per asset."""
+    if positions.empty:
+        return pd.Series(dtype=np.float64)
+    gross = positions.groupby(["trader", "asset"], sort=True)["notional"].sum()
+    maint = pd.Series(0.0, index=gross.index)
+    for asset in gross.index.get_level_values("asset").unique():
+        if asset not in tiers:
+            raise ValidationError("tiers", asset, "must hold a tier table for every asset held")
+        rows = gross.index.get_level_values("asset") == asset
+        maint[rows] = mm.maintenance_margin(np.abs(gross[rows].to_numpy()), tiers[asset])
+    by_trader = maint.groupby(level="trader").sum()
+    total = np.array([equity[str(t)] for t in by_trader.index], dtype=np.float64)
+    return pd.Series(_health(total, by_trader.to_numpy(dtype=np.float64)), index=by_trader.index)
 
 
 def aggregate_health(
@@ -212,15 +235,15 @@ def aggregate_health(
 
 
 def trader_equity(venues: Mapping[str, PerpVenue], accounts: TraderAccounts) -> dict[str, float]:
-    """Each trader's total equity: cash, isolated margin and unrealized PnL over its accounts."""
-    out = {}
-    for trader, by_venue in accounts.items():
-        out[trader] = float(
-            sum(
-                venues[v].exchange.account_margins(int(a)).total_equity for v, a in by_venue.items()
-            )
-        )
-    return out
+    """Each trader's total equity: cash, isolated margin and unrealized PnL over its accounts
+    (the engine's cached margin state, one read per venue)."""
+    totals = {
+        name: venue.exchange.cached_margin_state()["total_equity"] for name, venue in venues.items()
+    }
+    return {
+        trader: float(sum(float(totals[v][int(a)]) for v, a in held.items()))
+        for trader, held in accounts.items()
+    }
 
 
 def stressed_deficits(positions: pd.DataFrame, shocks: Mapping[str, float]) -> dict[str, float]:

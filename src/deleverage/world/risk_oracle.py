@@ -36,6 +36,7 @@ from deleverage.world.exposure import (
     TraderAccounts,
     accounts_from_map,
     aggregate_health,
+    holistic_health,
     holistic_maintenance,
     trader_equity,
     trader_table,
@@ -220,7 +221,12 @@ class HolisticRiskOracle:
         if table.empty:
             return []
         equity = trader_equity(self._venues, self._accounts)
+        health = holistic_health(table, equity, self._tiers)
+        below = health.index[health.to_numpy() < self.config.level]
+        if len(below) == 0:
+            return []
         orders: list[Reduction] = []
+        table = table[table["trader"].isin(below)]
         for trader, rows in table.groupby("trader", sort=True):
             orders.extend(
                 plan_reductions(
