@@ -6,8 +6,9 @@ left unpaid, and whatever is left after the last layer is uncovered. These are p
 amounts (quote); the stateful ledger is :class:`deleverage.world.clearing.ClearingHouse`. Sources
 and formulas: docs/formulas.md §19.1 (CPMI-IOSCO *Principles for financial market
 infrastructures*, 2012, Principle 4 "Credit risk", key consideration 4 (cover-2) and Principle
-7; *Recovery of financial market infrastructures*, 2014/2017, §4.2: variation-margin gains
-haircutting; EMIR Art. 43 and 45 and Commission Delegated Regulation (EU) 153/2013 Art. 35: the
+7; *Recovery of financial market infrastructures*, 2014, revised 2017, the recovery tools that
+allocate uncovered losses: variation-margin gains haircutting; ISDA, *CCP loss allocation at the
+end of the waterfall*, 2013; EMIR Art. 43 and 45 and Commission Delegated Regulation (EU) 153/2013 Art. 35: the
 CCP's dedicated own resources).
 """
 
@@ -174,8 +175,8 @@ def haircut_gains(shortfall: float, gains: npt.ArrayLike) -> HaircutSplit:
 
     Only positive gains are cut; ``rate = min(shortfall / sum(max(g_i, 0)), 1)``,
     ``taken_i = rate x max(g_i, 0)``, ``residual = shortfall - sum(taken)`` (CPMI-IOSCO,
-    *Recovery of financial market infrastructures*, §4.2.19-4.2.22: the CCP pays members with
-    gains only part of them, in proportion).
+    *Recovery of financial market infrastructures*, recovery tools for uncovered losses: the CCP
+    pays members with variation-margin gains only part of them, in proportion).
 
     Examples
     --------

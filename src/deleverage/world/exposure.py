@@ -6,7 +6,8 @@ equity, maintenance, local health) and one row per trader (:data:`AGGREGATE_COLU
 trader's total equity over all its venue accounts, the sum of the venues' own maintenance, and
 the **holistic maintenance**: each asset's tier table applied to the trader's gross notional in
 that asset summed over venues, ``M_h = sum_a mm_a(sum_v |N_{v,a}|)``. Tiered maintenance is
-convex in the notional and zero at zero, so ``M_h >= sum_v mm(N_v)``: the aggregate position is
+convex in the notional and zero at zero, so ``M_h >= sum_v mm(N_v)`` on one tier table
+(without a minimum maintenance margin): the aggregate position is
 the one a liquidator would have to unwind, and the venues' tiers charge a larger position a
 higher rate because unwinding it moves the price more (docs/formulas.md §19.3).
 
