@@ -140,6 +140,11 @@ def check_risk_sections(
     for i, pool in enumerate(backstops):
         if pool.fee_rate + pool.discount >= 1:
             raise ValueError(f"backstops.{i}.discount: fee_rate + discount must stay below 1")
+    if clearinghouse is not None and any(b.covers != "flow" for b in backstops):
+        # The world hands every layer the whole deficit: two layers would both absorb it.
+        raise ValueError(
+            "backstops.covers: only 'flow' with a [clearinghouse] (one layer absorbs deficits)"
+        )
     if risk_oracle is not None and risk_oracle.target < risk_oracle.level:
         raise ValueError(
             f"risk_oracle.target must be >= level ({risk_oracle.level}), was {risk_oracle.target}"

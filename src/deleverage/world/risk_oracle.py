@@ -277,9 +277,10 @@ class HolisticRiskOracle:
 
 
 class RiskOracleLayer(RiskLayer):
-    """The oracle as a world's risk layer: after every round it plans the rule's orders on the
-    traders of ``accounts`` (default: the world's :class:`~deleverage.world.traders.TraderMap`)
-    and trades them; their net flow per asset walks the shared market first, and the orders
+    """The oracle as a world's risk layer: once per step (``every="step"``) or after every round
+    it plans the rule's orders on the traders of ``accounts`` (default: the world's
+    :class:`~deleverage.world.traders.TraderMap`, restricted to order-book venues) and trades
+    them; their net flow per asset walks the shared market first, and the orders
     fill at the middle of that walk, ``P exp(m / 2)`` (``m`` the log move: a linear book's
     average price). The oracle's flow moves the shared price the next round sees; the world's
     attribution does not credit it to a venue (it is no venue's liquidation)."""
@@ -302,18 +303,22 @@ class RiskOracleLayer(RiskLayer):
 
     def on_start(self, world: World) -> None:
         """Build the oracle over the world's order-book venues."""
+        perps = {n: v for n, v in world.venues.items() if isinstance(v, PerpVenue)}
         accounts = self._accounts
         if accounts is None:
-            accounts = accounts_from_map(world.traders.frame)
+            # The world's shared traders, on the order-book venues (other kinds not read yet).
+            mapped = accounts_from_map(world.traders.frame)
+            accounts = {
+                t: {v: a for v, a in held.items() if v in perps} for t, held in mapped.items()
+            }
         venues = {}
         for by_venue in accounts.values():
             for name in by_venue:
-                venue = world.venues.get(name)
-                if not isinstance(venue, PerpVenue):
+                if name not in perps:
                     raise ValidationError(
                         "risk_oracle.venues", name, "must be an order-book venue of the world"
                     )
-                venues[name] = venue
+                venues[name] = perps[name]
         self.oracle = HolisticRiskOracle(venues, accounts, self.config)
 
     def on_round(self, world: World, view: RoundView) -> None:

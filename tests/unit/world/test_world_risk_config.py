@@ -76,6 +76,8 @@ def test_the_risk_tables_build_their_layers_and_the_world_runs() -> None:
         ("latency_s = 5.0", "latency_s = -5.0", "latency_s"),
         ("target = 1.2", "target = 0.5", r"risk_oracle\.target"),
         ("target = 1.2", "target = 1.2\nspeed = 2", "speed"),
+        ("latency_s = 20.0", 'latency_s = 20.0\ncovers = "both"', "same for every pool"),
+        ("discount = 0.002", 'discount = 0.002\ncovers = "deficits"', "same for every pool"),
     ],
 )
 def test_bad_risk_tables_name_the_field(old: str, new: str, field: str) -> None:
@@ -83,6 +85,13 @@ def test_bad_risk_tables_name_the_field(old: str, new: str, field: str) -> None:
     assert old in text
     with pytest.raises(ConfigError, match=field):
         WorldScenario.from_toml(text.replace(old, new))
+
+
+def test_backstops_that_pay_deficits_are_refused_next_to_a_clearinghouse() -> None:
+    text = _world_text().replace("latency_s = 20.0", 'latency_s = 20.0\ncovers = "deficits"')
+    text = text.replace("discount = 0.002", 'discount = 0.002\ncovers = "deficits"')
+    with pytest.raises(ConfigError, match=r"backstops\.covers"):
+        WorldScenario.from_toml(text)
 
 
 def test_a_clearing_member_with_its_own_fund_is_refused_naming_the_venue_field() -> None:
