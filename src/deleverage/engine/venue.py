@@ -218,8 +218,7 @@ class PerpVenue:
     def solvency(self) -> SolvencyLines:
         """Cumulative loss lines since the adapter was built, and the funds' balance now."""
         ex = self._ex
-        cash = ex.state_arrays()["cash"]
-        fund_balance = float(sum(float(cash[a]) for a in ex.funds))
+        fund_balance = float(sum(ex.cash(a) for a in ex.funds))
         return SolvencyLines(
             fund_balance=fund_balance,
             insurance_paid=self._insurance_paid,

@@ -205,6 +205,11 @@ class WorldScenario(_Frozen):
         )  # fmt: skip
         return self
 
+    def to_toml_dict(self) -> dict[str, Any]:
+        """The scenario as plain data (JSON-compatible); ``from_mapping`` of it gives it back."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        return data
+
     def venue_config(self, i: int) -> Any:
         """The parsed config model of venue ``i``."""
         venue = self.venues[i]

@@ -6,13 +6,14 @@ registry.VenueKind` (config model, builder). Adding a kind is one entry here (or
 from __future__ import annotations
 
 from deleverage.errors import ConfigError
+from deleverage.world.aave import AAVE_KIND
 from deleverage.world.perp import PERP_KIND
 from deleverage.world.registry import VenueKind
 
 __all__ = ["VENUE_KINDS", "register_venue_kind", "venue_kind"]
 
 #: Kind name -> :class:`~deleverage.world.registry.VenueKind`.
-VENUE_KINDS: dict[str, VenueKind] = {PERP_KIND.name: PERP_KIND}
+VENUE_KINDS: dict[str, VenueKind] = {kind.name: kind for kind in (PERP_KIND, AAVE_KIND)}
 
 
 def register_venue_kind(kind: VenueKind) -> None:

@@ -88,3 +88,43 @@ def test_same_world_scenario_same_hash_and_the_cut_twin_has_no_contagion() -> No
     cut = run_world(scenario, channels=Channels(prices=False, traders=False))
     assert cut.summary()["cross_venue_liquidations"] == 0.0
     assert first.summary()["liquidations"] > 0
+
+
+AAVE_VENUE = """
+[[venues]]
+name = "lend"
+kind = "aave"
+assets = ["ETH"]
+
+[venues.config]
+accounts = 300
+min_health = 1.01
+health_scale = 0.05
+"""
+
+ETH_ASSET = """
+[[assets]]
+name = "ETH"
+price = { process = "shock", s0 = 4000.0, drop_fraction = 0.08, start_s = 10, duration_s = 30 }
+liquidity = { depth_per_pct = 200.0 }
+"""
+
+
+def test_an_aave_market_takes_part_through_the_registry_and_its_sales_move_eth() -> None:
+    # Arrange: the small world plus ETH and a fragile Aave market (WETH collateral)
+    text = SMALL_WORLD.replace("[[venues]]", ETH_ASSET + "\n[[venues]]", 1) + AAVE_VENUE
+    scenario = WorldScenario.from_toml(text)
+    # Act
+    result = run_world(scenario)
+    # Assert: keepers liquidated and sold WETH into the shared ETH book
+    lend = result.venues[result.venues["venue"] == "lend"]
+    assert lend["liquidations"].sum() > 0
+    eth = result.assets[result.assets["asset"] == "ETH"]
+    assert eth["forced_flow"].sum() < 0.0
+    assert result.kinds["lend"] == "aave"
+
+
+def test_an_aave_market_must_watch_its_reserves_assets() -> None:
+    text = SMALL_WORLD + AAVE_VENUE.replace('assets = ["ETH"]', 'assets = ["BTC"]')
+    with pytest.raises(ConfigError, match="assets"):
+        build_world(WorldScenario.from_toml(text))
