@@ -308,6 +308,24 @@ class BackstopLayer(RiskLayer):
         left = (total - absorbed) / total
         return {venue: flow * left for venue, flow in flows.items()}
 
+    def panels(self) -> dict[str, pd.DataFrame]:
+        """Report tables: the pools' lines and each pool's capital left."""
+        lines = self.network.lines()
+        pools = pd.DataFrame(
+            {
+                "chain": [p.chain for p in self.network.pools],
+                "capacity": [p.capacity for p in self.network.pools],
+                "latency_s": [p.latency_s for p in self.network.pools],
+                "capital_left": self.network.capital_left,
+            }
+        )
+        return {
+            "Backstop lines (quote)": pd.DataFrame(
+                {"line": list(BackstopLines._fields), "amount": list(lines)}
+            ),
+            "Backstop pools": pools,
+        }
+
     def route_deficit(self, world: World, deficit: Deficit) -> float:
         """Pay the venue's new bad debt from the pools that have arrived (when enabled)."""
         if not self.cover_deficits or deficit.bad_debt <= 0.0:

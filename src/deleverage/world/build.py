@@ -161,4 +161,7 @@ def run_world(
     result.extra["channels"] = world.channels
     result.extra["levels"] = {name: v.liquidation_levels() for name, v in world.venues.items()}
     result.extra["world"] = world
+    result.extra["layers"] = {
+        layer.name: layer.panels() for layer in world.layers if hasattr(layer, "panels")
+    }
     return result

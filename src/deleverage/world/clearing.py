@@ -433,6 +433,9 @@ class ClearingLayer(RiskLayer):
     def __init__(self, house: ClearingHouse) -> None:
         self.house = house
         self.settlements: list[ClearingSettlement] = []
+        #: Standalone funds of the same total size, read before any settlement.
+        self.standalone = standalone_funds(house)
+        self.deficits = dict.fromkeys(house.members, 0.0)
         self._start_prices: dict[str, float] = {}
         self._taken = dict.fromkeys(house.members, 0.0)
 
@@ -464,9 +467,26 @@ class ClearingLayer(RiskLayer):
         settlement = self.house.settle(
             {deficit.venue: deficit.bad_debt}, vm_gains=gains, ts_ns=deficit.ts_ns
         )
+        self.deficits[deficit.venue] += deficit.bad_debt
         self.settlements.append(settlement)
         for member, taken in zip(
             settlement.by_member["member"], settlement.by_member["haircut_taken"], strict=True
         ):
             self._taken[str(member)] += float(taken)
         return settlement.lines.total - settlement.lines.bad_debt
+
+    def panels(self) -> dict[str, pd.DataFrame]:
+        """Report tables: the waterfall's lines next to standalone funds of the same size on
+        the same deficits, and each member's balances."""
+        lines = self.house.lines()
+        rows = [(name, float(v)) for name, v in zip(LINE_NAMES, lines, strict=True)]
+        rows.append(
+            ("standalone funds: bad debt", standalone_bad_debt(self.deficits, self.standalone))
+        )
+        members = self.house.balances()
+        members.insert(1, "deficit", [self.deficits[m] for m in self.house.members])
+        members.insert(2, "standalone_fund", [self.standalone[m] for m in self.house.members])
+        return {
+            "Clearinghouse waterfall (quote)": pd.DataFrame(rows, columns=["line", "amount"]),
+            "Clearing members": members,
+        }

@@ -347,3 +347,20 @@ class RiskOracleLayer(RiskLayer):
             move = world.markets[asset].absorb(total, ts_ns) if total else 0.0
             fill[asset] = before * math.exp(move / 2.0)
         oracle.execute(orders, lambda asset, _side, _q: fill[asset], ts_ns=ts_ns)
+
+    def panels(self) -> dict[str, pd.DataFrame]:
+        """Report tables: what the oracle did and the traders nearest the line now."""
+        oracle = self.oracle
+        if oracle is None:
+            return {}
+        first = oracle.first_order_ns
+        done = pd.DataFrame(
+            {
+                "line": ["orders", "notional_reduced", "first_order_ns"],
+                "value": [float(oracle.orders_done), oracle.notional_reduced,
+                          float("nan") if first is None else float(first)],
+            }
+        )  # fmt: skip
+        _, aggregate = oracle.profile()
+        weakest = aggregate.sort_values("holistic_health").head(20).reset_index(drop=True)
+        return {"Risk oracle": done, "Traders nearest the holistic line": weakest}

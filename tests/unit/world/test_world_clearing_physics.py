@@ -119,6 +119,9 @@ def test_the_waterfall_leaves_less_bad_debt_than_standalone_funds_of_the_same_si
     assert lines.bad_debt == pytest.approx(expected, abs=1e-6)
     assert lines.bad_debt < standalone
     assert sum(world.absorbed.values()) == pytest.approx(40_000.0 - lines.bad_debt)
+    # The report's comparison row (the same deficits on standalone funds) is the engine's.
+    table = layer.panels()["Clearinghouse waterfall (quote)"].set_index("line")["amount"]
+    assert table["standalone funds: bad debt"] == pytest.approx(standalone, rel=1e-9)
     if vm_haircut:
         assert lines.vm_haircut == pytest.approx(13_000.0)
         assert layer.settlements[-1].by_member["vm_gain"].max() <= 54_000.0 + 1e-6

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from deleverage.analytics.world_report import build_world_report
 from deleverage.errors import ConfigError
 from deleverage.world.backstop import BackstopLayer
-from deleverage.world.build import build_world
+from deleverage.world.build import build_world, run_world
 from deleverage.world.clearing import ClearingLayer
 from deleverage.world.config import WorldScenario
 from deleverage.world.risk_oracle import RiskOracleLayer
@@ -63,6 +64,16 @@ def test_the_risk_tables_build_their_layers_and_the_world_runs() -> None:
     assert lines.total == pytest.approx(sum(s.lines.total for s in clearing.settlements))
     absorbed = sum(world.absorbed.values())
     assert absorbed == pytest.approx(lines.total - lines.bad_debt, abs=1e-6)
+
+
+def test_the_world_report_shows_each_risk_layers_panels() -> None:
+    result = run_world(WorldScenario.from_toml(_world_text()))
+    layers = result.extra["layers"]
+    assert set(layers) == {"clearinghouse", "backstop", "risk_oracle"}
+    page = build_world_report(result)
+    for title in ("Clearinghouse waterfall", "standalone funds: bad debt", "Backstop lines",
+                  "Risk oracle", "Traders nearest the holistic line"):  # fmt: skip
+        assert title in page
 
 
 @pytest.mark.parametrize(
