@@ -91,42 +91,56 @@ def accounts_from_map(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
 def perp_positions(venue: PerpVenue, accounts: list[int] | None = None) -> pd.DataFrame:
     """The open positions of an order-book venue (:data:`POSITION_COLUMNS`).
 
-    ``accounts``: only these accounts (default: every trader account).
+    ``accounts``: only these accounts (default: every trader account). Reads the engine's
+    columns for those accounts only and its cached cross margin state, so the cost follows the
+    accounts asked for, not the venue's size.
     """
     ex = venue.exchange
-    table = ex.margin_table()
-    asset_of = {ex.markets[m].spec.symbol: a for a, m in _markets(venue).items()}
-    table = table[table["market"].isin(list(asset_of))]
-    if accounts is not None:
-        table = table[table["account"].isin(accounts)]
-    if table.empty:
-        return pd.DataFrame(columns=list(POSITION_COLUMNS))
-    cross = table["mode"].to_numpy() == "cross"
-    maintenance = table["maintenance_margin"].to_numpy(dtype=np.float64)
-    equity = table["equity"].to_numpy(dtype=np.float64).copy()
-    if cross.any():
-        # Share each cross account's equity among its positions by maintenance.
-        keys = table["account"].to_numpy()
-        account_maint = (
-            pd.Series(np.where(cross, maintenance, 0.0)).groupby(keys).transform("sum").to_numpy()
-        )
+    if accounts is None:
+        ids = np.flatnonzero(ex.state_arrays()["kind"] == 0).astype(np.int64)
+    else:
+        ids = np.asarray(accounts, dtype=np.int64)
+    state = ex.cached_margin_state()
+    cross_equity = np.asarray(state["cross_equity"][ids], dtype=np.float64)
+    cross_maint = np.asarray(state["cross_maintenance"][ids], dtype=np.float64)
+    frames = []
+    for asset, m in _markets(venue).items():
+        cols = ex.columns(m)
+        size = cols.size[ids]
+        open_ = size != 0.0
+        if not open_.any():
+            continue
+        market = ex.markets[m]
+        size = size[open_]
+        notional = np.abs(size) * market.mark
+        maint = np.asarray(mm.maintenance_margin(notional, market.tiers), dtype=np.float64)
+        isolated = cols.mode[ids][open_] == int(MarginMode.ISOLATED)
+        upnl = size * (market.mark - cols.entry[ids][open_])
+        # A cross position's share of its account's cross equity, by maintenance.
         share = np.divide(
-            maintenance, account_maint, out=np.zeros_like(maintenance), where=account_maint > 0
+            maint, cross_maint[open_], out=np.zeros_like(maint), where=cross_maint[open_] > 0
         )
-        equity = np.where(cross, equity * share, equity)
-    return pd.DataFrame(
-        {
-            "venue": venue.name,
-            "account": table["account"].to_numpy(dtype=np.int64),
-            "asset": [asset_of[s] for s in table["market"]],
-            "mode": table["mode"].to_numpy(),
-            "size": table["size"].to_numpy(dtype=np.float64),
-            "notional": table["notional"].to_numpy(dtype=np.float64),
-            "equity": equity,
-            "maintenance": maintenance,
-            "health": _health(equity, maintenance),
-        }
-    )
+        equity = np.where(
+            isolated, cols.isolated_margin[ids][open_] + upnl, cross_equity[open_] * share
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "venue": venue.name,
+                    "account": ids[open_],
+                    "asset": asset,
+                    "mode": np.where(isolated, "isolated", "cross"),
+                    "size": size,
+                    "notional": notional,
+                    "equity": equity,
+                    "maintenance": maint,
+                    "health": _health(equity, maint),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=list(POSITION_COLUMNS))
+    return pd.concat(frames, ignore_index=True).sort_values(["account", "asset"], kind="stable")
 
 
 def venue_tiers(venues: Mapping[str, PerpVenue]) -> dict[str, TierArrays]:

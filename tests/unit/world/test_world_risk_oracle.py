@@ -12,6 +12,8 @@ local maintenance 2.5 % x 40,000 = 1,000 per venue, and holistic maintenance on 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +28,7 @@ from deleverage.venues.protocol import PriceInputs
 from deleverage.world import RiskLayer, RoundView, SharedMarket, World, WorldVenue
 from deleverage.world.exposure import (
     aggregate_health,
+    perp_positions,
     stressed_deficits,
     trader_equity,
     trader_table,
@@ -39,6 +42,7 @@ from deleverage.world.risk_oracle import (
 )
 
 S = 1_000_000_000
+START_NS = 1_767_225_600_000_000_000
 TIERS = (
     MarginTier(notional_floor=0.0, max_leverage=20.0, maintenance_rate=0.025),
     MarginTier(notional_floor=50_000.0, max_leverage=10.0, maintenance_rate=0.05),
@@ -259,3 +263,26 @@ def test_in_a_world_the_oracle_layer_acts_first_and_leaves_less_bad_debt() -> No
     assert holistic_first < local_first
     assert local > 0.0
     assert holistic < local
+
+
+def test_the_position_table_matches_the_engines_margin_table(
+    make_perp: Callable[..., tuple[WorldVenue, Any]],
+) -> None:
+    # A drawn book (half cross, half isolated) at a moved mark: each row's notional and
+    # maintenance are the engine's; cross rows share their account's cross equity by
+    # maintenance (so they add up to it), isolated rows carry the position's equity.
+    entry, _ = make_perp("cex", n=400, seed=5)
+    venue = entry.venue
+    assert isinstance(venue, PerpVenue)
+    venue.exchange.set_mark(0, 97_000.0, ts_ns=START_NS + S)
+    mine = perp_positions(venue)
+    engine = venue.exchange.margin_table()
+    assert len(mine) == len(engine) > 0
+    joined = mine.merge(engine, on="account", suffixes=("", "_engine"), validate="one_to_one")
+    np.testing.assert_allclose(joined["notional"], joined["notional_engine"], rtol=1e-12)
+    np.testing.assert_allclose(joined["maintenance"], joined["maintenance_margin"], rtol=1e-12)
+    iso = joined["mode"] == "isolated"
+    np.testing.assert_allclose(joined.loc[iso, "equity"], joined.loc[iso, "equity_engine"])
+    # One market: a cross account's only position carries all its cross equity.
+    np.testing.assert_allclose(joined.loc[~iso, "equity"], joined.loc[~iso, "equity_engine"])
+    assert set(joined["mode"]) == {"isolated", "cross"}
