@@ -109,3 +109,15 @@ def test_a_clearing_member_with_its_own_fund_is_refused_naming_the_venue_field()
     scenario = WorldScenario.from_toml(SMALL_WORLD + RISK)
     with pytest.raises(ConfigError, match=r"venues\.cex\.config\.insurance_fund"):
         build_world(scenario)
+
+
+def test_sweeps_can_address_the_risk_tables() -> None:
+    scenario = WorldScenario.from_toml(_world_text())
+    changed = scenario.with_overrides(
+        {"clearinghouse.skin_in_game": 7.0, "risk_oracle.level": 1.1, "backstops.0.capacity": 3.0}
+    )
+    assert changed.clearinghouse is not None
+    assert changed.clearinghouse.skin_in_game == 7.0
+    assert changed.risk_oracle is not None
+    assert changed.risk_oracle.level == 1.1
+    assert changed.backstops[0].capacity == 3.0
