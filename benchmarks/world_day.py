@@ -51,7 +51,9 @@ def _asset(name: str, s0: float, depth: float, duration_s: float) -> dict[str, A
     }  # fmt: skip
 
 
-def _perp(name: str, preset: str, n: int, *, book: bool, seed_fund: float) -> dict[str, Any]:
+def _perp(
+    name: str, preset: str, n: int, *, book: bool, seed_fund: float, cross: float
+) -> dict[str, Any]:
     venue: dict[str, Any] = {
         "name": name,
         "kind": "perp",
@@ -61,15 +63,13 @@ def _perp(name: str, preset: str, n: int, *, book: bool, seed_fund: float) -> di
             "mark_from": "book" if book else "oracle",
             "insurance_fund": seed_fund,
             "population": {
-                "n_positions": n, "isolated_fraction": 0.98, "long_fraction": 0.6,
+                "n_positions": n, "isolated_fraction": 1.0 - cross, "long_fraction": 0.6,
                 "leverage_median": 12.0, "size_min": 0.002,
             },
         },
     }  # fmt: skip
     if book:
-        venue["links"] = {
-            "BTC": {"liquidity": {"depth_per_pct": n * 0.0005, "half_life_s": 300.0}}
-        }
+        venue["links"] = {"BTC": {"liquidity": {"depth_per_pct": n * 0.0005, "half_life_s": 300.0}}}
     return venue
 
 
@@ -86,10 +86,11 @@ def world_scenario(n: int, duration_s: float) -> WorldScenario:
                 _asset("ETH", 3_000.0, n * 0.04, duration_s),
             ],
             "venues": [
-                _perp("binance", "binance", big, book=True, seed_fund=big * 20.0),
-                _perp("bybit", "bybit", big, book=True, seed_fund=big * 20.0),
-                _perp("dydx", "dydx_v4", mid, book=False, seed_fund=mid * 20.0),
-                _perp("okx", "okx", mid, book=False, seed_fund=mid * 20.0),
+                # cross accounts on binance and bybit: the traders on both venues
+                _perp("binance", "binance", big, book=True, seed_fund=big * 20.0, cross=0.01),
+                _perp("bybit", "bybit", big, book=True, seed_fund=big * 20.0, cross=0.01),
+                _perp("dydx", "dydx_v4", mid, book=False, seed_fund=mid * 20.0, cross=0.0),
+                _perp("okx", "okx", mid, book=False, seed_fund=mid * 20.0, cross=0.0),
                 {
                     "name": "aave",
                     "kind": "aave",
@@ -100,19 +101,38 @@ def world_scenario(n: int, duration_s: float) -> WorldScenario:
                             "native_asset": "ETH",
                             "chain": {"max_gas_gwei": 300.0},
                             "reserves": [
-                                {"name": "WBTC", "asset": "BTC", "decimals": 8, "ltv": 0.73,
-                                 "liquidation_threshold": 0.78, "liquidation_bonus": 1.05,
-                                 "protocol_fee": 0.1, "sale_depth_per_pct": 50.0},
-                                {"name": "WETH", "asset": "ETH", "decimals": 18, "ltv": 0.8,
-                                 "liquidation_threshold": 0.83, "liquidation_bonus": 1.05,
-                                 "protocol_fee": 0.1, "sale_depth_per_pct": 1000.0},
-                                {"name": "USDC", "decimals": 6, "ltv": 0.75,
-                                 "liquidation_threshold": 0.78, "liquidation_bonus": 1.045,
-                                 "protocol_fee": 0.1},
+                                {
+                                    "name": "WBTC",
+                                    "asset": "BTC",
+                                    "decimals": 8,
+                                    "ltv": 0.73,
+                                    "liquidation_threshold": 0.78,
+                                    "liquidation_bonus": 1.05,
+                                    "protocol_fee": 0.1,
+                                    "sale_depth_per_pct": 50.0,
+                                },
+                                {
+                                    "name": "WETH",
+                                    "asset": "ETH",
+                                    "decimals": 18,
+                                    "ltv": 0.8,
+                                    "liquidation_threshold": 0.83,
+                                    "liquidation_bonus": 1.05,
+                                    "protocol_fee": 0.1,
+                                    "sale_depth_per_pct": 1000.0,
+                                },
+                                {
+                                    "name": "USDC",
+                                    "decimals": 6,
+                                    "ltv": 0.75,
+                                    "liquidation_threshold": 0.78,
+                                    "liquidation_bonus": 1.045,
+                                    "protocol_fee": 0.1,
+                                },
                             ],
                         },
                     },
-                },  # fmt: skip
+                },
             ],
             "shared_traders": [{"venues": ["binance", "bybit"], "count": min(2_000, big // 100)}],
             "wallets": {"interval_s": 60.0},
@@ -131,16 +151,19 @@ def main() -> None:
     setup = time.perf_counter() - started
     result = world.run()
     total = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
     summary = result.venue_summary()
     positions = n
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak_mb = usage.ru_maxrss / 1024.0
+    kinds = ", ".join(f"{v} {k}" for v, k in result.kinds.items())
     print(
-        f"world: {len(world.venues)} venues ({', '.join(f'{v} {k}' for v, k in result.kinds.items())}), "
+        f"world: {len(world.venues)} venues ({kinds}), "
         f"{positions:,} positions, {world.n_steps:,} one-second marks, "
         f"{world.round_index:,} rounds"
     )
     print(f"  setup (paths, populations, loading) {setup:.2f} s, run {result.wall_s:.2f} s, "
-          f"total {total:.2f} s")  # fmt: skip
+          f"total {total:.2f} s (CPU {cpu:.2f} s: the machine is shared)")  # fmt: skip
     for venue, row in summary.iterrows():
         print(f"  {venue:8s} liquidations {int(row['liquidations']):>8,}  notional "
               f"{row['liquidated_notional']:>16,.0f}  from other venues "
@@ -152,6 +175,7 @@ def main() -> None:
                 "seconds": round(total, 2),
                 "run_seconds": round(result.wall_s, 2),
                 "setup_seconds": round(setup, 2),
+                "cpu_seconds": round(cpu, 2),
                 "venues": len(world.venues),
                 "positions": positions,
                 "marks": world.n_steps,

@@ -44,6 +44,7 @@ from deleverage.service.notifications import Hub, Subscriber
 from deleverage.service.settings import ServiceSettings
 from deleverage.service.storage import IdempotencyRecord, NewKey, Snapshot, Storage
 from deleverage.service.webhooks import WebhookSender
+from deleverage.service.world_view import WorldView
 
 __all__ = ["IdempotencyConflictError", "RiskService", "StartupError", "WriteOutcome", "replay"]
 
@@ -120,6 +121,11 @@ class RiskService:
         self._bootstrap_admin(settings.admin_key)
         self.alerts = Alerts(self.ex, settings.margin_levels)
         self.alerts.prime()
+        self.world = WorldView(
+            levels_file=settings.world_levels, venue=settings.world_venue,
+            depth_per_pct=dict(settings.world_depth_per_pct),
+            alert_ratio=settings.world_alert_ratio, alert_shock=settings.world_alert_shock,
+        )  # fmt: skip
         self.next_seq = self.storage.last_notification_seq() + 1
         self.hub = Hub()
         self.streams: dict[str, set[Subscriber]] = {}
@@ -263,6 +269,8 @@ class RiskService:
                     for i, (k, (role, account, expires)) in enumerate(zip(made, specs, strict=True))
                 ]
                 notes = self.alerts.derive(rows, ts) if rows is not None else []
+                if rows is not None and self.world.depth_per_pct:
+                    notes += self.world.derive(ex, rows, ts)
                 for note in notes:
                     note["seq"] = self.next_seq
                     self.next_seq += 1
