@@ -8,8 +8,8 @@ and formulas: docs/formulas.md §19.1 (CPMI-IOSCO *Principles for financial mark
 infrastructures*, 2012, Principle 4 "Credit risk", key consideration 4 (cover-2) and Principle
 7; *Recovery of financial market infrastructures*, 2014, revised 2017, the recovery tools that
 allocate uncovered losses: variation-margin gains haircutting; ISDA, *CCP loss allocation at the
-end of the waterfall*, 2013; EMIR Art. 43 and 45 and Commission Delegated Regulation (EU) 153/2013 Art. 35: the
-CCP's dedicated own resources).
+end of the waterfall*, 2013; EMIR Art. 43 and 45 and Commission Delegated Regulation (EU)
+153/2013 Art. 35: the CCP's dedicated own resources).
 """
 
 from __future__ import annotations
