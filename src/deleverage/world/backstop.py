@@ -294,6 +294,11 @@ class BackstopLayer(RiskLayer):
         self.network = network
         self.absorb_flow = bool(absorb_flow)
         self.cover_deficits = bool(cover_deficits)
+        self._prices: dict[str, float] = {}
+
+    def on_step_end(self, world: World, step: int, ts_ns: int) -> None:
+        """Remember the shared prices (the pools' positions are valued at them)."""
+        self._prices = dict(world.prices)
 
     def route_flow(
         self, world: World, asset: str, flows: Mapping[str, float], *, ts_ns: int
@@ -319,12 +324,19 @@ class BackstopLayer(RiskLayer):
                 "capital_left": self.network.capital_left,
             }
         )
-        return {
+        panels = {
             "Backstop lines (quote)": pd.DataFrame(
                 {"line": list(BackstopLines._fields), "amount": list(lines)}
             ),
             "Backstop pools": pools,
         }
+        if self._prices:
+            # The pools' positions at the last shared prices: a negative profit is the
+            # backstop's loss on the flow it took.
+            panels["Backstop positions (at the last shared prices)"] = self.network.inventory(
+                self._prices
+            )
+        return panels
 
     def route_deficit(self, world: World, deficit: Deficit) -> float:
         """Pay the venue's new bad debt from the pools that have arrived (when enabled)."""

@@ -193,6 +193,12 @@ def _gap_world(capacity: float | None) -> float:
         layers.append(BackstopLayer(BackstopNetwork([pool])))
     world = World([market], [WorldVenue(venue)], dt_s=1.0, start_ns=start, layers=layers)
     world.run()
+    if capacity is not None:
+        # The pool bought at 81.18 what the shared book then marked far lower: its loss.
+        held = layers[0].panels()["Backstop positions (at the last shared prices)"]
+        price = market.price
+        assert held["position"].iloc[0] == pytest.approx(capacity / 81.18)
+        assert held["profit"].iloc[0] == pytest.approx(capacity / 81.18 * price - capacity)
     return market.dislocation
 
 
