@@ -167,9 +167,15 @@ def _frame_table(frame: pd.DataFrame) -> str:
     return text
 
 
-def build_world_report(result: WorldResult, *, baseline: WorldResult | None = None) -> str:
+def build_world_report(
+    result: WorldResult,
+    *,
+    baseline: WorldResult | None = None,
+    without_layers: WorldResult | None = None,
+) -> str:
     """The report of ``result`` as one self-contained HTML page; ``baseline`` is the same
-    world with both channels cut (no contagion), compared in the summary."""
+    world with both channels cut (no contagion), ``without_layers`` the same shocks without the
+    risk layers; both are compared in the summary."""
     heat, crit = world_panels(result)
     figures = {
         "prices": _price_figure(result),
@@ -190,6 +196,10 @@ def build_world_report(result: WorldResult, *, baseline: WorldResult | None = No
     if baseline is not None:
         base = baseline.summary()
         rows += [(f"without contagion: {k}", f"{base[k]:,.6g}")
+                 for k in ("liquidations", "insurance_paid", "uncovered", "bad_debt")]  # fmt: skip
+    if without_layers is not None:
+        bare = without_layers.summary()
+        rows += [(f"without risk layers: {k}", f"{bare[k]:,.6g}")
                  for k in ("liquidations", "insurance_paid", "uncovered", "bad_debt")]  # fmt: skip
     params = _flatten(scenario.model_dump(mode="json")) if scenario is not None else []
     title = f"deleverage world report: {name}"
@@ -230,9 +240,14 @@ def build_world_report(result: WorldResult, *, baseline: WorldResult | None = No
 
 
 def write_world_report(
-    path: str | Path, result: WorldResult, *, baseline: WorldResult | None = None
+    path: str | Path,
+    result: WorldResult,
+    *,
+    baseline: WorldResult | None = None,
+    without_layers: WorldResult | None = None,
 ) -> Path:
     """Write :func:`build_world_report` to ``path`` (UTF-8) and return the path."""
     out = Path(path)
-    out.write_text(build_world_report(result, baseline=baseline), encoding="utf-8")
+    page = build_world_report(result, baseline=baseline, without_layers=without_layers)
+    out.write_text(page, encoding="utf-8")
     return out

@@ -51,6 +51,7 @@ from deleverage.world.hooks import RiskLayer
 from deleverage.world.risk_oracle import RiskOracleConfig, RiskOracleLayer
 
 if TYPE_CHECKING:
+    from deleverage.world.config import WorldScenario
     from deleverage.world.core import World
 
 __all__ = [
@@ -59,7 +60,9 @@ __all__ = [
     "RiskOracleSection",
     "StressConfig",
     "check_risk_sections",
+    "has_risk_layers",
     "risk_layers",
+    "without_risk_layers",
 ]
 
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
@@ -149,6 +152,16 @@ def check_risk_sections(
         raise ValueError(
             f"risk_oracle.target must be >= level ({risk_oracle.level}), was {risk_oracle.target}"
         )
+
+
+def has_risk_layers(scenario: WorldScenario) -> bool:
+    """Whether the scenario asks for any risk layer."""
+    return bool(scenario.clearinghouse or scenario.backstops or scenario.risk_oracle)
+
+
+def without_risk_layers(scenario: WorldScenario) -> WorldScenario:
+    """The same scenario (same seed, same shocks) without its risk layers."""
+    return scenario.model_copy(update={"clearinghouse": None, "backstops": (), "risk_oracle": None})
 
 
 def risk_layers(
