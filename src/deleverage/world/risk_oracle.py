@@ -283,7 +283,9 @@ class RiskOracleLayer(RiskLayer):
     them; their net flow per asset walks the shared market first, and the orders
     fill at the middle of that walk, ``P exp(m / 2)`` (``m`` the log move: a linear book's
     average price). The oracle's flow moves the shared price the next round sees; the world's
-    attribution does not credit it to a venue (it is no venue's liquidation)."""
+    attribution does not credit it to a venue (it is no venue's liquidation). It lands in the
+    public shared market: with the price channel cut (private markets per venue) the venues do
+    not see it."""
 
     name = "risk_oracle"
 

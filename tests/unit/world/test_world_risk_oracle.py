@@ -16,7 +16,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from deleverage import ConstantDepthBook, Exchange, MarginMode, MarketSpec
 from deleverage.engine.venue import PerpVenue
@@ -27,7 +30,9 @@ from deleverage.spec import MarginTier
 from deleverage.venues.protocol import PriceInputs
 from deleverage.world import RiskLayer, RoundView, SharedMarket, World, WorldVenue
 from deleverage.world.exposure import (
+    POSITION_COLUMNS,
     aggregate_health,
+    holistic_maintenance,
     perp_positions,
     stressed_deficits,
     trader_equity,
@@ -293,3 +298,51 @@ def test_the_position_table_matches_the_engines_margin_table(
     # One market: a cross account's only position carries all its cross equity.
     np.testing.assert_allclose(joined.loc[~iso, "equity"], joined.loc[~iso, "equity_engine"])
     assert set(joined["mode"]) == {"isolated", "cross"}
+
+
+@st.composite
+def _profiles(draw: st.DrawFn) -> tuple[pd.DataFrame, float]:
+    n = draw(st.integers(1, 4))
+    rows = []
+    for k in range(n):
+        size = draw(st.floats(1.0, 2_000.0)) * draw(st.sampled_from([-1.0, 1.0]))
+        price = draw(st.floats(10.0, 200.0))
+        notional = abs(size) * price
+        maintenance = 0.025 * notional
+        equity = draw(st.floats(0.0, 0.2)) * notional
+        rows.append(
+            ("t", f"v{k}", k, "ETH", "isolated", size, notional, equity, maintenance,
+             equity / maintenance)
+        )  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["trader", *POSITION_COLUMNS])
+    return frame, float(frame["equity"].sum())
+
+
+@given(profile=_profiles(), step=st.floats(0.05, 1.0), target=st.floats(1.0, 3.0))
+def test_the_rules_orders_only_reduce_and_stop_at_the_target_or_the_limit(
+    profile: tuple[pd.DataFrame, float], step: float, target: float
+) -> None:
+    table, equity = profile
+    tiers = MarketSpec.from_mapping({"symbol": "ETH", "tiers": TIERS}).tier_arrays
+    local = {(v, "ETH"): tiers for v in table["venue"]}
+    config = RiskOracleConfig(level=target, target=target, step_fraction=step, max_orders=50)
+    orders = plan_reductions("t", table, equity, {"ETH": tiers}, local, config)
+    held = dict(zip(table["venue"], table["size"], strict=True))
+    left = dict(held)
+    for order in orders:
+        assert order.size * held[order.venue] < 0  # against the position
+        left[order.venue] += order.size
+        assert abs(left[order.venue]) <= abs(held[order.venue]) * (1 + 1e-12)
+        assert left[order.venue] * held[order.venue] >= -1e-9  # never flips it
+    gross = sum(
+        abs(s) * p
+        for s, p in zip(left.values(), table["notional"] / table["size"].abs(), strict=True)
+    )
+    health = equity / max(float(holistic_maintenance({"ETH": gross}, {"ETH": tiers})), 1e-300)
+    holistic_before = equity / float(
+        holistic_maintenance({"ETH": float(table["notional"].sum())}, {"ETH": tiers})
+    )
+    if holistic_before >= target:
+        assert orders == []
+    elif len(orders) < 50 and any(abs(v) > 0 for v in left.values()):
+        assert health >= target * (1 - 1e-9)
