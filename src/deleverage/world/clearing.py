@@ -280,6 +280,10 @@ class ClearingHouse:
         ts_ns
             The settlement's time; never earlier than the previous one.
 
+        Several defaults in one settlement are met in member order (each takes the shared
+        layers the ones before it left); a defaulting member's contribution is not mutualized
+        for another default of the same settlement, and its gains are not haircut.
+
         Raises
         ------
         ValidationError

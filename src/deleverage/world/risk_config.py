@@ -16,7 +16,8 @@
     [[backstops]]                          # one pool per chain (world/backstop.py)
     chain = "arbitrum"
     capacity = 5e6                         # quote
-    latency_s = 12.0                       # bridge latency
+    latency_s = 12.0                       # bridge latency (or latency_blocks = 2 with
+                                           # block_time_s = 6.0)
     fee_rate = 0.0005                      # bridge fee
     discount = 0.002                       # price concession on forced flow
     covers = "flow"                        # "flow", "deficits" or "both" (same for every pool)
@@ -91,14 +92,25 @@ class ClearinghouseConfig(_Frozen):
 
 
 class BackstopConfig(_Frozen):
-    """``[[backstops]]``: one pool of quote capital on one chain."""
+    """``[[backstops]]``: one pool of quote capital on one chain; the bridge latency in
+    seconds (``latency_s``) or in blocks of the chain it bridges from (``latency_blocks`` x
+    ``block_time_s``), not both (default 0)."""
 
     chain: Annotated[str, Field(min_length=1, max_length=64)]
     capacity: NonNegFloat
-    latency_s: NonNegFloat = 0.0
+    latency_s: NonNegFloat | None = None
+    latency_blocks: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
+    block_time_s: PositiveFloat = 12.0
     fee_rate: Fraction = 0.0
     discount: Fraction = 0.0
     covers: Literal["flow", "deficits", "both"] = "flow"
+
+    @property
+    def latency(self) -> float:
+        """The bridge latency in seconds."""
+        if self.latency_blocks is not None:
+            return self.latency_blocks * self.block_time_s
+        return self.latency_s or 0.0
 
 
 class RiskOracleSection(_Frozen):
@@ -141,6 +153,8 @@ def check_risk_sections(
     if len({b.covers for b in backstops}) > 1:
         raise ValueError("backstops.covers must be the same for every pool")
     for i, pool in enumerate(backstops):
+        if pool.latency_s is not None and pool.latency_blocks is not None:
+            raise ValueError(f"backstops.{i}.latency_blocks: give latency_s or latency_blocks")
         if pool.fee_rate + pool.discount >= 1:
             raise ValueError(f"backstops.{i}.discount: fee_rate + discount must stay below 1")
     if clearinghouse is not None and any(b.covers != "flow" for b in backstops):
@@ -178,7 +192,7 @@ def risk_layers(
     if backstops:
         network = BackstopNetwork(
             [
-                BackstopPool(b.chain, b.capacity, latency_s=b.latency_s, fee_rate=b.fee_rate,
+                BackstopPool(b.chain, b.capacity, latency_s=b.latency, fee_rate=b.fee_rate,
                              discount=b.discount)
                 for b in backstops
             ]

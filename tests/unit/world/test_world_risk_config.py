@@ -87,6 +87,7 @@ def test_the_world_report_shows_each_risk_layers_panels() -> None:
         ("latency_s = 5.0", "latency_s = -5.0", "latency_s"),
         ("target = 1.2", "target = 0.5", r"risk_oracle\.target"),
         ("target = 1.2", "target = 1.2\nspeed = 2", "speed"),
+        ("latency_s = 5.0", "latency_s = 5.0\nlatency_blocks = 3", "latency_s or latency_blocks"),
         ("latency_s = 20.0", 'latency_s = 20.0\ncovers = "both"', "same for every pool"),
         ("discount = 0.002", 'discount = 0.002\ncovers = "deficits"', "same for every pool"),
     ],
@@ -109,6 +110,14 @@ def test_a_clearing_member_with_its_own_fund_is_refused_naming_the_venue_field()
     scenario = WorldScenario.from_toml(SMALL_WORLD + RISK)
     with pytest.raises(ConfigError, match=r"venues\.cex\.config\.insurance_fund"):
         build_world(scenario)
+
+
+def test_a_bridge_latency_in_blocks_is_blocks_times_the_block_time() -> None:
+    text = _world_text().replace("latency_s = 5.0", "latency_blocks = 3\nblock_time_s = 2.0")
+    world = build_world(WorldScenario.from_toml(text))
+    backstop = world.layers[1]
+    assert isinstance(backstop, BackstopLayer)
+    assert [p.latency_s for p in backstop.network.pools] == [6.0, 20.0]
 
 
 def test_sweeps_can_address_the_risk_tables() -> None:
