@@ -98,6 +98,41 @@ def _per_venue(
     return _layout(figure, title, y=y)
 
 
+def _venue_panels(result: WorldResult) -> go.Figure:
+    """One panel per venue: its liquidated notional per minute and its losses beyond
+    collateral (insurance paid plus uncovered lines, cumulative), on its own axes."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    groups = list(result.venues.groupby("venue", observed=True))
+    figure = make_subplots(
+        rows=max(len(groups), 1), cols=1, shared_xaxes=True,
+        subplot_titles=[f"{v} ({result.kinds.get(str(v), '')})" for v, _ in groups] or [""],
+        specs=[[{"secondary_y": True}] for _ in groups] or [[{"secondary_y": True}]],
+    )  # fmt: skip
+    for i, (_venue, frame) in enumerate(groups, start=1):
+        frame = frame.reset_index(drop=True)
+        minute = frame["ts_ns"] // 60_000_000_000
+        per_minute = frame.groupby(minute).agg(ts_ns=("ts_ns", "first"),
+                                               notional=("liquidated_notional", "sum"))  # fmt: skip
+        figure.add_trace(
+            go.Bar(x=_times(per_minute), y=per_minute["notional"], name="liquidated per minute",
+                   marker={"color": "#c0392b"}, showlegend=i == 1),
+            row=i, col=1,
+        )  # fmt: skip
+        losses = frame["insurance_paid"] + frame["adl_loss"] + frame["socialized_loss"]
+        losses = losses + frame["bad_debt"] + frame["backstop_loss"]
+        thin = _thin(frame.assign(losses=losses), "losses")
+        figure.add_trace(
+            go.Scatter(x=_times(thin), y=thin["losses"], name="losses beyond collateral",
+                       line={"color": "#2c3e50"}, showlegend=i == 1),
+            row=i, col=1, secondary_y=True,
+        )  # fmt: skip
+    figure = _layout(figure, "Each venue", y=None)
+    figure.update_layout(height=max(300, 220 * len(groups)))
+    return figure
+
+
 def _losses_figure(result: WorldResult) -> go.Figure:
     import plotly.graph_objects as go
 
@@ -182,6 +217,7 @@ def build_world_report(
         "liquidations": _per_venue(result, "liquidations", "Liquidations per venue (cumulative)",
                                    "liquidations", cumulative=True),
         "losses": _losses_figure(result),
+        "panels": _venue_panels(result),
         "contagion": _contagion_figure(result),
         "heatmap": _heatmap_figure(heat),
     }  # fmt: skip
@@ -223,6 +259,7 @@ def build_world_report(
 {_frame_table(result.venue_summary())}
 <div class="card">{divs["liquidations"]}</div>
 <div class="card">{divs["losses"]}</div>
+<div class="card">{divs["panels"]}</div>
 <h2>Contagion: who caused whose liquidations</h2>
 <div class="card">{divs["contagion"]}</div>
 <h2>Where the liquidations are waiting (end of run)</h2>

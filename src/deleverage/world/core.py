@@ -179,6 +179,19 @@ class World:
                     self._books[(name, asset)] = copy.deepcopy(self.markets[asset])
         self._owner = {name: "" if channels.prices else name for name in self.entries}
         self._pending: dict[_Key, dict[str, float]] = {key: {} for key in self._books}
+        # What each venue reads, and every link, resolved once (the loop runs per round).
+        self._reads = {
+            name: [
+                (asset, self._books[(self._owner[name], asset)], entry.links.get(asset))
+                for asset in entry.venue.assets
+            ]
+            for name, entry in self.entries.items()
+        }
+        self._links = [
+            (name, asset, link, (self._owner[name], asset))
+            for name, entry in self.entries.items()
+            for asset, link in entry.links.items()
+        ]
         self._pending_link: dict[tuple[str, str], float] = {}
         self._link_gross: dict[tuple[str, str], float] = {}
         self.recorder = WorldRecorder(self)
@@ -201,11 +214,9 @@ class World:
 
     def venue_prices(self, name: str) -> dict[str, PriceInputs]:
         """What venue ``name`` reads now, per asset it watches."""
-        entry = self.entries[name]
         out = {}
-        for asset in entry.venue.assets:
-            p = self._books[(self._owner[name], asset)].price
-            link = entry.links.get(asset)
+        for asset, market, link in self._reads[name]:
+            p = market.price
             out[asset] = PriceInputs(p, p, link.price if link is not None else p)
         return out
 
@@ -234,24 +245,21 @@ class World:
         for key, market in self._books.items():
             self._credit(key, MARKET_SOURCE, market.begin(k, ts))
         to_shared: dict[_Key, dict[str, float]] = {}
-        for name, entry in self.entries.items():
-            owner = self._owner[name]
-            for asset, link in entry.links.items():
-                own, transfer = link.begin(k, ts, self._books[(owner, asset)].price)
-                if own:
-                    self._pending_link[(name, asset)] = (
-                        self._pending_link.get((name, asset), 0.0) + own
-                    )
-                if transfer:
-                    to_shared.setdefault((owner, asset), {})[name] = transfer
-        self._land(to_shared, ts, gross)
+        for name, asset, link, key in self._links:
+            own, transfer = link.begin(k, ts, self._books[key].price)
+            if own:
+                self._pending_link[(name, asset)] = self._pending_link.get((name, asset), 0.0) + own
+            if transfer:
+                to_shared.setdefault(key, {})[name] = transfer
+        if to_shared:
+            self._land(to_shared, ts, gross)
         for r in range(self.max_rounds):
             if not self._round(k, r, ts, gross):
                 break
-        for name, entry in self.entries.items():
-            for asset, link in entry.links.items():
-                link.end(self._link_gross.get((name, asset), 0.0))
-        self._link_gross = {}
+        for name, asset, link, _key in self._links:
+            link.end(self._link_gross.get((name, asset), 0.0))
+        if self._link_gross:
+            self._link_gross = {}
         for key, market in self._books.items():
             market.end(gross[key])
         wallets = self.wallets
@@ -264,13 +272,16 @@ class World:
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""
         steps: dict[str, VenueStep] = {}
-        watched = self._watched_exposures()
+        watched = self._watched_exposures() if self.wallets is not None else {}
         for name, entry in self.entries.items():
             steps[name] = entry.venue.step(self.venue_prices(name), ts_ns=ts)
         view = RoundView(k, self.round_index, r, ts, steps, self.prices)
         self._attribute(view, watched)
-        self._pending = {key: {} for key in self._books}
-        self._pending_link = {}
+        for pending in self._pending.values():
+            if pending:
+                pending.clear()
+        if self._pending_link:
+            self._pending_link = {}
         for layer in self.layers:
             layer.on_round(self, view)
         self._route_deficits(steps, ts)
@@ -293,7 +304,8 @@ class World:
                 else:
                     flows = to_shared.setdefault((self._owner[name], asset), {})
                     flows[name] = flows.get(name, 0.0) + flow
-        self._land(to_shared, ts, gross)
+        if to_shared:
+            self._land(to_shared, ts, gross)
         self.recorder.end_round(view)
         self.round_index += 1
         return moved

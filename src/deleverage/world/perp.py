@@ -19,7 +19,7 @@ from pydantic import Field, model_validator
 
 from deleverage.engine.exchange import Exchange
 from deleverage.engine.venue import PerpVenue
-from deleverage.errors import DeleverageError
+from deleverage.errors import ConfigError, DeleverageError
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.sim.population import PopulationSpec, generate_population
 from deleverage.spec import MarketSpec, _Frozen
@@ -87,7 +87,14 @@ def build_perp(config: PerpConfig, context: BuildContext) -> BuiltVenue:
     start = context.start_ns
     markets: dict[str, int] = {}
     for asset in context.assets:
-        spec = config.market_spec(asset)
+        try:
+            spec = config.market_spec(asset)
+        except DeleverageError as exc:
+            raise ConfigError(
+                f"venues.{context.name}.config.symbols.{asset}",
+                config.symbols.get(asset, asset),
+                f"must name a market of preset {config.preset!r} (map the asset to one) ({exc})",
+            ) from None
         m = ex.list_market(spec, ts_ns=start)
         ex.set_mark(m, context.reference_prices[asset], ts_ns=start)
         if config.fill_depth_per_pct is not None:

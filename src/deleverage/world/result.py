@@ -80,8 +80,13 @@ class WorldRecorder:
         self._flow = np.zeros(n_a)
         self._asset_index = {a: i for i, a in enumerate(self.assets)}
         self._venue_index = {v: i for i, v in enumerate(self.venues)}
-        self._step_rows = np.zeros((len(VENUE_COLUMNS) - 3, n_v))
         self._rounds_in_step = 0
+        # Python lists while stepping (cheap to update), arrays at the end.
+        self._acc: list[list[float]] = [[0.0] * (len(VENUE_COLUMNS) - 3) for _ in range(n_v)]
+        self._venue_rows: list[list[list[float]]] = [self._acc] * n
+        self._prices: list[list[tuple[float, float, float]]] = [
+            [(float(m.exogenous[0]), m.price, 0.0) for m in world.markets.values()]
+        ] * n
 
     def add_flow(self, asset: str, flows: dict[str, float]) -> None:
         self._flow[self._asset_index[asset]] += math.fsum(flows.values())
@@ -102,44 +107,48 @@ class WorldRecorder:
 
     def end_round(self, view: RoundView) -> None:
         world = self.world
-        rows = self._step_rows
+        acc = self._acc
         self._rounds_in_step += 1
         for name, step in view.steps.items():
-            j = self._venue_index[name]
-            rows[0, j] += step.liquidations
-            rows[1, j] += step.liquidated_notional
+            row = acc[self._venue_index[name]]
             flow = 0.0
             for asset, f in step.forced_flow.items():
                 if f:
                     flow += abs(f) * view.prices[asset]
-            rows[2, j] += flow
             if step.liquidations or flow:
+                row[0] += step.liquidations
+                row[1] += step.liquidated_notional
+                row[2] += flow
                 self.rounds.append(
                     (view.step, view.round, view.round_in_step, view.ts_ns, name,
                      int(step.liquidations), float(step.liquidated_notional), flow)
                 )  # fmt: skip
-            lines = step.solvency
-            for i, line in enumerate(_LINES):
-                rows[4 + i, j] = getattr(lines, line)
-            rows[10, j] = world.absorbed[name]
+            row[4:10] = step.solvency
+            row[10] = world.absorbed[name]
 
     def end_step(self, k: int, ts: int) -> None:
         world = self.world
         self.ts[k] = ts
-        for i, (_asset, market) in enumerate(world.markets.items()):
-            self.a["exogenous"][k, i] = market.exogenous[k]
-            self.a["shared"][k, i] = market.price
-            self.a["dislocation"][k, i] = market.dislocation
+        self._prices[k] = [(m.exogenous[k], m.price, m.dislocation) for m in world.markets.values()]
         self.a["forced_flow"][k] = self._flow
         self._flow = np.zeros(len(self.assets))
-        rows = self._step_rows
-        rows[3, :] = self._rounds_in_step
-        for i, name in enumerate(VENUE_COLUMNS[3:]):
-            self.v[name][k] = rows[i]
-        rows[:4] = 0.0
+        for row in self._acc:
+            row[3] = self._rounds_in_step
+        self._venue_rows[k] = self._acc
+        self._acc = [[0.0, 0.0, 0.0, 0.0, *row[4:]] for row in self._acc]
         self._rounds_in_step = 0
 
+    def _arrays(self) -> None:
+        """Move the per-step lists into the column arrays (once, at the end)."""
+        prices = np.asarray(self._prices, dtype=np.float64)  # (n, assets, 3)
+        for i, name in enumerate(("exogenous", "shared", "dislocation")):
+            self.a[name][:] = prices[:, :, i]
+        venues = np.asarray(self._venue_rows, dtype=np.float64)  # (n, venues, columns)
+        for i, name in enumerate(VENUE_COLUMNS[3:]):
+            self.v[name][:] = venues[:, :, i]
+
     def result(self, *, wall_s: float) -> WorldResult:
+        self._arrays()
         n = self.world.n_steps + 1
         steps = np.arange(n)
         assets = pd.DataFrame(

@@ -128,3 +128,10 @@ def test_an_aave_market_must_watch_its_reserves_assets() -> None:
     text = SMALL_WORLD + AAVE_VENUE.replace('assets = ["ETH"]', 'assets = ["BTC"]')
     with pytest.raises(ConfigError, match="assets"):
         build_world(WorldScenario.from_toml(text))
+
+
+def test_a_perp_asset_without_a_preset_market_names_the_symbols_field() -> None:
+    text = SMALL_WORLD.replace('name = "BTC"', 'name = "DOGE"').replace('"BTC"', '"DOGE"')
+    text = text.replace("BTC = {", "DOGE = {")
+    with pytest.raises(ConfigError, match=r"venues\.cex\.config\.symbols\.DOGE"):
+        build_world(WorldScenario.from_toml(text))

@@ -114,3 +114,55 @@ def test_the_attribution_accounts_for_every_liquidation_once(make_perp):
     happened = result.venues.groupby("venue", observed=True)["liquidations"].sum()
     for venue in ("a", "b"):
         assert caused[venue] == pytest.approx(happened[venue], rel=1e-9)
+
+
+LENDING_WORLD = """
+kind = "world"
+name = "lending-contagion"
+seed = 11
+duration_s = 240
+
+[[assets]]
+name = "ETH"
+price = { process = "shock", s0 = 4000.0, drop_fraction = 0.07, start_s = 10, duration_s = 120 }
+liquidity = { depth_per_pct = 60.0, half_life_s = 600.0 }
+
+[[venues]]
+name = "cex"
+kind = "perp"
+assets = ["ETH"]
+
+[venues.config]
+preset = "binance"
+symbols = { ETH = "BTC" }  # Binance's BTC table for the ETH market
+population = { n_positions = 1500, leverage_median = 12.0, long_fraction = 0.9, size_min = 0.05 }
+"""
+
+AAVE = """
+[[venues]]
+name = "lend"
+kind = "aave"
+assets = ["ETH"]
+
+[venues.config]
+accounts = 400
+collateral_median = 200000.0
+min_health = 1.01
+health_scale = 0.04
+second_collateral_share = 0.0
+"""
+
+
+def test_collateral_sold_by_a_lending_market_liquidates_perp_traders() -> None:
+    # Arrange: the same perp venue (same seed: it is listed first) with and without an Aave
+    # market whose keepers sell the WETH they seize into the shared ETH book
+    from deleverage.world.build import run_world
+    from deleverage.world.config import WorldScenario
+
+    # Act
+    alone = run_world(WorldScenario.from_toml(LENDING_WORLD))
+    linked = run_world(WorldScenario.from_toml(LENDING_WORLD + AAVE))
+    # Assert
+    assert _liquidations(linked, "lend").sum() > 0
+    assert _liquidations(linked, "cex").sum() > _liquidations(alone, "cex").sum()
+    assert _cross(linked, "prices", "lend", "cex") > 0.0
