@@ -14,7 +14,7 @@ asset's shared book (:mod:`deleverage.analytics.criticality`): the effective bra
 the world's question is what forced flow does to the price everyone watches, and that price is
 the shared book's. ``depth`` is the shared book's resting size per unit of price: a constant-
 depth book of ``depth_per_pct`` base per 1% holds ``100 depth_per_pct / P`` base per quote
-(docs/formulas.md §18.5).
+(docs/formulas.md §19.5).
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 when a scenario file says ``kind = "world"`` (or names a built-in world).
 
 - :func:`run_world_command`: the world and its twin with both contagion channels cut (the same
-  venues and seeds without contagion), results (Parquet, JSON), liquidation levels, heatmaps,
+  venues and seeds without contagion), when the scenario has risk layers (``[clearinghouse]``,
+  ``[[backstops]]``, ``[risk_oracle]``) its twin without them (``without_layers/``, the same
+  shocks), results (Parquet, JSON), liquidation levels, heatmaps,
   criticality and the HTML report (:mod:`deleverage.analytics.world_report`) in one folder,
   written atomically;
 - :func:`world_problems`: every problem of a world file at once (``deleverage validate``);
@@ -36,7 +38,7 @@ WORLD_FILES = frozenset(
     {
         "assets.parquet", "venues.parquet", "rounds.parquet", "contagion.parquet",
         "summary.json", "levels.parquet", "heatmaps.parquet", "criticality.parquet",
-        "report.html", "baseline",
+        "report.html", "baseline", "without_layers",
     }
 )  # fmt: skip
 
@@ -51,6 +53,7 @@ def run_world_command(
     from deleverage.world import Channels
     from deleverage.world.build import run_world
     from deleverage.world.config import load_world
+    from deleverage.world.risk_config import has_risk_layers, without_risk_layers
 
     scenario = load_world(source)
     final = results_folder / scenario.name if out is None else out
@@ -67,10 +70,20 @@ def run_world_command(
                     scenario, channels=Channels(prices=False, traders=False),
                     progress=_advance(bar, f"{scenario.name} (no contagion)"),
                 )  # fmt: skip
+            # The same shocks without the risk layers (clearinghouse, backstops, oracle).
+            bare = None
+            if has_risk_layers(scenario):
+                bare = run_world(
+                    without_risk_layers(scenario),
+                    progress=_advance(bar, f"{scenario.name} (without risk layers)"),
+                )
         written = dict(result.save(folder))
         if twin is not None:
             for name, path in twin.save(folder / "baseline").items():
                 written[f"baseline_{name}"] = path
+        if bare is not None:
+            for name, path in bare.save(folder / "without_layers").items():
+                written[f"without_layers_{name}"] = path
         levels = result.extra["levels"]
         frames = [f.assign(venue=v) for v, f in levels.items()]
         written["levels"] = folder / "levels.parquet"
@@ -80,7 +93,9 @@ def run_world_command(
         heat.to_parquet(written["heatmaps"], index=False)
         written["criticality"] = folder / "criticality.parquet"
         crit.to_parquet(written["criticality"], index=False)
-        written["report"] = write_world_report(folder / "report.html", result, baseline=twin)
+        written["report"] = write_world_report(
+            folder / "report.html", result, baseline=twin, without_layers=bare
+        )
     files = {name: str(final / Path(path).relative_to(folder)) for name, path in written.items()}
     summary = result.summary()
     if as_json:
@@ -92,6 +107,7 @@ def run_world_command(
             "wall_s": result.wall_s,
             "summary": summary,
             "baseline_summary": None if twin is None else twin.summary(),
+            "without_layers_summary": None if bare is None else bare.summary(),
             "venues": result.venue_summary().reset_index().to_dict(orient="records"),
             "files": files,
         }

@@ -116,6 +116,11 @@ class PerpVenue:
         """The wrapped engine."""
         return self._ex
 
+    @property
+    def asset_markets(self) -> dict[str, int]:
+        """Asset name -> the engine's market id."""
+        return dict(self._markets)
+
     def _price(self, inputs: PriceInputs) -> float:
         if self._mark_from == "oracle":
             return inputs.oracle

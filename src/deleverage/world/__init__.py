@@ -8,7 +8,12 @@ pluggable risk layers.
 - :mod:`~deleverage.world.traders`: :class:`TraderMap` and :class:`SharedWallets` (the trader
   channel);
 - :mod:`~deleverage.world.collateral`: :class:`CollateralAccess` (accounts seen by a world);
-- :mod:`~deleverage.world.result`: :class:`WorldResult` (frames, contagion, summaries).
+- :mod:`~deleverage.world.result`: :class:`WorldResult` (frames, contagion, summaries);
+- :mod:`~deleverage.world.clearing`: a clearinghouse of venues with a default waterfall
+  (cover-2 default fund, skin in the game, variation-margin gains haircut);
+- :mod:`~deleverage.world.backstop`: cross-chain backstop pools for forced flow and deficits;
+- :mod:`~deleverage.world.exposure` and :mod:`~deleverage.world.risk_oracle`: each trader's
+  risk across venues and a cross-venue risk oracle.
 """
 
 from __future__ import annotations

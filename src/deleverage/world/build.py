@@ -21,6 +21,7 @@ from deleverage.world.kinds import venue_kind
 from deleverage.world.market import SharedMarket, VenueLink
 from deleverage.world.registry import BuildContext
 from deleverage.world.result import WorldResult
+from deleverage.world.risk_config import risk_layers
 from deleverage.world.traders import SharedWallets, TraderMap
 
 __all__ = ["asset_paths", "build_world", "run_world"]
@@ -106,10 +107,16 @@ def build_world(scenario: WorldScenario, *, channels: Channels | None = None) ->
             traders, access, interval_s=w.interval_s, trigger_ratio=w.trigger_ratio,
             target_ratio=w.target_ratio,
         )  # fmt: skip
-    return World(
+    world = World(
         markets, entries, dt_s=dt, start_ns=start_ns, traders=traders, wallets=wallets,
         channels=channels, max_rounds=scenario.max_rounds,
     )  # fmt: skip
+    for layer in risk_layers(
+        world, clearinghouse=scenario.clearinghouse, backstops=scenario.backstops,
+        risk_oracle=scenario.risk_oracle,
+    ):  # fmt: skip
+        world.add_layer(layer)
+    return world
 
 
 def _trader_map(scenario: WorldScenario, shareable: dict[str, np.ndarray]) -> TraderMap:
@@ -154,4 +161,7 @@ def run_world(
     result.extra["channels"] = world.channels
     result.extra["levels"] = {name: v.liquidation_levels() for name, v in world.venues.items()}
     result.extra["world"] = world
+    result.extra["layers"] = {
+        layer.name: layer.panels() for layer in world.layers if hasattr(layer, "panels")
+    }
     return result

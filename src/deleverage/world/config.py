@@ -28,6 +28,9 @@
     [wallets]                              # how shared traders move collateral
     interval_s = 60.0
 
+Risk layers (:mod:`deleverage.world.risk_config`): ``[clearinghouse]``, ``[[backstops]]``,
+``[risk_oracle]``.
+
 Every table rejects unknown keys; bounds live in the types; a venue's ``config`` is checked
 against its kind's model, so an error names ``venues.<i>.config.<field>``.
 """
@@ -53,6 +56,12 @@ from deleverage.sim.scenario import (
 )
 from deleverage.spec import PositiveFloat, Slug, _Frozen
 from deleverage.world.kinds import venue_kind
+from deleverage.world.risk_config import (
+    BackstopConfig,
+    ClearinghouseConfig,
+    RiskOracleSection,
+    check_risk_sections,
+)
 
 __all__ = [
     "AssetConfig",
@@ -148,6 +157,9 @@ class WorldScenario(_Frozen):
     assets: Annotated[tuple[AssetConfig, ...], Field(min_length=1, max_length=64)]
     venues: Annotated[tuple[VenueConfig, ...], Field(min_length=1, max_length=64)]
     shared_traders: tuple[SharedTradersConfig, ...] = ()
+    clearinghouse: ClearinghouseConfig | None = None
+    backstops: tuple[BackstopConfig, ...] = ()
+    risk_oracle: RiskOracleSection | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -187,6 +199,10 @@ class WorldScenario(_Frozen):
                     )
             if len(set(group.venues)) != len(group.venues):
                 raise ValueError(f"shared_traders.{i}.venues must be distinct")
+        check_risk_sections(
+            venues=names, assets=assets, clearinghouse=self.clearinghouse,
+            backstops=self.backstops, risk_oracle=self.risk_oracle,
+        )  # fmt: skip
         return self
 
     def to_toml_dict(self) -> dict[str, Any]:

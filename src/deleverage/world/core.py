@@ -22,7 +22,7 @@ cut for comparisons (:class:`Channels`): ``prices`` (a venue's forced flow reach
 market other venues watch) and ``traders`` (traders rescue one account with collateral from
 their others). Everything is deterministic given the inputs (the seeds live in the builders).
 
-**Attribution by round** (docs/formulas.md §18.4): every log move of a price a venue reads is
+**Attribution by round** (docs/formulas.md §19.4): every log move of a price a venue reads is
 credited to a source: ``market`` (the exogenous path and the rest of the market's arbitrage) or
 the venue whose forced flow (directly or through its link's arbitrageurs) made it. The moves
 made since venues last stepped are pending; the liquidations of venue ``B`` in a round are

@@ -6,7 +6,7 @@ replayed history) and ``D`` the dislocation that forced flow leaves in the share
 decays with the book's resilience and is traded back toward zero by the rest of the market's
 arbitrageurs (capital, latency, cost: :class:`deleverage.sim.arbitrage.Arbitrageurs`), exactly
 as one venue's book is in the single-venue runner (:class:`deleverage.sim.venue_price.
-VenuePrice`, docs/formulas.md §17 and §18).
+VenuePrice`, docs/formulas.md §17 and §19).
 
 A venue that trades an asset on its **own book** (an order-book perpetual) is linked to the
 shared market by a :class:`VenueLink`: the venue's book price is ``B = P (1 + d)``; the venue's

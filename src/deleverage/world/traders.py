@@ -12,7 +12,7 @@ of its accounts is read (:class:`~deleverage.world.collateral.CollateralAccess`)
 account's ``rho`` reaches ``trigger_ratio`` (and its equity is still positive), the trader
 withdraws from its other accounts (most comfortable first, each no more than the venue lets it
 withdraw) the cash that brings the worst account back to ``target_ratio``:
-``need = maintenance / target_ratio - equity`` (docs/formulas.md §18.3). So a loss on venue A
+``need = maintenance / target_ratio - equity`` (docs/formulas.md §19.3). So a loss on venue A
 becomes a thinner margin on venue B: the next move on B liquidates accounts that would have
 survived. Each transfer is remembered (donor venue, account, receiving venue, amount) so the
 world can attribute a later liquidation of the donor account to the venue that took its

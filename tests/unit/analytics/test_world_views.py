@@ -1,4 +1,4 @@
-"""A world's heatmaps and criticality against closed forms (docs/formulas.md §10.8, §18.5)."""
+"""A world's heatmaps and criticality against closed forms (docs/formulas.md §10.8, §19.5)."""
 
 from __future__ import annotations
 
