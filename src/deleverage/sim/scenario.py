@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.rules.collateral import (
@@ -449,9 +449,12 @@ class ProactiveSpec(_Frozen):
     ``None`` for the analytic first-passage baseline. ``cascade_level``: the share of open
     interest whose liquidation makes a cascade. ``alerts``: traders react to alerts on their
     own predicted probability (:class:`AlertReactions`). At least one of ``margin``,
-    ``deleveraging`` and ``alerts`` must be set. docs/predict.md.
+    ``deleveraging`` and ``alerts`` must be set. ``enabled = false`` validates the block and
+    then runs the scenario as if it were absent, so a sweep can compare with and without the
+    policies on the same seeds (``proactive.enabled = [true, false]``). docs/predict.md.
     """
 
+    enabled: bool = True
     margin: ProactiveMargin | None = None
     deleveraging: PredictiveDeleveraging | None = None
     alerts: AlertReactions | None = None
@@ -497,6 +500,12 @@ class Scenario(_Frozen):
     collateral: tuple[CollateralScenario, ...] = ()
     collateral_policy: CollateralPolicy = CollateralPolicy()
     proactive: ProactiveSpec | None = None
+
+    @field_validator("proactive", mode="after")
+    @classmethod
+    def _switched_off(cls, value: ProactiveSpec | None) -> ProactiveSpec | None:
+        """A validated block with ``enabled = false`` is dropped: no policy, no predictor."""
+        return None if value is not None and not value.enabled else value
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -183,3 +183,18 @@ def _without_none(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_without_none(v) for v in value]
     return value
+
+
+def test_a_sweep_switches_the_policies_off_and_on_on_the_same_seeds() -> None:
+    # `proactive.enabled = [true, false]` as a sweep parameter: the switched-off cell is the
+    # plain run of the same seed (same result hash), the switched-on cell is the policies' run.
+    base = tiny_world(duration_s=120.0).with_overrides({"proactive": POLICY, "seed": 3})
+    base.check_override_path("proactive.enabled")
+    off = base.with_overrides({"proactive.enabled": False})
+    assert off.proactive is None
+    plain = tiny_world(duration_s=120.0).with_overrides({"seed": 3})
+    assert run(off).result_hash == run(plain).result_hash
+    assert run_scenario(base).result_hash != run(plain).result_hash
+    with pytest.raises(ConfigError, match="proactive"):  # a switched-off block is still checked
+        base.with_overrides({"proactive.enabled": False, "proactive.margin": None,
+                             "proactive.deleveraging": None})  # fmt: skip
