@@ -195,7 +195,7 @@ def evaluate(
         bool,
         typer.Option(
             "--crash-windows",
-            help="Score on every bundled real crash window replayed (btc-2025-10-10's book, "
+            help="Score on every bundled BTCUSDT crash window replayed (btc-2025-10-10's book, "
             "one seed each from --first-seed; --positions applies).",
         ),
     ] = False,
@@ -326,16 +326,19 @@ def evaluate(
 def _crash_windows(
     config: FeatureConfig, first_seed: int, positions: int | None
 ) -> tuple[Dataset, str]:
-    """One dataset over every bundled crash window replayed through btc-2025-10-10's book and
-    population, each window its own seed (so the per-seed interval is over windows)."""
+    """One dataset over every bundled BTCUSDT crash window replayed through btc-2025-10-10's
+    book and population, each window its own seed (so the per-seed interval is over windows).
+    Windows of other markets (the ETH hourly bars of Black Thursday) are left out: the
+    population and book are BTC's."""
     import pandas as pd
 
     from deleverage.predict.dataset import Dataset, build_dataset
     from deleverage.prices.historical import list_bundled
 
     template = _scenario("btc-2025-10-10", positions)
+    windows = [name for name in list_bundled() if name.startswith("btcusdt-")]
     parts = []
-    for k, name in enumerate(list_bundled()):
+    for k, name in enumerate(windows):
         world = template.with_overrides({"name": f"replay-{name}", "markets.0.price.bundled": name})
         parts.append(build_dataset(world, [first_seed + k], config=config))
     data = Dataset(
@@ -344,7 +347,7 @@ def _crash_windows(
         meta={**parts[0].meta, "scenario": "bundled crash windows",
               "seeds": [s for d in parts for s in d.meta["seeds"]]},
     )  # fmt: skip
-    names = ", ".join(f"{name} (seed {first_seed + k})" for k, name in enumerate(list_bundled()))
+    names = ", ".join(f"{name} (seed {first_seed + k})" for k, name in enumerate(windows))
     return data, f"bundled crash windows replayed: {names}"
 
 
