@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from deleverage.errors import ConfigError, ValidationError
+from deleverage.sim.scenario import Scenario
 from deleverage.sweep.experiment import (
     DERIVED_METRICS,
     TWIN_METRICS,
