@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from deleverage.analytics.defi_position import Horizon
+    from deleverage.venues.protocol import Venue
 
 __all__ = [
     "DEFAULT_PRICE",
@@ -42,6 +43,7 @@ __all__ = [
     "protocol_config",
     "refuse_options",
     "refuse_perp",
+    "venue_levels",
 ]
 
 PROTOCOLS = ("aave", "maker", "gmx", "synthetix")
@@ -526,10 +528,7 @@ def defi_levels(
     (``+1`` where the position is liquidated as the price falls: positive size). Returns the
     frame, the mark and a label. ``unused``: options (name to value) that must not be given
     with ``--protocol``."""
-    import numpy as np
-
     refuse_options(unused or {}, "is not used with --protocol")
-
     if isinstance(accounts, bool) or not 1 <= accounts <= 1_000_000:
         raise ValidationError("--accounts", accounts, "must be an integer in [1, 1000000]")
     if seed < 0:
@@ -564,6 +563,16 @@ def defi_levels(
             update={"population": config.population.model_copy(update={"accounts": accounts})}
         )
         venue = build_synthetix(config, prices=dict.fromkeys(config.assets, price), seed=seed)
+    label = f"{protocol} population ({accounts:,} accounts, seed {seed})"
+    return venue_levels(venue), price, label
+
+
+def venue_levels(venue: Venue) -> pd.DataFrame:
+    """``venue.liquidation_levels()`` with a ``side`` column: ``+1`` where the size is
+    positive (liquidated as the price falls: collateral, a long), ``-1`` where it is negative
+    (liquidated as it rises: a debt, a short)."""
+    import numpy as np
+
     frame = venue.liquidation_levels().reset_index(drop=True)
     frame["side"] = np.where(frame["size"].to_numpy(dtype=np.float64) >= 0.0, 1.0, -1.0)
-    return frame, price, f"{protocol} population ({accounts:,} accounts, seed {seed})"
+    return frame
