@@ -247,10 +247,13 @@ def _aave(
 
     upper = {k.upper(): v for k, v in prices.items()}
     for key in upper:
-        if key not in config.assets:
+        if key not in (a.upper() for a in config.assets):
             raise ValidationError("--price", key, f"must name a reserve asset of {config.assets}")
+    missing = [a for a in config.assets if a.upper() not in upper]
+    if missing:
+        raise ValidationError("--price", None, f"must give {missing[0]}=PRICE (each reserve asset)")
     m = aave_account_metrics(
-        config, collateral, debt, {a: upper.get(a, math.nan) for a in config.assets}, horizon
+        config, collateral, debt, {a: upper[a.upper()] for a in config.assets}, horizon
     )
     status = {
         am.LIQUIDATABLE: "liquidatable",
@@ -304,7 +307,7 @@ def _maker(
     asset = config.asset
     if len(collateral) != 1 or next(iter(collateral)).upper() != asset.upper():
         raise ValidationError("--collateral", collateral, f"must be {asset}=INK (one entry)")
-    if len(debt) != 1:
+    if len(debt) != 1 or next(iter(debt)).upper() != "DAI":
         raise ValidationError("--debt", debt, "must be DAI=DEBT (one entry)")
     price = _one_price(prices, asset, None)
     m = maker_vault_metrics(

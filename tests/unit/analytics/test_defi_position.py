@@ -271,9 +271,7 @@ def test_gmx_level_matches_the_venue(is_long: bool, in_token: bool) -> None:
 
 
 def _snx(**market: float) -> SynthetixConfig:
-    return SynthetixConfig(
-        markets=(SynthetixMarketConfig(asset="ETH", skew_scale=1e6, **market),)  # type: ignore[arg-type]
-    )
+    return SynthetixConfig(markets=(SynthetixMarketConfig(asset="ETH", skew_scale=1e6, **market),))
 
 
 def test_synthetix_by_hand() -> None:
