@@ -1,5 +1,5 @@
 """Risk figures of one DeFi position: an Aave account, a Maker vault, a GMX v2 position, a
-Synthetix perps v3 position (docs/formulas.md §12, "DeFi positions").
+Synthetix perps v3 position (docs/formulas.md §12, "DeFi positions and populations").
 
 Each function reads its protocol's configuration (:mod:`deleverage.protocols`) and applies the
 protocol's pure math; the liquidation prices are closed forms of the protocol's own
@@ -152,7 +152,7 @@ def aave_asset_levels(
     With ``w_a = sum over the asset's reserves of c_r LT_r`` (tokens weighted by the
     liquidation threshold) and ``d_a`` the asset's debt tokens,
     ``HF(x) = 1  <=>  x (w_a - d_a) = D_other - W_other``, so ``x = (D_other - W_other) /
-    (w_a - d_a)`` (§A9); NaN where that is not a positive number.
+    (w_a - d_a)`` (§A6 for every collateral asset); NaN where that is not a positive number.
 
     Examples
     --------
