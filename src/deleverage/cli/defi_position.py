@@ -145,7 +145,8 @@ def protocol_config(protocol: str, params: list[str] | None) -> BaseModel:
     except PydanticError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ValidationError("--param", params, f"{where}: {first['msg']}") from None
+        rule = f"{where}: {first['msg']}" if where else str(first["msg"])
+        raise ValidationError("--param", params, rule) from None
     except ConfigError as exc:
         raise ValidationError("--param", params, str(exc)) from None
 
@@ -252,6 +253,9 @@ def _aave(
     missing = [a for a in config.assets if a.upper() not in upper]
     if missing:
         raise ValidationError("--price", None, f"must give {missing[0]}=PRICE (each reserve asset)")
+    for key, value in upper.items():
+        if not (math.isfinite(value) and 0.0 < value <= MAX_AMOUNT):
+            raise ValidationError("--price", f"{key}={value}", "must be a finite price > 0")
     m = aave_account_metrics(
         config, collateral, debt, {a: upper[a.upper()] for a in config.assets}, horizon
     )

@@ -15,8 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from cli_contract import assert_contract, call
 from deleverage.analytics.heatmap import liquidation_heatmap
 from deleverage.cli.app import app, main
 from deleverage.cli.defi_position import venue_levels
@@ -213,3 +216,36 @@ def test_venue_levels_of_hand_built_books() -> None:
         [2_000.0, "long", "below", pytest.approx(20_000.0)],
         [3_000.0, "short", "above", pytest.approx(15_600.0)],
     ]
+
+
+_NUMBER = st.one_of(
+    st.floats(min_value=1e-12, max_value=1e16),
+    st.sampled_from([0.0, -1.0, 1e-300, 1e15, float("nan"), float("inf")]),
+).map(lambda x: f"{x!r}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    protocol=st.sampled_from(["aave", "maker", "gmx", "synthetix"]),
+    a=_NUMBER,
+    b=_NUMBER,
+    c=_NUMBER,
+    d=_NUMBER,
+    side=st.sampled_from(["long", "short"]),
+)
+def test_position_protocol_keeps_the_cli_contract(
+    protocol: str, a: str, b: str, c: str, d: str, side: str
+) -> None:
+    # Any numbers: exit 0 with strict JSON, or exit 2 with a message; never a traceback.
+    args = {
+        "aave": ["--collateral", f"ETH={a}", "--collateral", f"USDC={d}", "--debt", f"USDC={b}",
+                 "--price", f"ETH={c}"],
+        "maker": ["--collateral", f"ETH={a}", "--debt", f"DAI={b}", "--price", f"ETH={c}",
+                  "--osm-price", d],
+        "gmx": ["--side", side, "--size", a, "--entry", c, "--collateral", f"USD={b}",
+                "--mark", d],
+        "synthetix": ["--side", side, "--size", a, "--entry", c, "--margin", b, "--mark", d],
+    }[protocol]  # fmt: skip
+    outcome = call("position", "--protocol", protocol, *args, "--json")
+
+    assert_contract(outcome, names=("`--",) if outcome.code == 2 else ())
