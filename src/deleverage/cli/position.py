@@ -648,7 +648,8 @@ def _print_heatmaps(
     )
     for result in results:
         prefix = f"{result.venue} ({result.symbol}): " if len(results) > 1 else ""
-        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price (isolated)")
+        kind = "" if result.venue in ("aave", "maker", "gmx", "synthetix") else " (isolated)"
+        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price{kind}")
         frame = result.buckets
         for side in ("long", "short"):
             part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")

@@ -249,3 +249,14 @@ def test_position_protocol_keeps_the_cli_contract(
     outcome = call("position", "--protocol", protocol, *args, "--json")
 
     assert_contract(outcome, names=("`--",) if outcome.code == 2 else ())
+
+
+def test_heatmap_table_of_a_protocol() -> None:
+    result = runner.invoke(
+        app, ["heatmap", "--protocol", "maker", "--accounts", "50", "--top", "2"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "50 positions with a liquidation price" in result.output
+    assert "(isolated)" not in result.output
+    assert "maker population (50 accounts, seed 0)" in result.output
