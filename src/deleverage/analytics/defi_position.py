@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from deleverage.analytics.first_passage import discrete_hit_probability, gbm_hit_probability
 from deleverage.errors import ValidationError
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 SECONDS_PER_HOUR = 3600.0
+FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +131,7 @@ def _reserve_index(config: AaveConfig, key: str, option: str) -> int:
     raise ValidationError(option, key, f"must name a reserve (or its asset) of {names}")
 
 
-def _amounts(
-    config: AaveConfig, amounts: Mapping[str, float], option: str
-) -> np.ndarray[tuple[int], np.dtype[np.float64]]:
+def _amounts(config: AaveConfig, amounts: Mapping[str, float], option: str) -> FloatArray:
     out = np.zeros(len(config.reserves))
     for key, value in amounts.items():
         if not (math.isfinite(value) and value >= 0.0):
@@ -165,20 +165,24 @@ def aave_asset_levels(
     d = _amounts(config, debt, "--debt")
     p = reserve_prices(config, prices)
     lt = np.array([r.liquidation_threshold for r in config.reserves])
-    weighted = c * lt * p
-    owed = d * p
-    out: dict[str, tuple[float, bool]] = {}
-    for asset in config.assets:
-        mine = np.array([r.asset == asset for r in config.reserves])
-        if not (c[mine] * lt[mine]).sum() > 0.0:
-            continue
-        w_a = float((c * lt)[mine].sum())
-        d_a = float(d[mine].sum())
-        rest = float(owed[~mine].sum() - weighted[~mine].sum())
-        slope = w_a - d_a
-        level = rest / slope if slope != 0.0 else math.nan
-        out[asset] = (level if math.isfinite(level) and level > 0.0 else math.nan, slope > 0.0)
-    return out
+    return {
+        asset: _asset_level(config, c, d, p, asset)
+        for asset in config.assets
+        if (c * lt)[[r.asset == asset for r in config.reserves]].sum() > 0.0
+    }
+
+
+def _asset_level(
+    config: AaveConfig, c: FloatArray, d: FloatArray, p: FloatArray, asset: str
+) -> tuple[float, bool]:
+    """``HF = 1`` in the price of ``asset`` (collateral, debt or both), the rest fixed: the
+    level (NaN unless positive and finite) and whether the account is liquidated as it falls."""
+    lt = np.array([r.liquidation_threshold for r in config.reserves])
+    mine = np.array([r.asset == asset for r in config.reserves])
+    slope = float((c * lt)[mine].sum() - d[mine].sum())
+    rest = float((d * p)[~mine].sum() - (c * lt * p)[~mine].sum())
+    level = rest / slope if slope != 0.0 else math.nan
+    return (level if math.isfinite(level) and level > 0.0 else math.nan), slope > 0.0
 
 
 def aave_account_metrics(
@@ -231,15 +235,8 @@ def aave_account_metrics(
     driver = reserves[ci].asset or reserves[di].asset
     at = dict(prices)
     if health >= 1.0 and driver is not None:
-        level, falls = levels_by_asset.get(driver, (math.nan, True))
-        if not math.isfinite(level):  # the driver as a debt asset: HF = 1 when it rises
-            w = float(
-                (c * lt * p).sum() - (c * lt * p)[[r.asset == driver for r in reserves]].sum()
-            )
-            d_a = float(d[[r.asset == driver for r in reserves]].sum())
-            other = float((d * p).sum() - (d * p)[[r.asset == driver for r in reserves]].sum())
-            level, falls = ((w - other) / d_a if d_a > 0.0 else math.nan), False
-        if math.isfinite(level) and level > 0.0:
+        level, falls = _asset_level(config, c, d, p, driver)
+        if math.isfinite(level):
             at[driver] = level * (1.0 - 1e-9 if falls else 1.0 + 1e-9)
     p_at = reserve_prices(config, at)
     plan = am.liquidation_plan(

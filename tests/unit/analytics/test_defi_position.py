@@ -115,6 +115,15 @@ def test_aave_quote_collateral_is_liquidated_when_the_debt_asset_rises() -> None
     assert m.collateral_seized == pytest.approx(2.5 * 3_120.0 * 1.045, rel=1e-8)
 
 
+def test_aave_asset_both_collateral_and_debt() -> None:
+    # 10 ETH (LT 0.83) against 2 ETH and 10,000 USDC: x (8.3 - 2) = 10,000 -> x = 1,587.30.
+    m = aave_account_metrics(AaveConfig(), ETH, {"ETH": 2.0, "USDC": 10_000.0}, {"ETH": 2_000.0}, H)
+
+    assert m.levels[0].liquidation_price == pytest.approx(10_000.0 / 6.3)
+    assert m.at_price == pytest.approx(10_000.0 / 6.3, rel=1e-8)
+    assert m.health_at == pytest.approx(1.0, abs=1e-8)
+
+
 def test_aave_each_collateral_asset_with_the_others_fixed_by_hand() -> None:
     # 10 ETH (LT 0.83) at 2,000 and 1 WBTC (LT 0.78) at 60,000 against 60,000 USDC.
     levels = aave_asset_levels(
