@@ -30,6 +30,8 @@ from rich.console import Console
 from rich.table import Table
 
 from deleverage._files import atomic_write, check_input_file, check_output_file
+from deleverage.cli._output import console as _console
+from deleverage.cli._output import json_safe as _json_safe
 from deleverage.engine.contracts import ContractUnits
 from deleverage.errors import ValidationError
 from deleverage.venues import preset
@@ -46,13 +48,6 @@ __all__ = ["PositionMetrics", "heatmap", "position", "position_metrics"]
 SECONDS_PER_HOUR = 3600.0
 
 
-def _console() -> Console:
-    console = Console()
-    if not console.is_terminal:  # logs, pipes and tests: wide enough for the tables
-        console = Console(width=130)
-    return console
-
-
 def _positive(option: str, value: float) -> float:
     if not math.isfinite(value) or value <= 0.0:
         raise ValidationError(option, value, "must be a finite number > 0")
@@ -64,17 +59,6 @@ def _within(option: str, value: float, high: float) -> float:
     if not (math.isfinite(value) and 0.0 < value <= high):
         raise ValidationError(option, value, f"must be a finite number > 0 and at most {high:g}")
     return float(value)
-
-
-def _json_safe(value: Any) -> Any:
-    """Non-finite floats as ``None``: JSON has no NaN or Infinity."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 #: Ranges of ``position``'s inputs: beyond them the figures are meaningless (a price beyond
@@ -301,12 +285,14 @@ def position_metrics(
 
 
 def position(
-    side: Annotated[str, typer.Option(help="long or short.")],
+    side: Annotated[str | None, typer.Option(help="long or short.")] = None,
     size: Annotated[
-        float, typer.Option(help="Absolute size in base units (BTC); contracts if inverse.")
-    ],
-    entry: Annotated[float, typer.Option(help="Entry price, quote per base.")],
-    margin: Annotated[float, typer.Option(help="Isolated margin, quote; coin if inverse.")],
+        float | None, typer.Option(help="Absolute size in base units (BTC); contracts if inverse.")
+    ] = None,
+    entry: Annotated[float | None, typer.Option(help="Entry price, quote per base.")] = None,
+    margin: Annotated[
+        float | None, typer.Option(help="Isolated margin, quote; coin if inverse.")
+    ] = None,
     venue: Annotated[str, typer.Option(help="Venue preset (deleverage presets).")] = "binance",
     symbol: Annotated[str, typer.Option(help="Market of the venue.")] = "BTC",
     volatility: Annotated[float, typer.Option(help="Annualized volatility.")] = 0.8,
@@ -314,11 +300,61 @@ def position(
     drift: Annotated[float, typer.Option(help="Annualized drift.")] = 0.0,
     mark: Annotated[float | None, typer.Option(help="Mark price (default: entry).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="A DeFi position instead: aave, maker, gmx (--side --size --entry "
+                     "--collateral) or synthetix (--side --size --entry --margin)."),
+    ] = None,
+    collateral: Annotated[
+        list[str] | None, typer.Option(help="DeFi collateral ASSET=AMOUNT (repeat for Aave).")
+    ] = None,
+    debt: Annotated[
+        list[str] | None, typer.Option(help="DeFi debt ASSET=AMOUNT (Aave: repeat; Maker: DAI=).")
+    ] = None,
+    price: Annotated[
+        list[str] | None, typer.Option(help="Aave / Maker oracle price ASSET=PRICE (repeat).")
+    ] = None,
+    osm_price: Annotated[
+        float | None, typer.Option(help="Maker: the OSM's published price (default: --price).")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="Protocol parameter KEY=VALUE (mat=1.45, clipper.tip=300, "
+                     "WETH.liquidation_threshold=0.8, skew_scale=2e5); repeat."),
+    ] = None,
+) -> None:  # fmt: skip
     """Liquidation and bankruptcy prices, liquidation probability and greeks of a position.
 
-    Example: deleverage position --side long --size 1 --entry 60000 --margin 3000
+    Examples:
+
+      deleverage position --side long --size 1 --entry 60000 --margin 3000
+
+      deleverage position --protocol aave --collateral ETH=10 --debt USDC=17000 --price ETH=2000
+
+      deleverage position --protocol maker --collateral ETH=10 --debt DAI=10000 --price ETH=2000
     """
+    if protocol is not None:
+        from deleverage.cli.defi_position import checked_horizon, print_defi_position
+
+        print_defi_position(
+            protocol,
+            checked_horizon(volatility, horizon_hours, drift, max_hours=MAX_HORIZON_HOURS),
+            as_json=as_json,
+            side=side, size=size, entry=entry, margin=margin, mark=mark,
+            collateral=collateral, debt=debt, price=price, osm_price=osm_price, params=param,
+        )  # fmt: skip
+        return
+    if side is None or size is None or entry is None or margin is None:
+        from deleverage.cli.defi_position import refuse_perp
+
+        refuse_perp(side=side, size=size, entry=entry, margin=margin)
+        raise AssertionError  # refuse_perp always raises
+    if collateral or debt or price or osm_price or param:
+        raise ValidationError(
+            "--protocol",
+            None,
+            "is needed by --collateral, --debt, --price, --osm-price and --param (a DeFi position)",
+        )
     metrics = position_metrics(
         side=side,
         size=size,
@@ -612,7 +648,8 @@ def _print_heatmaps(
     )
     for result in results:
         prefix = f"{result.venue} ({result.symbol}): " if len(results) > 1 else ""
-        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price (isolated)")
+        kind = "" if result.venue in ("aave", "maker", "gmx", "synthetix") else " (isolated)"
+        console.print(f"{prefix}{result.mapped:,} positions with a liquidation price{kind}")
         frame = result.buckets
         for side in ("long", "short"):
             part = frame[frame["side"] == side].nlargest(top, "notional", keep="first")
@@ -665,10 +702,22 @@ def heatmap(
     html: Annotated[
         Path | None, typer.Option(help="Write a self-contained plotly bar chart here.")
     ] = None,
-) -> None:
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="Map a DeFi population instead (aave, maker, gmx, synthetix): drawn "
+                     "by its generator at --mark (default 2000), its venue's levels."),
+    ] = None,
+    accounts: Annotated[int, typer.Option(help="With --protocol: accounts drawn.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="With --protocol: the population's seed.")] = 0,
+    param: Annotated[
+        list[str] | None, typer.Option(help="With --protocol: parameter KEY=VALUE; repeat.")
+    ] = None,
+) -> None:  # fmt: skip
     """Liquidation heatmap of a population: notional by price bucket and side, and clusters.
 
     Examples:
+
+      deleverage heatmap --protocol aave --accounts 10000 --seed 1 --bucket 50
 
       deleverage heatmap population.parquet --bucket 500 --html heatmap.html
 
@@ -691,18 +740,33 @@ def heatmap(
             )
         world_heatmap(scenario, bucket=bucket, as_json=as_json, html=html)
         return
-    results = _heatmap_results(
-        population,
-        scenario=scenario,
-        venues=venue,
-        symbol=symbol,
-        market=market,
-        mark=mark,
-        bucket=bucket,
-        clusters=clusters,
-    )
+    if protocol is not None:
+        from deleverage.cli.defi_position import defi_levels
+
+        unused = {"population": population, "--scenario": scenario, "--venue": venue,
+                  "--symbol": symbol, "--market": market}  # fmt: skip
+        frame, price, label = defi_levels(protocol, accounts=accounts, seed=seed, mark=mark,
+                                          params=param, unused=unused)  # fmt: skip
+        levels = frame["liquidation_price"].to_numpy(dtype="float64")
+        asset = str(frame["asset"].iloc[0]) if len(frame) else "-"
+        common: dict[str, Any] = {"mark": price, "width": _positive("--bucket", bucket)}
+        common["clusters"] = clusters
+        results = [_heatmap_of(frame, levels, venue=protocol, symbol=asset, **common)]
+    else:
+        if param:
+            raise ValidationError("--param", param, "needs --protocol (a DeFi population)")
+        results = _heatmap_results(
+            population,
+            scenario=scenario,
+            venues=venue,
+            symbol=symbol,
+            market=market,
+            mark=mark,
+            bucket=bucket,
+            clusters=clusters,
+        )
+        label = population.name if population is not None else str(scenario)
     first = results[0]
-    label = population.name if population is not None else str(scenario)
     venues = ", ".join(r.venue for r in results)
     title = f"Liquidation heatmap: {label} ({venues}), mark {first.mark:,.2f}, bucket {bucket:g}"
     if html is not None:
