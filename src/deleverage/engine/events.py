@@ -548,25 +548,39 @@ class Journal:
             self._last_ts = event.ts_ns
 
     def append_columns(
-        self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike | Callable[[], Any]
+        self,
+        kind: EventKind,
+        ts_ns: int | npt.NDArray[np.int64],
+        **columns: npt.ArrayLike | Callable[[], Any],
     ) -> None:
         """Append a batch of events of one kind given as equal-length columns.
 
         The columns are kept as given (copied) and become an Arrow table only when the
         journal is read, so the engine's hot path pays for a copy, not a conversion. A column
         may be a callable returning the values (texts formatted only if they are read).
+        ``ts_ns`` is one time for the batch or one per row (non-decreasing: a stretch of marks).
         """
+        last_ts = self._last_ts
+        if np.ndim(ts_ns) > 0:
+            stamps = np.array(ts_ns, dtype=np.int64)
+            columns = {**columns, "__ts_rows": stamps}
+            last_ts = int(stamps[-1]) if len(stamps) else last_ts
+        else:
+            last_ts = int(ts_ns)
         lengths = {
             np.asarray(v).size for v in columns.values() if not callable(v) and np.ndim(v) > 0
         }
         if len(lengths) != 1:
             raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
         n = lengths.pop()
-        unknown = set(columns) - set(_COLUMNS)
+        unknown = set(columns) - set(_COLUMNS) - {"__ts_rows"}
         if unknown:
             raise ValueError(f"unknown journal columns {sorted(unknown)}")
-        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": kind}
+        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
         for name, value in columns.items():
+            if name == "__ts_rows":
+                batch[name] = value
+                continue
             if callable(value):  # a column computed only if the journal is read (texts)
                 batch[name] = value
                 continue
@@ -575,7 +589,7 @@ class Journal:
         self._flush_rows()
         self._segments.append(batch)
         self._count += n
-        self._last_ts = max(self._last_ts, ts_ns)
+        self._last_ts = max(self._last_ts, last_ts)
 
     @staticmethod
     def _batch_table(batch: dict[str, Any]) -> pa.Table:
@@ -585,7 +599,8 @@ class Journal:
             if name == "seq":
                 data[name] = np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
             elif name == "ts_ns":
-                data[name] = np.full(n, batch["__ts"], dtype=np.int64)
+                rows = batch.get("__ts_rows")
+                data[name] = rows if rows is not None else np.full(n, batch["__ts"], np.int64)
             elif name == "kind":
                 data[name] = np.full(n, int(batch["__kind"]), dtype=np.int16)
             elif name in batch:
