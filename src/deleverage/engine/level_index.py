@@ -172,25 +172,41 @@ class LevelIndex:
         return out
 
     def band(
-        self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
+        self,
+        size: FloatArray,
+        entry: FloatArray,
+        margin: FloatArray,
+        tiers: TierArrays,
+        exclude: IntArray | None = None,
     ) -> tuple[float, float]:
-        """The highest zone price of a long and the lowest of a short (quote/base).
+        """The highest zone price of a long and the lowest of a short (quote/base), leaving
+        out the accounts ``exclude`` (ascending).
 
         A mark ``p`` with ``p (1 - ZONE_RTOL) > long`` and ``p (1 + ZONE_RTOL) < short`` has no
-        candidate (:meth:`candidates` returns nothing), so no position is in the zone: the quiet
-        stretches of :mod:`deleverage.engine.quiet` rely on it. ``-inf`` / ``+inf`` when a side
-        is empty; a dirty position with an unbounded zone gives ``+inf`` / ``-inf``.
+        candidate (:meth:`candidates` returns nothing) but the excluded ones, so no other
+        position is in the zone: the quiet stretches of :mod:`deleverage.engine.quiet` rely on
+        it. ``-inf`` / ``+inf`` when a side is empty; a dirty position with an unbounded zone
+        gives ``+inf`` / ``-inf``.
         """
         from deleverage.engine.quiet import first_clean_nb
 
         if self._touched:
             self._refresh_dirty(size, entry, margin, tiers)
         flag = self.dirty_flag
-        i = first_clean_nb(self.long_acc, flag, self.long_head)
+        skip = np.zeros(0, dtype=np.int64) if exclude is None else exclude[exclude < len(flag)]
+        saved = flag[skip].copy()
+        flag[skip] = True  # skipped like dirty entries, restored below
+        try:
+            i = first_clean_nb(self.long_acc, flag, self.long_head)
+            j = first_clean_nb(self.short_acc, flag, self.short_head)
+        finally:
+            flag[skip] = saved
         long = -float(self.long_neg_price[i]) if i < len(self.long_acc) else -np.inf
-        j = first_clean_nb(self.short_acc, flag, self.short_head)
         short = float(self.short_price[j]) if j < len(self.short_acc) else np.inf
         d_acc, d_price = self._dirty_acc, self._dirty_price
+        if len(skip) and len(d_acc):
+            keep = ~np.isin(d_acc, skip)
+            d_acc, d_price = d_acc[keep], d_price[keep]
         if len(d_acc):
             if not np.all(np.isfinite(d_price)):
                 return np.inf, -np.inf

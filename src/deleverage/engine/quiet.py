@@ -63,7 +63,9 @@ class QuietBands:
     ``long_max`` / ``short_min``: the isolated band (quote/base; ``-inf`` / ``+inf`` when a
     side has no position). ``p0_index``, ``q_index``: the cross index's build marks and its
     smallest ``q``; ``p0_dirty``, ``q_dirty``: the current marks and the smallest ``q`` of the
-    accounts touched since the build (``inf`` when none).
+    accounts touched since the build (``inf`` when none). ``called_*``: the isolated
+    positions already called (one entry each, markets in order, each market's in the order of
+    its called set): market, side (long), zone price at the call level and liquidation price.
     """
 
     long_max: FloatArray
@@ -72,6 +74,10 @@ class QuietBands:
     q_index: float
     p0_dirty: FloatArray
     q_dirty: float
+    called_market: IntArray
+    called_long: npt.NDArray[np.bool_]
+    called_zone: FloatArray
+    called_liq: FloatArray
 
 
 def quiet_bands(ex: Exchange) -> QuietBands | None:
@@ -90,6 +96,7 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
     long_max = np.full(n_m, -np.inf)
     short_min = np.full(n_m, np.inf)
     cross_levels: set[float] = set()
+    called_parts: list[tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray]] = []
     for m, state in enumerate(ex.markets):
         spec = state.spec
         r = risk.markets[m]
@@ -100,7 +107,6 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
             or spec.open_interest_scaling is not None
             or state.tiers.min_margin != 0.0
             or r.pending
-            or len(r.called_isolated)
             or len(r.called_cross)
             or ex._positions[m].size[vault] != 0.0
         ):
@@ -112,16 +118,32 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
             if index is None or not index.valid:
                 return None
             cols = ex._positions[m]
+            called = r.called_isolated
             long_max[m], short_min[m] = index.band(
-                cols.size, cols.entry, cols.isolated_margin, state.tiers
+                cols.size, cols.entry, cols.isolated_margin, state.tiers, exclude=np.sort(called)
             )
+            if len(called):
+                part = _called_prices(ex, m, called, index.level)
+                if part is None:
+                    return None
+                called_parts.append(part)
             if not long_max[m] < short_min[m]:
                 return None
+        elif len(r.called_isolated):
+            return None
         if cross:
             cross_levels.add(min(float(level), 1.0))
     marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
+    c_market = (
+        np.concatenate([p[0] for p in called_parts]) if called_parts else np.zeros(0, np.int64)
+    )
+    c_long = np.concatenate([p[1] for p in called_parts]) if called_parts else np.zeros(0, np.bool_)
+    c_zone = np.concatenate([p[2] for p in called_parts]) if called_parts else np.zeros(0)
+    c_liq = np.concatenate([p[3] for p in called_parts]) if called_parts else np.zeros(0)
     if not cross_levels:
-        return QuietBands(long_max, short_min, marks, math.inf, marks, math.inf)
+        return QuietBands(
+            long_max, short_min, marks, math.inf, marks, math.inf, c_market, c_long, c_zone, c_liq
+        )
     if len(cross_levels) > 1:
         return None
     (level,) = cross_levels
@@ -135,7 +157,75 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
     q_dirty = _dirty_bound(ex, cindex._dirty[cindex._dirty < n], level, marks)
     if not (q_index > 0.0 and q_dirty > 0.0):
         return None
-    return QuietBands(long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty)
+    return QuietBands(
+        long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
+        c_liq,
+    )  # fmt: skip
+
+
+def _called_prices(
+    ex: Exchange, m: int, called: IntArray, level: float
+) -> tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
+    """Market, side, zone price at ``level`` and liquidation price of the called isolated
+    positions of ``m`` (in the called set's order); None when one is no longer an open
+    isolated position or has an unbounded zone."""
+    from deleverage.engine.levels import zone_prices_compiled
+
+    cols = ex._positions[m]
+    size = cols.size[called]
+    if np.any(size == 0.0) or np.any(cols.mode[called] == 0):
+        return None
+    tiers = ex.markets[m].tiers
+    entry, margin = cols.entry[called], cols.isolated_margin[called]
+    zone = zone_prices_compiled(size, entry, margin, level, tiers)
+    liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
+    if not (np.all(np.isfinite(zone)) and np.all(np.isfinite(liq))):
+        return None
+    return np.full(len(called), m, dtype=np.int64), size > 0, zone, liq
+
+
+@njit(cache=True)
+def called_step_nb(
+    marks: FloatArray,
+    market: IntArray,
+    long: npt.NDArray[np.bool_],
+    zone: FloatArray,
+    liq: FloatArray,
+    dropped: npt.NDArray[np.bool_],
+    out: npt.NDArray[np.bool_],
+    zone_rtol: float,
+) -> bool:
+    """One step of the called isolated positions at ``marks``; False when it is not quiet.
+
+    A called position stays called while it is in the zone (a long at or below its zone
+    price) and leaves the called set once out of it (the step drops it silently). The step is
+    quiet when every position still called is certainly in the zone and above maintenance, or
+    certainly out of the zone (it is dropped: ``out``), and every dropped one is certainly out
+    (back in, it would be called again). Certainly: beyond the index's relative slack.
+    """
+    for i in range(len(market)):
+        p = marks[market[i]]
+        lo = p * (1.0 - zone_rtol)
+        hi = p * (1.0 + zone_rtol)
+        if long[i]:
+            inside = hi < zone[i]
+            outside = lo > zone[i]
+            safe = lo > liq[i]
+        else:
+            inside = lo > zone[i]
+            outside = hi < zone[i]
+            safe = hi < liq[i]
+        if dropped[i]:
+            if not outside:
+                return False
+            out[i] = True
+        elif outside:
+            out[i] = True
+        elif inside and safe:
+            out[i] = False
+        else:
+            return False
+    return True
 
 
 def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -> float:
@@ -200,13 +290,18 @@ def quiet_mark_nb(
 
 
 def advance_quiet(
-    ex: Exchange, marks: FloatArray, ts_ns: IntArray, book_mids: FloatArray | None = None
+    ex: Exchange,
+    marks: FloatArray,
+    ts_ns: IntArray,
+    book_mids: FloatArray | None = None,
+    dropped: npt.NDArray[np.bool_] | None = None,
 ) -> None:
     """Apply ``L`` quiet steps of every market: ``marks[j, m]`` at ``ts_ns[j]`` (markets in
     order within a step, as the step-by-step run sets them), ``book_mids[j, m]`` the book mid
     set before each mark (NaN: not set). The caller has checked the marks with
     :func:`quiet_bands` and :func:`quiet_mark_nb`; the effects are those of ``L x markets``
-    calls of :meth:`.Exchange.set_mark` at quiet marks.
+    calls of :meth:`.Exchange.set_mark` at quiet marks. ``dropped`` (one per entry of the
+    bands' ``called_*``): the called positions that left the zone during the stretch.
     """
     from deleverage.engine.risk.support import StepReport
 
@@ -237,4 +332,11 @@ def advance_quiet(
         if r.liquidity is not None:
             r.liquidity.recover(last_ts)
         r.capital_ts, r.capital_used = last_ts, 0.0
+    if dropped is not None and dropped.any():
+        start = 0
+        for m in range(n_m):
+            r = risk.markets[m]
+            count_m = len(r.called_isolated)
+            r.called_isolated = r.called_isolated[~dropped[start : start + count_m]]
+            start += count_m
     ex.last_step = reports[-1]

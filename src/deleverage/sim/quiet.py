@@ -30,7 +30,13 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet import (
+    QuietBands,
+    advance_quiet,
+    called_step_nb,
+    quiet_bands,
+    quiet_mark_nb,
+)
 
 if TYPE_CHECKING:
     from deleverage.sim.runner import Simulation
@@ -71,6 +77,11 @@ def quiet_path_nb(
     q_index: float,
     p0_dirty: FloatArray,
     q_dirty: float,
+    called_market: IntArray,
+    called_long: npt.NDArray[np.bool_],
+    called_zone: FloatArray,
+    called_liq: FloatArray,
+    dropped: npt.NDArray[np.bool_],
     out_mark: FloatArray,
     out_d: FloatArray,
     out_cap: FloatArray,
@@ -82,11 +93,13 @@ def quiet_path_nb(
     and ``inc`` per step, ``cost``, ``lag`` (steps) and ``hist`` (``[market, lag + steps]``:
     the dislocations they saw, oldest first), the next funding time (s), its ``interval``
     (s), the last funding ``rate``, the Binance ``basis_avg`` and the next sample time (s);
-    then the engine's bands. ``d``, ``capital`` and ``hist`` are updated in place for the quiet
-    steps; ``out_*[j, m]`` hold step ``k0 + j``'s mark, dislocation and capital.
+    then the engine's bands and called positions (:class:`QuietBands`). ``d``, ``capital``,
+    ``hist`` and ``dropped`` (called positions that left the zone) are updated in place for
+    the quiet steps; ``out_*[j, m]`` hold step ``k0 + j``'s mark, dislocation and capital.
     """
     n_m = len(d)
     marks = np.empty(n_m)
+    new_dropped = np.empty(len(dropped), dtype=np.bool_)
     new_d = np.empty(n_m)
     new_cap = np.empty(n_m)
     for k in range(k0, k_end):
@@ -122,8 +135,12 @@ def quiet_path_nb(
             new_cap[m] = cap
         if not quiet_mark_nb(
             marks, long_max, short_min, p0_index, q_index, p0_dirty, q_dirty, ZONE_RTOL
-        ):
+        ) or not called_step_nb(
+            marks, called_market, called_long, called_zone, called_liq, dropped, new_dropped,
+            ZONE_RTOL,
+        ):  # fmt: skip
             return j
+        dropped[:] = new_dropped
         for m in range(n_m):
             d[m] = new_d[m]
             capital[m] = new_cap[m]
@@ -218,6 +235,7 @@ class QuietStretches:
             if self.rule[m] == RULE_BINANCE:
                 basis[m] = math.fsum(v._basis) / len(v._basis) if v._basis else 0.0
                 sample[m] = v._next_sample_s
+        dropped = np.zeros(len(bands.called_market), dtype=np.bool_)
         out_mark = np.empty((steps, n_m))
         out_d = np.empty((steps, n_m))
         out_cap = np.empty((steps, n_m))
@@ -227,11 +245,12 @@ class QuietStretches:
             np.array(next_funding, dtype=np.float64), self.interval,
             sim.last_funding_rate.astype(np.float64), basis, sample, bands.long_max,
             bands.short_min, bands.p0_index, bands.q_index, bands.p0_dirty, bands.q_dirty,
+            bands.called_market, bands.called_long, bands.called_zone, bands.called_liq, dropped,
             out_mark, out_d, out_cap,
         )  # fmt: skip
         if count == 0:
             return 0
-        self._apply(k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag)
+        self._apply(k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped)
         self._record(k, count, cols, totals)
         self.skipped += count
         self.stretches += 1
@@ -239,7 +258,7 @@ class QuietStretches:
 
     def _apply(
         self, k: int, count: int, marks: FloatArray, dis: FloatArray, cap: FloatArray,
-        hist: FloatArray, lag: IntArray,
+        hist: FloatArray, lag: IntArray, dropped: npt.NDArray[np.bool_],
     ) -> None:  # fmt: skip
         sim = self.sim
         dt = sim.scenario.dt_s
@@ -250,7 +269,7 @@ class QuietStretches:
         for m, book in enumerate(sim.books):
             if book is None:
                 mids[:, m] = np.nan
-        advance_quiet(sim.ex, marks, ts, mids)
+        advance_quiet(sim.ex, marks, ts, mids, dropped)
         for m, v in enumerate(sim.venue):
             v.dislocation = float(dis[-1, m])
             arb = v.arbitrageurs
