@@ -515,7 +515,9 @@ class Journal:
 
     def __init__(self) -> None:
         self._rows: list[dict[str, Any]] = []
-        self._segments: list[pa.Table | dict[str, Any]] = []
+        # Arrow tables, column batches (dicts) and runs of single rows (lists of row dicts),
+        # in journal order; batches and rows become Arrow only when the journal is read.
+        self._segments: list[pa.Table | dict[str, Any] | list[dict[str, Any]]] = []
         self._count = 0
         self._last_ts = 0
 
@@ -619,8 +621,9 @@ class Journal:
         return pa.table(data, schema=JOURNAL_SCHEMA)
 
     def _flush_rows(self) -> None:
+        """Close the run of single rows before a batch (kept as it is: converted on read)."""
         if self._rows:
-            self._segments.append(pa.Table.from_pylist(self._rows, schema=JOURNAL_SCHEMA))
+            self._segments.append(self._rows)
             self._rows = []
 
     def to_arrow(self) -> pa.Table:
@@ -628,9 +631,16 @@ class Journal:
         self._flush_rows()
         if not self._segments:
             return JOURNAL_SCHEMA.empty_table()
-        tables = [
-            seg if isinstance(seg, pa.Table) else self._batch_table(seg) for seg in self._segments
-        ]
+        # Every run of single rows converted in one call, then sliced back into place.
+        runs = [seg for seg in self._segments if isinstance(seg, list)]
+        rows = pa.Table.from_pylist([r for run in runs for r in run], schema=JOURNAL_SCHEMA)
+        tables, start = [], 0
+        for seg in self._segments:
+            if isinstance(seg, list):
+                tables.append(rows.slice(start, len(seg)))
+                start += len(seg)
+            else:
+                tables.append(seg if isinstance(seg, pa.Table) else self._batch_table(seg))
         table = pa.concat_tables(tables).combine_chunks()
         self._segments = [table]
         return table

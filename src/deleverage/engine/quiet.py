@@ -107,7 +107,6 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
             or spec.open_interest_scaling is not None
             or state.tiers.min_margin != 0.0
             or r.pending
-            or len(r.called_cross)
             or ex._positions[m].size[vault] != 0.0
         ):
             return None
@@ -153,8 +152,17 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
     if cindex._touched:  # what CrossIndex.candidates does first: merge the touched accounts
         cindex._dirty = np.unique(np.concatenate([cindex._dirty, *cindex._touched]))
         cindex._touched = []
-    q_index = float(cindex.q[0]) if len(cindex.q) else math.inf
-    q_dirty = _dirty_bound(ex, cindex._dirty[cindex._dirty < n], level, marks)
+    called = np.unique(np.concatenate([r.called_cross for r in risk.markets]))
+    if len(called) and not _called_everywhere(ex, called):
+        return None
+    skip = np.zeros(max(n, 1), dtype=np.bool_)
+    skip[called[called < n]] = True  # bounded below as called accounts
+    first = first_clean_nb(cindex.acc, skip, 0)
+    q_index = float(cindex.q[first]) if first < len(cindex.q) else math.inf
+    dirty = cindex._dirty[cindex._dirty < n]
+    q_dirty = min(
+        _dirty_bound(ex, dirty[~skip[dirty]], level, marks), _called_bound(ex, called, level, marks)
+    )
     if not (q_index > 0.0 and q_dirty > 0.0):
         return None
     return QuietBands(
@@ -228,15 +236,15 @@ def called_step_nb(
     return True
 
 
-def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -> float:
-    """Smallest ``q = (level E - MM) / K`` of the cross traders ``acc`` at the current marks,
-    shrunk by :data:`CROSS_SLACK` (``inf`` when none has a cross position; ``-inf`` when one is
-    in the zone already)."""
-    if len(acc) == 0:
-        return math.inf
+def _cross_terms(
+    ex: Exchange, acc: IntArray, marks: FloatArray, level: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Cross equity ``E``, maintenance ``MM``, ``K`` at ``level`` and ``K`` at 1 (§14) of the
+    accounts ``acc`` at ``marks``."""
     equity = ex._cash[acc].astype(np.float64)
     maint = np.zeros(len(acc))
-    k = np.zeros(len(acc))
+    k_level = np.zeros(len(acc))
+    k_one = np.zeros(len(acc))
     for state, cols, mark in zip(ex.markets, ex._positions, marks, strict=True):
         size = cols.size[acc]
         cross = (size != 0.0) & (cols.mode[acc] == 0)
@@ -244,8 +252,19 @@ def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -
         equity += np.where(cross, size * (mark - cols.entry[acc]), 0.0)
         maint += np.where(cross, mm.maintenance_margin(notional, state.tiers), 0.0)
         t = state.tiers
-        reach = np.searchsorted(t.floor, 2.0 * notional, side="right") - 1
-        k += np.where(cross, notional * (level + t.mmr[reach]), 0.0)
+        reach = t.mmr[np.searchsorted(t.floor, 2.0 * notional, side="right") - 1]
+        k_level += np.where(cross, notional * (level + reach), 0.0)
+        k_one += np.where(cross, notional * (1.0 + reach), 0.0)
+    return equity, maint, k_level, k_one
+
+
+def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -> float:
+    """Smallest ``q = (level E - MM) / K`` of the cross traders ``acc`` at the current marks,
+    shrunk by :data:`CROSS_SLACK` (``inf`` when none has a cross position; ``-inf`` when one is
+    in the zone already)."""
+    if len(acc) == 0:
+        return math.inf
+    equity, maint, k, _ = _cross_terms(ex, acc, marks, level)
     has = (ex._kind[acc] == 0) & (k > 0.0)
     if not has.any():
         return math.inf
@@ -253,6 +272,32 @@ def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -
     slack = CROSS_SLACK * (level * np.abs(equity[has]) + maint[has])
     q = (buffer - slack) / k[has]
     return float(q.min())
+
+
+def _called_everywhere(ex: Exchange, called: IntArray) -> bool:
+    """Whether each called cross account is called in every market it holds a cross position
+    in (else a step of another market would call it: not quiet)."""
+    for m, cols in enumerate(ex._positions):
+        holds = (cols.size[called] != 0.0) & (cols.mode[called] == 0)
+        if not np.all(np.isin(called[holds], ex.risk.markets[m].called_cross)):
+            return False
+    return True
+
+
+def _called_bound(ex: Exchange, called: IntArray, level: float, marks: FloatArray) -> float:
+    """Smallest relative move of the marks that can take a called cross account out of the
+    zone (``MM - level E`` used up, at ``K``) or under maintenance (``E - MM``, at ``K`` of
+    level 1), shrunk by :data:`CROSS_SLACK` (``inf`` when none; ``-inf`` when one is out of
+    the zone or under maintenance already): within it the account stays called, unliquidated."""
+    if len(called) == 0:
+        return math.inf
+    equity, maint, k_level, k_one = _cross_terms(ex, called, marks, level)
+    if np.any(k_level <= 0.0) or np.any(ex._kind[called] != 0):
+        return -math.inf
+    slack = CROSS_SLACK * (level * np.abs(equity) + maint)
+    inside = (maint - level * equity - slack) / k_level
+    above = (equity - maint - slack) / k_one
+    return float(min(inside.min(), above.min()))
 
 
 @njit(cache=True)

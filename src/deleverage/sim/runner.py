@@ -334,10 +334,11 @@ class Simulation:
         report_every = max(1, self.n_steps // 200)
         self.quiet = QuietStretches(self) if self.quiet_enabled else None
         skip_to = 0
+        busy = False  # the last step liquidated, called or cascaded: the next one likely too
         for k in range(n):
             if k < skip_to:
                 continue  # applied in bulk by the quiet stretch
-            if self.quiet is not None and k > 0:
+            if self.quiet is not None and k > 0 and not busy:
                 count = self.quiet.advance(
                     k, decay=decay, next_funding=next_funding, cols=cols,
                     totals=(bad_debt, socialized, backstop_loss, oi),
@@ -396,6 +397,10 @@ class Simulation:
                     cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
                     totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
                 )  # fmt: skip
+            busy = bool(
+                np.any(cols["liquidations"][k]) or np.any(cols["margin_calls"][k])
+                or np.any(cols["cascade_rounds"][k]) or np.any(cols["adl_rounds"][k])
+            )  # fmt: skip
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)
