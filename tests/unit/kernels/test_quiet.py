@@ -52,10 +52,11 @@ def _book(seed: int, n_markets: int, cross_share: float) -> Exchange:
         acc, sizes = acc[sizes != 0], sizes[sizes != 0]
         lev = rng.uniform(5.0, 45.0, len(acc))
         ex.open_positions(m, acc, sizes, np.full(len(acc), mark), leverage=lev)
-    for c in ids:  # cross accounts keep a thin cushion, so some are near the call level
-        if cross[ids.index(c)]:
-            spare = ex.account_margins(c).withdrawable
-            ex.withdraw(c, spare * float(rng.uniform(0.3, 0.99)), ts_ns=2)
+    for i, c in enumerate(ids):  # cross accounts keep their initial margin and a little more
+        margins = ex.account_margins(c)
+        spare = margins.withdrawable - float(rng.uniform(0.0, 1.0)) * margins.cross_maintenance
+        if cross[i] and spare > 0:
+            ex.withdraw(c, spare, ts_ns=2)
     return ex
 
 
