@@ -177,10 +177,14 @@ class LevelIndex:
         entry: FloatArray,
         margin: FloatArray,
         tiers: TierArrays,
+        mode: npt.NDArray[np.int8],
+        kind: npt.NDArray[np.int8],
         exclude: IntArray | None = None,
     ) -> tuple[float, float]:
-        """The highest zone price of a long and the lowest of a short (quote/base), leaving
-        out the accounts ``exclude`` (ascending).
+        """The highest zone price of an isolated trader's long and the lowest of a short
+        (quote/base), leaving out the accounts ``exclude`` (ascending). Touched positions of
+        other accounts (the book's, cross ones), which the scan's exact test drops, are left
+        out too.
 
         A mark ``p`` with ``p (1 - ZONE_RTOL) > long`` and ``p (1 + ZONE_RTOL) < short`` has no
         candidate (:meth:`candidates` returns nothing) but the excluded ones, so no other
@@ -204,8 +208,10 @@ class LevelIndex:
         long = -float(self.long_neg_price[i]) if i < len(self.long_acc) else -np.inf
         short = float(self.short_price[j]) if j < len(self.short_acc) else np.inf
         d_acc, d_price = self._dirty_acc, self._dirty_price
-        if len(skip) and len(d_acc):
-            keep = ~np.isin(d_acc, skip)
+        if len(d_acc):
+            keep = (mode[d_acc] != 0) & (kind[d_acc] == 0)
+            if len(skip):
+                keep &= ~np.isin(d_acc, skip)
             d_acc, d_price = d_acc[keep], d_price[keep]
         if len(d_acc):
             if not np.all(np.isfinite(d_price)):

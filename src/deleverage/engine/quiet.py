@@ -119,8 +119,9 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
             cols = ex._positions[m]
             called = r.called_isolated
             long_max[m], short_min[m] = index.band(
-                cols.size, cols.entry, cols.isolated_margin, state.tiers, exclude=np.sort(called)
-            )
+                cols.size, cols.entry, cols.isolated_margin, state.tiers, cols.mode, ex._kind,
+                exclude=np.sort(called),
+            )  # fmt: skip
             if len(called):
                 part = _called_prices(ex, m, called, index.level)
                 if part is None:
