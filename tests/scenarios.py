@@ -21,3 +21,45 @@ population = { n_positions = 600, long_fraction = 0.8, leverage_median = 25.0, s
 [insurance]
 fund = 200.0
 """
+
+#: A world of two small perp venues on one BTC shock, 100 traders on both (2 minutes).
+SMALL_WORLD = """
+kind = "world"
+name = "small-world"
+seed = 3
+dt_s = 1.0
+duration_s = 120
+
+[[assets]]
+name = "BTC"
+price = { process = "shock", s0 = 100000.0, drop_fraction = 0.06, start_s = 10, duration_s = 60 }
+liquidity = { depth_per_pct = 10.0, half_life_s = 120.0 }
+
+[[venues]]
+name = "cex"
+kind = "perp"
+assets = ["BTC"]
+links = { BTC = { liquidity = { depth_per_pct = 5.0 } } }
+
+[venues.config]
+preset = "binance"
+mark_from = "book"
+insurance_fund = 5000.0
+population = { n_positions = 600, leverage_median = 20.0, long_fraction = 0.8 }
+
+[[venues]]
+name = "dex"
+kind = "perp"
+assets = ["BTC"]
+
+[venues.config]
+preset = "hyperliquid"
+population = { n_positions = 400, leverage_median = 10.0, isolated_fraction = 0.2 }
+
+[[shared_traders]]
+venues = ["cex", "dex"]
+count = 100
+
+[wallets]
+interval_s = 10.0
+"""

@@ -4,6 +4,7 @@ same result hash with the compiled quiet-stretch path on and off (issue #20)."""
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,11 @@ from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.runner import Simulation
 from deleverage.sim.scenario import Scenario, load_scenario
 
-PERP = [name for name in builtin_names() if name != "black-thursday"]  # a CDP scenario
+PERP = [  # the perp engine's scenarios (black-thursday is a CDP one)
+    name
+    for name in builtin_names()
+    if tomllib.loads(builtin_path(name).read_text()).get("kind", "perp") == "perp"
+]
 
 
 def _twin(scenario: Scenario, feedback: bool | None = None) -> tuple[Simulation, Simulation]:

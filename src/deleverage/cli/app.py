@@ -20,6 +20,7 @@ from deleverage._files import atomic_write, check_input_file, check_output_file
 from deleverage.cli.adl_study import adl_study_command
 from deleverage.cli.calibrate import calibrate
 from deleverage.cli.position import heatmap, position
+from deleverage.cli.predict import predict_app
 from deleverage.cli.redact import redact
 from deleverage.cli.run import run, scenarios, validate
 from deleverage.cli.scaffold import init, population
@@ -45,6 +46,7 @@ app.command("adl-study")(adl_study_command)
 app.command("init")(init)
 app.command("population")(population)
 app.command("calibrate")(calibrate)
+app.add_typer(predict_app, name="predict")
 console = Console()
 if not console.is_terminal:  # logs and pipes: wide enough for the tables, not 80 columns
     console = Console(width=130)

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deleverage._files import atomic_write, check_input_file, check_output_file
+from deleverage.engine.contracts import ContractUnits
 from deleverage.errors import ValidationError
 from deleverage.venues import preset
 
@@ -87,7 +88,8 @@ MAX_LOG_DRIFT = 50.0  # |drift| x horizon in years: exp(50) ~ 5e21, far from flo
 
 @dataclass(frozen=True, slots=True)
 class PositionMetrics:
-    """Risk figures of one isolated position (quote per base, base units, quote, fractions)."""
+    """Risk figures of one isolated position (quote per base, base units, quote, fractions;
+    contracts and the coin for an inverse market)."""
 
     venue: str
     symbol: str
@@ -176,6 +178,13 @@ def position_metrics(
     - ``dP/dS``, ``dP/dsigma``: :func:`~deleverage.analytics.greeks.
       hit_probability_sensitivities`.
 
+    An inverse market (BitMEX XBTUSD, Bybit BTCUSD, Binance BTCUSD_PERP) takes ``size`` in
+    contracts and ``margin`` in its coin, and reports notional, margins, PnL and value in the
+    coin: the figures are those of the linear position ``-contracts x contract_value`` on the
+    reciprocal price ``Y = 1 / S`` (:mod:`deleverage.engine.contracts`), a GBM with drift
+    ``sigma^2 - mu``; delta and gamma are turned back into derivatives in ``S``
+    (``dV/dS = -V_Y / S^2``, ``d2V/dS2 = V_YY / S^4 + 2 V_Y / S^3``).
+
     Parameters
     ----------
     side
@@ -218,7 +227,16 @@ def position_metrics(
     )
     market = preset(venue, symbol)
     tiers = market.tier_arrays
-    entry_notional = absolute * entry
+    units = ContractUnits.of(market)
+    signed = absolute if side == "long" else -absolute
+    # Engine units: identity for linear markets, the reciprocal price for inverse ones.
+    q, entry_e, mark_e = (
+        units.engine_size(signed),
+        units.engine_price(entry),
+        units.engine_price(mark),
+    )
+    mu_e = sigma * sigma - mu if units.inverse else mu
+    entry_notional = abs(q) * entry_e
     initial = float(mm.initial_margin(entry_notional, tiers))
     if collateral < initial:
         max_leverage = entry_notional / initial
@@ -229,11 +247,11 @@ def position_metrics(
             f"(notional {entry_notional:,.2f} at the tier's max leverage {max_leverage:g}x "
             f"on {market.symbol})",
         )
-    q = absolute if side == "long" else -absolute
     direction = "down" if side == "long" else "up"
     horizon_s = hours * SECONDS_PER_HOUR
-    liquidation = float(mm.liquidation_price_isolated(q, entry, collateral, tiers))
-    bankruptcy = float(mm.bankruptcy_price(q, entry, collateral))
+    liquidation_e = float(mm.liquidation_price_isolated(q, entry_e, collateral, tiers))
+    liquidation = float(units.venue_price(liquidation_e))
+    bankruptcy = float(units.venue_price(float(mm.bankruptcy_price(q, entry_e, collateral))))
     probability = float(
         gbm_hit_probability(mark, liquidation, mu, sigma, horizon_s, direction=direction)
     )
@@ -241,21 +259,24 @@ def position_metrics(
         mark, liquidation, mu, sigma, horizon_s, direction=direction
     )
     greeks = knockout_forward_greeks(
-        mark,
+        mark_e,
         size=q,
-        entry_price=entry,
-        liquidation_price=liquidation,
+        entry_price=entry_e,
+        liquidation_price=liquidation_e,
         sigma=sigma,
         horizon_s=horizon_s,
-        mu=mu,
+        mu=mu_e,
         knockout_value=-collateral,
     )
-    notional = absolute * mark
+    delta, gamma = float(np.asarray(greeks.delta)), float(np.asarray(greeks.gamma))
+    if units.inverse:  # derivatives in Y = 1 / S back to derivatives in S
+        delta, gamma = -delta / mark**2, gamma / mark**4 + 2.0 * delta / mark**3
+    notional = abs(q) * mark_e
     return PositionMetrics(
         venue=venue,
         symbol=market.symbol,
         side=side,
-        size=q,
+        size=signed,
         entry_price=entry,
         margin=collateral,
         mark_price=mark,
@@ -263,7 +284,7 @@ def position_metrics(
         leverage=entry_notional / collateral,
         initial_margin=initial,
         maintenance_margin=float(mm.maintenance_margin(notional, tiers)),
-        unrealized_pnl=q * (mark - entry),
+        unrealized_pnl=q * (mark_e - entry_e),
         liquidation_price=liquidation,
         bankruptcy_price=bankruptcy,
         distance_to_liquidation=liquidation / mark - 1.0,
@@ -272,8 +293,8 @@ def position_metrics(
         horizon_s=horizon_s,
         liquidation_probability=probability,
         value=float(np.asarray(greeks.value)),
-        delta=float(np.asarray(greeks.delta)),
-        gamma=float(np.asarray(greeks.gamma)),
+        delta=delta,
+        gamma=gamma,
         probability_d_price=float(np.asarray(sens.d_price)),
         probability_d_volatility=float(np.asarray(sens.d_sigma)),
     )
@@ -281,9 +302,11 @@ def position_metrics(
 
 def position(
     side: Annotated[str, typer.Option(help="long or short.")],
-    size: Annotated[float, typer.Option(help="Absolute size in base units (BTC).")],
+    size: Annotated[
+        float, typer.Option(help="Absolute size in base units (BTC); contracts if inverse.")
+    ],
     entry: Annotated[float, typer.Option(help="Entry price, quote per base.")],
-    margin: Annotated[float, typer.Option(help="Isolated margin, quote.")],
+    margin: Annotated[float, typer.Option(help="Isolated margin, quote; coin if inverse.")],
     venue: Annotated[str, typer.Option(help="Venue preset (deleverage presets).")] = "binance",
     symbol: Annotated[str, typer.Option(help="Market of the venue.")] = "BTC",
     volatility: Annotated[float, typer.Option(help="Annualized volatility.")] = 0.8,
@@ -657,6 +680,17 @@ def heatmap(
         raise ValidationError("--top", top, "must be >= 1")
     if html is not None:
         check_output_file(html, field="--html")
+    from deleverage.world.config import scenario_kind
+
+    if scenario is not None and scenario_kind(scenario) == "world":  # every venue of a world
+        from deleverage.cli.world import world_heatmap
+
+        if population is not None or venue:
+            raise ValidationError(
+                "--scenario", scenario, "is a world: give no population file and no --venue"
+            )
+        world_heatmap(scenario, bucket=bucket, as_json=as_json, html=html)
+        return
     results = _heatmap_results(
         population,
         scenario=scenario,

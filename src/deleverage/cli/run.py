@@ -80,12 +80,16 @@ def _json_safe(value: Any) -> Any:
 def _run_with_progress(
     scenario: Scenario, progress: Progress, label: str, *, feedback: bool, keep: bool
 ) -> RunResult:
-    from deleverage.sim import runner
-
     task = progress.add_task(label, total=None)
 
     def update(done: int, total: int) -> None:
         progress.update(task, completed=done, total=total)
+
+    if scenario.proactive is not None:  # with its policies' predictor (loads scikit-learn)
+        from deleverage.predict.proactive import run_scenario
+
+        return run_scenario(scenario, feedback=feedback, progress=update, keep_exchange=keep)
+    from deleverage.sim import runner
 
     return runner.run(scenario, feedback=feedback, progress=update, keep_exchange=keep)
 
@@ -178,7 +182,18 @@ def run(
     from deleverage.analytics.stress import run_account_losses, stress_metrics, verdict
     from deleverage.sim.builtin import DEFAULT_SCENARIO
     from deleverage.sim.scenario import check_resources, load_scenario
+    from deleverage.world.config import scenario_kind
 
+    if scenario is not None and scenario_kind(scenario) == "world":  # a multi-venue world
+        from deleverage.cli.world import run_world_command
+
+        if seeds > 1:
+            raise ConfigError("--seeds", seeds, "must be 1 for a world scenario (not supported)")
+        run_world_command(
+            scenario, out=out, results_folder=RESULTS_FOLDER, baseline=not no_baseline,
+            as_json=as_json,
+        )  # fmt: skip
+        return
     chosen = load_scenario(DEFAULT_SCENARIO if scenario is None else scenario)
     check_resources(chosen)
     final = RESULTS_FOLDER / chosen.name if out is None else out
@@ -279,8 +294,9 @@ def scenarios(
       deleverage scenarios --json
     """
     from deleverage.sim.builtin import DEFAULT_SCENARIO, builtin_descriptions
+    from deleverage.world.builtin import world_builtin_descriptions
 
-    described = builtin_descriptions()
+    described = {**builtin_descriptions(), **world_builtin_descriptions()}
     if as_json:
         rows = [{"name": name, "description": text} for name, text in described.items()]
         typer.echo(json.dumps(rows))
@@ -309,17 +325,26 @@ def validate(
     """
     from deleverage.sim.builtin import builtin_names, builtin_path
     from deleverage.sim.checks import scenario_problems
+    from deleverage.world.builtin import world_builtin_names, world_builtin_path
+    from deleverage.world.config import scenario_kind
 
     path = Path(scenario)
     if not path.exists() and scenario in builtin_names():
         path = builtin_path(scenario)
+    if not path.exists() and scenario in world_builtin_names():
+        path = world_builtin_path(scenario)
     if not path.exists() and not path.is_symlink():
         names = ", ".join(builtin_names())
         raise ConfigError(
             "scenario", scenario, f"must be an existing TOML file or a built-in scenario ({names})"
         )
     read_text(path, field="scenario", what="TOML file")  # a FIFO, binary or non-UTF-8 file
-    problems = scenario_problems(path)
+    if scenario_kind(path) == "world":
+        from deleverage.cli.world import world_problems
+
+        problems = world_problems(path)
+    else:
+        problems = scenario_problems(path)
     if problems:
         console = _console()
         console.print(f"[red]{len(problems)} problem(s) in {path}:[/red]")

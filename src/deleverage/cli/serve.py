@@ -24,6 +24,7 @@ _OPTIONS = {
     "db_url": "--db",
     "admin_key": "--admin-key",
     "margin_levels": "--margin-level",
+    "world_depth_per_pct": "--world-depth",
     "rate_limit_per_s": "--rate-limit",
     "rate_burst": "--rate-burst",
     "max_body_bytes": "--max-body-bytes",
@@ -215,6 +216,23 @@ def serve(
     webhook_backoff: Annotated[
         float, typer.Option(help="Seconds before the first webhook retry (then doubling).")
     ] = 0.5,
+    world_levels: Annotated[
+        str | None,
+        typer.Option(help="A world run's levels.parquet: the other venues of the world."),
+    ] = None,
+    world_venue: Annotated[
+        str, typer.Option(help="This service's venue name in the world.")
+    ] = "service",
+    world_depth: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SYMBOL=DEPTH: the shared book's depth (base per 1%) of a market, for world "
+            "criticality and its alert; repeat for more."
+        ),
+    ] = None,
+    world_alert_ratio: Annotated[
+        float, typer.Option(help="Alert when the world's branching ratio reaches this.")
+    ] = 0.8,
     log_level: Annotated[str, typer.Option(help="Log level (debug, info, warning).")] = "info",
     log_format: Annotated[str, typer.Option(help="json (one object per line) or text.")] = "json",
 ) -> None:
@@ -253,6 +271,16 @@ def serve(
     }
     if margin_level:
         fields["margin_levels"] = tuple(margin_level)
+    fields["world_levels"] = world_levels
+    fields["world_venue"] = world_venue
+    fields["world_alert_ratio"] = world_alert_ratio
+    depths: dict[str, str] = {}
+    for item in world_depth or ():
+        symbol, sep, depth = item.partition("=")
+        if not sep or not symbol:
+            raise ConfigError("--world-depth", item, "must be SYMBOL=DEPTH (base per 1%)")
+        depths[symbol] = depth
+    fields["world_depth_per_pct"] = depths
     try:
         settings = ServiceSettings.model_validate(fields)
     except pydantic.ValidationError as exc:

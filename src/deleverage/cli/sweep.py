@@ -29,6 +29,7 @@ from deleverage._files import check_output_folder
 if TYPE_CHECKING:
     from deleverage.sim.scenario import Scenario
     from deleverage.sweep import Experiment
+    from deleverage.world.config import WorldScenario
 
 __all__ = ["sweep", "sweep_report_command"]
 
@@ -119,7 +120,7 @@ def sweep(
 CELLS_CHECKED = 5_000
 
 
-def _check_cells(exp: Experiment, base: Scenario) -> None:
+def _check_cells(exp: Experiment, base: Scenario | WorldScenario) -> None:
     """Exit 2 before any run if no cell gives a valid scenario (each run would fail on its
     input); a design where only some cells are invalid runs, those cells failing alone."""
     from deleverage.errors import ConfigError, DeleverageError

@@ -27,6 +27,7 @@ from deleverage.spec import MarginMode
 from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 
 if TYPE_CHECKING:
+    from deleverage.engine.contracts import ContractUnits
     from deleverage.engine.exchange import Exchange
     from deleverage.engine.ledger import MarketRef
     from deleverage.engine.state import MarketState
@@ -172,6 +173,19 @@ def open_positions(
     ex.clock_ns = max(ex.clock_ns, ts)
     if ex.check_invariants:
         ex.assert_conserved()
+
+
+def engine_units(
+    units: ContractUnits, sizes: npt.ArrayLike, prices: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    """Venue sizes (contracts) and prices of an inverse market in the engine's units, checked
+    first so that an error names the venue's value."""
+    qty = np.asarray(sizes, dtype=np.float64)
+    px = np.asarray(prices, dtype=np.float64)
+    if qty.shape == px.shape and qty.ndim == 1:
+        _check_array("sizes", qty, nonzero=True)
+        _check_array("prices", px, positive=True)
+    return units.engine_size(qty), units.engine_price(px)
 
 
 def _checked_leverage(leverage: npt.ArrayLike, qty: FloatArray, state: MarketState) -> FloatArray:

@@ -70,6 +70,7 @@ class EventKind(IntEnum):
     BAD_DEBT = 24
     INSURANCE = 25
     FUNDING = 26
+    MARGIN_NOTICE = 27
 
 
 class FillReason(IntEnum):
@@ -80,6 +81,7 @@ class FillReason(IntEnum):
     LIQUIDATOR_TAKEOVER = 2
     ADL = 3
     BACKSTOP = 4
+    PREDICTIVE = 5  # predictive deleveraging: a partial close before liquidation
 
 
 class TransferReason(IntEnum):
@@ -416,6 +418,27 @@ class CircuitBreaker(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MarginNotice(Event):
+    """Proactive margin: a raise announced to an account (``action`` 1: the maintenance rate
+    times ``multiplier`` after ``grace_s`` seconds) or cancelled (2); ``probability`` is the
+    predicted cascade probability that prompted it."""
+
+    kind: ClassVar[EventKind] = EventKind.MARGIN_NOTICE
+    _columns: ClassVar[dict[str, str]] = {
+        "action": "code",
+        "probability": "amount",
+        "multiplier": "price",
+        "grace_s": "size",
+    }
+    account: int
+    market: int
+    action: int
+    probability: float
+    multiplier: float
+    grace_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BadDebt(Event):
     """Loss left after fund, backstop and ADL: recorded, never silent (``amount`` quote)."""
 
@@ -472,6 +495,7 @@ NOTICE_KINDS = frozenset(
         EventKind.MARGIN_CALL,
         EventKind.CIRCUIT_BREAKER,
         EventKind.BAD_DEBT,
+        EventKind.MARGIN_NOTICE,
     }
 )
 
@@ -502,6 +526,7 @@ EVENT_TYPES: dict[EventKind, type[Event]] = {
         BadDebt,
         InsuranceAction,
         FundingPayment,
+        MarginNotice,
     )
 }
 
@@ -594,10 +619,10 @@ class Journal:
         self._last_ts = max(self._last_ts, last_ts)
 
     @staticmethod
-    def _batch_table(batch: dict[str, Any]) -> pa.Table:
+    def _batch_table(batch: dict[str, Any], names: tuple[str, ...] = _COLUMNS) -> pa.Table:
         n = batch["__n"]
         data: dict[str, Any] = {}
-        for name in _COLUMNS:
+        for name in names:
             if name == "seq":
                 data[name] = np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
             elif name == "ts_ns":
@@ -618,13 +643,95 @@ class Journal:
                 data[name] = np.full(n, "", dtype=object)
             else:
                 data[name] = np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])
-        return pa.table(data, schema=JOURNAL_SCHEMA)
+        if names is _COLUMNS:
+            return pa.table(data, schema=JOURNAL_SCHEMA)
+        return pa.table(data, schema=pa.schema([JOURNAL_SCHEMA.field(c) for c in names]))
 
     def _flush_rows(self) -> None:
         """Close the run of single rows before a batch (kept as it is: converted on read)."""
         if self._rows:
             self._segments.append(self._rows)
             self._rows = []
+
+    def since(self, seq: int, columns: tuple[str, ...] | None = None) -> pa.Table:
+        """The events numbered ``seq`` and later as one Arrow table (equal to
+        ``to_arrow().slice(seq)``, or its ``columns`` only), reading only the newest segments:
+        a cheap way to look at what one step appended to a long journal (batches build only
+        the columns asked for, so texts are not formatted unless asked)."""
+        self._flush_rows()
+        names = _COLUMNS if columns is None else tuple(columns)
+        unknown = [c for c in names if c not in _COLUMNS]
+        if unknown:
+            raise ValueError(f"unknown journal columns {unknown}")
+        parts: list[pa.Table] = []
+        for segment in reversed(self._segments):
+            if isinstance(segment, pa.Table):
+                if segment.num_rows == 0:
+                    continue
+                first = int(segment.column("seq")[0].as_py())
+                table = segment if columns is None else segment.select(list(names))
+            else:
+                first = int(segment["__seq0"])
+                table = self._batch_table(segment, names)
+            end = first + table.num_rows
+            if end <= seq:
+                break
+            parts.append(table.slice(max(seq - first, 0)) if first < seq else table)
+            if first <= seq:
+                break
+        if not parts:
+            empty = JOURNAL_SCHEMA.empty_table()
+            return empty if columns is None else empty.select(list(names))
+        return pa.concat_tables(parts[::-1])
+
+    def arrays_since(self, seq: int, columns: tuple[str, ...]) -> dict[str, npt.NDArray[Any]]:
+        """The ``columns`` of the events numbered ``seq`` and later as NumPy arrays (the
+        values of :meth:`since`), built straight from the newest segments without Arrow
+        tables (a step's reader on the hot path). Text columns cannot be asked for."""
+        if "text" in columns:
+            raise ValueError("arrays_since does not build texts; use since()")
+        self._flush_rows()
+        parts: list[dict[str, npt.NDArray[Any]]] = []
+        for segment in reversed(self._segments):
+            if isinstance(segment, pa.Table):
+                if segment.num_rows == 0:
+                    continue
+                first = int(segment.column("seq")[0].as_py())
+                n = segment.num_rows
+                if first + n <= seq:
+                    break
+                start = max(seq - first, 0)
+                part = {
+                    c: segment.column(c).slice(start).to_numpy(zero_copy_only=False)
+                    for c in columns
+                }
+            else:
+                first, n = int(segment["__seq0"]), int(segment["__n"])
+                if first + n <= seq:
+                    break
+                start = max(seq - first, 0)
+                part = {c: self._batch_column(segment, c)[start:] for c in columns}
+            parts.append(part)
+            if first <= seq:
+                break
+        if not parts:
+            return {c: np.zeros(0, dtype=_NUMPY_DTYPES[c]) for c in columns}
+        if len(parts) == 1:
+            return parts[0]
+        return {c: np.concatenate([p[c] for p in parts[::-1]]) for c in columns}
+
+    @staticmethod
+    def _batch_column(batch: dict[str, Any], name: str) -> npt.NDArray[Any]:
+        n = batch["__n"]
+        if name == "seq":
+            return np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
+        if name == "ts_ns":
+            return np.full(n, batch["__ts"], dtype=np.int64)
+        if name == "kind":
+            return np.full(n, int(batch["__kind"]), dtype=np.int16)
+        if name in batch:
+            return np.broadcast_to(np.asarray(batch[name]), (n,)).astype(_NUMPY_DTYPES[name])
+        return np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])
 
     def to_arrow(self) -> pa.Table:
         """All events as one Arrow table with :data:`JOURNAL_SCHEMA`."""

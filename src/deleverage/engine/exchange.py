@@ -6,8 +6,11 @@ array operations. Public operations validate their input completely, then emit e
 :meth:`Exchange._apply` mutates state, and replaying the journal through it on a fresh engine
 rebuilds the same arrays (:meth:`Exchange.replay`, :meth:`Exchange.state_hash`).
 
-Accounts hold quote cash. A position is isolated (its own margin, ``isolated_margin``) or cross
-(backed by the account's cash). Money is conserved (DESIGN.md "Money must add up")::
+Accounts hold cash in the exchange's one settlement currency: quote for linear markets, the
+coin of its inverse markets (:attr:`Exchange.settlement_asset`; an inverse market is held in
+the engine's linear units, :mod:`deleverage.engine.contracts`). A position is isolated (its
+own margin, ``isolated_margin``) or cross (backed by the account's cash). Money is conserved
+(DESIGN.md "Money must add up")::
 
     sum(cash) + sum(isolated margin) + sum(unrealized PnL) == net deposits
 
@@ -18,6 +21,7 @@ since every fill has two sides. :meth:`Exchange.conservation` reports each line 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Literal
 
@@ -76,6 +80,7 @@ from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 if TYPE_CHECKING:
     from deleverage.engine.risk import Book
     from deleverage.rules.dynamic import RiskParameterPolicy
+    from deleverage.rules.proactive import PredictiveDeleveraging, ProactiveMargin
 
 Side = Literal["buyer", "seller"]
 
@@ -165,12 +170,27 @@ class Exchange(RiskOperations):
         return bulk.open_accounts(self, count, kind=kind, margin_mode=margin_mode, ts_ns=ts_ns)
 
     def list_market(self, spec: MarketSpec, *, ts_ns: int | None = None) -> int:
-        """List a market and return its id; its mark must be set before trading."""
+        """List a market and return its id; its mark must be set before trading.
+
+        An exchange's cash is in one currency, so every market it lists settles in the same
+        asset: all linear (quote), or all inverse on one ``settlement_asset`` (a venue's
+        USD-margined and coin-margined wallets are two exchanges, as Binance USDⓈ-M and
+        COIN-M are two wallets).
+        """
         ts = self._ts(ts_ns)
         if not isinstance(spec, MarketSpec):
             raise ValidationError("spec", type(spec).__name__, "must be a MarketSpec")
         if spec.symbol in self._market_ids:
             raise ValidationError("spec.symbol", spec.symbol, "must not be listed already")
+        if self.markets and spec.settlement_asset != self.settlement_asset:
+            have = self.settlement_asset or "quote (linear markets)"
+            raise ValidationError(
+                "spec.settlement_asset",
+                spec.settlement_asset or "quote (linear)",
+                f"must be the exchange's settlement currency {have}: an exchange's cash is in "
+                "one currency, so cross margin never mixes currencies (list markets settled in "
+                "another asset on their own Exchange)",
+            )
         m = len(self.markets)
         events: list[Event] = [MarketListed(ts_ns=ts, market=m, spec_json=spec.to_json())]
         if self.insurance_mode == "per_market":
@@ -182,6 +202,12 @@ class Exchange(RiskOperations):
             )  # fmt: skip
         self._emit_all(events)
         return m
+
+    @property
+    def settlement_asset(self) -> str | None:
+        """The coin the exchange's cash is in (its inverse markets' ``settlement_asset``), or
+        ``None`` for quote (linear markets, or nothing listed yet)."""
+        return self.markets[0].spec.settlement_asset if self.markets else None
 
     def insurance_fund(self, market: MarketRef | None = None) -> InsuranceFund:
         """The :class:`InsuranceFund` ledger backing a market (default: the shared fund)."""
@@ -205,13 +231,74 @@ class Exchange(RiskOperations):
         risk.multiplier = 1.0
         risk.history.clear()
 
+    def set_proactive_policy(
+        self,
+        market: MarketRef,
+        *,
+        margin: ProactiveMargin | None = None,
+        deleveraging: PredictiveDeleveraging | None = None,
+    ) -> None:
+        """Act on reported predictions (:meth:`report_risk`) in a market: raise margin after a
+        notice and grace period, reduce the positions most likely to be liquidated
+        (:mod:`deleverage.rules.proactive`). Both None switch it off; the market's current
+        spec is the base the raise scales. Not with dynamic margin on the same market.
+        """
+        from deleverage.engine.risk.proactive import ProactiveState
+
+        m = self.market_id(market)
+        risk = self.risk.markets[m]
+        if margin is not None and risk.dynamic is not None:
+            raise ValidationError("margin", "proactive", "cannot be combined with dynamic margin")
+        if margin is None and deleveraging is None:
+            risk.proactive = None
+            return
+        risk.proactive = ProactiveState(self, m, margin=margin, deleveraging=deleveraging)
+
+    def report_risk(
+        self,
+        market: MarketRef,
+        cascade_probability: float,
+        *,
+        accounts: npt.ArrayLike = (),
+        probabilities: npt.ArrayLike = (),
+        ts_ns: int | None = None,
+    ) -> None:
+        """Report a prediction to the market's proactive policy (:meth:`set_proactive_policy`).
+
+        ``cascade_probability`` drives proactive margin; ``accounts`` and their predicted
+        probabilities of liquidation pick whom predictive deleveraging reduces.
+
+        Raises
+        ------
+        ValidationError
+            If a probability is outside ``[0, 1]``, the arrays differ in length, an account is
+            unknown, or the market has no proactive policy.
+        """
+        m = self.market_id(market)
+        state = self.risk.markets[m].proactive
+        if state is None:
+            raise ValidationError("market", market, "has no proactive policy (set one first)")
+        p = float(cascade_probability)
+        if not 0.0 <= p <= 1.0:
+            raise ValidationError("cascade_probability", cascade_probability, "must be in [0, 1]")
+        ids = np.asarray(accounts, dtype=np.int64).reshape(-1)
+        probs = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+        if len(ids) != len(probs):
+            raise ValidationError("probabilities", len(probs), f"must match accounts ({len(ids)})")
+        if len(probs) and not np.all((probs >= 0.0) & (probs <= 1.0)):
+            raise ValidationError("probabilities", float(probs.min()), "must be in [0, 1]")
+        if len(ids) and (ids.min() < 0 or ids.max() >= self._n):
+            raise ValidationError("accounts", int(ids.max()), f"must be < {self._n}")
+        state.report(self._ts(ts_ns), p, ids, probs)
+
     def adl_queue(self, market: MarketRef, side: int) -> pd.DataFrame:
         """The ADL queue of one market side: account, rank (1 = first), score, indicator (1-5).
 
         ``side`` is +1 for longs, -1 for shorts. Every open trader position on that side is
         ranked by the market's ADL score (``random_start`` and ``pro_rata`` markets show the
         ``pnl_leverage`` order, their queue being random or simultaneous); 5 lights mark the top
-        fifth of the queue, as venues display it.
+        fifth of the queue, as venues display it. Sizes are in the market's units (contracts
+        for an inverse market, whose venue longs are the engine's shorts).
         """
         from deleverage.rules import adl as adl_math
 
@@ -219,12 +306,14 @@ class Exchange(RiskOperations):
         if side not in (1, -1):
             raise ValidationError("side", side, "must be +1 (longs) or -1 (shorts)")
         cols = self._positions[m]
+        units = self.markets[m].units
+        engine_side = -side if units.inverse else side
         n = self._n
         idx = np.flatnonzero(
-            (self._kind[:n] == AccountKind.TRADER) & (np.sign(cols.size[:n]) == side)
+            (self._kind[:n] == AccountKind.TRADER) & (np.sign(cols.size[:n]) == engine_side)
         )
         scores = self.risk.scores(m, idx) if len(idx) else np.zeros(0)
-        return adl_math.queue_frame(idx, scores, sizes=cols.size[idx])
+        return adl_math.queue_frame(idx, scores, sizes=units.venue_size(cols.size[idx]))
 
     def set_liquidity(self, market: MarketRef, model: Book | None) -> None:
         """Set the liquidity model that liquidation orders in a market execute against.
@@ -244,8 +333,11 @@ class Exchange(RiskOperations):
         ValidationError
             If ``price`` is not a finite number > 0.
         """
+        m = self.market_id(market)
         mid = None if price is None else check_finite_positive("price", price)
-        self.risk.markets[self.market_id(market)].book_mid = mid
+        if mid is not None:
+            mid = self.markets[m].units.engine_price(mid)
+        self.risk.markets[m].book_mid = mid
 
     def update_market_spec(
         self, market: MarketRef, spec: MarketSpec, *, ts_ns: int | None = None
@@ -253,13 +345,19 @@ class Exchange(RiskOperations):
         """Replace a market's risk parameters (dynamic margin); the symbol must not change."""
         m = self.market_id(market)
         ts = self._ts(ts_ns)
-        if spec.symbol != self.markets[m].spec.symbol:
+        old = self.markets[m].spec
+        if spec.symbol != old.symbol:
             raise ValidationError("spec.symbol", spec.symbol, "must keep the market's symbol")
+        for name in ("contract_type", "contract_value", "settlement_asset"):
+            if getattr(spec, name) != getattr(old, name):
+                raise ValidationError(
+                    f"spec.{name}", getattr(spec, name), f"must keep the market's {name}"
+                )
         self._emit_all([RiskParamsChanged(ts_ns=ts, market=m, spec_json=spec.to_json())])
 
     # ------------------------------------------------------------------ cash
     def deposit(self, account: int, amount: float, *, ts_ns: int | None = None) -> None:
-        """Deposit quote cash into an account."""
+        """Deposit cash (in the settlement currency) into an account."""
         a = self._check_account(account)
         value = check_finite_positive("amount", amount)
         ts = self._ts(ts_ns)
@@ -298,9 +396,9 @@ class Exchange(RiskOperations):
         self._emit_all([Withdrawal(ts_ns=ts, account=a, amount=value)])
 
     def set_mark(self, market: MarketRef, price: float, *, ts_ns: int | None = None) -> None:
-        """Set a market's mark price (the oracle update)."""
+        """Set a market's mark price (the oracle update), quote per base."""
         m = self.market_id(market)
-        value = check_finite_positive("price", price)
+        value = self.markets[m].units.engine_price(check_finite_positive("price", price))
         ts = self._ts(ts_ns)
         self._emit(MarkPrice(ts_ns=ts, market=m, price=value))
         self.last_step = self.risk.on_mark(m, ts)
@@ -317,12 +415,16 @@ class Exchange(RiskOperations):
         pay shorts. The payments sum to zero across accounts (every position has a counterparty,
         the book's makers included). An isolated position's payment moves its margin, a cross
         one its account's cash. The risk step then runs at the same mark, so an account that
-        funding pushes under maintenance is liquidated at once.
+        funding pushes under maintenance is liquidated at once. An inverse market's payment
+        is ``-contracts x contract_value / mark x rate`` coin (the engine's size is short USD,
+        so the engine applies ``-rate``).
         """
         m = self.market_id(market)
         value = check_finite("rate", rate)
         if abs(value) >= 1.0:
             raise ValidationError("rate", rate, "must be a fraction with |rate| < 1")
+        if self.markets[m].units.inverse:
+            value = -value
         ts = self._ts(ts_ns)
         state = self.markets[m]
         if state.mark <= 0:
@@ -453,6 +555,7 @@ class Exchange(RiskOperations):
         price: float,
         taker: Side | None = "buyer",
         ts_ns: int | None = None,
+        reason: FillReason = FillReason.TRADE,
     ) -> Fill:
         """Trade ``size`` base units at ``price`` between two accounts, charging fees.
 
@@ -460,7 +563,10 @@ class Exchange(RiskOperations):
         (``taker=None``: both pay the maker rate). Opening or increasing a position requires
         initial margin afterwards; reducing never does. An isolated position is topped up to its
         initial margin from the account's cash. Either side failing a check rejects the trade
-        whole, with the state unchanged.
+        whole, with the state unchanged. In an inverse market ``size`` is in contracts, fees
+        and margins in the coin; the returned fill is in the venue's units (the journal holds
+        the engine's, :mod:`deleverage.engine.contracts`). ``reason`` labels the fill in the
+        journal (the engine's predictive deleveraging trades with ``FillReason.PREDICTIVE``).
         """
         m = self.market_id(market)
         b = self._check_account(buyer, "buyer")
@@ -480,6 +586,12 @@ class Exchange(RiskOperations):
             raise HaltedError(f"market {state.spec.symbol} is halted by its circuit breaker")
         _check_grid("size", qty, state.spec.lot_size)
         _check_grid("price", px, state.spec.tick_size)
+        units = state.units
+        fields = ("buyer", "seller")
+        if units.inverse:  # a venue buyer is short USD on 1 / price: the engine's seller
+            b, s, fields = s, b, ("seller", "buyer")
+            taker = "seller" if taker == "buyer" else ("buyer" if taker == "seller" else None)
+            qty, px = units.engine_amount(qty), units.engine_price(px)
         notional = qty * px
         maker_fee = notional * state.spec.maker_fee_rate
         taker_fee = notional * state.spec.taker_fee_rate
@@ -487,18 +599,23 @@ class Exchange(RiskOperations):
         seller_fee = taker_fee if taker == "seller" else maker_fee
         events: list[Event] = []
         for account, delta, fee, field in (
-            (b, qty, buyer_fee, "buyer"),
-            (s, -qty, seller_fee, "seller"),
+            (b, qty, buyer_fee, fields[0]),
+            (s, -qty, seller_fee, fields[1]),
         ):
             events.extend(self._plan_side(account, m, delta, px, fee, ts, field))
         fill = Fill(
             ts_ns=ts, market=m, buyer=b, seller=s, size=qty, price=px,
-            buyer_fee=buyer_fee, seller_fee=seller_fee, reason=FillReason.TRADE,
+            buyer_fee=buyer_fee, seller_fee=seller_fee, reason=reason,
         )  # fmt: skip
         events.append(fill)
         done = self._emit_all(events)
         result = done[-1]
         assert isinstance(result, Fill)
+        if units.inverse:
+            return dataclasses.replace(
+                result, buyer=result.seller, seller=result.buyer, size=float(size),
+                price=float(price), buyer_fee=result.seller_fee, seller_fee=result.buyer_fee,
+            )  # fmt: skip
         return result
 
     def open_positions(
@@ -512,7 +629,14 @@ class Exchange(RiskOperations):
         counterparty: int | None = None,
         ts_ns: int | None = None,
     ) -> None:
-        """Open many positions at once, all or nothing (:func:`.bulk.open_positions`)."""
+        """Open many positions at once, all or nothing (:func:`.bulk.open_positions`).
+
+        ``sizes`` (signed, long > 0) and ``prices`` are in the market's units (contracts and
+        quote per base for an inverse market).
+        """
+        units = self.markets[self.market_id(market)].units
+        if units.inverse:
+            sizes, prices = bulk.engine_units(units, sizes, prices)
         bulk.open_positions(
             self, market, accounts, sizes, prices, leverage=leverage, counterparty=counterparty,
             ts_ns=ts_ns,

@@ -58,13 +58,15 @@ def accumulate_market_nb(
     total_equity: FloatArray,
     cash: FloatArray,
     first: bool,
+    initial_fee: float,
 ) -> None:
     """Add one market's positions to the per-account margin accumulators, in place.
 
     For each position: ``upnl = size x (mark - entry)``, ``notional = |size| x mark``,
-    maintenance ``notional x mmr[t] - cum[t]`` and initial ``notional x max(imr[t], 1/leverage)``
-    in its tier ``t``. Cross positions add to the cross accumulators; every position adds its
-    unrealized PnL (and isolated margin) to ``total_equity``. With ``first`` the accumulators
+    maintenance ``notional x mmr[t] - cum[t]`` and initial ``notional x (max(imr[t],
+    1/leverage) + initial_fee)`` in its tier ``t``. Cross positions add to the cross
+    accumulators; every position adds its unrealized PnL (and isolated margin) to
+    ``total_equity``. With ``first`` the accumulators
     are (re)started from the cash (equities) and zero (margins) instead of added to: one pass,
     no separate initialization.
     """
@@ -87,6 +89,7 @@ def accumulate_market_nb(
         rate = imr[t]
         if leverage[i] > 0.0 and 1.0 / leverage[i] > rate:
             rate = 1.0 / leverage[i]
+        rate += initial_fee
         cross_equity[i] += upnl
         cross_maintenance[i] += maintenance_nb(notional, mmr[t], cum[t], min_margin)
         cross_initial[i] += notional * rate
@@ -227,6 +230,7 @@ def plan_isolated_liquidations_nb(
     adl_capacity_long: float,
     adl_capacity_short: float,
     recourse: bool,
+    takeover_cap: float,
 ) -> tuple[float, float]:
     """Plan the liquidation of isolated positions, in order, against a constant-depth book.
 
@@ -246,11 +250,13 @@ def plan_isolated_liquidations_nb(
     - a partial close that leaves the open position at ``E' < 0``: with ``recourse`` the
       account's cash moves into its margin first (``own_out``); the fund covers the rest.
 
-    If a full close would leave the fund more to cover than it holds (or the book cannot
-    absorb the order), ``adl_enabled`` and the opposing ADL queue still holds the position's
-    size (``adl_capacity_long`` for a bankrupt short, ``adl_capacity_short`` for a bankrupt
-    long), the candidate is flagged for ADL instead and takes no depth; otherwise it fills on
-    the book like the per-account path does when ADL cannot serve it.
+    If a full close would leave the fund more to cover than it holds, or a deficit on a
+    position whose notional at the mark exceeds ``takeover_cap`` times the fund (Binance's
+    takeover limit; ``inf``: none), or the book cannot absorb the order, ``adl_enabled``
+    and the opposing ADL queue still holds the position's size (``adl_capacity_long`` for a
+    bankrupt short, ``adl_capacity_short`` for a bankrupt long), the candidate is flagged
+    for ADL instead and takes no depth; otherwise it fills on the book like the
+    per-account path does when ADL cannot serve it.
     Returns the fund balance and the book's consumed depth afterwards.
     """
     consumed = book_consumed
@@ -277,7 +283,13 @@ def plan_isolated_liquidations_nb(
         if owed < 0.0 or equity_after >= 0.0:
             owed = 0.0
         capacity = adl_capacity_short if side > 0.0 else adl_capacity_long
-        if adl_enabled and full and (exhausted or owed > fund) and capacity >= q * (1.0 - 1e-12):
+        over_cap = owed > 0.0 and q * mark > takeover_cap * fund
+        if (
+            adl_enabled
+            and full
+            and (exhausted or owed > fund or over_cap)
+            and capacity >= q * (1.0 - 1e-12)
+        ):
             if side > 0.0:
                 adl_capacity_short -= q
             else:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.contracts import ContractUnits
 from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.events import (
     NOTICE_KINDS,
@@ -204,9 +205,16 @@ class Ledger:
     def open_interest(self, market: MarketRef) -> float:
         """Open interest of ``market``: traders' long positions summed (base units).
 
-        Kept up to date by every fill (the venue's own accounts are not traders).
+        Kept up to date by every fill (the venue's own accounts are not traders). An inverse
+        market's is its traders' long contracts (the engine's short side), summed on demand.
         """
-        return max(self._long_oi[self.market_id(market)], 0.0)
+        m = self.market_id(market)
+        units = self.markets[m].units
+        if units.inverse:
+            size = self._positions[m].size[: self._n]
+            traders = self._kind[: self._n] == AccountKind.TRADER
+            return float(units.venue_amount(float(np.sum(np.maximum(-size[traders], 0.0)))))
+        return max(self._long_oi[m], 0.0)
 
     def positions_version(self, market: MarketRef) -> int:
         """Counter bumped by every change to ``market``'s positions or isolated margins."""
@@ -363,7 +371,11 @@ class Ledger:
         spec = MarketSpec.from_json(event.spec_json)
         if event.market != len(self.markets):
             raise InvariantError(f"market ids must be listed in order, got {event.market}")
-        self.markets.append(MarketState(id=event.market, spec=spec, tiers=spec.tier_arrays))
+        self.markets.append(
+            MarketState(
+                id=event.market, spec=spec, tiers=spec.tier_arrays, units=ContractUnits.of(spec)
+            )
+        )
         self._market_ids[spec.symbol] = event.market
         self._market_fund.append(self.insurance_account)
         self.risk.add_market()
@@ -425,8 +437,9 @@ class Ledger:
             upper_cap=scaling.upper_cap,
         )
         state.tiers = TierArrays(
-            floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum, min_margin=base.min_margin
-        )
+            floor=base.floor, imr=imr, mmr=base.mmr, cum=base.cum, min_margin=base.min_margin,
+            initial_fee=base.initial_fee, whole_position=base.whole_position,
+        )  # fmt: skip
 
     def _fund_ledger(
         self, source: int, destination: int, amount: float, reason: int, ts: int

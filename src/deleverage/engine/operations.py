@@ -56,13 +56,16 @@ class RiskOperations(MarginScans):
         fee. Not made (returns 0) when the account is not below maintenance, when the
         fillable price is worse than ``limit_price`` (a long is sold at no less, a short
         bought back at no more), or when the fund cannot pay; an account with negative net
-        collateral is then deleveraged at its bankruptcy price.
+        collateral is then deleveraged at its bankruptcy price. Sizes are in the market's units
+        (contracts for an inverse market) and so is the size returned.
         """
         m = self.market_id(market)
+        units = self.markets[m].units
         held = self._open_size(account, m)
-        qty = self._check_size(size, held)
+        qty = units.engine_amount(self._check_size(size, units.venue_size(held)))
+        qty = min(qty, abs(held))
         if limit_price is not None:
-            check_finite_positive("limit_price", limit_price)
+            limit_price = units.engine_price(check_finite_positive("limit_price", limit_price))
         a = int(account)
         stage = self.risk
         pool, maint = stage._pool(a, m, stage._isolated(a, m))
@@ -73,7 +76,7 @@ class RiskOperations(MarginScans):
         report = StepReport(market=m, ts_ns=ts)
         done = liquidator.close_to_liquidator(stage, a, m, qty, ts, report, limit_price=limit_price)
         self.last_step = report
-        return done
+        return units.venue_amount(done)
 
     def deleverage(
         self,
@@ -89,18 +92,22 @@ class RiskOperations(MarginScans):
 
         At ``account``'s bankruptcy price (at the mark with ``at_oracle``), both positions
         reduced by ``size``; refused (returns 0) when the match would leave either side below
-        initial margin and riskier than before, as dYdX v4's ``ProcessDeleveraging``.
+        initial margin and riskier than before, as dYdX v4's ``ProcessDeleveraging``. Sizes
+        are in the market's units (contracts for an inverse market).
         """
         m = self.market_id(market)
+        units = self.markets[m].units
         held = self._open_size(account, m)
         other = self._open_size(offsetting, m, "offsetting")
         if (held > 0) == (other > 0):
             raise ValidationError("offsetting", offsetting, "must hold the opposite side")
         if int(account) == int(offsetting):
             raise ValidationError("offsetting", offsetting, "must differ from account")
-        qty = self._check_size(size, held)
-        if qty > abs(other) * (1 + 1e-12):
-            raise ValidationError("size", size, f"must not exceed the offsetting {abs(other):g}")
+        venue_qty = self._check_size(size, units.venue_size(held))
+        other_venue = abs(units.venue_size(other))
+        if venue_qty > other_venue * (1 + 1e-12):
+            raise ValidationError("size", size, f"must not exceed the offsetting {other_venue:g}")
+        qty = min(units.engine_amount(venue_qty), abs(held))
         ts = self._ts(ts_ns)
         report = StepReport(market=m, ts_ns=ts)
         done = liquidator.deleverage_position(
@@ -108,14 +115,15 @@ class RiskOperations(MarginScans):
             counterparties=[int(offsetting)], at_oracle=at_oracle,
         )  # fmt: skip
         self.last_step = report
-        return done
+        return units.venue_amount(done)
 
     def final_settlement(self, market: MarketRef, *, ts_ns: int | None = None) -> float:
         """Close a delisted market's positions against each other (dYdX v4 final settlement).
 
         Solvent accounts close at the mark (the oracle), bankrupt ones at their bankruptcy
         price; refused matches are skipped and what cannot be matched stays open. Returns the
-        total size closed (base units, counted on the closing side).
+        total size closed (base units, contracts for an inverse market, counted on the
+        closing side).
         """
         m = self.market_id(market)
         if not self.markets[m].mark > 0.0:
@@ -125,4 +133,4 @@ class RiskOperations(MarginScans):
         report = StepReport(market=m, ts_ns=ts)
         done = liquidator.final_settlement(self.risk, m, ts, report)
         self.last_step = report
-        return done
+        return self.markets[m].units.venue_amount(done)

@@ -3,7 +3,8 @@
 A mark is *quiet* when no isolated position and no cross account of any market can be at the
 margin-call level or under maintenance, no account is called or waiting for a liquidator, and
 nothing else the step runs has state that moves with the mark (circuit breaker, dynamic
-margin, open-interest scaling, posted collateral, the backstop vault's positions). The risk step
+margin, open-interest scaling, proactive margin, posted collateral, the backstop vault's
+positions; inverse markets are left to the step-by-step path). The risk step
 at a quiet mark only records the mark: a ``MARK_PRICE`` event, the market's mark, an empty
 :class:`~deleverage.engine.risk.support.StepReport` and the book's resilience clock.
 
@@ -102,6 +103,8 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
         r = risk.markets[m]
         if (
             state.mark <= 0.0
+            or state.units.inverse  # the bands and marks here are in the venue's units
+            or r.proactive is not None  # proactive margin moves with every mark
             or spec.circuit_breaker is not None
             or r.dynamic is not None
             or spec.open_interest_scaling is not None

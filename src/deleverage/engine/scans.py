@@ -100,7 +100,7 @@ class MarginScans(Ledger):
             accumulate_market_nb(
                 cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
                 cols.leverage[:n], state.mark, t.floor, t.imr, t.mmr, t.cum, t.min_margin, ce, cm,
-                ci, te, cash, k == 0,
+                ci, te, cash, k == 0, t.initial_fee,
             )  # fmt: skip
         margin_ratio_nb(ce, cm, out["cross_margin_ratio"][:n])
 
@@ -151,7 +151,7 @@ class MarginScans(Ledger):
         return scan
 
     def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        if not self.use_level_index or any(st.tiers.min_margin > 0.0 for st in self.markets):
+        if not self.use_level_index or not all(st.tiers.continuous for st in self.markets):
             return self._cross_scan_full(m, call_level)
         key = min(float(call_level), 1.0)
         index = self._cross_index.get(key)
@@ -278,7 +278,7 @@ class MarginScans(Ledger):
             for name in ("i_below_e", "i_below_m", "i_warn_r"):
                 buffers[name] = np.empty(self._capacity)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        if self.use_level_index and t.min_margin == 0.0:  # zone prices ignore a floor
+        if self.use_level_index and t.continuous:  # zone prices need continuous maintenance
             result = self._indexed_isolated_scan(m, call_level)
             if self.check_invariants:
                 self._check_indexed_scan(m, call_level, result)
@@ -449,9 +449,9 @@ class MarginScans(Ledger):
                         "account": idx,
                         "market": state.spec.symbol,
                         "mode": np.where(iso, "isolated", "cross"),
-                        "size": size[idx],
-                        "entry_price": cols.entry[idx],
-                        "mark_price": state.mark,
+                        "size": state.units.venue_size(size[idx]),
+                        "entry_price": state.units.venue_price(cols.entry[idx]),
+                        "mark_price": state.mark_price,
                         "notional": v["notional"][idx],
                         "unrealized_pnl": v["upnl"][idx],
                         "initial_margin": v["initial"][idx],
@@ -517,6 +517,10 @@ class MarginScans(Ledger):
     ) -> tuple[FloatArray, FloatArray]:
         """Liquidation and bankruptcy prices (quote per base) of ``accounts``' positions.
 
+        For an inverse market the engine's prices on ``1 / price`` are returned as the
+        venue's (``rules.inverse.liquidation_price`` with ``mm_basis="mark"`` and
+        ``rules.inverse.bankruptcy_price``); ``inf`` where a short cannot be liquidated.
+
         Isolated: :func:`~deleverage.rules.margin.liquidation_price_isolated` and
         :func:`~deleverage.rules.margin.bankruptcy_price`; cross: the account's other cross
         positions held at their marks (:func:`~deleverage.rules.margin.liquidation_price_cross`,
@@ -551,7 +555,7 @@ class MarginScans(Ledger):
             bankrupt[cross] = mm.bankruptcy_price_cross(
                 size[cross], entry[cross], wallet_balance=cash, other_unrealized_pnl=other_upnl
             )
-        return liq, bankrupt
+        return state.units.venue_price(liq), state.units.venue_price(bankrupt)
 
 
 def _empty_scan() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.contracts import LINEAR, ContractUnits
 from deleverage.spec import MarginMode, MarketSpec, TierArrays
 from deleverage.tolerance import CONSERVATION_RTOL
 
@@ -53,14 +54,22 @@ class MarketState:
     """A listed market: its spec, tier arrays and current mark price (0 until first set).
 
     ``tiers`` are the rates in force: the spec's table, with the initial rates scaled by open
-    interest when the spec has ``open_interest_scaling`` (dYdX v4).
+    interest when the spec has ``open_interest_scaling`` (dYdX v4). ``mark`` is in the
+    engine's units (the reciprocal price for an inverse market, :attr:`units`);
+    :attr:`mark_price` is the venue's quote.
     """
 
     id: int
     spec: MarketSpec
     tiers: TierArrays
     mark: float = 0.0
-    open_interest: float = 0.0  # long open interest in base units (all accounts)
+    open_interest: float = 0.0  # long open interest in engine units (all accounts)
+    units: ContractUnits = LINEAR  # venue units <-> engine units (engine/contracts.py)
+
+    @property
+    def mark_price(self) -> float:
+        """The mark as the venue quotes it (quote per base; 0 until first set)."""
+        return self.units.venue_price(self.mark) if self.mark > 0 else 0.0
 
 
 class PositionColumns:
@@ -171,14 +180,20 @@ class PositionView:
         self._market = market
 
     @property
+    def _units(self) -> ContractUnits:
+        return self._ex.markets[self._market].units
+
+    @property
     def size(self) -> float:
-        """Signed size in base units (long > 0)."""
-        return float(self._ex._positions[self._market].size[self._account])
+        """Signed size in base units, contracts for an inverse market (long > 0)."""
+        return float(self._units.venue_size(self._ex._positions[self._market].size[self._account]))
 
     @property
     def entry_price(self) -> float:
-        """Average entry price (quote per base); 0 when flat."""
-        return float(self._ex._positions[self._market].entry[self._account])
+        """Average entry price (quote per base; an inverse market's is the harmonic mean of its
+        fill prices); 0 when flat."""
+        entry = float(self._ex._positions[self._market].entry[self._account])
+        return float(self._units.venue_price(entry)) if entry != 0.0 else 0.0
 
     @property
     def isolated_margin(self) -> float:
@@ -202,9 +217,11 @@ class PositionView:
 
     @property
     def unrealized_pnl(self) -> float:
-        """``size x (mark - entry)`` in quote."""
-        mark = self._ex.markets[self._market].mark
-        return self.size * (mark - self.entry_price)
+        """``size x (mark - entry)`` in quote; for an inverse market
+        ``contracts x contract_value x (1/entry - 1/mark)`` in the coin."""
+        cols = self._ex._positions[self._market]
+        size, entry = float(cols.size[self._account]), float(cols.entry[self._account])
+        return size * (self._ex.markets[self._market].mark - entry)
 
     def __repr__(self) -> str:
         symbol = self._ex.markets[self._market].spec.symbol

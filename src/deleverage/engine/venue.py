@@ -21,8 +21,6 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from deleverage.engine.events import EventKind, FillReason, Journal
 from deleverage.engine.exchange import Exchange
@@ -43,8 +41,9 @@ _FORCED_REASONS = (
     int(FillReason.LIQUIDATOR_TAKEOVER),
     int(FillReason.BACKSTOP),
 )
-_FORCED_CODES = pa.array(_FORCED_REASONS, type=pa.int32())
 MarkSource = Literal["oracle", "index", "book"]
+#: The journal columns a step's forced flow and ADL loss are read from.
+_READ_COLUMNS = ("kind", "code", "market", "account", "size", "amount")
 
 
 class PerpVenue:
@@ -117,6 +116,11 @@ class PerpVenue:
         """The wrapped engine."""
         return self._ex
 
+    @property
+    def asset_markets(self) -> dict[str, int]:
+        """Asset name -> the engine's market id."""
+        return dict(self._markets)
+
     def _price(self, inputs: PriceInputs) -> float:
         if self._mark_from == "oracle":
             return inputs.oracle
@@ -129,16 +133,21 @@ class PerpVenue:
         check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
         ex = self._ex
         first_seq = len(ex.journal)
-        liquidations, notional = 0, 0.0
+        liquidations, notional, forced = 0, 0.0, False
         for asset, market in self._markets.items():
             ex.set_mark(market, self._price(prices[asset]), ts_ns=ts_ns)
             report = ex.last_step
+            forced = forced or bool(
+                report.liquidations or report.adl_rounds or report.backstop_takeovers
+            )
             liquidations += report.liquidations
             notional += report.liquidated_notional
             self._insurance_paid += report.insurance_paid
             self._socialized += report.socialized_loss
             self._bad_debt += report.bad_debt
         self._last_ts = ts_ns
+        if not forced:  # a quiet step forced nothing: no journal rows to read
+            return VenueStep(ts_ns, 0, 0.0, dict.fromkeys(self._markets, 0.0), self.solvency())
         flow, adl_loss = self._journal_since(first_seq)
         self._adl_loss += adl_loss
         return VenueStep(ts_ns, liquidations, notional, flow, self.solvency())
@@ -149,30 +158,27 @@ class PerpVenue:
         journal = self._ex.journal
         if len(journal) == first_seq:
             return flow, 0.0
-        table = journal.to_arrow().slice(first_seq)
-        kind = table.column("kind")
-        adl = table.filter(pc.equal(kind, int(EventKind.ADL_ROUND)))
-        adl_loss = float(np.nansum(adl.column("amount").to_numpy())) if adl.num_rows else 0.0
-        fills = table.filter(
-            pc.and_(
-                pc.equal(kind, int(EventKind.FILL)),
-                pc.is_in(table.column("code"), value_set=_FORCED_CODES),
-            )
-        )
-        if fills.num_rows == 0:
+        rows = journal.arrays_since(first_seq, _READ_COLUMNS)
+        kind = rows["kind"]
+        adl = kind == int(EventKind.ADL_ROUND)
+        adl_loss = float(np.nansum(rows["amount"][adl])) if adl.any() else 0.0
+        forced = (kind == int(EventKind.FILL)) & np.isin(rows["code"], _FORCED_REASONS)
+        if not forced.any():
             return flow, adl_loss
-        market = fills.column("market").to_numpy()
-        buyer = fills.column("account").to_numpy()
-        size = fills.column("size").to_numpy()
+        market = rows["market"][forced]
+        buyer = rows["account"][forced]
+        size = rows["size"][forced]
         system = self._system_accounts()
         # The liquidated trader is the side that is not the venue's own account: it sold when
         # the venue's account bought.
         signed = np.where(np.isin(buyer, system), -size, size)
-        asset_of = {m: a for a, m in self._markets.items()}
-        for m, amount in zip(market.tolist(), signed.tolist(), strict=True):
-            asset = asset_of.get(int(m))
-            if asset is not None:
-                flow[asset] += float(amount)
+        market = market.astype(np.int64)
+        valid = market >= 0
+        per_market = np.bincount(market[valid], weights=signed[valid])  # no per-fill Python
+        for asset, m in self._markets.items():
+            if m < len(per_market):  # in the market's units (contracts for an inverse market)
+                units = self._ex.markets[m].units
+                flow[asset] += float(units.venue_size(float(per_market[m])))
         return flow, adl_loss
 
     def _system_accounts(self) -> npt.NDArray[np.int64]:
@@ -182,7 +188,8 @@ class PerpVenue:
         )
 
     def liquidation_levels(self) -> pd.DataFrame:
-        """Open traders' positions and their liquidation prices, market by market."""
+        """Open traders' positions and their liquidation prices, market by market (an
+        inverse market's sizes in contracts, its notional in the coin)."""
         ex = self._ex
         traders = np.flatnonzero(ex.state_arrays()["kind"] == 0).astype(np.int64)
         frames = []
@@ -191,12 +198,15 @@ class PerpVenue:
             open_ = traders[size != 0.0]
             liq, _ = ex.liquidation_prices(m, open_)
             sizes = ex.columns(m).size[open_]
+            units = ex.markets[m].units
+            if units.inverse:
+                liq = np.where(np.isfinite(liq), liq, np.nan)
             frames.append(
                 pd.DataFrame(
                     {
                         "asset": asset,
                         "account": open_,
-                        "size": sizes,
+                        "size": units.venue_size(sizes),
                         "notional": np.abs(sizes) * ex.markets[m].mark,
                         "liquidation_price": np.where(liq > 0.0, liq, np.nan),
                     }
@@ -208,8 +218,7 @@ class PerpVenue:
     def solvency(self) -> SolvencyLines:
         """Cumulative loss lines since the adapter was built, and the funds' balance now."""
         ex = self._ex
-        cash = ex.state_arrays()["cash"]
-        fund_balance = float(sum(float(cash[a]) for a in ex.funds))
+        fund_balance = float(sum(ex.cash(a) for a in ex.funds))
         return SolvencyLines(
             fund_balance=fund_balance,
             insurance_paid=self._insurance_paid,

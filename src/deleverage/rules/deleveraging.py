@@ -433,7 +433,9 @@ class WholeLots:
         lot = float(np.max(cps.lot_size[ok]))
         lots_avail = np.where(ok, np.floor(np.abs(cps.size) / lot + 1e-9), 0.0)
         cap = min(math.floor(abs(bankrupt.size) / lot + 1e-9), int(lots_avail.sum()))
-        lots = min(math.ceil(need / lot - 1e-9), cap)
+        # At least one lot for any positive need (the slack only absorbs float noise at an
+        # integer; a need below 1e-9 lots must still be covered).
+        lots = min(max(1, math.ceil(need / lot - 1e-9)), cap)
         if lots <= 0:
             return _empty(n, bankrupt.bankruptcy_price)
         closed = adl_math.allocate_pro_rata(lots_avail * lot, lots * lot, lot)

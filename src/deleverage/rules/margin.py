@@ -114,19 +114,22 @@ def initial_margin_rate(
     *,
     leverage: ArrayLike | None = None,
 ) -> FloatArray:
-    """Initial margin rate: ``max(1 / leverage, imr[t])``.
+    """Initial margin rate: ``max(1 / leverage, imr[t]) + initial_fee``.
 
     ``leverage`` is the leverage the trader chose (Binance "adjust leverage"); without it, or
-    where it is 0, the tier's maximum leverage applies.
+    where it is 0, the tier's maximum leverage applies. ``tiers.initial_fee`` is the fee part
+    (BitMEX: ``2 x taker``; 0 elsewhere).
     """
     n = np.asarray(notional_quote, dtype=np.float64)
     rate = tiers.imr[tier_index(n, tiers)]
-    if leverage is None:
-        return rate
-    lev = np.asarray(leverage, dtype=np.float64)
-    chosen = np.zeros(np.broadcast(lev, n).shape)
-    np.divide(1.0, lev, out=chosen, where=lev > 0)
-    return np.maximum(rate, chosen)
+    if leverage is not None:
+        lev = np.asarray(leverage, dtype=np.float64)
+        chosen = np.zeros(np.broadcast(lev, n).shape)
+        np.divide(1.0, lev, out=chosen, where=lev > 0)
+        rate = np.maximum(rate, chosen)
+    if tiers.initial_fee:
+        return np.asarray(rate + tiers.initial_fee, dtype=np.float64)
+    return rate
 
 
 def initial_margin(

@@ -6,6 +6,7 @@ are ``dydxprotocol/v4-chain`` at commit ``84d4664bae71e3a077adaac67fb77ad19cd28d
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -170,6 +171,32 @@ class LiquidationOrder:
     base: int
     subticks: int
     oracle_notional_quote: int
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def liquidation_order_hash(owner: str, number: int, perpetual_id: int) -> bytes:
+    """dYdX v4 ``LiquidationOrder.GetOrderHash``: SHA-256 of the protobuf encoding of
+    ``PerpetualLiquidationInfo{subaccount_id: {owner, number}, perpetual_id}`` (fields 1 and 2
+    of each message; proto3 leaves zero numbers out; the subaccount id is not nullable, so it
+    is always written). The last tie-break of :func:`sort_liquidation_orders` (bytes ascending).
+    """
+    inner = b"\x0a" + _varint(len(owner.encode())) + owner.encode()
+    if number:
+        inner += b"\x10" + _varint(number)
+    data = b"\x0a" + _varint(len(inner)) + inner
+    if perpetual_id:
+        data += b"\x10" + _varint(perpetual_id)
+    return hashlib.sha256(data).digest()
 
 
 def sort_liquidation_orders(

@@ -17,7 +17,14 @@ and the state they left, and returns the notifications, in this order:
 4. ``insurance_drawdown`` (market-wide): the fund backing a market started or stopped
    meeting Bybit's drawdown rule (loss over the last 8 hours at least the alert share of the
    fund, :meth:`deleverage.engine.insurance_fund.InsuranceFund.drawdown_alert`);
-   ``data.active`` says which.
+   ``data.active`` says which;
+5. ``prediction_alert``: an account's predicted probability of liquidation within the horizon
+   it chose rose through the level it chose (``PUT /v1/accounts/{id}/prediction-alert``);
+   once per crossing (it must fall back below the level to alert again). The prediction is
+   the analytic baseline of ``deleverage.predict``: the GBM first-passage probability of the
+   position's liquidation price at zero drift and the realized volatility of the marks the
+   service saw in the last :data:`PREDICTION_WINDOW_S` seconds (the service's
+   ``default_volatility`` until three marks are in the window; formulas §18.2).
 
 The warning levels, indicators and alert states are kept per market in arrays over accounts;
 :meth:`Alerts.prime` sets them from the current state without notifying (at start-up).
@@ -26,7 +33,8 @@ The warning levels, indicators and alert states are kept per market in arrays ov
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections import deque
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +44,8 @@ from deleverage.engine.events import EventKind, FillReason, rows_of_kind
 from deleverage.engine.exchange import Exchange
 from deleverage.engine.state import AccountKind
 from deleverage.rules import margin as mm
+from deleverage.rules.dynamic import realized_volatility
+from deleverage.service import views
 from deleverage.spec import MarginMode
 
 __all__ = ["Alerts"]
@@ -50,6 +60,8 @@ _NOTICES = (
 )
 _MOVERS = (EventKind.MARK_PRICE, EventKind.FILL, EventKind.FUNDING, EventKind.MARGIN_MOVED)
 _CASH = (EventKind.DEPOSIT, EventKind.WITHDRAWAL)  # change cross leverage: every market
+#: Seconds of marks behind the realized volatility of prediction alerts.
+PREDICTION_WINDOW_S: Final = 3600.0
 
 
 def _finite(value: float) -> float | None:
@@ -87,10 +99,19 @@ class Alerts:
         The engine whose events are read.
     levels
         Margin-ratio warning levels, ascending fractions in (0, 1].
+    default_volatility
+        Annualized volatility of prediction alerts until enough marks were seen.
     """
 
-    def __init__(self, exchange: Exchange, levels: tuple[float, ...]) -> None:
+    def __init__(
+        self, exchange: Exchange, levels: tuple[float, ...], *, default_volatility: float = 0.8
+    ) -> None:
         self.ex = exchange
+        self.default_volatility = default_volatility
+        #: (market id, account) -> (level, horizon_s) of each prediction alert.
+        self.predictions: dict[tuple[int, int], tuple[float, float]] = {}
+        self._predicted_above: set[tuple[int, int]] = set()
+        self._marks: dict[int, deque[tuple[int, float]]] = {}
         self.levels = np.asarray(sorted(levels), dtype=np.float64)
         self._level: dict[int, npt.NDArray[np.int8]] = {}
         self._indicator: dict[int, npt.NDArray[np.int8]] = {}
@@ -108,6 +129,7 @@ class Alerts:
             self._margin_warnings(m, None)
             self._indicators(m, None)
             self._insurance(m, now, None)
+            self._predictions(m, now, None)
 
     def derive(self, rows: pa.Table, ts_ns: int) -> list[dict[str, Any]]:
         """The notifications for a request's new journal rows (without ``seq``)."""
@@ -129,7 +151,84 @@ class Alerts:
         marks = sorted({int(m) for m in markets[kinds == int(EventKind.MARK_PRICE)]})
         for m in marks:
             self._insurance(m, ts_ns, out)
+        self._record_marks(rows)
+        for m in moved:
+            self._predictions(m, ts_ns, out)
         return out
+
+    # ------------------------------------------------------------------ prediction alerts
+    def set_prediction_alert(
+        self, market: int, account: int, *, level: float, horizon_s: float
+    ) -> float:
+        """Watch an account's predicted probability in a market; return the probability now
+        (taken as known: only a later rise through the level alerts)."""
+        self.predictions[(market, account)] = (level, horizon_s)
+        p = self.predicted_probability(market, account, horizon_s, self.ex.clock_ns)
+        if p >= level:
+            self._predicted_above.add((market, account))
+        else:
+            self._predicted_above.discard((market, account))
+        return p
+
+    def remove_prediction_alert(self, market: int, account: int) -> None:
+        """Stop watching an account in a market."""
+        self.predictions.pop((market, account), None)
+        self._predicted_above.discard((market, account))
+
+    def volatility(self, market: int, ts_ns: int) -> float:
+        """Annualized realized volatility of the market's recent marks (or the default)."""
+        marks = self._marks.get(market, ())
+        sigma = realized_volatility(list(marks), ts_ns=ts_ns, window_s=PREDICTION_WINDOW_S)
+        return self.default_volatility if sigma is None or sigma <= 0 else sigma
+
+    def predicted_probability(self, market: int, account: int, horizon_s: float, ts: int) -> float:
+        """The analytic baseline: P(mark reaches the position's liquidation price within H)."""
+        ex = self.ex
+        size = float(ex.columns(market).size[account]) if account < ex.n_accounts else 0.0
+        mark = ex.markets[market].mark
+        if size == 0.0 or mark <= 0.0:
+            return 0.0
+        liq, _ = views.liquidation_prices(ex, market, np.asarray([account], dtype=np.int64))
+        p = views.liquidation_probability(
+            mark, float(liq[0]), 1 if size > 0 else -1,
+            volatility=self.volatility(market, ts), drift=0.0, horizon_s=horizon_s,
+        )  # fmt: skip
+        return p if math.isfinite(p) else 0.0
+
+    def _record_marks(self, rows: pa.Table) -> None:
+        table = rows_of_kind(rows, (EventKind.MARK_PRICE,))
+        if table.num_rows == 0:
+            return
+        window_ns = int(PREDICTION_WINDOW_S * 1e9)
+        for m, ts, price in zip(
+            table["market"].to_pylist(),
+            table["ts_ns"].to_pylist(),
+            table["price"].to_pylist(),
+            strict=True,
+        ):
+            marks = self._marks.setdefault(int(m), deque())
+            marks.append((int(ts), float(price)))
+            while marks and marks[0][0] < int(ts) - window_ns:
+                marks.popleft()
+
+    def _predictions(self, m: int, ts: int, out: list[dict[str, Any]] | None) -> None:
+        for (market, account), (level, horizon_s) in sorted(self.predictions.items()):
+            if market != m:
+                continue
+            p = self.predicted_probability(m, account, horizon_s, ts)
+            key = (m, account)
+            if p < level:
+                self._predicted_above.discard(key)
+                continue
+            if key in self._predicted_above:
+                continue
+            self._predicted_above.add(key)
+            if out is not None:
+                data = {
+                    "probability": p, "level": level, "horizon_s": horizon_s,
+                    "volatility": self.volatility(m, ts), "model": "first_passage_baseline",
+                }  # fmt: skip
+                out.append(self._note("prediction_alert", ts, account, m, data))
 
     # ------------------------------------------------------------------ engine notices
     def _symbol(self, market: int) -> str | None:

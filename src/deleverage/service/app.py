@@ -62,6 +62,7 @@ from deleverage.service import (
     routes_markets,
     routes_ops,
     routes_streams,
+    routes_world,
 )
 from deleverage.service.deps import FieldError, client_of, jsonable, safe_text
 from deleverage.service.logs import logger
@@ -237,6 +238,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     _install_request_log(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _install_error_handlers(app)
-    for module in (routes_markets, routes_accounts, routes_feeds, routes_streams, routes_ops):
+    for module in (
+        routes_markets, routes_accounts, routes_feeds, routes_streams, routes_ops, routes_world,
+    ):  # fmt: skip
         app.include_router(module.router)
     return app

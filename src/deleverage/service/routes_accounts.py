@@ -35,7 +35,9 @@ from deleverage.service.schemas import (
     KeyCreate,
     KeyCreated,
     KeyRotate,
+    PredictionAlertSet,
 )
+from deleverage.service.storage import PredictionAlert
 
 __all__ = ["router"]
 
@@ -175,6 +177,35 @@ async def liquidation_risk(
         }  # fmt: skip
 
     return await service_of(request).read(read)
+
+
+@router.put("/accounts/{account}/prediction-alert", tags=["accounts"])
+async def set_prediction_alert(
+    account: AccountId, body: PredictionAlertSet, request: Request, principal: AnyKey
+) -> dict[str, Any]:
+    """Alert this account (a ``prediction_alert`` notification) when its predicted probability
+    of liquidation within ``horizon_s`` rises through ``level`` (admin, or the account's key).
+    Returns the probability now; replaces an earlier alert in the same market."""
+    _own(principal, account)
+    alert = PredictionAlert(account, body.market, body.level, body.horizon_s)
+    probability = await service_of(request).set_prediction_alert(alert)
+    return {
+        "account": account, "market": body.market, "level": body.level,
+        "horizon_s": body.horizon_s, "probability": probability,
+    }  # fmt: skip
+
+
+@router.delete("/accounts/{account}/prediction-alert", tags=["accounts"])
+async def remove_prediction_alert(
+    account: AccountId,
+    request: Request,
+    principal: AnyKey,
+    market: Annotated[str, Query(min_length=1, max_length=64)],
+) -> dict[str, Any]:
+    """Remove the account's prediction alert in a market (admin, or the account's key)."""
+    _own(principal, account)
+    removed = await service_of(request).remove_prediction_alert(account, market)
+    return {"account": account, "market": market, "removed": removed}
 
 
 def _key_body(role: str, account: int | None, expires: int | None, replaced: int | None) -> Any:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from deleverage import Exchange, MarketSpec, preset
+from deleverage.errors import ValidationError
 from deleverage.service import views
 from deleverage.service.deps import Admin, AnyKey, answer, service_of
 from deleverage.service.schemas import MarketCreate
@@ -26,6 +27,11 @@ async def create_market(body: MarketCreate, request: Request, principal: Admin) 
         spec = MarketSpec.from_mapping(body.spec)
     else:
         spec = preset(str(body.venue), body.symbol or "BTC")
+    if spec.contract_type == "inverse":
+        raise ValidationError(
+            "spec.contract_type", "inverse", "must be 'linear': the service's views, feeds and "
+            "bounds are in quote and base units (run an inverse market on an Exchange)",
+        )  # fmt: skip
 
     def render(market: int, _notes: Any, _keys: Any) -> dict[str, Any]:
         return {"market": market, "symbol": spec.symbol, "spec": spec.model_dump(mode="json")}

@@ -42,8 +42,15 @@ from deleverage.service.logs import logger
 from deleverage.service.metrics import Metrics
 from deleverage.service.notifications import Hub, Subscriber
 from deleverage.service.settings import ServiceSettings
-from deleverage.service.storage import IdempotencyRecord, NewKey, Snapshot, Storage
+from deleverage.service.storage import (
+    IdempotencyRecord,
+    NewKey,
+    PredictionAlert,
+    Snapshot,
+    Storage,
+)
 from deleverage.service.webhooks import WebhookSender
+from deleverage.service.world_view import WorldView
 
 __all__ = ["IdempotencyConflictError", "RiskService", "StartupError", "WriteOutcome", "replay"]
 
@@ -118,8 +125,20 @@ class RiskService:
         self.keys = KeyRing(self.storage.load_keys())
         self._next_key_id = max((r.key_id for r in self.keys.records()), default=0) + 1
         self._bootstrap_admin(settings.admin_key)
-        self.alerts = Alerts(self.ex, settings.margin_levels)
+        self.alerts = Alerts(
+            self.ex, settings.margin_levels, default_volatility=settings.default_volatility
+        )
+        symbols = {state.spec.symbol: m for m, state in enumerate(self.ex.markets)}
+        for alert in self.storage.load_prediction_alerts():
+            if alert.market in symbols and alert.account < self.ex.n_accounts:
+                key = (symbols[alert.market], alert.account)
+                self.alerts.predictions[key] = (alert.level, alert.horizon_s)
         self.alerts.prime()
+        self.world = WorldView(
+            levels_file=settings.world_levels, venue=settings.world_venue,
+            depth_per_pct=dict(settings.world_depth_per_pct),
+            alert_ratio=settings.world_alert_ratio, alert_shock=settings.world_alert_shock,
+        )  # fmt: skip
         self.next_seq = self.storage.last_notification_seq() + 1
         self.hub = Hub()
         self.streams: dict[str, set[Subscriber]] = {}
@@ -263,6 +282,8 @@ class RiskService:
                     for i, (k, (role, account, expires)) in enumerate(zip(made, specs, strict=True))
                 ]
                 notes = self.alerts.derive(rows, ts) if rows is not None else []
+                if rows is not None and self.world.depth_per_pct:
+                    notes += self.world.derive(ex, rows, ts)
                 for note in notes:
                     note["seq"] = self.next_seq
                     self.next_seq += 1
@@ -302,6 +323,30 @@ class RiskService:
             self.webhooks.submit(notes)
             await self._maybe_snapshot()
             return WriteOutcome(status, body)
+
+    async def set_prediction_alert(self, alert: PredictionAlert) -> float:
+        """Store an account's prediction alert and watch it; return the probability now.
+
+        Raises
+        ------
+        UnknownEntityError
+            If the market or the account does not exist (nothing is stored).
+        """
+        async with self.lock:
+            m = self.ex.market_id(alert.market)
+            self.ex.account_kind(alert.account)
+            await asyncio.to_thread(self.storage.save_prediction_alert, alert, self.now_ns())
+            return self.alerts.set_prediction_alert(
+                m, alert.account, level=alert.level, horizon_s=alert.horizon_s
+            )
+
+    async def remove_prediction_alert(self, account: int, market: str) -> bool:
+        """Forget an account's prediction alert in a market; whether there was one."""
+        async with self.lock:
+            m = self.ex.market_id(market)
+            removed = await asyncio.to_thread(self.storage.delete_prediction_alert, account, market)
+            self.alerts.remove_prediction_alert(m, account)
+            return removed
 
     def _last_seq_or_keep(self) -> int:
         try:

@@ -136,6 +136,15 @@ class Amount(_Body):
     amount: Quote
 
 
+class PredictionAlertSet(_Body):
+    """Alert when the predicted probability of liquidation within ``horizon_s`` reaches
+    ``level`` (issue #19)."""
+
+    market: Annotated[str, Utf8] = Field(min_length=1, max_length=64)
+    level: float = Field(gt=0, lt=1, allow_inf_nan=False)
+    horizon_s: float = Field(default=3600.0, gt=0, le=366 * 86_400, allow_inf_nan=False)
+
+
 class TradePost(_Body):
     """A fill between two accounts (``taker`` pays the taker fee; null: both maker)."""
 

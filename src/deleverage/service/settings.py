@@ -58,6 +58,13 @@ class ServiceSettings(BaseModel):
     webhook_max_attempts, webhook_backoff_s, webhook_timeout_s
         Delivery attempts per batch, the first retry's delay (doubling, capped at 30 s) and
         the timeout of one attempt.
+    world_levels, world_venue
+        The world around the service (:mod:`deleverage.service.world_view`): a world run's
+        ``levels.parquet`` (the other venues' positions) and this service's venue name in it.
+    world_depth_per_pct, world_alert_ratio, world_alert_shock
+        Shared-book depth per asset (market symbol -> base units per 1%), and the
+        ``world_criticality`` alert: the world's branching ratio at the shock (fraction of the
+        price) reaching the ratio.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -85,6 +92,11 @@ class ServiceSettings(BaseModel):
     webhook_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     webhook_backoff_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 0.5
     webhook_timeout_s: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 5.0
+    world_levels: Annotated[str, Field(min_length=1)] | None = None
+    world_venue: Annotated[str, Field(min_length=1, max_length=64)] = "service"
+    world_depth_per_pct: dict[str, PositiveFloat] = Field(default_factory=dict)
+    world_alert_ratio: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.8
+    world_alert_shock: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.02
 
     @field_validator("margin_levels")
     @classmethod

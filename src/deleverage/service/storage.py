@@ -15,7 +15,9 @@ is stamped with the first revision, then upgraded). Tables:
   in it redacted), written in the write's own transaction, so a retry after a crash is answered
   from here instead of being applied twice;
 - ``snapshots``: pickled engine states with their journal length and state hash, the newest
-  two kept, so start-up replays only the journal rows after the newest.
+  two kept, so start-up replays only the journal rows after the newest;
+- ``prediction_alerts``: per account and market, the probability level and horizon the
+  account chose for its prediction alert (:class:`~deleverage.service.alerts.Alerts`).
 
 A request's events and notifications are written in one transaction (:meth:`Storage.commit`)
 before the request is answered, so what was acknowledged survives a crash. SQLite runs in WAL
@@ -61,7 +63,7 @@ from deleverage.engine.events import JOURNAL_SCHEMA, EventKind, Journal
 from deleverage.errors import DataError
 from deleverage.service.auth import KeyRecord, Role
 
-__all__ = ["IdempotencyRecord", "NewKey", "Snapshot", "Storage", "metadata"]
+__all__ = ["IdempotencyRecord", "NewKey", "PredictionAlert", "Snapshot", "Storage", "metadata"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: (key id, digest, role, account, expires_ns) of a key to store.
@@ -132,6 +134,28 @@ snapshots_table = Table(
     Column("created_ns", BigInteger, nullable=False),
     Column("data", LargeBinary, nullable=False),
 )
+
+
+prediction_alerts_table = Table(
+    "prediction_alerts",
+    metadata,
+    Column("account", BigInteger, primary_key=True, autoincrement=False),
+    Column("market", String(64), primary_key=True),  # symbol
+    Column("level", Double, nullable=False),  # probability in (0, 1)
+    Column("horizon_s", Double, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionAlert:
+    """An account's prediction alert in one market: notify when the predicted probability of
+    liquidation within ``horizon_s`` rises through ``level``."""
+
+    account: int
+    market: str
+    level: float
+    horizon_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +369,38 @@ class Storage:
                           None if e is None else int(e), None if v is None else int(v))
                 for i, h, r, a, c, e, v in rows
             ]  # fmt: skip
+
+    # ------------------------------------------------------------------ prediction alerts
+    def save_prediction_alert(self, alert: PredictionAlert, created_ns: int) -> None:
+        """Store (or replace) an account's prediction alert in a market."""
+        t = prediction_alerts_table
+        with self.engine.begin() as conn:
+            conn.execute(delete(t).where(t.c.account == alert.account, t.c.market == alert.market))
+            conn.execute(
+                insert(t).values(
+                    account=alert.account, market=alert.market, level=alert.level,
+                    horizon_s=alert.horizon_s, created_ns=created_ns,
+                )
+            )  # fmt: skip
+
+    def delete_prediction_alert(self, account: int, market: str) -> bool:
+        """Remove an account's prediction alert in a market; whether there was one."""
+        t = prediction_alerts_table
+        with self.engine.begin() as conn:
+            done = conn.execute(delete(t).where(t.c.account == account, t.c.market == market))
+        return bool(done.rowcount)
+
+    def load_prediction_alerts(self) -> list[PredictionAlert]:
+        """Every stored prediction alert."""
+        t = prediction_alerts_table
+        query = select(t.c.account, t.c.market, t.c.level, t.c.horizon_s).order_by(
+            t.c.account, t.c.market
+        )
+        with self.engine.connect() as conn:
+            return [
+                PredictionAlert(int(a), str(m), float(lv), float(h))
+                for a, m, lv, h in conn.execute(query)
+            ]
 
     # ------------------------------------------------------------------ idempotency
     def idempotent_answer(self, scope: str, key: str) -> IdempotencyRecord | None:

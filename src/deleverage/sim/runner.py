@@ -155,6 +155,11 @@ class RunResult:
 
 
 ProgressCallback = Callable[[int, int], None]
+#: Called after step ``k`` of market ``m`` is recorded: ``observer(k, m, record)`` with the
+#: step's row of :data:`STEP_COLUMNS` (numbers only). An observer sees the engine as it is at the
+#: end of the step (``Simulation.ex``), nothing later; it may call the engine's public
+#: operations (a proactive policy reports its prediction there).
+StepObserver = Callable[[int, int, dict[str, float]], None]
 
 
 def run(
@@ -164,6 +169,7 @@ def run(
     progress: ProgressCallback | None = None,
     keep_exchange: bool = False,
     check_invariants: bool = False,
+    observer: StepObserver | None = None,
     quiet: bool = True,
 ) -> RunResult:
     """Run ``scenario``; ``feedback`` overrides the scenario's switch (for comparisons).
@@ -171,11 +177,12 @@ def run(
     ``progress(done, total)`` is called every few hundred steps. Same scenario, same result
     (:attr:`RunResult.result_hash`). ``check_invariants`` makes the engine check money
     conservation after every operation and compare its indexed scans with full passes (slow;
-    for tests). ``quiet=False`` runs every step one by one (no quiet stretches,
-    :mod:`deleverage.sim.quiet`); the result is the same.
+    for tests). ``observer`` is called after every step of every market (:data:`StepObserver`).
+    ``quiet=False`` runs every step one by one (no quiet stretches, :mod:`deleverage.sim.quiet`);
+    the result is the same. An observer sees every step, so it runs without stretches.
     """
     sim = Simulation(scenario, feedback=feedback, check_invariants=check_invariants, quiet=quiet)
-    return sim.run(progress=progress, keep_exchange=keep_exchange)
+    return sim.run(progress=progress, keep_exchange=keep_exchange, observer=observer)
 
 
 class Simulation:
@@ -277,6 +284,14 @@ class Simulation:
         self.last_funding_rate = np.zeros(len(scenario.markets))
         self._index_factor = np.ones(len(scenario.markets))
         self._funding = self._funding_schedule()
+        proactive = scenario.proactive
+        if proactive is not None and (proactive.margin or proactive.deleveraging) is not None:
+            for m in range(len(scenario.markets)):
+                ex.set_proactive_policy(
+                    m,
+                    margin=proactive.margin,
+                    deleveraging=proactive.deleveraging,
+                )
 
     # ---------------------------------------------------------------- funding
     def _funding_schedule(self) -> list[tuple[float, FloatArray | None]]:
@@ -311,10 +326,27 @@ class Simulation:
 
     # ---------------------------------------------------------------- the loop
     def run(
-        self, *, progress: ProgressCallback | None = None, keep_exchange: bool = False
+        self,
+        *,
+        progress: ProgressCallback | None = None,
+        keep_exchange: bool = False,
+        observer: StepObserver | None = None,
+        predictor: StepObserver | None = None,
     ) -> RunResult:
+        """Step the scenario to its end (module docstring).
+
+        ``observer`` and then ``predictor`` are called after every step of every market
+        (:data:`StepObserver`); a scenario with a ``proactive`` block needs a ``predictor``
+        that reports its predictions to the engine
+        (``deleverage.predict.proactive.run_scenario`` supplies one).
+        """
         started = time.perf_counter()
         scenario = self.scenario
+        if scenario.proactive is not None and predictor is None:
+            raise ConfigError(
+                "proactive", "set", "needs a predictor: run the scenario with `deleverage run`, "
+                "a sweep or deleverage.predict.proactive.run_scenario",
+            )  # fmt: skip
         ex = self.ex
         n_m = len(scenario.markets)
         n = self.n_steps + 1
@@ -332,7 +364,8 @@ class Simulation:
         settled = [0] * n_m
         oi = np.array([self._open_interest(m) for m in range(n_m)])
         report_every = max(1, self.n_steps // 200)
-        self.quiet = QuietStretches(self) if self.quiet_enabled else None
+        watched = observer is not None or predictor is not None  # they see every step
+        self.quiet = QuietStretches(self) if self.quiet_enabled and not watched else None
         skip_to = 0
         busy = False  # the last step liquidated, called or cascaded: the next one likely too
         for k in range(n):
@@ -397,6 +430,12 @@ class Simulation:
                     cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
                     totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
                 )  # fmt: skip
+                if observer is not None or predictor is not None:
+                    record = {name: float(cols[name][k, m]) for name in cols}
+                    if observer is not None:
+                        observer(k, m, record)
+                    if predictor is not None:
+                        predictor(k, m, record)
             busy = bool(
                 np.any(cols["liquidations"][k]) or np.any(cols["margin_calls"][k])
                 or np.any(cols["cascade_rounds"][k]) or np.any(cols["adl_rounds"][k])

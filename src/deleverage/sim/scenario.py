@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from deleverage.errors import ConfigError, UnknownEntityError
 from deleverage.rules.collateral import (
@@ -39,6 +39,7 @@ from deleverage.rules.collateral import (
     CollateralTier,
 )
 from deleverage.rules.dynamic import DynamicLevers
+from deleverage.rules.proactive import PredictiveDeleveraging, ProactiveMargin
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.depth_spec import DepthDynamicsSpec, L2BookSpec, PowerLawBookSpec
 from deleverage.sim.population import PopulationSpec
@@ -255,9 +256,15 @@ class MarketScenario(_Frozen):
         if self.spec is not None and self.preset is not None and "preset" in self.model_fields_set:
             raise ValueError("give `preset` or `spec`, not both")
         try:
-            self.market_spec()  # raises with the spec's own field named
+            spec = self.market_spec()  # raises with the spec's own field named
         except UnknownEntityError as exc:
             raise ValueError(str(exc)) from None
+        if spec.contract_type == "inverse":
+            raise ValueError(
+                f"contract_type must be 'linear' in a scenario, was 'inverse' ({spec.symbol}): "
+                "the simulator's populations, depth and agents are in base units and quote; "
+                "run an inverse market on an Exchange directly"
+            )
         return self
 
     def market_spec(self) -> MarketSpec:
@@ -410,6 +417,60 @@ class CommonJumps(_Frozen):
     beta: tuple[NonNegFloat, ...] | None = None
 
 
+class AlertReactions(_Frozen):
+    """Traders who chose an alert level react when their predicted probability of liquidation
+    within ``H`` rises through it (issue #19): ``add_margin`` deposits ``fraction`` times the
+    position's maintenance margin and adds it to the position (isolated) or the account
+    (cross); ``reduce`` closes ``fraction`` of the position on the book. ``share``: the part of
+    the accounts that set an alert (a seeded draw); ``cooldown_s`` between two reactions of
+    one account.
+    """
+
+    level: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.5
+    share: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+    action: Literal["add_margin", "reduce"] = "add_margin"
+    fraction: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 1.0
+    cooldown_s: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _reduce_fraction(self) -> Self:
+        if self.action == "reduce" and self.fraction > 1:
+            raise ValueError(f"fraction must be <= 1 to reduce a position, was {self.fraction}")
+        return self
+
+
+class ProactiveSpec(_Frozen):
+    """Proactive margin and predictive deleveraging in every market (issue #19).
+
+    The engine acts on a prediction that the run's *predictor* reports every ``every_s``
+    seconds (``deleverage.predict.proactive`` computes it from what the venue sees at that
+    step, over horizon ``horizon_s`` with a volatility window of ``window_s``): ``model`` is a
+    model file written by ``deleverage predict train`` for the accounts' probabilities, or
+    ``None`` for the analytic first-passage baseline. ``cascade_level``: the share of open
+    interest whose liquidation makes a cascade. ``alerts``: traders react to alerts on their
+    own predicted probability (:class:`AlertReactions`). At least one of ``margin``,
+    ``deleveraging`` and ``alerts`` must be set. ``enabled = false`` validates the block and
+    then runs the scenario as if it were absent, so a sweep can compare with and without the
+    policies on the same seeds (``proactive.enabled = [true, false]``). docs/predict.md.
+    """
+
+    enabled: bool = True
+    margin: ProactiveMargin | None = None
+    deleveraging: PredictiveDeleveraging | None = None
+    alerts: AlertReactions | None = None
+    model: str | None = None
+    horizon_s: PositiveFloat = 300.0
+    window_s: PositiveFloat = 300.0
+    every_s: PositiveFloat = 10.0
+    cascade_level: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = 0.01
+
+    @model_validator(mode="after")
+    def _something(self) -> Self:
+        if self.margin is None and self.deleveraging is None and self.alerts is None:
+            raise ValueError("proactive needs margin, deleveraging or alerts")
+        return self
+
+
 # ---------------------------------------------------------------------------- scenario
 class Scenario(_Frozen):
     """A validated scenario (see the module docstring).
@@ -438,6 +499,13 @@ class Scenario(_Frozen):
     agents: AgentsSpec = AgentsSpec()
     collateral: tuple[CollateralScenario, ...] = ()
     collateral_policy: CollateralPolicy = CollateralPolicy()
+    proactive: ProactiveSpec | None = None
+
+    @field_validator("proactive", mode="after")
+    @classmethod
+    def _switched_off(cls, value: ProactiveSpec | None) -> ProactiveSpec | None:
+        """A validated block with ``enabled = false`` is dropped: no policy, no predictor."""
+        return None if value is not None and not value.enabled else value
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -36,11 +36,14 @@ from deleverage.sim.scenario import Scenario
 from deleverage.sweep.experiment import (
     DERIVED_METRICS,
     TWIN_METRICS,
+    BaseScenario,
     Experiment,
     RunTask,
     derived_metrics,
+    world_metrics,
 )
 from deleverage.sweep.results import ResultStore
+from deleverage.world.config import WorldScenario
 
 __all__ = [
     "Executor",
@@ -70,14 +73,24 @@ class EvalSpec:
     series: tuple[str, ...] = ()
 
 
-def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
+def _runner(scenario: Scenario) -> Callable[..., Any]:
+    """The runner of a scenario: with a ``[proactive]`` block, the one that runs its policies'
+    predictor (imported only then: it loads scikit-learn)."""
+    if scenario.proactive is None:
+        from deleverage.sim.runner import run
+
+        return run
+    from deleverage.predict.proactive import run_scenario
+
+    return run_scenario
+
+
+def evaluate(base: BaseScenario, task: RunTask, spec: EvalSpec) -> Row:
     """Run one (cell, replicate) and return its row (parameters, metrics, error, timings).
 
     Any exception in building or running the scenario is recorded in ``error`` (``Type:
     message``) with NaN metrics; ``KeyboardInterrupt`` and ``SystemExit`` propagate.
     """
-    from deleverage.sim.runner import run
-
     started, cpu_started = time.perf_counter(), time.process_time()
     row: Row = {
         "cell": task.cell.index,
@@ -90,7 +103,13 @@ def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
     try:
         if spec.hook is not None:
             spec.hook(task)
+        if isinstance(base, WorldScenario):
+            _evaluate_world(base, task, spec, row)
+            row["run_s"] = time.perf_counter() - started
+            row["cpu_s"] = time.process_time() - cpu_started
+            return row
         scenario = base.with_overrides({**task.cell.overrides, "seed": task.seed})
+        run = _runner(scenario)
         result = run(scenario)
         summary = dict(result.summary)
         twin = run(scenario, feedback=False).summary if spec.feedback_twin else None
@@ -111,12 +130,21 @@ def evaluate(base: Scenario, task: RunTask, spec: EvalSpec) -> Row:
     return row
 
 
+def _evaluate_world(base: WorldScenario, task: RunTask, spec: EvalSpec, row: Row) -> None:
+    from deleverage.world.build import run_world
+
+    scenario = base.with_overrides({**task.cell.overrides, "seed": task.seed})
+    metrics = world_metrics(run_world(scenario))
+    for metric in spec.metrics:
+        row[metric] = float(metrics[metric])
+
+
 class Executor(Protocol):
     """Runs tasks somewhere; yields rows as they finish (in any order)."""
 
     workers: int
 
-    def start(self, base: Scenario, spec: EvalSpec) -> None: ...
+    def start(self, base: BaseScenario, spec: EvalSpec) -> None: ...
 
     def run(self, tasks: list[RunTask]) -> Iterator[Row]: ...
 
@@ -127,7 +155,7 @@ class Executor(Protocol):
 _WORKER_STATE: dict[str, Any] = {}
 
 
-def _init_worker(base: Scenario, spec: EvalSpec) -> None:
+def _init_worker(base: BaseScenario, spec: EvalSpec) -> None:
     _WORKER_STATE["base"] = base
     _WORKER_STATE["spec"] = spec
 
@@ -145,10 +173,10 @@ class LocalExecutor:
             raise ValidationError("--workers", workers, "must be >= 0 (0 runs in this process)")
         self.workers = count
         self._pool: ProcessPoolExecutor | None = None
-        self._base: Scenario | None = None
+        self._base: BaseScenario | None = None
         self._spec: EvalSpec | None = None
 
-    def start(self, base: Scenario, spec: EvalSpec) -> None:
+    def start(self, base: BaseScenario, spec: EvalSpec) -> None:
         self._base, self._spec = base, spec
         if self.workers > 0:
             self._pool = ProcessPoolExecutor(
@@ -240,7 +268,7 @@ class RayExecutor:
         self._spec_ref: Any = None
         self._remote: Any = None
 
-    def start(self, base: Scenario, spec: EvalSpec) -> None:
+    def start(self, base: BaseScenario, spec: EvalSpec) -> None:
         ray = self.ray
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {

@@ -58,11 +58,15 @@ from deleverage._files import read_text
 from deleverage.errors import ConfigError
 from deleverage.sim.scenario import Scenario, load_scenario
 from deleverage.spec import Slug, _Frozen
+from deleverage.world.config import WorldScenario, load_world, scenario_kind
 
 __all__ = [
     "DERIVED_METRICS",
     "SUMMARY_METRICS",
     "TWIN_METRICS",
+    "VENUE_METRIC_COLUMNS",
+    "WORLD_METRICS",
+    "BaseScenario",
     "Cell",
     "Experiment",
     "ParameterSpec",
@@ -71,7 +75,11 @@ __all__ = [
     "derived_metrics",
     "load_experiment",
     "run_seed",
+    "world_metrics",
 ]
+
+#: What an experiment sweeps: a single-venue scenario or a multi-venue world.
+BaseScenario = Scenario | WorldScenario
 
 #: Metrics copied from :attr:`deleverage.sim.runner.RunResult.summary`.
 SUMMARY_METRICS = (
@@ -115,6 +123,39 @@ DEFAULT_METRICS = (
     "liquidations",
     "insurance_fund_min",
     "socialized_loss",
+)
+#: Metrics of a world base: :meth:`deleverage.world.result.WorldResult.summary`, and per venue
+#: ``venues.<venue>.<column>`` with a column of :data:`VENUE_METRIC_COLUMNS`.
+WORLD_METRICS = (
+    "liquidations",
+    "liquidated_notional",
+    "insurance_paid",
+    "uncovered",
+    "bad_debt",
+    "absorbed",
+    "cross_venue_liquidations",
+    "cross_venue_liquidations_prices",
+    "cross_venue_liquidations_traders",
+    "max_shared_drawdown",
+    "max_exogenous_drawdown",
+    "venues",
+    "steps",
+)
+VENUE_METRIC_COLUMNS = (
+    "liquidations",
+    "liquidated_notional",
+    "fund_balance",
+    "insurance_paid",
+    "backstop_loss",
+    "adl_loss",
+    "socialized_loss",
+    "bad_debt",
+    "absorbed",
+    "from_other_venues",
+    "from_market",
+)
+_VENUE_METRIC = re.compile(
+    r"^venues\.[A-Za-z0-9][A-Za-z0-9_-]*\.(" + "|".join(VENUE_METRIC_COLUMNS) + r")$"
 )
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = frozenset(
@@ -267,9 +308,13 @@ class Experiment(_Frozen):
         if self.design == "grid" and self.samples is not None:
             raise ValueError("samples goes with a random design, was given with a grid")
         known = set(SUMMARY_METRICS) | set(DERIVED_METRICS) | set(TWIN_METRICS)
+        known_world = set(WORLD_METRICS)
         for metric in self.metrics:
-            if metric not in known:
-                raise ValueError(f"metrics must be among {sorted(known)}, was {metric!r}")
+            if metric not in known | known_world and not _VENUE_METRIC.match(metric):
+                raise ValueError(
+                    f"metrics must be among {sorted(known | known_world)} or "
+                    f"venues.<venue>.<column> (a world), was {metric!r}"
+                )
             if metric in TWIN_METRICS and not self.feedback_twin:
                 raise ValueError(
                     f"metrics {metric!r} needs the feedback=False twin run: set "
@@ -296,25 +341,33 @@ class Experiment(_Frozen):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     # ---------------------------------------------------------------- the design
-    def base_scenario(self) -> Scenario:
-        """The base scenario with the fixed ``overrides`` applied.
+    def base_scenario(self) -> BaseScenario:
+        """The base scenario (a world when it says ``kind = "world"``) with the fixed
+        ``overrides`` applied.
 
         Raises
         ------
         ConfigError
             If the base cannot be loaded or an override is invalid.
         """
+        scenario: BaseScenario
         if isinstance(self.base, dict):
-            scenario = Scenario.from_mapping(self.base)
+            if self.base.get("kind") == "world":
+                scenario = WorldScenario.from_mapping(self.base)
+            else:
+                scenario = Scenario.from_mapping(self.base)
         else:
             candidate = Path(self.root) / self.base
             source = str(candidate) if self.base.endswith(".toml") else self.base
-            scenario = load_scenario(source)
+            if scenario_kind(source) == "world":
+                scenario = load_world(source)
+            else:
+                scenario = load_scenario(source)
         if self.overrides:
             scenario = scenario.with_overrides(dict(self.overrides))
         return scenario
 
-    def check(self) -> Scenario:
+    def check(self) -> BaseScenario:
         """Validate everything that can be checked before any run; return the base scenario.
 
         Every parameter's path must name a field of the base scenario (its values are checked
@@ -335,6 +388,31 @@ class Experiment(_Frozen):
                     spec.path,
                     f"must name a field of the base scenario ({exc.rule})",
                 ) from None
+        if isinstance(base, WorldScenario):
+            for metric in self.metrics:
+                if metric not in WORLD_METRICS and not _VENUE_METRIC.match(metric):
+                    raise ConfigError(
+                        "metrics", metric,
+                        f"must be a world metric {list(WORLD_METRICS)} or "
+                        "venues.<venue>.<column>: the base is a world",
+                    )  # fmt: skip
+                venue = metric.split(".")[1] if _VENUE_METRIC.match(metric) else None
+                if venue is not None and venue not in {v.name for v in base.venues}:
+                    raise ConfigError(
+                        "metrics",
+                        metric,
+                        f"must name a venue of the base {[v.name for v in base.venues]}",
+                    )
+            if self.feedback_twin:
+                raise ConfigError(
+                    "feedback_twin", True, "must be false for a world base (not supported)"
+                )
+        else:
+            for metric in self.metrics:
+                if metric not in set(SUMMARY_METRICS) | set(DERIVED_METRICS) | set(TWIN_METRICS):
+                    raise ConfigError(
+                        "metrics", metric, "must be a single-venue metric: the base is no world"
+                    )
         self.cells()
         return base
 
@@ -533,3 +611,13 @@ def _cast(value: Any, kind: str) -> Any:
     if kind == "float":
         return float(value)
     return value
+
+
+def world_metrics(result: Any) -> dict[str, float]:
+    """A world run's metrics: :data:`WORLD_METRICS` and ``venues.<venue>.<column>``."""
+    out = dict(result.summary())
+    table = result.venue_summary()
+    for venue, row in table.iterrows():
+        for column in VENUE_METRIC_COLUMNS:
+            out[f"venues.{venue}.{column}"] = float(row[column])
+    return out

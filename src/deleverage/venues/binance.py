@@ -29,6 +29,41 @@ _BN_BTCUSDT = (
 )
 
 
+# BTCUSD_PERP (COIN-M) brackets, BTC notional floor, max leverage, MMR. Floors and leverage:
+# "Leverage and Margin in Coin-Margined Futures Contracts" (2021 revision); MMR per leverage
+# level as in the USDⓈ-M table above (assumed). The computed maintenance amount of the 4x
+# bracket, 11.605 BTC, is the one that reproduces Binance's calculator (33,599.4, test
+# tests/conformance/binance/test_binance_examples.py::test_coinm_market_in_the_engine).
+_BN_BTCUSD_PERP = (
+    (0.0, 125.0, 0.004),
+    (5.0, 100.0, 0.005),
+    (10.0, 50.0, 0.01),
+    (20.0, 20.0, 0.025),
+    (50.0, 10.0, 0.05),
+    (100.0, 5.0, 0.10),
+    (200.0, 4.0, 0.125),
+    (400.0, 3.0, 0.15),
+    (1000.0, 2.0, 0.25),
+)
+
+
+def _binance_coinm() -> MarketSpec:
+    return spec(
+        symbol="BTCUSD_PERP",
+        contract_type="inverse",
+        contract_value=100.0,
+        settlement_asset="BTC",
+        tick_size=0.1,
+        lot_size=1.0,
+        tiers=tiers(_BN_BTCUSD_PERP),
+        maker_fee_rate=0.0001,
+        taker_fee_rate=0.0005,
+        liquidation_fee_rate=0.005,
+        liquidation={"kind": "tier_down", "execution": "market"},
+        adl={"ranking": "binance", "price": "bankruptcy"},
+    )
+
+
 def _binance() -> MarketSpec:
     return spec(
         symbol="BTCUSDT",
@@ -39,14 +74,16 @@ def _binance() -> MarketSpec:
         taker_fee_rate=0.0005,
         liquidation_fee_rate=0.003,
         liquidation={"kind": "tier_down", "execution": "market"},
-        adl={"ranking": "binance", "price": "bankruptcy"},
+        # The fund takes over bankrupt positions up to a net notional of 100% of its size;
+        # beyond, counterparty liquidation (Insurance Fund page).
+        adl={"ranking": "binance", "price": "bankruptcy", "fund_takeover_max_notional": 1.0},
     )
 
 
 VENUE = VenuePreset(
     info=PresetInfo(
         venue="binance",
-        symbols=("BTCUSDT",),
+        symbols=("BTCUSDT", "BTCUSD_PERP"),
         sources=(
             "https://www.binance.com/tr/support/announcement/86cf9aa472574b8cb2e05bb751c2a9a6",
             "https://gist.github.com/highfestiva/b71e76f51eed84d56c1be8ebbcc286b5",
@@ -55,6 +92,8 @@ VENUE = VenuePreset(
             "https://www.binance.com/en/support/articles/360033525371-Insurance-Fund",
             "https://www.binance.com/zh-CN/support/announcement/360033525471",
             "https://babianfox.com/en/kb/binance-futures-fee/",
+            "https://www.binance.com/en/support/faq/be2c7d9d95b04a7e8044ed02dd7dfe5c",
+            "https://www.binance.com/es/support/faq/ceccfcfb4e3a45e3b48b0b1bb1a8ae46",
         ),
         insurance=(
             "BTCUSDT (and ETHUSDT) have their own insurance fund; all other USDT perpetuals "
@@ -87,23 +126,37 @@ VENUE = VenuePreset(
             "older text). Binance now publishes a per-bracket 'liquidation clearance fee'; "
             "those values were not found in stored sources, so one flat rate is used.",
             "Fees: regular tier USD-M maker 0.02%, taker 0.05%.",
+            "Insurance fund takeover limit: 'The fund will not be allowed to exceed a "
+            "predefined position notional on the market; by default, this is 100% the size "
+            "of the insurance fund' (Insurance Fund page): a bankrupt position whose notional "
+            "at the mark exceeds the fund goes to ADL (AdlPolicy.fund_takeover_max_notional "
+            "= 1.0).",
             "Tick 0.1 and lot 0.001 assumed from the BTCUSDT exchangeInfo filters, not "
             "verified against a stored source.",
+            "BTCUSD_PERP (COIN-M): 100 USD contracts margined and settled in BTC (COIN-M "
+            "liquidation FAQ); brackets by BTC notional 5/10/20/50/100/200/400/1,000 at "
+            "125/100/50/20/10/5/4/3/2x (COIN-M leverage FAQ, 2021 revision); the MMR of each "
+            "leverage level is taken from the USDⓈ-M table (assumed), which gives the 4x "
+            "bracket the maintenance amount 11.605 BTC that reproduces the calculator's "
+            "33,599.4. Fees maker 0.01%, taker 0.05% and liquidation fee 0.5% assumed (not in "
+            "stored sources); lot 1 contract, tick 0.1. It settles in BTC, so it is listed "
+            "on its own Exchange (COIN-M is a separate wallet).",
         ),
         spec_gaps=(
             "MarginTier.liquidation_fee_rate: float | None = per-bracket clearance fee for "
             "binance (values not found; flat 0.003 used).",
             "MarketSpec.insurance_pool: str | None = 'BTCUSDT' for binance (own fund; other "
             "symbols 'shared').",
-            "LiquidationPolicy.insurance_takeover_max_notional: float | None (binance: the "
-            "fund takes over bankrupt positions up to its own size, then ADL).",
-            "MarketSpec.contract_type = 'inverse' for binance COIN-M (pure math in "
-            "rules.inverse; the calculator's 33,599.4 is reproduced).",
+            "The fund's takeover is its payment of the deficit at the fill (the engine's fund "
+            "holds no positions): Binance's fund holds the bankrupt position and offloads it "
+            "'according to a preset algorithm' (not published), and its net notional limit "
+            "(AdlPolicy.fund_takeover_max_notional = 1.0, 100% of the fund) is checked per "
+            "position, not against positions it still holds.",
             "LiquidationPolicy.takeover_remaining_to_fund: float | None for binance ('a "
             "portion of the remaining collateral' goes to the fund on a bankruptcy takeover; "
             "portion not stated).",
         ),
     ),
-    aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT"},
-    builders={"BTCUSDT": _binance},
+    aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT", "BTCUSD_PERP": "BTCUSD_PERP"},
+    builders={"BTCUSDT": _binance, "BTCUSD_PERP": _binance_coinm},
 )

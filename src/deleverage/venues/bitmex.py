@@ -14,9 +14,6 @@ __all__ = ["VENUE"]
 
 # ------------------------------------------------------------------------------------- BitMEX
 
-#: XBT -> USD conversion for XBTUSD risk limits (XBT-denominated on an inverse contract). The
-#: spec has no inverse contracts yet, so the preset is a linear approximation at this price.
-BITMEX_REFERENCE_PRICE = 100_000.0
 _BM_BASE_IM = 0.01
 _BM_BASE_MM = 0.004
 _BM_BASE_RISK_LIMIT_XBT = 200.0
@@ -30,12 +27,23 @@ def _bitmex() -> MarketSpec:
     for k in range(_BM_STEPS):
         floor_xbt = 0.0 if k == 0 else _BM_BASE_RISK_LIMIT_XBT + (k - 1) * _BM_RISK_STEP_XBT
         im = _BM_BASE_IM + k * _BM_BASE_MM
-        rows.append((floor_xbt * BITMEX_REFERENCE_PRICE, 1.0 / im, _BM_BASE_MM * (k + 1)))
+        rows.append((floor_xbt, 1.0 / im, _BM_BASE_MM * (k + 1)))
     return spec(
         symbol="XBTUSD",
+        # Inverse: 1 USD contracts margined and settled in XBT (Inverse Perpetuals Guide);
+        # the risk-limit floors are XBT values at the mark.
+        contract_type="inverse",
+        contract_value=1.0,
+        settlement_asset="XBT",
         tick_size=0.5,
-        lot_size=1e-4,
+        lot_size=1.0,
         tiers=tiers(rows),
+        # A risk-limit step's rates apply to the whole position (Risk Limits Examples: 230 XBT
+        # at the 1% step needs 2.3 XBT), and both margins hold the fees: "IM = value /
+        # leverage + 2 x taker fee x value" (Margin Terms Definitions), MM = base + taker
+        # (BitMEX staff).
+        tier_margin="whole_position",
+        taker_fee_in_margin="initial_and_maintenance",
         maker_fee_rate=-0.00025,
         taker_fee_rate=0.00075,
         # "The trader always loses the maintenance margin": everything between the fill and
@@ -62,6 +70,10 @@ VENUE = VenuePreset(
             "https://www.bitmex.com/app/autoDeleveraging",
             "https://support.bitmex.com/hc/en-gb/articles/18589621443357-What-is-Auto-Deleveraging",
             "https://www.bitmex.com/app/fees",
+            "https://www.bitmex.com/app/inversePerpetualsGuide",
+            "https://bitmex.com/app/inverseFuturesGuide",
+            "https://support.bitmex.com/hc/en-gb/articles/6131434043421-Margin-Terms-Definitions",
+            "https://testnet.bitmex.com/app/liquidationExamples",
         ),
         insurance=(
             "Insurance fund used per contract: 'if it is depleted for a given contract, ADL "
@@ -81,9 +93,10 @@ VENUE = VenuePreset(
             "'bankruptcy'."
         ),
         notes=(
-            "XBTUSD is inverse (1 USD contracts, margined in XBT). The spec supports linear "
-            "contracts only, so risk limits given in XBT are converted to USD at "
-            f"BITMEX_REFERENCE_PRICE = {BITMEX_REFERENCE_PRICE:,.0f} USD/XBT (assumption).",
+            "XBTUSD is inverse: 1 USD contracts, margin, PnL, fees and the insurance fund in "
+            "XBT (contract_type 'inverse', contract_value 1, settlement_asset 'XBT'); sizes "
+            "are contracts and the risk-limit floors XBT values at the mark. An Exchange "
+            "holding it settles in XBT only.",
             "Base initial margin 1.00%, base maintenance margin 0.40% (XBTUSD from 5 May "
             "2020; 0.45% from 17 April 2020, 0.50% before). A 0.35% figure was not found in "
             "stored sources.",
@@ -97,18 +110,22 @@ VENUE = VenuePreset(
             "Examples: BP 99.00, fill 99.25 -> +0.25): liquidation_fee_rate = 1 (the capped "
             "penalty keeps all equity down to bankruptcy).",
             "Fees: XBT perpetual maker -0.025% (rebate), taker 0.075% (fees page, dated).",
-            "Tick 0.5 USD assumed; lot 0.0001 XBT is a stand-in for 1 USD contracts.",
+            "Risk-limit steps charge their rates on the whole position (tier_margin "
+            "'whole_position': 230 XBT at the 1% step needs 2.3 XBT), and the margins hold "
+            "the fees (taker_fee_in_margin 'initial_and_maintenance': IM = value / leverage + "
+            "2 x taker x value, Margin Terms Definitions; MM = base MM + taker x value, "
+            "BitMEX staff comment).",
+            "Tick 0.5 USD and lot 1 contract assumed (BitMEX has since raised the XBTUSD lot "
+            "to 100 contracts).",
         ),
         spec_gaps=(
-            "MarketSpec.contract_type = 'inverse' (reserved, unsupported by the engine; pure "
-            "inverse math in rules.inverse): bitmex XBTUSD risk limits are in XBT and PnL in "
-            "XBT.",
-            "MarketSpec.insurance_pool: str | None = 'XBTUSD' for bitmex (per contract).",
-            "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
-            "for bitmex (a risk-limit step's rate applies to the whole position: 230 XBT at "
-            "1% needs 2.3 XBT; the engine's tiers deduct the lower steps, 1.3 XBT).",
-            "MarketSpec.margin_includes_fees: bool = True for bitmex (IM = value / leverage + "
-            "2 x taker x value; MM = base MM + taker x value).",
+            "rules.inverse.round_price_conservatively is not applied by the engine: "
+            "liquidation and bankruptcy prices are exact, not rounded to the 0.5 tick.",
+            "MarketSpec.insurance_pool: str | None = 'XBTUSD' for bitmex (a fund per "
+            "contract): the spec cannot name a pool; Exchange(insurance='per_market') gives "
+            "each listed market its own fund, which is BitMEX's rule.",
+            "Funding in the maintenance margin when it is due (BitMEX staff: MM = base + taker "
+            "+ funding rate when paid): not modelled.",
         ),
     ),
     aliases={"BTC": "XBTUSD", "XBT": "XBTUSD", "XBTUSD": "XBTUSD", "BTCUSD": "XBTUSD"},

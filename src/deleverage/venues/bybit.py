@@ -51,10 +51,33 @@ def _bybit() -> MarketSpec:
     )
 
 
+def _bybit_inverse() -> MarketSpec:
+    # Inverse BTCUSD: 1 USD contracts margined in BTC; the lowest risk-limit level only.
+    return spec(
+        symbol="BTCUSD",
+        contract_type="inverse",
+        contract_value=1.0,
+        settlement_asset="BTC",
+        tick_size=0.5,
+        lot_size=1.0,
+        tiers=tiers([(0.0, 100.0, 0.005)]),
+        maker_fee_rate=-0.00025,
+        taker_fee_rate=0.00075,
+        liquidation_fee_rate=0.005,
+        liquidation={"kind": "tier_down", "execution": "market"},
+        adl={
+            "ranking": "pnl_leverage",
+            "price": "bankruptcy",
+            "trigger_fund_drawdown": 0.30,
+            "trigger_fund_drawdown_stop": 0.25,
+        },
+    )
+
+
 VENUE = VenuePreset(
     info=PresetInfo(
         venue="bybit",
-        symbols=("BTCUSDT",),
+        symbols=("BTCUSDT", "BTCUSD"),
         sources=(
             "https://mobie.io/details-of-risk-limit-adjustment-by-bybit",
             "https://bybit-tr.com/ar-SA/help-center/article/?id=000001095&language=en_US",
@@ -63,6 +86,7 @@ VENUE = VenuePreset(
             "https://bybit.nl/nl-NL/help-center/article/Auto-Deleveraging-ADL",
             "https://www.bybit.com/en/help-center/article/Insurance-Fund",
             "https://www.bybitgum.org/en-US/help-center/bybitHC_Article?id=000001634",
+            "https://help.bybit.com/hc/en-us/articles/360039261334-How-to-calculate-Liquidation-Price-Inverse-Contract-",
         ),
         insurance=(
             "Insurance fund pools: some pairs share a pool, others have an isolated pool "
@@ -96,6 +120,13 @@ VENUE = VenuePreset(
             "as an empty fund; the drawdown is the fund's own (one pool per exchange fund).",
             "Fees: VIP 0 perpetual maker 0.02%, taker 0.055%.",
             "Tick 0.1 and lot 0.001 assumed, not verified against a stored source.",
+            "BTCUSD (inverse perpetual): 1 USD contracts margined and settled in BTC; taker "
+            "0.075% (the fee the inverse liquidation-price page reserves), maker -0.025% "
+            "(older inverse fee schedule, assumed); lowest risk-limit level 100x with MMR "
+            "0.5% ('minimum MMR 0.5% BTC', older inverse page); higher levels not found in "
+            "stored sources, so one level is modelled; tick 0.5 (the page's rounding step), "
+            "lot 1 contract. Same liquidation and ADL policies as BTCUSDT (assumed). It "
+            "settles in BTC, so it is listed on its own Exchange.",
         ),
         spec_gaps=(
             "LiquidationPolicy.takeover_penalty: Literal['fee_rate', 'remaining_margin'] = "
@@ -103,13 +134,19 @@ VENUE = VenuePreset(
             "all margin left for the fund; partial reductions pay no penalty; kind 'full' "
             "presets use liquidation_fee_rate = 1 for this).",
             "MarketSpec.insurance_pool: str | None (bybit: shared or isolated per pair).",
-            "MarketSpec.tier_margin: Literal['deduction', 'whole_position'] = 'whole_position' "
-            "for bybit (risk-limit rates apply to the whole position value).",
-            "MarketSpec.contract_type = 'inverse' for bybit BTCUSD (pure math in "
-            "rules.inverse; prices rounded to 0.5 away from the trader: "
-            "rules.inverse.round_price_conservatively).",
+            "Risk-limit rates on the whole position (MarketSpec.tier_margin = "
+            "'whole_position', as bitmex) are not set for bybit: the inverse maintenance page "
+            "prices each slice at its own tier's rate (the deduction form, 0.45 XYZ), and the "
+            "USDT risk-limit pages in stored sources do not say which form applies.",
+            "MarketSpec.maintenance_basis: Literal['mark', 'entry'] = 'entry' for bybit "
+            "(maintenance on the position value at entry, a constant: rules.inverse "
+            "mm_basis='entry'; the engine values maintenance at the mark, so BTCUSD's "
+            "liquidation prices are Binance COIN-M's form).",
+            "Bybit inverse cross bankruptcy and liquidation prices reserve the taker fee to "
+            "close at bankruptcy (1.00075 Q / (Q/EP + available)); the engine's do not, and "
+            "it does not round them to 0.5 (rules.inverse.round_price_conservatively).",
         ),
     ),
-    aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT"},
-    builders={"BTCUSDT": _bybit},
+    aliases={"BTC": "BTCUSDT", "BTCUSDT": "BTCUSDT", "BTCUSD": "BTCUSD"},
+    builders={"BTCUSDT": _bybit, "BTCUSD": _bybit_inverse},
 )

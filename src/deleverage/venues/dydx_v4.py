@@ -40,6 +40,13 @@ def _dydx(symbol: str) -> MarketSpec:
             "min_position_notional": 1_000.0,
             "max_notional_per_account_step": 100_000.0,
             "max_insurance_loss_per_account_step": 1_000_000.0,
+            # LiquidateSubaccountsAgainstOrderbook (x/clob/keeper/liquidations.go): at most
+            # MaxLiquidationAttemptsPerBlock (50, x/clob/flags/flags.go) subaccounts from a
+            # pseudo-random offset, sorted by SortLiquidationOrders; DeleverageSubaccounts
+            # (deleveraging.go): at most MaxDeleveragingAttemptsPerBlock (10).
+            "order": "fillable_price",
+            "max_liquidations_per_step": 50,
+            "max_deleveragings_per_step": 10,
         },
         # Deleveraging at the bankruptcy price; counterparties the match would leave below
         # initial margin and riskier are skipped (ProcessDeleveraging's collateral check).
@@ -119,11 +126,17 @@ VENUE = VenuePreset(
             "Liquidation orders fill at the fillable price against the liquidator account, not "
             "at resting makers' prices on the book (the engine's fund payments are an upper "
             "bound of dYdX's).",
-            "Liquidation ordering: dYdX sorts by distance of the fillable price from the "
-            "oracle, then notional, then order hash (SortLiquidationOrders); the engine orders "
-            "by health then account id.",
-            "Per-block attempt caps (50 liquidations, 10 deleveragings per block, flags.go) and "
-            "the pseudo-random choice of the position to liquidate are not modelled.",
+            "Liquidation ordering: the last tie-break is the account id where dYdX uses the "
+            "order hash (engine accounts have no addresses; the hash itself is "
+            "rules.quantum_deleverage.liquidation_order_hash, vector ordering_07); the pseudo-"
+            "random offset of the 50-subaccount window comes from the engine's seeded "
+            "generator, not dYdX's block-hash seed, and the daemon's subaccount list is taken "
+            "in account order.",
+            "The pseudo-random choice of the position to liquidate (GetPerpetualPositionTo"
+            "Liquidate) is not modelled: the engine liquidates the marked market's position.",
+            "MaxDeleveragingSubaccountsToIterate (500 offsetting subaccounts per deleveraging) "
+            "is not modelled; deleveraging from the shortfall stage (not from an unfilled "
+            "liquidation) is not counted against max_deleveragings_per_step.",
             "Withdrawal gating after a negative-TNC account (50 blocks) is not modelled.",
         ),
     ),

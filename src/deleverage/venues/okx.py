@@ -38,6 +38,9 @@ def _okx() -> MarketSpec:
         maker_fee_rate=0.0002,
         taker_fee_rate=0.0005,
         liquidation_fee_rate=0.0005,
+        # "Margin ratio = equity / (maintenance margin + liquidation fee)": the taker-rate
+        # liquidation fee is part of the maintenance requirement (tiered-rules page).
+        taker_fee_in_margin="maintenance",
         # "Positions ... will be reduced to the maximum of tier 1" in one go (Forced Partial
         # or Full Liquidation, https://supdljgzdhc.okx.com/hc/en-us/articles/
         # 360020411711-V-Forced-Partial-or-Full-Liquidation: 15,000 -> close 13,000; test
@@ -94,13 +97,14 @@ VENUE = VenuePreset(
             "(secondary source); liquidation_fee_rate 0.05% assumed.",
             "Fees: regular tier swap maker 0.02%, taker 0.05% (secondary source).",
             "Tick 0.1 and lot 0.0001 BTC (0.01 contracts of 0.01 BTC) assumed.",
+            "Liquidation at margin ratio 100%, equity = maintenance margin plus the "
+            "liquidation fee (tiered maintenance margin ratio rules): taker_fee_in_margin "
+            "'maintenance' (maintenance rate MMR + taker fee, as freqtrade's OKX test "
+            "okx-isolated-liq-freqtrade).",
         ),
         spec_gaps=(
             "AdlPolicy.price fallback: 'bankruptcy' when the fund is nearly depleted (okx).",
             "MarketSpec.insurance_pool: str | None = 'USDT:BTC' for okx.",
-            "MarketSpec.fee_in_maintenance: bool = True for okx (margin ratio = equity / (MM "
-            "+ liquidation fee); test okx-isolated-liq-freqtrade computes it with maintenance "
-            "rate MMR + taker).",
             "AdlPolicy.ranking 'okx' (margin ratio for cross accounts, PnL% x leverage for "
             "isolated, merged by per-mode percentile) follows third-party renditions of OKX's "
             "rule; OKX publishes no worked example and how the two modes merge is assumed.",

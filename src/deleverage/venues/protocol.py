@@ -144,6 +144,8 @@ def check_price_inputs(
 ) -> None:
     """Raise :class:`ValidationError` unless ``prices`` covers exactly ``assets`` with finite,
     positive prices and ``ts_ns`` does not go backwards; a helper for implementations."""
+    if _fast_ok(prices, assets, ts_ns, last_ts_ns):
+        return
     if isinstance(ts_ns, bool) or not isinstance(ts_ns, int):
         raise ValidationError("ts_ns", ts_ns, "must be an integer (nanoseconds)")
     if ts_ns < last_ts_ns:
@@ -167,3 +169,24 @@ def check_price_inputs(
                 raise ValidationError(
                     f"prices[{asset}].{field}", value, "must be a finite number > 0"
                 )
+
+
+def _fast_ok(
+    prices: Mapping[str, PriceInputs], assets: tuple[str, ...], ts_ns: int, last_ts_ns: int
+) -> bool:
+    """Whether the common case is plainly valid (float prices, the exact assets); anything
+    else goes through the full checks, which name what is wrong."""
+    if type(ts_ns) is not int or ts_ns < last_ts_ns or len(prices) != len(assets):
+        return False
+    for asset in assets:
+        inputs = prices.get(asset)
+        if type(inputs) is not PriceInputs:
+            return False
+        index, oracle, book = inputs
+        if type(index) is not float or not 0.0 < index < math.inf:
+            return False
+        if oracle is not None and (type(oracle) is not float or not 0.0 < oracle < math.inf):
+            return False
+        if book is not None and (type(book) is not float or not 0.0 < book < math.inf):
+            return False
+    return True

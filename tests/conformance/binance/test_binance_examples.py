@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.errors import ConfigError
 from deleverage.rules import adl, inverse
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays, maintenance_deductions
@@ -151,11 +150,66 @@ def test_coinm_cross_liquidation_price_of_the_web_calculator() -> None:
     assert round(float(price), 1) == _value(v["expected"]["liquidation_price"])
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason="the engine has no inverse contracts")
-def test_coinm_market_in_the_engine() -> None:
-    MarketSpec.simple(
-        "BTCUSD_PERP", max_leverage=125, maintenance_rate=0.004, contract_type="inverse"
+# ------------------------------------------------------------ BTCUSD_PERP (COIN-M) in the engine
+
+
+def _coinm(mark: float, **fields: Any) -> Exchange:
+    spec = MarketSpec.from_mapping({**preset("binance", "BTCUSD_PERP").model_dump(), **fields})
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.deposit(ex.liquidity_account, 10_000.0)
+    ex.set_mark("BTCUSD_PERP", mark)
+    return ex
+
+
+def test_coinm_preset_is_inverse_with_100_usd_contracts() -> None:
+    spec = preset("binance", "BTCUSD_PERP")
+    assert (spec.contract_type, spec.contract_value, spec.settlement_asset) == (
+        "inverse", 100.0, "BTC",
+    )  # fmt: skip
+    # The 4x bracket's maintenance amount, computed from the table (BTC).
+    assert spec.tier_arrays.cum[6] == pytest.approx(11.605)
+
+
+def test_coinm_engine_maintenance_margin_in_coin() -> None:
+    # 100 contracts of 100 USD at 25,000: 0.4 BTC, maintenance 0.4% -> 0.0016 BTC.
+    i, e = (
+        VECTORS["bn-coinm-maintenance-margin"]["inputs"],
+        VECTORS["bn-coinm-maintenance-margin"]["expected"],
     )
+    ex = _coinm(float(i["mark_price"]))
+    trader = ex.open_account()
+    ex.deposit(trader, 1.0)
+    ex.trade(
+        "BTCUSD_PERP", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=float(i["mark_price"]),
+    )  # fmt: skip
+    row = ex.margin_table().iloc[0]
+    assert row["size"] == i["contracts"]
+    assert row["notional"] == pytest.approx(_value(e["notional"]))
+    assert row["maintenance_margin"] == pytest.approx(_value(e["maintenance_margin"]))
+
+
+def test_coinm_engine_cross_liquidation_price_of_the_web_calculator() -> None:
+    # Wallet 101 BTC, long 100,000 contracts at 45,000 (the calculator ignores fees): the
+    # engine's cross price, with the bracket of the notional at that price (12.5%, cum
+    # 11.605 BTC from the preset's table), is the calculator's 33,599.4.
+    v = VECTORS["bn-coinm-cross-liq-calculator"]
+    i = v["inputs"]
+    ex = _coinm(float(i["entry_price"]), taker_fee_rate=0.0)
+    trader = ex.open_account()
+    ex.deposit(trader, _value(i["wallet_balance"]))
+    ex.trade(
+        "BTCUSD_PERP", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=float(i["entry_price"]),
+    )  # fmt: skip
+    liq, _ = ex.liquidation_prices("BTCUSD_PERP", np.array([trader]))
+    assert round(float(liq[0]), 1) == _value(v["expected"]["liquidation_price"])
+    # And the risk step liquidates there, not above.
+    ex.set_mark("BTCUSD_PERP", 33_600.0)
+    assert ex.last_step.liquidations == 0
+    ex.set_mark("BTCUSD_PERP", 33_599.0)
+    assert ex.last_step.liquidations == 1
 
 
 def test_adl_leverage_pnl() -> None:
@@ -192,3 +246,58 @@ def test_liquidation_fee_on_the_amount_liquidated() -> None:
 
     assert ex.position(a, m).size == 0.0
     assert ex.last_step.penalties == pytest.approx(_value(v["expected"]["liquidation_fee"]))
+
+
+# ------------------------------------------------------------ the fund's takeover limit
+
+
+def _takeover(cap: float | None, fund: float, *, isolated: bool) -> tuple[Exchange, int, int]:
+    """A long of 10 at 100 (10x, margin 100) against a cross short; the mark gaps to 85: the
+    long ends 50 below bankruptcy, notional 850 at the mark."""
+    spec = MarketSpec.simple(
+        "BTCUSDT", max_leverage=10.0, maintenance_rate=0.05, maker_fee_rate=0.0,
+        taker_fee_rate=0.0, liquidation_fee_rate=0.0, lot_size=1.0, tick_size=1.0,
+        adl={"ranking": "binance", "price": "bankruptcy", "fund_takeover_max_notional": cap},
+    )  # fmt: skip
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.set_mark("BTCUSDT", 100.0)
+    ex.deposit(ex.insurance_account, fund)
+    loser = ex.open_account(margin_mode=MarginMode.ISOLATED if isolated else MarginMode.CROSS)
+    winner = ex.open_account()
+    ex.deposit(loser, 100.0)
+    ex.deposit(winner, 10_000.0)
+    if isolated:
+        ex.set_leverage(loser, "BTCUSDT", 10.0)
+    ex.trade("BTCUSDT", buyer=loser, seller=winner, size=10.0, price=100.0)
+    ex.set_mark("BTCUSDT", 85.0, ts_ns=1)
+    return ex, loser, winner
+
+
+@pytest.mark.parametrize("isolated", [True, False])  # the batch path and the per-account path
+def test_fund_takes_over_only_up_to_its_size_then_adl(isolated: bool) -> None:
+    # Binance Insurance Fund (https://www.binance.com/en/support/articles/360033525371): "The
+    # fund will not be allowed to exceed a predefined position notional on the market; by
+    # default, this is 100% the size of the insurance fund. Any positions that would increase
+    # beyond the max notional will be subject to counterparty-liquidation."
+    ex, loser, winner = _takeover(1.0, 500.0, isolated=isolated)  # 850 > 100% of 500
+    step = ex.last_step
+    assert step.insurance_paid == 0.0
+    assert step.adl_rounds >= 1
+    assert ex.position(loser, "BTCUSDT").size == 0.0
+    assert ex.position(winner, "BTCUSDT").size == 0.0  # closed against the bankrupt long
+    assert ex.cash(ex.insurance_account) == pytest.approx(500.0)
+    assert preset("binance").adl.fund_takeover_max_notional == 1.0
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+@pytest.mark.parametrize(("cap", "fund"), [(1.0, 1_000.0), (None, 500.0)])
+def test_fund_within_its_takeover_limit_pays_the_deficit(
+    cap: float | None, fund: float, isolated: bool
+) -> None:
+    ex, loser, winner = _takeover(cap, fund, isolated=isolated)  # 850 <= 1,000, or no limit
+    assert ex.position(loser, "BTCUSDT").size == 0.0
+    step = ex.last_step
+    assert step.insurance_paid == pytest.approx(50.0)
+    assert step.adl_rounds == 0
+    assert ex.position(winner, "BTCUSDT").size == -10.0

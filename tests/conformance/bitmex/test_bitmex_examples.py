@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.errors import ConfigError
 from deleverage.rules import adl, inverse
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
+from deleverage.venues import preset
 
 VECTORS = {v["id"]: v for v in json.loads((Path(__file__).parent / "vectors.json").read_text())}
 S = 1_000_000_000
@@ -129,20 +129,40 @@ def test_risk_limit_steps_add_the_base_maintenance_to_both_margins(
     assert (tiers.mmr[t], tiers.imr[t]) == pytest.approx((e["mm_rate_after"], e["im_rate_after"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BitMEX charges the step's rate on the whole position; the engine's tiers deduct "
-    "the lower steps (Binance's maintenance amount), so 230 XBT needs 1.3 XBT, not 2.3",
-)
-def test_risk_limit_rate_applies_to_the_whole_position() -> None:
-    spec = MarketSpec.from_mapping({
+def _risk_limit_spec(tier_margin: str) -> MarketSpec:
+    return MarketSpec.from_mapping({
         "symbol": "XBTUSD",
+        "tier_margin": tier_margin,
         "tiers": [
             {"notional_floor": f, "max_leverage": 1 / im, "maintenance_rate": r}
             for f, im, r in ((0.0, 0.01, 0.005), (200.0, 0.015, 0.01), (350.0, 0.02, 0.015))
         ],
     })  # fmt: skip
-    assert float(mm.maintenance_margin(230.0, spec.tier_arrays)) == pytest.approx(2.3)
+
+
+def test_risk_limit_rate_applies_to_the_whole_position() -> None:
+    # 180 XBT at 0.5% needs 0.9 XBT; after the order of 50, 230 XBT at the 1% step needs
+    # 2.3 XBT (the deduction form, Binance's maintenance amount, would give 1.3).
+    e = VECTORS["bm-risk-limit-example"]["expected"]
+    tiers = _risk_limit_spec("whole_position").tier_arrays
+    assert float(mm.maintenance_margin(180.0, tiers)) == pytest.approx(_value(e["mm_before"]))
+    assert float(mm.maintenance_margin(230.0, tiers)) == pytest.approx(230 * e["mm_rate_after"])
+    deduction = _risk_limit_spec("deduction").tier_arrays
+    assert float(mm.maintenance_margin(230.0, deduction)) == pytest.approx(1.3)
+    assert preset("bitmex").tier_margin == "whole_position"
+
+
+def test_risk_limit_whole_position_rate_in_the_engine() -> None:
+    # 2,300,000 contracts at 10,000 are 230 XBT: the engine's maintenance is 2.3 XBT.
+    spec = MarketSpec.from_mapping({
+        **_risk_limit_spec("whole_position").model_dump(), "contract_type": "inverse",
+        "contract_value": 1.0, "settlement_asset": "XBT", "lot_size": 1.0, "tick_size": 0.5,
+    })  # fmt: skip
+    ex = _xbtusd_exchange(spec, 10_000.0)
+    trader = ex.open_account()
+    ex.deposit(trader, 10.0)
+    ex.trade("XBTUSD", buyer=trader, seller=ex.liquidity_account, size=2_300_000, price=10_000.0)
+    assert ex.account_margins(trader).cross_maintenance == pytest.approx(2.3)
 
 
 def test_inverse_futures_pnl() -> None:
@@ -175,16 +195,126 @@ def test_inverse_bankruptcy_prices() -> None:
     assert (long, short) == (pytest.approx(e["long"]), pytest.approx(e["short"]))
 
 
-@pytest.mark.xfail(strict=True, raises=ConfigError, reason="the engine has no inverse contracts")
-def test_xbtusd_as_an_inverse_market() -> None:
-    MarketSpec.simple("XBTUSD", max_leverage=100, maintenance_rate=0.004, contract_type="inverse")
+# ------------------------------------------------------------------ XBTUSD, inverse, in the engine
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ConfigError,
-    reason="margins do not include the entry and exit fees (BitMEX: IM = value / leverage + "
-    "2 x taker x value; MM = base MM + taker); proposed field MarketSpec.margin_includes_fees",
-)  # fmt: skip
-@pytest.mark.parametrize("vid", ["bm-initial-margin-with-fees", "bm-maintenance-with-fee"])
-def test_margins_include_fees(vid: str) -> None:
-    MarketSpec.simple("XBTUSD", max_leverage=100, maintenance_rate=0.005, margin_includes_fees=True)
+def _xbtusd(*, fees: bool = True) -> MarketSpec:
+    spec = preset("bitmex", "XBTUSD")
+    if fees:
+        return spec
+    return MarketSpec.from_mapping(
+        {**spec.model_dump(), "maker_fee_rate": 0.0, "taker_fee_rate": 0.0}
+    )
+
+
+def _xbtusd_exchange(spec: MarketSpec, mark: float) -> Exchange:
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.deposit(ex.liquidity_account, 10_000.0)
+    ex.set_mark("XBTUSD", mark)
+    return ex
+
+
+def test_xbtusd_preset_is_inverse_in_xbt() -> None:
+    spec = preset("bitmex")
+    assert (spec.contract_type, spec.contract_value, spec.settlement_asset) == (
+        "inverse", 1.0, "XBT",
+    )  # fmt: skip
+    # Risk limits in XBT: the base limit of 200 XBT is the first step.
+    assert spec.tiers[1].notional_floor == 200.0
+
+
+def test_xbtusd_engine_pnl_and_initial_margin_of_the_inverse_futures_guide() -> None:
+    # 10 XBT of exposure at 10,000 is 100,000 contracts; at 100x the initial margin is
+    # 0.1 XBT (the guide leaves out the fees the preset adds to the margins); from 10,000 to
+    # 10,500 the long gains 0.47619 XBT.
+    v = VECTORS["bm-inverse-futures-pnl"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(fees=False), float(i["entry_price"]))
+    trader = ex.open_account()
+    ex.deposit(trader, 1.0)
+    ex.trade(
+        "XBTUSD", buyer=trader, seller=ex.liquidity_account, size=e["contracts"],
+        price=float(i["entry_price"]),
+    )  # fmt: skip
+    assert ex.account_margins(trader).cross_initial == pytest.approx(_value(e["initial_margin"]))
+    ex.set_mark("XBTUSD", float(i["exit_price"]))
+    assert ex.position(trader, "XBTUSD").unrealized_pnl == pytest.approx(_value(e["pnl"]))
+
+
+def test_xbtusd_engine_pnl_of_the_blogs_25x_example() -> None:
+    v = VECTORS["bm-inverse-25x-blog-inconsistent"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(), float(i["entry_price"]))
+    trader = ex.open_account()
+    ex.deposit(trader, float(i["equity_xbt"]))
+    ex.trade(
+        "XBTUSD", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=float(i["entry_price"]), taker=None,
+    )  # fmt: skip
+    ex.set_mark("XBTUSD", float(i["exit_price"]))
+    pnl = ex.position(trader, "XBTUSD").unrealized_pnl
+    assert pnl == pytest.approx(e["by_inverse_formula"]["profit_xbt"])
+
+
+@pytest.mark.parametrize(("side", "key"), [(1, "long"), (-1, "short")])
+def test_xbtusd_engine_bankruptcy_prices(side: int, key: str) -> None:
+    # Isolated 10x, fees ignored: long BP = entry / (1 + IM), short entry / (1 - IM).
+    v = VECTORS["bm-inverse-bankruptcy-derived"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(fees=False), float(i["entry_price"]))
+    trader = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    ex.deposit(trader, 1.0)
+    ex.set_leverage(trader, "XBTUSD", float(i["leverage"]))
+    book = ex.liquidity_account
+    buyer, seller = (trader, book) if side > 0 else (book, trader)
+    ex.trade("XBTUSD", buyer=buyer, seller=seller, size=i["contracts"], price=i["entry_price"])
+    _, bankrupt = ex.liquidation_prices("XBTUSD", np.array([trader]))
+    assert float(bankrupt[0]) == pytest.approx(e[key], rel=1e-12)
+
+
+def test_xbtusd_engine_adl_score_of_an_inverse_long() -> None:
+    # PNL% x EffLev on XBT values: long 10,000 from 10,000 at 10x, mark 11,000 -> 0.4329.
+    v = VECTORS["bm-adl-ranking-inverse-derived"]
+    i, e = v["inputs"], v["expected"]
+    ex = _xbtusd_exchange(_xbtusd(fees=False), float(i["entry_price"]))
+    trader = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    ex.deposit(trader, 1.0)
+    ex.set_leverage(trader, "XBTUSD", 10.0)
+    ex.trade(
+        "XBTUSD", buyer=trader, seller=ex.liquidity_account, size=i["contracts"],
+        price=i["entry_price"],
+    )  # fmt: skip
+    ex.set_mark("XBTUSD", float(i["mark_price"]))
+    _, bankrupt = ex.liquidation_prices("XBTUSD", np.array([trader]))
+    assert float(bankrupt[0]) == pytest.approx(i["bankruptcy_price"])
+    queue = ex.adl_queue("XBTUSD", 1)
+    assert float(queue.loc[0, "score"]) == pytest.approx(e["ranking"], rel=1e-9)
+
+
+@pytest.mark.parametrize("leverage", [100.0, 10.0])
+def test_margins_include_fees(leverage: float) -> None:
+    # 1 XBT of value (10,000 contracts at 10,000): IM = value / leverage + 2 x 0.075% x value
+    # (0.0115 XBT at 100x); MM = 0.5% + 0.075% of value = 0.00575 XBT (funding excluded).
+    im = VECTORS["bm-initial-margin-with-fees"]["inputs"]
+    mmv = VECTORS["bm-maintenance-with-fee"]
+    spec = MarketSpec.from_mapping({
+        **_xbtusd().model_dump(), "taker_fee_rate": im["taker_fee"], "maker_fee_rate": 0.0,
+        "tiers": [{"notional_floor": 0.0, "max_leverage": 100.0,
+                   "maintenance_rate": mmv["inputs"]["base_mm"]}],
+    })  # fmt: skip
+    assert spec.taker_fee_in_margin == "initial_and_maintenance"
+    ex = _xbtusd_exchange(spec, 10_000.0)
+    trader = ex.open_account()
+    ex.deposit(trader, 1.0)
+    ex.set_leverage(trader, "XBTUSD", leverage)
+    value = _value(im["order_value"])
+    ex.trade("XBTUSD", buyer=trader, seller=ex.liquidity_account, size=10_000, price=10_000.0)
+    margins = ex.account_margins(trader)
+    if leverage == im["leverage"]:
+        want = _value(VECTORS["bm-initial-margin-with-fees"]["expected"]["initial_margin"])
+        assert margins.cross_initial == pytest.approx(want)
+    assert margins.cross_initial == pytest.approx(value / leverage + 2 * im["taker_fee"] * value)
+    assert margins.cross_maintenance == pytest.approx(
+        mmv["expected"]["maintenance_margin_excl_funding"]
+    )

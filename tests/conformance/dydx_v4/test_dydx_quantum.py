@@ -400,18 +400,52 @@ def test_collateral_transition(v: dict[str, Any]) -> None:
     assert got.value == v["expected"]["result"]
 
 
+#: Owners of the test subaccounts: ``constants.{Alice,Bob,Carl,Dave}AccAddress`` (v4-chain
+#: @ 84d4664 ``protocol/testutil/constants/addresses.go``, derived from private keys), whose
+#: bech32 strings are listed with their names in ``protocol/testing/containertest/
+#: containertest.sh`` (TEST_ACCOUNTS) and as subaccount owners in
+#: ``protocol/testutil/constants/genesis.go``.
+TEST_OWNERS = {
+    "Alice": "dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4",
+    "Bob": "dydx10fx7sy6ywd5senxae9dwytf8jxek3t2gcen2vs",
+    "Carl": "dydx1fjg6zp6vv8t9wvy4lps03r5l4g7tkjw9wvmh70",
+    "Dave": "dydx1wau5mja7j7zdavtfq9lu7ejef05hm6ffenlcsn",
+}
+
+
+def _order_hash(subaccount: str) -> bytes:
+    # "Dave_Num1" -> Dave's owner, number 1; ClobPair_Btc is perpetual 0.
+    name, number = subaccount.split("_Num")
+    return qd.liquidation_order_hash(TEST_OWNERS[name], int(number), 0)
+
+
 @pytest.mark.parametrize("v", cases(lambda v: v["quantity"] == "ordering"))
 def test_liquidation_ordering(v: dict[str, Any]) -> None:
     i = v["inputs"]
+    rows = i["orders_in_input_order"]
     orders = [
         qd.LiquidationOrder(
             o["is_buy"], o["base_quantums"], o["subticks"], o["oracle_notional_quote_quantums"]
         )
-        for o in i["orders_in_input_order"]
+        for o in rows
     ]
-    if v["id"] == "ordering_07":
-        pytest.skip("order-hash tie-break not reproduced (needs the test accounts' addresses)")
-    assert (
-        qd.sort_liquidation_orders(orders, i["oracle_price_subticks"])
-        == v["expected"]["sorted_input_indices"]
-    )
+    hashes = [_order_hash(o["subaccount"]) for o in rows]
+    got = qd.sort_liquidation_orders(orders, i["oracle_price_subticks"], hashes.__getitem__)
+    assert got == v["expected"]["sorted_input_indices"]
+
+
+def test_order_hash_decides_the_tie_of_ordering_07() -> None:
+    # Same gap and notional: only the hash tie-break gives the test's order (Carl_Num0 first);
+    # keeping the input order would not.
+    v = BY_ID["ordering_07"]
+    i = v["inputs"]
+    rows = i["orders_in_input_order"]
+    orders = [
+        qd.LiquidationOrder(
+            o["is_buy"], o["base_quantums"], o["subticks"], o["oracle_notional_quote_quantums"]
+        )
+        for o in rows
+    ]
+    assert qd.sort_liquidation_orders(orders, i["oracle_price_subticks"]) == [0, 1]
+    assert _order_hash("Carl_Num0") < _order_hash("Dave_Num0")
+    assert v["expected"]["sorted_input_indices"] == [1, 0]

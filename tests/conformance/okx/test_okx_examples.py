@@ -25,6 +25,7 @@ from deleverage.rules import inverse
 from deleverage.rules import liquidation as liq
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays, maintenance_deductions
+from deleverage.venues import preset
 
 VECTORS = {v["id"]: v for v in json.loads((Path(__file__).parent / "vectors.json").read_text())}
 S = 1_000_000_000
@@ -161,6 +162,30 @@ def test_isolated_liquidation_price_with_the_fee_in_the_requirement() -> None:
     ).tier_arrays
     price = mm.liquidation_price_isolated(i["size"], i["entry_price"], i["isolated_margin"], tiers)
     assert float(price) == pytest.approx(v["expected"]["liquidation_price"], rel=1e-12)
+
+
+def test_engine_isolated_liquidation_price_with_the_fee_in_maintenance() -> None:
+    # The same example through the engine with taker_fee_in_margin = "maintenance" (the OKX
+    # preset's setting): long 1 at 10, 3x isolated (margin 3.3333), MMR 1%, taker 0.06%.
+    v = VECTORS["okx-isolated-liq-freqtrade"]
+    i = v["inputs"]
+    spec = MarketSpec.simple(
+        "X", max_leverage=10.0, maintenance_rate=i["mmr"], taker_fee_rate=i["taker_fee"],
+        maker_fee_rate=0.0, taker_fee_in_margin="maintenance",
+    )  # fmt: skip
+    ex = Exchange(check_invariants=True)
+    ex.list_market(spec)
+    ex.deposit(ex.liquidity_account, 1_000.0)
+    ex.set_mark("X", float(i["entry_price"]))
+    trader = ex.open_account(margin_mode=MarginMode.ISOLATED)
+    ex.deposit(trader, 10.0)
+    ex.set_leverage(trader, "X", float(i["leverage"]))
+    ex.trade("X", buyer=trader, seller=ex.liquidity_account, size=i["size"],
+             price=float(i["entry_price"]), taker=None)  # fmt: skip
+    assert ex.position(trader, "X").isolated_margin == pytest.approx(i["isolated_margin"])
+    got, _ = ex.liquidation_prices("X", np.array([trader]))
+    assert float(got[0]) == pytest.approx(v["expected"]["liquidation_price"], rel=1e-12)
+    assert preset("okx").taker_fee_in_margin == "maintenance"
 
 
 @pytest.mark.parametrize(("now", "triggered"), [(7_500_000.0, False), (7_000_000.0, True)])

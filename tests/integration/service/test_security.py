@@ -132,13 +132,17 @@ def test_engine_refusals_are_4xx_and_change_nothing(ctx: dict[str, Any]) -> None
         before = admin.get(f"/v1/accounts/{one}").json()
         events = admin.get("/v1/info").json()["events"]
         # Act: a withdrawal beyond the cash, a trade beyond initial margin, a batch whose
-        # second trade fails (the first must not stay applied), an unknown market
+        # second trade fails (the first must not stay applied), an unknown market, an
+        # inverse market (the service is linear-only)
         too_much = admin.post(f"/v1/accounts/{one}/withdraw", json={"amount": 5000})
         huge = {"market": "ETHUSDT", "buyer": one, "seller": two, "size": 100, "price": 3000}
         small = {**huge, "size": 0.1}
         batch = admin.post("/v1/trades/batch", json={"trades": [small, huge]})
         unknown = admin.post("/v1/marks", json={"market": "NOPE", "price": 1})
+        inverse = admin.post("/v1/markets", json={"venue": "bitmex", "symbol": "XBTUSD"})
         # Assert
+        assert inverse.status_code == 422
+        assert "contract_type" in inverse.text
         assert too_much.status_code == 409
         assert batch.status_code == 409
         assert batch.json()["detail"][0]["message"].startswith("trades[1]")

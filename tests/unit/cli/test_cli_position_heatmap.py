@@ -197,6 +197,47 @@ def test_position_uses_the_tier_at_the_liquidation_price_for_large_positions() -
     assert out["liquidation_price"] == pytest.approx(expected, rel=1e-12)  # 47,848.48
 
 
+# Inverse (BitMEX XBTUSD): long 10,000 contracts of 1 USD at 10,000 with 0.1 XBT (10x); value
+# 1 XBT, first risk-limit step (MM 0.4 % + the 0.075 % taker fee the preset keeps in the
+# margins). rules.inverse closed forms (Binance COIN-M's mark-basis form):
+# LP = N (mmr + 1) / (m + N / EP) = 10,047.5 / 1.1, BP = EP / (1 + 0.1).
+INVERSE = ["--venue", "bitmex", "--symbol", "XBTUSD", "--side", "long", "--size", "10000",
+           "--entry", "10000", "--margin", "0.1"]  # fmt: skip
+
+
+def test_position_inverse_prices_are_the_coin_margined_closed_forms() -> None:
+    out = _position_json(*INVERSE)
+
+    assert out["symbol"] == "XBTUSD"
+    assert out["size"] == 10_000.0
+    assert out["liquidation_price"] == pytest.approx(10_047.5 / 1.1, rel=1e-12)
+    assert out["bankruptcy_price"] == pytest.approx(10_000.0 / 1.1, rel=1e-12)
+    assert out["notional"] == pytest.approx(1.0)  # XBT
+    assert out["initial_margin"] == pytest.approx(0.01 + 2 * 0.00075)  # 100x + fees, 1 XBT
+    assert out["maintenance_margin"] == pytest.approx(0.004 + 0.00075)
+    assert out["leverage"] == pytest.approx(10.0)
+    short = _position_json(*INVERSE[:4], "--side", "short", *INVERSE[6:])
+    # Short: LP = N (mmr - 1) / (m - N / EP) = 9,952.5 / 0.9.
+    assert short["liquidation_price"] == pytest.approx(9_952.5 / 0.9, rel=1e-12)
+
+
+def test_position_inverse_probability_and_greeks_in_usd_prices() -> None:
+    # The probability is the hit probability of the USD price; delta and gamma are derivatives
+    # in the USD price: central differences of the command's own value at bumped marks.
+    s, h = 9_900.0, 1.0
+    out = _position_json(*INVERSE, "--mark", str(s))
+    lp = out["liquidation_price"]
+    want = float(gbm_hit_probability(s, lp, 0.0, 0.8, DAY_S, direction="down"))
+    assert out["liquidation_probability"] == pytest.approx(want, rel=1e-12)
+    assert out["unrealized_pnl"] == pytest.approx(10_000.0 * (1 / 10_000.0 - 1 / s))
+    up = _position_json(*INVERSE, "--mark", str(s + h))["value"]
+    down = _position_json(*INVERSE, "--mark", str(s - h))["value"]
+    assert out["delta"] == pytest.approx((up - down) / (2 * h), rel=1e-5)
+    assert out["gamma"] == pytest.approx((up - 2 * out["value"] + down) / h**2, rel=1e-3)
+    beyond = _position_json(*INVERSE, "--mark", "9000")
+    assert (beyond["liquidation_probability"], beyond["value"]) == (1.0, -0.1)
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [

@@ -200,8 +200,10 @@ def test_scenarios_json_lists_every_builtin_file_with_its_description() -> None:
     rows = json.loads(result.output)
     folder = builtin_path(DEFAULT_SCENARIO).parent
     files = {p.stem: tomllib.loads(p.read_text())["description"] for p in folder.glob("*.toml")}
-    assert {row["name"]: row["description"] for row in rows} == files
     assert builtin_descriptions() == files
+    worlds = folder.parent / "worlds"  # the built-in multi-venue worlds are listed too
+    files |= {p.stem: tomllib.loads(p.read_text())["description"] for p in worlds.glob("*.toml")}
+    assert {row["name"]: row["description"] for row in rows} == files
 
 
 def test_scenarios_table_marks_the_default() -> None:

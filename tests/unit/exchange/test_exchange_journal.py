@@ -285,3 +285,27 @@ def test_batch_opened_accounts_pick_up_markets_listed_later() -> None:
 
     _assert_same_state(batch, single)
     _assert_same_state(batch, Exchange.replay(batch.journal))
+
+
+def test_journal_since_equals_the_slice_of_the_whole_table() -> None:
+    # Arrange: rows, a columnar batch, then rows again
+    from deleverage.engine.events import EventKind, Journal, MarkPrice
+
+    journal = Journal()
+    for k in range(3):
+        journal.append(MarkPrice(ts_ns=k, market=0, price=100.0 + k))
+    journal.append_columns(EventKind.DEPOSIT, 5, account=np.arange(4), amount=np.full(4, 10.0))
+    for k in range(2):
+        journal.append(MarkPrice(ts_ns=6 + k, market=0, price=110.0 + k))
+    # Act: every starting point (past the end too), before the segments are ever combined
+    parts = [journal.since(seq) for seq in range(len(journal) + 2)]
+    # Assert
+    some = [journal.since(seq, ("kind", "account", "amount")) for seq in range(len(journal) + 2)]
+    arrays = [journal.arrays_since(seq, ("seq", "kind", "account", "amount"))
+              for seq in range(len(journal) + 2)]  # fmt: skip
+    whole = journal.to_arrow()
+    for seq, (part, columns) in enumerate(zip(parts, some, strict=True)):
+        assert part.equals(whole.slice(seq))
+        assert columns.equals(whole.slice(seq).select(["kind", "account", "amount"]))
+        for name, values in arrays[seq].items():
+            np.testing.assert_array_equal(values, whole.slice(seq).column(name).to_numpy())

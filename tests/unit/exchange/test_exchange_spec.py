@@ -234,7 +234,7 @@ def test_invalid_tier_table_raises_config_error_naming_field_and_value(
         ({"maker_fee_rate": math.inf}, "maker_fee_rate"),
         ({"liquidation_fee_rate": 1.5}, "liquidation_fee_rate"),
         ({"symbol": ""}, "symbol"),
-        ({"contract_type": "inverse"}, "contract_type"),
+        ({"contract_type": "inverse"}, "contract_value"),
         ({"open_interest_scaling": {"lower_cap": 10.0, "upper_cap": 5.0}}, "upper_cap"),
     ],
 )

@@ -62,23 +62,34 @@ def _build(case: dict[str, object]) -> Exchange:
     if case["recourse"]:
         policy = spec.liquidation.model_copy(update={"isolated_recourse": True})
         spec = spec.model_copy(update={"liquidation": policy})
+    # An inverse preset (BitMEX XBTUSD) takes the same book in its units: USD contracts, cash
+    # in the coin, depth in USD of contract value.
+    usd = spec.contract_value
+
+    def cash(amount: float) -> float:
+        return amount / 60_000.0 if usd is not None else amount
+
     ex = Exchange()
     m = ex.list_market(spec)
     ex.set_mark(m, 60_000.0)
     if case["depth"] is not None:
-        ex.set_liquidity(m, ConstantDepthBook(depth_per_pct=float(case["depth"]), half_life_s=30))
+        depth = float(case["depth"]) * (60_000.0 if usd is not None else 1.0)
+        ex.set_liquidity(m, ConstantDepthBook(depth_per_pct=depth, half_life_s=30))
     if case["fund"]:
-        ex.deposit(ex.insurance_account, float(case["fund"]))
+        ex.deposit(ex.insurance_account, cash(float(case["fund"])))
     if case["backstop"]:
-        ex.deposit(ex.backstop_account, float(case["backstop"]))
+        ex.deposit(ex.backstop_account, cash(float(case["backstop"])))
     ex.risk.set_backstop(max_loss=case["max_loss"])  # type: ignore[arg-type]
     for isolated, long, size, share, extra in case["traders"]:  # type: ignore[attr-defined]
         mode = MarginMode.ISOLATED if isolated else MarginMode.CROSS
         a = ex.open_account(margin_mode=mode)
         leverage = 1.0 + share * (spec.max_leverage - 1.0)
-        qty = round(size / spec.lot_size) * spec.lot_size
-        margin = qty * 60_000.0 / leverage
-        ex.deposit(a, margin * (1.0 + extra) + qty * 60_000.0 * 0.002)
+        amount = size * 60_000.0 / usd if usd is not None else size
+        qty = round(amount / spec.lot_size) * spec.lot_size
+        base = qty * usd / 60_000.0 if usd is not None else qty
+        margin = base * 60_000.0 / leverage
+        fees = 0.004 if usd is not None else 0.002  # BitMEX's margins hold 2 x taker too
+        ex.deposit(a, cash(margin * (1.0 + extra) + base * 60_000.0 * fees))
         ex.set_leverage(a, m, leverage)
         buyer, seller = (a, ex.liquidity_account) if long else (ex.liquidity_account, a)
         ex.trade(m, buyer=buyer, seller=seller, size=qty, price=60_000.0)

@@ -30,6 +30,7 @@ from deleverage.engine.risk.support import (
 )
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
+from deleverage.spec import MarketSpec
 
 
 class _BatchPlan(NamedTuple):
@@ -202,6 +203,7 @@ class BatchStage(LiquidationStage):
                 float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, plan.filled,
                 plan.price, plan.penalty, plan.shortfall, plan.cover, plan.own, plan.to_adl,
                 capacity_long, capacity_short, spec.liquidation.isolated_recourse,
+                _takeover_cap(spec),
             )  # fmt: skip
             return float(consumed_after)
 
@@ -543,3 +545,9 @@ def _match_needs(
     i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(cum_need) - 1)
     j = np.minimum(np.searchsorted(cum_av, mids, side="right"), n_queue - 1)
     return i, j, np.asarray(lengths, dtype=np.float64)
+
+
+def _takeover_cap(spec: MarketSpec) -> float:
+    """The kernel's takeover limit: ``adl.fund_takeover_max_notional``, ``inf`` for none."""
+    cap = spec.adl.fund_takeover_max_notional
+    return math.inf if cap is None else float(cap)

@@ -192,7 +192,7 @@ class LiquidationStage(ShortfallStage):
         notional = abs(size) * state.mark
         t = int(mm.tier_index(notional, state.tiers))
         if policy.target == "initial":
-            rate = float(state.tiers.imr[t])
+            rate = float(state.tiers.imr[t]) + state.tiers.initial_fee
             own = float(mm.maintenance_margin(notional, state.tiers))
             return maint - own + notional * rate - equity, rate
         rate = float(state.tiers.mmr[t]) + policy.buffer
@@ -308,7 +308,9 @@ class LiquidationStage(ShortfallStage):
         exhausted = book and filled < qty * (1 - 1e-12)
         need = self._recourse(a, m, isolated, equity_after)
         beyond = full and (
-            need > self._fund_available(m) or (need > 0.0 and self._fund_trigger(m, ts))
+            need > self._fund_available(m)
+            or (need > 0.0 and self._fund_trigger(m, ts))
+            or (need > 0.0 and self._over_takeover_cap(m, qty))
         )
         # The fund cannot cover the shortfall (or the book cannot absorb the order): close
         # against opposing traders instead. Socialized loss fills on the book.

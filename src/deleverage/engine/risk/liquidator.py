@@ -180,7 +180,7 @@ def close_to_liquidator(
     if delta < 0.0 and (float(ex._cash[fund]) + delta < -_EPS or -delta > room + _EPS):
         # dYdX: the order does not fill (LiquidationRequiresDeleveraging); an account with
         # negative net collateral is deleveraged instead, at its bankruptcy price.
-        if pool < 0.0:
+        if pool < 0.0 and (caps is None or caps.take_deleveraging()):
             return deleverage_position(stage, a, m, abs(size), ts, report)
         return 0.0
     buyer, seller = (ex.liquidator_account, a) if side > 0 else (a, ex.liquidator_account)

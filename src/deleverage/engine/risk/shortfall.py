@@ -219,6 +219,17 @@ class ShortfallStage:
             risk.fund_trigger_on = fraction >= policy.trigger_fund_drawdown
         return risk.fund_trigger_on
 
+    def _over_takeover_cap(self, m: int, qty: float) -> bool:
+        """Whether a bankrupt position of ``qty`` is beyond what the fund may take over:
+        notional at the mark above ``adl.fund_takeover_max_notional`` times the fund
+        (Binance's maximum net notional position)."""
+        state = self.ex.markets[m]
+        cap = state.spec.adl.fund_takeover_max_notional
+        if cap is None:
+            return False
+        fund = max(0.0, float(self.ex._cash[self.ex.insurance_account_for(m)]))
+        return qty * state.mark > cap * fund
+
     def _fee_pool_pays(self, a: int, m: int, amount: float, ts: int, report: StepReport) -> float:
         """The venue's fee pool (the fee account) pays up to ``amount`` after the fund (Drift's
         internal insurance); reported as insurance paid. Returns what it paid."""

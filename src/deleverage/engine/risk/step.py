@@ -33,6 +33,7 @@ from deleverage.engine.events import (
     MarginCall,
     RiskParamsChanged,
 )
+from deleverage.engine.risk import liquidator
 from deleverage.engine.risk.batch import BatchStage
 from deleverage.engine.risk.support import (
     _MAX_ROUNDS,
@@ -160,6 +161,8 @@ class RiskEngine(BatchStage):
         if risk.liquidity is not None:
             risk.liquidity.recover(ts)
         self._dynamic_margin(m, ts, state.mark)
+        if risk.proactive is not None:
+            risk.proactive.on_mark(ts)
         report.margin_calls = self._margin_calls(m, ts)
         if self.liquidation_entered_ns:
             self._leave_liquidation(m)
@@ -172,18 +175,22 @@ class RiskEngine(BatchStage):
         if self._batchable(m) and self._modes_present(m)[0]:
             touched = self._batch_isolated(m, ts, report, caps)
             rounds -= 1  # the batch pass is a round of its own
+        policy = state.spec.liquidation
+        one_pass = policy.max_liquidations_per_step is not None
         for _ in range(rounds):
             candidates = self._candidates(m, among=touched)
             touched = None
             if len(candidates) == 0:
                 break
+            if one_pass or policy.order != "health":
+                candidates = self._block_order(m, candidates)
             progressed = False
             for a, isolated in candidates:
                 if caps.market_exhausted:
                     break
                 if self._liquidate(a, m, isolated, ts, report, caps):
                     progressed = True
-            if not progressed or caps.market_exhausted:
+            if not progressed or caps.market_exhausted or one_pass:
                 break
         risk.capital_used += caps.used_market
         self._settle_pending(m, ts)
@@ -344,6 +351,30 @@ class RiskEngine(BatchStage):
             out = [c for c, ok in zip(out, ready, strict=True) if ok]
         out.sort()
         return [(a, isolated) for _, a, isolated in out]
+
+    def _block_order(self, m: int, candidates: list[tuple[int, bool]]) -> list[tuple[int, bool]]:
+        """dYdX v4's pass over liquidatable subaccounts (``LiquidateSubaccountsAgainstOrderbook``):
+        at most ``max_liquidations_per_step`` of them, in account order from a pseudo-random
+        start, then sorted by ``order`` (``SortLiquidationOrders``)."""
+        policy = self.ex.markets[m].spec.liquidation
+        limit = policy.max_liquidations_per_step
+        if limit is not None and len(candidates) > limit:
+            by_id = sorted(candidates)
+            start = int(self.rng.integers(len(by_id)))
+            candidates = [by_id[(start + k) % len(by_id)] for k in range(limit)]
+        if policy.order == "fillable_price":
+            candidates = sorted(candidates, key=lambda c: self._fillable_key(m, c[0]))
+        return candidates
+
+    def _fillable_key(self, m: int, a: int) -> tuple[float, float, int]:
+        """``SortLiquidationOrders``' key: the fillable price's relative distance from the
+        oracle and the oracle notional, both descending, then the account id."""
+        state = self.ex.markets[m]
+        size = float(self.ex._positions[m].size[a])
+        if size == 0.0:
+            return (0.0, 0.0, a)
+        gap = abs(liquidator.fillable_price(self, a, m) - state.mark) / state.mark
+        return (-gap, -abs(size) * state.mark, a)
 
     def _isolated_candidates_among(
         self, m: int, accounts: npt.NDArray[np.int64]

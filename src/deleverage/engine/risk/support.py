@@ -22,7 +22,7 @@ from deleverage.rules.dynamic import RiskParameterPolicy
 from deleverage.spec import MarketSpec, TierArrays
 
 if TYPE_CHECKING:
-    pass
+    from deleverage.engine.risk.proactive import ProactiveState
 
 
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +57,8 @@ class MarketRisk:
     base_spec: MarketSpec | None = None
     multiplier: float = 1.0
     history: deque[tuple[int, float]] = field(default_factory=deque)
+    #: Proactive margin and predictive deleveraging (engine/risk/proactive.py), if set.
+    proactive: ProactiveState | None = None
     #: Liquidator response time (ns) and the notional they can take per step (quote).
     latency_ns: int = 0
     capital_per_step: float = math.inf
@@ -203,6 +205,16 @@ class _Caps:
         self.insurance_lost: dict[int, float] = {}
         #: (account, market) pairs liquidated this step: dYdX liquidates each once per block.
         self.liquidated: set[tuple[int, int]] = set()
+        #: Deleveragings still allowed this step (dYdX MaxDeleveragingAttemptsPerBlock).
+        cap = spec.liquidation.max_deleveragings_per_step
+        self.deleveragings_left = math.inf if cap is None else float(cap)
+
+    def take_deleveraging(self) -> bool:
+        """Use one of the step's deleveraging attempts; False when none is left."""
+        if self.deleveragings_left <= 0:
+            return False
+        self.deleveragings_left -= 1
+        return True
 
     def insurance_room(self, a: int) -> float:
         """What the fund may still lose on account ``a`` this step (dYdX block limit)."""
@@ -254,7 +266,7 @@ def _sizes_to_close(
     else:
         t = mm.tier_index(notional, tiers)
         if policy.target == "initial":
-            rate = tiers.imr[t]
+            rate = tiers.imr[t] + tiers.initial_fee
             requirement = notional * rate
         else:
             rate = tiers.mmr[t] + policy.buffer
