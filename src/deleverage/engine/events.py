@@ -647,6 +647,13 @@ class Journal:
             return pa.table(data, schema=JOURNAL_SCHEMA)
         return pa.table(data, schema=pa.schema([JOURNAL_SCHEMA.field(c) for c in names]))
 
+    def _readable(self, i: int) -> pa.Table | dict[str, Any]:
+        """Segment ``i``, a run of single rows converted to Arrow (once, kept)."""
+        segment = self._segments[i]
+        if isinstance(segment, list):
+            segment = self._segments[i] = pa.Table.from_pylist(segment, schema=JOURNAL_SCHEMA)
+        return segment
+
     def _flush_rows(self) -> None:
         """Close the run of single rows before a batch (kept as it is: converted on read)."""
         if self._rows:
@@ -664,7 +671,8 @@ class Journal:
         if unknown:
             raise ValueError(f"unknown journal columns {unknown}")
         parts: list[pa.Table] = []
-        for segment in reversed(self._segments):
+        for i in range(len(self._segments) - 1, -1, -1):
+            segment = self._readable(i)
             if isinstance(segment, pa.Table):
                 if segment.num_rows == 0:
                     continue
@@ -692,7 +700,8 @@ class Journal:
             raise ValueError("arrays_since does not build texts; use since()")
         self._flush_rows()
         parts: list[dict[str, npt.NDArray[Any]]] = []
-        for segment in reversed(self._segments):
+        for i in range(len(self._segments) - 1, -1, -1):
+            segment = self._readable(i)
             if isinstance(segment, pa.Table):
                 if segment.num_rows == 0:
                     continue
@@ -726,7 +735,8 @@ class Journal:
         if name == "seq":
             return np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
         if name == "ts_ns":
-            return np.full(n, batch["__ts"], dtype=np.int64)
+            rows = batch.get("__ts_rows")
+            return rows if rows is not None else np.full(n, batch["__ts"], dtype=np.int64)
         if name == "kind":
             return np.full(n, int(batch["__kind"]), dtype=np.int16)
         if name in batch:

@@ -223,5 +223,9 @@ def test_journal_rows_with_their_own_times_equal_single_appends() -> None:
     bulk.append_columns(EventKind.MARK_PRICE, ts, market=markets, price=prices)
     for t, m, p in zip(ts.tolist(), markets.tolist(), prices.tolist(), strict=True):
         single.append(MarkPrice(ts_ns=t, market=m, price=p))
+    assert bulk.since(1).equals(single.since(1))
+    got = bulk.arrays_since(2, ("ts_ns", "market", "price"))
+    want = single.arrays_since(2, ("ts_ns", "market", "price"))
+    assert all(np.array_equal(got[c], want[c]) for c in want)
     assert bulk.to_arrow().equals(single.to_arrow())
     assert bulk.last_ts_ns == single.last_ts_ns == 9 * _NS
