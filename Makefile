@@ -18,12 +18,14 @@ $(BIN)/python:
 $(RUN_STAMP): requirements/run.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements/run.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m deleverage.sim.warmup  # compile and cache the numba kernels once
 	touch $@
 
 # Running plus the test and ray extras.
 $(TEST_STAMP): requirements/test.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements/test.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/python -m deleverage.sim.warmup  # compile and cache the numba kernels once
 	touch $@ $(RUN_STAMP)
 
 ## make run: set up what running needs and run the main job on the built-in default scenario

@@ -14,6 +14,16 @@ of the day would take minutes); its day is estimated as the crash's seconds plus
 seconds per step times the quiet steps, and ``baseline_ratio`` is that estimate over the
 engine's run (the ratio of seconds per step over the day).
 
+The bare kernel is the floor: one compiled loop over the same day (numba, the population's
+longs only, their liquidation prices computed and sorted once, full liquidation, the same
+linear impact with resilience; no fees, fund, ADL, journal or per-step frame), timed with its
+setup (prices and sort). ``kernel_ratio`` is the engine's run over the bare kernel's (target
+<= 5).
+
+Cold start: the same small run (10^4 positions, ten minutes) in two fresh processes sharing
+an empty numba cache directory: the first compiles every kernel and writes the cache
+(``cold_seconds``), the second loads it (``warm_seconds``).
+
 A second run holds 100,000 cross-margin accounts with positions in three correlated markets
 (BTC, ETH, SOL-like; all on Binance BTCUSDT tiers) through the same day with a 7% crash:
 ``cross_seconds``.
@@ -26,12 +36,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_description
@@ -159,6 +173,90 @@ def baseline(sim: Simulation, steps: range) -> tuple[float, int]:
     return time.perf_counter() - started, liquidated
 
 
+@njit(cache=True)
+def bare_day_nb(
+    path: np.ndarray, liq: np.ndarray, size: np.ndarray, depth: float, decay: float,
+    max_rounds: int,
+) -> tuple[int, float]:  # fmt: skip
+    """The bare sorted-levels day: longs' liquidation prices descending, full liquidation at
+    the mark, impact ``-sold / depth`` decaying by ``decay`` a step. Returns the liquidations
+    and the lowest mark."""
+    head = 0
+    impact = 0.0
+    low = np.inf
+    n = len(liq)
+    for k in range(len(path)):
+        impact *= decay
+        for _ in range(max_rounds):
+            mark = path[k] * (1.0 + impact)
+            sold = 0.0
+            while head < n and liq[head] >= mark:
+                sold += size[head]
+                head += 1
+            if sold == 0.0:
+                break
+            impact -= sold / depth
+        low = min(low, path[k] * (1.0 + impact))
+    return head, low
+
+
+def bare_kernel(sim: Simulation) -> tuple[float, float, int]:
+    """Seconds of :func:`bare_day_nb` over ``sim``'s day with its setup (liquidation prices
+    and their sort) and of the loop alone, and the liquidations (warm: compiled first on a
+    two-step path)."""
+    from deleverage.engine.levels import zone_prices_compiled
+
+    bare_day_nb(np.ones(2), np.zeros(1), np.ones(1), 1.0, 0.5, 2)  # compile (or load)
+    started = time.perf_counter()
+    ex = sim.ex
+    n = ex.n_accounts
+    cols = ex.columns(0)
+    long = (ex._kind[:n] == 0) & (cols.mode[:n] != 0) & (cols.size[:n] > 0)
+    liq = zone_prices_compiled(
+        cols.size[:n][long], cols.entry[:n][long], cols.isolated_margin[:n][long], 1.0,
+        ex.market(0).tiers,
+    )  # fmt: skip
+    order = np.argsort(-liq, kind="stable")
+    liq, size = np.ascontiguousarray(liq[order]), np.ascontiguousarray(cols.size[:n][long][order])
+    book = sim.books[0]
+    assert book is not None
+    depth = 100.0 * book.depth_per_pct
+    decay = 0.5 ** (sim.scenario.dt_s / book.half_life_s)
+    path = np.ascontiguousarray(sim.paths[:, 0])
+    rounds = sim.scenario.max_cascade_rounds
+    loop_started = time.perf_counter()
+    liquidated, _ = bare_day_nb(path, liq, size, depth, decay, rounds)
+    done = time.perf_counter()
+    return done - started, done - loop_started, int(liquidated)
+
+
+COLD_SCRIPT = """
+import sys, time
+started = time.perf_counter()
+sys.path.insert(0, {bench!r})
+from cascade_day import isolated_scenario
+from deleverage.sim.runner import Simulation
+Simulation(isolated_scenario(10_000, 600.0, 0.05)).run()
+print(time.perf_counter() - started)
+"""
+
+
+def cold_and_warm() -> tuple[float, float]:
+    """Seconds of the same small run (imports included) in two fresh processes sharing an empty
+    numba cache directory: the first compiles and writes the cache, the second reads it."""
+    script = COLD_SCRIPT.format(bench=str(Path(__file__).parent))
+    out = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for _ in range(2):
+            done = subprocess.run(
+                [sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                check=True,
+            )  # fmt: skip
+            out.append(float(done.stdout.strip().splitlines()[-1]))
+    return out[0], out[1]
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -181,7 +279,13 @@ def main() -> None:
     rss = peak_rss_mb()
     liquidated_share = result.summary["liquidations"] / n
     conserved = sim.ex.conservation().holds
+    skipped = sim.quiet.skipped if sim.quiet is not None else 0
     del sim
+
+    bare_sim = Simulation(isolated_scenario(n, day, 0.05))  # same seed: the same book
+    bare_s, bare_loop_s, bare_liq = bare_kernel(bare_sim)
+    del bare_sim
+    kernel_ratio = run_s / bare_s
 
     base_sim = Simulation(isolated_scenario(n, day, 0.05))  # same seed: the same book
     quiet = range(crash_step - 200, crash_step)
@@ -197,6 +301,7 @@ def main() -> None:
     cross = Simulation(cross_scenario(n_cross, day))
     cross_result = cross.run()
     cross_s = time.perf_counter() - cross_started
+    cold_s, warm_s = cold_and_warm()
 
     s = result.summary
     print(f"isolated: {n:,} positions, {len(result.steps) - 1:,} one-second marks, feedback on")
@@ -208,6 +313,11 @@ def main() -> None:
     )
     print(f"  peak resident memory {rss:,.0f} MB")
     print(
+        f"  quiet stretches: {skipped:,} of {len(result.steps) - 1:,} steps applied in bulk; "
+        f"bare compiled kernel of the same day {bare_s:.3f} s with its sort (the loop "
+        f"{bare_loop_s:.4f} s; {bare_liq:,} long liquidations): kernel_ratio {kernel_ratio:.1f}"
+    )
+    print(
         f"baseline (full NumPy scan per step): {quiet_s / len(quiet) * 1e3:.2f} ms per quiet "
         f"step, {crash_s:.1f} s for the {len(crash)} crash steps ({base_liq:,} liquidations); "
         f"its day ~{base_day_s:,.0f} s vs the engine's {run_s:.2f} s: {ratio:,.0f}x"
@@ -216,6 +326,10 @@ def main() -> None:
     print(
         f"cross: {n_cross:,} accounts x 3 markets over the day: {cross_s:.2f} s "
         f"({int(cs['liquidations']):,} liquidations, {int(cs['cascade_rounds']):,} cascade rounds)"
+    )
+    print(
+        f"cold start (10^4 positions, 600 marks, fresh process): {cold_s:.2f} s with an empty "
+        f"numba cache, {warm_s:.2f} s with it"
     )
     print(
         json.dumps(
@@ -228,6 +342,12 @@ def main() -> None:
                 "positions": n,
                 "marks": len(result.steps) - 1,
                 "liquidated_share": round(liquidated_share, 4),
+                "kernel_seconds": round(bare_s, 4),
+                "kernel_loop_seconds": round(bare_loop_s, 5),
+                "kernel_ratio": round(kernel_ratio, 1),
+                "quiet_steps": skipped,
+                "cold_seconds": round(cold_s, 2),
+                "warm_seconds": round(warm_s, 2),
             }
         )
     )

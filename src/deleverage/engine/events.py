@@ -540,7 +540,9 @@ class Journal:
 
     def __init__(self) -> None:
         self._rows: list[dict[str, Any]] = []
-        self._segments: list[pa.Table | dict[str, Any]] = []
+        # Arrow tables, column batches (dicts) and runs of single rows (lists of row dicts),
+        # in journal order; batches and rows become Arrow only when the journal is read.
+        self._segments: list[pa.Table | dict[str, Any] | list[dict[str, Any]]] = []
         self._count = 0
         self._last_ts = 0
 
@@ -573,25 +575,39 @@ class Journal:
             self._last_ts = event.ts_ns
 
     def append_columns(
-        self, kind: EventKind, ts_ns: int, **columns: npt.ArrayLike | Callable[[], Any]
+        self,
+        kind: EventKind,
+        ts_ns: int | npt.NDArray[np.int64],
+        **columns: npt.ArrayLike | Callable[[], Any],
     ) -> None:
         """Append a batch of events of one kind given as equal-length columns.
 
         The columns are kept as given (copied) and become an Arrow table only when the
         journal is read, so the engine's hot path pays for a copy, not a conversion. A column
         may be a callable returning the values (texts formatted only if they are read).
+        ``ts_ns`` is one time for the batch or one per row (non-decreasing: a stretch of marks).
         """
+        last_ts = self._last_ts
+        if np.ndim(ts_ns) > 0:
+            stamps = np.array(ts_ns, dtype=np.int64)
+            columns = {**columns, "__ts_rows": stamps}
+            last_ts = int(stamps[-1]) if len(stamps) else last_ts
+        else:
+            last_ts = int(ts_ns)
         lengths = {
             np.asarray(v).size for v in columns.values() if not callable(v) and np.ndim(v) > 0
         }
         if len(lengths) != 1:
             raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
         n = lengths.pop()
-        unknown = set(columns) - set(_COLUMNS)
+        unknown = set(columns) - set(_COLUMNS) - {"__ts_rows"}
         if unknown:
             raise ValueError(f"unknown journal columns {sorted(unknown)}")
-        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": kind}
+        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
         for name, value in columns.items():
+            if name == "__ts_rows":
+                batch[name] = value
+                continue
             if callable(value):  # a column computed only if the journal is read (texts)
                 batch[name] = value
                 continue
@@ -600,7 +616,7 @@ class Journal:
         self._flush_rows()
         self._segments.append(batch)
         self._count += n
-        self._last_ts = max(self._last_ts, ts_ns)
+        self._last_ts = max(self._last_ts, last_ts)
 
     @staticmethod
     def _batch_table(batch: dict[str, Any], names: tuple[str, ...] = _COLUMNS) -> pa.Table:
@@ -610,7 +626,8 @@ class Journal:
             if name == "seq":
                 data[name] = np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
             elif name == "ts_ns":
-                data[name] = np.full(n, batch["__ts"], dtype=np.int64)
+                rows = batch.get("__ts_rows")
+                data[name] = rows if rows is not None else np.full(n, batch["__ts"], np.int64)
             elif name == "kind":
                 data[name] = np.full(n, int(batch["__kind"]), dtype=np.int16)
             elif name in batch:
@@ -630,9 +647,17 @@ class Journal:
             return pa.table(data, schema=JOURNAL_SCHEMA)
         return pa.table(data, schema=pa.schema([JOURNAL_SCHEMA.field(c) for c in names]))
 
+    def _readable(self, i: int) -> pa.Table | dict[str, Any]:
+        """Segment ``i``, a run of single rows converted to Arrow (once, kept)."""
+        segment = self._segments[i]
+        if isinstance(segment, list):
+            segment = self._segments[i] = pa.Table.from_pylist(segment, schema=JOURNAL_SCHEMA)
+        return segment
+
     def _flush_rows(self) -> None:
+        """Close the run of single rows before a batch (kept as it is: converted on read)."""
         if self._rows:
-            self._segments.append(pa.Table.from_pylist(self._rows, schema=JOURNAL_SCHEMA))
+            self._segments.append(self._rows)
             self._rows = []
 
     def since(self, seq: int, columns: tuple[str, ...] | None = None) -> pa.Table:
@@ -646,7 +671,8 @@ class Journal:
         if unknown:
             raise ValueError(f"unknown journal columns {unknown}")
         parts: list[pa.Table] = []
-        for segment in reversed(self._segments):
+        for i in range(len(self._segments) - 1, -1, -1):
+            segment = self._readable(i)
             if isinstance(segment, pa.Table):
                 if segment.num_rows == 0:
                     continue
@@ -674,7 +700,8 @@ class Journal:
             raise ValueError("arrays_since does not build texts; use since()")
         self._flush_rows()
         parts: list[dict[str, npt.NDArray[Any]]] = []
-        for segment in reversed(self._segments):
+        for i in range(len(self._segments) - 1, -1, -1):
+            segment = self._readable(i)
             if isinstance(segment, pa.Table):
                 if segment.num_rows == 0:
                     continue
@@ -708,7 +735,8 @@ class Journal:
         if name == "seq":
             return np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
         if name == "ts_ns":
-            return np.full(n, batch["__ts"], dtype=np.int64)
+            rows = batch.get("__ts_rows")
+            return rows if rows is not None else np.full(n, batch["__ts"], dtype=np.int64)
         if name == "kind":
             return np.full(n, int(batch["__kind"]), dtype=np.int16)
         if name in batch:
@@ -720,9 +748,16 @@ class Journal:
         self._flush_rows()
         if not self._segments:
             return JOURNAL_SCHEMA.empty_table()
-        tables = [
-            seg if isinstance(seg, pa.Table) else self._batch_table(seg) for seg in self._segments
-        ]
+        # Every run of single rows converted in one call, then sliced back into place.
+        runs = [seg for seg in self._segments if isinstance(seg, list)]
+        rows = pa.Table.from_pylist([r for run in runs for r in run], schema=JOURNAL_SCHEMA)
+        tables, start = [], 0
+        for seg in self._segments:
+            if isinstance(seg, list):
+                tables.append(rows.slice(start, len(seg)))
+                start += len(seg)
+            else:
+                tables.append(seg if isinstance(seg, pa.Table) else self._batch_table(seg))
         table = pa.concat_tables(tables).combine_chunks()
         self._segments = [table]
         return table

@@ -171,6 +171,58 @@ class LevelIndex:
         out.sort()
         return out
 
+    def band(
+        self,
+        size: FloatArray,
+        entry: FloatArray,
+        margin: FloatArray,
+        tiers: TierArrays,
+        mode: npt.NDArray[np.int8],
+        kind: npt.NDArray[np.int8],
+        exclude: IntArray | None = None,
+    ) -> tuple[float, float]:
+        """The highest zone price of an isolated trader's long and the lowest of a short
+        (quote/base), leaving out the accounts ``exclude`` (ascending). Touched positions of
+        other accounts (the book's, cross ones), which the scan's exact test drops, are left
+        out too.
+
+        A mark ``p`` with ``p (1 - ZONE_RTOL) > long`` and ``p (1 + ZONE_RTOL) < short`` has no
+        candidate (:meth:`candidates` returns nothing) but the excluded ones, so no other
+        position is in the zone: the quiet stretches of :mod:`deleverage.engine.quiet` rely on
+        it. ``-inf`` / ``+inf`` when a side is empty; a dirty position with an unbounded zone
+        gives ``+inf`` / ``-inf``.
+        """
+        from deleverage.engine.quiet import first_clean_nb
+
+        if self._touched:
+            self._refresh_dirty(size, entry, margin, tiers)
+        flag = self.dirty_flag
+        skip = np.zeros(0, dtype=np.int64) if exclude is None else exclude[exclude < len(flag)]
+        saved = flag[skip].copy()
+        flag[skip] = True  # skipped like dirty entries, restored below
+        try:
+            i = first_clean_nb(self.long_acc, flag, self.long_head)
+            j = first_clean_nb(self.short_acc, flag, self.short_head)
+        finally:
+            flag[skip] = saved
+        long = -float(self.long_neg_price[i]) if i < len(self.long_acc) else -np.inf
+        short = float(self.short_price[j]) if j < len(self.short_acc) else np.inf
+        d_acc, d_price = self._dirty_acc, self._dirty_price
+        if len(d_acc):
+            keep = (mode[d_acc] != 0) & (kind[d_acc] == 0)
+            if len(skip):
+                keep &= ~np.isin(d_acc, skip)
+            d_acc, d_price = d_acc[keep], d_price[keep]
+        if len(d_acc):
+            if not np.all(np.isfinite(d_price)):
+                return np.inf, -np.inf
+            d_long = size[d_acc] > 0
+            if d_long.any():
+                long = max(long, float(d_price[d_long].max()))
+            if (~d_long).any():
+                short = min(short, float(d_price[~d_long].min()))
+        return long, short
+
     def _refresh_dirty(
         self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
     ) -> None:

@@ -54,6 +54,7 @@ from deleverage.sim.levers import MarketLevers
 from deleverage.sim.oracle_feed import oracle_paths
 from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
+from deleverage.sim.quiet import QuietStretches
 from deleverage.sim.scenario import Scenario
 from deleverage.sim.venue_price import MIN_DISLOCATION, VenuePrice
 
@@ -169,6 +170,7 @@ def run(
     keep_exchange: bool = False,
     check_invariants: bool = False,
     observer: StepObserver | None = None,
+    quiet: bool = True,
 ) -> RunResult:
     """Run ``scenario``; ``feedback`` overrides the scenario's switch (for comparisons).
 
@@ -176,8 +178,10 @@ def run(
     (:attr:`RunResult.result_hash`). ``check_invariants`` makes the engine check money
     conservation after every operation and compare its indexed scans with full passes (slow;
     for tests). ``observer`` is called after every step of every market (:data:`StepObserver`).
+    ``quiet=False`` runs every step one by one (no quiet stretches, :mod:`deleverage.sim.quiet`);
+    the result is the same. An observer sees every step, so it runs without stretches.
     """
-    sim = Simulation(scenario, feedback=feedback, check_invariants=check_invariants)
+    sim = Simulation(scenario, feedback=feedback, check_invariants=check_invariants, quiet=quiet)
     return sim.run(progress=progress, keep_exchange=keep_exchange, observer=observer)
 
 
@@ -185,9 +189,16 @@ class Simulation:
     """A scenario set up on a fresh engine, ready to step (see the module docstring)."""
 
     def __init__(
-        self, scenario: Scenario, *, feedback: bool | None = None, check_invariants: bool = False
+        self,
+        scenario: Scenario,
+        *,
+        feedback: bool | None = None,
+        check_invariants: bool = False,
+        quiet: bool = True,
     ) -> None:
         self.scenario = scenario
+        self.quiet_enabled = quiet
+        self.quiet: QuietStretches | None = None
         self.feedback = scenario.feedback if feedback is None else feedback
         seeds = np.random.SeedSequence(scenario.seed).spawn(4)
         price_rng, pop_seq, agent_rng, engine_seed = (
@@ -353,7 +364,25 @@ class Simulation:
         settled = [0] * n_m
         oi = np.array([self._open_interest(m) for m in range(n_m)])
         report_every = max(1, self.n_steps // 200)
+        watched = observer is not None or predictor is not None  # they see every step
+        self.quiet = QuietStretches(self) if self.quiet_enabled and not watched else None
+        skip_to = 0
+        busy = False  # the last step liquidated, called or cascaded: the next one likely too
         for k in range(n):
+            if k < skip_to:
+                continue  # applied in bulk by the quiet stretch
+            if self.quiet is not None and k > 0 and not busy:
+                count = self.quiet.advance(
+                    k, decay=decay, next_funding=next_funding, cols=cols,
+                    totals=(bad_debt, socialized, backstop_loss, oi),
+                )  # fmt: skip
+                if count:
+                    skip_to = k + count
+                    if progress is not None:
+                        for j in range(k, skip_to):
+                            if j % report_every == 0 or j == n - 1:
+                                progress(j, self.n_steps)
+                    continue
             ts = self.start_ns + round(k * dt * _NS)
             t_s = k * dt
             for m in range(n_m):
@@ -407,6 +436,10 @@ class Simulation:
                         observer(k, m, record)
                     if predictor is not None:
                         predictor(k, m, record)
+            busy = bool(
+                np.any(cols["liquidations"][k]) or np.any(cols["margin_calls"][k])
+                or np.any(cols["cascade_rounds"][k]) or np.any(cols["adl_rounds"][k])
+            )  # fmt: skip
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
         steps = self._frame(cols)

@@ -1,0 +1,391 @@
+"""Quiet stretches: marks at which the risk step can do nothing, applied in one bulk call.
+
+A mark is *quiet* when no isolated position and no cross account of any market can be at the
+margin-call level or under maintenance, no account is called or waiting for a liquidator, and
+nothing else the step runs has state that moves with the mark (circuit breaker, dynamic
+margin, open-interest scaling, proactive margin, posted collateral, the backstop vault's
+positions; inverse markets are left to the step-by-step path). The risk step
+at a quiet mark only records the mark: a ``MARK_PRICE`` event, the market's mark, an empty
+:class:`~deleverage.engine.risk.support.StepReport` and the book's resilience clock.
+
+:func:`quiet_bands` says whether the engine is in such a state and returns the price bands
+that keep it there (docs/formulas.md §20):
+
+- isolated positions: the highest zone price of a long and the lowest of a short at the call
+  level, from the sorted zone-price index (:meth:`.LevelIndex.band`); a mark strictly inside
+  the band (with the index's ``ZONE_RTOL`` slack) has no candidate;
+- cross accounts: the distance bound of :mod:`deleverage.engine.cross_index`: an account whose
+  ``q = (level E - MM) / K`` exceeds the largest relative move of any mark since its ``E`` and
+  ``MM`` were computed cannot be in the zone. The index gives ``q`` at its build marks; the
+  accounts touched since are bounded afresh at the current marks.
+
+:func:`advance_quiet` then applies a stretch of quiet marks (all markets, step by step, in the
+order the step-by-step run would) with one journal append, and leaves the engine exactly as
+the step-by-step run leaves it (a twin test compares journals and result hashes).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.cross_index import MAX_MOVE
+from deleverage.engine.events import EventKind
+from deleverage.rules import margin as mm
+
+if TYPE_CHECKING:
+    from deleverage.engine.exchange import Exchange
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Relative slack kept below a cross account's bound (float safety of ``E`` and ``MM``).
+CROSS_SLACK = 1e-6
+
+
+@njit(cache=True)
+def first_clean_nb(acc: IntArray, flag: npt.NDArray[np.bool_], start: int) -> int:
+    """First position ``i >= start`` of ``acc`` whose account is not flagged (``len`` if none)."""
+    i = start
+    while i < len(acc) and flag[acc[i]]:
+        i += 1
+    return i
+
+
+@dataclass(frozen=True)
+class QuietBands:
+    """Price bands inside which every market's next marks are quiet (one entry per market).
+
+    ``long_max`` / ``short_min``: the isolated band (quote/base; ``-inf`` / ``+inf`` when a
+    side has no position). ``p0_index``, ``q_index``: the cross index's build marks and its
+    smallest ``q``; ``p0_dirty``, ``q_dirty``: the current marks and the smallest ``q`` of the
+    accounts touched since the build (``inf`` when none). ``called_*``: the isolated
+    positions already called (one entry each, markets in order, each market's in the order of
+    its called set): market, side (long), zone price at the call level and liquidation price.
+    """
+
+    long_max: FloatArray
+    short_min: FloatArray
+    p0_index: FloatArray
+    q_index: float
+    p0_dirty: FloatArray
+    q_dirty: float
+    called_market: IntArray
+    called_long: npt.NDArray[np.bool_]
+    called_zone: FloatArray
+    called_liq: FloatArray
+
+
+def quiet_bands(ex: Exchange) -> QuietBands | None:
+    """The bands that keep every market quiet, or None when the engine is not in a quiet state
+    (see the module docstring for what must hold)."""
+    from deleverage.engine.collateral import ex_has_collateral
+
+    if ex.check_invariants or not ex.use_level_index or ex_has_collateral(ex):
+        return None
+    risk = ex.risk
+    if risk.liquidation_entered_ns:
+        return None
+    n = ex.n_accounts
+    n_m = len(ex.markets)
+    vault = ex.backstop_account
+    long_max = np.full(n_m, -np.inf)
+    short_min = np.full(n_m, np.inf)
+    cross_levels: set[float] = set()
+    called_parts: list[tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray]] = []
+    for m, state in enumerate(ex.markets):
+        spec = state.spec
+        r = risk.markets[m]
+        if (
+            state.mark <= 0.0
+            or state.units.inverse  # the bands and marks here are in the venue's units
+            or r.proactive is not None  # proactive margin moves with every mark
+            or spec.circuit_breaker is not None
+            or r.dynamic is not None
+            or spec.open_interest_scaling is not None
+            or state.tiers.min_margin != 0.0
+            or r.pending
+            or ex._positions[m].size[vault] != 0.0
+        ):
+            return None
+        level = spec.liquidation.margin_call_ratio
+        iso, cross = risk._modes_present(m)
+        if iso:
+            index = ex._level_index.get((m, min(float(level), 1.0)))
+            if index is None or not index.valid:
+                return None
+            cols = ex._positions[m]
+            called = r.called_isolated
+            long_max[m], short_min[m] = index.band(
+                cols.size, cols.entry, cols.isolated_margin, state.tiers, cols.mode, ex._kind,
+                exclude=np.sort(called),
+            )  # fmt: skip
+            if len(called):
+                part = _called_prices(ex, m, called, index.level)
+                if part is None:
+                    return None
+                called_parts.append(part)
+            if not long_max[m] < short_min[m]:
+                return None
+        elif len(r.called_isolated):
+            return None
+        if cross:
+            cross_levels.add(min(float(level), 1.0))
+    marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
+    c_market = (
+        np.concatenate([p[0] for p in called_parts]) if called_parts else np.zeros(0, np.int64)
+    )
+    c_long = np.concatenate([p[1] for p in called_parts]) if called_parts else np.zeros(0, np.bool_)
+    c_zone = np.concatenate([p[2] for p in called_parts]) if called_parts else np.zeros(0)
+    c_liq = np.concatenate([p[3] for p in called_parts]) if called_parts else np.zeros(0)
+    if not cross_levels:
+        return QuietBands(
+            long_max, short_min, marks, math.inf, marks, math.inf, c_market, c_long, c_zone, c_liq
+        )
+    if len(cross_levels) > 1:
+        return None
+    (level,) = cross_levels
+    cindex = ex._cross_index.get(level)
+    if cindex is None or not cindex.valid or len(cindex.p0) != n_m or np.any(cindex.p0 <= 0.0):
+        return None
+    if cindex._touched:  # what CrossIndex.candidates does first: merge the touched accounts
+        cindex._dirty = np.unique(np.concatenate([cindex._dirty, *cindex._touched]))
+        cindex._touched = []
+    called = np.unique(np.concatenate([r.called_cross for r in risk.markets]))
+    if len(called) and not _called_everywhere(ex, called):
+        return None
+    skip = np.zeros(max(n, 1), dtype=np.bool_)
+    skip[called[called < n]] = True  # bounded below as called accounts
+    first = first_clean_nb(cindex.acc, skip, 0)
+    q_index = float(cindex.q[first]) if first < len(cindex.q) else math.inf
+    dirty = cindex._dirty[cindex._dirty < n]
+    q_dirty = min(
+        _dirty_bound(ex, dirty[~skip[dirty]], level, marks), _called_bound(ex, called, level, marks)
+    )
+    if not (q_index > 0.0 and q_dirty > 0.0):
+        return None
+    return QuietBands(
+        long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
+        c_liq,
+    )  # fmt: skip
+
+
+def _called_prices(
+    ex: Exchange, m: int, called: IntArray, level: float
+) -> tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
+    """Market, side, zone price at ``level`` and liquidation price of the called isolated
+    positions of ``m`` (in the called set's order); None when one is no longer an open
+    isolated position or has an unbounded zone."""
+    from deleverage.engine.levels import zone_prices_compiled
+
+    cols = ex._positions[m]
+    size = cols.size[called]
+    if np.any(size == 0.0) or np.any(cols.mode[called] == 0):
+        return None
+    tiers = ex.markets[m].tiers
+    entry, margin = cols.entry[called], cols.isolated_margin[called]
+    zone = zone_prices_compiled(size, entry, margin, level, tiers)
+    liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
+    if not (np.all(np.isfinite(zone)) and np.all(np.isfinite(liq))):
+        return None
+    return np.full(len(called), m, dtype=np.int64), size > 0, zone, liq
+
+
+@njit(cache=True)
+def called_step_nb(
+    marks: FloatArray,
+    market: IntArray,
+    long: npt.NDArray[np.bool_],
+    zone: FloatArray,
+    liq: FloatArray,
+    dropped: npt.NDArray[np.bool_],
+    out: npt.NDArray[np.bool_],
+    zone_rtol: float,
+) -> bool:
+    """One step of the called isolated positions at ``marks``; False when it is not quiet.
+
+    A called position stays called while it is in the zone (a long at or below its zone
+    price) and leaves the called set once out of it (the step drops it silently). The step is
+    quiet when every position still called is certainly in the zone and above maintenance, or
+    certainly out of the zone (it is dropped: ``out``), and every dropped one is certainly out
+    (back in, it would be called again). Certainly: beyond the index's relative slack.
+    """
+    for i in range(len(market)):
+        p = marks[market[i]]
+        lo = p * (1.0 - zone_rtol)
+        hi = p * (1.0 + zone_rtol)
+        if long[i]:
+            inside = hi < zone[i]
+            outside = lo > zone[i]
+            safe = lo > liq[i]
+        else:
+            inside = lo > zone[i]
+            outside = hi < zone[i]
+            safe = hi < liq[i]
+        if dropped[i]:
+            if not outside:
+                return False
+            out[i] = True
+        elif outside:
+            out[i] = True
+        elif inside and safe:
+            out[i] = False
+        else:
+            return False
+    return True
+
+
+def _cross_terms(
+    ex: Exchange, acc: IntArray, marks: FloatArray, level: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Cross equity ``E``, maintenance ``MM``, ``K`` at ``level`` and ``K`` at 1 (§14) of the
+    accounts ``acc`` at ``marks``."""
+    equity = ex._cash[acc].astype(np.float64)
+    maint = np.zeros(len(acc))
+    k_level = np.zeros(len(acc))
+    k_one = np.zeros(len(acc))
+    for state, cols, mark in zip(ex.markets, ex._positions, marks, strict=True):
+        size = cols.size[acc]
+        cross = (size != 0.0) & (cols.mode[acc] == 0)
+        notional = np.abs(size) * mark
+        equity += np.where(cross, size * (mark - cols.entry[acc]), 0.0)
+        maint += np.where(cross, mm.maintenance_margin(notional, state.tiers), 0.0)
+        t = state.tiers
+        reach = t.mmr[np.searchsorted(t.floor, 2.0 * notional, side="right") - 1]
+        k_level += np.where(cross, notional * (level + reach), 0.0)
+        k_one += np.where(cross, notional * (1.0 + reach), 0.0)
+    return equity, maint, k_level, k_one
+
+
+def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -> float:
+    """Smallest ``q = (level E - MM) / K`` of the cross traders ``acc`` at the current marks,
+    shrunk by :data:`CROSS_SLACK` (``inf`` when none has a cross position; ``-inf`` when one is
+    in the zone already)."""
+    if len(acc) == 0:
+        return math.inf
+    equity, maint, k, _ = _cross_terms(ex, acc, marks, level)
+    has = (ex._kind[acc] == 0) & (k > 0.0)
+    if not has.any():
+        return math.inf
+    buffer = level * equity[has] - maint[has]
+    slack = CROSS_SLACK * (level * np.abs(equity[has]) + maint[has])
+    q = (buffer - slack) / k[has]
+    return float(q.min())
+
+
+def _called_everywhere(ex: Exchange, called: IntArray) -> bool:
+    """Whether each called cross account is called in every market it holds a cross position
+    in (else a step of another market would call it: not quiet)."""
+    for m, cols in enumerate(ex._positions):
+        holds = (cols.size[called] != 0.0) & (cols.mode[called] == 0)
+        if not np.all(np.isin(called[holds], ex.risk.markets[m].called_cross)):
+            return False
+    return True
+
+
+def _called_bound(ex: Exchange, called: IntArray, level: float, marks: FloatArray) -> float:
+    """Smallest relative move of the marks that can take a called cross account out of the
+    zone (``MM - level E`` used up, at ``K``) or under maintenance (``E - MM``, at ``K`` of
+    level 1), shrunk by :data:`CROSS_SLACK` (``inf`` when none; ``-inf`` when one is out of
+    the zone or under maintenance already): within it the account stays called, unliquidated."""
+    if len(called) == 0:
+        return math.inf
+    equity, maint, k_level, k_one = _cross_terms(ex, called, marks, level)
+    if np.any(k_level <= 0.0) or np.any(ex._kind[called] != 0):
+        return -math.inf
+    slack = CROSS_SLACK * (level * np.abs(equity) + maint)
+    inside = (maint - level * equity - slack) / k_level
+    above = (equity - maint - slack) / k_one
+    return float(min(inside.min(), above.min()))
+
+
+@njit(cache=True)
+def quiet_mark_nb(
+    marks: FloatArray,
+    long_max: FloatArray,
+    short_min: FloatArray,
+    p0_index: FloatArray,
+    q_index: float,
+    p0_dirty: FloatArray,
+    q_dirty: float,
+    zone_rtol: float,
+) -> bool:
+    """Whether the marks of every market (one each) are quiet given the bands (see
+    :class:`QuietBands`): the isolated band with the index's slack, and the cross bounds with
+    the cross index's own test (``move (1 + 1e-9) + 1e-12 < q``, moves below ``MAX_MOVE``)."""
+    move_i = 0.0
+    move_d = 0.0
+    for m in range(len(marks)):
+        p = marks[m]
+        if not (math.isfinite(p) and p > 0.0):
+            return False
+        if not (p * (1.0 - zone_rtol) > long_max[m] and p * (1.0 + zone_rtol) < short_min[m]):
+            return False
+        move_i = max(move_i, abs(p / p0_index[m] - 1.0))
+        move_d = max(move_d, abs(p / p0_dirty[m] - 1.0))
+    if q_index != math.inf and (
+        move_i >= MAX_MOVE or not (move_i * (1.0 + 1e-9) + 1e-12 < q_index)
+    ):
+        return False
+    return not (
+        q_dirty != math.inf
+        and (move_d >= MAX_MOVE or not (move_d * (1.0 + 1e-9) + 1e-12 < q_dirty))
+    )
+
+
+def advance_quiet(
+    ex: Exchange,
+    marks: FloatArray,
+    ts_ns: IntArray,
+    book_mids: FloatArray | None = None,
+    dropped: npt.NDArray[np.bool_] | None = None,
+) -> None:
+    """Apply ``L`` quiet steps of every market: ``marks[j, m]`` at ``ts_ns[j]`` (markets in
+    order within a step, as the step-by-step run sets them), ``book_mids[j, m]`` the book mid
+    set before each mark (NaN: not set). The caller has checked the marks with
+    :func:`quiet_bands` and :func:`quiet_mark_nb`; the effects are those of ``L x markets``
+    calls of :meth:`.Exchange.set_mark` at quiet marks. ``dropped`` (one per entry of the
+    bands' ``called_*``): the called positions that left the zone during the stretch.
+    """
+    from deleverage.engine.risk.support import StepReport
+
+    steps, n_m = marks.shape
+    if steps == 0:
+        return
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    count = steps * n_m
+    ex.journal.append_columns(
+        EventKind.MARK_PRICE, np.repeat(ts, n_m), market=np.tile(np.arange(n_m), steps),
+        price=marks.reshape(-1),
+    )  # fmt: skip
+    ex._version += count
+    last_ts = int(ts[-1])
+    ex.clock_ns = max(ex.clock_ns, last_ts)
+    risk = ex.risk
+    risk._queues.clear()
+    pnl = risk.backstop_pnl()
+    reports = [
+        StepReport(market=m, ts_ns=t, backstop_pnl=pnl) for t in ts.tolist() for m in range(n_m)
+    ]
+    risk.reports.extend(reports)
+    for m in range(n_m):
+        ex.markets[m].mark = float(marks[-1, m])
+        r = risk.markets[m]
+        if book_mids is not None and not math.isnan(book_mids[-1, m]):
+            r.book_mid = float(book_mids[-1, m])
+        if r.liquidity is not None:
+            r.liquidity.recover(last_ts)
+        r.capital_ts, r.capital_used = last_ts, 0.0
+    if dropped is not None and dropped.any():
+        start = 0
+        for m in range(n_m):
+            r = risk.markets[m]
+            count_m = len(r.called_isolated)
+            r.called_isolated = r.called_isolated[~dropped[start : start + count_m]]
+            start += count_m
+    ex.last_step = reports[-1]

@@ -1,0 +1,65 @@
+"""Compile and cache the numba kernels once, so that no run pays the first call's compilation.
+
+Every kernel is ``@njit(cache=True)``: numba writes its machine code next to the module (or to
+``NUMBA_CACHE_DIR``, or a user cache when the package folder is read-only) on the first call
+and later processes load it. :func:`warm_up` makes that first call happen at install time
+(the Makefile's install steps run ``python -m deleverage.sim.warmup``) by running a small run with
+isolated and cross positions, liquidations and quiet stretches. benchmarks/cascade_day.py
+measures a fresh process with an empty cache and with a filled one (``cold_seconds``,
+``warm_seconds``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from deleverage.sim.scenario import Scenario
+
+
+def warm_up_scenario() -> Scenario:
+    """Two markets, 2,000 positions each (half cross), a 15% crash in ten minutes."""
+
+    def market(symbol: str, s0: float, size_min: float, depth: float) -> dict[str, object]:
+        return {
+            "symbol": symbol,
+            "preset": "binance",
+            "preset_symbol": "BTCUSDT",
+            "price": {
+                "process": "shock", "s0": s0, "drop_fraction": 0.15, "start_s": 120.0,
+                "duration_s": 60.0, "sigma": 0.3,
+            },
+            "liquidity": {"depth_per_pct": depth, "half_life_s": 60.0},
+            "population": {
+                "n_positions": 2_000, "isolated_fraction": 0.5, "leverage_median": 20.0,
+                "size_min": size_min,
+            },
+        }  # fmt: skip
+
+    return Scenario.from_mapping(
+        {
+            "name": "warm-up",
+            "seed": 3,
+            "duration_s": 600.0,
+            "multi_market_accounts": True,
+            "markets": [
+                market("BTCUSDT", 60_000.0, 0.002, 2.0),
+                market("ETHUSDT", 3_000.0, 0.04, 40.0),
+            ],
+            "insurance": {"fund": 1_000.0},
+        }
+    )
+
+
+def warm_up() -> float:
+    """Run :func:`warm_up_scenario` with and without quiet stretches; return the seconds."""
+    from deleverage.sim.runner import run
+
+    started = time.perf_counter()
+    scenario = warm_up_scenario()
+    run(scenario)
+    run(scenario, quiet=False)
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    print(f"numba kernels compiled and cached in {warm_up():.1f} s")
