@@ -74,7 +74,6 @@ def loop_reference(ex: Exchange) -> dict[str, float]:
     size = cols.size[:n].tolist()
     entry = cols.entry[:n].tolist()
     margin = cols.isolated_margin[:n].tolist()
-    cash = ex._cash[:n].tolist()
     kind = ex._kind[:n].tolist()
     fund = float(ex._cash[ex.insurance_account])
     mark = CRASH
@@ -101,8 +100,9 @@ def loop_reference(ex: Exchange) -> dict[str, float]:
         y1 = y0 + q
         vwap = mark * (1.0 - side * (y0 + y1) / (2.0 * depth))
         after = equity + side * q * (vwap - mark)
-        # The closed position's negative margin lands in the account's cash first.
-        owed = max(0.0, -(cash[a] + after)) if after < 0.0 else 0.0
+        # Isolated margin isolates (no recourse to the account's other cash, the spec's
+        # default): the closed position's negative margin is owed to the fund in full.
+        owed = max(0.0, -after)
         if owed > fund:
             bankrupt.append((a, s, equity))
             continue
