@@ -10,12 +10,14 @@ import re
 import numpy as np
 import pytest
 
+from deleverage.analytics.world_report import build_world_report, world_panels
 from deleverage.errors import ConfigError
 from deleverage.world import Channels
 from deleverage.world.build import build_world, run_world
 from deleverage.world.config import WorldScenario
 from deleverage.world.kinds import VENUE_KINDS
 from deleverage.world.result import WorldResult
+from scenarios import DEFI_WORLD
 
 HEAD = """
 kind = "world"
@@ -184,3 +186,24 @@ def test_sweeps_address_defi_venues_by_name(case: str, path: str, value: float) 
     assert node == value
     with pytest.raises(ConfigError, match="no_such_field"):
         scenario.check_override_path(path.rsplit(".", 1)[0] + ".no_such_field")
+
+
+def test_the_world_report_and_heatmap_show_every_defi_venue() -> None:
+    # Arrange: a perp venue, GMX, Synthetix, Aave and Maker on one ETH shock
+    result = run_world(WorldScenario.from_toml(DEFI_WORLD))
+    names = {"cex", "gmx", "snx", "aave", "maker"}
+    # Act
+    heat, crit = world_panels(result)
+    page = build_world_report(result)
+    # Assert: each venue liquidated, has its own heatmap and criticality rows, and its row in
+    # the report's venue table
+    summary = result.venue_summary()
+    assert set(summary.index) == names
+    assert (summary["liquidations"] > 0).all()
+    assert set(heat["venue"]) == names | {"world"}
+    assert set(crit["venue"]) == names | {"world"}
+    world_notional = heat.loc[heat["venue"] == "world", "notional"].sum()
+    venues_notional = heat.loc[heat["venue"] != "world", "notional"].sum()
+    assert world_notional == pytest.approx(venues_notional)
+    for name in names:
+        assert f"<th>{name}</th>" in page
