@@ -1,20 +1,22 @@
 """Benchmark: a world of five venues holding 10^6 positions through a day of one-second marks.
 
-Two assets (BTC, and ETH for the lending market's second collateral and its gas token) move
-all day with 30% annual volatility; at 10:00 both fall 5% over 30 minutes. Five venues share
-their markets (``deleverage.world``): two order-book perp venues with their own books linked to
-the shared market by arbitrageurs (Binance and BitMEX presets, 300,000 isolated positions
-each), two more perp venues marked to the oracle (Binance and BitMEX tables, 150,000 each) and
-an Aave v3.3 lending market (100,000 borrowers, WBTC and WETH collateral, keepers on a chain).
-Every round every venue steps on the shared prices and its forced flow moves them.
+Two assets (BTC, and ETH: the lending market's second collateral, the CDP's collateral and the
+chains' gas token) move all day with 30% annual volatility; at 10:00 both fall 5% over 30
+minutes. Five venues of the four kinds the issue names share their markets
+(``deleverage.world``): two order-book perp venues with their own books linked to the shared
+market by arbitrageurs (Binance and BitMEX presets, 300,000 isolated positions each), a GMX v2
+oracle-pool perp on BTC (150,000 positions, the pool the counterparty, its hedgers trading the
+shared BTC market), an Aave v3.3 lending market (100,000 borrowers, WBTC and WETH collateral,
+keepers on a chain) and a Maker ETH collateral type with Dutch auctions (150,000 vaults, the
+one-hour OSM, keepers on a chain). Every round every venue steps on the shared prices and its
+forced flow moves them.
 
-The issue asks for an oracle-pool perp (GMX v2 / Synthetix) and a CDP (Maker) among the five:
-their builders live on branches this one does not merge (defi-pools, defi-maker), so the two
-oracle-marked perp venues stand in for them; registering their kinds is one entry each in
-``deleverage.world.kinds``. Binance and BitMEX are the presets whose liquidations the engine
-runs on its compiled batch path; ``--mixed`` takes Bybit, dYdX v4 and OKX instead (their
-fund-drawdown triggers, caps and liquidator execution take the engine's per-account path) and
-maps 2,000 traders with cross accounts on both order-book venues (the trader channel).
+``--standins`` replaces the GMX pool and the Maker vaults with two oracle-marked perp venues
+(Binance and BitMEX tables; the world of the earlier measurements, for comparison). Binance
+and BitMEX are the presets whose liquidations the engine runs on its compiled batch path;
+``--mixed`` takes Bybit and dYdX v4 for the order-book venues instead (their liquidator
+execution takes the engine's per-account path) and maps 2,000 traders with cross accounts on
+both (the trader channel). ``--profile PATH`` writes a cProfile of the run to PATH.
 
 Reported: setup (paths, populations, loading) and run seconds, CPU seconds (the machine is
 shared), liquidations per venue, peak resident memory. Run:
@@ -76,35 +78,73 @@ def _perp(
     return venue
 
 
-#: The four perp venues: name, preset, own book linked to the shared market (else oracle-marked).
-DEFAULT_PERPS = (
-    ("binance", "binance", True),
-    ("bitmex", "bitmex", True),
-    ("oracle-perp", "binance", False),
-    ("cdp-standin", "bitmex", False),
-)
-#: ``--mixed``: presets whose liquidations take the engine's per-account path (Bybit and OKX
-#: with their fund-drawdown triggers and caps, dYdX v4's liquidator execution), and traders
-#: on both order-book venues (cross accounts: the trader channel).
-MIXED_PERPS = (
-    ("binance", "binance", True),
-    ("bybit", "bybit", True),
-    ("dydx", "dydx_v4", False),
-    ("okx", "okx", False),
-)
+#: The order-book venues: name, preset (both with their own books linked to the market).
+BOOK_PERPS = (("binance", "binance"), ("bitmex", "bitmex"))
+#: ``--mixed``: presets whose liquidations take the engine's per-account path.
+MIXED_PERPS = (("binance", "binance"), ("dydx", "dydx_v4"))
+#: ``--standins``: oracle-marked perp venues in place of the pool perp and the CDP.
+STANDINS = (("oracle-perp", "binance"), ("cdp-standin", "bitmex"))
+
+_AAVE_RESERVES = [
+    {"name": "WBTC", "asset": "BTC", "decimals": 8, "ltv": 0.73, "liquidation_threshold": 0.78,
+     "liquidation_bonus": 1.05, "protocol_fee": 0.1, "sale_depth_per_pct": 50.0},
+    {"name": "WETH", "asset": "ETH", "decimals": 18, "ltv": 0.8, "liquidation_threshold": 0.83,
+     "liquidation_bonus": 1.05, "protocol_fee": 0.1, "sale_depth_per_pct": 1000.0},
+    {"name": "USDC", "decimals": 6, "ltv": 0.75, "liquidation_threshold": 0.78,
+     "liquidation_bonus": 1.045, "protocol_fee": 0.1},
+]  # fmt: skip
 
 
-def world_scenario(n: int, duration_s: float, *, mixed: bool = False) -> WorldScenario:
+def _gmx(n: int) -> dict[str, Any]:
+    """A GMX v2 BTC market backed by BTC and USD, pool sized to its open interest."""
+    return {
+        "name": "gmx", "kind": "gmx", "assets": ["BTC"],
+        "config": {"market": {
+            "asset": "BTC", "long_pool_tokens": max(n, 1) * 0.5, "short_pool_usd": n * 30_000.0,
+            "population": {"positions": n, "mean_size_usd": 10_000.0, "leverage_low": 2.0,
+                           "leverage_high": 30.0, "long_fraction": 0.6,
+                           "entry_dispersion": 0.005},
+        }},
+    }  # fmt: skip
+
+
+def _maker(n: int) -> dict[str, Any]:
+    """A Maker ETH collateral type (Dutch auctions, the one-hour OSM, keepers on a chain)."""
+    return {
+        "name": "maker", "kind": "maker", "assets": ["ETH"],
+        "config": {
+            "market": {"asset": "ETH", "design": "dutch", "chain": {"max_gas_gwei": 300.0}},
+            "population": {"n_vaults": max(n, 1), "collateral_median": 5.0,
+                           "ratio_median": 2.2, "ratio_sigma": 0.3},
+        },
+    }  # fmt: skip
+
+
+def world_scenario(
+    n: int, duration_s: float, *, mixed: bool = False, standins: bool = False
+) -> WorldScenario:
     big, mid, lend = int(n * 0.3), int(n * 0.15), n - 2 * int(n * 0.3) - 2 * int(n * 0.15)
-    perps = MIXED_PERPS if mixed else DEFAULT_PERPS
+    books = MIXED_PERPS if mixed else BOOK_PERPS
     cross = 0.01 if mixed else 0.0
-    sizes = (big, big, mid, mid)
     venues = [
-        _perp(name, preset, size, book=book, seed_fund=size * 20.0, cross=cross if book else 0.0)
-        for (name, preset, book), size in zip(perps, sizes, strict=True)
+        _perp(name, preset, big, book=True, seed_fund=big * 20.0, cross=cross)
+        for name, preset in books
     ]
+    if standins:
+        venues += [
+            _perp(name, preset, mid, book=False, seed_fund=mid * 20.0, cross=0.0)
+            for name, preset in STANDINS
+        ]
+    else:
+        venues += [_gmx(mid), _maker(mid)]
+    aave = {
+        "name": "aave", "kind": "aave", "assets": ["BTC", "ETH"],
+        "config": {"accounts": lend, "market": {
+            "native_asset": "ETH", "chain": {"max_gas_gwei": 300.0}, "reserves": _AAVE_RESERVES,
+        }},
+    }  # fmt: skip
     shared = (
-        [{"venues": [perps[0][0], perps[1][0]], "count": min(2_000, big // 200)}] if mixed else []
+        [{"venues": [books[0][0], books[1][0]], "count": min(2_000, big // 200)}] if mixed else []
     )
     return WorldScenario.from_mapping(
         {
@@ -116,51 +156,7 @@ def world_scenario(n: int, duration_s: float, *, mixed: bool = False) -> WorldSc
                 _asset("BTC", 60_000.0, n * 0.002, duration_s),
                 _asset("ETH", 3_000.0, n * 0.04, duration_s),
             ],
-            "venues": [
-                *venues,
-                {
-                    "name": "aave",
-                    "kind": "aave",
-                    "assets": ["BTC", "ETH"],
-                    "config": {
-                        "accounts": lend,
-                        "market": {
-                            "native_asset": "ETH",
-                            "chain": {"max_gas_gwei": 300.0},
-                            "reserves": [
-                                {
-                                    "name": "WBTC",
-                                    "asset": "BTC",
-                                    "decimals": 8,
-                                    "ltv": 0.73,
-                                    "liquidation_threshold": 0.78,
-                                    "liquidation_bonus": 1.05,
-                                    "protocol_fee": 0.1,
-                                    "sale_depth_per_pct": 50.0,
-                                },
-                                {
-                                    "name": "WETH",
-                                    "asset": "ETH",
-                                    "decimals": 18,
-                                    "ltv": 0.8,
-                                    "liquidation_threshold": 0.83,
-                                    "liquidation_bonus": 1.05,
-                                    "protocol_fee": 0.1,
-                                    "sale_depth_per_pct": 1000.0,
-                                },
-                                {
-                                    "name": "USDC",
-                                    "decimals": 6,
-                                    "ltv": 0.75,
-                                    "liquidation_threshold": 0.78,
-                                    "liquidation_bonus": 1.045,
-                                    "protocol_fee": 0.1,
-                                },
-                            ],
-                        },
-                    },
-                },
-            ],
+            "venues": [*venues, aave],
             "shared_traders": shared,
             "wallets": {"interval_s": 60.0},
         }
@@ -172,15 +168,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10^5 positions, a 2-hour day")
     parser.add_argument(
         "--mixed", action="store_true",
-        help="Bybit, dYdX v4 and OKX presets (the engine's per-account path) and shared traders",
+        help="Bybit and dYdX v4 order-book venues (the engine's per-account path), shared traders",
     )  # fmt: skip
+    parser.add_argument(
+        "--standins", action="store_true",
+        help="two oracle-marked perp venues in place of the GMX pool and the Maker vaults",
+    )  # fmt: skip
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the run here")
     args = parser.parse_args()
     n, duration = (100_000, 7_200.0) if args.quick else (1_000_000, 86_400.0)
     print(f"machine: {machine_description()}")
     started = time.perf_counter()
-    world = build_world(world_scenario(n, duration, mixed=args.mixed))
+    world = build_world(world_scenario(n, duration, mixed=args.mixed, standins=args.standins))
     setup = time.perf_counter() - started
-    result = world.run()
+    if args.profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(world.run)
+        profiler.dump_stats(str(args.profile))
+    else:
+        result = world.run()
     total = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cpu = usage.ru_utime + usage.ru_stime
@@ -198,7 +206,7 @@ def main() -> None:
     for venue, row in summary.iterrows():
         print(f"  {venue:8s} liquidations {int(row['liquidations']):>8,}  notional "
               f"{row['liquidated_notional']:>16,.0f}  from other venues "
-              f"{row['from_other_venues']:>9,.1f}")  # fmt: skip
+              f"{row['from_other_venues']:>9,.1f}  bad debt {row['bad_debt']:>12,.0f}")  # fmt: skip
     print(f"  peak resident memory {peak_mb:,.0f} MB")
     print(
         json.dumps(
@@ -208,13 +216,14 @@ def main() -> None:
                 "setup_seconds": round(setup, 2),
                 "cpu_seconds": round(cpu, 2),
                 "venues": len(world.venues),
+                "kinds": sorted(set(result.kinds.values())),
                 "positions": positions,
                 "marks": world.n_steps,
                 "rounds": world.round_index,
                 "liquidations": int(summary["liquidations"].sum()),
                 "peak_rss_mb": round(peak_mb, 1),
                 "mixed": args.mixed,
-                "missing_kinds": ["oracle-pool perp (gmx/synthetix)", "cdp (maker)"],
+                "standins": args.standins,
             }
         )
     )

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from deleverage.errors import ConfigError
 from deleverage.world.aave import AAVE_KIND
+from deleverage.world.gmx import GMX_KIND
+from deleverage.world.maker import MAKER_KIND
 from deleverage.world.perp import PERP_KIND
 from deleverage.world.registry import VenueKind
+from deleverage.world.synthetix import SYNTHETIX_KIND
 
 __all__ = ["VENUE_KINDS", "register_venue_kind", "venue_kind"]
 
 #: Kind name -> :class:`~deleverage.world.registry.VenueKind`.
-VENUE_KINDS: dict[str, VenueKind] = {kind.name: kind for kind in (PERP_KIND, AAVE_KIND)}
+VENUE_KINDS: dict[str, VenueKind] = {
+    kind.name: kind for kind in (PERP_KIND, AAVE_KIND, MAKER_KIND, GMX_KIND, SYNTHETIX_KIND)
+}
 
 
 def register_venue_kind(kind: VenueKind) -> None:

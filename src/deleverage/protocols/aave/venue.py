@@ -186,6 +186,13 @@ class AaveVenue:
         return self._keepers
 
     @property
+    def price(self) -> FloatArray:
+        """The last oracle price of each reserve (quote per token; quote reserves 1)."""
+        view = self._price.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def collateral(self) -> FloatArray:
         """Collateral tokens per (account, reserve) (a read-only view)."""
         view = self._c.view()
@@ -289,6 +296,84 @@ class AaveVenue:
             },
             columns=list(LIQUIDATION_LEVEL_COLUMNS),
         )
+
+    # -- accounts as a trader sees them (a world's trader channel) ---------------------
+
+    @property
+    def quote_reserve(self) -> int | None:
+        """Index of the first reserve priced 1 (no asset: the quote stablecoin), else None."""
+        found = np.flatnonzero(self._asset_of < 0)
+        return int(found[0]) if found.size else None
+
+    def account_values(self, accounts: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Collateral value ``C``, threshold-weighted collateral ``W = sum c p LT`` and debt
+        value ``D`` of each account at the last oracle prices (quote; ``HF = W / D``)."""
+        p = self._price
+        c, d = self._c[accounts], self._d[accounts]
+        lt = np.where(self._lt > 0.0, self._lt, 0.0)
+        return _dot_rows(c, p), _dot_rows(c, p * lt), _dot_rows(d, p)
+
+    def withdrawable_quote(self, account: int) -> float:
+        """Quote collateral the account may withdraw now: its quote-reserve collateral, at
+        most what leaves ``HF >= 1`` (``(W - D) / LT_q``; Aave's withdraw check,
+        ``validateHFAndLtv``); all of it when it owes nothing."""
+        q = self.quote_reserve
+        if q is None:
+            return 0.0
+        held = float(self._c[account, q])
+        _, weighted, owed = (float(x[0]) for x in self.account_values(np.array([account])))
+        if owed <= 0.0:
+            return held
+        lt = float(self._lt[q])
+        if weighted <= owed:
+            return 0.0
+        return held if lt <= 0.0 else min(held, (weighted - owed) / lt)
+
+    def repay_and_supply(self, account: int, amount: float, *, ts_ns: int) -> None:
+        """The trader brings ``amount`` quote: it repays the account's quote-reserve debt
+        first, and supplies the rest as quote-reserve collateral (a ``DEPOSIT`` row)."""
+        q = self._wallet_check(account, amount, "amount")
+        owed = float(self._d[account, q])
+        repaid = min(owed, amount)
+        self._d[account, q] = owed - repaid if repaid < owed else 0.0
+        self._c[account, q] += amount - repaid
+        self._changed(account, ts_ns, EventKind.DEPOSIT, amount, q)
+
+    def withdraw_quote(self, account: int, amount: float, *, ts_ns: int) -> None:
+        """Withdraw ``amount`` of quote-reserve collateral (refused beyond
+        :meth:`withdrawable_quote`; a ``WITHDRAWAL`` row)."""
+        q = self._wallet_check(account, amount, "amount")
+        allowed = self.withdrawable_quote(account)
+        if amount > allowed * (1.0 + 1e-12) + 1e-12:
+            raise ValidationError(
+                "amount", amount, f"must be <= the withdrawable quote collateral ({allowed})"
+            )
+        self._c[account, q] = max(float(self._c[account, q]) - amount, 0.0)
+        self._changed(account, ts_ns, EventKind.WITHDRAWAL, amount, q)
+
+    def _wallet_check(self, account: int, amount: float, field: str) -> int:
+        q = self.quote_reserve
+        if q is None:
+            raise ValidationError("reserves", "no quote reserve", "must include one to move cash")
+        if not 0 <= account < self._c.shape[0]:
+            raise ValidationError("account", account, f"must be in [0, {self._c.shape[0]})")
+        if not (math.isfinite(amount) and amount >= 0.0):
+            raise ValidationError(field, amount, "must be finite and >= 0")
+        return q
+
+    def _changed(self, account: int, ts_ns: int, kind: EventKind, amount: float, q: int) -> None:
+        # The account left the sorted reference: keep it aside with its reference health
+        # (the quiet-step bound stays exact, docs/formulas.md §A6), and plans are stale.
+        self._version += 1
+        if self._ref is not None:
+            acc = np.array([account], dtype=np.int64)
+            self._touched = np.concatenate([self._touched, acc])
+            self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
+            self._update_floor()
+        self._journal.append_columns(
+            kind, ts_ns, account=np.array([account]), amount=np.array([amount]),
+            market=np.array([q], dtype=np.int32),
+        )  # fmt: skip
 
     # -- the risk step ------------------------------------------------------------------
 
