@@ -29,6 +29,7 @@ from rich.table import Table
 
 from deleverage._files import atomic_folder, atomic_write, read_text
 from deleverage.errors import ConfigError, DeleverageError
+from deleverage.sim.problems import validation_problems
 
 __all__ = ["WORLD_FILES", "run_world_command", "world_heatmap", "world_problems"]
 
@@ -175,13 +176,7 @@ def world_problems(path: Path) -> list[str]:
         with collect_problems():
             scenario = WorldScenario.model_validate(data)
     except pydantic.ValidationError as exc:
-        out = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "scenario"
-            shown = repr(err.get("input"))
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            out.append(f"{loc}: {err['msg']} (was {shown})")
-        return out
+        return validation_problems(exc)
     except ConfigError as exc:
         return [str(exc)]
     try:

@@ -40,6 +40,7 @@ from deleverage.protocols.chain import Chain
 from deleverage.protocols.maker import MakerConfig, MakerPopulationSpec, build_maker
 from deleverage.protocols.maker.venue import MakerVenue
 from deleverage.sim.builtin import builtin_names, builtin_path
+from deleverage.sim.problems import validation_problems
 from deleverage.spec import Slug, _Frozen, collect_problems
 from deleverage.venues.protocol import PriceInputs
 
@@ -180,13 +181,7 @@ def cdp_scenario_problems(data: dict[str, Any]) -> list[str]:
         with collect_problems():
             scenario = CdpScenario.model_validate(data)
     except pydantic.ValidationError as exc:
-        out = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "scenario"
-            shown = repr(err.get("input"))
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            out.append(f"{loc}: {err['msg']} (was {shown})")
-        return out
+        return validation_problems(exc)
     except ConfigError as exc:
         return [str(exc)]
     try:

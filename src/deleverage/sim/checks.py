@@ -18,6 +18,7 @@ from deleverage._files import read_text
 from deleverage.errors import ConfigError, DeleverageError
 from deleverage.sim.funding import load_funding_history
 from deleverage.sim.paths import scenario_paths
+from deleverage.sim.problems import validation_problems
 from deleverage.sim.scenario import MAX_STEPS, Scenario, resource_problems
 from deleverage.spec import collect_problems
 
@@ -52,24 +53,7 @@ def scenario_problems(source: str | Path | dict[str, Any]) -> list[str]:
         with collect_problems():
             Scenario.model_validate(data)
     except pydantic.ValidationError as exc:
-        out = []
-        errors = exc.errors()
-        for err in errors:
-            # A list whose entries failed also reports itself too short: a consequence.
-            loc_t = tuple(err["loc"])
-            if err["type"] == "too_short" and any(
-                tuple(o["loc"])[: len(loc_t)] == loc_t and len(o["loc"]) > len(loc_t)
-                for o in errors
-            ):
-                continue
-            loc = ".".join(str(p) for p in err["loc"]) or "scenario"
-            inner = err.get("ctx", {}).get("error")
-            msg = str(inner) if isinstance(inner, ConfigError) else err["msg"]
-            shown = repr(err.get("input"))
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            out.append(f"{loc}: {msg} (was {shown})")
-        return out
+        return validation_problems(exc)
     except ConfigError as exc:
         return [str(exc)]
     scenario = Scenario.from_mapping(data)
