@@ -153,8 +153,12 @@ def main() -> None:
     fund = 27.0 * n / 1000.0
     print(f"machine: {machine_description()}")
     ex = build(n, fund, seed=11)
-    warm = build(1000, fund / 1000, seed=12)  # compile the kernels outside the timing
+    # Compile (or load from the cache) every kernel of the step outside the timing: a small
+    # exchange whose fund is a tenth of the big one's share, so that its step reaches ADL too
+    # (with the big one's share it did not, and the ADL queue's kernels loaded in the timing).
+    warm = build(5000, fund * 5000 / n / 10, seed=12)
     warm.set_mark(0, CRASH, ts_ns=10**9)
+    assert warm.last_step.adl_rounds > 0, "the warm-up step must reach ADL"
     # A quiet mark first, as on a live venue: it sorts the zone-price index the step then uses
     # (built once, kept up to date by the engine; its cost is in cascade_day.py's figures).
     ex.set_mark(0, START, ts_ns=10**9 // 2)

@@ -511,13 +511,16 @@ def pnl_leverage_queue_nb(
     side: float,
     idx_out: npt.NDArray[np.int64],
     score_out: FloatArray,
+    abs_size_out: FloatArray,
 ) -> int:
     """The ADL candidates of one side of a market of isolated positions, with their scores.
 
     Traders on ``side`` (+1 long, -1 short) in profit, scored as
     :func:`deleverage.rules.adl.score_pnl_leverage` (BitMEX): ``pnl% x effective leverage`` with
     ``pnl% = side x (mark - entry) / entry`` and ``leverage = |size| x mark / equity``
-    (infinite for non-positive equity). Returns the count written to the outputs.
+    (infinite for non-positive equity); ``abs_size_out`` gets each candidate's ``|size|``
+    (base units: the queue's capacity is their sum, taken in the same order as a gather of
+    the candidates' sizes would). Returns the count written to the outputs.
     """
     k = 0
     for i in range(len(size)):
@@ -531,8 +534,53 @@ def pnl_leverage_queue_nb(
         leverage = abs(s) * mark / equity if equity > 0.0 else np.inf
         idx_out[k] = i
         score_out[k] = side * move / entry[i] * leverage
+        abs_size_out[k] = abs(s)
         k += eligible
     return k
+
+
+@njit(cache=True)
+def top_scores_nb(scores: FloatArray, k: int) -> npt.NDArray[np.int64]:
+    """Positions of every score at or above the ``k``-th largest, ascending (ties kept whole).
+
+    The same set as ``np.flatnonzero(-scores <= np.partition(-scores, k - 1)[k - 1])``,
+    without a pass that copies or sorts all of ``scores``: a strided sample gives a
+    threshold that at least ``k`` scores reach (all of them if the guess falls short), one
+    pass keeps the scores at or above it, and the ``k``-th largest is found among those.
+    ``1 <= k < len(scores)``; a NaN score returns an empty array (the caller falls back).
+    """
+    n = len(scores)
+    stride = max(1, n // 4096)
+    sample = -np.sort(-scores[::stride])
+    rank = min(len(sample) - 1, (2 * k * len(sample)) // n + 8)
+    floor = sample[rank]
+    for _attempt in range(2):
+        count = 0
+        nan = 0
+        for i in range(n):  # branch-free: the compiler vectorizes it
+            x = scores[i]
+            count += x >= floor
+            nan += x != x
+        if nan:
+            return np.zeros(0, dtype=np.int64)
+        if count >= k:
+            break
+        floor = -np.inf  # the sample misled: keep every score
+    kept = np.empty(count, dtype=np.int64)
+    j = 0
+    for i in range(n):
+        if scores[i] >= floor:
+            kept[j] = i
+            j += 1
+    values = np.sort(scores[kept])
+    kth = values[len(values) - k]
+    out = np.empty(count, dtype=np.int64)
+    j = 0
+    for position in kept:
+        if scores[position] >= kth:
+            out[j] = position
+            j += 1
+    return out[:j]
 
 
 @njit(cache=True)
@@ -565,3 +613,24 @@ def zone_prices_nb(
             p = -(base + cum[t]) / (s * (level - sign * mmr[t]))
             best = max(best, p) if s > 0.0 else min(best, p)
         out[i] = best
+
+
+@njit(cache=True)
+def unique_accounts_nb(
+    accounts: npt.NDArray[np.int64], seen: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Distinct ``accounts``, ascending (``np.unique``), through a flag per account.
+
+    ``seen`` (one flag per account, all False) is set for the accounts met and cleared again
+    before returning, so a caller keeps one for every call: no pass over all accounts.
+    """
+    found = np.empty(len(accounts), dtype=np.int64)
+    k = 0
+    for a in accounts:
+        if not seen[a]:
+            seen[a] = True
+            found[k] = a
+            k += 1
+    for j in range(k):
+        seen[found[j]] = False
+    return np.sort(found[:k])

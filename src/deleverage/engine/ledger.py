@@ -48,6 +48,7 @@ from deleverage.engine.insurance_fund import DEFAULT_UNSTAKE_COOLDOWN_S, FlowKin
 from deleverage.engine.kernels import (
     apply_fills_nb,
     apply_transfers_nb,
+    unique_accounts_nb,
 )
 from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.risk import RiskEngine
@@ -127,6 +128,7 @@ class Ledger:
         self._cache: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self._buffers: dict[str, FloatArray] = {}
         self._scan_buffers: dict[str, npt.NDArray[Any]] = {}
+        self._seen_flags = np.zeros(0, dtype=np.bool_)  # unique_accounts_nb's flags
         # Per market: bumped by every change to its positions or isolated margins (not marks).
         self._pos_version: list[int] = []
         # Per market: open interest, the traders' long sizes summed (base units).
@@ -410,7 +412,11 @@ class Ledger:
     ) -> None:
         self._version += 1
         cols = self._positions[market]
-        involved = _unique_accounts(np.concatenate([buyers, sellers]), self._n)
+        if len(self._seen_flags) < self._n:  # one flag per account, all False between calls
+            self._seen_flags = np.zeros(self._capacity, dtype=np.bool_)
+        involved = unique_accounts_nb(
+            np.concatenate([buyers, sellers]).astype(np.int64, copy=False), self._seen_flags
+        )
         involved = involved[self._kind[involved] == 0]
         long_before = float(np.sum(np.maximum(cols.size[involved], 0.0)))
         apply_fills_nb(
@@ -483,14 +489,14 @@ class Ledger:
             fund = self.funds.get(int(sources[0]))
             if fund is None or np.isin(destinations, funds).any():
                 return False
-            fund.cover_many(amounts.tolist(), ts, destinations.tolist())
+            fund.cover_many(amounts, ts, destinations)
             return True
         if reason in _INFLOW_KINDS and np.all(destinations == destinations[0]):
             fund = self.funds.get(int(destinations[0]))
             if fund is None or np.isin(sources, funds).any():
                 return False
             kind = _INFLOW_KINDS[reason]
-            fund.receive_many(amounts.tolist(), ts, kind=kind, refs=sources.tolist())
+            fund.receive_many(amounts, ts, kind=kind, refs=sources)
             return True
         return False
 
@@ -566,12 +572,3 @@ class Ledger:
     def insurance_account_for(self, market: MarketRef) -> int:
         """The insurance account that backs a market (the shared one unless per-market)."""
         return self._market_fund[self.market_id(market)]
-
-
-def _unique_accounts(accounts: IntArray, n: int) -> IntArray:
-    """Distinct account ids, ascending (a flag pass for large batches, a sort for small)."""
-    if len(accounts) < 4096:
-        return np.unique(accounts)
-    seen = np.zeros(n, dtype=np.bool_)
-    seen[accounts] = True
-    return np.flatnonzero(seen).astype(np.int64)

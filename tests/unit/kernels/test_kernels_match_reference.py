@@ -47,10 +47,12 @@ def test_pnl_leverage_queue_matches_the_pure_score(seed: int, mark: float, side:
     # Arrange
     b = _book(seed)
     n = len(b["size"])
-    idx, score = np.empty(n, dtype=np.int64), np.empty(n)
+    idx, score, abs_size = np.empty(n, dtype=np.int64), np.empty(n), np.empty(n)
 
     # Act
-    k = pnl_leverage_queue_nb(b["size"], b["entry"], b["margin"], b["kind"], mark, side, idx, score)
+    k = pnl_leverage_queue_nb(
+        b["size"], b["entry"], b["margin"], b["kind"], mark, side, idx, score, abs_size
+    )
 
     # Assert: the same candidates (traders on the side, in profit) and the same scores
     upnl = b["size"] * (mark - b["entry"])
@@ -60,6 +62,8 @@ def test_pnl_leverage_queue_matches_the_pure_score(seed: int, mark: float, side:
         b["size"][want], b["entry"][want], mark, equity=b["margin"][want] + upnl[want]
     )
     np.testing.assert_allclose(score[:k], ref, rtol=1e-12)
+    # and the sizes whose sum is the queue's capacity, bit for bit the gathered sum
+    assert float(abs_size[:k].sum()) == float(np.abs(b["size"][want]).sum())
 
 
 @pytest.mark.parametrize("tiers", [TIERS, FLOORED], ids=["tiered", "floored"])

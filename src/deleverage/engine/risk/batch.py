@@ -430,8 +430,7 @@ class BatchStage(LiquidationStage):
             code=int(FillReason.ADL), text=np.full(len(lengths), spec.adl.ranking),
         )  # fmt: skip
         ex._apply_fill_columns(m, buyers, sellers, lengths, fill_price, zeros, zeros)
-        while queue.head < len(queue.accounts) and cols.size[queue.accounts[queue.head]] == 0:
-            queue.head += 1
+        queue.skip_flat(cols.size)
         # One notice per bankrupt position, with the round's metrics.
         bounds = np.searchsorted(i, np.arange(len(group) + 1))
         minimum = np.maximum(0.0, -equity)  # the deficit at the mark, as the per-account path

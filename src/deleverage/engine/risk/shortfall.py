@@ -54,10 +54,14 @@ class ShortfallStage:
         self.reports: list[StepReport] = []
         self._queues: dict[tuple[int, int], _Queue] = {}
         self._modes_cache: dict[int, tuple[tuple[int, int], tuple[bool, bool]]] = {}
-        self._queue_buffers: tuple[npt.NDArray[np.int64], FloatArray] = (
+        self._queue_buffers: tuple[npt.NDArray[np.int64], FloatArray, FloatArray] = (
             np.empty(0, dtype=np.int64),
             np.empty(0),
+            np.empty(0),
         )
+        #: The queue whose candidates and scores are views of ``_queue_buffers`` (the
+        #: buffers are rewritten only once it has left ``_queues``, at the next step).
+        self._buffers_user: _Queue | None = None
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
         #: Deficit of open isolated positions left by a partial close, already reported.
@@ -86,9 +90,11 @@ class ShortfallStage:
         """
         if len(self._queue_buffers[0]) < capacity:
             idx, score = np.empty(capacity, dtype=np.int64), np.empty(capacity)
+            sizes = np.empty(capacity)
             idx.fill(0)  # touch the pages now (np.zeros would map them lazily)
             score.fill(0.0)
-            self._queue_buffers = (idx, score)
+            sizes.fill(0.0)
+            self._queue_buffers = (idx, score, sizes)
 
     def add_market(self) -> None:
         self.markets.append(MarketRisk())
@@ -462,6 +468,8 @@ class ShortfallStage:
     def _queue_capacity(self, m: int, side: int) -> float:
         """Total size the ADL queue of one market side holds (base units)."""
         queue = self._queue(m, side)
+        if queue.capacity is not None and queue.capacity[0] == self.ex.positions_version(m):
+            return queue.capacity[1]  # summed as the queue was built, nothing moved since
         cols = self.ex._positions[m]
         return float(np.abs(cols.size[queue.candidates]).sum())
 
@@ -482,12 +490,19 @@ class ShortfallStage:
             if isinstance(ranking, PnlLeverageRanking) and not self._modes_present(m)[1]:
                 # Only isolated traders: candidates and scores in one compiled pass.
                 self.reserve(n)  # reused across steps: no fresh pages
-                idx_buf, score_buf = self._queue_buffers
+                idx_buf, score_buf, size_buf = self._queue_buffers
                 k = pnl_leverage_queue_nb(
                     sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n], state.mark,
-                    float(side), idx_buf, score_buf,
+                    float(side), idx_buf, score_buf, size_buf,
                 )  # fmt: skip
-                queue = _Queue(idx_buf[:k].copy(), scores=score_buf[:k].copy())
+                # The same sum as np.abs(size[candidates]).sum(): same values, same order.
+                capacity = (ex.positions_version(m), float(size_buf[:k].sum()))
+                idx, scores = idx_buf[:k], score_buf[:k]
+                if any(q is self._buffers_user for q in self._queues.values()):
+                    idx, scores = idx.copy(), scores.copy()  # a live queue views the buffers
+                queue = _Queue(idx, scores=scores, capacity=capacity)
+                if not idx.flags.owndata:
+                    self._buffers_user = queue
                 self._queues[key] = queue
                 return queue
             eligible = (ex._kind[:n] == 0) & (np.sign(sizes) == side)

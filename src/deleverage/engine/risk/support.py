@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.kernels import top_scores_nb
 from deleverage.liquidity import ConstantDepthBook, LiquidityModel
 from deleverage.rules import adl as adl_math
 from deleverage.rules import margin as mm
@@ -124,10 +125,13 @@ class _Queue:
         *,
         scores: FloatArray | None = None,
         order: npt.NDArray[np.intp] | None = None,
+        capacity: tuple[int, float] | None = None,
     ) -> None:
         self._idx = idx
         self.candidates = idx  # every queued account, ranked or not yet
         self._scores = scores
+        #: (positions version, total |size| of the candidates) when the queue was built.
+        self.capacity = capacity
         self.complete = order is not None or len(idx) == 0
         self.accounts = idx[order] if order is not None else np.zeros(0, dtype=np.int64)
         self.head = 0
@@ -142,8 +146,10 @@ class _Queue:
         if k >= n:
             sel = np.arange(n)
         else:
-            threshold = np.partition(-self._scores, k - 1)[k - 1]
-            sel = np.flatnonzero(-self._scores <= threshold)
+            sel = top_scores_nb(np.ascontiguousarray(self._scores, dtype=np.float64), k)
+            if len(sel) == 0:  # a NaN score: the reference selection (rank refuses NaN)
+                threshold = np.partition(-self._scores, k - 1)[k - 1]
+                sel = np.flatnonzero(-self._scores <= threshold)
         order = adl_math.rank(self._scores[sel], self._idx[sel])
         self.accounts = self._idx[sel][order]
         self.complete = len(sel) == n
@@ -163,6 +169,14 @@ class _Queue:
             if self.complete or np.abs(size[tail]).sum() >= need:
                 return tail
             count *= 4
+
+    def skip_flat(self, size: FloatArray) -> None:
+        """Move the head past the ranked accounts now flat (``size == 0``) at its front."""
+        ahead = self.accounts[self.head :]
+        if len(ahead) == 0 or size[ahead[0]] != 0.0:
+            return
+        still = np.flatnonzero(size[ahead] != 0.0)
+        self.head += int(still[0]) if len(still) else len(ahead)
 
     def walk(self, size: FloatArray, need: float) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Accounts and sizes to close, in order, to cover ``need``; empty if not enough."""
@@ -359,15 +373,15 @@ def _round_metrics_many(
     required = np.where(
         shortfall <= 0, 0.0, np.where(covered, before_notional + part * price, notional)
     )
-    columns = list(
-        zip(
-            np.diff(bounds).tolist(), notional.tolist(), profit.tolist(), shortfall.tolist(),
-            ratio.tolist(), required.tolist(), haircut.tolist(), strict=True,
-        )
-    )  # fmt: skip
+    arrays = (np.diff(bounds), notional, profit, shortfall, ratio, required, haircut)
     name = json.dumps(policy)[1:-1]
     finite = bool(np.isfinite(ratio).all() and np.isfinite(required).all())
-    return profit, notional, lambda: _metric_texts(columns, name, finite)
+
+    def texts() -> list[str]:  # the columns as lists only when the journal is read
+        columns = list(zip(*(a.tolist() for a in arrays), strict=True))
+        return _metric_texts(columns, name, finite)
+
+    return profit, notional, texts
 
 
 def _metric_texts(columns: list[tuple[Any, ...]], name: str, finite: bool) -> list[str]:
