@@ -41,11 +41,12 @@ import importlib
 import math
 import operator
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple, Self
 
 import numpy as np
+import numpy.typing as npt
 
 from deleverage.errors import (
     CooldownError,
@@ -95,6 +96,9 @@ DEFAULT_DRAWDOWN_ALERT_FRACTION = 0.3
 
 StakerId = str | int
 Ref = str | int | None
+#: A batch's amounts and the accounts it names (lists, or the engine's columns as they are).
+Amounts = Sequence[float] | npt.NDArray[np.float64]
+Refs = Sequence[Ref] | npt.NDArray[np.int64]
 
 _NS_PER_S = 1_000_000_000
 _SNAPSHOT_VERSION = 1
@@ -394,7 +398,7 @@ class InsuranceFund:
             self._append(ts, FlowKind.PROTOCOL_REVENUE, protocol_cut, ref, minted)
 
     def receive_many(
-        self, amounts: list[float], ts_ns: int, *, kind: FlowKind | str, refs: list[Ref]
+        self, amounts: Amounts, ts_ns: int, *, kind: FlowKind | str, refs: Refs
     ) -> None:
         """:meth:`receive` many inflows of one kind at one time, as one inflow of their sum.
 
@@ -409,11 +413,10 @@ class InsuranceFund:
             raise ValidationError(f"amounts[{k}]", float(values[k]), "must be finite and >= 0")
         if len(amounts) != len(refs):
             raise ValidationError("refs", len(refs), f"must have {len(amounts)} entries")
-        total = math.fsum(amounts)
+        total = math.fsum(values.tolist())
         if total == 0.0:
             return
-        ref: Ref = refs[0] if len(refs) == 1 else f"{len(refs)} accounts"
-        self.receive(total, ts_ns, kind=kind, ref=ref)
+        self.receive(total, ts_ns, kind=kind, ref=_batch_ref(refs))
 
     def cover(
         self,
@@ -442,7 +445,7 @@ class InsuranceFund:
         ts = self._check_ts(ts_ns)
         return self._cover_one(float(shortfall), ts, ref, flow)
 
-    def cover_many(self, shortfalls: list[float], ts_ns: int, refs: list[Ref]) -> list[float]:
+    def cover_many(self, shortfalls: Amounts, ts_ns: int, refs: Refs) -> list[float]:
         """Cover many shortfalls at one time, in order; return what each was paid.
 
         Each is paid ``min(shortfall, what is left)`` as one-by-one :meth:`cover` calls would,
@@ -461,11 +464,10 @@ class InsuranceFund:
         # Paid in order until the balance runs out: the running total capped at the balance.
         capped = np.minimum(np.cumsum(values), max(self._balance, 0.0))
         paid = np.diff(capped, prepend=0.0)
-        total = math.fsum(paid.tolist())
-        if total > 0.0:
-            ref: Ref = refs[0] if len(refs) == 1 else f"{len(refs)} accounts"
-            self._cover_one(total, ts, ref, FlowKind.COVER_SHORTFALL)
         result: list[float] = paid.tolist()
+        total = math.fsum(result)
+        if total > 0.0:
+            self._cover_one(total, ts, _batch_ref(refs), FlowKind.COVER_SHORTFALL)
         return result
 
     def _cover_one(self, shortfall: float, ts: int, ref: Ref, flow: FlowKind) -> float:
@@ -882,3 +884,11 @@ def _as_ts(ts_ns: object) -> int:
         return operator.index(ts_ns)  # type: ignore[arg-type]
     except TypeError:
         raise ValidationError("ts_ns", ts_ns, "must be an integer (nanoseconds)") from None
+
+
+def _batch_ref(refs: Refs) -> Ref:
+    """A batch record's ``ref``: the one account it names, or how many accounts."""
+    if len(refs) != 1:
+        return f"{len(refs)} accounts"
+    ref = refs[0]
+    return int(ref) if isinstance(ref, np.integer) else ref
