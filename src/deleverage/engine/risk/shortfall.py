@@ -489,19 +489,26 @@ class ShortfallStage:
             ranking = ranking_for(state.spec.adl)
             if isinstance(ranking, PnlLeverageRanking) and not self._modes_present(m)[1]:
                 # Only isolated traders: candidates and scores in one compiled pass.
-                self.reserve(n)  # reused across steps: no fresh pages
-                idx_buf, score_buf, size_buf = self._queue_buffers
+                # The step's first queue is written into the reserved buffers and views them
+                # (reused across steps: no fresh pages, no copy); a queue built while that
+                # one lives gets arrays of its own.
+                shared = all(q is not self._buffers_user for q in self._queues.values())
+                if shared:
+                    self.reserve(n)
+                    buffers = self._queue_buffers
+                else:
+                    buffers = (np.empty(n, dtype=np.int64), np.empty(n), np.empty(n))
                 k = pnl_leverage_queue_nb(
                     sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n], state.mark,
-                    float(side), idx_buf, score_buf, size_buf,
+                    float(side), *buffers,
                 )  # fmt: skip
                 # The same sum as np.abs(size[candidates]).sum(): same values, same order.
-                capacity = (ex.positions_version(m), float(size_buf[:k].sum()))
-                idx, scores = idx_buf[:k], score_buf[:k]
-                if any(q is self._buffers_user for q in self._queues.values()):
-                    idx, scores = idx.copy(), scores.copy()  # a live queue views the buffers
+                capacity = (ex.positions_version(m), float(buffers[2][:k].sum()))
+                idx, scores = buffers[0][:k], buffers[1][:k]
+                if not shared:
+                    idx, scores = idx.copy(), scores.copy()
                 queue = _Queue(idx, scores=scores, capacity=capacity)
-                if not idx.flags.owndata:
+                if shared:
                     self._buffers_user = queue
                 self._queues[key] = queue
                 return queue
