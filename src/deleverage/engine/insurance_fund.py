@@ -39,15 +39,34 @@ from __future__ import annotations
 
 import importlib
 import math
-import operator
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
-from enum import StrEnum
-from typing import Any, NamedTuple, Self
+from collections.abc import Mapping
+from typing import Any, Self
 
 import numpy as np
-import numpy.typing as npt
 
+from deleverage.engine.fund_records import (
+    COVER_KINDS,
+    DEFAULT_DRAWDOWN_ALERT_FRACTION,
+    DEFAULT_DRAWDOWN_WINDOW_S,
+    DEFAULT_UNSTAKE_COOLDOWN_S,
+    NS_PER_S,
+    PNL_KINDS,
+    RECEIVE_KINDS,
+    Amounts,
+    FlowKind,
+    FundRecord,
+    Ref,
+    Refs,
+    StakerId,
+    UnstakeRequest,
+    as_ts,
+    batch_ref,
+    check_positive,
+    check_staker_id,
+    flow_kind,
+    staker_key,
+)
 from deleverage.errors import (
     CooldownError,
     InsufficientFundsError,
@@ -83,71 +102,7 @@ __all__ = [
     "value_of_shares",
 ]
 
-#: Default unstaking cooldown, seconds: 13 days, Drift's (see :mod:`deleverage.venues.drift`).
-DEFAULT_UNSTAKE_COOLDOWN_S = 13 * 24 * 3600
-
-#: Default drawdown window of the alert, seconds: 8 hours, Bybit's
-#: (:data:`deleverage.venues.bybit.DRAWDOWN_WINDOW_S`).
-DEFAULT_DRAWDOWN_WINDOW_S = 8 * 3600
-
-#: Default drawdown alert level, a fraction of the window's maximum balance: 0.3, Bybit's
-#: (:data:`deleverage.venues.bybit.DRAWDOWN_ALERT_FRACTION`).
-DEFAULT_DRAWDOWN_ALERT_FRACTION = 0.3
-
-StakerId = str | int
-Ref = str | int | None
-#: A batch's amounts and the accounts it names (lists, or the engine's columns as they are).
-Amounts = Sequence[float] | npt.NDArray[np.float64]
-Refs = Sequence[Ref] | npt.NDArray[np.int64]
-
-_NS_PER_S = 1_000_000_000
 _SNAPSHOT_VERSION = 1
-
-
-class FlowKind(StrEnum):
-    """Kind of a fund record; its value is the name used in frames and snapshots."""
-
-    FEE_INFLOW = "fee_inflow"  # trading fees; holders' part of a split inflow
-    LIQUIDATION_PENALTY = "liquidation_penalty"  # liquidation fee; holders' part of the split
-    PROTOCOL_REVENUE = "protocol_revenue"  # protocol's cut of an inflow, or its own deposit
-    COVER_SHORTFALL = "cover_shortfall"  # paid to cover a bankruptcy shortfall (negative)
-    LOSS = "loss"  # any other write-down of the fund (negative)
-    STAKE = "stake"  # a staker's deposit (positive)
-    UNSTAKE_REQUEST = "unstake_request"  # request to unstake shares (no cash moves)
-    UNSTAKE_CANCEL = "unstake_cancel"  # request cancelled; forfeited shares (no cash moves)
-    UNSTAKE = "unstake"  # a staker's withdrawal after the cooldown (negative)
-
-
-#: Kinds that are the fund's profit and loss: all but the moves of stakers' capital.
-_CAPITAL_KINDS = {
-    FlowKind.STAKE,
-    FlowKind.UNSTAKE_REQUEST,
-    FlowKind.UNSTAKE_CANCEL,
-    FlowKind.UNSTAKE,
-}
-_PNL_KINDS = frozenset(FlowKind) - _CAPITAL_KINDS
-_SPLIT_KINDS = frozenset({FlowKind.FEE_INFLOW, FlowKind.LIQUIDATION_PENALTY})
-_RECEIVE_KINDS = _SPLIT_KINDS | {FlowKind.PROTOCOL_REVENUE}
-_COVER_KINDS = frozenset({FlowKind.COVER_SHORTFALL, FlowKind.LOSS})
-
-
-class FundRecord(NamedTuple):
-    """One immutable entry of the fund's history."""
-
-    ts_ns: int  # when, int64 nanoseconds
-    kind: FlowKind  # what kind of flow
-    amount: float  # quote, signed: > 0 into the fund, < 0 out of it, 0 for requests
-    balance_after: float  # fund balance (quote) after this record
-    ref: Ref  # account id for inflows and covers, staker id for staking records
-    shares: float  # shares minted (> 0) or burned (< 0); requested shares for a request
-
-
-class UnstakeRequest(NamedTuple):
-    """A staker's pending unstake request (Drift ``last_withdraw_request_*``)."""
-
-    shares: float  # shares requested
-    value: float  # their value (quote) when requested: the most the withdrawal can pay
-    ts_ns: int  # when requested
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,8 +190,8 @@ class InsuranceFund:
         self.drawdown_window_s = float(drawdown_window_s)
         self.drawdown_alert_fraction = float(drawdown_alert_fraction)
         self.drawdown_min_balance = float(drawdown_min_balance)
-        self._cooldown_ns = round(self.unstake_cooldown_s * _NS_PER_S)
-        self._window_ns = round(self.drawdown_window_s * _NS_PER_S)
+        self._cooldown_ns = round(self.unstake_cooldown_s * NS_PER_S)
+        self._window_ns = round(self.drawdown_window_s * NS_PER_S)
         self._balance = 0.0
         self._total_shares = 0.0
         self._protocol_shares = 0.0
@@ -377,7 +332,7 @@ class InsuranceFund:
             A negative or non-finite amount, a kind that is not an inflow, or a timestamp
             before the last record.
         """
-        flow = _flow_kind(kind, _RECEIVE_KINDS, "kind")
+        flow = flow_kind(kind, RECEIVE_KINDS, "kind")
         _check_nonnegative("amount", amount)
         ts = self._check_ts(ts_ns)
         if amount == 0.0:
@@ -416,7 +371,7 @@ class InsuranceFund:
         total = math.fsum(values.tolist())
         if total == 0.0:
             return
-        self.receive(total, ts_ns, kind=kind, ref=_batch_ref(refs))
+        self.receive(total, ts_ns, kind=kind, ref=batch_ref(refs))
 
     def cover(
         self,
@@ -440,7 +395,7 @@ class InsuranceFund:
             A negative or non-finite shortfall, a kind other than ``cover_shortfall`` or
             ``loss``, or a timestamp before the last record.
         """
-        flow = _flow_kind(kind, _COVER_KINDS, "kind")
+        flow = flow_kind(kind, COVER_KINDS, "kind")
         _check_nonnegative("shortfall", shortfall)
         ts = self._check_ts(ts_ns)
         return self._cover_one(float(shortfall), ts, ref, flow)
@@ -467,7 +422,7 @@ class InsuranceFund:
         result: list[float] = paid.tolist()
         total = math.fsum(result)
         if total > 0.0:
-            self._cover_one(total, ts, _batch_ref(refs), FlowKind.COVER_SHORTFALL)
+            self._cover_one(total, ts, batch_ref(refs), FlowKind.COVER_SHORTFALL)
         return result
 
     def _cover_one(self, shortfall: float, ts: int, ref: Ref, flow: FlowKind) -> float:
@@ -505,8 +460,8 @@ class InsuranceFund:
         ValidationError
             A non-positive or non-finite amount, a bad staker id or timestamp.
         """
-        _check_staker_id(staker_id)
-        _check_positive("amount", amount)
+        check_staker_id(staker_id)
+        check_positive("amount", amount)
         _check_nonnegative("available_cash", available_cash, allow_inf=True)
         ts = self._check_ts(ts_ns)
         if staker_id in self._requests:
@@ -544,7 +499,7 @@ class InsuranceFund:
             Non-positive shares, more shares than the staker holds, or a bad timestamp.
         """
         held = self._held(staker_id)
-        _check_positive("shares", shares)
+        check_positive("shares", shares)
         ts = self._check_ts(ts_ns)
         if shares > held:
             raise ValidationError("shares", shares, f"must be <= the staker's {held!r} shares")
@@ -615,7 +570,7 @@ class InsuranceFund:
         request = self._pending(staker_id)
         elapsed_ns = ts - request.ts_ns
         if elapsed_ns < self._cooldown_ns:
-            left_s = (self._cooldown_ns - elapsed_ns) / _NS_PER_S
+            left_s = (self._cooldown_ns - elapsed_ns) / NS_PER_S
             raise CooldownError(
                 f"fund {self.name!r}: unstake of staker {staker_id!r} is in cooldown, "
                 f"{left_s:.3f} s left (requested at ts_ns={request.ts_ns}, "
@@ -652,7 +607,7 @@ class InsuranceFund:
         carried into the window from before its start count. Only records at or before
         ``ts_ns`` are used, so past times can be queried.
         """
-        ts = _as_ts(ts_ns)
+        ts = as_ts(ts_ns)
         hi = bisect_right(self._ts, ts)
         if hi == 0:
             return 0.0, 0.0
@@ -675,7 +630,7 @@ class InsuranceFund:
         worked example triggers at exactly -30%; this follows the example (``>=``). The other
         Bybit trigger, a balance at or below zero, is :attr:`depleted`.
         """
-        ts = _as_ts(ts_ns)
+        ts = as_ts(ts_ns)
         hi = bisect_right(self._ts, ts)
         if hi == 0:
             return False
@@ -740,14 +695,14 @@ class InsuranceFund:
             fund._balance = float(data["balance"])
             fund._total_shares = float(data["total_shares"])
             fund._protocol_shares = float(data["protocol_shares"])
-            fund._shares = {_staker_key(sid): float(s) for sid, s in data["stakers"]}
+            fund._shares = {staker_key(sid): float(s) for sid, s in data["stakers"]}
             fund._requests = {
-                _staker_key(sid): UnstakeRequest(float(s), float(v), _as_ts(t))
+                staker_key(sid): UnstakeRequest(float(s), float(v), as_ts(t))
                 for sid, s, v, t in data["requests"]
             }
             for ts, kind, amount, balance_after, ref, shares in data["history"]:
                 record = FundRecord(
-                    _as_ts(ts),
+                    as_ts(ts),
                     FlowKind(kind),
                     float(amount),
                     float(balance_after),
@@ -809,7 +764,7 @@ class InsuranceFund:
         return shares * self._balance / self._total_shares
 
     def _held(self, staker_id: StakerId) -> float:
-        _check_staker_id(staker_id)
+        check_staker_id(staker_id)
         held = self._shares.get(staker_id)
         if held is None:
             known = ", ".join(repr(s) for s in self._shares) or "none"
@@ -825,7 +780,7 @@ class InsuranceFund:
         return request
 
     def _check_ts(self, ts_ns: int) -> int:
-        ts = _as_ts(ts_ns)
+        ts = as_ts(ts_ns)
         if self._ts and ts < self._ts[-1]:
             raise ValidationError(
                 "ts_ns", ts, f"must not precede the last record (ts_ns={self._ts[-1]})"
@@ -842,53 +797,9 @@ class InsuranceFund:
         self._push(FundRecord(ts, kind, amount, self._balance, ref, shares))
 
     def _push(self, record: FundRecord) -> None:
-        if record.kind in _PNL_KINDS:
+        if record.kind in PNL_KINDS:
             self._pnl += record.amount
         self._history.append(record)
         self._ts.append(record.ts_ns)
         self._pnl_after.append(self._pnl)
         self._balance_after.append(record.balance_after)
-
-
-def _flow_kind(kind: FlowKind | str, allowed: frozenset[FlowKind], field: str) -> FlowKind:
-    try:
-        flow = FlowKind(kind)
-    except ValueError:
-        flow = None
-    if flow is None or flow not in allowed:
-        names = ", ".join(sorted(k.value for k in allowed))
-        raise ValidationError(field, kind, f"must be one of {names}")
-    return flow
-
-
-def _check_positive(field: str, value: float) -> None:
-    _check_nonnegative(field, value)
-    if value == 0:
-        raise ValidationError(field, value, "must be > 0")
-
-
-def _check_staker_id(staker_id: object) -> None:
-    if isinstance(staker_id, bool) or not isinstance(staker_id, str | int):
-        raise ValidationError("staker_id", staker_id, "must be a str or an int")
-
-
-def _staker_key(staker_id: object) -> StakerId:
-    _check_staker_id(staker_id)
-    return staker_id  # type: ignore[return-value]
-
-
-def _as_ts(ts_ns: object) -> int:
-    if isinstance(ts_ns, bool):
-        raise ValidationError("ts_ns", ts_ns, "must be an integer (nanoseconds)")
-    try:
-        return operator.index(ts_ns)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValidationError("ts_ns", ts_ns, "must be an integer (nanoseconds)") from None
-
-
-def _batch_ref(refs: Refs) -> Ref:
-    """A batch record's ``ref``: the one account it names, or how many accounts."""
-    if len(refs) != 1:
-        return f"{len(refs)} accounts"
-    ref = refs[0]
-    return int(ref) if isinstance(ref, np.integer) else ref
