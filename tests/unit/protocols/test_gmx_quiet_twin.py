@@ -154,7 +154,7 @@ def test_the_full_pass_reference_never_returns_early() -> None:
             evaluated[_name] += int(args[-1].size)
             return _f(*args)
 
-        venue._liquidate = counting  # type: ignore[method-assign]
+        venue._liquidate = counting  # type: ignore[method-assign, assignment]
     # Act: a first step (both evaluate all), then three quiet wiggles
     for k, price in enumerate((2_000.0, 2_001.0, 1_999.0, 2_000.5), start=1):
         fast.step({"ETH": PriceInputs(price)}, ts_ns=k * S)
