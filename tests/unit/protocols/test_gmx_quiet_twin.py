@@ -193,3 +193,36 @@ def test_a_position_liquidatable_then_safe_over_a_quiet_step_is_seen_afresh() ->
         counts.append(a.liquidations)
     # Assert
     assert counts == [0, 0, 0, 0, 1]
+
+
+def test_a_close_that_raises_anothers_fee_liquidates_it_in_the_next_round() -> None:
+    # Arrange: longs L1 (600 USD collateral) and L2 (800) of 10,000 each (5 ETH at 2,000)
+    # and a short of 5,000; no impact, a close fee of 0 when it improves balance, 5%
+    # when not. At 1,890 L1 has 600 + 9,450 - 10,000 = 50 < 100 (the threshold, 1% of
+    # size); L2 has 250 while its close improves balance (OI 20,000 vs 5,000), but once
+    # L1 is gone its close would cross balance (10,000 vs 5,000 -> 5,000 vs 5,000: not
+    # improved) at a 500 fee: -250, liquidatable in the next round
+    def venue(full_pass: bool) -> GmxVenue:
+        pop = GmxPopulation(
+            is_long=np.array([True, True, False]),
+            collateral_amount=np.array([600.0, 800.0, 5_000.0]),
+            collateral_is_long_token=np.array([False, False, False]),
+            size_usd=np.array([10_000.0, 10_000.0, 5_000.0]),
+            size_tokens=np.array([5.0, 5.0, 2.5]),
+        )
+        cfg = GmxConfig(
+            asset="ETH", position_fee_factor_positive=0.0, position_fee_factor_negative=0.05
+        )
+        return GmxVenue(cfg, pop, full_pass=full_pass)
+
+    fast, full = venue(False), venue(True)
+    # Act
+    steps = []
+    for k, price in enumerate((2_000.0, 1_995.0, 1_890.0), start=1):
+        a = fast.step({"ETH": PriceInputs(price)}, ts_ns=k * S)
+        assert a == full.step({"ETH": PriceInputs(price)}, ts_ns=k * S)
+        steps.append(a.liquidations)
+    # Assert: nothing at 2,000 or 1,995 (L1: 600 + 9,975 - 10,000 = 575 >= 100), both longs
+    # at 1,890, the second in the second round
+    assert steps == [0, 0, 2]
+    assert fast.journal().to_frame()["account"].tolist() == [0, 1]

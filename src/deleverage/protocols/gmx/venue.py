@@ -65,6 +65,8 @@ _NS = 1e-9
 _BORROW_LOOKAHEAD_S = 3_600.0
 #: Relative slack on the band so float noise never skips a position on the boundary.
 _BAND_RTOL = 1e-9
+#: Relative (and absolute, USD) slack for float rounding in the next round's bound.
+_FLOAT_RTOL = 1e-9
 #: Liquidation rounds per step (each round's closes change the others' price impact).
 _MAX_ROUNDS = 64
 
@@ -211,13 +213,17 @@ class GmxVenue:
             cand = np.flatnonzero(self._size_usd > 0.0)
         count, notional, moved = 0, 0.0, 0.0
         for _ in range(_MAX_ROUNDS):  # a close moves open interest, so price impact: re-check
-            n, value, signed = self._liquidate(ts_ns, block, p_min, mid, cand)
+            n, value, signed, near = self._liquidate(ts_ns, block, p_min, mid, cand)
             count, notional, moved = count + n, notional + value, moved + signed
             if n == 0:
                 break
             if indexed and self._cap_binds(p_min, p_max):  # the index assumed no cap
                 indexed = False
                 cand = np.flatnonzero(self._size_usd > 0.0)
+            elif indexed:  # only those the closes can push past their threshold
+                cand = near
+                if cand.size == 0:
+                    break
             else:
                 cand = cand[self._size_usd[cand] > 0.0]
         if cfg.adl_enabled:
@@ -531,20 +537,26 @@ class GmxVenue:
 
     def _liquidate(
         self, ts_ns: int, block: int, p_min: float, mid: float, open_: npt.NDArray[np.intp]
-    ) -> tuple[int, float, float]:
-        """Evaluate the positions ``open_`` exactly; keepers liquidate the liquidatable ones."""
+    ) -> tuple[int, float, float, npt.NDArray[np.intp]]:
+        """Evaluate the positions ``open_`` exactly; keepers liquidate the liquidatable ones.
+        Returns the count, notional and signed size closed, and the open positions of
+        ``open_`` that the closes could make liquidatable (the cap not binding): a close
+        changes others' remaining collateral only through the close fee factor and the
+        price impact, by at most ``size x (|fee factor difference| + max impact factor)``
+        (no negative impact factor: no negative impact)."""
         cfg = self._cfg
         p_max = mid + (mid - p_min)
         remaining = self._remaining(open_, p_min, p_max)
+        size = self._size_usd[open_]
         thr = gm.liquidation_threshold_usd(
-            self._size_usd[open_],
+            size,
             min_collateral_usd=cfg.min_collateral_usd,
             min_collateral_factor=cfg.min_collateral_factor,
         )
         bad = (remaining < thr) | (remaining <= 0.0)
         # positions liquidatable before and not now (or not evaluated: safe) are seen afresh
-        self._seen[np.setdiff1d(self._bad_idx, open_[bad], assume_unique=True)] = -1
         seen = self._seen[open_]
+        self._seen[self._bad_idx] = -1
         self._seen[open_] = np.where(bad, np.where(seen < 0, block, seen), -1)
         self._bad_idx = open_[bad]
         # Most distressed first: remaining collateral over size, lowest first (ties by
@@ -557,7 +569,13 @@ class GmxVenue:
         go = cand[acted]
         idx = open_[go]
         if idx.size == 0:
-            return 0, 0.0, 0.0
+            return 0, 0.0, 0.0, open_[:0]
+        impact = cfg.max_impact_factor_for_liquidations if cfg.negative_impact_factor else 0.0
+        worst = remaining - size * (_FLOAT_RTOL + impact + abs(
+            cfg.position_fee_factor_negative - cfg.position_fee_factor_positive
+        )) - _FLOAT_RTOL  # fmt: skip
+        near = (worst < thr) | (worst <= 0.0)
+        near[go] = False
         net = remaining[go] - self._size_usd[idx] * cfg.liquidation_fee_factor
         coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
         payout = np.maximum(net, 0.0)
@@ -606,7 +624,7 @@ class GmxVenue:
         self._coll[idx] = 0.0
         self._seen[idx] = -1
         self._bad_idx = self._bad_idx[self._size_usd[self._bad_idx] > 0.0]
-        return int(idx.size), notional, float(signed.sum())
+        return int(idx.size), notional, float(signed.sum()), open_[near]
 
     def _pay_profit(self, long_tokens: float, short_usd: float) -> None:
         """Pay profit from the pools; what a pool cannot pay is bad debt (USD)."""
