@@ -7,21 +7,22 @@ and each side's open interest in USD and tokens. A step:
 1. reads the oracle's min / max prices (``oracle_band``) and accrues borrowing and funding;
 2. returns at once when the price stays inside the quiet band, neither side's PnL is capped
    and ADL is not due. Remaining collateral is linear in the price, ``A + B p``, so each
-   position has a trigger price ``(threshold - A) / B``. A **trigger index** (rebuilt when
-   sizes change other than by liquidation, or when the borrowing / funding look-ahead runs
-   out) keeps *conservative* triggers sorted: with the worst price impact and close fee any
-   open interest could give, so no one else's close can move a position past it. The band
-   set at the end of each step uses exact triggers (the open interest now) for positions
-   whose conservative trigger lies within 2% of the price and the index's next trigger
-   beyond. Where the long token is another asset, the band narrows by how far its price
-   moved times the largest ``collateral / |B|``;
-3. otherwise evaluates exactly only the positions whose conservative trigger the price has
-   crossed (two binary searches; every open position when the index is stale), in rounds
-   while closes move the open interest (``math.remaining_collateral_usd`` against
+   position has a trigger price ``(threshold - A) / B``. A **trigger index** (two
+   ``triggers.TriggerLadder``, rebuilt when sizes change other than by liquidation, or when
+   the borrowing / funding look-ahead runs out) keeps *conservative* triggers sorted: with
+   the worst price impact and close fee any open interest could give, so no one else's close
+   can move a position past it. The band set at the end of each step is the exact triggers
+   (the open interest now) nearest the price, scanned outwards from the crossed positions
+   until the next conservative trigger cannot be nearer. Where the long token is another
+   asset, the band narrows by how far its price moved times the largest ``collateral / |B|``;
+3. otherwise evaluates exactly only the open positions whose conservative trigger the price
+   has crossed (a binary search per direction; every open position when the index is stale),
+   in rounds while closes move the open interest, each round only the positions the closes
+   can push past their threshold (``math.remaining_collateral_usd`` against
    ``math.liquidation_threshold_usd``); keepers (``oracle_pool.PoolKeepers``) liquidate the
-   most distressed first when the execution fee beats gas, after their latency; the pool
-   receives the collateral and pays out what is left (the profit part from the PnL token's
-   pool); a loss beyond collateral is the LP pool's: ``backstop_loss``;
+   most distressed first (ties by position) when the execution fee beats gas, after their
+   latency; the pool receives the collateral and pays out what is left (the profit part from
+   the PnL token's pool); a loss beyond collateral is the LP pool's: ``backstop_loss``;
 4. runs ADL per side while its PnL-to-pool factor exceeds ``max_pnl_factor_for_adl``: keepers
    close the most profitable positions, the last one partly, until the factor is at
    ``min_pnl_factor_after_adl`` (not below: GMX reverts an over-correcting ADL); profit cut by
