@@ -226,3 +226,47 @@ def test_a_close_that_raises_anothers_fee_liquidates_it_in_the_next_round() -> N
     # at 1,890, the second in the second round
     assert steps == [0, 0, 2]
     assert fast.journal().to_frame()["account"].tolist() == [0, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    oi=st.tuples(st.floats(0.0, 1e9), st.floats(0.0, 1e9)),
+    factors=st.sampled_from([(0.0, 0.0), (2.5e-10, 5e-10), (1e-9, 0.0), (0.0, 3e-9)]),
+    exponent=st.sampled_from([1.0, 1.5, 2.0, 2.7]),
+    accrual=st.tuples(st.floats(0.0, 1e-2), st.floats(0.0, 1e-2), st.floats(0.0, 1e-2)),
+)
+def test_the_compiled_close_costs_equal_the_numpy_formulas_bit_for_bit(
+    seed: int,
+    oi: tuple[float, float],
+    factors: tuple[float, float],
+    exponent: float,
+    accrual: tuple[float, float, float],
+) -> None:
+    # Arrange: positions against an arbitrary open interest (closes on either side of
+    # balance, crossing it or not), impact with any exponent, borrowing and funding owed
+    cfg = GmxConfig(
+        asset="ETH",
+        positive_impact_factor=factors[0],
+        negative_impact_factor=factors[1],
+        impact_exponent=exponent,
+    )
+    size = max(float(np.mean(oi)) / 50.0, 100.0)
+    pop = gmx_population(200, seed=seed, price=2_000.0, mean_size_usd=size)
+    compiled, reference = GmxVenue(cfg, pop), GmxVenue(cfg, pop, full_pass=True)
+    rng = np.random.default_rng(seed)
+    borrow_entry = rng.uniform(0.0, accrual[0], 200)
+    fund_entry = rng.uniform(0.0, accrual[1], 200)
+    for venue in (compiled, reference):
+        venue._oi_long_usd, venue._oi_short_usd = oi
+        venue._borrow_entry[:] = borrow_entry
+        venue._fund_entry[:] = fund_entry
+    idx = np.flatnonzero(rng.random(200) < 0.7)
+    fund = np.array([accrual[1], accrual[2]])
+    # Act
+    got = compiled._close_costs(idx, accrual[0], fund)
+    want = reference._close_costs(idx, accrual[0], fund)
+    # Assert: the same bits (impact <= 0, fees)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    assert (got[0] <= 0.0).all()

@@ -47,6 +47,7 @@ from deleverage.errors import ValidationError
 from deleverage.protocols.chain import Chain
 from deleverage.protocols.gmx import math as gm
 from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation, gmx_population
+from deleverage.protocols.gmx.kernels import close_costs_nb
 from deleverage.protocols.gmx.triggers import TriggerLadder
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_actions, oracle_band
@@ -143,6 +144,11 @@ class GmxVenue:
         #: The reference mode: every step evaluates every open position (no quiet return,
         #: no trigger index), for differential tests of the fast path.
         self._full_pass = full_pass
+        #: The compiled close costs match NumPy's bits where the impact needs no ``power``
+        #: (NumPy's vectorized ``power`` may differ from libm's in the last bit).
+        self._compiled_costs = config.impact_exponent == 2.0 or (
+            config.positive_impact_factor == 0.0 and config.negative_impact_factor == 0.0
+        )
         self._long_asset = config.long_token_asset or config.asset
         self._separate = self._long_asset != config.asset
         self._band_q = float("nan")  # the long token's min price the band assumed
@@ -388,8 +394,17 @@ class GmxVenue:
     def _close_costs(self, idx: npt.NDArray[np.intp], cum: float, fund: F64) -> tuple[F64, F64]:
         """Capped price impact (<= 0) and fees (position fee, borrowing, funding owed) of
         closing whole; the position fee factor is the positive-impact one when the close
-        improves balance (``balanceWasImproved``)."""
+        improves balance (``balanceWasImproved``); compiled (``kernels.close_costs_nb``)
+        where its bits match (``_compiled_costs``), except in the ``full_pass`` reference."""
         cfg = self._cfg
+        if not self._full_pass and self._compiled_costs:
+            return close_costs_nb(
+                idx, self._is_long, self._size_usd, self._borrow_entry, self._fund_entry,
+                self._oi_long_usd, self._oi_short_usd, cfg.positive_impact_factor,
+                cfg.negative_impact_factor, cfg.impact_exponent,
+                cfg.max_impact_factor_for_liquidations, cfg.position_fee_factor_positive,
+                cfg.position_fee_factor_negative, cum, float(fund[0]), float(fund[1]),
+            )  # fmt: skip
         is_long, size = self._is_long[idx], self._size_usd[idx]
         impact = gm.close_price_impact_usd(
             is_long=is_long,
