@@ -586,12 +586,7 @@ class GmxVenue:
         idx = open_[go]
         if idx.size == 0:
             return 0, 0.0, 0.0, open_[:0]
-        impact = cfg.max_impact_factor_for_liquidations if cfg.negative_impact_factor else 0.0
-        worst = remaining - size * (_FLOAT_RTOL + impact + abs(
-            cfg.position_fee_factor_negative - cfg.position_fee_factor_positive
-        )) - _FLOAT_RTOL  # fmt: skip
-        near = (worst < thr) | (worst <= 0.0)
-        near[go] = False
+        oi_before = (self._oi_long_usd, self._oi_short_usd)
         net = remaining[go] - self._size_usd[idx] * cfg.liquidation_fee_factor
         coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
         payout = np.maximum(net, 0.0)
@@ -640,7 +635,43 @@ class GmxVenue:
         self._coll[idx] = 0.0
         self._seen[idx] = -1
         self._bad_idx = self._bad_idx[self._size_usd[self._bad_idx] > 0.0]
+        near = self._next_round(open_, size, remaining - thr, oi_before)
+        near[go] = False
         return int(idx.size), notional, float(signed.sum()), open_[near]
+
+    def _next_round(
+        self,
+        open_: npt.NDArray[np.intp],
+        size: F64,
+        margin: F64,
+        oi_before: tuple[float, float],
+    ) -> npt.NDArray[np.bool_]:
+        """Which of ``open_`` (sizes ``size``, remaining collateral over the threshold
+        ``margin`` before this round's closes) the closes can make liquidatable: prices and
+        accruals are fixed within a step, so only the close fee factor (where
+        ``balanceWasImproved`` flips between the open interest before and now) and, with a
+        negative impact factor, the capped impact can change (docs/formulas.md §G2)."""
+        cfg = self._cfg
+        dfee = abs(cfg.position_fee_factor_negative - cfg.position_fee_factor_positive)
+        if cfg.negative_impact_factor > 0.0:
+            dfee += cfg.max_impact_factor_for_liquidations
+            slack = size * (dfee + _FLOAT_RTOL) + _FLOAT_RTOL
+        else:
+            is_long = self._is_long[open_]
+            flips = gm.close_improves_balance(
+                is_long=is_long,
+                size_usd=size,
+                long_open_interest_usd=oi_before[0],
+                short_open_interest_usd=oi_before[1],
+            ) != gm.close_improves_balance(
+                is_long=is_long,
+                size_usd=size,
+                long_open_interest_usd=self._oi_long_usd,
+                short_open_interest_usd=self._oi_short_usd,
+            )
+            slack = np.where(flips, size * (dfee + _FLOAT_RTOL) + _FLOAT_RTOL, 0.0)
+        near: npt.NDArray[np.bool_] = margin - slack < 0.0
+        return near
 
     def _pay_profit(self, long_tokens: float, short_usd: float) -> None:
         """Pay profit from the pools; what a pool cannot pay is bad debt (USD)."""
