@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from deleverage.protocols.chain import Chain, ChainConfig
 from deleverage.protocols.gmx import GmxConfig, GmxPopulation, GmxVenue, gmx_population
+from deleverage.protocols.gmx import math as gm
 from deleverage.protocols.keepers import Keepers, KeepersConfig, KeeperSpec
 from deleverage.venues.protocol import PriceInputs
 
@@ -270,3 +271,31 @@ def test_the_compiled_close_costs_equal_the_numpy_formulas_bit_for_bit(
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
     assert (got[0] <= 0.0).all()
+
+
+def test_only_a_flipped_fee_factor_or_a_negative_margin_asks_for_another_round() -> None:
+    # Open interest 20,000 long / 5,000 short before, 10,000 / 5,000 after. Closing a
+    # 10,000 long improves balance before (|15,000 - 10,000| < 15,000) and not after
+    # (|5,000 - 10,000| = 5,000): its fee factor goes from 0 to 5%, 500 USD. A 2,000 long's
+    # close improves balance both times; a short's close never does.
+    near = gm.may_become_liquidatable(
+        is_long=np.array([True, True, True, False, True]),
+        size_usd=np.array([10_000.0, 10_000.0, 2_000.0, 2_000.0, 2_000.0]),
+        margin_usd=np.array([499.0, 501.0, 1e-6, 1e-6, -1e-6]),
+        open_interest_before=(20_000.0, 5_000.0),
+        open_interest_after=(10_000.0, 5_000.0),
+        fee_factors=(0.0, 0.05),
+        max_impact_factor=None,
+    )
+    assert near.tolist() == [True, False, False, False, True]
+    # with a negative impact factor every position within fee difference + impact cap
+    near = gm.may_become_liquidatable(
+        is_long=np.array([True, False]),
+        size_usd=np.array([2_000.0, 2_000.0]),
+        margin_usd=np.array([119.0, 121.0]),
+        open_interest_before=(20_000.0, 5_000.0),
+        open_interest_after=(10_000.0, 5_000.0),
+        fee_factors=(0.0, 0.05),
+        max_impact_factor=0.01,
+    )
+    assert near.tolist() == [True, False]

@@ -67,8 +67,6 @@ _NS = 1e-9
 _BORROW_LOOKAHEAD_S = 3_600.0
 #: Relative slack on the band so float noise never skips a position on the boundary.
 _BAND_RTOL = 1e-9
-#: Relative (and absolute, USD) slack for float rounding in the next round's bound.
-_FLOAT_RTOL = 1e-9
 #: Liquidation rounds per step (each round's closes change the others' price impact).
 _MAX_ROUNDS = 64
 
@@ -635,43 +633,16 @@ class GmxVenue:
         self._coll[idx] = 0.0
         self._seen[idx] = -1
         self._bad_idx = self._bad_idx[self._size_usd[self._bad_idx] > 0.0]
-        near = self._next_round(open_, size, remaining - thr, oi_before)
+        near = gm.may_become_liquidatable(
+            is_long=self._is_long[open_], size_usd=size, margin_usd=remaining - thr,
+            open_interest_before=oi_before,
+            open_interest_after=(self._oi_long_usd, self._oi_short_usd),
+            fee_factors=(cfg.position_fee_factor_positive, cfg.position_fee_factor_negative),
+            max_impact_factor=cfg.max_impact_factor_for_liquidations
+            if cfg.negative_impact_factor > 0.0 else None,
+        )  # fmt: skip
         near[go] = False
         return int(idx.size), notional, float(signed.sum()), open_[near]
-
-    def _next_round(
-        self,
-        open_: npt.NDArray[np.intp],
-        size: F64,
-        margin: F64,
-        oi_before: tuple[float, float],
-    ) -> npt.NDArray[np.bool_]:
-        """Which of ``open_`` (sizes ``size``, remaining collateral over the threshold
-        ``margin`` before this round's closes) the closes can make liquidatable: prices and
-        accruals are fixed within a step, so only the close fee factor (where
-        ``balanceWasImproved`` flips between the open interest before and now) and, with a
-        negative impact factor, the capped impact can change (docs/formulas.md §G2)."""
-        cfg = self._cfg
-        dfee = abs(cfg.position_fee_factor_negative - cfg.position_fee_factor_positive)
-        if cfg.negative_impact_factor > 0.0:
-            dfee += cfg.max_impact_factor_for_liquidations
-            slack = size * (dfee + _FLOAT_RTOL) + _FLOAT_RTOL
-        else:
-            is_long = self._is_long[open_]
-            flips = gm.close_improves_balance(
-                is_long=is_long,
-                size_usd=size,
-                long_open_interest_usd=oi_before[0],
-                short_open_interest_usd=oi_before[1],
-            ) != gm.close_improves_balance(
-                is_long=is_long,
-                size_usd=size,
-                long_open_interest_usd=self._oi_long_usd,
-                short_open_interest_usd=self._oi_short_usd,
-            )
-            slack = np.where(flips, size * (dfee + _FLOAT_RTOL) + _FLOAT_RTOL, 0.0)
-        near: npt.NDArray[np.bool_] = margin - slack < 0.0
-        return near
 
     def _pay_profit(self, long_tokens: float, short_usd: float) -> None:
         """Pay profit from the pools; what a pool cannot pay is bad debt (USD)."""
