@@ -23,6 +23,7 @@ __all__ = [
     "close_improves_balance",
     "close_price_impact_usd",
     "liquidation_threshold_usd",
+    "may_become_liquidatable",
     "pnl_to_pool_factor",
     "position_pnl_usd",
     "price_impact_usd",
@@ -32,6 +33,8 @@ __all__ = [
 
 F64 = npt.NDArray[np.float64]
 B = npt.NDArray[np.bool_]
+#: Relative (and absolute, USD) slack for float rounding in :func:`may_become_liquidatable`.
+_FLOAT_RTOL = 1e-9
 
 
 def position_pnl_usd(
@@ -195,3 +198,39 @@ def adl_profit_to_target(
         return 0.0
     slope = 1.0 - target_factor * paid_per_unit
     return excess / slope if slope > 0.0 else float("inf")
+
+
+def may_become_liquidatable(
+    *,
+    is_long: B,
+    size_usd: F64,
+    margin_usd: F64,
+    open_interest_before: tuple[float, float],
+    open_interest_after: tuple[float, float],
+    fee_factors: tuple[float, float],
+    max_impact_factor: float | None,
+) -> B:
+    """Which positions, with remaining collateral ``margin_usd`` above their threshold
+    (negative: liquidatable) at the open interest before others' closes, can be liquidatable
+    at the open interest after them, prices and accruals unchanged.
+
+    Only the close fee factor (``fee_factors``: positive, negative; picked by
+    :func:`close_improves_balance`) and the capped impact change. Without a negative impact
+    factor (``max_impact_factor`` None) the impact stays 0, so only positions whose
+    ``balanceWasImproved`` flips can lose ``size x |fee difference|``; with one, any position
+    can lose up to ``size x (|fee difference| + max_impact_factor)`` (docs/formulas.md §G2).
+    """
+    dfee = abs(fee_factors[1] - fee_factors[0])
+    if max_impact_factor is not None:
+        slack = size_usd * (dfee + max_impact_factor + _FLOAT_RTOL) + _FLOAT_RTOL
+    else:
+        (l0, s0), (l1, s1) = open_interest_before, open_interest_after
+        flips = close_improves_balance(
+            is_long=is_long, size_usd=size_usd, long_open_interest_usd=l0,
+            short_open_interest_usd=s0,
+        ) != close_improves_balance(
+            is_long=is_long, size_usd=size_usd, long_open_interest_usd=l1,
+            short_open_interest_usd=s1,
+        )  # fmt: skip
+        slack = np.where(flips, size_usd * (dfee + _FLOAT_RTOL) + _FLOAT_RTOL, 0.0)
+    return np.asarray(margin_usd - slack < 0.0, dtype=np.bool_)

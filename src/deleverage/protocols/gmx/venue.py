@@ -7,21 +7,22 @@ and each side's open interest in USD and tokens. A step:
 1. reads the oracle's min / max prices (``oracle_band``) and accrues borrowing and funding;
 2. returns at once when the price stays inside the quiet band, neither side's PnL is capped
    and ADL is not due. Remaining collateral is linear in the price, ``A + B p``, so each
-   position has a trigger price ``(threshold - A) / B``. A **trigger index** (rebuilt when
-   sizes change other than by liquidation, or when the borrowing / funding look-ahead runs
-   out) keeps *conservative* triggers sorted: with the worst price impact and close fee any
-   open interest could give, so no one else's close can move a position past it. The band
-   set at the end of each step uses exact triggers (the open interest now) for positions
-   whose conservative trigger lies within 2% of the price and the index's next trigger
-   beyond. Where the long token is another asset, the band narrows by how far its price
-   moved times the largest ``collateral / |B|``;
-3. otherwise evaluates exactly only the positions whose conservative trigger the price has
-   crossed (two binary searches; every open position when the index is stale), in rounds
-   while closes move the open interest (``math.remaining_collateral_usd`` against
+   position has a trigger price ``(threshold - A) / B``. A **trigger index** (two
+   ``triggers.TriggerLadder``, rebuilt when sizes change other than by liquidation, or when
+   the borrowing / funding look-ahead runs out) keeps *conservative* triggers sorted: with
+   the worst price impact and close fee any open interest could give, so no one else's close
+   can move a position past it. The band set at the end of each step is the exact triggers
+   (the open interest now) nearest the price, scanned outwards from the crossed positions
+   until the next conservative trigger cannot be nearer. Where the long token is another
+   asset, the band narrows by how far its price moved times the largest ``collateral / |B|``;
+3. otherwise evaluates exactly only the open positions whose conservative trigger the price
+   has crossed (a binary search per direction; every open position when the index is stale),
+   in rounds while closes move the open interest, each round only the positions the closes
+   can push past their threshold (``math.remaining_collateral_usd`` against
    ``math.liquidation_threshold_usd``); keepers (``oracle_pool.PoolKeepers``) liquidate the
-   most distressed first when the execution fee beats gas, after their latency; the pool
-   receives the collateral and pays out what is left (the profit part from the PnL token's
-   pool); a loss beyond collateral is the LP pool's: ``backstop_loss``;
+   most distressed first (ties by position) when the execution fee beats gas, after their
+   latency; the pool receives the collateral and pays out what is left (the profit part from
+   the PnL token's pool); a loss beyond collateral is the LP pool's: ``backstop_loss``;
 4. runs ADL per side while its PnL-to-pool factor exceeds ``max_pnl_factor_for_adl``: keepers
    close the most profitable positions, the last one partly, until the factor is at
    ``min_pnl_factor_after_adl`` (not below: GMX reverts an over-correcting ADL); profit cut by
@@ -46,6 +47,8 @@ from deleverage.errors import ValidationError
 from deleverage.protocols.chain import Chain
 from deleverage.protocols.gmx import math as gm
 from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation, gmx_population
+from deleverage.protocols.gmx.kernels import close_costs_nb
+from deleverage.protocols.gmx.triggers import TriggerLadder
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_actions, oracle_band
 from deleverage.venues.protocol import (
@@ -64,8 +67,6 @@ _NS = 1e-9
 _BORROW_LOOKAHEAD_S = 3_600.0
 #: Relative slack on the band so float noise never skips a position on the boundary.
 _BAND_RTOL = 1e-9
-#: Around the price, the quiet band uses exact triggers within this relative distance.
-_BAND_WINDOW = 0.02
 #: Liquidation rounds per step (each round's closes change the others' price impact).
 _MAX_ROUNDS = 64
 
@@ -96,6 +97,7 @@ class GmxVenue:
         keepers: Keepers | None = None,
         chain: Chain | None = None,
         native_asset: str | None = None,
+        full_pass: bool = False,
     ) -> None:
         pop = population.check()
         self._cfg = config
@@ -126,10 +128,8 @@ class GmxVenue:
         # The trigger index: conservative trigger prices (worst-case impact and fee), positions
         # that lose on a fall sorted by trigger descending, those that lose on a rise
         # ascending, and those liquidatable at any price.
-        self._fall_level = np.empty(0)
-        self._fall_idx = np.empty(0, dtype=np.intp)
-        self._rise_level = np.empty(0)
-        self._rise_idx = np.empty(0, dtype=np.intp)
+        self._falls = TriggerLadder.empty()
+        self._rises = TriggerLadder.empty()
         self._always_idx = np.empty(0, dtype=np.intp)
         self._bad_idx = np.empty(0, dtype=np.intp)  # liquidatable after the last evaluation
         # The quiet band: no position can be liquidatable while lo < price < hi (exact
@@ -139,6 +139,14 @@ class GmxVenue:
         self._band_cum = -1.0  # borrowing factor the band assumed (look-ahead included)
         self._band_fund = np.full(2, -1.0)  # funding factors it assumed
         self._dirty = True
+        #: The reference mode: every step evaluates every open position (no quiet return,
+        #: no trigger index), for differential tests of the fast path.
+        self._full_pass = full_pass
+        #: The compiled close costs match NumPy's bits where the impact needs no ``power``
+        #: (NumPy's vectorized ``power`` may differ from libm's in the last bit).
+        self._compiled_costs = config.impact_exponent == 2.0 or (
+            config.positive_impact_factor == 0.0 and config.negative_impact_factor == 0.0
+        )
         self._long_asset = config.long_token_asset or config.asset
         self._separate = self._long_asset != config.asset
         self._band_q = float("nan")  # the long token's min price the band assumed
@@ -191,7 +199,8 @@ class GmxVenue:
         # a long token priced apart moves long-token collateral: triggers move by its bound
         slack = self._q_slack(q_min, self._band_q)
         indexed = (
-            not self._dirty
+            not self._full_pass
+            and not self._dirty
             and self._cum_borrow <= self._band_cum
             and bool((self._cum_fund <= self._band_fund).all())
             and not self._cap_binds(p_min, p_max)
@@ -202,17 +211,26 @@ class GmxVenue:
                 self._lo * (1.0 + _BAND_RTOL) + edge < mid < self._hi * (1.0 - _BAND_RTOL) - edge
             )
             if inside and not self._adl_due(p_min, p_max):
+                self._quiet()
                 return VenueStep(ts_ns, 0, 0.0, flow, self.solvency())
             cand = self._candidates(mid, slack)
         else:
             cand = np.flatnonzero(self._size_usd > 0.0)
         count, notional, moved = 0, 0.0, 0.0
         for _ in range(_MAX_ROUNDS):  # a close moves open interest, so price impact: re-check
-            n, value, signed = self._liquidate(ts_ns, block, p_min, mid, cand)
+            n, value, signed, near = self._liquidate(ts_ns, block, p_min, mid, cand)
             count, notional, moved = count + n, notional + value, moved + signed
             if n == 0:
                 break
-            cand = cand[self._size_usd[cand] > 0.0]
+            if indexed and self._cap_binds(p_min, p_max):  # the index assumed no cap
+                indexed = False
+                cand = np.flatnonzero(self._size_usd > 0.0)
+            elif indexed:  # only those the closes can push past their threshold
+                cand = near
+                if cand.size == 0:
+                    break
+            else:
+                cand = cand[self._size_usd[cand] > 0.0]
         if cfg.adl_enabled:
             for is_long in (True, False):
                 moved += self._adl(ts_ns, block, is_long, p_min, mid, p_max)
@@ -318,6 +336,14 @@ class GmxVenue:
         short_f = gm.pnl_to_pool_factor(self._side_pnl(False, p_min), self._pool_usd(False, q))
         return long_f > limit or short_f > limit
 
+    def _quiet(self) -> None:
+        """What a full pass does on a step where nothing is liquidatable and ADL is not due:
+        positions liquidatable before are seen afresh, and so is ADL."""
+        if self._bad_idx.size:
+            self._seen[self._bad_idx] = -1
+            self._bad_idx = self._bad_idx[:0]
+        self._adl_seen = [-1, -1]
+
     def _cap_scales(self, p_min: float, p_max: float) -> tuple[float, float]:
         cap = self._cfg.max_pnl_factor_for_traders
         return (
@@ -366,8 +392,17 @@ class GmxVenue:
     def _close_costs(self, idx: npt.NDArray[np.intp], cum: float, fund: F64) -> tuple[F64, F64]:
         """Capped price impact (<= 0) and fees (position fee, borrowing, funding owed) of
         closing whole; the position fee factor is the positive-impact one when the close
-        improves balance (``balanceWasImproved``)."""
+        improves balance (``balanceWasImproved``); compiled (``kernels.close_costs_nb``)
+        where its bits match (``_compiled_costs``), except in the ``full_pass`` reference."""
         cfg = self._cfg
+        if not self._full_pass and self._compiled_costs:
+            return close_costs_nb(
+                idx, self._is_long, self._size_usd, self._borrow_entry, self._fund_entry,
+                self._oi_long_usd, self._oi_short_usd, cfg.positive_impact_factor,
+                cfg.negative_impact_factor, cfg.impact_exponent,
+                cfg.max_impact_factor_for_liquidations, cfg.position_fee_factor_positive,
+                cfg.position_fee_factor_negative, cum, float(fund[0]), float(fund[1]),
+            )  # fmt: skip
         is_long, size = self._is_long[idx], self._size_usd[idx]
         impact = gm.close_price_impact_usd(
             is_long=is_long,
@@ -403,8 +438,12 @@ class GmxVenue:
         h = cfg.oracle_half_spread
         is_long, coll_long = self._is_long[idx], self._coll_long[idx]
         coll, size, tok = self._coll[idx], self._size_usd[idx], self._size_tok[idx]
-        if conservative:
-            impact = -size * cfg.max_impact_factor_for_liquidations
+        if conservative:  # no negative factor: no close has negative impact
+            impact = (
+                -size * cfg.max_impact_factor_for_liquidations
+                if cfg.negative_impact_factor > 0.0
+                else np.zeros(idx.size)
+            )
             fee_max = max(cfg.position_fee_factor_positive, cfg.position_fee_factor_negative)
             fees = size * fee_max + self._accrued(idx, cum, fund)
         else:
@@ -433,12 +472,12 @@ class GmxVenue:
         with np.errstate(divide="ignore", invalid="ignore"):
             level = (thr - A) / Bc
         falls, rises = Bc > 0.0, Bc < 0.0
-        order = np.argsort(-level[falls], kind="stable")
-        self._fall_level = level[falls][order]
-        self._fall_idx = open_[falls][order]
-        order = np.argsort(level[rises], kind="stable")
-        self._rise_level = level[rises][order]
-        self._rise_idx = open_[rises][order]
+        keys = -level[falls]
+        order = np.argsort(keys, kind="stable")
+        self._falls = TriggerLadder(keys[order], open_[falls][order])
+        keys = level[rises]
+        order = np.argsort(keys, kind="stable")
+        self._rises = TriggerLadder(keys[order], open_[rises][order])
         self._always_idx = open_[(Bc == 0.0) & (thr > A)]
         if self._separate:
             # an edge p* = (thr - A) / B moves by c / |B| per unit of the long token's min
@@ -473,28 +512,27 @@ class GmxVenue:
         return 0.0 if dq == 0.0 else self._q_shift * dq
 
     def _set_band(self, mid: float, slack: float) -> None:
-        """The quiet band at the end of a step: exact triggers (with the open interest now)
-        for the positions whose conservative trigger lies within ``_BAND_WINDOW`` of ``mid``,
-        the index's next conservative trigger beyond; valid until the open interest or the
-        index changes."""
-        low = (mid - slack) * (1.0 - _BAND_WINDOW)
-        high = (mid + slack) * (1.0 + _BAND_WINDOW)
-        falls = int(np.searchsorted(-self._fall_level, -low, side="left"))
-        rises = int(np.searchsorted(self._rise_level, high, side="right"))
-        lo = float(self._fall_level[falls]) if falls < self._fall_level.size else -np.inf
-        hi = float(self._rise_level[rises]) if rises < self._rise_level.size else np.inf
-        near = np.concatenate([self._fall_idx[:falls], self._rise_idx[:rises], self._always_idx])
-        near = near[self._size_usd[near] > 0.0]
-        if near.size:
-            A, Bc, thr = self._linear_terms(near, self._band_cum, self._band_fund)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                level = (thr - A) / Bc
-            if ((Bc == 0.0) & (thr > A)).any():
+        """The quiet band at the end of a step: the exact triggers (with the open interest
+        now) nearest the price on each side, found by scanning each ladder from the positions
+        the price has crossed outwards (``TriggerLadder.nearest``); valid until the open
+        interest or the index changes."""
+        size = self._size_usd
+
+        def exact(idx: npt.NDArray[np.intp]) -> F64:
+            A, Bc, thr = self._linear_terms(idx, self._band_cum, self._band_fund)
+            level: F64 = (thr - A) / Bc
+            return level
+
+        def exact_fall(idx: npt.NDArray[np.intp]) -> F64:
+            return -exact(idx)
+
+        lo = -self._falls.nearest(-(mid - slack), size, exact_fall)
+        hi = self._rises.nearest(mid + slack, size, exact)
+        always = self._always_idx[size[self._always_idx] > 0.0]
+        if always.size:
+            A, _, thr = self._linear_terms(always, self._band_cum, self._band_fund)
+            if (thr > A).any():
                 lo, hi = np.inf, -np.inf
-            if (Bc > 0.0).any():
-                lo = max(lo, float(level[Bc > 0.0].max()))
-            if (Bc < 0.0).any():
-                hi = min(hi, float(level[Bc < 0.0].min()))
         self._lo, self._hi = lo, hi
         self._edge_q = self._q_min
 
@@ -503,41 +541,50 @@ class GmxVenue:
         that can be liquidatable), with those liquidatable at any price."""
         low = (mid - slack) * (1.0 - _BAND_RTOL)  # float slack: err towards evaluating
         high = (mid + slack) * (1.0 + _BAND_RTOL)
-        falls = int(np.searchsorted(-self._fall_level, -low, side="left"))  # trigger > low
-        rises = int(np.searchsorted(self._rise_level, high, side="right"))  # trigger <= high
-        if falls == 0 and rises == 0 and self._always_idx.size == 0:
-            return self._always_idx
-        cand = np.concatenate([self._fall_idx[:falls], self._rise_idx[:rises], self._always_idx])
-        return np.asarray(cand[self._size_usd[cand] > 0.0], dtype=np.intp)
+        size = self._size_usd
+        falls = self._falls.crossed(-low, "left", size)  # trigger > low
+        rises = self._rises.crossed(high, "right", size)  # trigger <= high
+        if self._always_idx.size == 0:
+            return falls if rises.size == 0 else np.concatenate([falls, rises])
+        always = self._always_idx[size[self._always_idx] > 0.0]
+        return np.concatenate([falls, rises, always])
 
     def _liquidate(
         self, ts_ns: int, block: int, p_min: float, mid: float, open_: npt.NDArray[np.intp]
-    ) -> tuple[int, float, float]:
-        """Evaluate the positions ``open_`` exactly; keepers liquidate the liquidatable ones."""
+    ) -> tuple[int, float, float, npt.NDArray[np.intp]]:
+        """Evaluate the positions ``open_`` exactly; keepers liquidate the liquidatable ones.
+        Returns the count, notional and signed size closed, and the open positions of
+        ``open_`` that the closes could make liquidatable (the cap not binding): a close
+        changes others' remaining collateral only through the close fee factor and the
+        price impact, by at most ``size x (|fee factor difference| + max impact factor)``
+        (no negative impact factor: no negative impact)."""
         cfg = self._cfg
         p_max = mid + (mid - p_min)
         remaining = self._remaining(open_, p_min, p_max)
+        size = self._size_usd[open_]
         thr = gm.liquidation_threshold_usd(
-            self._size_usd[open_],
+            size,
             min_collateral_usd=cfg.min_collateral_usd,
             min_collateral_factor=cfg.min_collateral_factor,
         )
         bad = (remaining < thr) | (remaining <= 0.0)
         # positions liquidatable before and not now (or not evaluated: safe) are seen afresh
-        self._seen[np.setdiff1d(self._bad_idx, open_[bad], assume_unique=True)] = -1
         seen = self._seen[open_]
+        self._seen[self._bad_idx] = -1
         self._seen[open_] = np.where(bad, np.where(seen < 0, block, seen), -1)
         self._bad_idx = open_[bad]
-        # Most distressed first: remaining collateral over size, lowest first.
+        # Most distressed first: remaining collateral over size, lowest first (ties by
+        # position, so the order does not depend on which positions were evaluated).
         cand = np.flatnonzero(bad)
-        cand = cand[np.argsort(remaining[cand] / self._size_usd[open_[cand]], kind="stable")]
+        cand = cand[np.lexsort((open_[cand], remaining[cand] / self._size_usd[open_[cand]]))]
         acted, _ = self._keepers.act(
             block=block, seen_block=self._seen[open_[cand]], incentive=cfg.execution_fee_usd
         )
         go = cand[acted]
         idx = open_[go]
         if idx.size == 0:
-            return 0, 0.0, 0.0
+            return 0, 0.0, 0.0, open_[:0]
+        oi_before = (self._oi_long_usd, self._oi_short_usd)
         net = remaining[go] - self._size_usd[idx] * cfg.liquidation_fee_factor
         coll_usd = np.where(self._coll_long[idx], self._coll[idx] * self._q_min, self._coll[idx])
         payout = np.maximum(net, 0.0)
@@ -586,7 +633,16 @@ class GmxVenue:
         self._coll[idx] = 0.0
         self._seen[idx] = -1
         self._bad_idx = self._bad_idx[self._size_usd[self._bad_idx] > 0.0]
-        return int(idx.size), notional, float(signed.sum())
+        near = gm.may_become_liquidatable(
+            is_long=self._is_long[open_], size_usd=size, margin_usd=remaining - thr,
+            open_interest_before=oi_before,
+            open_interest_after=(self._oi_long_usd, self._oi_short_usd),
+            fee_factors=(cfg.position_fee_factor_positive, cfg.position_fee_factor_negative),
+            max_impact_factor=cfg.max_impact_factor_for_liquidations
+            if cfg.negative_impact_factor > 0.0 else None,
+        )  # fmt: skip
+        near[go] = False
+        return int(idx.size), notional, float(signed.sum()), open_[near]
 
     def _pay_profit(self, long_tokens: float, short_usd: float) -> None:
         """Pay profit from the pools; what a pool cannot pay is bad debt (USD)."""
