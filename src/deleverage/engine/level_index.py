@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.levels import zone_prices_compiled as _zone
+from deleverage.engine.levels import index_zone_prices as _zone
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]

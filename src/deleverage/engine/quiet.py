@@ -121,6 +121,8 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
                 return None
             cols = ex._positions[m]
             called = r.called_isolated
+            if len(called) and not state.tiers.continuous:
+                return None  # a step schedule's zone is not one half-line: no "certainly in"
             long_max[m], short_min[m] = index.band(
                 cols.size, cols.entry, cols.isolated_margin, state.tiers, cols.mode, ex._kind,
                 exclude=np.sort(called),

@@ -278,7 +278,7 @@ class MarginScans(Ledger):
             for name in ("i_below_e", "i_below_m", "i_warn_r"):
                 buffers[name] = np.empty(self._capacity)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        if self.use_level_index and t.continuous:  # zone prices need continuous maintenance
+        if self.use_level_index:  # any schedule: levels.index_zone_prices
             result = self._indexed_isolated_scan(m, call_level)
             if self.check_invariants:
                 self._check_indexed_scan(m, call_level, result)
