@@ -137,6 +137,8 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
         elif len(r.called_isolated):
             return None
         if cross:
+            if state.tiers.whole_position:
+                return None  # the touched and called accounts' bounds below have no step cap
             cross_levels.add(min(float(level), 1.0))
     marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
     c_market = (

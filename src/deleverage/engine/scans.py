@@ -151,7 +151,7 @@ class MarginScans(Ledger):
         return scan
 
     def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        if not self.use_level_index or not all(st.tiers.continuous for st in self.markets):
+        if not self.use_level_index:
             return self._cross_scan_full(m, call_level)
         key = min(float(call_level), 1.0)
         index = self._cross_index.get(key)

@@ -2,18 +2,22 @@
 
 Risk-limit steps (BitMEX's whole-position rates, the taker fee in maintenance) and a
 maintenance floor make maintenance jump; the isolated scan keys its sorted index on the
-piecewise zone prices of :mod:`deleverage.engine.step_levels` there. The oracle is the full
-pass (a plain loop over every position): (a) the random operation sequences of
+piecewise zone prices of :mod:`deleverage.engine.step_levels` there, and the cross index caps
+its bound at the next floor. The oracle is the full pass (a plain loop over every position):
+(a) the random operation sequences of
 ``test_exchange_scan_index`` (trades, marks, margin moves, funding, liquidations) on such
 markets, the scans compared bit for bit after every operation and the journals and state
 hashes at the end, also in the engine's ``check_invariants`` mode; (b) a BitMEX XBTUSD book
 (inverse, 10 risk-limit steps) through a crash and a rally, with and without the index: the
 same journal, the same state hash; (c) a simulated day of a linear BitMEX-shaped market with
-the quiet-stretch path against the step-by-step full pass: the same journal and result hash.
+the quiet-stretch path against the step-by-step full pass: the same journal and result hash;
+(d) the cross index's bound, capped at the move to a position's next floor, against the zone
+evaluated with :func:`deleverage.rules.margin.maintenance_margin` after random moves.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -24,6 +28,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.cross_index import CrossIndex, step_reach
+from deleverage.rules import margin as mm
 from deleverage.sim.runner import Simulation
 from deleverage.sim.scenario import Scenario
 from deleverage.venues import preset
@@ -76,6 +82,26 @@ def test_indexed_scans_equal_full_pass_on_steps(seed: int, n_markets: int) -> No
         assert ex._level_index, "the index was used"
         twin.engines[0] = Exchange.replay(ex.journal)
         twin.assert_scans_equal()
+
+
+def test_step_markets_take_the_indexed_paths() -> None:
+    """The sequences on step markets do use the bounded cross scan and the zone-price index."""
+    used: collections.Counter[str] = collections.Counter()
+    cross_candidates = CrossIndex.candidates
+
+    def cross_spy(self: CrossIndex, marks: np.ndarray) -> np.ndarray | None:
+        out = cross_candidates(self, marks)
+        used["bounded" if out is not None else "full"] += 1
+        return out
+
+    with _step_markets(), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CrossIndex, "candidates", cross_spy)
+        twin = twin_mod._run(1, 2, 80)
+    ex = twin.engines[0]
+    assert ex._level_index[(0, 0.8)].rebuilds >= 1  # the whole-position market's index
+    assert used["bounded"] > 0, used
+    assert twin.seen["cross_scan"] > 0
+    assert twin.seen["isolated_scan"] > 0
 
 
 @pytest.mark.parametrize("seed", [3, 4])
@@ -168,3 +194,54 @@ def test_simulated_steps_day_identical_with_the_index_and_quiet_stretches() -> N
     assert sum(r.liquidations for r in fast.ex.risk.reports) > 0
     assert fast.quiet is not None
     assert fast.quiet.skipped > 0
+
+
+# ------------------------------------------------------------------------ cross bound
+
+
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**32 - 1), level=st.sampled_from([0.8, 1.0]))
+def test_cross_index_bound_is_safe_across_steps(seed: int, level: float) -> None:
+    """An account the bound leaves out is really out of the zone after moves below ``q``,
+    with positions sized around the steps (maintenance jumps) of a whole-position market."""
+    rng = np.random.default_rng(seed)
+    specs = [steps_spec(), preset("binance", "BTCUSDT")]
+    tiers = [s.tier_arrays for s in specs]
+    n = 120
+    p0 = np.array([2_000.0, 60_000.0])
+    step = rng.choice(tiers[0].floor[1:], n) * rng.uniform(0.9, 1.1, n)  # near a floor
+    sizes = [step / p0[0] * rng.choice([-1.0, 1.0], n), rng.uniform(-2.0, 2.0, n)]
+    sizes[1] *= rng.random(n) < 0.5
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [np.zeros(n, dtype=np.int8) for _ in specs]
+    notional0 = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional0 * rng.uniform(0.005, 0.3, n)
+    trader = np.ones(n, dtype=bool)
+
+    def equity_maint(marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        e = cash.copy()
+        mt = np.zeros(n)
+        for s, en, t, p in zip(sizes, entries, tiers, marks, strict=True):
+            e += s * (p - en)
+            mt += mm.maintenance_margin(np.abs(s) * p, t)
+        return e, mt
+
+    e0, m0 = equity_maint(p0)
+    index = CrossIndex(level)
+    index.build(p0, sizes, modes, tiers, e0, m0, trader)
+    crossed = 0
+    for _ in range(60):
+        move = rng.uniform(-0.15, 0.15, 2) * rng.choice([1.0, 0.1, 0.01])
+        marks = p0 * (1.0 + move)
+        e1, m1 = equity_maint(marks)
+        in_zone = np.flatnonzero((m1 >= level * e1) & ~(m0 >= level * e0))
+        safe = index.acc[index.q > np.max(np.abs(move)) * (1 + 1e-9) + 1e-12]
+        assert not np.any(np.isin(safe, in_zone)), (move, np.intersect1d(safe, in_zone))
+        crossed += len(in_zone)
+    assert crossed > 0, "moves put accounts in the zone"
+
+
+def test_step_reach_of_a_position_between_floors() -> None:
+    t = steps_spec().tier_arrays  # floors 0, 2,000, 3,500, 5,000, ...
+    reach = step_reach(np.array([1_000.0, 2_500.0, 3_400.0, 2_000.0]), t)
+    np.testing.assert_allclose(reach, [1.0, 0.2, 1 / 34, 0.0], rtol=1e-8, atol=1e-12)
