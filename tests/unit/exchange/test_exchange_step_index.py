@@ -28,7 +28,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine import level_index as level_mod
 from deleverage.engine.cross_index import CrossIndex, step_reach
+from deleverage.engine.level_index import LevelIndex
 from deleverage.rules import margin as mm
 from deleverage.sim.runner import Simulation
 from deleverage.sim.scenario import Scenario
@@ -245,3 +247,49 @@ def test_step_reach_of_a_position_between_floors() -> None:
     t = steps_spec().tier_arrays  # floors 0, 2,000, 3,500, 5,000, ...
     reach = step_reach(np.array([1_000.0, 2_500.0, 3_400.0, 2_000.0]), t)
     np.testing.assert_allclose(reach, [1.0, 0.2, 1 / 34, 0.0], rtol=1e-8, atol=1e-12)
+
+
+# ------------------------------------------------------------------------ LevelIndex
+
+
+@settings(max_examples=30)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.8, 1.0]),
+    table=st.sampled_from(["bitmex", "steps", "floor"]),
+    dirty_floor=st.sampled_from([0, 3, 1024]),
+)
+def test_level_index_candidates_are_a_superset_on_steps(
+    seed: int, level: float, table: str, dirty_floor: int
+) -> None:
+    """Every position in the zone (the oracle of ``test_exchange_scan_index``) is a
+    candidate, through rebuilds, touches and compactions, at marks across the steps."""
+    spec = {"bitmex": lambda: preset("bitmex", "XBTUSD"), "steps": steps_spec,
+            "floor": floor_spec}[table]()  # fmt: skip
+    tiers = spec.tier_arrays
+    rng = np.random.default_rng(seed)
+    n = 80
+    b = twin_mod._book(rng, n, tiers)
+    scale = float(tiers.floor[1]) / 100.0 if len(tiers.floor) > 1 else 1.0
+    b["size"] *= scale  # notionals from a fraction of the first step to several steps
+    b["margin"] *= scale
+    index = LevelIndex(level)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(level_mod, "DIRTY_FLOOR", dirty_floor)
+        index.rebuild(b["size"], b["entry"], b["margin"], b["mode"], b["kind"], tiers)
+        found = 0
+        for _ in range(20):
+            hit = rng.choice(n, int(rng.integers(1, 6)), replace=False)
+            b["size"][hit] = rng.uniform(-50.0, 50.0, len(hit)) * scale
+            b["margin"][hit] = (
+                np.abs(b["size"][hit]) * b["entry"][hit] / rng.uniform(1, 60, len(hit))
+            )
+            index.touch(hit.astype(np.int64))
+            if not index.valid:
+                index.rebuild(b["size"], b["entry"], b["margin"], b["mode"], b["kind"], tiers)
+            for mark in rng.uniform(40.0, 170.0, 5):
+                cand = index.candidates(float(mark), b["size"], b["entry"], b["margin"], tiers)
+                zone = twin_mod._in_zone(b, float(mark), level, tiers)
+                assert len(np.setdiff1d(zone, cand)) == 0, (mark, np.setdiff1d(zone, cand))
+                found += len(zone)
+        assert found > 0
