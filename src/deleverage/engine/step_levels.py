@@ -20,12 +20,14 @@ level and where the floor does:
 
 A long's zone price is the supremum over the pieces of the zone within each piece,
 ``max_t min(c_t, floor_{t+1} / s)`` over the pieces with ``c_t >= floor_t / s``; a short's the
-infimum, ``min_t max(d_t, floor_t / |s|)`` over the pieces with ``d_t < floor_{t+1} / |s|``. A
+infimum, ``min_t max(d_t, floor_t / |s|)`` over the pieces with ``d_t <= floor_{t+1} / |s|``. A
 tier with ``mmr_t >= level`` (its line is flat or falls for a long) takes the piece's top as
-its bound (a majorant; ``+inf`` on the last piece). Piece ends are widened by the index's relative
-slack so that the kernel's float tier lookup (``|s| p >= floor``) cannot place a mark in a piece
-the bound left out. The fee-inclusive maintenance of BitMEX (the taker rate added to every
-step's rate, :meth:`~deleverage.spec.TierArrays.from_tiers`) is in ``mmr_t`` already.
+its bound (a majorant; ``+inf`` on the last piece). Piece ends are widened by a relative
+``1e-9`` so that the kernel's float tier lookup (``|s| p >= floor``) cannot place a mark in a
+piece the bound left out, and each piece's bound by a few ulps of the margin's scale
+(:data:`ABS_ULPS`: the equity's cancellation near a 1x position). The fee-inclusive maintenance
+of BitMEX (the taker rate added to every step's rate,
+:meth:`~deleverage.spec.TierArrays.from_tiers`) is in ``mmr_t`` already.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Relative widening of the piece ends (the tier lookup's float error is ~1e-16).
 PIECE_RTOL = 1e-9
+#: Absolute widening of each piece's bound, in units of ``eps x scale / slope`` with
+#: ``scale = (|M| + |s| e + |cum_t| + min_margin / level) / |s|``: the kernel's
+#: ``E = M + s (p - e)`` cancels when ``M`` is close to ``s e`` (a 1x long), and the closed form
+#: and the kernel then round differently by a few ulps of ``M``, not of ``p``.
+ABS_ULPS = 16.0
+_EPS = float(np.finfo(np.float64).eps)
 
 
 @njit(cache=True)
@@ -69,6 +77,7 @@ def step_zone_prices_nb(
         a = abs(s)
         base = level * (margin[i] - s * entry[i])
         q = entry[i] + (min_margin / level - margin[i]) / s
+        scale = (abs(margin[i]) + a * abs(entry[i]) + min_margin / level) / a
         if s > 0.0:
             best = -np.inf
             for t in range(n_t):
@@ -76,7 +85,7 @@ def step_zone_prices_nb(
                 hi = floor[t + 1] / a * (1.0 + PIECE_RTOL) if t + 1 < n_t else np.inf
                 slope = level - mmr[t]
                 c = -(base + cum[t]) / (a * slope) if slope > 0.0 else np.inf
-                c = max(c, q)
+                c = max(c, q) + ABS_ULPS * _EPS * (scale + abs(cum[t]) / a) / max(slope, 1e-300)
                 if c != c:  # NaN: no bound from this piece
                     c = np.inf
                 if c >= lo:
@@ -88,6 +97,7 @@ def step_zone_prices_nb(
                 lo = floor[t] / a * (1.0 - PIECE_RTOL)
                 hi = floor[t + 1] / a * (1.0 + PIECE_RTOL) if t + 1 < n_t else np.inf
                 d = min((base + cum[t]) / (a * (level + mmr[t])), q)
+                d -= ABS_ULPS * _EPS * (scale + abs(cum[t]) / a) / level
                 if d != d:
                     d = -np.inf
                 if d <= hi:
