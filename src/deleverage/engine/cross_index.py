@@ -17,6 +17,12 @@ holds while nothing but marks changed it: the engine reports every account a fil
 deposit, withdrawal, margin move or setting touched (:meth:`CrossIndex.touch`), and those are
 checked exactly on every scan until the next build. Funding, tier changes and new markets drop
 the index; it is built again from a full pass.
+
+Risk-limit steps (``TierArrays.whole_position``, BitMEX) make maintenance jump at the floors,
+so the slope bound holds only while no position crosses one: an account's ``q`` is then also
+capped by the smallest relative move that takes one of its step-schedule positions to a
+neighbouring floor (:func:`step_reach`), and within it the slope is the position's own tier
+rate. A maintenance floor (``min_margin``) keeps maintenance continuous with the same slopes.
 """
 
 from __future__ import annotations
@@ -71,14 +77,20 @@ class CrossIndex:
     ) -> None:
         """Compute ``q`` of every trader with a cross position from a full pass's ``E``, ``MM``."""
         k = np.zeros(len(equity))
+        to_step = np.full(len(equity), np.inf)
         for size, mode, t, mark in zip(sizes, modes, tiers, marks, strict=True):
             cross = (size != 0.0) & (mode == 0)
             notional = np.abs(size) * mark
             reach = np.searchsorted(t.floor, 2.0 * notional, side="right") - 1
-            k += np.where(cross, notional * (self.level + t.mmr[reach]), 0.0)
+            rate = t.mmr[reach]
+            if t.whole_position:
+                tier = np.searchsorted(t.floor, notional, side="right") - 1
+                rate = np.maximum(rate, t.mmr[tier])
+                to_step = np.where(cross, np.minimum(to_step, step_reach(notional, t)), to_step)
+            k += np.where(cross, notional * (self.level + rate), 0.0)
         has = trader & (k > 0.0)
         acc = np.flatnonzero(has).astype(np.int64)
-        q = (self.level * equity[acc] - maintenance[acc]) / k[acc]
+        q = np.minimum((self.level * equity[acc] - maintenance[acc]) / k[acc], to_step[acc])
         order = np.argsort(q, kind="stable")
         self.q, self.acc = q[order], acc[order]
         self.p0 = np.array(marks, dtype=np.float64)
@@ -120,3 +132,27 @@ class CrossIndex:
         out = np.concatenate([prefix, extra])
         out.sort()
         return out
+
+
+#: Relative margin kept below the move to a floor (the tier lookup's float error is ~1e-16).
+STEP_RTOL = 1e-9
+
+
+def step_reach(notional: FloatArray, tiers: TierArrays) -> FloatArray:
+    """Smallest relative move of the mark that takes a position of ``notional`` (quote) out of
+    its tier: to the next floor up, ``floor_{t+1} / notional - 1``, or below its own floor,
+    ``1 - floor_t / notional`` (none for the first tier), shrunk by :data:`STEP_RTOL`.
+
+    >>> from deleverage.venues import preset
+    >>> t = preset("bitmex", "XBTUSD").tier_arrays  # floors 0, 200, 350, ... XBT
+    >>> [round(float(x), 6) for x in step_reach(np.array([100.0, 250.0]), t)]
+    [1.0, 0.2]
+    """
+    notional = np.asarray(notional, dtype=np.float64)
+    tier = np.searchsorted(tiers.floor, notional, side="right") - 1
+    top = np.append(tiers.floor[1:], np.inf)[tier]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        up = top / notional - 1.0
+        down = np.where(tier > 0, 1.0 - tiers.floor[tier] / notional, np.inf)
+    out: FloatArray = np.minimum(up, down) * (1.0 - STEP_RTOL)
+    return np.where(notional > 0.0, out, np.inf)

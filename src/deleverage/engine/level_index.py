@@ -4,8 +4,10 @@ The risk step must find the isolated positions whose margin ratio is at the call
 under maintenance. A full scan costs O(n) per mark; over a day of one-second marks at 10^6
 positions that is minutes. Each isolated position has a fixed *zone price* (see
 :mod:`deleverage.engine.levels`): the price beyond which its ratio ``MM / E`` is at least ``level``
-(``min(call level, 1)``). Sorted once (longs descending, shorts ascending), the positions a mark
-``p`` can have in the zone are a prefix of each order, found by binary search.
+(``min(call level, 1)``); where maintenance jumps (risk-limit steps, a floor) the extreme price
+at which it can be there (:mod:`deleverage.engine.step_levels`). Sorted once (longs descending,
+shorts ascending), the positions a mark ``p`` can have in the zone are a prefix of each order,
+found by binary search.
 
 Positions that changed since the sort (fills, margin moves, settings: the engine reports them
 through :meth:`LevelIndex.touch`) are *dirty*: they are left out of the prefixes and checked
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.levels import zone_prices_compiled as _zone
+from deleverage.engine.levels import index_zone_prices as _zone
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]

@@ -95,3 +95,16 @@ def zone_prices_compiled(
         np.ascontiguousarray(margin, dtype=np.float64), float(level), tiers.mmr, tiers.cum, out,
     )  # fmt: skip
     return out
+
+
+def index_zone_prices(
+    size: FloatArray, entry: FloatArray, margin: FloatArray, level: float, tiers: TierArrays
+) -> FloatArray:
+    """The zone prices the sorted index keys on: :func:`zone_prices_compiled` for continuous
+    maintenance, the piecewise bound of :mod:`deleverage.engine.step_levels` for risk-limit
+    steps or a maintenance floor (``TierArrays.continuous`` false)."""
+    if tiers.continuous:
+        return zone_prices_compiled(size, entry, margin, level, tiers)
+    from deleverage.engine.step_levels import step_zone_prices
+
+    return step_zone_prices(size, entry, margin, level, tiers)

@@ -121,6 +121,8 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
                 return None
             cols = ex._positions[m]
             called = r.called_isolated
+            if len(called) and not state.tiers.continuous:
+                return None  # a step schedule's zone is not one half-line: no "certainly in"
             long_max[m], short_min[m] = index.band(
                 cols.size, cols.entry, cols.isolated_margin, state.tiers, cols.mode, ex._kind,
                 exclude=np.sort(called),
@@ -135,6 +137,8 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
         elif len(r.called_isolated):
             return None
         if cross:
+            if state.tiers.whole_position:
+                return None  # the touched and called accounts' bounds below have no step cap
             cross_levels.add(min(float(level), 1.0))
     marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
     c_market = (

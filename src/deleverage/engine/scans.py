@@ -151,7 +151,7 @@ class MarginScans(Ledger):
         return scan
 
     def _cross_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        if not self.use_level_index or not all(st.tiers.continuous for st in self.markets):
+        if not self.use_level_index:
             return self._cross_scan_full(m, call_level)
         key = min(float(call_level), 1.0)
         index = self._cross_index.get(key)
@@ -278,7 +278,7 @@ class MarginScans(Ledger):
             for name in ("i_below_e", "i_below_m", "i_warn_r"):
                 buffers[name] = np.empty(self._capacity)
         state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        if self.use_level_index and t.continuous:  # zone prices need continuous maintenance
+        if self.use_level_index:  # any schedule: levels.index_zone_prices
             result = self._indexed_isolated_scan(m, call_level)
             if self.check_invariants:
                 self._check_indexed_scan(m, call_level, result)
