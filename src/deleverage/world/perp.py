@@ -95,6 +95,14 @@ def build_perp(config: PerpConfig, context: BuildContext) -> BuiltVenue:
                 config.symbols.get(asset, asset),
                 f"must name a market of preset {config.preset!r} (map the asset to one) ({exc})",
             ) from None
+        if spec.contract_type == "inverse":
+            raise ConfigError(
+                f"venues.{context.name}.config.symbols.{asset}",
+                spec.symbol,
+                "must name a linear market: populations are drawn in quote units, so an inverse "
+                f"(coin-margined) market is refused (preset {config.preset!r}); run inverse "
+                "markets on an Exchange directly",
+            )
         m = ex.list_market(spec, ts_ns=start)
         ex.set_mark(m, context.reference_prices[asset], ts_ns=start)
         if config.fill_depth_per_pct is not None:

@@ -61,6 +61,16 @@ def test_shared_traders_beyond_the_cross_accounts_are_refused() -> None:
         build_world(scenario)
 
 
+def test_an_inverse_market_is_refused_naming_the_symbol() -> None:
+    """Populations are drawn in quote units: a coin-margined market would load positions of
+    the wrong scale (a BitMEX XBTUSD book of 1-contract positions holding thousands of XBT)."""
+    scenario = WorldScenario.from_toml(
+        _with(SMALL_WORLD, 'preset = "binance"', 'preset = "bitmex"')
+    )
+    with pytest.raises(ConfigError, match=r"venues\.cex\.config\.symbols\.BTC.*linear.*XBTUSD"):
+        build_world(scenario)
+
+
 def test_overrides_address_a_venue_by_name_and_are_checked() -> None:
     scenario = WorldScenario.from_toml(SMALL_WORLD)
     changed = scenario.with_overrides({"venues.dex.config.insurance_fund": 123.0})
