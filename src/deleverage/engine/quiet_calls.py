@@ -221,7 +221,8 @@ def recalls_step_nb(
 ) -> int:
     """:func:`.called_step_nb` over the first ``nc`` called entries, except that the entries
     of market ``call_m`` follow the risk step exactly: one that is a candidate of its scan
-    (zone price within ``zone_rtol`` of the mark) is evaluated as the scan does; under
+    (zone price within ``zone_rtol`` of the mark) and not certainly in the zone and above
+    maintenance (:func:`.called_step_nb`'s test) is evaluated as the scan does; under
     maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
     again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
     market -1 were called again already (skipped). Returns the count staged, -1 when the
@@ -246,7 +247,9 @@ def recalls_step_nb(
         if outside:
             new_dropped[i] = True
             continue
-        if mk == call_m:
+        if not dropped[i] and inside and safe:
+            new_dropped[i] = False  # certainly in the zone and above maintenance: stays called
+        elif mk == call_m:
             r = _ratio_nb(c_acc[i], p, size, entry, margin, floor, mmr, cum, min_margin, call_level)
             if r == BELOW:
                 return -1
@@ -256,8 +259,6 @@ def recalls_step_nb(
                 stage_acc[count] = c_acc[i]
                 stage_ratio[count] = r
                 count += 1
-        elif not dropped[i] and inside and safe:
-            new_dropped[i] = False
         else:
             return -1
     return count

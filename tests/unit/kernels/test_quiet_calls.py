@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine.events import EventKind
+from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
 from deleverage.engine.quiet_calls import take_clean_nb
 from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
@@ -73,7 +74,32 @@ def _stretch(
     return int(count), w.dropped[: int(w.n_called[0])], calls
 
 
-def _twin(seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int) -> int:
+def _pin(
+    ex: Exchange, marks: np.ndarray, rng: np.random.Generator, share: float, liq: bool
+) -> None:
+    """Set a ``share`` of market 0's marks to the exact zone price (call level; ``liq``: or
+    liquidation price) of a position near the mark: positions on the edge of the zone,
+    within the index's slack, are evaluated exactly."""
+    cols = ex.columns(0)
+    n = ex.n_accounts
+    live = np.flatnonzero((cols.size[:n] != 0.0) & (cols.mode[:n] != 0))
+    level = ex.markets[0].spec.liquidation.margin_call_ratio
+    tiers = ex.markets[0].tiers
+    args = (cols.size[live], cols.entry[live], cols.isolated_margin[live])
+    edges = zone_prices_compiled(*args, level, tiers)
+    if liq:
+        edges = np.concatenate([edges, zone_prices_compiled(*args, 1.0, tiers)])
+    edges = edges[np.isfinite(edges)]
+    for j in np.flatnonzero(rng.random(len(marks)) < share):
+        near = edges[np.abs(edges / marks[j, 0] - 1.0) < 0.002]
+        if len(near):
+            marks[j, 0] = float(rng.choice(near))
+
+
+def _twin(
+    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int,
+    pin: float = 0.0,
+) -> int:  # fmt: skip
     """Run one twin; return the calls the stretch made."""
     rng = np.random.default_rng(seed)
     fast, slow = _book(seed, n_markets), _book(seed, n_markets)
@@ -83,6 +109,8 @@ def _twin(seed: int, n_markets: int, shock: float, vol: float, drift: float, win
             ex.set_mark(m, p, ts_ns=10 * _NS)
     moves = np.exp(np.cumsum(rng.normal(drift, vol, (300, n_markets)), axis=0))
     marks = np.round(np.asarray(start) * moves, 2)
+    if pin:
+        _pin(fast, marks, rng, pin, liq=pin > 0.2)
     got = _stretch(fast, marks, window)
     if got is None:
         return 0
@@ -115,16 +143,24 @@ def _twin(seed: int, n_markets: int, shock: float, vol: float, drift: float, win
     vol=st.sampled_from([1e-4, 1e-3, 3e-3]),
     drift=st.sampled_from([0.0, 5e-4, -5e-4]),
     window=st.sampled_from([1, 4, 1024]),
+    pin=st.sampled_from([0.0, 0.0, 0.3]),
 )
 def test_calls_in_a_stretch_equal_step_by_step(
-    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int
+    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float
 ) -> None:
-    _twin(seed, n_markets, shock, vol, drift, window)
+    _twin(seed, n_markets, shock, vol, drift, window, pin)
 
 
 def test_a_falling_walk_calls_inside_the_stretch() -> None:
     """A slow fall through the longs' call zones: the stretch makes calls itself."""
-    made = sum(_twin(seed, 1, -0.02, 2e-4, -3e-4, 1024) for seed in range(6))
+    made = sum(_twin(seed, 1, 0.0, 2e-4, -1e-4, 1024) for seed in range(6))
+    assert made > 0
+
+
+def test_marks_on_the_zone_edges_equal_step_by_step() -> None:
+    """Marks pinned to zone and liquidation prices: the exact evaluations of the slack (some
+    stretches run on, calling or dropping positions on the edge)."""
+    made = sum(_twin(seed, 1, 0.0, 2e-4, -1e-4, 1024, pin=0.1) for seed in range(6))
     assert made > 0
 
 
