@@ -322,9 +322,10 @@ def append_stretch_events(
     call_acc: IntArray | None = None,
     call_ratio: FloatArray | None = None,
 ) -> None:
-    """Journal a stretch: ``marks[j, m]`` at ``ts[j]`` (markets in order within a step) and
-    the calls of market ``call_market`` (``call_step`` ascending, accounts ascending within a
-    step) right after that market's mark of their step, as the step-by-step run writes them."""
+    """Journal a stretch in one append: ``marks[j, m]`` at ``ts[j]`` (markets in order within
+    a step) and the calls of market ``call_market`` (``call_step`` ascending, accounts
+    ascending within a step) right after that market's mark of their step, as the
+    step-by-step run writes them (each row's other columns are the defaults)."""
     steps, n_m = marks.shape
     flat = marks.reshape(-1)
     stamps = np.repeat(ts, n_m)
@@ -332,20 +333,26 @@ def append_stretch_events(
     if call_step is None or call_acc is None or call_ratio is None or len(call_step) == 0:
         journal.append_columns(EventKind.MARK_PRICE, stamps, market=markets, price=flat)
         return
-    steps_called, starts = np.unique(call_step, return_index=True)
-    ends = np.append(starts[1:], len(call_step))
-    row = 0
-    for j, a, b in zip(steps_called.tolist(), starts.tolist(), ends.tolist(), strict=True):
-        cut = j * n_m + call_market + 1
-        journal.append_columns(
-            EventKind.MARK_PRICE, stamps[row:cut], market=markets[row:cut], price=flat[row:cut]
-        )
-        row = cut
-        journal.append_columns(
-            EventKind.MARGIN_CALL, int(ts[j]), account=call_acc[a:b], market=call_market,
-            amount=call_ratio[a:b],
-        )  # fmt: skip
-    if row < len(flat):
-        journal.append_columns(
-            EventKind.MARK_PRICE, stamps[row:], market=markets[row:], price=flat[row:]
-        )
+    n_marks, n_calls = len(flat), len(call_step)
+    # Row of each mark and each call in the merged order: a call goes after its step's mark
+    # of ``call_market`` (and after the calls before it).
+    after = call_step * n_m + call_market  # the mark row each call follows
+    call_rows = after + 1 + np.arange(n_calls)
+    mark_rows = np.arange(n_marks) + np.searchsorted(after, np.arange(n_marks), side="left")
+    total = n_marks + n_calls
+    kind = np.empty(total, dtype=np.int16)
+    kind[mark_rows] = int(EventKind.MARK_PRICE)
+    kind[call_rows] = int(EventKind.MARGIN_CALL)
+    row_ts = np.empty(total, dtype=np.int64)
+    row_ts[mark_rows] = stamps
+    row_ts[call_rows] = ts[call_step]
+    market = np.empty(total, dtype=np.int64)
+    market[mark_rows] = markets
+    market[call_rows] = call_market
+    price = np.zeros(total)
+    price[mark_rows] = flat
+    account = np.full(total, -1, dtype=np.int64)
+    account[call_rows] = call_acc
+    amount = np.zeros(total)
+    amount[call_rows] = call_ratio
+    journal.append_columns(kind, row_ts, market=market, price=price, account=account, amount=amount)

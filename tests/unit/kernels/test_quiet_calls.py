@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.engine.events import EventKind
+from deleverage.engine.events import EventKind, Journal, MarginCall, MarkPrice
 from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
-from deleverage.engine.quiet_calls import take_clean_nb
+from deleverage.engine.quiet_calls import append_stretch_events, take_clean_nb
 from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
 
 _NS = 1_000_000_000
@@ -175,3 +175,25 @@ def test_take_clean_skips_flagged_and_called() -> None:
     count, nxt = take_clean_nb(acc, flag, np.zeros(0, dtype=np.int64), 1, 10, out)
     assert (count, nxt) == (4, 6)
     assert out[:4].tolist() == [2, 3, 4, 5]
+
+
+def test_stretch_events_in_one_append_equal_single_appends() -> None:
+    """Marks of two markets and calls of market 1 in one append (per-row kinds) read back as
+    the step-by-step run's single appends."""
+    bulk, single = Journal(), Journal()
+    marks = np.array([[10.0, 20.0], [11.0, 21.0], [12.0, 22.0]])
+    ts = np.array([5, 6, 8], dtype=np.int64) * _NS
+    step, acc, ratio = np.array([0, 0, 2]), np.array([3, 7, 2]), np.array([0.8, 0.9, 0.85])
+    append_stretch_events(bulk, marks, ts, 1, step, acc, ratio)
+    for j in range(3):
+        for m in range(2):
+            single.append(MarkPrice(ts_ns=int(ts[j]), market=m, price=float(marks[j, m])))
+            if m == 1:
+                for a, r in zip(acc[step == j].tolist(), ratio[step == j].tolist(), strict=True):
+                    single.append(MarginCall(ts_ns=int(ts[j]), account=a, market=1, ratio=r))
+    assert bulk.to_arrow().equals(single.to_arrow())
+    assert bulk.since(4).equals(single.since(4))
+    cols = ("kind", "ts_ns", "account", "market", "price", "amount")
+    got, want = bulk.arrays_since(2, cols), single.arrays_since(2, cols)
+    assert all(np.array_equal(got[c], want[c]) for c in cols)
+    assert bulk.last_ts_ns == single.last_ts_ns
