@@ -405,6 +405,9 @@ def advance_quiet(
         if r.liquidity is not None:
             r.liquidity.recover(last_ts)
         r.capital_ts, r.capital_used = last_ts, 0.0
+    if dropped is None and calls is not None:  # nothing dropped: the calls join the sets
+        n_old = sum(len(r.called_isolated) for r in risk.markets)
+        dropped = np.zeros(n_old + len(calls[2]), dtype=np.bool_)
     if dropped is not None and (dropped.any() or calls is not None):
         start = 0
         for m in range(n_m):
