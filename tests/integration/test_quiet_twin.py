@@ -46,6 +46,7 @@ def test_cascade_day_skips_most_steps_and_stays_identical() -> None:
     fast, _ = _twin(isolated_scenario(5_000, 1_800.0, 0.05))
     assert fast.quiet is not None
     assert fast.quiet.skipped > 900  # most of the half hour is quiet
+    assert fast.quiet.calls > 0  # margin calls made inside stretches (engine.quiet_calls)
 
 
 def test_counterfactual_twin_identical() -> None:

@@ -576,18 +576,23 @@ class Journal:
 
     def append_columns(
         self,
-        kind: EventKind,
+        kind: EventKind | npt.NDArray[np.int16],
         ts_ns: int | npt.NDArray[np.int64],
         **columns: npt.ArrayLike | Callable[[], Any],
     ) -> None:
-        """Append a batch of events of one kind given as equal-length columns.
+        """Append a batch of events given as equal-length columns.
 
         The columns are kept as given (copied) and become an Arrow table only when the
         journal is read, so the engine's hot path pays for a copy, not a conversion. A column
         may be a callable returning the values (texts formatted only if they are read).
         ``ts_ns`` is one time for the batch or one per row (non-decreasing: a stretch of marks).
+        ``kind`` is one kind for the batch or one per row (a stretch's marks and margin calls
+        in one append; each row's other columns are its own or the defaults).
         """
         last_ts = self._last_ts
+        if np.ndim(kind) > 0:
+            columns = {**columns, "__kind_rows": np.array(kind, dtype=np.int16)}
+            kind = EventKind(int(np.asarray(kind)[0])) if np.size(kind) else EventKind.MARK_PRICE
         if np.ndim(ts_ns) > 0:
             stamps = np.array(ts_ns, dtype=np.int64)
             columns = {**columns, "__ts_rows": stamps}
@@ -600,12 +605,12 @@ class Journal:
         if len(lengths) != 1:
             raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
         n = lengths.pop()
-        unknown = set(columns) - set(_COLUMNS) - {"__ts_rows"}
+        unknown = set(columns) - set(_COLUMNS) - {"__ts_rows", "__kind_rows"}
         if unknown:
             raise ValueError(f"unknown journal columns {sorted(unknown)}")
         batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
         for name, value in columns.items():
-            if name == "__ts_rows":
+            if name in ("__ts_rows", "__kind_rows"):
                 batch[name] = value
                 continue
             if callable(value):  # a column computed only if the journal is read (texts)
@@ -629,7 +634,10 @@ class Journal:
                 rows = batch.get("__ts_rows")
                 data[name] = rows if rows is not None else np.full(n, batch["__ts"], np.int64)
             elif name == "kind":
-                data[name] = np.full(n, int(batch["__kind"]), dtype=np.int16)
+                rows = batch.get("__kind_rows")
+                data[name] = (
+                    rows if rows is not None else np.full(n, int(batch["__kind"]), np.int16)
+                )
             elif name in batch:
                 raw = batch[name]
                 value = np.asarray(
@@ -738,7 +746,8 @@ class Journal:
             rows = batch.get("__ts_rows")
             return rows if rows is not None else np.full(n, batch["__ts"], dtype=np.int64)
         if name == "kind":
-            return np.full(n, int(batch["__kind"]), dtype=np.int16)
+            rows = batch.get("__kind_rows")
+            return rows if rows is not None else np.full(n, int(batch["__kind"]), dtype=np.int16)
         if name in batch:
             return np.broadcast_to(np.asarray(batch[name]), (n,)).astype(_NUMPY_DTYPES[name])
         return np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])

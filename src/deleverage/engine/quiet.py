@@ -35,7 +35,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.cross_index import MAX_MOVE
-from deleverage.engine.events import EventKind
+from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
 from deleverage.rules import margin as mm
 
 if TYPE_CHECKING:
@@ -79,11 +79,16 @@ class QuietBands:
     called_long: npt.NDArray[np.bool_]
     called_zone: FloatArray
     called_liq: FloatArray
+    #: The window of uncalled positions of the market whose calls the stretch makes itself
+    #: (:mod:`deleverage.engine.quiet_calls`); its band above is the window's far edge.
+    calls: CallWindow | None = None
 
 
-def quiet_bands(ex: Exchange) -> QuietBands | None:
+def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     """The bands that keep every market quiet, or None when the engine is not in a quiet state
-    (see the module docstring for what must hold)."""
+    (see the module docstring for what must hold). ``window > 0``: the first isolated market
+    gets a :class:`CallWindow` of that many uncalled positions a side instead of its band
+    (marks that only call positions stay quiet)."""
     from deleverage.engine.collateral import ex_has_collateral
 
     if ex.check_invariants or not ex.use_level_index or ex_has_collateral(ex):
@@ -98,6 +103,7 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
     short_min = np.full(n_m, np.inf)
     cross_levels: set[float] = set()
     called_parts: list[tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray]] = []
+    calls: CallWindow | None = None
     for m, state in enumerate(ex.markets):
         spec = state.spec
         r = risk.markets[m]
@@ -123,10 +129,16 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
             called = r.called_isolated
             if len(called) and not state.tiers.continuous:
                 return None  # a step schedule's zone is not one half-line: no "certainly in"
-            long_max[m], short_min[m] = index.band(
-                cols.size, cols.entry, cols.isolated_margin, state.tiers, cols.mode, ex._kind,
-                exclude=np.sort(called),
-            )  # fmt: skip
+            if window > 0 and calls is None and state.tiers.continuous:
+                calls = call_window(ex, m, index, called, window)
+                if calls is None:
+                    return None
+                long_max[m], short_min[m] = calls.long_max, calls.short_min
+            else:
+                long_max[m], short_min[m] = index.band(
+                    cols.size, cols.entry, cols.isolated_margin, state.tiers, cols.mode,
+                    ex._kind, exclude=np.sort(called),
+                )  # fmt: skip
             if len(called):
                 part = _called_prices(ex, m, called, index.level)
                 if part is None:
@@ -149,8 +161,9 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
     c_liq = np.concatenate([p[3] for p in called_parts]) if called_parts else np.zeros(0)
     if not cross_levels:
         return QuietBands(
-            long_max, short_min, marks, math.inf, marks, math.inf, c_market, c_long, c_zone, c_liq
-        )
+            long_max, short_min, marks, math.inf, marks, math.inf, c_market, c_long, c_zone, c_liq,
+            calls,
+        )  # fmt: skip
     if len(cross_levels) > 1:
         return None
     (level,) = cross_levels
@@ -175,7 +188,7 @@ def quiet_bands(ex: Exchange) -> QuietBands | None:
         return None
     return QuietBands(
         long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
-        c_liq,
+        c_liq, calls,
     )  # fmt: skip
 
 
@@ -348,13 +361,17 @@ def advance_quiet(
     ts_ns: IntArray,
     book_mids: FloatArray | None = None,
     dropped: npt.NDArray[np.bool_] | None = None,
+    calls: tuple[int, IntArray, IntArray, FloatArray] | None = None,
 ) -> None:
     """Apply ``L`` quiet steps of every market: ``marks[j, m]`` at ``ts_ns[j]`` (markets in
     order within a step, as the step-by-step run sets them), ``book_mids[j, m]`` the book mid
     set before each mark (NaN: not set). The caller has checked the marks with
     :func:`quiet_bands` and :func:`quiet_mark_nb`; the effects are those of ``L x markets``
     calls of :meth:`.Exchange.set_mark` at quiet marks. ``dropped`` (one per entry of the
-    bands' ``called_*``): the called positions that left the zone during the stretch.
+    bands' ``called_*``, then one per call made in the stretch): the called positions that
+    left the zone during the stretch. ``calls``: the market, steps (``j``, ascending),
+    accounts (ascending within a step) and ratios of the margin calls the stretch made
+    (:mod:`deleverage.engine.quiet_calls`).
     """
     from deleverage.engine.risk.support import StepReport
 
@@ -363,10 +380,13 @@ def advance_quiet(
         return
     ts = np.asarray(ts_ns, dtype=np.int64)
     count = steps * n_m
-    ex.journal.append_columns(
-        EventKind.MARK_PRICE, np.repeat(ts, n_m), market=np.tile(np.arange(n_m), steps),
-        price=marks.reshape(-1),
-    )  # fmt: skip
+    if calls is not None and len(calls[1]):
+        call_m, call_step, call_acc, call_ratio = calls
+        append_stretch_events(ex.journal, marks, ts, call_m, call_step, call_acc, call_ratio)
+        per_step = np.bincount(call_step, minlength=steps).tolist()
+    else:
+        calls = None
+        append_stretch_events(ex.journal, marks, ts)
     ex._version += count
     last_ts = int(ts[-1])
     ex.clock_ns = max(ex.clock_ns, last_ts)
@@ -376,6 +396,10 @@ def advance_quiet(
     reports = [
         StepReport(market=m, ts_ns=t, backstop_pnl=pnl) for t in ts.tolist() for m in range(n_m)
     ]
+    if calls is not None:
+        for j, made in enumerate(per_step):
+            if made:
+                reports[j * n_m + calls[0]].margin_calls = made
     risk.reports.extend(reports)
     for m in range(n_m):
         ex.markets[m].mark = float(marks[-1, m])
@@ -385,11 +409,18 @@ def advance_quiet(
         if r.liquidity is not None:
             r.liquidity.recover(last_ts)
         r.capital_ts, r.capital_used = last_ts, 0.0
-    if dropped is not None and dropped.any():
+    if dropped is None and calls is not None:  # nothing dropped: the calls join the sets
+        n_old = sum(len(r.called_isolated) for r in risk.markets)
+        dropped = np.zeros(n_old + len(calls[2]), dtype=np.bool_)
+    if dropped is not None and (dropped.any() or calls is not None):
         start = 0
         for m in range(n_m):
             r = risk.markets[m]
             count_m = len(r.called_isolated)
             r.called_isolated = r.called_isolated[~dropped[start : start + count_m]]
             start += count_m
+        if calls is not None:
+            r = risk.markets[calls[0]]
+            new = calls[2][~dropped[start : start + len(calls[2])]]
+            r.called_isolated = np.concatenate([r.called_isolated, new.astype(np.int64)])
     ex.last_step = reports[-1]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,8 +38,16 @@ from deleverage.engine.quiet import (
     quiet_bands,
     quiet_mark_nb,
 )
+from deleverage.engine.quiet_calls import (
+    WINDOW,
+    WINDOW_MAX,
+    WINDOW_MIN,
+    entrants_step_nb,
+    recalls_step_nb,
+)
 
 if TYPE_CHECKING:
+    from deleverage.engine.exchange import Exchange
     from deleverage.sim.runner import Simulation
 
 FloatArray = npt.NDArray[np.float64]
@@ -47,6 +56,9 @@ IntArray = npt.NDArray[np.int64]
 RULE_BOOK, RULE_ORACLE, RULE_BINANCE = 0, 1, 2
 _RULES = {"book": RULE_BOOK, "oracle": RULE_ORACLE, "binance": RULE_BINANCE}
 _NS = 1_000_000_000
+#: Why a stretch ended (``stop[0]`` of :func:`quiet_path_nb`).
+STOP_END, STOP_FUNDING, STOP_ARBITRAGE, STOP_PRICE, STOP_BAND, STOP_CALLED, STOP_ENTRANT = range(7)
+STOP_REASONS = ("end", "funding or basis sample", "arbitrage", "price", "band", "called", "entrant")
 
 
 @njit(cache=True)
@@ -85,6 +97,28 @@ def quiet_path_nb(
     out_mark: FloatArray,
     out_d: FloatArray,
     out_cap: FloatArray,
+    call_m: int,
+    w_ptr: IntArray,
+    w_n_long: int,
+    w_acc: IntArray,
+    w_zone: FloatArray,
+    w_liq: FloatArray,
+    w_long: npt.NDArray[np.bool_],
+    c_size: FloatArray,
+    c_entry: FloatArray,
+    c_margin: FloatArray,
+    c_floor: FloatArray,
+    c_mmr: FloatArray,
+    c_cum: FloatArray,
+    c_min_margin: float,
+    call_level: float,
+    n_called: IntArray,
+    called_acc: IntArray,
+    ev_step: IntArray,
+    ev_acc: IntArray,
+    ev_ratio: FloatArray,
+    n_ev: IntArray,
+    stop: IntArray,
 ) -> int:
     """Advance steps ``k0 .. k_end - 1`` while they are quiet; return how many were.
 
@@ -96,10 +130,23 @@ def quiet_path_nb(
     then the engine's bands and called positions (:class:`QuietBands`). ``d``, ``capital``,
     ``hist`` and ``dropped`` (called positions that left the zone) are updated in place for
     the quiet steps; ``out_*[j, m]`` hold step ``k0 + j``'s mark, dislocation and capital.
+
+    Margin calls of market ``call_m`` (-1: none) are made here (:mod:`.engine.quiet_calls`):
+    the window of uncalled positions (``w_*``, next long and short at ``w_ptr``), the
+    market's columns and tiers (``c_*``) and call level; the called arrays have room for the
+    window after their first ``n_called[0]`` entries, the calls made go to ``ev_*`` (step
+    ``j``, account, ratio; ``n_ev[0]`` of them) and join the called entries. ``stop[0]``
+    says why the stretch ended (:data:`STOP_REASONS`; 0: the path's end).
     """
+    stop[0] = 0
     n_m = len(d)
     marks = np.empty(n_m)
     new_dropped = np.empty(len(dropped), dtype=np.bool_)
+    w_called = np.zeros(len(w_acc), dtype=np.bool_)
+    room = len(called_market)
+    stage_src = np.empty(room, dtype=np.int64)
+    stage_acc = np.empty(room, dtype=np.int64)
+    stage_ratio = np.empty(room)
     new_d = np.empty(n_m)
     new_cap = np.empty(n_m)
     for k in range(k0, k_end):
@@ -107,6 +154,7 @@ def quiet_path_nb(
         t = float(k) * dt
         for m in range(n_m):
             if t + 1e-9 >= next_funding[m] or t + 1e-9 >= next_sample[m]:
+                stop[0] = STOP_FUNDING
                 return j
         for m in range(n_m):
             dm = d[m] * decay[m]
@@ -115,6 +163,7 @@ def quiet_path_nb(
                 cap = cap + inc[m]
                 seen = hist[m, j] if lag[m] > 0 else dm
                 if dm * seen > 0.0 and min(abs(dm), abs(seen)) - cost[m] > 0.0 and cap > 0.0:
+                    stop[0] = STOP_ARBITRAGE
                     return j  # the arbitrageurs trade at this step
             book = max(x[k, m] * (1.0 + dm), 1e-12)
             if rule[m] == RULE_BOOK:
@@ -124,6 +173,7 @@ def quiet_path_nb(
             else:
                 idx = index[k, m]
                 if not (math.isfinite(idx) and idx > 0.0 and math.isfinite(book)):
+                    stop[0] = STOP_PRICE
                     return j
                 left = (next_funding[m] - t) / interval[m]
                 tau = min(max(left, 0.0), 1.0)
@@ -133,14 +183,71 @@ def quiet_path_nb(
             marks[m] = mark
             new_d[m] = dm
             new_cap[m] = cap
+        nc = n_called[0]
         if not quiet_mark_nb(
             marks, long_max, short_min, p0_index, q_index, p0_dirty, q_dirty, ZONE_RTOL
-        ) or not called_step_nb(
-            marks, called_market, called_long, called_zone, called_liq, dropped, new_dropped,
-            ZONE_RTOL,
-        ):  # fmt: skip
+        ):
+            stop[0] = STOP_BAND
             return j
-        dropped[:] = new_dropped
+        got = 0
+        if call_m < 0:
+            if not called_step_nb(
+                marks, called_market[:nc], called_long[:nc], called_zone[:nc], called_liq[:nc],
+                dropped[:nc], new_dropped[:nc], ZONE_RTOL,
+            ):  # fmt: skip
+                stop[0] = STOP_CALLED
+                return j
+        else:
+            got = recalls_step_nb(
+                marks, nc, called_market, called_long, called_zone, called_liq, called_acc,
+                dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor, c_mmr, c_cum,
+                c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc, stage_ratio,
+            )  # fmt: skip
+            if got < 0 or got > room - nc:
+                stop[0] = STOP_CALLED
+                return j
+            got = entrants_step_nb(
+                marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
+                c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, got,
+                stage_src[: room - nc], stage_acc, stage_ratio,
+            )  # fmt: skip
+            if got < 0:
+                stop[0] = STOP_ENTRANT
+                return j
+        dropped[:nc] = new_dropped[:nc]
+        if got > 1:  # the risk step writes a step's calls by account
+            order = np.argsort(stage_acc[:got], kind="mergesort")
+            stage_src[:got] = stage_src[:got][order]
+            stage_acc[:got] = stage_acc[:got][order]
+            stage_ratio[:got] = stage_ratio[:got][order]
+        e0 = n_ev[0]
+        for q in range(got):
+            src = stage_src[q]
+            at = nc + q
+            if src >= 0:  # called again: a new entry, the old one is gone
+                called_long[at] = called_long[src]
+                called_zone[at] = called_zone[src]
+                called_liq[at] = called_liq[src]
+                called_market[src] = -1
+            else:
+                i = -1 - src
+                called_long[at] = w_long[i]
+                called_zone[at] = w_zone[i]
+                called_liq[at] = w_liq[i]
+                w_called[i] = True
+            called_market[at] = call_m
+            called_acc[at] = stage_acc[q]
+            dropped[at] = False
+            ev_step[e0 + q] = j
+            ev_acc[e0 + q] = stage_acc[q]
+            ev_ratio[e0 + q] = stage_ratio[q]
+        n_ev[0] = e0 + got
+        n_called[0] = nc + got
+        if call_m >= 0:  # the first long and short not called
+            while w_ptr[0] < w_n_long and w_called[w_ptr[0]]:
+                w_ptr[0] += 1
+            while w_ptr[1] < len(w_acc) and w_called[w_ptr[1]]:
+                w_ptr[1] += 1
         for m in range(n_m):
             d[m] = new_d[m]
             capital[m] = new_cap[m]
@@ -181,9 +288,14 @@ class QuietStretches:
             np.column_stack([o.oracle_price for o in sim.oracles]), dtype=np.float64
         ).reshape(len(sim.paths), n_m)
         self.interval = np.array([interval for interval, _ in sim._funding], dtype=np.float64)
+        #: Uncalled positions a side that a stretch may call itself (0: a call ends it).
+        self.window = WINDOW
+        self.calls = 0  # margin calls made inside stretches
+        self.stop = np.zeros(1, dtype=np.int64)
+        self.stops = [0] * len(STOP_REASONS)  # stretches (tried) ended per reason
 
     def _bands(self) -> QuietBands | None:
-        bands = quiet_bands(self.sim.ex)
+        bands = quiet_bands(self.sim.ex, window=self.window)
         if bands is None:
             return None
         for m, reb in enumerate(self.sim.agents.rebalancers):
@@ -235,30 +347,56 @@ class QuietStretches:
             if self.rule[m] == RULE_BINANCE:
                 basis[m] = math.fsum(v._basis) / len(v._basis) if v._basis else 0.0
                 sample[m] = v._next_sample_s
-        dropped = np.zeros(len(bands.called_market), dtype=np.bool_)
         out_mark = np.empty((steps, n_m))
         out_d = np.empty((steps, n_m))
         out_cap = np.empty((steps, n_m))
+        w = call_args(sim.ex, bands)
         count = quiet_path_nb(
             k, n, float(sim.scenario.dt_s), self.x, self.index, self.oracle, self.rule, d,
             decay.astype(np.float64), capital, inflow, inc, cost, lag, hist,
             np.array(next_funding, dtype=np.float64), self.interval,
             sim.last_funding_rate.astype(np.float64), basis, sample, bands.long_max,
             bands.short_min, bands.p0_index, bands.q_index, bands.p0_dirty, bands.q_dirty,
-            bands.called_market, bands.called_long, bands.called_zone, bands.called_liq, dropped,
-            out_mark, out_d, out_cap,
+            w.market, w.long, w.zone, w.liq, w.dropped, out_mark, out_d, out_cap, w.call_m, w.ptr,
+            w.n_long, w.acc, w.w_zone, w.w_liq, w.w_long, w.size, w.entry, w.margin, w.floor,
+            w.mmr, w.cum, w.min_margin, w.level, w.n_called, w.c_acc, w.ev_step, w.ev_acc,
+            w.ev_ratio,
+            w.n_ev, self.stop,
         )  # fmt: skip
+        self.stops[int(self.stop[0])] += 1
+        self._size_window(w)
         if count == 0:
             return 0
-        self._apply(k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped)
+        made = int(w.n_ev[0])
+        calls = (w.call_m, w.ev_step[:made], w.ev_acc[:made], w.ev_ratio[:made]) if made else None
+        dropped = w.dropped[: int(w.n_called[0])]
+        self._apply(
+            k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped, calls
+        )
+        if calls is not None:
+            cols["margin_calls"][k : k + count, w.call_m] = np.bincount(calls[1], minlength=count)
+            self.calls += made
         self._record(k, count, cols, totals)
         self.skipped += count
         self.stretches += 1
         return int(count)
 
+    def _size_window(self, w: CallArgs) -> None:
+        """The next window: twice as wide when a stretch ended at the band (the far edge of
+        the window) or used half of this one on a side, half as wide when it used less than
+        an eighth (the results do not depend on it)."""
+        if w.call_m < 0:
+            return
+        used = max(int(w.ptr[0]), int(w.ptr[1]) - w.n_long)
+        if self.stop[0] == STOP_BAND or 2 * used >= self.window:
+            self.window = min(2 * self.window, WINDOW_MAX)
+        elif 8 * used < self.window:
+            self.window = max(self.window // 2, WINDOW_MIN)
+
     def _apply(
         self, k: int, count: int, marks: FloatArray, dis: FloatArray, cap: FloatArray,
         hist: FloatArray, lag: IntArray, dropped: npt.NDArray[np.bool_],
+        calls: tuple[int, IntArray, IntArray, FloatArray] | None = None,
     ) -> None:  # fmt: skip
         sim = self.sim
         dt = sim.scenario.dt_s
@@ -269,7 +407,7 @@ class QuietStretches:
         for m, book in enumerate(sim.books):
             if book is None:
                 mids[:, m] = np.nan
-        advance_quiet(sim.ex, marks, ts, mids, dropped)
+        advance_quiet(sim.ex, marks, ts, mids, dropped, calls)
         for m, v in enumerate(sim.venue):
             v.dislocation = float(dis[-1, m])
             arb = v.arbitrageurs
@@ -318,6 +456,93 @@ class QuietStretches:
             cols["under_collateralized"][rows, m] = ex.risk.pending_count(m)
             cols["backstop_loss"][rows, m] = backstop_loss[m]
             cols["backstop_pnl"][rows, m] = pnl
+
+
+@dataclass
+class CallArgs:
+    """The kernel's called entries (with room for the calls it may make) and call window."""
+
+    market: IntArray
+    long: npt.NDArray[np.bool_]
+    zone: FloatArray
+    liq: FloatArray
+    dropped: npt.NDArray[np.bool_]
+    n_called: IntArray
+    c_acc: IntArray
+    call_m: int
+    ptr: IntArray
+    n_long: int
+    acc: IntArray
+    w_zone: FloatArray
+    w_liq: FloatArray
+    w_long: npt.NDArray[np.bool_]
+    size: FloatArray
+    entry: FloatArray
+    margin: FloatArray
+    floor: FloatArray
+    mmr: FloatArray
+    cum: FloatArray
+    min_margin: float
+    level: float
+    ev_step: IntArray
+    ev_acc: IntArray
+    ev_ratio: FloatArray
+    n_ev: IntArray
+
+
+def call_args(ex: Exchange, bands: QuietBands) -> CallArgs:
+    """The kernel's call arguments for ``bands`` (no window: market -1)."""
+    n_old = len(bands.called_market)
+    win = bands.calls
+    # Room for the window's calls and for called positions called again (once each, and a
+    # little more); a stretch that runs out of room ends there.
+    room = 0 if win is None else len(win.acc) + n_old + WINDOW_MIN
+
+    def grow(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        out = np.zeros(n_old + room, dtype=a.dtype)
+        out[:n_old] = a
+        return out
+
+    empty_f = np.zeros(0)
+    if win is None:
+        m, level, size, entry, margin = -1, 1.0, empty_f, empty_f, empty_f
+        floor = mmr = cum = np.zeros(1)
+        min_margin = 0.0
+        acc, zone, liq, long, n_long = (
+            np.zeros(0, np.int64),
+            empty_f,
+            empty_f,
+            np.zeros(0, np.bool_),
+            0,
+        )
+    else:
+        m = win.market
+        cols = ex._positions[m]
+        tiers = ex.markets[m].tiers
+        level = float(ex.markets[m].spec.liquidation.margin_call_ratio)
+        size, entry, margin = cols.size, cols.entry, cols.isolated_margin
+        floor, mmr, cum, min_margin = tiers.floor, tiers.mmr, tiers.cum, float(tiers.min_margin)
+        acc, zone, liq, long, n_long = win.acc, win.zone, win.liq, win.long, win.n_long
+    return CallArgs(
+        market=grow(bands.called_market), long=grow(bands.called_long),
+        zone=grow(bands.called_zone), liq=grow(bands.called_liq),
+        dropped=np.zeros(n_old + room, dtype=np.bool_),
+        n_called=np.array([n_old], dtype=np.int64),
+        c_acc=grow(_called_accounts(ex, n_old)), call_m=m,
+        ptr=np.array([0, n_long], dtype=np.int64), n_long=n_long, acc=acc, w_zone=zone,
+        w_liq=liq, w_long=long, size=size, entry=entry, margin=margin, floor=floor, mmr=mmr,
+        cum=cum, min_margin=min_margin, level=level, ev_step=np.zeros(room, dtype=np.int64),
+        ev_acc=np.zeros(room, dtype=np.int64), ev_ratio=np.zeros(room),
+        n_ev=np.zeros(1, dtype=np.int64),
+    )  # fmt: skip
+
+
+def _called_accounts(ex: Exchange, n_old: int) -> IntArray:
+    """The called isolated positions' accounts in the order of the bands' ``called_*``."""
+    parts = [r.called_isolated for r in ex.risk.markets if len(r.called_isolated)]
+    acc = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    assert len(acc) == n_old
+    return acc.astype(np.int64)
 
 
 def _trigger_band(reb: Any) -> tuple[float, float]:

@@ -367,7 +367,7 @@ class Simulation:
         watched = observer is not None or predictor is not None  # they see every step
         self.quiet = QuietStretches(self) if self.quiet_enabled and not watched else None
         skip_to = 0
-        busy = False  # the last step liquidated, called or cascaded: the next one likely too
+        busy = False  # the last step liquidated or cascaded: the next one likely too
         for k in range(n):
             if k < skip_to:
                 continue  # applied in bulk by the quiet stretch
@@ -436,9 +436,10 @@ class Simulation:
                         observer(k, m, record)
                     if predictor is not None:
                         predictor(k, m, record)
+            # Margin calls alone do not make the next step busy: stretches make calls too.
             busy = bool(
-                np.any(cols["liquidations"][k]) or np.any(cols["margin_calls"][k])
-                or np.any(cols["cascade_rounds"][k]) or np.any(cols["adl_rounds"][k])
+                np.any(cols["liquidations"][k]) or np.any(cols["cascade_rounds"][k])
+                or np.any(cols["adl_rounds"][k])
             )  # fmt: skip
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)

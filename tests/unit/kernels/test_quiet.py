@@ -136,6 +136,16 @@ def test_a_mark_in_the_zone_is_not_quiet() -> None:
     assert quiet_mark_nb(np.array([60_000.0]), bands.long_max, *args, ZONE_RTOL)
 
 
+#: The kernel's margin-call arguments with no call window (market -1).
+_NO_CALLS = (
+    -1, np.zeros(2, np.int64), 0, np.zeros(0, np.int64), np.zeros(0), np.zeros(0),
+    np.zeros(0, np.bool_), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(1), np.zeros(1),
+    np.zeros(1), 0.0, 1.0, np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+    np.zeros(0, np.int64),
+    np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64),
+)  # fmt: skip
+
+
 def _venue_args(
     rule: int, d0: float, capital: float, inflow: float, cost: float, lag: int, steps: int
 ) -> tuple[object, ...]:
@@ -152,7 +162,7 @@ def _venue_args(
         np.array([math.inf]), np.array([-math.inf]), np.array([math.inf]), np.ones(1),
         math.inf, np.ones(1), math.inf, np.zeros(0, np.int64), np.zeros(0, np.bool_),
         np.zeros(0), np.zeros(0), np.zeros(0, np.bool_), np.empty((n, 1)), np.empty((n, 1)),
-        np.empty((n, 1)),
+        np.empty((n, 1)), *_NO_CALLS,
     )  # fmt: skip
 
 
@@ -173,7 +183,8 @@ def test_kernel_follows_the_venue_price_step_by_step(
     ref = _venue_args(rule, d0, capital, inflow, cost, lag, steps)
     count = quiet_path_nb(*args)  # type: ignore[arg-type]
     assert quiet_path(*ref) == count
-    for a, b in zip(args[-3:], ref[-3:], strict=True):
+    outs = slice(-3 - len(_NO_CALLS), -len(_NO_CALLS))  # out_mark, out_d, out_cap
+    for a, b in zip(args[outs], ref[outs], strict=True):
         assert np.array_equal(np.asarray(a)[:count], np.asarray(b)[:count])
     # The runner's own objects, one step at a time (the step-by-step run).
     x, index = np.asarray(args[3]), np.asarray(args[4])
@@ -207,7 +218,7 @@ def test_kernel_follows_the_venue_price_step_by_step(
         )
         capitals.append(venue.arbitrageurs.capital)
         venue.end_step()
-    out_mark, out_cap = np.asarray(args[-3]), np.asarray(args[-1])
+    out_mark, out_cap = np.asarray(args[outs][0]), np.asarray(args[outs][2])
     expected = len(marks) if traded is not None else min(len(marks), count)
     if traded is not None:
         assert count == traded - 1  # the kernel stops before the arbitrageurs' trade

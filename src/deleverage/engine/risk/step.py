@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from deleverage.engine.events import (
     CircuitBreaker,
@@ -52,6 +53,45 @@ from deleverage.spec import MarketSpec
 
 if TYPE_CHECKING:
     pass
+
+
+@njit(cache=True)
+def calls_update_nb(
+    called: npt.NDArray[np.int64],
+    warn: npt.NDArray[np.int64],
+    below: npt.NDArray[np.int64],
+    flag: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """:meth:`RiskEngine._calls` in one compiled pass: the called accounts still in the
+    warning zone or under maintenance (in order), then the accounts of ``warn`` not called
+    before (in ``warn``'s order), and which of ``warn`` those are. ``flag``: a scratch array
+    over the accounts, all False (left so)."""
+    for a in warn:
+        flag[a] = True
+    for a in below:
+        flag[a] = True
+    out = np.empty(len(called) + len(warn), dtype=np.int64)
+    k = 0
+    for a in called:
+        if flag[a]:
+            out[k] = a
+            k += 1
+    for a in warn:
+        flag[a] = False
+    for a in below:
+        flag[a] = False
+    for i in range(k):
+        flag[out[i]] = True
+    fresh = np.empty(len(warn), dtype=np.bool_)
+    for j in range(len(warn)):
+        fresh[j] = not flag[warn[j]]
+    for i in range(k):
+        flag[out[i]] = False
+    for j in range(len(warn)):
+        if fresh[j]:
+            out[k] = warn[j]
+            k += 1
+    return out[:k].copy(), fresh
 
 
 class RiskEngine(BatchStage):
@@ -304,20 +344,10 @@ class RiskEngine(BatchStage):
         maintenance (its ratio fell back below the level); one in the zone and not called is
         new. Flag arrays keep the step's cost to the accounts in the zone.
         """
-        warn, below = scan["warn"], scan["below"]
+        warn = np.asarray(scan["warn"], dtype=np.int64)
+        below = np.asarray(scan["below"], dtype=np.int64)
         flag = self._flags(self.ex.n_accounts)
-        if len(called):
-            flag[warn] = True
-            flag[below] = True
-            called = called[flag[called]]
-            flag[warn] = False
-            flag[below] = False
-            flag[called] = True
-        fresh: npt.NDArray[np.bool_] = ~flag[warn]
-        flag[called] = False
-        if fresh.any():
-            called = np.concatenate([called, warn[fresh].astype(np.int64)])
-        return called, fresh
+        return calls_update_nb(np.asarray(called, dtype=np.int64), warn, below, flag)
 
     def _flags(self, n: int) -> npt.NDArray[np.bool_]:
         """A scratch boolean array of at least ``n`` entries, all False (callers reset it)."""

@@ -1,0 +1,358 @@
+"""Margin calls inside quiet stretches: a mark that only calls isolated positions stays in bulk.
+
+Over a volatile day most risk steps that do anything only *call* positions (their ratio
+``MM / E`` reached the call level) and liquidate none. :mod:`deleverage.engine.quiet` stops a
+stretch at the first mark that can reach the zone of an uncalled position; this module lets
+the stretch go on through such marks for one market (the first isolated market of the
+engine), exactly as the risk step would:
+
+- :func:`call_window` takes the next ``width`` uncalled positions of each side from the
+  sorted zone-price index (:class:`.LevelIndex`: clean entries in order, then the dirty ones
+  priced afresh), with their zone prices at the call level and their liquidation prices; the
+  band of the market becomes the first zone price beyond the window (a mark past it stops the
+  stretch, and the next stretch takes a new window);
+- :func:`entrants_step_nb` evaluates, at one mark, the window's positions that the risk
+  step's scan would evaluate (zone price within ``ZONE_RTOL`` of the mark) with the scan's
+  own arithmetic (:func:`.isolated_scan_nb`): below maintenance or in the slack but not in
+  the zone, the mark is not quiet; in the zone, the position is called (a ``MARGIN_CALL``
+  event with its ratio, accounts ascending within the step) and joins the called positions,
+  which :func:`.called_step_nb` follows from the next mark on;
+- :func:`append_stretch_events` writes a stretch's marks and calls to the journal in the
+  order the step-by-step run writes them (each step: the markets' marks in order, a market's
+  calls right after its mark).
+
+The twin tests (tests/integration/test_quiet_twin.py, tests/unit/kernels/test_quiet.py)
+compare journals, called sets, step reports and result hashes with the step-by-step run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.events import EventKind
+from deleverage.engine.kernels import maintenance_nb, tier_of_nb
+from deleverage.engine.levels import zone_prices_compiled
+
+if TYPE_CHECKING:
+    from deleverage.engine.events import Journal
+    from deleverage.engine.exchange import Exchange
+    from deleverage.engine.level_index import LevelIndex
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: What :func:`_ratio_nb` returns for a position under maintenance / out of the zone.
+BELOW, OUTSIDE = -1.0, -2.0
+#: Uncalled positions per side taken into a stretch's window: at first, at least, at most.
+WINDOW, WINDOW_MIN, WINDOW_MAX = 1024, 128, 65536
+
+
+@dataclass(frozen=True)
+class CallWindow:
+    """The next uncalled isolated positions of market ``market`` (see the module docstring).
+
+    Entries ``[0, n_long)`` are longs by zone price descending, the rest shorts ascending:
+    account, zone price at the index's level, liquidation price (level 1), side. ``long_max``
+    / ``short_min``: the highest long / lowest short zone price of the uncalled positions left
+    out of the window (``-inf`` / ``+inf`` when none).
+    """
+
+    market: int
+    level: float
+    n_long: int
+    acc: IntArray
+    zone: FloatArray
+    liq: FloatArray
+    long: BoolArray
+    long_max: float
+    short_min: float
+
+
+@njit(cache=True)
+def take_clean_nb(
+    acc: IntArray, flag: BoolArray, called: IntArray, start: int, width: int, out: IntArray
+) -> tuple[int, int]:
+    """Positions of the first ``width`` entries of ``acc`` from ``start`` whose account is
+    neither flagged nor in ``called`` (ascending), into ``out``; returns their count and the
+    position of the next such entry (``len(acc)`` when none)."""
+    count = 0
+    i = start
+    n_called = len(called)
+    while i < len(acc):
+        a = acc[i]
+        skip = a < len(flag) and flag[a]
+        if not skip and n_called:
+            j = np.searchsorted(called, a)
+            skip = j < n_called and called[j] == a
+        if not skip:
+            if count == width:
+                return count, i
+            out[count] = i
+            count += 1
+        i += 1
+    return count, len(acc)
+
+
+def call_window(
+    ex: Exchange, m: int, index: LevelIndex, called: IntArray, width: int = WINDOW
+) -> CallWindow | None:
+    """The window of market ``m`` from its zone-price ``index``, leaving out the ``called``
+    positions; None when a dirty position has an unbounded zone (no band)."""
+    cols = ex._positions[m]
+    tiers = ex.markets[m].tiers
+    if index._touched:
+        index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
+    called = np.sort(called)
+    parts = []
+    beyond = []
+    for sign, acc, price, head in (
+        (-1.0, index.long_acc, index.long_neg_price, index.long_head),
+        (1.0, index.short_acc, index.short_price, index.short_head),
+    ):
+        out = np.empty(min(width, len(acc)), dtype=np.int64)
+        count, nxt = take_clean_nb(acc, index.dirty_flag, called, head, width, out)
+        pos = out[:count]
+        edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
+        parts.append((acc[pos], sign * price[pos]))
+        beyond.append(edge)
+    long_max, short_min = beyond
+    d_acc, d_price = index._dirty_acc, index._dirty_price
+    if len(d_acc):
+        d_size = cols.size[d_acc]
+        keep = (cols.mode[d_acc] != 0) & (ex._kind[d_acc] == 0) & (d_size != 0.0)
+        if len(called):
+            at = np.minimum(np.searchsorted(called, d_acc), len(called) - 1)
+            keep &= called[at] != d_acc
+        d_acc, d_price, d_size = d_acc[keep], d_price[keep], d_size[keep]
+        if not np.all(np.isfinite(d_price)):
+            return None
+        take_long = (d_size > 0) & (d_price >= long_max)
+        take_short = (d_size < 0) & (d_price <= short_min)
+        parts[0] = (
+            np.concatenate([parts[0][0], d_acc[take_long]]),
+            np.concatenate([parts[0][1], d_price[take_long]]),
+        )
+        parts[1] = (
+            np.concatenate([parts[1][0], d_acc[take_short]]),
+            np.concatenate([parts[1][1], d_price[take_short]]),
+        )
+    sides = []
+    for k, (acc, zone) in enumerate(parts):
+        order = np.argsort(-zone if k == 0 else zone, kind="stable")
+        acc, zone = acc[order], zone[order]
+        liq = zone_prices_compiled(
+            cols.size[acc], cols.entry[acc], cols.isolated_margin[acc], 1.0, tiers
+        )
+        bad = ~(np.isfinite(liq) & np.isfinite(zone))
+        if bad.any():  # an unbounded zone: the window ends before it
+            cut = int(np.argmax(bad))
+            edge = float(zone[cut])
+            if k == 0:
+                long_max = max(long_max, edge)
+            else:
+                short_min = min(short_min, edge)
+            acc, zone, liq = acc[:cut], zone[:cut], liq[:cut]
+        sides.append((acc, zone, liq))
+    (la, lz, ll), (sa, sz, sl) = sides
+    return CallWindow(
+        market=m,
+        level=index.level,
+        n_long=len(la),
+        acc=np.concatenate([la, sa]),
+        zone=np.concatenate([lz, sz]),
+        liq=np.concatenate([ll, sl]),
+        long=np.concatenate([np.ones(len(la), np.bool_), np.zeros(len(sa), np.bool_)]),
+        long_max=long_max,
+        short_min=short_min,
+    )
+
+
+@njit(cache=True)
+def _ratio_nb(
+    a: int, p: float, size: FloatArray, entry: FloatArray, margin: FloatArray,
+    floor: FloatArray, mmr: FloatArray, cum: FloatArray, min_margin: float, call_level: float,
+) -> float:  # fmt: skip
+    """``MM / E`` of isolated position ``a`` at mark ``p`` when the risk step's scan
+    (:func:`.isolated_scan_nb`) would warn it; :data:`BELOW` under maintenance,
+    :data:`OUTSIDE` when neither."""
+    s = size[a]
+    notional = abs(s) * p
+    t = tier_of_nb(notional, floor)
+    mm = maintenance_nb(notional, mmr[t], cum[t], min_margin)
+    e = margin[a] + s * (p - entry[a])
+    if e < mm:
+        return BELOW
+    if not (e > 0.0 and mm / e >= call_level):
+        return OUTSIDE
+    ratio: float = mm / e
+    return ratio
+
+
+@njit(cache=True)
+def recalls_step_nb(
+    marks: FloatArray,
+    nc: int,
+    c_market: IntArray,
+    c_long: BoolArray,
+    c_zone: FloatArray,
+    c_liq: FloatArray,
+    c_acc: IntArray,
+    dropped: BoolArray,
+    new_dropped: BoolArray,
+    call_m: int,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    zone_rtol: float,
+    stage_src: IntArray,
+    stage_acc: IntArray,
+    stage_ratio: FloatArray,
+) -> int:
+    """:func:`.called_step_nb` over the first ``nc`` called entries, except that the entries
+    of market ``call_m`` follow the risk step exactly: one that is a candidate of its scan
+    (zone price within ``zone_rtol`` of the mark) and not certainly in the zone and above
+    maintenance (:func:`.called_step_nb`'s test) is evaluated as the scan does; under
+    maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
+    again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
+    market -1 were called again already (skipped). Returns the count staged, -1 when the
+    mark is not quiet."""
+    count = 0
+    for i in range(nc):
+        mk = c_market[i]
+        if mk < 0:
+            new_dropped[i] = True
+            continue
+        p = marks[mk]
+        lo = p * (1.0 - zone_rtol)
+        hi = p * (1.0 + zone_rtol)
+        if c_long[i]:
+            inside = hi < c_zone[i]
+            outside = lo > c_zone[i]
+            safe = lo > c_liq[i]
+        else:
+            inside = lo > c_zone[i]
+            outside = hi < c_zone[i]
+            safe = hi < c_liq[i]
+        if outside:
+            new_dropped[i] = True
+            continue
+        if not dropped[i] and inside and safe:
+            new_dropped[i] = False  # certainly in the zone and above maintenance: stays called
+        elif mk == call_m:
+            r = _ratio_nb(c_acc[i], p, size, entry, margin, floor, mmr, cum, min_margin, call_level)
+            if r == BELOW:
+                return -1
+            new_dropped[i] = dropped[i] or r == OUTSIDE
+            if dropped[i] and r != OUTSIDE:
+                stage_src[count] = i
+                stage_acc[count] = c_acc[i]
+                stage_ratio[count] = r
+                count += 1
+        else:
+            return -1
+    return count
+
+
+@njit(cache=True)
+def entrants_step_nb(
+    p: float,
+    ptr: IntArray,
+    n_long: int,
+    w_acc: IntArray,
+    w_zone: FloatArray,
+    w_called: BoolArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    zone_rtol: float,
+    start: int,
+    stage_src: IntArray,
+    stage_acc: IntArray,
+    stage_ratio: FloatArray,
+) -> int:
+    """The window's positions the risk step would call at mark ``p``, staged from ``start``
+    (``stage_src``: ``-1 - i`` for window entry ``i``); returns the staged count then, -1 when
+    the mark is not quiet (one of them under maintenance, or no room left). The window's
+    candidates at ``p`` (zone price within ``zone_rtol``) not ``w_called`` yet are evaluated
+    as the scan does: in the zone, called; neither, left for the next marks. ``ptr``: the
+    first long and short entries not called."""
+    lo = p * (1.0 - zone_rtol)
+    hi = p * (1.0 + zone_rtol)
+    count = start
+    for side in range(2):
+        i = ptr[side]
+        end = n_long if side == 0 else len(w_acc)
+        while i < end and (w_zone[i] >= lo if side == 0 else w_zone[i] <= hi):
+            if not w_called[i]:
+                a = w_acc[i]
+                r = _ratio_nb(a, p, size, entry, margin, floor, mmr, cum, min_margin, call_level)
+                if r == BELOW or count == len(stage_src):
+                    return -1  # a liquidation (or no room): the risk step runs
+                if r != OUTSIDE:
+                    stage_src[count] = -1 - i
+                    stage_acc[count] = a
+                    stage_ratio[count] = r
+                    count += 1
+            i += 1
+    return count
+
+
+def append_stretch_events(
+    journal: Journal,
+    marks: FloatArray,
+    ts: IntArray,
+    call_market: int = -1,
+    call_step: IntArray | None = None,
+    call_acc: IntArray | None = None,
+    call_ratio: FloatArray | None = None,
+) -> None:
+    """Journal a stretch in one append: ``marks[j, m]`` at ``ts[j]`` (markets in order within
+    a step) and the calls of market ``call_market`` (``call_step`` ascending, accounts
+    ascending within a step) right after that market's mark of their step, as the
+    step-by-step run writes them (each row's other columns are the defaults)."""
+    steps, n_m = marks.shape
+    flat = marks.reshape(-1)
+    stamps = np.repeat(ts, n_m)
+    markets = np.tile(np.arange(n_m), steps)
+    if call_step is None or call_acc is None or call_ratio is None or len(call_step) == 0:
+        journal.append_columns(EventKind.MARK_PRICE, stamps, market=markets, price=flat)
+        return
+    n_marks, n_calls = len(flat), len(call_step)
+    # Row of each mark and each call in the merged order: a call goes after its step's mark
+    # of ``call_market`` (and after the calls before it).
+    after = call_step * n_m + call_market  # the mark row each call follows
+    call_rows = after + 1 + np.arange(n_calls)
+    mark_rows = np.arange(n_marks) + np.searchsorted(after, np.arange(n_marks), side="left")
+    total = n_marks + n_calls
+    kind = np.empty(total, dtype=np.int16)
+    kind[mark_rows] = int(EventKind.MARK_PRICE)
+    kind[call_rows] = int(EventKind.MARGIN_CALL)
+    row_ts = np.empty(total, dtype=np.int64)
+    row_ts[mark_rows] = stamps
+    row_ts[call_rows] = ts[call_step]
+    market = np.empty(total, dtype=np.int64)
+    market[mark_rows] = markets
+    market[call_rows] = call_market
+    price = np.zeros(total)
+    price[mark_rows] = flat
+    account = np.full(total, -1, dtype=np.int64)
+    account[call_rows] = call_acc
+    amount = np.zeros(total)
+    amount[call_rows] = call_ratio
+    journal.append_columns(kind, row_ts, market=market, price=price, account=account, amount=amount)

@@ -1,0 +1,199 @@
+"""Margin calls inside quiet stretches (:mod:`deleverage.engine.quiet_calls`).
+
+Engine twin: random books of isolated positions (one or two markets, some accounts called)
+are marked along random walks that cross the call level; the stretch kernel
+(:func:`deleverage.sim.quiet.quiet_path_nb`, the oracle mark rule so that the marks are the
+walk) runs with a call window and its prefix is applied in bulk on one engine, and by
+``set_mark`` one mark at a time on the other. Journals, state hashes, called sets and step
+reports must be identical; the step-by-step engine must have liquidated nobody in the prefix
+and made exactly the calls the kernel made (the oracle is the real risk step).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.events import EventKind, Journal, MarginCall, MarkPrice
+from deleverage.engine.levels import zone_prices_compiled
+from deleverage.engine.quiet import advance_quiet, quiet_bands
+from deleverage.engine.quiet_calls import append_stretch_events, take_clean_nb
+from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
+
+_NS = 1_000_000_000
+
+
+def _book(seed: int, n_markets: int, n: int = 400) -> Exchange:
+    rng = np.random.default_rng(seed)
+    ex = Exchange()
+    marks = [60_000.0, 3_000.0][:n_markets]
+    for m, mark in enumerate(marks):
+        ex.list_market(MarketSpec.simple(f"M{m}", max_leverage=50, maintenance_rate=0.01))
+        ex.set_mark(m, mark, ts_ns=1)
+    ids = [ex.open_account(margin_mode=MarginMode.ISOLATED) for _ in range(n)]
+    ex.deposit_many(ids, np.full(n, 1e6))
+    for m, mark in enumerate(marks):
+        acc = np.array(ids)[rng.random(n) < 0.8]
+        sizes = rng.choice([-1.0, 1.0], len(acc)) * rng.uniform(0.5, 2.0, len(acc)) * 1e4 / mark
+        sizes = np.round(sizes, 3)
+        acc, sizes = acc[sizes != 0], sizes[sizes != 0]
+        lev = rng.uniform(5.0, 45.0, len(acc))
+        ex.open_positions(m, acc, sizes, np.full(len(acc), mark), leverage=lev)
+    return ex
+
+
+def _stretch(
+    ex: Exchange, marks: np.ndarray, window: int
+) -> tuple[int, np.ndarray, tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] | None:
+    """The kernel's quiet prefix of ``marks`` from ``ex`` (oracle marks, no arbitrage or
+    funding): its length, the called entries dropped, the calls made."""
+    bands = quiet_bands(ex, window=window)
+    if bands is None:
+        return None
+    steps, n_m = marks.shape
+    path = np.vstack([marks[:1], marks])  # the kernel starts at step 1
+    w = call_args(ex, bands)
+    inf = np.full(n_m, math.inf)
+    count = quiet_path_nb(
+        1, steps + 1, 1.0, path, path, path, np.full(n_m, RULE_ORACLE, np.int64),
+        np.zeros(n_m), np.ones(n_m), np.zeros(n_m), np.zeros(n_m), np.zeros(n_m), np.zeros(n_m),
+        np.zeros(n_m, np.int64), np.zeros((n_m, steps)), inf, inf, np.zeros(n_m),
+        np.zeros(n_m), inf, bands.long_max, bands.short_min, bands.p0_index, bands.q_index,
+        bands.p0_dirty, bands.q_dirty, w.market, w.long, w.zone, w.liq, w.dropped,
+        np.empty((steps, n_m)), np.empty((steps, n_m)), np.empty((steps, n_m)), w.call_m,
+        w.ptr, w.n_long, w.acc, w.w_zone, w.w_liq, w.w_long, w.size, w.entry, w.margin,
+        w.floor, w.mmr, w.cum, w.min_margin, w.level, w.n_called, w.c_acc, w.ev_step, w.ev_acc,
+        w.ev_ratio, w.n_ev, np.zeros(1, np.int64),
+    )  # fmt: skip
+    made = int(w.n_ev[0])
+    calls = (w.call_m, w.ev_step[:made], w.ev_acc[:made], w.ev_ratio[:made]) if made else None
+    return int(count), w.dropped[: int(w.n_called[0])], calls
+
+
+def _pin(
+    ex: Exchange, marks: np.ndarray, rng: np.random.Generator, share: float, liq: bool
+) -> None:
+    """Set a ``share`` of market 0's marks to the exact zone price (call level; ``liq``: or
+    liquidation price) of a position near the mark: positions on the edge of the zone,
+    within the index's slack, are evaluated exactly."""
+    cols = ex.columns(0)
+    n = ex.n_accounts
+    live = np.flatnonzero((cols.size[:n] != 0.0) & (cols.mode[:n] != 0))
+    level = ex.markets[0].spec.liquidation.margin_call_ratio
+    tiers = ex.markets[0].tiers
+    args = (cols.size[live], cols.entry[live], cols.isolated_margin[live])
+    edges = zone_prices_compiled(*args, level, tiers)
+    if liq:
+        edges = np.concatenate([edges, zone_prices_compiled(*args, 1.0, tiers)])
+    edges = edges[np.isfinite(edges)]
+    for j in np.flatnonzero(rng.random(len(marks)) < share):
+        near = edges[np.abs(edges / marks[j, 0] - 1.0) < 0.002]
+        if len(near):
+            marks[j, 0] = float(rng.choice(near))
+
+
+def _twin(
+    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int,
+    pin: float = 0.0,
+) -> int:  # fmt: skip
+    """Run one twin; return the calls the stretch made."""
+    rng = np.random.default_rng(seed)
+    fast, slow = _book(seed, n_markets), _book(seed, n_markets)
+    start = [round(st.mark * (1.0 + shock), 2) for st in fast.markets]
+    for ex in (fast, slow):  # a first risk step at the shocked marks: calls, liquidations
+        for m, p in enumerate(start):
+            ex.set_mark(m, p, ts_ns=10 * _NS)
+    moves = np.exp(np.cumsum(rng.normal(drift, vol, (300, n_markets)), axis=0))
+    marks = np.round(np.asarray(start) * moves, 2)
+    if pin:
+        _pin(fast, marks, rng, pin, liq=pin > 0.2)
+    got = _stretch(fast, marks, window)
+    if got is None:
+        return 0
+    count, dropped, calls = got
+    ts = (11 + np.arange(count, dtype=np.int64)) * _NS
+    advance_quiet(fast, marks[:count], ts, None, dropped, calls)
+    liquidated = 0
+    for j in range(count):
+        for m in range(n_markets):
+            slow.set_mark(m, float(marks[j, m]), ts_ns=int(ts[j]))
+            liquidated += slow.last_step.liquidations
+    assert liquidated == 0
+    assert fast.journal.to_arrow().equals(slow.journal.to_arrow())
+    assert fast.state_hash() == slow.state_hash()
+    for rf, rs in zip(fast.risk.markets, slow.risk.markets, strict=True):
+        assert np.array_equal(rf.called_isolated, rs.called_isolated)
+    assert fast.risk.reports == slow.risk.reports
+    made = 0 if calls is None else len(calls[1])
+    journal = slow.journal.to_arrow().to_pandas()
+    in_prefix = (journal["kind"] == int(EventKind.MARGIN_CALL)) & (journal["ts_ns"] >= 11 * _NS)
+    assert int(in_prefix.sum()) == made
+    return made
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_markets=st.integers(1, 2),
+    shock=st.floats(-0.05, 0.05),
+    vol=st.sampled_from([1e-4, 1e-3, 3e-3]),
+    drift=st.sampled_from([0.0, 5e-4, -5e-4]),
+    window=st.sampled_from([1, 4, 1024]),
+    pin=st.sampled_from([0.0, 0.0, 0.3]),
+)
+def test_calls_in_a_stretch_equal_step_by_step(
+    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float
+) -> None:
+    _twin(seed, n_markets, shock, vol, drift, window, pin)
+
+
+def test_a_falling_walk_calls_inside_the_stretch() -> None:
+    """A slow fall through the longs' call zones: the stretch makes calls itself."""
+    made = sum(_twin(seed, 1, 0.0, 2e-4, -1e-4, 1024) for seed in range(6))
+    assert made > 0
+
+
+def test_marks_on_the_zone_edges_equal_step_by_step() -> None:
+    """Marks pinned to zone and liquidation prices: the exact evaluations of the slack (some
+    stretches run on, calling or dropping positions on the edge)."""
+    made = sum(_twin(seed, 1, 0.0, 2e-4, -1e-4, 1024, pin=0.1) for seed in range(6))
+    assert made > 0
+
+
+def test_take_clean_skips_flagged_and_called() -> None:
+    acc = np.array([5, 3, 8, 1, 9, 2], dtype=np.int64)
+    flag = np.zeros(10, dtype=np.bool_)
+    flag[3] = True
+    out = np.empty(6, dtype=np.int64)
+    count, nxt = take_clean_nb(acc, flag, np.array([1, 8], dtype=np.int64), 0, 2, out)
+    assert (count, nxt) == (2, 5)  # 5 and 9 taken, 2 (at 5) is the next clean one
+    assert out[:2].tolist() == [0, 4]
+    count, nxt = take_clean_nb(acc, flag, np.zeros(0, dtype=np.int64), 1, 10, out)
+    assert (count, nxt) == (4, 6)
+    assert out[:4].tolist() == [2, 3, 4, 5]
+
+
+def test_stretch_events_in_one_append_equal_single_appends() -> None:
+    """Marks of two markets and calls of market 1 in one append (per-row kinds) read back as
+    the step-by-step run's single appends."""
+    bulk, single = Journal(), Journal()
+    marks = np.array([[10.0, 20.0], [11.0, 21.0], [12.0, 22.0]])
+    ts = np.array([5, 6, 8], dtype=np.int64) * _NS
+    step, acc, ratio = np.array([0, 0, 2]), np.array([3, 7, 2]), np.array([0.8, 0.9, 0.85])
+    append_stretch_events(bulk, marks, ts, 1, step, acc, ratio)
+    for j in range(3):
+        for m in range(2):
+            single.append(MarkPrice(ts_ns=int(ts[j]), market=m, price=float(marks[j, m])))
+            if m == 1:
+                for a, r in zip(acc[step == j].tolist(), ratio[step == j].tolist(), strict=True):
+                    single.append(MarginCall(ts_ns=int(ts[j]), account=a, market=1, ratio=r))
+    assert bulk.to_arrow().equals(single.to_arrow())
+    assert bulk.since(4).equals(single.since(4))
+    cols = ("kind", "ts_ns", "account", "market", "price", "amount")
+    got, want = bulk.arrays_since(2, cols), single.arrays_since(2, cols)
+    assert all(np.array_equal(got[c], want[c]) for c in cols)
+    assert bulk.last_ts_ns == single.last_ts_ns
