@@ -60,6 +60,7 @@ class QuietMarks:
         self._marks: npt.NDArray[np.float64] = np.zeros(0)
         self._no_drop: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._out: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        self._backstop_pnl = 0.0
 
     def step(self, m: int, ts: int, version_before: int) -> StepReport | None:
         """The risk step of market ``m`` at a quiet mark set at ``ts`` (the mark is recorded
@@ -89,6 +90,8 @@ class QuietMarks:
             self._no_drop = np.zeros(n_called, dtype=np.bool_)
             self._out = np.zeros(n_called, dtype=np.bool_)
             self._marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
+            # The vault holds no position in a quiet state: its PnL does not move with marks.
+            self._backstop_pnl = risk.backstop_pnl()
         bands = self._bands
         marks = self._marks
         marks[m] = ex.markets[m].mark
@@ -129,7 +132,7 @@ class QuietMarks:
             r.liquidity.recover(ts)
         if r.capital_ts != ts:
             r.capital_ts, r.capital_used = ts, 0.0
-        report = StepReport(market=m, ts_ns=ts, backstop_pnl=risk.backstop_pnl())
+        report = StepReport(market=m, ts_ns=ts, backstop_pnl=self._backstop_pnl)
         risk.reports.append(report)
         return report
 

@@ -77,19 +77,18 @@ class WorldRecorder:
             for channel in ("prices", "traders")
         }
         self.rounds: list[tuple[Any, ...]] = []
-        self._flow = np.zeros(n_a)
         self._asset_index = {a: i for i, a in enumerate(self.assets)}
         self._venue_index = {v: i for i, v in enumerate(self.venues)}
         self._rounds_in_step = 0
-        # Python lists while stepping (cheap to update), arrays at the end.
+        # The step's venue rows as Python lists (cheap to update), written into the
+        # preallocated array at the end of each step.
         self._acc: list[list[float]] = [[0.0] * (len(VENUE_COLUMNS) - 3) for _ in range(n_v)]
-        self._venue_rows: list[list[list[float]]] = [self._acc] * n
-        self._prices: list[list[tuple[float, float, float]]] = [
-            [(float(m.exogenous[0]), m.price, 0.0) for m in world.markets.values()]
-        ] * n
+        self._rows = np.zeros((n, n_v, len(VENUE_COLUMNS) - 3))
+        self._markets = list(world.markets.values())
 
     def add_flow(self, asset: str, flows: dict[str, float]) -> None:
-        self._flow[self._asset_index[asset]] += math.fsum(flows.values())
+        k = self.world.step_index
+        self.a["forced_flow"][k, self._asset_index[asset]] += math.fsum(flows.values())
 
     def add_attribution(
         self, channel: str, venue: str, weights: FloatArray, count: float, notional: float
@@ -106,11 +105,11 @@ class WorldRecorder:
         n[:, j] += notional
 
     def end_round(self, view: RoundView) -> None:
-        world = self.world
+        absorbed = self.world.absorbed
         acc = self._acc
         self._rounds_in_step += 1
-        for name, step in view.steps.items():
-            row = acc[self._venue_index[name]]
+        for j, (name, step) in enumerate(view.steps.items()):  # the venues, in order
+            row = acc[j]
             flow = 0.0
             for asset, f in step.forced_flow.items():
                 if f:
@@ -124,28 +123,29 @@ class WorldRecorder:
                      int(step.liquidations), float(step.liquidated_notional), flow)
                 )  # fmt: skip
             row[4:10] = step.solvency
-            row[10] = world.absorbed[name]
+            row[10] = absorbed[name]
 
     def end_step(self, k: int, ts: int) -> None:
-        world = self.world
         self.ts[k] = ts
-        self._prices[k] = [(m.exogenous[k], m.price, m.dislocation) for m in world.markets.values()]
-        self.a["forced_flow"][k] = self._flow
-        self._flow = np.zeros(len(self.assets))
-        for row in self._acc:
-            row[3] = self._rounds_in_step
-        self._venue_rows[k] = self._acc
-        self._acc = [[0.0, 0.0, 0.0, 0.0, *row[4:]] for row in self._acc]
+        a = self.a
+        exogenous, shared, dislocation = a["exogenous"], a["shared"], a["dislocation"]
+        for i, market in enumerate(self._markets):
+            exogenous[k, i] = market.exogenous[k]
+            shared[k, i] = market.price
+            dislocation[k, i] = market.dislocation
+        rounds = self._rounds_in_step
+        acc = self._acc
+        for row in acc:
+            row[3] = rounds
+        self._rows[k] = acc
+        for row in acc:
+            row[0] = row[1] = row[2] = 0.0
         self._rounds_in_step = 0
 
     def _arrays(self) -> None:
-        """Move the per-step lists into the column arrays (once, at the end)."""
-        prices = np.asarray(self._prices, dtype=np.float64)  # (n, assets, 3)
-        for i, name in enumerate(("exogenous", "shared", "dislocation")):
-            self.a[name][:] = prices[:, :, i]
-        venues = np.asarray(self._venue_rows, dtype=np.float64)  # (n, venues, columns)
+        """Move the venue rows into the column arrays (once, at the end)."""
         for i, name in enumerate(VENUE_COLUMNS[3:]):
-            self.v[name][:] = venues[:, :, i]
+            self.v[name][:] = self._rows[:, :, i]
 
     def result(self, *, wall_s: float) -> WorldResult:
         self._arrays()
