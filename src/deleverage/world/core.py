@@ -196,12 +196,11 @@ class World:
         self._link_gross: dict[tuple[str, str], float] = {}
         # What each venue last stepped on: the prices it read (a key of floats) and the
         # inputs built from them (reused while they do not move), and its last step.
-        self._last_keys: dict[str, tuple[float, ...]] = {}
+        self._last_keys: dict[str, list[tuple[float, float]]] = {}
         self._last_inputs: dict[str, dict[str, PriceInputs]] = {}
         self._last_steps: dict[str, VenueStep] = {}
         self._book_list = list(self._books.items())
-        self._venue_list = [(name, entry.venue, self._reads[name]) for name, entry in
-                            self.entries.items()]  # fmt: skip
+        self._venue_list = list(self.entries.items())
         self.recorder = WorldRecorder(self)
 
     # ---------------------------------------------------------------- read access
@@ -285,17 +284,15 @@ class World:
         nothing it reads moved since it stepped (no new step). The inputs are built only when
         the prices moved since the venue last stepped (else the same inputs are handed again).
         """
-        key: tuple[float, ...] = ()
-        for _asset, market, link in self._reads[name]:
-            p = market.price
-            key += (p, link.price if link is not None else p)
+        reads = self._reads[name]
+        key = [(m.price, m.price if link is None else link.price) for _asset, m, link in reads]
         if self._last_keys.get(name) == key:
             return None if r > 0 else self._last_inputs[name]
         self._last_keys[name] = key
-        out = self._last_inputs[name] = {}
-        for i, (asset, _market, _link) in enumerate(self._reads[name]):
-            p = key[2 * i]
-            out[asset] = PriceInputs(p, p, key[2 * i + 1])
+        out = self._last_inputs[name] = {
+            asset: PriceInputs(p, p, b)
+            for (asset, _m, _link), (p, b) in zip(reads, key, strict=True)
+        }
         return out
 
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
@@ -303,7 +300,7 @@ class World:
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures() if self.wallets is not None else {}
         liquidated = False
-        for name, venue, _reads in self._venue_list:
+        for name, entry in self._venue_list:
             inputs = self._inputs(name, r)
             if inputs is None:
                 # Nothing this venue reads moved since it stepped at this time: no new step.
@@ -312,7 +309,7 @@ class World:
                     ts, 0, 0.0, dict.fromkeys(before.forced_flow, 0.0), before.solvency
                 )
                 continue
-            step = steps[name] = self._last_steps[name] = venue.step(inputs, ts_ns=ts)
+            step = steps[name] = self._last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
             if step.liquidations:
                 liquidated = True
         view = RoundView(k, self.round_index, r, ts, steps, self.prices)

@@ -82,8 +82,10 @@ class WorldRecorder:
         self._rounds_in_step = 0
         # The step's venue rows as Python lists (cheap to update), written into the
         # preallocated array at the end of each step.
-        self._acc: list[list[float]] = [[0.0] * (len(VENUE_COLUMNS) - 3) for _ in range(n_v)]
-        self._rows = np.zeros((n, n_v, len(VENUE_COLUMNS) - 3))
+        width = len(VENUE_COLUMNS) - 3
+        self._acc = [0.0] * (n_v * width)  # venue j's row at [j * width, (j + 1) * width)
+        self._width = width
+        self._rows = np.zeros((n, n_v * width))
         self._markets = list(world.markets.values())
 
     def add_flow(self, asset: str, flows: dict[str, float]) -> None:
@@ -107,23 +109,24 @@ class WorldRecorder:
     def end_round(self, view: RoundView) -> None:
         absorbed = self.world.absorbed
         acc = self._acc
+        width = self._width
         self._rounds_in_step += 1
         for j, (name, step) in enumerate(view.steps.items()):  # the venues, in order
-            row = acc[j]
+            at = j * width
             flow = 0.0
             for asset, f in step.forced_flow.items():
                 if f:
                     flow += abs(f) * view.prices[asset]
             if step.liquidations or flow:
-                row[0] += step.liquidations
-                row[1] += step.liquidated_notional
-                row[2] += flow
+                acc[at] += step.liquidations
+                acc[at + 1] += step.liquidated_notional
+                acc[at + 2] += flow
                 self.rounds.append(
                     (view.step, view.round, view.round_in_step, view.ts_ns, name,
                      int(step.liquidations), float(step.liquidated_notional), flow)
                 )  # fmt: skip
-            row[4:10] = step.solvency
-            row[10] = absorbed[name]
+            acc[at + 4 : at + 10] = step.solvency
+            acc[at + 10] = absorbed[name]
 
     def end_step(self, k: int, ts: int) -> None:
         self.ts[k] = ts
@@ -135,17 +138,19 @@ class WorldRecorder:
             dislocation[k, i] = market.dislocation
         rounds = self._rounds_in_step
         acc = self._acc
-        for row in acc:
-            row[3] = rounds
+        width = self._width
+        for at in range(0, len(acc), width):
+            acc[at + 3] = rounds
         self._rows[k] = acc
-        for row in acc:
-            row[0] = row[1] = row[2] = 0.0
+        for at in range(0, len(acc), width):
+            acc[at] = acc[at + 1] = acc[at + 2] = 0.0
         self._rounds_in_step = 0
 
     def _arrays(self) -> None:
         """Move the venue rows into the column arrays (once, at the end)."""
+        rows = self._rows.reshape(len(self._rows), len(self.venues), self._width)
         for i, name in enumerate(VENUE_COLUMNS[3:]):
-            self.v[name][:] = self._rows[:, :, i]
+            self.v[name][:] = rows[:, :, i]
 
     def result(self, *, wall_s: float) -> WorldResult:
         self._arrays()
