@@ -12,11 +12,12 @@ vault's PnL), the step's capital clock and the book's resilience clock.
 
 The bands are cached between marks and stay valid while the engine's state does not change
 other than by marks: the cache holds the state version it was computed at (plus the fast
-path's own marks), and any other event, or any mark the full risk step had to run, drops it.
-A state that is not quiet (no bands) is looked at again after a growing number of marks (1,
-2, 4, ... 64) or at once when the state version moved by anything but marks: missing a quiet
-mark only costs time, never exactness. A twin test (fast path on and off) compares journals
-and result hashes.
+path's own marks) and the number of risk steps run, and any other event, any risk step run
+elsewhere, or any mark the full risk step had to run, drops it. Computing bands costs about a
+full risk step, so a state that is not quiet (no bands), or bands that served fewer than 8
+marks, are looked at again only after a growing number of marks (1, 2, 4, ... 64; back to 1
+once bands serve 8 marks): missing a quiet mark only costs time, never exactness. A twin
+test (fast path on and off) compares journals and result hashes.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = ["DEFAULT_ENABLED", "QuietMarks"]
 #: Whether new engines take the fast path (tests switch it off to compare).
 DEFAULT_ENABLED = True
 _MAX_BACKOFF = 64
+_STREAK = 8  # bands that served this many marks reset the back-off
 
 
 class QuietMarks:
@@ -53,14 +55,15 @@ class QuietMarks:
         self.fast = 0
         self.full = 0
         self._bands: QuietBands | None = None
-        self._version = -1  # the state version the cache (bands or "not quiet") is valid at
-        self._reports = -1  # and the count of risk steps run (a step run elsewhere drops it)
-        self._wait = 0  # marks left before "not quiet" is looked at again
+        self._version = -1  # the state version the bands are valid at
+        self._reports = -1  # and the count of risk steps run (a step run elsewhere drops them)
+        self._wait = 0  # marks left before the state is looked at again
         self._backoff = 1
         self._marks: npt.NDArray[np.float64] = np.zeros(0)
         self._no_drop: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._out: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._backstop_pnl = 0.0
+        self._streak = 0  # quiet marks served by the bands now held
 
     def step(self, m: int, ts: int, version_before: int) -> StepReport | None:
         """The risk step of market ``m`` at a quiet mark set at ``ts`` (the mark is recorded
@@ -70,22 +73,23 @@ class QuietMarks:
         if not self.enabled:
             return None
         risk = ex.risk
-        if self._version != version_before or self._reports != len(risk.reports):
-            # Something besides our marks changed the state, or a risk step ran elsewhere.
-            self._bands, self._wait, self._backoff = None, 0, 1
-        elif self._bands is not None and not _settings_quiet(ex):
-            self._bands = None  # dynamic or proactive margin switched on (no event for it)
+        if self._bands is not None and (
+            self._version != version_before
+            or self._reports != len(risk.reports)
+            or not _settings_quiet(ex)
+        ):
+            # Something besides our marks changed the state, a risk step ran elsewhere, or
+            # dynamic or proactive margin was switched on (no event for it).
+            self._bands = None
         if self._bands is None:
             if self._wait > 0:
                 self._wait -= 1
-                self._version, self._reports = ex._version, len(risk.reports) + 1
                 return None
             self._bands = quiet_bands(ex)
             if self._bands is None:
-                self._wait, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
-                self._version, self._reports = ex._version, len(risk.reports) + 1
+                self._back_off()
                 return None
-            self._backoff = 1
+            self._streak = 0
             n_called = len(self._bands.called_market)
             self._no_drop = np.zeros(n_called, dtype=np.bool_)
             self._out = np.zeros(n_called, dtype=np.bool_)
@@ -96,13 +100,22 @@ class QuietMarks:
         marks = self._marks
         marks[m] = ex.markets[m].mark
         if not self._quiet(bands, marks):
-            self._bands, self._version = None, -1  # the full step may change anything
+            self._bands = None  # the full step may change anything
             self.full += 1
+            if self._streak < _STREAK:
+                self._back_off()  # bands that barely served: wait before the next ones
             return None
         report = self._record(m, ts)
         self._version, self._reports = ex._version, len(risk.reports)
         self.fast += 1
+        self._streak += 1
+        if self._streak == _STREAK:
+            self._backoff = 1
         return report
+
+    def _back_off(self) -> None:
+        """Look at the state again only after ``backoff`` marks (doubling up to 64)."""
+        self._wait, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
 
     def _quiet(self, bands: QuietBands, marks: npt.NDArray[np.float64]) -> bool:
         b = bands
