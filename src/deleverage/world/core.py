@@ -194,9 +194,7 @@ class World:
         ]
         self._pending_link: dict[tuple[str, str], float] = {}
         self._link_gross: dict[tuple[str, str], float] = {}
-        # What each venue last stepped on: the prices it read (a key of floats) and the
-        # inputs built from them (reused while they do not move), and its last step.
-        self._last_keys: dict[str, list[tuple[float, float]]] = {}
+        # What each venue last stepped on, and its last step.
         self._last_inputs: dict[str, dict[str, PriceInputs]] = {}
         self._last_steps: dict[str, VenueStep] = {}
         self._book_list = list(self._books.items())
@@ -281,19 +279,15 @@ class World:
 
     def _inputs(self, name: str, r: int) -> dict[str, PriceInputs] | None:
         """What venue ``name`` steps on in round ``r``; None in a later round of the step when
-        nothing it reads moved since it stepped (no new step). The inputs are built only when
-        the prices moved since the venue last stepped (else the same inputs are handed again).
-        """
-        reads = self._reads[name]
-        key = [(m.price, m.price if link is None else link.price) for _asset, m, link in reads]
-        if self._last_keys.get(name) == key:
-            return None if r > 0 else self._last_inputs[name]
-        self._last_keys[name] = key
-        out = self._last_inputs[name] = {
-            asset: PriceInputs(p, p, b)
-            for (asset, _m, _link), (p, b) in zip(reads, key, strict=True)
-        }
-        return out
+        nothing it reads moved since it stepped (no new step)."""
+        inputs = {}
+        for asset, market, link in self._reads[name]:
+            p = market.price
+            inputs[asset] = PriceInputs(p, p, link.price if link is not None else p)
+        if r > 0 and self._last_inputs.get(name) == inputs:
+            return None
+        self._last_inputs[name] = inputs
+        return inputs
 
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""

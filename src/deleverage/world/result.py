@@ -86,6 +86,7 @@ class WorldRecorder:
         self._acc = [0.0] * (n_v * width)  # venue j's row at [j * width, (j + 1) * width)
         self._width = width
         self._rows = np.zeros((n, n_v * width))
+        self._seen: list[object] = [None] * n_v  # the solvency lines last written per venue
         self._markets = list(world.markets.values())
 
     def add_flow(self, asset: str, flows: dict[str, float]) -> None:
@@ -110,6 +111,7 @@ class WorldRecorder:
         absorbed = self.world.absorbed
         acc = self._acc
         width = self._width
+        seen = self._seen
         self._rounds_in_step += 1
         for j, (name, step) in enumerate(view.steps.items()):  # the venues, in order
             at = j * width
@@ -125,7 +127,9 @@ class WorldRecorder:
                     (view.step, view.round, view.round_in_step, view.ts_ns, name,
                      int(step.liquidations), float(step.liquidated_notional), flow)
                 )  # fmt: skip
-            acc[at + 4 : at + 10] = step.solvency
+            lines = step.solvency
+            if lines is not seen[j]:  # the same object: the same values (PerpVenue reuses it)
+                acc[at + 4 : at + 10] = seen[j] = lines
             acc[at + 10] = absorbed[name]
 
     def end_step(self, k: int, ts: int) -> None:
