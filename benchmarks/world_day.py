@@ -207,6 +207,13 @@ def main() -> None:
         print(f"  {venue:8s} liquidations {int(row['liquidations']):>8,}  notional "
               f"{row['liquidated_notional']:>16,.0f}  from other venues "
               f"{row['from_other_venues']:>9,.1f}  bad debt {row['bad_debt']:>12,.0f}")  # fmt: skip
+    quiet = {
+        name: (ex.quiet_marks.fast, ex.quiet_marks.full)
+        for name, venue in world.venues.items()
+        if (ex := getattr(venue, "exchange", None)) is not None
+    }
+    print("  engine quiet marks (fast path, bands missed): "
+          + ", ".join(f"{v} {f:,}/{m:,}" for v, (f, m) in quiet.items()))  # fmt: skip
     print(f"  peak resident memory {peak_mb:,.0f} MB")
     print(
         json.dumps(
@@ -222,6 +229,7 @@ def main() -> None:
                 "rounds": world.round_index,
                 "liquidations": int(summary["liquidations"].sum()),
                 "peak_rss_mb": round(peak_mb, 1),
+                "quiet_marks": sum(f for f, _ in quiet.values()),
                 "mixed": args.mixed,
                 "standins": args.standins,
             }

@@ -57,6 +57,7 @@ from deleverage.engine.kernels import (
 )
 from deleverage.engine.ledger import MAX_TS_NS, FloatArray, IntArray, MarketRef
 from deleverage.engine.operations import RiskOperations
+from deleverage.engine.quiet_mark import QuietMarks
 from deleverage.engine.state import (
     SYSTEM_KINDS,
     AccountKind,
@@ -131,6 +132,15 @@ class Exchange(RiskOperations):
         self.insurance_account = self.open_account(kind=AccountKind.INSURANCE, label="insurance")
         self.backstop_account = self.open_account(kind=AccountKind.BACKSTOP, label="backstop")
         self.liquidator_account = self.open_account(kind=AccountKind.LIQUIDATOR, label="liquidator")
+
+    _quiet_marks: QuietMarks | None = None
+
+    @property
+    def quiet_marks(self) -> QuietMarks:
+        """The single-mark quiet fast path of :meth:`set_mark` (its ``enabled`` switch)."""
+        if self._quiet_marks is None:  # also for engines rebuilt by replay
+            self._quiet_marks = QuietMarks(self)
+        return self._quiet_marks
 
     # ------------------------------------------------------------------ setup
     def open_account(
@@ -400,8 +410,11 @@ class Exchange(RiskOperations):
         m = self.market_id(market)
         value = self.markets[m].units.engine_price(check_finite_positive("price", price))
         ts = self._ts(ts_ns)
+        version = self._version
         self._emit(MarkPrice(ts_ns=ts, market=m, price=value))
-        self.last_step = self.risk.on_mark(m, ts)
+        # A quiet mark takes the single-mark fast path (engine/quiet_mark.py), else the step.
+        quiet = self.quiet_marks.step(m, ts, version)
+        self.last_step = quiet if quiet is not None else self.risk.on_mark(m, ts)
         if self.check_invariants:
             self.assert_conserved()
 

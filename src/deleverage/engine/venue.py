@@ -100,6 +100,8 @@ class PerpVenue:
         self._adl_loss = 0.0
         self._backstop_start = self._backstop_equity()
         self._backstop_worst = 0.0
+        self._lines: SolvencyLines | None = None  # the last lines and the state version at them
+        self._lines_version = -1
 
     @property
     def name(self) -> str:
@@ -133,6 +135,7 @@ class PerpVenue:
         check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
         ex = self._ex
         first_seq = len(ex.journal)
+        version = ex._version
         liquidations, notional, forced = 0, 0.0, False
         for asset, market in self._markets.items():
             ex.set_mark(market, self._price(prices[asset]), ts_ns=ts_ns)
@@ -147,10 +150,38 @@ class PerpVenue:
             self._bad_debt += report.bad_debt
         self._last_ts = ts_ns
         if not forced:  # a quiet step forced nothing: no journal rows to read
-            return VenueStep(ts_ns, 0, 0.0, dict.fromkeys(self._markets, 0.0), self.solvency())
+            lines = self._quiet_solvency(version)
+            return VenueStep(ts_ns, 0, 0.0, dict.fromkeys(self._markets, 0.0), lines)
         flow, adl_loss = self._journal_since(first_seq)
         self._adl_loss += adl_loss
         return VenueStep(ts_ns, liquidations, notional, flow, self.solvency())
+
+    def _quiet_solvency(self, version_before: int) -> SolvencyLines:
+        """:meth:`solvency` after a step that forced nothing: the lines computed last, when
+        the engine's state changed only by this step's marks since (one state version per
+        mark), the adapter's totals did not move, and the backstop vault holds no position
+        (its equity is then its cash, whatever the marks)."""
+        ex = self._ex
+        lines = self._lines
+        if (
+            lines is not None
+            and self._lines_version == version_before
+            and ex._version == version_before + len(self._markets)
+            and lines.insurance_paid == self._insurance_paid
+            and lines.socialized_loss == self._socialized
+            and lines.bad_debt == self._bad_debt
+            and lines.adl_loss == self._adl_loss
+            and self._vault_flat()
+        ):
+            self._lines_version = ex._version
+            return lines
+        lines = self.solvency()
+        self._lines, self._lines_version = lines, ex._version
+        return lines
+
+    def _vault_flat(self) -> bool:
+        vault = self._ex.backstop_account
+        return all(cols.size[vault] == 0.0 for cols in self._ex._positions)
 
     def _journal_since(self, first_seq: int) -> tuple[dict[str, float], float]:
         """Forced flow per asset and ADL profit taken in the journal rows from ``first_seq``."""

@@ -194,8 +194,11 @@ class World:
         ]
         self._pending_link: dict[tuple[str, str], float] = {}
         self._link_gross: dict[tuple[str, str], float] = {}
+        # What each venue last stepped on, and its last step.
         self._last_inputs: dict[str, dict[str, PriceInputs]] = {}
         self._last_steps: dict[str, VenueStep] = {}
+        self._book_list = list(self._books.items())
+        self._venue_list = list(self.entries.items())
         self.recorder = WorldRecorder(self)
 
     # ---------------------------------------------------------------- read access
@@ -244,8 +247,10 @@ class World:
         ts = self.start_ns + round(k * self.dt_s * _NS)
         self.step_index, self.ts_ns = k, ts
         gross = dict.fromkeys(self._books, 0.0)
-        for key, market in self._books.items():
-            self._credit(key, MARKET_SOURCE, market.begin(k, ts))
+        for key, market in self._book_list:
+            move = market.begin(k, ts)
+            if move:
+                self._credit(key, MARKET_SOURCE, move)
         to_shared: dict[_Key, dict[str, float]] = {}
         for name, asset, link, key in self._links:
             own, transfer = link.begin(k, ts, self._books[key].price)
@@ -258,11 +263,12 @@ class World:
         for r in range(self.max_rounds):
             if not self._round(k, r, ts, gross):
                 break
+        link_gross = self._link_gross
         for name, asset, link, _key in self._links:
-            link.end(self._link_gross.get((name, asset), 0.0))
-        if self._link_gross:
+            link.end(link_gross.get((name, asset), 0.0) if link_gross else 0.0)
+        if link_gross:
             self._link_gross = {}
-        for key, market in self._books.items():
+        for key, market in self._book_list:
             market.end(gross[key])
         wallets = self.wallets
         if wallets is not None and self.channels.traders and wallets.due(k * self.dt_s):
@@ -271,24 +277,38 @@ class World:
             layer.on_step_end(self, k, ts)
         self.recorder.end_step(k, ts)
 
+    def _inputs(self, name: str, r: int) -> dict[str, PriceInputs] | None:
+        """What venue ``name`` steps on in round ``r``; None in a later round of the step when
+        nothing it reads moved since it stepped (no new step)."""
+        inputs = {}
+        for asset, market, link in self._reads[name]:
+            p = market.price
+            inputs[asset] = PriceInputs(p, p, link.price if link is not None else p)
+        if r > 0 and self._last_inputs.get(name) == inputs:
+            return None
+        self._last_inputs[name] = inputs
+        return inputs
+
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures() if self.wallets is not None else {}
-        last = self._last_inputs
-        for name, entry in self.entries.items():
-            inputs = self.venue_prices(name)
-            if r > 0 and last.get(name) == inputs:
+        liquidated = False
+        for name, entry in self._venue_list:
+            inputs = self._inputs(name, r)
+            if inputs is None:
                 # Nothing this venue reads moved since it stepped at this time: no new step.
                 before = self._last_steps[name]
                 steps[name] = VenueStep(
                     ts, 0, 0.0, dict.fromkeys(before.forced_flow, 0.0), before.solvency
                 )
                 continue
-            last[name] = inputs
-            steps[name] = self._last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
+            step = steps[name] = self._last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
+            if step.liquidations:
+                liquidated = True
         view = RoundView(k, self.round_index, r, ts, steps, self.prices)
-        self._attribute(view, watched)
+        if liquidated:
+            self._attribute(view, watched)
         for pending in self._pending.values():
             if pending:
                 pending.clear()

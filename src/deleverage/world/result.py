@@ -77,19 +77,21 @@ class WorldRecorder:
             for channel in ("prices", "traders")
         }
         self.rounds: list[tuple[Any, ...]] = []
-        self._flow = np.zeros(n_a)
         self._asset_index = {a: i for i, a in enumerate(self.assets)}
         self._venue_index = {v: i for i, v in enumerate(self.venues)}
         self._rounds_in_step = 0
-        # Python lists while stepping (cheap to update), arrays at the end.
-        self._acc: list[list[float]] = [[0.0] * (len(VENUE_COLUMNS) - 3) for _ in range(n_v)]
-        self._venue_rows: list[list[list[float]]] = [self._acc] * n
-        self._prices: list[list[tuple[float, float, float]]] = [
-            [(float(m.exogenous[0]), m.price, 0.0) for m in world.markets.values()]
-        ] * n
+        # The step's venue rows as Python lists (cheap to update), written into the
+        # preallocated array at the end of each step.
+        width = len(VENUE_COLUMNS) - 3
+        self._acc = [0.0] * (n_v * width)  # venue j's row at [j * width, (j + 1) * width)
+        self._width = width
+        self._rows = np.zeros((n, n_v * width))
+        self._seen: list[object] = [None] * n_v  # the solvency lines last written per venue
+        self._markets = list(world.markets.values())
 
     def add_flow(self, asset: str, flows: dict[str, float]) -> None:
-        self._flow[self._asset_index[asset]] += math.fsum(flows.values())
+        k = self.world.step_index
+        self.a["forced_flow"][k, self._asset_index[asset]] += math.fsum(flows.values())
 
     def add_attribution(
         self, channel: str, venue: str, weights: FloatArray, count: float, notional: float
@@ -106,46 +108,53 @@ class WorldRecorder:
         n[:, j] += notional
 
     def end_round(self, view: RoundView) -> None:
-        world = self.world
+        absorbed = self.world.absorbed
         acc = self._acc
+        width = self._width
+        seen = self._seen
         self._rounds_in_step += 1
-        for name, step in view.steps.items():
-            row = acc[self._venue_index[name]]
+        for j, (name, step) in enumerate(view.steps.items()):  # the venues, in order
+            at = j * width
             flow = 0.0
             for asset, f in step.forced_flow.items():
                 if f:
                     flow += abs(f) * view.prices[asset]
             if step.liquidations or flow:
-                row[0] += step.liquidations
-                row[1] += step.liquidated_notional
-                row[2] += flow
+                acc[at] += step.liquidations
+                acc[at + 1] += step.liquidated_notional
+                acc[at + 2] += flow
                 self.rounds.append(
                     (view.step, view.round, view.round_in_step, view.ts_ns, name,
                      int(step.liquidations), float(step.liquidated_notional), flow)
                 )  # fmt: skip
-            row[4:10] = step.solvency
-            row[10] = world.absorbed[name]
+            lines = step.solvency
+            if lines is not seen[j]:  # the same object: the same values (PerpVenue reuses it)
+                acc[at + 4 : at + 10] = seen[j] = lines
+            acc[at + 10] = absorbed[name]
 
     def end_step(self, k: int, ts: int) -> None:
-        world = self.world
         self.ts[k] = ts
-        self._prices[k] = [(m.exogenous[k], m.price, m.dislocation) for m in world.markets.values()]
-        self.a["forced_flow"][k] = self._flow
-        self._flow = np.zeros(len(self.assets))
-        for row in self._acc:
-            row[3] = self._rounds_in_step
-        self._venue_rows[k] = self._acc
-        self._acc = [[0.0, 0.0, 0.0, 0.0, *row[4:]] for row in self._acc]
+        a = self.a
+        exogenous, shared, dislocation = a["exogenous"], a["shared"], a["dislocation"]
+        for i, market in enumerate(self._markets):
+            exogenous[k, i] = market.exogenous[k]
+            shared[k, i] = market.price
+            dislocation[k, i] = market.dislocation
+        rounds = self._rounds_in_step
+        acc = self._acc
+        width = self._width
+        for at in range(0, len(acc), width):
+            acc[at + 3] = rounds
+        self._rows[k] = acc
+        for at in range(0, len(acc), width):
+            acc[at] = acc[at + 1] = acc[at + 2] = 0.0
         self._rounds_in_step = 0
 
     def _arrays(self) -> None:
-        """Move the per-step lists into the column arrays (once, at the end)."""
-        prices = np.asarray(self._prices, dtype=np.float64)  # (n, assets, 3)
-        for i, name in enumerate(("exogenous", "shared", "dislocation")):
-            self.a[name][:] = prices[:, :, i]
-        venues = np.asarray(self._venue_rows, dtype=np.float64)  # (n, venues, columns)
+        """Move the venue rows into the column arrays (once, at the end)."""
+        rows = self._rows.reshape(len(self._rows), len(self.venues), self._width)
         for i, name in enumerate(VENUE_COLUMNS[3:]):
-            self.v[name][:] = venues[:, :, i]
+            self.v[name][:] = rows[:, :, i]
 
     def result(self, *, wall_s: float) -> WorldResult:
         self._arrays()
