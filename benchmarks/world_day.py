@@ -4,7 +4,7 @@ Two assets (BTC, and ETH: the lending market's second collateral, the CDP's coll
 chains' gas token) move all day with 30% annual volatility; at 10:00 both fall 5% over 30
 minutes. Five venues of the four kinds the issue names share their markets
 (``deleverage.world``): two order-book perp venues with their own books linked to the shared
-market by arbitrageurs (Binance and BitMEX presets, 300,000 isolated positions each), a GMX v2
+market by arbitrageurs (Binance and OKX presets, 300,000 isolated positions each), a GMX v2
 oracle-pool perp on BTC (150,000 positions, the pool the counterparty, its hedgers trading the
 shared BTC market), an Aave v3.3 lending market (100,000 borrowers, WBTC and WETH collateral,
 keepers on a chain) and a Maker ETH collateral type with Dutch auctions (150,000 vaults, the
@@ -12,11 +12,12 @@ one-hour OSM, keepers on a chain). Every round every venue steps on the shared p
 forced flow moves them.
 
 ``--standins`` replaces the GMX pool and the Maker vaults with two oracle-marked perp venues
-(Binance and BitMEX tables; the world of the earlier measurements, for comparison). Binance
-and BitMEX are the presets whose liquidations the engine runs on its compiled batch path;
-``--mixed`` takes Bybit and dYdX v4 for the order-book venues instead (their liquidator
-execution takes the engine's per-account path) and maps 2,000 traders with cross accounts on
-both (the trader channel). ``--profile PATH`` writes a cProfile of the run to PATH.
+(Binance and OKX tables). Binance's liquidations take the engine's compiled batch path, OKX's
+the per-account path (its fund drawdown trigger and tier-down target); BitMEX's XBTUSD is
+inverse, which worlds refuse (populations are drawn in quote units);
+``--mixed`` takes Binance and dYdX v4 for the order-book venues instead (1% cross accounts)
+and maps 2,000 traders with cross accounts on both (the trader channel). ``--profile PATH``
+writes a cProfile of the run to PATH.
 
 Reported: setup (paths, populations, loading) and run seconds, CPU seconds (the machine is
 shared), liquidations per venue, peak resident memory. Run:
@@ -79,11 +80,11 @@ def _perp(
 
 
 #: The order-book venues: name, preset (both with their own books linked to the market).
-BOOK_PERPS = (("binance", "binance"), ("bitmex", "bitmex"))
+BOOK_PERPS = (("binance", "binance"), ("okx", "okx"))
 #: ``--mixed``: presets whose liquidations take the engine's per-account path.
 MIXED_PERPS = (("binance", "binance"), ("dydx", "dydx_v4"))
 #: ``--standins``: oracle-marked perp venues in place of the pool perp and the CDP.
-STANDINS = (("oracle-perp", "binance"), ("cdp-standin", "bitmex"))
+STANDINS = (("oracle-perp", "binance"), ("cdp-standin", "okx"))
 
 _AAVE_RESERVES = [
     {"name": "WBTC", "asset": "BTC", "decimals": 8, "ltv": 0.73, "liquidation_threshold": 0.78,
@@ -168,7 +169,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10^5 positions, a 2-hour day")
     parser.add_argument(
         "--mixed", action="store_true",
-        help="Bybit and dYdX v4 order-book venues (the engine's per-account path), shared traders",
+        help="Binance and dYdX v4 order-book venues (1% cross accounts), 2,000 shared traders",
     )  # fmt: skip
     parser.add_argument(
         "--standins", action="store_true",
