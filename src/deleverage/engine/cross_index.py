@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.cross_kernels import merge_candidates_nb
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -50,6 +51,8 @@ class CrossIndex:
         self.builds = 0
         self._touched: list[IntArray] = []
         self._dirty = np.zeros(0, dtype=np.int64)  # touched since the build, ascending
+        self._flag = np.zeros(0, dtype=np.bool_)  # scratch of merge_candidates_nb, all False
+        self._top = -1  # the largest indexed account id
 
     def invalidate(self) -> None:
         self.valid = False
@@ -81,6 +84,7 @@ class CrossIndex:
         q = (self.level * equity[acc] - maintenance[acc]) / k[acc]
         order = np.argsort(q, kind="stable")
         self.q, self.acc = q[order], acc[order]
+        self._top = int(acc.max()) if len(acc) else -1
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
         self._dirty = np.zeros(0, dtype=np.int64)
@@ -115,8 +119,11 @@ class CrossIndex:
             out = self.acc[:k].copy()
             out.sort()
             return out
-        prefix = self.acc[:k]
-        extra = self._dirty[~np.isin(self._dirty, prefix, kind="table")] if k else self._dirty
-        out = np.concatenate([prefix, extra])
+        top = max(int(self._dirty[-1]), self._top) + 1
+        if len(self._flag) < top:
+            self._flag = np.zeros(top, dtype=np.bool_)
+        out = np.empty(k + len(self._dirty), dtype=np.int64)
+        count = merge_candidates_nb(self.acc[:k], self._dirty, self._flag, out)
+        out = out[:count]
         out.sort()
         return out

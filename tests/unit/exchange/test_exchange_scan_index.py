@@ -30,6 +30,7 @@ from deleverage.engine import bulk
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine import level_index as level_mod
 from deleverage.engine.cross_index import CrossIndex
+from deleverage.engine.cross_kernels import merge_candidates_nb
 from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
 from deleverage.rules import margin as mm
@@ -467,3 +468,53 @@ def test_cross_index_touched_accounts_are_always_candidates() -> None:
     assert cand is not None
     assert list(cand) == [3, 4]
     assert index.candidates(np.array([250.0])) is None  # beyond MAX_MOVE: full pass
+
+
+# ---------------------------------------------------------------------------- cross kernels
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**32 - 1), n_markets=st.integers(1, 3))
+def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: int) -> None:
+    """The compiled subset scan over any set of accounts equals the full pass restricted to
+    them, and :meth:`Exchange.cross_pool` equals ``account_margins``' cross figures, bit for
+    bit, after every operation of a random sequence (the full pass and ``account_margins``
+    are the oracles)."""
+    rng = np.random.default_rng(seed)
+    twin = Twin(n_markets, 14, rng, check=False)
+    ex = twin.engines[1]  # the full-pass engine: its cross_scan is the plain loop
+    for _ in range(40):
+        twin.step()
+        n = ex.n_accounts
+        for m in range(n_markets):
+            for level in LEVELS:
+                full = ex.cross_scan(m, level)
+                acc = np.flatnonzero(rng.random(n) < 0.6).astype(np.int64)
+                got = ex._cross_scan_subset(m, level, acc)
+                keep_b = np.isin(full["below"], acc)
+                keep_w = np.isin(full["warn"], acc)
+                assert np.array_equal(got["below"], full["below"][keep_b])
+                assert np.array_equal(got["below_equity"], full["below_equity"][keep_b])
+                assert np.array_equal(got["below_maintenance"], full["below_maintenance"][keep_b])
+                assert np.array_equal(got["warn"], full["warn"][keep_w])
+                assert np.array_equal(got["warn_ratio"], full["warn_ratio"][keep_w])
+        for a in range(n):
+            margins = ex.account_margins(a)
+            assert ex.cross_pool(a) == (margins.cross_equity, margins.cross_maintenance)
+
+
+@settings(max_examples=40)
+@given(
+    prefix=st.lists(st.integers(0, 60), unique=True, max_size=30),
+    dirty=st.lists(st.integers(0, 60), unique=True, max_size=30),
+)
+def test_merged_candidates_are_the_sorted_union(prefix: list[int], dirty: list[int]) -> None:
+    """:func:`merge_candidates_nb` (sorted afterwards) is NumPy's sorted union, and leaves its
+    scratch flags clear."""
+    p = np.array(prefix, dtype=np.int64)
+    d = np.sort(np.array(dirty, dtype=np.int64))
+    flag = np.zeros(61, dtype=np.bool_)
+    out = np.empty(len(p) + len(d), dtype=np.int64)
+    k = merge_candidates_nb(p, d, flag, out)
+    assert np.array_equal(np.sort(out[:k]), np.union1d(p, d))
+    assert not flag.any()

@@ -103,8 +103,7 @@ class ShortfallStage:
             size = float(cols.size[a])
             equity = float(cols.isolated_margin[a]) + size * (state.mark - float(cols.entry[a]))
             return equity, _maintenance(abs(size) * state.mark, state.tiers)
-        margins = ex.account_margins(a)
-        return margins.cross_equity, margins.cross_maintenance
+        return ex.cross_pool(a)
 
     def _position_equity(self, a: int, m: int, isolated: bool, pool: float) -> float:
         """Equity backing one position: the isolated pool, or the position's share of the
