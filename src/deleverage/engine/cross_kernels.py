@@ -118,3 +118,49 @@ def merge_candidates_nb(
     for a in prefix:
         flag[a] = False
     return k
+
+
+@njit(cache=True)
+def cross_terms_nb(
+    acc: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    k_level: FloatArray,
+    k_one: FloatArray,
+) -> None:
+    """Cross equity ``E``, maintenance ``MM`` and the bound's slopes ``K`` at ``level`` and at 1
+    (docs/formulas.md §14: ``K = sum_j |s_j| p_j (level + mmr_j)``, ``mmr_j`` the rate of the
+    tier of twice the notional) of the accounts ``acc`` at ``marks``, into the outputs (one
+    entry per account of ``acc``), markets summed in order."""
+    for i in range(len(acc)):
+        a = acc[i]
+        e = cash[a]
+        mt = 0.0
+        kl = 0.0
+        k1 = 0.0
+        for j in range(len(marks)):
+            s = sizes[j][a]
+            if s == 0.0 or modes[j][a] != 0:
+                continue
+            mark = marks[j]
+            notional = abs(s) * mark
+            t = tier_of_nb(notional, floors[j])
+            e += s * (mark - entries[j][a])
+            mt += maintenance_nb(notional, mmrs[j][t], cums[j][t], min_margins[j])
+            reach = mmrs[j][tier_of_nb(2.0 * notional, floors[j])]
+            kl += notional * (level + reach)
+            k1 += notional * (1.0 + reach)
+        equity[i] = e
+        maintenance[i] = mt
+        k_level[i] = kl
+        k_one[i] = k1
