@@ -401,15 +401,21 @@ class MarginScans(Ledger):
                 continue
             mark = state.mark
             cross_upnl += size * (mark - float(cols.entry[a]))
-            floor, mmr, cum = _tier_lists(state.tiers)
-            notional = abs(size) * mark
-            t = max(bisect_right(floor, notional) - 1, 0)
-            tiered = notional * mmr[t] - cum[t]
-            min_margin = state.tiers.min_margin
-            if min_margin > 0.0 and notional > 0.0:
-                tiered = max(tiered, min_margin)
-            cross_maint += tiered
+            cross_maint += maintenance_scalar(abs(size) * mark, state.tiers)
         return float(self._cash[a]) + cross_upnl, cross_maint
+
+    def cross_maintenances(self, account: int) -> tuple[list[int], list[float]]:
+        """The markets in which ``account`` holds a cross position (in market order) and each
+        position's maintenance margin (quote; :func:`maintenance_scalar`)."""
+        a = account
+        ids: list[int] = []
+        maint: list[float] = []
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            size = float(cols.size[a])
+            if size != 0.0 and cols.mode[a] == _CROSS:
+                ids.append(state.id)
+                maint.append(maintenance_scalar(abs(size) * state.mark, state.tiers))
+        return ids, maint
 
     def account_margins(self, account: int) -> AccountMargins:
         """Margin figures of one account at current marks."""
@@ -613,6 +619,7 @@ class MarginScans(Ledger):
 
 
 _ISOLATED = int(MarginMode.ISOLATED)
+_CROSS = int(MarginMode.CROSS)
 _TIER_LISTS: dict[int, tuple[TierArrays, list[float], list[float], list[float]]] = {}
 
 
@@ -627,6 +634,18 @@ def _tier_lists(tiers: TierArrays) -> tuple[list[float], list[float], list[float
         hit = (tiers, tiers.floor.tolist(), tiers.mmr.tolist(), tiers.cum.tolist())
         _TIER_LISTS[id(tiers)] = hit
     return hit[1], hit[2], hit[3]
+
+
+def maintenance_scalar(notional: float, tiers: TierArrays) -> float:
+    """:func:`deleverage.rules.margin.maintenance_margin` of one notional (quote), bit for bit
+    (the tier by bisection on the floors as ``tier_index`` finds it, the same two operations,
+    the same floor for an open position), without NumPy's per-call overhead."""
+    floor, mmr, cum = _tier_lists(tiers)
+    t = max(bisect_right(floor, notional) - 1, 0)
+    tiered = notional * mmr[t] - cum[t]
+    if tiers.min_margin > 0.0 and notional > 0.0:
+        return max(tiered, tiers.min_margin)
+    return tiered
 
 
 def _empty_scan() -> dict[str, Any]:

@@ -477,9 +477,10 @@ def test_cross_index_touched_accounts_are_always_candidates() -> None:
 @given(seed=st.integers(0, 2**32 - 1), n_markets=st.integers(1, 3))
 def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: int) -> None:
     """The compiled subset scan over any set of accounts equals the full pass restricted to
-    them, and :meth:`Exchange.cross_pool` equals ``account_margins``' cross figures, bit for
-    bit, after every operation of a random sequence (the full pass and ``account_margins``
-    are the oracles)."""
+    them, :meth:`Exchange.cross_pool` equals ``account_margins``' cross figures and
+    :meth:`Exchange.cross_maintenances` the NumPy maintenance of each cross position, bit for
+    bit, after every operation of a random sequence (the full pass, ``account_margins`` and
+    ``rules.margin`` are the oracles)."""
     rng = np.random.default_rng(seed)
     twin = Twin(n_markets, 14, rng, check=False)
     ex = twin.engines[1]  # the full-pass engine: its cross_scan is the plain loop
@@ -501,6 +502,13 @@ def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: in
         for a in range(n):
             margins = ex.account_margins(a)
             assert ex.cross_pool(a) == (margins.cross_equity, margins.cross_maintenance)
+            ids, maint = ex.cross_maintenances(a)
+            want = [
+                (m, float(mm.maintenance_margin(abs(ex.columns(m).size[a]) * st_.mark, st_.tiers)))
+                for m, st_ in enumerate(ex.markets)
+                if ex.columns(m).size[a] != 0.0 and ex.columns(m).mode[a] == MarginMode.CROSS
+            ]
+            assert list(zip(ids, maint, strict=True)) == want
 
 
 @settings(max_examples=40)

@@ -143,14 +143,11 @@ class ShortfallStage:
         return present
 
     def _cross_order(self, a: int) -> list[int]:
-        ex = self.ex
-        ids, maint = [], []
-        for state, cols in zip(ex.markets, ex._positions, strict=True):
-            if cols.size[a] != 0.0 and cols.mode[a] == MarginMode.CROSS:
-                ids.append(state.id)
-                maint.append(
-                    float(mm.maintenance_margin(abs(cols.size[a]) * state.mark, state.tiers))
-                )
+        """The markets of ``a``'s cross positions in :func:`~deleverage.rules.liquidation.
+        close_order`'s order (largest maintenance first, ties in market order)."""
+        ids, maint = self.ex.cross_maintenances(a)
+        if len(ids) < 2:
+            return ids
         order = liq.close_order(np.array(maint))
         return [ids[k] for k in order.tolist()]
 
