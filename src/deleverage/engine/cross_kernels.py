@@ -16,11 +16,22 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.engine.kernels import maintenance_nb, tier_of_nb
+from deleverage.engine.kernels import maintenance_nb
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Int8Array = npt.NDArray[np.int8]
+
+
+@njit(cache=True)
+def tier_nb(notional: float, floor: FloatArray) -> int:
+    """Index of the last tier whose floor is at or below ``notional`` (floors increasing from
+    0): :func:`.kernels.tier_of_nb`'s index, found by walking up from the first tier and
+    stopping at the first floor above (most notionals sit in the first tiers)."""
+    t = 0
+    while t + 1 < len(floor) and notional >= floor[t + 1]:
+        t += 1
+    return t
 
 
 @njit(cache=True)
@@ -72,7 +83,7 @@ def cross_subset_scan_nb(
             if s != 0.0 and modes[j][a] == 0:
                 mark = marks[j]
                 notional = abs(s) * mark
-                t = tier_of_nb(notional, floors[j])
+                t = tier_nb(notional, floors[j])
                 e += s * (mark - entries[j][a])
                 mt += maintenance_nb(notional, mmrs[j][t], cums[j][t], min_margins[j])
         base_e = cash[a] if first else e
@@ -81,7 +92,7 @@ def cross_subset_scan_nb(
         mark = marks[m]
         cross = (s != 0.0) & (modes[m][a] == 0)
         notional = abs(s) * mark
-        t = tier_of_nb(notional, floors[m])
+        t = tier_nb(notional, floors[m])
         maint_m = maintenance_nb(notional, mmrs[m][t], cums[m][t], min_margins[m])
         e = base_e + cross * (s * (mark - entries[m][a]))
         mt = base_m + cross * maint_m
@@ -154,10 +165,10 @@ def cross_terms_nb(
                 continue
             mark = marks[j]
             notional = abs(s) * mark
-            t = tier_of_nb(notional, floors[j])
+            t = tier_nb(notional, floors[j])
             e += s * (mark - entries[j][a])
             mt += maintenance_nb(notional, mmrs[j][t], cums[j][t], min_margins[j])
-            reach = mmrs[j][tier_of_nb(2.0 * notional, floors[j])]
+            reach = mmrs[j][tier_nb(2.0 * notional, floors[j])]
             kl += notional * (level + reach)
             k1 += notional * (1.0 + reach)
         equity[i] = e

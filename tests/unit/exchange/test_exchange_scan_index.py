@@ -30,7 +30,8 @@ from deleverage.engine import bulk
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine import level_index as level_mod
 from deleverage.engine.cross_index import CrossIndex
-from deleverage.engine.cross_kernels import merge_candidates_nb
+from deleverage.engine.cross_kernels import merge_candidates_nb, tier_nb
+from deleverage.engine.kernels import tier_of_nb
 from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
 from deleverage.rules import margin as mm
@@ -526,3 +527,19 @@ def test_merged_candidates_are_the_sorted_union(prefix: list[int], dirty: list[i
     k = merge_candidates_nb(p, d, flag, out)
     assert np.array_equal(np.sort(out[:k]), np.union1d(p, d))
     assert not flag.any()
+
+
+@settings(max_examples=60)
+@given(
+    steps=st.lists(st.floats(0.0, 1e7), min_size=0, max_size=12),
+    notional=st.one_of(st.floats(0.0, 1e9), st.just(float("nan"))),
+)
+def test_walked_tier_equals_counted_tier(steps: list[float], notional: float) -> None:
+    """The cross kernels' tier walk finds the tier :func:`tier_of_nb` counts (and NumPy's
+    ``tier_index`` searches) for any increasing floors from 0."""
+    floor = np.concatenate([[0.0], np.cumsum(steps)])
+    assert tier_nb(notional, floor) == tier_of_nb(notional, floor)
+    if notional == notional:
+        tiers = MarketSpec.simple("X").tier_arrays
+        tiers = type(tiers)(floor=floor, imr=floor, mmr=floor, cum=floor)
+        assert tier_nb(notional, floor) == int(mm.tier_index(notional, tiers))
