@@ -35,8 +35,8 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.cross_index import MAX_MOVE
+from deleverage.engine.cross_kernels import cross_terms_nb
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
-from deleverage.rules import margin as mm
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -261,21 +261,16 @@ def _cross_terms(
     ex: Exchange, acc: IntArray, marks: FloatArray, level: float
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Cross equity ``E``, maintenance ``MM``, ``K`` at ``level`` and ``K`` at 1 (§14) of the
-    accounts ``acc`` at ``marks``."""
-    equity = ex._cash[acc].astype(np.float64)
-    maint = np.zeros(len(acc))
-    k_level = np.zeros(len(acc))
-    k_one = np.zeros(len(acc))
-    for state, cols, mark in zip(ex.markets, ex._positions, marks, strict=True):
-        size = cols.size[acc]
-        cross = (size != 0.0) & (cols.mode[acc] == 0)
-        notional = np.abs(size) * mark
-        equity += np.where(cross, size * (mark - cols.entry[acc]), 0.0)
-        maint += np.where(cross, mm.maintenance_margin(notional, state.tiers), 0.0)
-        t = state.tiers
-        reach = t.mmr[np.searchsorted(t.floor, 2.0 * notional, side="right") - 1]
-        k_level += np.where(cross, notional * (level + reach), 0.0)
-        k_one += np.where(cross, notional * (1.0 + reach), 0.0)
+    accounts ``acc`` at ``marks`` (one compiled pass: :func:`.cross_kernels.cross_terms_nb`)."""
+    k = len(acc)
+    equity, maint, k_level, k_one = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+    sizes, entries, modes = ex._cross_columns()
+    _, floors, mmrs, cums, min_margins = ex._cross_tiers()
+    cross_terms_nb(
+        np.ascontiguousarray(acc, dtype=np.int64), sizes, entries, modes, ex._cash,
+        np.ascontiguousarray(marks, dtype=np.float64), floors, mmrs, cums, min_margins,
+        float(level), equity, maint, k_level, k_one,
+    )  # fmt: skip
     return equity, maint, k_level, k_one
 
 
@@ -298,9 +293,17 @@ def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -
 def _called_everywhere(ex: Exchange, called: IntArray) -> bool:
     """Whether each called cross account is called in every market it holds a cross position
     in (else a step of another market would call it: not quiet)."""
+    if len(called) == 0:
+        return True
+    flag = np.zeros(int(called.max()) + 1, dtype=np.bool_)
     for m, cols in enumerate(ex._positions):
         holds = (cols.size[called] != 0.0) & (cols.mode[called] == 0)
-        if not np.all(np.isin(called[holds], ex.risk.markets[m].called_cross)):
+        mine = ex.risk.markets[m].called_cross
+        mine = mine[mine < len(flag)]
+        flag[mine] = True
+        ok = bool(np.all(flag[called[holds]]))
+        flag[mine] = False
+        if not ok:
             return False
     return True
 

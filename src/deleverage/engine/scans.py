@@ -11,6 +11,7 @@ their candidates with the same compiled kernels as the full pass, so results are
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from deleverage.engine.collateral import ex_has_collateral, ledger_of
 from deleverage.engine.cross_index import CrossIndex
+from deleverage.engine.cross_kernels import cross_subset_scan_nb
 from deleverage.engine.kernels import (
     accumulate_market_nb,
     cross_partial_nb,
@@ -40,7 +42,7 @@ from deleverage.errors import (
     InvariantError,
 )
 from deleverage.rules import margin as mm
-from deleverage.spec import MarginMode
+from deleverage.spec import MarginMode, TierArrays
 
 _MARGIN_STATE_KEYS = (
     "cross_equity",
@@ -192,21 +194,19 @@ class MarginScans(Ledger):
         return first
 
     def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:
-        """:meth:`_cross_scan_full` over the accounts ``acc`` only (same kernels, same result)."""
+        """:meth:`_cross_scan_full` over the accounts ``acc`` only (same arithmetic, same
+        result: :func:`.cross_kernels.cross_subset_scan_nb`)."""
         k = len(acc)
         if k == 0:
             return _empty_scan()
-        cash = self._cash[acc]
-        equity, maint = np.empty(k), np.empty(k)
-        first = self._sum_other_markets(m, acc, cash, equity, maint)
-        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
         ratio = np.empty(k)
         below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
         warn = np.empty(k, dtype=np.int64)
-        n_below, n_warn = cross_scan_nb(
-            cols.size[acc], cols.entry[acc], cols.mode[acc], self._kind[acc], state.mark,
-            t.floor, t.mmr, t.cum, t.min_margin, cash, equity, maint, first, call_level, ratio,
-            below, below_e, below_m, warn,
+        sizes, entries, modes = self._cross_columns()
+        marks, floors, mmrs, cums, min_margins = self._cross_tiers()
+        n_below, n_warn = cross_subset_scan_nb(
+            acc, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs, cums,
+            min_margins, call_level, ratio, below, below_e, below_m, warn,
         )  # fmt: skip
         return {
             "below": acc[below[:n_below]],
@@ -215,6 +215,31 @@ class MarginScans(Ledger):
             "warn": acc[warn[:n_warn]],
             "warn_ratio": ratio[warn[:n_warn]],
         }
+
+    def _cross_columns(
+        self,
+    ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[npt.NDArray[np.int8], ...]]:
+        """Every market's size, entry and mode columns (whole arrays, indexed by account)."""
+        cols = self._positions
+        return (
+            tuple(c.size for c in cols),
+            tuple(c.entry for c in cols),
+            tuple(c.mode for c in cols),
+        )
+
+    def _cross_tiers(
+        self,
+    ) -> tuple[FloatArray, tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[FloatArray, ...],
+               FloatArray]:  # fmt: skip
+        """Marks, tier floors, maintenance rates, deductions and floors of every market."""
+        states = self.markets
+        return (
+            np.array([st.mark for st in states], dtype=np.float64),
+            tuple(st.tiers.floor for st in states),
+            tuple(st.tiers.mmr for st in states),
+            tuple(st.tiers.cum for st in states),
+            np.array([st.tiers.min_margin for st in states], dtype=np.float64),
+        )
 
     def _check_cross_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
         """The bounded scan must equal the full pass (``check_invariants`` mode)."""
@@ -356,6 +381,41 @@ class MarginScans(Ledger):
             t.floor, t.mmr, t.cum, t.min_margin, equity, maint,
         )  # fmt: skip
         return {"equity": equity, "maintenance": maint, "margin_ratio": _ratio(equity, maint)}
+
+    def cross_pool(self, account: int) -> tuple[float, float]:
+        """Cross equity and cross maintenance (quote) of one account at current marks: the
+        pool a cross position draws on.
+
+        The same figures, bit for bit, as :meth:`account_margins`' ``cross_equity`` and
+        ``cross_maintenance`` (same terms, same order; the tier found by bisection on the
+        floors as :func:`~deleverage.rules.margin.tier_index` finds it), without the initial
+        margin and the isolated figures the liquidation path does not read.
+        """
+        a = account
+        cross_upnl = cross_maint = 0.0
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            size = float(cols.size[a])
+            if size == 0.0 and cols.isolated_margin[a] == 0.0:
+                continue
+            if cols.mode[a] == _ISOLATED:
+                continue
+            mark = state.mark
+            cross_upnl += size * (mark - float(cols.entry[a]))
+            cross_maint += maintenance_scalar(abs(size) * mark, state.tiers)
+        return float(self._cash[a]) + cross_upnl, cross_maint
+
+    def cross_maintenances(self, account: int) -> tuple[list[int], list[float]]:
+        """The markets in which ``account`` holds a cross position (in market order) and each
+        position's maintenance margin (quote; :func:`maintenance_scalar`)."""
+        a = account
+        ids: list[int] = []
+        maint: list[float] = []
+        for state, cols in zip(self.markets, self._positions, strict=True):
+            size = float(cols.size[a])
+            if size != 0.0 and cols.mode[a] == _CROSS:
+                ids.append(state.id)
+                maint.append(maintenance_scalar(abs(size) * state.mark, state.tiers))
+        return ids, maint
 
     def account_margins(self, account: int) -> AccountMargins:
         """Margin figures of one account at current marks."""
@@ -556,6 +616,36 @@ class MarginScans(Ledger):
                 size[cross], entry[cross], wallet_balance=cash, other_unrealized_pnl=other_upnl
             )
         return state.units.venue_price(liq), state.units.venue_price(bankrupt)
+
+
+_ISOLATED = int(MarginMode.ISOLATED)
+_CROSS = int(MarginMode.CROSS)
+_TIER_LISTS: dict[int, tuple[TierArrays, list[float], list[float], list[float]]] = {}
+
+
+def _tier_lists(tiers: TierArrays) -> tuple[list[float], list[float], list[float]]:
+    """A tier table's floors, maintenance rates and deductions as Python floats (remembered
+    per table object: scalar arithmetic on them is the arrays' arithmetic, without NumPy's
+    per-scalar overhead)."""
+    hit = _TIER_LISTS.get(id(tiers))
+    if hit is None or hit[0] is not tiers:
+        if len(_TIER_LISTS) > 256:
+            _TIER_LISTS.clear()
+        hit = (tiers, tiers.floor.tolist(), tiers.mmr.tolist(), tiers.cum.tolist())
+        _TIER_LISTS[id(tiers)] = hit
+    return hit[1], hit[2], hit[3]
+
+
+def maintenance_scalar(notional: float, tiers: TierArrays) -> float:
+    """:func:`deleverage.rules.margin.maintenance_margin` of one notional (quote), bit for bit
+    (the tier by bisection on the floors as ``tier_index`` finds it, the same two operations,
+    the same floor for an open position), without NumPy's per-call overhead."""
+    floor, mmr, cum = _tier_lists(tiers)
+    t = max(bisect_right(floor, notional) - 1, 0)
+    tiered = notional * mmr[t] - cum[t]
+    if tiers.min_margin > 0.0 and notional > 0.0:
+        return max(tiered, tiers.min_margin)
+    return tiered
 
 
 def _empty_scan() -> dict[str, Any]:

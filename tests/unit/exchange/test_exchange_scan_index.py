@@ -30,6 +30,8 @@ from deleverage.engine import bulk
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine import level_index as level_mod
 from deleverage.engine.cross_index import CrossIndex
+from deleverage.engine.cross_kernels import merge_candidates_nb, tier_nb
+from deleverage.engine.kernels import tier_of_nb
 from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
 from deleverage.rules import margin as mm
@@ -467,3 +469,77 @@ def test_cross_index_touched_accounts_are_always_candidates() -> None:
     assert cand is not None
     assert list(cand) == [3, 4]
     assert index.candidates(np.array([250.0])) is None  # beyond MAX_MOVE: full pass
+
+
+# ---------------------------------------------------------------------------- cross kernels
+
+
+@settings(max_examples=10)
+@given(seed=st.integers(0, 2**32 - 1), n_markets=st.integers(1, 3))
+def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: int) -> None:
+    """The compiled subset scan over any set of accounts equals the full pass restricted to
+    them, :meth:`Exchange.cross_pool` equals ``account_margins``' cross figures and
+    :meth:`Exchange.cross_maintenances` the NumPy maintenance of each cross position, bit for
+    bit, after every operation of a random sequence (the full pass, ``account_margins`` and
+    ``rules.margin`` are the oracles)."""
+    rng = np.random.default_rng(seed)
+    twin = Twin(n_markets, 14, rng, check=False)
+    ex = twin.engines[1]  # the full-pass engine: its cross_scan is the plain loop
+    for _ in range(40):
+        twin.step()
+        n = ex.n_accounts
+        for m in range(n_markets):
+            for level in LEVELS:
+                full = ex.cross_scan(m, level)
+                acc = np.flatnonzero(rng.random(n) < 0.6).astype(np.int64)
+                got = ex._cross_scan_subset(m, level, acc)
+                keep_b = np.isin(full["below"], acc)
+                keep_w = np.isin(full["warn"], acc)
+                assert np.array_equal(got["below"], full["below"][keep_b])
+                assert np.array_equal(got["below_equity"], full["below_equity"][keep_b])
+                assert np.array_equal(got["below_maintenance"], full["below_maintenance"][keep_b])
+                assert np.array_equal(got["warn"], full["warn"][keep_w])
+                assert np.array_equal(got["warn_ratio"], full["warn_ratio"][keep_w])
+        for a in range(n):
+            margins = ex.account_margins(a)
+            assert ex.cross_pool(a) == (margins.cross_equity, margins.cross_maintenance)
+            ids, maint = ex.cross_maintenances(a)
+            want = [
+                (m, float(mm.maintenance_margin(abs(ex.columns(m).size[a]) * st_.mark, st_.tiers)))
+                for m, st_ in enumerate(ex.markets)
+                if ex.columns(m).size[a] != 0.0 and ex.columns(m).mode[a] == MarginMode.CROSS
+            ]
+            assert list(zip(ids, maint, strict=True)) == want
+
+
+@settings(max_examples=40)
+@given(
+    prefix=st.lists(st.integers(0, 60), unique=True, max_size=30),
+    dirty=st.lists(st.integers(0, 60), unique=True, max_size=30),
+)
+def test_merged_candidates_are_the_sorted_union(prefix: list[int], dirty: list[int]) -> None:
+    """:func:`merge_candidates_nb` (sorted afterwards) is NumPy's sorted union, and leaves its
+    scratch flags clear."""
+    p = np.array(prefix, dtype=np.int64)
+    d = np.sort(np.array(dirty, dtype=np.int64))
+    flag = np.zeros(61, dtype=np.bool_)
+    out = np.empty(len(p) + len(d), dtype=np.int64)
+    k = merge_candidates_nb(p, d, flag, out)
+    assert np.array_equal(np.sort(out[:k]), np.union1d(p, d))
+    assert not flag.any()
+
+
+@settings(max_examples=60)
+@given(
+    steps=st.lists(st.floats(0.0, 1e7), min_size=0, max_size=12),
+    notional=st.one_of(st.floats(0.0, 1e9), st.just(float("nan"))),
+)
+def test_walked_tier_equals_counted_tier(steps: list[float], notional: float) -> None:
+    """The cross kernels' tier walk finds the tier :func:`tier_of_nb` counts (and NumPy's
+    ``tier_index`` searches) for any increasing floors from 0."""
+    floor = np.concatenate([[0.0], np.cumsum(steps)])
+    assert tier_nb(notional, floor) == tier_of_nb(notional, floor)
+    if notional == notional:
+        tiers = MarketSpec.simple("X").tier_arrays
+        tiers = type(tiers)(floor=floor, imr=floor, mmr=floor, cum=floor)
+        assert tier_nb(notional, floor) == int(mm.tier_index(notional, tiers))

@@ -23,10 +23,18 @@ from hypothesis import strategies as st
 from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine.events import EventKind, Journal, MarkPrice
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet import advance_quiet, called_step_nb, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet import (
+    _cross_terms,
+    advance_quiet,
+    called_step_nb,
+    quiet_bands,
+    quiet_mark_nb,
+)
+from deleverage.rules import margin as mm
 from deleverage.sim.pricing import ArbitrageSpec, PricingSpec
 from deleverage.sim.quiet import RULE_BINANCE, RULE_BOOK, quiet_path, quiet_path_nb
 from deleverage.sim.venue_price import VenuePrice
+from deleverage.venues import preset
 
 _NS = 1_000_000_000
 
@@ -241,3 +249,58 @@ def test_journal_rows_with_their_own_times_equal_single_appends() -> None:
     assert all(np.array_equal(got[c], want[c]) for c in want)
     assert bulk.to_arrow().equals(single.to_arrow())
     assert bulk.last_ts_ns == single.last_ts_ns == 9 * _NS
+
+
+def _cross_terms_numpy(
+    ex: Exchange, acc: np.ndarray, marks: np.ndarray, level: float
+) -> tuple[np.ndarray, ...]:
+    """The bound's terms with NumPy, market by market (docs/formulas.md §14): the oracle."""
+    equity = ex._cash[acc].astype(np.float64)
+    maint, k_level, k_one = np.zeros(len(acc)), np.zeros(len(acc)), np.zeros(len(acc))
+    for state, mark in zip(ex.markets, marks, strict=True):
+        cols = ex.columns(state.id)
+        size = cols.size[acc]
+        cross = (size != 0.0) & (cols.mode[acc] == 0)
+        notional = np.abs(size) * mark
+        equity += np.where(cross, size * (mark - cols.entry[acc]), 0.0)
+        maint += np.where(cross, mm.maintenance_margin(notional, state.tiers), 0.0)
+        t = state.tiers
+        reach = t.mmr[np.searchsorted(t.floor, 2.0 * notional, side="right") - 1]
+        k_level += np.where(cross, notional * (level + reach), 0.0)
+        k_one += np.where(cross, notional * (1.0 + reach), 0.0)
+    return equity, maint, k_level, k_one
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    level=st.sampled_from([0.5, 0.8, 1.0]),
+    move=st.floats(-0.3, 0.3),
+)
+def test_cross_terms_equal_numpy(seed: int, level: float, move: float) -> None:
+    """The compiled terms of the cross bound equal the NumPy formulas bit for bit (tiered
+    Binance and OKX tables, cross and isolated positions, marks moved from the entries)."""
+    rng = np.random.default_rng(seed)
+    ex = Exchange()
+    specs = [preset("binance", "BTCUSDT"), preset("okx", "BTC"), MarketSpec.simple("S")]
+    marks0 = [60_000.0, 30_000.0, 2_000.0]
+    for spec, mark in zip(specs, marks0, strict=True):
+        m = ex.list_market(spec)
+        ex.set_mark(m, mark, ts_ns=1)
+    n = 60
+    modes = rng.random(n) < 0.7
+    ids = [ex.open_account(margin_mode=MarginMode.CROSS if c else MarginMode.ISOLATED)
+           for c in modes]  # fmt: skip
+    ex.deposit_many(ids, rng.uniform(2e7, 5e7, n))
+    for m, mark in enumerate(marks0):
+        acc = np.array(ids)[rng.random(n) < 0.7]
+        notional = rng.choice([1e3, 1e5, 3e6], len(acc)) * rng.uniform(0.5, 2.0, len(acc))
+        sizes = np.round(rng.choice([-1.0, 1.0], len(acc)) * notional / mark, 3)
+        acc, sizes = acc[sizes != 0], sizes[sizes != 0]
+        ex.open_positions(m, acc, sizes, np.full(len(acc), mark), leverage=2.0)
+    acc = np.array(sorted(rng.choice(ids, 40, replace=False)), dtype=np.int64)
+    marks = np.array(marks0) * (1.0 + move * rng.uniform(0.0, 1.0, 3))
+    got = _cross_terms(ex, acc, marks, level)
+    want = _cross_terms_numpy(ex, acc, marks, level)
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)

@@ -109,8 +109,7 @@ class ShortfallStage:
             size = float(cols.size[a])
             equity = float(cols.isolated_margin[a]) + size * (state.mark - float(cols.entry[a]))
             return equity, _maintenance(abs(size) * state.mark, state.tiers)
-        margins = ex.account_margins(a)
-        return margins.cross_equity, margins.cross_maintenance
+        return ex.cross_pool(a)
 
     def _position_equity(self, a: int, m: int, isolated: bool, pool: float) -> float:
         """Equity backing one position: the isolated pool, or the position's share of the
@@ -150,14 +149,11 @@ class ShortfallStage:
         return present
 
     def _cross_order(self, a: int) -> list[int]:
-        ex = self.ex
-        ids, maint = [], []
-        for state, cols in zip(ex.markets, ex._positions, strict=True):
-            if cols.size[a] != 0.0 and cols.mode[a] == MarginMode.CROSS:
-                ids.append(state.id)
-                maint.append(
-                    float(mm.maintenance_margin(abs(cols.size[a]) * state.mark, state.tiers))
-                )
+        """The markets of ``a``'s cross positions in :func:`~deleverage.rules.liquidation.
+        close_order`'s order (largest maintenance first, ties in market order)."""
+        ids, maint = self.ex.cross_maintenances(a)
+        if len(ids) < 2:
+            return ids
         order = liq.close_order(np.array(maint))
         return [ids[k] for k in order.tolist()]
 

@@ -1,0 +1,177 @@
+"""Compiled kernels of the cross scans over a subset of accounts (numba), named ``*_nb``.
+
+The bounded cross scan (:meth:`.MarginScans._cross_scan_subset`) evaluates only the accounts the
+distance bound of :mod:`.cross_index` admits. Gathering their columns market by market with
+NumPy fancy indexing cost more than the arithmetic; these kernels read every market's columns
+at the candidates' rows directly (the markets' columns passed as tuples of arrays, one entry
+per market) and repeat, operation for operation, the arithmetic of the full pass
+(:func:`.kernels.cross_partial_nb` over the other markets in market order, then
+:func:`.kernels.cross_scan_nb` over the market that moved), so every figure is bit-identical
+to the full pass's (``check_invariants`` compares them on every scan).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.kernels import maintenance_nb
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+Int8Array = npt.NDArray[np.int8]
+
+
+@njit(cache=True)
+def tier_nb(notional: float, floor: FloatArray) -> int:
+    """Index of the last tier whose floor is at or below ``notional`` (floors increasing from
+    0): :func:`.kernels.tier_of_nb`'s index, found by walking up from the first tier and
+    stopping at the first floor above (most notionals sit in the first tiers)."""
+    t = 0
+    while t + 1 < len(floor) and notional >= floor[t + 1]:
+        t += 1
+    return t
+
+
+@njit(cache=True)
+def cross_subset_scan_nb(
+    acc: IntArray,
+    m: int,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    kind: Int8Array,
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    call_level: float,
+    ratio_out: FloatArray,
+    below_out: IntArray,
+    below_equity: FloatArray,
+    below_maintenance: FloatArray,
+    warn_out: IntArray,
+) -> tuple[int, int]:
+    """The cross scan of market ``m`` over the accounts ``acc`` (ascending), in one pass.
+
+    For each account ``a = acc[i]``: cross equity ``E`` (cash plus the unrealized PnL of its
+    cross positions) and maintenance ``MM`` summed over every market but ``m`` in market
+    order, then market ``m`` added last (as :func:`.kernels.cross_scan_nb` adds it), the ratio
+    ``MM / E`` (inf when ``E <= 0``) into ``ratio_out[i]``. Traders with a cross position in
+    ``m`` go to ``below_out`` (positions ``i`` in ``acc``, with their ``E`` and ``MM``) when
+    ``E < MM`` and to ``warn_out`` when ``call_level <= ratio < 1``. Returns the two counts.
+    """
+    n_markets = len(marks)
+    n_below = 0
+    n_warn = 0
+    for i in range(len(acc)):
+        a = acc[i]
+        first = True
+        e = 0.0
+        mt = 0.0
+        for j in range(n_markets):
+            if j == m:
+                continue
+            if first:
+                e = cash[a]
+                mt = 0.0
+                first = False
+            s = sizes[j][a]
+            if s != 0.0 and modes[j][a] == 0:
+                mark = marks[j]
+                notional = abs(s) * mark
+                t = tier_nb(notional, floors[j])
+                e += s * (mark - entries[j][a])
+                mt += maintenance_nb(notional, mmrs[j][t], cums[j][t], min_margins[j])
+        base_e = cash[a] if first else e
+        base_m = 0.0 if first else mt
+        s = sizes[m][a]
+        mark = marks[m]
+        cross = (s != 0.0) & (modes[m][a] == 0)
+        notional = abs(s) * mark
+        t = tier_nb(notional, floors[m])
+        maint_m = maintenance_nb(notional, mmrs[m][t], cums[m][t], min_margins[m])
+        e = base_e + cross * (s * (mark - entries[m][a]))
+        mt = base_m + cross * maint_m
+        r = mt / e if e > 0.0 else np.inf
+        ratio_out[i] = r
+        if r < call_level or not cross or kind[a] != 0:
+            continue
+        if e < mt:
+            below_out[n_below] = i
+            below_equity[n_below] = e
+            below_maintenance[n_below] = mt
+            n_below += 1
+        elif r < 1.0:
+            warn_out[n_warn] = i
+            n_warn += 1
+    return n_below, n_warn
+
+
+@njit(cache=True)
+def merge_candidates_nb(
+    prefix: IntArray, dirty: IntArray, flag: npt.NDArray[np.bool_], out: IntArray
+) -> int:
+    """Write ``prefix`` then the accounts of ``dirty`` not in it into ``out``; return the
+    count. ``flag`` (all False, longer than every account id) is left all False."""
+    k = 0
+    for a in prefix:
+        flag[a] = True
+        out[k] = a
+        k += 1
+    for a in dirty:
+        if not flag[a]:
+            out[k] = a
+            k += 1
+    for a in prefix:
+        flag[a] = False
+    return k
+
+
+@njit(cache=True)
+def cross_terms_nb(
+    acc: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    k_level: FloatArray,
+    k_one: FloatArray,
+) -> None:
+    """Cross equity ``E``, maintenance ``MM`` and the bound's slopes ``K`` at ``level`` and at 1
+    (docs/formulas.md §14: ``K = sum_j |s_j| p_j (level + mmr_j)``, ``mmr_j`` the rate of the
+    tier of twice the notional) of the accounts ``acc`` at ``marks``, into the outputs (one
+    entry per account of ``acc``), markets summed in order."""
+    for i in range(len(acc)):
+        a = acc[i]
+        e = cash[a]
+        mt = 0.0
+        kl = 0.0
+        k1 = 0.0
+        for j in range(len(marks)):
+            s = sizes[j][a]
+            if s == 0.0 or modes[j][a] != 0:
+                continue
+            mark = marks[j]
+            notional = abs(s) * mark
+            t = tier_nb(notional, floors[j])
+            e += s * (mark - entries[j][a])
+            mt += maintenance_nb(notional, mmrs[j][t], cums[j][t], min_margins[j])
+            reach = mmrs[j][tier_nb(2.0 * notional, floors[j])]
+            kl += notional * (level + reach)
+            k1 += notional * (1.0 + reach)
+        equity[i] = e
+        maintenance[i] = mt
+        k_level[i] = kl
+        k_one[i] = k1
