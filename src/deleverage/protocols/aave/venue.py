@@ -475,14 +475,28 @@ class AaveVenue:
         seized = plan.amounts.collateral_seized[ok]
         fee = plan.amounts.protocol_fee[ok]
         received = seized - fee
+        need = repaid * pm[di]
+        incentive = received * pm[ci] - need
+        block = self._chain.block
+        seen = self._since[accounts[ok]]
+        # The skip bound (§D3): the best incentive cannot pay any able keeper's gas and
+        # minimum profit: the pass would act on nothing (most steps after a crash).
+        best = float(incentive.max())
+        if math.isfinite(best) and self._keepers.none_would_act(
+            block=block,
+            waited_blocks=block - int(seen.min()),
+            incentive=best,
+            gas_price_gwei=self._chain.gas_price_gwei,
+            native_price=native,
+        ):
+            self.missed_opportunities += int(ok.size)
+            return 0, 0.0
         slippage = sale_slippage_quote(received, pm[ci], self._depth[ci])
         slippage = np.where(np.isfinite(self._depth[ci]), slippage, 0.0)
-        need = repaid * pm[di]
-        block = self._chain.block
         acts = self._keepers.act(
             block=block,
-            seen_block=self._since[accounts[ok]],
-            incentive=received * pm[ci] - need,
+            seen_block=seen,
+            incentive=incentive,
             need=need,
             slippage=slippage,
             gas_price_gwei=self._chain.gas_price_gwei,
