@@ -57,6 +57,7 @@ from deleverage.protocols.aave.config import (
     aave_population,
     reserve_prices,
 )
+from deleverage.protocols.aave.health_nb import health_rows_nb
 from deleverage.protocols.aave.math import LIQUIDATABLE, LiquidationPlan, liquidation_plan
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
@@ -141,6 +142,7 @@ class AaveVenue:
         n = collateral.shape[0]
         self._since = np.full(n, -1, dtype=np.int64)
         self._flagged = np.empty(0, dtype=np.int64)
+        self._mark = np.zeros(n, dtype=np.bool_)
         self._ref: FloatArray | None = None
         self._ref_list: list[float] = []
         self._hf_floor = -math.inf
@@ -379,8 +381,9 @@ class AaveVenue:
 
     def _health(self, idx: IntArray | None, p: FloatArray) -> FloatArray:
         weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
-        c = self._c if idx is None else self._c[idx]
-        d = self._d if idx is None else self._d[idx]
+        if idx is not None:  # a few rows: one compiled pass, the same bits (.health_nb)
+            return health_rows_nb(self._c, self._d, idx, weights, p)
+        c, d = self._c, self._d
         weighted, owed = _dot_rows(c, weights), _dot_rows(d, p)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
@@ -430,7 +433,11 @@ class AaveVenue:
     def _flag(self, liquidatable: IntArray) -> None:
         block = self._chain.block
         if self._flagged.size:
-            cleared = np.setdiff1d(self._flagged, liquidatable, assume_unique=True)
+            # Those flagged before and not now (a scratch mask: no sort of either set).
+            mark = self._mark
+            mark[liquidatable] = True
+            cleared = self._flagged[~mark[self._flagged]]
+            mark[liquidatable] = False
             self._since[cleared] = -1
         fresh = liquidatable[self._since[liquidatable] < 0]
         self._since[fresh] = block

@@ -108,6 +108,7 @@ class MakerVenue:
         #: scales ``ink`` and ``art`` alike).
         self._by_trigger = np.argsort(-p_liq, kind="stable")
         self._trigger_sorted = p_liq[self._by_trigger]
+        self._minus_trigger = -self._trigger_sorted  # ascending, for binary searches
         self._open = OpenVaults(self._by_trigger, art)
         self._unsafe_block = np.full(ink.shape, -1, dtype=np.int64)
         self._last_ts = 0
@@ -281,7 +282,7 @@ class MakerVenue:
 
     def _unsafe_end(self, price: float) -> int:
         # Sorted descending: the vaults whose trigger is above ``price`` form a prefix.
-        return int(np.searchsorted(-self._trigger_sorted, -price, side="left"))
+        return int(np.searchsorted(self._minus_trigger, -price, side="left"))
 
     def _unsafe_prefix(self, price: float) -> npt.NDArray[np.int64]:
         """Open vaults whose trigger is above ``price``, highest trigger first."""
