@@ -58,7 +58,13 @@ from deleverage.protocols.aave.config import (
     reserve_prices,
 )
 from deleverage.protocols.aave.health_nb import health_rows_nb
-from deleverage.protocols.aave.math import LIQUIDATABLE, LiquidationPlan, liquidation_plan
+from deleverage.protocols.aave.math import (
+    DEFAULT_LIQUIDATION_CLOSE_FACTOR,
+    LIQUIDATABLE,
+    LiquidationAmounts,
+    LiquidationPlan,
+)
+from deleverage.protocols.aave.plan_nb import plan_rows_nb
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -454,23 +460,26 @@ class AaveVenue:
     ) -> tuple[int, float]:
         cfg = self.config
         if self._memo_plan is None:
-            c, d = self._c[accounts], self._d[accounts]
-            coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
-            debt_reserve = (d * p).argmax(axis=1)
-            plan = liquidation_plan(
-                c,
-                d,
-                p,
-                self._lt,
-                self._bonus,
-                self._fee,
-                coll_reserve,
-                debt_reserve,
-                np.full(accounts.size, np.inf),
-                use_data_provider=True,
-                close_factor_hf_threshold=cfg.close_factor_hf_threshold,
-                min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
-                min_leftover=cfg.min_leftover_base,
+            # liquidationCall on the largest collateral and debt reserves, as much as the
+            # close factor and the data provider allow: math.liquidation_plan row by row in
+            # one compiled pass (the same bits, .plan_nb).
+            health, most, repaid, seized, fee, status, deficit, coll_reserve, debt_reserve = (
+                plan_rows_nb(
+                    self._c,
+                    self._d,
+                    accounts,
+                    p,
+                    self._lt,
+                    self._bonus,
+                    self._fee,
+                    cfg.close_factor_hf_threshold,
+                    cfg.min_base_max_close_factor_threshold,
+                    cfg.min_leftover_base,
+                    DEFAULT_LIQUIDATION_CLOSE_FACTOR,
+                )
+            )
+            plan = LiquidationPlan(
+                health, most, LiquidationAmounts(repaid, seized, fee), status, deficit
             )
             self._memo_plan = (plan, coll_reserve, debt_reserve)
         plan, coll_reserve, debt_reserve = self._memo_plan
