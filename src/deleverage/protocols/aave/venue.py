@@ -82,6 +82,9 @@ IntArray = npt.NDArray[np.int64]
 #: At most this many changed accounts are kept aside before a full pass re-sorts.
 _TOUCHED_LIMIT: Final = 4096
 _NONE: Final = np.empty(0, dtype=np.int64)
+#: A narrowed index serves while the outer price-ratio bound stays within this factor of the
+#: bound it was built at.
+_NARROW_MARGIN: Final = 1.01
 
 
 class AaveVenue:
@@ -160,6 +163,16 @@ class AaveVenue:
         self._touched = np.empty(0, dtype=np.int64)
         self._touched_hf = np.empty(0)
         self._full_pass_limit = 256 + n // 16
+        # The narrowed index (§A6): the outer candidates re-sorted at newer prices.
+        self._inner_ref: list[float] | None = None
+        self._inner_limit = math.inf
+        self._inner_sorted = np.empty(0)
+        self._inner_order = np.empty(0, dtype=np.int64)
+        self._inner_touched = np.empty(0, dtype=np.int64)
+        self._inner_touched_hf = np.empty(0)
+        self._inner_floor = math.inf
+        #: Narrow when the outer bound admits more than 4 x liquidatable + this many.
+        self._narrow_slack = 256
         self.treasury = np.zeros(r_count)
         self.deficit = np.zeros(r_count)
         self._bad_debt = 0.0
@@ -374,10 +387,7 @@ class AaveVenue:
         # (the quiet-step bound stays exact, docs/formulas.md §A6), and plans are stale.
         self._version += 1
         if self._ref is not None:
-            acc = np.array([account], dtype=np.int64)
-            self._touched = np.concatenate([self._touched, acc])
-            self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
-            self._update_floor()
+            self._touch(np.array([account], dtype=np.int64))
         self._journal.append_columns(
             kind, ts_ns, account=np.array([account]), amount=np.array([amount]),
             market=np.array([q], dtype=np.int32),
@@ -394,8 +404,22 @@ class AaveVenue:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
 
+    def _touch(self, acc: IntArray) -> None:
+        # Changed accounts: their health at the reference prices (and at the narrowed
+        # index's), kept aside from the sorted ones.
+        assert self._ref is not None
+        self._touched = np.concatenate([self._touched, acc])
+        self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
+        self._update_floor()
+        if self._inner_ref is not None:
+            hf = self._health(acc, np.array(self._inner_ref))
+            self._inner_touched = np.concatenate([self._inner_touched, acc])
+            self._inner_touched_hf = np.concatenate([self._inner_touched_hf, hf])
+            self._inner_floor = min(self._inner_floor, float(hf.min()))
+
     def _full_pass(self, p: FloatArray) -> IntArray:
         hf = self._health(None, p)
+        self._inner_ref = None
         self._ref = p.copy()
         self._ref_list = p.tolist()
         self._hf_order = np.argsort(hf)
@@ -416,6 +440,10 @@ class AaveVenue:
         bound = max(ratio) / min(ratio)
         if bound <= self._hf_floor:
             return _NONE
+        if self._inner_ref is not None:
+            if bound <= self._inner_limit:
+                return self._inner_liquidatable(p_list)
+            self._inner_ref = None
         p = np.array(p_list)
         k = int(np.searchsorted(self._hf_sorted, bound, side="left"))
         if k == 0 and self._touched.size == 0:
@@ -424,10 +452,44 @@ class AaveVenue:
         if k + extra.size > self._full_pass_limit:
             return self._full_pass(p)
         candidates = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
-        hf = self._health(candidates, p)
-        below = hf < 1.0
-        # Most distressed first, ties by account (the full pass's order).
-        return candidates[below][np.lexsort((candidates[below], hf[below]))]
+        under = _under(candidates, self._health(candidates, p))
+        if candidates.size > 4 * under.size + self._narrow_slack:
+            self._narrow(p_list, bound)
+        return under
+
+    def _narrow(self, p_list: list[float], bound: float) -> None:
+        # The outer bound admits many more accounts than are under water (prices moved far
+        # from the full pass, e.g. after a crash): sort those it would admit up to a margin
+        # above ``bound`` again at the prices now. While the outer bound stays within that
+        # margin no one else can be under 1, and the inner bound (ratios to the prices now)
+        # admits only those near 1 now (§A6 applied twice).
+        limit = bound * _NARROW_MARGIN
+        k = int(np.searchsorted(self._hf_sorted, limit, side="left"))
+        extra = self._touched[self._touched_hf < limit]
+        if k + extra.size > self._full_pass_limit:
+            return
+        admitted = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
+        hf = self._health(admitted, np.array(p_list))
+        order = np.argsort(hf, kind="stable")
+        self._inner_ref, self._inner_limit = list(p_list), limit
+        self._inner_order, self._inner_sorted = admitted[order], hf[order]
+        self._inner_touched = np.empty(0, dtype=np.int64)
+        self._inner_touched_hf = np.empty(0)
+        self._inner_floor = float(hf[order[0]]) if hf.size else math.inf
+
+    def _inner_liquidatable(self, p_list: list[float]) -> IntArray:
+        assert self._inner_ref is not None
+        ratio = [x / r for x, r in zip(p_list, self._inner_ref, strict=True)]
+        bound = max(ratio) / min(ratio)
+        if bound <= self._inner_floor:
+            return _NONE
+        k = int(np.searchsorted(self._inner_sorted, bound, side="left"))
+        extra = self._inner_touched[self._inner_touched_hf < bound]
+        if k == 0 and extra.size == 0:
+            return _NONE
+        head = self._inner_order[:k]
+        candidates = np.union1d(head, extra) if extra.size else head
+        return _under(candidates, self._health(candidates, np.array(p_list)))
 
     def _update_floor(self) -> None:
         # The least reference health factor of anyone: no price ratio below it can matter.
@@ -550,10 +612,7 @@ class AaveVenue:
         self._keepers.receive(keeper, proceeds, block=block)
         self._chain.submit(float(self._keepers.gas_units[keeper].sum()))
         # Changed accounts: their health at the reference prices, kept aside from the sort.
-        assert self._ref is not None
-        self._touched = np.concatenate([self._touched, acc])
-        self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
-        self._update_floor()
+        self._touch(acc)
         if burned.any():
             self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, self._bad_debt)
         self._record(
@@ -607,6 +666,12 @@ class AaveVenue:
                 amount=deficit[who, reserve] * p[reserve],
                 text="aave v3.3 reserve deficit",
             )
+
+
+def _under(candidates: IntArray, hf: FloatArray) -> IntArray:
+    # Those under 1, most distressed first, ties by account (the full pass's order).
+    below = hf < 1.0
+    return candidates[below][np.lexsort((candidates[below], hf[below]))]
 
 
 def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
