@@ -1,7 +1,8 @@
-"""The Maker venue's open-vault index (:mod:`deleverage.protocols.maker.open_vaults`) against a
-full pass: a twin venue that filters the whole sorted prefix every step, as the venue did
-before the index, must do exactly the same on random populations and price paths, step by
-step: the same steps, journal, solvency lines, keepers and under-collateralized seconds."""
+"""The Maker venue's open-vault index (:mod:`deleverage.protocols.maker.open_vaults`) and the
+Clipper's skip of sales priced above the market against full passes: a twin venue that filters
+the whole sorted prefix every step and lets every keeper try every sale, as the venue did
+before, must do exactly the same on random populations and price paths, step by step: the
+same steps, journal, solvency lines, keepers and under-collateralized seconds."""
 
 from __future__ import annotations
 
@@ -11,11 +12,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
-from deleverage.protocols.maker import MakerConfig, MakerVenue, build_maker, maker_population
+from deleverage.protocols.maker import (
+    ClipperConfig,
+    MakerConfig,
+    MakerVenue,
+    build_maker,
+    maker_population,
+)
+from deleverage.protocols.maker.actions import StepContext
+from deleverage.protocols.maker.clipper import Clipper
 from deleverage.protocols.maker.open_vaults import OpenVaults
 from deleverage.venues.protocol import PriceInputs
 
 S = 10**9
+
+
+class _EveryKeeperTries(Clipper):
+    """The reference Clipper: every keeper considers every sale, whatever its price."""
+
+    def _no_taker(self, price: float, ctx: StepContext) -> bool:
+        return False
 
 
 class _FullPass(MakerVenue):
@@ -35,10 +51,14 @@ class _FullPass(MakerVenue):
         self.undercollateralized_debt_s += float(self.art[idx].sum()) * self.rate * dt_s
 
 
-def _pair(seed: int, design: str, capital: float, osm_delay_s: float) -> tuple[MakerVenue, ...]:
+def _pair(
+    seed: int, design: str, capital: float, osm_delay_s: float, buf: float
+) -> tuple[MakerVenue, ...]:
     config = MakerConfig(
         design=design,
         osm_delay_s=osm_delay_s,
+        clipper=ClipperConfig(buf=buf, step_s=30.0),
+        market_depth=1e12,  # no slippage to speak of: takes come close to the market price
         keepers=KeepersConfig(
             keepers=(
                 KeeperSpec(capital=capital, latency_blocks=0, count=2),
@@ -50,7 +70,9 @@ def _pair(seed: int, design: str, capital: float, osm_delay_s: float) -> tuple[M
     population = maker_population(
         400, seed, price=2_000.0, ratio_median=1.8, ratio_sigma=0.25, collateral_median=8.0
     )
-    return build_maker(config, population), _FullPass(config, population)
+    full = _FullPass(config, population)
+    full.clipper = _EveryKeeperTries(config.clipper, dust=config.dust, chop=config.chop)
+    return build_maker(config, population), full
 
 
 @settings(max_examples=40, deadline=None)
@@ -59,14 +81,22 @@ def _pair(seed: int, design: str, capital: float, osm_delay_s: float) -> tuple[M
     design=st.sampled_from(["dutch", "english"]),
     capital=st.sampled_from([2e4, 3e5, 1e8]),
     osm_delay_s=st.sampled_from([0.0, 60.0]),
+    buf=st.sampled_from([1.3, 1.02]),  # sales that start near the market are taken sooner
+    crash=st.floats(0.0, 0.2),
     moves=st.lists(st.floats(-0.08, 0.06), min_size=2, max_size=40),
 )
 def test_the_open_vault_index_does_what_a_full_pass_does(
-    seed: int, design: str, capital: float, osm_delay_s: float, moves: list[float]
+    seed: int,
+    design: str,
+    capital: float,
+    osm_delay_s: float,
+    buf: float,
+    crash: float,
+    moves: list[float],
 ) -> None:
-    fast, full = _pair(seed, design, capital, osm_delay_s)
+    fast, full = _pair(seed, design, capital, osm_delay_s, buf)
     price = 2_000.0
-    for k, move in enumerate(moves, start=1):
+    for k, move in enumerate([-crash / 3] * 3 + moves, start=1):
         price *= 1.0 + move
         prices = {"ETH": PriceInputs(price)}
         assert fast.step(prices, ts_ns=k * 30 * S) == full.step(prices, ts_ns=k * 30 * S)
