@@ -290,6 +290,36 @@ class Keepers:
         np.add.at(self.gas_paid, winner[acted], paid[acted])
         return KeeperActions(winner=winner, gas_cost=paid)
 
+    def none_would_act(
+        self,
+        *,
+        block: int,
+        waited_blocks: int,
+        incentive: float,
+        gas_price_gwei: float,
+        native_price: float,
+    ) -> bool:
+        """True when :meth:`act` at ``block`` would give no opportunity a taker: none waited
+        more than ``waited_blocks`` and none earns more than ``incentive`` (§D3's skip bound).
+
+        Due proceeds are credited first, as :meth:`act` does. A keeper acts on ``j`` only if
+        ``latency <= waited_j``, ``capital >= need_j + gas >= gas`` and ``(incentive_j - gas) -
+        slippage_j > min_profit``; float subtraction is monotone, so ``incentive - gas <=
+        min_profit`` for every keeper that passes the first two tests rules out every ``j``
+        exactly (the answer is the pass's own, not an estimate).
+
+        Examples
+        --------
+        >>> k = Keepers(KeepersConfig(keepers=(KeeperSpec(capital=1e4, gas_units=1e5),)))
+        >>> k.none_would_act(block=3, waited_blocks=1, incentive=20.0, gas_price_gwei=100.0,
+        ...     native_price=2_000.0)  # gas 20: not more than the min profit 0
+        True
+        """
+        self.settle(block)
+        gas = gas_cost_quote(self.gas_units, gas_price_gwei, native_price)
+        able = (self.latency_blocks <= waited_blocks) & (self.capital >= gas)
+        return not bool(((incentive - gas[able]) > self.min_profit[able]).any())
+
     def snapshot(self) -> dict[str, Any]:
         """Totals for reports: capital now, pending proceeds, gas paid, proceeds received."""
         return {

@@ -252,3 +252,72 @@ def test_capital_never_goes_negative_through_acts_sales_and_settlements(
         rel=1e-9,
         abs=1e-6,
     )
+
+
+_SPEC = st.builds(
+    KeeperSpec,
+    capital=st.sampled_from([0.0, 15.0, 100.0, 1e4]),
+    latency_blocks=st.integers(0, 4),
+    gas_units=st.sampled_from([5e4, 1e5, 3e5]),
+    min_profit=st.sampled_from([0.0, 1.0, 7.5, 40.0]),
+    count=st.integers(1, 2),
+)
+
+
+@given(
+    specs=st.lists(_SPEC, min_size=1, max_size=4),
+    ops=st.lists(
+        st.tuples(
+            st.floats(-50.0, 150.0), st.floats(0.0, 200.0), st.floats(0.0, 30.0), st.integers(0, 6)
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    nudge=st.sampled_from([None, -1, 0, 1]),
+)
+def test_the_skip_bound_is_exactly_the_pass_acting_on_nothing(
+    specs: list[KeeperSpec],
+    ops: list[tuple[float, float, float, int]],
+    nudge: int | None,
+) -> None:
+    # none_would_act may only say True when act gives no opportunity a taker; and at the
+    # boundary (the best incentive exactly one keeper's gas plus minimum profit, or one ulp
+    # either side), it must not be looser than the pass: with zero slippage and need, and the
+    # best opportunity waited long enough for everyone, "False" means somebody acts.
+    block = 10
+    incentive = np.array([o[0] for o in ops])
+    if nudge is not None:
+        gas = 1e5 * GAS_PRICE * 1e-9 * NATIVE
+        target = float(specs[0].min_profit) + gas
+        incentive[0] = np.nextafter(target, target + nudge) if nudge else target
+        specs[0] = specs[0].model_copy(update={"gas_units": 1e5, "capital": 1e4})
+    seen = np.array([block - o[3] for o in ops])
+    keepers = _keepers(*specs)
+    twin = _keepers(*specs)
+    skip = keepers.none_would_act(
+        block=block,
+        waited_blocks=int(block - seen.min()),
+        incentive=float(incentive.max()),
+        gas_price_gwei=GAS_PRICE,
+        native_price=NATIVE,
+    )
+    winners = _act(
+        twin,
+        block=block,
+        incentive=incentive.tolist(),
+        need=[o[1] for o in ops],
+        slippage=[o[2] for o in ops],
+        seen_block=seen.tolist(),
+    )
+    if skip:
+        assert (winners < 0).all()
+    best = int(incentive.argmax())
+    lone = _act(_keepers(*specs), block=block + 10, incentive=[float(incentive[best])])
+    waited_all = keepers.none_would_act(
+        block=block + 10,
+        waited_blocks=10,
+        incentive=float(incentive[best]),
+        gas_price_gwei=GAS_PRICE,
+        native_price=NATIVE,
+    )
+    assert waited_all == bool(lone[0] < 0)

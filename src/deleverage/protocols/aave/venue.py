@@ -57,7 +57,14 @@ from deleverage.protocols.aave.config import (
     aave_population,
     reserve_prices,
 )
-from deleverage.protocols.aave.math import LIQUIDATABLE, LiquidationPlan, liquidation_plan
+from deleverage.protocols.aave.health_nb import health_rows_nb
+from deleverage.protocols.aave.math import (
+    DEFAULT_LIQUIDATION_CLOSE_FACTOR,
+    LIQUIDATABLE,
+    LiquidationAmounts,
+    LiquidationPlan,
+)
+from deleverage.protocols.aave.plan_nb import plan_rows_nb
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -75,6 +82,9 @@ IntArray = npt.NDArray[np.int64]
 #: At most this many changed accounts are kept aside before a full pass re-sorts.
 _TOUCHED_LIMIT: Final = 4096
 _NONE: Final = np.empty(0, dtype=np.int64)
+#: A narrowed index serves while the outer price-ratio bound stays within this factor of the
+#: bound it was built at.
+_NARROW_MARGIN: Final = 1.01
 
 
 class AaveVenue:
@@ -141,6 +151,7 @@ class AaveVenue:
         n = collateral.shape[0]
         self._since = np.full(n, -1, dtype=np.int64)
         self._flagged = np.empty(0, dtype=np.int64)
+        self._mark = np.zeros(n, dtype=np.bool_)
         self._ref: FloatArray | None = None
         self._ref_list: list[float] = []
         self._hf_floor = -math.inf
@@ -152,6 +163,16 @@ class AaveVenue:
         self._touched = np.empty(0, dtype=np.int64)
         self._touched_hf = np.empty(0)
         self._full_pass_limit = 256 + n // 16
+        # The narrowed index (§A6): the outer candidates re-sorted at newer prices.
+        self._inner_ref: list[float] | None = None
+        self._inner_limit = math.inf
+        self._inner_sorted = np.empty(0)
+        self._inner_order = np.empty(0, dtype=np.int64)
+        self._inner_touched = np.empty(0, dtype=np.int64)
+        self._inner_touched_hf = np.empty(0)
+        self._inner_floor = math.inf
+        #: Narrow when the outer bound admits more than 4 x liquidatable + this many.
+        self._narrow_slack = 256
         self.treasury = np.zeros(r_count)
         self.deficit = np.zeros(r_count)
         self._bad_debt = 0.0
@@ -366,10 +387,7 @@ class AaveVenue:
         # (the quiet-step bound stays exact, docs/formulas.md §A6), and plans are stale.
         self._version += 1
         if self._ref is not None:
-            acc = np.array([account], dtype=np.int64)
-            self._touched = np.concatenate([self._touched, acc])
-            self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
-            self._update_floor()
+            self._touch(np.array([account], dtype=np.int64))
         self._journal.append_columns(
             kind, ts_ns, account=np.array([account]), amount=np.array([amount]),
             market=np.array([q], dtype=np.int32),
@@ -379,14 +397,29 @@ class AaveVenue:
 
     def _health(self, idx: IntArray | None, p: FloatArray) -> FloatArray:
         weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
-        c = self._c if idx is None else self._c[idx]
-        d = self._d if idx is None else self._d[idx]
+        if idx is not None:  # a few rows: one compiled pass, the same bits (.health_nb)
+            return health_rows_nb(self._c, self._d, idx, weights, p)
+        c, d = self._c, self._d
         weighted, owed = _dot_rows(c, weights), _dot_rows(d, p)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
 
+    def _touch(self, acc: IntArray) -> None:
+        # Changed accounts: their health at the reference prices (and at the narrowed
+        # index's), kept aside from the sorted ones.
+        assert self._ref is not None
+        self._touched = np.concatenate([self._touched, acc])
+        self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
+        self._update_floor()
+        if self._inner_ref is not None:
+            hf = self._health(acc, np.array(self._inner_ref))
+            self._inner_touched = np.concatenate([self._inner_touched, acc])
+            self._inner_touched_hf = np.concatenate([self._inner_touched_hf, hf])
+            self._inner_floor = min(self._inner_floor, float(hf.min()))
+
     def _full_pass(self, p: FloatArray) -> IntArray:
         hf = self._health(None, p)
+        self._inner_ref = None
         self._ref = p.copy()
         self._ref_list = p.tolist()
         self._hf_order = np.argsort(hf)
@@ -407,6 +440,10 @@ class AaveVenue:
         bound = max(ratio) / min(ratio)
         if bound <= self._hf_floor:
             return _NONE
+        if self._inner_ref is not None:
+            if bound <= self._inner_limit:
+                return self._inner_liquidatable(p_list)
+            self._inner_ref = None
         p = np.array(p_list)
         k = int(np.searchsorted(self._hf_sorted, bound, side="left"))
         if k == 0 and self._touched.size == 0:
@@ -415,10 +452,44 @@ class AaveVenue:
         if k + extra.size > self._full_pass_limit:
             return self._full_pass(p)
         candidates = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
-        hf = self._health(candidates, p)
-        below = hf < 1.0
-        # Most distressed first, ties by account (the full pass's order).
-        return candidates[below][np.lexsort((candidates[below], hf[below]))]
+        under = _under(candidates, self._health(candidates, p))
+        if candidates.size > 4 * under.size + self._narrow_slack:
+            self._narrow(p_list, bound)
+        return under
+
+    def _narrow(self, p_list: list[float], bound: float) -> None:
+        # The outer bound admits many more accounts than are under water (prices moved far
+        # from the full pass, e.g. after a crash): sort those it would admit up to a margin
+        # above ``bound`` again at the prices now. While the outer bound stays within that
+        # margin no one else can be under 1, and the inner bound (ratios to the prices now)
+        # admits only those near 1 now (§A6 applied twice).
+        limit = bound * _NARROW_MARGIN
+        k = int(np.searchsorted(self._hf_sorted, limit, side="left"))
+        extra = self._touched[self._touched_hf < limit]
+        if k + extra.size > self._full_pass_limit:
+            return
+        admitted = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
+        hf = self._health(admitted, np.array(p_list))
+        order = np.argsort(hf, kind="stable")
+        self._inner_ref, self._inner_limit = list(p_list), limit
+        self._inner_order, self._inner_sorted = admitted[order], hf[order]
+        self._inner_touched = np.empty(0, dtype=np.int64)
+        self._inner_touched_hf = np.empty(0)
+        self._inner_floor = float(hf[order[0]]) if hf.size else math.inf
+
+    def _inner_liquidatable(self, p_list: list[float]) -> IntArray:
+        assert self._inner_ref is not None
+        ratio = [x / r for x, r in zip(p_list, self._inner_ref, strict=True)]
+        bound = max(ratio) / min(ratio)
+        if bound <= self._inner_floor:
+            return _NONE
+        k = int(np.searchsorted(self._inner_sorted, bound, side="left"))
+        extra = self._inner_touched[self._inner_touched_hf < bound]
+        if k == 0 and extra.size == 0:
+            return _NONE
+        head = self._inner_order[:k]
+        candidates = np.union1d(head, extra) if extra.size else head
+        return _under(candidates, self._health(candidates, np.array(p_list)))
 
     def _update_floor(self) -> None:
         # The least reference health factor of anyone: no price ratio below it can matter.
@@ -430,7 +501,11 @@ class AaveVenue:
     def _flag(self, liquidatable: IntArray) -> None:
         block = self._chain.block
         if self._flagged.size:
-            cleared = np.setdiff1d(self._flagged, liquidatable, assume_unique=True)
+            # Those flagged before and not now (a scratch mask: no sort of either set).
+            mark = self._mark
+            mark[liquidatable] = True
+            cleared = self._flagged[~mark[self._flagged]]
+            mark[liquidatable] = False
             self._since[cleared] = -1
         fresh = liquidatable[self._since[liquidatable] < 0]
         self._since[fresh] = block
@@ -447,23 +522,26 @@ class AaveVenue:
     ) -> tuple[int, float]:
         cfg = self.config
         if self._memo_plan is None:
-            c, d = self._c[accounts], self._d[accounts]
-            coll_reserve = (c * p * (self._lt > 0.0)).argmax(axis=1)
-            debt_reserve = (d * p).argmax(axis=1)
-            plan = liquidation_plan(
-                c,
-                d,
-                p,
-                self._lt,
-                self._bonus,
-                self._fee,
-                coll_reserve,
-                debt_reserve,
-                np.full(accounts.size, np.inf),
-                use_data_provider=True,
-                close_factor_hf_threshold=cfg.close_factor_hf_threshold,
-                min_base_max_close_factor_threshold=cfg.min_base_max_close_factor_threshold,
-                min_leftover=cfg.min_leftover_base,
+            # liquidationCall on the largest collateral and debt reserves, as much as the
+            # close factor and the data provider allow: math.liquidation_plan row by row in
+            # one compiled pass (the same bits, .plan_nb).
+            health, most, repaid, seized, fee, status, deficit, coll_reserve, debt_reserve = (
+                plan_rows_nb(
+                    self._c,
+                    self._d,
+                    accounts,
+                    p,
+                    self._lt,
+                    self._bonus,
+                    self._fee,
+                    cfg.close_factor_hf_threshold,
+                    cfg.min_base_max_close_factor_threshold,
+                    cfg.min_leftover_base,
+                    DEFAULT_LIQUIDATION_CLOSE_FACTOR,
+                )
+            )
+            plan = LiquidationPlan(
+                health, most, LiquidationAmounts(repaid, seized, fee), status, deficit
             )
             self._memo_plan = (plan, coll_reserve, debt_reserve)
         plan, coll_reserve, debt_reserve = self._memo_plan
@@ -475,14 +553,28 @@ class AaveVenue:
         seized = plan.amounts.collateral_seized[ok]
         fee = plan.amounts.protocol_fee[ok]
         received = seized - fee
+        need = repaid * pm[di]
+        incentive = received * pm[ci] - need
+        block = self._chain.block
+        seen = self._since[accounts[ok]]
+        # The skip bound (§D3): the best incentive cannot pay any able keeper's gas and
+        # minimum profit: the pass would act on nothing (most steps after a crash).
+        best = float(incentive.max())
+        if math.isfinite(best) and self._keepers.none_would_act(
+            block=block,
+            waited_blocks=block - int(seen.min()),
+            incentive=best,
+            gas_price_gwei=self._chain.gas_price_gwei,
+            native_price=native,
+        ):
+            self.missed_opportunities += int(ok.size)
+            return 0, 0.0
         slippage = sale_slippage_quote(received, pm[ci], self._depth[ci])
         slippage = np.where(np.isfinite(self._depth[ci]), slippage, 0.0)
-        need = repaid * pm[di]
-        block = self._chain.block
         acts = self._keepers.act(
             block=block,
-            seen_block=self._since[accounts[ok]],
-            incentive=received * pm[ci] - need,
+            seen_block=seen,
+            incentive=incentive,
             need=need,
             slippage=slippage,
             gas_price_gwei=self._chain.gas_price_gwei,
@@ -520,10 +612,7 @@ class AaveVenue:
         self._keepers.receive(keeper, proceeds, block=block)
         self._chain.submit(float(self._keepers.gas_units[keeper].sum()))
         # Changed accounts: their health at the reference prices, kept aside from the sort.
-        assert self._ref is not None
-        self._touched = np.concatenate([self._touched, acc])
-        self._touched_hf = np.concatenate([self._touched_hf, self._health(acc, self._ref)])
-        self._update_floor()
+        self._touch(acc)
         if burned.any():
             self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, self._bad_debt)
         self._record(
@@ -577,6 +666,12 @@ class AaveVenue:
                 amount=deficit[who, reserve] * p[reserve],
                 text="aave v3.3 reserve deficit",
             )
+
+
+def _under(candidates: IntArray, hf: FloatArray) -> IntArray:
+    # Those under 1, most distressed first, ties by account (the full pass's order).
+    below = hf < 1.0
+    return candidates[below][np.lexsort((candidates[below], hf[below]))]
 
 
 def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:

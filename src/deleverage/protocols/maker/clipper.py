@@ -21,6 +21,7 @@ its ``due``. ``Dirt`` (DAI being raised) falls by each ``owe`` and by the tab le
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
@@ -37,6 +38,8 @@ from deleverage.protocols.maker.vow import Vow
 __all__ = ["Clipper", "Sale"]
 
 NS_PER_S = 1_000_000_000
+#: A sale priced above the market by more than this factor has no taker (``_no_taker``).
+_ABOVE_MARKET: Final = 1.0 + 1e-9
 
 
 @dataclass
@@ -113,8 +116,17 @@ class Clipper:
                 if not self._redo(sale, ctx, keepers, vow, log):
                     continue
                 price = sale.top
+            if self._no_taker(price, ctx):
+                continue
             sold += self._takes(sale, price, ctx, keepers, vow, log, sales)
         return sold
+
+    def _no_taker(self, price: float, ctx: StepContext) -> bool:
+        """True when no keeper can profit from a take at ``price`` (§M7's skip bound): the
+        market is below the sale's price by more than float rounding, so ``slice x market -
+        slippage - owe - gas < 0 <= min_profit`` for any slice (``owe`` is ``slice x price``
+        up to two roundings, gas and slippage are >= 0)."""
+        return price > ctx.market_price * _ABOVE_MARKET
 
     def _redo(
         self, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog

@@ -55,6 +55,7 @@ from deleverage.protocols.maker.actions import (
 from deleverage.protocols.maker.clipper import Clipper
 from deleverage.protocols.maker.config import MakerConfig, MakerPopulation
 from deleverage.protocols.maker.flipper import Flipper
+from deleverage.protocols.maker.open_vaults import OpenVaults
 from deleverage.protocols.maker.osm import Osm
 from deleverage.protocols.maker.vow import Vow
 from deleverage.venues.protocol import (
@@ -103,10 +104,12 @@ class MakerVenue:
         self._name, self._assets = config.name, (config.asset,)
         p_liq = mk.liquidation_price(ink, art, self.rate, config.mat)
         p_liq = np.where(np.isnan(p_liq), 0.0, p_liq)
-        #: Vault indices by liquidation price, highest first; a pointer skips closed vaults.
+        #: Vault indices by liquidation price, highest first (static: a partial liquidation
+        #: scales ``ink`` and ``art`` alike).
         self._by_trigger = np.argsort(-p_liq, kind="stable")
         self._trigger_sorted = p_liq[self._by_trigger]
-        self._first_open = 0
+        self._minus_trigger = -self._trigger_sorted  # ascending, for binary searches
+        self._open = OpenVaults(self._by_trigger, art)
         self._unsafe_block = np.full(ink.shape, -1, dtype=np.int64)
         self._last_ts = 0
         self._zero_flow = {config.asset: 0.0}
@@ -274,23 +277,21 @@ class MakerVenue:
     # -- internals -------------------------------------------------------------------------
 
     def _highest_trigger(self) -> float:
-        order, art = self._by_trigger, self.art
-        i = self._first_open
-        while i < order.size and art[order[i]] <= 0.0:
-            i += 1
-        self._first_open = i
-        return float(self._trigger_sorted[i]) if i < order.size else 0.0
+        first = self._open.first_rank()
+        return float(self._trigger_sorted[first]) if first >= 0 else 0.0
+
+    def _unsafe_end(self, price: float) -> int:
+        # Sorted descending: the vaults whose trigger is above ``price`` form a prefix.
+        return int(np.searchsorted(self._minus_trigger, -price, side="left"))
 
     def _unsafe_prefix(self, price: float) -> npt.NDArray[np.int64]:
-        # Sorted descending: the vaults whose trigger is above ``price`` form a prefix.
-        end = int(np.searchsorted(-self._trigger_sorted, -price, side="left"))
-        idx = self._by_trigger[self._first_open : end]
-        return idx[self.art[idx] > 0.0]
+        """Open vaults whose trigger is above ``price``, highest trigger first."""
+        return self._open.vaults_before(self._unsafe_end(price))
 
     def _count_undercollateralized(self, market: float, dt_s: float) -> None:
-        idx = self._unsafe_prefix(market)
-        self.undercollateralized_vault_s += idx.size * dt_s
-        self.undercollateralized_debt_s += float(self.art[idx].sum()) * self.rate * dt_s
+        count, art = self._open.art_before(self._unsafe_end(market))
+        self.undercollateralized_vault_s += count * dt_s
+        self.undercollateralized_debt_s += art * self.rate * dt_s
 
     def _liquidate(self, ctx: StepContext) -> tuple[int, float]:
         """Bark (or bite) the vaults unsafe at the OSM price, most distressed first.
@@ -356,10 +357,11 @@ class MakerVenue:
             gas_price_gwei=ctx.gas_price_gwei,
             native_price=ctx.native_price,
         )
-        count, notional = 0, 0.0
+        count, notional, changed = 0, 0.0, []
         for (i, bark, incentive), keeper in zip(plans, acts.winner.tolist(), strict=True):
             if keeper < 0:
                 continue
+            changed.append(i)
             self.ink[i] -= bark.dink
             self.art[i] -= bark.dart
             if self.art[i] <= 0.0 or self.ink[i] <= 0.0:
@@ -384,6 +386,7 @@ class MakerVenue:
             self.barks += 1
             count += 1
             notional += bark.dink * ctx.market_price
+        self._open.update(np.array(changed, dtype=np.int64), self.art)
         return count, notional
 
 
