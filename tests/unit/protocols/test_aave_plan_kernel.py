@@ -129,3 +129,16 @@ def test_partial_liquidations_near_the_thresholds_plan_the_same(
     )  # fmt: skip
     for g, w in zip(got, want, strict=True):
         assert g.tobytes() == np.ascontiguousarray(w).astype(g.dtype).tobytes()
+
+
+def test_a_subnormal_debt_plans_alike_without_a_warning() -> None:
+    # Found by Hypothesis: 1 token of collateral against 5e-324 of debt overflowed the
+    # reference's division (a RuntimeWarning); the health factor is +inf in both.
+    c = np.array([[1.0, 0.0]])
+    d = np.array([[0.0, 5e-324]])
+    p, lt = np.array([1.0, 1.0]), np.array([0.78, 0.0])
+    got, want = _both(c, d, p, lt, np.array([1.05, 1.05]), np.array([0.1, 0.1]))
+    assert np.isinf(want[0][0])
+    assert np.isinf(got[0][0])
+    for g, w in zip(got, want, strict=True):
+        assert g.tobytes() == np.ascontiguousarray(w).astype(g.dtype).tobytes()

@@ -82,7 +82,7 @@ def health_factor(
     """
     weighted = (_f(collateral_value) * _f(liquidation_threshold)).sum(axis=-1)
     debt = _f(debt_value).sum(axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(debt > 0.0, weighted / np.where(debt > 0.0, debt, 1.0), np.inf)
 
 
