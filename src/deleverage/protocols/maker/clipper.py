@@ -81,6 +81,7 @@ class Clipper:
         self.fast = True
         self._tops = np.empty(0)
         self._tics = np.empty(0, dtype=np.int64)
+        self._lots = np.empty(0)
         self._stale = True  # the arrays above no longer match ``sales`` (kick, redo, end)
 
     def price(self, sale: Sale, ts_ns: int) -> float:
@@ -129,23 +130,55 @@ class Clipper:
         if not self.sales:
             return 0.0
         run = list(self.sales)
-        redo, take = self._candidates(ctx)
+        redo, below, price = self._candidates(ctx)
         gas = np.asarray(ctx.gas_cost, dtype=np.float64)
-        budget = bool(np.any(keepers.capital - gas > 0.0))
-        sold = 0.0
-        for j in np.flatnonzero(redo | take).tolist():
-            if not redo[j] and not budget:
-                continue  # _takes: every keeper's ``capital - gas <= 0``, nothing happens
-            sold += self._run_each([run[j]], ctx, keepers, vow, log, sales)
-            budget = bool(np.any(keepers.capital - gas > 0.0))
+        floor = float(np.min(gas + keepers.min_profit))
+        best = float(np.max(keepers.capital - gas))
+        take = self._may_take(below, price, best, floor, ctx)
+        sold, j = 0.0, 0
+        todo = np.flatnonzero(redo | take)
+        while j < todo.size:
+            k = int(todo[j])
+            j += 1
+            sold += self._run_each([run[k]], ctx, keepers, vow, log, sales)
+            now = float(np.max(keepers.capital - gas))
+            if now > best:  # a redo's incentive (or proceeds at once) raised a budget
+                best = now
+                take = self._may_take(below, price, best, floor, ctx)
+                todo = np.flatnonzero((redo | take)[k + 1 :]) + (k + 1)
+                j = 0
         return sold
 
-    def _candidates(self, ctx: StepContext) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    def _may_take(
+        self,
+        below: npt.NDArray[np.bool_],
+        price: npt.NDArray[np.float64],
+        best: float,
+        floor: float,
+        ctx: StepContext,
+    ) -> npt.NDArray[np.bool_]:
+        """Sales a keeper may take from (§M9): priced at or below the market, some keeper with
+        ``capital - gas = best > 0``, and a slice ``<= min(lot, best / price)`` whose gain
+        ``slice x (P - price)`` (with a rounding margin) beats ``floor = min(gas + min_profit)``.
+        ``lot`` is the cached one, >= the sale's (takes only lower it); gas, slippage and
+        ``min_profit`` are >= 0, so the margins cover every rounding of ``_takes``."""
+        if not best > 0.0:
+            return np.zeros_like(below)
+        market = ctx.market_price
+        with np.errstate(divide="ignore", invalid="ignore"):
+            most = np.minimum(self._lots, best / price) * (1.0 + 1e-9)
+        gain = np.maximum(0.0, most * (market - price)) + 1e-9 * most * (market + price)
+        return below & ~(gain <= floor - 1e-9 * abs(floor))
+
+    def _candidates(
+        self, ctx: StepContext
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
         """Masks over ``sales``: may need a redo, may be priced at or below the market (the
-        complements hold certainly, past the relative margin ``_MARGIN``)."""
+        complements hold certainly, past the relative margin ``_MARGIN``); the prices."""
         if self._stale:
             self._tops = np.fromiter((s.top for s in self.sales), np.float64, len(self.sales))
             self._tics = np.fromiter((s.tic_ns for s in self.sales), np.int64, len(self.sales))
+            self._lots = np.fromiter((s.lot for s in self.sales), np.float64, len(self.sales))
             self._stale = False
         cfg = self.config
         dur = (ctx.ts_ns - self._tics) / NS_PER_S
@@ -156,8 +189,9 @@ class Clipper:
         else:
             ratio = np.power(cfg.cut, np.floor(dur))
         redo = (dur > cfg.tail_s * (1.0 - _MARGIN)) | (ratio < cfg.cusp * (1.0 + _MARGIN))
-        take = ~(self._tops * ratio > ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN))
-        return redo, take
+        price = self._tops * ratio
+        below = ~(price > ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN))
+        return redo, below, price
 
     def _run_each(
         self,

@@ -7,10 +7,12 @@ the same steps, journal, solvency lines, keeper state, sales and auctions."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
+from deleverage.protocols.chain import gas_cost_quote
+from deleverage.protocols.keepers import Keepers, KeepersConfig, KeeperSpec
 from deleverage.protocols.maker import (
     ClipperConfig,
     MakerConfig,
@@ -18,14 +20,24 @@ from deleverage.protocols.maker import (
     build_maker,
     maker_population,
 )
-from deleverage.protocols.maker.config import DogConfig
+from deleverage.protocols.maker.actions import ActionLog, SaleLog, StepContext
+from deleverage.protocols.maker.clipper import Clipper
+from deleverage.protocols.maker.config import DogConfig, VowConfig
+from deleverage.protocols.maker.vow import Vow
 from deleverage.venues.protocol import PriceInputs
 
 S = 10**9
 
 
 def _pair(
-    seed: int, curve: str, capital: float, hole: float, dust: float, tail_s: float, cusp: float
+    seed: int,
+    curve: str,
+    capital: float,
+    hole: float,
+    dust: float,
+    tail_s: float,
+    cusp: float,
+    delay: int = 3,
 ) -> tuple[MakerVenue, MakerVenue]:
     config = MakerConfig(
         osm_delay_s=60.0,
@@ -44,9 +56,11 @@ def _pair(
         keepers=KeepersConfig(
             keepers=(
                 KeeperSpec(capital=capital, latency_blocks=0, count=2),
-                KeeperSpec(capital=capital * 5, latency_blocks=4, gas_units=150_000.0),
+                KeeperSpec(
+                    capital=capital * 5, latency_blocks=4, gas_units=150_000.0, min_profit=25.0
+                ),
             ),
-            sale_delay_blocks=3,
+            sale_delay_blocks=delay,
         ),
     )
     population = maker_population(
@@ -67,13 +81,14 @@ def _pair(
     dust=st.sampled_from([0.0, 20.0, 5e3]),
     tail_s=st.sampled_from([600.0, 8400.0]),
     cusp=st.sampled_from([0.0, 0.4, 0.9]),
+    delay=st.sampled_from([0, 3]),  # 0: proceeds return to capital within the step
     crash=st.floats(0.0, 0.4),
     moves=st.lists(st.floats(-0.08, 0.06), min_size=2, max_size=60),
 )
 # A hole below dust x chop: partial barks are dusty, only small whole vaults are barked.
 @example(
     seed=3, curve="stairstep", capital=3e4, hole=2e3, dust=5e3, tail_s=600.0, cusp=0.4,
-    crash=0.0, moves=[-0.03] * 9 + [0.0] * 40,
+    delay=3, crash=0.0, moves=[-0.03] * 9 + [0.0] * 40,
 )  # fmt: skip
 def test_the_fast_auction_paths_do_what_the_per_sale_paths_do(
     seed: int,
@@ -83,10 +98,11 @@ def test_the_fast_auction_paths_do_what_the_per_sale_paths_do(
     dust: float,
     tail_s: float,
     cusp: float,
+    delay: int,
     crash: float,
     moves: list[float],
 ) -> None:
-    fast, slow = _pair(seed, curve, capital, hole, dust, tail_s, cusp)
+    fast, slow = _pair(seed, curve, capital, hole, dust, tail_s, cusp, delay)
     price = 2_000.0
     for k, move in enumerate([-crash / 3] * 3 + moves, start=1):
         price *= 1.0 + move
@@ -106,10 +122,12 @@ def test_the_fast_auction_paths_do_what_the_per_sale_paths_do(
     assert fast.close() == slow.close()
 
 
-def test_the_twin_exercises_redos_takes_and_skips() -> None:
+@pytest.mark.parametrize(("cusp", "field"), [(0.4, "sales"), (0.9, "redos")])
+def test_the_twin_exercises_redos_takes_and_skips(cusp: float, field: str) -> None:
     # The property above must see the paths it compares: a crash that starts sales, lets some
-    # run unbought (priced above the market), redoes stuck ones and sells others.
-    fast, slow = _pair(7, "stairstep", 3e4, 50e6, 20.0, 600.0, 0.4)
+    # run unbought (priced above the market) and sells others (cusp 0.4), or redoes them when
+    # they fall 10% (cusp 0.9).
+    fast, slow = _pair(7, "stairstep", 3e4, 50e6, 20.0, 600.0, cusp)
     price = 2_000.0
     for k in range(1, 80):
         price *= 0.97 if k < 8 else 1.0
@@ -118,5 +136,42 @@ def test_the_twin_exercises_redos_takes_and_skips() -> None:
     summary = fast.summary()
     assert summary == slow.summary()
     assert summary["auctions"] > 10
-    assert summary["redos"] > 0
-    assert summary["sales"] > 0
+    assert summary[field] > 10
+    assert fast.journal().to_frame().equals(slow.journal().to_frame())
+
+
+def _clipper_step(fast: bool, capital: float) -> tuple[object, ...]:
+    """One Clipper step over two sales: the first stuck (older than ``tail``), the second at
+    half the market price; keepers hold ``capital``."""
+    keepers = Keepers(KeepersConfig(keepers=(KeeperSpec(capital=capital, latency_blocks=0),)))
+    clipper = Clipper(ClipperConfig(tail_s=600.0), dust=20.0, chop=1.13)
+    clipper.fast = fast
+    gas = gas_cost_quote(keepers.gas_units, 1.0, 2_000.0)
+    ctx = StepContext(
+        ts_ns=0, block=10, feed_price=2_000.0, market_price=2_000.0, gas_price_gwei=1.0,
+        gas_cost=gas, depth=1e9, native_price=2_000.0,
+    )  # fmt: skip
+    vow, log, sales = Vow(VowConfig()), ActionLog(), SaleLog()
+    clipper.kick(vault=0, tab=11_300.0, lot=10.0, due=10_000.0, ctx=ctx)
+    second = ctx._replace(ts_ns=300 * S, feed_price=770.0)
+    clipper.kick(vault=1, tab=11_300.0, lot=10.0, due=10_000.0, ctx=second)
+    later = ctx._replace(ts_ns=601 * S, block=60)  # the first needs a redo, the second is at
+    sold = clipper.run(later, keepers, vow, log, sales)  # 770 x 1.3 x 0.99^3 ~ 971 DAI
+    return (
+        sold, clipper.redos, keepers.capital.tolist(), [vars(s) for s in clipper.sales],
+        sales.frame().to_dict("list"), vow.incentives_paid,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("spare", [0.5, 1e6])
+def test_a_redo_incentive_gives_a_keeper_the_budget_for_a_later_take(spare: float) -> None:
+    # With capital just above gas (spare 0.5 DAI: a slice of 0.5 / 971 units gains ~0.53 DAI,
+    # below the 0.8 DAI gas), only the redo's incentive (tip 300 + chip x
+    # tab) lets the keeper buy from the second sale in the same step: the fast path must
+    # re-read the budgets after the redo, as the per-sale path does.
+    capital = float(gas_cost_quote(np.array([400_000.0]), 1.0, 2_000.0)[0]) + spare
+    fast, slow = _clipper_step(True, capital), _clipper_step(False, capital)
+    assert fast == slow
+    assert fast[1] == 1  # the redo
+    assert isinstance(fast[0], float)
+    assert fast[0] > 0.0  # and the take
