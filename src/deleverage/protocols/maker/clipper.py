@@ -48,9 +48,10 @@ _ABOVE_MARKET: Final = 1.0 + 1e-9
 _MARGIN: Final = 1e-12
 
 
-@dataclass
+@dataclass(eq=False)
 class Sale:
-    """One running Dutch auction (DAI and collateral units)."""
+    """One running Dutch auction (DAI and collateral units); equal only to itself (ids are
+    unique), so removing an ended one from the running list compares identities."""
 
     id: int
     vault: int
