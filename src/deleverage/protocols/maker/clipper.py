@@ -23,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+import numpy.typing as npt
+
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
 from deleverage.protocols.maker.actions import (
@@ -40,11 +43,15 @@ __all__ = ["Clipper", "Sale"]
 NS_PER_S = 1_000_000_000
 #: A sale priced above the market by more than this factor has no taker (``_no_taker``).
 _ABOVE_MARKET: Final = 1.0 + 1e-9
+#: Relative margin of the vectorised filter of :meth:`Clipper.run` (NumPy's ``pow`` may differ
+#: from libm's by an ulp; the filter skips only sales that are past this margin).
+_MARGIN: Final = 1e-12
 
 
-@dataclass
+@dataclass(eq=False)
 class Sale:
-    """One running Dutch auction (DAI and collateral units)."""
+    """One running Dutch auction (DAI and collateral units); equal only to itself (ids are
+    unique), so removing an ended one from the running list compares identities."""
 
     id: int
     vault: int
@@ -70,6 +77,13 @@ class Clipper:
         self.redos = 0
         #: Collateral given back to vault owners after their tab was paid (units).
         self.returned = 0.0
+        #: Run only the sales the vectorised filter cannot rule out (``False``: every sale
+        #: through the per-sale path, the reference of the twin tests).
+        self.fast = True
+        self._tops = np.empty(0)
+        self._tics = np.empty(0, dtype=np.int64)
+        self._lots = np.empty(0)
+        self._stale = True  # the arrays above no longer match ``sales`` (kick, redo, end)
 
     def price(self, sale: Sale, ts_ns: int) -> float:
         """The sale's price now (DAI per unit) on the configured curve."""
@@ -95,6 +109,7 @@ class Clipper:
             seen_block=ctx.block,
         )
         self.sales.append(sale)
+        self._stale = True
         self.dirt += tab
         return sale
 
@@ -105,9 +120,92 @@ class Clipper:
     def run(
         self, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog, sales: SaleLog
     ) -> float:
-        """Run every sale for one step; return the collateral keepers sold (units, >= 0)."""
+        """Run every sale for one step; return the collateral keepers sold (units, >= 0).
+
+        The fast path (``self.fast``, §M9) runs the per-sale path below only for the sales that
+        may need a redo or may have a taker; a skipped sale is one that path would pass over
+        without touching anything (no redo, ``_no_taker`` or no keeper with a budget).
+        """
+        if not self.fast:
+            return self._run_each(list(self.sales), ctx, keepers, vow, log, sales)
+        if not self.sales:
+            return 0.0
+        run = list(self.sales)
+        redo, below, price = self._candidates(ctx)
+        gas = np.asarray(ctx.gas_cost, dtype=np.float64)
+        floor = float(np.min(gas + keepers.min_profit))
+        best = float(np.max(keepers.capital - gas))
+        take = self._may_take(below, price, best, floor, ctx)
+        sold, j = 0.0, 0
+        todo = np.flatnonzero(redo | take)
+        while j < todo.size:
+            k = int(todo[j])
+            j += 1
+            sold += self._run_each([run[k]], ctx, keepers, vow, log, sales)
+            now = float(np.max(keepers.capital - gas))
+            if now > best:  # a redo's incentive (or proceeds at once) raised a budget
+                best = now
+                take = self._may_take(below, price, best, floor, ctx)
+                todo = np.flatnonzero((redo | take)[k + 1 :]) + (k + 1)
+                j = 0
+        return sold
+
+    def _may_take(
+        self,
+        below: npt.NDArray[np.bool_],
+        price: npt.NDArray[np.float64],
+        best: float,
+        floor: float,
+        ctx: StepContext,
+    ) -> npt.NDArray[np.bool_]:
+        """Sales a keeper may take from (§M9): priced at or below the market, some keeper with
+        ``capital - gas = best > 0``, and a slice ``<= min(lot, best / price)`` whose gain
+        ``slice x (P - price)`` (with a rounding margin) beats ``floor = min(gas + min_profit)``.
+        ``lot`` is the cached one, >= the sale's (takes only lower it); gas, slippage and
+        ``min_profit`` are >= 0, so the margins cover every rounding of ``_takes``."""
+        if not best > 0.0:
+            return np.zeros_like(below)
+        market = ctx.market_price
+        with np.errstate(divide="ignore", invalid="ignore"):
+            most = np.minimum(self._lots, best / price) * (1.0 + 1e-9)
+        gain = np.maximum(0.0, most * (market - price)) + 1e-9 * most * (market + price)
+        return below & ~(gain <= floor - 1e-9 * abs(floor))
+
+    def _candidates(
+        self, ctx: StepContext
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Masks over ``sales``: may need a redo, may be priced at or below the market (the
+        complements hold certainly, past the relative margin ``_MARGIN``); the prices."""
+        if self._stale:
+            self._tops = np.fromiter((s.top for s in self.sales), np.float64, len(self.sales))
+            self._tics = np.fromiter((s.tic_ns for s in self.sales), np.int64, len(self.sales))
+            self._lots = np.fromiter((s.lot for s in self.sales), np.float64, len(self.sales))
+            self._stale = False
+        cfg = self.config
+        dur = (ctx.ts_ns - self._tics) / NS_PER_S
+        if cfg.curve == "linear":
+            ratio = np.where(dur >= cfg.tau_s, 0.0, (cfg.tau_s - dur) / cfg.tau_s)
+        elif cfg.curve == "stairstep":
+            ratio = np.power(cfg.cut, np.floor(dur / cfg.step_s))
+        else:
+            ratio = np.power(cfg.cut, np.floor(dur))
+        redo = (dur > cfg.tail_s * (1.0 - _MARGIN)) | (ratio < cfg.cusp * (1.0 + _MARGIN))
+        price = self._tops * ratio
+        below = ~(price > ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN))
+        return redo, below, price
+
+    def _run_each(
+        self,
+        run: list[Sale],
+        ctx: StepContext,
+        keepers: Keepers,
+        vow: Vow,
+        log: ActionLog,
+        sales: SaleLog,
+    ) -> float:
+        """The per-sale path over ``run`` (in order)."""
         sold = 0.0
-        for sale in list(self.sales):
+        for sale in run:
             price = self.price(sale, ctx.ts_ns)
             elapsed = (ctx.ts_ns - sale.tic_ns) / NS_PER_S
             if mk.needs_redo(
@@ -154,6 +252,7 @@ class Clipper:
         vow.pay_incentive(coin)
         sale.top = ctx.feed_price * cfg.buf
         sale.tic_ns = ctx.ts_ns
+        self._stale = True
         self.redos += 1
         log.add(
             MakerAction.REDO, vault=sale.vault, price=sale.top,
@@ -217,6 +316,7 @@ class Clipper:
         else:
             self.returned += sale.lot
         self.sales.remove(sale)
+        self._stale = True
         if not self.sales:
             self.dirt = 0.0  # no float residue once nothing is being raised
         vow.settle_auction(sale.due, sale.raised)

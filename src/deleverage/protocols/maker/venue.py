@@ -120,6 +120,9 @@ class MakerVenue:
         self.undercollateralized_vault_s = 0.0
         self.undercollateralized_debt_s = 0.0
         self.barks = 0
+        #: Bark only the vaults :meth:`_bark_candidates` keeps (``False``: the scalar loop over
+        #: every unsafe vault, the reference of the twin tests).
+        self.fast_bark = True
         self.collateral_sold = 0.0
         self.closed = False
 
@@ -317,6 +320,8 @@ class MakerVenue:
             room = math.inf  # the launch Cat had no global limit
         # Only an incentive above the cheapest keeper's gas can find a keeper: skip the rest.
         floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
+        if dutch and self.fast_bark:
+            idx = self._bark_candidates(idx, room, floor)
         plans: list[tuple[int, mk.BarkResult, float]] = []
         for i in idx:
             if dutch:
@@ -388,6 +393,30 @@ class MakerVenue:
             notional += bark.dink * ctx.market_price
         self._open.update(np.array(changed, dtype=np.int64), self.art)
         return count, notional
+
+    def _bark_candidates(
+        self, idx: npt.NDArray[np.int64], room: float, floor: float
+    ) -> npt.NDArray[np.int64]:
+        """The vaults of ``idx`` (in order) whose ``Dog.bark`` can still plan an auction this
+        step (§M9); the loop over the others would only ``continue`` (or break on a limit that
+        a later unsafe vault hits too, with no plan in between):
+
+        - ``room <= 0``: every unsafe vault is refused (``LIMIT_HIT``): none;
+        - the incentive ``tip + chip x tab`` with ``tab <= art x rate x chop`` (``dart <= art``;
+          rounding is monotone, ``chip >= 0``) is at most ``floor``: never planned;
+        - a partial bark is dusty at this ``room`` (``dart x rate < dust`` and
+          ``(art - dart) x rate >= dust`` with ``dart = room / rate / chop < art``): refused
+          now and at any smaller room later in the loop.
+        """
+        if room <= 0.0 or idx.size == 0:
+            return idx[:0]
+        cfg, clip = self.config, self.config.clipper
+        art = self.art[idx]
+        keep = clip.tip + clip.chip * (art * self.rate * cfg.chop) > floor
+        dart = room / self.rate / cfg.chop
+        if dart * self.rate < cfg.dust:
+            keep &= (art <= dart) | ((art - dart) * self.rate < cfg.dust)
+        return idx[keep]
 
 
 def build_maker(

@@ -30,6 +30,10 @@ S = 10**9
 class _EveryKeeperTries(Clipper):
     """The reference Clipper: every keeper considers every sale, whatever its price."""
 
+    def __init__(self, config: ClipperConfig, *, dust: float, chop: float) -> None:
+        super().__init__(config, dust=dust, chop=chop)
+        self.fast = False  # the per-sale path for every sale
+
     def _no_taker(self, price: float, ctx: StepContext) -> bool:
         return False
 
