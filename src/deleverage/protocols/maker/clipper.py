@@ -166,9 +166,16 @@ class Clipper:
         if not best > 0.0:
             return np.zeros_like(below)
         market = ctx.market_price
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             most = np.minimum(self._lots, best / price) * (1.0 + 1e-9)
-        gain = np.maximum(0.0, most * (market - price)) + 1e-9 * most * (market + price)
+            # The expected slippage s^2 P / (2 depth) caps any slice's gain s (P - price) -
+            # slip at depth (P - price)^2 / (2 P) (its maximum over s; §M9).
+            dp = market - price
+            quad = (
+                ctx.depth * dp * dp / (2.0 * market) * (1.0 + 1e-9)
+                + ctx.depth * np.abs(dp) * 1e-12 * (market + price) / market
+            )
+            gain = np.maximum(0.0, np.minimum(most * dp, quad)) + 1e-9 * most * (market + price)
         return below & ~(gain <= floor - 1e-9 * abs(floor))
 
     def _candidates(

@@ -38,6 +38,7 @@ def _pair(
     tail_s: float,
     cusp: float,
     delay: int = 3,
+    depth: float = 1e7,
 ) -> tuple[MakerVenue, MakerVenue]:
     config = MakerConfig(
         osm_delay_s=60.0,
@@ -52,7 +53,7 @@ def _pair(
             tail_s=tail_s,
             cusp=cusp,
         ),
-        market_depth=1e7,
+        market_depth=depth,
         keepers=KeepersConfig(
             keepers=(
                 KeeperSpec(capital=capital, latency_blocks=0, count=2),
@@ -82,13 +83,14 @@ def _pair(
     tail_s=st.sampled_from([600.0, 8400.0]),
     cusp=st.sampled_from([0.0, 0.4, 0.9]),
     delay=st.sampled_from([0, 3]),  # 0: proceeds return to capital within the step
+    depth=st.sampled_from([5.0, 60.0, 1e7]),  # thin books: slippage caps a take's gain
     crash=st.floats(0.0, 0.4),
     moves=st.lists(st.floats(-0.08, 0.06), min_size=2, max_size=60),
 )
 # A hole below dust x chop: partial barks are dusty, only small whole vaults are barked.
 @example(
     seed=3, curve="stairstep", capital=3e4, hole=2e3, dust=5e3, tail_s=600.0, cusp=0.4,
-    delay=3, crash=0.0, moves=[-0.03] * 9 + [0.0] * 40,
+    delay=3, depth=1e7, crash=0.0, moves=[-0.03] * 9 + [0.0] * 40,
 )  # fmt: skip
 def test_the_fast_auction_paths_do_what_the_per_sale_paths_do(
     seed: int,
@@ -99,10 +101,11 @@ def test_the_fast_auction_paths_do_what_the_per_sale_paths_do(
     tail_s: float,
     cusp: float,
     delay: int,
+    depth: float,
     crash: float,
     moves: list[float],
 ) -> None:
-    fast, slow = _pair(seed, curve, capital, hole, dust, tail_s, cusp, delay)
+    fast, slow = _pair(seed, curve, capital, hole, dust, tail_s, cusp, delay, depth)
     price = 2_000.0
     for k, move in enumerate([-crash / 3] * 3 + moves, start=1):
         price *= 1.0 + move
@@ -175,3 +178,42 @@ def test_a_redo_incentive_gives_a_keeper_the_budget_for_a_later_take(spare: floa
     assert fast[1] == 1  # the redo
     assert isinstance(fast[0], float)
     assert fast[0] > 0.0  # and the take
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dp=st.floats(1.0, 300.0),
+    r=st.floats(0.2, 3.0),
+    lot_share=st.floats(0.3, 2.0),
+)
+def test_the_slippage_bound_skips_only_sales_nobody_takes(
+    dp: float, r: float, lot_share: float
+) -> None:
+    # One linear-curve sale priced ``dp`` below a 2,000 market on a book of depth ``D`` set so
+    # that the best slice's gain after slippage, D dp^2 / (2 P), is ``r`` times the keeper's gas
+    # (r < 1: nobody can profit; r > 1: a lot near the best slice D dp / P is taken); the fast
+    # path (which skips sales by that bound, §M9) must act exactly as the per-sale path.
+    market = 2_000.0
+    keepers_config = KeepersConfig(keepers=(KeeperSpec(capital=1e9, latency_blocks=0),))
+    gas = gas_cost_quote(Keepers(keepers_config).gas_units, 1.0, 2_000.0)
+    depth = 2.0 * market * float(gas[0]) * r / (dp * dp)
+    lot = lot_share * depth * dp / market
+
+    def run(fast: bool) -> tuple[object, ...]:
+        keepers = Keepers(keepers_config)
+        clipper = Clipper(
+            ClipperConfig(curve="linear", tau_s=1_000.0, buf=1.1), dust=0.0, chop=1.13
+        )
+        clipper.fast = fast
+        ctx = StepContext(
+            ts_ns=0, block=10, feed_price=market, market_price=market, gas_price_gwei=1.0,
+            gas_cost=gas, depth=depth, native_price=2_000.0,
+        )  # fmt: skip
+        vow, log, sales = Vow(VowConfig()), ActionLog(), SaleLog()
+        clipper.kick(vault=0, tab=1e12, lot=lot, due=1e12, ctx=ctx)
+        t_s = 1_000.0 * (1.0 - (market - dp) / (market * 1.1))
+        sold = clipper.run(ctx._replace(ts_ns=round(t_s * S), block=20), keepers, vow, log, sales)
+        return sold, keepers.capital.tolist(), [vars(s) for s in clipper.sales]
+
+    fast, slow = run(True), run(False)
+    assert fast == slow
