@@ -83,7 +83,7 @@ class Clipper:
         self._tops = np.empty(0)
         self._tics = np.empty(0, dtype=np.int64)
         self._lots = np.empty(0)
-        self._stale = True  # the arrays above no longer match ``sales`` (kick, redo, end)
+        self._stale = True  # the arrays above are not built yet (kicks, redos, ends follow)
 
     def price(self, sale: Sale, ts_ns: int) -> float:
         """The sale's price now (DAI per unit) on the configured curve."""
@@ -109,7 +109,10 @@ class Clipper:
             seen_block=ctx.block,
         )
         self.sales.append(sale)
-        self._stale = True
+        if not self._stale:  # keep the cached arrays in step (C-speed appends)
+            self._tops = np.append(self._tops, sale.top)
+            self._tics = np.append(self._tics, sale.tic_ns)
+            self._lots = np.append(self._lots, sale.lot)
         self.dirt += tab
         return sale
 
@@ -135,7 +138,8 @@ class Clipper:
         gas = np.asarray(ctx.gas_cost, dtype=np.float64)
         floor = float(np.min(gas + keepers.min_profit))
         best = float(np.max(keepers.capital - gas))
-        take = self._may_take(below, price, best, floor, ctx)
+        lots = self._lots  # the lots the filter read (an end replaces ``_lots`` mid-step)
+        take = self._may_take(below, price, lots, best, floor, ctx)
         sold, j = 0.0, 0
         todo = np.flatnonzero(redo | take)
         while j < todo.size:
@@ -145,7 +149,7 @@ class Clipper:
             now = float(np.max(keepers.capital - gas))
             if now > best:  # a redo's incentive (or proceeds at once) raised a budget
                 best = now
-                take = self._may_take(below, price, best, floor, ctx)
+                take = self._may_take(below, price, lots, best, floor, ctx)
                 todo = np.flatnonzero((redo | take)[k + 1 :]) + (k + 1)
                 j = 0
         return sold
@@ -154,6 +158,7 @@ class Clipper:
         self,
         below: npt.NDArray[np.bool_],
         price: npt.NDArray[np.float64],
+        lots: npt.NDArray[np.float64],
         best: float,
         floor: float,
         ctx: StepContext,
@@ -167,7 +172,7 @@ class Clipper:
             return np.zeros_like(below)
         market = ctx.market_price
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            most = np.minimum(self._lots, best / price) * (1.0 + 1e-9)
+            most = np.minimum(lots, best / price) * (1.0 + 1e-9)
             # The expected slippage s^2 P / (2 depth) caps any slice's gain s (P - price) -
             # slip at depth (P - price)^2 / (2 P) (its maximum over s; §M9).
             dp = market - price
@@ -259,7 +264,9 @@ class Clipper:
         vow.pay_incentive(coin)
         sale.top = ctx.feed_price * cfg.buf
         sale.tic_ns = ctx.ts_ns
-        self._stale = True
+        if not self._stale:
+            i = self.sales.index(sale)  # identity (Sale compares by identity)
+            self._tops[i], self._tics[i] = sale.top, sale.tic_ns
         self.redos += 1
         log.add(
             MakerAction.REDO, vault=sale.vault, price=sale.top,
@@ -322,8 +329,12 @@ class Clipper:
             self.dirt -= sale.tab
         else:
             self.returned += sale.lot
-        self.sales.remove(sale)
-        self._stale = True
+        i = self.sales.index(sale)
+        del self.sales[i]
+        if not self._stale:  # new arrays: a step's filter keeps the ones it read
+            self._tops = np.delete(self._tops, i)
+            self._tics = np.delete(self._tics, i)
+            self._lots = np.delete(self._lots, i)
         if not self.sales:
             self.dirt = 0.0  # no float residue once nothing is being raised
         vow.settle_auction(sale.due, sale.raised)
