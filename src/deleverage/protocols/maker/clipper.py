@@ -83,6 +83,7 @@ class Clipper:
         self._tops = np.empty(0)
         self._tics = np.empty(0, dtype=np.int64)
         self._lots = np.empty(0)
+        self._tabs = np.empty(0)
         self._stale = True  # the arrays above are not built yet (kicks, redos, ends follow)
 
     def price(self, sale: Sale, ts_ns: int) -> float:
@@ -113,6 +114,7 @@ class Clipper:
             self._tops = np.append(self._tops, sale.top)
             self._tics = np.append(self._tics, sale.tic_ns)
             self._lots = np.append(self._lots, sale.lot)
+            self._tabs = np.append(self._tabs, sale.tab)
         self.dirt += tab
         return sale
 
@@ -138,8 +140,8 @@ class Clipper:
         gas = np.asarray(ctx.gas_cost, dtype=np.float64)
         floor = float(np.min(gas + keepers.min_profit))
         best = float(np.max(keepers.capital - gas))
-        lots = self._lots  # the lots the filter read (an end replaces ``_lots`` mid-step)
-        take = self._may_take(below, price, lots, best, floor, ctx)
+        lots, tabs = self._lots, self._tabs  # as read by the filter (an end replaces them)
+        take = self._may_take(below, price, lots, tabs, best, floor, ctx)
         sold, j = 0.0, 0
         todo = np.flatnonzero(redo | take)
         while j < todo.size:
@@ -149,7 +151,7 @@ class Clipper:
             now = float(np.max(keepers.capital - gas))
             if now > best:  # a redo's incentive (or proceeds at once) raised a budget
                 best = now
-                take = self._may_take(below, price, lots, best, floor, ctx)
+                take = self._may_take(below, price, lots, tabs, best, floor, ctx)
                 todo = np.flatnonzero((redo | take)[k + 1 :]) + (k + 1)
                 j = 0
         return sold
@@ -159,20 +161,22 @@ class Clipper:
         below: npt.NDArray[np.bool_],
         price: npt.NDArray[np.float64],
         lots: npt.NDArray[np.float64],
+        tabs: npt.NDArray[np.float64],
         best: float,
         floor: float,
         ctx: StepContext,
     ) -> npt.NDArray[np.bool_]:
         """Sales a keeper may take from (§M9): priced at or below the market, some keeper with
         ``capital - gas = best > 0``, and a slice ``<= min(lot, best / price)`` whose gain
-        ``slice x (P - price)`` (with a rounding margin) beats ``floor = min(gas + min_profit)``.
-        ``lot`` is the cached one, >= the sale's (takes only lower it); gas, slippage and
+        ``slice x (P - price)`` (with a rounding margin) beats ``floor = min(gas + min_profit)``;
+        a slice is also at most ``tab / price``. ``lot`` and ``tab`` are the cached ones, >= the
+        sale's (takes only lower them); gas, slippage and
         ``min_profit`` are >= 0, so the margins cover every rounding of ``_takes``."""
         if not best > 0.0:
             return np.zeros_like(below)
         market = ctx.market_price
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            most = np.minimum(lots, best / price) * (1.0 + 1e-9)
+            most = np.minimum(np.minimum(lots, best / price), tabs / price) * (1.0 + 1e-9)
             # The expected slippage s^2 P / (2 depth) caps any slice's gain s (P - price) -
             # slip at depth (P - price)^2 / (2 P) (its maximum over s; §M9).
             dp = market - price
@@ -192,6 +196,7 @@ class Clipper:
             self._tops = np.fromiter((s.top for s in self.sales), np.float64, len(self.sales))
             self._tics = np.fromiter((s.tic_ns for s in self.sales), np.int64, len(self.sales))
             self._lots = np.fromiter((s.lot for s in self.sales), np.float64, len(self.sales))
+            self._tabs = np.fromiter((s.tab for s in self.sales), np.float64, len(self.sales))
             self._stale = False
         cfg = self.config
         dur = (ctx.ts_ns - self._tics) / NS_PER_S
@@ -335,6 +340,7 @@ class Clipper:
             self._tops = np.delete(self._tops, i)
             self._tics = np.delete(self._tics, i)
             self._lots = np.delete(self._lots, i)
+            self._tabs = np.delete(self._tabs, i)
         if not self.sales:
             self.dirt = 0.0  # no float residue once nothing is being raised
         vow.settle_auction(sale.due, sale.raised)
