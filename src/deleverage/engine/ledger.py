@@ -91,6 +91,10 @@ _INFLOW_KINDS = {
 }
 
 
+#: Transfer batches up to this size find their fund rows by dict lookups (larger: np.isin).
+_SMALL_BATCH = 16
+
+
 class Ledger:
     """Columnar state, the journal and the appliers (see the module docstring)."""
 
@@ -541,8 +545,16 @@ class Ledger:
             self._touch_cash(np.concatenate([sources, destinations]))
         if not self.funds:
             return
-        touches = np.isin(sources, list(self.funds)) | np.isin(destinations, list(self.funds))
-        rows = np.flatnonzero(touches)
+        funds = self.funds
+        if len(sources) <= _SMALL_BATCH:  # the per-account path: a dict lookup beats np.isin
+            pairs = zip(sources.tolist(), destinations.tolist(), strict=True)
+            rows = np.array(
+                [i for i, (src, dst) in enumerate(pairs) if src in funds or dst in funds],
+                dtype=np.int64,
+            )
+        else:
+            touches = np.isin(sources, list(funds)) | np.isin(destinations, list(funds))
+            rows = np.flatnonzero(touches)
         if (
             len(rows) > 1
             and np.ndim(ts_ns) == 0
