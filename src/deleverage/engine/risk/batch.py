@@ -19,6 +19,7 @@ from deleverage.engine.events import (
     TransferReason,
 )
 from deleverage.engine.risk.liquidate import LiquidationStage
+from deleverage.engine.risk.ordered_batch import batch_in_order
 from deleverage.engine.risk.support import (
     _NS,
     _POLICY_CODES,
@@ -60,7 +61,9 @@ class BatchStage(LiquidationStage):
 
         It covers market execution on no book (fills at the mark) or a constant-depth book,
         without backstop, per-step caps or socialized loss, in steps where no cross account
-        of the market is under maintenance; everything else takes the per-account path.
+        of the market is under maintenance; everything else takes the per-account path. A
+        market whose ADL follows the fund's drawdown takes :mod:`.ordered_batch` (without
+        recourse to the account's other cash).
         """
         spec = self.ex.markets[m].spec
         policy = spec.liquidation
@@ -76,10 +79,9 @@ class BatchStage(LiquidationStage):
             and policy.max_notional_per_market_step is None
             and ranking_for(spec.adl).allocation != "socialized"  # charges others between fills
             and spec.insurance_cap is None  # the per-account path holds the cap
-            and spec.adl.trigger_fund_drawdown is None  # and the fund's drawdown trigger
+            and (spec.adl.trigger_fund_drawdown is None or not policy.isolated_recourse)
             and policy.cooldown_mode == "skip"
             and policy.fee_basis == "fill"
-            and policy.tier_down_target == "next"
             and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin
             and (book is None or type(book) is ConstantDepthBook)
         ):
@@ -103,6 +105,8 @@ class BatchStage(LiquidationStage):
         """
         if not self._modes_present(m)[0]:
             return None  # no isolated position in this market
+        if self.ex.markets[m].spec.adl.trigger_fund_drawdown is not None:
+            return batch_in_order(self, m, ts, report, caps)
         found = self._batch_candidates(m, ts)
         if found is None:
             return np.zeros(0, dtype=np.int64)

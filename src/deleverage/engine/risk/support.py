@@ -274,7 +274,9 @@ def _sizes_to_close(
         )
     elif policy.kind == "tier_down":
         t = mm.tier_index(notional, tiers)
-        target = tiers.floor[t] * (1.0 - 1e-9) / mark
+        # Down one tier ("next"), or into the first tier ("first": below the second's floor).
+        to = t if policy.tier_down_target == "next" else np.minimum(t, 1)
+        target = tiers.floor[to] * (1.0 - 1e-9) / mark
         down = np.ceil((abs_size - target) / spec.lot_size - 1e-9) * spec.lot_size
         close = np.where(t <= 0, abs_size, np.maximum(down, spec.lot_size))
     else:
