@@ -14,6 +14,7 @@ handles isolated positions before more distressed cross accounts.
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ import pytest
 from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine.risk import StepReport
 from deleverage.liquidity import ConstantDepthBook
+from deleverage.venues import preset
 
 S = 1_000_000_000
 OPEN = 1_000.0
@@ -155,6 +157,31 @@ def test_batch_path_matches_reference_through_adl(
 
     adl = sum(r.adl_rounds for r in reference[1]) + sum(r.socialized_loss for r in reference[1])
     assert adl > 0
+    _assert_same(batch, reference)
+
+
+@pytest.mark.parametrize("fund", [0.0, 150.0, 1e7])
+@pytest.mark.parametrize("depth", [None, 500.0])
+@pytest.mark.parametrize("target", ["first", "next"])
+@pytest.mark.parametrize("venue", ["okx", "bybit"])
+def test_batch_path_matches_reference_with_okx_and_bybit_rules(
+    venue: str, target: str, depth: float | None, fund: float
+) -> None:
+    # The venue's liquidation and ADL policies (tier down, ADL on a 30% fund drawdown, OKX at
+    # the mark, Bybit at the bankruptcy price with its 25% stop) on this file's book: the
+    # batch path of engine/risk/ordered_batch.py. An empty fund sends every shortfall to ADL,
+    # 150 lets the drawdown trigger fire within a step, 1e7 never.
+    rules = preset(venue)
+    data = json.loads(_spec("tier_down", "pnl_leverage", fee=0.005).to_json())
+    data["liquidation"] = {**rules.liquidation.model_dump(), "tier_down_target": target}
+    data["adl"] = rules.adl.model_dump()
+    spec = MarketSpec.from_mapping(data)
+
+    batch, reference = _both(
+        lambda: _population(spec, fund=fund, depth=depth, short_mode=MarginMode.ISOLATED)
+    )
+
+    assert sum(r.liquidations for r in reference[1]) > 0
     _assert_same(batch, reference)
 
 
