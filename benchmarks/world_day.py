@@ -12,9 +12,10 @@ one-hour OSM, keepers on a chain). Every round every venue steps on the shared p
 forced flow moves them.
 
 ``--standins`` replaces the GMX pool and the Maker vaults with two oracle-marked perp venues
-(Binance and OKX tables). Binance's liquidations take the engine's compiled batch path, OKX's
-the per-account path (its fund drawdown trigger and tier-down target); BitMEX's XBTUSD is
-inverse, which worlds refuse (populations are drawn in quote units);
+(Binance and OKX tables). Both venues' isolated liquidations take the engine's batch path
+(OKX's, with its fund drawdown trigger and tier-down target, the ordered one of
+``engine/risk/ordered_batch.py``); BitMEX's XBTUSD is inverse, which worlds refuse
+(populations are drawn in quote units);
 ``--mixed`` takes Binance and dYdX v4 for the order-book venues instead (1% cross accounts)
 and maps 2,000 traders with cross accounts on both (the trader channel). ``--profile PATH``
 writes a cProfile of the run to PATH.

@@ -251,6 +251,9 @@ def test_a_funded_okx_day_takes_the_batch_path_for_every_first_pass(
     assert counts.closes < closes
     assert counts.planned + counts.closes == closes  # each close made once, by one path
     _assert_identical(batch, reference)
+    replayed = Exchange.replay(batch[0].journal)
+    assert replayed.state_hash() == batch[0].state_hash()
+    assert replayed.insurance_fund(0).history == batch[0].insurance_fund(0).history
 
 
 # ------------------------------------------------------------------------ random books
