@@ -63,7 +63,7 @@ class BatchStage(LiquidationStage):
         without backstop, per-step caps or socialized loss, in steps where no cross account
         of the market is under maintenance; everything else takes the per-account path. A
         market whose ADL follows the fund's drawdown takes :mod:`.ordered_batch` (without
-        recourse to the account's other cash).
+        recourse to the account's other cash or time ramps: ``_in_order_covers``).
         """
         spec = self.ex.markets[m].spec
         policy = spec.liquidation
@@ -79,7 +79,7 @@ class BatchStage(LiquidationStage):
             and policy.max_notional_per_market_step is None
             and ranking_for(spec.adl).allocation != "socialized"  # charges others between fills
             and spec.insurance_cap is None  # the per-account path holds the cap
-            and (spec.adl.trigger_fund_drawdown is None or not policy.isolated_recourse)
+            and (spec.adl.trigger_fund_drawdown is None or _in_order_covers(spec))
             and policy.cooldown_mode == "skip"
             and policy.fee_basis == "fill"
             and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin
@@ -548,6 +548,17 @@ def _match_needs(
     i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(cum_need) - 1)
     j = np.minimum(np.searchsorted(cum_av, mids, side="right"), n_queue - 1)
     return i, j, np.asarray(lengths, dtype=np.float64)
+
+
+def _in_order_covers(spec: MarketSpec) -> bool:
+    """Whether :mod:`.ordered_batch` reproduces the market's rules: no recourse to the
+    account's other cash, no liquidation time ramps (Drift's)."""
+    policy = spec.liquidation
+    return (
+        not policy.isolated_recourse
+        and policy.ramp_duration_s == 0.0
+        and policy.liquidator_fee_max_rate is None
+    )
 
 
 def _takeover_cap(spec: MarketSpec) -> float:
