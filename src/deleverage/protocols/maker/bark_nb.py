@@ -1,0 +1,102 @@
+"""The Dog's barks of one step, planned in one compiled pass (§M10).
+
+:meth:`deleverage.protocols.maker.venue.MakerVenue._liquidate` walks the vaults unsafe at the
+OSM price, most distressed first, and plans ``Dog.bark`` on each within the room ``Hole`` and
+``hole`` leave (dss ``dog.sol``): :func:`deleverage.protocols.maker.math.bark_amounts` per vault,
+the keeper incentive ``tip + chip x tab``, a stop at the first vault the limit refuses, a skip
+of the vaults refused otherwise or whose incentive cannot beat the cheapest keeper's gas, and
+the room falling by each planned ``tab``. After a crash the same unsafe vaults are planned again
+every step until a keeper barks them (latency, capital), thousands of Python calls a step.
+:func:`plan_barks_nb` does that walk in one pass with the same float operations in the same
+order (``bark_amounts``'s steps; ``min`` as Python's, which keeps the first of equal values), so
+the plans are the same bits (tests/unit/protocols/maker/test_maker_bark_kernel.py compares
+them with the scalar loop); the per-vault Python then runs only for the barks that happen.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar, cast
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+__all__ = ["plan_barks_nb"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+_F = TypeVar("_F")
+
+
+def _njit(function: _F) -> _F:
+    return cast(_F, njit(cache=True)(function))
+
+
+@_njit
+def plan_barks_nb(
+    ink: FloatArray,
+    art: FloatArray,
+    vaults: IntArray,
+    rate: float,
+    spot: float,
+    dust: float,
+    chop: float,
+    room: float,
+    tip: float,
+    chip: float,
+    floor: float,
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Planned barks over ``vaults`` (in order): vault, ``dart``, ``dink``, ``due``, ``tab``
+    (DAI) and the keeper incentive (DAI) of each plan.
+
+    ``spot = price / mat`` (DAI per unit), ``room = min(Hole - Dirt, hole - dirt)`` (DAI) before
+    the first plan, ``floor`` the least gas plus minimum profit of any keeper (DAI): a plan
+    needs an incentive above it.
+    """
+    m = vaults.shape[0]
+    out_vault = np.empty(m, dtype=np.int64)
+    out_dart = np.empty(m)
+    out_dink = np.empty(m)
+    out_due = np.empty(m)
+    out_tab = np.empty(m)
+    out_coin = np.empty(m)
+    n = 0
+    for j in range(m):
+        i = vaults[j]
+        ink_i = ink[i]
+        art_i = art[i]
+        if not (spot > 0.0 and ink_i * spot < art_i * rate):
+            continue  # not unsafe
+        if room <= 0.0:
+            break  # Hole/hole reached: every later vault is refused too
+        cap = room / rate / chop
+        dart = cap if cap < art_i else art_i  # Python's min(art, cap)
+        if art_i > dart:
+            if (art_i - dart) * rate < dust:
+                dart = art_i  # a dusty remainder: the whole vault
+            elif dart * rate < dust:
+                continue  # a dusty partial auction: refused
+        dink = ink_i * dart / art_i if art_i > 0.0 else 0.0
+        if dink <= 0.0 or dart <= 0.0:
+            continue  # a null auction
+        due = dart * rate
+        tab = due * chop
+        coin = tip + chip * tab
+        if coin <= floor:
+            continue  # no keeper's gas is paid
+        out_vault[n] = i
+        out_dart[n] = dart
+        out_dink[n] = dink
+        out_due[n] = due
+        out_tab[n] = tab
+        out_coin[n] = coin
+        n += 1
+        room -= tab
+    return (
+        out_vault[:n],
+        out_dart[:n],
+        out_dink[:n],
+        out_due[:n],
+        out_tab[:n],
+        out_coin[:n],
+    )
