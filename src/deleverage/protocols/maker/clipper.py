@@ -35,6 +35,7 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     sale_slippage,
 )
+from deleverage.protocols.maker.clip_nb import CURVE_CODES, may_take_nb, sale_prices_nb
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.vow import Vow
 
@@ -172,20 +173,9 @@ class Clipper:
         a slice is also at most ``tab / price``. ``lot`` and ``tab`` are the cached ones, >= the
         sale's (takes only lower them); gas, slippage and
         ``min_profit`` are >= 0, so the margins cover every rounding of ``_takes``."""
-        if not best > 0.0:
-            return np.zeros_like(below)
-        market = ctx.market_price
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            most = np.minimum(np.minimum(lots, best / price), tabs / price) * (1.0 + 1e-9)
-            # The expected slippage s^2 P / (2 depth) caps any slice's gain s (P - price) -
-            # slip at depth (P - price)^2 / (2 P) (its maximum over s; §M9).
-            dp = market - price
-            quad = (
-                ctx.depth * dp * dp / (2.0 * market) * (1.0 + 1e-9)
-                + ctx.depth * np.abs(dp) * 1e-12 * (market + price) / market
-            )
-            gain = np.maximum(0.0, np.minimum(most * dp, quad)) + 1e-9 * most * (market + price)
-        return below & ~(gain <= floor - 1e-9 * abs(floor))
+        return may_take_nb(
+            below, price, lots, tabs, best, floor, ctx.market_price, float(ctx.depth)
+        )
 
     def _candidates(
         self, ctx: StepContext
@@ -199,17 +189,11 @@ class Clipper:
             self._tabs = np.fromiter((s.tab for s in self.sales), np.float64, len(self.sales))
             self._stale = False
         cfg = self.config
-        dur = (ctx.ts_ns - self._tics) / NS_PER_S
-        if cfg.curve == "linear":
-            ratio = np.where(dur >= cfg.tau_s, 0.0, (cfg.tau_s - dur) / cfg.tau_s)
-        elif cfg.curve == "stairstep":
-            ratio = np.power(cfg.cut, np.floor(dur / cfg.step_s))
-        else:
-            ratio = np.power(cfg.cut, np.floor(dur))
-        redo = (dur > cfg.tail_s * (1.0 - _MARGIN)) | (ratio < cfg.cusp * (1.0 + _MARGIN))
-        price = self._tops * ratio
-        below = ~(price > ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN))
-        return redo, below, price
+        return sale_prices_nb(
+            self._tops, self._tics, ctx.ts_ns, CURVE_CODES[cfg.curve], cfg.tau_s, cfg.cut,
+            cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
+            ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN),
+        )  # fmt: skip
 
     def _run_each(
         self,
