@@ -11,6 +11,9 @@ every step until a keeper barks them (latency, capital), thousands of Python cal
 order (``bark_amounts``'s steps; ``min`` as Python's, which keeps the first of equal values), so
 the plans are the same bits (tests/unit/protocols/maker/test_maker_bark_kernel.py compares
 them with the scalar loop); the per-vault Python then runs only for the barks that happen.
+:func:`bark_prefix_nb` also reads the unsafe vaults from the open-vault index and stamps the
+block each was first seen unsafe (keepers' latency counts from it), so the step touches the
+thousands of unsafe vaults a crash leaves (most too small to pay a keeper's gas) only here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["plan_barks_nb"]
+__all__ = ["bark_prefix_nb", "plan_barks_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -100,3 +103,33 @@ def plan_barks_nb(
         out_tab[:n],
         out_coin[:n],
     )
+
+
+@_njit
+def bark_prefix_nb(
+    order: IntArray,
+    ranks: IntArray,
+    unsafe_block: IntArray,
+    block: int,
+    ink: FloatArray,
+    art: FloatArray,
+    rate: float,
+    spot: float,
+    dust: float,
+    chop: float,
+    room: float,
+    tip: float,
+    chip: float,
+    floor: float,
+) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The step's barks over the open vaults of sorted ranks ``ranks`` (vault ``order[r]``,
+    most distressed first): first seen at ``block`` where ``unsafe_block`` is still -1 (in
+    place), then :func:`plan_barks_nb` over all of them."""
+    m = ranks.shape[0]
+    vaults = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        v = order[ranks[j]]
+        vaults[j] = v
+        if unsafe_block[v] < 0:
+            unsafe_block[v] = block
+    return plan_barks_nb(ink, art, vaults, rate, spot, dust, chop, room, tip, chip, floor)

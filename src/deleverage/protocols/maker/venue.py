@@ -52,7 +52,7 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     record_bad_debt,
 )
-from deleverage.protocols.maker.bark_nb import plan_barks_nb
+from deleverage.protocols.maker.bark_nb import bark_prefix_nb
 from deleverage.protocols.maker.clipper import Clipper
 from deleverage.protocols.maker.config import MakerConfig, MakerPopulation
 from deleverage.protocols.maker.flipper import Flipper
@@ -122,7 +122,7 @@ class MakerVenue:
         self.undercollateralized_vault_s = 0.0
         self.undercollateralized_debt_s = 0.0
         self.barks = 0
-        #: Bark only the vaults :meth:`_bark_candidates` keeps (``False``: the scalar loop over
+        #: Plan the barks in one compiled pass (§M10; ``False``: the scalar loop over
         #: every unsafe vault, the reference of the twin tests).
         self.fast_bark = True
         self.collateral_sold = 0.0
@@ -308,9 +308,6 @@ class MakerVenue:
         released).
         """
         cfg = self.config
-        idx = self._unsafe_prefix(ctx.feed_price)
-        fresh = self._unsafe_block[idx] < 0
-        self._unsafe_block[idx[fresh]] = ctx.block
         spot = ctx.feed_price / cfg.mat
         dutch = cfg.design == "dutch"
         if dutch:
@@ -323,13 +320,17 @@ class MakerVenue:
         # Only an incentive above the cheapest keeper's gas can find a keeper: skip the rest.
         floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
         if dutch and self.fast_bark:
-            idx = self._bark_candidates(idx, room, floor)
+            # One compiled pass: stamp the newly unsafe vaults and plan the barks (§M10).
+            order, ranks = self._open.ranks_before(self._unsafe_end(ctx.feed_price))
             clip = cfg.clipper
-            plans = plan_barks_nb(
-                self.ink, self.art, idx, self.rate, spot, cfg.dust, cfg.chop, room, clip.tip,
-                clip.chip, floor,
+            plans = bark_prefix_nb(
+                order, ranks, self._unsafe_block, ctx.block, self.ink, self.art, self.rate, spot,
+                cfg.dust, cfg.chop, room, clip.tip, clip.chip, floor,
             )  # fmt: skip
         else:
+            idx = self._unsafe_prefix(ctx.feed_price)
+            fresh = self._unsafe_block[idx] < 0
+            self._unsafe_block[idx[fresh]] = ctx.block
             plans = self._plan_each(idx, spot, room, floor, dutch=dutch, lump=lump)
         vaults, dart, dink, due, tab, coin = plans
         if not vaults.size:
@@ -410,30 +411,6 @@ class MakerVenue:
         columns = np.array([p[1:] for p in plans], dtype=np.float64).reshape(len(plans), 5)
         dart, dink, due, tab, coin = (np.ascontiguousarray(columns[:, k]) for k in range(5))
         return vaults, dart, dink, due, tab, coin
-
-    def _bark_candidates(
-        self, idx: npt.NDArray[np.int64], room: float, floor: float
-    ) -> npt.NDArray[np.int64]:
-        """The vaults of ``idx`` (in order) whose ``Dog.bark`` can still plan an auction this
-        step (§M9); the loop over the others would only ``continue`` (or break on a limit that
-        a later unsafe vault hits too, with no plan in between):
-
-        - ``room <= 0``: every unsafe vault is refused (``LIMIT_HIT``): none;
-        - the incentive ``tip + chip x tab`` with ``tab <= art x rate x chop`` (``dart <= art``;
-          rounding is monotone, ``chip >= 0``) is at most ``floor``: never planned;
-        - a partial bark is dusty at this ``room`` (``dart x rate < dust`` and
-          ``(art - dart) x rate >= dust`` with ``dart = room / rate / chop < art``): refused
-          now and at any smaller room later in the loop.
-        """
-        if room <= 0.0 or idx.size == 0:
-            return idx[:0]
-        cfg, clip = self.config, self.config.clipper
-        art = self.art[idx]
-        keep = clip.tip + clip.chip * (art * self.rate * cfg.chop) > floor
-        dart = room / self.rate / cfg.chop
-        if dart * self.rate < cfg.dust:
-            keep &= (art <= dart) | ((art - dart) * self.rate < cfg.dust)
-        return idx[keep]
 
 
 def build_maker(

@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deleverage.protocols.maker import math as mk
-from deleverage.protocols.maker.bark_nb import plan_barks_nb
+from deleverage.protocols.maker.bark_nb import bark_prefix_nb, plan_barks_nb
 
 Plan = tuple[list[int], list[float], list[float], list[float], list[float], list[float]]
 
@@ -126,3 +126,30 @@ def test_the_room_stops_the_walk_at_the_first_limit_refusal() -> None:
                    0.0, 0.0, -1.0)  # fmt: skip
     assert plan[0] == [0, 1]
     assert plan[4] == [100.0, 50.0]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    n=st.integers(0, 30),
+    seed=st.integers(0, 2**31),
+    spot=st.floats(0.5, 5.0),
+    room=st.one_of(st.just(0.0), st.floats(1.0, 1e4)),
+    block=st.integers(0, 10**6),
+)
+def test_the_prefix_pass_stamps_and_plans_as_the_venue_did(
+    n: int, seed: int, spot: float, room: float, block: int
+) -> None:
+    # The venue's former steps: vaults = order[ranks], stamp those first seen now, then walk.
+    rng = np.random.default_rng(seed)
+    ink, art = rng.uniform(0.0, 50.0, n), rng.uniform(0.0, 100.0, n)
+    order = rng.permutation(n).astype(np.int64)
+    ranks = np.flatnonzero(rng.random(n) < 0.7).astype(np.int64)
+    seen = np.where(rng.random(n) < 0.5, -1, rng.integers(0, block + 1, n)).astype(np.int64)
+    want_seen = seen.copy()
+    vaults = order[ranks]
+    fresh = want_seen[vaults] < 0
+    want_seen[vaults[fresh]] = block
+    args = (1.02, spot, 20.0, 1.13, room, 300.0, 0.001, 50.0)
+    got = bark_prefix_nb(order, ranks, seen, block, ink, art, *args)
+    np.testing.assert_array_equal(seen, want_seen)
+    assert [a.tolist() for a in got] == list(_walk(ink, art, vaults, *args))
