@@ -70,6 +70,11 @@ def plan_barks_nb(
         art_i = art[i]
         if not (spot > 0.0 and ink_i * spot < art_i * rate):
             continue  # not unsafe
+        if tip + chip * (art_i * rate * chop) <= floor:
+            # No bark of it can pay a keeper (§M9: the incentive of any ``dart <= art`` is at
+            # most this, rounding being monotone); the walk would pass over it, or stop on a
+            # room no later vault has either.
+            continue
         if room <= 0.0:
             break  # Hole/hole reached: every later vault is refused too
         cap = room / rate / chop

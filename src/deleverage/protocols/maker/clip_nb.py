@@ -8,7 +8,8 @@ two functions here evaluate the same expressions sale by sale in one pass, with 
 operations in the same order (NaN-propagating ``minimum`` and ``maximum`` as NumPy's, IEEE
 division by zero as NumPy's), so the masks are NumPy's, except that the curves' ``pow`` is
 libm's, the per-sale path's (Python's ``**``), where NumPy's own may differ by an ulp (which the
-relative margin ``1e-12`` of §M9 covers).
+relative margin ``1e-12`` of §M9 covers). The curves' factors ``cut^k`` for whole ``k`` are
+read from a table (:func:`pow_table`, the same ``pow`` once per ``k``) up to its end.
 tests/unit/protocols/maker/test_maker_clip_kernel.py compares them with the NumPy expressions;
 the twin test of the Clipper compares the whole fast path with the per-sale path.
 """
@@ -21,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["CURVE_CODES", "may_take_nb", "sale_prices_nb"]
+__all__ = ["CURVE_CODES", "may_take_nb", "pow_table", "sale_prices_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -54,6 +55,24 @@ def _maximum(a: float, b: float) -> float:
 
 
 @_njit
+def _pow_table_nb(cut: float, n: int) -> FloatArray:
+    out = np.empty(n)
+    for k in range(n):
+        out[k] = cut ** float(k)
+    return out
+
+
+def pow_table(curve: str, cut: float, step_s: float, tail_s: float) -> FloatArray:
+    """``cut^k`` (libm's ``pow``) for the whole ``k`` a sale younger than ``tail`` reaches on
+    a stairstep (``k = floor(age / step)``) or exponential (``k = floor(age)``) curve, at most
+    2^16 of them; empty for the linear curve."""
+    if curve == "linear":
+        return np.empty(0)
+    last = tail_s / step_s if curve == "stairstep" else tail_s
+    return _pow_table_nb(cut, int(min(last, 2.0**16)) + 2)
+
+
+@_njit
 def sale_prices_nb(
     tops: FloatArray,
     tics: IntArray,
@@ -61,6 +80,7 @@ def sale_prices_nb(
     curve: int,
     tau_s: float,
     cut: float,
+    powers: FloatArray,
     step_s: float,
     tail_limit_s: float,
     cusp_limit: float,
@@ -68,7 +88,9 @@ def sale_prices_nb(
 ) -> tuple[BoolArray, BoolArray, FloatArray]:
     """Per sale: may need a redo (``dur > tail_limit_s`` or ``ratio < cusp_limit``), may be
     priced at or below the market (``not price > price_limit``), and the price ``top x ratio``
-    (DAI per unit) on curve ``curve`` (:data:`CURVE_CODES`) at ``ts_ns``."""
+    (DAI per unit) on curve ``curve`` (:data:`CURVE_CODES`) at ``ts_ns``; ``powers`` is
+    :func:`pow_table`'s."""
+    size = powers.shape[0]
     n = tops.shape[0]
     redo = np.empty(n, dtype=np.bool_)
     below = np.empty(n, dtype=np.bool_)
@@ -77,10 +99,9 @@ def sale_prices_nb(
         dur = (ts_ns - tics[k]) / NS_PER_S
         if curve == 0:
             ratio = 0.0 if dur >= tau_s else (tau_s - dur) / tau_s
-        elif curve == 1:
-            ratio = cut ** np.floor(dur / step_s)
         else:
-            ratio = cut ** np.floor(dur)
+            e = np.floor(dur / step_s) if curve == 1 else np.floor(dur)
+            ratio = powers[int(e)] if 0.0 <= e < size else cut**e
         redo[k] = dur > tail_limit_s or ratio < cusp_limit
         p = tops[k] * ratio
         price[k] = p

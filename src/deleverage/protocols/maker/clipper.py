@@ -35,7 +35,12 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     sale_slippage,
 )
-from deleverage.protocols.maker.clip_nb import CURVE_CODES, may_take_nb, sale_prices_nb
+from deleverage.protocols.maker.clip_nb import (
+    CURVE_CODES,
+    may_take_nb,
+    pow_table,
+    sale_prices_nb,
+)
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.vow import Vow
 
@@ -89,6 +94,7 @@ class Clipper:
         #: Sales kicked since the arrays were extended, and the list positions of the sales
         #: ended in this step's run: the arrays follow both once a step (§M10).
         self._new: list[Sale] = []
+        self._powers = pow_table(config.curve, config.cut, config.step_s, config.tail_s)
         self._ended: list[int] = []
 
     def price(self, sale: Sale, ts_ns: int) -> float:
@@ -195,6 +201,7 @@ class Clipper:
         cfg = self.config
         return sale_prices_nb(
             self._tops, self._tics, ctx.ts_ns, CURVE_CODES[cfg.curve], cfg.tau_s, cfg.cut,
+            self._powers,
             cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
             ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN),
         )  # fmt: skip

@@ -14,7 +14,12 @@ import numpy.typing as npt
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from deleverage.protocols.maker.clip_nb import CURVE_CODES, may_take_nb, sale_prices_nb
+from deleverage.protocols.maker.clip_nb import (
+    CURVE_CODES,
+    may_take_nb,
+    pow_table,
+    sale_prices_nb,
+)
 
 S = 1_000_000_000
 F = npt.NDArray[np.float64]
@@ -54,7 +59,7 @@ def _numpy_may_take(
 
 _sale = st.tuples(
     st.one_of(st.just(0.0), st.floats(1.0, 1e4)),  # top
-    st.integers(0, 20_000),  # age (s)
+    st.one_of(st.integers(0, 20_000).map(lambda s: s * S), st.integers(0, 20_000 * S)),  # age
     st.one_of(st.just(0.0), st.floats(0.0, 1e3)),  # lot
     st.one_of(st.just(0.0), st.floats(0.0, 1e7)),  # tab
 )
@@ -75,7 +80,7 @@ _sale = st.tuples(
     depth=st.one_of(st.sampled_from([0.0, np.inf]), st.floats(1e-3, 1e7)),
 )
 @example(
-    sales=[(0.0, 5, 1.0, 0.0), (2_000.0, 0, 0.0, 1e3), (1_000.0, 100, 5.0, 5e3)],
+    sales=[(0.0, 5 * S, 1.0, 0.0), (2_000.0, 0, 0.0, 1e3), (1_000.0, 100 * S, 5.0, 5e3)],
     curve="linear", cut=0.99, tau=1800.0, step=60.0, tail=600.0, cusp=0.4, market=2_000.0,
     best=1e9, floor=0.0, depth=np.inf,
 )  # fmt: skip
@@ -86,12 +91,14 @@ def test_the_compiled_filter_is_the_numpy_filter(
 ) -> None:  # fmt: skip
     ts = 50_000 * S
     tops = np.array([s[0] for s in sales], dtype=np.float64)
-    tics = np.array([ts - s[1] * S for s in sales], dtype=np.int64)
+    tics = np.array([ts - s[1] for s in sales], dtype=np.int64)
     lots = np.array([s[2] for s in sales], dtype=np.float64)
     tabs = np.array([s[3] for s in sales], dtype=np.float64)
     limits = (tail * (1.0 - 1e-12), cusp * (1.0 + 1e-12), market * (1.0 + 1e-9) * (1.0 + 1e-12))
     want = _numpy_prices(tops, tics, ts, curve, tau, cut, step, *limits)
-    got = sale_prices_nb(tops, tics, ts, CURVE_CODES[curve], tau, cut, step, *limits)
+    # A table up to a tail of 600 s: ages past it take pow itself.
+    powers = pow_table(curve, cut, step, 600.0)
+    got = sale_prices_nb(tops, tics, ts, CURVE_CODES[curve], tau, cut, powers, step, *limits)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     below, price = want[1], want[2]
@@ -106,11 +113,13 @@ def test_the_filter_reads_the_curves_of_dss_abaci() -> None:
     # stairstep (1% per second from 5: 5 x 0.99^60 at 60 s); a sale 1 s past tail needs a redo.
     ts = 10_000 * S
     tops, tics = np.array([1_000.0]), np.array([ts - 360 * S], dtype=np.int64)
-    redo, below, price = sale_prices_nb(tops, tics, ts, 0, 3600.0, 1.0, 1.0, 8400.0, 0.0, 1e9)
+    none = np.empty(0)
+    redo, below, price = sale_prices_nb(tops, tics, ts, 0, 3600.0, 1.0, none, 1.0, 8400.0, 0.0, 1e9)
     assert price.tolist() == [900.0]
     assert (redo.tolist(), below.tolist()) == ([False], [True])
     tops, tics = np.array([5.0]), np.array([ts - 60 * S], dtype=np.int64)
-    _, _, price = sale_prices_nb(tops, tics, ts, 1, 0.0, 0.99, 1.0, 8400.0, 0.0, 1e9)
-    assert abs(price[0] - 2.735783211953807) < 1e-12
-    redo, _, _ = sale_prices_nb(tops, tics, ts, 1, 0.0, 0.99, 1.0, 59.0, 0.0, 1e9)
+    for powers in (none, pow_table("stairstep", 0.99, 1.0, 8400.0)):
+        _, _, price = sale_prices_nb(tops, tics, ts, 1, 0.0, 0.99, powers, 1.0, 8400.0, 0.0, 1e9)
+        assert abs(price[0] - 2.735783211953807) < 1e-12
+    redo, _, _ = sale_prices_nb(tops, tics, ts, 1, 0.0, 0.99, none, 1.0, 59.0, 0.0, 1e9)
     assert redo.tolist() == [True]
