@@ -57,7 +57,7 @@ from deleverage.protocols.aave.config import (
     aave_population,
     reserve_prices,
 )
-from deleverage.protocols.aave.health_nb import health_rows_nb
+from deleverage.protocols.aave.health_nb import health_rows_nb, under_rows_nb
 from deleverage.protocols.aave.math import (
     DEFAULT_LIQUIDATION_CLOSE_FACTOR,
     LIQUIDATABLE,
@@ -404,6 +404,11 @@ class AaveVenue:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
 
+    def _under_now(self, candidates: IntArray, p: FloatArray) -> IntArray:
+        # ``_under(candidates, self._health(candidates, p))`` in one compiled call.
+        weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
+        return under_rows_nb(self._c, self._d, candidates, weights, p)
+
     def _touch(self, acc: IntArray) -> None:
         # Changed accounts: their health at the reference prices (and at the narrowed
         # index's), kept aside from the sorted ones.
@@ -452,7 +457,7 @@ class AaveVenue:
         if k + extra.size > self._full_pass_limit:
             return self._full_pass(p)
         candidates = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
-        under = _under(candidates, self._health(candidates, p))
+        under = self._under_now(candidates, p)
         if candidates.size > 4 * under.size + self._narrow_slack:
             self._narrow(p_list, bound)
         return under
@@ -489,7 +494,7 @@ class AaveVenue:
             return _NONE
         head = self._inner_order[:k]
         candidates = np.union1d(head, extra) if extra.size else head
-        return _under(candidates, self._health(candidates, np.array(p_list)))
+        return self._under_now(candidates, np.array(p_list))
 
     def _update_floor(self) -> None:
         # The least reference health factor of anyone: no price ratio below it can matter.
