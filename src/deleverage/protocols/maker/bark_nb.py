@@ -35,6 +35,43 @@ def _njit(function: _F) -> _F:
     return cast(_F, njit(cache=True)(function))
 
 
+_SKIP, _STOP, _PLAN = 0, 1, 2
+
+
+@_njit
+def _bark_one(
+    ink_i: float, art_i: float, rate: float, spot: float, dust: float, chop: float, room: float,
+    tip: float, chip: float, floor: float,
+) -> tuple[int, float, float, float, float, float]:  # fmt: skip
+    """One vault of the walk: skip it, stop the walk, or plan ``dart``, ``dink``, ``due``,
+    ``tab`` and the incentive (``math.bark_amounts``'s steps, then the keepers' floor)."""
+    if not (spot > 0.0 and ink_i * spot < art_i * rate):
+        return _SKIP, 0.0, 0.0, 0.0, 0.0, 0.0  # not unsafe
+    if tip + chip * (art_i * rate * chop) <= floor:
+        # No bark of it can pay a keeper (§M9: the incentive of any ``dart <= art`` is at most
+        # this, rounding being monotone); the walk would pass over it, or stop on a room no
+        # later vault has either.
+        return _SKIP, 0.0, 0.0, 0.0, 0.0, 0.0
+    if room <= 0.0:
+        return _STOP, 0.0, 0.0, 0.0, 0.0, 0.0  # Hole/hole reached: every later one refused
+    cap = room / rate / chop
+    dart = cap if cap < art_i else art_i  # Python's min(art, cap)
+    if art_i > dart:
+        if (art_i - dart) * rate < dust:
+            dart = art_i  # a dusty remainder: the whole vault
+        elif dart * rate < dust:
+            return _SKIP, 0.0, 0.0, 0.0, 0.0, 0.0  # a dusty partial auction: refused
+    dink = ink_i * dart / art_i if art_i > 0.0 else 0.0
+    if dink <= 0.0 or dart <= 0.0:
+        return _SKIP, 0.0, 0.0, 0.0, 0.0, 0.0  # a null auction
+    due = dart * rate
+    tab = due * chop
+    coin = tip + chip * tab
+    if coin <= floor:
+        return _SKIP, 0.0, 0.0, 0.0, 0.0, 0.0  # no keeper's gas is paid
+    return _PLAN, dart, dink, due, tab, coin
+
+
 @_njit
 def plan_barks_nb(
     ink: FloatArray,
@@ -56,58 +93,10 @@ def plan_barks_nb(
     the first plan, ``floor`` the least gas plus minimum profit of any keeper (DAI): a plan
     needs an incentive above it.
     """
-    m = vaults.shape[0]
-    out_vault = np.empty(m, dtype=np.int64)
-    out_dart = np.empty(m)
-    out_dink = np.empty(m)
-    out_due = np.empty(m)
-    out_tab = np.empty(m)
-    out_coin = np.empty(m)
-    n = 0
-    for j in range(m):
-        i = vaults[j]
-        ink_i = ink[i]
-        art_i = art[i]
-        if not (spot > 0.0 and ink_i * spot < art_i * rate):
-            continue  # not unsafe
-        if tip + chip * (art_i * rate * chop) <= floor:
-            # No bark of it can pay a keeper (§M9: the incentive of any ``dart <= art`` is at
-            # most this, rounding being monotone); the walk would pass over it, or stop on a
-            # room no later vault has either.
-            continue
-        if room <= 0.0:
-            break  # Hole/hole reached: every later vault is refused too
-        cap = room / rate / chop
-        dart = cap if cap < art_i else art_i  # Python's min(art, cap)
-        if art_i > dart:
-            if (art_i - dart) * rate < dust:
-                dart = art_i  # a dusty remainder: the whole vault
-            elif dart * rate < dust:
-                continue  # a dusty partial auction: refused
-        dink = ink_i * dart / art_i if art_i > 0.0 else 0.0
-        if dink <= 0.0 or dart <= 0.0:
-            continue  # a null auction
-        due = dart * rate
-        tab = due * chop
-        coin = tip + chip * tab
-        if coin <= floor:
-            continue  # no keeper's gas is paid
-        out_vault[n] = i
-        out_dart[n] = dart
-        out_dink[n] = dink
-        out_due[n] = due
-        out_tab[n] = tab
-        out_coin[n] = coin
-        n += 1
-        room -= tab
-    return (
-        out_vault[:n],
-        out_dart[:n],
-        out_dink[:n],
-        out_due[:n],
-        out_tab[:n],
-        out_coin[:n],
-    )
+    return bark_prefix_nb(
+        vaults, np.arange(vaults.shape[0]), np.zeros(vaults.shape[0], dtype=np.int64), 0,
+        ink, art, rate, spot, dust, chop, room, tip, chip, floor,
+    )  # fmt: skip
 
 
 @_njit
@@ -128,13 +117,43 @@ def bark_prefix_nb(
     floor: float,
 ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """The step's barks over the open vaults of sorted ranks ``ranks`` (vault ``order[r]``,
-    most distressed first): first seen at ``block`` where ``unsafe_block`` is still -1 (in
-    place), then :func:`plan_barks_nb` over all of them."""
+    most distressed first): each is stamped as first seen at ``block`` where ``unsafe_block``
+    is still -1 (in place, all of them), and the walk of :func:`plan_barks_nb` runs over them
+    in the same pass."""
     m = ranks.shape[0]
-    vaults = np.empty(m, dtype=np.int64)
+    out_vault = np.empty(m, dtype=np.int64)
+    out_dart = np.empty(m)
+    out_dink = np.empty(m)
+    out_due = np.empty(m)
+    out_tab = np.empty(m)
+    out_coin = np.empty(m)
+    n = 0
+    walking = True
     for j in range(m):
-        v = order[ranks[j]]
-        vaults[j] = v
-        if unsafe_block[v] < 0:
-            unsafe_block[v] = block
-    return plan_barks_nb(ink, art, vaults, rate, spot, dust, chop, room, tip, chip, floor)
+        i = order[ranks[j]]
+        if unsafe_block[i] < 0:
+            unsafe_block[i] = block
+        if not walking:
+            continue
+        status, dart, dink, due, tab, coin = _bark_one(
+            ink[i], art[i], rate, spot, dust, chop, room, tip, chip, floor
+        )
+        if status == _STOP:
+            walking = False
+        elif status == _PLAN:
+            out_vault[n] = i
+            out_dart[n] = dart
+            out_dink[n] = dink
+            out_due[n] = due
+            out_tab[n] = tab
+            out_coin[n] = coin
+            n += 1
+            room -= tab
+    return (
+        out_vault[:n],
+        out_dart[:n],
+        out_dink[:n],
+        out_due[:n],
+        out_tab[:n],
+        out_coin[:n],
+    )

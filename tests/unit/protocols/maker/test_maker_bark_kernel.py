@@ -71,7 +71,12 @@ _amount = st.one_of(st.sampled_from([0.0, 20.0, 100.0]), st.floats(0.0, 1e6, all
     vaults=[(40.0, 100.0), (40.0, 100.0)], order_seed=0, rate=1.0, spot=2.0, dust=20.0,
     chop=1.0, room=80.0, tip=0.0, chip=0.0, floor=-1.0,
 )  # fmt: skip
-# An incentive exactly at the floor (no plan) and a partial bark of exactly dust (planned).
+# An incentive exactly at the floor (no plan): of the whole vault, and of a partial bark whose
+# whole-vault bound is above the floor; a partial bark of exactly dust (planned).
+@example(
+    vaults=[(40.0, 100.0)], order_seed=0, rate=1.0, spot=2.0, dust=0.0, chop=1.0, room=20.0,
+    tip=0.0, chip=1.0, floor=20.0,
+)  # fmt: skip
 @example(
     vaults=[(40.0, 100.0)], order_seed=0, rate=1.0, spot=2.0, dust=20.0, chop=1.0, room=1e3,
     tip=100.0, chip=0.0, floor=100.0,
