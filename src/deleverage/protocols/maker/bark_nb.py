@@ -93,9 +93,10 @@ def plan_barks_nb(
     the first plan, ``floor`` the least gas plus minimum profit of any keeper (DAI): a plan
     needs an incentive above it.
     """
+    m = vaults.shape[0]
     return bark_prefix_nb(
-        vaults, np.arange(vaults.shape[0]), np.zeros(vaults.shape[0], dtype=np.int64), 0,
-        ink, art, rate, spot, dust, chop, room, tip, chip, floor,
+        vaults, np.arange(m), art[vaults], m, np.zeros(0, dtype=np.int64), 0, ink, art, rate,
+        spot, dust, chop, room, tip, chip, floor,
     )  # fmt: skip
 
 
@@ -103,6 +104,8 @@ def plan_barks_nb(
 def bark_prefix_nb(
     order: IntArray,
     ranks: IntArray,
+    open_art: FloatArray,
+    first: int,
     unsafe_block: IntArray,
     block: int,
     ink: FloatArray,
@@ -117,9 +120,10 @@ def bark_prefix_nb(
     floor: float,
 ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
     """The step's barks over the open vaults of sorted ranks ``ranks`` (vault ``order[r]``,
-    most distressed first): each is stamped as first seen at ``block`` where ``unsafe_block``
-    is still -1 (in place, all of them), and the walk of :func:`plan_barks_nb` runs over them
-    in the same pass."""
+    most distressed first; ``open_art[j]`` is the ``art`` of ``ranks[j]``'s vault): those from
+    position ``first`` on are stamped as first seen at ``block`` where ``unsafe_block`` is
+    still -1 (in place), and the walk of :func:`plan_barks_nb` runs over all of them in the
+    same pass, reading a vault's row only when its incentive bound (``open_art``) can pay."""
     m = ranks.shape[0]
     out_vault = np.empty(m, dtype=np.int64)
     out_dart = np.empty(m)
@@ -129,12 +133,16 @@ def bark_prefix_nb(
     out_coin = np.empty(m)
     n = 0
     walking = True
-    for j in range(m):
+    for j in range(first, m):
         i = order[ranks[j]]
         if unsafe_block[i] < 0:
             unsafe_block[i] = block
+    for j in range(m):
         if not walking:
-            continue
+            break
+        if tip + chip * (open_art[j] * rate * chop) <= floor:
+            continue  # _bark_one would skip it (its bound, before reading the row)
+        i = order[ranks[j]]
         status, dart, dink, due, tab, coin = _bark_one(
             ink[i], art[i], rate, spot, dust, chop, room, tip, chip, floor
         )

@@ -113,6 +113,7 @@ class MakerVenue:
         self._minus_trigger = -self._trigger_sorted  # ascending, for binary searches
         self._open = OpenVaults(self._by_trigger, art)
         self._unsafe_block = np.full(ink.shape, -1, dtype=np.int64)
+        self._stamped = 0  # every open vault of a lower rank has its first unsafe block
         self._last_ts = 0
         self._zero_flow = {config.asset: 0.0}
         self.osm_price = math.nan
@@ -321,10 +322,17 @@ class MakerVenue:
         floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
         if dutch and self.fast_bark:
             # One compiled pass: stamp the newly unsafe vaults and plan the barks (§M10).
-            order, ranks = self._open.ranks_before(self._unsafe_end(ctx.feed_price))
+            end = self._unsafe_end(ctx.feed_price)
+            order, ranks, open_art = self._open.ranks_before(end)
+            # Open vaults of rank below ``_stamped`` were stamped when it was set (none opens).
+            first = ranks.size
+            if end > self._stamped:
+                first = int(np.searchsorted(ranks, self._stamped))
+            self._stamped = max(self._stamped, end)
             clip = cfg.clipper
             plans = bark_prefix_nb(
-                order, ranks, self._unsafe_block, ctx.block, self.ink, self.art, self.rate, spot,
+                order, ranks, open_art, first, self._unsafe_block, ctx.block, self.ink, self.art,
+                self.rate, spot,
                 cfg.dust, cfg.chop, room, clip.tip, clip.chip, floor,
             )  # fmt: skip
         else:

@@ -144,17 +144,19 @@ def test_the_room_stops_the_walk_at_the_first_limit_refusal() -> None:
 def test_the_prefix_pass_stamps_and_plans_as_the_venue_did(
     n: int, seed: int, spot: float, room: float, block: int
 ) -> None:
-    # The venue's former steps: vaults = order[ranks], stamp those first seen now, then walk.
+    # The venue's former steps: vaults = order[ranks], stamp those first seen now (from
+    # position ``first`` on), then walk.
     rng = np.random.default_rng(seed)
     ink, art = rng.uniform(0.0, 50.0, n), rng.uniform(0.0, 100.0, n)
     order = rng.permutation(n).astype(np.int64)
     ranks = np.flatnonzero(rng.random(n) < 0.7).astype(np.int64)
     seen = np.where(rng.random(n) < 0.5, -1, rng.integers(0, block + 1, n)).astype(np.int64)
+    first = int(rng.integers(0, ranks.size + 1))  # those before it were stamped before
     want_seen = seen.copy()
     vaults = order[ranks]
-    fresh = want_seen[vaults] < 0
-    want_seen[vaults[fresh]] = block
+    fresh = vaults[first:][want_seen[vaults[first:]] < 0]
+    want_seen[fresh] = block
     args = (1.02, spot, 20.0, 1.13, room, 300.0, 0.001, 50.0)
-    got = bark_prefix_nb(order, ranks, seen, block, ink, art, *args)
+    got = bark_prefix_nb(order, ranks, art[vaults], first, seen, block, ink, art, *args)
     np.testing.assert_array_equal(seen, want_seen)
     assert [a.tolist() for a in got] == list(_walk(ink, art, vaults, *args))
