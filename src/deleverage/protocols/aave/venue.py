@@ -64,7 +64,7 @@ from deleverage.protocols.aave.math import (
     LiquidationAmounts,
     LiquidationPlan,
 )
-from deleverage.protocols.aave.plan_nb import plan_rows_nb
+from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -550,9 +550,27 @@ class AaveVenue:
             )
             self._memo_plan = (plan, coll_reserve, debt_reserve)
         plan, coll_reserve, debt_reserve = self._memo_plan
-        ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
-        if ok.size == 0:
+        block = self._chain.block
+        # The skip bound (§D3) first, from one compiled pass over the plans: the best incentive
+        # cannot pay any able keeper's gas and minimum profit: the pass would act on nothing
+        # (most steps after a crash).
+        n_ok, best, oldest = best_opportunity_nb(
+            plan.status, plan.amounts.debt_repaid, plan.amounts.collateral_seized,
+            plan.amounts.protocol_fee, coll_reserve, debt_reserve, pm, self._since, accounts,
+            LIQUIDATABLE,
+        )  # fmt: skip
+        if n_ok == 0:
             return 0, 0.0
+        if math.isfinite(best) and self._keepers.none_would_act(
+            block=block,
+            waited_blocks=block - oldest,
+            incentive=best,
+            gas_price_gwei=self._chain.gas_price_gwei,
+            native_price=native,
+        ):
+            self.missed_opportunities += n_ok
+            return 0, 0.0
+        ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
         ci, di = coll_reserve[ok], debt_reserve[ok]
         repaid = plan.amounts.debt_repaid[ok]
         seized = plan.amounts.collateral_seized[ok]
@@ -560,20 +578,7 @@ class AaveVenue:
         received = seized - fee
         need = repaid * pm[di]
         incentive = received * pm[ci] - need
-        block = self._chain.block
         seen = self._since[accounts[ok]]
-        # The skip bound (§D3): the best incentive cannot pay any able keeper's gas and
-        # minimum profit: the pass would act on nothing (most steps after a crash).
-        best = float(incentive.max())
-        if math.isfinite(best) and self._keepers.none_would_act(
-            block=block,
-            waited_blocks=block - int(seen.min()),
-            incentive=best,
-            gas_price_gwei=self._chain.gas_price_gwei,
-            native_price=native,
-        ):
-            self.missed_opportunities += int(ok.size)
-            return 0, 0.0
         slippage = sale_slippage_quote(received, pm[ci], self._depth[ci])
         slippage = np.where(np.isfinite(self._depth[ci]), slippage, 0.0)
         acts = self._keepers.act(
