@@ -332,8 +332,7 @@ class MakerVenue:
             clip = cfg.clipper
             plans = bark_prefix_nb(
                 order, ranks, open_art, first, self._unsafe_block, ctx.block, self.ink, self.art,
-                self.rate, spot,
-                cfg.dust, cfg.chop, room, clip.tip, clip.chip, floor,
+                self.rate, spot, cfg.dust, cfg.chop, room, clip.tip, clip.chip, floor,
             )  # fmt: skip
         else:
             idx = self._unsafe_prefix(ctx.feed_price)
