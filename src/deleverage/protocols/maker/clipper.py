@@ -201,8 +201,7 @@ class Clipper:
         cfg = self.config
         return sale_prices_nb(
             self._tops, self._tics, ctx.ts_ns, CURVE_CODES[cfg.curve], cfg.tau_s, cfg.cut,
-            self._powers,
-            cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
+            self._powers, cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
             ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN),
         )  # fmt: skip
 
