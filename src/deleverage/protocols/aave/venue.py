@@ -405,7 +405,8 @@ class AaveVenue:
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
 
     def _under_now(self, candidates: IntArray, p: FloatArray) -> IntArray:
-        # ``_under(candidates, self._health(candidates, p))`` in one compiled call.
+        # The candidates under HF 1 at ``p``, most distressed first, ties by account (the full
+        # pass's order), in one compiled call (.health_nb).
         weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
         return under_rows_nb(self._c, self._d, candidates, weights, p)
 
@@ -676,12 +677,6 @@ class AaveVenue:
                 amount=deficit[who, reserve] * p[reserve],
                 text="aave v3.3 reserve deficit",
             )
-
-
-def _under(candidates: IntArray, hf: FloatArray) -> IntArray:
-    # Those under 1, most distressed first, ties by account (the full pass's order).
-    below = hf < 1.0
-    return candidates[below][np.lexsort((candidates[below], hf[below]))]
 
 
 def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
