@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 
+from deleverage.protocols.warmup import warm_up_protocols
 from deleverage.sim.scenario import Scenario
 
 
@@ -51,13 +52,15 @@ def warm_up_scenario() -> Scenario:
 
 
 def warm_up() -> float:
-    """Run :func:`warm_up_scenario` with and without quiet stretches; return the seconds."""
+    """Run :func:`warm_up_scenario` with and without quiet stretches and
+    :func:`~deleverage.protocols.warmup.warm_up_protocols`; return the seconds."""
     from deleverage.sim.runner import run
 
     started = time.perf_counter()
     scenario = warm_up_scenario()
     run(scenario)
     run(scenario, quiet=False)
+    warm_up_protocols()  # the on-chain protocols' kernels (Maker, Aave, keepers)
     return time.perf_counter() - started
 
 

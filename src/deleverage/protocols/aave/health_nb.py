@@ -6,7 +6,9 @@ column-major arrays) and then combine columns, five passes over fresh arrays. Th
 reads each account's row once. It does the same float operations in the same order as the
 venue's column-by-column NumPy form (``sum_r c_r w_r`` and ``sum_r d_r p_r`` left to right,
 then ``W / D``, ``inf`` without debt), so both give the same bits (tests/unit/protocols/
-test_aave_health_kernel.py).
+test_aave_health_kernel.py). :func:`under_rows_nb` also keeps those under 1 and sorts them as
+the venue does (most distressed first, ties by account), the step's whole search of the
+candidates in one call.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["health_rows_nb"]
+__all__ = ["health_rows_nb", "under_rows_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -50,3 +52,24 @@ def health_rows_nb(
             owed = owed + debt[i, r] * prices[r]
         out[k] = weighted / owed if owed > 0.0 else np.inf
     return out
+
+
+@_njit
+def under_rows_nb(
+    collateral: FloatArray,
+    debt: FloatArray,
+    rows: IntArray,
+    weights: FloatArray,
+    prices: FloatArray,
+) -> IntArray:
+    """The accounts of ``rows`` with ``HF < 1`` (:func:`health_rows_nb`'s values), most
+    distressed first, ties by account: the venue's ``_under`` of those health factors (a
+    stable sort by account, then a stable sort by health factor, is NumPy's ``lexsort`` of
+    the two keys)."""
+    hf = health_rows_nb(collateral, debt, rows, weights, prices)
+    below = np.flatnonzero(hf < 1.0)
+    accounts = rows[below]
+    values = hf[below]
+    by_account = np.argsort(accounts, kind="mergesort")
+    by_health = np.argsort(values[by_account], kind="mergesort")
+    return accounts[by_account[by_health]]

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["plan_rows_nb"]
+__all__ = ["best_opportunity_nb", "plan_rows_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -161,3 +161,43 @@ def plan_rows_nb(
         coll_reserve,
         debt_reserve,
     )
+
+
+@_njit
+def best_opportunity_nb(
+    status: npt.NDArray[np.int8],
+    repaid: FloatArray,
+    seized: FloatArray,
+    fee: FloatArray,
+    coll_reserve: IntArray,
+    debt_reserve: IntArray,
+    market: FloatArray,
+    since: IntArray,
+    accounts: IntArray,
+    liquidatable: int,
+) -> tuple[int, float, int]:
+    """Of the planned liquidations that can run (``status == liquidatable`` and debt repaid
+    ``> 0``): how many, the largest keeper incentive ``(seized - fee) x P_c - repaid x P_d``
+    (quote, at the market prices ``market``; NaN if any is NaN, as NumPy's ``max``) and the
+    earliest block an account was flagged (``since``): §D3's skip bound reads only these, so
+    a step whose pass would act on nothing needs no arrays (-1 and NaN when none can run)."""
+    count = 0
+    best = -np.inf
+    oldest = np.iinfo(np.int64).max
+    nan = False
+    for k in range(status.shape[0]):
+        if status[k] != liquidatable or not repaid[k] > 0.0:
+            continue
+        count += 1
+        need = repaid[k] * market[debt_reserve[k]]
+        incentive = (seized[k] - fee[k]) * market[coll_reserve[k]] - need
+        if incentive != incentive:
+            nan = True
+        elif incentive > best:
+            best = incentive
+        seen = since[accounts[k]]
+        if seen < oldest:
+            oldest = seen
+    if count == 0:
+        return 0, np.nan, -1
+    return count, np.nan if nan else best, oldest

@@ -57,14 +57,14 @@ from deleverage.protocols.aave.config import (
     aave_population,
     reserve_prices,
 )
-from deleverage.protocols.aave.health_nb import health_rows_nb
+from deleverage.protocols.aave.health_nb import health_rows_nb, under_rows_nb
 from deleverage.protocols.aave.math import (
     DEFAULT_LIQUIDATION_CLOSE_FACTOR,
     LIQUIDATABLE,
     LiquidationAmounts,
     LiquidationPlan,
 )
-from deleverage.protocols.aave.plan_nb import plan_rows_nb
+from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -404,6 +404,12 @@ class AaveVenue:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(owed > 0.0, weighted / np.where(owed > 0.0, owed, 1.0), np.inf)
 
+    def _under_now(self, candidates: IntArray, p: FloatArray) -> IntArray:
+        # The candidates under HF 1 at ``p``, most distressed first, ties by account (the full
+        # pass's order), in one compiled call (.health_nb).
+        weights = p * np.where(self._lt > 0.0, self._lt, 0.0)
+        return under_rows_nb(self._c, self._d, candidates, weights, p)
+
     def _touch(self, acc: IntArray) -> None:
         # Changed accounts: their health at the reference prices (and at the narrowed
         # index's), kept aside from the sorted ones.
@@ -452,7 +458,7 @@ class AaveVenue:
         if k + extra.size > self._full_pass_limit:
             return self._full_pass(p)
         candidates = np.union1d(self._hf_order[:k], extra) if extra.size else self._hf_order[:k]
-        under = _under(candidates, self._health(candidates, p))
+        under = self._under_now(candidates, p)
         if candidates.size > 4 * under.size + self._narrow_slack:
             self._narrow(p_list, bound)
         return under
@@ -489,7 +495,7 @@ class AaveVenue:
             return _NONE
         head = self._inner_order[:k]
         candidates = np.union1d(head, extra) if extra.size else head
-        return _under(candidates, self._health(candidates, np.array(p_list)))
+        return self._under_now(candidates, np.array(p_list))
 
     def _update_floor(self) -> None:
         # The least reference health factor of anyone: no price ratio below it can matter.
@@ -545,9 +551,27 @@ class AaveVenue:
             )
             self._memo_plan = (plan, coll_reserve, debt_reserve)
         plan, coll_reserve, debt_reserve = self._memo_plan
-        ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
-        if ok.size == 0:
+        block = self._chain.block
+        # The skip bound (§D3) first, from one compiled pass over the plans: the best incentive
+        # cannot pay any able keeper's gas and minimum profit: the pass would act on nothing
+        # (most steps after a crash).
+        n_ok, best, oldest = best_opportunity_nb(
+            plan.status, plan.amounts.debt_repaid, plan.amounts.collateral_seized,
+            plan.amounts.protocol_fee, coll_reserve, debt_reserve, pm, self._since, accounts,
+            LIQUIDATABLE,
+        )  # fmt: skip
+        if n_ok == 0:
             return 0, 0.0
+        if math.isfinite(best) and self._keepers.none_would_act(
+            block=block,
+            waited_blocks=block - oldest,
+            incentive=best,
+            gas_price_gwei=self._chain.gas_price_gwei,
+            native_price=native,
+        ):
+            self.missed_opportunities += n_ok
+            return 0, 0.0
+        ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
         ci, di = coll_reserve[ok], debt_reserve[ok]
         repaid = plan.amounts.debt_repaid[ok]
         seized = plan.amounts.collateral_seized[ok]
@@ -555,20 +579,7 @@ class AaveVenue:
         received = seized - fee
         need = repaid * pm[di]
         incentive = received * pm[ci] - need
-        block = self._chain.block
         seen = self._since[accounts[ok]]
-        # The skip bound (§D3): the best incentive cannot pay any able keeper's gas and
-        # minimum profit: the pass would act on nothing (most steps after a crash).
-        best = float(incentive.max())
-        if math.isfinite(best) and self._keepers.none_would_act(
-            block=block,
-            waited_blocks=block - int(seen.min()),
-            incentive=best,
-            gas_price_gwei=self._chain.gas_price_gwei,
-            native_price=native,
-        ):
-            self.missed_opportunities += int(ok.size)
-            return 0, 0.0
         slippage = sale_slippage_quote(received, pm[ci], self._depth[ci])
         slippage = np.where(np.isfinite(self._depth[ci]), slippage, 0.0)
         acts = self._keepers.act(
@@ -666,12 +677,6 @@ class AaveVenue:
                 amount=deficit[who, reserve] * p[reserve],
                 text="aave v3.3 reserve deficit",
             )
-
-
-def _under(candidates: IntArray, hf: FloatArray) -> IntArray:
-    # Those under 1, most distressed first, ties by account (the full pass's order).
-    below = hf < 1.0
-    return candidates[below][np.lexsort((candidates[below], hf[below]))]
 
 
 def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:

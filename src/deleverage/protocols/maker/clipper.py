@@ -35,6 +35,12 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     sale_slippage,
 )
+from deleverage.protocols.maker.clip_nb import (
+    CURVE_CODES,
+    may_take_nb,
+    pow_table,
+    sale_prices_nb,
+)
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.vow import Vow
 
@@ -85,6 +91,11 @@ class Clipper:
         self._lots = np.empty(0)
         self._tabs = np.empty(0)
         self._stale = True  # the arrays above are not built yet (kicks, redos, ends follow)
+        #: Sales kicked since the arrays were extended, and the list positions of the sales
+        #: ended in this step's run: the arrays follow both once a step (§M10).
+        self._new: list[Sale] = []
+        self._powers = pow_table(config.curve, config.cut, config.step_s, config.tail_s)
+        self._ended: list[int] = []
 
     def price(self, sale: Sale, ts_ns: int) -> float:
         """The sale's price now (DAI per unit) on the configured curve."""
@@ -110,11 +121,8 @@ class Clipper:
             seen_block=ctx.block,
         )
         self.sales.append(sale)
-        if not self._stale:  # keep the cached arrays in step (C-speed appends)
-            self._tops = np.append(self._tops, sale.top)
-            self._tics = np.append(self._tics, sale.tic_ns)
-            self._lots = np.append(self._lots, sale.lot)
-            self._tabs = np.append(self._tabs, sale.tab)
+        if not self._stale:  # the cached arrays take it at the next filter (_sync)
+            self._new.append(sale)
         self.dirt += tab
         return sale
 
@@ -132,7 +140,15 @@ class Clipper:
         without touching anything (no redo, ``_no_taker`` or no keeper with a budget).
         """
         if not self.fast:
-            return self._run_each(list(self.sales), ctx, keepers, vow, log, sales)
+            sold = self._run_each(list(self.sales), ctx, keepers, vow, log, sales)
+        else:
+            sold = self._run_filtered(ctx, keepers, vow, log, sales)
+        self._compact()
+        return sold
+
+    def _run_filtered(
+        self, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog, sales: SaleLog
+    ) -> float:
         if not self.sales:
             return 0.0
         run = list(self.sales)
@@ -140,7 +156,7 @@ class Clipper:
         gas = np.asarray(ctx.gas_cost, dtype=np.float64)
         floor = float(np.min(gas + keepers.min_profit))
         best = float(np.max(keepers.capital - gas))
-        lots, tabs = self._lots, self._tabs  # as read by the filter (an end replaces them)
+        lots, tabs = self._lots, self._tabs  # as read by the filter
         take = self._may_take(below, price, lots, tabs, best, floor, ctx)
         sold, j = 0.0, 0
         todo = np.flatnonzero(redo | take)
@@ -172,44 +188,52 @@ class Clipper:
         a slice is also at most ``tab / price``. ``lot`` and ``tab`` are the cached ones, >= the
         sale's (takes only lower them); gas, slippage and
         ``min_profit`` are >= 0, so the margins cover every rounding of ``_takes``."""
-        if not best > 0.0:
-            return np.zeros_like(below)
-        market = ctx.market_price
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            most = np.minimum(np.minimum(lots, best / price), tabs / price) * (1.0 + 1e-9)
-            # The expected slippage s^2 P / (2 depth) caps any slice's gain s (P - price) -
-            # slip at depth (P - price)^2 / (2 P) (its maximum over s; §M9).
-            dp = market - price
-            quad = (
-                ctx.depth * dp * dp / (2.0 * market) * (1.0 + 1e-9)
-                + ctx.depth * np.abs(dp) * 1e-12 * (market + price) / market
-            )
-            gain = np.maximum(0.0, np.minimum(most * dp, quad)) + 1e-9 * most * (market + price)
-        return below & ~(gain <= floor - 1e-9 * abs(floor))
+        return may_take_nb(
+            below, price, lots, tabs, best, floor, ctx.market_price, float(ctx.depth)
+        )
 
     def _candidates(
         self, ctx: StepContext
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
         """Masks over ``sales``: may need a redo, may be priced at or below the market (the
         complements hold certainly, past the relative margin ``_MARGIN``); the prices."""
+        self._sync()
+        cfg = self.config
+        return sale_prices_nb(
+            self._tops, self._tics, ctx.ts_ns, CURVE_CODES[cfg.curve], cfg.tau_s, cfg.cut,
+            self._powers, cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
+            ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN),
+        )  # fmt: skip
+
+    def _sync(self) -> None:
+        """Build the cached arrays (first filter) or append the sales kicked since."""
         if self._stale:
             self._tops = np.fromiter((s.top for s in self.sales), np.float64, len(self.sales))
             self._tics = np.fromiter((s.tic_ns for s in self.sales), np.int64, len(self.sales))
             self._lots = np.fromiter((s.lot for s in self.sales), np.float64, len(self.sales))
             self._tabs = np.fromiter((s.tab for s in self.sales), np.float64, len(self.sales))
             self._stale = False
-        cfg = self.config
-        dur = (ctx.ts_ns - self._tics) / NS_PER_S
-        if cfg.curve == "linear":
-            ratio = np.where(dur >= cfg.tau_s, 0.0, (cfg.tau_s - dur) / cfg.tau_s)
-        elif cfg.curve == "stairstep":
-            ratio = np.power(cfg.cut, np.floor(dur / cfg.step_s))
-        else:
-            ratio = np.power(cfg.cut, np.floor(dur))
-        redo = (dur > cfg.tail_s * (1.0 - _MARGIN)) | (ratio < cfg.cusp * (1.0 + _MARGIN))
-        price = self._tops * ratio
-        below = ~(price > ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN))
-        return redo, below, price
+        elif self._new:
+            new = self._new
+            self._tops = np.concatenate((self._tops, [s.top for s in new]))
+            self._tics = np.concatenate((self._tics, np.array([s.tic_ns for s in new], np.int64)))
+            self._lots = np.concatenate((self._lots, [s.lot for s in new]))
+            self._tabs = np.concatenate((self._tabs, [s.tab for s in new]))
+        self._new = []
+
+    def _compact(self) -> None:
+        """Drop the sales ended in this run from the list and the cached arrays (once)."""
+        if not self._ended:
+            return
+        if not self._stale:
+            self._sync()
+            keep = np.ones(len(self.sales), dtype=np.bool_)
+            keep[self._ended] = False
+            self._tops, self._tics = self._tops[keep], self._tics[keep]
+            self._lots, self._tabs = self._lots[keep], self._tabs[keep]
+        for i in sorted(self._ended, reverse=True):
+            del self.sales[i]
+        self._ended = []
 
     def _run_each(
         self,
@@ -270,6 +294,7 @@ class Clipper:
         sale.top = ctx.feed_price * cfg.buf
         sale.tic_ns = ctx.ts_ns
         if not self._stale:
+            self._sync()
             i = self.sales.index(sale)  # identity (Sale compares by identity)
             self._tops[i], self._tics[i] = sale.top, sale.tic_ns
         self.redos += 1
@@ -334,13 +359,9 @@ class Clipper:
             self.dirt -= sale.tab
         else:
             self.returned += sale.lot
-        i = self.sales.index(sale)
-        del self.sales[i]
-        if not self._stale:  # new arrays: a step's filter keeps the ones it read
-            self._tops = np.delete(self._tops, i)
-            self._tics = np.delete(self._tics, i)
-            self._lots = np.delete(self._lots, i)
-            self._tabs = np.delete(self._tabs, i)
-        if not self.sales:
+        # It stays in the list (and the arrays) until the run ends (_compact): the positions
+        # the run reads stay put.
+        self._ended.append(self.sales.index(sale))  # identity (Sale compares by identity)
+        if len(self._ended) == len(self.sales):
             self.dirt = 0.0  # no float residue once nothing is being raised
         vow.settle_auction(sale.due, sale.raised)

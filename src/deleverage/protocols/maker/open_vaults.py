@@ -62,6 +62,12 @@ class OpenVaults:
         """Open vaults of rank ``< end_rank``, in the order."""
         return self._order[self._ranks[: self._cut(end_rank)]]
 
+    def ranks_before(self, end_rank: int) -> tuple[IntArray, IntArray, FloatArray]:
+        """The order, the sorted ranks and the ``art`` of the open vaults of rank
+        ``< end_rank`` (views): :meth:`vaults_before` is ``order[ranks]``."""
+        k = self._cut(end_rank)
+        return self._order, self._ranks[:k], self._art[:k]
+
     def art_before(self, end_rank: int) -> tuple[int, float]:
         """Count and summed ``art`` of the open vaults of rank ``< end_rank``."""
         k = self._cut(end_rank)

@@ -52,6 +52,7 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     record_bad_debt,
 )
+from deleverage.protocols.maker.bark_nb import bark_prefix_nb
 from deleverage.protocols.maker.clipper import Clipper
 from deleverage.protocols.maker.config import MakerConfig, MakerPopulation
 from deleverage.protocols.maker.flipper import Flipper
@@ -69,6 +70,7 @@ from deleverage.venues.protocol import (
 __all__ = ["MakerVenue", "build_maker"]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 NS_PER_S = 1_000_000_000
 
 
@@ -111,6 +113,7 @@ class MakerVenue:
         self._minus_trigger = -self._trigger_sorted  # ascending, for binary searches
         self._open = OpenVaults(self._by_trigger, art)
         self._unsafe_block = np.full(ink.shape, -1, dtype=np.int64)
+        self._stamped = 0  # every open vault of a lower rank has its first unsafe block
         self._last_ts = 0
         self._zero_flow = {config.asset: 0.0}
         self.osm_price = math.nan
@@ -120,7 +123,7 @@ class MakerVenue:
         self.undercollateralized_vault_s = 0.0
         self.undercollateralized_debt_s = 0.0
         self.barks = 0
-        #: Bark only the vaults :meth:`_bark_candidates` keeps (``False``: the scalar loop over
+        #: Plan the barks in one compiled pass (§M10; ``False``: the scalar loop over
         #: every unsafe vault, the reference of the twin tests).
         self.fast_bark = True
         self.collateral_sold = 0.0
@@ -306,9 +309,6 @@ class MakerVenue:
         released).
         """
         cfg = self.config
-        idx = self._unsafe_prefix(ctx.feed_price)
-        fresh = self._unsafe_block[idx] < 0
-        self._unsafe_block[idx[fresh]] = ctx.block
         spot = ctx.feed_price / cfg.mat
         dutch = cfg.design == "dutch"
         if dutch:
@@ -321,9 +321,73 @@ class MakerVenue:
         # Only an incentive above the cheapest keeper's gas can find a keeper: skip the rest.
         floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
         if dutch and self.fast_bark:
-            idx = self._bark_candidates(idx, room, floor)
-        plans: list[tuple[int, mk.BarkResult, float]] = []
-        for i in idx:
+            # One compiled pass: stamp the newly unsafe vaults and plan the barks (§M10).
+            end = self._unsafe_end(ctx.feed_price)
+            order, ranks, open_art = self._open.ranks_before(end)
+            # Open vaults of rank below ``_stamped`` were stamped when it was set (none opens).
+            first = ranks.size
+            if end > self._stamped:
+                first = int(np.searchsorted(ranks, self._stamped))
+            self._stamped = max(self._stamped, end)
+            clip = cfg.clipper
+            plans = bark_prefix_nb(
+                order, ranks, open_art, first, self._unsafe_block, ctx.block, self.ink, self.art,
+                self.rate, spot, cfg.dust, cfg.chop, room, clip.tip, clip.chip, floor,
+            )  # fmt: skip
+        else:
+            idx = self._unsafe_prefix(ctx.feed_price)
+            fresh = self._unsafe_block[idx] < 0
+            self._unsafe_block[idx[fresh]] = ctx.block
+            plans = self._plan_each(idx, spot, room, floor, dutch=dutch, lump=lump)
+        vaults, dart, dink, due, tab, coin = plans
+        if not vaults.size:
+            return 0, 0.0
+        acts = self.keepers.act(
+            block=ctx.block,
+            seen_block=self._unsafe_block[vaults],
+            incentive=coin,
+            need=np.zeros(vaults.size),
+            slippage=np.zeros(vaults.size),
+            gas_price_gwei=ctx.gas_price_gwei,
+            native_price=ctx.native_price,
+        )
+        won = np.flatnonzero(acts.winner >= 0)
+        count, notional = 0, 0.0
+        for i, d_art, d_ink, owed, tab_i, incentive, keeper in zip(
+            vaults[won].tolist(), dart[won].tolist(), dink[won].tolist(), due[won].tolist(),
+            tab[won].tolist(), coin[won].tolist(), acts.winner[won].tolist(), strict=True,
+        ):  # fmt: skip
+            self.ink[i] -= d_ink
+            self.art[i] -= d_art
+            if self.art[i] <= 0.0 or self.ink[i] <= 0.0:
+                self.ink[i] = self.art[i] = 0.0
+            if dutch:
+                sale = self.clipper.kick(vault=i, tab=tab_i, lot=d_ink, due=owed, ctx=ctx)
+                self.keepers.capital[keeper] += incentive
+                self.vow.pay_incentive(incentive)
+                auction, action = sale.id, MakerAction.BARK
+            else:
+                flip = self.flipper.kick(vault=i, tab=tab_i, lot=d_ink, due=owed, ctx=ctx)
+                auction, action = flip.id, MakerAction.BITE
+            self._log.add(
+                action, vault=i, size=-d_ink, price=ctx.feed_price, penalty=tab_i - owed,
+                auction=auction, keeper=keeper, due=owed, tab=tab_i,
+            )  # fmt: skip
+            self.barks += 1
+            count += 1
+            notional += d_ink * ctx.market_price
+        self._open.update(vaults[won], self.art)
+        return count, notional
+
+    def _plan_each(
+        self, idx: IntArray, spot: float, room: float, floor: float, *, dutch: bool, lump: bool
+    ) -> tuple[IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+        """The barks (or bites) of one step, vault by vault in order (the reference of
+        :func:`.bark_nb.plan_barks_nb`): vault, ``dart``, ``dink``, ``due``, ``tab`` and the
+        keeper's incentive of each plan."""
+        cfg = self.config
+        plans: list[tuple[int, float, float, float, float, float]] = []
+        for i in idx.tolist():
             if dutch:
                 bark = mk.bark_amounts(
                     ink=self.ink[i], art=self.art[i], rate=self.rate, spot=spot, dust=cfg.dust,
@@ -348,75 +412,12 @@ class MakerVenue:
                 break
             if bark.refusal or incentive <= floor:
                 continue
-            plans.append((int(i), bark, incentive))
+            plans.append((i, bark.dart, bark.dink, bark.due, bark.tab, incentive))
             room -= bark.tab
-        if not plans:
-            return 0, 0.0
         vaults = np.array([p[0] for p in plans], dtype=np.int64)
-        acts = self.keepers.act(
-            block=ctx.block,
-            seen_block=self._unsafe_block[vaults],
-            incentive=[p[2] for p in plans],
-            need=np.zeros(len(plans)),
-            slippage=np.zeros(len(plans)),
-            gas_price_gwei=ctx.gas_price_gwei,
-            native_price=ctx.native_price,
-        )
-        count, notional, changed = 0, 0.0, []
-        for (i, bark, incentive), keeper in zip(plans, acts.winner.tolist(), strict=True):
-            if keeper < 0:
-                continue
-            changed.append(i)
-            self.ink[i] -= bark.dink
-            self.art[i] -= bark.dart
-            if self.art[i] <= 0.0 or self.ink[i] <= 0.0:
-                self.ink[i] = self.art[i] = 0.0
-            if dutch:
-                sale = self.clipper.kick(
-                    vault=i, tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
-                )
-                self.keepers.capital[keeper] += incentive
-                self.vow.pay_incentive(incentive)
-                auction, action = sale.id, MakerAction.BARK
-            else:
-                flip = self.flipper.kick(
-                    vault=i, tab=bark.tab, lot=bark.dink, due=bark.due, ctx=ctx
-                )
-                auction, action = flip.id, MakerAction.BITE
-            self._log.add(
-                action, vault=i, size=-bark.dink, price=ctx.feed_price,
-                penalty=bark.tab - bark.due, auction=auction, keeper=keeper, due=bark.due,
-                tab=bark.tab,
-            )  # fmt: skip
-            self.barks += 1
-            count += 1
-            notional += bark.dink * ctx.market_price
-        self._open.update(np.array(changed, dtype=np.int64), self.art)
-        return count, notional
-
-    def _bark_candidates(
-        self, idx: npt.NDArray[np.int64], room: float, floor: float
-    ) -> npt.NDArray[np.int64]:
-        """The vaults of ``idx`` (in order) whose ``Dog.bark`` can still plan an auction this
-        step (§M9); the loop over the others would only ``continue`` (or break on a limit that
-        a later unsafe vault hits too, with no plan in between):
-
-        - ``room <= 0``: every unsafe vault is refused (``LIMIT_HIT``): none;
-        - the incentive ``tip + chip x tab`` with ``tab <= art x rate x chop`` (``dart <= art``;
-          rounding is monotone, ``chip >= 0``) is at most ``floor``: never planned;
-        - a partial bark is dusty at this ``room`` (``dart x rate < dust`` and
-          ``(art - dart) x rate >= dust`` with ``dart = room / rate / chop < art``): refused
-          now and at any smaller room later in the loop.
-        """
-        if room <= 0.0 or idx.size == 0:
-            return idx[:0]
-        cfg, clip = self.config, self.config.clipper
-        art = self.art[idx]
-        keep = clip.tip + clip.chip * (art * self.rate * cfg.chop) > floor
-        dart = room / self.rate / cfg.chop
-        if dart * self.rate < cfg.dust:
-            keep &= (art <= dart) | ((art - dart) * self.rate < cfg.dust)
-        return idx[keep]
+        columns = np.array([p[1:] for p in plans], dtype=np.float64).reshape(len(plans), 5)
+        dart, dink, due, tab, coin = (np.ascontiguousarray(columns[:, k]) for k in range(5))
+        return vaults, dart, dink, due, tab, coin
 
 
 def build_maker(

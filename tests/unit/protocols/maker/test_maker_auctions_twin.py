@@ -1,6 +1,7 @@
-"""The Clipper's vectorised sale filter and the venue's bark prefilter (§M9) against the per-sale
-paths they skip: a twin venue whose Clipper runs every sale through the per-sale path
-(``Clipper.fast = False``) and whose Dog tries every unsafe vault (``fast_bark = False``) must do
+"""The Clipper's compiled sale filter (§M9, §M10; its cached arrays following kicks and ends once
+a step) and the venue's compiled bark walk (§M10) against the per-sale and per-vault paths: a
+twin venue whose Clipper runs every sale through the per-sale path (``Clipper.fast = False``)
+and whose Dog tries every unsafe vault with ``math.bark_amounts`` (``fast_bark = False``) must do
 exactly the same on random populations, curves, limits, keepers and price paths, step by step:
 the same steps, journal, solvency lines, keeper state, sales and auctions."""
 
