@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.level_scan import index_candidates_nb, refresh_dirty_nb
 from deleverage.engine.levels import index_zone_prices as _zone
 from deleverage.spec import TierArrays
 
@@ -50,6 +51,7 @@ class LevelIndex:
         self.long_head = 0
         self.short_head = 0
         self.dirty_flag = np.zeros(0, dtype=np.bool_)
+        self._seen = np.zeros(0, dtype=np.bool_)  # scratch for refresh_dirty_nb, all False
         self._touched: list[IntArray] = []
         self._pending = 0
         self._n_flagged = 0
@@ -144,32 +146,13 @@ class LevelIndex:
         """Accounts whose position can be in the zone at ``mark``, ascending (a superset)."""
         if self._touched:
             self._refresh_dirty(size, entry, margin, tiers)
-        hi = mark * (1.0 + ZONE_RTOL)
-        lo = mark * (1.0 - ZONE_RTOL)
-        k_long = int(np.searchsorted(self.long_neg_price, -lo, side="right"))
-        k_short = int(np.searchsorted(self.short_price, hi, side="right"))
-        longs = self.long_acc[self.long_head : k_long]
-        shorts = self.short_acc[self.short_head : k_short]
-        if self._n_flagged == 0:
-            if len(longs) == 0:
-                return np.sort(shorts)
-            if len(shorts) == 0:
-                return np.sort(longs)
-            out = np.concatenate([longs, shorts])
-            out.sort()
-            return out
-        flag = self.dirty_flag
-        fl, fs = flag[longs], flag[shorts]
-        self.long_head += _leading_true(fl)
-        self.short_head += _leading_true(fs)
-        parts = [longs[~fl], shorts[~fs]]
-        d_acc, d_price = self._dirty_acc, self._dirty_price
-        if len(d_acc):
-            d_size = size[d_acc]
-            hit = ((d_size > 0) & (d_price >= lo)) | ((d_size < 0) & (d_price <= hi))
-            hit |= ~np.isfinite(d_price)
-            parts.append(d_acc[hit])
-        out = np.concatenate(parts)
+        heads = np.array([self.long_head, self.short_head], dtype=np.int64)
+        out = index_candidates_nb(
+            self.long_neg_price, self.long_acc, self.short_price, self.short_acc, heads,
+            self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price, size,
+            float(mark), ZONE_RTOL,
+        )  # fmt: skip
+        self.long_head, self.short_head = int(heads[0]), int(heads[1])
         out.sort()
         return out
 
@@ -229,34 +212,32 @@ class LevelIndex:
         self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
     ) -> None:
         """Take in the positions touched since last time: flag them, price the live ones."""
-        new = np.unique(np.concatenate(self._touched))
+        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
         self._touched = []
         self._pending = 0
-        top = int(new.max()) if len(new) else -1
-        if len(self.dirty_flag) <= top:
-            flags = np.zeros(top + 1, dtype=np.bool_)
+        if len(self._seen) != len(self.dirty_flag):
+            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        newly, live, acc, price = refresh_dirty_nb(
+            touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price
+        )
+        if newly < 0:  # accounts opened since the sort: grow the flags, then take them in
+            flags = np.zeros(int(touched.max()) + 1, dtype=np.bool_)
             flags[: len(self.dirty_flag)] = self.dirty_flag
             self.dirty_flag = flags
-        self._n_flagged += int(np.count_nonzero(~self.dirty_flag[new]))
-        self.dirty_flag[new] = True
-        live = new[size[new] != 0.0]  # a closed position leaves until a fill touches it again
-        new_price = _zone(size[live], entry[live], margin[live], self.level, tiers)
-        old_acc, old_price = self._dirty_acc, self._dirty_price
-        keep = ~np.isin(old_acc, new, assume_unique=True)
-        acc = np.concatenate([old_acc[keep], live])
-        price = np.concatenate([old_price[keep], new_price])
-        order = np.argsort(acc, kind="stable")
-        self._dirty_acc, self._dirty_price = acc[order], price[order]
+            self._seen = np.zeros(len(flags), dtype=np.bool_)
+            newly, live, acc, price = refresh_dirty_nb(
+                touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price
+            )
+        self._n_flagged += newly
+        if len(live):  # a closed position leaves until a fill touches it again
+            new_price = _zone(size[live], entry[live], margin[live], self.level, tiers)
+            acc = np.concatenate([acc, live])
+            price = np.concatenate([price, new_price])
+            order = np.argsort(acc, kind="stable")
+            acc, price = acc[order], price[order]
+        self._dirty_acc, self._dirty_price = acc, price
         n_indexed = len(self.long_acc) + len(self.short_acc)
         if len(acc) > max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)) or (
             self._n_flagged > n_indexed // 4 + DIRTY_FLOOR
         ):
             self._compact(size, len(self.dirty_flag))
-
-
-def _leading_true(values: npt.NDArray[np.bool_]) -> int:
-    """Number of leading True values."""
-    if len(values) == 0 or not values[0]:
-        return 0
-    first_false = int(np.argmin(values))
-    return len(values) if values[first_false] else first_false

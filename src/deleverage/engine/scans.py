@@ -32,6 +32,7 @@ from deleverage.engine.kernels import (
 )
 from deleverage.engine.ledger import FloatArray, IntArray, Ledger, MarketRef
 from deleverage.engine.level_index import LevelIndex
+from deleverage.engine.level_scan import isolated_scan_at_nb
 from deleverage.engine.state import (
     AccountKind,
     AccountMargins,
@@ -341,16 +342,16 @@ class MarginScans(Ledger):
             return _empty_scan()
         below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
         warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
-        n_below, n_warn = isolated_scan_nb(
-            cols.size[cand], cols.entry[cand], cols.isolated_margin[cand], cols.mode[cand],
-            self._kind[cand], state.mark, t.floor, t.mmr, t.cum, t.min_margin, call_level, below,
-            below_e, below_m, warn, warn_r,
+        n_below, n_warn = isolated_scan_at_nb(
+            cand, cols.size, cols.entry, cols.isolated_margin, cols.mode, self._kind, state.mark,
+            t.floor, t.mmr, t.cum, t.min_margin, call_level, below, below_e, below_m, warn,
+            warn_r,
         )  # fmt: skip
         return {
-            "below": cand[below[:n_below]],
+            "below": below[:n_below],
             "below_equity": below_e[:n_below],
             "below_maintenance": below_m[:n_below],
-            "warn": cand[warn[:n_warn]],
+            "warn": warn[:n_warn],
             "warn_ratio": warn_r[:n_warn],
         }
 
