@@ -23,12 +23,17 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.level_scan import index_candidates_nb, refresh_dirty_nb
+from deleverage.engine.level_scan import (
+    index_candidates_nb,
+    index_scan_nb,
+    refresh_dirty_nb,
+)
 from deleverage.engine.levels import index_zone_prices as _zone
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Rows = tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]
 
 #: Relative slack on zone prices: candidates within it are evaluated exactly (float safety).
 ZONE_RTOL = 1e-7
@@ -47,7 +52,8 @@ class LevelIndex:
         self.long_acc = np.zeros(0, dtype=np.int64)
         self.short_price = np.zeros(0)  # zone price of shorts, ascending
         self.short_acc = np.zeros(0, dtype=np.int64)
-        # Entries before a head are all dirty (skipped for good until the next compaction).
+        # Entries before a head are never read: dirty ones skipped for good until the next
+        # compaction, or stale slots left by the scan's moves (:func:`index_scan_nb`).
         self.long_head = 0
         self.short_head = 0
         self.dirty_flag = np.zeros(0, dtype=np.bool_)
@@ -57,6 +63,9 @@ class LevelIndex:
         self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)  # live dirty positions, ascending
         self._dirty_price = np.zeros(0)
+        #: Per side, the sorted entries' size, entry, isolated margin and "isolated trader"
+        #: (copied on first use after a sort; a clean entry's columns have not moved since).
+        self._rows: tuple[Rows, Rows] | None = None
         self.rebuilds = 0
         self.compactions = 0
 
@@ -108,23 +117,30 @@ class LevelIndex:
         self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)
         self._dirty_price = np.zeros(0)
+        self._rows = None
         self.valid = True
 
     def _compact(self, size: FloatArray, n: int) -> None:
-        """Merge the live dirty positions back into the sorted orders; drop stale entries.
+        """Merge the live dirty positions back into the sorted orders; drop stale entries
+        (those before the heads were all dirty).
 
         Both parts are sorted already, so the stable sort merges two runs in linear time.
         """
-        keep_l = ~self.dirty_flag[self.long_acc]
-        keep_s = ~self.dirty_flag[self.short_acc]
+        long_acc, long_neg = self.long_acc[self.long_head :], self.long_neg_price[self.long_head :]
+        short_acc, short_price = (
+            self.short_acc[self.short_head :],
+            self.short_price[self.short_head :],
+        )
+        keep_l = ~self.dirty_flag[long_acc]
+        keep_s = ~self.dirty_flag[short_acc]
         d_acc, d_price = self._dirty_acc, self._dirty_price
         d_long = size[d_acc] > 0
-        neg = np.concatenate([self.long_neg_price[keep_l], np.sort(-d_price[d_long])])
-        acc = np.concatenate([self.long_acc[keep_l], d_acc[d_long][np.argsort(-d_price[d_long])]])
+        neg = np.concatenate([long_neg[keep_l], np.sort(-d_price[d_long])])
+        acc = np.concatenate([long_acc[keep_l], d_acc[d_long][np.argsort(-d_price[d_long])]])
         order = np.argsort(neg, kind="stable")
         self.long_neg_price, self.long_acc = neg[order], acc[order]
-        sp = np.concatenate([self.short_price[keep_s], np.sort(d_price[~d_long])])
-        acc = np.concatenate([self.short_acc[keep_s], d_acc[~d_long][np.argsort(d_price[~d_long])]])
+        sp = np.concatenate([short_price[keep_s], np.sort(d_price[~d_long])])
+        acc = np.concatenate([short_acc[keep_s], d_acc[~d_long][np.argsort(d_price[~d_long])]])
         order = np.argsort(sp, kind="stable")
         self.short_price, self.short_acc = sp[order], acc[order]
         self.long_head = self.short_head = 0
@@ -132,6 +148,7 @@ class LevelIndex:
         self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)
         self._dirty_price = np.zeros(0)
+        self._rows = None
         self.compactions += 1
 
     # ---------------------------------------------------------------- query
@@ -155,6 +172,45 @@ class LevelIndex:
         self.long_head, self.short_head = int(heads[0]), int(heads[1])
         out.sort()
         return out
+
+    def scan(
+        self,
+        mark: float,
+        size: FloatArray,
+        entry: FloatArray,
+        margin: FloatArray,
+        mode: npt.NDArray[np.int8],
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+        call_level: float,
+    ) -> tuple[IntArray, FloatArray, FloatArray, IntArray, FloatArray]:
+        """The isolated scan of :meth:`candidates` at ``mark`` (full columns): the accounts
+        under maintenance with their equity and maintenance, the accounts at ``call_level``
+        or above with their ratio, each ascending (:func:`index_scan_nb`; the same figures as
+        :func:`deleverage.engine.kernels.isolated_scan_nb` over the candidates)."""
+        if self._touched:
+            self._refresh_dirty(size, entry, margin, tiers)
+        if self._rows is None:
+            self._rows = (
+                _rows(self.long_acc, size, entry, margin, mode, kind),
+                _rows(self.short_acc, size, entry, margin, mode, kind),
+            )
+        assert self._rows is not None
+        heads = np.array([self.long_head, self.short_head], dtype=np.int64)
+        below, below_e, below_m, warn, warn_r = index_scan_nb(
+            self.long_neg_price, self.long_acc, self._rows[0], self.short_price, self.short_acc,
+            self._rows[1], heads, self.dirty_flag, self._n_flagged != 0, self._dirty_acc,
+            self._dirty_price, size, entry, margin, mode, kind, float(mark), tiers.floor,
+            tiers.mmr, tiers.cum, float(tiers.min_margin), float(call_level), ZONE_RTOL,
+        )  # fmt: skip
+        self.long_head, self.short_head = int(heads[0]), int(heads[1])
+        if len(below) > 1:
+            order = np.argsort(below)
+            below, below_e, below_m = below[order], below_e[order], below_m[order]
+        if len(warn) > 1:
+            order = np.argsort(warn)
+            warn, warn_r = warn[order], warn_r[order]
+        return below, below_e, below_m, warn, warn_r
 
     def band(
         self,
@@ -241,3 +297,15 @@ class LevelIndex:
             self._n_flagged > n_indexed // 4 + DIRTY_FLOOR
         ):
             self._compact(size, len(self.dirty_flag))
+
+
+def _rows(
+    acc: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+) -> Rows:
+    """The columns :func:`index_scan_nb` reads for sorted entries ``acc``, in their order."""
+    return size[acc], entry[acc], margin[acc], (mode[acc] != 0) & (kind[acc] == 0)

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from deleverage.engine import level_index as level_mod
 from deleverage.engine.kernels import isolated_scan_nb
 from deleverage.engine.level_index import ZONE_RTOL, LevelIndex
-from deleverage.engine.level_scan import isolated_scan_at_nb
 from deleverage.engine.levels import index_zone_prices
 from deleverage.spec import TierArrays
 from deleverage.venues import preset
@@ -94,7 +93,29 @@ def refresh_reference(
     if len(acc) > max(level_mod.DIRTY_FLOOR, int(n_indexed * level_mod.DIRTY_SHARE)) or (
         index._n_flagged > n_indexed // 4 + level_mod.DIRTY_FLOOR
     ):
-        index._compact(size, len(index.dirty_flag))
+        compact_reference(index, size, len(index.dirty_flag))
+
+
+def compact_reference(index: LevelIndex, size: np.ndarray, n: int) -> None:
+    """``LevelIndex._compact`` as it was (every entry filtered, heads or not)."""
+    keep_l = ~index.dirty_flag[index.long_acc]
+    keep_s = ~index.dirty_flag[index.short_acc]
+    d_acc, d_price = index._dirty_acc, index._dirty_price
+    d_long = size[d_acc] > 0
+    neg = np.concatenate([index.long_neg_price[keep_l], np.sort(-d_price[d_long])])
+    acc = np.concatenate([index.long_acc[keep_l], d_acc[d_long][np.argsort(-d_price[d_long])]])
+    order = np.argsort(neg, kind="stable")
+    index.long_neg_price, index.long_acc = neg[order], acc[order]
+    sp = np.concatenate([index.short_price[keep_s], np.sort(d_price[~d_long])])
+    acc = np.concatenate([index.short_acc[keep_s], d_acc[~d_long][np.argsort(d_price[~d_long])]])
+    order = np.argsort(sp, kind="stable")
+    index.short_price, index.short_acc = sp[order], acc[order]
+    index.long_head = index.short_head = 0
+    index.dirty_flag = np.zeros(n, dtype=np.bool_)
+    index._n_flagged = 0
+    index._dirty_acc = np.zeros(0, dtype=np.int64)
+    index._dirty_price = np.zeros(0)
+    index.compactions += 1
 
 
 def scan_reference(
@@ -109,19 +130,6 @@ def scan_reference(
         below_m, warn, warn_r,
     )  # fmt: skip
     return cand[below[:nb]], below_e[:nb], below_m[:nb], cand[warn[:nw]], warn_r[:nw]
-
-
-def scan_kernel(
-    cand: np.ndarray, b: dict[str, np.ndarray], mark: float, tiers: TierArrays, level: float
-) -> tuple[np.ndarray, ...]:
-    k = len(cand)
-    below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
-    warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
-    nb, nw = isolated_scan_at_nb(
-        cand, b["size"], b["entry"], b["margin"], b["mode"], b["kind"], mark, tiers.floor,
-        tiers.mmr, tiers.cum, tiers.min_margin, level, below, below_e, below_m, warn, warn_r,
-    )  # fmt: skip
-    return below[:nb], below_e[:nb], below_m[:nb], warn[:nw], warn_r[:nw]
 
 
 def full_pass(
@@ -168,14 +176,16 @@ def test_indexed_scan_kernels_equal_the_numpy_form(
     total = n + opened
     b = _book(rng, total)
     b["size"][n:] = 0.0  # accounts opened after the sort: flat until a touch
-    fast = LevelIndex(level)
+    fast = LevelIndex(level)  # the risk step's scan (LevelIndex.scan)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(level_mod, "DIRTY_FLOOR", dirty_floor)
         first = {name: column[:n] for name, column in b.items()}
         fast.rebuild(
             first["size"], first["entry"], first["margin"], first["mode"], first["kind"], tiers
         )
-        ref = copy.deepcopy(fast)
+        cand = copy.deepcopy(fast)  # LevelIndex.candidates
+        ref = copy.deepcopy(fast)  # the NumPy reference
+        indexes = (fast, cand, ref)
         for _ in range(20):
             if rng.random() < 0.7:
                 hit = rng.choice(total, int(rng.integers(1, min(total, 6) + 1)), replace=False)
@@ -184,31 +194,60 @@ def test_indexed_scan_kernels_equal_the_numpy_form(
                 b["margin"][hit] = (
                     np.abs(b["size"][hit]) * b["entry"][hit] / rng.uniform(1.0, 60.0, len(hit))
                 )
-                for index in (fast, ref):
+                for index in indexes:
                     index.touch(hit.astype(np.int64))
             marks = list(rng.uniform(30.0, 200.0, 3))
-            for mark in _with_pins(marks, fast, rng):
+            for mark in _with_pins(marks, ref, rng):
                 if not (np.isfinite(mark) and mark > 0.0):
                     continue
-                got = fast.candidates(mark, b["size"], b["entry"], b["margin"], tiers)
+                got = cand.candidates(mark, b["size"], b["entry"], b["margin"], tiers)
                 want = candidates_reference(ref, mark, b["size"], b["entry"], b["margin"], tiers)
                 np.testing.assert_array_equal(got, want)
-                assert (fast.long_head, fast.short_head) == (ref.long_head, ref.short_head)
-                np.testing.assert_array_equal(fast._dirty_acc, ref._dirty_acc)
-                np.testing.assert_array_equal(fast._dirty_price, ref._dirty_price)
-                np.testing.assert_array_equal(fast.dirty_flag, ref.dirty_flag)
-                assert fast._n_flagged == ref._n_flagged
                 assert got.dtype == np.int64
-                fast_scan = scan_kernel(got, b, mark, tiers, level)
-                ref_scan = scan_reference(want, b, mark, tiers, level)
-                for x, y in zip(fast_scan, ref_scan, strict=True):
+                scanned = fast.scan(
+                    mark, b["size"], b["entry"], b["margin"], b["mode"], b["kind"], tiers, level
+                )
+                _same_state(cand, ref)
+                _same_state(fast, ref, exact=False)
+                for x, y in zip(scanned, scan_reference(want, b, mark, tiers, level), strict=True):
                     np.testing.assert_array_equal(x, y)
+                    assert x.dtype == y.dtype
                 # The candidates hold everything the full pass finds (the index is a superset).
-                full = full_pass(b, mark, tiers, level)
-                for x, y in zip(fast_scan, full, strict=True):
+                for x, y in zip(scanned, full_pass(b, mark, tiers, level), strict=True):
                     np.testing.assert_array_equal(x, y)
-            assert fast.compactions == ref.compactions
-            assert fast.valid == ref.valid
-            if not fast.valid:
-                for index in (fast, ref):
+            if not ref.valid:
+                for index in indexes:
                     index.rebuild(b["size"], b["entry"], b["margin"], b["mode"], b["kind"], tiers)
+
+
+def _same_state(index: LevelIndex, ref: LevelIndex, *, exact: bool = True) -> None:
+    """The same index; ``exact``: the same arrays and heads, else the same clean entries from
+    the heads on (what every reader of the sorted orders sees: the scan drops dirty entries
+    from the prefixes it reads)."""
+    assert (index.valid, index.compactions) == (ref.valid, ref.compactions)
+    if exact:
+        assert (index.long_head, index.short_head) == (ref.long_head, ref.short_head)
+        for name in ("long_acc", "short_acc", "long_neg_price", "short_price"):
+            np.testing.assert_array_equal(getattr(index, name), getattr(ref, name))
+    else:
+        for got, want in zip(_clean(index), _clean(ref), strict=True):
+            np.testing.assert_array_equal(got, want)
+        # Still sorted as a whole (the binary searches read the slots before the heads too).
+        for price in (index.long_neg_price, index.short_price):
+            assert np.all(price[1:] >= price[:-1])
+    np.testing.assert_array_equal(index.dirty_flag, ref.dirty_flag)
+    np.testing.assert_array_equal(index._dirty_acc, ref._dirty_acc)
+    np.testing.assert_array_equal(index._dirty_price, ref._dirty_price)
+    assert index._n_flagged == ref._n_flagged
+
+
+def _clean(index: LevelIndex) -> tuple[np.ndarray, ...]:
+    out = []
+    for acc, price, head in (
+        (index.long_acc, index.long_neg_price, index.long_head),
+        (index.short_acc, index.short_price, index.short_head),
+    ):
+        acc, price = acc[head:], price[head:]
+        clean = ~index.dirty_flag[acc] if len(index.dirty_flag) else np.ones(len(acc), bool)
+        out += [acc[clean], price[clean]]
+    return tuple(out)
