@@ -129,6 +129,7 @@ _DEFAULTS: dict[str, Any] = {
     "code": 0,
     "text": "",
 }
+_BATCH_NAMES = frozenset(_COLUMNS) | {"__ts_rows", "__kind_rows"}  #: append_columns' names
 _NUMPY_DTYPES = {
     "seq": np.int64,
     "ts_ns": np.int64,
@@ -599,25 +600,24 @@ class Journal:
             last_ts = int(stamps[-1]) if len(stamps) else last_ts
         else:
             last_ts = int(ts_ns)
-        lengths = {
-            np.asarray(v).size for v in columns.values() if not callable(v) and np.ndim(v) > 0
-        }
-        if len(lengths) != 1:
-            raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
-        n = lengths.pop()
-        unknown = set(columns) - set(_COLUMNS) - {"__ts_rows", "__kind_rows"}
-        if unknown:
-            raise ValueError(f"unknown journal columns {sorted(unknown)}")
-        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
+        batch: dict[str, Any] = {"__n": 0, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
+        lengths = set()
         for name, value in columns.items():
-            if name in ("__ts_rows", "__kind_rows"):
-                batch[name] = value
-                continue
             if callable(value):  # a column computed only if the journal is read (texts)
                 batch[name] = value
                 continue
-            arr = np.asarray(value)
-            batch[name] = arr.copy() if arr.ndim else arr[()]
+            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+            if arr.ndim:
+                batch[name] = arr if name in ("__ts_rows", "__kind_rows") else arr.copy()
+                lengths.add(arr.size)
+            else:
+                batch[name] = arr[()]
+        if len(lengths) != 1:
+            raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
+        unknown = columns.keys() - _BATCH_NAMES
+        if unknown:
+            raise ValueError(f"unknown journal columns {sorted(unknown)}")
+        n = batch["__n"] = lengths.pop()
         self._flush_rows()
         self._segments.append(batch)
         self._count += n

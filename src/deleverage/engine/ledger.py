@@ -485,19 +485,18 @@ class Ledger:
         Many covers paid by one fund, or many penalties (or fees) into one fund, at one time:
         the fund's batch entry points. Returns False when the batch is not of that shape.
         """
-        funds = list(self.funds)
         reason = int(reasons[0])
         if not np.all(reasons == reason):
             return False
         if reason == TransferReason.INSURANCE_COVER and np.all(sources == sources[0]):
             fund = self.funds.get(int(sources[0]))
-            if fund is None or np.isin(destinations, funds).any():
+            if fund is None or _is_fund(destinations, self.funds).any():
                 return False
             fund.cover_many(amounts, ts, destinations)
             return True
         if reason in _INFLOW_KINDS and np.all(destinations == destinations[0]):
             fund = self.funds.get(int(destinations[0]))
-            if fund is None or np.isin(sources, funds).any():
+            if fund is None or _is_fund(sources, self.funds).any():
                 return False
             kind = _INFLOW_KINDS[reason]
             fund.receive_many(amounts, ts, kind=kind, refs=sources)
@@ -553,8 +552,7 @@ class Ledger:
                 dtype=np.int64,
             )
         else:
-            touches = np.isin(sources, list(funds)) | np.isin(destinations, list(funds))
-            rows = np.flatnonzero(touches)
+            rows = np.flatnonzero(_is_fund(sources, funds) | _is_fund(destinations, funds))
         if (
             len(rows) > 1
             and np.ndim(ts_ns) == 0
@@ -584,3 +582,12 @@ class Ledger:
     def insurance_account_for(self, market: MarketRef) -> int:
         """The insurance account that backs a market (the shared one unless per-market)."""
         return self._market_fund[self.market_id(market)]
+
+
+def _is_fund(accounts: IntArray, funds: dict[int, Any]) -> npt.NDArray[np.bool_]:
+    """Which ``accounts`` are insurance accounts (``np.isin`` against the few fund accounts,
+    as one comparison per fund without its set-up)."""
+    out = np.zeros(len(accounts), dtype=np.bool_)
+    for f in funds:
+        out |= accounts == f
+    return out

@@ -23,11 +23,17 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.level_scan import (
+    index_candidates_nb,
+    index_scan_nb,
+    refresh_dirty_nb,
+)
 from deleverage.engine.levels import index_zone_prices as _zone
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+Rows = tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]]
 
 #: Relative slack on zone prices: candidates within it are evaluated exactly (float safety).
 ZONE_RTOL = 1e-7
@@ -46,15 +52,20 @@ class LevelIndex:
         self.long_acc = np.zeros(0, dtype=np.int64)
         self.short_price = np.zeros(0)  # zone price of shorts, ascending
         self.short_acc = np.zeros(0, dtype=np.int64)
-        # Entries before a head are all dirty (skipped for good until the next compaction).
+        # Entries before a head are never read: dirty ones skipped for good until the next
+        # compaction, or stale slots left by the scan's moves (:func:`index_scan_nb`).
         self.long_head = 0
         self.short_head = 0
         self.dirty_flag = np.zeros(0, dtype=np.bool_)
+        self._seen = np.zeros(0, dtype=np.bool_)  # scratch for refresh_dirty_nb, all False
         self._touched: list[IntArray] = []
         self._pending = 0
         self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)  # live dirty positions, ascending
         self._dirty_price = np.zeros(0)
+        #: Per side, the sorted entries' size, entry, isolated margin and "isolated trader"
+        #: (copied on first use after a sort; a clean entry's columns have not moved since).
+        self._rows: tuple[Rows, Rows] | None = None
         self.rebuilds = 0
         self.compactions = 0
 
@@ -106,23 +117,30 @@ class LevelIndex:
         self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)
         self._dirty_price = np.zeros(0)
+        self._rows = None
         self.valid = True
 
     def _compact(self, size: FloatArray, n: int) -> None:
-        """Merge the live dirty positions back into the sorted orders; drop stale entries.
+        """Merge the live dirty positions back into the sorted orders; drop stale entries
+        (those before the heads were all dirty).
 
         Both parts are sorted already, so the stable sort merges two runs in linear time.
         """
-        keep_l = ~self.dirty_flag[self.long_acc]
-        keep_s = ~self.dirty_flag[self.short_acc]
+        long_acc, long_neg = self.long_acc[self.long_head :], self.long_neg_price[self.long_head :]
+        short_acc, short_price = (
+            self.short_acc[self.short_head :],
+            self.short_price[self.short_head :],
+        )
+        keep_l = ~self.dirty_flag[long_acc]
+        keep_s = ~self.dirty_flag[short_acc]
         d_acc, d_price = self._dirty_acc, self._dirty_price
         d_long = size[d_acc] > 0
-        neg = np.concatenate([self.long_neg_price[keep_l], np.sort(-d_price[d_long])])
-        acc = np.concatenate([self.long_acc[keep_l], d_acc[d_long][np.argsort(-d_price[d_long])]])
+        neg = np.concatenate([long_neg[keep_l], np.sort(-d_price[d_long])])
+        acc = np.concatenate([long_acc[keep_l], d_acc[d_long][np.argsort(-d_price[d_long])]])
         order = np.argsort(neg, kind="stable")
         self.long_neg_price, self.long_acc = neg[order], acc[order]
-        sp = np.concatenate([self.short_price[keep_s], np.sort(d_price[~d_long])])
-        acc = np.concatenate([self.short_acc[keep_s], d_acc[~d_long][np.argsort(d_price[~d_long])]])
+        sp = np.concatenate([short_price[keep_s], np.sort(d_price[~d_long])])
+        acc = np.concatenate([short_acc[keep_s], d_acc[~d_long][np.argsort(d_price[~d_long])]])
         order = np.argsort(sp, kind="stable")
         self.short_price, self.short_acc = sp[order], acc[order]
         self.long_head = self.short_head = 0
@@ -130,6 +148,7 @@ class LevelIndex:
         self._n_flagged = 0
         self._dirty_acc = np.zeros(0, dtype=np.int64)
         self._dirty_price = np.zeros(0)
+        self._rows = None
         self.compactions += 1
 
     # ---------------------------------------------------------------- query
@@ -144,34 +163,54 @@ class LevelIndex:
         """Accounts whose position can be in the zone at ``mark``, ascending (a superset)."""
         if self._touched:
             self._refresh_dirty(size, entry, margin, tiers)
-        hi = mark * (1.0 + ZONE_RTOL)
-        lo = mark * (1.0 - ZONE_RTOL)
-        k_long = int(np.searchsorted(self.long_neg_price, -lo, side="right"))
-        k_short = int(np.searchsorted(self.short_price, hi, side="right"))
-        longs = self.long_acc[self.long_head : k_long]
-        shorts = self.short_acc[self.short_head : k_short]
-        if self._n_flagged == 0:
-            if len(longs) == 0:
-                return np.sort(shorts)
-            if len(shorts) == 0:
-                return np.sort(longs)
-            out = np.concatenate([longs, shorts])
-            out.sort()
-            return out
-        flag = self.dirty_flag
-        fl, fs = flag[longs], flag[shorts]
-        self.long_head += _leading_true(fl)
-        self.short_head += _leading_true(fs)
-        parts = [longs[~fl], shorts[~fs]]
-        d_acc, d_price = self._dirty_acc, self._dirty_price
-        if len(d_acc):
-            d_size = size[d_acc]
-            hit = ((d_size > 0) & (d_price >= lo)) | ((d_size < 0) & (d_price <= hi))
-            hit |= ~np.isfinite(d_price)
-            parts.append(d_acc[hit])
-        out = np.concatenate(parts)
+        heads = np.array([self.long_head, self.short_head], dtype=np.int64)
+        out = index_candidates_nb(
+            self.long_neg_price, self.long_acc, self.short_price, self.short_acc, heads,
+            self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price, size,
+            float(mark), ZONE_RTOL,
+        )  # fmt: skip
+        self.long_head, self.short_head = int(heads[0]), int(heads[1])
         out.sort()
         return out
+
+    def scan(
+        self,
+        mark: float,
+        size: FloatArray,
+        entry: FloatArray,
+        margin: FloatArray,
+        mode: npt.NDArray[np.int8],
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+        call_level: float,
+    ) -> tuple[IntArray, FloatArray, FloatArray, IntArray, FloatArray]:
+        """The isolated scan of :meth:`candidates` at ``mark`` (full columns): the accounts
+        under maintenance with their equity and maintenance, the accounts at ``call_level``
+        or above with their ratio, each ascending (:func:`index_scan_nb`; the same figures as
+        :func:`deleverage.engine.kernels.isolated_scan_nb` over the candidates)."""
+        if self._touched:
+            self._refresh_dirty(size, entry, margin, tiers)
+        if self._rows is None:
+            self._rows = (
+                _rows(self.long_acc, size, entry, margin, mode, kind),
+                _rows(self.short_acc, size, entry, margin, mode, kind),
+            )
+        assert self._rows is not None
+        heads = np.array([self.long_head, self.short_head], dtype=np.int64)
+        below, below_e, below_m, warn, warn_r = index_scan_nb(
+            self.long_neg_price, self.long_acc, self._rows[0], self.short_price, self.short_acc,
+            self._rows[1], heads, self.dirty_flag, self._n_flagged != 0, self._dirty_acc,
+            self._dirty_price, size, entry, margin, mode, kind, float(mark), tiers.floor,
+            tiers.mmr, tiers.cum, float(tiers.min_margin), float(call_level), ZONE_RTOL,
+        )  # fmt: skip
+        self.long_head, self.short_head = int(heads[0]), int(heads[1])
+        if len(below) > 1:
+            order = np.argsort(below)
+            below, below_e, below_m = below[order], below_e[order], below_m[order]
+        if len(warn) > 1:
+            order = np.argsort(warn)
+            warn, warn_r = warn[order], warn_r[order]
+        return below, below_e, below_m, warn, warn_r
 
     def band(
         self,
@@ -229,24 +268,30 @@ class LevelIndex:
         self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
     ) -> None:
         """Take in the positions touched since last time: flag them, price the live ones."""
-        new = np.unique(np.concatenate(self._touched))
+        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
         self._touched = []
         self._pending = 0
-        top = int(new.max()) if len(new) else -1
-        if len(self.dirty_flag) <= top:
-            flags = np.zeros(top + 1, dtype=np.bool_)
+        if len(self._seen) != len(self.dirty_flag):
+            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        newly, live, acc, price = refresh_dirty_nb(
+            touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price
+        )
+        if newly < 0:  # accounts opened since the sort: grow the flags, then take them in
+            flags = np.zeros(int(touched.max()) + 1, dtype=np.bool_)
             flags[: len(self.dirty_flag)] = self.dirty_flag
             self.dirty_flag = flags
-        self._n_flagged += int(np.count_nonzero(~self.dirty_flag[new]))
-        self.dirty_flag[new] = True
-        live = new[size[new] != 0.0]  # a closed position leaves until a fill touches it again
-        new_price = _zone(size[live], entry[live], margin[live], self.level, tiers)
-        old_acc, old_price = self._dirty_acc, self._dirty_price
-        keep = ~np.isin(old_acc, new, assume_unique=True)
-        acc = np.concatenate([old_acc[keep], live])
-        price = np.concatenate([old_price[keep], new_price])
-        order = np.argsort(acc, kind="stable")
-        self._dirty_acc, self._dirty_price = acc[order], price[order]
+            self._seen = np.zeros(len(flags), dtype=np.bool_)
+            newly, live, acc, price = refresh_dirty_nb(
+                touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price
+            )
+        self._n_flagged += newly
+        if len(live):  # a closed position leaves until a fill touches it again
+            new_price = _zone(size[live], entry[live], margin[live], self.level, tiers)
+            acc = np.concatenate([acc, live])
+            price = np.concatenate([price, new_price])
+            order = np.argsort(acc, kind="stable")
+            acc, price = acc[order], price[order]
+        self._dirty_acc, self._dirty_price = acc, price
         n_indexed = len(self.long_acc) + len(self.short_acc)
         if len(acc) > max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)) or (
             self._n_flagged > n_indexed // 4 + DIRTY_FLOOR
@@ -254,9 +299,13 @@ class LevelIndex:
             self._compact(size, len(self.dirty_flag))
 
 
-def _leading_true(values: npt.NDArray[np.bool_]) -> int:
-    """Number of leading True values."""
-    if len(values) == 0 or not values[0]:
-        return 0
-    first_false = int(np.argmin(values))
-    return len(values) if values[first_false] else first_false
+def _rows(
+    acc: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+) -> Rows:
+    """The columns :func:`index_scan_nb` reads for sorted entries ``acc``, in their order."""
+    return size[acc], entry[acc], margin[acc], (mode[acc] != 0) & (kind[acc] == 0)

@@ -76,20 +76,19 @@ class CallWindow:
 
 @njit(cache=True)
 def take_clean_nb(
-    acc: IntArray, flag: BoolArray, called: IntArray, start: int, width: int, out: IntArray
+    acc: IntArray, flag: BoolArray, called: BoolArray, start: int, width: int, out: IntArray
 ) -> tuple[int, int]:
     """Positions of the first ``width`` entries of ``acc`` from ``start`` whose account is
-    neither flagged nor in ``called`` (ascending), into ``out``; returns their count and the
-    position of the next such entry (``len(acc)`` when none)."""
+    neither flagged nor ``called`` (both indexed by account; beyond their length: not), into
+    ``out``; returns their count and the position of the next such entry (``len(acc)`` when
+    none)."""
     count = 0
     i = start
+    n_flag = len(flag)
     n_called = len(called)
     while i < len(acc):
         a = acc[i]
-        skip = a < len(flag) and flag[a]
-        if not skip and n_called:
-            j = np.searchsorted(called, a)
-            skip = j < n_called and called[j] == a
+        skip = (a < n_flag and flag[a]) or (a < n_called and called[a])
         if not skip:
             if count == width:
                 return count, i
@@ -111,16 +110,21 @@ def call_window(
     called = np.sort(called)
     parts = []
     beyond = []
-    for sign, acc, price, head in (
-        (-1.0, index.long_acc, index.long_neg_price, index.long_head),
-        (1.0, index.short_acc, index.short_price, index.short_head),
-    ):
-        out = np.empty(min(width, len(acc)), dtype=np.int64)
-        count, nxt = take_clean_nb(acc, index.dirty_flag, called, head, width, out)
-        pos = out[:count]
-        edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
-        parts.append((acc[pos], sign * price[pos]))
-        beyond.append(edge)
+    is_called = ex.risk._flags(ex.n_accounts)  # scratch, all False: reset below
+    is_called[called] = True
+    try:
+        for sign, acc, price, head in (
+            (-1.0, index.long_acc, index.long_neg_price, index.long_head),
+            (1.0, index.short_acc, index.short_price, index.short_head),
+        ):
+            out = np.empty(min(width, len(acc)), dtype=np.int64)
+            count, nxt = take_clean_nb(acc, index.dirty_flag, is_called, head, width, out)
+            pos = out[:count]
+            edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
+            parts.append((acc[pos], sign * price[pos]))
+            beyond.append(edge)
+    finally:
+        is_called[called] = False
     long_max, short_min = beyond
     d_acc, d_price = index._dirty_acc, index._dirty_price
     if len(d_acc):

@@ -335,23 +335,16 @@ class MarginScans(Ledger):
                 cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
                 self._kind[:n], t,
             )  # fmt: skip
-        cand = index.candidates(state.mark, cols.size, cols.entry, cols.isolated_margin, t)
-        k = len(cand)
-        if k == 0:
-            return _empty_scan()
-        below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
-        warn, warn_r = np.empty(k, dtype=np.int64), np.empty(k)
-        n_below, n_warn = isolated_scan_nb(
-            cols.size[cand], cols.entry[cand], cols.isolated_margin[cand], cols.mode[cand],
-            self._kind[cand], state.mark, t.floor, t.mmr, t.cum, t.min_margin, call_level, below,
-            below_e, below_m, warn, warn_r,
+        below, below_e, below_m, warn, warn_r = index.scan(
+            state.mark, cols.size, cols.entry, cols.isolated_margin, cols.mode, self._kind, t,
+            call_level,
         )  # fmt: skip
         return {
-            "below": cand[below[:n_below]],
-            "below_equity": below_e[:n_below],
-            "below_maintenance": below_m[:n_below],
-            "warn": cand[warn[:n_warn]],
-            "warn_ratio": warn_r[:n_warn],
+            "below": below,
+            "below_equity": below_e,
+            "below_maintenance": below_m,
+            "warn": warn,
+            "warn_ratio": warn_r,
         }
 
     def _check_indexed_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:

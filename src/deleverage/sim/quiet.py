@@ -62,6 +62,62 @@ STOP_REASONS = ("end", "funding or basis sample", "arbitrage", "price", "band", 
 
 
 @njit(cache=True)
+def called_bounds_nb(
+    nc: int,
+    market: IntArray,
+    long: npt.NDArray[np.bool_],
+    zone: FloatArray,
+    liq: FloatArray,
+    dropped: npt.NDArray[np.bool_],
+    out: FloatArray,
+) -> None:
+    """Per market, the bounds :func:`called_certain_nb` tests the called entries with
+    (``out[m]``): the lowest zone price and highest liquidation price of the longs still
+    called, the highest zone price and lowest liquidation price of such shorts, the highest
+    zone price of the dropped longs and the lowest of the dropped shorts (entries of market
+    -1, called again, are left out: a step keeps them as they are)."""
+    for m in range(out.shape[0]):
+        out[m, 0] = np.inf
+        out[m, 1] = -np.inf
+        out[m, 2] = -np.inf
+        out[m, 3] = np.inf
+        out[m, 4] = -np.inf
+        out[m, 5] = np.inf
+    for i in range(nc):
+        m = market[i]
+        if m < 0:
+            continue
+        if dropped[i]:
+            if long[i]:
+                out[m, 4] = max(out[m, 4], zone[i])
+            else:
+                out[m, 5] = min(out[m, 5], zone[i])
+        elif long[i]:
+            out[m, 0] = min(out[m, 0], zone[i])
+            out[m, 1] = max(out[m, 1], liq[i])
+        else:
+            out[m, 2] = max(out[m, 2], zone[i])
+            out[m, 3] = min(out[m, 3], liq[i])
+
+
+@njit(cache=True)
+def called_certain_nb(marks: FloatArray, bounds: FloatArray, zone_rtol: float) -> bool:
+    """Whether at ``marks`` every called entry is certainly where it is: each one still
+    called certainly in the zone and above maintenance, each dropped one certainly out of it
+    (the tests of :func:`.called_step_nb` and :func:`.recalls_step_nb`, applied to the
+    bounds of :func:`called_bounds_nb`). Then a step keeps every entry as it is and makes no
+    call again, as the entry-by-entry pass would."""
+    for m in range(len(marks)):
+        p = marks[m]
+        lo = p * (1.0 - zone_rtol)
+        hi = p * (1.0 + zone_rtol)
+        b = bounds[m]
+        if not (hi < b[0] and lo > b[1] and lo > b[2] and hi < b[3] and lo > b[4] and hi < b[5]):
+            return False
+    return True
+
+
+@njit(cache=True)
 def quiet_path_nb(
     k0: int,
     k_end: int,
@@ -142,6 +198,8 @@ def quiet_path_nb(
     n_m = len(d)
     marks = np.empty(n_m)
     new_dropped = np.empty(len(dropped), dtype=np.bool_)
+    bounds = np.empty((n_m, 6))  # the called entries' bounds (called_bounds_nb)
+    bounds_ok = False
     w_called = np.zeros(len(w_acc), dtype=np.bool_)
     room = len(called_market)
     stage_src = np.empty(room, dtype=np.int64)
@@ -190,7 +248,24 @@ def quiet_path_nb(
             stop[0] = STOP_BAND
             return j
         got = 0
-        if call_m < 0:
+        if not bounds_ok:
+            called_bounds_nb(
+                nc, called_market, called_long, called_zone, called_liq, dropped, bounds
+            )
+            bounds_ok = True
+        certain = called_certain_nb(marks, bounds, ZONE_RTOL)
+        if certain and call_m >= 0:  # every called entry stays as it is: no recall to make
+            got = entrants_step_nb(
+                marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
+                c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, 0,
+                stage_src[: room - nc], stage_acc, stage_ratio,
+            )  # fmt: skip
+            if got < 0:
+                stop[0] = STOP_ENTRANT
+                return j
+        elif certain:
+            pass
+        elif call_m < 0:
             if not called_step_nb(
                 marks, called_market[:nc], called_long[:nc], called_zone[:nc], called_liq[:nc],
                 dropped[:nc], new_dropped[:nc], ZONE_RTOL,
@@ -214,7 +289,13 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-        dropped[:nc] = new_dropped[:nc]
+        if not certain:
+            for i in range(nc):
+                if dropped[i] != new_dropped[i]:
+                    dropped[i] = new_dropped[i]
+                    bounds_ok = False
+        if got > 0:
+            bounds_ok = False  # entries called (again) join below
         if got > 1:  # the risk step writes a step's calls by account
             order = np.argsort(stage_acc[:got], kind="mergesort")
             stage_src[:got] = stage_src[:got][order]

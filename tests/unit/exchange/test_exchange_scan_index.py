@@ -288,20 +288,20 @@ def test_check_invariants_mode_accepts_the_indexed_scans(seed: int) -> None:
 def test_quiet_marks_build_and_use_the_cross_index() -> None:
     """The sequences do take the indexed paths: bounded cross scans, dirty isolated entries."""
     used: collections.Counter[str] = collections.Counter()
-    cross_candidates, level_candidates = CrossIndex.candidates, LevelIndex.candidates
+    cross_candidates, level_scan = CrossIndex.candidates, LevelIndex.scan
 
     def cross_spy(self: CrossIndex, marks: np.ndarray) -> np.ndarray | None:
         out = cross_candidates(self, marks)
         used["cross bounded" if out is not None else "cross full"] += 1
         return out
 
-    def level_spy(self: LevelIndex, *args: Any) -> np.ndarray:
+    def level_spy(self: LevelIndex, *args: Any) -> tuple[np.ndarray, ...]:
         used["level dirty" if self._touched or self._n_flagged else "level clean"] += 1
-        return level_candidates(self, *args)
+        return level_scan(self, *args)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(CrossIndex, "candidates", cross_spy)
-        mp.setattr(LevelIndex, "candidates", level_spy)
+        mp.setattr(LevelIndex, "scan", level_spy)
         twin = _run(1, 2, 80)
     ex = twin.engines[0]
     assert ex._cross_index[0.8].builds >= 1

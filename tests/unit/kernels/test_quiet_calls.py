@@ -169,10 +169,12 @@ def test_take_clean_skips_flagged_and_called() -> None:
     flag = np.zeros(10, dtype=np.bool_)
     flag[3] = True
     out = np.empty(6, dtype=np.int64)
-    count, nxt = take_clean_nb(acc, flag, np.array([1, 8], dtype=np.int64), 0, 2, out)
+    called = np.zeros(9, dtype=np.bool_)  # accounts 1 and 8 (9 is beyond: not called)
+    called[[1, 8]] = True
+    count, nxt = take_clean_nb(acc, flag, called, 0, 2, out)
     assert (count, nxt) == (2, 5)  # 5 and 9 taken, 2 (at 5) is the next clean one
     assert out[:2].tolist() == [0, 4]
-    count, nxt = take_clean_nb(acc, flag, np.zeros(0, dtype=np.int64), 1, 10, out)
+    count, nxt = take_clean_nb(acc, flag, np.zeros(0, dtype=np.bool_), 1, 10, out)
     assert (count, nxt) == (4, 6)
     assert out[:4].tolist() == [2, 3, 4, 5]
 

@@ -72,25 +72,21 @@ def calls_update_nb(
         flag[a] = True
     out = np.empty(len(called) + len(warn), dtype=np.int64)
     k = 0
-    for a in called:
+    for a in called:  # kept: in the zone; its flag drops so that it is not fresh below
         if flag[a]:
             out[k] = a
             k += 1
-    for a in warn:
-        flag[a] = False
-    for a in below:
-        flag[a] = False
-    for i in range(k):
-        flag[out[i]] = True
+            flag[a] = False
     fresh = np.empty(len(warn), dtype=np.bool_)
     for j in range(len(warn)):
-        fresh[j] = not flag[warn[j]]
-    for i in range(k):
-        flag[out[i]] = False
-    for j in range(len(warn)):
+        a = warn[j]
+        fresh[j] = flag[a]
+        flag[a] = False
         if fresh[j]:
-            out[k] = warn[j]
+            out[k] = a
             k += 1
+    for a in below:
+        flag[a] = False
     return out[:k].copy(), fresh
 
 
