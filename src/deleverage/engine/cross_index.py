@@ -62,6 +62,10 @@ class CrossIndex:
         self._dirty = np.zeros(0, dtype=np.int64)  # touched since the build, ascending
         self._flag = np.zeros(0, dtype=np.bool_)  # scratch of merge_candidates_nb, all False
         self._top = -1  # the largest indexed account id
+        #: The last answer of :meth:`candidates` and what it depended on (the prefix length and
+        #: the touched set's generation): quiet marks after a crash ask for the same set again.
+        self._last: tuple[int, int, IntArray] | None = None
+        self._dirty_gen = 0
 
     def invalidate(self) -> None:
         self.valid = False
@@ -103,8 +107,17 @@ class CrossIndex:
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
         self._dirty = np.zeros(0, dtype=np.int64)
+        self._dirty_gen += 1
+        self._last = None
         self.valid = True
         self.builds += 1
+
+    def merge_touched(self) -> None:
+        """Fold the accounts touched since the last call into the touched set (``_dirty``)."""
+        if self._touched:
+            self._dirty = np.unique(np.concatenate([self._dirty, *self._touched]))
+            self._touched = []
+            self._dirty_gen += 1
 
     def candidates(self, marks: FloatArray) -> IntArray | None:
         """Accounts the marks can have moved into the zone and those touched, ascending;
@@ -112,9 +125,7 @@ class CrossIndex:
         :data:`PREFIX_SHARE` of the accounts to check)."""
         if not self.valid or len(marks) != len(self.p0):
             return None
-        if self._touched:
-            self._dirty = np.unique(np.concatenate([self._dirty, *self._touched]))
-            self._touched = []
+        self.merge_touched()
         marks = np.asarray(marks, dtype=np.float64)
         unpriced = self.p0 <= 0.0  # a market without a mark at the build: no bound
         if unpriced.any():
@@ -130,6 +141,16 @@ class CrossIndex:
             DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)
         ):
             return None
+        last = self._last
+        if last is not None and last[0] == k and last[1] == self._dirty_gen:
+            return last[2]  # read-only: the same accounts as the last call
+        out = self._merge(k)
+        out.flags.writeable = False
+        self._last = (k, self._dirty_gen, out)
+        return out
+
+    def _merge(self, k: int) -> IntArray:
+        """The first ``k`` indexed accounts and the touched ones, ascending, without repeats."""
         if len(self._dirty) == 0:
             out = self.acc[:k].copy()
             out.sort()

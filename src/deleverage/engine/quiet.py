@@ -170,9 +170,7 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     cindex = ex._cross_index.get(level)
     if cindex is None or not cindex.valid or len(cindex.p0) != n_m or np.any(cindex.p0 <= 0.0):
         return None
-    if cindex._touched:  # what CrossIndex.candidates does first: merge the touched accounts
-        cindex._dirty = np.unique(np.concatenate([cindex._dirty, *cindex._touched]))
-        cindex._touched = []
+    cindex.merge_touched()  # what CrossIndex.candidates does first
     called = np.unique(np.concatenate([r.called_cross for r in risk.markets]))
     if len(called) and not _called_everywhere(ex, called):
         return None

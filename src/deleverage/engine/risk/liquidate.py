@@ -18,6 +18,7 @@ from deleverage.engine.events import (
     TransferReason,
 )
 from deleverage.engine.risk import liquidator
+from deleverage.engine.risk.cross_round import CrossRound, cross_round_ready
 from deleverage.engine.risk.shortfall import ShortfallStage
 from deleverage.engine.risk.support import (
     _NS,
@@ -49,6 +50,20 @@ class _Filled(NamedTuple):
 
 class LiquidationStage(ShortfallStage):
     """Stage 2: liquidating one account."""
+
+    #: Liquidate a round's cross accounts through :class:`~.cross_round.CrossRound` (journal
+    #: rows in columns) where the markets' rules allow; False: the per-account path alone (the
+    #: reference the twin tests compare against).
+    cross_rounds: bool = True
+    _cross_round_cache: CrossRound | None = None
+
+    def _cross_round(self) -> CrossRound | None:
+        """The round's :class:`CrossRound`, or None where the per-account path must run."""
+        if not self.cross_rounds or not cross_round_ready(self):
+            return None
+        if self._cross_round_cache is None:
+            self._cross_round_cache = CrossRound(self)
+        return self._cross_round_cache
 
     def _liquidate(
         self, a: int, m: int, isolated: bool, ts: int, report: StepReport, caps: _Caps

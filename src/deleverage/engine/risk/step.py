@@ -221,11 +221,19 @@ class RiskEngine(BatchStage):
             if one_pass or policy.order != "health":
                 candidates = self._block_order(m, candidates)
             progressed = False
+            lean = self._cross_round()  # cross accounts with their rows in columns (or None)
             for a, isolated in candidates:
                 if caps.market_exhausted:
                     break
-                if self._liquidate(a, m, isolated, ts, report, caps):
-                    progressed = True
+                if lean is not None and not isolated:
+                    acted = lean.liquidate(a, m, ts, report, caps)
+                else:
+                    if lean is not None:
+                        lean.flush()
+                    acted = self._liquidate(a, m, isolated, ts, report, caps)
+                progressed = progressed or acted
+            if lean is not None:
+                lean.flush()
             if not progressed or caps.market_exhausted or one_pass:
                 break
         risk.capital_used += caps.used_market
