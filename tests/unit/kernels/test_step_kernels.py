@@ -59,10 +59,10 @@ def test_isolated_below_among_matches_the_unique_and_sort_reference(
     # with ``ties`` sizes and margins on a coarse grid, so healths tie across accounts
     rng = np.random.default_rng(seed)
     if ties:
-        size = rng.integers(-3, 4, n) * 1.0
-        margin = rng.integers(0, 4, n) * 1.0
+        size = rng.integers(-3, 4, n).astype(np.float64)
+        margin = rng.integers(0, 4, n).astype(np.float64)
     else:
-        size = np.where(rng.random(n) < 0.1, 0.0, rng.normal(0, 20, n))
+        size = np.where(rng.random(n) < 0.1, 0.0, rng.normal(0, 20, n)).astype(np.float64)
         margin = rng.uniform(-5, 60, n)
     entry = np.full(n, 100.0) if ties else rng.uniform(80, 120, n)
     mode = (rng.random(n) < 0.8).astype(np.int8)  # 1: isolated, 0: cross

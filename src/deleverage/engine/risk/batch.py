@@ -32,6 +32,10 @@ from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
 from deleverage.spec import MarketSpec
 
+#: Margin over the bankrupt sizes that a partial sum of a queue's capacity must reach for the
+#: planner to take every decision it would take with the full sum (see ``_queue_capacity``).
+_BOUND = 1.0 + 4e-6
+
 
 class _BatchPlan(NamedTuple):
     """The compiled planner's output for the positions it saw (arrays of one length, in
@@ -212,8 +216,16 @@ class BatchStage(LiquidationStage):
             # Some positions need ADL: plan again knowing how much each queue can take, so a
             # position the queue cannot serve fills on the book in its turn (per-account order).
             flagged_sides = set(np.sign(size[plan.to_adl]).tolist())
+            # The most a queue can be asked for: the full sizes of every planned position on
+            # the side it serves (only full closes are flagged), with a margin for float dust.
             capacity = {
-                s: (self._queue_capacity(m, -int(s)) if s in flagged_sides else math.inf)
+                s: (
+                    self._queue_capacity(
+                        m, -int(s), bound=float(np.abs(size[np.sign(size) == s]).sum()) * _BOUND
+                    )
+                    if s in flagged_sides
+                    else math.inf
+                )
                 for s in (1.0, -1.0)
             }
             consumed_after = run(capacity[-1.0], capacity[1.0])
