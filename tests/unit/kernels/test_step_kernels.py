@@ -1,6 +1,7 @@
 """The risk step's compiled re-check of the accounts a batch touched against the NumPy and
 Python selection it replaced (``np.unique``, ``rules.margin.maintenance_margin``, the sort of
-``(health, account)`` tuples)."""
+``(health, account)`` tuples); the distress order against ``np.lexsort``; the distinct
+accounts of a batch of fills against ``np.unique``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deleverage.engine.kernels import distinct_accounts_nb
+from deleverage.engine.risk.batch import distress_order
 from deleverage.engine.risk.step_kernels import isolated_below_among_nb
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
@@ -101,3 +104,44 @@ def test_isolated_below_among_sorts_by_health_then_account() -> None:
     order = np.lexsort((below, health))
     assert below[order].tolist() == [1, 3, 0]
     np.testing.assert_allclose(health[order], [-0.8, -0.8, -0.4])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n=st.integers(0, 3_000),
+    levels=st.sampled_from([0, 2, 40]),
+    nan=st.booleans(),
+)
+def test_distress_order_is_the_lexsort_of_health_then_account(
+    seed: int, n: int, levels: int, nan: bool
+) -> None:
+    # Arrange: distinct accounts in any order; continuous healths, or few levels (ties),
+    # -0.0 against 0.0, NaN
+    rng = np.random.default_rng(seed)
+    accounts = rng.permutation(10 * n + 1)[:n].astype(np.int64)
+    if levels:
+        health = (rng.integers(-levels, 1, n) * 0.25).astype(np.float64)
+        health[rng.random(n) < 0.1] = -0.0
+    else:
+        health = rng.normal(-0.5, 0.3, n)
+    if nan and n:
+        health[rng.integers(0, n)] = np.nan
+
+    # Act
+    got = distress_order(accounts, health)
+
+    # Assert
+    np.testing.assert_array_equal(got, np.lexsort((accounts, health)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(accounts=st.lists(st.integers(0, 499), max_size=600))
+def test_distinct_accounts_sorted_are_np_unique_and_leave_the_flags_clear(
+    accounts: list[int],
+) -> None:
+    seen = np.zeros(500, dtype=np.bool_)
+    got = distinct_accounts_nb(np.array(accounts, dtype=np.int64), seen)
+    np.testing.assert_array_equal(np.sort(got), np.unique(np.array(accounts, dtype=np.int64)))
+    assert len(got) == len(set(accounts))
+    assert not seen.any()

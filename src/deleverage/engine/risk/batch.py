@@ -159,7 +159,7 @@ class BatchStage(LiquidationStage):
         if len(below) == 0:
             return None
         health = (equity - maint) / np.maximum(maint, 1e-12)
-        order = np.lexsort((below, health))
+        order = distress_order(below, health)
         return below[order].astype(np.int64), equity[order], maint[order]
 
     def _batch_plan(
@@ -562,3 +562,14 @@ def _takeover_cap(spec: MarketSpec) -> float:
     """The kernel's takeover limit: ``adl.fund_takeover_max_notional``, ``inf`` for none."""
     cap = spec.adl.fund_takeover_max_notional
     return math.inf if cap is None else float(cap)
+
+
+def distress_order(accounts: npt.NDArray[np.int64], health: FloatArray) -> npt.NDArray[np.intp]:
+    """``np.lexsort((accounts, health))``: by health, ties by account id. NumPy's quicksort
+    of the healths gives that order whenever no two are equal and none is NaN (checked on the
+    sorted values); otherwise the lexsort itself."""
+    order = np.argsort(health)
+    ranked = health[order]
+    if len(ranked) and (np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any())):
+        return np.lexsort((accounts, health))
+    return order

@@ -35,7 +35,7 @@ from deleverage.engine.events import (
     RiskParamsChanged,
 )
 from deleverage.engine.risk import liquidator
-from deleverage.engine.risk.batch import BatchStage
+from deleverage.engine.risk.batch import BatchStage, distress_order
 from deleverage.engine.risk.step_kernels import isolated_below_among_nb
 from deleverage.engine.risk.support import (
     _MAX_ROUNDS,
@@ -429,5 +429,5 @@ class RiskEngine(BatchStage):
         if risk.cooldown_until_ns or risk.latency_ns:
             ready = np.array(self._ready(m, below.tolist(), ex.clock_ns), dtype=np.bool_)
             below, health = below[ready], health[ready]
-        order = np.lexsort((below, health))
+        order = distress_order(below, health)
         return [(a, True) for a in below[order].tolist()]
