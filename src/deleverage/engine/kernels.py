@@ -634,3 +634,21 @@ def unique_accounts_nb(
     for j in range(k):
         seen[found[j]] = False
     return np.sort(found[:k])
+
+
+@njit(cache=True)
+def distinct_accounts_nb(
+    accounts: npt.NDArray[np.int64], seen: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.int64]:
+    """Distinct ``accounts`` in the order first met, through a flag per account (as
+    :func:`unique_accounts_nb`, without its sort: NumPy's sort of the result is faster)."""
+    found = np.empty(len(accounts), dtype=np.int64)
+    k = 0
+    for a in accounts:
+        if not seen[a]:
+            seen[a] = True
+            found[k] = a
+            k += 1
+    for j in range(k):
+        seen[found[j]] = False
+    return found[:k].copy()

@@ -4,8 +4,10 @@ against the gathered sum it replaces, and the queues that view the stage's reser
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.risk.adl_queue import DenseQueue
 
 S = 1_000_000_000
 
@@ -53,9 +55,11 @@ def test_queue_capacity_is_the_gathered_sum_and_follows_fills_after_the_build() 
     assert ex.risk._queue_capacity(0, -1) == _gathered(ex, -1) == 25.5
 
 
-def test_a_second_queue_copies_while_the_first_views_the_buffers() -> None:
-    # Arrange
+@pytest.mark.parametrize("dense", [True, False])
+def test_a_second_queue_copies_while_the_first_views_the_buffers(dense: bool) -> None:
+    # Arrange: the dense queue (scores of every account) or the compacting one
     ex = _exchange()
+    ex.risk.dense_queue = dense
     ex.set_mark(0, 104.0, ts_ns=2 * S)
     ex.risk._queues.clear()
     ex.risk._buffers_user = None
@@ -66,8 +70,14 @@ def test_a_second_queue_copies_while_the_first_views_the_buffers() -> None:
     shorts = ex.risk._queue(0, -1)
 
     # Assert: the first views the buffers, the second owns its arrays, the first is intact
-    assert not longs.candidates.flags.owndata
-    assert shorts.candidates.flags.owndata
+    if dense:
+        assert isinstance(longs, DenseQueue)
+        assert isinstance(shorts, DenseQueue)
+        assert not longs._dense.flags.owndata
+        assert shorts._dense.flags.owndata
+    else:
+        assert not longs.candidates.flags.owndata
+        assert shorts.candidates.flags.owndata
     size = ex.columns(0).size[: ex.n_accounts]
     np.testing.assert_array_equal(longs.candidates, np.flatnonzero(size > 0))
     assert len(shorts.candidates) == 0

@@ -33,6 +33,10 @@ from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
 from deleverage.spec import MarketSpec
 
+#: Margin over the bankrupt sizes that a partial sum of a queue's capacity must reach for the
+#: planner to take every decision it would take with the full sum (see ``_queue_capacity``).
+_BOUND = 1.0 + 4e-6
+
 
 class _BatchPlan(NamedTuple):
     """The compiled planner's output for the positions it saw (arrays of one length, in
@@ -159,7 +163,7 @@ class BatchStage(LiquidationStage):
         if len(below) == 0:
             return None
         health = (equity - maint) / np.maximum(maint, 1e-12)
-        order = np.lexsort((below, health))
+        order = distress_order(below, health)
         return below[order].astype(np.int64), equity[order], maint[order]
 
     def _batch_plan(
@@ -216,8 +220,16 @@ class BatchStage(LiquidationStage):
             # Some positions need ADL: plan again knowing how much each queue can take, so a
             # position the queue cannot serve fills on the book in its turn (per-account order).
             flagged_sides = set(np.sign(size[plan.to_adl]).tolist())
+            # The most a queue can be asked for: the full sizes of every planned position on
+            # the side it serves (only full closes are flagged), with a margin for float dust.
             capacity = {
-                s: (self._queue_capacity(m, -int(s)) if s in flagged_sides else math.inf)
+                s: (
+                    self._queue_capacity(
+                        m, -int(s), bound=float(np.abs(size[np.sign(size) == s]).sum()) * _BOUND
+                    )
+                    if s in flagged_sides
+                    else math.inf
+                )
                 for s in (1.0, -1.0)
             }
             consumed_after = run(capacity[-1.0], capacity[1.0])
@@ -565,3 +577,14 @@ def _takeover_cap(spec: MarketSpec) -> float:
     """The kernel's takeover limit: ``adl.fund_takeover_max_notional``, ``inf`` for none."""
     cap = spec.adl.fund_takeover_max_notional
     return math.inf if cap is None else float(cap)
+
+
+def distress_order(accounts: npt.NDArray[np.int64], health: FloatArray) -> npt.NDArray[np.intp]:
+    """``np.lexsort((accounts, health))``: by health, ties by account id. NumPy's quicksort
+    of the healths gives that order whenever no two are equal and none is NaN (checked on the
+    sorted values); otherwise the lexsort itself."""
+    order = np.argsort(health)
+    ranked = health[order]
+    if len(ranked) and (np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any())):
+        return np.lexsort((accounts, health))
+    return order

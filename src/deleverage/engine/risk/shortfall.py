@@ -24,6 +24,7 @@ from deleverage.engine.events import (
 )
 from deleverage.engine.kernels import pnl_leverage_queue_nb
 from deleverage.engine.risk import liquidator
+from deleverage.engine.risk.adl_queue import DenseQueue, pnl_leverage_scores_nb
 from deleverage.engine.risk.policy_adl import adl_with_policy
 from deleverage.engine.risk.support import (
     FloatArray,
@@ -62,6 +63,9 @@ class ShortfallStage:
         #: The queue whose candidates and scores are views of ``_queue_buffers`` (the
         #: buffers are rewritten only once it has left ``_queues``, at the next step).
         self._buffers_user: _Queue | None = None
+        #: Whether isolated ``pnl_leverage`` queues are scored into one dense array
+        #: (:class:`DenseQueue`); False: the compacting pass (the twin tests' reference).
+        self.dense_queue = True
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
         #: Deficit of open isolated positions left by a partial close, already reported.
@@ -461,12 +465,22 @@ class ShortfallStage:
         room = float(np.min(np.maximum(equity, 0.0) / sizes)) * (1.0 - 1e-9)
         return mark + side * min(adverse, room)
 
-    def _queue_capacity(self, m: int, side: int) -> float:
-        """Total size the ADL queue of one market side holds (base units)."""
+    def _queue_capacity(self, m: int, side: int, *, bound: float | None = None) -> float:
+        """Total size the ADL queue of one market side holds (base units).
+
+        ``bound``: the batch planner's total bankrupt size on the other side, with a margin.
+        The planner only asks whether the capacity left still holds each flagged size, so
+        every capacity at or above that total takes the same decisions: a dense queue sums
+        its candidates only until it reaches ``bound`` (the full sum when it does not).
+        """
         queue = self._queue(m, side)
+        cols = self.ex._positions[m]
+        if isinstance(queue, DenseQueue):
+            if bound is not None and queue.version == self.ex.positions_version(m):
+                return queue.capacity_at_least(cols.size, bound)
+            return queue.capacity_exact(cols.size)
         if queue.capacity is not None and queue.capacity[0] == self.ex.positions_version(m):
             return queue.capacity[1]  # summed as the queue was built, nothing moved since
-        cols = self.ex._positions[m]
         return float(np.abs(cols.size[queue.candidates]).sum())
 
     def _queue(self, m: int, side: int) -> _Queue:
@@ -489,6 +503,21 @@ class ShortfallStage:
                 # (reused across steps: no fresh pages, no copy); a queue built while that
                 # one lives gets arrays of its own.
                 shared = all(q is not self._buffers_user for q in self._queues.values())
+                if self.dense_queue:
+                    if shared:
+                        self.reserve(n)
+                        scores = self._queue_buffers[1][:n]
+                    else:
+                        scores = np.empty(n)
+                    count, _ = pnl_leverage_scores_nb(
+                        sizes, cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n],
+                        state.mark, float(side), scores,
+                    )  # fmt: skip
+                    queue = DenseQueue(scores, count, ex.positions_version(m))
+                    if shared:
+                        self._buffers_user = queue
+                    self._queues[key] = queue
+                    return queue
                 if shared:
                     self.reserve(n)
                     buffers = self._queue_buffers

@@ -35,7 +35,8 @@ from deleverage.engine.events import (
     RiskParamsChanged,
 )
 from deleverage.engine.risk import liquidator
-from deleverage.engine.risk.batch import BatchStage
+from deleverage.engine.risk.batch import BatchStage, distress_order
+from deleverage.engine.risk.step_kernels import isolated_below_among_nb
 from deleverage.engine.risk.support import (
     _MAX_ROUNDS,
     _NS,
@@ -44,10 +45,8 @@ from deleverage.engine.risk.support import (
     _below,
     _Caps,
     _gc_paused,
-    _health,
 )
 from deleverage.errors import ValidationError
-from deleverage.rules import margin as mm
 from deleverage.rules.dynamic import scale_spec
 from deleverage.spec import MarketSpec
 
@@ -413,25 +412,26 @@ class RiskEngine(BatchStage):
     def _isolated_candidates_among(
         self, m: int, accounts: npt.NDArray[np.int64]
     ) -> list[tuple[int, bool]]:
+        """The isolated positions of ``accounts`` under maintenance that a liquidator has
+        reached, most distressed first (health, then account id): one compiled pass
+        (``isolated_below_among_nb``), the liquidator's readiness only where cooldowns or a
+        latency apply (as :meth:`_ready` would find every one ready otherwise)."""
         if len(accounts) == 0:
             return []
         ex = self.ex
         state = ex.markets[m]
         cols = ex._positions[m]
-        a = np.unique(accounts)
-        size = cols.size[a]
-        equity = cols.isolated_margin[a] + size * (state.mark - cols.entry[a])
-        maint = mm.maintenance_margin(np.abs(size) * state.mark, state.tiers)
-        below = (size != 0.0) & (cols.mode[a] != 0) & (ex._kind[a] == 0) & (equity < maint)
-        now = ex.clock_ns
-        accs = a[below].tolist()
-        ready = self._ready(m, accs, now)
-        out = [
-            (_health(e, mt), acc, True)
-            for acc, e, mt, ok in zip(
-                accs, equity[below].tolist(), maint[below].tolist(), ready, strict=True
-            )
-            if ok
-        ]
-        out.sort()
-        return [(acc, True) for _, acc, _ in out]
+        tiers = state.tiers
+        below, health = isolated_below_among_nb(
+            np.asarray(accounts, dtype=np.int64), self._flags(ex.n_accounts), cols.size,
+            cols.entry, cols.isolated_margin, cols.mode, ex._kind, state.mark, tiers.floor,
+            tiers.mmr, tiers.cum, float(tiers.min_margin),
+        )  # fmt: skip
+        if len(below) == 0:
+            return []
+        risk = self.markets[m]
+        if risk.cooldown_until_ns or risk.latency_ns:
+            ready = np.array(self._ready(m, below.tolist(), ex.clock_ns), dtype=np.bool_)
+            below, health = below[ready], health[ready]
+        order = distress_order(below, health)
+        return [(a, True) for a in below[order].tolist()]

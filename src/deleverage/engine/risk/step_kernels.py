@@ -1,0 +1,75 @@
+"""Compiled helpers of the risk step's rounds after the batch path.
+
+After a batch of isolated liquidations, the next round re-checks only the accounts the batch
+touched (:meth:`RiskEngine._isolated_candidates_among`). :func:`isolated_below_among_nb` does
+that check in one pass over those accounts: their distinct ids (through a flag per account,
+no sort of the batch), the isolated margin test ``E < MM`` with ``E = M + s (mark - e)`` and
+the tiered maintenance of :func:`deleverage.engine.kernels.maintenance_nb` (the scan's own
+arithmetic), and the health ``(E - MM) / max(MM, 1e-12)`` the rounds sort by.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.kernels import maintenance_nb, tier_of_nb
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@njit(cache=True)
+def isolated_below_among_nb(
+    accounts: npt.NDArray[np.int64],
+    seen: npt.NDArray[np.bool_],
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """The distinct ``accounts`` (ascending) whose isolated trader position is under
+    maintenance, with their health ``(E - MM) / max(MM, 1e-12)``.
+
+    ``seen``: one flag per account, all False; set for the accounts met and cleared again
+    before returning (a caller keeps one for every call).
+    """
+    found = np.empty(len(accounts), dtype=np.int64)
+    k = 0
+    for a in accounts:
+        if not seen[a]:
+            seen[a] = True
+            found[k] = a
+            k += 1
+    below = np.empty(k, dtype=np.int64)
+    n_below = 0
+    for j in range(k):
+        a = found[j]
+        seen[a] = False
+        s = size[a]
+        if s == 0.0 or mode[a] == 0 or kind[a] != 0:
+            continue
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
+        e = isolated_margin[a] + s * (mark - entry[a])
+        if e < m:
+            below[n_below] = a
+            n_below += 1
+    out = np.sort(below[:n_below])
+    health = np.empty(n_below, dtype=np.float64)
+    for j in range(n_below):
+        a = out[j]
+        s = size[a]
+        notional = abs(s) * mark
+        t = tier_of_nb(notional, floor)
+        m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
+        e = isolated_margin[a] + s * (mark - entry[a])
+        health[j] = (e - m) / max(m, 1e-12)
+    return out, health
