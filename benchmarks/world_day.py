@@ -18,7 +18,8 @@ forced flow moves them.
 (populations are drawn in quote units);
 ``--mixed`` takes Binance and dYdX v4 for the order-book venues instead (1% cross accounts)
 and maps 2,000 traders with cross accounts on both (the trader channel). ``--profile PATH``
-writes a cProfile of the run to PATH.
+writes a cProfile of the run to PATH; ``--loop`` steps every second (the world's quiet
+stretches, ``world/quiet.py``, not taken in bulk).
 
 Reported: setup (paths, populations, loading) and run seconds, CPU seconds (the machine is
 shared), liquidations per venue, peak resident memory. Run:
@@ -177,11 +178,16 @@ def main() -> None:
         help="two oracle-marked perp venues in place of the GMX pool and the Maker vaults",
     )  # fmt: skip
     parser.add_argument("--profile", type=Path, help="write a cProfile of the run here")
+    parser.add_argument(
+        "--loop", action="store_true",
+        help="step every second (no quiet stretches taken in bulk: world/quiet.py off)",
+    )  # fmt: skip
     args = parser.parse_args()
     n, duration = (100_000, 7_200.0) if args.quick else (1_000_000, 86_400.0)
     print(f"machine: {machine_description()}")
     started = time.perf_counter()
     world = build_world(world_scenario(n, duration, mixed=args.mixed, standins=args.standins))
+    world.quiet.enabled = not args.loop
     setup = time.perf_counter() - started
     if args.profile is not None:
         import cProfile
@@ -216,6 +222,9 @@ def main() -> None:
     }
     print("  engine quiet marks (fast path, bands missed): "
           + ", ".join(f"{v} {f:,}/{m:,}" for v, (f, m) in quiet.items()))  # fmt: skip
+    skips = world.quiet
+    print(f"  world quiet stretches: {skips.skipped:,} steps in {skips.stretches:,} "
+          f"stretches (tries stopped by: {skips.blocked})")  # fmt: skip
     print(f"  peak resident memory {peak_mb:,.0f} MB")
     print(
         json.dumps(
@@ -232,8 +241,10 @@ def main() -> None:
                 "liquidations": int(summary["liquidations"].sum()),
                 "peak_rss_mb": round(peak_mb, 1),
                 "quiet_marks": sum(f for f, _ in quiet.values()),
+                "world_quiet_steps": world.quiet.skipped,
                 "mixed": args.mixed,
                 "standins": args.standins,
+                "loop": args.loop,
             }
         )
     )

@@ -25,10 +25,12 @@ import pandas as pd
 from deleverage.engine.events import EventKind, FillReason, Journal
 from deleverage.engine.exchange import Exchange
 from deleverage.engine.ledger import MarketRef
+from deleverage.engine.quiet_path import apply_quiet_marks, quiet_marks_ahead
 from deleverage.errors import ValidationError
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
+    QuietPath,
     SolvencyLines,
     VenueStep,
     check_price_inputs,
@@ -155,6 +157,39 @@ class PerpVenue:
         flow, adl_loss = self._journal_since(first_seq)
         self._adl_loss += adl_loss
         return VenueStep(ts_ns, liquidations, notional, flow, self.solvency())
+
+    def quiet_steps(self, path: QuietPath) -> int:
+        """How many leading steps of ``path`` are quiet marks for the engine
+        (:func:`~deleverage.engine.quiet_path.quiet_marks_ahead`); 0 unless the venue marks
+        every market of the engine, in the engine's order."""
+        marks = self._path_marks(path)
+        return 0 if marks is None else quiet_marks_ahead(self._ex, marks)
+
+    def advance_quiet(self, path: QuietPath) -> None:
+        """Take the steps of ``path`` (counted quiet by :meth:`quiet_steps`): their marks in
+        one bulk call, as many :meth:`step` calls would leave the engine and the adapter."""
+        marks = self._path_marks(path)
+        if marks is None or len(path.ts_ns) == 0:
+            raise ValidationError("path", len(path.ts_ns), "must be quiet for this venue")
+        ts = np.asarray(path.ts_ns, dtype=np.int64)
+        check_price_inputs(
+            path.inputs(0, self.assets), self.assets, ts_ns=int(ts[0]), last_ts_ns=self._last_ts
+        )
+        ex = self._ex
+        version = ex._version
+        apply_quiet_marks(ex, marks, ts)
+        self._last_ts = int(ts[-1])
+        if self._lines is not None and self._lines_version == version:
+            self._lines_version = ex._version  # the marks changed nothing the lines read
+
+    def _path_marks(self, path: QuietPath) -> npt.NDArray[np.float64] | None:
+        """The marks ``path`` sets, one column per engine market (None: not every market is
+        an asset of the venue, in order)."""
+        if list(self._markets.values()) != list(range(len(self._ex.markets))):
+            return None
+        if self._mark_from == "book":
+            return np.asarray(path.book_prices, dtype=np.float64)
+        return np.asarray(path.index_prices, dtype=np.float64)  # the oracle is the index on a path
 
     def _quiet_solvency(self, version_before: int) -> SolvencyLines:
         """:meth:`solvency` after a step that forced nothing: the lines computed last, when

@@ -25,6 +25,13 @@ things (the contract tests in ``tests/contract/`` hold every implementation to t
 5. **It journals its events.** :meth:`Venue.journal` is the venue's append-only event log;
    its length never shrinks, and a step that changes state appends to it.
 
+Optionally a venue can say which of the coming steps are **quiet** (:class:`QuietVenue`): given
+the prices ahead (:class:`QuietPath`), ``quiet_steps`` counts the leading steps at which its
+step would liquidate nothing, force nothing and change nothing but bookkeeping that
+``advance_quiet`` replays in bulk (marks, journal rows of marks, clocks, accruals), exactly as
+the step-by-step run would. A world skips a stretch only when every venue counts it quiet;
+a venue without the methods (:func:`quiet_steps_of` gives 0) keeps the world stepping.
+
 All amounts are in the venue's quote currency; sizes in base units of the asset.
 """
 
@@ -34,6 +41,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from deleverage.errors import ValidationError
@@ -44,10 +53,13 @@ if TYPE_CHECKING:
 __all__ = [
     "LIQUIDATION_LEVEL_COLUMNS",
     "PriceInputs",
+    "QuietPath",
+    "QuietVenue",
     "SolvencyLines",
     "Venue",
     "VenueStep",
     "check_price_inputs",
+    "quiet_steps_of",
 ]
 
 #: Columns of :meth:`Venue.liquidation_levels`: the asset, the account, the signed size (base,
@@ -137,6 +149,57 @@ class Venue(Protocol):
     def journal(self) -> Journal:
         """The venue's event journal."""
         ...
+
+
+class QuietPath(NamedTuple):
+    """The prices a venue would step on over the next ``L`` steps, as a world hands them.
+
+    Step ``j`` is at ``ts_ns[j]`` (ascending) on ``PriceInputs(index_prices[j, i],
+    index_prices[j, i], book_prices[j, i])`` for the venue's ``i``-th asset
+    (:attr:`Venue.assets` order): the oracle is the index, the book the venue's own book
+    price (the index where it has none).
+    """
+
+    ts_ns: npt.NDArray[np.int64]
+    index_prices: npt.NDArray[np.float64]
+    book_prices: npt.NDArray[np.float64]
+
+    def head(self, n: int) -> QuietPath:
+        """The first ``n`` steps."""
+        return QuietPath(self.ts_ns[:n], self.index_prices[:n], self.book_prices[:n])
+
+    def inputs(self, j: int, assets: tuple[str, ...]) -> dict[str, PriceInputs]:
+        """What the venue steps on at step ``j``."""
+        out = {}
+        for i, asset in enumerate(assets):
+            p = float(self.index_prices[j, i])
+            out[asset] = PriceInputs(p, p, float(self.book_prices[j, i]))
+        return out
+
+
+@runtime_checkable
+class QuietVenue(Protocol):
+    """The optional quiet-stretch methods of a venue (see the module docstring)."""
+
+    def quiet_steps(self, path: QuietPath) -> int:
+        """How many leading steps of ``path`` are certainly quiet (0: none, or cannot tell).
+        Changes nothing."""
+        ...
+
+    def advance_quiet(self, path: QuietPath) -> None:
+        """Apply the steps of ``path`` (all counted quiet by :meth:`quiet_steps` on the state
+        now) with the effects of stepping them one by one."""
+        ...
+
+
+def quiet_steps_of(venue: object, path: QuietPath) -> int:
+    """:meth:`QuietVenue.quiet_steps` of ``venue``, or 0 for a venue without it ("cannot
+    skip": the world steps it one step at a time)."""
+    method = getattr(venue, "quiet_steps", None)
+    if method is None or not hasattr(venue, "advance_quiet"):
+        return 0
+    n = int(method(path))
+    return min(max(n, 0), len(path.ts_ns))
 
 
 def check_price_inputs(

@@ -54,6 +54,7 @@ from deleverage.venues.protocol import PriceInputs, SolvencyLines, Venue, VenueS
 from deleverage.world.collateral import CollateralAccess
 from deleverage.world.hooks import Deficit, RiskLayer, RoundView
 from deleverage.world.market import SharedMarket, VenueLink
+from deleverage.world.quiet import WorldQuiet, stretch_ends
 from deleverage.world.result import WorldRecorder, WorldResult
 from deleverage.world.traders import SharedWallets, TraderMap
 
@@ -200,6 +201,8 @@ class World:
         self._book_list = list(self._books.items())
         self._venue_list = list(self.entries.items())
         self.recorder = WorldRecorder(self)
+        #: Quiet stretches taken in bulk (world/quiet.py; ``quiet.enabled = False``: never).
+        self.quiet = WorldQuiet(self)
 
     # ---------------------------------------------------------------- read access
     @property
@@ -236,10 +239,20 @@ class World:
         for layer in self.layers:
             layer.on_start(self)
         every = max(1, self.n_steps // 200)
-        for k in range(self.n_steps + 1):
+        k = 0
+        while k <= self.n_steps:
+            skipped = self.quiet.skip(k)
+            if skipped:  # steps k .. k + skipped - 1, in bulk
+                k += skipped
+                if progress is not None and (
+                    stretch_ends(k - skipped, skipped, every) or k - 1 == self.n_steps
+                ):
+                    progress(k - 1, self.n_steps)
+                continue
             self.step(k)
             if progress is not None and (k % every == 0 or k == self.n_steps):
                 progress(k, self.n_steps)
+            k += 1
         return self.recorder.result(wall_s=time.perf_counter() - started)
 
     def step(self, k: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,38 @@ class WorldRecorder:
             if lines is not seen[j]:  # the same object: the same values (PerpVenue reuses it)
                 acc[at + 4 : at + 10] = seen[j] = lines
             acc[at + 10] = absorbed[name]
+
+    def quiet_steps(
+        self,
+        k: int,
+        ts: npt.NDArray[np.int64],
+        shared: FloatArray,
+        dislocation: FloatArray,
+        lines: Mapping[str, tuple[float, ...]],
+    ) -> None:
+        """The rows of a quiet stretch from step ``k`` (``world/quiet.py``): one round a step,
+        nothing liquidated or forced, each venue's solvency ``lines``; the same values the
+        step loop writes."""
+        n = len(ts)
+        self.ts[k : k + n] = ts
+        a = self.a
+        for i, market in enumerate(self._markets):
+            a["exogenous"][k : k + n, i] = market.exogenous[k : k + n]
+        a["shared"][k : k + n] = shared
+        a["dislocation"][k : k + n] = dislocation
+        acc, width, seen = self._acc, self._width, self._seen
+        absorbed = self.world.absorbed
+        for j, name in enumerate(self.venues):
+            at = j * width
+            acc[at] = acc[at + 1] = acc[at + 2] = 0.0
+            acc[at + 3] = 1.0
+            value = lines[name]
+            if value is not seen[j]:
+                acc[at + 4 : at + 10] = value
+                seen[j] = value
+            acc[at + 10] = absorbed[name]
+        self._rows[k : k + n] = acc
+        self._rounds_in_step = 0
 
     def end_step(self, k: int, ts: int) -> None:
         self.ts[k] = ts

@@ -169,6 +169,16 @@ class SharedWallets:
         """Whether any trader can move collateral."""
         return bool(len(self._rows)) and self._rows["trader"].duplicated().any()
 
+    @property
+    def idle(self) -> bool:
+        """Whether no account is watched (:meth:`rebalance` then does nothing)."""
+        return not len(self._rows)
+
+    @property
+    def next_due_s(self) -> float:
+        """The earliest time :meth:`due` can say yes at (seconds on the world's grid)."""
+        return self._next_s
+
     def due(self, t_s: float) -> bool:
         """Whether the traders look at their accounts at ``t_s``."""
         if t_s + 1e-9 < self._next_s:

@@ -51,6 +51,7 @@ import pandas as pd
 
 from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
+from deleverage.protocols.aave import quiet as _quiet_mod
 from deleverage.protocols.aave.config import (
     AaveConfig,
     AavePopulation,
@@ -70,6 +71,7 @@ from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
+    QuietPath,
     SolvencyLines,
     VenueStep,
     check_price_inputs,
@@ -276,6 +278,14 @@ class AaveVenue:
             forced_flow=dict(zip(self._assets, flow.tolist(), strict=True)),
             solvency=self._lines,
         )
+
+    def quiet_steps(self, path: QuietPath) -> int:
+        """Leading quiet steps of ``path`` (``protocols/aave/quiet.py``); changes nothing."""
+        return _quiet_mod.quiet_steps(self, path, touched_limit=_TOUCHED_LIMIT)
+
+    def advance_quiet(self, path: QuietPath) -> None:
+        """Take the quiet steps of ``path`` as one step each would (``protocols/aave/quiet.py``)."""
+        _quiet_mod.advance_quiet(self, path)
 
     def liquidation_levels(self) -> pd.DataFrame:
         """Per borrowing account, the price of its largest priced collateral asset (or, with

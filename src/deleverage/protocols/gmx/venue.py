@@ -46,6 +46,7 @@ from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
 from deleverage.protocols.chain import Chain
 from deleverage.protocols.gmx import math as gm
+from deleverage.protocols.gmx import quiet as _quiet_mod
 from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation, gmx_population
 from deleverage.protocols.gmx.kernels import close_costs_nb
 from deleverage.protocols.gmx.triggers import TriggerLadder
@@ -54,6 +55,7 @@ from deleverage.protocols.oracle_pool import PoolAction, PoolKeepers, append_act
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
+    QuietPath,
     SolvencyLines,
     VenueStep,
     check_price_inputs,
@@ -243,6 +245,14 @@ class GmxVenue:
         self._set_band(mid, self._q_slack(q_min, self._band_q))
         flow[cfg.asset] = moved * cfg.hedge_ratio
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
+
+    def quiet_steps(self, path: QuietPath) -> int:
+        """Leading quiet steps of ``path`` (``protocols/gmx/quiet.py``); changes nothing."""
+        return _quiet_mod.quiet_steps(self, path, band_rtol=_BAND_RTOL)
+
+    def advance_quiet(self, path: QuietPath) -> None:
+        """Take the quiet steps of ``path`` as one step each would (``protocols/gmx/quiet.py``)."""
+        _quiet_mod.advance_quiet(self, path)
 
     def liquidation_levels(self) -> pd.DataFrame:
         """Open positions and the oracle price at which each becomes liquidatable (the long

@@ -44,6 +44,7 @@ from deleverage.errors import ValidationError
 from deleverage.protocols.chain import Chain, gas_cost_quote
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
+from deleverage.protocols.maker import quiet as _quiet_mod
 from deleverage.protocols.maker.actions import (
     NEAR_ZERO_RATIO,
     ActionLog,
@@ -62,6 +63,7 @@ from deleverage.protocols.maker.vow import Vow
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
+    QuietPath,
     SolvencyLines,
     VenueStep,
     check_price_inputs,
@@ -224,6 +226,14 @@ class MakerVenue:
         self.collateral_sold += sold
         flow = {self.config.asset: -sold if sold > 0.0 else 0.0}
         return VenueStep(ts_ns, count, notional, flow, self.solvency())
+
+    def quiet_steps(self, path: QuietPath) -> int:
+        """Leading quiet steps of ``path`` (``protocols/maker/quiet.py``); changes nothing."""
+        return _quiet_mod.quiet_steps(self, path)
+
+    def advance_quiet(self, path: QuietPath) -> None:
+        """Take the quiet steps of ``path`` as one step each would (``maker/quiet.py``)."""
+        _quiet_mod.advance_quiet(self, path)
 
     # -- beyond the protocol ---------------------------------------------------------------
 

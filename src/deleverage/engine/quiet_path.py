@@ -1,0 +1,85 @@
+"""How many marks of a given path the engine can take as quiet marks, and applying them.
+
+A multi-venue world knows the prices ahead of a quiet stretch (:mod:`deleverage.world.quiet`)
+and asks each venue how many of them it can take without doing anything but record them. For
+the perpetuals engine that is the test of :mod:`deleverage.engine.quiet_mark`, run along the
+path in one compiled call: the bands of :func:`~deleverage.engine.quiet.quiet_bands` (isolated
+zone prices and the cross accounts' distance bounds, docs/formulas.md §20) hold for every mark
+vector from the marks now through the path, markets set one after the other within a step.
+Called positions (which the step may drop) and margin calls made by the stretch are left to the
+step-by-step path: the count stops short of any mark where they could matter. The marks are
+then applied by :func:`~deleverage.engine.quiet.advance_quiet` (one journal append), which
+leaves the engine as the step-by-step run does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.level_index import ZONE_RTOL
+from deleverage.engine.quiet import advance_quiet, quiet_bands, quiet_mark_nb
+
+if TYPE_CHECKING:
+    from deleverage.engine.exchange import Exchange
+
+__all__ = ["apply_quiet_marks", "quiet_marks_ahead", "quiet_prefix_nb"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@njit(cache=True)
+def quiet_prefix_nb(
+    marks_now: FloatArray,
+    path: FloatArray,
+    long_max: FloatArray,
+    short_min: FloatArray,
+    p0_index: FloatArray,
+    q_index: float,
+    p0_dirty: FloatArray,
+    q_dirty: float,
+    zone_rtol: float,
+) -> int:
+    """Leading rows of ``path`` (``L x markets``) whose marks are quiet given the bands,
+    ``marks_now`` included (0 when the marks now are not). Within a step the markets are
+    set in order, so the vectors between two rows mix them; each market's test is on its own
+    mark and the cross test on the largest move, so both rows passing covers every mix."""
+    if not quiet_mark_nb(
+        marks_now, long_max, short_min, p0_index, q_index, p0_dirty, q_dirty, zone_rtol
+    ):
+        return 0
+    for j in range(path.shape[0]):
+        if not quiet_mark_nb(
+            path[j], long_max, short_min, p0_index, q_index, p0_dirty, q_dirty, zone_rtol
+        ):
+            return j
+    n: int = path.shape[0]
+    return n
+
+
+def quiet_marks_ahead(ex: Exchange, path: FloatArray) -> int:
+    """How many leading rows of ``path`` (``L x markets``, every market's mark in the
+    engine's order) are quiet marks for ``ex`` now (module docstring); changes nothing."""
+    if not ex.quiet_marks.enabled or path.shape[0] == 0:
+        return 0
+    bands = quiet_bands(ex)
+    if bands is None or len(bands.called_market) or bands.calls is not None:
+        return 0
+    marks_now = np.array([st.mark for st in ex.markets], dtype=np.float64)
+    b = bands
+    ahead = np.ascontiguousarray(path, dtype=np.float64)
+    n = quiet_prefix_nb(
+        marks_now, ahead, b.long_max, b.short_min, b.p0_index, b.q_index, b.p0_dirty,
+        b.q_dirty, ZONE_RTOL,
+    )  # fmt: skip
+    return int(n)
+
+
+def apply_quiet_marks(ex: Exchange, path: FloatArray, ts_ns: IntArray) -> None:
+    """Set the marks of ``path`` (all counted quiet by :func:`quiet_marks_ahead`) at
+    ``ts_ns``, with the effects of one :meth:`.Exchange.set_mark` per market and step."""
+    advance_quiet(ex, np.ascontiguousarray(path, dtype=np.float64), ts_ns)
