@@ -38,6 +38,9 @@ def _checked(venue: PerpVenue, seen: list[int]) -> None:
 def _run(fast: bool, monkeypatch: pytest.MonkeyPatch, *, mixed: bool) -> tuple[World, WorldResult]:
     monkeypatch.setattr(quiet_mark, "DEFAULT_ENABLED", fast)
     world = build_world(world_scenario(3_000, 1_500.0, mixed=mixed))
+    # Every step through the venues: world-level stretches (tests/integration/
+    # test_world_skip_twin.py) would take quiet steps without calling them.
+    world.quiet.enabled = False
     seen = [0]
     for entry in world.entries.values():
         if isinstance(entry.venue, PerpVenue):
