@@ -160,6 +160,39 @@ def refresh_dirty_nb(
 
 
 @njit(cache=True)
+def _classify_nb(
+    a: int,
+    s: float,
+    entry: float,
+    margin: float,
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    out: tuple[IntArray, FloatArray, FloatArray, IntArray, FloatArray],
+    counts: IntArray,
+) -> None:
+    """Append account ``a``'s isolated position (size ``s``, entry, margin; quote) to ``below``
+    (equity under maintenance) or ``warn`` (ratio ``MM / E`` at or over ``call_level``), the
+    isolated scan's arithmetic (:func:`~deleverage.engine.kernels.isolated_scan_nb`)."""
+    notional = abs(s) * mark
+    t = tier_of_nb(notional, floor)
+    m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
+    e = margin + s * (mark - entry)
+    if e < m:
+        out[0][counts[0]] = a
+        out[1][counts[0]] = e
+        out[2][counts[0]] = m
+        counts[0] += 1
+    elif e > 0.0 and m / e >= call_level:
+        out[3][counts[1]] = a
+        out[4][counts[1]] = m / e
+        counts[1] += 1
+
+
+@njit(cache=True)
 def _side_scan_nb(
     acc: IntArray,
     price: FloatArray,
@@ -183,7 +216,6 @@ def _side_scan_nb(
     the dirty entries of a scanned prefix are never read again. The vacated slots take the
     first kept price (the prices stay sorted for ``searchsorted``). Returns the new head (the
     first clean entry of the range; ``start`` when nothing is flagged)."""
-    below_out, below_equity, below_maintenance, warn_out, warn_ratio = out
     r_size, r_entry, r_margin, r_ok = rows
     w = stop
     for i in range(stop - 1, start - 1, -1):
@@ -201,19 +233,10 @@ def _side_scan_nb(
         s = r_size[w]
         if s == 0.0 or not r_ok[w]:
             continue
-        notional = abs(s) * mark
-        t = tier_of_nb(notional, floor)
-        m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
-        e = r_margin[w] + s * (mark - r_entry[w])
-        if e < m:
-            below_out[counts[0]] = a
-            below_equity[counts[0]] = e
-            below_maintenance[counts[0]] = m
-            counts[0] += 1
-        elif e > 0.0 and m / e >= call_level:
-            warn_out[counts[1]] = a
-            warn_ratio[counts[1]] = m / e
-            counts[1] += 1
+        _classify_nb(
+            a, s, r_entry[w], r_margin[w], mark, floor, mmr, cum, min_margin, call_level, out,
+            counts,
+        )  # fmt: skip
     if start < w < stop:  # the vacated slots keep the order for the binary searches
         price[start:w] = price[w]
     return w if stop > start else start
@@ -273,7 +296,6 @@ def index_scan_nb(
         mmr, cum, min_margin, call_level, out, counts,
     )  # fmt: skip
     if any_flagged:
-        below_out, below_equity, below_maintenance, warn_out, warn_ratio = out
         for j in range(len(d_acc)):
             p = d_price[j]
             i = d_acc[j]
@@ -282,18 +304,9 @@ def index_scan_nb(
                 continue
             if s == 0.0 or mode[i] == 0 or kind[i] != 0:
                 continue
-            notional = abs(s) * mark
-            t = tier_of_nb(notional, floor)
-            m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
-            e = margin[i] + s * (mark - entry[i])
-            if e < m:
-                below_out[counts[0]] = i
-                below_equity[counts[0]] = e
-                below_maintenance[counts[0]] = m
-                counts[0] += 1
-            elif e > 0.0 and m / e >= call_level:
-                warn_out[counts[1]] = i
-                warn_ratio[counts[1]] = m / e
-                counts[1] += 1
+            _classify_nb(
+                i, s, entry[i], margin[i], mark, floor, mmr, cum, min_margin, call_level, out,
+                counts,
+            )  # fmt: skip
     nb, nw = counts[0], counts[1]
     return out[0][:nb], out[1][:nb], out[2][:nb], out[3][:nw], out[4][:nw]
