@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.events import EventKind, FillReason, TransferReason
+from deleverage.engine.events import _NUMPY_DTYPES, EventKind, FillReason, TransferReason
 from deleverage.engine.kernels import apply_fills_nb, apply_transfers_nb
 from deleverage.engine.risk.support import _POLICY_CODES, StepReport, _Caps
 from deleverage.rules import liquidation as liq
@@ -271,15 +271,8 @@ class CrossRound:
         ex.journal.append_columns(kinds, self.ts, **data)
 
 
+#: The journal's column dtypes for the rows a round buffers (``seq`` and ``ts_ns`` are stamped
+#: by :meth:`Journal.append_columns`).
 _DTYPES: dict[str, type] = {
-    "kind": np.int16,
-    "account": np.int64,
-    "counterparty": np.int64,
-    "market": np.int32,
-    "size": np.float64,
-    "price": np.float64,
-    "amount": np.float64,
-    "fee": np.float64,
-    "counterparty_fee": np.float64,
-    "code": np.int32,
+    name: dtype for name, dtype in _NUMPY_DTYPES.items() if name not in ("seq", "ts_ns")
 }
