@@ -47,6 +47,7 @@ from deleverage.errors import ValidationError
 from deleverage.protocols.chain import Chain
 from deleverage.protocols.gmx import math as gm
 from deleverage.protocols.gmx import quiet as _quiet_mod
+from deleverage.protocols.gmx.adl import deleverage_side
 from deleverage.protocols.gmx.config import GmxConfig, GmxPopulation, gmx_population
 from deleverage.protocols.gmx.kernels import close_costs_nb
 from deleverage.protocols.gmx.triggers import TriggerLadder
@@ -235,7 +236,7 @@ class GmxVenue:
                 cand = cand[self._size_usd[cand] > 0.0]
         if cfg.adl_enabled:
             for is_long in (True, False):
-                moved += self._adl(ts_ns, block, is_long, p_min, mid, p_max)
+                moved += deleverage_side(self, ts_ns, block, is_long, p_min, mid, p_max)
         if (
             self._dirty
             or self._cum_borrow > self._band_cum
@@ -664,121 +665,6 @@ class GmxVenue:
             short_usd = self._pool_short
         self._pool_long -= long_tokens
         self._pool_short -= short_usd
-
-    def _adl(
-        self, ts_ns: int, block: int, is_long: bool, p_min: float, mid: float, p_max: float
-    ) -> float:
-        """Deleverage one side down to MIN_PNL_FACTOR_AFTER_ADL; return the signed flow."""
-        cfg = self._cfg
-        side = 0 if is_long else 1
-        side_price = p_max if is_long else p_min
-        side_pnl = self._side_pnl(is_long, side_price)
-        pool = self._pool_usd(is_long, self._q_min)
-        if gm.pnl_to_pool_factor(side_pnl, pool) <= cfg.max_pnl_factor_for_adl:
-            self._adl_seen[side] = -1
-            return 0.0
-        if self._adl_seen[side] < 0:
-            self._adl_seen[side] = block
-        target = cfg.min_pnl_factor_after_adl
-        cands = np.flatnonzero((self._size_usd > 0.0) & (self._is_long == is_long))
-        pnl_pay = gm.position_pnl_usd(
-            self._is_long[cands], self._size_usd[cands], self._size_tok[cands], p_min, p_max
-        )
-        pnl_side = gm.position_pnl_usd(
-            self._is_long[cands],
-            self._size_usd[cands],
-            self._size_tok[cands],
-            side_price,
-            side_price,
-        )
-        keep = (pnl_pay > 0.0) & (pnl_side > 0.0)
-        cands, pnl_pay, pnl_side = cands[keep], pnl_pay[keep], pnl_side[keep]
-        order = np.argsort(-pnl_side, kind="stable")
-        cands, pnl_pay, pnl_side = cands[order], pnl_pay[order], pnl_side[order]
-        scale = gm.capped_pnl_scale(side_pnl, pool, cfg.max_pnl_factor_for_traders)
-        # position fee (by balanceWasImproved) and borrowing; funding owed is paid apart
-        improved = gm.close_improves_balance(
-            is_long=self._is_long[cands],
-            size_usd=self._size_usd[cands],
-            long_open_interest_usd=self._oi_long_usd,
-            short_open_interest_usd=self._oi_short_usd,
-        )
-        fee_factor = np.where(
-            improved, cfg.position_fee_factor_positive, cfg.position_fee_factor_negative
-        )
-        fee = self._size_usd[cands] * (fee_factor + self._cum_borrow - self._borrow_entry[cands])
-        same_pool = self._coll_long[cands] == is_long
-        # What leaves this side's pool per unit of side PnL realized.
-        paid = (scale * pnl_pay - np.where(same_pool, fee, 0.0)) / pnl_side
-        closed = np.zeros(cands.size)
-        P, Pool = side_pnl, pool
-        for k in range(cands.size):
-            need = gm.adl_profit_to_target(
-                side_pnl=P, pool_usd=Pool, target_factor=target, paid_per_unit=float(paid[k])
-            )
-            if need <= 0.0:
-                break
-            part = min(1.0, need / float(pnl_side[k]))
-            closed[k] = part
-            P -= part * float(pnl_side[k])
-            Pool -= part * float(pnl_side[k]) * float(paid[k])
-            if part < 1.0:
-                break
-        hit = np.flatnonzero(closed > 0.0)
-        # ADL keepers execute the planned closes (in order) when the fee beats their gas; a
-        # skipped one leaves the factor above target (never below): ADL stays due
-        acted, _ = self._keepers.act(
-            block=block,
-            seen_block=np.full(hit.size, self._adl_seen[side], dtype=np.int64),
-            incentive=cfg.execution_fee_usd,
-        )
-        hit = hit[acted]
-        idx, frac = cands[hit], closed[hit]
-        if idx.size == 0:
-            return 0.0
-        fee_paid = frac * fee[hit]
-        # The closed part's funding is paid from the collateral to the other side.
-        funding = frac * self._funding_owed(idx)
-        funding_tokens = np.minimum(
-            funding / np.where(self._coll_long[idx], self._q_min, 1.0), self._coll[idx]
-        )
-        self._coll[idx] -= funding_tokens
-        self._funding_claimable += float(funding.sum())
-        profit_paid = frac * scale * pnl_pay[hit]
-        cut = frac * (1.0 - scale) * pnl_pay[hit]
-        self._adl_loss += float(cut.sum())
-        coll_long = self._coll_long[idx]
-        fee_tokens = np.minimum(fee_paid / np.where(coll_long, self._q_min, 1.0), self._coll[idx])
-        self._coll[idx] -= fee_tokens
-        self._pool_long += float(fee_tokens[coll_long].sum())
-        self._pool_short += float(fee_tokens[~coll_long].sum())
-        if is_long:
-            self._pay_profit(float(profit_paid.sum()) / self._q_max, 0.0)
-        else:
-            self._pay_profit(0.0, float(profit_paid.sum()))
-        closed_tok = frac * self._size_tok[idx]
-        self._size_usd[idx] *= 1.0 - frac
-        self._size_tok[idx] *= 1.0 - frac
-        whole = frac >= 1.0
-        self._coll[idx[whole]] = 0.0  # a whole close returns the rest of the collateral
-        self._size_usd[idx[whole]] = 0.0
-        self._size_tok[idx[whole]] = 0.0
-        signed = -closed_tok if is_long else closed_tok
-        append_actions(
-            self._journal,
-            kind=EventKind.ADL_ROUND,
-            ts_ns=ts_ns,
-            code=PoolAction.GMX_ADL,
-            account=idx,
-            market=0,
-            size=signed,
-            price=mid,
-            amount=cut,
-            fee=fee_paid,
-        )
-        self._refresh_open_interest()
-        self._dirty = True
-        return float(signed.sum())
 
 
 def build_gmx(
