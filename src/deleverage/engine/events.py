@@ -583,41 +583,41 @@ class Journal:
     ) -> None:
         """Append a batch of events given as equal-length columns.
 
-        The columns are kept as given (copied) and become an Arrow table only when the
-        journal is read, so the engine's hot path pays for a copy, not a conversion. A column
-        may be a callable returning the values (texts formatted only if they are read).
-        ``ts_ns`` is one time for the batch or one per row (non-decreasing: a stretch of marks).
-        ``kind`` is one kind for the batch or one per row (a stretch's marks and margin calls
-        in one append; each row's other columns are its own or the defaults).
-        """
+        The columns are kept as given (copied) and become an Arrow table only when the journal
+        is read, so the hot path pays for a copy, not a conversion. A column may be a callable
+        returning the values (texts formatted only if read). ``ts_ns``: one time for the batch
+        or one per row (non-decreasing: a stretch of marks). ``kind``: one kind for the batch
+        or one per row (a stretch's marks and calls; each row's other columns its own or the
+        defaults)."""
         last_ts = self._last_ts
-        if np.ndim(kind) > 0:
+        if not isinstance(kind, int) and np.ndim(kind) > 0:  # EventKind is an int
             columns = {**columns, "__kind_rows": np.array(kind, dtype=np.int16)}
             kind = EventKind(int(np.asarray(kind)[0])) if np.size(kind) else EventKind.MARK_PRICE
-        if np.ndim(ts_ns) > 0:
+        if isinstance(ts_ns, int | np.integer) or np.ndim(ts_ns) == 0:
+            last_ts = int(ts_ns)
+        else:
             stamps = np.array(ts_ns, dtype=np.int64)
             columns = {**columns, "__ts_rows": stamps}
             last_ts = int(stamps[-1]) if len(stamps) else last_ts
-        else:
-            last_ts = int(ts_ns)
         batch: dict[str, Any] = {"__n": 0, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
-        lengths = set()
+        n = -1
         for name, value in columns.items():
             if callable(value):  # a column computed only if the journal is read (texts)
                 batch[name] = value
                 continue
-            arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-            if arr.ndim:
-                batch[name] = arr if name in ("__ts_rows", "__kind_rows") else arr.copy()
-                lengths.add(arr.size)
-            else:
+            arr = value if type(value) is np.ndarray else np.asarray(value)
+            if not arr.ndim:
                 batch[name] = arr[()]
-        if len(lengths) != 1:
-            raise ValueError(f"columns must share one length, got lengths {sorted(lengths)}")
-        unknown = columns.keys() - _BATCH_NAMES
-        if unknown:
-            raise ValueError(f"unknown journal columns {sorted(unknown)}")
-        n = batch["__n"] = lengths.pop()
+                continue
+            batch[name] = arr if name in ("__ts_rows", "__kind_rows") else arr.copy()
+            if n != arr.size and n >= 0:
+                raise ValueError(f"columns must share one length, got lengths {n}, {arr.size}")
+            n = arr.size
+        if n < 0:
+            raise ValueError("columns must share one length, got no array column")
+        if not _BATCH_NAMES.issuperset(columns):
+            raise ValueError(f"unknown journal columns {sorted(columns.keys() - _BATCH_NAMES)}")
+        batch["__n"] = n
         self._flush_rows()
         self._segments.append(batch)
         self._count += n

@@ -205,11 +205,11 @@ class LevelIndex:
         )  # fmt: skip
         self.long_head, self.short_head = int(heads[0]), int(heads[1])
         if len(below) > 1:
-            order = np.argsort(below)
-            below, below_e, below_m = below[order], below_e[order], below_m[order]
+            below, order = _by_account(below)
+            below_e, below_m = below_e[order], below_m[order]
         if len(warn) > 1:
-            order = np.argsort(warn)
-            warn, warn_r = warn[order], warn_r[order]
+            warn, order = _by_account(warn)
+            warn_r = warn_r[order]
         return below, below_e, below_m, warn, warn_r
 
     def band(
@@ -309,3 +309,17 @@ def _rows(
 ) -> Rows:
     """The columns :func:`index_scan_nb` reads for sorted entries ``acc``, in their order."""
     return size[acc], entry[acc], margin[acc], (mode[acc] != 0) & (kind[acc] == 0)
+
+
+def _by_account(acc: IntArray) -> tuple[IntArray, IntArray]:
+    """``acc`` ascending and the order that sorts it (``np.argsort(acc)``: the accounts of a
+    scan are distinct, so the order is unique), from one sort of the packed keys
+    ``acc * k + position`` (several times faster than an argsort of a few thousand ids; a
+    few dozen take the argsort)."""
+    k = len(acc)
+    if k < 256 or int(acc.max()) >= (1 << 62) // k or int(acc.min()) < 0:
+        order = np.argsort(acc)
+        return acc[order], order
+    keys = np.sort(acc * k + np.arange(k, dtype=np.int64))
+    ordered = keys // k
+    return ordered, keys - ordered * k

@@ -159,9 +159,8 @@ def refresh_dirty_nb(
     return newly, np.sort(live), keep_acc, keep_price
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _classify_nb(
-    a: int,
     s: float,
     entry: float,
     margin: float,
@@ -171,25 +170,21 @@ def _classify_nb(
     cum: FloatArray,
     min_margin: float,
     call_level: float,
-    out: tuple[IntArray, FloatArray, FloatArray, IntArray, FloatArray],
-    counts: IntArray,
-) -> None:
-    """Append account ``a``'s isolated position (size ``s``, entry, margin; quote) to ``below``
-    (equity under maintenance) or ``warn`` (ratio ``MM / E`` at or over ``call_level``), the
-    isolated scan's arithmetic (:func:`~deleverage.engine.kernels.isolated_scan_nb`)."""
+) -> tuple[int, float, float]:
+    """Where an isolated position (size ``s``, entry, margin; quote) stands at ``mark``: 1 and
+    its equity and maintenance when the equity is under maintenance (``below``), 2 when its
+    ratio ``MM / E`` is at or over ``call_level`` (``warn``), 0 otherwise; the isolated scan's
+    arithmetic (:func:`~deleverage.engine.kernels.isolated_scan_nb`). Inlined into its
+    callers: a call per entry that passed the output arrays cost more than the arithmetic."""
     notional = abs(s) * mark
     t = tier_of_nb(notional, floor)
     m = maintenance_nb(notional, mmr[t], cum[t], min_margin)
     e = margin + s * (mark - entry)
     if e < m:
-        out[0][counts[0]] = a
-        out[1][counts[0]] = e
-        out[2][counts[0]] = m
-        counts[0] += 1
-    elif e > 0.0 and m / e >= call_level:
-        out[3][counts[1]] = a
-        out[4][counts[1]] = m / e
-        counts[1] += 1
+        return 1, e, m
+    if e > 0.0 and m / e >= call_level:
+        return 2, e, m
+    return 0, e, m
 
 
 @njit(cache=True)
@@ -208,15 +203,19 @@ def _side_scan_nb(
     min_margin: float,
     call_level: float,
     out: tuple[IntArray, FloatArray, FloatArray, IntArray, FloatArray],
-    counts: IntArray,
-) -> int:
+    n_below: int,
+    n_warn: int,
+) -> tuple[int, int, int]:
     """Scan the sorted entries ``start .. stop - 1`` of one side from their ``rows`` (copies
     of the columns in sorted order, valid while an entry is clean), skipping dirty ones, and
     move the clean ones to the end of the range (order kept, with their prices and rows):
     the dirty entries of a scanned prefix are never read again. The vacated slots take the
-    first kept price (the prices stay sorted for ``searchsorted``). Returns the new head (the
-    first clean entry of the range; ``start`` when nothing is flagged)."""
+    first kept price (the prices stay sorted for ``searchsorted``). Appends to ``out`` (below
+    accounts, equity, maintenance; warn accounts, ratio) after the ``n_below`` / ``n_warn``
+    entries already there. Returns the new head (the first clean entry of the range;
+    ``start`` when nothing is flagged) and the new counts."""
     r_size, r_entry, r_margin, r_ok = rows
+    b_acc, b_e, b_m, w_acc, w_r = out
     w = stop
     for i in range(stop - 1, start - 1, -1):
         a = acc[i]
@@ -233,13 +232,21 @@ def _side_scan_nb(
         s = r_size[w]
         if s == 0.0 or not r_ok[w]:
             continue
-        _classify_nb(
-            a, s, r_entry[w], r_margin[w], mark, floor, mmr, cum, min_margin, call_level, out,
-            counts,
-        )  # fmt: skip
+        code, e, m = _classify_nb(
+            s, r_entry[w], r_margin[w], mark, floor, mmr, cum, min_margin, call_level
+        )
+        if code == 1:
+            b_acc[n_below] = a
+            b_e[n_below] = e
+            b_m[n_below] = m
+            n_below += 1
+        elif code == 2:
+            w_acc[n_warn] = a
+            w_r[n_warn] = m / e
+            n_warn += 1
     if start < w < stop:  # the vacated slots keep the order for the binary searches
         price[start:w] = price[w]
-    return w if stop > start else start
+    return (w if stop > start else start), n_below, n_warn
 
 
 @njit(cache=True)
@@ -286,14 +293,13 @@ def index_scan_nb(
         np.empty(k, dtype=np.int64), np.empty(k), np.empty(k), np.empty(k, dtype=np.int64),
         np.empty(k),
     )  # fmt: skip
-    counts = np.zeros(2, dtype=np.int64)
-    heads[0] = _side_scan_nb(
+    heads[0], nb, nw = _side_scan_nb(
         long_acc, long_neg_price, h_long, k_long, long_rows, flag, any_flagged, mark, floor, mmr,
-        cum, min_margin, call_level, out, counts,
+        cum, min_margin, call_level, out, 0, 0,
     )  # fmt: skip
-    heads[1] = _side_scan_nb(
+    heads[1], nb, nw = _side_scan_nb(
         short_acc, short_price, h_short, k_short, short_rows, flag, any_flagged, mark, floor,
-        mmr, cum, min_margin, call_level, out, counts,
+        mmr, cum, min_margin, call_level, out, nb, nw,
     )  # fmt: skip
     if any_flagged:
         for j in range(len(d_acc)):
@@ -304,9 +310,16 @@ def index_scan_nb(
                 continue
             if s == 0.0 or mode[i] == 0 or kind[i] != 0:
                 continue
-            _classify_nb(
-                i, s, entry[i], margin[i], mark, floor, mmr, cum, min_margin, call_level, out,
-                counts,
-            )  # fmt: skip
-    nb, nw = counts[0], counts[1]
+            code, e, m = _classify_nb(
+                s, entry[i], margin[i], mark, floor, mmr, cum, min_margin, call_level
+            )
+            if code == 1:
+                out[0][nb] = i
+                out[1][nb] = e
+                out[2][nb] = m
+                nb += 1
+            elif code == 2:
+                out[3][nw] = i
+                out[4][nw] = m / e
+                nw += 1
     return out[0][:nb], out[1][:nb], out[2][:nb], out[3][:nw], out[4][:nw]

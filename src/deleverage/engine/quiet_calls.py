@@ -107,9 +107,9 @@ def call_window(
     tiers = ex.markets[m].tiers
     if index._touched:
         index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
-    called = np.sort(called)
     parts = []
     beyond = []
+    d_acc, d_price = index._dirty_acc, index._dirty_price
     is_called = ex.risk._flags(ex.n_accounts)  # scratch, all False: reset below
     is_called[called] = True
     try:
@@ -123,16 +123,13 @@ def call_window(
             edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
             parts.append((acc[pos], sign * price[pos]))
             beyond.append(edge)
+        d_called = is_called[d_acc] if len(d_acc) else np.zeros(0, dtype=np.bool_)
     finally:
         is_called[called] = False
     long_max, short_min = beyond
-    d_acc, d_price = index._dirty_acc, index._dirty_price
     if len(d_acc):
         d_size = cols.size[d_acc]
-        keep = (cols.mode[d_acc] != 0) & (ex._kind[d_acc] == 0) & (d_size != 0.0)
-        if len(called):
-            at = np.minimum(np.searchsorted(called, d_acc), len(called) - 1)
-            keep &= called[at] != d_acc
+        keep = (cols.mode[d_acc] != 0) & (ex._kind[d_acc] == 0) & (d_size != 0.0) & ~d_called
         d_acc, d_price, d_size = d_acc[keep], d_price[keep], d_size[keep]
         if not np.all(np.isfinite(d_price)):
             return None

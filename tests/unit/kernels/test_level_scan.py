@@ -251,3 +251,38 @@ def _clean(index: LevelIndex) -> tuple[np.ndarray, ...]:
         clean = ~index.dirty_flag[acc] if len(index.dirty_flag) else np.ones(len(acc), bool)
         out += [acc[clean], price[clean]]
     return tuple(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.integers(0, 10**7), min_size=2, max_size=600, unique=True),
+        st.lists(st.integers(0, 2**62), min_size=2, max_size=600, unique=True),
+    )
+)
+def test_scan_sort_by_packed_keys_is_the_argsort_of_distinct_accounts(ids: list[int]) -> None:
+    # Arrange: distinct account ids (a scan's): many small ones packed, few or huge ones
+    # through the argsort
+    acc = np.array(ids, dtype=np.int64)
+
+    # Act
+    ordered, order = level_mod._by_account(acc)
+
+    # Assert: np.argsort's order (unique for distinct keys) and the sorted ids
+    assert np.array_equal(order, np.argsort(acc))
+    assert np.array_equal(ordered, np.sort(acc))
+    assert ordered.dtype == np.int64
+    assert order.dtype == np.int64
+
+
+@pytest.mark.parametrize("count", [256, 5_000])
+def test_scan_sort_of_a_cascade_round_sized_warn_set_is_the_argsort(count: int) -> None:
+    # Arrange: as many distinct accounts as a cascade round's scan warns (packed keys)
+    acc = np.random.default_rng(count).permutation(1_000_000)[:count].astype(np.int64)
+
+    # Act
+    ordered, order = level_mod._by_account(acc)
+
+    # Assert
+    assert np.array_equal(order, np.argsort(acc))
+    assert np.array_equal(ordered, np.sort(acc))
