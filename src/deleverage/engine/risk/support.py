@@ -263,7 +263,6 @@ def _sizes_to_close(
 ) -> FloatArray:
     """Vectorized :meth:`RiskEngine._size_to_close` for isolated positions (base units)."""
     policy = spec.liquidation
-    tiers = spec.tier_arrays
     abs_size = np.abs(size)
     notional = abs_size * mark
     if policy.kind == "full":
@@ -273,6 +272,7 @@ def _sizes_to_close(
             notional > policy.fraction_min_notional, abs_size * policy.fraction, abs_size
         )
     elif policy.kind == "tier_down":
+        tiers = spec.tier_arrays  # built on each read: only where a policy needs the table
         t = mm.tier_index(notional, tiers)
         # Down one tier ("next"), or into the first tier ("first": below the second's floor).
         to = t if policy.tier_down_target == "next" else np.minimum(t, 1)
@@ -280,6 +280,7 @@ def _sizes_to_close(
         down = np.ceil((abs_size - target) / spec.lot_size - 1e-9) * spec.lot_size
         close = np.where(t <= 0, abs_size, np.maximum(down, spec.lot_size))
     else:
+        tiers = spec.tier_arrays
         t = mm.tier_index(notional, tiers)
         if policy.target == "initial":
             rate = tiers.imr[t] + tiers.initial_fee
