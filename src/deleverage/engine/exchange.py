@@ -20,9 +20,8 @@ since every fill has two sides. :meth:`Exchange.conservation` reports each line 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -32,15 +31,12 @@ import pandas as pd
 from deleverage.engine import bulk
 from deleverage.engine.collateral import ex_has_collateral, quote_balance
 from deleverage.engine.events import (
-    UNSTAKE_CANCEL,
-    UNSTAKE_REQUEST,
     AccountOpened,
     Deposit,
     Event,
     EventKind,
     Fill,
     FillReason,
-    InsuranceAction,
     Journal,
     MarginMoved,
     MarketListed,
@@ -56,8 +52,8 @@ from deleverage.engine.kernels import (
     fill_one_nb,
 )
 from deleverage.engine.ledger import MAX_TS_NS, FloatArray, IntArray, MarketRef
-from deleverage.engine.operations import RiskOperations
 from deleverage.engine.quiet_mark import QuietMarks
+from deleverage.engine.staking import StakingOperations
 from deleverage.engine.state import (
     SYSTEM_KINDS,
     AccountKind,
@@ -86,7 +82,7 @@ if TYPE_CHECKING:
 Side = Literal["buyer", "seller"]
 
 
-class Exchange(RiskOperations):
+class Exchange(StakingOperations):
     """A perpetual-futures venue: markets, accounts, positions, margin and the event journal.
 
     Parameters
@@ -753,94 +749,6 @@ class Exchange(RiskOperations):
     def events(self) -> Iterator[Event]:
         """Iterate over the journal's typed events."""
         return iter(self.journal)
-
-    def _emit_all(self, events: Iterable[Event]) -> list[Event]:
-        done = []
-        for event in events:
-            done.append(self.journal.append(event))
-            self._apply(event)
-        if self.check_invariants:
-            self.assert_conserved()
-        return done
-
-    def stake(
-        self, account: int, amount: float, *, market: MarketRef | None = None,
-        ts_ns: int | None = None,
-    ) -> float:  # fmt: skip
-        """Stake cash from an account into an insurance fund; return the shares minted.
-
-        The stake must not exceed the account's withdrawable cash. Stakers earn the fund's
-        penalty and fee inflows (less the protocol's share) and bear its losses pro rata.
-        """
-        a = self._check_account(account)
-        value = check_finite_positive("amount", amount)
-        ts = self._ts(ts_ns)
-        fund_account = self._fund_account(market)
-        fund = self.funds[fund_account]
-        available = self.account_margins(a).withdrawable
-        preview = copy.deepcopy(fund)
-        shares = preview.stake(a, value, ts, available_cash=available)  # raises, nothing applied
-        self._emit_all(
-            [
-                Transfer(
-                    ts_ns=ts, source=a, destination=fund_account, amount=value,
-                    reason=int(TransferReason.STAKE),
-                )
-            ]
-        )  # fmt: skip
-        return shares
-
-    def request_unstake(
-        self, account: int, shares: float, *, market: MarketRef | None = None,
-        ts_ns: int | None = None,
-    ) -> float:  # fmt: skip
-        """Ask to unstake shares, starting the cooldown; return their value now (quote)."""
-        a = self._check_account(account)
-        ts = self._ts(ts_ns)
-        fund_account = self._fund_account(market)
-        value = copy.deepcopy(self.funds[fund_account]).request_unstake(a, shares, ts)
-        self._emit_all(
-            [
-                InsuranceAction(
-                    ts_ns=ts,
-                    staker=a,
-                    fund_account=fund_account,
-                    action=UNSTAKE_REQUEST,
-                    shares=float(shares),
-                )
-            ]
-        )
-        return value
-
-    def cancel_unstake(
-        self, account: int, *, market: MarketRef | None = None, ts_ns: int | None = None
-    ) -> None:
-        """Cancel a pending unstake request (a gain since the request is forfeited)."""
-        a = self._check_account(account)
-        ts = self._ts(ts_ns)
-        fund_account = self._fund_account(market)
-        copy.deepcopy(self.funds[fund_account]).cancel_unstake(a, ts)
-        self._emit_all(
-            [InsuranceAction(ts_ns=ts, staker=a, fund_account=fund_account, action=UNSTAKE_CANCEL)]
-        )
-
-    def unstake(
-        self, account: int, *, market: MarketRef | None = None, ts_ns: int | None = None
-    ) -> float:
-        """Withdraw requested shares after the cooldown into the account's cash; return it."""
-        a = self._check_account(account)
-        ts = self._ts(ts_ns)
-        fund_account = self._fund_account(market)
-        paid = copy.deepcopy(self.funds[fund_account]).unstake(a, ts)  # raises CooldownError
-        self._emit_all(
-            [
-                Transfer(
-                    ts_ns=ts, source=fund_account, destination=a, amount=paid,
-                    reason=int(TransferReason.UNSTAKE),
-                )
-            ]
-        )  # fmt: skip
-        return paid
 
 
 def _check_grid(field: str, value: float, step: float) -> None:

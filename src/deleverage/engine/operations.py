@@ -12,6 +12,7 @@ check that refuses a match for deleveraging. Each emits the same events as the r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from deleverage.engine.risk import liquidator
@@ -21,11 +22,23 @@ from deleverage.errors import ValidationError
 from deleverage.spec import check_finite_positive
 
 if TYPE_CHECKING:
+    from deleverage.engine.events import Event
     from deleverage.engine.ledger import MarketRef
 
 
 class RiskOperations(MarginScans):
     """The exchange's risk primitives (see module docstring)."""
+
+    def _emit_all(self, events: Iterable[Event]) -> list[Event]:
+        """Append a public operation's events to the journal and apply each in turn; then,
+        in ``check_invariants`` mode, check that money is conserved."""
+        done = []
+        for event in events:
+            done.append(self.journal.append(event))
+            self._apply(event)
+        if self.check_invariants:
+            self.assert_conserved()
+        return done
 
     def _open_size(self, account: int, m: int, field: str = "account") -> float:
         a = self._check_account(account, field)
