@@ -43,6 +43,8 @@ _FORCED_REASONS = (
     int(FillReason.LIQUIDATOR_TAKEOVER),
     int(FillReason.BACKSTOP),
 )
+_LIQUIDATION, _TAKEOVER, _BACKSTOP = _FORCED_REASONS
+_FILL, _ADL_ROUND = int(EventKind.FILL), int(EventKind.ADL_ROUND)
 MarkSource = Literal["oracle", "index", "book"]
 #: The journal columns a step's forced flow and ADL loss are read from.
 _READ_COLUMNS = ("kind", "code", "market", "account", "size", "amount")
@@ -226,18 +228,26 @@ class PerpVenue:
             return flow, 0.0
         rows = journal.arrays_since(first_seq, _READ_COLUMNS)
         kind = rows["kind"]
-        adl = kind == int(EventKind.ADL_ROUND)
+        adl = kind == _ADL_ROUND
         adl_loss = float(np.nansum(rows["amount"][adl])) if adl.any() else 0.0
-        forced = (kind == int(EventKind.FILL)) & np.isin(rows["code"], _FORCED_REASONS)
+        code = rows["code"]
+        forced = (kind == _FILL) & (
+            (code == _LIQUIDATION) | (code == _TAKEOVER) | (code == _BACKSTOP)
+        )
         if not forced.any():
             return flow, adl_loss
         market = rows["market"][forced]
         buyer = rows["account"][forced]
         size = rows["size"][forced]
-        system = self._system_accounts()
+        ex = self._ex
         # The liquidated trader is the side that is not the venue's own account: it sold when
         # the venue's account bought.
-        signed = np.where(np.isin(buyer, system), -size, size)
+        system = (
+            (buyer == ex.liquidity_account)
+            | (buyer == ex.liquidator_account)
+            | (buyer == ex.backstop_account)
+        )
+        signed = np.where(system, -size, size)
         market = market.astype(np.int64)
         valid = market >= 0
         per_market = np.bincount(market[valid], weights=signed[valid])  # no per-fill Python
@@ -246,12 +256,6 @@ class PerpVenue:
                 units = self._ex.markets[m].units
                 flow[asset] += float(units.venue_size(float(per_market[m])))
         return flow, adl_loss
-
-    def _system_accounts(self) -> npt.NDArray[np.int64]:
-        ex = self._ex
-        return np.array(
-            [ex.liquidity_account, ex.liquidator_account, ex.backstop_account], dtype=np.int64
-        )
 
     def liquidation_levels(self) -> pd.DataFrame:
         """Open traders' positions and their liquidation prices, market by market (an

@@ -68,6 +68,9 @@ MARKET_SOURCE = "market"
 ProgressCallback = Callable[[int, int], None]
 _Watched = tuple[IntArray, FloatArray, FloatArray]  # donors, gross size, exposure
 _Key = tuple[str, str]  # (owner: "" for the shared market or the venue of a private copy, asset)
+#: ``PriceInputs`` built without its Python-level ``__new__`` (the round builds one per venue
+#: and asset; all three fields given).
+_price_inputs = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,7 @@ class World:
         self._last_inputs: dict[str, dict[str, PriceInputs]] = {}
         self._last_steps: dict[str, VenueStep] = {}
         self._book_list = list(self._books.items())
+        self._market_list = list(self.markets.items())
         self._venue_list = list(self.entries.items())
         self.recorder = WorldRecorder(self)
         #: Quiet stretches taken in bulk (world/quiet.py; ``quiet.enabled = False``: never).
@@ -260,13 +264,16 @@ class World:
         ts = self.start_ns + round(k * self.dt_s * _NS)
         self.step_index, self.ts_ns = k, ts
         gross = dict.fromkeys(self._books, 0.0)
+        pending = self._pending
         for key, market in self._book_list:
             move = market.begin(k, ts)
-            if move:
-                self._credit(key, MARKET_SOURCE, move)
+            if move:  # credited to the market (_credit, inline: once per book and step)
+                credits = pending[key]
+                credits[MARKET_SOURCE] = credits.get(MARKET_SOURCE, 0.0) + move
         to_shared: dict[_Key, dict[str, float]] = {}
+        books = self._books
         for name, asset, link, key in self._links:
-            own, transfer = link.begin(k, ts, self._books[key].price)
+            own, transfer = link.begin(k, ts, books[key].price)
             if own:
                 self._pending_link[(name, asset)] = self._pending_link.get((name, asset), 0.0) + own
             if transfer:
@@ -277,10 +284,13 @@ class World:
             if not self._round(k, r, ts, gross):
                 break
         link_gross = self._link_gross
-        for name, asset, link, _key in self._links:
-            link.end(link_gross.get((name, asset), 0.0) if link_gross else 0.0)
         if link_gross:
+            for name, asset, link, _key in self._links:
+                link.end(link_gross.get((name, asset), 0.0))
             self._link_gross = {}
+        else:
+            for _name, _asset, link, _key in self._links:
+                link.end(0.0)
         for key, market in self._book_list:
             market.end(gross[key])
         wallets = self.wallets
@@ -296,7 +306,9 @@ class World:
         inputs = {}
         for asset, market, link in self._reads[name]:
             p = market.price
-            inputs[asset] = PriceInputs(p, p, link.price if link is not None else p)
+            inputs[asset] = _price_inputs(
+                PriceInputs, (p, p, link.price if link is not None else p)
+            )
         if r > 0 and self._last_inputs.get(name) == inputs:
             return None
         self._last_inputs[name] = inputs
@@ -307,19 +319,22 @@ class World:
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures() if self.wallets is not None else {}
         liquidated = False
+        last_steps = self._last_steps
+        inputs_of = self._inputs
         for name, entry in self._venue_list:
-            inputs = self._inputs(name, r)
+            inputs = inputs_of(name, r)
             if inputs is None:
                 # Nothing this venue reads moved since it stepped at this time: no new step.
-                before = self._last_steps[name]
+                before = last_steps[name]
                 steps[name] = VenueStep(
                     ts, 0, 0.0, dict.fromkeys(before.forced_flow, 0.0), before.solvency
                 )
                 continue
-            step = steps[name] = self._last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
+            step = steps[name] = last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
             if step.liquidations:
                 liquidated = True
-        view = RoundView(k, self.round_index, r, ts, steps, self.prices)
+        prices = {asset: market.price for asset, market in self._market_list}
+        view = RoundView(k, self.round_index, r, ts, steps, prices)
         if liquidated:
             self._attribute(view, watched)
         for pending in self._pending.values():
@@ -327,26 +342,31 @@ class World:
                 pending.clear()
         if self._pending_link:
             self._pending_link = {}
-        for layer in self.layers:
-            layer.on_round(self, view)
-        self._route_deficits(steps, ts)
-        to_shared: dict[_Key, dict[str, float]] = {}
+        layers = self.layers
+        if layers:
+            for layer in layers:
+                layer.on_round(self, view)
+            self._route_deficits(steps, ts)
+        else:  # nothing to route a deficit to: the lines are only remembered
+            last_lines = self._last_lines
+            for name, step in steps.items():
+                last_lines[name] = step.solvency
+        to_shared: dict[_Key, dict[str, float]] | None = None
         moved = False
         for name, step in steps.items():
-            links = self.entries[name].links
             for asset, flow in step.forced_flow.items():
                 if flow == 0.0:
                     continue
                 moved = True
-                link = links.get(asset)
+                link = self.entries[name].links.get(asset)
                 if link is not None:
-                    self._link_gross[(name, asset)] = self._link_gross.get(
-                        (name, asset), 0.0
-                    ) + abs(flow)
-                    own = link.absorb(flow, ts)
                     key = (name, asset)
+                    self._link_gross[key] = self._link_gross.get(key, 0.0) + abs(flow)
+                    own = link.absorb(flow, ts)
                     self._pending_link[key] = self._pending_link.get(key, 0.0) + own
                 else:
+                    if to_shared is None:
+                        to_shared = {}
                     flows = to_shared.setdefault((self._owner[name], asset), {})
                     flows[name] = flows.get(name, 0.0) + flow
         if to_shared:
