@@ -713,15 +713,18 @@ class Journal:
             return empty if columns is None else empty.select(list(names))
         return pa.concat_tables(parts[::-1])
 
-    def arrays_since(self, seq: int, columns: tuple[str, ...]) -> dict[str, npt.NDArray[Any]]:
-        """The ``columns`` of the events numbered ``seq`` and later as NumPy arrays (the
-        values of :meth:`since`), built straight from the newest segments without Arrow
-        tables (:func:`deleverage.engine.journal_read.arrays_since`: a step's reader on the
-        hot path). Text columns cannot be asked for."""
+    def arrays_since(
+        self, seq: int, columns: tuple[str, ...], kinds: tuple[int, ...] | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The ``columns`` of the events numbered ``seq`` and later (of ``kinds`` only, when
+        given) as NumPy arrays (the values of :meth:`since`), built straight from the newest
+        segments without Arrow tables (:func:`deleverage.engine.journal_read.arrays_since`: a
+        step's reader on the hot path). Text columns cannot be asked for."""
         if "text" in columns:
             raise ValueError("arrays_since does not build texts; use since()")
         self._flush_rows()
-        return journal_read.arrays_since(self._segments, seq, columns, _NUMPY_DTYPES, _DEFAULTS)
+        segments = self._segments
+        return journal_read.arrays_since(segments, seq, columns, _NUMPY_DTYPES, _DEFAULTS, kinds)
 
     def to_arrow(self) -> pa.Table:
         """All events as one Arrow table with :data:`JOURNAL_SCHEMA`."""

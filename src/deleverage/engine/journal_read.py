@@ -7,7 +7,8 @@ numbered ``seq`` and later straight from the newest segments: a run of rows is r
 for the asked columns only (it is not converted to Arrow: the journal converts it when it is
 read whole), and a batch column is cut to the rows asked for before it is cast. The values and
 dtypes are those of ``Journal.since(seq, columns)``'s columns (a differential test compares
-them).
+them). ``kinds`` keeps only the events of those kinds (in order): a batch of one other kind is
+passed over without building any of its columns.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ def arrays_since(
     columns: tuple[str, ...],
     dtypes: Mapping[str, Any],
     defaults: Mapping[str, Any],
+    kinds: tuple[int, ...] | None = None,
 ) -> dict[str, npt.NDArray[Any]]:
     """The ``columns`` of the events numbered ``seq`` and later in ``segments`` (the journal's,
-    in order; ``dtypes`` and ``defaults`` its column tables), as NumPy arrays."""
+    in order; ``dtypes`` and ``defaults`` its column tables), as NumPy arrays; only the events
+    whose kind is one of ``kinds`` when given."""
     parts: list[dict[str, npt.NDArray[Any]]] = []
+    part: dict[str, npt.NDArray[Any]] | None
     for i in range(len(segments) - 1, -1, -1):
         segment = segments[i]
         if isinstance(segment, list):  # a run of single rows: only the asked cells are read
@@ -43,6 +47,8 @@ def arrays_since(
             if first + n <= seq:
                 break
             rows = segment[seq - first :] if first < seq else segment
+            if kinds is not None:
+                rows = [row for row in rows if row["kind"] in kinds]
             part = {c: np.array([row[c] for row in rows], dtype=dtypes[c]) for c in columns}
         elif isinstance(segment, pa.Table):
             if segment.num_rows == 0:
@@ -51,16 +57,26 @@ def arrays_since(
             if first + n <= seq:
                 break
             start = max(seq - first, 0)
-            part = {
-                c: segment.column(c).slice(start).to_numpy(zero_copy_only=False) for c in columns
-            }
+            table = segment.slice(start)
+            if kinds is not None:
+                keep = np.isin(table.column("kind").to_numpy(), kinds)
+                table = table.filter(pa.array(keep))
+            part = {c: table.column(c).to_numpy(zero_copy_only=False) for c in columns}
         else:
             first, n = int(segment["__seq0"]), int(segment["__n"])
             if first + n <= seq:
                 break
             start = max(seq - first, 0)
-            part = {c: _batch_column(segment, c, start, dtypes, defaults) for c in columns}
-        parts.append(part)
+            per_row = "__kind_rows" in segment
+            if kinds is not None and not per_row and int(segment["__kind"]) not in kinds:
+                part = None  # one kind, not asked for: none of its columns is built
+            else:
+                part = {c: _batch_column(segment, c, start, dtypes, defaults) for c in columns}
+                if kinds is not None and per_row:
+                    keep = np.isin(segment["__kind_rows"][start:], kinds)
+                    part = {c: values[keep] for c, values in part.items()}
+        if part is not None:
+            parts.append(part)
         if first <= seq:
             break
     if not parts:

@@ -1,10 +1,12 @@
 """Reading a journal's newest events as arrays (engine/journal_read.py) against the journal's
-own Arrow table: the same values and dtypes from every starting point, whatever mix of single
-rows, column batches and Arrow tables the journal holds, read before any of it is combined."""
+own Arrow table: the same values and dtypes from every starting point, of every kind or of
+some kinds only, whatever mix of single rows, column batches and Arrow tables the journal
+holds, read before any of it is combined."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +23,8 @@ from deleverage.engine.events import (
 )
 
 _READABLE = tuple(c for c in _COLUMNS if c != "text")
+_KINDS = tuple(int(k) for k in (EventKind.FILL, EventKind.MARK_PRICE, EventKind.DEPOSIT,
+                                EventKind.ADL_ROUND, EventKind.TRANSFER))  # fmt: skip
 
 
 def _single(journal: Journal, draw: st.DataObject, ts: int) -> None:
@@ -57,7 +61,7 @@ def _batch(journal: Journal, draw: st.DataObject, ts: int) -> None:
     kind = (
         np.array([int(EventKind.FILL), int(EventKind.MARK_PRICE)] * n, dtype=np.int16)[:n]
         if per_row
-        else EventKind.FILL
+        else draw.draw(st.sampled_from((EventKind.FILL, EventKind.TRANSFER, EventKind.DEPOSIT)))
     )
     stamps = np.arange(ts, ts + n, dtype=np.int64) if per_row else ts
     journal.append_columns(kind, stamps, **columns)  # type: ignore[arg-type]
@@ -83,16 +87,21 @@ def test_arrays_since_equals_the_whole_tables_slice(data: st.DataObject) -> None
         elif op == "arrow":
             journal.to_arrow()
     columns = tuple(data.draw(st.permutations(_READABLE)))[: data.draw(st.integers(1, 12))]
+    kinds = data.draw(
+        st.none() | st.lists(st.sampled_from(_KINDS), min_size=1, max_size=3).map(tuple)
+    )
     # Act: every starting point (past the end too), before anything else is combined
-    got = [journal.arrays_since(seq, columns) for seq in range(len(journal) + 2)]
-    # Assert
+    got = [journal.arrays_since(seq, columns, kinds) for seq in range(len(journal) + 2)]
+    # Assert: the whole table's slice, its rows of those kinds
     whole = journal.to_arrow()
     for seq, arrays in enumerate(got):
         assert tuple(arrays) == columns
+        want = whole.slice(seq)
+        if kinds is not None:
+            want = want.filter(pa.array(np.isin(want.column("kind").to_numpy(), kinds)))
         for name, values in arrays.items():
-            want = whole.slice(seq).column(name).to_numpy()
             assert values.dtype == np.dtype(_NUMPY_DTYPES[name]), name
-            np.testing.assert_array_equal(values, want)
+            np.testing.assert_array_equal(values, want.column(name).to_numpy())
 
 
 def test_to_row_holds_every_column_with_the_fields_and_defaults() -> None:
