@@ -24,7 +24,6 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,7 +36,7 @@ from deleverage.engine import journal_read
 from deleverage.errors import DataError
 
 _FIELD_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {}
-_ROW_MAKERS: dict[type, tuple[int, tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
+_ROW_TEMPLATES: dict[type, dict[str, Any]] = {}
 
 
 def _field_columns(cls: type) -> tuple[tuple[str, str], ...]:
@@ -50,14 +49,11 @@ def _field_columns(cls: type) -> tuple[tuple[str, str], ...]:
     return pairs
 
 
-def _row_makers(cls: type[Event]) -> tuple[int, tuple[str, ...], Callable[[Any], tuple[Any, ...]]]:
-    """An event class's kind (int), journal columns and its fields' getter (cached)."""
-    maker = _ROW_MAKERS.get(cls)
-    if maker is None:
-        pairs = _field_columns(cls)  # seq and ts_ns at least: the getter returns a tuple
-        maker = (int(cls.kind), tuple(c for _, c in pairs), attrgetter(*(n for n, _ in pairs)))
-        _ROW_MAKERS[cls] = maker
-    return maker
+def _row_template(cls: type[Event]) -> dict[str, Any]:
+    """An event class's row before its fields: every column's default and its kind (cached
+    per class)."""
+    template = _ROW_TEMPLATES[cls] = {**_DEFAULTS, "kind": int(cls.kind)}
+    return template
 
 
 class EventKind(IntEnum):
@@ -172,10 +168,11 @@ class Event:
 
     def to_row(self) -> dict[str, Any]:
         """This event as one journal row (every column present)."""
-        kind, columns, values = _row_makers(type(self))
-        row = dict(_DEFAULTS)
-        row["kind"] = kind
-        row.update(zip(columns, values(self), strict=True))
+        cls = type(self)
+        template = _ROW_TEMPLATES.get(cls)
+        row = (template if template is not None else _row_template(cls)).copy()
+        for name, column in _field_columns(cls):
+            row[column] = getattr(self, name)
         return row
 
     @classmethod
