@@ -68,9 +68,9 @@ MARKET_SOURCE = "market"
 ProgressCallback = Callable[[int, int], None]
 _Watched = tuple[IntArray, FloatArray, FloatArray]  # donors, gross size, exposure
 _Key = tuple[str, str]  # (owner: "" for the shared market or the venue of a private copy, asset)
-#: ``PriceInputs`` built without its Python-level ``__new__`` (the round builds one per venue
-#: and asset; all three fields given).
-_price_inputs = tuple.__new__
+#: A NamedTuple built without its Python-level ``__new__`` (every field given): the round
+#: builds a ``PriceInputs`` per venue and asset and a ``RoundView``.
+_tuple_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -204,6 +204,7 @@ class World:
         self._book_list = list(self._books.items())
         self._market_list = list(self.markets.items())
         self._venue_list = list(self.entries.items())
+        self._stepping = [(name, entry, self._reads[name]) for name, entry in self._venue_list]
         self.recorder = WorldRecorder(self)
         #: Quiet stretches taken in bulk (world/quiet.py; ``quiet.enabled = False``: never).
         self.quiet = WorldQuiet(self)
@@ -300,41 +301,32 @@ class World:
             layer.on_step_end(self, k, ts)
         self.recorder.end_step(k, ts)
 
-    def _inputs(self, name: str, r: int) -> dict[str, PriceInputs] | None:
-        """What venue ``name`` steps on in round ``r``; None in a later round of the step when
-        nothing it reads moved since it stepped (no new step)."""
-        inputs = {}
-        for asset, market, link in self._reads[name]:
-            p = market.price
-            inputs[asset] = _price_inputs(
-                PriceInputs, (p, p, link.price if link is not None else p)
-            )
-        if r > 0 and self._last_inputs.get(name) == inputs:
-            return None
-        self._last_inputs[name] = inputs
-        return inputs
-
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures() if self.wallets is not None else {}
         liquidated = False
-        last_steps = self._last_steps
-        inputs_of = self._inputs
-        for name, entry in self._venue_list:
-            inputs = inputs_of(name, r)
-            if inputs is None:
+        last_steps, last_inputs = self._last_steps, self._last_inputs
+        for name, entry, reads in self._stepping:
+            # What the venue steps on (index = oracle = the shared price, its own book's).
+            inputs = {}
+            for asset, market, link in reads:
+                p = market.price
+                b = link.price if link is not None else p
+                inputs[asset] = _tuple_new(PriceInputs, (p, p, b))
+            if r > 0 and last_inputs.get(name) == inputs:
                 # Nothing this venue reads moved since it stepped at this time: no new step.
                 before = last_steps[name]
                 steps[name] = VenueStep(
                     ts, 0, 0.0, dict.fromkeys(before.forced_flow, 0.0), before.solvency
                 )
                 continue
+            last_inputs[name] = inputs
             step = steps[name] = last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
             if step.liquidations:
                 liquidated = True
         prices = {asset: market.price for asset, market in self._market_list}
-        view = RoundView(k, self.round_index, r, ts, steps, prices)
+        view = _tuple_new(RoundView, (k, self.round_index, r, ts, steps, prices))
         if liquidated:
             self._attribute(view, watched)
         for pending in self._pending.values():
