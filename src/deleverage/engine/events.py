@@ -32,9 +32,11 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from deleverage.engine import journal_read
 from deleverage.errors import DataError
 
 _FIELD_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {}
+_ROW_TEMPLATES: dict[type, dict[str, Any]] = {}
 
 
 def _field_columns(cls: type) -> tuple[tuple[str, str], ...]:
@@ -45,6 +47,13 @@ def _field_columns(cls: type) -> tuple[tuple[str, str], ...]:
         pairs = tuple((f.name, columns.get(f.name, f.name)) for f in dataclasses.fields(cls))
         _FIELD_COLUMNS[cls] = pairs
     return pairs
+
+
+def _row_template(cls: type[Event]) -> dict[str, Any]:
+    """An event class's row before its fields: every column's default and its kind (cached
+    per class)."""
+    template = _ROW_TEMPLATES[cls] = {**_DEFAULTS, "kind": int(cls.kind)}
+    return template
 
 
 class EventKind(IntEnum):
@@ -159,9 +168,10 @@ class Event:
 
     def to_row(self) -> dict[str, Any]:
         """This event as one journal row (every column present)."""
-        row = dict(_DEFAULTS)
-        row["kind"] = int(self.kind)
-        for name, column in _field_columns(type(self)):
+        cls = type(self)
+        template = _ROW_TEMPLATES.get(cls)
+        row = (template if template is not None else _row_template(cls)).copy()
+        for name, column in _field_columns(cls):
             row[column] = getattr(self, name)
         return row
 
@@ -700,57 +710,18 @@ class Journal:
             return empty if columns is None else empty.select(list(names))
         return pa.concat_tables(parts[::-1])
 
-    def arrays_since(self, seq: int, columns: tuple[str, ...]) -> dict[str, npt.NDArray[Any]]:
-        """The ``columns`` of the events numbered ``seq`` and later as NumPy arrays (the
-        values of :meth:`since`), built straight from the newest segments without Arrow
-        tables (a step's reader on the hot path). Text columns cannot be asked for."""
+    def arrays_since(
+        self, seq: int, columns: tuple[str, ...], kinds: tuple[int, ...] | None = None
+    ) -> dict[str, npt.NDArray[Any]]:
+        """The ``columns`` of the events numbered ``seq`` and later (of ``kinds`` only, when
+        given) as NumPy arrays (the values of :meth:`since`), built straight from the newest
+        segments without Arrow tables (:func:`deleverage.engine.journal_read.arrays_since`: a
+        step's reader on the hot path). Text columns cannot be asked for."""
         if "text" in columns:
             raise ValueError("arrays_since does not build texts; use since()")
         self._flush_rows()
-        parts: list[dict[str, npt.NDArray[Any]]] = []
-        for i in range(len(self._segments) - 1, -1, -1):
-            segment = self._readable(i)
-            if isinstance(segment, pa.Table):
-                if segment.num_rows == 0:
-                    continue
-                first = int(segment.column("seq")[0].as_py())
-                n = segment.num_rows
-                if first + n <= seq:
-                    break
-                start = max(seq - first, 0)
-                part = {
-                    c: segment.column(c).slice(start).to_numpy(zero_copy_only=False)
-                    for c in columns
-                }
-            else:
-                first, n = int(segment["__seq0"]), int(segment["__n"])
-                if first + n <= seq:
-                    break
-                start = max(seq - first, 0)
-                part = {c: self._batch_column(segment, c)[start:] for c in columns}
-            parts.append(part)
-            if first <= seq:
-                break
-        if not parts:
-            return {c: np.zeros(0, dtype=_NUMPY_DTYPES[c]) for c in columns}
-        if len(parts) == 1:
-            return parts[0]
-        return {c: np.concatenate([p[c] for p in parts[::-1]]) for c in columns}
-
-    @staticmethod
-    def _batch_column(batch: dict[str, Any], name: str) -> npt.NDArray[Any]:
-        n = batch["__n"]
-        if name == "seq":
-            return np.arange(batch["__seq0"], batch["__seq0"] + n, dtype=np.int64)
-        if name == "ts_ns":
-            rows = batch.get("__ts_rows")
-            return rows if rows is not None else np.full(n, batch["__ts"], dtype=np.int64)
-        if name == "kind":
-            rows = batch.get("__kind_rows")
-            return rows if rows is not None else np.full(n, int(batch["__kind"]), dtype=np.int16)
-        if name in batch:
-            return np.broadcast_to(np.asarray(batch[name]), (n,)).astype(_NUMPY_DTYPES[name])
-        return np.full(n, _DEFAULTS[name], dtype=_NUMPY_DTYPES[name])
+        segments = self._segments
+        return journal_read.arrays_since(segments, seq, columns, _NUMPY_DTYPES, _DEFAULTS, kinds)
 
     def to_arrow(self) -> pa.Table:
         """All events as one Arrow table with :data:`JOURNAL_SCHEMA`."""

@@ -43,9 +43,13 @@ _FORCED_REASONS = (
     int(FillReason.LIQUIDATOR_TAKEOVER),
     int(FillReason.BACKSTOP),
 )
+_LIQUIDATION, _TAKEOVER, _BACKSTOP = _FORCED_REASONS
+_FILL, _ADL_ROUND = int(EventKind.FILL), int(EventKind.ADL_ROUND)
 MarkSource = Literal["oracle", "index", "book"]
 #: The journal columns a step's forced flow and ADL loss are read from.
 _READ_COLUMNS = ("kind", "code", "market", "account", "size", "amount")
+#: The kinds of the rows they are read from (fills and ADL rounds).
+_READ_KINDS = (_FILL, _ADL_ROUND)
 
 
 class PerpVenue:
@@ -104,6 +108,10 @@ class PerpVenue:
         self._backstop_worst = 0.0
         self._lines: SolvencyLines | None = None  # the last lines and the state version at them
         self._lines_version = -1
+        self._lines_flat = False  # whether the backstop vault was flat at those lines
+        self._assets = tuple(self._markets)
+        # Which field of PriceInputs sets the mark (oracle and book fall back to the index).
+        self._mark_field = {"index": 0, "oracle": 1, "book": 2}[mark_from]
 
     @property
     def name(self) -> str:
@@ -113,7 +121,7 @@ class PerpVenue:
     @property
     def assets(self) -> tuple[str, ...]:
         """The assets (markets) the venue marks, in listing order."""
-        return tuple(self._markets)
+        return self._assets
 
     @property
     def exchange(self) -> Exchange:
@@ -134,13 +142,16 @@ class PerpVenue:
 
     def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
         """Mark every market at ``ts_ns`` and run its risk step (all prices checked first)."""
-        check_price_inputs(prices, self.assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        check_price_inputs(prices, self._assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
         ex = self._ex
         first_seq = len(ex.journal)
         version = ex._version
         liquidations, notional, forced = 0, 0.0, False
+        field = self._mark_field
         for asset, market in self._markets.items():
-            ex.set_mark(market, self._price(prices[asset]), ts_ns=ts_ns)
+            inputs = prices[asset]
+            price = inputs[field]  # self._price(inputs), inline
+            ex.set_mark(market, inputs[0] if price is None else price, ts_ns=ts_ns)
             report = ex.last_step
             forced = forced or bool(
                 report.liquidations or report.adl_rounds or report.backstop_takeovers
@@ -206,12 +217,13 @@ class PerpVenue:
             and lines.socialized_loss == self._socialized
             and lines.bad_debt == self._bad_debt
             and lines.adl_loss == self._adl_loss
-            and self._vault_flat()
+            and self._lines_flat  # positions unchanged since (marks only): still flat
         ):
             self._lines_version = ex._version
             return lines
         lines = self.solvency()
         self._lines, self._lines_version = lines, ex._version
+        self._lines_flat = self._vault_flat()
         return lines
 
     def _vault_flat(self) -> bool:
@@ -224,20 +236,28 @@ class PerpVenue:
         journal = self._ex.journal
         if len(journal) == first_seq:
             return flow, 0.0
-        rows = journal.arrays_since(first_seq, _READ_COLUMNS)
+        rows = journal.arrays_since(first_seq, _READ_COLUMNS, _READ_KINDS)
         kind = rows["kind"]
-        adl = kind == int(EventKind.ADL_ROUND)
+        adl = kind == _ADL_ROUND
         adl_loss = float(np.nansum(rows["amount"][adl])) if adl.any() else 0.0
-        forced = (kind == int(EventKind.FILL)) & np.isin(rows["code"], _FORCED_REASONS)
+        code = rows["code"]
+        forced = (kind == _FILL) & (
+            (code == _LIQUIDATION) | (code == _TAKEOVER) | (code == _BACKSTOP)
+        )
         if not forced.any():
             return flow, adl_loss
         market = rows["market"][forced]
         buyer = rows["account"][forced]
         size = rows["size"][forced]
-        system = self._system_accounts()
+        ex = self._ex
         # The liquidated trader is the side that is not the venue's own account: it sold when
         # the venue's account bought.
-        signed = np.where(np.isin(buyer, system), -size, size)
+        system = (
+            (buyer == ex.liquidity_account)
+            | (buyer == ex.liquidator_account)
+            | (buyer == ex.backstop_account)
+        )
+        signed = np.where(system, -size, size)
         market = market.astype(np.int64)
         valid = market >= 0
         per_market = np.bincount(market[valid], weights=signed[valid])  # no per-fill Python
@@ -246,12 +266,6 @@ class PerpVenue:
                 units = self._ex.markets[m].units
                 flow[asset] += float(units.venue_size(float(per_market[m])))
         return flow, adl_loss
-
-    def _system_accounts(self) -> npt.NDArray[np.int64]:
-        ex = self._ex
-        return np.array(
-            [ex.liquidity_account, ex.liquidator_account, ex.backstop_account], dtype=np.int64
-        )
 
     def liquidation_levels(self) -> pd.DataFrame:
         """Open traders' positions and their liquidation prices, market by market (an

@@ -43,6 +43,10 @@ class VenuePrice:
         self._basis: deque[float] = deque(maxlen=n)
         self._next_sample_s = 0.0
         self.basis_ema = 0.0
+        # |d| at most this: the arbitrageurs' step would leave d and their capital as they
+        # are (within their cost, no inflow: arbitrage_gap is 0), so it is not called.
+        spec = pricing.arbitrage
+        self._idle_within = spec.cost if spec.inflow_per_s == 0.0 else -1.0
 
     def book_mid(self, exogenous: float) -> float:
         """``B = X (1 + d)``, quote/base (``X`` the exogenous price of the rest of the market)."""
@@ -62,19 +66,20 @@ class VenuePrice:
     ) -> None:
         """Decay, arbitrage, then sample the rule's averages (once per step)."""
         if not first:
-            self.dislocation *= decay
-            if self.arbitrageurs.active and self.dislocation != 0.0:
-                moved = self.arbitrageurs.step(
-                    self.dislocation, index=exogenous, book=book, ts_ns=ts_ns
-                )
-                self.dislocation = max(moved, MIN_DISLOCATION)
-        mid = self.book_mid(exogenous)
-        if self.rule == "binance" and t_s + 1e-9 >= self._next_sample_s:
-            self._basis.append(mid - index)
+            d = self.dislocation * decay
+            arbs = self.arbitrageurs
+            if d != 0.0 and arbs.active:
+                if abs(d) > self._idle_within:
+                    d = arbs.step(d, index=exogenous, book=book, ts_ns=ts_ns)
+                d = max(d, MIN_DISLOCATION)
+            self.dislocation = d
+        rule = self.rule
+        if rule == "binance" and t_s + 1e-9 >= self._next_sample_s:
+            self._basis.append(self.book_mid(exogenous) - index)
             self._next_sample_s += self.pricing.basis_sample_s
-        if self.rule == "hyperliquid" and not first:
+        if rule == "hyperliquid" and not first:
             self.basis_ema = marks.ema_step(
-                self.basis_ema, mid - oracle, self.dt_s, self.pricing.ema_s
+                self.basis_ema, self.book_mid(exogenous) - oracle, self.dt_s, self.pricing.ema_s
             )
 
     def end_step(self) -> None:

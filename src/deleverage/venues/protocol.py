@@ -241,15 +241,21 @@ def _fast_ok(
     else goes through the full checks, which name what is wrong."""
     if type(ts_ns) is not int or ts_ns < last_ts_ns or len(prices) != len(assets):
         return False
+    inf = math.inf
     for asset in assets:
         inputs = prices.get(asset)
         if type(inputs) is not PriceInputs:
             return False
         index, oracle, book = inputs
-        if type(index) is not float or not 0.0 < index < math.inf:
+        if type(index) is not float or not 0.0 < index < inf:
             return False
-        if oracle is not None and (type(oracle) is not float or not 0.0 < oracle < math.inf):
+        # The same float object as the index (a world's inputs) is already checked.
+        if (oracle is not index and oracle is not None) and (
+            type(oracle) is not float or not 0.0 < oracle < inf
+        ):
             return False
-        if book is not None and (type(book) is not float or not 0.0 < book < math.inf):
+        if (book is not index and book is not None) and (
+            type(book) is not float or not 0.0 < book < inf
+        ):
             return False
     return True

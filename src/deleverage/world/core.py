@@ -68,6 +68,9 @@ MARKET_SOURCE = "market"
 ProgressCallback = Callable[[int, int], None]
 _Watched = tuple[IntArray, FloatArray, FloatArray]  # donors, gross size, exposure
 _Key = tuple[str, str]  # (owner: "" for the shared market or the venue of a private copy, asset)
+#: A NamedTuple built without its Python-level ``__new__`` (every field given): the round
+#: builds a ``PriceInputs`` per venue and asset and a ``RoundView``.
+_tuple_new = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,9 @@ class World:
         self._last_inputs: dict[str, dict[str, PriceInputs]] = {}
         self._last_steps: dict[str, VenueStep] = {}
         self._book_list = list(self._books.items())
+        self._market_list = list(self.markets.items())
         self._venue_list = list(self.entries.items())
+        self._stepping = [(name, entry, self._reads[name]) for name, entry in self._venue_list]
         self.recorder = WorldRecorder(self)
         #: Quiet stretches taken in bulk (world/quiet.py; ``quiet.enabled = False``: never).
         self.quiet = WorldQuiet(self)
@@ -260,13 +265,16 @@ class World:
         ts = self.start_ns + round(k * self.dt_s * _NS)
         self.step_index, self.ts_ns = k, ts
         gross = dict.fromkeys(self._books, 0.0)
+        pending = self._pending
         for key, market in self._book_list:
             move = market.begin(k, ts)
-            if move:
-                self._credit(key, MARKET_SOURCE, move)
+            if move:  # credited to the market (_credit, inline: once per book and step)
+                credits = pending[key]
+                credits[MARKET_SOURCE] = credits.get(MARKET_SOURCE, 0.0) + move
         to_shared: dict[_Key, dict[str, float]] = {}
+        books = self._books
         for name, asset, link, key in self._links:
-            own, transfer = link.begin(k, ts, self._books[key].price)
+            own, transfer = link.begin(k, ts, books[key].price)
             if own:
                 self._pending_link[(name, asset)] = self._pending_link.get((name, asset), 0.0) + own
             if transfer:
@@ -277,10 +285,13 @@ class World:
             if not self._round(k, r, ts, gross):
                 break
         link_gross = self._link_gross
-        for name, asset, link, _key in self._links:
-            link.end(link_gross.get((name, asset), 0.0) if link_gross else 0.0)
         if link_gross:
+            for name, asset, link, _key in self._links:
+                link.end(link_gross.get((name, asset), 0.0))
             self._link_gross = {}
+        else:
+            for _name, _asset, link, _key in self._links:
+                link.end(0.0)
         for key, market in self._book_list:
             market.end(gross[key])
         wallets = self.wallets
@@ -290,36 +301,32 @@ class World:
             layer.on_step_end(self, k, ts)
         self.recorder.end_step(k, ts)
 
-    def _inputs(self, name: str, r: int) -> dict[str, PriceInputs] | None:
-        """What venue ``name`` steps on in round ``r``; None in a later round of the step when
-        nothing it reads moved since it stepped (no new step)."""
-        inputs = {}
-        for asset, market, link in self._reads[name]:
-            p = market.price
-            inputs[asset] = PriceInputs(p, p, link.price if link is not None else p)
-        if r > 0 and self._last_inputs.get(name) == inputs:
-            return None
-        self._last_inputs[name] = inputs
-        return inputs
-
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""
         steps: dict[str, VenueStep] = {}
         watched = self._watched_exposures() if self.wallets is not None else {}
         liquidated = False
-        for name, entry in self._venue_list:
-            inputs = self._inputs(name, r)
-            if inputs is None:
+        last_steps, last_inputs = self._last_steps, self._last_inputs
+        for name, entry, reads in self._stepping:
+            # What the venue steps on (index = oracle = the shared price, its own book's).
+            inputs = {}
+            for asset, market, link in reads:
+                p = market.price
+                b = link.price if link is not None else p
+                inputs[asset] = _tuple_new(PriceInputs, (p, p, b))
+            if r > 0 and last_inputs.get(name) == inputs:
                 # Nothing this venue reads moved since it stepped at this time: no new step.
-                before = self._last_steps[name]
+                before = last_steps[name]
                 steps[name] = VenueStep(
                     ts, 0, 0.0, dict.fromkeys(before.forced_flow, 0.0), before.solvency
                 )
                 continue
-            step = steps[name] = self._last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
+            last_inputs[name] = inputs
+            step = steps[name] = last_steps[name] = entry.venue.step(inputs, ts_ns=ts)
             if step.liquidations:
                 liquidated = True
-        view = RoundView(k, self.round_index, r, ts, steps, self.prices)
+        prices = {asset: market.price for asset, market in self._market_list}
+        view = _tuple_new(RoundView, (k, self.round_index, r, ts, steps, prices))
         if liquidated:
             self._attribute(view, watched)
         for pending in self._pending.values():
@@ -327,26 +334,31 @@ class World:
                 pending.clear()
         if self._pending_link:
             self._pending_link = {}
-        for layer in self.layers:
-            layer.on_round(self, view)
-        self._route_deficits(steps, ts)
-        to_shared: dict[_Key, dict[str, float]] = {}
+        layers = self.layers
+        if layers:
+            for layer in layers:
+                layer.on_round(self, view)
+            self._route_deficits(steps, ts)
+        else:  # nothing to route a deficit to: the lines are only remembered
+            last_lines = self._last_lines
+            for name, step in steps.items():
+                last_lines[name] = step.solvency
+        to_shared: dict[_Key, dict[str, float]] | None = None
         moved = False
         for name, step in steps.items():
-            links = self.entries[name].links
             for asset, flow in step.forced_flow.items():
                 if flow == 0.0:
                     continue
                 moved = True
-                link = links.get(asset)
+                link = self.entries[name].links.get(asset)
                 if link is not None:
-                    self._link_gross[(name, asset)] = self._link_gross.get(
-                        (name, asset), 0.0
-                    ) + abs(flow)
-                    own = link.absorb(flow, ts)
                     key = (name, asset)
+                    self._link_gross[key] = self._link_gross.get(key, 0.0) + abs(flow)
+                    own = link.absorb(flow, ts)
                     self._pending_link[key] = self._pending_link.get(key, 0.0) + own
                 else:
+                    if to_shared is None:
+                        to_shared = {}
                     flows = to_shared.setdefault((self._owner[name], asset), {})
                     flows[name] = flows.get(name, 0.0) + flow
         if to_shared:

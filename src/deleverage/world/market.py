@@ -53,6 +53,7 @@ class _Displaced:
     ) -> None:
         self.depth = MarketDepth(liquidity, exogenous=reference, start_ns=start_ns, dt_s=dt_s)
         self.book: LiquidityModel | None = self.depth.book
+        self._changes = self.depth.changes  # a snapshot series or dynamics: fixed for the run
         self.price_model = VenuePrice(PricingSpec(arbitrage=arbitrage), "book", dt_s=dt_s)
         self.dt_s = dt_s
         half_life = liquidity.half_life_s
@@ -66,20 +67,23 @@ class _Displaced:
     def begin(self, k: int, ts_ns: int, reference: float) -> float:
         """Decay and arbitrage for step ``k``; return the notional the arbitrageurs traded on
         this book (signed: > 0 when they bought it)."""
-        book = self.depth.start_step(k, ts_ns)
+        book = self.depth.start_step(k, ts_ns) if self._changes else self.depth.book
         self.book = book
         if book is not None:
             book.recover(ts_ns)
         model = self.price_model
-        before_notional = model.arbitrageurs.traded_notional
-        before = model.dislocation * self.decay if k > 0 else model.dislocation
+        arbs = model.arbitrageurs
+        before_notional = arbs.traded_notional
+        before = model.dislocation
         model.start_step(
             exogenous=reference, index=reference, oracle=reference, t_s=k * self.dt_s,
             decay=self.decay, book=book, ts_ns=ts_ns, first=k == 0,
         )  # fmt: skip
-        traded = model.arbitrageurs.traded_notional - before_notional
+        traded = arbs.traded_notional - before_notional
         if traded == 0.0:
             return 0.0
+        if k > 0:
+            before *= self.decay
         return math.copysign(traded, model.dislocation - before)
 
     def absorb(self, flow_base: float, reference: float, ts_ns: int) -> float:
@@ -99,7 +103,8 @@ class _Displaced:
     def end(self, flow_base: float) -> None:
         """Close the step: the arbitrageurs remember ``d``; the flow thins the book."""
         self.price_model.end_step()
-        self.depth.end_step(flow_base)
+        if self._changes:  # only a changing book is thinned by flow
+            self.depth.end_step(flow_base)
 
 
 class SharedMarket:

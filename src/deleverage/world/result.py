@@ -89,6 +89,11 @@ class WorldRecorder:
         self._rows = np.zeros((n, n_v * width))
         self._seen: list[object] = [None] * n_v  # the solvency lines last written per venue
         self._markets = list(world.markets.values())
+        self._offsets = [j * width for j in range(n_v)]  # venue j's row starts here in _acc
+        # The step row written last by end_step and its step (a step whose row is the same
+        # copies it inside the array instead of converting the floats again).
+        self._last_acc: list[float] = []
+        self._last_k = -2
 
     def add_flow(self, asset: str, flows: dict[str, float]) -> None:
         k = self.world.step_index
@@ -111,15 +116,15 @@ class WorldRecorder:
     def end_round(self, view: RoundView) -> None:
         absorbed = self.world.absorbed
         acc = self._acc
-        width = self._width
         seen = self._seen
         self._rounds_in_step += 1
-        for j, (name, step) in enumerate(view.steps.items()):  # the venues, in order
-            at = j * width
+        prices = view.prices
+        venues = zip(range(len(seen)), self._offsets, view.steps.items(), strict=True)
+        for j, at, (name, step) in venues:  # the venues, in order
             flow = 0.0
             for asset, f in step.forced_flow.items():
                 if f:
-                    flow += abs(f) * view.prices[asset]
+                    flow += abs(f) * prices[asset]
             if step.liquidations or flow:
                 acc[at] += step.liquidations
                 acc[at + 1] += step.liquidated_notional
@@ -175,11 +180,18 @@ class WorldRecorder:
             dislocation[k, i] = market.dislocation
         rounds = self._rounds_in_step
         acc = self._acc
-        width = self._width
-        for at in range(0, len(acc), width):
+        offsets = self._offsets
+        for at in offsets:
             acc[at + 3] = rounds
-        self._rows[k] = acc
-        for at in range(0, len(acc), width):
+        rows = self._rows
+        if k == self._last_k + 1 and acc == self._last_acc:
+            rows[k] = rows[k - 1]  # the same floats (list equality: equal values, or the same
+            # object for a NaN): copied within the array
+        else:
+            rows[k] = acc
+            self._last_acc = acc[:]
+        self._last_k = k
+        for at in offsets:
             acc[at] = acc[at + 1] = acc[at + 2] = 0.0
         self._rounds_in_step = 0
 
