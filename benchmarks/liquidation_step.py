@@ -159,6 +159,13 @@ def main() -> None:
     warm = build(5000, fund * 5000 / n / 10, seed=12)
     warm.set_mark(0, CRASH, ts_ns=10**9)
     assert warm.last_step.adl_rounds > 0, "the warm-up step must reach ADL"
+    # The big step also issues margin calls (positions entering the warning zone): the small
+    # exchange falls further until it issues some, so their kernel is loaded here too.
+    for k in range(1, 100):
+        warm.set_mark(0, CRASH * (1 - 0.001 * k), ts_ns=10**9 + k * 10**8)
+        if warm.last_step.margin_calls:
+            break
+    assert warm.last_step.margin_calls > 0, "the warm-up must issue a margin call"
     # A quiet mark first, as on a live venue: it sorts the zone-price index the step then uses
     # (built once, kept up to date by the engine; its cost is in cascade_day.py's figures).
     ex.set_mark(0, START, ts_ns=10**9 // 2)
