@@ -204,14 +204,13 @@ def select_top_nb(
             out_a[n] = dirty_acc[j]
             out_s[n] = dirty_score[j]
             n += 1
-    order = np.argsort(-bounds, kind="mergesort")
+    live = np.flatnonzero(bounds > -np.inf)  # cells with a row in profit (or no bound)
+    order = live[np.argsort(-bounds[live], kind="mergesort")]
     threshold = -np.inf
     counted = 0
     complete = True
     for c in order:
         bound = bounds[c]
-        if bound == -np.inf:
-            break  # this and every later cell: nothing in profit
         if n >= k:
             if threshold == -np.inf or 4 * n >= 5 * counted:
                 threshold = np.partition(out_s[:n], n - k)[n - k]
@@ -277,20 +276,33 @@ def sampled_candidates_nb(
     row_e: FloatArray,
     row_m: FloatArray,
     flag: npt.NDArray[np.bool_],
-    dirty_sorted: IntArray,
-    dirty_sorted_score: FloatArray,
+    dirty_acc: IntArray,
+    dirty_score: FloatArray,
     mark: float,
     side: float,
 ) -> IntArray:
-    """The candidates among accounts ``0, stride, 2 stride, ... < n``, as the dense array the
-    cells and the dirty scores stand for would list them."""
+    """The candidates among accounts ``0, stride, 2 stride, ... < n``, ascending, as the
+    dense array the cells and the dirty scores stand for would list them."""
+    picked = 0
+    for a in dirty_acc:
+        picked += a % stride == 0
+    sample_acc = np.empty(picked, dtype=np.int64)
+    sample_score = np.empty(picked)
+    picked = 0
+    for j in range(len(dirty_acc)):
+        if dirty_acc[j] % stride == 0:
+            sample_acc[picked] = dirty_acc[j]
+            sample_score[picked] = dirty_score[j]
+            picked += 1
+    order = np.argsort(sample_acc)
+    sample_acc, sample_score = sample_acc[order], sample_score[order]
     out = np.empty((n + stride - 1) // stride, dtype=np.int64)
     k = 0
     for i in range(0, n, stride):
         if i >= len(flag) or flag[i]:
-            j = np.searchsorted(dirty_sorted, i)
-            found = j < len(dirty_sorted) and dirty_sorted[j] == i
-            candidate = found and dirty_sorted_score[j] > -np.inf
+            at = np.searchsorted(sample_acc, i)
+            found = at < len(sample_acc) and sample_acc[at] == i
+            candidate = found and sample_score[at] > -np.inf
         elif row_of[i] >= 0:
             r = row_of[i]
             candidate = _score(row_s[r], row_e[r], row_m[r], mark, side) > -np.inf

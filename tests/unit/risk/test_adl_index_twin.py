@@ -25,7 +25,12 @@ from deleverage import Exchange, MarginMode, MarketSpec, preset
 from deleverage.engine import adl_index as adl_index_module
 from deleverage.engine.adl_index import AdlIndex, select_top_nb
 from deleverage.engine.kernels import top_scores_nb
-from deleverage.engine.risk.adl_queue import DenseQueue, IndexedQueue, pnl_leverage_scores_nb
+from deleverage.engine.risk.adl_queue import (
+    DenseQueue,
+    IndexedQueue,
+    _sample_mean_size,
+    pnl_leverage_scores_nb,
+)
 from deleverage.liquidity import ConstantDepthBook
 
 
@@ -366,3 +371,26 @@ def test_cells_select_the_top_k_of_the_dense_pass(
     np.testing.assert_array_equal(scores[np.argsort(got)], dense[want])
     if every:  # claimed complete: every candidate is in (the converse may not be known)
         assert len(want) == count
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n=st.integers(1, 40_000),
+    side=st.sampled_from([1, -1]),
+    share=st.sampled_from([0.0, 0.01, 0.1]),
+)
+def test_sampled_mean_size_is_the_dense_arrays(seed: int, n: int, side: int, share: float) -> None:
+    # Arrange: cells, changes reported, a queue
+    rng = np.random.default_rng(seed)
+    book = _book(rng, n, ties=False, spread=True)
+    index = AdlIndex(0)
+    index.build(*_columns(book))
+    index.touch(_change(rng, book, share))
+    queue = IndexedQueue(index.side(side, *_columns(book)), _columns(book), 100.0, n, 0)
+
+    # Act
+    got = queue._sample_mean(book["size"])
+
+    # Assert: the same float as the dense pass's strided sample
+    assert got == _sample_mean_size(book["size"], _reference(book, 100.0, float(side))._dense)

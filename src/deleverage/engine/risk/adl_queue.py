@@ -327,10 +327,9 @@ class IndexedQueue(DenseQueue):
         """:func:`_sample_mean_size` over the dense array the queue stands for."""
         assert self._cells.cells is not None
         _, row_s, row_e, row_m, _ = self._cells.cells
-        order = np.argsort(self._dirty_acc)
         stride = max(1, self._n // 4096)
         rows = sampled_candidates_nb(
             stride, self._n, self._cells.row_of, row_s, row_e, row_m, self._cells.flag,
-            self._dirty_acc[order], self._dirty_score[order], self._mark, self._side,
+            self._dirty_acc, self._dirty_score, self._mark, self._side,
         )  # fmt: skip
         return float(np.abs(size[rows]).mean()) if len(rows) else 0.0
