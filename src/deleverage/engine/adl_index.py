@@ -303,7 +303,7 @@ def sampled_candidates_nb(
             at = np.searchsorted(sample_acc, i)
             found = at < len(sample_acc) and sample_acc[at] == i
             candidate = found and sample_score[at] > -np.inf
-        elif row_of[i] >= 0:
+        elif i < len(row_of) and row_of[i] >= 0:  # flag may outgrow row_of (new accounts)
             r = row_of[i]
             candidate = _score(row_s[r], row_e[r], row_m[r], mark, side) > -np.inf
         else:
@@ -435,6 +435,11 @@ class _Side:
         assert self.cells is not None
         self._release()
         touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
+        top = int(touched.max()) + 1 if len(touched) else 0
+        if top > len(self._flag):  # accounts opened since the build: flagged like the rest
+            grown = np.zeros(max(top, 2 * len(self._flag)), dtype=np.bool_)
+            grown[: len(self._flag)] = self._flag
+            self._flag = grown
         self._dirty, self._n_dirty = merge_dirty_nb(
             touched, self._flag, self._row_of, self.cells[1], self._dirty, self._n_dirty
         )

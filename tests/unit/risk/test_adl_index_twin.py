@@ -290,6 +290,15 @@ def _run(
                 ex.add_isolated_margin(a, m, 10.0, ts_ns=ts)
             if step == 3:
                 ex.settle_funding(m, 0.0001, ts_ns=ts)
+            if step == 2 and k == 0:  # accounts opened after the load, trading both markets
+                fresh = ex.open_accounts(3, margin_mode=MarginMode.ISOLATED)
+                ex.deposit_many(fresh, np.full(3, 1e9))
+                for k2, (m2, spec2, _) in enumerate(markets):
+                    px2 = round(prices[k2] / spec2.tick_size) * spec2.tick_size  # venue units
+                    for a in fresh.tolist():
+                        ex.trade(m2, buyer=ex.liquidity_account, seller=a, ts_ns=ts,
+                                 size=spec2.lot_size * 40, price=px2)  # fmt: skip
+                ids = np.concatenate([ids, fresh])
             ts += 10**8
     return ex
 
@@ -394,3 +403,28 @@ def test_sampled_mean_size_is_the_dense_arrays(seed: int, n: int, side: int, sha
 
     # Assert: the same float as the dense pass's strided sample
     assert got == _sample_mean_size(book["size"], _reference(book, 100.0, float(side))._dense)
+
+
+def test_accounts_opened_after_the_build_are_scored_once() -> None:
+    # Arrange: cells of 500 accounts; then 20 accounts open (touched twice each) and a
+    # queue is made, then more changes and another queue
+    rng = np.random.default_rng(5)
+    book = _book(rng, 500, ties=False, spread=True)
+    index = AdlIndex(0)
+    index.build(*_columns(book))
+    extra = _book(rng, 20, ties=False, spread=True)
+    extra["size"][:] = -np.abs(extra["size"]) - 1.0  # shorts
+    extra["margin"][:] = 10.0
+    extra["kind"][:] = 0
+    book = {k: np.concatenate([book[k], extra[k]]) for k in book}
+    new = np.arange(500, 520, dtype=np.int64)
+    index.touch(new)
+    index.touch(new)
+    for mark in (100.0, 90.0):
+        # Act
+        queue = IndexedQueue(index.side(-1, *_columns(book)), _columns(book), mark, 520, 0)
+
+        # Assert: each new account once, the same queue as the dense pass
+        assert len(np.unique(queue.dirty_accounts)) == len(queue.dirty_accounts)
+        _assert_same_queue(queue, _reference(book, mark, -1.0), book, [3.0, 30.0, 300.0])
+        index.touch(new[::2])

@@ -241,6 +241,11 @@ class IndexedQueue(DenseQueue):
                 assert count == self.n_candidates
                 assert np.array_equal(live, self._dense, equal_nan=True), "ADL cells drifted"
 
+    @property
+    def dirty_accounts(self) -> npt.NDArray[np.int64]:
+        """The accounts scored from the live columns at the queue's creation."""
+        return self._dirty_acc
+
     def detach(self) -> None:
         """Materialize the dense scores the queue stands for (from then on: DenseQueue)."""
         if self._materialized:
