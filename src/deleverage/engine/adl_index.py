@@ -8,8 +8,8 @@ BitMEX's ranking (``pnl_leverage``, docs/formulas.md 6.1) scores a trader in pro
 positions with ``u >= u_min`` and ``e`` in ``[e_min, e_max]`` cannot score above the closed
 form at the group's corner (docs/formulas.md 6.1b), whatever the mark.
 
-:class:`AdlIndex` groups one market's trader positions of each side into *cells* (quantiles of
-``u`` by quantiles of ``e``, a counting sort: linear time) and keeps copies of their size,
+:class:`AdlIndex` groups one market's trader positions of each side into *cells* (bins of
+``log u`` by bins of ``e``, a counting sort: linear time) and keeps copies of their size,
 entry and isolated margin in cell order. The queue's top ``k`` (every score at or above the
 ``k``-th best, ties kept whole) is then found by :func:`select_top_nb`: cells in order of
 their bound, exact scores (the dense pass's arithmetic on the same values, so the same floats)
@@ -35,7 +35,7 @@ from numba import njit
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Quantile bins of margin per unit and of entry price (cells = their product).
+#: Bins of margin per unit (log scale) and of entry price (cells = their product).
 U_BINS = 256
 E_BINS = 16
 #: Relative slack on a cell's bound (float rounding of the bound and of the exact scores).
@@ -76,22 +76,30 @@ def build_side_nb(
         a = acc[j]
         u[j] = margin[a] / abs(size[a])
         e[j] = entry[a]
+    # Bins: uniform in log(u) and in e between a strided sample's 0.5% and 99.5% quantiles
+    # (anything goes for exactness: bounds come from each cell's own rows; a row without a
+    # finite positive u, NaN included, falls in an end bin).
     stride = max(1, rows // 8192)
     us = np.sort(u[::stride])
     es = np.sort(e[::stride])
-    u_edges = np.empty(u_bins - 1)
-    e_edges = np.empty(e_bins - 1)
-    for b in range(u_bins - 1):
-        u_edges[b] = us[(b + 1) * len(us) // u_bins] if len(us) else 0.0
-    for b in range(e_bins - 1):
-        e_edges[b] = es[(b + 1) * len(es) // e_bins] if len(es) else 0.0
     n_cells = u_bins * e_bins
+    cut = len(us) // 200
+    if len(us):
+        log_lo = np.log(max(us[cut], 1e-300))
+        log_hi = np.log(max(us[len(us) - 1 - cut], 1e-300))
+        e_lo, e_hi = es[cut], es[len(es) - 1 - cut]
+    else:
+        log_lo = log_hi = e_lo = e_hi = 0.0
+    u_scale = u_bins / (log_hi - log_lo) if log_hi > log_lo else 0.0
+    e_scale = e_bins / (e_hi - e_lo) if e_hi > e_lo else 0.0
     cell = np.empty(rows, dtype=np.int64)
     start = np.zeros(n_cells + 1, dtype=np.int64)
     for j in range(rows):
-        bu = np.searchsorted(u_edges, u[j], side="right")
-        be = np.searchsorted(e_edges, e[j], side="right")
-        c = min(bu, u_bins - 1) * e_bins + min(be, e_bins - 1)
+        x = (np.log(u[j]) - log_lo) * u_scale if u[j] > 0.0 else -1.0
+        bu = int(x) if 0.0 <= x < u_bins else (u_bins - 1 if x >= u_bins else 0)
+        y = (e[j] - e_lo) * e_scale
+        be = int(y) if 0.0 <= y < e_bins else (e_bins - 1 if y >= e_bins else 0)
+        c = bu * e_bins + be
         cell[j] = c
         start[c + 1] += 1
     for c in range(n_cells):
@@ -394,7 +402,15 @@ class _Side:
             return
         self._touched.append(accounts)
         self._pending += len(accounts)
-        if self._pending + self._n_dirty > max(DIRTY_FLOOR, int(self.rows * DIRTY_SHARE)):
+        limit = max(DIRTY_FLOOR, int(self.rows * DIRTY_SHARE))
+        if self._pending + self._n_dirty <= limit:
+            return
+        # The touched lists repeat accounts (the book's account is in every fill): take them
+        # in now (each account once) unless a queue still reads the rows as they are.
+        user = self.user() if self.user is not None else None
+        if user is None or user.detached:
+            self.merge()
+        if self._n_dirty > limit or self._pending > 4 * limit:
             self.invalidate()
 
     def invalidate(self) -> None:

@@ -428,3 +428,28 @@ def test_accounts_opened_after_the_build_are_scored_once() -> None:
         assert len(np.unique(queue.dirty_accounts)) == len(queue.dirty_accounts)
         _assert_same_queue(queue, _reference(book, mark, -1.0), book, [3.0, 30.0, 300.0])
         index.touch(new[::2])
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_repeated_touches_are_taken_in_once_unless_a_queue_reads_the_cells(held: bool) -> None:
+    # Arrange: 4,000 accounts (1/8 of a side's rows is under the 1,024 floor); a queue made
+    rng = np.random.default_rng(9)
+    book = _book(rng, 4_000, ties=False, spread=True)
+    index = AdlIndex(0)
+    index.build(*_columns(book))
+    side = index.sides[-1]
+    queues = [IndexedQueue(index.side(-1, *_columns(book)), _columns(book), 100.0, 4_000, 0)]
+    if not held:
+        queues.clear()  # dropped, as the engine drops a step's queues
+
+    # Act: the same 200 accounts touched 30 times (6,000 entries, over 4 x the limit)
+    touched = _change(rng, book, 0.05)[:200]
+    for _ in range(30):
+        index.touch(touched)
+
+    # Assert: taken in once (the cells stay valid) unless a held queue reads them (then a
+    # rebuild); the next queue is the dense pass's either way
+    assert side.valid is not held
+    assert held or len(side.dirty) == len(np.unique(touched))
+    fresh = IndexedQueue(index.side(-1, *_columns(book)), _columns(book), 100.0, 4_000, 0)
+    _assert_same_queue(fresh, _reference(book, 100.0, -1.0), book, [2.0, 40.0])

@@ -246,6 +246,11 @@ class IndexedQueue(DenseQueue):
         """The accounts scored from the live columns at the queue's creation."""
         return self._dirty_acc
 
+    @property
+    def detached(self) -> bool:
+        """Whether the queue has its own dense scores (no longer reads the cells)."""
+        return self._materialized
+
     def detach(self) -> None:
         """Materialize the dense scores the queue stands for (from then on: DenseQueue)."""
         if self._materialized:
