@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.adl_index import AdlIndex
 from deleverage.engine.events import EventKind, FillReason
 from deleverage.engine.state import SYSTEM_KINDS, AccountKind
 from deleverage.errors import (
@@ -23,6 +24,7 @@ from deleverage.errors import (
     ValidationError,
 )
 from deleverage.rules import margin as mm
+from deleverage.rules.adl_ranking import PnlLeverageRanking, ranking_for
 from deleverage.spec import MarginMode
 from deleverage.tolerance import GRID_RTOL, MARGIN_ATOL
 
@@ -171,8 +173,25 @@ def open_positions(
     )  # fmt: skip
     ex._apply_fill_columns(m, buyers, sellers, abs_qty, px, buyer_fees, seller_fees)
     ex.clock_ns = max(ex.clock_ns, ts)
+    _build_adl_index(ex, m)
     if ex.check_invariants:
         ex.assert_conserved()
+
+
+def _build_adl_index(ex: Exchange, m: int) -> None:
+    """Sort the loaded positions into the market's ADL cells (:mod:`.adl_index`) now, as a
+    venue keeps its ADL ranking as positions open, not at the first deleveraging: linear in
+    the accounts, so a load costs it once."""
+    if not (ex.risk.dense_queue and ex.risk.adl_index):
+        return
+    if not isinstance(ranking_for(ex.markets[m].spec.adl), PnlLeverageRanking):
+        return
+    n = ex._n
+    cols = ex._positions[m]
+    index = ex._adl_index.get(m)
+    if index is None:
+        index = ex._adl_index[m] = AdlIndex(m)
+    index.build(cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n])
 
 
 def engine_units(

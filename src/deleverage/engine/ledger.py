@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.adl_index import AdlIndex
 from deleverage.engine.contracts import ContractUnits
 from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.events import (
@@ -141,6 +142,8 @@ class Ledger:
         self._level_index: dict[tuple[int, float], LevelIndex] = {}
         # Distance-to-zone bounds of cross accounts, per level.
         self._cross_index: dict[float, CrossIndex] = {}
+        # Cells bounding the ADL scores of isolated positions, per market (adl_index.py).
+        self._adl_index: dict[int, AdlIndex] = {}
         #: Use the sorted zone-price index for the isolated scan (the full pass otherwise).
         self.use_level_index = True
         self.fee_account = 0
@@ -229,12 +232,15 @@ class Ledger:
     def _touch(self, m: int, accounts: IntArray | int) -> None:
         """Positions of ``accounts`` in market ``m`` changed (size, entry, margin, mode)."""
         self._pos_version[m] += 1
-        if not (self._level_index or self._cross_index):
+        if not (self._level_index or self._cross_index or self._adl_index):
             return
         acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
         for (market, _), index in self._level_index.items():
             if market == m:
                 index.touch(acc)
+        adl = self._adl_index.get(m)
+        if adl is not None:
+            adl.touch(acc)
         for cross in self._cross_index.values():
             cross.touch(acc)
 
@@ -253,6 +259,9 @@ class Ledger:
         for (market, _), index in self._level_index.items():
             if m is None or market == m:
                 index.invalidate()
+        for market, adl in self._adl_index.items():
+            if m is None or market == m:
+                adl.invalidate()
         for cross in self._cross_index.values():
             cross.invalidate()
 

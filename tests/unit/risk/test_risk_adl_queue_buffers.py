@@ -60,6 +60,7 @@ def test_a_second_queue_copies_while_the_first_views_the_buffers(dense: bool) ->
     # Arrange: the dense queue (scores of every account) or the compacting one
     ex = _exchange()
     ex.risk.dense_queue = dense
+    ex.risk.adl_index = False  # the dense pass of every step (the ADL cells own no buffers)
     ex.set_mark(0, 104.0, ts_ns=2 * S)
     ex.risk._queues.clear()
     ex.risk._buffers_user = None

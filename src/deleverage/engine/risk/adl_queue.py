@@ -22,10 +22,19 @@ taken only when the bound is not reached.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from deleverage.engine.adl_index import (
+    _Side,
+    dense_from_cells_nb,
+    dirty_scores_nb,
+    sampled_candidates_nb,
+    select_top_nb,
+)
 from deleverage.engine.kernels import top_scores_nb
 from deleverage.engine.risk.support import FloatArray, _Queue
 from deleverage.rules import adl as adl_math
@@ -162,3 +171,175 @@ def _sample_mean_size(size: FloatArray, dense: FloatArray) -> float:
     stride = max(1, len(dense) // 4096)
     rows = np.flatnonzero(dense[::stride] > -np.inf) * stride
     return float(np.abs(size[rows]).mean()) if len(rows) else 0.0
+
+
+@njit(cache=True)
+def capacity_live_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    kind: npt.NDArray[np.int8],
+    mark: float,
+    side: float,
+    bound: float,
+) -> float:
+    """:func:`capacity_reaches_nb` with the candidates found from the live columns (a trader
+    on ``side`` in profit at ``mark``: :func:`pnl_leverage_scores_nb`'s test), no dense array."""
+    total = 0.0
+    for i in range(len(size)):
+        s = size[i]
+        if (kind[i] == 0) & (s * side > 0.0) & (s * (mark - entry[i]) > 0.0):
+            total += abs(s)
+            if total >= bound:
+                break
+    return total
+
+
+class IndexedQueue(DenseQueue):
+    """:class:`DenseQueue` answered from the cells of :mod:`deleverage.engine.adl_index`.
+
+    The queue stands for the dense scores at its creation: the cells' rows (clean positions:
+    their copies are the live values) and the dirty accounts' scores taken from the live
+    columns then. The top of the queue is selected from the cells (:func:`select_top_nb`: the
+    same set as :func:`top_scores_nb` over the dense array); anything else (every candidate,
+    the exact capacity, a NaN score) materializes the dense array from the cells once and
+    runs :class:`DenseQueue`'s code. The cells' rows do not change while the queue lives: the
+    index detaches it (materializes) first.
+    """
+
+    def __init__(
+        self,
+        cells: _Side,
+        cols: tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.int8]],
+        mark: float,
+        n: int,
+        version: int,
+        *,
+        check: bool = False,
+    ) -> None:
+        super().__init__(np.zeros(0), 0, version)
+        self.complete = False
+        self._cells = cells
+        self._generation = cells.generation
+        self._mark = mark
+        self._side = cells.side
+        self._n = n
+        self._cols = cols
+        self._dirty_acc = cells.dirty.copy()
+        size, entry, margin, kind = cols
+        self._dirty_score = dirty_scores_nb(
+            self._dirty_acc, size, entry, margin, kind, mark, self._side
+        )
+        self._materialized = False
+        cells.user = weakref.ref(self)
+        if check or bool(np.isnan(self._dirty_score).any()):
+            self.detach()
+            if check:  # the cells and dirty scores stand for the live dense pass
+                live = np.empty(n)
+                count, _ = pnl_leverage_scores_nb(
+                    size[:n], entry[:n], margin[:n], kind[:n], mark, self._side, live
+                )
+                assert count == self.n_candidates
+                assert np.array_equal(live, self._dense, equal_nan=True), "ADL cells drifted"
+
+    @property
+    def dirty_accounts(self) -> npt.NDArray[np.int64]:
+        """The accounts scored from the live columns at the queue's creation."""
+        return self._dirty_acc
+
+    @property
+    def detached(self) -> bool:
+        """Whether the queue has its own dense scores (no longer reads the cells)."""
+        return self._materialized
+
+    def detach(self) -> None:
+        """Materialize the dense scores the queue stands for (from then on: DenseQueue)."""
+        if self._materialized:
+            return
+        assert self._generation == self._cells.generation, "ADL cells changed under a queue"
+        assert self._cells.cells is not None
+        acc, row_s, row_e, row_m, _ = self._cells.cells
+        dense = np.empty(self._n)
+        count = dense_from_cells_nb(
+            acc, row_s, row_e, row_m, self._dirty_acc, self._dirty_score, self._mark,
+            self._side, dense,
+        )  # fmt: skip
+        self._dense = dense
+        self.n_candidates = int(count)
+        if count == 0:
+            self.complete = True
+        self._materialized = True
+        if self._cells.user is not None and self._cells.user() is self:
+            self._cells.user = None
+
+    @property
+    def candidates(self) -> npt.NDArray[np.int64]:
+        self.detach()
+        return super().candidates
+
+    @candidates.setter
+    def candidates(self, value: npt.NDArray[np.int64]) -> None:
+        self._listed = None if len(value) == 0 else value
+
+    def capacity_at_least(self, size: FloatArray, bound: float) -> float:
+        """As :meth:`DenseQueue.capacity_at_least` (called only while no position changed
+        since the queue's creation: the live test is the dense array's)."""
+        if self._materialized:
+            return super().capacity_at_least(size, bound)
+        entry, kind = self._cols[1], self._cols[3]
+        n = self._n
+        reached = capacity_live_nb(size[:n], entry[:n], kind[:n], self._mark, self._side, bound)
+        if reached >= bound:
+            return reached
+        return self.capacity_exact(size)
+
+    def ensure(self, count: int) -> None:
+        if self._materialized:
+            super().ensure(count)
+            return
+        if self.complete or count <= len(self.accounts):
+            return
+        k = max(count, 2 * len(self.accounts), 1024)
+        assert self._cells.cells is not None
+        acc, row_s, row_e, row_m, start = self._cells.cells
+        sel, scores, every = select_top_nb(
+            self._cells.bounds(self._mark), start, acc, row_s, row_e, row_m, self._dirty_acc,
+            self._dirty_score, self._mark, self._side, k,
+        )  # fmt: skip
+        if np.isnan(scores).any():  # no bound holds it: the dense array's own fallback
+            self.detach()
+            super().ensure(count)
+            return
+        by_id = np.argsort(sel)
+        sel, scores = sel[by_id], scores[by_id]
+        order = adl_math.rank(scores, sel)
+        self.accounts = sel[order]
+        # Every candidate ranked (known when every cell was read; otherwise a later call
+        # with a larger count reads more and finds the same prefix).
+        self.complete = every
+
+    def covering(self, size: FloatArray, need: float) -> npt.NDArray[np.int64]:
+        if self._materialized:
+            return super().covering(size, need)
+        count = 64
+        if not self.complete:
+            mean = self._sample_mean(size)
+            count = max(count, int(1.5 * need / mean) + 64) if mean > 0 else count
+        while True:
+            self.ensure(self.head + count)
+            if self._materialized:
+                return super().covering(size, need)
+            tail = self.accounts[self.head :]
+            if self.complete or np.abs(size[tail]).sum() >= need * (1.0 + _COVER_MARGIN):
+                return tail
+            count *= 4
+
+    def _sample_mean(self, size: FloatArray) -> float:
+        """:func:`_sample_mean_size` over the dense array the queue stands for."""
+        assert self._cells.cells is not None
+        _, row_s, row_e, row_m, _ = self._cells.cells
+        stride = max(1, self._n // 4096)
+        rows = sampled_candidates_nb(
+            stride, self._n, self._cells.row_of, row_s, row_e, row_m, self._cells.flag,
+            self._dirty_acc, self._dirty_score, self._mark, self._side,
+        )  # fmt: skip
+        return float(np.abs(size[rows]).mean()) if len(rows) else 0.0

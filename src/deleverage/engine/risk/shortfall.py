@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine.adl_index import AdlIndex
 from deleverage.engine.collateral import cover_deficit, ex_has_collateral
 from deleverage.engine.events import (
     AdlRound,
@@ -24,7 +25,7 @@ from deleverage.engine.events import (
 )
 from deleverage.engine.kernels import pnl_leverage_queue_nb
 from deleverage.engine.risk import liquidator
-from deleverage.engine.risk.adl_queue import DenseQueue, pnl_leverage_scores_nb
+from deleverage.engine.risk.adl_queue import DenseQueue, IndexedQueue, pnl_leverage_scores_nb
 from deleverage.engine.risk.policy_adl import adl_with_policy
 from deleverage.engine.risk.support import (
     FloatArray,
@@ -66,6 +67,9 @@ class ShortfallStage:
         #: Whether isolated ``pnl_leverage`` queues are scored into one dense array
         #: (:class:`DenseQueue`); False: the compacting pass (the twin tests' reference).
         self.dense_queue = True
+        #: Whether those dense queues are answered from the ADL cells kept across steps
+        #: (:mod:`deleverage.engine.adl_index`); False: one dense pass per step.
+        self.adl_index = True
         #: Deficit per account already declared as bad debt (quote), so it is declared once.
         self.declared_bad_debt: dict[int, float] = {}
         #: Deficit of open isolated positions left by a partial close, already reported.
@@ -503,6 +507,10 @@ class ShortfallStage:
                 # (reused across steps: no fresh pages, no copy); a queue built while that
                 # one lives gets arrays of its own.
                 shared = all(q is not self._buffers_user for q in self._queues.values())
+                if self.dense_queue and self.adl_index:
+                    queue = self._indexed_queue(m, side)
+                    self._queues[key] = queue
+                    return queue
                 if self.dense_queue:
                     if shared:
                         self.reserve(n)
@@ -548,6 +556,22 @@ class ShortfallStage:
                 queue = _Queue(idx, scores=self.scores(m, idx))
             self._queues[key] = queue
         return queue
+
+    def _indexed_queue(self, m: int, side: int) -> IndexedQueue:
+        """The dense queue of an isolated ``pnl_leverage`` market side, answered from the
+        market's ADL cells (built on first use if positions were not loaded in bulk)."""
+        ex = self.ex
+        n = ex.n_accounts
+        cols = ex._positions[m]
+        live = (cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], ex._kind[:n])
+        index = ex._adl_index.get(m)
+        if index is None:
+            index = ex._adl_index[m] = AdlIndex(m)
+        cells = index.side(side, *live)
+        return IndexedQueue(
+            cells, live, ex.markets[m].mark, n, ex.positions_version(m),
+            check=ex.check_invariants,
+        )  # fmt: skip
 
     def scores(self, m: int, idx: npt.NDArray[np.intp]) -> FloatArray:
         """ADL scores of accounts ``idx`` in market ``m`` (higher: deleveraged first).
