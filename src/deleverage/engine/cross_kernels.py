@@ -175,3 +175,89 @@ def cross_terms_nb(
         maintenance[i] = mt
         k_level[i] = kl
         k_one[i] = k1
+
+
+@njit(cache=True)
+def near_candidates_nb(
+    near: IntArray,
+    q_out: FloatArray,
+    q_in: FloatArray,
+    threshold: float,
+    dirty: IntArray,
+    flag: npt.NDArray[np.bool_],
+) -> tuple[IntArray, int]:
+    """The accounts of ``near`` (ascending) with neither bound above ``threshold``, and the
+    accounts of ``dirty`` (ascending), merged without repeats, ascending (a new array); and how
+    many of the near ones were not in ``dirty``. ``flag``: scratch, all False, left so."""
+    for a in dirty:
+        flag[a] = True
+    out = np.empty(len(near) + len(dirty), dtype=np.int64)
+    k = 0
+    d = 0
+    n_dirty = len(dirty)
+    picked = 0
+    for i in range(len(near)):
+        a = near[i]
+        if q_out[i] > threshold or q_in[i] > threshold or flag[a]:
+            continue
+        while d < n_dirty and dirty[d] < a:
+            out[k] = dirty[d]
+            k += 1
+            d += 1
+        out[k] = a
+        k += 1
+        picked += 1
+    while d < n_dirty:
+        out[k] = dirty[d]
+        k += 1
+        d += 1
+    for a in dirty:
+        flag[a] = False
+    return out[:k].copy(), picked
+
+
+@njit(cache=True)
+def warned_union_nb(
+    evaluated: IntArray,
+    warn_pos: IntArray,
+    near: IntArray,
+    near_q_in: FloatArray,
+    threshold: float,
+    dirty: IntArray,
+    flag: npt.NDArray[np.bool_],
+    size_m: FloatArray,
+    mode_m: Int8Array,
+) -> IntArray:
+    """Every account warned in market ``m``, ascending: the evaluated ones the scan found
+    warned (``evaluated[warn_pos]``, ascending) and the accounts of ``near`` (ascending) that
+    were neither evaluated nor touched, whose bound ``q_in`` exceeds ``threshold`` (certainly
+    in the zone and above maintenance: :mod:`.cross_index`) and that hold a cross position in
+    ``m`` (``size_m``, ``mode_m``: market ``m``'s columns). ``flag``: scratch, all False, left
+    so."""
+    for a in evaluated:
+        flag[a] = True
+    for a in dirty:
+        flag[a] = True
+    out = np.empty(len(warn_pos) + len(near), dtype=np.int64)
+    k = 0
+    i = 0
+    n_warn = len(warn_pos)
+    for j in range(len(near)):
+        a = near[j]
+        if flag[a] or not near_q_in[j] > threshold or size_m[a] == 0.0 or mode_m[a] != 0:
+            continue
+        while i < n_warn and evaluated[warn_pos[i]] < a:
+            out[k] = evaluated[warn_pos[i]]
+            k += 1
+            i += 1
+        out[k] = a
+        k += 1
+    while i < n_warn:
+        out[k] = evaluated[warn_pos[i]]
+        k += 1
+        i += 1
+    for a in evaluated:
+        flag[a] = False
+    for a in dirty:
+        flag[a] = False
+    return out[:k].copy()

@@ -34,8 +34,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.engine.cross_index import MAX_MOVE
-from deleverage.engine.cross_kernels import cross_terms_nb
+from deleverage.engine.cross_index import CROSS_SLACK, MAX_MOVE
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
 
 if TYPE_CHECKING:
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-#: Relative slack kept below a cross account's bound (float safety of ``E`` and ``MM``).
-CROSS_SLACK = 1e-6
 
 
 @njit(cache=True)
@@ -172,17 +168,21 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
         return None
     cindex.merge_touched()  # what CrossIndex.candidates does first
     called = np.unique(np.concatenate([r.called_cross for r in risk.markets]))
-    if len(called) and not _called_everywhere(ex, called):
-        return None
     skip = np.zeros(max(n, 1), dtype=np.bool_)
     skip[called[called < n]] = True  # bounded below as called accounts
     first = first_clean_nb(cindex.acc, skip, 0)
     q_index = float(cindex.q[first]) if first < len(cindex.q) else math.inf
+    # The cheapest test first (after a crash an uncalled account in the zone fails it at most
+    # marks); every test must pass, so the order does not change the answer.
+    if not q_index > 0.0:
+        return None
+    if len(called) and not _called_everywhere(ex, called):
+        return None
     dirty = cindex._dirty[cindex._dirty < n]
     q_dirty = min(
         _dirty_bound(ex, dirty[~skip[dirty]], level, marks), _called_bound(ex, called, level, marks)
     )
-    if not (q_index > 0.0 and q_dirty > 0.0):
+    if not q_dirty > 0.0:
         return None
     return QuietBands(
         long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
@@ -259,17 +259,8 @@ def _cross_terms(
     ex: Exchange, acc: IntArray, marks: FloatArray, level: float
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Cross equity ``E``, maintenance ``MM``, ``K`` at ``level`` and ``K`` at 1 (§14) of the
-    accounts ``acc`` at ``marks`` (one compiled pass: :func:`.cross_kernels.cross_terms_nb`)."""
-    k = len(acc)
-    equity, maint, k_level, k_one = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
-    sizes, entries, modes = ex._cross_columns()
-    _, floors, mmrs, cums, min_margins = ex._cross_tiers()
-    cross_terms_nb(
-        np.ascontiguousarray(acc, dtype=np.int64), sizes, entries, modes, ex._cash,
-        np.ascontiguousarray(marks, dtype=np.float64), floors, mmrs, cums, min_margins,
-        float(level), equity, maint, k_level, k_one,
-    )  # fmt: skip
-    return equity, maint, k_level, k_one
+    accounts ``acc`` at ``marks`` (:meth:`.MarginScans.cross_terms`)."""
+    return ex.cross_terms(acc, marks, level)
 
 
 def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -> float:

@@ -321,7 +321,7 @@ class RiskEngine(BatchStage):
             scan = ex.cross_scan(m, level)
             risk.called_cross, fresh = self._calls(risk.called_cross, scan)
             new_acc.append(scan["warn"][fresh].astype(np.int64))
-            new_ratio.append(np.asarray(scan["warn_ratio"][fresh], dtype=np.float64))
+            new_ratio.append(ex.cross_warn_ratios(m, level, scan, fresh))  # the fresh ones
         elif len(risk.called_cross):
             risk.called_cross = np.zeros(0, dtype=np.int64)
         if not new_acc:
