@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import merge_candidates_nb, near_candidates_nb
+from deleverage.engine.cross_kernels import merge_candidates_nb, split_nb
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -77,17 +77,18 @@ class CrossSplit(NamedTuple):
     """The accounts one set of marks needs evaluated, and those certainly in the zone.
 
     ``evaluate``: ascending (near accounts with neither bound above the move from the anchor,
-    and the touched ones). ``near``, ``near_q_in``: the near accounts, ascending, with their
-    ``q_in``; ``threshold``: the move from the anchor (``max_j |d1_j| (1 + 1e-9) + 1e-12``): a
-    near account with ``q_in > threshold`` that was not touched is certainly in the zone and
-    above maintenance. ``dirty``: the touched accounts (ascending); ``flag``: scratch, all
-    False, longer than every account id of ``near`` and ``dirty``; ``reanchor``: the untouched
+    and the touched ones). ``in_acc[j]``, ``in_q[j]``: the near accounts that held a cross
+    position in market ``j`` at the anchor and had ``q_in > 0``, ascending, with ``q_in``;
+    ``threshold``: the move from the anchor (``max_j |d1_j| (1 + 1e-9) + 1e-12``): such an
+    account with ``q_in > threshold`` that was not touched is certainly in the zone and above
+    maintenance. ``dirty``: the touched accounts (ascending); ``flag``: scratch, all False,
+    longer than every account id of the index and of ``dirty``; ``reanchor``: the untouched
     accounts to evaluate exceed :data:`ANCHOR_EVAL` (the scan may call :meth:`CrossIndex.anchor`).
     """
 
     evaluate: IntArray
-    near: IntArray
-    near_q_in: FloatArray
+    in_acc: tuple[IntArray, ...]
+    in_q: tuple[FloatArray, ...]
     threshold: float
     dirty: IntArray
     flag: npt.NDArray[np.bool_]
@@ -116,8 +117,10 @@ class CrossIndex:
         #: bounds from the anchor marks ``p1`` (module docstring).
         self.n_near = 0
         self.near = np.zeros(0, dtype=np.int64)
-        self.near_q_out = np.zeros(0)
-        self.near_q_in = np.zeros(0)
+        self.near_by_dist = np.zeros(0, dtype=np.int64)
+        self.near_dist = np.zeros(0)
+        self.in_acc: tuple[IntArray, ...] = ()
+        self.in_q: tuple[FloatArray, ...] = ()
         self.p1 = np.zeros(0)
         self.anchors = 0  # re-taken anchors (all builds)
         #: Whether :meth:`anchor` may re-take the bounds (no risk-limit steps: its slopes have
@@ -166,9 +169,13 @@ class CrossIndex:
         # The near set and its first anchor: the build's own figures (with the step caps).
         self.n_near = min(len(acc), max(64, int(len(acc) * PREFIX_SHARE)))
         near = np.sort(self.acc[: self.n_near])
+        holds = [
+            (size[near] != 0.0) & (mode[near] == 0) for size, mode in zip(sizes, modes, strict=True)
+        ]
         self._set_anchor(
-            marks, near, equity[near], maintenance[near], k[near], k_one[near], to_step[near]
-        )
+            marks, near, equity[near], maintenance[near], k[near], k_one[near], to_step[near],
+            holds,
+        )  # fmt: skip
         self._top = int(acc.max()) if len(acc) else -1
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
@@ -218,8 +225,10 @@ class CrossIndex:
     def _set_anchor(
         self, marks: FloatArray, near: IntArray, equity: FloatArray, maintenance: FloatArray,
         k_level: FloatArray, k_one: FloatArray, cap: FloatArray,
+        holds: list[npt.NDArray[np.bool_]],
     ) -> None:  # fmt: skip
-        """The near accounts' bounds ``q_out``, ``q_in`` (module docstring) at ``marks``."""
+        """The near accounts' bounds ``q_out``, ``q_in`` (module docstring) at ``marks``;
+        ``holds[j]``: which near accounts hold a cross position in market ``j``."""
         level = self.level
         slack = CROSS_SLACK * (level * np.abs(equity) + maintenance)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -231,24 +240,34 @@ class CrossIndex:
                 ),
                 cap,
             )
+        q_out = np.where(np.isnan(q_out), -np.inf, q_out)
+        q_in = np.where(np.isnan(q_in), -np.inf, q_in)
+        # An account needs evaluating once the move reaches the larger of its bounds (at most
+        # one is positive): sorted by it, those are a prefix.
+        dist = np.maximum(q_out, q_in)
+        order = np.argsort(dist, kind="stable")
         self.near = near
-        self.near_q_out = np.where(np.isnan(q_out), -np.inf, q_out)
-        self.near_q_in = np.where(np.isnan(q_in), -np.inf, q_in)
+        self.near_by_dist, self.near_dist = near[order], dist[order]
+        # Per market, the near accounts certainly in the zone at some move (``q_in > 0``) that
+        # hold a cross position there, ascending, with ``q_in``.
+        inside = q_in > 0.0
+        self.in_acc = tuple(near[inside & h] for h in holds)
+        self.in_q = tuple(q_in[inside & h] for h in holds)
         self.p1 = np.array(marks, dtype=np.float64)
 
     def anchor(
         self, marks: FloatArray, equity: FloatArray, maintenance: FloatArray,
-        k_level: FloatArray, k_one: FloatArray,
+        k_level: FloatArray, k_one: FloatArray, holds: list[npt.NDArray[np.bool_]],
     ) -> None:  # fmt: skip
         """Re-take the near accounts' bounds at ``marks`` from their exact ``E``, ``MM`` and
         slopes there (one entry per account of :attr:`near`, e.g. from
-        :func:`.cross_kernels.cross_terms_nb` at the index's level). Only while
-        :attr:`can_anchor` and the marks are within ``Q`` of the build's (:meth:`split` did not
-        answer None)."""
+        :func:`.cross_kernels.cross_terms_nb` at the index's level; ``holds[j]``: which of them
+        hold a cross position in market ``j``). Only while :attr:`can_anchor` and the marks
+        are within ``Q`` of the build's (:meth:`split` did not answer None)."""
         if not self.can_anchor:
             return
         cap = np.full(len(self.near), np.inf)
-        self._set_anchor(marks, self.near, equity, maintenance, k_level, k_one, cap)
+        self._set_anchor(marks, self.near, equity, maintenance, k_level, k_one, cap, holds)
         self.anchors += 1
 
     def split(self, marks: FloatArray) -> CrossSplit | None:
@@ -259,35 +278,18 @@ class CrossIndex:
         if not self.valid or len(marks) != len(self.p0):
             return None
         self.merge_touched()
-        marks = np.asarray(marks, dtype=np.float64)
-        unpriced = self.p0 <= 0.0  # a market without a mark at the build: no bound
-        if unpriced.any():
-            if np.any(marks[unpriced] != self.p0[unpriced]):
-                return None
-            marks = np.where(unpriced, 1.0, marks)
-        one = np.where(unpriced, 1.0, self.p0)
-        move = float(np.max(np.abs(marks / one - 1.0)))
-        if move >= MAX_MOVE:
-            return None
-        k = int(np.searchsorted(self.q, move * (1.0 + 1e-9) + 1e-12, side="right"))
         n_dirty = len(self._dirty)
-        limit = max(64, int(len(self.acc) * PREFIX_SHARE))
-        if k > self.n_near or n_dirty > max(DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)):
+        if n_dirty > max(DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)):
             return None
-        move1 = float(np.max(np.abs(marks / np.where(unpriced, 1.0, self.p1) - 1.0)))
-        if move1 >= MAX_MOVE:
-            return None
-        threshold = move1 * (1.0 + 1e-9) + 1e-12
         flag = self._scratch()
-        evaluate, n_near = near_candidates_nb(
-            self.near, self.near_q_out, self.near_q_in, threshold, self._dirty, flag
-        )
-        if len(evaluate) > limit:
+        evaluate, picked, threshold = split_nb(
+            np.asarray(marks, dtype=np.float64), self.p0, self.p1, self.q, self.n_near,
+            self.near_by_dist, self.near_dist, self._dirty, flag, MAX_MOVE,
+        )  # fmt: skip
+        if picked < 0 or len(evaluate) > max(64, int(len(self.acc) * PREFIX_SHARE)):
             return None
-        reanchor = self.can_anchor and n_near > ANCHOR_EVAL
-        return CrossSplit(
-            evaluate, self.near, self.near_q_in, threshold, self._dirty, flag, reanchor
-        )
+        reanchor = self.can_anchor and picked > ANCHOR_EVAL
+        return CrossSplit(evaluate, self.in_acc, self.in_q, threshold, self._dirty, flag, reanchor)
 
     def _scratch(self) -> npt.NDArray[np.bool_]:
         """The all-False scratch flags, longer than every indexed and touched account id."""

@@ -178,73 +178,88 @@ def cross_terms_nb(
 
 
 @njit(cache=True)
-def near_candidates_nb(
-    near: IntArray,
-    q_out: FloatArray,
-    q_in: FloatArray,
-    threshold: float,
+def split_nb(
+    marks: FloatArray,
+    p0: FloatArray,
+    p1: FloatArray,
+    q: FloatArray,
+    n_near: int,
+    near_by_dist: IntArray,
+    near_dist: FloatArray,
     dirty: IntArray,
     flag: npt.NDArray[np.bool_],
-) -> tuple[IntArray, int]:
-    """The accounts of ``near`` (ascending) with neither bound above ``threshold``, and the
-    accounts of ``dirty`` (ascending), merged without repeats, ascending (a new array); and how
-    many of the near ones were not in ``dirty``. ``flag``: scratch, all False, left so."""
+    max_move: float,
+) -> tuple[IntArray, int, float]:
+    """:meth:`.CrossIndex.split`'s arithmetic in one pass: the largest relative moves from the
+    build's marks ``p0`` and the anchor's ``p1`` (a market unpriced at the build, ``p0 <= 0``,
+    must still have that mark, and moves by 0), the reachable prefix of ``q`` (it must stay
+    within the first ``n_near``), and the accounts to evaluate: the near accounts whose bound
+    ``near_dist`` (ascending) the move from ``p1`` reaches, and ``dirty`` (ascending), merged
+    without repeats, ascending. Returns them, how many near ones were not in ``dirty`` (-1: no
+    bound, the full pass) and the threshold ``max_j |d1_j| (1 + 1e-9) + 1e-12``. ``flag``:
+    scratch, all False, left so."""
+    empty = np.zeros(0, dtype=np.int64)
+    move0 = 0.0
+    move1 = 0.0
+    for j in range(len(marks)):
+        if p0[j] <= 0.0:
+            if marks[j] != p0[j]:
+                return empty, -1, 0.0
+            continue
+        move0 = max(move0, abs(marks[j] / p0[j] - 1.0))
+        move1 = max(move1, abs(marks[j] / p1[j] - 1.0))
+    if move0 >= max_move or move1 >= max_move:
+        return empty, -1, 0.0
+    if np.searchsorted(q, move0 * (1.0 + 1e-9) + 1e-12, side="right") > n_near:
+        return empty, -1, 0.0
+    threshold = move1 * (1.0 + 1e-9) + 1e-12
+    kd = np.searchsorted(near_dist, threshold, side="right")
+    out = np.empty(kd + len(dirty), dtype=np.int64)
+    k = 0
     for a in dirty:
         flag[a] = True
-    out = np.empty(len(near) + len(dirty), dtype=np.int64)
-    k = 0
-    d = 0
-    n_dirty = len(dirty)
-    picked = 0
-    for i in range(len(near)):
-        a = near[i]
-        if q_out[i] > threshold or q_in[i] > threshold or flag[a]:
-            continue
-        while d < n_dirty and dirty[d] < a:
-            out[k] = dirty[d]
-            k += 1
-            d += 1
         out[k] = a
         k += 1
-        picked += 1
-    while d < n_dirty:
-        out[k] = dirty[d]
-        k += 1
-        d += 1
+    picked = 0
+    for i in range(kd):
+        a = near_by_dist[i]
+        if not flag[a]:
+            out[k] = a
+            k += 1
+            picked += 1
     for a in dirty:
         flag[a] = False
-    return out[:k].copy(), picked
+    res = out[:k].copy()
+    res.sort()
+    return res, picked, threshold
 
 
 @njit(cache=True)
 def warned_union_nb(
     evaluated: IntArray,
     warn_pos: IntArray,
-    near: IntArray,
-    near_q_in: FloatArray,
+    in_acc: IntArray,
+    in_q: FloatArray,
     threshold: float,
     dirty: IntArray,
     flag: npt.NDArray[np.bool_],
-    size_m: FloatArray,
-    mode_m: Int8Array,
 ) -> IntArray:
-    """Every account warned in market ``m``, ascending: the evaluated ones the scan found
-    warned (``evaluated[warn_pos]``, ascending) and the accounts of ``near`` (ascending) that
-    were neither evaluated nor touched, whose bound ``q_in`` exceeds ``threshold`` (certainly
-    in the zone and above maintenance: :mod:`.cross_index`) and that hold a cross position in
-    ``m`` (``size_m``, ``mode_m``: market ``m``'s columns). ``flag``: scratch, all False, left
-    so."""
+    """Every account warned in a market, ascending: the evaluated ones the scan found warned
+    (``evaluated[warn_pos]``, ascending) and the accounts of ``in_acc`` (ascending: near
+    accounts holding a cross position in the market at the anchor) that were neither evaluated
+    nor touched and whose bound ``in_q`` exceeds ``threshold`` (certainly in the zone and above
+    maintenance: :mod:`.cross_index`). ``flag``: scratch, all False, left so."""
     for a in evaluated:
         flag[a] = True
     for a in dirty:
         flag[a] = True
-    out = np.empty(len(warn_pos) + len(near), dtype=np.int64)
+    out = np.empty(len(warn_pos) + len(in_acc), dtype=np.int64)
     k = 0
     i = 0
     n_warn = len(warn_pos)
-    for j in range(len(near)):
-        a = near[j]
-        if flag[a] or not near_q_in[j] > threshold or size_m[a] == 0.0 or mode_m[a] != 0:
+    for j in range(len(in_acc)):
+        a = in_acc[j]
+        if flag[a] or not in_q[j] > threshold:
             continue
         while i < n_warn and evaluated[warn_pos[i]] < a:
             out[k] = evaluated[warn_pos[i]]

@@ -170,8 +170,10 @@ class MarginScans(Ledger):
             if self.check_invariants:
                 self._check_cross_scan(m, call_level, result)
             if split.reanchor:  # the next scans evaluate fewer accounts
-                equity, maint, k_level, k_one = self.cross_terms(index.near, marks, index.level)
-                index.anchor(marks, equity, maint, k_level, k_one)
+                near = index.near
+                equity, maint, k_level, k_one = self.cross_terms(near, marks, index.level)
+                holds = [(c.size[near] != 0.0) & (c.mode[near] == 0) for c in self._positions]
+                index.anchor(marks, equity, maint, k_level, k_one, holds)
             return result
         result = self._cross_scan_full(m, call_level)
         n = self._n
@@ -248,8 +250,8 @@ class MarginScans(Ledger):
             below, below_e, below_m = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
             warn_pos = np.zeros(0, dtype=np.int64)
         warn = warned_union_nb(
-            acc, warn_pos, split.near, split.near_q_in, split.threshold, split.dirty, split.flag,
-            sizes[m], modes[m],
+            acc, warn_pos, split.in_acc[m], split.in_q[m], split.threshold, split.dirty,
+            split.flag,
         )  # fmt: skip
         result = _BoundedScan(self, m, call_level)
         result.update(below=below, below_equity=below_e, below_maintenance=below_m, warn=warn)

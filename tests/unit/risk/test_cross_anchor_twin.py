@@ -83,8 +83,11 @@ def test_anchored_bounds_hold(seed: int, level: float, step: float) -> None:
         e, mt, _, _ = _figures(marks, sizes, entries, cash, tiers, level)
         has = trader & ((sizes[0] != 0.0) | (sizes[1] != 0.0))
         in_zone = has & ((mt >= level * e) | (e <= 0.0))
-        stable = split.near[split.near_q_in > split.threshold]
+        parts = zip(split.in_acc, split.in_q, strict=True)
+        stable = np.unique(np.concatenate([a[q > split.threshold] for a, q in parts]))
         stable_seen += len(stable)
+        for j, (acc_j, q_j) in enumerate(zip(split.in_acc, split.in_q, strict=True)):
+            assert np.all(sizes[j][acc_j[q_j > split.threshold]] != 0.0)  # they hold market j
         # Certainly warned: in the zone, ratio below 1, above maintenance.
         assert np.all(mt[stable] >= level * e[stable])
         assert np.all(e[stable] > mt[stable])
@@ -95,7 +98,8 @@ def test_anchored_bounds_hold(seed: int, level: float, step: float) -> None:
         if rng.random() < 0.3:  # re-take the anchor here, from this test's own figures
             near = index.near
             _, _, k, k1 = _figures(marks, sizes, entries, cash, tiers, level)
-            index.anchor(marks, e[near], mt[near], k[near], k1[near])
+            holds = [s[near] != 0.0 for s in sizes]
+            index.anchor(marks, e[near], mt[near], k[near], k1[near], holds)
     if step < 0.001:
         assert checked > 0  # small walks stay within the near set
     if step < 0.001 and level < 1.0:  # at level 1 the zone is under maintenance: none
@@ -146,7 +150,7 @@ def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
         out = split(self, marks)
         if out is not None:
             seen["split"] += 1
-            seen["stable"] += int(np.sum(out.near_q_in > out.threshold))
+            seen["stable"] += sum(int(np.sum(q > out.threshold)) for q in out.in_q)
         return out
 
     def anchor_spy(self: CrossIndex, *args: Any) -> None:
