@@ -167,15 +167,16 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     if cindex is None or not cindex.valid or len(cindex.p0) != n_m or np.any(cindex.p0 <= 0.0):
         return None
     cindex.merge_touched()  # what CrossIndex.candidates does first
-    called = np.unique(np.concatenate([r.called_cross for r in risk.markets]))
+    every_called = np.concatenate([r.called_cross for r in risk.markets])
     skip = np.zeros(max(n, 1), dtype=np.bool_)
-    skip[called[called < n]] = True  # bounded below as called accounts
+    skip[every_called[every_called < n]] = True  # bounded below as called accounts
     first = first_clean_nb(cindex.acc, skip, 0)
     q_index = float(cindex.q[first]) if first < len(cindex.q) else math.inf
     # The cheapest test first (after a crash an uncalled account in the zone fails it at most
     # marks); every test must pass, so the order does not change the answer.
     if not q_index > 0.0:
         return None
+    called = np.unique(every_called)
     if len(called) and not _called_everywhere(ex, called):
         return None
     dirty = cindex._dirty[cindex._dirty < n]
