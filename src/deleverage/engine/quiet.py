@@ -38,6 +38,7 @@ from deleverage.engine.cross_index import CROSS_SLACK, MAX_MOVE
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
 
 if TYPE_CHECKING:
+    from deleverage.engine.cross_index import CrossIndex
     from deleverage.engine.exchange import Exchange
 
 FloatArray = npt.NDArray[np.float64]
@@ -90,7 +91,7 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     if ex.check_invariants or not ex.use_level_index or ex_has_collateral(ex):
         return None
     risk = ex.risk
-    if risk.liquidation_entered_ns:
+    if risk.liquidation_entered_ns or _cross_blocked(ex):
         return None
     n = ex.n_accounts
     n_m = len(ex.markets)
@@ -168,10 +169,7 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
         return None
     cindex.merge_touched()  # what CrossIndex.candidates does first
     every_called = np.concatenate([r.called_cross for r in risk.markets])
-    skip = np.zeros(max(n, 1), dtype=np.bool_)
-    skip[every_called[every_called < n]] = True  # bounded below as called accounts
-    first = first_clean_nb(cindex.acc, skip, 0)
-    q_index = float(cindex.q[first]) if first < len(cindex.q) else math.inf
+    skip, q_index = _first_uncalled_q(ex, cindex, every_called)
     # The cheapest test first (after a crash an uncalled account in the zone fails it at most
     # marks); every test must pass, so the order does not change the answer.
     if not q_index > 0.0:
@@ -189,6 +187,43 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
         long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
         c_liq, calls,
     )  # fmt: skip
+
+
+def _first_uncalled_q(
+    ex: Exchange, cindex: CrossIndex, every_called: IntArray
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """Flags of the called cross accounts (any market) and the smallest ``q`` of the cross
+    index among the accounts not called (``inf`` when none)."""
+    n = ex.n_accounts
+    skip = np.zeros(max(n, 1), dtype=np.bool_)
+    skip[every_called[every_called < n]] = True  # bounded below as called accounts
+    first = first_clean_nb(cindex.acc, skip, 0)
+    return skip, float(cindex.q[first]) if first < len(cindex.q) else math.inf
+
+
+def _cross_blocked(ex: Exchange) -> bool:
+    """Whether :func:`quiet_bands`' cross test will fail on an uncalled account of the cross
+    index within reach (``q <= 0``), checked before the per-market work (after a crash it
+    fails at most marks). Only when the test would be reached with this index: one cross
+    level, its index valid over every market at priced marks; the answer is then the same."""
+    risk = ex.risk
+    levels = {
+        min(float(state.spec.liquidation.margin_call_ratio), 1.0)
+        for m, state in enumerate(ex.markets)
+        if risk._modes_present(m)[1]
+    }
+    if len(levels) != 1:
+        return False
+    cindex = ex._cross_index.get(levels.pop())
+    if (
+        cindex is None
+        or not cindex.valid
+        or len(cindex.p0) != len(ex.markets)
+        or np.any(cindex.p0 <= 0.0)
+    ):
+        return False
+    every_called = np.concatenate([r.called_cross for r in risk.markets])
+    return not _first_uncalled_q(ex, cindex, every_called)[1] > 0.0
 
 
 def _called_prices(
