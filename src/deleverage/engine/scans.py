@@ -151,6 +151,9 @@ class MarginScans(Ledger):
         the moves can have reached (:mod:`deleverage.engine.cross_index`) and has no ``ratio``.
         """
         m = self.market_id(market)
+        hit = self._cache.get(("scan", m, call_level))  # _cached's test, without a closure
+        if hit is not None and hit[0] == self._version:
+            return hit[1]  # type: ignore[no-any-return]
         scan: dict[str, Any] = self._cached(
             ("scan", m, call_level), lambda: self._cross_scan(m, call_level)
         )
@@ -306,26 +309,50 @@ class MarginScans(Ledger):
         self,
     ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[npt.NDArray[np.int8], ...]]:
         """Every market's size, entry and mode columns (whole arrays, indexed by account)."""
-        cols = self._positions
-        return (
-            tuple(c.size for c in cols),
-            tuple(c.entry for c in cols),
-            tuple(c.mode for c in cols),
-        )
+        columns: tuple[
+            tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[npt.NDArray[np.int8], ...]
+        ] = self._cross_static()[0]
+        return columns
 
     def _cross_tiers(
         self,
     ) -> tuple[FloatArray, tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[FloatArray, ...],
                FloatArray]:  # fmt: skip
         """Marks, tier floors, maintenance rates, deductions and floors of every market."""
+        floors, mmrs, cums, min_margins = self._cross_static()[1]
+        marks = np.array([st.mark for st in self.markets], dtype=np.float64)
+        return marks, floors, mmrs, cums, min_margins
+
+    def _cross_static(self) -> tuple[Any, Any]:
+        """The columns of :meth:`_cross_columns` and the tier arrays of :meth:`_cross_tiers`,
+        built again only when they can have been replaced: the columns when the capacity grows
+        or a market is listed (``Ledger._grow``, ``_apply_market_listed``), a market's tiers
+        when its ``TierArrays`` object is replaced (risk parameters, open-interest scaling)."""
         states = self.markets
-        return (
-            np.array([st.mark for st in states], dtype=np.float64),
+        hit = getattr(self, "_cross_static_cache", None)
+        if (
+            hit is not None
+            and hit[0] == self._capacity
+            and len(hit[1]) == len(states)
+            and all(t is st.tiers for t, st in zip(hit[1], states, strict=True))
+        ):
+            return hit[2], hit[3]
+        cols = self._positions
+        columns = (
+            tuple(c.size for c in cols),
+            tuple(c.entry for c in cols),
+            tuple(c.mode for c in cols),
+        )
+        tiers = (
             tuple(st.tiers.floor for st in states),
             tuple(st.tiers.mmr for st in states),
             tuple(st.tiers.cum for st in states),
             np.array([st.tiers.min_margin for st in states], dtype=np.float64),
         )
+        self._cross_static_cache = (
+            self._capacity, [st.tiers for st in states], columns, tiers,
+        )  # fmt: skip
+        return columns, tiers
 
     def _check_cross_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
         """The bounded scan must equal the full pass (``check_invariants`` mode)."""
