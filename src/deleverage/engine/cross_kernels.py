@@ -276,3 +276,45 @@ def warned_union_nb(
     for a in dirty:
         flag[a] = False
     return out[:k].copy()
+
+
+@njit(cache=True)
+def bounded_scan_nb(
+    acc: IntArray,
+    m: int,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    kind: Int8Array,
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    call_level: float,
+    in_acc: IntArray,
+    in_q: FloatArray,
+    threshold: float,
+    dirty: IntArray,
+    flag: npt.NDArray[np.bool_],
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+    """The bounded cross scan of market ``m`` in one call: :func:`cross_subset_scan_nb` over
+    the accounts ``acc`` (ascending), then :func:`warned_union_nb` with the accounts certainly
+    in the zone. Returns the accounts under maintenance with their ``E`` and ``MM``, and every
+    warned account, ascending."""
+    k = len(acc)
+    ratio = np.empty(k)
+    below_pos = np.empty(k, dtype=np.int64)
+    below_e = np.empty(k)
+    below_m = np.empty(k)
+    warn_pos = np.empty(k, dtype=np.int64)
+    n_below, n_warn = cross_subset_scan_nb(
+        acc, m, sizes, entries, modes, kind, cash, marks, floors, mmrs, cums, min_margins,
+        call_level, ratio, below_pos, below_e, below_m, warn_pos,
+    )  # fmt: skip
+    below = np.empty(n_below, dtype=np.int64)
+    for i in range(n_below):
+        below[i] = acc[below_pos[i]]
+    warn = warned_union_nb(acc, warn_pos[:n_warn], in_acc, in_q, threshold, dirty, flag)
+    return below, below_e[:n_below].copy(), below_m[:n_below].copy(), warn

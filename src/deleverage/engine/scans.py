@@ -22,9 +22,9 @@ import pandas as pd
 from deleverage.engine.collateral import ex_has_collateral, ledger_of
 from deleverage.engine.cross_index import CrossIndex, CrossSplit
 from deleverage.engine.cross_kernels import (
+    bounded_scan_nb,
     cross_subset_scan_nb,
     cross_terms_nb,
-    warned_union_nb,
 )
 from deleverage.engine.kernels import (
     accumulate_market_nb,
@@ -235,26 +235,12 @@ class MarginScans(Ledger):
         bound keeps in the zone added to ``warn`` unevaluated. ``warn_ratio`` (all of ``warn``)
         is computed on first access, by the same kernel; :meth:`cross_warn_ratios` computes only
         the ratios a caller needs."""
-        acc = split.evaluate
-        k = len(acc)
         sizes, entries, modes = self._cross_columns()
-        if k:
-            ratio = np.empty(k)
-            below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
-            warn_pos = np.empty(k, dtype=np.int64)
-            marks, floors, mmrs, cums, min_margins = self._cross_tiers()
-            n_below, n_warn = cross_subset_scan_nb(
-                acc, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs, cums,
-                min_margins, call_level, ratio, below, below_e, below_m, warn_pos,
-            )  # fmt: skip
-            below, below_e, below_m = acc[below[:n_below]], below_e[:n_below], below_m[:n_below]
-            warn_pos = warn_pos[:n_warn]
-        else:
-            below, below_e, below_m = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-            warn_pos = np.zeros(0, dtype=np.int64)
-        warn = warned_union_nb(
-            acc, warn_pos, split.in_acc[m], split.in_q[m], split.threshold, split.dirty,
-            split.flag,
+        marks, floors, mmrs, cums, min_margins = self._cross_tiers()
+        below, below_e, below_m, warn = bounded_scan_nb(
+            split.evaluate, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs,
+            cums, min_margins, call_level, split.in_acc[m], split.in_q[m], split.threshold,
+            split.dirty, split.flag,
         )  # fmt: skip
         result = _BoundedScan(self, m, call_level)
         result.update(below=below, below_equity=below_e, below_maintenance=below_m, warn=warn)
@@ -285,6 +271,8 @@ class MarginScans(Ledger):
         figures)."""
         if "warn_ratio" in scan:
             return np.asarray(scan["warn_ratio"][pick], dtype=np.float64)
+        if not pick.any():
+            return np.zeros(0)
         return self._warn_ratios(m, call_level, np.asarray(scan["warn"], dtype=np.int64)[pick])
 
     def _warn_ratios(self, m: int, call_level: float, acc: IntArray) -> FloatArray:
