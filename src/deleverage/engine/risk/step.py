@@ -327,12 +327,14 @@ class RiskEngine(BatchStage):
         if not new_acc:
             return 0
         accounts = np.concatenate(new_acc) if len(new_acc) > 1 else new_acc[0]
+        if len(accounts) == 0:
+            return 0  # most marks: nothing to sort or write
         ratios = np.concatenate(new_ratio)
-        order = np.argsort(accounts, kind="stable")
         if len(accounts) == 1:
             a, r = int(accounts[0]), float(ratios[0])
             ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
-        elif len(accounts):
+        else:
+            order = np.argsort(accounts, kind="stable")
             ex.journal.append_columns(
                 EventKind.MARGIN_CALL, ts, account=accounts[order], market=m, amount=ratios[order]
             )
