@@ -18,6 +18,24 @@ deposit, withdrawal, margin move or setting touched (:meth:`CrossIndex.touch`), 
 checked exactly on every scan until the next build. Funding, tier changes and new markets drop
 the index; it is built again from a full pass.
 
+The prefix grows as the marks drift from ``p0``, and after a crash the accounts near the zone
+are many. The accounts a full rebuild would put at the front, the first ``PREFIX_SHARE`` of the
+index (the *near* set, ``q`` up to ``Q``), carry a second pair of bounds, taken at the *anchor*
+marks ``p1`` (the build's, then re-taken from exact figures at the current marks when the
+accounts to evaluate grow, :meth:`CrossIndex.anchor`, a pass over the near set only), with
+``d1_j`` the move from ``p1`` (docs/formulas.md §14.2):
+
+    q_out = (level E1 - MM1 - slack) / K1          out of the zone while max_j |d1_j| < q_out;
+    q_in = min((MM1 - level E1 - slack) / K1,      in the zone (the ratio at or above the level
+               (E1 - MM1 - slack) / K1_one)        and below 1) and above maintenance while
+                                                   max_j |d1_j| < q_in;
+
+``K1_one = sum_j |s_j| p1_j (1 + mmr_j)``, ``slack = CROSS_SLACK (level |E1| + MM1)``. While
+``max_j |d_j| < Q`` no account beyond the near set can be in the zone, so a scan evaluates
+only the near accounts with neither bound above ``max_j |d1_j|`` and the touched ones, and
+counts the near accounts certainly in the zone as warned without evaluating them
+(:meth:`CrossIndex.split`).
+
 Risk-limit steps (``TierArrays.whole_position``, BitMEX) make maintenance jump at the floors,
 so the slope bound holds only while no position crosses one: an account's ``q`` is then also
 capped by the smallest relative move that takes one of its step-schedule positions to a
@@ -27,10 +45,12 @@ rate. A maintenance floor (``min_margin``) keeps maintenance continuous with the
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import merge_candidates_nb
+from deleverage.engine.cross_kernels import merge_candidates_nb, split_nb
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -46,6 +66,33 @@ PREFIX_SHARE = 1 / 32
 #: third less time; 1/64 and 1/1024, 613 with 297 builds and more time again.)
 DIRTY_SHARE = 1 / 256
 DIRTY_FLOOR = 256
+#: Re-take the anchor when a scan evaluates more untouched near accounts than this.
+ANCHOR_EVAL = 64
+#: Relative slack kept below a bound computed from an account's own ``E`` and ``MM`` (the float
+#: error of those sums is ~1e-16 of their terms).
+CROSS_SLACK = 1e-6
+
+
+class CrossSplit(NamedTuple):
+    """The accounts one set of marks needs evaluated, and those certainly in the zone.
+
+    ``evaluate``: ascending (near accounts with neither bound above the move from the anchor,
+    and the touched ones). ``in_acc[j]``, ``in_q[j]``: the near accounts that held a cross
+    position in market ``j`` at the anchor and had ``q_in > 0``, ascending, with ``q_in``;
+    ``threshold``: the move from the anchor (``max_j |d1_j| (1 + 1e-9) + 1e-12``): such an
+    account with ``q_in > threshold`` that was not touched is certainly in the zone and above
+    maintenance. ``dirty``: the touched accounts (ascending); ``flag``: scratch, all False,
+    longer than every account id of the index and of ``dirty``; ``reanchor``: the untouched
+    accounts to evaluate exceed :data:`ANCHOR_EVAL` (the scan may call :meth:`CrossIndex.anchor`).
+    """
+
+    evaluate: IntArray
+    in_acc: tuple[IntArray, ...]
+    in_q: tuple[FloatArray, ...]
+    threshold: float
+    dirty: IntArray
+    flag: npt.NDArray[np.bool_]
+    reanchor: bool
 
 
 class CrossIndex:
@@ -66,6 +113,19 @@ class CrossIndex:
         #: the touched set's generation): quiet marks after a crash ask for the same set again.
         self._last: tuple[int, int, IntArray] | None = None
         self._dirty_gen = 0
+        #: The near set (the first ``n_near`` accounts of ``acc``, ascending by account) and its
+        #: bounds from the anchor marks ``p1`` (module docstring).
+        self.n_near = 0
+        self.near = np.zeros(0, dtype=np.int64)
+        self.near_by_dist = np.zeros(0, dtype=np.int64)
+        self.near_dist = np.zeros(0)
+        self.in_acc: tuple[IntArray, ...] = ()
+        self.in_q: tuple[FloatArray, ...] = ()
+        self.p1 = np.zeros(0)
+        self.anchors = 0  # re-taken anchors (all builds)
+        #: Whether :meth:`anchor` may re-take the bounds (no risk-limit steps: its slopes have
+        #: no step cap).
+        self.can_anchor = True
 
     def invalidate(self) -> None:
         self.valid = False
@@ -87,6 +147,7 @@ class CrossIndex:
     ) -> None:
         """Compute ``q`` of every trader with a cross position from a full pass's ``E``, ``MM``."""
         k = np.zeros(len(equity))
+        k_one = np.zeros(len(equity))
         to_step = np.full(len(equity), np.inf)
         for size, mode, t, mark in zip(sizes, modes, tiers, marks, strict=True):
             cross = (size != 0.0) & (mode == 0)
@@ -98,11 +159,23 @@ class CrossIndex:
                 rate = np.maximum(rate, t.mmr[tier])
                 to_step = np.where(cross, np.minimum(to_step, step_reach(notional, t)), to_step)
             k += np.where(cross, notional * (self.level + rate), 0.0)
+            k_one += np.where(cross, notional * (1.0 + rate), 0.0)
         has = trader & (k > 0.0)
         acc = np.flatnonzero(has).astype(np.int64)
         q = np.minimum((self.level * equity[acc] - maintenance[acc]) / k[acc], to_step[acc])
         order = np.argsort(q, kind="stable")
         self.q, self.acc = q[order], acc[order]
+        self.can_anchor = not any(t.whole_position for t in tiers)
+        # The near set and its first anchor: the build's own figures (with the step caps).
+        self.n_near = min(len(acc), max(64, int(len(acc) * PREFIX_SHARE)))
+        near = np.sort(self.acc[: self.n_near])
+        holds = [
+            (size[near] != 0.0) & (mode[near] == 0) for size, mode in zip(sizes, modes, strict=True)
+        ]
+        self._set_anchor(
+            marks, near, equity[near], maintenance[near], k[near], k_one[near], to_step[near],
+            holds,
+        )  # fmt: skip
         self._top = int(acc.max()) if len(acc) else -1
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
@@ -148,6 +221,82 @@ class CrossIndex:
         out.flags.writeable = False
         self._last = (k, self._dirty_gen, out)
         return out
+
+    def _set_anchor(
+        self, marks: FloatArray, near: IntArray, equity: FloatArray, maintenance: FloatArray,
+        k_level: FloatArray, k_one: FloatArray, cap: FloatArray,
+        holds: list[npt.NDArray[np.bool_]],
+    ) -> None:  # fmt: skip
+        """The near accounts' bounds ``q_out``, ``q_in`` (module docstring) at ``marks``;
+        ``holds[j]``: which near accounts hold a cross position in market ``j``."""
+        level = self.level
+        slack = CROSS_SLACK * (level * np.abs(equity) + maintenance)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            q_out = np.minimum((level * equity - maintenance - slack) / k_level, cap)
+            q_in = np.minimum(
+                np.minimum(
+                    (maintenance - level * equity - slack) / k_level,
+                    (equity - maintenance - slack) / k_one,
+                ),
+                cap,
+            )
+        q_out = np.where(np.isnan(q_out), -np.inf, q_out)
+        q_in = np.where(np.isnan(q_in), -np.inf, q_in)
+        # An account needs evaluating once the move reaches the larger of its bounds (at most
+        # one is positive): sorted by it, those are a prefix.
+        dist = np.maximum(q_out, q_in)
+        order = np.argsort(dist, kind="stable")
+        self.near = near
+        self.near_by_dist, self.near_dist = near[order], dist[order]
+        # Per market, the near accounts certainly in the zone at some move (``q_in > 0``) that
+        # hold a cross position there, ascending, with ``q_in``.
+        inside = q_in > 0.0
+        self.in_acc = tuple(near[inside & h] for h in holds)
+        self.in_q = tuple(q_in[inside & h] for h in holds)
+        self.p1 = np.array(marks, dtype=np.float64)
+
+    def anchor(
+        self, marks: FloatArray, equity: FloatArray, maintenance: FloatArray,
+        k_level: FloatArray, k_one: FloatArray, holds: list[npt.NDArray[np.bool_]],
+    ) -> None:  # fmt: skip
+        """Re-take the near accounts' bounds at ``marks`` from their exact ``E``, ``MM`` and
+        slopes there (one entry per account of :attr:`near`, e.g. from
+        :func:`.cross_kernels.cross_terms_nb` at the index's level; ``holds[j]``: which of them
+        hold a cross position in market ``j``). Only while :attr:`can_anchor` and the marks
+        are within ``Q`` of the build's (:meth:`split` did not answer None)."""
+        if not self.can_anchor:
+            return
+        cap = np.full(len(self.near), np.inf)
+        self._set_anchor(marks, self.near, equity, maintenance, k_level, k_one, cap, holds)
+        self.anchors += 1
+
+    def split(self, marks: FloatArray) -> CrossSplit | None:
+        """The accounts ``marks`` need evaluated and those certainly in the zone (module
+        docstring); ``None`` when the bound no longer pays: a move beyond :data:`MAX_MOVE`, an
+        account beyond the near set reachable, or more than :data:`PREFIX_SHARE` of the
+        accounts to evaluate."""
+        if not self.valid or len(marks) != len(self.p0):
+            return None
+        self.merge_touched()
+        n_dirty = len(self._dirty)
+        if n_dirty > max(DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)):
+            return None
+        flag = self._scratch()
+        evaluate, picked, threshold = split_nb(
+            np.asarray(marks, dtype=np.float64), self.p0, self.p1, self.q, self.n_near,
+            self.near_by_dist, self.near_dist, self._dirty, flag, MAX_MOVE,
+        )  # fmt: skip
+        if picked < 0 or len(evaluate) > max(64, int(len(self.acc) * PREFIX_SHARE)):
+            return None
+        reanchor = self.can_anchor and picked > ANCHOR_EVAL
+        return CrossSplit(evaluate, self.in_acc, self.in_q, threshold, self._dirty, flag, reanchor)
+
+    def _scratch(self) -> npt.NDArray[np.bool_]:
+        """The all-False scratch flags, longer than every indexed and touched account id."""
+        top = max(int(self._dirty[-1]) if len(self._dirty) else -1, self._top) + 1
+        if len(self._flag) < top:
+            self._flag = np.zeros(top, dtype=np.bool_)
+        return self._flag
 
     def _merge(self, k: int) -> IntArray:
         """The first ``k`` indexed accounts and the touched ones, ascending, without repeats."""

@@ -175,3 +175,146 @@ def cross_terms_nb(
         maintenance[i] = mt
         k_level[i] = kl
         k_one[i] = k1
+
+
+@njit(cache=True)
+def split_nb(
+    marks: FloatArray,
+    p0: FloatArray,
+    p1: FloatArray,
+    q: FloatArray,
+    n_near: int,
+    near_by_dist: IntArray,
+    near_dist: FloatArray,
+    dirty: IntArray,
+    flag: npt.NDArray[np.bool_],
+    max_move: float,
+) -> tuple[IntArray, int, float]:
+    """:meth:`.CrossIndex.split`'s arithmetic in one pass: the largest relative moves from the
+    build's marks ``p0`` and the anchor's ``p1`` (a market unpriced at the build, ``p0 <= 0``,
+    must still have that mark, and moves by 0), the reachable prefix of ``q`` (it must stay
+    within the first ``n_near``), and the accounts to evaluate: the near accounts whose bound
+    ``near_dist`` (ascending) the move from ``p1`` reaches, and ``dirty`` (ascending), merged
+    without repeats, ascending. Returns them, how many near ones were not in ``dirty`` (-1: no
+    bound, the full pass) and the threshold ``max_j |d1_j| (1 + 1e-9) + 1e-12``. ``flag``:
+    scratch, all False, left so."""
+    empty = np.zeros(0, dtype=np.int64)
+    move0 = 0.0
+    move1 = 0.0
+    for j in range(len(marks)):
+        if p0[j] <= 0.0:
+            if marks[j] != p0[j]:
+                return empty, -1, 0.0
+            continue
+        move0 = max(move0, abs(marks[j] / p0[j] - 1.0))
+        move1 = max(move1, abs(marks[j] / p1[j] - 1.0))
+    if move0 >= max_move or move1 >= max_move:
+        return empty, -1, 0.0
+    if np.searchsorted(q, move0 * (1.0 + 1e-9) + 1e-12, side="right") > n_near:
+        return empty, -1, 0.0
+    threshold = move1 * (1.0 + 1e-9) + 1e-12
+    kd = np.searchsorted(near_dist, threshold, side="right")
+    out = np.empty(kd + len(dirty), dtype=np.int64)
+    k = 0
+    for a in dirty:
+        flag[a] = True
+        out[k] = a
+        k += 1
+    picked = 0
+    for i in range(kd):
+        a = near_by_dist[i]
+        if not flag[a]:
+            out[k] = a
+            k += 1
+            picked += 1
+    for a in dirty:
+        flag[a] = False
+    res = out[:k].copy()
+    res.sort()
+    return res, picked, threshold
+
+
+@njit(cache=True)
+def warned_union_nb(
+    evaluated: IntArray,
+    warn_pos: IntArray,
+    in_acc: IntArray,
+    in_q: FloatArray,
+    threshold: float,
+    dirty: IntArray,
+    flag: npt.NDArray[np.bool_],
+) -> IntArray:
+    """Every account warned in a market, ascending: the evaluated ones the scan found warned
+    (``evaluated[warn_pos]``, ascending) and the accounts of ``in_acc`` (ascending: near
+    accounts holding a cross position in the market at the anchor) that were neither evaluated
+    nor touched and whose bound ``in_q`` exceeds ``threshold`` (certainly in the zone and above
+    maintenance: :mod:`.cross_index`). ``flag``: scratch, all False, left so."""
+    for a in evaluated:
+        flag[a] = True
+    for a in dirty:
+        flag[a] = True
+    out = np.empty(len(warn_pos) + len(in_acc), dtype=np.int64)
+    k = 0
+    i = 0
+    n_warn = len(warn_pos)
+    for j in range(len(in_acc)):
+        a = in_acc[j]
+        if flag[a] or not in_q[j] > threshold:
+            continue
+        while i < n_warn and evaluated[warn_pos[i]] < a:
+            out[k] = evaluated[warn_pos[i]]
+            k += 1
+            i += 1
+        out[k] = a
+        k += 1
+    while i < n_warn:
+        out[k] = evaluated[warn_pos[i]]
+        k += 1
+        i += 1
+    for a in evaluated:
+        flag[a] = False
+    for a in dirty:
+        flag[a] = False
+    return out[:k].copy()
+
+
+@njit(cache=True)
+def bounded_scan_nb(
+    acc: IntArray,
+    m: int,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    kind: Int8Array,
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    call_level: float,
+    in_acc: IntArray,
+    in_q: FloatArray,
+    threshold: float,
+    dirty: IntArray,
+    flag: npt.NDArray[np.bool_],
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+    """The bounded cross scan of market ``m`` in one call: :func:`cross_subset_scan_nb` over
+    the accounts ``acc`` (ascending), then :func:`warned_union_nb` with the accounts certainly
+    in the zone. Returns the accounts under maintenance with their ``E`` and ``MM``, and every
+    warned account, ascending."""
+    k = len(acc)
+    ratio = np.empty(k)
+    below_pos = np.empty(k, dtype=np.int64)
+    below_e = np.empty(k)
+    below_m = np.empty(k)
+    warn_pos = np.empty(k, dtype=np.int64)
+    n_below, n_warn = cross_subset_scan_nb(
+        acc, m, sizes, entries, modes, kind, cash, marks, floors, mmrs, cums, min_margins,
+        call_level, ratio, below_pos, below_e, below_m, warn_pos,
+    )  # fmt: skip
+    below = np.empty(n_below, dtype=np.int64)
+    for i in range(n_below):
+        below[i] = acc[below_pos[i]]
+    warn = warned_union_nb(acc, warn_pos[:n_warn], in_acc, in_q, threshold, dirty, flag)
+    return below, below_e[:n_below].copy(), below_m[:n_below].copy(), warn

@@ -160,6 +160,8 @@ class Ledger:
 
     def market_id(self, market: MarketRef) -> int:
         """The integer id of a market given by id or symbol."""
+        if type(market) is int and 0 <= market < len(self.markets):
+            return market  # the common case first: a listed id (what the checks below return)
         if isinstance(market, str):
             if market not in self._market_ids:
                 known = ", ".join(sorted(self._market_ids)) or "none listed"

@@ -34,18 +34,15 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.engine.cross_index import MAX_MOVE
-from deleverage.engine.cross_kernels import cross_terms_nb
+from deleverage.engine.cross_index import CROSS_SLACK, MAX_MOVE
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
 
 if TYPE_CHECKING:
+    from deleverage.engine.cross_index import CrossIndex
     from deleverage.engine.exchange import Exchange
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-#: Relative slack kept below a cross account's bound (float safety of ``E`` and ``MM``).
-CROSS_SLACK = 1e-6
 
 
 @njit(cache=True)
@@ -94,7 +91,7 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     if ex.check_invariants or not ex.use_level_index or ex_has_collateral(ex):
         return None
     risk = ex.risk
-    if risk.liquidation_entered_ns:
+    if risk.liquidation_entered_ns or _cross_blocked(ex):
         return None
     n = ex.n_accounts
     n_m = len(ex.markets)
@@ -171,23 +168,62 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     if cindex is None or not cindex.valid or len(cindex.p0) != n_m or np.any(cindex.p0 <= 0.0):
         return None
     cindex.merge_touched()  # what CrossIndex.candidates does first
-    called = np.unique(np.concatenate([r.called_cross for r in risk.markets]))
+    every_called = np.concatenate([r.called_cross for r in risk.markets])
+    skip, q_index = _first_uncalled_q(ex, cindex, every_called)
+    # The cheapest test first (after a crash an uncalled account in the zone fails it at most
+    # marks); every test must pass, so the order does not change the answer.
+    if not q_index > 0.0:
+        return None
+    called = np.unique(every_called)
     if len(called) and not _called_everywhere(ex, called):
         return None
-    skip = np.zeros(max(n, 1), dtype=np.bool_)
-    skip[called[called < n]] = True  # bounded below as called accounts
-    first = first_clean_nb(cindex.acc, skip, 0)
-    q_index = float(cindex.q[first]) if first < len(cindex.q) else math.inf
     dirty = cindex._dirty[cindex._dirty < n]
     q_dirty = min(
         _dirty_bound(ex, dirty[~skip[dirty]], level, marks), _called_bound(ex, called, level, marks)
     )
-    if not (q_index > 0.0 and q_dirty > 0.0):
+    if not q_dirty > 0.0:
         return None
     return QuietBands(
         long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
         c_liq, calls,
     )  # fmt: skip
+
+
+def _first_uncalled_q(
+    ex: Exchange, cindex: CrossIndex, every_called: IntArray
+) -> tuple[npt.NDArray[np.bool_], float]:
+    """Flags of the called cross accounts (any market) and the smallest ``q`` of the cross
+    index among the accounts not called (``inf`` when none)."""
+    n = ex.n_accounts
+    skip = np.zeros(max(n, 1), dtype=np.bool_)
+    skip[every_called[every_called < n]] = True  # bounded below as called accounts
+    first = first_clean_nb(cindex.acc, skip, 0)
+    return skip, float(cindex.q[first]) if first < len(cindex.q) else math.inf
+
+
+def _cross_blocked(ex: Exchange) -> bool:
+    """Whether :func:`quiet_bands`' cross test will fail on an uncalled account of the cross
+    index within reach (``q <= 0``), checked before the per-market work (after a crash it
+    fails at most marks). Only when the test would be reached with this index: one cross
+    level, its index valid over every market at priced marks; the answer is then the same."""
+    risk = ex.risk
+    levels = {
+        min(float(state.spec.liquidation.margin_call_ratio), 1.0)
+        for m, state in enumerate(ex.markets)
+        if risk._modes_present(m)[1]
+    }
+    if len(levels) != 1:
+        return False
+    cindex = ex._cross_index.get(levels.pop())
+    if (
+        cindex is None
+        or not cindex.valid
+        or len(cindex.p0) != len(ex.markets)
+        or np.any(cindex.p0 <= 0.0)
+    ):
+        return False
+    every_called = np.concatenate([r.called_cross for r in risk.markets])
+    return not _first_uncalled_q(ex, cindex, every_called)[1] > 0.0
 
 
 def _called_prices(
@@ -259,17 +295,8 @@ def _cross_terms(
     ex: Exchange, acc: IntArray, marks: FloatArray, level: float
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Cross equity ``E``, maintenance ``MM``, ``K`` at ``level`` and ``K`` at 1 (§14) of the
-    accounts ``acc`` at ``marks`` (one compiled pass: :func:`.cross_kernels.cross_terms_nb`)."""
-    k = len(acc)
-    equity, maint, k_level, k_one = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
-    sizes, entries, modes = ex._cross_columns()
-    _, floors, mmrs, cums, min_margins = ex._cross_tiers()
-    cross_terms_nb(
-        np.ascontiguousarray(acc, dtype=np.int64), sizes, entries, modes, ex._cash,
-        np.ascontiguousarray(marks, dtype=np.float64), floors, mmrs, cums, min_margins,
-        float(level), equity, maint, k_level, k_one,
-    )  # fmt: skip
-    return equity, maint, k_level, k_one
+    accounts ``acc`` at ``marks`` (:meth:`.MarginScans.cross_terms`)."""
+    return ex.cross_terms(acc, marks, level)
 
 
 def _dirty_bound(ex: Exchange, acc: IntArray, level: float, marks: FloatArray) -> float:

@@ -20,8 +20,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from deleverage.engine.collateral import ex_has_collateral, ledger_of
-from deleverage.engine.cross_index import CrossIndex
-from deleverage.engine.cross_kernels import cross_subset_scan_nb
+from deleverage.engine.cross_index import CrossIndex, CrossSplit
+from deleverage.engine.cross_kernels import (
+    bounded_scan_nb,
+    cross_subset_scan_nb,
+    cross_terms_nb,
+)
 from deleverage.engine.kernels import (
     accumulate_market_nb,
     cross_partial_nb,
@@ -147,6 +151,9 @@ class MarginScans(Ledger):
         the moves can have reached (:mod:`deleverage.engine.cross_index`) and has no ``ratio``.
         """
         m = self.market_id(market)
+        hit = self._cache.get(("scan", m, call_level))  # _cached's test, without a closure
+        if hit is not None and hit[0] == self._version:
+            return hit[1]  # type: ignore[no-any-return]
         scan: dict[str, Any] = self._cached(
             ("scan", m, call_level), lambda: self._cross_scan(m, call_level)
         )
@@ -159,11 +166,17 @@ class MarginScans(Ledger):
         index = self._cross_index.get(key)
         if index is None:
             index = self._cross_index[key] = CrossIndex(call_level)
-        cand = index.candidates(self.mark_prices())
-        if cand is not None:
-            result = self._cross_scan_subset(m, call_level, cand)
+        marks = self.mark_prices()
+        split = index.split(marks)
+        if split is not None:
+            result = self._cross_scan_split(m, call_level, split)
             if self.check_invariants:
                 self._check_cross_scan(m, call_level, result)
+            if split.reanchor:  # the next scans evaluate fewer accounts
+                near = index.near
+                equity, maint, k_level, k_one = self.cross_terms(near, marks, index.level)
+                holds = [(c.size[near] != 0.0) & (c.mode[near] == 0) for c in self._positions]
+                index.anchor(marks, equity, maint, k_level, k_one, holds)
             return result
         result = self._cross_scan_full(m, call_level)
         n = self._n
@@ -216,34 +229,123 @@ class MarginScans(Ledger):
             "warn_ratio": ratio[warn[:n_warn]],
         }
 
+    def _cross_scan_split(self, m: int, call_level: float, split: CrossSplit) -> dict[str, Any]:
+        """The bounded scan with the second bound (:meth:`.CrossIndex.split`): the accounts of
+        ``split.evaluate`` evaluated as :meth:`_cross_scan_subset` does, the accounts the second
+        bound keeps in the zone added to ``warn`` unevaluated. ``warn_ratio`` (all of ``warn``)
+        is computed on first access, by the same kernel; :meth:`cross_warn_ratios` computes only
+        the ratios a caller needs."""
+        sizes, entries, modes = self._cross_columns()
+        marks, floors, mmrs, cums, min_margins = self._cross_tiers()
+        below, below_e, below_m, warn = bounded_scan_nb(
+            split.evaluate, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs,
+            cums, min_margins, call_level, split.in_acc[m], split.in_q[m], split.threshold,
+            split.dirty, split.flag,
+        )  # fmt: skip
+        result = _BoundedScan(self, m, call_level)
+        result.update(below=below, below_equity=below_e, below_maintenance=below_m, warn=warn)
+        return result
+
+    def cross_terms(
+        self, acc: IntArray, marks: FloatArray, level: float
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """Cross equity ``E``, maintenance ``MM``, ``K`` at ``level`` and ``K`` at 1
+        (docs/formulas.md §14) of the accounts ``acc`` at ``marks`` (one compiled pass:
+        :func:`.cross_kernels.cross_terms_nb`)."""
+        k = len(acc)
+        equity, maint, k_level, k_one = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+        sizes, entries, modes = self._cross_columns()
+        _, floors, mmrs, cums, min_margins = self._cross_tiers()
+        cross_terms_nb(
+            np.ascontiguousarray(acc, dtype=np.int64), sizes, entries, modes, self._cash,
+            np.ascontiguousarray(marks, dtype=np.float64), floors, mmrs, cums, min_margins,
+            float(level), equity, maint, k_level, k_one,
+        )  # fmt: skip
+        return equity, maint, k_level, k_one
+
+    def cross_warn_ratios(
+        self, m: int, call_level: float, scan: dict[str, Any], pick: npt.NDArray[np.bool_]
+    ) -> FloatArray:
+        """``scan["warn_ratio"][pick]`` of a :meth:`cross_scan` of market ``m`` at the current
+        state, computing only those ratios when the scan has not (the same kernel, the same
+        figures)."""
+        if "warn_ratio" in scan:
+            return np.asarray(scan["warn_ratio"][pick], dtype=np.float64)
+        if not pick.any():
+            return np.zeros(0)
+        return self._warn_ratios(m, call_level, np.asarray(scan["warn"], dtype=np.int64)[pick])
+
+    def _warn_ratios(self, m: int, call_level: float, acc: IntArray) -> FloatArray:
+        """``MM / E`` of the accounts ``acc`` (ascending) after market ``m``'s mark, as the scans
+        compute it (:func:`.cross_kernels.cross_subset_scan_nb`)."""
+        k = len(acc)
+        ratio = np.empty(k)
+        if k == 0:
+            return ratio
+        sizes, entries, modes = self._cross_columns()
+        marks, floors, mmrs, cums, min_margins = self._cross_tiers()
+        scratch_i = np.empty(k, dtype=np.int64)
+        scratch_f = np.empty(k)
+        cross_subset_scan_nb(
+            np.ascontiguousarray(acc, dtype=np.int64), m, sizes, entries, modes, self._kind,
+            self._cash, marks, floors, mmrs, cums, min_margins, call_level, ratio, scratch_i,
+            scratch_f, np.empty(k), np.empty(k, dtype=np.int64),
+        )  # fmt: skip
+        return ratio
+
     def _cross_columns(
         self,
     ) -> tuple[tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[npt.NDArray[np.int8], ...]]:
         """Every market's size, entry and mode columns (whole arrays, indexed by account)."""
-        cols = self._positions
-        return (
-            tuple(c.size for c in cols),
-            tuple(c.entry for c in cols),
-            tuple(c.mode for c in cols),
-        )
+        columns: tuple[
+            tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[npt.NDArray[np.int8], ...]
+        ] = self._cross_static()[0]
+        return columns
 
     def _cross_tiers(
         self,
     ) -> tuple[FloatArray, tuple[FloatArray, ...], tuple[FloatArray, ...], tuple[FloatArray, ...],
                FloatArray]:  # fmt: skip
         """Marks, tier floors, maintenance rates, deductions and floors of every market."""
+        floors, mmrs, cums, min_margins = self._cross_static()[1]
+        marks = np.array([st.mark for st in self.markets], dtype=np.float64)
+        return marks, floors, mmrs, cums, min_margins
+
+    def _cross_static(self) -> tuple[Any, Any]:
+        """The columns of :meth:`_cross_columns` and the tier arrays of :meth:`_cross_tiers`,
+        built again only when they can have been replaced: the columns when the capacity grows
+        or a market is listed (``Ledger._grow``, ``_apply_market_listed``), a market's tiers
+        when its ``TierArrays`` object is replaced (risk parameters, open-interest scaling)."""
         states = self.markets
-        return (
-            np.array([st.mark for st in states], dtype=np.float64),
+        hit = getattr(self, "_cross_static_cache", None)
+        if (
+            hit is not None
+            and hit[0] == self._capacity
+            and len(hit[1]) == len(states)
+            and all(t is st.tiers for t, st in zip(hit[1], states, strict=True))
+        ):
+            return hit[2], hit[3]
+        cols = self._positions
+        columns = (
+            tuple(c.size for c in cols),
+            tuple(c.entry for c in cols),
+            tuple(c.mode for c in cols),
+        )
+        tiers = (
             tuple(st.tiers.floor for st in states),
             tuple(st.tiers.mmr for st in states),
             tuple(st.tiers.cum for st in states),
             np.array([st.tiers.min_margin for st in states], dtype=np.float64),
         )
+        self._cross_static_cache = (
+            self._capacity, [st.tiers for st in states], columns, tiers,
+        )  # fmt: skip
+        return columns, tiers
 
     def _check_cross_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
         """The bounded scan must equal the full pass (``check_invariants`` mode)."""
         full = self._cross_scan_full(m, call_level)
+        _ = result["warn_ratio"]  # a bounded scan computes it on first access
         for name, value in result.items():
             if not np.array_equal(value, full[name]):
                 raise InvariantError(
@@ -654,3 +756,26 @@ def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:
     out = np.empty_like(equity)
     margin_ratio_nb(equity, maintenance, out)
     return out
+
+
+class _BoundedScan(dict[str, Any]):
+    """A bounded cross scan's result: ``warn_ratio`` is computed on first access, at the state
+    the scan saw (reading it after the state changed is an error: the cached scan of that
+    version is no longer current either)."""
+
+    def __init__(self, scans: MarginScans, m: int, call_level: float) -> None:
+        super().__init__()
+        self._scans = scans
+        self._m = m
+        self._level = call_level
+        self._version = scans._version
+
+    def __missing__(self, key: str) -> Any:
+        if key != "warn_ratio":
+            raise KeyError(key)
+        if self._scans._version != self._version:
+            raise InvariantError("warn_ratio of a cross scan read after the state changed")
+        ratio = self._scans._warn_ratios(self._m, self._level, self["warn"])
+        ratio.flags.writeable = False
+        self["warn_ratio"] = ratio
+        return ratio

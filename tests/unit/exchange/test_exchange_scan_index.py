@@ -29,7 +29,7 @@ from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine import bulk
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine import level_index as level_mod
-from deleverage.engine.cross_index import CrossIndex
+from deleverage.engine.cross_index import CrossIndex, CrossSplit
 from deleverage.engine.cross_kernels import merge_candidates_nb, tier_nb
 from deleverage.engine.kernels import tier_of_nb
 from deleverage.engine.level_index import LevelIndex
@@ -288,10 +288,10 @@ def test_check_invariants_mode_accepts_the_indexed_scans(seed: int) -> None:
 def test_quiet_marks_build_and_use_the_cross_index() -> None:
     """The sequences do take the indexed paths: bounded cross scans, dirty isolated entries."""
     used: collections.Counter[str] = collections.Counter()
-    cross_candidates, level_scan = CrossIndex.candidates, LevelIndex.scan
+    cross_split, level_scan = CrossIndex.split, LevelIndex.scan
 
-    def cross_spy(self: CrossIndex, marks: np.ndarray) -> np.ndarray | None:
-        out = cross_candidates(self, marks)
+    def cross_spy(self: CrossIndex, marks: np.ndarray) -> CrossSplit | None:
+        out = cross_split(self, marks)
         used["cross bounded" if out is not None else "cross full"] += 1
         return out
 
@@ -300,7 +300,7 @@ def test_quiet_marks_build_and_use_the_cross_index() -> None:
         return level_scan(self, *args)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(CrossIndex, "candidates", cross_spy)
+        mp.setattr(CrossIndex, "split", cross_spy)
         mp.setattr(LevelIndex, "scan", level_spy)
         twin = _run(1, 2, 80)
     ex = twin.engines[0]

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine import level_index as level_mod
-from deleverage.engine.cross_index import CrossIndex, step_reach
+from deleverage.engine.cross_index import CrossIndex, CrossSplit, step_reach
 from deleverage.engine.level_index import LevelIndex
 from deleverage.rules import margin as mm
 from deleverage.sim.runner import Simulation
@@ -89,15 +89,15 @@ def test_indexed_scans_equal_full_pass_on_steps(seed: int, n_markets: int) -> No
 def test_step_markets_take_the_indexed_paths() -> None:
     """The sequences on step markets do use the bounded cross scan and the zone-price index."""
     used: collections.Counter[str] = collections.Counter()
-    cross_candidates = CrossIndex.candidates
+    cross_split = CrossIndex.split
 
-    def cross_spy(self: CrossIndex, marks: np.ndarray) -> np.ndarray | None:
-        out = cross_candidates(self, marks)
+    def cross_spy(self: CrossIndex, marks: np.ndarray) -> CrossSplit | None:
+        out = cross_split(self, marks)
         used["bounded" if out is not None else "full"] += 1
         return out
 
     with _step_markets(), pytest.MonkeyPatch.context() as mp:
-        mp.setattr(CrossIndex, "candidates", cross_spy)
+        mp.setattr(CrossIndex, "split", cross_spy)
         twin = twin_mod._run(1, 2, 80)
     ex = twin.engines[0]
     assert ex._level_index[(0, 0.8)].rebuilds >= 1  # the whole-position market's index

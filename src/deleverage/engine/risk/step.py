@@ -321,18 +321,20 @@ class RiskEngine(BatchStage):
             scan = ex.cross_scan(m, level)
             risk.called_cross, fresh = self._calls(risk.called_cross, scan)
             new_acc.append(scan["warn"][fresh].astype(np.int64))
-            new_ratio.append(np.asarray(scan["warn_ratio"][fresh], dtype=np.float64))
+            new_ratio.append(ex.cross_warn_ratios(m, level, scan, fresh))  # the fresh ones
         elif len(risk.called_cross):
             risk.called_cross = np.zeros(0, dtype=np.int64)
         if not new_acc:
             return 0
         accounts = np.concatenate(new_acc) if len(new_acc) > 1 else new_acc[0]
+        if len(accounts) == 0:
+            return 0  # most marks: nothing to sort or write
         ratios = np.concatenate(new_ratio)
-        order = np.argsort(accounts, kind="stable")
         if len(accounts) == 1:
             a, r = int(accounts[0]), float(ratios[0])
             ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
-        elif len(accounts):
+        else:
+            order = np.argsort(accounts, kind="stable")
             ex.journal.append_columns(
                 EventKind.MARGIN_CALL, ts, account=accounts[order], market=m, amount=ratios[order]
             )

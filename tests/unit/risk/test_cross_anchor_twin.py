@@ -1,0 +1,166 @@
+"""The cross index's near set and anchored bounds (engine/cross_index.py, docs/formulas.md
+§14.2) against the full pass.
+
+A bounded cross scan evaluates only the near accounts whose bounds the marks may have used up
+(and the touched ones) and counts the near accounts certainly in the zone as warned without
+evaluating them. Two checks, with the full pass and ``rules.margin`` as the oracles:
+
+- the bounds themselves: on random cross books over two markets and random walks of the marks,
+  with anchors re-taken at random marks from figures computed here with NumPy, every account in
+  the zone or under maintenance is evaluated or certainly warned, every certainly warned one
+  really is in the zone and above maintenance, and every other one is out of the zone;
+- the engine: the random cross books of ``test_cross_round_twin`` (shortfalls, fund exhaustion,
+  ADL, isolated positions among them) on walks of small moves, with anchors re-taken at every
+  scan that evaluates a near account and ``check_invariants`` comparing every bounded scan
+  with the full pass, against the same run with the full pass alone: the same journal, state
+  arrays, step reports and fund records.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pytest
+import test_cross_round_twin as rounds
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deleverage import Exchange
+from deleverage.engine import cross_index as cross_mod
+from deleverage.engine.cross_index import CrossIndex, CrossSplit
+from deleverage.rules import margin as mm
+from deleverage.venues import preset
+
+# ---------------------------------------------------------------------------- the bounds
+
+
+def _figures(
+    marks: np.ndarray, sizes: list[np.ndarray], entries: list[np.ndarray], cash: np.ndarray,
+    tiers: list[Any], level: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``E``, ``MM``, ``K`` at ``level`` and at 1 (rate of the tier of twice the notional)."""
+    e, m_, k, k1 = cash.copy(), np.zeros(len(cash)), np.zeros(len(cash)), np.zeros(len(cash))
+    for s, en, t, p in zip(sizes, entries, tiers, marks, strict=True):
+        notional = np.abs(s) * p
+        e += s * (p - en)
+        m_ += mm.maintenance_margin(notional, t)
+        reach = t.mmr[np.searchsorted(t.floor, 2.0 * notional, side="right") - 1]
+        k += np.where(s != 0.0, notional * (level + reach), 0.0)
+        k1 += np.where(s != 0.0, notional * (1.0 + reach), 0.0)
+    return e, m_, k, k1
+
+
+@settings(max_examples=40)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.5, 0.8, 1.0]),
+    step=st.sampled_from([0.0002, 0.0005, 0.002]),
+)
+def test_anchored_bounds_hold(seed: int, level: float, step: float) -> None:
+    rng = np.random.default_rng(seed)
+    tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    n = 300
+    p0 = np.array([60_000.0, 3_000.0])
+    sizes = [rng.uniform(-2.0, 2.0, n) * (rng.random(n) < 0.7), rng.uniform(-40, 40, n)]
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [np.zeros(n, dtype=np.int8) for _ in p0]
+    notional = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional * rng.uniform(0.0, 0.08, n)  # leveraged: many near and in the zone
+    trader = rng.random(n) < 0.95
+    e0, m0, _, _ = _figures(p0, sizes, entries, cash, tiers, level)
+    index = CrossIndex(level)
+    index.build(p0, sizes, modes, tiers, e0, m0, trader)
+    marks = p0.copy()
+    checked = stable_seen = 0
+    for _ in range(60):
+        marks = marks * (1.0 + rng.normal(0.0, step, 2))
+        split = index.split(marks)
+        if split is None:
+            continue
+        checked += 1
+        e, mt, _, _ = _figures(marks, sizes, entries, cash, tiers, level)
+        has = trader & ((sizes[0] != 0.0) | (sizes[1] != 0.0))
+        in_zone = has & ((mt >= level * e) | (e <= 0.0))
+        parts = zip(split.in_acc, split.in_q, strict=True)
+        stable = np.unique(np.concatenate([a[q > split.threshold] for a, q in parts]))
+        stable_seen += len(stable)
+        for j, (acc_j, q_j) in enumerate(zip(split.in_acc, split.in_q, strict=True)):
+            assert np.all(sizes[j][acc_j[q_j > split.threshold]] != 0.0)  # they hold market j
+        # Certainly warned: in the zone, ratio below 1, above maintenance.
+        assert np.all(mt[stable] >= level * e[stable])
+        assert np.all(e[stable] > mt[stable])
+        assert not np.intersect1d(stable, split.evaluate).size
+        # Everyone else in the zone or under maintenance is evaluated.
+        rest = np.setdiff1d(np.flatnonzero(in_zone), stable)
+        assert np.all(np.isin(rest, split.evaluate)), np.setdiff1d(rest, split.evaluate)
+        if rng.random() < 0.3:  # re-take the anchor here, from this test's own figures
+            near = index.near
+            _, _, k, k1 = _figures(marks, sizes, entries, cash, tiers, level)
+            holds = [s[near] != 0.0 for s in sizes]
+            index.anchor(marks, e[near], mt[near], k[near], k1[near], holds)
+    if step < 0.001:
+        assert checked > 0  # small walks stay within the near set
+    if step < 0.001 and level < 1.0:  # at level 1 the zone is under maintenance: none
+        assert stable_seen > 0  # small walks keep accounts certainly in the zone
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+@st.composite
+def drifting_books(draw: st.DrawFn) -> dict[str, Any]:
+    """``test_cross_round_twin``'s books on a walk of small moves with a few large ones."""
+    book = draw(rounds.books())
+    n_markets = len(book["markets"])
+    small = st.floats(-0.004, 0.003, allow_nan=False)
+    large = st.floats(-0.08, 0.04, allow_nan=False)
+    path = [
+        [draw(large if draw(st.integers(0, 9)) == 0 else small) for _ in range(n_markets)]
+        for _ in range(draw(st.integers(10, 30)))
+    ]
+    return {**book, "path": path}
+
+
+def _twins(book: dict[str, Any]) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cross_mod, "ANCHOR_EVAL", 0)  # re-take the anchor at every scan it can
+        mp.setattr(rounds, "Exchange", functools.partial(Exchange, check_invariants=True))
+        fast = rounds._run(book, columns=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(CrossIndex, "split", lambda self, marks: None)  # the full pass only
+        slow = rounds._run(book, columns=True)
+    rounds._assert_twins(fast, slow)
+
+
+@settings(max_examples=60, deadline=None)
+@given(drifting_books())
+def test_anchored_scans_match_the_full_pass(book: dict[str, Any]) -> None:
+    _twins(book)
+
+
+def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash book on a slow walk takes the bounded scan with certainly warned accounts and
+    re-taken anchors, liquidates, and still matches the full pass."""
+    seen = {"split": 0, "stable": 0, "anchor": 0}
+    split, anchor = CrossIndex.split, CrossIndex.anchor
+
+    def split_spy(self: CrossIndex, marks: np.ndarray) -> CrossSplit | None:
+        out = split(self, marks)
+        if out is not None:
+            seen["split"] += 1
+            seen["stable"] += sum(int(np.sum(q > out.threshold)) for q in out.in_q)
+        return out
+
+    def anchor_spy(self: CrossIndex, *args: Any) -> None:
+        seen["anchor"] += 1
+        anchor(self, *args)
+
+    book = rounds._crash(2_000.0, "pnl_leverage")
+    book["path"] = [[-0.072, -0.072, -0.072]] + [[0.0005 * (-1) ** k] * 3 for k in range(30)]
+    book["path"] += [[-0.06, -0.05, -0.07], [0.001, 0.0, -0.001]]
+    monkeypatch.setattr(CrossIndex, "split", split_spy)
+    monkeypatch.setattr(CrossIndex, "anchor", anchor_spy)
+    _twins(book)
+    assert min(seen.values()) > 0, seen
