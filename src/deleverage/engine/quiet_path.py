@@ -81,5 +81,17 @@ def quiet_marks_ahead(ex: Exchange, path: FloatArray) -> int:
 
 def apply_quiet_marks(ex: Exchange, path: FloatArray, ts_ns: IntArray) -> None:
     """Set the marks of ``path`` (all counted quiet by :func:`quiet_marks_ahead`) at
-    ``ts_ns``, with the effects of one :meth:`.Exchange.set_mark` per market and step."""
+    ``ts_ns``, with the effects of one :meth:`.Exchange.set_mark` per market and step.
+
+    Each of those marks lets its market's consumed book depth decay to the mark's time
+    (``QuietMarks._record``): a decay compounded step by step, not in one step from the first
+    time to the last (``x e^-a e^-b`` is not ``x e^-(a+b)`` to the bit), so a book with
+    consumed depth recovers at each time of the path here, the last one in ``advance_quiet``.
+    """
+    times = np.asarray(ts_ns, dtype=np.int64)[:-1].tolist()
+    for r in ex.risk.markets:
+        book = r.liquidity
+        if book is not None and times and book.snapshot()["consumed_depth"] != 0.0:
+            for t in times:
+                book.recover(t)
     advance_quiet(ex, np.ascontiguousarray(path, dtype=np.float64), ts_ns)
