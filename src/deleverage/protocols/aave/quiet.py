@@ -5,6 +5,14 @@ account can be under ``HF = 1``: the prices' largest ratio to the reference pric
 smallest is at most the least reference health factor (or, with the narrowed index, the outer
 bound stays within its margin and the inner bound under the narrowed floor). Then the step
 only advances the chain and records the prices; :func:`advance_quiet` replays that.
+
+With accounts flagged (under water, no keeper takes them: after a crash, for hours), a step
+is quiet when the accounts under 1 are exactly the flagged ones and no keeper can act on
+them (:mod:`.quiet_nb`, §A7: the narrowed index, the plans and §D3's skip bound with the
+gas price of the venue's chain advanced along the path on a copy and the keepers' capital
+as proceeds fall due). Such a step also adds the flagged accounts' time under water and
+its missed opportunities, settles the keepers' proceeds due when it consults them, and
+leaves the flagged accounts in the order of its search; :func:`advance_quiet` replays that.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.protocols.aave.math import DEFAULT_LIQUIDATION_CLOSE_FACTOR, LIQUIDATABLE
+from deleverage.protocols.aave.quiet_nb import flagged_quiet_nb
+from deleverage.protocols.chain import GWEI, NS_PER_S
 from deleverage.venues.protocol import QuietPath
 
 if TYPE_CHECKING:
@@ -22,15 +33,19 @@ if TYPE_CHECKING:
 __all__ = ["advance_quiet", "quiet_steps"]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 
 
-def _reserve_prices(venue: AaveVenue, path: QuietPath) -> FloatArray:
-    """Each step's oracle price per reserve (quote reserves 1), as the step's ``p_list``."""
+def _reserve_prices(venue: AaveVenue, path: QuietPath, *, book: bool = False) -> FloatArray:
+    """Each step's oracle (``book``: market) price per reserve (quote reserves 1), as the
+    step's ``p_list`` (``pm``)."""
     cols = venue._asset_of_list
+    source = path.book_prices if book else path.index_prices
     p = np.ones((len(path.ts_ns), len(cols)))
     for r, j in enumerate(cols):
         if j >= 0:
-            p[:, r] = path.index_prices[:, j]
+            p[:, r] = source[:, j]
     return p
 
 
@@ -43,8 +58,10 @@ def _bound(p: FloatArray, ref: list[float]) -> FloatArray:
 def quiet_steps(venue: AaveVenue, path: QuietPath, *, touched_limit: int) -> int:
     """Leading quiet steps of ``path`` (module docstring; ``touched_limit``: the venue's
     count of touched accounts past which a step runs a full pass); changes nothing."""
-    if venue._flagged.size or venue._ref is None or venue._touched.size > touched_limit:
+    if venue._ref is None or venue._touched.size > touched_limit:
         return 0
+    if venue._flagged.size:
+        return _flagged_walk(venue, path)[0]
     p = _reserve_prices(venue, path)
     bound = _bound(p, venue._ref_list)
     quiet = bound <= venue._hf_floor
@@ -55,18 +72,72 @@ def quiet_steps(venue: AaveVenue, path: QuietPath, *, touched_limit: int) -> int
     return int(stop[0]) if stop.size else len(quiet)
 
 
+def _flagged_walk(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, BoolArray]:
+    """:func:`.quiet_nb.flagged_quiet_nb` on ``path`` (0 quiet steps without a narrowed
+    index or an own chain: a step on the outer index may re-sort it, a shared chain may
+    have moved between this venue's steps)."""
+    none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    if venue._inner_ref is None or not venue._own_chain:
+        return (0, *none)
+    cfg = venue.config
+    keepers, chain = venue._keepers, venue._chain
+    ts = path.ts_ns.tolist()
+    natives = path.book_prices[:, venue._native_index]  # the step's ``native``
+    blocks, gas, _ = chain.preview(ts, natives.tolist())
+    starts, capitals = keepers.capital_path(blocks)
+    memo = venue._memo_key
+    memo_valid = memo is not None and memo[1] == venue._version
+    memo_prices = np.array(memo[0] if memo is not None else venue._ref_list, dtype=np.float64)
+    lt_weight = np.where(venue._lt > 0.0, venue._lt, 0.0)
+    constants = np.array(
+        [cfg.close_factor_hf_threshold, cfg.min_base_max_close_factor_threshold,
+         cfg.min_leftover_base, DEFAULT_LIQUIDATION_CLOSE_FACTOR]
+    )  # fmt: skip
+    result = flagged_quiet_nb(
+        venue._c, venue._d, lt_weight, venue._lt, venue._bonus, venue._fee, constants,
+        LIQUIDATABLE, _reserve_prices(venue, path), _reserve_prices(venue, path, book=True),
+        memo_prices, memo_valid, np.array(venue._ref_list), venue._hf_floor,
+        np.array(venue._inner_ref), venue._inner_limit, venue._inner_floor,
+        venue._inner_sorted, venue._inner_order, venue._inner_touched,
+        venue._inner_touched_hf, venue._flagged, venue._since, blocks, gas,
+        np.ascontiguousarray(natives), GWEI, starts, capitals, keepers.latency_blocks,
+        keepers.gas_units, keepers.min_profit,
+    )  # fmt: skip
+    n, n_ok, consults = result
+    return int(n), n_ok, consults
+
+
 def advance_quiet(venue: AaveVenue, path: QuietPath) -> None:
     """Take the quiet steps of ``path``: the chain, the clock, the prices and the memo key,
-    as the steps one by one leave them."""
+    as the steps one by one leave them (with flagged accounts: their time under water, the
+    missed opportunities, the keepers' settlements and the flagged order too)."""
     ts = path.ts_ns.tolist()
     chain = venue._chain
+    flagged = venue._flagged.size > 0
+    n_ok: list[int] = []
+    consults: list[bool] = []
+    if flagged:
+        count, ok, asked = _flagged_walk(venue, path)
+        assert count == len(ts), "advance_quiet takes only steps quiet_steps counted"
+        n_ok, consults = ok.tolist(), asked.tolist()
     native = path.book_prices[:, venue._native_index].tolist()  # the market price: the book's
-    for t, price in zip(ts, native, strict=True):
+    for j, (t, price) in enumerate(zip(ts, native, strict=True)):
         if t >= chain.ts_ns:  # (a chain shared with a venue stepped first: advanced already)
             chain.advance(t, price)
+        if flagged:
+            if venue._last_ts >= 0:
+                dt_s = (t - venue._last_ts) / NS_PER_S
+                venue.liquidatable_account_seconds += dt_s * venue._flagged.size
+            venue._last_ts = t
+            if consults[j]:
+                venue._keepers.settle(chain.block)
+                venue.missed_opportunities += n_ok[j]
     venue._last_ts = ts[-1]
     p = _reserve_prices(venue, path)
     keys = [(tuple(row), venue._version) for row in p.tolist()]
-    if any(key != venue._memo_key for key in keys):  # a step with other prices re-keys it
+    changed = [j for j, key in enumerate(keys) if key != (keys[j - 1] if j else venue._memo_key)]
+    if changed:  # a step with other prices re-keys it (and, flagged, searches again)
         venue._memo_key, venue._memo_plan = keys[-1], None
+        if flagged:
+            venue._flagged = venue._inner_liquidatable(list(keys[changed[-1]][0]))
     venue._price = np.array(keys[-1][0])

@@ -1,0 +1,183 @@
+"""Quiet steps of an Aave market with accounts under water that no keeper takes (§A7).
+
+After a crash some accounts stay under ``HF = 1`` for hours: their liquidation does not pay a
+keeper's gas (or a dust rule leaves nothing to take), so every step plans them again, finds
+no taker and counts a missed opportunity. Such a step changes only counters when:
+
+1. the venue's narrowed index serves it (the outer price-ratio bound within the narrowed
+   index's margin; anything else re-sorts or drops the index) and the accounts under 1 at
+   the step's oracle prices, found as the step finds them (the inner bound's candidates,
+   their exact health factors), are exactly the flagged ones (no account is flagged or
+   cleared);
+2. no keeper can act: the plans (:func:`~.plan_nb.plan_rows_nb`, the step's own kernel) leave
+   none that can run, or §D3's skip bound (:meth:`~deleverage.protocols.keepers.Keepers.
+   none_would_act`: the best incentive at the step's market prices against each able
+   keeper's gas at the step's gas price, with the keepers' capital after the proceeds due)
+   rules every one out.
+
+:func:`flagged_quiet_nb` walks a path with the step's own arithmetic (the same kernels and the
+same float operations) and returns the first step it cannot count quiet, with each step's
+count of plans that could run (the missed opportunities the step adds) and whether the step
+consults the keepers (then it settles their proceeds due). A step that would reach the
+keepers' full pass (``Keepers.act``) is not counted, even when nobody would win it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.protocols.aave.health_nb import health_rows_nb
+from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
+
+__all__ = ["flagged_quiet_nb"]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@njit(cache=True)
+def _ratio_bound(p: FloatArray, ref: FloatArray) -> float:
+    # max(x / r) / min(x / r) over the reserves, as the step's list expression.
+    hi = p[0] / ref[0]
+    lo = hi
+    for r in range(1, p.shape[0]):
+        x = p[r] / ref[r]
+        if x > hi:
+            hi = x
+        if x < lo:
+            lo = x
+    out: float = hi / lo
+    return out
+
+
+@njit(cache=True)
+def flagged_quiet_nb(
+    collateral: FloatArray,
+    debt: FloatArray,
+    lt_weight: FloatArray,
+    threshold: FloatArray,
+    bonus: FloatArray,
+    fee: FloatArray,
+    plan_constants: FloatArray,
+    liquidatable_code: int,
+    oracle: FloatArray,
+    market: FloatArray,
+    memo: FloatArray,
+    memo_valid: bool,
+    ref: FloatArray,
+    hf_floor: float,
+    inner_ref: FloatArray,
+    inner_limit: float,
+    inner_floor: float,
+    inner_sorted: FloatArray,
+    inner_order: IntArray,
+    inner_touched: IntArray,
+    inner_touched_hf: FloatArray,
+    flagged: IntArray,
+    since: IntArray,
+    blocks: IntArray,
+    gas_price_gwei: FloatArray,
+    natives: FloatArray,
+    gwei: float,
+    starts: IntArray,
+    capitals: FloatArray,
+    latency: IntArray,
+    gas_units: FloatArray,
+    min_profit: FloatArray,
+) -> tuple[int, IntArray, BoolArray]:
+    """The first step of the path that is not quiet (module docstring; ``len(oracle)`` when
+    all are), each step's count of plans that could run and whether it consults the keepers.
+
+    Per step ``j``: the reserves' oracle prices ``oracle[j]`` (quote reserves 1) and market
+    prices ``market[j]``, the block, the chain's gas and native prices; ``memo`` the prices of
+    the plans in memory (``memo_valid``: of the venue's state now). ``lt_weight`` is the
+    reserves' thresholds with non-collateral ones 0, ``plan_constants`` the close-factor
+    threshold, the base threshold, the minimum leftover and the default close factor. The
+    keepers' capital is ``capitals[s]`` from step ``starts[s]`` on.
+    """
+    n = oracle.shape[0]
+    n_r = oracle.shape[1]
+    accounts = collateral.shape[0]
+    n_ok = np.zeros(n, dtype=np.int64)
+    consults = np.zeros(n, dtype=np.bool_)
+    is_flagged = np.zeros(accounts, dtype=np.bool_)
+    for a in flagged:
+        is_flagged[a] = True
+    counted = np.zeros(accounts, dtype=np.bool_)
+    keepers = gas_units.shape[0]
+    weights = np.empty(n_r)
+    last = memo.copy()
+    valid = memo_valid
+    seg = 0
+    one = np.empty(1, dtype=np.int64)
+    for j in range(n):
+        p = oracle[j]
+        hit = valid
+        if hit:
+            for r in range(n_r):
+                if p[r] != last[r]:
+                    hit = False
+                    break
+        if not hit:  # the step's _liquidatable on the narrowed index (no index change)
+            bound = _ratio_bound(p, ref)
+            if bound <= hf_floor or not bound <= inner_limit:
+                return j, n_ok, consults
+            inner = _ratio_bound(p, inner_ref)
+            if inner <= inner_floor:
+                return j, n_ok, consults
+            k = np.searchsorted(inner_sorted, inner, side="left")
+            for r in range(n_r):
+                weights[r] = p[r] * lt_weight[r]
+            found = 0
+            same = True
+            for s in range(k + inner_touched.shape[0]):
+                if s < k:
+                    a = inner_order[s]
+                else:
+                    t = s - k
+                    if not inner_touched_hf[t] < inner:
+                        continue
+                    a = inner_touched[t]
+                if counted[a]:
+                    continue
+                one[0] = a
+                if health_rows_nb(collateral, debt, one, weights, p)[0] < 1.0:
+                    counted[a] = True
+                    found += 1
+                    if not is_flagged[a]:
+                        same = False
+            for s in range(k + inner_touched.shape[0]):  # reset the scratch marks
+                a = inner_order[s] if s < k else inner_touched[s - k]
+                counted[a] = False
+            if not same or found != flagged.shape[0]:
+                return j, n_ok, consults
+            for r in range(n_r):
+                last[r] = p[r]
+            valid = True
+        # The step's _liquidate: the plans, then §D3's skip bound.
+        plans = plan_rows_nb(
+            collateral, debt, flagged, p, threshold, bonus, fee, plan_constants[0],
+            plan_constants[1], plan_constants[2], plan_constants[3],
+        )  # fmt: skip
+        count, best, oldest = best_opportunity_nb(
+            plans[5], plans[2], plans[3], plans[4], plans[7], plans[8], market[j], since,
+            flagged, liquidatable_code,
+        )  # fmt: skip
+        n_ok[j] = count
+        if count == 0:
+            continue
+        if not np.isfinite(best):
+            return j, n_ok, consults  # the keepers' full pass
+        while seg + 1 < starts.shape[0] and starts[seg + 1] <= j:
+            seg += 1
+        waited = blocks[j] - oldest
+        per_unit = gas_price_gwei[j] * gwei * natives[j]  # gas_cost_quote's order
+        for q in range(keepers):
+            gas = gas_units[q] * per_unit
+            if latency[q] <= waited and capitals[seg, q] >= gas and best - gas > min_profit[q]:
+                return j, n_ok, consults  # someone may act: the keepers' full pass
+        consults[j] = True
+    return n, n_ok, consults
