@@ -156,6 +156,44 @@ class WorldQuiet:
         size = self._wallet_limit(k, size)
         if size < _MIN_SPAN:
             return self._block("wallets")
+        # A short probe first (a busy venue says so cheaply; only its prices are built),
+        # then the whole chunk when the probe was quiet throughout.
+        probe = min(size, _PROBE)
+        ts, prices, link_prices, paths = self._paths(k, probe)
+        n = self._count(paths, probe)
+        if n == probe < size:
+            ts, prices, link_prices, paths = self._paths(k, size)
+            n = self._count(paths, size)
+        if n < _MIN_SPAN:
+            return 0
+        self._apply(k, n, ts[:n], prices, link_prices, paths)
+        return n
+
+    def _count(self, paths: dict[str, QuietPath], limit: int) -> int:
+        """The least count of quiet steps of the venues on their paths (the cheaper asks
+        first, each on the steps the others left); 0, with the reason recorded, when a venue
+        counts fewer than two."""
+        n = limit
+        for name in sorted(paths, key=self._cost.__getitem__):
+            started = time.perf_counter()
+            n = quiet_steps_of(self.world.entries[name].venue, paths[name].head(n))
+            self._cost[name] = (time.perf_counter() - started) / limit
+            if n < _MIN_SPAN:
+                return self._block(name)
+        return n
+
+    def _paths(
+        self, k: int, size: int
+    ) -> tuple[
+        IntArray,
+        dict[tuple[str, str], tuple[FloatArray, FloatArray]],
+        dict[tuple[str, str], tuple[FloatArray, FloatArray]],
+        dict[str, QuietPath],
+    ]:
+        """The times, the books' prices and dislocations and each venue's path of steps
+        ``k .. k + size - 1`` (module docstring, 1)."""
+        w = self.world
+        books, links = w._book_list, w._links
         steps = np.arange(k, k + size, dtype=np.int64)
         ts = w.start_ns + np.round(steps * w.dt_s * _NS).astype(np.int64)
         # Python's round(k dt 1e9) is round-half-even, as NumPy's: the same stamps.
@@ -184,20 +222,7 @@ class WorldQuiet:
                 own = link_prices[(name, asset)][0] if own_book is not None else index[:, i]
                 book_price[:, i] = own
             paths[name] = QuietPath(ts, index, book_price)
-        # A short probe first (a busy venue says so cheaply), then the whole chunk.
-        n = min(size, _PROBE)
-        for limit in (n, size):
-            n = limit
-            for name in sorted(paths, key=self._cost.__getitem__):
-                started = time.perf_counter()
-                n = quiet_steps_of(w.entries[name].venue, paths[name].head(n))
-                self._cost[name] = (time.perf_counter() - started) / limit
-                if n < _MIN_SPAN:
-                    return self._block(name)
-            if n < limit:
-                break
-        self._apply(k, n, ts[:n], prices, link_prices, paths)
-        return n
+        return ts, prices, link_prices, paths
 
     def _block(self, reason: str) -> int:
         self.blocked[reason] = self.blocked.get(reason, 0) + 1

@@ -8,7 +8,7 @@ only advances the chain and records the prices; :func:`advance_quiet` replays th
 
 With accounts flagged (under water, no keeper takes them: after a crash, for hours), a step
 is quiet when the accounts under 1 are exactly the flagged ones and no keeper can act on
-them (:mod:`.quiet_nb`, §A7: the narrowed index, the plans and §D3's skip bound with the
+them (:mod:`.quiet_nb`, §A10: the narrowed index, the plans and §D3's skip bound with the
 gas price of the venue's chain advanced along the path on a copy and the keepers' capital
 as proceeds fall due). Such a step also adds the flagged accounts' time under water and
 its missed opportunities, settles the keepers' proceeds due when it consults them, and
@@ -17,7 +17,7 @@ leaves the flagged accounts in the order of its search; :func:`advance_quiet` re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +35,9 @@ __all__ = ["advance_quiet", "quiet_steps"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+#: Steps of the first look with flagged accounts, and the growth of each next look.
+_FIRST_LOOK: Final = 32
+_GROWTH: Final = 8
 
 
 def _reserve_prices(venue: AaveVenue, path: QuietPath, *, book: bool = False) -> FloatArray:
@@ -73,12 +76,23 @@ def quiet_steps(venue: AaveVenue, path: QuietPath, *, touched_limit: int) -> int
 
 
 def _flagged_walk(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, BoolArray]:
-    """:func:`.quiet_nb.flagged_quiet_nb` on ``path`` (0 quiet steps without a narrowed
-    index or an own chain: a step on the outer index may re-sort it, a shared chain may
-    have moved between this venue's steps)."""
-    none = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    """:func:`.quiet_nb.flagged_quiet_nb` on ``path``, looked at on growing prefixes (the
+    chain's preview costs a Python call a step: a busy stretch ends early); 0 quiet steps
+    without a narrowed index or an own chain (a step on the outer index may re-sort it, a
+    shared chain may have moved between this venue's steps)."""
     if venue._inner_ref is None or not venue._own_chain:
-        return (0, *none)
+        return 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    n = len(path.ts_ns)
+    m = min(n, _FIRST_LOOK)
+    while True:
+        found = _flagged_head(venue, path.head(m))
+        if found[0] < m or m == n:
+            return found
+        m = min(n, m * _GROWTH)
+
+
+def _flagged_head(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, BoolArray]:
+    """:func:`.quiet_nb.flagged_quiet_nb` on ``path``."""
     cfg = venue.config
     keepers, chain = venue._keepers, venue._chain
     ts = path.ts_ns.tolist()
@@ -101,7 +115,7 @@ def _flagged_walk(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, Boo
         venue._inner_sorted, venue._inner_order, venue._inner_touched,
         venue._inner_touched_hf, venue._flagged, venue._since, blocks, gas,
         np.ascontiguousarray(natives), GWEI, starts, capitals, keepers.latency_blocks,
-        keepers.gas_units, keepers.min_profit,
+        keepers.gas_units, keepers.min_profit, venue._depth,
     )  # fmt: skip
     n, n_ok, consults = result
     return int(n), n_ok, consults
@@ -117,7 +131,7 @@ def advance_quiet(venue: AaveVenue, path: QuietPath) -> None:
     n_ok: list[int] = []
     consults: list[bool] = []
     if flagged:
-        count, ok, asked = _flagged_walk(venue, path)
+        count, ok, asked = _flagged_head(venue, path)
         assert count == len(ts), "advance_quiet takes only steps quiet_steps counted"
         n_ok, consults = ok.tolist(), asked.tolist()
     native = path.book_prices[:, venue._native_index].tolist()  # the market price: the book's

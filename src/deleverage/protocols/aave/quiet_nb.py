@@ -1,4 +1,4 @@
-"""Quiet steps of an Aave market with accounts under water that no keeper takes (§A7).
+"""Quiet steps of an Aave market with accounts under water that no keeper takes (§A10).
 
 After a crash some accounts stay under ``HF = 1`` for hours: their liquidation does not pay a
 keeper's gas (or a dust rule leaves nothing to take), so every step plans them again, finds
@@ -9,17 +9,16 @@ no taker and counts a missed opportunity. Such a step changes only counters when
    the step's oracle prices, found as the step finds them (the inner bound's candidates,
    their exact health factors), are exactly the flagged ones (no account is flagged or
    cleared);
-2. no keeper can act: the plans (:func:`~.plan_nb.plan_rows_nb`, the step's own kernel) leave
+2. no keeper acts: the plans (:func:`~.plan_nb.plan_rows_nb`, the step's own kernel) leave
    none that can run, or §D3's skip bound (:meth:`~deleverage.protocols.keepers.Keepers.
    none_would_act`: the best incentive at the step's market prices against each able
    keeper's gas at the step's gas price, with the keepers' capital after the proceeds due)
-   rules every one out.
+   rules every one out, or the keepers' pass (``Keepers.act``) gives no plan a keeper.
 
 :func:`flagged_quiet_nb` walks a path with the step's own arithmetic (the same kernels and the
 same float operations) and returns the first step it cannot count quiet, with each step's
 count of plans that could run (the missed opportunities the step adds) and whether the step
-consults the keepers (then it settles their proceeds due). A step that would reach the
-keepers' full pass (``Keepers.act``) is not counted, even when nobody would win it.
+consults the keepers (then it settles their proceeds due).
 """
 
 from __future__ import annotations
@@ -87,6 +86,7 @@ def flagged_quiet_nb(
     latency: IntArray,
     gas_units: FloatArray,
     min_profit: FloatArray,
+    depth: FloatArray,
 ) -> tuple[int, IntArray, BoolArray]:
     """The first step of the path that is not quiet (module docstring; ``len(oracle)`` when
     all are), each step's count of plans that could run and whether it consults the keepers.
@@ -108,6 +108,7 @@ def flagged_quiet_nb(
         is_flagged[a] = True
     counted = np.zeros(accounts, dtype=np.bool_)
     keepers = gas_units.shape[0]
+    gas_q = np.empty(keepers)
     weights = np.empty(n_r)
     last = memo.copy()
     valid = memo_valid
@@ -173,11 +174,75 @@ def flagged_quiet_nb(
             return j, n_ok, consults  # the keepers' full pass
         while seg + 1 < starts.shape[0] and starts[seg + 1] <= j:
             seg += 1
+        capital = capitals[seg]
         waited = blocks[j] - oldest
         per_unit = gas_price_gwei[j] * gwei * natives[j]  # gas_cost_quote's order
         for q in range(keepers):
-            gas = gas_units[q] * per_unit
-            if latency[q] <= waited and capitals[seg, q] >= gas and best - gas > min_profit[q]:
-                return j, n_ok, consults  # someone may act: the keepers' full pass
-        consults[j] = True
+            gas_q[q] = gas_units[q] * per_unit
+        bound_acts = False
+        for q in range(keepers):
+            g = gas_q[q]
+            if latency[q] <= waited and capital[q] >= g and best - g > min_profit[q]:
+                bound_acts = True
+                break
+        if bound_acts and _someone_wins(
+            plans, flagged, market[j], depth, since, blocks[j], capital, gas_q, latency,
+            min_profit, liquidatable_code,
+        ):  # fmt: skip
+            return j, n_ok, consults
+        consults[j] = True  # the skip bound (or the keepers' pass, won by nobody) ran
     return n, n_ok, consults
+
+
+@njit(cache=True)
+def _someone_wins(
+    plans: tuple[
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        FloatArray,
+        npt.NDArray[np.int8],
+        FloatArray,
+        IntArray,
+        IntArray,
+    ],
+    accounts: IntArray,
+    market: FloatArray,
+    depth: FloatArray,
+    since: IntArray,
+    block: int,
+    capital: FloatArray,
+    gas: FloatArray,
+    latency: IntArray,
+    min_profit: FloatArray,
+    liquidatable_code: int,
+) -> bool:
+    """Whether the keepers' pass of the venue's ``_liquidate`` (``Keepers.act`` over the plans
+    that can run) gives some plan a keeper: until a first win no capital moves, so that is
+    whether some plan ``k`` and keeper ``q`` pass the assignment's three tests (§D3), with the
+    venue's need, incentive and expected slippage (``sale_slippage_quote``, 0 for an
+    unlimited depth) in its float operations."""
+    status, repaid, seized, fee = plans[5], plans[2], plans[3], plans[4]
+    coll_reserve, debt_reserve = plans[7], plans[8]
+    for k in range(status.shape[0]):
+        if status[k] != liquidatable_code or not repaid[k] > 0.0:
+            continue
+        ci = coll_reserve[k]
+        received = seized[k] - fee[k]
+        need = repaid[k] * market[debt_reserve[k]]
+        pc = market[ci]
+        incentive = received * pc - need
+        slip = 0.0
+        if np.isfinite(depth[ci]):
+            vwap = pc * (1.0 + (0.0 + 0.5 * -1.0 * received) / depth[ci])  # linear_vwap
+            slip = received * (pc - vwap)
+        waited = block - since[accounts[k]]
+        for q in range(gas.shape[0]):
+            if latency[q] > waited:
+                continue
+            if capital[q] < need + gas[q]:
+                continue
+            if incentive - gas[q] - slip > min_profit[q]:
+                return True
+    return False
