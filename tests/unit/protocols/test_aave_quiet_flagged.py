@@ -5,10 +5,11 @@ A crash leaves small accounts under ``HF = 1`` whose liquidation does not pay th
 gas and minimum profit (the big ones are liquidated); then along a random path of steps the
 market moves (some steps repeat the oracle price: the plans in memory serve), one venue takes
 every stretch that ``quiet_steps`` counts through ``advance_quiet`` while its twin steps each
-step: every counted step must change nothing when stepped but the counters the module names,
-and the two venues must agree field by field after each stretch (journal, flagged accounts
-in order, their blocks, time under water, missed opportunities, keepers, chain, index) and
-stay equal through the steps that act (accounts crossing 1 either way, keepers' takes).
+step: every counted step must liquidate nothing when stepped (no journal row), changing only the
+counters and flags the module names (accounts crossing 1 either way within a stretch are
+flagged or cleared), and the two venues must agree field by field after each stretch
+(journal, flagged accounts in order, their blocks, time under water, missed opportunities,
+keepers, chain, index) and stay equal through the steps that act (keepers' takes).
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _path(moves: list[tuple[float, float, int]], price: list[float], t: int) -> 
 
 
 def _twin(bulk: AaveVenue, loop: AaveVenue, path: QuietPath) -> dict[str, int]:
-    seen = {"skipped": 0, "flagged_skipped": 0, "stops": 0}
+    seen = {"skipped": 0, "flagged_skipped": 0, "stops": 0, "crossings": 0}
     j, n_path = 0, len(path.ts_ns)
     while j < n_path:
         rest = QuietPath(path.ts_ns[j:], path.index_prices[j:], path.book_prices[j:])
@@ -132,11 +133,11 @@ def _twin(bulk: AaveVenue, loop: AaveVenue, path: QuietPath) -> dict[str, int]:
             assert step.liquidations == 0
             assert all(v == 0.0 for v in step.forced_flow.values())
             assert len(loop.journal()) == rows
-            assert sorted(loop._flagged.tolist()) == sorted(flagged)
         if n:
             bulk.advance_quiet(rest.head(n))
             seen["skipped"] += n
             seen["flagged_skipped"] += n if flagged else 0
+            seen["crossings"] += sorted(bulk._flagged.tolist()) != sorted(flagged)
         _same(_state(bulk), _state(loop))
         j += n
         if j == n_path:
@@ -211,9 +212,10 @@ def test_the_twin_takes_stretches_while_accounts_stay_under_water(capital: float
     assert bulk._flagged.size > 0
     assert bulk._inner_ref is not None
     moves = [
-        (3e-4 * math.sin(k / 5.0) if k % 4 else 0.0, 0.0 if k % 4 else 1e-5, 1 + k % 13)
+        (1e-3 * math.sin(k / 5.0) if k % 4 else 0.0, 0.0 if k % 4 else 1e-5, 1 + k % 13)
         for k in range(300)
     ]
     seen = _twin(bulk, loop, _path(moves, price, t))
     assert seen["flagged_skipped"] > 100, seen
+    assert seen["crossings"] > 0, seen  # accounts crossed 1 within stretches
     assert bulk.missed_opportunities > 0

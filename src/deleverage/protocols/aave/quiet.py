@@ -35,6 +35,10 @@ __all__ = ["advance_quiet", "quiet_steps"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+#: What a walk returns: quiet steps, and per step the plans that could run, whether the
+#: keepers were consulted, the accounts flagged before it; the flag blocks after the walk.
+Walk = tuple[int, IntArray, BoolArray, IntArray, IntArray]
+_NO_STEPS = np.zeros(0, dtype=np.int64)
 #: Steps of the first look with flagged accounts, and the growth of each next look.
 _FIRST_LOOK: Final = 32
 _GROWTH: Final = 8
@@ -63,7 +67,7 @@ def quiet_steps(venue: AaveVenue, path: QuietPath, *, touched_limit: int) -> int
     count of touched accounts past which a step runs a full pass); changes nothing."""
     if venue._ref is None or venue._touched.size > touched_limit:
         return 0
-    if venue._flagged.size:
+    if venue._flagged.size or _walks(venue):
         return _flagged_walk(venue, path)[0]
     p = _reserve_prices(venue, path)
     bound = _bound(p, venue._ref_list)
@@ -75,13 +79,19 @@ def quiet_steps(venue: AaveVenue, path: QuietPath, *, touched_limit: int) -> int
     return int(stop[0]) if stop.size else len(quiet)
 
 
-def _flagged_walk(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, BoolArray]:
+def _walks(venue: AaveVenue) -> bool:
+    """Whether the steps are counted by the walk of :mod:`.quiet_nb` (a narrowed index and
+    the venue's own chain): then accounts may cross 1 within a stretch."""
+    return venue._inner_ref is not None and venue._own_chain
+
+
+def _flagged_walk(venue: AaveVenue, path: QuietPath) -> Walk:
     """:func:`.quiet_nb.flagged_quiet_nb` on ``path``, looked at on growing prefixes (the
     chain's preview costs a Python call a step: a busy stretch ends early); 0 quiet steps
     without a narrowed index or an own chain (a step on the outer index may re-sort it, a
     shared chain may have moved between this venue's steps)."""
-    if venue._inner_ref is None or not venue._own_chain:
-        return 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    if not _walks(venue):
+        return 0, _NO_STEPS, np.zeros(0, dtype=np.bool_), _NO_STEPS, venue._since
     n = len(path.ts_ns)
     m = min(n, _FIRST_LOOK)
     while True:
@@ -91,7 +101,7 @@ def _flagged_walk(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, Boo
         m = min(n, m * _GROWTH)
 
 
-def _flagged_head(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, BoolArray]:
+def _flagged_head(venue: AaveVenue, path: QuietPath) -> Walk:
     """:func:`.quiet_nb.flagged_quiet_nb` on ``path``."""
     cfg = venue.config
     keepers, chain = venue._keepers, venue._chain
@@ -117,31 +127,42 @@ def _flagged_head(venue: AaveVenue, path: QuietPath) -> tuple[int, IntArray, Boo
         np.ascontiguousarray(natives), GWEI, starts, capitals, keepers.latency_blocks,
         keepers.gas_units, keepers.min_profit, venue._depth,
     )  # fmt: skip
-    n, n_ok, consults = result
-    return int(n), n_ok, consults
+    n, n_ok, consults, sizes, since = result
+    return int(n), n_ok, consults, sizes, since
+
+
+def _search(venue: AaveVenue, p_list: list[float]) -> IntArray:
+    """The accounts under 1 at ``p_list`` in the step's order (its ``_liquidatable`` while
+    the narrowed index serves, which a walk's steps leave as it is)."""
+    ratio = [x / r for x, r in zip(p_list, venue._ref_list, strict=True)]
+    if max(ratio) / min(ratio) <= venue._hf_floor:
+        return np.empty(0, dtype=np.int64)
+    return venue._inner_liquidatable(p_list)
 
 
 def advance_quiet(venue: AaveVenue, path: QuietPath) -> None:
     """Take the quiet steps of ``path``: the chain, the clock, the prices and the memo key,
-    as the steps one by one leave them (with flagged accounts: their time under water, the
-    missed opportunities, the keepers' settlements and the flagged order too)."""
+    as the steps one by one leave them (with the walk of :mod:`.quiet_nb`: the flagged
+    accounts' time under water, the missed opportunities, the keepers' settlements, the
+    flag blocks and the flagged accounts in the order of the last search too)."""
     ts = path.ts_ns.tolist()
     chain = venue._chain
-    flagged = venue._flagged.size > 0
+    walked = venue._flagged.size > 0 or _walks(venue)
     n_ok: list[int] = []
     consults: list[bool] = []
-    if flagged:
-        count, ok, asked = _flagged_head(venue, path)
+    sizes: list[int] = []
+    if walked:
+        count, ok, asked, flagged_before, since = _flagged_head(venue, path)
         assert count == len(ts), "advance_quiet takes only steps quiet_steps counted"
-        n_ok, consults = ok.tolist(), asked.tolist()
+        n_ok, consults, sizes = ok.tolist(), asked.tolist(), flagged_before.tolist()
     native = path.book_prices[:, venue._native_index].tolist()  # the market price: the book's
     for j, (t, price) in enumerate(zip(ts, native, strict=True)):
         if t >= chain.ts_ns:  # (a chain shared with a venue stepped first: advanced already)
             chain.advance(t, price)
-        if flagged:
-            if venue._last_ts >= 0:
+        if walked:
+            if venue._last_ts >= 0 and sizes[j]:
                 dt_s = (t - venue._last_ts) / NS_PER_S
-                venue.liquidatable_account_seconds += dt_s * venue._flagged.size
+                venue.liquidatable_account_seconds += dt_s * sizes[j]
             venue._last_ts = t
             if consults[j]:
                 venue._keepers.settle(chain.block)
@@ -150,8 +171,9 @@ def advance_quiet(venue: AaveVenue, path: QuietPath) -> None:
     p = _reserve_prices(venue, path)
     keys = [(tuple(row), venue._version) for row in p.tolist()]
     changed = [j for j, key in enumerate(keys) if key != (keys[j - 1] if j else venue._memo_key)]
-    if changed:  # a step with other prices re-keys it (and, flagged, searches again)
+    if changed:  # a step with other prices re-keys it (and, walked, searches again)
         venue._memo_key, venue._memo_plan = keys[-1], None
-        if flagged:
-            venue._flagged = venue._inner_liquidatable(list(keys[changed[-1]][0]))
+        if walked:
+            venue._flagged = _search(venue, list(keys[changed[-1]][0]))
+            venue._since[:] = since
     venue._price = np.array(keys[-1][0])

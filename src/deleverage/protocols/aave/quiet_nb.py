@@ -2,13 +2,14 @@
 
 After a crash some accounts stay under ``HF = 1`` for hours: their liquidation does not pay a
 keeper's gas (or a dust rule leaves nothing to take), so every step plans them again, finds
-no taker and counts a missed opportunity. Such a step changes only counters when:
+no taker and counts a missed opportunity; as the prices move, accounts near 1 cross it
+either way (flagged with the step's block, or cleared). Such a step changes only counters and
+those flags when:
 
 1. the venue's narrowed index serves it (the outer price-ratio bound within the narrowed
-   index's margin; anything else re-sorts or drops the index) and the accounts under 1 at
-   the step's oracle prices, found as the step finds them (the inner bound's candidates,
-   their exact health factors), are exactly the flagged ones (no account is flagged or
-   cleared);
+   index's margin; anything else re-sorts or drops the index); the accounts under 1 at the
+   step's oracle prices are found as the step finds them (the outer bound first, then the
+   inner bound's candidates and their exact health factors, the step's own kernel);
 2. no keeper acts: the plans (:func:`~.plan_nb.plan_rows_nb`, the step's own kernel) leave
    none that can run, or §D3's skip bound (:meth:`~deleverage.protocols.keepers.Keepers.
    none_would_act`: the best incentive at the step's market prices against each able
@@ -16,9 +17,11 @@ no taker and counts a missed opportunity. Such a step changes only counters when
    rules every one out, or the keepers' pass (``Keepers.act``) gives no plan a keeper.
 
 :func:`flagged_quiet_nb` walks a path with the step's own arithmetic (the same kernels and the
-same float operations) and returns the first step it cannot count quiet, with each step's
-count of plans that could run (the missed opportunities the step adds) and whether the step
-consults the keepers (then it settles their proceeds due).
+same float operations), keeping the flagged set and the flag blocks as the steps would, and
+returns the first step it cannot count quiet, with each step's count of plans that could run
+(the missed opportunities the step adds), whether the step consults the keepers (then it
+settles their proceeds due), how many accounts were flagged before it (its time under water)
+and the flag blocks after the walk.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ def flagged_quiet_nb(
     gas_units: FloatArray,
     min_profit: FloatArray,
     depth: FloatArray,
-) -> tuple[int, IntArray, BoolArray]:
+) -> tuple[int, IntArray, BoolArray, IntArray, IntArray]:
     """The first step of the path that is not quiet (module docstring; ``len(oracle)`` when
-    all are), each step's count of plans that could run and whether it consults the keepers.
+    all are), each step's count of plans that could run, whether it consults the keepers and
+    how many accounts were flagged before it, and the accounts' flag blocks after the steps
+    counted (``since``, a copy).
 
     Per step ``j``: the reserves' oracle prices ``oracle[j]`` (quote reserves 1) and market
     prices ``market[j]``, the block, the chain's gas and native prices; ``memo`` the prices of
@@ -103,9 +108,9 @@ def flagged_quiet_nb(
     accounts = collateral.shape[0]
     n_ok = np.zeros(n, dtype=np.int64)
     consults = np.zeros(n, dtype=np.bool_)
-    is_flagged = np.zeros(accounts, dtype=np.bool_)
-    for a in flagged:
-        is_flagged[a] = True
+    sizes = np.zeros(n, dtype=np.int64)
+    since = since.copy()
+    current = flagged.copy()
     counted = np.zeros(accounts, dtype=np.bool_)
     keepers = gas_units.shape[0]
     gas_q = np.empty(keepers)
@@ -114,8 +119,11 @@ def flagged_quiet_nb(
     valid = memo_valid
     seg = 0
     one = np.empty(1, dtype=np.int64)
+    cap = inner_order.shape[0] + inner_touched.shape[0]
+    found = np.empty(cap, dtype=np.int64)
     for j in range(n):
         p = oracle[j]
+        sizes[j] = current.shape[0]
         hit = valid
         if hit:
             for r in range(n_r):
@@ -123,55 +131,60 @@ def flagged_quiet_nb(
                     hit = False
                     break
         if not hit:  # the step's _liquidatable on the narrowed index (no index change)
+            m = 0
             bound = _ratio_bound(p, ref)
-            if bound <= hf_floor or not bound <= inner_limit:
-                return j, n_ok, consults
-            inner = _ratio_bound(p, inner_ref)
-            if inner <= inner_floor:
-                return j, n_ok, consults
-            k = np.searchsorted(inner_sorted, inner, side="left")
-            for r in range(n_r):
-                weights[r] = p[r] * lt_weight[r]
-            found = 0
-            same = True
-            for s in range(k + inner_touched.shape[0]):
-                if s < k:
-                    a = inner_order[s]
-                else:
-                    t = s - k
-                    if not inner_touched_hf[t] < inner:
-                        continue
-                    a = inner_touched[t]
-                if counted[a]:
-                    continue
-                one[0] = a
-                if health_rows_nb(collateral, debt, one, weights, p)[0] < 1.0:
-                    counted[a] = True
-                    found += 1
-                    if not is_flagged[a]:
-                        same = False
-            for s in range(k + inner_touched.shape[0]):  # reset the scratch marks
-                a = inner_order[s] if s < k else inner_touched[s - k]
+            if not bound <= hf_floor:
+                if not bound <= inner_limit:
+                    return j, n_ok, consults, sizes, since  # the index would be dropped
+                inner = _ratio_bound(p, inner_ref)
+                if not inner <= inner_floor:
+                    k = np.searchsorted(inner_sorted, inner, side="left")
+                    for r in range(n_r):
+                        weights[r] = p[r] * lt_weight[r]
+                    for s in range(k + inner_touched.shape[0]):
+                        if s < k:
+                            a = inner_order[s]
+                        else:
+                            t = s - k
+                            if not inner_touched_hf[t] < inner:
+                                continue
+                            a = inner_touched[t]
+                        if counted[a]:
+                            continue
+                        one[0] = a
+                        if health_rows_nb(collateral, debt, one, weights, p)[0] < 1.0:
+                            counted[a] = True
+                            found[m] = a
+                            m += 1
+            # The step's _flag: cleared accounts forget their block, fresh ones take this one.
+            block = blocks[j]
+            for a in current:
+                if not counted[a]:
+                    since[a] = -1
+            current = found[:m].copy()
+            for a in current:
                 counted[a] = False
-            if not same or found != flagged.shape[0]:
-                return j, n_ok, consults
+                if since[a] < 0:
+                    since[a] = block
             for r in range(n_r):
                 last[r] = p[r]
             valid = True
+        if current.shape[0] == 0:
+            continue
         # The step's _liquidate: the plans, then §D3's skip bound.
         plans = plan_rows_nb(
-            collateral, debt, flagged, p, threshold, bonus, fee, plan_constants[0],
+            collateral, debt, current, p, threshold, bonus, fee, plan_constants[0],
             plan_constants[1], plan_constants[2], plan_constants[3],
         )  # fmt: skip
         count, best, oldest = best_opportunity_nb(
             plans[5], plans[2], plans[3], plans[4], plans[7], plans[8], market[j], since,
-            flagged, liquidatable_code,
+            current, liquidatable_code,
         )  # fmt: skip
         n_ok[j] = count
         if count == 0:
             continue
         if not np.isfinite(best):
-            return j, n_ok, consults  # the keepers' full pass
+            return j, n_ok, consults, sizes, since  # the keepers' pass would raise on NaN
         while seg + 1 < starts.shape[0] and starts[seg + 1] <= j:
             seg += 1
         capital = capitals[seg]
@@ -186,12 +199,12 @@ def flagged_quiet_nb(
                 bound_acts = True
                 break
         if bound_acts and _someone_wins(
-            plans, flagged, market[j], depth, since, blocks[j], capital, gas_q, latency,
+            plans, current, market[j], depth, since, blocks[j], capital, gas_q, latency,
             min_profit, liquidatable_code,
         ):  # fmt: skip
-            return j, n_ok, consults
+            return j, n_ok, consults, sizes, since
         consults[j] = True  # the skip bound (or the keepers' pass, won by nobody) ran
-    return n, n_ok, consults
+    return n, n_ok, consults, sizes, since
 
 
 @njit(cache=True)
