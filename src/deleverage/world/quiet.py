@@ -50,8 +50,9 @@ _NS = 1_000_000_000
 DEFAULT_ENABLED = True
 #: Steps looked ahead per try.
 _CHUNK = 2048
-#: Steps the first ask of a try looks at.
+#: Steps the first ask of a try looks at, and the growth of each next ask.
 _PROBE = 16
+_GROWTH = 8
 _MIN_SPAN = 2
 _MAX_BACKOFF = 64
 #: The floor of a book mid (``VenuePrice.book_mid``).
@@ -157,13 +158,15 @@ class WorldQuiet:
         if size < _MIN_SPAN:
             return self._block("wallets")
         # A short probe first (a busy venue says so cheaply; only its prices are built),
-        # then the whole chunk when the probe was quiet throughout.
-        probe = min(size, _PROBE)
-        ts, prices, link_prices, paths = self._paths(k, probe)
-        n = self._count(paths, probe)
-        if n == probe < size:
-            ts, prices, link_prices, paths = self._paths(k, size)
-            n = self._count(paths, size)
+        # then looks 8 times longer while every step looked at was quiet: the venues' counts
+        # cost about a step's work each, so a stretch that ends early costs little.
+        limit = min(size, _PROBE)
+        while True:
+            ts, prices, link_prices, paths = self._paths(k, limit)
+            n = self._count(paths, limit)
+            if n < limit or limit == size:
+                break
+            limit = min(size, limit * _GROWTH)
         if n < _MIN_SPAN:
             return 0
         self._apply(k, n, ts[:n], prices, link_prices, paths)
