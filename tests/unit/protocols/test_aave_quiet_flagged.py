@@ -23,7 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deleverage.protocols.aave import AaveConfig, build_aave
+from deleverage.protocols.aave import AaveConfig, build_aave, quiet_nb
+from deleverage.protocols.aave.health_nb import health_rows_nb
 from deleverage.protocols.aave.venue import AaveVenue
 from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
 from deleverage.venues.protocol import PriceInputs, QuietPath, quiet_steps_of
@@ -219,3 +220,26 @@ def test_the_twin_takes_stretches_while_accounts_stay_under_water(capital: float
     assert seen["flagged_skipped"] > 100, seen
     assert seen["crossings"] > 0, seen  # accounts crossed 1 within stretches
     assert bulk.missed_opportunities > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(0.0, 1e6), st.floats(0.0, 1e6), st.floats(0.0, 1e6),
+                  st.floats(0.0, 1e6)),
+        min_size=1, max_size=20,
+    ),
+    prices=st.tuples(st.floats(1e-3, 1e5), st.floats(1e-3, 1e5)),
+)  # fmt: skip
+def test_the_walks_health_factor_is_the_steps_to_the_bit(
+    rows: list[tuple[float, float, float, float]], prices: tuple[float, float]
+) -> None:
+    # The walk's one-row health factor against the step's kernel (health_nb.health_rows_nb)
+    table = np.array(rows)
+    collateral = np.asfortranarray(table[:, :2])
+    debt = np.asfortranarray(table[:, 2:])
+    p = np.array(prices)
+    weights = p * np.array([0.83, 0.78])
+    expected = health_rows_nb(collateral, debt, np.arange(len(rows)), weights, p)
+    got = [quiet_nb._health(collateral, debt, i, weights, p) for i in range(len(rows))]
+    assert np.array_equal(np.array(got), expected)

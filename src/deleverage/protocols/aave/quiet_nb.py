@@ -30,7 +30,6 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.protocols.aave.health_nb import health_rows_nb
 from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
 
 __all__ = ["flagged_quiet_nb"]
@@ -52,6 +51,20 @@ def _ratio_bound(p: FloatArray, ref: FloatArray) -> float:
         if x < lo:
             lo = x
     out: float = hi / lo
+    return out
+
+
+@njit(cache=True)
+def _health(
+    collateral: FloatArray, debt: FloatArray, i: int, weights: FloatArray, prices: FloatArray
+) -> float:
+    # health_rows_nb's value for one row, without its output array (the same operations).
+    weighted = collateral[i, 0] * weights[0]
+    owed = debt[i, 0] * prices[0]
+    for r in range(1, collateral.shape[1]):
+        weighted = weighted + collateral[i, r] * weights[r]
+        owed = owed + debt[i, r] * prices[r]
+    out: float = weighted / owed if owed > 0.0 else np.inf
     return out
 
 
@@ -118,7 +131,6 @@ def flagged_quiet_nb(
     last = memo.copy()
     valid = memo_valid
     seg = 0
-    one = np.empty(1, dtype=np.int64)
     cap = inner_order.shape[0] + inner_touched.shape[0]
     found = np.empty(cap, dtype=np.int64)
     for j in range(n):
@@ -151,8 +163,7 @@ def flagged_quiet_nb(
                             a = inner_touched[t]
                         if counted[a]:
                             continue
-                        one[0] = a
-                        if health_rows_nb(collateral, debt, one, weights, p)[0] < 1.0:
+                        if _health(collateral, debt, a, weights, p) < 1.0:
                             counted[a] = True
                             found[m] = a
                             m += 1
