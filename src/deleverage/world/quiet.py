@@ -140,7 +140,10 @@ class WorldQuiet:
         if n < _MIN_SPAN:
             self._wait, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
             return 0
-        self._backoff = 1
+        if n < _PROBE:  # a short stretch: the next try waits as after a miss (no reset)
+            self._wait, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
+        else:
+            self._backoff = 1
         return n
 
     def _try(self, k: int) -> int:
