@@ -21,8 +21,11 @@ The stretch is then applied: books to their last ``d`` (the arbitrageurs remembe
 step's), venues through ``advance_quiet`` (marks, journal rows, clocks, accruals), and the
 world's per-step rows written as the step loop writes them (one round per step, no
 liquidations or flow, the venues' solvency lines). A twin test (skipping on and off) compares
-result hashes, venue summaries and journals. A try that finds fewer than two quiet steps makes
-the next try wait (1, 2, 4, ... 64 steps); missing a quiet stretch only costs time.
+result hashes, venue summaries and journals. A try asks the venues about 16 steps first and
+about 8 times more while every step asked about was quiet (16, 128, 1024, 2048), so the
+counts cost about what the stretch is long. A try that finds fewer than two quiet steps, or
+a stretch shorter than 16, makes the next try wait (1, 2, 4, ... 64 steps); missing a quiet
+stretch only costs time.
 """
 
 from __future__ import annotations
