@@ -21,7 +21,8 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet import advance_quiet, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet_mark import _settings_quiet
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -66,7 +67,9 @@ def quiet_marks_ahead(ex: Exchange, path: FloatArray) -> int:
     engine's order) are quiet marks for ``ex`` now (module docstring); changes nothing."""
     if not ex.quiet_marks.enabled or path.shape[0] == 0:
         return 0
-    bands = quiet_bands(ex)
+    bands = _cached_bands(ex)
+    if bands is None:
+        bands = quiet_bands(ex)
     if bands is None or len(bands.called_market) or bands.calls is not None:
         return 0
     marks_now = np.array([st.mark for st in ex.markets], dtype=np.float64)
@@ -79,7 +82,43 @@ def quiet_marks_ahead(ex: Exchange, path: FloatArray) -> int:
     return int(n)
 
 
+def _cached_bands(ex: Exchange) -> QuietBands | None:
+    """The single-mark path's bands when they hold for the state now (only marks changed it
+    since they were computed: what its next mark would use), else None."""
+    qm = ex.quiet_marks
+    if (
+        qm._bands is not None
+        and qm._version == ex._version
+        and qm._reports == len(ex.risk.reports)
+        and _settings_quiet(ex)
+    ):
+        return qm._bands
+    return None
+
+
 def apply_quiet_marks(ex: Exchange, path: FloatArray, ts_ns: IntArray) -> None:
     """Set the marks of ``path`` (all counted quiet by :func:`quiet_marks_ahead`) at
-    ``ts_ns``, with the effects of one :meth:`.Exchange.set_mark` per market and step."""
-    advance_quiet(ex, np.ascontiguousarray(path, dtype=np.float64), ts_ns)
+    ``ts_ns``, with the effects of one :meth:`.Exchange.set_mark` per market and step.
+
+    Each of those marks lets its market's consumed book depth decay to the mark's time
+    (``QuietMarks._record``): a decay compounded step by step, not in one step from the first
+    time to the last (``x e^-a e^-b`` is not ``x e^-(a+b)`` to the bit), so a book with
+    consumed depth recovers at each time of the path here, the last one in ``advance_quiet``.
+    """
+    qm = ex.quiet_marks
+    # The single-mark path's cached bands (engine/quiet_mark.py) hold while only marks change
+    # the state: quiet marks applied here keep them (the cache follows the version, the
+    # risk steps and the marks, as after its own marks).
+    cached = _cached_bands(ex)
+    keep = cached is not None and not len(cached.called_market)
+    times = np.asarray(ts_ns, dtype=np.int64)[:-1].tolist()
+    for r in ex.risk.markets:
+        book = r.liquidity
+        if book is not None and times and book.snapshot()["consumed_depth"] != 0.0:
+            for t in times:
+                book.recover(t)
+    marks = np.ascontiguousarray(path, dtype=np.float64)
+    advance_quiet(ex, marks, ts_ns)
+    if keep and len(marks):
+        qm._version, qm._reports = ex._version, len(ex.risk.reports)
+        qm._marks[:] = marks[-1]

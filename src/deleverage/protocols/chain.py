@@ -31,7 +31,9 @@ The gas price is ``min(cap, base fee + priority fee)``; the base fee stays withi
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Sequence
 from typing import Annotated, Final, Self
 
 import numpy as np
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 NS_PER_S: Final = 1_000_000_000
 GWEI: Final = 1e-9
@@ -245,6 +248,25 @@ class Chain:
         tip = cfg.priority_fee_gwei * (1.0 + cfg.priority_volatility_multiplier * excess)
         tip *= self._noise[block % _NOISE_TABLE]
         self.gas_price_gwei = min(cfg.max_gas_gwei, self.base_fee_gwei + tip)
+
+    def preview(
+        self, ts_ns: Sequence[int], native_prices: Sequence[float]
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Block, gas price (gwei) and native price at each time of a path, as advancing to
+        each in turn with nothing submitted would leave them (times before the chain's are
+        no-ops, as :meth:`advance` at the same time); computed on a copy, changes nothing."""
+        sim = copy.copy(self)
+        n = len(ts_ns)
+        blocks = np.empty(n, dtype=np.int64)
+        gas = np.empty(n)
+        native = np.empty(n)
+        for j, (t, price) in enumerate(zip(ts_ns, native_prices, strict=True)):
+            if t >= sim.ts_ns:
+                sim.advance(t, price)
+            blocks[j] = sim.block_at(t)
+            gas[j] = sim.gas_price_gwei
+            native[j] = sim._price
+        return blocks, gas, native
 
     def _demand(self, fee: float) -> float:
         # Background demand for block space (a utilization), falling with the fee (§D2).

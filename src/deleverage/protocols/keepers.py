@@ -208,6 +208,34 @@ class Keepers:
         self._due_amount = self._due_amount[keep]
         self._next_due = float(self._due_block.min()) if self._due_block.size else math.inf
 
+    def capital_path(self, blocks: IntArray) -> tuple[IntArray, FloatArray]:
+        """The capital after :meth:`settle` at each block of ``blocks`` (non-decreasing), as
+        settling at each in turn would leave it when nobody acts: the steps ``starts`` at
+        which it changes (``starts[0] = 0``) and the capital from each on (one row each).
+        Computed on copies (the same credits in the same order); changes nothing."""
+        capital = self.capital
+        due_keeper, due_block, due_amount = self._due_keeper, self._due_block, self._due_amount
+        next_due = self._next_due
+        starts: list[int] = []
+        rows: list[FloatArray] = []
+        j, n = 0, len(blocks)
+        while j < n:
+            block = int(blocks[j])
+            if block >= next_due:
+                due = due_block <= block
+                capital = capital.copy()
+                np.add.at(capital, due_keeper[due], due_amount[due])
+                keep = ~due
+                due_keeper, due_block = due_keeper[keep], due_block[keep]
+                due_amount = due_amount[keep]
+                next_due = float(due_block.min()) if due_block.size else math.inf
+            starts.append(j)
+            rows.append(capital)
+            j = n if math.isinf(next_due) else int(np.searchsorted(blocks, next_due, "left"))
+        if not rows:
+            return np.zeros(1, dtype=np.int64), self.capital.reshape(1, -1).copy()
+        return np.array(starts, dtype=np.int64), np.vstack(rows)
+
     def receive(self, keeper: npt.ArrayLike, proceeds: npt.ArrayLike, *, block: int) -> None:
         """Schedule the proceeds of sales made at ``block`` (returned after the sale delay)."""
         who = np.asarray(keeper, dtype=np.int64)

@@ -21,8 +21,11 @@ The stretch is then applied: books to their last ``d`` (the arbitrageurs remembe
 step's), venues through ``advance_quiet`` (marks, journal rows, clocks, accruals), and the
 world's per-step rows written as the step loop writes them (one round per step, no
 liquidations or flow, the venues' solvency lines). A twin test (skipping on and off) compares
-result hashes, venue summaries and journals. A try that finds fewer than two quiet steps makes
-the next try wait (1, 2, 4, ... 64 steps); missing a quiet stretch only costs time.
+result hashes, venue summaries and journals. A try asks the venues about 16 steps first and
+about 8 times more while every step asked about was quiet (16, 128, 1024, 2048), so the
+counts cost about what the stretch is long. A try that finds fewer than two quiet steps, or
+a stretch shorter than 16, makes the next try wait (1, 2, 4, ... 64 steps); missing a quiet
+stretch only costs time.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ _NS = 1_000_000_000
 DEFAULT_ENABLED = True
 #: Steps looked ahead per try.
 _CHUNK = 2048
-#: Steps the first ask of a try looks at.
+#: Steps the first ask of a try looks at, and the growth of each next ask.
 _PROBE = 16
+_GROWTH = 8
 _MIN_SPAN = 2
 _MAX_BACKOFF = 64
 #: The floor of a book mid (``VenuePrice.book_mid``).
@@ -139,7 +143,10 @@ class WorldQuiet:
         if n < _MIN_SPAN:
             self._wait, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
             return 0
-        self._backoff = 1
+        if n < _PROBE:  # a short stretch: the next try waits as after a miss (no reset)
+            self._wait, self._backoff = self._backoff, min(2 * self._backoff, _MAX_BACKOFF)
+        else:
+            self._backoff = 1
         return n
 
     def _try(self, k: int) -> int:
@@ -156,6 +163,46 @@ class WorldQuiet:
         size = self._wallet_limit(k, size)
         if size < _MIN_SPAN:
             return self._block("wallets")
+        # A short probe first (a busy venue says so cheaply; only its prices are built),
+        # then looks 8 times longer while every step looked at was quiet: the venues' counts
+        # cost about a step's work each, so a stretch that ends early costs little.
+        limit = min(size, _PROBE)
+        while True:
+            ts, prices, link_prices, paths = self._paths(k, limit)
+            n = self._count(paths, limit)
+            if n < limit or limit == size:
+                break
+            limit = min(size, limit * _GROWTH)
+        if n < _MIN_SPAN:
+            return 0
+        self._apply(k, n, ts[:n], prices, link_prices, paths)
+        return n
+
+    def _count(self, paths: dict[str, QuietPath], limit: int) -> int:
+        """The least count of quiet steps of the venues on their paths (the cheaper asks
+        first, each on the steps the others left); 0, with the reason recorded, when a venue
+        counts fewer than two."""
+        n = limit
+        for name in sorted(paths, key=self._cost.__getitem__):
+            started = time.perf_counter()
+            n = quiet_steps_of(self.world.entries[name].venue, paths[name].head(n))
+            self._cost[name] = (time.perf_counter() - started) / limit
+            if n < _MIN_SPAN:
+                return self._block(name)
+        return n
+
+    def _paths(
+        self, k: int, size: int
+    ) -> tuple[
+        IntArray,
+        dict[tuple[str, str], tuple[FloatArray, FloatArray]],
+        dict[tuple[str, str], tuple[FloatArray, FloatArray]],
+        dict[str, QuietPath],
+    ]:
+        """The times, the books' prices and dislocations and each venue's path of steps
+        ``k .. k + size - 1`` (module docstring, 1)."""
+        w = self.world
+        books, links = w._book_list, w._links
         steps = np.arange(k, k + size, dtype=np.int64)
         ts = w.start_ns + np.round(steps * w.dt_s * _NS).astype(np.int64)
         # Python's round(k dt 1e9) is round-half-even, as NumPy's: the same stamps.
@@ -184,20 +231,7 @@ class WorldQuiet:
                 own = link_prices[(name, asset)][0] if own_book is not None else index[:, i]
                 book_price[:, i] = own
             paths[name] = QuietPath(ts, index, book_price)
-        # A short probe first (a busy venue says so cheaply), then the whole chunk.
-        n = min(size, _PROBE)
-        for limit in (n, size):
-            n = limit
-            for name in sorted(paths, key=self._cost.__getitem__):
-                started = time.perf_counter()
-                n = quiet_steps_of(w.entries[name].venue, paths[name].head(n))
-                self._cost[name] = (time.perf_counter() - started) / limit
-                if n < _MIN_SPAN:
-                    return self._block(name)
-            if n < limit:
-                break
-        self._apply(k, n, ts[:n], prices, link_prices, paths)
-        return n
+        return ts, prices, link_prices, paths
 
     def _block(self, reason: str) -> int:
         self.blocked[reason] = self.blocked.get(reason, 0) + 1

@@ -145,6 +145,9 @@ class AaveVenue:
         ]
         self._depth = np.array(depth)
         self._chain = chain if chain is not None else Chain(config.chain, seed=config.seed)
+        #: Whether nobody else advances the chain (quiet steps with flagged accounts read
+        #: its gas along the path, ``quiet.py``).
+        self._own_chain = chain is None
         self._keepers = keepers if keepers is not None else Keepers(config.keepers)
         self._native = config.native_asset
         self._price = reserve_prices(config, prices)

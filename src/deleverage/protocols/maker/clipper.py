@@ -21,7 +21,7 @@ its ``due``. ``Dirt`` (DAI being raised) falls by each ``owe`` and by the tab le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -44,11 +44,12 @@ from deleverage.protocols.maker.clip_nb import (
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.vow import Vow
 
-__all__ = ["Clipper", "Sale"]
+__all__ = ["ABOVE_MARKET", "Clipper", "Sale"]
 
 NS_PER_S = 1_000_000_000
 #: A sale priced above the market by more than this factor has no taker (``_no_taker``).
-_ABOVE_MARKET: Final = 1.0 + 1e-9
+ABOVE_MARKET: Final = 1.0 + 1e-9
+_ABOVE_MARKET: Final = ABOVE_MARKET
 #: Relative margin of the vectorised filter of :meth:`Clipper.run` (NumPy's ``pow`` may differ
 #: from libm's by an ulp; the filter skips only sales that are past this margin).
 _MARGIN: Final = 1e-12
@@ -96,6 +97,10 @@ class Clipper:
         self._new: list[Sale] = []
         self._powers = pow_table(config.curve, config.cut, config.step_s, config.tail_s)
         self._ended: list[int] = []
+        #: Counts every change of a running sale (kick, redo, take, end): the exact arrays of
+        #: :meth:`sale_arrays` are rebuilt when it moved.
+        self.changes = 0
+        self._exact: tuple[int, tuple[npt.NDArray[Any], ...]] | None = None
 
     def price(self, sale: Sale, ts_ns: int) -> float:
         """The sale's price now (DAI per unit) on the configured curve."""
@@ -121,6 +126,7 @@ class Clipper:
             seen_block=ctx.block,
         )
         self.sales.append(sale)
+        self.changes += 1
         if not self._stale:  # the cached arrays take it at the next filter (_sync)
             self._new.append(sale)
         self.dirt += tab
@@ -234,6 +240,22 @@ class Clipper:
         for i in sorted(self._ended, reverse=True):
             del self.sales[i]
         self._ended = []
+        self.changes += 1
+
+    def sale_arrays(self) -> tuple[npt.NDArray[Any], ...]:
+        """The running sales' ``top``, ``tic_ns``, ``tab``, ``lot`` and ``seen_block`` as
+        arrays (their values now, unlike the filter's cached ``lot`` and ``tab``)."""
+        if self._exact is None or self._exact[0] != self.changes:
+            sales, n = self.sales, len(self.sales)
+            arrays = (
+                np.fromiter((s.top for s in sales), np.float64, n),
+                np.fromiter((s.tic_ns for s in sales), np.int64, n),
+                np.fromiter((s.tab for s in sales), np.float64, n),
+                np.fromiter((s.lot for s in sales), np.float64, n),
+                np.fromiter((s.seen_block for s in sales), np.int64, n),
+            )
+            self._exact = (self.changes, arrays)
+        return self._exact[1]
 
     def _run_each(
         self,
@@ -293,6 +315,7 @@ class Clipper:
         vow.pay_incentive(coin)
         sale.top = ctx.feed_price * cfg.buf
         sale.tic_ns = ctx.ts_ns
+        self.changes += 1
         if not self._stale:
             self._sync()
             i = self.sales.index(sale)  # identity (Sale compares by identity)
@@ -341,6 +364,7 @@ class Clipper:
             sale.raised += taken.owe
             self.dirt -= taken.owe
             sale.tab, sale.lot = taken.tab_left, taken.lot_left
+            self.changes += 1
             sales.add(
                 ts_ns=ctx.ts_ns, auction=sale.id, vault=sale.vault, keeper=int(k),
                 collateral=taken.slice, dai=taken.owe, market_price=ctx.market_price,
