@@ -175,7 +175,8 @@ class BatchStage(LiquidationStage):
         maint: FloatArray,
     ) -> _BatchPlan:
         """Plan every liquidation with the compiled kernel (again with the ADL queues'
-        capacity when some position needs ADL) and consume the book's depth."""
+        capacity when some position needs ADL and its queue holds less than the bound) and
+        consume the book's depth."""
         from deleverage.engine.kernels import plan_isolated_liquidations_nb
 
         ex = self.ex
