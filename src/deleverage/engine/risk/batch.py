@@ -175,7 +175,8 @@ class BatchStage(LiquidationStage):
         maint: FloatArray,
     ) -> _BatchPlan:
         """Plan every liquidation with the compiled kernel (again with the ADL queues'
-        capacity when some position needs ADL) and consume the book's depth."""
+        capacity when some position needs ADL and its queue holds less than the bound) and
+        consume the book's depth."""
         from deleverage.engine.kernels import plan_isolated_liquidations_nb
 
         ex = self.ex
@@ -222,17 +223,18 @@ class BatchStage(LiquidationStage):
             flagged_sides = set(np.sign(size[plan.to_adl]).tolist())
             # The most a queue can be asked for: the full sizes of every planned position on
             # the side it serves (only full closes are flagged), with a margin for float dust.
+            bound = {
+                s: float(np.abs(size[np.sign(size) == s]).sum()) * _BOUND for s in flagged_sides
+            }
             capacity = {
-                s: (
-                    self._queue_capacity(
-                        m, -int(s), bound=float(np.abs(size[np.sign(size) == s]).sum()) * _BOUND
-                    )
-                    if s in flagged_sides
-                    else math.inf
-                )
+                s: self._queue_capacity(m, -int(s), bound=bound[s]) if s in bound else math.inf
                 for s in (1.0, -1.0)
             }
-            consumed_after = run(capacity[-1.0], capacity[1.0])
+            # A queue holding the bound takes every flag the first run set (its capacity never
+            # falls short), and capacity enters nothing else: the second run would repeat the
+            # first bit for bit, so it runs only when some flagged side's queue is shorter.
+            if any(capacity[s] < bound[s] for s in bound):
+                consumed_after = run(capacity[-1.0], capacity[1.0])
         if book is not None:
             book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
         return plan
