@@ -65,8 +65,8 @@ from deleverage.engine.fund_records import (
     check_positive,
     check_staker_id,
     flow_kind,
-    staker_key,
 )
+from deleverage.engine.fund_snapshot import fund_snapshot, restore_fund
 from deleverage.errors import (
     CooldownError,
     InsufficientFundsError,
@@ -101,9 +101,6 @@ __all__ = [
     "unstake_payout",
     "value_of_shares",
 ]
-
-_SNAPSHOT_VERSION = 1
-
 
 # --------------------------------------------------------------------------------------------
 # The fund
@@ -649,70 +646,18 @@ class InsuranceFund:
 
     def snapshot(self) -> dict[str, Any]:
         """The full state as plain JSON-compatible data; :meth:`from_snapshot` restores it."""
-        return {
-            "version": _SNAPSHOT_VERSION,
-            "name": self.name,
-            "protocol_share": self.protocol_share,
-            "unstake_cooldown_s": self.unstake_cooldown_s,
-            "drawdown_window_s": self.drawdown_window_s,
-            "drawdown_alert_fraction": self.drawdown_alert_fraction,
-            "drawdown_min_balance": self.drawdown_min_balance,
-            "balance": self._balance,
-            "total_shares": self._total_shares,
-            "protocol_shares": self._protocol_shares,
-            "stakers": [[sid, shares] for sid, shares in self._shares.items()],
-            "requests": [[sid, r.shares, r.value, r.ts_ns] for sid, r in self._requests.items()],
-            "history": [
-                [r.ts_ns, r.kind.value, r.amount, r.balance_after, r.ref, r.shares]
-                for r in self._history
-            ],
-        }
+        return fund_snapshot(self)
 
     @classmethod
     def from_snapshot(cls, data: Mapping[str, Any]) -> Self:
-        """Rebuild a fund from :meth:`snapshot` output.
+        """Rebuild a fund from :meth:`snapshot` output (:func:`engine.fund_snapshot.restore_fund`).
 
         Raises
         ------
         ValidationError
             A missing key, another snapshot version, or a malformed entry.
         """
-        required = InsuranceFund("x", protocol_share=0.0, unstake_cooldown_s=0.0).snapshot()
-        missing = sorted(set(required) - set(data))
-        if missing:
-            raise ValidationError("snapshot", missing, "is missing these keys")
-        if data["version"] != _SNAPSHOT_VERSION:
-            raise ValidationError("version", data["version"], f"must be {_SNAPSHOT_VERSION}")
-        fund = cls(
-            data["name"],
-            protocol_share=data["protocol_share"],
-            unstake_cooldown_s=data["unstake_cooldown_s"],
-            drawdown_window_s=data["drawdown_window_s"],
-            drawdown_alert_fraction=data["drawdown_alert_fraction"],
-            drawdown_min_balance=data["drawdown_min_balance"],
-        )
-        try:
-            fund._balance = float(data["balance"])
-            fund._total_shares = float(data["total_shares"])
-            fund._protocol_shares = float(data["protocol_shares"])
-            fund._shares = {staker_key(sid): float(s) for sid, s in data["stakers"]}
-            fund._requests = {
-                staker_key(sid): UnstakeRequest(float(s), float(v), as_ts(t))
-                for sid, s, v, t in data["requests"]
-            }
-            for ts, kind, amount, balance_after, ref, shares in data["history"]:
-                record = FundRecord(
-                    as_ts(ts),
-                    FlowKind(kind),
-                    float(amount),
-                    float(balance_after),
-                    ref,
-                    float(shares),
-                )
-                fund._push(record)
-        except (TypeError, ValueError) as exc:
-            raise ValidationError("snapshot", type(exc).__name__, f"is malformed ({exc})") from None
-        return fund
+        return restore_fund(cls, data)
 
     # ---------------------------------------------------------------------------- invariants
 
