@@ -178,6 +178,7 @@ class Chain:
             raise ValidationError("seed", seed, "must be an integer >= 0")
         cfg = self.config
         self._block_ns = round(cfg.block_time_s * NS_PER_S)
+        self._genesis_ns = cfg.genesis_ts_ns  # read per block_at call: kept as a plain int
         sigma = cfg.priority_noise_sigma
         z = np.random.default_rng(np.random.SeedSequence([seed, 0xC4A1])).standard_normal(
             _NOISE_TABLE
@@ -197,11 +198,10 @@ class Chain:
 
     def block_at(self, ts_ns: int) -> int:
         """Number of the block that holds time ``ts_ns`` (block 0 starts at genesis)."""
-        if ts_ns < self.config.genesis_ts_ns:
-            raise ValidationError(
-                "ts_ns", ts_ns, f"must be >= genesis_ts_ns ({self.config.genesis_ts_ns})"
-            )
-        return (ts_ns - self.config.genesis_ts_ns) // self._block_ns
+        genesis = self._genesis_ns
+        if ts_ns < genesis:
+            raise ValidationError("ts_ns", ts_ns, f"must be >= genesis_ts_ns ({genesis})")
+        return (ts_ns - genesis) // self._block_ns
 
     @property
     def volatility_ratio(self) -> float:
