@@ -4,6 +4,8 @@
   order statistic, on data with heavy ties and infinities;
 - :func:`rank_distinct` (the ranking of the selected accounts) is
   :func:`deleverage.rules.adl.rank`'s permutation for distinct accounts, ties included;
+- :func:`capacity_live_nb` (branch-free) is the dense array's partial sum
+  (:func:`capacity_reaches_nb`), stopped at the same account;
 - the strided sample of a queue's mean candidate size, read from the copies kept at the build
   (:meth:`_Side.sample`), is the dense array's, after changes and with accounts opened after
   the build (the stride kept or changed).
@@ -23,6 +25,8 @@ from deleverage.engine.adl_index import AdlIndex, kth_largest_nb
 from deleverage.engine.risk.adl_queue import (
     IndexedQueue,
     _sample_mean_size,
+    capacity_live_nb,
+    capacity_reaches_nb,
     pnl_leverage_scores_nb,
     rank_distinct,
 )
@@ -154,3 +158,29 @@ def test_the_sample_from_the_builds_copies_is_the_dense_arrays(
 
     # Assert: the same float as the dense pass's strided sample
     assert got == _sample_mean_size(book["size"], dense)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n=st.integers(1, 20_000),
+    side=st.sampled_from([1.0, -1.0]),
+    mark=st.sampled_from([80.0, 100.0, 120.0]),
+    bound_share=st.floats(0.0, 1.5),
+)
+def test_the_live_capacity_is_the_dense_arrays_partial_sum(
+    seed: int, n: int, side: float, mark: float, bound_share: float
+) -> None:
+    # Arrange: a book (flat rows, venue accounts, losers); the dense pass's scores
+    rng = np.random.default_rng(seed)
+    book = _book(rng, n)
+    size, entry, margin, kind = _columns(book)
+    dense = np.empty(n)
+    pnl_leverage_scores_nb(size, entry, margin, kind, mark, side, dense)
+    bound = bound_share * float(np.abs(size).sum()) / 2.0
+
+    # Act
+    got = capacity_live_nb(size, entry, kind, mark, side, bound)
+
+    # Assert: the same float, bit for bit
+    assert got == capacity_reaches_nb(size, dense, bound)

@@ -171,11 +171,16 @@ def rank_distinct(scores: FloatArray, accounts: npt.NDArray[np.int64]) -> npt.ND
     """:func:`deleverage.rules.adl.rank` of distinct ``accounts`` with scores free of NaN
     (not checked): highest score first, ties by ascending account id.
 
-    The accounts sorted once, then a stable sort of their negated scores: ties keep the
-    account order, so the permutation is the one ``np.lexsort((positions, accounts,
-    -scores))`` gives (the positions never decide: the accounts are distinct), in two sorts
-    instead of three and without the input checks.
+    NumPy's quicksort of the negated scores gives that permutation whenever no two scores are
+    equal (checked on the sorted values: then no order but one is sorted); with a tie, the
+    accounts sorted once and a stable sort of their negated scores (ties keep the account
+    order: the permutation ``np.lexsort((positions, accounts, -scores))`` gives, as the
+    positions never decide between distinct accounts).
     """
+    order = np.argsort(-scores)
+    ranked = scores[order]
+    if not bool((ranked[1:] == ranked[:-1]).any()):
+        return order
     by_id = np.argsort(accounts)
     return by_id[np.argsort(-scores[by_id], kind="stable")]
 
@@ -197,14 +202,19 @@ def capacity_live_nb(
     bound: float,
 ) -> float:
     """:func:`capacity_reaches_nb` with the candidates found from the live columns (a trader
-    on ``side`` in profit at ``mark``: :func:`pnl_leverage_scores_nb`'s test), no dense array."""
+    on ``side`` in profit at ``mark``: :func:`pnl_leverage_scores_nb`'s test), no dense array.
+
+    Written without a branch on the test (a row that is no candidate adds ``0.0``, which
+    leaves the running sum as it was): the same sum, stopped at the same account, without
+    the mispredicted branch of a book where the sides alternate at random.
+    """
     total = 0.0
     for i in range(len(size)):
         s = size[i]
-        if (kind[i] == 0) & (s * side > 0.0) & (s * (mark - entry[i]) > 0.0):
-            total += abs(s)
-            if total >= bound:
-                break
+        candidate = (kind[i] == 0) & (s * side > 0.0) & (s * (mark - entry[i]) > 0.0)
+        total += abs(s) if candidate else 0.0
+        if total >= bound:
+            break
     return total
 
 
