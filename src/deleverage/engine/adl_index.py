@@ -81,7 +81,7 @@ def build_side_nb(
         e[j] = entry[a]
     # Bins: uniform in log(u) and in e between a strided sample's 0.5% and 99.5% quantiles
     # (anything goes for exactness: bounds come from each cell's own rows; a row without a
-    # finite positive u, NaN included, falls in an end bin).
+    # finite positive u, NaN included, falls in an end bin). NaN entries count as distinct.
     stride = max(1, rows // 8192)
     us = np.sort(u[::stride])
     es = np.sort(e[::stride])
@@ -93,6 +93,14 @@ def build_side_nb(
         e_lo, e_hi = es[cut], es[len(es) - 1 - cut]
     else:
         log_lo = log_hi = e_lo = e_hi = 0.0
+    # Fewer distinct entries in the sample than entry bins (a book opened at a few prices):
+    # one entry bin per distinct entry, the cells left to bins of u.
+    distinct = 1 if len(es) else 0
+    for j in range(1, len(es)):
+        distinct += es[j] != es[j - 1]
+    if distinct < e_bins:
+        e_bins = max(1, distinct)
+        u_bins = n_cells // e_bins
     u_scale = u_bins / (log_hi - log_lo) if log_hi > log_lo else 0.0
     e_scale = e_bins / (e_hi - e_lo) if e_hi > e_lo else 0.0
     cell = np.empty(rows, dtype=np.int64)
