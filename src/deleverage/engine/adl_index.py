@@ -439,6 +439,51 @@ def merge_dirty_nb(
     return dirty, n_dirty
 
 
+@njit(cache=True, error_model="numpy")  # x / 0 gives inf or NaN, as build_side_nb
+def refresh_margins_nb(
+    row_of: npt.NDArray[np.int32],
+    row_s: FloatArray,
+    row_e: FloatArray,
+    row_m: FloatArray,
+    start: IntArray,
+    margin: FloatArray,
+    u_min: FloatArray,
+    e_min: FloatArray,
+    e_max: FloatArray,
+    bad: npt.NDArray[np.bool_],
+) -> None:
+    """Copy every row's margin from the live column again and re-derive each cell's
+    ``u_min``, ``e_min``, ``e_max`` and no-bound flag from its rows, as :func:`build_side_nb`
+    derives them (funding moved the margins; sizes and entries did not move). Dirty rows
+    (size copy 0: never a candidate) take no part in the figures. The copies are written in
+    account order (``row_of``: each account's row, -1 for none), the figures read in row
+    order: no pass reads at random."""
+    for a in range(min(len(row_of), len(margin))):
+        r = row_of[a]
+        if r >= 0:
+            row_m[r] = margin[a]
+    for c in range(len(start) - 1):
+        um = np.inf
+        em = np.inf
+        ex = -np.inf
+        no_bound = False
+        for r in range(start[c], start[c + 1]):
+            s = row_s[r]
+            if s == 0.0:
+                continue
+            u = row_m[r] / abs(s)
+            e = row_e[r]
+            if not (u > 0.0 and u < np.inf and e > 0.0 and e < np.inf):
+                no_bound = True
+            um = min(um, u)
+            em = min(em, e)
+            ex = max(ex, e)
+        u_min[c] = um
+        e_min[c] = em
+        e_max[c] = ex
+        bad[c] = no_bound
+
+
 class _Side:
     """The cells of one side (+1 long, -1 short) of one market."""
 
@@ -456,6 +501,7 @@ class _Side:
         self._stats: tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]] | None = None
         self._row_of = np.zeros(0, dtype=np.int32)
         self._bounds = np.zeros(0)
+        self._margins_stale = False
         self._sample: (
             tuple[int, npt.NDArray[np.bool_], FloatArray, FloatArray, FloatArray] | None
         ) = None
@@ -484,6 +530,25 @@ class _Side:
         self._touched = []
         self._pending = 0
 
+    def margins_moved(self) -> None:
+        """Isolated margins moved (funding): refresh the rows' margins at the next use."""
+        if self.valid:
+            self._margins_stale = True
+
+    def refresh_margins(self, margin: FloatArray) -> None:
+        """The rows' margin copies from the live column, the cells' figures from their rows
+        (:func:`refresh_margins_nb`): a pass over the rows instead of a rebuild."""
+        if not self._margins_stale:
+            return
+        assert self.cells is not None
+        assert self._stats is not None
+        self._release()
+        _, row_s, row_e, row_m, start = self.cells
+        refresh_margins_nb(self._row_of, row_s, row_e, row_m, start, margin, *self._stats)
+        self._sample = self._sample_rows(self._sample[0] if self._sample else 1)
+        self._margins_stale = False
+        self.generation += 1
+
     def _release(self) -> None:
         user = self.user() if self.user is not None else None
         if user is not None:
@@ -506,6 +571,7 @@ class _Side:
         self._n_dirty = 0
         self._touched = []
         self._pending = 0
+        self._margins_stale = False
         self.rows = len(acc)
         self.valid = True
         self.generation += 1
@@ -592,9 +658,16 @@ class AdlIndex:
             side.touch(accounts)
 
     def invalidate(self) -> None:
-        """Every position may have moved (funding, tiers, replay): rebuild on next use."""
+        """Every position may have moved (tiers, replay): rebuild on next use."""
         for side in self.sides.values():
             side.invalidate()
+
+    def margins_moved(self) -> None:
+        """Isolated margins moved, sizes and entries did not (funding): the rows' margins
+        and the cells' figures are refreshed on next use (:meth:`_Side.refresh_margins`),
+        the cells kept."""
+        for side in self.sides.values():
+            side.margins_moved()
 
     def side(
         self,
@@ -605,13 +678,14 @@ class AdlIndex:
         kind: npt.NDArray[np.int8],
     ) -> _Side:
         """One side, rebuilt from the live columns if it is not valid, its touched accounts
-        taken in."""
+        taken in, its margins refreshed if they moved."""
         cells = self.sides[side]
         if not cells.valid:
             cells.build(size, entry, margin, kind)
             self.rebuilds += 1
         else:
             cells.merge()
+            cells.refresh_margins(margin)
         return cells
 
     def build(

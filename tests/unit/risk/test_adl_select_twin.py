@@ -6,6 +6,9 @@
   :func:`deleverage.rules.adl.rank`'s permutation for distinct accounts, ties included;
 - :func:`capacity_live_nb` (branch-free) is the dense array's partial sum
   (:func:`capacity_reaches_nb`), stopped at the same account;
+- cells whose margins funding moved, refreshed in place (:meth:`_Side.refresh_margins`, no
+  rebuild), rank like the dense pass of the live columns, and a queue held across the
+  refresh keeps what it stood for;
 - the strided sample of a queue's mean candidate size, read from the copies kept at the build
   (:meth:`_Side.sample`), is the dense array's, after changes and with accounts opened after
   the build (the stride kept or changed).
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 
 from deleverage.engine.adl_index import AdlIndex, kth_largest_nb
 from deleverage.engine.risk.adl_queue import (
+    DenseQueue,
     IndexedQueue,
     _sample_mean_size,
     capacity_live_nb,
@@ -184,3 +188,91 @@ def test_the_live_capacity_is_the_dense_arrays_partial_sum(
 
     # Assert: the same float, bit for bit
     assert got == capacity_reaches_nb(size, dense, bound)
+
+
+def _full_ranking(queue: IndexedQueue | DenseQueue) -> npt.NDArray[np.int64]:
+    queue.ensure(len(queue.candidates) + 1)
+    return queue.accounts.copy()
+
+
+def _funded(
+    rng: np.random.Generator, book: dict[str, npt.NDArray[np.float64]], index: AdlIndex
+) -> None:
+    """Funding as the ledger applies it: ``np.add.at`` on the isolated margins of the open
+    positions (an account twice too), some margins pushed to zero or below."""
+    open_ = np.flatnonzero(book["size"] != 0.0)
+    accounts = np.concatenate([open_, open_[: len(open_) // 10]]).astype(np.int64)
+    amounts = -book["size"][accounts] * 100.0 * rng.choice([1e-4, -3e-4, 0.05, -0.4])
+    np.add.at(book["margin"], accounts, amounts)
+    index.margins_moved()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    n=st.integers(1, 8_000),
+    side=st.sampled_from([1, -1]),
+    share=st.sampled_from([0.0, 0.01, 0.05]),
+    rounds=st.integers(1, 3),
+    mark=st.sampled_from([80.0, 100.0, 120.0]),
+)
+def test_funded_cells_refreshed_in_place_rank_like_the_dense_pass(
+    seed: int, n: int, side: int, share: float, rounds: int, mark: float
+) -> None:
+    # Arrange: cells built; then rounds of position changes (touched) and funding, a queue
+    # taken between some of them (it must keep what it stood for)
+    rng = np.random.default_rng(seed)
+    book = _book(rng, n)
+    index = AdlIndex(0)
+    index.build(*_columns(book))
+    held = []
+    for r in range(rounds):
+        changed = np.flatnonzero(rng.random(n) < share).astype(np.int64)
+        book["size"][changed] = rng.normal(0.0, 5.0, len(changed))
+        index.touch(changed)
+        _funded(rng, book, index)
+        if r % 2 == 0:
+            held.append(
+                (
+                    IndexedQueue(index.side(side, *_columns(book)), _columns(book), mark, n, 0),
+                    {k: v.copy() for k, v in book.items()},
+                )
+            )
+
+    # Act: the queue after the last funding, from the cells refreshed in place
+    rebuilds, valid = index.rebuilds, index.sides[side].valid
+    queue = IndexedQueue(index.side(side, *_columns(book)), _columns(book), mark, n, 0)
+
+    # Assert: no rebuild (unless too many positions changed); the same ranking as the dense
+    # pass of the live columns, and every queue held across a refresh still the dense pass
+    # of its own time
+    assert index.rebuilds == rebuilds or not valid
+    dense = np.empty(n)
+    count, _ = pnl_leverage_scores_nb(*_columns(book), mark, float(side), dense)
+    np.testing.assert_array_equal(_full_ranking(queue), _full_ranking(DenseQueue(dense, count, 0)))
+    for old, then in held:
+        dense = np.empty(n)
+        count, _ = pnl_leverage_scores_nb(*_columns(then), mark, float(side), dense)
+        np.testing.assert_array_equal(
+            _full_ranking(old), _full_ranking(DenseQueue(dense, count, 0))
+        )
+
+
+def test_the_funding_twin_catches_cells_left_stale() -> None:
+    # Margins moved without telling the cells: the queue is no longer the dense pass's.
+    rng = np.random.default_rng(4)
+    book = _book(rng, 3_000)
+    book["margin"] = np.abs(book["margin"]) + 1.0
+    index = AdlIndex(0)
+    index.build(*_columns(book))
+    book["margin"] *= rng.uniform(0.01, 3.0, 3_000)  # no margins_moved()
+    queue = IndexedQueue(index.side(-1, *_columns(book)), _columns(book), 90.0, 3_000, 0)
+    dense = np.empty(3_000)
+    count, _ = pnl_leverage_scores_nb(*_columns(book), 90.0, -1.0, dense)
+    stale = _full_ranking(queue)
+    assert not np.array_equal(stale, _full_ranking(DenseQueue(dense, count, 0)))
+    index.margins_moved()
+    rebuilds = index.rebuilds
+    fresh = IndexedQueue(index.side(-1, *_columns(book)), _columns(book), 90.0, 3_000, 0)
+    assert index.rebuilds == rebuilds  # refreshed in place
+    np.testing.assert_array_equal(_full_ranking(fresh), _full_ranking(DenseQueue(dense, count, 0)))
