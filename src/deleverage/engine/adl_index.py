@@ -43,6 +43,9 @@ BOUND_RTOL = 1e-9
 #: Rebuild a side once its dirty positions exceed this share of its rows (and the floor).
 DIRTY_SHARE = 1 / 8
 DIRTY_FLOOR = 1024
+#: Accounts in the strided sample of a queue's mean candidate size (``n // SAMPLE_COUNT``
+#: apart, as :func:`deleverage.engine.risk.adl_queue._sample_mean_size` takes them).
+SAMPLE_COUNT = 4096
 
 
 @njit(cache=True, error_model="numpy")  # x / 0 gives inf or NaN, as in the dense pass
@@ -78,7 +81,7 @@ def build_side_nb(
         e[j] = entry[a]
     # Bins: uniform in log(u) and in e between a strided sample's 0.5% and 99.5% quantiles
     # (anything goes for exactness: bounds come from each cell's own rows; a row without a
-    # finite positive u, NaN included, falls in an end bin).
+    # finite positive u, NaN included, falls in an end bin). NaN entries count as distinct.
     stride = max(1, rows // 8192)
     us = np.sort(u[::stride])
     es = np.sort(e[::stride])
@@ -90,6 +93,14 @@ def build_side_nb(
         e_lo, e_hi = es[cut], es[len(es) - 1 - cut]
     else:
         log_lo = log_hi = e_lo = e_hi = 0.0
+    # Fewer distinct entries in the sample than entry bins (a book opened at a few prices):
+    # one entry bin per distinct entry, the cells left to bins of u.
+    distinct = 1 if len(es) else 0
+    for j in range(1, len(es)):
+        distinct += es[j] != es[j - 1]
+    if distinct < e_bins:
+        e_bins = max(1, distinct)
+        u_bins = n_cells // e_bins
     u_scale = u_bins / (log_hi - log_lo) if log_hi > log_lo else 0.0
     e_scale = e_bins / (e_hi - e_lo) if e_hi > e_lo else 0.0
     cell = np.empty(rows, dtype=np.int64)
@@ -180,6 +191,43 @@ def _score(s: float, e: float, m: float, mark: float, side: float) -> float:
     return side * move / e * leverage
 
 
+@njit(cache=True)
+def kth_largest_nb(values: FloatArray, k: int) -> float:
+    """The ``k``-th largest of ``values`` (``1 <= k <= len(values)``, no NaN): the value
+    ``np.partition(values, n - k)[n - k]`` finds, by a quickselect on a copy (median of
+    three pivots; a sort of what is left after 64 rounds)."""
+    a = values.copy()
+    target = len(a) - k
+    lo = 0
+    hi = len(a) - 1
+    for _round in range(64):
+        if hi <= lo:
+            return float(a[target])
+        mid = (lo + hi) >> 1
+        x, y, z = a[lo], a[mid], a[hi]
+        pivot = max(min(x, y), min(max(x, y), z))  # the median of the three
+        i = lo
+        j = hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        # a[lo..j] <= pivot, a[i..hi] >= pivot, a[j+1..i-1] == pivot
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            return float(a[target])
+    rest = np.sort(a[lo : hi + 1])
+    return float(rest[target - lo])
+
+
 @njit(cache=True, error_model="numpy")  # x / 0 gives inf or NaN, as in the dense pass
 def select_top_nb(
     bounds: FloatArray,
@@ -201,7 +249,8 @@ def select_top_nb(
     ``dirty_score``: the dirty accounts' scores (``-inf``: no candidate; NaN makes the caller
     fall back). Cells are read in decreasing bound; reading stops at a cell whose bound is
     below the ``k``-th best score found so far (refreshed as the found set grows by a
-    quarter: a stale, lower threshold only reads more).
+    quarter: a stale, lower threshold only reads more). The found scores hold no NaN (a NaN
+    row score is no candidate here, as ``score > -inf`` is false).
     """
     cap = max(4096, 2 * k)
     out_a = np.empty(cap, dtype=np.int64)
@@ -221,30 +270,38 @@ def select_top_nb(
         bound = bounds[c]
         if n >= k:
             if threshold == -np.inf or 4 * n >= 5 * counted:
-                threshold = np.partition(out_s[:n], n - k)[n - k]
+                threshold = kth_largest_nb(out_s[:n], k)
                 counted = n
             if bound < threshold:
                 complete = False
                 break
+        rows = start[c + 1] - start[c]
+        if n + rows > cap:  # room for the whole cell first: the row loop stays lean
+            cap = max(2 * cap, n + rows)
+            grown_a = np.empty(cap, dtype=np.int64)
+            grown_s = np.empty(cap)
+            grown_a[:n] = out_a[:n]
+            grown_s[:n] = out_s[:n]
+            out_a, out_s = grown_a, grown_s
         for r in range(start[c], start[c + 1]):
             score = _score(row_s[r], row_e[r], row_m[r], mark, side)
             if score > -np.inf:
-                if n == cap:
-                    cap *= 2
-                    grown_a = np.empty(cap, dtype=np.int64)
-                    grown_s = np.empty(cap)
-                    grown_a[:n] = out_a[:n]
-                    grown_s[:n] = out_s[:n]
-                    out_a, out_s = grown_a, grown_s
                 out_a[n] = acc[r]
                 out_s[n] = score
                 n += 1
     if n > k:
-        kth = np.partition(out_s[:n], n - k)[n - k]
-        keep = out_s[:n] >= kth
-        if not keep.all():
+        # The k-th best of the found set; the threshold already is when nothing was found
+        # since it was taken.
+        kth = threshold if counted == n else kth_largest_nb(out_s[:n], k)
+        kept = 0
+        for j in range(n):  # keep the scores at or above it, in place, in order
+            if out_s[j] >= kth:
+                out_a[kept] = out_a[j]
+                out_s[kept] = out_s[j]
+                kept += 1
+        if kept < n:
             complete = False  # some candidates left below the k-th best
-        return out_a[:n][keep], out_s[:n][keep], complete
+        n = kept
     return out_a[:n].copy(), out_s[:n].copy(), complete
 
 
@@ -279,18 +336,23 @@ def dense_from_cells_nb(
 def sampled_candidates_nb(
     stride: int,
     n: int,
-    row_of: npt.NDArray[np.int32],
-    row_s: FloatArray,
-    row_e: FloatArray,
-    row_m: FloatArray,
-    flag: npt.NDArray[np.bool_],
+    has_row: npt.NDArray[np.bool_],
+    sample_s: FloatArray,
+    sample_e: FloatArray,
+    sample_m: FloatArray,
     dirty_acc: IntArray,
     dirty_score: FloatArray,
     mark: float,
     side: float,
 ) -> IntArray:
     """The candidates among accounts ``0, stride, 2 stride, ... < n``, ascending, as the
-    dense array the cells and the dirty scores stand for would list them."""
+    dense array the cells and the dirty scores stand for would list them.
+
+    ``has_row[j]``, ``sample_*[j]``: account ``j x stride``'s row in the cells (whether it
+    has one, its size, entry and margin), for the accounts of the build (:meth:`_Side.sample`,
+    contiguous: the sample reads no row of the cells). A dirty account is scored from
+    ``dirty_score`` (the dirty list is exactly the flagged accounts), any other from its row.
+    """
     picked = 0
     for a in dirty_acc:
         picked += a % stride == 0
@@ -306,14 +368,15 @@ def sampled_candidates_nb(
     sample_acc, sample_score = sample_acc[order], sample_score[order]
     out = np.empty((n + stride - 1) // stride, dtype=np.int64)
     k = 0
+    at = 0  # the next dirty sampled account (both lists ascending)
     for i in range(0, n, stride):
-        if i >= len(flag) or flag[i]:
-            at = np.searchsorted(sample_acc, i)
-            found = at < len(sample_acc) and sample_acc[at] == i
-            candidate = found and sample_score[at] > -np.inf
-        elif i < len(row_of) and row_of[i] >= 0:  # flag may outgrow row_of (new accounts)
-            r = row_of[i]
-            candidate = _score(row_s[r], row_e[r], row_m[r], mark, side) > -np.inf
+        while at < picked and sample_acc[at] < i:
+            at += 1
+        if at < picked and sample_acc[at] == i:
+            candidate = sample_score[at] > -np.inf
+        elif i // stride < len(has_row) and has_row[i // stride]:
+            j = i // stride
+            candidate = _score(sample_s[j], sample_e[j], sample_m[j], mark, side) > -np.inf
         else:
             candidate = False
         if candidate:
@@ -376,6 +439,51 @@ def merge_dirty_nb(
     return dirty, n_dirty
 
 
+@njit(cache=True, error_model="numpy")  # x / 0 gives inf or NaN, as build_side_nb
+def refresh_margins_nb(
+    row_of: npt.NDArray[np.int32],
+    row_s: FloatArray,
+    row_e: FloatArray,
+    row_m: FloatArray,
+    start: IntArray,
+    margin: FloatArray,
+    u_min: FloatArray,
+    e_min: FloatArray,
+    e_max: FloatArray,
+    bad: npt.NDArray[np.bool_],
+) -> None:
+    """Copy every row's margin from the live column again and re-derive each cell's
+    ``u_min``, ``e_min``, ``e_max`` and no-bound flag from its rows, as :func:`build_side_nb`
+    derives them (funding moved the margins; sizes and entries did not move). Dirty rows
+    (size copy 0: never a candidate) take no part in the figures. The copies are written in
+    account order (``row_of``: each account's row, -1 for none), the figures read in row
+    order: no pass reads at random."""
+    for a in range(min(len(row_of), len(margin))):
+        r = row_of[a]
+        if r >= 0:
+            row_m[r] = margin[a]
+    for c in range(len(start) - 1):
+        um = np.inf
+        em = np.inf
+        ex = -np.inf
+        no_bound = False
+        for r in range(start[c], start[c + 1]):
+            s = row_s[r]
+            if s == 0.0:
+                continue
+            u = row_m[r] / abs(s)
+            e = row_e[r]
+            if not (u > 0.0 and u < np.inf and e > 0.0 and e < np.inf):
+                no_bound = True
+            um = min(um, u)
+            em = min(em, e)
+            ex = max(ex, e)
+        u_min[c] = um
+        e_min[c] = em
+        e_max[c] = ex
+        bad[c] = no_bound
+
+
 class _Side:
     """The cells of one side (+1 long, -1 short) of one market."""
 
@@ -393,6 +501,10 @@ class _Side:
         self._stats: tuple[FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_]] | None = None
         self._row_of = np.zeros(0, dtype=np.int32)
         self._bounds = np.zeros(0)
+        self._margins_stale = False
+        self._sample: (
+            tuple[int, npt.NDArray[np.bool_], FloatArray, FloatArray, FloatArray] | None
+        ) = None
         #: The queue reading these rows (a weak reference): detached (given a dense copy of
         #: what it read) before the rows change, if it is still alive.
         self.user: weakref.ref[Any] | None = None
@@ -418,6 +530,25 @@ class _Side:
         self._touched = []
         self._pending = 0
 
+    def margins_moved(self) -> None:
+        """Isolated margins moved (funding): refresh the rows' margins at the next use."""
+        if self.valid:
+            self._margins_stale = True
+
+    def refresh_margins(self, margin: FloatArray) -> None:
+        """The rows' margin copies from the live column, the cells' figures from their rows
+        (:func:`refresh_margins_nb`): a pass over the rows instead of a rebuild."""
+        if not self._margins_stale:
+            return
+        assert self.cells is not None
+        assert self._stats is not None
+        self._release()
+        _, row_s, row_e, row_m, start = self.cells
+        refresh_margins_nb(self._row_of, row_s, row_e, row_m, start, margin, *self._stats)
+        self._sample = self._sample_rows(self._sample[0] if self._sample else 1)
+        self._margins_stale = False
+        self.generation += 1
+
     def _release(self) -> None:
         user = self.user() if self.user is not None else None
         if user is not None:
@@ -440,9 +571,11 @@ class _Side:
         self._n_dirty = 0
         self._touched = []
         self._pending = 0
+        self._margins_stale = False
         self.rows = len(acc)
         self.valid = True
         self.generation += 1
+        self._sample = self._sample_rows(max(1, len(size) // SAMPLE_COUNT))
 
     def merge(self) -> None:
         """Take the accounts touched since the last use into the dirty set."""
@@ -462,6 +595,32 @@ class _Side:
         self._touched = []
         self._pending = 0
         self.generation += 1
+
+    def _sample_rows(
+        self, stride: int
+    ) -> tuple[int, npt.NDArray[np.bool_], FloatArray, FloatArray, FloatArray]:
+        """Every ``stride``-th account of the build: whether it has a row, and the row's size,
+        entry and margin as built (a dirty account's row is never read: see
+        :func:`sampled_candidates_nb`)."""
+        assert self.cells is not None
+        _, row_s, row_e, row_m, _ = self.cells
+        rows = self._row_of[::stride]
+        has = rows >= 0
+        at = np.where(has, rows, 0)
+        if not len(row_s):
+            empty = np.zeros(len(rows))
+            return stride, has, empty, empty, empty
+        return stride, has, row_s[at], row_e[at], row_m[at]
+
+    def sample(
+        self, stride: int
+    ) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray, FloatArray]:
+        """:meth:`_sample_rows` of ``stride`` (kept from the build when the stride is the
+        build's: only dirty rows change after it, and they are not read)."""
+        kept = self._sample
+        if kept is None or kept[0] != stride:
+            kept = self._sample_rows(stride)
+        return kept[1], kept[2], kept[3], kept[4]
 
     @property
     def flag(self) -> npt.NDArray[np.bool_]:
@@ -499,9 +658,16 @@ class AdlIndex:
             side.touch(accounts)
 
     def invalidate(self) -> None:
-        """Every position may have moved (funding, tiers, replay): rebuild on next use."""
+        """Every position may have moved (tiers, replay): rebuild on next use."""
         for side in self.sides.values():
             side.invalidate()
+
+    def margins_moved(self) -> None:
+        """Isolated margins moved, sizes and entries did not (funding): the rows' margins
+        and the cells' figures are refreshed on next use (:meth:`_Side.refresh_margins`),
+        the cells kept."""
+        for side in self.sides.values():
+            side.margins_moved()
 
     def side(
         self,
@@ -512,13 +678,14 @@ class AdlIndex:
         kind: npt.NDArray[np.int8],
     ) -> _Side:
         """One side, rebuilt from the live columns if it is not valid, its touched accounts
-        taken in."""
+        taken in, its margins refreshed if they moved."""
         cells = self.sides[side]
         if not cells.valid:
             cells.build(size, entry, margin, kind)
             self.rebuilds += 1
         else:
             cells.merge()
+            cells.refresh_margins(margin)
         return cells
 
     def build(

@@ -253,8 +253,9 @@ class Ledger:
             for cross in self._cross_index.values():
                 cross.touch(acc)
 
-    def _touch_all(self, m: int | None = None) -> None:
-        """Every position of market ``m`` (all markets: None) may have changed."""
+    def _touch_all(self, m: int | None = None, *, margins_only: bool = False) -> None:
+        """Every position of market ``m`` (all markets: None) may have changed
+        (``margins_only``: only isolated margins moved, as funding moves them)."""
         for k in range(len(self._pos_version)):
             if m is None or k == m:
                 self._pos_version[k] += 1
@@ -263,7 +264,10 @@ class Ledger:
                 index.invalidate()
         for market, adl in self._adl_index.items():
             if m is None or market == m:
-                adl.invalidate()
+                if margins_only:
+                    adl.margins_moved()
+                else:
+                    adl.invalidate()
         for cross in self._cross_index.values():
             cross.invalidate()
 
@@ -588,7 +592,7 @@ class Ledger:
         np.add.at(cols.isolated_margin, accounts[iso], amounts[iso])
         np.add.at(self._cash, accounts[~iso], amounts[~iso])
         if len(accounts) > 64:
-            self._touch_all(market)
+            self._touch_all(market, margins_only=True)
         else:
             self._touch(market, accounts)
 

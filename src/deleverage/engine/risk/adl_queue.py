@@ -29,6 +29,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.adl_index import (
+    SAMPLE_COUNT,
     _Side,
     dense_from_cells_nb,
     dirty_scores_nb,
@@ -166,9 +167,27 @@ class DenseQueue(_Queue):
             count *= 4
 
 
+def rank_distinct(scores: FloatArray, accounts: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+    """:func:`deleverage.rules.adl.rank` of distinct ``accounts`` with scores free of NaN
+    (not checked): highest score first, ties by ascending account id.
+
+    NumPy's quicksort of the negated scores gives that permutation whenever no two scores are
+    equal (checked on the sorted values: then no order but one is sorted); with a tie, the
+    accounts sorted once and a stable sort of their negated scores (ties keep the account
+    order: the permutation ``np.lexsort((positions, accounts, -scores))`` gives, as the
+    positions never decide between distinct accounts).
+    """
+    order = np.argsort(-scores)
+    ranked = scores[order]
+    if not bool((ranked[1:] == ranked[:-1]).any()):
+        return order
+    by_id = np.argsort(accounts)
+    return by_id[np.argsort(-scores[by_id], kind="stable")]
+
+
 def _sample_mean_size(size: FloatArray, dense: FloatArray) -> float:
     """Mean ``|size|`` of the candidates among every ``len // 4096``-th account (0: none)."""
-    stride = max(1, len(dense) // 4096)
+    stride = max(1, len(dense) // SAMPLE_COUNT)
     rows = np.flatnonzero(dense[::stride] > -np.inf) * stride
     return float(np.abs(size[rows]).mean()) if len(rows) else 0.0
 
@@ -183,14 +202,19 @@ def capacity_live_nb(
     bound: float,
 ) -> float:
     """:func:`capacity_reaches_nb` with the candidates found from the live columns (a trader
-    on ``side`` in profit at ``mark``: :func:`pnl_leverage_scores_nb`'s test), no dense array."""
+    on ``side`` in profit at ``mark``: :func:`pnl_leverage_scores_nb`'s test), no dense array.
+
+    Written without a branch on the test (a row that is no candidate adds ``0.0``, which
+    leaves the running sum as it was): the same sum, stopped at the same account, without
+    the mispredicted branch of a book where the sides alternate at random.
+    """
     total = 0.0
     for i in range(len(size)):
         s = size[i]
-        if (kind[i] == 0) & (s * side > 0.0) & (s * (mark - entry[i]) > 0.0):
-            total += abs(s)
-            if total >= bound:
-                break
+        candidate = (kind[i] == 0) & (s * side > 0.0) & (s * (mark - entry[i]) > 0.0)
+        total += abs(s) if candidate else 0.0
+        if total >= bound:
+            break
     return total
 
 
@@ -309,10 +333,7 @@ class IndexedQueue(DenseQueue):
             self.detach()
             super().ensure(count)
             return
-        by_id = np.argsort(sel)
-        sel, scores = sel[by_id], scores[by_id]
-        order = adl_math.rank(scores, sel)
-        self.accounts = sel[order]
+        self.accounts = sel[rank_distinct(scores, sel)]
         # Every candidate ranked (known when every cell was read; otherwise a later call
         # with a larger count reads more and finds the same prefix).
         self.complete = every
@@ -335,11 +356,9 @@ class IndexedQueue(DenseQueue):
 
     def _sample_mean(self, size: FloatArray) -> float:
         """:func:`_sample_mean_size` over the dense array the queue stands for."""
-        assert self._cells.cells is not None
-        _, row_s, row_e, row_m, _ = self._cells.cells
-        stride = max(1, self._n // 4096)
+        stride = max(1, self._n // SAMPLE_COUNT)
         rows = sampled_candidates_nb(
-            stride, self._n, self._cells.row_of, row_s, row_e, row_m, self._cells.flag,
-            self._dirty_acc, self._dirty_score, self._mark, self._side,
+            stride, self._n, *self._cells.sample(stride), self._dirty_acc, self._dirty_score,
+            self._mark, self._side,
         )  # fmt: skip
         return float(np.abs(size[rows]).mean()) if len(rows) else 0.0

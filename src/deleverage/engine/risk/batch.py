@@ -18,6 +18,7 @@ from deleverage.engine.events import (
     FillReason,
     TransferReason,
 )
+from deleverage.engine.risk.adl_batch_kernels import capped_prices_nb, match_needs_nb
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
 from deleverage.engine.risk.support import (
@@ -433,9 +434,9 @@ class BatchStage(LiquidationStage):
             return group[~served], np.zeros(0, dtype=np.int64)
         unserved = group[~served]
         group, size, equity, price = group[served], size[served], equity[served], price[served]
-        i, j, lengths = _match_needs(cum_need[served], cum_av, total, len(q_acc))
+        i, j, lengths = match_needs_nb(cum_need[served], cum_av, total, len(q_acc))
         bankrupts, counterparties = group[i], q_acc[j]
-        price = self._capped_adl_prices(m, side, price, i, counterparties, lengths, len(group))
+        price = self._capped_adl_prices(m, side, price, i, j, counterparties, lengths, len(q_acc))
         entry_before = cols.entry[counterparties].copy()
         size_before = cols.size[counterparties].copy()
         buyers = np.where(side > 0, counterparties, bankrupts).astype(np.int64)
@@ -470,9 +471,10 @@ class BatchStage(LiquidationStage):
         side: float,
         price: FloatArray,
         i: npt.NDArray[np.intp],
+        j: npt.NDArray[np.intp],
         counterparties: npt.NDArray[np.int64],
         lengths: FloatArray,
-        n_rounds: int,
+        n_queue: int,
     ) -> FloatArray:
         """No counterparty pays more against the mark than its own equity (see
         :meth:`_solvent_adl_price`): a counterparty serving several rounds spreads its equity
@@ -488,14 +490,7 @@ class BatchStage(LiquidationStage):
             + cols.size[counterparties] * (mark - cols.entry[counterparties]),
             0.0,
         )
-        _, slot = np.unique(counterparties, return_inverse=True)
-        taken = np.bincount(slot, weights=lengths)[slot]
-        bounds = np.searchsorted(i, np.arange(n_rounds))
-        room = np.minimum.reduceat(cp_equity / taken, bounds) * (1.0 - 1e-9)
-        return np.asarray(
-            np.where(adverse > 0.0, mark + side * np.minimum(adverse, room), price),
-            dtype=np.float64,
-        )
+        return capped_prices_nb(price, i, j, lengths, cp_equity, n_queue, mark, side)
 
     def _settle_adl_deficits(
         self,
@@ -540,28 +535,6 @@ class BatchStage(LiquidationStage):
             market=m,
         )  # fmt: skip
         ex._apply_transfer_columns(m, src, dst, amounts, reasons, ts)
-
-
-def _match_needs(
-    cum_need: FloatArray, cum_av: FloatArray, total: float, n_queue: int
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], FloatArray]:
-    """Merge the bankrupt positions' cumulative needs with the queue's cumulative sizes: for
-    every fill, the bankrupt position ``i``, the queue slot ``j`` and the size (base units).
-
-    A need may exceed what the queue holds by float dust (0.1 + 0.2 vs 0.3): end where the
-    queue ends, and let the position's size snap the dust to flat.
-    """
-    end = min(float(cum_need[-1]), total)
-    cum_need = np.minimum(cum_need, end)
-    breaks = np.union1d(cum_need, cum_av[cum_av < end])
-    starts = np.concatenate(([0.0], breaks[:-1]))
-    lengths = breaks - starts
-    keep = lengths > 0
-    mids = (starts + lengths / 2)[keep]
-    lengths = lengths[keep]
-    i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(cum_need) - 1)
-    j = np.minimum(np.searchsorted(cum_av, mids, side="right"), n_queue - 1)
-    return i, j, np.asarray(lengths, dtype=np.float64)
 
 
 def _in_order_covers(spec: MarketSpec) -> bool:
