@@ -221,15 +221,16 @@ class RiskEngine(BatchStage):
                 candidates = self._block_order(m, candidates)
             progressed = False
             lean = self._cross_round()  # cross accounts with their rows in columns (or None)
-            for a, isolated in candidates:
-                if caps.market_exhausted:
-                    break
-                if lean is not None and not isolated:
-                    acted = lean.liquidate(a, m, ts, report, caps)
+            k = 0
+            while k < len(candidates) and not caps.market_exhausted:
+                a, isolated = candidates[k]
+                if lean is not None and not isolated:  # this and (planned) the next cross ones
+                    k, acted = lean.liquidate_run(candidates, k, m, ts, report, caps)
                 else:
                     if lean is not None:
                         lean.flush()
                     acted = self._liquidate(a, m, isolated, ts, report, caps)
+                    k += 1
                 progressed = progressed or acted
             if lean is not None:
                 lean.flush()
