@@ -28,7 +28,9 @@ from deleverage.engine.risk import StepReport
 from deleverage.engine.risk import cross_plan as plan_module
 from deleverage.engine.risk.cross_plan import CrossPlanner
 from deleverage.engine.risk.cross_plan_nb import cross_plan_nb
+from deleverage.engine.risk.cross_round import CrossRound
 from deleverage.engine.risk.step import RiskEngine
+from deleverage.errors import InvariantError
 from deleverage.liquidity import ConstantDepthBook
 
 S = 1_000_000_000
@@ -95,8 +97,11 @@ def books(draw: st.DrawFn) -> dict[str, Any]:
     return {"markets": markets, "cross": cross, "isolated": isolated, "path": path, "fund": fund}
 
 
-def _run(book: dict[str, Any], *, columns: bool, plan: bool) -> tuple[Exchange, list[StepReport]]:
-    ex = Exchange(seed=3)
+def _run(
+    book: dict[str, Any], *, columns: bool, plan: bool, check: bool = True
+) -> tuple[Exchange, list[StepReport]]:
+    # check_invariants on the planned run: also a planned round's next candidates (step.py)
+    ex = Exchange(seed=3, check_invariants=plan and check)
     ex.risk.cross_rounds = columns
     ex.risk.cross_plan = plan
     ids = []
@@ -221,7 +226,7 @@ def test_a_flat_account_with_a_deficit_stops_the_planner_for_the_fund(
         return out
 
     monkeypatch.setattr(RiskEngine, "_candidates", with_flat)
-    planned = _run(book, columns=True, plan=True)
+    planned = _run(book, columns=True, plan=True, check=False)  # (cash set by hand above)
     journal = planned[0].journal.to_arrow()
     named = set(journal.column("account").to_pylist()) | set(
         journal.column("counterparty").to_pylist()
@@ -245,3 +250,22 @@ def test_a_planner_in_the_wrong_order_fails_the_twin(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(CrossPlanner, "run", reversed_run)
     with pytest.raises(AssertionError):
         rounds._assert_twins(_run(book, columns=True, plan=True), reference)
+
+
+def test_a_wrong_next_round_shortcut_fails_the_invariant_check(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a planned round only its accounts are scanned for the next one; with
+    ``check_invariants`` the step compares that against the full scan, and a shortcut that
+    forgets the accounts still under maintenance is caught."""
+    book = _crash(1e7, "binance", 20.0)
+    _run(book, columns=True, plan=True)  # the true shortcut passes the check
+    among = CrossRound.among
+
+    def forgetful(self: CrossRound, candidates: list[tuple[int, bool]]) -> list[int] | None:
+        accounts = among(self, candidates)
+        return None if accounts is None else []
+
+    monkeypatch.setattr(CrossRound, "among", forgetful)
+    with pytest.raises(InvariantError, match="planned round"):
+        _run(book, columns=True, plan=True)

@@ -162,6 +162,7 @@ class CrossPlanner:
             if reason == STOP_NONE:
                 break
             # The Python path takes over at the stop, exactly where the kernel left off.
+            lean.planned = False  # it may change other accounts (ADL, the fund's cover)
             a = accounts[start + done]
             p, fresh, was_acted, n_order = (int(v) for v in stop[5:9])
             equity, maint = float(self._stop_f[0]), float(self._stop_f[1])

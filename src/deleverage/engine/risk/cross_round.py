@@ -83,6 +83,8 @@ class CrossRound:
         #: Rows already in columns (the planner's), in order, before ``_rows``.
         self._chunks: list[tuple[npt.NDArray[np.int16], dict[str, npt.NDArray[Any]]]] = []
         self._planner = CrossPlanner(self)
+        #: Whether every account of the round so far went through the planner alone.
+        self.planned = False
         self._one_i = np.zeros(2, dtype=np.int64)
         self._one_f = np.zeros(4)
         self._buy = np.zeros(1, dtype=np.int64)
@@ -118,12 +120,28 @@ class CrossRound:
         the next candidate and whether any acted."""
         planner = self._planner
         if not planner.ready(caps, ts):
+            self.planned = False
             return start + 1, self.liquidate(candidates[start][0], m, ts, report, caps)
         end = start
         while end < len(candidates) and not candidates[end][1]:
             end += 1
         accounts = [a for a, _ in candidates[start:end]]
         return end, planner.run(accounts, m, ts, report, caps)
+
+    def begin_round(self) -> None:
+        """A new round: :meth:`among` answers for the accounts liquidated from here."""
+        self.planned = True
+
+    def among(self, candidates: list[tuple[int, bool]]) -> list[int] | None:
+        """After a round: its accounts, if only the compiled planner ran (no stop, no Python
+        path, no isolated candidate), so that no other account changed; else None.
+
+        The next round's accounts under maintenance are then among them (the marks have not
+        moved; an account outside changed nothing), and only they need a scan.
+        """
+        if not self.planned or any(isolated for _, isolated in candidates):
+            return None
+        return [a for a, _ in candidates]
 
     def resume(
         self,
