@@ -28,6 +28,7 @@ from deleverage.engine.events import EventKind, FillReason, TransferReason
 from deleverage.engine.risk.cross_plan_nb import (
     KIND_FULL,
     KIND_TIER_DOWN,
+    SLOTS,
     STOP_NONE,
     cross_plan_nb,
 )
@@ -47,7 +48,8 @@ _CODES = np.array(
     ],
     dtype=np.int64,
 )  # fmt: skip
-_MAX_MARKETS = 62  # the executed books come back as bits of one int64
+_EMPTY_F = np.zeros(0)
+_EMPTY_I8 = np.zeros(0, dtype=np.int8)
 
 
 class CrossPlanner:
@@ -67,7 +69,7 @@ class CrossPlanner:
         if not stage.cross_plan or caps.per_account is not None or caps.per_market is not None:
             return False
         ex = stage.ex
-        if len(ex.markets) > _MAX_MARKETS:
+        if len(ex.markets) > SLOTS:
             return False
         for j, state in enumerate(ex.markets):
             if state.id != j or state.spec.liquidation.kind not in _KINDS:
@@ -97,19 +99,24 @@ class CrossPlanner:
             policy = state.spec.liquidation
             steps = 1 if policy.tier_down_target == "next" else len(state.tiers.floor)
             market_i[j] = (
-                _KINDS[policy.kind], steps, 0, 1 if policy.fee_basis == "oracle" else 0,
-                ex.insurance_account_for(j), _POLICY_CODES[policy.kind],
+                _KINDS[policy.kind], steps, 0, 1 if policy.fee_basis == "oracle" else 0, -1,
+                _POLICY_CODES[policy.kind],
             )  # fmt: skip
+        pad = SLOTS - len(cols)
+        floats = (_EMPTY_F,) * pad
         self._static = (
-            tuple(c.size for c in cols),
-            tuple(c.entry for c in cols),
-            tuple(c.isolated_margin for c in cols),
-            tuple(c.mode for c in cols),
-            tuple(c.realized_pnl for c in cols),
-            tuple(np.ascontiguousarray(s.tiers.floor, dtype=np.float64) for s in ex.markets),
-            tuple(np.ascontiguousarray(s.tiers.mmr, dtype=np.float64) for s in ex.markets),
-            tuple(np.ascontiguousarray(s.tiers.cum, dtype=np.float64) for s in ex.markets),
+            tuple(c.size for c in cols) + floats,
+            tuple(c.entry for c in cols) + floats,
+            tuple(c.isolated_margin for c in cols) + floats,
+            tuple(c.mode for c in cols) + (_EMPTY_I8,) * pad,
+            tuple(c.realized_pnl for c in cols) + floats,
+            tuple(np.ascontiguousarray(s.tiers.floor, dtype=np.float64) for s in ex.markets)
+            + floats,
+            tuple(np.ascontiguousarray(s.tiers.mmr, dtype=np.float64) for s in ex.markets) + floats,
+            tuple(np.ascontiguousarray(s.tiers.cum, dtype=np.float64) for s in ex.markets) + floats,
             market_i,
+            # (kept alive, so that no id in the key is reused while it is cached)
+            [(state.spec, state.tiers) for state in ex.markets] + [ex._cash, ex._kind],
         )
         self._key = key
         return self._static
@@ -180,7 +187,7 @@ class CrossPlanner:
         self, ts: int
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Per market now: (mark, book mid, depth D, max move, lot, liquidation fee rate,
-        min margin), the static integers with the book flag set, the books' consumed depth."""
+        min margin), the static integers with the book flag and the fund set, the books' consumed depth."""
         stage = self.lean.stage
         ex = stage.ex
         n_markets = len(ex.markets)
@@ -199,6 +206,7 @@ class CrossPlanner:
                 depth, max_move = book.depth, book.max_move
                 consumed[j] = book._consumed_at(ts)[0]
                 market_i[j, 2] = 1
+            market_i[j, 4] = ex.insurance_account_for(j)
             market_f[j] = (
                 mark, mid, depth, max_move, spec.lot_size, spec.liquidation_fee_rate,
                 state.tiers.min_margin,

@@ -29,6 +29,9 @@ from deleverage.engine.kernels import apply_fills_nb, apply_transfers_nb
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+#: Arrays in each column / tier tuple the kernel takes (markets, then empty padding).
+SLOTS = 8
+
 #: Why the kernel returned.
 STOP_NONE = 0  # every account done
 STOP_CLOSE = 1  # a full close the per-account path decides (resume at the stop position)
@@ -93,7 +96,7 @@ def _cross_pool(
     """``ExchangeScans.cross_pool``: cross equity and maintenance of account ``a`` (quote)."""
     upnl = 0.0
     maint = 0.0
-    for j in range(len(sizes)):
+    for j in range(len(market_f)):
         size = sizes[j][a]
         if size == 0.0 and margins[j][a] == 0.0:
             continue
@@ -138,7 +141,9 @@ def cross_plan_nb(
 ) -> None:
     """Liquidate ``accounts`` (cross, found under maintenance) in order as ``CrossRound`` does.
 
-    Per market ``j``: ``market_f[j] = (mark, book mid, book depth D, max move, lot, fee rate,
+    The column and tier tuples hold :data:`SLOTS` arrays (the markets', then empty ones: one
+    compiled signature for any count of markets up to it). Per market ``j`` (``j <
+    len(market_f)``): ``market_f[j] = (mark, book mid, book depth D, max move, lot, fee rate,
     min margin)``, ``market_i[j] = (kind code, tier steps, has a book, fee on the oracle,
     fund account, policy code)``; ``consumed[j]`` the book's consumed depth now (updated in
     place by executions). ``declared[k]``: bad debt already declared for ``accounts[k]``.
@@ -154,7 +159,7 @@ def cross_plan_nb(
     account before the stop acted)``, ``stop_f =
     (equity, maintenance)`` of the stop; ``order_out``: the stop account's close order.
     """
-    n_markets = len(sizes)
+    n_markets = len(market_f)
     buy = np.zeros(1, dtype=np.int64)
     sell = np.zeros(1, dtype=np.int64)
     qty1 = np.zeros(1)
