@@ -28,7 +28,7 @@ from deleverage.engine.events import EventKind, FillReason, TransferReason
 from deleverage.engine.risk.cross_plan_nb import (
     KIND_FULL,
     KIND_TIER_DOWN,
-    SLOTS,
+    MAX_MARKETS,
     STOP_NONE,
     cross_plan_nb,
 )
@@ -48,8 +48,6 @@ _CODES = np.array(
     ],
     dtype=np.int64,
 )  # fmt: skip
-_EMPTY_F = np.zeros(0)
-_EMPTY_I8 = np.zeros(0, dtype=np.int8)
 
 
 class CrossPlanner:
@@ -69,7 +67,7 @@ class CrossPlanner:
         if not stage.cross_plan or caps.per_account is not None or caps.per_market is not None:
             return False
         ex = stage.ex
-        if len(ex.markets) > SLOTS:
+        if len(ex.markets) > MAX_MARKETS:
             return False
         for j, state in enumerate(ex.markets):
             if state.id != j or state.spec.liquidation.kind not in _KINDS:
@@ -80,44 +78,33 @@ class CrossPlanner:
         return True
 
     def _statics(self) -> tuple[Any, ...]:
-        """The markets' columns, tiers and rules as the kernel takes them (rebuilt when a
-        spec, tier table or column array changes)."""
-        stage = self.lean.stage
-        ex = stage.ex
-        key = (
-            *[
-                (id(state.spec), id(state.tiers), id(cols.size), id(cols.entry))
-                for state, cols in zip(ex.markets, ex._positions, strict=True)
-            ],
-            (id(ex._cash), id(ex._kind)),
-        )
+        """The markets' tier tables (padded rows and counts) and rules as the kernel takes them
+        (rebuilt when a spec or tier table changes; the objects are kept, so no id in the key
+        is reused while it is cached)."""
+        ex = self.lean.stage.ex
+        key = tuple((id(state.spec), id(state.tiers)) for state in ex.markets)
         if key == self._key:
             return self._static
-        cols = ex._positions
-        market_i = np.zeros((len(ex.markets), 6), dtype=np.int64)
+        n_markets = len(ex.markets)
+        n_tiers = np.array([len(state.tiers.floor) for state in ex.markets], dtype=np.int64)
+        width = int(n_tiers.max()) if n_markets else 0
+        floor, mmr, cum = (np.zeros((n_markets, width)) for _ in range(3))
+        market_i = np.zeros((n_markets, 6), dtype=np.int64)
         for j, state in enumerate(ex.markets):
+            t = int(n_tiers[j])
+            floor[j, :t], mmr[j, :t], cum[j, :t] = (
+                state.tiers.floor,
+                state.tiers.mmr,
+                state.tiers.cum,
+            )
             policy = state.spec.liquidation
-            steps = 1 if policy.tier_down_target == "next" else len(state.tiers.floor)
+            steps = 1 if policy.tier_down_target == "next" else t
             market_i[j] = (
                 _KINDS[policy.kind], steps, 0, 1 if policy.fee_basis == "oracle" else 0, -1,
                 _POLICY_CODES[policy.kind],
             )  # fmt: skip
-        pad = SLOTS - len(cols)
-        floats = (_EMPTY_F,) * pad
-        self._static = (
-            tuple(c.size for c in cols) + floats,
-            tuple(c.entry for c in cols) + floats,
-            tuple(c.isolated_margin for c in cols) + floats,
-            tuple(c.mode for c in cols) + (_EMPTY_I8,) * pad,
-            tuple(c.realized_pnl for c in cols) + floats,
-            tuple(np.ascontiguousarray(s.tiers.floor, dtype=np.float64) for s in ex.markets)
-            + floats,
-            tuple(np.ascontiguousarray(s.tiers.mmr, dtype=np.float64) for s in ex.markets) + floats,
-            tuple(np.ascontiguousarray(s.tiers.cum, dtype=np.float64) for s in ex.markets) + floats,
-            market_i,
-            # (kept alive, so that no id in the key is reused while it is cached)
-            [(state.spec, state.tiers) for state in ex.markets] + [ex._cash, ex._kind],
-        )
+        alive = [(state.spec, state.tiers) for state in ex.markets]
+        self._static = (floor, mmr, cum, n_tiers, market_i, alive)
         self._key = key
         return self._static
 
@@ -134,10 +121,25 @@ class CrossPlanner:
         declared_map = stage.declared_bad_debt
         while start < len(accounts):
             # (read at each call: the Python path after a stop may change books, arrays, specs)
-            sizes, entries, margins, modes, realized, floors, mmrs, cums = self._statics()[:8]
+            floor, mmr, cum, n_tiers = self._statics()[:4]
             market_f, market_i, consumed = self._markets(ts)
             batch = np.asarray(accounts[start:], dtype=np.int64)
             k = len(batch)
+            # Every account the call can change: the run's, the counterparty, fee and funds.
+            others = [ex.liquidity_account, ex.fee_account, *market_i[:, 4].tolist()]
+            gid = np.unique(np.concatenate([batch, np.asarray(others, dtype=np.int64)]))
+            rows_of = np.searchsorted(gid, batch)
+            cols = ex._positions
+            size = np.stack([c.size[gid] for c in cols])
+            entry = np.stack([c.entry[gid] for c in cols])
+            margin = np.stack([c.isolated_margin[gid] for c in cols])
+            mode = np.stack([c.mode[gid] for c in cols])
+            realized = np.stack([c.realized_pnl[gid] for c in cols])
+            cash = ex._cash[gid]
+            market_i[:, 4] = np.searchsorted(gid, market_i[:, 4])
+            fee_row, counterparty_row = np.searchsorted(
+                gid, [ex.fee_account, ex.liquidity_account]
+            ).tolist()
             declared = np.array([declared_map.get(a, 0.0) for a in accounts[start:]])
             long_oi = np.array(ex._long_oi, dtype=np.float64)
             totals = self._totals
@@ -150,11 +152,16 @@ class CrossPlanner:
             order = np.zeros(n_markets, dtype=np.int64)
             stop = self._stop
             cross_plan_nb(
-                batch, declared, sizes, entries, margins, modes, realized, floors, mmrs, cums,
-                ex._cash, ex._kind, ex.fee_account, ex.liquidity_account, _CODES, market_f,
-                market_i, consumed, long_oi, totals, row_i, row_f, touch, clip_i, clip_f, stop,
-                self._stop_f, order,
+                rows_of, declared, gid, size, entry, margin, mode, realized, cash,
+                ex._kind[gid], floor, mmr, cum, n_tiers, fee_row, counterparty_row, _CODES,
+                market_f, market_i, consumed, long_oi, totals, row_i, row_f, touch, clip_i,
+                clip_f, stop, self._stop_f, order,
             )  # fmt: skip
+            # The rows back into the state (the same values where nothing changed).
+            for j, c in enumerate(cols):
+                c.size[gid], c.entry[gid] = size[j], entry[j]
+                c.isolated_margin[gid], c.realized_pnl[gid] = margin[j], realized[j]
+            ex._cash[gid] = cash
             reason, done, rows, touches, clips = (int(v) for v in stop[:5])
             self._apply(ts, report, caps, totals, long_oi, row_i[:rows], row_f[:rows])
             self._touch(touch[:touches])
@@ -187,12 +194,13 @@ class CrossPlanner:
         self, ts: int
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         """Per market now: (mark, book mid, depth D, max move, lot, liquidation fee rate,
-        min margin), the static integers with the book flag and the fund set, the books' consumed depth."""
+        min margin), the static integers with the book flag and the fund account set, the
+        books' consumed depth."""
         stage = self.lean.stage
         ex = stage.ex
         n_markets = len(ex.markets)
         market_f = np.zeros((n_markets, 7))
-        market_i = self._statics()[8].copy()
+        market_i = self._statics()[4].copy()
         consumed = np.zeros(n_markets)
         for j, state in enumerate(ex.markets):
             risk = stage.markets[j]

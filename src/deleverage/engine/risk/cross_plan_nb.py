@@ -29,8 +29,8 @@ from deleverage.engine.kernels import apply_fills_nb, apply_transfers_nb
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: Arrays in each column / tier tuple the kernel takes (markets, then empty padding).
-SLOTS = 8
+#: Most markets the kernel takes (the executed books come back as bits of one int64).
+MAX_MARKETS = 62
 
 #: Why the kernel returned.
 STOP_NONE = 0  # every account done
@@ -83,28 +83,30 @@ def _maint_scan(
 @njit(cache=True)
 def _cross_pool(
     a: int,
-    sizes: tuple[FloatArray, ...],
-    entries: tuple[FloatArray, ...],
-    margins: tuple[FloatArray, ...],
-    modes: tuple[npt.NDArray[np.int8], ...],
-    floors: tuple[FloatArray, ...],
-    mmrs: tuple[FloatArray, ...],
-    cums: tuple[FloatArray, ...],
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    n_tiers: IntArray,
     market_f: FloatArray,
     cash: FloatArray,
 ) -> tuple[float, float]:
-    """``ExchangeScans.cross_pool``: cross equity and maintenance of account ``a`` (quote)."""
+    """``ExchangeScans.cross_pool``: cross equity and maintenance of row ``a`` (quote)."""
     upnl = 0.0
     maint = 0.0
     for j in range(len(market_f)):
-        size = sizes[j][a]
-        if size == 0.0 and margins[j][a] == 0.0:
+        s = size[j, a]
+        if s == 0.0 and margin[j, a] == 0.0:
             continue
-        if modes[j][a] == 1:
+        if mode[j, a] == 1:
             continue
         mark = market_f[j, 0]
-        upnl += size * (mark - entries[j][a])
-        maint += _maint_bisect(abs(size) * mark, floors[j], mmrs[j], cums[j], market_f[j, 6])
+        t = n_tiers[j]
+        upnl += s * (mark - entry[j, a])
+        maint += _maint_bisect(abs(s) * mark, floor[j, :t], mmr[j, :t], cum[j, :t], market_f[j, 6])
     return cash[a] + upnl, maint
 
 
@@ -112,16 +114,18 @@ def _cross_pool(
 def cross_plan_nb(
     accounts: IntArray,
     declared: FloatArray,
-    sizes: tuple[FloatArray, ...],
-    entries: tuple[FloatArray, ...],
-    margins: tuple[FloatArray, ...],
-    modes: tuple[npt.NDArray[np.int8], ...],
-    realized: tuple[FloatArray, ...],
-    floors: tuple[FloatArray, ...],
-    mmrs: tuple[FloatArray, ...],
-    cums: tuple[FloatArray, ...],
+    gid: IntArray,
+    size2: FloatArray,
+    entry2: FloatArray,
+    margin2: FloatArray,
+    mode2: npt.NDArray[np.int8],
+    realized2: FloatArray,
     cash: FloatArray,
     kind: npt.NDArray[np.int8],
+    floor2: FloatArray,
+    mmr2: FloatArray,
+    cum2: FloatArray,
+    n_tiers: IntArray,
     fee_account: int,
     counterparty: int,
     codes: IntArray,
@@ -141,11 +145,14 @@ def cross_plan_nb(
 ) -> None:
     """Liquidate ``accounts`` (cross, found under maintenance) in order as ``CrossRound`` does.
 
-    The column and tier tuples hold :data:`SLOTS` arrays (the markets', then empty ones: one
-    compiled signature for any count of markets up to it). Per market ``j`` (``j <
-    len(market_f)``): ``market_f[j] = (mark, book mid, book depth D, max move, lot, fee rate,
+    The state comes as rows gathered by the driver: ``size2[j, i]``, ``entry2``, ``margin2``
+    (isolated), ``mode2``, ``realized2`` of market ``j`` and ``cash[i]``, ``kind[i]`` of the
+    accounts ``gid[i]`` (sorted global ids: every account the call can change); ``accounts``,
+    ``fee_account``, ``counterparty`` and the funds are row indices, the rows written out name
+    global ids. ``floor2[j, :n_tiers[j]]``, ``mmr2``, ``cum2``: market ``j``'s tiers. Per market
+    ``j``: ``market_f[j] = (mark, book mid, book depth D, max move, lot, fee rate,
     min margin)``, ``market_i[j] = (kind code, tier steps, has a book, fee on the oracle,
-    fund account, policy code)``; ``consumed[j]`` the book's consumed depth now (updated in
+    fund row, policy code)``; ``consumed[j]`` the book's consumed depth now (updated in
     place by executions). ``declared[k]``: bad debt already declared for ``accounts[k]``.
     ``long_oi`` (per market) and ``totals`` (liquidations, notional, penalties, capital used)
     are updated in place, as the Python path adds them.
@@ -185,7 +192,7 @@ def cross_plan_nb(
     for k in range(len(accounts)):
         a = accounts[k]
         equity, maint = _cross_pool(
-            a, sizes, entries, margins, modes, floors, mmrs, cums, market_f, cash
+            a, size2, entry2, margin2, mode2, floor2, mmr2, cum2, n_tiers, market_f, cash
         )  # fmt: skip
         if equity >= maint:
             done = k + 1
@@ -193,10 +200,13 @@ def cross_plan_nb(
         # LiquidationStage._cross_order: largest maintenance first, ties in market order
         n_order = 0
         for j in range(n_markets):
-            size = sizes[j][a]
-            if size != 0.0 and modes[j][a] == 0:
+            size = size2[j, a]
+            if size != 0.0 and mode2[j, a] == 0:
                 mark = market_f[j, 0]
-                value = _maint_bisect(abs(size) * mark, floors[j], mmrs[j], cums[j], market_f[j, 6])
+                t = n_tiers[j]
+                value = _maint_bisect(
+                    abs(size) * mark, floor2[j, :t], mmr2[j, :t], cum2[j, :t], market_f[j, 6]
+                )
                 # stable insertion by -maintenance (np.argsort(-m, kind="stable"))
                 pos = n_order
                 while pos > 0 and -value < -om[pos - 1]:
@@ -214,11 +224,11 @@ def cross_plan_nb(
             j = order[p]
             if not fresh:
                 equity, maint = _cross_pool(
-                    a, sizes, entries, margins, modes, floors, mmrs, cums, market_f, cash
+                    a, size2, entry2, margin2, mode2, floor2, mmr2, cum2, n_tiers, market_f, cash
                 )  # fmt: skip
             if equity >= maint:
                 break
-            size = sizes[j][a]
+            size = size2[j, a]
             if size == 0.0:
                 p += 1
                 continue
@@ -228,7 +238,7 @@ def cross_plan_nb(
             if equity <= 0.0 or market_i[j, 0] == KIND_FULL:
                 qty = abs(size)
             else:
-                floor = floors[j]
+                floor = floor2[j, : n_tiers[j]]
                 t = np.searchsorted(floor, abs(size) * mark, side="right") - 1
                 if t <= 0:
                     down = abs(size)
@@ -253,12 +263,14 @@ def cross_plan_nb(
                 own = 0.0
                 total = 0.0
                 for i in range(n_markets):
-                    s_i = sizes[i][a]
-                    if s_i == 0.0 or modes[i][a] != 0:
+                    s_i = size2[i, a]
+                    if s_i == 0.0 or mode2[i, a] != 0:
                         continue
+                    t = n_tiers[i]
                     value = _maint_scan(
-                        abs(s_i) * market_f[i, 0], floors[i], mmrs[i], cums[i], market_f[i, 6]
-                    )
+                        abs(s_i) * market_f[i, 0], floor2[i, :t], mmr2[i, :t], cum2[i, :t],
+                        market_f[i, 6],
+                    )  # fmt: skip
                     total += value
                     if i == j:
                         own = value
@@ -302,7 +314,7 @@ def cross_plan_nb(
                     break
             notional = qty * mark
             totals[3] += notional
-            clip_i[c_n, 0] = a
+            clip_i[c_n, 0] = gid[a]
             clip_i[c_n, 1] = j
             clip_i[c_n, 2] = 1 if qty > 0.0 else 0
             clip_f[c_n] = notional
@@ -329,7 +341,7 @@ def cross_plan_nb(
             # CrossRound._fill: Ledger._apply of the fill, the long open interest
             lo = buyer if buyer < seller else seller
             hi = seller if buyer < seller else buyer
-            col = sizes[j]
+            col = size2[j]
             long_before = 0.0
             if kind[lo] == 0:
                 long_before += _pymax(col[lo], 0.0)
@@ -340,7 +352,7 @@ def cross_plan_nb(
             qty1[0] = close
             price1[0] = price
             apply_fills_nb(
-                col, entries[j], margins[j], modes[j], realized[j], cash, fee_account,
+                col, entry2[j], margin2[j], mode2[j], realized2[j], cash, fee_account,
                 buy, sell, qty1, price1, zero1, zero1,
             )  # fmt: skip
             long_after = 0.0
@@ -350,13 +362,13 @@ def cross_plan_nb(
                 long_after += _pymax(col[hi], 0.0)
             long_oi[j] += long_after - long_before
             touch[t_n, 0] = j
-            touch[t_n, 1] = buyer
+            touch[t_n, 1] = gid[buyer]
             touch[t_n + 1, 0] = j
-            touch[t_n + 1, 1] = seller
+            touch[t_n + 1, 1] = gid[seller]
             t_n += 2
             row_i[r, 0] = codes[0]
-            row_i[r, 1] = buyer
-            row_i[r, 2] = seller
+            row_i[r, 1] = gid[buyer]
+            row_i[r, 2] = gid[seller]
             row_i[r, 3] = j
             row_i[r, 4] = codes[3]
             row_f[r, 0] = close
@@ -378,7 +390,7 @@ def cross_plan_nb(
                 qty1[0] = penalty
                 if still_open:
                     apply_transfers_nb(
-                        cash, margins[j], modes[j], col, True, buy, sell, qty1
+                        cash, margin2[j], mode2[j], col, True, buy, sell, qty1
                     )  # fmt: skip
                     tm = j
                 else:
@@ -387,13 +399,13 @@ def cross_plan_nb(
                     )  # fmt: skip
                     tm = -1
                 touch[t_n, 0] = tm
-                touch[t_n, 1] = a
+                touch[t_n, 1] = gid[a]
                 touch[t_n + 1, 0] = tm
-                touch[t_n + 1, 1] = fund
+                touch[t_n + 1, 1] = gid[fund]
                 t_n += 2
                 row_i[r, 0] = codes[1]
-                row_i[r, 1] = a
-                row_i[r, 2] = fund
+                row_i[r, 1] = gid[a]
+                row_i[r, 2] = gid[fund]
                 row_i[r, 3] = tm
                 row_i[r, 4] = codes[4]
                 row_f[r, 0] = 0.0
@@ -406,7 +418,7 @@ def cross_plan_nb(
             if full:
                 holds = False
                 for i in range(n_markets):
-                    if sizes[i][a] != 0.0 and modes[i][a] == 0:
+                    if size2[i, a] != 0.0 and mode2[i, a] == 0:
                         holds = True
                 if not holds:
                     due = _pymax(0.0, -cash[a] - declared[k])
@@ -414,7 +426,7 @@ def cross_plan_nb(
             totals[1] += close * price
             totals[2] += penalty
             row_i[r, 0] = codes[2]
-            row_i[r, 1] = a
+            row_i[r, 1] = gid[a]
             row_i[r, 2] = -1
             row_i[r, 3] = j
             row_i[r, 4] = market_i[j, 5]
@@ -432,7 +444,7 @@ def cross_plan_nb(
         # CrossRound._settle_flat: a flat account with a deficit goes to the fund (Python)
         holds = False
         for i in range(n_markets):
-            if sizes[i][a] != 0.0 and modes[i][a] == 0:
+            if size2[i, a] != 0.0 and mode2[i, a] == 0:
                 holds = True
         if not holds and -cash[a] - declared[k] > 1e-9:
             reason = STOP_FLAT
