@@ -1,7 +1,9 @@
 """The compiled planner's driver: a run of a round's cross accounts in one compiled call.
 
 :class:`CrossPlanner` hands :func:`~.cross_plan_nb.cross_plan_nb` the accounts (in the round's
-order), the markets' columns, tiers, books and rules, and applies what comes back exactly as
+order), the rows of every account the call can change (the run's, the liquidity, fee and fund
+accounts: gathered from the markets' columns into 2D arrays, written back after), the tiers,
+books and rules, and applies what comes back exactly as
 :class:`~.cross_round.CrossRound` would have: the journal rows (kept as a chunk of columns in
 the round's buffer, in order), the touched accounts, the fund ledger's records of the
 penalties (one ``Ledger._fund_ledger`` each, in order), the state version and clock, the

@@ -20,6 +20,10 @@ absorb: the fund, ADL, socialized loss; a bankrupt account with no position left
 the per-account path's own methods after a flush, so the journal keeps the per-account order.
 ``tests/unit/risk/test_cross_round_twin.py`` runs both on random cross books (shortfalls, fund
 exhaustion, ADL) and compares journals, arrays and fund records.
+
+Runs of consecutive cross candidates go through the compiled planner (:mod:`.cross_plan`) where
+it reproduces the markets' rules (:meth:`CrossRound.liquidate_run`); it hands the account it
+cannot finish to :meth:`CrossRound.resume` at the very position it stopped.
 """
 
 from __future__ import annotations
