@@ -93,9 +93,12 @@ def _tier_max(notional: Any) -> Any:
     return np.where(notional >= 30_000.0, 10.0, np.where(notional >= 10_000.0, 20.0, 50.0))
 
 
-def _run(book: dict[str, Any], *, columns: bool) -> tuple[Exchange, list[StepReport]]:
+def _run(
+    book: dict[str, Any], *, columns: bool, plan: bool = True
+) -> tuple[Exchange, list[StepReport]]:
     ex = Exchange(seed=3)
     ex.risk.cross_rounds = columns
+    ex.risk.cross_plan = plan  # the compiled planner (test_cross_plan_twin.py) or CrossRound
     ids = []
     for j, market in enumerate(book["markets"]):
         m = ex.list_market(_spec(SYMBOLS[j], market["kind"], market["ranking"], market["fee"]))
@@ -184,7 +187,8 @@ def _crash(fund: float, ranking: str) -> dict[str, Any]:
 
 def test_the_columns_path_runs_and_hands_shortfalls_to_the_fund_and_adl(monkeypatch: Any) -> None:
     """The crash liquidates through the columns path (rows appended as batches), the fund pays
-    shortfalls until it is exhausted and ADL takes the rest; both paths agree on all of it."""
+    shortfalls until it is exhausted and ADL takes the rest; both paths agree on all of it.
+    (``CrossRound`` account by account: the compiled planner is off here.)"""
     calls = {"liquidate": 0, "flush_rows": 0}
     original_liquidate, original_flush = CrossRound.liquidate, CrossRound.flush
 
@@ -199,7 +203,7 @@ def test_the_columns_path_runs_and_hands_shortfalls_to_the_fund_and_adl(monkeypa
     monkeypatch.setattr(CrossRound, "liquidate", liquidate)
     monkeypatch.setattr(CrossRound, "flush", flush)
     for fund, ranking in [(1_000.0, "pnl_leverage"), (0.0, "socialized_loss"), (1e7, "binance")]:
-        fast = _run(_crash(fund, ranking), columns=True)
+        fast = _run(_crash(fund, ranking), columns=True, plan=False)
         reference = _run(_crash(fund, ranking), columns=False)
         _assert_twins(fast, reference)
         kinds = reference[0].journal.to_arrow().column("kind").to_pylist()

@@ -20,17 +20,22 @@ absorb: the fund, ADL, socialized loss; a bankrupt account with no position left
 the per-account path's own methods after a flush, so the journal keeps the per-account order.
 ``tests/unit/risk/test_cross_round_twin.py`` runs both on random cross books (shortfalls, fund
 exhaustion, ADL) and compares journals, arrays and fund records.
+
+Runs of consecutive cross candidates go through the compiled planner (:mod:`.cross_plan`) where
+it reproduces the markets' rules (:meth:`CrossRound.liquidate_run`); it hands the account it
+cannot finish to :meth:`CrossRound.resume` at the very position it stopped.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from deleverage.engine.events import _NUMPY_DTYPES, EventKind, FillReason, TransferReason
 from deleverage.engine.kernels import apply_fills_nb, apply_transfers_nb
+from deleverage.engine.risk.cross_plan import CrossPlanner
 from deleverage.engine.risk.support import _POLICY_CODES, StepReport, _Caps
 from deleverage.rules import liquidation as liq
 from deleverage.spec import MarginMode
@@ -79,6 +84,11 @@ class CrossRound:
         self.ts = 0
         self._rows: list[tuple[int, int, int, int, float, float, float, float, float, int]] = []
         self._touched: dict[int, list[int]] = {}  # market (-1: cash only) -> accounts, in order
+        #: Rows already in columns (the planner's), in order, before ``_rows``.
+        self._chunks: list[tuple[npt.NDArray[np.int16], dict[str, npt.NDArray[Any]]]] = []
+        self._planner = CrossPlanner(self)
+        #: Whether every account of the round so far went through the planner alone.
+        self.planned = False
         self._one_i = np.zeros(2, dtype=np.int64)
         self._one_f = np.zeros(4)
         self._buy = np.zeros(1, dtype=np.int64)
@@ -93,15 +103,69 @@ class CrossRound:
     def liquidate(self, a: int, m: int, ts: int, report: StepReport, caps: _Caps) -> bool:
         """:meth:`LiquidationStage._liquidate` of cross account ``a`` (found under maintenance
         in market ``m``). True if acted."""
-        stage = self.stage
-        ex = stage.ex
         self.ts = ts
-        equity, maint = ex.cross_pool(a)
+        equity, maint = self.stage.ex.cross_pool(a)
         if equity >= maint:
             return False
-        acted = False
-        fresh = True  # equity, maint are the pool now
-        for j in stage._cross_order(a):
+        order = self.stage._cross_order(a)
+        return self.resume(a, m, report, caps, order, 0, True, equity, maint, False)
+
+    def liquidate_run(
+        self,
+        candidates: list[tuple[int, bool]],
+        start: int,
+        m: int,
+        ts: int,
+        report: StepReport,
+        caps: _Caps,
+    ) -> tuple[int, bool]:
+        """Liquidate the cross account ``candidates[start]`` and, where the compiled planner
+        (:mod:`.cross_plan`) takes the round, the cross accounts right after it: the index of
+        the next candidate and whether any acted."""
+        planner = self._planner
+        if not planner.ready(caps, ts):
+            self.planned = False
+            return start + 1, self.liquidate(candidates[start][0], m, ts, report, caps)
+        end = start
+        while end < len(candidates) and not candidates[end][1]:
+            end += 1
+        accounts = [a for a, _ in candidates[start:end]]
+        return end, planner.run(accounts, m, ts, report, caps)
+
+    def begin_round(self) -> None:
+        """A new round: :meth:`among` answers for the accounts liquidated from here."""
+        self.planned = True
+
+    def among(self, candidates: list[tuple[int, bool]]) -> list[int] | None:
+        """After a round: its accounts, if only the compiled planner ran (no stop, no Python
+        path, no isolated candidate), so that no other account changed; else None.
+
+        The next round's accounts under maintenance are then among them (the marks have not
+        moved; an account outside changed nothing), and only they need a scan.
+        """
+        if not self.planned or any(isolated for _, isolated in candidates):
+            return None
+        return [a for a, _ in candidates]
+
+    def resume(
+        self,
+        a: int,
+        m: int,
+        report: StepReport,
+        caps: _Caps,
+        order: list[int],
+        start: int,
+        fresh: bool,
+        equity: float,
+        maint: float,
+        acted: bool,
+    ) -> bool:
+        """:meth:`liquidate`'s loop over the account's positions in close ``order`` from
+        position ``start`` (``fresh``: ``equity``, ``maint`` are the pool now), then its
+        flat-account settlement. True if acted (``acted``: already before ``start``)."""
+        stage = self.stage
+        ex = stage.ex
+        for j in order[start:]:
             if not fresh:
                 equity, maint = ex.cross_pool(a)
             if equity >= maint or caps.market_exhausted:
@@ -258,17 +322,31 @@ class CrossRound:
                 else:
                     ex._touch_cash(acc)
             self._touched = {}
+        self.seal()
+        if not self._chunks:
+            return
+        chunks = self._chunks
+        self._chunks = []
+        if len(chunks) == 1:
+            kinds, data = chunks[0]
+        else:
+            kinds = np.concatenate([c[0] for c in chunks])
+            data = {name: np.concatenate([c[1][name] for c in chunks]) for name in _ROW_FIELDS[1:]}
+        ex.journal.append_columns(kinds, self.ts, **data)
+
+    def seal(self) -> None:
+        """Turn the rows kept as tuples into a chunk of columns (after the chunks before)."""
         if not self._rows:
             return
         rows = self._rows
         self._rows = []
         columns = list(zip(*rows, strict=True))
         kinds: npt.NDArray[np.int16] = np.array(columns[0], dtype=np.int16)
-        data: dict[str, npt.ArrayLike] = {
+        data: dict[str, npt.NDArray[Any]] = {
             name: np.array(values, dtype=_DTYPES[name])
             for name, values in zip(_ROW_FIELDS[1:], columns[1:], strict=True)
         }
-        ex.journal.append_columns(kinds, self.ts, **data)
+        self._chunks.append((kinds, data))
 
 
 #: The journal's column dtypes for the rows a round buffers (``seq`` and ``ts_ns`` are stamped

@@ -55,6 +55,10 @@ class LiquidationStage(ShortfallStage):
     #: rows in columns) where the markets' rules allow; False: the per-account path alone (the
     #: reference the twin tests compare against).
     cross_rounds: bool = True
+    #: Within those, runs of cross accounts go through the compiled planner
+    #: (:mod:`.cross_plan`) where it reproduces the markets' rules; False: ``CrossRound``
+    #: account by account (the reference of tests/unit/risk/test_cross_plan_twin.py).
+    cross_plan: bool = True
     _cross_round_cache: CrossRound | None = None
 
     def _cross_round(self) -> CrossRound | None:

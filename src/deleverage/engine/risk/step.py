@@ -46,7 +46,7 @@ from deleverage.engine.risk.support import (
     _Caps,
     _gc_paused,
 )
-from deleverage.errors import ValidationError
+from deleverage.errors import InvariantError, ValidationError
 from deleverage.rules.dynamic import scale_spec
 from deleverage.spec import MarketSpec
 
@@ -212,8 +212,10 @@ class RiskEngine(BatchStage):
             rounds -= 1  # the batch pass is a round of its own
         policy = state.spec.liquidation
         one_pass = policy.max_liquidations_per_step is not None
+        cross_among: list[int] | None = None  # a planned round's accounts (CrossRound.among)
         for _ in range(rounds):
-            candidates = self._candidates(m, among=touched)
+            candidates = self._candidates(m, among=touched, cross_among=cross_among)
+            complete = not (risk.cooldown_until_ns or risk.latency_ns)  # none held back
             touched = None
             if len(candidates) == 0:
                 break
@@ -221,18 +223,23 @@ class RiskEngine(BatchStage):
                 candidates = self._block_order(m, candidates)
             progressed = False
             lean = self._cross_round()  # cross accounts with their rows in columns (or None)
-            for a, isolated in candidates:
-                if caps.market_exhausted:
-                    break
-                if lean is not None and not isolated:
-                    acted = lean.liquidate(a, m, ts, report, caps)
+            if lean is not None:
+                lean.begin_round()
+            k = 0
+            while k < len(candidates) and not caps.market_exhausted:
+                a, isolated = candidates[k]
+                if lean is not None and not isolated:  # this and (planned) the next cross ones
+                    k, acted = lean.liquidate_run(candidates, k, m, ts, report, caps)
                 else:
                     if lean is not None:
                         lean.flush()
                     acted = self._liquidate(a, m, isolated, ts, report, caps)
+                    k += 1
                 progressed = progressed or acted
             if lean is not None:
                 lean.flush()
+                if complete and not one_pass and policy.order == "health":
+                    cross_among = lean.among(candidates)
             if not progressed or caps.market_exhausted or one_pass:
                 break
         risk.capital_used += caps.used_market
@@ -362,12 +369,20 @@ class RiskEngine(BatchStage):
 
     # ------------------------------------------------------------------ candidates
     def _candidates(
-        self, m: int, *, among: npt.NDArray[np.int64] | None = None
+        self,
+        m: int,
+        *,
+        among: npt.NDArray[np.int64] | None = None,
+        cross_among: list[int] | None = None,
     ) -> list[tuple[int, bool]]:
         """Accounts below maintenance exposed to market ``m``, most distressed first.
 
         ``among``: the accounts the batch path just changed, when nothing else can have moved
         (no cross trader in the market): only they are checked, not the whole book.
+        ``cross_among``: the accounts of the round the compiled planner just ran alone (every
+        account under maintenance, none other changed: :meth:`CrossRound.among`): only they
+        are scanned (``_cross_scan_subset``, the full pass's arithmetic), when no isolated
+        trader is in the market.
         """
         ex = self.ex
         any_isolated, any_cross = self._modes_present(m)
@@ -378,7 +393,14 @@ class RiskEngine(BatchStage):
         level = ex.markets[m].spec.liquidation.margin_call_ratio
         if any_isolated:
             out += _below(ex.isolated_scan(m, level), isolated=True)
-        if any_cross:
+        if any_cross and cross_among is not None and not any_isolated:
+            acc = np.array(cross_among, dtype=np.int64)
+            out += _below(ex._cross_scan_subset(m, level, acc), isolated=False)
+            if ex.check_invariants:
+                full = sorted(_below(ex.cross_scan(m, level), isolated=False))
+                if sorted(out) != full:
+                    raise InvariantError("a planned round's candidates differ from the scan's")
+        elif any_cross:
             out += _below(ex.cross_scan(m, level), isolated=False)
         now = ex.clock_ns
         if risk.cooldown_until_ns or risk.latency_ns:
