@@ -45,9 +45,10 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: Uncertain steps a stretch walks entry by entry before it sorts the called entries (the
-#: sort costs about as much as a few walks; most stretches stop at their first such step).
-SORT_AFTER = 8
+#: Uncertain steps a stretch walks entry by entry before it sorts the called entries: the
+#: sort (about 1 ms at 5,000 entries) pays off only in long uncertain streaks (the crash's
+#: stretches of 100-2,000 steps whose every step calls, drops or calls again).
+SORT_AFTER = 32
 
 
 @njit(cache=True)
@@ -86,18 +87,19 @@ def _sort_side(
     sel: IntArray, k: int, long: BoolArray, zone: FloatArray, liq: FloatArray,
     zkey: FloatArray, zent: IntArray, lkey: FloatArray, lent: IntArray,
 ) -> None:  # fmt: skip
-    """Both orders of the ``k`` entries ``sel`` of one side (into one side's rows)."""
+    """Both orders of the ``k`` entries ``sel`` of one side (into one side's rows; the order
+    of equal keys does not matter: every test reads keys, not positions)."""
     zk = np.empty(k)
     lk = np.empty(k)
     for q in range(k):
         i = sel[q]
         zk[q] = _key(zone[i], long[i])
         lk[q] = -_key(liq[i], long[i])
-    order = np.argsort(zk, kind="mergesort")
+    order = np.argsort(zk)
     for q in range(k):
         zkey[q] = zk[order[q]]
         zent[q] = sel[order[q]]
-    order = np.argsort(lk, kind="mergesort")
+    order = np.argsort(lk)
     for q in range(k):
         lkey[q] = lk[order[q]]
         lent[q] = sel[order[q]]
@@ -289,10 +291,11 @@ def sorted_commit_nb(
     ev_ent: IntArray,
     ev_drop: BoolArray,
     n_eval: int,
-) -> None:
+) -> bool:
     """Commit a quiet step of :func:`sorted_step_nb`: flag the sorted entries whose key passed
     below ``LO`` and the buffered ones out of the zone, set the evaluated entries' flags,
-    keep ``P`` (sorted entries only) and ``LO``."""
+    keep ``P`` (sorted entries only) and ``LO``. Returns whether a flag changed."""
+    changed = False
     lo = p * (1.0 - zone_rtol)
     hi = p * (1.0 + zone_rtol)
     for side in range(2):
@@ -300,20 +303,24 @@ def sorted_commit_nb(
         n = count[side]
         s = _lower(zkey[side], n, klo)
         for q in range(_lower(zkey[side], n, lo_prev[side]), s):
+            changed |= not dropped[zent[side, q]]
             dropped[zent[side, q]] = True
         lo_prev[side] = klo
     for q in range(count[3]):
         e = buf[q]
         if market[e] >= 0 and _classify(p, zone_rtol, long[e], zone[e], liq[e])[0]:
+            changed |= not dropped[e]
             dropped[e] = True
     n_p = 0
     for q in range(n_eval):
         e = ev_ent[q]
+        changed |= dropped[e] != ev_drop[q]
         dropped[e] = ev_drop[q]
         if ev_drop[q] and not in_buf[e]:
             p_ent[n_p] = e
             n_p += 1
     count[2] = n_p
+    return changed
 
 
 @njit(cache=True)

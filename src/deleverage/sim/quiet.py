@@ -287,7 +287,19 @@ def quiet_path_nb(
                 zent, lkey, lent, s_count, lo_prev, p_ent, in_buf,
             )  # fmt: skip
             may_sort = sorted_on
-        if sorted_on:
+        certain = False
+        if sorted_on and bounds_ok:  # the bounds hold since the last step that changed none
+            certain = called_certain_nb(marks, bounds, ZONE_RTOL)
+        if sorted_on and certain:
+            got = entrants_step_nb(
+                marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
+                c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, 0,
+                stage_src[: room - nc], stage_acc, stage_ratio,
+            )  # fmt: skip
+            if got < 0:
+                stop[0] = STOP_ENTRANT
+                return j
+        elif sorted_on:
             got = sorted_step_nb(
                 marks[call_m], ZONE_RTOL, called_market, called_long, called_zone, called_liq,
                 called_acc, dropped, zkey, zent, lkey, lent, s_count, lo_prev, p_ent, buf,
@@ -305,11 +317,17 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-            sorted_commit_nb(
+            if sorted_commit_nb(
                 marks[call_m], ZONE_RTOL, called_market, called_long, called_zone, called_liq,
                 dropped, zkey, zent, s_count, lo_prev, p_ent, buf, in_buf, ev_ent, ev_drop,
                 n_eval[0],
-            )  # fmt: skip
+            ):  # fmt: skip
+                bounds_ok = False
+            elif got == 0:  # nothing changed: the bounds serve the next steps (O(1) each)
+                called_bounds_nb(
+                    nc, called_market, called_long, called_zone, called_liq, dropped, bounds
+                )
+                bounds_ok = True
             certain = True  # the flags are committed above
         else:
             if not bounds_ok:

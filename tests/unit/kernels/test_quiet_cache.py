@@ -143,3 +143,36 @@ def test_a_cache_blind_to_changed_positions_is_caught(monkeypatch: pytest.Monkey
 
     _cascade(monkeypatch, check)
     assert differs > 0
+
+
+def test_window_from_the_index_rows_equals_the_live_columns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """:func:`.call_window` reads clean entries' columns from the index's copies in its order;
+    over a cascade half-hour every window equals the one read from the live columns."""
+    from deleverage.engine import quiet_calls
+
+    right = quiet_calls.call_window
+    compared = 0
+
+    def both(ex: Any, m: int, index: Any, called: Any, width: int) -> Any:
+        nonlocal compared
+        got = right(ex, m, index, called, width)
+        rows, index._rows = index._rows, None
+        try:
+            live = right(ex, m, index, called, width)
+        finally:
+            index._rows = rows
+        compared += rows is not None
+        if got is None or live is None:
+            assert got is live
+            return got
+        for name in ("market", "level", "n_long", "long_max", "short_min"):
+            assert getattr(got, name) == getattr(live, name)
+        for name in ("acc", "zone", "liq", "long"):
+            assert np.array_equal(getattr(got, name), getattr(live, name))
+        return got
+
+    monkeypatch.setattr(engine_quiet, "call_window", both)
+    _cascade(monkeypatch, lambda kept, fresh: None)
+    assert compared > 20
