@@ -45,13 +45,6 @@ from deleverage.engine.quiet_calls import (
     entrants_step_nb,
     recalls_step_nb,
 )
-from deleverage.engine.quiet_sorted import (
-    SORT_AFTER,
-    sorted_build_nb,
-    sorted_commit_nb,
-    sorted_merge_nb,
-    sorted_step_nb,
-)
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -182,7 +175,6 @@ def quiet_path_nb(
     ev_ratio: FloatArray,
     n_ev: IntArray,
     stop: IntArray,
-    sort_after: int = SORT_AFTER,
 ) -> int:
     """Advance steps ``k0 .. k_end - 1`` while they are quiet; return how many were.
 
@@ -200,10 +192,7 @@ def quiet_path_nb(
     market's columns and tiers (``c_*``) and call level; the called arrays have room for the
     window after their first ``n_called[0]`` entries, the calls made go to ``ev_*`` (step
     ``j``, account, ratio; ``n_ev[0]`` of them) and join the called entries. ``stop[0]``
-    says why the stretch ended (:data:`STOP_REASONS`; 0: the path's end). After
-    ``sort_after`` steps not certain for the called entries (-1: never), those of the call
-    market are followed in sorted orders (:mod:`deleverage.engine.quiet_sorted`; the same
-    outcome as the entry-by-entry pass).
+    says why the stretch ended (:data:`STOP_REASONS`; 0: the path's end).
     """
     stop[0] = 0
     n_m = len(d)
@@ -218,23 +207,6 @@ def quiet_path_nb(
     stage_ratio = np.empty(room)
     new_d = np.empty(n_m)
     new_cap = np.empty(n_m)
-    # The sorted orders of the called entries (quiet_sorted), built after ``sort_after``
-    # uncertain steps; ``may_sort`` false once they cannot serve this stretch.
-    sorted_on = False
-    may_sort = call_m >= 0 and sort_after >= 0
-    uncertain = 0
-    zkey = np.empty((2, 0))
-    zent = np.empty((2, 0), dtype=np.int64)
-    lkey = np.empty((2, 0))
-    lent = np.empty((2, 0), dtype=np.int64)
-    s_count = np.zeros(4, dtype=np.int64)
-    lo_prev = np.empty(2)
-    p_ent = np.empty(0, dtype=np.int64)
-    buf = np.empty(0, dtype=np.int64)
-    in_buf = np.empty(0, dtype=np.bool_)
-    ev_ent = np.empty(0, dtype=np.int64)
-    ev_drop = np.empty(0, dtype=np.bool_)
-    n_eval = np.zeros(1, dtype=np.int64)
     for k in range(k0, k_end):
         j = k - k0
         t = float(k) * dt
@@ -276,21 +248,13 @@ def quiet_path_nb(
             stop[0] = STOP_BAND
             return j
         got = 0
-        if may_sort and not sorted_on and uncertain >= sort_after:
-            zkey, lkey = np.empty((2, room)), np.empty((2, room))
-            zent, lent = np.empty((2, room), np.int64), np.empty((2, room), np.int64)
-            p_ent, ev_ent = np.empty(room, np.int64), np.empty(room, np.int64)
-            buf, in_buf = np.empty(room, np.int64), np.empty(room, np.bool_)
-            ev_drop = np.empty(room, np.bool_)
-            sorted_on = sorted_build_nb(
-                nc, called_market, called_long, called_zone, called_liq, dropped, call_m, zkey,
-                zent, lkey, lent, s_count, lo_prev, p_ent, in_buf,
-            )  # fmt: skip
-            may_sort = sorted_on
-        certain = False
-        if sorted_on and bounds_ok:  # the bounds hold since the last step that changed none
-            certain = called_certain_nb(marks, bounds, ZONE_RTOL)
-        if sorted_on and certain:
+        if not bounds_ok:
+            called_bounds_nb(
+                nc, called_market, called_long, called_zone, called_liq, dropped, bounds
+            )
+            bounds_ok = True
+        certain = called_certain_nb(marks, bounds, ZONE_RTOL)
+        if certain and call_m >= 0:  # every called entry stays as it is: no recall to make
             got = entrants_step_nb(
                 marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
                 c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, 0,
@@ -299,12 +263,20 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-        elif sorted_on:
-            got = sorted_step_nb(
-                marks[call_m], ZONE_RTOL, called_market, called_long, called_zone, called_liq,
-                called_acc, dropped, zkey, zent, lkey, lent, s_count, lo_prev, p_ent, buf,
-                c_size, c_entry, c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level,
-                ev_ent, ev_drop, n_eval, stage_src, stage_acc, stage_ratio,
+        elif certain:
+            pass
+        elif call_m < 0:
+            if not called_step_nb(
+                marks, called_market[:nc], called_long[:nc], called_zone[:nc], called_liq[:nc],
+                dropped[:nc], new_dropped[:nc], ZONE_RTOL,
+            ):  # fmt: skip
+                stop[0] = STOP_CALLED
+                return j
+        else:
+            got = recalls_step_nb(
+                marks, nc, called_market, called_long, called_zone, called_liq, called_acc,
+                dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor, c_mmr, c_cum,
+                c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc, stage_ratio,
             )  # fmt: skip
             if got < 0 or got > room - nc:
                 stop[0] = STOP_CALLED
@@ -317,62 +289,6 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-            if sorted_commit_nb(
-                marks[call_m], ZONE_RTOL, called_market, called_long, called_zone, called_liq,
-                dropped, zkey, zent, s_count, lo_prev, p_ent, buf, in_buf, ev_ent, ev_drop,
-                n_eval[0],
-            ):  # fmt: skip
-                bounds_ok = False
-            elif got == 0:  # nothing changed: the bounds serve the next steps (O(1) each)
-                called_bounds_nb(
-                    nc, called_market, called_long, called_zone, called_liq, dropped, bounds
-                )
-                bounds_ok = True
-            certain = True  # the flags are committed above
-        else:
-            if not bounds_ok:
-                called_bounds_nb(
-                    nc, called_market, called_long, called_zone, called_liq, dropped, bounds
-                )
-                bounds_ok = True
-            certain = called_certain_nb(marks, bounds, ZONE_RTOL)
-            if not certain:
-                uncertain += 1
-            if certain and call_m >= 0:  # every called entry stays as it is: no recall to make
-                got = entrants_step_nb(
-                    marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
-                    c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, 0,
-                    stage_src[: room - nc], stage_acc, stage_ratio,
-                )  # fmt: skip
-                if got < 0:
-                    stop[0] = STOP_ENTRANT
-                    return j
-            elif certain:
-                pass
-            elif call_m < 0:
-                if not called_step_nb(
-                    marks, called_market[:nc], called_long[:nc], called_zone[:nc], called_liq[:nc],
-                    dropped[:nc], new_dropped[:nc], ZONE_RTOL,
-                ):  # fmt: skip
-                    stop[0] = STOP_CALLED
-                    return j
-            else:
-                got = recalls_step_nb(
-                    marks, nc, called_market, called_long, called_zone, called_liq, called_acc,
-                    dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor, c_mmr, c_cum,
-                    c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc, stage_ratio,
-                )  # fmt: skip
-                if got < 0 or got > room - nc:
-                    stop[0] = STOP_CALLED
-                    return j
-                got = entrants_step_nb(
-                    marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
-                    c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, got,
-                    stage_src[: room - nc], stage_acc, stage_ratio,
-                )  # fmt: skip
-                if got < 0:
-                    stop[0] = STOP_ENTRANT
-                    return j
         if not certain:
             for i in range(nc):
                 if dropped[i] != new_dropped[i]:
@@ -403,21 +319,11 @@ def quiet_path_nb(
             called_market[at] = call_m
             called_acc[at] = stage_acc[q]
             dropped[at] = False
-            if sorted_on:  # joins the orders' buffer
-                buf[s_count[3]] = at
-                in_buf[at] = True
-                s_count[3] += 1
             ev_step[e0 + q] = j
             ev_acc[e0 + q] = stage_acc[q]
             ev_ratio[e0 + q] = stage_ratio[q]
         n_ev[0] = e0 + got
         n_called[0] = nc + got
-        if sorted_on and not sorted_merge_nb(
-            called_market, called_long, called_zone, called_liq, dropped, zkey, zent, lkey, lent,
-            s_count, lo_prev, p_ent, buf, in_buf,
-        ):  # fmt: skip
-            sorted_on = may_sort = False  # back to the entry-by-entry pass
-            bounds_ok = False
         if call_m >= 0:  # the first long and short not called
             while w_ptr[0] < w_n_long and w_called[w_ptr[0]]:
                 w_ptr[0] += 1
