@@ -40,6 +40,7 @@ from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, cal
 if TYPE_CHECKING:
     from deleverage.engine.cross_index import CrossIndex
     from deleverage.engine.exchange import Exchange
+    from deleverage.engine.level_index import LevelIndex
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -137,7 +138,7 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
                     ex._kind, exclude=np.sort(called),
                 )  # fmt: skip
             if len(called):
-                part = _called_prices(ex, m, called, index.level)
+                part = _called_prices(ex, m, called, index)
                 if part is None:
                     return None
                 called_parts.append(part)
@@ -227,24 +228,36 @@ def _cross_blocked(ex: Exchange) -> bool:
 
 
 def _called_prices(
-    ex: Exchange, m: int, called: IntArray, level: float
+    ex: Exchange, m: int, called: IntArray, index: LevelIndex
 ) -> tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
-    """Market, side, zone price at ``level`` and liquidation price of the called isolated
-    positions of ``m`` (in the called set's order); None when one is no longer an open
-    isolated position or has an unbounded zone."""
+    """Market, side, zone price at the ``index``'s level and liquidation price of the called
+    isolated positions of ``m`` (in the called set's order; unchanged positions keep their
+    prices from the last try: :mod:`deleverage.engine.quiet_cache`); None when one is no
+    longer an open isolated position or has an unbounded zone."""
     from deleverage.engine.levels import zone_prices_compiled
+    from deleverage.engine.quiet_cache import cached_prices
 
     cols = ex._positions[m]
-    size = cols.size[called]
-    if np.any(size == 0.0) or np.any(cols.mode[called] == 0):
-        return None
     tiers = ex.markets[m].tiers
-    entry, margin = cols.entry[called], cols.isolated_margin[called]
-    zone = zone_prices_compiled(size, entry, margin, level, tiers)
-    liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
-    if not (np.all(np.isfinite(zone)) and np.all(np.isfinite(liq))):
+    if index._touched:
+        index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
+
+    def price(acc: IntArray) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
+        size = cols.size[acc]
+        if np.any(size == 0.0) or np.any(cols.mode[acc] == 0):
+            return None
+        entry, margin = cols.entry[acc], cols.isolated_margin[acc]
+        zone = zone_prices_compiled(size, entry, margin, index.level, tiers)
+        liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
+        if not (np.all(np.isfinite(zone)) and np.all(np.isfinite(liq))):
+            return None
+        return size > 0, zone, liq
+
+    got = cached_prices(index, tiers, called, price)
+    if got is None:
         return None
-    return np.full(len(called), m, dtype=np.int64), size > 0, zone, liq
+    long, zone, liq = got
+    return np.full(len(called), m, dtype=np.int64), long, zone, liq
 
 
 @njit(cache=True)

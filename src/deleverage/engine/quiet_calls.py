@@ -28,7 +28,7 @@ compare journals, called sets, step reports and result hashes with the step-by-s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -107,21 +107,32 @@ def call_window(
     tiers = ex.markets[m].tiers
     if index._touched:
         index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
-    parts = []
+    # Per side: accounts, zone prices, sizes, entries, isolated margins.
+    parts: list[list[npt.NDArray[Any]]] = []
     beyond = []
     d_acc, d_price = index._dirty_acc, index._dirty_price
     is_called = ex.risk._flags(ex.n_accounts)  # scratch, all False: reset below
     is_called[called] = True
+    # A clean entry's size, entry and margin are those the index copied in its order (no
+    # scattered reads of the full columns; level_index.py's ``_rows``), when it has them.
+    rows = index._rows
     try:
-        for sign, acc, price, head in (
-            (-1.0, index.long_acc, index.long_neg_price, index.long_head),
-            (1.0, index.short_acc, index.short_price, index.short_head),
+        for k, (sign, acc, price, head) in enumerate(
+            (
+                (-1.0, index.long_acc, index.long_neg_price, index.long_head),
+                (1.0, index.short_acc, index.short_price, index.short_head),
+            )
         ):
             out = np.empty(min(width, len(acc)), dtype=np.int64)
             count, nxt = take_clean_nb(acc, index.dirty_flag, is_called, head, width, out)
             pos = out[:count]
             edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
-            parts.append((acc[pos], sign * price[pos]))
+            a = acc[pos]
+            if rows is not None:
+                inputs = rows[k][0][pos], rows[k][1][pos], rows[k][2][pos]
+            else:
+                inputs = cols.size[a], cols.entry[a], cols.isolated_margin[a]
+            parts.append([a, sign * price[pos], *inputs])
             beyond.append(edge)
         d_called = is_called[d_acc] if len(d_acc) else np.zeros(0, dtype=np.bool_)
     finally:
@@ -135,21 +146,15 @@ def call_window(
             return None
         take_long = (d_size > 0) & (d_price >= long_max)
         take_short = (d_size < 0) & (d_price <= short_min)
-        parts[0] = (
-            np.concatenate([parts[0][0], d_acc[take_long]]),
-            np.concatenate([parts[0][1], d_price[take_long]]),
-        )
-        parts[1] = (
-            np.concatenate([parts[1][0], d_acc[take_short]]),
-            np.concatenate([parts[1][1], d_price[take_short]]),
-        )
+        for k, take in enumerate((take_long, take_short)):
+            a = d_acc[take]
+            add = (a, d_price[take], d_size[take], cols.entry[a], cols.isolated_margin[a])
+            parts[k] = [np.concatenate([old, new]) for old, new in zip(parts[k], add, strict=True)]
     sides = []
-    for k, (acc, zone) in enumerate(parts):
+    for k, (acc, zone, size, entry, margin) in enumerate(parts):
         order = np.argsort(-zone if k == 0 else zone, kind="stable")
         acc, zone = acc[order], zone[order]
-        liq = zone_prices_compiled(
-            cols.size[acc], cols.entry[acc], cols.isolated_margin[acc], 1.0, tiers
-        )
+        liq = zone_prices_compiled(size[order], entry[order], margin[order], 1.0, tiers)
         bad = ~(np.isfinite(liq) & np.isfinite(zone))
         if bad.any():  # an unbounded zone: the window ends before it
             cut = int(np.argmax(bad))
