@@ -540,20 +540,37 @@ class Ledger:
         ts_ns: int | IntArray,
     ) -> None:
         """Apply transfers in order (one market, or -1 for cash only) and mirror fund flows."""
-        self._version += 1
         if market >= 0:
             cols = self._positions[market]
             apply_transfers_nb(
                 self._cash, cols.isolated_margin, cols.mode, cols.size, True, sources,
                 destinations, amounts,
             )  # fmt: skip
-            self._touch(market, np.concatenate([sources, destinations]))
         else:
             dummy = np.zeros(0)
             apply_transfers_nb(
                 self._cash, dummy, np.zeros(0, dtype=np.int8), dummy, False, sources,
                 destinations, amounts,
             )  # fmt: skip
+        self._transfers_applied(market, sources, destinations, amounts, reasons, ts_ns)
+
+    def _transfers_applied(
+        self,
+        market: int,
+        sources: IntArray,
+        destinations: IntArray,
+        amounts: FloatArray,
+        reasons: IntArray,
+        ts_ns: int | IntArray,
+    ) -> None:
+        """The bookkeeping of transfers whose cash has moved (:meth:`_apply_transfer_columns`
+        after its kernel; the batch path's settlement moves the cash of a round's groups in
+        one kernel, :mod:`deleverage.engine.risk.batch_settle`): the state's versions, the
+        touched accounts, the fund's ledger records."""
+        self._version += 1
+        if market >= 0:
+            self._touch(market, np.concatenate([sources, destinations]))
+        else:
             self._touch_cash(np.concatenate([sources, destinations]))
         if not self.funds:
             return

@@ -18,6 +18,7 @@ from deleverage.engine.events import (
     FillReason,
     TransferReason,
 )
+from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
 from deleverage.engine.risk.support import (
@@ -117,10 +118,13 @@ class BatchStage(LiquidationStage):
         plan = self._batch_plan(m, ts, *found)
         done = plan.filled > 0.0
         accounts = plan.idx[done]
-        still_open = self._batch_fills(m, ts, accounts, plan.filled[done], plan.price[done],
-                                       np.sign(plan.size[done]))  # fmt: skip
-        self._batch_money(m, ts, report, plan, done, still_open)
-        rest = self._batch_records(m, ts, report, plan, done, still_open)
+        if batch_settle.ENABLED:  # the same rows and state in one kernel and one batch
+            rest = batch_settle.settle_round(self, m, ts, report, plan, done)
+        else:
+            still_open = self._batch_fills(m, ts, accounts, plan.filled[done],
+                                           plan.price[done], np.sign(plan.size[done]))  # fmt: skip
+            self._batch_money(m, ts, report, plan, done, still_open)
+            rest = self._batch_records(m, ts, report, plan, done, still_open)
         spec = self.ex.markets[m].spec
         for j in np.flatnonzero(rest > 1e-9).tolist():
             a, amount = int(accounts[j]), float(rest[j])
@@ -183,7 +187,9 @@ class BatchStage(LiquidationStage):
         state = ex.markets[m]
         spec = state.spec
         size = ex._positions[m].size[idx].copy()
-        close = _sizes_to_close(size, equity, maint, state.mark, spec)
+        # The tiers in force are the spec's table unless open interest scales them.
+        tiers = state.tiers if spec.open_interest_scaling is None else None
+        close = _sizes_to_close(size, equity, maint, state.mark, spec, tiers)
         book = self.markets[m].liquidity
         if book is None:
             depth, consumed, max_move = math.inf, 0.0, 1.0
