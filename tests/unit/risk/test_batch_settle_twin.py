@@ -143,17 +143,18 @@ def test_the_twin_covers_every_group_of_a_round(monkeypatch: pytest.MonkeyPatch)
     # closed and of open positions and cash moved into open ones: the comparison above is not
     # vacuous for any group of rows.
     real = batch_settle.settle_money_nb
-    groups = np.zeros(5, dtype=np.int64)
+    groups = [0] * 5
 
     def counting(*args: Any) -> Any:
         out = real(*args)
-        groups[:] += np.diff(out[1])
+        for g, count in enumerate(np.diff(out[3]).tolist()):
+            groups[g] += count
         return out
 
     monkeypatch.setattr(batch_settle, "settle_money_nb", counting)
     for kind in ("tier_down", "partial"):
         _run(True, 3, kind, 0.02, True, 0.0, 30.0, [-0.04, -0.07, -0.05])
-    assert (groups > 0).all(), groups
+    assert min(groups) > 0, groups
 
 
 def test_a_wrong_settlement_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,11 +163,11 @@ def test_a_wrong_settlement_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> N
     real = batch_settle.settle_money_nb
 
     def reversed_rows(*args: Any) -> Any:
-        still_open, bounds, columns, due, rest, left = real(*args)
+        *head, bounds, columns, due, rest, left = real(*args)
         n = len(args[0])
         lo, hi = n, n + int(bounds[-1])
         swapped = tuple(np.concatenate([c[:lo], c[lo:hi][::-1], c[hi:]]) for c in columns)
-        return still_open, bounds, swapped, due, rest, left
+        return (*head, bounds, swapped, due, rest, left)
 
     args = (3, "partial", 0.02, False, 300.0, 30.0, [-0.04, -0.07, -0.05])
     reference = _run(False, *args)

@@ -8,9 +8,9 @@ moved into open positions left beyond bankruptcy, the fund's covers of those, th
 liquidation records. On a cascade day a round liquidates ~55 positions and those operations
 cost more than the liquidations. Here (:func:`settle_round`):
 
-- the fills are applied as before (:meth:`Ledger._apply_fill_columns`);
-- :func:`settle_money_nb` applies the transfers and margin moves in the same order with the
-  same arithmetic (:func:`deleverage.engine.kernels.apply_transfers_nb`'s per-row rule) and
+- :func:`settle_money_nb` applies the fills (:func:`deleverage.engine.kernels.apply_fills_nb`,
+  as :meth:`Ledger._apply_fill_columns`), then the transfers and margin moves in the same
+  order with the same arithmetic (``apply_transfers_nb``'s per-row rule), and
   writes every journal row of the round (fills, transfers, margin moves, liquidation records)
   as columns, with the records' figures (``_batch_records``: what is due, what closed
   positions still owe, what open ones carry);
@@ -33,6 +33,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.events import EventKind, FillReason, TransferReason
+from deleverage.engine.kernels import apply_fills_nb
 from deleverage.engine.risk.support import _NS, _POLICY_CODES
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ def settle_money_nb(
     isolated_margin: FloatArray,
     mode: npt.NDArray[np.int8],
     size: FloatArray,
+    entry: FloatArray,
+    realized_pnl: FloatArray,
+    kind: npt.NDArray[np.int8],
+    fee_account: int,
     liquidity_account: int,
     fund: int,
     market: int,
@@ -126,6 +131,8 @@ def settle_money_nb(
     recourse: bool,
     policy_code: int,
 ) -> tuple[
+    FloatArray,
+    FloatArray,
     npt.NDArray[np.bool_],
     IntArray,
     tuple[
@@ -136,23 +143,59 @@ def settle_money_nb(
     FloatArray,
     FloatArray,
 ]:  # fmt: skip
-    """Settle a planned round whose fills are applied (``size`` is after them).
+    """Settle a planned round: its fills, then its money.
 
     Inputs per liquidated position (in plan order): account, size and equity before, size
     filled, fill price, penalty, shortfall, the fund's cover, the account's cash moved in,
     what earlier partial closes carried (``carried0``) and the declared bad debt (``debt``).
-    Applies, in order: penalties of open positions (market ``market``), penalties of closed
-    positions (cash), covers of closed positions (cash), cash moved into open positions,
-    covers of open positions (market); as ``BatchStage._batch_money`` does.
+    Applies the fills against the book's account without fees
+    (:func:`~deleverage.engine.kernels.apply_fills_nb`, as ``BatchStage._batch_fills``), then
+    in order: penalties of open positions (market ``market``), penalties of closed positions
+    (cash), covers of closed positions (cash), cash moved into open positions, covers of open
+    positions (market); as ``BatchStage._batch_money`` does.
 
-    Returns which positions are still open; ``bounds`` (the five groups' first rows within
-    the transfer rows, then their end: rows ``n + bounds[g] .. n + bounds[g + 1]`` of the
-    journal columns); the journal columns of the round (kind, account, counterparty, market,
-    size, price, amount, fee, counterparty fee, code: ``n`` fills, the groups' rows, ``n``
-    liquidation records); and per position what is due (the record's amount), what a closed
-    one still owes after the fund (``rest``) and what an open one carries (``left``).
+    Returns the long sizes (``max(size, 0)``) of the traders the fills involved (ascending
+    account ids) before and after the fills, for the ledger's open interest (NumPy sums them,
+    as :meth:`Ledger._apply_fill_columns`); which positions are still open; ``bounds`` (the
+    five groups' first rows within the transfer rows, then their end: rows
+    ``n + bounds[g] .. n + bounds[g + 1]`` of the journal columns); the journal columns of
+    the round (kind, account, counterparty, market, size, price, amount, fee, counterparty
+    fee, code: ``n`` fills, the groups' rows, ``n`` liquidation records); and per position
+    what is due (the record's amount), what a closed one still owes after the fund
+    (``rest``) and what an open one carries (``left``).
     """
     n = len(accounts)
+    # The traders involved in the fills (``Ledger._apply_fill_columns``): distinct, ascending.
+    ids = np.empty(n + 1, dtype=np.int64)
+    ids[:n] = accounts
+    ids[n] = liquidity_account
+    ids = np.sort(ids)
+    involved = np.empty(n + 1, dtype=np.int64)
+    k = 0
+    for i in range(n + 1):
+        a = ids[i]
+        if (i == 0 or a != ids[i - 1]) and kind[a] == 0:
+            involved[k] = a
+            k += 1
+    involved = involved[:k]
+    long_before = np.empty(k)
+    for i in range(k):
+        long_before[i] = _np_max(size[involved[i]], 0.0)
+    buyers = np.empty(n, dtype=np.int64)
+    sellers = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        if _sign(size0[j]) > 0:  # the book's account buys a long's close
+            buyers[j], sellers[j] = liquidity_account, accounts[j]
+        else:
+            buyers[j], sellers[j] = accounts[j], liquidity_account
+    no_fee = np.zeros(n)
+    apply_fills_nb(
+        size, entry, isolated_margin, mode, realized_pnl, cash, fee_account, buyers, sellers,
+        filled, price, no_fee, no_fee,
+    )  # fmt: skip
+    long_after = np.empty(k)
+    for i in range(k):
+        long_after[i] = _np_max(size[involved[i]], 0.0)
     still_open = np.empty(n, dtype=np.bool_)
     for j in range(n):
         still_open[j] = size[accounts[j]] != 0.0
@@ -169,7 +212,7 @@ def settle_money_nb(
     for g in range(5):
         bounds[g + 1] = bounds[g] + counts[g]
     rows = 2 * n + bounds[5]
-    kind = np.empty(rows, dtype=np.int16)
+    r_kind = np.empty(rows, dtype=np.int16)
     acc = np.full(rows, -1, dtype=np.int64)
     cpty = np.full(rows, -1, dtype=np.int64)
     mkt = np.full(rows, -1, dtype=np.int64)
@@ -179,14 +222,9 @@ def settle_money_nb(
     r_fee = np.zeros(rows)
     r_cpfee = np.zeros(rows)
     code = np.zeros(rows, dtype=np.int64)
-    # The fills (already applied): the book's account buys a long's close.
-    for j in range(n):
-        side = _sign(size0[j])
-        kind[j] = _FILL
-        if side > 0:
-            acc[j], cpty[j] = liquidity_account, accounts[j]
-        else:
-            acc[j], cpty[j] = accounts[j], liquidity_account
+    for j in range(n):  # the fills' rows
+        r_kind[j] = _FILL
+        acc[j], cpty[j] = buyers[j], sellers[j]
         mkt[j] = market
         r_size[j] = filled[j]
         r_price[j] = price[j]
@@ -210,13 +248,13 @@ def settle_money_nb(
                 continue
             r_amount[r] = amount
             if g == 3:  # the account's cash into the position's margin
-                kind[r] = _MOVED
+                r_kind[r] = _MOVED
                 acc[r] = a
                 mkt[r] = market
                 cash[a] -= amount
                 isolated_margin[a] += amount
             else:
-                kind[r] = _TRANSFER
+                r_kind[r] = _TRANSFER
                 in_market = g == 0 or g == 4
                 mkt[r] = market if in_market else -1
                 if g <= 1:  # a penalty: account -> fund
@@ -247,7 +285,7 @@ def settle_money_nb(
             left[j] = 0.0
         r = r0 + j
         side = _sign(size0[j])
-        kind[r] = _LIQUIDATION
+        r_kind[r] = _LIQUIDATION
         acc[r] = accounts[j]
         mkt[r] = market
         r_size[r] = -side * filled[j]
@@ -256,8 +294,8 @@ def settle_money_nb(
         r_fee[r] = penalty[j]
         r_cpfee[r] = _np_max(0.0, mark - equity0[j] / size0[j])
         code[r] = policy_code
-    columns = (kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code)
-    return still_open, bounds, columns, due, rest, left
+    columns = (r_kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code)
+    return long_before, long_after, still_open, bounds, columns, due, rest, left
 
 
 def settle_round(
@@ -279,12 +317,6 @@ def settle_round(
     n = len(accounts)
     size0, qty, px = plan.size[done], plan.filled[done], plan.price[done]
     pen, cov = plan.penalty[done], plan.cover[done]
-    if n:
-        side = np.sign(size0)
-        buyers = np.where(side > 0, ex.liquidity_account, accounts).astype(np.int64)
-        sellers = np.where(side > 0, accounts, ex.liquidity_account).astype(np.int64)
-        zeros = np.zeros(n)
-        ex._apply_fill_columns(m, buyers, sellers, qty, px, zeros, zeros)
     declared = stage.declared_bad_debt
     carried = stage.carried_deficit
     debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else np.zeros(n)
@@ -293,13 +325,19 @@ def settle_round(
     )
     fund = ex.insurance_account_for(m)
     recourse = spec.liquidation.isolated_recourse
-    still_open, bounds, columns, due, rest, left = settle_money_nb(
+    long_before, long_after, still_open, bounds, columns, due, rest, left = settle_money_nb(
         accounts, size0, plan.equity[done], qty, px, pen, plan.shortfall[done], cov,
         plan.own[done], carried0, debt, ex._cash, cols.isolated_margin, cols.mode, cols.size,
-        ex.liquidity_account, fund, m, state.mark, recourse, _POLICY_CODES[spec.liquidation.kind],
+        cols.entry, cols.realized_pnl, ex._kind, ex.fee_account, ex.liquidity_account, fund, m,
+        state.mark, recourse, _POLICY_CODES[spec.liquidation.kind],
     )  # fmt: skip
     kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code = columns
-    if n:
+    if n:  # the fills' bookkeeping (``Ledger._apply_fill_columns`` after its kernel)
+        ex._version += 1
+        before = float(np.sum(long_before))
+        ex._long_oi[m] += float(np.sum(long_after)) - before
+        ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
+        ex._refresh_rates(m)
         ex.journal.append_columns(
             kind, ts, account=acc, counterparty=cpty, market=mkt, size=r_size, price=r_price,
             amount=r_amount, fee=r_fee, counterparty_fee=r_cpfee, code=code,
