@@ -598,6 +598,40 @@ class Ledger:
         ):  # fmt: skip
             self._fund_ledger(src, dst, amount, reason, ts)
 
+    def _fund_group_applied(
+        self, market: int, fund: int, inflow: bool, sources: IntArray, destinations: IntArray,
+        amounts: FloatArray, reasons: IntArray, ts: int,
+    ) -> None:  # fmt: skip
+        """:meth:`_transfers_applied` for transfers of one reason between the fund account
+        ``fund`` and positions, in one direction (``inflow``: into the fund), whose cash has
+        moved: the batch path's groups (:mod:`deleverage.engine.risk.batch_settle`).
+
+        With a fund ledger at ``fund`` every row is a fund row, so the same calls follow
+        without the row selection: several rows whose other sides are no fund accounts make
+        one ``receive_many`` or ``cover_many`` (:meth:`_fund_batch`'s), else
+        :meth:`_fund_ledger` row by row."""
+        book = self.funds.get(fund)
+        if book is None:  # the general selection (rows whose other side is a fund, if any)
+            self._transfers_applied(market, sources, destinations, amounts, reasons, ts)
+            return
+        self._version += 1
+        if market >= 0:
+            self._touch(market, np.concatenate([sources, destinations]))
+        else:
+            self._touch_cash(np.concatenate([sources, destinations]))
+        others = sources if inflow else destinations
+        if len(others) > 1 and not _is_fund(others, self.funds).any():
+            if inflow:
+                book.receive_many(amounts, ts, kind=_INFLOW_KINDS[int(reasons[0])], refs=others)
+            else:
+                book.cover_many(amounts, ts, others)
+            return
+        for src, dst, amount, reason in zip(
+            sources.tolist(), destinations.tolist(), amounts.tolist(), reasons.tolist(),
+            strict=True,
+        ):  # fmt: skip
+            self._fund_ledger(src, dst, amount, reason, ts)
+
     def _apply_funding(self, market: int, accounts: IntArray, amounts: FloatArray) -> None:
         self._version += 1
         cols = self._positions[market]

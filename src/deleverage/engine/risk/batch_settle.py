@@ -351,7 +351,8 @@ def settle_round(
             ex._touch(m, acc[lo:hi])
             ex._version += 1
             continue
-        ex._transfers_applied(market, acc[lo:hi], cpty[lo:hi], r_amount[lo:hi], code[lo:hi], ts)
+        ex._fund_group_applied(market, fund, g <= 1, acc[lo:hi], cpty[lo:hi], r_amount[lo:hi],
+                               code[lo:hi], ts)  # fmt: skip
     report.liquidations += n
     report.liquidated_notional += float(np.sum(qty * px))
     report.penalties += float(pen.sum())
