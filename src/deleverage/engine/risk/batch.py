@@ -21,6 +21,7 @@ from deleverage.engine.events import (
 from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
+from deleverage.engine.risk.step_kernels import close_sizes_nb
 from deleverage.engine.risk.support import (
     _NS,
     _POLICY_CODES,
@@ -32,7 +33,7 @@ from deleverage.engine.risk.support import (
 )
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
-from deleverage.spec import MarketSpec
+from deleverage.spec import MarketSpec, TierArrays
 
 #: Margin over the bankrupt sizes that a partial sum of a queue's capacity must reach for the
 #: planner to take every decision it would take with the full sum (see ``_queue_capacity``).
@@ -189,7 +190,7 @@ class BatchStage(LiquidationStage):
         size = ex._positions[m].size[idx].copy()
         # The tiers in force are the spec's table unless open interest scales them.
         tiers = state.tiers if spec.open_interest_scaling is None else None
-        close = _sizes_to_close(size, equity, maint, state.mark, spec, tiers)
+        close = _sizes_to_close_fast(size, equity, maint, state.mark, spec, tiers)
         book = self.markets[m].liquidity
         if book is None:
             depth, consumed, max_move = math.inf, 0.0, 1.0
@@ -568,6 +569,28 @@ def _match_needs(
     i = np.minimum(np.searchsorted(cum_need, mids, side="right"), len(cum_need) - 1)
     j = np.minimum(np.searchsorted(cum_av, mids, side="right"), n_queue - 1)
     return i, j, np.asarray(lengths, dtype=np.float64)
+
+
+def _sizes_to_close_fast(
+    size: FloatArray,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    mark: float,
+    spec: MarketSpec,
+    tiers: TierArrays | None,
+) -> FloatArray:
+    """:func:`_sizes_to_close`, a ``tier_down`` or ``partial`` policy's in one compiled pass
+    (:func:`close_sizes_nb`, the same figures bit for bit: tests/unit/risk/
+    test_close_sizes_twin.py)."""
+    policy = spec.liquidation
+    if policy.kind not in ("tier_down", "partial") or tiers is None:
+        return _sizes_to_close(size, equity, maintenance, mark, spec, tiers)
+    initial = policy.target == "initial"
+    return close_sizes_nb(
+        size, equity, maintenance, float(mark), tiers.floor, tiers.imr if initial else tiers.mmr,
+        float(tiers.initial_fee), policy.kind == "tier_down", policy.tier_down_target == "first",
+        initial, float(policy.buffer), float(spec.liquidation_fee_rate), float(spec.lot_size),
+    )  # fmt: skip
 
 
 def _in_order_covers(spec: MarketSpec) -> bool:
