@@ -55,7 +55,7 @@ _COVER = int(TransferReason.INSURANCE_COVER)
 _FILL_CODE = int(FillReason.LIQUIDATION)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _np_max(a: float, b: float) -> float:
     """``np.maximum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
     if a != a:
@@ -63,7 +63,7 @@ def _np_max(a: float, b: float) -> float:
     return a if a > b else b
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _np_min(a: float, b: float) -> float:
     """``np.minimum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
     if a != a:
@@ -71,7 +71,7 @@ def _np_min(a: float, b: float) -> float:
     return a if a < b else b
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _sign(x: float) -> float:
     """``np.sign`` of one value."""
     if x > 0.0:
@@ -81,7 +81,7 @@ def _sign(x: float) -> float:
     return x  # 0.0, -0.0 or NaN, as np.sign
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _transfer(
     cash: FloatArray,
     isolated_margin: FloatArray,
@@ -122,7 +122,7 @@ def settle_money_nb(
     size: FloatArray,
     entry: FloatArray,
     realized_pnl: FloatArray,
-    kind: npt.NDArray[np.int8],
+    involved: IntArray,
     fee_account: int,
     liquidity_account: int,
     fund: int,
@@ -154,10 +154,11 @@ def settle_money_nb(
     (cash), covers of closed positions (cash), cash moved into open positions, covers of open
     positions (market); as ``BatchStage._batch_money`` does.
 
-    Returns the long sizes (``max(size, 0)``) of the traders the fills involved (ascending
-    account ids) before and after the fills, for the ledger's open interest (NumPy sums them,
-    as :meth:`Ledger._apply_fill_columns`); which positions are still open; ``bounds`` (the
-    five groups' first rows within the transfer rows, then their end: rows
+    Returns the long sizes (``max(size, 0)``) of the traders the fills involve
+    (``involved``: distinct, ascending) before and after the fills, for the ledger's open
+    interest (NumPy sums them, as :meth:`Ledger._apply_fill_columns`); which positions are
+    still open; ``bounds`` (the five groups' first rows within the transfer rows, then their
+    end: rows
     ``n + bounds[g] .. n + bounds[g + 1]`` of the journal columns); the journal columns of
     the round (kind, account, counterparty, market, size, price, amount, fee, counterparty
     fee, code: ``n`` fills, the groups' rows, ``n`` liquidation records); and per position
@@ -165,19 +166,7 @@ def settle_money_nb(
     (``rest``) and what an open one carries (``left``).
     """
     n = len(accounts)
-    # The traders involved in the fills (``Ledger._apply_fill_columns``): distinct, ascending.
-    ids = np.empty(n + 1, dtype=np.int64)
-    ids[:n] = accounts
-    ids[n] = liquidity_account
-    ids = np.sort(ids)
-    involved = np.empty(n + 1, dtype=np.int64)
-    k = 0
-    for i in range(n + 1):
-        a = ids[i]
-        if (i == 0 or a != ids[i - 1]) and kind[a] == 0:
-            involved[k] = a
-            k += 1
-    involved = involved[:k]
+    k = len(involved)
     long_before = np.empty(k)
     for i in range(k):
         long_before[i] = _np_max(size[involved[i]], 0.0)
@@ -234,17 +223,13 @@ def settle_money_nb(
         r = n + bounds[g]
         for j in range(n):
             a = accounts[j]
-            if g == 0:
-                take, amount = still_open[j] and penalty[j] > 0.0, penalty[j]
-            elif g == 1:
-                take, amount = (not still_open[j]) and penalty[j] > 0.0, penalty[j]
-            elif g == 2:
-                take, amount = (not still_open[j]) and cover[j] > 0.0, cover[j]
+            if g <= 1:
+                amount = penalty[j]
             elif g == 3:
-                take, amount = still_open[j] and own[j] > 0.0, own[j]
+                amount = own[j]
             else:
-                take, amount = still_open[j] and cover[j] > 0.0, cover[j]
-            if not take:
+                amount = cover[j]
+            if amount <= 0.0 or amount != amount or still_open[j] != (g == 0 or g >= 3):
                 continue
             r_amount[r] = amount
             if g == 3:  # the account's cash into the position's margin
@@ -325,10 +310,13 @@ def settle_round(
     )
     fund = ex.insurance_account_for(m)
     recourse = spec.liquidation.isolated_recourse
+    # The traders the fills involve (``Ledger._apply_fill_columns``): distinct, ascending.
+    involved = np.unique(np.append(accounts, np.int64(ex.liquidity_account)))
+    involved = involved[ex._kind[involved] == 0]
     long_before, long_after, still_open, bounds, columns, due, rest, left = settle_money_nb(
         accounts, size0, plan.equity[done], qty, px, pen, plan.shortfall[done], cov,
         plan.own[done], carried0, debt, ex._cash, cols.isolated_margin, cols.mode, cols.size,
-        cols.entry, cols.realized_pnl, ex._kind, ex.fee_account, ex.liquidity_account, fund, m,
+        cols.entry, cols.realized_pnl, involved, ex.fee_account, ex.liquidity_account, fund, m,
         state.mark, recourse, _POLICY_CODES[spec.liquidation.kind],
     )  # fmt: skip
     kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code = columns
