@@ -1,7 +1,6 @@
 """The risk step's compiled re-check of the accounts a batch touched against the NumPy and
 Python selection it replaced (``np.unique``, ``rules.margin.maintenance_margin``, the sort of
-``(health, account)`` tuples); the distress order against ``np.lexsort`` (and the batch
-candidates' compiled order, which declines ties and NaN); the distinct
+``(health, account)`` tuples); the distress order against ``np.lexsort``; the distinct
 accounts of a batch of fills against ``np.unique``."""
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from hypothesis import strategies as st
 
 from deleverage.engine.kernels import distinct_accounts_nb
 from deleverage.engine.risk.batch import distress_order
-from deleverage.engine.risk.step_kernels import distress_sorted_nb, isolated_below_among_nb
+from deleverage.engine.risk.step_kernels import isolated_below_among_nb
 from deleverage.rules import margin as mm
 from deleverage.spec import TierArrays
 
@@ -146,52 +145,3 @@ def test_distinct_accounts_sorted_are_np_unique_and_leave_the_flags_clear(
     np.testing.assert_array_equal(np.sort(got), np.unique(np.array(accounts, dtype=np.int64)))
     assert len(got) == len(set(accounts))
     assert not seen.any()
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    seed=st.integers(0, 100_000),
-    n=st.integers(0, 3_000),
-    levels=st.sampled_from([0, 2, 40]),
-    nan=st.booleans(),
-    zero_maintenance=st.booleans(),
-)
-def test_distress_sorted_is_the_batch_candidates_order_or_declines(
-    seed: int, n: int, levels: int, nan: bool, zero_maintenance: bool
-) -> None:
-    # Arrange: the batch path's candidates (accounts ascending, as the scan gives them) with
-    # equity and maintenance; continuous figures, or few levels (ties), NaN, zero maintenance
-    rng = np.random.default_rng(seed)
-    below = np.sort(rng.permutation(10 * n + 1)[:n]).astype(np.int64)
-    maint = rng.uniform(1.0, 500.0, n)
-    if zero_maintenance and n:
-        maint[rng.random(n) < 0.2] = 0.0
-    equity = maint * rng.uniform(-1.0, 1.0, n)
-    if levels:
-        equity = maint * (rng.integers(-levels, 1, n) * 0.25)
-    if nan and n:
-        equity[rng.integers(0, n)] = np.nan
-    health = (equity - maint) / np.maximum(maint, 1e-12)
-    order = distress_order(below, health)
-
-    # Act
-    unique, acc, e, m = distress_sorted_nb(below, equity, maint)
-
-    # Assert: where it answers, the reference's order and rows bit for bit; it declines
-    # exactly where two healths tie or one is NaN
-    ranked = health[np.lexsort((below, health))]
-    tied = bool(n) and (np.isnan(ranked).any() or bool((ranked[1:] == ranked[:-1]).any()))
-    assert unique == (not tied)
-    if unique:
-        assert acc.tobytes() == below[order].tobytes()
-        assert e.tobytes() == equity[order].tobytes()
-        assert m.tobytes() == maint[order].tobytes()
-
-
-def test_distress_sorted_declines_a_tie_that_a_plain_sort_would_misorder() -> None:
-    # Two equal healths (-0.5): only the account ids order them (the lexsort's second key);
-    # the kernel must decline rather than guess.
-    below = np.array([2, 7], dtype=np.int64)
-    equity, maint = np.array([5.0, 10.0]), np.array([10.0, 20.0])
-    unique, *_ = distress_sorted_nb(below, equity, maint)
-    assert not unique

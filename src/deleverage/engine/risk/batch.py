@@ -21,7 +21,7 @@ from deleverage.engine.events import (
 from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
-from deleverage.engine.risk.step_kernels import close_sizes_nb, distress_sorted_nb
+from deleverage.engine.risk.step_kernels import close_sizes_nb
 from deleverage.engine.risk.support import (
     _NS,
     _POLICY_CODES,
@@ -167,12 +167,6 @@ class BatchStage(LiquidationStage):
                 below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
             return None
-        unique, acc, e, mm = distress_sorted_nb(
-            np.asarray(below, dtype=np.int64), np.asarray(equity, dtype=np.float64),
-            np.asarray(maint, dtype=np.float64),
-        )  # fmt: skip
-        if unique:  # no tie, no NaN: the one sorted order (tests/unit/kernels/test_step_kernels)
-            return acc, e, mm
         health = (equity - maint) / np.maximum(maint, 1e-12)
         order = distress_order(below, health)
         return below[order].astype(np.int64), equity[order], maint[order]

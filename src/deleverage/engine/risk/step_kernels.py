@@ -147,33 +147,3 @@ def _np_maximum(a: float, b: float) -> float:
     if a != a:
         return a
     return a if a > b else b
-
-
-@njit(cache=True)
-def distress_sorted_nb(
-    below: npt.NDArray[np.int64], equity: FloatArray, maintenance: FloatArray
-) -> tuple[bool, npt.NDArray[np.int64], FloatArray, FloatArray]:
-    """The batch path's candidates in distress order (``BatchStage._batch_candidates``): the
-    health ``(E - MM) / max(MM, 1e-12)`` ascending. Returns False (and nothing sorted) when
-    two healths are equal or one is NaN: the order then needs the account ids as a second key
-    (:func:`~deleverage.engine.risk.batch.distress_order`'s lexsort); otherwise the sorted
-    order is unique and any sort finds it. Returns the accounts, equity and maintenance in
-    that order."""
-    n = len(below)
-    health = np.empty(n)
-    for i in range(n):
-        m = maintenance[i]
-        floor = m if (m > 1e-12 or m != m) else 1e-12  # np.maximum(maintenance, 1e-12)
-        health[i] = (equity[i] - m) / floor
-    order = np.argsort(health)
-    for j in range(n):
-        h = health[order[j]]
-        if h != h or (j > 0 and h == health[order[j - 1]]):
-            return False, below[:0].copy(), equity[:0].copy(), maintenance[:0].copy()
-    acc = np.empty(n, dtype=np.int64)
-    e = np.empty(n)
-    mm = np.empty(n)
-    for j in range(n):
-        k = order[j]
-        acc[j], e[j], mm[j] = below[k], equity[k], maintenance[k]
-    return True, acc, e, mm
