@@ -133,7 +133,7 @@ def close_sizes_nb(
     return out
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _np_minimum(a: float, b: float) -> float:
     """``np.minimum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
     if a != a:
@@ -141,7 +141,7 @@ def _np_minimum(a: float, b: float) -> float:
     return a if a < b else b
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _np_maximum(a: float, b: float) -> float:
     """``np.maximum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
     if a != a:
