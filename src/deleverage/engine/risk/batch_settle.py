@@ -19,9 +19,10 @@ cost more than the liquidations. Here (:func:`settle_round`):
   accounts, the fund's ledger records) is called per group as before.
 
 The result is the separate path's, bit for bit: the same journal rows, state and fund
-records (tests/unit/risk/test_batch_settle_twin.py compares the two on random rounds and on
-the built-in scenarios; NumPy's ``maximum``/``minimum`` return the second operand on ties,
-which the kernel copies so that signed zeros match too).
+records (tests/unit/risk/test_batch_settle_twin.py compares the two on random books,
+tests/integration/test_batch_settle_scenarios_twin.py on the built-in scenarios; NumPy's
+``maximum``/``minimum`` return the second operand on ties, which the kernel copies so that
+signed zeros match too).
 """
 
 from __future__ import annotations
@@ -158,8 +159,8 @@ def settle_money_nb(
     (``involved``: distinct, ascending) before and after the fills, for the ledger's open
     interest (NumPy sums them, as :meth:`Ledger._apply_fill_columns`); which positions are
     still open; ``bounds`` (the five groups' first rows within the transfer rows, then their
-    end: rows
-    ``n + bounds[g] .. n + bounds[g + 1]`` of the journal columns); the journal columns of
+    end: group ``g`` is rows ``n + bounds[g]`` to ``n + bounds[g + 1]`` of the journal
+    columns); the journal columns of
     the round (kind, account, counterparty, market, size, price, amount, fee, counterparty
     fee, code: ``n`` fills, the groups' rows, ``n`` liquidation records); and per position
     what is due (the record's amount), what a closed one still owes after the fund
