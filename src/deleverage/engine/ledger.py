@@ -544,20 +544,37 @@ class Ledger:
         ts_ns: int | IntArray,
     ) -> None:
         """Apply transfers in order (one market, or -1 for cash only) and mirror fund flows."""
-        self._version += 1
         if market >= 0:
             cols = self._positions[market]
             apply_transfers_nb(
                 self._cash, cols.isolated_margin, cols.mode, cols.size, True, sources,
                 destinations, amounts,
             )  # fmt: skip
-            self._touch(market, np.concatenate([sources, destinations]))
         else:
             dummy = np.zeros(0)
             apply_transfers_nb(
                 self._cash, dummy, np.zeros(0, dtype=np.int8), dummy, False, sources,
                 destinations, amounts,
             )  # fmt: skip
+        self._transfers_applied(market, sources, destinations, amounts, reasons, ts_ns)
+
+    def _transfers_applied(
+        self,
+        market: int,
+        sources: IntArray,
+        destinations: IntArray,
+        amounts: FloatArray,
+        reasons: IntArray,
+        ts_ns: int | IntArray,
+    ) -> None:
+        """The bookkeeping of transfers whose cash has moved (:meth:`_apply_transfer_columns`
+        after its kernel; the batch path's settlement moves the cash of a round's groups in
+        one kernel, :mod:`deleverage.engine.risk.batch_settle`): the state's versions, the
+        touched accounts, the fund's ledger records."""
+        self._version += 1
+        if market >= 0:
+            self._touch(market, np.concatenate([sources, destinations]))
+        else:
             self._touch_cash(np.concatenate([sources, destinations]))
         if not self.funds:
             return
@@ -582,6 +599,40 @@ class Ledger:
         for src, dst, amount, reason, ts in zip(
             sources[rows].tolist(), destinations[rows].tolist(), amounts[rows].tolist(),
             reasons[rows].tolist(), ts_all, strict=True,
+        ):  # fmt: skip
+            self._fund_ledger(src, dst, amount, reason, ts)
+
+    def _fund_group_applied(
+        self, market: int, fund: int, inflow: bool, sources: IntArray, destinations: IntArray,
+        amounts: FloatArray, reasons: IntArray, ts: int,
+    ) -> None:  # fmt: skip
+        """:meth:`_transfers_applied` for transfers of one reason between the fund account
+        ``fund`` and positions, in one direction (``inflow``: into the fund), whose cash has
+        moved: the batch path's groups (:mod:`deleverage.engine.risk.batch_settle`).
+
+        With a fund ledger at ``fund`` every row is a fund row, so the same calls follow
+        without the row selection: several rows whose other sides are no fund accounts make
+        one ``receive_many`` or ``cover_many`` (:meth:`_fund_batch`'s), else
+        :meth:`_fund_ledger` row by row."""
+        book = self.funds.get(fund)
+        if book is None:  # the general selection (rows whose other side is a fund, if any)
+            self._transfers_applied(market, sources, destinations, amounts, reasons, ts)
+            return
+        self._version += 1
+        if market >= 0:
+            self._touch(market, np.concatenate([sources, destinations]))
+        else:
+            self._touch_cash(np.concatenate([sources, destinations]))
+        others = sources if inflow else destinations
+        if len(others) > 1 and not _is_fund(others, self.funds).any():
+            if inflow:
+                book.receive_many(amounts, ts, kind=_INFLOW_KINDS[int(reasons[0])], refs=others)
+            else:
+                book.cover_many(amounts, ts, others)
+            return
+        for src, dst, amount, reason in zip(
+            sources.tolist(), destinations.tolist(), amounts.tolist(), reasons.tolist(),
+            strict=True,
         ):  # fmt: skip
             self._fund_ledger(src, dst, amount, reason, ts)
 

@@ -105,10 +105,10 @@ class LevelIndex:
         self, acc: IntArray, price: FloatArray, long: npt.NDArray[np.bool_], n: int
     ) -> None:
         neg = -price[long]
-        order = np.argsort(neg, kind="stable")
+        order = stable_order(neg)
         self.long_neg_price, self.long_acc = neg[order], acc[long][order]
         sp = price[~long]
-        order = np.argsort(sp, kind="stable")
+        order = stable_order(sp)
         self.short_price, self.short_acc = sp[order], acc[~long][order]
         self.long_head = self.short_head = 0
         self.dirty_flag = np.zeros(n, dtype=np.bool_)
@@ -323,3 +323,15 @@ def _by_account(acc: IntArray) -> tuple[IntArray, IntArray]:
     keys = np.sort(acc * k + np.arange(k, dtype=np.int64))
     ordered = keys // k
     return ordered, keys - ordered * k
+
+
+def stable_order(values: FloatArray) -> npt.NDArray[np.intp]:
+    """``np.argsort(values, kind="stable")``. Where no two values are equal and none is NaN
+    (checked on the sorted values) the sorted order is unique, and NumPy's default sort finds
+    it several times faster than the stable one (a rebuild after funding sorts every
+    position: 10^6 zone prices); otherwise the stable sort itself."""
+    order = np.argsort(values)
+    ranked = values[order]
+    if len(ranked) and (np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any())):
+        return np.argsort(values, kind="stable")
+    return order

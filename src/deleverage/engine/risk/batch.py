@@ -18,9 +18,11 @@ from deleverage.engine.events import (
     FillReason,
     TransferReason,
 )
+from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk.adl_batch_kernels import capped_prices_nb, match_needs_nb
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
+from deleverage.engine.risk.step_kernels import close_sizes_nb
 from deleverage.engine.risk.support import (
     _NS,
     _POLICY_CODES,
@@ -32,7 +34,7 @@ from deleverage.engine.risk.support import (
 )
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
-from deleverage.spec import MarketSpec
+from deleverage.spec import MarketSpec, TierArrays
 
 #: Margin over the bankrupt sizes that a partial sum of a queue's capacity must reach for the
 #: planner to take every decision it would take with the full sum (see ``_queue_capacity``).
@@ -118,10 +120,13 @@ class BatchStage(LiquidationStage):
         plan = self._batch_plan(m, ts, *found)
         done = plan.filled > 0.0
         accounts = plan.idx[done]
-        still_open = self._batch_fills(m, ts, accounts, plan.filled[done], plan.price[done],
-                                       np.sign(plan.size[done]))  # fmt: skip
-        self._batch_money(m, ts, report, plan, done, still_open)
-        rest = self._batch_records(m, ts, report, plan, done, still_open)
+        if batch_settle.ENABLED:  # the same rows and state in one kernel and one batch
+            rest = batch_settle.settle_round(self, m, ts, report, plan, done)
+        else:
+            still_open = self._batch_fills(m, ts, accounts, plan.filled[done],
+                                           plan.price[done], np.sign(plan.size[done]))  # fmt: skip
+            self._batch_money(m, ts, report, plan, done, still_open)
+            rest = self._batch_records(m, ts, report, plan, done, still_open)
         spec = self.ex.markets[m].spec
         for j in np.flatnonzero(rest > 1e-9).tolist():
             a, amount = int(accounts[j]), float(rest[j])
@@ -184,7 +189,9 @@ class BatchStage(LiquidationStage):
         state = ex.markets[m]
         spec = state.spec
         size = ex._positions[m].size[idx].copy()
-        close = _sizes_to_close(size, equity, maint, state.mark, spec)
+        # The tiers in force are the spec's table unless open interest scales them.
+        tiers = state.tiers if spec.open_interest_scaling is None else None
+        close = _sizes_to_close_fast(size, equity, maint, state.mark, spec, tiers)
         book = self.markets[m].liquidity
         if book is None:
             depth, consumed, max_move = math.inf, 0.0, 1.0
@@ -535,6 +542,28 @@ class BatchStage(LiquidationStage):
             market=m,
         )  # fmt: skip
         ex._apply_transfer_columns(m, src, dst, amounts, reasons, ts)
+
+
+def _sizes_to_close_fast(
+    size: FloatArray,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    mark: float,
+    spec: MarketSpec,
+    tiers: TierArrays | None,
+) -> FloatArray:
+    """:func:`_sizes_to_close`, a ``tier_down`` or ``partial`` policy's in one compiled pass
+    (:func:`close_sizes_nb`, the same figures bit for bit: tests/unit/risk/
+    test_close_sizes_twin.py)."""
+    policy = spec.liquidation
+    if policy.kind not in ("tier_down", "partial") or tiers is None:
+        return _sizes_to_close(size, equity, maintenance, mark, spec, tiers)
+    initial = policy.target == "initial"
+    return close_sizes_nb(
+        size, equity, maintenance, float(mark), tiers.floor, tiers.imr if initial else tiers.mmr,
+        float(tiers.initial_fee), policy.kind == "tier_down", policy.tier_down_target == "first",
+        initial, float(policy.buffer), float(spec.liquidation_fee_rate), float(spec.lot_size),
+    )  # fmt: skip
 
 
 def _in_order_covers(spec: MarketSpec) -> bool:

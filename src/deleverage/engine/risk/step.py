@@ -336,14 +336,16 @@ class RiskEngine(BatchStage):
         accounts = np.concatenate(new_acc) if len(new_acc) > 1 else new_acc[0]
         if len(accounts) == 0:
             return 0  # most marks: nothing to sort or write
-        ratios = np.concatenate(new_ratio)
+        ratios = np.concatenate(new_ratio) if len(new_ratio) > 1 else new_ratio[0]
         if len(accounts) == 1:
             a, r = int(accounts[0]), float(ratios[0])
             ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
         else:
-            order = np.argsort(accounts, kind="stable")
+            if any_cross:  # the isolated scan's accounts alone are in account order already
+                order = np.argsort(accounts, kind="stable")
+                accounts, ratios = accounts[order], ratios[order]
             ex.journal.append_columns(
-                EventKind.MARGIN_CALL, ts, account=accounts[order], market=m, amount=ratios[order]
+                EventKind.MARGIN_CALL, ts, account=accounts, market=m, amount=ratios
             )
         return len(accounts)
 

@@ -73,3 +73,77 @@ def isolated_below_among_nb(
         e = isolated_margin[a] + s * (mark - entry[a])
         health[j] = (e - m) / max(m, 1e-12)
     return out, health
+
+
+@njit(cache=True)
+def close_sizes_nb(
+    size: FloatArray,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    mark: float,
+    floor: FloatArray,
+    rates: FloatArray,
+    fee_in_rate: float,
+    tier_down: bool,
+    first: bool,
+    initial: bool,
+    buffer: float,
+    fee_rate: float,
+    lot: float,
+) -> FloatArray:
+    """:func:`~deleverage.engine.risk.support._sizes_to_close` of a ``tier_down`` or a
+    ``partial`` policy in one pass (base units), all of a position whose equity is gone.
+
+    ``tier_down``: down one tier (``first``: into the first), just below the target tier's
+    floor, at least a lot; a position in the first tier closes whole. ``partial``: the lots
+    that restore the target rate (``initial``: the tier's initial rate ``rates`` plus
+    ``fee_in_rate``; else its maintenance rate plus ``buffer``). The same expressions in the
+    same order, with NumPy's tie and NaN rules (``np.searchsorted(side="right")``;
+    ``np.maximum``/``np.minimum`` return the second operand on ties)."""
+    n = len(size)
+    out = np.empty(n)
+    for i in range(n):
+        abs_size = abs(size[i])
+        notional = abs_size * mark
+        if notional != notional:  # NaN sorts after every floor
+            t = len(floor) - 1
+        else:
+            t = -1
+            for j in range(len(floor)):
+                t += floor[j] <= notional
+            t = max(t, 0)
+        if tier_down:
+            to = min(t, 1) if first else t
+            target = floor[to] * (1.0 - 1e-9) / mark
+            down = np.ceil((abs_size - target) / lot - 1e-9) * lot
+            close = abs_size if t <= 0 else _np_maximum(down, lot)
+        else:
+            if initial:
+                rate = rates[t] + fee_in_rate
+                requirement = notional * rate
+            else:
+                rate = rates[t] + buffer
+                requirement = maintenance[i] + notional * buffer
+            shortage = requirement - equity[i]
+            release = mark * (rate - fee_rate)
+            raw = shortage / release if release > 0 else abs_size
+            lots = np.ceil(raw / lot - 1e-9) * lot
+            close = 0.0 if shortage <= 0 else _np_minimum(abs_size, lots)
+        out[i] = abs_size if equity[i] <= 0.0 else _np_minimum(close, abs_size)
+    return out
+
+
+@njit(cache=True)
+def _np_minimum(a: float, b: float) -> float:
+    """``np.minimum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
+    if a != a:
+        return a
+    return a if a < b else b
+
+
+@njit(cache=True)
+def _np_maximum(a: float, b: float) -> float:
+    """``np.maximum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
+    if a != a:
+        return a
+    return a if a > b else b

@@ -259,9 +259,17 @@ class _Caps:
 
 
 def _sizes_to_close(
-    size: FloatArray, equity: FloatArray, maintenance: FloatArray, mark: float, spec: MarketSpec
+    size: FloatArray,
+    equity: FloatArray,
+    maintenance: FloatArray,
+    mark: float,
+    spec: MarketSpec,
+    tiers: TierArrays | None = None,
 ) -> FloatArray:
-    """Vectorized :meth:`RiskEngine._size_to_close` for isolated positions (base units)."""
+    """Vectorized :meth:`RiskEngine._size_to_close` for isolated positions (base units).
+
+    ``tiers``: ``spec.tier_arrays`` when the caller holds them (the market's tiers in force
+    without open-interest scaling); built from ``spec`` otherwise."""
     policy = spec.liquidation
     abs_size = np.abs(size)
     notional = abs_size * mark
@@ -272,7 +280,7 @@ def _sizes_to_close(
             notional > policy.fraction_min_notional, abs_size * policy.fraction, abs_size
         )
     elif policy.kind == "tier_down":
-        tiers = spec.tier_arrays  # built on each read: only where a policy needs the table
+        tiers = spec.tier_arrays if tiers is None else tiers  # built on each read
         t = mm.tier_index(notional, tiers)
         # Down one tier ("next"), or into the first tier ("first": below the second's floor).
         to = t if policy.tier_down_target == "next" else np.minimum(t, 1)
@@ -280,7 +288,7 @@ def _sizes_to_close(
         down = np.ceil((abs_size - target) / spec.lot_size - 1e-9) * spec.lot_size
         close = np.where(t <= 0, abs_size, np.maximum(down, spec.lot_size))
     else:
-        tiers = spec.tier_arrays
+        tiers = spec.tier_arrays if tiers is None else tiers
         t = mm.tier_index(notional, tiers)
         if policy.target == "initial":
             rate = tiers.imr[t] + tiers.initial_fee

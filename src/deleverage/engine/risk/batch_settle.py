@@ -1,0 +1,361 @@
+"""The batch path's settlement of a round in one compiled pass and one journal batch.
+
+After the planner (:meth:`BatchStage._batch_plan`) the batch path wrote a round as five to
+seven journal batches and as many ledger calls, each a dozen small NumPy operations: the
+fills, the penalties of positions left open (out of their isolated margin), the penalties
+of closed positions (out of cash), the fund's covers of closed positions, the account's cash
+moved into open positions left beyond bankruptcy, the fund's covers of those, then the
+liquidation records. On a cascade day a round liquidates ~55 positions and those operations
+cost more than the liquidations. Here (:func:`settle_round`):
+
+- :func:`settle_money_nb` applies the fills (:func:`deleverage.engine.kernels.apply_fills_nb`,
+  as :meth:`Ledger._apply_fill_columns`), then the transfers and margin moves in the same
+  order with the same arithmetic (``apply_transfers_nb``'s per-row rule), and
+  writes every journal row of the round (fills, transfers, margin moves, liquidation records)
+  as columns, with the records' figures (``_batch_records``: what is due, what closed
+  positions still owe, what open ones carry);
+- one :meth:`Journal.append_columns` call with one kind per row writes them, in the order the
+  separate batches had; the ledger's bookkeeping after each group (versions, touched
+  accounts, the fund's ledger records) is called per group as before.
+
+The result is the separate path's, bit for bit: the same journal rows, state and fund
+records (tests/unit/risk/test_batch_settle_twin.py compares the two on random books,
+tests/integration/test_batch_settle_scenarios_twin.py on the built-in scenarios; NumPy's
+``maximum``/``minimum`` return the second operand on ties, which the kernel copies so that
+signed zeros match too).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.events import EventKind, FillReason, TransferReason
+from deleverage.engine.kernels import apply_fills_nb
+from deleverage.engine.risk.support import _NS, _POLICY_CODES
+
+if TYPE_CHECKING:
+    from deleverage.engine.risk.batch import BatchStage, _BatchPlan
+    from deleverage.engine.risk.support import StepReport
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: Set False to take the separate batches (the twin tests compare the two paths).
+ENABLED = True
+
+_FILL = int(EventKind.FILL)
+_TRANSFER = int(EventKind.TRANSFER)
+_MOVED = int(EventKind.MARGIN_MOVED)
+_LIQUIDATION = int(EventKind.LIQUIDATION)
+_FEE = int(TransferReason.LIQUIDATION_FEE)
+_COVER = int(TransferReason.INSURANCE_COVER)
+_FILL_CODE = int(FillReason.LIQUIDATION)
+
+
+@njit(cache=True)
+def _np_max(a: float, b: float) -> float:
+    """``np.maximum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
+    if a != a:
+        return a
+    return a if a > b else b
+
+
+@njit(cache=True)
+def _np_min(a: float, b: float) -> float:
+    """``np.minimum(a, b)`` for one pair: NaN propagates, a tie returns ``b``."""
+    if a != a:
+        return a
+    return a if a < b else b
+
+
+@njit(cache=True)
+def _sign(x: float) -> float:
+    """``np.sign`` of one value."""
+    if x > 0.0:
+        return 1.0
+    if x < 0.0:
+        return -1.0
+    return x  # 0.0, -0.0 or NaN, as np.sign
+
+
+@njit(cache=True)
+def _transfer(
+    cash: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    size: FloatArray,
+    in_market: bool,
+    a: int,
+    b: int,
+    amount: float,
+) -> None:
+    """One row of :func:`~deleverage.engine.kernels.apply_transfers_nb`."""
+    if in_market and mode[a] != 0 and size[a] != 0.0:
+        isolated_margin[a] -= amount
+    else:
+        cash[a] -= amount
+    if in_market and mode[b] != 0 and size[b] != 0.0:
+        isolated_margin[b] += amount
+    else:
+        cash[b] += amount
+
+
+@njit(cache=True)
+def settle_money_nb(
+    accounts: IntArray,
+    size0: FloatArray,
+    equity0: FloatArray,
+    filled: FloatArray,
+    price: FloatArray,
+    penalty: FloatArray,
+    shortfall: FloatArray,
+    cover: FloatArray,
+    own: FloatArray,
+    carried0: FloatArray,
+    debt: FloatArray,
+    cash: FloatArray,
+    isolated_margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    size: FloatArray,
+    entry: FloatArray,
+    realized_pnl: FloatArray,
+    involved: IntArray,
+    fee_account: int,
+    liquidity_account: int,
+    fund: int,
+    market: int,
+    mark: float,
+    recourse: bool,
+    policy_code: int,
+) -> tuple[
+    FloatArray,
+    FloatArray,
+    npt.NDArray[np.bool_],
+    IntArray,
+    tuple[
+        npt.NDArray[np.int16], IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray,
+        FloatArray, FloatArray, IntArray,
+    ],
+    FloatArray,
+    FloatArray,
+    FloatArray,
+]:  # fmt: skip
+    """Settle a planned round: its fills, then its money.
+
+    Inputs per liquidated position (in plan order): account, size and equity before, size
+    filled, fill price, penalty, shortfall, the fund's cover, the account's cash moved in,
+    what earlier partial closes carried (``carried0``) and the declared bad debt (``debt``).
+    Applies the fills against the book's account without fees
+    (:func:`~deleverage.engine.kernels.apply_fills_nb`, as ``BatchStage._batch_fills``), then
+    in order: penalties of open positions (market ``market``), penalties of closed positions
+    (cash), covers of closed positions (cash), cash moved into open positions, covers of open
+    positions (market); as ``BatchStage._batch_money`` does.
+
+    Returns the long sizes (``max(size, 0)``) of the traders the fills involve
+    (``involved``: distinct, ascending) before and after the fills, for the ledger's open
+    interest (NumPy sums them, as :meth:`Ledger._apply_fill_columns`); which positions are
+    still open; ``bounds`` (the five groups' first rows within the transfer rows, then their
+    end: group ``g`` is rows ``n + bounds[g]`` to ``n + bounds[g + 1]`` of the journal
+    columns); the journal columns of
+    the round (kind, account, counterparty, market, size, price, amount, fee, counterparty
+    fee, code: ``n`` fills, the groups' rows, ``n`` liquidation records); and per position
+    what is due (the record's amount), what a closed one still owes after the fund
+    (``rest``) and what an open one carries (``left``).
+    """
+    n = len(accounts)
+    k = len(involved)
+    long_before = np.empty(k)
+    for i in range(k):
+        long_before[i] = _np_max(size[involved[i]], 0.0)
+    buyers = np.empty(n, dtype=np.int64)
+    sellers = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        if _sign(size0[j]) > 0:  # the book's account buys a long's close
+            buyers[j], sellers[j] = liquidity_account, accounts[j]
+        else:
+            buyers[j], sellers[j] = accounts[j], liquidity_account
+    no_fee = np.zeros(n)
+    apply_fills_nb(
+        size, entry, isolated_margin, mode, realized_pnl, cash, fee_account, buyers, sellers,
+        filled, price, no_fee, no_fee,
+    )  # fmt: skip
+    long_after = np.empty(k)
+    for i in range(k):
+        long_after[i] = _np_max(size[involved[i]], 0.0)
+    still_open = np.empty(n, dtype=np.bool_)
+    for j in range(n):
+        still_open[j] = size[accounts[j]] != 0.0
+    counts = np.zeros(5, dtype=np.int64)
+    for j in range(n):
+        if still_open[j]:
+            counts[0] += penalty[j] > 0.0
+            counts[3] += own[j] > 0.0
+            counts[4] += cover[j] > 0.0
+        else:
+            counts[1] += penalty[j] > 0.0
+            counts[2] += cover[j] > 0.0
+    bounds = np.zeros(6, dtype=np.int64)
+    for g in range(5):
+        bounds[g + 1] = bounds[g] + counts[g]
+    rows = 2 * n + bounds[5]
+    r_kind = np.empty(rows, dtype=np.int16)
+    acc = np.full(rows, -1, dtype=np.int64)
+    cpty = np.full(rows, -1, dtype=np.int64)
+    mkt = np.full(rows, -1, dtype=np.int64)
+    r_size = np.zeros(rows)
+    r_price = np.zeros(rows)
+    r_amount = np.zeros(rows)
+    r_fee = np.zeros(rows)
+    r_cpfee = np.zeros(rows)
+    code = np.zeros(rows, dtype=np.int64)
+    for j in range(n):  # the fills' rows
+        r_kind[j] = _FILL
+        acc[j], cpty[j] = buyers[j], sellers[j]
+        mkt[j] = market
+        r_size[j] = filled[j]
+        r_price[j] = price[j]
+        code[j] = _FILL_CODE
+    # The money, group by group in the separate path's order.
+    for g in range(5):
+        r = n + bounds[g]
+        for j in range(n):
+            a = accounts[j]
+            if g <= 1:
+                amount = penalty[j]
+            elif g == 3:
+                amount = own[j]
+            else:
+                amount = cover[j]
+            if amount <= 0.0 or amount != amount or still_open[j] != (g == 0 or g >= 3):
+                continue
+            r_amount[r] = amount
+            if g == 3:  # the account's cash into the position's margin
+                r_kind[r] = _MOVED
+                acc[r] = a
+                mkt[r] = market
+                cash[a] -= amount
+                isolated_margin[a] += amount
+            else:
+                r_kind[r] = _TRANSFER
+                in_market = g == 0 or g == 4
+                mkt[r] = market if in_market else -1
+                if g <= 1:  # a penalty: account -> fund
+                    acc[r], cpty[r], code[r] = a, fund, _FEE
+                    _transfer(cash, isolated_margin, mode, size, in_market, a, fund, amount)
+                else:  # a cover: fund -> account
+                    acc[r], cpty[r], code[r] = fund, a, _COVER
+                    _transfer(cash, isolated_margin, mode, size, in_market, fund, a, amount)
+            r += 1
+    # The records (``BatchStage._batch_records``' arithmetic, element by element).
+    due = np.empty(n)
+    rest = np.empty(n)
+    left = np.empty(n)
+    r0 = n + bounds[5]
+    for j in range(n):
+        short, cov, mine = shortfall[j], cover[j], own[j]
+        if still_open[j]:
+            rest[j] = 0.0
+            due[j] = short - mine
+            left[j] = short - mine - cov
+        else:
+            if recourse:
+                owed = _np_max(0.0, -cash[accounts[j]] - debt[j])
+            else:
+                owed = _np_max(0.0, short - cov)
+            rest[j] = _np_min(owed, short)
+            due[j] = _np_max(cov + rest[j] - carried0[j], 0.0)
+            left[j] = 0.0
+        r = r0 + j
+        side = _sign(size0[j])
+        r_kind[r] = _LIQUIDATION
+        acc[r] = accounts[j]
+        mkt[r] = market
+        r_size[r] = -side * filled[j]
+        r_price[r] = price[j]
+        r_amount[r] = due[j]
+        r_fee[r] = penalty[j]
+        r_cpfee[r] = _np_max(0.0, mark - equity0[j] / size0[j])
+        code[r] = policy_code
+    columns = (r_kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code)
+    return long_before, long_after, still_open, bounds, columns, due, rest, left
+
+
+def settle_round(
+    stage: BatchStage,
+    m: int,
+    ts: int,
+    report: StepReport,
+    plan: _BatchPlan,
+    done: npt.NDArray[np.bool_],
+) -> FloatArray:
+    """``_batch_fills``, ``_batch_money`` and ``_batch_records`` of a planned round in one
+    kernel and one journal batch (module docstring); returns what closed positions still
+    owe after the fund, as ``_batch_records`` does."""
+    ex = stage.ex
+    state = ex.markets[m]
+    spec = state.spec
+    cols = ex._positions[m]
+    accounts = plan.idx[done]
+    n = len(accounts)
+    size0, qty, px = plan.size[done], plan.filled[done], plan.price[done]
+    pen, cov = plan.penalty[done], plan.cover[done]
+    declared = stage.declared_bad_debt
+    carried = stage.carried_deficit
+    debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else np.zeros(n)
+    carried0 = (
+        np.array([carried.get(a, 0.0) for a in accounts.tolist()]) if carried else np.zeros(n)
+    )
+    fund = ex.insurance_account_for(m)
+    recourse = spec.liquidation.isolated_recourse
+    # The traders the fills involve (``Ledger._apply_fill_columns``): distinct, ascending.
+    involved = np.unique(np.append(accounts, np.int64(ex.liquidity_account)))
+    involved = involved[ex._kind[involved] == 0]
+    long_before, long_after, still_open, bounds, columns, due, rest, left = settle_money_nb(
+        accounts, size0, plan.equity[done], qty, px, pen, plan.shortfall[done], cov,
+        plan.own[done], carried0, debt, ex._cash, cols.isolated_margin, cols.mode, cols.size,
+        cols.entry, cols.realized_pnl, involved, ex.fee_account, ex.liquidity_account, fund, m,
+        state.mark, recourse, _POLICY_CODES[spec.liquidation.kind],
+    )  # fmt: skip
+    kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code = columns
+    if n:  # the fills' bookkeeping (``Ledger._apply_fill_columns`` after its kernel)
+        ex._version += 1
+        before = float(np.sum(long_before))
+        ex._long_oi[m] += float(np.sum(long_after)) - before
+        ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
+        ex._refresh_rates(m)
+        ex.journal.append_columns(
+            kind, ts, account=acc, counterparty=cpty, market=mkt, size=r_size, price=r_price,
+            amount=r_amount, fee=r_fee, counterparty_fee=r_cpfee, code=code,
+        )  # fmt: skip
+    # The ledger's bookkeeping of each group, in order (as its own batch would have done).
+    for g, market in ((0, m), (1, -1), (2, -1), (3, m), (4, m)):
+        lo, hi = n + int(bounds[g]), n + int(bounds[g + 1])
+        if lo == hi:
+            continue
+        if g == 3:
+            ex._touch(m, acc[lo:hi])
+            ex._version += 1
+            continue
+        ex._fund_group_applied(market, fund, g <= 1, acc[lo:hi], cpty[lo:hi], r_amount[lo:hi],
+                               code[lo:hi], ts)  # fmt: skip
+    report.liquidations += n
+    report.liquidated_notional += float(np.sum(qty * px))
+    report.penalties += float(pen.sum())
+    report.insurance_paid += float(cov.sum())
+    if spec.liquidation.kind == "fixed_fraction":
+        partial = still_open & (qty < np.abs(size0))
+        until = ts + int(spec.liquidation.cooldown_s * _NS)
+        risk = stage.markets[m]
+        for a in accounts[partial].tolist():
+            risk.cooldown_until_ns[a] = until
+    if carried:  # closed positions settle what earlier partial closes carried
+        for a in accounts[~still_open].tolist():
+            carried.pop(a, None)
+    report.shortfall += float(np.sum(due))
+    for a, amount in zip(accounts[left > 1e-9].tolist(), left[left > 1e-9].tolist(), strict=True):
+        carried[a] = carried.get(a, 0.0) + amount
+    return rest
