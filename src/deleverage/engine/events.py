@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,10 +32,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deleverage.engine import journal_read
+
+# The schema and the kinds live in journal_schema; imported here under their old names, and
+# re-exported (``X as X``) for the many modules that import them from the journal.
+from deleverage.engine.journal_schema import DEFAULTS as _DEFAULTS
+from deleverage.engine.journal_schema import JOURNAL_COLUMNS as _COLUMNS
+from deleverage.engine.journal_schema import JOURNAL_SCHEMA as JOURNAL_SCHEMA
+from deleverage.engine.journal_schema import NUMPY_DTYPES, checked_table
+from deleverage.engine.journal_schema import EventKind as EventKind
+from deleverage.engine.journal_schema import FillReason as FillReason
+from deleverage.engine.journal_schema import TransferReason as TransferReason
 from deleverage.errors import DataError
 
 _FIELD_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {}
 _ROW_TEMPLATES: dict[type, dict[str, Any]] = {}
+_NUMPY_DTYPES = NUMPY_DTYPES  #: the name the risk modules and tests import
+_BATCH_NAMES = frozenset(_COLUMNS) | {"__ts_rows", "__kind_rows"}  #: append_columns' names
 
 
 def _field_columns(cls: type) -> tuple[tuple[str, str], ...]:
@@ -54,105 +65,6 @@ def _row_template(cls: type[Event]) -> dict[str, Any]:
     per class)."""
     template = _ROW_TEMPLATES[cls] = {**_DEFAULTS, "kind": int(cls.kind)}
     return template
-
-
-class EventKind(IntEnum):
-    """Kind of an event; the journal's ``kind`` column."""
-
-    ACCOUNT_OPENED = 1
-    MARKET_LISTED = 2
-    DEPOSIT = 3
-    WITHDRAWAL = 4
-    FILL = 5
-    MARK_PRICE = 6
-    MARGIN_MOVED = 7
-    TRANSFER = 8
-    POSITION_SETTINGS = 9
-    RISK_PARAMS = 10
-    COLLATERAL_LISTED = 11
-    COLLATERAL_PRICE = 12
-    COLLATERAL_MOVED = 13
-    LIQUIDATION = 20
-    ADL_ROUND = 21
-    MARGIN_CALL = 22
-    CIRCUIT_BREAKER = 23
-    BAD_DEBT = 24
-    INSURANCE = 25
-    FUNDING = 26
-    MARGIN_NOTICE = 27
-
-
-class FillReason(IntEnum):
-    """Why a fill happened."""
-
-    TRADE = 0
-    LIQUIDATION = 1
-    LIQUIDATOR_TAKEOVER = 2
-    ADL = 3
-    BACKSTOP = 4
-    PREDICTIVE = 5  # predictive deleveraging: a partial close before liquidation
-
-
-class TransferReason(IntEnum):
-    """Why cash moved between two accounts."""
-
-    TRADING_FEE = 0
-    LIQUIDATION_FEE = 1
-    INSURANCE_COVER = 2
-    SOCIALIZED_LOSS = 3
-    STAKE = 4
-    UNSTAKE = 5
-    FUNDING = 6
-    BACKSTOP_MARGIN = 7
-    PROTOCOL_REVENUE = 8
-    BAD_DEBT_WRITE_OFF = 9
-
-
-JOURNAL_SCHEMA = pa.schema(
-    [
-        pa.field("seq", pa.int64(), nullable=False),
-        pa.field("ts_ns", pa.int64(), nullable=False),
-        pa.field("kind", pa.int16(), nullable=False),
-        pa.field("account", pa.int64(), nullable=False),  # -1 where none
-        pa.field("counterparty", pa.int64(), nullable=False),  # -1 where none
-        pa.field("market", pa.int32(), nullable=False),  # -1 where none
-        pa.field("size", pa.float64(), nullable=False),  # base units
-        pa.field("price", pa.float64(), nullable=False),  # quote per base
-        pa.field("amount", pa.float64(), nullable=False),  # quote
-        pa.field("fee", pa.float64(), nullable=False),  # quote
-        pa.field("counterparty_fee", pa.float64(), nullable=False),  # quote
-        pa.field("code", pa.int32(), nullable=False),  # reason / sub-kind
-        pa.field("text", pa.string(), nullable=False),  # JSON or a name
-    ]
-)
-_COLUMNS = tuple(JOURNAL_SCHEMA.names)
-_DEFAULTS: dict[str, Any] = {
-    "account": -1,
-    "counterparty": -1,
-    "market": -1,
-    "size": 0.0,
-    "price": 0.0,
-    "amount": 0.0,
-    "fee": 0.0,
-    "counterparty_fee": 0.0,
-    "code": 0,
-    "text": "",
-}
-_BATCH_NAMES = frozenset(_COLUMNS) | {"__ts_rows", "__kind_rows"}  #: append_columns' names
-_NUMPY_DTYPES = {
-    "seq": np.int64,
-    "ts_ns": np.int64,
-    "kind": np.int16,
-    "account": np.int64,
-    "counterparty": np.int64,
-    "market": np.int32,
-    "size": np.float64,
-    "price": np.float64,
-    "amount": np.float64,
-    "fee": np.float64,
-    "counterparty_fee": np.float64,
-    "code": np.int32,
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -782,42 +694,8 @@ class Journal:
     @classmethod
     def from_arrow(cls, table: pa.Table, *, source: str = "table") -> Journal:
         """Build a journal from an Arrow table, checking schema, sequence and time order."""
-        missing = [n for n in _COLUMNS if n not in table.column_names]
-        if missing:
-            raise DataError(f"{source}.columns", missing, "must include every journal column")
-        extra = [n for n in table.column_names if n not in _COLUMNS]
-        if extra:
-            raise DataError(f"{source}.columns", extra, "must not include unknown columns")
-        for name in _COLUMNS:
-            column = table[name]
-            if column.null_count:
-                bad = int(np.flatnonzero(np.asarray(column.is_null()))[0])
-                raise DataError(f"{source}.{name}[{bad}]", None, "must not be null")
-            if pa.types.is_floating(column.type):
-                values = np.asarray(column)
-                if not np.isfinite(values).all():
-                    bad = int(np.flatnonzero(~np.isfinite(values))[0])
-                    raise DataError(f"{source}.{name}[{bad}]", float(values[bad]), "must be finite")
-        try:
-            table = table.select(list(_COLUMNS)).cast(JOURNAL_SCHEMA)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise DataError(
-                f"{source}.schema", str(exc)[:80], "must match JOURNAL_SCHEMA"
-            ) from None
-        seq = np.asarray(table["seq"])
-        if len(seq) and not np.array_equal(seq, np.arange(len(seq))):
-            bad = int(np.flatnonzero(seq != np.arange(len(seq)))[0])
-            raise DataError(f"{source}.seq[{bad}]", int(seq[bad]), f"must be {bad} (0, 1, 2, ...)")
+        table = checked_table(table, source)
         ts = np.asarray(table["ts_ns"])
-        if len(ts) > 1 and np.any(np.diff(ts) < 0):
-            bad = int(np.flatnonzero(np.diff(ts) < 0)[0]) + 1
-            raise DataError(f"{source}.ts_ns[{bad}]", int(ts[bad]), "must not go backwards")
-        kinds = np.asarray(table["kind"])
-        known = np.array([int(k) for k in EventKind])
-        unknown = ~np.isin(kinds, known)
-        if unknown.any():
-            bad = int(np.flatnonzero(unknown)[0])
-            raise DataError(f"{source}.kind[{bad}]", int(kinds[bad]), "must be an EventKind")
         journal = cls()
         journal._segments = [table]
         journal._count = table.num_rows
