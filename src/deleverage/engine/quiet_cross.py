@@ -1,0 +1,289 @@
+"""Cross margin calls inside quiet stretches: marks that only call cross accounts stay in bulk.
+
+After a crash many cross accounts sit in the warning zone, near it, or called in one market and
+not yet in another; the bound of :func:`.quiet.quiet_bands` (every uncalled account out of
+reach, every called one certainly staying) then fails at most marks and each mark ran its risk
+steps one at a time. This module carries a stretch through such marks, doing what the risk step
+does for cross accounts at each mark of each market (:meth:`.RiskEngine._margin_calls` and the
+cross half of :meth:`.RiskEngine._candidates`) with the same compiled functions, so every figure
+is the step's own:
+
+- the accounts to evaluate: :func:`.cross_kernels.split_nb` with the cross index's anchored
+  bounds (docs/formulas.md §14.2) at the marks as the step sees them (the markets before it in
+  the step at their new marks, the others at their last);
+- the scan: :func:`.cross_kernels.bounded_scan_nb` (under maintenance, and warned, with the
+  near accounts certainly in the zone);
+- the called set: :func:`.risk.step.calls_update_nb`; the fresh calls' ratios by
+  :func:`.cross_kernels.cross_subset_scan_nb` (as :meth:`.MarginScans.cross_warn_ratios`).
+
+The stretch ends before the first step at which a market's scan finds an account under
+maintenance (a liquidation, or a wait for a liquidator), the bound no longer answers (the step
+would run a full pass and rebuild the index) or the anchor would be re-taken (the next stretch
+re-takes it first, :func:`cross_setup`). The calls go to the journal in the step-by-step order
+(:func:`.quiet.advance_quiet`): each step, a market's calls right after its mark, by account.
+
+The twin tests (tests/unit/engine/test_quiet_cross_twin.py: random cross books and paths,
+journals row by row against the real risk step; tests/integration/test_quiet_twin.py) compare
+journals, called sets, step reports and result hashes with the step-by-step run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine.cross_index import (
+    ANCHOR_EVAL,
+    DIRTY_FLOOR,
+    DIRTY_SHARE,
+    MAX_MOVE,
+    PREFIX_SHARE,
+)
+from deleverage.engine.cross_kernels import bounded_scan_nb, cross_subset_scan_nb, split_nb
+from deleverage.engine.risk.step import calls_update_nb
+
+if TYPE_CHECKING:
+    from deleverage.engine.cross_index import CrossIndex
+    from deleverage.engine.exchange import Exchange
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+#: Why a cross stretch ended (:func:`cross_stretch_nb`'s ``stop``).
+STOP_END, STOP_BOUND, STOP_ANCHOR, STOP_BELOW = range(4)
+CROSS_STOPS = ("end", "cross bound", "anchor", "under maintenance")
+
+
+@dataclass
+class CrossStretch:
+    """What a stretch needs to make the cross calls itself (:func:`cross_setup`).
+
+    ``cross[m]``: market ``m`` has cross traders (its risk step scans them); ``call_level[m]``:
+    its margin-call ratio; ``called``: each market's called cross accounts, in order;
+    ``eval_limit``: the most accounts a bounded scan may evaluate (:meth:`.CrossIndex.split`).
+    """
+
+    index: CrossIndex
+    cross: BoolArray
+    call_level: FloatArray
+    called: list[IntArray]
+    eval_limit: int
+
+
+class CrossCalls(NamedTuple):
+    """The cross calls a stretch made: step ``j`` (ascending), market (ascending within a
+    step), account (ascending within a market's step), ratio ``MM / E``; and each market's
+    called cross accounts after the stretch (the risk step's order)."""
+
+    step: IntArray
+    market: IntArray
+    acc: IntArray
+    ratio: FloatArray
+    called: list[IntArray]
+
+
+def cross_setup(ex: Exchange, cindex: CrossIndex, marks: FloatArray) -> CrossStretch | None:
+    """The stretch's cross state at the current ``marks``, or None when its scans could not
+    be bounded (the index must answer :meth:`.CrossIndex.split` at these marks and have room
+    for its touched accounts). Re-takes the anchor first when the next scan would (so that
+    the stretch starts from bounds taken at these marks)."""
+    risk = ex.risk
+    n_m = len(ex.markets)
+    cross = np.array([risk._modes_present(m)[1] for m in range(n_m)], dtype=np.bool_)
+    called = [np.asarray(r.called_cross, dtype=np.int64) for r in risk.markets]
+    if any(len(called[m]) and not cross[m] for m in range(n_m)):
+        return None  # the step would clear that set
+    if len(cindex._dirty) > max(DIRTY_FLOOR, int(len(cindex.acc) * DIRTY_SHARE)):
+        return None
+    split = cindex.split(marks)
+    if split is None:
+        return None
+    if split.reanchor:
+        near = cindex.near
+        equity, maint, k_level, k_one = ex.cross_terms(near, marks, cindex.level)
+        holds = [(c.size[near] != 0.0) & (c.mode[near] == 0) for c in ex._positions]
+        cindex.anchor(marks, equity, maint, k_level, k_one, holds)
+    levels = np.array(
+        [st.spec.liquidation.margin_call_ratio for st in ex.markets], dtype=np.float64
+    )
+    limit = max(64, int(len(cindex.acc) * PREFIX_SHARE))
+    return CrossStretch(cindex, cross, levels, called, limit)
+
+
+def cross_stretch(
+    ex: Exchange, setup: CrossStretch, path: FloatArray, room: int = 64
+) -> tuple[int, CrossCalls, int]:
+    """Run the cross side of the risk steps along ``path`` (``[step, market]`` marks, from the
+    engine's current state): the count of leading steps that only call cross accounts, the
+    calls they make and why it ended (:data:`CROSS_STOPS`). ``room``: calls the kernel's
+    arrays hold at first (they grow)."""
+    index = setup.index
+    sizes, entries, modes = ex._cross_columns()
+    marks, floors, mmrs, cums, min_margins = ex._cross_tiers()
+    anchor_eval = ANCHOR_EVAL if index.can_anchor else np.iinfo(np.int64).max
+    called_len = np.array([len(c) for c in setup.called], dtype=np.int64)
+    called_flat = np.concatenate(setup.called) if len(setup.called) else np.zeros(0, np.int64)
+    flag = index._scratch()
+    calls_flag = ex.risk._flags(ex.n_accounts)
+    count, stop, ev_step, ev_market, ev_acc, ev_ratio, out_called, out_len = cross_stretch_nb(
+        marks, np.ascontiguousarray(path, dtype=np.float64), setup.cross, setup.call_level,
+        sizes, entries, modes, ex._kind, ex._cash, floors, mmrs, cums, min_margins,
+        index.p0, index.p1, index.q, index.n_near, index.near_by_dist, index.near_dist,
+        index._dirty, flag, MAX_MOVE, setup.eval_limit, anchor_eval, index.in_acc, index.in_q,
+        called_flat.astype(np.int64), called_len, calls_flag, max(int(room), 1),
+    )  # fmt: skip
+    bounds = np.concatenate([[0], np.cumsum(out_len)])
+    called = [out_called[bounds[m] : bounds[m + 1]].copy() for m in range(len(out_len))]
+    return int(count), CrossCalls(ev_step, ev_market, ev_acc, ev_ratio, called), int(stop)
+
+
+@njit(cache=True)
+def _grow_int(a: IntArray, size: int) -> IntArray:
+    """``a`` copied into a new array of ``size`` entries (the rest uninitialized)."""
+    out = np.empty(size, dtype=np.int64)
+    out[: len(a)] = a
+    return out
+
+
+@njit(cache=True)
+def _grow_float(a: FloatArray, size: int) -> FloatArray:
+    """``a`` copied into a new array of ``size`` entries (the rest uninitialized)."""
+    out = np.empty(size)
+    out[: len(a)] = a
+    return out
+
+
+@njit(cache=True)
+def cross_stretch_nb(
+    marks0: FloatArray,
+    path: FloatArray,
+    cross: BoolArray,
+    call_level: FloatArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[npt.NDArray[np.int8], ...],
+    kind: npt.NDArray[np.int8],
+    cash: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    p0: FloatArray,
+    p1: FloatArray,
+    q: FloatArray,
+    n_near: int,
+    near_by_dist: IntArray,
+    near_dist: FloatArray,
+    dirty: IntArray,
+    flag: BoolArray,
+    max_move: float,
+    eval_limit: int,
+    anchor_eval: int,
+    in_acc: tuple[IntArray, ...],
+    in_q: tuple[FloatArray, ...],
+    called_flat: IntArray,
+    called_len: IntArray,
+    calls_flag: BoolArray,
+    cap: int,
+) -> tuple[int, int, IntArray, IntArray, IntArray, FloatArray, IntArray, IntArray]:
+    """The cross side of the risk steps of ``path[j, m]`` (markets in order within a step,
+    from the marks ``marks0``), each market's scan as :meth:`.MarginScans._cross_scan` makes
+    it from the index's arrays (``p0`` ... ``in_q``), its calls as
+    :meth:`.RiskEngine._margin_calls` makes them from the called sets (``called_flat``,
+    ``called_len[m]`` each). A step is applied only whole; the first step at which a scan
+    finds an account under maintenance, the bound fails or would be re-anchored (more than
+    ``anchor_eval`` near accounts picked) ends the stretch. Returns the count of steps, the
+    stop reason, the calls (step, market, account, ratio) and the called sets after them
+    (flat, with their lengths). ``flag`` and ``calls_flag``: scratch, all False, left so;
+    ``cap``: the calls' arrays' first size."""
+    n_steps, n_m = path.shape
+    cur = marks0.copy()
+    called = []
+    staged = []
+    start = 0
+    for m in range(n_m):
+        called.append(called_flat[start : start + called_len[m]].copy())
+        staged.append(called[m])
+        start += called_len[m]
+    ev_step = np.empty(cap, dtype=np.int64)
+    ev_market = np.empty(cap, dtype=np.int64)
+    ev_acc = np.empty(cap, dtype=np.int64)
+    ev_ratio = np.empty(cap)
+    n_ev = 0
+    count = n_steps
+    stop = STOP_END
+    for j in range(n_steps):
+        e0 = n_ev
+        for m in range(n_m):
+            cur[m] = path[j, m]
+            staged[m] = called[m]
+            if not cross[m]:
+                continue
+            evaluate, picked, threshold = split_nb(
+                cur, p0, p1, q, n_near, near_by_dist, near_dist, dirty, flag, max_move
+            )
+            if picked < 0 or len(evaluate) > eval_limit:
+                stop = STOP_BOUND
+                break
+            if picked > anchor_eval:
+                stop = STOP_ANCHOR
+                break
+            below, _, _, warn = bounded_scan_nb(
+                evaluate, m, sizes, entries, modes, kind, cash, cur, floors, mmrs, cums,
+                min_margins, call_level[m], in_acc[m], in_q[m], threshold, dirty, flag,
+            )  # fmt: skip
+            if len(below):
+                stop = STOP_BELOW
+                break
+            new, fresh = calls_update_nb(called[m], warn, below, calls_flag)
+            staged[m] = new
+            k = 0
+            for f in fresh:
+                k += f
+            if k == 0:
+                continue
+            acc = warn[fresh]
+            ratio = np.empty(k)
+            cross_subset_scan_nb(
+                acc, m, sizes, entries, modes, kind, cash, cur, floors, mmrs, cums, min_margins,
+                call_level[m], ratio, np.empty(k, dtype=np.int64), np.empty(k), np.empty(k),
+                np.empty(k, dtype=np.int64),
+            )  # fmt: skip
+            if n_ev + k > cap:
+                cap = max(2 * cap, n_ev + k)
+                ev_step = _grow_int(ev_step, cap)
+                ev_market = _grow_int(ev_market, cap)
+                ev_acc = _grow_int(ev_acc, cap)
+                ev_ratio = _grow_float(ev_ratio, cap)
+            for i in range(k):
+                ev_step[n_ev] = j
+                ev_market[n_ev] = m
+                ev_acc[n_ev] = acc[i]
+                ev_ratio[n_ev] = ratio[i]
+                n_ev += 1
+        if stop != STOP_END:
+            n_ev = e0
+            count = j
+            break
+        for m in range(n_m):
+            called[m] = staged[m]
+    total = 0
+    for m in range(n_m):
+        total += len(called[m])
+    out_called = np.empty(total, dtype=np.int64)
+    out_len = np.empty(n_m, dtype=np.int64)
+    start = 0
+    for m in range(n_m):
+        c = called[m]
+        out_called[start : start + len(c)] = c
+        out_len[m] = len(c)
+        start += len(c)
+    return (
+        count, stop, ev_step[:n_ev].copy(), ev_market[:n_ev].copy(), ev_acc[:n_ev].copy(),
+        ev_ratio[:n_ev].copy(), out_called, out_len,
+    )  # fmt: skip
