@@ -270,6 +270,22 @@ class CrossIndex:
         self._set_anchor(marks, self.near, equity, maintenance, k_level, k_one, cap, holds)
         self.anchors += 1
 
+    def take_anchor(
+        self, marks: FloatArray, near_by_dist: IntArray, near_dist: FloatArray, in_acc: IntArray,
+        in_q: FloatArray, in_at: IntArray,
+    ) -> None:  # fmt: skip
+        """Take the anchor :func:`.cross_kernels.anchor_nb` computed at ``marks`` (the figures
+        :meth:`anchor` computes; ``in_acc``, ``in_q`` flat, market ``j``'s at
+        ``in_at[j] : in_at[j + 1]``)."""
+        if not self.can_anchor:
+            return
+        self.near_by_dist, self.near_dist = near_by_dist, near_dist
+        parts = range(len(in_at) - 1)
+        self.in_acc = tuple(in_acc[in_at[j] : in_at[j + 1]] for j in parts)
+        self.in_q = tuple(in_q[in_at[j] : in_at[j + 1]] for j in parts)
+        self.p1 = np.array(marks, dtype=np.float64)
+        self.anchors += 1
+
     def split(self, marks: FloatArray) -> CrossSplit | None:
         """The accounts ``marks`` need evaluated and those certainly in the zone (module
         docstring); ``None`` when the bound no longer pays: a move beyond :data:`MAX_MOVE`, an

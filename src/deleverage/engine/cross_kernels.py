@@ -318,3 +318,79 @@ def bounded_scan_nb(
         below[i] = acc[below_pos[i]]
     warn = warned_union_nb(acc, warn_pos[:n_warn], in_acc, in_q, threshold, dirty, flag)
     return below, below_e[:n_below].copy(), below_m[:n_below].copy(), warn
+
+
+@njit(cache=True)
+def _nan_min(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (NaN when either is)."""
+    if a != a or b != b:
+        return np.nan
+    return a if a < b else b
+
+
+@njit(cache=True, error_model="numpy")
+def anchor_nb(
+    near: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    cross_slack: float,
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
+    """:meth:`.CrossIndex.anchor` at ``marks`` in one compiled call, figure for figure: the
+    near accounts' ``E``, ``MM`` and slopes (:func:`cross_terms_nb`), their bounds ``q_out``
+    and ``q_in`` (docs/formulas.md §14.2; NaN read as ``-inf``, divisions as NumPy's), the
+    accounts by the larger bound (stable) with it, and per market the accounts holding a cross
+    position there with ``q_in > 0`` (ascending, flat, with ``len(marks) + 1`` offsets) and
+    their ``q_in``. Returns ``near_by_dist``, ``near_dist``, ``in_acc``, ``in_q``, offsets."""
+    k = len(near)
+    equity = np.empty(k)
+    maint = np.empty(k)
+    k_level = np.empty(k)
+    k_one = np.empty(k)
+    cross_terms_nb(
+        near, sizes, entries, modes, cash, marks, floors, mmrs, cums, min_margins, level,
+        equity, maint, k_level, k_one,
+    )  # fmt: skip
+    q_in = np.empty(k)
+    dist = np.empty(k)
+    for i in range(k):
+        e = equity[i]
+        mt = maint[i]
+        slack = cross_slack * (level * abs(e) + mt)
+        q_out = _nan_min((level * e - mt - slack) / k_level[i], np.inf)
+        qi = _nan_min(
+            _nan_min((mt - level * e - slack) / k_level[i], (e - mt - slack) / k_one[i]), np.inf
+        )
+        if q_out != q_out:
+            q_out = -np.inf
+        if qi != qi:
+            qi = -np.inf
+        q_in[i] = qi
+        dist[i] = q_out if q_out >= qi else qi
+    order = np.argsort(dist, kind="mergesort")
+    by_dist = np.empty(k, dtype=np.int64)
+    sorted_dist = np.empty(k)
+    for i in range(k):
+        by_dist[i] = near[order[i]]
+        sorted_dist[i] = dist[order[i]]
+    n_m = len(marks)
+    offsets = np.zeros(n_m + 1, dtype=np.int64)
+    in_acc = np.empty(k * n_m, dtype=np.int64)
+    in_q = np.empty(k * n_m)
+    count = 0
+    for j in range(n_m):
+        for i in range(k):
+            a = near[i]
+            if q_in[i] > 0.0 and sizes[j][a] != 0.0 and modes[j][a] == 0:
+                in_acc[count] = a
+                in_q[count] = q_in[i]
+                count += 1
+        offsets[j + 1] = count
+    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets

@@ -16,10 +16,11 @@ is the step's own:
 - the called set: :func:`.risk.step.calls_update_nb`; the fresh calls' ratios by
   :func:`.cross_kernels.cross_subset_scan_nb` (as :meth:`.MarginScans.cross_warn_ratios`).
 
-The stretch ends before the first step at which a market's scan finds an account under
-maintenance (a liquidation, or a wait for a liquidator), the bound no longer answers (the step
-would run a full pass and rebuild the index) or the anchor would be re-taken (the next stretch
-re-takes it first, :func:`cross_setup`). The calls go to the journal in the step-by-step order
+A scan that evaluates many near accounts re-takes the anchor after it, as the scan does
+(:func:`.cross_kernels.anchor_nb`, the figures of :meth:`.CrossIndex.anchor`). The stretch ends
+before the first step at which a market's scan finds an account under maintenance (a
+liquidation, or a wait for a liquidator) or the bound no longer answers (the step would run a
+full pass and rebuild the index). The calls go to the journal in the step-by-step order
 (:func:`.quiet.advance_quiet`): each step, a market's calls right after its mark, by account.
 
 The twin tests (tests/unit/engine/test_quiet_cross_twin.py: random cross books and paths,
@@ -38,12 +39,18 @@ from numba import njit
 
 from deleverage.engine.cross_index import (
     ANCHOR_EVAL,
+    CROSS_SLACK,
     DIRTY_FLOOR,
     DIRTY_SHARE,
     MAX_MOVE,
     PREFIX_SHARE,
 )
-from deleverage.engine.cross_kernels import bounded_scan_nb, cross_subset_scan_nb, split_nb
+from deleverage.engine.cross_kernels import (
+    anchor_nb,
+    bounded_scan_nb,
+    cross_subset_scan_nb,
+    split_nb,
+)
 from deleverage.engine.risk.step import calls_update_nb
 
 if TYPE_CHECKING:
@@ -55,8 +62,8 @@ IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 #: Why a cross stretch ended (:func:`cross_stretch_nb`'s ``stop``).
-STOP_END, STOP_BOUND, STOP_ANCHOR, STOP_BELOW = range(4)
-CROSS_STOPS = ("end", "cross bound", "anchor", "under maintenance")
+STOP_END, STOP_BOUND, STOP_BELOW = range(3)
+CROSS_STOPS = ("end", "cross bound", "under maintenance")
 
 
 @dataclass
@@ -90,8 +97,7 @@ class CrossCalls(NamedTuple):
 def cross_setup(ex: Exchange, cindex: CrossIndex, marks: FloatArray) -> CrossStretch | None:
     """The stretch's cross state at the current ``marks``, or None when its scans could not
     be bounded (the index must answer :meth:`.CrossIndex.split` at these marks and have room
-    for its touched accounts). Re-takes the anchor first when the next scan would (so that
-    the stretch starts from bounds taken at these marks)."""
+    for its touched accounts)."""
     risk = ex.risk
     n_m = len(ex.markets)
     cross = np.array([risk._modes_present(m)[1] for m in range(n_m)], dtype=np.bool_)
@@ -100,14 +106,8 @@ def cross_setup(ex: Exchange, cindex: CrossIndex, marks: FloatArray) -> CrossStr
         return None  # the step would clear that set
     if len(cindex._dirty) > max(DIRTY_FLOOR, int(len(cindex.acc) * DIRTY_SHARE)):
         return None
-    split = cindex.split(marks)
-    if split is None:
+    if cindex.split(marks) is None:
         return None
-    if split.reanchor:
-        near = cindex.near
-        equity, maint, k_level, k_one = ex.cross_terms(near, marks, cindex.level)
-        holds = [(c.size[near] != 0.0) & (c.mode[near] == 0) for c in ex._positions]
-        cindex.anchor(marks, equity, maint, k_level, k_one, holds)
     levels = np.array(
         [st.spec.liquidation.margin_call_ratio for st in ex.markets], dtype=np.float64
     )
@@ -116,27 +116,37 @@ def cross_setup(ex: Exchange, cindex: CrossIndex, marks: FloatArray) -> CrossStr
 
 
 def cross_stretch(
-    ex: Exchange, setup: CrossStretch, path: FloatArray, room: int = 64
-) -> tuple[int, CrossCalls, int]:
+    ex: Exchange, setup: CrossStretch, path: FloatArray, room: int = 64,
+    anchor_eval: int = ANCHOR_EVAL,
+) -> tuple[int, CrossCalls, int]:  # fmt: skip
     """Run the cross side of the risk steps along ``path`` (``[step, market]`` marks, from the
     engine's current state): the count of leading steps that only call cross accounts, the
     calls they make and why it ended (:data:`CROSS_STOPS`). ``room``: calls the kernel's
-    arrays hold at first (they grow)."""
+    arrays hold at first (they grow); ``anchor_eval``: the scans' re-anchoring threshold
+    (:data:`.cross_index.ANCHOR_EVAL`)."""
     index = setup.index
     sizes, entries, modes = ex._cross_columns()
     marks, floors, mmrs, cums, min_margins = ex._cross_tiers()
-    anchor_eval = ANCHOR_EVAL if index.can_anchor else np.iinfo(np.int64).max
+    if not index.can_anchor:
+        anchor_eval = np.iinfo(np.int64).max
     called_len = np.array([len(c) for c in setup.called], dtype=np.int64)
     called_flat = np.concatenate(setup.called) if len(setup.called) else np.zeros(0, np.int64)
     flag = index._scratch()
     calls_flag = ex.risk._flags(ex.n_accounts)
-    count, stop, ev_step, ev_market, ev_acc, ev_ratio, out_called, out_len = cross_stretch_nb(
+    in_at = np.concatenate([[0], np.cumsum([len(a) for a in index.in_acc])]).astype(np.int64)
+    out = cross_stretch_nb(
         marks, np.ascontiguousarray(path, dtype=np.float64), setup.cross, setup.call_level,
         sizes, entries, modes, ex._kind, ex._cash, floors, mmrs, cums, min_margins,
         index.p0, index.p1, index.q, index.n_near, index.near_by_dist, index.near_dist,
-        index._dirty, flag, MAX_MOVE, setup.eval_limit, anchor_eval, index.in_acc, index.in_q,
-        called_flat.astype(np.int64), called_len, calls_flag, max(int(room), 1),
+        index._dirty, flag, MAX_MOVE, setup.eval_limit, anchor_eval,
+        np.concatenate(index.in_acc).astype(np.int64), np.concatenate(index.in_q), in_at,
+        index.near, index.level, CROSS_SLACK, called_flat.astype(np.int64), called_len,
+        calls_flag, max(int(room), 1),
     )  # fmt: skip
+    count, stop, ev_step, ev_market, ev_acc, ev_ratio, out_called, out_len = out[:8]
+    if out[8]:  # anchors re-taken (the scans would have re-taken them too)
+        index.take_anchor(*out[9:])
+        index.anchors += out[8] - 1
     bounds = np.concatenate([[0], np.cumsum(out_len)])
     called = [out_called[bounds[m] : bounds[m + 1]].copy() for m in range(len(out_len))]
     return int(count), CrossCalls(ev_step, ev_market, ev_acc, ev_ratio, called), int(stop)
@@ -184,23 +194,33 @@ def cross_stretch_nb(
     max_move: float,
     eval_limit: int,
     anchor_eval: int,
-    in_acc: tuple[IntArray, ...],
-    in_q: tuple[FloatArray, ...],
+    in_acc: IntArray,
+    in_q: FloatArray,
+    in_at: IntArray,
+    near: IntArray,
+    level: float,
+    cross_slack: float,
     called_flat: IntArray,
     called_len: IntArray,
     calls_flag: BoolArray,
     cap: int,
-) -> tuple[int, int, IntArray, IntArray, IntArray, FloatArray, IntArray, IntArray]:
+) -> tuple[
+    int, int, IntArray, IntArray, IntArray, FloatArray, IntArray, IntArray, int, FloatArray,
+    IntArray, FloatArray, IntArray, FloatArray, IntArray,
+]:  # fmt: skip
     """The cross side of the risk steps of ``path[j, m]`` (markets in order within a step,
     from the marks ``marks0``), each market's scan as :meth:`.MarginScans._cross_scan` makes
     it from the index's arrays (``p0`` ... ``in_q``), its calls as
     :meth:`.RiskEngine._margin_calls` makes them from the called sets (``called_flat``,
     ``called_len[m]`` each). A step is applied only whole; the first step at which a scan
-    finds an account under maintenance, the bound fails or would be re-anchored (more than
-    ``anchor_eval`` near accounts picked) ends the stretch. Returns the count of steps, the
-    stop reason, the calls (step, market, account, ratio) and the called sets after them
-    (flat, with their lengths). ``flag`` and ``calls_flag``: scratch, all False, left so;
-    ``cap``: the calls' arrays' first size."""
+    finds an account under maintenance or the bound fails ends the stretch. A scan that picks
+    more than ``anchor_eval`` near accounts re-takes the anchor after it, as the scan does
+    (:func:`.cross_kernels.anchor_nb` over ``near`` at the index's ``level``; ``in_acc`` and
+    ``in_q`` flat, market ``m``'s at ``in_at[m] : in_at[m + 1]``). Returns the count of steps,
+    the stop reason, the calls (step, market, account, ratio), the called sets after them
+    (flat, with their lengths), the anchors re-taken and the last anchor (``p1``,
+    ``near_by_dist``, ``near_dist``, ``in_acc``, ``in_q``, ``in_at``). ``flag`` and
+    ``calls_flag``: scratch, all False, left so; ``cap``: the calls' arrays' first size."""
     n_steps, n_m = path.shape
     cur = marks0.copy()
     called = []
@@ -215,6 +235,7 @@ def cross_stretch_nb(
     ev_acc = np.empty(cap, dtype=np.int64)
     ev_ratio = np.empty(cap)
     n_ev = 0
+    anchors = 0
     count = n_steps
     stop = STOP_END
     for j in range(n_steps):
@@ -230,13 +251,18 @@ def cross_stretch_nb(
             if picked < 0 or len(evaluate) > eval_limit:
                 stop = STOP_BOUND
                 break
-            if picked > anchor_eval:
-                stop = STOP_ANCHOR
-                break
             below, _, _, warn = bounded_scan_nb(
                 evaluate, m, sizes, entries, modes, kind, cash, cur, floors, mmrs, cums,
-                min_margins, call_level[m], in_acc[m], in_q[m], threshold, dirty, flag,
+                min_margins, call_level[m], in_acc[in_at[m] : in_at[m + 1]],
+                in_q[in_at[m] : in_at[m + 1]], threshold, dirty, flag,
             )  # fmt: skip
+            if picked > anchor_eval:  # the next scans evaluate fewer accounts
+                near_by_dist, near_dist, in_acc, in_q, in_at = anchor_nb(
+                    near, sizes, entries, modes, cash, cur, floors, mmrs, cums, min_margins,
+                    level, cross_slack,
+                )  # fmt: skip
+                p1 = cur.copy()
+                anchors += 1
             if len(below):
                 stop = STOP_BELOW
                 break
@@ -285,5 +311,6 @@ def cross_stretch_nb(
         start += len(c)
     return (
         count, stop, ev_step[:n_ev].copy(), ev_market[:n_ev].copy(), ev_acc[:n_ev].copy(),
-        ev_ratio[:n_ev].copy(), out_called, out_len,
+        ev_ratio[:n_ev].copy(), out_called, out_len, anchors, p1, near_by_dist, near_dist,
+        in_acc, in_q, in_at,
     )  # fmt: skip

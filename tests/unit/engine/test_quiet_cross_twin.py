@@ -78,7 +78,7 @@ def _setup(ex: Exchange) -> CrossStretch | None:
 
 def _twin(
     seed: int, n_markets: int, level: float, shock: float, vol: float, drift: float,
-    loosen: float = 0.0, room: int = 64,
+    loosen: float = 0.0, room: int = 64, anchor_eval: int = 64,
 ) -> tuple[int, bool]:  # fmt: skip
     """Run one twin; return the calls the stretch made and whether the twins agree (with
     ``loosen == 0`` they must)."""
@@ -95,7 +95,7 @@ def _twin(
         return 0, True
     if loosen:
         setup.index.near_dist = setup.index.near_dist + loosen
-    count, calls, stop = cross_stretch(fast, setup, marks, room=room)
+    count, calls, stop = cross_stretch(fast, setup, marks, room=room, anchor_eval=anchor_eval)
     ts = (11 + np.arange(count, dtype=np.int64)) * S
     advance_quiet(fast, marks[:count], ts, cross=calls)
     liquidated = 0
@@ -143,17 +143,23 @@ def _twin(
     vol=st.sampled_from([3e-4, 1e-3, 3e-3]),
     drift=st.sampled_from([0.0, 2e-4, -2e-4]),
     room=st.sampled_from([1, 64]),
+    anchor_eval=st.sampled_from([0, 8, 64]),
 )
 def test_cross_calls_in_a_stretch_equal_step_by_step(
-    seed: int, n_markets: int, level: float, shock: float, vol: float, drift: float, room: int
-) -> None:
-    _twin(seed, n_markets, level, shock, vol, drift, room=room)
+    seed: int, n_markets: int, level: float, shock: float, vol: float, drift: float, room: int,
+    anchor_eval: int,
+) -> None:  # fmt: skip
+    _twin(seed, n_markets, level, shock, vol, drift, room=room, anchor_eval=anchor_eval)
 
 
 def test_a_falling_walk_makes_cross_calls_in_the_stretch() -> None:
     """A slow fall after a shock: accounts enter the zone one market at a time and the
     stretch calls them itself (in several markets)."""
-    made = [_twin(seed, 3, 0.8, -0.06, 3e-4, -2e-4, room=1)[0] for seed in range(6)]
+    made = [
+        _twin(seed, 3, 0.8, -0.06, 3e-4, -2e-4, room=1, anchor_eval=anchor_eval)[0]
+        for seed in range(6)
+        for anchor_eval in (0, 64)  # the anchor re-taken inside the stretch at every scan
+    ]
     assert sum(made) > 0
 
 

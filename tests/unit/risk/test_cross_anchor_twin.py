@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from deleverage import Exchange
 from deleverage.engine import cross_index as cross_mod
-from deleverage.engine.cross_index import CrossIndex, CrossSplit
+from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit
+from deleverage.engine.cross_kernels import anchor_nb, cross_terms_nb
 from deleverage.rules import margin as mm
 from deleverage.venues import preset
 
@@ -144,7 +145,7 @@ def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash book on a slow walk takes the bounded scan with certainly warned accounts and
     re-taken anchors, liquidates, and still matches the full pass."""
     seen = {"split": 0, "stable": 0, "anchor": 0}
-    split, anchor = CrossIndex.split, CrossIndex.anchor
+    split, anchor = CrossIndex.split, CrossIndex.take_anchor
 
     def split_spy(self: CrossIndex, marks: np.ndarray) -> CrossSplit | None:
         out = split(self, marks)
@@ -161,6 +162,59 @@ def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
     book["path"] = [[-0.072, -0.072, -0.072]] + [[0.0005 * (-1) ** k] * 3 for k in range(30)]
     book["path"] += [[-0.06, -0.05, -0.07], [0.001, 0.0, -0.001]]
     monkeypatch.setattr(CrossIndex, "split", split_spy)
-    monkeypatch.setattr(CrossIndex, "anchor", anchor_spy)
+    monkeypatch.setattr(CrossIndex, "take_anchor", anchor_spy)
     _twins(book)
     assert min(seen.values()) > 0, seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.5, 0.8, 1.0]),
+    move=st.sampled_from([0.0, 0.003, 0.03]),
+)
+def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float) -> None:
+    """:func:`.cross_kernels.anchor_nb` (the scans' and the stretches' anchor) gives
+    :meth:`.CrossIndex.anchor`'s arrays bit for bit from the same figures, on books with
+    accounts without positions, with isolated positions, with equity at or below zero."""
+    rng = np.random.default_rng(seed)
+    tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    n = 400
+    p0 = np.array([60_000.0, 3_000.0])
+    sizes = [
+        np.round(rng.uniform(-2.0, 2.0, n) * (rng.random(n) < 0.7), 3),
+        np.round(rng.uniform(-40, 40, n) * (rng.random(n) < 0.8), 2),
+    ]
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [(rng.random(n) < 0.1).astype(np.int8) for _ in p0]  # some isolated
+    notional = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional * rng.uniform(-0.02, 0.08, n)
+    trader = rng.random(n) < 0.95
+    cross_sizes = [np.where(m == 0, s, 0.0) for s, m in zip(sizes, modes, strict=True)]
+    e0, m0, _, _ = _figures(p0, cross_sizes, entries, cash, tiers, level)
+    index = CrossIndex(level)
+    index.build(p0, sizes, modes, tiers, e0, m0, trader)
+    marks = p0 * (1.0 + rng.uniform(-move, move, 2))
+    near = index.near
+    cols = (tuple(sizes), tuple(entries), tuple(modes))
+    tier_cols = (
+        tuple(t.floor for t in tiers), tuple(t.mmr for t in tiers), tuple(t.cum for t in tiers),
+        np.array([t.min_margin for t in tiers]),
+    )  # fmt: skip
+    k = len(near)
+    e, mt, kl, k1 = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+    cross_terms_nb(near, *cols, cash, marks, *tier_cols, index.level, e, mt, kl, k1)
+    holds = [(s[near] != 0.0) & (m[near] == 0) for s, m in zip(sizes, modes, strict=True)]
+    by_dist, dist, in_acc, in_q, in_at = anchor_nb(
+        near, *cols, cash, marks, *tier_cols, index.level, CROSS_SLACK
+    )
+    other = CrossIndex(level)
+    other.build(p0, sizes, modes, tiers, e0, m0, trader)
+    other.take_anchor(marks, by_dist, dist, in_acc, in_q, in_at)
+    index.anchor(marks, e, mt, kl, k1, holds)
+    assert np.array_equal(index.near_by_dist, other.near_by_dist)
+    assert np.array_equal(index.near_dist, other.near_dist)
+    assert np.array_equal(index.p1, other.p1)
+    for j in range(2):
+        assert np.array_equal(index.in_acc[j], other.in_acc[j])
+        assert np.array_equal(index.in_q[j], other.in_q[j])
