@@ -68,6 +68,8 @@ DIRTY_SHARE = 1 / 256
 DIRTY_FLOOR = 256
 #: Re-take the anchor when a scan evaluates more untouched near accounts than this.
 ANCHOR_EVAL = 64
+#: Near accounts an anchor sorts by their bound (the others wait at the last one's bound).
+NEAR_SORTED = 8 * ANCHOR_EVAL
 #: Relative slack kept below a bound computed from an account's own ``E`` and ``MM`` (the float
 #: error of those sums is ~1e-16 of their terms).
 CROSS_SLACK = 1e-6
@@ -126,6 +128,8 @@ class CrossIndex:
         #: Whether :meth:`anchor` may re-take the bounds (no risk-limit steps: its slopes have
         #: no step cap).
         self.can_anchor = True
+        #: Near accounts sorted by their bound at an anchor (:func:`by_distance`).
+        self.near_sorted = NEAR_SORTED
 
     def invalidate(self) -> None:
         self.valid = False
@@ -245,9 +249,8 @@ class CrossIndex:
         # An account needs evaluating once the move reaches the larger of its bounds (at most
         # one is positive): sorted by it, those are a prefix.
         dist = np.maximum(q_out, q_in)
-        order = np.argsort(dist, kind="stable")
         self.near = near
-        self.near_by_dist, self.near_dist = near[order], dist[order]
+        self.near_by_dist, self.near_dist = by_distance(near, dist, self.near_sorted)
         # Per market, the near accounts certainly in the zone at some move (``q_in > 0``) that
         # hold a cross position there, ascending, with ``q_in``.
         inside = q_in > 0.0
@@ -332,6 +335,29 @@ class CrossIndex:
 
 #: Relative margin kept below the move to a floor (the tier lookup's float error is ~1e-16).
 STEP_RTOL = 1e-9
+
+
+def by_distance(near: IntArray, dist: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:
+    """The near accounts in the order the scans pick them, with the bounds they are picked at
+    (ascending): the (at most) ``keep`` accounts with ``dist`` below ``cut``, the
+    ``keep + 1``-th smallest, by ``dist`` (stable), then the others in ``near``'s order, each
+    at ``cut`` (a lower bound of its own: they are evaluated once the move reaches ``cut``,
+    docs/formulas.md §14.2). A scan that reaches ``cut`` picks more than :data:`ANCHOR_EVAL`
+    accounts and the anchor is re-taken, so a full sort would not pay;
+    :func:`.cross_kernels.anchor_nb` does the same.
+
+    >>> by_distance(np.array([3, 5, 8, 9]), np.array([0.3, -0.1, 0.2, 0.5]), 2)
+    (array([5, 8, 3, 9]), array([-0.1,  0.2,  0.3,  0.3]))
+    """
+    if len(dist) <= keep:
+        order = np.argsort(dist, kind="stable")
+        return near[order], dist[order]
+    cut = float(np.partition(dist, keep)[keep])
+    head = np.flatnonzero(dist < cut)
+    head = head[np.argsort(dist[head], kind="stable")]
+    tail = np.flatnonzero(dist >= cut)
+    order = np.concatenate([head, tail])
+    return near[order], np.concatenate([dist[head], np.full(len(tail), cut)])
 
 
 def step_reach(notional: FloatArray, tiers: TierArrays) -> FloatArray:

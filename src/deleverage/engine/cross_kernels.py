@@ -342,11 +342,13 @@ def anchor_nb(
     min_margins: FloatArray,
     level: float,
     cross_slack: float,
+    keep: int,
 ) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
     """:meth:`.CrossIndex.anchor` at ``marks`` in one compiled call, figure for figure: the
     near accounts' ``E``, ``MM`` and slopes (:func:`cross_terms_nb`), their bounds ``q_out``
     and ``q_in`` (docs/formulas.md §14.2; NaN read as ``-inf``, divisions as NumPy's), the
-    accounts by the larger bound (stable) with it, and per market the accounts holding a cross
+    accounts by the larger bound with it (the ``keep`` nearest sorted:
+    :func:`.cross_index.by_distance`), and per market the accounts holding a cross
     position there with ``q_in > 0`` (ascending, flat, with ``len(marks) + 1`` offsets) and
     their ``q_in``. Returns ``near_by_dist``, ``near_dist``, ``in_acc``, ``in_q``, offsets."""
     k = len(near)
@@ -374,12 +376,27 @@ def anchor_nb(
             qi = -np.inf
         q_in[i] = qi
         dist[i] = q_out if q_out >= qi else qi
-    order = np.argsort(dist, kind="mergesort")
     by_dist = np.empty(k, dtype=np.int64)
     sorted_dist = np.empty(k)
-    for i in range(k):
-        by_dist[i] = near[order[i]]
-        sorted_dist[i] = dist[order[i]]
+    if k <= keep:
+        order = np.argsort(dist, kind="mergesort")
+        for i in range(k):
+            by_dist[i] = near[order[i]]
+            sorted_dist[i] = dist[order[i]]
+    else:  # the keep nearest sorted, the others at the next bound up (.cross_index.by_distance)
+        cut = np.partition(dist, keep)[keep]
+        head = np.flatnonzero(dist < cut)
+        order = np.argsort(dist[head], kind="mergesort")
+        n_head = len(head)
+        for i in range(n_head):
+            by_dist[i] = near[head[order[i]]]
+            sorted_dist[i] = dist[head[order[i]]]
+        at = n_head
+        for i in range(k):
+            if dist[i] >= cut:
+                by_dist[at] = near[i]
+                sorted_dist[at] = cut
+                at += 1
     n_m = len(marks)
     offsets = np.zeros(n_m + 1, dtype=np.int64)
     in_acc = np.empty(k * n_m, dtype=np.int64)

@@ -140,7 +140,8 @@ def cross_stretch(
         index.p0, index.p1, index.q, index.n_near, index.near_by_dist, index.near_dist,
         index._dirty, flag, MAX_MOVE, setup.eval_limit, anchor_eval,
         np.concatenate(index.in_acc).astype(np.int64), np.concatenate(index.in_q), in_at,
-        index.near, index.level, CROSS_SLACK, called_flat.astype(np.int64), called_len,
+        index.near, index.level, CROSS_SLACK, index.near_sorted, called_flat.astype(np.int64),
+        called_len,
         calls_flag, max(int(room), 1),
     )  # fmt: skip
     count, stop, ev_step, ev_market, ev_acc, ev_ratio, out_called, out_len = out[:8]
@@ -200,6 +201,7 @@ def cross_stretch_nb(
     near: IntArray,
     level: float,
     cross_slack: float,
+    keep: int,
     called_flat: IntArray,
     called_len: IntArray,
     calls_flag: BoolArray,
@@ -259,7 +261,7 @@ def cross_stretch_nb(
             if picked > anchor_eval:  # the next scans evaluate fewer accounts
                 near_by_dist, near_dist, in_acc, in_q, in_at = anchor_nb(
                     near, sizes, entries, modes, cash, cur, floors, mmrs, cums, min_margins,
-                    level, cross_slack,
+                    level, cross_slack, keep,
                 )  # fmt: skip
                 p1 = cur.copy()
                 anchors += 1

@@ -178,7 +178,7 @@ class MarginScans(Ledger):
                 _, floors, mmrs, cums, min_margins = self._cross_tiers()
                 anchor = anchor_nb(
                     index.near, sizes, entries, modes, self._cash, marks, floors, mmrs, cums,
-                    min_margins, index.level, CROSS_SLACK,
+                    min_margins, index.level, CROSS_SLACK, index.near_sorted,
                 )  # fmt: skip
                 index.take_anchor(marks, *anchor)
             return result

@@ -172,11 +172,13 @@ def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
     seed=st.integers(0, 2**32 - 1),
     level=st.sampled_from([0.5, 0.8, 1.0]),
     move=st.sampled_from([0.0, 0.003, 0.03]),
+    keep=st.sampled_from([1, 16, 512]),
 )
-def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float) -> None:
+def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float, keep: int) -> None:
     """:func:`.cross_kernels.anchor_nb` (the scans' and the stretches' anchor) gives
     :meth:`.CrossIndex.anchor`'s arrays bit for bit from the same figures, on books with
-    accounts without positions, with isolated positions, with equity at or below zero."""
+    accounts without positions, with isolated positions, with equity at or below zero; the
+    ``keep`` nearest sorted, the others after them at the next bound up."""
     rng = np.random.default_rng(seed)
     tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
     n = 400
@@ -193,20 +195,20 @@ def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float) -> N
     cross_sizes = [np.where(m == 0, s, 0.0) for s, m in zip(sizes, modes, strict=True)]
     e0, m0, _, _ = _figures(p0, cross_sizes, entries, cash, tiers, level)
     index = CrossIndex(level)
+    index.near_sorted = keep
     index.build(p0, sizes, modes, tiers, e0, m0, trader)
     marks = p0 * (1.0 + rng.uniform(-move, move, 2))
     near = index.near
-    cols = (tuple(sizes), tuple(entries), tuple(modes))
-    tier_cols = (
-        tuple(t.floor for t in tiers), tuple(t.mmr for t in tiers), tuple(t.cum for t in tiers),
-        np.array([t.min_margin for t in tiers]),
-    )  # fmt: skip
+    sz, en, md = tuple(sizes), tuple(entries), tuple(modes)
+    fl, mr, cu = (tuple(t.floor for t in tiers), tuple(t.mmr for t in tiers),
+                  tuple(t.cum for t in tiers))  # fmt: skip
+    mn = np.array([t.min_margin for t in tiers])
     k = len(near)
     e, mt, kl, k1 = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
-    cross_terms_nb(near, *cols, cash, marks, *tier_cols, index.level, e, mt, kl, k1)
+    cross_terms_nb(near, sz, en, md, cash, marks, fl, mr, cu, mn, index.level, e, mt, kl, k1)
     holds = [(s[near] != 0.0) & (m[near] == 0) for s, m in zip(sizes, modes, strict=True)]
     by_dist, dist, in_acc, in_q, in_at = anchor_nb(
-        near, *cols, cash, marks, *tier_cols, index.level, CROSS_SLACK
+        near, sz, en, md, cash, marks, fl, mr, cu, mn, index.level, CROSS_SLACK, keep
     )
     other = CrossIndex(level)
     other.build(p0, sizes, modes, tiers, e0, m0, trader)
@@ -218,3 +220,17 @@ def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float) -> N
     for j in range(2):
         assert np.array_equal(index.in_acc[j], other.in_acc[j])
         assert np.array_equal(index.in_q[j], other.in_q[j])
+    # The order: the bounds ascending, every near account once, the nearest by their own.
+    assert np.all(np.diff(index.near_dist) >= 0.0)
+    assert np.array_equal(np.sort(index.near_by_dist), near)
+    dist = np.maximum(
+        (level * e - mt - CROSS_SLACK * (level * np.abs(e) + mt)) / kl,
+        np.minimum(
+            (mt - level * e - CROSS_SLACK * (level * np.abs(e) + mt)) / kl,
+            (e - mt - CROSS_SLACK * (level * np.abs(e) + mt)) / k1,
+        ),
+    )
+    own = dist[np.searchsorted(near, index.near_by_dist)]
+    assert np.all(index.near_dist <= own)  # a lower bound of each account's own
+    head = min(keep, len(near))  # the nearest at their own bounds (ties: at the cut, theirs)
+    assert np.array_equal(index.near_dist[:head], np.sort(dist)[:head])
