@@ -411,3 +411,77 @@ def anchor_nb(
                 count += 1
         offsets[j + 1] = count
     return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets
+
+
+@njit(cache=True, error_model="numpy")
+def touched_bounds_nb(
+    acc: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    kind: Int8Array,
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    cross_slack: float,
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
+    """The anchored bounds of :func:`anchor_nb` for the accounts ``acc`` (ascending: the touched
+    ones) at ``marks``, valid while their positions and cash stay as they are (a quiet stretch):
+    the traders with a cross position sorted by ``max(q_out, q_in)`` (stable) with it, and per
+    market those holding a cross position there with ``q_in > 0`` (ascending, flat, with
+    ``len(marks) + 1`` offsets) and their ``q_in``. Accounts without a cross position, and
+    other kinds than traders, are left out: no scan warns them or finds them under
+    maintenance."""
+    k = len(acc)
+    equity = np.empty(k)
+    maint = np.empty(k)
+    k_level = np.empty(k)
+    k_one = np.empty(k)
+    cross_terms_nb(
+        acc, sizes, entries, modes, cash, marks, floors, mmrs, cums, min_margins, level,
+        equity, maint, k_level, k_one,
+    )  # fmt: skip
+    keep = np.empty(k, dtype=np.int64)
+    q_in = np.empty(k)
+    dist = np.empty(k)
+    n = 0
+    for i in range(k):
+        if kind[acc[i]] != 0 or not k_level[i] > 0.0:
+            continue
+        e = equity[i]
+        mt = maint[i]
+        slack = cross_slack * (level * abs(e) + mt)
+        q_out = (level * e - mt - slack) / k_level[i]
+        qi = _nan_min((mt - level * e - slack) / k_level[i], (e - mt - slack) / k_one[i])
+        if q_out != q_out:
+            q_out = -np.inf
+        if qi != qi:
+            qi = -np.inf
+        keep[n] = acc[i]
+        q_in[n] = qi
+        dist[n] = q_out if q_out >= qi else qi
+        n += 1
+    order = np.argsort(dist[:n], kind="mergesort")
+    by_dist = np.empty(n, dtype=np.int64)
+    sorted_dist = np.empty(n)
+    for i in range(n):
+        by_dist[i] = keep[order[i]]
+        sorted_dist[i] = dist[order[i]]
+    n_m = len(marks)
+    offsets = np.zeros(n_m + 1, dtype=np.int64)
+    in_acc = np.empty(n * n_m, dtype=np.int64)
+    in_q = np.empty(n * n_m)
+    count = 0
+    for j in range(n_m):
+        for i in range(n):
+            a = keep[i]
+            if q_in[i] > 0.0 and sizes[j][a] != 0.0 and modes[j][a] == 0:
+                in_acc[count] = a
+                in_q[count] = q_in[i]
+                count += 1
+        offsets[j + 1] = count
+    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets

@@ -10,7 +10,11 @@ is the step's own:
 
 - the accounts to evaluate: :func:`.cross_kernels.split_nb` with the cross index's anchored
   bounds (docs/formulas.md §14.2) at the marks as the step sees them (the markets before it in
-  the step at their new marks, the others at their last);
+  the step at their new marks, the others at their last); the accounts touched since the
+  index's build, which the scan evaluates at every mark, are bounded the same way from their
+  figures at the stretch's first marks (:func:`.cross_kernels.touched_bounds_nb`: nothing
+  touches them within the stretch) and evaluated only once the move from those marks reaches
+  them, or counted warned while certainly in the zone;
 - the scan: :func:`.cross_kernels.bounded_scan_nb` (under maintenance, and warned, with the
   near accounts certainly in the zone);
 - the called set: :func:`.risk.step.calls_update_nb`; the fresh calls' ratios by
@@ -50,6 +54,7 @@ from deleverage.engine.cross_kernels import (
     bounded_scan_nb,
     cross_subset_scan_nb,
     split_nb,
+    touched_bounds_nb,
 )
 from deleverage.engine.risk.step import calls_update_nb
 
@@ -170,6 +175,47 @@ def _grow_float(a: FloatArray, size: int) -> FloatArray:
 
 
 @njit(cache=True)
+def _with_touched_inside(
+    warn: IntArray,
+    evaluated: IntArray,
+    t_acc: IntArray,
+    t_q: FloatArray,
+    threshold: float,
+    flag: BoolArray,
+) -> IntArray:
+    """``warn`` (ascending) with the touched accounts of ``t_acc`` (ascending) certainly in the
+    zone and above maintenance (``t_q > threshold``) that were not evaluated, ascending.
+    ``flag``: scratch, all False, left so."""
+    n_extra = 0
+    for i in range(len(t_acc)):
+        n_extra += t_q[i] > threshold
+    if n_extra == 0:
+        return warn
+    for a in evaluated:
+        flag[a] = True
+    out = np.empty(len(warn) + n_extra, dtype=np.int64)
+    k = 0
+    w = 0
+    for i in range(len(t_acc)):
+        a = t_acc[i]
+        if flag[a] or not t_q[i] > threshold:
+            continue
+        while w < len(warn) and warn[w] < a:
+            out[k] = warn[w]
+            k += 1
+            w += 1
+        out[k] = a
+        k += 1
+    while w < len(warn):
+        out[k] = warn[w]
+        k += 1
+        w += 1
+    for a in evaluated:
+        flag[a] = False
+    return out[:k].copy()
+
+
+@njit(cache=True)
 def cross_stretch_nb(
     marks0: FloatArray,
     path: FloatArray,
@@ -240,6 +286,17 @@ def cross_stretch_nb(
     anchors = 0
     count = n_steps
     stop = STOP_END
+    # The touched accounts' own bounds at the stretch's first marks (nothing touches them
+    # within it); without anchors (step schedules), every touched account is evaluated.
+    if anchor_eval < np.iinfo(np.int64).max:
+        t_by, t_dist, t_in_acc, t_in_q, t_in_at = touched_bounds_nb(
+            dirty, sizes, entries, modes, kind, cash, marks0, floors, mmrs, cums, min_margins,
+            level, cross_slack,
+        )  # fmt: skip
+    else:
+        t_by, t_dist = dirty.copy(), np.full(len(dirty), -np.inf)
+        t_in_acc, t_in_q = np.zeros(0, dtype=np.int64), np.zeros(0)
+        t_in_at = np.zeros(n_m + 1, dtype=np.int64)
     for j in range(n_steps):
         e0 = n_ev
         for m in range(n_m):
@@ -247,8 +304,13 @@ def cross_stretch_nb(
             staged[m] = called[m]
             if not cross[m]:
                 continue
+            move_t = 0.0
+            for i in range(n_m):
+                move_t = max(move_t, abs(cur[i] / marks0[i] - 1.0))
+            thr_t = move_t * (1.0 + 1e-9) + 1e-12 if move_t < max_move else np.inf
+            t_eval = np.sort(t_by[: np.searchsorted(t_dist, thr_t, side="right")])
             evaluate, picked, threshold = split_nb(
-                cur, p0, p1, q, n_near, near_by_dist, near_dist, dirty, flag, max_move
+                cur, p0, p1, q, n_near, near_by_dist, near_dist, t_eval, flag, max_move
             )
             if picked < 0 or len(evaluate) > eval_limit:
                 stop = STOP_BOUND
@@ -268,6 +330,10 @@ def cross_stretch_nb(
             if len(below):
                 stop = STOP_BELOW
                 break
+            warn = _with_touched_inside(
+                warn, evaluate, t_in_acc[t_in_at[m] : t_in_at[m + 1]],
+                t_in_q[t_in_at[m] : t_in_at[m + 1]], thr_t, flag,
+            )  # fmt: skip
             new, fresh = calls_update_nb(called[m], warn, below, calls_flag)
             staged[m] = new
             k = 0

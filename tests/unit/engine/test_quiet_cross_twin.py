@@ -3,8 +3,9 @@ risk step.
 
 Random books of cross accounts over two or three markets (most accounts in several, leveraged
 so that a shock puts many in or near the warning zone) get a first risk step at shocked marks
-(calls, liquidations, the cross index built), then the marks walk. On one engine the stretch
-kernel runs along the walk from the current state and its prefix is applied in bulk
+(calls, liquidations, the cross index built) and deposits into a few accounts (touched
+accounts, bounded by their own figures in the stretch), then the marks walk. On one engine the
+stretch kernel runs along the walk from the current state and its prefix is applied in bulk
 (:func:`.quiet.advance_quiet`); on the other the same marks are set one at a time by
 ``set_mark`` (the real risk step is the oracle). Journals (row by row, every column), state
 hashes, the called sets of every market and the step reports must be identical; the
@@ -85,9 +86,12 @@ def _twin(
     rng = np.random.default_rng(seed + 1)
     fast, slow = _book(seed, n_markets, level), _book(seed, n_markets, level)
     start = [round(OPENS[j] * (1.0 + shock * (1.0 + 0.3 * j)), 4) for j in range(n_markets)]
+    touch = rng.choice(fast.n_accounts, 12, replace=False)
     for ex in (fast, slow):  # a first risk step at the shocked marks: calls, liquidations
         for m, p in enumerate(start):
             ex.set_mark(m, p, ts_ns=10 * S)
+        for a in touch.tolist():  # touched accounts (also by the liquidations): their own bounds
+            ex.deposit(a, 1.0 + a % 7)
     moves = np.exp(np.cumsum(rng.normal(drift, vol, (200, n_markets)), axis=0))
     marks = np.round(np.asarray(start) * moves, 4)
     setup = _setup(fast)

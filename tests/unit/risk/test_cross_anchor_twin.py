@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from deleverage import Exchange
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit
-from deleverage.engine.cross_kernels import anchor_nb, cross_terms_nb
+from deleverage.engine.cross_kernels import anchor_nb, cross_terms_nb, touched_bounds_nb
 from deleverage.rules import margin as mm
 from deleverage.venues import preset
 
@@ -234,3 +234,62 @@ def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float, keep
     assert np.all(index.near_dist <= own)  # a lower bound of each account's own
     head = min(keep, len(near))  # the nearest at their own bounds (ties: at the cut, theirs)
     assert np.array_equal(index.near_dist[:head], np.sort(dist)[:head])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.5, 0.8, 1.0]),
+    step=st.sampled_from([0.0005, 0.002, 0.01]),
+)
+def test_touched_bounds_hold(seed: int, level: float, step: float) -> None:
+    """:func:`.cross_kernels.touched_bounds_nb` (the touched accounts' bounds in a cross
+    stretch) against figures from ``rules.margin`` at random marks: an account it leaves out
+    (no cross position, not a trader) is never in the zone as a trader with a position; at
+    each move every account in the zone or under maintenance is picked (bound at or below the
+    move) or certainly warned in each market it holds, and every certainly warned one is in
+    the zone and above maintenance."""
+    rng = np.random.default_rng(seed)
+    tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    n = 300
+    p0 = np.array([60_000.0, 3_000.0])
+    sizes = [rng.uniform(-2.0, 2.0, n) * (rng.random(n) < 0.6), rng.uniform(-40, 40, n)]
+    sizes[1] *= rng.random(n) < 0.7
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [(rng.random(n) < 0.1).astype(np.int8) for _ in p0]
+    cross_sizes = [np.where(m == 0, s, 0.0) for s, m in zip(sizes, modes, strict=True)]
+    notional = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional * rng.uniform(0.0, 0.03, n)  # many in the zone or near it
+    kind = np.where(rng.random(n) < 0.05, 1, 0).astype(np.int8)
+    acc = np.sort(rng.choice(n, 120, replace=False)).astype(np.int64)
+    fl, mr, cu = (tuple(t.floor for t in tiers), tuple(t.mmr for t in tiers),
+                  tuple(t.cum for t in tiers))  # fmt: skip
+    mn = np.array([t.min_margin for t in tiers])
+    by_dist, dist, in_acc, in_q, in_at = touched_bounds_nb(
+        acc, tuple(sizes), tuple(entries), tuple(modes), kind, cash, p0, fl, mr, cu, mn,
+        min(level, 1.0), CROSS_SLACK,
+    )  # fmt: skip
+    assert np.all(np.diff(dist) >= 0.0)
+    has = (kind == 0) & ((cross_sizes[0] != 0.0) | (cross_sizes[1] != 0.0))
+    assert np.array_equal(np.sort(by_dist), acc[has[acc]])  # the others are left out
+    marks = p0.copy()
+    certain_seen = 0
+    for k in range(40):
+        if k:  # the first at the bounds' own marks
+            marks = marks * (1.0 + rng.normal(0.0, step, 2))
+        move = float(np.max(np.abs(marks / p0 - 1.0)))
+        threshold = move * (1.0 + 1e-9) + 1e-12
+        e, mt, _, _ = _figures(marks, cross_sizes, entries, cash, tiers, level)
+        in_zone = (mt >= level * e) | (e <= 0.0)
+        picked = set(by_dist[dist <= threshold].tolist())
+        for j in range(2):
+            part = slice(in_at[j], in_at[j + 1])
+            sure = in_acc[part][in_q[part] > threshold]
+            certain_seen += len(sure)
+            assert np.all(cross_sizes[j][sure] != 0.0)
+            assert np.all((mt[sure] >= level * e[sure]) & (e[sure] > mt[sure]))
+            holders = acc[has[acc] & (cross_sizes[j][acc] != 0.0) & in_zone[acc]]
+            missed = [a for a in holders.tolist() if a not in picked and a not in set(sure)]
+            assert not missed, missed
+    if level < 1.0:  # at level 1 the zone is under maintenance: none
+        assert certain_seen > 0
