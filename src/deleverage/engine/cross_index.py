@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import merge_candidates_nb, split_nb
+from deleverage.engine.cross_kernels import split_nb
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -109,12 +109,8 @@ class CrossIndex:
         self.builds = 0
         self._touched: list[IntArray] = []
         self._dirty = np.zeros(0, dtype=np.int64)  # touched since the build, ascending
-        self._flag = np.zeros(0, dtype=np.bool_)  # scratch of merge_candidates_nb, all False
+        self._flag = np.zeros(0, dtype=np.bool_)  # scratch of the scans' kernels, all False
         self._top = -1  # the largest indexed account id
-        #: The last answer of :meth:`candidates` and what it depended on (the prefix length and
-        #: the touched set's generation): quiet marks after a crash ask for the same set again.
-        self._last: tuple[int, int, IntArray] | None = None
-        self._dirty_gen = 0
         #: The near set (the first ``n_near`` accounts of ``acc``, ascending by account) and its
         #: bounds from the anchor marks ``p1`` (module docstring).
         self.n_near = 0
@@ -184,8 +180,6 @@ class CrossIndex:
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
         self._dirty = np.zeros(0, dtype=np.int64)
-        self._dirty_gen += 1
-        self._last = None
         self.valid = True
         self.builds += 1
 
@@ -194,37 +188,6 @@ class CrossIndex:
         if self._touched:
             self._dirty = np.unique(np.concatenate([self._dirty, *self._touched]))
             self._touched = []
-            self._dirty_gen += 1
-
-    def candidates(self, marks: FloatArray) -> IntArray | None:
-        """Accounts the marks can have moved into the zone and those touched, ascending;
-        ``None`` when the bound no longer pays (a move beyond :data:`MAX_MOVE`, or more than
-        :data:`PREFIX_SHARE` of the accounts to check)."""
-        if not self.valid or len(marks) != len(self.p0):
-            return None
-        self.merge_touched()
-        marks = np.asarray(marks, dtype=np.float64)
-        unpriced = self.p0 <= 0.0  # a market without a mark at the build: no bound
-        if unpriced.any():
-            if np.any(marks[unpriced] != self.p0[unpriced]):
-                return None
-            marks = np.where(unpriced, 1.0, marks)
-        move = float(np.max(np.abs(marks / np.where(unpriced, 1.0, self.p0) - 1.0)))
-        if move >= MAX_MOVE:
-            return None
-        k = int(np.searchsorted(self.q, move * (1.0 + 1e-9) + 1e-12, side="right"))
-        limit = max(64, int(len(self.acc) * PREFIX_SHARE))
-        if k + len(self._dirty) > limit or len(self._dirty) > max(
-            DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)
-        ):
-            return None
-        last = self._last
-        if last is not None and last[0] == k and last[1] == self._dirty_gen:
-            return last[2]  # read-only: the same accounts as the last call
-        out = self._merge(k)
-        out.flags.writeable = False
-        self._last = (k, self._dirty_gen, out)
-        return out
 
     def _set_anchor(
         self, marks: FloatArray, near: IntArray, equity: FloatArray, maintenance: FloatArray,
@@ -316,21 +279,6 @@ class CrossIndex:
         if len(self._flag) < top:
             self._flag = np.zeros(top, dtype=np.bool_)
         return self._flag
-
-    def _merge(self, k: int) -> IntArray:
-        """The first ``k`` indexed accounts and the touched ones, ascending, without repeats."""
-        if len(self._dirty) == 0:
-            out = self.acc[:k].copy()
-            out.sort()
-            return out
-        top = max(int(self._dirty[-1]), self._top) + 1
-        if len(self._flag) < top:
-            self._flag = np.zeros(top, dtype=np.bool_)
-        out = np.empty(k + len(self._dirty), dtype=np.int64)
-        count = merge_candidates_nb(self.acc[:k], self._dirty, self._flag, out)
-        out = out[:count]
-        out.sort()
-        return out
 
 
 #: Relative margin kept below the move to a floor (the tier lookup's float error is ~1e-16).

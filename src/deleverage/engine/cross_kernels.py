@@ -1,7 +1,7 @@
 """Compiled kernels of the cross scans over a subset of accounts (numba), named ``*_nb``.
 
-The bounded cross scan (:meth:`.MarginScans._cross_scan_subset`) evaluates only the accounts the
-distance bound of :mod:`.cross_index` admits. Gathering their columns market by market with
+The bounded cross scan (:meth:`.MarginScans._cross_scan_split`) evaluates only the accounts the
+distance bounds of :mod:`.cross_index` admit. Gathering their columns market by market with
 NumPy fancy indexing cost more than the arithmetic; these kernels read every market's columns
 at the candidates' rows directly (the markets' columns passed as tuples of arrays, one entry
 per market) and repeat, operation for operation, the arithmetic of the full pass
@@ -109,26 +109,6 @@ def cross_subset_scan_nb(
             warn_out[n_warn] = i
             n_warn += 1
     return n_below, n_warn
-
-
-@njit(cache=True)
-def merge_candidates_nb(
-    prefix: IntArray, dirty: IntArray, flag: npt.NDArray[np.bool_], out: IntArray
-) -> int:
-    """Write ``prefix`` then the accounts of ``dirty`` not in it into ``out``; return the
-    count. ``flag`` (all False, longer than every account id) is left all False."""
-    k = 0
-    for a in prefix:
-        flag[a] = True
-        out[k] = a
-        k += 1
-    for a in dirty:
-        if not flag[a]:
-            out[k] = a
-            k += 1
-    for a in prefix:
-        flag[a] = False
-    return k
 
 
 @njit(cache=True)
