@@ -163,11 +163,10 @@ class CrossIndex:
         has = trader & (k > 0.0)
         acc = np.flatnonzero(has).astype(np.int64)
         q = np.minimum((self.level * equity[acc] - maintenance[acc]) / k[acc], to_step[acc])
-        order = np.argsort(q, kind="stable")
-        self.q, self.acc = q[order], acc[order]
+        self.n_near = min(len(acc), max(64, int(len(acc) * PREFIX_SHARE)))
+        self.acc, self.q = sorted_prefix(acc, q, self.n_near)
         self.can_anchor = not any(t.whole_position for t in tiers)
         # The near set and its first anchor: the build's own figures (with the step caps).
-        self.n_near = min(len(acc), max(64, int(len(acc) * PREFIX_SHARE)))
         near = np.sort(self.acc[: self.n_near])
         holds = [
             (size[near] != 0.0) & (mode[near] == 0) for size, mode in zip(sizes, modes, strict=True)
@@ -283,6 +282,30 @@ class CrossIndex:
 
 #: Relative margin kept below the move to a floor (the tier lookup's float error is ~1e-16).
 STEP_RTOL = 1e-9
+
+
+def sorted_prefix(acc: IntArray, q: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:
+    """``acc`` and ``q`` in the index's order: the first ``keep + 1`` exactly as a stable sort
+    by ``q`` puts them, the others after them (those tied with the last of them first, then in
+    ``acc``'s order) with ``q`` lowered to that last one's (a lower bound of their own, so every
+    test of the index stays safe: a scan reaching it runs the full pass, a quiet stretch's
+    smallest ``q`` among accounts not called is no larger than the true one). Only the near
+    set and the bound just beyond it are read in order (:meth:`CrossIndex.split`); a full sort
+    of every account cost most of a build.
+
+    >>> sorted_prefix(np.array([4, 5, 6, 7, 8]), np.array([0.5, 0.1, 0.3, 0.2, 0.4]), 1)
+    (array([5, 7, 4, 6, 8]), array([0.1, 0.2, 0.2, 0.2, 0.2]))
+    """
+    if len(q) <= keep + 1:
+        order = np.argsort(q, kind="stable")
+        return acc[order], q[order]
+    cut = float(np.partition(q, keep)[keep])
+    head = np.flatnonzero(q < cut)
+    head = head[np.argsort(q[head], kind="stable")]
+    ties = np.flatnonzero(q == cut)
+    rest = np.flatnonzero(~(q <= cut))
+    order = np.concatenate([head, ties, rest])
+    return acc[order], np.concatenate([q[head], np.full(len(ties) + len(rest), cut)])
 
 
 def by_distance(near: IntArray, dist: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:

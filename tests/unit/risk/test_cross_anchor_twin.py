@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from deleverage import Exchange
 from deleverage.engine import cross_index as cross_mod
-from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit
+from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit, sorted_prefix
 from deleverage.engine.cross_kernels import anchor_nb, cross_terms_nb, touched_bounds_nb
 from deleverage.rules import margin as mm
 from deleverage.venues import preset
@@ -293,3 +293,25 @@ def test_touched_bounds_hold(seed: int, level: float, step: float) -> None:
             assert not missed, missed
     if level < 1.0:  # at level 1 the zone is under maintenance: none
         assert certain_seen > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    q=st.lists(st.sampled_from([-0.5, 0.0, 0.01, 0.02, 0.05, 0.3, 1.0]) | st.floats(-1.0, 2.0),
+               min_size=0, max_size=80),
+    keep=st.integers(0, 90),
+)  # fmt: skip
+def test_sorted_prefix_equals_a_stable_sort_where_read(q: list[float], keep: int) -> None:
+    """:func:`.cross_index.sorted_prefix` (the build's order) against NumPy's stable argsort:
+    the first ``keep + 1`` entries identical, every account once, ``q`` ascending and never
+    above an account's own (ties included: the values are drawn from a small set too)."""
+    qa = np.array(q, dtype=np.float64)
+    acc = np.arange(100, 100 + len(qa), dtype=np.int64)
+    got_acc, got_q = sorted_prefix(acc, qa, keep)
+    order = np.argsort(qa, kind="stable")
+    head = min(keep + 1, len(qa))
+    assert np.array_equal(got_acc[:head], acc[order][:head])
+    assert np.array_equal(got_q[:head], qa[order][:head])
+    assert np.array_equal(np.sort(got_acc), acc)
+    assert np.all(np.diff(got_q) >= 0.0)
+    assert np.all(got_q <= qa[got_acc - 100])
