@@ -21,7 +21,9 @@ is the step's own:
   :func:`.cross_kernels.cross_subset_scan_nb` (as :meth:`.MarginScans.cross_warn_ratios`).
 
 A scan that evaluates many near accounts re-takes the anchor after it, as the scan does
-(:func:`.cross_kernels.anchor_nb`, the figures of :meth:`.CrossIndex.anchor`). The stretch ends
+(:func:`.cross_kernels.anchor_nb`, the figures of :meth:`.CrossIndex.anchor`; past
+:data:`STRETCH_ANCHOR_EVAL` accounts, twice the step's threshold: the stretch's scans cost
+less than the step's). The stretch ends
 before the first step at which a market's scan finds an account under maintenance (a
 liquidation, or a wait for a liquidator) or the bound no longer answers (the step would run a
 full pass and rebuild the index). The calls go to the journal in the step-by-step order
@@ -42,7 +44,6 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.cross_index import (
-    ANCHOR_EVAL,
     CROSS_SLACK,
     DIRTY_FLOOR,
     DIRTY_SHARE,
@@ -66,6 +67,11 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
+#: A stretch's scan re-takes the anchor when it picks more near accounts than this (the step's
+#: scans at :data:`.cross_index.ANCHOR_EVAL`; the results do not depend on it). Measured on
+#: benchmarks/cascade_day.py's cross day (kernel CPU over 47,404 stretch steps, two runs each):
+#: 32: 3.4-4.0 s, 64: 2.3 s, 128: 1.55 s, 256: 1.5-1.7 s, 512: 1.7-2.1 s.
+STRETCH_ANCHOR_EVAL = 128
 #: Why a cross stretch ended (:func:`cross_stretch_nb`'s ``stop``).
 STOP_END, STOP_BOUND, STOP_BELOW = range(3)
 CROSS_STOPS = ("end", "cross bound", "under maintenance")
@@ -122,13 +128,13 @@ def cross_setup(ex: Exchange, cindex: CrossIndex, marks: FloatArray) -> CrossStr
 
 def cross_stretch(
     ex: Exchange, setup: CrossStretch, path: FloatArray, room: int = 64,
-    anchor_eval: int = ANCHOR_EVAL,
+    anchor_eval: int = STRETCH_ANCHOR_EVAL,
 ) -> tuple[int, CrossCalls, int]:  # fmt: skip
     """Run the cross side of the risk steps along ``path`` (``[step, market]`` marks, from the
     engine's current state): the count of leading steps that only call cross accounts, the
     calls they make and why it ended (:data:`CROSS_STOPS`). ``room``: calls the kernel's
-    arrays hold at first (they grow); ``anchor_eval``: the scans' re-anchoring threshold
-    (:data:`.cross_index.ANCHOR_EVAL`)."""
+    arrays hold at first (they grow); ``anchor_eval``: the re-anchoring threshold
+    (:data:`STRETCH_ANCHOR_EVAL`)."""
     index = setup.index
     sizes, entries, modes = ex._cross_columns()
     marks, floors, mmrs, cums, min_margins = ex._cross_tiers()
