@@ -210,13 +210,35 @@ class MarginScans(Ledger):
             first = False
         return first
 
+    def _cross_scan_subset(self, m: int, call_level: float, acc: IntArray) -> dict[str, Any]:
+        """:meth:`_cross_scan_full` over the accounts ``acc`` only (same arithmetic, same
+        result: :func:`.cross_kernels.cross_subset_scan_nb`)."""
+        k = len(acc)
+        if k == 0:
+            return _empty_scan()
+        ratio = np.empty(k)
+        below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
+        warn = np.empty(k, dtype=np.int64)
+        sizes, entries, modes = self._cross_columns()
+        marks, floors, mmrs, cums, min_margins = self._cross_tiers()
+        n_below, n_warn = cross_subset_scan_nb(
+            acc, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs, cums,
+            min_margins, call_level, ratio, below, below_e, below_m, warn,
+        )  # fmt: skip
+        return {
+            "below": acc[below[:n_below]],
+            "below_equity": below_e[:n_below],
+            "below_maintenance": below_m[:n_below],
+            "warn": acc[warn[:n_warn]],
+            "warn_ratio": ratio[warn[:n_warn]],
+        }
+
     def _cross_scan_split(self, m: int, call_level: float, split: CrossSplit) -> dict[str, Any]:
         """The bounded scan with the second bound (:meth:`.CrossIndex.split`): the accounts of
-        ``split.evaluate`` evaluated with the full pass's figures
-        (:func:`.cross_kernels.cross_subset_scan_nb`), the accounts the second bound keeps in
-        the zone added to ``warn`` unevaluated. ``warn_ratio`` (all of ``warn``) is computed on
-        first access, by the same kernel; :meth:`cross_warn_ratios` computes only the ratios a
-        caller needs."""
+        ``split.evaluate`` evaluated as :meth:`_cross_scan_subset` does, the accounts the second
+        bound keeps in the zone added to ``warn`` unevaluated. ``warn_ratio`` (all of ``warn``)
+        is computed on first access, by the same kernel; :meth:`cross_warn_ratios` computes only
+        the ratios a caller needs."""
         sizes, entries, modes = self._cross_columns()
         marks, floors, mmrs, cums, min_margins = self._cross_tiers()
         below, below_e, below_m, warn = bounded_scan_nb(
@@ -723,6 +745,15 @@ def maintenance_scalar(notional: float, tiers: TierArrays) -> float:
     if tiers.min_margin > 0.0 and notional > 0.0:
         return max(tiered, tiers.min_margin)
     return tiered
+
+
+def _empty_scan() -> dict[str, Any]:
+    """A scan that found nobody under maintenance or at the call level."""
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return {
+        "below": empty_i, "below_equity": empty_f, "below_maintenance": empty_f,
+        "warn": empty_i, "warn_ratio": empty_f,
+    }  # fmt: skip
 
 
 def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:

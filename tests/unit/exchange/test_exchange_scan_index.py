@@ -30,7 +30,7 @@ from deleverage.engine import bulk
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine import level_index as level_mod
 from deleverage.engine.cross_index import CrossIndex, CrossSplit
-from deleverage.engine.cross_kernels import cross_subset_scan_nb, tier_nb
+from deleverage.engine.cross_kernels import tier_nb
 from deleverage.engine.kernels import tier_of_nb
 from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
@@ -495,7 +495,7 @@ def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: in
             for level in LEVELS:
                 full = ex.cross_scan(m, level)
                 acc = np.flatnonzero(rng.random(n) < 0.6).astype(np.int64)
-                got = _subset_scan(ex, m, level, acc)
+                got = ex._cross_scan_subset(m, level, acc)
                 keep_b = np.isin(full["below"], acc)
                 keep_w = np.isin(full["warn"], acc)
                 assert np.array_equal(got["below"], full["below"][keep_b])
@@ -513,26 +513,6 @@ def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: in
                 if ex.columns(m).size[a] != 0.0 and ex.columns(m).mode[a] == MarginMode.CROSS
             ]
             assert list(zip(ids, maint, strict=True)) == want
-
-
-def _subset_scan(ex: Exchange, m: int, level: float, acc: np.ndarray) -> dict[str, np.ndarray]:
-    """The cross scan of market ``m`` over the accounts ``acc`` only, by the compiled subset
-    kernel the bounded scans, ``warn_ratio`` and the cross stretches use."""
-    k = len(acc)
-    ratio = np.empty(k)
-    below, below_e, below_m = np.empty(k, dtype=np.int64), np.empty(k), np.empty(k)
-    warn = np.empty(k, dtype=np.int64)
-    sizes, entries, modes = ex._cross_columns()
-    marks, floors, mmrs, cums, min_margins = ex._cross_tiers()
-    n_below, n_warn = cross_subset_scan_nb(
-        acc, m, sizes, entries, modes, ex._kind, ex._cash, marks, floors, mmrs, cums,
-        min_margins, level, ratio, below, below_e, below_m, warn,
-    )  # fmt: skip
-    return {
-        "below": acc[below[:n_below]], "below_equity": below_e[:n_below],
-        "below_maintenance": below_m[:n_below], "warn": acc[warn[:n_warn]],
-        "warn_ratio": ratio[warn[:n_warn]],
-    }  # fmt: skip
 
 
 @settings(max_examples=60)
