@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import merge_candidates_nb, split_nb
+from deleverage.engine.cross_kernels import split_nb
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -68,6 +68,8 @@ DIRTY_SHARE = 1 / 256
 DIRTY_FLOOR = 256
 #: Re-take the anchor when a scan evaluates more untouched near accounts than this.
 ANCHOR_EVAL = 64
+#: Near accounts an anchor sorts by their bound (the others wait at the last one's bound).
+NEAR_SORTED = 8 * ANCHOR_EVAL
 #: Relative slack kept below a bound computed from an account's own ``E`` and ``MM`` (the float
 #: error of those sums is ~1e-16 of their terms).
 CROSS_SLACK = 1e-6
@@ -107,12 +109,8 @@ class CrossIndex:
         self.builds = 0
         self._touched: list[IntArray] = []
         self._dirty = np.zeros(0, dtype=np.int64)  # touched since the build, ascending
-        self._flag = np.zeros(0, dtype=np.bool_)  # scratch of merge_candidates_nb, all False
+        self._flag = np.zeros(0, dtype=np.bool_)  # scratch of the scans' kernels, all False
         self._top = -1  # the largest indexed account id
-        #: The last answer of :meth:`candidates` and what it depended on (the prefix length and
-        #: the touched set's generation): quiet marks after a crash ask for the same set again.
-        self._last: tuple[int, int, IntArray] | None = None
-        self._dirty_gen = 0
         #: The near set (the first ``n_near`` accounts of ``acc``, ascending by account) and its
         #: bounds from the anchor marks ``p1`` (module docstring).
         self.n_near = 0
@@ -126,6 +124,8 @@ class CrossIndex:
         #: Whether :meth:`anchor` may re-take the bounds (no risk-limit steps: its slopes have
         #: no step cap).
         self.can_anchor = True
+        #: Near accounts sorted by their bound at an anchor (:func:`by_distance`).
+        self.near_sorted = NEAR_SORTED
 
     def invalidate(self) -> None:
         self.valid = False
@@ -163,11 +163,10 @@ class CrossIndex:
         has = trader & (k > 0.0)
         acc = np.flatnonzero(has).astype(np.int64)
         q = np.minimum((self.level * equity[acc] - maintenance[acc]) / k[acc], to_step[acc])
-        order = np.argsort(q, kind="stable")
-        self.q, self.acc = q[order], acc[order]
+        self.n_near = min(len(acc), max(64, int(len(acc) * PREFIX_SHARE)))
+        self.acc, self.q = sorted_prefix(acc, q, self.n_near)
         self.can_anchor = not any(t.whole_position for t in tiers)
         # The near set and its first anchor: the build's own figures (with the step caps).
-        self.n_near = min(len(acc), max(64, int(len(acc) * PREFIX_SHARE)))
         near = np.sort(self.acc[: self.n_near])
         holds = [
             (size[near] != 0.0) & (mode[near] == 0) for size, mode in zip(sizes, modes, strict=True)
@@ -180,8 +179,6 @@ class CrossIndex:
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
         self._dirty = np.zeros(0, dtype=np.int64)
-        self._dirty_gen += 1
-        self._last = None
         self.valid = True
         self.builds += 1
 
@@ -190,37 +187,6 @@ class CrossIndex:
         if self._touched:
             self._dirty = np.unique(np.concatenate([self._dirty, *self._touched]))
             self._touched = []
-            self._dirty_gen += 1
-
-    def candidates(self, marks: FloatArray) -> IntArray | None:
-        """Accounts the marks can have moved into the zone and those touched, ascending;
-        ``None`` when the bound no longer pays (a move beyond :data:`MAX_MOVE`, or more than
-        :data:`PREFIX_SHARE` of the accounts to check)."""
-        if not self.valid or len(marks) != len(self.p0):
-            return None
-        self.merge_touched()
-        marks = np.asarray(marks, dtype=np.float64)
-        unpriced = self.p0 <= 0.0  # a market without a mark at the build: no bound
-        if unpriced.any():
-            if np.any(marks[unpriced] != self.p0[unpriced]):
-                return None
-            marks = np.where(unpriced, 1.0, marks)
-        move = float(np.max(np.abs(marks / np.where(unpriced, 1.0, self.p0) - 1.0)))
-        if move >= MAX_MOVE:
-            return None
-        k = int(np.searchsorted(self.q, move * (1.0 + 1e-9) + 1e-12, side="right"))
-        limit = max(64, int(len(self.acc) * PREFIX_SHARE))
-        if k + len(self._dirty) > limit or len(self._dirty) > max(
-            DIRTY_FLOOR, int(len(self.acc) * DIRTY_SHARE)
-        ):
-            return None
-        last = self._last
-        if last is not None and last[0] == k and last[1] == self._dirty_gen:
-            return last[2]  # read-only: the same accounts as the last call
-        out = self._merge(k)
-        out.flags.writeable = False
-        self._last = (k, self._dirty_gen, out)
-        return out
 
     def _set_anchor(
         self, marks: FloatArray, near: IntArray, equity: FloatArray, maintenance: FloatArray,
@@ -245,9 +211,8 @@ class CrossIndex:
         # An account needs evaluating once the move reaches the larger of its bounds (at most
         # one is positive): sorted by it, those are a prefix.
         dist = np.maximum(q_out, q_in)
-        order = np.argsort(dist, kind="stable")
         self.near = near
-        self.near_by_dist, self.near_dist = near[order], dist[order]
+        self.near_by_dist, self.near_dist = by_distance(near, dist, self.near_sorted)
         # Per market, the near accounts certainly in the zone at some move (``q_in > 0``) that
         # hold a cross position there, ascending, with ``q_in``.
         inside = q_in > 0.0
@@ -268,6 +233,22 @@ class CrossIndex:
             return
         cap = np.full(len(self.near), np.inf)
         self._set_anchor(marks, self.near, equity, maintenance, k_level, k_one, cap, holds)
+        self.anchors += 1
+
+    def take_anchor(
+        self, marks: FloatArray, near_by_dist: IntArray, near_dist: FloatArray, in_acc: IntArray,
+        in_q: FloatArray, in_at: IntArray,
+    ) -> None:  # fmt: skip
+        """Take the anchor :func:`.cross_kernels.anchor_nb` computed at ``marks`` (the figures
+        :meth:`anchor` computes; ``in_acc``, ``in_q`` flat, market ``j``'s at
+        ``in_at[j] : in_at[j + 1]``)."""
+        if not self.can_anchor:
+            return
+        self.near_by_dist, self.near_dist = near_by_dist, near_dist
+        parts = range(len(in_at) - 1)
+        self.in_acc = tuple(in_acc[in_at[j] : in_at[j + 1]] for j in parts)
+        self.in_q = tuple(in_q[in_at[j] : in_at[j + 1]] for j in parts)
+        self.p1 = np.array(marks, dtype=np.float64)
         self.anchors += 1
 
     def split(self, marks: FloatArray) -> CrossSplit | None:
@@ -298,24 +279,56 @@ class CrossIndex:
             self._flag = np.zeros(top, dtype=np.bool_)
         return self._flag
 
-    def _merge(self, k: int) -> IntArray:
-        """The first ``k`` indexed accounts and the touched ones, ascending, without repeats."""
-        if len(self._dirty) == 0:
-            out = self.acc[:k].copy()
-            out.sort()
-            return out
-        top = max(int(self._dirty[-1]), self._top) + 1
-        if len(self._flag) < top:
-            self._flag = np.zeros(top, dtype=np.bool_)
-        out = np.empty(k + len(self._dirty), dtype=np.int64)
-        count = merge_candidates_nb(self.acc[:k], self._dirty, self._flag, out)
-        out = out[:count]
-        out.sort()
-        return out
-
 
 #: Relative margin kept below the move to a floor (the tier lookup's float error is ~1e-16).
 STEP_RTOL = 1e-9
+
+
+def sorted_prefix(acc: IntArray, q: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:
+    """``acc`` and ``q`` in the index's order: the first ``keep + 1`` exactly as a stable sort
+    by ``q`` puts them, the others after them (those tied with the last of them first, then in
+    ``acc``'s order) with ``q`` lowered to that last one's (a lower bound of their own, so every
+    test of the index stays safe: a scan reaching it runs the full pass, a quiet stretch's
+    smallest ``q`` among accounts not called is no larger than the true one). Only the near
+    set and the bound just beyond it are read in order (:meth:`CrossIndex.split`); a full sort
+    of every account cost most of a build.
+
+    >>> sorted_prefix(np.array([4, 5, 6, 7, 8]), np.array([0.5, 0.1, 0.3, 0.2, 0.4]), 1)
+    (array([5, 7, 4, 6, 8]), array([0.1, 0.2, 0.2, 0.2, 0.2]))
+    """
+    if len(q) <= keep + 1:
+        order = np.argsort(q, kind="stable")
+        return acc[order], q[order]
+    cut = float(np.partition(q, keep)[keep])
+    head = np.flatnonzero(q < cut)
+    head = head[np.argsort(q[head], kind="stable")]
+    ties = np.flatnonzero(q == cut)
+    rest = np.flatnonzero(~(q <= cut))
+    order = np.concatenate([head, ties, rest])
+    return acc[order], np.concatenate([q[head], np.full(len(ties) + len(rest), cut)])
+
+
+def by_distance(near: IntArray, dist: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:
+    """The near accounts in the order the scans pick them, with the bounds they are picked at
+    (ascending): the (at most) ``keep`` accounts with ``dist`` below ``cut``, the
+    ``keep + 1``-th smallest, by ``dist`` (stable), then the others in ``near``'s order, each
+    at ``cut`` (a lower bound of its own: they are evaluated once the move reaches ``cut``,
+    docs/formulas.md §14.2). A scan that reaches ``cut`` picks more than :data:`ANCHOR_EVAL`
+    accounts and the anchor is re-taken, so a full sort would not pay;
+    :func:`.cross_kernels.anchor_nb` does the same.
+
+    >>> by_distance(np.array([3, 5, 8, 9]), np.array([0.3, -0.1, 0.2, 0.5]), 2)
+    (array([5, 8, 3, 9]), array([-0.1,  0.2,  0.3,  0.3]))
+    """
+    if len(dist) <= keep:
+        order = np.argsort(dist, kind="stable")
+        return near[order], dist[order]
+    cut = float(np.partition(dist, keep)[keep])
+    head = np.flatnonzero(dist < cut)
+    head = head[np.argsort(dist[head], kind="stable")]
+    tail = np.flatnonzero(dist >= cut)
+    order = np.concatenate([head, tail])
+    return near[order], np.concatenate([dist[head], np.full(len(tail), cut)])
 
 
 def step_reach(notional: FloatArray, tiers: TierArrays) -> FloatArray:

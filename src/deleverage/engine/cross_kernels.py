@@ -1,7 +1,7 @@
 """Compiled kernels of the cross scans over a subset of accounts (numba), named ``*_nb``.
 
-The bounded cross scan (:meth:`.MarginScans._cross_scan_subset`) evaluates only the accounts the
-distance bound of :mod:`.cross_index` admits. Gathering their columns market by market with
+The bounded cross scan (:meth:`.MarginScans._cross_scan_split`) evaluates only the accounts the
+distance bounds of :mod:`.cross_index` admit. Gathering their columns market by market with
 NumPy fancy indexing cost more than the arithmetic; these kernels read every market's columns
 at the candidates' rows directly (the markets' columns passed as tuples of arrays, one entry
 per market) and repeat, operation for operation, the arithmetic of the full pass
@@ -109,26 +109,6 @@ def cross_subset_scan_nb(
             warn_out[n_warn] = i
             n_warn += 1
     return n_below, n_warn
-
-
-@njit(cache=True)
-def merge_candidates_nb(
-    prefix: IntArray, dirty: IntArray, flag: npt.NDArray[np.bool_], out: IntArray
-) -> int:
-    """Write ``prefix`` then the accounts of ``dirty`` not in it into ``out``; return the
-    count. ``flag`` (all False, longer than every account id) is left all False."""
-    k = 0
-    for a in prefix:
-        flag[a] = True
-        out[k] = a
-        k += 1
-    for a in dirty:
-        if not flag[a]:
-            out[k] = a
-            k += 1
-    for a in prefix:
-        flag[a] = False
-    return k
 
 
 @njit(cache=True)
@@ -318,3 +298,170 @@ def bounded_scan_nb(
         below[i] = acc[below_pos[i]]
     warn = warned_union_nb(acc, warn_pos[:n_warn], in_acc, in_q, threshold, dirty, flag)
     return below, below_e[:n_below].copy(), below_m[:n_below].copy(), warn
+
+
+@njit(cache=True)
+def _nan_min(a: float, b: float) -> float:
+    """``np.minimum`` of two floats (NaN when either is)."""
+    if a != a or b != b:
+        return np.nan
+    return a if a < b else b
+
+
+@njit(cache=True, error_model="numpy")
+def anchor_nb(
+    near: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    cross_slack: float,
+    keep: int,
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
+    """:meth:`.CrossIndex.anchor` at ``marks`` in one compiled call, figure for figure: the
+    near accounts' ``E``, ``MM`` and slopes (:func:`cross_terms_nb`), their bounds ``q_out``
+    and ``q_in`` (docs/formulas.md §14.2; NaN read as ``-inf``, divisions as NumPy's), the
+    accounts by the larger bound with it (the ``keep`` nearest sorted:
+    :func:`.cross_index.by_distance`), and per market the accounts holding a cross
+    position there with ``q_in > 0`` (ascending, flat, with ``len(marks) + 1`` offsets) and
+    their ``q_in``. Returns ``near_by_dist``, ``near_dist``, ``in_acc``, ``in_q``, offsets."""
+    k = len(near)
+    equity = np.empty(k)
+    maint = np.empty(k)
+    k_level = np.empty(k)
+    k_one = np.empty(k)
+    cross_terms_nb(
+        near, sizes, entries, modes, cash, marks, floors, mmrs, cums, min_margins, level,
+        equity, maint, k_level, k_one,
+    )  # fmt: skip
+    q_in = np.empty(k)
+    dist = np.empty(k)
+    for i in range(k):
+        e = equity[i]
+        mt = maint[i]
+        slack = cross_slack * (level * abs(e) + mt)
+        q_out = _nan_min((level * e - mt - slack) / k_level[i], np.inf)
+        qi = _nan_min(
+            _nan_min((mt - level * e - slack) / k_level[i], (e - mt - slack) / k_one[i]), np.inf
+        )
+        if q_out != q_out:
+            q_out = -np.inf
+        if qi != qi:
+            qi = -np.inf
+        q_in[i] = qi
+        dist[i] = q_out if q_out >= qi else qi
+    by_dist = np.empty(k, dtype=np.int64)
+    sorted_dist = np.empty(k)
+    if k <= keep:
+        order = np.argsort(dist, kind="mergesort")
+        for i in range(k):
+            by_dist[i] = near[order[i]]
+            sorted_dist[i] = dist[order[i]]
+    else:  # the keep nearest sorted, the others at the next bound up (.cross_index.by_distance)
+        cut = np.partition(dist, keep)[keep]
+        head = np.flatnonzero(dist < cut)
+        order = np.argsort(dist[head], kind="mergesort")
+        n_head = len(head)
+        for i in range(n_head):
+            by_dist[i] = near[head[order[i]]]
+            sorted_dist[i] = dist[head[order[i]]]
+        at = n_head
+        for i in range(k):
+            if dist[i] >= cut:
+                by_dist[at] = near[i]
+                sorted_dist[at] = cut
+                at += 1
+    n_m = len(marks)
+    offsets = np.zeros(n_m + 1, dtype=np.int64)
+    in_acc = np.empty(k * n_m, dtype=np.int64)
+    in_q = np.empty(k * n_m)
+    count = 0
+    for j in range(n_m):
+        for i in range(k):
+            a = near[i]
+            if q_in[i] > 0.0 and sizes[j][a] != 0.0 and modes[j][a] == 0:
+                in_acc[count] = a
+                in_q[count] = q_in[i]
+                count += 1
+        offsets[j + 1] = count
+    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets
+
+
+@njit(cache=True, error_model="numpy")
+def touched_bounds_nb(
+    acc: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    modes: tuple[Int8Array, ...],
+    kind: Int8Array,
+    cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    cross_slack: float,
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
+    """The anchored bounds of :func:`anchor_nb` for the accounts ``acc`` (ascending: the touched
+    ones) at ``marks``, valid while their positions and cash stay as they are (a quiet stretch):
+    the traders with a cross position sorted by ``max(q_out, q_in)`` (stable) with it, and per
+    market those holding a cross position there with ``q_in > 0`` (ascending, flat, with
+    ``len(marks) + 1`` offsets) and their ``q_in``. Accounts without a cross position, and
+    other kinds than traders, are left out: no scan warns them or finds them under
+    maintenance."""
+    k = len(acc)
+    equity = np.empty(k)
+    maint = np.empty(k)
+    k_level = np.empty(k)
+    k_one = np.empty(k)
+    cross_terms_nb(
+        acc, sizes, entries, modes, cash, marks, floors, mmrs, cums, min_margins, level,
+        equity, maint, k_level, k_one,
+    )  # fmt: skip
+    keep = np.empty(k, dtype=np.int64)
+    q_in = np.empty(k)
+    dist = np.empty(k)
+    n = 0
+    for i in range(k):
+        if kind[acc[i]] != 0 or not k_level[i] > 0.0:
+            continue
+        e = equity[i]
+        mt = maint[i]
+        slack = cross_slack * (level * abs(e) + mt)
+        q_out = (level * e - mt - slack) / k_level[i]
+        qi = _nan_min((mt - level * e - slack) / k_level[i], (e - mt - slack) / k_one[i])
+        if q_out != q_out:
+            q_out = -np.inf
+        if qi != qi:
+            qi = -np.inf
+        keep[n] = acc[i]
+        q_in[n] = qi
+        dist[n] = q_out if q_out >= qi else qi
+        n += 1
+    order = np.argsort(dist[:n], kind="mergesort")
+    by_dist = np.empty(n, dtype=np.int64)
+    sorted_dist = np.empty(n)
+    for i in range(n):
+        by_dist[i] = keep[order[i]]
+        sorted_dist[i] = dist[order[i]]
+    n_m = len(marks)
+    offsets = np.zeros(n_m + 1, dtype=np.int64)
+    in_acc = np.empty(n * n_m, dtype=np.int64)
+    in_q = np.empty(n * n_m)
+    count = 0
+    for j in range(n_m):
+        for i in range(n):
+            a = keep[i]
+            if q_in[i] > 0.0 and sizes[j][a] != 0.0 and modes[j][a] == 0:
+                in_acc[count] = a
+                in_q[count] = q_in[i]
+                count += 1
+        offsets[j + 1] = count
+    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets

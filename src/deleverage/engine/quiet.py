@@ -36,6 +36,7 @@ from numba import njit
 
 from deleverage.engine.cross_index import CROSS_SLACK, MAX_MOVE
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
+from deleverage.engine.quiet_cross import CrossCalls, CrossStretch, cross_setup
 
 if TYPE_CHECKING:
     from deleverage.engine.cross_index import CrossIndex
@@ -80,21 +81,26 @@ class QuietBands:
     #: The window of uncalled positions of the market whose calls the stretch makes itself
     #: (:mod:`deleverage.engine.quiet_calls`); its band above is the window's far edge.
     calls: CallWindow | None = None
+    #: The cross side of the stretch when it makes the cross calls itself
+    #: (:mod:`deleverage.engine.quiet_cross`; ``q_index`` and ``q_dirty`` are then ``inf``).
+    cross: CrossStretch | None = None
 
 
-def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
+def quiet_bands(ex: Exchange, window: int = 0, cross_calls: bool = False) -> QuietBands | None:
     """The bands that keep every market quiet, or None when the engine is not in a quiet state
     (see the module docstring for what must hold). ``window > 0``: the first isolated market
     gets a :class:`CallWindow` of that many uncalled positions a side instead of its band
-    (marks that only call positions stay quiet)."""
+    (marks that only call positions stay quiet). ``cross_calls``: where the cross bound fails
+    (and no isolated position is called or to be called), the bands carry a
+    :class:`.CrossStretch` instead (the stretch makes the cross calls itself,
+    :mod:`deleverage.engine.quiet_cross`) and no cross bound."""
     from deleverage.engine.collateral import ex_has_collateral
 
     if ex.check_invariants or not ex.use_level_index or ex_has_collateral(ex):
         return None
     risk = ex.risk
-    if risk.liquidation_entered_ns or _cross_blocked(ex):
+    if risk.liquidation_entered_ns or (not cross_calls and _cross_blocked(ex)):
         return None
-    n = ex.n_accounts
     n_m = len(ex.markets)
     vault = ex.backstop_account
     long_max = np.full(n_m, -np.inf)
@@ -168,8 +174,33 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     cindex = ex._cross_index.get(level)
     if cindex is None or not cindex.valid or len(cindex.p0) != n_m or np.any(cindex.p0 <= 0.0):
         return None
-    cindex.merge_touched()  # what CrossIndex.candidates does first
-    every_called = np.concatenate([r.called_cross for r in risk.markets])
+    cindex.merge_touched()  # what CrossIndex.split does first
+    bound = _cross_bound(ex, cindex, level, marks)
+    if bound is not None:
+        return QuietBands(
+            long_max, short_min, cindex.p0.copy(), bound[0], marks, bound[1], c_market, c_long,
+            c_zone, c_liq, calls,
+        )  # fmt: skip
+    if not cross_calls or len(c_market) or calls is not None:
+        return None
+    setup = cross_setup(ex, cindex, marks)
+    if setup is None:
+        return None
+    return QuietBands(
+        long_max, short_min, marks, math.inf, marks, math.inf, c_market, c_long, c_zone, c_liq,
+        None, setup,
+    )  # fmt: skip
+
+
+def _cross_bound(
+    ex: Exchange, cindex: CrossIndex, level: float, marks: FloatArray
+) -> tuple[float, float] | None:
+    """``q_index`` and ``q_dirty`` of :class:`QuietBands` (both positive), or None when the
+    cross accounts are not certainly quiet at ``marks``: an uncalled account within reach of
+    its stale bound, an account called in one market and not another it holds, or a touched
+    or called account whose bound is used up."""
+    n = ex.n_accounts
+    every_called = np.concatenate([r.called_cross for r in ex.risk.markets])
     skip, q_index = _first_uncalled_q(ex, cindex, every_called)
     # The cheapest test first (after a crash an uncalled account in the zone fails it at most
     # marks); every test must pass, so the order does not change the answer.
@@ -184,10 +215,7 @@ def quiet_bands(ex: Exchange, window: int = 0) -> QuietBands | None:
     )
     if not q_dirty > 0.0:
         return None
-    return QuietBands(
-        long_max, short_min, cindex.p0.copy(), q_index, marks, q_dirty, c_market, c_long, c_zone,
-        c_liq, calls,
-    )  # fmt: skip
+    return q_index, q_dirty
 
 
 def _first_uncalled_q(
@@ -403,6 +431,7 @@ def advance_quiet(
     book_mids: FloatArray | None = None,
     dropped: npt.NDArray[np.bool_] | None = None,
     calls: tuple[int, IntArray, IntArray, FloatArray] | None = None,
+    cross: CrossCalls | None = None,
 ) -> None:
     """Apply ``L`` quiet steps of every market: ``marks[j, m]`` at ``ts_ns[j]`` (markets in
     order within a step, as the step-by-step run sets them), ``book_mids[j, m]`` the book mid
@@ -412,7 +441,8 @@ def advance_quiet(
     bands' ``called_*``, then one per call made in the stretch): the called positions that
     left the zone during the stretch. ``calls``: the market, steps (``j``, ascending),
     accounts (ascending within a step) and ratios of the margin calls the stretch made
-    (:mod:`deleverage.engine.quiet_calls`).
+    (:mod:`deleverage.engine.quiet_calls`). ``cross``: the cross calls the stretch made and
+    the called cross sets after it (:mod:`deleverage.engine.quiet_cross`; not with ``calls``).
     """
     from deleverage.engine.risk.support import StepReport
 
@@ -425,6 +455,11 @@ def advance_quiet(
         call_m, call_step, call_acc, call_ratio = calls
         append_stretch_events(ex.journal, marks, ts, call_m, call_step, call_acc, call_ratio)
         per_step = np.bincount(call_step, minlength=steps).tolist()
+    elif cross is not None and len(cross.step):
+        append_stretch_events(
+            ex.journal, marks, ts, cross.market, cross.step, cross.acc, cross.ratio
+        )
+        calls = None
     else:
         calls = None
         append_stretch_events(ex.journal, marks, ts)
@@ -441,6 +476,12 @@ def advance_quiet(
         for j, made in enumerate(per_step):
             if made:
                 reports[j * n_m + calls[0]].margin_calls = made
+    elif cross is not None:
+        per_report = np.bincount(cross.step * n_m + cross.market, minlength=count)
+        for i in np.flatnonzero(per_report).tolist():
+            reports[i].margin_calls = int(per_report[i])
+        for m in range(n_m):
+            risk.markets[m].called_cross = cross.called[m]
     risk.reports.extend(reports)
     for m in range(n_m):
         ex.markets[m].mark = float(marks[-1, m])

@@ -323,14 +323,15 @@ def append_stretch_events(
     journal: Journal,
     marks: FloatArray,
     ts: IntArray,
-    call_market: int = -1,
+    call_market: int | IntArray = -1,
     call_step: IntArray | None = None,
     call_acc: IntArray | None = None,
     call_ratio: FloatArray | None = None,
 ) -> None:
     """Journal a stretch in one append: ``marks[j, m]`` at ``ts[j]`` (markets in order within
-    a step) and the calls of market ``call_market`` (``call_step`` ascending, accounts
-    ascending within a step) right after that market's mark of their step, as the
+    a step) and the calls of market ``call_market`` (or one market per call, ascending within
+    a step; ``call_step`` ascending, accounts ascending within a step's market) right after
+    that market's mark of their step, as the
     step-by-step run writes them (each row's other columns are the defaults)."""
     steps, n_m = marks.shape
     flat = marks.reshape(-1)

@@ -20,8 +20,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from deleverage.engine.collateral import ex_has_collateral, ledger_of
-from deleverage.engine.cross_index import CrossIndex, CrossSplit
+from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit
 from deleverage.engine.cross_kernels import (
+    anchor_nb,
     bounded_scan_nb,
     cross_subset_scan_nb,
     cross_terms_nb,
@@ -173,10 +174,13 @@ class MarginScans(Ledger):
             if self.check_invariants:
                 self._check_cross_scan(m, call_level, result)
             if split.reanchor:  # the next scans evaluate fewer accounts
-                near = index.near
-                equity, maint, k_level, k_one = self.cross_terms(near, marks, index.level)
-                holds = [(c.size[near] != 0.0) & (c.mode[near] == 0) for c in self._positions]
-                index.anchor(marks, equity, maint, k_level, k_one, holds)
+                sizes, entries, modes = self._cross_columns()
+                _, floors, mmrs, cums, min_margins = self._cross_tiers()
+                anchor = anchor_nb(
+                    index.near, sizes, entries, modes, self._cash, marks, floors, mmrs, cums,
+                    min_margins, index.level, CROSS_SLACK, index.near_sorted,
+                )  # fmt: skip
+                index.take_anchor(marks, *anchor)
             return result
         result = self._cross_scan_full(m, call_level)
         n = self._n

@@ -45,6 +45,8 @@ from deleverage.engine.quiet_calls import (
     entrants_step_nb,
     recalls_step_nb,
 )
+from deleverage.engine.quiet_cross import CROSS_STOPS, CrossCalls, CrossStretch, cross_stretch
+from deleverage.engine.quiet_cross import STOP_END as CROSS_END
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -59,6 +61,8 @@ _NS = 1_000_000_000
 #: Why a stretch ended (``stop[0]`` of :func:`quiet_path_nb`).
 STOP_END, STOP_FUNDING, STOP_ARBITRAGE, STOP_PRICE, STOP_BAND, STOP_CALLED, STOP_ENTRANT = range(7)
 STOP_REASONS = ("end", "funding or basis sample", "arbitrage", "price", "band", "called", "entrant")
+#: Steps a stretch making cross calls looks ahead: at first (and after a cut), at most.
+HORIZON_MIN, HORIZON_MAX = 256, 65536
 
 
 @njit(cache=True)
@@ -374,9 +378,14 @@ class QuietStretches:
         self.calls = 0  # margin calls made inside stretches
         self.stop = np.zeros(1, dtype=np.int64)
         self.stops = [0] * len(STOP_REASONS)  # stretches (tried) ended per reason
+        #: Steps a stretch that makes cross calls looks ahead at most (its path is cut there,
+        #: the next stretch goes on); cross calls made, stretches ended per cross reason.
+        self.horizon = HORIZON_MIN
+        self.cross_calls = 0
+        self.cross_stops = [0] * len(CROSS_STOPS)
 
     def _bands(self) -> QuietBands | None:
-        bands = quiet_bands(self.sim.ex, window=self.window)
+        bands = quiet_bands(self.sim.ex, window=self.window, cross_calls=True)
         if bands is None:
             return None
         for m, reb in enumerate(self.sim.agents.rebalancers):
@@ -412,7 +421,8 @@ class QuietStretches:
         n_m = len(sim.venue)
         arbs = [v.arbitrageurs for v in sim.venue]
         lag = np.array([a._seen.maxlen or 0 for a in arbs], dtype=np.int64)
-        steps = n - k
+        k_end = n if bands.cross is None else min(n, k + self.horizon)
+        steps = k_end - k
         hist = np.zeros((n_m, int(lag.max(initial=0)) + steps))
         for m, a in enumerate(arbs):
             if lag[m]:
@@ -433,7 +443,7 @@ class QuietStretches:
         out_cap = np.empty((steps, n_m))
         w = call_args(sim.ex, bands)
         count = quiet_path_nb(
-            k, n, float(sim.scenario.dt_s), self.x, self.index, self.oracle, self.rule, d,
+            k, k_end, float(sim.scenario.dt_s), self.x, self.index, self.oracle, self.rule, d,
             decay.astype(np.float64), capital, inflow, inc, cost, lag, hist,
             np.array(next_funding, dtype=np.float64), self.interval,
             sim.last_funding_rate.astype(np.float64), basis, sample, bands.long_max,
@@ -446,14 +456,21 @@ class QuietStretches:
         )  # fmt: skip
         self.stops[int(self.stop[0])] += 1
         self._size_window(w)
+        cross = None
+        if bands.cross is not None and count:
+            count, cross = self._cross(bands.cross, out_mark[:count], count == steps)
         if count == 0:
             return 0
         made = int(w.n_ev[0])
         calls = (w.call_m, w.ev_step[:made], w.ev_acc[:made], w.ev_ratio[:made]) if made else None
         dropped = w.dropped[: int(w.n_called[0])]
         self._apply(
-            k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped, calls
-        )
+            k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped, calls,
+            cross,
+        )  # fmt: skip
+        if cross is not None and len(cross.step):
+            np.add.at(cols["margin_calls"], (k + cross.step, cross.market), 1)
+            self.cross_calls += len(cross.step)
         if calls is not None:
             cols["margin_calls"][k : k + count, w.call_m] = np.bincount(calls[1], minlength=count)
             self.calls += made
@@ -461,6 +478,18 @@ class QuietStretches:
         self.skipped += count
         self.stretches += 1
         return int(count)
+
+    def _cross(self, setup: CrossStretch, marks: FloatArray, whole: bool) -> tuple[int, CrossCalls]:
+        """The leading steps of ``marks`` whose cross side only makes calls, and those calls
+        (:mod:`deleverage.engine.quiet_cross`). The horizon doubles when the stretch ran to its
+        end (``whole``: the path stopped at the horizon) and starts again small when cut."""
+        count, cross, stop = cross_stretch(self.sim.ex, setup, marks)
+        self.cross_stops[stop] += 1
+        if stop == CROSS_END and whole:
+            self.horizon = min(2 * self.horizon, HORIZON_MAX)
+        elif stop != CROSS_END:
+            self.horizon = HORIZON_MIN
+        return count, cross
 
     def _size_window(self, w: CallArgs) -> None:
         """The next window: twice as wide when a stretch ended at the band (the far edge of
@@ -478,6 +507,7 @@ class QuietStretches:
         self, k: int, count: int, marks: FloatArray, dis: FloatArray, cap: FloatArray,
         hist: FloatArray, lag: IntArray, dropped: npt.NDArray[np.bool_],
         calls: tuple[int, IntArray, IntArray, FloatArray] | None = None,
+        cross: CrossCalls | None = None,
     ) -> None:  # fmt: skip
         sim = self.sim
         dt = sim.scenario.dt_s
@@ -488,7 +518,7 @@ class QuietStretches:
         for m, book in enumerate(sim.books):
             if book is None:
                 mids[:, m] = np.nan
-        advance_quiet(sim.ex, marks, ts, mids, dropped, calls)
+        advance_quiet(sim.ex, marks, ts, mids, dropped, calls, cross)
         for m, v in enumerate(sim.venue):
             v.dislocation = float(dis[-1, m])
             arb = v.arbitrageurs

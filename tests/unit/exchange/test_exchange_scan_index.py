@@ -30,7 +30,7 @@ from deleverage.engine import bulk
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine import level_index as level_mod
 from deleverage.engine.cross_index import CrossIndex, CrossSplit
-from deleverage.engine.cross_kernels import merge_candidates_nb, tier_nb
+from deleverage.engine.cross_kernels import tier_nb
 from deleverage.engine.kernels import tier_of_nb
 from deleverage.engine.level_index import LevelIndex
 from deleverage.errors import DeleverageError
@@ -431,11 +431,14 @@ def test_cross_index_bound_is_safe(seed: int, level: float) -> None:
     for _ in range(40):
         move = rng.uniform(-0.6, 0.6, 2) * rng.choice([1.0, 0.1, 0.01])
         marks = p0 * (1.0 + move)
-        cand = index.candidates(marks)
+        split = index.split(marks)
         e1, m1 = equity_maint(marks)
         in_zone = np.flatnonzero(trader & (m1 >= level * e1) & (index_has(index, n)))
-        if cand is not None:
-            assert np.all(np.isin(in_zone, cand)), (move, np.setdiff1d(in_zone, cand))
+        if split is not None:  # each one evaluated or certainly warned (the near set's bounds)
+            parts = zip(split.in_acc, split.in_q, strict=True)
+            sure = np.concatenate([a[q > split.threshold] for a, q in parts])
+            covered = np.union1d(split.evaluate, sure)
+            assert np.all(np.isin(in_zone, covered)), (move, np.setdiff1d(in_zone, covered))
         # Independent of the prefix logic: every account with q above the move is out.
         safe = index.acc[index.q > np.max(np.abs(move)) * (1 + 1e-9) + 1e-12]
         assert not np.any(np.isin(safe, in_zone)), (move, np.intersect1d(safe, in_zone))
@@ -447,7 +450,7 @@ def index_has(index: CrossIndex, n: int) -> np.ndarray:
     return out
 
 
-def test_cross_index_touched_accounts_are_always_candidates() -> None:
+def test_cross_index_touched_accounts_are_always_evaluated() -> None:
     tiers = [MarketSpec.simple("X", max_leverage=20, maintenance_rate=0.01).tier_arrays]
     n = 5
     size = [np.array([1.0, -1.0, 2.0, 0.0, 1.0])]
@@ -458,17 +461,17 @@ def test_cross_index_touched_accounts_are_always_candidates() -> None:
     index.build(np.array([100.0]), size, modes, tiers, equity, maint, np.ones(n, dtype=bool))
     # q = (E - MM) / (|s| p0 (1 + mmr)): 49/101, 49/101, 58/202, 89/101; account 3 is flat.
     np.testing.assert_allclose(np.sort(index.q), np.sort([49 / 101, 49 / 101, 58 / 202, 89 / 101]))
-    cand = index.candidates(np.array([100.0]))
-    assert cand is not None
-    assert len(cand) == 0
-    cand = index.candidates(np.array([130.0]))  # a 30 % move reaches q = 0.287
-    assert cand is not None
-    assert list(cand) == [2]
+    split = index.split(np.array([100.0]))
+    assert split is not None
+    assert len(split.evaluate) == 0
+    split = index.split(np.array([130.0]))  # a 30 % move reaches q = 0.287 (all are near)
+    assert split is not None
+    assert list(split.evaluate) == [2]
     index.touch(np.array([4, 3]))
-    cand = index.candidates(np.array([100.0]))
-    assert cand is not None
-    assert list(cand) == [3, 4]
-    assert index.candidates(np.array([250.0])) is None  # beyond MAX_MOVE: full pass
+    split = index.split(np.array([100.0]))
+    assert split is not None
+    assert list(split.evaluate) == [3, 4]
+    assert index.split(np.array([250.0])) is None  # beyond MAX_MOVE: full pass
 
 
 # ---------------------------------------------------------------------------- cross kernels
@@ -510,23 +513,6 @@ def test_subset_scan_and_cross_pool_equal_the_full_pass(seed: int, n_markets: in
                 if ex.columns(m).size[a] != 0.0 and ex.columns(m).mode[a] == MarginMode.CROSS
             ]
             assert list(zip(ids, maint, strict=True)) == want
-
-
-@settings(max_examples=40)
-@given(
-    prefix=st.lists(st.integers(0, 60), unique=True, max_size=30),
-    dirty=st.lists(st.integers(0, 60), unique=True, max_size=30),
-)
-def test_merged_candidates_are_the_sorted_union(prefix: list[int], dirty: list[int]) -> None:
-    """:func:`merge_candidates_nb` (sorted afterwards) is NumPy's sorted union, and leaves its
-    scratch flags clear."""
-    p = np.array(prefix, dtype=np.int64)
-    d = np.sort(np.array(dirty, dtype=np.int64))
-    flag = np.zeros(61, dtype=np.bool_)
-    out = np.empty(len(p) + len(d), dtype=np.int64)
-    k = merge_candidates_nb(p, d, flag, out)
-    assert np.array_equal(np.sort(out[:k]), np.union1d(p, d))
-    assert not flag.any()
 
 
 @settings(max_examples=60)

@@ -29,7 +29,8 @@ from hypothesis import strategies as st
 
 from deleverage import Exchange
 from deleverage.engine import cross_index as cross_mod
-from deleverage.engine.cross_index import CrossIndex, CrossSplit
+from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit, sorted_prefix
+from deleverage.engine.cross_kernels import anchor_nb, cross_terms_nb, touched_bounds_nb
 from deleverage.rules import margin as mm
 from deleverage.venues import preset
 
@@ -144,7 +145,7 @@ def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A crash book on a slow walk takes the bounded scan with certainly warned accounts and
     re-taken anchors, liquidates, and still matches the full pass."""
     seen = {"split": 0, "stable": 0, "anchor": 0}
-    split, anchor = CrossIndex.split, CrossIndex.anchor
+    split, anchor = CrossIndex.split, CrossIndex.take_anchor
 
     def split_spy(self: CrossIndex, marks: np.ndarray) -> CrossSplit | None:
         out = split(self, marks)
@@ -161,6 +162,156 @@ def test_the_anchored_paths_run(monkeypatch: pytest.MonkeyPatch) -> None:
     book["path"] = [[-0.072, -0.072, -0.072]] + [[0.0005 * (-1) ** k] * 3 for k in range(30)]
     book["path"] += [[-0.06, -0.05, -0.07], [0.001, 0.0, -0.001]]
     monkeypatch.setattr(CrossIndex, "split", split_spy)
-    monkeypatch.setattr(CrossIndex, "anchor", anchor_spy)
+    monkeypatch.setattr(CrossIndex, "take_anchor", anchor_spy)
     _twins(book)
     assert min(seen.values()) > 0, seen
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.5, 0.8, 1.0]),
+    move=st.sampled_from([0.0, 0.003, 0.03]),
+    keep=st.sampled_from([1, 16, 512]),
+)
+def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float, keep: int) -> None:
+    """:func:`.cross_kernels.anchor_nb` (the scans' and the stretches' anchor) gives
+    :meth:`.CrossIndex.anchor`'s arrays bit for bit from the same figures, on books with
+    accounts without positions, with isolated positions, with equity at or below zero; the
+    ``keep`` nearest sorted, the others after them at the next bound up."""
+    rng = np.random.default_rng(seed)
+    tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    n = 400
+    p0 = np.array([60_000.0, 3_000.0])
+    sizes = [
+        np.round(rng.uniform(-2.0, 2.0, n) * (rng.random(n) < 0.7), 3),
+        np.round(rng.uniform(-40, 40, n) * (rng.random(n) < 0.8), 2),
+    ]
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [(rng.random(n) < 0.1).astype(np.int8) for _ in p0]  # some isolated
+    notional = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional * rng.uniform(-0.02, 0.08, n)
+    trader = rng.random(n) < 0.95
+    cross_sizes = [np.where(m == 0, s, 0.0) for s, m in zip(sizes, modes, strict=True)]
+    e0, m0, _, _ = _figures(p0, cross_sizes, entries, cash, tiers, level)
+    index = CrossIndex(level)
+    index.near_sorted = keep
+    index.build(p0, sizes, modes, tiers, e0, m0, trader)
+    marks = p0 * (1.0 + rng.uniform(-move, move, 2))
+    near = index.near
+    sz, en, md = tuple(sizes), tuple(entries), tuple(modes)
+    fl, mr, cu = (tuple(t.floor for t in tiers), tuple(t.mmr for t in tiers),
+                  tuple(t.cum for t in tiers))  # fmt: skip
+    mn = np.array([t.min_margin for t in tiers])
+    k = len(near)
+    e, mt, kl, k1 = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
+    cross_terms_nb(near, sz, en, md, cash, marks, fl, mr, cu, mn, index.level, e, mt, kl, k1)
+    holds = [(s[near] != 0.0) & (m[near] == 0) for s, m in zip(sizes, modes, strict=True)]
+    by_dist, dist, in_acc, in_q, in_at = anchor_nb(
+        near, sz, en, md, cash, marks, fl, mr, cu, mn, index.level, CROSS_SLACK, keep
+    )
+    other = CrossIndex(level)
+    other.build(p0, sizes, modes, tiers, e0, m0, trader)
+    other.take_anchor(marks, by_dist, dist, in_acc, in_q, in_at)
+    index.anchor(marks, e, mt, kl, k1, holds)
+    assert np.array_equal(index.near_by_dist, other.near_by_dist)
+    assert np.array_equal(index.near_dist, other.near_dist)
+    assert np.array_equal(index.p1, other.p1)
+    for j in range(2):
+        assert np.array_equal(index.in_acc[j], other.in_acc[j])
+        assert np.array_equal(index.in_q[j], other.in_q[j])
+    # The order: the bounds ascending, every near account once, the nearest by their own.
+    assert np.all(np.diff(index.near_dist) >= 0.0)
+    assert np.array_equal(np.sort(index.near_by_dist), near)
+    dist = np.maximum(
+        (level * e - mt - CROSS_SLACK * (level * np.abs(e) + mt)) / kl,
+        np.minimum(
+            (mt - level * e - CROSS_SLACK * (level * np.abs(e) + mt)) / kl,
+            (e - mt - CROSS_SLACK * (level * np.abs(e) + mt)) / k1,
+        ),
+    )
+    own = dist[np.searchsorted(near, index.near_by_dist)]
+    assert np.all(index.near_dist <= own)  # a lower bound of each account's own
+    head = min(keep, len(near))  # the nearest at their own bounds (ties: at the cut, theirs)
+    assert np.array_equal(index.near_dist[:head], np.sort(dist)[:head])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.5, 0.8, 1.0]),
+    step=st.sampled_from([0.0005, 0.002, 0.01]),
+)
+def test_touched_bounds_hold(seed: int, level: float, step: float) -> None:
+    """:func:`.cross_kernels.touched_bounds_nb` (the touched accounts' bounds in a cross
+    stretch) against figures from ``rules.margin`` at random marks: an account it leaves out
+    (no cross position, not a trader) is never in the zone as a trader with a position; at
+    each move every account in the zone or under maintenance is picked (bound at or below the
+    move) or certainly warned in each market it holds, and every certainly warned one is in
+    the zone and above maintenance."""
+    rng = np.random.default_rng(seed)
+    tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    n = 300
+    p0 = np.array([60_000.0, 3_000.0])
+    sizes = [rng.uniform(-2.0, 2.0, n) * (rng.random(n) < 0.6), rng.uniform(-40, 40, n)]
+    sizes[1] *= rng.random(n) < 0.7
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [(rng.random(n) < 0.1).astype(np.int8) for _ in p0]
+    cross_sizes = [np.where(m == 0, s, 0.0) for s, m in zip(sizes, modes, strict=True)]
+    notional = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional * rng.uniform(0.0, 0.03, n)  # many in the zone or near it
+    kind = np.where(rng.random(n) < 0.05, 1, 0).astype(np.int8)
+    acc = np.sort(rng.choice(n, 120, replace=False)).astype(np.int64)
+    fl, mr, cu = (tuple(t.floor for t in tiers), tuple(t.mmr for t in tiers),
+                  tuple(t.cum for t in tiers))  # fmt: skip
+    mn = np.array([t.min_margin for t in tiers])
+    by_dist, dist, in_acc, in_q, in_at = touched_bounds_nb(
+        acc, tuple(sizes), tuple(entries), tuple(modes), kind, cash, p0, fl, mr, cu, mn,
+        min(level, 1.0), CROSS_SLACK,
+    )  # fmt: skip
+    assert np.all(np.diff(dist) >= 0.0)
+    has = (kind == 0) & ((cross_sizes[0] != 0.0) | (cross_sizes[1] != 0.0))
+    assert np.array_equal(np.sort(by_dist), acc[has[acc]])  # the others are left out
+    marks = p0.copy()
+    certain_seen = 0
+    for k in range(40):
+        if k:  # the first at the bounds' own marks
+            marks = marks * (1.0 + rng.normal(0.0, step, 2))
+        move = float(np.max(np.abs(marks / p0 - 1.0)))
+        threshold = move * (1.0 + 1e-9) + 1e-12
+        e, mt, _, _ = _figures(marks, cross_sizes, entries, cash, tiers, level)
+        in_zone = (mt >= level * e) | (e <= 0.0)
+        picked = set(by_dist[dist <= threshold].tolist())
+        for j in range(2):
+            part = slice(in_at[j], in_at[j + 1])
+            sure = in_acc[part][in_q[part] > threshold]
+            certain_seen += len(sure)
+            assert np.all(cross_sizes[j][sure] != 0.0)
+            assert np.all((mt[sure] >= level * e[sure]) & (e[sure] > mt[sure]))
+            holders = acc[has[acc] & (cross_sizes[j][acc] != 0.0) & in_zone[acc]]
+            missed = [a for a in holders.tolist() if a not in picked and a not in set(sure)]
+            assert not missed, missed
+    if level < 1.0:  # at level 1 the zone is under maintenance: none
+        assert certain_seen > 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    q=st.lists(st.sampled_from([-0.5, 0.0, 0.01, 0.02, 0.05, 0.3, 1.0]) | st.floats(-1.0, 2.0),
+               min_size=0, max_size=80),
+    keep=st.integers(0, 90),
+)  # fmt: skip
+def test_sorted_prefix_equals_a_stable_sort_where_read(q: list[float], keep: int) -> None:
+    """:func:`.cross_index.sorted_prefix` (the build's order) against NumPy's stable argsort:
+    the first ``keep + 1`` entries identical, every account once, ``q`` ascending and never
+    above an account's own (ties included: the values are drawn from a small set too)."""
+    qa = np.array(q, dtype=np.float64)
+    acc = np.arange(100, 100 + len(qa), dtype=np.int64)
+    got_acc, got_q = sorted_prefix(acc, qa, keep)
+    order = np.argsort(qa, kind="stable")
+    head = min(keep + 1, len(qa))
+    assert np.array_equal(got_acc[:head], acc[order][:head])
+    assert np.array_equal(got_q[:head], qa[order][:head])
+    assert np.array_equal(np.sort(got_acc), acc)
+    assert np.all(np.diff(got_q) >= 0.0)
+    assert np.all(got_q <= qa[got_acc - 100])
