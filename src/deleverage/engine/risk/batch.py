@@ -120,7 +120,8 @@ class BatchStage(LiquidationStage):
         plan = self._batch_plan(m, ts, *found)
         done = plan.filled > 0.0
         accounts = plan.idx[done]
-        if batch_settle.ENABLED:  # the same rows and state in one kernel and one batch
+        if batch_settle.ENABLED and len(accounts) <= batch_settle.MAX_ROWS:
+            # the same rows and state in one kernel and one batch (small rounds: its docstring)
             rest = batch_settle.settle_round(self, m, ts, report, plan, done)
         else:
             still_open = self._batch_fills(m, ts, accounts, plan.filled[done],

@@ -46,6 +46,11 @@ IntArray = npt.NDArray[np.int64]
 
 #: Set False to take the separate batches (the twin tests compare the two paths).
 ENABLED = True
+#: Rounds closing more positions than this take the separate batches: the kernel saves a
+#: round's fixed cost (~80 us CPU on the cascade day's rounds of ~55 liquidations) but costs
+#: more per row than the NumPy batches (the 10^6-position step of benchmarks/
+#: liquidation_step.py, 10,114 liquidations in one round: 7.2-8.2 ms with it, 5.9 ms without).
+MAX_ROWS = 512
 
 _FILL = int(EventKind.FILL)
 _TRANSFER = int(EventKind.TRANSFER)
