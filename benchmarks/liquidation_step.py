@@ -16,8 +16,9 @@ scan, the batch plan, the fills, penalties and covers, the ADL queue (the dirty 
 into the ADL cells and scored, the cells read) and its fills, the re-check. Not timed, as on a
 live venue where it happens as positions open: loading the book (``open_positions``, which
 also sorts the positions into the ADL cells), the quiet mark before the crash (it sorts the
-zone-price index) and the warm-up on a small exchange (every kernel of the step compiled or
-loaded from the cache).
+zone-price index) and the warm-ups (every kernel of the step compiled or loaded from the
+cache): a small exchange, and one of 10^5 positions whose round, like the big step's, closes
+more than ``batch_settle.MAX_ROWS`` positions.
 
 Run: ``.venv/bin/python benchmarks/liquidation_step.py`` (``--quick``: 100,000 positions).
 The last line printed is a JSON object with the figures.
@@ -37,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import machine_description
 from deleverage import Exchange, MarginMode, MarketSpec
+from deleverage.engine.risk import batch_settle
 from deleverage.liquidity import ConstantDepthBook
 
 MAINTENANCE = 0.005
@@ -175,6 +177,12 @@ def main() -> None:
         if warm.last_step.margin_calls:
             break
     assert warm.last_step.margin_calls > 0, "the warm-up must issue a margin call"
+    # A round closing more than batch_settle.MAX_ROWS positions takes the separate batches
+    # (their kernels, e.g. apply_transfers_nb, ~3.4 ms to load): the big step's round does, so a
+    # second warm-up's round does too (~1% of 10^5 positions).
+    big = build(100_000, fund * 100_000 / n, seed=13)
+    big.set_mark(0, CRASH, ts_ns=10**9)
+    assert big.last_step.liquidations > batch_settle.MAX_ROWS, "the warm-up must close > MAX_ROWS"
     # A quiet mark first, as on a live venue: it sorts the zone-price index the step then uses
     # (built once, kept up to date by the engine; its cost is in cascade_day.py's figures).
     ex.set_mark(0, START, ts_ns=10**9 // 2)
