@@ -50,7 +50,8 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import split_nb
+from deleverage.engine.cross_kernels import gather_nb, split_nb
+from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
@@ -97,6 +98,17 @@ class CrossSplit(NamedTuple):
     reanchor: bool
 
 
+class NearColumns(NamedTuple):
+    """The near accounts' columns in their order (:meth:`CrossIndex.near_columns`):
+    ``size[j, i]``, ``entry[j, i]``, ``mode[j, i]`` of account ``near[i]`` in market ``j``,
+    ``cash[i]``."""
+
+    size: FloatArray
+    entry: FloatArray
+    mode: npt.NDArray[np.int8]
+    cash: FloatArray
+
+
 class CrossIndex:
     """Accounts with cross positions, sorted by how far the marks must move to reach the zone."""
 
@@ -126,6 +138,9 @@ class CrossIndex:
         self.can_anchor = True
         #: Near accounts sorted by their bound at an anchor (:func:`by_distance`).
         self.near_sorted = NEAR_SORTED
+        #: The near accounts' columns gathered (:meth:`near_columns`); None: not yet since the
+        #: build.
+        self._cols: NearColumns | None = None
 
     def invalidate(self) -> None:
         self.valid = False
@@ -179,6 +194,7 @@ class CrossIndex:
         self.p0 = np.array(marks, dtype=np.float64)
         self._touched = []
         self._dirty = np.zeros(0, dtype=np.int64)
+        self._cols = None
         self.valid = True
         self.builds += 1
 
@@ -234,6 +250,36 @@ class CrossIndex:
         cap = np.full(len(self.near), np.inf)
         self._set_anchor(marks, self.near, equity, maintenance, k_level, k_one, cap, holds)
         self.anchors += 1
+
+    def near_columns(
+        self, sizes: tuple[FloatArray, ...], entries: tuple[FloatArray, ...],
+        modes: tuple[npt.NDArray[np.int8], ...], cash: FloatArray, check: bool = False,
+    ) -> NearColumns:  # fmt: skip
+        """The near accounts' sizes, entries and modes (``[market, i]`` for ``near[i]``) and
+        cash, as the columns hold them now (:func:`.cross_kernels.anchor_nb` reads these):
+        gathered after a build, then only the touched accounts re-read (an account nothing
+        touched since the build has the build's columns). ``check``: compare every entry with
+        the columns (``check_invariants``)."""
+        self.merge_touched()
+        near = self.near
+        if self._cols is None:
+            k, n_m = len(near), len(sizes)
+            self._cols = NearColumns(
+                np.empty((n_m, k)), np.empty((n_m, k)), np.empty((n_m, k), dtype=np.int8),
+                np.empty(k),
+            )  # fmt: skip
+            gather_nb(near, near, sizes, entries, modes, cash, *self._cols)
+        else:
+            gather_nb(near, self._dirty, sizes, entries, modes, cash, *self._cols)
+        if check:
+            for name, cols, got in zip(
+                ("size", "entry", "mode"), (sizes, entries, modes), self._cols[:3], strict=True
+            ):
+                if not all(np.array_equal(c[near], g) for c, g in zip(cols, got, strict=True)):
+                    raise InvariantError(f"the cross index's gathered near `{name}` is stale")
+            if not np.array_equal(cash[near], self._cols.cash):
+                raise InvariantError("the cross index's gathered near `cash` is stale")
+        return self._cols
 
     def take_anchor(
         self, marks: FloatArray, near_by_dist: IntArray, near_dist: FloatArray, in_acc: IntArray,

@@ -112,6 +112,24 @@ def cross_subset_scan_nb(
 
 
 @njit(cache=True)
+def _position_terms_nb(
+    s: float, entry: float, mark: float, floor: FloatArray, mmr: FloatArray, cum: FloatArray,
+    min_margin: float, level: float,
+) -> tuple[float, float, float, float]:  # fmt: skip
+    """One cross position's terms of :func:`cross_terms_nb`: unrealized PnL, maintenance and
+    its parts of ``K`` at ``level`` and at 1 (size ``s`` at ``mark``, entered at ``entry``)."""
+    notional = abs(s) * mark
+    t = tier_nb(notional, floor)
+    reach = mmr[tier_nb(2.0 * notional, floor)]
+    return (
+        s * (mark - entry),
+        maintenance_nb(notional, mmr[t], cum[t], min_margin),
+        notional * (level + reach),
+        notional * (1.0 + reach),
+    )
+
+
+@njit(cache=True)
 def cross_terms_nb(
     acc: IntArray,
     sizes: tuple[FloatArray, ...],
@@ -143,14 +161,13 @@ def cross_terms_nb(
             s = sizes[j][a]
             if s == 0.0 or modes[j][a] != 0:
                 continue
-            mark = marks[j]
-            notional = abs(s) * mark
-            t = tier_nb(notional, floors[j])
-            e += s * (mark - entries[j][a])
-            mt += maintenance_nb(notional, mmrs[j][t], cums[j][t], min_margins[j])
-            reach = mmrs[j][tier_nb(2.0 * notional, floors[j])]
-            kl += notional * (level + reach)
-            k1 += notional * (1.0 + reach)
+            de, dm, dkl, dk1 = _position_terms_nb(
+                s, entries[j][a], marks[j], floors[j], mmrs[j], cums[j], min_margins[j], level
+            )
+            e += de
+            mt += dm
+            kl += dkl
+            k1 += dk1
         equity[i] = e
         maintenance[i] = mt
         k_level[i] = kl
@@ -308,13 +325,155 @@ def _nan_min(a: float, b: float) -> float:
     return a if a < b else b
 
 
-@njit(cache=True, error_model="numpy")
-def anchor_nb(
-    near: IntArray,
+@njit(cache=True)
+def gather_nb(
+    acc: IntArray,
+    pick: IntArray,
     sizes: tuple[FloatArray, ...],
     entries: tuple[FloatArray, ...],
     modes: tuple[Int8Array, ...],
     cash: FloatArray,
+    g_size: FloatArray,
+    g_entry: FloatArray,
+    g_mode: Int8Array,
+    g_cash: FloatArray,
+) -> None:
+    """Copy the columns of the accounts of ``pick`` that are in ``acc`` (ascending) into row
+    ``i`` of the gathered arrays (``g_size[j, i]`` the size of ``acc[i]`` in market ``j``,
+    likewise entries and modes; ``g_cash[i]``), the others left as they are. An anchor reads
+    the near set's columns from these rows: read in place, the accounts spread over every
+    column and the reads, not the arithmetic, cost most of it."""
+    k = len(acc)
+    for a in pick:
+        i = np.searchsorted(acc, a)
+        if i == k or acc[i] != a:
+            continue
+        g_cash[i] = cash[a]
+        for j in range(len(sizes)):
+            g_size[j, i] = sizes[j][a]
+            g_entry[j, i] = entries[j][a]
+            g_mode[j, i] = modes[j][a]
+
+
+@njit(cache=True)
+def cross_bounds_nb(
+    e: float, mt: float, k_level: float, k_one: float, level: float, cross_slack: float
+) -> tuple[float, float]:
+    """An account's anchored bounds ``q_out`` and ``q_in`` (docs/formulas.md §14.2) from its
+    ``E``, ``MM`` and slopes: NaN read as ``-inf``, divisions as NumPy's (the caller compiles
+    with ``error_model="numpy"``)."""
+    slack = cross_slack * (level * abs(e) + mt)
+    q_out = _nan_min((level * e - mt - slack) / k_level, np.inf)
+    q_in = _nan_min(_nan_min((mt - level * e - slack) / k_level, (e - mt - slack) / k_one), np.inf)
+    if q_out != q_out:
+        q_out = -np.inf
+    if q_in != q_in:
+        q_in = -np.inf
+    return q_out, q_in
+
+
+@njit(cache=True)
+def _by_distance_nb(acc: IntArray, dist: FloatArray, keep: int) -> tuple[IntArray, FloatArray]:
+    """:func:`.cross_index.by_distance`: the ``keep`` nearest by ``dist`` (stable), the others
+    after them in ``acc``'s order at the next bound up (all sorted when no more than ``keep``)."""
+    k = len(acc)
+    by_dist = np.empty(k, dtype=np.int64)
+    sorted_dist = np.empty(k)
+    if k <= keep:
+        order = np.argsort(dist, kind="mergesort")
+        for i in range(k):
+            by_dist[i] = acc[order[i]]
+            sorted_dist[i] = dist[order[i]]
+        return by_dist, sorted_dist
+    cut = np.partition(dist, keep)[keep]
+    head = np.flatnonzero(dist < cut)
+    order = np.argsort(dist[head], kind="mergesort")
+    n_head = len(head)
+    for i in range(n_head):
+        by_dist[i] = acc[head[order[i]]]
+        sorted_dist[i] = dist[head[order[i]]]
+    at = n_head
+    for i in range(k):
+        if dist[i] >= cut:
+            by_dist[at] = acc[i]
+            sorted_dist[at] = cut
+            at += 1
+    return by_dist, sorted_dist
+
+
+@njit(cache=True, error_model="numpy")
+def _anchored_nb(
+    acc: IntArray,
+    g_size: FloatArray,
+    g_entry: FloatArray,
+    g_mode: Int8Array,
+    g_cash: FloatArray,
+    marks: FloatArray,
+    floors: tuple[FloatArray, ...],
+    mmrs: tuple[FloatArray, ...],
+    cums: tuple[FloatArray, ...],
+    min_margins: FloatArray,
+    level: float,
+    cross_slack: float,
+    keep: int,
+    kind: Int8Array,
+    traders_only: bool,
+) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
+    """The anchored bounds of the accounts ``acc`` (ascending) from their gathered columns
+    (:func:`gather_nb`) at ``marks``: :func:`anchor_nb`'s arrays; ``traders_only``: only the
+    traders (``kind``) with a cross position (``K > 0``) take part."""
+    k = len(acc)
+    n_m = len(marks)
+    rows = np.empty(k, dtype=np.int64)
+    q_in = np.empty(k)
+    dist = np.empty(k)
+    n = 0
+    for i in range(k):
+        e = g_cash[i]
+        mt = 0.0
+        kl = 0.0
+        k1 = 0.0
+        for j in range(n_m):
+            s = g_size[j, i]
+            if s == 0.0 or g_mode[j, i] != 0:
+                continue
+            de, dm, dkl, dk1 = _position_terms_nb(
+                s, g_entry[j, i], marks[j], floors[j], mmrs[j], cums[j], min_margins[j], level
+            )
+            e += de
+            mt += dm
+            kl += dkl
+            k1 += dk1
+        if traders_only and (kind[acc[i]] != 0 or not kl > 0.0):
+            continue
+        q_out, qi = cross_bounds_nb(e, mt, kl, k1, level, cross_slack)
+        rows[n] = i
+        q_in[n] = qi
+        dist[n] = q_out if q_out >= qi else qi
+        n += 1
+    by_dist, sorted_dist = _by_distance_nb(acc[rows[:n]], dist[:n], keep)
+    offsets = np.zeros(n_m + 1, dtype=np.int64)
+    in_acc = np.empty(n * n_m, dtype=np.int64)
+    in_q = np.empty(n * n_m)
+    count = 0
+    for j in range(n_m):
+        for r in range(n):
+            i = rows[r]
+            if q_in[r] > 0.0 and g_size[j, i] != 0.0 and g_mode[j, i] == 0:
+                in_acc[count] = acc[i]
+                in_q[count] = q_in[r]
+                count += 1
+        offsets[j + 1] = count
+    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets
+
+
+@njit(cache=True)
+def anchor_nb(
+    near: IntArray,
+    g_size: FloatArray,
+    g_entry: FloatArray,
+    g_mode: Int8Array,
+    g_cash: FloatArray,
     marks: FloatArray,
     floors: tuple[FloatArray, ...],
     mmrs: tuple[FloatArray, ...],
@@ -324,76 +483,20 @@ def anchor_nb(
     cross_slack: float,
     keep: int,
 ) -> tuple[IntArray, FloatArray, IntArray, FloatArray, IntArray]:
-    """:meth:`.CrossIndex.anchor` at ``marks`` in one compiled call, figure for figure: the
-    near accounts' ``E``, ``MM`` and slopes (:func:`cross_terms_nb`), their bounds ``q_out``
-    and ``q_in`` (docs/formulas.md §14.2; NaN read as ``-inf``, divisions as NumPy's), the
-    accounts by the larger bound with it (the ``keep`` nearest sorted:
-    :func:`.cross_index.by_distance`), and per market the accounts holding a cross
+    """:meth:`.CrossIndex.anchor` at ``marks`` in one compiled call, figure for figure, from
+    the near accounts' gathered columns (:meth:`.CrossIndex.near_columns`): their ``E``,
+    ``MM`` and slopes (:func:`cross_terms_nb`'s), their bounds ``q_out`` and ``q_in``
+    (:func:`cross_bounds_nb`), the accounts by the larger bound with it (the ``keep`` nearest
+    sorted: :func:`.cross_index.by_distance`), and per market the accounts holding a cross
     position there with ``q_in > 0`` (ascending, flat, with ``len(marks) + 1`` offsets) and
     their ``q_in``. Returns ``near_by_dist``, ``near_dist``, ``in_acc``, ``in_q``, offsets."""
-    k = len(near)
-    equity = np.empty(k)
-    maint = np.empty(k)
-    k_level = np.empty(k)
-    k_one = np.empty(k)
-    cross_terms_nb(
-        near, sizes, entries, modes, cash, marks, floors, mmrs, cums, min_margins, level,
-        equity, maint, k_level, k_one,
+    return _anchored_nb(
+        near, g_size, g_entry, g_mode, g_cash, marks, floors, mmrs, cums, min_margins, level,
+        cross_slack, keep, np.zeros(0, dtype=np.int8), False,
     )  # fmt: skip
-    q_in = np.empty(k)
-    dist = np.empty(k)
-    for i in range(k):
-        e = equity[i]
-        mt = maint[i]
-        slack = cross_slack * (level * abs(e) + mt)
-        q_out = _nan_min((level * e - mt - slack) / k_level[i], np.inf)
-        qi = _nan_min(
-            _nan_min((mt - level * e - slack) / k_level[i], (e - mt - slack) / k_one[i]), np.inf
-        )
-        if q_out != q_out:
-            q_out = -np.inf
-        if qi != qi:
-            qi = -np.inf
-        q_in[i] = qi
-        dist[i] = q_out if q_out >= qi else qi
-    by_dist = np.empty(k, dtype=np.int64)
-    sorted_dist = np.empty(k)
-    if k <= keep:
-        order = np.argsort(dist, kind="mergesort")
-        for i in range(k):
-            by_dist[i] = near[order[i]]
-            sorted_dist[i] = dist[order[i]]
-    else:  # the keep nearest sorted, the others at the next bound up (.cross_index.by_distance)
-        cut = np.partition(dist, keep)[keep]
-        head = np.flatnonzero(dist < cut)
-        order = np.argsort(dist[head], kind="mergesort")
-        n_head = len(head)
-        for i in range(n_head):
-            by_dist[i] = near[head[order[i]]]
-            sorted_dist[i] = dist[head[order[i]]]
-        at = n_head
-        for i in range(k):
-            if dist[i] >= cut:
-                by_dist[at] = near[i]
-                sorted_dist[at] = cut
-                at += 1
-    n_m = len(marks)
-    offsets = np.zeros(n_m + 1, dtype=np.int64)
-    in_acc = np.empty(k * n_m, dtype=np.int64)
-    in_q = np.empty(k * n_m)
-    count = 0
-    for j in range(n_m):
-        for i in range(k):
-            a = near[i]
-            if q_in[i] > 0.0 and sizes[j][a] != 0.0 and modes[j][a] == 0:
-                in_acc[count] = a
-                in_q[count] = q_in[i]
-                count += 1
-        offsets[j + 1] = count
-    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def touched_bounds_nb(
     acc: IntArray,
     sizes: tuple[FloatArray, ...],
@@ -417,51 +520,13 @@ def touched_bounds_nb(
     other kinds than traders, are left out: no scan warns them or finds them under
     maintenance."""
     k = len(acc)
-    equity = np.empty(k)
-    maint = np.empty(k)
-    k_level = np.empty(k)
-    k_one = np.empty(k)
-    cross_terms_nb(
-        acc, sizes, entries, modes, cash, marks, floors, mmrs, cums, min_margins, level,
-        equity, maint, k_level, k_one,
-    )  # fmt: skip
-    keep = np.empty(k, dtype=np.int64)
-    q_in = np.empty(k)
-    dist = np.empty(k)
-    n = 0
-    for i in range(k):
-        if kind[acc[i]] != 0 or not k_level[i] > 0.0:
-            continue
-        e = equity[i]
-        mt = maint[i]
-        slack = cross_slack * (level * abs(e) + mt)
-        q_out = (level * e - mt - slack) / k_level[i]
-        qi = _nan_min((mt - level * e - slack) / k_level[i], (e - mt - slack) / k_one[i])
-        if q_out != q_out:
-            q_out = -np.inf
-        if qi != qi:
-            qi = -np.inf
-        keep[n] = acc[i]
-        q_in[n] = qi
-        dist[n] = q_out if q_out >= qi else qi
-        n += 1
-    order = np.argsort(dist[:n], kind="mergesort")
-    by_dist = np.empty(n, dtype=np.int64)
-    sorted_dist = np.empty(n)
-    for i in range(n):
-        by_dist[i] = keep[order[i]]
-        sorted_dist[i] = dist[order[i]]
     n_m = len(marks)
-    offsets = np.zeros(n_m + 1, dtype=np.int64)
-    in_acc = np.empty(n * n_m, dtype=np.int64)
-    in_q = np.empty(n * n_m)
-    count = 0
-    for j in range(n_m):
-        for i in range(n):
-            a = keep[i]
-            if q_in[i] > 0.0 and sizes[j][a] != 0.0 and modes[j][a] == 0:
-                in_acc[count] = a
-                in_q[count] = q_in[i]
-                count += 1
-        offsets[j + 1] = count
-    return by_dist, sorted_dist, in_acc[:count].copy(), in_q[:count].copy(), offsets
+    g_size = np.empty((n_m, k))
+    g_entry = np.empty((n_m, k))
+    g_mode = np.empty((n_m, k), dtype=np.int8)
+    g_cash = np.empty(k)
+    gather_nb(acc, acc, sizes, entries, modes, cash, g_size, g_entry, g_mode, g_cash)
+    return _anchored_nb(
+        acc, g_size, g_entry, g_mode, g_cash, marks, floors, mmrs, cums, min_margins, level,
+        cross_slack, k, kind, True,
+    )  # fmt: skip

@@ -142,6 +142,7 @@ def cross_stretch(
         anchor_eval = np.iinfo(np.int64).max
     called_len = np.array([len(c) for c in setup.called], dtype=np.int64)
     called_flat = np.concatenate(setup.called) if len(setup.called) else np.zeros(0, np.int64)
+    near_cols = index.near_columns(sizes, entries, modes, ex._cash)  # merges the touched first
     flag = index._scratch()
     calls_flag = ex.risk._flags(ex.n_accounts)
     in_at = np.concatenate([[0], np.cumsum([len(a) for a in index.in_acc])]).astype(np.int64)
@@ -151,9 +152,8 @@ def cross_stretch(
         index.p0, index.p1, index.q, index.n_near, index.near_by_dist, index.near_dist,
         index._dirty, flag, MAX_MOVE, setup.eval_limit, anchor_eval,
         np.concatenate(index.in_acc).astype(np.int64), np.concatenate(index.in_q), in_at,
-        index.near, index.level, CROSS_SLACK, index.near_sorted, called_flat.astype(np.int64),
-        called_len,
-        calls_flag, max(int(room), 1),
+        index.near, near_cols, index.level, CROSS_SLACK, index.near_sorted,
+        called_flat.astype(np.int64), called_len, calls_flag, max(int(room), 1),
     )  # fmt: skip
     count, stop, ev_step, ev_market, ev_acc, ev_ratio, out_called, out_len = out[:8]
     if out[8]:  # anchors re-taken (the scans would have re-taken them too)
@@ -251,6 +251,7 @@ def cross_stretch_nb(
     in_q: FloatArray,
     in_at: IntArray,
     near: IntArray,
+    near_cols: tuple[FloatArray, FloatArray, npt.NDArray[np.int8], FloatArray],
     level: float,
     cross_slack: float,
     keep: int,
@@ -269,7 +270,8 @@ def cross_stretch_nb(
     ``called_len[m]`` each). A step is applied only whole; the first step at which a scan
     finds an account under maintenance or the bound fails ends the stretch. A scan that picks
     more than ``anchor_eval`` near accounts re-takes the anchor after it, as the scan does
-    (:func:`.cross_kernels.anchor_nb` over ``near`` at the index's ``level``; ``in_acc`` and
+    (:func:`.cross_kernels.anchor_nb` over ``near``, its columns ``near_cols`` gathered by
+    :meth:`.CrossIndex.near_columns`, at the index's ``level``; ``in_acc`` and
     ``in_q`` flat, market ``m``'s at ``in_at[m] : in_at[m + 1]``). Returns the count of steps,
     the stop reason, the calls (step, market, account, ratio), the called sets after them
     (flat, with their lengths), the anchors re-taken and the last anchor (``p1``,
@@ -328,8 +330,8 @@ def cross_stretch_nb(
             )  # fmt: skip
             if picked > anchor_eval:  # the next scans evaluate fewer accounts
                 near_by_dist, near_dist, in_acc, in_q, in_at = anchor_nb(
-                    near, sizes, entries, modes, cash, cur, floors, mmrs, cums, min_margins,
-                    level, cross_slack, keep,
+                    near, near_cols[0], near_cols[1], near_cols[2], near_cols[3], cur, floors,
+                    mmrs, cums, min_margins, level, cross_slack, keep,
                 )  # fmt: skip
                 p1 = cur.copy()
                 anchors += 1

@@ -176,9 +176,10 @@ class MarginScans(Ledger):
             if split.reanchor:  # the next scans evaluate fewer accounts
                 sizes, entries, modes = self._cross_columns()
                 _, floors, mmrs, cums, min_margins = self._cross_tiers()
+                cols = index.near_columns(sizes, entries, modes, self._cash, self.check_invariants)
                 anchor = anchor_nb(
-                    index.near, sizes, entries, modes, self._cash, marks, floors, mmrs, cums,
-                    min_margins, index.level, CROSS_SLACK, index.near_sorted,
+                    index.near, *cols, marks, floors, mmrs, cums, min_margins, index.level,
+                    CROSS_SLACK, index.near_sorted,
                 )  # fmt: skip
                 index.take_anchor(marks, *anchor)
             return result

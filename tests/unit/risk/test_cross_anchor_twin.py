@@ -207,8 +207,9 @@ def test_compiled_anchor_equals_numpy(seed: int, level: float, move: float, keep
     e, mt, kl, k1 = np.empty(k), np.empty(k), np.empty(k), np.empty(k)
     cross_terms_nb(near, sz, en, md, cash, marks, fl, mr, cu, mn, index.level, e, mt, kl, k1)
     holds = [(s[near] != 0.0) & (m[near] == 0) for s, m in zip(sizes, modes, strict=True)]
+    cols = index.near_columns(sz, en, md, cash, check=True)
     by_dist, dist, in_acc, in_q, in_at = anchor_nb(
-        near, sz, en, md, cash, marks, fl, mr, cu, mn, index.level, CROSS_SLACK, keep
+        near, *cols, marks, fl, mr, cu, mn, index.level, CROSS_SLACK, keep
     )
     other = CrossIndex(level)
     other.build(p0, sizes, modes, tiers, e0, m0, trader)
