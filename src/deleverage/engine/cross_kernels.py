@@ -21,6 +21,7 @@ from deleverage.engine.kernels import maintenance_nb
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Int8Array = npt.NDArray[np.int8]
+BoolArray = npt.NDArray[np.bool_]
 
 
 @njit(cache=True)
@@ -250,28 +251,38 @@ def warned_union_nb(
         flag[a] = True
     for a in dirty:
         flag[a] = True
-    out = np.empty(len(warn_pos) + len(in_acc), dtype=np.int64)
-    k = 0
-    i = 0
-    n_warn = len(warn_pos)
-    for j in range(len(in_acc)):
-        a = in_acc[j]
-        if flag[a] or not in_q[j] > threshold:
-            continue
-        while i < n_warn and evaluated[warn_pos[i]] < a:
-            out[k] = evaluated[warn_pos[i]]
-            k += 1
-            i += 1
-        out[k] = a
-        k += 1
-    while i < n_warn:
-        out[k] = evaluated[warn_pos[i]]
-        k += 1
-        i += 1
+    out = merge_certain_nb(evaluated[warn_pos], in_acc, in_q, threshold, flag)
     for a in evaluated:
         flag[a] = False
     for a in dirty:
         flag[a] = False
+    return out
+
+
+@njit(cache=True)
+def merge_certain_nb(
+    warn: IntArray, in_acc: IntArray, in_q: FloatArray, threshold: float, flag: BoolArray
+) -> IntArray:
+    """``warn`` (ascending) merged with the accounts of ``in_acc`` (ascending) not flagged
+    whose bound ``in_q`` exceeds ``threshold`` (certainly in the zone and above maintenance),
+    ascending, without repeats (a flagged account is one the caller evaluated or touched)."""
+    out = np.empty(len(warn) + len(in_acc), dtype=np.int64)
+    k = 0
+    w = 0
+    for j in range(len(in_acc)):
+        a = in_acc[j]
+        if flag[a] or not in_q[j] > threshold:
+            continue
+        while w < len(warn) and warn[w] < a:
+            out[k] = warn[w]
+            k += 1
+            w += 1
+        out[k] = a
+        k += 1
+    while w < len(warn):
+        out[k] = warn[w]
+        k += 1
+        w += 1
     return out[:k].copy()
 
 
@@ -530,3 +541,4 @@ def touched_bounds_nb(
         acc, g_size, g_entry, g_mode, g_cash, marks, floors, mmrs, cums, min_margins, level,
         cross_slack, k, kind, True,
     )  # fmt: skip
+

@@ -54,6 +54,7 @@ from deleverage.engine.cross_kernels import (
     anchor_nb,
     bounded_scan_nb,
     cross_subset_scan_nb,
+    merge_certain_nb,
     split_nb,
     touched_bounds_nb,
 )
@@ -199,26 +200,10 @@ def _with_touched_inside(
         return warn
     for a in evaluated:
         flag[a] = True
-    out = np.empty(len(warn) + n_extra, dtype=np.int64)
-    k = 0
-    w = 0
-    for i in range(len(t_acc)):
-        a = t_acc[i]
-        if flag[a] or not t_q[i] > threshold:
-            continue
-        while w < len(warn) and warn[w] < a:
-            out[k] = warn[w]
-            k += 1
-            w += 1
-        out[k] = a
-        k += 1
-    while w < len(warn):
-        out[k] = warn[w]
-        k += 1
-        w += 1
+    out = merge_certain_nb(warn, t_acc, t_q, threshold, flag)
     for a in evaluated:
         flag[a] = False
-    return out[:k].copy()
+    return out
 
 
 @njit(cache=True)
