@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import gather_nb, split_nb
+from deleverage.engine.cross_kernels import gather_nb, slopes_nb, split_nb
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -165,16 +165,13 @@ class CrossIndex:
         k_one = np.zeros(len(equity))
         to_step = np.full(len(equity), np.inf)
         for size, mode, t, mark in zip(sizes, modes, tiers, marks, strict=True):
-            cross = (size != 0.0) & (mode == 0)
-            notional = np.abs(size) * mark
-            reach = np.searchsorted(t.floor, 2.0 * notional, side="right") - 1
-            rate = t.mmr[reach]
+            slopes_nb(
+                size, mode, float(mark), t.floor, t.mmr, self.level, t.whole_position, k, k_one
+            )
             if t.whole_position:
-                tier = np.searchsorted(t.floor, notional, side="right") - 1
-                rate = np.maximum(rate, t.mmr[tier])
+                cross = (size != 0.0) & (mode == 0)
+                notional = np.abs(size) * mark
                 to_step = np.where(cross, np.minimum(to_step, step_reach(notional, t)), to_step)
-            k += np.where(cross, notional * (self.level + rate), 0.0)
-            k_one += np.where(cross, notional * (1.0 + rate), 0.0)
         has = trader & (k > 0.0)
         acc = np.flatnonzero(has).astype(np.int64)
         q = np.minimum((self.level * equity[acc] - maintenance[acc]) / k[acc], to_step[acc])

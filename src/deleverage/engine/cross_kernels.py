@@ -542,3 +542,30 @@ def touched_bounds_nb(
         cross_slack, k, kind, True,
     )  # fmt: skip
 
+
+@njit(cache=True)
+def slopes_nb(
+    size: FloatArray,
+    mode: Int8Array,
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    level: float,
+    whole_position: bool,
+    k_level: FloatArray,
+    k_one: FloatArray,
+) -> None:
+    """Add one market's part of the cross index's slopes (:meth:`.CrossIndex.build`,
+    docs/formulas.md §14) to ``k_level`` and ``k_one``, account by account: a cross position's
+    ``|s| mark (level + r)`` and ``|s| mark (1 + r)``, ``r`` the rate of the tier of twice the
+    notional (with risk-limit steps at least the position's own tier's)."""
+    for i in range(len(size)):
+        s = size[i]
+        if s == 0.0 or mode[i] != 0:
+            continue
+        notional = abs(s) * mark
+        rate = mmr[tier_nb(2.0 * notional, floor)]
+        if whole_position:
+            rate = max(rate, mmr[tier_nb(notional, floor)])
+        k_level[i] += notional * (level + rate)
+        k_one[i] += notional * (1.0 + rate)

@@ -329,3 +329,93 @@ def test_sorted_prefix_equals_a_stable_sort_where_read(q: list[float], keep: int
     assert np.array_equal(np.sort(got_acc), acc)
     assert np.all(np.diff(got_q) >= 0.0)
     assert np.all(got_q <= qa[got_acc - 100])
+
+
+# ---------------------------------------------------------------------------- the build
+
+
+def _numpy_slopes(
+    marks: np.ndarray, sizes: list[np.ndarray], modes: list[np.ndarray], tiers: list[Any],
+    level: float, tier_of: int = 2,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The build's slopes ``K``, ``K_one`` and step caps, NumPy array by array (the build's
+    code before its compiled slopes); ``tier_of``: the rate of the tier of this multiple of
+    the notional (2: the rule; 1: a deliberately wrong reach)."""
+    k, k_one = np.zeros(len(sizes[0])), np.zeros(len(sizes[0]))
+    to_step = np.full(len(sizes[0]), np.inf)
+    for size, mode, t, mark in zip(sizes, modes, tiers, marks, strict=True):
+        cross = (size != 0.0) & (mode == 0)
+        notional = np.abs(size) * mark
+        rate = t.mmr[np.searchsorted(t.floor, tier_of * notional, side="right") - 1]
+        if t.whole_position:
+            tier = np.searchsorted(t.floor, notional, side="right") - 1
+            rate = np.maximum(rate, t.mmr[tier])
+            to_step = np.where(
+                cross, np.minimum(to_step, cross_mod.step_reach(notional, t)), to_step
+            )
+        k += np.where(cross, notional * (level + rate), 0.0)
+        k_one += np.where(cross, notional * (1.0 + rate), 0.0)
+    return k, k_one, to_step
+
+
+def _build_twin(seed: int, level: float, venue: str, tier_of: int = 2) -> bool:
+    """Build an index on a random cross book and compare its order, bounds and first anchor
+    with those from :func:`_numpy_slopes`' figures; return whether they agree."""
+    rng = np.random.default_rng(seed)
+    tiers = (
+        [preset("bitmex", "XBTUSD").tier_arrays, preset("binance", "BTCUSDT").tier_arrays]
+        if venue == "bitmex"
+        else [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    )
+    n = 500
+    p0 = np.array([60_000.0, 3_000.0]) if venue != "bitmex" else np.array([300.0, 60_000.0])
+    scale = [2.0, 40.0] if venue != "bitmex" else [600.0, 2.0]
+    sizes = [np.round(rng.uniform(-s, s, n) * (rng.random(n) < 0.7), 3) for s in scale]
+    modes = [(rng.random(n) < 0.1).astype(np.int8) for _ in p0]
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    notional = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True))
+    cash = notional * rng.uniform(-0.01, 0.08, n)
+    trader = rng.random(n) < 0.95
+    cross_sizes = [np.where(m == 0, s, 0.0) for s, m in zip(sizes, modes, strict=True)]
+    e0, m0, _, _ = _figures(p0, cross_sizes, entries, cash, tiers, level)
+    index = CrossIndex(level)
+    index.build(p0, sizes, modes, tiers, e0, m0, trader)
+    k, k_one, to_step = _numpy_slopes(p0, sizes, modes, tiers, index.level, tier_of)
+    acc = np.flatnonzero(trader & (k > 0.0)).astype(np.int64)
+    q = np.minimum((index.level * e0[acc] - m0[acc]) / k[acc], to_step[acc])
+    n_near = min(len(acc), max(64, int(len(acc) * cross_mod.PREFIX_SHARE)))
+    ref_acc, ref_q = sorted_prefix(acc, q, n_near)
+    other = CrossIndex(level)  # the first anchor from the reference figures
+    near = np.sort(ref_acc[:n_near])
+    holds = [(s[near] != 0.0) & (m[near] == 0) for s, m in zip(sizes, modes, strict=True)]
+    other._set_anchor(
+        p0, near, e0[near], m0[near], k[near], k_one[near], to_step[near], holds
+    )  # fmt: skip
+    return (
+        np.array_equal(index.acc, ref_acc)
+        and np.array_equal(index.q, ref_q)
+        and np.array_equal(index.near, other.near)
+        and np.array_equal(index.near_by_dist, other.near_by_dist)
+        and np.array_equal(index.near_dist, other.near_dist)
+        and all(np.array_equal(a, b) for a, b in zip(index.in_acc, other.in_acc, strict=True))
+        and all(np.array_equal(a, b) for a, b in zip(index.in_q, other.in_q, strict=True))
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from([0.5, 0.8, 1.0, 1.5]),
+    venue=st.sampled_from(["binance", "bitmex"]),
+)
+def test_compiled_build_slopes_equal_numpy(seed: int, level: float, venue: str) -> None:
+    """:meth:`.CrossIndex.build`'s slopes (:func:`.cross_kernels.slopes_nb`) give the NumPy
+    figures' order, bounds and first anchor bit for bit: isolated positions, accounts without
+    positions, other kinds, equity below zero, risk-limit steps (BitMEX)."""
+    assert _build_twin(seed, level, venue)
+
+
+def test_a_wrong_reach_fails_the_build_twin() -> None:
+    """The reference with the rate of the notional's own tier (not of twice it) disagrees: the
+    twin sees the slopes."""
+    assert not all(_build_twin(seed, 0.8, "binance", tier_of=1) for seed in range(5))
