@@ -80,9 +80,11 @@ def _setup(ex: Exchange) -> CrossStretch | None:
 def _twin(
     seed: int, n_markets: int, level: float, shock: float, vol: float, drift: float,
     loosen: float = 0.0, room: int = 64, anchor_eval: int = 64, keep: int = 512,
+    stale: float = 0.0,
 ) -> tuple[int, bool]:  # fmt: skip
     """Run one twin; return the calls the stretch made and whether the twins agree (with
-    ``loosen == 0`` they must)."""
+    ``loosen == 0`` and ``stale == 0`` they must). ``stale``: the index's gathered copy of the
+    near accounts' cash raised by this share (a deliberately stale copy for the anchors)."""
     rng = np.random.default_rng(seed + 1)
     fast, slow = _book(seed, n_markets, level), _book(seed, n_markets, level)
     start = [round(OPENS[j] * (1.0 + shock * (1.0 + 0.3 * j)), 4) for j in range(n_markets)]
@@ -100,6 +102,10 @@ def _twin(
     setup.index.near_sorted = keep  # the anchors the stretch re-takes sort these
     if loosen:
         setup.index.near_dist = setup.index.near_dist + loosen
+    if stale:  # the touched accounts are read again; the others keep the raised cash
+        sizes, entries, modes = fast._cross_columns()
+        cols = setup.index.near_columns(sizes, entries, modes, fast._cash)
+        cols.cash[:] = cols.cash * (1.0 + stale)
     count, calls, stop = cross_stretch(fast, setup, marks, room=room, anchor_eval=anchor_eval)
     ts = (11 + np.arange(count, dtype=np.int64)) * S
     advance_quiet(fast, marks[:count], ts, cross=calls)
@@ -118,7 +124,7 @@ def _twin(
         )
         and fast.risk.reports == slow.risk.reports
     )
-    if not loosen:
+    if not (loosen or stale):
         assert liquidated == 0
         ja, jb = fast.journal.to_arrow(), slow.journal.to_arrow()
         assert ja.num_rows == jb.num_rows
@@ -173,4 +179,14 @@ def test_a_loosened_bound_fails_the_twin() -> None:
     """The near accounts' distances raised by 2%: accounts entering the zone go unevaluated
     and the stretch's calls differ from the risk step's."""
     agree = [_twin(seed, 3, 0.8, -0.06, 3e-4, -2e-4, loosen=0.02)[1] for seed in range(6)]
+    assert not all(agree)
+
+
+def test_stale_gathered_columns_fail_the_twin() -> None:
+    """The anchors re-taken in the stretch from a gathered copy of the near accounts' columns
+    whose cash is 5% too high (:meth:`.CrossIndex.near_columns` not matching the ledger):
+    accounts entering the zone go unevaluated and the calls differ from the risk step's."""
+    agree = [
+        _twin(seed, 3, 0.8, -0.06, 3e-4, -2e-4, anchor_eval=0, stale=0.05)[1] for seed in range(6)
+    ]
     assert not all(agree)
