@@ -269,13 +269,22 @@ class CrossIndex:
         else:
             gather_nb(near, self._dirty, sizes, entries, modes, cash, *self._cols)
         if check:
-            for name, cols, got in zip(
-                ("size", "entry", "mode"), (sizes, entries, modes), self._cols[:3], strict=True
-            ):
-                if not all(np.array_equal(c[near], g) for c, g in zip(cols, got, strict=True)):
+            cols = self._cols
+            agree = {
+                "size": all(
+                    np.array_equal(c[near], g) for c, g in zip(sizes, cols.size, strict=True)
+                ),
+                "entry": all(
+                    np.array_equal(c[near], g) for c, g in zip(entries, cols.entry, strict=True)
+                ),
+                "mode": all(
+                    np.array_equal(c[near], g) for c, g in zip(modes, cols.mode, strict=True)
+                ),
+                "cash": np.array_equal(cash[near], cols.cash),
+            }
+            for name, ok in agree.items():
+                if not ok:
                     raise InvariantError(f"the cross index's gathered near `{name}` is stale")
-            if not np.array_equal(cash[near], self._cols.cash):
-                raise InvariantError("the cross index's gathered near `cash` is stale")
         return self._cols
 
     def take_anchor(

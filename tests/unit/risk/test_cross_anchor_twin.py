@@ -31,6 +31,7 @@ from deleverage import Exchange
 from deleverage.engine import cross_index as cross_mod
 from deleverage.engine.cross_index import CROSS_SLACK, CrossIndex, CrossSplit, sorted_prefix
 from deleverage.engine.cross_kernels import anchor_nb, cross_terms_nb, touched_bounds_nb
+from deleverage.errors import InvariantError
 from deleverage.rules import margin as mm
 from deleverage.venues import preset
 
@@ -419,3 +420,31 @@ def test_a_wrong_reach_fails_the_build_twin() -> None:
     """The reference with the rate of the notional's own tier (not of twice it) disagrees: the
     twin sees the slopes."""
     assert not all(_build_twin(seed, 0.8, "binance", tier_of=1) for seed in range(5))
+
+
+def test_near_columns_follow_the_touched_accounts() -> None:
+    """:meth:`.CrossIndex.near_columns` re-reads the touched near accounts (a touched account's
+    new cash and size are in the copy); a change nobody reported leaves the copy stale and
+    ``check`` says so."""
+    rng = np.random.default_rng(7)
+    tiers = [preset("binance", "BTCUSDT").tier_arrays, preset("okx", "BTC").tier_arrays]
+    n, p0 = 400, np.array([60_000.0, 3_000.0])
+    sizes = [rng.uniform(-2.0, 2.0, n), rng.uniform(-40, 40, n)]
+    entries = [p * rng.uniform(0.97, 1.03, n) for p in p0]
+    modes = [np.zeros(n, dtype=np.int8) for _ in p0]
+    cash = sum(np.abs(s) * p for s, p in zip(sizes, p0, strict=True)) * rng.uniform(0.0, 0.08, n)
+    e0, m0, _, _ = _figures(p0, sizes, entries, cash, tiers, 0.8)
+    index = CrossIndex(0.8)
+    index.build(p0, sizes, modes, tiers, e0, m0, np.ones(n, dtype=np.bool_))
+    cols = (tuple(sizes), tuple(entries), tuple(modes))
+    index.near_columns(*cols, cash, check=True)
+    a, b = int(index.near[3]), int(index.near[5])
+    cash[a] += 100.0
+    sizes[1][a] = -sizes[1][a]
+    index.touch(np.array([a]))
+    got = index.near_columns(*cols, cash, check=True)
+    assert got.cash[3] == cash[a]
+    assert got.size[1, 3] == sizes[1][a]
+    cash[b] += 100.0  # not reported
+    with pytest.raises(InvariantError, match="cash"):
+        index.near_columns(*cols, cash, check=True)
