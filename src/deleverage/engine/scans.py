@@ -174,9 +174,8 @@ class MarginScans(Ledger):
             if self.check_invariants:
                 self._check_cross_scan(m, call_level, result)
             if split.reanchor:  # the next scans evaluate fewer accounts
-                sizes, entries, modes = self._cross_columns()
+                cols = index.near_columns(*self._cross_columns(), self._cash, self.check_invariants)
                 _, floors, mmrs, cums, min_margins = self._cross_tiers()
-                cols = index.near_columns(sizes, entries, modes, self._cash, self.check_invariants)
                 anchor = anchor_nb(
                     index.near, *cols, marks, floors, mmrs, cums, min_margins, index.level,
                     CROSS_SLACK, index.near_sorted,
