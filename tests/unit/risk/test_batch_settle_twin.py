@@ -158,16 +158,23 @@ def test_the_twin_covers_every_group_of_a_round(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_wrong_settlement_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A settlement that writes its transfer rows in reverse order (same rows, same state):
-    # the comparison must catch it.
+    # A settlement that writes each group's transfer rows in reverse order (same rows, same
+    # state, same fund records): the comparison must catch it.
     real = batch_settle.settle_money_nb
 
     def reversed_rows(*args: Any) -> Any:
-        *head, bounds, columns, due, rest, left = real(*args)
-        n = len(args[0])
-        lo, hi = n, n + int(bounds[-1])
-        swapped = tuple(np.concatenate([c[:lo], c[lo:hi][::-1], c[hi:]]) for c in columns)
-        return (*head, bounds, swapped, due, rest, left)
+        *head, bounds, columns, rest, left, figures, counts = real(*args)
+        n = len(head[0])
+        edges = (n + bounds).tolist()
+        swapped = tuple(
+            np.concatenate(
+                [c[: edges[0]]]
+                + [c[lo:hi][::-1] for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+                + [c[edges[-1] :]]
+            )
+            for c in columns
+        )
+        return (*head, bounds, swapped, rest, left, figures, counts)
 
     args = (3, "partial", 0.02, False, 300.0, 30.0, [-0.04, -0.07, -0.05])
     reference = _run(False, *args)

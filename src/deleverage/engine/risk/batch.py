@@ -119,17 +119,18 @@ class BatchStage(LiquidationStage):
             return np.zeros(0, dtype=np.int64)
         plan = self._batch_plan(m, ts, *found)
         done = plan.filled > 0.0
-        accounts = plan.idx[done]
-        if batch_settle.ENABLED and len(accounts) <= batch_settle.MAX_ROWS:
+        if batch_settle.ENABLED and int(np.count_nonzero(done)) <= batch_settle.MAX_ROWS:
             # the same rows and state in one kernel and one batch (small rounds: its docstring)
-            rest = batch_settle.settle_round(self, m, ts, report, plan, done)
+            accounts, rest, owing = batch_settle.settle_round(self, m, ts, report, plan, done)
         else:
+            accounts = plan.idx[done]
             still_open = self._batch_fills(m, ts, accounts, plan.filled[done],
                                            plan.price[done], np.sign(plan.size[done]))  # fmt: skip
             self._batch_money(m, ts, report, plan, done, still_open)
             rest = self._batch_records(m, ts, report, plan, done, still_open)
+            owing = np.flatnonzero(rest > 1e-9)
         spec = self.ex.markets[m].spec
-        for j in np.flatnonzero(rest > 1e-9).tolist():
+        for j in owing.tolist():
             a, amount = int(accounts[j]), float(rest[j])
             if ranking_for(spec.adl).allocation == "socialized":
                 amount -= self._socialize(a, m, amount, ts, report)
