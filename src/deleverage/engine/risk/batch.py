@@ -57,6 +57,8 @@ class _BatchPlan(NamedTuple):
     cover: FloatArray
     own: FloatArray
     to_adl: npt.NDArray[np.bool_]
+    #: ``filled`` to ``own`` as the rows of one array (the settlement kernel reads it whole).
+    planned: FloatArray
 
 
 class BatchStage(LiquidationStage):
@@ -204,9 +206,11 @@ class BatchStage(LiquidationStage):
             consumed = float(book.snapshot()["consumed_depth"])
             max_move = book.max_move
         k = len(idx)
+        planned = np.zeros((6, k))
+        filled, price, penalty, shortfall, cover, own = planned
         plan = _BatchPlan(
-            idx, size, equity, np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k),
-            np.zeros(k), np.zeros(k, dtype=np.bool_),
+            idx, size, equity, filled, price, penalty, shortfall, cover, own,
+            np.zeros(k, dtype=np.bool_), planned,
         )  # fmt: skip
         fund = ex.insurance_account_for(m)
         adl_enabled = ranking_for(spec.adl).allocation != "socialized"

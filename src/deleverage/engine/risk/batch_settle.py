@@ -60,6 +60,9 @@ _LIQUIDATION = int(EventKind.LIQUIDATION)
 _FEE = int(TransferReason.LIQUIDATION_FEE)
 _COVER = int(TransferReason.INSURANCE_COVER)
 _FILL_CODE = int(FillReason.LIQUIDATION)
+#: The kernel's index lists' header: the groups' bounds (6), whether a fund account filled,
+#: the lengths of the four lists (partial closes, closed positions, owing, carrying).
+_HEAD = 11
 
 
 @njit(cache=True)
@@ -116,12 +119,7 @@ def settle_money_nb(
     done: npt.NDArray[np.bool_],
     size_p: FloatArray,
     equity_p: FloatArray,
-    filled_p: FloatArray,
-    price_p: FloatArray,
-    penalty_p: FloatArray,
-    shortfall_p: FloatArray,
-    cover_p: FloatArray,
-    own_p: FloatArray,
+    planned: FloatArray,
     carried_p: FloatArray,
     debt_p: FloatArray,
     kinds: npt.NDArray[np.int8],
@@ -140,24 +138,13 @@ def settle_money_nb(
     mark: float,
     recourse: bool,
 ) -> tuple[
-    IntArray,
-    npt.NDArray[np.bool_],
-    npt.NDArray[np.bool_],
-    IntArray,
-    tuple[
-        npt.NDArray[np.int16], IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray,
-        FloatArray, FloatArray, IntArray,
-    ],
-    FloatArray,
-    FloatArray,
-    FloatArray,
-    IntArray,
+    IntArray, npt.NDArray[np.int16], IntArray, FloatArray, IntArray, FloatArray
 ]:  # fmt: skip
     """Settle a planned round: its fills, then its money.
 
-    Inputs: the plan's accounts and which of them fill (``done``); per planned position
-    (``*_p``) its size and equity before, size filled, fill price, penalty, shortfall, the
-    fund's cover and the account's cash moved in; what earlier partial closes carried
+    Inputs: the plan's accounts and which of them fill (``done``); per planned position its
+    size and equity before and (``planned``, six rows) the size filled, fill price, penalty,
+    shortfall, the fund's cover and the account's cash moved in; what earlier partial closes carried
     (``carried_p``) and the declared bad debt (``debt_p``), per planned position or empty for
     none; the accounts' kinds and the fund accounts; the state's columns; the fee account, the
     book's account, the market's fund, the market and the policy's code.
@@ -169,20 +156,30 @@ def settle_money_nb(
     cash moved into open positions, covers of open positions (market); as
     ``BatchStage._batch_money`` does.
 
-    Returns the accounts filled; which positions are still open; which of those closed only
-    part (``partial``: filled less than their size); ``bounds`` (the five groups' first rows
-    within the transfer rows, then their end: group ``g`` is rows ``n + bounds[g]`` to
-    ``n + bounds[g + 1]`` of the journal columns); the journal columns of the round (kind,
-    account, counterparty, market, size, price, amount, fee, counterparty fee, code: ``n``
-    fills, the groups' rows, ``n`` liquidation records: a record's amount is what is due);
-    per position what a closed one still owes after the fund (``rest``) and what an open
-    one carries (``left``); ``figures``: the change of the market's long open interest
-    (the traders the fills involve, long sizes after less before: ``np.sum`` of each, as
-    :meth:`Ledger._apply_fill_columns`), the notional liquidated, the penalties, the covers
-    and the shortfall due (``np.sum`` of each: :func:`numpy_sum_nb`); ``counts``: how many
-    positions carry more than 1e-9, whether any filled account is a fund account, how many
-    closed positions still owe more than 1e-9.
+    Returns (few arrays: each array a compiled function returns costs ~1 us to box) the
+    accounts filled (``n``); the journal rows of the round (``n`` fills, the groups' rows,
+    ``n`` liquidation records): their kinds, ``ints`` (account, counterparty, market, code)
+    and ``floats`` (size, price, amount, fee, counterparty fee; a record's amount is what is
+    due); ``lists``: the five groups' first rows within the transfer rows, then their end
+    (group ``g`` is rows ``n + lists[g]`` to ``n + lists[g + 1]``), whether a filled account
+    is a fund account, then the lengths and the positions (indices into the accounts filled)
+    of four lists: partial closes (still open, filled less than their size), closed
+    positions, closed positions that still owe more than 1e-9 after the fund, open positions
+    that carry more than 1e-9; and ``per_position``: what each closed one still owes after
+    the fund (``rest``, ``n``), what each open one carries (``left``, ``n``), then the
+    change of the market's long open interest (the traders the fills involve, long sizes
+    after less before: ``np.sum`` of each, as :meth:`Ledger._apply_fill_columns`), the
+    notional liquidated, the penalties, the covers and the shortfall due (``np.sum`` of each:
+    :func:`numpy_sum_nb`).
     """
+    filled_p, price_p, penalty_p, shortfall_p, cover_p, own_p = (
+        planned[0],
+        planned[1],
+        planned[2],
+        planned[3],
+        planned[4],
+        planned[5],
+    )
     n = 0
     for i in range(len(idx)):
         n += done[i]
@@ -224,7 +221,8 @@ def settle_money_nb(
     long_after = np.empty(k)
     for i in range(k):
         long_after[i] = _np_max(size[involved[i]], 0.0)
-    figures = np.zeros(5)
+    rows_f = np.zeros(2 * n + 5)  # rest, left, figures
+    figures = rows_f[2 * n :]
     before = numpy_sum_nb(long_before)
     figures[0] = numpy_sum_nb(long_after) - before
     notional = np.empty(n)
@@ -232,14 +230,12 @@ def settle_money_nb(
         notional[j] = filled[j] * price[j]
     figures[1] = numpy_sum_nb(notional)
     still_open = np.empty(n, dtype=np.bool_)
-    partial = np.empty(n, dtype=np.bool_)
-    counts = np.zeros(3, dtype=np.int64)
+    any_fund = 0
     for j in range(n):
         still_open[j] = size[accounts[j]] != 0.0
-        partial[j] = still_open[j] and filled[j] < abs(size0[j])
         for f in fund_ids:
             if accounts[j] == f:
-                counts[1] = 1
+                any_fund = 1
     penalty = np.empty(n)
     shortfall = np.empty(n)
     cover = np.empty(n)
@@ -273,15 +269,17 @@ def settle_money_nb(
         bounds[g + 1] = bounds[g] + groups[g]
     rows = 2 * n + bounds[5]
     r_kind = np.empty(rows, dtype=np.int16)
-    acc = np.full(rows, -1, dtype=np.int64)
-    cpty = np.full(rows, -1, dtype=np.int64)
-    mkt = np.full(rows, -1, dtype=np.int64)
-    r_size = np.zeros(rows)
-    r_price = np.zeros(rows)
-    r_amount = np.zeros(rows)
-    r_fee = np.zeros(rows)
-    r_cpfee = np.zeros(rows)
-    code = np.zeros(rows, dtype=np.int64)
+    ints = np.full((4, rows), -1, dtype=np.int64)
+    acc, cpty, mkt, code = ints[0], ints[1], ints[2], ints[3]
+    code[:] = 0
+    floats = np.zeros((5, rows))
+    r_size, r_price, r_amount, r_fee, r_cpfee = (
+        floats[0],
+        floats[1],
+        floats[2],
+        floats[3],
+        floats[4],
+    )
     for j in range(n):  # the fills' rows
         r_kind[j] = _FILL
         acc[j], cpty[j] = buyers[j], sellers[j]
@@ -322,8 +320,8 @@ def settle_money_nb(
             r += 1
     # The records (``BatchStage._batch_records``' arithmetic, element by element).
     due = np.empty(n)
-    rest = np.empty(n)
-    left = np.empty(n)
+    rest = rows_f[:n]
+    left = rows_f[n : 2 * n]
     r0 = n + bounds[5]
     for j in range(n):
         short, cov, mine = shortfall[j], cover[j], own[j]
@@ -339,8 +337,6 @@ def settle_money_nb(
             rest[j] = _np_min(owed, short)
             due[j] = _np_max(cov + rest[j] - carried0[j], 0.0)
             left[j] = 0.0
-        counts[0] += left[j] > 1e-9
-        counts[2] += rest[j] > 1e-9
         r = r0 + j
         side = _sign(size0[j])
         r_kind[r] = _LIQUIDATION
@@ -353,8 +349,27 @@ def settle_money_nb(
         r_cpfee[r] = _np_max(0.0, mark - equity0[j] / size0[j])
         code[r] = policy_code
     figures[4] = numpy_sum_nb(due)
-    columns = (r_kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code)
-    return accounts, still_open, partial, bounds, columns, rest, left, figures, counts
+    # The positions that the caller's bookkeeping reads, as index lists after a header.
+    lists = np.zeros(_HEAD + 4 * n, dtype=np.int64)
+    lists[:6] = bounds
+    lists[6] = any_fund
+    at = _HEAD
+    for which in range(4):
+        start = at
+        for j in range(n):
+            if which == 0:
+                keep = still_open[j] and filled[j] < abs(size0[j])  # partial closes
+            elif which == 1:
+                keep = not still_open[j]
+            elif which == 2:
+                keep = rest[j] > 1e-9
+            else:
+                keep = left[j] > 1e-9
+            if keep:
+                lists[at] = j
+                at += 1
+        lists[7 + which] = at - start
+    return accounts, r_kind, ints, floats, lists[:at], rows_f
 
 
 _EMPTY = np.zeros(0)
@@ -389,31 +404,30 @@ def settle_round(
     fund = ex.insurance_account_for(m)
     funds = ex.funds
     fund_ids = np.fromiter(funds, dtype=np.int64, count=len(funds))
-    accounts, still_open, partial, bounds, columns, rest, left, figures, counts = (
-        settle_money_nb(
-            plan.idx, done, plan.size, plan.equity, plan.filled, plan.price, plan.penalty,
-            plan.shortfall, plan.cover, plan.own, carried0, debt, ex._kind, fund_ids, ex._cash,
-            cols.isolated_margin, cols.mode, cols.size, cols.entry, cols.realized_pnl,
-            ex.fee_account, ex.liquidity_account, fund, m, _POLICY_CODES[spec.liquidation.kind],
-            state.mark, spec.liquidation.isolated_recourse,
-        )
+    accounts, kind, ints, floats, lists, per_position = settle_money_nb(
+        plan.idx, done, plan.size, plan.equity, plan.planned, carried0, debt, ex._kind,
+        fund_ids, ex._cash, cols.isolated_margin, cols.mode, cols.size, cols.entry,
+        cols.realized_pnl, ex.fee_account, ex.liquidity_account, fund, m,
+        _POLICY_CODES[spec.liquidation.kind], state.mark, spec.liquidation.isolated_recourse,
     )  # fmt: skip
     n = len(accounts)
-    kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code = columns
+    acc, cpty, mkt, code = ints
+    r_amount = floats[2]
+    head = lists[:_HEAD].tolist()
     if n:  # the fills' bookkeeping (``Ledger._apply_fill_columns`` after its kernel)
         ex._version += 1
-        ex._long_oi[m] += float(figures[0])
+        ex._long_oi[m] += float(per_position[2 * n])
         ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
         ex._refresh_rates(m)
         ex.journal.append_owned_columns(
-            kind, ts, account=acc, counterparty=cpty, market=mkt, size=r_size, price=r_price,
-            amount=r_amount, fee=r_fee, counterparty_fee=r_cpfee, code=code,
+            kind, ts, account=acc, counterparty=cpty, market=mkt, size=floats[0],
+            price=floats[1], amount=r_amount, fee=floats[3], counterparty_fee=floats[4],
+            code=code,
         )  # fmt: skip
     # The ledger's bookkeeping of each group, in order (as its own batch would have done).
-    edges = (bounds + n).tolist()
-    no_funds = not counts[1]
+    no_funds = not head[6]
     for g in range(5):
-        lo, hi = edges[g], edges[g + 1]
+        lo, hi = n + head[g], n + head[g + 1]
         if lo == hi:
             continue
         if g == 3:
@@ -424,23 +438,25 @@ def settle_round(
             m if _GROUP_MARKET[g] else -1, fund, g <= 1, acc[lo:hi], cpty[lo:hi],
             r_amount[lo:hi], code[lo:hi], ts, checked=no_funds,
         )  # fmt: skip
-    notional, penalties, covers, shortfall = figures[1:].tolist()
+    _, notional, penalties, covers, shortfall = per_position[2 * n :].tolist()
     report.liquidations += n
     report.liquidated_notional += notional
     report.penalties += penalties
     report.insurance_paid += covers
-    if spec.liquidation.kind == "fixed_fraction":
+    # The index lists after the header: partial closes, closed, owing, carrying.
+    ends = np.cumsum([_HEAD, *head[7:]]).tolist()
+    if head[7] and spec.liquidation.kind == "fixed_fraction":
         until = ts + int(spec.liquidation.cooldown_s * _NS)
         risk = stage.markets[m]
-        for a in accounts[partial].tolist():
+        for a in accounts[lists[ends[0] : ends[1]]].tolist():
             risk.cooldown_until_ns[a] = until
     if carried:  # closed positions settle what earlier partial closes carried
-        for a in accounts[~still_open].tolist():
+        for a in accounts[lists[ends[1] : ends[2]]].tolist():
             carried.pop(a, None)
     report.shortfall += shortfall
-    if counts[0]:
-        keep = left > 1e-9
+    if head[10]:
+        keep = lists[ends[3] : ends[4]]
+        left = per_position[n : 2 * n]
         for a, amount in zip(accounts[keep].tolist(), left[keep].tolist(), strict=True):
             carried[a] = carried.get(a, 0.0) + amount
-    owing = np.flatnonzero(rest > 1e-9) if counts[2] else np.zeros(0, dtype=np.int64)
-    return accounts, rest, owing
+    return accounts, per_position[:n], lists[ends[2] : ends[3]]
