@@ -237,7 +237,10 @@ class Ledger:
         self._pos_version[m] += 1
         if not (self._level_index or self._cross_index or self._adl_index):
             return
-        acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
+        if type(accounts) is np.ndarray and accounts.dtype == np.int64 and accounts.ndim == 1:
+            acc = accounts  # the batch paths' columns as they are
+        else:
+            acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
         for (market, _), index in self._level_index.items():
             if market == m:
                 index.touch(acc)

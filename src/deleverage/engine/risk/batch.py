@@ -20,6 +20,7 @@ from deleverage.engine.events import (
 )
 from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk.adl_batch_kernels import capped_prices_nb, match_needs_nb
+from deleverage.engine.risk.distress import ranked_candidates_nb
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
 from deleverage.engine.risk.step_kernels import close_sizes_nb
@@ -172,6 +173,9 @@ class BatchStage(LiquidationStage):
                 below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
             return None
+        ranked, ranked_equity, ranked_maint, distinct = ranked_candidates_nb(below, equity, maint)
+        if distinct:  # no tie, no NaN: the order by health is the distress order
+            return ranked, ranked_equity, ranked_maint
         health = (equity - maint) / np.maximum(maint, 1e-12)
         order = distress_order(below, health)
         return below[order].astype(np.int64), equity[order], maint[order]
@@ -192,7 +196,7 @@ class BatchStage(LiquidationStage):
         ex = self.ex
         state = ex.markets[m]
         spec = state.spec
-        size = ex._positions[m].size[idx].copy()
+        size = ex._positions[m].size[idx]  # a copy (indexed by an array)
         # The tiers in force are the spec's table unless open interest scales them.
         tiers = state.tiers if spec.open_interest_scaling is None else None
         close = _sizes_to_close_fast(size, equity, maint, state.mark, spec, tiers)
@@ -560,8 +564,13 @@ def _sizes_to_close_fast(
 ) -> FloatArray:
     """:func:`_sizes_to_close`, a ``tier_down`` or ``partial`` policy's in one compiled pass
     (:func:`close_sizes_nb`, the same figures bit for bit: tests/unit/risk/
-    test_close_sizes_twin.py)."""
+    test_close_sizes_twin.py), a ``full`` one's as ``|size|`` (the same array: tests/unit/
+    risk/test_batch_settle_twin.py)."""
     policy = spec.liquidation
+    if policy.kind == "full":
+        # ``_sizes_to_close``'s ``where(equity <= 0, |size|, minimum(|size|, |size|))``: the
+        # same array, as ``minimum(x, x)`` is ``x`` (NaN included) and ``|size|`` has no -0.0
+        return np.abs(size)
     if policy.kind not in ("tier_down", "partial") or tiers is None:
         return _sizes_to_close(size, equity, maintenance, mark, spec, tiers)
     initial = policy.target == "initial"

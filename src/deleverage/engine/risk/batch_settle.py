@@ -444,7 +444,9 @@ def settle_round(
     report.penalties += penalties
     report.insurance_paid += covers
     # The index lists after the header: partial closes, closed, owing, carrying.
-    ends = np.cumsum([_HEAD, *head[7:]]).tolist()
+    ends = [_HEAD, _HEAD + head[7]]
+    for length in head[8:]:
+        ends.append(ends[-1] + length)
     if head[7] and spec.liquidation.kind == "fixed_fraction":
         until = ts + int(spec.liquidation.cooldown_s * _NS)
         risk = stage.markets[m]

@@ -50,7 +50,7 @@ def _block_nb(a: FloatArray, lo: int, n: int) -> float:
     while i < n:
         res += a[lo + i]
         i += 1
-    return res
+    return float(res)
 
 
 @njit(cache=True)
