@@ -40,6 +40,10 @@ from deleverage.spec import MarketSpec, TierArrays
 #: Margin over the bankrupt sizes that a partial sum of a queue's capacity must reach for the
 #: planner to take every decision it would take with the full sum (see ``_queue_capacity``).
 _BOUND = 1.0 + 4e-6
+#: Most candidates ranked by :func:`ranked_candidates_nb`: it saves a round's dozen NumPy
+#: calls (55 candidates: 6 us against 25-55 us), but Numba's sort costs more per element than
+#: NumPy's (500 candidates: 54 us against 32 us; 10,114: 3.0 ms against 0.7 ms).
+_RANKED_MAX = 200
 
 
 class _BatchPlan(NamedTuple):
@@ -173,9 +177,10 @@ class BatchStage(LiquidationStage):
                 below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
             return None
-        ranked, ranked_equity, ranked_maint, distinct = ranked_candidates_nb(below, equity, maint)
-        if distinct:  # no tie, no NaN: the order by health is the distress order
-            return ranked, ranked_equity, ranked_maint
+        if len(below) <= _RANKED_MAX:
+            ranked, ranked_eq, ranked_maint, distinct = ranked_candidates_nb(below, equity, maint)
+            if distinct:  # no tie, no NaN: the order by health is the distress order
+                return ranked, ranked_eq, ranked_maint
         health = (equity - maint) / np.maximum(maint, 1e-12)
         order = distress_order(below, health)
         return below[order].astype(np.int64), equity[order], maint[order]
