@@ -627,7 +627,7 @@ class Ledger:
         self._version += 1
         if market >= 0:
             self._touch(market, np.concatenate([sources, destinations]))
-        else:
+        elif self._cross_index:  # what ``_touch_cash`` reads (nothing to touch without)
             self._touch_cash(np.concatenate([sources, destinations]))
         others = sources if inflow else destinations
         if len(others) > 1 and (checked or not _is_fund(others, self.funds).any()):

@@ -158,7 +158,7 @@ class BatchStage(LiquidationStage):
             self._liquidate(a, m, True, ts, report, caps)
         if len(pending) or ranking_for(spec.adl).allocation == "socialized":
             return None  # the per-account path or a socialized loss touched others: rescan
-        return np.concatenate(touched)
+        return touched[0] if len(touched) == 1 else np.concatenate(touched)
 
     def _batch_candidates(
         self, m: int, ts: int
