@@ -8,15 +8,21 @@ moved into open positions left beyond bankruptcy, the fund's covers of those, th
 liquidation records. On a cascade day a round liquidates ~55 positions and those operations
 cost more than the liquidations. Here (:func:`settle_round`):
 
-- :func:`settle_money_nb` applies the fills (:func:`deleverage.engine.kernels.apply_fills_nb`,
-  as :meth:`Ledger._apply_fill_columns`), then the transfers and margin moves in the same
-  order with the same arithmetic (``apply_transfers_nb``'s per-row rule), and
-  writes every journal row of the round (fills, transfers, margin moves, liquidation records)
-  as columns, with the records' figures (``_batch_records``: what is due, what closed
-  positions still owe, what open ones carry);
-- one :meth:`Journal.append_columns` call with one kind per row writes them, in the order the
-  separate batches had; the ledger's bookkeeping after each group (versions, touched
-  accounts, the fund's ledger records) is called per group as before.
+- :func:`settle_money_nb` takes the plan as it is (the positions that fill selected inside),
+  finds the traders the fills involve, applies the fills
+  (:func:`deleverage.engine.kernels.apply_fills_nb`, as :meth:`Ledger._apply_fill_columns`),
+  then the transfers and margin moves in the same order with the same arithmetic
+  (``apply_transfers_nb``'s per-row rule), and writes every journal row of the round (fills,
+  transfers, margin moves, liquidation records) as columns, with the records' figures
+  (``_batch_records``: what is due, what closed positions still owe, what open ones carry)
+  and the round's sums (open interest, the step report's totals) taken as ``np.sum`` takes
+  them (:func:`~deleverage.engine.risk.numpy_sum.numpy_sum_nb`); it returns six arrays
+  (each returned array costs ~1 us to box);
+- one :meth:`Journal.append_owned_columns` call with one kind per row keeps them (not
+  copied), in the order the separate batches had; the ledger's bookkeeping after each group
+  (versions, touched accounts, the fund's ledger records) is called per group as before, a
+  group's penalties summed into the fund without ``receive_many``'s per-amount checks when
+  no fund account filled (the kernel's amounts are > 0 and none NaN).
 
 The result is the separate path's, bit for bit: the same journal rows, state and fund
 records (tests/unit/risk/test_batch_settle_twin.py compares the two on random books,
