@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.engine import kernels
 from deleverage.engine.events import (
     EventKind,
     FillReason,
@@ -196,8 +197,6 @@ class BatchStage(LiquidationStage):
         """Plan every liquidation with the compiled kernel (again with the ADL queues'
         capacity when some position needs ADL and its queue holds less than the bound) and
         consume the book's depth."""
-        from deleverage.engine.kernels import plan_isolated_liquidations_nb
-
         ex = self.ex
         state = ex.markets[m]
         spec = state.spec
@@ -229,7 +228,7 @@ class BatchStage(LiquidationStage):
         )
 
         def run(capacity_long: float, capacity_short: float) -> float:
-            _, consumed_after = plan_isolated_liquidations_nb(
+            _, consumed_after = kernels.plan_isolated_liquidations_nb(
                 size, equity, close, cash_before, state.mark,
                 self.markets[m].book_price(state.mark), spec.liquidation_fee_rate,
                 float(ex._cash[fund]), depth, consumed, max_move, adl_enabled, plan.filled,
@@ -240,7 +239,7 @@ class BatchStage(LiquidationStage):
             return float(consumed_after)
 
         consumed_after = run(math.inf, math.inf)
-        if plan.to_adl.any():
+        if np.count_nonzero(plan.to_adl):
             # Some positions need ADL: plan again knowing how much each queue can take, so a
             # position the queue cannot serve fills on the book in its turn (per-account order).
             flagged_sides = set(np.sign(size[plan.to_adl]).tolist())
