@@ -545,6 +545,26 @@ class Journal:
         self._count += n
         self._last_ts = max(self._last_ts, last_ts)
 
+    def append_owned_columns(
+        self, kinds: npt.NDArray[np.int16], ts_ns: int, **columns: npt.NDArray[Any]
+    ) -> None:
+        """:meth:`append_columns` of a batch with one kind per row (``kinds``, int16), one time
+        and array columns of its length, that the caller hands over: kept as they are, not
+        copied (the caller never writes to them again). The batch path's round
+        (:mod:`deleverage.engine.risk.batch_settle`): its columns come fresh from a kernel."""
+        n = len(kinds)
+        for name, arr in columns.items():
+            if arr.shape != (n,) or name not in _BATCH_NAMES:
+                raise ValueError(f"column {name!r} must be a known column of {n} rows")
+        kind = EventKind(int(kinds[0])) if n else EventKind.MARK_PRICE
+        batch: dict[str, Any] = {"__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": kind}
+        batch.update(columns)
+        batch["__kind_rows"] = kinds
+        self._flush_rows()
+        self._segments.append(batch)
+        self._count += n
+        self._last_ts = max(self._last_ts, ts_ns)
+
     @staticmethod
     def _batch_table(batch: dict[str, Any], names: tuple[str, ...] = _COLUMNS) -> pa.Table:
         n = batch["__n"]

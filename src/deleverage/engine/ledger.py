@@ -45,6 +45,7 @@ from deleverage.engine.events import (
     TransferReason,
     Withdrawal,
 )
+from deleverage.engine.fund_records import batch_ref
 from deleverage.engine.insurance_fund import DEFAULT_UNSTAKE_COOLDOWN_S, FlowKind, InsuranceFund
 from deleverage.engine.kernels import (
     apply_fills_nb,
@@ -236,7 +237,10 @@ class Ledger:
         self._pos_version[m] += 1
         if not (self._level_index or self._cross_index or self._adl_index):
             return
-        acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
+        if type(accounts) is np.ndarray and accounts.dtype == np.int64 and accounts.ndim == 1:
+            acc = accounts  # the batch paths' columns as they are
+        else:
+            acc = np.atleast_1d(np.asarray(accounts, dtype=np.int64))
         for (market, _), index in self._level_index.items():
             if market == m:
                 index.touch(acc)
@@ -604,7 +608,7 @@ class Ledger:
 
     def _fund_group_applied(
         self, market: int, fund: int, inflow: bool, sources: IntArray, destinations: IntArray,
-        amounts: FloatArray, reasons: IntArray, ts: int,
+        amounts: FloatArray, reasons: IntArray, ts: int, *, checked: bool = False,
     ) -> None:  # fmt: skip
         """:meth:`_transfers_applied` for transfers of one reason between the fund account
         ``fund`` and positions, in one direction (``inflow``: into the fund), whose cash has
@@ -613,7 +617,9 @@ class Ledger:
         With a fund ledger at ``fund`` every row is a fund row, so the same calls follow
         without the row selection: several rows whose other sides are no fund accounts make
         one ``receive_many`` or ``cover_many`` (:meth:`_fund_batch`'s), else
-        :meth:`_fund_ledger` row by row."""
+        :meth:`_fund_ledger` row by row. ``checked``: the caller knows the other sides are
+        no fund accounts and the amounts are > 0 (none NaN): inflows are then summed without
+        ``receive_many``'s checks of each amount (:func:`_receive_positive`)."""
         book = self.funds.get(fund)
         if book is None:  # the general selection (rows whose other side is a fund, if any)
             self._transfers_applied(market, sources, destinations, amounts, reasons, ts)
@@ -621,12 +627,15 @@ class Ledger:
         self._version += 1
         if market >= 0:
             self._touch(market, np.concatenate([sources, destinations]))
-        else:
+        elif self._cross_index:  # what ``_touch_cash`` reads (nothing to touch without)
             self._touch_cash(np.concatenate([sources, destinations]))
         others = sources if inflow else destinations
-        if len(others) > 1 and not _is_fund(others, self.funds).any():
-            if inflow:
-                book.receive_many(amounts, ts, kind=_INFLOW_KINDS[int(reasons[0])], refs=others)
+        if len(others) > 1 and (checked or not _is_fund(others, self.funds).any()):
+            kind = _INFLOW_KINDS[int(reasons[0])] if inflow else None
+            if kind is not None and checked:
+                _receive_positive(book, amounts, ts, kind, others)
+            elif kind is not None:
+                book.receive_many(amounts, ts, kind=kind, refs=others)
             else:
                 book.cover_many(amounts, ts, others)
             return
@@ -659,3 +668,16 @@ def _is_fund(accounts: IntArray, funds: dict[int, Any]) -> npt.NDArray[np.bool_]
     for f in funds:
         out |= accounts == f
     return out
+
+
+def _receive_positive(
+    book: InsuranceFund, amounts: FloatArray, ts: int, kind: FlowKind, refs: IntArray
+) -> None:
+    """``book.receive_many(amounts, ts, kind=kind, refs=refs)`` of amounts known to be > 0
+    and none NaN (the batch path's penalties): the same record, the exact sum checked instead
+    of each amount (an infinite amount makes it infinite: ``receive_many`` then raises)."""
+    total = math.fsum(amounts.tolist())
+    if not math.isfinite(total):
+        book.receive_many(amounts, ts, kind=kind, refs=refs)
+        return
+    book.receive(total, ts, kind=kind, ref=batch_ref(refs))

@@ -13,6 +13,7 @@ settlement (two groups' rows in each other's place) must fail the same compariso
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -147,7 +148,7 @@ def test_the_twin_covers_every_group_of_a_round(monkeypatch: pytest.MonkeyPatch)
 
     def counting(*args: Any) -> Any:
         out = real(*args)
-        for g, count in enumerate(np.diff(out[3]).tolist()):
+        for g, count in enumerate(np.diff(out[4][:6]).tolist()):  # the groups' bounds
             groups[g] += count
         return out
 
@@ -158,16 +159,22 @@ def test_the_twin_covers_every_group_of_a_round(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_a_wrong_settlement_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A settlement that writes its transfer rows in reverse order (same rows, same state):
-    # the comparison must catch it.
+    # A settlement that writes each group's transfer rows in reverse order (same rows, same
+    # state, same fund records): the comparison must catch it.
     real = batch_settle.settle_money_nb
 
     def reversed_rows(*args: Any) -> Any:
-        *head, bounds, columns, due, rest, left = real(*args)
-        n = len(args[0])
-        lo, hi = n, n + int(bounds[-1])
-        swapped = tuple(np.concatenate([c[:lo], c[lo:hi][::-1], c[hi:]]) for c in columns)
-        return (*head, bounds, swapped, due, rest, left)
+        accounts, kind, ints, floats, lists, per_position = real(*args)
+        n = len(accounts)
+        edges = (n + lists[:6]).tolist()
+
+        def swap(c: np.ndarray) -> np.ndarray:
+            parts = [c[..., lo:hi][..., ::-1] for lo, hi in itertools.pairwise(edges)]
+            return np.ascontiguousarray(
+                np.concatenate([c[..., : edges[0]], *parts, c[..., edges[-1] :]], axis=-1)
+            )
+
+        return accounts, swap(kind), swap(ints), swap(floats), lists, per_position
 
     args = (3, "partial", 0.02, False, 300.0, 30.0, [-0.04, -0.07, -0.05])
     reference = _run(False, *args)

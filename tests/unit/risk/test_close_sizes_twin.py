@@ -98,3 +98,40 @@ def test_a_kernel_that_drops_the_buffer_fails() -> None:
     wrong = close_sizes_nb(*args, 0.0, 0.0125, 0.001)
     assert right.tobytes() == reference.tobytes()
     assert wrong.tobytes() != reference.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=arrays(
+        np.float64, st.integers(0, 60),
+        elements=st.floats(-800.0, 800.0) | st.sampled_from([0.0, -0.0, np.nan, np.inf]),
+    ),
+    data=st.data(),
+)  # fmt: skip
+def test_a_full_policy_closes_the_whole_size_as_the_reference(
+    size: np.ndarray, data: st.DataObject
+) -> None:
+    # A full close takes |size| without the reference's where/minimum: the same bits for any
+    # size (signed zeros, NaN, infinity) and any equity (above, at or below zero, NaN).
+    n = len(size)
+    equity = data.draw(arrays(np.float64, n, elements=FINITE | st.sampled_from([0.0, np.nan])))
+    maint = data.draw(arrays(np.float64, n, elements=st.floats(0.0, 1e5)))
+    spec = MarketSpec.from_mapping(
+        {"symbol": "BTCUSDT", "liquidation": {"kind": "full"}, "tiers": TIERS[1]}
+    )
+    fast = _sizes_to_close_fast(size, equity, maint, 1_000.0, spec, spec.tier_arrays)
+    reference = _sizes_to_close(size, equity, maint, 1_000.0, spec)
+    assert fast.tobytes() == reference.tobytes()
+
+
+def test_a_full_close_that_keeps_the_sign_fails() -> None:
+    # A fast path returning the signed size (not its magnitude) must fail the comparison.
+    spec = MarketSpec.from_mapping(
+        {"symbol": "BTCUSDT", "liquidation": {"kind": "full"}, "tiers": TIERS[1]}
+    )
+    size, equity, maint = np.array([2.0, -3.0]), np.array([1.0, -1.0]), np.array([5.0, 5.0])
+    reference = _sizes_to_close(size, equity, maint, 1_000.0, spec)
+    assert size.tobytes() != reference.tobytes()
+    assert _sizes_to_close_fast(size, equity, maint, 1_000.0, spec, None).tobytes() == (
+        reference.tobytes()
+    )

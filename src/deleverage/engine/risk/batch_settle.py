@@ -8,15 +8,21 @@ moved into open positions left beyond bankruptcy, the fund's covers of those, th
 liquidation records. On a cascade day a round liquidates ~55 positions and those operations
 cost more than the liquidations. Here (:func:`settle_round`):
 
-- :func:`settle_money_nb` applies the fills (:func:`deleverage.engine.kernels.apply_fills_nb`,
-  as :meth:`Ledger._apply_fill_columns`), then the transfers and margin moves in the same
-  order with the same arithmetic (``apply_transfers_nb``'s per-row rule), and
-  writes every journal row of the round (fills, transfers, margin moves, liquidation records)
-  as columns, with the records' figures (``_batch_records``: what is due, what closed
-  positions still owe, what open ones carry);
-- one :meth:`Journal.append_columns` call with one kind per row writes them, in the order the
-  separate batches had; the ledger's bookkeeping after each group (versions, touched
-  accounts, the fund's ledger records) is called per group as before.
+- :func:`settle_money_nb` takes the plan as it is (the positions that fill selected inside),
+  finds the traders the fills involve, applies the fills
+  (:func:`deleverage.engine.kernels.apply_fills_nb`, as :meth:`Ledger._apply_fill_columns`),
+  then the transfers and margin moves in the same order with the same arithmetic
+  (``apply_transfers_nb``'s per-row rule), and writes every journal row of the round (fills,
+  transfers, margin moves, liquidation records) as columns, with the records' figures
+  (``_batch_records``: what is due, what closed positions still owe, what open ones carry)
+  and the round's sums (open interest, the step report's totals) taken as ``np.sum`` takes
+  them (:func:`~deleverage.engine.risk.numpy_sum.numpy_sum_nb`); it returns six arrays
+  (each returned array costs ~1 us to box);
+- one :meth:`Journal.append_owned_columns` call with one kind per row keeps them (not
+  copied), in the order the separate batches had; the ledger's bookkeeping after each group
+  (versions, touched accounts, the fund's ledger records) is called per group as before, a
+  group's penalties summed into the fund without ``receive_many``'s per-amount checks when
+  no fund account filled (the kernel's amounts are > 0 and none NaN).
 
 The result is the separate path's, bit for bit: the same journal rows, state and fund
 records (tests/unit/risk/test_batch_settle_twin.py compares the two on random books,
@@ -35,6 +41,7 @@ from numba import njit
 
 from deleverage.engine.events import EventKind, FillReason, TransferReason
 from deleverage.engine.kernels import apply_fills_nb
+from deleverage.engine.risk.numpy_sum import numpy_sum_nb
 from deleverage.engine.risk.support import _NS, _POLICY_CODES
 
 if TYPE_CHECKING:
@@ -59,6 +66,9 @@ _LIQUIDATION = int(EventKind.LIQUIDATION)
 _FEE = int(TransferReason.LIQUIDATION_FEE)
 _COVER = int(TransferReason.INSURANCE_COVER)
 _FILL_CODE = int(FillReason.LIQUIDATION)
+#: The kernel's index lists' header: the groups' bounds (6), whether a fund account filled,
+#: the lengths of the four lists (partial closes, closed positions, owing, carrying).
+_HEAD = 11
 
 
 @njit(cache=True)
@@ -111,68 +121,94 @@ def _transfer(
 
 @njit(cache=True)
 def settle_money_nb(
-    accounts: IntArray,
-    size0: FloatArray,
-    equity0: FloatArray,
-    filled: FloatArray,
-    price: FloatArray,
-    penalty: FloatArray,
-    shortfall: FloatArray,
-    cover: FloatArray,
-    own: FloatArray,
-    carried0: FloatArray,
-    debt: FloatArray,
+    idx: IntArray,
+    done: npt.NDArray[np.bool_],
+    size_p: FloatArray,
+    equity_p: FloatArray,
+    planned: FloatArray,
+    carried_p: FloatArray,
+    debt_p: FloatArray,
+    kinds: npt.NDArray[np.int8],
+    fund_ids: IntArray,
     cash: FloatArray,
     isolated_margin: FloatArray,
     mode: npt.NDArray[np.int8],
     size: FloatArray,
     entry: FloatArray,
     realized_pnl: FloatArray,
-    involved: IntArray,
     fee_account: int,
     liquidity_account: int,
     fund: int,
     market: int,
+    policy_code: int,
     mark: float,
     recourse: bool,
-    policy_code: int,
 ) -> tuple[
-    FloatArray,
-    FloatArray,
-    npt.NDArray[np.bool_],
-    IntArray,
-    tuple[
-        npt.NDArray[np.int16], IntArray, IntArray, IntArray, FloatArray, FloatArray, FloatArray,
-        FloatArray, FloatArray, IntArray,
-    ],
-    FloatArray,
-    FloatArray,
-    FloatArray,
+    IntArray, npt.NDArray[np.int16], IntArray, FloatArray, IntArray, FloatArray
 ]:  # fmt: skip
     """Settle a planned round: its fills, then its money.
 
-    Inputs per liquidated position (in plan order): account, size and equity before, size
-    filled, fill price, penalty, shortfall, the fund's cover, the account's cash moved in,
-    what earlier partial closes carried (``carried0``) and the declared bad debt (``debt``).
-    Applies the fills against the book's account without fees
-    (:func:`~deleverage.engine.kernels.apply_fills_nb`, as ``BatchStage._batch_fills``), then
-    in order: penalties of open positions (market ``market``), penalties of closed positions
-    (cash), covers of closed positions (cash), cash moved into open positions, covers of open
-    positions (market); as ``BatchStage._batch_money`` does.
+    Inputs: the plan's accounts and which of them fill (``done``); per planned position its
+    size and equity before and (``planned``, six rows) the size filled, fill price, penalty,
+    shortfall, the fund's cover and the account's cash moved in; what earlier partial closes carried
+    (``carried_p``) and the declared bad debt (``debt_p``), per planned position or empty for
+    none; the accounts' kinds and the fund accounts; the state's columns; the fee account, the
+    book's account, the market's fund, the market and the policy's code.
 
-    Returns the long sizes (``max(size, 0)``) of the traders the fills involve
-    (``involved``: distinct, ascending) before and after the fills, for the ledger's open
-    interest (NumPy sums them, as :meth:`Ledger._apply_fill_columns`); which positions are
-    still open; ``bounds`` (the five groups' first rows within the transfer rows, then their
-    end: group ``g`` is rows ``n + bounds[g]`` to ``n + bounds[g + 1]`` of the journal
-    columns); the journal columns of
-    the round (kind, account, counterparty, market, size, price, amount, fee, counterparty
-    fee, code: ``n`` fills, the groups' rows, ``n`` liquidation records); and per position
-    what is due (the record's amount), what a closed one still owes after the fund
-    (``rest``) and what an open one carries (``left``).
+    For the positions that fill (in plan order) it applies the fills against the book's
+    account without fees (:func:`~deleverage.engine.kernels.apply_fills_nb`, as
+    ``BatchStage._batch_fills``), then in order: penalties of open positions (market
+    ``market``), penalties of closed positions (cash), covers of closed positions (cash),
+    cash moved into open positions, covers of open positions (market); as
+    ``BatchStage._batch_money`` does.
+
+    Returns (few arrays: each array a compiled function returns costs ~1 us to box) the
+    accounts filled (``n``); the journal rows of the round (``n`` fills, the groups' rows,
+    ``n`` liquidation records): their kinds, ``ints`` (account, counterparty, market, code)
+    and ``floats`` (size, price, amount, fee, counterparty fee; a record's amount is what is
+    due); ``lists``: the five groups' first rows within the transfer rows, then their end
+    (group ``g`` is rows ``n + lists[g]`` to ``n + lists[g + 1]``), whether a filled account
+    is a fund account, then the lengths and the positions (indices into the accounts filled)
+    of four lists: partial closes (still open, filled less than their size), closed
+    positions, closed positions that still owe more than 1e-9 after the fund, open positions
+    that carry more than 1e-9; and ``per_position``: what each closed one still owes after
+    the fund (``rest``, ``n``), what each open one carries (``left``, ``n``), then the
+    change of the market's long open interest (the traders the fills involve, long sizes
+    after less before: ``np.sum`` of each, as :meth:`Ledger._apply_fill_columns`), the
+    notional liquidated, the penalties, the covers and the shortfall due (``np.sum`` of each:
+    :func:`numpy_sum_nb`).
     """
-    n = len(accounts)
-    k = len(involved)
+    filled_p, price_p, penalty_p, shortfall_p, cover_p, own_p = (
+        planned[0],
+        planned[1],
+        planned[2],
+        planned[3],
+        planned[4],
+        planned[5],
+    )
+    n = 0
+    for i in range(len(idx)):
+        n += done[i]
+    accounts = np.empty(n, dtype=np.int64)
+    size0 = np.empty(n)
+    filled = np.empty(n)
+    price = np.empty(n)
+    j = 0
+    for i in range(len(idx)):
+        if done[i]:
+            accounts[j], size0[j], filled[j], price[j] = idx[i], size_p[i], filled_p[i], price_p[i]
+            j += 1
+    # The traders the fills involve (``Ledger._apply_fill_columns``): distinct, ascending.
+    pool = np.empty(n + 1, dtype=np.int64)
+    pool[:n] = accounts
+    pool[n] = liquidity_account
+    pool.sort()
+    involved = np.empty(n + 1, dtype=np.int64)
+    k = 0
+    for i in range(n + 1):
+        if (i == 0 or pool[i] != pool[i - 1]) and kinds[pool[i]] == 0:
+            involved[k] = pool[i]
+            k += 1
     long_before = np.empty(k)
     for i in range(k):
         long_before[i] = _np_max(size[involved[i]], 0.0)
@@ -191,32 +227,65 @@ def settle_money_nb(
     long_after = np.empty(k)
     for i in range(k):
         long_after[i] = _np_max(size[involved[i]], 0.0)
+    rows_f = np.zeros(2 * n + 5)  # rest, left, figures
+    figures = rows_f[2 * n :]
+    before = numpy_sum_nb(long_before)
+    figures[0] = numpy_sum_nb(long_after) - before
+    notional = np.empty(n)
+    for j in range(n):
+        notional[j] = filled[j] * price[j]
+    figures[1] = numpy_sum_nb(notional)
     still_open = np.empty(n, dtype=np.bool_)
+    any_fund = 0
     for j in range(n):
         still_open[j] = size[accounts[j]] != 0.0
-    counts = np.zeros(5, dtype=np.int64)
+        for f in fund_ids:
+            if accounts[j] == f:
+                any_fund = 1
+    penalty = np.empty(n)
+    shortfall = np.empty(n)
+    cover = np.empty(n)
+    own = np.empty(n)
+    equity0 = np.empty(n)
+    carried0 = np.zeros(n)
+    debt = np.zeros(n)
+    j = 0
+    for i in range(len(idx)):
+        if done[i]:
+            penalty[j], shortfall[j], cover[j] = penalty_p[i], shortfall_p[i], cover_p[i]
+            own[j], equity0[j] = own_p[i], equity_p[i]
+            if len(carried_p):
+                carried0[j] = carried_p[i]
+            if len(debt_p):
+                debt[j] = debt_p[i]
+            j += 1
+    figures[2] = numpy_sum_nb(penalty)
+    figures[3] = numpy_sum_nb(cover)
+    groups = np.zeros(5, dtype=np.int64)
     for j in range(n):
         if still_open[j]:
-            counts[0] += penalty[j] > 0.0
-            counts[3] += own[j] > 0.0
-            counts[4] += cover[j] > 0.0
+            groups[0] += penalty[j] > 0.0
+            groups[3] += own[j] > 0.0
+            groups[4] += cover[j] > 0.0
         else:
-            counts[1] += penalty[j] > 0.0
-            counts[2] += cover[j] > 0.0
+            groups[1] += penalty[j] > 0.0
+            groups[2] += cover[j] > 0.0
     bounds = np.zeros(6, dtype=np.int64)
     for g in range(5):
-        bounds[g + 1] = bounds[g] + counts[g]
+        bounds[g + 1] = bounds[g] + groups[g]
     rows = 2 * n + bounds[5]
     r_kind = np.empty(rows, dtype=np.int16)
-    acc = np.full(rows, -1, dtype=np.int64)
-    cpty = np.full(rows, -1, dtype=np.int64)
-    mkt = np.full(rows, -1, dtype=np.int64)
-    r_size = np.zeros(rows)
-    r_price = np.zeros(rows)
-    r_amount = np.zeros(rows)
-    r_fee = np.zeros(rows)
-    r_cpfee = np.zeros(rows)
-    code = np.zeros(rows, dtype=np.int64)
+    ints = np.full((4, rows), -1, dtype=np.int64)
+    acc, cpty, mkt, code = ints[0], ints[1], ints[2], ints[3]
+    code[:] = 0
+    floats = np.zeros((5, rows))
+    r_size, r_price, r_amount, r_fee, r_cpfee = (
+        floats[0],
+        floats[1],
+        floats[2],
+        floats[3],
+        floats[4],
+    )
     for j in range(n):  # the fills' rows
         r_kind[j] = _FILL
         acc[j], cpty[j] = buyers[j], sellers[j]
@@ -257,8 +326,8 @@ def settle_money_nb(
             r += 1
     # The records (``BatchStage._batch_records``' arithmetic, element by element).
     due = np.empty(n)
-    rest = np.empty(n)
-    left = np.empty(n)
+    rest = rows_f[:n]
+    left = rows_f[n : 2 * n]
     r0 = n + bounds[5]
     for j in range(n):
         short, cov, mine = shortfall[j], cover[j], own[j]
@@ -285,8 +354,33 @@ def settle_money_nb(
         r_fee[r] = penalty[j]
         r_cpfee[r] = _np_max(0.0, mark - equity0[j] / size0[j])
         code[r] = policy_code
-    columns = (r_kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code)
-    return long_before, long_after, still_open, bounds, columns, due, rest, left
+    figures[4] = numpy_sum_nb(due)
+    # The positions that the caller's bookkeeping reads, as index lists after a header.
+    lists = np.zeros(_HEAD + 4 * n, dtype=np.int64)
+    lists[:6] = bounds
+    lists[6] = any_fund
+    at = _HEAD
+    for which in range(4):
+        start = at
+        for j in range(n):
+            if which == 0:
+                keep = still_open[j] and filled[j] < abs(size0[j])  # partial closes
+            elif which == 1:
+                keep = not still_open[j]
+            elif which == 2:
+                keep = rest[j] > 1e-9
+            else:
+                keep = left[j] > 1e-9
+            if keep:
+                lists[at] = j
+                at += 1
+        lists[7 + which] = at - start
+    return accounts, r_kind, ints, floats, lists[:at], rows_f
+
+
+_EMPTY = np.zeros(0)
+#: The groups' markets (a market's positions, or -1 for cash), in the kernel's order.
+_GROUP_MARKET = (True, False, False, True, True)
 
 
 def settle_round(
@@ -296,71 +390,81 @@ def settle_round(
     report: StepReport,
     plan: _BatchPlan,
     done: npt.NDArray[np.bool_],
-) -> FloatArray:
+) -> tuple[IntArray, FloatArray, IntArray]:
     """``_batch_fills``, ``_batch_money`` and ``_batch_records`` of a planned round in one
-    kernel and one journal batch (module docstring); returns what closed positions still
-    owe after the fund, as ``_batch_records`` does."""
+    kernel and one journal batch (module docstring); returns the accounts filled, what closed
+    positions still owe after the fund (as ``_batch_records`` does) and which of them owe
+    more than 1e-9 (their positions)."""
     ex = stage.ex
     state = ex.markets[m]
     spec = state.spec
     cols = ex._positions[m]
-    accounts = plan.idx[done]
-    n = len(accounts)
-    size0, qty, px = plan.size[done], plan.filled[done], plan.price[done]
-    pen, cov = plan.penalty[done], plan.cover[done]
     declared = stage.declared_bad_debt
     carried = stage.carried_deficit
-    debt = np.array([declared.get(a, 0.0) for a in accounts.tolist()]) if declared else np.zeros(n)
-    carried0 = (
-        np.array([carried.get(a, 0.0) for a in accounts.tolist()]) if carried else np.zeros(n)
-    )
+    if declared or carried:
+        planned = plan.idx.tolist()
+        debt = np.array([declared.get(a, 0.0) for a in planned]) if declared else _EMPTY
+        carried0 = np.array([carried.get(a, 0.0) for a in planned]) if carried else _EMPTY
+    else:
+        debt = carried0 = _EMPTY
     fund = ex.insurance_account_for(m)
-    recourse = spec.liquidation.isolated_recourse
-    # The traders the fills involve (``Ledger._apply_fill_columns``): distinct, ascending.
-    involved = np.unique(np.append(accounts, np.int64(ex.liquidity_account)))
-    involved = involved[ex._kind[involved] == 0]
-    long_before, long_after, still_open, bounds, columns, due, rest, left = settle_money_nb(
-        accounts, size0, plan.equity[done], qty, px, pen, plan.shortfall[done], cov,
-        plan.own[done], carried0, debt, ex._cash, cols.isolated_margin, cols.mode, cols.size,
-        cols.entry, cols.realized_pnl, involved, ex.fee_account, ex.liquidity_account, fund, m,
-        state.mark, recourse, _POLICY_CODES[spec.liquidation.kind],
+    funds = ex.funds
+    fund_ids = np.fromiter(funds, dtype=np.int64, count=len(funds))
+    accounts, kind, ints, floats, lists, per_position = settle_money_nb(
+        plan.idx, done, plan.size, plan.equity, plan.planned, carried0, debt, ex._kind,
+        fund_ids, ex._cash, cols.isolated_margin, cols.mode, cols.size, cols.entry,
+        cols.realized_pnl, ex.fee_account, ex.liquidity_account, fund, m,
+        _POLICY_CODES[spec.liquidation.kind], state.mark, spec.liquidation.isolated_recourse,
     )  # fmt: skip
-    kind, acc, cpty, mkt, r_size, r_price, r_amount, r_fee, r_cpfee, code = columns
+    n = len(accounts)
+    acc, cpty, mkt, code = ints
+    r_amount = floats[2]
+    head = lists[:_HEAD].tolist()
     if n:  # the fills' bookkeeping (``Ledger._apply_fill_columns`` after its kernel)
         ex._version += 1
-        before = float(np.sum(long_before))
-        ex._long_oi[m] += float(np.sum(long_after)) - before
+        ex._long_oi[m] += float(per_position[2 * n])
         ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
         ex._refresh_rates(m)
-        ex.journal.append_columns(
-            kind, ts, account=acc, counterparty=cpty, market=mkt, size=r_size, price=r_price,
-            amount=r_amount, fee=r_fee, counterparty_fee=r_cpfee, code=code,
+        ex.journal.append_owned_columns(
+            kind, ts, account=acc, counterparty=cpty, market=mkt, size=floats[0],
+            price=floats[1], amount=r_amount, fee=floats[3], counterparty_fee=floats[4],
+            code=code,
         )  # fmt: skip
     # The ledger's bookkeeping of each group, in order (as its own batch would have done).
-    for g, market in ((0, m), (1, -1), (2, -1), (3, m), (4, m)):
-        lo, hi = n + int(bounds[g]), n + int(bounds[g + 1])
+    no_funds = not head[6]
+    for g in range(5):
+        lo, hi = n + head[g], n + head[g + 1]
         if lo == hi:
             continue
         if g == 3:
             ex._touch(m, acc[lo:hi])
             ex._version += 1
             continue
-        ex._fund_group_applied(market, fund, g <= 1, acc[lo:hi], cpty[lo:hi], r_amount[lo:hi],
-                               code[lo:hi], ts)  # fmt: skip
+        ex._fund_group_applied(
+            m if _GROUP_MARKET[g] else -1, fund, g <= 1, acc[lo:hi], cpty[lo:hi],
+            r_amount[lo:hi], code[lo:hi], ts, checked=no_funds,
+        )  # fmt: skip
+    _, notional, penalties, covers, shortfall = per_position[2 * n :].tolist()
     report.liquidations += n
-    report.liquidated_notional += float(np.sum(qty * px))
-    report.penalties += float(pen.sum())
-    report.insurance_paid += float(cov.sum())
-    if spec.liquidation.kind == "fixed_fraction":
-        partial = still_open & (qty < np.abs(size0))
+    report.liquidated_notional += notional
+    report.penalties += penalties
+    report.insurance_paid += covers
+    # The index lists after the header: partial closes, closed, owing, carrying.
+    ends = [_HEAD, _HEAD + head[7]]
+    for length in head[8:]:
+        ends.append(ends[-1] + length)
+    if head[7] and spec.liquidation.kind == "fixed_fraction":
         until = ts + int(spec.liquidation.cooldown_s * _NS)
         risk = stage.markets[m]
-        for a in accounts[partial].tolist():
+        for a in accounts[lists[ends[0] : ends[1]]].tolist():
             risk.cooldown_until_ns[a] = until
     if carried:  # closed positions settle what earlier partial closes carried
-        for a in accounts[~still_open].tolist():
+        for a in accounts[lists[ends[1] : ends[2]]].tolist():
             carried.pop(a, None)
-    report.shortfall += float(np.sum(due))
-    for a, amount in zip(accounts[left > 1e-9].tolist(), left[left > 1e-9].tolist(), strict=True):
-        carried[a] = carried.get(a, 0.0) + amount
-    return rest
+    report.shortfall += shortfall
+    if head[10]:
+        keep = lists[ends[3] : ends[4]]
+        left = per_position[n : 2 * n]
+        for a, amount in zip(accounts[keep].tolist(), left[keep].tolist(), strict=True):
+            carried[a] = carried.get(a, 0.0) + amount
+    return accounts, per_position[:n], lists[ends[2] : ends[3]]
