@@ -203,7 +203,8 @@ def _ratio_nb(
 @njit(cache=True)
 def recalls_step_nb(
     marks: FloatArray,
-    nc: int,
+    near: IntArray,
+    n_near: int,
     c_market: IntArray,
     c_long: BoolArray,
     c_zone: FloatArray,
@@ -225,16 +226,18 @@ def recalls_step_nb(
     stage_acc: IntArray,
     stage_ratio: FloatArray,
 ) -> int:
-    """:func:`.called_step_nb` over the first ``nc`` called entries, except that the entries
+    """:func:`.called_step_nb` over the called entries ``near[:n_near]`` (ascending; the
+    others stay as they are: :mod:`deleverage.sim.quiet_near`), except that the entries
     of market ``call_m`` follow the risk step exactly: one that is a candidate of its scan
     (zone price within ``zone_rtol`` of the mark) and not certainly in the zone and above
     maintenance (:func:`.called_step_nb`'s test) is evaluated as the scan does; under
     maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
     again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
     market -1 were called again already (skipped). Returns the count staged, -1 when the
-    mark is not quiet."""
+    mark is not quiet. With ``call_m`` -1 it is :func:`.called_step_nb` (-1 for False)."""
     count = 0
-    for i in range(nc):
+    for t in range(n_near):
+        i = near[t]
         mk = c_market[i]
         if mk < 0:
             new_dropped[i] = True

@@ -23,6 +23,7 @@ from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
 from deleverage.engine.quiet_calls import append_stretch_events, take_clean_nb
 from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
+from deleverage.sim.quiet_near import NEAR_REL
 
 _NS = 1_000_000_000
 
@@ -47,10 +48,11 @@ def _book(seed: int, n_markets: int, n: int = 400) -> Exchange:
 
 
 def _stretch(
-    ex: Exchange, marks: np.ndarray, window: int
+    ex: Exchange, marks: np.ndarray, window: int, near_rel: float = NEAR_REL
 ) -> tuple[int, np.ndarray, tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] | None:
     """The kernel's quiet prefix of ``marks`` from ``ex`` (oracle marks, no arbitrage or
-    funding): its length, the called entries dropped, the calls made."""
+    funding; called entries split for windows of half-width ``near_rel``): its length, the
+    called entries dropped, the calls made."""
     bands = quiet_bands(ex, window=window)
     if bands is None:
         return None
@@ -67,7 +69,7 @@ def _stretch(
         np.empty((steps, n_m)), np.empty((steps, n_m)), np.empty((steps, n_m)), w.call_m,
         w.ptr, w.n_long, w.acc, w.w_zone, w.w_liq, w.w_long, w.size, w.entry, w.margin,
         w.floor, w.mmr, w.cum, w.min_margin, w.level, w.n_called, w.c_acc, w.ev_step, w.ev_acc,
-        w.ev_ratio, w.n_ev, np.zeros(1, np.int64),
+        w.ev_ratio, w.n_ev, np.zeros(1, np.int64), near_rel,
     )  # fmt: skip
     made = int(w.n_ev[0])
     calls = (w.call_m, w.ev_step[:made], w.ev_acc[:made], w.ev_ratio[:made]) if made else None
@@ -98,7 +100,7 @@ def _pin(
 
 def _twin(
     seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int,
-    pin: float = 0.0,
+    pin: float = 0.0, near_rel: float = NEAR_REL,
 ) -> int:  # fmt: skip
     """Run one twin; return the calls the stretch made."""
     rng = np.random.default_rng(seed)
@@ -111,7 +113,7 @@ def _twin(
     marks = np.round(np.asarray(start) * moves, 2)
     if pin:
         _pin(fast, marks, rng, pin, liq=pin > 0.2)
-    got = _stretch(fast, marks, window)
+    got = _stretch(fast, marks, window, near_rel)
     if got is None:
         return 0
     count, dropped, calls = got
@@ -144,11 +146,15 @@ def _twin(
     drift=st.sampled_from([0.0, 5e-4, -5e-4]),
     window=st.sampled_from([1, 4, 1024]),
     pin=st.sampled_from([0.0, 0.0, 0.3]),
+    near_rel=st.sampled_from([0.0, 1e-6, 1e-4, NEAR_REL, 0.05]),
 )
 def test_calls_in_a_stretch_equal_step_by_step(
-    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float
-) -> None:
-    _twin(seed, n_markets, shock, vol, drift, window, pin)
+    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float,
+    near_rel: float,
+) -> None:  # fmt: skip
+    """Any window of marks the called entries are split for (:mod:`deleverage.sim.quiet_near`:
+    none, tiny, the default, wide) gives the step-by-step result."""
+    _twin(seed, n_markets, shock, vol, drift, window, pin, near_rel)
 
 
 def test_a_falling_walk_calls_inside_the_stretch() -> None:
