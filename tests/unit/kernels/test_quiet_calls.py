@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,11 +101,11 @@ def _pin(
 
 def _twin(
     seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int,
-    pin: float = 0.0, near_rel: float = NEAR_REL,
+    pin: float = 0.0, near_rel: float = NEAR_REL, n: int = 400,
 ) -> int:  # fmt: skip
-    """Run one twin; return the calls the stretch made."""
+    """Run one twin (``n`` accounts); return the calls the stretch made."""
     rng = np.random.default_rng(seed)
-    fast, slow = _book(seed, n_markets), _book(seed, n_markets)
+    fast, slow = _book(seed, n_markets, n), _book(seed, n_markets, n)
     start = [round(st.mark * (1.0 + shock), 2) for st in fast.markets]
     for ex in (fast, slow):  # a first risk step at the shocked marks: calls, liquidations
         for m, p in enumerate(start):
@@ -205,3 +206,14 @@ def test_stretch_events_in_one_append_equal_single_appends() -> None:
     got, want = bulk.arrays_since(2, cols), single.arrays_since(2, cols)
     assert all(np.array_equal(got[c], want[c]) for c in cols)
     assert bulk.last_ts_ns == single.last_ts_ns
+
+
+@pytest.mark.parametrize("near_rel", [0.0, 1e-3, 0.05])
+def test_called_entries_split_for_any_window_equal_step_by_step(near_rel: float) -> None:
+    """A fall calls many longs, then the marks wander up and down through their zone prices
+    (entries dropped, called again): the step tests only the entries near the marks
+    (:mod:`deleverage.sim.quiet_near`), for windows of marks from a point to 5 %."""
+    made = sum(
+        _twin(seed, 1, -0.01, 3e-4, 0.0, 1024, near_rel=near_rel, n=3000) for seed in range(3)
+    )
+    assert made > 0
