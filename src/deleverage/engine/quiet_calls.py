@@ -138,6 +138,7 @@ def call_window(
     finally:
         is_called[called] = False
     long_max, short_min = beyond
+    added = [False, False]  # dirty positions joined a side (else it is in the index's order)
     if len(d_acc):
         d_size = cols.size[d_acc]
         keep = (cols.mode[d_acc] != 0) & (ex._kind[d_acc] == 0) & (d_size != 0.0) & ~d_called
@@ -147,14 +148,19 @@ def call_window(
         take_long = (d_size > 0) & (d_price >= long_max)
         take_short = (d_size < 0) & (d_price <= short_min)
         for k, take in enumerate((take_long, take_short)):
+            if not take.any():
+                continue
+            added[k] = True
             a = d_acc[take]
             add = (a, d_price[take], d_size[take], cols.entry[a], cols.isolated_margin[a])
             parts[k] = [np.concatenate([old, new]) for old, new in zip(parts[k], add, strict=True)]
     sides = []
     for k, (acc, zone, size, entry, margin) in enumerate(parts):
-        order = np.argsort(-zone if k == 0 else zone, kind="stable")
-        acc, zone = acc[order], zone[order]
-        liq = zone_prices_compiled(size[order], entry[order], margin[order], 1.0, tiers)
+        key = -zone if k == 0 else zone
+        if added[k] or not bool(np.all(key[1:] >= key[:-1])):  # else a stable sort keeps all
+            order = np.argsort(key, kind="stable")
+            acc, zone, size, entry, margin = (a[order] for a in (acc, zone, size, entry, margin))
+        liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
         bad = ~(np.isfinite(liq) & np.isfinite(zone))
         if bad.any():  # an unbounded zone: the window ends before it
             cut = int(np.argmax(bad))
