@@ -251,8 +251,12 @@ class LevelIndex:
         d_acc, d_price = self._dirty_acc, self._dirty_price
         if len(d_acc):
             keep = (mode[d_acc] != 0) & (kind[d_acc] == 0)
-            if len(skip):
-                keep &= ~np.isin(d_acc, skip)
+            if len(skip):  # membership by binary search (np.isin sorts, or tables every id)
+                if np.any(skip[1:] < skip[:-1]):
+                    skip = np.sort(skip)
+                at = np.searchsorted(skip, d_acc)
+                at[at == len(skip)] = 0
+                keep &= skip[at] != d_acc
             d_acc, d_price = d_acc[keep], d_price[keep]
         if len(d_acc):
             if not np.all(np.isfinite(d_price)):

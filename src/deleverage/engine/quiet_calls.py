@@ -138,6 +138,7 @@ def call_window(
     finally:
         is_called[called] = False
     long_max, short_min = beyond
+    added = [False, False]  # dirty positions joined a side (else it is in the index's order)
     if len(d_acc):
         d_size = cols.size[d_acc]
         keep = (cols.mode[d_acc] != 0) & (ex._kind[d_acc] == 0) & (d_size != 0.0) & ~d_called
@@ -147,14 +148,19 @@ def call_window(
         take_long = (d_size > 0) & (d_price >= long_max)
         take_short = (d_size < 0) & (d_price <= short_min)
         for k, take in enumerate((take_long, take_short)):
+            if not take.any():
+                continue
+            added[k] = True
             a = d_acc[take]
             add = (a, d_price[take], d_size[take], cols.entry[a], cols.isolated_margin[a])
             parts[k] = [np.concatenate([old, new]) for old, new in zip(parts[k], add, strict=True)]
     sides = []
     for k, (acc, zone, size, entry, margin) in enumerate(parts):
-        order = np.argsort(-zone if k == 0 else zone, kind="stable")
-        acc, zone = acc[order], zone[order]
-        liq = zone_prices_compiled(size[order], entry[order], margin[order], 1.0, tiers)
+        key = -zone if k == 0 else zone
+        if added[k] or not bool(np.all(key[1:] >= key[:-1])):  # else a stable sort keeps all
+            order = np.argsort(key, kind="stable")
+            acc, zone, size, entry, margin = (a[order] for a in (acc, zone, size, entry, margin))
+        liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
         bad = ~(np.isfinite(liq) & np.isfinite(zone))
         if bad.any():  # an unbounded zone: the window ends before it
             cut = int(np.argmax(bad))
@@ -203,7 +209,8 @@ def _ratio_nb(
 @njit(cache=True)
 def recalls_step_nb(
     marks: FloatArray,
-    nc: int,
+    near: IntArray,
+    n_near: int,
     c_market: IntArray,
     c_long: BoolArray,
     c_zone: FloatArray,
@@ -225,16 +232,18 @@ def recalls_step_nb(
     stage_acc: IntArray,
     stage_ratio: FloatArray,
 ) -> int:
-    """:func:`.called_step_nb` over the first ``nc`` called entries, except that the entries
+    """:func:`.called_step_nb` over the called entries ``near[:n_near]`` (ascending; the
+    others stay as they are: :mod:`deleverage.sim.quiet_near`), except that the entries
     of market ``call_m`` follow the risk step exactly: one that is a candidate of its scan
     (zone price within ``zone_rtol`` of the mark) and not certainly in the zone and above
     maintenance (:func:`.called_step_nb`'s test) is evaluated as the scan does; under
     maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
     again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
     market -1 were called again already (skipped). Returns the count staged, -1 when the
-    mark is not quiet."""
+    mark is not quiet. With ``call_m`` -1 it is :func:`.called_step_nb` (-1 for False)."""
     count = 0
-    for i in range(nc):
+    for t in range(n_near):
+        i = near[t]
         mk = c_market[i]
         if mk < 0:
             new_dropped[i] = True

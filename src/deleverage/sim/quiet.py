@@ -31,13 +31,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet import (
-    QuietBands,
-    advance_quiet,
-    called_step_nb,
-    quiet_bands,
-    quiet_mark_nb,
-)
+from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
 from deleverage.engine.quiet_calls import (
     WINDOW,
     WINDOW_MAX,
@@ -47,6 +41,7 @@ from deleverage.engine.quiet_calls import (
 )
 from deleverage.engine.quiet_cross import CROSS_STOPS, CrossCalls, CrossStretch, cross_stretch
 from deleverage.engine.quiet_cross import STOP_END as CROSS_END
+from deleverage.sim.quiet_near import NEAR_REL, called_bounds_nb, called_certain_nb, near_split_nb
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -63,62 +58,6 @@ STOP_END, STOP_FUNDING, STOP_ARBITRAGE, STOP_PRICE, STOP_BAND, STOP_CALLED, STOP
 STOP_REASONS = ("end", "funding or basis sample", "arbitrage", "price", "band", "called", "entrant")
 #: Steps a stretch making cross calls looks ahead: at first (and after a cut), at most.
 HORIZON_MIN, HORIZON_MAX = 256, 65536
-
-
-@njit(cache=True)
-def called_bounds_nb(
-    nc: int,
-    market: IntArray,
-    long: npt.NDArray[np.bool_],
-    zone: FloatArray,
-    liq: FloatArray,
-    dropped: npt.NDArray[np.bool_],
-    out: FloatArray,
-) -> None:
-    """Per market, the bounds :func:`called_certain_nb` tests the called entries with
-    (``out[m]``): the lowest zone price and highest liquidation price of the longs still
-    called, the highest zone price and lowest liquidation price of such shorts, the highest
-    zone price of the dropped longs and the lowest of the dropped shorts (entries of market
-    -1, called again, are left out: a step keeps them as they are)."""
-    for m in range(out.shape[0]):
-        out[m, 0] = np.inf
-        out[m, 1] = -np.inf
-        out[m, 2] = -np.inf
-        out[m, 3] = np.inf
-        out[m, 4] = -np.inf
-        out[m, 5] = np.inf
-    for i in range(nc):
-        m = market[i]
-        if m < 0:
-            continue
-        if dropped[i]:
-            if long[i]:
-                out[m, 4] = max(out[m, 4], zone[i])
-            else:
-                out[m, 5] = min(out[m, 5], zone[i])
-        elif long[i]:
-            out[m, 0] = min(out[m, 0], zone[i])
-            out[m, 1] = max(out[m, 1], liq[i])
-        else:
-            out[m, 2] = max(out[m, 2], zone[i])
-            out[m, 3] = min(out[m, 3], liq[i])
-
-
-@njit(cache=True)
-def called_certain_nb(marks: FloatArray, bounds: FloatArray, zone_rtol: float) -> bool:
-    """Whether at ``marks`` every called entry is certainly where it is: each one still
-    called certainly in the zone and above maintenance, each dropped one certainly out of it
-    (the tests of :func:`.called_step_nb` and :func:`.recalls_step_nb`, applied to the
-    bounds of :func:`called_bounds_nb`). Then a step keeps every entry as it is and makes no
-    call again, as the entry-by-entry pass would."""
-    for m in range(len(marks)):
-        p = marks[m]
-        lo = p * (1.0 - zone_rtol)
-        hi = p * (1.0 + zone_rtol)
-        b = bounds[m]
-        if not (hi < b[0] and lo > b[1] and lo > b[2] and hi < b[3] and lo > b[4] and hi < b[5]):
-            return False
-    return True
 
 
 @njit(cache=True)
@@ -179,6 +118,7 @@ def quiet_path_nb(
     ev_ratio: FloatArray,
     n_ev: IntArray,
     stop: IntArray,
+    near_rel: float,
 ) -> int:
     """Advance steps ``k0 .. k_end - 1`` while they are quiet; return how many were.
 
@@ -196,14 +136,20 @@ def quiet_path_nb(
     market's columns and tiers (``c_*``) and call level; the called arrays have room for the
     window after their first ``n_called[0]`` entries, the calls made go to ``ev_*`` (step
     ``j``, account, ratio; ``n_ev[0]`` of them) and join the called entries. ``stop[0]``
-    says why the stretch ended (:data:`STOP_REASONS`; 0: the path's end).
+    says why the stretch ended (:data:`STOP_REASONS`; 0: the path's end). A step that is not
+    certain for every called entry tests only those near the marks (:mod:`.sim.quiet_near`,
+    windows of relative half-width ``near_rel``).
     """
     stop[0] = 0
     n_m = len(d)
     marks = np.empty(n_m)
     new_dropped = np.empty(len(dropped), dtype=np.bool_)
-    bounds = np.empty((n_m, 6))  # the called entries' bounds (called_bounds_nb)
-    bounds_ok = False
+    bounds = np.empty((n_m, 6))  # the near entries' bounds (called_bounds_nb), or looser
+    near = np.empty(len(called_market), dtype=np.int64)  # the called entries near the marks
+    n_near = 0
+    split_at = 0  # the near count at the last split
+    win_lo = np.full(n_m, np.inf)  # each market's window of marks (none yet)
+    win_hi = np.full(n_m, -np.inf)
     w_called = np.zeros(len(w_acc), dtype=np.bool_)
     room = len(called_market)
     stage_src = np.empty(room, dtype=np.int64)
@@ -252,11 +198,22 @@ def quiet_path_nb(
             stop[0] = STOP_BAND
             return j
         got = 0
-        if not bounds_ok:
+        moved = n_near > 2 * split_at + 64
+        for m in range(n_m):
+            moved = moved or not (win_lo[m] <= marks[m] <= win_hi[m])
+        if moved:  # split the called entries afresh around the marks now
+            for m in range(n_m):
+                win_lo[m] = marks[m] * (1.0 - near_rel)
+                win_hi[m] = marks[m] * (1.0 + near_rel)
+            n_near = near_split_nb(
+                nc, called_market, called_long, called_zone, called_liq, dropped, win_lo,
+                win_hi, ZONE_RTOL, near,
+            )  # fmt: skip
+            split_at = n_near
             called_bounds_nb(
-                nc, called_market, called_long, called_zone, called_liq, dropped, bounds
-            )
-            bounds_ok = True
+                near, 0, n_near, called_market, called_long, called_zone, called_liq, dropped,
+                bounds,
+            )  # fmt: skip
         certain = called_certain_nb(marks, bounds, ZONE_RTOL)
         if certain and call_m >= 0:  # every called entry stays as it is: no recall to make
             got = entrants_step_nb(
@@ -267,24 +224,17 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-        elif certain:
-            pass
-        elif call_m < 0:
-            if not called_step_nb(
-                marks, called_market[:nc], called_long[:nc], called_zone[:nc], called_liq[:nc],
-                dropped[:nc], new_dropped[:nc], ZONE_RTOL,
-            ):  # fmt: skip
-                stop[0] = STOP_CALLED
-                return j
-        else:
+        elif not certain:  # the near entries one by one (call_m -1: called_step_nb's test)
             got = recalls_step_nb(
-                marks, nc, called_market, called_long, called_zone, called_liq, called_acc,
-                dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor, c_mmr, c_cum,
-                c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc, stage_ratio,
+                marks, near, n_near, called_market, called_long, called_zone, called_liq,
+                called_acc, dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor,
+                c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc,
+                stage_ratio,
             )  # fmt: skip
             if got < 0 or got > room - nc:
                 stop[0] = STOP_CALLED
                 return j
+        if not certain and call_m >= 0:
             got = entrants_step_nb(
                 marks[call_m], w_ptr, w_n_long, w_acc, w_zone, w_called, c_size, c_entry,
                 c_margin, c_floor, c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, got,
@@ -293,13 +243,14 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-        if not certain:
-            for i in range(nc):
-                if dropped[i] != new_dropped[i]:
-                    dropped[i] = new_dropped[i]
-                    bounds_ok = False
-        if got > 0:
-            bounds_ok = False  # entries called (again) join below
+        if not certain:  # the near entries' new states, bounded afresh
+            for t in range(n_near):
+                i = near[t]
+                dropped[i] = new_dropped[i]
+            called_bounds_nb(
+                near, 0, n_near, called_market, called_long, called_zone, called_liq, dropped,
+                bounds,
+            )  # fmt: skip
         if got > 1:  # the risk step writes a step's calls by account
             order = np.argsort(stage_acc[:got], kind="mergesort")
             stage_src[:got] = stage_src[:got][order]
@@ -323,10 +274,17 @@ def quiet_path_nb(
             called_market[at] = call_m
             called_acc[at] = stage_acc[q]
             dropped[at] = False
+            near[n_near + q] = at  # a new entry is near until the next split
             ev_step[e0 + q] = j
             ev_acc[e0 + q] = stage_acc[q]
             ev_ratio[e0 + q] = stage_ratio[q]
         n_ev[0] = e0 + got
+        if got:  # the new entries widen the bounds
+            called_bounds_nb(
+                near, n_near, n_near + got, called_market, called_long, called_zone, called_liq,
+                dropped, bounds,
+            )  # fmt: skip
+            n_near += got
         n_called[0] = nc + got
         if call_m >= 0:  # the first long and short not called
             while w_ptr[0] < w_n_long and w_called[w_ptr[0]]:
@@ -375,6 +333,8 @@ class QuietStretches:
         self.interval = np.array([interval for interval, _ in sim._funding], dtype=np.float64)
         #: Uncalled positions a side that a stretch may call itself (0: a call ends it).
         self.window = WINDOW
+        #: Half-width of the windows of marks the called entries are split for (quiet_near).
+        self.near_rel = NEAR_REL
         self.calls = 0  # margin calls made inside stretches
         self.stop = np.zeros(1, dtype=np.int64)
         self.stops = [0] * len(STOP_REASONS)  # stretches (tried) ended per reason
@@ -451,8 +411,7 @@ class QuietStretches:
             w.market, w.long, w.zone, w.liq, w.dropped, out_mark, out_d, out_cap, w.call_m, w.ptr,
             w.n_long, w.acc, w.w_zone, w.w_liq, w.w_long, w.size, w.entry, w.margin, w.floor,
             w.mmr, w.cum, w.min_margin, w.level, w.n_called, w.c_acc, w.ev_step, w.ev_acc,
-            w.ev_ratio,
-            w.n_ev, self.stop,
+            w.ev_ratio, w.n_ev, self.stop, self.near_rel,
         )  # fmt: skip
         self.stops[int(self.stop[0])] += 1
         self._size_window(w)

@@ -33,6 +33,7 @@ from deleverage.engine.quiet import (
 from deleverage.rules import margin as mm
 from deleverage.sim.pricing import ArbitrageSpec, PricingSpec
 from deleverage.sim.quiet import RULE_BINANCE, RULE_BOOK, quiet_path, quiet_path_nb
+from deleverage.sim.quiet_near import NEAR_REL
 from deleverage.sim.venue_price import VenuePrice
 from deleverage.venues import preset
 
@@ -151,7 +152,7 @@ _NO_CALLS = (
     np.zeros(0, np.bool_), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(1), np.zeros(1),
     np.zeros(1), 0.0, 1.0, np.zeros(1, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
     np.zeros(0, np.int64),
-    np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64),
+    np.zeros(0), np.zeros(1, np.int64), np.zeros(1, np.int64), NEAR_REL,
 )  # fmt: skip
 
 

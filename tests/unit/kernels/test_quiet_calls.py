@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
 from deleverage.engine.quiet_calls import append_stretch_events, take_clean_nb
 from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
+from deleverage.sim.quiet_near import NEAR_REL
 
 _NS = 1_000_000_000
 
@@ -47,10 +49,11 @@ def _book(seed: int, n_markets: int, n: int = 400) -> Exchange:
 
 
 def _stretch(
-    ex: Exchange, marks: np.ndarray, window: int
+    ex: Exchange, marks: np.ndarray, window: int, near_rel: float = NEAR_REL
 ) -> tuple[int, np.ndarray, tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] | None:
     """The kernel's quiet prefix of ``marks`` from ``ex`` (oracle marks, no arbitrage or
-    funding): its length, the called entries dropped, the calls made."""
+    funding; called entries split for windows of half-width ``near_rel``): its length, the
+    called entries dropped, the calls made."""
     bands = quiet_bands(ex, window=window)
     if bands is None:
         return None
@@ -67,7 +70,7 @@ def _stretch(
         np.empty((steps, n_m)), np.empty((steps, n_m)), np.empty((steps, n_m)), w.call_m,
         w.ptr, w.n_long, w.acc, w.w_zone, w.w_liq, w.w_long, w.size, w.entry, w.margin,
         w.floor, w.mmr, w.cum, w.min_margin, w.level, w.n_called, w.c_acc, w.ev_step, w.ev_acc,
-        w.ev_ratio, w.n_ev, np.zeros(1, np.int64),
+        w.ev_ratio, w.n_ev, np.zeros(1, np.int64), near_rel,
     )  # fmt: skip
     made = int(w.n_ev[0])
     calls = (w.call_m, w.ev_step[:made], w.ev_acc[:made], w.ev_ratio[:made]) if made else None
@@ -98,11 +101,11 @@ def _pin(
 
 def _twin(
     seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int,
-    pin: float = 0.0,
+    pin: float = 0.0, near_rel: float = NEAR_REL, n: int = 400,
 ) -> int:  # fmt: skip
-    """Run one twin; return the calls the stretch made."""
+    """Run one twin (``n`` accounts); return the calls the stretch made."""
     rng = np.random.default_rng(seed)
-    fast, slow = _book(seed, n_markets), _book(seed, n_markets)
+    fast, slow = _book(seed, n_markets, n), _book(seed, n_markets, n)
     start = [round(st.mark * (1.0 + shock), 2) for st in fast.markets]
     for ex in (fast, slow):  # a first risk step at the shocked marks: calls, liquidations
         for m, p in enumerate(start):
@@ -111,7 +114,7 @@ def _twin(
     marks = np.round(np.asarray(start) * moves, 2)
     if pin:
         _pin(fast, marks, rng, pin, liq=pin > 0.2)
-    got = _stretch(fast, marks, window)
+    got = _stretch(fast, marks, window, near_rel)
     if got is None:
         return 0
     count, dropped, calls = got
@@ -144,11 +147,15 @@ def _twin(
     drift=st.sampled_from([0.0, 5e-4, -5e-4]),
     window=st.sampled_from([1, 4, 1024]),
     pin=st.sampled_from([0.0, 0.0, 0.3]),
+    near_rel=st.sampled_from([0.0, 1e-6, 1e-4, NEAR_REL, 0.05]),
 )
 def test_calls_in_a_stretch_equal_step_by_step(
-    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float
-) -> None:
-    _twin(seed, n_markets, shock, vol, drift, window, pin)
+    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float,
+    near_rel: float,
+) -> None:  # fmt: skip
+    """Any window of marks the called entries are split for (:mod:`deleverage.sim.quiet_near`:
+    none, tiny, the default, wide) gives the step-by-step result."""
+    _twin(seed, n_markets, shock, vol, drift, window, pin, near_rel)
 
 
 def test_a_falling_walk_calls_inside_the_stretch() -> None:
@@ -199,3 +206,14 @@ def test_stretch_events_in_one_append_equal_single_appends() -> None:
     got, want = bulk.arrays_since(2, cols), single.arrays_since(2, cols)
     assert all(np.array_equal(got[c], want[c]) for c in cols)
     assert bulk.last_ts_ns == single.last_ts_ns
+
+
+@pytest.mark.parametrize("near_rel", [0.0, 1e-3, 0.05])
+def test_called_entries_split_for_any_window_equal_step_by_step(near_rel: float) -> None:
+    """A fall calls many longs, then the marks wander up and down through their zone prices
+    (entries dropped, called again): the step tests only the entries near the marks
+    (:mod:`deleverage.sim.quiet_near`), for windows of marks from a point to 5 %."""
+    made = sum(
+        _twin(seed, 1, -0.01, 3e-4, 0.0, 1024, near_rel=near_rel, n=3000) for seed in range(3)
+    )
+    assert made > 0
