@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from deleverage import _moved
+from deleverage import _kernel_cache, _moved  # noqa: F401  (_kernel_cache first: numba's cache folder)
 from deleverage.engine.events import Journal
 from deleverage.engine.exchange import AccountKind, Exchange
 from deleverage.errors import DeleverageError

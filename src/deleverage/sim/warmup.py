@@ -65,4 +65,9 @@ def warm_up() -> float:
 
 
 if __name__ == "__main__":
-    print(f"numba kernels compiled and cached in {warm_up():.1f} s")
+    from deleverage._kernel_cache import KERNEL_CACHE, prune_kernel_caches
+
+    for folder in prune_kernel_caches():
+        print(f"removed the kernel cache of other sources: {folder}")
+    where = KERNEL_CACHE or "NUMBA_CACHE_DIR"
+    print(f"numba kernels compiled and cached in {warm_up():.1f} s ({where})")
