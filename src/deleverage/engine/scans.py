@@ -36,13 +36,13 @@ from deleverage.engine.kernels import (
     margin_ratio_nb,
 )
 from deleverage.engine.ledger import FloatArray, IntArray, Ledger, MarketRef
-from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.state import (
     AccountKind,
     AccountMargins,
     Conservation,
     PositionView,
 )
+from deleverage.engine.zone_calls import indexed_scan
 from deleverage.errors import (
     InvariantError,
 )
@@ -429,29 +429,9 @@ class MarginScans(Ledger):
         }
 
     def _indexed_isolated_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        """:meth:`_isolated_scan` over the candidates of the zone-price index only."""
-        n = self._n
-        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        key = (m, min(float(call_level), 1.0))
-        index = self._level_index.get(key)
-        if index is None:
-            index = self._level_index[key] = LevelIndex(call_level)
-        if not index.valid:
-            index.rebuild(
-                cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
-                self._kind[:n], t,
-            )  # fmt: skip
-        below, below_e, below_m, warn, warn_r = index.scan(
-            state.mark, cols.size, cols.entry, cols.isolated_margin, cols.mode, self._kind, t,
-            call_level,
-        )  # fmt: skip
-        return {
-            "below": below,
-            "below_equity": below_e,
-            "below_maintenance": below_m,
-            "warn": warn,
-            "warn_ratio": warn_r,
-        }
+        """:meth:`_isolated_scan` over the candidates of the zone-price index only, from the
+        statuses of :mod:`.zone_calls` where they apply (the positions that can have changed)."""
+        return indexed_scan(self, m, call_level)
 
     def _check_indexed_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
         """The indexed scan must equal the full pass (``check_invariants`` mode)."""
