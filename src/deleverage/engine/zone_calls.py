@@ -50,8 +50,10 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from deleverage.engine import level_index as _levels
 from deleverage.engine.level_index import LevelIndex
-from deleverage.engine.level_scan import _classify_nb
+from deleverage.engine.level_scan import _classify_nb, refresh_dirty_nb
+from deleverage.engine.levels import index_zone_prices
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -267,17 +269,27 @@ def calls_apply_nb(
     return out, fresh, ratio, True
 
 
+_TRACKABLE: dict[tuple[int, float], tuple[TierArrays, bool]] = {}
+
+
 def trackable(tiers: TierArrays, call_level: float, mark: float) -> bool:
     """Whether the zone of every isolated position is one half-line at the call level and
     at maintenance (continuous maintenance, every rate below the call level, ``call_level <
-    1``), the condition for :class:`ZoneTracker`."""
-    return (
-        tiers.continuous
-        and 0.0 < call_level < 1.0
-        and bool(np.all(tiers.mmr < call_level))
-        and math.isfinite(mark)
-        and mark > 0.0
-    )
+    1``), the condition for :class:`ZoneTracker`; remembered per tier table."""
+    if not (math.isfinite(mark) and mark > 0.0):
+        return False
+    key = (id(tiers), call_level)
+    hit = _TRACKABLE.get(key)
+    if hit is None or hit[0] is not tiers:
+        ok = (
+            tiers.continuous
+            and 0.0 < call_level < 1.0
+            and bool(np.all(tiers.mmr < call_level))
+        )  # fmt: skip
+        if len(_TRACKABLE) > 256:
+            _TRACKABLE.clear()
+        hit = _TRACKABLE[key] = (tiers, ok)
+    return hit[1]
 
 
 class ZoneTracker(LevelIndex):
@@ -303,6 +315,7 @@ class ZoneTracker(LevelIndex):
         self.log: list[IntArray] = []
         self.n_log = 0
         self.checked = (-1, -1, -1, -1)  # index counters when the prices were last found finite
+        self._nan = np.full(64, np.nan)  # the dirty entries' prices (never written)
 
     # ---------------------------------------------------------------- changes
     def touch(self, accounts: IntArray) -> None:
@@ -319,6 +332,43 @@ class ZoneTracker(LevelIndex):
         """Every position may have moved: the statuses start again from a full scan."""
         self.synced = False
         super().invalidate()
+
+    def _refresh_dirty(
+        self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
+    ) -> None:
+        """:meth:`.LevelIndex._refresh_dirty` without pricing: the dirty positions of this
+        index (the few live ones a fill touched) take NaN liquidation prices, which every
+        reader treats as "always a candidate" (:func:`zone_step_nb` evaluates them each
+        step); a compaction prices them first (:meth:`_compact`)."""
+        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
+        self._touched = []
+        self._pending = 0
+        if len(self._seen) != len(self.dirty_flag):
+            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        args = (touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price)
+        newly, live, acc, _ = refresh_dirty_nb(*args)
+        if newly < 0:  # accounts opened since the sort: grow the flags, then take them in
+            flags = np.zeros(int(touched.max()) + 1, dtype=np.bool_)
+            flags[: len(self.dirty_flag)] = self.dirty_flag
+            self.dirty_flag = flags
+            self._seen = np.zeros(len(flags), dtype=np.bool_)
+            args = (touched, flags, self._seen, size, self._dirty_acc, self._dirty_price)
+            newly, live, acc, _ = refresh_dirty_nb(*args)
+        self._n_flagged += newly
+        if len(live):
+            acc = np.concatenate([acc, live])
+        self._dirty_acc = acc
+        if len(self._nan) < len(acc):
+            self._nan = np.full(2 * len(acc), np.nan)
+        self._dirty_price = self._nan[: len(acc)]
+        n_indexed = len(self.long_acc) + len(self.short_acc)
+        if len(acc) > max(_levels.DIRTY_FLOOR, int(n_indexed * _levels.DIRTY_SHARE)) or (
+            self._n_flagged > n_indexed // 4 + _levels.DIRTY_FLOOR
+        ):
+            self._dirty_price = index_zone_prices(
+                size[acc], entry[acc], margin[acc], self.level, tiers
+            )
+            self._compact(size, len(self.dirty_flag))
 
     # ---------------------------------------------------------------- state
     def _grow(self, n: int) -> None:
@@ -428,7 +478,10 @@ class ZoneTracker(LevelIndex):
 
     def sync_calls(self, called: IntArray) -> None:
         """The called set agrees with the statuses from now on (after a full call update)."""
-        self.is_called[:] = False
+        if self.calls_synced and self.called_ref is not None:
+            self.is_called[self.called_ref] = False  # the set it agreed with
+        else:
+            self.is_called[:] = False
         self.is_called[called] = True
         for part in self.pending:
             self.pending_flag[part] = False
