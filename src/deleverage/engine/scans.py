@@ -42,7 +42,7 @@ from deleverage.engine.state import (
     Conservation,
     PositionView,
 )
-from deleverage.engine.zone_calls import indexed_scan
+from deleverage.engine.zone_calls import ZoneTracker, full_scan, indexed_scan, tracker_at
 from deleverage.errors import (
     InvariantError,
 )
@@ -432,6 +432,15 @@ class MarginScans(Ledger):
         """:meth:`_isolated_scan` over the candidates of the zone-price index only, from the
         statuses of :mod:`.zone_calls` where they apply (the positions that can have changed)."""
         return indexed_scan(self, m, call_level)
+
+    def isolated_tracker(self, m: int, call_level: float) -> ZoneTracker | None:
+        """The statuses of market ``m``'s isolated positions when they hold for the current
+        state at ``call_level`` (:func:`.zone_calls.tracker_at`), else None."""
+        return tracker_at(self, m, call_level)
+
+    def isolated_scan_full(self, m: int, call_level: float) -> dict[str, Any]:
+        """The isolated scan by the full pass over every position (no index)."""
+        return full_scan(self, m, call_level)
 
     def _check_indexed_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
         """The indexed scan must equal the full pass (``check_invariants`` mode)."""

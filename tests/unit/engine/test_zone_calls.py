@@ -68,7 +68,8 @@ class Twin:
             self.new_trader()
 
     def both(self, op: Any) -> Any:
-        out, errors = [], []
+        out: list[Any] = []
+        errors: list[str | None] = []
         for ex in self.engines:
             try:
                 out.append(op(ex))

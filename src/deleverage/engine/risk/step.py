@@ -46,7 +46,6 @@ from deleverage.engine.risk.support import (
     _Caps,
     _gc_paused,
 )
-from deleverage.engine.zone_calls import full_scan, tracker_at
 from deleverage.errors import InvariantError, ValidationError
 from deleverage.rules.dynamic import scale_spec
 from deleverage.spec import MarketSpec
@@ -360,7 +359,7 @@ class RiskEngine(BatchStage):
         risk = self.markets[m]
         called = risk.called_isolated
         iscan = ex.isolated_scan(m, level)
-        tracker = tracker_at(ex, m, level)
+        tracker = ex.isolated_tracker(m, level)
         if tracker is None or not tracker.calls_synced or tracker.called_ref is not called:
             new, fresh = self._calls(called, iscan)
             if tracker is not None:
@@ -369,7 +368,7 @@ class RiskEngine(BatchStage):
         cols, tiers = ex._positions[m], ex.markets[m].tiers
         out = tracker.calls(called, ex.markets[m].mark, cols, tiers)
         if ex.check_invariants:
-            full = full_scan(ex, m, level)
+            full = ex.isolated_scan_full(m, level)
             new, fresh = self._calls(called, full)
             want = (new, full["warn"][fresh], full["warn_ratio"][fresh])
             if not all(np.array_equal(a, b) for a, b in zip(out, want, strict=True)):
