@@ -489,6 +489,21 @@ class ZoneTracker(LevelIndex):
         self.called_ref = called
         self.calls_synced = True
 
+    def adopt(self, called: IntArray) -> None:
+        """Another path replaced the called set (a quiet stretch, a market without isolated
+        traders): follow ``called`` from now on. Its members and the old set's are checked at
+        the next update like changed accounts: the update's rule needs no more (a member at
+        status 0 leaves, a non-member at 2 joins; every other account at 2 was in the old
+        set, since its status has not changed since the update that called it)."""
+        old = self.called_ref if self.called_ref is not None else np.zeros(0, dtype=np.int64)
+        self.is_called[old] = False
+        self.is_called[called] = True
+        extra = np.unique(np.concatenate([old, called]))
+        extra = extra[~self.pending_flag[extra]]
+        self.pending_flag[extra] = True
+        self.pending.append(extra)
+        self.called_ref = called
+
     def calls(
         self, called: IntArray, mark: float, cols: Any, tiers: TierArrays
     ) -> tuple[IntArray, IntArray, FloatArray]:

@@ -3,8 +3,9 @@ full pass.
 
 Two engines take the same random operations: marks up and down (small moves, jumps, the same
 mark again), fills that open, grow, cut, flip and close isolated positions, margin moves,
-accounts opened on the way, funding now and then (every zone price moves: the tracker starts
-again). One engine runs as shipped (the zone-price index and the tracker), the other without
+accounts opened on the way, funding now and then, and (in ``check_invariants`` mode) a called
+set rewritten by another path, as the quiet stretches do (the tracker adopts it). One engine
+runs as shipped (the zone-price index and the tracker), the other without
 the index (``use_level_index = False``: a plain loop over every position, and the called set
 from the scan's sets: the oracle). After every operation the called sets must be the same
 arrays in the same order, the scans' ``below`` columns equal bit for bit; at the end the
@@ -57,6 +58,7 @@ class Twin:
     ) -> None:
         self.rng = rng
         self.spec = _SPECS[spec]()
+        self.check = check
         self.engines = [Exchange(check_invariants=check), Exchange()]
         self.engines[1].use_level_index = False
         self.ts = 0
@@ -110,7 +112,10 @@ class Twin:
     def step(self) -> str:
         rng = self.rng
         a = int(rng.choice(self.traders))
-        kind = str(rng.choice(["mark"] * 6 + ["same", "open", "close", "margin", "new", "fund"]))
+        kinds = ["mark"] * 6 + ["same", "open", "close", "margin", "new", "fund"]
+        # A called set rewritten by another path: only without the quiet-mark shortcut, which
+        # holds for the called sets the risk step makes (``check_invariants`` turns it off).
+        kind = str(rng.choice([*kinds, "replace"] if self.check else kinds))
         ex = self.engines[0]
         if kind == "mark":
             r = rng.random()
@@ -138,6 +143,13 @@ class Twin:
                 self.both(lambda ex: ex.add_isolated_margin(a, 0, amount))
             else:
                 self.both(lambda ex: ex.remove_isolated_margin(a, 0, amount))
+        elif kind == "replace":  # another path rewrites the called set (as quiet stretches do)
+            called = ex.risk.markets[0].called_isolated
+            keep = called[rng.random(len(called)) < 0.7]
+            others = rng.choice(self.traders, int(rng.integers(0, 4)))
+            new = np.concatenate([keep, np.setdiff1d(others, keep)]).astype(np.int64)
+            for engine in self.engines:
+                engine.risk.markets[0].called_isolated = new.copy()
         elif kind == "new":
             self.new_trader()
         else:
@@ -190,6 +202,7 @@ class _Spy:
 
             return wrapped
 
+        self.count = spy
         mp.setattr(ZoneTracker, "step", spy("step", step))
         mp.setattr(ZoneTracker, "calls", spy("calls", calls))
         mp.setattr(ZoneTracker, "resync", spy("resync", resync))
@@ -216,8 +229,10 @@ def test_check_invariants_mode_compares_the_tracked_calls() -> None:
     accepts the tracked path."""
     with pytest.MonkeyPatch.context() as mp:
         spy = _Spy(mp)
-        twin = _run(3, "simple", 80, check=True)
+        mp.setattr(ZoneTracker, "adopt", spy.count("adopt", ZoneTracker.adopt))
+        twin = _run(3, "simple-wide", 120, check=True)
     assert spy.used["calls"] > 0
+    assert spy.used["adopt"] > 0
     assert any(r.margin_calls for r in twin.engines[0].risk.reports)
 
 

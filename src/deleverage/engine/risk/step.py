@@ -352,19 +352,21 @@ class RiskEngine(BatchStage):
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
         """The isolated called set of market ``m`` after this mark, the accounts called now
         (ascending) and their ratios: from the statuses of :mod:`deleverage.engine.zone_calls`
-        (the accounts whose status changed) when they hold for the current state and agree
-        with the called set, else from the scan's sets (:meth:`_calls`), which they then
-        follow. ``check_invariants`` compares the two."""
+        (the accounts whose status changed; a called set another path replaced is adopted)
+        when they hold for the current state, else from the scan's sets (:meth:`_calls`),
+        which they then follow. ``check_invariants`` compares the two."""
         ex = self.ex
         risk = self.markets[m]
-        called = risk.called_isolated
+        called = np.asarray(risk.called_isolated, dtype=np.int64)
         iscan = ex.isolated_scan(m, level)
         tracker = ex.isolated_tracker(m, level)
-        if tracker is None or not tracker.calls_synced or tracker.called_ref is not called:
+        if tracker is None or not tracker.calls_synced:
             new, fresh = self._calls(called, iscan)
             if tracker is not None:
                 tracker.sync_calls(new)
             return new, iscan["warn"][fresh], iscan["warn_ratio"][fresh]
+        if tracker.called_ref is not called:
+            tracker.adopt(called)
         cols, tiers = ex._positions[m], ex.markets[m].tiers
         out = tracker.calls(called, ex.markets[m].mark, cols, tiers)
         if ex.check_invariants:
