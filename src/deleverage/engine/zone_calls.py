@@ -498,10 +498,10 @@ class ZoneTracker(LevelIndex):
         old = self.called_ref if self.called_ref is not None else np.zeros(0, dtype=np.int64)
         self.is_called[old] = False
         self.is_called[called] = True
-        extra = np.unique(np.concatenate([old, called]))
-        extra = extra[~self.pending_flag[extra]]
-        self.pending_flag[extra] = True
-        self.pending.append(extra)
+        for part in (old, called):  # each a set of distinct accounts
+            extra = part[~self.pending_flag[part]]
+            self.pending_flag[extra] = True
+            self.pending.append(extra)
         self.called_ref = called
 
     def calls(

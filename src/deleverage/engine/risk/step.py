@@ -357,7 +357,9 @@ class RiskEngine(BatchStage):
         which they then follow. ``check_invariants`` compares the two."""
         ex = self.ex
         risk = self.markets[m]
-        called = np.asarray(risk.called_isolated, dtype=np.int64)
+        called = risk.called_isolated  # not np.asarray(..., dtype): a new view of a kernel's array
+        if called.dtype != np.int64:
+            called = called.astype(np.int64)
         iscan = ex.isolated_scan(m, level)
         tracker = ex.isolated_tracker(m, level)
         if tracker is None or not tracker.calls_synced:
