@@ -36,13 +36,13 @@ from deleverage.engine.kernels import (
     margin_ratio_nb,
 )
 from deleverage.engine.ledger import FloatArray, IntArray, Ledger, MarketRef
-from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.state import (
     AccountKind,
     AccountMargins,
     Conservation,
     PositionView,
 )
+from deleverage.engine.zone_calls import ZoneTracker, full_scan, indexed_scan, tracker_at
 from deleverage.errors import (
     InvariantError,
 )
@@ -429,29 +429,18 @@ class MarginScans(Ledger):
         }
 
     def _indexed_isolated_scan(self, m: int, call_level: float) -> dict[str, Any]:
-        """:meth:`_isolated_scan` over the candidates of the zone-price index only."""
-        n = self._n
-        state, cols, t = self.markets[m], self._positions[m], self.markets[m].tiers
-        key = (m, min(float(call_level), 1.0))
-        index = self._level_index.get(key)
-        if index is None:
-            index = self._level_index[key] = LevelIndex(call_level)
-        if not index.valid:
-            index.rebuild(
-                cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
-                self._kind[:n], t,
-            )  # fmt: skip
-        below, below_e, below_m, warn, warn_r = index.scan(
-            state.mark, cols.size, cols.entry, cols.isolated_margin, cols.mode, self._kind, t,
-            call_level,
-        )  # fmt: skip
-        return {
-            "below": below,
-            "below_equity": below_e,
-            "below_maintenance": below_m,
-            "warn": warn,
-            "warn_ratio": warn_r,
-        }
+        """:meth:`_isolated_scan` over the candidates of the zone-price index only, from the
+        statuses of :mod:`.zone_calls` where they apply (the positions that can have changed)."""
+        return indexed_scan(self, m, call_level)
+
+    def isolated_tracker(self, m: int, call_level: float) -> ZoneTracker | None:
+        """The statuses of market ``m``'s isolated positions when they hold for the current
+        state at ``call_level`` (:func:`.zone_calls.tracker_at`), else None."""
+        return tracker_at(self, m, call_level)
+
+    def isolated_scan_full(self, m: int, call_level: float) -> dict[str, Any]:
+        """The isolated scan by the full pass over every position (no index)."""
+        return full_scan(self, m, call_level)
 
     def _check_indexed_scan(self, m: int, call_level: float, result: dict[str, Any]) -> None:
         """The indexed scan must equal the full pass (``check_invariants`` mode)."""

@@ -317,11 +317,9 @@ class RiskEngine(BatchStage):
         new_acc: list[npt.NDArray[np.int64]] = []
         new_ratio: list[FloatArray] = []
         if any_isolated:
-            iscan = ex.isolated_scan(m, level)
-            if len(iscan["warn"]) or len(risk.called_isolated):  # else: the quiet step
-                risk.called_isolated, fresh = self._calls(risk.called_isolated, iscan)
-                new_acc.append(iscan["warn"][fresh])
-                new_ratio.append(iscan["warn_ratio"][fresh])
+            risk.called_isolated, acc, ratio = self._isolated_calls(m, level)
+            new_acc.append(acc)
+            new_ratio.append(ratio)
         elif len(risk.called_isolated):
             risk.called_isolated = np.zeros(0, dtype=np.int64)
         if any_cross:
@@ -348,6 +346,38 @@ class RiskEngine(BatchStage):
                 EventKind.MARGIN_CALL, ts, account=accounts, market=m, amount=ratios
             )
         return len(accounts)
+
+    def _isolated_calls(
+        self, m: int, level: float
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]:
+        """The isolated called set of market ``m`` after this mark, the accounts called now
+        (ascending) and their ratios: from the statuses of :mod:`deleverage.engine.zone_calls`
+        (the accounts whose status changed; a called set another path replaced is adopted)
+        when they hold for the current state, else from the scan's sets (:meth:`_calls`),
+        which they then follow. ``check_invariants`` compares the two."""
+        ex = self.ex
+        risk = self.markets[m]
+        called = risk.called_isolated  # not np.asarray(..., dtype): a new view of a kernel's array
+        if called.dtype != np.int64:
+            called = called.astype(np.int64)
+        iscan = ex.isolated_scan(m, level)
+        tracker = ex.isolated_tracker(m, level)
+        if tracker is None or not tracker.calls_synced:
+            new, fresh = self._calls(called, iscan)
+            if tracker is not None:
+                tracker.sync_calls(new)
+            return new, iscan["warn"][fresh], iscan["warn_ratio"][fresh]
+        if tracker.called_ref is not called:
+            tracker.adopt(called)
+        cols, tiers = ex._positions[m], ex.markets[m].tiers
+        out = tracker.calls(called, ex.markets[m].mark, cols, tiers)
+        if ex.check_invariants:
+            full = ex.isolated_scan_full(m, level)
+            new, fresh = self._calls(called, full)
+            want = (new, full["warn"][fresh], full["warn_ratio"][fresh])
+            if not all(np.array_equal(a, b) for a, b in zip(out, want, strict=True)):
+                raise InvariantError(f"tracked margin calls of market {m} differ from the scan's")
+        return out
 
     def _calls(
         self, called: npt.NDArray[np.int64], scan: dict[str, Any]

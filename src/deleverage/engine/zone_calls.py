@@ -1,0 +1,644 @@
+"""Isolated margin calls that cost what changed: the zone's statuses kept between risk steps.
+
+Every risk step finds the isolated positions under maintenance and those in the warning zone
+(ratio ``MM / E`` at the call level or above), and updates the called set: a position is
+called when it enters the zone, once per episode, and leaves the set when it is neither in the
+zone nor under maintenance (:meth:`.RiskEngine._margin_calls`). The sorted zone-price index
+(:class:`.LevelIndex`) makes the scan cost the zone, not the book; after a crash the zone holds
+tens of thousands of positions, and every re-mark read them all again although only a few
+could change status.
+
+:class:`ZoneTracker` keeps, per account, the status the scan's exact test gave at the last
+mark it looked at (0: neither, 1: under maintenance, 2: in the warning zone), and at a new mark
+evaluates only the positions whose status can differ. Where maintenance is continuous
+(:attr:`.TierArrays.continuous`) and every tier's rate is below the call level, the zone of a
+position is one half-line bounded by its zone price ``z`` at the call level, and maintenance is
+broken on the half-line beyond its liquidation price ``z1`` (level 1). A position whose zone
+price is more than :data:`CERTAIN_RTOL` (relative) away from both marks, on the same side of
+both, has the same zone status at both; likewise for ``z1``. So the step evaluates exactly
+(the scan's own arithmetic, ``_classify_nb``):
+
+- the entries of the call-level index whose zone price lies between the old and the new mark,
+  each end widened by ``CERTAIN_RTOL`` (a range of each sorted side, two binary searches);
+- the entries of a second index, on liquidation prices (this class: a :class:`.LevelIndex` at
+  level 1 that the ledger touches like the others), that can be under maintenance at either
+  mark (a prefix of each side: few after the batch round liquidated them);
+- the dirty entries of both indexes whose live zone price passes the same tests, and every
+  position touched since the last evaluation (fills, margin moves, closes, new accounts).
+
+Every other position keeps its status. The positions under maintenance are the evaluated ones
+with status 1 (the only ones that can be); the called set changes only at accounts whose status
+changed since the last call update (kept in a pending list): status 0 leaves the set, status 2
+joins it when not called (a ``MarginCall`` with the ratio the scan computes), status 1 keeps
+membership. That is ``calls_update_nb``'s rule per account, so ``risk.called_isolated`` is the
+same array, in the same order, as the full scan's.
+
+Anything that can move every position (an index rebuilt, funding, a tier change), a called set
+replaced by someone else (the quiet stretches write it), or a book whose zone is not one
+half-line sends the tracker back to the full scan, from which it starts again
+(:meth:`ZoneTracker.resync`). ``check_invariants`` compares every tracked scan and call update
+with the full pass (tests/unit/engine/test_zone_calls.py does the same over random books and
+mark paths).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from deleverage.engine import level_index as _levels
+from deleverage.engine.level_index import LevelIndex
+from deleverage.engine.level_scan import _classify_nb, refresh_dirty_nb
+from deleverage.engine.levels import index_zone_prices
+from deleverage.errors import InvariantError
+from deleverage.spec import TierArrays
+
+if TYPE_CHECKING:
+    from deleverage.engine.scans import MarginScans
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+Side = tuple[
+    FloatArray, IntArray, int
+]  # sorted key (-price of longs, price of shorts), accounts, head
+Dirty = tuple[BoolArray, bool, IntArray, FloatArray]  # flags, any flagged, dirty accounts, prices
+
+#: Relative distance from a mark beyond which a zone price certainly decides the status
+#: (ten times the index's filter slack ``ZONE_RTOL``: a wider band only evaluates more).
+CERTAIN_RTOL = 1e-6
+#: Touched accounts logged before the tracker stops logging and starts again from a full scan.
+LOG_LIMIT = 1 << 20
+
+
+@njit(cache=True)
+def zone_step_nb(
+    c_long: Side,
+    c_short: Side,
+    c_dirty: Dirty,
+    l_long: Side,
+    l_short: Side,
+    l_dirty: Dirty,
+    touched: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    p_old: float,
+    p_new: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    rtol: float,
+    status: npt.NDArray[np.int8],
+    seen: BoolArray,
+    pending: BoolArray,
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray]:
+    """Evaluate at ``p_new`` the positions whose status can differ from the one they had at
+    ``p_old`` (module docstring): ``c_*`` the call-level index (sides and dirty entries),
+    ``l_*`` the liquidation-price index, ``touched`` the accounts changed since. Updates
+    ``status``; returns the positions under maintenance (accounts, equity, maintenance, in the
+    order met), the accounts whose status changed that were not ``pending`` yet (now
+    flagged), and the liquidation index's new heads (long, short). ``seen``: scratch over
+    the accounts, all False (left so)."""
+    heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
+    lo = min(p_old, p_new) * (1.0 - rtol)
+    hi = max(p_old, p_new) * (1.0 + rtol)
+    todo = np.empty(64, dtype=np.int64)
+    k = 0
+    for side in range(4):
+        if side == 0:
+            key, acc, head = c_long
+            flag, any_f = c_dirty[0], c_dirty[1]
+            start = max(head, int(np.searchsorted(key, -hi, side="left")))
+            stop = int(np.searchsorted(key, -lo, side="right"))
+        elif side == 1:
+            key, acc, head = c_short
+            flag, any_f = c_dirty[0], c_dirty[1]
+            start = max(head, int(np.searchsorted(key, lo, side="left")))
+            stop = int(np.searchsorted(key, hi, side="right"))
+        elif side == 2:
+            key, acc, head = l_long
+            flag, any_f = l_dirty[0], l_dirty[1]
+            start, stop = head, int(np.searchsorted(key, -lo, side="right"))
+        else:
+            key, acc, head = l_short
+            flag, any_f = l_dirty[0], l_dirty[1]
+            start, stop = head, int(np.searchsorted(key, hi, side="right"))
+        if side >= 2 and any_f and stop > start:
+            # The liquidation prefix keeps the positions closed since the sort (flagged):
+            # clean entries move up to its end, and the head past the vacated slots, as the
+            # index's own scan does (``_side_scan_nb``), so they are read once.
+            w = stop
+            for i in range(stop - 1, start - 1, -1):
+                a = acc[i]
+                if flag[a]:
+                    continue
+                w -= 1
+                if w != i:
+                    acc[w] = a
+                    key[w] = key[i]
+            if start < w < stop:
+                key[start:w] = key[w]
+            heads[side - 2] = w
+            start = w
+        for i in range(start, stop):
+            a = acc[i]
+            if (any_f and flag[a]) or seen[a]:
+                continue
+            seen[a] = True
+            if k == len(todo):
+                todo = np.concatenate((todo, np.empty(k, dtype=np.int64)))
+            todo[k] = a
+            k += 1
+    for level_index in range(2):
+        dirty = c_dirty if level_index == 0 else l_dirty
+        d_acc, d_price = dirty[2], dirty[3]
+        for j in range(len(d_acc)):
+            a = d_acc[j]
+            p = d_price[j]
+            s = size[a]
+            if level_index == 0:
+                take = not (p < lo or p > hi)
+            else:
+                take = not ((s > 0.0 and p < lo) or (s < 0.0 and p > hi))
+            take = take or not math.isfinite(p)
+            if take and not seen[a]:
+                seen[a] = True
+                if k == len(todo):
+                    todo = np.concatenate((todo, np.empty(k, dtype=np.int64)))
+                todo[k] = a
+                k += 1
+    for a in touched:
+        if not seen[a]:
+            seen[a] = True
+            if k == len(todo):
+                todo = np.concatenate((todo, np.empty(k, dtype=np.int64)))
+            todo[k] = a
+            k += 1
+    b_acc = np.empty(k, dtype=np.int64)
+    b_e = np.empty(k)
+    b_m = np.empty(k)
+    changed = np.empty(k, dtype=np.int64)
+    nb = 0
+    nc = 0
+    for j in range(k):
+        a = todo[j]
+        seen[a] = False
+        s = size[a]
+        code = 0
+        if s != 0.0 and mode[a] != 0 and kind[a] == 0:
+            code, e, m = _classify_nb(
+                s, entry[a], margin[a], p_new, floor, mmr, cum, min_margin, call_level
+            )
+            if code == 1:
+                b_acc[nb] = a
+                b_e[nb] = e
+                b_m[nb] = m
+                nb += 1
+        if code != status[a]:
+            status[a] = code
+            if not pending[a]:
+                pending[a] = True
+                changed[nc] = a
+                nc += 1
+    return b_acc[:nb], b_e[:nb], b_m[:nb], changed[:nc], heads
+
+
+@njit(cache=True)
+def calls_apply_nb(
+    called: IntArray,
+    pending: IntArray,
+    status: npt.NDArray[np.int8],
+    is_called: BoolArray,
+    pending_flag: BoolArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+) -> tuple[IntArray, IntArray, FloatArray, bool]:
+    """The called set after the status changes of ``pending`` (accounts, each once): those
+    now at status 0 leave it (order kept), those at 2 and not called join it at the end in
+    account order, with their ratio ``MM / E`` at ``mark`` (the scan's arithmetic). Returns
+    the set (``called`` itself when unchanged), the new accounts, their ratios and whether the
+    set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``."""
+    fresh = np.empty(len(pending), dtype=np.int64)
+    n_fresh = 0
+    n_left = 0
+    for a in pending:
+        pending_flag[a] = False
+        st = status[a]
+        if st == 0 and is_called[a]:
+            is_called[a] = False
+            n_left += 1
+        elif st == 2 and not is_called[a]:
+            fresh[n_fresh] = a
+            n_fresh += 1
+    fresh = np.sort(fresh[:n_fresh])
+    ratio = np.empty(n_fresh)
+    for j in range(n_fresh):
+        a = fresh[j]
+        _, e, m = _classify_nb(
+            size[a], entry[a], margin[a], mark, floor, mmr, cum, min_margin, call_level
+        )
+        ratio[j] = m / e
+    if n_left == 0 and n_fresh == 0:
+        return called, fresh, ratio, False
+    out = np.empty(len(called) - n_left + n_fresh, dtype=np.int64)
+    k = 0
+    for a in called:
+        if is_called[a]:
+            out[k] = a
+            k += 1
+    for a in fresh:
+        is_called[a] = True
+        out[k] = a
+        k += 1
+    return out, fresh, ratio, True
+
+
+_TRACKABLE: dict[tuple[int, float], tuple[TierArrays, bool]] = {}
+
+
+def trackable(tiers: TierArrays, call_level: float, mark: float) -> bool:
+    """Whether the zone of every isolated position is one half-line at the call level and
+    at maintenance (continuous maintenance, every rate below the call level, ``call_level <
+    1``), the condition for :class:`ZoneTracker`; remembered per tier table."""
+    if not (math.isfinite(mark) and mark > 0.0):
+        return False
+    key = (id(tiers), call_level)
+    hit = _TRACKABLE.get(key)
+    if hit is None or hit[0] is not tiers:
+        ok = (
+            tiers.continuous
+            and 0.0 < call_level < 1.0
+            and bool(np.all(tiers.mmr < call_level))
+        )  # fmt: skip
+        if len(_TRACKABLE) > 256:
+            _TRACKABLE.clear()
+        hit = _TRACKABLE[key] = (tiers, ok)
+    return hit[1]
+
+
+class ZoneTracker(LevelIndex):
+    """The liquidation-price index of one market (a :class:`.LevelIndex` at level 1, kept in
+    the ledger's indexes so that it is touched and invalidated with them) and the statuses of
+    the isolated positions at one call level (module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__(1.0)
+        self.call_level = math.nan
+        self.synced = False  # statuses valid (from a full scan, then kept)
+        self.calls_synced = False  # the called set agrees with the statuses
+        self.called_ref: IntArray | None = None  # the called set the statuses agree with
+        self.mark = math.nan  # the mark of the last evaluation
+        self.version = -1  # the state version of the last evaluation
+        self.marks = (-1, -1, -1)  # (call index id, its rebuilds, own rebuilds) at sync
+        self.tiers: TierArrays | None = None
+        self.status = np.zeros(0, dtype=np.int8)
+        self.is_called = np.zeros(0, dtype=np.bool_)
+        self.pending_flag = np.zeros(0, dtype=np.bool_)
+        self._scratch = np.zeros(0, dtype=np.bool_)
+        self.pending: list[IntArray] = []
+        self.log: list[IntArray] = []
+        self.n_log = 0
+        self.checked = (-1, -1, -1, -1)  # index counters when the prices were last found finite
+        self._nan = np.full(64, np.nan)  # the dirty entries' prices (never written)
+
+    # ---------------------------------------------------------------- changes
+    def touch(self, accounts: IntArray) -> None:
+        """Log the touched accounts for the statuses, then index them as dirty."""
+        if self.synced:
+            acc = np.asarray(accounts, dtype=np.int64)
+            self.log.append(acc)
+            self.n_log += len(acc)
+            if self.n_log > LOG_LIMIT:
+                self.synced = False
+        super().touch(accounts)
+
+    def invalidate(self) -> None:
+        """Every position may have moved: the statuses start again from a full scan."""
+        self.synced = False
+        super().invalidate()
+
+    def _refresh_dirty(
+        self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
+    ) -> None:
+        """:meth:`.LevelIndex._refresh_dirty` without pricing: the dirty positions of this
+        index (the few live ones a fill touched) take NaN liquidation prices, which every
+        reader treats as "always a candidate" (:func:`zone_step_nb` evaluates them each
+        step); a compaction prices them first (:meth:`_compact`)."""
+        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
+        self._touched = []
+        self._pending = 0
+        if len(self._seen) != len(self.dirty_flag):
+            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        args = (touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price)
+        newly, live, acc, _ = refresh_dirty_nb(*args)
+        if newly < 0:  # accounts opened since the sort: grow the flags, then take them in
+            flags = np.zeros(int(touched.max()) + 1, dtype=np.bool_)
+            flags[: len(self.dirty_flag)] = self.dirty_flag
+            self.dirty_flag = flags
+            self._seen = np.zeros(len(flags), dtype=np.bool_)
+            args = (touched, flags, self._seen, size, self._dirty_acc, self._dirty_price)
+            newly, live, acc, _ = refresh_dirty_nb(*args)
+        self._n_flagged += newly
+        if len(live):
+            acc = np.concatenate([acc, live])
+        self._dirty_acc = acc
+        if len(self._nan) < len(acc):
+            self._nan = np.full(2 * len(acc), np.nan)
+        self._dirty_price = self._nan[: len(acc)]
+        n_indexed = len(self.long_acc) + len(self.short_acc)
+        if len(acc) > max(_levels.DIRTY_FLOOR, int(n_indexed * _levels.DIRTY_SHARE)) or (
+            self._n_flagged > n_indexed // 4 + _levels.DIRTY_FLOOR
+        ):
+            self._dirty_price = index_zone_prices(
+                size[acc], entry[acc], margin[acc], self.level, tiers
+            )
+            self._compact(size, len(self.dirty_flag))
+
+    # ---------------------------------------------------------------- state
+    def _grow(self, n: int) -> None:
+        if len(self.status) < n:
+            for name in ("status", "is_called", "pending_flag", "_scratch"):
+                old = getattr(self, name)
+                new = np.zeros(n, dtype=old.dtype)
+                new[: len(old)] = old
+                setattr(self, name, new)
+
+    def current(self, call_index: LevelIndex, tiers: TierArrays, call_level: float) -> bool:
+        """Whether the statuses still hold for this call level, index and tiers."""
+        return (
+            self.synced
+            and self.valid
+            and call_index.valid
+            and self.call_level == call_level
+            and self.tiers is tiers
+            and self.marks == (id(call_index), call_index.rebuilds, self.rebuilds)
+        )
+
+    def resync(
+        self,
+        call_index: LevelIndex,
+        tiers: TierArrays,
+        call_level: float,
+        mark: float,
+        n: int,
+        scan: dict[str, Any],
+        version: int,
+    ) -> None:
+        """Take the statuses from a full scan at ``mark``; the called set is checked against
+        them at the next call update."""
+        self._grow(n)
+        self.status[:] = 0
+        self.status[scan["warn"]] = 2
+        self.status[scan["below"]] = 1
+        for part in self.pending:
+            self.pending_flag[part] = False
+        self.pending = []
+        self.log = []
+        self.n_log = 0
+        self.call_level = call_level
+        self.tiers = tiers
+        self.mark = mark
+        self.version = version
+        self.marks = (id(call_index), call_index.rebuilds, self.rebuilds)
+        self.synced = True
+        self.calls_synced = False
+
+    def finite(self, call_index: LevelIndex) -> bool:
+        """Whether every zone price of both indexes is finite (checked again after a sort or
+        a compaction changed the sorted orders)."""
+        counters = (
+            call_index.rebuilds, call_index.compactions, self.rebuilds, self.compactions
+        )  # fmt: skip
+        if counters == self.checked:
+            return True
+        for index in (call_index, self):
+            if not (
+                np.isfinite(index.long_neg_price[index.long_head :]).all()
+                and np.isfinite(index.short_price[index.short_head :]).all()
+            ):
+                return False
+        self.checked = counters
+        return True
+
+    def step(
+        self,
+        call_index: LevelIndex,
+        mark: float,
+        cols: Any,
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Evaluate the positions that can have changed since the last mark (both indexes
+        refreshed first); return the positions under maintenance, ascending, with their
+        equity and maintenance (the full scan's ``below`` columns)."""
+        size, entry, margin = cols.size, cols.entry, cols.isolated_margin
+        for index in (call_index, self):
+            if index._touched:
+                index._refresh_dirty(size, entry, margin, tiers)
+        self._grow(len(size))
+        touched = (
+            np.concatenate(self.log) if len(self.log) > 1
+            else self.log[0] if self.log else np.zeros(0, dtype=np.int64)
+        )  # fmt: skip
+        self.log = []
+        self.n_log = 0
+        below, below_e, below_m, changed, heads = zone_step_nb(
+            _side(call_index, True), _side(call_index, False), _dirty(call_index),
+            _side(self, True), _side(self, False), _dirty(self), touched, size, entry, margin,
+            cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr, tiers.cum,
+            float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status, self._scratch,
+            self.pending_flag,
+        )  # fmt: skip
+        self.mark = mark
+        if (int(heads[0]), int(heads[1])) != (self.long_head, self.short_head):
+            self.long_head, self.short_head = int(heads[0]), int(heads[1])
+            self._rows = None  # entries moved: the index's own scan copies its rows again
+        if len(changed):
+            self.pending.append(changed)
+        if len(below) > 1:
+            order = np.argsort(below)
+            below, below_e, below_m = below[order], below_e[order], below_m[order]
+        return below, below_e, below_m
+
+    def sync_calls(self, called: IntArray) -> None:
+        """The called set agrees with the statuses from now on (after a full call update)."""
+        if self.calls_synced and self.called_ref is not None:
+            self.is_called[self.called_ref] = False  # the set it agreed with
+        else:
+            self.is_called[:] = False
+        self.is_called[called] = True
+        for part in self.pending:
+            self.pending_flag[part] = False
+        self.pending = []
+        self.called_ref = called
+        self.calls_synced = True
+
+    def adopt(self, called: IntArray) -> None:
+        """Another path replaced the called set (a quiet stretch, a market without isolated
+        traders): follow ``called`` from now on. Its members and the old set's are checked at
+        the next update like changed accounts: the update's rule needs no more (a member at
+        status 0 leaves, a non-member at 2 joins; every other account at 2 was in the old
+        set, since its status has not changed since the update that called it)."""
+        old = self.called_ref if self.called_ref is not None else np.zeros(0, dtype=np.int64)
+        self.is_called[old] = False
+        self.is_called[called] = True
+        for part in (old, called):  # each a set of distinct accounts
+            extra = part[~self.pending_flag[part]]
+            self.pending_flag[extra] = True
+            self.pending.append(extra)
+        self.called_ref = called
+
+    def calls(
+        self, called: IntArray, mark: float, cols: Any, tiers: TierArrays
+    ) -> tuple[IntArray, IntArray, FloatArray]:
+        """The called set after the status changes since the last update, the new accounts
+        (ascending) and their ratios (:func:`calls_apply_nb`)."""
+        parts = self.pending
+        pending = (
+            np.concatenate(parts) if len(parts) > 1
+            else parts[0] if parts else np.zeros(0, dtype=np.int64)
+        )  # fmt: skip
+        self.pending = []
+        out, fresh, ratio, _ = calls_apply_nb(
+            called, pending, self.status, self.is_called, self.pending_flag, cols.size,
+            cols.entry, cols.isolated_margin, mark, tiers.floor, tiers.mmr, tiers.cum,
+            float(tiers.min_margin), self.call_level,
+        )  # fmt: skip
+        self.called_ref = out
+        return out, fresh, ratio
+
+
+def _side(index: LevelIndex, long: bool) -> Side:
+    if long:
+        return index.long_neg_price, index.long_acc, index.long_head
+    return index.short_price, index.short_acc, index.short_head
+
+
+def _dirty(index: LevelIndex) -> Dirty:
+    return index.dirty_flag, index._n_flagged != 0, index._dirty_acc, index._dirty_price
+
+
+# -------------------------------------------------------------------- the scan's glue
+def indexed_scan(ex: MarginScans, m: int, call_level: float) -> dict[str, Any]:
+    """The isolated scan of market ``m`` from the zone-price index
+    (:meth:`.MarginScans._indexed_isolated_scan`): from the tracker's statuses where they
+    apply (a :class:`TrackedScan`: ``below`` now, ``warn`` on first read), else the index's
+    scan of the zone (which a tracker out of date starts again from)."""
+    n = ex._n
+    state, cols, t = ex.markets[m], ex._positions[m], ex.markets[m].tiers
+    key = (m, min(float(call_level), 1.0))
+    index = ex._level_index.get(key)
+    if index is None:
+        index = ex._level_index[key] = LevelIndex(call_level)
+    if not index.valid:
+        index.rebuild(
+            cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+            ex._kind[:n], t,
+        )  # fmt: skip
+    if not trackable(t, float(call_level), state.mark):
+        return plain_scan(ex, index, m, call_level)
+    tracker = ex._level_index.get((m, 1.0))
+    if not isinstance(tracker, ZoneTracker):
+        tracker = ex._level_index[(m, 1.0)] = ZoneTracker()
+    if not tracker.valid:
+        tracker.rebuild(
+            cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
+            ex._kind[:n], t,
+        )  # fmt: skip
+    if not tracker.finite(index):
+        tracker.synced = False
+        return plain_scan(ex, index, m, call_level)
+    if not tracker.current(index, t, float(call_level)):
+        scan = plain_scan(ex, index, m, call_level)
+        tracker.resync(index, t, float(call_level), state.mark, len(cols.size), scan, ex._version)
+        return scan
+    below, below_e, below_m = tracker.step(index, state.mark, cols, ex._kind, t)
+    tracker.version = ex._version
+    return TrackedScan(ex, m, call_level, index, below, below_e, below_m)
+
+
+def plain_scan(ex: MarginScans, index: LevelIndex, m: int, call_level: float) -> dict[str, Any]:
+    """The index's own scan of the zone (:meth:`.LevelIndex.scan`) as the scan's columns."""
+    state, cols, t = ex.markets[m], ex._positions[m], ex.markets[m].tiers
+    below, below_e, below_m, warn, warn_r = index.scan(
+        state.mark, cols.size, cols.entry, cols.isolated_margin, cols.mode, ex._kind, t,
+        call_level,
+    )  # fmt: skip
+    return {
+        "below": below,
+        "below_equity": below_e,
+        "below_maintenance": below_m,
+        "warn": warn,
+        "warn_ratio": warn_r,
+    }
+
+
+class TrackedScan(dict[str, Any]):
+    """A tracked scan's result: ``below`` and its columns from the statuses; ``warn`` and
+    ``warn_ratio`` from the index's scan on first read, at the state the scan saw (reading
+    them after the state changed is an error)."""
+
+    def __init__(
+        self,
+        ex: MarginScans,
+        m: int,
+        call_level: float,
+        index: LevelIndex,
+        below: IntArray,
+        below_e: FloatArray,
+        below_m: FloatArray,
+    ) -> None:
+        super().__init__(below=below, below_equity=below_e, below_maintenance=below_m)
+        self._args = (ex, m, call_level, index)
+        self._version = ex._version
+
+    def __missing__(self, key: str) -> Any:
+        if key not in ("warn", "warn_ratio"):
+            raise KeyError(key)
+        ex, m, call_level, index = self._args
+        if ex._version != self._version:
+            raise InvariantError("warn of an isolated scan read after the state changed")
+        full = plain_scan(ex, index, m, call_level)
+        self["warn"], self["warn_ratio"] = full["warn"], full["warn_ratio"]
+        return self[key]
+
+
+def tracker_at(ex: MarginScans, m: int, call_level: float) -> ZoneTracker | None:
+    """The tracker of market ``m`` when its statuses are those of the current state at this
+    call level (an isolated scan just ran through it), else None."""
+    tracker = ex._level_index.get((m, 1.0))
+    if (
+        isinstance(tracker, ZoneTracker)
+        and tracker.synced
+        and tracker.version == ex._version
+        and tracker.call_level == float(call_level)
+        and tracker.mark == ex.markets[m].mark
+    ):
+        return tracker
+    return None
+
+
+def full_scan(ex: MarginScans, m: int, call_level: float) -> dict[str, Any]:
+    """The full pass over every position of market ``m`` (no index: the reference the
+    ``check_invariants`` mode compares with)."""
+    ex.use_level_index = False
+    try:
+        return ex._isolated_scan(m, call_level)
+    finally:
+        ex.use_level_index = True
