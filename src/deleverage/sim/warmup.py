@@ -16,9 +16,19 @@ import time
 from deleverage.protocols.warmup import warm_up_protocols
 from deleverage.sim.scenario import Scenario
 
+#: The warm-up's markets: symbol, price, smallest position and book depth (base units per 1%).
+MARKETS = (
+    ("BTCUSDT", 60_000.0, 0.002, 2.0),
+    ("ETHUSDT", 3_000.0, 0.04, 40.0),
+    ("SOLUSDT", 150.0, 0.8, 800.0),
+)
 
-def warm_up_scenario() -> Scenario:
-    """Two markets, 2,000 positions each (half cross), a 15% crash in ten minutes."""
+
+def warm_up_scenario(
+    n_markets: int = 2, isolated_fraction: float = 0.5, duration_s: float = 600.0
+) -> Scenario:
+    """``n_markets`` markets of 2,000 positions each (``isolated_fraction`` of them isolated,
+    the rest cross), a 15% crash at two minutes, then quiet marks to ``duration_s``."""
 
     def market(symbol: str, s0: float, size_min: float, depth: float) -> dict[str, object]:
         return {
@@ -31,8 +41,8 @@ def warm_up_scenario() -> Scenario:
             },
             "liquidity": {"depth_per_pct": depth, "half_life_s": 60.0},
             "population": {
-                "n_positions": 2_000, "isolated_fraction": 0.5, "leverage_median": 20.0,
-                "size_min": size_min,
+                "n_positions": 2_000, "isolated_fraction": isolated_fraction,
+                "leverage_median": 20.0, "size_min": size_min,
             },
         }  # fmt: skip
 
@@ -40,26 +50,27 @@ def warm_up_scenario() -> Scenario:
         {
             "name": "warm-up",
             "seed": 3,
-            "duration_s": 600.0,
-            "multi_market_accounts": True,
-            "markets": [
-                market("BTCUSDT", 60_000.0, 0.002, 2.0),
-                market("ETHUSDT", 3_000.0, 0.04, 40.0),
-            ],
+            "duration_s": duration_s,
+            "multi_market_accounts": n_markets > 1,
+            "markets": [market(*spec) for spec in MARKETS[:n_markets]],
             "insurance": {"fund": 1_000.0},
         }
     )
 
 
 def warm_up() -> float:
-    """Run :func:`warm_up_scenario` with and without quiet stretches and
-    :func:`~deleverage.protocols.warmup.warm_up_protocols`; return the seconds."""
+    """Run :func:`warm_up_scenario` with and without quiet stretches, its one-market isolated
+    and three-market cross forms and :func:`~deleverage.protocols.warmup.warm_up_protocols`;
+    return the seconds. The cross kernels take a market's columns as tuples, so numba compiles
+    them once per number of markets: the two- and three-market runs cache those counts."""
     from deleverage.sim.runner import run
 
     started = time.perf_counter()
     scenario = warm_up_scenario()
     run(scenario)
     run(scenario, quiet=False)
+    run(warm_up_scenario(1, isolated_fraction=1.0))  # the isolated-only batch path's kernels
+    run(warm_up_scenario(3, isolated_fraction=0.0, duration_s=1_800.0))  # cross stretches
     warm_up_protocols()  # the on-chain protocols' kernels (Maker, Aave, keepers)
     return time.perf_counter() - started
 
