@@ -10,7 +10,8 @@ the index (``use_level_index = False``: a plain loop over every position, and th
 from the scan's sets: the oracle). After every operation the called sets must be the same
 arrays in the same order, the scans' ``below`` columns equal bit for bit; at the end the
 journals (every ``MarginCall`` row, with its ratio) and the state hashes. A tracker whose
-band is deliberately too narrow fails the comparison.
+band is deliberately too narrow fails the comparison, and so does a step that takes the
+zone's walk (a crossed band costlier than the zone) without restarting the statuses from it.
 """
 
 from __future__ import annotations
@@ -245,6 +246,62 @@ def test_a_too_narrow_band_fails_the_comparison() -> None:
         for seed in range(6):
             try:
                 _run(seed, "simple", 80)
+            except AssertionError:
+                failed += 1
+    assert failed > 0
+
+
+def _walk_often(mp: pytest.MonkeyPatch, weight: float) -> None:
+    """Let every step that evaluates more entries than ``1 / weight`` times the zone's walk
+    take the walk (the shipped thresholds only let a crash across thousands of prices); at
+    0.5 about three steps in four of these small books take it, at 2 nearly all."""
+    mp.setattr(zone_calls, "WALK_MIN", 0)
+    mp.setattr(zone_calls, "WALK_SHARE", 1 << 40)
+    mp.setattr(zone_calls, "WALK_WEIGHT", weight)
+
+
+@pytest.mark.parametrize("weight", [0.5, 2.0])
+def test_a_step_that_takes_the_walk_keeps_the_same_calls(weight: float) -> None:
+    """Steps whose crossed band outweighs the zone take the index's walk and restart the
+    statuses from it; the tracked steps after it give the full pass's calls."""
+    walked: list[int] = []
+    with pytest.MonkeyPatch.context() as mp:
+        _walk_often(mp, weight)
+        spy = _Spy(mp)
+        walk = zone_calls.walked_scan
+
+        def counted(*args: Any) -> Any:
+            walked.append(1)
+            return walk(*args)
+
+        mp.setattr(zone_calls, "walked_scan", counted)
+        for seed in range(3):
+            _run(seed, "simple-wide", 80)
+            _run(seed + 10, "binance", 60)
+    assert len(walked) > 0
+    assert spy.used["step"] > len(walked)  # tracked steps besides the walks
+
+
+def test_a_walk_that_keeps_the_old_statuses_fails_the_comparison() -> None:
+    """The walk must restart the statuses: one that keeps them (only the scan taken) leaves
+    the positions the mark carried out of the zone at their old status, and a later return
+    into the zone is not called."""
+
+    def stale(
+        ex: Any, tracker: ZoneTracker, index: Any, m: int, call_level: float
+    ) -> dict[str, Any]:
+        scan = zone_calls.plain_scan(ex, index, m, call_level)
+        tracker.synced = True  # step() turned it off: the statuses kept as they were
+        tracker.mark, tracker.version = ex.markets[m].mark, ex._version
+        return scan
+
+    failed = 0
+    with pytest.MonkeyPatch.context() as mp:
+        _walk_often(mp, 0.5)
+        mp.setattr(zone_calls, "walked_scan", stale)
+        for seed in range(6):
+            try:
+                _run(seed, "simple-wide", 80)
             except AssertionError:
                 failed += 1
     assert failed > 0
