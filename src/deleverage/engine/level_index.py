@@ -272,11 +272,7 @@ class LevelIndex:
         self, size: FloatArray, entry: FloatArray, margin: FloatArray, tiers: TierArrays
     ) -> None:
         """Take in the positions touched since last time: flag them, price the live ones."""
-        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
-        self._touched = []
-        self._pending = 0
-        if len(self._seen) != len(self.dirty_flag):
-            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        touched = self._take_touched()
         newly, live, acc, price = refresh_dirty_nb(
             touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price
         )
@@ -288,13 +284,37 @@ class LevelIndex:
             newly, live, acc, price = refresh_dirty_nb(
                 touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price
             )
-        self._n_flagged += newly
         if len(live):  # a closed position leaves until a fill touches it again
             new_price = _zone(size[live], entry[live], margin[live], self.level, tiers)
             acc = np.concatenate([acc, live])
             price = np.concatenate([price, new_price])
             order = np.argsort(acc, kind="stable")
             acc, price = acc[order], price[order]
+        self._take_dirty(newly, acc, price, size, entry, margin, tiers)
+
+    def _take_touched(self) -> IntArray:
+        """The accounts touched since the last refresh (the log emptied), with the scratch
+        flags sized for :func:`refresh_dirty_nb`."""
+        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
+        self._touched = []
+        self._pending = 0
+        if len(self._seen) != len(self.dirty_flag):
+            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        return touched
+
+    def _take_dirty(
+        self,
+        newly: int,
+        acc: IntArray,
+        price: FloatArray,
+        size: FloatArray,
+        entry: FloatArray,
+        margin: FloatArray,
+        tiers: TierArrays,
+    ) -> None:
+        """Install a refresh's dirty entries (``newly`` flagged since the last one); compact
+        once they are too many."""
+        self._n_flagged += newly
         self._dirty_acc, self._dirty_price = acc, price
         n_indexed = len(self.long_acc) + len(self.short_acc)
         if len(acc) > max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)) or (

@@ -9,6 +9,8 @@ a sort and five gathers of scattered rows per round. Here:
 
 - :func:`refresh_dirty_nb` flags the touched accounts and keeps the old dirty entries not
   touched again (the caller prices the live touched positions and merges);
+  :func:`refresh_pair_nb` does both refreshes of a tracked step (the call-level index with
+  its pricing and merge, the tracker's liquidation index) in one call;
 - :func:`index_candidates_nb`: the same prefixes (``searchsorted``, same bounds), the same
   head advance past dirty entries, the same dirty test (NumPy sorts the union by account);
 - :func:`index_scan_nb` (the risk step's scan, :meth:`LevelIndex.scan`): the same
@@ -31,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.engine.kernels import maintenance_nb, tier_of_nb
+from deleverage.engine.kernels import maintenance_nb, tier_of_nb, zone_prices_nb
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -157,6 +159,59 @@ def refresh_dirty_nb(
     for i in range(k):
         seen[new[i]] = False
     return newly, np.sort(live), keep_acc, keep_price
+
+
+@njit(cache=True)
+def refresh_pair_nb(
+    c_touched: IntArray,
+    c_flag: npt.NDArray[np.bool_],
+    c_seen: npt.NDArray[np.bool_],
+    c_acc: IntArray,
+    c_price: FloatArray,
+    level: float,
+    mmr: FloatArray,
+    cum: FloatArray,
+    l_touched: IntArray,
+    l_flag: npt.NDArray[np.bool_],
+    l_seen: npt.NDArray[np.bool_],
+    l_acc: IntArray,
+    l_price: FloatArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+) -> tuple[int, IntArray, FloatArray, int, IntArray]:
+    """Both dirty refreshes of a tracked step in one call (continuous maintenance): the
+    call-level index's (:meth:`LevelIndex._refresh_dirty`: :func:`refresh_dirty_nb`, the live
+    touched positions priced at ``level`` by :func:`zone_prices_nb`, the kept and new entries
+    in account order by a stable sort) and the liquidation index's
+    (:meth:`.ZoneTracker._refresh_dirty`: :func:`refresh_dirty_nb`, kept then live, unpriced).
+    Returns the call index's newly flagged count, dirty accounts and prices, then the
+    liquidation index's count and accounts. Count -1 (nothing changed) when a touched
+    account is beyond its flags: the caller takes the one-index refreshes, which grow them."""
+    empty_i = np.zeros(0, dtype=np.int64)
+    for a in c_touched:
+        if a >= len(c_flag):
+            return -1, empty_i, np.zeros(0), -1, empty_i
+    for a in l_touched:
+        if a >= len(l_flag):
+            return -1, empty_i, np.zeros(0), -1, empty_i
+    newly_c, live, acc, price = refresh_dirty_nb(c_touched, c_flag, c_seen, size, c_acc, c_price)
+    if len(live):
+        k = len(live)
+        s, e, m = np.empty(k), np.empty(k), np.empty(k)
+        for j in range(k):
+            a = live[j]
+            s[j], e[j], m[j] = size[a], entry[a], margin[a]
+        new_price = np.empty(k)
+        zone_prices_nb(s, e, m, level, mmr, cum, new_price)
+        acc = np.concatenate((acc, live))
+        price = np.concatenate((price, new_price))
+        order = np.argsort(acc, kind="mergesort")
+        acc, price = acc[order], price[order]
+    newly_l, live, l_keep, _ = refresh_dirty_nb(l_touched, l_flag, l_seen, size, l_acc, l_price)
+    if len(live):
+        l_keep = np.concatenate((l_keep, live))
+    return newly_c, acc, price, newly_l, l_keep
 
 
 @njit(cache=True, inline="always")

@@ -51,12 +51,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
 from deleverage.engine import level_index as _levels
 from deleverage.engine.level_index import LevelIndex
-from deleverage.engine.level_scan import _classify_nb, refresh_dirty_nb
+from deleverage.engine.level_scan import refresh_dirty_nb, refresh_pair_nb
 from deleverage.engine.levels import index_zone_prices
+from deleverage.engine.zone_kernels import calls_apply_nb, zone_step_nb
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -86,226 +86,6 @@ WALK_WEIGHT = 2.0
 #: (the restart clears the statuses and the called flags: two passes over the accounts).
 WALK_MIN = 1024
 WALK_SHARE = 256
-
-
-@njit(cache=True)
-def zone_step_nb(
-    c_long: Side,
-    c_short: Side,
-    c_dirty: Dirty,
-    l_long: Side,
-    l_short: Side,
-    l_dirty: Dirty,
-    touched: IntArray,
-    size: FloatArray,
-    entry: FloatArray,
-    margin: FloatArray,
-    mode: npt.NDArray[np.int8],
-    kind: npt.NDArray[np.int8],
-    p_old: float,
-    p_new: float,
-    floor: FloatArray,
-    mmr: FloatArray,
-    cum: FloatArray,
-    min_margin: float,
-    call_level: float,
-    rtol: float,
-    status: npt.NDArray[np.int8],
-    seen: BoolArray,
-    pending: BoolArray,
-    walk_rtol: float,
-    walk_weight: float,
-    walk_min: int,
-) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, bool]:
-    """Evaluate at ``p_new`` the positions whose status can differ from the one they had at
-    ``p_old`` (module docstring): ``c_*`` the call-level index (sides and dirty entries),
-    ``l_*`` the liquidation-price index, ``touched`` the accounts changed since. Updates
-    ``status``; returns the positions under maintenance (accounts, equity, maintenance, in the
-    order met), the accounts whose status changed that were not ``pending`` yet (now
-    flagged), the liquidation index's new heads (long, short) and False.
-
-    Before anything is read or moved, the entries this step would evaluate (the band, the
-    liquidation prefixes, the dirty and touched accounts; scattered reads) are counted against
-    those the index's own walk of the zone at ``p_new`` reads (the call-level prefixes at
-    ``walk_rtol``, in sorted order, and its dirty entries): when there are at least
-    ``walk_min`` of them and ``walk_weight`` times their count exceeds the walk's, nothing is
-    evaluated or changed and the last value is True (the caller takes the walk:
-    :data:`WALK_WEIGHT`). ``seen``: scratch over the accounts, all False (left so)."""
-    heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
-    lo = min(p_old, p_new) * (1.0 - rtol)
-    hi = max(p_old, p_new) * (1.0 + rtol)
-    bounds = np.empty((4, 2), dtype=np.int64)
-    bounds[0, 0] = max(c_long[2], int(np.searchsorted(c_long[0], -hi, side="left")))
-    bounds[0, 1] = int(np.searchsorted(c_long[0], -lo, side="right"))
-    bounds[1, 0] = max(c_short[2], int(np.searchsorted(c_short[0], lo, side="left")))
-    bounds[1, 1] = int(np.searchsorted(c_short[0], hi, side="right"))
-    bounds[2, 0] = l_long[2]
-    bounds[2, 1] = int(np.searchsorted(l_long[0], -lo, side="right"))
-    bounds[3, 0] = l_short[2]
-    bounds[3, 1] = int(np.searchsorted(l_short[0], hi, side="right"))
-    n_track = len(c_dirty[2]) + len(l_dirty[2]) + len(touched)
-    for side in range(4):
-        n_track += max(bounds[side, 1] - bounds[side, 0], 0)
-    if walk_weight > 0.0 and n_track >= walk_min:
-        w_lo = p_new * (1.0 - walk_rtol)
-        w_hi = p_new * (1.0 + walk_rtol)
-        n_walk = len(c_dirty[2])
-        n_walk += max(int(np.searchsorted(c_long[0], -w_lo, side="right")) - c_long[2], 0)
-        n_walk += max(int(np.searchsorted(c_short[0], w_hi, side="right")) - c_short[2], 0)
-        if walk_weight * n_track > n_walk:
-            e_i = np.zeros(0, dtype=np.int64)
-            return e_i, np.zeros(0), np.zeros(0), e_i, heads, True
-    todo = np.empty(64, dtype=np.int64)
-    k = 0
-    for side in range(4):
-        start, stop = bounds[side, 0], bounds[side, 1]
-        if side == 0:
-            key, acc = c_long[0], c_long[1]
-            flag, any_f = c_dirty[0], c_dirty[1]
-        elif side == 1:
-            key, acc = c_short[0], c_short[1]
-            flag, any_f = c_dirty[0], c_dirty[1]
-        elif side == 2:
-            key, acc = l_long[0], l_long[1]
-            flag, any_f = l_dirty[0], l_dirty[1]
-        else:
-            key, acc = l_short[0], l_short[1]
-            flag, any_f = l_dirty[0], l_dirty[1]
-        if side >= 2 and any_f and stop > start:
-            # The liquidation prefix keeps the positions closed since the sort (flagged):
-            # clean entries move up to its end, and the head past the vacated slots, as the
-            # index's own scan does (``_side_scan_nb``), so they are read once.
-            w = stop
-            for i in range(stop - 1, start - 1, -1):
-                a = acc[i]
-                if flag[a]:
-                    continue
-                w -= 1
-                if w != i:
-                    acc[w] = a
-                    key[w] = key[i]
-            if start < w < stop:
-                key[start:w] = key[w]
-            heads[side - 2] = w
-            start = w
-        for i in range(start, stop):
-            a = acc[i]
-            if (any_f and flag[a]) or seen[a]:
-                continue
-            seen[a] = True
-            if k == len(todo):
-                todo = np.concatenate((todo, np.empty(k, dtype=np.int64)))
-            todo[k] = a
-            k += 1
-    for level_index in range(2):
-        dirty = c_dirty if level_index == 0 else l_dirty
-        d_acc, d_price = dirty[2], dirty[3]
-        for j in range(len(d_acc)):
-            a = d_acc[j]
-            p = d_price[j]
-            s = size[a]
-            if level_index == 0:
-                take = not (p < lo or p > hi)
-            else:
-                take = not ((s > 0.0 and p < lo) or (s < 0.0 and p > hi))
-            take = take or not math.isfinite(p)
-            if take and not seen[a]:
-                seen[a] = True
-                if k == len(todo):
-                    todo = np.concatenate((todo, np.empty(k, dtype=np.int64)))
-                todo[k] = a
-                k += 1
-    for a in touched:
-        if not seen[a]:
-            seen[a] = True
-            if k == len(todo):
-                todo = np.concatenate((todo, np.empty(k, dtype=np.int64)))
-            todo[k] = a
-            k += 1
-    b_acc = np.empty(k, dtype=np.int64)
-    b_e = np.empty(k)
-    b_m = np.empty(k)
-    changed = np.empty(k, dtype=np.int64)
-    nb = 0
-    nc = 0
-    for j in range(k):
-        a = todo[j]
-        seen[a] = False
-        s = size[a]
-        code = 0
-        if s != 0.0 and mode[a] != 0 and kind[a] == 0:
-            code, e, m = _classify_nb(
-                s, entry[a], margin[a], p_new, floor, mmr, cum, min_margin, call_level
-            )
-            if code == 1:
-                b_acc[nb] = a
-                b_e[nb] = e
-                b_m[nb] = m
-                nb += 1
-        if code != status[a]:
-            status[a] = code
-            if not pending[a]:
-                pending[a] = True
-                changed[nc] = a
-                nc += 1
-    return b_acc[:nb], b_e[:nb], b_m[:nb], changed[:nc], heads, False
-
-
-@njit(cache=True)
-def calls_apply_nb(
-    called: IntArray,
-    pending: IntArray,
-    status: npt.NDArray[np.int8],
-    is_called: BoolArray,
-    pending_flag: BoolArray,
-    size: FloatArray,
-    entry: FloatArray,
-    margin: FloatArray,
-    mark: float,
-    floor: FloatArray,
-    mmr: FloatArray,
-    cum: FloatArray,
-    min_margin: float,
-    call_level: float,
-) -> tuple[IntArray, IntArray, FloatArray, bool]:
-    """The called set after the status changes of ``pending`` (accounts, each once): those
-    now at status 0 leave it (order kept), those at 2 and not called join it at the end in
-    account order, with their ratio ``MM / E`` at ``mark`` (the scan's arithmetic). Returns
-    the set (``called`` itself when unchanged), the new accounts, their ratios and whether the
-    set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``."""
-    fresh = np.empty(len(pending), dtype=np.int64)
-    n_fresh = 0
-    n_left = 0
-    for a in pending:
-        pending_flag[a] = False
-        st = status[a]
-        if st == 0 and is_called[a]:
-            is_called[a] = False
-            n_left += 1
-        elif st == 2 and not is_called[a]:
-            fresh[n_fresh] = a
-            n_fresh += 1
-    fresh = np.sort(fresh[:n_fresh])
-    ratio = np.empty(n_fresh)
-    for j in range(n_fresh):
-        a = fresh[j]
-        _, e, m = _classify_nb(
-            size[a], entry[a], margin[a], mark, floor, mmr, cum, min_margin, call_level
-        )
-        ratio[j] = m / e
-    if n_left == 0 and n_fresh == 0:
-        return called, fresh, ratio, False
-    out = np.empty(len(called) - n_left + n_fresh, dtype=np.int64)
-    k = 0
-    for a in called:
-        if is_called[a]:
-            out[k] = a
-            k += 1
-    for a in fresh:
-        is_called[a] = True
-        out[k] = a
-        k += 1
-    return out, fresh, ratio, True
 
 
 _TRACKABLE: dict[tuple[int, float], tuple[TierArrays, bool]] = {}
@@ -379,11 +159,7 @@ class ZoneTracker(LevelIndex):
         index (the few live ones a fill touched) take NaN liquidation prices, which every
         reader treats as "always a candidate" (:func:`zone_step_nb` evaluates them each
         step); a compaction prices them first (:meth:`_compact`)."""
-        touched = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
-        self._touched = []
-        self._pending = 0
-        if len(self._seen) != len(self.dirty_flag):
-            self._seen = np.zeros(len(self.dirty_flag), dtype=np.bool_)
+        touched = self._take_touched()
         args = (touched, self.dirty_flag, self._seen, size, self._dirty_acc, self._dirty_price)
         newly, live, acc, _ = refresh_dirty_nb(*args)
         if newly < 0:  # accounts opened since the sort: grow the flags, then take them in
@@ -393,9 +169,23 @@ class ZoneTracker(LevelIndex):
             self._seen = np.zeros(len(flags), dtype=np.bool_)
             args = (touched, flags, self._seen, size, self._dirty_acc, self._dirty_price)
             newly, live, acc, _ = refresh_dirty_nb(*args)
-        self._n_flagged += newly
         if len(live):
             acc = np.concatenate([acc, live])
+        self._take_dirty(newly, acc, self._nan, size, entry, margin, tiers)
+
+    def _take_dirty(
+        self,
+        newly: int,
+        acc: IntArray,
+        price: FloatArray,
+        size: FloatArray,
+        entry: FloatArray,
+        margin: FloatArray,
+        tiers: TierArrays,
+    ) -> None:
+        """:meth:`.LevelIndex._take_dirty` with NaN prices (``price`` ignored); a compaction
+        prices the dirty positions first."""
+        self._n_flagged += newly
         self._dirty_acc = acc
         if len(self._nan) < len(acc):
             self._nan = np.full(2 * len(acc), np.nan)
@@ -408,6 +198,32 @@ class ZoneTracker(LevelIndex):
                 size[acc], entry[acc], margin[acc], self.level, tiers
             )
             self._compact(size, len(self.dirty_flag))
+
+    def _refresh_pair(
+        self, call_index: LevelIndex, size: FloatArray, entry: FloatArray, margin: FloatArray,
+        tiers: TierArrays,
+    ) -> None:  # fmt: skip
+        """Both indexes' refreshes (``call_index`` and this one) where both have touched
+        accounts: one :func:`.refresh_pair_nb` call (the tracker runs on continuous
+        maintenance only, whose prices it computes), else each index's own."""
+        if not (call_index._touched and self._touched and tiers.continuous):
+            for index in (call_index, self):
+                if index._touched:
+                    index._refresh_dirty(size, entry, margin, tiers)
+            return
+        c_touched, l_touched = call_index._take_touched(), self._take_touched()
+        newly_c, c_acc, c_price, newly_l, l_acc = refresh_pair_nb(
+            c_touched, call_index.dirty_flag, call_index._seen, call_index._dirty_acc,
+            call_index._dirty_price, call_index.level, tiers.mmr, tiers.cum, l_touched,
+            self.dirty_flag, self._seen, self._dirty_acc, self._dirty_price, size, entry, margin,
+        )  # fmt: skip
+        if newly_c < 0:  # an account beyond the flags: the one-index refreshes grow them
+            call_index._touched, self._touched = [c_touched], [l_touched]
+            for index in (call_index, self):
+                index._refresh_dirty(size, entry, margin, tiers)
+            return
+        call_index._take_dirty(newly_c, c_acc, c_price, size, entry, margin, tiers)
+        self._take_dirty(newly_l, l_acc, self._nan, size, entry, margin, tiers)
 
     # ---------------------------------------------------------------- state
     def _grow(self, n: int) -> None:
@@ -489,9 +305,8 @@ class ZoneTracker(LevelIndex):
         evaluated, where the index's walk of the zone is cheaper (:data:`WALK_WEIGHT`): the
         caller takes it and starts the statuses again from it (:meth:`resync`)."""
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
-        for index in (call_index, self):
-            if index._touched:
-                index._refresh_dirty(size, entry, margin, tiers)
+        if call_index._touched or self._touched:
+            self._refresh_pair(call_index, size, entry, margin, tiers)
         self._grow(len(size))
         touched = (
             np.concatenate(self.log) if len(self.log) > 1
@@ -516,9 +331,6 @@ class ZoneTracker(LevelIndex):
             self._rows = None  # entries moved: the index's own scan copies its rows again
         if len(changed):
             self.pending.append(changed)
-        if len(below) > 1:
-            order = np.argsort(below)
-            below, below_e, below_m = below[order], below_e[order], below_m[order]
         return below, below_e, below_m
 
     def sync_calls(self, called: IntArray) -> None:
@@ -536,14 +348,22 @@ class ZoneTracker(LevelIndex):
 
     def adopt(self, called: IntArray) -> None:
         """Another path replaced the called set (a quiet stretch, a market without isolated
-        traders): follow ``called`` from now on. Its members and the old set's are checked at
-        the next update like changed accounts: the update's rule needs no more (a member at
-        status 0 leaves, a non-member at 2 joins; every other account at 2 was in the old
-        set, since its status has not changed since the update that called it)."""
+        traders): follow ``called`` from now on. The accounts in one set and not the other
+        are checked at the next update like changed accounts: the update's rule needs no
+        more (a member at status 0 leaves, a non-member at 2 joins). Every account not
+        pending agrees with the old set (status 0: not a member; 2: a member), since its
+        status has not changed since the update that last checked it, so one in both sets
+        agrees with the new set too; a quiet stretch calls or releases a few accounts of
+        thousands."""
         old = self.called_ref if self.called_ref is not None else np.zeros(0, dtype=np.int64)
-        self.is_called[old] = False
-        self.is_called[called] = True
-        for part in (old, called):  # each a set of distinct accounts
+        in_new = self._scratch  # all False
+        in_new[called] = True
+        old_only = old[~in_new[old]]
+        in_new[called] = False
+        new_only = called[~self.is_called[called]]  # the flags still mark the old set
+        self.is_called[old_only] = False
+        self.is_called[new_only] = True
+        for part in (old_only, new_only):  # each a set of distinct accounts
             extra = part[~self.pending_flag[part]]
             self.pending_flag[extra] = True
             self.pending.append(extra)
