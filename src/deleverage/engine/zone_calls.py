@@ -83,7 +83,9 @@ LOG_LIMIT = 1 << 20
 #: ten thousand liquidation prices: 2 ms against 0.3 ms at 10^6 positions). 0: never.
 WALK_WEIGHT = 2.0
 #: ... and where they are at least this many, and a 1/``WALK_SHARE`` share of the accounts
-#: (the restart clears the statuses and the called flags: two passes over the accounts).
+#: (the restart clears the statuses and the called flags: two passes over the accounts). A
+#: walk whose index has no row copies yet (after a sort or a compaction) first copies the rows
+#: of every entry: those count as entries of the walk.
 WALK_MIN = 1024
 WALK_SHARE = 256
 
@@ -321,6 +323,7 @@ class ZoneTracker(LevelIndex):
             float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status, self._scratch,
             self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT,
             max(WALK_MIN, len(self.status) // WALK_SHARE),
+            _uncopied(call_index),
         )  # fmt: skip
         if walk:
             self.synced = False  # the touched log is spent: only a restart brings it back
@@ -393,6 +396,12 @@ def _side(index: LevelIndex, long: bool) -> Side:
     if long:
         return index.long_neg_price, index.long_acc, index.long_head
     return index.short_price, index.short_acc, index.short_head
+
+
+def _uncopied(index: LevelIndex) -> int:
+    """The sorted entries whose row copies the index's walk would make first (all of them
+    after a sort or a compaction, none after)."""
+    return 0 if index._rows is not None else len(index.long_acc) + len(index.short_acc)
 
 
 def _dirty(index: LevelIndex) -> Dirty:

@@ -56,6 +56,7 @@ def zone_step_nb(
     walk_rtol: float,
     walk_weight: float,
     walk_min: int,
+    walk_rows: int,
 ) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, bool]:
     """Evaluate at ``p_new`` the positions whose status can differ from the one they had at
     ``p_old`` (module docstring): ``c_*`` the call-level index (sides and dirty entries),
@@ -68,7 +69,8 @@ def zone_step_nb(
     liquidation prefixes, the dirty and touched accounts; scattered reads) are counted against
     those the index's own walk of the zone at ``p_new`` reads (the call-level prefixes at
     ``walk_rtol``, in sorted order, and its dirty entries): when there are at least
-    ``walk_min`` of them and ``walk_weight`` times their count exceeds the walk's, nothing is
+    ``walk_min`` of them and ``walk_weight`` times their count exceeds the walk's (plus
+    ``walk_rows``, the entries whose row copies the walk must make first), nothing is
     evaluated or changed and the last value is True (the caller takes the walk:
     :data:`WALK_WEIGHT`). ``seen``: scratch over the accounts, all False (left so)."""
     heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
@@ -89,7 +91,7 @@ def zone_step_nb(
     if walk_weight > 0.0 and n_track >= walk_min:
         w_lo = p_new * (1.0 - walk_rtol)
         w_hi = p_new * (1.0 + walk_rtol)
-        n_walk = len(c_dirty[2])
+        n_walk = len(c_dirty[2]) + walk_rows
         n_walk += max(int(np.searchsorted(c_long[0], -w_lo, side="right")) - c_long[2], 0)
         n_walk += max(int(np.searchsorted(c_short[0], w_hi, side="right")) - c_short[2], 0)
         if walk_weight * n_track > n_walk:
