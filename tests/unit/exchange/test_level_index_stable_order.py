@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from deleverage.engine.level_index import stable_order
+from deleverage.engine.level_index import stable_order, stable_sorted
 
 VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
@@ -35,6 +35,19 @@ def test_stable_order_on_zone_price_like_values(seed: int, n: int, ties: bool) -
     if ties:  # identical positions have identical zone prices
         values = np.round(values, -3)
     assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
+    order, ranked = stable_sorted(values)
+    want = np.argsort(values, kind="stable")
+    assert np.array_equal(order, want)
+    assert np.array_equal(ranked, values[want])
+
+
+def test_stable_sorted_values_with_nan_and_ties() -> None:
+    """The sorted values come with the order, also where the stable sort takes over."""
+    values = np.array([3.0, np.nan, 1.0, 3.0, -np.inf, 1.0, np.nan])
+    order, ranked = stable_sorted(values)
+    want = np.argsort(values, kind="stable")
+    assert np.array_equal(order, want)
+    assert np.array_equal(ranked, values[want], equal_nan=True)
 
 
 def test_an_unchecked_quicksort_differs_on_ties() -> None:
