@@ -37,6 +37,7 @@ from numba import njit
 from deleverage.engine.events import EventKind
 from deleverage.engine.kernels import maintenance_nb, tier_of_nb
 from deleverage.engine.levels import zone_prices_compiled
+from deleverage.engine.quiet_take import take_clean
 
 if TYPE_CHECKING:
     from deleverage.engine.events import Journal
@@ -124,7 +125,7 @@ def call_window(
             )
         ):
             out = np.empty(min(width, len(acc)), dtype=np.int64)
-            count, nxt = take_clean_nb(acc, index.dirty_flag, is_called, head, width, out)
+            count, nxt = take_clean(index, k, acc, head, is_called, width, out)
             pos = out[:count]
             edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
             a = acc[pos]
