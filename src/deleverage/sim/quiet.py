@@ -41,7 +41,14 @@ from deleverage.engine.quiet_calls import (
 )
 from deleverage.engine.quiet_cross import CROSS_STOPS, CrossCalls, CrossStretch, cross_stretch
 from deleverage.engine.quiet_cross import STOP_END as CROSS_END
-from deleverage.sim.quiet_near import NEAR_REL, called_bounds_nb, called_certain_nb, near_split_nb
+from deleverage.sim.quiet_near import (
+    NEAR_REL,
+    WIDE,
+    called_bounds_nb,
+    called_certain_nb,
+    near_among_nb,
+    near_split_nb,
+)
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -150,6 +157,12 @@ def quiet_path_nb(
     split_at = 0  # the near count at the last split
     win_lo = np.full(n_m, np.inf)  # each market's window of marks (none yet)
     win_hi = np.full(n_m, -np.inf)
+    wide_rel = near_rel * WIDE  # the wide windows the near ones are split inside
+    mid = np.empty(len(called_market), dtype=np.int64)  # the entries near the wide windows
+    n_mid = 0
+    mid_at = 0  # the mid count at the last wide split
+    wide_lo = np.full(n_m, np.inf)
+    wide_hi = np.full(n_m, -np.inf)
     w_called = np.zeros(len(w_acc), dtype=np.bool_)
     room = len(called_market)
     stage_src = np.empty(room, dtype=np.int64)
@@ -202,11 +215,22 @@ def quiet_path_nb(
         for m in range(n_m):
             moved = moved or not (win_lo[m] <= marks[m] <= win_hi[m])
         if moved:  # split the called entries afresh around the marks now
+            wide = n_mid > 2 * mid_at + 64
             for m in range(n_m):
                 win_lo[m] = marks[m] * (1.0 - near_rel)
                 win_hi[m] = marks[m] * (1.0 + near_rel)
-            n_near = near_split_nb(
-                nc, called_market, called_long, called_zone, called_liq, dropped, win_lo,
+                wide = wide or not (wide_lo[m] <= win_lo[m] and win_hi[m] <= wide_hi[m])
+            if wide:  # the wide windows first, over every entry (quiet_near)
+                for m in range(n_m):
+                    wide_lo[m] = marks[m] * (1.0 - wide_rel)
+                    wide_hi[m] = marks[m] * (1.0 + wide_rel)
+                n_mid = near_split_nb(
+                    nc, called_market, called_long, called_zone, called_liq, dropped, wide_lo,
+                    wide_hi, ZONE_RTOL, mid,
+                )  # fmt: skip
+                mid_at = n_mid
+            n_near = near_among_nb(
+                mid, n_mid, called_market, called_long, called_zone, called_liq, dropped, win_lo,
                 win_hi, ZONE_RTOL, near,
             )  # fmt: skip
             split_at = n_near
@@ -275,6 +299,7 @@ def quiet_path_nb(
             called_acc[at] = stage_acc[q]
             dropped[at] = False
             near[n_near + q] = at  # a new entry is near until the next split
+            mid[n_mid + q] = at
             ev_step[e0 + q] = j
             ev_acc[e0 + q] = stage_acc[q]
             ev_ratio[e0 + q] = stage_ratio[q]
@@ -285,6 +310,7 @@ def quiet_path_nb(
                 dropped, bounds,
             )  # fmt: skip
             n_near += got
+            n_mid += got
         n_called[0] = nc + got
         if call_m >= 0:  # the first long and short not called
             while w_ptr[0] < w_n_long and w_called[w_ptr[0]]:
