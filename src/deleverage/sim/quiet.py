@@ -49,6 +49,7 @@ from deleverage.sim.quiet_near import (
     near_among_nb,
     near_split_nb,
 )
+from deleverage.sim.quiet_probe import liquidates_first
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -65,6 +66,37 @@ STOP_END, STOP_FUNDING, STOP_ARBITRAGE, STOP_PRICE, STOP_BAND, STOP_CALLED, STOP
 STOP_REASONS = ("end", "funding or basis sample", "arbitrage", "price", "band", "called", "entrant")
 #: Steps a stretch making cross calls looks ahead: at first (and after a cut), at most.
 HORIZON_MIN, HORIZON_MAX = 256, 65536
+
+
+@njit(cache=True)
+def venue_mark_nb(
+    rule: int,
+    x: float,
+    idx: float,
+    orc: float,
+    dm: float,
+    t: float,
+    next_funding: float,
+    interval: float,
+    rate: float,
+    basis_avg: float,
+) -> tuple[float, bool]:
+    """The mark of one market at one step of a stretch (:func:`quiet_path_nb`): exogenous
+    price ``x``, index ``idx``, oracle ``orc``, dislocation ``dm`` (after the step's decay),
+    time ``t`` (s) and the funding and basis state; False when the Binance rule has no
+    price (the stretch stops there)."""
+    book = max(x * (1.0 + dm), 1e-12)
+    if rule == RULE_BOOK:
+        return book, True
+    if rule == RULE_ORACLE:
+        return orc, True
+    if not (math.isfinite(idx) and idx > 0.0 and math.isfinite(book)):
+        return math.nan, False
+    left = (next_funding - t) / interval
+    tau = min(max(left, 0.0), 1.0)
+    p1 = idx * (1.0 + rate * tau)
+    p2 = max(idx + basis_avg, 1e-12)
+    return max(min(p1, p2), min(max(p1, p2), book)), True
 
 
 @njit(cache=True)
@@ -186,21 +218,13 @@ def quiet_path_nb(
                 if dm * seen > 0.0 and min(abs(dm), abs(seen)) - cost[m] > 0.0 and cap > 0.0:
                     stop[0] = STOP_ARBITRAGE
                     return j  # the arbitrageurs trade at this step
-            book = max(x[k, m] * (1.0 + dm), 1e-12)
-            if rule[m] == RULE_BOOK:
-                mark = book
-            elif rule[m] == RULE_ORACLE:
-                mark = oracle[k, m]
-            else:
-                idx = index[k, m]
-                if not (math.isfinite(idx) and idx > 0.0 and math.isfinite(book)):
-                    stop[0] = STOP_PRICE
-                    return j
-                left = (next_funding[m] - t) / interval[m]
-                tau = min(max(left, 0.0), 1.0)
-                p1 = idx * (1.0 + rate[m] * tau)
-                p2 = max(idx + basis_avg[m], 1e-12)
-                mark = max(min(p1, p2), min(max(p1, p2), book))
+            mark, priced = venue_mark_nb(
+                rule[m], x[k, m], index[k, m], oracle[k, m], dm, t, next_funding[m],
+                interval[m], rate[m], basis_avg[m],
+            )  # fmt: skip
+            if not priced:
+                stop[0] = STOP_PRICE
+                return j
             marks[m] = mark
             new_d[m] = dm
             new_cap[m] = cap
@@ -369,6 +393,10 @@ class QuietStretches:
         self.horizon = HORIZON_MIN
         self.cross_calls = 0
         self.cross_stops = [0] * len(CROSS_STOPS)
+        #: Whether a try first asks if its first step liquidates (quiet_probe); tries not
+        #: made for that.
+        self.probe = True
+        self.probed = 0
 
     def _bands(self) -> QuietBands | None:
         bands = quiet_bands(self.sim.ex, window=self.window, cross_calls=True)
@@ -401,10 +429,20 @@ class QuietStretches:
         for book in sim.books:
             if book is not None and getattr(book, "consumed_depth", None) != 0.0:
                 return 0
+        n_m = len(sim.venue)
+        d = np.array([v.dislocation for v in sim.venue], dtype=np.float64)
+        basis = np.zeros(n_m)
+        sample = np.full(n_m, np.inf)
+        for m, v in enumerate(sim.venue):
+            if self.rule[m] == RULE_BINANCE:
+                basis[m] = math.fsum(v._basis) / len(v._basis) if v._basis else 0.0
+                sample[m] = v._next_sample_s
+        if self._liquidates_first(k, d, decay, next_funding, basis):
+            self.probed += 1
+            return 0
         bands = self._bands()
         if bands is None:
             return 0
-        n_m = len(sim.venue)
         arbs = [v.arbitrageurs for v in sim.venue]
         lag = np.array([a._seen.maxlen or 0 for a in arbs], dtype=np.int64)
         k_end = n if bands.cross is None else min(n, k + self.horizon)
@@ -413,17 +451,10 @@ class QuietStretches:
         for m, a in enumerate(arbs):
             if lag[m]:
                 hist[m, : lag[m]] = list(a._seen)
-        d = np.array([v.dislocation for v in sim.venue], dtype=np.float64)
         capital = np.array([a.capital for a in arbs], dtype=np.float64)
         inflow = np.array([a.spec.inflow_per_s for a in arbs], dtype=np.float64)
         inc = np.array([a.spec.inflow_per_s * a.dt_s for a in arbs], dtype=np.float64)
         cost = np.array([a.spec.cost for a in arbs], dtype=np.float64)
-        basis = np.zeros(n_m)
-        sample = np.full(n_m, np.inf)
-        for m, v in enumerate(sim.venue):
-            if self.rule[m] == RULE_BINANCE:
-                basis[m] = math.fsum(v._basis) / len(v._basis) if v._basis else 0.0
-                sample[m] = v._next_sample_s
         out_mark = np.empty((steps, n_m))
         out_d = np.empty((steps, n_m))
         out_cap = np.empty((steps, n_m))
@@ -463,6 +494,28 @@ class QuietStretches:
         self.skipped += count
         self.stretches += 1
         return int(count)
+
+    def _liquidates_first(
+        self, k: int, d: FloatArray, decay: FloatArray, next_funding: list[float], basis: FloatArray
+    ) -> bool:
+        """Whether step ``k``'s marks put an isolated position under maintenance (a try would
+        stop there: :mod:`deleverage.sim.quiet_probe`; the results do not depend on it)."""
+        if not self.probe:
+            return False
+        sim = self.sim
+        t = float(k) * float(sim.scenario.dt_s)
+        rate = sim.last_funding_rate
+        marks = np.empty(len(d))
+        for m in range(len(d)):
+            mark, priced = venue_mark_nb(
+                int(self.rule[m]), float(self.x[k, m]), float(self.index[k, m]),
+                float(self.oracle[k, m]), float(d[m] * decay[m]), t, float(next_funding[m]),
+                float(self.interval[m]), float(rate[m]), float(basis[m]),
+            )  # fmt: skip
+            if not priced:
+                return False
+            marks[m] = mark
+        return liquidates_first(sim.ex, marks)
 
     def _cross(self, setup: CrossStretch, marks: FloatArray, whole: bool) -> tuple[int, CrossCalls]:
         """The leading steps of ``marks`` whose cross side only makes calls, and those calls
