@@ -62,7 +62,7 @@ def test_every_refused_try_stops_at_its_first_step(monkeypatch: pytest.MonkeyPat
 
 def test_a_probe_at_the_wrong_marks_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """A probe asked at marks 0.2 % below the step's refuses tries that run on."""
-    probe = sim_quiet.liquidates_first
+    probe = sim_quiet.liquidates_first  # type: ignore[attr-defined]
 
     def low(ex: Any, marks: Any) -> bool:
         return bool(probe(ex, marks * 0.998))
