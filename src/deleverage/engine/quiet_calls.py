@@ -38,6 +38,7 @@ from deleverage.engine.events import EventKind
 from deleverage.engine.kernels import maintenance_nb, tier_of_nb
 from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet_take import take_clean
+from deleverage.engine.quiet_take import take_clean_nb as take_clean_nb
 
 if TYPE_CHECKING:
     from deleverage.engine.events import Journal
@@ -73,30 +74,6 @@ class CallWindow:
     long: BoolArray
     long_max: float
     short_min: float
-
-
-@njit(cache=True)
-def take_clean_nb(
-    acc: IntArray, flag: BoolArray, called: BoolArray, start: int, width: int, out: IntArray
-) -> tuple[int, int]:
-    """Positions of the first ``width`` entries of ``acc`` from ``start`` whose account is
-    neither flagged nor ``called`` (both indexed by account; beyond their length: not), into
-    ``out``; returns their count and the position of the next such entry (``len(acc)`` when
-    none)."""
-    count = 0
-    i = start
-    n_flag = len(flag)
-    n_called = len(called)
-    while i < len(acc):
-        a = acc[i]
-        skip = (a < n_flag and flag[a]) or (a < n_called and called[a])
-        if not skip:
-            if count == width:
-                return count, i
-            out[count] = i
-            count += 1
-        i += 1
-    return count, len(acc)
 
 
 def call_window(

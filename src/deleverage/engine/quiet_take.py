@@ -41,6 +41,30 @@ ENABLED = True
 
 
 @njit(cache=True)
+def take_clean_nb(
+    acc: IntArray, flag: BoolArray, called: BoolArray, start: int, width: int, out: IntArray
+) -> tuple[int, int]:
+    """Positions of the first ``width`` entries of ``acc`` from ``start`` whose account is
+    neither flagged nor ``called`` (both indexed by account; beyond their length: not), into
+    ``out``; returns their count and the position of the next such entry (``len(acc)`` when
+    none)."""
+    count = 0
+    i = start
+    n_flag = len(flag)
+    n_called = len(called)
+    while i < len(acc):
+        a = acc[i]
+        skip = (a < n_flag and flag[a]) or (a < n_called and called[a])
+        if not skip:
+            if count == width:
+                return count, i
+            out[count] = i
+            count += 1
+        i += 1
+    return count, len(acc)
+
+
+@njit(cache=True)
 def take_clean_kept_nb(
     acc: IntArray,
     flag: BoolArray,
@@ -124,8 +148,6 @@ def take_clean(
     last call on the same index state (module docstring)."""
     flag = index.dirty_flag
     if not ENABLED:
-        from deleverage.engine.quiet_calls import take_clean_nb
-
         return take_clean_nb(acc, flag, called, head, width, out)
     generation = (index.rebuilds, index.compactions)
     sides = _CACHE.get(index)
