@@ -429,7 +429,7 @@ def quiet_mark_nb(
 def _empty_reports(ts: list[int], n_m: int, pnl: float) -> list[StepReport]:
     """The quiet steps' reports: one :class:`.StepReport` per step and market (markets in
     order within a step), nothing done but the backstop's PnL. Made from one report's fields
-    (a copy of its ``__dict__`` each: the same objects as the constructor's, at a third of
+    (a copy of its ``__dict__`` each: the same objects as the constructor's, at about half
     its cost) where every field's default is a plain value (a default factory would be
     shared: then the constructor)."""
     from deleverage.engine.risk.support import StepReport
