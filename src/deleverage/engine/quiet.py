@@ -26,6 +26,7 @@ the step-by-step run leaves it (a twin test compares journals and result hashes)
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from deleverage.engine.cross_index import CrossIndex
     from deleverage.engine.exchange import Exchange
     from deleverage.engine.level_index import LevelIndex
+    from deleverage.engine.risk.support import StepReport
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -424,6 +426,40 @@ def quiet_mark_nb(
     )
 
 
+def _empty_reports(ts: list[int], n_m: int, pnl: float) -> list[StepReport]:
+    """The quiet steps' reports: one :class:`.StepReport` per step and market (markets in
+    order within a step), nothing done but the backstop's PnL. Made from one report's fields
+    (a copy of its ``__dict__`` each: the same objects as the constructor's, at about half
+    its cost) where every field's default is a plain value (a default factory would be
+    shared: then the constructor)."""
+    from deleverage.engine.risk.support import StepReport
+
+    if _factory_fields():
+        return [StepReport(market=m, ts_ns=t, backstop_pnl=pnl) for t in ts for m in range(n_m)]
+    fields = [StepReport(market=m, ts_ns=0, backstop_pnl=pnl).__dict__ for m in range(n_m)]
+    new = object.__new__
+    out: list[StepReport] = []
+    append = out.append
+    for t in ts:
+        for tmpl in fields:
+            report = new(StepReport)
+            state = tmpl.copy()
+            state["ts_ns"] = t
+            report.__dict__ = state
+            append(report)
+    return out
+
+
+@functools.cache
+def _factory_fields() -> bool:
+    """Whether a field of :class:`.StepReport` has a default factory (asked once)."""
+    from dataclasses import MISSING, fields
+
+    from deleverage.engine.risk.support import StepReport
+
+    return any(f.default_factory is not MISSING for f in fields(StepReport))
+
+
 def advance_quiet(
     ex: Exchange,
     marks: FloatArray,
@@ -444,7 +480,6 @@ def advance_quiet(
     (:mod:`deleverage.engine.quiet_calls`). ``cross``: the cross calls the stretch made and
     the called cross sets after it (:mod:`deleverage.engine.quiet_cross`; not with ``calls``).
     """
-    from deleverage.engine.risk.support import StepReport
 
     steps, n_m = marks.shape
     if steps == 0:
@@ -469,9 +504,7 @@ def advance_quiet(
     risk = ex.risk
     risk._queues.clear()
     pnl = risk.backstop_pnl()
-    reports = [
-        StepReport(market=m, ts_ns=t, backstop_pnl=pnl) for t in ts.tolist() for m in range(n_m)
-    ]
+    reports = _empty_reports(ts.tolist(), n_m, pnl)
     if calls is not None:
         for j, made in enumerate(per_step):
             if made:

@@ -37,6 +37,8 @@ from numba import njit
 from deleverage.engine.events import EventKind
 from deleverage.engine.kernels import maintenance_nb, tier_of_nb
 from deleverage.engine.levels import zone_prices_compiled
+from deleverage.engine.quiet_take import take_clean
+from deleverage.engine.quiet_take import take_clean_nb as take_clean_nb
 
 if TYPE_CHECKING:
     from deleverage.engine.events import Journal
@@ -74,30 +76,6 @@ class CallWindow:
     short_min: float
 
 
-@njit(cache=True)
-def take_clean_nb(
-    acc: IntArray, flag: BoolArray, called: BoolArray, start: int, width: int, out: IntArray
-) -> tuple[int, int]:
-    """Positions of the first ``width`` entries of ``acc`` from ``start`` whose account is
-    neither flagged nor ``called`` (both indexed by account; beyond their length: not), into
-    ``out``; returns their count and the position of the next such entry (``len(acc)`` when
-    none)."""
-    count = 0
-    i = start
-    n_flag = len(flag)
-    n_called = len(called)
-    while i < len(acc):
-        a = acc[i]
-        skip = (a < n_flag and flag[a]) or (a < n_called and called[a])
-        if not skip:
-            if count == width:
-                return count, i
-            out[count] = i
-            count += 1
-        i += 1
-    return count, len(acc)
-
-
 def call_window(
     ex: Exchange, m: int, index: LevelIndex, called: IntArray, width: int = WINDOW
 ) -> CallWindow | None:
@@ -124,7 +102,7 @@ def call_window(
             )
         ):
             out = np.empty(min(width, len(acc)), dtype=np.int64)
-            count, nxt = take_clean_nb(acc, index.dirty_flag, is_called, head, width, out)
+            count, nxt = take_clean(index, k, acc, head, is_called, width, out)
             pos = out[:count]
             edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
             a = acc[pos]

@@ -41,7 +41,15 @@ from deleverage.engine.quiet_calls import (
 )
 from deleverage.engine.quiet_cross import CROSS_STOPS, CrossCalls, CrossStretch, cross_stretch
 from deleverage.engine.quiet_cross import STOP_END as CROSS_END
-from deleverage.sim.quiet_near import NEAR_REL, called_bounds_nb, called_certain_nb, near_split_nb
+from deleverage.sim.quiet_near import (
+    NEAR_REL,
+    WIDE,
+    called_bounds_nb,
+    called_certain_nb,
+    near_among_nb,
+    near_split_nb,
+)
+from deleverage.sim.quiet_probe import liquidates_first
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -58,6 +66,37 @@ STOP_END, STOP_FUNDING, STOP_ARBITRAGE, STOP_PRICE, STOP_BAND, STOP_CALLED, STOP
 STOP_REASONS = ("end", "funding or basis sample", "arbitrage", "price", "band", "called", "entrant")
 #: Steps a stretch making cross calls looks ahead: at first (and after a cut), at most.
 HORIZON_MIN, HORIZON_MAX = 256, 65536
+
+
+@njit(cache=True)
+def venue_mark_nb(
+    rule: int,
+    x: float,
+    idx: float,
+    orc: float,
+    dm: float,
+    t: float,
+    next_funding: float,
+    interval: float,
+    rate: float,
+    basis_avg: float,
+) -> tuple[float, bool]:
+    """The mark of one market at one step of a stretch (:func:`quiet_path_nb`): exogenous
+    price ``x``, index ``idx``, oracle ``orc``, dislocation ``dm`` (after the step's decay),
+    time ``t`` (s) and the funding and basis state; False when the Binance rule has no
+    price (the stretch stops there)."""
+    book = max(x * (1.0 + dm), 1e-12)
+    if rule == RULE_BOOK:
+        return book, True
+    if rule == RULE_ORACLE:
+        return orc, True
+    if not (math.isfinite(idx) and idx > 0.0 and math.isfinite(book)):
+        return math.nan, False
+    left = (next_funding - t) / interval
+    tau = min(max(left, 0.0), 1.0)
+    p1 = idx * (1.0 + rate * tau)
+    p2 = max(idx + basis_avg, 1e-12)
+    return max(min(p1, p2), min(max(p1, p2), book)), True
 
 
 @njit(cache=True)
@@ -150,6 +189,12 @@ def quiet_path_nb(
     split_at = 0  # the near count at the last split
     win_lo = np.full(n_m, np.inf)  # each market's window of marks (none yet)
     win_hi = np.full(n_m, -np.inf)
+    wide_rel = near_rel * WIDE  # the wide windows the near ones are split inside
+    mid = np.empty(len(called_market), dtype=np.int64)  # the entries near the wide windows
+    n_mid = 0
+    mid_at = 0  # the mid count at the last wide split
+    wide_lo = np.full(n_m, np.inf)
+    wide_hi = np.full(n_m, -np.inf)
     w_called = np.zeros(len(w_acc), dtype=np.bool_)
     room = len(called_market)
     stage_src = np.empty(room, dtype=np.int64)
@@ -173,21 +218,13 @@ def quiet_path_nb(
                 if dm * seen > 0.0 and min(abs(dm), abs(seen)) - cost[m] > 0.0 and cap > 0.0:
                     stop[0] = STOP_ARBITRAGE
                     return j  # the arbitrageurs trade at this step
-            book = max(x[k, m] * (1.0 + dm), 1e-12)
-            if rule[m] == RULE_BOOK:
-                mark = book
-            elif rule[m] == RULE_ORACLE:
-                mark = oracle[k, m]
-            else:
-                idx = index[k, m]
-                if not (math.isfinite(idx) and idx > 0.0 and math.isfinite(book)):
-                    stop[0] = STOP_PRICE
-                    return j
-                left = (next_funding[m] - t) / interval[m]
-                tau = min(max(left, 0.0), 1.0)
-                p1 = idx * (1.0 + rate[m] * tau)
-                p2 = max(idx + basis_avg[m], 1e-12)
-                mark = max(min(p1, p2), min(max(p1, p2), book))
+            mark, priced = venue_mark_nb(
+                rule[m], x[k, m], index[k, m], oracle[k, m], dm, t, next_funding[m],
+                interval[m], rate[m], basis_avg[m],
+            )  # fmt: skip
+            if not priced:
+                stop[0] = STOP_PRICE
+                return j
             marks[m] = mark
             new_d[m] = dm
             new_cap[m] = cap
@@ -202,11 +239,22 @@ def quiet_path_nb(
         for m in range(n_m):
             moved = moved or not (win_lo[m] <= marks[m] <= win_hi[m])
         if moved:  # split the called entries afresh around the marks now
+            wide = n_mid > 2 * mid_at + 64
             for m in range(n_m):
                 win_lo[m] = marks[m] * (1.0 - near_rel)
                 win_hi[m] = marks[m] * (1.0 + near_rel)
-            n_near = near_split_nb(
-                nc, called_market, called_long, called_zone, called_liq, dropped, win_lo,
+                wide = wide or not (wide_lo[m] <= win_lo[m] and win_hi[m] <= wide_hi[m])
+            if wide:  # the wide windows first, over every entry (quiet_near)
+                for m in range(n_m):
+                    wide_lo[m] = marks[m] * (1.0 - wide_rel)
+                    wide_hi[m] = marks[m] * (1.0 + wide_rel)
+                n_mid = near_split_nb(
+                    nc, called_market, called_long, called_zone, called_liq, dropped, wide_lo,
+                    wide_hi, ZONE_RTOL, mid,
+                )  # fmt: skip
+                mid_at = n_mid
+            n_near = near_among_nb(
+                mid, n_mid, called_market, called_long, called_zone, called_liq, dropped, win_lo,
                 win_hi, ZONE_RTOL, near,
             )  # fmt: skip
             split_at = n_near
@@ -275,6 +323,7 @@ def quiet_path_nb(
             called_acc[at] = stage_acc[q]
             dropped[at] = False
             near[n_near + q] = at  # a new entry is near until the next split
+            mid[n_mid + q] = at
             ev_step[e0 + q] = j
             ev_acc[e0 + q] = stage_acc[q]
             ev_ratio[e0 + q] = stage_ratio[q]
@@ -285,6 +334,7 @@ def quiet_path_nb(
                 dropped, bounds,
             )  # fmt: skip
             n_near += got
+            n_mid += got
         n_called[0] = nc + got
         if call_m >= 0:  # the first long and short not called
             while w_ptr[0] < w_n_long and w_called[w_ptr[0]]:
@@ -343,6 +393,10 @@ class QuietStretches:
         self.horizon = HORIZON_MIN
         self.cross_calls = 0
         self.cross_stops = [0] * len(CROSS_STOPS)
+        #: Whether a try first asks if its first step liquidates (quiet_probe); tries not
+        #: made for that.
+        self.probe = True
+        self.probed = 0
 
     def _bands(self) -> QuietBands | None:
         bands = quiet_bands(self.sim.ex, window=self.window, cross_calls=True)
@@ -375,10 +429,20 @@ class QuietStretches:
         for book in sim.books:
             if book is not None and getattr(book, "consumed_depth", None) != 0.0:
                 return 0
+        n_m = len(sim.venue)
+        d = np.array([v.dislocation for v in sim.venue], dtype=np.float64)
+        basis = np.zeros(n_m)
+        sample = np.full(n_m, np.inf)
+        for m, v in enumerate(sim.venue):
+            if self.rule[m] == RULE_BINANCE:
+                basis[m] = math.fsum(v._basis) / len(v._basis) if v._basis else 0.0
+                sample[m] = v._next_sample_s
+        if self._liquidates_first(k, d, decay, next_funding, basis):
+            self.probed += 1
+            return 0
         bands = self._bands()
         if bands is None:
             return 0
-        n_m = len(sim.venue)
         arbs = [v.arbitrageurs for v in sim.venue]
         lag = np.array([a._seen.maxlen or 0 for a in arbs], dtype=np.int64)
         k_end = n if bands.cross is None else min(n, k + self.horizon)
@@ -387,17 +451,10 @@ class QuietStretches:
         for m, a in enumerate(arbs):
             if lag[m]:
                 hist[m, : lag[m]] = list(a._seen)
-        d = np.array([v.dislocation for v in sim.venue], dtype=np.float64)
         capital = np.array([a.capital for a in arbs], dtype=np.float64)
         inflow = np.array([a.spec.inflow_per_s for a in arbs], dtype=np.float64)
         inc = np.array([a.spec.inflow_per_s * a.dt_s for a in arbs], dtype=np.float64)
         cost = np.array([a.spec.cost for a in arbs], dtype=np.float64)
-        basis = np.zeros(n_m)
-        sample = np.full(n_m, np.inf)
-        for m, v in enumerate(sim.venue):
-            if self.rule[m] == RULE_BINANCE:
-                basis[m] = math.fsum(v._basis) / len(v._basis) if v._basis else 0.0
-                sample[m] = v._next_sample_s
         out_mark = np.empty((steps, n_m))
         out_d = np.empty((steps, n_m))
         out_cap = np.empty((steps, n_m))
@@ -437,6 +494,28 @@ class QuietStretches:
         self.skipped += count
         self.stretches += 1
         return int(count)
+
+    def _liquidates_first(
+        self, k: int, d: FloatArray, decay: FloatArray, next_funding: list[float], basis: FloatArray
+    ) -> bool:
+        """Whether step ``k``'s marks put an isolated position under maintenance (a try would
+        stop there: :mod:`deleverage.sim.quiet_probe`; the results do not depend on it)."""
+        if not self.probe:
+            return False
+        sim = self.sim
+        t = float(k) * float(sim.scenario.dt_s)
+        rate = sim.last_funding_rate
+        marks = np.empty(len(d))
+        for m in range(len(d)):
+            mark, priced = venue_mark_nb(
+                int(self.rule[m]), float(self.x[k, m]), float(self.index[k, m]),
+                float(self.oracle[k, m]), float(d[m] * decay[m]), t, float(next_funding[m]),
+                float(self.interval[m]), float(rate[m]), float(basis[m]),
+            )  # fmt: skip
+            if not priced:
+                return False
+            marks[m] = mark
+        return liquidates_first(sim.ex, marks)
 
     def _cross(self, setup: CrossStretch, marks: FloatArray, whole: bool) -> tuple[int, CrossCalls]:
         """The leading steps of ``marks`` whose cross side only makes calls, and those calls

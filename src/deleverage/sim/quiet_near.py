@@ -13,7 +13,17 @@ market's window is *far*, the others are *near*. While every mark stays in its w
 step tests only the near entries (and the entries called in the stretch, which join them); a
 far entry would pass :func:`.called_step_nb` unchanged at any such mark, so the result is the
 same as testing all of them. A mark outside its window (or a near list grown past twice its
-size at the split) splits again around the new marks. The tests on the window's ends use the
+size at the split) splits again around the new marks.
+
+Marks leave a window of half-width 1e-4 every few steps (a path of 30 % a year moves 5e-5 a
+second), and a split over every called entry costs ``O(called)``: so the splits are nested.
+A *wide* window (:data:`WIDE` times the half-width) is split over every entry, the near one
+only over the wide one's near entries (:func:`near_among_nb`, in their order, with the entries
+called since appended): an entry far for the wide window is far for every mark in it, so far
+for any window inside it, and it is not tested while the windows stay inside (its state does
+not change). The near entries are the same, in the same order, as a split over all of them.
+The wide window is split afresh when a near window leaves it (or its list grew past twice its
+size at the split). The tests on the window's ends use the
 step's own arithmetic (``p (1 +- ZONE_RTOL)``, monotone in ``p``), so an entry far for the
 window's ends is far for every mark between them.
 """
@@ -30,6 +40,23 @@ BoolArray = npt.NDArray[np.bool_]
 
 #: Relative half-width of the window of marks a split serves (the results do not depend on it).
 NEAR_REL = 1e-4
+#: The wide window's half-width in units of the near one's (at least 1; the results do not
+#: depend on it).
+WIDE = 16.0
+
+
+@njit(cache=True)
+def _far_nb(
+    long: bool, zone: float, liq: float, dropped: bool, win_lo: float, win_hi: float, rtol: float
+) -> bool:
+    """Whether an entry (side, zone and liquidation prices, dropped) is far for the window
+    ``[win_lo, win_hi]`` of its market (:func:`near_split_nb`; scalars: no array references
+    to count per entry)."""
+    lo = win_lo * (1.0 - rtol)
+    hi = win_hi * (1.0 + rtol)
+    if long:
+        return (lo > zone) if dropped else (hi < zone and lo > liq)
+    return (hi < zone) if dropped else (lo > zone and hi < liq)
 
 
 @njit(cache=True)
@@ -54,13 +81,36 @@ def near_split_nb(
         m = market[i]
         if m < 0:
             continue
-        lo = win_lo[m] * (1.0 - zone_rtol)
-        hi = win_hi[m] * (1.0 + zone_rtol)
-        if long[i]:
-            far = (lo > zone[i]) if dropped[i] else (hi < zone[i] and lo > liq[i])
-        else:
-            far = (hi < zone[i]) if dropped[i] else (lo > zone[i] and hi < liq[i])
-        if not far:
+        if not _far_nb(long[i], zone[i], liq[i], dropped[i], win_lo[m], win_hi[m], zone_rtol):
+            near[count] = i
+            count += 1
+    return count
+
+
+@njit(cache=True)
+def near_among_nb(
+    among: IntArray,
+    n_among: int,
+    market: IntArray,
+    long: BoolArray,
+    zone: FloatArray,
+    liq: FloatArray,
+    dropped: BoolArray,
+    win_lo: FloatArray,
+    win_hi: FloatArray,
+    zone_rtol: float,
+    near: IntArray,
+) -> int:
+    """:func:`near_split_nb` over the entries ``among[:n_among]`` (in their order) only: the
+    near entries of a window inside a wider one, ``among`` the wider one's near entries
+    (module docstring). Returns the count written into ``near``."""
+    count = 0
+    for t in range(n_among):
+        i = among[t]
+        m = market[i]
+        if m < 0:
+            continue
+        if not _far_nb(long[i], zone[i], liq[i], dropped[i], win_lo[m], win_hi[m], zone_rtol):
             near[count] = i
             count += 1
     return count

@@ -305,3 +305,23 @@ def test_cross_terms_equal_numpy(seed: int, level: float, move: float) -> None:
     want = _cross_terms_numpy(ex, acc, marks, level)
     for g, w in zip(got, want, strict=True):
         assert np.array_equal(g, w)
+
+
+def test_quiet_reports_equal_constructed_ones_and_are_distinct() -> None:
+    """:func:`deleverage.engine.quiet._empty_reports` (copies of one report's fields) gives the
+    constructor's reports, field for field, each its own object."""
+    from dataclasses import asdict
+
+    from deleverage.engine.quiet import _empty_reports
+    from deleverage.engine.risk.support import StepReport
+
+    ts = [5, 7, 9]
+    got = _empty_reports(ts, 2, -1.5)
+    want = [StepReport(market=m, ts_ns=t, backstop_pnl=-1.5) for t in ts for m in range(2)]
+    assert got == want
+    assert [asdict(r) for r in got] == [asdict(r) for r in want]
+    assert all(type(r) is StepReport for r in got)
+    got[0].margin_calls = 3
+    assert got[1].margin_calls == 0
+    assert got[2].margin_calls == 0
+    assert len({id(r.__dict__) for r in got}) == len(got)

@@ -12,6 +12,7 @@ and made exactly the calls the kernel made (the oracle is the real risk step).
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -217,3 +218,31 @@ def test_called_entries_split_for_any_window_equal_step_by_step(near_rel: float)
         _twin(seed, 1, -0.01, 3e-4, 0.0, 1024, near_rel=near_rel, n=3000) for seed in range(3)
     )
     assert made > 0
+
+
+def test_a_wide_split_narrower_than_it_claims_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nested splits (:mod:`deleverage.sim.quiet_near`): a wide split that keeps only the
+    entries near the *near* window (while the kernel takes it for the wide one) leaves out
+    entries a later mark inside the wide window changes; the kernel, run as plain Python with
+    that split, then differs from the step-by-step run."""
+    import deleverage.sim.quiet as sim_quiet
+    from deleverage.sim.quiet_near import near_split_nb
+
+    def narrow(nc: int, *args: object) -> int:
+        *cols, lo, hi, rtol, out = args
+        mid = (np.asarray(lo) + np.asarray(hi)) / 2.0
+        return int(
+            near_split_nb(nc, *cols, mid * (1 - NEAR_REL), mid * (1 + NEAR_REL), rtol, out)  # type: ignore[arg-type,call-arg]
+        )
+
+    monkeypatch.setattr(sys.modules[__name__], "quiet_path_nb", sim_quiet.quiet_path_nb.py_func)
+    made = _twin(0, 1, -0.01, 3e-4, 0.0, 1024, n=3000)  # the plain-Python kernel as it is
+    assert made > 0
+    monkeypatch.setattr(sim_quiet, "near_split_nb", narrow)
+    caught = 0
+    for seed in range(3):
+        try:
+            _twin(seed, 1, -0.01, 3e-4, 0.0, 1024, n=3000)
+        except AssertionError:
+            caught += 1
+    assert caught > 0
