@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from deleverage.engine import scans as scans_mod
 from deleverage.engine.cross_index import CrossIndex
-from deleverage.engine.cross_kernels import cross_terms_nb
+from deleverage.engine.cross_kernels import bounded_scan_nb, cross_terms_nb
 from deleverage.engine.kernels import accumulate_market_nb
 from deleverage.engine.scans import MarginScans
 from deleverage.sim.runner import Simulation
@@ -130,7 +130,7 @@ def _cross_day_ratios(monkeypatch: Any, scale: float = 1.0) -> dict[str, int]:
     from cascade_day import cross_scenario  # type: ignore[import-not-found]
 
     seen = {"compared": 0, "evaluated": 0, "differ": 0}
-    real, kernel = MarginScans.cross_warn_ratios, scans_mod.bounded_scan_nb
+    real, kernel = MarginScans.cross_warn_ratios, bounded_scan_nb
 
     def spy(self: MarginScans, m: int, level: float, scan: Any, pick: np.ndarray) -> Any:
         out = real(self, m, level, scan, pick)
