@@ -159,15 +159,23 @@ class CrossIndex:
         equity: FloatArray,
         maintenance: FloatArray,
         trader: npt.NDArray[np.bool_],
+        slopes: list[FloatArray] | None = None,
     ) -> None:
-        """Compute ``q`` of every trader with a cross position from a full pass's ``E``, ``MM``."""
-        k = np.zeros(len(equity))
-        k_one = np.zeros(len(equity))
+        """Compute ``q`` of every trader with a cross position from a full pass's ``E``, ``MM``.
+        ``slopes``: ``K`` at the level and at 1 where the caller has them (no risk-limit
+        steps: :func:`.cross_kernels.cross_terms_nb`'s, the same figures as
+        :func:`.cross_kernels.slopes_nb`'s market by market)."""
         to_step = np.full(len(equity), np.inf)
+        if slopes is not None and not any(t.whole_position for t in tiers):
+            k, k_one = slopes
+        else:
+            k, k_one = np.zeros(len(equity)), np.zeros(len(equity))
+            for size, mode, t, mark in zip(sizes, modes, tiers, marks, strict=True):
+                slopes_nb(
+                    size, mode, float(mark), t.floor, t.mmr, self.level, t.whole_position, k,
+                    k_one,
+                )  # fmt: skip
         for size, mode, t, mark in zip(sizes, modes, tiers, marks, strict=True):
-            slopes_nb(
-                size, mode, float(mark), t.floor, t.mmr, self.level, t.whole_position, k, k_one
-            )
             if t.whole_position:
                 cross = (size != 0.0) & (mode == 0)
                 notional = np.abs(size) * mark

@@ -306,11 +306,12 @@ def bounded_scan_nb(
     threshold: float,
     dirty: IntArray,
     flag: npt.NDArray[np.bool_],
-) -> tuple[IntArray, FloatArray, FloatArray, IntArray]:
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray]:
     """The bounded cross scan of market ``m`` in one call: :func:`cross_subset_scan_nb` over
     the accounts ``acc`` (ascending), then :func:`warned_union_nb` with the accounts certainly
-    in the zone. Returns the accounts under maintenance with their ``E`` and ``MM``, and every
-    warned account, ascending."""
+    in the zone. Returns the accounts under maintenance with their ``E`` and ``MM``, every
+    warned account, ascending, and the evaluated ones among those with their ratios
+    ``MM / E`` (the figures :meth:`.MarginScans.cross_warn_ratios` would compute)."""
     k = len(acc)
     ratio = np.empty(k)
     below_pos = np.empty(k, dtype=np.int64)
@@ -325,7 +326,12 @@ def bounded_scan_nb(
     for i in range(n_below):
         below[i] = acc[below_pos[i]]
     warn = warned_union_nb(acc, warn_pos[:n_warn], in_acc, in_q, threshold, dirty, flag)
-    return below, below_e[:n_below].copy(), below_m[:n_below].copy(), warn
+    ev_warn = np.empty(n_warn, dtype=np.int64)
+    ev_ratio = np.empty(n_warn)
+    for i in range(n_warn):
+        ev_warn[i] = acc[warn_pos[i]]
+        ev_ratio[i] = ratio[warn_pos[i]]
+    return below, below_e[:n_below].copy(), below_m[:n_below].copy(), warn, ev_warn, ev_ratio
 
 
 @njit(cache=True)

@@ -308,7 +308,7 @@ def cross_stretch_nb(
             if picked < 0 or len(evaluate) > eval_limit:
                 stop = STOP_BOUND
                 break
-            below, _, _, warn = bounded_scan_nb(
+            below, _, _, warn, _, _ = bounded_scan_nb(
                 evaluate, m, sizes, entries, modes, kind, cash, cur, floors, mmrs, cums,
                 min_margins, call_level[m], in_acc[in_at[m] : in_at[m + 1]],
                 in_q[in_at[m] : in_at[m + 1]], threshold, dirty, flag,

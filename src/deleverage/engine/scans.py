@@ -184,11 +184,16 @@ class MarginScans(Ledger):
             return result
         result = self._cross_scan_full(m, call_level)
         n = self._n
-        margins = self.cached_margin_state()
+        tiers = [st.tiers for st in self.markets]
+        slopes: list[FloatArray] | None = None
+        if any(t.whole_position for t in tiers):  # slopes with step caps: CrossIndex.build's
+            margins = self.cached_margin_state()
+            equity, maint = margins["cross_equity"], margins["cross_maintenance"]
+        else:  # the margin state's E and MM and the slopes, one compiled pass
+            equity, maint, *slopes = self.cross_terms(np.arange(n), marks, index.level)
         index.build(
-            self.mark_prices(), [c.size[:n] for c in self._positions],
-            [c.mode[:n] for c in self._positions], [st.tiers for st in self.markets],
-            margins["cross_equity"], margins["cross_maintenance"], self._kind[:n] == 0,
+            marks, [c.size[:n] for c in self._positions], [c.mode[:n] for c in self._positions],
+            tiers, equity, maint, self._kind[:n] == 0, slopes,
         )  # fmt: skip
         return result
 
@@ -241,13 +246,14 @@ class MarginScans(Ledger):
         the ratios a caller needs."""
         sizes, entries, modes = self._cross_columns()
         marks, floors, mmrs, cums, min_margins = self._cross_tiers()
-        below, below_e, below_m, warn = bounded_scan_nb(
+        below, below_e, below_m, warn, ev_warn, ev_ratio = bounded_scan_nb(
             split.evaluate, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs,
             cums, min_margins, call_level, split.in_acc[m], split.in_q[m], split.threshold,
             split.dirty, split.flag,
         )  # fmt: skip
         result = _BoundedScan(self, m, call_level)
         result.update(below=below, below_equity=below_e, below_maintenance=below_m, warn=warn)
+        result.evaluated = (ev_warn, ev_ratio)
         return result
 
     def cross_terms(
@@ -277,7 +283,13 @@ class MarginScans(Ledger):
             return np.asarray(scan["warn_ratio"][pick], dtype=np.float64)
         if not pick.any():
             return np.zeros(0)
-        return self._warn_ratios(m, call_level, np.asarray(scan["warn"], dtype=np.int64)[pick])
+        acc = np.asarray(scan["warn"], dtype=np.int64)[pick]
+        if isinstance(scan, _BoundedScan) and scan._version == self._version and scan.evaluated:
+            ev_acc, ev_ratio = scan.evaluated  # the warned accounts the scan evaluated
+            at = np.searchsorted(ev_acc, acc)
+            if at[-1] < len(ev_acc) and np.array_equal(ev_acc[at], acc):
+                return np.asarray(ev_ratio[at], dtype=np.float64)  # the same kernel's figures
+        return self._warn_ratios(m, call_level, acc)
 
     def _warn_ratios(self, m: int, call_level: float, acc: IntArray) -> FloatArray:
         """``MM / E`` of the accounts ``acc`` (ascending) after market ``m``'s mark, as the scans
@@ -762,6 +774,8 @@ class _BoundedScan(dict[str, Any]):
         self._m = m
         self._level = call_level
         self._version = scans._version
+        #: The warned accounts the scan evaluated (ascending) and their ``warn_ratio``.
+        self.evaluated: tuple[IntArray, FloatArray] | None = None
 
     def __missing__(self, key: str) -> Any:
         if key != "warn_ratio":
