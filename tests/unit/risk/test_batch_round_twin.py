@@ -183,7 +183,8 @@ def _outcomes(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[Any]:
     return seen
 
 
-CASES = [  # (seed, kind, fee, recourse, fund, depth, moves, ties)
+Case = tuple[int, str, float, bool, float, float | None, list[float], bool]
+CASES: list[Case] = [  # (seed, kind, fee, recourse, fund, depth, moves, ties)
     (3, "tier_down", 0.02, True, 0.0, 30.0, [-0.04, -0.07, -0.05], False),
     (3, "partial", 0.02, True, 300.0, 30.0, [-0.04, -0.07, -0.05], False),
     (5, "tier_down", 0.02, True, 3e4, 30.0, [-0.03, -0.03, -0.03, -0.05], False),
@@ -208,7 +209,7 @@ def test_the_twin_reaches_every_outcome_and_group(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_the_invariant_mode_agrees_with_the_kernels_check(case: tuple[Any, ...]) -> None:
+def test_the_invariant_mode_agrees_with_the_kernels_check(case: Case) -> None:
     # The invariant mode checks the round's accounts again after every one-call round and
     # compares with the kernel's own check (the step raises if they differ).
     _assert_same(_run("fused", *case, check=True), _run("separate", *case))

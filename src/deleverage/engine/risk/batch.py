@@ -71,6 +71,9 @@ class _BatchPlan(NamedTuple):
     planned: FloatArray
 
 
+_RoundAfter = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]
+
+
 class BatchStage(LiquidationStage):
     """Stage 3: the batch path for isolated positions."""
 
@@ -80,9 +83,10 @@ class BatchStage(LiquidationStage):
         self.round_fixed: dict[int, batch_round.RoundFixed] = {}
         #: The last one-call round's accounts and those of them still under maintenance with
         #: their health, as the next round's check would find them (taken by that check).
-        self.round_after: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray] | None = (
-            None
-        )
+        self.round_after: _RoundAfter | None = None
+        #: Per market, :meth:`_batchable`'s answer from the rules (with the spec, book kind
+        #: and whether liquidator capital is capped that gave it).
+        self._batchable_rules: dict[int, tuple[MarketSpec, type, bool, bool]] = {}
 
     # ------------------------------------------------------------------ batch fast path
     def _batchable(self, m: int) -> bool:
@@ -95,11 +99,32 @@ class BatchStage(LiquidationStage):
         recourse to the account's other cash or time ramps: ``_in_order_covers``).
         """
         spec = self.ex.markets[m].spec
+        book = self.markets[m].liquidity
+        capped = math.isfinite(self.markets[m].capital_per_step)
+        cached = self._batchable_rules.get(m)
+        if cached is None or not (  # the rules' part, once per spec and book kind
+            cached[0] is spec and cached[1] is type(book) and cached[2] == capped
+        ):
+            cached = self._batchable_rules[m] = (spec, type(book), capped,
+                                                 self._batchable_rules_of(m))  # fmt: skip
+        if not cached[3]:
+            return False
+        # Cross accounts under maintenance in this market too: the per-account path orders
+        # everyone by distress (the batch would serve every isolated position first).
+        if self._modes_present(m)[1]:
+            scan = self.ex.cross_scan(m, spec.liquidation.margin_call_ratio)
+            if len(scan["below"]):
+                return False
+        return True
+
+    def _batchable_rules_of(self, m: int) -> bool:
+        """The part of :meth:`_batchable` that the market's rules and book kind decide."""
+        spec = self.ex.markets[m].spec
         policy = spec.liquidation
         book = self.markets[m].liquidity
         if math.isfinite(self.markets[m].capital_per_step):
             return False  # liquidator capital caps the step: the per-account path clips
-        if not (
+        return (
             policy.execution == "market"
             and policy.kind != "portion"
             and policy.max_insurance_loss_per_account_step is None
@@ -113,15 +138,7 @@ class BatchStage(LiquidationStage):
             and policy.fee_basis == "fill"
             and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin
             and (book is None or type(book) is ConstantDepthBook)
-        ):
-            return False
-        # Cross accounts under maintenance in this market too: the per-account path orders
-        # everyone by distress (the batch would serve every isolated position first).
-        if self._modes_present(m)[1]:
-            scan = self.ex.cross_scan(m, policy.margin_call_ratio)
-            if len(scan["below"]):
-                return False
-        return True
+        )
 
     def _batch_isolated(
         self, m: int, ts: int, report: StepReport, caps: _Caps

@@ -77,9 +77,11 @@ def _fixed(stage: BatchStage, m: int) -> RoundFixed | None:
     spec = state.spec
     funds = ex.funds
     key = (spec, state.tiers, ex.fee_account, ex.liquidity_account, ex.insurance_account_for(m),
-           len(funds), tuple(funds))  # fmt: skip
+           tuple(funds))  # fmt: skip
     cached = stage.round_fixed.get(m)
-    if cached is not None and cached.key == key:
+    if cached is not None and all(  # the same objects (specs and tiers by identity)
+        a is b if k < 2 else a == b for k, (a, b) in enumerate(zip(cached.key, key, strict=True))
+    ):
         return cached
     fixed = _build(spec, state.tiers, key, m)
     if fixed is not None:
@@ -108,7 +110,7 @@ def _build(
         ],
         dtype=np.float64,
     )  # fmt: skip
-    _, _, fee_account, book_account, fund, _, fund_ids = key
+    _, _, fee_account, book_account, fund, fund_ids = key
     pi = np.array(
         [
             close_kind, policy.kind == "tier_down", policy.tier_down_target == "first",
