@@ -220,17 +220,14 @@ def _book(
     accounts, the journal batch, the fund's records, the report's totals, cooldowns and
     carried deficits, what closed positions still owe after the fund."""
     ex = stage.ex
-    acc, cpty, mkt, code = ints
+    acc, cpty, _, code = ints
     r_amount = floats[2]
     head = lists[:_HEAD].tolist()
     ex._version += 1
     ex._long_oi[m] += float(per_position[2 * n])
     ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
     ex._refresh_rates(m)
-    ex.journal.append_owned_columns(
-        kind, ts, account=acc, counterparty=cpty, market=mkt, size=floats[0], price=floats[1],
-        amount=r_amount, fee=floats[3], counterparty_fee=floats[4], code=code,
-    )  # fmt: skip
+    ex.journal.append_round(kind, ts, ints, floats)
     # The ledger's bookkeeping of each group, in order (as its own batch would have done).
     fund = int(fixed.pi[rk.I_FUND])
     no_funds = not head[6]
