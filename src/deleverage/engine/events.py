@@ -565,6 +565,33 @@ class Journal:
         self._count += n
         self._last_ts = max(self._last_ts, ts_ns)
 
+    def append_round(
+        self, kinds: npt.NDArray[np.int16], ts_ns: int, ints: npt.NDArray[np.int64],
+        floats: npt.NDArray[np.float64],
+    ) -> None:  # fmt: skip
+        """:meth:`append_owned_columns` of a batch round's rows as its kernel returns them
+        (:mod:`deleverage.engine.risk.round_kernel`): ``ints``' rows are the account,
+        counterparty, market and code columns, ``floats``' the size, price, amount, fee and
+        counterparty fee; kept as they are (row views, not copied), the first row's kind the
+        batch's."""
+        n = len(kinds)
+        if ints.shape != (4, n) or floats.shape != (5, n) or n == 0:
+            raise ValueError(f"a round's columns must be 4 and 5 rows of {n} > 0 entries")
+        account, counterparty, market, code = ints
+        size, price, amount, fee, counterparty_fee = floats
+        self._flush_rows()
+        self._segments.append(
+            {
+                "__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": EventKind(int(kinds[0])),
+                "account": account, "counterparty": counterparty, "market": market,
+                "size": size, "price": price, "amount": amount, "fee": fee,
+                "counterparty_fee": counterparty_fee, "code": code, "__kind_rows": kinds,
+            }
+        )  # fmt: skip
+        self._count += n
+        if ts_ns > self._last_ts:
+            self._last_ts = ts_ns
+
     @staticmethod
     def _batch_table(batch: dict[str, Any], names: tuple[str, ...] = _COLUMNS) -> pa.Table:
         n = batch["__n"]

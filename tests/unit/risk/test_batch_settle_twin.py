@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage import Exchange, MarginMode, MarketSpec
-from deleverage.engine.risk import batch_settle
+from deleverage.engine.risk import batch_round, batch_settle
 from deleverage.liquidity import ConstantDepthBook
 
 S = 1_000_000_000
@@ -143,6 +143,7 @@ def test_the_twin_covers_every_group_of_a_round(monkeypatch: pytest.MonkeyPatch)
     # Books whose batch rounds have penalties of open and of closed positions, covers of
     # closed and of open positions and cash moved into open ones: the comparison above is not
     # vacuous for any group of rows.
+    monkeypatch.setattr(batch_round, "FUSED", False)  # the round's settlement kernel alone
     real = batch_settle.settle_money_nb
     groups = [0] * 5
 
@@ -161,6 +162,7 @@ def test_the_twin_covers_every_group_of_a_round(monkeypatch: pytest.MonkeyPatch)
 def test_a_wrong_settlement_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     # A settlement that writes each group's transfer rows in reverse order (same rows, same
     # state, same fund records): the comparison must catch it.
+    monkeypatch.setattr(batch_round, "FUSED", False)  # the round's settlement kernel alone
     real = batch_settle.settle_money_nb
 
     def reversed_rows(*args: Any) -> Any:

@@ -8,7 +8,7 @@ and flagged positions are deleveraged together.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -19,8 +19,9 @@ from deleverage.engine.events import (
     FillReason,
     TransferReason,
 )
-from deleverage.engine.risk import batch_settle
+from deleverage.engine.risk import batch_round, batch_settle
 from deleverage.engine.risk.adl_batch_kernels import capped_prices_nb, match_needs_nb
+from deleverage.engine.risk.distress import distress_order as distress_order
 from deleverage.engine.risk.distress import ranked_candidates_nb
 from deleverage.engine.risk.liquidate import LiquidationStage
 from deleverage.engine.risk.ordered_batch import batch_in_order
@@ -37,6 +38,9 @@ from deleverage.engine.risk.support import (
 from deleverage.liquidity import ConstantDepthBook
 from deleverage.rules.adl_ranking import ranking_for
 from deleverage.spec import MarketSpec, TierArrays
+
+if TYPE_CHECKING:
+    from deleverage.engine.exchange import Exchange
 
 #: Margin over the bankrupt sizes that a partial sum of a queue's capacity must reach for the
 #: planner to take every decision it would take with the full sum (see ``_queue_capacity``).
@@ -67,8 +71,22 @@ class _BatchPlan(NamedTuple):
     planned: FloatArray
 
 
+_RoundAfter = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray]
+
+
 class BatchStage(LiquidationStage):
     """Stage 3: the batch path for isolated positions."""
+
+    def __init__(self, exchange: Exchange, *, seed: int = 0) -> None:
+        super().__init__(exchange, seed=seed)
+        #: Per market, the spec's figures for the one-call round (:mod:`.batch_round`).
+        self.round_fixed: dict[int, batch_round.RoundFixed] = {}
+        #: The last one-call round's accounts and those of them still under maintenance with
+        #: their health, as the next round's check would find them (taken by that check).
+        self.round_after: _RoundAfter | None = None
+        #: Per market, :meth:`_batchable`'s answer from the rules (with the spec, book kind
+        #: and whether liquidator capital is capped that gave it).
+        self._batchable_rules: dict[int, tuple[MarketSpec, type, bool, bool]] = {}
 
     # ------------------------------------------------------------------ batch fast path
     def _batchable(self, m: int) -> bool:
@@ -81,11 +99,32 @@ class BatchStage(LiquidationStage):
         recourse to the account's other cash or time ramps: ``_in_order_covers``).
         """
         spec = self.ex.markets[m].spec
+        book = self.markets[m].liquidity
+        capped = math.isfinite(self.markets[m].capital_per_step)
+        cached = self._batchable_rules.get(m)
+        if cached is None or not (  # the rules' part, once per spec and book kind
+            cached[0] is spec and cached[1] is type(book) and cached[2] == capped
+        ):
+            cached = self._batchable_rules[m] = (spec, type(book), capped,
+                                                 self._batchable_rules_of(m))  # fmt: skip
+        if not cached[3]:
+            return False
+        # Cross accounts under maintenance in this market too: the per-account path orders
+        # everyone by distress (the batch would serve every isolated position first).
+        if self._modes_present(m)[1]:
+            scan = self.ex.cross_scan(m, spec.liquidation.margin_call_ratio)
+            if len(scan["below"]):
+                return False
+        return True
+
+    def _batchable_rules_of(self, m: int) -> bool:
+        """The part of :meth:`_batchable` that the market's rules and book kind decide."""
+        spec = self.ex.markets[m].spec
         policy = spec.liquidation
         book = self.markets[m].liquidity
         if math.isfinite(self.markets[m].capital_per_step):
             return False  # liquidator capital caps the step: the per-account path clips
-        if not (
+        return (
             policy.execution == "market"
             and policy.kind != "portion"
             and policy.max_insurance_loss_per_account_step is None
@@ -99,15 +138,7 @@ class BatchStage(LiquidationStage):
             and policy.fee_basis == "fill"
             and spec.min_maintenance_margin == 0.0  # partial sizes assume tiered margin
             and (book is None or type(book) is ConstantDepthBook)
-        ):
-            return False
-        # Cross accounts under maintenance in this market too: the per-account path orders
-        # everyone by distress (the batch would serve every isolated position first).
-        if self._modes_present(m)[1]:
-            scan = self.ex.cross_scan(m, policy.margin_call_ratio)
-            if len(scan["below"]):
-                return False
-        return True
+        )
 
     def _batch_isolated(
         self, m: int, ts: int, report: StepReport, caps: _Caps
@@ -122,10 +153,15 @@ class BatchStage(LiquidationStage):
             return None  # no isolated position in this market
         if self.ex.markets[m].spec.adl.trigger_fund_drawdown is not None:
             return batch_in_order(self, m, ts, report, caps)
-        found = self._batch_candidates(m, ts)
+        found = self._batch_found(m, ts)
         if found is None:
             return np.zeros(0, dtype=np.int64)
-        plan = self._batch_plan(m, ts, *found)
+        if batch_settle.ENABLED and batch_round.FUSED:
+            # the whole round in one kernel call where it applies (batch_round's docstring)
+            settled = batch_round.run_round(self, m, ts, report, *found)
+            if settled is not None:
+                return settled
+        plan = self._batch_plan(m, ts, *self._ranked(*found))
         done = plan.filled > 0.0
         if batch_settle.ENABLED and int(np.count_nonzero(done)) <= batch_settle.MAX_ROWS:
             # the same rows and state in one kernel and one batch (small rounds: its docstring)
@@ -166,6 +202,14 @@ class BatchStage(LiquidationStage):
     ) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray] | None:
         """Isolated positions under maintenance that a liquidator has reached, most
         distressed first (health, then account id), with their equity and maintenance."""
+        found = self._batch_found(m, ts)
+        return None if found is None else self._ranked(*found)
+
+    def _batch_found(
+        self, m: int, ts: int
+    ) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray] | None:
+        """Isolated positions under maintenance that a liquidator has reached (in the scan's
+        order), with their equity and maintenance; None for none."""
         ex = self.ex
         iscan = ex.isolated_scan(m, ex.markets[m].spec.liquidation.margin_call_ratio)
         below = iscan["below"]
@@ -178,6 +222,13 @@ class BatchStage(LiquidationStage):
                 below, equity, maint = below[free], equity[free], maint[free]
         if len(below) == 0:
             return None
+        return below, equity, maint
+
+    @staticmethod
+    def _ranked(
+        below: npt.NDArray[np.int64], equity: FloatArray, maint: FloatArray
+    ) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
+        """The candidates in distress order (health, then account id)."""
         if len(below) <= _RANKED_MAX:
             ranked, ranked_eq, ranked_maint, distinct = ranked_candidates_nb(below, equity, maint)
             if distinct:  # no tie, no NaN: the order by health is the distress order
@@ -600,14 +651,3 @@ def _takeover_cap(spec: MarketSpec) -> float:
     """The kernel's takeover limit: ``adl.fund_takeover_max_notional``, ``inf`` for none."""
     cap = spec.adl.fund_takeover_max_notional
     return math.inf if cap is None else float(cap)
-
-
-def distress_order(accounts: npt.NDArray[np.int64], health: FloatArray) -> npt.NDArray[np.intp]:
-    """``np.lexsort((accounts, health))``: by health, ties by account id. NumPy's quicksort
-    of the healths gives that order whenever no two are equal and none is NaN (checked on the
-    sorted values); otherwise the lexsort itself."""
-    order = np.argsort(health)
-    ranked = health[order]
-    if len(ranked) and (np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any())):
-        return np.lexsort((accounts, health))
-    return order

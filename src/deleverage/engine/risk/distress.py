@@ -50,3 +50,14 @@ def ranked_candidates_nb(
         out_equity[i] = equity[k]
         out_maintenance[i] = maintenance[k]
     return out_accounts, out_equity, out_maintenance, True
+
+
+def distress_order(accounts: npt.NDArray[np.int64], health: FloatArray) -> npt.NDArray[np.intp]:
+    """``np.lexsort((accounts, health))``: by health, ties by account id. NumPy's quicksort
+    of the healths gives that order whenever no two are equal and none is NaN (checked on the
+    sorted values); otherwise the lexsort itself."""
+    order = np.argsort(health)
+    ranked = health[order]
+    if len(ranked) and (np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any())):
+        return np.lexsort((accounts, health))
+    return order

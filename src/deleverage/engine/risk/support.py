@@ -3,12 +3,10 @@ queue, per-step caps and the ADL round metrics."""
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -303,17 +301,6 @@ def _sizes_to_close(
         lots = np.ceil(raw / spec.lot_size - 1e-9) * spec.lot_size
         close = np.where(shortage <= 0, 0.0, np.minimum(abs_size, lots))
     return np.where(equity <= 0.0, abs_size, np.minimum(close, abs_size))
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _maintenance(notional: float, tiers: TierArrays) -> float:
