@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk import round_kernel as rk
-from deleverage.engine.risk.batch_settle import _GROUP_MARKET, _HEAD
+from deleverage.engine.risk.batch_settle import _HEAD
 from deleverage.engine.risk.distress import distress_order
 from deleverage.engine.risk.support import _NS, _POLICY_CODES
 from deleverage.liquidity import ConstantDepthBook
@@ -228,21 +228,8 @@ def _book(
     ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
     ex._refresh_rates(m)
     ex.journal.append_round(kind, ts, ints, floats)
-    # The ledger's bookkeeping of each group, in order (as its own batch would have done).
     fund = int(fixed.pi[rk.I_FUND])
-    no_funds = not head[6]
-    for g in range(5):
-        lo, hi = n + head[g], n + head[g + 1]
-        if lo == hi:
-            continue
-        if g == 3:
-            ex._touch(m, acc[lo:hi])
-            ex._version += 1
-            continue
-        ex._fund_group_applied(
-            m if _GROUP_MARKET[g] else -1, fund, g <= 1, acc[lo:hi], cpty[lo:hi],
-            r_amount[lo:hi], code[lo:hi], ts, checked=no_funds,
-        )  # fmt: skip
+    batch_settle.apply_groups(ex, m, fund, ts, n, head, acc, cpty, r_amount, code)
     _, notional, penalties, covers, shortfall = per_position[2 * n : 2 * n + 5].tolist()
     report.liquidations += n
     report.liquidated_notional += notional

@@ -45,6 +45,7 @@ from deleverage.engine.risk.numpy_sum import numpy_sum_nb
 from deleverage.engine.risk.support import _NS, _POLICY_CODES
 
 if TYPE_CHECKING:
+    from deleverage.engine.exchange import Exchange
     from deleverage.engine.risk.batch import BatchStage, _BatchPlan
     from deleverage.engine.risk.support import StepReport
 
@@ -383,6 +384,30 @@ _EMPTY = np.zeros(0)
 _GROUP_MARKET = (True, False, False, True, True)
 
 
+def apply_groups(
+    ex: Exchange, m: int, fund: int, ts: int, n: int, head: list[int],
+    acc: IntArray, cpty: IntArray, r_amount: FloatArray, code: IntArray,
+) -> None:  # fmt: skip
+    """The ledger's bookkeeping of a settled round's transfer groups, in order, as each
+    group's own batch would have done it: the rows after the ``n`` fills, group ``g`` at
+    ``n + head[g] .. n + head[g + 1]`` (group 3: accounts touched only; the others: a fund
+    group of market ``m``'s positions or of cash, :data:`_GROUP_MARKET`). ``head[6]``: whether
+    any fund was involved (none: the records are checked)."""
+    no_funds = not head[6]
+    for g in range(5):
+        lo, hi = n + head[g], n + head[g + 1]
+        if lo == hi:
+            continue
+        if g == 3:
+            ex._touch(m, acc[lo:hi])
+            ex._version += 1
+            continue
+        ex._fund_group_applied(
+            m if _GROUP_MARKET[g] else -1, fund, g <= 1, acc[lo:hi], cpty[lo:hi],
+            r_amount[lo:hi], code[lo:hi], ts, checked=no_funds,
+        )  # fmt: skip
+
+
 def settle_round(
     stage: BatchStage,
     m: int,
@@ -430,20 +455,7 @@ def settle_round(
             price=floats[1], amount=r_amount, fee=floats[3], counterparty_fee=floats[4],
             code=code,
         )  # fmt: skip
-    # The ledger's bookkeeping of each group, in order (as its own batch would have done).
-    no_funds = not head[6]
-    for g in range(5):
-        lo, hi = n + head[g], n + head[g + 1]
-        if lo == hi:
-            continue
-        if g == 3:
-            ex._touch(m, acc[lo:hi])
-            ex._version += 1
-            continue
-        ex._fund_group_applied(
-            m if _GROUP_MARKET[g] else -1, fund, g <= 1, acc[lo:hi], cpty[lo:hi],
-            r_amount[lo:hi], code[lo:hi], ts, checked=no_funds,
-        )  # fmt: skip
+    apply_groups(ex, m, fund, ts, n, head, acc, cpty, r_amount, code)
     _, notional, penalties, covers, shortfall = per_position[2 * n :].tolist()
     report.liquidations += n
     report.liquidated_notional += notional
