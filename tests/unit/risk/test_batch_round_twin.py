@@ -23,47 +23,17 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deleverage import Exchange, MarginMode, MarketSpec
+from batch_twins import POLICIES, assert_same_runs, run_twin_book
+from deleverage import Exchange
 from deleverage.engine.risk import batch_round, batch_settle
 from deleverage.engine.risk import round_kernel as rk
 from deleverage.errors import InvariantError
-from deleverage.liquidity import ConstantDepthBook
 
-S = 1_000_000_000
-OPEN = 1_000.0
-POLICIES: dict[str, dict[str, Any]] = {
-    "full": {"kind": "full"},
-    "partial": {"kind": "partial", "buffer": 0.01},
-    "partial_initial": {"kind": "partial", "target": "initial"},
-    "fixed_fraction": {
-        "kind": "fixed_fraction", "fraction": 0.3, "fraction_min_notional": 3_000.0,
-        "cooldown_s": 20.0,
-    },
-    "tier_down": {"kind": "tier_down"},
-    "tier_down_first": {"kind": "tier_down", "tier_down_target": "first"},
-}  # fmt: skip
 MODES = {"fused": (True, True), "settled": (True, False), "separate": (False, False)}
-
-
-def _spec(kind: str, fee: float, recourse: bool) -> MarketSpec:
-    return MarketSpec.from_mapping(
-        {
-            "symbol": "BTCUSDT", "maker_fee_rate": 0.0, "taker_fee_rate": 0.0,
-            "liquidation_fee_rate": fee,
-            "liquidation": {**POLICIES[kind], "isolated_recourse": recourse},
-            "adl": {"ranking": "pnl_leverage"},
-            "tiers": [
-                {"notional_floor": 0.0, "max_leverage": 50.0, "maintenance_rate": 0.01},
-                {"notional_floor": 10_000.0, "max_leverage": 20.0, "maintenance_rate": 0.025},
-                {"notional_floor": 40_000.0, "max_leverage": 10.0, "maintenance_rate": 0.05},
-            ],
-        }
-    )  # fmt: skip
 
 
 @contextmanager
@@ -81,59 +51,8 @@ def _run(
     mode: str, seed: int, kind: str, fee: float, recourse: bool, fund: float,
     depth: float | None, moves: list[float], ties: bool, check: bool = False,
 ) -> Exchange:  # fmt: skip
-    rng = np.random.default_rng(seed)
     with _mode(mode):
-        ex = Exchange(seed=seed, check_invariants=check)
-        m = ex.list_market(_spec(kind, fee, recourse))
-        ex.set_mark(m, OPEN)
-        if depth is not None:
-            ex.set_liquidity(m, ConstantDepthBook(depth_per_pct=depth, half_life_s=30.0))
-        if fund > 0:
-            ex.deposit(ex.insurance_account, fund)
-        n = 40
-        for sign in (1.0, -1.0):
-            ids = ex.open_accounts(n, margin_mode=MarginMode.ISOLATED)
-            sizes = rng.uniform(0.5, 60.0, n)
-            if ties:  # pairs of equal positions: equal healths (the lexsort's order)
-                sizes = np.repeat(sizes[: n // 2], 2)
-            notional = sizes * OPEN
-            most = np.where(notional < 10_000.0, 50.0, np.where(notional < 40_000.0, 20.0, 10.0))
-            leverage = np.maximum(rng.uniform(0.04, 1.0, n) * most, 1.5)
-            if ties:  # each pair's leverage (its pair's size: the same tier)
-                leverage = np.repeat(leverage[::2], 2)
-            spare = np.where(rng.random(n) < 0.5, rng.uniform(0.0, 500.0, n), 0.0)
-            ex.deposit_many(ids, sizes * OPEN / leverage + 1.0 + spare)
-            ex.open_positions(m, ids, sign * sizes, np.full(n, OPEN), leverage=leverage)
-        mark = OPEN
-        for k, move in enumerate(moves, start=1):
-            mark = round(mark * (1.0 + move), 2)
-            ex.set_mark(m, mark, ts_ns=k * 30 * S)
-    return ex
-
-
-def _bits(table: pa.Table) -> dict[str, bytes]:
-    """Every column's values as bytes (floats bit for bit: -0.0 is not 0.0 here)."""
-    out: dict[str, bytes] = {}
-    for name in table.column_names:
-        values = table.column(name).to_numpy(zero_copy_only=False)
-        out[name] = values.tobytes() if values.dtype != object else repr(values.tolist()).encode()
-    return out
-
-
-def _assert_same(fast: Exchange, reference: Exchange) -> None:
-    ja, jb = fast.journal.to_arrow(), reference.journal.to_arrow()
-    assert ja.num_rows == jb.num_rows
-    assert ja.equals(jb), "journals differ"
-    assert _bits(ja) == _bits(jb), "journals differ in some bit (a signed zero?)"
-    assert fast.state_hash() == reference.state_hash()
-    assert [r.__dict__ for r in fast.risk.reports] == [r.__dict__ for r in reference.risk.reports]
-    assert list(fast.risk.carried_deficit.items()) == list(reference.risk.carried_deficit.items())
-    assert list(fast.risk.declared_bad_debt.items()) == list(
-        reference.risk.declared_bad_debt.items()
-    )
-    fa, fb = fast.funds[fast.insurance_account], reference.funds[reference.insurance_account]
-    assert fa.history == fb.history
-    assert fa.balance == fb.balance
+        return run_twin_book(seed, kind, fee, recourse, fund, depth, moves, ties, check)
 
 
 @settings(max_examples=40, deadline=None)
@@ -159,8 +78,8 @@ def test_one_call_round_matches_the_separate_calls(
     separate = _run("separate", *args)
 
     # Assert: every row, the state, the reports, the carried deficits, the fund's records
-    _assert_same(fused, separate)
-    _assert_same(settled, separate)
+    assert_same_runs(fused, separate)
+    assert_same_runs(settled, separate)
 
 
 def _outcomes(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[Any]:
@@ -201,7 +120,7 @@ def test_the_twin_reaches_every_outcome_and_group(monkeypatch: pytest.MonkeyPatc
     # each case with the reference.
     seen = _outcomes(monkeypatch)
     for case in CASES:
-        _assert_same(_run("fused", *case), _run("separate", *case))
+        assert_same_runs(_run("fused", *case), _run("separate", *case))
     for key in (rk.SETTLED, rk.UNRANKED, rk.ADL_FLAGGED, "still under maintenance"):
         assert seen[key] > 0, (key, seen)
     for g in range(5):
@@ -212,7 +131,7 @@ def test_the_twin_reaches_every_outcome_and_group(monkeypatch: pytest.MonkeyPatc
 def test_the_invariant_mode_agrees_with_the_kernels_check(case: Case) -> None:
     # The invariant mode checks the round's accounts again after every one-call round and
     # compares with the kernel's own check (the step raises if they differ).
-    _assert_same(_run("fused", *case, check=True), _run("separate", *case))
+    assert_same_runs(_run("fused", *case, check=True), _run("separate", *case))
 
 
 def test_a_wrong_round_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -241,7 +160,7 @@ def test_a_wrong_round_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rk, "round_nb", reversed_rows)
     wrong = _run("fused", *case)
     with pytest.raises(AssertionError):
-        _assert_same(wrong, reference)
+        assert_same_runs(wrong, reference)
 
 
 def test_a_wrong_check_of_the_rounds_accounts_fails(monkeypatch: pytest.MonkeyPatch) -> None:
