@@ -56,7 +56,7 @@ from deleverage.engine import level_index as _levels
 from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.level_scan import refresh_dirty_nb, refresh_pair_nb
 from deleverage.engine.levels import index_zone_prices
-from deleverage.engine.zone_kernels import calls_apply_nb, zone_step_nb
+from deleverage.engine.zone_kernels import calls_apply_nb, zone_calls_nb, zone_step_nb
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -137,6 +137,11 @@ class ZoneTracker(LevelIndex):
         self.n_log = 0
         self.checked = (-1, -1, -1, -1)  # index counters when the prices were last found finite
         self._nan = np.full(64, np.nan)  # the dirty entries' prices (never written)
+        #: The called set whose update the next step makes too (:func:`ask_calls`), and
+        #: that update (the set it started from, the new set, the new accounts, their ratios)
+        #: until :meth:`calls` takes it.
+        self.ask: IntArray | None = None
+        self._made: tuple[IntArray, IntArray, IntArray, FloatArray] | None = None
 
     # ---------------------------------------------------------------- changes
     def touch(self, accounts: IntArray) -> None:
@@ -266,6 +271,7 @@ class ZoneTracker(LevelIndex):
         for part in self.pending:
             self.pending_flag[part] = False
         self.pending = []
+        self._made = None
         self.log = []
         self.n_log = 0
         self.call_level = call_level
@@ -316,7 +322,9 @@ class ZoneTracker(LevelIndex):
         )  # fmt: skip
         self.log = []
         self.n_log = 0
-        below, below_e, below_m, changed, heads, walk = zone_step_nb(
+        ask, self.ask = self.ask, None
+        self._made = None  # not taken: ``called_ref`` is the set the flags follow already
+        args = (
             _side(call_index, True), _side(call_index, False), _dirty(call_index),
             _side(self, True), _side(self, False), _dirty(self), touched, size, entry, margin,
             cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr, tiers.cum,
@@ -325,6 +333,22 @@ class ZoneTracker(LevelIndex):
             max(WALK_MIN, len(self.status) // WALK_SHARE),
             _uncopied(call_index),
         )  # fmt: skip
+        if ask is not None and self.calls_synced and ask is self.called_ref:
+            parts = self.pending
+            pending = (
+                np.concatenate(parts) if len(parts) > 1
+                else parts[0] if parts else np.zeros(0, dtype=np.int64)
+            )  # fmt: skip
+            below, below_e, below_m, out, fresh, ratio, heads, walk = zone_calls_nb(
+                *args, ask, pending, self.is_called
+            )
+            if not walk:
+                self.pending = []
+                self._made = (ask, out, fresh, ratio)
+                self.called_ref = out
+            changed = fresh[:0]
+        else:
+            below, below_e, below_m, changed, heads, walk = zone_step_nb(*args)
         if walk:
             self.synced = False  # the touched log is spent: only a restart brings it back
             return None
@@ -346,6 +370,7 @@ class ZoneTracker(LevelIndex):
         for part in self.pending:
             self.pending_flag[part] = False
         self.pending = []
+        self._made = None
         self.called_ref = called
         self.calls_synced = True
 
@@ -376,7 +401,14 @@ class ZoneTracker(LevelIndex):
         self, called: IntArray, mark: float, cols: Any, tiers: TierArrays
     ) -> tuple[IntArray, IntArray, FloatArray]:
         """The called set after the status changes since the last update, the new accounts
-        (ascending) and their ratios (:func:`calls_apply_nb`)."""
+        (ascending) and their ratios: the update the step made (:func:`ask_calls`) where it
+        started from ``called``, else :func:`calls_apply_nb` (a called set replaced by
+        another path adopted first)."""
+        made, self._made = self._made, None
+        if made is not None and made[0] is called:
+            return made[1], made[2], made[3]
+        if self.called_ref is not called:
+            self.adopt(called)
         parts = self.pending
         pending = (
             np.concatenate(parts) if len(parts) > 1
@@ -390,6 +422,18 @@ class ZoneTracker(LevelIndex):
         )  # fmt: skip
         self.called_ref = out
         return out, fresh, ratio
+
+
+def ask_calls(ex: MarginScans, m: int, called: IntArray) -> ZoneTracker | None:
+    """Let the next tracked step of market ``m`` update the called set ``called`` too (one
+    compiled call: :func:`.zone_calls_nb`), where the statuses agree with it; the caller
+    clears ``ask`` of the tracker returned once the scan is taken (a cached scan runs no
+    step) and takes the update from :meth:`ZoneTracker.calls`."""
+    tracker = ex._level_index.get((m, 1.0))
+    if isinstance(tracker, ZoneTracker) and tracker.calls_synced and tracker.called_ref is called:
+        tracker.ask = called
+        return tracker
+    return None
 
 
 def _side(index: LevelIndex, long: bool) -> Side:

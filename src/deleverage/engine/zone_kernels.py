@@ -4,7 +4,9 @@
   crossed band of the call-level index, the liquidation prefix, the dirty and touched
   positions) evaluated with the scan's own arithmetic, or the word that the zone's walk is
   cheaper;
-- :func:`calls_apply_nb`: the called set after the status changes.
+- :func:`calls_apply_nb`: the called set after the status changes;
+- :func:`zone_calls_nb`: both in one call, where the called set is updated right after the
+  step (the risk step's margin calls).
 
 The rules and the exactness argument are :mod:`deleverage.engine.zone_calls`'s.
 """
@@ -217,19 +219,115 @@ def calls_apply_nb(
     now at status 0 leave it (order kept), those at 2 and not called join it at the end in
     account order, with their ratio ``MM / E`` at ``mark`` (the scan's arithmetic). Returns
     the set (``called`` itself when unchanged), the new accounts, their ratios and whether the
-    set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``."""
-    fresh = np.empty(len(pending), dtype=np.int64)
+    set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``
+    (:func:`_apply_nb` with one pending list)."""
+    return _apply_nb(
+        called, pending, pending[:0], status, is_called, pending_flag, size, entry, margin, mark,
+        floor, mmr, cum, min_margin, call_level,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def zone_calls_nb(
+    c_long: Side,
+    c_short: Side,
+    c_dirty: Dirty,
+    l_long: Side,
+    l_short: Side,
+    l_dirty: Dirty,
+    touched: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    p_old: float,
+    p_new: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    rtol: float,
+    status: npt.NDArray[np.int8],
+    seen: BoolArray,
+    pending_flag: BoolArray,
+    walk_rtol: float,
+    walk_weight: float,
+    walk_min: int,
+    walk_rows: int,
+    called: IntArray,
+    pending: IntArray,
+    is_called: BoolArray,
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray, bool]:
+    """:func:`zone_step_nb` then :func:`calls_apply_nb` in one call (one dispatch), where the
+    called set is updated right after the step (the risk step's margin calls): the step at
+    ``p_new``, then the called set ``called`` after the status changes of ``pending`` (those
+    still pending from before) and of the accounts the step changed, with the new accounts'
+    ratios at ``p_new``. Returns the step's positions under maintenance (accounts, equity,
+    maintenance), the new called set, the new accounts, their ratios, the liquidation index's
+    new heads and False; or, where the step takes the walk instead (:func:`zone_step_nb`),
+    nothing evaluated or changed (``called`` returned, ``pending`` still pending) and True."""
+    below, below_e, below_m, changed, heads, walk = zone_step_nb(
+        c_long, c_short, c_dirty, l_long, l_short, l_dirty, touched, size, entry, margin, mode,
+        kind, p_old, p_new, floor, mmr, cum, min_margin, call_level, rtol, status, seen,
+        pending_flag, walk_rtol, walk_weight, walk_min, walk_rows,
+    )  # fmt: skip
+    if walk:
+        return below, below_e, below_m, called, changed, below_e, heads, True
+    out, fresh, ratio, _ = _apply_nb(
+        called, pending, changed, status, is_called, pending_flag, size, entry, margin, p_new,
+        floor, mmr, cum, min_margin, call_level,
+    )  # fmt: skip
+    return below, below_e, below_m, out, fresh, ratio, heads, False
+
+
+#: The smallest filter of :func:`_apply_nb` (entries, one byte each: 4 KiB stays in L1).
+FILTER_MIN = 4096
+
+
+@njit(cache=True)
+def _apply_nb(
+    called: IntArray,
+    pending: IntArray,
+    pending_more: IntArray,
+    status: npt.NDArray[np.int8],
+    is_called: BoolArray,
+    pending_flag: BoolArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+) -> tuple[IntArray, IntArray, FloatArray, bool]:
+    """:func:`calls_apply_nb` over the pending accounts ``pending`` then ``pending_more``
+    (distinct together). The members that leave are found without reading ``is_called`` for
+    every member (scattered reads over the accounts, a few thousand a step after a crash):
+    a small table of flags hashed by account (``account & (width - 1)``, ``width`` a power
+    of two, at least 8 per leaving account) holds the leaving ones; a member whose slot is
+    clear is not leaving (every member is called, ``is_called`` set, but those that left
+    now), the others are tested on ``is_called`` itself. Nothing else differs."""
+    n_p = len(pending) + len(pending_more)
+    fresh = np.empty(n_p, dtype=np.int64)
+    left = np.empty(n_p, dtype=np.int64)
     n_fresh = 0
     n_left = 0
-    for a in pending:
-        pending_flag[a] = False
-        st = status[a]
-        if st == 0 and is_called[a]:
-            is_called[a] = False
-            n_left += 1
-        elif st == 2 and not is_called[a]:
-            fresh[n_fresh] = a
-            n_fresh += 1
+    for part in range(2):
+        accounts = pending if part == 0 else pending_more
+        for a in accounts:
+            pending_flag[a] = False
+            st = status[a]
+            if st == 0 and is_called[a]:
+                is_called[a] = False
+                left[n_left] = a
+                n_left += 1
+            elif st == 2 and not is_called[a]:
+                fresh[n_fresh] = a
+                n_fresh += 1
     fresh = np.sort(fresh[:n_fresh])
     ratio = np.empty(n_fresh)
     for j in range(n_fresh):
@@ -240,14 +338,26 @@ def calls_apply_nb(
         ratio[j] = m / e
     if n_left == 0 and n_fresh == 0:
         return called, fresh, ratio, False
-    out = np.empty(len(called) - n_left + n_fresh, dtype=np.int64)
-    k = 0
-    for a in called:
-        if is_called[a]:
+    n_kept = len(called) - n_left
+    out = np.empty(n_kept + n_fresh, dtype=np.int64)
+    if n_left == 0:
+        out[:n_kept] = called
+    else:
+        width = FILTER_MIN
+        while width < 8 * n_left:
+            width *= 2
+        mask = width - 1
+        leaving = np.zeros(width, dtype=np.bool_)
+        for j in range(n_left):
+            leaving[left[j] & mask] = True
+        k = 0
+        for a in called:
+            if leaving[a & mask] and not is_called[a]:
+                continue
             out[k] = a
             k += 1
-    for a in fresh:
+    for j in range(n_fresh):
+        a = fresh[j]
         is_called[a] = True
-        out[k] = a
-        k += 1
+        out[n_kept + j] = a
     return out, fresh, ratio, True

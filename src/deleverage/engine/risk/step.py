@@ -46,6 +46,7 @@ from deleverage.engine.risk.support import (
     _below,
     _Caps,
 )
+from deleverage.engine.zone_calls import ask_calls
 from deleverage.errors import InvariantError, ValidationError
 from deleverage.rules.dynamic import scale_spec
 from deleverage.spec import MarketSpec
@@ -365,16 +366,19 @@ class RiskEngine(BatchStage):
         called = risk.called_isolated  # not np.asarray(..., dtype): a new view of a kernel's array
         if called.dtype != np.int64:
             called = called.astype(np.int64)
-        iscan = ex.isolated_scan(m, level)
+        asked = ask_calls(ex, m, called)  # the tracked step updates the set in its call
+        try:
+            iscan = ex.isolated_scan(m, level)
+        finally:
+            if asked is not None:
+                asked.ask = None
         tracker = ex.isolated_tracker(m, level)
         if tracker is None or not tracker.calls_synced:
             new, fresh = self._calls(called, iscan)
             if tracker is not None:
                 tracker.sync_calls(new)
             return new, iscan["warn"][fresh], iscan["warn_ratio"][fresh]
-        if tracker.called_ref is not called:
-            tracker.adopt(called)
-        cols, tiers = ex._positions[m], ex.markets[m].tiers
+        cols, tiers = ex._positions[m], ex.markets[m].tiers  # calls() adopts a replaced set
         out = tracker.calls(called, ex.markets[m].mark, cols, tiers)
         if ex.check_invariants:
             full = ex.isolated_scan_full(m, level)
