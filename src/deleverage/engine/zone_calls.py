@@ -56,7 +56,12 @@ from deleverage.engine import level_index as _levels
 from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.level_scan import refresh_dirty_nb, refresh_pair_nb
 from deleverage.engine.levels import index_zone_prices
-from deleverage.engine.zone_kernels import calls_apply_nb, zone_calls_nb, zone_step_nb
+from deleverage.engine.zone_kernels import (
+    calls_apply_nb,
+    refresh_calls_nb,
+    zone_calls_nb,
+    zone_step_nb,
+)
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -197,10 +202,7 @@ class ZoneTracker(LevelIndex):
         if len(self._nan) < len(acc):
             self._nan = np.full(2 * len(acc), np.nan)
         self._dirty_price = self._nan[: len(acc)]
-        n_indexed = len(self.long_acc) + len(self.short_acc)
-        if len(acc) > max(_levels.DIRTY_FLOOR, int(n_indexed * _levels.DIRTY_SHARE)) or (
-            self._n_flagged > n_indexed // 4 + _levels.DIRTY_FLOOR
-        ):
+        if self.overfull(len(acc)):
             self._dirty_price = index_zone_prices(
                 size[acc], entry[acc], margin[acc], self.level, tiers
             )
@@ -313,7 +315,11 @@ class ZoneTracker(LevelIndex):
         evaluated, where the index's walk of the zone is cheaper (:data:`WALK_WEIGHT`): the
         caller takes it and starts the statuses again from it (:meth:`resync`)."""
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
-        if call_index._touched or self._touched:
+        ask, self.ask = self.ask, None
+        self._made = None  # not taken: ``called_ref`` is the set the flags follow already
+        calls = ask is not None and self.calls_synced and ask is self.called_ref
+        joint = calls and tiers.continuous and bool(call_index._touched and self._touched)
+        if (call_index._touched or self._touched) and not joint:
             self._refresh_pair(call_index, size, entry, margin, tiers)
         self._grow(len(size))
         touched = (
@@ -322,33 +328,26 @@ class ZoneTracker(LevelIndex):
         )  # fmt: skip
         self.log = []
         self.n_log = 0
-        ask, self.ask = self.ask, None
-        self._made = None  # not taken: ``called_ref`` is the set the flags follow already
-        args = (
-            _side(call_index, True), _side(call_index, False), _dirty(call_index),
-            _side(self, True), _side(self, False), _dirty(self), touched, size, entry, margin,
-            cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr, tiers.cum,
-            float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status, self._scratch,
-            self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT,
-            max(WALK_MIN, len(self.status) // WALK_SHARE),
-            _uncopied(call_index),
-        )  # fmt: skip
-        if ask is not None and self.calls_synced and ask is self.called_ref:
+        step = (call_index, touched, mark, cols, kind, tiers)
+        if calls:
+            assert ask is not None
             parts = self.pending
             pending = (
                 np.concatenate(parts) if len(parts) > 1
                 else parts[0] if parts else np.zeros(0, dtype=np.int64)
             )  # fmt: skip
-            below, below_e, below_m, out, fresh, ratio, heads, walk = zone_calls_nb(
-                *args, ask, pending, self.is_called
-            )
+            tail = (ask, pending, self.is_called)
+            made = self._joint_step(step, tail) if joint else None
+            if made is None:
+                made = zone_calls_nb(*(*self._step_args(*step), *tail))
+            below, below_e, below_m, out, fresh, ratio, heads, walk = made
             if not walk:
                 self.pending = []
                 self._made = (ask, out, fresh, ratio)
                 self.called_ref = out
             changed = fresh[:0]
         else:
-            below, below_e, below_m, changed, heads, walk = zone_step_nb(*args)
+            below, below_e, below_m, changed, heads, walk = zone_step_nb(*self._step_args(*step))
         if walk:
             self.synced = False  # the touched log is spent: only a restart brings it back
             return None
@@ -359,6 +358,55 @@ class ZoneTracker(LevelIndex):
         if len(changed):
             self.pending.append(changed)
         return below, below_e, below_m
+
+    def _step_args(
+        self,
+        call_index: LevelIndex,
+        touched: IntArray,
+        mark: float,
+        cols: Any,
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+    ) -> tuple[Any, ...]:
+        """:func:`.zone_step_nb`'s arguments at the indexes' current state."""
+        return (
+            _side(call_index, True), _side(call_index, False), _dirty(call_index),
+            _side(self, True), _side(self, False), _dirty(self), touched, cols.size, cols.entry,
+            cols.isolated_margin, cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr,
+            tiers.cum, float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status,
+            self._scratch, self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT,
+            max(WALK_MIN, len(self.status) // WALK_SHARE), _uncopied(call_index),
+        )  # fmt: skip
+
+    def _joint_step(self, step: tuple[Any, ...], tail: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Both indexes' refreshes (:meth:`_refresh_pair`), the step and the call update in
+        one :func:`.refresh_calls_nb` call; None, with the refreshes made the usual way, where
+        an index must compact first or grow its flags (the caller then steps)."""
+        call_index, cols, tiers = step[0], step[3], step[5]
+        c_touched, l_touched = call_index._take_touched(), self._take_touched()
+        need = len(self._dirty_acc) + len(l_touched)
+        if len(self._nan) < need:
+            self._nan = np.full(2 * need, np.nan)
+        code, refresh, *made = refresh_calls_nb(
+            c_touched, call_index._seen, call_index.level, call_index._n_flagged,
+            call_index.dirty_limits(), l_touched, self._seen, self._n_flagged,
+            self.dirty_limits(), self._nan, *self._step_args(*step), *tail,
+        )  # fmt: skip
+        newly_c, c_acc, c_price, newly_l, l_acc = refresh
+        size, entry, margin = cols.size, cols.entry, cols.isolated_margin
+        if code == 3:  # an account beyond the flags: the one-index refreshes grow them
+            call_index._touched, self._touched = [c_touched], [l_touched]
+            self._refresh_pair(call_index, size, entry, margin, tiers)
+            return None
+        if code == 2:  # an index compacts (:meth:`_take_dirty`)
+            call_index._take_dirty(newly_c, c_acc, c_price, size, entry, margin, tiers)
+            self._take_dirty(newly_l, l_acc, self._nan, size, entry, margin, tiers)
+            return None
+        call_index._n_flagged += newly_c
+        call_index._dirty_acc, call_index._dirty_price = c_acc, c_price
+        self._n_flagged += newly_l
+        self._dirty_acc, self._dirty_price = l_acc, self._nan[: len(l_acc)]
+        return (*made, code == 1)
 
     def sync_calls(self, called: IntArray) -> None:
         """The called set agrees with the statuses from now on (after a full call update)."""

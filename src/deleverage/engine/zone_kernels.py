@@ -6,7 +6,8 @@
   cheaper;
 - :func:`calls_apply_nb`: the called set after the status changes;
 - :func:`zone_calls_nb`: both in one call, where the called set is updated right after the
-  step (the risk step's margin calls).
+  step (the risk step's margin calls); :func:`refresh_calls_nb`: the two indexes' dirty
+  refreshes (:func:`.refresh_pair_nb`) first, in the same call.
 
 The rules and the exactness argument are :mod:`deleverage.engine.zone_calls`'s.
 """
@@ -19,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.engine.level_scan import _classify_nb
+from deleverage.engine.level_scan import _classify_nb, refresh_pair_nb
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -280,6 +281,92 @@ def zone_calls_nb(
         floor, mmr, cum, min_margin, call_level,
     )  # fmt: skip
     return below, below_e, below_m, out, fresh, ratio, heads, False
+
+
+Refresh = tuple[int, IntArray, FloatArray, int, IntArray]
+
+
+@njit(cache=True)
+def refresh_calls_nb(
+    c_touched: IntArray,
+    c_seen: BoolArray,
+    c_level: float,
+    c_flagged: int,
+    c_limits: tuple[int, int],
+    l_touched: IntArray,
+    l_seen: BoolArray,
+    l_flagged: int,
+    l_limits: tuple[int, int],
+    nan: FloatArray,
+    c_long: Side,
+    c_short: Side,
+    c_dirty: Dirty,
+    l_long: Side,
+    l_short: Side,
+    l_dirty: Dirty,
+    touched: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    p_old: float,
+    p_new: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    rtol: float,
+    status: npt.NDArray[np.int8],
+    seen: BoolArray,
+    pending_flag: BoolArray,
+    walk_rtol: float,
+    walk_weight: float,
+    walk_min: int,
+    walk_rows: int,
+    called: IntArray,
+    pending: IntArray,
+    is_called: BoolArray,
+) -> tuple[
+    int, Refresh, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray
+]:
+    """:func:`.refresh_pair_nb` (the call-level index's touched accounts ``c_touched``, its
+    scratch ``c_seen``, level ``c_level``; the liquidation index's ``l_touched``,
+    ``l_seen``), then :func:`zone_calls_nb` on the refreshed dirty entries (the liquidation
+    index's priced NaN: a prefix of ``nan``, at least as long as its old dirty entries and
+    ``l_touched`` together), in one call. ``c_flagged`` / ``l_flagged``: the accounts each
+    index flagged before; ``*_limits``: its :meth:`.LevelIndex.dirty_limits`. Returns a code,
+    the refresh (as :func:`.refresh_pair_nb` returns it) and :func:`zone_calls_nb`'s results
+    but its flag: 0 the step and the call update made, 1 the step takes the walk (nothing
+    evaluated), 2 an index must compact first (nothing evaluated), 3 a touched account is
+    beyond the flags (nothing changed, the refresh not made: the caller's one-index refreshes
+    grow them). The caller installs the refresh for codes 0 to 2."""
+    refresh = refresh_pair_nb(
+        c_touched, c_dirty[0], c_seen, c_dirty[2], c_dirty[3], c_level, mmr, cum, l_touched,
+        l_dirty[0], l_seen, l_dirty[2], l_dirty[3], size, entry, margin,
+    )  # fmt: skip
+    newly_c, c_acc, c_price, newly_l, l_acc = refresh
+    e_i = np.zeros(0, dtype=np.int64)
+    e_f = np.zeros(0)
+    heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
+    if newly_c < 0:
+        return 3, refresh, e_i, e_f, e_f, called, e_i, e_f, heads
+    c_flagged += newly_c
+    l_flagged += newly_l
+    if (
+        len(c_acc) > c_limits[0] or c_flagged > c_limits[1]
+        or len(l_acc) > l_limits[0] or l_flagged > l_limits[1]
+    ):  # fmt: skip
+        return 2, refresh, e_i, e_f, e_f, called, e_i, e_f, heads
+    c_new = (c_dirty[0], c_flagged != 0, c_acc, c_price)
+    l_new = (l_dirty[0], l_flagged != 0, l_acc, nan[: len(l_acc)])
+    below, below_e, below_m, out, fresh, ratio, heads, walk = zone_calls_nb(
+        c_long, c_short, c_new, l_long, l_short, l_new, touched, size, entry, margin, mode,
+        kind, p_old, p_new, floor, mmr, cum, min_margin, call_level, rtol, status, seen,
+        pending_flag, walk_rtol, walk_weight, walk_min, walk_rows, called, pending, is_called,
+    )  # fmt: skip
+    return (1 if walk else 0), refresh, below, below_e, below_m, out, fresh, ratio, heads
 
 
 #: The smallest filter of :func:`_apply_nb` (entries, one byte each: 4 KiB stays in L1).
