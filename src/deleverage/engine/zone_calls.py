@@ -95,6 +95,7 @@ WALK_MIN = 1024
 WALK_SHARE = 256
 
 
+_EMPTY = np.zeros(0, dtype=np.int64)
 _TRACKABLE: dict[tuple[int, float], tuple[TierArrays, bool]] = {}
 
 
@@ -317,7 +318,7 @@ class ZoneTracker(LevelIndex):
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
         ask, self.ask = self.ask, None
         self._made = None  # not taken: ``called_ref`` is the set the flags follow already
-        calls = ask is not None and self.calls_synced and ask is self.called_ref
+        calls = ask is not None and self.calls_synced
         joint = calls and tiers.continuous and bool(call_index._touched and self._touched)
         if (call_index._touched or self._touched) and not joint:
             self._refresh_pair(call_index, size, entry, margin, tiers)
@@ -336,7 +337,8 @@ class ZoneTracker(LevelIndex):
                 np.concatenate(parts) if len(parts) > 1
                 else parts[0] if parts else np.zeros(0, dtype=np.int64)
             )  # fmt: skip
-            tail = (ask, pending, self.is_called)
+            old = self.called_ref if self.called_ref is not None else _EMPTY
+            tail = (ask, pending, self.is_called, old, ask is not old)
             made = self._joint_step(step, tail) if joint else None
             if made is None:
                 made = zone_calls_nb(*(*self._step_args(*step), *tail))
@@ -474,11 +476,12 @@ class ZoneTracker(LevelIndex):
 
 def ask_calls(ex: MarginScans, m: int, called: IntArray) -> ZoneTracker | None:
     """Let the next tracked step of market ``m`` update the called set ``called`` too (one
-    compiled call: :func:`.zone_calls_nb`), where the statuses agree with it; the caller
-    clears ``ask`` of the tracker returned once the scan is taken (a cached scan runs no
-    step) and takes the update from :meth:`ZoneTracker.calls`."""
+    compiled call: :func:`.zone_calls_nb`, which adopts ``called`` first where another path
+    replaced the set), where the statuses and the call flags are kept; the caller clears
+    ``ask`` of the tracker returned once the scan is taken (a cached scan runs no step) and
+    takes the update from :meth:`ZoneTracker.calls`."""
     tracker = ex._level_index.get((m, 1.0))
-    if isinstance(tracker, ZoneTracker) and tracker.calls_synced and tracker.called_ref is called:
+    if isinstance(tracker, ZoneTracker) and tracker.calls_synced:
         tracker.ask = called
         return tracker
     return None

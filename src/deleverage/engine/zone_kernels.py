@@ -223,8 +223,8 @@ def calls_apply_nb(
     set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``
     (:func:`_apply_nb` with one pending list)."""
     return _apply_nb(
-        called, pending, pending[:0], status, is_called, pending_flag, size, entry, margin, mark,
-        floor, mmr, cum, min_margin, call_level,
+        called, pending, pending[:0], pending[:0], status, is_called, pending_flag, size, entry,
+        margin, mark, floor, mmr, cum, min_margin, call_level,
     )  # fmt: skip
 
 
@@ -260,12 +260,17 @@ def zone_calls_nb(
     called: IntArray,
     pending: IntArray,
     is_called: BoolArray,
+    old: IntArray,
+    replaced: bool,
 ) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray, bool]:
     """:func:`zone_step_nb` then :func:`calls_apply_nb` in one call (one dispatch), where the
     called set is updated right after the step (the risk step's margin calls): the step at
     ``p_new``, then the called set ``called`` after the status changes of ``pending`` (those
     still pending from before) and of the accounts the step changed, with the new accounts'
-    ratios at ``p_new``. Returns the step's positions under maintenance (accounts, equity,
+    ratios at ``p_new``; where ``replaced`` (another path replaced the called set ``old`` the
+    flags follow by ``called``), the set is adopted between the step and the update, as
+    :meth:`.ZoneTracker.adopt` does (:func:`_adopt_nb`). Returns the step's positions under
+    maintenance (accounts, equity,
     maintenance), the new called set, the new accounts, their ratios, the liquidation index's
     new heads and False; or, where the step takes the walk instead (:func:`zone_step_nb`),
     nothing evaluated or changed (``called`` returned, ``pending`` still pending) and True."""
@@ -276,9 +281,12 @@ def zone_calls_nb(
     )  # fmt: skip
     if walk:
         return below, below_e, below_m, called, changed, below_e, heads, True
+    extra = changed[:0]
+    if replaced:
+        extra = _adopt_nb(old, called, is_called, pending_flag, seen)
     out, fresh, ratio, _ = _apply_nb(
-        called, pending, changed, status, is_called, pending_flag, size, entry, margin, p_new,
-        floor, mmr, cum, min_margin, call_level,
+        called, pending, changed, extra, status, is_called, pending_flag, size, entry, margin,
+        p_new, floor, mmr, cum, min_margin, call_level,
     )  # fmt: skip
     return below, below_e, below_m, out, fresh, ratio, heads, False
 
@@ -328,6 +336,8 @@ def refresh_calls_nb(
     called: IntArray,
     pending: IntArray,
     is_called: BoolArray,
+    old: IntArray,
+    replaced: bool,
 ) -> tuple[
     int, Refresh, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray
 ]:
@@ -365,6 +375,7 @@ def refresh_calls_nb(
         c_long, c_short, c_new, l_long, l_short, l_new, touched, size, entry, margin, mode,
         kind, p_old, p_new, floor, mmr, cum, min_margin, call_level, rtol, status, seen,
         pending_flag, walk_rtol, walk_weight, walk_min, walk_rows, called, pending, is_called,
+        old, replaced,
     )  # fmt: skip
     return (1 if walk else 0), refresh, below, below_e, below_m, out, fresh, ratio, heads
 
@@ -378,6 +389,7 @@ def _apply_nb(
     called: IntArray,
     pending: IntArray,
     pending_more: IntArray,
+    pending_extra: IntArray,
     status: npt.NDArray[np.int8],
     is_called: BoolArray,
     pending_flag: BoolArray,
@@ -391,20 +403,21 @@ def _apply_nb(
     min_margin: float,
     call_level: float,
 ) -> tuple[IntArray, IntArray, FloatArray, bool]:
-    """:func:`calls_apply_nb` over the pending accounts ``pending`` then ``pending_more``
-    (distinct together). The members that leave are found without reading ``is_called`` for
-    every member (scattered reads over the accounts, a few thousand a step after a crash):
-    a small table of flags hashed by account (``account & (width - 1)``, ``width`` a power
-    of two, at least 8 per leaving account) holds the leaving ones; a member whose slot is
-    clear is not leaving (every member is called, ``is_called`` set, but those that left
-    now), the others are tested on ``is_called`` itself. Nothing else differs."""
-    n_p = len(pending) + len(pending_more)
+    """:func:`calls_apply_nb` over the pending accounts ``pending``, ``pending_more`` and
+    ``pending_extra`` (distinct together). The members that leave are found without reading
+    ``is_called`` for every member (scattered reads over the accounts, thousands of members
+    after a crash): a small table of flags hashed by account (``account & (width - 1)``,
+    ``width`` a power of two, at least 8 per leaving account) holds the leaving ones; a
+    member whose slot is clear is not leaving (every member is called, ``is_called`` set,
+    but those that left now), the others are tested on ``is_called`` itself. Nothing else
+    differs."""
+    n_p = len(pending) + len(pending_more) + len(pending_extra)
     fresh = np.empty(n_p, dtype=np.int64)
     left = np.empty(n_p, dtype=np.int64)
     n_fresh = 0
     n_left = 0
-    for part in range(2):
-        accounts = pending if part == 0 else pending_more
+    for part in range(3):
+        accounts = pending if part == 0 else pending_more if part == 1 else pending_extra
         for a in accounts:
             pending_flag[a] = False
             st = status[a]
@@ -448,3 +461,47 @@ def _apply_nb(
         is_called[a] = True
         out[n_kept + j] = a
     return out, fresh, ratio, True
+
+
+@njit(cache=True)
+def _adopt_nb(
+    old: IntArray,
+    called: IntArray,
+    is_called: BoolArray,
+    pending_flag: BoolArray,
+    scratch: BoolArray,
+) -> IntArray:
+    """:meth:`.ZoneTracker.adopt` compiled: ``is_called`` (marking ``old``) follows
+    ``called`` from now on; the accounts of one set only and not pending yet are flagged
+    pending and returned (those of ``old`` first, then those of ``called``, each in its
+    set's order). ``scratch``: all False (left so)."""
+    extra = np.empty(len(old) + len(called), dtype=np.int64)
+    k = 0
+    for a in called:
+        scratch[a] = True
+    n_new = 0
+    for a in called:  # the members new to the set (the flags still mark the old one)
+        n_new += not is_called[a]
+    new_only = np.empty(n_new, dtype=np.int64)
+    j = 0
+    for a in called:
+        if not is_called[a]:
+            new_only[j] = a
+            j += 1
+    for a in old:
+        if not scratch[a]:  # left the set
+            is_called[a] = False
+            if not pending_flag[a]:
+                pending_flag[a] = True
+                extra[k] = a
+                k += 1
+    for a in called:
+        scratch[a] = False
+    for a in new_only:
+        is_called[a] = True
+    for a in new_only:
+        if not pending_flag[a]:
+            pending_flag[a] = True
+            extra[k] = a
+            k += 1
+    return extra[:k]

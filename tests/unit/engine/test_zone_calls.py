@@ -232,9 +232,10 @@ def test_check_invariants_mode_compares_the_tracked_calls() -> None:
     with pytest.MonkeyPatch.context() as mp:
         spy = _Spy(mp)
         mp.setattr(ZoneTracker, "adopt", spy.count("adopt", ZoneTracker.adopt))
+        kernels = _Kernels(mp)
         twin = _run(3, "simple-wide", 120, check=True)
     assert spy.used["calls"] > 0
-    assert spy.used["adopt"] > 0
+    assert kernels.used["adopted"] > 0  # replaced called sets adopted in the fused call
     assert any(r.margin_calls for r in twin.engines[0].risk.reports)
 
 
@@ -323,9 +324,11 @@ class _Kernels:
             if name == "refresh_calls_nb":
                 self.used[f"code {out[0]}"] += 1
                 if corrupt and out[0] == 0:  # the called set left as it was
-                    return (*out[:5], args[-3], out[6][:0], out[7][:0], *out[8:])
+                    return (*out[:5], args[-5], out[6][:0], out[7][:0], *out[8:])
             elif name == "zone_calls_nb" and corrupt and not out[-1]:
-                return (*out[:3], args[-3], out[4][:0], out[5][:0], *out[6:])
+                return (*out[:3], args[-5], out[4][:0], out[5][:0], *out[6:])
+            if name in ("zone_calls_nb", "refresh_calls_nb") and args[-1]:
+                self.used["adopted"] += 1  # a called set replaced by another path
             self.used[name] += 1
             return out
 
@@ -374,7 +377,7 @@ def test_refreshes_that_must_grow_the_flags() -> None:
         e_i, e_f = np.zeros(0, dtype=np.int64), np.zeros(0)
         refresh = (-1, e_i, e_f, -1, e_i)
         heads = np.zeros(2, dtype=np.int64)
-        return 3, refresh, e_i, e_f, e_f, args[-3], e_i, e_f, heads
+        return 3, refresh, e_i, e_f, e_f, args[-5], e_i, e_f, heads
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zone_calls, "refresh_calls_nb", beyond)
@@ -402,7 +405,7 @@ def test_the_fused_refresh_stops_at_an_account_beyond_the_flags() -> None:
         side, side, dirty, touched[:1], *cols, 1.0, 0.9, np.zeros(1), np.array([0.01]),
         np.zeros(1), 0.0, 0.5, 1e-6, status, np.zeros(n, dtype=np.bool_),
         np.zeros(n, dtype=np.bool_), 1e-7, 2.0, 1024, 0, called, np.zeros(0, dtype=np.int64),
-        is_called,
+        is_called, called, False,
     )  # fmt: skip
     assert code == 3
     assert refresh[0] == -1
@@ -421,5 +424,28 @@ def test_a_fused_update_that_drops_the_changes_fails_the_comparison() -> None:
             try:
                 _run(seed, "simple-wide", 80)
             except AssertionError:
+                failed += 1
+    assert failed > 0
+
+
+def test_a_fused_call_that_skips_the_adoption_fails() -> None:
+    """A called set replaced by another path is adopted in the fused call (the flags follow
+    the new set before the update): one that updates the new set with the flags of the old
+    one (``replaced`` dropped) gives other called sets."""
+
+    def skipping(fn: Any) -> Any:
+        def wrapped(*args: Any) -> Any:
+            return fn(*args[:-1], False)
+
+        return wrapped
+
+    failed = 0
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("zone_calls_nb", "refresh_calls_nb"):
+            mp.setattr(zone_calls, name, skipping(getattr(zone_calls, name)))
+        for seed in range(4):
+            try:
+                _run(seed, "simple-wide", 120, check=True)
+            except (AssertionError, DeleverageError):
                 failed += 1
     assert failed > 0
