@@ -56,12 +56,7 @@ from deleverage.engine import level_index as _levels
 from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.level_scan import refresh_dirty_nb, refresh_pair_nb
 from deleverage.engine.levels import index_zone_prices
-from deleverage.engine.zone_kernels import (
-    calls_apply_nb,
-    refresh_calls_nb,
-    zone_calls_nb,
-    zone_step_nb,
-)
+from deleverage.engine.zone_kernels import calls_apply_nb, refresh_calls_nb, zone_step_nb
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -339,9 +334,10 @@ class ZoneTracker(LevelIndex):
             )  # fmt: skip
             old = self.called_ref if self.called_ref is not None else _EMPTY
             tail = (ask, pending, self.is_called, old, ask is not old)
-            made = self._joint_step(step, tail) if joint else None
-            if made is None:
-                made = zone_calls_nb(*(*self._step_args(*step), *tail))
+            made = self._joint_step(step, tail, joint)
+            if made is None:  # the refreshes made the usual way: the step and update alone
+                made = self._joint_step(step, tail, False)
+                assert made is not None  # without refreshes the call always steps
             below, below_e, below_m, out, fresh, ratio, heads, walk = made
             if not walk:
                 self.pending = []
@@ -380,21 +376,31 @@ class ZoneTracker(LevelIndex):
             max(WALK_MIN, len(self.status) // WALK_SHARE), _uncopied(call_index),
         )  # fmt: skip
 
-    def _joint_step(self, step: tuple[Any, ...], tail: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        """Both indexes' refreshes (:meth:`_refresh_pair`), the step and the call update in
-        one :func:`.refresh_calls_nb` call; None, with the refreshes made the usual way, where
-        an index must compact first or grow its flags (the caller then steps)."""
+    def _joint_step(
+        self, step: tuple[Any, ...], tail: tuple[Any, ...], refresh: bool
+    ) -> tuple[Any, ...] | None:
+        """The step and the call update in one :func:`.refresh_calls_nb` call, with both
+        indexes' refreshes (:meth:`_refresh_pair`) first where ``refresh``; None, with the
+        refreshes made the usual way, where an index must compact first or grow its flags
+        (the caller then steps without them)."""
         call_index, cols, tiers = step[0], step[3], step[5]
+        if not refresh:
+            code, _, *made = refresh_calls_nb(
+                _EMPTY, call_index._seen, call_index.level, call_index._n_flagged, (0, 0),
+                _EMPTY, self._seen, self._n_flagged, (0, 0), self._nan, False,
+                *self._step_args(*step), *tail,
+            )  # fmt: skip
+            return (*made, code == 1)
         c_touched, l_touched = call_index._take_touched(), self._take_touched()
         need = len(self._dirty_acc) + len(l_touched)
         if len(self._nan) < need:
             self._nan = np.full(2 * need, np.nan)
-        code, refresh, *made = refresh_calls_nb(
+        code, made_refresh, *made = refresh_calls_nb(
             c_touched, call_index._seen, call_index.level, call_index._n_flagged,
             call_index.dirty_limits(), l_touched, self._seen, self._n_flagged,
-            self.dirty_limits(), self._nan, *self._step_args(*step), *tail,
+            self.dirty_limits(), self._nan, True, *self._step_args(*step), *tail,
         )  # fmt: skip
-        newly_c, c_acc, c_price, newly_l, l_acc = refresh
+        newly_c, c_acc, c_price, newly_l, l_acc = made_refresh
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
         if code == 3:  # an account beyond the flags: the one-index refreshes grow them
             call_index._touched, self._touched = [c_touched], [l_touched]
@@ -476,7 +482,7 @@ class ZoneTracker(LevelIndex):
 
 def ask_calls(ex: MarginScans, m: int, called: IntArray) -> ZoneTracker | None:
     """Let the next tracked step of market ``m`` update the called set ``called`` too (one
-    compiled call: :func:`.zone_calls_nb`, which adopts ``called`` first where another path
+    compiled call: :func:`.refresh_calls_nb`, which adopts ``called`` where another path
     replaced the set), where the statuses and the call flags are kept; the caller clears
     ``ask`` of the tracker returned once the scan is taken (a cached scan runs no step) and
     takes the update from :meth:`ZoneTracker.calls`."""

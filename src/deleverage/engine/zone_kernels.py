@@ -306,6 +306,7 @@ def refresh_calls_nb(
     l_flagged: int,
     l_limits: tuple[int, int],
     nan: FloatArray,
+    refresh: bool,
     c_long: Side,
     c_short: Side,
     c_dirty: Dirty,
@@ -351,33 +352,42 @@ def refresh_calls_nb(
     but its flag: 0 the step and the call update made, 1 the step takes the walk (nothing
     evaluated), 2 an index must compact first (nothing evaluated), 3 a touched account is
     beyond the flags (nothing changed, the refresh not made: the caller's one-index refreshes
-    grow them). The caller installs the refresh for codes 0 to 2."""
-    refresh = refresh_pair_nb(
-        c_touched, c_dirty[0], c_seen, c_dirty[2], c_dirty[3], c_level, mmr, cum, l_touched,
-        l_dirty[0], l_seen, l_dirty[2], l_dirty[3], size, entry, margin,
-    )  # fmt: skip
-    newly_c, c_acc, c_price, newly_l, l_acc = refresh
+    grow them). The caller installs the refresh for codes 0 to 2.
+
+    ``refresh`` False: no refresh (the touched arrays are not read), :func:`zone_calls_nb`
+    on the dirty entries as they are (code 0 or 1, the refresh returned empty). Python calls
+    only this kernel for the fused steps: each kernel loads its machine code from numba's
+    cache on its first call in a process (tens of milliseconds for one holding the step),
+    so one entry point, not two."""
     e_i = np.zeros(0, dtype=np.int64)
     e_f = np.zeros(0)
     heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
+    if refresh:
+        made = refresh_pair_nb(
+            c_touched, c_dirty[0], c_seen, c_dirty[2], c_dirty[3], c_level, mmr, cum,
+            l_touched, l_dirty[0], l_seen, l_dirty[2], l_dirty[3], size, entry, margin,
+        )  # fmt: skip
+    else:
+        made = (0, c_dirty[2], c_dirty[3], 0, l_dirty[2])
+    newly_c, c_acc, c_price, newly_l, l_acc = made
     if newly_c < 0:
-        return 3, refresh, e_i, e_f, e_f, called, e_i, e_f, heads
+        return 3, made, e_i, e_f, e_f, called, e_i, e_f, heads
     c_flagged += newly_c
     l_flagged += newly_l
-    if (
+    if refresh and (
         len(c_acc) > c_limits[0] or c_flagged > c_limits[1]
         or len(l_acc) > l_limits[0] or l_flagged > l_limits[1]
     ):  # fmt: skip
-        return 2, refresh, e_i, e_f, e_f, called, e_i, e_f, heads
+        return 2, made, e_i, e_f, e_f, called, e_i, e_f, heads
     c_new = (c_dirty[0], c_flagged != 0, c_acc, c_price)
-    l_new = (l_dirty[0], l_flagged != 0, l_acc, nan[: len(l_acc)])
+    l_new = (l_dirty[0], l_flagged != 0, l_acc, nan[: len(l_acc)]) if refresh else l_dirty
     below, below_e, below_m, out, fresh, ratio, heads, walk = zone_calls_nb(
         c_long, c_short, c_new, l_long, l_short, l_new, touched, size, entry, margin, mode,
         kind, p_old, p_new, floor, mmr, cum, min_margin, call_level, rtol, status, seen,
         pending_flag, walk_rtol, walk_weight, walk_min, walk_rows, called, pending, is_called,
         old, replaced,
     )  # fmt: skip
-    return (1 if walk else 0), refresh, below, below_e, below_m, out, fresh, ratio, heads
+    return (1 if walk else 0), made, below, below_e, below_m, out, fresh, ratio, heads
 
 
 #: The smallest filter of :func:`_apply_nb` (entries, one byte each: 4 KiB stays in L1).

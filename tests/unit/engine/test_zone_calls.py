@@ -315,19 +315,18 @@ class _Kernels:
 
     def __init__(self, mp: pytest.MonkeyPatch, corrupt: bool = False) -> None:
         self.used: collections.Counter[str] = collections.Counter()
-        for name in ("zone_step_nb", "zone_calls_nb", "refresh_calls_nb", "calls_apply_nb"):
+        for name in ("zone_step_nb", "refresh_calls_nb", "calls_apply_nb"):
             mp.setattr(zone_calls, name, self._wrap(name, getattr(zone_calls, name), corrupt))
 
     def _wrap(self, name: str, fn: Any, corrupt: bool) -> Any:
         def wrapped(*args: Any) -> Any:
             out = fn(*args)
             if name == "refresh_calls_nb":
-                self.used[f"code {out[0]}"] += 1
+                refresh = args[10]
+                self.used[f"code {out[0]}" if refresh else "no refresh"] += 1
                 if corrupt and out[0] == 0:  # the called set left as it was
                     return (*out[:5], args[-5], out[6][:0], out[7][:0], *out[8:])
-            elif name == "zone_calls_nb" and corrupt and not out[-1]:
-                return (*out[:3], args[-5], out[4][:0], out[5][:0], *out[6:])
-            if name in ("zone_calls_nb", "refresh_calls_nb") and args[-1]:
+            if name == "refresh_calls_nb" and args[-1]:
                 self.used["adopted"] += 1  # a called set replaced by another path
             self.used[name] += 1
             return out
@@ -336,9 +335,9 @@ class _Kernels:
 
 
 def test_the_fused_calls_do_the_work() -> None:
-    """The call updates of these runs come from the fused kernels: the step with the update
-    (:func:`.zone_calls_nb`) and the refreshes with both (:func:`.refresh_calls_nb`, code
-    0), or the walk after the refreshes (code 1); every run still equals the full pass."""
+    """The call updates of these runs come from the fused kernel: the step with the update
+    (:func:`.refresh_calls_nb` without refreshes) and the refreshes with both (code 0), or
+    the walk after the refreshes (code 1); every run still equals the full pass."""
     with pytest.MonkeyPatch.context() as mp:
         kernels = _Kernels(mp)
         for seed in range(4):
@@ -348,7 +347,7 @@ def test_the_fused_calls_do_the_work() -> None:
         for seed in range(3):
             _run(seed + 40, "simple-wide", 60)
     used = kernels.used
-    assert used["zone_calls_nb"] > 0
+    assert used["no refresh"] > 0
     assert used["code 0"] > 0  # the refreshes, the step and the update in one call
     assert used["code 1"] > 0  # the walk (refreshes installed, nothing evaluated)
 
@@ -369,10 +368,13 @@ def test_an_index_that_compacts_at_every_refresh() -> None:
 def test_refreshes_that_must_grow_the_flags() -> None:
     """A fused call that meets a touched account beyond the flags changes nothing and says
     so (code 3; the kernel checks that first): the one-index refreshes grow the flags, then
-    the step runs. Every fused call answered so here: the same calls as the full pass."""
+    the step runs (the fused call without refreshes). Every fused call with refreshes
+    answered so here: the same calls as the full pass."""
     answered: list[int] = []
 
     def beyond(*args: Any) -> Any:
+        if not args[10]:  # no refreshes: the kernel itself
+            return refresh_calls_nb(*args)
         answered.append(1)
         e_i, e_f = np.zeros(0, dtype=np.int64), np.zeros(0)
         refresh = (-1, e_i, e_f, -1, e_i)
@@ -401,7 +403,7 @@ def test_the_fused_refresh_stops_at_an_account_beyond_the_flags() -> None:
     touched = np.array([3, n + 2], dtype=np.int64)
     code, refresh, *_ = refresh_calls_nb(
         touched, np.zeros(n, dtype=np.bool_), 0.5, 0, (10, 10), touched,
-        np.zeros(n, dtype=np.bool_), 0, (10, 10), np.full(16, np.nan), side, side, dirty,
+        np.zeros(n, dtype=np.bool_), 0, (10, 10), np.full(16, np.nan), True, side, side, dirty,
         side, side, dirty, touched[:1], *cols, 1.0, 0.9, np.zeros(1), np.array([0.01]),
         np.zeros(1), 0.0, 0.5, 1e-6, status, np.zeros(n, dtype=np.bool_),
         np.zeros(n, dtype=np.bool_), 1e-7, 2.0, 1024, 0, called, np.zeros(0, dtype=np.int64),
@@ -441,8 +443,7 @@ def test_a_fused_call_that_skips_the_adoption_fails() -> None:
 
     failed = 0
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("zone_calls_nb", "refresh_calls_nb"):
-            mp.setattr(zone_calls, name, skipping(getattr(zone_calls, name)))
+        mp.setattr(zone_calls, "refresh_calls_nb", skipping(refresh_calls_nb))
         for seed in range(4):
             try:
                 _run(seed, "simple-wide", 120, check=True)
