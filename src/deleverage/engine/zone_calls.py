@@ -138,7 +138,7 @@ class ZoneTracker(LevelIndex):
         self.n_log = 0
         self.checked = (-1, -1, -1, -1)  # index counters when the prices were last found finite
         self._nan = np.full(64, np.nan)  # the dirty entries' prices (never written)
-        #: The called set whose update the next step makes too (:func:`ask_calls`), and
+        #: The called set whose update the next step makes too (:meth:`ask_for`), and
         #: that update (the set it started from, the new set, the new accounts, their ratios)
         #: until :meth:`calls` takes it.
         self.ask: IntArray | None = None
@@ -416,6 +416,17 @@ class ZoneTracker(LevelIndex):
         self._dirty_acc, self._dirty_price = l_acc, self._nan[: len(l_acc)]
         return (*made, code == 1)
 
+    def ask_for(self, called: IntArray) -> bool:
+        """Let the next tracked step update the called set ``called`` too (one compiled
+        call: :func:`.refresh_calls_nb`, which adopts ``called`` where another path replaced
+        the set), where the statuses and the call flags are kept; the caller clears ``ask``
+        once the scan is taken (a cached scan runs no step) and takes the update from
+        :meth:`calls`. Whether it was asked."""
+        if not self.calls_synced:
+            return False
+        self.ask = called
+        return True
+
     def sync_calls(self, called: IntArray) -> None:
         """The called set agrees with the statuses from now on (after a full call update)."""
         if self.calls_synced and self.called_ref is not None:
@@ -457,7 +468,7 @@ class ZoneTracker(LevelIndex):
         self, called: IntArray, mark: float, cols: Any, tiers: TierArrays
     ) -> tuple[IntArray, IntArray, FloatArray]:
         """The called set after the status changes since the last update, the new accounts
-        (ascending) and their ratios: the update the step made (:func:`ask_calls`) where it
+        (ascending) and their ratios: the update the step made (:meth:`ask_for`) where it
         started from ``called``, else :func:`calls_apply_nb` (a called set replaced by
         another path adopted first)."""
         made, self._made = self._made, None
@@ -478,19 +489,6 @@ class ZoneTracker(LevelIndex):
         )  # fmt: skip
         self.called_ref = out
         return out, fresh, ratio
-
-
-def ask_calls(ex: MarginScans, m: int, called: IntArray) -> ZoneTracker | None:
-    """Let the next tracked step of market ``m`` update the called set ``called`` too (one
-    compiled call: :func:`.refresh_calls_nb`, which adopts ``called`` where another path
-    replaced the set), where the statuses and the call flags are kept; the caller clears
-    ``ask`` of the tracker returned once the scan is taken (a cached scan runs no step) and
-    takes the update from :meth:`ZoneTracker.calls`."""
-    tracker = ex._level_index.get((m, 1.0))
-    if isinstance(tracker, ZoneTracker) and tracker.calls_synced:
-        tracker.ask = called
-        return tracker
-    return None
 
 
 def _side(index: LevelIndex, long: bool) -> Side:

@@ -46,7 +46,6 @@ from deleverage.engine.risk.support import (
     _below,
     _Caps,
 )
-from deleverage.engine.zone_calls import ask_calls
 from deleverage.errors import InvariantError, ValidationError
 from deleverage.rules.dynamic import scale_spec
 from deleverage.spec import MarketSpec
@@ -366,7 +365,12 @@ class RiskEngine(BatchStage):
         called = risk.called_isolated  # not np.asarray(..., dtype): a new view of a kernel's array
         if called.dtype != np.int64:
             called = called.astype(np.int64)
-        asked = ask_calls(ex, m, called)  # the tracked step updates the set in its call
+        # The zone tracker's next step updates the set in its own call (``ask_for``; looked
+        # up, not imported: zone_calls reaches this module through the quiet stretches).
+        asked: Any = ex._level_index.get((m, 1.0))
+        ask_for = getattr(asked, "ask_for", None)
+        if ask_for is None or not ask_for(called):
+            asked = None
         try:
             iscan = ex.isolated_scan(m, level)
         finally:
