@@ -583,7 +583,11 @@ def top_scores_nb(scores: FloatArray, k: int) -> npt.NDArray[np.int64]:
     return out[:j]
 
 
-@njit(cache=True)
+#: Positions per block of :func:`zone_prices_nb` (its scratch rows stay in L1).
+ZONE_BLOCK = 256
+
+
+@njit(cache=True, error_model="numpy")
 def zone_prices_nb(
     size: FloatArray,
     entry: FloatArray,
@@ -597,22 +601,49 @@ def zone_prices_nb(
 
     ``p_t = -(level (M - s e) + cum_t) / (s (level - sign(s) mmr_t))``; longs take the max over
     tiers, shorts the min; a tier with ``mmr_t >= level`` puts every price in the zone.
-    """
-    for i in range(len(size)):
-        s = size[i]
-        if s == 0.0:
-            out[i] = np.nan
-            continue
-        sign = 1.0 if s > 0.0 else -1.0
-        base = level * (margin[i] - s * entry[i])
-        best = -np.inf if s > 0.0 else np.inf
-        for t in range(len(mmr)):
-            if level - mmr[t] <= 0.0:
-                best = sign * np.inf
-                break
-            p = -(base + cum[t]) / (s * (level - sign * mmr[t]))
-            best = max(best, p) if s > 0.0 else min(best, p)
-        out[i] = best
+
+    The same operations in the same order per position as a loop over the tiers of each
+    position, with the tiers outermost inside blocks of :data:`ZONE_BLOCK` positions: the
+    inner loop over a block has no dependence between positions, so it runs on vector
+    registers (ten divisions per position at ten tiers: twice as fast at 10^6 positions).
+    ``level - sign mmr_t`` is taken once per tier and side (``sign mmr_t`` is exact); the
+    running max / min is Python's ``max`` / ``min`` (``p if p > best else best``), NaN kept
+    out as there. ``error_model="numpy"``: a closed position (size 0, NaN out) is divided by
+    zero in its block without raising."""
+    n = len(size)
+    n_t = len(mmr)
+    for t in range(n_t):
+        if level - mmr[t] <= 0.0:  # every open position is in the zone at some price
+            for i in range(n):
+                s = size[i]
+                out[i] = np.nan if s == 0.0 else (np.inf if s > 0.0 else -np.inf)
+            return
+    d_long = np.empty(n_t)
+    d_short = np.empty(n_t)
+    for t in range(n_t):
+        d_long[t] = level - mmr[t]
+        d_short[t] = level - (-mmr[t])
+    base = np.empty(ZONE_BLOCK)
+    best = np.empty(ZONE_BLOCK)
+    for start in range(0, n, ZONE_BLOCK):
+        m = min(ZONE_BLOCK, n - start)
+        s_blk = size[start : start + m]
+        for j in range(m):
+            s = s_blk[j]
+            base[j] = level * (margin[start + j] - s * entry[start + j])
+            best[j] = -np.inf if s > 0.0 else np.inf
+        for t in range(n_t):
+            c, d_l, d_s = cum[t], d_long[t], d_short[t]
+            for j in range(m):
+                s = s_blk[j]
+                p = -(base[j] + c) / (s * (d_l if s > 0.0 else d_s))
+                b = best[j]
+                if s > 0.0:
+                    best[j] = p if p > b else b
+                else:
+                    best[j] = p if p < b else b
+        for j in range(m):
+            out[start + j] = np.nan if s_blk[j] == 0.0 else best[j]
 
 
 @njit(cache=True)

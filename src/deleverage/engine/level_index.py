@@ -314,11 +314,21 @@ class LevelIndex:
         once they are too many."""
         self._n_flagged += newly
         self._dirty_acc, self._dirty_price = acc, price
-        n_indexed = len(self.long_acc) + len(self.short_acc)
-        if len(acc) > max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)) or (
-            self._n_flagged > n_indexed // 4 + DIRTY_FLOOR
-        ):
+        if self.overfull(len(acc)):
             self._compact(size, len(self.dirty_flag))
+
+    def dirty_limits(self) -> tuple[int, int]:
+        """The most dirty entries and the most flagged accounts the index keeps before it
+        compacts (:data:`DIRTY_SHARE` of the indexed entries, a quarter for the flags, each
+        at least :data:`DIRTY_FLOOR`)."""
+        n_indexed = len(self.long_acc) + len(self.short_acc)
+        return max(DIRTY_FLOOR, int(n_indexed * DIRTY_SHARE)), n_indexed // 4 + DIRTY_FLOOR
+
+    def overfull(self, n_dirty: int) -> bool:
+        """Whether ``n_dirty`` dirty entries and the flagged accounts exceed
+        :meth:`dirty_limits` (the index compacts)."""
+        max_dirty, max_flagged = self.dirty_limits()
+        return n_dirty > max_dirty or self._n_flagged > max_flagged
 
 
 def _rows(

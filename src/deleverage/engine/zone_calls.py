@@ -56,7 +56,7 @@ from deleverage.engine import level_index as _levels
 from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.level_scan import refresh_dirty_nb, refresh_pair_nb
 from deleverage.engine.levels import index_zone_prices
-from deleverage.engine.zone_kernels import calls_apply_nb, zone_step_nb
+from deleverage.engine.zone_kernels import calls_apply_nb, refresh_calls_nb, zone_step_nb
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -90,6 +90,7 @@ WALK_MIN = 1024
 WALK_SHARE = 256
 
 
+_EMPTY = np.zeros(0, dtype=np.int64)
 _TRACKABLE: dict[tuple[int, float], tuple[TierArrays, bool]] = {}
 
 
@@ -137,6 +138,11 @@ class ZoneTracker(LevelIndex):
         self.n_log = 0
         self.checked = (-1, -1, -1, -1)  # index counters when the prices were last found finite
         self._nan = np.full(64, np.nan)  # the dirty entries' prices (never written)
+        #: The called set whose update the next step makes too (:meth:`ask_for`), and
+        #: that update (the set it started from, the new set, the new accounts, their ratios)
+        #: until :meth:`calls` takes it.
+        self.ask: IntArray | None = None
+        self._made: tuple[IntArray, IntArray, IntArray, FloatArray] | None = None
 
     # ---------------------------------------------------------------- changes
     def touch(self, accounts: IntArray) -> None:
@@ -192,10 +198,7 @@ class ZoneTracker(LevelIndex):
         if len(self._nan) < len(acc):
             self._nan = np.full(2 * len(acc), np.nan)
         self._dirty_price = self._nan[: len(acc)]
-        n_indexed = len(self.long_acc) + len(self.short_acc)
-        if len(acc) > max(_levels.DIRTY_FLOOR, int(n_indexed * _levels.DIRTY_SHARE)) or (
-            self._n_flagged > n_indexed // 4 + _levels.DIRTY_FLOOR
-        ):
+        if self.overfull(len(acc)):
             self._dirty_price = index_zone_prices(
                 size[acc], entry[acc], margin[acc], self.level, tiers
             )
@@ -266,6 +269,7 @@ class ZoneTracker(LevelIndex):
         for part in self.pending:
             self.pending_flag[part] = False
         self.pending = []
+        self._made = None
         self.log = []
         self.n_log = 0
         self.call_level = call_level
@@ -307,7 +311,11 @@ class ZoneTracker(LevelIndex):
         evaluated, where the index's walk of the zone is cheaper (:data:`WALK_WEIGHT`): the
         caller takes it and starts the statuses again from it (:meth:`resync`)."""
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
-        if call_index._touched or self._touched:
+        ask, self.ask = self.ask, None
+        self._made = None  # not taken: ``called_ref`` is the set the flags follow already
+        calls = ask is not None and self.calls_synced
+        joint = calls and tiers.continuous and bool(call_index._touched and self._touched)
+        if (call_index._touched or self._touched) and not joint:
             self._refresh_pair(call_index, size, entry, margin, tiers)
         self._grow(len(size))
         touched = (
@@ -316,15 +324,28 @@ class ZoneTracker(LevelIndex):
         )  # fmt: skip
         self.log = []
         self.n_log = 0
-        below, below_e, below_m, changed, heads, walk = zone_step_nb(
-            _side(call_index, True), _side(call_index, False), _dirty(call_index),
-            _side(self, True), _side(self, False), _dirty(self), touched, size, entry, margin,
-            cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr, tiers.cum,
-            float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status, self._scratch,
-            self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT,
-            max(WALK_MIN, len(self.status) // WALK_SHARE),
-            _uncopied(call_index),
-        )  # fmt: skip
+        step = (call_index, touched, mark, cols, kind, tiers)
+        if calls:
+            assert ask is not None
+            parts = self.pending
+            pending = (
+                np.concatenate(parts) if len(parts) > 1
+                else parts[0] if parts else np.zeros(0, dtype=np.int64)
+            )  # fmt: skip
+            old = self.called_ref if self.called_ref is not None else _EMPTY
+            tail = (ask, pending, self.is_called, old, ask is not old)
+            made = self._joint_step(step, tail, joint)
+            if made is None:  # the refreshes made the usual way: the step and update alone
+                made = self._joint_step(step, tail, False)
+                assert made is not None  # without refreshes the call always steps
+            below, below_e, below_m, out, fresh, ratio, heads, walk = made
+            if not walk:
+                self.pending = []
+                self._made = (ask, out, fresh, ratio)
+                self.called_ref = out
+            changed = fresh[:0]
+        else:
+            below, below_e, below_m, changed, heads, walk = zone_step_nb(*self._step_args(*step))
         if walk:
             self.synced = False  # the touched log is spent: only a restart brings it back
             return None
@@ -336,6 +357,76 @@ class ZoneTracker(LevelIndex):
             self.pending.append(changed)
         return below, below_e, below_m
 
+    def _step_args(
+        self,
+        call_index: LevelIndex,
+        touched: IntArray,
+        mark: float,
+        cols: Any,
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+    ) -> tuple[Any, ...]:
+        """:func:`.zone_step_nb`'s arguments at the indexes' current state."""
+        return (
+            _side(call_index, True), _side(call_index, False), _dirty(call_index),
+            _side(self, True), _side(self, False), _dirty(self), touched, cols.size, cols.entry,
+            cols.isolated_margin, cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr,
+            tiers.cum, float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status,
+            self._scratch, self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT,
+            max(WALK_MIN, len(self.status) // WALK_SHARE), _uncopied(call_index),
+        )  # fmt: skip
+
+    def _joint_step(
+        self, step: tuple[Any, ...], tail: tuple[Any, ...], refresh: bool
+    ) -> tuple[Any, ...] | None:
+        """The step and the call update in one :func:`.refresh_calls_nb` call, with both
+        indexes' refreshes (:meth:`_refresh_pair`) first where ``refresh``; None, with the
+        refreshes made the usual way, where an index must compact first or grow its flags
+        (the caller then steps without them)."""
+        call_index, cols, tiers = step[0], step[3], step[5]
+        if not refresh:
+            code, _, *made = refresh_calls_nb(
+                _EMPTY, call_index._seen, call_index.level, call_index._n_flagged, (0, 0),
+                _EMPTY, self._seen, self._n_flagged, (0, 0), self._nan, False,
+                *self._step_args(*step), *tail,
+            )  # fmt: skip
+            return (*made, code == 1)
+        c_touched, l_touched = call_index._take_touched(), self._take_touched()
+        need = len(self._dirty_acc) + len(l_touched)
+        if len(self._nan) < need:
+            self._nan = np.full(2 * need, np.nan)
+        code, made_refresh, *made = refresh_calls_nb(
+            c_touched, call_index._seen, call_index.level, call_index._n_flagged,
+            call_index.dirty_limits(), l_touched, self._seen, self._n_flagged,
+            self.dirty_limits(), self._nan, True, *self._step_args(*step), *tail,
+        )  # fmt: skip
+        newly_c, c_acc, c_price, newly_l, l_acc = made_refresh
+        size, entry, margin = cols.size, cols.entry, cols.isolated_margin
+        if code == 3:  # an account beyond the flags: the one-index refreshes grow them
+            call_index._touched, self._touched = [c_touched], [l_touched]
+            self._refresh_pair(call_index, size, entry, margin, tiers)
+            return None
+        if code == 2:  # an index compacts (:meth:`_take_dirty`)
+            call_index._take_dirty(newly_c, c_acc, c_price, size, entry, margin, tiers)
+            self._take_dirty(newly_l, l_acc, self._nan, size, entry, margin, tiers)
+            return None
+        call_index._n_flagged += newly_c
+        call_index._dirty_acc, call_index._dirty_price = c_acc, c_price
+        self._n_flagged += newly_l
+        self._dirty_acc, self._dirty_price = l_acc, self._nan[: len(l_acc)]
+        return (*made, code == 1)
+
+    def ask_for(self, called: IntArray) -> bool:
+        """Let the next tracked step update the called set ``called`` too (one compiled
+        call: :func:`.refresh_calls_nb`, which adopts ``called`` where another path replaced
+        the set), where the statuses and the call flags are kept; the caller clears ``ask``
+        once the scan is taken (a cached scan runs no step) and takes the update from
+        :meth:`calls`. Whether it was asked."""
+        if not self.calls_synced:
+            return False
+        self.ask = called
+        return True
+
     def sync_calls(self, called: IntArray) -> None:
         """The called set agrees with the statuses from now on (after a full call update)."""
         if self.calls_synced and self.called_ref is not None:
@@ -346,6 +437,7 @@ class ZoneTracker(LevelIndex):
         for part in self.pending:
             self.pending_flag[part] = False
         self.pending = []
+        self._made = None
         self.called_ref = called
         self.calls_synced = True
 
@@ -376,7 +468,14 @@ class ZoneTracker(LevelIndex):
         self, called: IntArray, mark: float, cols: Any, tiers: TierArrays
     ) -> tuple[IntArray, IntArray, FloatArray]:
         """The called set after the status changes since the last update, the new accounts
-        (ascending) and their ratios (:func:`calls_apply_nb`)."""
+        (ascending) and their ratios: the update the step made (:meth:`ask_for`) where it
+        started from ``called``, else :func:`calls_apply_nb` (a called set replaced by
+        another path adopted first)."""
+        made, self._made = self._made, None
+        if made is not None and made[0] is called:
+            return made[1], made[2], made[3]
+        if self.called_ref is not called:
+            self.adopt(called)
         parts = self.pending
         pending = (
             np.concatenate(parts) if len(parts) > 1

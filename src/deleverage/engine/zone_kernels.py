@@ -4,7 +4,10 @@
   crossed band of the call-level index, the liquidation prefix, the dirty and touched
   positions) evaluated with the scan's own arithmetic, or the word that the zone's walk is
   cheaper;
-- :func:`calls_apply_nb`: the called set after the status changes.
+- :func:`calls_apply_nb`: the called set after the status changes;
+- :func:`zone_calls_nb`: both in one call, where the called set is updated right after the
+  step (the risk step's margin calls); :func:`refresh_calls_nb`: the two indexes' dirty
+  refreshes (:func:`.refresh_pair_nb`) first, in the same call.
 
 The rules and the exactness argument are :mod:`deleverage.engine.zone_calls`'s.
 """
@@ -17,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.engine.level_scan import _classify_nb
+from deleverage.engine.level_scan import _classify_nb, refresh_pair_nb
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -217,19 +220,224 @@ def calls_apply_nb(
     now at status 0 leave it (order kept), those at 2 and not called join it at the end in
     account order, with their ratio ``MM / E`` at ``mark`` (the scan's arithmetic). Returns
     the set (``called`` itself when unchanged), the new accounts, their ratios and whether the
-    set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``."""
-    fresh = np.empty(len(pending), dtype=np.int64)
+    set changed; ``is_called`` follows, ``pending_flag`` is cleared for ``pending``
+    (:func:`_apply_nb` with one pending list)."""
+    return _apply_nb(
+        called, pending, pending[:0], pending[:0], status, is_called, pending_flag, size, entry,
+        margin, mark, floor, mmr, cum, min_margin, call_level,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def zone_calls_nb(
+    c_long: Side,
+    c_short: Side,
+    c_dirty: Dirty,
+    l_long: Side,
+    l_short: Side,
+    l_dirty: Dirty,
+    touched: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    p_old: float,
+    p_new: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    rtol: float,
+    status: npt.NDArray[np.int8],
+    seen: BoolArray,
+    pending_flag: BoolArray,
+    walk_rtol: float,
+    walk_weight: float,
+    walk_min: int,
+    walk_rows: int,
+    called: IntArray,
+    pending: IntArray,
+    is_called: BoolArray,
+    old: IntArray,
+    replaced: bool,
+) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray, bool]:
+    """:func:`zone_step_nb` then :func:`calls_apply_nb` in one call (one dispatch), where the
+    called set is updated right after the step (the risk step's margin calls): the step at
+    ``p_new``, then the called set ``called`` after the status changes of ``pending`` (those
+    still pending from before) and of the accounts the step changed, with the new accounts'
+    ratios at ``p_new``; where ``replaced`` (another path replaced the called set ``old`` the
+    flags follow by ``called``), the set is adopted between the step and the update, as
+    :meth:`.ZoneTracker.adopt` does (:func:`_adopt_nb`). Returns the step's positions under
+    maintenance (accounts, equity,
+    maintenance), the new called set, the new accounts, their ratios, the liquidation index's
+    new heads and False; or, where the step takes the walk instead (:func:`zone_step_nb`),
+    nothing evaluated or changed (``called`` returned, ``pending`` still pending) and True."""
+    below, below_e, below_m, changed, heads, walk = zone_step_nb(
+        c_long, c_short, c_dirty, l_long, l_short, l_dirty, touched, size, entry, margin, mode,
+        kind, p_old, p_new, floor, mmr, cum, min_margin, call_level, rtol, status, seen,
+        pending_flag, walk_rtol, walk_weight, walk_min, walk_rows,
+    )  # fmt: skip
+    if walk:
+        return below, below_e, below_m, called, changed, below_e, heads, True
+    extra = changed[:0]
+    if replaced:
+        extra = _adopt_nb(old, called, is_called, pending_flag, seen)
+    out, fresh, ratio, _ = _apply_nb(
+        called, pending, changed, extra, status, is_called, pending_flag, size, entry, margin,
+        p_new, floor, mmr, cum, min_margin, call_level,
+    )  # fmt: skip
+    return below, below_e, below_m, out, fresh, ratio, heads, False
+
+
+Refresh = tuple[int, IntArray, FloatArray, int, IntArray]
+
+
+@njit(cache=True)
+def refresh_calls_nb(
+    c_touched: IntArray,
+    c_seen: BoolArray,
+    c_level: float,
+    c_flagged: int,
+    c_limits: tuple[int, int],
+    l_touched: IntArray,
+    l_seen: BoolArray,
+    l_flagged: int,
+    l_limits: tuple[int, int],
+    nan: FloatArray,
+    refresh: bool,
+    c_long: Side,
+    c_short: Side,
+    c_dirty: Dirty,
+    l_long: Side,
+    l_short: Side,
+    l_dirty: Dirty,
+    touched: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    p_old: float,
+    p_new: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    rtol: float,
+    status: npt.NDArray[np.int8],
+    seen: BoolArray,
+    pending_flag: BoolArray,
+    walk_rtol: float,
+    walk_weight: float,
+    walk_min: int,
+    walk_rows: int,
+    called: IntArray,
+    pending: IntArray,
+    is_called: BoolArray,
+    old: IntArray,
+    replaced: bool,
+) -> tuple[
+    int, Refresh, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray
+]:
+    """:func:`.refresh_pair_nb` (the call-level index's touched accounts ``c_touched``, its
+    scratch ``c_seen``, level ``c_level``; the liquidation index's ``l_touched``,
+    ``l_seen``), then :func:`zone_calls_nb` on the refreshed dirty entries (the liquidation
+    index's priced NaN: a prefix of ``nan``, at least as long as its old dirty entries and
+    ``l_touched`` together), in one call. ``c_flagged`` / ``l_flagged``: the accounts each
+    index flagged before; ``*_limits``: its :meth:`.LevelIndex.dirty_limits`. Returns a code,
+    the refresh (as :func:`.refresh_pair_nb` returns it) and :func:`zone_calls_nb`'s results
+    but its flag: 0 the step and the call update made, 1 the step takes the walk (nothing
+    evaluated), 2 an index must compact first (nothing evaluated), 3 a touched account is
+    beyond the flags (nothing changed, the refresh not made: the caller's one-index refreshes
+    grow them). The caller installs the refresh for codes 0 to 2.
+
+    ``refresh`` False: no refresh (the touched arrays are not read), :func:`zone_calls_nb`
+    on the dirty entries as they are (code 0 or 1, the refresh returned empty). Python calls
+    only this kernel for the fused steps: each kernel loads its machine code from numba's
+    cache on its first call in a process (tens of milliseconds for one holding the step),
+    so one entry point, not two."""
+    e_i = np.zeros(0, dtype=np.int64)
+    e_f = np.zeros(0)
+    heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
+    if refresh:
+        made = refresh_pair_nb(
+            c_touched, c_dirty[0], c_seen, c_dirty[2], c_dirty[3], c_level, mmr, cum,
+            l_touched, l_dirty[0], l_seen, l_dirty[2], l_dirty[3], size, entry, margin,
+        )  # fmt: skip
+    else:
+        made = (0, c_dirty[2], c_dirty[3], 0, l_dirty[2])
+    newly_c, c_acc, c_price, newly_l, l_acc = made
+    if newly_c < 0:
+        return 3, made, e_i, e_f, e_f, called, e_i, e_f, heads
+    c_flagged += newly_c
+    l_flagged += newly_l
+    if refresh and (
+        len(c_acc) > c_limits[0] or c_flagged > c_limits[1]
+        or len(l_acc) > l_limits[0] or l_flagged > l_limits[1]
+    ):  # fmt: skip
+        return 2, made, e_i, e_f, e_f, called, e_i, e_f, heads
+    c_new = (c_dirty[0], c_flagged != 0, c_acc, c_price)
+    l_new = (l_dirty[0], l_flagged != 0, l_acc, nan[: len(l_acc)]) if refresh else l_dirty
+    below, below_e, below_m, out, fresh, ratio, heads, walk = zone_calls_nb(
+        c_long, c_short, c_new, l_long, l_short, l_new, touched, size, entry, margin, mode,
+        kind, p_old, p_new, floor, mmr, cum, min_margin, call_level, rtol, status, seen,
+        pending_flag, walk_rtol, walk_weight, walk_min, walk_rows, called, pending, is_called,
+        old, replaced,
+    )  # fmt: skip
+    return (1 if walk else 0), made, below, below_e, below_m, out, fresh, ratio, heads
+
+
+#: The smallest filter of :func:`_apply_nb` (entries, one byte each: 4 KiB stays in L1).
+FILTER_MIN = 4096
+
+
+@njit(cache=True)
+def _apply_nb(
+    called: IntArray,
+    pending: IntArray,
+    pending_more: IntArray,
+    pending_extra: IntArray,
+    status: npt.NDArray[np.int8],
+    is_called: BoolArray,
+    pending_flag: BoolArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mark: float,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+) -> tuple[IntArray, IntArray, FloatArray, bool]:
+    """:func:`calls_apply_nb` over the pending accounts ``pending``, ``pending_more`` and
+    ``pending_extra`` (distinct together). The members that leave are found without reading
+    ``is_called`` for every member (scattered reads over the accounts, thousands of members
+    after a crash): a small table of flags hashed by account (``account & (width - 1)``,
+    ``width`` a power of two, at least 8 per leaving account) holds the leaving ones; a
+    member whose slot is clear is not leaving (every member is called, ``is_called`` set,
+    but those that left now), the others are tested on ``is_called`` itself. Nothing else
+    differs."""
+    n_p = len(pending) + len(pending_more) + len(pending_extra)
+    fresh = np.empty(n_p, dtype=np.int64)
+    left = np.empty(n_p, dtype=np.int64)
     n_fresh = 0
     n_left = 0
-    for a in pending:
-        pending_flag[a] = False
-        st = status[a]
-        if st == 0 and is_called[a]:
-            is_called[a] = False
-            n_left += 1
-        elif st == 2 and not is_called[a]:
-            fresh[n_fresh] = a
-            n_fresh += 1
+    for part in range(3):
+        accounts = pending if part == 0 else pending_more if part == 1 else pending_extra
+        for a in accounts:
+            pending_flag[a] = False
+            st = status[a]
+            if st == 0 and is_called[a]:
+                is_called[a] = False
+                left[n_left] = a
+                n_left += 1
+            elif st == 2 and not is_called[a]:
+                fresh[n_fresh] = a
+                n_fresh += 1
     fresh = np.sort(fresh[:n_fresh])
     ratio = np.empty(n_fresh)
     for j in range(n_fresh):
@@ -240,14 +448,70 @@ def calls_apply_nb(
         ratio[j] = m / e
     if n_left == 0 and n_fresh == 0:
         return called, fresh, ratio, False
-    out = np.empty(len(called) - n_left + n_fresh, dtype=np.int64)
-    k = 0
-    for a in called:
-        if is_called[a]:
+    n_kept = len(called) - n_left
+    out = np.empty(n_kept + n_fresh, dtype=np.int64)
+    if n_left == 0:
+        out[:n_kept] = called
+    else:
+        width = FILTER_MIN
+        while width < 8 * n_left:
+            width *= 2
+        mask = width - 1
+        leaving = np.zeros(width, dtype=np.bool_)
+        for j in range(n_left):
+            leaving[left[j] & mask] = True
+        k = 0
+        for a in called:
+            if leaving[a & mask] and not is_called[a]:
+                continue
             out[k] = a
             k += 1
-    for a in fresh:
+    for j in range(n_fresh):
+        a = fresh[j]
         is_called[a] = True
-        out[k] = a
-        k += 1
+        out[n_kept + j] = a
     return out, fresh, ratio, True
+
+
+@njit(cache=True)
+def _adopt_nb(
+    old: IntArray,
+    called: IntArray,
+    is_called: BoolArray,
+    pending_flag: BoolArray,
+    scratch: BoolArray,
+) -> IntArray:
+    """:meth:`.ZoneTracker.adopt` compiled: ``is_called`` (marking ``old``) follows
+    ``called`` from now on; the accounts of one set only and not pending yet are flagged
+    pending and returned (those of ``old`` first, then those of ``called``, each in its
+    set's order). ``scratch``: all False (left so)."""
+    extra = np.empty(len(old) + len(called), dtype=np.int64)
+    k = 0
+    for a in called:
+        scratch[a] = True
+    n_new = 0
+    for a in called:  # the members new to the set (the flags still mark the old one)
+        n_new += not is_called[a]
+    new_only = np.empty(n_new, dtype=np.int64)
+    j = 0
+    for a in called:
+        if not is_called[a]:
+            new_only[j] = a
+            j += 1
+    for a in old:
+        if not scratch[a]:  # left the set
+            is_called[a] = False
+            if not pending_flag[a]:
+                pending_flag[a] = True
+                extra[k] = a
+                k += 1
+    for a in called:
+        scratch[a] = False
+    for a in new_only:
+        is_called[a] = True
+    for a in new_only:
+        if not pending_flag[a]:
+            pending_flag[a] = True
+            extra[k] = a
+            k += 1
+    return extra[:k]

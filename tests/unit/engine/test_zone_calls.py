@@ -28,6 +28,7 @@ from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine import level_index as level_mod
 from deleverage.engine import zone_calls
 from deleverage.engine.zone_calls import ZoneTracker
+from deleverage.engine.zone_kernels import refresh_calls_nb
 from deleverage.errors import DeleverageError
 from deleverage.venues import preset
 
@@ -231,9 +232,10 @@ def test_check_invariants_mode_compares_the_tracked_calls() -> None:
     with pytest.MonkeyPatch.context() as mp:
         spy = _Spy(mp)
         mp.setattr(ZoneTracker, "adopt", spy.count("adopt", ZoneTracker.adopt))
+        kernels = _Kernels(mp)
         twin = _run(3, "simple-wide", 120, check=True)
     assert spy.used["calls"] > 0
-    assert spy.used["adopt"] > 0
+    assert kernels.used["adopted"] > 0  # replaced called sets adopted in the fused call
     assert any(r.margin_calls for r in twin.engines[0].risk.reports)
 
 
@@ -303,5 +305,148 @@ def test_a_walk_that_keeps_the_old_statuses_fails_the_comparison() -> None:
             try:
                 _run(seed, "simple-wide", 80)
             except AssertionError:
+                failed += 1
+    assert failed > 0
+
+
+class _Kernels:
+    """Counts the tracker's compiled calls (the step alone, the step with the call update,
+    the refreshes with both) and the codes of :func:`.refresh_calls_nb`."""
+
+    def __init__(self, mp: pytest.MonkeyPatch, corrupt: bool = False) -> None:
+        self.used: collections.Counter[str] = collections.Counter()
+        for name in ("zone_step_nb", "refresh_calls_nb", "calls_apply_nb"):
+            mp.setattr(zone_calls, name, self._wrap(name, getattr(zone_calls, name), corrupt))
+
+    def _wrap(self, name: str, fn: Any, corrupt: bool) -> Any:
+        def wrapped(*args: Any) -> Any:
+            out = fn(*args)
+            if name == "refresh_calls_nb":
+                refresh = args[10]
+                self.used[f"code {out[0]}" if refresh else "no refresh"] += 1
+                if corrupt and out[0] == 0:  # the called set left as it was
+                    return (*out[:5], args[-5], out[6][:0], out[7][:0], *out[8:])
+            if name == "refresh_calls_nb" and args[-1]:
+                self.used["adopted"] += 1  # a called set replaced by another path
+            self.used[name] += 1
+            return out
+
+        return wrapped
+
+
+def test_the_fused_calls_do_the_work() -> None:
+    """The call updates of these runs come from the fused kernel: the step with the update
+    (:func:`.refresh_calls_nb` without refreshes) and the refreshes with both (code 0), or
+    the walk after the refreshes (code 1); every run still equals the full pass."""
+    with pytest.MonkeyPatch.context() as mp:
+        kernels = _Kernels(mp)
+        for seed in range(4):
+            _run(seed, "simple-wide", 80)
+            _run(seed + 20, "binance-wide", 60)
+        _walk_often(mp, 0.5)
+        for seed in range(3):
+            _run(seed + 40, "simple-wide", 60)
+    used = kernels.used
+    assert used["no refresh"] > 0
+    assert used["code 0"] > 0  # the refreshes, the step and the update in one call
+    assert used["code 1"] > 0  # the walk (refreshes installed, nothing evaluated)
+
+
+def test_an_index_that_compacts_at_every_refresh() -> None:
+    """Where an index must compact after the refreshes (here: any dirty entry), the fused
+    call stops before the step (code 2), the refreshes are installed and compacted the usual
+    way, and the step runs on the compacted indexes: the same calls as the full pass."""
+    with pytest.MonkeyPatch.context() as mp:
+        kernels = _Kernels(mp)
+        mp.setattr(level_mod.LevelIndex, "dirty_limits", lambda self: (0, 0))
+        for seed in range(3):
+            _run(seed, "simple-wide", 80)
+            _run(seed + 20, "binance-wide", 60)
+    assert kernels.used["code 2"] > 0
+
+
+def test_refreshes_that_must_grow_the_flags() -> None:
+    """A fused call that meets a touched account beyond the flags changes nothing and says
+    so (code 3; the kernel checks that first): the one-index refreshes grow the flags, then
+    the step runs (the fused call without refreshes). Every fused call with refreshes
+    answered so here: the same calls as the full pass."""
+    answered: list[int] = []
+
+    def beyond(*args: Any) -> Any:
+        if not args[10]:  # no refreshes: the kernel itself
+            return refresh_calls_nb(*args)
+        answered.append(1)
+        e_i, e_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+        refresh = (-1, e_i, e_f, -1, e_i)
+        heads = np.zeros(2, dtype=np.int64)
+        return 3, refresh, e_i, e_f, e_f, args[-5], e_i, e_f, heads
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zone_calls, "refresh_calls_nb", beyond)
+        for seed in range(3):
+            _run(seed, "simple-wide", 80)
+    assert len(answered) > 0
+
+
+def test_the_fused_refresh_stops_at_an_account_beyond_the_flags() -> None:
+    """:func:`.refresh_calls_nb` itself: a touched account past the flags gives code 3 and
+    leaves the flags, the statuses and the called flags as they were."""
+    n = 8
+    key, acc = np.array([-1.0, -0.5]), np.array([1, 2], dtype=np.int64)
+    side = (key, acc, 0)
+    flag = np.zeros(n, dtype=np.bool_)
+    dirty = (flag, False, np.zeros(0, dtype=np.int64), np.zeros(0))
+    cols = np.ones(n), np.ones(n), np.ones(n), np.ones(n, dtype=np.int8), np.zeros(n, np.int8)
+    status = np.array([0, 2, 1, 0, 0, 0, 0, 0], dtype=np.int8)
+    is_called = status == 2
+    called = np.array([1], dtype=np.int64)
+    touched = np.array([3, n + 2], dtype=np.int64)
+    code, refresh, *_ = refresh_calls_nb(
+        touched, np.zeros(n, dtype=np.bool_), 0.5, 0, (10, 10), touched,
+        np.zeros(n, dtype=np.bool_), 0, (10, 10), np.full(16, np.nan), True, side, side, dirty,
+        side, side, dirty, touched[:1], *cols, 1.0, 0.9, np.zeros(1), np.array([0.01]),
+        np.zeros(1), 0.0, 0.5, 1e-6, status, np.zeros(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.bool_), 1e-7, 2.0, 1024, 0, called, np.zeros(0, dtype=np.int64),
+        is_called, called, False,
+    )  # fmt: skip
+    assert code == 3
+    assert refresh[0] == -1
+    assert not flag.any()
+    assert status.tolist() == [0, 2, 1, 0, 0, 0, 0, 0]
+    assert is_called.tolist() == (status == 2).tolist()
+
+
+def test_a_fused_update_that_drops_the_changes_fails_the_comparison() -> None:
+    """The called sets come from the fused kernels' update: one that leaves the set as it
+    was (the step's status changes not applied) gives other called sets or journals."""
+    failed = 0
+    with pytest.MonkeyPatch.context() as mp:
+        _Kernels(mp, corrupt=True)
+        for seed in range(6):
+            try:
+                _run(seed, "simple-wide", 80)
+            except AssertionError:
+                failed += 1
+    assert failed > 0
+
+
+def test_a_fused_call_that_skips_the_adoption_fails() -> None:
+    """A called set replaced by another path is adopted in the fused call (the flags follow
+    the new set before the update): one that updates the new set with the flags of the old
+    one (``replaced`` dropped) gives other called sets."""
+
+    def skipping(fn: Any) -> Any:
+        def wrapped(*args: Any) -> Any:
+            return fn(*args[:-1], False)
+
+        return wrapped
+
+    failed = 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zone_calls, "refresh_calls_nb", skipping(refresh_calls_nb))
+        for seed in range(4):
+            try:
+                _run(seed, "simple-wide", 120, check=True)
+            except (AssertionError, DeleverageError):
                 failed += 1
     assert failed > 0

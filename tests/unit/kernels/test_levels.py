@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deleverage import MarketSpec
@@ -182,4 +182,25 @@ def test_compiled_equals_numpy_bit_for_bit(
     ref = zone_prices(size, entry, margin, level, tiers)
     fast = zone_prices_compiled(size, entry, margin, level, tiers)
     assert ref.shape == fast.shape == size.shape
+    np.testing.assert_array_equal(ref.view(np.int64), fast.view(np.int64))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    tiers=_tiers(),
+    level=st.sampled_from([1.0, 0.8, 0.5, 0.01, 0.003]),
+    n=st.integers(0, 1_300),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_compiled_equals_numpy_bit_for_bit_over_blocks(
+    tiers: TierArrays, level: float, n: int, seed: int
+) -> None:
+    """The compiled pass works in blocks of ``ZONE_BLOCK`` positions: books of several
+    blocks and a remainder, flat positions among them, give NumPy's prices bit for bit."""
+    rng = np.random.default_rng(seed)
+    size = rng.choice([-1.0, 0.0, 1.0], n) * 10.0 ** rng.uniform(-9, 6, n)
+    entry = 10.0 ** rng.uniform(-2, 6, n)
+    margin = rng.uniform(0.0, 1e7, n) * (rng.random(n) < 0.9)
+    ref = zone_prices(size, entry, margin, level, tiers)
+    fast = zone_prices_compiled(size, entry, margin, level, tiers)
     np.testing.assert_array_equal(ref.view(np.int64), fast.view(np.int64))

@@ -365,16 +365,24 @@ class RiskEngine(BatchStage):
         called = risk.called_isolated  # not np.asarray(..., dtype): a new view of a kernel's array
         if called.dtype != np.int64:
             called = called.astype(np.int64)
-        iscan = ex.isolated_scan(m, level)
+        # The zone tracker's next step updates the set in its own call (``ask_for``; looked
+        # up, not imported: zone_calls reaches this module through the quiet stretches).
+        asked: Any = ex._level_index.get((m, 1.0))
+        ask_for = getattr(asked, "ask_for", None)
+        if ask_for is None or not ask_for(called):
+            asked = None
+        try:
+            iscan = ex.isolated_scan(m, level)
+        finally:
+            if asked is not None:
+                asked.ask = None
         tracker = ex.isolated_tracker(m, level)
         if tracker is None or not tracker.calls_synced:
             new, fresh = self._calls(called, iscan)
             if tracker is not None:
                 tracker.sync_calls(new)
             return new, iscan["warn"][fresh], iscan["warn_ratio"][fresh]
-        if tracker.called_ref is not called:
-            tracker.adopt(called)
-        cols, tiers = ex._positions[m], ex.markets[m].tiers
+        cols, tiers = ex._positions[m], ex.markets[m].tiers  # calls() adopts a replaced set
         out = tracker.calls(called, ex.markets[m].mark, cols, tiers)
         if ex.check_invariants:
             full = ex.isolated_scan_full(m, level)
