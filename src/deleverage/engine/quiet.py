@@ -26,7 +26,6 @@ the step-by-step run leaves it (a twin test compares journals and result hashes)
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -38,12 +37,12 @@ from numba import njit
 from deleverage.engine.cross_index import CROSS_SLACK, MAX_MOVE
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
 from deleverage.engine.quiet_cross import CrossCalls, CrossStretch, cross_setup
+from deleverage.engine.report_log import QuietRun, ReportLog
 
 if TYPE_CHECKING:
     from deleverage.engine.cross_index import CrossIndex
     from deleverage.engine.exchange import Exchange
     from deleverage.engine.level_index import LevelIndex
-    from deleverage.engine.risk.support import StepReport
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -426,40 +425,6 @@ def quiet_mark_nb(
     )
 
 
-def _empty_reports(ts: list[int], n_m: int, pnl: float) -> list[StepReport]:
-    """The quiet steps' reports: one :class:`.StepReport` per step and market (markets in
-    order within a step), nothing done but the backstop's PnL. Made from one report's fields
-    (a copy of its ``__dict__`` each: the same objects as the constructor's, at about half
-    its cost) where every field's default is a plain value (a default factory would be
-    shared: then the constructor)."""
-    from deleverage.engine.risk.support import StepReport
-
-    if _factory_fields():
-        return [StepReport(market=m, ts_ns=t, backstop_pnl=pnl) for t in ts for m in range(n_m)]
-    fields = [StepReport(market=m, ts_ns=0, backstop_pnl=pnl).__dict__ for m in range(n_m)]
-    new = object.__new__
-    out: list[StepReport] = []
-    append = out.append
-    for t in ts:
-        for tmpl in fields:
-            report = new(StepReport)
-            state = tmpl.copy()
-            state["ts_ns"] = t
-            report.__dict__ = state
-            append(report)
-    return out
-
-
-@functools.cache
-def _factory_fields() -> bool:
-    """Whether a field of :class:`.StepReport` has a default factory (asked once)."""
-    from dataclasses import MISSING, fields
-
-    from deleverage.engine.risk.support import StepReport
-
-    return any(f.default_factory is not MISSING for f in fields(StepReport))
-
-
 def advance_quiet(
     ex: Exchange,
     marks: FloatArray,
@@ -489,7 +454,7 @@ def advance_quiet(
     if calls is not None and len(calls[1]):
         call_m, call_step, call_acc, call_ratio = calls
         append_stretch_events(ex.journal, marks, ts, call_m, call_step, call_acc, call_ratio)
-        per_step = np.bincount(call_step, minlength=steps).tolist()
+        per_step = np.bincount(call_step, minlength=steps)
     elif cross is not None and len(cross.step):
         append_stretch_events(
             ex.journal, marks, ts, cross.market, cross.step, cross.acc, cross.ratio
@@ -504,18 +469,25 @@ def advance_quiet(
     risk = ex.risk
     risk._queues.clear()
     pnl = risk.backstop_pnl()
-    reports = _empty_reports(ts.tolist(), n_m, pnl)
     if calls is not None:
-        for j, made in enumerate(per_step):
-            if made:
-                reports[j * n_m + calls[0]].margin_calls = made
+        at = np.flatnonzero(per_step) * n_m + calls[0]
+        made = per_step[np.flatnonzero(per_step)]
     elif cross is not None:
         per_report = np.bincount(cross.step * n_m + cross.market, minlength=count)
-        for i in np.flatnonzero(per_report).tolist():
-            reports[i].margin_calls = int(per_report[i])
+        at = np.flatnonzero(per_report)
+        made = per_report[at]
         for m in range(n_m):
             risk.markets[m].called_cross = cross.called[m]
-    risk.reports.extend(reports)
+    else:
+        at = made = np.zeros(0, dtype=np.int64)
+    run = QuietRun(ts.copy(), n_m, pnl, at.astype(np.int64), made.astype(np.int64))
+    log = risk.reports
+    if isinstance(log, ReportLog):
+        log.add_run(run)
+        last = log.last()
+    else:  # a plain list (set by a caller): the reports themselves
+        log.extend(run.reports())
+        last = log[-1]
     for m in range(n_m):
         ex.markets[m].mark = float(marks[-1, m])
         r = risk.markets[m]
@@ -538,4 +510,4 @@ def advance_quiet(
             r = risk.markets[calls[0]]
             new = calls[2][~dropped[start : start + len(calls[2])]]
             r.called_isolated = np.concatenate([r.called_isolated, new.astype(np.int64)])
-    ex.last_step = reports[-1]
+    ex.last_step = last

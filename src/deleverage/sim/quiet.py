@@ -100,6 +100,35 @@ def venue_mark_nb(
 
 
 @njit(cache=True)
+def _sort_staged_nb(
+    got: int,
+    src: IntArray,
+    acc: IntArray,
+    ratio: FloatArray,
+    tmp_i: IntArray,
+    tmp_f: FloatArray,
+) -> None:
+    """Order the first ``got`` staged calls by account (a stable sort: the order of
+    ``np.argsort(kind="mergesort")``), permuted through the scratch ``tmp_*`` (no new arrays
+    but the order; a run already in order is left as it is)."""
+    for q in range(1, got):
+        if acc[q] < acc[q - 1]:
+            break
+    else:
+        return
+    order = np.argsort(acc[:got], kind="mergesort")
+    for q in range(got):
+        tmp_i[q] = src[order[q]]
+    src[:got] = tmp_i[:got]
+    for q in range(got):
+        tmp_i[q] = acc[order[q]]
+    acc[:got] = tmp_i[:got]
+    for q in range(got):
+        tmp_f[q] = ratio[order[q]]
+    ratio[:got] = tmp_f[:got]
+
+
+@njit(cache=True)
 def quiet_path_nb(
     k0: int,
     k_end: int,
@@ -200,6 +229,8 @@ def quiet_path_nb(
     stage_src = np.empty(room, dtype=np.int64)
     stage_acc = np.empty(room, dtype=np.int64)
     stage_ratio = np.empty(room)
+    tmp_i = np.empty(room, dtype=np.int64)  # scratch of the staged calls' sort
+    tmp_f = np.empty(room)
     new_d = np.empty(n_m)
     new_cap = np.empty(n_m)
     for k in range(k0, k_end):
@@ -291,19 +322,13 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-        if not certain:  # the near entries' new states, bounded afresh
-            for t in range(n_near):
-                i = near[t]
-                dropped[i] = new_dropped[i]
+        if not certain:  # the near entries' new states, bounded afresh (one pass)
             called_bounds_nb(
                 near, 0, n_near, called_market, called_long, called_zone, called_liq, dropped,
-                bounds,
+                bounds, new_dropped,
             )  # fmt: skip
         if got > 1:  # the risk step writes a step's calls by account
-            order = np.argsort(stage_acc[:got], kind="mergesort")
-            stage_src[:got] = stage_src[:got][order]
-            stage_acc[:got] = stage_acc[:got][order]
-            stage_ratio[:got] = stage_ratio[:got][order]
+            _sort_staged_nb(got, stage_src, stage_acc, stage_ratio, tmp_i, tmp_f)
         e0 = n_ev[0]
         for q in range(got):
             src = stage_src[q]

@@ -42,7 +42,7 @@ BoolArray = npt.NDArray[np.bool_]
 NEAR_REL = 1e-4
 #: The wide window's half-width in units of the near one's (at least 1; the results do not
 #: depend on it).
-WIDE = 16.0
+WIDE = 8.0
 
 
 @njit(cache=True)
@@ -127,6 +127,7 @@ def called_bounds_nb(
     liq: FloatArray,
     dropped: BoolArray,
     out: FloatArray,
+    settle: BoolArray | None = None,
 ) -> None:
     """Per market, the bounds :func:`called_certain_nb` tests the near entries with
     (``out[m]``): the lowest zone price and highest liquidation price of the longs still
@@ -137,7 +138,9 @@ def called_bounds_nb(
 
     Bounds widened by an entry that has left them since (dropped, or called again) are
     looser than those of the entries left: certain for them is certain for those (a step
-    that is not certain takes the near entries one by one, then bounds them afresh)."""
+    that is not certain takes the near entries one by one, then bounds them afresh).
+    ``settle`` (with ``start`` 0): the near entries' new dropped states, written into
+    ``dropped`` in the same pass (the step's write-back before it bounds them afresh)."""
     if start == 0:
         for m in range(out.shape[0]):
             out[m, 0] = np.inf
@@ -148,6 +151,8 @@ def called_bounds_nb(
             out[m, 5] = np.inf
     for t in range(start, stop):
         i = near[t]
+        if settle is not None:
+            dropped[i] = settle[i]
         m = market[i]
         if m < 0:
             continue

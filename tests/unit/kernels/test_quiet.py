@@ -308,20 +308,22 @@ def test_cross_terms_equal_numpy(seed: int, level: float, move: float) -> None:
 
 
 def test_quiet_reports_equal_constructed_ones_and_are_distinct() -> None:
-    """:func:`deleverage.engine.quiet._empty_reports` (copies of one report's fields) gives the
-    constructor's reports, field for field, each its own object."""
+    """A quiet stretch's reports held as a run (:class:`deleverage.engine.report_log.QuietRun`)
+    are the constructor's reports, field for field, each its own object."""
     from dataclasses import asdict
 
-    from deleverage.engine.quiet import _empty_reports
+    from deleverage.engine.report_log import QuietRun
     from deleverage.engine.risk.support import StepReport
 
     ts = [5, 7, 9]
-    got = _empty_reports(ts, 2, -1.5)
+    run = QuietRun(np.array(ts), 2, -1.5, np.zeros(0, np.int64), np.zeros(0, np.int64))
+    got = run.reports()
     want = [StepReport(market=m, ts_ns=t, backstop_pnl=-1.5) for t in ts for m in range(2)]
     assert got == want
+    assert [run.report(i) for i in range(len(run))] == want
     assert [asdict(r) for r in got] == [asdict(r) for r in want]
-    assert all(type(r) is StepReport for r in got)
+    assert all(type(r) is StepReport and type(r.ts_ns) is int for r in got)
     got[0].margin_calls = 3
     assert got[1].margin_calls == 0
-    assert got[2].margin_calls == 0
-    assert len({id(r.__dict__) for r in got}) == len(got)
+    assert run.reports()[0].margin_calls == 0
+    assert len({id(r) for r in got}) == len(got)

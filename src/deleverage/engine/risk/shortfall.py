@@ -24,6 +24,7 @@ from deleverage.engine.events import (
     TransferReason,
 )
 from deleverage.engine.kernels import pnl_leverage_queue_nb
+from deleverage.engine.report_log import ReportLog
 from deleverage.engine.risk import liquidator
 from deleverage.engine.risk.adl_queue import DenseQueue, IndexedQueue, pnl_leverage_scores_nb
 from deleverage.engine.risk.policy_adl import adl_with_policy
@@ -53,7 +54,7 @@ class ShortfallStage:
         self.ex = exchange
         self.markets: list[MarketRisk] = []
         self.rng = np.random.default_rng(seed)
-        self.reports: list[StepReport] = []
+        self.reports = ReportLog()  # list-like: quiet stretches held as runs
         self._queues: dict[tuple[int, int], _Queue] = {}
         self._modes_cache: dict[int, tuple[tuple[int, int], tuple[bool, bool]]] = {}
         self._queue_buffers: tuple[npt.NDArray[np.int64], FloatArray, FloatArray] = (
