@@ -72,7 +72,25 @@ def warm_up() -> float:
     run(warm_up_scenario(1, isolated_fraction=1.0))  # the isolated-only batch path's kernels
     run(warm_up_scenario(3, isolated_fraction=0.0, duration_s=1_800.0))  # cross stretches
     warm_up_protocols()  # the on-chain protocols' kernels (Maker, Aave, keepers)
+    _warm_up_fallbacks()
     return time.perf_counter() - started
+
+
+def _warm_up_fallbacks() -> None:
+    """Kernels no warm-up run reaches, called once on one-account arrays of the types the
+    engine passes: the zone tracker's separate call update (taken where the scan was cached
+    before the margin calls, instead of the fused ``refresh_calls_nb``)."""
+    import numpy as np
+
+    from deleverage.engine.zone_kernels import calls_apply_nb
+
+    accounts = np.zeros(1, dtype=np.int64)
+    flags = np.zeros(1, dtype=np.bool_)
+    one = np.ones(1)
+    calls_apply_nb(
+        accounts[:0], accounts, np.zeros(1, dtype=np.int8), flags, flags.copy(), one, one, one,
+        1.0, np.zeros(1), np.full(1, 0.01), np.zeros(1), 0.0, 0.5,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
