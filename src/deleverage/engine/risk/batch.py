@@ -89,7 +89,7 @@ class BatchStage(LiquidationStage):
         self._batchable_rules: dict[int, tuple[MarketSpec, type, bool, bool]] = {}
 
     # ------------------------------------------------------------------ batch fast path
-    def _batchable(self, m: int) -> bool:
+    def _batchable(self, m: int, *, cross: bool | None = None) -> bool:
         """Whether isolated liquidations in ``m`` can take the compiled batch path.
 
         It covers market execution on no book (fills at the mark) or a constant-depth book,
@@ -97,6 +97,8 @@ class BatchStage(LiquidationStage):
         of the market is under maintenance; everything else takes the per-account path. A
         market whose ADL follows the fund's drawdown takes :mod:`.ordered_batch` (without
         recourse to the account's other cash or time ramps: ``_in_order_covers``).
+        ``cross``: whether a cross trader is in the market (``_modes_present(m)[1]``) where
+        the caller holds it.
         """
         spec = self.ex.markets[m].spec
         book = self.markets[m].liquidity
@@ -111,7 +113,9 @@ class BatchStage(LiquidationStage):
             return False
         # Cross accounts under maintenance in this market too: the per-account path orders
         # everyone by distress (the batch would serve every isolated position first).
-        if self._modes_present(m)[1]:
+        if cross is None:
+            cross = self._modes_present(m)[1]
+        if cross:
             scan = self.ex.cross_scan(m, spec.liquidation.margin_call_ratio)
             if len(scan["below"]):
                 return False
@@ -256,14 +260,7 @@ class BatchStage(LiquidationStage):
         tiers = state.tiers if spec.open_interest_scaling is None else None
         close = _sizes_to_close_fast(size, equity, maint, state.mark, spec, tiers)
         book = self.markets[m].liquidity
-        if book is None:
-            depth, consumed, max_move = math.inf, 0.0, 1.0
-        else:
-            book.recover(ts)
-            assert isinstance(book, ConstantDepthBook)
-            depth = book.depth
-            consumed = float(book.snapshot()["consumed_depth"])
-            max_move = book.max_move
+        depth, consumed, max_move = batch_round.book_state(book, ts)
         k = len(idx)
         planned = np.zeros((6, k))
         filled, price, penalty, shortfall, cover, own = planned
