@@ -144,9 +144,8 @@ def _fund(share: float) -> InsuranceFund:
 
 
 def _records(fund: InsuranceFund) -> list[tuple[object, ...]]:
-    return [tuple(r) for r in fund.history] + [
-        (fund.balance, fund._total_shares, fund._protocol_shares, fund._pnl)
-    ]
+    out: list[tuple[object, ...]] = [tuple(r) for r in fund.history]
+    return [*out, (fund.balance, fund._total_shares, fund._protocol_shares, fund._pnl)]
 
 
 _INFLOWS = st.lists(

@@ -89,7 +89,7 @@ class BatchStage(LiquidationStage):
         self._batchable_rules: dict[int, tuple[MarketSpec, type, bool, bool]] = {}
 
     # ------------------------------------------------------------------ batch fast path
-    def _batchable(self, m: int, *, cross: bool | None = None) -> bool:
+    def _batchable(self, m: int) -> bool:
         """Whether isolated liquidations in ``m`` can take the compiled batch path.
 
         It covers market execution on no book (fills at the mark) or a constant-depth book,
@@ -97,8 +97,6 @@ class BatchStage(LiquidationStage):
         of the market is under maintenance; everything else takes the per-account path. A
         market whose ADL follows the fund's drawdown takes :mod:`.ordered_batch` (without
         recourse to the account's other cash or time ramps: ``_in_order_covers``).
-        ``cross``: whether a cross trader is in the market (``_modes_present(m)[1]``) where
-        the caller holds it.
         """
         spec = self.ex.markets[m].spec
         book = self.markets[m].liquidity
@@ -113,9 +111,7 @@ class BatchStage(LiquidationStage):
             return False
         # Cross accounts under maintenance in this market too: the per-account path orders
         # everyone by distress (the batch would serve every isolated position first).
-        if cross is None:
-            cross = self._modes_present(m)[1]
-        if cross:
+        if self._modes_present(m)[1]:
             scan = self.ex.cross_scan(m, spec.liquidation.margin_call_ratio)
             if len(scan["below"]):
                 return False

@@ -131,7 +131,7 @@ def _build(
     ids = np.array(fund_ids, dtype=np.int64)
     rows = batch_settle.MAX_ROWS
     return RoundFixed(
-        key, int(fund), pf, pi, np.ascontiguousarray(rates, dtype=np.float64), ids,
+        key, int(pi[rk.I_FUND]), pf, pi, np.ascontiguousarray(rates, dtype=np.float64), ids,
         np.zeros(rk.S_HEAD + _HEAD + 5 * rows, dtype=np.int64), np.zeros(5 * rows + 5),
     )  # fmt: skip
 

@@ -219,7 +219,7 @@ class RiskEngine(BatchStage):
         rounds = _MAX_ROUNDS
         modes = self._modes_present(m)
         layout = ex.layout_version  # ``modes`` holds while the account layout does
-        if self._batchable(m, cross=modes[1]) and modes[0]:
+        if self._batchable(m) and modes[0]:
             touched = self._batch_isolated(m, ts, report, caps)
             rounds -= 1  # the batch pass is a round of its own
         policy = spec.liquidation
