@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +45,8 @@ from deleverage.engine.journal_schema import TransferReason as TransferReason
 from deleverage.errors import DataError
 
 _FIELD_COLUMNS: dict[type, tuple[tuple[str, str], ...]] = {}
+_KINDS = {int(k): k for k in EventKind}  #: ``EventKind(code)`` as a lookup
+_OWN_ROWS = frozenset({"__ts_rows", "__kind_rows"})  #: made by ``append_columns``: not copied
 _ROW_TEMPLATES: dict[type, dict[str, Any]] = {}
 _NUMPY_DTYPES = NUMPY_DTYPES  #: the name the risk modules and tests import
 _BATCH_NAMES = frozenset(_COLUMNS) | {"__ts_rows", "__kind_rows"}  #: append_columns' names
@@ -488,6 +490,21 @@ class Journal:
         self.append_unstamped(event)
         return stamped
 
+    def append_mark(self, ts_ns: int, market: int, price: float) -> None:
+        """:meth:`append_unstamped` of ``MarkPrice(ts_ns=ts_ns, market=market, price=price)``
+        without building the event: the same row (the class's template, then its fields),
+        :meth:`Exchange.set_mark`'s hot path (tests/unit/engine/test_mark_row_twin.py)."""
+        template = _ROW_TEMPLATES.get(MarkPrice)
+        row = (template if template is not None else _row_template(MarkPrice)).copy()
+        row["seq"] = self._count
+        row["ts_ns"] = ts_ns
+        row["market"] = market
+        row["price"] = price
+        self._rows.append(row)
+        self._count += 1
+        if ts_ns > self._last_ts:
+            self._last_ts = ts_ns
+
     def append_unstamped(self, event: Event) -> None:
         """Append one event (its row gets the next sequence number); the engine's hot path."""
         row = event.to_row()
@@ -511,8 +528,11 @@ class Journal:
         or one per row (non-decreasing: a stretch of marks). ``kind``: one kind for the batch
         or one per row (a stretch's marks and calls; each row's other columns its own or the
         defaults)."""
+        if type(ts_ns) is int and isinstance(kind, int):  # one kind and time (EventKind: int)
+            self._append_batch(kind, ts_ns, columns)
+            return
         last_ts = self._last_ts
-        if not isinstance(kind, int) and np.ndim(kind) > 0:  # EventKind is an int
+        if not isinstance(kind, int) and np.ndim(kind) > 0:
             columns = {**columns, "__kind_rows": np.array(kind, dtype=np.int16)}
             kind = EventKind(int(np.asarray(kind)[0])) if np.size(kind) else EventKind.MARK_PRICE
         if isinstance(ts_ns, int | np.integer) or np.ndim(ts_ns) == 0:
@@ -521,29 +541,44 @@ class Journal:
             stamps = np.array(ts_ns, dtype=np.int64)
             columns = {**columns, "__ts_rows": stamps}
             last_ts = int(stamps[-1]) if len(stamps) else last_ts
-        batch: dict[str, Any] = {"__n": 0, "__seq0": self._count, "__ts": last_ts, "__kind": kind}
+        self._append_batch(cast(EventKind, kind), last_ts, columns)
+
+    def _append_batch(
+        self, kind: EventKind, ts_ns: int, columns: dict[str, npt.ArrayLike | Callable[[], Any]]
+    ) -> None:
+        """:meth:`append_columns`' batch of one kind (the first row's) and time (the last
+        row's): array columns copied (not the per-row stamps and kinds it made), a 0-d column
+        as its NumPy scalar, callables kept."""
+        batch: dict[str, Any] = {"__n": 0, "__seq0": self._count, "__ts": ts_ns, "__kind": kind}
         n = -1
         for name, value in columns.items():
-            if callable(value):  # a column computed only if the journal is read (texts)
+            if type(value) is np.ndarray and value.ndim:
+                batch[name] = value if name in _OWN_ROWS else value.copy()
+                size = value.size
+            elif callable(value):  # a column computed only if the journal is read (texts)
                 batch[name] = value
                 continue
-            arr = value if type(value) is np.ndarray else np.asarray(value)
-            if not arr.ndim:
-                batch[name] = arr[()]
-                continue
-            batch[name] = arr if name in ("__ts_rows", "__kind_rows") else arr.copy()
-            if n != arr.size and n >= 0:
-                raise ValueError(f"columns must share one length, got lengths {n}, {arr.size}")
-            n = arr.size
+            else:
+                arr = np.asarray(value)
+                if not arr.ndim:
+                    batch[name] = arr[()]
+                    continue
+                batch[name] = arr.copy()
+                size = arr.size
+            if n != size and n >= 0:
+                raise ValueError(f"columns must share one length, got lengths {n}, {size}")
+            n = size
         if n < 0:
             raise ValueError("columns must share one length, got no array column")
         if not _BATCH_NAMES.issuperset(columns):
             raise ValueError(f"unknown journal columns {sorted(columns.keys() - _BATCH_NAMES)}")
         batch["__n"] = n
-        self._flush_rows()
+        if self._rows:
+            self._flush_rows()
         self._segments.append(batch)
         self._count += n
-        self._last_ts = max(self._last_ts, last_ts)
+        if ts_ns > self._last_ts:
+            self._last_ts = ts_ns
 
     def append_owned_columns(
         self, kinds: npt.NDArray[np.int16], ts_ns: int, **columns: npt.NDArray[Any]
@@ -579,10 +614,11 @@ class Journal:
             raise ValueError(f"a round's columns must be 4 and 5 rows of {n} > 0 entries")
         account, counterparty, market, code = ints
         size, price, amount, fee, counterparty_fee = floats
-        self._flush_rows()
+        if self._rows:
+            self._flush_rows()
         self._segments.append(
             {
-                "__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": EventKind(int(kinds[0])),
+                "__n": n, "__seq0": self._count, "__ts": ts_ns, "__kind": _KINDS[int(kinds[0])],
                 "account": account, "counterparty": counterparty, "market": market,
                 "size": size, "price": price, "amount": amount, "fee": fee,
                 "counterparty_fee": counterparty_fee, "code": code, "__kind_rows": kinds,

@@ -40,7 +40,6 @@ from deleverage.engine.events import (
     Journal,
     MarginMoved,
     MarketListed,
-    MarkPrice,
     PositionSettings,
     RiskParamsChanged,
     Transfer,
@@ -407,7 +406,7 @@ class Exchange(StakingOperations):
         value = self.markets[m].units.engine_price(check_finite_positive("price", price))
         ts = self._ts(ts_ns)
         version = self._version
-        self._emit(MarkPrice(ts_ns=ts, market=m, price=value))
+        self._emit_mark(m, ts, value)  # ``_emit(MarkPrice(...))`` without the event object
         # A quiet mark takes the single-mark fast path (engine/quiet_mark.py), else the step.
         quiet = self.quiet_marks.step(m, ts, version)
         self.last_step = quiet if quiet is not None else self.risk.on_mark(m, ts)

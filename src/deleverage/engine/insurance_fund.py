@@ -331,10 +331,15 @@ class InsuranceFund:
         """
         flow = flow_kind(kind, RECEIVE_KINDS, "kind")
         _check_nonnegative("amount", amount)
+        self.receive_checked(float(amount), ts_ns, flow, ref)
+
+    def receive_checked(self, amount: float, ts_ns: int, flow: FlowKind, ref: Ref) -> None:
+        """:meth:`receive` of an amount and kind known to pass its checks (a float >= 0, an
+        inflow kind): the engine's batch path, which sums its penalties first. The time is
+        still checked."""
         ts = self._check_ts(ts_ns)
         if amount == 0.0:
             return
-        amount = float(amount)
         protocol_cut = amount if flow is FlowKind.PROTOCOL_REVENUE else amount * self.protocol_share
         holders_part = amount - protocol_cut
         if holders_part > 0.0:

@@ -214,6 +214,18 @@ class Ledger:
         self._apply(event)
         return event
 
+    def _emit_mark(self, m: int, ts: int, price: float) -> None:
+        """``self._emit(MarkPrice(ts_ns=ts, market=m, price=price))`` without the event
+        object: the same journal row (:meth:`Journal.append_mark`) and the same effect
+        (:meth:`_apply`'s ``MARK_PRICE`` branch)."""
+        self.journal.append_mark(ts, m, price)
+        self._version += 1  # a mark is no notice
+        if ts > self.clock_ns:
+            self.clock_ns = ts
+        self.markets[m].mark = price
+        if self.markets[m].spec.open_interest_scaling is not None:
+            self._refresh_rates(m)
+
     def open_interest(self, market: MarketRef) -> float:
         """Open interest of ``market``: traders' long positions summed (base units).
 
@@ -680,4 +692,6 @@ def _receive_positive(
     if not math.isfinite(total):
         book.receive_many(amounts, ts, kind=kind, refs=refs)
         return
-    book.receive(total, ts, kind=kind, ref=batch_ref(refs))
+    # ``book.receive(total, ...)`` less the checks its arguments pass here: ``kind`` is an
+    # inflow kind (``_INFLOW_KINDS``), the total of positive amounts is finite and >= 0.
+    book.receive_checked(total, ts, kind, batch_ref(refs))

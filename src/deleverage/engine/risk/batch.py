@@ -256,14 +256,7 @@ class BatchStage(LiquidationStage):
         tiers = state.tiers if spec.open_interest_scaling is None else None
         close = _sizes_to_close_fast(size, equity, maint, state.mark, spec, tiers)
         book = self.markets[m].liquidity
-        if book is None:
-            depth, consumed, max_move = math.inf, 0.0, 1.0
-        else:
-            book.recover(ts)
-            assert isinstance(book, ConstantDepthBook)
-            depth = book.depth
-            consumed = float(book.snapshot()["consumed_depth"])
-            max_move = book.max_move
+        depth, consumed, max_move = batch_round.book_state(book, ts)
         k = len(idx)
         planned = np.zeros((6, k))
         filled, price, penalty, shortfall, cover, own = planned

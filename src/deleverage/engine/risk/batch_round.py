@@ -28,8 +28,8 @@ from deleverage.engine.risk import batch_settle
 from deleverage.engine.risk import round_kernel as rk
 from deleverage.engine.risk.batch_settle import _HEAD
 from deleverage.engine.risk.distress import distress_order
-from deleverage.engine.risk.support import _NS, _POLICY_CODES
-from deleverage.liquidity import ConstantDepthBook
+from deleverage.engine.risk.support import _POLICY_CODES
+from deleverage.liquidity import ConstantDepthBook, LiquidityModel
 from deleverage.rules.adl_ranking import ranking_for
 from deleverage.spec import MarketSpec, TierArrays
 
@@ -61,6 +61,7 @@ class RoundFixed(NamedTuple):
     the kernel's scratch arrays (rounds of up to ``batch_settle.MAX_ROWS`` candidates)."""
 
     key: tuple[object, ...]
+    fund: int  #: the market's insurance account (``pi[I_FUND]``)
     pf: FloatArray
     pi: IntArray
     rates: FloatArray
@@ -76,13 +77,20 @@ def _fixed(stage: BatchStage, m: int) -> RoundFixed | None:
     state = ex.markets[m]
     spec = state.spec
     funds = ex.funds
+    cached = stage.round_fixed.get(m)
+    if cached is not None:  # the same objects (specs and tiers by identity), accounts, funds
+        held = cached.key
+        if (
+            held[0] is spec
+            and held[1] is state.tiers
+            and held[2] == ex.fee_account
+            and held[3] == ex.liquidity_account
+            and held[4] == ex._market_fund[m]  # ``insurance_account_for(m)``
+            and held[5] == tuple(funds)
+        ):
+            return cached
     key = (spec, state.tiers, ex.fee_account, ex.liquidity_account, ex.insurance_account_for(m),
            tuple(funds))  # fmt: skip
-    cached = stage.round_fixed.get(m)
-    if cached is not None and all(  # the same objects (specs and tiers by identity)
-        a is b if k < 2 else a == b for k, (a, b) in enumerate(zip(cached.key, key, strict=True))
-    ):
-        return cached
     fixed = _build(spec, state.tiers, key, m)
     if fixed is not None:
         stage.round_fixed[m] = fixed
@@ -123,7 +131,7 @@ def _build(
     ids = np.array(fund_ids, dtype=np.int64)
     rows = batch_settle.MAX_ROWS
     return RoundFixed(
-        key, pf, pi, np.ascontiguousarray(rates, dtype=np.float64), ids,
+        key, int(pi[rk.I_FUND]), pf, pi, np.ascontiguousarray(rates, dtype=np.float64), ids,
         np.zeros(rk.S_HEAD + _HEAD + 5 * rows, dtype=np.int64), np.zeros(5 * rows + 5),
     )  # fmt: skip
 
@@ -153,14 +161,7 @@ def run_round(
     tiers = state.tiers
     risk = stage.markets[m]
     book = risk.liquidity
-    if book is None:
-        depth, consumed, max_move = math.inf, 0.0, 1.0
-    else:
-        book.recover(ts)
-        assert isinstance(book, ConstantDepthBook)
-        depth = book.depth
-        consumed = float(book.snapshot()["consumed_depth"])
-        max_move = book.max_move
+    depth, consumed, max_move = book_state(book, ts)
     declared = stage.declared_bad_debt
     carried = stage.carried_deficit
     if declared or carried:
@@ -217,57 +218,42 @@ def _book(
 ) -> None:  # fmt: skip
     """The bookkeeping of a settled round (``batch_settle.settle_round``'s after its kernel,
     and ``_batch_isolated``'s bad debt): the ledger's versions, open interest and touched
-    accounts, the journal batch, the fund's records, the report's totals, cooldowns and
-    carried deficits, what closed positions still owe after the fund."""
+    accounts, the journal batch, the fund's records, then :func:`batch_settle.settle_tail`
+    (the report's totals, cooldowns and carried deficits, what closed positions still owe
+    after the fund). The market has no open-interest scaling (:func:`_build`), so
+    ``Ledger._refresh_rates`` would change nothing and is not called."""
     ex = stage.ex
     acc, cpty, _, code = ints
-    r_amount = floats[2]
     head = lists[:_HEAD].tolist()
     ex._version += 1
     ex._long_oi[m] += float(per_position[2 * n])
-    ex._touch(m, np.concatenate([acc[:n], cpty[:n]]))
-    ex._refresh_rates(m)
+    ex._touch(m, np.concatenate((acc[:n], cpty[:n])))
     ex.journal.append_round(kind, ts, ints, floats)
-    fund = int(fixed.pi[rk.I_FUND])
-    batch_settle.apply_groups(ex, m, fund, ts, n, head, acc, cpty, r_amount, code)
-    _, notional, penalties, covers, shortfall = per_position[2 * n : 2 * n + 5].tolist()
-    report.liquidations += n
-    report.liquidated_notional += notional
-    report.penalties += penalties
-    report.insurance_paid += covers
-    report.shortfall += shortfall
-    if not (head[7] or head[9] or head[10]) and not stage.carried_deficit:
-        return  # no partial close, nothing owed or carried
-    # The index lists after the header: partial closes, closed, owing, carrying.
-    ends = [_HEAD, _HEAD + head[7]]
-    for length in head[8:]:
-        ends.append(ends[-1] + length)
+    batch_settle.apply_groups(ex, m, fixed.fund, ts, n, head, acc, cpty, floats[2], code)
     accounts = acc[len(kind) - n :]  # the liquidation records' accounts
-    spec = ex.markets[m].spec
-    carried = stage.carried_deficit
-    if head[7] and spec.liquidation.kind == "fixed_fraction":
-        until = ts + int(spec.liquidation.cooldown_s * _NS)
-        risk = stage.markets[m]
-        for a in accounts[lists[ends[0] : ends[1]]].tolist():
-            risk.cooldown_until_ns[a] = until
-    if carried:  # closed positions settle what earlier partial closes carried
-        for a in accounts[lists[ends[1] : ends[2]]].tolist():
-            carried.pop(a, None)
-    if head[10]:
-        keep = lists[ends[3] : ends[4]]
-        left = per_position[n : 2 * n]
-        for a, amount in zip(accounts[keep].tolist(), left[keep].tolist(), strict=True):
-            carried[a] = carried.get(a, 0.0) + amount
-    owing = lists[ends[2] : ends[3]]
+    owing = batch_settle.settle_tail(stage, m, ts, report, n, accounts, lists, head, per_position)
     if len(owing):  # ``_batch_isolated``'s bad debt (no socialized loss on this path)
         rest = per_position[:n]
         short = per_position[2 * n + 5 : 3 * n + 5]
-        fenced = not spec.liquidation.isolated_recourse
+        fenced = not ex.markets[m].spec.liquidation.isolated_recourse
         for j in owing.tolist():
             a, amount = int(accounts[j]), float(rest[j])
             if amount > 1e-12 * max(1.0, float(short[j])):
                 stage._declare_bad_debt(a, m, amount, ts, report, fenced=fenced)
                 stage.round_after = _MOVED  # the round's accounts moved after its check
+
+
+def book_state(book: LiquidityModel | None, ts: int) -> tuple[float, float, float]:
+    """The batch path's view of a market's book after its recovery to ``ts`` (which it
+    applies): depth (base per unit of relative move), consumed depth and largest move; no
+    book fills everything at the mark (``inf``, 0, 1). The path takes a
+    :class:`ConstantDepthBook` or none (``_batchable_rules_of``)."""
+    if book is None:
+        return math.inf, 0.0, 1.0
+    assert isinstance(book, ConstantDepthBook)
+    if book.ts_ns != ts:  # the risk step recovered it to ``ts`` already (then a no-op)
+        book.recover(ts)
+    return book.depth, float(book.consumed_depth), book.max_move
 
 
 def _scratch(stage: BatchStage, n: int) -> npt.NDArray[np.bool_]:

@@ -70,6 +70,7 @@ _FILL_CODE = int(FillReason.LIQUIDATION)
 #: The kernel's index lists' header: the groups' bounds (6), whether a fund account filled,
 #: the lengths of the four lists (partial closes, closed positions, owing, carrying).
 _HEAD = 11
+_NO_INDEX = np.zeros(0, dtype=np.int64)
 
 
 @njit(cache=True)
@@ -456,15 +457,35 @@ def settle_round(
             code=code,
         )  # fmt: skip
     apply_groups(ex, m, fund, ts, n, head, acc, cpty, r_amount, code)
-    _, notional, penalties, covers, shortfall = per_position[2 * n :].tolist()
+    owing = settle_tail(stage, m, ts, report, n, accounts, lists, head, per_position)
+    return accounts, per_position[:n], owing
+
+
+def settle_tail(
+    stage: BatchStage, m: int, ts: int, report: StepReport, n: int, accounts: IntArray,
+    lists: IntArray, head: list[int], per_position: FloatArray,
+) -> IntArray:  # fmt: skip
+    """What follows a settled round's ledger bookkeeping, for :func:`settle_round` and the
+    one-call round (``batch_round._book``): the report's totals (``per_position[2n + 1 :
+    2n + 5]``), the cooldowns of partial closes (a ``fixed_fraction`` policy), the carried
+    deficits that closed positions settle (popped) and those open positions carry (added);
+    returns which of the ``n`` liquidated ``accounts`` still owe after the fund (indices).
+    ``lists``: the kernel's header ``head`` (its first :data:`_HEAD` entries as a list), then
+    the partial closes, the closed, the owing and the carrying (indices into ``accounts``)."""
+    _, notional, penalties, covers, shortfall = per_position[2 * n : 2 * n + 5].tolist()
     report.liquidations += n
     report.liquidated_notional += notional
     report.penalties += penalties
     report.insurance_paid += covers
+    report.shortfall += shortfall
+    carried = stage.carried_deficit
+    if not (head[7] or head[9] or head[10] or carried):
+        return _NO_INDEX  # no partial close, nothing owed, carried or to carry
     # The index lists after the header: partial closes, closed, owing, carrying.
     ends = [_HEAD, _HEAD + head[7]]
     for length in head[8:]:
         ends.append(ends[-1] + length)
+    spec = stage.ex.markets[m].spec
     if head[7] and spec.liquidation.kind == "fixed_fraction":
         until = ts + int(spec.liquidation.cooldown_s * _NS)
         risk = stage.markets[m]
@@ -473,10 +494,9 @@ def settle_round(
     if carried:  # closed positions settle what earlier partial closes carried
         for a in accounts[lists[ends[1] : ends[2]]].tolist():
             carried.pop(a, None)
-    report.shortfall += shortfall
     if head[10]:
         keep = lists[ends[3] : ends[4]]
         left = per_position[n : 2 * n]
         for a, amount in zip(accounts[keep].tolist(), left[keep].tolist(), strict=True):
             carried[a] = carried.get(a, 0.0) + amount
-    return accounts, per_position[:n], lists[ends[2] : ends[3]]
+    return lists[ends[2] : ends[3]]

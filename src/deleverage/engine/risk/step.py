@@ -189,18 +189,22 @@ class RiskEngine(BatchStage):
                 gc.enable()
 
     def _on_mark(self, m: int, ts: int) -> StepReport:
-        report = StepReport(market=m, ts_ns=ts)
+        report = StepReport(m, ts)
         self._queues.clear()
         ex = self.ex
         state = ex.markets[m]
+        spec = state.spec
         risk = self.markets[m]
-        if self._circuit_breaker(m, ts, state.mark, state.spec):
+        # Each stage's own guard first (what the stage would check and return on), so that a
+        # market without the feature pays no call for it.
+        if spec.circuit_breaker is not None and self._circuit_breaker(m, ts, state.mark, spec):
             report.halted = True
             self.reports.append(report)
             return report
         if risk.liquidity is not None:
             risk.liquidity.recover(ts)
-        self._dynamic_margin(m, ts, state.mark)
+        if risk.dynamic is not None:
+            self._dynamic_margin(m, ts, state.mark)
         if risk.proactive is not None:
             risk.proactive.on_mark(ts)
         report.margin_calls = self._margin_calls(m, ts)
@@ -208,18 +212,24 @@ class RiskEngine(BatchStage):
             self._leave_liquidation(m)
         if risk.capital_ts != ts:
             risk.capital_ts, risk.capital_used = ts, 0.0
-        caps = _Caps(state.spec, risk.capital_per_step - risk.capital_used)
-        self._backstop_deleverage(m, ts, report)
+        caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
+        if ex._positions[m].size[ex.backstop_account] != 0.0:  # the vault holds a position
+            self._backstop_deleverage(m, ts, report)
         touched: npt.NDArray[np.int64] | None = None
         rounds = _MAX_ROUNDS
-        if self._batchable(m) and self._modes_present(m)[0]:
+        modes = self._modes_present(m)
+        layout = ex.layout_version  # ``modes`` holds while the account layout does
+        if self._batchable(m) and modes[0]:
             touched = self._batch_isolated(m, ts, report, caps)
             rounds -= 1  # the batch pass is a round of its own
-        policy = state.spec.liquidation
+        policy = spec.liquidation
         one_pass = policy.max_liquidations_per_step is not None
         cross_among: list[int] | None = None  # a planned round's accounts (CrossRound.among)
         for _ in range(rounds):
-            candidates = self._candidates(m, among=touched, cross_among=cross_among)
+            candidates = self._candidates(
+                m, among=touched, cross_among=cross_among,
+                modes=modes if ex.layout_version == layout else None,
+            )  # fmt: skip
             complete = not (risk.cooldown_until_ns or risk.latency_ns)  # none held back
             touched = None
             if len(candidates) == 0:
@@ -248,7 +258,8 @@ class RiskEngine(BatchStage):
             if not progressed or caps.market_exhausted or one_pass:
                 break
         risk.capital_used += caps.used_market
-        self._settle_pending(m, ts)
+        if risk.pending:
+            self._settle_pending(m, ts)
         report.backstop_pnl = self.backstop_pnl()
         self.reports.append(report)
         return report
@@ -419,6 +430,7 @@ class RiskEngine(BatchStage):
         *,
         among: npt.NDArray[np.int64] | None = None,
         cross_among: list[int] | None = None,
+        modes: tuple[bool, bool] | None = None,
     ) -> list[tuple[int, bool]]:
         """Accounts below maintenance exposed to market ``m``, most distressed first.
 
@@ -427,10 +439,11 @@ class RiskEngine(BatchStage):
         ``cross_among``: the accounts of the round the compiled planner just ran alone (every
         account under maintenance, none other changed: :meth:`CrossRound.among`): only they
         are scanned (``_cross_scan_subset``, the full pass's arithmetic), when no isolated
-        trader is in the market.
+        trader is in the market. ``modes``: :meth:`_modes_present`'s answer where the caller
+        holds it for the current account layout.
         """
         ex = self.ex
-        any_isolated, any_cross = self._modes_present(m)
+        any_isolated, any_cross = self._modes_present(m) if modes is None else modes
         if among is not None and not any_cross:
             return self._isolated_candidates_among(m, among)
         out: list[tuple[float, int, bool]] = []
