@@ -67,10 +67,16 @@ PREFIX_SHARE = 1 / 32
 #: third less time; 1/64 and 1/1024, 613 with 297 builds and more time again.)
 DIRTY_SHARE = 1 / 256
 DIRTY_FLOOR = 256
-#: Re-take the anchor when a scan evaluates more untouched near accounts than this.
-ANCHOR_EVAL = 64
+#: Re-take the anchor when a scan evaluates more untouched near accounts than this, or than half
+#: the accounts a scan may evaluate where that is less (at least ``ANCHOR_EVAL_MIN``:
+#: :func:`anchor_threshold`). The results do not depend on it. Measured on
+#: benchmarks/cascade_day.py's cross day (the step's anchors and the kernels' CPU, same
+#: minutes): 64: 2,194 anchors, kernels 2.49-2.53 s; 128: 875, 2.06-2.27 s; 192: 488, 2.23 s;
+#: 256: 298, 2.05 s (the bounded scans' CPU unchanged at 0.41-0.46 s).
+ANCHOR_EVAL = 128
+ANCHOR_EVAL_MIN = 64
 #: Near accounts an anchor sorts by their bound (the others wait at the last one's bound).
-NEAR_SORTED = 8 * ANCHOR_EVAL
+NEAR_SORTED = 512
 #: Relative slack kept below a bound computed from an account's own ``E`` and ``MM`` (the float
 #: error of those sums is ~1e-16 of their terms).
 CROSS_SLACK = 1e-6
@@ -86,7 +92,8 @@ class CrossSplit(NamedTuple):
     account with ``q_in > threshold`` that was not touched is certainly in the zone and above
     maintenance. ``dirty``: the touched accounts (ascending); ``flag``: scratch, all False,
     longer than every account id of the index and of ``dirty``; ``reanchor``: the untouched
-    accounts to evaluate exceed :data:`ANCHOR_EVAL` (the scan may call :meth:`CrossIndex.anchor`).
+    accounts to evaluate exceed :func:`anchor_threshold` (the scan may call
+    :meth:`CrossIndex.anchor`).
     """
 
     evaluate: IntArray
@@ -327,9 +334,10 @@ class CrossIndex:
             np.asarray(marks, dtype=np.float64), self.p0, self.p1, self.q, self.n_near,
             self.near_by_dist, self.near_dist, self._dirty, flag, MAX_MOVE,
         )  # fmt: skip
-        if picked < 0 or len(evaluate) > max(64, int(len(self.acc) * PREFIX_SHARE)):
+        limit = max(64, int(len(self.acc) * PREFIX_SHARE))
+        if picked < 0 or len(evaluate) > limit:
             return None
-        reanchor = self.can_anchor and picked > ANCHOR_EVAL
+        reanchor = self.can_anchor and picked > anchor_threshold(limit)
         return CrossSplit(evaluate, self.in_acc, self.in_q, threshold, self._dirty, flag, reanchor)
 
     def _scratch(self) -> npt.NDArray[np.bool_]:
@@ -338,6 +346,18 @@ class CrossIndex:
         if len(self._flag) < top:
             self._flag = np.zeros(top, dtype=np.bool_)
         return self._flag
+
+
+def anchor_threshold(limit: int) -> int:
+    """The untouched near accounts a scan evaluates past which it re-takes the anchor, when a
+    scan may evaluate at most ``limit`` accounts: :data:`ANCHOR_EVAL`, or half the limit where
+    that is less, but at least :data:`ANCHOR_EVAL_MIN` (a small book's scans pass the limit
+    first and run the full pass, as with the minimum alone).
+
+    >>> anchor_threshold(3125), anchor_threshold(200), anchor_threshold(64)
+    (128, 100, 64)
+    """
+    return min(ANCHOR_EVAL, max(ANCHOR_EVAL_MIN, limit // 2))
 
 
 #: Relative margin kept below the move to a floor (the tier lookup's float error is ~1e-16).

@@ -36,6 +36,15 @@ def tier_nb(notional: float, floor: FloatArray) -> int:
 
 
 @njit(cache=True)
+def tier_from_nb(notional: float, floor: FloatArray, t: int) -> int:
+    """:func:`tier_nb` of ``notional`` walking up from tier ``t``, whose floor is at or below
+    it (the tier of a smaller notional: twice a notional's tier from its own)."""
+    while t + 1 < len(floor) and notional >= floor[t + 1]:
+        t += 1
+    return t
+
+
+@njit(cache=True)
 def cross_subset_scan_nb(
     acc: IntArray,
     m: int,
@@ -121,7 +130,7 @@ def _position_terms_nb(
     its parts of ``K`` at ``level`` and at 1 (size ``s`` at ``mark``, entered at ``entry``)."""
     notional = abs(s) * mark
     t = tier_nb(notional, floor)
-    reach = mmr[tier_nb(2.0 * notional, floor)]
+    reach = mmr[tier_from_nb(2.0 * notional, floor, t)]
     return (
         s * (mark - entry),
         maintenance_nb(notional, mmr[t], cum[t], min_margin),
@@ -188,30 +197,57 @@ def split_nb(
     flag: npt.NDArray[np.bool_],
     max_move: float,
 ) -> tuple[IntArray, int, float]:
-    """:meth:`.CrossIndex.split`'s arithmetic in one pass: the largest relative moves from the
-    build's marks ``p0`` and the anchor's ``p1`` (a market unpriced at the build, ``p0 <= 0``,
-    must still have that mark, and moves by 0), the reachable prefix of ``q`` (it must stay
-    within the first ``n_near``), and the accounts to evaluate: the near accounts whose bound
-    ``near_dist`` (ascending) the move from ``p1`` reaches, and ``dirty`` (ascending), merged
-    without repeats, ascending. Returns them, how many near ones were not in ``dirty`` (-1: no
-    bound, the full pass) and the threshold ``max_j |d1_j| (1 + 1e-9) + 1e-12``. ``flag``:
-    scratch, all False, left so."""
-    empty = np.zeros(0, dtype=np.int64)
+    """:meth:`.CrossIndex.split`'s arithmetic in one pass: the bound (:func:`split_bound_nb`)
+    and the accounts to evaluate (:func:`split_pick_nb`). Returns them, how many near ones
+    were not in ``dirty`` (-1: no bound, the full pass) and the threshold
+    ``max_j |d1_j| (1 + 1e-9) + 1e-12``. ``flag``: scratch, all False, left so."""
+    kd, threshold = split_bound_nb(marks, p0, p1, q, n_near, near_dist, max_move)
+    if kd < 0:
+        return np.zeros(0, dtype=np.int64), -1, 0.0
+    evaluate, picked = split_pick_nb(kd, near_by_dist, dirty, flag)
+    return evaluate, picked, threshold
+
+
+@njit(cache=True)
+def split_bound_nb(
+    marks: FloatArray,
+    p0: FloatArray,
+    p1: FloatArray,
+    q: FloatArray,
+    n_near: int,
+    near_dist: FloatArray,
+    max_move: float,
+) -> tuple[int, float]:
+    """The bound of :func:`split_nb` at ``marks``: the largest relative moves from the build's
+    marks ``p0`` and the anchor's ``p1`` (a market unpriced at the build, ``p0 <= 0``, must
+    still have that mark, and moves by 0), the reachable prefix of ``q`` (it must stay within
+    the first ``n_near``), and how many near accounts the move from ``p1`` reaches (the prefix
+    of ``near_dist``, ascending, at or below the threshold ``max_j |d1_j| (1 + 1e-9) +
+    1e-12``). Returns that count (-1: no bound) and the threshold."""
     move0 = 0.0
     move1 = 0.0
     for j in range(len(marks)):
         if p0[j] <= 0.0:
             if marks[j] != p0[j]:
-                return empty, -1, 0.0
+                return -1, 0.0
             continue
         move0 = max(move0, abs(marks[j] / p0[j] - 1.0))
         move1 = max(move1, abs(marks[j] / p1[j] - 1.0))
     if move0 >= max_move or move1 >= max_move:
-        return empty, -1, 0.0
+        return -1, 0.0
     if np.searchsorted(q, move0 * (1.0 + 1e-9) + 1e-12, side="right") > n_near:
-        return empty, -1, 0.0
+        return -1, 0.0
     threshold = move1 * (1.0 + 1e-9) + 1e-12
-    kd = np.searchsorted(near_dist, threshold, side="right")
+    return int(np.searchsorted(near_dist, threshold, side="right")), threshold
+
+
+@njit(cache=True)
+def split_pick_nb(
+    kd: int, near_by_dist: IntArray, dirty: IntArray, flag: npt.NDArray[np.bool_]
+) -> tuple[IntArray, int]:
+    """The accounts :func:`split_nb` evaluates: the first ``kd`` of ``near_by_dist`` and
+    ``dirty`` (ascending), merged without repeats, ascending; and how many near ones were not
+    in ``dirty``. ``flag``: scratch, all False, left so."""
     out = np.empty(kd + len(dirty), dtype=np.int64)
     k = 0
     for a in dirty:
@@ -229,7 +265,7 @@ def split_nb(
         flag[a] = False
     res = out[:k].copy()
     res.sort()
-    return res, picked, threshold
+    return res, picked
 
 
 @njit(cache=True)

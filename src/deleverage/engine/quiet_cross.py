@@ -22,8 +22,8 @@ is the step's own:
 
 A scan that evaluates many near accounts re-takes the anchor after it, as the scan does
 (:func:`.cross_kernels.anchor_nb`, the figures of :meth:`.CrossIndex.anchor`; past
-:data:`STRETCH_ANCHOR_EVAL` accounts, twice the step's threshold: the stretch's scans cost
-less than the step's). The stretch ends
+:data:`STRETCH_ANCHOR_EVAL` accounts, the step's threshold on a large book: the results do
+not depend on it). The stretch ends
 before the first step at which a market's scan finds an account under maintenance (a
 liquidation, or a wait for a liquidator) or the bound no longer answers (the step would run a
 full pass and rebuild the index). The calls go to the journal in the step-by-step order
@@ -55,7 +55,8 @@ from deleverage.engine.cross_kernels import (
     bounded_scan_nb,
     cross_subset_scan_nb,
     merge_certain_nb,
-    split_nb,
+    split_bound_nb,
+    split_pick_nb,
     touched_bounds_nb,
 )
 from deleverage.engine.risk.step import calls_update_nb
@@ -290,6 +291,12 @@ def cross_stretch_nb(
         t_by, t_dist = dirty.copy(), np.full(len(dirty), -np.inf)
         t_in_acc, t_in_q = np.zeros(0, dtype=np.int64), np.zeros(0)
         t_in_at = np.zeros(n_m + 1, dtype=np.int64)
+    # The accounts to evaluate depend on the marks only through how many near and touched
+    # accounts the moves reach: while neither count changes (nor the anchor), the last
+    # scan's ``evaluate`` is the one :func:`.cross_kernels.split_nb` would give again.
+    last_kd, last_t = -1, -1
+    evaluate, picked = np.zeros(0, dtype=np.int64), 0
+    t_eval = np.zeros(0, dtype=np.int64)
     for j in range(n_steps):
         e0 = n_ev
         for m in range(n_m):
@@ -301,11 +308,16 @@ def cross_stretch_nb(
             for i in range(n_m):
                 move_t = max(move_t, abs(cur[i] / marks0[i] - 1.0))
             thr_t = move_t * (1.0 + 1e-9) + 1e-12 if move_t < max_move else np.inf
-            t_eval = np.sort(t_by[: np.searchsorted(t_dist, thr_t, side="right")])
-            evaluate, picked, threshold = split_nb(
-                cur, p0, p1, q, n_near, near_by_dist, near_dist, t_eval, flag, max_move
-            )
-            if picked < 0 or len(evaluate) > eval_limit:
+            n_t = int(np.searchsorted(t_dist, thr_t, side="right"))
+            kd, threshold = split_bound_nb(cur, p0, p1, q, n_near, near_dist, max_move)
+            if kd < 0:
+                stop = STOP_BOUND
+                break
+            if kd != last_kd or n_t != last_t:  # else the last scan's accounts
+                t_eval = np.sort(t_by[:n_t])
+                evaluate, picked = split_pick_nb(kd, near_by_dist, t_eval, flag)
+                last_kd, last_t = kd, n_t
+            if len(evaluate) > eval_limit:
                 stop = STOP_BOUND
                 break
             below, _, _, warn, _, _ = bounded_scan_nb(
@@ -320,6 +332,7 @@ def cross_stretch_nb(
                 )  # fmt: skip
                 p1 = cur.copy()
                 anchors += 1
+                last_kd = -1
             if len(below):
                 stop = STOP_BELOW
                 break
