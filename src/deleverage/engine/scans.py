@@ -42,7 +42,13 @@ from deleverage.engine.state import (
     Conservation,
     PositionView,
 )
-from deleverage.engine.zone_calls import ZoneTracker, full_scan, indexed_scan, tracker_at
+from deleverage.engine.zone_calls import (
+    ZoneTracker,
+    ask_tracker,
+    full_scan,
+    indexed_scan,
+    tracker_at,
+)
 from deleverage.errors import (
     InvariantError,
 )
@@ -449,6 +455,11 @@ class MarginScans(Ledger):
         """The statuses of market ``m``'s isolated positions when they hold for the current
         state at ``call_level`` (:func:`.zone_calls.tracker_at`), else None."""
         return tracker_at(self, m, call_level)
+
+    def ask_zone_calls(self, m: int, called: npt.NDArray[np.int64]) -> ZoneTracker | None:
+        """Market ``m``'s tracker asked to update ``called`` in its next step, or None
+        (:func:`.zone_calls.ask_tracker`)."""
+        return ask_tracker(self, m, called)
 
     def isolated_scan_full(self, m: int, call_level: float) -> dict[str, Any]:
         """The isolated scan by the full pass over every position (no index)."""

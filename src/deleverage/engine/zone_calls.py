@@ -621,6 +621,16 @@ def tracker_at(ex: MarginScans, m: int, call_level: float) -> ZoneTracker | None
     return None
 
 
+def ask_tracker(ex: MarginScans, m: int, called: IntArray) -> ZoneTracker | None:
+    """The tracker of market ``m`` asked to update the called set ``called`` in its next
+    step (:meth:`ZoneTracker.ask_for`), or None where there is none or it keeps no call
+    flags; the caller clears its ``ask`` once the scan is taken."""
+    tracker = ex._level_index.get((m, 1.0))
+    if isinstance(tracker, ZoneTracker) and tracker.ask_for(called):
+        return tracker
+    return None
+
+
 def full_scan(ex: MarginScans, m: int, call_level: float) -> dict[str, Any]:
     """The full pass over every position of market ``m`` (no index: the reference the
     ``check_invariants`` mode compares with)."""

@@ -376,12 +376,7 @@ class RiskEngine(BatchStage):
         called = risk.called_isolated  # not np.asarray(..., dtype): a new view of a kernel's array
         if called.dtype != np.int64:
             called = called.astype(np.int64)
-        # The zone tracker's next step updates the set in its own call (``ask_for``; looked
-        # up, not imported: zone_calls reaches this module through the quiet stretches).
-        asked: Any = ex._level_index.get((m, 1.0))
-        ask_for = getattr(asked, "ask_for", None)
-        if ask_for is None or not ask_for(called):
-            asked = None
+        asked = ex.ask_zone_calls(m, called)  # the tracker's next step updates the set too
         try:
             iscan = ex.isolated_scan(m, level)
         finally:
