@@ -190,6 +190,17 @@ def _run(seed: int, spec: str, n_ops: int, *, check: bool = False) -> Twin:
     return twin
 
 
+def _failures(spec: str, n_ops: int) -> int:
+    """On how many of six seeds the twin comparison fails."""
+    failed = 0
+    for seed in range(6):
+        try:
+            _run(seed, spec, n_ops)
+        except AssertionError:
+            failed += 1
+    return failed
+
+
 class _Spy:
     """Counts the tracker's incremental steps, call updates and full restarts."""
 
@@ -242,15 +253,9 @@ def test_check_invariants_mode_compares_the_tracked_calls() -> None:
 def test_a_too_narrow_band_fails_the_comparison() -> None:
     """Evaluating only the positions well past the old mark (the band cut by 3 %) misses
     entrants: the called sets or the journals differ on some of these seeds."""
-    failed = 0
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zone_calls, "CERTAIN_RTOL", -0.03)
-        for seed in range(6):
-            try:
-                _run(seed, "simple", 80)
-            except AssertionError:
-                failed += 1
-    assert failed > 0
+        assert _failures("simple", 80) > 0
 
 
 def _walk_often(mp: pytest.MonkeyPatch, weight: float) -> None:
@@ -297,16 +302,10 @@ def test_a_walk_that_keeps_the_old_statuses_fails_the_comparison() -> None:
         tracker.mark, tracker.version = ex.markets[m].mark, ex._version
         return scan
 
-    failed = 0
     with pytest.MonkeyPatch.context() as mp:
         _walk_often(mp, 0.5)
         mp.setattr(zone_calls, "walked_scan", stale)
-        for seed in range(6):
-            try:
-                _run(seed, "simple-wide", 80)
-            except AssertionError:
-                failed += 1
-    assert failed > 0
+        assert _failures("simple-wide", 80) > 0
 
 
 class _Kernels:
@@ -419,15 +418,9 @@ def test_the_fused_refresh_stops_at_an_account_beyond_the_flags() -> None:
 def test_a_fused_update_that_drops_the_changes_fails_the_comparison() -> None:
     """The called sets come from the fused kernels' update: one that leaves the set as it
     was (the step's status changes not applied) gives other called sets or journals."""
-    failed = 0
     with pytest.MonkeyPatch.context() as mp:
         _Kernels(mp, corrupt=True)
-        for seed in range(6):
-            try:
-                _run(seed, "simple-wide", 80)
-            except AssertionError:
-                failed += 1
-    assert failed > 0
+        assert _failures("simple-wide", 80) > 0
 
 
 def test_a_fused_call_that_skips_the_adoption_fails() -> None:
