@@ -23,6 +23,8 @@ import hashlib
 import os
 import re
 import shutil
+import sys
+import warnings
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -122,6 +124,25 @@ def prune_kernel_caches(root: Path = PACKAGE) -> list[Path]:
                 gone.append(folder)
     return gone
 
+
+def disable_svml() -> None:
+    """Keep numba's vectorized loops off Intel's SVML, which numba loads where that library is
+    installed: SVML's ``exp`` and ``log`` are approximations that differ from libm's in the
+    last bit, so kernels' results would depend on what is installed
+    (:mod:`deleverage.portable_math`). numba reads the switch when it is first imported; where
+    it was imported before this package with SVML on, a warning says so."""
+    os.environ["NUMBA_DISABLE_INTEL_SVML"] = "1"
+    numba = sys.modules.get("numba")
+    if numba is not None and getattr(numba.config, "USING_SVML", False):
+        warnings.warn(
+            "numba was imported before deleverage with Intel SVML on: kernels' exp and log may "
+            "differ from libm's in the last bit (set NUMBA_DISABLE_INTEL_SVML=1)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+
+disable_svml()  # before configure_kernel_cache imports numba
 
 #: The folder this process's kernels are cached in (None: ``NUMBA_CACHE_DIR`` was set before).
 #: Set on import: ``deleverage/__init__.py`` imports this module before any kernel module.

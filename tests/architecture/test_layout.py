@@ -40,7 +40,7 @@ LAYERS = (
     ("spec",),
 )
 #: Foundations importable from anywhere.
-BASE = {"errors", "tolerance", "_moved", "_files", "_kernel_cache"}
+BASE = {"errors", "tolerance", "_moved", "_files", "_kernel_cache", "portable_math"}
 
 
 def _module_name(path: Path) -> str:

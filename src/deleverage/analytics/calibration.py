@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.prices import SECONDS_PER_YEAR
 
@@ -102,7 +103,7 @@ def log_returns(prices: npt.ArrayLike) -> FloatArray:
     bad = np.flatnonzero(~(np.isfinite(p) & (p > 0)))
     if len(bad):
         raise ValidationError(f"prices[{bad[0]}]", float(p[bad[0]]), "must be finite and > 0")
-    return np.diff(np.log(p))
+    return np.diff(pm.log(p))
 
 
 def fit_garch(prices: npt.ArrayLike, dt_s: float) -> GarchFit:
@@ -166,7 +167,7 @@ def fit_depth(book_depth: pd.DataFrame) -> DepthFit:
     if one.empty:
         raise ValidationError("book_depth", "bands", "must include the +-1% bands")
     positive = frame[(frame["depth"] > 0) & (frame["band"] > 0)]
-    slope = np.polyfit(np.log(positive["band"]), np.log(positive["depth"]), 1)[0]
+    slope = np.polyfit(pm.log(positive["band"]), pm.log(positive["depth"]), 1)[0]
     return DepthFit(
         depth_per_pct=float(one.median()),
         depth_per_pct_p5=float(one.quantile(0.05)),

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import special
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.prices.processes import SECONDS_PER_YEAR
 
@@ -202,8 +203,8 @@ def _reflection(
         gamma = np.where(positive, 0.0, 2.0 * nu * b / sigma**2)
         term2 = np.where(
             positive,
-            0.5 * np.exp(-0.5 * d1**2) * special.erfcx(y_pos / math.sqrt(2.0)),
-            np.exp(np.minimum(gamma, math.log(2.0))) * special.ndtr(-y),
+            0.5 * pm.exp(-0.5 * d1**2) * special.erfcx(y_pos / math.sqrt(2.0)),
+            pm.exp(np.minimum(gamma, math.log(2.0))) * special.ndtr(-y),
         )
     return _Reflection(d1, d2, term1, term2)
 
@@ -224,7 +225,8 @@ def _cases(
 
 
 def _log_distance(s0: FloatArray, barrier: FloatArray, mask: npt.NDArray[np.bool_]) -> FloatArray:
-    return np.log(np.where(mask, barrier, 1.0) / np.where(mask, s0, 1.0))
+    distance: FloatArray = pm.log(np.where(mask, barrier, 1.0) / np.where(mask, s0, 1.0))
+    return distance
 
 
 def _hit_probability(
@@ -366,7 +368,7 @@ def bgk_discrete_barrier(
         raise ValidationError("direction", direction, "must be 'down', 'up', -1 or +1")
     eta = _direction_sign(direction, h, h)
     h, v, dt, eta = _broadcast(h, v, dt, eta)
-    return np.asarray(h * np.exp(eta * BGK_BETA * v * np.sqrt(dt)), dtype=np.float64)
+    return np.asarray(h * pm.exp(eta * BGK_BETA * v * np.sqrt(dt)), dtype=np.float64)
 
 
 def discrete_hit_probability(
@@ -547,7 +549,7 @@ def _paths_from_log_returns(s0: float, log_returns: FloatArray) -> FloatArray:
     out = np.empty((n_steps + 1, n_paths), dtype=np.float64)
     out[0] = 0.0
     np.cumsum(log_returns, axis=0, out=out[1:])
-    np.exp(out, out=out)
+    pm.exp(out, out=out)
     out *= s0
     return out
 

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from deleverage import portable_math as pm
 from deleverage.analytics.first_passage import (
     SECONDS_PER_YEAR,
     Direction,
@@ -128,7 +129,7 @@ def _derivatives(
     a = sigma * np.sqrt(t)
     c = 2.0 * nu / sigma**2
     with np.errstate(under="ignore"):
-        phi1 = _INV_SQRT_2PI * np.exp(-0.5 * r.d1**2)
+        phi1 = _INV_SQRT_2PI * pm.exp(-0.5 * r.d1**2)
     d_b = -2.0 * eta * phi1 / a + c * r.term2
     d_bb = 2.0 * eta * r.d1 * phi1 / a**2 - eta * c * phi1 / a + c**2 * r.term2
     return _Derivatives(np.clip(r.term1 + r.term2, 0.0, 1.0), d_b, d_bb, phi1, r.term2)
@@ -311,7 +312,7 @@ def knockout_forward_greeks(
     s, q, e, h, m, v, t, rebate = _broadcast(s, q, e, h, m, v, t, rebate)
     eta = np.where(q < 0.0, 1.0, -1.0)
     cases = _cases(s, h, v, t, eta)
-    growth = np.exp(m * t)
+    growth = pm.exp(m * t)
 
     # Never liquidated: a plain forward. Already liquidated: frozen at R.
     value = np.where(cases.crossed, rebate, q * (s * growth - e))
@@ -348,14 +349,14 @@ def _payoff(
         u = np.full(paths.shape, np.inf if eta < 0.0 else -np.inf)
     else:
         with np.errstate(divide="ignore"):
-            u = -eta * np.log(paths / barrier)
+            u = -eta * pm.log(paths / barrier)
     if bridge_variance is None:
         survival = (u > 0.0).all(axis=0).astype(np.float64)
     else:
         # Brownian bridge: P(no crossing between k and k+1 | ends) = 1 - exp(-2 u_k u_{k+1}/v).
         clipped = np.maximum(u, 0.0)
         with np.errstate(under="ignore", invalid="ignore"):
-            cross = np.exp(-2.0 * clipped[:-1] * clipped[1:] / bridge_variance)
+            cross = pm.exp(-2.0 * clipped[:-1] * clipped[1:] / bridge_variance)
         cross = np.where(np.isnan(cross), 0.0, cross)  # inf * 0 on an unreachable barrier
         survival = np.prod(1.0 - cross, axis=0)
     alive_value = size * (paths[-1] - entry)

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 
 FloatArray = npt.NDArray[np.float64]
@@ -145,7 +146,8 @@ def decay_factor(dt_s: ArrayLike, half_life_s: ArrayLike) -> FloatArray:
 
     ``half_life_s = inf`` means no recovery (factor 1).
     """
-    return np.exp(-LN2 * _f64(dt_s) / _f64(half_life_s))
+    factor: FloatArray = pm.exp(-LN2 * _f64(dt_s) / _f64(half_life_s))
+    return factor
 
 
 def linear_vwap(
@@ -214,11 +216,12 @@ def power_law_impact(
     0.002
     """
     q = np.abs(_f64(size))
-    return _f64(y) * _f64(sigma) * (q / _f64(daily_volume)) ** _f64(delta)
+    impact: FloatArray = _f64(y) * _f64(sigma) * pm.array_power(q / _f64(daily_volume), _f64(delta))
+    return impact
 
 
 def _power_law_coefficient(y: ArrayLike, sigma: ArrayLike, v: ArrayLike, d: ArrayLike) -> Any:
-    return _f64(y) * _f64(sigma) / _f64(v) ** _f64(d)
+    return _f64(y) * _f64(sigma) / pm.array_power(_f64(v), _f64(d))
 
 
 def power_law_vwap(
@@ -246,10 +249,10 @@ def power_law_vwap(
     x1 = x0 + s * q
 
     def g(x: FloatArray) -> FloatArray:
-        return np.asarray(np.sign(x) * k * np.abs(x) ** d, dtype=np.float64)
+        return np.asarray(np.sign(x) * k * pm.array_power(np.abs(x), d), dtype=np.float64)
 
     def f(x: FloatArray) -> FloatArray:
-        return np.asarray(k * np.abs(x) ** (1.0 + d) / (1.0 + d), dtype=np.float64)
+        return np.asarray(k * pm.array_power(np.abs(x), 1.0 + d) / (1.0 + d), dtype=np.float64)
 
     zero = q == 0.0
     step = np.where(zero, 1.0, s * q)
@@ -274,8 +277,8 @@ def power_law_size_for_price_move(
     d = _f64(delta)
     k = _power_law_coefficient(y, sigma, daily_volume, d)
     x0 = _f64(consumed)
-    target = np.sign(x0) * k * np.abs(x0) ** d + _f64(move)
-    x1 = np.sign(target) * (np.abs(target) / k) ** (1.0 / d)
+    target = np.sign(x0) * k * pm.array_power(np.abs(x0), d) + _f64(move)
+    x1 = np.sign(target) * pm.array_power(np.abs(target) / k, 1.0 / d)
     return np.asarray(np.abs(x1 - x0), dtype=np.float64)
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage import portable_math as pm
 from deleverage.analytics.first_passage import discrete_hit_probability
 from deleverage.engine.state import AccountKind
 from deleverage.errors import ValidationError
@@ -320,7 +321,7 @@ class FeatureRecorder:
         liq_price, _ = ex.liquidation_prices(m, accounts)
         has_level = np.isfinite(liq_price) & (liq_price > 0)
         log_dist = np.full(len(accounts), MAX_DISTANCE * scale)
-        log_dist[has_level] = side[has_level] * np.log(mark / liq_price[has_level])
+        log_dist[has_level] = side[has_level] * pm.log(mark / liq_price[has_level])
         log_dist = np.minimum(log_dist, MAX_DISTANCE * scale)
         probability = np.zeros(len(accounts))
         if has_level.any():

@@ -37,6 +37,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.prices.kernels import garch11_log_returns_nb, markov_chain_nb
 
@@ -176,7 +177,7 @@ def _path_from_log_returns(s0: FloatArray, log_returns: FloatArray, multi: bool)
     n_steps, n_assets = log_returns.shape
     out = np.empty((n_steps + 1, n_assets), dtype=np.float64)
     out[0] = s0
-    out[1:] = s0 * np.exp(np.cumsum(log_returns, axis=0))
+    out[1:] = s0 * pm.exp(np.cumsum(log_returns, axis=0))
     return out if multi else out[:, 0].copy()
 
 
@@ -483,8 +484,8 @@ def merton_jump_diffusion(
     factor = _correlation_factor_for(correlation, n_assets, multi)
     generator = _check_rng(rng)
 
-    kappa = np.expm1(j_mean + 0.5 * j_std**2)
-    c_kappa = np.expm1(c_mean + 0.5 * c_std**2)
+    kappa = pm.expm1(j_mean + 0.5 * j_std**2)
+    c_kappa = pm.expm1(c_mean + 0.5 * c_std**2)
     compensated = drift - 0.5 * vol**2 - intensity * kappa - c_intensity * c_kappa
     log_returns = compensated * dt + vol * math.sqrt(dt) * _normals(
         generator, steps, n_assets, factor

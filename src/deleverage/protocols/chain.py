@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.spec import _Frozen
 
@@ -184,7 +185,7 @@ class Chain:
             _NOISE_TABLE
         )
         #: Per-block multiplicative noise of the tip (mean 1), indexed by block % table size.
-        self._noise: list[float] = np.exp(sigma * z - 0.5 * sigma * sigma).tolist()
+        self._noise: list[float] = pm.exp(sigma * z - 0.5 * sigma * sigma).tolist()
         self._ref_var_per_s = cfg.reference_volatility**2 / SECONDS_PER_YEAR
         self.base_fee_gwei = cfg.initial_base_fee_gwei
         #: Exponentially weighted variance of the native token's log returns per second.

@@ -28,6 +28,7 @@ from typing import Annotated, Literal, Protocol, Self
 import numpy as np
 from pydantic import Field, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.spec import MarginTier, MarketSpec, NonNegativeFloat, PositiveFloat, _Frozen
 
 SECONDS_PER_YEAR = 365 * 24 * 3600
@@ -118,7 +119,7 @@ def realized_volatility(
         return None
     times = np.array([t for t, _ in pts], dtype=np.float64) / 1e9
     prices = np.array([p for _, p in pts], dtype=np.float64)
-    returns = np.diff(np.log(prices))
+    returns = np.diff(pm.log(prices))
     dt = float(np.mean(np.diff(times)))
     if dt <= 0:
         return None

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage import portable_math as pm
 from deleverage.liquidity import (
     ConstantDepthBook,
     L2Book,
@@ -83,7 +84,7 @@ class MarketDepth:
         self.spec = spec
         self.dynamics: DepthDynamicsSpec = spec.dynamics
         self.dt_s = dt_s
-        self._log_returns = np.diff(np.log(exogenous))
+        self._log_returns = np.diff(pm.log(exogenous))
         self._window = max(1, round(spec.dynamics.vol_window_s / dt_s))
         self.flow_state = 1.0
         self.multiplier = 1.0

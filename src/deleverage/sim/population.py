@@ -36,6 +36,7 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import Field, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.engine.bulk import add_isolated_margin_many
 from deleverage.engine.levels import zone_prices_compiled
 from deleverage.errors import DataError, StateError, ValidationError
@@ -445,12 +446,12 @@ def generate_population(
     lot = market.lot_size
     size_abs = np.maximum(np.round(size_abs / lot), 1.0) * lot
     base = reference if path is None else path[gen.integers(0, len(path), size=n)]
-    entry = base * np.exp(spec.entry_rel_std * gen.standard_normal(n))
+    entry = base * pm.exp(spec.entry_rel_std * gen.standard_normal(n))
     tick = market.tick_size
     entry = np.maximum(np.round(entry / tick), 1.0) * tick
     tiers = market.tier_arrays
     tier_max = _tier_max_leverage(size_abs * entry, tiers)
-    leverage = spec.leverage_median * np.exp(spec.leverage_sigma * gen.standard_normal(n))
+    leverage = spec.leverage_median * pm.exp(spec.leverage_sigma * gen.standard_normal(n))
     leverage = np.clip(leverage, 1.0, tier_max)
     size = np.where(long, size_abs, -size_abs)
     notional = size_abs * entry
@@ -479,7 +480,7 @@ def _draw_sizes(spec: PopulationSpec, gen: np.random.Generator, n: int) -> Float
         sizes = spec.size_min * u ** (-1.0 / spec.size_tail_index)
     else:
         median = spec.size_median if spec.size_median is not None else 10.0 * spec.size_min
-        sizes = np.maximum(spec.size_min, median * np.exp(spec.size_sigma * gen.standard_normal(n)))
+        sizes = np.maximum(spec.size_min, median * pm.exp(spec.size_sigma * gen.standard_normal(n)))
     if spec.size_max is not None:
         sizes = np.minimum(sizes, spec.size_max)
     return np.asarray(sizes, dtype=np.float64)

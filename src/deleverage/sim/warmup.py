@@ -79,11 +79,14 @@ def warm_up() -> float:
 def _warm_up_fallbacks() -> None:
     """Kernels no warm-up run reaches, called once on one-account arrays of the types the
     engine passes: the zone tracker's separate call update (taken where the scan was cached
-    before the margin calls, instead of the fused ``refresh_calls_nb``)."""
+    before the margin calls, instead of the fused ``refresh_calls_nb``) and the portable math
+    loops the runs did not call (:mod:`deleverage.portable_math`)."""
     import numpy as np
 
+    from deleverage import portable_math
     from deleverage.engine.zone_kernels import calls_apply_nb
 
+    portable_math.warm_up()
     accounts = np.zeros(1, dtype=np.int64)
     flags = np.zeros(1, dtype=np.bool_)
     one = np.ones(1)

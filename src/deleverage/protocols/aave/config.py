@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, StringConstraints, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.protocols.aave.math import (
     CLOSE_FACTOR_HF_THRESHOLD,
@@ -292,7 +293,7 @@ def aave_population(
         raw = np.array([weights.get(reserves[k].name, 0.0) for k in collaterals])
         first = rng.choice(collaterals, size=n, p=raw / raw.sum())
     second = rng.choice(collaterals, size=n)
-    total = collateral_median * np.exp(collateral_sigma * rng.standard_normal(n))
+    total = collateral_median * pm.exp(collateral_sigma * rng.standard_normal(n))
     split = np.where(rng.random(n) < second_collateral_share, 0.3, 0.0)
     rows = np.arange(n)
     np.add.at(value, (rows, first), total * (1.0 - split))

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.errors import ConfigError, ValidationError
 from deleverage.protocols.chain import ChainConfig
 from deleverage.protocols.keepers import KeepersConfig
@@ -189,9 +190,9 @@ def gmx_population(
         if not 0.0 <= value <= 1.0:
             raise ValidationError(field, value, "must be in [0, 1]")
     rng = np.random.default_rng(np.random.SeedSequence(seed))
-    size_usd = rng.lognormal(np.log(mean_size_usd) - 0.5, 1.0, n)
-    lev = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
-    entry = price * np.exp(rng.normal(0.0, entry_dispersion, n))
+    size_usd = rng.lognormal(pm.log(mean_size_usd) - 0.5, 1.0, n)
+    lev = pm.exp(rng.uniform(pm.log(lo), pm.log(hi), n))
+    entry = price * pm.exp(rng.normal(0.0, entry_dispersion, n))
     in_token = rng.random(n) < long_token_collateral_fraction
     collateral_usd = size_usd / lev
     return GmxPopulation(

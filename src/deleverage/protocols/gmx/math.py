@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from deleverage import portable_math as pm
+
 __all__ = [
     "adl_profit_to_target",
     "apply_impact_factor",
@@ -76,7 +78,8 @@ def capped_pnl_scale(side_pnl: float, pool_usd: float, max_pnl_factor: float) ->
 
 def apply_impact_factor(diff_usd: F64 | float, factor: float, exponent: float) -> F64:
     """``factor x diff_usd ** exponent`` (``PricingUtils.applyImpactFactor``)."""
-    return factor * np.power(np.asarray(diff_usd, dtype=np.float64), exponent)
+    impact: F64 = factor * pm.power(np.asarray(diff_usd, dtype=np.float64), exponent)
+    return impact
 
 
 def price_impact_usd(
@@ -108,7 +111,7 @@ def price_impact_usd(
     same_side = (diff <= 0.0) == (next_diff <= 0.0)
     improved = d1 < d0
     p0 = d0**exponent
-    p1 = d1 * d1 if exponent == 2.0 else np.power(d1, exponent)
+    p1 = d1 * d1 if exponent == 2.0 else pm.power(d1, exponent)
     factor = np.where(improved, positive_factor, negative_factor)
     same = factor * np.abs(p0 - p1)
     same = np.where(improved, same, -same)

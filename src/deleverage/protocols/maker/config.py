@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.protocols.chain import ChainConfig
 from deleverage.protocols.keepers import KeepersConfig, KeeperSpec
@@ -221,8 +222,8 @@ def maker_population(
         if not ok:
             raise ValidationError(field, value, f"must be {rule}")
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x3A4E]))
-    ink = collateral_median * np.exp(collateral_sigma * rng.standard_normal(n))
-    ratio = np.maximum(ratio_median * np.exp(ratio_sigma * rng.standard_normal(n)), 1.01 * mat)
+    ink = collateral_median * pm.exp(collateral_sigma * rng.standard_normal(n))
+    ratio = np.maximum(ratio_median * pm.exp(ratio_sigma * rng.standard_normal(n)), 1.01 * mat)
     debt = ink * price / ratio
     small = debt < dust
     if dust > 0.0 and small.any():  # grow the collateral of vaults that would be dusty

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from deleverage import portable_math as pm
 from deleverage.errors import ConfigError, ValidationError
 from deleverage.protocols.chain import ChainConfig
 from deleverage.protocols.keepers import KeepersConfig
@@ -246,12 +247,12 @@ def synthetix_population(
     notional = np.zeros((n, m))
     rows = np.repeat(np.arange(n), markets_per_account)
     notional[rows, held.ravel()] = rng.lognormal(
-        np.log(mean_notional_usd) - 0.5, 1.0, n * markets_per_account
+        pm.log(mean_notional_usd) - 0.5, 1.0, n * markets_per_account
     )
-    entry = price * np.exp(rng.normal(0.0, entry_dispersion, (n, m)))
+    entry = price * pm.exp(rng.normal(0.0, entry_dispersion, (n, m)))
     side = np.where(rng.random((n, m)) < long_fraction, 1.0, -1.0)
     size = side * notional / entry
-    lev = np.exp(rng.uniform(np.log(lo), np.log(hi), n))
+    lev = pm.exp(rng.uniform(pm.log(lo), pm.log(hi), n))
     return SynthetixPopulation(
         collateral_usd=notional.sum(axis=1) / lev, size=size, entry_price=entry
     ).check(m)
