@@ -18,14 +18,14 @@ $(BIN)/python:
 $(RUN_STAMP): requirements/run.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements/run.lock
 	$(BIN)/pip install --quiet --no-deps -e .
-	$(BIN)/python -m deleverage.sim.warmup  # compile and cache the numba kernels once
+	$(BIN)/python -m deleverage.world.warmup  # compile and cache the numba kernels once (the world's too)
 	touch $@
 
 # Running plus the test and ray extras.
 $(TEST_STAMP): requirements/test.lock pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes -r requirements/test.lock
 	$(BIN)/pip install --quiet --no-deps -e .
-	$(BIN)/python -m deleverage.sim.warmup  # compile and cache the numba kernels once
+	$(BIN)/python -m deleverage.world.warmup  # compile and cache the numba kernels once (the world's too)
 	touch $@ $(RUN_STAMP)
 
 ## make run: set up what running needs and run the main job on the built-in default scenario

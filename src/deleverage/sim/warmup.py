@@ -3,7 +3,8 @@
 Every kernel is ``@njit(cache=True)``: numba writes its machine code next to the module (or to
 ``NUMBA_CACHE_DIR``, or a user cache when the package folder is read-only) on the first call
 and later processes load it. :func:`warm_up` makes that first call happen at install time
-(the Makefile's install steps run ``python -m deleverage.sim.warmup``) by running a small run with
+(the Makefile's install steps run ``python -m deleverage.world.warmup``, which calls it and then
+warms the world's kernels: :mod:`deleverage.world.warmup`) by running a small run with
 isolated and cross positions, liquidations and quiet stretches. benchmarks/cascade_day.py
 measures a fresh process with an empty cache and with a filled one (``cold_seconds``,
 ``warm_seconds``).
