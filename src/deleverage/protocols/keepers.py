@@ -39,7 +39,7 @@ from pydantic import Field
 
 from deleverage.errors import ValidationError
 from deleverage.liquidity.model import linear_vwap
-from deleverage.protocols.chain import gas_cost_quote
+from deleverage.protocols.chain import GWEI, gas_cost_quote
 from deleverage.spec import _Frozen
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "Keepers",
     "KeepersConfig",
     "assign_keepers_nb",
+    "none_would_act_nb",
     "sale_slippage_quote",
 ]
 
@@ -113,6 +114,27 @@ def assign_keepers_nb(
                 winner[j] = i
                 break
     return winner
+
+
+@_njit
+def none_would_act_nb(
+    latency_blocks: IntArray,
+    capital: FloatArray,
+    gas_units: FloatArray,
+    min_profit: FloatArray,
+    waited_blocks: int,
+    incentive: float,
+    gas_per_unit: float,
+) -> bool:
+    """True when no keeper ``i`` has ``latency_blocks[i] <= waited_blocks``, ``capital[i] >=
+    gas`` and ``incentive - gas > min_profit[i]``, with ``gas = gas_units[i] x gas_per_unit``
+    (quote: :func:`~deleverage.protocols.chain.gas_cost_quote`'s product, element by element)."""
+    for i in range(capital.shape[0]):
+        gas = gas_units[i] * gas_per_unit
+        able = latency_blocks[i] <= waited_blocks and capital[i] >= gas
+        if able and incentive - gas > min_profit[i]:
+            return False
+    return True
 
 
 _Quote = Annotated[float, Field(ge=0.0, le=1e13)]
@@ -257,6 +279,21 @@ class Keepers:
         if self.config.sale_delay_blocks == 0:
             self.settle(block)
 
+    def receive_one(self, keeper: int, proceeds: float, *, block: int) -> None:
+        """:meth:`receive` of one sale's proceeds (plain numbers: a take's, a deal's)."""
+        if not 0 <= keeper < self.capital.shape[0]:
+            raise ValidationError("keeper", [int(keeper)], f"must be in [0, {len(self)})")
+        if not (math.isfinite(proceeds) and proceeds >= 0.0):
+            raise ValidationError("proceeds", [float(proceeds)], "must be finite and >= 0")
+        due = block + self.config.sale_delay_blocks
+        self._due_keeper = np.concatenate((self._due_keeper, np.array([keeper], np.int64)))
+        self._due_block = np.concatenate((self._due_block, np.array([due], np.int64)))
+        self._due_amount = np.concatenate((self._due_amount, np.array([proceeds], np.float64)))
+        self.received[keeper] += proceeds
+        self._next_due = min(self._next_due, due)
+        if self.config.sale_delay_blocks == 0:
+            self.settle(block)
+
     def act(
         self,
         *,
@@ -344,9 +381,12 @@ class Keepers:
         True
         """
         self.settle(block)
-        gas = gas_cost_quote(self.gas_units, gas_price_gwei, native_price)
-        able = (self.latency_blocks <= waited_blocks) & (self.capital >= gas)
-        return not bool(((incentive - gas[able]) > self.min_profit[able]).any())
+        return bool(
+            none_would_act_nb(
+                self.latency_blocks, self.capital, self.gas_units, self.min_profit,
+                waited_blocks, incentive, gas_price_gwei * GWEI * native_price,
+            )
+        )  # fmt: skip
 
     def snapshot(self) -> dict[str, Any]:
         """Totals for reports: capital now, pending proceeds, gas paid, proceeds received."""

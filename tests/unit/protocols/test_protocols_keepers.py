@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deleverage.errors import ConfigError, ValidationError
+from deleverage.protocols.chain import gas_cost_quote
 from deleverage.protocols.keepers import (
     Keepers,
     KeepersConfig,
@@ -321,3 +322,60 @@ def test_the_skip_bound_is_exactly_the_pass_acting_on_nothing(
         native_price=NATIVE,
     )
     assert waited_all == bool(lone[0] < 0)
+
+
+@given(
+    specs=st.lists(_SPEC, min_size=1, max_size=4),
+    waited=st.integers(0, 5),
+    incentive=st.one_of(st.floats(-50.0, 150.0), st.sampled_from([0.0, float("nan")])),
+    gas_price=st.sampled_from([0.0, 3.0, 100.0, 271.5]),
+    native=st.floats(1.0, 5_000.0),
+)
+def test_the_compiled_skip_bound_is_the_array_expression(
+    specs: list[KeeperSpec], waited: int, incentive: float, gas_price: float, native: float
+) -> None:
+    # none_would_act's compiled loop against the array expression it replaced (gas of each
+    # keeper from gas_cost_quote): the same answer on random keepers, prices and incentives.
+    keepers = _keepers(*specs)
+    gas = gas_cost_quote(keepers.gas_units, gas_price, native)
+    able = (keepers.latency_blocks <= waited) & (keepers.capital >= gas)
+    want = not bool(((incentive - gas[able]) > keepers.min_profit[able]).any())
+    got = keepers.none_would_act(
+        block=0, waited_blocks=waited, incentive=incentive, gas_price_gwei=gas_price,
+        native_price=native,
+    )  # fmt: skip
+    assert got is want
+
+
+@given(
+    specs=st.lists(_SPEC, min_size=1, max_size=4),
+    delay=st.integers(0, 3),
+    sales=st.lists(
+        st.tuples(st.integers(0, 7), st.floats(0.0, 1e6), st.integers(0, 3)), max_size=12
+    ),
+)
+def test_one_sale_received_is_the_array_receive(
+    specs: list[KeeperSpec], delay: int, sales: list[tuple[int, float, int]]
+) -> None:
+    # receive_one (a take's proceeds, plain numbers) against receive of one-entry arrays: the
+    # same queue, totals and capital after each settlement, and the same refusals.
+    one, arrays = _keepers(*specs, delay=delay), _keepers(*specs, delay=delay)
+    block = 0
+    for keeper, proceeds, gap in sales:
+        block += gap
+        keeper %= len(one)
+        one.receive_one(keeper, proceeds, block=block)
+        arrays.receive([keeper], [proceeds], block=block)
+        one.settle(block + 1)
+        arrays.settle(block + 1)
+        for field in ("capital", "received", "_due_keeper", "_due_block", "_due_amount"):
+            a, b = getattr(one, field), getattr(arrays, field)
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+        assert one.pending_proceeds == arrays.pending_proceeds
+    with pytest.raises(ValidationError, match="keeper"):
+        one.receive_one(len(one), 1.0, block=block)
+    with pytest.raises(ValidationError, match="proceeds"):
+        one.receive_one(0, -1.0, block=block)
+    with pytest.raises(ValidationError, match="proceeds"):
+        one.receive_one(0, float("nan"), block=block)

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["CURVE_CODES", "may_take_nb", "pow_table", "sale_prices_nb"]
+__all__ = ["CURVE_CODES", "may_take_nb", "pow_table", "sale_prices_nb", "sale_todo_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -140,3 +140,34 @@ def may_take_nb(
         gain = _maximum(0.0, _minimum(most * dp, quad)) + 1e-9 * most * (market + p)
         take[k] = not gain <= limit
     return take
+
+
+@_njit
+def sale_todo_nb(
+    tops: FloatArray,
+    tics: IntArray,
+    ts_ns: int,
+    curve: int,
+    tau_s: float,
+    cut: float,
+    powers: FloatArray,
+    step_s: float,
+    tail_limit_s: float,
+    cusp_limit: float,
+    price_limit: float,
+    lots: FloatArray,
+    tabs: FloatArray,
+    best: float,
+    floor: float,
+    market: float,
+    depth: float,
+) -> tuple[BoolArray, BoolArray, FloatArray, IntArray]:
+    """:func:`sale_prices_nb` then :func:`may_take_nb` in one call: the redo and below-market
+    masks, the prices, and the sales that may need a redo or may have a taker (positions,
+    ascending)."""
+    redo, below, price = sale_prices_nb(
+        tops, tics, ts_ns, curve, tau_s, cut, powers, step_s, tail_limit_s, cusp_limit,
+        price_limit,
+    )  # fmt: skip
+    take = may_take_nb(below, price, lots, tabs, best, floor, market, depth)
+    return redo, below, price, np.flatnonzero(redo | take)

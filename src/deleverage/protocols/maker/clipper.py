@@ -20,6 +20,7 @@ its ``due``. ``Dirt`` (DAI being raised) falls by each ``owe`` and by the tab le
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -39,7 +40,7 @@ from deleverage.protocols.maker.clip_nb import (
     CURVE_CODES,
     may_take_nb,
     pow_table,
-    sale_prices_nb,
+    sale_todo_nb,
 )
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.vow import Vow
@@ -146,7 +147,7 @@ class Clipper:
         without touching anything (no redo, ``_no_taker`` or no keeper with a budget).
         """
         if not self.fast:
-            sold = self._run_each(list(self.sales), ctx, keepers, vow, log, sales)
+            sold = self._run_each(range(len(self.sales)), ctx, keepers, vow, log, sales)
         else:
             sold = self._run_filtered(ctx, keepers, vow, log, sales)
         self._compact()
@@ -157,20 +158,17 @@ class Clipper:
     ) -> float:
         if not self.sales:
             return 0.0
-        run = list(self.sales)
-        redo, below, price = self._candidates(ctx)
         gas = np.asarray(ctx.gas_cost, dtype=np.float64)
-        floor = float(np.min(gas + keepers.min_profit))
-        best = float(np.max(keepers.capital - gas))
+        floor = float((gas + keepers.min_profit).min())
+        best = float((keepers.capital - gas).max())
+        redo, below, price, todo = self._todo(ctx, best, floor)
         lots, tabs = self._lots, self._tabs  # as read by the filter
-        take = self._may_take(below, price, lots, tabs, best, floor, ctx)
         sold, j = 0.0, 0
-        todo = np.flatnonzero(redo | take)
         while j < todo.size:
             k = int(todo[j])
             j += 1
-            sold += self._run_each([run[k]], ctx, keepers, vow, log, sales)
-            now = float(np.max(keepers.capital - gas))
+            sold += self._run_each((k,), ctx, keepers, vow, log, sales)
+            now = float((keepers.capital - gas).max())
             if now > best:  # a redo's incentive (or proceeds at once) raised a budget
                 best = now
                 take = self._may_take(below, price, lots, tabs, best, floor, ctx)
@@ -198,17 +196,22 @@ class Clipper:
             below, price, lots, tabs, best, floor, ctx.market_price, float(ctx.depth)
         )
 
-    def _candidates(
-        self, ctx: StepContext
-    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    def _todo(
+        self, ctx: StepContext, best: float, floor: float
+    ) -> tuple[
+        npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.intp]
+    ]:
         """Masks over ``sales``: may need a redo, may be priced at or below the market (the
-        complements hold certainly, past the relative margin ``_MARGIN``); the prices."""
+        complements hold certainly, past the relative margin ``_MARGIN``); the prices; the
+        positions of the sales that may need a redo or may have a taker (:meth:`_may_take`
+        with ``best`` and ``floor``), in one compiled call."""
         self._sync()
         cfg = self.config
-        return sale_prices_nb(
+        return sale_todo_nb(
             self._tops, self._tics, ctx.ts_ns, CURVE_CODES[cfg.curve], cfg.tau_s, cfg.cut,
             self._powers, cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
-            ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN),
+            ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN), self._lots, self._tabs, best,
+            floor, ctx.market_price, float(ctx.depth),
         )  # fmt: skip
 
     def _sync(self) -> None:
@@ -259,27 +262,29 @@ class Clipper:
 
     def _run_each(
         self,
-        run: list[Sale],
+        run: Iterable[int],
         ctx: StepContext,
         keepers: Keepers,
         vow: Vow,
         log: ActionLog,
         sales: SaleLog,
     ) -> float:
-        """The per-sale path over ``run`` (in order)."""
+        """The per-sale path over the sales at positions ``run`` of ``sales`` (in order; a run
+        kicks none and ends them in place, so the positions hold until :meth:`_compact`)."""
         sold = 0.0
-        for sale in run:
+        for k in run:
+            sale = self.sales[k]
             price = self.price(sale, ctx.ts_ns)
             elapsed = (ctx.ts_ns - sale.tic_ns) / NS_PER_S
             if mk.needs_redo(
                 price, sale.top, elapsed, tail_s=self.config.tail_s, cusp=self.config.cusp
             ):
-                if not self._redo(sale, ctx, keepers, vow, log):
+                if not self._redo(k, sale, ctx, keepers, vow, log):
                     continue
                 price = sale.top
             if self._no_taker(price, ctx):
                 continue
-            sold += self._takes(sale, price, ctx, keepers, vow, log, sales)
+            sold += self._takes(k, sale, price, ctx, keepers, vow, log, sales)
         return sold
 
     def _no_taker(self, price: float, ctx: StepContext) -> bool:
@@ -290,7 +295,7 @@ class Clipper:
         return price > ctx.market_price * _ABOVE_MARKET
 
     def _redo(
-        self, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog
+        self, k: int, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog
     ) -> bool:
         cfg = self.config
         coin = mk.redo_incentive(
@@ -318,8 +323,7 @@ class Clipper:
         self.changes += 1
         if not self._stale:
             self._sync()
-            i = self.sales.index(sale)  # identity (Sale compares by identity)
-            self._tops[i], self._tics[i] = sale.top, sale.tic_ns
+            self._tops[k], self._tics[k] = sale.top, sale.tic_ns
         self.redos += 1
         log.add(
             MakerAction.REDO, vault=sale.vault, price=sale.top,
@@ -329,6 +333,7 @@ class Clipper:
 
     def _takes(
         self,
+        position: int,
         sale: Sale,
         price: float,
         ctx: StepContext,
@@ -359,7 +364,7 @@ class Clipper:
                 continue  # every keeper sees the same price: wait for a cheaper one
             keepers.capital[k] = max(0.0, keepers.capital[k] - taken.owe - gas)  # float residue
             keepers.gas_paid[k] += gas
-            keepers.receive([k], [proceeds], block=ctx.block)
+            keepers.receive_one(k, proceeds, block=ctx.block)
             sold += taken.slice
             sale.raised += taken.owe
             self.dirt -= taken.owe
@@ -374,18 +379,18 @@ class Clipper:
                 price=price, auction=sale.id, keeper=int(k), owe=taken.owe,
             )  # fmt: skip
             if sale.lot <= 0.0 or sale.tab <= 0.0:
-                self._end(sale, vow)
+                self._end(position, sale, vow)
                 break
         return sold
 
-    def _end(self, sale: Sale, vow: Vow) -> None:
+    def _end(self, position: int, sale: Sale, vow: Vow) -> None:
         if sale.tab > 0.0:  # lot gone, tab left: the Dog forgets it, the Vow books a deficit
             self.dirt -= sale.tab
         else:
             self.returned += sale.lot
         # It stays in the list (and the arrays) until the run ends (_compact): the positions
         # the run reads stay put.
-        self._ended.append(self.sales.index(sale))  # identity (Sale compares by identity)
+        self._ended.append(position)
         if len(self._ended) == len(self.sales):
             self.dirt = 0.0  # no float residue once nothing is being raised
         vow.settle_auction(sale.due, sale.raised)

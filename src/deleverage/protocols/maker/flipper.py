@@ -200,7 +200,7 @@ class Flipper:
         sales: SaleLog,
     ) -> float:
         slip = sale_slippage(flip.lot, ctx.market_price, ctx.depth)
-        keepers.receive([flip.guy], [max(0.0, flip.lot * ctx.market_price - slip)], block=ctx.block)
+        keepers.receive_one(flip.guy, max(0.0, flip.lot * ctx.market_price - slip), block=ctx.block)
         sales.add(
             ts_ns=ctx.ts_ns, auction=flip.id, vault=flip.vault, keeper=flip.guy,
             collateral=flip.lot, dai=flip.bid, market_price=ctx.market_price,

@@ -2,8 +2,8 @@
 the NumPy expressions of §M9 it replaces (written out here as the oracle, with the curves'
 ``pow`` taken as the per-sale path takes it, Python's: NumPy's own ``pow`` may differ by an ulp,
 which §M9's margin covered): the same redo and below-market masks, the same prices and the same
-may-take mask, on random sales, curves, budgets, floors and depths (zero prices, infinite depth
-and a zero tab included)."""
+may-take mask (and the fused call's positions to run), on random sales, curves, budgets, floors
+and depths (zero prices, infinite depth and a zero tab included)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from deleverage.protocols.maker.clip_nb import (
     may_take_nb,
     pow_table,
     sale_prices_nb,
+    sale_todo_nb,
 )
 
 S = 1_000_000_000
@@ -102,10 +103,17 @@ def test_the_compiled_filter_is_the_numpy_filter(
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
     below, price = want[1], want[2]
+    take = _numpy_may_take(below, price, lots, tabs, best, floor, market, depth)
     np.testing.assert_array_equal(
-        may_take_nb(below, price, lots, tabs, best, floor, market, depth),
-        _numpy_may_take(below, price, lots, tabs, best, floor, market, depth),
+        may_take_nb(below, price, lots, tabs, best, floor, market, depth), take
     )
+    # The fused call (Clipper._todo): the same masks and prices, and the positions to run.
+    fused = sale_todo_nb(
+        tops, tics, ts, CURVE_CODES[curve], tau, cut, powers, step, *limits, lots, tabs, best,
+        floor, market, depth,
+    )  # fmt: skip
+    for g, w in zip(fused, (*want, np.flatnonzero(want[0] | take)), strict=True):
+        np.testing.assert_array_equal(g, w)
 
 
 def test_the_filter_reads_the_curves_of_dss_abaci() -> None:
