@@ -36,7 +36,9 @@ def _same(fast: object, general: object) -> bool:
 
 @pytest.mark.parametrize("value", FLOATS)
 def test_a_float_price_is_what_the_general_check_returns(value: float) -> None:
-    assert _same(check_finite_positive("price", value), check_finite_positive("price", np.float64(value)))
+    assert _same(
+        check_finite_positive("price", value), check_finite_positive("price", np.float64(value))
+    )
     assert _same(check_finite("rate", -value), check_finite("rate", np.float64(-value)))
 
 
