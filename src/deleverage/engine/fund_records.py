@@ -113,6 +113,8 @@ def staker_key(staker_id: object) -> StakerId:
 
 
 def as_ts(ts_ns: object) -> int:
+    if type(ts_ns) is int:  # the common case first (``operator.index`` returns it)
+        return ts_ns
     if isinstance(ts_ns, bool):
         raise ValidationError("ts_ns", ts_ns, "must be an integer (nanoseconds)")
     try:

@@ -196,6 +196,8 @@ class Ledger:
     def _ts(self, ts_ns: int | None) -> int:
         if ts_ns is None:
             return self.clock_ns
+        if type(ts_ns) is int and self.clock_ns <= ts_ns <= MAX_TS_NS:
+            return ts_ns  # the common case first: what the checks below return for it
         if isinstance(ts_ns, bool) or not isinstance(ts_ns, int | np.integer):
             raise ValidationError("ts_ns", ts_ns, "must be an int (nanoseconds)")
         if ts_ns < self.clock_ns:

@@ -150,10 +150,15 @@ class _ResilientBook:
 
     def restore(self, state: Mapping[str, object]) -> None:
         """Set the state from :meth:`snapshot` output (checked first, applied whole)."""
-        if set(state) != {"consumed_depth", "ts_ns"}:
+        # ``set(state) == {"consumed_depth", "ts_ns"}`` without building the set (the cascade
+        # rounds restore a book twice a round)
+        if len(state) != 2 or "consumed_depth" not in state or "ts_ns" not in state:
             raise ValidationError("state", sorted(state), "must have keys consumed_depth, ts_ns")
         raw = state["consumed_depth"]
-        consumed = float(raw) if isinstance(raw, int | float | np.floating) else math.nan
+        if type(raw) is float:
+            consumed = raw
+        else:
+            consumed = float(raw) if isinstance(raw, int | float | np.floating) else math.nan
         low, high = self._consumed_bounds()
         if not low <= consumed <= high:
             raise ValidationError(

@@ -701,6 +701,8 @@ _OMITTED_AT_DEFAULT: dict[str, object] = {
 
 
 def _as_number(field: str, value: object) -> float:
+    if type(value) is float:  # the common case first (``float(value)`` is ``value``)
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise ValidationError(field, value, "must be a number (int or float)")
     return float(value)

@@ -223,13 +223,13 @@ def _book(
     after the fund). The market has no open-interest scaling (:func:`_build`), so
     ``Ledger._refresh_rates`` would change nothing and is not called."""
     ex = stage.ex
-    acc, cpty, _, code = ints
+    acc = ints[0]  # the rows by index: half the cost of unpacking ``ints``
     head = lists[:_HEAD].tolist()
     ex._version += 1
     ex._long_oi[m] += float(per_position[2 * n])
-    ex._touch(m, np.concatenate((acc[:n], cpty[:n])))
+    ex._touch(m, ints[:2, :n].ravel())  # the fills' accounts, then their counterparties
     ex.journal.append_round(kind, ts, ints, floats)
-    batch_settle.apply_groups(ex, m, fixed.fund, ts, n, head, acc, cpty, floats[2], code)
+    batch_settle.apply_groups(ex, m, fixed.fund, ts, n, head, acc, ints[1], floats[2], ints[3])
     accounts = acc[len(kind) - n :]  # the liquidation records' accounts
     owing = batch_settle.settle_tail(stage, m, ts, report, n, accounts, lists, head, per_position)
     if len(owing):  # ``_batch_isolated``'s bad debt (no socialized loss on this path)

@@ -490,8 +490,12 @@ class LiquidationStage(ShortfallStage):
         """The backstop vault's PnL: its equity at the marks less the capital put in (quote)."""
         ex = self.ex
         vault = ex.backstop_account
-        if ex._cash[vault] == 0.0 and not any(cols.size[vault] for cols in ex._positions):
-            return 0.0 - float(ex._net_deposit[vault]) + 0.0
+        if ex._cash[vault] == 0.0:  # every risk step: a loop, not ``any`` of a generator
+            for cols in ex._positions:
+                if cols.size[vault]:
+                    break
+            else:
+                return 0.0 - float(ex._net_deposit[vault]) + 0.0
         return ex.account_margins(vault).total_equity - float(ex._net_deposit[vault])
 
     def _backstop_open(self) -> bool:

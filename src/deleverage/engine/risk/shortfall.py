@@ -56,7 +56,7 @@ class ShortfallStage:
         self.rng = np.random.default_rng(seed)
         self.reports = ReportLog()  # list-like: quiet stretches held as runs
         self._queues: dict[tuple[int, int], _Queue] = {}
-        self._modes_cache: dict[int, tuple[tuple[int, int], tuple[bool, bool]]] = {}
+        self._modes_cache: dict[int, tuple[int, tuple[bool, bool]]] = {}
         self._queue_buffers: tuple[npt.NDArray[np.int64], FloatArray, FloatArray] = (
             np.empty(0, dtype=np.int64),
             np.empty(0),
@@ -146,15 +146,15 @@ class ShortfallStage:
 
     def _modes_present(self, m: int) -> tuple[bool, bool]:
         """Whether any trader is isolated / cross in market ``m`` (cached per account layout)."""
-        key = (m, self.ex.layout_version)
+        layout = self.ex.layout_version  # four calls a risk step: no key tuple to build
         hit = self._modes_cache.get(m)
-        if hit is not None and hit[0] == key:
+        if hit is not None and hit[0] == layout:
             return hit[1]
         n = self.ex.n_accounts
         mode = self.ex._positions[m].mode[:n]
         trader = self.ex._kind[:n] == 0
         present = (bool((mode != 0).any()), bool(((mode == 0) & trader).any()))
-        self._modes_cache[m] = (key, present)
+        self._modes_cache[m] = (layout, present)
         return present
 
     def _cross_order(self, a: int) -> list[int]:

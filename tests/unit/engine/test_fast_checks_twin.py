@@ -1,0 +1,83 @@
+"""Twins of the checks' fast paths for the common argument types (speed round 8, round9).
+
+A cascade round re-marks the market and restores its book twice; the checks on that path
+take a float price or an int time first (``spec._as_number``, ``Ledger._ts``,
+``fund_records.as_ts``, ``_ResilientBook.restore``). Each test passes the same value once as
+that type (the fast path) and once as a NumPy scalar of it (the general checks, as before)
+and asserts the same value and type, or the same refusal.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deleverage.engine.exchange import Exchange
+from deleverage.engine.fund_records import as_ts
+from deleverage.errors import ValidationError
+from deleverage.liquidity import ConstantDepthBook
+from deleverage.spec import check_finite, check_finite_positive
+
+FLOATS = [5e-324, 1e-300, 0.5, 1.0, 60_000.0, 1.7976931348623157e308]
+BAD_POSITIVE = [0.0, -0.0, -1.0, math.nan, math.inf, -math.inf]
+TIMES = [0, 1, 1_700_000_000_000_000_000]
+
+
+def _same(fast: object, general: object) -> bool:
+    """The same type and value (bits, for floats: -0.0 and NaN included)."""
+    if type(fast) is not type(general):
+        return False
+    if isinstance(fast, float) and isinstance(general, float):
+        return np.float64(fast).tobytes() == np.float64(general).tobytes()
+    return fast == general
+
+
+@pytest.mark.parametrize("value", FLOATS)
+def test_a_float_price_is_what_the_general_check_returns(value: float) -> None:
+    assert _same(
+        check_finite_positive("price", value), check_finite_positive("price", np.float64(value))
+    )
+    assert _same(check_finite("rate", -value), check_finite("rate", np.float64(-value)))
+
+
+@pytest.mark.parametrize("value", BAD_POSITIVE)
+def test_a_bad_float_price_is_refused_on_both_paths(value: float) -> None:
+    for v in (value, np.float64(value)):
+        with pytest.raises(ValidationError):
+            check_finite_positive("price", v)
+
+
+@pytest.mark.parametrize("ts", TIMES)
+def test_an_int_time_is_what_the_general_checks_return(ts: int) -> None:
+    ex = Exchange()
+    assert _same(ex._ts(ts), ex._ts(np.int64(ts)))
+    assert _same(as_ts(ts), as_ts(np.int64(ts)))
+
+
+def test_a_bad_int_time_is_refused_on_both_paths() -> None:
+    ex = Exchange()
+    ex.clock_ns = 10
+    for ts in (9, 2**62, True):
+        for v in (ts, np.int64(ts)) if not isinstance(ts, bool) else (ts,):
+            with pytest.raises(ValidationError):
+                ex._ts(v)
+    for v in (True, 1.5):
+        with pytest.raises(ValidationError):
+            as_ts(v)
+
+
+@pytest.mark.parametrize("consumed", [0.0, -0.0, 0.25, -3.5, 1000.0])
+def test_a_restored_float_depth_is_what_the_general_check_sets(consumed: float) -> None:
+    fast = ConstantDepthBook(depth_per_pct=10.0, half_life_s=30.0)
+    general = ConstantDepthBook(depth_per_pct=10.0, half_life_s=30.0)
+    fast.restore({"consumed_depth": consumed, "ts_ns": 7})
+    general.restore({"ts_ns": 7, "consumed_depth": np.float64(consumed)})
+    assert _same(fast.consumed_depth, general.consumed_depth)
+    assert fast.snapshot() == general.snapshot()
+    for bad in (math.nan, 1e9):  # outside the book's bounds: refused on both paths
+        for raw in (bad, np.float64(bad)):
+            with pytest.raises(ValidationError):
+                fast.restore({"consumed_depth": raw, "ts_ns": 8})
+    assert fast.snapshot() == general.snapshot()
