@@ -74,7 +74,7 @@ def warm_up_world_scenario(n: int = 4_000, duration_s: float = 10_800.0) -> Worl
             "population": {"n_vaults": part, "collateral_median": 5.0, "ratio_median": 1.8,
                            "ratio_sigma": 0.3}}},
         {"name": "aave", "kind": "aave", "assets": ["BTC", "ETH"], "config": {
-            "accounts": part, "market": {"native_asset": "ETH",
+            "accounts": 2 * part, "market": {"native_asset": "ETH",
                                          "chain": {"max_gas_gwei": 300.0},
                                          "reserves": reserves}}},
     ]  # fmt: skip
