@@ -138,9 +138,9 @@ class CrossPlanner:
             gid, rows_of, size, entry, margin, mode, realized, cash, kind = gather_rows_nb(
                 batch, others, *columns, ex._cash, ex._kind
             )
-            market_i[:, 4] = np.searchsorted(gid, market_i[:, 4])
-            fee_row, counterparty_row = np.searchsorted(
-                gid, [ex.fee_account, ex.liquidity_account]
+            market_i[:, 4] = gid.searchsorted(market_i[:, 4])
+            fee_row, counterparty_row = gid.searchsorted(
+                [ex.fee_account, ex.liquidity_account]
             ).tolist()
             if declared_map:
                 declared = np.array([declared_map.get(a, 0.0) for a in accounts[start:]])
