@@ -287,13 +287,13 @@ class MarginScans(Ledger):
         figures)."""
         if "warn_ratio" in scan:
             return np.asarray(scan["warn_ratio"][pick], dtype=np.float64)
-        if not np.count_nonzero(pick):  # (cheaper than pick.any() on the small arrays here)
+        if not np.count_nonzero(pick):  # (cheaper than pick.any())
             return np.zeros(0)
         acc = np.asarray(scan["warn"], dtype=np.int64)[pick]
         if isinstance(scan, _BoundedScan) and scan._version == self._version and scan.evaluated:
             ev_acc, ev_ratio = scan.evaluated  # the warned accounts the scan evaluated
-            at = ev_acc.searchsorted(acc)
-            if at[-1] < len(ev_acc) and np.array_equal(ev_acc[at], acc):
+            at = ev_acc.searchsorted(acc)  # (int64 ids: equal bytes, equal ids; cheap)
+            if at[-1] < len(ev_acc) and ev_acc[at].tobytes() == acc.tobytes():
                 return np.asarray(ev_ratio[at], dtype=np.float64)  # the same kernel's figures
         return self._warn_ratios(m, call_level, acc)
 
