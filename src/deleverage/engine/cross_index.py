@@ -72,9 +72,8 @@ DIRTY_FLOOR = 256
 #: :func:`anchor_threshold`). The results do not depend on it. Measured on
 #: benchmarks/cascade_day.py's cross day (the step's anchors and the kernels' CPU, same
 #: minutes): 64: 2,194 anchors, kernels 2.49-2.53 s; 128: 875, 2.06-2.27 s; 192: 488, 2.23 s;
-#: 256: 298, 2.05 s (the bounded scans' CPU unchanged at 0.41-0.46 s). 256 since cross9 (issue
-#: #20, benchmarks/HISTORY.md "Speed round 8: the cross day").
-ANCHOR_EVAL = 256
+#: 256: 298, 2.05 s (the bounded scans' CPU unchanged at 0.41-0.46 s).
+ANCHOR_EVAL = 128
 ANCHOR_EVAL_MIN = 64
 #: Near accounts an anchor sorts by their bound (the others wait at the last one's bound).
 NEAR_SORTED = 512
@@ -358,7 +357,7 @@ def anchor_threshold(limit: int) -> int:
     first and run the full pass, as with the minimum alone).
 
     >>> anchor_threshold(3125), anchor_threshold(200), anchor_threshold(64)
-    (256, 100, 64)
+    (128, 100, 64)
     """
     return min(ANCHOR_EVAL, max(ANCHOR_EVAL_MIN, limit // 2))
 

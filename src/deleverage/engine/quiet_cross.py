@@ -22,8 +22,8 @@ is the step's own:
 
 A scan that evaluates many near accounts re-takes the anchor after it, as the scan does
 (:func:`.cross_kernels.anchor_nb`, the figures of :meth:`.CrossIndex.anchor`; past
-:data:`STRETCH_ANCHOR_EVAL` accounts; the step's scans re-take it at their own threshold,
-:data:`.cross_index.ANCHOR_EVAL`: the results depend on neither). The stretch ends
+:data:`STRETCH_ANCHOR_EVAL` accounts, the step's threshold on a large book: the results do
+not depend on it). The stretch ends
 before the first step at which a market's scan finds an account under maintenance (a
 liquidation, or a wait for a liquidator) or the bound no longer answers (the step would run a
 full pass and rebuild the index). The calls go to the journal in the step-by-step order
