@@ -168,7 +168,7 @@ class CrossPlanner:
                 gid, size, entry, margin, realized, cash, sizes, entries, margins,
                 realized_cols, ex._cash,
             )  # fmt: skip
-            reason, done, rows, touches, clips = (int(v) for v in stop[:5])
+            reason, done, rows, touches, clips = stop[:5].tolist()
             self._apply(ts, report, caps, totals, long_oi, row_i[:rows], row_f[:rows])
             self._touch(touch[:touches])
             self._caps(caps, clip_i[:clips], clip_f[:clips])
@@ -184,7 +184,7 @@ class CrossPlanner:
             # The Python path takes over at the stop, exactly where the kernel left off.
             lean.planned = False  # it may change other accounts (ADL, the fund's cover)
             a = accounts[start + done]
-            p, fresh, was_acted, n_order = (int(v) for v in stop[5:9])
+            p, fresh, was_acted, n_order = stop[5:9].tolist()
             equity, maint = float(self._stop_f[0]), float(self._stop_f[1])
             close_order = order[:n_order].tolist()
             acted = (
