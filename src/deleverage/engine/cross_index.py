@@ -50,7 +50,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.engine.cross_kernels import gather_nb, slopes_nb, split_nb
+from deleverage.engine.cross_kernels import gather_nb, merge_sorted_nb, slopes_nb, split_nb
 from deleverage.errors import InvariantError
 from deleverage.spec import TierArrays
 
@@ -213,7 +213,9 @@ class CrossIndex:
     def merge_touched(self) -> None:
         """Fold the accounts touched since the last call into the touched set (``_dirty``)."""
         if self._touched:
-            self._dirty = np.unique(np.concatenate([self._dirty, *self._touched]))
+            new = self._touched[0] if len(self._touched) == 1 else np.concatenate(self._touched)
+            new = np.ascontiguousarray(new)
+            self._dirty = merge_sorted_nb(self._dirty, new)
             self._touched = []
 
     def _set_anchor(

@@ -269,6 +269,33 @@ def split_pick_nb(
 
 
 @njit(cache=True)
+def merge_sorted_nb(dirty: IntArray, new: IntArray) -> IntArray:
+    """``np.unique(np.concatenate((dirty, new)))`` where ``dirty`` is already ascending
+    without repeats (the cross index's touched set; ``new`` the accounts touched since): the
+    new ones sorted, then merged in, each account once."""
+    add = np.sort(new)
+    out = np.empty(len(dirty) + len(add), dtype=np.int64)
+    k = 0
+    i = 0
+    for a in add:
+        while i < len(dirty) and dirty[i] < a:
+            out[k] = dirty[i]
+            k += 1
+            i += 1
+        if i < len(dirty) and dirty[i] == a:
+            continue  # already in the set
+        if k > 0 and out[k - 1] == a:
+            continue  # a repeat among the new ones
+        out[k] = a
+        k += 1
+    while i < len(dirty):
+        out[k] = dirty[i]
+        k += 1
+        i += 1
+    return out[:k].copy()
+
+
+@njit(cache=True)
 def warned_union_nb(
     evaluated: IntArray,
     warn_pos: IntArray,

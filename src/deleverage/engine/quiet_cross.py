@@ -37,6 +37,7 @@ journals, called sets, step reports and result hashes with the step-by-step run.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -147,7 +148,7 @@ def cross_stretch(
     near_cols = index.near_columns(sizes, entries, modes, ex._cash)  # merges the touched first
     flag = index._scratch()
     calls_flag = ex.risk._flags(ex.n_accounts)
-    in_at = np.concatenate([[0], np.cumsum([len(a) for a in index.in_acc])]).astype(np.int64)
+    in_at = np.array([0, *accumulate(len(a) for a in index.in_acc)], dtype=np.int64)
     out = cross_stretch_nb(
         marks, np.ascontiguousarray(path, dtype=np.float64), setup.cross, setup.call_level,
         sizes, entries, modes, ex._kind, ex._cash, floors, mmrs, cums, min_margins,
@@ -161,7 +162,7 @@ def cross_stretch(
     if out[8]:  # anchors re-taken (the scans would have re-taken them too)
         index.take_anchor(*out[9:])
         index.anchors += out[8] - 1
-    bounds = np.concatenate([[0], np.cumsum(out_len)])
+    bounds = [0, *accumulate(out_len.tolist())]
     called = [out_called[bounds[m] : bounds[m + 1]].copy() for m in range(len(out_len))]
     return int(count), CrossCalls(ev_step, ev_market, ev_acc, ev_ratio, called), int(stop)
 

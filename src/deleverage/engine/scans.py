@@ -176,12 +176,12 @@ class MarginScans(Ledger):
         marks = self.mark_prices()
         split = index.split(marks)
         if split is not None:
-            result = self._cross_scan_split(m, call_level, split)
+            result = self._cross_scan_split(m, call_level, split, marks)
             if self.check_invariants:
                 self._check_cross_scan(m, call_level, result)
             if split.reanchor:  # the next scans evaluate fewer accounts
                 cols = index.near_columns(*self._cross_columns(), self._cash, self.check_invariants)
-                _, floors, mmrs, cums, min_margins = self._cross_tiers()
+                floors, mmrs, cums, min_margins = self._cross_static()[1]
                 anchor = anchor_nb(
                     index.near, *cols, marks, floors, mmrs, cums, min_margins, index.level,
                     CROSS_SLACK, index.near_sorted,
@@ -244,14 +244,14 @@ class MarginScans(Ledger):
             "warn_ratio": ratio[warn[:n_warn]],
         }
 
-    def _cross_scan_split(self, m: int, call_level: float, split: CrossSplit) -> dict[str, Any]:
-        """The bounded scan with the second bound (:meth:`.CrossIndex.split`): the accounts of
-        ``split.evaluate`` evaluated as :meth:`_cross_scan_subset` does, the accounts the second
-        bound keeps in the zone added to ``warn`` unevaluated. ``warn_ratio`` (all of ``warn``)
-        is computed on first access, by the same kernel; :meth:`cross_warn_ratios` computes only
-        the ratios a caller needs."""
-        sizes, entries, modes = self._cross_columns()
-        marks, floors, mmrs, cums, min_margins = self._cross_tiers()
+    def _cross_scan_split(
+        self, m: int, call_level: float, split: CrossSplit, marks: FloatArray
+    ) -> dict[str, Any]:
+        """The bounded scan with the second bound (:meth:`.CrossIndex.split`) at ``marks`` (the
+        current ones): ``split.evaluate`` evaluated as :meth:`_cross_scan_subset` does, those the
+        second bound keeps in the zone added to ``warn``. ``warn_ratio`` (all of ``warn``) is
+        computed on first access; :meth:`cross_warn_ratios` computes only those a caller needs."""
+        (sizes, entries, modes), (floors, mmrs, cums, min_margins) = self._cross_static()
         below, below_e, below_m, warn, ev_warn, ev_ratio = bounded_scan_nb(
             split.evaluate, m, sizes, entries, modes, self._kind, self._cash, marks, floors, mmrs,
             cums, min_margins, call_level, split.in_acc[m], split.in_q[m], split.threshold,
@@ -287,13 +287,13 @@ class MarginScans(Ledger):
         figures)."""
         if "warn_ratio" in scan:
             return np.asarray(scan["warn_ratio"][pick], dtype=np.float64)
-        if not pick.any():
+        if not np.count_nonzero(pick):  # (cheaper than pick.any())
             return np.zeros(0)
         acc = np.asarray(scan["warn"], dtype=np.int64)[pick]
         if isinstance(scan, _BoundedScan) and scan._version == self._version and scan.evaluated:
             ev_acc, ev_ratio = scan.evaluated  # the warned accounts the scan evaluated
-            at = np.searchsorted(ev_acc, acc)
-            if at[-1] < len(ev_acc) and np.array_equal(ev_acc[at], acc):
+            at = ev_acc.searchsorted(acc)  # (int64 ids: equal bytes, equal ids; cheap)
+            if at[-1] < len(ev_acc) and ev_acc[at].tobytes() == acc.tobytes():
                 return np.asarray(ev_ratio[at], dtype=np.float64)  # the same kernel's figures
         return self._warn_ratios(m, call_level, acc)
 

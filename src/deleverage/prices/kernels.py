@@ -1,10 +1,11 @@
 """Compiled kernels of the price processes.
 
-The recursions that cannot be vectorized (GARCH variance, Markov chain states) run here as
-numba ``@njit(cache=True)`` loops. They take arrays of random numbers drawn beforehand by the
-caller's :class:`numpy.random.Generator`, so a kernel never touches a random state and the same
-draws always give the same output. Argument checking happens in :mod:`deleverage.prices.processes`;
-a kernel assumes valid input. The tests hold a plain-Python reference of each kernel and assert
+The recursions that cannot be vectorized (GARCH variance, Markov chain states, a push oracle's
+observations) run here as numba ``@njit(cache=True)`` loops. The random ones take arrays of
+random numbers drawn beforehand by the caller's :class:`numpy.random.Generator`, so a kernel
+never touches a random state and the same draws always give the same output. Argument checking
+happens in :mod:`deleverage.prices.processes` and :mod:`deleverage.prices.oracles`; a kernel
+assumes valid input. The tests hold a plain-Python reference of each kernel and assert
 that both agree.
 """
 
@@ -26,6 +27,11 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def _njit(function: _F) -> _F:
     # numba is untyped for mypy: keep the decorated function's signature.
     return cast(_F, njit(cache=True)(function))
+
+
+def _njit_numpy_errors(function: _F) -> _F:
+    # As ``_njit``, with NumPy's float semantics: a division by zero gives inf or NaN.
+    return cast(_F, njit(cache=True, error_model="numpy")(function))
 
 
 @_njit
@@ -72,3 +78,31 @@ def markov_chain_nb(
         state = np.searchsorted(row, uniforms[k], side="right")
         out[k + 1] = state
     return out
+
+
+@_njit_numpy_errors
+def push_observations_nb(
+    x: FloatArray, dt_s: float, heartbeat_s: float, deviation: float
+) -> IntArray:
+    """Steps at which a push oracle over ``x`` takes an observation (ascending).
+
+    Step ``k`` (time ``k dt_s``, seconds) is observed when ``x[k]`` is not NaN and either no
+    value was observed yet, ``heartbeat_s`` (less 1e-9 s) has passed since the last
+    observation, or ``|x[k] / p - 1| >= deviation`` (``p`` the last observed value; a zero
+    ``p`` gives IEEE ``inf`` or NaN, not an error).
+    """
+    n = x.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    count = 0
+    last_value, last_t = np.nan, -np.inf
+    for k in range(n):
+        v = x[k]
+        if np.isnan(v):
+            continue
+        t = k * dt_s
+        due = np.isnan(last_value) or t - last_t >= heartbeat_s - 1e-9
+        if due or abs(v / last_value - 1.0) >= deviation:
+            out[count] = k
+            count += 1
+            last_value, last_t = v, t
+    return out[:count].copy()

@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from deleverage.errors import ValidationError
+from deleverage.prices.kernels import push_observations_nb
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -124,20 +125,11 @@ def push_feed(
         if not value >= 0:
             raise ValidationError(name, value, "must be >= 0")
     n = len(x)
-    obs_k: list[int] = []
-    last_value, last_t = math.nan, -math.inf
-    for k in range(n):
-        v = x[k]
-        if math.isnan(v):
-            continue
-        t = k * dt_s
-        due = math.isnan(last_value) or t - last_t >= heartbeat_s - 1e-9
-        if due or abs(v / last_value - 1.0) >= deviation:
-            obs_k.append(k)
-            last_value, last_t = v, t
-    if not obs_k:
+    obs = push_observations_nb(
+        np.ascontiguousarray(x), float(dt_s), float(heartbeat_s), float(deviation)
+    )
+    if not len(obs):
         return np.full(n, np.nan), np.full(n, np.nan)
-    obs = np.asarray(obs_k)
     delay = math.ceil(latency_s / dt_s - 1e-9) if latency_s > 0 else 0
     arrive = obs + delay
     # the value in force at step k: the latest observation that has arrived by k

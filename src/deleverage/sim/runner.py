@@ -97,6 +97,13 @@ STEP_COLUMNS = (
     "backstop_loss",  # cumulative loss of the vault beyond the margin it took over, quote
     "backstop_pnl",  # the backstop vault's PnL after the step (equity - capital in), quote
 )
+#: The columns of :data:`STEP_COLUMNS` held as int64 (counts, the step, the time).
+_INT_COLUMNS = frozenset(
+    {
+        "step", "ts_ns", "liquidations", "adl_rounds", "cascade_rounds", "margin_calls",
+        "under_collateralized", "top_ups", "backstop_takeovers", "oracle_stale",
+    }
+)  # fmt: skip
 
 
 @dataclass
@@ -608,24 +615,23 @@ class Simulation:
         return self.ex.open_interest(m)
 
     def _frame(self, cols: dict[str, FloatArray]) -> pd.DataFrame:
-        n, _n_m = cols["step"].shape
-        symbols = np.array([s.symbol for s in self.specs])
+        n, n_m = cols["step"].shape
+        symbols = [s.symbol for s in self.specs]
         data: dict[str, Any] = {}
         for name in STEP_COLUMNS:
-            if name == "market":
-                data[name] = pd.Categorical(np.tile(symbols, n), categories=list(symbols))
+            if name == "market":  # rows step by step, the markets in order within a step
+                codes = np.tile(np.arange(n_m, dtype=np.int8), n)
+                data[name] = pd.Categorical.from_codes(codes, categories=symbols)
+            elif name in _INT_COLUMNS:
+                data[name] = cols[name].reshape(-1).astype(np.int64)
             else:
                 data[name] = cols[name].reshape(-1)
-        frame = pd.DataFrame(data)
-        for name in ("step", "ts_ns", "liquidations", "adl_rounds", "cascade_rounds",
-                     "margin_calls", "under_collateralized", "top_ups",
-                     "backstop_takeovers", "oracle_stale"):  # fmt: skip
-            frame[name] = frame[name].astype(np.int64)
-        return frame
+        return pd.DataFrame(data)
 
     def _summary(self, steps: pd.DataFrame) -> dict[str, float]:
         ex = self.ex
-        last = steps.groupby("market", observed=True).tail(1)
+        totals = ["bad_debt", "socialized_loss", "backstop_loss"]
+        last = steps.groupby("market", observed=True)[totals].tail(1)  # those columns alone
         fund = steps.groupby("step")["insurance_fund"].first()
         return {
             "steps": float(self.n_steps),
@@ -663,8 +669,8 @@ def _depth_ratio(depth: MarketDepth) -> Callable[[], float]:
 def _max_drop(steps: pd.DataFrame, column: str) -> float:
     """Largest peak-to-trough fall of ``column`` over the run, as a fraction, any market."""
     worst = 0.0
-    for _, group in steps.groupby("market", observed=True):
-        v = group[column].to_numpy()
+    for _, group in steps.groupby("market", observed=True)[column]:  # that column alone
+        v = group.to_numpy()
         peak = np.maximum.accumulate(v)
         worst = max(worst, float(np.max(1.0 - v / peak)))
     return worst

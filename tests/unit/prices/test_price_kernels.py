@@ -12,7 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deleverage.prices import SECONDS_PER_YEAR, garch11, markov_chain
-from deleverage.prices.kernels import garch11_log_returns_nb, markov_chain_nb
+from deleverage.prices.kernels import (
+    garch11_log_returns_nb,
+    markov_chain_nb,
+    push_observations_nb,
+)
 
 
 def _garch_reference(
@@ -89,3 +93,41 @@ def test_markov_chain_never_enters_a_state_with_zero_probability() -> None:
     p = np.array([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
     states = markov_chain(p, 10_000, np.random.default_rng(0), initial_state=0)
     assert set(states.tolist()) == {0, 1}
+
+
+def _push_reference(x: np.ndarray, dt_s: float, heartbeat_s: float, deviation: float) -> list[int]:
+    """The push oracle's observations as ``oracles.push_feed`` took them in a Python loop."""
+    obs: list[int] = []
+    last_value, last_t = math.nan, -math.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(len(x)):
+            v = x[k]
+            if math.isnan(v):
+                continue
+            t = k * dt_s
+            due = math.isnan(last_value) or t - last_t >= heartbeat_s - 1e-9
+            if due or abs(v / last_value - 1.0) >= deviation:
+                obs.append(k)
+                last_value, last_t = v, t
+    return obs
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    dt_s=st.sampled_from([0.5, 1.0, 3.0, 60.0]),
+    heartbeat_s=st.sampled_from([0.0, 2.0, 2.0000000005, 10.0, 3600.0, math.inf]),
+    deviation=st.sampled_from([0.0, 1e-4, 0.005, 0.05, math.inf]),
+    holes=st.floats(0.0, 0.5),
+    zeros=st.floats(0.0, 0.2),
+)
+def test_push_observations_kernel_matches_python_reference(
+    seed: int, dt_s: float, heartbeat_s: float, deviation: float, holes: float, zeros: float
+) -> None:
+    # A drifting price with outages (NaN) and zero prints (a zero last value: inf or NaN moves).
+    rng = np.random.default_rng(seed)
+    x = 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.003, 400)))
+    x = np.where(rng.random(400) < zeros, 0.0, x)
+    x = np.where(rng.random(400) < holes, np.nan, x)
+    got = push_observations_nb(x, dt_s, heartbeat_s, deviation)
+    assert got.dtype == np.int64
+    assert got.tolist() == _push_reference(x, dt_s, heartbeat_s, deviation)

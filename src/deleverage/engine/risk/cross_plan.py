@@ -33,6 +33,8 @@ from deleverage.engine.risk.cross_plan_nb import (
     MAX_MARKETS,
     STOP_NONE,
     cross_plan_nb,
+    gather_rows_nb,
+    scatter_rows_nb,
 )
 from deleverage.engine.risk.support import _POLICY_CODES, StepReport, _Caps
 from deleverage.liquidity.books import ConstantDepthBook
@@ -127,22 +129,23 @@ class CrossPlanner:
             market_f, market_i, consumed = self._markets(ts)
             batch = np.asarray(accounts[start:], dtype=np.int64)
             k = len(batch)
-            # Every account the call can change: the run's, the counterparty, fee and funds.
-            others = [ex.liquidity_account, ex.fee_account, *market_i[:, 4].tolist()]
-            gid = np.unique(np.concatenate([batch, np.asarray(others, dtype=np.int64)]))
-            rows_of = np.searchsorted(gid, batch)
-            cols = ex._positions
-            size = np.stack([c.size[gid] for c in cols])
-            entry = np.stack([c.entry[gid] for c in cols])
-            margin = np.stack([c.isolated_margin[gid] for c in cols])
-            mode = np.stack([c.mode[gid] for c in cols])
-            realized = np.stack([c.realized_pnl[gid] for c in cols])
-            cash = ex._cash[gid]
-            market_i[:, 4] = np.searchsorted(gid, market_i[:, 4])
-            fee_row, counterparty_row = np.searchsorted(
-                gid, [ex.fee_account, ex.liquidity_account]
+            # Every account the call can change: the run's, the counterparty, fee and funds
+            # (their rows gathered from the columns in one compiled call, written back after).
+            others = np.empty(2 + n_markets, dtype=np.int64)
+            others[0], others[1] = ex.liquidity_account, ex.fee_account
+            others[2:] = market_i[:, 4]
+            columns = self._columns()
+            gid, rows_of, size, entry, margin, mode, realized, cash, kind = gather_rows_nb(
+                batch, others, *columns, ex._cash, ex._kind
+            )
+            market_i[:, 4] = gid.searchsorted(market_i[:, 4])
+            fee_row, counterparty_row = gid.searchsorted(
+                [ex.fee_account, ex.liquidity_account]
             ).tolist()
-            declared = np.array([declared_map.get(a, 0.0) for a in accounts[start:]])
+            if declared_map:
+                declared = np.array([declared_map.get(a, 0.0) for a in accounts[start:]])
+            else:  # no bad debt declared yet
+                declared = np.zeros(k)
             long_oi = np.array(ex._long_oi, dtype=np.float64)
             totals = self._totals
             totals[:] = (0.0, report.liquidated_notional, report.penalties, caps.used_market)
@@ -154,17 +157,18 @@ class CrossPlanner:
             order = np.zeros(n_markets, dtype=np.int64)
             stop = self._stop
             cross_plan_nb(
-                rows_of, declared, gid, size, entry, margin, mode, realized, cash,
-                ex._kind[gid], floor, mmr, cum, n_tiers, fee_row, counterparty_row, _CODES,
-                market_f, market_i, consumed, long_oi, totals, row_i, row_f, touch, clip_i,
-                clip_f, stop, self._stop_f, order,
+                rows_of, declared, gid, size, entry, margin, mode, realized, cash, kind,
+                floor, mmr, cum, n_tiers, fee_row, counterparty_row, _CODES, market_f,
+                market_i, consumed, long_oi, totals, row_i, row_f, touch, clip_i, clip_f, stop,
+                self._stop_f, order,
             )  # fmt: skip
             # The rows back into the state (the same values where nothing changed).
-            for j, c in enumerate(cols):
-                c.size[gid], c.entry[gid] = size[j], entry[j]
-                c.isolated_margin[gid], c.realized_pnl[gid] = margin[j], realized[j]
-            ex._cash[gid] = cash
-            reason, done, rows, touches, clips = (int(v) for v in stop[:5])
+            sizes, entries, margins, _, realized_cols = columns
+            scatter_rows_nb(
+                gid, size, entry, margin, realized, cash, sizes, entries, margins,
+                realized_cols, ex._cash,
+            )  # fmt: skip
+            reason, done, rows, touches, clips = stop[:5].tolist()
             self._apply(ts, report, caps, totals, long_oi, row_i[:rows], row_f[:rows])
             self._touch(touch[:touches])
             self._caps(caps, clip_i[:clips], clip_f[:clips])
@@ -180,7 +184,7 @@ class CrossPlanner:
             # The Python path takes over at the stop, exactly where the kernel left off.
             lean.planned = False  # it may change other accounts (ADL, the fund's cover)
             a = accounts[start + done]
-            p, fresh, was_acted, n_order = (int(v) for v in stop[5:9])
+            p, fresh, was_acted, n_order = stop[5:9].tolist()
             equity, maint = float(self._stop_f[0]), float(self._stop_f[1])
             close_order = order[:n_order].tolist()
             acted = (
@@ -191,6 +195,22 @@ class CrossPlanner:
             lean.flush()
             start += done + 1
         return acted
+
+    def _columns(
+        self,
+    ) -> tuple[
+        tuple[npt.NDArray[np.float64], ...], tuple[npt.NDArray[np.float64], ...],
+        tuple[npt.NDArray[np.float64], ...], tuple[npt.NDArray[np.int8], ...],
+        tuple[npt.NDArray[np.float64], ...],
+    ]:  # fmt: skip
+        """Every market's size, entry, isolated margin, mode and realized PnL columns (whole
+        arrays, by account), taken again at each call: a growing ledger replaces them."""
+        cols = self.lean.stage.ex._positions
+        return (
+            tuple(c.size for c in cols), tuple(c.entry for c in cols),
+            tuple(c.isolated_margin for c in cols), tuple(c.mode for c in cols),
+            tuple(c.realized_pnl for c in cols),
+        )  # fmt: skip
 
     def _markets(
         self, ts: int

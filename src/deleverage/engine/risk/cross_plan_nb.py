@@ -469,3 +469,74 @@ def cross_plan_nb(
     stop[10] = 1 if any_acted else 0
     stop_f[0] = stop_eq
     stop_f[1] = stop_mm
+
+
+@njit(cache=True)
+def gather_rows_nb(
+    batch: IntArray,
+    others: IntArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    margins: tuple[FloatArray, ...],
+    modes: tuple[npt.NDArray[np.int8], ...],
+    realized: tuple[FloatArray, ...],
+    cash: FloatArray,
+    kind: npt.NDArray[np.int8],
+) -> tuple[
+    IntArray, IntArray, FloatArray, FloatArray, FloatArray, npt.NDArray[np.int8], FloatArray,
+    FloatArray, npt.NDArray[np.int8],
+]:  # fmt: skip
+    """The rows :func:`cross_plan_nb` takes: ``gid``, the sorted distinct ids of ``batch`` and
+    ``others`` (the liquidity, fee and fund accounts); ``rows_of``, each of ``batch``'s row in
+    ``gid``; then market by market (``[j, i]`` for ``gid[i]``) the sizes, entries, isolated
+    margins, modes and realized PnL, and the cash and kinds, copied from the columns."""
+    gid = np.unique(np.concatenate((batch, others)))
+    rows_of = np.searchsorted(gid, batch)
+    n_m, k = len(sizes), len(gid)
+    size = np.empty((n_m, k))
+    entry = np.empty((n_m, k))
+    margin = np.empty((n_m, k))
+    mode = np.empty((n_m, k), dtype=np.int8)
+    real = np.empty((n_m, k))
+    for j in range(n_m):
+        for i in range(k):
+            a = gid[i]
+            size[j, i] = sizes[j][a]
+            entry[j, i] = entries[j][a]
+            margin[j, i] = margins[j][a]
+            mode[j, i] = modes[j][a]
+            real[j, i] = realized[j][a]
+    cash_g = np.empty(k)
+    kind_g = np.empty(k, dtype=np.int8)
+    for i in range(k):
+        cash_g[i] = cash[gid[i]]
+        kind_g[i] = kind[gid[i]]
+    return gid, rows_of, size, entry, margin, mode, real, cash_g, kind_g
+
+
+@njit(cache=True)
+def scatter_rows_nb(
+    gid: IntArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    real: FloatArray,
+    cash_g: FloatArray,
+    sizes: tuple[FloatArray, ...],
+    entries: tuple[FloatArray, ...],
+    margins: tuple[FloatArray, ...],
+    realized: tuple[FloatArray, ...],
+    cash: FloatArray,
+) -> None:
+    """The rows of :func:`gather_rows_nb` (as :func:`cross_plan_nb` left them) back into the
+    columns: sizes, entries, isolated margins, realized PnL and cash of the accounts ``gid``
+    (the modes are not changed)."""
+    for j in range(len(sizes)):
+        for i in range(len(gid)):
+            a = gid[i]
+            sizes[j][a] = size[j, i]
+            entries[j][a] = entry[j, i]
+            margins[j][a] = margin[j, i]
+            realized[j][a] = real[j, i]
+    for i in range(len(gid)):
+        cash[gid[i]] = cash_g[i]
