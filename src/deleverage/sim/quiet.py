@@ -31,7 +31,13 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet import (
+    QuietBands,
+    advance_quiet,
+    keep_called_prices,
+    quiet_bands,
+    quiet_mark_nb,
+)
 from deleverage.engine.quiet_calls import (
     WINDOW,
     WINDOW_MAX,
@@ -508,6 +514,11 @@ class QuietStretches:
         self._apply(
             k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped, calls,
             cross,
+        )  # fmt: skip
+        n_called = len(dropped)
+        keep_called_prices(
+            sim.ex, w.market[:n_called], w.long[:n_called], w.zone[:n_called], w.liq[:n_called],
+            dropped,
         )  # fmt: skip
         if cross is not None and len(cross.step):
             np.add.at(cols["margin_calls"], (k + cross.step, cross.market), 1)
