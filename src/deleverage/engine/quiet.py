@@ -260,30 +260,29 @@ def _cross_blocked(ex: Exchange) -> bool:
 
 def keep_called_prices(
     ex: Exchange,
+    m: int,
     market: IntArray,
     long: npt.NDArray[np.bool_],
     zone: FloatArray,
     liq: FloatArray,
     dropped: npt.NDArray[np.bool_],
 ) -> None:
-    """After :func:`advance_quiet`: keep the prices of the called positions a stretch leaves
-    for the next try's bands (:func:`deleverage.engine.quiet_cache.keep_prices`). ``market``,
-    ``long``, ``zone``, ``liq``, ``dropped``: the stretch's called entries (the bands'
-    ``called_*``, then its calls; market -1: an entry called again, its new one later), one
-    per entry; those not dropped are each market's called set now, in its order."""
+    """After :func:`advance_quiet` of a stretch that made margin calls in market ``m``: keep
+    the prices of ``m``'s called positions for the next try's bands
+    (:func:`deleverage.engine.quiet_cache.keep_prices`; the other markets' called sets only
+    lost entries, which the kept prices of the try cover). ``market``, ``long``, ``zone``,
+    ``liq``, ``dropped``: the stretch's called entries (the bands' ``called_*``, then its
+    calls; market -1: an entry called again, its new one later), one per entry; those of
+    ``m`` not dropped are its called set now, in its order."""
     from deleverage.engine.quiet_cache import keep_prices
 
-    left = ~dropped & (market >= 0)
-    for m, r in enumerate(ex.risk.markets):
-        called = r.called_isolated
-        if not len(called):
-            continue
-        level = min(float(ex.markets[m].spec.liquidation.margin_call_ratio), 1.0)
-        index = ex._level_index.get((m, level))
-        mine = left & (market == m)
-        if index is None or int(np.count_nonzero(mine)) != len(called):
-            continue
-        keep_prices(index, ex.markets[m].tiers, called, long[mine], zone[mine], liq[mine])
+    called = ex.risk.markets[m].called_isolated
+    mine = (market == m) & ~dropped
+    level = min(float(ex.markets[m].spec.liquidation.margin_call_ratio), 1.0)
+    index = ex._level_index.get((m, level))
+    if index is None or int(np.count_nonzero(mine)) != len(called):
+        return
+    keep_prices(index, ex.markets[m].tiers, called, long[mine], zone[mine], liq[mine])
 
 
 def _called_prices(

@@ -515,17 +515,17 @@ class QuietStretches:
             k, count, out_mark[:count], out_d[:count], out_cap[:count], hist, lag, dropped, calls,
             cross,
         )  # fmt: skip
-        n_called = len(dropped)
-        keep_called_prices(
-            sim.ex, w.market[:n_called], w.long[:n_called], w.zone[:n_called], w.liq[:n_called],
-            dropped,
-        )  # fmt: skip
         if cross is not None and len(cross.step):
             np.add.at(cols["margin_calls"], (k + cross.step, cross.market), 1)
             self.cross_calls += len(cross.step)
         if calls is not None:
             cols["margin_calls"][k : k + count, w.call_m] = np.bincount(calls[1], minlength=count)
             self.calls += made
+            n_called = len(dropped)
+            keep_called_prices(
+                sim.ex, w.call_m, w.market[:n_called], w.long[:n_called], w.zone[:n_called],
+                w.liq[:n_called], dropped,
+            )  # fmt: skip
         self._record(k, count, cols, totals)
         self.skipped += count
         self.stretches += 1
