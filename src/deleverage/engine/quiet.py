@@ -258,33 +258,6 @@ def _cross_blocked(ex: Exchange) -> bool:
     return not _first_uncalled_q(ex, cindex, every_called)[1] > 0.0
 
 
-def keep_called_prices(
-    ex: Exchange,
-    m: int,
-    market: IntArray,
-    long: npt.NDArray[np.bool_],
-    zone: FloatArray,
-    liq: FloatArray,
-    dropped: npt.NDArray[np.bool_],
-) -> None:
-    """After :func:`advance_quiet` of a stretch that made margin calls in market ``m``: keep
-    the prices of ``m``'s called positions for the next try's bands
-    (:func:`deleverage.engine.quiet_cache.keep_prices`; the other markets' called sets only
-    lost entries, which the kept prices of the try cover). ``market``, ``long``, ``zone``,
-    ``liq``, ``dropped``: the stretch's called entries (the bands' ``called_*``, then its
-    calls; market -1: an entry called again, its new one later), one per entry; those of
-    ``m`` not dropped are its called set now, in its order."""
-    from deleverage.engine.quiet_cache import keep_prices
-
-    called = ex.risk.markets[m].called_isolated
-    mine = (market == m) & ~dropped
-    level = min(float(ex.markets[m].spec.liquidation.margin_call_ratio), 1.0)
-    index = ex._level_index.get((m, level))
-    if index is None or int(np.count_nonzero(mine)) != len(called):
-        return
-    keep_prices(index, ex.markets[m].tiers, called, long[mine], zone[mine], liq[mine])
-
-
 def _called_prices(
     ex: Exchange, m: int, called: IntArray, index: LevelIndex
 ) -> tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray] | None:

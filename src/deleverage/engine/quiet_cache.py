@@ -13,13 +13,6 @@ same index generation (same sort and compaction count) and tier table. The other
 as before (:func:`deleverage.engine.levels.zone_prices_compiled`, element by element, so a
 price is the same bits whether priced alone or in a batch). A twin test prices every try
 both ways (tests/unit/kernels/test_quiet_cache.py).
-
-A stretch that ran leaves its called set (the try's entries still called, then the calls it
-made) with the prices it followed them by: :func:`keep_prices` keeps those, so the next try
-prices afresh only what the risk steps since called or changed, not every call the stretch
-made. A call's zone price is the index's own sorted key (priced by the same kernel from the
-same columns, untouched since: a clean entry) and its liquidation price the window's
-(:func:`deleverage.engine.quiet_calls.call_window`, the same kernel at level 1).
 """
 
 from __future__ import annotations
@@ -88,29 +81,6 @@ def match_called_nb(
         slot[i] = -1
         misses += 1
     return misses
-
-
-def keep_prices(
-    index: LevelIndex,
-    tiers: TierArrays,
-    called: IntArray,
-    long: BoolArray,
-    zone: FloatArray,
-    liq: FloatArray,
-) -> None:
-    """Keep the side, zone and liquidation prices of the ``called`` accounts' positions (the
-    called set's order) for the next :func:`cached_prices`: the prices a stretch followed its
-    called set by (module docstring). A position is reusable later when clean in ``index``
-    now (its prices are those of its state now, and a clean position has not changed since
-    the index's sort); none is kept while the index has touches not taken in."""
-    if not ENABLED or index._touched:
-        return
-    dirty = index.dirty_flag
-    inside = called < len(dirty)
-    clean = np.zeros(len(called), dtype=np.bool_)
-    clean[inside] = ~dirty[called[inside]]
-    generation = (index.rebuilds, index.compactions)
-    _CACHE[index] = _Prices(generation, tiers, called.copy(), long, zone, liq, clean)
 
 
 def cached_prices(

@@ -31,13 +31,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet import (
-    QuietBands,
-    advance_quiet,
-    keep_called_prices,
-    quiet_bands,
-    quiet_mark_nb,
-)
+from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
 from deleverage.engine.quiet_calls import (
     WINDOW,
     WINDOW_MAX,
@@ -521,11 +515,6 @@ class QuietStretches:
         if calls is not None:
             cols["margin_calls"][k : k + count, w.call_m] = np.bincount(calls[1], minlength=count)
             self.calls += made
-            n_called = len(dropped)
-            keep_called_prices(
-                sim.ex, w.call_m, w.market[:n_called], w.long[:n_called], w.zone[:n_called],
-                w.liq[:n_called], dropped,
-            )  # fmt: skip
         self._record(k, count, cols, totals)
         self.skipped += count
         self.stretches += 1

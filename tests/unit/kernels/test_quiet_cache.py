@@ -8,9 +8,6 @@
   and afresh: the called positions' sides, zone and liquidation prices equal to the bit (the
   run's own journal and hash are compared by tests/integration/test_quiet_twin.py); a
   deliberately wrong cache (dirty positions taken as unchanged) is caught.
-- The prices a stretch leaves (:func:`.keep_prices`): kept, the tries price fewer positions
-  afresh, and every try's prices still equal fresh ones; a stretch that leaves one wrong
-  price is caught.
 """
 
 from __future__ import annotations
@@ -179,60 +176,3 @@ def test_window_from_the_index_rows_equals_the_live_columns(
     monkeypatch.setattr(engine_quiet, "call_window", both)
     _cascade(monkeypatch, lambda kept, fresh: None)
     assert compared > 20
-
-
-def _misses(monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
-    """A cascade half-hour's tries: called positions, those priced afresh (every try's kept
-    prices checked against fresh ones to the bit)."""
-    counts = [0, 0]
-    original = quiet_cache.cached_prices
-
-    def counting(index: Any, tiers: Any, called: Any, price: Any) -> Any:
-        if not quiet_cache.ENABLED:  # the twin's fresh pricing
-            return original(index, tiers, called, price)
-        counts[0] += len(called)
-
-        def priced(acc: Any) -> Any:
-            counts[1] += len(acc)
-            return price(acc)
-
-        return original(index, tiers, called, priced)
-
-    monkeypatch.setattr(quiet_cache, "cached_prices", counting)
-    _cascade(monkeypatch, lambda kept, fresh: _assert_equal(kept, fresh))
-    return counts[0], counts[1]
-
-
-def _assert_equal(kept: Any, fresh: Any) -> None:
-    assert _equal(kept, fresh)
-
-
-def test_prices_a_stretch_leaves_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    from deleverage.sim import quiet as sim_quiet
-
-    with monkeypatch.context() as patch:
-        called, misses = _misses(patch)
-    with monkeypatch.context() as patch:
-        patch.setattr(sim_quiet, "keep_called_prices", lambda *args: None)
-        called_off, misses_off = _misses(patch)
-    assert called == called_off  # the same run, the same tries
-    assert misses < misses_off  # the stretches' calls were not priced again
-
-
-def test_a_stretch_leaving_a_wrong_price_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    original = quiet_cache.keep_prices
-
-    def wrong(index: Any, tiers: Any, called: Any, long: Any, zone: Any, liq: Any) -> None:
-        zone = zone.copy()
-        zone[-1:] = np.nextafter(zone[-1:], np.inf)  # one ulp off: the last call's zone price
-        original(index, tiers, called, long, zone, liq)
-
-    monkeypatch.setattr(quiet_cache, "keep_prices", wrong)
-    differs = 0
-
-    def check(kept: Any, fresh: Any) -> None:
-        nonlocal differs
-        differs += not _equal(kept, fresh)
-
-    _cascade(monkeypatch, check)
-    assert differs > 0
