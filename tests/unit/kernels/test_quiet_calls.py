@@ -272,6 +272,6 @@ def test_window_sides_are_sized_on_their_own() -> None:
         return state.window  # type: ignore[no-any-return]
 
     assert sized((1024, 1024), (600, 0), STOP_CALLED) == (2048, 512)
-    assert sized((1024, WINDOW_MIN), (100, 0), STOP_CALLED) == (1024, WINDOW_MIN)
+    assert sized((1024, WINDOW_MIN), (200, 0), STOP_CALLED) == (1024, WINDOW_MIN)
     assert sized((1024, 256), (0, 200), STOP_CALLED) == (512, 512)
     assert sized((1024, 256), (0, 0), STOP_BAND) == (2048, 512)
