@@ -87,13 +87,15 @@ class QuietBands:
     cross: CrossStretch | None = None
 
 
-def quiet_bands(ex: Exchange, window: int = 0, cross_calls: bool = False) -> QuietBands | None:
+def quiet_bands(
+    ex: Exchange, window: int | tuple[int, int] = 0, cross_calls: bool = False
+) -> QuietBands | None:
     """The bands that keep every market quiet, or None when the engine is not in a quiet state
-    (see the module docstring for what must hold). ``window > 0``: the first isolated market
-    gets a :class:`CallWindow` of that many uncalled positions a side instead of its band
-    (marks that only call positions stay quiet). ``cross_calls``: where the cross bound fails
-    (and no isolated position is called or to be called), the bands carry a
-    :class:`.CrossStretch` instead (the stretch makes the cross calls itself,
+    (see the module docstring for what must hold). ``window`` (not 0): the first isolated
+    market gets a :class:`CallWindow` of that many uncalled positions a side (or longs and
+    shorts) instead of its band (marks that only call positions stay quiet). ``cross_calls``:
+    where the cross bound fails (and no isolated position is called or to be called), the
+    bands carry a :class:`.CrossStretch` instead (the stretch makes the cross calls itself,
     :mod:`deleverage.engine.quiet_cross`) and no cross bound."""
     from deleverage.engine.collateral import ex_has_collateral
 
@@ -134,7 +136,7 @@ def quiet_bands(ex: Exchange, window: int = 0, cross_calls: bool = False) -> Qui
             called = r.called_isolated
             if len(called) and not state.tiers.continuous:
                 return None  # a step schedule's zone is not one half-line: no "certainly in"
-            if window > 0 and calls is None and state.tiers.continuous:
+            if window and calls is None and state.tiers.continuous:
                 calls = call_window(ex, m, index, called, window)
                 if calls is None:
                     return None

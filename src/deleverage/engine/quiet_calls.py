@@ -77,10 +77,15 @@ class CallWindow:
 
 
 def call_window(
-    ex: Exchange, m: int, index: LevelIndex, called: IntArray, width: int = WINDOW
+    ex: Exchange,
+    m: int,
+    index: LevelIndex,
+    called: IntArray,
+    width: int | tuple[int, int] = WINDOW,
 ) -> CallWindow | None:
     """The window of market ``m`` from its zone-price ``index``, leaving out the ``called``
-    positions; None when a dirty position has an unbounded zone (no band)."""
+    positions (``width`` a side, or longs and shorts); None when a dirty position has an
+    unbounded zone (no band)."""
     cols = ex._positions[m]
     tiers = ex.markets[m].tiers
     if index._touched:
@@ -94,6 +99,7 @@ def call_window(
     # A clean entry's size, entry and margin are those the index copied in its order (no
     # scattered reads of the full columns; level_index.py's ``_rows``), when it has them.
     rows = index._rows
+    widths = (width, width) if isinstance(width, int) else width
     try:
         for k, (sign, acc, price, head) in enumerate(
             (
@@ -101,8 +107,8 @@ def call_window(
                 (1.0, index.short_acc, index.short_price, index.short_head),
             )
         ):
-            out = np.empty(min(width, len(acc)), dtype=np.int64)
-            count, nxt = take_clean(index, k, acc, head, is_called, width, out)
+            out = np.empty(min(widths[k], len(acc)), dtype=np.int64)
+            count, nxt = take_clean(index, k, acc, head, is_called, widths[k], out)
             pos = out[:count]
             edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
             a = acc[pos]

@@ -406,8 +406,8 @@ class QuietStretches:
             np.column_stack([o.oracle_price for o in sim.oracles]), dtype=np.float64
         ).reshape(len(sim.paths), n_m)
         self.interval = np.array([interval for interval, _ in sim._funding], dtype=np.float64)
-        #: Uncalled positions a side that a stretch may call itself (0: a call ends it).
-        self.window = WINDOW
+        #: Uncalled positions a stretch may call itself, longs and shorts.
+        self.window = (WINDOW, WINDOW)
         #: Half-width of the windows of marks the called entries are split for (quiet_near).
         self.near_rel = NEAR_REL
         self.calls = 0  # margin calls made inside stretches
@@ -555,16 +555,21 @@ class QuietStretches:
         return count, cross
 
     def _size_window(self, w: CallArgs) -> None:
-        """The next window: twice as wide when a stretch ended at the band (the far edge of
-        the window) or used half of this one on a side, half as wide when it used less than
-        an eighth (the results do not depend on it)."""
+        """The next window, each side on its own: twice as wide when a stretch ended at the
+        band (the far edge of a window) or used half of this side's, half as wide when it used
+        less than an eighth (a falling day calls longs only: its short side stays narrow; the
+        results do not depend on it)."""
         if w.call_m < 0:
             return
-        used = max(int(w.ptr[0]), int(w.ptr[1]) - w.n_long)
-        if self.stop[0] == STOP_BAND or 2 * used >= self.window:
-            self.window = min(2 * self.window, WINDOW_MAX)
-        elif 8 * used < self.window:
-            self.window = max(self.window // 2, WINDOW_MIN)
+        band = self.stop[0] == STOP_BAND
+        widths = []
+        for used, width in zip((int(w.ptr[0]), int(w.ptr[1]) - w.n_long), self.window, strict=True):
+            if band or 2 * used >= width:
+                width = min(2 * width, WINDOW_MAX)
+            elif 8 * used < width:
+                width = max(width // 2, WINDOW_MIN)
+            widths.append(width)
+        self.window = (widths[0], widths[1])
 
     def _apply(
         self, k: int, count: int, marks: FloatArray, dis: FloatArray, cap: FloatArray,
@@ -668,9 +673,10 @@ def call_args(ex: Exchange, bands: QuietBands) -> CallArgs:
     """The kernel's call arguments for ``bands`` (no window: market -1)."""
     n_old = len(bands.called_market)
     win = bands.calls
-    # Room for the window's calls and for called positions called again (once each, and a
-    # little more); a stretch that runs out of room ends there.
-    room = 0 if win is None else len(win.acc) + n_old + WINDOW_MIN
+    # Room for the window's calls and for called positions called again (twice the window
+    # and once each of the called ones, and a little more); a stretch that runs out of room
+    # ends there.
+    room = 0 if win is None else 2 * len(win.acc) + n_old + WINDOW_MIN
 
     def grow(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
         out = np.zeros(n_old + room, dtype=a.dtype)

@@ -155,7 +155,7 @@ def test_window_from_the_index_rows_equals_the_live_columns(
     right = quiet_calls.call_window
     compared = 0
 
-    def both(ex: Any, m: int, index: Any, called: Any, width: int) -> Any:
+    def both(ex: Any, m: int, index: Any, called: Any, width: Any) -> Any:
         nonlocal compared
         got = right(ex, m, index, called, width)
         rows, index._rows = index._rows, None

@@ -50,7 +50,7 @@ def _book(seed: int, n_markets: int, n: int = 400) -> Exchange:
 
 
 def _stretch(
-    ex: Exchange, marks: np.ndarray, window: int, near_rel: float = NEAR_REL
+    ex: Exchange, marks: np.ndarray, window: int | tuple[int, int], near_rel: float = NEAR_REL
 ) -> tuple[int, np.ndarray, tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] | None:
     """The kernel's quiet prefix of ``marks`` from ``ex`` (oracle marks, no arbitrage or
     funding; called entries split for windows of half-width ``near_rel``): its length, the
@@ -101,8 +101,8 @@ def _pin(
 
 
 def _twin(
-    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int,
-    pin: float = 0.0, near_rel: float = NEAR_REL, n: int = 400,
+    seed: int, n_markets: int, shock: float, vol: float, drift: float,
+    window: int | tuple[int, int], pin: float = 0.0, near_rel: float = NEAR_REL, n: int = 400,
 ) -> int:  # fmt: skip
     """Run one twin (``n`` accounts); return the calls the stretch made."""
     rng = np.random.default_rng(seed)
@@ -146,22 +146,30 @@ def _twin(
     shock=st.floats(-0.05, 0.05),
     vol=st.sampled_from([1e-4, 1e-3, 3e-3]),
     drift=st.sampled_from([0.0, 5e-4, -5e-4]),
-    window=st.sampled_from([1, 4, 1024]),
+    window=st.sampled_from([1, 4, 1024, (1024, 1), (1, 1024), (4, 128)]),
     pin=st.sampled_from([0.0, 0.0, 0.3]),
     near_rel=st.sampled_from([0.0, 1e-6, 1e-4, NEAR_REL, 0.05]),
 )
 def test_calls_in_a_stretch_equal_step_by_step(
-    seed: int, n_markets: int, shock: float, vol: float, drift: float, window: int, pin: float,
-    near_rel: float,
+    seed: int, n_markets: int, shock: float, vol: float, drift: float,
+    window: int | tuple[int, int], pin: float, near_rel: float,
 ) -> None:  # fmt: skip
     """Any window of marks the called entries are split for (:mod:`deleverage.sim.quiet_near`:
-    none, tiny, the default, wide) gives the step-by-step result."""
+    none, tiny, the default, wide) and any call window (a width a side, or longs' and shorts'
+    own) gives the step-by-step result."""
     _twin(seed, n_markets, shock, vol, drift, window, pin, near_rel)
 
 
 def test_a_falling_walk_calls_inside_the_stretch() -> None:
     """A slow fall through the longs' call zones: the stretch makes calls itself."""
     made = sum(_twin(seed, 1, 0.0, 2e-4, -1e-4, 1024) for seed in range(6))
+    assert made > 0
+
+
+def test_a_falling_walk_with_a_narrow_short_side_calls_inside_the_stretch() -> None:
+    """The call window sized per side (sim/quiet.py's ``_size_window``): a fall through the
+    longs' zones with a one-entry short side."""
+    made = sum(_twin(seed, 1, 0.0, 2e-4, -1e-4, (1024, 1)) for seed in range(6))
     assert made > 0
 
 
@@ -246,3 +254,24 @@ def test_a_wide_split_narrower_than_it_claims_is_caught(monkeypatch: pytest.Monk
         except AssertionError:
             caught += 1
     assert caught > 0
+
+
+def test_window_sides_are_sized_on_their_own() -> None:
+    """``_size_window``: a side that used half its width doubles, one that used under an
+    eighth halves (not below ``WINDOW_MIN``), a band stop doubles both."""
+    from types import SimpleNamespace
+
+    from deleverage.engine.quiet_calls import WINDOW_MIN
+    from deleverage.sim.quiet import STOP_BAND, STOP_CALLED, QuietStretches
+
+    def sized(window: tuple[int, int], used: tuple[int, int], stop: int) -> tuple[int, int]:
+        state = SimpleNamespace(window=window, stop=np.array([stop], dtype=np.int64))
+        n_long = window[0]
+        w = SimpleNamespace(call_m=0, n_long=n_long, ptr=np.array([used[0], n_long + used[1]]))
+        QuietStretches._size_window(state, w)  # type: ignore[arg-type]
+        return state.window  # type: ignore[no-any-return]
+
+    assert sized((1024, 1024), (600, 0), STOP_CALLED) == (2048, 512)
+    assert sized((1024, WINDOW_MIN), (200, 0), STOP_CALLED) == (1024, WINDOW_MIN)
+    assert sized((1024, 256), (0, 200), STOP_CALLED) == (512, 512)
+    assert sized((1024, 256), (0, 0), STOP_BAND) == (2048, 512)
