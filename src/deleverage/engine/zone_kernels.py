@@ -490,7 +490,7 @@ def _drop_nb(called: IntArray, left: IntArray, is_called: BoolArray, out: IntArr
     lo = np.uint64(0)
     for j in range(m + 1):
         hi = np.uint64(pos[j])
-        shift = lo - k  # >= 0: the slices move down
+        shift = lo - k  # the members left before this slice
         for d in range(k, k + (hi - lo)):
             out[d] = called[d + shift]
         k += hi - lo
