@@ -414,13 +414,9 @@ def _apply_nb(
     call_level: float,
 ) -> tuple[IntArray, IntArray, FloatArray, bool]:
     """:func:`calls_apply_nb` over the pending accounts ``pending``, ``pending_more`` and
-    ``pending_extra`` (distinct together). The members that leave are found without reading
-    ``is_called`` for every member (scattered reads over the accounts, thousands of members
-    after a crash): a small table of flags hashed by account (``account & (width - 1)``,
-    ``width`` a power of two, at least 8 per leaving account) holds the leaving ones; a
-    member whose slot is clear is not leaving (every member is called, ``is_called`` set,
-    but those that left now), the others are tested on ``is_called`` itself. Nothing else
-    differs."""
+    ``pending_extra`` (distinct together). The members that leave are dropped by
+    :func:`_drop_nb` (every member is called, ``is_called`` set, but those that left now).
+    Nothing else differs."""
     n_p = len(pending) + len(pending_more) + len(pending_extra)
     fresh = np.empty(n_p, dtype=np.int64)
     left = np.empty(n_p, dtype=np.int64)
@@ -453,24 +449,52 @@ def _apply_nb(
     if n_left == 0:
         out[:n_kept] = called
     else:
-        width = FILTER_MIN
-        while width < 8 * n_left:
-            width *= 2
-        mask = width - 1
-        leaving = np.zeros(width, dtype=np.bool_)
-        for j in range(n_left):
-            leaving[left[j] & mask] = True
-        k = 0
-        for a in called:
-            if leaving[a & mask] and not is_called[a]:
-                continue
-            out[k] = a
-            k += 1
+        _drop_nb(called, left[:n_left], is_called, out)
     for j in range(n_fresh):
         a = fresh[j]
         is_called[a] = True
         out[n_kept + j] = a
     return out, fresh, ratio, True
+
+
+@njit(cache=True)
+def _drop_nb(called: IntArray, left: IntArray, is_called: BoolArray, out: IntArray) -> None:
+    """``called`` without its members ``left`` (distinct, each a member, ``is_called`` now
+    False; every other member's set) into ``out``, in order. The leaving members are found
+    without reading ``is_called`` for every member (scattered reads over the accounts,
+    thousands of members after a crash): a small table of flags hashed by account (``account
+    & (width - 1)``, ``width`` a power of two, at least 8 per leaving account) holds the
+    leaving ones; a member whose slot is clear is not leaving, the others are tested on
+    ``is_called`` itself. The members are read up to the last leaving one to find their
+    positions (no write, no count carried from one member to the next), then the slices
+    between those positions are copied (unsigned positions: plain loads and stores)."""
+    width = FILTER_MIN
+    while width < 8 * len(left):
+        width *= 2
+    mask = width - 1
+    leaving = np.zeros(width, dtype=np.bool_)
+    for a in left:
+        leaving[a & mask] = True
+    n = len(called)
+    pos = np.empty(len(left) + 1, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        a = called[i]
+        if leaving[a & mask] and not is_called[a]:
+            pos[m] = i
+            m += 1
+            if m == len(left):  # no member past the last leaving one leaves
+                break
+    pos[m] = n  # the end: the last slice's stop
+    k = np.uint64(0)
+    lo = np.uint64(0)
+    for j in range(m + 1):
+        hi = np.uint64(pos[j])
+        shift = lo - k  # the members left before this slice
+        for d in range(k, k + (hi - lo)):
+            out[d] = called[d + shift]
+        k += hi - lo
+        lo = hi + np.uint64(1)
 
 
 @njit(cache=True)

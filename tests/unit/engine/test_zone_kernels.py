@@ -7,7 +7,9 @@ account order, with its ratio ``MM / E`` at the mark; nothing else changes. The 
 the leaving members through a table of flags hashed by account (``account & (width - 1)``)
 and tests ``is_called`` only where a slot is taken; the books here have account ids up to
 10^6, so members share slots with leaving accounts and stay (the cases count them), and a
-rule that trusted the table alone gives a different set on those cases.
+rule that trusted the table alone gives a different set on those cases. It reads the
+members up to the last leaving one and copies the slices between them: members leaving at
+either end, side by side, every other one or all of them give the oracle's set.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,6 +133,39 @@ def test_members_sharing_a_slot_with_a_leaving_account_stay() -> None:
         assert np.array_equal(out, want_out)
         shared += _shared_slots(case)
     assert shared > 0
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["first", "last", "adjacent", "all", "one in the middle", "every other", "first and last"],
+)
+def test_members_leaving_at_the_ends_and_side_by_side(where: str) -> None:
+    """The slices between leaving members (:func:`.zone_kernels._drop_nb`): members leaving
+    at the set's ends, next to each other, every other one, all of them; the scan of the
+    members stops at the last leaving one (none after it is read)."""
+    n_called = 600
+    case = _case(3, 1_000_000, n_called, 0)
+    positions = {
+        "first": [0],
+        "last": [n_called - 1],
+        "adjacent": [10, 11, 12, 300, 301],
+        "all": list(range(n_called)),
+        "one in the middle": [n_called // 2],
+        "every other": list(range(0, n_called, 2)),
+        "first and last": [0, n_called - 1],
+    }[where]
+    leaving = case.called[positions]
+    status = case.status.copy()
+    status[leaving] = 0
+    pending = np.random.default_rng(5).permutation(leaving).astype(np.int64)
+    case = case._replace(pending=pending, status=status)
+    out, fresh, ratio, changed = _run(case)
+    want_out, *_ = _oracle(case)
+    assert np.array_equal(out, want_out)
+    assert np.array_equal(out, np.delete(case.called, positions))
+    assert len(fresh) == 0
+    assert len(ratio) == 0
+    assert changed
 
 
 def test_nothing_pending_returns_the_same_set() -> None:
