@@ -78,13 +78,19 @@ def warm_up() -> float:
 
 
 def _warm_up_fallbacks() -> None:
-    """Kernels no warm-up run reaches, called once on one-account arrays of the types the
-    engine passes: the zone tracker's separate call update (taken where the scan was cached
-    before the margin calls, instead of the fused ``refresh_calls_nb``) and the portable math
-    loops the runs did not call (:mod:`deleverage.portable_math`)."""
+    """Kernels no warm-up run reaches, called once on empty arrays of the types the engine
+    passes (nothing is evaluated): the zone tracker's separate call update (taken where the
+    scan was cached before the margin calls, instead of the fused ``refresh_calls_nb``), the
+    per-account checks and plans a cascade round falls back to where its one-call round stops
+    early (a 10^6-position crash day reaches them), the three-market cross anchor of a scan
+    with near accounts, and the portable math loops the runs did not call
+    (:mod:`deleverage.portable_math`)."""
     import numpy as np
 
     from deleverage import portable_math
+    from deleverage.engine.cross_kernels import anchor_nb
+    from deleverage.engine.kernels import plan_isolated_liquidations_nb
+    from deleverage.engine.risk.step_kernels import close_sizes_nb, isolated_below_among_nb
     from deleverage.engine.zone_kernels import calls_apply_nb
 
     portable_math.warm_up()
@@ -94,6 +100,21 @@ def _warm_up_fallbacks() -> None:
     calls_apply_nb(
         accounts[:0], accounts, np.zeros(1, dtype=np.int8), flags, flags.copy(), one, one, one,
         1.0, np.zeros(1), np.full(1, 0.01), np.zeros(1), 0.0, 0.5,
+    )  # fmt: skip
+    none = np.zeros(0)
+    codes = np.zeros(0, dtype=np.int8)
+    isolated_below_among_nb(
+        accounts[:0], flags, none, none, none, codes, codes, 1.0, one, one, one, 0.0
+    )
+    close_sizes_nb(none, none, none, 1.0, one, one, 0.0, True, False, False, 0.0, 0.0, 0.0)
+    plan_isolated_liquidations_nb(
+        none, none, none, none, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, True, none, none, none, none,
+        none, none, flags[:0], 0.0, 0.0, False, np.inf,
+    )  # fmt: skip
+    three = (one, one, one)
+    anchor_nb(
+        accounts[:0], np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int8), none,
+        np.ones(3), three, three, three, np.zeros(3), 1.0, 0.0, 0,
     )  # fmt: skip
 
 
