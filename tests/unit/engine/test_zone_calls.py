@@ -377,8 +377,7 @@ def test_refreshes_that_must_grow_the_flags() -> None:
         answered.append(1)
         e_i, e_f = np.zeros(0, dtype=np.int64), np.zeros(0)
         refresh = (-1, e_i, e_f, -1, e_i)
-        heads = np.zeros(2, dtype=np.int64)
-        return 3, refresh, e_i, e_f, e_f, args[-5], e_i, e_f, heads
+        return 3, refresh, e_i, e_f, e_f, args[-5], e_i, e_f, 0, 0
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zone_calls, "refresh_calls_nb", beyond)
