@@ -364,11 +364,12 @@ class ZoneTracker(LevelIndex):
         kind: npt.NDArray[np.int8],
         tiers: TierArrays,
     ) -> tuple[Any, ...]:
-        """:func:`.zone_step_nb`'s arguments at the indexes' current state: each index's
-        sides (sorted key, accounts, head) and dirty entries (flags, any flagged, accounts,
-        prices), ..., and last the sorted entries whose row copies the index's walk would make
-        first (all of them after a sort or a compaction, none after). Built in one expression:
-        it runs at every tracked step."""
+        """:func:`.zone_step_nb`'s arguments at the indexes' current state: the call
+        index's sides (sorted key, accounts, head) and dirty entries (flags, any flagged,
+        accounts, prices), then this index's, the live columns, the marks, tiers and
+        tolerances, the statuses and flags, and last the sorted entries whose row copies the
+        call index's walk would make first (all of them after a sort or a compaction, none
+        after). One expression, no helper calls: it runs at every tracked step."""
         c = call_index
         return (
             (c.long_neg_price, c.long_acc, c.long_head), (c.short_price, c.short_acc, c.short_head),
