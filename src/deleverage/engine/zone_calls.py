@@ -66,10 +66,6 @@ if TYPE_CHECKING:
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-Side = tuple[
-    FloatArray, IntArray, int
-]  # sorted key (-price of longs, price of shorts), accounts, head
-Dirty = tuple[BoolArray, bool, IntArray, FloatArray]  # flags, any flagged, dirty accounts, prices
 
 #: Relative distance from a mark beyond which a zone price certainly decides the status
 #: (ten times the index's filter slack ``ZONE_RTOL``: a wider band only evaluates more).
@@ -317,7 +313,8 @@ class ZoneTracker(LevelIndex):
         joint = calls and tiers.continuous and bool(call_index._touched and self._touched)
         if (call_index._touched or self._touched) and not joint:
             self._refresh_pair(call_index, size, entry, margin, tiers)
-        self._grow(len(size))
+        if len(self.status) < len(size):
+            self._grow(len(size))
         touched = (
             np.concatenate(self.log) if len(self.log) > 1
             else self.log[0] if self.log else np.zeros(0, dtype=np.int64)
@@ -338,7 +335,7 @@ class ZoneTracker(LevelIndex):
             if made is None:  # the refreshes made the usual way: the step and update alone
                 made = self._joint_step(step, tail, False)
                 assert made is not None  # without refreshes the call always steps
-            below, below_e, below_m, out, fresh, ratio, heads, walk = made
+            below, below_e, below_m, out, fresh, ratio, head_long, head_short, walk = made
             if not walk:
                 self.pending = []
                 self._made = (ask, out, fresh, ratio)
@@ -346,12 +343,13 @@ class ZoneTracker(LevelIndex):
             changed = fresh[:0]
         else:
             below, below_e, below_m, changed, heads, walk = zone_step_nb(*self._step_args(*step))
+            head_long, head_short = heads
         if walk:
             self.synced = False  # the touched log is spent: only a restart brings it back
             return None
         self.mark = mark
-        if (int(heads[0]), int(heads[1])) != (self.long_head, self.short_head):
-            self.long_head, self.short_head = int(heads[0]), int(heads[1])
+        if head_long != self.long_head or head_short != self.short_head:
+            self.long_head, self.short_head = int(head_long), int(head_short)
             self._rows = None  # entries moved: the index's own scan copies its rows again
         if len(changed):
             self.pending.append(changed)
@@ -366,14 +364,24 @@ class ZoneTracker(LevelIndex):
         kind: npt.NDArray[np.int8],
         tiers: TierArrays,
     ) -> tuple[Any, ...]:
-        """:func:`.zone_step_nb`'s arguments at the indexes' current state."""
+        """:func:`.zone_step_nb`'s arguments at the indexes' current state: the call
+        index's sides (sorted key, accounts, head) and dirty entries (flags, any flagged,
+        accounts, prices), then this index's, the live columns, the marks, tiers and
+        tolerances, the statuses and flags, and last the sorted entries whose row copies the
+        call index's walk would make first (all of them after a sort or a compaction, none
+        after). One expression, no helper calls: it runs at every tracked step."""
+        c = call_index
         return (
-            _side(call_index, True), _side(call_index, False), _dirty(call_index),
-            _side(self, True), _side(self, False), _dirty(self), touched, cols.size, cols.entry,
-            cols.isolated_margin, cols.mode, kind, self.mark, mark, tiers.floor, tiers.mmr,
-            tiers.cum, float(tiers.min_margin), self.call_level, CERTAIN_RTOL, self.status,
-            self._scratch, self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT,
-            max(WALK_MIN, len(self.status) // WALK_SHARE), _uncopied(call_index),
+            (c.long_neg_price, c.long_acc, c.long_head), (c.short_price, c.short_acc, c.short_head),
+            (c.dirty_flag, c._n_flagged != 0, c._dirty_acc, c._dirty_price),
+            (self.long_neg_price, self.long_acc, self.long_head),
+            (self.short_price, self.short_acc, self.short_head),
+            (self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price),
+            touched, cols.size, cols.entry, cols.isolated_margin, cols.mode, kind, self.mark, mark,
+            tiers.floor, tiers.mmr, tiers.cum, float(tiers.min_margin), self.call_level,
+            CERTAIN_RTOL, self.status, self._scratch, self.pending_flag, _levels.ZONE_RTOL,
+            WALK_WEIGHT, max(WALK_MIN, len(self.status) // WALK_SHARE),
+            0 if c._rows is not None else len(c.long_acc) + len(c.short_acc),
         )  # fmt: skip
 
     def _joint_step(
@@ -385,22 +393,23 @@ class ZoneTracker(LevelIndex):
         (the caller then steps without them)."""
         call_index, cols, tiers = step[0], step[3], step[5]
         if not refresh:
-            code, _, *made = refresh_calls_nb(
+            out = refresh_calls_nb(
                 _EMPTY, call_index._seen, call_index.level, call_index._n_flagged, (0, 0),
                 _EMPTY, self._seen, self._n_flagged, (0, 0), self._nan, False,
                 *self._step_args(*step), *tail,
             )  # fmt: skip
-            return (*made, code == 1)
+            return (*out[2:], out[0] == 1)
         c_touched, l_touched = call_index._take_touched(), self._take_touched()
         need = len(self._dirty_acc) + len(l_touched)
         if len(self._nan) < need:
             self._nan = np.full(2 * need, np.nan)
-        code, made_refresh, *made = refresh_calls_nb(
+        out = refresh_calls_nb(
             c_touched, call_index._seen, call_index.level, call_index._n_flagged,
             call_index.dirty_limits(), l_touched, self._seen, self._n_flagged,
             self.dirty_limits(), self._nan, True, *self._step_args(*step), *tail,
         )  # fmt: skip
-        newly_c, c_acc, c_price, newly_l, l_acc = made_refresh
+        code = out[0]
+        newly_c, c_acc, c_price, newly_l, l_acc = out[1]
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
         if code == 3:  # an account beyond the flags: the one-index refreshes grow them
             call_index._touched, self._touched = [c_touched], [l_touched]
@@ -414,7 +423,7 @@ class ZoneTracker(LevelIndex):
         call_index._dirty_acc, call_index._dirty_price = c_acc, c_price
         self._n_flagged += newly_l
         self._dirty_acc, self._dirty_price = l_acc, self._nan[: len(l_acc)]
-        return (*made, code == 1)
+        return (*out[2:], code == 1)
 
     def ask_for(self, called: IntArray) -> bool:
         """Let the next tracked step update the called set ``called`` too (one compiled
@@ -489,22 +498,6 @@ class ZoneTracker(LevelIndex):
         )  # fmt: skip
         self.called_ref = out
         return out, fresh, ratio
-
-
-def _side(index: LevelIndex, long: bool) -> Side:
-    if long:
-        return index.long_neg_price, index.long_acc, index.long_head
-    return index.short_price, index.short_acc, index.short_head
-
-
-def _uncopied(index: LevelIndex) -> int:
-    """The sorted entries whose row copies the index's walk would make first (all of them
-    after a sort or a compaction, none after)."""
-    return 0 if index._rows is not None else len(index.long_acc) + len(index.short_acc)
-
-
-def _dirty(index: LevelIndex) -> Dirty:
-    return index.dirty_flag, index._n_flagged != 0, index._dirty_acc, index._dirty_price
 
 
 # -------------------------------------------------------------------- the scan's glue

@@ -340,7 +340,7 @@ def refresh_calls_nb(
     old: IntArray,
     replaced: bool,
 ) -> tuple[
-    int, Refresh, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, IntArray
+    int, Refresh, IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray, int, int
 ]:
     """:func:`.refresh_pair_nb` (the call-level index's touched accounts ``c_touched``, its
     scratch ``c_seen``, level ``c_level``; the liquidation index's ``l_touched``,
@@ -349,10 +349,11 @@ def refresh_calls_nb(
     ``l_touched`` together), in one call. ``c_flagged`` / ``l_flagged``: the accounts each
     index flagged before; ``*_limits``: its :meth:`.LevelIndex.dirty_limits`. Returns a code,
     the refresh (as :func:`.refresh_pair_nb` returns it) and :func:`zone_calls_nb`'s results
-    but its flag: 0 the step and the call update made, 1 the step takes the walk (nothing
-    evaluated), 2 an index must compact first (nothing evaluated), 3 a touched account is
-    beyond the flags (nothing changed, the refresh not made: the caller's one-index refreshes
-    grow them). The caller installs the refresh for codes 0 to 2.
+    but its flag, the heads as two numbers (each result array is one more object numba
+    makes and Python receives): 0 the step and the call update made, 1 the step takes the
+    walk (nothing evaluated), 2 an index must compact first (nothing evaluated), 3 a touched
+    account is beyond the flags (nothing changed, the refresh not made: the caller's
+    one-index refreshes grow them). The caller installs the refresh for codes 0 to 2.
 
     ``refresh`` False: no refresh (the touched arrays are not read), :func:`zone_calls_nb`
     on the dirty entries as they are (code 0 or 1, the refresh returned empty). Python calls
@@ -361,7 +362,6 @@ def refresh_calls_nb(
     so one entry point, not two."""
     e_i = np.zeros(0, dtype=np.int64)
     e_f = np.zeros(0)
-    heads = np.array([l_long[2], l_short[2]], dtype=np.int64)
     if refresh:
         made = refresh_pair_nb(
             c_touched, c_dirty[0], c_seen, c_dirty[2], c_dirty[3], c_level, mmr, cum,
@@ -371,14 +371,14 @@ def refresh_calls_nb(
         made = (0, c_dirty[2], c_dirty[3], 0, l_dirty[2])
     newly_c, c_acc, c_price, newly_l, l_acc = made
     if newly_c < 0:
-        return 3, made, e_i, e_f, e_f, called, e_i, e_f, heads
+        return 3, made, e_i, e_f, e_f, called, e_i, e_f, l_long[2], l_short[2]
     c_flagged += newly_c
     l_flagged += newly_l
     if refresh and (
         len(c_acc) > c_limits[0] or c_flagged > c_limits[1]
         or len(l_acc) > l_limits[0] or l_flagged > l_limits[1]
     ):  # fmt: skip
-        return 2, made, e_i, e_f, e_f, called, e_i, e_f, heads
+        return 2, made, e_i, e_f, e_f, called, e_i, e_f, l_long[2], l_short[2]
     c_new = (c_dirty[0], c_flagged != 0, c_acc, c_price)
     l_new = (l_dirty[0], l_flagged != 0, l_acc, nan[: len(l_acc)]) if refresh else l_dirty
     below, below_e, below_m, out, fresh, ratio, heads, walk = zone_calls_nb(
@@ -387,7 +387,8 @@ def refresh_calls_nb(
         pending_flag, walk_rtol, walk_weight, walk_min, walk_rows, called, pending, is_called,
         old, replaced,
     )  # fmt: skip
-    return (1 if walk else 0), made, below, below_e, below_m, out, fresh, ratio, heads
+    code = 1 if walk else 0
+    return code, made, below, below_e, below_m, out, fresh, ratio, heads[0], heads[1]
 
 
 #: The smallest filter of :func:`_apply_nb` (entries, one byte each: 4 KiB stays in L1).

@@ -17,6 +17,7 @@ zone's walk (a crossed band costlier than the zone) without restarting the statu
 from __future__ import annotations
 
 import collections
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine import level_index as level_mod
 from deleverage.engine import zone_calls
 from deleverage.engine.zone_calls import ZoneTracker
-from deleverage.engine.zone_kernels import refresh_calls_nb
+from deleverage.engine.zone_kernels import refresh_calls_nb, zone_step_nb
 from deleverage.errors import DeleverageError
 from deleverage.venues import preset
 
@@ -377,8 +378,7 @@ def test_refreshes_that_must_grow_the_flags() -> None:
         answered.append(1)
         e_i, e_f = np.zeros(0, dtype=np.int64), np.zeros(0)
         refresh = (-1, e_i, e_f, -1, e_i)
-        heads = np.zeros(2, dtype=np.int64)
-        return 3, refresh, e_i, e_f, e_f, args[-5], e_i, e_f, heads
+        return 3, refresh, e_i, e_f, e_f, args[-5], e_i, e_f, 0, 0
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(zone_calls, "refresh_calls_nb", beyond)
@@ -443,3 +443,70 @@ def test_a_fused_call_that_skips_the_adoption_fails() -> None:
             except (AssertionError, DeleverageError):
                 failed += 1
     assert failed > 0
+
+
+def _copied(value: Any) -> Any:
+    """``value`` with every array copied (tuples of arrays too)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, tuple):
+        return tuple(_copied(v) for v in value)
+    return value
+
+
+class _HeadsTwin:
+    """Replays every fused call without refreshes of the runs on copies of its arguments
+    through :func:`.zone_step_nb` alone (which returns the liquidation index's heads as an
+    array): the fused call's two head numbers and ``below`` columns must be the same
+    (``differed`` counts the calls where they were not)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.compared = self.moved = self.differed = 0
+
+    def __call__(self, *args: Any) -> Any:
+        if args[10]:  # with refreshes: the step runs on the refreshed dirty entries
+            return self.fn(*args)
+        step = zone_step_nb(*_copied(args[11:38]))
+        out = self.fn(*args)
+        if out[0] == 0:
+            below, below_e, below_m, _, heads, _ = step
+            same = (out[8], out[9]) == (heads[0], heads[1]) and all(
+                np.array_equal(got, want)
+                for got, want in zip(out[2:5], (below, below_e, below_m), strict=True)
+            )
+            self.differed += not same
+            self.compared += 1
+            self.moved += (out[8], out[9]) != (args[14][2], args[15][2])
+        return out
+
+
+def test_the_fused_call_returns_the_steps_heads() -> None:
+    """The fused call returns the liquidation index's heads as two numbers: those of
+    :func:`.zone_step_nb` on the same state (heads that moved included), and the runs still
+    equal the full pass."""
+    twin = _HeadsTwin(refresh_calls_nb)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zone_calls, "refresh_calls_nb", twin)
+        for seed in range(3):
+            _run(seed, "simple-wide", 80)
+            _run(seed + 20, "binance-wide", 60)
+    assert twin.compared > 0
+    assert twin.moved > 0
+    assert twin.differed == 0
+
+
+def test_swapped_heads_fail_the_heads_twin() -> None:
+    """The heads twin can fail: a fused call that returns the heads swapped."""
+
+    def swapped(*args: Any) -> Any:
+        out = refresh_calls_nb(*args)
+        return (*out[:8], out[9], out[8])
+
+    twin = _HeadsTwin(swapped)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(zone_calls, "refresh_calls_nb", twin)
+        for seed in range(3):
+            with contextlib.suppress(AssertionError):  # the runs need not notice it
+                _run(seed, "simple-wide", 80)
+    assert twin.differed > 0
