@@ -277,24 +277,13 @@ def _called_prices(
     isolated positions of ``m`` (in the called set's order; unchanged positions keep their
     prices from the last try: :mod:`deleverage.engine.quiet_cache`), each an open isolated
     position (:func:`called_open_nb`); None when one has an unbounded zone."""
-    from deleverage.engine.levels import zone_prices_compiled
     from deleverage.engine.quiet_cache import cached_prices
 
     cols = ex._positions[m]
     tiers = ex.markets[m].tiers
     if index._touched:
         index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
-
-    def price(acc: IntArray) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
-        size = cols.size[acc]  # open isolated positions (quiet_bands checked)
-        entry, margin = cols.entry[acc], cols.isolated_margin[acc]
-        zone = zone_prices_compiled(size, entry, margin, index.level, tiers)
-        liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
-        if not (np.all(np.isfinite(zone)) and np.all(np.isfinite(liq))):
-            return None
-        return size > 0, zone, liq
-
-    got = cached_prices(index, tiers, called, price)
+    got = cached_prices(index, tiers, called, cols.size, cols.entry, cols.isolated_margin)
     if got is None:
         return None
     long, zone, liq = got
