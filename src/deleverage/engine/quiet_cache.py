@@ -170,10 +170,10 @@ def cached_prices(
     zone = np.empty(n)
     liq = np.empty(n)
     clean = np.empty(n, dtype=np.bool_)
-    old = (kept.long, kept.zone, kept.liq) if kept is not None else _NONE
+    old_long, old_zone, old_liq = (kept.long, kept.zone, kept.liq) if kept is not None else _NONE
     if not fill_prices_nb(
-        called, slot, *old, dirty, size, entry, margin, index.level, tiers.mmr, tiers.cum,
-        long, zone, liq, clean,
+        called, slot, old_long, old_zone, old_liq, dirty, size, entry, margin, index.level,
+        tiers.mmr, tiers.cum, long, zone, liq, clean,
     ):  # fmt: skip
         _CACHE.pop(index, None)
         return None
