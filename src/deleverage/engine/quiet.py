@@ -57,6 +57,16 @@ def first_clean_nb(acc: IntArray, flag: npt.NDArray[np.bool_], start: int) -> in
     return i
 
 
+@njit(cache=True)
+def called_open_nb(size: FloatArray, mode: npt.NDArray[np.int8], called: IntArray) -> bool:
+    """Whether every ``called`` account holds an open isolated position (size not 0, mode not
+    cross: 0) in the market of the columns ``size`` and ``mode``."""
+    i = 0
+    while i < len(called) and size[called[i]] != 0.0 and mode[called[i]] != 0:
+        i += 1
+    return i == len(called)
+
+
 @dataclass(frozen=True)
 class QuietBands:
     """Price bands inside which every market's next marks are quiet (one entry per market).
@@ -136,6 +146,8 @@ def quiet_bands(
             called = r.called_isolated
             if len(called) and not state.tiers.continuous:
                 return None  # a step schedule's zone is not one half-line: no "certainly in"
+            if len(called) and not called_open_nb(cols.size, cols.mode, called):
+                return None  # liquidated or moved to cross since called: before any band
             if window and calls is None and state.tiers.continuous:
                 calls = call_window(ex, m, index, called, window)
                 if calls is None:
@@ -263,28 +275,15 @@ def _called_prices(
 ) -> tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
     """Market, side, zone price at the ``index``'s level and liquidation price of the called
     isolated positions of ``m`` (in the called set's order; unchanged positions keep their
-    prices from the last try: :mod:`deleverage.engine.quiet_cache`); None when one is no
-    longer an open isolated position or has an unbounded zone."""
-    from deleverage.engine.levels import zone_prices_compiled
+    prices from the last try: :mod:`deleverage.engine.quiet_cache`), each an open isolated
+    position (:func:`called_open_nb`); None when one has an unbounded zone."""
     from deleverage.engine.quiet_cache import cached_prices
 
     cols = ex._positions[m]
     tiers = ex.markets[m].tiers
     if index._touched:
         index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
-
-    def price(acc: IntArray) -> tuple[npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
-        size = cols.size[acc]
-        if np.any(size == 0.0) or np.any(cols.mode[acc] == 0):
-            return None
-        entry, margin = cols.entry[acc], cols.isolated_margin[acc]
-        zone = zone_prices_compiled(size, entry, margin, index.level, tiers)
-        liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
-        if not (np.all(np.isfinite(zone)) and np.all(np.isfinite(liq))):
-            return None
-        return size > 0, zone, liq
-
-    got = cached_prices(index, tiers, called, price)
+    got = cached_prices(index, tiers, called, cols.size, cols.entry, cols.isolated_margin)
     if got is None:
         return None
     long, zone, liq = got

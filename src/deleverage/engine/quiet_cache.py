@@ -10,21 +10,23 @@ ones by one forward walk, and a matched position keeps its two prices when it ha
 changed since: it was *clean* in the market's zone-price index (:class:`.LevelIndex`: not
 touched since the index's last sort or compaction) when priced and is clean still, in the
 same index generation (same sort and compaction count) and tier table. The others are priced
-as before (:func:`deleverage.engine.levels.zone_prices_compiled`, element by element, so a
-price is the same bits whether priced alone or in a batch). A twin test prices every try
+as before (:func:`deleverage.engine.kernels.zone_prices_nb`, element by element, so a
+price is the same bits whether priced alone or in a batch), gathered, priced and merged with
+the reused ones in one compiled call (:func:`fill_prices_nb`). A twin test prices every try
 both ways (tests/unit/kernels/test_quiet_cache.py).
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
+
+from deleverage.engine.kernels import zone_prices_nb
 
 if TYPE_CHECKING:
     from deleverage.engine.level_index import LevelIndex
@@ -52,6 +54,7 @@ class _Prices:
 
 
 _CACHE: weakref.WeakKeyDictionary[LevelIndex, _Prices] = weakref.WeakKeyDictionary()
+_NONE = (np.zeros(0, dtype=np.bool_), np.zeros(0), np.zeros(0))  # no old prices
 
 
 @njit(cache=True)
@@ -83,41 +86,96 @@ def match_called_nb(
     return misses
 
 
+@njit(cache=True)
+def fill_prices_nb(
+    called: IntArray,
+    slot: IntArray,
+    old_long: BoolArray,
+    old_zone: FloatArray,
+    old_liq: FloatArray,
+    dirty: BoolArray,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    level: float,
+    mmr: FloatArray,
+    cum: FloatArray,
+    long: BoolArray,
+    zone: FloatArray,
+    liq: FloatArray,
+    clean: BoolArray,
+) -> bool:
+    """Side, zone price at ``level`` and liquidation price of each ``called`` account's
+    position into ``long``, ``zone``, ``liq``: the old entry's where ``slot`` gives one
+    (:func:`match_called_nb`), else priced from the columns ``size``, ``entry``, ``margin``
+    by :func:`.zone_prices_nb` (the misses gathered in order: the same bits as a batch of
+    them); ``clean``: reused, or clean by ``dirty`` now (beyond it: dirty). False (outputs
+    unusable) when a fresh price is not finite."""
+    miss = np.flatnonzero(slot < 0)
+    n_miss = len(miss)
+    s = np.empty(n_miss)
+    e = np.empty(n_miss)
+    mg = np.empty(n_miss)
+    for t in range(n_miss):
+        a = called[miss[t]]
+        s[t] = size[a]
+        e[t] = entry[a]
+        mg[t] = margin[a]
+    z = np.empty(n_miss)
+    q = np.empty(n_miss)
+    zone_prices_nb(s, e, mg, level, mmr, cum, z)
+    zone_prices_nb(s, e, mg, 1.0, mmr, cum, q)
+    for t in range(n_miss):
+        if not (np.isfinite(z[t]) and np.isfinite(q[t])):
+            return False
+    n_dirty = len(dirty)
+    for i in range(len(called)):
+        k = slot[i]
+        if k >= 0:
+            long[i] = old_long[k]
+            zone[i] = old_zone[k]
+            liq[i] = old_liq[k]
+            clean[i] = True
+    for t in range(n_miss):
+        i = miss[t]
+        a = called[i]
+        long[i] = s[t] > 0
+        zone[i] = z[t]
+        liq[i] = q[t]
+        clean[i] = a < n_dirty and not dirty[a]
+    return True
+
+
 def cached_prices(
     index: LevelIndex,
     tiers: TierArrays,
     called: IntArray,
-    price: Callable[[IntArray], tuple[BoolArray, FloatArray, FloatArray] | None],
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
 ) -> tuple[BoolArray, FloatArray, FloatArray] | None:
-    """Side (long), zone and liquidation prices of the ``called`` accounts' positions (the
-    called set's order): reused where unchanged (module docstring), ``price(accounts)`` for
-    the others (None: none can be given, and nothing is kept). ``index``: the market's
-    zone-price index, its touched positions taken in."""
+    """Side (long), zone and liquidation prices of the ``called`` accounts' open isolated
+    positions (the called set's order): reused where unchanged (module docstring), priced
+    from the market's columns ``size``, ``entry``, ``margin`` for the others (None: one has
+    an unbounded zone, and nothing is kept). ``index``: the market's zone-price index, its
+    touched positions taken in; ``tiers``: continuous."""
     generation = (index.rebuilds, index.compactions)
     dirty = index.dirty_flag
     kept = _CACHE.get(index) if ENABLED else None
     slot = np.full(len(called), -1, dtype=np.int64)
     if kept is not None and kept.generation == generation and kept.tiers is tiers:
         match_called_nb(called, kept.acc, kept.clean, dirty, slot)
-    miss = slot < 0
-    empty = (np.zeros(0, dtype=np.bool_), np.zeros(0), np.zeros(0))
-    fresh = price(called[miss]) if miss.any() else empty
-    if fresh is None:
+    n = len(called)
+    long = np.empty(n, dtype=np.bool_)
+    zone = np.empty(n)
+    liq = np.empty(n)
+    clean = np.empty(n, dtype=np.bool_)
+    old_long, old_zone, old_liq = (kept.long, kept.zone, kept.liq) if kept is not None else _NONE
+    if not fill_prices_nb(
+        called, slot, old_long, old_zone, old_liq, dirty, size, entry, margin, index.level,
+        tiers.mmr, tiers.cum, long, zone, liq, clean,
+    ):  # fmt: skip
         _CACHE.pop(index, None)
         return None
-    long = np.empty(len(called), dtype=np.bool_)
-    zone = np.empty(len(called))
-    liq = np.empty(len(called))
-    if kept is not None and not miss.all():
-        hit = ~miss
-        at = slot[hit]
-        long[hit], zone[hit], liq[hit] = kept.long[at], kept.zone[at], kept.liq[at]
-    long[miss], zone[miss], liq[miss] = fresh
-    clean = ~miss  # a reused price's position is clean (checked above)
-    acc_miss = called[miss]
-    inside = acc_miss < len(dirty)
-    clean_miss = np.zeros(len(acc_miss), dtype=np.bool_)
-    clean_miss[inside] = ~dirty[acc_miss[inside]]
-    clean[miss] = clean_miss
     _CACHE[index] = _Prices(generation, tiers, called.copy(), long, zone, liq, clean)
     return long, zone, liq

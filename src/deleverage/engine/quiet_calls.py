@@ -27,6 +27,7 @@ compare journals, called sets, step reports and result hashes with the step-by-s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -140,14 +141,12 @@ def call_window(
             parts[k] = [np.concatenate([old, new]) for old, new in zip(parts[k], add, strict=True)]
     sides = []
     for k, (acc, zone, size, entry, margin) in enumerate(parts):
-        key = -zone if k == 0 else zone
-        if added[k] or not bool(np.all(key[1:] >= key[:-1])):  # else a stable sort keeps all
-            order = np.argsort(key, kind="stable")
+        if added[k] or not in_order_nb(zone, k == 0):  # else a stable sort keeps all
+            order = np.argsort(-zone if k == 0 else zone, kind="stable")
             acc, zone, size, entry, margin = (a[order] for a in (acc, zone, size, entry, margin))
         liq = zone_prices_compiled(size, entry, margin, 1.0, tiers)
-        bad = ~(np.isfinite(liq) & np.isfinite(zone))
-        if bad.any():  # an unbounded zone: the window ends before it
-            cut = int(np.argmax(bad))
+        cut = first_unbounded_nb(zone, liq)
+        if cut < len(zone):  # an unbounded zone: the window ends before it
             edge = float(zone[cut])
             if k == 0:
                 long_max = max(long_max, edge)
@@ -167,6 +166,26 @@ def call_window(
         long_max=long_max,
         short_min=short_min,
     )
+
+
+@njit(cache=True)
+def in_order_nb(zone: FloatArray, descending: bool) -> bool:
+    """Whether ``zone`` is in the window's order: descending (longs) or ascending (shorts),
+    ties allowed; a NaN is out of order (``np.all(key[1:] >= key[:-1])`` of ``key = -zone``
+    or ``zone``)."""
+    for i in range(1, len(zone)):
+        if not (zone[i] <= zone[i - 1] if descending else zone[i] >= zone[i - 1]):
+            return False
+    return True
+
+
+@njit(cache=True)
+def first_unbounded_nb(zone: FloatArray, liq: FloatArray) -> int:
+    """The first entry whose zone or liquidation price is not finite (``len`` when none)."""
+    i = 0
+    while i < len(zone) and math.isfinite(zone[i]) and math.isfinite(liq[i]):
+        i += 1
+    return i
 
 
 @njit(cache=True)
@@ -328,31 +347,61 @@ def append_stretch_events(
     step-by-step run writes them (each row's other columns are the defaults)."""
     steps, n_m = marks.shape
     flat = marks.reshape(-1)
-    stamps = np.repeat(ts, n_m)
-    markets = np.tile(np.arange(n_m), steps)
     if call_step is None or call_acc is None or call_ratio is None or len(call_step) == 0:
+        stamps = np.repeat(ts, n_m)
+        markets = np.tile(np.arange(n_m), steps)
         journal.append_columns(EventKind.MARK_PRICE, stamps, market=markets, price=flat)
         return
-    n_marks, n_calls = len(flat), len(call_step)
-    # Row of each mark and each call in the merged order: a call goes after its step's mark
-    # of ``call_market`` (and after the calls before it).
-    after = call_step * n_m + call_market  # the mark row each call follows
-    call_rows = after + 1 + np.arange(n_calls)
-    mark_rows = np.arange(n_marks) + np.searchsorted(after, np.arange(n_marks), side="left")
-    total = n_marks + n_calls
-    kind = np.empty(total, dtype=np.int16)
-    kind[mark_rows] = int(EventKind.MARK_PRICE)
-    kind[call_rows] = int(EventKind.MARGIN_CALL)
-    row_ts = np.empty(total, dtype=np.int64)
-    row_ts[mark_rows] = stamps
-    row_ts[call_rows] = ts[call_step]
-    market = np.empty(total, dtype=np.int64)
-    market[mark_rows] = markets
-    market[call_rows] = call_market
-    price = np.zeros(total)
-    price[mark_rows] = flat
-    account = np.full(total, -1, dtype=np.int64)
-    account[call_rows] = call_acc
-    amount = np.zeros(total)
-    amount[call_rows] = call_ratio
+    # A call goes after its step's mark of its market (and after the calls before it).
+    kind, row_ts, market, price, account, amount = stretch_rows_nb(
+        np.ascontiguousarray(flat, dtype=np.float64), np.asarray(ts, dtype=np.int64), n_m,
+        np.asarray(call_step, dtype=np.int64) * n_m + call_market,
+        np.asarray(call_acc, dtype=np.int64), np.asarray(call_ratio, dtype=np.float64),
+        int(EventKind.MARK_PRICE), int(EventKind.MARGIN_CALL),
+    )  # fmt: skip
     journal.append_columns(kind, row_ts, market=market, price=price, account=account, amount=amount)
+
+
+@njit(cache=True)
+def stretch_rows_nb(
+    flat: FloatArray,
+    ts: IntArray,
+    n_m: int,
+    after: IntArray,
+    call_acc: IntArray,
+    call_ratio: FloatArray,
+    mark_kind: int,
+    call_kind: int,
+) -> tuple[npt.NDArray[np.int16], IntArray, IntArray, FloatArray, IntArray, FloatArray]:
+    """The journal rows of :func:`append_stretch_events` with calls: the marks ``flat``
+    (``[step, market]`` flattened; step ``j`` at ``ts[j]``) and, right after mark row
+    ``after[c]`` (ascending), call ``c`` (account, ratio); kind, time, market, price,
+    account and amount per row (a mark's account -1 and amount 0, a call's price 0)."""
+    n_marks = len(flat)
+    total = n_marks + len(after)
+    kind = np.empty(total, dtype=np.int16)
+    row_ts = np.empty(total, dtype=np.int64)
+    market = np.empty(total, dtype=np.int64)
+    price = np.zeros(total)
+    account = np.full(total, -1, dtype=np.int64)
+    amount = np.zeros(total)
+    c = 0
+    row = 0
+    for r in range(n_marks):
+        j = r // n_m
+        kind[row] = mark_kind
+        row_ts[row] = ts[j]
+        market[row] = r - j * n_m
+        price[row] = flat[r]
+        row += 1
+        while c < len(after) and after[c] == r:
+            kind[row] = call_kind
+            row_ts[row] = ts[j]
+            market[row] = r - j * n_m
+            account[row] = call_acc[c]
+            amount[row] = call_ratio[c]
+            row += 1
+            c += 1
+    if c != len(after):
+        raise ValueError("stretch calls out of order")
+    return kind, row_ts, market, price, account, amount

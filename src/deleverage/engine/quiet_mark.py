@@ -14,10 +14,11 @@ The bands are cached between marks and stay valid while the engine's state does 
 other than by marks: the cache holds the state version it was computed at (plus the fast
 path's own marks) and the number of risk steps run, and any other event, any risk step run
 elsewhere, or any mark the full risk step had to run, drops it. Computing bands costs about a
-full risk step, so a state that is not quiet (no bands), or bands that served fewer than 8
-marks, are looked at again only after a growing number of marks (1, 2, 4, ... 64; back to 1
-once bands serve 8 marks): missing a quiet mark only costs time, never exactness. A twin
-test (fast path on and off) compares journals and result hashes.
+full risk step, so none are built for a mark that puts a position under maintenance
+(:mod:`deleverage.engine.quiet_probe`), and a state that is not quiet (no bands), or bands
+that served fewer than 8 marks, are looked at again only after a growing number of marks
+(1, 2, 4, ... 64; back to 1 once bands serve 8 marks): missing a quiet mark only costs time,
+never exactness. A twin test (fast path on and off) compares journals and result hashes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy.typing as npt
 
 from deleverage.engine.level_index import ZONE_RTOL
 from deleverage.engine.quiet import QuietBands, called_step_nb, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet_probe import liquidates_first
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -85,7 +87,9 @@ class QuietMarks:
             if self._wait > 0:
                 self._wait -= 1
                 return None
-            self._bands = quiet_bands(ex)
+            marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
+            # A mark that puts a position under maintenance is not quiet: no bands for it.
+            self._bands = None if liquidates_first(ex, marks) else quiet_bands(ex)
             if self._bands is None:
                 self._back_off()
                 return None
@@ -93,7 +97,7 @@ class QuietMarks:
             n_called = len(self._bands.called_market)
             self._no_drop = np.zeros(n_called, dtype=np.bool_)
             self._out = np.zeros(n_called, dtype=np.bool_)
-            self._marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
+            self._marks = marks
             # The vault holds no position in a quiet state: its PnL does not move with marks.
             self._backstop_pnl = risk.backstop_pnl()
         bands = self._bands

@@ -41,6 +41,7 @@ from deleverage.engine.quiet_calls import (
 )
 from deleverage.engine.quiet_cross import CROSS_STOPS, CrossCalls, CrossStretch, cross_stretch
 from deleverage.engine.quiet_cross import STOP_END as CROSS_END
+from deleverage.engine.quiet_probe import liquidates_first
 from deleverage.sim.quiet_near import (
     NEAR_REL,
     WIDE,
@@ -49,7 +50,6 @@ from deleverage.sim.quiet_near import (
     near_among_nb,
     near_split_nb,
 )
-from deleverage.sim.quiet_probe import liquidates_first
 
 if TYPE_CHECKING:
     from deleverage.engine.exchange import Exchange
@@ -524,7 +524,7 @@ class QuietStretches:
         self, k: int, d: FloatArray, decay: FloatArray, next_funding: list[float], basis: FloatArray
     ) -> bool:
         """Whether step ``k``'s marks put an isolated position under maintenance (a try would
-        stop there: :mod:`deleverage.sim.quiet_probe`; the results do not depend on it)."""
+        stop there: :mod:`deleverage.engine.quiet_probe`; the results do not depend on it)."""
         if not self.probe:
             return False
         sim = self.sim

@@ -26,6 +26,7 @@ from deleverage.engine.level_index import ZONE_RTOL
 from deleverage.engine.quiet import (
     _cross_terms,
     advance_quiet,
+    called_open_nb,
     called_step_nb,
     quiet_bands,
     quiet_mark_nb,
@@ -327,3 +328,21 @@ def test_quiet_reports_equal_constructed_ones_and_are_distinct() -> None:
     assert got[1].margin_calls == 0
     assert run.reports()[0].margin_calls == 0
     assert len({id(r) for r in got}) == len(got)
+
+
+@given(
+    st.lists(st.sampled_from([0.0, -0.0, 1.5, -2.0, math.nan]), min_size=1, max_size=6),
+    st.lists(st.sampled_from([0, 1]), min_size=6, max_size=6),
+    st.lists(st.integers(0, 5), max_size=6),
+)
+@settings(max_examples=200, deadline=None)
+def test_called_open_equals_the_array_test(
+    size: list[float], mode: list[int], called: list[int]
+) -> None:
+    """:func:`.called_open_nb` against ``not (any(size == 0) or any(mode == 0))`` over the
+    called accounts (the test :func:`.quiet_bands` makes before any band)."""
+    s = np.array(size, dtype=np.float64)
+    c = np.array([a % len(size) for a in called], dtype=np.int64)
+    md = np.array(mode[: len(size)], dtype=np.int8)
+    want = not (np.any(s[c] == 0.0) or np.any(md[c] == 0))
+    assert called_open_nb(s, md, c) == want

@@ -128,13 +128,16 @@ def test_kept_prices_equal_fresh_ones_over_a_cascade(monkeypatch: pytest.MonkeyP
 
 
 def test_a_cache_blind_to_changed_positions_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Taking every position as clean keeps stale prices of liquidated and refilled ones."""
+    """Taking every position as clean keeps stale prices of liquidated and refilled ones.
+    (:func:`.quiet_bands` refuses a closed called position before it prices the called ones:
+    the check is taken out here so that the liquidated ones reach the cache.)"""
     original = quiet_cache.match_called_nb
 
     def blind(new: Any, old: Any, clean: Any, dirty: Any, slot: Any) -> int:
         return int(original(new, old, np.ones_like(clean), np.zeros_like(dirty), slot))
 
     monkeypatch.setattr(quiet_cache, "match_called_nb", blind)
+    monkeypatch.setattr(engine_quiet, "called_open_nb", lambda *args: True)
     differs = 0
 
     def check(kept: Any, fresh: Any) -> None:

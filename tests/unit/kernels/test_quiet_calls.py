@@ -23,7 +23,12 @@ from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine.events import EventKind, Journal, MarginCall, MarkPrice
 from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
-from deleverage.engine.quiet_calls import append_stretch_events, take_clean_nb
+from deleverage.engine.quiet_calls import (
+    append_stretch_events,
+    first_unbounded_nb,
+    in_order_nb,
+    take_clean_nb,
+)
 from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
 from deleverage.sim.quiet_near import NEAR_REL
 
@@ -215,6 +220,60 @@ def test_stretch_events_in_one_append_equal_single_appends() -> None:
     got, want = bulk.arrays_since(2, cols), single.arrays_since(2, cols)
     assert all(np.array_equal(got[c], want[c]) for c in cols)
     assert bulk.last_ts_ns == single.last_ts_ns
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_stretch_events_equal_single_appends(seed: int) -> None:
+    """Random stretches (one to three markets, calls of one market or one market per call,
+    steps without calls and steps with several) read back as the single appends
+    (:func:`.stretch_rows_nb`'s row placement against the step-by-step journal)."""
+    rng = np.random.default_rng(seed)
+    steps, n_m = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+    marks = rng.uniform(1.0, 2.0, (steps, n_m))
+    ts = np.cumsum(rng.integers(1, 3, steps)).astype(np.int64) * _NS
+    one = seed % 2 == 0  # calls of one market, else one market per call
+    per = rng.integers(0, 3, (steps, n_m)) * (rng.random((steps, n_m)) < 0.4)
+    if one:
+        per[:, np.arange(n_m) != n_m - 1] = 0
+    step = np.repeat(np.arange(steps), per.sum(axis=1))
+    market = np.concatenate([np.repeat(np.arange(n_m), per[j]) for j in range(steps)])
+    acc = np.concatenate(
+        [np.sort(rng.choice(50, per[j].sum(), replace=False)) for j in range(steps)]
+    )
+    acc = acc.astype(np.int64)
+    ratio = rng.uniform(0.8, 1.0, len(step))
+    bulk, single = Journal(), Journal()
+    append_stretch_events(bulk, marks, ts, n_m - 1 if one else market, step, acc, ratio)
+    for j in range(steps):
+        for m in range(n_m):
+            single.append(MarkPrice(ts_ns=int(ts[j]), market=m, price=float(marks[j, m])))
+            mine = (step == j) & (market == m)
+            for a, r in zip(acc[mine].tolist(), ratio[mine].tolist(), strict=True):
+                single.append(MarginCall(ts_ns=int(ts[j]), account=a, market=m, ratio=r))
+    assert bulk.to_arrow().equals(single.to_arrow())
+    assert bulk.last_ts_ns == single.last_ts_ns
+
+
+_PRICES = st.lists(
+    st.sampled_from([0.0, -0.0, 1.0, 2.0, 3.0, math.inf, -math.inf, math.nan]), max_size=8
+)
+
+
+@given(_PRICES, _PRICES)
+@settings(max_examples=300, deadline=None)
+def test_window_order_and_first_unbounded_entry_equal_the_array_tests(
+    zone: list[float], liq: list[float]
+) -> None:
+    """:func:`.in_order_nb` and :func:`.first_unbounded_nb` against the NumPy expressions
+    they replace in :func:`.call_window` (ties, signed zeros, infinities, NaN)."""
+    z = np.array(zone, dtype=np.float64)
+    for descending in (True, False):
+        key = -z if descending else z
+        assert in_order_nb(z, descending) == bool(np.all(key[1:] >= key[:-1]))
+    n = min(len(zone), len(liq))
+    z, q = z[:n], np.array(liq[:n], dtype=np.float64)
+    bad = ~(np.isfinite(q) & np.isfinite(z))
+    assert first_unbounded_nb(z, q) == (int(np.argmax(bad)) if bad.any() else n)
 
 
 @pytest.mark.parametrize("near_rel", [0.0, 1e-3, 0.05])

@@ -1,4 +1,4 @@
-"""The first-step probe of stretch tries (:mod:`deleverage.sim.quiet_probe`).
+"""The first-step probe of stretch tries (:mod:`deleverage.engine.quiet_probe`).
 
 - Its claim, audited over a cascade half-hour: every try it refuses (a position under
   maintenance at the first step's marks) is made anyway, and stops at its first step; the

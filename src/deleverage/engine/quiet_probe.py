@@ -1,4 +1,4 @@
-"""Whether a stretch try can get past its first step, asked before the try's setup.
+"""Whether a mark liquidates, asked before the quiet bands are built for it.
 
 A stretch try (:meth:`deleverage.sim.quiet.QuietStretches.advance`) gathers the engine's
 bands, call window and called positions (about a millisecond after a crash) and then walks
@@ -13,8 +13,13 @@ taken in yet gives no answer). A mark at or beyond one of them
 (with the index's slack) puts that position under maintenance, and the try would stop at
 its first step: it is not made.
 
-The answer only decides whether a try is made; every step a try does not cover runs step by
-step, so the results do not depend on it (the stretch twins compare the runs).
+The single-mark fast path asks the same before it builds bands
+(:class:`deleverage.engine.quiet_mark.QuietMarks`): during a cascade most marks it looked at
+liquidated, after a millisecond of bands that could not serve them.
+
+The answer only decides whether a try is made (whether bands are built); every step a try
+does not cover runs step by step, so the results do not depend on it (the stretch and
+quiet-mark twins compare the runs).
 """
 
 from __future__ import annotations
