@@ -17,7 +17,7 @@ is the step's own:
   them, or counted warned while certainly in the zone;
 - the scan: :func:`.cross_kernels.bounded_scan_nb` (under maintenance, and warned, with the
   near accounts certainly in the zone);
-- the called set: :func:`.risk.step.calls_update_nb`; the fresh calls' ratios by
+- the called set: :func:`.risk.step_kernels.calls_update_nb`; the fresh calls' ratios by
   :func:`.cross_kernels.cross_subset_scan_nb` (as :meth:`.MarginScans.cross_warn_ratios`).
 
 A scan that evaluates many near accounts re-takes the anchor after it, as the scan does
@@ -60,7 +60,7 @@ from deleverage.engine.cross_kernels import (
     split_pick_nb,
     touched_bounds_nb,
 )
-from deleverage.engine.risk.step import calls_update_nb
+from deleverage.engine.risk.step_kernels import calls_update_nb
 
 if TYPE_CHECKING:
     from deleverage.engine.cross_index import CrossIndex

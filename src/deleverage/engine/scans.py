@@ -27,6 +27,7 @@ from deleverage.engine.cross_kernels import (
     cross_subset_scan_nb,
     cross_terms_nb,
 )
+from deleverage.engine.cross_step import BoundedScan
 from deleverage.engine.kernels import (
     accumulate_market_nb,
     cross_partial_nb,
@@ -180,13 +181,7 @@ class MarginScans(Ledger):
             if self.check_invariants:
                 self._check_cross_scan(m, call_level, result)
             if split.reanchor:  # the next scans evaluate fewer accounts
-                cols = index.near_columns(*self._cross_columns(), self._cash, self.check_invariants)
-                floors, mmrs, cums, min_margins = self._cross_static()[1]
-                anchor = anchor_nb(
-                    index.near, *cols, marks, floors, mmrs, cums, min_margins, index.level,
-                    CROSS_SLACK, index.near_sorted,
-                )  # fmt: skip
-                index.take_anchor(marks, *anchor)
+                self._reanchor(index, marks)
             return result
         result = self._cross_scan_full(m, call_level)
         n = self._n
@@ -202,6 +197,16 @@ class MarginScans(Ledger):
             tiers, equity, maint, self._kind[:n] == 0, slopes,
         )  # fmt: skip
         return result
+
+    def _reanchor(self, index: CrossIndex, marks: FloatArray) -> None:
+        """Re-take ``index``'s anchor at ``marks`` (the current marks) from its near columns."""
+        cols = index.near_columns(*self._cross_columns(), self._cash, self.check_invariants)
+        floors, mmrs, cums, min_margins = self._cross_static()[1]
+        anchor = anchor_nb(
+            index.near, *cols, marks, floors, mmrs, cums, min_margins, index.level, CROSS_SLACK,
+            index.near_sorted,
+        )  # fmt: skip
+        index.take_anchor(marks, *anchor)
 
     def _sum_other_markets(
         self, m: int, sel: IntArray | slice, cash: FloatArray, equity: FloatArray,
@@ -257,7 +262,7 @@ class MarginScans(Ledger):
             cums, min_margins, call_level, split.in_acc[m], split.in_q[m], split.threshold,
             split.dirty, split.flag,
         )  # fmt: skip
-        result = _BoundedScan(self, m, call_level)
+        result = BoundedScan(self, m, call_level)
         result.update(below=below, below_equity=below_e, below_maintenance=below_m, warn=warn)
         result.evaluated = (ev_warn, ev_ratio)
         return result
@@ -290,7 +295,7 @@ class MarginScans(Ledger):
         if not np.count_nonzero(pick):  # (cheaper than pick.any())
             return np.zeros(0)
         acc = np.asarray(scan["warn"], dtype=np.int64)[pick]
-        if isinstance(scan, _BoundedScan) and scan._version == self._version and scan.evaluated:
+        if isinstance(scan, BoundedScan) and scan._version == self._version and scan.evaluated:
             ev_acc, ev_ratio = scan.evaluated  # the warned accounts the scan evaluated
             at = ev_acc.searchsorted(acc)  # (int64 ids: equal bytes, equal ids; cheap)
             if at[-1] < len(ev_acc) and ev_acc[at].tobytes() == acc.tobytes():
@@ -772,28 +777,3 @@ def _ratio(equity: FloatArray, maintenance: FloatArray) -> FloatArray:
     out = np.empty_like(equity)
     margin_ratio_nb(equity, maintenance, out)
     return out
-
-
-class _BoundedScan(dict[str, Any]):
-    """A bounded cross scan's result: ``warn_ratio`` is computed on first access, at the state
-    the scan saw (reading it after the state changed is an error: the cached scan of that
-    version is no longer current either)."""
-
-    def __init__(self, scans: MarginScans, m: int, call_level: float) -> None:
-        super().__init__()
-        self._scans = scans
-        self._m = m
-        self._level = call_level
-        self._version = scans._version
-        #: The warned accounts the scan evaluated (ascending) and their ``warn_ratio``.
-        self.evaluated: tuple[IntArray, FloatArray] | None = None
-
-    def __missing__(self, key: str) -> Any:
-        if key != "warn_ratio":
-            raise KeyError(key)
-        if self._scans._version != self._version:
-            raise InvariantError("warn_ratio of a cross scan read after the state changed")
-        ratio = self._scans._warn_ratios(self._m, self._level, self["warn"])
-        ratio.flags.writeable = False
-        self["warn_ratio"] = ratio
-        return ratio

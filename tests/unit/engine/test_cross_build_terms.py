@@ -24,6 +24,7 @@ from deleverage.engine import scans as scans_mod
 from deleverage.engine.cross_index import CrossIndex
 from deleverage.engine.cross_kernels import bounded_scan_nb, cross_terms_nb
 from deleverage.engine.kernels import accumulate_market_nb
+from deleverage.engine.risk import step as step_mod
 from deleverage.engine.scans import MarginScans
 from deleverage.sim.runner import Simulation
 from deleverage.venues import preset
@@ -122,10 +123,10 @@ def test_wrong_slopes_change_the_index() -> None:
 
 
 def _cross_day_ratios(monkeypatch: Any, scale: float = 1.0) -> dict[str, int]:
-    """Run a small cross day of benchmarks/cascade_day.py, comparing every
-    :meth:`.MarginScans.cross_warn_ratios` answer with :meth:`.MarginScans._warn_ratios` (the
-    kernel it would call). ``scale``: multiply the bounded scans' evaluated ratios (a wrong
-    fast path)."""
+    """Run a small cross day of benchmarks/cascade_day.py on the scan's path (the fused
+    calls of :mod:`.cross_step` off), comparing every :meth:`.MarginScans.cross_warn_ratios`
+    answer with :meth:`.MarginScans._warn_ratios` (the kernel it would call). ``scale``:
+    multiply the bounded scans' evaluated ratios (a wrong fast path)."""
     sys.path.insert(0, str(Path(__file__).parents[3] / "benchmarks"))
     from cascade_day import cross_scenario  # type: ignore[import-not-found]
 
@@ -146,6 +147,7 @@ def _cross_day_ratios(monkeypatch: Any, scale: float = 1.0) -> dict[str, int]:
         *head, ratio = kernel(*args)
         return (*head, ratio * scale)
 
+    monkeypatch.setattr(step_mod, "cross_calls", lambda *args: None)
     monkeypatch.setattr(MarginScans, "cross_warn_ratios", spy)
     monkeypatch.setattr(scans_mod, "bounded_scan_nb", wrong)
     Simulation(cross_scenario(3_000, 1_800.0)).run()

@@ -1,7 +1,7 @@
-"""The called set's update (:func:`deleverage.engine.risk.step.calls_update_nb`) against a plain
-set-based oracle of the rule: a called account stays while it is in the warning zone or
-under maintenance; an account of the zone not (still) called is called afresh, after the ones
-kept, in the scan's order."""
+"""The called set's update (:func:`deleverage.engine.risk.step_kernels.calls_update_nb`)
+against a plain set-based oracle of the rule: a called account stays while it is in the warning
+zone or under maintenance; an account of the zone not (still) called is called afresh, after
+the ones kept, in the scan's order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deleverage.engine.risk.step import calls_update_nb
+from deleverage.engine.risk.step_kernels import calls_update_nb
 
 _ACCOUNTS = st.lists(st.integers(0, 40), unique=True, max_size=25)
 

@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from deleverage.engine.cross_step import cross_calls
 from deleverage.engine.events import (
     CircuitBreaker,
     EventKind,
@@ -37,7 +37,7 @@ from deleverage.engine.events import (
 )
 from deleverage.engine.risk import liquidator
 from deleverage.engine.risk.batch import BatchStage, distress_order
-from deleverage.engine.risk.step_kernels import isolated_below_among_nb
+from deleverage.engine.risk.step_kernels import calls_update_nb, isolated_below_among_nb
 from deleverage.engine.risk.support import (
     _MAX_ROUNDS,
     _NS,
@@ -52,41 +52,6 @@ from deleverage.spec import MarketSpec
 
 if TYPE_CHECKING:
     pass
-
-
-@njit(cache=True)
-def calls_update_nb(
-    called: npt.NDArray[np.int64],
-    warn: npt.NDArray[np.int64],
-    below: npt.NDArray[np.int64],
-    flag: npt.NDArray[np.bool_],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
-    """:meth:`RiskEngine._calls` in one compiled pass: the called accounts still in the
-    warning zone or under maintenance (in order), then the accounts of ``warn`` not called
-    before (in ``warn``'s order), and which of ``warn`` those are. ``flag``: a scratch array
-    over the accounts, all False (left so)."""
-    for a in warn:
-        flag[a] = True
-    for a in below:
-        flag[a] = True
-    out = np.empty(len(called) + len(warn), dtype=np.int64)
-    k = 0
-    for a in called:  # kept: in the zone; its flag drops so that it is not fresh below
-        if flag[a]:
-            out[k] = a
-            k += 1
-            flag[a] = False
-    fresh = np.empty(len(warn), dtype=np.bool_)
-    for j in range(len(warn)):
-        a = warn[j]
-        fresh[j] = flag[a]
-        flag[a] = False
-        if fresh[j]:
-            out[k] = a
-            k += 1
-    for a in below:
-        flag[a] = False
-    return out[:k].copy(), fresh
 
 
 class RiskEngine(BatchStage):
@@ -339,10 +304,16 @@ class RiskEngine(BatchStage):
         elif len(risk.called_isolated):
             risk.called_isolated = np.zeros(0, dtype=np.int64)
         if any_cross:
-            scan = ex.cross_scan(m, level)
-            risk.called_cross, fresh = self._calls(risk.called_cross, scan)
-            new_acc.append(scan["warn"][fresh].astype(np.int64))
-            new_ratio.append(ex.cross_warn_ratios(m, level, scan, fresh))  # the fresh ones
+            fused = cross_calls(ex, m, level, risk.called_cross, self._flags(ex.n_accounts))
+            if fused is not None:  # the bounded scan and the calls in one compiled call
+                risk.called_cross = fused[0]
+                new_acc.append(fused[1])
+                new_ratio.append(fused[2])
+            else:
+                scan = ex.cross_scan(m, level)
+                risk.called_cross, fresh = self._calls(risk.called_cross, scan)
+                new_acc.append(scan["warn"][fresh].astype(np.int64))
+                new_ratio.append(ex.cross_warn_ratios(m, level, scan, fresh))  # the fresh ones
         elif len(risk.called_cross):
             risk.called_cross = np.zeros(0, dtype=np.int64)
         if not new_acc:
