@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from deleverage.sim import quiet as sim_quiet
 from deleverage.engine import quiet_probe
+from deleverage.sim import quiet as sim_quiet
 from deleverage.sim.runner import Simulation
 
 
