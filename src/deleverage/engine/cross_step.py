@@ -14,7 +14,7 @@ scan (a :class:`BoundedScan`) in the engine's cache for the step's candidates, a
 would; it re-takes the anchor where the scan would (:meth:`.MarginScans._reanchor`). Where
 the index cannot bound the scan (the full pass and a rebuild follow), in the check mode
 (``check_invariants``) or with the scan of the state already cached, it answers None and
-the step takes the scan's path. tests/unit/engine/test_cross_step_twin.py compares the two
+the step takes the scan's path. tests/unit/risk/test_cross_step_twin.py compares the two
 paths call by call (called sets, fresh accounts and ratios, the cached scan) and journals.
 """
 
