@@ -12,9 +12,10 @@ These functions evaluate the C library's function element by element in a compil
 (numba lowers ``math.exp`` and its kin to calls of the process's libm, never to NumPy's
 loops), so a seed gives the same numbers on every x86-64 machine with the same C library. The
 simulator, the protocols' populations and the analytics call these instead of NumPy's
-(tests/architecture/test_portable_math.py keeps it so); inside compiled kernels ``math.*`` and
-``np.*`` already lower to libm. Intel's SVML, which numba would use for vectorized loops where
-it is installed, is switched off by :mod:`deleverage._kernel_cache` for the same reason.
+(tests/architecture/test_cpu_independent_math.py keeps it so); inside compiled kernels
+``math.*`` and ``np.*`` already lower to libm. Intel's SVML, which numba would use for
+vectorized loops where it is installed, is switched off by :mod:`deleverage._kernel_cache` for
+the same reason.
 
 Semantics are NumPy's ufuncs' for float64 (no exceptions: ``log(0) = -inf``, ``log(-1) = nan``,
 ``exp`` overflows to ``inf``): inputs are converted to float64 and broadcast; the result is an
