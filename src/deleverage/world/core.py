@@ -281,8 +281,10 @@ class World:
                 to_shared.setdefault(key, {})[name] = transfer
         if to_shared:
             self._land(to_shared, ts, gross)
+        rounds = self.max_rounds
         for r in range(self.max_rounds):
             if not self._round(k, r, ts, gross):
+                rounds = r + 1
                 break
         link_gross = self._link_gross
         if link_gross:
@@ -299,7 +301,7 @@ class World:
             wallets.rebalance(ts)
         for layer in self.layers:
             layer.on_step_end(self, k, ts)
-        self.recorder.end_step(k, ts)
+        self.recorder.end_step(k, ts, rounds, self._last_steps)
 
     def _round(self, k: int, r: int, ts: int, gross: dict[_Key, float]) -> bool:
         """One round; return whether forced flow moved anything (another round is due)."""
@@ -363,7 +365,8 @@ class World:
                     flows[name] = flows.get(name, 0.0) + flow
         if to_shared:
             self._land(to_shared, ts, gross)
-        self.recorder.end_round(view)
+        if liquidated or moved:  # (the solvency lines go into the step's row at its end)
+            self.recorder.end_round(view)
         self.round_index += 1
         return moved
 

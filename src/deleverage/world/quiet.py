@@ -31,7 +31,6 @@ stretch only costs time.
 from __future__ import annotations
 
 import math
-import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -127,9 +126,12 @@ class WorldQuiet:
         self.blocked: dict[str, int] = {}
         self._wait = 0
         self._backoff = 1
-        # Seconds per step each venue's count took: the cheaper ask first (the stretch is
-        # the least count whatever the order).
-        self._cost = dict.fromkeys(world.entries, 0.0)
+        # The order of the asks (the stretch is the least count whatever the order): the
+        # venue whose count bound the last try first (a busy venue stays busy for a while:
+        # it stops the next try before the others count), then the world's order.
+        names = tuple(world.entries)
+        self._orders = {n: (n, *(m for m in names if m != n)) for n in names}
+        self._order = names
 
     def skip(self, k: int) -> int:
         """Take the quiet stretch starting at step ``k`` if there is one; return its length
@@ -179,16 +181,18 @@ class WorldQuiet:
         return n
 
     def _count(self, paths: dict[str, QuietPath], limit: int) -> int:
-        """The least count of quiet steps of the venues on their paths (the cheaper asks
-        first, each on the steps the others left); 0, with the reason recorded, when a venue
-        counts fewer than two."""
+        """The least count of quiet steps of the venues on their paths (the venue that bound
+        the last try first, each on the steps the others left); 0, with the reason recorded,
+        when a venue counts fewer than two."""
         n = limit
-        for name in sorted(paths, key=self._cost.__getitem__):
-            started = time.perf_counter()
-            n = quiet_steps_of(self.world.entries[name].venue, paths[name].head(n))
-            self._cost[name] = (time.perf_counter() - started) / limit
-            if n < _MIN_SPAN:
-                return self._block(name)
+        entries = self.world.entries
+        for name in self._order:
+            count = quiet_steps_of(entries[name].venue, paths[name].head(n))
+            if count < n:
+                n = count
+                self._order = self._orders[name]
+                if n < _MIN_SPAN:
+                    return self._block(name)
         return n
 
     def _paths(

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage.venues.protocol import VenueStep
 from deleverage.world.hooks import RoundView
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class WorldRecorder:
         self.a = {name: np.zeros((n, n_a)) for name in ("exogenous", "shared", "dislocation",
                                                           "forced_flow")}  # fmt: skip
         self.v = {name: np.zeros((n, n_v)) for name in VENUE_COLUMNS[3:]}
+        for i, market in enumerate(world.markets.values()):  # the path, known ahead
+            self.a["exogenous"][:, i] = market.exogenous
         self.ts = np.zeros(n, dtype=np.int64)
         self.contagion = {
             channel: (np.zeros((n_s, n_v)), np.zeros((n_s, n_v)))
@@ -80,7 +83,6 @@ class WorldRecorder:
         self.rounds: list[tuple[Any, ...]] = []
         self._asset_index = {a: i for i, a in enumerate(self.assets)}
         self._venue_index = {v: i for i, v in enumerate(self.venues)}
-        self._rounds_in_step = 0
         # The step's venue rows as Python lists (cheap to update), written into the
         # preallocated array at the end of each step.
         width = len(VENUE_COLUMNS) - 3
@@ -90,6 +92,7 @@ class WorldRecorder:
         self._seen: list[object] = [None] * n_v  # the solvency lines last written per venue
         self._markets = list(world.markets.values())
         self._offsets = [j * width for j in range(n_v)]  # venue j's row starts here in _acc
+        self._venue_rows = [(j, j * width, name) for j, name in enumerate(self.venues)]
         # The step row written last by end_step and its step (a step whose row is the same
         # copies it inside the array instead of converting the floats again).
         self._last_acc: list[float] = []
@@ -114,13 +117,11 @@ class WorldRecorder:
         n[:, j] += notional
 
     def end_round(self, view: RoundView) -> None:
-        absorbed = self.world.absorbed
+        """A round in which some venue liquidated or forced flow (the world calls only for
+        those): its rows in :attr:`rounds` and the step's totals."""
         acc = self._acc
-        seen = self._seen
-        self._rounds_in_step += 1
         prices = view.prices
-        venues = zip(range(len(seen)), self._offsets, view.steps.items(), strict=True)
-        for j, at, (name, step) in venues:  # the venues, in order
+        for at, (name, step) in zip(self._offsets, view.steps.items(), strict=True):
             flow = 0.0
             for asset, f in step.forced_flow.items():
                 if f:
@@ -133,10 +134,6 @@ class WorldRecorder:
                     (view.step, view.round, view.round_in_step, view.ts_ns, name,
                      int(step.liquidations), float(step.liquidated_notional), flow)
                 )  # fmt: skip
-            lines = step.solvency
-            if lines is not seen[j]:  # the same object: the same values (PerpVenue reuses it)
-                acc[at + 4 : at + 10] = seen[j] = lines
-            acc[at + 10] = absorbed[name]
 
     def quiet_steps(
         self,
@@ -152,8 +149,6 @@ class WorldRecorder:
         n = len(ts)
         self.ts[k : k + n] = ts
         a = self.a
-        for i, market in enumerate(self._markets):
-            a["exogenous"][k : k + n, i] = market.exogenous[k : k + n]
         a["shared"][k : k + n] = shared
         a["dislocation"][k : k + n] = dislocation
         acc, width, seen = self._acc, self._width, self._seen
@@ -168,21 +163,25 @@ class WorldRecorder:
                 seen[j] = value
             acc[at + 10] = absorbed[name]
         self._rows[k : k + n] = acc
-        self._rounds_in_step = 0
 
-    def end_step(self, k: int, ts: int) -> None:
+    def end_step(self, k: int, ts: int, rounds: int, steps: Mapping[str, VenueStep]) -> None:
+        """The step's row: ``rounds`` rounds, each venue's solvency lines after its last step
+        (``steps``: venue -> the last step it took) and the deficits absorbed."""
         self.ts[k] = ts
         a = self.a
-        exogenous, shared, dislocation = a["exogenous"], a["shared"], a["dislocation"]
+        shared, dislocation = a["shared"], a["dislocation"]
         for i, market in enumerate(self._markets):
-            exogenous[k, i] = market.exogenous[k]
             shared[k, i] = market.price
             dislocation[k, i] = market.dislocation
-        rounds = self._rounds_in_step
-        acc = self._acc
+        acc, seen = self._acc, self._seen
+        absorbed = self.world.absorbed
         offsets = self._offsets
-        for at in offsets:
+        for j, at, name in self._venue_rows:
             acc[at + 3] = rounds
+            lines = steps[name].solvency
+            if lines is not seen[j]:  # the same object: the same values (PerpVenue reuses it)
+                acc[at + 4 : at + 10] = seen[j] = lines
+            acc[at + 10] = absorbed[name]
         rows = self._rows
         if k == self._last_k + 1 and acc == self._last_acc:
             rows[k] = rows[k - 1]  # the same floats (list equality: equal values, or the same
@@ -193,7 +192,6 @@ class WorldRecorder:
         self._last_k = k
         for at in offsets:
             acc[at] = acc[at + 1] = acc[at + 2] = 0.0
-        self._rounds_in_step = 0
 
     def _arrays(self) -> None:
         """Move the venue rows into the column arrays (once, at the end)."""
