@@ -31,27 +31,13 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
+from deleverage.protocols.aave.step_nb import ratio_bound_nb
 
 __all__ = ["flagged_quiet_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-@njit(cache=True)
-def _ratio_bound(p: FloatArray, ref: FloatArray) -> float:
-    # max(x / r) / min(x / r) over the reserves, as the step's list expression.
-    hi = p[0] / ref[0]
-    lo = hi
-    for r in range(1, p.shape[0]):
-        x = p[r] / ref[r]
-        if x > hi:
-            hi = x
-        if x < lo:
-            lo = x
-    out: float = hi / lo
-    return out
 
 
 @njit(cache=True)
@@ -144,11 +130,11 @@ def flagged_quiet_nb(
                     break
         if not hit:  # the step's _liquidatable on the narrowed index (no index change)
             m = 0
-            bound = _ratio_bound(p, ref)
+            bound = ratio_bound_nb(p, ref)
             if not bound <= hf_floor:
                 if not bound <= inner_limit:
                     return j, n_ok, consults, sizes, since  # the index would be dropped
-                inner = _ratio_bound(p, inner_ref)
+                inner = ratio_bound_nb(p, inner_ref)
                 if not inner <= inner_floor:
                     k = np.searchsorted(inner_sorted, inner, side="left")
                     for r in range(n_r):
