@@ -75,6 +75,8 @@ def flagged_quiet_nb(
     inner_floor: float,
     inner_sorted: FloatArray,
     inner_order: IntArray,
+    inner_c: FloatArray,
+    inner_d: FloatArray,
     inner_touched: IntArray,
     inner_touched_hf: FloatArray,
     flagged: IntArray,
@@ -100,7 +102,8 @@ def flagged_quiet_nb(
     the plans in memory (``memo_valid``: of the venue's state now). ``lt_weight`` is the
     reserves' thresholds with non-collateral ones 0, ``plan_constants`` the close-factor
     threshold, the base threshold, the minimum leftover and the default close factor. The
-    keepers' capital is ``capitals[s]`` from step ``starts[s]`` on.
+    keepers' capital is ``capitals[s]`` from step ``starts[s]`` on. ``inner_c`` and
+    ``inner_d`` are the narrowed index's copies of its accounts' rows, in its order.
     """
     n = oracle.shape[0]
     n_r = oracle.shape[1]
@@ -149,7 +152,11 @@ def flagged_quiet_nb(
                             a = inner_touched[t]
                         if counted[a]:
                             continue
-                        if _health(collateral, debt, a, weights, p) < 1.0:
+                        if s < k:  # the index's copy of the account's rows
+                            hf = _health(inner_c, inner_d, s, weights, p)
+                        else:
+                            hf = _health(collateral, debt, a, weights, p)
+                        if hf < 1.0:
                             counted[a] = True
                             found[m] = a
                             m += 1

@@ -12,7 +12,9 @@ runs venues with and without it side by side):
    at most the least reference health factor, no account can be under 1; within the narrowed
    index's margin, the inner bound's candidates (the index's head and the changed accounts
    kept aside below it, as ``np.union1d`` gives them) and their exact health factors
-   (:func:`~.health_nb.under_rows_nb`: most distressed first, ties by account); beyond the
+   (:func:`~.health_nb.health_rows_nb`, the head's from the index's copies of its rows: read
+   one after the other, not gathered from the whole book), under 1 most distressed first,
+   ties by account (:func:`~.health_nb.under_rows_nb`'s order); beyond the
    margin the call changes nothing and says so (the venue's Python drops the index);
 2. the step's ``_flag``: accounts no longer under 1 forget their flag block, fresh ones take
    the step's block (``since``, in place);
@@ -27,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-from deleverage.protocols.aave.health_nb import under_rows_nb
+from deleverage.protocols.aave.health_nb import health_rows_nb
 from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
 
 __all__ = ["DROPPED", "narrowed_step_nb", "ratio_bound_nb"]
@@ -74,6 +76,8 @@ def narrowed_step_nb(
     inner_floor: float,
     inner_sorted: FloatArray,
     inner_order: IntArray,
+    inner_c: FloatArray,
+    inner_d: FloatArray,
     inner_touched: IntArray,
     inner_touched_hf: FloatArray,
     flagged: IntArray,
@@ -85,7 +89,9 @@ def narrowed_step_nb(
     changed), the accounts under 1 at ``oracle`` in the step's order, the best incentive and
     the oldest flag block of the plans that can run (NaN and -1 when none can).
 
-    ``oracle`` and ``market`` are the reserves' oracle and market prices (quote reserves 1),
+    ``inner_c`` and ``inner_d`` are the narrowed index's copies of its accounts' rows (in its
+    order, as the book holds them now). ``oracle`` and ``market`` are the reserves' oracle and
+    market prices (quote reserves 1),
     ``lt_weight`` the thresholds with non-collateral reserves 0, ``plan_constants`` the
     close-factor threshold, the base threshold, the minimum leftover and the default close
     factor; ``since`` (each account's flag block, -1 unflagged) is updated in place as the
@@ -105,19 +111,13 @@ def narrowed_step_nb(
                 if inner_touched_hf[t] < inner:
                     extra += 1
             if k > 0 or extra > 0:
-                candidates = np.empty(k + extra, dtype=np.int64)
-                candidates[:k] = inner_order[:k]
-                m = k
-                for t in range(inner_touched.shape[0]):
-                    if inner_touched_hf[t] < inner:
-                        candidates[m] = inner_touched[t]
-                        m += 1
-                if extra:
-                    candidates = np.unique(candidates)
                 weights = np.empty(n_r)
                 for r in range(n_r):
                     weights[r] = oracle[r] * lt_weight[r]
-                under = under_rows_nb(collateral, debt, candidates, weights, oracle)
+                under = _under(
+                    collateral, debt, inner_order[:k], inner_c[:k], inner_d[:k], inner_touched,
+                    inner_touched_hf, inner, extra, weights, oracle,
+                )  # fmt: skip
     # The step's _flag (only a change of the flagged set has an effect).
     if flagged.shape[0] or under.shape[0]:
         for a in flagged:
@@ -141,3 +141,62 @@ def narrowed_step_nb(
         liquidatable_code,
     )  # fmt: skip
     return count, under, best, oldest
+
+
+@njit(cache=True)
+def _under(
+    collateral: FloatArray,
+    debt: FloatArray,
+    head: IntArray,
+    head_c: FloatArray,
+    head_d: FloatArray,
+    touched: IntArray,
+    touched_hf: FloatArray,
+    inner: float,
+    extra: int,
+    weights: FloatArray,
+    prices: FloatArray,
+) -> IntArray:
+    """:func:`~.health_nb.under_rows_nb` of ``np.union1d(head, touched[touched_hf < inner])``
+    (``extra`` of those): the head's health factors from its rows' copies ``head_c`` and
+    ``head_d`` (the same values as the book's, so the same bits), the others' from the book; an
+    account in both counts once (its two values are equal). Most distressed first, ties by
+    account."""
+    others = np.empty(extra, dtype=np.int64)
+    m = 0
+    for t in range(touched.shape[0]):
+        if touched_hf[t] < inner:
+            others[m] = touched[t]
+            m += 1
+    head_hf = health_rows_nb(head_c, head_d, np.arange(head.shape[0]), weights, prices)
+    others_hf = health_rows_nb(collateral, debt, others, weights, prices)
+    below = 0
+    for s in range(head.shape[0]):
+        if head_hf[s] < 1.0:
+            below += 1
+    for t in range(extra):
+        if others_hf[t] < 1.0:
+            below += 1
+    accounts = np.empty(below, dtype=np.int64)
+    values = np.empty(below)
+    m = 0
+    for s in range(head.shape[0]):
+        if head_hf[s] < 1.0:
+            accounts[m] = head[s]
+            values[m] = head_hf[s]
+            m += 1
+    for t in range(extra):
+        if others_hf[t] < 1.0:
+            accounts[m] = others[t]
+            values[m] = others_hf[t]
+            m += 1
+    by_account = np.argsort(accounts, kind="mergesort")
+    kept = np.empty(below, dtype=np.int64)
+    m = 0
+    for t in range(below):
+        if t == 0 or accounts[by_account[t]] != accounts[by_account[t - 1]]:
+            kept[m] = by_account[t]
+            m += 1
+    kept = kept[:m]
+    by_health = np.argsort(values[kept], kind="mergesort")
+    return accounts[kept[by_health]]

@@ -183,6 +183,11 @@ class AaveVenue:
         self._inner_limit = math.inf
         self._inner_sorted = np.empty(0)
         self._inner_order = np.empty(0, dtype=np.int64)
+        #: The narrowed index's accounts' collateral and debt rows in its order (row-major
+        #: copies, refreshed when an account changes): a step reads its candidates' rows
+        #: one after the other instead of gathering them from the whole book.
+        self._inner_c = np.empty((0, r_count))
+        self._inner_d = np.empty((0, r_count))
         self._inner_touched = np.empty(0, dtype=np.int64)
         self._inner_touched_hf = np.empty(0)
         self._inner_floor = math.inf
@@ -456,6 +461,9 @@ class AaveVenue:
             self._inner_touched = np.concatenate([self._inner_touched, acc])
             self._inner_touched_hf = np.concatenate([self._inner_touched_hf, hf])
             self._inner_floor = min(self._inner_floor, float(hf.min()))
+            at = np.flatnonzero(np.isin(self._inner_order, acc))
+            self._inner_c[at] = self._c[self._inner_order[at]]
+            self._inner_d[at] = self._d[self._inner_order[at]]
 
     def _full_pass(self, p: FloatArray) -> IntArray:
         hf = self._health(None, p)
@@ -513,6 +521,8 @@ class AaveVenue:
         order = np.argsort(hf, kind="stable")
         self._inner_ref, self._inner_limit = list(p_list), limit
         self._inner_order, self._inner_sorted = admitted[order], hf[order]
+        self._inner_c = np.ascontiguousarray(self._c[self._inner_order])
+        self._inner_d = np.ascontiguousarray(self._d[self._inner_order])
         self._inner_touched = np.empty(0, dtype=np.int64)
         self._inner_touched_hf = np.empty(0)
         self._inner_floor = float(hf[order[0]]) if hf.size else math.inf
@@ -562,7 +572,8 @@ class AaveVenue:
             self._c, self._d, self._lt_weight, self._lt, self._bonus, self._fee,
             self._plan_constants, LIQUIDATABLE, p, pm, self._ref, self._hf_floor,
             np.array(self._inner_ref), self._inner_limit, self._inner_floor, self._inner_sorted,
-            self._inner_order, self._inner_touched, self._inner_touched_hf, self._flagged,
+            self._inner_order, self._inner_c, self._inner_d, self._inner_touched,
+            self._inner_touched_hf, self._flagged,
             self._since, self._chain.block,
         )  # fmt: skip
         return None if n_ok == DROPPED else (n_ok, under, best, oldest)
