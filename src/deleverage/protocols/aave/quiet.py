@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from deleverage.protocols.aave.math import DEFAULT_LIQUIDATION_CLOSE_FACTOR, LIQUIDATABLE
+from deleverage.protocols.aave.math import LIQUIDATABLE
 from deleverage.protocols.aave.quiet_nb import flagged_quiet_nb
 from deleverage.protocols.chain import GWEI, NS_PER_S
 from deleverage.venues.protocol import QuietPath
@@ -103,7 +103,6 @@ def _flagged_walk(venue: AaveVenue, path: QuietPath) -> Walk:
 
 def _flagged_head(venue: AaveVenue, path: QuietPath) -> Walk:
     """:func:`.quiet_nb.flagged_quiet_nb` on ``path``."""
-    cfg = venue.config
     keepers, chain = venue._keepers, venue._chain
     ts = path.ts_ns.tolist()
     natives = path.book_prices[:, venue._native_index]  # the step's ``native``
@@ -112,17 +111,14 @@ def _flagged_head(venue: AaveVenue, path: QuietPath) -> Walk:
     memo = venue._memo_key
     memo_valid = memo is not None and memo[1] == venue._version
     memo_prices = np.array(memo[0] if memo is not None else venue._ref_list, dtype=np.float64)
-    lt_weight = np.where(venue._lt > 0.0, venue._lt, 0.0)
-    constants = np.array(
-        [cfg.close_factor_hf_threshold, cfg.min_base_max_close_factor_threshold,
-         cfg.min_leftover_base, DEFAULT_LIQUIDATION_CLOSE_FACTOR]
-    )  # fmt: skip
     result = flagged_quiet_nb(
-        venue._c, venue._d, lt_weight, venue._lt, venue._bonus, venue._fee, constants,
+        venue._c, venue._d, venue._lt_weight, venue._lt, venue._bonus, venue._fee,
+        venue._plan_constants,
         LIQUIDATABLE, _reserve_prices(venue, path), _reserve_prices(venue, path, book=True),
         memo_prices, memo_valid, np.array(venue._ref_list), venue._hf_floor,
         np.array(venue._inner_ref), venue._inner_limit, venue._inner_floor,
-        venue._inner_sorted, venue._inner_order, venue._inner_touched,
+        venue._inner_sorted, venue._inner_order, venue._inner_c, venue._inner_d,
+        venue._inner_touched,
         venue._inner_touched_hf, venue._flagged, venue._since, blocks, gas,
         np.ascontiguousarray(natives), GWEI, starts, capitals, keepers.latency_blocks,
         keepers.gas_units, keepers.min_profit, venue._depth,

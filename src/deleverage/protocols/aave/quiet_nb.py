@@ -31,27 +31,13 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
+from deleverage.protocols.aave.step_nb import ratio_bound_nb
 
 __all__ = ["flagged_quiet_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-
-
-@njit(cache=True)
-def _ratio_bound(p: FloatArray, ref: FloatArray) -> float:
-    # max(x / r) / min(x / r) over the reserves, as the step's list expression.
-    hi = p[0] / ref[0]
-    lo = hi
-    for r in range(1, p.shape[0]):
-        x = p[r] / ref[r]
-        if x > hi:
-            hi = x
-        if x < lo:
-            lo = x
-    out: float = hi / lo
-    return out
 
 
 @njit(cache=True)
@@ -89,6 +75,8 @@ def flagged_quiet_nb(
     inner_floor: float,
     inner_sorted: FloatArray,
     inner_order: IntArray,
+    inner_c: FloatArray,
+    inner_d: FloatArray,
     inner_touched: IntArray,
     inner_touched_hf: FloatArray,
     flagged: IntArray,
@@ -114,7 +102,8 @@ def flagged_quiet_nb(
     the plans in memory (``memo_valid``: of the venue's state now). ``lt_weight`` is the
     reserves' thresholds with non-collateral ones 0, ``plan_constants`` the close-factor
     threshold, the base threshold, the minimum leftover and the default close factor. The
-    keepers' capital is ``capitals[s]`` from step ``starts[s]`` on.
+    keepers' capital is ``capitals[s]`` from step ``starts[s]`` on. ``inner_c`` and
+    ``inner_d`` are the narrowed index's copies of its accounts' rows, in its order.
     """
     n = oracle.shape[0]
     n_r = oracle.shape[1]
@@ -144,11 +133,11 @@ def flagged_quiet_nb(
                     break
         if not hit:  # the step's _liquidatable on the narrowed index (no index change)
             m = 0
-            bound = _ratio_bound(p, ref)
+            bound = ratio_bound_nb(p, ref)
             if not bound <= hf_floor:
                 if not bound <= inner_limit:
                     return j, n_ok, consults, sizes, since  # the index would be dropped
-                inner = _ratio_bound(p, inner_ref)
+                inner = ratio_bound_nb(p, inner_ref)
                 if not inner <= inner_floor:
                     k = np.searchsorted(inner_sorted, inner, side="left")
                     for r in range(n_r):
@@ -163,7 +152,11 @@ def flagged_quiet_nb(
                             a = inner_touched[t]
                         if counted[a]:
                             continue
-                        if _health(collateral, debt, a, weights, p) < 1.0:
+                        if s < k:  # the index's copy of the account's rows
+                            hf = _health(inner_c, inner_d, s, weights, p)
+                        else:
+                            hf = _health(collateral, debt, a, weights, p)
+                        if hf < 1.0:
                             counted[a] = True
                             found[m] = a
                             m += 1

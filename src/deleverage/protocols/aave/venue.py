@@ -66,6 +66,7 @@ from deleverage.protocols.aave.math import (
     LiquidationPlan,
 )
 from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
+from deleverage.protocols.aave.step_nb import DROPPED, narrowed_step_nb
 from deleverage.protocols.chain import NS_PER_S, Chain
 from deleverage.protocols.keepers import Keepers, sale_slippage_quote
 from deleverage.venues.protocol import (
@@ -137,6 +138,15 @@ class AaveVenue:
             dtype=np.int64,
         )
         self._lt = np.array([r.liquidation_threshold for r in reserves])
+        #: The thresholds of collateral reserves (0 for the others): ``HF``'s weights are
+        #: ``p x _lt_weight``.
+        self._lt_weight = np.where(self._lt > 0.0, self._lt, 0.0)
+        #: The plans' constants (.plan_nb): the close-factor and base thresholds, the minimum
+        #: leftover and the default close factor.
+        self._plan_constants = np.array(
+            [config.close_factor_hf_threshold, config.min_base_max_close_factor_threshold,
+             config.min_leftover_base, DEFAULT_LIQUIDATION_CLOSE_FACTOR]
+        )  # fmt: skip
         self._bonus = np.array([r.liquidation_bonus for r in reserves])
         self._fee = np.array([r.protocol_fee for r in reserves])
         depth = [
@@ -173,6 +183,11 @@ class AaveVenue:
         self._inner_limit = math.inf
         self._inner_sorted = np.empty(0)
         self._inner_order = np.empty(0, dtype=np.int64)
+        #: The narrowed index's accounts' collateral and debt rows in its order (row-major
+        #: copies, refreshed when an account changes): a step reads its candidates' rows
+        #: one after the other instead of gathering them from the whole book.
+        self._inner_c = np.empty((0, r_count))
+        self._inner_d = np.empty((0, r_count))
         self._inner_touched = np.empty(0, dtype=np.int64)
         self._inner_touched_hf = np.empty(0)
         self._inner_floor = math.inf
@@ -258,22 +273,33 @@ class AaveVenue:
             self.liquidatable_account_seconds += dt_s * self._flagged.size
         self._last_ts = ts_ns
         p_list = [1.0 if j < 0 else oracle[j] for j in self._asset_of_list]
+        p = np.array(p_list)
+        pm = np.array([1.0 if j < 0 else market[j] for j in self._asset_of_list])
+        count, notional = 0, 0.0
+        flow = np.zeros(len(self._assets))
         # The same oracle prices on the same state give the same accounts and plans (oracles
         # move on heartbeats and deviations, not every step): reuse them.
         key = (tuple(p_list), self._version)
+        found = None
         if key == self._memo_key:
             liquidatable = self._flagged
         else:
-            liquidatable = self._liquidatable(p_list)
             self._memo_key, self._memo_plan = key, None
-        p = self._price = np.array(p_list)
-        count, notional = 0, 0.0
-        flow = np.zeros(len(self._assets))
-        if liquidatable.size or self._flagged.size:
-            self._flag(liquidatable)
-        if liquidatable.size:
-            pm = np.array([1.0 if j < 0 else market[j] for j in self._asset_of_list])
-            count, notional = self._liquidate(liquidatable, p, pm, native, flow, ts_ns)
+            if self._inner_ref is not None and self._touched.size <= _TOUCHED_LIMIT:
+                found = self._narrowed_step(p, pm)
+            if found is None:
+                liquidatable = self._liquidatable(p_list)
+        self._price = p
+        if found is not None:  # searched, flagged and planned up to the keepers (.step_nb)
+            n_ok, self._flagged, best, oldest = found
+            count, notional = self._keepers_pass(
+                self._flagged, p, pm, native, flow, ts_ns, n_ok, best, oldest
+            )
+        else:
+            if liquidatable.size or self._flagged.size:
+                self._flag(liquidatable)
+            if liquidatable.size:
+                count, notional = self._liquidate(liquidatable, p, pm, native, flow, ts_ns)
         return VenueStep(
             ts_ns=ts_ns,
             liquidations=count,
@@ -435,6 +461,9 @@ class AaveVenue:
             self._inner_touched = np.concatenate([self._inner_touched, acc])
             self._inner_touched_hf = np.concatenate([self._inner_touched_hf, hf])
             self._inner_floor = min(self._inner_floor, float(hf.min()))
+            at = np.flatnonzero(np.isin(self._inner_order, acc))
+            self._inner_c[at] = self._c[self._inner_order[at]]
+            self._inner_d[at] = self._d[self._inner_order[at]]
 
     def _full_pass(self, p: FloatArray) -> IntArray:
         hf = self._health(None, p)
@@ -492,6 +521,8 @@ class AaveVenue:
         order = np.argsort(hf, kind="stable")
         self._inner_ref, self._inner_limit = list(p_list), limit
         self._inner_order, self._inner_sorted = admitted[order], hf[order]
+        self._inner_c = np.ascontiguousarray(self._c[self._inner_order])
+        self._inner_d = np.ascontiguousarray(self._d[self._inner_order])
         self._inner_touched = np.empty(0, dtype=np.int64)
         self._inner_touched_hf = np.empty(0)
         self._inner_floor = float(hf[order[0]]) if hf.size else math.inf
@@ -530,6 +561,42 @@ class AaveVenue:
         self._since[fresh] = block
         self._flagged = liquidatable
 
+    def _narrowed_step(
+        self, p: FloatArray, pm: FloatArray
+    ) -> tuple[int, IntArray, float, int] | None:
+        # The search on the narrowed index, the flags and the plans' skip-bound figures in
+        # one compiled call (.step_nb); None (nothing changed) when the index no longer serves.
+        assert self._ref is not None
+        assert self._inner_ref is not None
+        n_ok, under, best, oldest = narrowed_step_nb(
+            self._c, self._d, self._lt_weight, self._lt, self._bonus, self._fee,
+            self._plan_constants, LIQUIDATABLE, p, pm, self._ref, self._hf_floor,
+            np.array(self._inner_ref), self._inner_limit, self._inner_floor, self._inner_sorted,
+            self._inner_order, self._inner_c, self._inner_d, self._inner_touched,
+            self._inner_touched_hf, self._flagged,
+            self._since, self._chain.block,
+        )  # fmt: skip
+        return None if n_ok == DROPPED else (n_ok, under, best, oldest)
+
+    def _plan(
+        self, accounts: IntArray, p: FloatArray
+    ) -> tuple[LiquidationPlan, IntArray, IntArray]:
+        # liquidationCall on the largest collateral and debt reserves, as much as the close
+        # factor and the data provider allow: math.liquidation_plan row by row in one compiled
+        # pass (the same bits, .plan_nb); kept for the step's prices and state.
+        if self._memo_plan is None:
+            health, most, repaid, seized, fee, status, deficit, coll_reserve, debt_reserve = (
+                plan_rows_nb(
+                    self._c, self._d, accounts, p, self._lt, self._bonus, self._fee,
+                    *self._plan_constants.tolist(),
+                )
+            )  # fmt: skip
+            plan = LiquidationPlan(
+                health, most, LiquidationAmounts(repaid, seized, fee), status, deficit
+            )
+            self._memo_plan = (plan, coll_reserve, debt_reserve)
+        return self._memo_plan
+
     def _liquidate(
         self,
         accounts: IntArray,
@@ -539,42 +606,33 @@ class AaveVenue:
         flow: FloatArray,
         ts_ns: int,
     ) -> tuple[int, float]:
-        cfg = self.config
-        if self._memo_plan is None:
-            # liquidationCall on the largest collateral and debt reserves, as much as the
-            # close factor and the data provider allow: math.liquidation_plan row by row in
-            # one compiled pass (the same bits, .plan_nb).
-            health, most, repaid, seized, fee, status, deficit, coll_reserve, debt_reserve = (
-                plan_rows_nb(
-                    self._c,
-                    self._d,
-                    accounts,
-                    p,
-                    self._lt,
-                    self._bonus,
-                    self._fee,
-                    cfg.close_factor_hf_threshold,
-                    cfg.min_base_max_close_factor_threshold,
-                    cfg.min_leftover_base,
-                    DEFAULT_LIQUIDATION_CLOSE_FACTOR,
-                )
-            )
-            plan = LiquidationPlan(
-                health, most, LiquidationAmounts(repaid, seized, fee), status, deficit
-            )
-            self._memo_plan = (plan, coll_reserve, debt_reserve)
-        plan, coll_reserve, debt_reserve = self._memo_plan
-        block = self._chain.block
-        # The skip bound (§D3) first, from one compiled pass over the plans: the best incentive
-        # cannot pay any able keeper's gas and minimum profit: the pass would act on nothing
-        # (most steps after a crash).
+        plan, coll_reserve, debt_reserve = self._plan(accounts, p)
         n_ok, best, oldest = best_opportunity_nb(
             plan.status, plan.amounts.debt_repaid, plan.amounts.collateral_seized,
             plan.amounts.protocol_fee, coll_reserve, debt_reserve, pm, self._since, accounts,
             LIQUIDATABLE,
         )  # fmt: skip
+        return self._keepers_pass(accounts, p, pm, native, flow, ts_ns, n_ok, best, oldest)
+
+    def _keepers_pass(
+        self,
+        accounts: IntArray,
+        p: FloatArray,
+        pm: FloatArray,
+        native: float,
+        flow: FloatArray,
+        ts_ns: int,
+        n_ok: int,
+        best: float,
+        oldest: int,
+    ) -> tuple[int, float]:
+        # The keepers on the plans of ``accounts``: ``n_ok`` of them can run, the best
+        # incentive ``best`` and the oldest flag block ``oldest`` (.plan_nb.best_opportunity_nb).
+        # The skip bound (§D3) first: the best incentive cannot pay any able keeper's gas and
+        # minimum profit: the pass would act on nothing (most steps after a crash).
         if n_ok == 0:
             return 0, 0.0
+        block = self._chain.block
         if math.isfinite(best) and self._keepers.none_would_act(
             block=block,
             waited_blocks=block - oldest,
@@ -584,6 +642,7 @@ class AaveVenue:
         ):
             self.missed_opportunities += n_ok
             return 0, 0.0
+        plan, coll_reserve, debt_reserve = self._plan(accounts, p)
         ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
         ci, di = coll_reserve[ok], debt_reserve[ok]
         repaid = plan.amounts.debt_repaid[ok]
