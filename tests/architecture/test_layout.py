@@ -40,7 +40,10 @@ LAYERS = (
     ("spec",),
 )
 #: Foundations importable from anywhere.
-BASE = {"errors", "tolerance", "_moved", "_files", "_kernel_cache", "portable_math"}
+BASE = {
+    *("errors", "tolerance", "_moved", "_files", "_kernel_cache"),
+    *("portable_math", "portable_linalg"),
+}
 
 
 def _module_name(path: Path) -> str:

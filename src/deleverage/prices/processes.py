@@ -37,6 +37,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from deleverage import portable_linalg as pla
 from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.prices.kernels import garch11_log_returns_nb, markov_chain_nb
@@ -56,6 +57,10 @@ PSD_ATOL: Final[float] = 1e-10
 
 #: Largest deviation of a transition-matrix row sum from 1.
 STOCHASTIC_ATOL: Final[float] = 1e-9
+
+#: A pivot of at most this magnitude in the stationary distribution's elimination means the
+#: chain has several closed classes (entries are probabilities: rounding leaves ~1e-16).
+SINGULAR_PIVOT: Final[float] = 1e-12
 
 CrashShape = Literal["linear", "log"]
 
@@ -170,7 +175,7 @@ def _normals(
     rng: np.random.Generator, n_steps: int, n_assets: int, factor: FloatArray | None
 ) -> FloatArray:
     w = rng.standard_normal((n_steps, n_assets))
-    return w if factor is None else w @ factor.T
+    return w if factor is None else pla.matmul(w, factor.T)
 
 
 def _path_from_log_returns(s0: FloatArray, log_returns: FloatArray, multi: bool) -> FloatArray:
@@ -261,7 +266,8 @@ def correlation_factor(correlation: npt.ArrayLike, *, n_assets: int | None = Non
     singular ``C`` (for example two perfectly correlated assets) has no Cholesky factor; then
     ``A = V diag(sqrt(max(lambda, 0)))`` from the eigendecomposition ``C = V diag(lambda) V^T``.
     Either way ``Z = A W`` has correlation ``C`` when ``W`` is a vector of independent standard
-    normals.
+    normals. Both are computed in a fixed order (:mod:`deleverage.portable_linalg`), not by
+    LAPACK, so the factor has the same bits on every CPU.
 
     Raises
     ------
@@ -269,11 +275,11 @@ def correlation_factor(correlation: npt.ArrayLike, *, n_assets: int | None = Non
         If ``correlation`` is not a valid correlation matrix (see :func:`validate_correlation`).
     """
     c = validate_correlation(correlation, n_assets=n_assets)
-    try:
-        return np.asarray(np.linalg.cholesky(c), dtype=np.float64)
-    except np.linalg.LinAlgError:
-        eigenvalues, eigenvectors = np.linalg.eigh(c)
-        return np.asarray(eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None)), np.float64)
+    lower = pla.cholesky(c)
+    if lower is not None:
+        return lower
+    eigenvalues, eigenvectors = pla.symmetric_eigen(c)
+    return np.asarray(eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None)), np.float64)
 
 
 def validate_transition_matrix(
@@ -311,21 +317,31 @@ def validate_transition_matrix(
 def stationary_distribution(transition: npt.ArrayLike) -> FloatArray:
     """Stationary distribution ``pi`` of a Markov chain: ``pi P = pi``, ``sum(pi) = 1``.
 
-    Solved as the least-squares solution of ``[P^T - I; 1^T] pi = [0; 1]``. The solution is
-    unique for an irreducible chain; for two states it is
+    Solved from ``(P^T - I) pi = 0`` with its last equation replaced by ``sum(pi) = 1``
+    (Gaussian elimination in a fixed order, :func:`deleverage.portable_linalg.solve`). The
+    solution is unique when the chain has one closed class (an irreducible chain, or one with
+    absorbing regimes that lead to a single one); for two states it is
     ``pi = (p10, p01) / (p01 + p10)`` (Hamilton 1994, *Time Series Analysis*, ch. 22).
 
     Raises
     ------
     ValidationError
-        If ``transition`` is not a valid transition matrix.
+        If ``transition`` is not a valid transition matrix, or has several closed classes (no
+        unique stationary distribution: give the initial state instead).
     """
     p = validate_transition_matrix(transition)
     n = p.shape[0]
-    a = np.vstack([p.T - np.eye(n), np.ones((1, n))])
-    b = np.zeros(n + 1)
+    a = p.T - np.eye(n)
+    a[-1] = 1.0
+    b = np.zeros(n)
     b[-1] = 1.0
-    pi = np.linalg.lstsq(a, b, rcond=None)[0]
+    pi = pla.solve(a, b, tiny=SINGULAR_PIVOT)
+    if pi is None:
+        raise ValidationError(
+            "transition",
+            f"shape {p.shape}",
+            "has several closed classes of states: no unique stationary distribution",
+        )
     pi = np.clip(pi, 0.0, None)
     return np.asarray(pi / pi.sum(), dtype=np.float64)
 

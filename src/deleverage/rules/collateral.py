@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, model_validator
 
+from deleverage import portable_linalg as pla
 from deleverage.spec import NonNegativeFloat, _Frozen
 
 FloatArray = npt.NDArray[np.float64]
@@ -103,7 +104,7 @@ def collateral_value(asset: CollateralAsset, quantity: npt.ArrayLike, price: flo
     upper = np.append(floors[1:], np.inf)
     # Part of x in each band [floor_i, floor_{i+1}).
     parts = np.clip(x[..., None] - floors, 0.0, upper - floors)
-    weighted = parts @ rates
+    weighted = pla.matmul(parts, rates)
     return np.asarray(weighted if asset.basis == "value" else weighted * price, dtype=np.float64)
 
 

@@ -83,17 +83,18 @@ def _warm_up_fallbacks() -> None:
     scan was cached before the margin calls, instead of the fused ``refresh_calls_nb``), the
     per-account checks and plans a cascade round falls back to where its one-call round stops
     early (a 10^6-position crash day reaches them), the three-market cross anchor of a scan
-    with near accounts, and the portable math loops the runs did not call
-    (:mod:`deleverage.portable_math`)."""
+    with near accounts, and the portable math and product loops the runs did not call
+    (:mod:`deleverage.portable_math`, :mod:`deleverage.portable_linalg`)."""
     import numpy as np
 
-    from deleverage import portable_math
+    from deleverage import portable_linalg, portable_math
     from deleverage.engine.cross_kernels import anchor_nb
     from deleverage.engine.kernels import plan_isolated_liquidations_nb
     from deleverage.engine.risk.step_kernels import close_sizes_nb, isolated_below_among_nb
     from deleverage.engine.zone_kernels import calls_apply_nb
 
     portable_math.warm_up()
+    portable_linalg.warm_up()
     accounts = np.zeros(1, dtype=np.int64)
     flags = np.zeros(1, dtype=np.bool_)
     one = np.ones(1)

@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from deleverage import portable_linalg as pla
 from deleverage.errors import ConfigError
 from deleverage.protocols.aave import AaveConfig, AaveVenue, aave_population, build_aave
 from deleverage.spec import _Frozen
@@ -124,7 +125,7 @@ class AaveCollateral:
         venue = self._venue
         price = np.where(self._priced, venue.price, 0.0)
         held = venue.collateral[accounts] + venue.debt[accounts]
-        return np.asarray(held @ price, dtype=np.float64)
+        return np.asarray(pla.matmul(held, price), dtype=np.float64)
 
     def gross_size(self, accounts: IntArray) -> FloatArray:
         """Tokens of collateral plus debt in priced reserves: they fall only when keepers

@@ -268,6 +268,16 @@ def test_stationary_distribution_is_invariant_under_the_chain(rows: list[list[fl
     assert (pi >= 0).all()
 
 
+def test_stationary_distribution_of_an_absorbing_regime_is_that_regime() -> None:
+    # One closed class ({1}): unique, all mass on the absorbing regime.
+    np.testing.assert_allclose(stationary_distribution([[0.99, 0.01], [0.0, 1.0]]), [0.0, 1.0])
+
+
+def test_stationary_distribution_of_several_closed_classes_is_refused() -> None:
+    with pytest.raises(ValidationError, match="several closed classes"):
+        stationary_distribution([[0.5, 0.5, 0.0], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+
+
 def test_markov_chain_time_share_matches_stationary_distribution() -> None:
     # Arrange
     n = 200_000

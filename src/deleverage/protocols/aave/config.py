@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field, StringConstraints, model_validator
 
+from deleverage import portable_linalg as pla
 from deleverage import portable_math as pm
 from deleverage.errors import ValidationError
 from deleverage.protocols.aave.math import (
@@ -308,8 +309,8 @@ def aave_population(
                 "reserves", reserves[k].name, "needs a reserve of another asset to borrow"
             )
         debt_choice[mask] = rng.choice(others, size=int(mask.sum()))
-    weighted = value @ lt
-    borrowable = value @ ltv
+    weighted = pla.matmul(value, lt)
+    borrowable = pla.matmul(value, ltv)
     health = min_health + rng.exponential(health_scale, size=n)
     health = np.maximum(health, weighted / np.maximum(borrowable, 1e-300))
     debt_value = weighted / health

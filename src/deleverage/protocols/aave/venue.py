@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from deleverage import portable_linalg as pla
 from deleverage.engine.events import EventKind, Journal
 from deleverage.errors import ValidationError
 from deleverage.protocols.aave import quiet as _quiet_mod
@@ -331,13 +332,13 @@ class AaveVenue:
         asset_price = np.zeros(a_count)
         asset_price[self._asset_of[priced]] = p[priced]
         lt_eff = np.where(self._lt > 0.0, self._lt, 0.0)
-        coll_value = (c * p) @ member
-        debt_value = (d * p) @ member
+        coll_value = pla.matmul(c * p, member)
+        debt_value = pla.matmul(d * p, member)
         has_coll = coll_value.max(axis=1) > 0.0
         driver = np.where(has_coll, coll_value.argmax(axis=1), debt_value.argmax(axis=1))
         rows = np.arange(owing.size)
-        weighted_tokens = ((c * lt_eff) @ member)[rows, driver]
-        debt_tokens = (d @ member)[rows, driver]
+        weighted_tokens = pla.matmul(c * lt_eff, member)[rows, driver]
+        debt_tokens = pla.matmul(d, member)[rows, driver]
         pa = asset_price[driver]
         other_coll = (c * p * lt_eff).sum(axis=1) - weighted_tokens * pa
         other_debt = (d * p).sum(axis=1) - debt_tokens * pa
@@ -345,7 +346,7 @@ class AaveVenue:
         with np.errstate(divide="ignore", invalid="ignore"):
             level = (other_debt - other_coll) / denominator
         level = np.where((denominator != 0.0) & (level > 0.0) & np.isfinite(level), level, np.nan)
-        size = ((c - d) @ member)[rows, driver]
+        size = pla.matmul(c - d, member)[rows, driver]
         return pd.DataFrame(
             {
                 "asset": np.array(self._assets, dtype=object)[driver],
@@ -681,7 +682,7 @@ class AaveVenue:
         np.add.at(self.treasury, ci, fee)
         deficit = plan.deficit[rows]
         burned = deficit.sum(axis=1) > 0.0
-        deficit_quote = deficit @ p
+        deficit_quote = pla.matmul(deficit, p)
         if burned.any():
             self._d[acc[burned]] = 0.0
             self.deficit += deficit.sum(axis=0)
@@ -734,7 +735,7 @@ class AaveVenue:
             market=ci.astype(np.int32),
             size=-seized,
             price=p[ci],
-            amount=deficit @ p,
+            amount=pla.matmul(deficit, p),
             fee=fee * p[ci],
             code=np.where(cleared, 0, 1).astype(np.int32),
             text=texts,
