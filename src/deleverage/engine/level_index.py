@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from numba import njit
 
 from deleverage.engine.level_scan import (
     index_candidates_nb,
@@ -363,14 +364,37 @@ def stable_order(values: FloatArray) -> npt.NDArray[np.intp]:
 
 
 def stable_sorted(values: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
-    """``np.argsort(values, kind="stable")`` and ``values`` in that order. Where no two values
-    are equal and none is NaN (checked on the sorted values) the sorted order is unique, and
-    NumPy's default sort finds it several times faster than the stable one (a rebuild after
-    funding sorts every position: 10^6 zone prices); otherwise the stable sort itself. The
-    sorted values are the ones the check read (one gather of the values, not two)."""
+    """``np.argsort(values, kind="stable")`` and ``values`` in that order. NumPy's default
+    sort is several times faster than the stable one (a rebuild sorts every position's zone
+    price: 10^5-10^6 values); the stable order is the unique one that also ranks equal values
+    (and the NaNs, sorted last) by their index, so the default sort's order with each run of
+    equal values put back in index order (:func:`stable_ties_nb`) is it. The sorted values are
+    the ones the runs were read from (gathered again only where a run was reordered)."""
     order = np.argsort(values)
     ranked = values[order]
-    if len(ranked) and (np.isnan(ranked[-1]) or bool((ranked[1:] == ranked[:-1]).any())):
-        order = np.argsort(values, kind="stable")
-        ranked = values[order]
+    if stable_ties_nb(order, ranked):
+        ranked = values[order]  # equal values, but 0.0 and -0.0 compare equal
     return order, ranked
+
+
+@njit(cache=True)
+def stable_ties_nb(order: npt.NDArray[np.intp], ranked: FloatArray) -> bool:
+    """Sort the indices of ``order`` within each run of equal ``ranked`` values (the values
+    in that order, ascending; the NaNs last, one run) ascending, in place; whether any run
+    had more than one entry (the order then may have changed)."""
+    n = len(ranked)
+    ties = False
+    i = 0
+    while i < n:
+        v = ranked[i]
+        j = i + 1
+        if v != v:  # NaN: every value from here on
+            j = n
+        else:
+            while j < n and ranked[j] == v:
+                j += 1
+        if j - i > 1:
+            order[i:j] = np.sort(order[i:j])
+            ties = True
+        i = j
+    return ties

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from numba import njit
 
 from deleverage.engine.events import EventKind, FillReason, Journal
 from deleverage.engine.exchange import Exchange
@@ -36,7 +37,7 @@ from deleverage.venues.protocol import (
     check_price_inputs,
 )
 
-__all__ = ["PerpVenue"]
+__all__ = ["PerpVenue", "forced_flow_nb"]
 
 _FORCED_REASONS = (
     int(FillReason.LIQUIDATION),
@@ -50,6 +51,44 @@ MarkSource = Literal["oracle", "index", "book"]
 _READ_COLUMNS = ("kind", "code", "market", "account", "size", "amount")
 #: The kinds of the rows they are read from (fills and ADL rounds).
 _READ_KINDS = (_FILL, _ADL_ROUND)
+
+
+@njit(cache=True)
+def forced_flow_nb(
+    kind: npt.NDArray[np.int16],
+    code: npt.NDArray[np.int16],
+    market: npt.NDArray[np.int64],
+    buyer: npt.NDArray[np.int64],
+    size: npt.NDArray[np.float64],
+    liquidity: int,
+    liquidator: int,
+    backstop: int,
+) -> npt.NDArray[np.float64]:
+    """Per market (index), the signed base size of the forced fills among a step's rows
+    (fills closing a liquidated position against the book, a liquidator or the backstop):
+    the liquidated trader is the side that is not the venue's own account, so it sold
+    (< 0) where one of ``liquidity``, ``liquidator``, ``backstop`` bought. Summed in row
+    order, as ``np.bincount(market, weights=signed)`` sums (the length: the largest market
+    with such a fill, plus one; rows with no market are left out)."""
+    n_out = 0
+    for i in range(len(kind)):
+        if (
+            kind[i] == _FILL
+            and market[i] >= 0
+            and (code[i] == _LIQUIDATION or code[i] == _TAKEOVER or code[i] == _BACKSTOP)
+        ):
+            n_out = max(n_out, market[i] + 1)
+    out = np.zeros(n_out)
+    for i in range(len(kind)):
+        if (
+            kind[i] == _FILL
+            and market[i] >= 0
+            and (code[i] == _LIQUIDATION or code[i] == _TAKEOVER or code[i] == _BACKSTOP)
+        ):
+            b = buyer[i]
+            system = (b == liquidity) | (b == liquidator) | (b == backstop)
+            out[market[i]] += -size[i] if system else size[i]
+    return out
 
 
 class PerpVenue:
@@ -240,27 +279,11 @@ class PerpVenue:
         kind = rows["kind"]
         adl = kind == _ADL_ROUND
         adl_loss = float(np.nansum(rows["amount"][adl])) if adl.any() else 0.0
-        code = rows["code"]
-        forced = (kind == _FILL) & (
-            (code == _LIQUIDATION) | (code == _TAKEOVER) | (code == _BACKSTOP)
-        )
-        if not forced.any():
-            return flow, adl_loss
-        market = rows["market"][forced]
-        buyer = rows["account"][forced]
-        size = rows["size"][forced]
         ex = self._ex
-        # The liquidated trader is the side that is not the venue's own account: it sold when
-        # the venue's account bought.
-        system = (
-            (buyer == ex.liquidity_account)
-            | (buyer == ex.liquidator_account)
-            | (buyer == ex.backstop_account)
-        )
-        signed = np.where(system, -size, size)
-        market = market.astype(np.int64)
-        valid = market >= 0
-        per_market = np.bincount(market[valid], weights=signed[valid])  # no per-fill Python
+        per_market = forced_flow_nb(
+            kind, rows["code"], rows["market"], rows["account"], rows["size"],
+            ex.liquidity_account, ex.liquidator_account, ex.backstop_account,
+        )  # fmt: skip
         for asset, m in self._markets.items():
             if m < len(per_market):  # in the market's units (contracts for an inverse market)
                 units = self._ex.markets[m].units

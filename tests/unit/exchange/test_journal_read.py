@@ -21,6 +21,7 @@ from deleverage.engine.events import (
     Journal,
     MarkPrice,
 )
+from deleverage.engine.journal_read import kinds_mask
 
 _READABLE = tuple(c for c in _COLUMNS if c != "text")
 _KINDS = tuple(int(k) for k in (EventKind.FILL, EventKind.MARK_PRICE, EventKind.DEPOSIT,
@@ -122,3 +123,18 @@ def test_to_row_holds_every_column_with_the_fields_and_defaults() -> None:
         "kind": int(EventKind.DEPOSIT), "seq": -1, "ts_ns": 9,
     }  # fmt: skip
     assert Fill.from_row(rows[0]) == fill
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.integers(-3, 40), max_size=50),
+    st.lists(st.integers(0, 40), max_size=4).map(tuple),
+)
+def test_kinds_mask_is_isin(values: list[int], kinds: tuple[int, ...]) -> None:
+    # Arrange: a kind column of the journal's dtype, and the kinds asked for (none too)
+    kind = np.array(values, dtype=np.int16)
+    # Act
+    got = kinds_mask(kind, kinds)
+    # Assert: NumPy's set membership, element by element
+    assert got.dtype == np.bool_
+    np.testing.assert_array_equal(got, np.isin(kind, kinds))

@@ -1,9 +1,9 @@
 """The zone-price index's sort (``level_index.stable_order``) against NumPy's stable argsort.
 
-A rebuild sorts every position's zone price; the default sort replaces the stable one where the
-sorted order is unique (no ties, no NaN). Whatever the values (ties, NaN, infinities, signed
-zeros, sorted or reversed runs), the order must be the stable argsort's, index for index; a
-deliberately unchecked quicksort must fail the same comparison on ties.
+A rebuild sorts every position's zone price: NumPy's default sort, then each run of equal values
+(the NaNs one run) put back in index order (``stable_ties_nb``). Whatever the values (ties, NaN,
+infinities, signed zeros, sorted or reversed runs), the order must be the stable argsort's,
+index for index; a deliberately unchecked quicksort must fail the same comparison on ties.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def test_stable_sorted_values_with_nan_and_ties() -> None:
 
 
 def test_an_unchecked_quicksort_differs_on_ties() -> None:
-    # Many equal values: NumPy's default sort does not keep their input order, so the check
-    # in stable_order is what makes it exact.
+    # Many equal values: NumPy's default sort does not keep their input order, so the runs
+    # stable_order puts back in index order are what make it exact.
     values = np.repeat(np.arange(50.0), 40)[::-1].copy()
     assert not np.array_equal(np.argsort(values), np.argsort(values, kind="stable"))
     assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
