@@ -36,6 +36,9 @@ CURVE_CODES: Final = {"linear": 0, "stairstep": 1, "exponential": 2}
 REDO: Final = 0
 TAKE: Final = 1
 END: Final = 2
+#: How long before the curve's next step (or the tail) a cached price stops being read (ns):
+#: far more than the float rounding of ``(now - tic) / 1e9 / step``.
+HOLD_NS: Final = 1_000_000
 
 
 @njit(cache=True)
@@ -55,6 +58,8 @@ def run_sales_nb(
     lots: FloatArray,
     raised: FloatArray,
     seen: IntArray,
+    prices: FloatArray,
+    until: IntArray,
     ts_ns: int,
     block: int,
     feed: float,
@@ -83,9 +88,11 @@ def run_sales_nb(
 ) -> tuple[int, IntArray, FloatArray, int, float, float, float]:
     """Run every sale for one step (module docstring), in place.
 
-    Per sale: ``top``, ``tic`` (ns), ``tab`` (DAI), ``lot`` (units), ``raised`` (DAI) and the
-    block it was first seen; the step's time, block, the OSM's published price ``feed``, the
-    market price and depth; per keeper the gas of one action now (DAI), the priority ``order``,
+    Per sale: ``top``, ``tic`` (ns), ``tab`` (DAI), ``lot`` (units), ``raised`` (DAI), the
+    block it was first seen, and its price (DAI per unit) as last computed with the time (ns)
+    until which that price holds and no reset is due (``until``; 0: compute it). The step's
+    time, block, the OSM's published price ``feed``, the market price and depth; per keeper
+    the gas of one action now (DAI), the priority ``order``,
     latency, minimum profit, ``capital`` and ``gas_paid`` (DAI). ``curve``: 0 linear, 1
     stairstep, 2 exponential; ``above`` is the Clipper's no-taker factor; ``dirt`` and
     ``returned`` the Clipper's running totals. The sale and keeper arrays are updated in place.
@@ -98,17 +105,26 @@ def run_sales_nb(
     m = tops.shape[0]
     keepers = order.shape[0]
     size = cut_powers.shape[0]
+    limit = market * above
     codes = np.empty((16, 3), dtype=np.int64)
     values = np.zeros((16, 4))
     n = 0
     sold = 0.0
     ended = 0
     bad = -1
-    for i in range(m):
+    todo = np.empty(m, dtype=np.int64)
+    t = 0
+    for i in range(m):  # its price holds, no reset is due, and it is above the market: no taker
+        if not (ts_ns < until[i] and prices[i] > limit):
+            todo[t] = i
+            t += 1
+    for j in range(t):
+        i = todo[j]
         if n + keepers + 2 > codes.shape[0]:
             codes, values = _grown(codes, values)
         top = tops[i]
         dur = (ts_ns - tics[i]) / NS_PER_S
+        e = 0.0
         if curve == 0:  # math.linear_decrease
             price = 0.0 if dur >= tau_s else top * ((tau_s - dur) / tau_s)
         else:  # math.stairstep_exponential_decrease, math.exponential_decrease
@@ -116,6 +132,7 @@ def run_sales_nb(
             price = top * (cut_powers[int(e)] if 0.0 <= e < size else cut**e)
         tab = tabs[i]
         lot = lots[i]
+        until[i] = 0
         if dur > tail_s or price / top < cusp:  # math.needs_redo: Clipper._redo
             coin = tip + chip * tab if tab >= chost and lot * feed >= chost else 0.0
             gain = lot * (market - feed * buf)
@@ -147,7 +164,11 @@ def run_sales_nb(
             values[n, 0], values[n, 1], values[n, 2], values[n, 3] = coin, 0.0, 0.0, top
             n += 1
             price = top
-        if price > market * above or price <= 0.0:
+        elif curve != 0:  # the factor holds until the next step of the curve (or the tail)
+            span = (e + 1.0) * step_s if curve == 1 else e + 1.0
+            until[i] = tics[i] + np.int64((span if span < tail_s else tail_s) * 1e9) - HOLD_NS
+            prices[i] = price
+        if price > limit or price <= 0.0:
             continue  # Clipper._no_taker, or _takes' zero price
         taken = 0.0
         for r in range(keepers):  # Clipper._takes

@@ -90,6 +90,10 @@ class Clipper:
         self._lots = np.empty(0)
         self._raised = np.empty(0)
         self._seen = np.empty(0, dtype=np.int64)
+        #: Each sale's price as last computed and the time (ns) until which it holds and no
+        #: reset is due (0: compute it), :func:`.clip_nb.run_sales_nb`'s.
+        self._prices = np.empty(0)
+        self._until = np.empty(0, dtype=np.int64)
         self._stale = True
         #: Sales kicked since the arrays were extended, and the list positions of the sales
         #: ended in this step's run: the arrays follow both once a step (§M10).
@@ -166,8 +170,9 @@ class Clipper:
         cfg = self.config
         bad, codes, values, n, sold, self.dirt, self.returned = run_sales_nb(
             self._tops, self._tics, self._tabs, self._lots, self._raised, self._seen,
-            ctx.ts_ns, ctx.block, ctx.feed_price, ctx.market_price, float(ctx.depth),
-            np.asarray(ctx.gas_cost, dtype=np.float64), keepers.order, keepers.latency_blocks,
+            self._prices, self._until, ctx.ts_ns, ctx.block, ctx.feed_price, ctx.market_price,
+            float(ctx.depth), np.asarray(ctx.gas_cost, dtype=np.float64), keepers.order,
+            keepers.latency_blocks,
             keepers.min_profit, keepers.capital, keepers.gas_paid, CURVE_CODES[cfg.curve],
             cfg.tau_s, cfg.cut, self.powers, cfg.step_s, cfg.tail_s, cfg.cusp, cfg.buf, cfg.tip,
             cfg.chip, self.chost, ABOVE_MARKET, self.dirt, self.returned,
@@ -191,7 +196,7 @@ class Clipper:
         """Write the compiled run's changes back to the sales it touched, then book its events
         in order: the Vow's incentives and settlements, the journal, the sale log and the
         keepers' proceeds (one :meth:`~deleverage.protocols.keepers.Keepers.receive`)."""
-        touched = np.unique(codes[:, 1])
+        touched = np.array(sorted(set(codes[:, 1].tolist())), dtype=np.int64)
         for k, top, tic, tab, lot, raised in zip(
             touched.tolist(), self._tops[touched].tolist(), self._tics[touched].tolist(),
             self._tabs[touched].tolist(), self._lots[touched].tolist(),
@@ -240,6 +245,7 @@ class Clipper:
             self._lots = np.fromiter((s.lot for s in sales), np.float64, n)
             self._raised = np.fromiter((s.raised for s in sales), np.float64, n)
             self._seen = np.fromiter((s.seen_block for s in sales), np.int64, n)
+            self._prices, self._until = np.zeros(n), np.zeros(n, dtype=np.int64)
             self._stale = False
         elif self._new:
             new = self._new
@@ -251,6 +257,8 @@ class Clipper:
             self._lots = np.concatenate((self._lots, [s.lot for s in new]))
             self._raised = np.concatenate((self._raised, [s.raised for s in new]))
             self._seen = np.concatenate((self._seen, seen))
+            self._prices = np.concatenate((self._prices, np.zeros(len(new))))
+            self._until = np.concatenate((self._until, np.zeros(len(new), dtype=np.int64)))
         self._new = []
 
     def _compact(self) -> None:
@@ -263,6 +271,7 @@ class Clipper:
             self._tops, self._tics = self._tops[keep], self._tics[keep]
             self._tabs, self._lots = self._tabs[keep], self._lots[keep]
             self._raised, self._seen = self._raised[keep], self._seen[keep]
+            self._prices, self._until = self._prices[keep], self._until[keep]
         for i in sorted(self._ended, reverse=True):
             del self.sales[i]
         self._ended = []

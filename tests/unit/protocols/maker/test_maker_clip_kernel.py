@@ -47,6 +47,7 @@ _keeper = st.builds(
 def _run(
     fast: bool, sales: list[tuple[float, int, float, float, int]], config: ClipperConfig,
     keepers: tuple[KeeperSpec, ...], feed: float, market: float, depth: float, steps: int,
+    gap_s: int = 30,
 ) -> tuple[object, ...]:  # fmt: skip
     clipper = Clipper(config, dust=20.0, chop=1.13)
     clipper.fast = fast
@@ -61,8 +62,8 @@ def _run(
         kick = ctx._replace(ts_ns=NOW - age, block=1_000 - waited, feed_price=kick_feed)
         clipper.kick(vault=k, tab=tab, lot=lot, due=tab / 1.13, ctx=kick)
     sold = []
-    for j in range(steps):  # later steps: the arrays follow the first run's changes
-        step = ctx._replace(ts_ns=NOW + j * 30 * S, block=1_000 + 3 * j)
+    for j in range(steps):  # later steps: the arrays (and cached prices) follow the changes
+        step = ctx._replace(ts_ns=NOW + j * gap_s * S, block=1_000 + 3 * j)
         sold.append(clipper.run(step, crew, vow, log, sold_log))
         log.flush(journal, step.ts_ns)
     return (
@@ -85,23 +86,25 @@ def _run(
     feed=st.floats(100.0, 4e3),
     market=st.floats(10.0, 4e3),
     depth=st.one_of(st.sampled_from([1.0, math.inf]), st.floats(1e-3, 1e7)),
-    steps=st.integers(1, 3),
+    steps=st.integers(1, 6),
+    gap_s=st.sampled_from([1, 7, 30, 61]),
 )
 @example(
     sales=[(2_000.0, 5 * S, 1.0, 0.0, 2), (2_000.0, 700 * S, 5.0, 5e3, 0),
            (1_000.0, 100 * S, 5.0, 5e3, 3)],
     keepers=[KeeperSpec(capital=1e9, latency_blocks=0)], curve="linear", cut=0.99,
     step_s=60.0, tail_s=600.0, cusp=0.4, feed=2_000.0, market=2_000.0, depth=math.inf, steps=2,
+    gap_s=30,
 )  # fmt: skip
 def test_the_compiled_run_is_the_per_sale_path(
     sales: list[tuple[float, int, float, float, int]], keepers: list[KeeperSpec], curve: str,
     cut: float, step_s: float, tail_s: float, cusp: float, feed: float, market: float,
-    depth: float, steps: int,
+    depth: float, steps: int, gap_s: int,
 ) -> None:  # fmt: skip
     config = ClipperConfig(
         curve=curve, cut=cut, step_s=step_s, tail_s=tail_s, cusp=cusp, tau_s=1_800.0, buf=1.2
     )
-    args = (sales, config, tuple(keepers), feed, market, depth, steps)
+    args = (sales, config, tuple(keepers), feed, market, depth, steps, gap_s)
     assert _run(True, *args) == _run(False, *args)
 
 
@@ -118,6 +121,22 @@ def test_the_twin_sees_redos_takes_and_ends() -> None:
     codes = set(journal["code"])
     assert {11, 12} <= codes  # TAKE and REDO
     assert fast[1] == []  # every sale ended
+
+
+@pytest.mark.parametrize("gap_s", [1, 29, 59])
+def test_a_cached_price_is_read_only_until_the_curve_steps(gap_s: int) -> None:
+    # Sales at 2,000 above a 1,985 market until the stairstep's first cut (60 s: 1,980), and
+    # at 2,100 (2,079 after the cut) until the tail at 90 s: the run must take from the first at
+    # the cut and redo the others at the tail, not keep reading what it cached before.
+    config = ClipperConfig(curve="stairstep", cut=0.99, step_s=60.0, tail_s=90.0, buf=1.0)
+    keepers = (KeeperSpec(capital=1e9, latency_blocks=0, gas_units=1.0),)
+    sales = [(feed, age * S, 1.0, 1e9, 1) for age in (0, 1, 30, 58, 59) for feed in (2e3, 2.1e3)]
+    args = (sales, config, keepers, 2_000.0, 1_985.0, 1e12, 300 // gap_s, gap_s)
+    fast = _run(True, *args)
+    assert fast == _run(False, *args)
+    journal = fast[-1]
+    assert isinstance(journal, dict)
+    assert {11, 12} <= set(journal["code"])  # takes at the cut, redos past the tail
 
 
 def test_a_redo_incentive_that_is_not_finite_is_refused_after_the_sales_before_it() -> None:
