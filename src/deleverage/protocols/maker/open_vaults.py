@@ -85,7 +85,14 @@ class OpenVaults:
         new = art[vaults]
         self._art[pos] = new
         self._last_sum = (-1, 0.0)
-        closed = pos[~(new > 0.0)]
+        closed = np.sort(pos[~(new > 0.0)])
         if closed.size:
-            self._ranks = np.delete(self._ranks, closed)
-            self._art = np.delete(self._art, closed)
+            # Barks close the most distressed vaults, near the front: shift the entries before
+            # the last closed one over the closed ones and start the arrays later (the same
+            # arrays as deleting them, in the order's head only).
+            c, end = int(closed.size), int(closed[-1]) + 1
+            keep = np.ones(end, dtype=np.bool_)
+            keep[closed] = False
+            self._ranks[c:end] = self._ranks[:end][keep]
+            self._art[c:end] = self._art[:end][keep]
+            self._ranks, self._art = self._ranks[c:], self._art[c:]
