@@ -279,7 +279,10 @@ class Clipper:
 
     def sale_arrays(self) -> tuple[npt.NDArray[Any], ...]:
         """The running sales' ``top``, ``tic_ns``, ``tab``, ``lot`` and ``seen_block`` as
-        arrays (their values now, unlike the filter's cached ``lot`` and ``tab``)."""
+        arrays (read-only): the compiled run's own, or built from the sales when stale."""
+        if not self._stale:
+            self._sync()
+            return self._tops, self._tics, self._tabs, self._lots, self._seen
         if self._exact is None or self._exact[0] != self.changes:
             sales, n = self.sales, len(self.sales)
             arrays = (
