@@ -3,7 +3,7 @@
 :func:`deleverage.sim.warmup.warm_up` (run at install by ``python -m deleverage.world.warmup``)
 calls :func:`warm_up_protocols`: a small Maker collateral type (Dutch auctions) and a small Aave
 market through a 25% fall and a flat hour, so the kernels their busy steps call (the Dog's
-barks, the Clipper's sale filter, Aave's health, plans and skip bound, its step on the narrowed
+barks, the Clipper's run, Aave's health, plans and skip bound, its step on the narrowed
 index and its walk of quiet steps with accounts under water, the keepers' pass) are compiled
 with the argument types of a real run and cached; a later run (``world_day``, a scenario)
 loads them instead of compiling (some ten seconds on the 2-core machine type).

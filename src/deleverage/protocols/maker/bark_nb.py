@@ -125,30 +125,32 @@ def bark_prefix_nb(
     still -1 (in place), and the walk of :func:`plan_barks_nb` runs over all of them in the
     same pass, reading a vault's row only when its incentive bound (``open_art``) can pay."""
     m = ranks.shape[0]
-    out_vault = np.empty(m, dtype=np.int64)
-    out_dart = np.empty(m)
-    out_dink = np.empty(m)
-    out_due = np.empty(m)
-    out_tab = np.empty(m)
-    out_coin = np.empty(m)
-    n = 0
-    walking = True
     for j in range(first, m):
         i = order[ranks[j]]
         if unsafe_block[i] < 0:
             unsafe_block[i] = block
+    # The vaults whose incentive bound can pay, first (a tight loop): _bark_one skips the rest.
+    payable = np.empty(m, dtype=np.int64)
+    c = 0
     for j in range(m):
-        if not walking:
-            break
-        if tip + chip * (open_art[j] * rate * chop) <= floor:
-            continue  # _bark_one would skip it (its bound, before reading the row)
-        i = order[ranks[j]]
+        if not tip + chip * (open_art[j] * rate * chop) <= floor:
+            payable[c] = j
+            c += 1
+    out_vault = np.empty(c, dtype=np.int64)
+    out_dart = np.empty(c)
+    out_dink = np.empty(c)
+    out_due = np.empty(c)
+    out_tab = np.empty(c)
+    out_coin = np.empty(c)
+    n = 0
+    for q in range(c):
+        i = order[ranks[payable[q]]]
         status, dart, dink, due, tab, coin = _bark_one(
             ink[i], art[i], rate, spot, dust, chop, room, tip, chip, floor
         )
         if status == _STOP:
-            walking = False
-        elif status == _PLAN:
+            break
+        if status == _PLAN:
             out_vault[n] = i
             out_dart[n] = dart
             out_dink[n] = dink

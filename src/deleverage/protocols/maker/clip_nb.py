@@ -1,173 +1,223 @@
-"""The Clipper's sale filter (§M9) in compiled loops (§M10).
+"""The Clipper's step over every running sale in one compiled pass (§M10).
 
-:meth:`deleverage.protocols.maker.clipper.Clipper.run` runs the per-sale path only for the sales
-that may need a redo or may have a taker. After a crash thousands of sales run at once and the
-filter runs every step, and again whenever a keeper's budget grows within the step; as some
-twenty NumPy expressions over all running sales it cost more than the sales it skipped. The
-two functions here evaluate the same expressions sale by sale in one pass, with the same float
-operations in the same order (NaN-propagating ``minimum`` and ``maximum`` as NumPy's, IEEE
-division by zero as NumPy's), so the masks are NumPy's, except that the curves' ``pow`` is
-libm's, the per-sale path's (Python's ``**``), where NumPy's own may differ by an ulp (which the
-relative margin ``1e-12`` of §M9 covers). The curves' factors ``cut^k`` for whole ``k`` are
-read from a table (:func:`pow_table`, the same ``pow`` once per ``k``) up to its end.
-tests/unit/protocols/maker/test_maker_clip_kernel.py compares them with the NumPy expressions;
-the twin test of the Clipper compares the whole fast path with the per-sale path.
+:meth:`deleverage.protocols.maker.clipper.Clipper.run` runs, for each running sale in order, the
+per-sale path (``Clipper._run_each``): a sale that needs a reset (older than ``tail``, or
+priced under ``cusp x top``) is redone by the first keeper for whom the redo pays
+(:meth:`~deleverage.protocols.keepers.Keepers.act` of one opportunity), else passed over; a
+sale priced at or below the market is taken by the keepers in priority order, each buying the
+slice ``Clipper.take`` sells for its budget when selling it beats its gas and minimum profit;
+a sale whose lot or tab is gone ends. After a crash thousands of sales run every step.
+:func:`run_sales_nb` does that walk in one pass with the same float operations in the same
+order (Python's ``min``/``max`` as written there, IEEE division), so it changes the sales, the
+keepers' capital and gas, ``Dirt`` and the collateral returned to the same bits, and hands back
+what happened, in order, as events (:data:`REDO`, :data:`TAKE`, :data:`END`) for the Clipper to
+book: the Vow, the journal, the sale log and the keepers' proceeds queue keep their one writer
+each. The curves' factors ``cut^k`` come from a table of Python's ``**`` (the per-sale path's
+``pow``, :func:`~deleverage.protocols.maker.quiet_nb.python_powers`), libm's ``pow`` past it.
+tests/unit/protocols/maker/test_maker_clip_kernel.py compares it with the per-sale path.
 """
 
 from __future__ import annotations
 
-from typing import Final, TypeVar, cast
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["CURVE_CODES", "may_take_nb", "pow_table", "sale_prices_nb", "sale_todo_nb"]
+__all__ = ["CURVE_CODES", "END", "REDO", "TAKE", "run_sales_nb"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-_F = TypeVar("_F")
 NS_PER_S: Final = 1_000_000_000
 #: The Abacus curves by code (``ClipperConfig.curve``).
 CURVE_CODES: Final = {"linear": 0, "stairstep": 1, "exponential": 2}
+#: Event kinds of :func:`run_sales_nb` (column 0 of its integer events).
+REDO: Final = 0
+TAKE: Final = 1
+END: Final = 2
+#: How long before the curve's next step (or the tail) a cached price stops being read (ns):
+#: far more than the float rounding of ``(now - tic) / 1e9 / step``.
+HOLD_NS: Final = 1_000_000
 
 
-def _njit(function: _F) -> _F:
-    # IEEE division (x / 0 is inf or NaN, as NumPy's), not Python's ZeroDivisionError.
-    return cast(_F, njit(cache=True, error_model="numpy")(function))
+@njit(cache=True)
+def _grown(codes: IntArray, values: FloatArray) -> tuple[IntArray, FloatArray]:
+    more_codes = np.empty((2 * codes.shape[0], codes.shape[1]), dtype=np.int64)
+    more_values = np.empty((2 * values.shape[0], values.shape[1]))
+    more_codes[: codes.shape[0]] = codes
+    more_values[: values.shape[0]] = values
+    return more_codes, more_values
 
 
-@_njit
-def _minimum(a: float, b: float) -> float:
-    # np.minimum: NaN if either is NaN.
-    if a != a or b != b:
-        return np.nan
-    return a if a <= b else b
-
-
-@_njit
-def _maximum(a: float, b: float) -> float:
-    # np.maximum: NaN if either is NaN.
-    if a != a or b != b:
-        return np.nan
-    return a if a >= b else b
-
-
-@_njit
-def _pow_table_nb(cut: float, n: int) -> FloatArray:
-    out = np.empty(n)
-    for k in range(n):
-        out[k] = cut ** float(k)
-    return out
-
-
-def pow_table(curve: str, cut: float, step_s: float, tail_s: float) -> FloatArray:
-    """``cut^k`` (libm's ``pow``) for the whole ``k`` a sale younger than ``tail`` reaches on
-    a stairstep (``k = floor(age / step)``) or exponential (``k = floor(age)``) curve, at most
-    2^16 of them; empty for the linear curve."""
-    if curve == "linear":
-        return np.empty(0)
-    last = tail_s / step_s if curve == "stairstep" else tail_s
-    return _pow_table_nb(cut, int(min(last, 2.0**16)) + 2)
-
-
-@_njit
-def sale_prices_nb(
+@njit(cache=True, error_model="numpy")
+def run_sales_nb(
     tops: FloatArray,
     tics: IntArray,
+    tabs: FloatArray,
+    lots: FloatArray,
+    raised: FloatArray,
+    seen: IntArray,
+    prices: FloatArray,
+    until: IntArray,
     ts_ns: int,
+    block: int,
+    feed: float,
+    market: float,
+    depth: float,
+    gas: FloatArray,
+    order: IntArray,
+    latency: IntArray,
+    min_profit: FloatArray,
+    capital: FloatArray,
+    gas_paid: FloatArray,
     curve: int,
     tau_s: float,
     cut: float,
-    powers: FloatArray,
+    cut_powers: FloatArray,
     step_s: float,
-    tail_limit_s: float,
-    cusp_limit: float,
-    price_limit: float,
-) -> tuple[BoolArray, BoolArray, FloatArray]:
-    """Per sale: may need a redo (``dur > tail_limit_s`` or ``ratio < cusp_limit``), may be
-    priced at or below the market (``not price > price_limit``), and the price ``top x ratio``
-    (DAI per unit) on curve ``curve`` (:data:`CURVE_CODES`) at ``ts_ns``; ``powers`` is
-    :func:`pow_table`'s."""
-    size = powers.shape[0]
-    n = tops.shape[0]
-    redo = np.empty(n, dtype=np.bool_)
-    below = np.empty(n, dtype=np.bool_)
-    price = np.empty(n)
-    for k in range(n):
-        dur = (ts_ns - tics[k]) / NS_PER_S
-        if curve == 0:
-            ratio = 0.0 if dur >= tau_s else (tau_s - dur) / tau_s
-        else:
+    tail_s: float,
+    cusp: float,
+    buf: float,
+    tip: float,
+    chip: float,
+    chost: float,
+    above: float,
+    dirt: float,
+    returned: float,
+) -> tuple[int, IntArray, FloatArray, int, float, float, float]:
+    """Run every sale for one step (module docstring), in place.
+
+    Per sale: ``top``, ``tic`` (ns), ``tab`` (DAI), ``lot`` (units), ``raised`` (DAI), the
+    block it was first seen, and its price (DAI per unit) as last computed with the time (ns)
+    until which that price holds and no reset is due (``until``; 0: compute it). The step's
+    time, block, the OSM's published price ``feed``, the market price and depth; per keeper
+    the gas of one action now (DAI), the priority ``order``,
+    latency, minimum profit, ``capital`` and ``gas_paid`` (DAI). ``curve``: 0 linear, 1
+    stairstep, 2 exponential; ``above`` is the Clipper's no-taker factor; ``dirt`` and
+    ``returned`` the Clipper's running totals. The sale and keeper arrays are updated in place.
+
+    Returns the position of a sale whose redo incentive is not finite (the walk stops before
+    it; ``Keepers.act`` refuses it) or -1, the events ``(kind, position, keeper)`` and their
+    values (a redo: coin, 0, 0, new top; a take: slice, owe, proceeds, price; an end: zeros),
+    how many there are, the collateral sold (units), and the new ``dirt`` and ``returned``.
+    """
+    m = tops.shape[0]
+    keepers = order.shape[0]
+    size = cut_powers.shape[0]
+    limit = market * above
+    codes = np.empty((16, 3), dtype=np.int64)
+    values = np.zeros((16, 4))
+    n = 0
+    sold = 0.0
+    ended = 0
+    bad = -1
+    todo = np.empty(m, dtype=np.int64)
+    t = 0
+    for i in range(m):  # its price holds, no reset is due, and it is above the market: no taker
+        if not (ts_ns < until[i] and prices[i] > limit):
+            todo[t] = i
+            t += 1
+    for j in range(t):
+        i = todo[j]
+        if n + keepers + 2 > codes.shape[0]:
+            codes, values = _grown(codes, values)
+        top = tops[i]
+        dur = (ts_ns - tics[i]) / NS_PER_S
+        e = 0.0
+        if curve == 0:  # math.linear_decrease
+            price = 0.0 if dur >= tau_s else top * ((tau_s - dur) / tau_s)
+        else:  # math.stairstep_exponential_decrease, math.exponential_decrease
             e = np.floor(dur / step_s) if curve == 1 else np.floor(dur)
-            ratio = powers[int(e)] if 0.0 <= e < size else cut**e
-        redo[k] = dur > tail_limit_s or ratio < cusp_limit
-        p = tops[k] * ratio
-        price[k] = p
-        below[k] = not p > price_limit
-    return redo, below, price
-
-
-@_njit
-def may_take_nb(
-    below: BoolArray,
-    price: FloatArray,
-    lots: FloatArray,
-    tabs: FloatArray,
-    best: float,
-    floor: float,
-    market: float,
-    depth: float,
-) -> BoolArray:
-    """Per sale: whether a keeper may take from it (§M9: ``Clipper._may_take``'s bound with a
-    budget ``best``, the floor ``floor``, the market price and depth)."""
-    n = below.shape[0]
-    take = np.zeros(n, dtype=np.bool_)
-    if not best > 0.0:
-        return take
-    limit = floor - 1e-9 * abs(floor)
-    for k in range(n):
-        if not below[k]:
-            continue
-        p = price[k]
-        most = _minimum(_minimum(lots[k], best / p), tabs[k] / p) * (1.0 + 1e-9)
-        dp = market - p
-        quad = (
-            depth * dp * dp / (2.0 * market) * (1.0 + 1e-9)
-            + depth * abs(dp) * 1e-12 * (market + p) / market
-        )
-        gain = _maximum(0.0, _minimum(most * dp, quad)) + 1e-9 * most * (market + p)
-        take[k] = not gain <= limit
-    return take
-
-
-@_njit
-def sale_todo_nb(
-    tops: FloatArray,
-    tics: IntArray,
-    ts_ns: int,
-    curve: int,
-    tau_s: float,
-    cut: float,
-    powers: FloatArray,
-    step_s: float,
-    tail_limit_s: float,
-    cusp_limit: float,
-    price_limit: float,
-    lots: FloatArray,
-    tabs: FloatArray,
-    best: float,
-    floor: float,
-    market: float,
-    depth: float,
-) -> tuple[BoolArray, BoolArray, FloatArray, IntArray]:
-    """:func:`sale_prices_nb` then :func:`may_take_nb` in one call: the redo and below-market
-    masks, the prices, and the sales that may need a redo or may have a taker (positions,
-    ascending)."""
-    redo, below, price = sale_prices_nb(
-        tops, tics, ts_ns, curve, tau_s, cut, powers, step_s, tail_limit_s, cusp_limit,
-        price_limit,
-    )  # fmt: skip
-    take = may_take_nb(below, price, lots, tabs, best, floor, market, depth)
-    return redo, below, price, np.flatnonzero(redo | take)
+            price = top * (cut_powers[int(e)] if 0.0 <= e < size else cut**e)
+        tab = tabs[i]
+        lot = lots[i]
+        until[i] = 0
+        if dur > tail_s or price / top < cusp:  # math.needs_redo: Clipper._redo
+            coin = tip + chip * tab if tab >= chost and lot * feed >= chost else 0.0
+            gain = lot * (market - feed * buf)
+            incentive = coin + (gain if gain > 0.0 else 0.0)  # coin + max(0.0, gain)
+            if not np.isfinite(incentive):
+                bad = i
+                break
+            waited = block - (block if block < seen[i] else seen[i])
+            winner = -1
+            for r in range(keepers):  # Keepers.act of one opportunity (need, slippage 0)
+                k = order[r]
+                if latency[k] > waited:
+                    continue
+                cost = 0.0 + gas[k]
+                if capital[k] < cost:
+                    continue
+                if incentive - gas[k] - 0.0 > min_profit[k]:
+                    capital[k] -= cost
+                    winner = k
+                    break
+            if winner < 0:
+                continue
+            gas_paid[winner] += gas[winner]
+            capital[winner] += coin
+            top = feed * buf
+            tops[i] = top
+            tics[i] = ts_ns
+            codes[n, 0], codes[n, 1], codes[n, 2] = REDO, i, winner
+            values[n, 0], values[n, 1], values[n, 2], values[n, 3] = coin, 0.0, 0.0, top
+            n += 1
+            price = top
+        elif curve != 0:  # the factor holds until the next step of the curve (or the tail)
+            span = (e + 1.0) * step_s if curve == 1 else e + 1.0
+            until[i] = tics[i] + np.int64((span if span < tail_s else tail_s) * 1e9) - HOLD_NS
+            prices[i] = price
+        if price > limit or price <= 0.0:
+            continue  # Clipper._no_taker, or _takes' zero price
+        taken = 0.0
+        for r in range(keepers):  # Clipper._takes
+            k = order[r]
+            if block - seen[i] < latency[k]:
+                continue
+            g = gas[k]
+            budget = capital[k] - g
+            if budget <= 0.0:
+                continue
+            amt = budget / price  # math.take_amounts (max_price = price)
+            piece = amt if amt < lot else lot  # min(lot, amt)
+            owe = piece * price
+            if owe > tab:
+                owe = tab
+                piece = owe / price
+            elif owe < tab and piece < lot and tab - owe < chost:
+                if not tab > chost:
+                    continue  # refused: only the whole lot may be bought
+                owe = tab - chost
+                piece = owe / price
+            if piece <= 0.0:
+                continue
+            slip = piece * piece * market / (2.0 * depth)  # actions.sale_slippage
+            proceeds = piece * market - slip
+            if proceeds - owe - g <= min_profit[k]:
+                continue
+            left = capital[k] - owe - g
+            capital[k] = left if left > 0.0 else 0.0  # max(0.0, ...)
+            gas_paid[k] += g
+            taken += piece
+            raised[i] += owe
+            dirt -= owe
+            tab, lot = tab - owe, lot - piece
+            tabs[i], lots[i] = tab, lot
+            codes[n, 0], codes[n, 1], codes[n, 2] = TAKE, i, k
+            values[n, 0], values[n, 1], values[n, 2], values[n, 3] = piece, owe, proceeds, price
+            n += 1
+            if lot <= 0.0 or tab <= 0.0:  # Clipper._end
+                if tab > 0.0:
+                    dirt -= tab
+                else:
+                    returned += lot
+                ended += 1
+                if ended == m:
+                    dirt = 0.0
+                codes[n, 0], codes[n, 1], codes[n, 2] = END, i, -1
+                values[n, 0], values[n, 1], values[n, 2], values[n, 3] = 0.0, 0.0, 0.0, 0.0
+                n += 1
+                break
+        sold += taken
+    return bad, codes, values, n, sold, dirt, returned

@@ -27,6 +27,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from deleverage.errors import ValidationError
 from deleverage.protocols.keepers import Keepers
 from deleverage.protocols.maker import math as mk
 from deleverage.protocols.maker.actions import (
@@ -36,13 +37,9 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     sale_slippage,
 )
-from deleverage.protocols.maker.clip_nb import (
-    CURVE_CODES,
-    may_take_nb,
-    pow_table,
-    sale_todo_nb,
-)
+from deleverage.protocols.maker.clip_nb import CURVE_CODES, REDO, TAKE, run_sales_nb
 from deleverage.protocols.maker.config import ClipperConfig
+from deleverage.protocols.maker.quiet_nb import python_powers
 from deleverage.protocols.maker.vow import Vow
 
 __all__ = ["ABOVE_MARKET", "Clipper", "Sale"]
@@ -50,10 +47,6 @@ __all__ = ["ABOVE_MARKET", "Clipper", "Sale"]
 NS_PER_S = 1_000_000_000
 #: A sale priced above the market by more than this factor has no taker (``_no_taker``).
 ABOVE_MARKET: Final = 1.0 + 1e-9
-_ABOVE_MARKET: Final = ABOVE_MARKET
-#: Relative margin of the vectorised filter of :meth:`Clipper.run` (NumPy's ``pow`` may differ
-#: from libm's by an ulp; the filter skips only sales that are past this margin).
-_MARGIN: Final = 1e-12
 
 
 @dataclass(eq=False)
@@ -85,18 +78,28 @@ class Clipper:
         self.redos = 0
         #: Collateral given back to vault owners after their tab was paid (units).
         self.returned = 0.0
-        #: Run only the sales the vectorised filter cannot rule out (``False``: every sale
-        #: through the per-sale path, the reference of the twin tests).
+        #: Run the sales in one compiled pass (``False``: sale by sale in Python, the
+        #: reference of the twin tests).
         self.fast = True
+        #: The sales' ``top``, ``tic_ns``, ``tab``, ``lot``, ``raised`` and ``seen_block`` as
+        #: arrays, the compiled run's working state (its changes are written back to the sales
+        #: it touches); not built yet, or out of date after a run sale by sale, when stale.
         self._tops = np.empty(0)
         self._tics = np.empty(0, dtype=np.int64)
-        self._lots = np.empty(0)
         self._tabs = np.empty(0)
-        self._stale = True  # the arrays above are not built yet (kicks, redos, ends follow)
+        self._lots = np.empty(0)
+        self._raised = np.empty(0)
+        self._seen = np.empty(0, dtype=np.int64)
+        #: Each sale's price as last computed and the time (ns) until which it holds and no
+        #: reset is due (0: compute it), :func:`.clip_nb.run_sales_nb`'s.
+        self._prices = np.empty(0)
+        self._until = np.empty(0, dtype=np.int64)
+        self._stale = True
         #: Sales kicked since the arrays were extended, and the list positions of the sales
         #: ended in this step's run: the arrays follow both once a step (§M10).
         self._new: list[Sale] = []
-        self._powers = pow_table(config.curve, config.cut, config.step_s, config.tail_s)
+        #: The curve's factors ``cut^k`` by Python's ``**`` (the per-sale path's ``pow``).
+        self.powers = python_powers(config.curve, config.cut, config.step_s, config.tail_s)
         self._ended: list[int] = []
         #: Counts every change of a running sale (kick, redo, take, end): the exact arrays of
         #: :meth:`sale_arrays` are rebuilt when it moved.
@@ -128,7 +131,7 @@ class Clipper:
         )
         self.sales.append(sale)
         self.changes += 1
-        if not self._stale:  # the cached arrays take it at the next filter (_sync)
+        if not self._stale:  # the arrays take it at the next compiled run (_sync)
             self._new.append(sale)
         self.dirt += tab
         return sale
@@ -142,104 +145,133 @@ class Clipper:
     ) -> float:
         """Run every sale for one step; return the collateral keepers sold (units, >= 0).
 
-        The fast path (``self.fast``, §M9) runs the per-sale path below only for the sales that
-        may need a redo or may have a taker; a skipped sale is one that path would pass over
-        without touching anything (no redo, ``_no_taker`` or no keeper with a budget).
+        Due proceeds are credited first (as the venue's step has). The fast path
+        (``self.fast``, §M10) runs the per-sale path below in one compiled pass; proceeds
+        returned at once (``sale_delay_blocks = 0``: a take raises a keeper's capital within the
+        step) take the per-sale path.
         """
-        if not self.fast:
-            sold = self._run_each(range(len(self.sales)), ctx, keepers, vow, log, sales)
+        keepers.settle(ctx.block)
+        if self.fast and keepers.config.sale_delay_blocks > 0:
+            sold = self._run_compiled(ctx, keepers, vow, log, sales)
         else:
-            sold = self._run_filtered(ctx, keepers, vow, log, sales)
+            sold = self._run_each(range(len(self.sales)), ctx, keepers, vow, log, sales)
+            self._stale = True  # the sale arrays did not follow
         self._compact()
         return sold
 
-    def _run_filtered(
+    def _run_compiled(
         self, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog, sales: SaleLog
     ) -> float:
+        """Every sale through :func:`.clip_nb.run_sales_nb` (the per-sale path in one compiled
+        pass over the exact sale arrays), then its events booked in order."""
         if not self.sales:
             return 0.0
-        gas = np.asarray(ctx.gas_cost, dtype=np.float64)
-        floor = float((gas + keepers.min_profit).min())
-        best = float((keepers.capital - gas).max())
-        redo, below, price, todo = self._todo(ctx, best, floor)
-        lots, tabs = self._lots, self._tabs  # as read by the filter
-        sold, j = 0.0, 0
-        while j < todo.size:
-            k = int(todo[j])
-            j += 1
-            sold += self._run_each((k,), ctx, keepers, vow, log, sales)
-            now = float((keepers.capital - gas).max())
-            if now > best:  # a redo's incentive (or proceeds at once) raised a budget
-                best = now
-                take = self._may_take(below, price, lots, tabs, best, floor, ctx)
-                todo = np.flatnonzero((redo | take)[k + 1 :]) + (k + 1)
-                j = 0
-        return sold
-
-    def _may_take(
-        self,
-        below: npt.NDArray[np.bool_],
-        price: npt.NDArray[np.float64],
-        lots: npt.NDArray[np.float64],
-        tabs: npt.NDArray[np.float64],
-        best: float,
-        floor: float,
-        ctx: StepContext,
-    ) -> npt.NDArray[np.bool_]:
-        """Sales a keeper may take from (§M9): priced at or below the market, some keeper with
-        ``capital - gas = best > 0``, and a slice ``<= min(lot, best / price)`` whose gain
-        ``slice x (P - price)`` (with a rounding margin) beats ``floor = min(gas + min_profit)``;
-        a slice is also at most ``tab / price``. ``lot`` and ``tab`` are the cached ones, >= the
-        sale's (takes only lower them); gas, slippage and
-        ``min_profit`` are >= 0, so the margins cover every rounding of ``_takes``."""
-        return may_take_nb(
-            below, price, lots, tabs, best, floor, ctx.market_price, float(ctx.depth)
-        )
-
-    def _todo(
-        self, ctx: StepContext, best: float, floor: float
-    ) -> tuple[
-        npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.intp]
-    ]:
-        """Masks over ``sales``: may need a redo, may be priced at or below the market (the
-        complements hold certainly, past the relative margin ``_MARGIN``); the prices; the
-        positions of the sales that may need a redo or may have a taker (:meth:`_may_take`
-        with ``best`` and ``floor``), in one compiled call."""
         self._sync()
         cfg = self.config
-        return sale_todo_nb(
-            self._tops, self._tics, ctx.ts_ns, CURVE_CODES[cfg.curve], cfg.tau_s, cfg.cut,
-            self._powers, cfg.step_s, cfg.tail_s * (1.0 - _MARGIN), cfg.cusp * (1.0 + _MARGIN),
-            ctx.market_price * _ABOVE_MARKET * (1.0 + _MARGIN), self._lots, self._tabs, best,
-            floor, ctx.market_price, float(ctx.depth),
+        bad, codes, values, n, sold, self.dirt, self.returned = run_sales_nb(
+            self._tops, self._tics, self._tabs, self._lots, self._raised, self._seen,
+            self._prices, self._until, ctx.ts_ns, ctx.block, ctx.feed_price, ctx.market_price,
+            float(ctx.depth), np.asarray(ctx.gas_cost, dtype=np.float64), keepers.order,
+            keepers.latency_blocks,
+            keepers.min_profit, keepers.capital, keepers.gas_paid, CURVE_CODES[cfg.curve],
+            cfg.tau_s, cfg.cut, self.powers, cfg.step_s, cfg.tail_s, cfg.cusp, cfg.buf, cfg.tip,
+            cfg.chip, self.chost, ABOVE_MARKET, self.dirt, self.returned,
         )  # fmt: skip
+        if n:
+            self._book(codes[:n], values[:n], ctx, keepers, vow, log, sales)
+        if bad >= 0:  # as Keepers.act refuses the redo (the sales before it have run)
+            raise ValidationError("incentive", self.sales[bad].id, "must be finite")
+        return float(sold)
+
+    def _book(
+        self,
+        codes: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        ctx: StepContext,
+        keepers: Keepers,
+        vow: Vow,
+        log: ActionLog,
+        sales: SaleLog,
+    ) -> None:
+        """Write the compiled run's changes back to the sales it touched, then book its events
+        in order: the Vow's incentives and settlements, the journal, the sale log and the
+        keepers' proceeds (one :meth:`~deleverage.protocols.keepers.Keepers.receive`)."""
+        touched = np.array(sorted(set(codes[:, 1].tolist())), dtype=np.int64)
+        for k, top, tic, tab, lot, raised in zip(
+            touched.tolist(), self._tops[touched].tolist(), self._tics[touched].tolist(),
+            self._tabs[touched].tolist(), self._lots[touched].tolist(),
+            self._raised[touched].tolist(), strict=True,
+        ):  # fmt: skip
+            sale = self.sales[k]
+            sale.top, sale.tic_ns, sale.tab, sale.lot, sale.raised = top, tic, tab, lot, raised
+        takers: list[int] = []
+        proceeds: list[float] = []
+        for (kind, k, keeper), (x, owe, cash, price) in zip(
+            codes.tolist(), values.tolist(), strict=True
+        ):
+            sale = self.sales[k]
+            if kind == TAKE:
+                takers.append(keeper)
+                proceeds.append(cash)
+                sales.add(
+                    ts_ns=ctx.ts_ns, auction=sale.id, vault=sale.vault, keeper=keeper,
+                    collateral=x, dai=owe, market_price=ctx.market_price,
+                )  # fmt: skip
+                log.add(
+                    MakerAction.TAKE, vault=sale.vault, size=-x, price=price, auction=sale.id,
+                    keeper=keeper, owe=owe,
+                )  # fmt: skip
+            elif kind == REDO:
+                vow.pay_incentive(x)
+                self.redos += 1
+                log.add(
+                    MakerAction.REDO, vault=sale.vault, price=price, auction=sale.id,
+                    keeper=keeper, coin=x,
+                )  # fmt: skip
+            else:
+                self._ended.append(k)
+                vow.settle_auction(sale.due, sale.raised)
+        if takers:
+            keepers.receive(takers, proceeds, block=ctx.block)
+        self.changes += 1
 
     def _sync(self) -> None:
-        """Build the cached arrays (first filter) or append the sales kicked since."""
+        """Build the sale arrays (first compiled run) or append the sales kicked since."""
         if self._stale:
-            self._tops = np.fromiter((s.top for s in self.sales), np.float64, len(self.sales))
-            self._tics = np.fromiter((s.tic_ns for s in self.sales), np.int64, len(self.sales))
-            self._lots = np.fromiter((s.lot for s in self.sales), np.float64, len(self.sales))
-            self._tabs = np.fromiter((s.tab for s in self.sales), np.float64, len(self.sales))
+            sales, n = self.sales, len(self.sales)
+            self._tops = np.fromiter((s.top for s in sales), np.float64, n)
+            self._tics = np.fromiter((s.tic_ns for s in sales), np.int64, n)
+            self._tabs = np.fromiter((s.tab for s in sales), np.float64, n)
+            self._lots = np.fromiter((s.lot for s in sales), np.float64, n)
+            self._raised = np.fromiter((s.raised for s in sales), np.float64, n)
+            self._seen = np.fromiter((s.seen_block for s in sales), np.int64, n)
+            self._prices, self._until = np.zeros(n), np.zeros(n, dtype=np.int64)
             self._stale = False
         elif self._new:
             new = self._new
             self._tops = np.concatenate((self._tops, [s.top for s in new]))
-            self._tics = np.concatenate((self._tics, np.array([s.tic_ns for s in new], np.int64)))
-            self._lots = np.concatenate((self._lots, [s.lot for s in new]))
+            tics = np.array([s.tic_ns for s in new], np.int64)
+            seen = np.array([s.seen_block for s in new], np.int64)
+            self._tics = np.concatenate((self._tics, tics))
             self._tabs = np.concatenate((self._tabs, [s.tab for s in new]))
+            self._lots = np.concatenate((self._lots, [s.lot for s in new]))
+            self._raised = np.concatenate((self._raised, [s.raised for s in new]))
+            self._seen = np.concatenate((self._seen, seen))
+            self._prices = np.concatenate((self._prices, np.zeros(len(new))))
+            self._until = np.concatenate((self._until, np.zeros(len(new), dtype=np.int64)))
         self._new = []
 
     def _compact(self) -> None:
-        """Drop the sales ended in this run from the list and the cached arrays (once)."""
+        """Drop the sales ended in this run from the list and the sale arrays (once)."""
         if not self._ended:
             return
         if not self._stale:
-            self._sync()
             keep = np.ones(len(self.sales), dtype=np.bool_)
             keep[self._ended] = False
             self._tops, self._tics = self._tops[keep], self._tics[keep]
-            self._lots, self._tabs = self._lots[keep], self._tabs[keep]
+            self._tabs, self._lots = self._tabs[keep], self._lots[keep]
+            self._raised, self._seen = self._raised[keep], self._seen[keep]
+            self._prices, self._until = self._prices[keep], self._until[keep]
         for i in sorted(self._ended, reverse=True):
             del self.sales[i]
         self._ended = []
@@ -247,7 +279,10 @@ class Clipper:
 
     def sale_arrays(self) -> tuple[npt.NDArray[Any], ...]:
         """The running sales' ``top``, ``tic_ns``, ``tab``, ``lot`` and ``seen_block`` as
-        arrays (their values now, unlike the filter's cached ``lot`` and ``tab``)."""
+        arrays (read-only): the compiled run's own, or built from the sales when stale."""
+        if not self._stale:
+            self._sync()
+            return self._tops, self._tics, self._tabs, self._lots, self._seen
         if self._exact is None or self._exact[0] != self.changes:
             sales, n = self.sales, len(self.sales)
             arrays = (
@@ -279,7 +314,7 @@ class Clipper:
             if mk.needs_redo(
                 price, sale.top, elapsed, tail_s=self.config.tail_s, cusp=self.config.cusp
             ):
-                if not self._redo(k, sale, ctx, keepers, vow, log):
+                if not self._redo(sale, ctx, keepers, vow, log):
                     continue
                 price = sale.top
             if self._no_taker(price, ctx):
@@ -292,10 +327,10 @@ class Clipper:
         market is below the sale's price by more than float rounding, so ``slice x market -
         slippage - owe - gas < 0 <= min_profit`` for any slice (``owe`` is ``slice x price``
         up to two roundings, gas and slippage are >= 0)."""
-        return price > ctx.market_price * _ABOVE_MARKET
+        return price > ctx.market_price * ABOVE_MARKET
 
     def _redo(
-        self, k: int, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog
+        self, sale: Sale, ctx: StepContext, keepers: Keepers, vow: Vow, log: ActionLog
     ) -> bool:
         cfg = self.config
         coin = mk.redo_incentive(
@@ -321,9 +356,6 @@ class Clipper:
         sale.top = ctx.feed_price * cfg.buf
         sale.tic_ns = ctx.ts_ns
         self.changes += 1
-        if not self._stale:
-            self._sync()
-            self._tops[k], self._tics[k] = sale.top, sale.tic_ns
         self.redos += 1
         log.add(
             MakerAction.REDO, vault=sale.vault, price=sale.top,

@@ -47,6 +47,7 @@ class OpenVaults:
         sorted_art = np.asarray(art, dtype=np.float64)[self._order]
         self._ranks = np.flatnonzero(sorted_art > 0.0).astype(np.int64)
         self._art = sorted_art[self._ranks]
+        self._last_sum = (-1, 0.0)  # the last art_before's count and sum (until an update)
 
     def __len__(self) -> int:
         return int(self._ranks.size)
@@ -71,7 +72,9 @@ class OpenVaults:
     def art_before(self, end_rank: int) -> tuple[int, float]:
         """Count and summed ``art`` of the open vaults of rank ``< end_rank``."""
         k = self._cut(end_rank)
-        return k, float(self._art[:k].sum())
+        if k != self._last_sum[0]:
+            self._last_sum = (k, float(self._art[:k].sum()))
+        return self._last_sum
 
     def update(self, vaults: IntArray, art: FloatArray) -> None:
         """Take the new ``art`` of ``vaults`` (open ones before, changed since); a vault whose
@@ -81,7 +84,15 @@ class OpenVaults:
         pos = np.searchsorted(self._ranks, self._rank_of[vaults])
         new = art[vaults]
         self._art[pos] = new
-        closed = pos[~(new > 0.0)]
+        self._last_sum = (-1, 0.0)
+        closed = np.sort(pos[~(new > 0.0)])
         if closed.size:
-            self._ranks = np.delete(self._ranks, closed)
-            self._art = np.delete(self._art, closed)
+            # Barks close the most distressed vaults, near the front: shift the entries before
+            # the last closed one over the closed ones and start the arrays later (the same
+            # arrays as deleting them, in the order's head only).
+            c, end = int(closed.size), int(closed[-1]) + 1
+            keep = np.ones(end, dtype=np.bool_)
+            keep[closed] = False
+            self._ranks[c:end] = self._ranks[:end][keep]
+            self._art[c:end] = self._art[:end][keep]
+            self._ranks, self._art = self._ranks[c:], self._art[c:]

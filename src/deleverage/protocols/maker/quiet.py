@@ -31,7 +31,7 @@ import numpy.typing as npt
 from deleverage.protocols.chain import GWEI, NS_PER_S
 from deleverage.protocols.maker.clip_nb import CURVE_CODES
 from deleverage.protocols.maker.clipper import ABOVE_MARKET
-from deleverage.protocols.maker.quiet_nb import first_action_nb, python_powers
+from deleverage.protocols.maker.quiet_nb import first_action_nb
 from deleverage.venues.protocol import QuietPath
 
 if TYPE_CHECKING:
@@ -103,13 +103,11 @@ def _sales_quiet_head(
     cfg = clipper.config
     blocks, gas, native = venue.chain.preview(ts.tolist(), markets.tolist())
     starts, capitals = keepers.capital_path(blocks)
-    if venue._powers is None:
-        venue._powers = python_powers(cfg.curve, cfg.cut, cfg.step_s, cfg.tail_s)
     tops, tics, tabs, lots, seen = clipper.sale_arrays()
     count = first_action_nb(
         ts, blocks, feeds, markets, gas, native, starts, capitals, keepers.order,
         keepers.latency_blocks, keepers.gas_units, keepers.min_profit, tops, tics, tabs, lots,
-        seen, CURVE_CODES[cfg.curve], cfg.tau_s, venue._powers, cfg.step_s, cfg.tail_s,
+        seen, CURVE_CODES[cfg.curve], cfg.tau_s, clipper.powers, cfg.step_s, cfg.tail_s,
         cfg.cusp, cfg.buf, cfg.tip, cfg.chip, clipper.chost, float(venue.config.market_depth),
         ABOVE_MARKET, GWEI,
     )  # fmt: skip

@@ -99,7 +99,6 @@ class MakerVenue:
         self.chain = chain if chain is not None else Chain(config.chain)
         #: Whether nobody else advances the chain (quiet steps through a sale need its gas).
         self._own_chain = chain is None
-        self._powers: FloatArray | None = None  # the Clipper curve's factors (quiet.py)
         self.keepers = Keepers(config.keepers)
         self.osm = Osm(delay_s=config.osm_delay_s)
         self.vow = Vow(config.vow)

@@ -1,5 +1,6 @@
-"""The Clipper's compiled sale filter (§M9, §M10; its cached arrays following kicks and ends once
-a step) and the venue's compiled bark walk (§M10) against the per-sale and per-vault paths: a
+"""The Clipper's compiled run (§M10: every sale's per-sale path in one pass over its sale arrays,
+which follow kicks and ends once a step, with cached prices) and the venue's compiled bark walk
+(§M10) against the per-sale and per-vault paths: a
 twin venue whose Clipper runs every sale through the per-sale path (``Clipper.fast = False``)
 and whose Dog tries every unsafe vault with ``math.bark_amounts`` (``fast_bark = False``) must do
 exactly the same on random populations, curves, limits, keepers and price paths, step by step:
@@ -193,7 +194,7 @@ def test_the_slippage_bound_skips_only_sales_nobody_takes(
     # One linear-curve sale priced ``dp`` below a 2,000 market on a book of depth ``D`` set so
     # that the best slice's gain after slippage, D dp^2 / (2 P), is ``r`` times the keeper's gas
     # (r < 1: nobody can profit; r > 1: a lot near the best slice D dp / P is taken); the fast
-    # path (which skips sales by that bound, §M9) must act exactly as the per-sale path.
+    # path (the compiled run, §M10) must act exactly as the per-sale path at that threshold.
     market = 2_000.0
     keepers_config = KeepersConfig(keepers=(KeeperSpec(capital=1e9, latency_blocks=0),))
     gas = gas_cost_quote(Keepers(keepers_config).gas_units, 1.0, 2_000.0)
