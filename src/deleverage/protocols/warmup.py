@@ -15,6 +15,7 @@ import numpy as np
 
 from deleverage.protocols.aave import AaveConfig, build_aave
 from deleverage.protocols.maker import MakerConfig, build_maker, maker_population
+from deleverage.protocols.maker.quiet import _sales_quiet_head
 from deleverage.venues.protocol import PriceInputs, QuietPath
 
 __all__ = ["warm_up_protocols"]
@@ -45,4 +46,8 @@ def warm_up_protocols() -> tuple[int, int]:
     ts = np.arange(120, 130, dtype=np.int64) * 45 * NS_PER_S
     flat = np.full((ts.size, 1), price)
     aave.quiet_steps(QuietPath(ts, flat, flat.copy()))
+    # Maker's count of quiet steps with sales running (.quiet_nb's first action), called
+    # directly: whether a sale still runs at the end of this small fall depends on its draws,
+    # and a world day reaches it (its sales run for hours).
+    _sales_quiet_head(maker, ts, flat[:, 0].copy(), flat[:, 0].copy())
     return barks, liquidations
