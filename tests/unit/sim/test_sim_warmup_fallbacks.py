@@ -3,7 +3,7 @@ runs do not (``deleverage.sim.warmup._warm_up_fallbacks``), for the argument typ
 passes them: C-contiguous arrays and three-market tuples. A kernel compiled there for other
 types (a strided view, another tuple length) would compile again on a user's first large day.
 The types below are those a numba dispatcher spy recorded on the isolated and the cross day of
-benchmarks/cascade_day.py (HISTORY.md, "Speed round 9: the benchmark timed warm")."""
+benchmarks/cascade_day.py (HISTORY.md, "Speed round 9: merged, and what was not")."""
 
 from __future__ import annotations
 
