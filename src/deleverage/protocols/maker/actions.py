@@ -15,7 +15,6 @@ reading the journal.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -24,9 +23,6 @@ import numpy.typing as npt
 import pandas as pd
 
 from deleverage.engine.events import BadDebt, EventKind, Journal
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 __all__ = [
     "SALE_COLUMNS",
@@ -77,8 +73,8 @@ class MakerAction(IntEnum):
 class ActionLog:
     """The actions of one step, buffered and written to the journal in one columnar batch.
 
-    :meth:`add` keeps plain Python values, :meth:`add_columns` a block of actions as columns
-    (the Clipper's compiled run); :meth:`flush` appends them, in the order added, as one
+    :meth:`add` keeps plain Python values (:meth:`add_rows` a batch of them: the Clipper's
+    compiled run); :meth:`flush` appends them as one
     :meth:`~deleverage.engine.events.Journal.append_columns` batch of
     :class:`~deleverage.engine.events.Liquidation` notices (the JSON texts are formatted only if
     the journal is read).
@@ -87,10 +83,6 @@ class ActionLog:
     def __init__(self) -> None:
         self._rows: list[tuple[int, float, float, float, float, int]] = []
         self._details: list[dict[str, float | int | str]] = []
-        #: Blocks sealed so far this step (rows as ``(k, 6)`` float64 and their details), in
-        #: order; the rows of :meth:`add` since the last block come after them.
-        self._blocks: list[tuple[FloatArray, Callable[[], list[dict[str, float | int | str]]]]]
-        self._blocks = []
 
     def add(
         self,
@@ -107,40 +99,26 @@ class ActionLog:
         self._rows.append((vault, size, price, shortfall, penalty, int(action)))
         self._details.append({"action": action.name.lower(), **details})
 
-    def add_columns(
+    def add_rows(
         self,
-        code: IntArray,
-        vault: IntArray,
-        size: FloatArray,
-        price: FloatArray,
-        details: Callable[[], list[dict[str, float | int | str]]],
+        rows: list[tuple[int, float, float, float, float, int]],
+        details: list[dict[str, float | int | str]],
     ) -> None:
-        """Buffer a block of actions after those buffered so far, as :meth:`add` of each row
-        in turn would (``MakerAction`` codes, vault, size, price; shortfall and penalty 0;
-        ``details`` returns each row's details, with its ``action`` name, when the text is
-        read)."""
-        self._seal()
-        block = np.zeros((code.shape[0], 6))
-        block[:, 0], block[:, 1], block[:, 2], block[:, 5] = vault, size, price, code
-        self._blocks.append((block, details))
-
-    def _seal(self) -> None:
-        """Move the rows of :meth:`add` into a block (the order of the step's actions)."""
-        if self._rows:
-            rows, details = np.array(self._rows, dtype=np.float64), self._details
-            self._blocks.append((rows, lambda: details))
-            self._rows, self._details = [], []
+        """Buffer a batch of actions after those buffered so far, as :meth:`add` of each in
+        turn would: ``(vault, size, price, shortfall, penalty, code)`` rows and their details
+        (with the ``action`` name, lower case)."""
+        self._rows.extend(rows)
+        self._details.extend(details)
 
     def flush(self, journal: Journal, ts_ns: int) -> None:
         """Append the buffered actions to ``journal`` at ``ts_ns`` and empty the buffer."""
-        if not self._rows and not self._blocks:
+        if not self._rows:
             return
-        self._seal()
-        blocks = self._blocks
-        rows = blocks[0][0] if len(blocks) == 1 else np.concatenate([b[0] for b in blocks])
+        rows = np.array(self._rows, dtype=np.float64)
+        details = self._details
 
         def texts() -> list[str]:
-            return [json.dumps(d, sort_keys=True) for b in blocks for d in b[1]()]
+            return [json.dumps(d, sort_keys=True) for d in details]
 
         journal.append_columns(
             EventKind.LIQUIDATION,
@@ -154,7 +132,7 @@ class ActionLog:
             code=rows[:, 5].astype(np.int32),
             text=texts,
         )
-        self._blocks = []
+        self._rows, self._details = [], []
 
 
 def record_bad_debt(journal: Journal, *, ts_ns: int, amount: float) -> None:
@@ -180,9 +158,6 @@ class SaleLog:
 
     def __init__(self) -> None:
         self._rows: list[tuple[int, int, int, int, float, float, float]] = []
-        #: Rows as ``(k, 7)`` float64 blocks, in order; :attr:`_rows` come after them.
-        self._blocks: list[FloatArray] = []
-        self._count = 0
 
     def add(
         self,
@@ -197,43 +172,20 @@ class SaleLog:
     ) -> None:
         """Record a sale of ``collateral`` units for ``dai``."""
         self._rows.append((ts_ns, auction, vault, keeper, collateral, dai, market_price))
-        self._count += 1
 
-    def add_columns(
-        self,
-        *,
-        ts_ns: int,
-        auction: IntArray,
-        vault: IntArray,
-        keeper: IntArray,
-        collateral: FloatArray,
-        dai: FloatArray,
-        market_price: float,
-    ) -> None:
-        """Record a block of sales after those recorded so far, as :meth:`add` of each row in
-        turn would (one time and market price)."""
-        self._seal()
-        block = np.empty((auction.shape[0], 7))
-        block[:, 0], block[:, 1], block[:, 2], block[:, 3] = float(ts_ns), auction, vault, keeper
-        block[:, 4], block[:, 5], block[:, 6] = collateral, dai, market_price
-        self._blocks.append(block)
-        self._count += auction.shape[0]
-
-    def _seal(self) -> None:
-        if self._rows:
-            self._blocks.append(np.array(self._rows, dtype=np.float64))
-            self._rows = []
+    def add_rows(self, rows: list[tuple[int, int, int, int, float, float, float]]) -> None:
+        """Record a batch of sales after those recorded so far, as :meth:`add` of each in turn
+        would: ``(ts_ns, auction, vault, keeper, collateral, dai, market_price)`` rows."""
+        self._rows.extend(rows)
 
     def __len__(self) -> int:
-        return self._count
+        return len(self._rows)
 
     def frame(self) -> pd.DataFrame:
         """The sales as a DataFrame (:data:`SALE_COLUMNS`)."""
-        if not self._count:
+        if not self._rows:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in SALE_COLUMNS})
-        self._seal()
-        raw = self._blocks[0] if len(self._blocks) == 1 else np.concatenate(self._blocks)
-        self._blocks = [raw]
+        raw = np.array(self._rows, dtype=np.float64)
         collateral, dai, market = raw[:, 4], raw[:, 5], raw[:, 6]
         price = np.divide(dai, collateral, out=np.zeros_like(dai), where=collateral > 0)
         return pd.DataFrame(

@@ -20,7 +20,7 @@ its ``due``. ``Dirt`` (DAI being raised) falls by each ``owe`` and by the tab le
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,7 +37,7 @@ from deleverage.protocols.maker.actions import (
     StepContext,
     sale_slippage,
 )
-from deleverage.protocols.maker.clip_nb import CURVE_CODES, END, REDO, TAKE, run_sales_nb
+from deleverage.protocols.maker.clip_nb import CURVE_CODES, REDO, TAKE, run_sales_nb
 from deleverage.protocols.maker.config import ClipperConfig
 from deleverage.protocols.maker.quiet_nb import python_powers
 from deleverage.protocols.maker.vow import Vow
@@ -45,6 +45,9 @@ from deleverage.protocols.maker.vow import Vow
 __all__ = ["ABOVE_MARKET", "Clipper", "Sale"]
 
 NS_PER_S = 1_000_000_000
+#: The journal codes of a take and a redo (``MakerAction``), as plain ints for the rows.
+_TAKE: Final = int(MakerAction.TAKE)
+_REDO: Final = int(MakerAction.REDO)
 #: A sale priced above the market by more than this factor has no taker (``_no_taker``).
 ABOVE_MARKET: Final = 1.0 + 1e-9
 
@@ -196,9 +199,7 @@ class Clipper:
         """Write the compiled run's changes back to the sales it touched, then book its events
         in order: the Vow's incentives and settlements, the journal, the sale log and the
         keepers' proceeds (one :meth:`~deleverage.protocols.keepers.Keepers.receive`)."""
-        touched = np.unique(codes[:, 1])
-        ids: list[int] = []
-        vaults: list[int] = []
+        touched = np.array(sorted(set(codes[:, 1].tolist())), dtype=np.int64)
         for k, top, tic, tab, lot, raised in zip(
             touched.tolist(), self._tops[touched].tolist(), self._tics[touched].tolist(),
             self._tabs[touched].tolist(), self._lots[touched].tolist(),
@@ -206,38 +207,36 @@ class Clipper:
         ):  # fmt: skip
             sale = self.sales[k]
             sale.top, sale.tic_ns, sale.tab, sale.lot, sale.raised = top, tic, tab, lot, raised
-            ids.append(sale.id)
-            vaults.append(sale.vault)
-        kind = codes[:, 0]
-        at = np.searchsorted(touched, codes[:, 1])  # each event's sale among the touched
-        auction = np.array(ids, dtype=np.int64)[at]
-        vault = np.array(vaults, dtype=np.int64)[at]
-        # The Vow's incentives and settlements in order (a take does not touch the Vow).
-        for j in np.flatnonzero(kind != TAKE).tolist():
-            if kind[j] == REDO:
-                vow.pay_incentive(float(values[j, 0]))
+        # The rows the per-sale path adds one at a time (ActionLog.add, SaleLog.add), built in
+        # order and appended as one batch each.
+        rows: list[tuple[int, float, float, float, float, int]] = []
+        details: list[dict[str, float | int | str]] = []
+        sold: list[tuple[int, int, int, int, float, float, float]] = []
+        takers: list[int] = []
+        proceeds: list[float] = []
+        ts_ns, market = ctx.ts_ns, ctx.market_price
+        for (kind, k, keeper), (x, owe, cash, price) in zip(
+            codes.tolist(), values.tolist(), strict=True
+        ):
+            sale = self.sales[k]
+            if kind == TAKE:
+                takers.append(keeper)
+                proceeds.append(cash)
+                sold.append((ts_ns, sale.id, sale.vault, keeper, x, owe, market))
+                rows.append((sale.vault, -x, price, 0.0, 0.0, _TAKE))
+                details.append({"action": "take", "auction": sale.id, "keeper": keeper, "owe": owe})
+            elif kind == REDO:
+                vow.pay_incentive(x)
                 self.redos += 1
+                rows.append((sale.vault, 0.0, price, 0.0, 0.0, _REDO))
+                details.append({"action": "redo", "auction": sale.id, "keeper": keeper, "coin": x})
             else:
-                k = int(codes[j, 1])
                 self._ended.append(k)
-                vow.settle_auction(self.sales[k].due, self.sales[k].raised)
-        # The journal's rows of the takes and redos, and the sale log's of the takes, in order.
-        rows = np.flatnonzero(kind != END)
-        if rows.size:
-            takes = kind[rows] == TAKE
-            x, price = values[rows, 0], values[rows, 3]
-            log.add_columns(
-                np.where(takes, int(MakerAction.TAKE), int(MakerAction.REDO)), vault[rows],
-                np.where(takes, -x, 0.0), price,
-                _details(takes, auction[rows], codes[rows, 2], values[rows, 1], x),
-            )  # fmt: skip
-        take = np.flatnonzero(kind == TAKE)
-        if take.size:
-            sales.add_columns(
-                ts_ns=ctx.ts_ns, auction=auction[take], vault=vault[take], keeper=codes[take, 2],
-                collateral=values[take, 0], dai=values[take, 1], market_price=ctx.market_price,
-            )  # fmt: skip
-            keepers.receive(codes[take, 2], values[take, 2], block=ctx.block)
+                vow.settle_auction(sale.due, sale.raised)
+        log.add_rows(rows, details)
+        sales.add_rows(sold)
+        if takers:
+            keepers.receive(takers, proceeds, block=ctx.block)
         self.changes += 1
 
     def _sync(self) -> None:
@@ -431,32 +430,3 @@ class Clipper:
         if len(self._ended) == len(self.sales):
             self.dirt = 0.0  # no float residue once nothing is being raised
         vow.settle_auction(sale.due, sale.raised)
-
-
-def _details(
-    takes: npt.NDArray[np.bool_],
-    auction: npt.NDArray[np.int64],
-    keeper: npt.NDArray[np.int64],
-    owe: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
-) -> Callable[[], list[dict[str, float | int | str]]]:
-    """The journal texts' details of the compiled run's takes (``auction``, ``keeper``,
-    ``owe``) and redos (``auction``, ``keeper``, ``coin = x``), built when the journal is read:
-    the per-sale path's :meth:`~.actions.ActionLog.add` details, the same Python numbers."""
-
-    def rows() -> list[dict[str, float | int | str]]:
-        return [
-            {"action": "take", "auction": a, "keeper": k, "owe": o}
-            if t
-            else {"action": "redo", "auction": a, "keeper": k, "coin": c}
-            for t, a, k, o, c in zip(
-                takes.tolist(),
-                auction.tolist(),
-                keeper.tolist(),
-                owe.tolist(),
-                x.tolist(),
-                strict=True,
-            )
-        ]
-
-    return rows

@@ -242,16 +242,16 @@ def test_the_twin_walks_past_a_reached_hole() -> None:
     np.testing.assert_array_equal(fast._unsafe_block, slow._unsafe_block)
 
 
-def test_a_block_of_rows_books_as_its_rows_one_by_one() -> None:
-    """``ActionLog.add_columns`` and ``SaleLog.add_columns`` between rows added one at a time:
-    the same journal (texts included) and sale log as adding every row in turn."""
+def test_a_batch_of_rows_books_as_its_rows_one_by_one() -> None:
+    """``ActionLog.add_rows`` and ``SaleLog.add_rows`` between rows added one at a time: the
+    same journal (texts included) and sale log as adding every row in turn."""
     from deleverage.engine.events import Journal
     from deleverage.protocols.maker.actions import MakerAction
 
     rows = [(MakerAction.TAKE, 3, -1.5, 980.25, 7, 1, 1470.375), (MakerAction.REDO, 4, 0.0,
             2_200.0, 8, 0, 312.5), (MakerAction.TAKE, 4, -0.1, 2_100.0, 8, 2, 210.0)]  # fmt: skip
-    one, block = (ActionLog(), SaleLog()), (ActionLog(), SaleLog())
-    for log, sales in (one, block):
+    one, batch = (ActionLog(), SaleLog()), (ActionLog(), SaleLog())
+    for log, sales in (one, batch):
         log.add(MakerAction.BARK, vault=9, size=-2.0, price=1_900.0, auction=9, keeper=0)
         sales.add(ts_ns=5, auction=1, vault=2, keeper=0, collateral=1.0, dai=2.0, market_price=3.0)
     for action, vault, size, price, auction, keeper, x in rows:
@@ -261,31 +261,26 @@ def test_a_block_of_rows_books_as_its_rows_one_by_one() -> None:
         if action == MakerAction.TAKE:
             one[1].add(ts_ns=7, auction=auction, vault=vault, keeper=keeper, collateral=-size,
                        dai=x, market_price=2_000.0)  # fmt: skip
-    code = np.array([int(r[0]) for r in rows])
-    details = [
-        {"action": r[0].name.lower(), "auction": r[4], "keeper": r[5],
-         ("owe" if r[0] == MakerAction.TAKE else "coin"): r[6]}
-        for r in rows
-    ]  # fmt: skip
-    block[0].add_columns(
-        code, np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-        np.array([r[3] for r in rows]), lambda: details,
+    batch[0].add_rows(
+        [(r[1], r[2], r[3], 0.0, 0.0, int(r[0])) for r in rows],
+        [
+            {"action": r[0].name.lower(), "auction": r[4], "keeper": r[5],
+             ("owe" if r[0] == MakerAction.TAKE else "coin"): r[6]}
+            for r in rows
+        ],
     )  # fmt: skip
-    take = [r for r in rows if r[0] == MakerAction.TAKE]
-    block[1].add_columns(
-        ts_ns=7, auction=np.array([r[4] for r in take]), vault=np.array([r[1] for r in take]),
-        keeper=np.array([r[5] for r in take]), collateral=np.array([-r[2] for r in take]),
-        dai=np.array([r[6] for r in take]), market_price=2_000.0,
-    )  # fmt: skip
-    for log, sales in (one, block):
+    batch[1].add_rows(
+        [(7, r[4], r[1], r[5], -r[2], r[6], 2_000.0) for r in rows if r[0] == MakerAction.TAKE]
+    )
+    for log, sales in (one, batch):
         log.add(MakerAction.FLOP_KICK, dai=5.0, mkr=1.0)
         sales.add(ts_ns=8, auction=6, vault=1, keeper=1, collateral=4.0, dai=5.0, market_price=6.0)
     journals = []
-    for log, _ in (one, block):
+    for log, _ in (one, batch):
         journal = Journal()
         log.flush(journal, 10)
         journals.append(journal.to_frame())
     assert journals[0].equals(journals[1])
     assert len(journals[0]) == 5
-    assert len(one[1]) == len(block[1]) == 4
-    assert one[1].frame().equals(block[1].frame())
+    assert len(one[1]) == len(batch[1]) == 4
+    assert one[1].frame().equals(batch[1].frame())
