@@ -73,7 +73,8 @@ class MakerAction(IntEnum):
 class ActionLog:
     """The actions of one step, buffered and written to the journal in one columnar batch.
 
-    :meth:`add` keeps plain Python values; :meth:`flush` appends them as one
+    :meth:`add` keeps plain Python values (:meth:`add_rows` a batch of them: the Clipper's
+    compiled run); :meth:`flush` appends them as one
     :meth:`~deleverage.engine.events.Journal.append_columns` batch of
     :class:`~deleverage.engine.events.Liquidation` notices (the JSON texts are formatted only if
     the journal is read).
@@ -97,6 +98,17 @@ class ActionLog:
         """Buffer one action (columns as in the module docstring, ``details`` in the text)."""
         self._rows.append((vault, size, price, shortfall, penalty, int(action)))
         self._details.append({"action": action.name.lower(), **details})
+
+    def add_rows(
+        self,
+        rows: list[tuple[int, float, float, float, float, int]],
+        details: list[dict[str, float | int | str]],
+    ) -> None:
+        """Buffer a batch of actions after those buffered so far, as :meth:`add` of each in
+        turn would: ``(vault, size, price, shortfall, penalty, code)`` rows and their details
+        (with the ``action`` name, lower case)."""
+        self._rows.extend(rows)
+        self._details.extend(details)
 
     def flush(self, journal: Journal, ts_ns: int) -> None:
         """Append the buffered actions to ``journal`` at ``ts_ns`` and empty the buffer."""
@@ -145,7 +157,7 @@ class SaleLog:
     """One row per sale of auctioned collateral (columns :data:`SALE_COLUMNS`)."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[int, int, int, int, float, float, float, float]] = []
+        self._rows: list[tuple[int, int, int, int, float, float, float]] = []
 
     def add(
         self,
@@ -159,7 +171,12 @@ class SaleLog:
         market_price: float,
     ) -> None:
         """Record a sale of ``collateral`` units for ``dai``."""
-        self._rows.append((ts_ns, auction, vault, keeper, collateral, dai, market_price, 0.0))
+        self._rows.append((ts_ns, auction, vault, keeper, collateral, dai, market_price))
+
+    def add_rows(self, rows: list[tuple[int, int, int, int, float, float, float]]) -> None:
+        """Record a batch of sales after those recorded so far, as :meth:`add` of each in turn
+        would: ``(ts_ns, auction, vault, keeper, collateral, dai, market_price)`` rows."""
+        self._rows.extend(rows)
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -168,7 +185,7 @@ class SaleLog:
         """The sales as a DataFrame (:data:`SALE_COLUMNS`)."""
         if not self._rows:
             return pd.DataFrame({c: pd.Series(dtype="float64") for c in SALE_COLUMNS})
-        raw = np.array([r[:7] for r in self._rows], dtype=np.float64)
+        raw = np.array(self._rows, dtype=np.float64)
         collateral, dai, market = raw[:, 4], raw[:, 5], raw[:, 6]
         price = np.divide(dai, collateral, out=np.zeros_like(dai), where=collateral > 0)
         return pd.DataFrame(

@@ -129,6 +129,11 @@ def bark_prefix_nb(
         i = order[ranks[j]]
         if unsafe_block[i] < 0:
             unsafe_block[i] = block
+    if room <= 0.0:  # Hole/hole reached: _bark_one skips or stops at every vault, plans none
+        return (
+            np.empty(0, dtype=np.int64), np.empty(0), np.empty(0), np.empty(0), np.empty(0),
+            np.empty(0),
+        )  # fmt: skip
     # The vaults whose incentive bound can pay, first (a tight loop): _bark_one skips the rest.
     payable = np.empty(m, dtype=np.int64)
     c = 0

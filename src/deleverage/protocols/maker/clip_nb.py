@@ -25,7 +25,16 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-__all__ = ["CURVE_CODES", "END", "REDO", "TAKE", "run_sales_nb"]
+__all__ = [
+    "CURVE_CODES",
+    "END",
+    "REDO",
+    "TAKE",
+    "redo_incentive_nb",
+    "redo_keeper_nb",
+    "run_sales_nb",
+    "take_nb",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,6 +57,99 @@ def _grown(codes: IntArray, values: FloatArray) -> tuple[IntArray, FloatArray]:
     more_codes[: codes.shape[0]] = codes
     more_values[: values.shape[0]] = values
     return more_codes, more_values
+
+
+@njit(cache=True, error_model="numpy")
+def take_nb(
+    capital: float,
+    gas: float,
+    price: float,
+    tab: float,
+    lot: float,
+    chost: float,
+    market: float,
+    depth: float,
+    min_profit: float,
+) -> tuple[bool, float, float, float]:
+    """One keeper's take decision on a sale priced ``price > 0`` (DAI per unit), the rule of
+    ``Clipper._takes``: its budget ``capital - gas`` (DAI) buys ``amt = budget / price``, the
+    slice ``Clipper.take`` sells for it (dss ``clip.sol`` ``take``,
+    :func:`~deleverage.protocols.maker.math.take_amounts` with ``max_price = price``:
+    ``slice = min(lot, amt)``, ``owe = slice x price`` capped at ``tab``, a partial purchase
+    leaving ``0 < tab - owe < chost`` cut to leave ``chost``, refused when ``tab <= chost``),
+    and it takes when selling the slice at the market price less the expected slippage
+    (``actions.sale_slippage``, market ``depth`` in units) and the gas beats its
+    ``min_profit`` (DAI). Returns whether it takes, the slice (units), ``owe`` (DAI) and the
+    sale's proceeds (DAI), with the per-sale path's float operations in its order (Python's
+    ``min`` as written there, IEEE division). :func:`run_sales_nb` and
+    :func:`.quiet_nb.first_action_nb` both decide with it."""
+    budget = capital - gas
+    if budget <= 0.0:
+        return False, 0.0, 0.0, 0.0
+    amt = budget / price  # math.take_amounts (max_price = price)
+    piece = amt if amt < lot else lot  # min(lot, amt)
+    owe = piece * price
+    if owe > tab:
+        owe = tab
+        piece = owe / price
+    elif owe < tab and piece < lot and tab - owe < chost:
+        if not tab > chost:
+            return False, 0.0, 0.0, 0.0  # refused: only the whole lot may be bought
+        owe = tab - chost
+        piece = owe / price
+    if piece <= 0.0:
+        return False, 0.0, 0.0, 0.0
+    slip = piece * piece * market / (2.0 * depth)  # actions.sale_slippage
+    proceeds = piece * market - slip
+    if proceeds - owe - gas <= min_profit:
+        return False, 0.0, 0.0, 0.0
+    return True, piece, owe, proceeds
+
+
+@njit(cache=True, error_model="numpy")
+def redo_incentive_nb(
+    tab: float,
+    lot: float,
+    feed: float,
+    market: float,
+    buf: float,
+    tip: float,
+    chip: float,
+    chost: float,
+) -> tuple[float, float]:
+    """The redo's coin ``tip + chip x tab`` unless the sale is dusty (``tab < chost`` or
+    ``lot x feed < chost``: 0; dss ``clip.sol`` ``redo``,
+    :func:`~deleverage.protocols.maker.math.redo_incentive`) and what a keeper expects from
+    the redo, the coin plus the buying gain ``max(0, lot x (market - feed x buf))`` (DAI), as
+    ``Clipper._redo`` computes them."""
+    coin = tip + chip * tab if tab >= chost and lot * feed >= chost else 0.0
+    gain = lot * (market - feed * buf)
+    return coin, coin + (gain if gain > 0.0 else 0.0)  # coin + max(0.0, gain)
+
+
+@njit(cache=True, error_model="numpy")
+def redo_keeper_nb(
+    order: IntArray,
+    latency: IntArray,
+    waited: int,
+    capital: FloatArray,
+    gas: FloatArray,
+    min_profit: FloatArray,
+    incentive: float,
+) -> int:
+    """The keeper that redoes a sale, or -1: ``Keepers.act`` of one opportunity (need and
+    slippage 0) seen ``waited`` blocks ago, the first keeper in priority ``order`` whose
+    latency has passed, whose capital covers its gas (DAI) and for whom ``incentive - gas``
+    beats its minimum profit. Changes nothing (the caller pays the winner's gas)."""
+    for r in range(order.shape[0]):
+        k = order[r]
+        if latency[k] > waited:
+            continue
+        if capital[k] < 0.0 + gas[k]:
+            continue
+        if incentive - gas[k] - 0.0 > min_profit[k]:
+            return int(k)
+    return -1
 
 
 @njit(cache=True, error_model="numpy")
@@ -134,27 +236,15 @@ def run_sales_nb(
         lot = lots[i]
         until[i] = 0
         if dur > tail_s or price / top < cusp:  # math.needs_redo: Clipper._redo
-            coin = tip + chip * tab if tab >= chost and lot * feed >= chost else 0.0
-            gain = lot * (market - feed * buf)
-            incentive = coin + (gain if gain > 0.0 else 0.0)  # coin + max(0.0, gain)
+            coin, incentive = redo_incentive_nb(tab, lot, feed, market, buf, tip, chip, chost)
             if not np.isfinite(incentive):
                 bad = i
                 break
             waited = block - (block if block < seen[i] else seen[i])
-            winner = -1
-            for r in range(keepers):  # Keepers.act of one opportunity (need, slippage 0)
-                k = order[r]
-                if latency[k] > waited:
-                    continue
-                cost = 0.0 + gas[k]
-                if capital[k] < cost:
-                    continue
-                if incentive - gas[k] - 0.0 > min_profit[k]:
-                    capital[k] -= cost
-                    winner = k
-                    break
+            winner = redo_keeper_nb(order, latency, waited, capital, gas, min_profit, incentive)
             if winner < 0:
                 continue
+            capital[winner] -= 0.0 + gas[winner]  # Keepers.act's cost (need 0)
             gas_paid[winner] += gas[winner]
             capital[winner] += coin
             top = feed * buf
@@ -176,25 +266,10 @@ def run_sales_nb(
             if block - seen[i] < latency[k]:
                 continue
             g = gas[k]
-            budget = capital[k] - g
-            if budget <= 0.0:
-                continue
-            amt = budget / price  # math.take_amounts (max_price = price)
-            piece = amt if amt < lot else lot  # min(lot, amt)
-            owe = piece * price
-            if owe > tab:
-                owe = tab
-                piece = owe / price
-            elif owe < tab and piece < lot and tab - owe < chost:
-                if not tab > chost:
-                    continue  # refused: only the whole lot may be bought
-                owe = tab - chost
-                piece = owe / price
-            if piece <= 0.0:
-                continue
-            slip = piece * piece * market / (2.0 * depth)  # actions.sale_slippage
-            proceeds = piece * market - slip
-            if proceeds - owe - g <= min_profit[k]:
+            takes, piece, owe, proceeds = take_nb(
+                capital[k], g, price, tab, lot, chost, market, depth, min_profit[k]
+            )
+            if not takes:
                 continue
             left = capital[k] - owe - g
             capital[k] = left if left > 0.0 else 0.0  # max(0.0, ...)

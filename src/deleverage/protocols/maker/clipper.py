@@ -45,6 +45,9 @@ from deleverage.protocols.maker.vow import Vow
 __all__ = ["ABOVE_MARKET", "Clipper", "Sale"]
 
 NS_PER_S = 1_000_000_000
+#: The journal codes of a take and a redo (``MakerAction``), as plain ints for the rows.
+_TAKE: Final = int(MakerAction.TAKE)
+_REDO: Final = int(MakerAction.REDO)
 #: A sale priced above the market by more than this factor has no taker (``_no_taker``).
 ABOVE_MARKET: Final = 1.0 + 1e-9
 
@@ -204,8 +207,14 @@ class Clipper:
         ):  # fmt: skip
             sale = self.sales[k]
             sale.top, sale.tic_ns, sale.tab, sale.lot, sale.raised = top, tic, tab, lot, raised
+        # The rows the per-sale path adds one at a time (ActionLog.add, SaleLog.add), built in
+        # order and appended as one batch each.
+        rows: list[tuple[int, float, float, float, float, int]] = []
+        details: list[dict[str, float | int | str]] = []
+        sold: list[tuple[int, int, int, int, float, float, float]] = []
         takers: list[int] = []
         proceeds: list[float] = []
+        ts_ns, market = ctx.ts_ns, ctx.market_price
         for (kind, k, keeper), (x, owe, cash, price) in zip(
             codes.tolist(), values.tolist(), strict=True
         ):
@@ -213,24 +222,19 @@ class Clipper:
             if kind == TAKE:
                 takers.append(keeper)
                 proceeds.append(cash)
-                sales.add(
-                    ts_ns=ctx.ts_ns, auction=sale.id, vault=sale.vault, keeper=keeper,
-                    collateral=x, dai=owe, market_price=ctx.market_price,
-                )  # fmt: skip
-                log.add(
-                    MakerAction.TAKE, vault=sale.vault, size=-x, price=price, auction=sale.id,
-                    keeper=keeper, owe=owe,
-                )  # fmt: skip
+                sold.append((ts_ns, sale.id, sale.vault, keeper, x, owe, market))
+                rows.append((sale.vault, -x, price, 0.0, 0.0, _TAKE))
+                details.append({"action": "take", "auction": sale.id, "keeper": keeper, "owe": owe})
             elif kind == REDO:
                 vow.pay_incentive(x)
                 self.redos += 1
-                log.add(
-                    MakerAction.REDO, vault=sale.vault, price=price, auction=sale.id,
-                    keeper=keeper, coin=x,
-                )  # fmt: skip
+                rows.append((sale.vault, 0.0, price, 0.0, 0.0, _REDO))
+                details.append({"action": "redo", "auction": sale.id, "keeper": keeper, "coin": x})
             else:
                 self._ended.append(k)
                 vow.settle_auction(sale.due, sale.raised)
+        log.add_rows(rows, details)
+        sales.add_rows(sold)
         if takers:
             keepers.receive(takers, proceeds, block=ctx.block)
         self.changes += 1

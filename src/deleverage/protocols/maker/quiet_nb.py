@@ -23,6 +23,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from deleverage.protocols.maker.clip_nb import redo_incentive_nb, redo_keeper_nb, take_nb
+
 __all__ = ["first_action_nb", "python_powers"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -119,18 +121,10 @@ def first_action_nb(
             lot = lots[i]
             if late or price / top < cusp:
                 # Clipper._redo: mk.redo_incentive, the buying gain, Keepers.act (one row).
-                coin = tip + chip * tab if tab >= chost and lot * feed >= chost else 0.0
-                gain = lot * (market - feed * buf)
-                incentive = coin + (gain if gain > 0.0 else 0.0)
+                _, incentive = redo_incentive_nb(tab, lot, feed, market, buf, tip, chip, chost)
                 waited = block - (seen[i] if seen[i] < block else block)
-                for r in range(keepers):
-                    k = order[r]
-                    if latency[k] > waited:
-                        continue
-                    if capital[k] < 0.0 + gas[k]:
-                        continue
-                    if incentive - gas[k] - 0.0 > min_profit[k]:
-                        return j
+                if redo_keeper_nb(order, latency, waited, capital, gas, min_profit, incentive) >= 0:
+                    return j
                 continue
             if price > market * above or price <= 0.0:
                 continue  # Clipper._no_taker, or _takes' zero price
@@ -138,26 +132,8 @@ def first_action_nb(
                 k = order[r]
                 if block - seen[i] < latency[k]:
                     continue
-                g = gas[k]
-                budget = capital[k] - g
-                if budget <= 0.0:
-                    continue
-                amt = budget / price
-                piece = amt if amt < lot else lot  # min(lot, amt)
-                owe = piece * price
-                if owe > tab:
-                    owe = tab
-                    piece = owe / price
-                elif owe < tab and piece < lot and tab - owe < chost:
-                    if not tab > chost:
-                        continue  # refused: only the whole lot may be bought
-                    owe = tab - chost
-                    piece = owe / price
-                if piece <= 0.0:
-                    continue
-                slip = piece * piece * market / (2.0 * depth)  # actions.sale_slippage
-                proceeds = piece * market - slip
-                if proceeds - owe - g <= min_profit[k]:
-                    continue
-                return j
+                if take_nb(
+                    capital[k], gas[k], price, tab, lot, chost, market, depth, min_profit[k]
+                )[0]:
+                    return j
     return n

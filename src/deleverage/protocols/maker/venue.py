@@ -330,11 +330,16 @@ class MakerVenue:
         lump = not dutch and cfg.flipper.cat == "lump"
         if lump:
             room = math.inf  # the launch Cat had no global limit
+        fast = dutch and self.fast_bark
+        end = self._unsafe_end(ctx.feed_price) if fast else 0
+        if fast and room <= 0.0 and end <= self._stamped:
+            # Hole/hole reached: every bark is refused (the walk plans none, §M9) and every
+            # unsafe vault has its first unsafe block already: nothing changes.
+            return 0, 0.0
         # Only an incentive above the cheapest keeper's gas can find a keeper: skip the rest.
         floor = float(ctx.gas_cost.min()) + float(self.keepers.min_profit.min())
-        if dutch and self.fast_bark:
+        if fast:
             # One compiled pass: stamp the newly unsafe vaults and plan the barks (§M10).
-            end = self._unsafe_end(ctx.feed_price)
             order, ranks, open_art = self._open.ranks_before(end)
             # Open vaults of rank below ``_stamped`` were stamped when it was set (none opens).
             first = ranks.size

@@ -219,3 +219,68 @@ def test_the_slippage_bound_skips_only_sales_nobody_takes(
 
     fast, slow = run(True), run(False)
     assert fast == slow
+
+
+def test_the_twin_walks_past_a_reached_hole() -> None:
+    """The fast walk returns at once when ``Hole``/``hole`` is reached and every unsafe vault
+    is stamped (§M9: every bark refused); the twin must see such steps, with vaults still
+    unsafe at the OSM price."""
+    hole = 3e4
+    fast, slow = _pair(11, "stairstep", 3e4, hole, 20.0, 600.0, 0.4)
+    price, reached = 2_000.0, 0
+    for k in range(1, 120):
+        price *= 0.96 if k < 10 else 1.0
+        prices = {"ETH": PriceInputs(price)}
+        before = hole - fast.clipper.dirt
+        assert fast.step(prices, ts_ns=k * 45 * S) == slow.step(prices, ts_ns=k * 45 * S)
+        if before <= 0.0 and fast._highest_trigger() > fast.osm_price:
+            reached += 1
+    assert reached > 5
+    assert fast.summary() == slow.summary()
+    assert fast.summary()["auctions"] >= 2
+    assert fast.journal().to_frame().equals(slow.journal().to_frame())
+    np.testing.assert_array_equal(fast._unsafe_block, slow._unsafe_block)
+
+
+def test_a_batch_of_rows_books_as_its_rows_one_by_one() -> None:
+    """``ActionLog.add_rows`` and ``SaleLog.add_rows`` between rows added one at a time: the
+    same journal (texts included) and sale log as adding every row in turn."""
+    from deleverage.engine.events import Journal
+    from deleverage.protocols.maker.actions import MakerAction
+
+    rows = [(MakerAction.TAKE, 3, -1.5, 980.25, 7, 1, 1470.375), (MakerAction.REDO, 4, 0.0,
+            2_200.0, 8, 0, 312.5), (MakerAction.TAKE, 4, -0.1, 2_100.0, 8, 2, 210.0)]  # fmt: skip
+    one, batch = (ActionLog(), SaleLog()), (ActionLog(), SaleLog())
+    for log, sales in (one, batch):
+        log.add(MakerAction.BARK, vault=9, size=-2.0, price=1_900.0, auction=9, keeper=0)
+        sales.add(ts_ns=5, auction=1, vault=2, keeper=0, collateral=1.0, dai=2.0, market_price=3.0)
+    for action, vault, size, price, auction, keeper, x in rows:
+        detail = {"owe": x} if action == MakerAction.TAKE else {"coin": x}
+        one[0].add(action, vault=vault, size=size, price=price, auction=auction, keeper=keeper,
+                   **detail)  # fmt: skip
+        if action == MakerAction.TAKE:
+            one[1].add(ts_ns=7, auction=auction, vault=vault, keeper=keeper, collateral=-size,
+                       dai=x, market_price=2_000.0)  # fmt: skip
+    batch[0].add_rows(
+        [(r[1], r[2], r[3], 0.0, 0.0, int(r[0])) for r in rows],
+        [
+            {"action": r[0].name.lower(), "auction": r[4], "keeper": r[5],
+             ("owe" if r[0] == MakerAction.TAKE else "coin"): r[6]}
+            for r in rows
+        ],
+    )  # fmt: skip
+    batch[1].add_rows(
+        [(7, r[4], r[1], r[5], -r[2], r[6], 2_000.0) for r in rows if r[0] == MakerAction.TAKE]
+    )
+    for log, sales in (one, batch):
+        log.add(MakerAction.FLOP_KICK, dai=5.0, mkr=1.0)
+        sales.add(ts_ns=8, auction=6, vault=1, keeper=1, collateral=4.0, dai=5.0, market_price=6.0)
+    journals = []
+    for log, _ in (one, batch):
+        journal = Journal()
+        log.flush(journal, 10)
+        journals.append(journal.to_frame())
+    assert journals[0].equals(journals[1])
+    assert len(journals[0]) == 5
+    assert len(one[1]) == len(batch[1]) == 4
+    assert one[1].frame().equals(batch[1].frame())
