@@ -53,6 +53,10 @@ from deleverage.spec import MarketSpec
 if TYPE_CHECKING:
     pass
 
+#: Whether a step with nothing under maintenance ends after the margin calls (its rounds
+#: would find no candidate); the twin test switches it off to compare.
+NONE_BELOW_ENDS = True
+
 
 class RiskEngine(BatchStage):
     """Runs the liquidation / insurance / ADL step of an :class:`Exchange` on mark updates."""
@@ -177,6 +181,15 @@ class RiskEngine(BatchStage):
             self._leave_liquidation(m)
         if risk.capital_ts != ts:
             risk.capital_ts, risk.capital_used = ts, 0.0
+        if (
+            NONE_BELOW_ENDS
+            and ex._positions[m].size[ex.backstop_account] == 0.0
+            and self._none_below(m)
+        ):
+            # Nothing under maintenance (most marks: the calls were the whole step): the
+            # rounds below would find no candidate and change nothing.
+            self.round_after = None  # what the first round's candidate check would clear
+            return self._step_end(m, ts, report)
         caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
         if ex._positions[m].size[ex.backstop_account] != 0.0:  # the vault holds a position
             self._backstop_deleverage(m, ts, report)
@@ -223,11 +236,27 @@ class RiskEngine(BatchStage):
             if not progressed or caps.market_exhausted or one_pass:
                 break
         risk.capital_used += caps.used_market
-        if risk.pending:
+        return self._step_end(m, ts, report)
+
+    def _step_end(self, m: int, ts: int, report: StepReport) -> StepReport:
+        """The step's last part: the waiting positions settled, the vault's PnL, the report."""
+        if self.markets[m].pending:
             self._settle_pending(m, ts)
         report.backstop_pnl = self.backstop_pnl()
         self.reports.append(report)
         return report
+
+    def _none_below(self, m: int) -> bool:
+        """Whether no position of market ``m`` is under maintenance at this state: the
+        isolated and cross scans' ``below`` (cached for the state version: the margin calls
+        just took them) are empty, so the step's liquidation rounds (the batch path, the
+        candidates) would find nothing. A cross scan is read only where cross traders are."""
+        ex = self.ex
+        level = ex.markets[m].spec.liquidation.margin_call_ratio
+        any_isolated, any_cross = self._modes_present(m)
+        if any_isolated and len(ex.isolated_scan(m, level)["below"]):
+            return False
+        return not (any_cross and len(ex.cross_scan(m, level)["below"]))
 
     # ------------------------------------------------------------------ breaker & calls
     def _circuit_breaker(self, m: int, ts: int, mark: float, spec: MarketSpec) -> bool:
