@@ -175,6 +175,10 @@ class AaveVenue:
         self._version = 0
         self._memo_key: tuple[tuple[float, ...], int] | None = None
         self._memo_plan: tuple[LiquidationPlan, IntArray, IntArray] | None = None
+        #: Moved by every change of the state (a step, quiet steps, a trader's cash): what
+        #: the quiet walks found (``_walks``, ``quiet.py``) is of the state while it stays.
+        self._epoch = 0
+        self._walks: _quiet_mod.Walks | None = None
         self._hf_sorted = np.empty(0)
         self._hf_order = np.empty(0, dtype=np.int64)
         self._touched = np.empty(0, dtype=np.int64)
@@ -264,6 +268,7 @@ class AaveVenue:
     def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
         """Read the prices at ``ts_ns``, find the liquidatable accounts, let keepers act."""
         check_price_inputs(prices, self._assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        self._moved()
         # Plain floats on the quiet path: a handful of reserves, no array overhead.
         inputs = [prices[a] for a in self._assets]
         oracle = [x.oracle for x in inputs]
@@ -427,12 +432,18 @@ class AaveVenue:
         # The account left the sorted reference: keep it aside with its reference health
         # (the quiet-step bound stays exact, docs/formulas.md §A6), and plans are stale.
         self._version += 1
+        self._moved()
         if self._ref is not None:
             self._touch(np.array([account], dtype=np.int64))
         self._journal.append_columns(
             kind, ts_ns, account=np.array([account]), amount=np.array([amount]),
             market=np.array([q], dtype=np.int32),
         )  # fmt: skip
+
+    def _moved(self) -> None:
+        # The state changes: the quiet walks' findings are of the state before.
+        self._epoch += 1
+        self._walks = None
 
     # -- the risk step ------------------------------------------------------------------
 
