@@ -256,6 +256,15 @@ class Chain:
         """Block, gas price (gwei) and native price at each time of a path, as advancing to
         each in turn with nothing submitted would leave them (times before the chain's are
         no-ops, as :meth:`advance` at the same time); computed on a copy, changes nothing."""
+        blocks, gas, native, _ = self.preview_from(ts_ns, native_prices)
+        return blocks, gas, native
+
+    def preview_from(
+        self, ts_ns: Sequence[int], native_prices: Sequence[float]
+    ) -> tuple[IntArray, FloatArray, FloatArray, Chain]:
+        """:meth:`preview`, and the copy it advanced, left at the path's end: the preview of
+        a longer path goes on from there (``end.preview_from(rest...)``: the same numbers as
+        previewing the whole path at once). Changes nothing."""
         sim = copy.copy(self)
         n = len(ts_ns)
         blocks = np.empty(n, dtype=np.int64)
@@ -267,7 +276,7 @@ class Chain:
             blocks[j] = sim.block_at(t)
             gas[j] = sim.gas_price_gwei
             native[j] = sim._price
-        return blocks, gas, native
+        return blocks, gas, native, sim
 
     def _demand(self, fee: float) -> float:
         # Background demand for block space (a utilization), falling with the fee (§D2).

@@ -243,3 +243,136 @@ def test_the_walks_health_factor_is_the_steps_to_the_bit(
     expected = health_rows_nb(collateral, debt, np.arange(len(rows)), weights, p)
     got = [quiet_nb._health(collateral, debt, i, weights, p) for i in range(len(rows))]
     assert np.array_equal(np.array(got), expected)
+
+
+def _fresh_count(venue: AaveVenue, path: QuietPath) -> int:
+    # The count of a copy that has walked nothing (no findings of earlier asks kept).
+    twin = copy.deepcopy(venue)
+    twin._walks = None
+    return quiet_steps_of(twin, path)
+
+
+def _probe(bulk: AaveVenue, rest: QuietPath, asks: list[float], cash: bool) -> int:
+    """Ask ``bulk`` about heads of ``rest`` as a world does (growing heads, a cut one, the
+    same one again), each answer against a copy that walks from scratch; ``cash``: a
+    trader's deposit between two asks (the findings must be dropped)."""
+    n_path = len(rest.ts_ns)
+    full = _fresh_count(bulk, rest)
+    for i, share in enumerate(asks):
+        length = max(1, min(n_path, round(share * n_path)))
+        before = _state(bulk)
+        got = quiet_steps_of(bulk, rest.head(length))
+        _same(_state(bulk), before)  # counting changed nothing
+        assert got == min(length, full), (length, got, full)
+        walks = bulk._walks
+        if walks is not None:  # the chain previewed in pieces: as in one piece
+            seen = len(walks.ts)
+            natives = rest.book_prices[:seen, bulk._native_index]
+            blocks, gas, _ = bulk.chain.preview(rest.ts_ns[:seen].tolist(), natives.tolist())
+            assert np.array_equal(walks.blocks, blocks)
+            assert np.array_equal(walks.gas, gas)
+        if cash and i == 0 and bulk._flagged.size:
+            account = int(bulk._flagged[0])
+            bulk.repay_and_supply(account, 1e-3, ts_ns=bulk._last_ts)
+            full = _fresh_count(bulk, rest)
+    return full
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 1_000),
+    min_profit=st.sampled_from([5.0, 60.0]),
+    latency=st.integers(0, 2),
+    delay=st.sampled_from([0, 1, 4]),
+    capital=st.sampled_from([400.0, 2e5]),
+    moves=_MOVES,
+    asks=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6),
+    take=st.floats(0.0, 1.0),
+    cash=st.booleans(),
+)
+def test_asks_about_heads_of_one_path_answer_as_walking_each_from_its_start(
+    seed: int,
+    min_profit: float,
+    latency: int,
+    delay: int,
+    capital: float,
+    moves: list[tuple[float, float, int]],
+    asks: list[float],
+    take: float,
+    cash: bool,
+) -> None:
+    # The walks keep what they found on a path (aave/quiet.py's Walks: the chain's preview,
+    # the walk's state after heads found quiet, the first step found not quiet) while the
+    # venue's state stays: each answer must be a fresh walk's, and a head taken after the
+    # asks (a cut of the longest asked, or all of it) must leave the venue as stepping it.
+    bulk = _venue(seed, min_profit, latency, delay, capital)
+    price, t = _crashed(bulk, 0.1)
+    loop = copy.deepcopy(bulk)
+    path = _path(moves, price, t)
+    j, n_path = 0, len(path.ts_ns)
+    while j < n_path:
+        rest = QuietPath(path.ts_ns[j:], path.index_prices[j:], path.book_prices[j:])
+        if cash and bulk._flagged.size:
+            loop.repay_and_supply(int(bulk._flagged[0]), 1e-3, ts_ns=bulk._last_ts)
+        full = _probe(bulk, rest, asks, cash)
+        n = max(1, round(take * full)) if full else 0
+        for i in range(n):
+            assert (
+                loop.step(rest.inputs(i, loop.assets), ts_ns=int(rest.ts_ns[i])).liquidations == 0
+            )
+        if n:
+            bulk.advance_quiet(rest.head(n))
+        _same(_state(bulk), _state(loop))
+        j += n
+        if j == n_path:
+            break
+        inputs, ts = path.inputs(j, loop.assets), int(path.ts_ns[j])
+        assert bulk.step(inputs, ts_ns=ts) == loop.step(inputs, ts_ns=ts)
+        _same(_state(bulk), _state(loop))
+        j += 1
+
+
+def test_a_world_like_probe_reuses_the_walks_findings() -> None:
+    # The findings serve: after asks about 16 and 128 steps the head of 128 is taken
+    # without walking again, and the chain was previewed once per step (400 of capital:
+    # nobody can pay the debt, the accounts stay flagged).
+    bulk = _venue(3, 60.0, 1, 1, 400.0)
+    loop = copy.deepcopy(bulk)
+    price, t = _crashed(bulk, 0.1)
+    _crashed(loop, 0.1)
+    assert bulk._flagged.size > 0
+    assert bulk._inner_ref is not None
+    moves = [(1e-6 * math.sin(k / 7.0), 0.0, 12) for k in range(128)]
+    path = _path(moves, price, t)
+    calls: list[int] = []
+    real = quiet_nb.flagged_quiet_nb
+
+    def spy(*args: Any) -> Any:
+        calls.append(args[8].shape[0] - args[35])  # steps walked: path length - start
+        return real(*args)
+
+    previews: list[int] = []
+    chain_type = type(bulk.chain)
+    real_preview = chain_type.preview_from
+
+    def preview_spy(self: Any, ts: Any, natives: Any) -> Any:
+        previews.append(len(ts))
+        return real_preview(self, ts, natives)
+
+    import deleverage.protocols.aave.quiet as quiet_mod
+
+    quiet_mod.flagged_quiet_nb = spy
+    chain_type.preview_from = preview_spy  # type: ignore[method-assign]
+    try:
+        n16 = quiet_steps_of(bulk, path.head(16))
+        n128 = quiet_steps_of(bulk, path)
+        assert (n16, n128) == (16, 128), (n16, n128)
+        bulk.advance_quiet(path)
+    finally:
+        quiet_mod.flagged_quiet_nb = real
+        chain_type.preview_from = real_preview  # type: ignore[method-assign]
+    assert sum(calls) == 128, calls  # each step walked once: 16, then 16 .. 32, 32 .. 128
+    assert sum(previews) == 128, previews
+    for i in range(128):
+        loop.step(path.inputs(i, loop.assets), ts_ns=int(path.ts_ns[i]))
+    _same(_state(bulk), _state(loop))

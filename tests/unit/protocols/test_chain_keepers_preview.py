@@ -52,6 +52,17 @@ def test_the_chain_preview_is_advancing_a_copy_step_by_step(
         )
     assert gas.dtype == np.float64
     assert blocks.dtype == np.int64
+    # A preview in two pieces (the second going on from the first's copy) is the same
+    cut = len(ts) // 2
+    b1, g1, n1, end = chain.preview_from(ts[:cut], prices[:cut])
+    b2, g2, n2, last = end.preview_from(ts[cut:], prices[cut:])
+    assert vars(chain) == before
+    assert np.array_equal(np.concatenate((b1, b2)), blocks)
+    assert np.array_equal(np.concatenate((g1, g2)), gas)
+    assert np.array_equal(np.concatenate((n1, n2)), native)
+    assert {k: v for k, v in vars(last).items() if k != "config"} == {
+        k: v for k, v in vars(twin).items() if k != "config"
+    }
 
 
 @settings(max_examples=40, deadline=None)

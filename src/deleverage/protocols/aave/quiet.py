@@ -13,6 +13,9 @@ gas price of the venue's chain advanced along the path on a copy and the keepers
 as proceeds fall due). Such a step also adds the flagged accounts' time under water and
 its missed opportunities, settles the keepers' proceeds due when it consults them, and
 leaves the flagged accounts in the order of its search; :func:`advance_quiet` replays that.
+A world asks about growing heads of one path and then applies a head of it: :class:`Walks`
+keeps what the walks found while the venue's state stays, so each step is previewed and
+walked once.
 """
 
 from __future__ import annotations
@@ -35,10 +38,9 @@ __all__ = ["advance_quiet", "quiet_steps"]
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
-#: What a walk returns: quiet steps, and per step the plans that could run, whether the
-#: keepers were consulted, the accounts flagged before it; the flag blocks after the walk.
-Walk = tuple[int, IntArray, BoolArray, IntArray, IntArray]
-_NO_STEPS = np.zeros(0, dtype=np.int64)
+#: A walk's state after its steps: the flag blocks, the flagged accounts, the prices of the
+#: plans in memory and whether those are of the state.
+State = tuple[IntArray, IntArray, FloatArray, bool]
 #: Steps of the first look with flagged accounts, and the growth of each next look.
 _FIRST_LOOK: Final = 32
 _GROWTH: Final = 8
@@ -68,7 +70,7 @@ def quiet_steps(venue: AaveVenue, path: QuietPath, *, touched_limit: int) -> int
     if venue._ref is None or venue._touched.size > touched_limit:
         return 0
     if venue._flagged.size or _walks(venue):
-        return _flagged_walk(venue, path)[0]
+        return _flagged_walk(venue, path)
     p = _reserve_prices(venue, path)
     bound = _bound(p, venue._ref_list)
     quiet = bound <= venue._hf_floor
@@ -85,46 +87,137 @@ def _walks(venue: AaveVenue) -> bool:
     return venue._inner_ref is not None and venue._own_chain
 
 
-def _flagged_walk(venue: AaveVenue, path: QuietPath) -> Walk:
-    """:func:`.quiet_nb.flagged_quiet_nb` on ``path``, looked at on growing prefixes (the
-    chain's preview costs a Python call a step: a busy stretch ends early); 0 quiet steps
-    without a narrowed index or an own chain (a step on the outer index may re-sort it, a
-    shared chain may have moved between this venue's steps)."""
+def _flagged_walk(venue: AaveVenue, path: QuietPath) -> int:
+    """The quiet steps of ``path`` by :func:`.quiet_nb.flagged_quiet_nb`, looked at on
+    growing prefixes (the chain's preview costs a Python call a step: a busy stretch ends
+    early); 0 without a narrowed index or an own chain (a step on the outer index may re-sort
+    it, a shared chain may have moved between this venue's steps). The walks of one state
+    of the venue go on from what the last ones found (:class:`Walks`)."""
     if not _walks(venue):
-        return 0, _NO_STEPS, np.zeros(0, dtype=np.bool_), _NO_STEPS, venue._since
+        return 0
+    walks = _walks_on(venue, path)
     n = len(path.ts_ns)
     m = min(n, _FIRST_LOOK)
     while True:
-        found = _flagged_head(venue, path.head(m))
-        if found[0] < m or m == n:
+        found = walks.walk(venue, path, m)
+        if found < m or m == n:
             return found
         m = min(n, m * _GROWTH)
 
 
-def _flagged_head(venue: AaveVenue, path: QuietPath) -> Walk:
-    """:func:`.quiet_nb.flagged_quiet_nb` on ``path``."""
-    keepers, chain = venue._keepers, venue._chain
-    ts = path.ts_ns.tolist()
-    natives = path.book_prices[:, venue._native_index]  # the step's ``native``
-    blocks, gas, _ = chain.preview(ts, natives.tolist())
-    starts, capitals = keepers.capital_path(blocks)
-    memo = venue._memo_key
-    memo_valid = memo is not None and memo[1] == venue._version
-    memo_prices = np.array(memo[0] if memo is not None else venue._ref_list, dtype=np.float64)
-    result = flagged_quiet_nb(
-        venue._c, venue._d, venue._lt_weight, venue._lt, venue._bonus, venue._fee,
-        venue._plan_constants,
-        LIQUIDATABLE, _reserve_prices(venue, path), _reserve_prices(venue, path, book=True),
-        memo_prices, memo_valid, np.array(venue._ref_list), venue._hf_floor,
-        np.array(venue._inner_ref), venue._inner_limit, venue._inner_floor,
-        venue._inner_sorted, venue._inner_order, venue._inner_c, venue._inner_d,
-        venue._inner_touched,
-        venue._inner_touched_hf, venue._flagged, venue._since, blocks, gas,
-        np.ascontiguousarray(natives), GWEI, starts, capitals, keepers.latency_blocks,
-        keepers.gas_units, keepers.min_profit, venue._depth,
+def _key(venue: AaveVenue) -> tuple[object, ...]:
+    """What a walk reads besides the path and the venue's own state (its ``_epoch``, moved
+    by every change): the chain and the keepers (either may be shared)."""
+    chain, keepers = venue._chain, venue._keepers
+    return (
+        venue._epoch, chain.ts_ns, chain.block, chain.base_fee_gwei, chain.variance_per_s,
+        chain.pending_gas, chain.native_price, chain.gas_price_gwei, keepers.capital.tobytes(),
+        keepers.received.tobytes(), keepers.pending_proceeds,
     )  # fmt: skip
-    n, n_ok, consults, sizes, since = result
-    return int(n), n_ok, consults, sizes, since
+
+
+def _walks_on(venue: AaveVenue, path: QuietPath) -> Walks:
+    """The venue's :class:`Walks` when they are of its state now and their path agrees with
+    ``path`` on their common steps, else new ones (kept on the venue)."""
+    key = _key(venue)
+    walks = venue._walks
+    if walks is None or walks.key != key or not walks.agrees(venue, path):
+        walks = Walks(key, venue)
+        venue._walks = walks
+    return walks
+
+
+class Walks:
+    """What the walks of one state of a venue found on one path: a world asks about growing
+    heads of the same path (16, 128, ... steps, the venue's own looks 32, 256, ... within
+    them), then applies a head of it. Without this every ask walks the path from its first
+    step, previewing the chain from the start again (two to four times a stretch).
+
+    Kept: the path's steps seen (times, oracle, market and native prices), their chain
+    preview (blocks, gas prices) and the copy of the chain at the last of them (a longer head
+    previews on from there, :meth:`~deleverage.protocols.chain.Chain.preview_from`), each
+    step's figures the walk wrote (plans that could run, keepers consulted, accounts flagged
+    before it), the walk's state after each head found all quiet (a longer head walks on from
+    the longest one within it: :func:`.quiet_nb.flagged_quiet_nb`'s ``start``) and the first
+    step found not quiet. A step's figures depend only on the steps before it, so every
+    answer is the one a walk from step 0 gives."""
+
+    def __init__(self, key: tuple[object, ...], venue: AaveVenue) -> None:
+        self.key = key
+        r_count = len(venue._asset_of_list)
+        self.ts = np.empty(0, dtype=np.int64)
+        self.oracle = np.empty((0, r_count))
+        self.market = np.empty((0, r_count))
+        self.natives = np.empty(0)
+        self.blocks = np.empty(0, dtype=np.int64)
+        self.gas = np.empty(0)
+        self.end = venue._chain
+        self.n_ok = np.empty(0, dtype=np.int64)
+        self.consults = np.empty(0, dtype=np.bool_)
+        self.sizes = np.empty(0, dtype=np.int64)
+        memo = venue._memo_key
+        valid = memo is not None and memo[1] == venue._version
+        prices = np.array(memo[0] if memo is not None else venue._ref_list, dtype=np.float64)
+        self.states: dict[int, State] = {0: (venue._since, venue._flagged, prices, valid)}
+        self.stop: int | None = None
+
+    def agrees(self, venue: AaveVenue, path: QuietPath) -> bool:
+        """Whether ``path``'s steps are the ones seen, as far as both go."""
+        n = min(len(self.ts), len(path.ts_ns))
+        if not np.array_equal(self.ts[:n], path.ts_ns[:n]):
+            return False
+        head = path.head(n)
+        return np.array_equal(self.oracle[:n], _reserve_prices(venue, head)) and np.array_equal(
+            self.market[:n], _reserve_prices(venue, head, book=True)
+        )
+
+    def _cover(self, venue: AaveVenue, path: QuietPath, n: int) -> None:
+        """See the first ``n`` steps of ``path`` (which agrees): preview the new ones."""
+        seen = len(self.ts)
+        if n <= seen:
+            return
+        rest = QuietPath(path.ts_ns[seen:n], path.index_prices[seen:n], path.book_prices[seen:n])
+        natives = rest.book_prices[:, venue._native_index]  # the step's ``native``
+        blocks, gas, _, self.end = self.end.preview_from(rest.ts_ns.tolist(), natives.tolist())
+        new = n - seen
+        self.ts = np.concatenate((self.ts, rest.ts_ns))
+        self.oracle = np.concatenate((self.oracle, _reserve_prices(venue, rest)))
+        self.market = np.concatenate((self.market, _reserve_prices(venue, rest, book=True)))
+        self.natives = np.concatenate((self.natives, natives))
+        self.blocks = np.concatenate((self.blocks, blocks))
+        self.gas = np.concatenate((self.gas, gas))
+        self.n_ok = np.concatenate((self.n_ok, np.zeros(new, dtype=np.int64)))
+        self.consults = np.concatenate((self.consults, np.zeros(new, dtype=np.bool_)))
+        self.sizes = np.concatenate((self.sizes, np.zeros(new, dtype=np.int64)))
+
+    def walk(self, venue: AaveVenue, path: QuietPath, n: int) -> int:
+        """The quiet steps among the first ``n`` of ``path`` (which agrees); after it, when
+        all are, :attr:`states` holds the walk's state after them."""
+        if self.stop is not None and self.stop < n:
+            return self.stop
+        m = max(k for k in self.states if k <= n)
+        if m == n:
+            return n
+        self._cover(venue, path, n)
+        since, flagged, memo, valid = self.states[m]
+        keepers = venue._keepers
+        blocks = self.blocks[:n]
+        starts, capitals = keepers.capital_path(blocks)
+        count, since, flagged, memo, valid = flagged_quiet_nb(
+            venue._c, venue._d, venue._lt_weight, venue._lt, venue._bonus, venue._fee,
+            venue._plan_constants, LIQUIDATABLE, self.oracle[:n], self.market[:n], memo, valid,
+            np.array(venue._ref_list), venue._hf_floor, np.array(venue._inner_ref),
+            venue._inner_limit, venue._inner_floor, venue._inner_sorted, venue._inner_order,
+            venue._inner_c, venue._inner_d, venue._inner_touched, venue._inner_touched_hf,
+            flagged, since, blocks, self.gas[:n], self.natives[:n], GWEI, starts, capitals,
+            keepers.latency_blocks, keepers.gas_units, keepers.min_profit, venue._depth, m,
+            self.n_ok, self.consults, self.sizes,
+        )  # fmt: skip
+        if count == n:
+            self.states[n] = (since, flagged, memo, valid)
+        else:
+            self.stop = int(count)
+        return int(count)
 
 
 def _search(venue: AaveVenue, p_list: list[float]) -> IntArray:
@@ -148,9 +241,13 @@ def advance_quiet(venue: AaveVenue, path: QuietPath) -> None:
     consults: list[bool] = []
     sizes: list[int] = []
     if walked:
-        count, ok, asked, flagged_before, since = _flagged_head(venue, path)
+        walks = _walks_on(venue, path)
+        count = walks.walk(venue, path, len(ts))
         assert count == len(ts), "advance_quiet takes only steps quiet_steps counted"
-        n_ok, consults, sizes = ok.tolist(), asked.tolist(), flagged_before.tolist()
+        since = walks.states[count][0]
+        n_ok = walks.n_ok[:count].tolist()
+        consults = walks.consults[:count].tolist()
+        sizes = walks.sizes[:count].tolist()
     native = path.book_prices[:, venue._native_index].tolist()  # the market price: the book's
     for j, (t, price) in enumerate(zip(ts, native, strict=True)):
         if t >= chain.ts_ns:  # (a chain shared with a venue stepped first: advanced already)
@@ -173,3 +270,4 @@ def advance_quiet(venue: AaveVenue, path: QuietPath) -> None:
             venue._flagged = _search(venue, list(keys[changed[-1]][0]))
             venue._since[:] = since
     venue._price = np.array(keys[-1][0])
+    venue._moved()

@@ -21,7 +21,9 @@ same float operations), keeping the flagged set and the flag blocks as the steps
 returns the first step it cannot count quiet, with each step's count of plans that could run
 (the missed opportunities the step adds), whether the step consults the keepers (then it
 settles their proceeds due), how many accounts were flagged before it (its time under water)
-and the flag blocks after the walk.
+and the walk's state after it (flag blocks, flagged accounts, plans' prices): a walk of a
+longer path with the same first steps goes on from there (``start``) instead of walking them
+again.
 """
 
 from __future__ import annotations
@@ -91,15 +93,26 @@ def flagged_quiet_nb(
     gas_units: FloatArray,
     min_profit: FloatArray,
     depth: FloatArray,
-) -> tuple[int, IntArray, BoolArray, IntArray, IntArray]:
-    """The first step of the path that is not quiet (module docstring; ``len(oracle)`` when
-    all are), each step's count of plans that could run, whether it consults the keepers and
-    how many accounts were flagged before it, and the accounts' flag blocks after the steps
-    counted (``since``, a copy).
+    start: int,
+    n_ok: IntArray,
+    consults: BoolArray,
+    sizes: IntArray,
+) -> tuple[int, IntArray, IntArray, FloatArray, bool]:
+    """The first step of the path from step ``start`` on that is not quiet (module
+    docstring; ``len(oracle)`` when all are), with, written into ``n_ok``, ``consults`` and
+    ``sizes`` at each step walked, its count of plans that could run, whether it consults the
+    keepers and how many accounts were flagged before it; then the walk's state: the
+    accounts' flag blocks (``since``, a copy), the flagged accounts, the prices of the plans
+    in memory and whether they are of the state (``memo``, ``memo_valid``): after the whole
+    path when all its steps are quiet (then a walk of a longer path with the same first
+    steps goes on from step ``len(oracle)`` with that state: the same results as walking it
+    from step 0), else within the step that is not.
 
     Per step ``j``: the reserves' oracle prices ``oracle[j]`` (quote reserves 1) and market
-    prices ``market[j]``, the block, the chain's gas and native prices; ``memo`` the prices of
-    the plans in memory (``memo_valid``: of the venue's state now). ``lt_weight`` is the
+    prices ``market[j]``, the block, the chain's gas and native prices; ``flagged``, ``since``,
+    ``memo`` and ``memo_valid`` the state before step ``start`` (at step 0: the venue's
+    flagged accounts, flag blocks and plans in memory, ``memo_valid`` whether those are of
+    its state now). ``lt_weight`` is the
     reserves' thresholds with non-collateral ones 0, ``plan_constants`` the close-factor
     threshold, the base threshold, the minimum leftover and the default close factor. The
     keepers' capital is ``capitals[s]`` from step ``starts[s]`` on. ``inner_c`` and
@@ -108,9 +121,6 @@ def flagged_quiet_nb(
     n = oracle.shape[0]
     n_r = oracle.shape[1]
     accounts = collateral.shape[0]
-    n_ok = np.zeros(n, dtype=np.int64)
-    consults = np.zeros(n, dtype=np.bool_)
-    sizes = np.zeros(n, dtype=np.int64)
     since = since.copy()
     current = flagged.copy()
     counted = np.zeros(accounts, dtype=np.bool_)
@@ -122,8 +132,10 @@ def flagged_quiet_nb(
     seg = 0
     cap = inner_order.shape[0] + inner_touched.shape[0]
     found = np.empty(cap, dtype=np.int64)
-    for j in range(n):
+    for j in range(start, n):
         p = oracle[j]
+        n_ok[j] = 0
+        consults[j] = False
         sizes[j] = current.shape[0]
         hit = valid
         if hit:
@@ -136,7 +148,7 @@ def flagged_quiet_nb(
             bound = ratio_bound_nb(p, ref)
             if not bound <= hf_floor:
                 if not bound <= inner_limit:
-                    return j, n_ok, consults, sizes, since  # the index would be dropped
+                    return j, since, current, last, valid  # the index would be dropped
                 inner = ratio_bound_nb(p, inner_ref)
                 if not inner <= inner_floor:
                     k = np.searchsorted(inner_sorted, inner, side="left")
@@ -188,7 +200,7 @@ def flagged_quiet_nb(
         if count == 0:
             continue
         if not np.isfinite(best):
-            return j, n_ok, consults, sizes, since  # the keepers' pass would raise on NaN
+            return j, since, current, last, valid  # the keepers' pass would raise on NaN
         while seg + 1 < starts.shape[0] and starts[seg + 1] <= j:
             seg += 1
         capital = capitals[seg]
@@ -206,9 +218,9 @@ def flagged_quiet_nb(
             plans, current, market[j], depth, since, blocks[j], capital, gas_q, latency,
             min_profit, liquidatable_code,
         ):  # fmt: skip
-            return j, n_ok, consults, sizes, since
+            return j, since, current, last, valid
         consults[j] = True  # the skip bound (or the keepers' pass, won by nobody) ran
-    return n, n_ok, consults, sizes, since
+    return n, since, current, last, valid
 
 
 @njit(cache=True)

@@ -99,6 +99,8 @@ def narrowed_step_nb(
     """
     n_r = oracle.shape[0]
     under = np.empty(0, dtype=np.int64)
+    under_c = np.empty((0, n_r))
+    under_d = np.empty((0, n_r))
     bound = ratio_bound_nb(oracle, ref)
     if not bound <= hf_floor:
         if not bound <= inner_limit:
@@ -114,7 +116,7 @@ def narrowed_step_nb(
                 weights = np.empty(n_r)
                 for r in range(n_r):
                     weights[r] = oracle[r] * lt_weight[r]
-                under = _under(
+                under, under_c, under_d = _under(
                     collateral, debt, inner_order[:k], inner_c[:k], inner_d[:k], inner_touched,
                     inner_touched_hf, inner, extra, weights, oracle,
                 )  # fmt: skip
@@ -132,9 +134,11 @@ def narrowed_step_nb(
                 since[a] = -1  # flagged before, not now: cleared
     if under.shape[0] == 0:
         return 0, under, np.nan, -1
+    # The plans read the accounts' rows as the search left them (copies of the book's values
+    # in the accounts' order, just read: the same bits as reading the book).
     plans = plan_rows_nb(
-        collateral, debt, under, oracle, threshold, bonus, fee, plan_constants[0],
-        plan_constants[1], plan_constants[2], plan_constants[3],
+        under_c, under_d, np.arange(under.shape[0]), oracle, threshold, bonus, fee,
+        plan_constants[0], plan_constants[1], plan_constants[2], plan_constants[3],
     )  # fmt: skip
     count, best, oldest = best_opportunity_nb(
         plans[5], plans[2], plans[3], plans[4], plans[7], plans[8], market, since, under,
@@ -156,12 +160,13 @@ def _under(
     extra: int,
     weights: FloatArray,
     prices: FloatArray,
-) -> IntArray:
+) -> tuple[IntArray, FloatArray, FloatArray]:
     """:func:`~.health_nb.under_rows_nb` of ``np.union1d(head, touched[touched_hf < inner])``
     (``extra`` of those): the head's health factors from its rows' copies ``head_c`` and
     ``head_d`` (the same values as the book's, so the same bits), the others' from the book; an
     account in both counts once (its two values are equal). Most distressed first, ties by
-    account."""
+    account; with those accounts' collateral and debt rows in that order (row-major copies of
+    the values just read)."""
     others = np.empty(extra, dtype=np.int64)
     m = 0
     for t in range(touched.shape[0]):
@@ -179,16 +184,19 @@ def _under(
             below += 1
     accounts = np.empty(below, dtype=np.int64)
     values = np.empty(below)
+    source = np.empty(below, dtype=np.int64)  # the row in the head's copies, -1: the book's
     m = 0
     for s in range(head.shape[0]):
         if head_hf[s] < 1.0:
             accounts[m] = head[s]
             values[m] = head_hf[s]
+            source[m] = s
             m += 1
     for t in range(extra):
         if others_hf[t] < 1.0:
             accounts[m] = others[t]
             values[m] = others_hf[t]
+            source[m] = -1
             m += 1
     by_account = np.argsort(accounts, kind="mergesort")
     kept = np.empty(below, dtype=np.int64)
@@ -199,4 +207,14 @@ def _under(
             m += 1
     kept = kept[:m]
     by_health = np.argsort(values[kept], kind="mergesort")
-    return accounts[kept[by_health]]
+    order = kept[by_health]
+    n_r = collateral.shape[1]
+    rows_c = np.empty((order.shape[0], n_r))
+    rows_d = np.empty((order.shape[0], n_r))
+    for t in range(order.shape[0]):
+        s = source[order[t]]
+        a = accounts[order[t]]
+        for r in range(n_r):
+            rows_c[t, r] = head_c[s, r] if s >= 0 else collateral[a, r]
+            rows_d[t, r] = head_d[s, r] if s >= 0 else debt[a, r]
+    return accounts[order], rows_c, rows_d

@@ -20,10 +20,11 @@ plus per reserve the treasury's fees and the deficit. Each :meth:`AaveVenue.step
    expected slippage of selling the collateral, gas), and lets the keepers compete
    (:class:`~deleverage.protocols.keepers.Keepers`: latency from the block the account became
    liquidatable, capital, profitability);
-4. applies what the keepers did: collateral seized, debt repaid, the protocol fee to the
-   treasury, and when an account's last collateral is gone, its remaining debt into the
-   reserves' **deficit** (v3.3), valued at the oracle price on the **bad debt** solvency line
-   (Aave has no insurance fund in this model; the Umbrella cover of deficits is not modelled);
+4. applies what the keepers did (:mod:`.liquidation`): collateral seized, debt repaid, the
+   protocol fee to the treasury, and when an account's last collateral is gone, its remaining
+   debt into the reserves' **deficit** (v3.3), valued at the oracle price on the **bad debt**
+   solvency line (Aave has no insurance fund in this model; the Umbrella cover of deficits is
+   not modelled);
    the keepers sell what they received (``forced_flow`` < 0 for the collateral asset) and buy
    the debt they repay (``forced_flow`` > 0 when the debt is a priced asset).
 
@@ -40,7 +41,6 @@ the debt reserve, ``amount`` quote).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Final
@@ -60,6 +60,7 @@ from deleverage.protocols.aave.config import (
     reserve_prices,
 )
 from deleverage.protocols.aave.health_nb import health_rows_nb, under_rows_nb
+from deleverage.protocols.aave.liquidation import keepers_pass
 from deleverage.protocols.aave.math import (
     DEFAULT_LIQUIDATION_CLOSE_FACTOR,
     LIQUIDATABLE,
@@ -69,7 +70,7 @@ from deleverage.protocols.aave.math import (
 from deleverage.protocols.aave.plan_nb import best_opportunity_nb, plan_rows_nb
 from deleverage.protocols.aave.step_nb import DROPPED, narrowed_step_nb
 from deleverage.protocols.chain import NS_PER_S, Chain
-from deleverage.protocols.keepers import Keepers, sale_slippage_quote
+from deleverage.protocols.keepers import Keepers
 from deleverage.venues.protocol import (
     LIQUIDATION_LEVEL_COLUMNS,
     PriceInputs,
@@ -174,6 +175,10 @@ class AaveVenue:
         self._version = 0
         self._memo_key: tuple[tuple[float, ...], int] | None = None
         self._memo_plan: tuple[LiquidationPlan, IntArray, IntArray] | None = None
+        #: Moved by every change of the state (a step, quiet steps, a trader's cash): what
+        #: the quiet walks found (``_walks``, ``quiet.py``) is of the state while it stays.
+        self._epoch = 0
+        self._walks: _quiet_mod.Walks | None = None
         self._hf_sorted = np.empty(0)
         self._hf_order = np.empty(0, dtype=np.int64)
         self._touched = np.empty(0, dtype=np.int64)
@@ -263,6 +268,7 @@ class AaveVenue:
     def step(self, prices: Mapping[str, PriceInputs], *, ts_ns: int) -> VenueStep:
         """Read the prices at ``ts_ns``, find the liquidatable accounts, let keepers act."""
         check_price_inputs(prices, self._assets, ts_ns=ts_ns, last_ts_ns=self._last_ts)
+        self._moved()
         # Plain floats on the quiet path: a handful of reserves, no array overhead.
         inputs = [prices[a] for a in self._assets]
         oracle = [x.oracle for x in inputs]
@@ -293,8 +299,8 @@ class AaveVenue:
         self._price = p
         if found is not None:  # searched, flagged and planned up to the keepers (.step_nb)
             n_ok, self._flagged, best, oldest = found
-            count, notional = self._keepers_pass(
-                self._flagged, p, pm, native, flow, ts_ns, n_ok, best, oldest
+            count, notional = keepers_pass(
+                self, self._flagged, p, pm, native, flow, ts_ns, n_ok, best, oldest
             )
         else:
             if liquidatable.size or self._flagged.size:
@@ -426,12 +432,18 @@ class AaveVenue:
         # The account left the sorted reference: keep it aside with its reference health
         # (the quiet-step bound stays exact, docs/formulas.md §A6), and plans are stale.
         self._version += 1
+        self._moved()
         if self._ref is not None:
             self._touch(np.array([account], dtype=np.int64))
         self._journal.append_columns(
             kind, ts_ns, account=np.array([account]), amount=np.array([amount]),
             market=np.array([q], dtype=np.int32),
         )  # fmt: skip
+
+    def _moved(self) -> None:
+        # The state changes: the quiet walks' findings are of the state before.
+        self._epoch += 1
+        self._walks = None
 
     # -- the risk step ------------------------------------------------------------------
 
@@ -613,143 +625,7 @@ class AaveVenue:
             plan.amounts.protocol_fee, coll_reserve, debt_reserve, pm, self._since, accounts,
             LIQUIDATABLE,
         )  # fmt: skip
-        return self._keepers_pass(accounts, p, pm, native, flow, ts_ns, n_ok, best, oldest)
-
-    def _keepers_pass(
-        self,
-        accounts: IntArray,
-        p: FloatArray,
-        pm: FloatArray,
-        native: float,
-        flow: FloatArray,
-        ts_ns: int,
-        n_ok: int,
-        best: float,
-        oldest: int,
-    ) -> tuple[int, float]:
-        # The keepers on the plans of ``accounts``: ``n_ok`` of them can run, the best
-        # incentive ``best`` and the oldest flag block ``oldest`` (.plan_nb.best_opportunity_nb).
-        # The skip bound (§D3) first: the best incentive cannot pay any able keeper's gas and
-        # minimum profit: the pass would act on nothing (most steps after a crash).
-        if n_ok == 0:
-            return 0, 0.0
-        block = self._chain.block
-        if math.isfinite(best) and self._keepers.none_would_act(
-            block=block,
-            waited_blocks=block - oldest,
-            incentive=best,
-            gas_price_gwei=self._chain.gas_price_gwei,
-            native_price=native,
-        ):
-            self.missed_opportunities += n_ok
-            return 0, 0.0
-        plan, coll_reserve, debt_reserve = self._plan(accounts, p)
-        ok = np.flatnonzero((plan.status == LIQUIDATABLE) & (plan.amounts.debt_repaid > 0.0))
-        ci, di = coll_reserve[ok], debt_reserve[ok]
-        repaid = plan.amounts.debt_repaid[ok]
-        seized = plan.amounts.collateral_seized[ok]
-        fee = plan.amounts.protocol_fee[ok]
-        received = seized - fee
-        need = repaid * pm[di]
-        incentive = received * pm[ci] - need
-        seen = self._since[accounts[ok]]
-        slippage = sale_slippage_quote(received, pm[ci], self._depth[ci])
-        slippage = np.where(np.isfinite(self._depth[ci]), slippage, 0.0)
-        acts = self._keepers.act(
-            block=block,
-            seen_block=seen,
-            incentive=incentive,
-            need=need,
-            slippage=slippage,
-            gas_price_gwei=self._chain.gas_price_gwei,
-            native_price=native,
-        )
-        won = np.flatnonzero(acts.acted)
-        self.missed_opportunities += int(ok.size - won.size)
-        if won.size == 0:
-            return 0, 0.0
-        rows = ok[won]
-        self._version += 1  # the state changes: no reuse of this step's plans
-        acc, ci, di = accounts[rows], ci[won], di[won]
-        repaid, seized, fee, received = repaid[won], seized[won], fee[won], received[won]
-        keeper = acts.winner[won]
-        # Effects: collateral, debt, treasury, deficit.
-        balance = self._c[acc, ci]
-        self._c[acc, ci] = np.where(seized >= balance, 0.0, balance - seized)
-        owed = self._d[acc, di]
-        cleared = repaid >= owed
-        self._d[acc, di] = np.where(cleared, 0.0, owed - repaid)
-        np.add.at(self.treasury, ci, fee)
-        deficit = plan.deficit[rows]
-        burned = deficit.sum(axis=1) > 0.0
-        deficit_quote = pla.matmul(deficit, p)
-        if burned.any():
-            self._d[acc[burned]] = 0.0
-            self.deficit += deficit.sum(axis=0)
-            self._bad_debt += float(deficit_quote.sum())
-        # The keepers sell the collateral they received and buy the debt they repaid.
-        sold = self._asset_of[ci]
-        np.add.at(flow, sold[sold >= 0], -received[sold >= 0])
-        bought = self._asset_of[di]
-        np.add.at(flow, bought[bought >= 0], repaid[bought >= 0])
-        proceeds = np.maximum(received * pm[ci] - slippage[won], 0.0)
-        self._keepers.receive(keeper, proceeds, block=block)
-        self._chain.submit(float(self._keepers.gas_units[keeper].sum()))
-        # Changed accounts: their health at the reference prices, kept aside from the sort.
-        self._touch(acc)
-        if burned.any():
-            self._lines = SolvencyLines(0.0, 0.0, 0.0, 0.0, 0.0, self._bad_debt)
-        self._record(
-            ts_ns, acc, keeper, ci, di, seized, repaid, fee, p, deficit, cleared, acts.gas_cost[won]
-        )
-        return int(acc.size), float((seized * p[ci]).sum())
-
-    def _record(
-        self,
-        ts_ns: int,
-        acc: IntArray,
-        keeper: IntArray,
-        ci: IntArray,
-        di: IntArray,
-        seized: FloatArray,
-        repaid: FloatArray,
-        fee: FloatArray,
-        p: FloatArray,
-        deficit: FloatArray,
-        cleared: npt.NDArray[np.bool_],
-        gas: FloatArray,
-    ) -> None:
-        names = [r.name for r in self.config.reserves]
-
-        def texts() -> list[str]:
-            return [
-                json.dumps({"debt_reserve": names[j], "debt_repaid": float(r), "gas": float(g)})
-                for j, r, g in zip(di, repaid, gas, strict=True)
-            ]
-
-        self._journal.append_columns(
-            EventKind.LIQUIDATION,
-            ts_ns,
-            account=acc,
-            counterparty=keeper,
-            market=ci.astype(np.int32),
-            size=-seized,
-            price=p[ci],
-            amount=pla.matmul(deficit, p),
-            fee=fee * p[ci],
-            code=np.where(cleared, 0, 1).astype(np.int32),
-            text=texts,
-        )
-        who, reserve = np.nonzero(deficit > 0.0)
-        if who.size:
-            self._journal.append_columns(
-                EventKind.BAD_DEBT,
-                ts_ns,
-                account=acc[who],
-                market=reserve.astype(np.int32),
-                amount=deficit[who, reserve] * p[reserve],
-                text="aave v3.3 reserve deficit",
-            )
+        return keepers_pass(self, accounts, p, pm, native, flow, ts_ns, n_ok, best, oldest)
 
 
 def _dot_rows(matrix: FloatArray, weights: FloatArray) -> FloatArray:
