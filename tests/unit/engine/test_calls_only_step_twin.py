@@ -12,6 +12,8 @@ and cross, while others liquidated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,9 +129,13 @@ def _run(
 def _twin(
     seed: int, kind: str, monkeypatch: pytest.MonkeyPatch, *, n: int = 600,
     cross_share: float = 0.3, steps: int = 120, vol: float = 0.004, drift: float = -0.0015,
+    setup: Callable[[Exchange], None] | None = None,
 ) -> dict[str, int]:  # fmt: skip
     marks = _walk(seed, steps, vol, drift)
     on, off = _book(seed, kind, n, cross_share), _book(seed, kind, n, cross_share)
+    if setup is not None:  # the same settings on both books, before the walk
+        setup(on)
+        setup(off)
     counts = _run(on, marks, monkeypatch, True)
     _run(off, marks, monkeypatch, False)
     ja, jb = on.journal.to_arrow(), off.journal.to_arrow()
@@ -155,6 +161,36 @@ def test_steps_ended_after_their_calls_equal_the_full_step(
     assert counts["ended_calls"] > 5  # steps that only called positions took the shortcut
     assert counts["ended_cross_calls"] > 0  # cross accounts among them
     assert counts["liquidating"] > 0  # and the walk liquidated too (those ran the rounds)
+
+
+def _liquidators(latency_s: float, capital: float) -> Callable[[Exchange], None]:
+    def setup(ex: Exchange) -> None:
+        for m in range(2):
+            ex.risk.set_liquidators(
+                m, latency_s=latency_s, capital_per_step=capital, mark_interval_s=1.0
+            )
+
+    return setup
+
+
+@pytest.mark.parametrize(
+    ("kind", "latency_s", "capital"),
+    [("binance", 2.5, 5e4), ("okx", 2.5, 5e4), ("plain", 0.5, np.inf), ("bybit", 1.5, 2e4)],
+)
+def test_liquidator_latency_and_capital_caps(
+    kind: str, latency_s: float, capital: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Liquidations waiting out a latency or a capital cap: a step that ends after its calls
+    must not lose the pending ones (they settle in the step's end, shared by both paths)."""
+    counts = _twin(3, kind, monkeypatch, setup=_liquidators(latency_s, capital))
+    assert counts["ended_calls"] > 0
+
+
+@pytest.mark.parametrize("kind", ["bitmex", "bybit", "drift", "dydx_v4", "hyperliquid"])
+def test_other_presets(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other venues' rules (their ADL queues, fund rules, liquidation orders)."""
+    counts = _twin(4, kind, monkeypatch)
+    assert counts["ended_calls"] > 0
 
 
 def test_isolated_only_book(monkeypatch: pytest.MonkeyPatch) -> None:
