@@ -7,16 +7,16 @@ fresh random examples each run (use it to hunt for new failures locally) and
 ``HYPOTHESIS_PROFILE=thorough`` runs ten times more of them.
 
 ``make test`` runs pytest in one process per core (pytest-xdist) on one kernel cache folder:
-numba's cache saves take turns (:mod:`numba_cache_lock`).
+the workers' numba cache saves take turns (:mod:`numba_cache_lock`).
 """
 
 from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
-import deleverage  # noqa: F401  # first: it configures numba (SVML off, the keyed cache folder)
 from numba_cache_lock import serialize_kernel_cache_writes
 
 settings.register_profile("ci", max_examples=50, deadline=None, print_blob=True, derandomize=True)
@@ -24,4 +24,11 @@ settings.register_profile("explore", max_examples=50, deadline=None, print_blob=
 settings.register_profile("thorough", max_examples=500, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-serialize_kernel_cache_writes()
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: others share its kernel cache
+        # deleverage first: it configures numba (SVML off, the keyed cache folder). Not in the
+        # controlling process: its environment (NUMBA_CACHE_DIR) would pass to the workers.
+        import deleverage  # noqa: F401
+
+        serialize_kernel_cache_writes()

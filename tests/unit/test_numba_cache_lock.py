@@ -7,11 +7,19 @@ import fcntl
 import threading
 from pathlib import Path
 
+import pytest
 from numba.core.caching import IndexDataCacheFile
 
-from numba_cache_lock import CACHE_LOCK
+from numba_cache_lock import CACHE_LOCK, locked
 
 STAMP = (1.0, 100)  # the source file's (mtime, size) numba keys an index by
+
+
+@pytest.fixture(autouse=True)
+def _locked_saves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock on, as in a pytest-xdist worker (a single process runs without it)."""
+    save = IndexDataCacheFile.save
+    monkeypatch.setattr(IndexDataCacheFile, "save", locked(getattr(save, "__wrapped__", save)))
 
 
 def _cache_file(folder: Path) -> IndexDataCacheFile:
