@@ -42,8 +42,12 @@ lint: $(TEST_STAMP)
 typecheck: $(TEST_STAMP)
 	$(BIN)/mypy
 
+# One pytest process per core (pytest-xdist; `make test PYTEST_WORKERS=0` runs all in one).
+# --dist loadscope keeps each test module in one process, so its module-scoped fixtures
+# (servers, simulated days) are built once.
+PYTEST_WORKERS ?= auto
 pytest: $(TEST_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadscope
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/mark_update.py

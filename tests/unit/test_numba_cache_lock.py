@@ -1,0 +1,70 @@
+"""The tests' lock on numba's cache saves (tests/numba_cache_lock.py): with it, processes
+saving new entries of one kernel at once keep every entry beside its own data."""
+
+from __future__ import annotations
+
+import fcntl
+import threading
+from pathlib import Path
+
+import pytest
+from numba.core.caching import IndexDataCacheFile
+
+from numba_cache_lock import CACHE_LOCK, locked
+
+STAMP = (1.0, 100)  # the source file's (mtime, size) numba keys an index by
+
+
+@pytest.fixture(autouse=True)
+def _locked_saves(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lock on, as in a pytest-xdist worker (a single process runs without it)."""
+    save = IndexDataCacheFile.save
+    monkeypatch.setattr(IndexDataCacheFile, "save", locked(getattr(save, "__wrapped__", save)))
+
+
+def _cache_file(folder: Path) -> IndexDataCacheFile:
+    return IndexDataCacheFile(
+        cache_path=str(folder), filename_base="kern-1.py311", source_stamp=STAMP
+    )
+
+
+def test_a_save_waits_for_the_lock(tmp_path: Path) -> None:
+    # Arrange: another process (here: another open file) holds the lock
+    cache = _cache_file(tmp_path)
+    with (tmp_path / CACHE_LOCK).open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        saver = threading.Thread(target=cache.save, args=(("sig", "cpu"), b"code"))
+
+        # Act
+        saver.start()
+        saver.join(timeout=0.5)
+
+        # Assert: nothing written while the lock is held
+        assert saver.is_alive()
+        assert not list(tmp_path.glob("*.nb[ic]"))
+    saver.join(timeout=10)
+    assert not saver.is_alive()
+    assert cache.load(("sig", "cpu")) == b"code"
+
+
+def test_concurrent_saves_keep_every_entry_with_its_own_data(tmp_path: Path) -> None:
+    # Arrange: four savers (each its own IndexDataCacheFile, as in separate processes), each
+    # saving new signatures of the same kernel
+    keys = [(f"sig{saver}-{i}", "cpu") for saver in range(4) for i in range(25)]
+
+    def save_all(saver: int) -> None:
+        cache = _cache_file(tmp_path)
+        for key in keys[saver * 25 : (saver + 1) * 25]:
+            cache.save(key, f"code of {key[0]}".encode())
+
+    threads = [threading.Thread(target=save_all, args=(s,)) for s in range(4)]
+
+    # Act
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    # Assert
+    cache = _cache_file(tmp_path)
+    assert [cache.load(key) for key in keys] == [f"code of {k[0]}".encode() for k in keys]
