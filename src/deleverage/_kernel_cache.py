@@ -15,17 +15,30 @@ The folder is ``deleverage/__pycache__/numba-<key>`` where the package folder is
 by the user wins (benchmarks/cascade_day.py uses one for its cold start); then the stale-cache
 hazard above is the user's to manage. :func:`prune_kernel_caches` removes the folders of other
 source versions (the install's warm-up calls it).
+
+Processes that share the cache folder (a sweep's pool, pytest's workers, several CLI runs) may
+save new entries of one kernel at once. numba saves an entry (``IndexDataCacheFile.save``) by
+reading the kernel's index, taking the first data file number it does not use, then writing
+the index and the data file, with no lock: two processes can both take number 1, and the index
+then names one signature's machine code for the other's (a later load would run it on the
+wrong types). :func:`serialize_cache_saves` (on import) makes every save in this process hold
+an exclusive ``flock`` on :data:`CACHE_LOCK` in the kernel's cache folder, so saves take turns;
+loading needs no lock (numba replaces each file atomically, and an entry whose data file is not
+written yet loads as a miss).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parent
 KEY_CHARS = 16  # hex characters of the SHA-256 kept in the folder's name
@@ -142,8 +155,41 @@ def disable_svml() -> None:
         )
 
 
+#: The lock file, in a kernel's cache folder, that a save of its entries holds.
+CACHE_LOCK = ".save.lock"
+
+
+def locked(save: Callable[..., None]) -> Callable[..., None]:
+    """numba's ``IndexDataCacheFile.save`` made to hold an exclusive lock on :data:`CACHE_LOCK`
+    in the kernel's cache folder while it reads the index and writes the index and the data
+    file (``__wrapped__``: ``save``)."""
+    import fcntl
+
+    def locked_save(self: Any, key: Any, data: Any) -> None:
+        with (Path(self._cache_path) / CACHE_LOCK).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            save(self, key, data)
+
+    locked_save.__wrapped__ = save  # type: ignore[attr-defined]
+    return locked_save
+
+
+def serialize_cache_saves() -> bool:
+    """Make this process's numba cache saves take turns with other processes' (see the module
+    docstring); False where the platform has no ``flock`` (not POSIX: saves stay unlocked)."""
+    if importlib.util.find_spec("fcntl") is None:
+        return False
+    from numba.core.caching import IndexDataCacheFile
+
+    if not hasattr(IndexDataCacheFile.save, "__wrapped__"):
+        IndexDataCacheFile.save = locked(IndexDataCacheFile.save)  # type: ignore[method-assign]
+    return True
+
+
 disable_svml()  # before configure_kernel_cache imports numba
 
 #: The folder this process's kernels are cached in (None: ``NUMBA_CACHE_DIR`` was set before).
 #: Set on import: ``deleverage/__init__.py`` imports this module before any kernel module.
 KERNEL_CACHE = configure_kernel_cache()
+#: Whether this process's numba cache saves hold the folder's lock (:func:`serialize_cache_saves`).
+SAVES_LOCKED = serialize_cache_saves()

@@ -1,5 +1,7 @@
-"""The tests' lock on numba's cache saves (tests/numba_cache_lock.py): with it, processes
-saving new entries of one kernel at once keep every entry beside its own data."""
+"""The lock on numba's cache saves (``deleverage._kernel_cache.serialize_cache_saves``, on the
+package's import): with it, processes saving new entries of one kernel at once keep every entry
+beside its own data; without it they can swap them (numba's save takes the first free data
+file number with no lock)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,15 @@ from pathlib import Path
 import pytest
 from numba.core.caching import IndexDataCacheFile
 
-from numba_cache_lock import CACHE_LOCK, locked
+from deleverage._kernel_cache import CACHE_LOCK, SAVES_LOCKED, locked
 
 STAMP = (1.0, 100)  # the source file's (mtime, size) numba keys an index by
 
 
 @pytest.fixture(autouse=True)
 def _locked_saves(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The lock on, as in a pytest-xdist worker (a single process runs without it)."""
+    """The lock on this test's saves, whatever the process set up (the package's own is
+    checked below)."""
     save = IndexDataCacheFile.save
     monkeypatch.setattr(IndexDataCacheFile, "save", locked(getattr(save, "__wrapped__", save)))
 
@@ -68,3 +71,9 @@ def test_concurrent_saves_keep_every_entry_with_its_own_data(tmp_path: Path) -> 
     # Assert
     cache = _cache_file(tmp_path)
     assert [cache.load(key) for key in keys] == [f"code of {k[0]}".encode() for k in keys]
+
+
+def test_the_package_locks_this_process_saves() -> None:
+    # on import (POSIX): every save of this process takes turns with other processes'
+    assert SAVES_LOCKED
+    assert hasattr(IndexDataCacheFile.save, "__wrapped__")
