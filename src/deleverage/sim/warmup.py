@@ -74,7 +74,53 @@ def warm_up() -> float:
     run(warm_up_scenario(3, isolated_fraction=0.0, duration_s=1_800.0))  # cross stretches
     warm_up_protocols()  # the on-chain protocols' kernels (Maker, Aave, keepers)
     _warm_up_fallbacks()
+    warm_up_adl_index()
     return time.perf_counter() - started
+
+
+def warm_up_adl_index() -> int:
+    """A crash that exhausts the insurance fund on a book of isolated traders, so that ADL
+    ranks the profitable side from the market's ADL cells (``engine/adl_index.py``, the
+    indexed queue of ``pnl_leverage`` rankings) and the batch path's ADL matching runs; then a
+    book change and a second crash (the cells' dense view after changes). None of the
+    simulator's warm-up runs reaches ADL, so without this a user's first run that does would
+    compile these kernels inside it. Returns the ADL rounds (> 0)."""
+    import numpy as np
+
+    from deleverage.engine.exchange import Exchange
+    from deleverage.liquidity import ConstantDepthBook
+    from deleverage.spec import MarginMode, MarketSpec
+
+    rng = np.random.default_rng(5)
+    n, price = 3_000, 100.0
+    leverage = rng.uniform(1.5, 20.0, n)
+    hot = rng.random(n) < 0.02  # longs at 40-100x: bankrupt after a 2% fall
+    leverage[hot] = rng.uniform(40.0, 100.0, int(hot.sum()))
+    size = np.where(rng.random(n) < 0.5, 1.0, -1.0) * rng.uniform(0.1, 10.0, n).round(3)
+    size[hot] = np.abs(size[hot])
+    cash = np.abs(size) * price * (1.0 / leverage + 0.0006)  # initial margin and the fee
+    spec = MarketSpec.from_mapping(
+        {
+            "symbol": "BTCUSDT", "lot_size": 0.001, "liquidation_fee_rate": 0.005,
+            "tiers": [{"notional_floor": 0, "max_leverage": 100, "maintenance_rate": 0.005}],
+        }
+    )  # fmt: skip
+    ex = Exchange()
+    ex.list_market(spec)
+    ex.set_mark(0, price)
+    ex.set_liquidity(0, ConstantDepthBook(depth_per_pct=n * 0.5, half_life_s=60.0))
+    ids = ex.open_accounts(n, margin_mode=MarginMode.ISOLATED)
+    ex.deposit_many(ids, cash)
+    ex.deposit(ex.insurance_account, 1.0)  # exhausted by the first bankrupt fill
+    ex.open_positions(0, ids, size, np.full(n, price), leverage=leverage)
+    ex.set_mark(0, price * 0.98, ts_ns=10**9)
+    assert ex.last_step is not None
+    rounds = ex.last_step.adl_rounds
+    more = ex.open_accounts(50, margin_mode=MarginMode.ISOLATED)
+    ex.deposit_many(more, np.full(50, 50.0))
+    ex.open_positions(0, more, np.full(50, 2.0), np.full(50, 98.0), leverage=np.full(50, 60.0))
+    ex.set_mark(0, price * 0.965, ts_ns=2 * 10**9)
+    return rounds + ex.last_step.adl_rounds
 
 
 def _warm_up_fallbacks() -> None:

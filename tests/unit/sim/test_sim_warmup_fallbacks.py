@@ -36,3 +36,23 @@ def test_the_fallbacks_compile_the_engines_argument_types() -> None:
     }
     for kernel, signature in expected.items():
         assert signature in kernel.signatures, (kernel.py_func.__name__, kernel.signatures)
+
+
+def test_the_adl_warm_up_reaches_adl_through_the_cells() -> None:
+    # Arrange: the indexed queue's kernels and the batch path's ADL matching
+    from deleverage.engine import adl_index
+    from deleverage.engine.risk import adl_batch_kernels, adl_queue
+    from deleverage.sim.warmup import warm_up_adl_index
+
+    # Act
+    rounds = warm_up_adl_index()
+
+    # Assert: ADL ran, and from the cells (each kernel called, so cached at install)
+    assert rounds > 0
+    for kernel in (
+        adl_index.build_side_nb, adl_index.select_top_nb, adl_index.cell_bounds_nb,
+        adl_index.dirty_scores_nb, adl_index.sampled_candidates_nb,
+        adl_index.dense_from_cells_nb, adl_queue.capacity_live_nb,
+        adl_batch_kernels.capped_prices_nb, adl_batch_kernels.match_needs_nb,
+    ):  # fmt: skip
+        assert kernel.signatures, kernel.py_func.__name__
