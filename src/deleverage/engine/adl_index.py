@@ -509,6 +509,18 @@ class _Side:
         #: what it read) before the rows change, if it is still alive.
         self.user: weakref.ref[Any] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # pickle takes no weak reference (a service snapshot pickles the engine): the queue
+        # itself goes in its place, and a weak reference to it comes back on load
+        state = self.__dict__.copy()
+        state["user"] = self.user() if self.user is not None else None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        user = state.pop("user")
+        self.__dict__.update(state)
+        self.user = weakref.ref(user) if user is not None else None
+
     def touch(self, accounts: IntArray) -> None:
         if not self.valid:
             return

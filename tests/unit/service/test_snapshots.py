@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from deleverage import Exchange, Journal, MarketSpec
@@ -24,6 +24,13 @@ _ops = st.lists(
 
 @settings(max_examples=25, deadline=None)
 @given(ops=_ops, cut=st.integers(min_value=0, max_value=60))
+# ADL from the market's ADL cells before the snapshot (the cells hold a weak reference to the
+# queue reading them, which pickle cannot take): found under pytest-xdist's ordering
+@example(
+    ops=[("mark", 0, 1.0625), ("trade", 0, 1.0), ("mark", 0, 1.0), ("trade", 0, 1.0),
+         ("mark", 0, 0.5)],
+    cut=5,
+)  # fmt: skip
 def test_snapshot_then_tail_equals_full_replay(ops: list[tuple[str, int, float]], cut: int) -> None:
     # Arrange: an engine driven by random operations, a snapshot taken after `cut` of them
     ex = Exchange()
