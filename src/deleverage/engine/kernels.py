@@ -96,6 +96,31 @@ def accumulate_market_nb(
 
 
 @njit(cache=True)
+def add_total_equity_nb(
+    size: FloatArray,
+    entry: FloatArray,
+    isolated_margin: FloatArray,
+    mark: float,
+    total_equity: FloatArray,
+) -> None:
+    """Add one market's positions to ``total_equity`` in place (quote): ``upnl + isolated
+    margin`` for an open position, the isolated margin alone for a flat one.
+
+    :func:`accumulate_market_nb`'s ``total_equity`` alone, with the same float operations in
+    the same order (started from the cash by the caller): the run's final equity needs no
+    cross margins, and one output array instead of five is fresh memory the day's end does not
+    fault in (a 10^6-account day: ~50 ms of its ~2 s).
+    """
+    for i in range(len(size)):
+        s = size[i]
+        if s == 0.0:
+            total_equity[i] += isolated_margin[i]
+            continue
+        upnl = s * (mark - entry[i])
+        total_equity[i] += upnl + isolated_margin[i]
+
+
+@njit(cache=True)
 def isolated_market_nb(
     size: FloatArray,
     entry: FloatArray,

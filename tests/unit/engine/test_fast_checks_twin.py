@@ -2,9 +2,10 @@
 
 A cascade round re-marks the market and restores its book twice; the checks on that path
 take a float price or an int time first (``spec._as_number``, ``Ledger._ts``,
-``fund_records.as_ts``, ``_ResilientBook.restore``). Each test passes the same value once as
-that type (the fast path) and once as a NumPy scalar of it (the general checks, as before)
-and asserts the same value and type, or the same refusal.
+``fund_records.as_ts``, ``_ResilientBook.restore``, and ``Exchange.set_mark`` and
+``set_book_mid``'s one comparison for a float price, speed round 12). Each test passes the
+same value once as that type (the fast path) and once as a NumPy scalar of it (the general
+checks, as before) and asserts the same value and type, or the same refusal.
 """
 
 from __future__ import annotations
@@ -81,3 +82,50 @@ def test_a_restored_float_depth_is_what_the_general_check_sets(consumed: float) 
             with pytest.raises(ValidationError):
                 fast.restore({"consumed_depth": raw, "ts_ns": 8})
     assert fast.snapshot() == general.snapshot()
+
+
+def _engine(*, inverse: bool) -> Exchange:
+    from deleverage import MarketSpec
+
+    ex = Exchange()
+    fields = (
+        {"contract_type": "inverse", "contract_value": 100.0, "settlement_asset": "BTC"}
+        if inverse
+        else {}
+    )
+    ex.list_market(MarketSpec.simple("BTCUSD" if inverse else "BTCUSDT", **fields))
+    return ex
+
+
+@pytest.mark.parametrize("inverse", [False, True])
+@pytest.mark.parametrize("value", FLOATS)
+def test_a_float_mark_and_book_mid_are_what_the_general_check_sets(
+    value: float, inverse: bool
+) -> None:
+    fast, general = _engine(inverse=inverse), _engine(inverse=inverse)
+    fast.set_book_mid(0, value)
+    general.set_book_mid(0, np.float64(value))
+    assert _same(fast.risk.markets[0].book_mid, general.risk.markets[0].book_mid)
+    assert _same(fast.risk.markets[0].book_mid, 1.0 / value if inverse else value)
+    fast.set_mark(0, value, ts_ns=5)
+    general.set_mark(0, np.float64(value), ts_ns=5)
+    assert _same(fast.markets[0].mark, general.markets[0].mark)
+    assert _same(fast.markets[0].mark, 1.0 / value if inverse else value)  # engine's price
+    assert fast.journal.to_frame().equals(general.journal.to_frame())
+    fast.set_book_mid(0, None)
+    assert fast.risk.markets[0].book_mid is None
+
+
+@pytest.mark.parametrize("value", [*BAD_POSITIVE, True, "1.0", None])
+def test_a_bad_mark_or_book_mid_is_refused_on_both_paths(value: object) -> None:
+    ex = _engine(inverse=False)
+    ex.set_mark(0, 100.0, ts_ns=1)
+    rows = len(ex.journal)
+    for v in (value, np.float64(value)) if isinstance(value, float) else (value,):
+        with pytest.raises(ValidationError, match="price"):
+            ex.set_mark(0, v, ts_ns=2)  # type: ignore[arg-type]
+        if v is not None:
+            with pytest.raises(ValidationError, match="price"):
+                ex.set_book_mid(0, v)  # type: ignore[arg-type]
+    assert ex.markets[0].mark == 100.0  # nothing set, nothing journaled
+    assert len(ex.journal) == rows

@@ -136,6 +136,8 @@ def _check_margin_state(ex: Exchange) -> None:
     _close(state["cross_maintenance"], [o.cross_maintenance for o in oracle])
     _close(state["cross_initial"], [o.cross_initial for o in oracle])
     _close(state["total_equity"], [o.total_equity for o in oracle])
+    # ``total_equity()`` (the run's final equity) is the margin state's column, bit for bit.
+    assert ex.total_equity().tobytes() == state["total_equity"].tobytes()
     _close(
         state["cross_margin_ratio"],
         [_ratio(o.cross_equity, o.cross_maintenance) for o in oracle],
