@@ -112,6 +112,8 @@ class CollateralCoins:
     def index_factor(self, m: int, ts_ns: int) -> float:
         """How the coins' sales move market ``m``'s index (1: not at all)."""
         factor = 1.0
+        if not self.coins:  # no coins: no ledger to look up (every marked step asks)
+            return factor
         ledger = coll.ledger_of(self.sim.ex)
         for k, coin in enumerate(self.coins):
             book = ledger.books.get(k)

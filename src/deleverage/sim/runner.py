@@ -97,6 +97,12 @@ STEP_COLUMNS = (
     "backstop_loss",  # cumulative loss of the vault beyond the margin it took over, quote
     "backstop_pnl",  # the backstop vault's PnL after the step (equity - capital in), quote
 )
+#: A step's tallies (:meth:`Simulation._step_market`'s row), each starting at 0.
+_ROW_KEYS = (
+    "liquidations", "liquidated_notional", "adl_notional", "adl_rounds", "bad_debt",
+    "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall", "adl_loss",
+    "backstop_takeovers", "backstop_loss",
+)  # fmt: skip
 #: The columns of :data:`STEP_COLUMNS` held as int64 (counts, the step, the time).
 _INT_COLUMNS = frozenset(
     {
@@ -373,25 +379,25 @@ class Simulation:
         report_every = max(1, self.n_steps // 200)
         watched = observer is not None or predictor is not None  # they see every step
         self.quiet = QuietStretches(self) if self.quiet_enabled and not watched else None
-        skip_to = 0
         busy = False  # the last step liquidated or cascaded: the next one likely too
-        for k in range(n):
-            if k < skip_to:
-                continue  # applied in bulk by the quiet stretch
+        k = 0
+        while k < n:
             if self.quiet is not None and k > 0 and not busy:
                 count = self.quiet.advance(
                     k, decay=decay, next_funding=next_funding, cols=cols,
                     totals=(bad_debt, socialized, backstop_loss, oi),
                 )  # fmt: skip
-                if count:
-                    skip_to = k + count
+                if count:  # steps k .. k + count - 1 applied in bulk by the quiet stretch
                     if progress is not None:
-                        for j in range(k, skip_to):
+                        for j in range(k, k + count):
                             if j % report_every == 0 or j == n - 1:
                                 progress(j, self.n_steps)
+                    k += count
                     continue
             ts = self.start_ns + round(k * dt * _NS)
             t_s = k * dt
+            # Margin calls alone do not make the next step busy: stretches make calls too.
+            busy = False
             for m in range(n_m):
                 x = float(self.paths[k, m])
                 index = float(self.oracles[m].index_price[k])
@@ -418,7 +424,7 @@ class Simulation:
                 )  # fmt: skip
                 left = (next_funding[m] - t_s) / self._funding[m][0]
                 self.collateral.before_mark(m, index, ts)
-                row = self._step_market(m, k, ts, x, left)
+                row = self._step_market(m, k, ts, (x, index, oracle), left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
                     next_funding[m] += self._funding[m][0]
@@ -437,19 +443,19 @@ class Simulation:
                     cols, k, m, ts=ts, x=x, index=index, row=row, rate=rate,
                     totals=(bad_debt[m], socialized[m], backstop_loss[m], oi[m]),
                 )  # fmt: skip
+                # What the step's row of ``cols`` says (``_record`` wrote these three there).
+                busy = busy or bool(
+                    row["liquidations"] or row["cascade_rounds"] or row["adl_rounds"]
+                )
                 if observer is not None or predictor is not None:
                     record = {name: float(cols[name][k, m]) for name in cols}
                     if observer is not None:
                         observer(k, m, record)
                     if predictor is not None:
                         predictor(k, m, record)
-            # Margin calls alone do not make the next step busy: stretches make calls too.
-            busy = bool(
-                np.any(cols["liquidations"][k]) or np.any(cols["cascade_rounds"][k])
-                or np.any(cols["adl_rounds"][k])
-            )  # fmt: skip
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
+            k += 1
         steps = self._frame(cols)
         wall = time.perf_counter() - started
         result = RunResult(
@@ -534,53 +540,54 @@ class Simulation:
         cols["backstop_loss"][k, m] = backstop_loss
         cols["backstop_pnl"][k, m] = ex.risk.backstop_pnl()
 
-    def _step_market(self, m: int, k: int, ts: int, x: float, left: float) -> dict[str, float]:
+    def _step_market(
+        self, m: int, k: int, ts: int, prices: tuple[float, float, float], left: float
+    ) -> dict[str, float]:
         """Mark market ``m`` at step ``k`` and run the cascade rounds; return the tallies.
 
-        ``left`` is the fraction of the funding interval still to run (Binance's funding basis).
+        ``prices`` are the step's exogenous price, index and oracle (quote/base, the hedgers'
+        and coins' factor applied); ``left`` is the fraction of the funding interval still to
+        run (Binance's funding basis). They, and the last funding rate, hold through the
+        step's rounds: only the book (the venue's dislocation) moves the mark between them.
         """
         ex = self.ex
         book = self.books[m]
-        row = dict.fromkeys(
-            ("liquidations", "liquidated_notional", "adl_notional", "adl_rounds", "bad_debt",
-             "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall",
-             "adl_loss", "backstop_takeovers", "backstop_loss"), 0.0,
-        )  # fmt: skip
+        venue = self.venue[m]
+        row = dict.fromkeys(_ROW_KEYS, 0.0)
         if not self.feedback and book is not None:
             book.restore({"consumed_depth": 0.0, "ts_ns": ts})  # the twin's book stays at rest
-        mark = self._mark(m, k, x, left)
+        x, index, oracle = prices
+        inputs = {
+            "index": index, "oracle": oracle, "funding_rate": float(self.last_funding_rate[m]),
+            "time_left_fraction": left,
+        }  # fmt: skip
+        mark = venue.mark(x, **inputs)
         if k == 0 and mark == ex.markets[m].mark:
             return row
+        add = self._add_report
         self._set_mark(m, x, mark, ts)
-        self._add_report(row, ex.last_step)
+        add(row, ex.last_step)
         rounds = 0
-        while self.feedback and book is not None and rounds < self.scenario.max_cascade_rounds:
+        limit = self.scenario.max_cascade_rounds
+        while self.feedback and book is not None and rounds < limit:
             moved = self._absorb_impact(m, ts)
-            if moved == 0.0 or self.venue[m].dislocation <= MIN_DISLOCATION:
+            if moved == 0.0 or venue.dislocation <= MIN_DISLOCATION:
                 break
             rounds += 1
-            self._set_mark(m, x, self._mark(m, k, x, left), ts)
-            self._add_report(row, ex.last_step)
-            if ex.last_step.liquidations == 0 and ex.last_step.adl_rounds == 0:
+            self._set_mark(m, x, venue.mark(x, **inputs), ts)
+            report = ex.last_step
+            add(row, report)
+            if report.liquidations == 0 and report.adl_rounds == 0:
                 moved = self._absorb_impact(m, ts)  # fills of that round still count
                 if moved != 0.0:
-                    self._set_mark(m, x, self._mark(m, k, x, left), ts)
-                    self._add_report(row, ex.last_step)
+                    self._set_mark(m, x, venue.mark(x, **inputs), ts)
+                    add(row, ex.last_step)
                 break
         row["cascade_rounds"] = rounds
         return row
 
-    def _mark(self, m: int, k: int, x: float, left: float) -> float:
-        factor = float(self._index_factor[m])
-        return self.venue[m].mark(
-            x,
-            index=float(self.oracles[m].index_price[k]) * factor,
-            oracle=float(self.oracles[m].oracle_price[k]) * factor,
-            funding_rate=float(self.last_funding_rate[m]),
-            time_left_fraction=left,
-        )
-
     def _set_mark(self, m: int, x: float, mark: float, ts: int) -> None:
+        """Re-mark market ``m`` (its book's mid first, where it has a book)."""
         if self.books[m] is not None:
             self.ex.set_book_mid(m, self.venue[m].book_mid(x))
         self.ex.set_mark(m, mark, ts_ns=ts)

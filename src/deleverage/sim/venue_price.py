@@ -41,6 +41,7 @@ class VenuePrice:
         self.arbitrageurs = Arbitrageurs(pricing.arbitrage, dt_s)
         n = max(1, round(pricing.basis_window_s / pricing.basis_sample_s))
         self._basis: deque[float] = deque(maxlen=n)
+        self._average: float | None = None  # the basis average, until the next sample
         self._next_sample_s = 0.0
         self.basis_ema = 0.0
         # |d| at most this: the arbitrageurs' step would leave d and their capital as they
@@ -76,6 +77,7 @@ class VenuePrice:
         rule = self.rule
         if rule == "binance" and t_s + 1e-9 >= self._next_sample_s:
             self._basis.append(self.book_mid(exogenous) - index)
+            self._average = None
             self._next_sample_s += self.pricing.basis_sample_s
         if rule == "hyperliquid" and not first:
             self.basis_ema = marks.ema_step(
@@ -114,7 +116,10 @@ class VenuePrice:
                 book_mid=book,
                 external_perp=exogenous,
             )
-        average = math.fsum(self._basis) / len(self._basis) if self._basis else 0.0
+        average = self._average  # every cascade round re-marks: one sum per sample
+        if average is None:
+            basis = self._basis
+            average = self._average = math.fsum(basis) / len(basis) if basis else 0.0
         return marks.binance_mark(
             last_price=book,
             index_price=index,

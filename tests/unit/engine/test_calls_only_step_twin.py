@@ -92,8 +92,8 @@ def _run(
     original = RiskEngine._none_below
     ended: list[bool] = []
 
-    def spy(self: RiskEngine, m: int) -> bool:
-        answer = original(self, m)
+    def spy(self: RiskEngine, m: int, spec: MarketSpec, modes: tuple[bool, bool]) -> bool:
+        answer = original(self, m, spec, modes)
         ended.append(answer)  # the vault holds nothing here: True ends the step
         return answer
 

@@ -181,21 +181,19 @@ class RiskEngine(BatchStage):
             self._leave_liquidation(m)
         if risk.capital_ts != ts:
             risk.capital_ts, risk.capital_used = ts, 0.0
-        if (
-            NONE_BELOW_ENDS
-            and ex._positions[m].size[ex.backstop_account] == 0.0
-            and self._none_below(m)
-        ):
+        vault_open = ex._positions[m].size[ex.backstop_account] != 0.0  # a vault position
+        modes = self._modes_present(m)
+        if NONE_BELOW_ENDS and not vault_open and self._none_below(m, spec, modes):
             # Nothing under maintenance (most marks: the calls were the whole step): the
             # rounds below would find no candidate and change nothing.
             self.round_after = None  # what the first round's candidate check would clear
             return self._step_end(m, ts, report)
         caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
-        if ex._positions[m].size[ex.backstop_account] != 0.0:  # the vault holds a position
+        if vault_open:
             self._backstop_deleverage(m, ts, report)
+            modes = self._modes_present(m)  # for the account layout it left
         touched: npt.NDArray[np.int64] | None = None
         rounds = _MAX_ROUNDS
-        modes = self._modes_present(m)
         layout = ex.layout_version  # ``modes`` holds while the account layout does
         if self._batchable(m) and modes[0]:
             touched = self._batch_isolated(m, ts, report, caps)
@@ -246,14 +244,15 @@ class RiskEngine(BatchStage):
         self.reports.append(report)
         return report
 
-    def _none_below(self, m: int) -> bool:
+    def _none_below(self, m: int, spec: MarketSpec, modes: tuple[bool, bool]) -> bool:
         """Whether no position of market ``m`` is under maintenance at this state: the
         isolated and cross scans' ``below`` (cached for the state version: the margin calls
         just took them) are empty, so the step's liquidation rounds (the batch path, the
-        candidates) would find nothing. A cross scan is read only where cross traders are."""
+        candidates) would find nothing. A cross scan is read only where cross traders are
+        (``modes``: :meth:`_modes_present`'s answer; ``spec``: the market's)."""
         ex = self.ex
-        level = ex.markets[m].spec.liquidation.margin_call_ratio
-        any_isolated, any_cross = self._modes_present(m)
+        level = spec.liquidation.margin_call_ratio
+        any_isolated, any_cross = modes
         if any_isolated and len(ex.isolated_scan(m, level)["below"]):
             return False
         return not (any_cross and len(ex.cross_scan(m, level)["below"]))
