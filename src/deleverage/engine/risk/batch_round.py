@@ -196,6 +196,7 @@ def run_round(
     if status != rk.SETTLED:
         return None  # nothing written: the separate path plans and settles the round again
     if book is not None:
+        assert isinstance(book, ConstantDepthBook)  # ``book_state``'s
         book.restore_consumed(consumed_after, ts)
     n, n_lists, n_after = si[: rk.S_HEAD].tolist()
     start = rk.S_HEAD + n_lists

@@ -73,4 +73,4 @@ def fsum_nb(values: FloatArray, lo: int, hi: int) -> float:
             x = high + y
             if y == x - high:
                 high = x
-    return high
+    return float(high)
