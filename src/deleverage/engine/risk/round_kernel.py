@@ -239,5 +239,6 @@ def round_nb(
     amounts = floats[2]
     sums = 3 * n + 5 + n_after
     for g in range(5):  # ``math.fsum`` of each group's amounts (NaN: not finite)
-        scratch_f[sums + g] = fsum_nb(amounts, n + lists[g], n + lists[g + 1])
+        lo, hi = n + lists[g], n + lists[g + 1]
+        scratch_f[sums + g] = fsum_nb(amounts, lo, hi) if hi > lo else 0.0
     return SETTLED, consumed_after, r_kind, ints, floats
