@@ -623,6 +623,7 @@ class Ledger:
     def _fund_group_applied(
         self, market: int, fund: int, inflow: bool, sources: IntArray, destinations: IntArray,
         amounts: FloatArray, reasons: IntArray, ts: int, *, checked: bool = False,
+        total: float | None = None,
     ) -> None:  # fmt: skip
         """:meth:`_transfers_applied` for transfers of one reason between the fund account
         ``fund`` and positions, in one direction (``inflow``: into the fund), whose cash has
@@ -633,7 +634,8 @@ class Ledger:
         one ``receive_many`` or ``cover_many`` (:meth:`_fund_batch`'s), else
         :meth:`_fund_ledger` row by row. ``checked``: the caller knows the other sides are
         no fund accounts and the amounts are > 0 (none NaN): inflows are then summed without
-        ``receive_many``'s checks of each amount (:func:`_receive_positive`)."""
+        ``receive_many``'s checks of each amount (:func:`_receive_positive`), and ``total``
+        (where given and not NaN) is their ``math.fsum``, found by the caller's kernel."""
         book = self.funds.get(fund)
         if book is None:  # the general selection (rows whose other side is a fund, if any)
             self._transfers_applied(market, sources, destinations, amounts, reasons, ts)
@@ -647,7 +649,10 @@ class Ledger:
         if len(others) > 1 and (checked or not _is_fund(others, self.funds).any()):
             kind = _INFLOW_KINDS[int(reasons[0])] if inflow else None
             if kind is not None and checked:
-                _receive_positive(book, amounts, ts, kind, others)
+                if total is not None and total == total:  # ``_receive_positive``'s record
+                    book.receive_checked(total, ts, kind, batch_ref(others))
+                else:
+                    _receive_positive(book, amounts, ts, kind, others)
             elif kind is not None:
                 book.receive_many(amounts, ts, kind=kind, refs=others)
             else:

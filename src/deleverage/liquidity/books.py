@@ -167,6 +167,17 @@ class _ResilientBook:
         ts = _check_ts(cast(int, state["ts_ns"]))
         self._consumed, self._ts_ns = consumed, ts
 
+    def restore_consumed(self, consumed: float, ts_ns: int) -> None:
+        """:meth:`restore` of ``{"consumed_depth": consumed, "ts_ns": ts_ns}`` with a float
+        ``consumed`` (base units; ``ts_ns`` int64 nanoseconds), the same checks without the
+        mapping: the batch round sets the depth its plan consumed once a round."""
+        low, high = self._consumed_bounds()
+        if not low <= consumed <= high:
+            raise ValidationError(
+                "consumed_depth", consumed, f"must be a number in [{low}, {high}] for this book"
+            )
+        self._consumed, self._ts_ns = consumed, _check_ts(ts_ns)
+
 
 class ConstantDepthBook(_ResilientBook):
     """Constant depth per unit of relative price move: linear impact, closed-form VWAP.

@@ -129,3 +129,25 @@ def test_a_bad_mark_or_book_mid_is_refused_on_both_paths(value: object) -> None:
                 ex.set_book_mid(0, v)  # type: ignore[arg-type]
     assert ex.markets[0].mark == 100.0  # nothing set, nothing journaled
     assert len(ex.journal) == rows
+
+
+@pytest.mark.parametrize("consumed", [0.0, -0.0, 0.25, -3.5, 1000.0, math.nan, 1e9, -math.inf])
+@pytest.mark.parametrize("ts", [7, 1.5, True])
+def test_a_consumed_depth_set_without_a_mapping_is_what_restore_sets(
+    consumed: float, ts: object
+) -> None:
+    # ``restore_consumed`` (the batch round's once a round) against ``restore`` of the same
+    # mapping: the same state, or the same refusal with the old state kept.
+    fast = ConstantDepthBook(depth_per_pct=10.0, half_life_s=30.0)
+    general = ConstantDepthBook(depth_per_pct=10.0, half_life_s=30.0)
+    for book in (fast, general):
+        book.execute(1, 2.0, 100.0, 4)
+    try:
+        general.restore({"consumed_depth": consumed, "ts_ns": ts})
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            fast.restore_consumed(consumed, ts)  # type: ignore[arg-type]
+    else:
+        fast.restore_consumed(consumed, ts)  # type: ignore[arg-type]
+        assert _same(fast.consumed_depth, general.consumed_depth)
+    assert fast.snapshot() == general.snapshot()

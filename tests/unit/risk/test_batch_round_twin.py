@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -91,11 +92,21 @@ def _outcomes(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[Any]:
         out = real(*args)
         seen[out[0]] += 1
         if out[0] == rk.SETTLED:
-            scratch_i = args[-2]
+            scratch_i, scratch_f = args[-2], args[-1]
             bounds = scratch_i[rk.S_HEAD : rk.S_HEAD + 6]
             for g, count in enumerate(np.diff(bounds).tolist()):
                 seen[f"group {g}"] += count
             seen["still under maintenance"] += int(scratch_i[rk.S_AFTER])
+            # The fills' accounts as ``ints[:2, :n].ravel()`` and each group's math.fsum
+            n, n_lists, n_after = scratch_i[: rk.S_HEAD].tolist()
+            ints, amounts = out[3], out[4][2]
+            filled = rk.S_HEAD + n_lists + n_after
+            assert scratch_i[filled : filled + 2 * n].tolist() == ints[:2, :n].ravel().tolist()
+            sums = scratch_f[3 * n + 5 + n_after : 3 * n + 10 + n_after]
+            for g, (lo, hi) in enumerate(itertools.pairwise(bounds.tolist())):
+                exact = math.fsum(amounts[n + lo : n + hi].tolist())
+                assert np.float64(exact).tobytes() == sums[g].tobytes(), (g, exact, sums[g])
+                seen["group sums"] += hi > lo
         return out
 
     monkeypatch.setattr(rk, "round_nb", counting)
@@ -125,6 +136,29 @@ def test_the_twin_reaches_every_outcome_and_group(monkeypatch: pytest.MonkeyPatc
         assert seen[key] > 0, (key, seen)
     for g in range(5):
         assert seen[f"group {g}"] > 0, (g, seen)
+    assert seen["group sums"] > 0, seen
+
+
+def test_a_wrong_group_sum_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A round whose groups' sums are one ulp high: the fund's records (written from those
+    # sums) must differ from the separate path's.
+    real = rk.round_nb
+
+    def nudged(*args: Any) -> Any:
+        out = real(*args)
+        if out[0] == rk.SETTLED:
+            scratch_i, scratch_f = args[-2], args[-1]
+            n, n_after = int(scratch_i[rk.S_N]), int(scratch_i[rk.S_AFTER])
+            sums = scratch_f[3 * n + 5 + n_after : 3 * n + 10 + n_after]
+            sums[:] = np.nextafter(sums, np.inf)
+        return out
+
+    case = (3, "partial", 0.02, False, 300.0, 30.0, [-0.04, -0.07, -0.05], False)
+    reference = _run("separate", *case)
+    monkeypatch.setattr(rk, "round_nb", nudged)
+    wrong = _run("fused", *case)
+    with pytest.raises(AssertionError):
+        assert_same_runs(wrong, reference)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -132,7 +132,7 @@ def _build(
     rows = batch_settle.MAX_ROWS
     return RoundFixed(
         key, int(pi[rk.I_FUND]), pf, pi, np.ascontiguousarray(rates, dtype=np.float64), ids,
-        np.zeros(rk.S_HEAD + _HEAD + 5 * rows, dtype=np.int64), np.zeros(5 * rows + 5),
+        np.zeros(rk.S_HEAD + _HEAD + 7 * rows, dtype=np.int64), np.zeros(5 * rows + 10),
     )  # fmt: skip
 
 
@@ -196,13 +196,18 @@ def run_round(
     if status != rk.SETTLED:
         return None  # nothing written: the separate path plans and settles the round again
     if book is not None:
-        book.restore({"consumed_depth": consumed_after, "ts_ns": ts})
+        assert isinstance(book, ConstantDepthBook)  # ``book_state``'s
+        book.restore_consumed(consumed_after, ts)
     n, n_lists, n_after = si[: rk.S_HEAD].tolist()
+    start = rk.S_HEAD + n_lists
     if n:
-        _book(stage, m, ts, report, fixed, n, kind, ints, floats, si[rk.S_HEAD :], sf)
+        filled = start + n_after  # the fills' accounts, then their counterparties
+        touched = si[filled : filled + 2 * n].copy()
+        sums = 3 * n + 5 + n_after  # the groups' ``math.fsum``s
+        _book(stage, m, ts, report, fixed, n, kind, ints, floats, si[rk.S_HEAD :], sf, touched,
+              sf[sums : sums + 5].tolist())  # fmt: skip
     if stage.round_after is None:  # nothing moved since the kernel's check (no bad debt)
         if n_after:
-            start = rk.S_HEAD + n_lists
             after = si[start : start + n_after].copy()
             health = sf[3 * n + 5 : 3 * n + 5 + n_after].copy()
             stage.round_after = (plan_i, after, health)
@@ -214,7 +219,7 @@ def run_round(
 def _book(
     stage: BatchStage, m: int, ts: int, report: StepReport, fixed: RoundFixed, n: int,
     kind: npt.NDArray[np.int16], ints: IntArray, floats: FloatArray, lists: IntArray,
-    per_position: FloatArray,
+    per_position: FloatArray, touched: IntArray, totals: list[float],
 ) -> None:  # fmt: skip
     """The bookkeeping of a settled round (``batch_settle.settle_round``'s after its kernel,
     and ``_batch_isolated``'s bad debt): the ledger's versions, open interest and touched
@@ -227,9 +232,11 @@ def _book(
     head = lists[:_HEAD].tolist()
     ex._version += 1
     ex._long_oi[m] += float(per_position[2 * n])
-    ex._touch(m, ints[:2, :n].ravel())  # the fills' accounts, then their counterparties
+    ex._touch(m, touched)  # ``ints[:2, :n].ravel()``: the fills' accounts, then counterparties
     ex.journal.append_round(kind, ts, ints, floats)
-    batch_settle.apply_groups(ex, m, fixed.fund, ts, n, head, acc, ints[1], floats[2], ints[3])
+    batch_settle.apply_groups(
+        ex, m, fixed.fund, ts, n, head, acc, ints[1], floats[2], ints[3], totals
+    )
     accounts = acc[len(kind) - n :]  # the liquidation records' accounts
     owing = batch_settle.settle_tail(stage, m, ts, report, n, accounts, lists, head, per_position)
     if len(owing):  # ``_batch_isolated``'s bad debt (no socialized loss on this path)

@@ -388,12 +388,15 @@ _GROUP_MARKET = (True, False, False, True, True)
 def apply_groups(
     ex: Exchange, m: int, fund: int, ts: int, n: int, head: list[int],
     acc: IntArray, cpty: IntArray, r_amount: FloatArray, code: IntArray,
+    totals: list[float] | None = None,
 ) -> None:  # fmt: skip
     """The ledger's bookkeeping of a settled round's transfer groups, in order, as each
     group's own batch would have done it: the rows after the ``n`` fills, group ``g`` at
     ``n + head[g] .. n + head[g + 1]`` (group 3: accounts touched only; the others: a fund
     group of market ``m``'s positions or of cash, :data:`_GROUP_MARKET`). ``head[6]``: whether
-    any fund was involved (none: the records are checked)."""
+    any fund was involved (none: the records are checked). ``totals``: each group's
+    ``math.fsum`` of its amounts where the one-call round found it (NaN: not finite), so
+    that a checked inflow is recorded without summing again."""
     no_funds = not head[6]
     for g in range(5):
         lo, hi = n + head[g], n + head[g + 1]
@@ -406,6 +409,7 @@ def apply_groups(
         ex._fund_group_applied(
             m if _GROUP_MARKET[g] else -1, fund, g <= 1, acc[lo:hi], cpty[lo:hi],
             r_amount[lo:hi], code[lo:hi], ts, checked=no_funds,
+            total=None if totals is None else totals[g],
         )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ from numba import njit
 
 from deleverage.engine.kernels import plan_isolated_liquidations_nb
 from deleverage.engine.risk.batch_settle import settle_money_nb
+from deleverage.engine.risk.exact_sum import fsum_nb
 from deleverage.engine.risk.step_kernels import (
     _np_minimum,
     close_sizes_nb,
@@ -137,17 +138,20 @@ def round_nb(
     maintenance rates), the mark and the book (``depth = inf``: fills at the mark), the fund
     accounts, the state's columns, a scratch flag per account (all False, left so), the
     caller's buffer for the ranked accounts (``plan_i``, ``len(below)``) and its scratch
-    arrays (``scratch_i`` at least ``S_HEAD + 11 + 5 len(below)`` long, ``scratch_f``
-    ``5 len(below) + 5``).
+    arrays (``scratch_i`` at least ``S_HEAD + 11 + 7 len(below)`` long, ``scratch_f``
+    ``5 len(below) + 10``).
 
     Returns the outcome (``SETTLED`` ...), the book's consumed depth after the plan and, when
     settled, the round's journal rows (``settle_money_nb``'s kinds, ints and floats; none
     otherwise). Settled, ``scratch_i`` holds the rows filled ``n`` (``S_N``), the length of
     ``settle_money_nb``'s index lists (``S_LISTS``) and the count of the round's accounts
-    still under maintenance (``S_AFTER``), then from ``S_HEAD`` those lists and those
-    accounts (ascending, as ``isolated_below_among_nb`` finds them after the settlement);
+    still under maintenance (``S_AFTER``), then from ``S_HEAD`` those lists, those
+    accounts (ascending, as ``isolated_below_among_nb`` finds them after the settlement)
+    and the ``2 n`` accounts of the fills' rows (``ints[0, :n]``, then ``ints[1, :n]``);
     ``scratch_f`` its per-position figures (``2 n + 5``), the shortfall of each position
-    filled (``n``) and the health of those still under maintenance.
+    filled (``n``), the health of those still under maintenance, then the ``math.fsum`` of
+    each of the five groups' amounts (:func:`~deleverage.engine.risk.exact_sum.fsum_nb`;
+    NaN where not finite).
     """
     k = len(below)
     plan_f = np.zeros((PLANNED + 6, k))
@@ -212,14 +216,19 @@ def round_nb(
         pf[F_MIN_MARGIN],
     )  # fmt: skip
     # The bookkeeping's figures into the caller's scratch (a returned array costs ~1 us to
-    # box): counts, settle_money_nb's lists, the accounts still under maintenance; its
-    # per-position figures, the shortfall of each position filled, their health.
+    # box): counts, settle_money_nb's lists, the accounts still under maintenance, the
+    # accounts the fills touched (contiguous: ``ints[:2, :n].ravel()`` copies in ~1-3 us);
+    # its per-position figures, the shortfall of each position filled, their health, the
+    # groups' sums (the fund's records without a Python ``math.fsum``).
     n = len(accounts)
     n_lists = len(lists)
     n_after = len(after)
     scratch_i[S_N], scratch_i[S_LISTS], scratch_i[S_AFTER] = n, n_lists, n_after
     scratch_i[S_HEAD : S_HEAD + n_lists] = lists
     scratch_i[S_HEAD + n_lists : S_HEAD + n_lists + n_after] = after
+    filled = S_HEAD + n_lists + n_after  # the fills' accounts, then their counterparties
+    scratch_i[filled : filled + n] = ints[0, :n]
+    scratch_i[filled + n : filled + 2 * n] = ints[1, :n]
     scratch_f[: 2 * n + 5] = rows_f
     j = 0
     for i in range(k):
@@ -227,4 +236,9 @@ def round_nb(
             scratch_f[2 * n + 5 + j] = planned[3][i]  # the shortfall
             j += 1
     scratch_f[3 * n + 5 : 3 * n + 5 + n_after] = health
+    amounts = floats[2]
+    sums = 3 * n + 5 + n_after
+    for g in range(5):  # ``math.fsum`` of each group's amounts (NaN: not finite)
+        lo, hi = n + lists[g], n + lists[g + 1]
+        scratch_f[sums + g] = fsum_nb(amounts, lo, hi) if hi > lo else 0.0
     return SETTLED, consumed_after, r_kind, ints, floats
