@@ -363,13 +363,24 @@ def stable_order(values: FloatArray) -> npt.NDArray[np.intp]:
     return stable_sorted(values)[0]
 
 
+#: Sorts of at least this many values take :func:`radix_order_nb` (a radix pass costs its
+#: 2,048 counters whatever the length; NumPy's sort is as fast below a few thousand values).
+RADIX_MIN = 1 << 13
+
+
 def stable_sorted(values: FloatArray) -> tuple[npt.NDArray[np.intp], FloatArray]:
-    """``np.argsort(values, kind="stable")`` and ``values`` in that order. NumPy's default
-    sort is several times faster than the stable one (a rebuild sorts every position's zone
-    price: 10^5-10^6 values); the stable order is the unique one that also ranks equal values
-    (and the NaNs, sorted last) by their index, so the default sort's order with each run of
-    equal values put back in index order (:func:`stable_ties_nb`) is it. The sorted values are
-    the ones the runs were read from (gathered again only where a run was reordered)."""
+    """``np.argsort(values, kind="stable")`` and ``values`` in that order. The stable order
+    is the unique one that also ranks equal values (and the NaNs, sorted last) by their
+    index. A rebuild sorts every position's zone price (10^5-10^6 values): from
+    :data:`RADIX_MIN` values on by a stable radix sort of the values' bits
+    (:func:`radix_order_nb`, 3-4 times faster than NumPy's default sort here); below, by
+    NumPy's default sort (several times faster than its stable one) with each run of equal
+    values put back in index order (:func:`stable_ties_nb`). The sorted values are the ones
+    the runs were read from (gathered again only where a run was reordered)."""
+    if len(values) >= RADIX_MIN:
+        bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+        order = radix_order_nb(bits)
+        return order, values[order]
     order = np.argsort(values)
     ranked = values[order]
     if stable_ties_nb(order, ranked):
@@ -398,3 +409,62 @@ def stable_ties_nb(order: npt.NDArray[np.intp], ranked: FloatArray) -> bool:
             ties = True
         i = j
     return ties
+
+
+#: The radix sort's digit: 11 bits (2,048 counters, in L1), six passes over 64-bit keys.
+_DIGIT = 11
+_PASSES = 6
+
+
+@njit(cache=True)
+def radix_order_nb(bits: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """``np.argsort(values, kind="stable")`` of the float64 values whose bits are ``bits``:
+    a least-significant-digit radix sort (stable: equal keys keep their index order) of keys
+    that order as the values do: a negative value's bits inverted, a positive one's sign bit
+    set, both zeros the key of 0.0 (they compare equal), every NaN the largest key (NumPy
+    sorts them last). The six digits' counts come from one pass; a digit that every key
+    shares (the exponent and leading bits of prices of one market) moves nothing and is
+    skipped."""
+    n = len(bits)
+    sign = np.uint64(1) << np.uint64(63)
+    exp_all = np.uint64(0x7FF0000000000000)
+    width = 1 << _DIGIT
+    mask = np.uint64(width - 1)
+    keys = np.empty(n, dtype=np.uint64)
+    counts = np.zeros((_PASSES, width), dtype=np.int64)
+    for i in range(n):
+        b = bits[i]
+        if (b & ~sign) > exp_all:  # NaN, either sign
+            k = ~np.uint64(0)
+        elif b == sign:  # -0.0
+            k = sign
+        elif b & sign:
+            k = ~b
+        else:
+            k = b | sign
+        keys[i] = k
+        for d in range(_PASSES):
+            counts[d, (k >> np.uint64(d * _DIGIT)) & mask] += 1
+    order = np.arange(n)
+    spare_order = np.empty(n, dtype=np.int64)
+    spare_keys = np.empty(n, dtype=np.uint64)
+    for d in range(_PASSES):
+        count = counts[d]
+        shift = np.uint64(d * _DIGIT)
+        if n == 0 or count[(keys[0] >> shift) & mask] == n:
+            continue  # one digit value for every key: the order stays
+        start = 0
+        for j in range(width):
+            c = count[j]
+            count[j] = start
+            start += c
+        for i in range(n):
+            k = keys[i]
+            j = (k >> shift) & mask
+            at = count[j]
+            count[j] = at + 1
+            spare_order[at] = order[i]
+            spare_keys[at] = k
+        order, spare_order = spare_order, order
+        keys, spare_keys = spare_keys, keys
+    return order

@@ -306,12 +306,16 @@ class ZoneTracker(LevelIndex):
         equity and maintenance (the full scan's ``below`` columns). None, with nothing
         evaluated, where the index's walk of the zone is cheaper (:data:`WALK_WEIGHT`): the
         caller takes it and starts the statuses again from it (:meth:`resync`)."""
-        size, entry, margin = cols.size, cols.entry, cols.isolated_margin
         ask, self.ask = self.ask, None
         self._made = None  # not taken: ``called_ref`` is the set the flags follow already
-        calls = ask is not None and self.calls_synced
-        joint = calls and tiers.continuous and bool(call_index._touched and self._touched)
-        if (call_index._touched or self._touched) and not joint:
+        if ask is not None and self.calls_synced:
+            made = self.calls_step(call_index, mark, cols, kind, tiers, ask)
+            if made is None:
+                return None
+            self._made = (ask, made[3], made[4], made[5])
+            return made[0], made[1], made[2]
+        size, entry, margin = cols.size, cols.entry, cols.isolated_margin
+        if call_index._touched or self._touched:
             self._refresh_pair(call_index, size, entry, margin, tiers)
         if len(self.status) < len(size):
             self._grow(len(size))
@@ -322,38 +326,63 @@ class ZoneTracker(LevelIndex):
         self.log = []
         self.n_log = 0
         step = (call_index, touched, mark, cols, kind, tiers)
-        if calls:
-            assert ask is not None
-            parts = self.pending
-            pending = (
-                np.concatenate(parts) if len(parts) > 1
-                else parts[0] if parts else np.zeros(0, dtype=np.int64)
-            )  # fmt: skip
-            old = self.called_ref if self.called_ref is not None else _EMPTY
-            tail = (ask, pending, self.is_called, old, ask is not old)
-            made = self._joint_step(step, tail, joint)
-            if made is None:  # the refreshes made the usual way: the step and update alone
-                made = self._joint_step(step, tail, False)
-                assert made is not None  # without refreshes the call always steps
-            below, below_e, below_m, out, fresh, ratio, head_long, head_short, walk = made
-            if not walk:
-                self.pending = []
-                self._made = (ask, out, fresh, ratio)
-                self.called_ref = out
-            changed = fresh[:0]
-        else:
-            below, below_e, below_m, changed, heads, walk = zone_step_nb(*self._step_args(*step))
-            head_long, head_short = heads
+        below, below_e, below_m, changed, heads, walk = zone_step_nb(*self._step_args(*step))
         if walk:
             self.synced = False  # the touched log is spent: only a restart brings it back
             return None
+        self._moved(mark, heads[0], heads[1])
+        if len(changed):
+            self.pending.append(changed)
+        return below, below_e, below_m
+
+    def calls_step(
+        self,
+        call_index: LevelIndex,
+        mark: float,
+        cols: Any,
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+        called: IntArray,
+    ) -> tuple[IntArray, FloatArray, FloatArray, IntArray, IntArray, FloatArray] | None:
+        """:meth:`step` with the update of the called set ``called`` (the calls synced):
+        the step's three ``below`` columns, then the new called set, the new accounts and
+        their ratios (the set the flags follow from now on), in one :func:`.refresh_calls_nb`
+        call with both indexes' refreshes where both have touched accounts. None as
+        :meth:`step` (the walk: nothing evaluated, the pending changes kept)."""
+        size = cols.size
+        joint = tiers.continuous and bool(call_index._touched and self._touched)
+        if (call_index._touched or self._touched) and not joint:
+            self._refresh_pair(call_index, size, cols.entry, cols.isolated_margin, tiers)
+        if len(self.status) < len(size):
+            self._grow(len(size))
+        log = self.log
+        touched = np.concatenate(log) if len(log) > 1 else log[0] if log else _EMPTY
+        self.log = []
+        self.n_log = 0
+        parts = self.pending
+        pending = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else _EMPTY
+        old = self.called_ref if self.called_ref is not None else _EMPTY
+        step = (call_index, touched, mark, cols, kind, tiers)
+        tail = (called, pending, self.is_called, old, called is not old)
+        made = self._joint_step(step, tail, joint)
+        if made is None:  # the refreshes made the usual way: the step and update alone
+            made = self._joint_step(step, tail, False)
+            assert made is not None  # without refreshes the call always steps
+        below, below_e, below_m, out, fresh, ratio, head_long, head_short, walk = made
+        if walk:
+            self.synced = False  # the touched log is spent: only a restart brings it back
+            return None
+        self.pending = []
+        self.called_ref = out
+        self._moved(mark, head_long, head_short)
+        return below, below_e, below_m, out, fresh, ratio
+
+    def _moved(self, mark: float, head_long: int, head_short: int) -> None:
+        """The statuses now hold at ``mark``; the liquidation index's heads after the step."""
         self.mark = mark
         if head_long != self.long_head or head_short != self.short_head:
             self.long_head, self.short_head = int(head_long), int(head_short)
             self._rows = None  # entries moved: the index's own scan copies its rows again
-        if len(changed):
-            self.pending.append(changed)
-        return below, below_e, below_m
 
     def _step_args(
         self,
@@ -539,6 +568,58 @@ def indexed_scan(ex: MarginScans, m: int, call_level: float) -> dict[str, Any]:
         return walked_scan(ex, tracker, index, m, call_level)
     tracker.version = ex._version
     return TrackedScan(ex, m, call_level, index, *step)
+
+
+def tracked_calls(
+    ex: MarginScans, m: int, call_level: float, called: IntArray
+) -> tuple[IntArray, IntArray, FloatArray] | None:
+    """The isolated margin calls of market ``m`` in the common case, in one pass: where the
+    scan is not cached for this state, both indexes hold, the tracker's statuses and call
+    flags are current and nothing is checked (``check_invariants`` off), what
+    :meth:`.RiskEngine._isolated_calls` would do through the ask, :func:`indexed_scan`,
+    :meth:`ZoneTracker.step` and :meth:`ZoneTracker.calls` (the same decisions and the same
+    kernel call, without their frames and look-ups): the step with the call update of
+    ``called`` (int64), its :class:`TrackedScan` cached as :meth:`.MarginScans.isolated_scan`
+    caches it, and the new called set, the accounts called now and their ratios returned.
+    None where it does not apply, with nothing changed, or where the step takes the walk
+    (the walked scan cached, the statuses started again from it): the caller then takes the
+    general path, which finds that scan cached."""
+    tracker = ex._level_index.get((m, 1.0))
+    if (
+        ex.check_invariants
+        or not ex.use_level_index
+        or not isinstance(tracker, ZoneTracker)
+        or not tracker.calls_synced
+    ):
+        return None
+    version = ex._version
+    key = ("iscan", m, call_level)
+    hit = ex._cache.get(key)
+    if hit is not None and hit[0] == version:
+        return None  # scanned already at this state: the call update alone (general path)
+    if len(ex._scan_buffers.get("i_below", ())) < ex._n:
+        return None  # the general path sizes the scan's buffers first
+    index = ex._level_index.get((m, min(float(call_level), 1.0)))
+    state = ex.markets[m]
+    t, mark, level = state.tiers, state.mark, float(call_level)
+    if (
+        index is None
+        or not index.valid
+        or not trackable(t, level, mark)
+        or not tracker.valid
+        or not tracker.finite(index)
+        or not tracker.current(index, t, level)
+    ):
+        return None
+    tracker.ask = None
+    tracker._made = None
+    made = tracker.calls_step(index, mark, ex._positions[m], ex._kind, t, called)
+    if made is None:  # the walk (:func:`indexed_scan`'s): the general path goes on from it
+        ex._cache[key] = (version, walked_scan(ex, tracker, index, m, call_level))
+        return None
+    tracker.version = version
+    ex._cache[key] = (version, TrackedScan(ex, m, call_level, index, made[0], made[1], made[2]))
+    return made[3], made[4], made[5]
 
 
 def walked_scan(

@@ -13,6 +13,7 @@ and cross, while others liquidated.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,13 +85,29 @@ def _walk(seed: int, steps: int, vol: float, drift: float) -> np.ndarray:
 
 
 def _run(
-    ex: Exchange, marks: np.ndarray, monkeypatch: pytest.MonkeyPatch, on: bool
-) -> dict[str, int]:
-    """Set the marks one at a time; count the steps the shortcut ended, by what they did."""
-    monkeypatch.setattr(risk_step, "NONE_BELOW_ENDS", on)
-    counts = {"ended": 0, "ended_calls": 0, "ended_cross_calls": 0, "liquidating": 0}
+    ex: Exchange, marks: np.ndarray, monkeypatch: pytest.MonkeyPatch, on: bool,
+    flag: str = "NONE_BELOW_ENDS",
+) -> dict[str, int]:  # fmt: skip
+    """Set the marks one at a time with ``flag`` (a switch of :mod:`.risk.step`) ``on``;
+    count the steps the shortcut ended, by what they did, and the margin calls made in one
+    pass (:func:`.zone_calls.tracked_calls`)."""
+    monkeypatch.setattr(risk_step, flag, on)
+    counts = {
+        "ended": 0, "ended_calls": 0, "ended_cross_calls": 0, "liquidating": 0, "tracked": 0,
+        "tracked_calls": 0,
+    }  # fmt: skip
     original = RiskEngine._none_below
     ended: list[bool] = []
+    tracked = risk_step.tracked_calls
+
+    def one_pass(*args: Any) -> Any:
+        out = tracked(*args)
+        if out is not None:
+            counts["tracked"] += 1
+            counts["tracked_calls"] += len(out[1])
+        return out
+
+    monkeypatch.setattr(risk_step, "tracked_calls", one_pass)
 
     def spy(self: RiskEngine, m: int, spec: MarketSpec, modes: tuple[bool, bool]) -> bool:
         answer = original(self, m, spec, modes)
@@ -123,21 +140,24 @@ def _run(
                     if (modes == int(MarginMode.CROSS)).any():
                         counts["ended_cross_calls"] += 1
     monkeypatch.setattr(RiskEngine, "_none_below", original)
+    monkeypatch.setattr(risk_step, "tracked_calls", tracked)
     return counts
 
 
 def _twin(
     seed: int, kind: str, monkeypatch: pytest.MonkeyPatch, *, n: int = 600,
     cross_share: float = 0.3, steps: int = 120, vol: float = 0.004, drift: float = -0.0015,
-    setup: Callable[[Exchange], None] | None = None,
+    setup: Callable[[Exchange], None] | None = None, flag: str = "NONE_BELOW_ENDS",
 ) -> dict[str, int]:  # fmt: skip
     marks = _walk(seed, steps, vol, drift)
     on, off = _book(seed, kind, n, cross_share), _book(seed, kind, n, cross_share)
     if setup is not None:  # the same settings on both books, before the walk
         setup(on)
         setup(off)
-    counts = _run(on, marks, monkeypatch, True)
-    _run(off, marks, monkeypatch, False)
+    counts = _run(on, marks, monkeypatch, True, flag)
+    off_counts = _run(off, marks, monkeypatch, False, flag)
+    if flag == "TRACKED_CALLS":
+        assert off_counts["tracked"] == 0
     ja, jb = on.journal.to_arrow(), off.journal.to_arrow()
     assert ja.num_rows == jb.num_rows
     for name in ja.column_names:  # row by row, every column
@@ -216,3 +236,39 @@ def test_random_walks_equal_the_full_step(
 ) -> None:  # fmt: skip
     _twin(seed, kind, monkeypatch, n=200, cross_share=cross_share, steps=60, vol=vol,
           drift=drift)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "cross_share"), [("binance", 0.3), ("okx", 0.0), ("plain", 0.3), ("bybit", 0.0)]
+)
+def test_margin_calls_in_one_pass_equal_the_general_path(
+    kind: str, cross_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The common isolated case of the margin calls in one pass
+    (:func:`.zone_calls.tracked_calls`, ``risk.step.TRACKED_CALLS``) against the general
+    path (the ask, the cached scan, the tracker's step and its call update): the same
+    journals, state, called sets and reports, with most steps' calls made in one pass and
+    calls among them."""
+    counts = _twin(11, kind, monkeypatch, cross_share=cross_share, flag="TRACKED_CALLS")
+    assert counts["tracked"] > 100
+    assert counts["tracked_calls"] > 0
+    assert counts["liquidating"] > 0
+
+
+@settings(
+    max_examples=8, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)  # fmt: skip
+@given(
+    seed=st.integers(0, 10_000),
+    kind=st.sampled_from(["binance", "okx", "plain"]),
+    cross_share=st.sampled_from([0.0, 0.3]),
+    vol=st.floats(0.001, 0.02),
+    drift=st.floats(-0.004, 0.004),
+)
+def test_random_walks_in_one_pass_equal_the_general_path(
+    seed: int, kind: str, cross_share: float, vol: float, drift: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    _twin(seed, kind, monkeypatch, n=200, cross_share=cross_share, steps=60, vol=vol,
+          drift=drift, flag="TRACKED_CALLS")  # fmt: skip

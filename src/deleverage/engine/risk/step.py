@@ -46,6 +46,7 @@ from deleverage.engine.risk.support import (
     _below,
     _Caps,
 )
+from deleverage.engine.zone_calls import tracked_calls
 from deleverage.errors import InvariantError, ValidationError
 from deleverage.rules.dynamic import scale_spec
 from deleverage.spec import MarketSpec
@@ -56,6 +57,9 @@ if TYPE_CHECKING:
 #: Whether a step with nothing under maintenance ends after the margin calls (its rounds
 #: would find no candidate); the twin test switches it off to compare.
 NONE_BELOW_ENDS = True
+#: Whether the margin calls take :func:`.zone_calls.tracked_calls` (the common isolated case
+#: in one pass) before :meth:`RiskEngine._isolated_calls`; the twin test switches it off.
+TRACKED_CALLS = True
 
 
 class RiskEngine(BatchStage):
@@ -326,7 +330,14 @@ class RiskEngine(BatchStage):
         new_acc: list[npt.NDArray[np.int64]] = []
         new_ratio: list[FloatArray] = []
         if any_isolated:
-            risk.called_isolated, acc, ratio = self._isolated_calls(m, level)
+            called = risk.called_isolated
+            fast = (
+                tracked_calls(ex, m, level, called)
+                if TRACKED_CALLS and called.dtype == np.int64 else None
+            )  # fmt: skip
+            risk.called_isolated, acc, ratio = (
+                fast if fast is not None else self._isolated_calls(m, level)
+            )
             new_acc.append(acc)
             new_ratio.append(ratio)
         elif len(risk.called_isolated):
