@@ -56,3 +56,38 @@ def test_an_unchecked_quicksort_differs_on_ties() -> None:
     values = np.repeat(np.arange(50.0), 40)[::-1].copy()
     assert not np.array_equal(np.argsort(values), np.argsort(values, kind="stable"))
     assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=arrays(np.float64, st.integers(0, 400), elements=VALUES),
+    seed=st.integers(0, 2**32 - 1),
+    swaps=st.integers(0, 8),
+)
+def test_stable_sorted_from_a_guess_is_the_stable_argsort(
+    values: np.ndarray, seed: int, swaps: int
+) -> None:
+    """Whatever permutation the sort starts from (the stable order itself, a few swaps away,
+    reversed, or random), the order is the stable argsort's and the values come with it."""
+    rng = np.random.default_rng(seed)
+    want = np.argsort(values, kind="stable")
+    near = want.copy()
+    for _ in range(swaps if len(near) > 1 else 0):
+        i, j = rng.integers(0, len(near), 2)
+        near[i], near[j] = near[j], near[i]
+    for guess in (want, near, want[::-1].copy(), rng.permutation(len(values))):
+        order, ranked = stable_sorted(values, guess)
+        assert np.array_equal(order, want)
+        assert np.array_equal(ranked, values[want], equal_nan=True)
+        assert np.array_equal(np.signbit(ranked), np.signbit(values[want]))
+
+
+def test_a_guess_sorted_by_index_on_ties_is_put_back() -> None:
+    """A guess that orders equal values (and the NaNs) against their index is sorted by the
+    stable sort into a valid but wrong order: the tie pass makes it the stable one."""
+    values = np.array([2.0, np.nan, 1.0, -0.0, 2.0, 0.0, np.nan, 1.0])
+    want = np.argsort(values, kind="stable")
+    guess = np.array([5, 3, 7, 2, 4, 0, 6, 1])  # sorted values, each run backwards
+    order, ranked = stable_sorted(values, guess)
+    assert np.array_equal(order, want)
+    assert np.array_equal(np.signbit(ranked), np.signbit(values[want]))
