@@ -25,6 +25,7 @@ from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
 from deleverage.engine.quiet_calls import (
     append_stretch_events,
+    dirty_joins_nb,
     first_unbounded_nb,
     in_order_nb,
     take_clean_nb,
@@ -308,6 +309,39 @@ def test_window_order_and_first_unbounded_entry_equal_the_array_tests(
     z, q = z[:n], np.array(liq[:n], dtype=np.float64)
     bad = ~(np.isfinite(q) & np.isfinite(z))
     assert first_unbounded_nb(z, q) == (int(np.argmax(bad)) if bad.any() else n)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 12),
+    edges=st.tuples(
+        st.sampled_from([-math.inf, 1.0, 2.0, math.inf]),
+        st.sampled_from([-math.inf, 2.0, 3.0, math.inf]),
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_dirty_joins_equal_the_array_tests(seed: int, n: int, edges: tuple[float, float]) -> None:
+    """:func:`.dirty_joins_nb` against the NumPy tests of :func:`.call_window` it stands in
+    front of: no window when a kept dirty entry's zone is unbounded, else whether one joins a
+    side (closed, cross, system and called accounts left out; ties at the edges join)."""
+    rng = np.random.default_rng(seed)
+    n_acc = 16
+    size = rng.choice([0.0, -0.0, 1.5, -2.0], n_acc)
+    mode = rng.choice([0, 1], n_acc).astype(np.int8)
+    kind = rng.choice([0, 0, 1], n_acc).astype(np.int8)
+    called = rng.random(n_acc) < 0.3
+    d_acc = np.sort(rng.choice(n_acc, n, replace=False)).astype(np.int64)
+    d_price = rng.choice([1.0, 2.0, 3.0, math.inf, -math.inf, math.nan], n)
+    long_max, short_min = edges
+    keep = (mode[d_acc] != 0) & (kind[d_acc] == 0) & (size[d_acc] != 0.0) & ~called[d_acc]
+    price, d_size = d_price[keep], size[d_acc][keep]
+    if not np.all(np.isfinite(price)):
+        want = -1
+    else:
+        joins = ((d_size > 0) & (price >= long_max)) | ((d_size < 0) & (price <= short_min))
+        want = int(joins.any())
+    got = dirty_joins_nb(d_acc, d_price, size, mode, kind, called, long_max, short_min)
+    assert got == want
 
 
 @pytest.mark.parametrize("near_rel", [0.0, 1e-3, 0.05])
