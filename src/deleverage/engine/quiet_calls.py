@@ -119,12 +119,19 @@ def call_window(
                 inputs = cols.size[a], cols.entry[a], cols.isolated_margin[a]
             parts.append([a, sign * price[pos], *inputs])
             beyond.append(edge)
-        d_called = is_called[d_acc] if len(d_acc) else np.zeros(0, dtype=np.bool_)
+        joins = 0
+        if len(d_acc):
+            joins = dirty_joins_nb(
+                d_acc, d_price, cols.size, cols.mode, ex._kind, is_called, beyond[0], beyond[1]
+            )
+            if joins < 0:
+                return None
+        d_called = is_called[d_acc] if joins else np.zeros(0, dtype=np.bool_)
     finally:
         is_called[called] = False
     long_max, short_min = beyond
     added = [False, False]  # dirty positions joined a side (else it is in the index's order)
-    if len(d_acc):
+    if joins:  # (else no dirty position joins a side: dirty_joins_nb)
         d_size = cols.size[d_acc]
         keep = (cols.mode[d_acc] != 0) & (ex._kind[d_acc] == 0) & (d_size != 0.0) & ~d_called
         d_acc, d_price, d_size = d_acc[keep], d_price[keep], d_size[keep]
@@ -166,6 +173,36 @@ def call_window(
         long_max=long_max,
         short_min=short_min,
     )
+
+
+@njit(cache=True)
+def dirty_joins_nb(
+    d_acc: IntArray,
+    d_price: FloatArray,
+    size: FloatArray,
+    mode: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    is_called: BoolArray,
+    long_max: float,
+    short_min: float,
+) -> int:
+    """Whether a dirty entry (accounts ``d_acc``, zone prices ``d_price``) of an open isolated
+    trader position not called joins the window: -1 when such an entry has a zone price that
+    is not finite (no window), 1 when one is a long at or above ``long_max`` or a short at or
+    below ``short_min``, else 0 (:func:`call_window`'s NumPy tests over the dirty entries,
+    one pass, no arrays)."""
+    joins = 0
+    for t in range(len(d_acc)):
+        a = d_acc[t]
+        s = size[a]
+        if mode[a] == 0 or kind[a] != 0 or s == 0.0 or is_called[a]:
+            continue
+        p = d_price[t]
+        if not math.isfinite(p):
+            return -1
+        if (s > 0 and p >= long_max) or (s < 0 and p <= short_min):
+            joins = 1
+    return joins
 
 
 @njit(cache=True)

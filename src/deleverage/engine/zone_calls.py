@@ -541,8 +541,9 @@ def indexed_scan(ex: MarginScans, m: int, call_level: float) -> dict[str, Any]:
     index = ex._level_index.get(key)
     if index is None:
         index = ex._level_index[key] = LevelIndex(call_level)
+    memo = None  # the call index's sort, when rebuilt here: the tracker's starts from it
     if not index.valid:
-        index.rebuild(
+        memo = index.rebuild(
             cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
             ex._kind[:n], t,
         )  # fmt: skip
@@ -554,7 +555,7 @@ def indexed_scan(ex: MarginScans, m: int, call_level: float) -> dict[str, Any]:
     if not tracker.valid:
         tracker.rebuild(
             cols.size[:n], cols.entry[:n], cols.isolated_margin[:n], cols.mode[:n],
-            ex._kind[:n], t,
+            ex._kind[:n], t, like=memo,
         )  # fmt: skip
     if not tracker.finite(index):
         tracker.synced = False

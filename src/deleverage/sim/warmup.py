@@ -129,15 +129,13 @@ def _warm_up_fallbacks() -> None:
     scan was cached before the margin calls, instead of the fused ``refresh_calls_nb``), the
     per-account checks and plans a cascade round falls back to where its one-call round stops
     early (a 10^6-position crash day reaches them), the three-market cross anchor of a scan
-    with near accounts, the level index's radix sort (a side of at least
-    :data:`.level_index.RADIX_MIN` positions), and the portable math and product loops the
+    with near accounts, and the portable math and product loops the
     runs did not call (:mod:`deleverage.portable_math`, :mod:`deleverage.portable_linalg`)."""
     import numpy as np
 
     from deleverage import portable_linalg, portable_math
     from deleverage.engine.cross_kernels import anchor_nb
     from deleverage.engine.kernels import plan_isolated_liquidations_nb
-    from deleverage.engine.level_index import radix_order_nb
     from deleverage.engine.risk.step_kernels import close_sizes_nb, isolated_below_among_nb
     from deleverage.engine.zone_kernels import calls_apply_nb
 
@@ -160,7 +158,6 @@ def _warm_up_fallbacks() -> None:
         none, none, none, none, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, True, none, none, none, none,
         none, none, flags[:0], 0.0, 0.0, False, np.inf,
     )  # fmt: skip
-    radix_order_nb(np.zeros(0, dtype=np.uint64))
     three = (one, one, one)
     anchor_nb(
         accounts[:0], np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int8), none,

@@ -25,14 +25,17 @@ from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet import advance_quiet, quiet_bands
 from deleverage.engine.quiet_calls import (
     append_stretch_events,
+    dirty_joins_nb,
     first_unbounded_nb,
     in_order_nb,
     take_clean_nb,
 )
-from deleverage.sim.quiet import RULE_ORACLE, call_args, quiet_path_nb
+from deleverage.sim.quiet import RULE_ORACLE, CallArgs, call_args, quiet_path_nb
 from deleverage.sim.quiet_near import NEAR_REL
 
 _NS = 1_000_000_000
+#: What :func:`_stretch` returns: the quiet prefix's length, the dropped entries, the calls.
+Stretch = tuple[int, np.ndarray, tuple[int, np.ndarray, np.ndarray, np.ndarray] | None]
 
 
 def _book(seed: int, n_markets: int, n: int = 400) -> Exchange:
@@ -54,18 +57,40 @@ def _book(seed: int, n_markets: int, n: int = 400) -> Exchange:
     return ex
 
 
+def _poison(w: CallArgs, marks: np.ndarray, seed: int) -> None:
+    """Fill the room ``call_args`` leaves unset (the called arrays past the called entries,
+    the calls' arrays) with entries that would change the stretch if the kernel read them
+    before writing them: live markets, zone and liquidation prices among the marks."""
+    rng = np.random.default_rng(seed)
+    n_old, n_m = int(w.n_called[0]), marks.shape[1]
+    room = len(w.market) - n_old
+    w.market[n_old:] = rng.integers(-1, n_m, room)
+    w.long[n_old:] = rng.random(room) < 0.5
+    w.zone[n_old:] = rng.choice(marks.ravel(), room)
+    w.liq[n_old:] = rng.choice(marks.ravel(), room)
+    w.dropped[n_old:] = rng.random(room) < 0.5
+    w.c_acc[n_old:] = rng.integers(0, 400, room)
+    w.ev_step[:] = rng.integers(0, len(marks), len(w.ev_step))
+    w.ev_acc[:] = rng.integers(0, 400, len(w.ev_acc))
+    w.ev_ratio[:] = rng.random(len(w.ev_ratio))
+
+
 def _stretch(
-    ex: Exchange, marks: np.ndarray, window: int | tuple[int, int], near_rel: float = NEAR_REL
-) -> tuple[int, np.ndarray, tuple[int, np.ndarray, np.ndarray, np.ndarray] | None] | None:
+    ex: Exchange, marks: np.ndarray, window: int | tuple[int, int], near_rel: float = NEAR_REL,
+    poison: int | None = None,
+) -> Stretch | None:  # fmt: skip
     """The kernel's quiet prefix of ``marks`` from ``ex`` (oracle marks, no arbitrage or
-    funding; called entries split for windows of half-width ``near_rel``): its length, the
-    called entries dropped, the calls made."""
+    funding; called entries split for windows of half-width ``near_rel``; ``poison``: the
+    unset room filled from that seed, :func:`_poison`): its length, the called entries
+    dropped, the calls made."""
     bands = quiet_bands(ex, window=window)
     if bands is None:
         return None
     steps, n_m = marks.shape
     path = np.vstack([marks[:1], marks])  # the kernel starts at step 1
     w = call_args(ex, bands)
+    if poison is not None:
+        _poison(w, marks, poison)
     inf = np.full(n_m, math.inf)
     count = quiet_path_nb(
         1, steps + 1, 1.0, path, path, path, np.full(n_m, RULE_ORACLE, np.int64),
@@ -108,8 +133,10 @@ def _pin(
 def _twin(
     seed: int, n_markets: int, shock: float, vol: float, drift: float,
     window: int | tuple[int, int], pin: float = 0.0, near_rel: float = NEAR_REL, n: int = 400,
+    poison: int | None = None,
 ) -> int:  # fmt: skip
-    """Run one twin (``n`` accounts); return the calls the stretch made."""
+    """Run one twin (``n`` accounts; ``poison``: :func:`_stretch`'s); return the calls the
+    stretch made."""
     rng = np.random.default_rng(seed)
     fast, slow = _book(seed, n_markets, n), _book(seed, n_markets, n)
     start = [round(st.mark * (1.0 + shock), 2) for st in fast.markets]
@@ -120,7 +147,7 @@ def _twin(
     marks = np.round(np.asarray(start) * moves, 2)
     if pin:
         _pin(fast, marks, rng, pin, liq=pin > 0.2)
-    got = _stretch(fast, marks, window, near_rel)
+    got = _stretch(fast, marks, window, near_rel, poison)
     if got is None:
         return 0
     count, dropped, calls = got
@@ -154,15 +181,23 @@ def _twin(
     window=st.sampled_from([1, 4, 1024, (1024, 1), (1, 1024), (4, 128)]),
     pin=st.sampled_from([0.0, 0.0, 0.3]),
     near_rel=st.sampled_from([0.0, 1e-6, 1e-4, NEAR_REL, 0.05]),
+    poison=st.one_of(st.none(), st.integers(0, 2**32 - 1)),
 )
 def test_calls_in_a_stretch_equal_step_by_step(
     seed: int, n_markets: int, shock: float, vol: float, drift: float,
-    window: int | tuple[int, int], pin: float, near_rel: float,
+    window: int | tuple[int, int], pin: float, near_rel: float, poison: int | None,
 ) -> None:  # fmt: skip
     """Any window of marks the called entries are split for (:mod:`deleverage.sim.quiet_near`:
     none, tiny, the default, wide) and any call window (a width a side, or longs' and shorts'
-    own) gives the step-by-step result."""
-    _twin(seed, n_markets, shock, vol, drift, window, pin, near_rel)
+    own) gives the step-by-step result, whatever the room ``call_args`` leaves unset holds."""
+    _twin(seed, n_markets, shock, vol, drift, window, pin, near_rel, poison=poison)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_unset_room_is_never_read(seed: int) -> None:
+    """A fall through the longs' zones (calls made in the stretch, entries called again)
+    with the room ``call_args`` leaves unset filled with live-looking entries."""
+    _twin(seed, 1, 0.0, 2e-4, -1e-4, 1024, pin=0.1, poison=seed)
 
 
 def test_a_falling_walk_calls_inside_the_stretch() -> None:
@@ -274,6 +309,39 @@ def test_window_order_and_first_unbounded_entry_equal_the_array_tests(
     z, q = z[:n], np.array(liq[:n], dtype=np.float64)
     bad = ~(np.isfinite(q) & np.isfinite(z))
     assert first_unbounded_nb(z, q) == (int(np.argmax(bad)) if bad.any() else n)
+
+
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 12),
+    edges=st.tuples(
+        st.sampled_from([-math.inf, 1.0, 2.0, math.inf]),
+        st.sampled_from([-math.inf, 2.0, 3.0, math.inf]),
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_dirty_joins_equal_the_array_tests(seed: int, n: int, edges: tuple[float, float]) -> None:
+    """:func:`.dirty_joins_nb` against the NumPy tests of :func:`.call_window` it stands in
+    front of: no window when a kept dirty entry's zone is unbounded, else whether one joins a
+    side (closed, cross, system and called accounts left out; ties at the edges join)."""
+    rng = np.random.default_rng(seed)
+    n_acc = 16
+    size = rng.choice([0.0, -0.0, 1.5, -2.0], n_acc)
+    mode = rng.choice([0, 1], n_acc).astype(np.int8)
+    kind = rng.choice([0, 0, 1], n_acc).astype(np.int8)
+    called = rng.random(n_acc) < 0.3
+    d_acc = np.sort(rng.choice(n_acc, n, replace=False)).astype(np.int64)
+    d_price = rng.choice([1.0, 2.0, 3.0, math.inf, -math.inf, math.nan], n)
+    long_max, short_min = edges
+    keep = (mode[d_acc] != 0) & (kind[d_acc] == 0) & (size[d_acc] != 0.0) & ~called[d_acc]
+    price, d_size = d_price[keep], size[d_acc][keep]
+    if not np.all(np.isfinite(price)):
+        want = -1
+    else:
+        joins = ((d_size > 0) & (price >= long_max)) | ((d_size < 0) & (price <= short_min))
+        want = int(joins.any())
+    got = dirty_joins_nb(d_acc, d_price, size, mode, kind, called, long_max, short_min)
+    assert got == want
 
 
 @pytest.mark.parametrize("near_rel", [0.0, 1e-3, 0.05])

@@ -13,7 +13,6 @@ from numba import types
 
 from deleverage.engine.cross_kernels import anchor_nb
 from deleverage.engine.kernels import plan_isolated_liquidations_nb
-from deleverage.engine.level_index import radix_order_nb
 from deleverage.engine.risk.step_kernels import close_sizes_nb, isolated_below_among_nb
 from deleverage.sim.warmup import _warm_up_fallbacks
 
@@ -23,7 +22,6 @@ N = types.Array(types.int64, 1, "C")
 B = types.Array(types.bool_, 1, "C")
 I8 = types.Array(types.int8, 1, "C")
 I8_2 = types.Array(types.int8, 2, "C")
-U = types.Array(types.uint64, 1, "C")
 f, b, i = types.float64, types.boolean, types.int64
 F3 = types.UniTuple(F, 3)  # type: ignore[no-untyped-call]
 
@@ -35,7 +33,6 @@ def test_the_fallbacks_compile_the_engines_argument_types() -> None:
         close_sizes_nb: (F, F, F, f, F, F, f, b, b, b, f, f, f),
         plan_isolated_liquidations_nb: (F, F, F, F, *[f] * 7, b, *[F] * 6, B, f, f, b, f),
         anchor_nb: (N, F2, F2, I8_2, F, F, F3, F3, F3, F, f, f, i),
-        radix_order_nb: (U,),  # the bits of a rebuild's zone prices (level_index.stable_sorted)
     }
     for kernel, signature in expected.items():
         assert signature in kernel.signatures, (kernel.py_func.__name__, kernel.signatures)
