@@ -437,4 +437,3 @@ def stable_ties_nb(order: npt.NDArray[np.intp], ranked: FloatArray) -> bool:
             ties = True
         i = j
     return ties
-
