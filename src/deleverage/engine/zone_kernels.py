@@ -498,6 +498,12 @@ def _drop_nb(called: IntArray, left: IntArray, is_called: BoolArray, out: IntArr
         lo = hi + np.uint64(1)
 
 
+#: The accounts of the old called set that :func:`_adopt_nb`'s merge may find missing from
+#: the new one (beyond this share of the old set, and :data:`ADOPT_SLACK`, the full pass).
+ADOPT_SHARE = 4
+ADOPT_SLACK = 64
+
+
 @njit(cache=True)
 def _adopt_nb(
     old: IntArray,
@@ -509,7 +515,80 @@ def _adopt_nb(
     """:meth:`.ZoneTracker.adopt` compiled: ``is_called`` (marking ``old``) follows
     ``called`` from now on; the accounts of one set only and not pending yet are flagged
     pending and returned (those of ``old`` first, then those of ``called``, each in its
-    set's order). ``scratch``: all False (left so)."""
+    set's order). ``scratch``: all False (left so).
+
+    A quiet stretch replaces the set as the update does (members that leave dropped in
+    order, new ones appended), so the two sets are first merged in order: ``called`` is
+    matched against ``old`` as a subsequence (a member of ``old`` that is not the next one
+    of ``called`` set aside), and what is left of ``called`` once ``old`` ends is its tail.
+    Every account of ``old`` is then matched or set aside, every one of ``called`` matched
+    or in the tail (each set's accounts distinct), so ``old`` less ``called`` is the set-aside
+    accounts less the tail and ``called`` less ``old`` the tail less the set-aside ones:
+    only those are read and written at scattered places, not every member (thousands after
+    a crash, 119-180 us a replaced set in the day against sequential reads). ``is_called``
+    marks exactly ``old`` (:meth:`.ZoneTracker.adopt`'s premise), so these are the accounts
+    :func:`_adopt_all_nb` finds, in the same order. More set aside than
+    ``ADOPT_SLACK + len(old) // ADOPT_SHARE``: :func:`_adopt_all_nb`."""
+    n_old, n_new = len(old), len(called)
+    limit = ADOPT_SLACK + n_old // ADOPT_SHARE
+    aside = np.empty(min(limit, n_old), dtype=np.int64)
+    n_aside = 0
+    i = 0
+    j = 0
+    while i < n_old and j < n_new:
+        a = old[i]
+        if a == called[j]:
+            j += 1
+        else:
+            if n_aside == limit:
+                return _adopt_all_nb(old, called, is_called, pending_flag, scratch)
+            aside[n_aside] = a
+            n_aside += 1
+        i += 1
+    if n_aside + (n_old - i) > limit:
+        return _adopt_all_nb(old, called, is_called, pending_flag, scratch)
+    for r in range(i, n_old):
+        aside[n_aside] = old[r]
+        n_aside += 1
+    tail = called[j:]
+    extra = np.empty(n_aside + len(tail), dtype=np.int64)
+    k = 0
+    for a in tail:
+        scratch[a] = True
+    for r in range(n_aside):  # left the set
+        a = aside[r]
+        if not scratch[a]:
+            is_called[a] = False
+            if not pending_flag[a]:
+                pending_flag[a] = True
+                extra[k] = a
+                k += 1
+    for a in tail:
+        scratch[a] = False
+    for r in range(n_aside):
+        scratch[aside[r]] = True
+    for a in tail:  # new to the set
+        if not scratch[a]:
+            is_called[a] = True
+            if not pending_flag[a]:
+                pending_flag[a] = True
+                extra[k] = a
+                k += 1
+    for r in range(n_aside):
+        scratch[aside[r]] = False
+    return extra[:k]
+
+
+@njit(cache=True)
+def _adopt_all_nb(
+    old: IntArray,
+    called: IntArray,
+    is_called: BoolArray,
+    pending_flag: BoolArray,
+    scratch: BoolArray,
+) -> IntArray:
+    """:func:`_adopt_nb` by one pass over every member of both sets (the sets in any
+    order)."""
     extra = np.empty(len(old) + len(called), dtype=np.int64)
     k = 0
     for a in called:

@@ -174,3 +174,97 @@ def test_nothing_pending_returns_the_same_set() -> None:
     assert np.array_equal(out, case.called)
     assert len(fresh) == 0
     assert not changed
+
+
+# ------------------------------------------------------------------ adopting a replaced set
+def _replaced(seed: int, n_old: int, n_left: int, n_joined: int, shuffle: bool) -> tuple[
+    IntArray, IntArray, npt.NDArray[np.bool_], npt.NDArray[np.bool_]
+]:  # fmt: skip
+    """An old called set, a new one as a quiet stretch makes it (members leaving in place,
+    accounts joining at the end; or any order where ``shuffle``), the flags marking the old
+    set and pending flags on a random few accounts."""
+    rng = np.random.default_rng(seed)
+    n = 4 * (n_old + n_joined) + 64
+    pool = rng.choice(n, n_old + n_joined, replace=False).astype(np.int64)
+    old = pool[:n_old].copy()
+    keep = np.ones(n_old, dtype=np.bool_)
+    keep[rng.choice(n_old, min(n_left, n_old), replace=False)] = False
+    called = np.concatenate([old[keep], pool[n_old:]])
+    if shuffle:
+        called = rng.permutation(called)
+    is_called = np.zeros(n, dtype=np.bool_)
+    is_called[old] = True
+    pending = rng.random(n) < 0.05
+    return old, called, is_called, pending
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_old=st.integers(0, 3000),
+    n_left=st.integers(0, 800),
+    n_joined=st.integers(0, 800),
+    shuffle=st.booleans(),
+)
+def test_adopt_merge_twin_of_the_full_pass(
+    seed: int, n_old: int, n_left: int, n_joined: int, shuffle: bool
+) -> None:
+    """:func:`._adopt_nb` (the sets merged in order, the full pass past its limit) returns
+    the accounts :func:`._adopt_all_nb` returns, in the same order, and leaves the same call
+    and pending flags and the scratch all False: sets replaced in place, with many members
+    leaving or joining (the full pass taken), reordered, empty, or the same."""
+    old, called, is_called, pending = _replaced(seed, n_old, n_left, n_joined, shuffle)
+    got_c, got_p, got_s = is_called.copy(), pending.copy(), np.zeros(len(pending), np.bool_)
+    want_c, want_p, want_s = is_called.copy(), pending.copy(), np.zeros(len(pending), np.bool_)
+    got = zone_kernels._adopt_nb(old, called, got_c, got_p, got_s)
+    want = zone_kernels._adopt_all_nb(old, called, want_c, want_p, want_s)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_c, want_c)
+    np.testing.assert_array_equal(got_p, want_p)
+    assert not got_s.any()
+    assert not want_s.any()
+    expect = np.zeros(len(pending), dtype=np.bool_)
+    expect[called] = True
+    np.testing.assert_array_equal(got_c, expect)  # the flags mark the new set
+
+
+@pytest.mark.parametrize(
+    ("n_old", "n_left", "n_joined", "shuffle"),
+    [(5000, 40, 60, False), (5000, 0, 0, False), (0, 0, 30, False), (300, 300, 0, False),
+     (5000, 3000, 10, False), (5000, 10, 10, True), (1, 1, 1, False), (2000, 0, 2000, False)],
+)  # fmt: skip
+def test_adopt_merge_fixed_cases(n_old: int, n_left: int, n_joined: int, shuffle: bool) -> None:
+    """The fixed cases of the twin above (the day's replaced sets: thousands of members,
+    tens leaving and joining; and the limit's sides); each seed twice."""
+    for seed in (1, 2):
+        old, called, is_called, pending = _replaced(seed, n_old, n_left, n_joined, shuffle)
+        a_c, a_p, a_s = is_called.copy(), pending.copy(), np.zeros(len(pending), np.bool_)
+        b_c, b_p, b_s = is_called.copy(), pending.copy(), np.zeros(len(pending), np.bool_)
+        got = zone_kernels._adopt_nb(old, called, a_c, a_p, a_s)
+        want = zone_kernels._adopt_all_nb(old, called, b_c, b_p, b_s)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(a_c, b_c)
+        np.testing.assert_array_equal(a_p, b_p)
+        assert not a_s.any()
+
+
+def test_adopt_merge_with_members_moved_to_the_end() -> None:
+    """Members of the old set found again in the new set's tail (moved to the end: set aside
+    by the merge, then met in the tail) are in both sets: neither leaving nor new."""
+    rng = np.random.default_rng(7)
+    old = rng.choice(10_000, 2_000, replace=False).astype(np.int64)
+    moved = old[[3, 50, 700]]
+    rest = np.setdiff1d(np.arange(10_000), old)[:40]
+    called = np.concatenate([np.delete(old, [3, 50, 700, 900]), moved[::-1], rest])
+    is_called = np.zeros(10_000, dtype=np.bool_)
+    is_called[old] = True
+    pending = rng.random(10_000) < 0.05
+    a_c, a_p, a_s = is_called.copy(), pending.copy(), np.zeros(10_000, np.bool_)
+    b_c, b_p, b_s = is_called.copy(), pending.copy(), np.zeros(10_000, np.bool_)
+    got = zone_kernels._adopt_nb(old, called, a_c, a_p, a_s)
+    want = zone_kernels._adopt_all_nb(old, called, b_c, b_p, b_s)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(a_c, b_c)
+    np.testing.assert_array_equal(a_p, b_p)
+    assert not a_s.any()
+    assert not np.isin(moved, got).any()  # in both sets: not pending on their account
