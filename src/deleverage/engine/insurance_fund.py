@@ -343,10 +343,17 @@ class InsuranceFund:
         protocol_cut = amount if flow is FlowKind.PROTOCOL_REVENUE else amount * self.protocol_share
         holders_part = amount - protocol_cut
         if holders_part > 0.0:
-            self._balance += holders_part
+            balance = self._balance + holders_part
+            self._balance = balance
             if self._total_shares == 0.0:
-                self._protocol_shares = self._total_shares = self._balance
-            self._append(ts, flow, holders_part, ref, 0.0)
+                self._protocol_shares = self._total_shares = balance
+            # ``_append``'s record and ``_push``'s lists, inlined (the batch path's record of
+            # a round's penalties, once a round): an inflow kind is a profit-and-loss kind
+            self._pnl += holders_part
+            self._history.append(FundRecord(ts, flow, holders_part, balance, ref, 0.0))
+            self._ts.append(ts)
+            self._pnl_after.append(self._pnl)
+            self._balance_after.append(balance)
         if protocol_cut > 0.0:
             minted = _mint(protocol_cut, self._total_shares, self._balance)
             self._protocol_shares += minted

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from deleverage import Exchange, MarketSpec
 from deleverage.engine.events import MarkPrice
 from deleverage.engine.fund_records import FlowKind
-from deleverage.engine.insurance_fund import InsuranceFund
+from deleverage.engine.insurance_fund import InsuranceFund, _mint
 from deleverage.errors import ValidationError
 
 _BASE = {
@@ -170,6 +170,47 @@ def test_receive_checked_keeps_receives_records(
         want.receive(amount, ts, kind=kind, ref=7)
         got.receive_checked(amount, ts, kind, 7)
     assert _records(got) == _records(want)
+
+
+def _receive_by_append(fund: InsuranceFund, amount: float, ts: int, flow: FlowKind) -> None:
+    """``receive_checked`` as it was before its holders' record was inlined (``_append``)."""
+    ts = fund._check_ts(ts)
+    if amount == 0.0:
+        return
+    cut = amount if flow is FlowKind.PROTOCOL_REVENUE else amount * fund.protocol_share
+    holders_part = amount - cut
+    if holders_part > 0.0:
+        fund._balance += holders_part
+        if fund._total_shares == 0.0:
+            fund._protocol_shares = fund._total_shares = fund._balance
+        fund._append(ts, flow, holders_part, "3 accounts", 0.0)
+    if cut > 0.0:
+        minted = _mint(cut, fund._total_shares, fund._balance)
+        fund._protocol_shares += minted
+        fund._total_shares += minted
+        fund._balance += cut
+        fund._append(ts, FlowKind.PROTOCOL_REVENUE, cut, "3 accounts", minted)
+
+
+@settings(max_examples=80, deadline=None)
+@given(share=st.floats(0.0, 1.0), stake=st.sampled_from([0.0, 1.0, 5e5]), inflows=_INFLOWS)
+def test_receive_checked_twin_of_the_append_path(
+    share: float, stake: float, inflows: list[tuple[int, float, FlowKind]]
+) -> None:
+    # The inlined holders' record against ``_append``/``_push``: the records, the balance,
+    # shares and PnL, and the lists the fund's reads use (times, PnL and balance after)
+    want, got = _fund(share), _fund(share)
+    if stake:
+        want.stake("s", stake, 0, available_cash=stake)
+        got.stake("s", stake, 0, available_cash=stake)
+    ts = 0
+    for dt, amount, kind in inflows:
+        ts += dt
+        _receive_by_append(want, amount, ts, kind)
+        got.receive_checked(amount, ts, kind, "3 accounts")
+    assert _records(got) == _records(want)
+    lists = ("_ts", "_pnl_after", "_balance_after")
+    assert [getattr(got, a) for a in lists] == [getattr(want, a) for a in lists]
 
 
 def test_receive_checked_still_checks_the_time() -> None:

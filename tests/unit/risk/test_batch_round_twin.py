@@ -110,6 +110,16 @@ def _outcomes(monkeypatch: pytest.MonkeyPatch) -> collections.Counter[Any]:
         return out
 
     monkeypatch.setattr(rk, "round_nb", counting)
+    # Which way the rounds' fund groups went: the ledger's one-call inflow (True), or it
+    # declined (False) and ``apply_groups`` took the group; neither: other groups too
+    real_inflow = Exchange._fund_inflow_applied
+
+    def inflow(self: Exchange, *args: Any) -> bool:
+        done = real_inflow(self, *args)
+        seen[f"inflow {done}"] += 1
+        return done
+
+    monkeypatch.setattr(Exchange, "_fund_inflow_applied", inflow)
     return seen
 
 
@@ -121,18 +131,23 @@ CASES: list[Case] = [  # (seed, kind, fee, recourse, fund, depth, moves, ties)
     (7, "fixed_fraction", 0.005, False, 3e4, 400.0, [-0.04, -0.02, -0.06, 0.01, -0.05], True),
     (11, "full", 0.005, False, 300.0, None, [-0.06, -0.05, -0.08], True),
     (13, "partial_initial", 0.02, False, 3e4, 30.0, [-0.05, -0.04, -0.06], False),
+    # small steps: rounds whose only group is closed positions' penalties out of cash (the
+    # ledger's one-call inflow, ``Ledger._fund_inflow_applied``)
+    (3, "tier_down", 0.02, True, 3e4, None, [-0.01, -0.01, -0.01, -0.01], False),
+    (3, "partial", 0.005, False, 3e4, None, [-0.02, -0.01, -0.01], False),
 ]
 
 
 def test_the_twin_reaches_every_outcome_and_group(monkeypatch: pytest.MonkeyPatch) -> None:
     # Rounds settled in one call with every group of rows (penalties of open and closed
     # positions, covers of both, cash moved in), positions left under maintenance, tied
-    # healths (ranked by the caller) and ADL flags (the separate path): the twins compare
-    # each case with the reference.
+    # healths (ranked by the caller), ADL flags (the separate path) and rounds whose fund
+    # record the ledger takes in one call: the twins compare each case with the reference.
     seen = _outcomes(monkeypatch)
     for case in CASES:
         assert_same_runs(_run("fused", *case), _run("separate", *case))
-    for key in (rk.SETTLED, rk.UNRANKED, rk.ADL_FLAGGED, "still under maintenance"):
+    keys = (rk.SETTLED, rk.UNRANKED, rk.ADL_FLAGGED, "still under maintenance", "inflow True")
+    for key in keys:
         assert seen[key] > 0, (key, seen)
     for g in range(5):
         assert seen[f"group {g}"] > 0, (g, seen)
@@ -156,6 +171,22 @@ def test_a_wrong_group_sum_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> No
     case = (3, "partial", 0.02, False, 300.0, 30.0, [-0.04, -0.07, -0.05], False)
     reference = _run("separate", *case)
     monkeypatch.setattr(rk, "round_nb", nudged)
+    wrong = _run("fused", *case)
+    with pytest.raises(AssertionError):
+        assert_same_runs(wrong, reference)
+
+
+def test_a_wrong_one_call_inflow_fails_the_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The ledger's one-call inflow recording a total one ulp high: the fund's records must
+    # differ from the separate path's (the case's rounds take that call: see CASES).
+    real = Exchange._fund_inflow_applied
+
+    def nudged(self: Exchange, fund: int, ts: int, reason: int, total: float, *rows: Any) -> bool:
+        return real(self, fund, ts, reason, math.nextafter(total, math.inf), *rows)
+
+    case = CASES[-2]
+    reference = _run("separate", *case)
+    monkeypatch.setattr(Exchange, "_fund_inflow_applied", nudged)
     wrong = _run("fused", *case)
     with pytest.raises(AssertionError):
         assert_same_runs(wrong, reference)

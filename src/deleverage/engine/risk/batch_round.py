@@ -175,11 +175,15 @@ def run_round(
     mark = state.mark
     si, sf = fixed.scratch_i, fixed.scratch_f
     ranked = False
+    mid = mark if book is None or risk.book_mid is None else risk.book_mid  # ``book_price``
+    flags = stage._scratch_flags
+    if len(flags) < ex._n:
+        flags = _scratch(stage, ex._n)
     while True:
         status, consumed_after, kind, ints, floats = rk.round_nb(
             below, equity, maint, ranked, debt, carried0, fixed.pf, fixed.pi, tiers.floor,
-            fixed.rates, tiers.mmr, tiers.cum, mark, risk.book_price(mark), depth, consumed,
-            max_move, fixed.fund_ids, ex._kind, _scratch(stage, ex.n_accounts), ex._cash,
+            fixed.rates, tiers.mmr, tiers.cum, mark, mid, depth, consumed,
+            max_move, fixed.fund_ids, ex._kind, flags, ex._cash,
             cols.isolated_margin, cols.mode, cols.size, cols.entry, cols.realized_pnl, plan_i,
             si, sf,
         )  # fmt: skip
@@ -198,14 +202,15 @@ def run_round(
     if book is not None:
         assert isinstance(book, ConstantDepthBook)  # ``book_state``'s
         book.restore_consumed(consumed_after, ts)
-    n, n_lists, n_after = si[: rk.S_HEAD].tolist()
+    counts = si[: rk.S_HEAD + _HEAD].tolist()  # the counts, then the lists' header
+    n, n_lists, n_after = counts[rk.S_N], counts[rk.S_LISTS], counts[rk.S_AFTER]
     start = rk.S_HEAD + n_lists
     if n:
         filled = start + n_after  # the fills' accounts, then their counterparties
         touched = si[filled : filled + 2 * n].copy()
         sums = 3 * n + 5 + n_after  # the groups' ``math.fsum``s
-        _book(stage, m, ts, report, fixed, n, kind, ints, floats, si[rk.S_HEAD :], sf, touched,
-              sf[sums : sums + 5].tolist())  # fmt: skip
+        _book(stage, m, ts, report, fixed, n, kind, ints, floats, si[rk.S_HEAD :],
+              counts[rk.S_HEAD :], sf, touched, sf[sums : sums + 5].tolist())  # fmt: skip
     if stage.round_after is None:  # nothing moved since the kernel's check (no bad debt)
         if n_after:
             after = si[start : start + n_after].copy()
@@ -219,7 +224,7 @@ def run_round(
 def _book(
     stage: BatchStage, m: int, ts: int, report: StepReport, fixed: RoundFixed, n: int,
     kind: npt.NDArray[np.int16], ints: IntArray, floats: FloatArray, lists: IntArray,
-    per_position: FloatArray, touched: IntArray, totals: list[float],
+    head: list[int], per_position: FloatArray, touched: IntArray, totals: list[float],
 ) -> None:  # fmt: skip
     """The bookkeeping of a settled round (``batch_settle.settle_round``'s after its kernel,
     and ``_batch_isolated``'s bad debt): the ledger's versions, open interest and touched
@@ -229,16 +234,24 @@ def _book(
     ``Ledger._refresh_rates`` would change nothing and is not called."""
     ex = stage.ex
     acc = ints[0]  # the rows by index: half the cost of unpacking ``ints``
-    head = lists[:_HEAD].tolist()
+    figures = per_position[2 * n : 2 * n + 5].tolist()  # open interest, then the totals
     ex._version += 1
-    ex._long_oi[m] += float(per_position[2 * n])
+    ex._long_oi[m] += figures[0]
     ex._touch(m, touched)  # ``ints[:2, :n].ravel()``: the fills' accounts, then counterparties
     ex.journal.append_round(kind, ts, ints, floats)
-    batch_settle.apply_groups(
-        ex, m, fixed.fund, ts, n, head, acc, ints[1], floats[2], ints[3], totals
-    )
+    lo, hi = n + head[1], n + head[2]
+    if not (  # the common round: only the penalties paid from cash (group 1), no fund's row
+        head[0] == head[1] and hi == n + head[5] and not head[6] and hi - lo > 1
+        and ex._fund_inflow_applied(fixed.fund, ts, int(ints[3, lo]), totals[1], acc[lo:hi],
+                                    ints[1, lo:hi])
+    ):  # fmt: skip
+        batch_settle.apply_groups(
+            ex, m, fixed.fund, ts, n, head, acc, ints[1], floats[2], ints[3], totals
+        )
     accounts = acc[len(kind) - n :]  # the liquidation records' accounts
-    owing = batch_settle.settle_tail(stage, m, ts, report, n, accounts, lists, head, per_position)
+    owing = batch_settle.settle_tail(
+        stage, m, ts, report, n, accounts, lists, head, per_position, figures
+    )
     if len(owing):  # ``_batch_isolated``'s bad debt (no socialized loss on this path)
         rest = per_position[:n]
         short = per_position[2 * n + 5 : 3 * n + 5]

@@ -468,6 +468,7 @@ def settle_round(
 def settle_tail(
     stage: BatchStage, m: int, ts: int, report: StepReport, n: int, accounts: IntArray,
     lists: IntArray, head: list[int], per_position: FloatArray,
+    figures: list[float] | None = None,
 ) -> IntArray:  # fmt: skip
     """What follows a settled round's ledger bookkeeping, for :func:`settle_round` and the
     one-call round (``batch_round._book``): the report's totals (``per_position[2n + 1 :
@@ -475,8 +476,11 @@ def settle_tail(
     deficits that closed positions settle (popped) and those open positions carry (added);
     returns which of the ``n`` liquidated ``accounts`` still owe after the fund (indices).
     ``lists``: the kernel's header ``head`` (its first :data:`_HEAD` entries as a list), then
-    the partial closes, the closed, the owing and the carrying (indices into ``accounts``)."""
-    _, notional, penalties, covers, shortfall = per_position[2 * n : 2 * n + 5].tolist()
+    the partial closes, the closed, the owing and the carrying (indices into ``accounts``).
+    ``figures``: ``per_position[2n : 2n + 5]`` as a list where the caller has it."""
+    if figures is None:
+        figures = per_position[2 * n : 2 * n + 5].tolist()
+    _, notional, penalties, covers, shortfall = figures
     report.liquidations += n
     report.liquidated_notional += notional
     report.penalties += penalties

@@ -26,6 +26,7 @@ from numba import njit
 from deleverage.engine.kernels import plan_isolated_liquidations_nb
 from deleverage.engine.risk.batch_settle import settle_money_nb
 from deleverage.engine.risk.exact_sum import fsum_nb
+from deleverage.engine.risk.prefetch import prefetch
 from deleverage.engine.risk.step_kernels import (
     _np_minimum,
     close_sizes_nb,
@@ -154,6 +155,16 @@ def round_nb(
     NaN where not finite).
     """
     k = len(below)
+    for i in range(k):  # the candidates' rows, cold in the day: ask for all lines at once
+        a = below[i]
+        prefetch(size, a)
+        prefetch(cash, a)
+        prefetch(isolated_margin, a)
+        prefetch(entry, a)
+        prefetch(realized_pnl, a)
+        prefetch(mode, a)
+        prefetch(kinds, a)
+        prefetch(flags, a)
     plan_f = np.zeros((PLANNED + 6, k))
     to_adl = np.zeros(k, dtype=np.bool_)
     equity = plan_f[EQUITY]
