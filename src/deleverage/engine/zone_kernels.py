@@ -21,7 +21,6 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.level_scan import _classify_nb, refresh_pair_nb
-from deleverage.engine.risk.prefetch import prefetch
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -363,10 +362,6 @@ def refresh_calls_nb(
     so one entry point, not two."""
     e_i = np.zeros(0, dtype=np.int64)
     e_f = np.zeros(0)
-    _hint_rows_nb(
-        c_touched, l_touched, touched, c_dirty[0], c_seen, l_dirty[0], l_seen, size, entry,
-        margin, mode, kind, status, seen, pending_flag, is_called,
-    )  # fmt: skip
     if refresh:
         made = refresh_pair_nb(
             c_touched, c_dirty[0], c_seen, c_dirty[2], c_dirty[3], c_level, mmr, cum,
@@ -394,50 +389,6 @@ def refresh_calls_nb(
     )  # fmt: skip
     code = 1 if walk else 0
     return code, made, below, below_e, below_m, out, fresh, ratio, heads[0], heads[1]
-
-
-@njit(cache=True, inline="always")
-def _hint_rows_nb(
-    c_touched: IntArray,
-    l_touched: IntArray,
-    touched: IntArray,
-    c_flag: BoolArray,
-    c_seen: BoolArray,
-    l_flag: BoolArray,
-    l_seen: BoolArray,
-    size: FloatArray,
-    entry: FloatArray,
-    margin: FloatArray,
-    mode: npt.NDArray[np.int8],
-    kind: npt.NDArray[np.int8],
-    status: npt.NDArray[np.int8],
-    seen: BoolArray,
-    pending_flag: BoolArray,
-    is_called: BoolArray,
-) -> None:
-    """Ask for the rows :func:`refresh_calls_nb` will read of the accounts the batch round
-    just changed (:func:`~deleverage.engine.risk.prefetch.prefetch`, a hint: no value
-    changes): each index's flag and scratch of its touched accounts, and every column the
-    step and the update read of the step's touched accounts (the liquidation prefix holds
-    the same accounts). In the day those rows are cold (the round and the book sweep other
-    memory between calls) and the kernel reads them one account at a time behind its
-    branches, so the misses come one by one; asked for first, they overlap."""
-    for a in c_touched:
-        prefetch(c_flag, a)
-        prefetch(c_seen, a)
-    for a in l_touched:
-        prefetch(l_flag, a)
-        prefetch(l_seen, a)
-    for a in touched:
-        prefetch(size, a)
-        prefetch(entry, a)
-        prefetch(margin, a)
-        prefetch(mode, a)
-        prefetch(kind, a)
-        prefetch(status, a)
-        prefetch(seen, a)
-        prefetch(pending_flag, a)
-        prefetch(is_called, a)
 
 
 #: The smallest filter of :func:`_apply_nb` (entries, one byte each: 4 KiB stays in L1).
