@@ -234,6 +234,75 @@ def fill_prices_nb(
     return True
 
 
+@njit(cache=True)
+def stretch_kept_nb(
+    n: int,
+    n_old: int,
+    acc: IntArray,
+    long: BoolArray,
+    zone: FloatArray,
+    liq: FloatArray,
+    dropped: BoolArray,
+    old_clean: BoolArray,
+    dirty: BoolArray,
+) -> tuple[IntArray, BoolArray, FloatArray, FloatArray, BoolArray]:
+    """The called entries a stretch leaves (:func:`deleverage.sim.quiet.quiet_path_nb`'s
+    first ``n``, those not ``dropped``: the called set's order after it): account, side,
+    zone and liquidation prices, and clean (the first ``n_old`` entries' from ``old_clean``,
+    the calls' by ``dirty`` now, beyond it: dirty)."""
+    count = 0
+    for i in range(n):
+        count += not dropped[i]
+    out_acc = np.empty(count, dtype=np.int64)
+    out_long = np.empty(count, dtype=np.bool_)
+    out_zone = np.empty(count)
+    out_liq = np.empty(count)
+    out_clean = np.empty(count, dtype=np.bool_)
+    n_dirty = len(dirty)
+    j = 0
+    for i in range(n):
+        if dropped[i]:
+            continue
+        a = acc[i]
+        out_acc[j] = a
+        out_long[j] = long[i]
+        out_zone[j] = zone[i]
+        out_liq[j] = liq[i]
+        out_clean[j] = old_clean[i] if i < n_old else (a < n_dirty and not dirty[a])
+        j += 1
+    return out_acc, out_long, out_zone, out_liq, out_clean
+
+
+def keep_stretch_prices(
+    index: LevelIndex,
+    tiers: TierArrays,
+    n: int,
+    acc: IntArray,
+    long: BoolArray,
+    zone: FloatArray,
+    liq: FloatArray,
+    dropped: BoolArray,
+    called: IntArray,
+) -> None:
+    """Keep the prices of the called entries a stretch of this index's market leaves (the
+    entries it was given, this index's last prices, then the calls it made: their window
+    prices, :func:`.call_window`'s, are the same bits a fresh pricing gives, by the same
+    kernel from the same columns), so that the next try reprices none of them. ``called``:
+    the market's called set after the stretch (nothing is kept unless the entries are it).
+    No position changes inside a stretch: the index's state and flags are the try's."""
+    kept = _CACHE.get(index) if ENABLED else None
+    generation = (index.rebuilds, index.compactions)
+    if kept is None or kept.generation != generation or kept.tiers is not tiers:
+        return
+    n_old = len(kept.acc)
+    if n < n_old or not np.array_equal(acc[:n_old], kept.acc):
+        return  # not this index's entries alone
+    out = stretch_kept_nb(n, n_old, acc, long, zone, liq, dropped, kept.clean, index.dirty_flag)
+    if not np.array_equal(out[0], called):
+        return
+    _CACHE[index] = _Prices(generation, tiers, *out)
+
+
 def cached_prices(
     index: LevelIndex,
     tiers: TierArrays,

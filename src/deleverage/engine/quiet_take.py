@@ -74,6 +74,7 @@ def take_clean_kept_nb(
     width: int,
     out: IntArray,
     kept: IntArray,
+    kept_acc: IntArray,
     n_kept: int,
     limit: int,
 ) -> tuple[int, int, int, int]:
@@ -81,6 +82,7 @@ def take_clean_kept_nb(
     position of ``[head, limit)`` not among them is flagged) and then the entries from
     ``limit`` on. Returns the count taken into ``out``, the position of the next clean
     uncalled entry (``len(acc)`` when none), and the new ``n_kept`` and ``limit`` (``kept``
+    and its accounts ``kept_acc``, read in order instead of ``acc`` at scattered positions,
     rewritten in place: the flagged uncalled entries met are dropped, the walked ones
     appended; a kept entry may be flagged while it is called, so every position of
     ``[head, limit)`` not kept is flagged still)."""
@@ -91,22 +93,25 @@ def take_clean_kept_nb(
     r = 0
     while r < n_kept:
         i = kept[r]
-        a = acc[i]
+        a = kept_acc[r]
         r += 1
         if a < n_called and called[a]:
             # Called: skipped, and kept without reading its flag (the called flags were just
             # set, so hot; the dirty flags of thousands of called accounts are cold reads). A
             # flagged one kept is dropped at the first walk that finds it uncalled.
             kept[w] = i
+            kept_acc[w] = a
             w += 1
             continue
         if a < n_flag and flag[a]:
             continue  # flagged since: flagged until the next index state
         kept[w] = i
+        kept_acc[w] = a
         w += 1
         if count == width:
             for q in range(r, n_kept):  # the rest as it is (w < r: a forward copy is safe)
                 kept[w + q - r] = kept[q]
+                kept_acc[w + q - r] = kept_acc[q]
             return count, i, w + n_kept - r, limit
         out[count] = i
         count += 1
@@ -117,9 +122,11 @@ def take_clean_kept_nb(
         a = acc[i]
         if a < n_called and called[a]:
             kept[n_kept] = i  # kept unread, as above
+            kept_acc[n_kept] = a
             n_kept += 1
         elif not (a < n_flag and flag[a]):
             kept[n_kept] = i
+            kept_acc[n_kept] = a
             n_kept += 1
             if count == width:
                 return count, i, n_kept, i + 1
@@ -138,6 +145,7 @@ class _Side:
     head: int
     generation: tuple[int, int]
     kept: IntArray
+    kept_acc: IntArray
     n_kept: int
     limit: int
 
@@ -172,9 +180,13 @@ def take_clean(
         or kept.head != head
         or kept.generation != generation
     ):
-        kept = _Side(acc, flag, head, generation, np.empty(len(acc) - head, np.int64), 0, head)
+        room = len(acc) - head
+        kept = _Side(
+            acc, flag, head, generation, np.empty(room, np.int64), np.empty(room, np.int64), 0,
+            head,
+        )  # fmt: skip
         sides[side] = kept
     count, nxt, kept.n_kept, kept.limit = take_clean_kept_nb(
-        acc, flag, called, width, out, kept.kept, kept.n_kept, kept.limit
+        acc, flag, called, width, out, kept.kept, kept.kept_acc, kept.n_kept, kept.limit
     )
     return int(count), int(nxt)

@@ -32,6 +32,7 @@ from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
 from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet_cache import keep_stretch_prices
 from deleverage.engine.quiet_calls import (
     WINDOW,
     WINDOW_MAX,
@@ -518,6 +519,7 @@ class QuietStretches:
         if calls is not None:
             cols["margin_calls"][k : k + count, w.call_m] = np.bincount(calls[1], minlength=count)
             self.calls += made
+            _keep_prices(sim.ex, w)
         self._record(k, count, cols, totals)
         self.skipped += count
         self.stretches += 1
@@ -721,6 +723,18 @@ def call_args(ex: Exchange, bands: QuietBands) -> CallArgs:
         ev_acc=np.empty(room, dtype=np.int64), ev_ratio=np.empty(room),
         n_ev=np.zeros(1, dtype=np.int64),
     )  # fmt: skip
+
+
+def _keep_prices(ex: Exchange, w: CallArgs) -> None:
+    """Hand the called entries a stretch that made calls leaves to the called prices' cache
+    (:func:`.quiet_cache.keep_stretch_prices`): the next try prices none of its calls."""
+    m = w.call_m
+    index = ex._level_index.get((m, min(w.level, 1.0)))
+    if index is not None:
+        keep_stretch_prices(
+            index, ex.markets[m].tiers, int(w.n_called[0]), w.c_acc, w.long, w.zone, w.liq,
+            w.dropped, ex.risk.markets[m].called_isolated,
+        )  # fmt: skip
 
 
 def _called_accounts(ex: Exchange, n_old: int) -> IntArray:
