@@ -230,3 +230,27 @@ def test_window_from_the_index_rows_equals_the_live_columns(
     monkeypatch.setattr(engine_quiet, "call_window", both)
     _cascade(monkeypatch, lambda kept, fresh: None)
     assert compared > 20
+
+
+def test_a_stretch_keeping_wrong_prices_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prices a stretch hands to the cache (:func:`.keep_stretch_prices`) are compared
+    with fresh ones at the next try: kept one ulp off, the twin above finds them."""
+    original = quiet_cache.stretch_kept_nb
+    handed = 0
+
+    def off(*args: Any) -> Any:
+        nonlocal handed
+        acc, long, zone, liq, clean = original(*args)
+        handed += len(acc) > args[1]  # calls made in the stretch kept
+        return acc, long, np.nextafter(zone, np.inf), liq, clean
+
+    monkeypatch.setattr(quiet_cache, "stretch_kept_nb", off)
+    differs = 0
+
+    def check(kept: Any, fresh: Any) -> None:
+        nonlocal differs
+        differs += not _equal(kept, fresh)
+
+    _cascade(monkeypatch, check)
+    assert handed > 0
+    assert differs > 0
