@@ -316,9 +316,7 @@ def _called_prices(
     tiers = ex.markets[m].tiers
     if index._touched:
         index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
-    got = cached_prices(
-        index, tiers, called, cols.size, cols.entry, cols.isolated_margin, slot
-    )
+    got = cached_prices(index, tiers, called, cols.size, cols.entry, cols.isolated_margin, slot)
     if got is None:
         return None
     long, zone, liq = got
@@ -506,8 +504,9 @@ def advance_quiet(
     risk._queues.clear()
     pnl = risk.backstop_pnl()
     if calls is not None:
-        at = np.flatnonzero(per_step) * n_m + calls[0]
-        made = per_step[np.flatnonzero(per_step)]
+        stepped = np.flatnonzero(per_step)
+        at = stepped * n_m + calls[0]
+        made = per_step[stepped]
     elif cross is not None:
         per_report = np.bincount(cross.step * n_m + cross.market, minlength=count)
         at = np.flatnonzero(per_report)

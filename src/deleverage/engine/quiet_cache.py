@@ -126,12 +126,7 @@ def open_match_nb(
             budget -= 1
         if k < n_old and old[k] == a:
             j = k + 1
-            if (
-                old_clean[k]
-                and a < n_dirty
-                and not dirty[a]
-                and not (a < n_pending and pending[a])
-            ):
+            if old_clean[k] and a < n_dirty and not dirty[a] and not (a < n_pending and pending[a]):
                 slot[i] = k
                 continue
         slot[i] = -1
@@ -158,9 +153,7 @@ def open_slots(
     if kept.tiers is not tiers:
         return None
     slot = np.empty(len(called), dtype=np.int64)
-    if not open_match_nb(
-        called, kept.acc, kept.clean, index.dirty_flag, pending, size, mode, slot
-    ):
+    if not open_match_nb(called, kept.acc, kept.clean, index.dirty_flag, pending, size, mode, slot):
         return _CLOSED
     return slot
 

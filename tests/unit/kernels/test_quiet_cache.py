@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from deleverage.engine import quiet as engine_quiet
 from deleverage.engine import quiet_cache
+from deleverage.engine.kernels import zone_prices_nb
 from deleverage.engine.quiet import called_open_nb
 from deleverage.engine.quiet_cache import match_called_nb, open_match_nb
 from deleverage.sim.runner import Simulation
@@ -254,3 +255,137 @@ def test_a_stretch_keeping_wrong_prices_is_caught(monkeypatch: pytest.MonkeyPatc
     _cascade(monkeypatch, check)
     assert handed > 0
     assert differs > 0
+
+
+def _windows_both_ways(monkeypatch: pytest.MonkeyPatch, broken: bool = False) -> tuple[int, int]:
+    """A cascade half-hour with every try's window assembled by :func:`.window_nb` and by
+    the NumPy path: (tries it assembled, tries that differ)."""
+    from deleverage.engine import quiet_calls
+
+    right = quiet_calls.call_window
+    fast = differs = 0
+    if broken:  # a long's side taken as a short's: caught
+        original = quiet_calls.window_nb
+
+        def wrong(*args: Any) -> Any:
+            got = original(*args)
+            if got is not None and got[4] > 0:
+                got[3][0] = False
+            return got
+
+        monkeypatch.setattr(quiet_calls, "window_nb", wrong)
+
+    def both(ex: Any, m: int, index: Any, called: Any, width: Any) -> Any:
+        nonlocal fast, differs
+        seen = quiet_calls.window_nb
+        used = []
+
+        def spy(*args: Any) -> Any:
+            got = seen(*args)
+            used.append(got is not None)
+            return got
+
+        monkeypatch.setattr(quiet_calls, "window_nb", spy)
+        try:
+            got = right(ex, m, index, called, width)
+        finally:
+            monkeypatch.setattr(quiet_calls, "window_nb", seen)
+        monkeypatch.setattr(quiet_calls, "FAST_WINDOW", False)
+        try:
+            plain = right(ex, m, index, called, width)
+        finally:
+            monkeypatch.setattr(quiet_calls, "FAST_WINDOW", True)
+        fast += any(used)
+        if got is None or plain is None:
+            differs += got is not plain
+            return got
+        same = all(
+            getattr(got, name) == getattr(plain, name)
+            for name in ("market", "level", "n_long", "long_max", "short_min")
+        ) and all(
+            np.array_equal(getattr(got, name), getattr(plain, name))
+            and getattr(got, name).dtype == getattr(plain, name).dtype
+            for name in ("acc", "zone", "liq", "long")
+        )
+        differs += not same
+        return got
+
+    monkeypatch.setattr(engine_quiet, "call_window", both)
+    _cascade(monkeypatch, lambda kept, fresh: None)
+    return fast, differs
+
+
+def test_compiled_window_equals_the_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    fast, differs = _windows_both_ways(monkeypatch)
+    assert fast > 20
+    assert differs == 0
+
+
+def test_a_wrong_compiled_window_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _windows_both_ways(monkeypatch, broken=True)[1] > 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n_long=st.integers(0, 12),
+    n_short=st.integers(0, 12),
+    from_rows=st.booleans(),
+    odd=st.floats(0.0, 0.3),
+    shuffle=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_window_kernel_equals_the_numpy_assembly(
+    n_long: int, n_short: int, from_rows: bool, odd: float, shuffle: bool, seed: int
+) -> None:
+    """:func:`.window_nb` against the NumPy assembly it stands for (zone signs, the order
+    test, level-1 prices, the first unbounded entry a side), with NaN and infinite prices,
+    closed positions and sides out of order."""
+    from deleverage.engine.quiet_calls import in_order_nb, window_nb
+
+    rng = np.random.default_rng(seed)
+    mmr = np.array([0.005, 0.01, 0.025])
+    cum = np.array([0.0, 50.0, 2000.0])
+    n = 40
+    acc = rng.permutation(100)[:n].astype(np.int64)
+    neg = np.sort(-rng.uniform(50.0, 150.0, n))
+    price = np.sort(rng.uniform(150.0, 250.0, n))
+    for arr in (neg, price):
+        bad = rng.random(n) < odd
+        arr[bad] = rng.choice([np.nan, np.inf, -np.inf], int(bad.sum()))
+    size = rng.normal(0.0, 3.0, 100)
+    size[rng.random(100) < odd] = 0.0
+    entry = rng.uniform(50.0, 250.0, 100)
+    margin = rng.uniform(-5.0, 200.0, 100)
+    pos = [np.sort(rng.choice(n, k, replace=False)).astype(np.int64) for k in (n_long, n_short)]
+    if shuffle:
+        for p in pos:
+            rng.shuffle(p)
+    rows = [(size[a], entry[a], margin[a]) for a in (acc, acc)]
+    got = window_nb(
+        pos[0], pos[1], acc, neg, acc, price, *rows[0], *rows[1], from_rows,
+        size if not from_rows else np.zeros(0), entry if not from_rows else np.zeros(0),
+        margin if not from_rows else np.zeros(0), mmr, cum,
+    )  # fmt: skip
+    sides = []
+    in_order = True
+    for k, (sign, pr) in enumerate(((-1.0, neg), (1.0, price))):
+        a = acc[pos[k]]
+        zone = sign * pr[pos[k]]
+        in_order = in_order and in_order_nb(zone, k == 0)
+        s, e, mg = size[a], entry[a], margin[a]
+        liq = np.empty(len(a))
+        zone_prices_nb(s, e, mg, 1.0, mmr, cum, liq)
+        bad = ~(np.isfinite(zone) & np.isfinite(liq))
+        sides.append((a, zone, liq, int(np.argmax(bad)) if bad.any() else -1))
+    if not in_order:
+        assert got is None
+        return
+    assert got is not None
+    w_acc, w_zone, w_liq, w_long, w_n_long, cut_long, cut_short = got
+    assert w_n_long == n_long
+    assert np.array_equal(w_acc, np.concatenate([sides[0][0], sides[1][0]]))
+    assert np.array_equal(w_zone, np.concatenate([sides[0][1], sides[1][1]]), equal_nan=True)
+    assert np.array_equal(w_liq, np.concatenate([sides[0][2], sides[1][2]]), equal_nan=True)
+    assert w_long.tolist() == [True] * n_long + [False] * n_short
+    assert cut_long == sides[0][3]
+    assert cut_short == (n_long + sides[1][3] if sides[1][3] >= 0 else -1)
