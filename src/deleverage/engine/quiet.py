@@ -35,6 +35,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.cross_index import CROSS_SLACK, MAX_MOVE
+from deleverage.engine.quiet_cache import cached_prices, closed, open_slots
 from deleverage.engine.quiet_calls import CallWindow, append_stretch_events, call_window
 from deleverage.engine.quiet_cross import CrossCalls, CrossStretch, cross_setup
 from deleverage.engine.report_log import QuietRun, ReportLog
@@ -43,9 +44,14 @@ if TYPE_CHECKING:
     from deleverage.engine.cross_index import CrossIndex
     from deleverage.engine.exchange import Exchange
     from deleverage.engine.level_index import LevelIndex
+    from deleverage.spec import TierArrays
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+#: No account touched since the index's last refresh (:func:`_open_slots`).
+_NO_FLAGS = np.zeros(0, dtype=np.bool_)
+#: The called entries of bands with none (read, never written).
+_NO_CALLED = (np.zeros(0, np.int64), np.zeros(0, np.bool_), np.zeros(0), np.zeros(0))
 
 
 @njit(cache=True)
@@ -146,8 +152,13 @@ def quiet_bands(
             called = r.called_isolated
             if len(called) and not state.tiers.continuous:
                 return None  # a step schedule's zone is not one half-line: no "certainly in"
-            if len(called) and not called_open_nb(cols.size, cols.mode, called):
-                return None  # liquidated or moved to cross since called: before any band
+            slot = None
+            if len(called):
+                slot = _open_slots(ex, m, index, state.tiers, called)
+                if slot is None and not called_open_nb(cols.size, cols.mode, called):
+                    return None  # liquidated or moved to cross since called: before any band
+                if closed(slot):
+                    return None
             if window and calls is None and state.tiers.continuous:
                 calls = call_window(ex, m, index, called, window)
                 if calls is None:
@@ -159,7 +170,7 @@ def quiet_bands(
                     ex._kind, exclude=np.sort(called),
                 )  # fmt: skip
             if len(called):
-                part = _called_prices(ex, m, called, index)
+                part = _called_prices(ex, m, called, index, slot)
                 if part is None:
                     return None
                 called_parts.append(part)
@@ -172,12 +183,14 @@ def quiet_bands(
                 return None  # the touched and called accounts' bounds below have no step cap
             cross_levels.add(min(float(level), 1.0))
     marks = np.array([st.mark for st in ex.markets], dtype=np.float64)
-    c_market = (
-        np.concatenate([p[0] for p in called_parts]) if called_parts else np.zeros(0, np.int64)
-    )
-    c_long = np.concatenate([p[1] for p in called_parts]) if called_parts else np.zeros(0, np.bool_)
-    c_zone = np.concatenate([p[2] for p in called_parts]) if called_parts else np.zeros(0)
-    c_liq = np.concatenate([p[3] for p in called_parts]) if called_parts else np.zeros(0)
+    if len(called_parts) == 1:  # one market's: its arrays as they are (read, never written)
+        c_market, c_long, c_zone, c_liq = called_parts[0]
+    elif called_parts:
+        c_market, c_long, c_zone, c_liq = (
+            np.concatenate([p[i] for p in called_parts]) for i in range(4)
+        )
+    else:
+        c_market, c_long, c_zone, c_liq = _NO_CALLED
     if not cross_levels:
         return QuietBands(
             long_max, short_min, marks, math.inf, marks, math.inf, c_market, c_long, c_zone, c_liq,
@@ -270,20 +283,40 @@ def _cross_blocked(ex: Exchange) -> bool:
     return not _first_uncalled_q(ex, cindex, every_called)[1] > 0.0
 
 
+def _open_slots(
+    ex: Exchange, m: int, index: LevelIndex, tiers: TierArrays, called: IntArray
+) -> IntArray | None:
+    """:func:`.quiet_cache.open_slots` of market ``index``'s called accounts: the positions
+    that can keep their prices from the last try, read no column (they are open); the
+    accounts touched since the index's last refresh are flagged for it in the risk step's
+    scratch flags (reset before returning). ``m``: the index's market."""
+    cols = ex._positions[m]
+    if not index._touched:
+        return open_slots(index, tiers, called, cols.size, cols.mode, _NO_FLAGS)
+    touched = index._touched
+    flags = ex.risk._flags(ex.n_accounts)
+    for acc in touched:
+        flags[acc] = True
+    try:
+        return open_slots(index, tiers, called, cols.size, cols.mode, flags)
+    finally:
+        for acc in touched:
+            flags[acc] = False
+
+
 def _called_prices(
-    ex: Exchange, m: int, called: IntArray, index: LevelIndex
+    ex: Exchange, m: int, called: IntArray, index: LevelIndex, slot: IntArray | None = None
 ) -> tuple[IntArray, npt.NDArray[np.bool_], FloatArray, FloatArray] | None:
     """Market, side, zone price at the ``index``'s level and liquidation price of the called
     isolated positions of ``m`` (in the called set's order; unchanged positions keep their
-    prices from the last try: :mod:`deleverage.engine.quiet_cache`), each an open isolated
-    position (:func:`called_open_nb`); None when one has an unbounded zone."""
-    from deleverage.engine.quiet_cache import cached_prices
-
+    prices from the last try: :mod:`deleverage.engine.quiet_cache`; ``slot``: those
+    :func:`_open_slots` found), each an open isolated position (:func:`called_open_nb`);
+    None when one has an unbounded zone."""
     cols = ex._positions[m]
     tiers = ex.markets[m].tiers
     if index._touched:
         index._refresh_dirty(cols.size, cols.entry, cols.isolated_margin, tiers)
-    got = cached_prices(index, tiers, called, cols.size, cols.entry, cols.isolated_margin)
+    got = cached_prices(index, tiers, called, cols.size, cols.entry, cols.isolated_margin, slot)
     if got is None:
         return None
     long, zone, liq = got
@@ -471,8 +504,9 @@ def advance_quiet(
     risk._queues.clear()
     pnl = risk.backstop_pnl()
     if calls is not None:
-        at = np.flatnonzero(per_step) * n_m + calls[0]
-        made = per_step[np.flatnonzero(per_step)]
+        stepped = np.flatnonzero(per_step)
+        at = stepped * n_m + calls[0]
+        made = per_step[stepped]
     elif cross is not None:
         per_report = np.bincount(cross.step * n_m + cross.market, minlength=count)
         at = np.flatnonzero(per_report)
@@ -485,7 +519,7 @@ def advance_quiet(
     log = risk.reports
     if isinstance(log, ReportLog):
         log.add_run(run)
-        last = log.last()
+        last = run.report(len(run) - 1)  # log.last(): the run is the log's last chunk
     else:  # a plain list (set by a caller): the reports themselves
         log.extend(run.reports())
         last = log[-1]

@@ -36,7 +36,7 @@ import numpy.typing as npt
 from numba import njit
 
 from deleverage.engine.events import EventKind
-from deleverage.engine.kernels import maintenance_nb, tier_of_nb
+from deleverage.engine.kernels import maintenance_nb, tier_of_nb, zone_prices_nb
 from deleverage.engine.levels import zone_prices_compiled
 from deleverage.engine.quiet_take import take_clean
 from deleverage.engine.quiet_take import take_clean_nb as take_clean_nb
@@ -94,6 +94,7 @@ def call_window(
     # Per side: accounts, zone prices, sizes, entries, isolated margins.
     parts: list[list[npt.NDArray[Any]]] = []
     beyond = []
+    taken: list[IntArray] = []  # per side: the positions of the clean uncalled entries taken
     d_acc, d_price = index._dirty_acc, index._dirty_price
     is_called = ex.risk._flags(ex.n_accounts)  # scratch, all False: reset below
     is_called[called] = True
@@ -110,15 +111,8 @@ def call_window(
         ):
             out = np.empty(min(widths[k], len(acc)), dtype=np.int64)
             count, nxt = take_clean(index, k, acc, head, is_called, widths[k], out)
-            pos = out[:count]
-            edge = sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf
-            a = acc[pos]
-            if rows is not None:
-                inputs = rows[k][0][pos], rows[k][1][pos], rows[k][2][pos]
-            else:
-                inputs = cols.size[a], cols.entry[a], cols.isolated_margin[a]
-            parts.append([a, sign * price[pos], *inputs])
-            beyond.append(edge)
+            taken.append(out[:count])
+            beyond.append(sign * float(price[nxt]) if nxt < len(acc) else sign * np.inf)
         joins = 0
         if len(d_acc):
             joins = dirty_joins_nb(
@@ -130,6 +124,40 @@ def call_window(
     finally:
         is_called[called] = False
     long_max, short_min = beyond
+    if not joins and FAST_WINDOW:  # the sides in the index's order: one compiled pass
+        got = window_nb(
+            taken[0], taken[1], index.long_acc, index.long_neg_price, index.short_acc,
+            index.short_price, *(rows[0][:3] if rows is not None else _NO_ROWS),
+            *(rows[1][:3] if rows is not None else _NO_ROWS), rows is not None, cols.size,
+            cols.entry, cols.isolated_margin, tiers.mmr, tiers.cum,
+        )  # fmt: skip
+        if got is not None:
+            w_acc, w_zone, w_liq, w_long, n_long, cut_long, cut_short = got
+            if cut_long >= 0:  # an unbounded zone: the side's window ends before it
+                long_max = max(long_max, float(w_zone[cut_long]))
+            if cut_short >= 0:
+                short_min = min(short_min, float(w_zone[cut_short]))
+            end_long = n_long if cut_long < 0 else cut_long
+            if cut_long >= 0 or cut_short >= 0:
+                keep = np.ones(len(w_acc), dtype=np.bool_)
+                keep[end_long:n_long] = False
+                if cut_short >= 0:
+                    keep[cut_short:] = False
+                w_acc, w_zone, w_liq, w_long = w_acc[keep], w_zone[keep], w_liq[keep], w_long[keep]
+            return CallWindow(
+                market=m, level=index.level, n_long=end_long, acc=w_acc, zone=w_zone,
+                liq=w_liq, long=w_long, long_max=long_max, short_min=short_min,
+            )  # fmt: skip
+    for k, (sign, acc, price) in enumerate(
+        ((-1.0, index.long_acc, index.long_neg_price), (1.0, index.short_acc, index.short_price))
+    ):
+        pos = taken[k]
+        a = acc[pos]
+        if rows is not None:
+            inputs = rows[k][0][pos], rows[k][1][pos], rows[k][2][pos]
+        else:
+            inputs = cols.size[a], cols.entry[a], cols.isolated_margin[a]
+        parts.append([a, sign * price[pos], *inputs])
     added = [False, False]  # dirty positions joined a side (else it is in the index's order)
     if joins:  # (else no dirty position joins a side: dirty_joins_nb)
         d_size = cols.size[d_acc]
@@ -173,6 +201,88 @@ def call_window(
         long_max=long_max,
         short_min=short_min,
     )
+
+
+#: Whether :func:`call_window` assembles a window with no dirty entry in one compiled pass
+#: (:func:`window_nb`; tests switch it off to compare with the NumPy path).
+FAST_WINDOW = True
+#: No index rows (:func:`window_nb` reads the full columns then).
+_NO_ROWS = (np.zeros(0), np.zeros(0), np.zeros(0))
+
+
+@njit(cache=True)
+def window_nb(
+    pos_long: IntArray,
+    pos_short: IntArray,
+    long_acc: IntArray,
+    long_neg_price: FloatArray,
+    short_acc: IntArray,
+    short_price: FloatArray,
+    size_long: FloatArray,
+    entry_long: FloatArray,
+    margin_long: FloatArray,
+    size_short: FloatArray,
+    entry_short: FloatArray,
+    margin_short: FloatArray,
+    from_rows: bool,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+) -> tuple[IntArray, FloatArray, FloatArray, BoolArray, int, int, int] | None:
+    """:func:`call_window`'s sides when no dirty position joins them: the taken positions
+    ``pos_*`` of the index's sides (longs by ``-long_neg_price``, shorts by
+    ``short_price``), their size, entry and margin from the index's rows (``*_long``,
+    ``*_short`` in its order, ``from_rows``) or the full columns, priced at level 1 by
+    :func:`.zone_prices_nb` (each entry alone: the same bits as the NumPy path's batch).
+    Returns the longs then the shorts (account, zone, liquidation price, side), the count of
+    longs, and each side's first entry with an unbounded zone (-1: none); None when a side is
+    out of the window's order (the NumPy path sorts it)."""
+    n_long = len(pos_long)
+    n = n_long + len(pos_short)
+    acc = np.empty(n, dtype=np.int64)
+    zone = np.empty(n)
+    s = np.empty(n)
+    e = np.empty(n)
+    mg = np.empty(n)
+    long = np.empty(n, dtype=np.bool_)
+    for t in range(n):
+        if t < n_long:
+            i = pos_long[t]
+            a = long_acc[i]
+            zone[t] = -1.0 * long_neg_price[i]
+            long[t] = True
+            if from_rows:
+                s[t], e[t], mg[t] = size_long[i], entry_long[i], margin_long[i]
+        else:
+            i = pos_short[t - n_long]
+            a = short_acc[i]
+            zone[t] = 1.0 * short_price[i]
+            long[t] = False
+            if from_rows:
+                s[t], e[t], mg[t] = size_short[i], entry_short[i], margin_short[i]
+        acc[t] = a
+        if not from_rows:
+            s[t], e[t], mg[t] = size[a], entry[a], margin[a]
+        # The window's order within a side: ties allowed, a NaN is out of it.
+        if (
+            t > 0
+            and t != n_long
+            and not (zone[t] <= zone[t - 1] if t < n_long else zone[t] >= zone[t - 1])
+        ):
+            return None
+    liq = np.empty(n)
+    zone_prices_nb(s, e, mg, 1.0, mmr, cum, liq)
+    cut_long = -1
+    cut_short = -1
+    for t in range(n):
+        if not (math.isfinite(zone[t]) and math.isfinite(liq[t])):
+            if t < n_long and cut_long < 0:
+                cut_long = t
+            elif t >= n_long and cut_short < 0:
+                cut_short = t
+    return acc, zone, liq, long, n_long, cut_long, cut_short
 
 
 @njit(cache=True)
@@ -396,7 +506,11 @@ def append_stretch_events(
         np.asarray(call_acc, dtype=np.int64), np.asarray(call_ratio, dtype=np.float64),
         int(EventKind.MARK_PRICE), int(EventKind.MARGIN_CALL),
     )  # fmt: skip
-    journal.append_columns(kind, row_ts, market=market, price=price, account=account, amount=amount)
+    # The kernel's fresh arrays are handed over (append_columns' batch, less its copies).
+    journal.append_owned_columns(
+        kind, int(row_ts[-1]), market=market, price=price, account=account, amount=amount,
+        __ts_rows=row_ts,
+    )  # fmt: skip
 
 
 @njit(cache=True)

@@ -13,9 +13,11 @@ or a compaction clears them, and those replace the arrays) and the sorted entrie
 head on stay where they are (the scans that move entries up move the head past the vacated
 slots). So :class:`TakeCache` keeps, per side, the positions ``[head, limit)`` walked so far
 that were not flagged then (ascending): every position of that range missing from the list
-is flagged still. The next try walks the list (dropping the entries flagged since, for good)
-and then the side from ``limit`` on: the same positions in the same order as the plain walk,
-at the cost of the called and window entries (and the newly flagged ones, once). A new
+is flagged still. The next try walks the list (dropping the uncalled entries flagged since,
+for good; a called entry is passed over and kept without reading its dirty flag, the cold
+read of the walk) and then the side from ``limit`` on: the same positions in the same order as
+the plain walk, at the cost of the called and window entries (and the newly flagged ones,
+once). A new
 index state (a head moved, a sort, a compaction, grown flags) starts the list afresh.
 A twin test compares every try with the plain walk (tests/unit/kernels/test_quiet_take.py).
 """
@@ -72,6 +74,7 @@ def take_clean_kept_nb(
     width: int,
     out: IntArray,
     kept: IntArray,
+    kept_acc: IntArray,
     n_kept: int,
     limit: int,
 ) -> tuple[int, int, int, int]:
@@ -79,7 +82,10 @@ def take_clean_kept_nb(
     position of ``[head, limit)`` not among them is flagged) and then the entries from
     ``limit`` on. Returns the count taken into ``out``, the position of the next clean
     uncalled entry (``len(acc)`` when none), and the new ``n_kept`` and ``limit`` (``kept``
-    rewritten in place: the flagged entries met are dropped, the walked ones appended)."""
+    and its accounts ``kept_acc``, read in order instead of ``acc`` at scattered positions,
+    rewritten in place: the flagged uncalled entries met are dropped, the walked ones
+    appended; a kept entry may be flagged while it is called, so every position of
+    ``[head, limit)`` not kept is flagged still)."""
     count = 0
     n_flag = len(flag)
     n_called = len(called)
@@ -87,17 +93,25 @@ def take_clean_kept_nb(
     r = 0
     while r < n_kept:
         i = kept[r]
-        a = acc[i]
+        a = kept_acc[r]
         r += 1
+        if a < n_called and called[a]:
+            # Called: skipped, and kept without reading its flag (the called flags were just
+            # set, so hot; the dirty flags of thousands of called accounts are cold reads). A
+            # flagged one kept is dropped at the first walk that finds it uncalled.
+            kept[w] = i
+            kept_acc[w] = a
+            w += 1
+            continue
         if a < n_flag and flag[a]:
             continue  # flagged since: flagged until the next index state
         kept[w] = i
+        kept_acc[w] = a
         w += 1
-        if a < n_called and called[a]:
-            continue
         if count == width:
             for q in range(r, n_kept):  # the rest as it is (w < r: a forward copy is safe)
                 kept[w + q - r] = kept[q]
+                kept_acc[w + q - r] = kept_acc[q]
             return count, i, w + n_kept - r, limit
         out[count] = i
         count += 1
@@ -106,14 +120,18 @@ def take_clean_kept_nb(
     n = len(acc)
     while i < n:
         a = acc[i]
-        if not (a < n_flag and flag[a]):
-            kept[n_kept] = i
+        if a < n_called and called[a]:
+            kept[n_kept] = i  # kept unread, as above
+            kept_acc[n_kept] = a
             n_kept += 1
-            if not (a < n_called and called[a]):
-                if count == width:
-                    return count, i, n_kept, i + 1
-                out[count] = i
-                count += 1
+        elif not (a < n_flag and flag[a]):
+            kept[n_kept] = i
+            kept_acc[n_kept] = a
+            n_kept += 1
+            if count == width:
+                return count, i, n_kept, i + 1
+            out[count] = i
+            count += 1
         i += 1
     return count, n, n_kept, n
 
@@ -127,6 +145,7 @@ class _Side:
     head: int
     generation: tuple[int, int]
     kept: IntArray
+    kept_acc: IntArray
     n_kept: int
     limit: int
 
@@ -161,9 +180,13 @@ def take_clean(
         or kept.head != head
         or kept.generation != generation
     ):
-        kept = _Side(acc, flag, head, generation, np.empty(len(acc) - head, np.int64), 0, head)
+        room = len(acc) - head
+        kept = _Side(
+            acc, flag, head, generation, np.empty(room, np.int64), np.empty(room, np.int64), 0,
+            head,
+        )  # fmt: skip
         sides[side] = kept
     count, nxt, kept.n_kept, kept.limit = take_clean_kept_nb(
-        acc, flag, called, width, out, kept.kept, kept.n_kept, kept.limit
+        acc, flag, called, width, out, kept.kept, kept.kept_acc, kept.n_kept, kept.limit
     )
     return int(count), int(nxt)

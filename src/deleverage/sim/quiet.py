@@ -32,6 +32,7 @@ from numba import njit
 
 from deleverage.engine.level_index import ZONE_RTOL
 from deleverage.engine.quiet import QuietBands, advance_quiet, quiet_bands, quiet_mark_nb
+from deleverage.engine.quiet_cache import keep_stretch_prices
 from deleverage.engine.quiet_calls import (
     WINDOW,
     WINDOW_MAX,
@@ -472,7 +473,10 @@ class QuietStretches:
         lag = np.array([a._seen.maxlen or 0 for a in arbs], dtype=np.int64)
         k_end = n if bands.cross is None else min(n, k + self.horizon)
         steps = k_end - k
-        hist = np.zeros((n_m, int(lag.max(initial=0)) + steps))
+        lag_max = int(lag.max(initial=0))
+        # Entries past the lags are written by the kernel before they are read; no lag: none
+        # read (np.zeros of a day's steps cost ~25 us a try).
+        hist = np.empty((n_m, lag_max + steps if lag_max else 0))
         for m, a in enumerate(arbs):
             if lag[m]:
                 hist[m, : lag[m]] = list(a._seen)
@@ -515,6 +519,7 @@ class QuietStretches:
         if calls is not None:
             cols["margin_calls"][k : k + count, w.call_m] = np.bincount(calls[1], minlength=count)
             self.calls += made
+            _keep_prices(sim.ex, w)
         self._record(k, count, cols, totals)
         self.skipped += count
         self.stretches += 1
@@ -705,10 +710,11 @@ def call_args(ex: Exchange, bands: QuietBands) -> CallArgs:
         size, entry, margin = cols.size, cols.entry, cols.isolated_margin
         floor, mmr, cum, min_margin = tiers.floor, tiers.mmr, tiers.cum, float(tiers.min_margin)
         acc, zone, liq, long, n_long = win.acc, win.zone, win.liq, win.long, win.n_long
+    dropped = np.empty(n_old + room, dtype=np.bool_)
+    dropped[:n_old] = False
     return CallArgs(
         market=grow(bands.called_market), long=grow(bands.called_long),
-        zone=grow(bands.called_zone), liq=grow(bands.called_liq),
-        dropped=grow(np.zeros(n_old, dtype=np.bool_)),
+        zone=grow(bands.called_zone), liq=grow(bands.called_liq), dropped=dropped,
         n_called=np.array([n_old], dtype=np.int64),
         c_acc=grow(_called_accounts(ex, n_old)), call_m=m,
         ptr=np.array([0, n_long], dtype=np.int64), n_long=n_long, acc=acc, w_zone=zone,
@@ -719,12 +725,27 @@ def call_args(ex: Exchange, bands: QuietBands) -> CallArgs:
     )  # fmt: skip
 
 
+def _keep_prices(ex: Exchange, w: CallArgs) -> None:
+    """Hand the called entries a stretch that made calls leaves to the called prices' cache
+    (:func:`.quiet_cache.keep_stretch_prices`): the next try prices none of its calls."""
+    m = w.call_m
+    index = ex._level_index.get((m, min(w.level, 1.0)))
+    if index is not None:
+        keep_stretch_prices(
+            index, ex.markets[m].tiers, int(w.n_called[0]), w.c_acc, w.long, w.zone, w.liq,
+            w.dropped, ex.risk.markets[m].called_isolated,
+        )  # fmt: skip
+
+
 def _called_accounts(ex: Exchange, n_old: int) -> IntArray:
     """The called isolated positions' accounts in the order of the bands' ``called_*``."""
     parts = [r.called_isolated for r in ex.risk.markets if len(r.called_isolated)]
-    acc = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    if len(parts) == 1:  # (the caller copies it into the kernel's array)
+        acc = parts[0]
+    else:
+        acc = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     assert len(acc) == n_old
-    return acc.astype(np.int64)
+    return acc if acc.dtype == np.int64 else acc.astype(np.int64)
 
 
 def _trigger_band(reb: Any) -> tuple[float, float]:

@@ -130,12 +130,14 @@ def _warm_up_fallbacks() -> None:
     per-account checks and plans a cascade round falls back to where its one-call round stops
     early (a 10^6-position crash day reaches them), the three-market cross anchor of a scan
     with near accounts, and the portable math and product loops the
-    runs did not call (:mod:`deleverage.portable_math`, :mod:`deleverage.portable_linalg`)."""
+    runs did not call (:mod:`deleverage.portable_math`, :mod:`deleverage.portable_linalg`),
+    and the quiet stretches' hand-over of their calls' prices (:mod:`.quiet_cache`)."""
     import numpy as np
 
     from deleverage import portable_linalg, portable_math
     from deleverage.engine.cross_kernels import anchor_nb
     from deleverage.engine.kernels import plan_isolated_liquidations_nb
+    from deleverage.engine.quiet_cache import stretch_kept_nb
     from deleverage.engine.risk.step_kernels import close_sizes_nb, isolated_below_among_nb
     from deleverage.engine.zone_kernels import calls_apply_nb
 
@@ -158,6 +160,8 @@ def _warm_up_fallbacks() -> None:
         none, none, none, none, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0, 1.0, True, none, none, none, none,
         none, none, flags[:0], 0.0, 0.0, False, np.inf,
     )  # fmt: skip
+    # A stretch's called prices handed to the cache (its first call after a warm-up run).
+    stretch_kept_nb(0, 0, accounts[:0], flags[:0], none, none, flags[:0], flags[:0], flags)
     three = (one, one, one)
     anchor_nb(
         accounts[:0], np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int8), none,

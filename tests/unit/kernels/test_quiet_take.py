@@ -79,10 +79,10 @@ _KEPT = quiet_take.take_clean_kept_nb
 
 
 def _blind(
-    acc: Any, flag: Any, called: Any, width: int, out: Any, kept: Any, n_kept: int, limit: int
+    acc: Any, flag: Any, called: Any, width: int, out: Any, *kept: Any
 ) -> tuple[int, int, int, int]:
     """A kept walk that takes every kept entry as clean (flags set since are missed)."""
-    got = _KEPT(acc, np.zeros_like(flag), called, width, out, kept, n_kept, limit)
+    got = _KEPT(acc, np.zeros_like(flag), called, width, out, *kept)
     return int(got[0]), int(got[1]), int(got[2]), int(got[3])
 
 
