@@ -103,6 +103,8 @@ _ROW_KEYS = (
     "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall", "adl_loss",
     "backstop_takeovers", "backstop_loss",
 )  # fmt: skip
+#: A step's row before its reports are added (copied: faster than ``dict.fromkeys``).
+_ROW = dict.fromkeys(_ROW_KEYS, 0.0)
 #: The columns of :data:`STEP_COLUMNS` held as int64 (counts, the step, the time).
 _INT_COLUMNS = frozenset(
     {
@@ -370,6 +372,9 @@ class Simulation:
         for m, book in enumerate(self.books):
             arb = math.exp(-scenario.agents.arbitrageurs.speed_per_s * dt)
             decay[m] = arb * (0.5 ** (dt / book.half_life_s) if book is not None else 1.0)
+        # As floats for the venues: a NumPy scalar would make every dislocation, book mid and
+        # mark one, and each would take ``set_mark``'s full price check (the same values).
+        decays = decay.tolist()
         bad_debt = np.zeros(n_m)
         socialized = np.zeros(n_m)
         backstop_loss = np.zeros(n_m)
@@ -379,6 +384,19 @@ class Simulation:
         report_every = max(1, self.n_steps // 200)
         watched = observer is not None or predictor is not None  # they see every step
         self.quiet = QuietStretches(self) if self.quiet_enabled and not watched else None
+        # With stretches, the marks stepped one by one are those a stretch found not quiet:
+        # the engine's single-mark quiet path (``Exchange.quiet_marks``; the same results
+        # either way) would only look at them (one quiet mark in the isolated day's 7,359, for
+        # ~15 ms of bands and probes). Off for the run, as it was after.
+        quiet_marks = ex.quiet_marks
+        single_marks = quiet_marks.enabled
+        if self.quiet is not None:
+            quiet_marks.enabled = False
+        # The agents and coins a marked step calls, where there are any (set at the start).
+        agents, coins = self.agents, self.collateral
+        with_coins = bool(coins.coins)
+        acting = [agents.acting(m) for m in range(n_m)]
+        moves_index = [self.feedback and (agents.moves_index(m) or with_coins) for m in range(n_m)]
         busy = False  # the last step liquidated or cascaded: the next one likely too
         k = 0
         while k < n:
@@ -404,9 +422,9 @@ class Simulation:
                 oracle = float(self.oracles[m].oracle_price[k])
                 # The hedgers' spot sales move the index the venue watches (formulas §Hedgers).
                 factor = (
-                    self.agents.index_factor(m, ts) * self.collateral.index_factor(m, ts)
-                    if self.feedback
-                    else 1.0
+                    agents.index_factor(m, ts) * coins.index_factor(m, ts)
+                    if moves_index[m]
+                    else 1.0  # what they give without spot legs or coins: 1.0 * 1.0
                 )
                 self._index_factor[m] = factor
                 if factor != 1.0:
@@ -419,11 +437,12 @@ class Simulation:
                 if book is not None:
                     book.recover(ts)
                 venue.start_step(
-                    exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decay[m],
+                    exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decays[m],
                     book=self.books[m], ts_ns=ts, first=k == 0,
                 )  # fmt: skip
                 left = (next_funding[m] - t_s) / self._funding[m][0]
-                self.collateral.before_mark(m, index, ts)
+                if with_coins:
+                    coins.before_mark(m, index, ts)
                 row = self._step_market(m, k, ts, (x, index, oracle), left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
@@ -433,8 +452,9 @@ class Simulation:
                 venue.end_step()
                 flow = row["liquidated_notional"] / x if self.feedback else 0.0
                 self.depth[m].end_step(flow)
-                row["top_ups"] = self.agents.after_step(m, ts, index=index)
-                self.collateral.after_step(ts)
+                row["top_ups"] = agents.after_step(m, ts, index=index) if acting[m] else 0
+                if with_coins:
+                    coins.after_step(ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
                 backstop_loss[m] += row["backstop_loss"]
@@ -456,6 +476,7 @@ class Simulation:
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
             k += 1
+        quiet_marks.enabled = single_marks
         steps = self._frame(cols)
         wall = time.perf_counter() - started
         result = RunResult(
@@ -514,31 +535,39 @@ class Simulation:
         cols["t_s"][k, m] = k * self.scenario.dt_s
         cols["ts_ns"][k, m] = ts
         factor = float(self._index_factor[m])
-        cols["exogenous"][k, m] = self.paths[k, m]  # the rest of the market, unmoved
+        exogenous = self.paths[k, m]  # the rest of the market, unmoved (float64, as stored)
+        cols["exogenous"][k, m] = exogenous
         cols["index"][k, m] = index
-        cols["oracle"][k, m] = self.oracles[m].oracle_price[k] * factor
-        cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
+        oracles = self.oracles[m]
+        cols["oracle"][k, m] = oracles.oracle_price[k] * factor
+        cols["oracle_stale"][k, m] = oracles.stale[k]
         cols["book"][k, m] = venue.book_mid(x)
         mark = ex.markets[m].mark
         cols["mark"][k, m] = mark
-        cols["impact"][k, m] = mark / cols["exogenous"][k, m] - 1.0
+        cols["impact"][k, m] = mark / exogenous - 1.0
         cols["dislocation"][k, m] = venue.dislocation
         cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
         cols["depth_multiplier"][k, m] = self.depth[m].multiplier
-        for name in ("liquidations", "liquidated_notional", "adl_notional",
-                     "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
-            cols[name][k, m] = row[name]
+        # The row's tallies, written out (no loop over their names: ~1,500 steps a day).
+        cols["liquidations"][k, m] = row["liquidations"]
+        cols["liquidated_notional"][k, m] = row["liquidated_notional"]
+        cols["adl_notional"][k, m] = row["adl_notional"]
+        cols["adl_rounds"][k, m] = row["adl_rounds"]
+        cols["cascade_rounds"][k, m] = row["cascade_rounds"]
+        cols["margin_calls"][k, m] = row["margin_calls"]
         cols["bad_debt"][k, m] = bad_debt
         cols["socialized_loss"][k, m] = socialized
         cols["insurance_fund"][k, m] = ex.cash(ex.insurance_account_for(m))
         cols["open_interest"][k, m] = open_interest
-        cols["under_collateralized"][k, m] = ex.risk.pending_count(m)
+        risk = ex.risk
+        cols["under_collateralized"][k, m] = len(risk.markets[m].pending)  # ``pending_count``
         cols["funding_rate"][k, m] = np.nan if rate is None else rate
         cols["top_ups"][k, m] = row["top_ups"]
-        for name in ("shortfall", "adl_loss", "backstop_takeovers"):
-            cols[name][k, m] = row[name]
+        cols["shortfall"][k, m] = row["shortfall"]
+        cols["adl_loss"][k, m] = row["adl_loss"]
+        cols["backstop_takeovers"][k, m] = row["backstop_takeovers"]
         cols["backstop_loss"][k, m] = backstop_loss
-        cols["backstop_pnl"][k, m] = ex.risk.backstop_pnl()
+        cols["backstop_pnl"][k, m] = risk.backstop_pnl()
 
     def _step_market(
         self, m: int, k: int, ts: int, prices: tuple[float, float, float], left: float
@@ -553,54 +582,56 @@ class Simulation:
         ex = self.ex
         book = self.books[m]
         venue = self.venue[m]
-        row = dict.fromkeys(_ROW_KEYS, 0.0)
+        row = _ROW.copy()
         if not self.feedback and book is not None:
             book.restore({"consumed_depth": 0.0, "ts_ns": ts})  # the twin's book stays at rest
         x, index, oracle = prices
-        inputs = {
-            "index": index, "oracle": oracle, "funding_rate": float(self.last_funding_rate[m]),
-            "time_left_fraction": left,
-        }  # fmt: skip
-        mark = venue.mark(x, **inputs)
+        mark_now = venue.marker(
+            x, index=index, oracle=oracle, funding_rate=float(self.last_funding_rate[m]),
+            time_left_fraction=left,
+        )  # fmt: skip
+        mark = mark_now()
         if k == 0 and mark == ex.markets[m].mark:
             return row
-        add = self._add_report
-        self._set_mark(m, x, mark, ts)
-        add(row, ex.last_step)
+        # Each re-mark: the book's mid first (where there is a book), then the mark.
+        set_mark = ex.set_mark
+        set_mid = None if book is None else ex.set_book_mid
+        mid_is_mark = venue.rule == "book"  # the mark is ``venue.book_mid(x)`` itself
+        if set_mid is not None:
+            set_mid(m, mark if mid_is_mark else venue.book_mid(x))
+        set_mark(m, mark, ts_ns=ts)
+        reports = [ex.last_step]  # added up once, in this order, at the end
         rounds = 0
         limit = self.scenario.max_cascade_rounds
-        while self.feedback and book is not None and rounds < limit:
-            moved = self._absorb_impact(m, ts)
+        if self.feedback and book is not None:
+            take = _impact_taker(book)
+        else:
+            take, limit = _no_impact, 0
+        while rounds < limit:
+            # The fills' impact moves the book's dislocation (the book back at rest).
+            moved = take(ts)
+            if moved != 0.0:
+                venue.absorb(moved)
             if moved == 0.0 or venue.dislocation <= MIN_DISLOCATION:
                 break
             rounds += 1
-            self._set_mark(m, x, venue.mark(x, **inputs), ts)
+            mark = mark_now()
+            set_mid(m, mark if mid_is_mark else venue.book_mid(x))  # type: ignore[misc]
+            set_mark(m, mark, ts_ns=ts)
             report = ex.last_step
-            add(row, report)
+            reports.append(report)
             if report.liquidations == 0 and report.adl_rounds == 0:
-                moved = self._absorb_impact(m, ts)  # fills of that round still count
+                moved = take(ts)  # fills of that round still count
                 if moved != 0.0:
-                    self._set_mark(m, x, venue.mark(x, **inputs), ts)
-                    add(row, ex.last_step)
+                    venue.absorb(moved)
+                    mark = mark_now()
+                    set_mid(m, mark if mid_is_mark else venue.book_mid(x))  # type: ignore[misc]
+                    set_mark(m, mark, ts_ns=ts)
+                    reports.append(ex.last_step)
                 break
+        _add_reports(row, reports)
         row["cascade_rounds"] = rounds
         return row
-
-    def _set_mark(self, m: int, x: float, mark: float, ts: int) -> None:
-        """Re-mark market ``m`` (its book's mid first, where it has a book)."""
-        if self.books[m] is not None:
-            self.ex.set_book_mid(m, self.venue[m].book_mid(x))
-        self.ex.set_mark(m, mark, ts_ns=ts)
-
-    def _absorb_impact(self, m: int, ts: int) -> float:
-        """Move the book's consumed depth into the book's dislocation; return the move."""
-        book = self.books[m]
-        assert book is not None
-        moved = float(book.price_impact(ts))
-        if moved != 0.0:
-            self.venue[m].absorb(moved)
-            book.restore({"consumed_depth": 0.0, "ts_ns": ts})
-        return moved
 
     @staticmethod
     def _add_report(row: dict[str, float], report: Any) -> None:
@@ -639,9 +670,12 @@ class Simulation:
 
     def _summary(self, steps: pd.DataFrame) -> dict[str, float]:
         ex = self.ex
+        n_m = len(self.specs)
         totals = ["bad_debt", "socialized_loss", "backstop_loss"]
-        last = steps.groupby("market", observed=True)[totals].tail(1)  # those columns alone
-        fund = steps.groupby("step")["insurance_fund"].first()
+        # Each market's last row, as ``groupby("market").tail(1)`` picks them (the frame holds
+        # every step's markets in market order, ``_frame``): its last ``n_m`` rows, in order.
+        last = steps[totals].iloc[len(steps) - n_m :]
+        fund = _fund_by_step(steps, n_m)
         return {
             "steps": float(self.n_steps),
             "liquidations": float(steps["liquidations"].sum()),
@@ -658,8 +692,8 @@ class Simulation:
             "insurance_fund_min": float(fund.min()),
             "insurance_fund_end": float(fund.iloc[-1]),
             "cascade_rounds": float(steps["cascade_rounds"].sum()),
-            "max_drawdown_mark": float(_max_drop(steps, "mark")),
-            "max_drawdown_exogenous": float(_max_drop(steps, "exogenous")),
+            "max_drawdown_mark": float(_max_drop(steps, "mark", n_m)),
+            "max_drawdown_exogenous": float(_max_drop(steps, "exogenous", n_m)),
             "under_collateralized_s": float(ex.risk.under_collateralized_s),
             "top_ups": float(steps["top_ups"].sum()),
             "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
@@ -670,16 +704,95 @@ class Simulation:
         }
 
 
+def _impact_taker(book: LiquidityModel) -> Callable[[int], float]:
+    """The cascade round's take of ``book``'s impact at a time: ``G`` (a float) and, where
+    it is not 0, the book back at rest (``restore`` of zero consumed depth at that time).
+
+    The simulator's books do both in one call (``take_impact``); another model, by the
+    protocol's ``price_impact`` and ``restore``."""
+    take = getattr(book, "take_impact", None)
+    if take is not None:
+
+        def take_float(ts: int) -> float:
+            moved = take(ts)
+            return moved if type(moved) is float else float(moved)
+
+        return take_float
+
+    def take_protocol(ts: int) -> float:
+        moved = float(book.price_impact(ts))
+        if moved != 0.0:
+            book.restore({"consumed_depth": 0.0, "ts_ns": ts})
+        return moved
+
+    return take_protocol
+
+
+def _no_impact(ts: int) -> float:
+    """No round without feedback or a book: nothing is taken."""
+    return 0.0
+
+
+def _add_reports(row: dict[str, float], reports: list[Any]) -> None:
+    """:meth:`Simulation._add_report` of each of ``reports`` in turn (the same sums in the same
+    order), with the tallies held in locals: a step adds up ~5 reports."""
+    liquidations, notional = row["liquidations"], row["liquidated_notional"]
+    adl_notional = row["adl_notional"]
+    adl_rounds, bad_debt, socialized = row["adl_rounds"], row["bad_debt"], row["socialized_loss"]
+    calls, shortfall, adl_loss = row["margin_calls"], row["shortfall"], row["adl_loss"]
+    takeovers, backstop_loss = row["backstop_takeovers"], row["backstop_loss"]
+    for report in reports:
+        if report is None:
+            continue
+        liquidations += report.liquidations
+        notional += report.liquidated_notional
+        adl_notional += report.adl_notional
+        adl_rounds += report.adl_rounds
+        bad_debt += report.bad_debt
+        socialized += report.socialized_loss
+        calls += report.margin_calls
+        shortfall += report.shortfall
+        adl_loss += report.adl_loss
+        takeovers += report.backstop_takeovers
+        backstop_loss += report.backstop_loss
+    row["liquidations"], row["liquidated_notional"] = liquidations, notional
+    row["adl_notional"], row["adl_rounds"] = adl_notional, adl_rounds
+    row["bad_debt"], row["socialized_loss"] = bad_debt, socialized
+    row["margin_calls"], row["shortfall"], row["adl_loss"] = calls, shortfall, adl_loss
+    row["backstop_takeovers"], row["backstop_loss"] = takeovers, backstop_loss
+
+
 def _depth_ratio(depth: MarketDepth) -> Callable[[], float]:
     """The market's depth over its base depth, read when the levers ask."""
     return lambda: depth.multiplier
 
 
-def _max_drop(steps: pd.DataFrame, column: str) -> float:
-    """Largest peak-to-trough fall of ``column`` over the run, as a fraction, any market."""
+def _fund_by_step(steps: pd.DataFrame, n_m: int) -> pd.Series:
+    """``steps.groupby("step")["insurance_fund"].first()``: each step's first market's fund
+    (quote), read off the frame's rows where every step holds its ``n_m`` markets in order and
+    no first value is NaN (``first`` would skip it); otherwise by the groupby itself."""
+    step = steps["step"].to_numpy()
+    fund = steps["insurance_fund"].to_numpy()
+    n = len(step) // n_m if n_m else 0
+    if n and n * n_m == len(step):
+        first = fund[::n_m]
+        if (
+            np.array_equal(step.reshape(n, n_m), np.broadcast_to(np.arange(n)[:, None], (n, n_m)))
+            and not np.isnan(first).any()
+        ):
+            return pd.Series(first, index=pd.Index(np.arange(n), name="step"), copy=False)
+    return steps.groupby("step")["insurance_fund"].first()
+
+
+def _max_drop(steps: pd.DataFrame, column: str, n_m: int) -> float:
+    """Largest peak-to-trough fall of ``column`` over the run, as a fraction, any market.
+
+    The frame's rows hold every step's ``n_m`` markets in market order (``_frame``): market
+    ``j``'s values are every ``n_m``-th one from row ``j`` (what a groupby by market gives)."""
     worst = 0.0
-    for _, group in steps.groupby("market", observed=True)[column]:  # that column alone
-        v = group.to_numpy()
+    values = steps[column].to_numpy()
+    for j in range(n_m):
+        v = values[j::n_m]
         peak = np.maximum.accumulate(v)
         worst = max(worst, float(np.max(1.0 - v / peak)))
     return worst
