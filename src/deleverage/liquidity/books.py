@@ -129,12 +129,14 @@ class _ResilientBook:
         return self._impact(self._consumed_at(ts_ns)[0])
 
     def take_impact(self, ts_ns: int) -> float:
-        """:meth:`price_impact` at ``ts_ns``, then, where it is not 0, the book back at rest
+        """``float(price_impact(ts_ns))``, then, where it is not 0, the book back at rest
         there (:meth:`restore` of ``{"consumed_depth": 0.0, "ts_ns": ts_ns}``): the runner's
         cascade round moves the book's impact into its dislocation, twice a round. (A book
         that overrides either of those two overrides this too.)"""
         consumed, ts = self._consumed_at(ts_ns)
         impact = self._impact(consumed)
+        if type(impact) is not float:
+            impact = float(impact)
         if impact != 0.0:
             self.restore_consumed(0.0, ts)
         return impact

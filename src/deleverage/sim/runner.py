@@ -103,6 +103,12 @@ _ROW_KEYS = (
     "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall", "adl_loss",
     "backstop_takeovers", "backstop_loss",
 )  # fmt: skip
+#: The per-step columns in the order of a row :meth:`Simulation._record` holds (all but the
+#: market, which the frame adds).
+_RECORD_COLUMNS = tuple(name for name in STEP_COLUMNS if name != "market")
+#: Rows held before they are written (a day's marked steps: ~1,500; without stretches, every
+#: step: the rows are written every this many).
+_HOLD_ROWS = 2048
 #: A step's row before its reports are added (copied: faster than ``dict.fromkeys``).
 _ROW = dict.fromkeys(_ROW_KEYS, 0.0)
 #: The columns of :data:`STEP_COLUMNS` held as int64 (counts, the step, the time).
@@ -397,6 +403,8 @@ class Simulation:
         with_coins = bool(coins.coins)
         acting = [agents.acting(m) for m in range(n_m)]
         moves_index = [self.feedback and (agents.moves_index(m) or with_coins) for m in range(n_m)]
+        self._held: list[tuple[float, ...]] = []  # rows of ``_record`` not written yet
+        self._held_at: list[tuple[int, int]] = []  # their (step, market)
         busy = False  # the last step liquidated or cascaded: the next one likely too
         k = 0
         while k < n:
@@ -468,6 +476,7 @@ class Simulation:
                     row["liquidations"] or row["cascade_rounds"] or row["adl_rounds"]
                 )
                 if observer is not None or predictor is not None:
+                    self._write_records(cols)
                     record = {name: float(cols[name][k, m]) for name in cols}
                     if observer is not None:
                         observer(k, m, record)
@@ -477,6 +486,7 @@ class Simulation:
                 progress(k, self.n_steps)
             k += 1
         quiet_marks.enabled = single_marks
+        self._write_records(cols)
         steps = self._frame(cols)
         wall = time.perf_counter() - started
         result = RunResult(
@@ -527,47 +537,70 @@ class Simulation:
     ) -> None:
         """Write step ``k`` of market ``m`` into the per-step columns (:data:`STEP_COLUMNS`);
         ``totals`` are the cumulative bad debt, socialized loss, backstop loss and the open
-        interest."""
+        interest.
+
+        The row is held (as a tuple in :data:`_RECORD_COLUMNS` order) and written with the
+        rows held before it by :meth:`_write_records`, in bulk: ~30 scattered writes into
+        cold columns one step at a time cost more than the row's values."""
         ex = self.ex
         venue = self.venue[m]
-        bad_debt, socialized, backstop_loss, open_interest = totals
-        cols["step"][k, m] = k
-        cols["t_s"][k, m] = k * self.scenario.dt_s
-        cols["ts_ns"][k, m] = ts
-        factor = float(self._index_factor[m])
-        exogenous = self.paths[k, m]  # the rest of the market, unmoved (float64, as stored)
-        cols["exogenous"][k, m] = exogenous
-        cols["index"][k, m] = index
-        oracles = self.oracles[m]
-        cols["oracle"][k, m] = oracles.oracle_price[k] * factor
-        cols["oracle_stale"][k, m] = oracles.stale[k]
-        cols["book"][k, m] = venue.book_mid(x)
-        mark = ex.markets[m].mark
-        cols["mark"][k, m] = mark
-        cols["impact"][k, m] = mark / exogenous - 1.0
-        cols["dislocation"][k, m] = venue.dislocation
-        cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
-        cols["depth_multiplier"][k, m] = self.depth[m].multiplier
-        # The row's tallies, written out (no loop over their names: ~1,500 steps a day).
-        cols["liquidations"][k, m] = row["liquidations"]
-        cols["liquidated_notional"][k, m] = row["liquidated_notional"]
-        cols["adl_notional"][k, m] = row["adl_notional"]
-        cols["adl_rounds"][k, m] = row["adl_rounds"]
-        cols["cascade_rounds"][k, m] = row["cascade_rounds"]
-        cols["margin_calls"][k, m] = row["margin_calls"]
-        cols["bad_debt"][k, m] = bad_debt
-        cols["socialized_loss"][k, m] = socialized
-        cols["insurance_fund"][k, m] = ex.cash(ex.insurance_account_for(m))
-        cols["open_interest"][k, m] = open_interest
         risk = ex.risk
-        cols["under_collateralized"][k, m] = len(risk.markets[m].pending)  # ``pending_count``
-        cols["funding_rate"][k, m] = np.nan if rate is None else rate
-        cols["top_ups"][k, m] = row["top_ups"]
-        cols["shortfall"][k, m] = row["shortfall"]
-        cols["adl_loss"][k, m] = row["adl_loss"]
-        cols["backstop_takeovers"][k, m] = row["backstop_takeovers"]
-        cols["backstop_loss"][k, m] = backstop_loss
-        cols["backstop_pnl"][k, m] = risk.backstop_pnl()
+        bad_debt, socialized, backstop_loss, open_interest = totals
+        oracles = self.oracles[m]
+        exogenous = self.paths[k, m]  # the rest of the market, unmoved (float64, as stored)
+        mark = ex.markets[m].mark
+        self._held_at.append((k, m))
+        self._held.append(
+            (
+                k,  # step
+                k * self.scenario.dt_s,  # t_s
+                ts,  # ts_ns
+                exogenous,
+                index,
+                oracles.oracle_price[k] * float(self._index_factor[m]),  # oracle
+                1.0 if oracles.stale[k] else 0.0,  # oracle_stale (a bool, as stored)
+                venue.book_mid(x),  # book
+                mark,
+                mark / exogenous - 1.0,  # impact
+                venue.dislocation,
+                venue.arbitrageurs.capital,  # arbitrage_capital
+                self.depth[m].multiplier,  # depth_multiplier
+                row["liquidations"],
+                row["liquidated_notional"],
+                row["adl_notional"],
+                row["adl_rounds"],
+                ex.cash(ex.insurance_account_for(m)),  # insurance_fund
+                bad_debt,
+                socialized,  # socialized_loss
+                open_interest,
+                row["cascade_rounds"],
+                row["margin_calls"],
+                len(risk.markets[m].pending),  # under_collateralized (``pending_count``)
+                np.nan if rate is None else rate,  # funding_rate
+                row["top_ups"],
+                row["shortfall"],
+                row["adl_loss"],
+                row["backstop_takeovers"],
+                backstop_loss,
+                risk.backstop_pnl(),  # backstop_pnl
+            )
+        )
+        if len(self._held) >= _HOLD_ROWS:
+            self._write_records(cols)
+
+    def _write_records(self, cols: dict[str, FloatArray]) -> None:
+        """Write the rows :meth:`_record` holds into ``cols`` (each value converted to float64
+        as an item assignment converts it) and forget them."""
+        held = self._held
+        if not held:
+            return
+        at = np.array(self._held_at, dtype=np.int64)
+        ks, ms = at[:, 0], at[:, 1]
+        table = np.array(held, dtype=np.float64)
+        for j, name in enumerate(_RECORD_COLUMNS):
+            cols[name][ks, ms] = table[:, j]
+        held.clear()
+        self._held_at.clear()
 
     def _step_market(
         self, m: int, k: int, ts: int, prices: tuple[float, float, float], left: float
@@ -710,14 +743,9 @@ def _impact_taker(book: LiquidityModel) -> Callable[[int], float]:
 
     The simulator's books do both in one call (``take_impact``); another model, by the
     protocol's ``price_impact`` and ``restore``."""
-    take = getattr(book, "take_impact", None)
+    take: Callable[[int], float] | None = getattr(book, "take_impact", None)
     if take is not None:
-
-        def take_float(ts: int) -> float:
-            moved = take(ts)
-            return moved if type(moved) is float else float(moved)
-
-        return take_float
+        return take
 
     def take_protocol(ts: int) -> float:
         moved = float(book.price_impact(ts))
