@@ -28,9 +28,8 @@ from deleverage.liquidity import ConstantDepthBook, L2Book, PowerLawImpact
 from deleverage.sim import runner as runner_mod
 from deleverage.sim.pricing import PricingSpec
 from deleverage.sim.runner import MIN_DISLOCATION, Simulation
-from deleverage.sim.venue_price import VenuePrice
-
 from deleverage.sim.scenario import Scenario
+from deleverage.sim.venue_price import VenuePrice
 
 ScenarioFactory = Callable[..., Scenario]
 
@@ -131,10 +130,14 @@ def _books() -> list[Any]:
         ConstantDepthBook(depth_per_pct=10.0, half_life_s=30.0, max_move=0.5, ts_ns=0),
         PowerLawImpact(y=0.7, sigma=0.03, daily_volume=1e4, half_life_s=60.0, ts_ns=0),
         L2Book(
-            np.array([99.0, 98.0, 97.0]), np.array([5.0, 5.0, 5.0]),
-            np.array([101.0, 102.0, 103.0]), np.array([5.0, 5.0, 5.0]),
-            half_life_s=20.0, mid=100.0, ts_ns=0,
-        ),  # fmt: skip
+            np.array([99.0, 98.0, 97.0]),
+            np.array([5.0, 5.0, 5.0]),
+            np.array([101.0, 102.0, 103.0]),
+            np.array([5.0, 5.0, 5.0]),
+            half_life_s=20.0,
+            mid=100.0,
+            ts_ns=0,
+        ),
     ]
 
 
@@ -324,10 +327,11 @@ CASES: dict[str, dict[str, Any]] = {
     "no-feedback": {"feedback": False},
     "power-law": {
         "markets.0.liquidity": {
-            "model": "power_law", "half_life_s": 60.0,
+            "model": "power_law",
+            "half_life_s": 60.0,
             "power_law": {"y": 0.7, "sigma_daily": 0.03, "daily_volume": 2e4},
         },
-    },  # fmt: skip
+    },
     "hedgers": {"agents.hedgers.fraction": 0.3, "markets.0.population.long_fraction": 0.4},
 }
 
