@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cascade_day import isolated_scenario
+from deleverage.engine.exchange import Exchange
 from deleverage.engine.level_index import LevelIndex
 from deleverage.engine.risk.batch import BatchStage
 from deleverage.engine.risk.step import RiskEngine
@@ -108,7 +109,7 @@ def main() -> None:
     timed(sim_quiet, "quiet_path_nb", "  compiled walk (quiet_path_nb)")
     timed(QuietStretches, "_apply", "  applying (journal, reports, books)")
     timed(Simulation, "_step_market", "marks stepped one by one")
-    timed(Simulation, "_set_mark", "  their risk steps (set_mark)")
+    timed(Exchange, "set_mark", "  their risk steps (set_mark)")
     sim = Simulation(isolated_scenario(n, day, 0.05))
     started = clock()
     result = sim.run()

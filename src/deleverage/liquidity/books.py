@@ -120,11 +120,26 @@ class _ResilientBook:
 
     def recover(self, ts_ns: int) -> None:
         """Let consumed depth decay until ``ts_ns``: ``x <- x exp(-ln 2 dt / half_life_s)``."""
+        if type(ts_ns) is int and ts_ns == self._ts_ns:
+            return  # at the last update already: nothing decays (the risk step's second call)
         self._consumed, self._ts_ns = self._consumed_at(ts_ns)
 
     def price_impact(self, ts_ns: int) -> float:
         """Relative displacement ``G(x)`` of the mid at ``ts_ns`` (state not changed)."""
         return self._impact(self._consumed_at(ts_ns)[0])
+
+    def take_impact(self, ts_ns: int) -> float:
+        """``float(price_impact(ts_ns))``, then, where it is not 0, the book back at rest
+        there (:meth:`restore` of ``{"consumed_depth": 0.0, "ts_ns": ts_ns}``): the runner's
+        cascade round moves the book's impact into its dislocation, twice a round. (A book
+        that overrides either of those two overrides this too.)"""
+        consumed, ts = self._consumed_at(ts_ns)
+        impact = self._impact(consumed)
+        if type(impact) is not float:
+            impact = float(impact)
+        if impact != 0.0:
+            self.restore_consumed(0.0, ts)
+        return impact
 
     def max_fillable(
         self, side: int, mid: float, worst_price: float, ts_ns: int | None = None

@@ -149,6 +149,15 @@ class Agents:
             )  # fmt: skip
         return agents
 
+    def acting(self, m: int) -> bool:
+        """Whether :meth:`after_step` can do anything in market ``m`` (rebalancers or hedgers
+        there); without them it returns 0 top-ups."""
+        return self.rebalancers[m] is not None or self.spot_legs[m] is not None
+
+    def moves_index(self, m: int) -> bool:
+        """Whether :meth:`index_factor` can be other than 1.0 in market ``m`` (spot legs)."""
+        return self.spot_legs[m] is not None
+
     def index_factor(self, m: int, ts: int) -> float:
         """How the hedgers' spot flow moves market ``m``'s index now (1: not at all)."""
         legs = self.spot_legs[m]

@@ -83,6 +83,7 @@ class MarketDepth:
     ) -> None:
         self.spec = spec
         self.dynamics: DepthDynamicsSpec = spec.dynamics
+        self._active = spec.dynamics.active  # the spec is frozen: read once, not every step
         self.dt_s = dt_s
         self._log_returns = np.diff(pm.log(exogenous))
         self._window = max(1, round(spec.dynamics.vol_window_s / dt_s))
@@ -142,11 +143,11 @@ class MarketDepth:
     @property
     def changes(self) -> bool:
         """Whether the book can change during the run (a snapshot series or dynamics)."""
-        return len(self._series) > 1 or self.dynamics.active
+        return len(self._series) > 1 or self._active
 
     def start_step(self, k: int, ts_ns: int) -> LiquidityModel | None:
         """The book for step ``k``: the snapshot in force, scaled by the depth multiplier."""
-        if self.book is None or not self.changes:
+        if self.book is None or not (self._active or len(self._series) > 1):  # ``changes``
             return self.book
         swapped = False
         if len(self._series) > 1:
@@ -154,7 +155,7 @@ class MarketDepth:
             if current != self._current:
                 self._current, self._base, swapped = current, self._series[current][1], True
         d = self.dynamics
-        if d.active and k > 0:
+        if self._active and k > 0:
             self.flow_state = refill(self.flow_state, self.dt_s, d.refill_half_life_s)
             window = self._log_returns[max(0, k - self._window) : k]
             vol = volatility_factor(
@@ -168,7 +169,7 @@ class MarketDepth:
 
     def end_step(self, flow_base: float) -> None:
         """The step's liquidation flow (base units) thins the book."""
-        if self.dynamics.active and flow_base:
+        if self._active and flow_base:
             self.flow_state = flow_thinning(self.flow_state, flow_base, self.dynamics.flow_scale)
 
     def _scaled(self, phi: float, ts_ns: int) -> LiquidityModel:

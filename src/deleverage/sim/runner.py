@@ -56,6 +56,9 @@ from deleverage.sim.paths import data_warnings, scenario_paths
 from deleverage.sim.population import Population, generate_population
 from deleverage.sim.quiet import QuietStretches
 from deleverage.sim.scenario import Scenario
+from deleverage.sim.step_rows import add_reports as _add_reports
+from deleverage.sim.step_rows import fund_by_step as _fund_by_step
+from deleverage.sim.step_rows import max_drop as _max_drop
 from deleverage.sim.venue_price import MIN_DISLOCATION, VenuePrice
 
 FloatArray = npt.NDArray[np.float64]
@@ -103,6 +106,14 @@ _ROW_KEYS = (
     "socialized_loss", "cascade_rounds", "margin_calls", "top_ups", "shortfall", "adl_loss",
     "backstop_takeovers", "backstop_loss",
 )  # fmt: skip
+#: The per-step columns in the order of a row :meth:`Simulation._record` holds (all but the
+#: market, which the frame adds).
+_RECORD_COLUMNS = tuple(name for name in STEP_COLUMNS if name != "market")
+#: Rows held before they are written (a day's marked steps: ~1,500; without stretches, every
+#: step: the rows are written every this many).
+_HOLD_ROWS = 2048
+#: A step's row before its reports are added (copied: faster than ``dict.fromkeys``).
+_ROW = dict.fromkeys(_ROW_KEYS, 0.0)
 #: The columns of :data:`STEP_COLUMNS` held as int64 (counts, the step, the time).
 _INT_COLUMNS = frozenset(
     {
@@ -370,6 +381,9 @@ class Simulation:
         for m, book in enumerate(self.books):
             arb = math.exp(-scenario.agents.arbitrageurs.speed_per_s * dt)
             decay[m] = arb * (0.5 ** (dt / book.half_life_s) if book is not None else 1.0)
+        # As floats for the venues: a NumPy scalar would make every dislocation, book mid and
+        # mark one, and each would take ``set_mark``'s full price check (the same values).
+        decays = decay.tolist()
         bad_debt = np.zeros(n_m)
         socialized = np.zeros(n_m)
         backstop_loss = np.zeros(n_m)
@@ -379,6 +393,21 @@ class Simulation:
         report_every = max(1, self.n_steps // 200)
         watched = observer is not None or predictor is not None  # they see every step
         self.quiet = QuietStretches(self) if self.quiet_enabled and not watched else None
+        # With stretches, the marks stepped one by one are those a stretch found not quiet:
+        # the engine's single-mark quiet path (``Exchange.quiet_marks``; the same results
+        # either way) would only look at them (one quiet mark in the isolated day's 7,359, for
+        # ~15 ms of bands and probes). Off for the run, as it was after.
+        quiet_marks = ex.quiet_marks
+        single_marks = quiet_marks.enabled
+        if self.quiet is not None:
+            quiet_marks.enabled = False
+        # The agents and coins a marked step calls, where there are any (set at the start).
+        agents, coins = self.agents, self.collateral
+        with_coins = bool(coins.coins)
+        acting = [agents.acting(m) for m in range(n_m)]
+        moves_index = [self.feedback and (agents.moves_index(m) or with_coins) for m in range(n_m)]
+        self._held: list[tuple[float, ...]] = []  # rows of ``_record`` not written yet
+        self._held_at: list[tuple[int, int]] = []  # their (step, market)
         busy = False  # the last step liquidated or cascaded: the next one likely too
         k = 0
         while k < n:
@@ -404,9 +433,9 @@ class Simulation:
                 oracle = float(self.oracles[m].oracle_price[k])
                 # The hedgers' spot sales move the index the venue watches (formulas §Hedgers).
                 factor = (
-                    self.agents.index_factor(m, ts) * self.collateral.index_factor(m, ts)
-                    if self.feedback
-                    else 1.0
+                    agents.index_factor(m, ts) * coins.index_factor(m, ts)
+                    if moves_index[m]
+                    else 1.0  # what they give without spot legs or coins: 1.0 * 1.0
                 )
                 self._index_factor[m] = factor
                 if factor != 1.0:
@@ -419,11 +448,12 @@ class Simulation:
                 if book is not None:
                     book.recover(ts)
                 venue.start_step(
-                    exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decay[m],
+                    exogenous=x, index=index, oracle=oracle, t_s=t_s, decay=decays[m],
                     book=self.books[m], ts_ns=ts, first=k == 0,
                 )  # fmt: skip
                 left = (next_funding[m] - t_s) / self._funding[m][0]
-                self.collateral.before_mark(m, index, ts)
+                if with_coins:
+                    coins.before_mark(m, index, ts)
                 row = self._step_market(m, k, ts, (x, index, oracle), left)
                 rate = None
                 if t_s + 1e-9 >= next_funding[m] and k > 0:
@@ -433,8 +463,9 @@ class Simulation:
                 venue.end_step()
                 flow = row["liquidated_notional"] / x if self.feedback else 0.0
                 self.depth[m].end_step(flow)
-                row["top_ups"] = self.agents.after_step(m, ts, index=index)
-                self.collateral.after_step(ts)
+                row["top_ups"] = agents.after_step(m, ts, index=index) if acting[m] else 0
+                if with_coins:
+                    coins.after_step(ts)
                 bad_debt[m] += row["bad_debt"]
                 socialized[m] += row["socialized_loss"]
                 backstop_loss[m] += row["backstop_loss"]
@@ -448,6 +479,7 @@ class Simulation:
                     row["liquidations"] or row["cascade_rounds"] or row["adl_rounds"]
                 )
                 if observer is not None or predictor is not None:
+                    self._write_records(cols)
                     record = {name: float(cols[name][k, m]) for name in cols}
                     if observer is not None:
                         observer(k, m, record)
@@ -456,6 +488,8 @@ class Simulation:
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
             k += 1
+        quiet_marks.enabled = single_marks
+        self._write_records(cols)
         steps = self._frame(cols)
         wall = time.perf_counter() - started
         result = RunResult(
@@ -506,39 +540,70 @@ class Simulation:
     ) -> None:
         """Write step ``k`` of market ``m`` into the per-step columns (:data:`STEP_COLUMNS`);
         ``totals`` are the cumulative bad debt, socialized loss, backstop loss and the open
-        interest."""
+        interest.
+
+        The row is held (as a tuple in :data:`_RECORD_COLUMNS` order) and written with the
+        rows held before it by :meth:`_write_records`, in bulk: ~30 scattered writes into
+        cold columns one step at a time cost more than the row's values."""
         ex = self.ex
         venue = self.venue[m]
+        risk = ex.risk
         bad_debt, socialized, backstop_loss, open_interest = totals
-        cols["step"][k, m] = k
-        cols["t_s"][k, m] = k * self.scenario.dt_s
-        cols["ts_ns"][k, m] = ts
-        factor = float(self._index_factor[m])
-        cols["exogenous"][k, m] = self.paths[k, m]  # the rest of the market, unmoved
-        cols["index"][k, m] = index
-        cols["oracle"][k, m] = self.oracles[m].oracle_price[k] * factor
-        cols["oracle_stale"][k, m] = self.oracles[m].stale[k]
-        cols["book"][k, m] = venue.book_mid(x)
+        oracles = self.oracles[m]
+        exogenous = self.paths[k, m]  # the rest of the market, unmoved (float64, as stored)
         mark = ex.markets[m].mark
-        cols["mark"][k, m] = mark
-        cols["impact"][k, m] = mark / cols["exogenous"][k, m] - 1.0
-        cols["dislocation"][k, m] = venue.dislocation
-        cols["arbitrage_capital"][k, m] = venue.arbitrageurs.capital
-        cols["depth_multiplier"][k, m] = self.depth[m].multiplier
-        for name in ("liquidations", "liquidated_notional", "adl_notional",
-                     "adl_rounds", "cascade_rounds", "margin_calls"):  # fmt: skip
-            cols[name][k, m] = row[name]
-        cols["bad_debt"][k, m] = bad_debt
-        cols["socialized_loss"][k, m] = socialized
-        cols["insurance_fund"][k, m] = ex.cash(ex.insurance_account_for(m))
-        cols["open_interest"][k, m] = open_interest
-        cols["under_collateralized"][k, m] = ex.risk.pending_count(m)
-        cols["funding_rate"][k, m] = np.nan if rate is None else rate
-        cols["top_ups"][k, m] = row["top_ups"]
-        for name in ("shortfall", "adl_loss", "backstop_takeovers"):
-            cols[name][k, m] = row[name]
-        cols["backstop_loss"][k, m] = backstop_loss
-        cols["backstop_pnl"][k, m] = ex.risk.backstop_pnl()
+        self._held_at.append((k, m))
+        self._held.append(
+            (
+                k,  # step
+                k * self.scenario.dt_s,  # t_s
+                ts,  # ts_ns
+                exogenous,
+                index,
+                oracles.oracle_price[k] * float(self._index_factor[m]),  # oracle
+                1.0 if oracles.stale[k] else 0.0,  # oracle_stale (a bool, as stored)
+                venue.book_mid(x),  # book
+                mark,
+                mark / exogenous - 1.0,  # impact
+                venue.dislocation,
+                venue.arbitrageurs.capital,  # arbitrage_capital
+                self.depth[m].multiplier,  # depth_multiplier
+                row["liquidations"],
+                row["liquidated_notional"],
+                row["adl_notional"],
+                row["adl_rounds"],
+                ex.cash(ex.insurance_account_for(m)),  # insurance_fund
+                bad_debt,
+                socialized,  # socialized_loss
+                open_interest,
+                row["cascade_rounds"],
+                row["margin_calls"],
+                len(risk.markets[m].pending),  # under_collateralized (``pending_count``)
+                np.nan if rate is None else rate,  # funding_rate
+                row["top_ups"],
+                row["shortfall"],
+                row["adl_loss"],
+                row["backstop_takeovers"],
+                backstop_loss,
+                risk.backstop_pnl(),  # backstop_pnl
+            )
+        )
+        if len(self._held) >= _HOLD_ROWS:
+            self._write_records(cols)
+
+    def _write_records(self, cols: dict[str, FloatArray]) -> None:
+        """Write the rows :meth:`_record` holds into ``cols`` (each value converted to float64
+        as an item assignment converts it) and forget them."""
+        held = self._held
+        if not held:
+            return
+        at = np.array(self._held_at, dtype=np.int64)
+        ks, ms = at[:, 0], at[:, 1]
+        table = np.array(held, dtype=np.float64)
+        for j, name in enumerate(_RECORD_COLUMNS):
+            cols[name][ks, ms] = table[:, j]
+        held.clear()
+        self._held_at.clear()
 
     def _step_market(
         self, m: int, k: int, ts: int, prices: tuple[float, float, float], left: float
@@ -553,54 +618,56 @@ class Simulation:
         ex = self.ex
         book = self.books[m]
         venue = self.venue[m]
-        row = dict.fromkeys(_ROW_KEYS, 0.0)
+        row = _ROW.copy()
         if not self.feedback and book is not None:
             book.restore({"consumed_depth": 0.0, "ts_ns": ts})  # the twin's book stays at rest
         x, index, oracle = prices
-        inputs = {
-            "index": index, "oracle": oracle, "funding_rate": float(self.last_funding_rate[m]),
-            "time_left_fraction": left,
-        }  # fmt: skip
-        mark = venue.mark(x, **inputs)
+        mark_now = venue.marker(
+            x, index=index, oracle=oracle, funding_rate=float(self.last_funding_rate[m]),
+            time_left_fraction=left,
+        )  # fmt: skip
+        mark = mark_now()
         if k == 0 and mark == ex.markets[m].mark:
             return row
-        add = self._add_report
-        self._set_mark(m, x, mark, ts)
-        add(row, ex.last_step)
+        # Each re-mark: the book's mid first (where there is a book), then the mark.
+        set_mark = ex.set_mark
+        set_mid = None if book is None else ex.set_book_mid
+        mid_is_mark = venue.rule == "book"  # the mark is ``venue.book_mid(x)`` itself
+        if set_mid is not None:
+            set_mid(m, mark if mid_is_mark else venue.book_mid(x))
+        set_mark(m, mark, ts_ns=ts)
+        reports = [ex.last_step]  # added up once, in this order, at the end
         rounds = 0
         limit = self.scenario.max_cascade_rounds
-        while self.feedback and book is not None and rounds < limit:
-            moved = self._absorb_impact(m, ts)
+        if self.feedback and book is not None:
+            take = _impact_taker(book)
+        else:
+            take, limit = _no_impact, 0
+        while rounds < limit:
+            # The fills' impact moves the book's dislocation (the book back at rest).
+            moved = take(ts)
+            if moved != 0.0:
+                venue.absorb(moved)
             if moved == 0.0 or venue.dislocation <= MIN_DISLOCATION:
                 break
             rounds += 1
-            self._set_mark(m, x, venue.mark(x, **inputs), ts)
+            mark = mark_now()
+            set_mid(m, mark if mid_is_mark else venue.book_mid(x))  # type: ignore[misc]
+            set_mark(m, mark, ts_ns=ts)
             report = ex.last_step
-            add(row, report)
+            reports.append(report)
             if report.liquidations == 0 and report.adl_rounds == 0:
-                moved = self._absorb_impact(m, ts)  # fills of that round still count
+                moved = take(ts)  # fills of that round still count
                 if moved != 0.0:
-                    self._set_mark(m, x, venue.mark(x, **inputs), ts)
-                    add(row, ex.last_step)
+                    venue.absorb(moved)
+                    mark = mark_now()
+                    set_mid(m, mark if mid_is_mark else venue.book_mid(x))  # type: ignore[misc]
+                    set_mark(m, mark, ts_ns=ts)
+                    reports.append(ex.last_step)
                 break
+        _add_reports(row, reports)
         row["cascade_rounds"] = rounds
         return row
-
-    def _set_mark(self, m: int, x: float, mark: float, ts: int) -> None:
-        """Re-mark market ``m`` (its book's mid first, where it has a book)."""
-        if self.books[m] is not None:
-            self.ex.set_book_mid(m, self.venue[m].book_mid(x))
-        self.ex.set_mark(m, mark, ts_ns=ts)
-
-    def _absorb_impact(self, m: int, ts: int) -> float:
-        """Move the book's consumed depth into the book's dislocation; return the move."""
-        book = self.books[m]
-        assert book is not None
-        moved = float(book.price_impact(ts))
-        if moved != 0.0:
-            self.venue[m].absorb(moved)
-            book.restore({"consumed_depth": 0.0, "ts_ns": ts})
-        return moved
 
     @staticmethod
     def _add_report(row: dict[str, float], report: Any) -> None:
@@ -639,9 +706,12 @@ class Simulation:
 
     def _summary(self, steps: pd.DataFrame) -> dict[str, float]:
         ex = self.ex
+        n_m = len(self.specs)
         totals = ["bad_debt", "socialized_loss", "backstop_loss"]
-        last = steps.groupby("market", observed=True)[totals].tail(1)  # those columns alone
-        fund = steps.groupby("step")["insurance_fund"].first()
+        # Each market's last row, as ``groupby("market").tail(1)`` picks them (the frame holds
+        # every step's markets in market order, ``_frame``): its last ``n_m`` rows, in order.
+        last = steps[totals].iloc[len(steps) - n_m :]
+        fund = _fund_by_step(steps, n_m)
         return {
             "steps": float(self.n_steps),
             "liquidations": float(steps["liquidations"].sum()),
@@ -658,8 +728,8 @@ class Simulation:
             "insurance_fund_min": float(fund.min()),
             "insurance_fund_end": float(fund.iloc[-1]),
             "cascade_rounds": float(steps["cascade_rounds"].sum()),
-            "max_drawdown_mark": float(_max_drop(steps, "mark")),
-            "max_drawdown_exogenous": float(_max_drop(steps, "exogenous")),
+            "max_drawdown_mark": float(_max_drop(steps, "mark", n_m)),
+            "max_drawdown_exogenous": float(_max_drop(steps, "exogenous", n_m)),
             "under_collateralized_s": float(ex.risk.under_collateralized_s),
             "top_ups": float(steps["top_ups"].sum()),
             "oracle_stale_s": float(steps["oracle_stale"].sum() * self.scenario.dt_s),
@@ -670,16 +740,30 @@ class Simulation:
         }
 
 
+def _impact_taker(book: LiquidityModel) -> Callable[[int], float]:
+    """The cascade round's take of ``book``'s impact at a time: ``G`` (a float) and, where
+    it is not 0, the book back at rest (``restore`` of zero consumed depth at that time).
+
+    The simulator's books do both in one call (``take_impact``); another model, by the
+    protocol's ``price_impact`` and ``restore``."""
+    take: Callable[[int], float] | None = getattr(book, "take_impact", None)
+    if take is not None:
+        return take
+
+    def take_protocol(ts: int) -> float:
+        moved = float(book.price_impact(ts))
+        if moved != 0.0:
+            book.restore({"consumed_depth": 0.0, "ts_ns": ts})
+        return moved
+
+    return take_protocol
+
+
+def _no_impact(ts: int) -> float:
+    """No round without feedback or a book: nothing is taken."""
+    return 0.0
+
+
 def _depth_ratio(depth: MarketDepth) -> Callable[[], float]:
     """The market's depth over its base depth, read when the levers ask."""
     return lambda: depth.multiplier
-
-
-def _max_drop(steps: pd.DataFrame, column: str) -> float:
-    """Largest peak-to-trough fall of ``column`` over the run, as a fraction, any market."""
-    worst = 0.0
-    for _, group in steps.groupby("market", observed=True)[column]:  # that column alone
-        v = group.to_numpy()
-        peak = np.maximum.accumulate(v)
-        worst = max(worst, float(np.max(1.0 - v / peak)))
-    return worst

@@ -18,8 +18,10 @@ oracle) are updated once per step from the book mid the step started with.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
+from collections.abc import Callable
 
 from deleverage.liquidity import LiquidityModel
 from deleverage.prices import marks
@@ -93,6 +95,61 @@ class VenuePrice:
         moved = (1.0 + self.dislocation) * (1.0 + impact) - 1.0
         self.dislocation = max(moved, MIN_DISLOCATION)
 
+    def marker(
+        self,
+        exogenous: float,
+        *,
+        index: float,
+        oracle: float,
+        funding_rate: float,
+        time_left_fraction: float,
+    ) -> Callable[[], float]:
+        """:meth:`mark` with these inputs, as a function of the book alone: what a step's
+        cascade rounds call, since only the dislocation moves between them (the inputs and
+        the rule's averages hold until the next :meth:`start_step`).
+
+        Binance's ``P1 = index (1 + f tau)`` and ``P2 = index + MA(basis)`` are taken once,
+        after the step's first mark went through :meth:`mark` and its checks; later marks
+        are ``median(P1, P2, book)`` from a float book mid in ``(0, inf)`` (any other mid
+        goes through :meth:`mark` again, and its refusal). The ``book`` rule's mark is
+        :meth:`book_mid`; the other rules call :meth:`mark`.
+        """
+        if self.rule == "book":  # the mark is the book mid
+            return lambda: max(exogenous * (1.0 + self.dislocation), 1e-12)  # :meth:`book_mid`
+        if self.rule != "binance":
+            return functools.partial(
+                self.mark, exogenous, index=index, oracle=oracle, funding_rate=funding_rate,
+                time_left_fraction=time_left_fraction,
+            )  # fmt: skip
+        bounds: list[float] = []  # min(P1, P2), max(P1, P2) once the first mark passed
+
+        def mark_now() -> float:
+            book = max(exogenous * (1.0 + self.dislocation), 1e-12)  # :meth:`book_mid`
+            if bounds and type(book) is float and book < math.inf:  # > 0 by the floor
+                return max(bounds[0], min(bounds[1], book))  # ``marks.median3``
+            mark = self.mark(
+                exogenous, index=index, oracle=oracle, funding_rate=funding_rate,
+                time_left_fraction=time_left_fraction,
+            )  # fmt: skip
+            if not bounds:  # the inputs passed ``binance_mark``'s checks: its P1 and P2
+                x = float(index)
+                tau = min(max(time_left_fraction, 0.0), 1.0)
+                p1 = marks.funding_basis_price(x, funding_rate, tau)
+                p2 = max(x + float(self._basis_average()), 1e-12)
+                bounds.extend((min(p1, p2), max(p1, p2)))
+            return mark
+
+        return mark_now
+
+    def _basis_average(self) -> float:
+        """Binance's basis average, kept until the next sample (every cascade round re-marks:
+        one sum per sample)."""
+        average = self._average
+        if average is None:
+            basis = self._basis
+            average = self._average = math.fsum(basis) / len(basis) if basis else 0.0
+        return average
+
     def mark(
         self,
         exogenous: float,
@@ -116,14 +173,10 @@ class VenuePrice:
                 book_mid=book,
                 external_perp=exogenous,
             )
-        average = self._average  # every cascade round re-marks: one sum per sample
-        if average is None:
-            basis = self._basis
-            average = self._average = math.fsum(basis) / len(basis) if basis else 0.0
         return marks.binance_mark(
             last_price=book,
             index_price=index,
-            basis_average=average,
+            basis_average=self._basis_average(),
             funding_rate=funding_rate,
             time_left_fraction=min(max(time_left_fraction, 0.0), 1.0),
         )

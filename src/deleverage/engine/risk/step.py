@@ -257,8 +257,13 @@ class RiskEngine(BatchStage):
         ex = self.ex
         level = spec.liquidation.margin_call_ratio
         any_isolated, any_cross = modes
-        if any_isolated and len(ex.isolated_scan(m, level)["below"]):
-            return False
+        if any_isolated:
+            # ``ex.isolated_scan(m, level)``'s cache hit read here (as ``zone_calls`` reads it):
+            # the margin calls scanned this state, or their tracker stored its scan.
+            hit = ex._cache.get(("iscan", m, level))
+            scan = hit[1] if hit is not None and hit[0] == ex._version else None
+            if len((ex.isolated_scan(m, level) if scan is None else scan)["below"]):
+                return False
         return not (any_cross and len(ex.cross_scan(m, level)["below"]))
 
     # ------------------------------------------------------------------ breaker & calls
