@@ -371,6 +371,23 @@ class Simulation:
                 "proactive", "set", "needs a predictor: run the scenario with `deleverage run`, "
                 "a sweep or deleverage.predict.proactive.run_scenario",
             )  # fmt: skip
+        quiet_marks = self.ex.quiet_marks
+        single_marks = quiet_marks.enabled
+        try:
+            return self._run(started, progress, keep_exchange, observer, predictor)
+        finally:  # the switch :meth:`_run` may turn off, back as it was, also when a run raises
+            quiet_marks.enabled = single_marks
+
+    def _run(
+        self,
+        started: float,
+        progress: ProgressCallback | None,
+        keep_exchange: bool,
+        observer: StepObserver | None,
+        predictor: StepObserver | None,
+    ) -> RunResult:
+        """:meth:`run` after its checks (``started``: its ``time.perf_counter()``)."""
+        scenario = self.scenario
         ex = self.ex
         n_m = len(scenario.markets)
         n = self.n_steps + 1
@@ -396,9 +413,8 @@ class Simulation:
         # With stretches, the marks stepped one by one are those a stretch found not quiet:
         # the engine's single-mark quiet path (``Exchange.quiet_marks``; the same results
         # either way) would only look at them (one quiet mark in the isolated day's 7,359, for
-        # ~15 ms of bands and probes). Off for the run, as it was after.
+        # ~15 ms of bands and probes). Off for the run (:meth:`run` restores it).
         quiet_marks = ex.quiet_marks
-        single_marks = quiet_marks.enabled
         if self.quiet is not None:
             quiet_marks.enabled = False
         # The agents and coins a marked step calls, where there are any (set at the start).
@@ -488,7 +504,6 @@ class Simulation:
             if progress is not None and (k % report_every == 0 or k == n - 1):
                 progress(k, self.n_steps)
             k += 1
-        quiet_marks.enabled = single_marks
         self._write_records(cols)
         steps = self._frame(cols)
         wall = time.perf_counter() - started

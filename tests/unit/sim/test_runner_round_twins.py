@@ -376,3 +376,25 @@ def test_a_run_with_stretches_marks_with_floats(
     sim.run()
     assert seen == {float}  # no NumPy scalar: every mark takes set_mark's one comparison
     assert type(sim.venue[0].dislocation) is float
+
+
+def test_a_run_that_raises_leaves_the_single_mark_path_as_it_found_it(
+    make_scenario: ScenarioFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run turns the engine's single-mark quiet path off under stretches; a run stopped
+    by an exception (here its progress callback's, once the stretches are running) leaves it
+    on, as it found it."""
+    sim = Simulation(make_scenario({}))
+    assert sim.ex.quiet_marks.enabled
+    states: list[bool] = []
+
+    def progress(k: int, n: int) -> None:
+        states.append(sim.ex.quiet_marks.enabled)
+        if k > 0:
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        sim.run(progress=progress)
+    assert sim.quiet is not None  # the run had stretches
+    assert states[-1] is False  # the path was off while it ran
+    assert sim.ex.quiet_marks.enabled  # and is back on after the raise
