@@ -8,6 +8,7 @@ kill it with SIGKILL (``kill -9``) and start it again on the same database.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,12 +20,25 @@ import httpx
 
 ADMIN_KEY = "admin-key-for-tests-0123456789"
 STARTUP_TIMEOUT_S = 60.0
+START_ATTEMPTS = 5
+# Below Linux's ephemeral range (32768-60999), so that no outgoing connection of another test
+# worker (an HTTP client, a database driver) can be given the port between this check and the
+# server's bind.
+PORT_RANGE = (20000, 32000)
+BIND_FAILURES = ("address already in use", "must be free to listen on")
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that was free a moment ago, outside the ephemeral range."""
+    for _ in range(200):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE}")
 
 
 class Server:
@@ -47,6 +61,18 @@ class Server:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
+        """Start the server; a port taken between the check and the bind is retried on another."""
+        for _ in range(START_ATTEMPTS - 1):
+            seen = self.log.stat().st_size if self.log.exists() else 0
+            try:
+                return self._start_once()
+            except RuntimeError:
+                new = self.log.read_bytes()[seen:].decode(errors="replace").lower()
+                if not any(failure in new for failure in BIND_FAILURES):
+                    raise
+        return self._start_once()
+
+    def _start_once(self) -> Server:
         self.port = free_port()
         command = [
             sys.executable, "-c", "from deleverage.cli.app import main; main()", "serve",
