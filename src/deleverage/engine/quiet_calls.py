@@ -381,6 +381,9 @@ def recalls_step_nb(
     stage_src: IntArray,
     stage_acc: IntArray,
     stage_ratio: FloatArray,
+    bounds: FloatArray | None = None,
+    changed: IntArray | None = None,
+    n_changed: IntArray | None = None,
 ) -> int:
     """:func:`.called_step_nb` over the called entries ``near[:n_near]`` (ascending; the
     others stay as they are: :mod:`deleverage.sim.quiet_near`), except that the entries
@@ -390,13 +393,32 @@ def recalls_step_nb(
     maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
     again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
     market -1 were called again already (skipped). Returns the count staged, -1 when the
-    mark is not quiet. With ``call_m`` -1 it is :func:`.called_step_nb` (-1 for False)."""
+    mark is not quiet. With ``call_m`` -1 it is :func:`.called_step_nb` (-1 for False).
+
+    With ``bounds`` (and ``changed``, ``n_changed``), the same pass also writes what
+    :func:`.called_bounds_nb` with ``settle`` would compute from the new states (the same
+    comparisons in the same order: the same bits) and lists the entries whose state changed
+    (``changed[:n_changed[0]]``): the caller writes those back once the step is quiet, and a
+    second pass over the near entries is saved. Both are unusable after -1."""
     count = 0
+    fused = bounds is not None and changed is not None and n_changed is not None
+    if fused:
+        for m in range(bounds.shape[0]):
+            bounds[m, 0] = np.inf
+            bounds[m, 1] = -np.inf
+            bounds[m, 2] = -np.inf
+            bounds[m, 3] = np.inf
+            bounds[m, 4] = -np.inf
+            bounds[m, 5] = np.inf
+        n_changed[0] = 0
     for t in range(n_near):
         i = near[t]
         mk = c_market[i]
         if mk < 0:
             new_dropped[i] = True
+            if fused and not dropped[i]:
+                changed[n_changed[0]] = i
+                n_changed[0] += 1
             continue
         p = marks[mk]
         lo = p * (1.0 - zone_rtol)
@@ -410,15 +432,14 @@ def recalls_step_nb(
             outside = hi < c_zone[i]
             safe = hi < c_liq[i]
         if outside:
-            new_dropped[i] = True
-            continue
-        if not dropped[i] and inside and safe:
-            new_dropped[i] = False  # certainly in the zone and above maintenance: stays called
+            state = True
+        elif not dropped[i] and inside and safe:
+            state = False  # certainly in the zone and above maintenance: stays called
         elif mk == call_m:
             r = _ratio_nb(c_acc[i], p, size, entry, margin, floor, mmr, cum, min_margin, call_level)
             if r == BELOW:
                 return -1
-            new_dropped[i] = dropped[i] or r == OUTSIDE
+            state = dropped[i] or r == OUTSIDE
             if dropped[i] and r != OUTSIDE:
                 stage_src[count] = i
                 stage_acc[count] = c_acc[i]
@@ -426,6 +447,22 @@ def recalls_step_nb(
                 count += 1
         else:
             return -1
+        new_dropped[i] = state
+        if fused:
+            if state != dropped[i]:
+                changed[n_changed[0]] = i
+                n_changed[0] += 1
+            if state:
+                if c_long[i]:
+                    bounds[mk, 4] = max(bounds[mk, 4], c_zone[i])
+                else:
+                    bounds[mk, 5] = min(bounds[mk, 5], c_zone[i])
+            elif c_long[i]:
+                bounds[mk, 0] = min(bounds[mk, 0], c_zone[i])
+                bounds[mk, 1] = max(bounds[mk, 1], c_liq[i])
+            else:
+                bounds[mk, 2] = max(bounds[mk, 2], c_zone[i])
+                bounds[mk, 3] = min(bounds[mk, 3], c_liq[i])
     return count
 
 

@@ -214,7 +214,10 @@ def quiet_path_nb(
     marks = np.empty(n_m)
     new_dropped = np.empty(len(dropped), dtype=np.bool_)
     bounds = np.empty((n_m, 6))  # the near entries' bounds (called_bounds_nb), or looser
+    new_bounds = np.empty((n_m, 6))  # a step's bounds from its new states (recalls_step_nb)
     near = np.empty(len(called_market), dtype=np.int64)  # the called entries near the marks
+    changed = np.empty(len(called_market), dtype=np.int64)  # near entries a step changes
+    n_changed = np.zeros(1, dtype=np.int64)
     n_near = 0
     split_at = 0  # the near count at the last split
     win_lo = np.full(n_m, np.inf)  # each market's window of marks (none yet)
@@ -309,7 +312,7 @@ def quiet_path_nb(
                 marks, near, n_near, called_market, called_long, called_zone, called_liq,
                 called_acc, dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor,
                 c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc,
-                stage_ratio,
+                stage_ratio, new_bounds, changed, n_changed,
             )  # fmt: skip
             if got < 0 or got > room - nc:
                 stop[0] = STOP_CALLED
@@ -323,11 +326,10 @@ def quiet_path_nb(
             if got < 0:
                 stop[0] = STOP_ENTRANT
                 return j
-        if not certain:  # the near entries' new states, bounded afresh (one pass)
-            called_bounds_nb(
-                near, 0, n_near, called_market, called_long, called_zone, called_liq, dropped,
-                bounds, new_dropped,
-            )  # fmt: skip
+        if not certain:  # the near entries' new states (bounded in the recalls' pass)
+            for t in range(n_changed[0]):
+                dropped[changed[t]] = new_dropped[changed[t]]
+            bounds, new_bounds = new_bounds, bounds
         if got > 1:  # the risk step writes a step's calls by account
             _sort_staged_nb(got, stage_src, stage_acc, stage_ratio, tmp_i, tmp_f)
         e0 = n_ev[0]
