@@ -129,7 +129,9 @@ def _recalls(
     else:
         got = recalls_step_nb(*args)  # type: ignore[arg-type]
         if got >= 0:
-            called_bounds_nb(near, 0, len(near), market, long, zone, liq, dropped, bounds, new_dropped)
+            called_bounds_nb(
+                near, 0, len(near), market, long, zone, liq, dropped, bounds, new_dropped
+            )
     if got < 0:
         return got, dropped, np.zeros((n_m, 6)), np.zeros(0)
     staged = np.concatenate([stage[0][:got], stage[1][:got], stage[2][:got]])
@@ -184,7 +186,8 @@ def test_fused_recalls_pass_is_recalls_then_bounds_pass(
     got = _recalls(True, marks, near, market, long, zone, liq, acc, dropped, call_m, cols, 0.8)
     assert got[0] == want[0]
     for g, w in zip(got[1:], want[1:], strict=True):
-        assert g.shape == w.shape and g.tobytes() == w.tobytes()
+        assert g.shape == w.shape
+        assert g.tobytes() == w.tobytes()
 
 
 def test_fused_recalls_pass_twin_catches_a_missed_write_back(
