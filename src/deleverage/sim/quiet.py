@@ -270,16 +270,17 @@ def quiet_path_nb(
             stop[0] = STOP_BAND
             return j
         got = 0
-        moved = n_near > 2 * split_at + 64
+        moved = False
         for m in range(n_m):
             moved = moved or not (win_lo[m] <= marks[m] <= win_hi[m])
+        grown = n_near > 2 * split_at + 64
         if moved:  # split the called entries afresh around the marks now
-            wide = n_mid > 2 * mid_at + 64
+            escaped = False
             for m in range(n_m):
                 win_lo[m] = marks[m] * (1.0 - near_rel)
                 win_hi[m] = marks[m] * (1.0 + near_rel)
-                wide = wide or not (wide_lo[m] <= win_lo[m] and win_hi[m] <= wide_hi[m])
-            if wide:  # the wide windows first, over every entry (quiet_near)
+                escaped = escaped or not (wide_lo[m] <= win_lo[m] and win_hi[m] <= wide_hi[m])
+            if escaped:  # the wide windows first, over every entry (quiet_near)
                 for m in range(n_m):
                     wide_lo[m] = marks[m] * (1.0 - wide_rel)
                     wide_hi[m] = marks[m] * (1.0 + wide_rel)
@@ -288,9 +289,19 @@ def quiet_path_nb(
                     wide_hi, ZONE_RTOL, mid,
                 )  # fmt: skip
                 mid_at = n_mid
+            elif n_mid > 2 * mid_at + 64:  # grown by calls: the same wide windows over its own
+                n_mid = near_among_nb(
+                    mid, n_mid, called_market, called_long, called_zone, called_liq, dropped,
+                    wide_lo, wide_hi, ZONE_RTOL, mid,
+                )  # fmt: skip
+                mid_at = n_mid
+            among, n_among = mid, n_mid
+        else:  # grown by calls only: the same windows over the near entries (quiet_near)
+            among, n_among = near, n_near
+        if moved or grown:
             n_near = near_among_nb(
-                mid, n_mid, called_market, called_long, called_zone, called_liq, dropped, win_lo,
-                win_hi, ZONE_RTOL, near,
+                among, n_among, called_market, called_long, called_zone, called_liq, dropped,
+                win_lo, win_hi, ZONE_RTOL, near,
             )  # fmt: skip
             split_at = n_near
             called_bounds_nb(
