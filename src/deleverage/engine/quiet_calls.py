@@ -357,7 +357,7 @@ def _ratio_nb(
 
 
 @njit(cache=True)
-def recalls_step_nb(
+def _recalls_nb(
     marks: FloatArray,
     near: IntArray,
     n_near: int,
@@ -381,27 +381,13 @@ def recalls_step_nb(
     stage_src: IntArray,
     stage_acc: IntArray,
     stage_ratio: FloatArray,
-    bounds: FloatArray | None = None,
-    changed: IntArray | None = None,
-    n_changed: IntArray | None = None,
+    fused: bool,
+    bounds: FloatArray,
+    changed: IntArray,
+    n_changed: IntArray,
 ) -> int:
-    """:func:`.called_step_nb` over the called entries ``near[:n_near]`` (ascending; the
-    others stay as they are: :mod:`deleverage.sim.quiet_near`), except that the entries
-    of market ``call_m`` follow the risk step exactly: one that is a candidate of its scan
-    (zone price within ``zone_rtol`` of the mark) and not certainly in the zone and above
-    maintenance (:func:`.called_step_nb`'s test) is evaluated as the scan does; under
-    maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
-    again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
-    market -1 were called again already (skipped). Returns the count staged, -1 when the
-    mark is not quiet. With ``call_m`` -1 it is :func:`.called_step_nb` (-1 for False).
-
-    With ``bounds`` (and ``changed``, ``n_changed``), the same pass also writes what
-    :func:`.called_bounds_nb` with ``settle`` would compute from the new states (the same
-    comparisons in the same order: the same bits) and lists the entries whose state changed
-    (``changed[:n_changed[0]]``): the caller writes those back once the step is quiet, and a
-    second pass over the near entries is saved. Both are unusable after -1."""
+    """:func:`recalls_step_nb`, or with ``fused`` :func:`recalls_bounds_step_nb`."""
     count = 0
-    fused = bounds is not None and changed is not None and n_changed is not None
     if fused:
         for m in range(bounds.shape[0]):
             bounds[m, 0] = np.inf
@@ -464,6 +450,92 @@ def recalls_step_nb(
                 bounds[mk, 2] = max(bounds[mk, 2], c_zone[i])
                 bounds[mk, 3] = min(bounds[mk, 3], c_liq[i])
     return count
+
+
+@njit(cache=True)
+def recalls_step_nb(
+    marks: FloatArray,
+    near: IntArray,
+    n_near: int,
+    c_market: IntArray,
+    c_long: BoolArray,
+    c_zone: FloatArray,
+    c_liq: FloatArray,
+    c_acc: IntArray,
+    dropped: BoolArray,
+    new_dropped: BoolArray,
+    call_m: int,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    zone_rtol: float,
+    stage_src: IntArray,
+    stage_acc: IntArray,
+    stage_ratio: FloatArray,
+) -> int:
+    """:func:`.called_step_nb` over the called entries ``near[:n_near]`` (ascending; the
+    others stay as they are: :mod:`deleverage.sim.quiet_near`), except that the entries
+    of market ``call_m`` follow the risk step exactly: one that is a candidate of its scan
+    (zone price within ``zone_rtol`` of the mark) and not certainly in the zone and above
+    maintenance (:func:`.called_step_nb`'s test) is evaluated as the scan does; under
+    maintenance, the mark is not quiet; in the zone, it stays called (a dropped one is called
+    again: staged, ``stage_src`` its entry, with its ratio); neither, it is dropped. Entries of
+    market -1 were called again already (skipped). The near entries' new states go to
+    ``new_dropped``. Returns the count staged, -1 when the mark is not quiet. With ``call_m``
+    -1 it is :func:`.called_step_nb` (-1 for False)."""
+    none_i = np.empty(0, dtype=np.int64)
+    return _recalls_nb(
+        marks, near, n_near, c_market, c_long, c_zone, c_liq, c_acc, dropped, new_dropped,
+        call_m, size, entry, margin, floor, mmr, cum, min_margin, call_level, zone_rtol,
+        stage_src, stage_acc, stage_ratio, False, np.empty((0, 6)), none_i, none_i,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def recalls_bounds_step_nb(
+    marks: FloatArray,
+    near: IntArray,
+    n_near: int,
+    c_market: IntArray,
+    c_long: BoolArray,
+    c_zone: FloatArray,
+    c_liq: FloatArray,
+    c_acc: IntArray,
+    dropped: BoolArray,
+    new_dropped: BoolArray,
+    call_m: int,
+    size: FloatArray,
+    entry: FloatArray,
+    margin: FloatArray,
+    floor: FloatArray,
+    mmr: FloatArray,
+    cum: FloatArray,
+    min_margin: float,
+    call_level: float,
+    zone_rtol: float,
+    stage_src: IntArray,
+    stage_acc: IntArray,
+    stage_ratio: FloatArray,
+    bounds: FloatArray,
+    changed: IntArray,
+    n_changed: IntArray,
+) -> int:
+    """:func:`recalls_step_nb` whose pass also writes into ``bounds`` what
+    :func:`.called_bounds_nb` with ``settle`` would compute from the near entries' new states
+    (the same comparisons in the same order: the same bits) and lists the entries whose state
+    changed (``changed[:n_changed[0]]``): the caller writes those back once the step is quiet
+    (``dropped`` is not written here: a step stopped later leaves it as it was), and a second
+    pass over the near entries is saved. ``bounds`` and the list are unusable after -1."""
+    return _recalls_nb(
+        marks, near, n_near, c_market, c_long, c_zone, c_liq, c_acc, dropped, new_dropped,
+        call_m, size, entry, margin, floor, mmr, cum, min_margin, call_level, zone_rtol,
+        stage_src, stage_acc, stage_ratio, True, bounds, changed, n_changed,
+    )  # fmt: skip
 
 
 @njit(cache=True)

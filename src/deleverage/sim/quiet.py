@@ -38,7 +38,7 @@ from deleverage.engine.quiet_calls import (
     WINDOW_MAX,
     WINDOW_MIN,
     entrants_step_nb,
-    recalls_step_nb,
+    recalls_bounds_step_nb,
 )
 from deleverage.engine.quiet_cross import CROSS_STOPS, CrossCalls, CrossStretch, cross_stretch
 from deleverage.engine.quiet_cross import STOP_END as CROSS_END
@@ -214,7 +214,7 @@ def quiet_path_nb(
     marks = np.empty(n_m)
     new_dropped = np.empty(len(dropped), dtype=np.bool_)
     bounds = np.empty((n_m, 6))  # the near entries' bounds (called_bounds_nb), or looser
-    new_bounds = np.empty((n_m, 6))  # a step's bounds from its new states (recalls_step_nb)
+    new_bounds = np.empty((n_m, 6))  # a step's bounds from its new states (recalls_bounds_step_nb)
     near = np.empty(len(called_market), dtype=np.int64)  # the called entries near the marks
     changed = np.empty(len(called_market), dtype=np.int64)  # near entries a step changes
     n_changed = np.zeros(1, dtype=np.int64)
@@ -319,7 +319,7 @@ def quiet_path_nb(
                 stop[0] = STOP_ENTRANT
                 return j
         elif not certain:  # the near entries one by one (call_m -1: called_step_nb's test)
-            got = recalls_step_nb(
+            got = recalls_bounds_step_nb(
                 marks, near, n_near, called_market, called_long, called_zone, called_liq,
                 called_acc, dropped, new_dropped, call_m, c_size, c_entry, c_margin, c_floor,
                 c_mmr, c_cum, c_min_margin, call_level, ZONE_RTOL, stage_src, stage_acc,

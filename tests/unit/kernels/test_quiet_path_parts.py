@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from deleverage.engine.kernels import maintenance_nb, tier_of_nb
 from deleverage.engine.level_index import ZONE_RTOL
-from deleverage.engine.quiet_calls import recalls_step_nb
+from deleverage.engine.quiet_calls import recalls_bounds_step_nb, recalls_step_nb
 from deleverage.sim.quiet import _sort_staged_nb
 from deleverage.sim.quiet_near import called_bounds_nb
 
@@ -108,7 +108,7 @@ def _recalls(
     cols: tuple[np.ndarray, np.ndarray, np.ndarray], level: float,
 ) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """One step's recalls then its write-back and bounds: the fused pass
-    (``recalls_step_nb`` with ``bounds``, the changed entries written back) or the former
+    (``recalls_bounds_step_nb``, the changed entries written back) or the former
     two passes (``recalls_step_nb``, then ``called_bounds_nb`` with ``settle``). Returns the
     count staged, the dropped states, the bounds and the staged calls (-1: not quiet)."""
     n, n_m = len(market), len(marks)
@@ -122,7 +122,7 @@ def _recalls(
     bounds = np.full((n_m, 6), 12345.0)
     if fused:
         changed, n_changed = np.full(n, -1, np.int64), np.full(1, 99, np.int64)
-        got = recalls_step_nb(*args, bounds, changed, n_changed)  # type: ignore[arg-type]
+        got = recalls_bounds_step_nb(*args, bounds, changed, n_changed)  # type: ignore[arg-type]
         if got >= 0:
             for i in changed[: n_changed[0]]:
                 dropped[i] = new_dropped[i]
@@ -151,7 +151,7 @@ def _recalls(
 def test_fused_recalls_pass_is_recalls_then_bounds_pass(
     n: int, n_m: int, seed: int, k: int, call_m: int, edge: float, in_zone: float
 ) -> None:
-    """``recalls_step_nb`` with ``bounds``: the same count and staged calls, and (the
+    """``recalls_bounds_step_nb``: the same count and staged calls, and (the
     changed entries written back) the same dropped states and bounds, bit for bit, as the
     step's two former passes; entries of market -1, dropped ones, marks on the entries' zone
     and liquidation prices (``edge``: the share of such entries), signed zeros among them,
@@ -195,7 +195,7 @@ def test_fused_recalls_pass_twin_catches_a_missed_write_back(
 ) -> None:
     """The twin above is not blind: a fused pass that lists no changed entry (so none is
     written back) differs from the two passes on the same draws."""
-    real = recalls_step_nb
+    real = recalls_bounds_step_nb
 
     def forgetful(*args: object) -> int:
         got = int(real(*args))  # type: ignore[arg-type]
@@ -203,7 +203,7 @@ def test_fused_recalls_pass_twin_catches_a_missed_write_back(
         n_changed[0] = 0  # type: ignore[index]
         return got
 
-    monkeypatch.setattr(sys.modules[__name__], "recalls_step_nb", forgetful)
+    monkeypatch.setattr(sys.modules[__name__], "recalls_bounds_step_nb", forgetful)
     caught = 0
     for seed in range(40):
         try:
