@@ -12,8 +12,10 @@ zone or liquidation price lies near the mark can change.
 market's window is *far*, the others are *near*. While every mark stays in its window the
 step tests only the near entries (and the entries called in the stretch, which join them); a
 far entry would pass :func:`.called_step_nb` unchanged at any such mark, so the result is the
-same as testing all of them. A mark outside its window (or a near list grown past twice its
-size at the split) splits again around the new marks.
+same as testing all of them. A mark outside its window splits again around the new marks; a
+near list grown past twice its size at the split, the marks still in their windows, is split
+again over itself for the same windows (an entry left out of it was far for them and has not
+changed since).
 
 Marks leave a window of half-width 1e-4 every few steps (a path of 30 % a year moves 5e-5 a
 second), and a split over every called entry costs ``O(called)``: so the splits are nested.
@@ -22,10 +24,10 @@ only over the wide one's near entries (:func:`near_among_nb`, in their order, wi
 called since appended): an entry far for the wide window is far for every mark in it, so far
 for any window inside it, and it is not tested while the windows stay inside (its state does
 not change). The near entries are the same, in the same order, as a split over all of them.
-The wide window is split afresh when a near window leaves it (or its list grew past twice its
-size at the split). The tests on the window's ends use the
-step's own arithmetic (``p (1 +- ZONE_RTOL)``, monotone in ``p``), so an entry far for the
-window's ends is far for every mark between them.
+The wide window is split afresh when a near window leaves it (its list, grown past twice its
+size at the split, is split again over itself for the same windows). The tests on the
+window's ends use the step's own arithmetic (``p (1 +- ZONE_RTOL)``, monotone in ``p``), so an
+entry far for the window's ends is far for every mark between them.
 """
 
 from __future__ import annotations
