@@ -257,19 +257,17 @@ class RiskEngine(BatchStage):
         touched = batch_round.run_round(
             self, m, ts, report, below, scan["below_equity"], scan["below_maintenance"]
         )
-        caps = None
         if touched is None:  # not the one-call round's: the separate plan and settlement
             caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
-            touched = self._batch_separate(m, ts, report, caps, (below, scan["below_equity"],
-                                           scan["below_maintenance"]))  # fmt: skip
-        else:
-            after = self.round_after
-            if after is not None and after[0] is touched and not len(after[1]):
-                # the next round's check: none of the round's accounts is under maintenance
-                self.round_after = None
-                return self._step_end(m, ts, report)
-        if caps is None:
-            caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
+            found = (below, scan["below_equity"], scan["below_maintenance"])
+            touched = self._batch_separate(m, ts, report, caps, found)
+            return self._rounds(m, ts, report, spec, caps, touched, _MAX_ROUNDS - 1, modes, layout)
+        after = self.round_after
+        if after is not None and after[0] is touched and not len(after[1]):
+            # the next round's check: none of the round's accounts is under maintenance
+            self.round_after = None
+            return self._step_end(m, ts, report)
+        caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
         return self._rounds(m, ts, report, spec, caps, touched, _MAX_ROUNDS - 1, modes, layout)
 
     def _rounds(
