@@ -422,7 +422,8 @@ def test_a_run_leaves_the_garbage_collector_as_it_found_it(
         assert gc.isenabled() is collecting
         with pytest.raises(RuntimeError, match="stop"):
             Simulation(make_scenario({})).run(progress=progress)
-        assert states and not any(states)  # paused while it ran
+        assert states
+        assert not any(states)  # paused while it ran
         assert gc.isenabled() is collecting
     finally:
         (gc.enable if before else gc.disable)()
