@@ -666,23 +666,24 @@ class Ledger:
 
     def _fund_inflow_applied(
         self, fund: int, ts: int, reason: int, total: float, sources: IntArray,
-        destinations: IntArray,
+        destinations: IntArray, lo: int, hi: int,
     ) -> bool:  # fmt: skip
         """:meth:`_fund_group_applied` of a checked inflow group of cash (market ``-1``: no
-        position touched) of two or more rows into the fund account ``fund``, all of one
-        ``reason``, whose ``math.fsum`` is ``total``: the same version, touched cash and the
-        fund's one record, without the general path's branches (the one-call batch round's
-        penalties, once a round). Returns False, having done nothing, where that path would
-        take another branch (no fund ledger at ``fund``, one row, a reason that is no
-        inflow kind, a NaN total): the caller then takes :meth:`_fund_group_applied`."""
+        position touched) of two or more rows (``sources[lo:hi]`` to ``destinations[lo:hi]``)
+        into the fund account ``fund``, all of one ``reason``, whose ``math.fsum`` is
+        ``total``: the same version, touched cash and the fund's one record, without the
+        general path's branches (the one-call batch round's penalties, once a round). Returns
+        False, having done nothing, where that path would take another branch (no fund ledger
+        at ``fund``, one row, a reason that is no inflow kind, a NaN total): the caller then
+        takes :meth:`_fund_group_applied`."""
         book = self.funds.get(fund)
         kind = _INFLOW_KINDS.get(reason)
-        if book is None or kind is None or len(sources) < 2 or total != total:
+        if book is None or kind is None or hi - lo < 2 or total != total:
             return False
         self._version += 1
         if self._cross_index:  # what ``_touch_cash`` reads (nothing to touch without)
-            self._touch_cash(np.concatenate([sources, destinations]))
-        book.receive_checked(total, ts, kind, f"{len(sources)} accounts")  # ``batch_ref``'s
+            self._touch_cash(np.concatenate([sources[lo:hi], destinations[lo:hi]]))
+        book.receive_checked(total, ts, kind, f"{hi - lo} accounts")  # ``batch_ref``'s
         return True
 
     def _apply_funding(self, market: int, accounts: IntArray, amounts: FloatArray) -> None:

@@ -398,3 +398,32 @@ def test_a_run_that_raises_leaves_the_single_mark_path_as_it_found_it(
     assert sim.quiet is not None  # the run had stretches
     assert states[-1] is False  # the path was off while it ran
     assert sim.ex.quiet_marks.enabled  # and is back on after the raise
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_a_run_leaves_the_garbage_collector_as_it_found_it(
+    make_scenario: ScenarioFactory, collecting: bool
+) -> None:
+    """The run pauses the cyclic garbage collector (``Simulation.run``) and leaves it as it
+    found it, also when it raises (here its progress callback, once the run is under way)."""
+    import gc
+
+    before = gc.isenabled()
+    states: list[bool] = []
+
+    def progress(k: int, n: int) -> None:
+        states.append(gc.isenabled())
+        if k > 0:
+            raise RuntimeError("stop")
+
+    try:
+        (gc.enable if collecting else gc.disable)()
+        Simulation(make_scenario({})).run()
+        assert gc.isenabled() is collecting
+        with pytest.raises(RuntimeError, match="stop"):
+            Simulation(make_scenario({})).run(progress=progress)
+        assert states
+        assert not any(states)  # paused while it ran
+        assert gc.isenabled() is collecting
+    finally:
+        (gc.enable if before else gc.disable)()

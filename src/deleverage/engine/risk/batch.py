@@ -161,6 +161,15 @@ class BatchStage(LiquidationStage):
             settled = batch_round.run_round(self, m, ts, report, *found)
             if settled is not None:
                 return settled
+        return self._batch_separate(m, ts, report, caps, found)
+
+    def _batch_separate(
+        self, m: int, ts: int, report: StepReport, caps: _Caps,
+        found: tuple[npt.NDArray[np.int64], FloatArray, FloatArray],
+    ) -> npt.NDArray[np.int64] | None:  # fmt: skip
+        """:meth:`_batch_isolated` of ``found`` (:meth:`_batch_found`'s candidates) where the
+        one-call round did not settle it: the plan, the settlement, bad debt and ADL as
+        separate calls."""
         plan = self._batch_plan(m, ts, *self._ranked(*found))
         done = plan.filled > 0.0
         if batch_settle.ENABLED and int(np.count_nonzero(done)) <= batch_settle.MAX_ROWS:

@@ -161,7 +161,13 @@ def run_round(
     tiers = state.tiers
     risk = stage.markets[m]
     book = risk.liquidity
-    depth, consumed, max_move = book_state(book, ts)
+    if book is None:  # ``book_state``, inlined
+        depth, consumed, max_move = math.inf, 0.0, 1.0
+    else:
+        assert isinstance(book, ConstantDepthBook)  # ``_batchable_rules_of``'s
+        if book.ts_ns != ts:  # the risk step recovered it to ``ts`` already (then a no-op)
+            book.recover(ts)
+        depth, consumed, max_move = book.depth, float(book.consumed_depth), book.max_move
     declared = stage.declared_bad_debt
     carried = stage.carried_deficit
     if declared or carried:
@@ -200,17 +206,12 @@ def run_round(
     if status != rk.SETTLED:
         return None  # nothing written: the separate path plans and settles the round again
     if book is not None:
-        assert isinstance(book, ConstantDepthBook)  # ``book_state``'s
         book.restore_consumed(consumed_after, ts)
     counts = si[: rk.S_HEAD + _HEAD].tolist()  # the counts, then the lists' header
     n, n_lists, n_after = counts[rk.S_N], counts[rk.S_LISTS], counts[rk.S_AFTER]
     start = rk.S_HEAD + n_lists
     if n:
-        filled = start + n_after  # the fills' accounts, then their counterparties
-        touched = si[filled : filled + 2 * n].copy()
-        sums = 3 * n + 5 + n_after  # the groups' ``math.fsum``s
-        _book(stage, m, ts, report, fixed, n, kind, ints, floats, si[rk.S_HEAD :],
-              counts[rk.S_HEAD :], sf, touched, sf[sums : sums + 5].tolist())  # fmt: skip
+        _book(stage, m, ts, report, fixed, n, n_after, kind, ints, floats, si, counts, sf)
     if stage.round_after is None:  # nothing moved since the kernel's check (no bad debt)
         if n_after:
             after = si[start : start + n_after].copy()
@@ -223,38 +224,46 @@ def run_round(
 
 def _book(
     stage: BatchStage, m: int, ts: int, report: StepReport, fixed: RoundFixed, n: int,
-    kind: npt.NDArray[np.int16], ints: IntArray, floats: FloatArray, lists: IntArray,
-    head: list[int], per_position: FloatArray, touched: IntArray, totals: list[float],
+    n_after: int, kind: npt.NDArray[np.int16], ints: IntArray, floats: FloatArray,
+    si: IntArray, counts: list[int], sf: FloatArray,
 ) -> None:  # fmt: skip
-    """The bookkeeping of a settled round (``batch_settle.settle_round``'s after its kernel,
-    and ``_batch_isolated``'s bad debt): the ledger's versions, open interest and touched
-    accounts, the journal batch, the fund's records, then :func:`batch_settle.settle_tail`
-    (the report's totals, cooldowns and carried deficits, what closed positions still owe
-    after the fund). The market has no open-interest scaling (:func:`_build`), so
-    ``Ledger._refresh_rates`` would change nothing and is not called."""
+    """The bookkeeping of a settled round of ``n`` fills (``batch_settle.settle_round``'s
+    after its kernel, and ``_batch_isolated``'s bad debt): the ledger's versions, open
+    interest and touched accounts, the journal batch, the fund's records, then
+    :func:`batch_settle.settle_tail` (the report's totals, cooldowns and carried deficits,
+    what closed positions still owe after the fund). ``si``, ``counts`` and ``sf``: the
+    kernel's scratch (``round_nb``'s layout), its counts and header as a list. The market
+    has no open-interest scaling (:func:`_build`), so ``Ledger._refresh_rates`` would change
+    nothing and is not called."""
     ex = stage.ex
-    acc = ints[0]  # the rows by index: half the cost of unpacking ``ints``
-    figures = per_position[2 * n : 2 * n + 5].tolist()  # open interest, then the totals
+    head = counts[rk.S_HEAD :]
+    n_lists = counts[rk.S_LISTS]
+    filled = rk.S_HEAD + n_lists + n_after  # the fills' accounts, then their counterparties
+    sums = 3 * n + 5 + n_after  # the groups' ``math.fsum``s
+    figures = sf[2 * n : 2 * n + 5].tolist()  # open interest, then the totals
+    totals = sf[sums : sums + 5].tolist()
     ex._version += 1
     ex._long_oi[m] += figures[0]
-    ex._touch(m, touched)  # ``ints[:2, :n].ravel()``: the fills' accounts, then counterparties
+    # ``ints[:2, :n].ravel()``: the fills' accounts, then counterparties (a copy: the scratch
+    # is the next round's)
+    ex._touch(m, si[filled : filled + 2 * n].copy())
     ex.journal.append_round(kind, ts, ints, floats)
     lo, hi = n + head[1], n + head[2]
     if not (  # the common round: only the penalties paid from cash (group 1), no fund's row
         head[0] == head[1] and hi == n + head[5] and not head[6] and hi - lo > 1
-        and ex._fund_inflow_applied(fixed.fund, ts, int(ints[3, lo]), totals[1], acc[lo:hi],
-                                    ints[1, lo:hi])
+        and ex._fund_inflow_applied(fixed.fund, ts, batch_settle._FEE, totals[1], ints[0],
+                                    ints[1], lo, hi)
     ):  # fmt: skip
         batch_settle.apply_groups(
-            ex, m, fixed.fund, ts, n, head, acc, ints[1], floats[2], ints[3], totals
+            ex, m, fixed.fund, ts, n, head, ints[0], ints[1], floats[2], ints[3], totals
         )
-    accounts = acc[len(kind) - n :]  # the liquidation records' accounts
     owing = batch_settle.settle_tail(
-        stage, m, ts, report, n, accounts, lists, head, per_position, figures
+        stage, m, ts, report, n, ints[0], len(kind) - n, si[rk.S_HEAD :], head, sf, figures
     )
     if len(owing):  # ``_batch_isolated``'s bad debt (no socialized loss on this path)
-        rest = per_position[:n]
-        short = per_position[2 * n + 5 : 3 * n + 5]
+        accounts = ints[0][len(kind) - n :]  # the liquidation records' accounts
+        rest = sf[:n]
+        short = sf[2 * n + 5 : 3 * n + 5]
         fenced = not ex.markets[m].spec.liquidation.isolated_recourse
         for j in owing.tolist():
             a, amount = int(accounts[j]), float(rest[j])

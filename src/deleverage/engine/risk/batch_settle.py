@@ -461,20 +461,21 @@ def settle_round(
             code=code,
         )  # fmt: skip
     apply_groups(ex, m, fund, ts, n, head, acc, cpty, r_amount, code)
-    owing = settle_tail(stage, m, ts, report, n, accounts, lists, head, per_position)
+    owing = settle_tail(stage, m, ts, report, n, accounts, 0, lists, head, per_position)
     return accounts, per_position[:n], owing
 
 
 def settle_tail(
-    stage: BatchStage, m: int, ts: int, report: StepReport, n: int, accounts: IntArray,
-    lists: IntArray, head: list[int], per_position: FloatArray,
+    stage: BatchStage, m: int, ts: int, report: StepReport, n: int, rows: IntArray,
+    first: int, lists: IntArray, head: list[int], per_position: FloatArray,
     figures: list[float] | None = None,
 ) -> IntArray:  # fmt: skip
     """What follows a settled round's ledger bookkeeping, for :func:`settle_round` and the
     one-call round (``batch_round._book``): the report's totals (``per_position[2n + 1 :
     2n + 5]``), the cooldowns of partial closes (a ``fixed_fraction`` policy), the carried
     deficits that closed positions settle (popped) and those open positions carry (added);
-    returns which of the ``n`` liquidated ``accounts`` still owe after the fund (indices).
+    returns which of the ``n`` liquidated accounts (``rows[first : first + n]``, read only
+    where needed) still owe after the fund (indices).
     ``lists``: the kernel's header ``head`` (its first :data:`_HEAD` entries as a list), then
     the partial closes, the closed, the owing and the carrying (indices into ``accounts``).
     ``figures``: ``per_position[2n : 2n + 5]`` as a list where the caller has it."""
@@ -490,6 +491,7 @@ def settle_tail(
     if not (head[7] or head[9] or head[10] or carried):
         return _NO_INDEX  # no partial close, nothing owed, carried or to carry
     # The index lists after the header: partial closes, closed, owing, carrying.
+    accounts = rows[first : first + n]
     ends = [_HEAD, _HEAD + head[7]]
     for length in head[8:]:
         ends.append(ends[-1] + length)

@@ -35,13 +35,14 @@ from deleverage.engine.events import (
     MarginCall,
     RiskParamsChanged,
 )
-from deleverage.engine.risk import liquidator
+from deleverage.engine.risk import batch_round, batch_settle, liquidator
 from deleverage.engine.risk.batch import BatchStage, distress_order
 from deleverage.engine.risk.step_kernels import calls_update_nb, isolated_below_among_nb
 from deleverage.engine.risk.support import (
     _MAX_ROUNDS,
     _NS,
     FloatArray,
+    MarketRisk,
     StepReport,
     _below,
     _Caps,
@@ -57,6 +58,10 @@ if TYPE_CHECKING:
 #: Whether a step with nothing under maintenance ends after the margin calls (its rounds
 #: would find no candidate); the twin test switches it off to compare.
 NONE_BELOW_ENDS = True
+#: Whether a step in a market of isolated traders alone takes :meth:`RiskEngine.
+#: _isolated_step` (its batch round without the general rounds' layers); the twin test
+#: switches it off.
+FAST_ROUND = True
 #: Whether the margin calls take :func:`.zone_calls.tracked_calls` (the common isolated case
 #: in one pass) before :meth:`RiskEngine._isolated_calls`; the twin test switches it off.
 TRACKED_CALLS = True
@@ -187,6 +192,13 @@ class RiskEngine(BatchStage):
             risk.capital_ts, risk.capital_used = ts, 0.0
         vault_open = ex._positions[m].size[ex.backstop_account] != 0.0  # a vault position
         modes = self._modes_present(m)
+        if (
+            FAST_ROUND
+            and modes[0]
+            and not (modes[1] or vault_open or ex.check_invariants)
+            and state.spec is spec  # no dynamic margin moved it in this step
+        ):
+            return self._isolated_step(m, ts, report, spec, risk)
         if NONE_BELOW_ENDS and not vault_open and self._none_below(m, spec, modes):
             # Nothing under maintenance (most marks: the calls were the whole step): the
             # rounds below would find no candidate and change nothing.
@@ -202,6 +214,72 @@ class RiskEngine(BatchStage):
         if self._batchable(m) and modes[0]:
             touched = self._batch_isolated(m, ts, report, caps)
             rounds -= 1  # the batch pass is a round of its own
+        return self._rounds(m, ts, report, spec, caps, touched, rounds, modes, layout)
+
+    def _isolated_step(
+        self, m: int, ts: int, report: StepReport, spec: MarketSpec, risk: MarketRisk
+    ) -> StepReport:
+        """:meth:`_on_mark` after the margin calls in a market of isolated traders alone, no
+        backstop vault position and no invariant checks (the isolated day's every marked
+        step): the scan read once, and a batchable round whose accounts all left maintenance
+        (``round_after``: the next round's check, done in its kernel) ends the step without
+        the general rounds' layers (``_none_below``, ``_Caps``, ``_batch_isolated``,
+        ``_batch_found``, ``_candidates``). The same calls in the same order otherwise
+        (the twin: ``FAST_ROUND = False``, tests/unit/risk/test_isolated_step_twin.py)."""
+        ex = self.ex
+        level = spec.liquidation.margin_call_ratio
+        hit = ex._cache.get(("iscan", m, level))  # what the margin calls just scanned
+        scan = hit[1] if hit is not None and hit[0] == ex._version else None
+        if scan is None:
+            scan = ex.isolated_scan(m, level)
+        below = scan["below"]
+        if NONE_BELOW_ENDS and not len(below):
+            self.round_after = None  # what the first round's candidate check would clear
+            return self._step_end(m, ts, report)
+        modes = (True, False)
+        layout = ex.layout_version
+        if not (
+            NONE_BELOW_ENDS  # else the twin's general path
+            and batch_settle.ENABLED
+            and batch_round.FUSED
+            and not (risk.cooldown_until_ns or risk.latency_ns)  # ``_batch_found``'s filter
+            and spec.adl.trigger_fund_drawdown is None  # not ``batch_in_order``
+            and self._batchable(m)
+        ):
+            caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
+            touched: npt.NDArray[np.int64] | None = None
+            rounds = _MAX_ROUNDS
+            if self._batchable(m):
+                touched = self._batch_isolated(m, ts, report, caps)
+                rounds -= 1
+            return self._rounds(m, ts, report, spec, caps, touched, rounds, modes, layout)
+        # ``_batch_isolated`` of the scan's candidates (none held back: ``_batch_found``'s)
+        touched = batch_round.run_round(
+            self, m, ts, report, below, scan["below_equity"], scan["below_maintenance"]
+        )
+        if touched is None:  # not the one-call round's: the separate plan and settlement
+            caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
+            found = (below, scan["below_equity"], scan["below_maintenance"])
+            touched = self._batch_separate(m, ts, report, caps, found)
+            return self._rounds(m, ts, report, spec, caps, touched, _MAX_ROUNDS - 1, modes, layout)
+        after = self.round_after
+        if after is not None and after[0] is touched and not len(after[1]):
+            # the next round's check: none of the round's accounts is under maintenance
+            self.round_after = None
+            return self._step_end(m, ts, report)
+        caps = _Caps(spec, risk.capital_per_step - risk.capital_used)
+        return self._rounds(m, ts, report, spec, caps, touched, _MAX_ROUNDS - 1, modes, layout)
+
+    def _rounds(
+        self, m: int, ts: int, report: StepReport, spec: MarketSpec, caps: _Caps,
+        touched: npt.NDArray[np.int64] | None, rounds: int, modes: tuple[bool, bool],
+        layout: int,
+    ) -> StepReport:  # fmt: skip
+        """The risk step's liquidation rounds after the batch pass (``touched``: its accounts,
+        or None), at most ``rounds``; ``modes`` hold while the account layout is ``layout``;
+        ``spec``: the market's at the step's start."""
+        ex = self.ex
+        risk = self.markets[m]
         policy = spec.liquidation
         one_pass = policy.max_liquidations_per_step is not None
         cross_among: list[int] | None = None  # a planned round's accounts (CrossRound.among)
