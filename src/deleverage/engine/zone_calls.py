@@ -356,8 +356,8 @@ class ZoneTracker(LevelIndex):
         One frame, the arguments read once into locals: it runs at every margin-call step
         (7,358 on the isolated day; the frames and helper calls it replaced cost ~10 us a
         call). Where a refresh finds an index to compact or flags to grow (codes 2 and 3),
-        the refreshes are made the usual way and the kernel runs again without them (its
-        shared arguments, :meth:`_calls_args`, read again: the dirty entries moved)."""
+        the refreshes are made the usual way and the kernel runs again without them (the
+        arguments, :meth:`_calls_args`, read again: the dirty entries moved)."""
         c = call_index
         size = cols.size
         c_t, l_t = c._touched, self._touched
@@ -372,18 +372,19 @@ class ZoneTracker(LevelIndex):
         self.n_log = 0
         parts = self.pending
         pending = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else _EMPTY
-        shared = (touched, mark, cols, kind, tiers, called, pending)
         out = None
         if refresh:
             c_touched, l_touched = c._take_touched(), self._take_touched()
             need = len(self._dirty_acc) + len(l_touched)
             if len(self._nan) < need:
                 self._nan = np.full(2 * need, np.nan)
-            out = refresh_calls_nb(
+            head = (
                 c_touched, c._seen, c.level, c._n_flagged, c.dirty_limits(), l_touched,
                 self._seen, self._n_flagged, self.dirty_limits(), self._nan, True,
-                *self._calls_args(c, *shared),
             )  # fmt: skip
+            out = refresh_calls_nb(
+                *self._calls_args(head, c, touched, mark, cols, kind, tiers, called, pending)
+            )
             code = out[0]
             newly_c, c_acc, c_price, newly_l, l_acc = out[1]
             if code == 3:  # an account beyond the flags: the one-index refreshes grow them
@@ -401,10 +402,13 @@ class ZoneTracker(LevelIndex):
                 self._n_flagged += newly_l
                 self._dirty_acc, self._dirty_price = l_acc, self._nan[: len(l_acc)]
         if out is None:  # no refresh, or the refreshes made the usual way
-            out = refresh_calls_nb(
+            head = (
                 _EMPTY, c._seen, c.level, c._n_flagged, (0, 0), _EMPTY, self._seen,
-                self._n_flagged, (0, 0), self._nan, False, *self._calls_args(c, *shared),
+                self._n_flagged, (0, 0), self._nan, False,
             )  # fmt: skip
+            out = refresh_calls_nb(
+                *self._calls_args(head, c, touched, mark, cols, kind, tiers, called, pending)
+            )
         code, _, below, below_e, below_m, new, fresh, ratio, head_long, head_short = out
         if code == 1:  # the walk
             self.synced = False  # the touched log is spent: only a restart brings it back
@@ -416,6 +420,7 @@ class ZoneTracker(LevelIndex):
 
     def _calls_args(
         self,
+        head: tuple[Any, ...],
         c: LevelIndex,
         touched: IntArray,
         mark: float,
@@ -425,19 +430,21 @@ class ZoneTracker(LevelIndex):
         called: IntArray,
         pending: IntArray,
     ) -> tuple[Any, ...]:
-        """:func:`.refresh_calls_nb`'s arguments after its refresh ones (those of
-        :func:`.zone_calls_nb`) at the indexes' current state: the step's (the call index
+        """:func:`.refresh_calls_nb`'s arguments: its refresh ones ``head``, then those of
+        :func:`.zone_calls_nb` at the indexes' current state: the step's (the call index
         ``c``'s sides (sorted key, accounts, head) and dirty entries (flags, any flagged,
         accounts, prices), then this index's, the live columns, the marks, tiers and
         tolerances, the statuses and flags, and the sorted entries whose row copies the call
         index's walk would make first: all of them after a sort or a compaction, none after)
         and the call update's (the called set, the pending accounts, the call flags, the set
         the flags follow and whether ``called`` replaced it). One expression, no helper
-        calls: it runs at every margin-call step."""
+        calls: it runs at every margin-call step. One tuple (``head`` and these), which the
+        kernel's call takes as it is (a call that unpacks a tuple among other arguments
+        builds a list first)."""
         old = self.called_ref
         if old is None:
             old = _EMPTY
-        return (
+        return head + (  # noqa: RUF005 (unpacking would build a list first)
             (c.long_neg_price, c.long_acc, c.long_head), (c.short_price, c.short_acc, c.short_head),
             (c.dirty_flag, c._n_flagged != 0, c._dirty_acc, c._dirty_price),
             (self.long_neg_price, self.long_acc, self.long_head),
@@ -470,7 +477,7 @@ class ZoneTracker(LevelIndex):
         """:func:`.zone_step_nb`'s arguments at the indexes' current state: the first
         :data:`STEP_ARGS` of :meth:`_calls_args` (no call update), the one place they are
         spelled out."""
-        args = self._calls_args(call_index, touched, mark, cols, kind, tiers, _EMPTY, _EMPTY)
+        args = self._calls_args((), call_index, touched, mark, cols, kind, tiers, _EMPTY, _EMPTY)
         return args[:STEP_ARGS]
 
     def ask_for(self, called: IntArray) -> bool:
