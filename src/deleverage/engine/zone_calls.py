@@ -84,6 +84,9 @@ WALK_WEIGHT = 2.0
 #: of every entry: those count as entries of the walk.
 WALK_MIN = 1024
 WALK_SHARE = 256
+#: :func:`.zone_step_nb`'s arguments: the first of :func:`.zone_calls_nb`'s (the call
+#: update's five follow them).
+STEP_ARGS = 27
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -353,7 +356,8 @@ class ZoneTracker(LevelIndex):
         One frame, the arguments read once into locals: it runs at every margin-call step
         (7,358 on the isolated day; the frames and helper calls it replaced cost ~10 us a
         call). Where a refresh finds an index to compact or flags to grow (codes 2 and 3),
-        the refreshes are made the usual way and the kernel runs again without them."""
+        the refreshes are made the usual way and the kernel runs again without them (the
+        arguments, :meth:`_calls_args`, read again: the dirty entries moved)."""
         c = call_index
         size = cols.size
         c_t, l_t = c._touched, self._touched
@@ -368,41 +372,27 @@ class ZoneTracker(LevelIndex):
         self.n_log = 0
         parts = self.pending
         pending = np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else _EMPTY
-        old = self.called_ref
-        if old is None:
-            old = _EMPTY
-        floor, mmr, cum = tiers.floor, tiers.mmr, tiers.cum
-        min_margin, level, p_old = float(tiers.min_margin), self.call_level, self.mark
-        entry, margin, mode = cols.entry, cols.isolated_margin, cols.mode
-        rows = 0 if c._rows is not None else len(c.long_acc) + len(c.short_acc)
-        walk_min = max(WALK_MIN, len(self.status) // WALK_SHARE)
         out = None
         if refresh:
             c_touched, l_touched = c._take_touched(), self._take_touched()
             need = len(self._dirty_acc) + len(l_touched)
             if len(self._nan) < need:
                 self._nan = np.full(2 * need, np.nan)
-            out = refresh_calls_nb(
+            head = (
                 c_touched, c._seen, c.level, c._n_flagged, c.dirty_limits(), l_touched,
                 self._seen, self._n_flagged, self.dirty_limits(), self._nan, True,
-                (c.long_neg_price, c.long_acc, c.long_head),
-                (c.short_price, c.short_acc, c.short_head),
-                (c.dirty_flag, c._n_flagged != 0, c._dirty_acc, c._dirty_price),
-                (self.long_neg_price, self.long_acc, self.long_head),
-                (self.short_price, self.short_acc, self.short_head),
-                (self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price),
-                touched, size, entry, margin, mode, kind, p_old, mark, floor, mmr, cum,
-                min_margin, level, CERTAIN_RTOL, self.status, self._scratch,
-                self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT, walk_min, rows, called,
-                pending, self.is_called, old, called is not old,
             )  # fmt: skip
+            out = refresh_calls_nb(
+                *self._calls_args(head, c, touched, mark, cols, kind, tiers, called, pending)
+            )
             code = out[0]
             newly_c, c_acc, c_price, newly_l, l_acc = out[1]
             if code == 3:  # an account beyond the flags: the one-index refreshes grow them
                 c._touched, self._touched = [c_touched], [l_touched]
-                self._refresh_pair(c, size, entry, margin, tiers)
+                self._refresh_pair(c, size, cols.entry, cols.isolated_margin, tiers)
                 out = None
             elif code == 2:  # an index compacts (:meth:`_take_dirty`)
+                entry, margin = cols.entry, cols.isolated_margin
                 c._take_dirty(newly_c, c_acc, c_price, size, entry, margin, tiers)
                 self._take_dirty(newly_l, l_acc, self._nan, size, entry, margin, tiers)
                 out = None
@@ -411,23 +401,14 @@ class ZoneTracker(LevelIndex):
                 c._dirty_acc, c._dirty_price = c_acc, c_price
                 self._n_flagged += newly_l
                 self._dirty_acc, self._dirty_price = l_acc, self._nan[: len(l_acc)]
-            if out is None:  # the refreshes made the usual way: the step and update alone
-                rows = 0 if c._rows is not None else len(c.long_acc) + len(c.short_acc)
-        if out is None:
-            out = refresh_calls_nb(
+        if out is None:  # no refresh, or the refreshes made the usual way
+            head = (
                 _EMPTY, c._seen, c.level, c._n_flagged, (0, 0), _EMPTY, self._seen,
                 self._n_flagged, (0, 0), self._nan, False,
-                (c.long_neg_price, c.long_acc, c.long_head),
-                (c.short_price, c.short_acc, c.short_head),
-                (c.dirty_flag, c._n_flagged != 0, c._dirty_acc, c._dirty_price),
-                (self.long_neg_price, self.long_acc, self.long_head),
-                (self.short_price, self.short_acc, self.short_head),
-                (self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price),
-                touched, size, entry, margin, mode, kind, p_old, mark, floor, mmr, cum,
-                min_margin, level, CERTAIN_RTOL, self.status, self._scratch,
-                self.pending_flag, _levels.ZONE_RTOL, WALK_WEIGHT, walk_min, rows, called,
-                pending, self.is_called, old, called is not old,
             )  # fmt: skip
+            out = refresh_calls_nb(
+                *self._calls_args(head, c, touched, mark, cols, kind, tiers, called, pending)
+            )
         code, _, below, below_e, below_m, new, fresh, ratio, head_long, head_short = out
         if code == 1:  # the walk
             self.synced = False  # the touched log is spent: only a restart brings it back
@@ -436,6 +417,46 @@ class ZoneTracker(LevelIndex):
         self.called_ref = new
         self._moved(mark, head_long, head_short)
         return below, below_e, below_m, new, fresh, ratio
+
+    def _calls_args(
+        self,
+        head: tuple[Any, ...],
+        c: LevelIndex,
+        touched: IntArray,
+        mark: float,
+        cols: Any,
+        kind: npt.NDArray[np.int8],
+        tiers: TierArrays,
+        called: IntArray,
+        pending: IntArray,
+    ) -> tuple[Any, ...]:
+        """:func:`.refresh_calls_nb`'s arguments: its refresh ones ``head``, then those of
+        :func:`.zone_calls_nb` at the indexes' current state: the step's (the call index
+        ``c``'s sides (sorted key, accounts, head) and dirty entries (flags, any flagged,
+        accounts, prices), then this index's, the live columns, the marks, tiers and
+        tolerances, the statuses and flags, and the sorted entries whose row copies the call
+        index's walk would make first: all of them after a sort or a compaction, none after)
+        and the call update's (the called set, the pending accounts, the call flags, the set
+        the flags follow and whether ``called`` replaced it). One expression, no helper
+        calls: it runs at every margin-call step. One tuple (``head`` and these), which the
+        kernel's call takes as it is (a call that unpacks a tuple among other arguments
+        builds a list first)."""
+        old = self.called_ref
+        if old is None:
+            old = _EMPTY
+        return head + (  # noqa: RUF005 (unpacking would build a list first)
+            (c.long_neg_price, c.long_acc, c.long_head), (c.short_price, c.short_acc, c.short_head),
+            (c.dirty_flag, c._n_flagged != 0, c._dirty_acc, c._dirty_price),
+            (self.long_neg_price, self.long_acc, self.long_head),
+            (self.short_price, self.short_acc, self.short_head),
+            (self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price),
+            touched, cols.size, cols.entry, cols.isolated_margin, cols.mode, kind, self.mark, mark,
+            tiers.floor, tiers.mmr, tiers.cum, float(tiers.min_margin), self.call_level,
+            CERTAIN_RTOL, self.status, self._scratch, self.pending_flag, _levels.ZONE_RTOL,
+            WALK_WEIGHT, max(WALK_MIN, len(self.status) // WALK_SHARE),
+            0 if c._rows is not None else len(c.long_acc) + len(c.short_acc), called, pending,
+            self.is_called, old, called is not old,
+        )  # fmt: skip
 
     def _moved(self, mark: float, head_long: int, head_short: int) -> None:
         """The statuses now hold at ``mark``; the liquidation index's heads after the step."""
@@ -453,25 +474,11 @@ class ZoneTracker(LevelIndex):
         kind: npt.NDArray[np.int8],
         tiers: TierArrays,
     ) -> tuple[Any, ...]:
-        """:func:`.zone_step_nb`'s arguments at the indexes' current state: the call
-        index's sides (sorted key, accounts, head) and dirty entries (flags, any flagged,
-        accounts, prices), then this index's, the live columns, the marks, tiers and
-        tolerances, the statuses and flags, and last the sorted entries whose row copies the
-        call index's walk would make first (all of them after a sort or a compaction, none
-        after). One expression, no helper calls: it runs at every tracked step."""
-        c = call_index
-        return (
-            (c.long_neg_price, c.long_acc, c.long_head), (c.short_price, c.short_acc, c.short_head),
-            (c.dirty_flag, c._n_flagged != 0, c._dirty_acc, c._dirty_price),
-            (self.long_neg_price, self.long_acc, self.long_head),
-            (self.short_price, self.short_acc, self.short_head),
-            (self.dirty_flag, self._n_flagged != 0, self._dirty_acc, self._dirty_price),
-            touched, cols.size, cols.entry, cols.isolated_margin, cols.mode, kind, self.mark, mark,
-            tiers.floor, tiers.mmr, tiers.cum, float(tiers.min_margin), self.call_level,
-            CERTAIN_RTOL, self.status, self._scratch, self.pending_flag, _levels.ZONE_RTOL,
-            WALK_WEIGHT, max(WALK_MIN, len(self.status) // WALK_SHARE),
-            0 if c._rows is not None else len(c.long_acc) + len(c.short_acc),
-        )  # fmt: skip
+        """:func:`.zone_step_nb`'s arguments at the indexes' current state: the first
+        :data:`STEP_ARGS` of :meth:`_calls_args` (no call update), the one place they are
+        spelled out."""
+        args = self._calls_args((), call_index, touched, mark, cols, kind, tiers, _EMPTY, _EMPTY)
+        return args[:STEP_ARGS]
 
     def ask_for(self, called: IntArray) -> bool:
         """Let the next tracked step update the called set ``called`` too (one compiled
@@ -603,7 +610,10 @@ def tracked_calls(
     caches it, and the new called set, the accounts called now and their ratios returned.
     None where it does not apply, with nothing changed, or where the step takes the walk
     (the walked scan cached, the statuses started again from it): the caller then takes the
-    general path, which finds that scan cached."""
+    general path, which finds that scan cached.
+
+    The checks are :meth:`ZoneTracker.finite`'s and :meth:`ZoneTracker.current`'s written
+    out, in the same order (it runs at every margin-call step: 7,358 on the isolated day)."""
     tracker = ex._level_index.get((m, 1.0))
     if (
         ex.check_invariants
@@ -619,16 +629,24 @@ def tracked_calls(
         return None  # scanned already at this state: the call update alone (general path)
     if len(ex._scan_buffers.get("i_below", ())) < ex._n:
         return None  # the general path sizes the scan's buffers first
-    index = ex._level_index.get((m, min(float(call_level), 1.0)))
+    level = float(call_level)
+    index = ex._level_index.get((m, min(level, 1.0)))
     state = ex.markets[m]
-    t, mark, level = state.tiers, state.mark, float(call_level)
+    t, mark = state.tiers, state.mark
     if (
         index is None
         or not index.valid
         or not trackable(t, level, mark)
         or not tracker.valid
-        or not tracker.finite(index)
-        or not tracker.current(index, t, level)
+        or (
+            (index.rebuilds, index.compactions, tracker.rebuilds, tracker.compactions)
+            != tracker.checked
+            and not tracker.finite(index)
+        )  # :meth:`ZoneTracker.finite`, its remembered answer read here
+        or not tracker.synced  # :meth:`ZoneTracker.current` (``valid`` tested above)
+        or tracker.call_level != level
+        or tracker.tiers is not t
+        or tracker.marks != (id(index), index.rebuilds, tracker.rebuilds)
     ):
         return None
     tracker.ask = None

@@ -422,7 +422,8 @@ def test_a_run_sets_the_heap_apart_from_the_collector_and_gives_it_back(
         Simulation(make_scenario({})).run(progress=progress)
     assert states
     assert all(enabled and frozen > 0 for enabled, frozen in states)  # collecting, heap apart
-    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
 
 
 def test_a_cycle_made_during_a_run_is_collected_during_it(make_scenario: ScenarioFactory) -> None:

@@ -418,6 +418,9 @@ class RiskEngine(BatchStage):
                 tracked_calls(ex, m, level, called)
                 if TRACKED_CALLS and called.dtype == np.int64 else None
             )  # fmt: skip
+            if fast is not None and not any_cross:  # the common case: straight to the journal
+                risk.called_isolated, accounts, ratios = fast
+                return self._emit_calls(m, ts, accounts, ratios)
             risk.called_isolated, acc, ratio = (
                 fast if fast is not None else self._isolated_calls(m, level)
             )
@@ -444,17 +447,26 @@ class RiskEngine(BatchStage):
         if len(accounts) == 0:
             return 0  # most marks: nothing to sort or write
         ratios = np.concatenate(new_ratio) if len(new_ratio) > 1 else new_ratio[0]
-        if len(accounts) == 1:
+        if any_cross and len(accounts) > 1:
+            # the isolated scan's accounts alone are in account order already
+            order = np.argsort(accounts, kind="stable")
+            accounts, ratios = accounts[order], ratios[order]
+        return self._emit_calls(m, ts, accounts, ratios)
+
+    def _emit_calls(
+        self, m: int, ts: int, accounts: npt.NDArray[np.int64], ratios: FloatArray
+    ) -> int:
+        """Journal the margin calls of market ``m`` at ``ts`` (``accounts`` ascending, their
+        ratios): one ``MarginCall`` event, or a batch of rows; how many."""
+        n = len(accounts)
+        if n == 1:
             a, r = int(accounts[0]), float(ratios[0])
-            ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
-        else:
-            if any_cross:  # the isolated scan's accounts alone are in account order already
-                order = np.argsort(accounts, kind="stable")
-                accounts, ratios = accounts[order], ratios[order]
-            ex.journal.append_columns(
+            self.ex._emit(MarginCall(ts_ns=ts, account=a, market=m, ratio=r))
+        elif n:
+            self.ex.journal.append_columns(
                 EventKind.MARGIN_CALL, ts, account=accounts, market=m, amount=ratios
             )
-        return len(accounts)
+        return n
 
     def _isolated_calls(
         self, m: int, level: float
