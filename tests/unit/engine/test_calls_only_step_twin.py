@@ -115,6 +115,18 @@ def _run(
         return answer
 
     monkeypatch.setattr(RiskEngine, "_none_below", spy)
+    isolated_step = RiskEngine._isolated_step
+
+    def isolated_spy(self: RiskEngine, m: int, ts: int, *rest: Any) -> Any:
+        # A market of isolated traders alone asks its scan, not ``_none_below``: the same
+        # question (the scan is the one the margin calls just made, read from the cache)
+        level = self.ex.markets[m].spec.liquidation.margin_call_ratio
+        ended.append(
+            risk_step.NONE_BELOW_ENDS and not len(self.ex.isolated_scan(m, level)["below"])
+        )
+        return isolated_step(self, m, ts, *rest)
+
+    monkeypatch.setattr(RiskEngine, "_isolated_step", isolated_spy)
     for t, row in enumerate(marks):
         for m, price in enumerate(row.tolist()):
             ended.clear()
@@ -140,6 +152,7 @@ def _run(
                     if (modes == int(MarginMode.CROSS)).any():
                         counts["ended_cross_calls"] += 1
     monkeypatch.setattr(RiskEngine, "_none_below", original)
+    monkeypatch.setattr(RiskEngine, "_isolated_step", isolated_step)
     monkeypatch.setattr(risk_step, "tracked_calls", tracked)
     return counts
 
