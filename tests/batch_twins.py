@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from deleverage import Exchange, MarginMode, MarketSpec
 from deleverage.liquidity import ConstantDepthBook
+from deleverage.sim.runner import RunResult
 
 S = 1_000_000_000
 OPEN = 1_000.0
@@ -109,3 +110,12 @@ def assert_same_runs(fast: Exchange, reference: Exchange) -> None:
     fa, fb = fast.funds[fast.insurance_account], reference.funds[reference.insurance_account]
     assert fa.history == fb.history
     assert fa.balance == fb.balance
+
+
+def assert_same_results(fast: RunResult, slow: RunResult) -> None:
+    """Two simulation runs of one scenario (a fast path on and off) give the same journal,
+    per-step frame, result hash and final equity."""
+    assert fast.journal.to_arrow().equals(slow.journal.to_arrow()), "journals differ"
+    assert fast.steps.equals(slow.steps), "per-step frames differ"
+    assert fast.result_hash == slow.result_hash
+    assert np.array_equal(fast.final_equity, slow.final_equity)  # type: ignore[arg-type]

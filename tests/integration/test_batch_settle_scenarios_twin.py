@@ -9,9 +9,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from batch_twins import assert_same_results
 from deleverage.engine.risk import batch_settle
 from deleverage.sim.builtin import builtin_names, builtin_path
 from deleverage.sim.runner import RunResult, Simulation
@@ -35,10 +35,7 @@ def _run(scenario: Scenario, enabled: bool) -> RunResult:
 
 def _twin(scenario: Scenario) -> RunResult:
     fast, slow = _run(scenario, True), _run(scenario, False)
-    assert fast.journal.to_arrow().equals(slow.journal.to_arrow()), "journals differ"
-    assert fast.steps.equals(slow.steps), "per-step frames differ"
-    assert fast.result_hash == slow.result_hash
-    assert np.array_equal(fast.final_equity, slow.final_equity)  # type: ignore[arg-type]
+    assert_same_results(fast, slow)
     return fast
 
 

@@ -22,12 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batch_twins import POLICIES, assert_same_runs, run_twin_book
+from batch_twins import POLICIES, assert_same_results, assert_same_runs, run_twin_book
 from deleverage import Exchange
 from deleverage.engine.risk import batch_round, step
 from deleverage.engine.risk.step import RiskEngine
@@ -168,10 +167,7 @@ def _sim_twin(scenario: Scenario) -> RunResult:
         fast = Simulation(scenario).run()
     with _fast(False):
         slow = Simulation(scenario).run()
-    assert fast.journal.to_arrow().equals(slow.journal.to_arrow()), "journals differ"
-    assert fast.steps.equals(slow.steps), "per-step frames differ"
-    assert fast.result_hash == slow.result_hash
-    assert np.array_equal(fast.final_equity, slow.final_equity)  # type: ignore[arg-type]
+    assert_same_results(fast, slow)
     return fast
 
 
