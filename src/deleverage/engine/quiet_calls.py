@@ -357,6 +357,42 @@ def _ratio_nb(
 
 
 @njit(cache=True)
+def empty_bounds_nb(out: FloatArray) -> None:
+    """Each market's row of near-entry bounds (:func:`.called_bounds_nb`'s six columns) set
+    to bound no entry: the called longs' lowest zone and highest liquidation price, the called
+    shorts' highest zone and lowest liquidation price, the dropped longs' highest and the
+    dropped shorts' lowest zone price."""
+    for m in range(out.shape[0]):
+        out[m, 0] = np.inf
+        out[m, 1] = -np.inf
+        out[m, 2] = -np.inf
+        out[m, 3] = np.inf
+        out[m, 4] = -np.inf
+        out[m, 5] = np.inf
+
+
+@njit(cache=True)
+def widen_bounds_nb(
+    out: FloatArray, m: int, dropped: bool, is_long: bool, zone: float, liq: float
+) -> None:
+    """Market ``m``'s bounds (:func:`empty_bounds_nb`'s columns) widened by one entry: a
+    dropped one by its zone price, a called one by its zone and liquidation prices. The one
+    rule of :func:`.called_bounds_nb` and of the fused pass of
+    :func:`recalls_bounds_step_nb` (the same comparisons: the same bits)."""
+    if dropped:
+        if is_long:
+            out[m, 4] = max(out[m, 4], zone)
+        else:
+            out[m, 5] = min(out[m, 5], zone)
+    elif is_long:
+        out[m, 0] = min(out[m, 0], zone)
+        out[m, 1] = max(out[m, 1], liq)
+    else:
+        out[m, 2] = max(out[m, 2], zone)
+        out[m, 3] = min(out[m, 3], liq)
+
+
+@njit(cache=True)
 def _recalls_nb(
     marks: FloatArray,
     near: IntArray,
@@ -389,13 +425,7 @@ def _recalls_nb(
     """:func:`recalls_step_nb`, or with ``fused`` :func:`recalls_bounds_step_nb`."""
     count = 0
     if fused:
-        for m in range(bounds.shape[0]):
-            bounds[m, 0] = np.inf
-            bounds[m, 1] = -np.inf
-            bounds[m, 2] = -np.inf
-            bounds[m, 3] = np.inf
-            bounds[m, 4] = -np.inf
-            bounds[m, 5] = np.inf
+        empty_bounds_nb(bounds)
         n_changed[0] = 0
     for t in range(n_near):
         i = near[t]
@@ -438,17 +468,7 @@ def _recalls_nb(
             if state != dropped[i]:
                 changed[n_changed[0]] = i
                 n_changed[0] += 1
-            if state:
-                if c_long[i]:
-                    bounds[mk, 4] = max(bounds[mk, 4], c_zone[i])
-                else:
-                    bounds[mk, 5] = min(bounds[mk, 5], c_zone[i])
-            elif c_long[i]:
-                bounds[mk, 0] = min(bounds[mk, 0], c_zone[i])
-                bounds[mk, 1] = max(bounds[mk, 1], c_liq[i])
-            else:
-                bounds[mk, 2] = max(bounds[mk, 2], c_zone[i])
-                bounds[mk, 3] = min(bounds[mk, 3], c_liq[i])
+            widen_bounds_nb(bounds, mk, state, c_long[i], c_zone[i], c_liq[i])
     return count
 
 

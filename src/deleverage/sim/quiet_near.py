@@ -36,6 +36,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from deleverage.engine.quiet_calls import empty_bounds_nb, widen_bounds_nb
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -144,13 +146,7 @@ def called_bounds_nb(
     ``settle`` (with ``start`` 0): the near entries' new dropped states, written into
     ``dropped`` in the same pass (the step's write-back before it bounds them afresh)."""
     if start == 0:
-        for m in range(out.shape[0]):
-            out[m, 0] = np.inf
-            out[m, 1] = -np.inf
-            out[m, 2] = -np.inf
-            out[m, 3] = np.inf
-            out[m, 4] = -np.inf
-            out[m, 5] = np.inf
+        empty_bounds_nb(out)
     for t in range(start, stop):
         i = near[t]
         if settle is not None:
@@ -158,17 +154,7 @@ def called_bounds_nb(
         m = market[i]
         if m < 0:
             continue
-        if dropped[i]:
-            if long[i]:
-                out[m, 4] = max(out[m, 4], zone[i])
-            else:
-                out[m, 5] = min(out[m, 5], zone[i])
-        elif long[i]:
-            out[m, 0] = min(out[m, 0], zone[i])
-            out[m, 1] = max(out[m, 1], liq[i])
-        else:
-            out[m, 2] = max(out[m, 2], zone[i])
-            out[m, 3] = min(out[m, 3], liq[i])
+        widen_bounds_nb(out, m, dropped[i], long[i], zone[i], liq[i])
 
 
 @njit(cache=True)
